@@ -1,0 +1,98 @@
+/* Internal declarations shared by the C files (not read by cffi). */
+#ifndef LLM_INTERNAL_H
+#define LLM_INTERNAL_H
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include "llmlite.h"
+
+enum {
+    T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7,
+    T_Q8_0 = 8, T_Q8_1 = 9, T_Q2_K = 10, T_Q3_K = 11, T_Q4_K = 12,
+    T_Q5_K = 13, T_Q6_K = 14, T_Q8_K = 15, T_BF16 = 30, T_COUNT = 31
+};
+
+#define QK 32
+#define QKK 256
+#define K_SCALE_SIZE 12
+
+typedef uint16_t f16_t;
+typedef uint16_t bf16_t;
+
+/* block layouts, bit-for-bit ggml's (spec section 1) */
+typedef struct { f16_t d; uint8_t qs[16]; } block_q4_0;                 /* 18 */
+typedef struct { f16_t d, m; uint8_t qs[16]; } block_q4_1;              /* 20 */
+typedef struct { f16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;  /* 22 */
+typedef struct { f16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1; /* 24 */
+typedef struct { f16_t d; int8_t qs[32]; } block_q8_0;                  /* 34 */
+typedef struct { f16_t d, s; int8_t qs[32]; } block_q8_1;               /* 36 */
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; f16_t d, dmin; } block_q2_K;  /* 84 */
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; f16_t d; } block_q3_K; /* 110 */
+typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K; /* 144 */
+typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; /* 176 */
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; f16_t d; } block_q6_K; /* 210 */
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 292 */
+
+/* fp16 / bf16 conversion (exact widening; RNE narrowing) */
+static inline float llm_f16_to_f32(f16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) bits = sign;
+        else { /* subnormal: normalise */
+            int e = -1;
+            do { man <<= 1; e++; } while (!(man & 0x400));
+            man &= 0x3ff;
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13);
+        }
+    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
+    else bits = sign | ((exp + 112) << 23) | (man << 13);
+    float f; memcpy(&f, &bits, 4); return f;
+}
+static inline f16_t llm_f32_to_f16(float f) {
+    uint32_t x; memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return (f16_t)(sign | 0x7e00);          /* NaN */
+    if (ax >= 0x477ff000u) return (f16_t)(sign | 0x7c00);         /* overflow -> inf */
+    if (ax < 0x38800000u) {                                       /* subnormal or zero */
+        if (ax < 0x33000000u) return (f16_t)sign;                 /* < 2^-25 -> 0 (ties to even: 2^-25 -> 0) */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffff) | 0x800000;
+        uint32_t shift = 126 - e;                                 /* 14 + (113 - e) - ... */
+        uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1))) r++;
+        return (f16_t)(sign | r);
+    }
+    uint32_t r = ax + 0xc8000fffu + ((ax >> 13) & 1);             /* rebias exp (-112<<23) and round */
+    return (f16_t)(sign | (r >> 13));
+}
+static inline float llm_bf16_to_f32(bf16_t h) { uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return f; }
+static inline bf16_t llm_f32_to_bf16(float f) {
+    uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40);
+    return (bf16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+#define FP16_TO_F32(h) llm_f16_to_f32(h)
+
+/* Q4_K / Q5_K 6-bit scale unpacking */
+static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }
+    else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+
+/* One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
+ * paired activation type. Every ISA file fills a table of these. */
+typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void *a);
+typedef struct { llm_vec_dot_fn vec_dot[T_COUNT]; } llm_kernel_table;
+
+void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
+void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */
+void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what it has */
+
+/* the active table (dispatch.c) */
+const llm_kernel_table *llm_kernels(void);
+
+/* thread pool (threads.c): run fn(ith, nth, arg) on every thread, main thread is ith 0 */
+typedef void (*llm_task_fn)(int ith, int nth, void *arg);
+void llm_parallel(llm_task_fn fn, void *arg);
+
+#endif

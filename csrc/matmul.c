@@ -1,0 +1,88 @@
+/* y = W x for every weight type: activations converted once to the paired type,
+ * rows split across the thread pool. Each (row, column) dot is the same kernel
+ * call whatever the number of columns, so results are batch invariant. */
+#include <stdlib.h>
+#include "internal.h"
+
+#define ROW_TILE 16
+
+static void *scratch = NULL;
+static size_t scratch_size = 0;
+
+static void *get_scratch(size_t n) {
+    if (n > scratch_size) {
+        free(scratch);
+        scratch = aligned_alloc(64, (n + 63) / 64 * 64);
+        scratch_size = scratch ? n : 0;
+    }
+    return scratch;
+}
+
+typedef struct {
+    int at;
+    const float *X;
+    void *Xq;
+    long long k, ncols, xq_stride;
+} quant_job;
+
+static void quant_task(int ith, int nth, void *p) {
+    quant_job *j = p;
+    for (long long c = ith; c < j->ncols; c += nth)
+        llm_quantize_act(j->at, j->X + c * j->k, (char *)j->Xq + c * j->xq_stride, j->k);
+}
+
+typedef struct {
+    llm_vec_dot_fn dot;
+    const char *W;
+    long long rows, k, ncols;
+    size_t w_stride, xq_stride;
+    const char *Xq;
+    float *Y;
+} mm_job;
+
+static void mm_task(int ith, int nth, void *p) {
+    mm_job *j = p;
+    long long ntiles = (j->rows + ROW_TILE - 1) / ROW_TILE;
+    long long t0 = ntiles * ith / nth, t1 = ntiles * (ith + 1) / nth;
+    long long r0 = t0 * ROW_TILE, r1 = t1 * ROW_TILE;
+    if (r1 > j->rows) r1 = j->rows;
+    if (j->ncols == 1) {
+        for (long long r = r0; r < r1; r++)
+            j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
+        return;
+    }
+    for (long long rt = r0; rt < r1; rt += ROW_TILE) {
+        long long re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+        for (long long c = 0; c < j->ncols; c++) {
+            const char *xq = j->Xq + c * j->xq_stride;
+            float *y = j->Y + c * j->rows;
+            for (long long r = rt; r < re; r++) j->dot(j->k, y + r, j->W + r * j->w_stride, xq);
+        }
+    }
+}
+
+int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
+                 const void *Xq, long long ncols, float *Y) {
+    if (!llm_type_supported(wtype) || rows < 0 || ncols < 0) return -1;
+    long long wb = llm_row_bytes(wtype, k), xb = llm_row_bytes(llm_type_act_type(wtype), k);
+    if (wb < 0 || xb < 0) return -1;
+    llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
+    if (!dot) return -1;
+    mm_job j = {dot, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y};
+    llm_parallel(mm_task, &j);
+    return 0;
+}
+
+int llm_matmul(int wtype, const void *W, long long rows, long long k,
+               const float *X, long long ncols, float *Y) {
+    if (!llm_type_supported(wtype) || ncols < 0) return -1;
+    int at = llm_type_act_type(wtype);
+    long long xb = llm_row_bytes(at, k);
+    if (xb < 0 || llm_row_bytes(wtype, k) < 0) return -1;
+    void *Xq = get_scratch((size_t)(xb * (ncols > 0 ? ncols : 1)));
+    if (!Xq) return -1;
+    quant_job q = {at, X, Xq, k, ncols, xb};
+    if (ncols == 1) quant_task(0, 1, &q);
+    else llm_parallel(quant_task, &q);
+    return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
+}

@@ -1,0 +1,3 @@
+from setuptools import setup
+
+setup(cffi_modules=["llmlite/_build.py:ffibuilder"])
