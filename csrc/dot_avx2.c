@@ -1,4 +1,433 @@
-/* avx2 vec-dot kernels (stub: falls back to the scalar ones until written). */
+/* AVX2 + FMA + F16C vec-dot kernels for every weight type (x86 without AVX-512).
+ *
+ * Integer products are summed exactly in int32 lanes (each lane stays below 2^24,
+ * so its conversion to float is exact); blocks are then scaled and accumulated in
+ * float, in a fixed order, with one horizontal reduction per call. Results depend
+ * only on (n, w, a): batch invariant. */
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
 #include "internal.h"
 
-void llm_kernels_avx2(llm_kernel_table *t) { (void)t; }
+/* ---- helpers ---- */
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hsum_ps128(__m128 s) {
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float h2f(f16_t h) { return _cvtsh_ss(h); }
+
+/* 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 */
+static inline __m256i nibbles32(const uint8_t *p) {
+    __m128i t = _mm_loadu_si128((const __m128i *)p);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* the 32 bits of a little-endian u32 -> 32 bytes, 0xff where the bit is set */
+static inline __m256i bits32(const uint8_t *p) {
+    uint32_t x; memcpy(&x, p, 4);
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                             0x0101010101010101LL, 0x0000000000000000LL);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), spread);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* u (unsigned bytes) . s (signed bytes): 8 int32 lanes, each the sum of 4 products */
+static inline __m256i dot_us8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* signed . signed: move x's sign onto y, take |x| */
+static inline __m256i dot_ss8(__m256i x, __m256i y) {
+    return dot_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* ---- float types ---- */
+
+static void dot_f32(long long n, float *s, const void *wv, const void *av) {
+    const float *w = wv, *a = av;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), c0);
+        c1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(a + i + 8), c1);
+        c2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(a + i + 16), c2);
+        c3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(a + i + 24), c3);
+    }
+    for (; i + 8 <= n; i += 8) c0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(a + i), c0);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+    for (; i < n; i++) r += w[i] * a[i];
+    *s = r;
+}
+
+static inline __m256 ld_f16(const f16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+static void dot_f16(long long n, float *s, const void *wv, const void *av) {
+    const f16_t *w = wv, *a = av;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        c0 = _mm256_fmadd_ps(ld_f16(w + i), ld_f16(a + i), c0);
+        c1 = _mm256_fmadd_ps(ld_f16(w + i + 8), ld_f16(a + i + 8), c1);
+        c2 = _mm256_fmadd_ps(ld_f16(w + i + 16), ld_f16(a + i + 16), c2);
+        c3 = _mm256_fmadd_ps(ld_f16(w + i + 24), ld_f16(a + i + 24), c3);
+    }
+    for (; i + 8 <= n; i += 8) c0 = _mm256_fmadd_ps(ld_f16(w + i), ld_f16(a + i), c0);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+    for (; i < n; i++) r += h2f(w[i]) * h2f(a[i]);
+    *s = r;
+}
+
+static inline __m256 ld_bf16(const bf16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+static void dot_bf16(long long n, float *s, const void *wv, const void *av) {
+    const bf16_t *w = wv, *a = av;
+    __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 32 <= n; i += 32) {
+        c0 = _mm256_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
+        c1 = _mm256_fmadd_ps(ld_bf16(w + i + 8), ld_bf16(a + i + 8), c1);
+        c2 = _mm256_fmadd_ps(ld_bf16(w + i + 16), ld_bf16(a + i + 16), c2);
+        c3 = _mm256_fmadd_ps(ld_bf16(w + i + 24), ld_bf16(a + i + 24), c3);
+    }
+    for (; i + 8 <= n; i += 8) c0 = _mm256_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
+    float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
+    for (; i < n; i++) r += llm_bf16_to_f32(w[i]) * llm_bf16_to_f32(a[i]);
+    *s = r;
+}
+
+/* ---- 32-element types ----
+ * Each block gives 8 exact int32 lanes; acc += (dw*da) * lanes. Two blocks per
+ * step into two accumulators, a leftover block into the first. */
+
+#define BLOCK_LOOP(BODY)                                                            \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                  \
+    long long i = 0;                                                                \
+    for (; i + 1 < nb; i += 2) {                                                    \
+        { const long long ib = i; __m256 *acc = &acc0; BODY }                       \
+        { const long long ib = i + 1; __m256 *acc = &acc1; BODY }                   \
+    }                                                                               \
+    if (i < nb) { const long long ib = i; __m256 *acc = &acc0; BODY }
+
+static inline __m256 fma_block(__m256i lanes, float d, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+static void dot_q4_0(long long n, float *s, const void *wv, const void *av) {
+    const block_q4_0 *x = wv;
+    const block_q8_0 *y = av;
+    const long long nb = n / QK;
+    BLOCK_LOOP({
+        __m256i qx = _mm256_sub_epi8(nibbles32(x[ib].qs), _mm256_set1_epi8(8));
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
+    })
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static void dot_q4_1(long long n, float *s, const void *wv, const void *av) {
+    const block_q4_1 *x = wv;
+    const block_q8_1 *y = av;
+    const long long nb = n / QK;
+    float m0 = 0.0f, m1 = 0.0f;
+    BLOCK_LOOP({
+        __m256i qx = nibbles32(x[ib].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+        *acc = fma_block(dot_us8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
+        if (acc == &acc0) m0 += h2f(x[ib].m) * h2f(y[ib].s); else m1 += h2f(x[ib].m) * h2f(y[ib].s);
+    })
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + (m0 + m1);
+}
+
+static void dot_q5_0(long long n, float *s, const void *wv, const void *av) {
+    const block_q5_0 *x = wv;
+    const block_q8_0 *y = av;
+    const long long nb = n / QK;
+    BLOCK_LOOP({
+        /* q - 16: the nibble, with 0xf0 or-ed in where the 5th bit is clear */
+        __m256i hi = _mm256_andnot_si256(bits32(x[ib].qh), _mm256_set1_epi8((char)0xf0));
+        __m256i qx = _mm256_or_si256(nibbles32(x[ib].qs), hi);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
+    })
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static void dot_q5_1(long long n, float *s, const void *wv, const void *av) {
+    const block_q5_1 *x = wv;
+    const block_q8_1 *y = av;
+    const long long nb = n / QK;
+    float m0 = 0.0f, m1 = 0.0f;
+    BLOCK_LOOP({
+        __m256i hi = _mm256_and_si256(bits32(x[ib].qh), _mm256_set1_epi8(0x10));
+        __m256i qx = _mm256_or_si256(nibbles32(x[ib].qs), hi);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+        *acc = fma_block(dot_us8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
+        if (acc == &acc0) m0 += h2f(x[ib].m) * h2f(y[ib].s); else m1 += h2f(x[ib].m) * h2f(y[ib].s);
+    })
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + (m0 + m1);
+}
+
+static void dot_q8_0(long long n, float *s, const void *wv, const void *av) {
+    const block_q8_0 *x = wv;
+    const block_q8_0 *y = av;
+    const long long nb = n / QK;
+    BLOCK_LOOP({
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[ib].qs);
+        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
+        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
+    })
+    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+/* ---- K-quants (256-element super-blocks, Q8_K activations) ---- */
+
+/* the int16 pair-sum vector p (16 lanes: 8 of one 16-element sub-block, then 8 of
+ * the next) times that pair's scales: sc8 holds 8 int16 scales, pair k = 0..3 */
+static const int8_t pair_shuf[4][32] = {
+    {0,1,0,1,0,1,0,1,0,1,0,1,0,1,0,1, 2,3,2,3,2,3,2,3,2,3,2,3,2,3,2,3},
+    {4,5,4,5,4,5,4,5,4,5,4,5,4,5,4,5, 6,7,6,7,6,7,6,7,6,7,6,7,6,7,6,7},
+    {8,9,8,9,8,9,8,9,8,9,8,9,8,9,8,9, 10,11,10,11,10,11,10,11,10,11,10,11,10,11,10,11},
+    {12,13,12,13,12,13,12,13,12,13,12,13,12,13,12,13, 14,15,14,15,14,15,14,15,14,15,14,15,14,15,14,15},
+};
+static inline __m256i pair_scales(__m256i sc8x2, int k) {
+    return _mm256_shuffle_epi8(sc8x2, _mm256_loadu_si256((const __m256i *)pair_shuf[k]));
+}
+
+/* 16 int16 bsums -> 8 int16 sums of adjacent pairs (one per 32-element sub-block) */
+static inline __m128i bsums_pairs(const int16_t *b) {
+    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)(b + 8)));
+}
+
+static void dot_q2_K(long long n, float *s, const void *wv, const void *av) {
+    const block_q2_K *x = wv;
+    const block_q8_K *y = av;
+    const long long nb = n / QKK;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++) {
+        const float d = y[ib].d * h2f(x[ib].d), dmin = y[ib].d * h2f(x[ib].dmin);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
+        const __m128i scl = _mm_and_si128(sc8, _mm_set1_epi8(0x0f));
+        const __m128i mins = _mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f));
+        /* mins: sum_j m_j * bsums_j, 16 sub-blocks */
+        const __m256i pm = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins),
+                                             _mm256_loadu_si256((const __m256i *)y[ib].bsums));
+        const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm4), accm);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(scl);
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        const int8_t *q8 = y[ib].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32));
+            const __m256i y2 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64));
+            const __m256i y3 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96));
+            __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(q2, m3), y0);
+            __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 2), m3), y1);
+            __m256i p2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 4), m3), y2);
+            __m256i p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 6), m3), y3);
+            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
+            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
+            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
+            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
+            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
+            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+    }
+    *s = hsum_ps(acc) - hsum_ps128(accm);
+}
+
+/* Q3_K scales: 12 bytes -> 16 signed values s_j - 32 */
+static inline __m128i q3k_scales(const uint8_t *p) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, p, 4); memcpy(&a1, p + 4, 4); memcpy(&a2, p + 8, 4);
+    const uint32_t lo = 0x0f0f0f0f, hb = 0x03030303;
+    uint32_t s0 = (a0 & lo) | ((a2 & hb) << 4);
+    uint32_t s1 = (a1 & lo) | (((a2 >> 2) & hb) << 4);
+    uint32_t s2 = ((a0 >> 4) & lo) | (((a2 >> 4) & hb) << 4);
+    uint32_t s3 = ((a1 >> 4) & lo) | (((a2 >> 6) & hb) << 4);
+    return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
+}
+
+static void dot_q3_K(long long n, float *s, const void *wv, const void *av) {
+    const block_q3_K *x = wv;
+    const block_q8_K *y = av;
+    const long long nb = n / QKK;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++) {
+        const float d = y[ib].d * h2f(x[ib].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(x[ib].scales));
+        /* L - 4 with L = low2 + 4*hbit in 0..7: sum L*q8 - 4*bsums, per sub-block */
+        __m256i sumi0 = _mm256_madd_epi16(_mm256_slli_epi16(sc16, 2),
+                                          _mm256_loadu_si256((const __m256i *)y[ib].bsums));
+        sumi0 = _mm256_sub_epi32(_mm256_setzero_si256(), sumi0);
+        __m256i sumi1 = _mm256_setzero_si256();
+        __m256i hm = _mm256_loadu_si256((const __m256i *)x[ib].hmask);
+        const int8_t *q8 = y[ib].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
+            __m256i l0 = _mm256_or_si256(_mm256_and_si256(q2, m3), _mm256_and_si256(_mm256_slli_epi16(hm, 2), four));
+            __m256i l1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 2), m3),
+                                         _mm256_and_si256(_mm256_slli_epi16(hm, 1), four));
+            __m256i l2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 4), m3), _mm256_and_si256(hm, four));
+            __m256i l3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 6), m3),
+                                         _mm256_and_si256(_mm256_srli_epi16(hm, 1), four));
+            hm = _mm256_srli_epi16(hm, 4);
+            __m256i p0 = _mm256_maddubs_epi16(l0, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h)));
+            __m256i p1 = _mm256_maddubs_epi16(l1, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32)));
+            __m256i p2 = _mm256_maddubs_epi16(l2, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64)));
+            __m256i p3 = _mm256_maddubs_epi16(l3, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96)));
+            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
+            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
+            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
+            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
+            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
+            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+/* Q4_K / Q5_K scales: 12 bytes -> 8 scales (bytes 0..7) and 8 mins (bytes 8..15) */
+static inline __m128i k4_scales_mins(const uint8_t *p) {
+    uint32_t a, b, c;
+    memcpy(&a, p, 4); memcpy(&b, p + 4, 4); memcpy(&c, p + 8, 4);
+    const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+    uint32_t sc_lo = a & m6, m_lo = b & m6;
+    uint32_t sc_hi = (c & m4) | (((a >> 6) & m2) << 4);
+    uint32_t m_hi = ((c >> 4) & m4) | (((b >> 6) & m2) << 4);
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* Q4_K and Q5_K share everything but the 5th bit (qh NULL for Q4_K) */
+static inline void k45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                             const block_q8_K *y, float d, float dmin, __m256 *acc, __m128 *accm) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(scales)); /* 8 sc, then 8 m, as int16 */
+    const __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(scm, 1), bsums_pairs(y->bsums));
+    *accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm), *accm);
+    const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);
+    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        __m256i lo = _mm256_and_si256(q4, m4);
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        if (qh) { /* bit 2k of qh[l] -> 16 for the low sub-block, bit 2k+1 for the high one */
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+        __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k)));
+        __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k + 32)));
+        /* scale 2k broadcast to every lane for plo, 2k+1 for phi */
+        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k))));
+        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k + 1))));
+        sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(plo, slo));
+        sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(phi, shi));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), *acc);
+}
+
+static void dot_q4_K(long long n, float *s, const void *wv, const void *av) {
+    const block_q4_K *x = wv;
+    const block_q8_K *y = av;
+    const long long nb = n / QKK;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++)
+        k45_block(x[ib].scales, x[ib].qs, NULL, &y[ib], y[ib].d * h2f(x[ib].d), y[ib].d * h2f(x[ib].dmin), &acc, &accm);
+    *s = hsum_ps(acc) - hsum_ps128(accm);
+}
+
+static void dot_q5_K(long long n, float *s, const void *wv, const void *av) {
+    const block_q5_K *x = wv;
+    const block_q8_K *y = av;
+    const long long nb = n / QKK;
+    __m256 acc = _mm256_setzero_ps();
+    __m128 accm = _mm_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++)
+        k45_block(x[ib].scales, x[ib].qs, x[ib].qh, &y[ib], y[ib].d * h2f(x[ib].d), y[ib].d * h2f(x[ib].dmin), &acc, &accm);
+    *s = hsum_ps(acc) - hsum_ps128(accm);
+}
+
+static void dot_q6_K(long long n, float *s, const void *wv, const void *av) {
+    const block_q6_K *x = wv;
+    const block_q8_K *y = av;
+    const long long nb = n / QKK;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
+    __m256 acc = _mm256_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++) {
+        const float d = y[ib].d * h2f(x[ib].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        const int8_t *q8 = y[ib].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[ib].ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[ib].ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
+            /* q - 32 in -32..31 (signed), per 32-element group */
+            __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
+            __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
+            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m3));
+            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
+            q0 = _mm256_sub_epi8(q0, c32); q1 = _mm256_sub_epi8(q1, c32);
+            q2 = _mm256_sub_epi8(q2, c32); q3 = _mm256_sub_epi8(q3, c32);
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32));
+            const __m256i y2 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64));
+            const __m256i y3 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96));
+            __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(y0, q0));
+            __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(y1, q1));
+            __m256i p2 = _mm256_maddubs_epi16(_mm256_sign_epi8(q2, q2), _mm256_sign_epi8(y2, q2));
+            __m256i p3 = _mm256_maddubs_epi16(_mm256_sign_epi8(q3, q3), _mm256_sign_epi8(y3, q3));
+            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
+            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
+            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
+            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
+            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
+            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+    }
+    *s = hsum_ps(acc);
+}
+
+void llm_kernels_avx2(llm_kernel_table *t) {
+    t->vec_dot[T_F32] = dot_f32;
+    t->vec_dot[T_F16] = dot_f16;
+    t->vec_dot[T_BF16] = dot_bf16;
+    t->vec_dot[T_Q4_0] = dot_q4_0;
+    t->vec_dot[T_Q4_1] = dot_q4_1;
+    t->vec_dot[T_Q5_0] = dot_q5_0;
+    t->vec_dot[T_Q5_1] = dot_q5_1;
+    t->vec_dot[T_Q8_0] = dot_q8_0;
+    t->vec_dot[T_Q2_K] = dot_q2_K;
+    t->vec_dot[T_Q3_K] = dot_q3_K;
+    t->vec_dot[T_Q4_K] = dot_q4_K;
+    t->vec_dot[T_Q5_K] = dot_q5_K;
+    t->vec_dot[T_Q6_K] = dot_q6_K;
+}

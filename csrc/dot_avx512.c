@@ -1,4 +1,482 @@
-/* avx512 vec-dot kernels (stub: falls back to the scalar ones until written). */
+/* AVX-512 vec-dot kernels (AVX512F/BW/VL/DQ + VNNI).
+ *
+ * Integer parts use vpdpbusd (u8 x s8 -> s32): nibble types multiply the
+ * unsigned code by the signed q8 and subtract the offset as a second dot with
+ * a constant; Q8_0 x Q8_0 moves the weight's sign onto x. The 32-element types
+ * work on pairs of blocks per zmm (four blocks per loop step, two float
+ * accumulators); K-quants apply their sub-block scales in int32 and the
+ * super-block scale once per super-block; one horizontal sum per row.
+ * Every call runs the same instruction sequence for a given n, so the result
+ * depends only on (n, w row, a row). */
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#include <immintrin.h>
 #include "internal.h"
 
-void llm_kernels_avx512(llm_kernel_table *t) { (void)t; }
+#define INL static inline __attribute__((always_inline))
+
+INL float h2f(f16_t h) { return _cvtsh_ss(h); }
+INL uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+INL uint16_t ld16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+/* ---------------------------------------------------------------- floats */
+
+static void dot_f32(long long n, float *s, const void *vw, const void *va) {
+    const float *w = vw, *a = va;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        c0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(a + i), c0);
+        c1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(a + i + 16), c1);
+        c2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 32), _mm512_loadu_ps(a + i + 32), c2);
+        c3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 48), _mm512_loadu_ps(a + i + 48), c3);
+    }
+    for (; i + 16 <= n; i += 16)
+        c0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(a + i), c0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        c1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, a + i), c1);
+    }
+    *s = hsum(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)));
+}
+
+INL __m512 ld_f16(const f16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p)); }
+INL __m512 ldm_f16(__mmask16 m, const f16_t *p) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+static void dot_f16(long long n, float *s, const void *vw, const void *va) {
+    const f16_t *w = vw, *a = va;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        c0 = _mm512_fmadd_ps(ld_f16(w + i), ld_f16(a + i), c0);
+        c1 = _mm512_fmadd_ps(ld_f16(w + i + 16), ld_f16(a + i + 16), c1);
+        c2 = _mm512_fmadd_ps(ld_f16(w + i + 32), ld_f16(a + i + 32), c2);
+        c3 = _mm512_fmadd_ps(ld_f16(w + i + 48), ld_f16(a + i + 48), c3);
+    }
+    for (; i + 16 <= n; i += 16) c0 = _mm512_fmadd_ps(ld_f16(w + i), ld_f16(a + i), c0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        c1 = _mm512_fmadd_ps(ldm_f16(m, w + i), ldm_f16(m, a + i), c1);
+    }
+    *s = hsum(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)));
+}
+
+INL __m512 bf_widen(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
+INL __m512 ld_bf16(const bf16_t *p) { return bf_widen(_mm256_loadu_si256((const __m256i *)p)); }
+INL __m512 ldm_bf16(__mmask16 m, const bf16_t *p) { return bf_widen(_mm256_maskz_loadu_epi16(m, p)); }
+
+static void dot_bf16(long long n, float *s, const void *vw, const void *va) {
+    const bf16_t *w = vw, *a = va;
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+    long long i = 0;
+    for (; i + 64 <= n; i += 64) {
+        c0 = _mm512_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
+        c1 = _mm512_fmadd_ps(ld_bf16(w + i + 16), ld_bf16(a + i + 16), c1);
+        c2 = _mm512_fmadd_ps(ld_bf16(w + i + 32), ld_bf16(a + i + 32), c2);
+        c3 = _mm512_fmadd_ps(ld_bf16(w + i + 48), ld_bf16(a + i + 48), c3);
+    }
+    for (; i + 16 <= n; i += 16) c0 = _mm512_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        c1 = _mm512_fmadd_ps(ldm_bf16(m, w + i), ldm_bf16(m, a + i), c1);
+    }
+    *s = hsum(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)));
+}
+
+/* ------------------------------------------------- 32-element block types */
+
+/* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] (p: the 4 scale products) */
+#define IDX2(lo, hi) _mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo)
+
+INL __m512i ld2x32(const void *a, const void *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* 64 unsigned codes from two blocks' 16 nibble bytes, in element order:
+ * [a low nibbles, a high nibbles, b low nibbles, b high nibbles] */
+INL __m512i nib2(const uint8_t *a, const uint8_t *b) {
+    __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                        _mm_loadu_si128((const __m128i *)b), 1);
+    __m512i z = _mm512_castsi256_si512(t);
+    z = _mm512_shuffle_i64x2(z, z, 0x50);                      /* 128-bit lanes a, a, b, b */
+    const __m512i cnt = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
+                                         0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(z, cnt), _mm512_set1_epi8(0x0F));
+}
+/* 32 codes of one block */
+INL __m256i nib1(const uint8_t *a) {
+    __m256i z = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)a));
+    const __m256i cnt = _mm256_set_epi64x(0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
+    return _mm256_and_si256(_mm256_srlv_epi16(z, cnt), _mm256_set1_epi8(0x0F));
+}
+
+/* signed x signed: |w| times x with w's sign */
+INL __m512i dot_ss2(__m512i w, __m512i x) {
+    __mmask64 neg = _mm512_movepi8_mask(w);
+    __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
+}
+INL __m256i dot_ss1(__m256i w, __m256i x) {
+    __mmask32 neg = _mm256_movepi8_mask(w);
+    __m256i sx = _mm256_mask_sub_epi8(x, neg, _mm256_setzero_si256(), x);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), sx);
+}
+/* unsigned codes q times x, minus off * sum(x) */
+INL __m512i dot_uo2(__m512i q, __m512i x, int off) {
+    __m512i z = _mm512_setzero_si512();
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, x), _mm512_dpbusd_epi32(z, _mm512_set1_epi8((char)off), x));
+}
+INL __m256i dot_uo1(__m256i q, __m256i x, int off) {
+    __m256i z = _mm256_setzero_si256();
+    return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q, x), _mm256_dpbusd_epi32(z, _mm256_set1_epi8((char)off), x));
+}
+INL int hsum_i256(__m256i v) {
+    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xB1));
+    return _mm_cvtsi128_si32(a);
+}
+
+/* fp16 scale products of 4 blocks: [w0*x0, w1*x1, w2*x2, w3*x3] */
+INL __m128 dprod4(f16_t w0, f16_t w1, f16_t w2, f16_t w3, f16_t x0, f16_t x1, f16_t x2, f16_t x3) {
+    uint64_t wd = (uint64_t)w0 | (uint64_t)w1 << 16 | (uint64_t)w2 << 32 | (uint64_t)w3 << 48;
+    uint64_t xd = (uint64_t)x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
+    __m256 f = _mm256_cvtph_ps(_mm_set_epi64x((long long)xd, (long long)wd));
+    return _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+}
+/* [w0*x0, w1*x1] in lanes 0, 1 */
+INL __m128 dprod2(f16_t w0, f16_t w1, f16_t x0, f16_t x1) {
+    uint64_t v = (uint64_t)w0 | (uint64_t)w1 << 16 | (uint64_t)x0 << 32 | (uint64_t)x1 << 48;
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+    return _mm_mul_ps(f, _mm_movehl_ps(f, f));
+}
+/* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] */
+#define SPLAT2(p, lo, hi) _mm512_permutexvar_ps(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), p)
+
+/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0): INT2(i) gives the int32
+ * lanes of blocks i, i+1; INT1(i) those of block i. */
+#define DOT_D_ONLY(NAME, WT, INT2, INT1)                                                        \
+    static void NAME(long long n, float *s, const void *vw, const void *va) {                   \
+        const WT *w = vw;                                                                       \
+        const block_q8_0 *x = va;                                                               \
+        long long nb = n / QK, i = 0;                                                           \
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0;                                               \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            __m512 p = _mm512_castps128_ps512(dprod4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d, \
+                                                     x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d)); \
+            __m512i a = INT2(i), b = INT2(i + 2);                                               \
+            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0);                   \
+            c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1);                   \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            __m512 p = _mm512_castps128_ps512(dprod2(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d));  \
+            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(INT2(i)), SPLAT2(p, 0, 1), c0);             \
+            i += 2;                                                                             \
+        }                                                                                       \
+        float t = 0.0f;                                                                         \
+        if (i < nb) t = h2f(w[i].d) * h2f(x[i].d) * (float)hsum_i256(INT1(i));                   \
+        *s = hsum(_mm512_add_ps(c0, c1)) + t;                                                   \
+    }
+
+#define Q8_0_INT2(i) dot_ss2(ld2x32(w[i].qs, w[(i) + 1].qs), ld2x32(x[i].qs, x[(i) + 1].qs))
+#define Q8_0_INT1(i) dot_ss1(_mm256_loadu_si256((const __m256i *)w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs))
+DOT_D_ONLY(dot_q8_0, block_q8_0, Q8_0_INT2, Q8_0_INT1)
+
+#define Q4_0_INT2(i) dot_uo2(nib2(w[i].qs, w[(i) + 1].qs), ld2x32(x[i].qs, x[(i) + 1].qs), 8)
+#define Q4_0_INT1(i) dot_uo1(nib1(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 8)
+DOT_D_ONLY(dot_q4_0, block_q4_0, Q4_0_INT2, Q4_0_INT1)
+
+/* Q5 codes: nibble + 16 where the qh bit is set */
+INL __m512i q5_2(const block_q5_0 *a, const block_q5_0 *b) {
+    __mmask64 h = (__mmask64)((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
+    __m512i q = nib2(a->qs, b->qs);
+    return _mm512_mask_add_epi8(q, h, q, _mm512_set1_epi8(16));
+}
+INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
+    __m256i q = nib1(qs);
+    return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
+}
+#define Q5_0_INT2(i) dot_uo2(q5_2(&w[i], &w[(i) + 1]), ld2x32(x[i].qs, x[(i) + 1].qs), 16)
+#define Q5_0_INT1(i) dot_uo1(q5_1blk(w[i].qh, w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 16)
+DOT_D_ONLY(dot_q5_0, block_q5_0, Q5_0_INT2, Q5_0_INT1)
+
+/* The d+m types (Q4_1, Q5_1 against Q8_1): sum = dw*dx*sum(q*x) + m*s. The
+ * f16 pairs (d, m) and (d, s) sit next to each other, so one u32 holds both. */
+#define DOT_D_M(NAME, WT, CODES2, CODES1)                                                       \
+    static void NAME(long long n, float *s, const void *vw, const void *va) {                   \
+        const WT *w = vw;                                                                       \
+        const block_q8_1 *x = va;                                                               \
+        long long nb = n / QK, i = 0;                                                           \
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0;                                               \
+        __m256 cm = _mm256_setzero_ps();                                                        \
+        const __m512i z = _mm512_setzero_si512();                                               \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            __m256 fw = _mm256_cvtph_ps(_mm_set_epi32((int)ld32(&w[i + 3].d), (int)ld32(&w[i + 2].d), \
+                                                      (int)ld32(&w[i + 1].d), (int)ld32(&w[i].d))); \
+            __m256 fx = _mm256_cvtph_ps(_mm_set_epi32((int)ld32(&x[i + 3].d), (int)ld32(&x[i + 2].d), \
+                                                      (int)ld32(&x[i + 1].d), (int)ld32(&x[i].d))); \
+            __m256 pr = _mm256_mul_ps(fw, fx);           /* d0x0 m0s0 d1x1 m1s1 ... */            \
+            cm = _mm256_add_ps(cm, pr);                                                         \
+            __m512 p = _mm512_castps256_ps512(pr);                                              \
+            __m512i a = _mm512_dpbusd_epi32(z, CODES2(i), ld2x32(x[i].qs, x[i + 1].qs));        \
+            __m512i b = _mm512_dpbusd_epi32(z, CODES2(i + 2), ld2x32(x[i + 2].qs, x[i + 3].qs)); \
+            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 2), c0);                   \
+            c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 4, 6), c1);                   \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            __m128 fw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)ld32(&w[i].d) |     \
+                                                                  (uint64_t)ld32(&w[i + 1].d) << 32))); \
+            __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)ld32(&x[i].d) |     \
+                                                                  (uint64_t)ld32(&x[i + 1].d) << 32))); \
+            __m128 pr = _mm_mul_ps(fw, fx);                                                     \
+            cm = _mm256_add_ps(cm, _mm256_zextps128_ps256(pr));                                 \
+            __m512i a = _mm512_dpbusd_epi32(z, CODES2(i), ld2x32(x[i].qs, x[i + 1].qs));        \
+            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(_mm512_castps128_ps512(pr), 0, 2), c0); \
+            i += 2;                                                                             \
+        }                                                                                       \
+        float t = 0.0f;                                                                         \
+        if (i < nb) {                                                                           \
+            int si = hsum_i256(_mm256_dpbusd_epi32(_mm256_setzero_si256(), CODES1(i),           \
+                                                   _mm256_loadu_si256((const __m256i *)x[i].qs))); \
+            t = h2f(w[i].d) * h2f(x[i].d) * (float)si + h2f(w[i].m) * h2f(x[i].s);               \
+        }                                                                                       \
+        /* the m*s products sit in the odd lanes of cm */                                       \
+        __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(cm), _mm256_extractf128_ps(cm, 1));       \
+        float ms = _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 3)); \
+        *s = hsum(_mm512_add_ps(c0, c1)) + ms + t;                                              \
+    }
+
+#define Q4_1_CODES2(i) nib2(w[i].qs, w[(i) + 1].qs)
+#define Q4_1_CODES1(i) nib1(w[i].qs)
+DOT_D_M(dot_q4_1, block_q4_1, Q4_1_CODES2, Q4_1_CODES1)
+
+INL __m512i q51_2(const block_q5_1 *a, const block_q5_1 *b) {
+    __mmask64 h = (__mmask64)((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
+    __m512i q = nib2(a->qs, b->qs);
+    return _mm512_mask_add_epi8(q, h, q, _mm512_set1_epi8(16));
+}
+#define Q5_1_CODES2(i) q51_2(&w[i], &w[(i) + 1])
+#define Q5_1_CODES1(i) q5_1blk(w[i].qh, w[i].qs)
+DOT_D_M(dot_q5_1, block_q5_1, Q5_1_CODES2, Q5_1_CODES1)
+
+/* ------------------------------------------------------------ K-quants */
+
+/* 32 bytes in both halves of a zmm */
+INL __m512i bcast32(const void *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
+INL __m512i ld64(const void *p) { return _mm512_loadu_si512(p); }
+/* per-16-bit shift counts: a in the low 32 bytes, b in the high 32 */
+#define CNT2(a, b) _mm512_set_epi64((b) * 0x0001000100010001LL, (b) * 0x0001000100010001LL, \
+                                    (b) * 0x0001000100010001LL, (b) * 0x0001000100010001LL, \
+                                    (a) * 0x0001000100010001LL, (a) * 0x0001000100010001LL, \
+                                    (a) * 0x0001000100010001LL, (a) * 0x0001000100010001LL)
+/* bytes: a in the low 32, b in the high 32 */
+#define BYTES2(a, b) _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(a)), _mm512_set1_epi8((char)(b)))
+/* int32 lanes 0-7 <- v[lo], 8-15 <- v[hi] */
+#define ISPLAT2(v, lo, hi) _mm512_permutexvar_epi32(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), v)
+/* int32 lanes 4j..4j+3 <- v[b + j] (scales of four 16-element sub-blocks) */
+#define ISPLAT4(v, b) _mm512_permutexvar_epi32(_mm512_set_epi32(b + 3, b + 3, b + 3, b + 3, b + 2, b + 2, b + 2, b + 2, \
+                                                                b + 1, b + 1, b + 1, b + 1, b, b, b, b), v)
+
+/* Q4_K / Q5_K 6-bit scales and mins: 8 scale bytes then 8 min bytes */
+INL __m128i k4_scales(const uint8_t *p) {
+    uint32_t a0 = ld32(p), a1 = ld32(p + 4), a2 = ld32(p + 8);
+    uint32_t sc_lo = a0 & 0x3f3f3f3fu;
+    uint32_t m_lo = a1 & 0x3f3f3f3fu;
+    uint32_t sc_hi = (a2 & 0x0f0f0f0fu) | ((a0 >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 6) & 0x03030303u) << 4;
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+/* sum_j min_j * (bsum_2j + bsum_2j+1) as 8 int32 lanes (pairs of bsums per 32-element sub-block) */
+INL __m256i k4_mins(__m128i scm, const int16_t *bsums) {
+    __m128i m = _mm_unpackhi_epi8(scm, scm);                     /* m0 m0 m1 m1 ... m7 m7 */
+    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), _mm256_cvtepu8_epi16(m));
+}
+
+static void dot_q4_k(long long n, float *s, const void *vw, const void *va) {
+    const block_q4_K *w = vw;
+    const block_q8_K *y = va;
+    long long nb = n / QKK;
+    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (long long i = 0; i < nb; i++) {
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m128i scm = k4_scales(w[i].scales);
+        __m512i sc = _mm512_cvtepu8_epi32(scm);
+        __m512i sum = z;
+#define Q4K_STEP(k)                                                                         \
+        {                                                                                   \
+            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * (k)), cnt), m4); \
+            __m512i p = _mm512_dpbusd_epi32(z, c, ld64(q8 + 64 * (k)));                       \
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ISPLAT2(sc, 2 * (k), 2 * (k) + 1))); \
+        }
+        Q4K_STEP(0) Q4K_STEP(1) Q4K_STEP(2) Q4K_STEP(3)
+#undef Q4K_STEP
+        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
+    }
+    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
+}
+
+static void dot_q5_k(long long n, float *s, const void *vw, const void *va) {
+    const block_q5_K *w = vw;
+    const block_q8_K *y = va;
+    long long nb = n / QKK;
+    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
+    const __m512i c16 = _mm512_set1_epi8(16);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (long long i = 0; i < nb; i++) {
+        const uint8_t *q = w[i].qs;
+        const int8_t *q8 = y[i].qs;
+        __m128i scm = k4_scales(w[i].scales);
+        __m512i sc = _mm512_cvtepu8_epi32(scm);
+        __m512i qh = bcast32(w[i].qh);
+        __m512i sum = z;
+#define Q5K_STEP(k)                                                                         \
+        {                                                                                   \
+            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * (k)), cnt), m4); \
+            __mmask64 h = _mm512_test_epi8_mask(qh, BYTES2(1 << (2 * (k)), 1 << (2 * (k) + 1))); \
+            c = _mm512_mask_add_epi8(c, h, c, c16);                                           \
+            __m512i p = _mm512_dpbusd_epi32(z, c, ld64(q8 + 64 * (k)));                       \
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ISPLAT2(sc, 2 * (k), 2 * (k) + 1))); \
+        }
+        Q5K_STEP(0) Q5K_STEP(1) Q5K_STEP(2) Q5K_STEP(3)
+#undef Q5K_STEP
+        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
+    }
+    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
+}
+
+static void dot_q6_k(long long n, float *s, const void *vw, const void *va) {
+    const block_q6_K *w = vw;
+    const block_q8_K *y = va;
+    long long nb = n / QKK;
+    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl = CNT2(4, 2), shr = CNT2(0, 2);
+    __m512 acc = _mm512_setzero_ps();
+    for (long long i = 0; i < nb; i++) {
+        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+        const int8_t *q8 = y[i].qs;
+        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m512i sc = _mm512_cvtepi8_epi32(sc8);
+        /* the -32 offset: 32 * sum_j sc_j * bsum_j */
+        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8));
+        __m512i sum = _mm512_sub_epi32(z, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+        for (int h = 0; h < 2; h++) {
+            __m512i l = ld64(ql + 64 * h), hb = bcast32(qh + 32 * h);
+            /* elements 128h + 0..63: low nibbles, qh bits 0-1 / 2-3 */
+            __m512i c0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), m4, 0xEC);
+            /* elements 128h + 64..127: high nibbles, qh bits 4-5 / 6-7 */
+            __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), m4, 0xEC);
+            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
+            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
+            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
+            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
+    }
+    *s = hsum(acc);
+}
+
+static void dot_q2_k(long long n, float *s, const void *vw, const void *va) {
+    const block_q2_K *w = vw;
+    const block_q8_K *y = va;
+    long long nb = n / QKK;
+    const __m512i z = _mm512_setzero_si512(), m3 = _mm512_set1_epi8(3);
+    const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
+    __m512 acc = _mm512_setzero_ps();
+    __m256 accm = _mm256_setzero_ps();
+    for (long long i = 0; i < nb; i++) {
+        const int8_t *q8 = y[i].qs;
+        __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m512i sc = _mm512_cvtepu8_epi32(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+        __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mn);
+        __m512i sum = z;
+        for (int h = 0; h < 2; h++) {
+            __m512i b = bcast32(w[i].qs + 32 * h);
+            __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
+            __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
+            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
+            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
+            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
+            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+        }
+        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
+        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm);
+    }
+    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
+}
+
+/* Q3_K: 16 6-bit scales, minus 32, as int8 */
+INL __m128i k3_scales(const uint8_t *p) {
+    uint32_t a0 = ld32(p), a1 = ld32(p + 4), a2 = ld32(p + 8);
+    uint32_t s0 = (a0 & 0x0f0f0f0fu) | (a2 & 0x03030303u) << 4;
+    uint32_t s1 = (a1 & 0x0f0f0f0fu) | ((a2 >> 2) & 0x03030303u) << 4;
+    uint32_t s2 = ((a0 >> 4) & 0x0f0f0f0fu) | ((a2 >> 4) & 0x03030303u) << 4;
+    uint32_t s3 = ((a1 >> 4) & 0x0f0f0f0fu) | ((a2 >> 6) & 0x03030303u) << 4;
+    return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
+}
+
+static void dot_q3_k(long long n, float *s, const void *vw, const void *va) {
+    const block_q3_K *w = vw;
+    const block_q8_K *y = va;
+    long long nb = n / QKK;
+    const __m512i z = _mm512_setzero_si512(), m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
+    const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
+    __m512 acc = _mm512_setzero_ps();
+    for (long long i = 0; i < nb; i++) {
+        const int8_t *q8 = y[i].qs;
+        __m128i sc8 = k3_scales(w[i].scales);
+        __m512i sc = _mm512_cvtepi8_epi32(sc8);
+        /* the -4 offset: 4 * sum_j sc_j * bsum_j */
+        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8));
+        __m512i sum = _mm512_sub_epi32(z, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 2)));
+        __m512i hm = bcast32(w[i].hmask);
+        for (int h = 0; h < 2; h++) {
+            __m512i b = bcast32(w[i].qs + 32 * h);
+            __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
+            __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
+            __mmask64 h0 = _mm512_test_epi8_mask(hm, h ? BYTES2(0x10, 0x20) : BYTES2(0x01, 0x02));
+            __mmask64 h1 = _mm512_test_epi8_mask(hm, h ? BYTES2(0x40, 0x80) : BYTES2(0x04, 0x08));
+            c0 = _mm512_mask_add_epi8(c0, h0, c0, c4);
+            c1 = _mm512_mask_add_epi8(c1, h1, c1, c4);
+            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
+            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
+            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
+            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
+            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+        }
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
+    }
+    *s = hsum(acc);
+}
+
+void llm_kernels_avx512(llm_kernel_table *t) {
+    t->vec_dot[T_F32] = dot_f32;
+    t->vec_dot[T_F16] = dot_f16;
+    t->vec_dot[T_BF16] = dot_bf16;
+    t->vec_dot[T_Q4_0] = dot_q4_0;
+    t->vec_dot[T_Q4_1] = dot_q4_1;
+    t->vec_dot[T_Q5_0] = dot_q5_0;
+    t->vec_dot[T_Q5_1] = dot_q5_1;
+    t->vec_dot[T_Q8_0] = dot_q8_0;
+    t->vec_dot[T_Q2_K] = dot_q2_k;
+    t->vec_dot[T_Q3_K] = dot_q3_k;
+    t->vec_dot[T_Q4_K] = dot_q4_k;
+    t->vec_dot[T_Q5_K] = dot_q5_k;
+    t->vec_dot[T_Q6_K] = dot_q6_k;
+}

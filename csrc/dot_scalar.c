@@ -1,4 +1,312 @@
-/* Scalar vec-dot kernels (stub, being written). */
+/* Scalar vec-dot kernels: the portable reference twin of every SIMD kernel.
+ *
+ * s = dot(weight row, activation row) over n elements (a whole number of
+ * blocks; matmul.c checks that). Activations arrive already converted to the
+ * weight type's paired type (spec section 4):
+ *   F32·F32, F16·F16, BF16·BF16        products and sums in float
+ *   Q4_0, Q5_0, Q8_0 · Q8_0            per block: exact int32 Σq·q8, then ·f(dx)·f(dy)
+ *   Q4_1, Q5_1 · Q8_1                  the same, plus f(mx)·f(sy)
+ *   Q2_K .. Q6_K · Q8_K                per super-block: exact int32 sums over the
+ *                                      sub-blocks (scales applied as integers,
+ *                                      mins through the Q8_K bsums), then one
+ *                                      float scaling by f(d)·d8 (and f(dmin)·d8)
+ * Blocks are accumulated in float, in block order. The float loops use
+ * LANES independent partial sums so that the compiler can vectorise them
+ * (no -ffast-math here); the lanes are reduced in a fixed order. */
 #include "internal.h"
 
-void llm_kernels_scalar(llm_kernel_table *t) { memset(t, 0, sizeof *t); }
+#define LANES 16
+
+/* fp16 -> fp32, equal to llm_f16_to_f32 for every input but without branches,
+ * so that loops over it vectorise. Normal numbers: rebias the exponent.
+ * Subnormals: m·2^-24 from an exact int->float conversion (no float subnormal
+ * is ever formed, so a DAZ/FTZ mode set by another library cannot change it). */
+static inline float h2f(f16_t h) {
+    uint32_t e = h & 0x7c00u, m = h & 0x3ffu;
+    uint32_t inf = 0u - (uint32_t)(e == 0x7c00u), sub = 0u - (uint32_t)(e == 0); /* all-ones masks */
+    uint32_t normal = ((uint32_t)(h & 0x7fffu) << 13) + (112u << 23);
+    uint32_t special = 0x7f800000u | (m << 13);                      /* inf / NaN */
+    float fsub = (float)(int)m * 0x1p-24f;                           /* zero / subnormal */
+    uint32_t bsub;
+    memcpy(&bsub, &fsub, 4);
+    uint32_t bits = (normal & ~(inf | sub)) | (special & inf) | (bsub & sub);
+    bits |= (uint32_t)(h & 0x8000u) << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline float lanes_sum(const float acc[LANES]) {
+    float t[LANES];
+    for (int l = 0; l < LANES; l++) t[l] = acc[l];
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++) t[l] += t[l + w];
+    return t[0];
+}
+
+/* ---- float types ---- */
+
+static void dot_f32(long long n, float *s, const void *w, const void *a) {
+    const float *x = w, *y = a;
+    float acc[LANES] = {0};
+    long long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += x[i + l] * y[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += x[i] * y[i];
+    *s = lanes_sum(acc);
+}
+
+static void dot_f16(long long n, float *s, const void *w, const void *a) {
+    const f16_t *x = w, *y = a;
+    float acc[LANES] = {0};
+    long long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += h2f(x[i + l]) * h2f(y[i + l]);
+    for (int l = 0; i < n; i++, l++) acc[l] += h2f(x[i]) * h2f(y[i]);
+    *s = lanes_sum(acc);
+}
+
+static void dot_bf16(long long n, float *s, const void *w, const void *a) {
+    const bf16_t *x = w, *y = a;
+    float acc[LANES] = {0};
+    long long i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += llm_bf16_to_f32(x[i + l]) * llm_bf16_to_f32(y[i + l]);
+    for (int l = 0; i < n; i++, l++) acc[l] += llm_bf16_to_f32(x[i]) * llm_bf16_to_f32(y[i]);
+    *s = lanes_sum(acc);
+}
+
+/* ---- 32-element blocks ---- */
+
+static inline int dot32_i8(const int8_t *q, const int8_t *y) {
+    int sum = 0;
+    for (int j = 0; j < QK; j++) sum += q[j] * y[j];
+    return sum;
+}
+
+/* Q4_0 / Q4_1 low nibble = element j, high nibble = element j+16, as 0..15 */
+static inline void unpack_nibbles32(const uint8_t *qs, int8_t *q) {
+    for (int j = 0; j < QK / 2; j++) {
+        q[j] = (int8_t)(qs[j] & 15);
+        q[j + 16] = (int8_t)(qs[j] >> 4);
+    }
+}
+
+/* Q5_0 / Q5_1: the nibbles plus bit e of qh (little-endian u32) as value 16 */
+static inline void unpack_q5(const uint8_t *qs, const uint8_t *qh8, int8_t *q) {
+    uint32_t qh;
+    memcpy(&qh, qh8, 4);
+    for (int j = 0; j < QK / 2; j++) {
+        q[j] = (int8_t)((qs[j] & 15) | (((qh >> j) & 1) << 4));
+        q[j + 16] = (int8_t)((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+    }
+}
+
+static void dot_q4_0(long long n, float *s, const void *w, const void *a) {
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QK; b++) {
+        int8_t q[QK];
+        unpack_nibbles32(x[b].qs, q);
+        for (int j = 0; j < QK; j++) q[j] -= 8;
+        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
+    }
+    *s = sumf;
+}
+
+static void dot_q4_1(long long n, float *s, const void *w, const void *a) {
+    const block_q4_1 *x = w;
+    const block_q8_1 *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QK; b++) {
+        int8_t q[QK];
+        unpack_nibbles32(x[b].qs, q);
+        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d)) + h2f(x[b].m) * h2f(y[b].s);
+    }
+    *s = sumf;
+}
+
+static void dot_q5_0(long long n, float *s, const void *w, const void *a) {
+    const block_q5_0 *x = w;
+    const block_q8_0 *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QK; b++) {
+        int8_t q[QK];
+        unpack_q5(x[b].qs, x[b].qh, q);
+        for (int j = 0; j < QK; j++) q[j] -= 16;
+        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
+    }
+    *s = sumf;
+}
+
+static void dot_q5_1(long long n, float *s, const void *w, const void *a) {
+    const block_q5_1 *x = w;
+    const block_q8_1 *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QK; b++) {
+        int8_t q[QK];
+        unpack_q5(x[b].qs, x[b].qh, q);
+        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d)) + h2f(x[b].m) * h2f(y[b].s);
+    }
+    *s = sumf;
+}
+
+static void dot_q8_0(long long n, float *s, const void *w, const void *a) {
+    const block_q8_0 *x = w;
+    const block_q8_0 *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QK; b++)
+        sumf += (float)dot32_i8(x[b].qs, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
+    *s = sumf;
+}
+
+/* ---- 256-element super-blocks against Q8_K ---- */
+
+/* Σ over 16-element sub-block j of q·q8 (q unpacked to int8, 0-based index) */
+static inline int dot16_i8(const int8_t *q, const int8_t *y) {
+    int sum = 0;
+    for (int l = 0; l < 16; l++) sum += q[l] * y[l];
+    return sum;
+}
+
+/* the 2-bit field shared by Q2_K and Q3_K: element e of a super-block is
+ * (qs[32·(e/128) + e%32] >> 2·((e%128)/32)) & 3 */
+static inline void unpack_2bit(const uint8_t *qs, int8_t *q) {
+    for (int h = 0; h < 2; h++)
+        for (int shift = 0; shift < 4; shift++)
+            for (int l = 0; l < 32; l++)
+                q[128 * h + 32 * shift + l] = (int8_t)((qs[32 * h + l] >> (2 * shift)) & 3);
+}
+
+static void dot_q2_K(long long n, float *s, const void *w, const void *a) {
+    const block_q2_K *x = w;
+    const block_q8_K *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QKK; b++) {
+        int8_t q[QKK];
+        unpack_2bit(x[b].qs, q);
+        int sumi = 0, summ = 0;
+        for (int j = 0; j < 16; j++) {
+            sumi += (x[b].scales[j] & 15) * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
+            summ += (x[b].scales[j] >> 4) * y[b].bsums[j];
+        }
+        sumf += y[b].d * h2f(x[b].d) * (float)sumi - y[b].d * h2f(x[b].dmin) * (float)summ;
+    }
+    *s = sumf;
+}
+
+/* Q3_K 6-bit scales (0..63, stored +32 biased): see spec section 1 */
+static inline void q3_scales(const uint8_t *p, int sc[16]) {
+    for (int j = 0; j < 8; j++) {
+        sc[j] = p[j] & 15;
+        sc[j + 8] = p[j] >> 4;
+    }
+    for (int j = 0; j < 16; j++) sc[j] |= ((p[8 + j % 4] >> (2 * (j / 4))) & 3) << 4;
+}
+
+static void dot_q3_K(long long n, float *s, const void *w, const void *a) {
+    const block_q3_K *x = w;
+    const block_q8_K *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QKK; b++) {
+        int8_t q[QKK];
+        int sc[16];
+        unpack_2bit(x[b].qs, q);
+        for (int g = 0; g < 8; g++)      /* high bit of element 32g+l: bit g of hmask[l] */
+            for (int l = 0; l < 32; l++) q[32 * g + l] += (int8_t)((((x[b].hmask[l] >> g) & 1) << 2) - 4);
+        q3_scales(x[b].scales, sc);
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) sumi += (sc[j] - 32) * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
+        sumf += y[b].d * h2f(x[b].d) * (float)sumi;
+    }
+    *s = sumf;
+}
+
+/* Q4_K / Q5_K low 4 bits: sub-blocks 2k and 2k+1 share qs[32k..32k+31]
+ * (low nibble, high nibble) */
+static inline void unpack_q4_K(const uint8_t *qs, int8_t *q) {
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < 32; l++) {
+            q[64 * k + l] = (int8_t)(qs[32 * k + l] & 15);
+            q[64 * k + 32 + l] = (int8_t)(qs[32 * k + l] >> 4);
+        }
+}
+
+/* the shared tail of Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scale/min */
+static inline float q45_K_block(const int8_t *q, const uint8_t *scales, f16_t d, f16_t dmin, const block_q8_K *y) {
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        llm_get_scale_min_k4(j, scales, &sc, &m);
+        sumi += sc * (dot16_i8(q + 32 * j, y->qs + 32 * j) + dot16_i8(q + 32 * j + 16, y->qs + 32 * j + 16));
+        summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    }
+    return y->d * h2f(d) * (float)sumi - y->d * h2f(dmin) * (float)summ;
+}
+
+static void dot_q4_K(long long n, float *s, const void *w, const void *a) {
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QKK; b++) {
+        int8_t q[QKK];
+        unpack_q4_K(x[b].qs, q);
+        sumf += q45_K_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
+    }
+    *s = sumf;
+}
+
+static void dot_q5_K(long long n, float *s, const void *w, const void *a) {
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QKK; b++) {
+        int8_t q[QKK];
+        unpack_q4_K(x[b].qs, q);
+        for (int g = 0; g < 8; g++)      /* 5th bit of element 32g+l: bit g of qh[l] */
+            for (int l = 0; l < 32; l++) q[32 * g + l] |= (int8_t)(((x[b].qh[l] >> g) & 1) << 4);
+        sumf += q45_K_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
+    }
+    *s = sumf;
+}
+
+static void dot_q6_K(long long n, float *s, const void *w, const void *a) {
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    float sumf = 0;
+    for (long long b = 0; b < n / QKK; b++) {
+        int8_t q[QKK];
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[b].ql + 64 * h, *qh = x[b].qh + 32 * h;
+            int8_t *o = q + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                o[l]      = (int8_t)(((ql[l] & 15)      | (((qh[l] >> 0) & 3) << 4)) - 32);
+                o[l + 32] = (int8_t)(((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32);
+                o[l + 64] = (int8_t)(((ql[l] >> 4)      | (((qh[l] >> 4) & 3) << 4)) - 32);
+                o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+            }
+        }
+        int sumi = 0;
+        for (int j = 0; j < 16; j++) sumi += x[b].scales[j] * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
+        sumf += y[b].d * h2f(x[b].d) * (float)sumi;
+    }
+    *s = sumf;
+}
+
+void llm_kernels_scalar(llm_kernel_table *t) {
+    memset(t, 0, sizeof *t);
+    t->vec_dot[T_F32] = dot_f32;
+    t->vec_dot[T_F16] = dot_f16;
+    t->vec_dot[T_BF16] = dot_bf16;
+    t->vec_dot[T_Q4_0] = dot_q4_0;
+    t->vec_dot[T_Q4_1] = dot_q4_1;
+    t->vec_dot[T_Q5_0] = dot_q5_0;
+    t->vec_dot[T_Q5_1] = dot_q5_1;
+    t->vec_dot[T_Q8_0] = dot_q8_0;
+    t->vec_dot[T_Q2_K] = dot_q2_K;
+    t->vec_dot[T_Q3_K] = dot_q3_K;
+    t->vec_dot[T_Q4_K] = dot_q4_K;
+    t->vec_dot[T_Q5_K] = dot_q5_K;
+    t->vec_dot[T_Q6_K] = dot_q6_K;
+}

@@ -35,18 +35,14 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 29
 
 /* fp16 / bf16 conversion (exact widening; RNE narrowing) */
 static inline float llm_f16_to_f32(f16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) bits = sign;
-        else { /* subnormal: normalise */
-            int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400));
-            man &= 0x3ff;
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | (man << 13);
-        }
-    } else if (exp == 31) bits = sign | 0x7f800000u | (man << 13);
-    else bits = sign | ((exp + 112) << 23) | (man << 13);
+    /* branch-free (vectorises): a subnormal half is man * 2^-24, exact in float */
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, em = h & 0x7fffu;
+    uint32_t norm = (em << 13) + (112u << 23);            /* exp 1..30: rebias */
+    uint32_t special = (em << 13) | 0x7f800000u;           /* exp 31: inf, NaN (payload kept) */
+    float sub = (float)(int32_t)em * 0x1p-24f;             /* exp 0: zero or subnormal */
+    uint32_t subb; memcpy(&subb, &sub, 4);
+    uint32_t m_sub = 0u - (uint32_t)(em < 0x0400u), m_spec = 0u - (uint32_t)(em >= 0x7c00u);
+    uint32_t bits = (norm & ~(m_sub | m_spec)) | (subb & m_sub) | (special & m_spec) | sign;
     float f; memcpy(&f, &bits, 4); return f;
 }
 static inline f16_t llm_f32_to_f16(float f) {

@@ -58,3 +58,71 @@ double llm_now(void);                        /* monotonic seconds */
 long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long long off,
                                 long long count, long long max_len,
                                 long long *offsets, long long *lengths);
+
+/* ---- the forward pass (model.c, forward.c, ops.c) ---- */
+/* architecture ids */
+enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4 };
+/* per-layer tensor slots */
+enum {
+    LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
+    LLM_T_ATTN_OUT = 5, LLM_T_ATTN_Q_B = 6, LLM_T_ATTN_K_B = 7, LLM_T_ATTN_V_B = 8,
+    LLM_T_ATTN_Q_NORM = 9, LLM_T_ATTN_K_NORM = 10, LLM_T_POST_ATTN_NORM = 11, LLM_T_FFN_NORM = 12,
+    LLM_T_FFN_GATE = 13, LLM_T_FFN_UP = 14, LLM_T_FFN_DOWN = 15, LLM_T_POST_FFW_NORM = 16,
+    LLM_T_LAYER_COUNT = 17
+};
+/* global tensor slots (layer = -1) */
+enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3, LLM_G_COUNT = 4 };
+
+typedef struct {
+    int arch;
+    int n_layer, n_embd, n_ff, n_head, n_head_kv, head_dim, n_vocab;
+    int n_rot;              /* rotary dims (<= head_dim) */
+    int rope_neox;          /* 1: NEOX pairs (i, i + n_rot/2); 0: NORM adjacent pairs */
+    float rms_eps;
+    float rope_base, rope_scale;          /* freq_base, freq_scale (1/factor) */
+    float rope_base_swa, rope_scale_swa;  /* sliding-window layers */
+    int sliding_window;     /* 0: none */
+    int swa_pattern;        /* layer il is sliding when il % swa_pattern < swa_pattern - 1 */
+    float attn_scale;       /* kq scale */
+    float q_prescale;       /* Q multiplied by this before attention (gemma3), else 1 */
+    float embd_scale;       /* token embeddings multiplied by this (gemma3 sqrt(n_embd)), else 1 */
+    float logit_softcap;    /* 0: none */
+    int ffn_gelu;           /* 1: GELU-tanh gated (gemma3), 0: SiLU (SwiGLU) */
+} llm_config;
+
+typedef struct llm_model llm_model;
+
+llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch);
+void llm_model_free(llm_model *m);
+/* attach a weight (not copied: the memory must outlive the model). layer -1 = global slot.
+ * ne0 = elements per row, ne1 = rows. returns 0 or -1 (bad slot, type or shape) */
+int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
+                         long long ne0, long long ne1);
+/* checks that every tensor the architecture needs is present; returns 0 or -1 and
+ * writes a message to err (size errlen) */
+int llm_model_check(llm_model *m, char *err, int errlen);
+long long llm_model_kv_bytes(const llm_model *m);
+/* Run n tokens at positions pos..pos+n-1 (the KV cache must hold 0..pos-1).
+ * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab).
+ * n may exceed n_batch: it is processed in chunks. Returns 0, or -1 (context full, bad token). */
+int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode);
+
+/* ---- tokenizer merge loops (bpe.c) ---- */
+/* A handle over n token texts (token i = buf[offsets[i] .. + lengths[i]]) and
+ * their scores (NULL: all 0). Texts are copied. NULL on bad input or no memory. */
+void *llm_tok_new(long long n, const unsigned char *buf, const long long *offsets,
+                  const long long *lengths, const float *scores);
+/* BPE merges "left right" (rank = index); 0 ok, -1 bad input, -2 no memory */
+int llm_tok_set_merges(void *tok, long long n, const unsigned char *buf, const long long *offsets,
+                       const long long *lengths);
+void llm_tok_free(void *tok);
+int llm_tok_find(const void *tok, const unsigned char *s, long long n);   /* id or -1 */
+/* Item i is buf[offs[i] .. offs[i+1]). BPE: raw-byte words (byte-encoded, then
+ * merged by rank; out needs room for 2 ids per byte); SPM: fragments with
+ * spaces already escaped (merged by score, byte fallback; 1 id per byte).
+ * counts[i] = ids of item i. Returns the total, or -1 bad input / out too
+ * small, -2 no memory, -3 SPM: a byte with no token. */
+long long llm_tok_bpe(const void *tok, const unsigned char *buf, const long long *offs, long long nwords,
+                      int ignore_merges, int *out, long long cap, long long *counts);
+long long llm_tok_spm(const void *tok, const unsigned char *buf, const long long *offs, long long nfrags,
+                      int *out, long long cap, long long *counts);

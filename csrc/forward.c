@@ -1,0 +1,197 @@
+/* One forward step over all layers for a batch of tokens (decode is a batch of one).
+ * Every per-token computation is the same whatever the batch size, so the logits of
+ * a position are bit-identical whether it was computed alone or in a batch. */
+#include <math.h>
+#include <stdlib.h>
+#include "model.h"
+
+static int is_swa(const llm_model *m, int il) {
+    const int p = m->c.swa_pattern;
+    return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
+}
+
+static void mm(const llm_tensor *w, const float *x, int n, float *y) {
+    llm_matmul(w->type, w->data, w->ne1, w->ne0, x, n, y);
+}
+
+static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
+    if (!b->data) return;
+    const float *bv = b->data;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < dim; i++) y[(size_t)t * dim + i] += bv[i];
+}
+
+/* ---- attention: one task per (token, head) ---- */
+typedef struct {
+    llm_model *m;
+    int il, n, pos;
+} attn_job;
+
+static void attn_task(int ith, int nth, void *p) {
+    attn_job *j = p;
+    llm_model *m = j->m;
+    const llm_config *c = &m->c;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
+    const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
+    float *sc = m->scores + (size_t)ith * m->n_ctx;
+    f16_t *q16 = m->q16 + (size_t)ith * hd;
+    const int swa = is_swa(m, j->il);
+    const int total = j->n * c->n_head;
+    for (int w = ith; w < total; w += nth) {
+        const int t = w / c->n_head, h = w % c->n_head, kh = h / group;
+        const int p = j->pos + t;
+        int start = 0;
+        if (swa && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+        const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
+        float mx = -INFINITY;
+        for (int s = start; s <= p; s++) {
+            float v = llm_dot_f16(q16, K + (size_t)s * m->kv_dim + (size_t)kh * hd, hd) * c->attn_scale;
+            sc[s] = v;
+            if (v > mx) mx = v;
+        }
+        double sum = 0.0;
+        for (int s = start; s <= p; s++) {
+            float e = expf(sc[s] - mx);
+            sc[s] = e;
+            sum += (double)e;
+        }
+        const float inv = (float)(1.0 / sum);
+        float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
+        for (int i = 0; i < hd; i++) out[i] = 0.0f;
+        for (int s = start; s <= p; s++) {
+            const float pr = llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv));
+            llm_axpy_f16(out, pr, V + (size_t)s * m->kv_dim + (size_t)kh * hd, hd);
+        }
+    }
+}
+
+static void layer_forward(llm_model *m, int il, int n, int pos) {
+    const llm_config *c = &m->c;
+    const int d = c->n_embd, hd = c->head_dim, qd = m->q_dim, kvd = m->kv_dim;
+    const llm_tensor *L = LT(m, il, 0);
+    float *x = m->x, *xn = m->xn;
+
+    for (int t = 0; t < n; t++)
+        llm_rmsnorm(xn + (size_t)t * d, x + (size_t)t * d, L[LLM_T_ATTN_NORM].data, d, c->rms_eps);
+
+    if (L[LLM_T_ATTN_QKV].data) {
+        const int w = qd + 2 * kvd;
+        mm(&L[LLM_T_ATTN_QKV], xn, n, m->tmp);
+        for (int t = 0; t < n; t++) {
+            const float *r = m->tmp + (size_t)t * w;
+            memcpy(m->q + (size_t)t * qd, r, qd * 4);
+            memcpy(m->k + (size_t)t * kvd, r + qd, kvd * 4);
+            memcpy(m->v + (size_t)t * kvd, r + qd + kvd, kvd * 4);
+        }
+    } else {
+        mm(&L[LLM_T_ATTN_Q], xn, n, m->q);
+        mm(&L[LLM_T_ATTN_K], xn, n, m->k);
+        mm(&L[LLM_T_ATTN_V], xn, n, m->v);
+    }
+    add_bias(m->q, &L[LLM_T_ATTN_Q_B], n, qd);
+    add_bias(m->k, &L[LLM_T_ATTN_K_B], n, kvd);
+    add_bias(m->v, &L[LLM_T_ATTN_V_B], n, kvd);
+
+    const int swa = is_swa(m, il);
+    const float base = swa ? c->rope_base_swa : c->rope_base;
+    const float scale = swa ? c->rope_scale_swa : c->rope_scale;
+    const float *ff = m->g[LLM_G_ROPE_FREQS].data;
+    float cs[1024];
+    for (int t = 0; t < n; t++) {
+        float *q = m->q + (size_t)t * qd, *k = m->k + (size_t)t * kvd;
+        if (L[LLM_T_ATTN_Q_NORM].data)
+            for (int h = 0; h < c->n_head; h++) llm_rmsnorm(q + h * hd, q + h * hd, L[LLM_T_ATTN_Q_NORM].data, hd, c->rms_eps);
+        if (L[LLM_T_ATTN_K_NORM].data)
+            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
+        if (c->n_rot > 0) {
+            llm_rope_cache(cs, c->n_rot, pos + t, base, scale, ff);
+            for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
+            for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
+        }
+        if (c->q_prescale != 1.0f)
+            for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
+        /* K and V into the F16 cache */
+        const size_t off = ((size_t)il * m->n_ctx + pos + t) * kvd;
+        const float *v = m->v + (size_t)t * kvd;
+        for (int i = 0; i < kvd; i++) {
+            m->kcache[off + i] = llm_f32_to_f16(k[i]);
+            m->vcache[off + i] = llm_f32_to_f16(v[i]);
+        }
+    }
+
+    attn_job aj = {m, il, n, pos};
+    llm_parallel(attn_task, &aj);
+
+    mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
+    for (int t = 0; t < n; t++) {
+        float *o = m->tmp + (size_t)t * d, *xr = x + (size_t)t * d;
+        if (L[LLM_T_POST_ATTN_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_ATTN_NORM].data, d, c->rms_eps);
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+        llm_rmsnorm(xn + (size_t)t * d, xr, L[LLM_T_FFN_NORM].data, d, c->rms_eps);
+    }
+
+    const int ff_n = c->n_ff;
+    if (L[LLM_T_FFN_GATE].data) {
+        mm(&L[LLM_T_FFN_GATE], xn, n, m->gate);
+        mm(&L[LLM_T_FFN_UP], xn, n, m->up);
+    } else { /* fused gate+up: rows gate then up */
+        mm(&L[LLM_T_FFN_UP], xn, n, m->tmp);
+        for (int t = 0; t < n; t++) {
+            memcpy(m->gate + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n, ff_n * 4);
+            memcpy(m->up + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n + ff_n, ff_n * 4);
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        if (c->ffn_gelu) llm_geglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
+        else llm_swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
+    }
+    mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
+    for (int t = 0; t < n; t++) {
+        float *o = m->tmp + (size_t)t * d, *xr = x + (size_t)t * d;
+        if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+    }
+}
+
+static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float *logits, int first_out, int n_out) {
+    const llm_config *c = &m->c;
+    const int d = c->n_embd;
+    const llm_tensor *E = &m->g[LLM_G_TOKEN_EMBD];
+    const long long rb = llm_row_bytes(E->type, d);
+    for (int t = 0; t < n; t++) {
+        float *x = m->x + (size_t)t * d;
+        llm_dequantize(E->type, (const char *)E->data + (size_t)tokens[t] * rb, x, d);
+        if (c->embd_scale != 1.0f)
+            for (int i = 0; i < d; i++) x[i] *= c->embd_scale;
+    }
+    for (int il = 0; il < c->n_layer; il++) layer_forward(m, il, n, pos);
+    if (n_out <= 0) return 0;
+    for (int t = 0; t < n_out; t++)
+        llm_rmsnorm(m->xn + (size_t)t * d, m->x + (size_t)(first_out + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, c->rms_eps);
+    const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : E;
+    mm(O, m->xn, n_out, logits);
+    if (c->logit_softcap > 0.0f) {
+        const float cap = c->logit_softcap;
+        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] / cap) * cap;
+    }
+    return 0;
+}
+
+int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode) {
+    if (n <= 0 || pos < 0 || pos + n > m->n_ctx) return -1;
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= m->c.n_vocab) return -1;
+    for (int done = 0; done < n;) {
+        int b = n - done < m->n_batch ? n - done : m->n_batch;
+        int last = done + b == n;
+        float *out = NULL;
+        int first_out = 0, n_out = 0;
+        if (logits_mode == 2) { out = logits + (size_t)done * m->c.n_vocab; n_out = b; }
+        else if (logits_mode == 1 && last) { out = logits; first_out = b - 1; n_out = 1; }
+        if (forward_chunk(m, tokens + done, b, pos + done, out, first_out, n_out)) return -1;
+        done += b;
+    }
+    return 0;
+}

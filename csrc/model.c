@@ -1,0 +1,126 @@
+/* Model lifetime: config, weight slots, KV cache and batch scratch (allocated once). */
+#include <stdio.h>
+#include <stdlib.h>
+#include "model.h"
+
+static void *zalloc(size_t n) {
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (p) memset(p, 0, (n + 63) / 64 * 64);
+    return p;
+}
+
+void llm_model_free(llm_model *m) {
+    if (!m) return;
+    free(m->layers); free(m->kcache); free(m->vcache);
+    free(m->x); free(m->xn); free(m->q); free(m->k); free(m->v); free(m->att);
+    free(m->tmp); free(m->gate); free(m->up); free(m->scores); free(m->q16);
+    free(m);
+}
+
+llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
+    const llm_config *c = cfg;
+    if (c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
+        c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || n_ctx <= 0 || n_batch <= 0 ||
+        c->n_rot > c->head_dim || c->n_rot % 2)
+        return NULL;
+    llm_model *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->c = *cfg;
+    if (m->c.swa_pattern <= 0) m->c.swa_pattern = 1;
+    m->n_ctx = n_ctx;
+    m->n_batch = n_batch;
+    m->q_dim = c->n_head * c->head_dim;
+    m->kv_dim = c->n_head_kv * c->head_dim;
+    size_t B = (size_t)n_batch;
+    size_t qkv = (size_t)m->q_dim + 2 * (size_t)m->kv_dim;
+    size_t wide = (size_t)(c->n_ff > m->q_dim ? c->n_ff : m->q_dim);
+    if (qkv > wide) wide = qkv;
+    if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
+    m->n_threads_alloc = 256;
+    m->layers = calloc((size_t)c->n_layer * LLM_T_LAYER_COUNT, sizeof(llm_tensor));
+    size_t kvn = (size_t)c->n_layer * n_ctx * m->kv_dim;
+    m->kcache = zalloc(kvn * sizeof(f16_t));
+    m->vcache = zalloc(kvn * sizeof(f16_t));
+    m->x = zalloc(B * c->n_embd * 4);
+    m->xn = zalloc(B * c->n_embd * 4);
+    m->q = zalloc(B * m->q_dim * 4);
+    m->k = zalloc(B * m->kv_dim * 4);
+    m->v = zalloc(B * m->kv_dim * 4);
+    m->att = zalloc(B * m->q_dim * 4);
+    m->tmp = zalloc(B * wide * 4);
+    m->gate = zalloc(B * c->n_ff * 4);
+    m->up = zalloc(B * c->n_ff * 4);
+    m->scores = zalloc((size_t)m->n_threads_alloc * n_ctx * 4);
+    m->q16 = zalloc((size_t)m->n_threads_alloc * c->head_dim * 2);
+    if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
+        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16) {
+        llm_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+long long llm_model_kv_bytes(const llm_model *m) {
+    return 2LL * m->c.n_layer * m->n_ctx * m->kv_dim * (long long)sizeof(f16_t);
+}
+
+int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
+                         long long ne0, long long ne1) {
+    if (!data || ne0 <= 0 || ne1 <= 0 || llm_row_bytes(type, ne0) < 0 || !llm_type_supported(type)) return -1;
+    llm_tensor t = {type, data, ne0, ne1};
+    if (layer < 0) {
+        if (slot < 0 || slot >= LLM_G_COUNT) return -1;
+        m->g[slot] = t;
+    } else {
+        if (layer >= m->c.n_layer || slot < 0 || slot >= LLM_T_LAYER_COUNT) return -1;
+        m->layers[(long long)layer * LLM_T_LAYER_COUNT + slot] = t;
+    }
+    return 0;
+}
+
+static int need(const llm_tensor *t, long long ne0, long long ne1, int f32, const char *name, int il,
+                char *err, int errlen) {
+    if (!t->data) { snprintf(err, errlen, "missing tensor %s (layer %d)", name, il); return -1; }
+    if (t->ne0 != ne0 || t->ne1 != ne1) {
+        snprintf(err, errlen, "tensor %s (layer %d) has shape [%lld, %lld], expected [%lld, %lld]",
+                 name, il, t->ne0, t->ne1, ne0, ne1);
+        return -1;
+    }
+    if (f32 && t->type != T_F32) { snprintf(err, errlen, "tensor %s (layer %d) must be F32", name, il); return -1; }
+    return 0;
+}
+
+int llm_model_check(llm_model *m, char *err, int errlen) {
+    const llm_config *c = &m->c;
+    const long long d = c->n_embd, hd = c->head_dim;
+    if (need(&m->g[LLM_G_TOKEN_EMBD], d, c->n_vocab, 0, "token_embd", -1, err, errlen)) return -1;
+    if (need(&m->g[LLM_G_OUTPUT_NORM], d, 1, 1, "output_norm", -1, err, errlen)) return -1;
+    if (m->g[LLM_G_OUTPUT].data && need(&m->g[LLM_G_OUTPUT], d, c->n_vocab, 0, "output", -1, err, errlen)) return -1;
+    if (m->g[LLM_G_ROPE_FREQS].data && need(&m->g[LLM_G_ROPE_FREQS], c->n_rot / 2, 1, 1, "rope_freqs", -1, err, errlen)) return -1;
+    for (int il = 0; il < c->n_layer; il++) {
+        const llm_tensor *L = LT(m, il, 0);
+        if (need(&L[LLM_T_ATTN_NORM], d, 1, 1, "attn_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_QKV].data) {
+            if (need(&L[LLM_T_ATTN_QKV], d, m->q_dim + 2 * m->kv_dim, 0, "attn_qkv", il, err, errlen)) return -1;
+        } else {
+            if (need(&L[LLM_T_ATTN_Q], d, m->q_dim, 0, "attn_q", il, err, errlen)) return -1;
+            if (need(&L[LLM_T_ATTN_K], d, m->kv_dim, 0, "attn_k", il, err, errlen)) return -1;
+            if (need(&L[LLM_T_ATTN_V], d, m->kv_dim, 0, "attn_v", il, err, errlen)) return -1;
+        }
+        if (need(&L[LLM_T_ATTN_OUT], m->q_dim, d, 0, "attn_output", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_Q_B].data && need(&L[LLM_T_ATTN_Q_B], m->q_dim, 1, 1, "attn_q.bias", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_K_B].data && need(&L[LLM_T_ATTN_K_B], m->kv_dim, 1, 1, "attn_k.bias", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_V_B].data && need(&L[LLM_T_ATTN_V_B], m->kv_dim, 1, 1, "attn_v.bias", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_Q_NORM].data && need(&L[LLM_T_ATTN_Q_NORM], hd, 1, 1, "attn_q_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_K_NORM].data && need(&L[LLM_T_ATTN_K_NORM], hd, 1, 1, "attn_k_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_POST_FFW_NORM].data && need(&L[LLM_T_POST_FFW_NORM], d, 1, 1, "post_ffw_norm", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_FFN_NORM], d, 1, 1, "ffn_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_FFN_GATE].data) {
+            if (need(&L[LLM_T_FFN_GATE], d, c->n_ff, 0, "ffn_gate", il, err, errlen)) return -1;
+            if (need(&L[LLM_T_FFN_UP], d, c->n_ff, 0, "ffn_up", il, err, errlen)) return -1;
+        } else if (need(&L[LLM_T_FFN_UP], d, 2LL * c->n_ff, 0, "ffn_up (fused gate+up)", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_FFN_DOWN], c->n_ff, d, 0, "ffn_down", il, err, errlen)) return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* The in-memory model: config, weight views (GGUF memory, never copied),
+ * KV cache and the scratch buffers of one batch. Internal to the C side. */
+#ifndef LLM_MODEL_H
+#define LLM_MODEL_H
+#include "internal.h"
+
+typedef struct { int type; const void *data; long long ne0, ne1; } llm_tensor;
+
+struct llm_model {
+    llm_config c;
+    llm_tensor g[LLM_G_COUNT];
+    llm_tensor *layers;          /* n_layer * LLM_T_LAYER_COUNT */
+    int n_ctx, n_batch;
+    int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim */
+    f16_t *kcache, *vcache;      /* [n_layer][n_ctx][kv_dim] */
+    /* batch scratch, n_batch rows each */
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
+    float *scores;               /* per thread: n_ctx floats */
+    f16_t *q16;                  /* per thread: head_dim */
+    int n_threads_alloc;
+};
+
+static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
+    return &m->layers[(long long)il * LLM_T_LAYER_COUNT + slot];
+}
+
+/* ops.c */
+void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
+void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
+void llm_swiglu(float *g, const float *u, int n);
+void llm_geglu(float *g, const float *u, int n);
+float llm_dot_f16(const f16_t *a, const f16_t *b, int n);
+void llm_axpy_f16(float *y, float a, const f16_t *x, int n);
+
+#endif

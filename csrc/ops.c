@@ -1,0 +1,81 @@
+/* Per-token operations: RMSNorm, RoPE, gated activations, f16 dot/axpy.
+ * Numerics follow llama.cpp's CPU backend where it is cheap to do so. */
+#include <math.h>
+#include "model.h"
+
+/* y = (x / rms(x)) * w, sum of squares in double as ggml does */
+void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    if (w) for (int i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+    else for (int i = 0; i < n; i++) y[i] = x[i] * scale;
+}
+
+/* cos/sin per rotary pair for one position: theta = pos * base^(-2i/n_rot)
+ * by repeated multiplication, divided by freq_factors[i], times scale */
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *ff) {
+    const float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int i = 0; i < n_rot / 2; i++) {
+        float t = theta / (ff ? ff[i] : 1.0f);
+        t = scale * t;
+        cs[2 * i] = cosf(t);
+        cs[2 * i + 1] = sinf(t);
+        theta *= theta_scale;
+    }
+}
+
+void llm_rope_apply(float *x, const float *cs, int n_rot, int neox) {
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        float *a = neox ? &x[i] : &x[2 * i];
+        float *b = neox ? &x[i + half] : &x[2 * i + 1];
+        const float x0 = *a, x1 = *b;
+        *a = x0 * c - x1 * s;
+        *b = x0 * s + x1 * c;
+    }
+}
+
+/* g = silu(g) * u */
+void llm_swiglu(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = (x / (1.0f + expf(-x))) * u[i];
+    }
+}
+
+/* g = gelu_tanh(g) * u, with llama.cpp's fp16 rounding of GELU's input and output */
+#define GELU_COEF_A 0.044715f
+#define SQRT_2_OVER_PI 0.79788456080286535587989211986876f
+static inline float gelu_f32(float x) {
+    return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_COEF_A * x * x)));
+}
+void llm_geglu(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) {
+        float x = g[i], y;
+        if (x <= -10.0f) y = 0.0f;
+        else if (x >= 10.0f) y = x;
+        else y = llm_f16_to_f32(llm_f32_to_f16(gelu_f32(llm_f16_to_f32(llm_f32_to_f16(x)))));
+        g[i] = y * u[i];
+    }
+}
+
+float llm_dot_f16(const f16_t *a, const f16_t *b, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += llm_f16_to_f32(a[i]) * llm_f16_to_f32(b[i]);
+        s1 += llm_f16_to_f32(a[i + 1]) * llm_f16_to_f32(b[i + 1]);
+        s2 += llm_f16_to_f32(a[i + 2]) * llm_f16_to_f32(b[i + 2]);
+        s3 += llm_f16_to_f32(a[i + 3]) * llm_f16_to_f32(b[i + 3]);
+    }
+    for (; i < n; i++) s0 += llm_f16_to_f32(a[i]) * llm_f16_to_f32(b[i]);
+    return (s0 + s1) + (s2 + s3);
+}
+
+void llm_axpy_f16(float *y, float a, const f16_t *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * llm_f16_to_f32(x[i]);
+}

@@ -1,0 +1,692 @@
+"""Open a GGUF file (memory-mapped, read-only), read its metadata and tensor table.
+
+Every count, length, offset and size read from the file is checked against the
+file size before it is used (DESIGN.md principle 8); a malformed file raises
+GGUFError, a ValueError whose one-line message names the problem and where.
+
+Nothing big is copied at open: numeric arrays are numpy views on the mapping,
+string arrays are StringArray objects that only hold the offsets and lengths of
+their strings (found by a C scan), and tensor data are views made on request.
+"""
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+GGUF_MAGIC = b"GGUF"
+DEFAULT_ALIGNMENT = 32
+MAX_DIMS = 4
+MAX_ARRAY_NESTING = 8
+
+# ---- metadata value types -------------------------------------------------
+
+UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
+
+VALUE_TYPE_NAMES = {
+    UINT8: "u8", INT8: "i8", UINT16: "u16", INT16: "i16", UINT32: "u32", INT32: "i32",
+    FLOAT32: "f32", BOOL: "bool", STRING: "string", ARRAY: "array", UINT64: "u64",
+    INT64: "i64", FLOAT64: "f64",
+}
+# fixed-size types: (struct format, numpy dtype, size)
+_SCALAR = {
+    UINT8: ("<B", np.dtype("<u1"), 1), INT8: ("<b", np.dtype("<i1"), 1),
+    UINT16: ("<H", np.dtype("<u2"), 2), INT16: ("<h", np.dtype("<i2"), 2),
+    UINT32: ("<I", np.dtype("<u4"), 4), INT32: ("<i", np.dtype("<i4"), 4),
+    FLOAT32: ("<f", np.dtype("<f4"), 4), BOOL: ("<B", np.dtype("<u1"), 1),
+    UINT64: ("<Q", np.dtype("<u8"), 8), INT64: ("<q", np.dtype("<i8"), 8),
+    FLOAT64: ("<d", np.dtype("<f8"), 8),
+}
+INTEGER_TYPES = (UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64)
+# the fewest bytes one value of a type can take (an array: its type + count)
+_MIN_SIZE = {**{t: s for t, (_, _, s) in _SCALAR.items()}, STRING: 8, ARRAY: 12}
+
+# ---- tensor types: ggml ids -> (name, elements per block, bytes per block) ----
+# All ggml types, including those llmlite cannot compute with, so that a file
+# using them can still be described.
+GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
+    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
+    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
+}
+
+
+def type_name(t: int) -> str:
+    return GGML_TYPES[t][0] if t in GGML_TYPES else f"type {t}"
+
+
+def type_supported(t: int) -> bool:
+    """True if llmlite can compute with tensors of type t (dequantize + matmul)."""
+    try:
+        from llmlite._lib import lib
+    except ImportError:  # pragma: no cover - extension not built
+        return False
+    return bool(lib.llm_type_supported(t))
+
+
+class GGUFError(ValueError):
+    """A GGUF file is missing, unreadable or malformed (one-line message)."""
+
+
+class _Bad(Exception):
+    """Internal: a problem found while parsing; open_gguf turns it into GGUFError."""
+
+
+def _n(x: int) -> str:
+    """An integer for messages: thousands separators, powers of two spelled out when huge."""
+    if x >= 1 << 40 and x & (x - 1) == 0:
+        return f"2^{x.bit_length() - 1}"
+    return f"{x:,}"
+
+
+def _show(s: str, limit: int = 60) -> str:
+    """A name from the file, safe to put in a one-line message."""
+    r = s if s.isprintable() else s.encode("unicode_escape", "replace").decode("ascii", "replace")
+    return r if len(r) <= limit else r[: limit - 3] + "..."
+
+
+# ---- string arrays ----------------------------------------------------------
+
+def _scan_strings(buf: np.ndarray, off: int, count: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Offsets and lengths of `count` GGUF strings starting at buf[off].
+
+    Returns (end offset or -1, offsets, lengths)."""
+    offsets = np.empty(count, dtype=np.int64)
+    lengths = np.empty(count, dtype=np.int64)
+    size = buf.size
+    try:
+        from llmlite._lib import ffi, lib
+    except ImportError:  # pragma: no cover - slow fallback when the extension is not built
+        return _scan_strings_py(buf, off, count, offsets, lengths), offsets, lengths
+    if count == 0:
+        return off, offsets, lengths
+    end = lib.llm_gguf_scan_strings(ffi.cast("const unsigned char *", buf.ctypes.data), size, off,
+                                    count, size, ffi.cast("long long *", offsets.ctypes.data),
+                                    ffi.cast("long long *", lengths.ctypes.data))
+    return int(end), offsets, lengths
+
+
+def _scan_strings_py(buf, off, count, offsets, lengths) -> int:
+    """The same walk as csrc/gguf_scan.c, in Python (fallback and test oracle)."""
+    size = len(buf)
+    mv = memoryview(buf)
+    for i in range(count):
+        if size - off < 8:
+            return -1
+        (n,) = struct.unpack_from("<Q", mv, off)
+        off += 8
+        if n > size - off:
+            return -1
+        offsets[i] = off
+        lengths[i] = n
+        off += n
+    return off
+
+
+class StringArray:
+    """A GGUF array of strings, decoded lazily.
+
+    `offsets[i]`, `lengths[i]` locate string i's bytes in `buffer` (the whole
+    file as a uint8 array), so that C code can use them without Python objects.
+    """
+
+    __slots__ = ("buffer", "offsets", "lengths")
+
+    def __init__(self, buffer: np.ndarray, offsets: np.ndarray, lengths: np.ndarray):
+        self.buffer = buffer
+        self.offsets = offsets
+        self.lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def raw(self, i: int) -> bytes:
+        o = int(self.offsets[i])
+        return self.buffer[o : o + int(self.lengths[i])].tobytes()
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return self.raw(i).decode("utf-8", "replace")
+
+    def __iter__(self) -> Iterator[str]:
+        buf = self.buffer
+        for o, n in zip(self.offsets.tolist(), self.lengths.tolist()):
+            yield buf[o : o + n].tobytes().decode("utf-8", "replace")
+
+    def tolist(self) -> list[str]:
+        return list(self)
+
+    def raw_list(self) -> list[bytes]:
+        buf = self.buffer
+        return [buf[o : o + n].tobytes() for o, n in zip(self.offsets.tolist(), self.lengths.tolist())]
+
+    def __eq__(self, other):
+        if isinstance(other, StringArray):
+            return self.raw_list() == other.raw_list()
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(self[i]) for i in range(min(3, len(self))))
+        return f"StringArray([{head}{', ...' if len(self) > 3 else ''}], n={len(self)})"
+
+
+# ---- the file ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple[int, ...]   # GGUF order: ne[0] (elements per row) first
+    type: int                # ggml type id
+    offset: int              # absolute file offset of the data
+    nbytes: int
+    n_elements: int
+
+    @property
+    def type_name(self) -> str:
+        return type_name(self.type)
+
+
+class _Cursor:
+    """Bounds-checked little-endian reads from the mapped file."""
+
+    __slots__ = ("mm", "size", "pos", "where")
+
+    def __init__(self, mm, size: int):
+        self.mm, self.size, self.pos, self.where = mm, size, 0, "the header"
+
+    def need(self, n: int) -> int:
+        p = self.pos
+        if n > self.size - p:
+            raise _Bad(f"truncated GGUF: {self.where} runs past the end of the file "
+                       f"(needs offset {_n(p + n)}, file size {_n(self.size)})")
+        self.pos = p + n
+        return p
+
+    def u32(self) -> int:
+        return struct.unpack_from("<I", self.mm, self.need(4))[0]
+
+    def u64(self) -> int:
+        return struct.unpack_from("<Q", self.mm, self.need(8))[0]
+
+    def string_bytes(self, what: str) -> bytes:
+        n = self.u64()
+        if n > self.size - self.pos:
+            raise _Bad(f"truncated GGUF: {self.where}: {what} of {_n(n)} bytes runs past the end of the "
+                       f"file (offset {_n(self.pos)}, file size {_n(self.size)})")
+        p = self.pos
+        self.pos = p + n
+        return self.mm[p : p + n]
+
+    def string(self, what: str) -> str:
+        return self.string_bytes(what).decode("utf-8", "replace")
+
+
+class GGUFFile:
+    """A parsed GGUF file. Use open_gguf(path)."""
+
+    def __init__(self, path: Path, mm: mmap.mmap, file_size: int):
+        self.path = path
+        self.file_size = file_size
+        self._mm = mm
+        self._buf = np.frombuffer(mm, dtype=np.uint8)
+        self.version = 0
+        self.alignment = DEFAULT_ALIGNMENT
+        self.data_offset = 0
+        self.metadata: dict[str, Any] = {}
+        self.metadata_types: dict[str, int] = {}
+        self.array_types: dict[str, int] = {}   # array key -> element type
+        self.tensors: dict[str, TensorInfo] = {}
+
+    # -- access --
+    @property
+    def buffer(self) -> np.ndarray:
+        """The whole file as a read-only uint8 array (no copy)."""
+        if self._buf is None:
+            raise GGUFError(f"{self.path}: file is closed")
+        return self._buf
+
+    def tensor_data(self, name: str) -> np.ndarray:
+        """A tensor's raw bytes: a read-only uint8 view on the mapping."""
+        t = self.tensors[name]
+        return self.buffer[t.offset : t.offset + t.nbytes]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(key, default)
+
+    @property
+    def architecture(self) -> str | None:
+        a = self.metadata.get("general.architecture")
+        return a if isinstance(a, str) else None
+
+    def param_count(self) -> int:
+        return sum(t.n_elements for t in self.tensors.values())
+
+    def check_computable(self) -> None:
+        """Raise GGUFError if a tensor has a type llmlite cannot compute with."""
+        bad = [t for t in self.tensors.values() if not type_supported(t.type)]
+        if bad:
+            kinds = sorted({t.type_name for t in bad})
+            raise GGUFError(f"{self.path}: unsupported tensor type {', '.join(kinds)} "
+                            f"({len(bad)} tensors, e.g. '{_show(bad[0].name)}'); llmlite computes with "
+                            f"F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K")
+
+    def close(self) -> None:
+        """Drop this object's hold on the mapping. Views handed out earlier stay
+        valid (the mapping is unmapped when the last of them is gone)."""
+        mm, self._mm, self._buf = self._mm, None, None
+        self.metadata = {}
+        if mm is not None:
+            try:
+                mm.close()
+            except BufferError:
+                pass  # views still alive; the mapping goes with them
+
+    def __enter__(self) -> "GGUFFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"GGUFFile({str(self.path)!r}, v{self.version}, {len(self.metadata)} keys, "
+                f"{len(self.tensors)} tensors)")
+
+    # -- parsing --
+    def _parse(self) -> None:
+        c = _Cursor(self._mm, self.file_size)
+        size = self.file_size
+        if size < 4:
+            raise _Bad("not a GGUF file (it is empty)" if size == 0 else f"not a GGUF file (only {size} bytes)")
+        magic = self._mm[0:4]
+        if magic != GGUF_MAGIC:
+            raise _Bad(_bad_magic(magic))
+        c.pos = 4
+        c.where = "the header"
+        version = c.u32()
+        if version & 0xFFFF == 0 and 0 < (version >> 24) <= 3 and (version >> 16) & 0xFF == 0:
+            raise _Bad(f"big-endian GGUF (version {version >> 24}, byte-swapped) is not supported; "
+                       "use a little-endian file")
+        if version == 1:
+            raise _Bad("GGUF version 1 is not supported (obsolete format); re-convert the model "
+                       "with a current llama.cpp")
+        if version not in (2, 3):
+            raise _Bad(f"unsupported GGUF version {_n(version)} (llmlite reads versions 2 and 3)")
+        self.version = version
+        n_tensors = c.u64()
+        n_kv = c.u64()
+        rest = size - c.pos
+        # each key-value takes at least 8 (key length) + 4 (type) + 1 bytes,
+        # each tensor info at least 8 (name length) + 4 + 8 (one dim) + 4 + 8
+        if n_kv > rest // 13:
+            raise _Bad(f"truncated or corrupt GGUF: the header promises {_n(n_kv)} metadata entries, more "
+                       f"than the {_n(rest)} bytes after it can hold")
+        if n_tensors > rest // 32 or n_kv * 13 + n_tensors * 32 > rest:
+            raise _Bad(f"truncated or corrupt GGUF: the header promises {_n(n_tensors)} tensors and "
+                       f"{_n(n_kv)} metadata entries, more than the {_n(rest)} bytes after it can hold")
+
+        md, mt, at = self.metadata, self.metadata_types, self.array_types
+        first_at: dict[str, int] = {}
+        for i in range(n_kv):
+            c.where = f"metadata key {i}"
+            key = c.string("the key")
+            c.where = f"metadata key {i} '{_show(key)}'"
+            if key in first_at:
+                raise _Bad(f"corrupt GGUF: duplicate metadata key '{_show(key)}' (entries {first_at[key]} and {i})")
+            first_at[key] = i
+            vt = c.u32()
+            if vt not in _MIN_SIZE:
+                raise _Bad(f"corrupt GGUF: {c.where} has unknown value type {_n(vt)}")
+            md[key] = self._read_value(c, vt, 0)
+            mt[key] = vt
+            if vt == ARRAY:
+                at[key] = self._last_array_type
+
+        c.where = "general.alignment"
+        if "general.alignment" in md:
+            a = md["general.alignment"]
+            if mt["general.alignment"] not in INTEGER_TYPES:
+                raise _Bad(f"corrupt GGUF: general.alignment has type "
+                           f"{VALUE_TYPE_NAMES[mt['general.alignment']]}, expected an integer")
+            if a <= 0 or a & (a - 1) or a > 1 << 30:
+                raise _Bad(f"corrupt GGUF: general.alignment is {_n(a)}, not a power of two (1 .. 2^30)")
+            self.alignment = int(a)
+
+        infos = []
+        names: dict[str, int] = {}
+        for i in range(n_tensors):
+            c.where = f"tensor info {i}"
+            name = c.string("the name")
+            c.where = f"tensor {i} '{_show(name)}'"
+            if name in names:
+                raise _Bad(f"corrupt GGUF: duplicate tensor name '{_show(name)}' (tensors {names[name]} and {i})")
+            names[name] = i
+            n_dims = c.u32()
+            if not 1 <= n_dims <= MAX_DIMS:
+                raise _Bad(f"corrupt GGUF: {c.where} has {_n(n_dims)} dimensions (expected 1 to {MAX_DIMS})")
+            shape = struct.unpack_from(f"<{n_dims}Q", self._mm, c.need(8 * n_dims))
+            ttype = c.u32()
+            rel = c.u64()
+            infos.append((i, name, shape, ttype, rel))
+
+        align = self.alignment
+        end_of_table = c.pos
+        self.data_offset = data_offset = (end_of_table + align - 1) // align * align
+        if infos and data_offset > size:
+            raise _Bad(f"truncated GGUF: the tensor data would start at offset {_n(data_offset)}, "
+                       f"past the end of the file ({_n(size)} bytes)")
+        for i, name, shape, ttype, rel in infos:
+            where = f"tensor {i} '{_show(name)}'"
+            if ttype not in GGML_TYPES:
+                raise _Bad(f"corrupt GGUF: {where} has unknown type {_n(ttype)}")
+            tname, be, bb = GGML_TYPES[ttype]
+            if any(d == 0 for d in shape):
+                raise _Bad(f"corrupt GGUF: {where} has a zero dimension (shape {list(shape)})")
+            n_el = math.prod(shape)
+            if n_el >= 1 << 62:
+                raise _Bad(f"corrupt GGUF: {where} has too many elements (shape {list(shape)})")
+            if shape[0] % be:
+                raise _Bad(f"corrupt GGUF: {where} has rows of {_n(shape[0])} elements, not a multiple "
+                           f"of the {tname} block size {be}")
+            nbytes = n_el // be * bb
+            if rel % align:
+                raise _Bad(f"corrupt GGUF: {where} data offset {_n(rel)} is not a multiple of the "
+                           f"alignment {align}")
+            if rel > size or nbytes > size - data_offset - rel:
+                raise _Bad(f"truncated GGUF: {where} data ({tname}, {_n(nbytes)} bytes at offset "
+                           f"{_n(data_offset + rel)}) runs past the end of the file ({_n(size)} bytes)")
+            self.tensors[name] = TensorInfo(name, tuple(shape), ttype, data_offset + rel, nbytes, n_el)
+
+    _last_array_type = -1
+
+    def _read_value(self, c: _Cursor, vt: int, depth: int):
+        sc = _SCALAR.get(vt)
+        if sc is not None:
+            fmt, _, n = sc
+            v = struct.unpack_from(fmt, self._mm, c.need(n))[0]
+            return bool(v) if vt == BOOL else v
+        if vt == STRING:
+            return c.string("the string value")
+        # ARRAY
+        if depth >= MAX_ARRAY_NESTING:
+            raise _Bad(f"corrupt GGUF: {c.where} nests arrays more than {MAX_ARRAY_NESTING} deep")
+        et = c.u32()
+        count = c.u64()
+        if et not in _MIN_SIZE:
+            raise _Bad(f"corrupt GGUF: {c.where} is an array of unknown value type {_n(et)}")
+        self._last_array_type = et
+        rest = c.size - c.pos
+        if count > rest // _MIN_SIZE[et]:
+            raise _Bad(f"truncated GGUF: {c.where}: array of {_n(count)} {VALUE_TYPE_NAMES[et]} values "
+                       f"runs past the end of the file (offset {_n(c.pos)}, file size {_n(c.size)})")
+        if sc := _SCALAR.get(et):
+            _, dt, n = sc
+            p = c.need(n * count)
+            a = np.frombuffer(self._mm, dtype=dt, count=count, offset=p)
+            return a.astype(bool) if et == BOOL else a
+        if et == STRING:
+            start = c.pos
+            end, offs, lens = _scan_strings(self._buf, start, count)
+            if end < 0:
+                raise _Bad(self._string_scan_error(c, start, count))
+            c.pos = end
+            return StringArray(self._buf, offs, lens)
+        out = []
+        where = c.where
+        for j in range(count):
+            c.where = f"{where} item {j}"
+            out.append(self._read_value(c, ARRAY, depth + 1))
+        c.where = where
+        self._last_array_type = ARRAY
+        return out
+
+    def _string_scan_error(self, c: _Cursor, start: int, count: int) -> str:
+        # the first string that does not fit: bisect on prefix lengths (C scans)
+        lo, hi = 0, count  # prefix of lo strings fits; of hi does not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _scan_strings(self._buf, start, mid)[0] >= 0:
+                lo = mid
+            else:
+                hi = mid
+        pos = _scan_strings(self._buf, start, lo)[0]
+        bad = hi - 1
+        if c.size - pos < 8:
+            return (f"truncated GGUF: {c.where}: string {bad} of {_n(count)} runs past the end of the "
+                    f"file (offset {_n(pos)}, file size {_n(c.size)})")
+        (n,) = struct.unpack_from("<Q", self._mm, pos)
+        return (f"truncated GGUF: {c.where}: string {bad} of {_n(count)} ({_n(n)} bytes at offset "
+                f"{_n(pos + 8)}) runs past the end of the file (file size {_n(c.size)})")
+
+
+def _bad_magic(magic: bytes) -> str:
+    old = {b"lmgg": "GGML", b"fmgg": "GGMF", b"tjgg": "GGJT"}
+    if magic in old:
+        return f"not a GGUF file (it is an old {old[magic]} model file; convert it to GGUF)"
+    return f"not a GGUF file (it starts with {magic!r}, not b'GGUF')"
+
+
+def open_gguf(path: str | os.PathLike) -> GGUFFile:
+    """Map and parse a GGUF file. Raises GGUFError (one-line message) for a
+    missing, unreadable or malformed file."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise GGUFError(f"{p}: no such file") from None
+    except OSError as e:
+        raise GGUFError(f"{p}: cannot read ({e.strerror or e})") from None
+    if os.path.isdir(p):
+        raise GGUFError(f"{p}: is a directory, not a GGUF file")
+    size = st.st_size
+    if size == 0:
+        raise GGUFError(f"{p}: not a GGUF file (it is empty)")
+    try:
+        with open(p, "rb") as f:
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as e:
+        raise GGUFError(f"{p}: cannot read ({e.strerror or e})") from None
+    except ValueError as e:  # e.g. a file that shrank to 0 bytes
+        raise GGUFError(f"{p}: cannot map the file ({e})") from None
+    g = GGUFFile(p, mm, len(mm))
+    try:
+        g._parse()
+    except _Bad as e:
+        g.close()
+        raise GGUFError(f"{p}: {e}") from None
+    except BaseException:
+        g.close()
+        raise
+    return g
+
+
+# ---- the model configuration ---------------------------------------------
+
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+
+
+def _int(v) -> int | None:
+    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+
+
+@dataclass
+class ModelConfig:
+    """The model hyper-parameters that a forward pass needs, read from GGUF metadata."""
+
+    arch: str
+    name: str = ""
+    n_layer: int = 0
+    n_ctx_train: int = 0
+    n_embd: int = 0
+    n_ff: int = 0                      # the first layer's, if per-layer
+    n_ff_per_layer: list[int] = field(default_factory=list)
+    n_head: int = 0                    # the first layer's, if per-layer
+    n_head_per_layer: list[int] = field(default_factory=list)
+    n_head_kv: int = 0                 # the first layer's, if per-layer
+    n_head_kv_per_layer: list[int] = field(default_factory=list)
+    head_dim: int = 0                  # key_length (default n_embd / n_head)
+    head_dim_v: int = 0                # value_length (default head_dim)
+    n_rot: int = 0                     # rope.dimension_count (default head_dim)
+    rope_freq_base: float = 10000.0
+    rope_freq_base_swa: float | None = None
+    rope_scaling_type: str | None = None
+    rope_scaling_factor: float = 1.0   # freq_scale = 1 / factor
+    rope_orig_ctx: int | None = None
+    rms_eps: float = 1e-5
+    norm_eps: float | None = None      # layer_norm_epsilon (non-RMS norms)
+    sliding_window: int = 0            # 0: no sliding-window attention
+    sliding_window_pattern: int | None = None
+    swa_layers: list[bool] = field(default_factory=list)  # True where a layer uses the window
+    attn_logit_softcapping: float | None = None
+    final_logit_softcapping: float | None = None
+    n_vocab: int = 0
+    tokenizer_model: str | None = None
+    tokenizer_pre: str | None = None
+    has_chat_template: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    eot_token_id: int | None = None
+    pad_token_id: int | None = None
+    unk_token_id: int | None = None
+    add_bos_token: bool | None = None
+    add_eos_token: bool | None = None
+    param_count: int = 0
+    tied_embeddings: bool = False
+
+    @classmethod
+    def from_gguf(cls, g: GGUFFile) -> "ModelConfig":
+        md = g.metadata
+        arch = md.get("general.architecture")
+        if not isinstance(arch, str) or not arch:
+            raise GGUFError(f"{g.path}: metadata general.architecture is missing (not a model file?)")
+        p = arch + "."
+
+        def bad(key, why):
+            return GGUFError(f"{g.path}: metadata {_show(key)} {why}")
+
+        def num(key, default=None, kind=int):
+            k = p + key
+            v = md.get(k)
+            if v is None:
+                return default
+            if kind is int:
+                iv = _int(v)
+                if iv is None:
+                    raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected an integer")
+                if iv < 0 or iv >= 1 << 40:
+                    raise bad(k, f"is {iv:,}, out of range")
+                return iv
+            if isinstance(v, (bool, str, list, StringArray, np.ndarray)):
+                raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected a number")
+            return float(v)
+
+        n_layer = num("block_count")
+        if n_layer is None:
+            raise GGUFError(f"{g.path}: metadata {_show(p)}block_count is missing (not a model file?)")
+        if not 1 <= n_layer <= MAX_LAYERS:
+            raise bad(p + "block_count", f"is {n_layer:,} (expected 1 to {MAX_LAYERS})")
+        nm = md.get("general.name")
+        cfg = cls(arch=arch, name=nm if isinstance(nm, str) else "")
+        cfg.n_layer = n_layer
+        cfg.n_ctx_train = num("context_length", 0)
+        cfg.n_embd = num("embedding_length", 0)
+
+        def layered(key, default):
+            k = p + key
+            v = md.get(k)
+            if v is None:
+                return [default] * n_layer
+            if isinstance(v, np.ndarray):
+                if v.ndim != 1 or v.size != n_layer or v.dtype.kind not in "iu":
+                    raise bad(k, f"is an array of {v.size} {v.dtype}, expected {n_layer} per-layer integers")
+                lst = [int(x) for x in v]
+                if min(lst) < 0 or max(lst) >= 1 << 40:
+                    raise bad(k, "has a value out of range")
+                return lst
+            return [num(key)] * n_layer
+
+        cfg.n_ff_per_layer = layered("feed_forward_length", 0)
+        cfg.n_ff = cfg.n_ff_per_layer[0]
+        cfg.n_head_per_layer = layered("attention.head_count", 0)
+        cfg.n_head = cfg.n_head_per_layer[0]
+        cfg.n_head_kv_per_layer = layered("attention.head_count_kv", cfg.n_head)
+        cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
+        dflt_hd = cfg.n_embd // cfg.n_head if cfg.n_head else 0
+        cfg.head_dim = num("attention.key_length", dflt_hd)
+        cfg.head_dim_v = num("attention.value_length", cfg.head_dim)
+        cfg.n_rot = num("rope.dimension_count", cfg.head_dim)
+        cfg.rope_freq_base = num("rope.freq_base", 10000.0, float)
+        cfg.rope_freq_base_swa = num("rope.freq_base_swa", None, float)
+        st = md.get(p + "rope.scaling.type")
+        cfg.rope_scaling_type = st if isinstance(st, str) else None
+        cfg.rope_scaling_factor = num("rope.scaling.factor", 1.0, float)
+        cfg.rope_orig_ctx = num("rope.scaling.original_context_length", None)
+        cfg.rms_eps = num("attention.layer_norm_rms_epsilon", 1e-5, float)
+        cfg.norm_eps = num("attention.layer_norm_epsilon", None, float)
+        cfg.sliding_window = num("attention.sliding_window", 0)
+        cfg.attn_logit_softcapping = num("attn_logit_softcapping", None, float)
+        cfg.final_logit_softcapping = num("final_logit_softcapping", None, float)
+        pat = md.get(p + "attention.sliding_window_pattern")
+        if isinstance(pat, np.ndarray) and pat.size == n_layer:
+            cfg.swa_layers = [bool(x) for x in pat]
+        else:
+            n = _int(pat)
+            if n is None and arch.startswith("gemma3") and cfg.sliding_window:
+                n = 6  # gemma3: every 6th layer is global
+            cfg.sliding_window_pattern = n
+            if cfg.sliding_window and n:
+                cfg.swa_layers = [il % n < n - 1 for il in range(n_layer)]
+            elif cfg.sliding_window:
+                cfg.swa_layers = [True] * n_layer
+            else:
+                cfg.swa_layers = [False] * n_layer
+        if arch.startswith("gemma3") and cfg.sliding_window and cfg.rope_freq_base_swa is None:
+            cfg.rope_freq_base_swa = 10000.0
+
+        toks = md.get("tokenizer.ggml.tokens")
+        cfg.n_vocab = len(toks) if isinstance(toks, (StringArray, list)) else (num("vocab_size", 0) or 0)
+        tm, tp = md.get("tokenizer.ggml.model"), md.get("tokenizer.ggml.pre")
+        cfg.tokenizer_model = tm if isinstance(tm, str) else None
+        cfg.tokenizer_pre = tp if isinstance(tp, str) else None
+        cfg.has_chat_template = isinstance(md.get("tokenizer.chat_template"), str)
+
+        def tok_id(key):
+            return _int(md.get("tokenizer.ggml." + key))
+
+        cfg.bos_token_id, cfg.eos_token_id = tok_id("bos_token_id"), tok_id("eos_token_id")
+        cfg.eot_token_id, cfg.pad_token_id = tok_id("eot_token_id"), tok_id("padding_token_id")
+        cfg.unk_token_id = tok_id("unknown_token_id")
+        ab, ae = md.get("tokenizer.ggml.add_bos_token"), md.get("tokenizer.ggml.add_eos_token")
+        cfg.add_bos_token = ab if isinstance(ab, bool) else None
+        cfg.add_eos_token = ae if isinstance(ae, bool) else None
+        cfg.param_count = g.param_count()
+        cfg.tied_embeddings = "output.weight" not in g.tensors
+        return cfg
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
+        """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
+        or sliding-window layers holding only the window when windowed)."""
+        total = 0
+        for il in range(self.n_layer):
+            cells = n_ctx
+            if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
+                cells = min(n_ctx, self.sliding_window)
+            total += cells * self.n_head_kv_per_layer[il] * (self.head_dim + self.head_dim_v) * bytes_per_elem
+        return total

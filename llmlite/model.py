@@ -1,0 +1,234 @@
+"""A loaded model: GGUF weights (memory-mapped, not copied) handed to the C forward
+pass, the KV cache, and eval(tokens) -> logits."""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from llmlite import _lib
+from llmlite._lib import LlmliteError, ffi, lib
+
+ARCHS = {"llama": lib.LLM_ARCH_LLAMA, "qwen2": lib.LLM_ARCH_QWEN2, "qwen3": lib.LLM_ARCH_QWEN3,
+         "gemma3": lib.LLM_ARCH_GEMMA3, "phi3": lib.LLM_ARCH_PHI3}
+
+LAYER_SLOTS = {
+    "attn_norm.weight": lib.LLM_T_ATTN_NORM, "attn_q.weight": lib.LLM_T_ATTN_Q,
+    "attn_k.weight": lib.LLM_T_ATTN_K, "attn_v.weight": lib.LLM_T_ATTN_V,
+    "attn_qkv.weight": lib.LLM_T_ATTN_QKV, "attn_output.weight": lib.LLM_T_ATTN_OUT,
+    "attn_q.bias": lib.LLM_T_ATTN_Q_B, "attn_k.bias": lib.LLM_T_ATTN_K_B, "attn_v.bias": lib.LLM_T_ATTN_V_B,
+    "attn_q_norm.weight": lib.LLM_T_ATTN_Q_NORM, "attn_k_norm.weight": lib.LLM_T_ATTN_K_NORM,
+    "post_attention_norm.weight": lib.LLM_T_POST_ATTN_NORM, "ffn_norm.weight": lib.LLM_T_FFN_NORM,
+    "ffn_gate.weight": lib.LLM_T_FFN_GATE, "ffn_up.weight": lib.LLM_T_FFN_UP,
+    "ffn_down.weight": lib.LLM_T_FFN_DOWN, "post_ffw_norm.weight": lib.LLM_T_POST_FFW_NORM,
+}
+GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
+                "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
+_BLK = re.compile(r"^blk\.(\d+)\.(.+)$")
+
+
+def build_config(md: dict, n_vocab: int) -> "ffi.CData":
+    """Model hyper-parameters from GGUF metadata, as the C forward pass wants them."""
+    arch = md.get("general.architecture")
+    if arch not in ARCHS:
+        raise LlmliteError(f"unsupported architecture {arch!r} (supported: {', '.join(ARCHS)})")
+
+    def get(key, default=None):
+        v = md.get(f"{arch}.{key}", default)
+        if v is None:
+            raise LlmliteError(f"GGUF metadata lacks {arch}.{key}")
+        if isinstance(v, np.ndarray):  # per-layer arrays: uniform models only
+            v = v.flat[0]
+        return v
+
+    c = ffi.new("llm_config *")
+    c.arch = ARCHS[arch]
+    c.n_layer = int(get("block_count"))
+    c.n_embd = int(get("embedding_length"))
+    c.n_ff = int(get("feed_forward_length"))
+    c.n_head = int(get("attention.head_count"))
+    c.n_head_kv = int(get("attention.head_count_kv", c.n_head))
+    c.head_dim = int(get("attention.key_length", c.n_embd // c.n_head))
+    c.n_vocab = n_vocab
+    c.n_rot = int(get("rope.dimension_count", c.head_dim))
+    c.rope_neox = 0 if arch == "llama" else 1
+    c.rms_eps = float(get("attention.layer_norm_rms_epsilon", 1e-5))
+    c.rope_base = float(get("rope.freq_base", 10000.0))
+    scale = 1.0
+    if md.get(f"{arch}.rope.scaling.type") in ("linear",) and md.get(f"{arch}.rope.scaling.factor"):
+        scale = 1.0 / float(md[f"{arch}.rope.scaling.factor"])
+    c.rope_scale = scale
+    c.rope_base_swa = float(get("rope.freq_base_swa", 10000.0))
+    c.rope_scale_swa = 1.0
+    c.sliding_window = int(get("attention.sliding_window", 0))
+    c.swa_pattern = int(get("attention.sliding_window_pattern", 6 if arch == "gemma3" else 1))
+    c.logit_softcap = float(get("final_logit_softcapping", 0.0))
+    if arch == "gemma3":
+        c.attn_scale = 1.0
+        c.q_prescale = 1.0 / math.sqrt(c.head_dim)
+        c.embd_scale = float(np.sqrt(np.float32(c.n_embd), dtype=np.float32))
+        c.ffn_gelu = 1
+    else:
+        c.attn_scale = 1.0 / math.sqrt(c.head_dim)
+        c.q_prescale = 1.0
+        c.embd_scale = 1.0
+        c.ffn_gelu = 0
+    return c
+
+
+class Weights:
+    """The C model built from an open GGUF file; keeps the file mapped while alive."""
+
+    def __init__(self, g, n_ctx: int, n_batch: int = 256):
+        self.g = g
+        md = g.metadata
+        emb = g.tensors.get("token_embd.weight")
+        if emb is None:
+            raise LlmliteError("GGUF has no token_embd.weight")
+        n_vocab = int(emb.shape[1])
+        self.cfg = build_config(md, n_vocab)
+        ctx_train = md.get(f"{md['general.architecture']}.context_length")
+        self.n_ctx = int(n_ctx if n_ctx else min(4096, int(ctx_train or 4096)))
+        self.n_batch = n_batch
+        self.n_vocab = n_vocab
+        m = lib.llm_model_new(self.cfg, self.n_ctx, n_batch)
+        if m == ffi.NULL:
+            raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
+        self.ptr = ffi.gc(m, lib.llm_model_free)
+        self._views = []
+        for name, t in g.tensors.items():
+            blk = _BLK.match(name)
+            if blk:
+                layer, slot = int(blk.group(1)), LAYER_SLOTS.get(blk.group(2))
+            else:
+                layer, slot = -1, GLOBAL_SLOTS.get(name)
+            if slot is None:
+                continue
+            data = g.tensor_data(name)
+            self._views.append(data)
+            ne0 = int(t.shape[0])
+            ne1 = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+            if lib.llm_model_set_tensor(m, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data), ne0, ne1) != 0:
+                tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
+                raise LlmliteError(f"tensor {name}: type {tname} or shape {tuple(t.shape)} not supported")
+        err = ffi.new("char[256]")
+        if lib.llm_model_check(m, err, 256) != 0:
+            raise LlmliteError(f"{Path(g.path).name}: {ffi.string(err).decode()}")
+
+    @property
+    def kv_bytes(self) -> int:
+        return int(lib.llm_model_kv_bytes(self.ptr))
+
+    def forward(self, tokens, pos: int, mode: int) -> np.ndarray | None:
+        """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all)."""
+        toks = np.ascontiguousarray(tokens, dtype=np.int32)
+        n = toks.size
+        out = None
+        if mode == 1:
+            out = np.empty(self.n_vocab, dtype=np.float32)
+        elif mode == 2:
+            out = np.empty((n, self.n_vocab), dtype=np.float32)
+        if pos + n > self.n_ctx:
+            raise LlmliteError(f"context full: {pos + n} tokens > n_ctx {self.n_ctx} (use a larger -c)")
+        rc = lib.llm_forward(self.ptr, ffi.cast("int *", toks.ctypes.data), n, pos,
+                             ffi.NULL if out is None else ffi.cast("float *", out.ctypes.data), mode)
+        if rc != 0:
+            raise LlmliteError("forward pass failed (token id out of range?)")
+        return out
+
+
+class Model:
+    """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
+
+    def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
+                 gpu_layers: int | str = 0, n_batch: int = 256):
+        from llmlite.gguf_file import open_gguf
+        from llmlite.tokenizer import Tokenizer
+
+        self.path = Path(path)
+        self.gguf = open_gguf(self.path)
+        self.gguf.check_computable()
+        self.threads = _lib.set_threads(threads)
+        self.weights = Weights(self.gguf, n_ctx or 0, n_batch)
+        self.tokenizer = Tokenizer.from_gguf(self.gguf)
+        self.metadata = self.gguf.metadata
+        self.arch = self.metadata.get("general.architecture")
+        self.n_vocab = self.weights.n_vocab
+        self.n_ctx = self.weights.n_ctx
+        self.tokens: list[int] = []   # what the KV cache holds, position by position
+        self.last_reused = 0          # prompt tokens the last prefill() found in the cache
+
+    # ---- tokens ----
+    def tokenize(self, text, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        return self.tokenizer.encode(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, ids, special: bool = False) -> bytes:
+        return self.tokenizer.decode(ids, special=special)
+
+    # ---- evaluation ----
+    @property
+    def n_past(self) -> int:
+        return len(self.tokens)
+
+    def reset(self) -> None:
+        """Empty the KV cache."""
+        self.tokens = []
+
+    def truncate(self, n: int) -> None:
+        """Keep the first n positions of the KV cache (later ones are overwritten)."""
+        del self.tokens[n:]
+
+    def _run(self, ids, mode: int):
+        ids = [int(i) for i in ids]
+        if not ids:
+            return np.empty((0, self.n_vocab), np.float32) if mode == 2 else None
+        if self.n_past + len(ids) > self.n_ctx:
+            raise LlmliteError(f"context full: {self.n_past + len(ids)} tokens > n_ctx {self.n_ctx} "
+                               "(start a new chat or use a larger -c)")
+        out = self.weights.forward(ids, self.n_past, mode)
+        self.tokens.extend(ids)
+        return out
+
+    def eval(self, ids) -> np.ndarray:
+        """Logits (len(ids), n_vocab) for ids, continuing after what the KV cache holds."""
+        return self._run(ids, 2)
+
+    def eval_last(self, ids) -> np.ndarray:
+        """Logits of the last of ids only (n_vocab,)."""
+        return self._run(ids, 1)
+
+    def prefill(self, ids) -> np.ndarray:
+        """Reuse the longest cached prefix of ids, evaluate the rest, return the last logits.
+        At least the last token is always evaluated (its logits are needed)."""
+        ids = [int(i) for i in ids]
+        common = 0
+        for a, b in zip(self.tokens, ids):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(ids) - 1)
+        self.truncate(common)
+        self.last_reused = common
+        return self.eval_last(ids[common:])
+
+    # ---- generation ----
+    def generate(self, prompt, max_tokens: int = 256, **kw):
+        """Stream text pieces (str) for a prompt (str, or a list of token ids)."""
+        from llmlite.generate import generate_text
+
+        yield from generate_text(self, prompt, max_tokens=max_tokens, **kw)
+
+    def close(self) -> None:
+        self.weights = None
+        self.gguf.close()
+
+
+def load(model, n_ctx: int | None = 2048, threads: int | None = None, gpu_layers: int | str = 0,
+         n_batch: int = 256) -> Model:
+    """Load a GGUF path or a models.toml alias."""
+    from llmlite.registry import resolve_model
+
+    return Model(resolve_model(str(model)) if model is not None else resolve_model(None),
+                 n_ctx=n_ctx, threads=threads, gpu_layers=gpu_layers, n_batch=n_batch)

