@@ -7,14 +7,15 @@ MODELS := smollm2-135m gemma3-270m
 # install with this $(PYTHON) (pip rebuilds the whole extension every time)
 STAMP := build/.installed$(subst /,_,$(PYTHON))
 
-.PHONY: all install build models run test bench clean
+.PHONY: all install build models run test bench clean FORCE
 
 all: install
 
 # editable install with the test extra; pip builds the C extension in place
 # (llmlite/_llmlite.abi3.so). Drop a build_ext.sh build, which would shadow it.
 install: $(STAMP)
-$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h)
+$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h) \
+          $(if $(wildcard llmlite/_llmlite*.so),,FORCE)
 	$(PYTHON) -m pip install -e '.[test]'
 	rm -f llmlite/_llmlite.cpython-*.so
 	@mkdir -p build && touch $@
@@ -37,6 +38,8 @@ test: install
 
 bench: install
 	$(PYTHON) benchmarks/bench_kernels.py
+
+FORCE:
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis

@@ -36,17 +36,21 @@ def main(argv: list[str] | None = None) -> int:
     for m in a.models:
         paths[m] = m if m.endswith(".gguf") else str(ensure_model(m, quiet=a.json))
 
-    out = {"isa": _lib.isa(), "probe_gbs": {}, "matvec": []}
+    out = {"isa": _lib.isa(), "probe_gbs": {}, "probe_4k_gbs": {}, "matvec": []}
     for t in a.threads:
         out["probe_gbs"][t] = probe_bandwidth(t, a.probe_mb << 20)
+        out["probe_4k_gbs"][t] = probe_bandwidth(t, a.probe_mb << 20, huge_pages=False)
     if not a.json:
         print(f"kernels: {out['isa']}")
-        for t, g in out["probe_gbs"].items():
-            print(f"read bandwidth probe ({a.probe_mb} MiB), {t} thread{'s' if t > 1 else ''}: {g:6.2f} GB/s")
+        for t in a.threads:
+            print(f"read bandwidth probe ({a.probe_mb} MiB), {t} thread{'s' if t > 1 else ''}: "
+                  f"{out['probe_gbs'][t]:6.2f} GB/s (2 MiB pages), {out['probe_4k_gbs'][t]:6.2f} GB/s "
+                  f"(4 KiB pages, as mmapped weights)")
 
     for m, p in paths.items():
         for t in a.threads:
-            r = matvec_throughput(p, t, repeats=a.repeats, probe_gbs=out["probe_gbs"][t])
+            r = matvec_throughput(p, t, repeats=a.repeats, probe_gbs=out["probe_gbs"][t],
+                                  probe_4k_gbs=out["probe_4k_gbs"][t])
             d = r.as_dict()
             d["model"] = m
             out["matvec"].append(d)
@@ -54,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"\n{m}, {r.threads} thread{'s' if r.threads > 1 else ''}: one-column matmul over every 2-D weight"
                   f" (best of {r.repeats} per tensor; best whole pass {r.best_pass_seconds * 1e3:.2f} ms)")
-            print(f"  {'type':<6} {'tensors':>7} {'MB':>8} {'ms':>8} {'GB/s':>7} {'% probe':>8}")
+            print(f"  {'type':<6} {'tensors':>7} {'MB':>8} {'ms':>8} {'GB/s':>7} {'% probe':>8} {'% 4K':>7}")
             for row in r.rows:
                 print(f"  {row.type:<6} {row.tensors:>7} {row.bytes / 1e6:>8.1f} {row.seconds * 1e3:>8.3f}"
-                      f" {row.gbs:>7.2f} {row.frac_of_probe * 100:>7.1f}%")
+                      f" {row.gbs:>7.2f} {row.frac_of_probe * 100:>7.1f}% {row.frac_of_probe_4k * 100:>6.1f}%")
             for tn, c in r.skipped.items():
                 print(f"  ({c} {tn} tensor{'s' if c > 1 else ''} skipped: no kernel)")
     if a.json:

@@ -34,11 +34,13 @@ int llm_cpu_has(const char *name) {
 
 static void init_tables(void) {
     if (tables_ready) return;
+    /* a table filler compiled under an ISA pragma may itself use that ISA's
+     * instructions: call it only where the CPU has them */
     llm_kernels_scalar(&tables[ISA_SCALAR]);
     tables[ISA_AVX2] = tables[ISA_SCALAR];
-    llm_kernels_avx2(&tables[ISA_AVX2]);
+    if (cpu_ok(ISA_AVX2)) llm_kernels_avx2(&tables[ISA_AVX2]);
     tables[ISA_AVX512] = tables[ISA_AVX2];
-    llm_kernels_avx512(&tables[ISA_AVX512]);
+    if (cpu_ok(ISA_AVX512)) llm_kernels_avx512(&tables[ISA_AVX512]);
     tables_ready = 1;
 }
 

@@ -1,12 +1,16 @@
 /* AVX2 + FMA + F16C vec-dot kernels for every weight type (x86 without AVX-512).
  *
- * Integer products are summed exactly in int32 lanes (each lane stays below 2^24,
- * so its conversion to float is exact); blocks are then scaled and accumulated in
- * float, in a fixed order, with one horizontal reduction per call. Results depend
- * only on (n, w, a): batch invariant. */
+ * Quantized types: integer products are summed exactly in int32 lanes, and every
+ * lane stays below 2^24 in magnitude, so its conversion to float is exact; blocks
+ * are then scaled and accumulated in float in a fixed order, with one horizontal
+ * reduction per call. Results depend only on (n, w, a): batch invariant.
+ * int8 products use maddubs (unsigned x signed, pairs summed to int16): operands
+ * are arranged so that no pair can saturate (unsigned weight codes <= 63, or the
+ * sign moved from one signed operand onto the other). */
+#include "internal.h" /* first: declarations made under the pragma below would take its target */
+#pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
-#include "internal.h"
 
 /* ---- helpers ---- */
 
@@ -27,9 +31,9 @@ static inline float h2f(f16_t h) { return _cvtsh_ss(h); }
 
 /* 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 */
 static inline __m256i nibbles32(const uint8_t *p) {
-    __m128i t = _mm_loadu_si128((const __m128i *)p);
-    __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+    /* both halves loaded at once; the upper one shifted right by 4 (per-qword shift) */
+    const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(0x0f));
 }
 
 /* the 32 bits of a little-endian u32 -> 32 bytes, 0xff where the bit is set */
@@ -88,110 +92,120 @@ static void dot_f16(long long n, float *s, const void *wv, const void *av) {
     *s = r;
 }
 
-static inline __m256 ld_bf16(const bf16_t *p) {
-    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
+/* bf16 -> f32 is a 16-bit shift; interleaving zeros below each value does it for
+ * 16 values at once, in a lane order that differs from memory order but is the same
+ * for w and a, so the products are the same ones */
+static inline __m256 bf16_lo(__m256i v) { return _mm256_castsi256_ps(_mm256_unpacklo_epi16(_mm256_setzero_si256(), v)); }
+static inline __m256 bf16_hi(__m256i v) { return _mm256_castsi256_ps(_mm256_unpackhi_epi16(_mm256_setzero_si256(), v)); }
 
 static void dot_bf16(long long n, float *s, const void *wv, const void *av) {
     const bf16_t *w = wv, *a = av;
     __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
     long long i = 0;
     for (; i + 32 <= n; i += 32) {
-        c0 = _mm256_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
-        c1 = _mm256_fmadd_ps(ld_bf16(w + i + 8), ld_bf16(a + i + 8), c1);
-        c2 = _mm256_fmadd_ps(ld_bf16(w + i + 16), ld_bf16(a + i + 16), c2);
-        c3 = _mm256_fmadd_ps(ld_bf16(w + i + 24), ld_bf16(a + i + 24), c3);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + i)), a0 = _mm256_loadu_si256((const __m256i *)(a + i));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(w + i + 16)), a1 = _mm256_loadu_si256((const __m256i *)(a + i + 16));
+        c0 = _mm256_fmadd_ps(bf16_lo(w0), bf16_lo(a0), c0);
+        c1 = _mm256_fmadd_ps(bf16_hi(w0), bf16_hi(a0), c1);
+        c2 = _mm256_fmadd_ps(bf16_lo(w1), bf16_lo(a1), c2);
+        c3 = _mm256_fmadd_ps(bf16_hi(w1), bf16_hi(a1), c3);
     }
-    for (; i + 8 <= n; i += 8) c0 = _mm256_fmadd_ps(ld_bf16(w + i), ld_bf16(a + i), c0);
+    for (; i + 16 <= n; i += 16) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + i)), a0 = _mm256_loadu_si256((const __m256i *)(a + i));
+        c0 = _mm256_fmadd_ps(bf16_lo(w0), bf16_lo(a0), c0);
+        c1 = _mm256_fmadd_ps(bf16_hi(w0), bf16_hi(a0), c1);
+    }
     float r = hsum_ps(_mm256_add_ps(_mm256_add_ps(c0, c1), _mm256_add_ps(c2, c3)));
     for (; i < n; i++) r += llm_bf16_to_f32(w[i]) * llm_bf16_to_f32(a[i]);
     *s = r;
 }
 
 /* ---- 32-element types ----
- * Each block gives 8 exact int32 lanes; acc += (dw*da) * lanes. Two blocks per
- * step into two accumulators, a leftover block into the first. */
+ * Each block gives 8 exact int32 lanes (|lane| < 2^24). Four blocks at a time are
+ * folded by horizontal adds into one vector [b0 b1 b2 b3 | b0 b1 b2 b3] and scaled
+ * by [d0 d1 d2 d3 | d0 d1 d2 d3] (dw*da per block, four fp16 pairs converted at
+ * once); leftover blocks go one by one into a second accumulator. */
 
-#define BLOCK_LOOP(BODY)                                                            \
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                  \
-    long long i = 0;                                                                \
-    for (; i + 1 < nb; i += 2) {                                                    \
-        { const long long ib = i; __m256 *acc = &acc0; BODY }                       \
-        { const long long ib = i + 1; __m256 *acc = &acc1; BODY }                   \
-    }                                                                               \
-    if (i < nb) { const long long ib = i; __m256 *acc = &acc0; BODY }
+/* four fp16 fields at stride `st` bytes -> 4 floats */
+static inline __m128 f16x4(const uint8_t *p, size_t st) {
+    uint16_t h0, h1, h2, h3;
+    memcpy(&h0, p, 2); memcpy(&h1, p + st, 2); memcpy(&h2, p + 2 * st, 2); memcpy(&h3, p + 3 * st, 2);
+    __m128i v = _mm_cvtsi32_si128(h0);
+    v = _mm_insert_epi16(v, h1, 1);
+    v = _mm_insert_epi16(v, h2, 2);
+    v = _mm_insert_epi16(v, h3, 3);
+    return _mm_cvtph_ps(v);
+}
+
+static inline __m256i hadd4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
+    return _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
+}
 
 static inline __m256 fma_block(__m256i lanes, float d, __m256 acc) {
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
 }
 
-static void dot_q4_0(long long n, float *s, const void *wv, const void *av) {
-    const block_q4_0 *x = wv;
-    const block_q8_0 *y = av;
-    const long long nb = n / QK;
-    BLOCK_LOOP({
-        __m256i qx = _mm256_sub_epi8(nibbles32(x[ib].qs), _mm256_set1_epi8(8));
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
-    })
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+/* q - 8 (Q4_0) and q - 16 (Q5_0) as unsigned q times y, minus the offset times y */
+static inline __m256i lanes_q4_0(const block_q4_0 *x, const block_q8_0 *y) {
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x->qs), qy),
+                                       _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-static void dot_q4_1(long long n, float *s, const void *wv, const void *av) {
-    const block_q4_1 *x = wv;
-    const block_q8_1 *y = av;
-    const long long nb = n / QK;
-    float m0 = 0.0f, m1 = 0.0f;
-    BLOCK_LOOP({
-        __m256i qx = nibbles32(x[ib].qs);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-        *acc = fma_block(dot_us8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
-        if (acc == &acc0) m0 += h2f(x[ib].m) * h2f(y[ib].s); else m1 += h2f(x[ib].m) * h2f(y[ib].s);
-    })
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + (m0 + m1);
+static inline __m256i lanes_q4_1(const block_q4_1 *x, const block_q8_1 *y) {
+    return dot_us8(nibbles32(x->qs), _mm256_loadu_si256((const __m256i *)y->qs));
 }
 
-static void dot_q5_0(long long n, float *s, const void *wv, const void *av) {
-    const block_q5_0 *x = wv;
-    const block_q8_0 *y = av;
-    const long long nb = n / QK;
-    BLOCK_LOOP({
-        /* q - 16: the nibble, with 0xf0 or-ed in where the 5th bit is clear */
-        __m256i hi = _mm256_andnot_si256(bits32(x[ib].qh), _mm256_set1_epi8((char)0xf0));
-        __m256i qx = _mm256_or_si256(nibbles32(x[ib].qs), hi);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
-    })
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+static inline __m256i lanes_q5_0(const block_q5_0 *x, const block_q8_0 *y) {
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
+    const __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qy), _mm256_maddubs_epi16(_mm256_set1_epi8(16), qy));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-static void dot_q5_1(long long n, float *s, const void *wv, const void *av) {
-    const block_q5_1 *x = wv;
-    const block_q8_1 *y = av;
-    const long long nb = n / QK;
-    float m0 = 0.0f, m1 = 0.0f;
-    BLOCK_LOOP({
-        __m256i hi = _mm256_and_si256(bits32(x[ib].qh), _mm256_set1_epi8(0x10));
-        __m256i qx = _mm256_or_si256(nibbles32(x[ib].qs), hi);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-        *acc = fma_block(dot_us8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
-        if (acc == &acc0) m0 += h2f(x[ib].m) * h2f(y[ib].s); else m1 += h2f(x[ib].m) * h2f(y[ib].s);
-    })
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1)) + (m0 + m1);
+static inline __m256i lanes_q5_1(const block_q5_1 *x, const block_q8_1 *y) {
+    const __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
+    return dot_us8(q, _mm256_loadu_si256((const __m256i *)y->qs));
 }
 
-static void dot_q8_0(long long n, float *s, const void *wv, const void *av) {
-    const block_q8_0 *x = wv;
-    const block_q8_0 *y = av;
-    const long long nb = n / QK;
-    BLOCK_LOOP({
-        __m256i qx = _mm256_loadu_si256((const __m256i *)x[ib].qs);
-        __m256i qy = _mm256_loadu_si256((const __m256i *)y[ib].qs);
-        *acc = fma_block(dot_ss8(qx, qy), h2f(x[ib].d) * h2f(y[ib].d), *acc);
-    })
-    *s = hsum_ps(_mm256_add_ps(acc0, acc1));
+static inline __m256i lanes_q8_0(const block_q8_0 *x, const block_q8_0 *y) {
+    return dot_ss8(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_loadu_si256((const __m256i *)y->qs));
 }
+
+/* HAS_M: add m_w * s_a per block (Q4_1, Q5_1 with Q8_1 activations) */
+#define DOT32(NAME, WT, AT, LANES, HAS_M)                                                    \
+static void NAME(long long n, float *s, const void *wv, const void *av) {                    \
+    const WT *x = wv;                                                                        \
+    const AT *y = av;                                                                        \
+    const long long nb = n / QK;                                                             \
+    __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                            \
+    __m128 accm = _mm_setzero_ps();                                                          \
+    float mt = 0.0f;                                                                         \
+    long long i = 0;                                                                         \
+    for (; i + 3 < nb; i += 4) {                                                             \
+        const __m256i p = hadd4(LANES(x + i, y + i), LANES(x + i + 1, y + i + 1),            \
+                                LANES(x + i + 2, y + i + 2), LANES(x + i + 3, y + i + 3));   \
+        const __m128 d = _mm_mul_ps(f16x4((const uint8_t *)&x[i].d, sizeof *x),              \
+                                    f16x4((const uint8_t *)&y[i].d, sizeof *y));             \
+        acc = _mm256_fmadd_ps(_mm256_set_m128(d, d), _mm256_cvtepi32_ps(p), acc);            \
+        if (HAS_M) accm = _mm_fmadd_ps(f16x4((const uint8_t *)x + (2 + i * sizeof *x), sizeof *x), \
+                                       f16x4((const uint8_t *)y + (2 + i * sizeof *y), sizeof *y), accm); \
+    }                                                                                        \
+    for (; i < nb; i++) {                                                                    \
+        acc1 = fma_block(LANES(x + i, y + i), h2f(x[i].d) * h2f(y[i].d), acc1);              \
+        if (HAS_M) mt += h2f(((const f16_t *)&x[i])[1]) * h2f(((const f16_t *)&y[i])[1]);    \
+    }                                                                                        \
+    float r = hsum_ps(_mm256_add_ps(acc, acc1));                                             \
+    if (HAS_M) r += hsum_ps128(accm) + mt;                                                   \
+    *s = r;                                                                                  \
+}
+
+DOT32(dot_q4_0, block_q4_0, block_q8_0, lanes_q4_0, 0)
+DOT32(dot_q4_1, block_q4_1, block_q8_1, lanes_q4_1, 1)
+DOT32(dot_q5_0, block_q5_0, block_q8_0, lanes_q5_0, 0)
+DOT32(dot_q5_1, block_q5_1, block_q8_1, lanes_q5_1, 1)
+DOT32(dot_q8_0, block_q8_0, block_q8_0, lanes_q8_0, 0)
 
 /* ---- K-quants (256-element super-blocks, Q8_K activations) ---- */
 
@@ -415,6 +429,11 @@ static void dot_q6_K(long long n, float *s, const void *wv, const void *av) {
     }
     *s = hsum_ps(acc);
 }
+
+/* The table filler runs on every CPU (dispatch builds all tables at start), so it is
+ * compiled for the baseline ISA: with AVX2 enabled, GCC stores these pointers with
+ * vector instructions. */
+#pragma GCC pop_options
 
 void llm_kernels_avx2(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;

@@ -1,13 +1,18 @@
 /* AVX-512 vec-dot kernels (AVX512F/BW/VL/DQ + VNNI).
  *
- * Integer parts use vpdpbusd (u8 x s8 -> s32): nibble types multiply the
- * unsigned code by the signed q8 and subtract the offset as a second dot with
- * a constant; Q8_0 x Q8_0 moves the weight's sign onto x. The 32-element types
- * work on pairs of blocks per zmm (four blocks per loop step, two float
- * accumulators); K-quants apply their sub-block scales in int32 and the
- * super-block scale once per super-block; one horizontal sum per row.
- * Every call runs the same instruction sequence for a given n, so the result
- * depends only on (n, w row, a row). */
+ * 32-element types (against Q8_0 / Q8_1) take two blocks per zmm and four per
+ * loop step (two float accumulators); the integer part is one vpdpbusd (u8 x
+ * s8) per pair: Q8_0 and Q5_0 move the weight's sign onto x and feed |w|;
+ * Q4_0 feeds the unsigned nibble and subtracts 8*sum(x) with a second dot;
+ * Q4_1 / Q5_1 feed the unsigned code (their minimum rides on Q8_1's s).
+ * The fp16 block scales are packed four at a time in general registers and
+ * converted with one vcvtph2ps.
+ * K-quants (against Q8_K): vpmaddubsw of the unsigned codes with q8, then
+ * vpdpwssd with the sub-block scales as int16 words, into one int32
+ * accumulator per super-block; offsets and minimums come from Q8_K's bsums;
+ * the super-block scale is applied once per super-block in float.
+ * One horizontal sum per row. Every call runs the same instruction sequence
+ * for a given n, so the result depends only on (n, w row, a row). */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
@@ -16,7 +21,6 @@
 
 INL float h2f(f16_t h) { return _cvtsh_ss(h); }
 INL uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-INL uint16_t ld16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 
 INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 
@@ -86,9 +90,6 @@ static void dot_bf16(long long n, float *s, const void *vw, const void *va) {
 
 /* ------------------------------------------------- 32-element block types */
 
-/* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] (p: the 4 scale products) */
-#define IDX2(lo, hi) _mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo)
-
 INL __m512i ld2x32(const void *a, const void *b) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
                               _mm256_loadu_si256((const __m256i *)b), 1);
@@ -97,10 +98,8 @@ INL __m512i ld2x32(const void *a, const void *b) {
 /* 64 unsigned codes from two blocks' 16 nibble bytes, in element order:
  * [a low nibbles, a high nibbles, b low nibbles, b high nibbles] */
 INL __m512i nib2(const uint8_t *a, const uint8_t *b) {
-    __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
-                                        _mm_loadu_si128((const __m128i *)b), 1);
-    __m512i z = _mm512_castsi256_si512(t);
-    z = _mm512_shuffle_i64x2(z, z, 0x50);                      /* 128-bit lanes a, a, b, b */
+    __m512i z = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a)), 0xFF00,
+                                            _mm_loadu_si128((const __m128i *)b));   /* 128-bit lanes a, a, b, b */
     const __m512i cnt = _mm512_set_epi64(0x0004000400040004LL, 0x0004000400040004LL, 0, 0,
                                          0x0004000400040004LL, 0x0004000400040004LL, 0, 0);
     return _mm512_and_si512(_mm512_srlv_epi16(z, cnt), _mm512_set1_epi8(0x0F));
@@ -139,18 +138,32 @@ INL int hsum_i256(__m256i v) {
     return _mm_cvtsi128_si32(a);
 }
 
-/* fp16 scale products of 4 blocks: [w0*x0, w1*x1, w2*x2, w3*x3] */
+/* fp16 scale products of 4 blocks: [w0*x0, w1*x1, w2*x2, w3*x3]. The halves are
+ * packed in general registers (the barrier keeps the compiler from moving that
+ * packing onto the vector pipes, which the dot products need). */
+INL uint64_t pack4(f16_t a, f16_t b, f16_t c, f16_t d) {
+    uint64_t v = (uint64_t)a | (uint64_t)b << 16 | (uint64_t)c << 32 | (uint64_t)d << 48;
+    __asm__("" : "+r"(v));
+    return v;
+}
 INL __m128 dprod4(f16_t w0, f16_t w1, f16_t w2, f16_t w3, f16_t x0, f16_t x1, f16_t x2, f16_t x3) {
-    uint64_t wd = (uint64_t)w0 | (uint64_t)w1 << 16 | (uint64_t)w2 << 32 | (uint64_t)w3 << 48;
-    uint64_t xd = (uint64_t)x0 | (uint64_t)x1 << 16 | (uint64_t)x2 << 32 | (uint64_t)x3 << 48;
-    __m256 f = _mm256_cvtph_ps(_mm_set_epi64x((long long)xd, (long long)wd));
+    __m128i v = _mm_insert_epi64(_mm_cvtsi64_si128((long long)pack4(w0, w1, w2, w3)), (long long)pack4(x0, x1, x2, x3), 1);
+    __m256 f = _mm256_cvtph_ps(v);
     return _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
 }
 /* [w0*x0, w1*x1] in lanes 0, 1 */
 INL __m128 dprod2(f16_t w0, f16_t w1, f16_t x0, f16_t x1) {
-    uint64_t v = (uint64_t)w0 | (uint64_t)w1 << 16 | (uint64_t)x0 << 32 | (uint64_t)x1 << 48;
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
+    __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack4(w0, w1, x0, x1)));
     return _mm_mul_ps(f, _mm_movehl_ps(f, f));
+}
+/* the (d, m) or (d, s) f16 pairs of 2 / 4 blocks */
+INL uint64_t pack2(const void *a, const void *b) {
+    uint64_t v = (uint64_t)ld32(a) | (uint64_t)ld32(b) << 32;
+    __asm__("" : "+r"(v));
+    return v;
+}
+INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) {
+    return _mm_insert_epi64(_mm_cvtsi64_si128((long long)pack2(a, b)), (long long)pack2(c, d), 1);
 }
 /* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] */
 #define SPLAT2(p, lo, hi) _mm512_permutexvar_ps(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), p)
@@ -188,18 +201,28 @@ DOT_D_ONLY(dot_q8_0, block_q8_0, Q8_0_INT2, Q8_0_INT1)
 #define Q4_0_INT1(i) dot_uo1(nib1(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 8)
 DOT_D_ONLY(dot_q4_0, block_q4_0, Q4_0_INT2, Q4_0_INT1)
 
-/* Q5 codes: nibble + 16 where the qh bit is set */
-INL __m512i q5_2(const block_q5_0 *a, const block_q5_0 *b) {
-    __mmask64 h = (__mmask64)((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
+/* Q5_0: w = q - 16 is negative exactly where the qh bit is clear, so |w| is
+ * nib (bit set) or 16 - nib (bit clear), and x takes the sign where the bit is clear */
+INL __m512i q5_0_dot2(const block_q5_0 *a, const block_q5_0 *b, __m512i x) {
+    __mmask64 neg = (__mmask64)~((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
     __m512i q = nib2(a->qs, b->qs);
-    return _mm512_mask_add_epi8(q, h, q, _mm512_set1_epi8(16));
+    __m512i aw = _mm512_mask_sub_epi8(q, neg, _mm512_set1_epi8(16), q);
+    __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sx);
+}
+INL __m256i q5_0_dot1(const block_q5_0 *a, __m256i x) {
+    __mmask32 neg = (__mmask32)~ld32(a->qh);
+    __m256i q = nib1(a->qs);
+    __m256i aw = _mm256_mask_sub_epi8(q, neg, _mm256_set1_epi8(16), q);
+    __m256i sx = _mm256_mask_sub_epi8(x, neg, _mm256_setzero_si256(), x);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
 }
 INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     __m256i q = nib1(qs);
     return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
 }
-#define Q5_0_INT2(i) dot_uo2(q5_2(&w[i], &w[(i) + 1]), ld2x32(x[i].qs, x[(i) + 1].qs), 16)
-#define Q5_0_INT1(i) dot_uo1(q5_1blk(w[i].qh, w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 16)
+#define Q5_0_INT2(i) q5_0_dot2(&w[i], &w[(i) + 1], ld2x32(x[i].qs, x[(i) + 1].qs))
+#define Q5_0_INT1(i) q5_0_dot1(&w[i], _mm256_loadu_si256((const __m256i *)x[i].qs))
 DOT_D_ONLY(dot_q5_0, block_q5_0, Q5_0_INT2, Q5_0_INT1)
 
 /* The d+m types (Q4_1, Q5_1 against Q8_1): sum = dw*dx*sum(q*x) + m*s. The
@@ -213,10 +236,8 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, Q5_0_INT2, Q5_0_INT1)
         __m256 cm = _mm256_setzero_ps();                                                        \
         const __m512i z = _mm512_setzero_si512();                                               \
         for (; i + 4 <= nb; i += 4) {                                                           \
-            __m256 fw = _mm256_cvtph_ps(_mm_set_epi32((int)ld32(&w[i + 3].d), (int)ld32(&w[i + 2].d), \
-                                                      (int)ld32(&w[i + 1].d), (int)ld32(&w[i].d))); \
-            __m256 fx = _mm256_cvtph_ps(_mm_set_epi32((int)ld32(&x[i + 3].d), (int)ld32(&x[i + 2].d), \
-                                                      (int)ld32(&x[i + 1].d), (int)ld32(&x[i].d))); \
+            __m256 fw = _mm256_cvtph_ps(pack2x2(&w[i].d, &w[i + 1].d, &w[i + 2].d, &w[i + 3].d)); \
+            __m256 fx = _mm256_cvtph_ps(pack2x2(&x[i].d, &x[i + 1].d, &x[i + 2].d, &x[i + 3].d)); \
             __m256 pr = _mm256_mul_ps(fw, fx);           /* d0x0 m0s0 d1x1 m1s1 ... */            \
             cm = _mm256_add_ps(cm, pr);                                                         \
             __m512 p = _mm512_castps256_ps512(pr);                                              \
@@ -226,10 +247,8 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, Q5_0_INT2, Q5_0_INT1)
             c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 4, 6), c1);                   \
         }                                                                                       \
         if (i + 2 <= nb) {                                                                      \
-            __m128 fw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)ld32(&w[i].d) |     \
-                                                                  (uint64_t)ld32(&w[i + 1].d) << 32))); \
-            __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)((uint64_t)ld32(&x[i].d) |     \
-                                                                  (uint64_t)ld32(&x[i + 1].d) << 32))); \
+            __m128 fw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&w[i].d, &w[i + 1].d))); \
+            __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&x[i].d, &x[i + 1].d))); \
             __m128 pr = _mm_mul_ps(fw, fx);                                                     \
             cm = _mm256_add_ps(cm, _mm256_zextps128_ps256(pr));                                 \
             __m512i a = _mm512_dpbusd_epi32(z, CODES2(i), ld2x32(x[i].qs, x[i + 1].qs));        \
@@ -261,7 +280,10 @@ INL __m512i q51_2(const block_q5_1 *a, const block_q5_1 *b) {
 #define Q5_1_CODES1(i) q5_1blk(w[i].qh, w[i].qs)
 DOT_D_M(dot_q5_1, block_q5_1, Q5_1_CODES2, Q5_1_CODES1)
 
-/* ------------------------------------------------------------ K-quants */
+/* ------------------------------------------------------------ K-quants
+ * Codes (unsigned) times q8 with vpmaddubsw (pairs into int16; no saturation:
+ * at most 2*63*128), then vpdpwssd with the sub-block scales as int16 words:
+ * scale and sum in one step, into an int32 accumulator per super-block. */
 
 /* 32 bytes in both halves of a zmm */
 INL __m512i bcast32(const void *p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)p)); }
@@ -273,11 +295,21 @@ INL __m512i ld64(const void *p) { return _mm512_loadu_si512(p); }
                                     (a) * 0x0001000100010001LL, (a) * 0x0001000100010001LL)
 /* bytes: a in the low 32, b in the high 32 */
 #define BYTES2(a, b) _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8((char)(a)), _mm512_set1_epi8((char)(b)))
-/* int32 lanes 0-7 <- v[lo], 8-15 <- v[hi] */
-#define ISPLAT2(v, lo, hi) _mm512_permutexvar_epi32(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), v)
-/* int32 lanes 4j..4j+3 <- v[b + j] (scales of four 16-element sub-blocks) */
-#define ISPLAT4(v, b) _mm512_permutexvar_epi32(_mm512_set_epi32(b + 3, b + 3, b + 3, b + 3, b + 2, b + 2, b + 2, b + 2, \
-                                                                b + 1, b + 1, b + 1, b + 1, b, b, b, b), v)
+/* vpshufb control: every word of 128-bit lane L <- word wL of the same lane */
+#define WSELW(w) ((2 * (w) + 1) << 8 | 2 * (w))
+#define WSELD(w) ((int)((unsigned)WSELW(w) << 16 | WSELW(w)))
+#define WSEL4(a, b, c, d) _mm512_set_epi32(WSELD(d), WSELD(d), WSELD(d), WSELD(d), WSELD(c), WSELD(c), WSELD(c), WSELD(c), \
+                                           WSELD(b), WSELD(b), WSELD(b), WSELD(b), WSELD(a), WSELD(a), WSELD(a), WSELD(a))
+/* scale words of 32-element sub-blocks a (lanes 0-1) and b (lanes 2-3), from 8 words in every lane */
+#define SC32(v, a, b) _mm512_shuffle_epi8(v, WSEL4(a, a, b, b))
+/* scale words of 16-element sub-blocks f..f+3 (one per lane), from 8 words in every lane */
+#define SC16(v, f) _mm512_shuffle_epi8(v, WSEL4(f, f + 1, f + 2, f + 3))
+
+INL __m512i bcast_words(__m128i w) { return _mm512_broadcast_i32x4(w); }
+/* sum += codes * q8 * scale words */
+INL __m512i kdot(__m512i sum, __m512i codes, const int8_t *q8, __m512i scw) {
+    return _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(codes, ld64(q8)), scw);
+}
 
 /* Q4_K / Q5_K 6-bit scales and mins: 8 scale bytes then 8 min bytes */
 INL __m128i k4_scales(const uint8_t *p) {
@@ -298,23 +330,20 @@ static void dot_q4_k(long long n, float *s, const void *vw, const void *va) {
     const block_q4_K *w = vw;
     const block_q8_K *y = va;
     long long nb = n / QKK;
-    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (long long i = 0; i < nb; i++) {
         const uint8_t *q = w[i].qs;
         const int8_t *q8 = y[i].qs;
         __m128i scm = k4_scales(w[i].scales);
-        __m512i sc = _mm512_cvtepu8_epi32(scm);
-        __m512i sum = z;
-#define Q4K_STEP(k)                                                                         \
-        {                                                                                   \
-            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * (k)), cnt), m4); \
-            __m512i p = _mm512_dpbusd_epi32(z, c, ld64(q8 + 64 * (k)));                       \
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ISPLAT2(sc, 2 * (k), 2 * (k) + 1))); \
+        __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
+        __m512i sum = _mm512_setzero_si512();
+        /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..] */
+        for (int k = 0; k < 4; k++) {
+            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);
+            sum = kdot(sum, c, q8 + 64 * k, k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7));
         }
-        Q4K_STEP(0) Q4K_STEP(1) Q4K_STEP(2) Q4K_STEP(3)
-#undef Q4K_STEP
         float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
         accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
@@ -326,27 +355,24 @@ static void dot_q5_k(long long n, float *s, const void *vw, const void *va) {
     const block_q5_K *w = vw;
     const block_q8_K *y = va;
     long long nb = n / QKK;
-    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
-    const __m512i c16 = _mm512_set1_epi8(16);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (long long i = 0; i < nb; i++) {
         const uint8_t *q = w[i].qs;
         const int8_t *q8 = y[i].qs;
         __m128i scm = k4_scales(w[i].scales);
-        __m512i sc = _mm512_cvtepu8_epi32(scm);
+        __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
         __m512i qh = bcast32(w[i].qh);
-        __m512i sum = z;
-#define Q5K_STEP(k)                                                                         \
-        {                                                                                   \
-            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * (k)), cnt), m4); \
-            __mmask64 h = _mm512_test_epi8_mask(qh, BYTES2(1 << (2 * (k)), 1 << (2 * (k) + 1))); \
-            c = _mm512_mask_add_epi8(c, h, c, c16);                                           \
-            __m512i p = _mm512_dpbusd_epi32(z, c, ld64(q8 + 64 * (k)));                       \
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ISPLAT2(sc, 2 * (k), 2 * (k) + 1))); \
+        __m512i sum = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);
+            /* fifth bit: bit 2k (low half) / 2k+1 (high half) of qh[0..31] */
+            __mmask64 h = _mm512_test_epi8_mask(qh, k == 0 ? BYTES2(0x01, 0x02) : k == 1 ? BYTES2(0x04, 0x08)
+                                                    : k == 2 ? BYTES2(0x10, 0x20) : BYTES2(0x40, 0x80));
+            c = _mm512_mask_add_epi8(c, h, c, c16);
+            sum = kdot(sum, c, q8 + 64 * k, k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7));
         }
-        Q5K_STEP(0) Q5K_STEP(1) Q5K_STEP(2) Q5K_STEP(3)
-#undef Q5K_STEP
         float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
         accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
@@ -354,33 +380,40 @@ static void dot_q5_k(long long n, float *s, const void *vw, const void *va) {
     *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
 }
 
+/* 16 signed 8-bit scales -> (words of 0-7 in every lane, words of 8-15 in every lane),
+ * and the offset term off * sum_j sc_j * bsum_j subtracted from a fresh sum */
+typedef struct { __m512i lo, hi, sum; } k16_scales;
+INL k16_scales k16_prep(__m256i sc16, const int16_t *bsums, int shift) {
+    k16_scales r;
+    r.lo = bcast_words(_mm256_castsi256_si128(sc16));
+    r.hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
+    __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16);
+    r.sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(off, shift)));
+    return r;
+}
+
 static void dot_q6_k(long long n, float *s, const void *vw, const void *va) {
     const block_q6_K *w = vw;
     const block_q8_K *y = va;
     long long nb = n / QKK;
-    const __m512i z = _mm512_setzero_si512(), m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
     const __m512i shl = CNT2(4, 2), shr = CNT2(0, 2);
     __m512 acc = _mm512_setzero_ps();
     for (long long i = 0; i < nb; i++) {
         const uint8_t *ql = w[i].ql, *qh = w[i].qh;
         const int8_t *q8 = y[i].qs;
-        __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
-        __m512i sc = _mm512_cvtepi8_epi32(sc8);
-        /* the -32 offset: 32 * sum_j sc_j * bsum_j */
-        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8));
-        __m512i sum = _mm512_sub_epi32(z, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+        /* codes are q = low4 | high2 << 4 in 0..63; the -32 comes off as 32 * sum sc*bsum */
+        k16_scales sc = k16_prep(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales)), y[i].bsums, 5);
+        __m512i sum = sc.sum;
         for (int h = 0; h < 2; h++) {
             __m512i l = ld64(ql + 64 * h), hb = bcast32(qh + 32 * h);
             /* elements 128h + 0..63: low nibbles, qh bits 0-1 / 2-3 */
             __m512i c0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), m4, 0xEC);
             /* elements 128h + 64..127: high nibbles, qh bits 4-5 / 6-7 */
             __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), m4, 0xEC);
-            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
-            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
-            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
-            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+            __m512i v = h ? sc.hi : sc.lo;
+            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
+            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
         }
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
     }
@@ -391,27 +424,25 @@ static void dot_q2_k(long long n, float *s, const void *vw, const void *va) {
     const block_q2_K *w = vw;
     const block_q8_K *y = va;
     long long nb = n / QKK;
-    const __m512i z = _mm512_setzero_si512(), m3 = _mm512_set1_epi8(3);
+    const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
     __m512 acc = _mm512_setzero_ps();
     __m256 accm = _mm256_setzero_ps();
     for (long long i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
         __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
-        __m512i sc = _mm512_cvtepu8_epi32(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
         __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
         __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mn);
-        __m512i sum = z;
+        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
+        __m512i sum = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
             __m512i b = bcast32(w[i].qs + 32 * h);
             __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
             __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
-            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
-            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
-            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
-            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+            __m512i v = h ? hi : lo;
+            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
+            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
         }
         float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
@@ -434,31 +465,27 @@ static void dot_q3_k(long long n, float *s, const void *vw, const void *va) {
     const block_q3_K *w = vw;
     const block_q8_K *y = va;
     long long nb = n / QKK;
-    const __m512i z = _mm512_setzero_si512(), m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
+    const __m512i m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
     const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
     __m512 acc = _mm512_setzero_ps();
     for (long long i = 0; i < nb; i++) {
         const int8_t *q8 = y[i].qs;
-        __m128i sc8 = k3_scales(w[i].scales);
-        __m512i sc = _mm512_cvtepi8_epi32(sc8);
-        /* the -4 offset: 4 * sum_j sc_j * bsum_j */
-        __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), _mm256_cvtepi8_epi16(sc8));
-        __m512i sum = _mm512_sub_epi32(z, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 2)));
+        /* codes L = low2 + 4*hbit in 0..7; the -4 comes off as 4 * sum sc*bsum */
+        k16_scales sc = k16_prep(_mm256_cvtepi8_epi16(k3_scales(w[i].scales)), y[i].bsums, 2);
+        __m512i sum = sc.sum;
         __m512i hm = bcast32(w[i].hmask);
         for (int h = 0; h < 2; h++) {
             __m512i b = bcast32(w[i].qs + 32 * h);
             __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
             __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
+            /* high bit of element e: bit e/32 of hmask[e%32] */
             __mmask64 h0 = _mm512_test_epi8_mask(hm, h ? BYTES2(0x10, 0x20) : BYTES2(0x01, 0x02));
             __mmask64 h1 = _mm512_test_epi8_mask(hm, h ? BYTES2(0x40, 0x80) : BYTES2(0x04, 0x08));
             c0 = _mm512_mask_add_epi8(c0, h0, c0, c4);
             c1 = _mm512_mask_add_epi8(c1, h1, c1, c4);
-            __m512i p0 = _mm512_dpbusd_epi32(z, c0, ld64(q8 + 128 * h));
-            __m512i p1 = _mm512_dpbusd_epi32(z, c1, ld64(q8 + 128 * h + 64));
-            __m512i s0 = h ? ISPLAT4(sc, 8) : ISPLAT4(sc, 0);
-            __m512i s1 = h ? ISPLAT4(sc, 12) : ISPLAT4(sc, 4);
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p0, s0));
-            sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p1, s1));
+            __m512i v = h ? sc.hi : sc.lo;
+            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
+            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
         }
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
     }

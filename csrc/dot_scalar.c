@@ -93,13 +93,10 @@ static inline void unpack_nibbles32(const uint8_t *qs, int8_t *q) {
 }
 
 /* Q5_0 / Q5_1: the nibbles plus bit e of qh (little-endian u32) as value 16 */
-static inline void unpack_q5(const uint8_t *qs, const uint8_t *qh8, int8_t *q) {
-    uint32_t qh;
-    memcpy(&qh, qh8, 4);
-    for (int j = 0; j < QK / 2; j++) {
-        q[j] = (int8_t)((qs[j] & 15) | (((qh >> j) & 1) << 4));
-        q[j + 16] = (int8_t)((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
-    }
+static inline void unpack_q5(const uint8_t *qs, const uint8_t *qh, int8_t *q) {
+    unpack_nibbles32(qs, q);
+    for (int i = 0; i < 4; i++)
+        for (int b = 0; b < 8; b++) q[8 * i + b] |= (int8_t)(((qh[i] >> b) & 1) << 4);
 }
 
 static void dot_q4_0(long long n, float *s, const void *w, const void *a) {

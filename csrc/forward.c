@@ -45,6 +45,33 @@ static void attn_task(int ith, int nth, void *p) {
         if (swa && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
         const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
+        float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
+        if (c->flash_attn) {
+            /* online softmax over positions in order; the V accumulator is F16,
+             * rounded after every update, as llama.cpp's CPU flash attention does */
+            float M = -INFINITY, S = 0.0f;
+            float accf[LLM_MAX_HEAD_DIM]; /* holds F16 values, kept widened */
+            for (int i = 0; i < hd; i++) accf[i] = 0.0f;
+            for (int s = start; s <= p; s++) {
+                const float v = llm_dot_f16(q16, K + (size_t)s * m->kv_dim + (size_t)kh * hd, hd) * c->attn_scale;
+                float ms = 1.0f, vs = 1.0f;
+                if (v > M) {
+                    const float Mold = M;
+                    M = v;
+                    ms = expf(Mold - M);
+                    for (int i = 0; i < hd; i++) accf[i] = llm_f16_to_f32(llm_f32_to_f16(accf[i] * ms));
+                } else {
+                    vs = expf(v - M);
+                }
+                const f16_t *vr = V + (size_t)s * m->kv_dim + (size_t)kh * hd;
+                for (int i = 0; i < hd; i++)
+                    accf[i] = llm_f16_to_f32(llm_f32_to_f16(accf[i] + llm_f16_to_f32(vr[i]) * vs));
+                S = S * ms + vs;
+            }
+            const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+            for (int i = 0; i < hd; i++) out[i] = accf[i] * inv;
+            continue;
+        }
         float mx = -INFINITY;
         for (int s = start; s <= p; s++) {
             float v = llm_dot_f16(q16, K + (size_t)s * m->kv_dim + (size_t)kh * hd, hd) * c->attn_scale;
@@ -58,7 +85,6 @@ static void attn_task(int ith, int nth, void *p) {
             sum += (double)e;
         }
         const float inv = (float)(1.0 / sum);
-        float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) out[i] = 0.0f;
         for (int s = start; s <= p; s++) {
             const float pr = llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv));

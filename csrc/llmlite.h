@@ -48,6 +48,9 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
 /* ---- machine probes (probe.c) ---- */
 /* read bandwidth in GB/s over `bytes` of memory with `threads` threads, best of `reps` */
 double llm_probe_read_bw(long long bytes, int threads, int reps);
+/* the same; huge_pages 1: the buffer asks for 2 MiB pages (what llm_probe_read_bw does),
+ * 0: 4 KiB pages, like weights mapped from a file */
+double llm_probe_read_bw_pages(long long bytes, int threads, int reps, int huge_pages);
 double llm_now(void);                        /* monotonic seconds */
 
 /* ---- GGUF helpers (gguf_scan.c) ---- */
@@ -88,6 +91,8 @@ typedef struct {
     float embd_scale;       /* token embeddings multiplied by this (gemma3 sqrt(n_embd)), else 1 */
     float logit_softcap;    /* 0: none */
     int ffn_gelu;           /* 1: GELU-tanh gated (gemma3), 0: SiLU (SwiGLU) */
+    int flash_attn;         /* 1: llama.cpp's CPU flash-attention numerics (online softmax,
+                               F16 V accumulator; its default), 0: its plain softmax path */
 } llm_config;
 
 typedef struct llm_model llm_model;

@@ -21,7 +21,8 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     const llm_config *c = cfg;
     if (c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || n_ctx <= 0 || n_batch <= 0 ||
-        c->n_rot > c->head_dim || c->n_rot % 2)
+        c->n_rot > c->head_dim || c->n_rot % 2 ||
+        c->head_dim > LLM_MAX_HEAD_DIM)
         return NULL;
     llm_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;

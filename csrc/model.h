@@ -4,6 +4,8 @@
 #define LLM_MODEL_H
 #include "internal.h"
 
+#define LLM_MAX_HEAD_DIM 512
+
 typedef struct { int type; const void *data; long long ne0, ne1; } llm_tensor;
 
 struct llm_model {

@@ -55,8 +55,17 @@ def _classify(e: BaseException) -> tuple[int, str]:
     gg = sys.modules.get("llmlite.gguf_file")
     if gg is not None:
         bad_input += (gg.GGUFError,)
+    ch = sys.modules.get("llmlite.chat")
+    if ch is not None:
+        bad_input += (ch.ChatTemplateError, ch.ContextFullError)
+    tk = sys.modules.get("llmlite.tokenizer")
+    if tk is not None:
+        bad_input += (tk.TokenizerError,)
     if isinstance(e, bad_input):
         return 2, _one_line(e)
+    lb = sys.modules.get("llmlite._lib")
+    if lb is not None and isinstance(e, lb.LlmliteError):
+        return 1, _one_line(e)  # written for people (an unsupported model, a full context)
     if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         return 2, f"{where}{e.strerror or _one_line(e)}"
@@ -327,6 +336,479 @@ def _print_info(f: dict) -> None:
     con.print()
     con.print(f"[bold]memory at context {m['n_ctx']:,}[/bold]")
     con.print(mt)
+
+
+# ---- run / chat / tokenize ----------------------------------------------------
+
+N_PREDICT_ONCE = 512       # -n default with -p/-f
+N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
+
+
+def _opt_n_predict():
+    return typer.Option(None, "-n", "--n-predict", "--predict",
+                        help=f"Tokens to generate; -1: until the end of the turn or a full context "
+                             f"(default: {N_PREDICT_ONCE} with -p/-f; in the REPL -1, or "
+                             f"{N_PREDICT_RAW_REPL} without a chat template).")
+
+
+def _opt_ctx():
+    return typer.Option(None, "-c", "--ctx-size",
+                        help="Context size in tokens (default: min(4096, training context); 0: the training context).")
+
+
+def _opt_threads():
+    return typer.Option(None, "-t", "--threads", help="CPU threads (default: the physical cores).")
+
+
+def _opt_ngl():
+    return typer.Option("auto", "-ngl", "--gpu-layers", "--n-gpu-layers", metavar="auto|N",
+                        help="Layers to offload to the GPU (auto, all, or a number).")
+
+
+def _opt_temp():
+    return typer.Option(None, "--temp", help="Temperature; 0 is greedy (default 0.8, or the GGUF's general.sampling.temp).")
+
+
+def _opt_top_k():
+    return typer.Option(None, "--top-k", help="Top-k sampling, 0 disables (default 40).")
+
+
+def _opt_top_p():
+    return typer.Option(None, "--top-p", help="Top-p sampling, 1.0 disables (default 0.95).")
+
+
+def _opt_min_p():
+    return typer.Option(None, "--min-p", help="Min-p sampling, 0.0 disables (default 0.05).")
+
+
+def _opt_repeat_penalty():
+    return typer.Option(None, "--repeat-penalty", help="Penalty for repeated tokens, 1.0 disables (default 1.0).")
+
+
+def _opt_seed():
+    return typer.Option(None, "-s", "--seed", help="Random seed; -1 or none: a random one.")
+
+
+def _opt_system():
+    return typer.Option(None, "-sys", "--system-prompt", "--system", help="System message for the chat template.")
+
+
+def _opt_lookup():
+    return typer.Option(True, "--lookup/--no-lookup",
+                        help="Prompt-lookup speculative decoding (lossless: the output does not change).")
+
+
+def _opt_draft_max():
+    return typer.Option(8, "--draft-max", "--draft", help="Most tokens drafted per step with --lookup.")
+
+
+def _opt_raw():
+    return typer.Option(False, "--raw", help="No chat template: the input is plain text for the model to continue.")
+
+
+class _Gen:
+    """The generation options shared by run and chat, validated."""
+
+    def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
+        if n_predict is not None and n_predict < -1:
+            raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
+        if temp is not None and not temp >= 0:
+            raise UserError(f"--temp must be >= 0 (got {temp})")
+        if top_k is not None and top_k < 0:
+            raise UserError(f"--top-k must be >= 0 (got {top_k})")
+        if top_p is not None and not 0 < top_p <= 1:
+            raise UserError(f"--top-p must be in (0, 1] (got {top_p})")
+        if min_p is not None and not 0 <= min_p <= 1:
+            raise UserError(f"--min-p must be in [0, 1] (got {min_p})")
+        if repeat_penalty is not None and not repeat_penalty > 0:
+            raise UserError(f"--repeat-penalty must be > 0 (got {repeat_penalty})")
+        if draft_max < 1:
+            raise UserError(f"--draft-max must be >= 1 (got {draft_max})")
+        self.n_predict = n_predict
+        self.lookup = lookup
+        self.kwargs = dict(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p,
+                           repeat_penalty=repeat_penalty, seed=None if seed is None or seed < 0 else seed,
+                           lookup=lookup, draft_max=draft_max)
+
+
+def _parse_ngl(v: str):
+    s = str(v).strip().lower()
+    if s in ("auto", "all"):
+        return s
+    try:
+        n = int(s)
+    except ValueError:
+        raise UserError(f"-ngl must be auto, all or a number of layers (got {v!r})") from None
+    if n < 0:
+        raise UserError(f"-ngl must be >= 0 (got {n})")
+    return n
+
+
+def _gpu_backend() -> bool:
+    from llmlite import _lib
+
+    probe = getattr(_lib, "gpu_available", None)
+    try:
+        return bool(probe()) if callable(probe) else False
+    except Exception:
+        return False
+
+
+def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
+    """Resolve and load a model for generation, with the CLI's checks and notes."""
+    import time
+
+    if ctx_size is not None and ctx_size < 0:
+        raise UserError(f"-c/--ctx-size must be >= 0 (got {ctx_size})")
+    if threads is not None and threads < 1:
+        raise UserError(f"-t/--threads must be >= 1 (got {threads})")
+    gpu = _parse_ngl(ngl)
+    path = resolve(model)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    n_ctx_train = 0
+    from llmlite.gguf_file import open_gguf
+
+    with open_gguf(path) as g:
+        arch = g.metadata.get("general.architecture")
+        v = g.metadata.get(f"{arch}.context_length")
+        if isinstance(v, int):
+            n_ctx_train = v
+    n_ctx = ctx_size
+    if ctx_size == 0:
+        n_ctx = n_ctx_train or 4096
+    if n_ctx is not None and n_ctx_train and n_ctx > n_ctx_train:
+        print(f"warning: context {n_ctx} is larger than the model's training context {n_ctx_train}: "
+              "quality may drop past it", file=sys.stderr)
+    if gpu not in ("auto", 0) and not _gpu_backend():
+        print(f"note: no GPU backend in this build: -ngl {ngl} ignored, running on the CPU", file=sys.stderr)
+    import llmlite
+
+    t0 = time.perf_counter()
+    m = llmlite.load(path, n_ctx=n_ctx, threads=threads, gpu_layers=gpu if gpu != "auto" else 0)
+    if state.verbose:
+        print(f"loaded {path.name} in {time.perf_counter() - t0:.2f} s: context {m.n_ctx}, {m.threads} threads",
+              file=sys.stderr)
+    return m
+
+
+def _make_chat(m, system: Optional[str], raw: bool):
+    """A Chat for the model, its template checked with a trial render."""
+    from llmlite.chat import Chat
+
+    chat = Chat(m, system=system, raw=raw)
+    if chat.raw:
+        if system:
+            why = "--raw" if raw else "the model has no chat template"
+            print(f"note: -sys ignored: {why}", file=sys.stderr)
+    else:
+        chat.template.render(chat.conversation() + [{"role": "user", "content": "Hello"}])
+        if state.verbose:
+            print(f"chat template: {chat.template.name}", file=sys.stderr)
+    return chat
+
+
+def _stderr_style(text: str, code: str = "2") -> str:
+    import os
+
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\x1b[{code}m{text}\x1b[0m"
+    return text
+
+
+def _stats_line(st, lookup: bool) -> str:
+    s = f"prompt {st.prompt_tokens} tokens"
+    if st.cached_tokens:
+        s += f" ({st.cached_tokens} cached)"
+    s += f", {st.prefill_tps:.1f} t/s | generated {st.generated} tokens, {st.decode_tps:.1f} t/s"
+    s += f" | stop: {st.stop_reason or 'interrupted'}"
+    if lookup:
+        rate = f" ({100.0 * st.accepted / st.drafted:.0f}%)" if st.drafted else ""
+        s += f" | lookup: {st.drafted} drafted, {st.accepted} accepted{rate}"
+    return s
+
+
+def _print_stats(st, lookup: bool) -> None:
+    print(_stderr_style(_stats_line(st, lookup)), file=sys.stderr, flush=True)
+
+
+def _utf8_stdout() -> None:
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.reconfigure(errors="replace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError):
+            pass
+
+
+def _stream(pieces) -> None:
+    """Write pieces to stdout as they come; end the output with a newline."""
+    last = ""
+    try:
+        for piece in pieces:
+            if piece:
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+                last = piece
+    finally:
+        if last and not last.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def _read_prompt_file(file: str) -> str:
+    if file == "-":
+        data = sys.stdin.buffer.read()
+        name = "stdin"
+    else:
+        from pathlib import Path
+
+        data = Path(file).read_bytes()
+        name = file
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{name}: not UTF-8 text (byte {e.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text[:-1] if text.endswith("\n") else text  # like llama.cpp: one trailing newline dropped
+
+
+@app.command()
+@command
+def run(
+    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
+    prompt: Optional[str] = typer.Option(None, "-p", "--prompt", help="Generate once for this prompt, then exit."),
+    file: Optional[str] = typer.Option(None, "-f", "--file", help="Read the prompt from a file (-: stdin)."),
+    n_predict: Optional[int] = _opt_n_predict(),
+    ctx_size: Optional[int] = _opt_ctx(),
+    threads: Optional[int] = _opt_threads(),
+    gpu_layers: str = _opt_ngl(),
+    temp: Optional[float] = _opt_temp(),
+    top_k: Optional[int] = _opt_top_k(),
+    top_p: Optional[float] = _opt_top_p(),
+    min_p: Optional[float] = _opt_min_p(),
+    repeat_penalty: Optional[float] = _opt_repeat_penalty(),
+    seed: Optional[int] = _opt_seed(),
+    system: Optional[str] = _opt_system(),
+    lookup: bool = _opt_lookup(),
+    draft_max: int = _opt_draft_max(),
+    raw: bool = _opt_raw(),
+) -> None:
+    """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
+
+    The chat template is applied (-sys is the system message) unless --raw or the
+    model has none (a base model): then the prompt is continued as plain text.
+    """
+    if prompt is not None and file is not None:
+        raise UserError("give the prompt with -p or with -f, not both")
+    gen = _Gen(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
+    if prompt is None and file is None:
+        _repl(model, gen, ctx_size, threads, gpu_layers, system, raw)
+        return
+    text = prompt if prompt is not None else _read_prompt_file(file)  # type: ignore[arg-type]
+    _utf8_stdout()
+    m = _load_model(model, ctx_size, threads, gpu_layers)
+    chat = _make_chat(m, system, raw)
+    if chat.raw and not text:
+        raise UserError("the prompt is empty: nothing to continue")
+    from llmlite.generate import GenStats
+
+    stats = GenStats()
+    n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
+    _stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs))
+    _print_stats(stats, gen.lookup)
+
+
+@app.command()
+@command
+def chat(
+    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
+    n_predict: Optional[int] = _opt_n_predict(),
+    ctx_size: Optional[int] = _opt_ctx(),
+    threads: Optional[int] = _opt_threads(),
+    gpu_layers: str = _opt_ngl(),
+    temp: Optional[float] = _opt_temp(),
+    top_k: Optional[int] = _opt_top_k(),
+    top_p: Optional[float] = _opt_top_p(),
+    min_p: Optional[float] = _opt_min_p(),
+    repeat_penalty: Optional[float] = _opt_repeat_penalty(),
+    seed: Optional[int] = _opt_seed(),
+    system: Optional[str] = _opt_system(),
+    lookup: bool = _opt_lookup(),
+    draft_max: int = _opt_draft_max(),
+    raw: bool = _opt_raw(),
+) -> None:
+    """Chat with a model in the terminal (reads lines from stdin when it is not a terminal).
+
+    \b
+    /help           the commands
+    /clear          forget the conversation (and the KV cache)
+    /system [TEXT]  set the system message (without TEXT: remove it)
+    /exit           quit (also Ctrl-D; Ctrl-C at the prompt)
+    A line ending in \\ continues on the next line. Ctrl-C stops a reply.
+    """
+    gen = _Gen(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
+    _repl(model, gen, ctx_size, threads, gpu_layers, system, raw)
+
+
+_REPL_HELP = """\
+/help           this help
+/clear          forget the conversation and empty the KV cache
+/system [TEXT]  set the system message (without TEXT: remove it)
+/exit           quit (also /quit, Ctrl-D, or Ctrl-C at the prompt)
+End a line with \\ to continue on the next line. Ctrl-C stops a reply; it stays in the history."""
+
+
+def _read_turn(interactive: bool) -> str:
+    """One input, joined across lines that end with a backslash. EOFError at the end."""
+
+    def one(prompt: str) -> str:
+        if interactive:
+            return input(prompt)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    line = one("> ")
+    parts = []
+    while line.endswith("\\"):
+        parts.append(line[:-1])
+        try:
+            line = one("... ")
+        except EOFError:
+            line = ""
+            break
+    parts.append(line)
+    return "\n".join(parts)
+
+
+def _note(msg: str) -> None:
+    print(_stderr_style(msg), file=sys.stderr, flush=True)
+
+
+def _slash(chat, line: str) -> bool:
+    """Run a slash command; False to quit."""
+    cmd, _, arg = line.partition(" ")
+    cmd = cmd.lower()
+    arg = arg.strip()
+    if cmd in ("/exit", "/quit", "/bye"):
+        return False
+    if cmd in ("/help", "/?"):
+        print(_REPL_HELP, file=sys.stderr, flush=True)
+    elif cmd == "/clear":
+        chat.clear()
+        _note("(conversation cleared)")
+    elif cmd == "/system":
+        if chat.raw:
+            _note("(no chat template: /system has no effect)")
+        else:
+            chat.set_system(arg or None)
+            _note("(system message set)" if arg else "(system message removed)")
+    else:
+        print(f"error: unknown command {cmd} (/help lists them)", file=sys.stderr, flush=True)
+    return True
+
+
+def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
+    _utf8_stdout()
+    m = _load_model(model, ctx_size, threads, ngl)
+    chat = _make_chat(m, system, raw)
+    n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        try:
+            import readline  # noqa: F401  (line editing and history for input())
+        except ImportError:
+            pass
+        how = "raw: no chat template" if chat.raw else chat.template.name
+        _note(f"llmlite chat: {m.path.name} ({how}), context {m.n_ctx} tokens. "
+              "/help for commands, Ctrl-D to quit, Ctrl-C stops a reply.")
+    try:
+        _repl_loop(chat, gen, n, interactive)
+    except KeyboardInterrupt:  # Ctrl-C anywhere but in a reply: leave quietly
+        print(file=sys.stderr)
+
+
+def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
+    from llmlite.chat import ChatTemplateError, ContextFullError
+    from llmlite.generate import GenStats
+
+    while True:
+        try:
+            text = _read_turn(interactive)
+        except EOFError:
+            if interactive:
+                print(file=sys.stderr)
+            return
+        if not text.strip():
+            continue
+        if text.lstrip().startswith("/"):
+            if not _slash(chat, text.strip()):
+                return
+            continue
+        if chat.raw:
+            if chat.transcript and not chat.transcript.endswith(("\n", " ")):
+                text = "\n" + text
+        else:
+            text = text.strip()
+        stats = GenStats()
+        pieces = chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs)
+        try:
+            _stream(pieces)
+        except KeyboardInterrupt:
+            pieces.close()
+            _note("(reply interrupted)")
+        except (ChatTemplateError, ContextFullError) as e:
+            print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+            continue
+        finally:
+            pieces.close()
+        _print_stats(stats, gen.lookup)
+        if stats.stop_reason == "context":
+            _note("(the context is full: /clear to start over, or use a larger -c)")
+
+
+@app.command()
+@command
+def tokenize(
+    model: str = typer.Argument(..., help="A GGUF file or a model alias."),
+    text: str = typer.Argument(..., help="The text to tokenize (-: read stdin)."),
+    no_bos: bool = typer.Option(False, "--no-bos", help="Do not add the BOS (or EOS) token the model asks for."),
+    parse_special: bool = typer.Option(False, "--parse-special", help="Read special-token texts (<|im_start|>) as tokens."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list of {id, piece, bytes_hex}."),
+) -> None:
+    """Show how a model's tokenizer splits a text: token ids and their pieces.
+
+    \f
+    Pieces are the bytes each token renders to with special tokens shown
+    (llama.cpp's token_to_piece with special=true), as text with invalid UTF-8
+    replaced; bytes_hex has the exact bytes.
+    """
+    if text == "-":
+        text = sys.stdin.buffer.read().decode("utf-8", "replace")
+    path = resolve(model)
+    from llmlite.gguf_file import open_gguf
+    from llmlite.tokenizer import Tokenizer
+
+    g = open_gguf(path)
+    tok = Tokenizer.from_gguf(g)
+    ids = tok.encode(text, add_special=not no_bos, parse_special=parse_special)
+    rows = []
+    for i in ids:
+        b = tok.piece(i, special=True)
+        rows.append({"id": int(i), "piece": b.decode("utf-8", "replace"), "bytes_hex": b.hex()})
+    _utf8_stdout()
+    import json
+
+    if json_out:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
+        return
+    w = max((len(str(r["id"])) for r in rows), default=1)
+    out = [f"{r['id']:>{w}}  {json.dumps(r['piece'], ensure_ascii=False)}" for r in rows]
+    sys.stdout.write("".join(line + "\n" for line in out))
+    sys.stdout.flush()
+    print(f"{len(rows)} tokens", file=sys.stderr)
 
 
 def main() -> None:  # pragma: no cover - console entry point alternative

@@ -71,7 +71,7 @@ def generate_text(model, prompt, max_tokens: int = 256, temperature: float | Non
         ids = list(prompt)
     params = SamplingParams.from_metadata(model.metadata, temperature=temperature, top_k=top_k, top_p=top_p,
                                           min_p=min_p, repeat_penalty=repeat_penalty, seed=seed)
-    dec = model.tokenizer.stream()
+    dec = model.tokenizer.stream(start=False)
     stop = [s for s in (stop or ()) if s]
     held = ""
     hold = max((len(s) for s in stop), default=0)

@@ -29,7 +29,7 @@ GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight":
 _BLK = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
-def build_config(md: dict, n_vocab: int) -> "ffi.CData":
+def build_config(md: dict, n_vocab: int, flash_attn: bool = True) -> "ffi.CData":
     """Model hyper-parameters from GGUF metadata, as the C forward pass wants them."""
     arch = md.get("general.architecture")
     if arch not in ARCHS:
@@ -65,6 +65,7 @@ def build_config(md: dict, n_vocab: int) -> "ffi.CData":
     c.sliding_window = int(get("attention.sliding_window", 0))
     c.swa_pattern = int(get("attention.sliding_window_pattern", 6 if arch == "gemma3" else 1))
     c.logit_softcap = float(get("final_logit_softcapping", 0.0))
+    c.flash_attn = 1 if flash_attn else 0
     if arch == "gemma3":
         c.attn_scale = 1.0
         c.q_prescale = 1.0 / math.sqrt(c.head_dim)
@@ -81,14 +82,14 @@ def build_config(md: dict, n_vocab: int) -> "ffi.CData":
 class Weights:
     """The C model built from an open GGUF file; keeps the file mapped while alive."""
 
-    def __init__(self, g, n_ctx: int, n_batch: int = 256):
+    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = True):
         self.g = g
         md = g.metadata
         emb = g.tensors.get("token_embd.weight")
         if emb is None:
             raise LlmliteError("GGUF has no token_embd.weight")
         n_vocab = int(emb.shape[1])
-        self.cfg = build_config(md, n_vocab)
+        self.cfg = build_config(md, n_vocab, flash_attn)
         ctx_train = md.get(f"{md['general.architecture']}.context_length")
         self.n_ctx = int(n_ctx if n_ctx else min(4096, int(ctx_train or 4096)))
         self.n_batch = n_batch

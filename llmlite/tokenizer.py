@@ -677,9 +677,8 @@ class Tokenizer:
                 attrs[tid] = ATTR_USER_DEFINED
         eog |= {ids[r] for r in ("eos", "eot", "eom") if ids[r] is not None}
         eog_text = {self.text(i): i for i in eog}
-        if b"<|end|>" in eog_text and ((b"<|return|>" in eog_text and (b"<|call|>" in eog_text or b"<|calls|>" in eog_text))
-                                       or ((b"<|call|>" in eog_text or b"<|calls|>" in eog_text)
-                                           and b"<|flush|>" in eog_text)):
+        has_call = b"<|call|>" in eog_text or b"<|calls|>" in eog_text
+        if b"<|end|>" in eog_text and has_call and (b"<|return|>" in eog_text or b"<|flush|>" in eog_text):
             end_id = eog_text[b"<|end|>"]
             eog.discard(end_id)
             attrs[end_id] = ATTR_USER_DEFINED
@@ -858,8 +857,8 @@ class Tokenizer:
         cap = max(1, per_byte * len(buf))
         out = np.empty(cap, dtype=np.int32)
         counts = np.empty(max(1, len(items)), dtype=np.int64)
-        args = (self._h, ffi.from_buffer("unsigned char[]", buf or b"\0"), ffi.cast("const long long *", offs.ctypes.data),
-                len(items))
+        args = (self._h, ffi.from_buffer("unsigned char[]", buf or b"\0"),
+                ffi.cast("const long long *", offs.ctypes.data), len(items))
         tail = (ffi.cast("int *", out.ctypes.data), cap, ffi.cast("long long *", counts.ctypes.data))
         if fn == "bpe":
             rc = lib.llm_tok_bpe(*args, int(self.ignore_merges), *tail)
@@ -1038,8 +1037,8 @@ class Tokenizer:
     def decode_str(self, ids: Iterable[int], special: bool = False) -> str:
         return self.decode(ids, special).decode("utf-8", "replace")
 
-    def stream(self, special: bool = False) -> "StreamDecoder":
-        return StreamDecoder(self, special)
+    def stream(self, special: bool = False, start: bool = True) -> "StreamDecoder":
+        return StreamDecoder(self, special, start)
 
     def __repr__(self) -> str:
         return (f"Tokenizer({self.kind.upper()}, model={self.model!r}, pre={self.pre!r}, n_vocab={self.n_vocab}, "
@@ -1049,12 +1048,16 @@ class Tokenizer:
 class StreamDecoder:
     """Incremental detokenizer: ``feed(ids)`` returns the text completed so far as a
     str that never ends inside a UTF-8 sequence; ``flush()`` returns the rest.
-    The chunks join to ``tok.decode(all_ids, special).decode("utf-8", "replace")``."""
+    The chunks join to ``tok.decode(all_ids, special).decode("utf-8", "replace")``.
 
-    def __init__(self, tok: Tokenizer, special: bool = False):
+    start: the ids begin the text, so the first token loses its leading space
+    when the vocabulary adds a space prefix (llama_detokenize's rule). Pass
+    False for ids that continue a text, e.g. tokens generated after a prompt."""
+
+    def __init__(self, tok: Tokenizer, special: bool = False, start: bool = True):
         self.tok = tok
         self.special = special
-        self._first = True
+        self._first = start
         self._raw = b""   # bytes not yet through clean_spaces
         self._buf = b""   # final bytes not yet emitted
 

@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from llmlite._lib import lib
 
 
@@ -19,6 +21,9 @@ def test_read_bw_is_positive_and_finite():
     for threads in (1, 2):
         bw = lib.llm_probe_read_bw(32 << 20, threads, 2)
         assert math.isfinite(bw) and 0.05 < bw < 10000, (threads, bw)
+        for huge in (0, 1):
+            bw = lib.llm_probe_read_bw_pages(16 << 20, threads, 1, huge)
+            assert math.isfinite(bw) and 0.05 < bw < 10000, (threads, huge, bw)
 
 
 def test_odd_sizes_and_arguments():
@@ -53,3 +58,31 @@ def test_probe_after_thread_changes_does_not_hang():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+
+
+def test_matvec_throughput_accounts_for_every_2d_weight(smollm2_path):
+    # the kernel benchmark's bookkeeping (not its speed): every 2-D weight is
+    # timed once per pass and its bytes counted under its type; threads restored
+    from llmlite.bench import matvec_throughput
+    from llmlite.gguf_file import open_gguf
+
+    with open_gguf(smollm2_path) as g:
+        want = {}
+        for t in g.tensors.values():
+            if len(t.shape) == 2:
+                n, b = want.get(t.type_name, (0, 0))
+                want[t.type_name] = (n + 1, b + t.nbytes)
+    prev = lib.llm_get_threads()
+    r = matvec_throughput(smollm2_path, threads=1, repeats=1, probe_gbs=10.0, probe_4k_gbs=5.0)
+    assert lib.llm_get_threads() == prev
+    assert r.threads == 1 and r.skipped == {}
+    got = {row.type: (row.tensors, row.bytes) for row in r.rows if row.type != "total"}
+    assert got == want == {"Q4_1": (210, got["Q4_1"][1]), "Q8_0": (1, got["Q8_0"][1])}
+    total = r.rows[-1]
+    assert total.type == "total"
+    assert total.bytes == sum(b for _, b in want.values())
+    assert total.seconds > 0 and total.seconds == pytest.approx(sum(row.seconds for row in r.rows[:-1]), rel=1e-12)
+    for row in r.rows:
+        assert row.gbs == row.bytes / row.seconds / 1e9
+        assert row.frac_of_probe == row.gbs / 10.0
+        assert row.frac_of_probe_4k == row.gbs / 5.0

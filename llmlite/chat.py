@@ -1,0 +1,356 @@
+"""Chat templates (rendered in Jinja's sandbox) and the chat session the REPL drives.
+
+A GGUF may carry ``tokenizer.chat_template``, a Jinja template written for Hugging
+Face's ``apply_chat_template``. It is untrusted input: it is rendered with
+``jinja2.sandbox.ImmutableSandboxedEnvironment`` (no attribute access to
+dunder/internal attributes, no mutation of the values passed in, bounded ranges
+and string/list repetition), and every failure (syntax error, unsafe operation,
+``raise_exception``, a bad value) becomes a one-line :class:`ChatTemplateError`.
+
+The render context follows Hugging Face's conventions: ``messages`` (a list of
+``{"role", "content"}``), ``add_generation_prompt``, ``bos_token``, ``eos_token``
+(the token texts), ``raise_exception(msg)``, ``strftime_now(fmt)``; the
+environment uses ``trim_blocks`` and ``lstrip_blocks``, the loop-controls
+extension, a ``{% generation %}`` block tag, and a ``tojson`` filter that does not
+HTML-escape.
+
+A model without a template gets a built-in one only when it looks like a chat
+model (a fine-tune named "instruct"/"it"/"chat"...) and its vocabulary holds the
+format's special tokens: ChatML (``<|im_start|>``) or Gemma (``<start_of_turn>``).
+A base model without a template (gemma3-270m) is used raw: its input is a plain
+text continuation. See :func:`needs_template` and :class:`Chat`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+__all__ = ["ChatTemplateError", "ContextFullError", "ChatTemplate", "BUILTIN_TEMPLATES", "Chat",
+           "template_for", "needs_template", "looks_instruct", "prompt_ids"]
+
+
+class ChatTemplateError(ValueError):
+    """A chat template could not be compiled or rendered (one-line message)."""
+
+
+class ContextFullError(ValueError):
+    """The conversation no longer fits the context window."""
+
+
+# ---- built-in templates --------------------------------------------------------------
+
+_CHATML = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+# Gemma has no system role: the system text opens the first user turn.
+_GEMMA = (
+    "{{ bos_token }}"
+    "{% if messages and messages[0]['role'] == 'system' %}"
+    "{% set first_user_prefix = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+    "{{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else '')"
+    " + message['content'] | trim + '<end_of_turn>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+
+BUILTIN_TEMPLATES = {"chatml": _CHATML, "gemma": _GEMMA}
+# the tokens whose presence in the vocabulary selects a built-in template
+_BUILTIN_MARKERS = {"chatml": ("<|im_start|>", "<|im_end|>"), "gemma": ("<start_of_turn>", "<end_of_turn>")}
+
+# ---- the sandbox -------------------------------------------------------------------------
+
+_MAX_REPEAT = 1 << 20        # longest string/list a template may build with * (items)
+_MAX_POW = 1 << 64           # largest result of ** on integers
+
+
+def _environment():
+    """The shared sandboxed Jinja environment (built on first use: jinja2 is imported lazily)."""
+    global _ENV
+    if _ENV is not None:
+        return _ENV
+    import json
+
+    from jinja2 import nodes
+    from jinja2.exceptions import SecurityError
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class GenerationTag(Extension):
+        """HF's ``{% generation %}...{% endgeneration %}`` (marks assistant text): renders its body."""
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body, lineno=lineno)
+
+    class Sandbox(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**"])
+
+        def unsafe_undefined(self, obj, attribute):
+            # Jinja's default returns an Undefined that renders as "": make it loud instead
+            raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__!r} value is not allowed")
+
+        def call_binop(self, context, operator, left, right):
+            if operator == "*":
+                for seq, n in ((left, right), (right, left)):
+                    if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and not isinstance(n, bool):
+                        if len(seq) * max(n, 0) > _MAX_REPEAT:
+                            raise SecurityError("the template builds a too large string or list with *")
+                return left * right
+            if operator == "**":
+                if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+                    if right * max(abs(left).bit_length() - 1, 1) > 64:
+                        raise SecurityError("the template computes a too large power with **")
+                return left ** right
+            return super().call_binop(context, operator, left, right)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols],
+                  keep_trailing_newline=False)
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    _ENV = env
+    return env
+
+
+_ENV = None
+
+
+class _TemplateRaised(Exception):
+    """raise_exception() called by a template (kept apart from the template's own bugs)."""
+
+
+def _raise_exception(message: Any = "") -> None:
+    raise _TemplateRaised(str(message))
+
+
+def _strftime_now(fmt: str) -> str:
+    import datetime
+
+    return datetime.datetime.now().strftime(str(fmt))
+
+
+def _short(s: Any, n: int = 200) -> str:
+    s = " ".join(str(s).split())
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+class ChatTemplate:
+    """A compiled chat template. ``source`` is Jinja text (untrusted); ``bos_token`` and
+    ``eos_token`` are the token texts the template may print; ``name`` is for messages."""
+
+    def __init__(self, source: str, bos_token: str = "", eos_token: str = "", name: str = "chat template"):
+        if not isinstance(source, str) or not source.strip():
+            raise ChatTemplateError(f"{name} is empty")
+        self.source = source
+        self.bos_token = bos_token or ""
+        self.eos_token = eos_token or ""
+        self.name = name
+        from jinja2.exceptions import TemplateSyntaxError
+
+        try:
+            self._tmpl = _environment().from_string(source)
+        except TemplateSyntaxError as e:
+            raise ChatTemplateError(f"{name} has a syntax error (line {e.lineno}): {_short(e.message)}") from None
+        except Exception as e:  # anything else the compiler may throw on odd input
+            raise ChatTemplateError(f"{name} could not be compiled: {type(e).__name__}: {_short(e)}") from None
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = True, **extra: Any) -> str:
+        """The prompt text for a conversation (a list of {"role", "content"})."""
+        from jinja2.exceptions import SecurityError, TemplateError
+
+        ctx = dict(extra)
+        ctx.update(messages=[dict(m) for m in messages], add_generation_prompt=bool(add_generation_prompt),
+                   bos_token=self.bos_token, eos_token=self.eos_token)
+        try:
+            out = self._tmpl.render(**ctx)
+        except _TemplateRaised as e:
+            raise ChatTemplateError(f"{self.name} refused the conversation: {_short(e)}") from None
+        except SecurityError as e:
+            raise ChatTemplateError(f"{self.name} attempted an unsafe operation (blocked by the sandbox): "
+                                    f"{_short(e)}") from None
+        except TemplateError as e:
+            raise ChatTemplateError(f"{self.name} failed to render: {_short(e.message or e)}") from None
+        except RecursionError:
+            raise ChatTemplateError(f"{self.name} failed to render: recursion too deep") from None
+        except MemoryError:
+            raise ChatTemplateError(f"{self.name} failed to render: out of memory") from None
+        except Exception as e:
+            raise ChatTemplateError(f"{self.name} failed to render: {type(e).__name__}: {_short(e)}") from None
+        if not isinstance(out, str):
+            raise ChatTemplateError(f"{self.name} did not produce text")
+        return out
+
+    def __repr__(self) -> str:
+        return f"ChatTemplate({self.name!r}, {len(self.source)} chars)"
+
+
+# ---- choosing a template for a model ------------------------------------------------------
+
+_INSTRUCT_WORDS = re.compile(r"(?:^|[^a-z0-9])(it|instruct|chat|sft|dpo|rlhf|assistant)(?:[^a-z0-9]|$)", re.I)
+
+
+def looks_instruct(metadata: dict, path: Any = None) -> bool:
+    """Whether the GGUF's names say it is a chat/instruction fine-tune (not a base model)."""
+    texts = [metadata.get(k) for k in ("general.finetune", "general.name", "general.basename")]
+    if path is not None:
+        from pathlib import Path
+
+        texts.append(Path(str(path)).stem)
+    return any(isinstance(t, str) and _INSTRUCT_WORDS.search(t) for t in texts)
+
+
+def _token_text(tok, tid: Optional[int]) -> str:
+    if tid is None:
+        return ""
+    try:
+        return tok.text(tid).decode("utf-8", "replace")
+    except (ValueError, IndexError):
+        return ""
+
+
+def template_for(model, name: Optional[str] = None) -> Optional[ChatTemplate]:
+    """The chat template to use for a loaded model: the GGUF's own, a built-in one
+    (``name`` forces "chatml" or "gemma"), or None (use the model raw)."""
+    tok = model.tokenizer
+    md = getattr(model, "metadata", {}) or {}
+    bos, eos = _token_text(tok, tok.bos_id), _token_text(tok, tok.eos_id)
+    if name is not None:
+        if name not in BUILTIN_TEMPLATES:
+            raise ChatTemplateError(f"unknown built-in chat template {name!r} (known: {', '.join(BUILTIN_TEMPLATES)})")
+        return ChatTemplate(BUILTIN_TEMPLATES[name], bos, eos, name=f"built-in {name} template")
+    src = getattr(tok, "chat_template", None) or md.get("tokenizer.chat_template")
+    if isinstance(src, str) and src.strip():
+        return ChatTemplate(src, bos, eos, name="the model's chat template")
+    if not looks_instruct(md, getattr(model, "path", None)):
+        return None
+    for key, markers in _BUILTIN_MARKERS.items():
+        if all(tok.token_to_id(t) is not None for t in markers):
+            return ChatTemplate(BUILTIN_TEMPLATES[key], bos, eos, name=f"built-in {key} template")
+    return None
+
+
+def needs_template(model) -> bool:
+    """True if the model is used through a chat template, False if it is used raw."""
+    return template_for(model) is not None
+
+
+def prompt_ids(model, text: str) -> list[int]:
+    """Tokenize a prompt (special-token texts parsed), with one BOS where the model wants
+    it: not added when the text already starts with it (a template that prints
+    ``bos_token``), never an EOS."""
+    tok = model.tokenizer
+    ids = model.tokenize(text, add_special=False, parse_special=True)
+    if getattr(tok, "add_bos", False) and tok.bos_id is not None and (not ids or ids[0] != tok.bos_id):
+        ids.insert(0, tok.bos_id)
+    return ids
+
+
+# ---- a conversation -------------------------------------------------------------------------
+
+@dataclass
+class Chat:
+    """A conversation with a model: history, rendering, generation with KV-cache reuse.
+
+    With a template, each turn renders the whole conversation and the model's
+    ``prefill`` evaluates only what the cache does not hold yet (the new turn).
+    Raw (``raw=True``, or a model without a template), the conversation is one
+    plain text: each input is appended to it and the model continues it.
+    """
+
+    model: Any
+    system: Optional[str] = None
+    raw: bool = False
+    template: Optional[ChatTemplate] = None
+    messages: list = field(default_factory=list)
+    transcript: str = ""           # raw mode: the text so far
+
+    def __post_init__(self):
+        if not self.raw and self.template is None:
+            self.template = template_for(self.model)
+            if self.template is None:
+                self.raw = True
+        if self.raw:
+            self.template = None
+
+    # ---- history ----
+    def clear(self) -> None:
+        """Forget the conversation (the system message stays) and empty the KV cache."""
+        self.messages = []
+        self.transcript = ""
+        self.model.reset()
+
+    def set_system(self, text: Optional[str]) -> None:
+        self.system = text or None
+
+    def conversation(self) -> list[dict]:
+        msgs = [{"role": "system", "content": self.system}] if self.system else []
+        return msgs + [dict(m) for m in self.messages]
+
+    def render(self, add_generation_prompt: bool = True) -> str:
+        if self.raw:
+            return self.transcript
+        return self.template.render(self.conversation(), add_generation_prompt=add_generation_prompt)
+
+    def prompt_ids(self) -> list[int]:
+        return prompt_ids(self.model, self.render())
+
+    # ---- generation ----
+    def _undo_input(self, raw_before: str) -> None:
+        if self.raw:
+            self.transcript = raw_before
+        else:
+            self.messages.pop()
+
+    def reply(self, text: str, max_tokens: int = -1, stats=None, **gen) -> Iterator[str]:
+        """Add a user turn and stream the model's reply (str pieces). The reply, even a
+        partial one (the generator closed early, an interrupt), joins the history.
+        ``max_tokens`` < 0: until the end of the turn or a full context. ``gen``: the
+        sampling keyword arguments of Model.generate."""
+        before = self.transcript
+        if self.raw:
+            self.transcript += text
+        else:
+            self.messages.append({"role": "user", "content": text})
+        try:
+            ids = self.prompt_ids()
+        except Exception:
+            self._undo_input(before)
+            raise
+        if not ids:
+            self._undo_input(before)
+            raise ValueError("the prompt is empty: nothing to continue")
+        n_ctx = self.model.n_ctx
+        if len(ids) >= n_ctx:
+            self._undo_input(before)
+            what = "text" if self.raw else "conversation"
+            raise ContextFullError(f"the {what} ({len(ids)} tokens) does not fit the context ({n_ctx} tokens): "
+                                   "start over (/clear in the chat) or use a larger -c")
+        room = n_ctx - len(ids)
+        n = room if max_tokens is None or max_tokens < 0 else min(max_tokens, room)
+        parts: list[str] = []
+        try:
+            for piece in self.model.generate(ids, max_tokens=n, stats=stats, **gen):
+                parts.append(piece)
+                yield piece
+        finally:
+            out = "".join(parts)
+            if self.raw:
+                self.transcript += out
+            else:
+                self.messages.append({"role": "assistant", "content": out})

@@ -1,0 +1,339 @@
+"""`llmlite run`, `llmlite chat` and `llmlite tokenize`, driven as a user would (subprocess)."""
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def llmlite(*args, input=None, timeout=180):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "llmlite", *map(str, args)], input=input, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout, cwd=ROOT, env=env)
+
+
+def _gguf_str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def rewrite_gguf(src, dst, set_str=None, drop=()):
+    """Copy a GGUF with string metadata set (added or replaced) or dropped."""
+    from gguf import GGUFReader
+    import numpy as np
+
+    set_str = dict(set_str or {})
+    r = GGUFReader(src)
+    kvs = [b"".join(p.tobytes() for p in f.parts) for k, f in r.fields.items()
+           if not k.startswith("GGUF.") and k not in drop and k not in set_str]
+    kvs += [_gguf_str(k) + struct.pack("<I", 8) + _gguf_str(v) for k, v in set_str.items()]
+    raw = np.memmap(src, mode="r", dtype=np.uint8)
+    last = r.tensors[-1].field
+    infos = raw[r.tensors[0].field.offset:last.offset + sum(p.nbytes for p in last.parts)].tobytes()
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(r.tensors), len(kvs)) + b"".join(kvs) + infos
+    head += b"\0" * (-len(head) % int(r.alignment))
+    with open(dst, "wb") as f:
+        f.write(head)
+        f.write(raw[r.data_offset:].tobytes())
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_src(shared_dir):
+    p = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+    if not p.exists():
+        pytest.skip(f"{p} not present")
+    return p
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_src, tmp_path_factory):
+    """Random weights, SmolLM2's tokenizer and ChatML template: fast, fine for plumbing."""
+    return rewrite_gguf(tiny_src, tmp_path_factory.mktemp("tiny") / "tiny.gguf", set_str={"general.name": "tiny"})
+
+
+def _stats_ok(stderr):
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("prompt ")]
+    assert lines, stderr
+    for ln in lines:
+        assert "t/s" in ln and "generated" in ln and "stop:" in ln
+    return lines
+
+
+# ---- run -p ------------------------------------------------------------------------------
+
+def test_run_smollm2_chat_prompt(smollm2_path):
+    # the brief's "What is the capital of France?" alone has a 0.25-logit top-2 margin at the
+    # first token under the default system prompt; this wording answers with margins > 1
+    r = llmlite("run", "smollm2-135m", "-p", "What is the capital of France? Answer in one sentence.",
+                "-n", "16", "--temp", "0", "-c", "512")
+    assert r.returncode == 0, r.stderr
+    assert "Paris" in r.stdout
+    assert "t/s" not in r.stdout and "stop:" not in r.stdout    # stats go to stderr only
+    (line,) = _stats_ok(r.stderr)
+    assert "Paris" not in r.stderr
+    assert "stop: eos" in line or "stop: length" in line
+    assert "lookup:" in line
+
+
+def test_run_gemma3_raw(gemma3_path):
+    r = llmlite("run", "gemma3-270m", "--raw", "-p", "The capital of France is", "-n", "8", "--temp", "0",
+                "-c", "256")
+    assert r.returncode == 0, r.stderr
+    assert "France" in r.stdout and "The capital of France is" not in r.stdout   # the prompt is not echoed
+    (line,) = _stats_ok(r.stderr)
+    assert "prompt 6 tokens" in line and "generated 8 tokens" in line and "stop: length" in line
+
+
+def test_run_is_deterministic_and_raw_matches_api(tiny):
+    import llmlite as api
+
+    args = ("run", tiny, "--raw", "-p", "Hello world", "-n", "12", "--temp", "0", "--no-lookup")
+    a, b = llmlite(*args), llmlite(*args)
+    assert a.returncode == 0, a.stderr
+    assert a.stdout == b.stdout
+    m = api.load(tiny, n_ctx=256)
+    want = "".join(m.generate("Hello world", max_tokens=12, temperature=0))
+    assert a.stdout == want + ("" if want.endswith("\n") else "\n")
+    assert "lookup:" not in a.stderr
+
+
+def test_run_prompt_file_and_sampling(tiny, tmp_path):
+    f = tmp_path / "prompt.txt"
+    f.write_text("Hello world\n", encoding="utf-8")
+    r1 = llmlite("run", tiny, "--raw", "-f", f, "-n", "10", "--temp", "0")
+    r2 = llmlite("run", tiny, "--raw", "-p", "Hello world", "-n", "10", "--temp", "0")
+    assert r1.returncode == 0 and r1.stdout == r2.stdout     # one trailing newline dropped, as llama.cpp
+    s1 = llmlite("run", tiny, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
+    s2 = llmlite("run", tiny, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
+    assert s1.returncode == 0 and s1.stdout == s2.stdout
+
+
+def test_run_system_prompt_reaches_template(tiny, tmp_path):
+    # a template that prints the conversation it was given, then asks for nothing more
+    t = rewrite_gguf(tiny, tmp_path / "echo.gguf", set_str={
+        "tokenizer.chat_template": "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"})
+    import llmlite as api
+    from llmlite.chat import Chat
+    from llmlite.generate import GenStats
+
+    m = api.load(t, n_ctx=256)
+    want_prompt = len(m.tokenize("[system:Be terse.][user:Hi]", add_special=False, parse_special=True))
+    r = llmlite("run", t, "-sys", "Be terse.", "-p", "Hi", "-n", "1", "--temp", "0")
+    assert r.returncode == 0, r.stderr
+    assert f"prompt {want_prompt} tokens" in r.stderr
+    st = GenStats()
+    list(Chat(m, system="Be terse.").reply("Hi", max_tokens=1, temperature=0, stats=st))
+    assert st.prompt_tokens == want_prompt
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["-p", "x", "-f", "y"], "not both"),
+    (["-p", "x", "--top-p", "2"], "--top-p"),
+    (["-p", "x", "--temp", "-1"], "--temp"),
+    (["-p", "x", "-n", "-5"], "-n must be"),
+    (["-p", "x", "-ngl", "lots"], "-ngl"),
+    (["-p", "x", "-c", "-3"], "ctx-size"),
+    (["-p", "x", "--draft-max", "0"], "draft-max"),
+    (["--raw", "-p", ""], "empty"),
+])
+def test_run_bad_input_is_one_line(tiny, args, msg):
+    r = llmlite("run", tiny, *args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], r.stderr
+
+
+def test_run_missing_model_and_file(tmp_path):
+    r = llmlite("run", tmp_path / "nope.gguf", "-p", "x")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "nope.gguf" in r.stderr
+    r = llmlite("run", "no-such-alias", "-p", "x")
+    assert r.returncode == 2 and "unknown model alias" in r.stderr
+
+
+@pytest.mark.parametrize("template, msg", [
+    ("{{ ''.__class__.__mro__ }}", "unsafe"),
+    ("{{ raise_exception('only user and assistant roles') }}", "only user and assistant roles"),
+    ("{% if %}", "syntax error"),
+])
+def test_run_bad_template_is_one_line(tiny, tmp_path, template, msg):
+    t = rewrite_gguf(tiny, tmp_path / "bad.gguf", set_str={"tokenizer.chat_template": template})
+    r = llmlite("run", t, "-p", "Hi", "-n", "2")
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and msg in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    # --raw does not touch the template
+    r = llmlite("run", t, "--raw", "-p", "Hi", "-n", "2", "--temp", "0")
+    assert r.returncode == 0, r.stderr
+    # --verbose shows the traceback
+    r = llmlite("--verbose", "run", t, "-p", "Hi", "-n", "2")
+    assert r.returncode == 2 and "Traceback" in r.stderr
+
+
+def test_run_no_template_base_model_is_raw(tiny, tmp_path):
+    t = rewrite_gguf(tiny, tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
+    a = llmlite("run", t, "-p", "Hello world", "-n", "6", "--temp", "0", "-sys", "ignored")
+    b = llmlite("run", t, "--raw", "-p", "Hello world", "-n", "6", "--temp", "0")
+    assert a.returncode == 0 and a.stdout == b.stdout
+    assert "-sys ignored" in a.stderr
+
+
+def test_run_ngl_note(tiny):
+    r = llmlite("run", tiny, "--raw", "-p", "Hi", "-n", "1", "-ngl", "auto")
+    assert r.returncode == 0 and "GPU" not in r.stderr
+    r = llmlite("run", tiny, "--raw", "-p", "Hi", "-n", "1", "-ngl", "99")
+    assert r.returncode == 0
+    from llmlite.cli import _gpu_backend
+
+    if not _gpu_backend():
+        assert "no GPU backend" in r.stderr
+
+
+# ---- the REPL ------------------------------------------------------------------------------
+
+def test_chat_repl_piped_smollm2(smollm2_path):
+    turns = ("What is the capital of France? Answer in one sentence.\n"
+             "And of Germany?\n"
+             "/clear\n"
+             "What is the capital of France? Answer in one sentence.\n"
+             "/exit\n"
+             "this is never read\n")
+    r = llmlite("chat", "smollm2-135m", "-n", "12", "--temp", "0", "-c", "512", input=turns, timeout=300)
+    assert r.returncode == 0, r.stderr
+    replies = r.stdout.splitlines()
+    assert len(replies) == 3, r.stdout
+    assert "Paris" in replies[0] and "Berlin" in replies[1]
+    assert replies[2] == replies[0]            # /clear: the same question from scratch, same answer
+    stats = _stats_ok(r.stderr)
+    assert len(stats) == 3
+    assert "cached" not in stats[0] and "cached" in stats[1] and "cached" not in stats[2]
+    assert "(conversation cleared)" in r.stderr
+    assert "never" not in r.stdout
+
+
+def test_chat_repl_commands_and_multiline(tiny):
+    turns = "/help\n/system Be terse.\nfirst line\\\nsecond line\n/bogus\n\n/quit\n"
+    r = llmlite("chat", tiny, "-n", "3", "--temp", "0", input=turns)
+    assert r.returncode == 0, r.stderr
+    assert "/clear" in r.stderr and "(system message set)" in r.stderr
+    assert "error: unknown command /bogus" in r.stderr
+    assert len(_stats_ok(r.stderr)) == 1          # one turn: the two lines joined, the empty one skipped
+    # the joined turn is one user message with a newline inside
+    import llmlite as api
+    from llmlite.chat import Chat
+
+    m = api.load(tiny, n_ctx=256)
+    prompt = Chat(m, system="Be terse.")
+    prompt.messages.append({"role": "user", "content": "first line\nsecond line"})
+    assert f"prompt {len(prompt.prompt_ids())} tokens" in r.stderr
+
+
+def test_chat_repl_eof_and_run_without_prompt(tiny):
+    r = llmlite("run", tiny, "-n", "2", "--temp", "0", input="Hi\n")     # run without -p: the REPL
+    assert r.returncode == 0, r.stderr
+    assert len(_stats_ok(r.stderr)) == 1 and r.stdout.endswith("\n")
+    r = llmlite("chat", tiny, input="")
+    assert r.returncode == 0 and r.stdout == ""
+
+
+def test_chat_repl_context_full_keeps_going(tiny):
+    turns = ("word " * 300) + "\nHi\n"
+    r = llmlite("chat", tiny, "-c", "128", "-n", "2", "--temp", "0", input=turns)
+    assert r.returncode == 0, r.stderr
+    assert "error: the conversation" in r.stderr and "does not fit" in r.stderr
+    assert len(_stats_ok(r.stderr)) == 1
+
+
+def _popen_chat(model, *args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return subprocess.Popen([sys.executable, "-m", "llmlite", "chat", str(model), *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+
+
+def test_chat_ctrl_c_stops_the_reply_not_the_chat(tiny):
+    p = _popen_chat(tiny, "-c", "1024", "-n", "200", "--temp", "1", "--seed", "1")
+    try:
+        p.stdin.write(b"Tell me a long story.\n")
+        p.stdin.flush()
+        first = p.stdout.read(1)          # the reply has started
+        assert first
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        out, err = p.communicate(b"Go on.\n/exit\n", timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = err.decode()
+    assert p.returncode == 0, err
+    assert "(reply interrupted)" in err
+    stats = _stats_ok(err)
+    assert len(stats) == 2 and "stop: interrupted" in stats[0]
+    assert "cached" in stats[1]               # the partial reply stayed in the history and the cache
+
+
+def test_chat_ctrl_c_at_prompt_exits_cleanly(tiny):
+    p = _popen_chat(tiny)
+    try:
+        p.stdin.write(b"/help\n")
+        p.stdin.flush()
+        buf = b""
+        deadline = time.time() + 60
+        while b"/exit" not in buf and time.time() < deadline:   # the REPL read /help: it waits for input now
+            buf += os.read(p.stderr.fileno(), 4096)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert b"Traceback" not in err and b"error" not in err
+
+
+# ---- tokenize ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("alias, text, flags", [
+    ("smollm2-135m", "Hello wörld <|im_start|>user\n 😀", []),
+    ("smollm2-135m", "Hello wörld <|im_start|>user\n 😀", ["--parse-special"]),
+    ("gemma3-270m", "The capital of France is <start_of_turn>", []),
+    ("gemma3-270m", "The capital of France is <start_of_turn>", ["--parse-special", "--no-bos"]),
+])
+def test_tokenize_json_matches_model(request, alias, text, flags):
+    path = request.getfixturevalue("smollm2_path" if alias.startswith("smollm2") else "gemma3_path")
+    from llmlite.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(path)
+    r = llmlite("tokenize", alias, text, "--json", *flags)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    want = tok.encode(text, add_special="--no-bos" not in flags, parse_special="--parse-special" in flags)
+    assert [row["id"] for row in rows] == want
+    for row in rows:
+        b = bytes.fromhex(row["bytes_hex"])
+        assert b == tok.piece(row["id"], special=True)
+        assert row["piece"] == b.decode("utf-8", "replace")
+    if alias == "gemma3-270m":
+        assert (rows[0]["id"] == tok.bos_id) == ("--no-bos" not in flags)
+
+
+def test_tokenize_table_and_model_api(smollm2_path):
+    import llmlite as api
+
+    m = api.load(smollm2_path, n_ctx=64)
+    r = llmlite("tokenize", smollm2_path, "Hi there\n")
+    assert r.returncode == 0, r.stderr
+    ids = m.tokenize("Hi there\n")
+    lines = r.stdout.splitlines()
+    assert [int(ln.split()[0]) for ln in lines] == ids
+    assert lines[-1].endswith('"\\n"')
+    assert r.stderr.strip() == f"{len(ids)} tokens"
