@@ -811,6 +811,53 @@ def tokenize(
     print(f"{len(rows)} tokens", file=sys.stderr)
 
 
+# ---- perplexity -----------------------------------------------------------------
+
+@app.command()
+@command
+def perplexity(
+    model: str = typer.Argument(..., help="A GGUF file or a model alias."),
+    file: str = typer.Option(..., "-f", "--file", help="The text file to score."),
+    ctx_size: int = typer.Option(512, "-c", "--ctx-size", help="Tokens per chunk."),
+    chunks: int = typer.Option(0, "--chunks", help="Score at most this many chunks (0: all)."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="CPU threads (default: physical cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout."),
+) -> None:
+    """Perplexity of a text as llama.cpp's llama-perplexity computes it.
+
+    \f
+    Chunks of -c tokens (BOS first when the model adds one), each from an empty
+    cache, scoring the second half of each chunk.
+    """
+    if ctx_size < 8:
+        raise UserError(f"-c/--ctx-size must be at least 8 (got {ctx_size})")
+    if chunks < 0:
+        raise UserError(f"--chunks must be >= 0 (got {chunks})")
+    try:
+        with open(file, "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        raise UserError(f"{file}: {e.strerror or e}") from None
+    import json
+
+    from llmlite.perplexity import perplexity as run_ppl
+
+    m = _load_model(model, ctx_size, threads, "0")
+
+    def progress(done, total, ppl):
+        print(f"[{done}/{total}] chunk ppl so far {ppl:.4f}", file=sys.stderr, flush=True)
+
+    try:
+        r = run_ppl(m, text, n_ctx=ctx_size, n_chunks=chunks or None, progress=progress)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if json_out:
+        print(json.dumps(r.to_dict()))
+    else:
+        print(f"perplexity: {r.ppl:.4f} over {r.n_chunks} chunks of {r.n_ctx} "
+              f"({r.n_chunks * r.scored_per_chunk} tokens scored, {r.seconds:.1f} s)")
+
+
 def main() -> None:  # pragma: no cover - console entry point alternative
     app()
 
