@@ -157,3 +157,91 @@ def matvec_throughput(path: str | os.PathLike, threads: int | None = None, repea
         r.frac_of_probe_4k = r.gbs / probe_4k_gbs if probe_4k_gbs > 0 else 0.0
         report.rows.append(r)
     return report
+
+
+# ---- llama-bench style model benchmark: pp512 / tg128 ---------------------------
+
+@dataclass
+class BenchResult:
+    test: str            # "pp512" / "tg128"
+    n_tokens: int
+    runs: list[float]    # tokens/s per run
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.runs)) if self.runs else 0.0
+
+    @property
+    def sd(self) -> float:
+        return float(np.std(self.runs, ddof=1)) if len(self.runs) > 1 else 0.0
+
+
+def decode_bytes_per_token(model, pos: int) -> int:
+    """Bytes one decode step reads at KV position pos: every weight a token uses once
+    (the output head in full; one row of an untied token embedding) plus the K and V
+    cache up to pos (F16)."""
+    g = model.gguf
+    total = 0
+    for name, t in g.tensors.items():
+        if name == "token_embd.weight" and "output.weight" in g.tensors:
+            total += t.nbytes // max(1, int(t.shape[1]))
+            continue
+        total += t.nbytes
+    c = model.weights.cfg
+    total += 2 * c.n_layer * pos * c.n_head_kv * c.head_dim * 2
+    return int(total)
+
+
+def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3, seed: int = 0):
+    """llama-bench's pp and tg tests on a loaded model: random tokens, from an empty cache,
+    one warm-up run each. Returns (pp BenchResult | None, tg BenchResult | None)."""
+    import time
+
+    rng = np.random.default_rng(seed)
+    vocab = model.n_vocab
+    pp = tg = None
+    if n_prompt > 0:
+        if n_prompt > model.n_ctx:
+            raise ValueError(f"-p {n_prompt} is larger than the context {model.n_ctx}")
+        toks = rng.integers(0, vocab, n_prompt).tolist()
+        runs = []
+        for r in range(reps + 1):
+            model.reset()
+            t0 = time.perf_counter()
+            model.eval_last(toks)
+            dt = time.perf_counter() - t0
+            if r:
+                runs.append(n_prompt / dt)
+        pp = BenchResult(f"pp{n_prompt}", n_prompt, runs)
+    if n_gen > 0:
+        if n_gen > model.n_ctx:
+            raise ValueError(f"-n {n_gen} is larger than the context {model.n_ctx}")
+        toks = rng.integers(0, vocab, n_gen).tolist()
+        runs = []
+        for r in range(reps + 1):
+            model.reset()
+            t0 = time.perf_counter()
+            for t in toks:
+                model.eval_last([t])
+            dt = time.perf_counter() - t0
+            if r:
+                runs.append(n_gen / dt)
+        tg = BenchResult(f"tg{n_gen}", n_gen, runs)
+    model.reset()
+    return pp, tg
+
+
+def bottleneck_verdict(tg_tps: float, bytes_per_token: float, probe_gbs: float, pp_tps: float | None,
+                       threads: int, cores: int) -> str:
+    """One line naming what limits decode, in the spirit of the field guide."""
+    achieved = tg_tps * bytes_per_token / 1e9
+    frac = achieved / probe_gbs if probe_gbs > 0 else 0.0
+    if frac >= 0.6:
+        more = "more threads will not" if threads >= cores else "more threads may help a little"
+        return (f"decode is bandwidth-bound at {frac:.0%} of {probe_gbs:.1f} GB/s: fewer bits per weight "
+                f"or prompt-lookup speculation would help; {more}")
+    if frac >= 0.3:
+        return (f"decode reaches {frac:.0%} of {probe_gbs:.1f} GB/s: partly bandwidth-bound, partly "
+                "per-token overhead (kernels, threads, attention); fused kernels would help")
+    return (f"decode reaches only {frac:.0%} of {probe_gbs:.1f} GB/s: compute or overhead-bound, not memory; "
+            + ("more threads would help" if threads < cores else "faster kernels or less per-token work would help"))

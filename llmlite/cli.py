@@ -811,6 +811,77 @@ def tokenize(
     print(f"{len(rows)} tokens", file=sys.stderr)
 
 
+# ---- bench ------------------------------------------------------------------------
+
+_FTYPE_NAMES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
+                11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
+                17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
+
+@app.command()
+@command
+def bench(
+    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
+    n_prompt: int = typer.Option(512, "-p", "--n-prompt", help="Prompt tokens for the pp test (0: skip)."),
+    n_gen: int = typer.Option(128, "-n", "--n-gen", help="Generated tokens for the tg test (0: skip)."),
+    reps: int = typer.Option(3, "-r", "--repetitions", help="Runs of each test (after one warm-up)."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="CPU threads (default: physical cores)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Prompt processing (pp) and generation (tg) speed, as llama-bench measures them,
+    plus peak memory, bytes moved per token and what limits decode.
+
+    \f
+    """
+    import json
+    import resource
+
+    if reps < 1 or n_prompt < 0 or n_gen < 0:
+        raise UserError("-r must be >= 1 and -p/-n >= 0")
+    from llmlite import bench as B
+    from llmlite._lib import isa, lib
+
+    ctx = max(n_prompt, n_gen, 16)
+    m = _load_model(model, ctx, threads, "0")
+    pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the probe's buffer
+    cores = lib.llm_physical_cores()
+    probe = B.probe_bandwidth(m.threads, huge_pages=False)
+    bpt = B.decode_bytes_per_token(m, n_gen // 2) if tg else 0
+    size = sum(t.nbytes for t in m.gguf.tensors.values())
+    params = m.gguf.param_count()
+    md = m.gguf.metadata
+    ftype = md.get("general.file_type")
+    # llama-bench's model column: architecture, size label, file type
+    name = " ".join(str(x) for x in (m.arch, md.get("general.size_label") or _fmt_params(params),
+                                       _FTYPE_NAMES.get(ftype, "")) if x)
+    results = [r for r in (pp, tg) if r]
+    verdict = B.bottleneck_verdict(tg.mean, bpt, probe, pp.mean if pp else None, m.threads, cores) if tg else ""
+    if json_out:
+        print(json.dumps({
+            "model": str(m.path), "name": name, "size": size, "params": params, "backend": f"CPU ({isa()})",
+            "threads": m.threads, "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs}
+                                           for r in results],
+            "peak_rss": peak_rss, "bytes_per_token": bpt, "achieved_gbs": tg.mean * bpt / 1e9 if tg else None,
+            "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("model", "size", "params", "backend", "threads", "test", "t/s"):
+        t.add_column(col, justify="right" if col in ("size", "params", "threads", "t/s") else "left")
+    for r in results:
+        t.add_row(str(name), _fmt_bytes(size), _fmt_params(params), f"CPU ({isa()})", str(m.threads), r.test,
+                  f"{r.mean:.2f} ± {r.sd:.2f}")
+    con = Console()
+    con.print(t)
+    con.print(f"peak RSS {_fmt_bytes(peak_rss)}", highlight=False)
+    if tg:
+        con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {tg.mean * bpt / 1e9:.1f} GB/s "
+                  f"of a probed {probe:.1f} GB/s read bandwidth (4 KiB pages, {m.threads} threads)", highlight=False)
+        con.print(f"verdict: {verdict}", highlight=False)
+
+
 # ---- perplexity -----------------------------------------------------------------
 
 @app.command()
