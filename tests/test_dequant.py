@@ -7,7 +7,6 @@ floats), Q8_1/Q8_K (not in gguf-py) against numpy, and bad input.
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -259,21 +258,15 @@ def test_every_tensor_of_real_models(model, readers, capsys):
     assert checked == {"smollm2": 272, "gemma3": 236}[model]
 
 
-def test_token_embd_speed(readers, capsys):
-    """gemma3's 178 MB Q8_0 token_embd in one call (reported; loose bound for shared CI)."""
+def test_token_embd_whole_tensor(readers):
+    """gemma3's 178 MB Q8_0 token_embd in one call (its speed: benchmarks/bench_load.py
+    and `make bench`, not a timed test)."""
     t = next(x for x in readers["gemma3"].tensors if x.name == "token_embd.weight")
     assert int(t.tensor_type) == L.Q8_0
     raw = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
     n = int(t.n_elements)
-    out = np.zeros(n, dtype=np.float32)  # pages faulted in: time the kernel, not the allocator
+    out = np.zeros(n, dtype=np.float32)
     p_src, p_out = L.ffi.cast("void *", raw.ctypes.data), L.ffi.cast("float *", out.ctypes.data)
-    times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        assert L.lib.llm_dequantize(L.Q8_0, p_src, p_out, n) == 0
-        times.append(time.perf_counter() - t0)
-    with capsys.disabled():
-        print(f"\ntoken_embd Q8_0 ({raw.nbytes / 1e6:.0f} MB -> {n} floats): {min(times) * 1e3:.0f} ms")
-    assert min(times) < 3.0
+    assert L.lib.llm_dequantize(L.Q8_0, p_src, p_out, n) == 0
     i = np.random.default_rng(0).integers(0, t.data.shape[0], 64)
     assert_same_bits(out.reshape(t.data.shape[0], -1)[i], oracle(np.ascontiguousarray(t.data[i]), L.Q8_0), "rows")
