@@ -81,13 +81,16 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
 
 static int need(const llm_tensor *t, long long ne0, long long ne1, int f32, const char *name, int il,
                 char *err, int errlen) {
-    if (!t->data) { snprintf(err, errlen, "missing tensor %s (layer %d)", name, il); return -1; }
+    char full[96];  /* the GGUF name: blk.N.attn_q, or output_norm for a global tensor */
+    if (il >= 0) snprintf(full, sizeof full, "blk.%d.%s", il, name);
+    else snprintf(full, sizeof full, "%s", name);
+    if (!t->data) { snprintf(err, errlen, "missing tensor %s", full); return -1; }
     if (t->ne0 != ne0 || t->ne1 != ne1) {
-        snprintf(err, errlen, "tensor %s (layer %d) has shape [%lld, %lld], expected [%lld, %lld]",
-                 name, il, t->ne0, t->ne1, ne0, ne1);
+        snprintf(err, errlen, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]",
+                 full, t->ne0, t->ne1, ne0, ne1);
         return -1;
     }
-    if (f32 && t->type != T_F32) { snprintf(err, errlen, "tensor %s (layer %d) must be F32", name, il); return -1; }
+    if (f32 && t->type != T_F32) { snprintf(err, errlen, "tensor %s must be F32", full); return -1; }
     return 0;
 }
 

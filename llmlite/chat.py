@@ -35,7 +35,15 @@ class ChatTemplateError(ValueError):
 
 
 class ContextFullError(ValueError):
-    """The conversation no longer fits the context window."""
+    """The prompt (or the conversation with a new message) does not fit the context window.
+
+    ``n_tokens``: its length; ``n_ctx``: the context; ``fit``: a context size that
+    holds it and a reply (the prompt plus the reply's token budget, 256 when it has
+    none); ``first``: True when there was no earlier turn (/clear would not help)."""
+
+    def __init__(self, message: str, n_tokens: int = 0, n_ctx: int = 0, fit: int = 0, first: bool = True):
+        super().__init__(message)
+        self.n_tokens, self.n_ctx, self.fit, self.first = n_tokens, n_ctx, fit, first
 
 
 # ---- built-in templates --------------------------------------------------------------
@@ -337,10 +345,16 @@ class Chat:
             raise ValueError("the prompt is empty: nothing to continue")
         n_ctx = self.model.n_ctx
         if len(ids) >= n_ctx:
+            first = not (before if self.raw else self.messages[:-1])
             self._undo_input(before)
-            what = "text" if self.raw else "conversation"
-            raise ContextFullError(f"the {what} ({len(ids)} tokens) does not fit the context ({n_ctx} tokens): "
-                                   "start over (/clear in the chat) or use a larger -c")
+            fit = len(ids) + (max_tokens if max_tokens is not None and max_tokens > 0 else 256)
+            if first:
+                msg = (f"the prompt is {len(ids)} tokens and does not fit the context of {n_ctx}: "
+                       f"use -c {fit} or more, or a shorter prompt")
+            else:
+                msg = (f"the conversation with this message is {len(ids)} tokens and does not fit the context "
+                       f"of {n_ctx}: start over (/clear), or use -c {fit} or more")
+            raise ContextFullError(msg, n_tokens=len(ids), n_ctx=n_ctx, fit=fit, first=first)
         room = n_ctx - len(ids)
         n = room if max_tokens is None or max_tokens < 0 else min(max_tokens, room)
         parts: list[str] = []

@@ -644,7 +644,7 @@ def chat(
     /help           the commands
     /clear          forget the conversation (and the KV cache)
     /system [TEXT]  set the system message (without TEXT: remove it)
-    /exit           quit (also Ctrl-D; Ctrl-C at the prompt)
+    /bye            quit (also /exit, /quit, Ctrl-D; Ctrl-C at the prompt)
     A line ending in \\ continues on the next line. Ctrl-C stops a reply.
     """
     gen = _Gen(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
@@ -655,7 +655,7 @@ _REPL_HELP = """\
 /help           this help
 /clear          forget the conversation and empty the KV cache
 /system [TEXT]  set the system message (without TEXT: remove it)
-/exit           quit (also /quit, Ctrl-D, or Ctrl-C at the prompt)
+/bye            quit (also /exit, /quit, Ctrl-D, or Ctrl-C at the prompt)
 End a line with \\ to continue on the next line. Ctrl-C stops a reply; it stays in the history."""
 
 
@@ -759,7 +759,13 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
         except KeyboardInterrupt:
             pieces.close()
             _note("(reply interrupted)")
-        except (ChatTemplateError, ContextFullError) as e:
+        except ContextFullError as e:
+            # the turn is dropped; the conversation stays as it was
+            how = f"restart with -c {e.fit} or more" if e.first else f"/clear to start over, or restart with -c {e.fit} or more"
+            print(f"error: the conversation with this message is {e.n_tokens} tokens and does not fit the context "
+                  f"of {e.n_ctx}: message dropped; {how}", file=sys.stderr, flush=True)
+            continue
+        except ChatTemplateError as e:
             print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
             continue
         finally:

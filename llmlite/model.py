@@ -85,11 +85,16 @@ class Weights:
     def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = True):
         self.g = g
         md = g.metadata
+        fname = Path(g.path).name
         emb = g.tensors.get("token_embd.weight")
         if emb is None:
-            raise LlmliteError("GGUF has no token_embd.weight")
+            raise LlmliteError(f"{fname}: missing tensor token_embd.weight: the file is incomplete or not a model "
+                               "llmlite can run")
         n_vocab = int(emb.shape[1])
-        self.cfg = build_config(md, n_vocab, flash_attn)
+        try:
+            self.cfg = build_config(md, n_vocab, flash_attn)
+        except LlmliteError as e:
+            raise LlmliteError(f"{fname}: {e}") from None
         ctx_train = md.get(f"{md['general.architecture']}.context_length")
         self.n_ctx = int(n_ctx if n_ctx else min(4096, int(ctx_train or 4096)))
         self.n_batch = n_batch
@@ -116,7 +121,8 @@ class Weights:
                 raise LlmliteError(f"tensor {name}: type {tname} or shape {tuple(t.shape)} not supported")
         err = ffi.new("char[256]")
         if lib.llm_model_check(m, err, 256) != 0:
-            raise LlmliteError(f"{Path(g.path).name}: {ffi.string(err).decode()}")
+            raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
+                               f"{md.get('general.architecture')} model as llmlite expects it")
 
     @property
     def kv_bytes(self) -> int:
