@@ -38,6 +38,7 @@ static void attn_task(int ith, int nth, void *p) {
     f16_t *q16 = m->q16 + (size_t)ith * hd;
     const int swa = is_swa(m, j->il);
     const int total = j->n * c->n_head;
+    const llm_kernel_table *kt = llm_kernels();
     for (int w = ith; w < total; w += nth) {
         const int t = w / c->n_head, h = w % c->n_head, kh = h / group;
         const int p = j->pos + t;
@@ -46,50 +47,48 @@ static void attn_task(int ith, int nth, void *p) {
         const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
         float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
+        const f16_t *Kh = K + (size_t)kh * hd, *Vh = V + (size_t)kh * hd;
+        const size_t stride = (size_t)m->kv_dim;
         if (c->flash_attn) {
-            /* online softmax over positions in order; the V accumulator is F16,
+            /* online softmax over positions in order, with an F16 V accumulator
              * rounded after every update, as llama.cpp's CPU flash attention does */
+            f16_t *acc = m->acc16 + (size_t)ith * hd;
+            memset(acc, 0, (size_t)hd * sizeof *acc);
             float M = -INFINITY, S = 0.0f;
-            float accf[LLM_MAX_HEAD_DIM]; /* holds F16 values, kept widened */
-            for (int i = 0; i < hd; i++) accf[i] = 0.0f;
             for (int s = start; s <= p; s++) {
-                const float v = llm_dot_f16(q16, K + (size_t)s * m->kv_dim + (size_t)kh * hd, hd) * c->attn_scale;
+                const float v = kt->dot_f16(q16, Kh + s * stride, hd) * c->attn_scale;
                 float ms = 1.0f, vs = 1.0f;
                 if (v > M) {
                     const float Mold = M;
                     M = v;
                     ms = expf(Mold - M);
-                    for (int i = 0; i < hd; i++) accf[i] = llm_f16_to_f32(llm_f32_to_f16(accf[i] * ms));
+                    kt->scale_f16(acc, ms, hd);
                 } else {
                     vs = expf(v - M);
                 }
-                const f16_t *vr = V + (size_t)s * m->kv_dim + (size_t)kh * hd;
-                for (int i = 0; i < hd; i++)
-                    accf[i] = llm_f16_to_f32(llm_f32_to_f16(accf[i] + llm_f16_to_f32(vr[i]) * vs));
+                kt->mad_f16(acc, Vh + s * stride, vs, hd);
                 S = S * ms + vs;
             }
             const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-            for (int i = 0; i < hd; i++) out[i] = accf[i] * inv;
+            for (int i = 0; i < hd; i++) out[i] = llm_f16_to_f32(acc[i]) * inv;
             continue;
         }
         float mx = -INFINITY;
         for (int s = start; s <= p; s++) {
-            float v = llm_dot_f16(q16, K + (size_t)s * m->kv_dim + (size_t)kh * hd, hd) * c->attn_scale;
+            const float v = kt->dot_f16(q16, Kh + s * stride, hd) * c->attn_scale;
             sc[s] = v;
             if (v > mx) mx = v;
         }
         double sum = 0.0;
         for (int s = start; s <= p; s++) {
-            float e = expf(sc[s] - mx);
+            const float e = expf(sc[s] - mx);
             sc[s] = e;
             sum += (double)e;
         }
         const float inv = (float)(1.0 / sum);
         for (int i = 0; i < hd; i++) out[i] = 0.0f;
-        for (int s = start; s <= p; s++) {
-            const float pr = llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv));
-            llm_axpy_f16(out, pr, V + (size_t)s * m->kv_dim + (size_t)kh * hd, hd);
-        }
+        for (int s = start; s <= p; s++)
+            kt->axpy_f16(out, Vh + s * stride, llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv)), hd);
     }
 }
 

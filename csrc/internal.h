@@ -78,7 +78,24 @@ static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uin
 /* One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
  * paired activation type. Every ISA file fills a table of these. */
 typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void *a);
-typedef struct { llm_vec_dot_fn vec_dot[T_COUNT]; } llm_kernel_table;
+/* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
+ * rows (float accumulation), y(F16) = y + v*x rounded to F16 per element,
+ * y(F16) *= v, and y(F32) += v*x. */
+typedef float (*llm_dot_f16_fn)(const f16_t *a, const f16_t *b, int n);
+typedef void (*llm_mad_f16_fn)(f16_t *y, const f16_t *x, float v, int n);
+typedef void (*llm_scale_f16_fn)(f16_t *y, float v, int n);
+typedef void (*llm_axpy_f16_fn)(float *y, const f16_t *x, float v, int n);
+
+typedef struct {
+    llm_vec_dot_fn vec_dot[T_COUNT];
+    llm_dot_f16_fn dot_f16;
+    llm_mad_f16_fn mad_f16;
+    llm_scale_f16_fn scale_f16;
+    llm_axpy_f16_fn axpy_f16;
+} llm_kernel_table;
+
+/* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
+void llm_attn_kernels(llm_kernel_table *t, int isa);
 
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */

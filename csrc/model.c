@@ -13,7 +13,7 @@ void llm_model_free(llm_model *m) {
     if (!m) return;
     free(m->layers); free(m->kcache); free(m->vcache);
     free(m->x); free(m->xn); free(m->q); free(m->k); free(m->v); free(m->att);
-    free(m->tmp); free(m->gate); free(m->up); free(m->scores); free(m->q16);
+    free(m->tmp); free(m->gate); free(m->up); free(m->scores); free(m->q16); free(m->acc16);
     free(m);
 }
 
@@ -53,8 +53,9 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     m->up = zalloc(B * c->n_ff * 4);
     m->scores = zalloc((size_t)m->n_threads_alloc * n_ctx * 4);
     m->q16 = zalloc((size_t)m->n_threads_alloc * c->head_dim * 2);
+    m->acc16 = zalloc((size_t)m->n_threads_alloc * c->head_dim * 2);
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
-        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16) {
+        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16) {
         llm_model_free(m);
         return NULL;
     }

@@ -19,6 +19,7 @@ struct llm_model {
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
     float *scores;               /* per thread: n_ctx floats */
     f16_t *q16;                  /* per thread: head_dim */
+    f16_t *acc16;                /* per thread: head_dim (flash attention's F16 accumulator) */
     int n_threads_alloc;
 };
 
@@ -32,7 +33,5 @@ void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, cons
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_swiglu(float *g, const float *u, int n);
 void llm_geglu(float *g, const float *u, int n);
-float llm_dot_f16(const f16_t *a, const f16_t *b, int n);
-void llm_axpy_f16(float *y, float a, const f16_t *x, int n);
 
 #endif

@@ -62,20 +62,3 @@ void llm_geglu(float *g, const float *u, int n) {
         g[i] = y * u[i];
     }
 }
-
-float llm_dot_f16(const f16_t *a, const f16_t *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += llm_f16_to_f32(a[i]) * llm_f16_to_f32(b[i]);
-        s1 += llm_f16_to_f32(a[i + 1]) * llm_f16_to_f32(b[i + 1]);
-        s2 += llm_f16_to_f32(a[i + 2]) * llm_f16_to_f32(b[i + 2]);
-        s3 += llm_f16_to_f32(a[i + 3]) * llm_f16_to_f32(b[i + 3]);
-    }
-    for (; i < n; i++) s0 += llm_f16_to_f32(a[i]) * llm_f16_to_f32(b[i]);
-    return (s0 + s1) + (s2 + s3);
-}
-
-void llm_axpy_f16(float *y, float a, const f16_t *x, int n) {
-    for (int i = 0; i < n; i++) y[i] += a * llm_f16_to_f32(x[i]);
-}

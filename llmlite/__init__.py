@@ -1,4 +1,10 @@
 """llmlite: a small, fast local runner for GGUF language models."""
+import os as _os
+
+# llmlite runs its own thread pool; numpy's BLAS threads would only compete with it
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    _os.environ.setdefault(_v, "1")
+
 __version__ = "0.1.0"
 
 __all__ = ["load", "__version__"]
