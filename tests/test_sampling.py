@@ -125,6 +125,9 @@ def test_top_p_keeps_the_smallest_prefix_reaching_p():
         got = dist(sampler(top_p=p), lg)
         assert list(got) == rank[:n_keep], p
         np.testing.assert_allclose(list(got.values()), np.array(P5[:n_keep]) / sum(P5[:n_keep]), rtol=1e-6)
+    # reaching p exactly is enough (cum >= p): four equal logits give exact quarters
+    assert list(dist(sampler(top_p=0.5), np.zeros(4, np.float32))) == [0, 1]
+    assert list(dist(sampler(top_p=0.75), np.zeros(4, np.float32))) == [0, 1, 2]
     # top-p works on the softmax of what top-k kept: with k=2, [0.5, 0.2] renormalises to
     # [0.714, 0.286], so p=0.69 keeps one token (over the whole vocabulary it keeps two)
     assert list(dist(sampler(top_k=2, top_p=0.69), lg)) == rank[:1]
