@@ -761,7 +761,9 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
             _note("(reply interrupted)")
         except ContextFullError as e:
             # the turn is dropped; the conversation stays as it was
-            how = f"restart with -c {e.fit} or more" if e.first else f"/clear to start over, or restart with -c {e.fit} or more"
+            how = f"restart with -c {e.fit} or more"
+            if not e.first:
+                how = "/clear to start over, or " + how
             print(f"error: the conversation with this message is {e.n_tokens} tokens and does not fit the context "
                   f"of {e.n_ctx}: message dropped; {how}", file=sys.stderr, flush=True)
             continue

@@ -149,7 +149,9 @@ class Sampler:
 
     def sample(self, logits: np.ndarray, history=()) -> int:
         if self.p.greedy and (self.p.repeat_penalty == 1.0 or history is None or len(history) == 0):
-            return int(np.argmax(logits))
+            i = int(np.argmax(logits))
+            if not np.isnan(logits[i]):      # argmax finds a NaN first if there is one
+                return i
         ids, probs = self.distribution(logits, history)
         if ids.size == 1:
             return int(ids[0])

@@ -213,6 +213,7 @@ def test_nan_logits_are_never_drawn():
     s = sampler(seed=9)
     assert {s.sample(lg) for _ in range(300)} == {1, 2}
     assert Sampler(SamplingParams(temperature=0, repeat_penalty=1.1)).sample(lg, [1]) == 2
+    assert Sampler(SamplingParams(temperature=0)).sample(lg) == 2
 
 
 @pytest.mark.parametrize("seed", range(24))
