@@ -24,6 +24,7 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
         c->n_rot > c->head_dim || c->n_rot % 2 ||
         c->head_dim > LLM_MAX_HEAD_DIM)
         return NULL;
+    llm_ops_init();
     llm_model *m = calloc(1, sizeof *m);
     if (!m) return NULL;
     m->c = *cfg;

@@ -33,5 +33,6 @@ void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, cons
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_swiglu(float *g, const float *u, int n);
 void llm_geglu(float *g, const float *u, int n);
+void llm_ops_init(void);   /* builds the GELU table once */
 
 #endif

@@ -53,12 +53,24 @@ void llm_swiglu(float *g, const float *u, int n) {
 static inline float gelu_f32(float x) {
     return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_COEF_A * x * x)));
 }
+/* gelu of every F16 input, rounded to F16 and widened: llama.cpp's table */
+static float gelu_table[65536];
+static int gelu_ready = 0;
+
+void llm_ops_init(void) {
+    if (gelu_ready) return;
+    for (int h = 0; h < 65536; h++)
+        gelu_table[h] = llm_f16_to_f32(llm_f32_to_f16(gelu_f32(llm_f16_to_f32((f16_t)h))));
+    gelu_ready = 1;
+}
+
 void llm_geglu(float *g, const float *u, int n) {
     for (int i = 0; i < n; i++) {
-        float x = g[i], y;
+        const float x = g[i];
+        float y;
         if (x <= -10.0f) y = 0.0f;
         else if (x >= 10.0f) y = x;
-        else y = llm_f16_to_f32(llm_f32_to_f16(gelu_f32(llm_f16_to_f32(llm_f32_to_f16(x)))));
+        else y = gelu_table[llm_f32_to_f16(x)];
         g[i] = y * u[i];
     }
 }
