@@ -6,7 +6,10 @@
  * reduction per call. Results depend only on (n, w, a): batch invariant.
  * int8 products use maddubs (unsigned x signed, pairs summed to int16): operands
  * are arranged so that no pair can saturate (unsigned weight codes <= 63, or the
- * sign moved from one signed operand onto the other). */
+ * sign moved from one signed operand onto the other).
+ * Every quantized kernel also has a multi-column form (vec_dot_nc, the weight
+ * decoded once for up to 4 columns at a time; bit-identical per column to
+ * vec_dot: see "multi-column form" below). */
 #include "internal.h" /* first: declarations made under the pragma below would take its target */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -49,11 +52,6 @@ static inline __m256i bits32(const uint8_t *p) {
 /* u (unsigned bytes) . s (signed bytes): 8 int32 lanes, each the sum of 4 products */
 static inline __m256i dot_us8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
-/* signed . signed: move x's sign onto y, take |x| */
-static inline __m256i dot_ss8(__m256i x, __m256i y) {
-    return dot_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
 /* ---- float types ---- */
@@ -145,67 +143,106 @@ static inline __m256 fma_block(__m256i lanes, float d, __m256 acc) {
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
 }
 
-/* q - 8 (Q4_0) and q - 16 (Q5_0) as unsigned q times y, minus the offset times y */
-static inline __m256i lanes_q4_0(const block_q4_0 *x, const block_q8_0 *y) {
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(nibbles32(x->qs), qy),
-                                       _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy));
+/* ---- multi-column form ----
+ * Every quantized kernel is written once as an always_inline body K_k(n, s, ss,
+ * w, a, as, NC), NC a literal 1..LLM_NC_MAX: the weight blocks are decoded once
+ * and every column c (activation row at a + c*as bytes, result at s[c*ss]) runs
+ * its own accumulators through exactly the operations of the one-column body
+ * (NC = 1, which is vec_dot itself), so each column's result is bit-identical to
+ * vec_dot on that column alone. */
+#define INL static inline __attribute__((always_inline))
+#define NCM 4 /* columns per pass (16 ymm registers); vec_dot_nc takes any nc in passes */
+#define FORC for (int c = 0; c < NC; c++)
+#define XCOL(T, c) ((const T *)((const char *)av + (long long)(c) * as))
+
+#define NC_FUNCS(K)                                                                             \
+    static void K(long long n, float *s, const void *w, const void *a) { K##_k(n, s, 0, w, a, 0, 1); } \
+    static void K##_nc(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) K##_k(n, s, ss, w, ac, as, NCM); \
+        if (nc == 3) K##_k(n, s, ss, w, ac, as, 3);                                             \
+        else if (nc == 2) K##_k(n, s, ss, w, ac, as, 2);                                        \
+        else if (nc == 1) K##_k(n, s, ss, w, ac, as, 1);                                        \
+    }
+
+/* weight side of one 32-element block: unsigned operand u (and, for Q8_0, the
+ * signed values whose sign moves onto y) */
+typedef struct { __m256i u, sg; } wblk;
+INL wblk dec_q4_0(const block_q4_0 *x) { wblk r = {nibbles32(x->qs), _mm256_setzero_si256()}; return r; }
+INL wblk dec_q4_1(const block_q4_1 *x) { wblk r = {nibbles32(x->qs), _mm256_setzero_si256()}; return r; }
+INL wblk dec_q5_0(const block_q5_0 *x) {
+    wblk r = {_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), _mm256_setzero_si256()};
+    return r;
+}
+INL wblk dec_q5_1(const block_q5_1 *x) {
+    wblk r = {_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), _mm256_setzero_si256()};
+    return r;
+}
+INL wblk dec_q8_0(const block_q8_0 *x) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)x->qs);
+    wblk r = {_mm256_sign_epi8(v, v), v};
+    return r;
+}
+/* the int32 lanes of one block against y: q - 8 (Q4_0) and q - 16 (Q5_0) as
+ * unsigned q times y, minus the offset times y; Q8_0 signed . signed */
+INL __m256i col_off(wblk d, const int8_t *yq, int off) {
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)yq);
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(d.u, qy), _mm256_maddubs_epi16(_mm256_set1_epi8((char)off), qy));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
-
-static inline __m256i lanes_q4_1(const block_q4_1 *x, const block_q8_1 *y) {
-    return dot_us8(nibbles32(x->qs), _mm256_loadu_si256((const __m256i *)y->qs));
-}
-
-static inline __m256i lanes_q5_0(const block_q5_0 *x, const block_q8_0 *y) {
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-    const __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qy), _mm256_maddubs_epi16(_mm256_set1_epi8(16), qy));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-static inline __m256i lanes_q5_1(const block_q5_1 *x, const block_q8_1 *y) {
-    const __m256i q = _mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10)));
-    return dot_us8(q, _mm256_loadu_si256((const __m256i *)y->qs));
-}
-
-static inline __m256i lanes_q8_0(const block_q8_0 *x, const block_q8_0 *y) {
-    return dot_ss8(_mm256_loadu_si256((const __m256i *)x->qs), _mm256_loadu_si256((const __m256i *)y->qs));
+INL __m256i col_q4_0(wblk d, const block_q8_0 *y) { return col_off(d, y->qs, 8); }
+INL __m256i col_q5_0(wblk d, const block_q8_0 *y) { return col_off(d, y->qs, 16); }
+INL __m256i col_u(wblk d, const block_q8_1 *y) { return dot_us8(d.u, _mm256_loadu_si256((const __m256i *)y->qs)); }
+INL __m256i col_q8_0(wblk d, const block_q8_0 *y) {
+    return dot_us8(d.u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), d.sg));
 }
 
 /* HAS_M: add m_w * s_a per block (Q4_1, Q5_1 with Q8_1 activations) */
-#define DOT32(NAME, WT, AT, LANES, HAS_M)                                                    \
-static void NAME(long long n, float *s, const void *wv, const void *av) {                    \
+#define DOT32(NAME, WT, AT, DEC, COL, HAS_M)                                                 \
+INL void NAME##_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) { \
     const WT *x = wv;                                                                        \
-    const AT *y = av;                                                                        \
+    const AT *yc[NCM];                                                                       \
     const long long nb = n / QK;                                                             \
-    __m256 acc = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                            \
-    __m128 accm = _mm_setzero_ps();                                                          \
-    float mt = 0.0f;                                                                         \
+    __m256 acc[NCM], acc1[NCM];                                                              \
+    __m128 accm[NCM];                                                                        \
+    float mt[NCM];                                                                           \
+    FORC { yc[c] = XCOL(AT, c); acc[c] = _mm256_setzero_ps(); acc1[c] = acc[c];              \
+           accm[c] = _mm_setzero_ps(); mt[c] = 0.0f; }                                       \
     long long i = 0;                                                                         \
     for (; i + 3 < nb; i += 4) {                                                             \
-        const __m256i p = hadd4(LANES(x + i, y + i), LANES(x + i + 1, y + i + 1),            \
-                                LANES(x + i + 2, y + i + 2), LANES(x + i + 3, y + i + 3));   \
-        const __m128 d = _mm_mul_ps(f16x4((const uint8_t *)&x[i].d, sizeof *x),              \
-                                    f16x4((const uint8_t *)&y[i].d, sizeof *y));             \
-        acc = _mm256_fmadd_ps(_mm256_set_m128(d, d), _mm256_cvtepi32_ps(p), acc);            \
-        if (HAS_M) accm = _mm_fmadd_ps(f16x4((const uint8_t *)x + (2 + i * sizeof *x), sizeof *x), \
-                                       f16x4((const uint8_t *)y + (2 + i * sizeof *y), sizeof *y), accm); \
+        const wblk d0 = DEC(x + i), d1 = DEC(x + i + 1), d2 = DEC(x + i + 2), d3 = DEC(x + i + 3); \
+        const __m128 dx = f16x4((const uint8_t *)&x[i].d, sizeof *x);                        \
+        const __m128 mx = HAS_M ? f16x4((const uint8_t *)x + (2 + i * sizeof *x), sizeof *x) : _mm_setzero_ps(); \
+        FORC {                                                                               \
+            const AT *y = yc[c];                                                             \
+            const __m256i p = hadd4(COL(d0, y + i), COL(d1, y + i + 1), COL(d2, y + i + 2), COL(d3, y + i + 3)); \
+            const __m128 d = _mm_mul_ps(dx, f16x4((const uint8_t *)&y[i].d, sizeof *y));     \
+            acc[c] = _mm256_fmadd_ps(_mm256_set_m128(d, d), _mm256_cvtepi32_ps(p), acc[c]);  \
+            if (HAS_M) accm[c] = _mm_fmadd_ps(mx, f16x4((const uint8_t *)y + (2 + i * sizeof *y), sizeof *y), accm[c]); \
+        }                                                                                    \
     }                                                                                        \
     for (; i < nb; i++) {                                                                    \
-        acc1 = fma_block(LANES(x + i, y + i), h2f(x[i].d) * h2f(y[i].d), acc1);              \
-        if (HAS_M) mt += h2f(((const f16_t *)&x[i])[1]) * h2f(((const f16_t *)&y[i])[1]);    \
+        const wblk d0 = DEC(x + i);                                                          \
+        const float xd = h2f(x[i].d), xm = HAS_M ? h2f(((const f16_t *)&x[i])[1]) : 0.0f;    \
+        FORC {                                                                               \
+            const AT *y = yc[c];                                                             \
+            acc1[c] = fma_block(COL(d0, y + i), xd * h2f(y[i].d), acc1[c]);                  \
+            if (HAS_M) mt[c] += xm * h2f(((const f16_t *)&y[i])[1]);                         \
+        }                                                                                    \
     }                                                                                        \
-    float r = hsum_ps(_mm256_add_ps(acc, acc1));                                             \
-    if (HAS_M) r += hsum_ps128(accm) + mt;                                                   \
-    *s = r;                                                                                  \
-}
+    FORC {                                                                                   \
+        float r = hsum_ps(_mm256_add_ps(acc[c], acc1[c]));                                   \
+        if (HAS_M) r += hsum_ps128(accm[c]) + mt[c];                                         \
+        s[c * ss] = r;                                                                       \
+    }                                                                                        \
+}                                                                                            \
+NC_FUNCS(NAME)
 
-DOT32(dot_q4_0, block_q4_0, block_q8_0, lanes_q4_0, 0)
-DOT32(dot_q4_1, block_q4_1, block_q8_1, lanes_q4_1, 1)
-DOT32(dot_q5_0, block_q5_0, block_q8_0, lanes_q5_0, 0)
-DOT32(dot_q5_1, block_q5_1, block_q8_1, lanes_q5_1, 1)
-DOT32(dot_q8_0, block_q8_0, block_q8_0, lanes_q8_0, 0)
+DOT32(dot_q4_0, block_q4_0, block_q8_0, dec_q4_0, col_q4_0, 0)
+DOT32(dot_q4_1, block_q4_1, block_q8_1, dec_q4_1, col_u, 1)
+DOT32(dot_q5_0, block_q5_0, block_q8_0, dec_q5_0, col_q5_0, 0)
+DOT32(dot_q5_1, block_q5_1, block_q8_1, dec_q5_1, col_u, 1)
+DOT32(dot_q8_0, block_q8_0, block_q8_0, dec_q8_0, col_q8_0, 0)
 
 /* ---- K-quants (256-element super-blocks, Q8_K activations) ---- */
 
@@ -226,48 +263,50 @@ static inline __m128i bsums_pairs(const int16_t *b) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)(b + 8)));
 }
 
-static void dot_q2_K(long long n, float *s, const void *wv, const void *av) {
+/* K-quants: the weight codes of each 32-element group are decoded once, then
+ * every column adds its scaled products into its own int32 lanes (integer sums
+ * are exact, so their association does not matter); the float steps per column
+ * are those of the one-column body. */
+
+INL void dot_q2_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q2_K *x = wv;
-    const block_q8_K *y = av;
+    const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    __m256 acc[NCM];
+    __m128 accm[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); accm[c] = _mm_setzero_ps(); }
     for (long long ib = 0; ib < nb; ib++) {
-        const float d = y[ib].d * h2f(x[ib].d), dmin = y[ib].d * h2f(x[ib].dmin);
+        const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
         const __m128i scl = _mm_and_si128(sc8, _mm_set1_epi8(0x0f));
-        const __m128i mins = _mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f));
-        /* mins: sum_j m_j * bsums_j, 16 sub-blocks */
-        const __m256i pm = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins),
-                                             _mm256_loadu_si256((const __m256i *)y[ib].bsums));
-        const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm4), accm);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+        __m256i sumi[NCM];
+        FORC {
+            /* mins: sum_j m_j * bsums_j, 16 sub-blocks */
+            const __m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums));
+            const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(yc[c][ib].d * wdm), _mm_cvtepi32_ps(pm4), accm[c]);
+            sumi[c] = _mm256_setzero_si256();
+        }
         const __m256i sc16 = _mm256_cvtepu8_epi16(scl);
-        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
-        const int8_t *q8 = y[ib].qs;
         for (int h = 0; h < 2; h++) {
             const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
-            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h));
-            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32));
-            const __m256i y2 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64));
-            const __m256i y3 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96));
-            __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(q2, m3), y0);
-            __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 2), m3), y1);
-            __m256i p2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 4), m3), y2);
-            __m256i p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q2, 6), m3), y3);
-            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
-            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
-            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
-            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
-            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
-            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+            for (int k = 0; k < 4; k++) {
+                const __m256i cd = _mm256_and_si256(k ? _mm256_srli_epi16(q2, 2 * k) : q2, m3);
+                const __m256i sk = pair_scales(sch, k);
+                FORC {
+                    const __m256i yk = _mm256_loadu_si256((const __m256i *)(yc[c][ib].qs + 128 * h + 32 * k));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(cd, yk), sk));
+                }
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
     }
-    *s = hsum_ps(acc) - hsum_ps128(accm);
+    FORC s[c * ss] = hsum_ps(acc[c]) - hsum_ps128(accm[c]);
 }
+NC_FUNCS(dot_q2_K)
 
 /* Q3_K scales: 12 bytes -> 16 signed values s_j - 32 */
 static inline __m128i q3k_scales(const uint8_t *p) {
@@ -281,47 +320,43 @@ static inline __m128i q3k_scales(const uint8_t *p) {
     return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
 }
 
-static void dot_q3_K(long long n, float *s, const void *wv, const void *av) {
+INL void dot_q3_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q3_K *x = wv;
-    const block_q8_K *y = av;
+    const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); }
     for (long long ib = 0; ib < nb; ib++) {
-        const float d = y[ib].d * h2f(x[ib].d);
+        const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(x[ib].scales));
+        const __m256i sc4 = _mm256_slli_epi16(sc16, 2);
         /* L - 4 with L = low2 + 4*hbit in 0..7: sum L*q8 - 4*bsums, per sub-block */
-        __m256i sumi0 = _mm256_madd_epi16(_mm256_slli_epi16(sc16, 2),
-                                          _mm256_loadu_si256((const __m256i *)y[ib].bsums));
-        sumi0 = _mm256_sub_epi32(_mm256_setzero_si256(), sumi0);
-        __m256i sumi1 = _mm256_setzero_si256();
-        __m256i hm = _mm256_loadu_si256((const __m256i *)x[ib].hmask);
-        const int8_t *q8 = y[ib].qs;
+        __m256i sumi[NCM];
+        FORC sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_madd_epi16(sc4, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums)));
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)x[ib].hmask);
         for (int h = 0; h < 2; h++) {
             const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
-            __m256i l0 = _mm256_or_si256(_mm256_and_si256(q2, m3), _mm256_and_si256(_mm256_slli_epi16(hm, 2), four));
-            __m256i l1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 2), m3),
-                                         _mm256_and_si256(_mm256_slli_epi16(hm, 1), four));
-            __m256i l2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 4), m3), _mm256_and_si256(hm, four));
-            __m256i l3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q2, 6), m3),
-                                         _mm256_and_si256(_mm256_srli_epi16(hm, 1), four));
-            hm = _mm256_srli_epi16(hm, 4);
-            __m256i p0 = _mm256_maddubs_epi16(l0, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h)));
-            __m256i p1 = _mm256_maddubs_epi16(l1, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32)));
-            __m256i p2 = _mm256_maddubs_epi16(l2, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64)));
-            __m256i p3 = _mm256_maddubs_epi16(l3, _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96)));
-            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
-            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
-            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
-            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
-            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
-            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+            for (int k = 0; k < 4; k++) {
+                /* high bit of group 4h + k: bit 4h + k of hmask[l], moved to bit 2 */
+                const int hs = 4 * h + k;
+                const __m256i hbit = hs < 2 ? _mm256_slli_epi16(hm, 2 - hs) : hs == 2 ? hm : _mm256_srli_epi16(hm, hs - 2);
+                const __m256i lk = _mm256_or_si256(_mm256_and_si256(k ? _mm256_srli_epi16(q2, 2 * k) : q2, m3),
+                                                   _mm256_and_si256(hbit, four));
+                const __m256i sk = pair_scales(sch, k);
+                FORC {
+                    const __m256i yk = _mm256_loadu_si256((const __m256i *)(yc[c][ib].qs + 128 * h + 32 * k));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(lk, yk), sk));
+                }
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
     }
-    *s = hsum_ps(acc);
+    FORC s[c * ss] = hsum_ps(acc[c]);
 }
+NC_FUNCS(dot_q3_K)
 
 /* Q4_K / Q5_K scales: 12 bytes -> 8 scales (bytes 0..7) and 8 mins (bytes 8..15) */
 static inline __m128i k4_scales_mins(const uint8_t *p) {
@@ -334,101 +369,93 @@ static inline __m128i k4_scales_mins(const uint8_t *p) {
     return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
 }
 
-/* Q4_K and Q5_K share everything but the 5th bit (qh NULL for Q4_K) */
-static inline void k45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
-                             const block_q8_K *y, float d, float dmin, __m256 *acc, __m128 *accm) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
-    const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(scales)); /* 8 sc, then 8 m, as int16 */
-    const __m128i pm = _mm_madd_epi16(_mm256_extracti128_si256(scm, 1), bsums_pairs(y->bsums));
-    *accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(pm), *accm);
-    const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);
-    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-    __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
-    for (int k = 0; k < 4; k++) {
-        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
-        __m256i lo = _mm256_and_si256(q4, m4);
-        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-        if (qh) { /* bit 2k of qh[l] -> 16 for the low sub-block, bit 2k+1 for the high one */
-            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
-            hb = _mm256_srli_epi16(hb, 2);
-        }
-        __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k)));
-        __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(y->qs + 64 * k + 32)));
-        /* scale 2k broadcast to every lane for plo, 2k+1 for phi */
-        const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k))));
-        const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k + 1))));
-        sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(plo, slo));
-        sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(phi, shi));
-    }
-    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), *acc);
-}
+/* Q4_K and Q5_K share everything but the 5th bit (HAS_H: from qh) */
+#define DOT_K45(NAME, WT, HAS_H)                                                                \
+INL void NAME##_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) { \
+    const WT *x = wv;                                                                           \
+    const block_q8_K *yc[NCM];                                                                  \
+    const long long nb = n / QKK;                                                               \
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);                     \
+    __m256 acc[NCM];                                                                            \
+    __m128 accm[NCM];                                                                           \
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); accm[c] = _mm_setzero_ps(); } \
+    for (long long ib = 0; ib < nb; ib++) {                                                     \
+        const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);                                   \
+        const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(x[ib].scales)); /* 8 sc, then 8 m, as int16 */ \
+        const __m128i mw = _mm256_extracti128_si256(scm, 1);                                    \
+        __m256i sumi[NCM];                                                                      \
+        FORC {                                                                                  \
+            const __m128i pm = _mm_madd_epi16(mw, bsums_pairs(yc[c][ib].bsums));                \
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(yc[c][ib].d * wdm), _mm_cvtepi32_ps(pm), accm[c]); \
+            sumi[c] = _mm256_setzero_si256();                                                   \
+        }                                                                                       \
+        const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);                           \
+        __m256i hb = HAS_H ? _mm256_loadu_si256((const __m256i *)((const block_q5_K *)(const void *)&x[ib])->qh) \
+                           : _mm256_setzero_si256();                                            \
+        for (int k = 0; k < 4; k++) {                                                           \
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * k));         \
+            __m256i lo = _mm256_and_si256(q4, m4);                                              \
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);                        \
+            if (HAS_H) { /* bit 2k of qh[l] -> 16 for the low sub-block, bit 2k+1 for the high one */ \
+                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));        \
+                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));        \
+                hb = _mm256_srli_epi16(hb, 2);                                                  \
+            }                                                                                   \
+            /* scale 2k broadcast to every lane for lo, 2k+1 for hi */                          \
+            const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k)))); \
+            const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k + 1)))); \
+            FORC {                                                                              \
+                const int8_t *q8 = yc[c][ib].qs + 64 * k;                                       \
+                __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)); \
+                __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))); \
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(plo, slo), _mm256_madd_epi16(phi, shi))); \
+            }                                                                                   \
+        }                                                                                       \
+        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]); \
+    }                                                                                           \
+    FORC s[c * ss] = hsum_ps(acc[c]) - hsum_ps128(accm[c]);                                     \
+}                                                                                               \
+NC_FUNCS(NAME)
 
-static void dot_q4_K(long long n, float *s, const void *wv, const void *av) {
-    const block_q4_K *x = wv;
-    const block_q8_K *y = av;
-    const long long nb = n / QKK;
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (long long ib = 0; ib < nb; ib++)
-        k45_block(x[ib].scales, x[ib].qs, NULL, &y[ib], y[ib].d * h2f(x[ib].d), y[ib].d * h2f(x[ib].dmin), &acc, &accm);
-    *s = hsum_ps(acc) - hsum_ps128(accm);
-}
+DOT_K45(dot_q4_K, block_q4_K, 0)
+DOT_K45(dot_q5_K, block_q5_K, 1)
 
-static void dot_q5_K(long long n, float *s, const void *wv, const void *av) {
-    const block_q5_K *x = wv;
-    const block_q8_K *y = av;
-    const long long nb = n / QKK;
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (long long ib = 0; ib < nb; ib++)
-        k45_block(x[ib].scales, x[ib].qs, x[ib].qh, &y[ib], y[ib].d * h2f(x[ib].d), y[ib].d * h2f(x[ib].dmin), &acc, &accm);
-    *s = hsum_ps(acc) - hsum_ps128(accm);
-}
-
-static void dot_q6_K(long long n, float *s, const void *wv, const void *av) {
+INL void dot_q6_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q6_K *x = wv;
-    const block_q8_K *y = av;
+    const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); }
     for (long long ib = 0; ib < nb; ib++) {
-        const float d = y[ib].d * h2f(x[ib].d);
+        const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
-        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
-        const int8_t *q8 = y[ib].qs;
+        __m256i sumi[NCM];
+        FORC sumi[c] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
-            const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[ib].ql + 64 * h));
-            const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[ib].ql + 64 * h + 32));
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
-            /* q - 32 in -32..31 (signed), per 32-element group */
-            __m256i q0 = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m3));
-            __m256i q1 = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m3));
-            __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m3));
-            __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m3));
-            q0 = _mm256_sub_epi8(q0, c32); q1 = _mm256_sub_epi8(q1, c32);
-            q2 = _mm256_sub_epi8(q2, c32); q3 = _mm256_sub_epi8(q3, c32);
-            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h));
-            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 32));
-            const __m256i y2 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 64));
-            const __m256i y3 = _mm256_loadu_si256((const __m256i *)(q8 + 128 * h + 96));
-            __m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(q0, q0), _mm256_sign_epi8(y0, q0));
-            __m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(q1, q1), _mm256_sign_epi8(y1, q1));
-            __m256i p2 = _mm256_maddubs_epi16(_mm256_sign_epi8(q2, q2), _mm256_sign_epi8(y2, q2));
-            __m256i p3 = _mm256_maddubs_epi16(_mm256_sign_epi8(q3, q3), _mm256_sign_epi8(y3, q3));
-            p0 = _mm256_madd_epi16(p0, pair_scales(sch, 0));
-            p1 = _mm256_madd_epi16(p1, pair_scales(sch, 1));
-            p2 = _mm256_madd_epi16(p2, pair_scales(sch, 2));
-            p3 = _mm256_madd_epi16(p3, pair_scales(sch, 3));
-            sumi0 = _mm256_add_epi32(sumi0, _mm256_add_epi32(p0, p1));
-            sumi1 = _mm256_add_epi32(sumi1, _mm256_add_epi32(p2, p3));
+            for (int k = 0; k < 4; k++) {
+                /* group k: low nibbles (k < 2) or high nibbles of ql[64h + 32(k&1)..], qh bits 2k, 2k+1 */
+                const __m256i ql = _mm256_loadu_si256((const __m256i *)(x[ib].ql + 64 * h + 32 * (k & 1)));
+                const __m256i lq = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
+                const __m256i hq = _mm256_and_si256(k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
+                                                    : k == 2 ? qh : _mm256_srli_epi16(qh, 2), m3);
+                /* q - 32 in -32..31 (signed) */
+                const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lq, hq), c32);
+                const __m256i aq = _mm256_sign_epi8(q, q);
+                const __m256i sk = pair_scales(sch, k);
+                FORC {
+                    const __m256i yk = _mm256_loadu_si256((const __m256i *)(yc[c][ib].qs + 128 * h + 32 * k));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yk, q)), sk));
+                }
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi0, sumi1)), acc);
+        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
     }
-    *s = hsum_ps(acc);
+    FORC s[c * ss] = hsum_ps(acc[c]);
 }
+NC_FUNCS(dot_q6_K)
 
 /* The table filler runs on every CPU (dispatch builds all tables at start), so it is
  * compiled for the baseline ISA: with AVX2 enabled, GCC stores these pointers with
@@ -439,14 +466,18 @@ void llm_kernels_avx2(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
     t->vec_dot[T_BF16] = dot_bf16;
-    t->vec_dot[T_Q4_0] = dot_q4_0;
-    t->vec_dot[T_Q4_1] = dot_q4_1;
-    t->vec_dot[T_Q5_0] = dot_q5_0;
-    t->vec_dot[T_Q5_1] = dot_q5_1;
-    t->vec_dot[T_Q8_0] = dot_q8_0;
-    t->vec_dot[T_Q2_K] = dot_q2_K;
-    t->vec_dot[T_Q3_K] = dot_q3_K;
-    t->vec_dot[T_Q4_K] = dot_q4_K;
-    t->vec_dot[T_Q5_K] = dot_q5_K;
-    t->vec_dot[T_Q6_K] = dot_q6_K;
+    /* no multi-column float kernels: matmul loops vec_dot */
+    t->vec_dot_nc[T_F32] = t->vec_dot_nc[T_F16] = t->vec_dot_nc[T_BF16] = NULL;
+#define SET(T, K) (t->vec_dot[T] = K, t->vec_dot_nc[T] = K##_nc)
+    SET(T_Q4_0, dot_q4_0);
+    SET(T_Q4_1, dot_q4_1);
+    SET(T_Q5_0, dot_q5_0);
+    SET(T_Q5_1, dot_q5_1);
+    SET(T_Q8_0, dot_q8_0);
+    SET(T_Q2_K, dot_q2_K);
+    SET(T_Q3_K, dot_q3_K);
+    SET(T_Q4_K, dot_q4_K);
+    SET(T_Q5_K, dot_q5_K);
+    SET(T_Q6_K, dot_q6_K);
+#undef SET
 }

@@ -12,7 +12,10 @@
  * accumulator per super-block; offsets and minimums come from Q8_K's bsums;
  * the super-block scale is applied once per super-block in float.
  * One horizontal sum per row. Every call runs the same instruction sequence
- * for a given n, so the result depends only on (n, w row, a row). */
+ * for a given n, so the result depends only on (n, w row, a row).
+ * Every quantized kernel also has a multi-column form (vec_dot_nc, up to
+ * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
+ * see "multi-column form" below for why its results equal vec_dot's bit for bit. */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
@@ -111,17 +114,6 @@ INL __m256i nib1(const uint8_t *a) {
     return _mm256_and_si256(_mm256_srlv_epi16(z, cnt), _mm256_set1_epi8(0x0F));
 }
 
-/* signed x signed: |w| times x with w's sign */
-INL __m512i dot_ss2(__m512i w, __m512i x) {
-    __mmask64 neg = _mm512_movepi8_mask(w);
-    __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
-}
-INL __m256i dot_ss1(__m256i w, __m256i x) {
-    __mmask32 neg = _mm256_movepi8_mask(w);
-    __m256i sx = _mm256_mask_sub_epi8(x, neg, _mm256_setzero_si256(), x);
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), sx);
-}
 /* unsigned codes q times x, minus off * sum(x) */
 INL __m512i dot_uo2(__m512i q, __m512i x, int off) {
     __m512i z = _mm512_setzero_si512();
@@ -168,104 +160,194 @@ INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) 
 /* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] */
 #define SPLAT2(p, lo, hi) _mm512_permutexvar_ps(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), p)
 
-/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0): INT2(i) gives the int32
- * lanes of blocks i, i+1; INT1(i) those of block i. */
-#define DOT_D_ONLY(NAME, WT, INT2, INT1)                                                        \
-    static void NAME(long long n, float *s, const void *vw, const void *va) {                   \
-        const WT *w = vw;                                                                       \
-        const block_q8_0 *x = va;                                                               \
-        long long nb = n / QK, i = 0;                                                           \
-        __m512 c0 = _mm512_setzero_ps(), c1 = c0;                                               \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            __m512 p = _mm512_castps128_ps512(dprod4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d, \
-                                                     x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d)); \
-            __m512i a = INT2(i), b = INT2(i + 2);                                               \
-            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0);                   \
-            c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1);                   \
+/* ------------------------------------------------------- multi-column form
+ * Every quantized kernel is written once as an always_inline body K_k(n, s, ss,
+ * w, a, as, NC), NC a literal 1..LLM_NC_MAX: the weight blocks are decoded once
+ * per step and every column c (activation row at a + c*as bytes, result at
+ * s[c*ss]) then runs its own accumulators through exactly the float operations
+ * that the one-column body (NC = 1, which is vec_dot itself) runs, so each
+ * column's result is bit-identical to vec_dot on that column alone. */
+#define NCM LLM_NC_MAX
+#define FORC for (int c = 0; c < NC; c++)
+#define XCOL(T, c) ((const T *)((const char *)va + (long long)(c) * as))
+
+#define NC_FUNCS(K)                                                                             \
+    static void K(long long n, float *s, const void *w, const void *a) { K##_k(n, s, 0, w, a, 0, 1); } \
+    static void K##_nc(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) K##_k(n, s, ss, w, ac, as, NCM); \
+        switch (nc) {                                                                           \
+        case 7: K##_k(n, s, ss, w, ac, as, NCM > 7 ? 7 : 1); break;                             \
+        case 6: K##_k(n, s, ss, w, ac, as, NCM > 6 ? 6 : 1); break;                             \
+        case 5: K##_k(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                             \
+        case 4: K##_k(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                             \
+        case 3: K##_k(n, s, ss, w, ac, as, 3); break;                                           \
+        case 2: K##_k(n, s, ss, w, ac, as, 2); break;                                           \
+        case 1: K##_k(n, s, ss, w, ac, as, 1); break;                                           \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            __m512 p = _mm512_castps128_ps512(dprod2(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d));  \
-            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(INT2(i)), SPLAT2(p, 0, 1), c0);             \
-            i += 2;                                                                             \
-        }                                                                                       \
-        float t = 0.0f;                                                                         \
-        if (i < nb) t = h2f(w[i].d) * h2f(x[i].d) * (float)hsum_i256(INT1(i));                   \
-        *s = hsum(_mm512_add_ps(c0, c1)) + t;                                                   \
     }
 
-#define Q8_0_INT2(i) dot_ss2(ld2x32(w[i].qs, w[(i) + 1].qs), ld2x32(x[i].qs, x[(i) + 1].qs))
-#define Q8_0_INT1(i) dot_ss1(_mm256_loadu_si256((const __m256i *)w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs))
-DOT_D_ONLY(dot_q8_0, block_q8_0, Q8_0_INT2, Q8_0_INT1)
+/* [w0, w1, w2, w3] fp16 -> float, and the two-block form in lanes 0, 1 */
+INL __m128 f16x4(f16_t a, f16_t b, f16_t c, f16_t d) { return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack4(a, b, c, d))); }
+INL __m128 f16x2(f16_t a, f16_t b) { return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | (uint32_t)b << 16))); }
 
-#define Q4_0_INT2(i) dot_uo2(nib2(w[i].qs, w[(i) + 1].qs), ld2x32(x[i].qs, x[(i) + 1].qs), 8)
-#define Q4_0_INT1(i) dot_uo1(nib1(w[i].qs), _mm256_loadu_si256((const __m256i *)x[i].qs), 8)
-DOT_D_ONLY(dot_q4_0, block_q4_0, Q4_0_INT2, Q4_0_INT1)
+/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0). The weight side of two
+ * blocks (one) decodes to an unsigned operand u and the lanes where x takes a
+ * minus sign; COL2 / COL1 give the int32 lanes against x. */
+typedef struct { __m512i u; __mmask64 neg; } wdec2;
+typedef struct { __m256i u; __mmask32 neg; } wdec1;
+INL __m512i col_s2(wdec2 d, __m512i x) {
+    __m512i sx = _mm512_mask_sub_epi8(x, d.neg, _mm512_setzero_si512(), x);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), d.u, sx);
+}
+INL __m256i col_s1(wdec1 d, __m256i x) {
+    __m256i sx = _mm256_mask_sub_epi8(x, d.neg, _mm256_setzero_si256(), x);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), d.u, sx);
+}
+INL __m512i col_o2(wdec2 d, __m512i x) { return dot_uo2(d.u, x, 8); }
+INL __m256i col_o1(wdec1 d, __m256i x) { return dot_uo1(d.u, x, 8); }
 
+INL wdec2 q8_0_dec2(const block_q8_0 *w) {
+    __m512i v = ld2x32(w[0].qs, w[1].qs);
+    wdec2 r = {_mm512_abs_epi8(v), _mm512_movepi8_mask(v)};
+    return r;
+}
+INL wdec1 q8_0_dec1(const block_q8_0 *w) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)w->qs);
+    wdec1 r = {_mm256_abs_epi8(v), _mm256_movepi8_mask(v)};
+    return r;
+}
+INL wdec2 q4_0_dec2(const block_q4_0 *w) { wdec2 r = {nib2(w[0].qs, w[1].qs), 0}; return r; }
+INL wdec1 q4_0_dec1(const block_q4_0 *w) { wdec1 r = {nib1(w->qs), 0}; return r; }
 /* Q5_0: w = q - 16 is negative exactly where the qh bit is clear, so |w| is
  * nib (bit set) or 16 - nib (bit clear), and x takes the sign where the bit is clear */
-INL __m512i q5_0_dot2(const block_q5_0 *a, const block_q5_0 *b, __m512i x) {
-    __mmask64 neg = (__mmask64)~((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
-    __m512i q = nib2(a->qs, b->qs);
-    __m512i aw = _mm512_mask_sub_epi8(q, neg, _mm512_set1_epi8(16), q);
-    __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, sx);
+INL wdec2 q5_0_dec2(const block_q5_0 *w) {
+    __mmask64 neg = (__mmask64)~((uint64_t)ld32(w[0].qh) | (uint64_t)ld32(w[1].qh) << 32);
+    __m512i q = nib2(w[0].qs, w[1].qs);
+    wdec2 r = {_mm512_mask_sub_epi8(q, neg, _mm512_set1_epi8(16), q), neg};
+    return r;
 }
-INL __m256i q5_0_dot1(const block_q5_0 *a, __m256i x) {
-    __mmask32 neg = (__mmask32)~ld32(a->qh);
-    __m256i q = nib1(a->qs);
-    __m256i aw = _mm256_mask_sub_epi8(q, neg, _mm256_set1_epi8(16), q);
-    __m256i sx = _mm256_mask_sub_epi8(x, neg, _mm256_setzero_si256(), x);
-    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx);
+INL wdec1 q5_0_dec1(const block_q5_0 *w) {
+    __mmask32 neg = (__mmask32)~ld32(w->qh);
+    __m256i q = nib1(w->qs);
+    wdec1 r = {_mm256_mask_sub_epi8(q, neg, _mm256_set1_epi8(16), q), neg};
+    return r;
 }
+
+INL __m512i ldx2(const block_q8_0 *x) { return ld2x32(x[0].qs, x[1].qs); }
+INL __m256i ldx1(const block_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
+
+#define DOT_D_ONLY(NAME, WT, DEC2, DEC1, COL2, COL1)                                             \
+    INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
+        const WT *w = vw;                                                                       \
+        const block_q8_0 *xc[NCM];                                                              \
+        __m512 c0[NCM], c1[NCM];                                                                \
+        float t[NCM];                                                                           \
+        FORC { xc[c] = XCOL(block_q8_0, c); c0[c] = _mm512_setzero_ps(); c1[c] = c0[c]; t[c] = 0.0f; } \
+        long long nb = n / QK, i = 0;                                                           \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            wdec2 da = DEC2(w + i), db = DEC2(w + i + 2);                                       \
+            __m128 fw = _mm_setzero_ps();                                                       \
+            if (NC > 1) fw = f16x4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d);                  \
+            FORC {                                                                              \
+                const block_q8_0 *x = xc[c];                                                    \
+                __m512 p = _mm512_castps128_ps512(NC == 1 ? dprod4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d, \
+                                                                   x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d) \
+                                                 : _mm_mul_ps(fw, f16x4(x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d))); \
+                __m512i a = COL2(da, ldx2(x + i)), b = COL2(db, ldx2(x + i + 2));               \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0[c]);         \
+                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1[c]);         \
+            }                                                                                   \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            wdec2 da = DEC2(w + i);                                                             \
+            __m128 fw = _mm_setzero_ps();                                                       \
+            if (NC > 1) fw = f16x2(w[i].d, w[i + 1].d);                                         \
+            FORC {                                                                              \
+                const block_q8_0 *x = xc[c];                                                    \
+                __m512 p = _mm512_castps128_ps512(NC == 1 ? dprod2(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d) \
+                                                 : _mm_mul_ps(fw, f16x2(x[i].d, x[i + 1].d))); \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(COL2(da, ldx2(x + i))), SPLAT2(p, 0, 1), c0[c]); \
+            }                                                                                   \
+            i += 2;                                                                             \
+        }                                                                                       \
+        if (i < nb) {                                                                           \
+            wdec1 d1 = DEC1(w + i);                                                             \
+            float wd = h2f(w[i].d);                                                             \
+            FORC t[c] = wd * h2f(xc[c][i].d) * (float)hsum_i256(COL1(d1, ldx1(xc[c] + i)));      \
+        }                                                                                       \
+        FORC s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + t[c];                              \
+    }                                                                                           \
+    NC_FUNCS(NAME)
+
+DOT_D_ONLY(dot_q8_0, block_q8_0, q8_0_dec2, q8_0_dec1, col_s2, col_s1)
+DOT_D_ONLY(dot_q4_0, block_q4_0, q4_0_dec2, q4_0_dec1, col_o2, col_o1)
+DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
+
 INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     __m256i q = nib1(qs);
     return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
 }
-#define Q5_0_INT2(i) q5_0_dot2(&w[i], &w[(i) + 1], ld2x32(x[i].qs, x[(i) + 1].qs))
-#define Q5_0_INT1(i) q5_0_dot1(&w[i], _mm256_loadu_si256((const __m256i *)x[i].qs))
-DOT_D_ONLY(dot_q5_0, block_q5_0, Q5_0_INT2, Q5_0_INT1)
 
 /* The d+m types (Q4_1, Q5_1 against Q8_1): sum = dw*dx*sum(q*x) + m*s. The
  * f16 pairs (d, m) and (d, s) sit next to each other, so one u32 holds both. */
 #define DOT_D_M(NAME, WT, CODES2, CODES1)                                                       \
-    static void NAME(long long n, float *s, const void *vw, const void *va) {                   \
+    INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
-        const block_q8_1 *x = va;                                                               \
+        const block_q8_1 *xc[NCM];                                                              \
         long long nb = n / QK, i = 0;                                                           \
-        __m512 c0 = _mm512_setzero_ps(), c1 = c0;                                               \
-        __m256 cm = _mm256_setzero_ps();                                                        \
+        __m512 c0[NCM], c1[NCM];                                                                \
+        __m256 cm[NCM];                                                                         \
+        float t[NCM];                                                                           \
         const __m512i z = _mm512_setzero_si512();                                               \
+        FORC { xc[c] = XCOL(block_q8_1, c); c0[c] = _mm512_setzero_ps(); c1[c] = c0[c];         \
+               cm[c] = _mm256_setzero_ps(); t[c] = 0.0f; }                                      \
         for (; i + 4 <= nb; i += 4) {                                                           \
             __m256 fw = _mm256_cvtph_ps(pack2x2(&w[i].d, &w[i + 1].d, &w[i + 2].d, &w[i + 3].d)); \
-            __m256 fx = _mm256_cvtph_ps(pack2x2(&x[i].d, &x[i + 1].d, &x[i + 2].d, &x[i + 3].d)); \
-            __m256 pr = _mm256_mul_ps(fw, fx);           /* d0x0 m0s0 d1x1 m1s1 ... */            \
-            cm = _mm256_add_ps(cm, pr);                                                         \
-            __m512 p = _mm512_castps256_ps512(pr);                                              \
-            __m512i a = _mm512_dpbusd_epi32(z, CODES2(i), ld2x32(x[i].qs, x[i + 1].qs));        \
-            __m512i b = _mm512_dpbusd_epi32(z, CODES2(i + 2), ld2x32(x[i + 2].qs, x[i + 3].qs)); \
-            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 2), c0);                   \
-            c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 4, 6), c1);                   \
+            __m512i qa = CODES2(i), qb = CODES2(i + 2);                                         \
+            FORC {                                                                              \
+                const block_q8_1 *x = xc[c];                                                    \
+                __m256 fx = _mm256_cvtph_ps(pack2x2(&x[i].d, &x[i + 1].d, &x[i + 2].d, &x[i + 3].d)); \
+                __m256 pr = _mm256_mul_ps(fw, fx);           /* d0x0 m0s0 d1x1 m1s1 ... */        \
+                cm[c] = _mm256_add_ps(cm[c], pr);                                               \
+                __m512 p = _mm512_castps256_ps512(pr);                                          \
+                __m512i a = _mm512_dpbusd_epi32(z, qa, ld2x32(x[i].qs, x[i + 1].qs));           \
+                __m512i b = _mm512_dpbusd_epi32(z, qb, ld2x32(x[i + 2].qs, x[i + 3].qs));       \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 2), c0[c]);         \
+                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 4, 6), c1[c]);         \
+            }                                                                                   \
         }                                                                                       \
         if (i + 2 <= nb) {                                                                      \
             __m128 fw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&w[i].d, &w[i + 1].d))); \
-            __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&x[i].d, &x[i + 1].d))); \
-            __m128 pr = _mm_mul_ps(fw, fx);                                                     \
-            cm = _mm256_add_ps(cm, _mm256_zextps128_ps256(pr));                                 \
-            __m512i a = _mm512_dpbusd_epi32(z, CODES2(i), ld2x32(x[i].qs, x[i + 1].qs));        \
-            c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(_mm512_castps128_ps512(pr), 0, 2), c0); \
+            __m512i qa = CODES2(i);                                                             \
+            FORC {                                                                              \
+                const block_q8_1 *x = xc[c];                                                    \
+                __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&x[i].d, &x[i + 1].d))); \
+                __m128 pr = _mm_mul_ps(fw, fx);                                                 \
+                cm[c] = _mm256_add_ps(cm[c], _mm256_zextps128_ps256(pr));                       \
+                __m512i a = _mm512_dpbusd_epi32(z, qa, ld2x32(x[i].qs, x[i + 1].qs));           \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(_mm512_castps128_ps512(pr), 0, 2), c0[c]); \
+            }                                                                                   \
             i += 2;                                                                             \
         }                                                                                       \
-        float t = 0.0f;                                                                         \
         if (i < nb) {                                                                           \
-            int si = hsum_i256(_mm256_dpbusd_epi32(_mm256_setzero_si256(), CODES1(i),           \
-                                                   _mm256_loadu_si256((const __m256i *)x[i].qs))); \
-            t = h2f(w[i].d) * h2f(x[i].d) * (float)si + h2f(w[i].m) * h2f(x[i].s);               \
+            __m256i q1 = CODES1(i);                                                             \
+            float wd = h2f(w[i].d), wm = h2f(w[i].m);                                           \
+            FORC {                                                                              \
+                const block_q8_1 *x = xc[c];                                                    \
+                int si = hsum_i256(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q1,              \
+                                                       _mm256_loadu_si256((const __m256i *)x[i].qs))); \
+                t[c] = wd * h2f(x[i].d) * (float)si + wm * h2f(x[i].s);                          \
+            }                                                                                   \
         }                                                                                       \
-        /* the m*s products sit in the odd lanes of cm */                                       \
-        __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(cm), _mm256_extractf128_ps(cm, 1));       \
-        float ms = _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 3)); \
-        *s = hsum(_mm512_add_ps(c0, c1)) + ms + t;                                              \
-    }
+        FORC {                                                                                  \
+            /* the m*s products sit in the odd lanes of cm */                                   \
+            __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(cm[c]), _mm256_extractf128_ps(cm[c], 1)); \
+            float ms = _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 3)); \
+            s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + ms + t[c];                          \
+        }                                                                                       \
+    }                                                                                           \
+    NC_FUNCS(NAME)
 
 #define Q4_1_CODES2(i) nib2(w[i].qs, w[(i) + 1].qs)
 #define Q4_1_CODES1(i) nib1(w[i].qs)
@@ -320,136 +402,6 @@ INL __m128i k4_scales(const uint8_t *p) {
     uint32_t m_hi = ((a2 >> 4) & 0x0f0f0f0fu) | ((a1 >> 6) & 0x03030303u) << 4;
     return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
 }
-/* sum_j min_j * (bsum_2j + bsum_2j+1) as 8 int32 lanes (pairs of bsums per 32-element sub-block) */
-INL __m256i k4_mins(__m128i scm, const int16_t *bsums) {
-    __m128i m = _mm_unpackhi_epi8(scm, scm);                     /* m0 m0 m1 m1 ... m7 m7 */
-    return _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), _mm256_cvtepu8_epi16(m));
-}
-
-static void dot_q4_k(long long n, float *s, const void *vw, const void *va) {
-    const block_q4_K *w = vw;
-    const block_q8_K *y = va;
-    long long nb = n / QKK;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
-    for (long long i = 0; i < nb; i++) {
-        const uint8_t *q = w[i].qs;
-        const int8_t *q8 = y[i].qs;
-        __m128i scm = k4_scales(w[i].scales);
-        __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
-        __m512i sum = _mm512_setzero_si512();
-        /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..] */
-        for (int k = 0; k < 4; k++) {
-            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);
-            sum = kdot(sum, c, q8 + 64 * k, k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7));
-        }
-        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
-    }
-    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
-}
-
-static void dot_q5_k(long long n, float *s, const void *vw, const void *va) {
-    const block_q5_K *w = vw;
-    const block_q8_K *y = va;
-    long long nb = n / QKK;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
-    for (long long i = 0; i < nb; i++) {
-        const uint8_t *q = w[i].qs;
-        const int8_t *q8 = y[i].qs;
-        __m128i scm = k4_scales(w[i].scales);
-        __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
-        __m512i qh = bcast32(w[i].qh);
-        __m512i sum = _mm512_setzero_si512();
-        for (int k = 0; k < 4; k++) {
-            __m512i c = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);
-            /* fifth bit: bit 2k (low half) / 2k+1 (high half) of qh[0..31] */
-            __mmask64 h = _mm512_test_epi8_mask(qh, k == 0 ? BYTES2(0x01, 0x02) : k == 1 ? BYTES2(0x04, 0x08)
-                                                    : k == 2 ? BYTES2(0x10, 0x20) : BYTES2(0x40, 0x80));
-            c = _mm512_mask_add_epi8(c, h, c, c16);
-            sum = kdot(sum, c, q8 + 64 * k, k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7));
-        }
-        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(k4_mins(scm, y[i].bsums)), _mm256_set1_ps(dm), accm);
-    }
-    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
-}
-
-/* 16 signed 8-bit scales -> (words of 0-7 in every lane, words of 8-15 in every lane),
- * and the offset term off * sum_j sc_j * bsum_j subtracted from a fresh sum */
-typedef struct { __m512i lo, hi, sum; } k16_scales;
-INL k16_scales k16_prep(__m256i sc16, const int16_t *bsums, int shift) {
-    k16_scales r;
-    r.lo = bcast_words(_mm256_castsi256_si128(sc16));
-    r.hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
-    __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16);
-    r.sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(off, shift)));
-    return r;
-}
-
-static void dot_q6_k(long long n, float *s, const void *vw, const void *va) {
-    const block_q6_K *w = vw;
-    const block_q8_K *y = va;
-    long long nb = n / QKK;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i shl = CNT2(4, 2), shr = CNT2(0, 2);
-    __m512 acc = _mm512_setzero_ps();
-    for (long long i = 0; i < nb; i++) {
-        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
-        const int8_t *q8 = y[i].qs;
-        /* codes are q = low4 | high2 << 4 in 0..63; the -32 comes off as 32 * sum sc*bsum */
-        k16_scales sc = k16_prep(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales)), y[i].bsums, 5);
-        __m512i sum = sc.sum;
-        for (int h = 0; h < 2; h++) {
-            __m512i l = ld64(ql + 64 * h), hb = bcast32(qh + 32 * h);
-            /* elements 128h + 0..63: low nibbles, qh bits 0-1 / 2-3 */
-            __m512i c0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), m4, 0xEC);
-            /* elements 128h + 64..127: high nibbles, qh bits 4-5 / 6-7 */
-            __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), m4, 0xEC);
-            __m512i v = h ? sc.hi : sc.lo;
-            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
-            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
-        }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
-    }
-    *s = hsum(acc);
-}
-
-static void dot_q2_k(long long n, float *s, const void *vw, const void *va) {
-    const block_q2_K *w = vw;
-    const block_q8_K *y = va;
-    long long nb = n / QKK;
-    const __m512i m3 = _mm512_set1_epi8(3);
-    const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 accm = _mm256_setzero_ps();
-    for (long long i = 0; i < nb; i++) {
-        const int8_t *q8 = y[i].qs;
-        __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
-        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
-        __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
-        __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[i].bsums), mn);
-        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
-        __m512i sum = _mm512_setzero_si512();
-        for (int h = 0; h < 2; h++) {
-            __m512i b = bcast32(w[i].qs + 32 * h);
-            __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
-            __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
-            __m512i v = h ? hi : lo;
-            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
-            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
-        }
-        float d = h2f(w[i].d) * y[i].d, dm = h2f(w[i].dmin) * y[i].d;
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(d), acc);
-        accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm);
-    }
-    *s = hsum(acc) - hsum(_mm512_zextps256_ps512(accm));
-}
 
 /* Q3_K: 16 6-bit scales, minus 32, as int8 */
 INL __m128i k3_scales(const uint8_t *p) {
@@ -461,18 +413,150 @@ INL __m128i k3_scales(const uint8_t *p) {
     return _mm_sub_epi8(_mm_set_epi32((int)s3, (int)s2, (int)s1, (int)s0), _mm_set1_epi8(32));
 }
 
-static void dot_q3_k(long long n, float *s, const void *vw, const void *va) {
+/* the offset term off * sum_j sc_j * bsum_j subtracted from a fresh sum (Q3_K, Q6_K) */
+INL __m512i k16_off(__m256i sc16, const int16_t *bsums, int shift) {
+    __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)bsums), sc16);
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(off, shift)));
+}
+
+/* Q4_K and Q5_K (HAS_H: the fifth bit from qh) */
+#define DOT_K45(NAME, WT, HAS_H)                                                                \
+    INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
+        const WT *w = vw;                                                                       \
+        const block_q8_K *yc[NCM];                                                              \
+        long long nb = n / QKK;                                                                 \
+        const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16); \
+        __m512 acc[NCM];                                                                        \
+        __m256 accm[NCM];                                                                       \
+        FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); accm[c] = _mm256_setzero_ps(); } \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const uint8_t *q = w[i].qs;                                                         \
+            __m128i scm = k4_scales(w[i].scales);                                               \
+            __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));                                   \
+            __m256i mw = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)); /* m0 m0 m1 m1 ... */ \
+            __m512i sum[NCM];                                                                   \
+            FORC sum[c] = _mm512_setzero_si512();                                               \
+            __m512i qh = _mm512_setzero_si512();                                                \
+            if (HAS_H) qh = bcast32(((const block_q5_K *)(const void *)&w[i])->qh);             \
+            /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..] */     \
+            for (int k = 0; k < 4; k++) {                                                       \
+                __m512i cd = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);  \
+                if (HAS_H) {                                                                    \
+                    /* fifth bit: bit 2k (low half) / 2k+1 (high half) of qh[0..31] */          \
+                    __mmask64 h = _mm512_test_epi8_mask(qh, k == 0 ? BYTES2(0x01, 0x02) : k == 1 ? BYTES2(0x04, 0x08) \
+                                                            : k == 2 ? BYTES2(0x10, 0x20) : BYTES2(0x40, 0x80)); \
+                    cd = _mm512_mask_add_epi8(cd, h, cd, c16);                                  \
+                }                                                                               \
+                __m512i scw = k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7); \
+                FORC sum[c] = kdot(sum[c], cd, yc[c][i].qs + 64 * k, scw);                      \
+            }                                                                                   \
+            float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);                                       \
+            FORC {                                                                              \
+                const block_q8_K *y = yc[c] + i;                                                \
+                float d = wd * y->d, dm = wdm * y->d;                                           \
+                __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mw); \
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(d), acc[c]); \
+                accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm[c]); \
+            }                                                                                   \
+        }                                                                                       \
+        FORC s[c * ss] = hsum(acc[c]) - hsum(_mm512_zextps256_ps512(accm[c]));                  \
+    }                                                                                           \
+    NC_FUNCS(NAME)
+
+DOT_K45(dot_q4_k, block_q4_K, 0)
+DOT_K45(dot_q5_k, block_q5_K, 1)
+
+INL void dot_q6_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+    const block_q6_K *w = vw;
+    const block_q8_K *yc[NCM];
+    long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    const __m512i shl = CNT2(4, 2), shr = CNT2(0, 2);
+    __m512 acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); }
+    for (long long i = 0; i < nb; i++) {
+        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
+        /* codes are q = low4 | high2 << 4 in 0..63; the -32 comes off as 32 * sum sc*bsum */
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales));
+        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
+        __m512i sum[NCM];
+        FORC sum[c] = k16_off(sc16, yc[c][i].bsums, 5);
+        for (int h = 0; h < 2; h++) {
+            __m512i l = ld64(ql + 64 * h), hb = bcast32(qh + 32 * h);
+            /* elements 128h + 0..63: low nibbles, qh bits 0-1 / 2-3 */
+            __m512i c0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), m4, 0xEC);
+            /* elements 128h + 64..127: high nibbles, qh bits 4-5 / 6-7 */
+            __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), m4, 0xEC);
+            __m512i v = h ? hi : lo;
+            __m512i s0 = SC16(v, 0), s1 = SC16(v, 4);
+            FORC {
+                const int8_t *q8 = yc[c][i].qs;
+                sum[c] = kdot(sum[c], c0, q8 + 128 * h, s0);
+                sum[c] = kdot(sum[c], c1, q8 + 128 * h + 64, s1);
+            }
+        }
+        float wd = h2f(w[i].d);
+        FORC acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(wd * yc[c][i].d), acc[c]);
+    }
+    FORC s[c * ss] = hsum(acc[c]);
+}
+NC_FUNCS(dot_q6_k)
+
+INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+    const block_q2_K *w = vw;
+    const block_q8_K *yc[NCM];
+    long long nb = n / QKK;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
+    __m512 acc[NCM];
+    __m256 accm[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); accm[c] = _mm256_setzero_ps(); }
+    for (long long i = 0; i < nb; i++) {
+        __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        __m256i mn = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
+        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
+        __m512i sum[NCM];
+        FORC sum[c] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            __m512i b = bcast32(w[i].qs + 32 * h);
+            __m512i c0 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_a), m3);
+            __m512i c1 = _mm512_and_si512(_mm512_srlv_epi16(b, cnt_b), m3);
+            __m512i v = h ? hi : lo;
+            __m512i s0 = SC16(v, 0), s1 = SC16(v, 4);
+            FORC {
+                const int8_t *q8 = yc[c][i].qs;
+                sum[c] = kdot(sum[c], c0, q8 + 128 * h, s0);
+                sum[c] = kdot(sum[c], c1, q8 + 128 * h + 64, s1);
+            }
+        }
+        float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
+        FORC {
+            const block_q8_K *y = yc[c] + i;
+            float d = wd * y->d, dm = wdm * y->d;
+            __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(d), acc[c]);
+            accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm[c]);
+        }
+    }
+    FORC s[c * ss] = hsum(acc[c]) - hsum(_mm512_zextps256_ps512(accm[c]));
+}
+NC_FUNCS(dot_q2_k)
+
+INL void dot_q3_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q3_K *w = vw;
-    const block_q8_K *y = va;
+    const block_q8_K *yc[NCM];
     long long nb = n / QKK;
     const __m512i m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
     const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); }
     for (long long i = 0; i < nb; i++) {
-        const int8_t *q8 = y[i].qs;
         /* codes L = low2 + 4*hbit in 0..7; the -4 comes off as 4 * sum sc*bsum */
-        k16_scales sc = k16_prep(_mm256_cvtepi8_epi16(k3_scales(w[i].scales)), y[i].bsums, 2);
-        __m512i sum = sc.sum;
+        __m256i sc16 = _mm256_cvtepi8_epi16(k3_scales(w[i].scales));
+        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
+        __m512i sum[NCM];
+        FORC sum[c] = k16_off(sc16, yc[c][i].bsums, 2);
         __m512i hm = bcast32(w[i].hmask);
         for (int h = 0; h < 2; h++) {
             __m512i b = bcast32(w[i].qs + 32 * h);
@@ -483,27 +567,38 @@ static void dot_q3_k(long long n, float *s, const void *vw, const void *va) {
             __mmask64 h1 = _mm512_test_epi8_mask(hm, h ? BYTES2(0x40, 0x80) : BYTES2(0x04, 0x08));
             c0 = _mm512_mask_add_epi8(c0, h0, c0, c4);
             c1 = _mm512_mask_add_epi8(c1, h1, c1, c4);
-            __m512i v = h ? sc.hi : sc.lo;
-            sum = kdot(sum, c0, q8 + 128 * h, SC16(v, 0));
-            sum = kdot(sum, c1, q8 + 128 * h + 64, SC16(v, 4));
+            __m512i v = h ? hi : lo;
+            __m512i s0 = SC16(v, 0), s1 = SC16(v, 4);
+            FORC {
+                const int8_t *q8 = yc[c][i].qs;
+                sum[c] = kdot(sum[c], c0, q8 + 128 * h, s0);
+                sum[c] = kdot(sum[c], c1, q8 + 128 * h + 64, s1);
+            }
         }
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(h2f(w[i].d) * y[i].d), acc);
+        float wd = h2f(w[i].d);
+        FORC acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(wd * yc[c][i].d), acc[c]);
     }
-    *s = hsum(acc);
+    FORC s[c * ss] = hsum(acc[c]);
 }
+NC_FUNCS(dot_q3_k)
 
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
     t->vec_dot[T_BF16] = dot_bf16;
-    t->vec_dot[T_Q4_0] = dot_q4_0;
-    t->vec_dot[T_Q4_1] = dot_q4_1;
-    t->vec_dot[T_Q5_0] = dot_q5_0;
-    t->vec_dot[T_Q5_1] = dot_q5_1;
-    t->vec_dot[T_Q8_0] = dot_q8_0;
-    t->vec_dot[T_Q2_K] = dot_q2_k;
-    t->vec_dot[T_Q3_K] = dot_q3_k;
-    t->vec_dot[T_Q4_K] = dot_q4_k;
-    t->vec_dot[T_Q5_K] = dot_q5_k;
-    t->vec_dot[T_Q6_K] = dot_q6_k;
+    /* no multi-column float kernels: matmul loops vec_dot (and an inherited AVX2
+     * entry must not pair with this table's vec_dot) */
+    t->vec_dot_nc[T_F32] = t->vec_dot_nc[T_F16] = t->vec_dot_nc[T_BF16] = NULL;
+#define SET(T, K) (t->vec_dot[T] = K, t->vec_dot_nc[T] = K##_nc)
+    SET(T_Q4_0, dot_q4_0);
+    SET(T_Q4_1, dot_q4_1);
+    SET(T_Q5_0, dot_q5_0);
+    SET(T_Q5_1, dot_q5_1);
+    SET(T_Q8_0, dot_q8_0);
+    SET(T_Q2_K, dot_q2_k);
+    SET(T_Q3_K, dot_q3_k);
+    SET(T_Q4_K, dot_q4_k);
+    SET(T_Q5_K, dot_q5_k);
+    SET(T_Q6_K, dot_q6_k);
+#undef SET
 }

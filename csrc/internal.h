@@ -78,6 +78,14 @@ static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uin
 /* One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
  * paired activation type. Every ISA file fills a table of these. */
 typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void *a);
+/* Multi-column vec-dot: s[c*s_stride] = dot(w row, activation row at a + c*a_stride
+ * bytes) for c < nc, 1 <= nc <= LLM_NC_MAX (the weight row is decoded once for
+ * all nc columns). Each s[c*s_stride] is bit-identical to vec_dot of the same
+ * table on that column alone (batch invariance). NULL where a table has none:
+ * callers then loop vec_dot. */
+#define LLM_NC_MAX 6
+typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, const void *w,
+                                  const void *a, long long a_stride, int nc);
 /* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
  * rows (float accumulation), y(F16) = y + v*x rounded to F16 per element,
  * y(F16) *= v, and y(F32) += v*x. */
@@ -92,6 +100,7 @@ typedef struct {
     llm_mad_f16_fn mad_f16;
     llm_scale_f16_fn scale_f16;
     llm_axpy_f16_fn axpy_f16;
+    llm_vec_dot_nc_fn vec_dot_nc[T_COUNT];
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */

@@ -1,6 +1,8 @@
 /* y = W x for every weight type: activations converted once to the paired type,
- * rows split across the thread pool. Each (row, column) dot is the same kernel
- * call whatever the number of columns, so results are batch invariant. */
+ * rows split across the thread pool. Several columns go through the multi-column
+ * kernel (the weight row decoded once for up to LLM_NC_MAX columns), whose result
+ * for each column is bit-identical to the one-column kernel's, so results are
+ * batch invariant (and independent of the thread count and tiling). */
 #include <stdlib.h>
 #include "internal.h"
 
@@ -33,6 +35,7 @@ static void quant_task(int ith, int nth, void *p) {
 
 typedef struct {
     llm_vec_dot_fn dot;
+    llm_vec_dot_nc_fn dot_nc;
     const char *W;
     long long rows, k, ncols;
     size_t w_stride, xq_stride;
@@ -53,6 +56,16 @@ static void mm_task(int ith, int nth, void *p) {
     }
     for (long long rt = r0; rt < r1; rt += ROW_TILE) {
         long long re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
+        if (j->dot_nc) {
+            for (long long c = 0; c < j->ncols; c += LLM_NC_MAX) {
+                int nc = j->ncols - c < LLM_NC_MAX ? (int)(j->ncols - c) : LLM_NC_MAX;
+                const char *xq = j->Xq + c * j->xq_stride;
+                float *y = j->Y + c * j->rows;
+                for (long long r = rt; r < re; r++)
+                    j->dot_nc(j->k, y + r, j->rows, j->W + r * j->w_stride, xq, (long long)j->xq_stride, nc);
+            }
+            continue;
+        }
         for (long long c = 0; c < j->ncols; c++) {
             const char *xq = j->Xq + c * j->xq_stride;
             float *y = j->Y + c * j->rows;
@@ -68,7 +81,7 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     if (wb < 0 || xb < 0) return -1;
     llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
     if (!dot) return -1;
-    mm_job j = {dot, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y};
+    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y};
     llm_parallel(mm_task, &j);
     return 0;
 }

@@ -311,15 +311,33 @@ def test_simd_vs_scalar(case):
 @pytest.mark.parametrize("wtype", ALL_TYPES, ids=TYPE_IDS.get)
 def test_batch_invariance(wtype, nthreads, isa, threads):
     """A column's result is the same bits whether it is computed alone or in a
-    batch of 2, 5 or 17 columns."""
+    batch of 1 to 9, 17 or 33 columns: every group size of the multi-column
+    kernels (up to 4 columns at once) and every leftover, at every position."""
     assert threads(nthreads) == nthreads
-    rows, k = 37, 512      # 37 rows: three 16-row tiles, the last one short
+    rows = 37              # 37 rows: three 16-row tiles, the last one short
+    # 32-element types: 19 blocks (a 4-block loop, then a 2-block and a 1-block tail);
+    # floats: not a multiple of the SIMD width; K-quants: two super-blocks
+    k = {**{t: 608 for t in BLOCK32}, **{t: 600 for t in FLOATS}}.get(wtype, 512)
     raw, _ = make_weights(wtype, rows, k)
-    X = random_x(17, k, seed=5)
-    single = np.concatenate([L.matmul(wtype, raw, rows, k, X[c:c + 1]) for c in range(17)])
-    for ncols in (2, 5, 17):
+    X = random_x(33, k, seed=5)
+    single = np.concatenate([L.matmul(wtype, raw, rows, k, X[c:c + 1]) for c in range(33)])
+    for ncols in (*range(2, 10), 17, 33):
         y = L.matmul(wtype, raw, rows, k, X[:ncols])
         np.testing.assert_array_equal(y, single[:ncols], err_msg=f"ncols={ncols}")
+    # a batch that starts elsewhere: each column lands at other group positions
+    y = L.matmul(wtype, raw, rows, k, X[3:10])
+    np.testing.assert_array_equal(y, single[3:10], err_msg="columns 3..9")
+
+
+@pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
+@pytest.mark.parametrize("k", [32, 64, 96, 128, 160])
+def test_batch_invariance_short_rows(wtype, k, isa):
+    """Rows of 1 to 5 blocks (only the tails of the block loops) stay batch invariant."""
+    rows = 5
+    raw, _ = make_weights(wtype, rows, k)
+    X = random_x(6, k, seed=k)
+    single = np.concatenate([L.matmul(wtype, raw, rows, k, X[c:c + 1]) for c in range(6)])
+    np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), single)
 
 
 @pytest.mark.parametrize("wtype", ALL_TYPES, ids=TYPE_IDS.get)
