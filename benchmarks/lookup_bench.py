@@ -37,7 +37,8 @@ from llama_cpp.llama_speculative import LlamaPromptLookupDecoding
 path, threads, n_gen, mode, chat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 prompts = json.loads(sys.stdin.read())
 kw = {"draft_model": LlamaPromptLookupDecoding(num_pred_tokens=10)} if mode == "lookup" else {}
-llm = Llama(model_path=path, n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False, **kw)
+llm = Llama(model_path=path, n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False,
+            logits_all=(mode == "lookup"), **kw)
 res = []
 for p in prompts:
     llm.reset()
