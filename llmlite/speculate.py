@@ -44,8 +44,13 @@ class Drafter:
     def draft(self, k: int) -> list[int]:
         """Up to k tokens that followed the latest earlier occurrence of the longest
         matching suffix; [] when nothing matches."""
+        return self.match(k)[0]
+
+    def match(self, k: int) -> tuple[list[int], int]:
+        """(draft, n): the draft and the length of the suffix n-gram it was found by
+        (0 when nothing matches)."""
         if k <= 0:
-            return []
+            return [], 0
         end = len(self.seq)
         for n in range(min(self.n, end), 0, -1):
             hits = self.index[n].get(tuple(self.seq[end - n:end]))
@@ -54,48 +59,52 @@ class Drafter:
             # the latest occurrence that is not the suffix itself and has a follower
             for p in reversed(hits):
                 if p < end:
-                    return self.seq[p:p + k]
-        return []
+                    return self.seq[p:p + k], n
+        return [], 0
 
 
 class DraftLength:
     """Chooses the draft length from the running acceptance rate and the measured
     cost of verifying n tokens in one pass relative to decoding one."""
 
+    # prior per-token acceptance by the length of the matched n-gram: a long match
+    # predicts well, a single repeated token much less
+    PRIOR = {1: 0.3, 2: 0.45, 3: 0.6}
+
     def __init__(self, k_max: int = 8):
         self.k_max = max(0, int(k_max))
-        self.accept = 0.6           # prior for the per-token acceptance probability
-        self.cost: dict[int, float] = {}   # batch size -> seconds per pass (EMA)
+        self.accept = dict(self.PRIOR)      # match length -> acceptance estimate (EMA)
+        self.cost: dict[int, float] = {}    # batch size -> seconds per pass (EMA)
 
     def observe_pass(self, n: int, seconds: float) -> None:
         old = self.cost.get(n)
         self.cost[n] = seconds if old is None else 0.8 * old + 0.2 * seconds
 
-    def observe_round(self, drafted: int, accepted: int) -> None:
+    def observe_round(self, drafted: int, accepted: int, n: int = 3) -> None:
         if drafted <= 0:
             return
         # an estimate of the per-position acceptance probability from this round
         rate = accepted / drafted if accepted < drafted else 1.0
-        self.accept = 0.85 * self.accept + 0.15 * rate
+        a = self.accept.get(n, self.PRIOR.get(n, 0.6))
+        self.accept[n] = 0.85 * a + 0.15 * rate
 
     def _cost(self, n: int) -> float:
-        c1 = self.cost.get(1)
+        """Seconds for a pass over n tokens: measured, or scaled from the nearest
+        measured size with a mild slope (only relative costs matter)."""
         if n in self.cost:
             return self.cost[n]
-        if c1 is None:
-            return 1.0 + 0.08 * (n - 1)
-        # unmeasured: interpolate from the nearest measured size, else a mild slope
-        known = sorted(self.cost)
-        below = [m for m in known if m < n]
-        m = below[-1] if below else known[0]
-        return self.cost[m] * (1.0 + 0.08 * (n - m))
+        slope = lambda x: 1.0 + 0.08 * (x - 1)
+        if not self.cost:
+            return slope(n)
+        m = min(self.cost, key=lambda x: (abs(x - n), x))
+        return self.cost[m] * slope(n) / slope(m)
 
-    def choose(self, available: int) -> int:
-        """0 means: do not speculate this step."""
+    def choose(self, available: int, n: int = 3) -> int:
+        """Draft length for a draft found by an n-gram match; 0: do not speculate."""
         k_cap = min(self.k_max, available)
-        if k_cap <= 0:
+        if k_cap <= 0 or n <= 0:
             return 0
-        a = min(max(self.accept, 0.0), 0.999)
+        a = min(max(self.accept.get(n, self.PRIOR.get(n, 0.6)), 0.0), 0.999)
         c1 = self._cost(1)
         best_k, best_rate = 0, 1.0 / c1
         for k in range(1, k_cap + 1):
@@ -138,8 +147,10 @@ def speculative_tokens(model, prompt_ids, sampler, max_tokens: int, eog, stats, 
             if model.n_past >= model.n_ctx:
                 stats.stop_reason = "context"
                 return
-            k = sizer.choose(min(max_tokens - produced, model.n_ctx - model.n_past - 1))
-            draft = drafter.draft(k) if k else []
+            avail = min(max_tokens - produced, model.n_ctx - model.n_past - 1)
+            draft, n_match = drafter.match(min(sizer.k_max, avail))
+            k = sizer.choose(min(len(draft), avail), n_match) if draft else 0
+            draft = draft[:k]
             ts = time.perf_counter()
             if not draft:
                 logits = model.eval_last([tok])
@@ -170,7 +181,7 @@ def speculative_tokens(model, prompt_ids, sampler, max_tokens: int, eog, stats, 
             else:
                 logits = rows[len(draft)]              # all accepted: the bonus row
             stats.accepted += accepted
-            sizer.observe_round(len(draft), accepted)
+            sizer.observe_round(len(draft), accepted, n_match)
             model.truncate(base + 1 + accepted)        # roll back the rejected positions
             if stop:
                 stats.stop_reason = stop

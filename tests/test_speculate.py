@@ -37,11 +37,12 @@ def test_draft_length_turns_down_when_rejected():
     for n in range(2, 10):
         s.observe_pass(n, 0.010 + 0.004 * (n - 1))   # verifying is not free
     for _ in range(40):
-        s.observe_round(8, 0)
-    assert s.choose(100) == 0
+        s.observe_round(8, 0, 3)
+    assert s.choose(100, 3) == 0
     for _ in range(60):
-        s.observe_round(8, 8)
-    assert s.choose(100) >= 4
+        s.observe_round(8, 8, 3)
+    assert s.choose(100, 3) >= 4
+    assert s.choose(100, 0) == 0          # no match, no draft
 
 
 # ---- a tiny deterministic "model" with a small vocabulary ------------------------
