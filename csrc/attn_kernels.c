@@ -3,6 +3,7 @@
  * Each SIMD version only reorders the float sum of the dot product; the F16
  * roundings are the same round-to-nearest-even everywhere. */
 #include <immintrin.h>
+#include <math.h>
 #include "internal.h"
 
 /* ---- scalar ---- */
@@ -26,6 +27,35 @@ static void scale_f16_scalar(f16_t *y, float v, int n) {
 }
 static void axpy_f16_scalar(float *y, const f16_t *x, float v, int n) {
     for (int i = 0; i < n; i++) y[i] += v * llm_f16_to_f32(x[i]);
+}
+
+
+/* ---- flash attention over one K/V head (see llm_attn_fa_fn) ----
+ * Any table: each query row alone, through the table's own row kernels. */
+static void attn_fa_generic(const llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K, const f16_t *V,
+                            size_t stride, int start, int end, int n, float scale, f16_t *acc, float *out) {
+    for (int g = 0; g < G; g++) {
+        const f16_t *q = q16 + (size_t)g * n;
+        f16_t *a = acc + (size_t)g * n;
+        memset(a, 0, (size_t)n * sizeof *a);
+        float M = -INFINITY, S = 0.0f;
+        for (int s = start; s <= end; s++) {
+            const float v = kt->dot_f16(q, K + s * stride, n) * scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (v > M) {
+                const float Mold = M;
+                M = v;
+                ms = expf(Mold - M);
+                kt->scale_f16(a, ms, n);
+            } else {
+                vs = expf(v - M);
+            }
+            kt->mad_f16(a, V + s * stride, vs, n);
+            S = S * ms + vs;
+        }
+        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+        for (int i = 0; i < n; i++) out[(size_t)g * n + i] = llm_f16_to_f32(a[i]) * inv;
+    }
 }
 
 #if defined(__x86_64__)
@@ -105,6 +135,88 @@ AVX512 static void axpy_f16_avx512(float *y, const f16_t *x, float v, int n) {
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(LD16(x + i), vv, _mm512_loadu_ps(y + i)));
     for (; i < n; i++) y[i] += v * llm_f16_to_f32(x[i]);
 }
+
+/* Up to 4 query rows together: each K row and V row is loaded and widened once
+ * for all of them; per row, the float operations (and their order) are exactly
+ * those of dot_f16_avx512, scale_f16_avx512 and mad_f16_avx512 on that row
+ * alone (the F16 -> F32 widening of q is exact, so it is done once). */
+#define FA_GMAX 4
+#define FA_NMAX 512
+AVX512 static inline __attribute__((always_inline)) void
+fa512_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int n,
+           float scale, f16_t *acc, float *out, const int NG) {
+    float qf[FA_GMAX * FA_NMAX] __attribute__((aligned(64)));
+    for (int i = 0; i < NG * n; i++) qf[i] = llm_f16_to_f32(q16[i]);
+    memset(acc, 0, (size_t)NG * n * sizeof *acc);
+    float M[FA_GMAX], S[FA_GMAX];
+    for (int g = 0; g < NG; g++) { M[g] = -INFINITY; S[g] = 0.0f; }
+    for (int s = start; s <= end; s++) {
+        const f16_t *kr = K + s * stride, *vr = V + s * stride;
+        __m512 s0[FA_GMAX], s1[FA_GMAX];
+        for (int g = 0; g < NG; g++) { s0[g] = _mm512_setzero_ps(); s1[g] = _mm512_setzero_ps(); }
+        int i = 0;
+        for (; i + 32 <= n; i += 32) {
+            const __m512 k0 = LD16(kr + i), k1 = LD16(kr + i + 16);
+            for (int g = 0; g < NG; g++) {
+                s0[g] = _mm512_fmadd_ps(_mm512_load_ps(qf + g * n + i), k0, s0[g]);
+                s1[g] = _mm512_fmadd_ps(_mm512_load_ps(qf + g * n + i + 16), k1, s1[g]);
+            }
+        }
+        for (; i + 16 <= n; i += 16) {
+            const __m512 k0 = LD16(kr + i);
+            for (int g = 0; g < NG; g++) s0[g] = _mm512_fmadd_ps(_mm512_load_ps(qf + g * n + i), k0, s0[g]);
+        }
+        float vs[FA_GMAX];
+        for (int g = 0; g < NG; g++) {
+            float d = _mm512_reduce_add_ps(_mm512_add_ps(s0[g], s1[g]));
+            for (int j = i; j < n; j++) d += llm_f16_to_f32(q16[g * n + j]) * llm_f16_to_f32(kr[j]);
+            const float v = d * scale;
+            float ms = 1.0f;
+            vs[g] = 1.0f;
+            if (v > M[g]) {
+                const float Mold = M[g];
+                M[g] = v;
+                ms = expf(Mold - M[g]);
+                scale_f16_avx512(acc + (size_t)g * n, ms, n);
+            } else {
+                vs[g] = expf(v - M[g]);
+            }
+            S[g] = S[g] * ms + vs[g];
+        }
+        __m512 vv[FA_GMAX];
+        for (int g = 0; g < NG; g++) vv[g] = _mm512_set1_ps(vs[g]);
+        i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const __m512 x = LD16(vr + i);
+            for (int g = 0; g < NG; g++) {
+                f16_t *y = acc + (size_t)g * n + i;
+                ST16(y, _mm512_fmadd_ps(x, vv[g], LD16(y)));
+            }
+        }
+        for (; i < n; i++)
+            for (int g = 0; g < NG; g++) {
+                f16_t *y = acc + (size_t)g * n + i;
+                *y = llm_f32_to_f16(llm_f16_to_f32(*y) + llm_f16_to_f32(vr[i]) * vs[g]);
+            }
+    }
+    for (int g = 0; g < NG; g++) {
+        const float inv = S[g] == 0.0f ? 0.0f : 1.0f / S[g];
+        for (int i = 0; i < n; i++) out[(size_t)g * n + i] = llm_f16_to_f32(acc[(size_t)g * n + i]) * inv;
+    }
+}
+AVX512 static void attn_fa_avx512(const llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K, const f16_t *V,
+                                  size_t stride, int start, int end, int n, float scale, f16_t *acc, float *out) {
+    if (n > FA_NMAX || (n & 15)) { attn_fa_generic(kt, q16, G, K, V, stride, start, end, n, scale, acc, out); return; }
+    for (int g = 0; g < G; g += FA_GMAX) {
+        const size_t o = (size_t)g * n;
+        switch (G - g < FA_GMAX ? G - g : FA_GMAX) {
+        case 4: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 4); break;
+        case 3: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 3); break;
+        case 2: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 2); break;
+        default: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 1); break;
+        }
+    }
+}
 #endif
 
 void llm_attn_kernels(llm_kernel_table *t, int isa) {
@@ -112,6 +224,7 @@ void llm_attn_kernels(llm_kernel_table *t, int isa) {
     t->mad_f16 = mad_f16_scalar;
     t->scale_f16 = scale_f16_scalar;
     t->axpy_f16 = axpy_f16_scalar;
+    t->attn_fa = attn_fa_generic;
 #if defined(__x86_64__)
     if (isa == 1) {
         t->dot_f16 = dot_f16_avx2; t->mad_f16 = mad_f16_avx2;
@@ -119,6 +232,7 @@ void llm_attn_kernels(llm_kernel_table *t, int isa) {
     } else if (isa == 2) {
         t->dot_f16 = dot_f16_avx512; t->mad_f16 = mad_f16_avx512;
         t->scale_f16 = scale_f16_avx512; t->axpy_f16 = axpy_f16_avx512;
+        t->attn_fa = attn_fa_avx512;
     }
 #else
     (void)isa;

@@ -284,6 +284,65 @@ DOT_D_ONLY(dot_q8_0, block_q8_0, q8_0_dec2, q8_0_dec1, col_s2, col_s1)
 DOT_D_ONLY(dot_q4_0, block_q4_0, q4_0_dec2, q4_0_dec1, col_o2, col_o1)
 DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
 
+/* The same kernels over the wide activation layout (see vec_dot_ncw): x quants
+ * of two blocks in one load, x scales already widened to float (exactly), so
+ * every column runs the very float operations of the kernel above. */
+#define DOT_D_ONLY_W(NAME, WT, DEC2, DEC1, COL2, COL1)                                           \
+    INL void NAME##w_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
+        const WT *w = vw;                                                                       \
+        const long long nb = n / QK;                                                            \
+        const int8_t *xq[NCM];                                                                  \
+        const float *xd[NCM];                                                                   \
+        __m512 c0[NCM], c1[NCM];                                                                \
+        float t[NCM];                                                                           \
+        FORC { xq[c] = (const int8_t *)va + (long long)c * as; xd[c] = (const float *)(xq[c] + nb * 32); \
+               c0[c] = _mm512_setzero_ps(); c1[c] = c0[c]; t[c] = 0.0f; }                       \
+        long long i = 0;                                                                        \
+        for (; i + 4 <= nb; i += 4) {                                                           \
+            wdec2 da = DEC2(w + i), db = DEC2(w + i + 2);                                       \
+            const __m128 fw = f16x4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d);                 \
+            FORC {                                                                              \
+                __m512 p = _mm512_castps128_ps512(_mm_mul_ps(fw, _mm_loadu_ps(xd[c] + i)));     \
+                __m512i a = COL2(da, _mm512_loadu_si512(xq[c] + i * 32));                       \
+                __m512i b = COL2(db, _mm512_loadu_si512(xq[c] + i * 32 + 64));                  \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0[c]);         \
+                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1[c]);         \
+            }                                                                                   \
+        }                                                                                       \
+        if (i + 2 <= nb) {                                                                      \
+            wdec2 da = DEC2(w + i);                                                             \
+            const __m128 fw = f16x2(w[i].d, w[i + 1].d);                                        \
+            FORC {                                                                              \
+                __m512 p = _mm512_castps128_ps512(_mm_mul_ps(fw, _mm_castpd_ps(_mm_load_sd((const double *)(xd[c] + i))))); \
+                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(COL2(da, _mm512_loadu_si512(xq[c] + i * 32))), SPLAT2(p, 0, 1), c0[c]); \
+            }                                                                                   \
+            i += 2;                                                                             \
+        }                                                                                       \
+        if (i < nb) {                                                                           \
+            wdec1 d1 = DEC1(w + i);                                                             \
+            float wd = h2f(w[i].d);                                                             \
+            FORC t[c] = wd * xd[c][i] * (float)hsum_i256(COL1(d1, _mm256_loadu_si256((const __m256i *)(xq[c] + i * 32)))); \
+        }                                                                                       \
+        FORC s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + t[c];                              \
+    }                                                                                           \
+    static void NAME##_ncw(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) NAME##w_k(n, s, ss, w, ac, as, NCM); \
+        switch (nc) {                                                                           \
+        case 7: NAME##w_k(n, s, ss, w, ac, as, NCM > 7 ? 7 : 1); break;                         \
+        case 6: NAME##w_k(n, s, ss, w, ac, as, NCM > 6 ? 6 : 1); break;                         \
+        case 5: NAME##w_k(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                         \
+        case 4: NAME##w_k(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                         \
+        case 3: NAME##w_k(n, s, ss, w, ac, as, 3); break;                                       \
+        case 2: NAME##w_k(n, s, ss, w, ac, as, 2); break;                                       \
+        case 1: NAME##w_k(n, s, ss, w, ac, as, 1); break;                                       \
+        }                                                                                       \
+    }
+
+DOT_D_ONLY_W(dot_q8_0, block_q8_0, q8_0_dec2, q8_0_dec1, col_s2, col_s1)
+DOT_D_ONLY_W(dot_q4_0, block_q4_0, q4_0_dec2, q4_0_dec1, col_o2, col_o1)
+DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
+
 INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     __m256i q = nib1(qs);
     return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
@@ -601,4 +660,7 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q5_K, dot_q5_k);
     SET(T_Q6_K, dot_q6_k);
 #undef SET
+    t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
+    t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
+    t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
 }

@@ -21,11 +21,44 @@ static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
         for (int i = 0; i < dim; i++) y[(size_t)t * dim + i] += bv[i];
 }
 
-/* ---- attention: one task per (token, head) ---- */
+/* ---- attention ----
+ * Flash attention: one task per (token, KV head), the query heads that share
+ * the KV head together (each K/V row read once for all of them; every head's
+ * arithmetic is its own, unchanged). Otherwise one task per (token, head). */
 typedef struct {
     llm_model *m;
     int il, n, pos;
 } attn_job;
+
+static int attn_start(const llm_model *m, int il, int p) {
+    const int sw = m->c.sliding_window;
+    return is_swa(m, il) && p - sw + 1 > 0 ? p - sw + 1 : 0;
+}
+
+static void attn_flash_task(int ith, int nth, void *p) {
+    attn_job *j = p;
+    llm_model *m = j->m;
+    const llm_config *c = &m->c;
+    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
+    const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
+    f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc = m->acc16 + (size_t)ith * m->q_dim;
+    /* few tasks (decode): split each group into pieces, one per thread */
+    int pieces = 1;
+    while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
+    const int total = j->n * c->n_head_kv * pieces;
+    const llm_kernel_table *kt = llm_kernels();
+    for (int w = ith; w < total; w += nth) {
+        const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
+        const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
+        const int pp = j->pos + t;
+        const size_t qo = (size_t)t * m->q_dim + ((size_t)kh * group + h0) * hd;
+        const float *q = m->q + qo;
+        for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
+        kt->attn_fa(kt, q16, h1 - h0, K + (size_t)kh * hd, V + (size_t)kh * hd, (size_t)m->kv_dim,
+                    attn_start(m, j->il, pp), pp, hd, c->attn_scale, acc, m->att + qo);
+    }
+}
 
 static void attn_task(int ith, int nth, void *p) {
     attn_job *j = p;
@@ -35,44 +68,18 @@ static void attn_task(int ith, int nth, void *p) {
     const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
     const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
     float *sc = m->scores + (size_t)ith * m->n_ctx;
-    f16_t *q16 = m->q16 + (size_t)ith * hd;
-    const int swa = is_swa(m, j->il);
+    f16_t *q16 = m->q16 + (size_t)ith * m->q_dim;
     const int total = j->n * c->n_head;
     const llm_kernel_table *kt = llm_kernels();
     for (int w = ith; w < total; w += nth) {
         const int t = w / c->n_head, h = w % c->n_head, kh = h / group;
         const int p = j->pos + t;
-        int start = 0;
-        if (swa && p - c->sliding_window + 1 > 0) start = p - c->sliding_window + 1;
+        const int start = attn_start(m, j->il, p);
         const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
         float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
         const f16_t *Kh = K + (size_t)kh * hd, *Vh = V + (size_t)kh * hd;
         const size_t stride = (size_t)m->kv_dim;
-        if (c->flash_attn) {
-            /* online softmax over positions in order, with an F16 V accumulator
-             * rounded after every update, as llama.cpp's CPU flash attention does */
-            f16_t *acc = m->acc16 + (size_t)ith * hd;
-            memset(acc, 0, (size_t)hd * sizeof *acc);
-            float M = -INFINITY, S = 0.0f;
-            for (int s = start; s <= p; s++) {
-                const float v = kt->dot_f16(q16, Kh + s * stride, hd) * c->attn_scale;
-                float ms = 1.0f, vs = 1.0f;
-                if (v > M) {
-                    const float Mold = M;
-                    M = v;
-                    ms = expf(Mold - M);
-                    kt->scale_f16(acc, ms, hd);
-                } else {
-                    vs = expf(v - M);
-                }
-                kt->mad_f16(acc, Vh + s * stride, vs, hd);
-                S = S * ms + vs;
-            }
-            const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-            for (int i = 0; i < hd; i++) out[i] = llm_f16_to_f32(acc[i]) * inv;
-            continue;
-        }
         float mx = -INFINITY;
         for (int s = start; s <= p; s++) {
             const float v = kt->dot_f16(q16, Kh + s * stride, hd) * c->attn_scale;
@@ -147,7 +154,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     }
 
     attn_job aj = {m, il, n, pos};
-    llm_parallel(attn_task, &aj);
+    llm_parallel(c->flash_attn ? attn_flash_task : attn_task, &aj);
 
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
     for (int t = 0; t < n; t++) {

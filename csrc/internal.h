@@ -84,6 +84,7 @@ typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void 
  * table on that column alone (batch invariance). NULL where a table has none:
  * callers then loop vec_dot. */
 #define LLM_NC_MAX 6
+#define LLM_Q8W_BYTES(n) ((n) / 32 * 36)
 typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, const void *w,
                                   const void *a, long long a_stride, int nc);
 /* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
@@ -93,14 +94,29 @@ typedef float (*llm_dot_f16_fn)(const f16_t *a, const f16_t *b, int n);
 typedef void (*llm_mad_f16_fn)(f16_t *y, const f16_t *x, float v, int n);
 typedef void (*llm_scale_f16_fn)(f16_t *y, float v, int n);
 typedef void (*llm_axpy_f16_fn)(float *y, const f16_t *x, float v, int n);
+struct llm_kernel_table;
+/* Flash attention (online softmax, F16 accumulator rounded per update) of G query
+ * rows q16 (G x n, F16) sharing one K/V head, over cache rows start..end
+ * (inclusive, row s at K/V + s*stride): out (G x n floats). acc: G x n scratch.
+ * Each row's operations are those of dot_f16 / scale_f16 / mad_f16 of the same
+ * table applied to it alone, so results do not depend on G. */
+typedef void (*llm_attn_fa_fn)(const struct llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K,
+                               const f16_t *V, size_t stride, int start, int end, int n, float scale,
+                               f16_t *acc, float *out);
 
-typedef struct {
+typedef struct llm_kernel_table {
     llm_vec_dot_fn vec_dot[T_COUNT];
     llm_dot_f16_fn dot_f16;
     llm_mad_f16_fn mad_f16;
     llm_scale_f16_fn scale_f16;
     llm_axpy_f16_fn axpy_f16;
     llm_vec_dot_nc_fn vec_dot_nc[T_COUNT];
+    llm_attn_fa_fn attn_fa;     /* attn_kernels.c */
+    /* vec_dot_nc over Q8_0 activations in the wide layout (LLM_Q8W_BYTES per
+     * column of n elements: the nb = n/32 blocks' quants, 32 bytes each, then
+     * their nb scales as floats): bit-identical to vec_dot_nc on the same
+     * activations in Q8_0 blocks. NULL where a table has none. */
+    llm_vec_dot_nc_fn vec_dot_ncw[T_COUNT];
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */

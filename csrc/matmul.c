@@ -8,16 +8,16 @@
 
 #define ROW_TILE 16
 
-static void *scratch = NULL;
-static size_t scratch_size = 0;
+typedef struct { void *p; size_t size; } scratch_buf;
+static scratch_buf scratch, scratch_w;
 
-static void *get_scratch(size_t n) {
-    if (n > scratch_size) {
-        free(scratch);
-        scratch = aligned_alloc(64, (n + 63) / 64 * 64);
-        scratch_size = scratch ? n : 0;
+static void *get_scratch(scratch_buf *b, size_t n) {
+    if (n > b->size) {
+        free(b->p);
+        b->p = aligned_alloc(64, (n + 63) / 64 * 64);
+        b->size = b->p ? n : 0;
     }
-    return scratch;
+    return b->p;
 }
 
 typedef struct {
@@ -25,12 +25,24 @@ typedef struct {
     const float *X;
     void *Xq;
     long long k, ncols, xq_stride;
+    char *Xw;                    /* non-NULL: also the wide Q8_0 layout (vec_dot_ncw) */
 } quant_job;
 
 static void quant_task(int ith, int nth, void *p) {
     quant_job *j = p;
-    for (long long c = ith; c < j->ncols; c += nth)
-        llm_quantize_act(j->at, j->X + c * j->k, (char *)j->Xq + c * j->xq_stride, j->k);
+    for (long long c = ith; c < j->ncols; c += nth) {
+        char *xq = (char *)j->Xq + c * j->xq_stride;
+        llm_quantize_act(j->at, j->X + c * j->k, xq, j->k);
+        if (!j->Xw) continue;
+        const long long nb = j->k / QK;
+        const block_q8_0 *b = (const block_q8_0 *)xq;
+        char *w = j->Xw + c * LLM_Q8W_BYTES(j->k);
+        float *d = (float *)(w + nb * QK);
+        for (long long i = 0; i < nb; i++) {
+            memcpy(w + i * QK, b[i].qs, QK);
+            d[i] = llm_f16_to_f32(b[i].d);
+        }
+    }
 }
 
 typedef struct {
@@ -92,10 +104,21 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     int at = llm_type_act_type(wtype);
     long long xb = llm_row_bytes(at, k);
     if (xb < 0 || llm_row_bytes(wtype, k) < 0) return -1;
-    void *Xq = get_scratch((size_t)(xb * (ncols > 0 ? ncols : 1)));
+    void *Xq = get_scratch(&scratch, (size_t)(xb * (ncols > 0 ? ncols : 1)));
     if (!Xq) return -1;
-    quant_job q = {at, X, Xq, k, ncols, xb};
-    if (ncols == 1) quant_task(0, 1, &q);
-    else llm_parallel(quant_task, &q);
-    return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
+    quant_job q = {at, X, Xq, k, ncols, xb, NULL};
+    if (ncols == 1) {
+        quant_task(0, 1, &q);
+        return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
+    }
+    /* several columns: a kernel over the wide Q8_0 layout where the table has one */
+    llm_vec_dot_nc_fn ncw = llm_kernels()->vec_dot_ncw[wtype];
+    if (ncw && at == T_Q8_0 && k % QK == 0)
+        q.Xw = get_scratch(&scratch_w, (size_t)(LLM_Q8W_BYTES(k) * ncols));
+    llm_parallel(quant_task, &q);
+    if (!q.Xw) return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
+    mm_job j = {llm_kernels()->vec_dot[wtype], ncw, W, rows, k, ncols, (size_t)llm_row_bytes(wtype, k),
+                (size_t)LLM_Q8W_BYTES(k), q.Xw, Y};
+    llm_parallel(mm_task, &j);
+    return 0;
 }

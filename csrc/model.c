@@ -53,8 +53,8 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     m->gate = zalloc(B * c->n_ff * 4);
     m->up = zalloc(B * c->n_ff * 4);
     m->scores = zalloc((size_t)m->n_threads_alloc * n_ctx * 4);
-    m->q16 = zalloc((size_t)m->n_threads_alloc * c->head_dim * 2);
-    m->acc16 = zalloc((size_t)m->n_threads_alloc * c->head_dim * 2);
+    m->q16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
+    m->acc16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
         !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16) {
         llm_model_free(m);

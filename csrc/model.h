@@ -18,8 +18,8 @@ struct llm_model {
     /* batch scratch, n_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
     float *scores;               /* per thread: n_ctx floats */
-    f16_t *q16;                  /* per thread: head_dim */
-    f16_t *acc16;                /* per thread: head_dim (flash attention's F16 accumulator) */
+    f16_t *q16;                  /* per thread: q_dim (flash attention: the query heads of one KV head) */
+    f16_t *acc16;                /* per thread: q_dim (flash attention's F16 accumulators) */
     int n_threads_alloc;
 };
 
