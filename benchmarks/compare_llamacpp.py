@@ -142,8 +142,8 @@ def main() -> int:
                                    "-t", str(a.threads)], env))
             ttft_theirs.append(wall([str(lpy), "-c", LLAMACPP_TTFT, path, str(a.threads)]))
         row = {"model": name, "threads": a.threads,
-               "pp_llmlite": med([o["pp"] for o in ours]), "pp_llamacpp": med([o["pp"] for o in theirs]),
-               "tg_llmlite": med([o["tg"] for o in ours]), "tg_llamacpp": med([o["tg"] for o in theirs]),
+               "pp_llmlite": med([o.get("pp") for o in ours]), "pp_llamacpp": med([o.get("pp") for o in theirs]),
+               "tg_llmlite": med([o.get("tg") for o in ours]), "tg_llamacpp": med([o.get("tg") for o in theirs]),
                "ttft_llmlite_s": med(ttft_ours), "ttft_llamacpp_s": med(ttft_theirs),
                "rss_llmlite": med([o["rss"] for o in ours]), "rss_llamacpp": med([o["rss"] for o in theirs])}
         row["pp_ratio"] = row["pp_llmlite"] / row["pp_llamacpp"]
