@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h
           $(if $(wildcard llmlite/_llmlite*.so),,FORCE)
 	$(PYTHON) -m pip install -e '.[test]'
 	rm -f llmlite/_llmlite.cpython-*.so
+	$(PYTHON) -m compileall -q llmlite   # as a regular pip install would (PYTHONDONTWRITEBYTECODE may be set)
 	@mkdir -p build && touch $@
 
 # rebuild the C extension in place after editing csrc/ (no reinstall needed)

