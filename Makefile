@@ -7,7 +7,7 @@ MODELS := smollm2-135m gemma3-270m
 # install with this $(PYTHON) (pip rebuilds the whole extension every time)
 STAMP := build/.installed$(subst /,_,$(PYTHON))
 
-.PHONY: all install build models run test bench clean FORCE
+.PHONY: all install build models run test bench bench-compare clean FORCE
 
 all: install
 
@@ -30,15 +30,20 @@ build:
 models: install
 	$(PYTHON) -c "import sys; from llmlite.registry import ensure_model; [print(ensure_model(a)) for a in sys.argv[1:]]" $(MODELS)
 
-# the main job on the default model (fetched on first use)
+# the main job on the default model (fetched on first use): one prompt, streamed
+PROMPT ?= Explain in three sentences why the sky is blue.
 run: install
-	$(PYTHON) -m llmlite info $(MODEL)
+	$(PYTHON) -m llmlite run $(MODEL) -p "$(PROMPT)" -n 128
 
 test: install
 	$(PYTHON) -m pytest -q
 
 bench: install
 	$(PYTHON) benchmarks/bench_kernels.py
+
+# llmlite vs llama.cpp on the same machine (builds llama-cpp-python in .venv-llamacpp once)
+bench-compare: install
+	$(PYTHON) benchmarks/compare_llamacpp.py
 
 FORCE:
 
