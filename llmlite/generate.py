@@ -63,7 +63,7 @@ def generate_tokens(model, prompt_ids, params: SamplingParams, max_tokens: int, 
             if model.n_past >= model.n_ctx:
                 stats.stop_reason = "context"
                 return
-            logits = model.eval_last([tok])
+            logits = model.step(tok)
         stats.stop_reason = "length"
     finally:
         stats.decode_s = time.perf_counter() - t1

@@ -128,22 +128,22 @@ class Weights:
     def kv_bytes(self) -> int:
         return int(lib.llm_model_kv_bytes(self.ptr))
 
-    def forward(self, tokens, pos: int, mode: int) -> np.ndarray | None:
-        """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all)."""
+    def forward(self, tokens, pos: int, mode: int, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all). `out`, when
+        given, receives the logits (a buffer made once, for the per-token decode step)."""
         toks = np.ascontiguousarray(tokens, dtype=np.int32)
         n = toks.size
-        out = None
-        if mode == 1:
+        if mode == 1 and out is None:
             out = np.empty(self.n_vocab, dtype=np.float32)
-        elif mode == 2:
+        elif mode == 2 and out is None:
             out = np.empty((n, self.n_vocab), dtype=np.float32)
         if pos + n > self.n_ctx:
             raise LlmliteError(f"context full: {pos + n} tokens > n_ctx {self.n_ctx} (use a larger -c)")
         rc = lib.llm_forward(self.ptr, ffi.cast("int *", toks.ctypes.data), n, pos,
-                             ffi.NULL if out is None else ffi.cast("float *", out.ctypes.data), mode)
+                             ffi.NULL if mode == 0 else ffi.cast("float *", out.ctypes.data), mode)
         if rc != 0:
             raise LlmliteError("forward pass failed (token id out of range?)")
-        return out
+        return out if mode else None
 
 
 class Model:
@@ -169,6 +169,8 @@ class Model:
         self.n_vocab = self.weights.n_vocab
         self.n_ctx = self.weights.n_ctx
         self.tokens: list[int] = []   # what the KV cache holds, position by position
+        self._tok1 = np.zeros(1, dtype=np.int32)                       # decode-step input
+        self._step_logits = np.empty(self.n_vocab, dtype=np.float32)   # decode-step output
         self.last_reused = 0          # prompt tokens the last prefill() found in the cache
 
     # ---- tokens ----
@@ -209,6 +211,17 @@ class Model:
     def eval_last(self, ids) -> np.ndarray:
         """Logits of the last of ids only (n_vocab,)."""
         return self._run(ids, 1)
+
+    def step(self, tok: int) -> np.ndarray:
+        """Decode one token: its logits in a buffer reused by the next step (read them
+        before calling step again; eval_last returns a fresh array instead)."""
+        if self.n_past + 1 > self.n_ctx:
+            raise LlmliteError(f"context full: {self.n_past + 1} tokens > n_ctx {self.n_ctx} "
+                               "(start a new chat or use a larger -c)")
+        self._tok1[0] = tok
+        self.weights.forward(self._tok1, self.n_past, 1, self._step_logits)
+        self.tokens.append(int(tok))
+        return self._step_logits
 
     def prefill(self, ids) -> np.ndarray:
         """Reuse the longest cached prefix of ids, evaluate the rest, return the last logits.

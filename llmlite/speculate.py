@@ -153,7 +153,7 @@ def speculative_tokens(model, prompt_ids, sampler, max_tokens: int, eog, stats, 
             draft = draft[:k]
             ts = time.perf_counter()
             if not draft:
-                logits = model.eval_last([tok])
+                logits = model.step(tok)
                 sizer.observe_pass(1, time.perf_counter() - ts)
                 continue
             base = model.n_past

@@ -418,6 +418,9 @@ class Scripted:
         self.tokens += list(ids)
         return self._logits()
 
+    def step(self, tok):
+        return self.eval_last([tok])
+
 
 PIECES = ["Hel", "lo", " wo", "rld", "<", "/st", "op>", " after", "<|eot|>", "<|eos|>", "</stop> tail", "ab</stop>cd",
           "</s", "x"]

@@ -76,6 +76,9 @@ class MarkovModel:
     def eval_last(self, ids):
         return self.eval(ids)[-1]
 
+    def step(self, tok):
+        return self.eval_last([tok])
+
     def prefill(self, ids):
         self.tokens, self.last_reused = [], 0
         return self.eval_last(ids)
