@@ -2,6 +2,7 @@
  * Every per-token computation is the same whatever the batch size, so the logits of
  * a position are bit-identical whether it was computed alone or in a batch. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "model.h"
 
@@ -12,6 +13,21 @@ static int is_swa(const llm_model *m, int il) {
 
 static void mm(const llm_tensor *w, const float *x, int n, float *y) {
     llm_matmul(w->type, w->data, w->ne1, w->ne0, x, n, y);
+}
+
+/* several weights over the same input (same k): one quantization, one pool of tiles */
+static void mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, float *const *y) {
+    int types[4];
+    const void *data[4];
+    long long rows[4];
+    for (int i = 0; i < nw; i++) {
+        if (w[i]->ne0 != w[0]->ne0) {
+            for (int k = 0; k < nw; k++) mm(w[k], x, n, y[k]);
+            return;
+        }
+        types[i] = w[i]->type; data[i] = w[i]->data; rows[i] = w[i]->ne1;
+    }
+    llm_matmul_multi(nw, types, data, rows, w[0]->ne0, x, n, y);
 }
 
 static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
@@ -28,6 +44,7 @@ static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
 typedef struct {
     llm_model *m;
     int il, n, pos;
+    atomic_int next;            /* flash: tasks taken one at a time, latest tokens (costliest) first */
 } attn_job;
 
 static int attn_start(const llm_model *m, int il, int p) {
@@ -48,7 +65,10 @@ static void attn_flash_task(int ith, int nth, void *p) {
     while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
     const int total = j->n * c->n_head_kv * pieces;
     const llm_kernel_table *kt = llm_kernels();
-    for (int w = ith; w < total; w += nth) {
+    for (;;) {
+        const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (taken >= total) break;
+        const int w = total - 1 - taken;
         const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
         const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
         const int pp = j->pos + t;
@@ -99,14 +119,92 @@ static void attn_task(int ith, int nth, void *p) {
     }
 }
 
+/* ---- per-token stages, split over the thread pool by token (each token's
+ * arithmetic is the same whatever the split) ---- */
+enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN };
+typedef struct {
+    llm_model *m;
+    int il, n, pos, stage;
+} tok_job;
+
+static void tok_one(const tok_job *j, int t) {
+    llm_model *m = j->m;
+    const llm_config *c = &m->c;
+    const int il = j->il, d = c->n_embd, hd = c->head_dim, qd = m->q_dim, kvd = m->kv_dim;
+    const llm_tensor *L = LT(m, il, 0);
+    float *xr = m->x + (size_t)t * d, *xn = m->xn + (size_t)t * d;
+    switch (j->stage) {
+    case ST_ATTN_NORM:
+        llm_rmsnorm(xn, xr, L[LLM_T_ATTN_NORM].data, d, c->rms_eps);
+        break;
+    case ST_QK: {
+        const int swa = is_swa(m, il);
+        const float base = swa ? c->rope_base_swa : c->rope_base;
+        const float scale = swa ? c->rope_scale_swa : c->rope_scale;
+        const float *ff = m->g[LLM_G_ROPE_FREQS].data;
+        float cs[1024];
+        float *q = m->q + (size_t)t * qd, *k = m->k + (size_t)t * kvd;
+        if (L[LLM_T_ATTN_Q_NORM].data)
+            for (int h = 0; h < c->n_head; h++) llm_rmsnorm(q + h * hd, q + h * hd, L[LLM_T_ATTN_Q_NORM].data, hd, c->rms_eps);
+        if (L[LLM_T_ATTN_K_NORM].data)
+            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
+        if (c->n_rot > 0) {
+            llm_rope_cache(cs, c->n_rot, j->pos + t, base, scale, ff);
+            for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
+            for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
+        }
+        if (c->q_prescale != 1.0f)
+            for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
+        /* K and V into the F16 cache */
+        const size_t off = ((size_t)il * m->n_ctx + j->pos + t) * kvd;
+        const float *v = m->v + (size_t)t * kvd;
+        for (int i = 0; i < kvd; i++) {
+            m->kcache[off + i] = llm_f32_to_f16(k[i]);
+            m->vcache[off + i] = llm_f32_to_f16(v[i]);
+        }
+        break;
+    }
+    case ST_POST_ATTN: {
+        float *o = m->tmp + (size_t)t * d;
+        if (L[LLM_T_POST_ATTN_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_ATTN_NORM].data, d, c->rms_eps);
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+        llm_rmsnorm(xn, xr, L[LLM_T_FFN_NORM].data, d, c->rms_eps);
+        break;
+    }
+    case ST_ACT: {
+        const int ff_n = c->n_ff;
+        if (c->ffn_gelu) llm_geglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
+        else llm_swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
+        break;
+    }
+    case ST_POST_FFN: {
+        float *o = m->tmp + (size_t)t * d;
+        if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+        break;
+    }
+    }
+}
+
+static void tok_task(int ith, int nth, void *p) {
+    const tok_job *j = p;
+    const int t0 = (int)((long long)j->n * ith / nth), t1 = (int)((long long)j->n * (ith + 1) / nth);
+    for (int t = t0; t < t1; t++) tok_one(j, t);
+}
+
+static void per_token(llm_model *m, int il, int n, int pos, int stage) {
+    tok_job j = {m, il, n, pos, stage};
+    if (n < 4) tok_task(0, 1, &j);
+    else llm_parallel(tok_task, &j);
+}
+
 static void layer_forward(llm_model *m, int il, int n, int pos) {
     const llm_config *c = &m->c;
-    const int d = c->n_embd, hd = c->head_dim, qd = m->q_dim, kvd = m->kv_dim;
+    const int qd = m->q_dim, kvd = m->kv_dim;
     const llm_tensor *L = LT(m, il, 0);
-    float *x = m->x, *xn = m->xn;
+    float *xn = m->xn;
 
-    for (int t = 0; t < n; t++)
-        llm_rmsnorm(xn + (size_t)t * d, x + (size_t)t * d, L[LLM_T_ATTN_NORM].data, d, c->rms_eps);
+    per_token(m, il, n, pos, ST_ATTN_NORM);
 
     if (L[LLM_T_ATTN_QKV].data) {
         const int w = qd + 2 * kvd;
@@ -118,56 +216,27 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
             memcpy(m->v + (size_t)t * kvd, r + qd + kvd, kvd * 4);
         }
     } else {
-        mm(&L[LLM_T_ATTN_Q], xn, n, m->q);
-        mm(&L[LLM_T_ATTN_K], xn, n, m->k);
-        mm(&L[LLM_T_ATTN_V], xn, n, m->v);
+        const llm_tensor *w3[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
+        float *y3[3] = {m->q, m->k, m->v};
+        mm_multi(w3, 3, xn, n, y3);
     }
     add_bias(m->q, &L[LLM_T_ATTN_Q_B], n, qd);
     add_bias(m->k, &L[LLM_T_ATTN_K_B], n, kvd);
     add_bias(m->v, &L[LLM_T_ATTN_V_B], n, kvd);
 
-    const int swa = is_swa(m, il);
-    const float base = swa ? c->rope_base_swa : c->rope_base;
-    const float scale = swa ? c->rope_scale_swa : c->rope_scale;
-    const float *ff = m->g[LLM_G_ROPE_FREQS].data;
-    float cs[1024];
-    for (int t = 0; t < n; t++) {
-        float *q = m->q + (size_t)t * qd, *k = m->k + (size_t)t * kvd;
-        if (L[LLM_T_ATTN_Q_NORM].data)
-            for (int h = 0; h < c->n_head; h++) llm_rmsnorm(q + h * hd, q + h * hd, L[LLM_T_ATTN_Q_NORM].data, hd, c->rms_eps);
-        if (L[LLM_T_ATTN_K_NORM].data)
-            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
-        if (c->n_rot > 0) {
-            llm_rope_cache(cs, c->n_rot, pos + t, base, scale, ff);
-            for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
-            for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
-        }
-        if (c->q_prescale != 1.0f)
-            for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
-        /* K and V into the F16 cache */
-        const size_t off = ((size_t)il * m->n_ctx + pos + t) * kvd;
-        const float *v = m->v + (size_t)t * kvd;
-        for (int i = 0; i < kvd; i++) {
-            m->kcache[off + i] = llm_f32_to_f16(k[i]);
-            m->vcache[off + i] = llm_f32_to_f16(v[i]);
-        }
-    }
+    per_token(m, il, n, pos, ST_QK);
 
-    attn_job aj = {m, il, n, pos};
+    attn_job aj = {m, il, n, pos, 0};
     llm_parallel(c->flash_attn ? attn_flash_task : attn_task, &aj);
 
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
-    for (int t = 0; t < n; t++) {
-        float *o = m->tmp + (size_t)t * d, *xr = x + (size_t)t * d;
-        if (L[LLM_T_POST_ATTN_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_ATTN_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
-        llm_rmsnorm(xn + (size_t)t * d, xr, L[LLM_T_FFN_NORM].data, d, c->rms_eps);
-    }
+    per_token(m, il, n, pos, ST_POST_ATTN);
 
     const int ff_n = c->n_ff;
     if (L[LLM_T_FFN_GATE].data) {
-        mm(&L[LLM_T_FFN_GATE], xn, n, m->gate);
-        mm(&L[LLM_T_FFN_UP], xn, n, m->up);
+        const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE], &L[LLM_T_FFN_UP]};
+        float *y2[2] = {m->gate, m->up};
+        mm_multi(w2, 2, xn, n, y2);
     } else { /* fused gate+up: rows gate then up */
         mm(&L[LLM_T_FFN_UP], xn, n, m->tmp);
         for (int t = 0; t < n; t++) {
@@ -175,16 +244,9 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
             memcpy(m->up + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n + ff_n, ff_n * 4);
         }
     }
-    for (int t = 0; t < n; t++) {
-        if (c->ffn_gelu) llm_geglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
-        else llm_swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
-    }
+    per_token(m, il, n, pos, ST_ACT);
     mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
-    for (int t = 0; t < n; t++) {
-        float *o = m->tmp + (size_t)t * d, *xr = x + (size_t)t * d;
-        if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
-    }
+    per_token(m, il, n, pos, ST_POST_FFN);
 }
 
 static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float *logits, int first_out, int n_out) {

@@ -133,4 +133,10 @@ const llm_kernel_table *llm_kernels(void);
 typedef void (*llm_task_fn)(int ith, int nth, void *arg);
 void llm_parallel(llm_task_fn fn, void *arg);
 
+/* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
+ * activation rows X: the activations quantized once and every weight's row tiles
+ * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. */
+int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
+                     const float *X, long long ncols, float *const *Y);
+
 #endif

@@ -3,6 +3,7 @@
  * kernel (the weight row decoded once for up to LLM_NC_MAX columns), whose result
  * for each column is bit-identical to the one-column kernel's, so results are
  * batch invariant (and independent of the thread count and tiling). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include "internal.h"
 
@@ -53,7 +54,29 @@ typedef struct {
     size_t w_stride, xq_stride;
     const char *Xq;
     float *Y;
+    atomic_llong next;           /* several columns: the next row tile to take */
 } mm_job;
+
+/* one row tile (ROW_TILE rows) against every column */
+static void mm_tile(const mm_job *j, long long tile) {
+    const long long rt = tile * ROW_TILE;
+    const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
+    if (j->dot_nc) {
+        for (long long c = 0; c < j->ncols; c += LLM_NC_MAX) {
+            int nc = j->ncols - c < LLM_NC_MAX ? (int)(j->ncols - c) : LLM_NC_MAX;
+            const char *xq = j->Xq + c * j->xq_stride;
+            float *y = j->Y + c * j->rows;
+            for (long long r = rt; r < re; r++)
+                j->dot_nc(j->k, y + r, j->rows, j->W + r * j->w_stride, xq, (long long)j->xq_stride, nc);
+        }
+        return;
+    }
+    for (long long c = 0; c < j->ncols; c++) {
+        const char *xq = j->Xq + c * j->xq_stride;
+        float *y = j->Y + c * j->rows;
+        for (long long r = rt; r < re; r++) j->dot(j->k, y + r, j->W + r * j->w_stride, xq);
+    }
+}
 
 static void mm_task(int ith, int nth, void *p) {
     mm_job *j = p;
@@ -66,23 +89,34 @@ static void mm_task(int ith, int nth, void *p) {
             j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
         return;
     }
-    for (long long rt = r0; rt < r1; rt += ROW_TILE) {
-        long long re = rt + ROW_TILE < r1 ? rt + ROW_TILE : r1;
-        if (j->dot_nc) {
-            for (long long c = 0; c < j->ncols; c += LLM_NC_MAX) {
-                int nc = j->ncols - c < LLM_NC_MAX ? (int)(j->ncols - c) : LLM_NC_MAX;
-                const char *xq = j->Xq + c * j->xq_stride;
-                float *y = j->Y + c * j->rows;
-                for (long long r = rt; r < re; r++)
-                    j->dot_nc(j->k, y + r, j->rows, j->W + r * j->w_stride, xq, (long long)j->xq_stride, nc);
-            }
-            continue;
-        }
-        for (long long c = 0; c < j->ncols; c++) {
-            const char *xq = j->Xq + c * j->xq_stride;
-            float *y = j->Y + c * j->rows;
-            for (long long r = rt; r < re; r++) j->dot(j->k, y + r, j->W + r * j->w_stride, xq);
-        }
+    /* several columns: tiles taken one at a time (each tile's results do not
+     * depend on which thread computes it), so a slower thread takes fewer */
+    (void)r0;
+    for (;;) {
+        const long long tile = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (tile >= ntiles) break;
+        mm_tile(j, tile);
+    }
+}
+
+/* several weights over the same activations, their row tiles in one pool */
+#define MM_MULTI_MAX 4
+typedef struct {
+    mm_job sub[MM_MULTI_MAX];
+    long long end[MM_MULTI_MAX];   /* cumulative tile counts */
+    int nsub;
+    atomic_llong next;
+} mm_multi_job;
+
+static void mm_multi_task(int ith, int nth, void *p) {
+    (void)ith; (void)nth;
+    mm_multi_job *j = p;
+    for (;;) {
+        long long tile = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        int s = 0;
+        while (s < j->nsub && tile >= j->end[s]) s++;
+        if (s == j->nsub) break;
+        mm_tile(&j->sub[s], tile - (s ? j->end[s - 1] : 0));
     }
 }
 
@@ -93,7 +127,7 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     if (wb < 0 || xb < 0) return -1;
     llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
     if (!dot) return -1;
-    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y};
+    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, 0};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -118,7 +152,44 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     llm_parallel(quant_task, &q);
     if (!q.Xw) return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
     mm_job j = {llm_kernels()->vec_dot[wtype], ncw, W, rows, k, ncols, (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_Q8W_BYTES(k), q.Xw, Y};
+                (size_t)LLM_Q8W_BYTES(k), q.Xw, Y, 0};
     llm_parallel(mm_task, &j);
+    return 0;
+}
+
+int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
+                     const float *X, long long ncols, float *const *Y) {
+    int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && k % QK == 0;
+    for (int i = 0; same && i < nw; i++)
+        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == T_Q8_0 &&
+               llm_kernels()->vec_dot_ncw[wtype[i]] && llm_row_bytes(wtype[i], k) >= 0 && rows[i] >= 0;
+    if (!same) {
+        for (int i = 0; i < nw; i++)
+            if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
+        return 0;
+    }
+    long long xb = llm_row_bytes(T_Q8_0, k);
+    void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
+    if (!Xq) return -1;
+    quant_job q = {T_Q8_0, X, Xq, k, ncols, xb, get_scratch(&scratch_w, (size_t)(LLM_Q8W_BYTES(k) * ncols))};
+    if (!q.Xw) return -1;
+    llm_parallel(quant_task, &q);
+    mm_multi_job j;
+    j.nsub = nw;
+    atomic_init(&j.next, 0);
+    long long end = 0;
+    for (int i = 0; i < nw; i++) {
+        mm_job *s = &j.sub[i];
+        s->dot = llm_kernels()->vec_dot[wtype[i]];
+        s->dot_nc = llm_kernels()->vec_dot_ncw[wtype[i]];
+        s->W = W[i]; s->rows = rows[i]; s->k = k; s->ncols = ncols;
+        s->w_stride = (size_t)llm_row_bytes(wtype[i], k);
+        s->xq_stride = (size_t)LLM_Q8W_BYTES(k);
+        s->Xq = q.Xw; s->Y = Y[i];
+        atomic_init(&s->next, 0);
+        end += (rows[i] + ROW_TILE - 1) / ROW_TILE;
+        j.end[i] = end;
+    }
+    llm_parallel(mm_multi_task, &j);
     return 0;
 }
