@@ -270,6 +270,28 @@ static int bpe_try(const tok_t *t, scratch_t *s, const unsigned char *e, int32_t
     return qpush(s, (double)rank, l, r, a->len + b->len);
 }
 
+/* The merge loop both algorithms share: queue every adjacent pair the rule accepts,
+ * then repeatedly merge the best queued pair that is still valid and queue the pairs
+ * it forms with its neighbours. `try_pair` decides and scores a pair (BPE: merge rank;
+ * SPM: token score). Returns -1 when out of memory. */
+typedef int (*try_pair_fn)(const tok_t *t, scratch_t *s, const unsigned char *x, int32_t l, int32_t r);
+
+static int merge_symbols(const tok_t *t, scratch_t *s, const unsigned char *x, int32_t n, try_pair_fn try_pair) {
+    for (int32_t i = 1; i < n; i++)
+        if (try_pair(t, s, x, i - 1, i)) return -1;
+    while (s->nheap > 0) {
+        qent_t q = qpop(s);
+        sym_t *l = &s->sym[q.left], *r = &s->sym[q.right];
+        if (l->len == 0 || r->len == 0 || l->len + r->len != q.size) continue;
+        l->len += r->len;
+        r->len = 0;
+        l->next = r->next;
+        if (r->next >= 0) s->sym[r->next].prev = q.left;
+        if (try_pair(t, s, x, l->prev, q.left) || try_pair(t, s, x, q.left, l->next)) return -1;
+    }
+    return 0;
+}
+
 /* one word of raw bytes -> ids at out (room for 2 * n); returns the count or < 0 */
 static int64_t bpe_word(const tok_t *t, scratch_t *s, const unsigned char *w, int64_t n,
                         int ignore_merges, int *out) {
@@ -292,18 +314,7 @@ static int64_t bpe_word(const tok_t *t, scratch_t *s, const unsigned char *w, in
         if (id >= 0) { out[0] = id; return 1; }
     }
     s->nheap = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (bpe_try(t, s, e, (int32_t)i - 1, (int32_t)i)) return -2;
-    while (s->nheap > 0) {
-        qent_t q = qpop(s);
-        sym_t *l = &s->sym[q.left], *r = &s->sym[q.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != q.size) continue;
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->sym[r->next].prev = q.left;
-        if (bpe_try(t, s, e, l->prev, q.left) || bpe_try(t, s, e, q.left, l->next)) return -2;
-    }
+    if (merge_symbols(t, s, e, (int32_t)n, bpe_try)) return -2;
     int64_t k = 0;
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const sym_t *y = &s->sym[i];
@@ -343,18 +354,7 @@ static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, in
         i += len;
     }
     s->nheap = 0;
-    for (int32_t i = 1; i < ns; i++)
-        if (spm_try(t, s, x, i - 1, i)) return -2;
-    while (s->nheap > 0) {
-        qent_t q = qpop(s);
-        sym_t *l = &s->sym[q.left], *r = &s->sym[q.right];
-        if (l->len == 0 || r->len == 0 || l->len + r->len != q.size) continue;
-        l->len += r->len;
-        r->len = 0;
-        l->next = r->next;
-        if (r->next >= 0) s->sym[r->next].prev = q.left;
-        if (spm_try(t, s, x, l->prev, q.left) || spm_try(t, s, x, q.left, l->next)) return -2;
-    }
+    if (merge_symbols(t, s, x, ns, spm_try)) return -2;
     int64_t k = 0;
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const sym_t *y = &s->sym[i];
