@@ -237,46 +237,34 @@ INL wdec1 q5_0_dec1(const block_q5_0 *w) {
 INL __m512i ldx2(const block_q8_0 *x) { return ld2x32(x[0].qs, x[1].qs); }
 INL __m256i ldx1(const block_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
 
+INL float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* In the order of llama.cpp's x86 kernels (ggml_vec_dot_q8_0_q8_0 and tinyBLAS's
+ * Q0 gemm), so that results match it bit for bit: one 8-lane float chain
+ * acc = fma(dw*dx, lanes(w.x), acc) over the blocks (lane l sums elements
+ * 4l..4l+3, exactly, in int32), then hsum8. 256-bit: on one chain a zmm would
+ * not be faster. */
 #define DOT_D_ONLY(NAME, WT, DEC2, DEC1, COL2, COL1)                                             \
     INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
         const block_q8_0 *xc[NCM];                                                              \
-        __m512 c0[NCM], c1[NCM];                                                                \
-        float t[NCM];                                                                           \
-        FORC { xc[c] = XCOL(block_q8_0, c); c0[c] = _mm512_setzero_ps(); c1[c] = c0[c]; t[c] = 0.0f; } \
-        long long nb = n / QK, i = 0;                                                           \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            wdec2 da = DEC2(w + i), db = DEC2(w + i + 2);                                       \
-            __m128 fw = _mm_setzero_ps();                                                       \
-            if (NC > 1) fw = f16x4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d);                  \
+        __m256 acc[NCM];                                                                        \
+        FORC { xc[c] = XCOL(block_q8_0, c); acc[c] = _mm256_setzero_ps(); }                     \
+        const long long nb = n / QK;                                                            \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const wdec1 d1 = DEC1(w + i);                                                       \
+            const float wd = h2f(w[i].d);                                                       \
             FORC {                                                                              \
-                const block_q8_0 *x = xc[c];                                                    \
-                __m512 p = _mm512_castps128_ps512(NC == 1 ? dprod4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d, \
-                                                                   x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d) \
-                                                 : _mm_mul_ps(fw, f16x4(x[i].d, x[i + 1].d, x[i + 2].d, x[i + 3].d))); \
-                __m512i a = COL2(da, ldx2(x + i)), b = COL2(db, ldx2(x + i + 2));               \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0[c]);         \
-                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1[c]);         \
+                const __m256 v = _mm256_cvtepi32_ps(COL1(d1, ldx1(xc[c] + i)));                 \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * h2f(xc[c][i].d)), v, acc[c]);      \
             }                                                                                   \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            wdec2 da = DEC2(w + i);                                                             \
-            __m128 fw = _mm_setzero_ps();                                                       \
-            if (NC > 1) fw = f16x2(w[i].d, w[i + 1].d);                                         \
-            FORC {                                                                              \
-                const block_q8_0 *x = xc[c];                                                    \
-                __m512 p = _mm512_castps128_ps512(NC == 1 ? dprod2(w[i].d, w[i + 1].d, x[i].d, x[i + 1].d) \
-                                                 : _mm_mul_ps(fw, f16x2(x[i].d, x[i + 1].d))); \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(COL2(da, ldx2(x + i))), SPLAT2(p, 0, 1), c0[c]); \
-            }                                                                                   \
-            i += 2;                                                                             \
-        }                                                                                       \
-        if (i < nb) {                                                                           \
-            wdec1 d1 = DEC1(w + i);                                                             \
-            float wd = h2f(w[i].d);                                                             \
-            FORC t[c] = wd * h2f(xc[c][i].d) * (float)hsum_i256(COL1(d1, ldx1(xc[c] + i)));      \
-        }                                                                                       \
-        FORC s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + t[c];                              \
+        FORC s[c * ss] = hsum8(acc[c]);                                                         \
     }                                                                                           \
     NC_FUNCS(NAME)
 
@@ -285,45 +273,26 @@ DOT_D_ONLY(dot_q4_0, block_q4_0, q4_0_dec2, q4_0_dec1, col_o2, col_o1)
 DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
 
 /* The same kernels over the wide activation layout (see vec_dot_ncw): x quants
- * of two blocks in one load, x scales already widened to float (exactly), so
- * every column runs the very float operations of the kernel above. */
+ * contiguous, x scales already widened to float (exactly), so every column runs
+ * the very float operations of the kernel above. */
 #define DOT_D_ONLY_W(NAME, WT, DEC2, DEC1, COL2, COL1)                                           \
     INL void NAME##w_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
         const long long nb = n / QK;                                                            \
         const int8_t *xq[NCM];                                                                  \
         const float *xd[NCM];                                                                   \
-        __m512 c0[NCM], c1[NCM];                                                                \
-        float t[NCM];                                                                           \
+        __m256 acc[NCM];                                                                        \
         FORC { xq[c] = (const int8_t *)va + (long long)c * as; xd[c] = (const float *)(xq[c] + nb * 32); \
-               c0[c] = _mm512_setzero_ps(); c1[c] = c0[c]; t[c] = 0.0f; }                       \
-        long long i = 0;                                                                        \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            wdec2 da = DEC2(w + i), db = DEC2(w + i + 2);                                       \
-            const __m128 fw = f16x4(w[i].d, w[i + 1].d, w[i + 2].d, w[i + 3].d);                 \
+               acc[c] = _mm256_setzero_ps(); }                                                  \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const wdec1 d1 = DEC1(w + i);                                                       \
+            const float wd = h2f(w[i].d);                                                       \
             FORC {                                                                              \
-                __m512 p = _mm512_castps128_ps512(_mm_mul_ps(fw, _mm_loadu_ps(xd[c] + i)));     \
-                __m512i a = COL2(da, _mm512_loadu_si512(xq[c] + i * 32));                       \
-                __m512i b = COL2(db, _mm512_loadu_si512(xq[c] + i * 32 + 64));                  \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 1), c0[c]);         \
-                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 2, 3), c1[c]);         \
+                const __m256 v = _mm256_cvtepi32_ps(COL1(d1, _mm256_loadu_si256((const __m256i *)(xq[c] + i * 32)))); \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[c][i]), v, acc[c]);             \
             }                                                                                   \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            wdec2 da = DEC2(w + i);                                                             \
-            const __m128 fw = f16x2(w[i].d, w[i + 1].d);                                        \
-            FORC {                                                                              \
-                __m512 p = _mm512_castps128_ps512(_mm_mul_ps(fw, _mm_castpd_ps(_mm_load_sd((const double *)(xd[c] + i))))); \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(COL2(da, _mm512_loadu_si512(xq[c] + i * 32))), SPLAT2(p, 0, 1), c0[c]); \
-            }                                                                                   \
-            i += 2;                                                                             \
-        }                                                                                       \
-        if (i < nb) {                                                                           \
-            wdec1 d1 = DEC1(w + i);                                                             \
-            float wd = h2f(w[i].d);                                                             \
-            FORC t[c] = wd * xd[c][i] * (float)hsum_i256(COL1(d1, _mm256_loadu_si256((const __m256i *)(xq[c] + i * 32)))); \
-        }                                                                                       \
-        FORC s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + t[c];                              \
+        FORC s[c * ss] = hsum8(acc[c]);                                                         \
     }                                                                                           \
     static void NAME##_ncw(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
         const char *ac = a;                                                                     \
@@ -348,78 +317,39 @@ INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
 }
 
-/* The d+m types (Q4_1, Q5_1 against Q8_1): sum = dw*dx*sum(q*x) + m*s. The
- * f16 pairs (d, m) and (d, s) sit next to each other, so one u32 holds both. */
-#define DOT_D_M(NAME, WT, CODES2, CODES1)                                                       \
+/* The d+m types (Q4_1, Q5_1 against Q8_1), in the order of llama.cpp's x86
+ * kernel, so that results match it bit for bit: one 8-lane float chain
+ * acc = fma(dw*dx, lanes(q.x), acc) over the blocks (lane l sums elements
+ * 4l..4l+3), the m*s terms in a scalar fma chain, then hsum8(acc) + that chain.
+ * 256-bit: on this chain a zmm would not be faster. */
+#define DOT_D_M(NAME, WT, CODES1)                                                               \
     INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
         const block_q8_1 *xc[NCM];                                                              \
-        long long nb = n / QK, i = 0;                                                           \
-        __m512 c0[NCM], c1[NCM];                                                                \
-        __m256 cm[NCM];                                                                         \
-        float t[NCM];                                                                           \
-        const __m512i z = _mm512_setzero_si512();                                               \
-        FORC { xc[c] = XCOL(block_q8_1, c); c0[c] = _mm512_setzero_ps(); c1[c] = c0[c];         \
-               cm[c] = _mm256_setzero_ps(); t[c] = 0.0f; }                                      \
-        for (; i + 4 <= nb; i += 4) {                                                           \
-            __m256 fw = _mm256_cvtph_ps(pack2x2(&w[i].d, &w[i + 1].d, &w[i + 2].d, &w[i + 3].d)); \
-            __m512i qa = CODES2(i), qb = CODES2(i + 2);                                         \
+        const long long nb = n / QK;                                                            \
+        __m256 acc[NCM];                                                                        \
+        float ms[NCM];                                                                          \
+        const __m256i z = _mm256_setzero_si256();                                               \
+        FORC { xc[c] = XCOL(block_q8_1, c); acc[c] = _mm256_setzero_ps(); ms[c] = 0.0f; }        \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const __m256i q = CODES1(i);                                                        \
+            const float wd = h2f(w[i].d), wm = h2f(w[i].m);                                     \
             FORC {                                                                              \
-                const block_q8_1 *x = xc[c];                                                    \
-                __m256 fx = _mm256_cvtph_ps(pack2x2(&x[i].d, &x[i + 1].d, &x[i + 2].d, &x[i + 3].d)); \
-                __m256 pr = _mm256_mul_ps(fw, fx);           /* d0x0 m0s0 d1x1 m1s1 ... */        \
-                cm[c] = _mm256_add_ps(cm[c], pr);                                               \
-                __m512 p = _mm512_castps256_ps512(pr);                                          \
-                __m512i a = _mm512_dpbusd_epi32(z, qa, ld2x32(x[i].qs, x[i + 1].qs));           \
-                __m512i b = _mm512_dpbusd_epi32(z, qb, ld2x32(x[i + 2].qs, x[i + 3].qs));       \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(p, 0, 2), c0[c]);         \
-                c1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(b), SPLAT2(p, 4, 6), c1[c]);         \
+                const block_q8_1 *x = xc[c] + i;                                                \
+                ms[c] = __builtin_fmaf(wm, h2f(x->s), ms[c]);                                   \
+                const __m256 v = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(z, q, _mm256_loadu_si256((const __m256i *)x->qs))); \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * h2f(x->d)), v, acc[c]);            \
             }                                                                                   \
         }                                                                                       \
-        if (i + 2 <= nb) {                                                                      \
-            __m128 fw = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&w[i].d, &w[i + 1].d))); \
-            __m512i qa = CODES2(i);                                                             \
-            FORC {                                                                              \
-                const block_q8_1 *x = xc[c];                                                    \
-                __m128 fx = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack2(&x[i].d, &x[i + 1].d))); \
-                __m128 pr = _mm_mul_ps(fw, fx);                                                 \
-                cm[c] = _mm256_add_ps(cm[c], _mm256_zextps128_ps256(pr));                       \
-                __m512i a = _mm512_dpbusd_epi32(z, qa, ld2x32(x[i].qs, x[i + 1].qs));           \
-                c0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), SPLAT2(_mm512_castps128_ps512(pr), 0, 2), c0[c]); \
-            }                                                                                   \
-            i += 2;                                                                             \
-        }                                                                                       \
-        if (i < nb) {                                                                           \
-            __m256i q1 = CODES1(i);                                                             \
-            float wd = h2f(w[i].d), wm = h2f(w[i].m);                                           \
-            FORC {                                                                              \
-                const block_q8_1 *x = xc[c];                                                    \
-                int si = hsum_i256(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q1,              \
-                                                       _mm256_loadu_si256((const __m256i *)x[i].qs))); \
-                t[c] = wd * h2f(x[i].d) * (float)si + wm * h2f(x[i].s);                          \
-            }                                                                                   \
-        }                                                                                       \
-        FORC {                                                                                  \
-            /* the m*s products sit in the odd lanes of cm */                                   \
-            __m128 m4 = _mm_add_ps(_mm256_castps256_ps128(cm[c]), _mm256_extractf128_ps(cm[c], 1)); \
-            float ms = _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 1)) + _mm_cvtss_f32(_mm_shuffle_ps(m4, m4, 3)); \
-            s[c * ss] = hsum(_mm512_add_ps(c0[c], c1[c])) + ms + t[c];                          \
-        }                                                                                       \
+        FORC s[c * ss] = hsum8(acc[c]) + ms[c];                                                 \
     }                                                                                           \
     NC_FUNCS(NAME)
 
-#define Q4_1_CODES2(i) nib2(w[i].qs, w[(i) + 1].qs)
 #define Q4_1_CODES1(i) nib1(w[i].qs)
-DOT_D_M(dot_q4_1, block_q4_1, Q4_1_CODES2, Q4_1_CODES1)
+DOT_D_M(dot_q4_1, block_q4_1, Q4_1_CODES1)
 
-INL __m512i q51_2(const block_q5_1 *a, const block_q5_1 *b) {
-    __mmask64 h = (__mmask64)((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
-    __m512i q = nib2(a->qs, b->qs);
-    return _mm512_mask_add_epi8(q, h, q, _mm512_set1_epi8(16));
-}
-#define Q5_1_CODES2(i) q51_2(&w[i], &w[(i) + 1])
 #define Q5_1_CODES1(i) q5_1blk(w[i].qh, w[i].qs)
-DOT_D_M(dot_q5_1, block_q5_1, Q5_1_CODES2, Q5_1_CODES1)
+DOT_D_M(dot_q5_1, block_q5_1, Q5_1_CODES1)
 
 /* ------------------------------------------------------------ K-quants
  * Codes (unsigned) times q8 with vpmaddubsw (pairs into int16; no saturation:

@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include "model.h"
 
+/* debugging aid: when set, called with the whole batch of each stage (llm_set_trace) */
+static llm_trace_fn trace_fn;
+void llm_set_trace(llm_trace_fn fn) { trace_fn = fn; }
+#define TRACE(name, il, ptr, count) do { if (trace_fn) trace_fn(name, il, ptr, (long long)(count)); } while (0)
+
 static int is_swa(const llm_model *m, int il) {
     const int p = m->c.swa_pattern;
     return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
@@ -87,35 +92,17 @@ static void attn_task(int ith, int nth, void *p) {
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
     const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
-    float *sc = m->scores + (size_t)ith * m->n_ctx;
+    float *sc = m->scores + (size_t)ith * (m->n_ctx + 16), *acc = m->acc32 + (size_t)ith * 16 * hd;
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim;
     const int total = j->n * c->n_head;
     const llm_kernel_table *kt = llm_kernels();
     for (int w = ith; w < total; w += nth) {
         const int t = w / c->n_head, h = w % c->n_head, kh = h / group;
-        const int p = j->pos + t;
-        const int start = attn_start(m, j->il, p);
+        const int pp = j->pos + t;
         const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
-        float *out = m->att + (size_t)t * m->q_dim + (size_t)h * hd;
-        const f16_t *Kh = K + (size_t)kh * hd, *Vh = V + (size_t)kh * hd;
-        const size_t stride = (size_t)m->kv_dim;
-        float mx = -INFINITY;
-        for (int s = start; s <= p; s++) {
-            const float v = kt->dot_f16(q16, Kh + s * stride, hd) * c->attn_scale;
-            sc[s] = v;
-            if (v > mx) mx = v;
-        }
-        double sum = 0.0;
-        for (int s = start; s <= p; s++) {
-            const float e = expf(sc[s] - mx);
-            sc[s] = e;
-            sum += (double)e;
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int i = 0; i < hd; i++) out[i] = 0.0f;
-        for (int s = start; s <= p; s++)
-            kt->axpy_f16(out, Vh + s * stride, llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv)), hd);
+        kt->attn_head(q16, K + (size_t)kh * hd, V + (size_t)kh * hd, (size_t)m->kv_dim, attn_start(m, j->il, pp), pp,
+                      hd, c->attn_scale, sc, acc, m->att + (size_t)t * m->q_dim + (size_t)h * hd);
     }
 }
 
@@ -174,7 +161,7 @@ static void tok_one(const tok_job *j, int t) {
     case ST_ACT: {
         const int ff_n = c->n_ff;
         if (c->ffn_gelu) llm_geglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
-        else llm_swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
+        else llm_kernels()->swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
         break;
     }
     case ST_POST_FFN: {
@@ -205,6 +192,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     float *xn = m->xn;
 
     per_token(m, il, n, pos, ST_ATTN_NORM);
+    TRACE("attn_norm", il, xn, (size_t)n * c->n_embd);
 
     if (L[LLM_T_ATTN_QKV].data) {
         const int w = qd + 2 * kvd;
@@ -224,13 +212,22 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     add_bias(m->k, &L[LLM_T_ATTN_K_B], n, kvd);
     add_bias(m->v, &L[LLM_T_ATTN_V_B], n, kvd);
 
+    TRACE("Qraw", il, m->q, (size_t)n * qd);
+    TRACE("Kraw", il, m->k, (size_t)n * kvd);
+    TRACE("Vcur", il, m->v, (size_t)n * kvd);
     per_token(m, il, n, pos, ST_QK);
+    TRACE("Qcur", il, m->q, (size_t)n * qd);
+    TRACE("Kcur", il, m->k, (size_t)n * kvd);
 
     attn_job aj = {m, il, n, pos, 0};
     llm_parallel(c->flash_attn ? attn_flash_task : attn_task, &aj);
 
+    TRACE("kqv_out", il, m->att, (size_t)n * qd);
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
+    TRACE("attn_out", il, m->tmp, (size_t)n * c->n_embd);
     per_token(m, il, n, pos, ST_POST_ATTN);
+    TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);
+    TRACE("ffn_norm", il, xn, (size_t)n * c->n_embd);
 
     const int ff_n = c->n_ff;
     if (L[LLM_T_FFN_GATE].data) {
@@ -244,9 +241,14 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
             memcpy(m->up + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n + ff_n, ff_n * 4);
         }
     }
+    TRACE("ffn_gate", il, m->gate, (size_t)n * ff_n);
+    TRACE("ffn_up", il, m->up, (size_t)n * ff_n);
     per_token(m, il, n, pos, ST_ACT);
+    TRACE("ffn_act", il, m->gate, (size_t)n * ff_n);
     mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
+    TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);
     per_token(m, il, n, pos, ST_POST_FFN);
+    TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
 }
 
 static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float *logits, int first_out, int n_out) {
@@ -260,11 +262,13 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
         if (c->embd_scale != 1.0f)
             for (int i = 0; i < d; i++) x[i] *= c->embd_scale;
     }
+    TRACE("embd", -1, m->x, (size_t)n * d);
     for (int il = 0; il < c->n_layer; il++) layer_forward(m, il, n, pos);
     if (n_out <= 0) return 0;
     for (int t = 0; t < n_out; t++)
         llm_rmsnorm(m->xn + (size_t)t * d, m->x + (size_t)(first_out + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, c->rms_eps);
     const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : E;
+    TRACE("result_norm", -1, m->xn, (size_t)n_out * d);
     mm(O, m->xn, n_out, logits);
     if (c->logit_softcap > 0.0f) {
         const float cap = c->logit_softcap;

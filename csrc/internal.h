@@ -117,10 +117,16 @@ typedef struct llm_kernel_table {
      * their nb scales as floats): bit-identical to vec_dot_nc on the same
      * activations in Q8_0 blocks. NULL where a table has none. */
     llm_vec_dot_nc_fn vec_dot_ncw[T_COUNT];
+    /* attn_exact.c: one query head without flash attention, and g = silu(g)*u,
+     * with llama.cpp's numerics (the same bits from every table) */
+    void (*attn_head)(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
+                      int hd, float scale, float *sc, float *acc, float *out);
+    void (*swiglu)(float *g, const float *u, int n);
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
 void llm_attn_kernels(llm_kernel_table *t, int isa);
+void llm_exact_kernels(llm_kernel_table *t, int isa);
 
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */

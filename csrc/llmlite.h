@@ -110,6 +110,9 @@ long long llm_model_kv_bytes(const llm_model *m);
 /* Run n tokens at positions pos..pos+n-1 (the KV cache must hold 0..pos-1).
  * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab).
  * n may exceed n_batch: it is processed in chunks. Returns 0, or -1 (context full, bad token). */
+/* debugging: called after each stage of the forward pass with that stage's whole batch (NULL: off) */
+typedef void (*llm_trace_fn)(const char *name, int layer, const float *data, long long n);
+void llm_set_trace(llm_trace_fn fn);
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode);
 
 /* ---- tokenizer merge loops (bpe.c) ---- */

@@ -26,7 +26,7 @@ void llm_model_free(llm_model *m) {
     if (!m) return;
     free(m->layers); zfree(m->kcache); zfree(m->vcache);
     zfree(m->x); zfree(m->xn); zfree(m->q); zfree(m->k); zfree(m->v); zfree(m->att);
-    zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16);
+    zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16); zfree(m->acc32);
     free(m);
 }
 
@@ -65,11 +65,12 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     m->tmp = zalloc(B * wide * 4);
     m->gate = zalloc(B * c->n_ff * 4);
     m->up = zalloc(B * c->n_ff * 4);
-    m->scores = zalloc((size_t)m->n_threads_alloc * n_ctx * 4);
+    m->scores = zalloc((size_t)m->n_threads_alloc * (n_ctx + 16) * 4);
+    m->acc32 = zalloc((size_t)m->n_threads_alloc * 16 * m->c.head_dim * 4);
     m->q16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
     m->acc16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
-        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16) {
+        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32) {
         llm_model_free(m);
         return NULL;
     }

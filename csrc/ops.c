@@ -34,8 +34,9 @@ void llm_rope_apply(float *x, const float *cs, int n_rot, int neox) {
         float *a = neox ? &x[i] : &x[2 * i];
         float *b = neox ? &x[i + half] : &x[2 * i + 1];
         const float x0 = *a, x1 = *b;
-        *a = x0 * c - x1 * s;
-        *b = x0 * s + x1 * c;
+        /* the fused forms llama.cpp's compiled rotate_pairs computes */
+        *a = fmaf(x0, c, -(x1 * s));
+        *b = fmaf(x0, s, x1 * c);
     }
 }
 

@@ -1,0 +1,146 @@
+/* Attention without flash attention, and SwiGLU, with the numerics of llama.cpp's
+ * CPU backend as built for an AVX-512 machine (its prompt-batch path), so that
+ * logits match llama.cpp's bit for bit:
+ *
+ *   scores   s = f16(q).K: a 16-lane fma chain over head_dim in chunks of 16,
+ *            then the 16 lanes summed in the tree of _mm512_reduce_add_ps (as
+ *            tinyBLAS's F16 gemm); head_dim not a multiple of 16 takes
+ *            ggml_vec_dot_f16's order (4 x 16-lane chains over 64s, the rest in double)
+ *   softmax  w = s*scale (masked: -inf), m = max, e = vexp(w - m) where vexp is
+ *            ggml_v_expf (below); sum in double of each aligned group of 16
+ *            positions' reduce_add; p = f16(e * (float)(1/sum))
+ *   output   o[d] = reduce over lanes l of the chain over position groups g of
+ *            fma(V[16g+l][d], p[16g+l], acc[l][d]) (tinyBLAS again, k = positions)
+ *
+ * Each step is written in plain C on elements (fmaf, fixed reduction trees): the
+ * result is defined element by element, so the same bits come out whether the
+ * compiler vectorises it or not. The bodies are compiled three times (no target,
+ * AVX2+FMA, AVX-512) and picked with the other kernels; all give the same bits. */
+#include <math.h>
+#include "internal.h"
+
+#define INL static inline __attribute__((always_inline))
+
+/* _mm512_reduce_add_ps as GCC expands it: halves, quarters, then pairs */
+INL float red16(const float *v) {
+    float t3[8], t6[4];
+    for (int i = 0; i < 8; i++) t3[i] = v[i + 8] + v[i];
+    for (int i = 0; i < 4; i++) t6[i] = t3[i + 4] + t3[i];
+    return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+/* ggml_v_expf (after ARM's optimized-routines expf): n = round(x/ln2) by the
+ * 1.5*2^23 shift, b = x - n*ln2 in two steps, a degree-5 polynomial in b, times
+ * 2^n; |n| > 192 gives 0 (n <= 0) or inf. */
+INL float vexp(float x) {
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         fmaf(0x1.ffffecp-1f, b, 1.0f));
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    if (n != n) return n;
+    /* vscalefps: j * 2^n rounded once; |n| <= 192, so outside the normal
+     * exponents an exact first step by 2^(n -+ 100), then 2^(+-100) */
+    const int ni = (int)n;
+    const int k = ni < -126 ? ni + 100 : ni > 127 ? ni - 100 : ni;
+    const float s2 = ni < -126 ? 0x1p-100f : ni > 127 ? 0x1p100f : 1.0f;
+    const uint32_t pb = (uint32_t)(k + 127) << 23;
+    float p2; memcpy(&p2, &pb, 4);
+    return (j * p2) * s2;
+}
+
+/* ggml_vec_swiglu_f32: groups of 16 through vexp, the tail through libm's expf */
+INL void swiglu_body(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) {
+            const float x = g[i + l];
+            g[i + l] = (x / (1.0f + vexp(0.0f - x))) * u[i + l];
+        }
+    for (; i < n; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+INL float kq_dot(const f16_t *q, const f16_t *k, int hd) {
+    if ((hd & 15) == 0) {
+        float acc[16] = {0};
+        for (int c = 0; c < hd; c += 16)
+            for (int l = 0; l < 16; l++) acc[l] = fmaf(llm_f16_to_f32(k[c + l]), llm_f16_to_f32(q[c + l]), acc[l]);
+        return red16(acc);
+    }
+    /* ggml_vec_dot_f16 */
+    float s4[4][16] = {{0}};
+    const int np = hd & ~63;
+    for (int c = 0; c < np; c += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++)
+                s4[j][l] = fmaf(llm_f16_to_f32(q[c + 16 * j + l]), llm_f16_to_f32(k[c + 16 * j + l]), s4[j][l]);
+    for (int l = 0; l < 16; l++) {
+        s4[0][l] = s4[0][l] + s4[2][l];
+        s4[1][l] = s4[1][l] + s4[3][l];
+        s4[0][l] = s4[0][l] + s4[1][l];
+    }
+    double sum = (double)red16(s4[0]);
+    for (int i = np; i < hd; i++) sum += (double)(llm_f16_to_f32(q[i]) * llm_f16_to_f32(k[i]));
+    return (float)sum;
+}
+
+/* One query head over cache rows start..end (row s at K/V + s*stride).
+ * sc: scratch of end/16*16 + 16 floats; acc: 16*hd floats; out: hd floats. */
+INL void attn_head_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
+                        int hd, float scale, float *sc, float *acc, float *out) {
+    const int g0 = start & ~15, g1 = (end & ~15) + 16;
+    float mx = -INFINITY;
+    for (int s = g0; s < g1; s++) {
+        float w = -INFINITY;
+        if (s >= start && s <= end) w = kq_dot(q16, K + (size_t)s * stride, hd) * scale;
+        sc[s] = w;
+        mx = w > mx ? w : mx;
+    }
+    double sum = 0.0;
+    for (int g = g0; g < g1; g += 16) {
+        for (int l = 0; l < 16; l++) sc[g + l] = vexp(sc[g + l] - mx);
+        sum += (double)red16(sc + g);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int i = 0; i < 16 * hd; i++) acc[i] = 0.0f;
+    for (int s = start; s <= end; s++) {
+        const float p = llm_f16_to_f32(llm_f32_to_f16(sc[s] * inv));
+        const f16_t *v = V + (size_t)s * stride;
+        float *a = acc + (size_t)(s & 15) * hd;
+        for (int d = 0; d < hd; d++) a[d] = fmaf(llm_f16_to_f32(v[d]), p, a[d]);
+    }
+    /* reduce the 16 lanes of every d in red16's tree, rows at a time */
+    for (int i = 0; i < 8; i++)
+        for (int d = 0; d < hd; d++) acc[i * hd + d] = acc[(i + 8) * hd + d] + acc[i * hd + d];
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < hd; d++) acc[i * hd + d] = acc[(i + 4) * hd + d] + acc[i * hd + d];
+    for (int d = 0; d < hd; d++) out[d] = (acc[d] + acc[2 * hd + d]) + (acc[hd + d] + acc[3 * hd + d]);
+}
+
+#define WRAPPERS(SUF, ATTR)                                                                          \
+    ATTR static void attn_head_##SUF(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, \
+                                     int start, int end, int hd, float scale, float *sc, float *acc,  \
+                                     float *out) {                                                    \
+        attn_head_body(q16, K, V, stride, start, end, hd, scale, sc, acc, out);                       \
+    }                                                                                                 \
+    ATTR static void swiglu_##SUF(float *g, const float *u, int n) { swiglu_body(g, u, n); }
+
+WRAPPERS(scalar, )
+#if defined(__x86_64__)
+WRAPPERS(avx2, __attribute__((target("avx2,fma,f16c"))))
+WRAPPERS(avx512, __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c"))))
+#endif
+
+void llm_exact_kernels(llm_kernel_table *t, int isa) {
+    t->attn_head = attn_head_scalar;
+    t->swiglu = swiglu_scalar;
+#if defined(__x86_64__)
+    if (isa == 1) { t->attn_head = attn_head_avx2; t->swiglu = swiglu_avx2; }
+    else if (isa == 2) { t->attn_head = attn_head_avx512; t->swiglu = swiglu_avx512; }
+#else
+    (void)isa;
+#endif
+}
