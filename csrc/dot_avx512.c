@@ -408,23 +408,34 @@ INL __m512i k16_off(__m256i sc16, const int16_t *bsums, int shift) {
     return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(off, shift)));
 }
 
-/* Q4_K and Q5_K (HAS_H: the fifth bit from qh) */
+/* Q4_K and Q5_K (HAS_H: the fifth bit from qh), in the order of llama.cpp's
+ * repacked Q4_K gemm (ggml_gemm_q4_K_8x8_q8_K, which x86 builds use for every
+ * Q4_K matrix with a multiple of 8 rows, on prompt rows in groups of 4), so that
+ * results match it bit for bit: per 64 elements (two sub-blocks) the exact
+ * integers I = sum sc*q.x and M = sum m*bsum, then two float chains
+ * acc = fma(I, dw*dx, acc), accm = fma(M, dmin*dx, accm); acc - accm.
+ * (llama.cpp's gemv, for the last n % 4 rows of a batch, takes one step per
+ * super-block instead: it is not batch-invariant, and we are.) */
 #define DOT_K45(NAME, WT, HAS_H)                                                                \
     INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
         const block_q8_K *yc[NCM];                                                              \
         long long nb = n / QKK;                                                                 \
         const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16); \
-        __m512 acc[NCM];                                                                        \
-        __m256 accm[NCM];                                                                       \
-        FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); accm[c] = _mm256_setzero_ps(); } \
+        float acc[NCM], accm[NCM];                                                              \
+        FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; accm[c] = 0.0f; }                    \
         for (long long i = 0; i < nb; i++) {                                                    \
             const uint8_t *q = w[i].qs;                                                         \
             __m128i scm = k4_scales(w[i].scales);                                               \
             __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));                                   \
             __m256i mw = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)); /* m0 m0 m1 m1 ... */ \
-            __m512i sum[NCM];                                                                   \
-            FORC sum[c] = _mm512_setzero_si512();                                               \
+            const float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);                                 \
+            float d[NCM], dm[NCM];                                                              \
+            int mins[NCM][8];                                                                   \
+            FORC {                                                                              \
+                d[c] = wd * yc[c][i].d; dm[c] = wdm * yc[c][i].d;                               \
+                _mm256_storeu_si256((__m256i *)mins[c], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yc[c][i].bsums), mw)); \
+            }                                                                                   \
             __m512i qh = _mm512_setzero_si512();                                                \
             if (HAS_H) qh = bcast32(((const block_q5_K *)(const void *)&w[i])->qh);             \
             /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..] */     \
@@ -437,57 +448,65 @@ INL __m512i k16_off(__m256i sc16, const int16_t *bsums, int shift) {
                     cd = _mm512_mask_add_epi8(cd, h, cd, c16);                                  \
                 }                                                                               \
                 __m512i scw = k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7); \
-                FORC sum[c] = kdot(sum[c], cd, yc[c][i].qs + 64 * k, scw);                      \
-            }                                                                                   \
-            float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);                                       \
-            FORC {                                                                              \
-                const block_q8_K *y = yc[c] + i;                                                \
-                float d = wd * y->d, dm = wdm * y->d;                                           \
-                __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mw); \
-                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(d), acc[c]); \
-                accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm[c]); \
+                FORC {                                                                          \
+                    const int isum = _mm512_reduce_add_epi32(kdot(_mm512_setzero_si512(), cd, yc[c][i].qs + 64 * k, scw)); \
+                    acc[c] = __builtin_fmaf((float)isum, d[c], acc[c]);                         \
+                    accm[c] = __builtin_fmaf((float)(mins[c][2 * k] + mins[c][2 * k + 1]), dm[c], accm[c]); \
+                }                                                                               \
             }                                                                                   \
         }                                                                                       \
-        FORC s[c * ss] = hsum(acc[c]) - hsum(_mm512_zextps256_ps512(accm[c]));                  \
+        FORC s[c * ss] = acc[c] - accm[c];                                                      \
     }                                                                                           \
     NC_FUNCS(NAME)
 
 DOT_K45(dot_q4_k, block_q4_K, 0)
 DOT_K45(dot_q5_k, block_q5_K, 1)
 
+/* Q6_K in the order of llama.cpp's tiled K-quant matmul (ggml-cpu/tiled, which
+ * x86 builds use for batches of 8 rows or more), so that results match it bit for
+ * bit: per super-block the exact integer I = sum sc * (q - 32) . x, then
+ * r = (float)I * dw rounded, acc = fma(r, dx, acc). (Below 8 rows llama.cpp takes
+ * ggml_vec_dot_q6_K_q8_K's order instead: it is not batch-invariant, and we are.) */
 INL void dot_q6_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q6_K *w = vw;
     const block_q8_K *yc[NCM];
-    long long nb = n / QKK;
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    const __m512i shl = CNT2(4, 2), shr = CNT2(0, 2);
-    __m512 acc[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); }
+    const long long nb = n / QKK;
+    const __m256i m15 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long i = 0; i < nb; i++) {
-        const uint8_t *ql = w[i].ql, *qh = w[i].qh;
-        /* codes are q = low4 | high2 << 4 in 0..63; the -32 comes off as 32 * sum sc*bsum */
-        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[i].scales));
-        __m512i lo = bcast_words(_mm256_castsi256_si128(sc16)), hi = bcast_words(_mm256_extracti128_si256(sc16, 1));
-        __m512i sum[NCM];
-        FORC sum[c] = k16_off(sc16, yc[c][i].bsums, 5);
-        for (int h = 0; h < 2; h++) {
-            __m512i l = ld64(ql + 64 * h), hb = bcast32(qh + 32 * h);
-            /* elements 128h + 0..63: low nibbles, qh bits 0-1 / 2-3 */
-            __m512i c0 = _mm512_ternarylogic_epi32(l, _mm512_and_si512(_mm512_sllv_epi16(hb, shl), m30), m4, 0xEC);
-            /* elements 128h + 64..127: high nibbles, qh bits 4-5 / 6-7 */
-            __m512i c1 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(l, 4), _mm512_and_si512(_mm512_srlv_epi16(hb, shr), m30), m4, 0xEC);
-            __m512i v = h ? hi : lo;
-            __m512i s0 = SC16(v, 0), s1 = SC16(v, 4);
-            FORC {
-                const int8_t *q8 = yc[c][i].qs;
-                sum[c] = kdot(sum[c], c0, q8 + 128 * h, s0);
-                sum[c] = kdot(sum[c], c1, q8 + 128 * h + 64, s1);
-            }
+        const __m128i scb = _mm_loadu_si128((const __m128i *)w[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(scb);
+        __m256i q[8], scw[8];
+        for (int j = 0; j < 2; j++) {
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * j));
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * j + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * j));
+            q[4 * j + 0] = _mm256_or_si256(_mm256_and_si256(l0, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(l1, m15), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(12)), 2));
+            q[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m15), _mm256_and_si256(h, _mm256_set1_epi8(48)));
+            q[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m15),
+                                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2));
         }
-        float wd = h2f(w[i].d);
-        FORC acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(wd * yc[c][i].d), acc[c]);
+        for (int g = 0; g < 8; g++) {   /* int16 lanes 0-7 <- sc[2g], 8-15 <- sc[2g+1] */
+            const __m128i lo = _mm_set1_epi16(w[i].scales[2 * g]), hi = _mm_set1_epi16(w[i].scales[2 * g + 1]);
+            scw[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+        }
+        const float wd = h2f(w[i].d);
+        FORC {
+            const block_q8_K *y = yc[c] + i;
+            __m256i sum = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g += 2) {
+                const __m256i p0 = _mm256_madd_epi16(scw[g], _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * g))));
+                const __m256i p1 = _mm256_madd_epi16(scw[g + 1], _mm256_maddubs_epi16(q[g + 1], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * g + 32))));
+                sum = _mm256_add_epi32(sum, _mm256_add_epi32(p0, p1));
+            }
+            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16), 5);
+            sum = _mm256_sub_epi32(sum, off);
+            acc[c] = __builtin_fmaf((float)hsum_i256(sum) * wd, y->d, acc[c]);
+        }
     }
-    FORC s[c * ss] = hsum(acc[c]);
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q6_k)
 

@@ -52,7 +52,8 @@ void llm_swiglu(float *g, const float *u, int n) {
 #define GELU_COEF_A 0.044715f
 #define SQRT_2_OVER_PI 0.79788456080286535587989211986876f
 static inline float gelu_f32(float x) {
-    return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_COEF_A * x * x)));
+    /* 1 + a*x*x fused, as llama.cpp's compiled table init computes it */
+    return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * fmaf(GELU_COEF_A * x, x, 1.0f)));
 }
 /* gelu of every F16 input, rounded to F16 and widened: llama.cpp's table */
 static float gelu_table[65536];
