@@ -3,13 +3,16 @@
  * Quantized types: integer products are summed exactly in int32 lanes, and every
  * lane stays below 2^24 in magnitude, so its conversion to float is exact; blocks
  * are then scaled and accumulated in float in a fixed order, with one horizontal
- * reduction per call. Results depend only on (n, w, a): batch invariant.
+ * reduction per call. Results depend only on (n, w, a): batch invariant. The
+ * 32-element types run llama.cpp's x86 order (one 8-lane fma chain, hsum8), the
+ * same bits as the AVX-512 and scalar kernels.
  * int8 products use maddubs (unsigned x signed, pairs summed to int16): operands
  * are arranged so that no pair can saturate (unsigned weight codes <= 63, or the
  * sign moved from one signed operand onto the other).
  * Every quantized kernel also has a multi-column form (vec_dot_nc, the weight
- * decoded once for up to 4 columns at a time; bit-identical per column to
- * vec_dot: see "multi-column form" below). */
+ * decoded once for up to 4 columns at a time, 6 for the 32-element types;
+ * bit-identical per column to vec_dot: see "multi-column form" below); Q4_0,
+ * Q5_0 and Q8_0 also take the wide activation layout (vec_dot_ncw). */
 #include "internal.h" /* first: declarations made under the pragma below would take its target */
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -118,31 +121,6 @@ static void dot_bf16(long long n, float *s, const void *wv, const void *av) {
     *s = r;
 }
 
-/* ---- 32-element types ----
- * Each block gives 8 exact int32 lanes (|lane| < 2^24). Four blocks at a time are
- * folded by horizontal adds into one vector [b0 b1 b2 b3 | b0 b1 b2 b3] and scaled
- * by [d0 d1 d2 d3 | d0 d1 d2 d3] (dw*da per block, four fp16 pairs converted at
- * once); leftover blocks go one by one into a second accumulator. */
-
-/* four fp16 fields at stride `st` bytes -> 4 floats */
-static inline __m128 f16x4(const uint8_t *p, size_t st) {
-    uint16_t h0, h1, h2, h3;
-    memcpy(&h0, p, 2); memcpy(&h1, p + st, 2); memcpy(&h2, p + 2 * st, 2); memcpy(&h3, p + 3 * st, 2);
-    __m128i v = _mm_cvtsi32_si128(h0);
-    v = _mm_insert_epi16(v, h1, 1);
-    v = _mm_insert_epi16(v, h2, 2);
-    v = _mm_insert_epi16(v, h3, 3);
-    return _mm_cvtph_ps(v);
-}
-
-static inline __m256i hadd4(__m256i p0, __m256i p1, __m256i p2, __m256i p3) {
-    return _mm256_hadd_epi32(_mm256_hadd_epi32(p0, p1), _mm256_hadd_epi32(p2, p3));
-}
-
-static inline __m256 fma_block(__m256i lanes, float d, __m256 acc) {
-    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
-}
-
 /* ---- multi-column form ----
  * Every quantized kernel is written once as an always_inline body K_k(n, s, ss,
  * w, a, as, NC), NC a literal 1..LLM_NC_MAX: the weight blocks are decoded once
@@ -165,84 +143,155 @@ static inline __m256 fma_block(__m256i lanes, float d, __m256 acc) {
         else if (nc == 1) K##_k(n, s, ss, w, ac, as, 1);                                        \
     }
 
-/* weight side of one 32-element block: unsigned operand u (and, for Q8_0, the
- * signed values whose sign moves onto y) */
+/* ---- 32-element types ----
+ * In the order of llama.cpp's x86 kernels (ggml_vec_dot_q4_0_q8_0 & co. with
+ * AVX2), bit for bit the AVX-512 and scalar kernels' order: one 8-lane float
+ * chain per column, acc = fma(dw*dx, lanes, acc) over the blocks in order, lane
+ * l the exact int32 sum of elements 4l..4l+3 of w.x (maddubs pairs, then madd
+ * with ones; col_* below say why no pair saturates), dw*dx the float product of the
+ * two widened fp16 scales; Q4_1 / Q5_1 also run the scalar chain
+ * ms = fma(m_w, s_x, ms); the result is hsum8(acc) (+ ms). One chain is
+ * latency-bound for one column; the multi-column form runs NC chains at once. */
+
+/* high half + low half, then + movehl, then add_ss of movehdup (llama.cpp's hsum_float_8) */
+static inline float hsum8(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+static inline uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+/* the fp16 pair at p (d and m, or d and s; or d and two quants, lane 1 then
+ * unused) -> floats in lanes 0, 1 (exact); lanes 2, 3 zero */
+static inline __m128 f16x2(const void *p) { return _mm_cvtph_ps(_mm_cvtsi32_si128((int)ld32(p))); }
+
+/* weight side of one block: unsigned operand u and, for the signed types, the
+ * signed values sg whose sign moves onto x */
 typedef struct { __m256i u, sg; } wblk;
-INL wblk dec_q4_0(const block_q4_0 *x) { wblk r = {nibbles32(x->qs), _mm256_setzero_si256()}; return r; }
-INL wblk dec_q4_1(const block_q4_1 *x) { wblk r = {nibbles32(x->qs), _mm256_setzero_si256()}; return r; }
-INL wblk dec_q5_0(const block_q5_0 *x) {
-    wblk r = {_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), _mm256_setzero_si256()};
-    return r;
+/* Q4_0: u = the unsigned nibble q (the -8 comes off as 8*x, see col_q4_0) */
+INL wblk dec_q4_0(const block_q4_0 *w) { wblk r = {nibbles32(w->qs), _mm256_setzero_si256()}; return r; }
+INL wblk dec_q4_1(const block_q4_1 *w) { wblk r = {nibbles32(w->qs), _mm256_setzero_si256()}; return r; }
+INL __m256i q5_codes(const uint8_t *qs, const uint8_t *qh) {
+    return _mm256_or_si256(nibbles32(qs), _mm256_and_si256(bits32(qh), _mm256_set1_epi8(0x10)));
 }
-INL wblk dec_q5_1(const block_q5_1 *x) {
-    wblk r = {_mm256_or_si256(nibbles32(x->qs), _mm256_and_si256(bits32(x->qh), _mm256_set1_epi8(0x10))), _mm256_setzero_si256()};
-    return r;
-}
-INL wblk dec_q8_0(const block_q8_0 *x) {
-    __m256i v = _mm256_loadu_si256((const __m256i *)x->qs);
+INL wblk dec_q5_0(const block_q5_0 *w) {
+    const __m256i v = _mm256_sub_epi8(q5_codes(w->qs, w->qh), _mm256_set1_epi8(16));   /* -16..15 */
     wblk r = {_mm256_sign_epi8(v, v), v};
     return r;
 }
-/* the int32 lanes of one block against y: q - 8 (Q4_0) and q - 16 (Q5_0) as
- * unsigned q times y, minus the offset times y; Q8_0 signed . signed */
-INL __m256i col_off(wblk d, const int8_t *yq, int off) {
-    const __m256i qy = _mm256_loadu_si256((const __m256i *)yq);
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(d.u, qy), _mm256_maddubs_epi16(_mm256_set1_epi8((char)off), qy));
+INL wblk dec_q5_1(const block_q5_1 *w) { wblk r = {q5_codes(w->qs, w->qh), _mm256_setzero_si256()}; return r; }
+INL wblk dec_q8_0(const block_q8_0 *w) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)w->qs);
+    wblk r = {_mm256_sign_epi8(v, v), v};
+    return r;
+}
+
+/* the 8 int32 lanes of one block against x (32 int8 at xq).
+ * Q4_0: q*x - 8*x per pair in int16 (|.| <= 2*15*128), exact for every x, as the
+ * AVX-512 kernel's offset form. Q5_0 / Q8_0: |w| times x carrying w's sign, as
+ * the AVX-512 kernel does (pairs <= 2*128*127; x = -128 against w < 0 wraps there
+ * as here, and differs from the scalar kernel's exact sum: quantize_act gives
+ * -128 only in blocks whose fp16 scale is 0, where the lanes do not count).
+ * Q4_1 / Q5_1: the unsigned codes (<= 31) times x. */
+INL __m256i col_q4_0(wblk d, const int8_t *xq) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)xq);
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(d.u, x), _mm256_maddubs_epi16(_mm256_set1_epi8(8), x));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
-INL __m256i col_q4_0(wblk d, const block_q8_0 *y) { return col_off(d, y->qs, 8); }
-INL __m256i col_q5_0(wblk d, const block_q8_0 *y) { return col_off(d, y->qs, 16); }
-INL __m256i col_u(wblk d, const block_q8_1 *y) { return dot_us8(d.u, _mm256_loadu_si256((const __m256i *)y->qs)); }
-INL __m256i col_q8_0(wblk d, const block_q8_0 *y) {
-    return dot_us8(d.u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), d.sg));
+INL __m256i col_sgn(wblk d, const int8_t *xq) {
+    return dot_us8(d.u, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xq), d.sg));
+}
+INL __m256i col_u(wblk d, const int8_t *xq) { return dot_us8(d.u, _mm256_loadu_si256((const __m256i *)xq)); }
+
+/* These kernels take up to NC32 columns per pass (matmul passes up to
+ * LLM_NC_MAX): one ymm chain per column. */
+#define NC32 6
+#define NC32_FUNCS(NCF, KK)                                                                  \
+static void NCF(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+    const char *ac = a;                                                                      \
+    for (; nc >= NC32; nc -= NC32, s += NC32 * ss, ac += NC32 * as) KK(n, s, ss, w, ac, as, NC32); \
+    switch (nc) {                                                                            \
+    case 5: KK(n, s, ss, w, ac, as, 5); break;                                               \
+    case 4: KK(n, s, ss, w, ac, as, 4); break;                                               \
+    case 3: KK(n, s, ss, w, ac, as, 3); break;                                               \
+    case 2: KK(n, s, ss, w, ac, as, 2); break;                                               \
+    case 1: KK(n, s, ss, w, ac, as, 1); break;                                               \
+    }                                                                                        \
 }
 
-/* HAS_M: add m_w * s_a per block (Q4_1, Q5_1 with Q8_1 activations) */
-#define DOT32(NAME, WT, AT, DEC, COL, HAS_M)                                                 \
-INL void NAME##_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) { \
-    const WT *x = wv;                                                                        \
-    const AT *yc[NCM];                                                                       \
+/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0). WIDE: the activations in
+ * the wide layout of vec_dot_ncw (each column's nb blocks of 32 quants, then
+ * their nb scales as floats, exactly widened), where the scale product is a
+ * vector multiply of broadcasts: the same float product dw*dx. */
+#define DOT32_D(NAME, WT, DEC, COL)                                                          \
+INL void NAME##_b(long long n, float *s, long long ss, const void *wv, const void *av, long long as, \
+                  const int NC, const int WIDE) {                                           \
+    const WT *w = wv;                                                                        \
     const long long nb = n / QK;                                                             \
-    __m256 acc[NCM], acc1[NCM];                                                              \
-    __m128 accm[NCM];                                                                        \
-    float mt[NCM];                                                                           \
-    FORC { yc[c] = XCOL(AT, c); acc[c] = _mm256_setzero_ps(); acc1[c] = acc[c];              \
-           accm[c] = _mm_setzero_ps(); mt[c] = 0.0f; }                                       \
-    long long i = 0;                                                                         \
-    for (; i + 3 < nb; i += 4) {                                                             \
-        const wblk d0 = DEC(x + i), d1 = DEC(x + i + 1), d2 = DEC(x + i + 2), d3 = DEC(x + i + 3); \
-        const __m128 dx = f16x4((const uint8_t *)&x[i].d, sizeof *x);                        \
-        const __m128 mx = HAS_M ? f16x4((const uint8_t *)x + (2 + i * sizeof *x), sizeof *x) : _mm_setzero_ps(); \
+    const char *xc[NC32];                                                                    \
+    __m256 acc[NC32];                                                                        \
+    FORC { xc[c] = (const char *)av + (long long)c * as; acc[c] = _mm256_setzero_ps(); }     \
+    for (long long i = 0; i < nb; i++) {                                                     \
+        const wblk d = DEC(w + i);                                                           \
+        const float wd = h2f(w[i].d);                                                        \
         FORC {                                                                               \
-            const AT *y = yc[c];                                                             \
-            const __m256i p = hadd4(COL(d0, y + i), COL(d1, y + i + 1), COL(d2, y + i + 2), COL(d3, y + i + 3)); \
-            const __m128 d = _mm_mul_ps(dx, f16x4((const uint8_t *)&y[i].d, sizeof *y));     \
-            acc[c] = _mm256_fmadd_ps(_mm256_set_m128(d, d), _mm256_cvtepi32_ps(p), acc[c]);  \
-            if (HAS_M) accm[c] = _mm_fmadd_ps(mx, f16x4((const uint8_t *)y + (2 + i * sizeof *y), sizeof *y), accm[c]); \
+            __m256 v, dd;                                                                    \
+            if (WIDE) {                                                                      \
+                v = _mm256_cvtepi32_ps(COL(d, (const int8_t *)xc[c] + 32 * i));              \
+                dd = _mm256_mul_ps(_mm256_set1_ps(wd), _mm256_broadcast_ss((const float *)(xc[c] + 32 * nb) + i)); \
+            } else {                                                                         \
+                const block_q8_0 *x = (const block_q8_0 *)xc[c] + i;                         \
+                v = _mm256_cvtepi32_ps(COL(d, x->qs));                                       \
+                dd = _mm256_broadcastss_ps(_mm_mul_ss(_mm_set_ss(wd), f16x2(&x->d)));         \
+            }                                                                                \
+            acc[c] = _mm256_fmadd_ps(dd, v, acc[c]);                                         \
         }                                                                                    \
     }                                                                                        \
-    for (; i < nb; i++) {                                                                    \
-        const wblk d0 = DEC(x + i);                                                          \
-        const float xd = h2f(x[i].d), xm = HAS_M ? h2f(((const f16_t *)&x[i])[1]) : 0.0f;    \
-        FORC {                                                                               \
-            const AT *y = yc[c];                                                             \
-            acc1[c] = fma_block(COL(d0, y + i), xd * h2f(y[i].d), acc1[c]);                  \
-            if (HAS_M) mt[c] += xm * h2f(((const f16_t *)&y[i])[1]);                         \
-        }                                                                                    \
-    }                                                                                        \
-    FORC {                                                                                   \
-        float r = hsum_ps(_mm256_add_ps(acc[c], acc1[c]));                                   \
-        if (HAS_M) r += hsum_ps128(accm[c]) + mt[c];                                         \
-        s[c * ss] = r;                                                                       \
-    }                                                                                        \
+    FORC s[c * ss] = hsum8(acc[c]);                                                          \
 }                                                                                            \
-NC_FUNCS(NAME)
+INL void NAME##_k(long long n, float *s, long long ss, const void *w, const void *a, long long as, const int NC) { \
+    NAME##_b(n, s, ss, w, a, as, NC, 0);                                                     \
+}                                                                                            \
+INL void NAME##w_k(long long n, float *s, long long ss, const void *w, const void *a, long long as, const int NC) { \
+    NAME##_b(n, s, ss, w, a, as, NC, 1);                                                     \
+}                                                                                            \
+static void NAME(long long n, float *s, const void *w, const void *a) { NAME##_k(n, s, 0, w, a, 0, 1); } \
+NC32_FUNCS(NAME##_nc, NAME##_k)                                                              \
+NC32_FUNCS(NAME##_ncw, NAME##w_k)
 
-DOT32(dot_q4_0, block_q4_0, block_q8_0, dec_q4_0, col_q4_0, 0)
-DOT32(dot_q4_1, block_q4_1, block_q8_1, dec_q4_1, col_u, 1)
-DOT32(dot_q5_0, block_q5_0, block_q8_0, dec_q5_0, col_q5_0, 0)
-DOT32(dot_q5_1, block_q5_1, block_q8_1, dec_q5_1, col_u, 1)
-DOT32(dot_q8_0, block_q8_0, block_q8_0, dec_q8_0, col_q8_0, 0)
+/* The d+m types (Q4_1, Q5_1 against Q8_1). With [dw, mw] and [dx, sx] in lanes
+ * 0, 1: lane 0 of their product is dw*dx, and lane 1 of the fma chain
+ * msv = fma([dw, mw], [dx, sx], msv) is ms = fma(mw, sx, ms) (lane 0 unused). */
+#define DOT32_M(NAME, WT, DEC)                                                               \
+INL void NAME##_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) { \
+    const WT *w = wv;                                                                        \
+    const block_q8_1 *xc[NC32];                                                              \
+    const long long nb = n / QK;                                                             \
+    __m256 acc[NC32];                                                                        \
+    __m128 msv[NC32];                                                                        \
+    FORC { xc[c] = XCOL(block_q8_1, c); acc[c] = _mm256_setzero_ps(); msv[c] = _mm_setzero_ps(); } \
+    for (long long i = 0; i < nb; i++) {                                                     \
+        const wblk d = DEC(w + i);                                                           \
+        const __m128 wdm = f16x2(&w[i].d);                                                   \
+        FORC {                                                                               \
+            const block_q8_1 *x = xc[c] + i;                                                 \
+            const __m128 xds = f16x2(&x->d);                                                 \
+            const __m256 v = _mm256_cvtepi32_ps(col_u(d, x->qs));                            \
+            msv[c] = _mm_fmadd_ps(wdm, xds, msv[c]);                                         \
+            acc[c] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_mul_ss(wdm, xds)), v, acc[c]); \
+        }                                                                                    \
+    }                                                                                        \
+    FORC s[c * ss] = hsum8(acc[c]) + _mm_cvtss_f32(_mm_movehdup_ps(msv[c]));                \
+}                                                                                            \
+static void NAME(long long n, float *s, const void *w, const void *a) { NAME##_k(n, s, 0, w, a, 0, 1); } \
+NC32_FUNCS(NAME##_nc, NAME##_k)
+
+DOT32_D(dot_q4_0, block_q4_0, dec_q4_0, col_q4_0)
+DOT32_D(dot_q5_0, block_q5_0, dec_q5_0, col_sgn)
+DOT32_D(dot_q8_0, block_q8_0, dec_q8_0, col_sgn)
+DOT32_M(dot_q4_1, block_q4_1, dec_q4_1)
+DOT32_M(dot_q5_1, block_q5_1, dec_q5_1)
 
 /* ---- K-quants (256-element super-blocks, Q8_K activations) ---- */
 
@@ -480,4 +529,7 @@ void llm_kernels_avx2(llm_kernel_table *t) {
     SET(T_Q5_K, dot_q5_K);
     SET(T_Q6_K, dot_q6_K);
 #undef SET
+    t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
+    t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
+    t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
 }

@@ -4,15 +4,18 @@
  * blocks; matmul.c checks that). Activations arrive already converted to the
  * weight type's paired type (spec section 4):
  *   F32·F32, F16·F16, BF16·BF16        products and sums in float
- *   Q4_0, Q5_0, Q8_0 · Q8_0            per block: exact int32 Σq·q8, then ·f(dx)·f(dy)
- *   Q4_1, Q5_1 · Q8_1                  the same, plus f(mx)·f(sy)
+ *   Q4_0, Q5_0, Q8_0 · Q8_0            per block: 8 exact int32 lane sums of q·q8 (4
+ *                                      elements each), fmaf'd with f(dx)·f(dy) into 8
+ *                                      float lanes (llama.cpp's x86 order, see below)
+ *   Q4_1, Q5_1 · Q8_1                  the same, plus an fmaf chain of f(mx)·f(sy)
  *   Q2_K .. Q6_K · Q8_K                per super-block: exact int32 sums over the
  *                                      sub-blocks (scales applied as integers,
  *                                      mins through the Q8_K bsums), then one
  *                                      float scaling by f(d)·d8 (and f(dmin)·d8)
- * Blocks are accumulated in float, in block order. The float loops use
+ * Blocks are accumulated in float, in block order. The float-type loops use
  * LANES independent partial sums so that the compiler can vectorise them
  * (no -ffast-math here); the lanes are reduced in a fixed order. */
+#include <math.h>
 #include "internal.h"
 
 #define LANES 16
@@ -76,12 +79,32 @@ static void dot_bf16(long long n, float *s, const void *w, const void *a) {
     *s = lanes_sum(acc);
 }
 
-/* ---- 32-element blocks ---- */
+/* ---- 32-element blocks ----
+ * In the order of llama.cpp's x86 kernels, bit for bit the AVX2 and AVX-512
+ * kernels: 8 float lanes acc[l] = fmaf(dw*dx, lane_l, acc[l]) over the blocks in
+ * order, lane_l the exact int32 sum of w_j*x_j over elements 4l..4l+3 of the
+ * block and dw*dx the float product of the widened fp16 scales (one rounding);
+ * then hsum8. Q4_1 / Q5_1 add the chain ms = fmaf(m_w, s_x, ms) at the end. */
 
-static inline int dot32_i8(const int8_t *q, const int8_t *y) {
-    int sum = 0;
-    for (int j = 0; j < QK; j++) sum += q[j] * y[j];
-    return sum;
+/* lanes[l] = Σ_{j=4l..4l+3} w[j]·x[j], exact in int32 */
+static inline void lanes8(const int8_t *w, const int8_t *x, int32_t lanes[8]) {
+    for (int l = 0; l < 8; l++) {
+        int32_t s = 0;
+        for (int j = 4 * l; j < 4 * l + 4; j++) s += (int32_t)w[j] * (int32_t)x[j];
+        lanes[l] = s;
+    }
+}
+
+static inline void fma8(float acc[8], float d, const int32_t lanes[8]) {
+    for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lanes[l], acc[l]);
+}
+
+/* _mm256 high half + low half, + movehl, then add_ss of movehdup */
+static inline float hsum8(const float acc[8]) {
+    float r0 = acc[4] + acc[0], r1 = acc[5] + acc[1], r2 = acc[6] + acc[2], r3 = acc[7] + acc[3];
+    r0 = r0 + r2;
+    r1 = r1 + r3;
+    return r0 + r1;
 }
 
 /* Q4_0 / Q4_1 low nibble = element j, high nibble = element j+16, as 0..15 */
@@ -99,64 +122,58 @@ static inline void unpack_q5(const uint8_t *qs, const uint8_t *qh, int8_t *q) {
         for (int b = 0; b < 8; b++) q[8 * i + b] |= (int8_t)(((qh[i] >> b) & 1) << 4);
 }
 
-static void dot_q4_0(long long n, float *s, const void *w, const void *a) {
-    const block_q4_0 *x = w;
-    const block_q8_0 *y = a;
-    float sumf = 0;
-    for (long long b = 0; b < n / QK; b++) {
-        int8_t q[QK];
-        unpack_nibbles32(x[b].qs, q);
-        for (int j = 0; j < QK; j++) q[j] -= 8;
-        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
-    }
-    *s = sumf;
+/* the integer weights of block b of a d-only type (Q4_0: q-8, Q5_0: q-16, Q8_0: q) */
+static inline void wq_q4_0(const block_q4_0 *x, int8_t *q) {
+    unpack_nibbles32(x->qs, q);
+    for (int j = 0; j < QK; j++) q[j] -= 8;
 }
+static inline void wq_q5_0(const block_q5_0 *x, int8_t *q) {
+    unpack_q5(x->qs, x->qh, q);
+    for (int j = 0; j < QK; j++) q[j] -= 16;
+}
+static inline void wq_q8_0(const block_q8_0 *x, int8_t *q) { memcpy(q, x->qs, QK); }
 
-static void dot_q4_1(long long n, float *s, const void *w, const void *a) {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = a;
-    float sumf = 0;
-    for (long long b = 0; b < n / QK; b++) {
-        int8_t q[QK];
-        unpack_nibbles32(x[b].qs, q);
-        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d)) + h2f(x[b].m) * h2f(y[b].s);
+#define DOT32_D(NAME, WT, WQ)                                                                \
+    static void NAME(long long n, float *s, const void *w, const void *a) {                 \
+        const WT *x = w;                                                                     \
+        const block_q8_0 *y = a;                                                             \
+        float acc[8] = {0};                                                                  \
+        for (long long b = 0; b < n / QK; b++) {                                             \
+            int8_t q[QK];                                                                    \
+            int32_t lanes[8];                                                                \
+            WQ(&x[b], q);                                                                    \
+            lanes8(q, y[b].qs, lanes);                                                       \
+            fma8(acc, h2f(x[b].d) * h2f(y[b].d), lanes);                                     \
+        }                                                                                    \
+        *s = hsum8(acc);                                                                     \
     }
-    *s = sumf;
-}
 
-static void dot_q5_0(long long n, float *s, const void *w, const void *a) {
-    const block_q5_0 *x = w;
-    const block_q8_0 *y = a;
-    float sumf = 0;
-    for (long long b = 0; b < n / QK; b++) {
-        int8_t q[QK];
-        unpack_q5(x[b].qs, x[b].qh, q);
-        for (int j = 0; j < QK; j++) q[j] -= 16;
-        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
+DOT32_D(dot_q4_0, block_q4_0, wq_q4_0)
+DOT32_D(dot_q5_0, block_q5_0, wq_q5_0)
+DOT32_D(dot_q8_0, block_q8_0, wq_q8_0)
+
+/* Q4_1 / Q5_1: the unsigned codes q (the minimum rides on Q8_1's s) */
+static inline void wq_q4_1(const block_q4_1 *x, int8_t *q) { unpack_nibbles32(x->qs, q); }
+static inline void wq_q5_1(const block_q5_1 *x, int8_t *q) { unpack_q5(x->qs, x->qh, q); }
+
+#define DOT32_M(NAME, WT, WQ)                                                                \
+    static void NAME(long long n, float *s, const void *w, const void *a) {                 \
+        const WT *x = w;                                                                     \
+        const block_q8_1 *y = a;                                                             \
+        float acc[8] = {0}, ms = 0;                                                          \
+        for (long long b = 0; b < n / QK; b++) {                                             \
+            int8_t q[QK];                                                                    \
+            int32_t lanes[8];                                                                \
+            WQ(&x[b], q);                                                                    \
+            lanes8(q, y[b].qs, lanes);                                                       \
+            fma8(acc, h2f(x[b].d) * h2f(y[b].d), lanes);                                     \
+            ms = fmaf(h2f(x[b].m), h2f(y[b].s), ms);                                         \
+        }                                                                                    \
+        *s = hsum8(acc) + ms;                                                                \
     }
-    *s = sumf;
-}
 
-static void dot_q5_1(long long n, float *s, const void *w, const void *a) {
-    const block_q5_1 *x = w;
-    const block_q8_1 *y = a;
-    float sumf = 0;
-    for (long long b = 0; b < n / QK; b++) {
-        int8_t q[QK];
-        unpack_q5(x[b].qs, x[b].qh, q);
-        sumf += (float)dot32_i8(q, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d)) + h2f(x[b].m) * h2f(y[b].s);
-    }
-    *s = sumf;
-}
-
-static void dot_q8_0(long long n, float *s, const void *w, const void *a) {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = a;
-    float sumf = 0;
-    for (long long b = 0; b < n / QK; b++)
-        sumf += (float)dot32_i8(x[b].qs, y[b].qs) * (h2f(x[b].d) * h2f(y[b].d));
-    *s = sumf;
-}
+DOT32_M(dot_q4_1, block_q4_1, wq_q4_1)
+DOT32_M(dot_q5_1, block_q5_1, wq_q5_1)
 
 /* ---- 256-element super-blocks against Q8_K ---- */
 

@@ -2,7 +2,6 @@
 pass, the KV cache, and eval(tokens) -> logits."""
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -29,7 +28,7 @@ GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight":
 _BLK = re.compile(r"^blk\.(\d+)\.(.+)$")
 
 
-def build_config(md: dict, n_vocab: int, flash_attn: bool = True) -> "ffi.CData":
+def build_config(md: dict, n_vocab: int, flash_attn: bool = False) -> "ffi.CData":
     """Model hyper-parameters from GGUF metadata, as the C forward pass wants them."""
     arch = md.get("general.architecture")
     if arch not in ARCHS:
@@ -68,11 +67,11 @@ def build_config(md: dict, n_vocab: int, flash_attn: bool = True) -> "ffi.CData"
     c.flash_attn = 1 if flash_attn else 0
     if arch == "gemma3":
         c.attn_scale = 1.0
-        c.q_prescale = 1.0 / math.sqrt(c.head_dim)
+        c.q_prescale = float(np.float32(1.0) / np.sqrt(np.float32(c.head_dim)))   # 1.0f/sqrtf(hd), as llama.cpp
         c.embd_scale = float(np.sqrt(np.float32(c.n_embd), dtype=np.float32))
         c.ffn_gelu = 1
     else:
-        c.attn_scale = 1.0 / math.sqrt(c.head_dim)
+        c.attn_scale = float(np.float32(1.0) / np.sqrt(np.float32(c.head_dim)))
         c.q_prescale = 1.0
         c.embd_scale = 1.0
         c.ffn_gelu = 0
@@ -82,7 +81,7 @@ def build_config(md: dict, n_vocab: int, flash_attn: bool = True) -> "ffi.CData"
 class Weights:
     """The C model built from an open GGUF file; keeps the file mapped while alive."""
 
-    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = True):
+    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False):
         self.g = g
         md = g.metadata
         fname = Path(g.path).name
@@ -150,8 +149,11 @@ class Model:
     """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
 
     def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
-                 gpu_layers: int | str = 0, n_batch: int = 256, gguf=None):
-        """gguf: the file already opened with gguf_file.open_gguf (the model takes it over)."""
+                 gpu_layers: int | str = 0, n_batch: int = 256, gguf=None, flash_attn: bool = False):
+        """gguf: the file already opened with gguf_file.open_gguf (the model takes it over).
+        flash_attn: online-softmax attention with an F16 accumulator (llama.cpp's -fa);
+        off by default, as in llama.cpp's and llama-cpp-python's defaults, whose logits
+        llmlite then reproduces bit for bit."""
         from llmlite.tokenizer import Tokenizer
 
         self.path = Path(path)
@@ -162,7 +164,7 @@ class Model:
         self.gguf = gguf
         self.gguf.check_computable()
         self.threads = _lib.set_threads(threads)
-        self.weights = Weights(self.gguf, n_ctx or 0, n_batch)
+        self.weights = Weights(self.gguf, n_ctx or 0, n_batch, flash_attn=flash_attn)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self.metadata = self.gguf.metadata
         self.arch = self.metadata.get("general.architecture")
@@ -250,9 +252,9 @@ class Model:
 
 
 def load(model, n_ctx: int | None = 2048, threads: int | None = None, gpu_layers: int | str = 0,
-         n_batch: int = 256) -> Model:
+         n_batch: int = 256, flash_attn: bool = False) -> Model:
     """Load a GGUF path or a models.toml alias."""
     from llmlite.registry import resolve_model
 
     return Model(resolve_model(str(model)) if model is not None else resolve_model(None),
-                 n_ctx=n_ctx, threads=threads, gpu_layers=gpu_layers, n_batch=n_batch)
+                 n_ctx=n_ctx, threads=threads, gpu_layers=gpu_layers, n_batch=n_batch, flash_attn=flash_attn)
