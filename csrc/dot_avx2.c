@@ -1,11 +1,12 @@
 /* AVX2 + FMA + F16C vec-dot kernels for every weight type (x86 without AVX-512).
  *
- * Quantized types: integer products are summed exactly in int32 lanes, and every
- * lane stays below 2^24 in magnitude, so its conversion to float is exact; blocks
- * are then scaled and accumulated in float in a fixed order, with one horizontal
- * reduction per call. Results depend only on (n, w, a): batch invariant. The
- * 32-element types run llama.cpp's x86 order (one 8-lane fma chain, hsum8), the
- * same bits as the AVX-512 and scalar kernels.
+ * Quantized types: integer products are summed exactly in int32 lanes (the
+ * 32-element types' lanes stay below 2^24 in magnitude, so their conversion to
+ * float is exact; the K-quants' sums are rounded to float once); blocks are then
+ * scaled and accumulated in float in a fixed order. Results depend only
+ * on (n, w, a): batch invariant. Every quantized type runs llama.cpp's x86 order
+ * (32-element types: one 8-lane fma chain, hsum8; K-quants: its batched orders,
+ * see the K-quant section), the same bits as the AVX-512 and scalar kernels.
  * int8 products use maddubs (unsigned x signed, pairs summed to int16): operands
  * are arranged so that no pair can saturate (unsigned weight codes <= 63, or the
  * sign moved from one signed operand onto the other).
@@ -22,12 +23,6 @@
 
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static inline float hsum_ps128(__m128 s) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
@@ -293,7 +288,16 @@ DOT32_D(dot_q8_0, block_q8_0, dec_q8_0, col_sgn)
 DOT32_M(dot_q4_1, block_q4_1, dec_q4_1)
 DOT32_M(dot_q5_1, block_q5_1, dec_q5_1)
 
-/* ---- K-quants (256-element super-blocks, Q8_K activations) ---- */
+/* ---- K-quants (256-element super-blocks, Q8_K activations) ----
+ * In the orders of llama.cpp's batched x86 paths, bit for bit the scalar and
+ * AVX-512 kernels (see dot_scalar.c): per super-block the exact int32 sums
+ * I = Σ scale·q·x (and M = Σ min·bsums), here in SIMD lanes, then a few scalar
+ * float steps per column:
+ *   Q4_K (repacked gemm): I_k, M_k per 64 elements k = 0..3,
+ *        acc = fma(I_k, dw*dx, acc), accm = fma(M_k, dmin*dx, accm); acc - accm
+ *   Q6_K, Q3_K (tiled, no min): acc = fma(I*dw, dx, acc)
+ *   Q5_K, Q2_K (tiled, with min): acc = fma(fma(-dmin, M, I*dw), dx, acc)
+ * The multi-column form runs NC columns' float steps side by side. */
 
 /* the int16 pair-sum vector p (16 lanes: 8 of one 16-element sub-block, then 8 of
  * the next) times that pair's scales: sc8 holds 8 int16 scales, pair k = 0..3 */
@@ -307,9 +311,30 @@ static inline __m256i pair_scales(__m256i sc8x2, int k) {
     return _mm256_shuffle_epi8(sc8x2, _mm256_loadu_si256((const __m256i *)pair_shuf[k]));
 }
 
-/* 16 int16 bsums -> 8 int16 sums of adjacent pairs (one per 32-element sub-block) */
+/* 16 int16 bsums -> 8 int16 sums of adjacent pairs (one per 32-element sub-block;
+ * |sum| <= 32*127, no wrap) */
 static inline __m128i bsums_pairs(const int16_t *b) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)(b + 8)));
+}
+
+/* exact sums of the int32 lanes: of a and b at once (lane 0 and 1 of the result) */
+INL __m128i hsum2_i32x8(__m256i a, __m256i b) {
+    const __m256i t = _mm256_hadd_epi32(a, b);   /* per half: a01 a23 b01 b23 */
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    return _mm_hadd_epi32(r, r);                 /* A B A B */
+}
+
+/* the tiled order's float steps for one super-block, from the exact integers
+ * I (lane 0 of IM) and M (lane 1), in xmm lane 0: fnmadd(M, dmin, I*dw) is
+ * fma(-dmin, M, I*dw) */
+INL float tiled_step(float acc, __m128i IM, float dw, float dx) {
+    const __m128 r = _mm_mul_ss(_mm_cvtepi32_ps(IM), _mm_set_ss(dw));
+    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
+}
+INL float tiled_step_m(float acc, __m128i IM, float dw, float dmin, float dx) {
+    const __m128 f = _mm_cvtepi32_ps(IM);
+    const __m128 r = _mm_fnmadd_ss(_mm_movehdup_ps(f), _mm_set_ss(dmin), _mm_mul_ss(f, _mm_set_ss(dw)));
+    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
 }
 
 /* K-quants: the weight codes of each 32-element group are decoded once, then
@@ -322,23 +347,15 @@ INL void dot_q2_K_k(long long n, float *s, long long ss, const void *wv, const v
     const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc[NCM];
-    __m128 accm[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); accm[c] = _mm_setzero_ps(); }
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
-        const __m128i scl = _mm_and_si128(sc8, _mm_set1_epi8(0x0f));
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0f)));
         __m256i sumi[NCM];
-        FORC {
-            /* mins: sum_j m_j * bsums_j, 16 sub-blocks */
-            const __m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums));
-            const __m128i pm4 = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
-            accm[c] = _mm_fmadd_ps(_mm_set1_ps(yc[c][ib].d * wdm), _mm_cvtepi32_ps(pm4), accm[c]);
-            sumi[c] = _mm256_setzero_si256();
-        }
-        const __m256i sc16 = _mm256_cvtepu8_epi16(scl);
+        FORC sumi[c] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
@@ -351,9 +368,14 @@ INL void dot_q2_K_k(long long n, float *s, long long ss, const void *wv, const v
                 }
             }
         }
-        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        FORC {
+            const block_q8_K *y = yc[c] + ib;
+            /* M: Σ_j m_j * bsums_j over the 16 sub-blocks */
+            const __m256i pm = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)y->bsums));
+            acc[c] = tiled_step_m(acc[c], hsum2_i32x8(sumi[c], pm), wd, wdm, y->d);
+        }
     }
-    FORC s[c * ss] = hsum_ps(acc[c]) - hsum_ps128(accm[c]);
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q2_K)
 
@@ -374,8 +396,8 @@ INL void dot_q3_K_k(long long n, float *s, long long ss, const void *wv, const v
     const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    __m256 acc[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); }
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(x[ib].scales));
@@ -401,9 +423,9 @@ INL void dot_q3_K_k(long long n, float *s, long long ss, const void *wv, const v
                 }
             }
         }
-        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        FORC acc[c] = tiled_step(acc[c], hsum2_i32x8(sumi[c], sumi[c]), wd, yc[c][ib].d);
     }
-    FORC s[c * ss] = hsum_ps(acc[c]);
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q3_K)
 
@@ -418,69 +440,120 @@ static inline __m128i k4_scales_mins(const uint8_t *p) {
     return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
 }
 
-/* Q4_K and Q5_K share everything but the 5th bit (HAS_H: from qh) */
-#define DOT_K45(NAME, WT, HAS_H)                                                                \
-INL void NAME##_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) { \
-    const WT *x = wv;                                                                           \
-    const block_q8_K *yc[NCM];                                                                  \
-    const long long nb = n / QKK;                                                               \
-    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);                     \
-    __m256 acc[NCM];                                                                            \
-    __m128 accm[NCM];                                                                           \
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); accm[c] = _mm_setzero_ps(); } \
-    for (long long ib = 0; ib < nb; ib++) {                                                     \
-        const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);                                   \
-        const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(x[ib].scales)); /* 8 sc, then 8 m, as int16 */ \
-        const __m128i mw = _mm256_extracti128_si256(scm, 1);                                    \
-        __m256i sumi[NCM];                                                                      \
-        FORC {                                                                                  \
-            const __m128i pm = _mm_madd_epi16(mw, bsums_pairs(yc[c][ib].bsums));                \
-            accm[c] = _mm_fmadd_ps(_mm_set1_ps(yc[c][ib].d * wdm), _mm_cvtepi32_ps(pm), accm[c]); \
-            sumi[c] = _mm256_setzero_si256();                                                   \
-        }                                                                                       \
-        const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);                           \
-        __m256i hb = HAS_H ? _mm256_loadu_si256((const __m256i *)((const block_q5_K *)(const void *)&x[ib])->qh) \
-                           : _mm256_setzero_si256();                                            \
-        for (int k = 0; k < 4; k++) {                                                           \
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * k));         \
-            __m256i lo = _mm256_and_si256(q4, m4);                                              \
-            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);                        \
-            if (HAS_H) { /* bit 2k of qh[l] -> 16 for the low sub-block, bit 2k+1 for the high one */ \
-                lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));        \
-                hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));        \
-                hb = _mm256_srli_epi16(hb, 2);                                                  \
-            }                                                                                   \
-            /* scale 2k broadcast to every lane for lo, 2k+1 for hi */                          \
-            const __m256i slo = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k)))); \
-            const __m256i shi = _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * k + 1)))); \
-            FORC {                                                                              \
-                const int8_t *q8 = yc[c][ib].qs + 64 * k;                                       \
-                __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8)); \
-                __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32))); \
-                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(plo, slo), _mm256_madd_epi16(phi, shi))); \
-            }                                                                                   \
-        }                                                                                       \
-        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]); \
-    }                                                                                           \
-    FORC s[c * ss] = hsum_ps(acc[c]) - hsum_ps128(accm[c]);                                     \
-}                                                                                               \
-NC_FUNCS(NAME)
+/* Q4_K / Q5_K codes of step k (64 elements): sub-block 2k (lo) and 2k+1 (hi),
+ * from qs[32k..32k+31]; with qh (Q5_K), bit 2k / 2k+1 of qh[l] adds 16 */
+INL void k45_codes(const uint8_t *qs, const uint8_t *qh, __m256i lo[4], __m256i hi[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    __m256i hb = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int k = 0; k < 4; k++) {
+        const __m256i q4 = _mm256_loadu_si256((const __m256i *)(qs + 32 * k));
+        lo[k] = _mm256_and_si256(q4, m4);
+        hi[k] = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+        if (qh) {
+            lo[k] = _mm256_or_si256(lo[k], _mm256_and_si256(_mm256_slli_epi16(hb, 4), b4));
+            hi[k] = _mm256_or_si256(hi[k], _mm256_and_si256(_mm256_slli_epi16(hb, 3), b4));
+            hb = _mm256_srli_epi16(hb, 2);
+        }
+    }
+}
+/* scale j (of the 8 int16 in both halves of sc) in every int16 lane */
+INL __m256i k4_scale(__m256i sc, int j) {
+    return _mm256_shuffle_epi8(sc, _mm256_set1_epi16((short)(0x0100 + 0x0202 * j)));
+}
+/* int32 lanes of step k against q8 (its 64 quants) */
+INL __m256i k45_step(__m256i lo, __m256i hi, __m256i slo, __m256i shi, const int8_t *q8) {
+    const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q8));
+    const __m256i phi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q8 + 32)));
+    return _mm256_add_epi32(_mm256_madd_epi16(plo, slo), _mm256_madd_epi16(phi, shi));
+}
 
-DOT_K45(dot_q4_K, block_q4_K, 0)
-DOT_K45(dot_q5_K, block_q5_K, 1)
+/* Q4_K in the repacked gemm's order: per column, the four I_k of a super-block
+ * reduced together (lane k of one vector), the M_k likewise, and the two fma
+ * chains run side by side as lanes 0 (acc) and 1 (accm) of one vector:
+ * [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) in k order */
+INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
+    const block_q4_K *x = wv;
+    const block_q8_K *yc[NCM];
+    const long long nb = n / QKK;
+    __m128 acc[NCM];   /* lanes 0, 1: acc, accm */
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm_setzero_ps(); }
+    for (long long ib = 0; ib < nb; ib++) {
+        const __m128 wdm = f16x2(&x[ib].d);   /* [dw, dmin, 0, 0] */
+        const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(x[ib].scales)); /* 8 sc, then 8 m, as int16 */
+        const __m128i mw = _mm256_extracti128_si256(scm, 1);
+        const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);
+        __m256i lo[4], hi[4];
+        k45_codes(x[ib].qs, NULL, lo, hi);
+        FORC {
+            const block_q8_K *y = yc[c] + ib;
+            __m256i p[4];
+            for (int k = 0; k < 4; k++)
+                p[k] = k45_step(lo[k], hi[k], k4_scale(sc, 2 * k), k4_scale(sc, 2 * k + 1), y->qs + 64 * k);
+            /* hadd tree: lane k of each half = that half's sum of p[k] */
+            const __m256i t = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+            const __m128i I = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+            /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3) in lane k */
+            const __m128i M = _mm_madd_epi16(mw, bsums_pairs(y->bsums));
+            const __m128 im01 = _mm_cvtepi32_ps(_mm_unpacklo_epi32(I, M));   /* I0 M0 I1 M1 */
+            const __m128 im23 = _mm_cvtepi32_ps(_mm_unpackhi_epi32(I, M));   /* I2 M2 I3 M3 */
+            const __m128 d = _mm_mul_ps(wdm, _mm_set1_ps(y->d));            /* dw*dx, dmin*dx */
+            __m128 a = acc[c];
+            a = _mm_fmadd_ps(im01, d, a);
+            a = _mm_fmadd_ps(_mm_movehl_ps(im01, im01), d, a);
+            a = _mm_fmadd_ps(im23, d, a);
+            a = _mm_fmadd_ps(_mm_movehl_ps(im23, im23), d, a);
+            acc[c] = a;
+        }
+    }
+    FORC s[c * ss] = _mm_cvtss_f32(_mm_sub_ss(acc[c], _mm_movehdup_ps(acc[c])));
+}
+NC_FUNCS(dot_q4_K)
 
+/* Q5_K in the tiled order */
+INL void dot_q5_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
+    const block_q5_K *x = wv;
+    const block_q8_K *yc[NCM];
+    const long long nb = n / QKK;
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
+    for (long long ib = 0; ib < nb; ib++) {
+        const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);
+        const __m256i scm = _mm256_cvtepu8_epi16(k4_scales_mins(x[ib].scales)); /* 8 sc, then 8 m, as int16 */
+        const __m128i mw = _mm256_extracti128_si256(scm, 1);
+        const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);
+        __m256i lo[4], hi[4];
+        k45_codes(x[ib].qs, x[ib].qh, lo, hi);
+        __m256i sumi[NCM];
+        FORC sumi[c] = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            const __m256i slo = k4_scale(sc, 2 * k), shi = k4_scale(sc, 2 * k + 1);
+            FORC sumi[c] = _mm256_add_epi32(sumi[c], k45_step(lo[k], hi[k], slo, shi, yc[c][ib].qs + 64 * k));
+        }
+        FORC {
+            const block_q8_K *y = yc[c] + ib;
+            const __m128i pm = _mm_madd_epi16(mw, bsums_pairs(y->bsums));   /* 4 lanes, M = their sum */
+            acc[c] = tiled_step_m(acc[c], hsum2_i32x8(sumi[c], _mm256_zextsi128_si256(pm)), wd, wdm, y->d);
+        }
+    }
+    FORC s[c * ss] = acc[c];
+}
+NC_FUNCS(dot_q5_K)
+
+/* Q6_K: the unsigned codes q (0..63) times x, then 32 * Σ sc_j * bsums_j off */
 INL void dot_q6_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q6_K *x = wv;
     const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30), c32 = _mm256_set1_epi8(32);
-    __m256 acc[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm256_setzero_ps(); }
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30);
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
+        const __m256i sc32 = _mm256_slli_epi16(sc16, 5);   /* |32 sc| <= 4096 */
         __m256i sumi[NCM];
-        FORC sumi[c] = _mm256_setzero_si256();
+        FORC sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_madd_epi16(sc32, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums)));
         for (int h = 0; h < 2; h++) {
             const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
@@ -490,19 +563,17 @@ INL void dot_q6_K_k(long long n, float *s, long long ss, const void *wv, const v
                 const __m256i lq = _mm256_and_si256(k < 2 ? ql : _mm256_srli_epi16(ql, 4), m4);
                 const __m256i hq = _mm256_and_si256(k == 0 ? _mm256_slli_epi16(qh, 4) : k == 1 ? _mm256_slli_epi16(qh, 2)
                                                     : k == 2 ? qh : _mm256_srli_epi16(qh, 2), m3);
-                /* q - 32 in -32..31 (signed) */
-                const __m256i q = _mm256_sub_epi8(_mm256_or_si256(lq, hq), c32);
-                const __m256i aq = _mm256_sign_epi8(q, q);
+                const __m256i q = _mm256_or_si256(lq, hq);   /* pairs: |.| <= 2*63*128 */
                 const __m256i sk = pair_scales(sch, k);
                 FORC {
                     const __m256i yk = _mm256_loadu_si256((const __m256i *)(yc[c][ib].qs + 128 * h + 32 * k));
-                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yk, q)), sk));
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(q, yk), sk));
                 }
             }
         }
-        FORC acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(yc[c][ib].d * wd), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+        FORC acc[c] = tiled_step(acc[c], hsum2_i32x8(sumi[c], sumi[c]), wd, yc[c][ib].d);
     }
-    FORC s[c * ss] = hsum_ps(acc[c]);
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q6_K)
 

@@ -9,9 +9,11 @@
  * converted with one vcvtph2ps.
  * K-quants (against Q8_K): vpmaddubsw of the unsigned codes with q8, then
  * vpdpwssd with the sub-block scales as int16 words, into one int32
- * accumulator per super-block; offsets and minimums come from Q8_K's bsums;
- * the super-block scale is applied once per super-block in float.
- * One horizontal sum per row. Every call runs the same instruction sequence
+ * accumulator per super-block (Q4_K: per 64 elements); offsets and minimums
+ * come from Q8_K's bsums; the float steps follow llama.cpp's batched x86 orders
+ * (Q4_K: the repacked gemm's; Q2_K, Q3_K, Q5_K, Q6_K: the tiled matmul's), the
+ * same bits as the AVX2 and scalar kernels.
+ * Every call runs the same instruction sequence
  * for a given n, so the result depends only on (n, w row, a row).
  * Every quantized kernel also has a multi-column form (vec_dot_nc, up to
  * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
@@ -408,59 +410,66 @@ INL __m512i k16_off(__m256i sc16, const int16_t *bsums, int shift) {
     return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(_mm256_slli_epi32(off, shift)));
 }
 
-/* Q4_K and Q5_K (HAS_H: the fifth bit from qh), in the order of llama.cpp's
- * repacked Q4_K gemm (ggml_gemm_q4_K_8x8_q8_K, which x86 builds use for every
- * Q4_K matrix with a multiple of 8 rows, on prompt rows in groups of 4), so that
- * results match it bit for bit: per 64 elements (two sub-blocks) the exact
- * integers I = sum sc*q.x and M = sum m*bsum, then two float chains
- * acc = fma(I, dw*dx, acc), accm = fma(M, dmin*dx, accm); acc - accm.
- * (llama.cpp's gemv, for the last n % 4 rows of a batch, takes one step per
- * super-block instead: it is not batch-invariant, and we are.) */
-#define DOT_K45(NAME, WT, HAS_H)                                                                \
-    INL void NAME##_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
-        const WT *w = vw;                                                                       \
-        const block_q8_K *yc[NCM];                                                              \
-        long long nb = n / QKK;                                                                 \
-        const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16); \
-        float acc[NCM], accm[NCM];                                                              \
-        FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; accm[c] = 0.0f; }                    \
-        for (long long i = 0; i < nb; i++) {                                                    \
-            const uint8_t *q = w[i].qs;                                                         \
-            __m128i scm = k4_scales(w[i].scales);                                               \
-            __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));                                   \
-            __m256i mw = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)); /* m0 m0 m1 m1 ... */ \
-            const float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);                                 \
-            float d[NCM], dm[NCM];                                                              \
-            int mins[NCM][8];                                                                   \
-            FORC {                                                                              \
-                d[c] = wd * yc[c][i].d; dm[c] = wdm * yc[c][i].d;                               \
-                _mm256_storeu_si256((__m256i *)mins[c], _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)yc[c][i].bsums), mw)); \
-            }                                                                                   \
-            __m512i qh = _mm512_setzero_si512();                                                \
-            if (HAS_H) qh = bcast32(((const block_q5_K *)(const void *)&w[i])->qh);             \
-            /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..] */     \
-            for (int k = 0; k < 4; k++) {                                                       \
-                __m512i cd = _mm512_and_si512(_mm512_srlv_epi16(bcast32(q + 32 * k), cnt), m4);  \
-                if (HAS_H) {                                                                    \
-                    /* fifth bit: bit 2k (low half) / 2k+1 (high half) of qh[0..31] */          \
-                    __mmask64 h = _mm512_test_epi8_mask(qh, k == 0 ? BYTES2(0x01, 0x02) : k == 1 ? BYTES2(0x04, 0x08) \
-                                                            : k == 2 ? BYTES2(0x10, 0x20) : BYTES2(0x40, 0x80)); \
-                    cd = _mm512_mask_add_epi8(cd, h, cd, c16);                                  \
-                }                                                                               \
-                __m512i scw = k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7); \
-                FORC {                                                                          \
-                    const int isum = _mm512_reduce_add_epi32(kdot(_mm512_setzero_si512(), cd, yc[c][i].qs + 64 * k, scw)); \
-                    acc[c] = __builtin_fmaf((float)isum, d[c], acc[c]);                         \
-                    accm[c] = __builtin_fmaf((float)(mins[c][2 * k] + mins[c][2 * k + 1]), dm[c], accm[c]); \
-                }                                                                               \
-            }                                                                                   \
-        }                                                                                       \
-        FORC s[c * ss] = acc[c] - accm[c];                                                      \
-    }                                                                                           \
-    NC_FUNCS(NAME)
+/* Q4_K: the AVX2 kernel (dot_avx2.c, in llama.cpp's repacked-gemm order) runs
+ * faster on that order than a zmm version did (same bits), so this table keeps it. */
 
-DOT_K45(dot_q4_k, block_q4_K, 0)
-DOT_K45(dot_q5_k, block_q5_K, 1)
+/* the tiled K-quant matmul's float steps for one super-block (Q3_K: no min,
+ * as Q6_K above; Q2_K, Q5_K: with the min term), from the exact integers I
+ * (lane 0 of IM) and M (lane 1), in xmm lane 0: fnmadd(M, dmin, I*dw) is
+ * fma(-dmin, M, I*dw) */
+INL float tiled_step(float acc, __m128i IM, float dw, float dx) {
+    const __m128 r = _mm_mul_ss(_mm_cvtepi32_ps(IM), _mm_set_ss(dw));
+    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
+}
+INL float tiled_step_m(float acc, __m128i IM, float dw, float dmin, float dx) {
+    const __m128 f = _mm_cvtepi32_ps(IM);
+    const __m128 r = _mm_fnmadd_ss(_mm_movehdup_ps(f), _mm_set_ss(dmin), _mm_mul_ss(f, _mm_set_ss(dw)));
+    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
+}
+/* exact sums of the int32 lanes of a and of b, in lanes 0 and 1 */
+INL __m128i hsum2_i32(__m512i a, __m256i b) {
+    const __m256i t = _mm256_hadd_epi32(_mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1)), b);
+    const __m128i r = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    return _mm_hadd_epi32(r, r);
+}
+
+/* Q5_K in the order of llama.cpp's tiled K-quant matmul: per super-block the
+ * exact integers I = sum sc*q.x and M = sum m*bsum, then
+ * acc = fma(fma(-dmin, M, I*dw), dx, acc) */
+INL void dot_q5_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+    const block_q5_K *w = vw;
+    const block_q8_K *yc[NCM];
+    const long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), cnt = CNT2(0, 4), c16 = _mm512_set1_epi8(16);
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
+    for (long long i = 0; i < nb; i++) {
+        const __m128i scm = k4_scales(w[i].scales);
+        const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
+        const __m256i mw = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(scm, scm)); /* m0 m0 m1 m1 ... */
+        const __m512i qh = bcast32(w[i].qh);
+        __m512i sum[NCM];
+        FORC sum[c] = _mm512_setzero_si512();
+        /* 64 elements per step: sub-block 2k (low nibbles), 2k+1 (high) of qs[32k..];
+         * fifth bit: bit 2k (low half) / 2k+1 (high half) of qh[0..31] */
+        for (int k = 0; k < 4; k++) {
+            __m512i cd = _mm512_and_si512(_mm512_srlv_epi16(bcast32(w[i].qs + 32 * k), cnt), m4);
+            const __mmask64 h = _mm512_test_epi8_mask(qh, k == 0 ? BYTES2(0x01, 0x02) : k == 1 ? BYTES2(0x04, 0x08)
+                                                          : k == 2 ? BYTES2(0x10, 0x20) : BYTES2(0x40, 0x80));
+            cd = _mm512_mask_add_epi8(cd, h, cd, c16);
+            const __m512i scw = k == 0 ? SC32(sc, 0, 1) : k == 1 ? SC32(sc, 2, 3) : k == 2 ? SC32(sc, 4, 5) : SC32(sc, 6, 7);
+            FORC sum[c] = kdot(sum[c], cd, yc[c][i].qs + 64 * k, scw);
+        }
+        const float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
+        FORC {
+            const block_q8_K *y = yc[c] + i;
+            const __m256i M = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mw);
+            acc[c] = tiled_step_m(acc[c], hsum2_i32(sum[c], M), wd, wdm, y->d);
+        }
+    }
+    FORC s[c * ss] = acc[c];
+}
+NC_FUNCS(dot_q5_k)
 
 /* Q6_K in the order of llama.cpp's tiled K-quant matmul (ggml-cpu/tiled, which
  * x86 builds use for batches of 8 rows or more), so that results match it bit for
@@ -510,15 +519,16 @@ INL void dot_q6_k_k(long long n, float *s, long long ss, const void *vw, const v
 }
 NC_FUNCS(dot_q6_k)
 
+/* Q2_K and Q3_K in the order of llama.cpp's tiled K-quant matmul (Q2_K with
+ * the min term, as Q5_K; Q3_K without, as Q6_K) */
 INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q2_K *w = vw;
     const block_q8_K *yc[NCM];
     long long nb = n / QKK;
     const __m512i m3 = _mm512_set1_epi8(3);
     const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
-    __m512 acc[NCM];
-    __m256 accm[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); accm[c] = _mm256_setzero_ps(); }
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long i = 0; i < nb; i++) {
         __m128i raw = _mm_loadu_si128((const __m128i *)w[i].scales);
         __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0F)));
@@ -541,13 +551,11 @@ INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const v
         float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
         FORC {
             const block_q8_K *y = yc[c] + i;
-            float d = wd * y->d, dm = wdm * y->d;
-            __m256i mins = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn);
-            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(d), acc[c]);
-            accm[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(mins), _mm256_set1_ps(dm), accm[c]);
+            const __m256i M = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn);
+            acc[c] = tiled_step_m(acc[c], hsum2_i32(sum[c], M), wd, wdm, y->d);
         }
     }
-    FORC s[c * ss] = hsum(acc[c]) - hsum(_mm512_zextps256_ps512(accm[c]));
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q2_k)
 
@@ -557,8 +565,8 @@ INL void dot_q3_k_k(long long n, float *s, long long ss, const void *vw, const v
     long long nb = n / QKK;
     const __m512i m3 = _mm512_set1_epi8(3), c4 = _mm512_set1_epi8(4);
     const __m512i cnt_a = CNT2(0, 2), cnt_b = CNT2(4, 6);
-    __m512 acc[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm512_setzero_ps(); }
+    float acc[NCM];
+    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long i = 0; i < nb; i++) {
         /* codes L = low2 + 4*hbit in 0..7; the -4 comes off as 4 * sum sc*bsum */
         __m256i sc16 = _mm256_cvtepi8_epi16(k3_scales(w[i].scales));
@@ -584,9 +592,9 @@ INL void dot_q3_k_k(long long n, float *s, long long ss, const void *vw, const v
             }
         }
         float wd = h2f(w[i].d);
-        FORC acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[c]), _mm512_set1_ps(wd * yc[c][i].d), acc[c]);
+        FORC acc[c] = tiled_step(acc[c], hsum2_i32(sum[c], _mm256_setzero_si256()), wd, yc[c][i].d);
     }
-    FORC s[c * ss] = hsum(acc[c]);
+    FORC s[c * ss] = acc[c];
 }
 NC_FUNCS(dot_q3_k)
 
@@ -605,7 +613,6 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q8_0, dot_q8_0);
     SET(T_Q2_K, dot_q2_k);
     SET(T_Q3_K, dot_q3_k);
-    SET(T_Q4_K, dot_q4_k);
     SET(T_Q5_K, dot_q5_k);
     SET(T_Q6_K, dot_q6_k);
 #undef SET

@@ -8,10 +8,11 @@
  *                                      elements each), fmaf'd with f(dx)·f(dy) into 8
  *                                      float lanes (llama.cpp's x86 order, see below)
  *   Q4_1, Q5_1 · Q8_1                  the same, plus an fmaf chain of f(mx)·f(sy)
- *   Q2_K .. Q6_K · Q8_K                per super-block: exact int32 sums over the
- *                                      sub-blocks (scales applied as integers,
- *                                      mins through the Q8_K bsums), then one
- *                                      float scaling by f(d)·d8 (and f(dmin)·d8)
+ *   Q2_K .. Q6_K · Q8_K                per super-block (Q4_K: per 64 elements):
+ *                                      exact int32 sums (scales applied as
+ *                                      integers, mins through the Q8_K bsums),
+ *                                      then fmaf steps in llama.cpp's batched
+ *                                      x86 order (see the K-quant section)
  * Blocks are accumulated in float, in block order. The float-type loops use
  * LANES independent partial sums so that the compiler can vectorise them
  * (no -ffast-math here); the lanes are reduced in a fixed order. */
@@ -175,13 +176,29 @@ static inline void wq_q5_1(const block_q5_1 *x, int8_t *q) { unpack_q5(x->qs, x-
 DOT32_M(dot_q4_1, block_q4_1, wq_q4_1)
 DOT32_M(dot_q5_1, block_q5_1, wq_q5_1)
 
-/* ---- 256-element super-blocks against Q8_K ---- */
+/* ---- 256-element super-blocks against Q8_K ----
+ * In the orders of llama.cpp's batched x86 paths, bit for bit the AVX2 and
+ * AVX-512 kernels. Per super-block, I (Σ scale·q·x) and M (Σ min·bsums) are
+ * exact int32; dw, dmin are the widened fp16 scales and dx the Q8_K d:
+ *   Q4_K (repacked gemm): per 64 elements k, I_k and M_k,
+ *        acc = fmaf(I_k, dw·dx, acc), accm = fmaf(M_k, dmin·dx, accm); acc − accm
+ *   Q6_K, Q3_K (tiled, no min): acc = fmaf(I·dw, dx, acc)
+ *   Q5_K, Q2_K (tiled, with min): acc = fmaf(fmaf(−dmin, M, I·dw), dx, acc)
+ * (every product of two floats written here is rounded once, to float). */
 
-/* Σ over 16-element sub-block j of q·q8 (q unpacked to int8, 0-based index) */
-static inline int dot16_i8(const int8_t *q, const int8_t *y) {
-    int sum = 0;
-    for (int l = 0; l < 16; l++) sum += q[l] * y[l];
+/* Σ_{l<len} q[l]·y[l] (exact) */
+static inline int32_t dot_i8(const int8_t *q, const int8_t *y, int len) {
+    int32_t sum = 0;
+    for (int l = 0; l < len; l++) sum += (int32_t)q[l] * (int32_t)y[l];
     return sum;
+}
+
+/* the tiled order's last steps for one super-block */
+static inline float tiled_step(float acc, int32_t I, float dw, float dx) {
+    return fmaf((float)I * dw, dx, acc);
+}
+static inline float tiled_step_m(float acc, int32_t I, int32_t M, float dw, float dmin, float dx) {
+    return fmaf(fmaf(-dmin, (float)M, (float)I * dw), dx, acc);
 }
 
 /* the 2-bit field shared by Q2_K and Q3_K: element e of a super-block is
@@ -196,18 +213,18 @@ static inline void unpack_2bit(const uint8_t *qs, int8_t *q) {
 static void dot_q2_K(long long n, float *s, const void *w, const void *a) {
     const block_q2_K *x = w;
     const block_q8_K *y = a;
-    float sumf = 0;
+    float acc = 0;
     for (long long b = 0; b < n / QKK; b++) {
         int8_t q[QKK];
         unpack_2bit(x[b].qs, q);
-        int sumi = 0, summ = 0;
+        int32_t I = 0, M = 0;
         for (int j = 0; j < 16; j++) {
-            sumi += (x[b].scales[j] & 15) * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
-            summ += (x[b].scales[j] >> 4) * y[b].bsums[j];
+            I += (x[b].scales[j] & 15) * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
+            M += (x[b].scales[j] >> 4) * y[b].bsums[j];
         }
-        sumf += y[b].d * h2f(x[b].d) * (float)sumi - y[b].d * h2f(x[b].dmin) * (float)summ;
+        acc = tiled_step_m(acc, I, M, h2f(x[b].d), h2f(x[b].dmin), y[b].d);
     }
-    *s = sumf;
+    *s = acc;
 }
 
 /* Q3_K 6-bit scales (0..63, stored +32 biased): see spec section 1 */
@@ -222,19 +239,19 @@ static inline void q3_scales(const uint8_t *p, int sc[16]) {
 static void dot_q3_K(long long n, float *s, const void *w, const void *a) {
     const block_q3_K *x = w;
     const block_q8_K *y = a;
-    float sumf = 0;
+    float acc = 0;
     for (long long b = 0; b < n / QKK; b++) {
         int8_t q[QKK];
         int sc[16];
         unpack_2bit(x[b].qs, q);
-        for (int g = 0; g < 8; g++)      /* high bit of element 32g+l: bit g of hmask[l] */
+        for (int g = 0; g < 8; g++)      /* high bit of element 32g+l: bit g of hmask[l]; clear: -4 */
             for (int l = 0; l < 32; l++) q[32 * g + l] += (int8_t)((((x[b].hmask[l] >> g) & 1) << 2) - 4);
         q3_scales(x[b].scales, sc);
-        int sumi = 0;
-        for (int j = 0; j < 16; j++) sumi += (sc[j] - 32) * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
-        sumf += y[b].d * h2f(x[b].d) * (float)sumi;
+        int32_t I = 0;
+        for (int j = 0; j < 16; j++) I += (sc[j] - 32) * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
+        acc = tiled_step(acc, I, h2f(x[b].d), y[b].d);
     }
-    *s = sumf;
+    *s = acc;
 }
 
 /* Q4_K / Q5_K low 4 bits: sub-blocks 2k and 2k+1 share qs[32k..32k+31]
@@ -247,48 +264,62 @@ static inline void unpack_q4_K(const uint8_t *qs, int8_t *q) {
         }
 }
 
-/* the shared tail of Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scale/min */
-static inline float q45_K_block(const int8_t *q, const uint8_t *scales, f16_t d, f16_t dmin, const block_q8_K *y) {
-    int sumi = 0, summ = 0;
+static inline void k4_scales_mins(const uint8_t *scales, int sc[8], int m[8]) {
     for (int j = 0; j < 8; j++) {
-        uint8_t sc, m;
-        llm_get_scale_min_k4(j, scales, &sc, &m);
-        sumi += sc * (dot16_i8(q + 32 * j, y->qs + 32 * j) + dot16_i8(q + 32 * j + 16, y->qs + 32 * j + 16));
-        summ += m * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+        uint8_t a, b;
+        llm_get_scale_min_k4(j, scales, &a, &b);
+        sc[j] = a;
+        m[j] = b;
     }
-    return y->d * h2f(d) * (float)sumi - y->d * h2f(dmin) * (float)summ;
 }
 
 static void dot_q4_K(long long n, float *s, const void *w, const void *a) {
     const block_q4_K *x = w;
     const block_q8_K *y = a;
-    float sumf = 0;
+    float acc = 0, accm = 0;
     for (long long b = 0; b < n / QKK; b++) {
         int8_t q[QKK];
+        int sc[8], m[8];
         unpack_q4_K(x[b].qs, q);
-        sumf += q45_K_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
+        k4_scales_mins(x[b].scales, sc, m);
+        const float d = h2f(x[b].d) * y[b].d, dm = h2f(x[b].dmin) * y[b].d;
+        const int16_t *bs = y[b].bsums;
+        for (int k = 0; k < 4; k++) {   /* 64 elements: sub-blocks 2k, 2k+1 */
+            const int32_t I = sc[2 * k] * dot_i8(q + 64 * k, y[b].qs + 64 * k, 32)
+                            + sc[2 * k + 1] * dot_i8(q + 64 * k + 32, y[b].qs + 64 * k + 32, 32);
+            const int32_t M = m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
+            acc = fmaf((float)I, d, acc);
+            accm = fmaf((float)M, dm, accm);
+        }
     }
-    *s = sumf;
+    *s = acc - accm;
 }
 
 static void dot_q5_K(long long n, float *s, const void *w, const void *a) {
     const block_q5_K *x = w;
     const block_q8_K *y = a;
-    float sumf = 0;
+    float acc = 0;
     for (long long b = 0; b < n / QKK; b++) {
         int8_t q[QKK];
+        int sc[8], m[8];
         unpack_q4_K(x[b].qs, q);
         for (int g = 0; g < 8; g++)      /* 5th bit of element 32g+l: bit g of qh[l] */
             for (int l = 0; l < 32; l++) q[32 * g + l] |= (int8_t)(((x[b].qh[l] >> g) & 1) << 4);
-        sumf += q45_K_block(q, x[b].scales, x[b].d, x[b].dmin, &y[b]);
+        k4_scales_mins(x[b].scales, sc, m);
+        int32_t I = 0, M = 0;
+        for (int j = 0; j < 8; j++) {
+            I += sc[j] * dot_i8(q + 32 * j, y[b].qs + 32 * j, 32);
+            M += m[j] * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+        }
+        acc = tiled_step_m(acc, I, M, h2f(x[b].d), h2f(x[b].dmin), y[b].d);
     }
-    *s = sumf;
+    *s = acc;
 }
 
 static void dot_q6_K(long long n, float *s, const void *w, const void *a) {
     const block_q6_K *x = w;
     const block_q8_K *y = a;
-    float sumf = 0;
+    float acc = 0;
     for (long long b = 0; b < n / QKK; b++) {
         int8_t q[QKK];
         for (int h = 0; h < 2; h++) {
@@ -301,11 +332,11 @@ static void dot_q6_K(long long n, float *s, const void *w, const void *a) {
                 o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
             }
         }
-        int sumi = 0;
-        for (int j = 0; j < 16; j++) sumi += x[b].scales[j] * dot16_i8(q + 16 * j, y[b].qs + 16 * j);
-        sumf += y[b].d * h2f(x[b].d) * (float)sumi;
+        int32_t I = 0;
+        for (int j = 0; j < 16; j++) I += x[b].scales[j] * dot_i8(q + 16 * j, y[b].qs + 16 * j, 16);
+        acc = tiled_step(acc, I, h2f(x[b].d), y[b].d);
     }
-    *s = sumf;
+    *s = acc;
 }
 
 void llm_kernels_scalar(llm_kernel_table *t) {

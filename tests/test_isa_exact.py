@@ -4,6 +4,10 @@ order (per block, 8 exact int32 lane sums of 4 elements each, fma'd with the
 float product of the two fp16 scales into 8 float lanes; then the hsum_float_8
 tree; Q4_1 / Q5_1 add an fma chain of m_w * s_x).
 
+The K-quants (Q2_K .. Q6_K, against Q8_K) likewise follow llama.cpp's batched
+x86 orders (Q4_K: the repacked gemm's, an fma per 64 elements; the others: the
+tiled matmul's, per super-block), on every ISA: see the K-quant section below.
+
 Each ISA is checked against the others (one column and every multi-column group
 size: matmul, which on AVX-512 takes the wide-layout vec_dot_ncw, and matmul_q,
 vec_dot_nc) and against a numpy emulation of that order written here from the
@@ -183,6 +187,209 @@ def test_equals_llamacpp_order(wtype, isa, restore_isa):
         X = make_x(5, k, seed=k + 100 * wtype)
         xq = L.quantize_act(wtype, X)
         want = emulate(wtype, raw, k, xq)
+        np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
+        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
+        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
+
+
+# ====================================================== K-quants (Q8_K activations)
+# llama.cpp's batched x86 orders, per (weight row, Q8_K column), from the exact
+# integers I (sum of scale * w * x) and M (sum of min * bsum) of a super-block,
+# dw / dmin the widened fp16 scales, dx the Q8_K float d:
+#   Q4_K (repacked gemm): I_k, M_k per 64 elements k = 0..3;
+#        acc = fma(I_k, dw*dx, acc), accm = fma(M_k, dmin*dx, accm); acc - accm
+#   Q6_K, Q3_K (tiled matmul, no min): acc = fma(I*dw, dx, acc)
+#   Q5_K, Q2_K (tiled matmul, with min): acc = fma(fma(-dmin, M, I*dw), dx, acc)
+
+KQUANTS = [L.Q2_K, L.Q3_K, L.Q4_K, L.Q5_K, L.Q6_K]
+KTYPE_IDS = {t: L.TYPE_NAMES[t] for t in KQUANTS}
+# (block bytes, offset of the fp16 d, offset of dmin or None): spec section 1
+K_LAYOUT = {L.Q2_K: (84, 80, 82), L.Q3_K: (110, 108, None), L.Q4_K: (144, 0, 2),
+            L.Q5_K: (176, 0, 2), L.Q6_K: (210, 208, None)}
+E = np.arange(256)
+
+
+def make_kweights(wtype: int, rows: int, k: int, seed: int) -> np.ndarray:
+    """Random super-blocks (every byte pattern of the quants and packed scales is
+    a valid block), with finite fp16 d of either sign and magnitudes spread over
+    two decades, and positive dmin."""
+    rng = np.random.default_rng(seed)
+    bb, od, om = K_LAYOUT[wtype]
+    nb = k // 256
+    raw = rng.integers(0, 256, size=(rows, nb, bb), dtype=np.uint8)
+    d = rng.uniform(1e-3, 1e-1, size=(rows, nb)) * np.where(rng.random((rows, nb)) < 0.5, -1, 1)
+    raw[:, :, od:od + 2] = d.astype(np.float16)[:, :, None].view(np.uint8)
+    if om is not None:
+        dm = rng.uniform(1e-3, 1e-1, size=(rows, nb)).astype(np.float16)
+        raw[:, :, om:om + 2] = dm[:, :, None].view(np.uint8)
+    return np.ascontiguousarray(raw.reshape(rows, nb * bb))
+
+
+def _k4_scale_min(s: np.ndarray):
+    """Q4_K / Q5_K 12 packed bytes (..., 12) -> 6-bit scales and mins (..., 8)."""
+    s = s.astype(np.int64)
+    sc = np.concatenate([s[..., 0:4] & 63, (s[..., 8:12] & 15) | ((s[..., 0:4] >> 6) << 4)], axis=-1)
+    m = np.concatenate([s[..., 4:8] & 63, (s[..., 8:12] >> 4) | ((s[..., 4:8] >> 6) << 4)], axis=-1)
+    return sc, m
+
+
+def kweight_blocks(wtype: int, raw: np.ndarray, k: int):
+    """raw rows -> (w (rows, nb, 256) int64: the integer each element multiplies x
+    by within its sub-block, scale (rows, nb, nsub) int64, min (rows, nb, nsub)
+    int64 or None, dw f32, dmin f32 or None); sub-blocks of 256 / nsub elements."""
+    rows, nb = raw.shape[0], k // 256
+    bb, od, om = K_LAYOUT[wtype]
+    b = raw.reshape(rows, nb, bb)
+    dw = _f16(b[:, :, od:od + 2])
+    dmin = _f16(b[:, :, om:om + 2]) if om is not None else None
+    if wtype in (L.Q2_K, L.Q3_K):
+        qs = b[:, :, 16:80] if wtype == L.Q2_K else b[:, :, 32:96]
+        low2 = (qs[:, :, 32 * (E // 128) + E % 32].astype(np.int64) >> (2 * ((E % 128) // 32))) & 3
+        if wtype == L.Q2_K:
+            s = b[:, :, 0:16].astype(np.int64)
+            return low2, s & 15, s >> 4, dw, dmin
+        hbit = (b[:, :, E % 32].astype(np.int64) >> (E // 32)) & 1            # hmask
+        p = b[:, :, 96:108].astype(np.int64)
+        j = np.arange(16)
+        s6 = (p[:, :, j % 8] >> (4 * (j // 8))) & 15
+        s6 |= ((p[:, :, 8 + j % 4] >> (2 * (j // 4))) & 3) << 4
+        return low2 + 4 * hbit - 4, s6 - 32, None, dw, None
+    if wtype in (L.Q4_K, L.Q5_K):
+        qs = b[:, :, 16:144] if wtype == L.Q4_K else b[:, :, 48:176]
+        q = (qs[:, :, 32 * (E // 64) + E % 32].astype(np.int64) >> (4 * ((E // 32) % 2))) & 15
+        if wtype == L.Q5_K:
+            q |= ((b[:, :, 16 + E % 32].astype(np.int64) >> (E // 32)) & 1) << 4   # qh
+        sc, m = _k4_scale_min(b[:, :, 4:16])
+        return q, sc, m, dw, dmin
+    # Q6_K
+    h, r = E // 128, E % 128
+    qq, l = r // 32, r % 32
+    low4 = (b[:, :, 64 * h + l + 32 * (qq & 1)].astype(np.int64) >> (4 * (qq >= 2))) & 15
+    high2 = (b[:, :, 128 + 32 * h + l].astype(np.int64) >> (2 * qq)) & 3
+    return (low4 | (high2 << 4)) - 32, b[:, :, 192:208].view(np.int8).astype(np.int64), None, dw, None
+
+
+def q8k_blocks(xq: np.ndarray, k: int):
+    """Q8_K rows -> (qs (n, nb, 256) int64, d (n, nb) f32, bsums (n, nb, 16) int64)."""
+    n, nb = xq.shape[0], k // 256
+    b = xq.reshape(n, nb, 292)
+    d = np.ascontiguousarray(b[:, :, 0:4]).view("<f4")[..., 0].astype(F32)
+    return (b[:, :, 4:260].view(np.int8).astype(np.int64), d,
+            np.ascontiguousarray(b[:, :, 260:292]).view("<i2").astype(np.int64))
+
+
+def _f32_of_int(i: np.ndarray) -> np.ndarray:
+    return i.astype(np.float64).astype(F32)       # exact, then one rounding
+
+
+ORDER = {L.Q2_K: "tiled", L.Q3_K: "tiled", L.Q4_K: "gemm64", L.Q5_K: "tiled", L.Q6_K: "tiled"}
+
+
+def emulate_k(wtype: int, raw: np.ndarray, k: int, xq: np.ndarray, order: str | None = None) -> np.ndarray:
+    """(ncols, rows) float32: llama.cpp's batched order for wtype (ORDER), from the
+    block bytes. Other orders, to show the data tells them apart: "gemm64" on any
+    type with 8 sub-blocks, "superblock" (acc = fma(I, dw*dx, acc) and
+    accm = fma(M, dmin*dx, accm) once per super-block; acc - accm)."""
+    order = order or ORDER[wtype]
+    w, sc, mn, dw, dmin = kweight_blocks(wtype, raw, k)
+    x, dx, bs = q8k_blocks(xq, k)
+    nsub = sc.shape[2]
+    rows, ncols, nb = w.shape[0], x.shape[0], k // 256
+    # exact per-sub-block dots (ncols, rows, nb, nsub), and sub-block sums of x from the bsums (per 16)
+    S = np.einsum("rbsl,cbsl->crbs", w.reshape(rows, nb, nsub, 256 // nsub), x.reshape(ncols, nb, nsub, 256 // nsub))
+    xs = bs.reshape(ncols, nb, nsub, 16 // nsub).sum(axis=3)
+    shape = (ncols, rows)
+    acc = np.zeros(shape, F32)
+    accm = np.zeros(shape, F32)
+    for i in range(nb):
+        dwi = np.broadcast_to(dw[None, :, i], shape)
+        dxi = np.broadcast_to(dx[:, None, i], shape)
+        ISub = sc[None, :, i] * S[:, :, i]                                          # (ncols, rows, nsub)
+        MSub = (np.broadcast_to(mn[None, :, i] * xs[:, None, i], ISub.shape) if mn is not None
+                else np.zeros_like(ISub))
+        if order == "tiled":
+            r = (_f32_of_int(ISub.sum(axis=2)) * dwi).astype(F32)
+            if mn is not None:
+                r = fma32(-np.broadcast_to(dmin[None, :, i], shape), _f32_of_int(MSub.sum(axis=2)), r)
+            acc = fma32(r, dxi, acc)
+            continue
+        d = (dwi * dxi).astype(F32)
+        dm = (np.broadcast_to(dmin[None, :, i], shape) * dxi).astype(F32) if mn is not None else d
+        steps = [(ISub.sum(axis=2), MSub.sum(axis=2))] if order == "superblock" else \
+                [(ISub[..., 2 * s:2 * s + 2].sum(axis=2), MSub[..., 2 * s:2 * s + 2].sum(axis=2)) for s in range(4)]
+        for I, M in steps:
+            acc = fma32(_f32_of_int(I), d, acc)
+            accm = fma32(_f32_of_int(M), dm, accm)
+    return (acc - accm).astype(F32)
+
+
+def test_kquant_model_decodes_like_gguf():
+    """The emulation's block decoder agrees with gguf's dequantizer (so the
+    orders are emulated on the right integers)."""
+    for wtype in KQUANTS:
+        raw = make_kweights(wtype, 3, 512, seed=wtype)
+        w, sc, mn, dw, dmin = kweight_blocks(wtype, raw, 512)
+        nsub = sc.shape[2]
+        v = dw[:, :, None].astype(np.float64) * np.repeat(sc, 256 // nsub, axis=2) * w
+        if mn is not None:
+            v -= dmin[:, :, None].astype(np.float64) * np.repeat(mn, 256 // nsub, axis=2)
+        want = gq.dequantize(raw, GQT(wtype)).reshape(3, 2, 256).astype(np.float64)
+        np.testing.assert_allclose(v, want, rtol=1e-6, atol=1e-6, err_msg=L.TYPE_NAMES[wtype])
+
+
+@pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
+def test_kquant_orders_differ(wtype):
+    """On data like the tests' below, another order of the float steps changes
+    some results (so the bit-exact tests are met by one order only), by a
+    rounding-sized amount (so the emulated orders compute the same sums)."""
+    k, rows = 768, 19
+    raw = make_kweights(wtype, rows, k, seed=11 + wtype)
+    xq = L.quantize_act(wtype, make_x(5, k, seed=5 + wtype))
+    want = emulate_k(wtype, raw, k, xq)
+    others = ["superblock"] + [o for o in ("tiled", "gemm64") if o != ORDER[wtype] and (o != "gemm64" or wtype in (L.Q4_K, L.Q5_K))]
+    for o in others:
+        y = emulate_k(wtype, raw, k, xq, order=o)
+        assert np.any(y != want), o
+        np.testing.assert_allclose(y, want, rtol=0, atol=1e-5 * np.abs(want).max(), err_msg=o)
+
+
+@pytest.mark.parametrize("k", [256, 512, 768])
+@pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
+def test_kquant_bit_identical_across_isas(wtype, k, restore_isa):
+    """Every ISA this CPU runs gives the scalar kernel's bits for 1 to 9 columns,
+    through matmul (float activations) and matmul_q (Q8_K blocks)."""
+    isas = _supported()
+    if len(isas) < 2:
+        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
+    rows = 21
+    raw = make_kweights(wtype, rows, k, seed=k + 31 * wtype)
+    X = make_x(9, k, seed=3 * k + wtype)
+    xq = L.quantize_act(wtype, X)
+    got = {}
+    for name in isas:
+        assert L.set_isa(name)
+        got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in range(1, 10)],
+                     [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in range(1, 10)])
+    ref = got["scalar"][1][8]
+    for name in isas:
+        for form, ys in zip(("matmul", "matmul_q"), got[name]):
+            for n, y in enumerate(ys, start=1):
+                np.testing.assert_array_equal(y, ref[:n], err_msg=f"{name} {form} ncols={n}")
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
+def test_kquant_equals_llamacpp_order(wtype, isa, restore_isa):
+    """Each ISA equals, bit for bit, the numpy emulation of llama.cpp's batched order."""
+    if not L.cpu_has(isa):
+        pytest.skip(f"this CPU does not run {isa}")
+    assert L.set_isa(isa)
+    for k in (256, 512, 768):
+        rows = 19
+        raw = make_kweights(wtype, rows, k, seed=7 * k + wtype)
+        X = make_x(5, k, seed=k + 100 * wtype)
+        xq = L.quantize_act(wtype, X)
+        want = emulate_k(wtype, raw, k, xq)
         np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
         np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
         np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
