@@ -17,7 +17,10 @@
  * compiler vectorises it or not. The bodies are compiled three times (no target,
  * AVX2+FMA, AVX-512) and picked with the other kernels; all give the same bits. */
 #include <math.h>
-#include "internal.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include "model.h"
 
 #define INL static inline __attribute__((always_inline))
 
@@ -120,6 +123,90 @@ INL void attn_head_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t
     for (int d = 0; d < hd; d++) out[d] = (acc[d] + acc[2 * hd + d]) + (acc[hd + d] + acc[3 * hd + d]);
 }
 
+#if defined(__x86_64__)
+/* ---- the same arithmetic with AVX-512 intrinsics (GCC's _mm512_reduce_add_ps is
+ * red16's tree; vcvtph2ps widens F16 exactly; vscalefps is vexp's last step) ---- */
+#define T512 __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c")))
+T512 static inline __m512 vexp16(__m512 x) {
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 big = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(big, res, alt);
+}
+
+T512 static void swiglu_avx512(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 e = vexp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        const __m512 si = _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(si, _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
+}
+
+T512 static void attn_head_avx512(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
+                                  int hd, float scale, float *sc, float *acc, float *out) {
+    if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
+        attn_head_body(q16, K, V, stride, start, end, hd, scale, sc, acc, out);
+        return;
+    }
+    const int g0 = start & ~15, g1 = (end & ~15) + 16;
+    __m512 qv[LLM_MAX_HEAD_DIM / 16];
+    const int nq = hd / 16;
+    for (int c = 0; c < nq; c++) qv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q16 + 16 * c)));
+    float mx = -INFINITY;
+    for (int s = g0; s < start; s++) sc[s] = -INFINITY;
+    for (int s = start; s <= end; s++) {
+        const f16_t *k = K + (size_t)s * stride;
+        __m512 a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)), qv[0], _mm512_setzero_ps());
+        for (int c = 1; c < nq; c++)
+            a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * c))), qv[c], a);
+        const float w = _mm512_reduce_add_ps(a) * scale;
+        sc[s] = w;
+        mx = w > mx ? w : mx;
+    }
+    for (int s = end + 1; s < g1; s++) sc[s] = -INFINITY;
+    double sum = 0.0;
+    const __m512 vmx = _mm512_set1_ps(mx);
+    for (int g = g0; g < g1; g += 16) {
+        const __m512 e = vexp16(_mm512_sub_ps(_mm512_loadu_ps(sc + g), vmx));
+        _mm512_storeu_ps(sc + g, e);
+        sum += (double)_mm512_reduce_add_ps(e);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int i = 0; i < 16 * hd; i += 16) _mm512_storeu_ps(acc + i, _mm512_setzero_ps());
+    for (int s = start; s <= end; s++) {
+        /* the probability rounded to F16 and back (RNE both ways: vcvtps2ph imm 0) */
+        const __m128 p1 = _mm_set_ss(sc[s] * inv);
+        const __m512 p = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtps_ph(p1, 0)));
+        const f16_t *v = V + (size_t)s * stride;
+        float *a = acc + (size_t)(s & 15) * hd;
+        for (int c = 0; c < nq; c++) {
+            const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * c)));
+            _mm512_storeu_ps(a + 16 * c, _mm512_fmadd_ps(vv, p, _mm512_loadu_ps(a + 16 * c)));
+        }
+    }
+    for (int c = 0; c < nq; c++) {
+        __m512 r[8];
+        for (int i = 0; i < 8; i++)
+            r[i] = _mm512_add_ps(_mm512_loadu_ps(acc + (size_t)(i + 8) * hd + 16 * c), _mm512_loadu_ps(acc + (size_t)i * hd + 16 * c));
+        for (int i = 0; i < 4; i++) r[i] = _mm512_add_ps(r[i + 4], r[i]);
+        _mm512_storeu_ps(out + 16 * c, _mm512_add_ps(_mm512_add_ps(r[0], r[2]), _mm512_add_ps(r[1], r[3])));
+    }
+}
+#endif
+
 #define WRAPPERS(SUF, ATTR)                                                                          \
     ATTR static void attn_head_##SUF(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, \
                                      int start, int end, int hd, float scale, float *sc, float *acc,  \
@@ -131,7 +218,6 @@ INL void attn_head_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t
 WRAPPERS(scalar, )
 #if defined(__x86_64__)
 WRAPPERS(avx2, __attribute__((target("avx2,fma,f16c"))))
-WRAPPERS(avx512, __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma,f16c"))))
 #endif
 
 void llm_exact_kernels(llm_kernel_table *t, int isa) {
