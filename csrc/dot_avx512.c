@@ -314,6 +314,61 @@ DOT_D_ONLY_W(dot_q8_0, block_q8_0, q8_0_dec2, q8_0_dec1, col_s2, col_s1)
 DOT_D_ONLY_W(dot_q4_0, block_q4_0, q4_0_dec2, q4_0_dec1, col_o2, col_o1)
 DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
 
+/* Two weight rows at once over the wide layout: zmm lanes 0-7 are row 0's 8-lane
+ * chain and lanes 8-15 row 1's, each column's x block broadcast to both halves;
+ * every lane runs exactly the float operations of the one-row kernel above (the
+ * scale products dw*dx per lane, the same fma), so each row's result is the same
+ * bits, with half the instructions. */
+INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
+#define NCM2 LLM_NC2_MAX
+#define DOT_D_ONLY_W2(NAME, WT, DEC1, COL2)                                                     \
+    INL void NAME##w2_k(long long n, float *s, long long ss, const void *vw, long long ws,       \
+                        const void *va, long long as, const int NC) {                            \
+        const WT *w0 = vw, *w1 = (const WT *)((const char *)vw + ws);                           \
+        const long long nb = n / QK;                                                            \
+        const int8_t *xq[NCM2];                                                                  \
+        const float *xd[NCM2];                                                                   \
+        __m512 acc[NCM2];                                                                        \
+        FORC { xq[c] = (const int8_t *)va + (long long)c * as; xd[c] = (const float *)(xq[c] + nb * 32); \
+               acc[c] = _mm512_setzero_ps(); }                                                  \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const wdec1 a = DEC1(w0 + i), b = DEC1(w1 + i);                                     \
+            const wdec2 d = {_mm512_inserti64x4(_mm512_castsi256_si512(a.u), b.u, 1),           \
+                             (__mmask64)((uint64_t)(uint32_t)a.neg | (uint64_t)(uint32_t)b.neg << 32)}; \
+            const __m512 wd = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(h2f(w0[i].d))), \
+                                                 _mm256_set1_ps(h2f(w1[i].d)), 1);              \
+            FORC {                                                                              \
+                const __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(xq[c] + i * 32))); \
+                const __m512 v = _mm512_cvtepi32_ps(COL2(d, xv));                               \
+                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(wd, _mm512_set1_ps(xd[c][i])), v, acc[c]); \
+            }                                                                                   \
+        }                                                                                       \
+        FORC { s[c * ss] = hsum8(_mm512_castps512_ps256(acc[c])); s[c * ss + 1] = hsum8_hi(acc[c]); } \
+    }                                                                                           \
+    static void NAME##_ncw2(long long n, float *s, long long ss, const void *w, long long ws,   \
+                            const void *a, long long as, int nc) {                              \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM2; nc -= NCM2, s += NCM2 * ss, ac += NCM2 * as) NAME##w2_k(n, s, ss, w, ws, ac, as, NCM2); \
+        switch (nc) {                                                                           \
+        case 11: NAME##w2_k(n, s, ss, w, ws, ac, as, 11); break;                                \
+        case 10: NAME##w2_k(n, s, ss, w, ws, ac, as, 10); break;                                \
+        case 9: NAME##w2_k(n, s, ss, w, ws, ac, as, 9); break;                                  \
+        case 8: NAME##w2_k(n, s, ss, w, ws, ac, as, 8); break;                                  \
+        case 7: NAME##w2_k(n, s, ss, w, ws, ac, as, 7); break;                                  \
+        case 6: NAME##w2_k(n, s, ss, w, ws, ac, as, 6); break;                                  \
+        case 5: NAME##w2_k(n, s, ss, w, ws, ac, as, 5); break;                                  \
+        case 4: NAME##w2_k(n, s, ss, w, ws, ac, as, 4); break;                                  \
+        case 3: NAME##w2_k(n, s, ss, w, ws, ac, as, 3); break;                                  \
+        case 2: NAME##w2_k(n, s, ss, w, ws, ac, as, 2); break;                                  \
+        case 1: NAME##w2_k(n, s, ss, w, ws, ac, as, 1); break;                                  \
+        }                                                                                       \
+    }
+
+DOT_D_ONLY_W2(dot_q8_0, block_q8_0, q8_0_dec1, col_s2)
+DOT_D_ONLY_W2(dot_q4_0, block_q4_0, q4_0_dec1, col_o2)
+DOT_D_ONLY_W2(dot_q5_0, block_q5_0, q5_0_dec1, col_s2)
+
+
 INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     __m256i q = nib1(qs);
     return _mm256_mask_add_epi8(q, (__mmask32)ld32(qh), q, _mm256_set1_epi8(16));
@@ -619,4 +674,7 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
     t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
+    t->vec_dot_ncw2[T_Q4_0] = dot_q4_0_ncw2;
+    t->vec_dot_ncw2[T_Q5_0] = dot_q5_0_ncw2;
+    t->vec_dot_ncw2[T_Q8_0] = dot_q8_0_ncw2;
 }

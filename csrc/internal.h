@@ -84,6 +84,7 @@ typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void 
  * table on that column alone (batch invariance). NULL where a table has none:
  * callers then loop vec_dot. */
 #define LLM_NC_MAX 6
+#define LLM_NC2_MAX 12
 #define LLM_Q8W_BYTES(n) ((n) / 32 * 36)
 typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, const void *w,
                                   const void *a, long long a_stride, int nc);
@@ -117,6 +118,12 @@ typedef struct llm_kernel_table {
      * their nb scales as floats): bit-identical to vec_dot_nc on the same
      * activations in Q8_0 blocks. NULL where a table has none. */
     llm_vec_dot_nc_fn vec_dot_ncw[T_COUNT];
+    /* vec_dot_ncw for two adjacent weight rows (w, w + w_stride bytes) at once, any
+     * nc (LLM_NC2_MAX columns per pass):
+     * row 0 into s[c*s_stride], row 1 into s[c*s_stride + 1], each bit-identical
+     * to vec_dot_ncw on that row. NULL where a table has none. */
+    void (*vec_dot_ncw2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                  const void *a, long long a_stride, int nc);
     /* attn_exact.c: one query head without flash attention, and g = silu(g)*u,
      * with llama.cpp's numerics (the same bits from every table) */
     void (*attn_head)(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,

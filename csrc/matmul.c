@@ -46,9 +46,11 @@ static void quant_task(int ith, int nth, void *p) {
     }
 }
 
+typedef void (*dot_nc2_fn)(long long, float *, long long, const void *, long long, const void *, long long, int);
 typedef struct {
     llm_vec_dot_fn dot;
     llm_vec_dot_nc_fn dot_nc;
+    dot_nc2_fn dot_nc2;          /* two rows at once (wide layout only), or NULL */
     const char *W;
     long long rows, k, ncols;
     size_t w_stride, xq_stride;
@@ -61,6 +63,22 @@ typedef struct {
 static void mm_tile(const mm_job *j, long long tile) {
     const long long rt = tile * ROW_TILE;
     const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
+    if (j->dot_nc2) {   /* row pairs over LLM_NC2_MAX columns, a last odd row one-row */
+        for (long long c = 0; c < j->ncols; c += LLM_NC2_MAX) {
+            int nc = j->ncols - c < LLM_NC2_MAX ? (int)(j->ncols - c) : LLM_NC2_MAX;
+            const char *xq = j->Xq + c * j->xq_stride;
+            float *y = j->Y + c * j->rows;
+            long long r = rt;
+            for (; r + 2 <= re; r += 2)
+                j->dot_nc2(j->k, y + r, j->rows, j->W + r * j->w_stride, (long long)j->w_stride, xq,
+                           (long long)j->xq_stride, nc);
+            for (; r < re; r++)
+                for (int c0 = 0; c0 < nc; c0 += LLM_NC_MAX)
+                    j->dot_nc(j->k, y + r + c0 * j->rows, j->rows, j->W + r * j->w_stride, xq + c0 * j->xq_stride,
+                              (long long)j->xq_stride, nc - c0 < LLM_NC_MAX ? nc - c0 : LLM_NC_MAX);
+        }
+        return;
+    }
     if (j->dot_nc) {
         for (long long c = 0; c < j->ncols; c += LLM_NC_MAX) {
             int nc = j->ncols - c < LLM_NC_MAX ? (int)(j->ncols - c) : LLM_NC_MAX;
@@ -127,7 +145,7 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     if (wb < 0 || xb < 0) return -1;
     llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
     if (!dot) return -1;
-    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, 0};
+    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, 0};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -151,7 +169,8 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
         q.Xw = get_scratch(&scratch_w, (size_t)(LLM_Q8W_BYTES(k) * ncols));
     llm_parallel(quant_task, &q);
     if (!q.Xw) return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
-    mm_job j = {llm_kernels()->vec_dot[wtype], ncw, W, rows, k, ncols, (size_t)llm_row_bytes(wtype, k),
+    mm_job j = {llm_kernels()->vec_dot[wtype], ncw, llm_kernels()->vec_dot_ncw2[wtype], W, rows, k, ncols,
+                (size_t)llm_row_bytes(wtype, k),
                 (size_t)LLM_Q8W_BYTES(k), q.Xw, Y, 0};
     llm_parallel(mm_task, &j);
     return 0;
@@ -182,6 +201,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         mm_job *s = &j.sub[i];
         s->dot = llm_kernels()->vec_dot[wtype[i]];
         s->dot_nc = llm_kernels()->vec_dot_ncw[wtype[i]];
+        s->dot_nc2 = llm_kernels()->vec_dot_ncw2[wtype[i]];
         s->W = W[i]; s->rows = rows[i]; s->k = k; s->ncols = ncols;
         s->w_stride = (size_t)llm_row_bytes(wtype[i], k);
         s->xq_stride = (size_t)LLM_Q8W_BYTES(k);

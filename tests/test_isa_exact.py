@@ -393,3 +393,25 @@ def test_kquant_equals_llamacpp_order(wtype, isa, restore_isa):
         np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
         np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
         np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
+
+
+@pytest.mark.parametrize("wtype,gtype", [(8, GQT.Q8_0), (6, GQT.Q5_0), (2, GQT.Q4_0)])
+def test_row_pairs_and_wide_column_groups_match_scalar(wtype, gtype):
+    """The two-row kernels (vec_dot_ncw2, up to 12 columns a pass) and the one-row
+    tail of an odd row count give every row the scalar result's bits."""
+    rng = np.random.RandomState(wtype)
+    before = L.isa()
+    try:
+        for rows in (1, 7, 33):
+            W = gq.quantize(rng.randn(rows, 256).astype(np.float32), gtype)
+            for nc in (2, 7, 13, 25):
+                X = rng.randn(nc, 256).astype(np.float32)
+                assert L.set_isa("scalar")
+                want = L.matmul(wtype, W, rows, 256, X)
+                for name in ISAS[1:]:
+                    if not L.cpu_has(name):
+                        continue
+                    assert L.set_isa(name)
+                    assert np.array_equal(L.matmul(wtype, W, rows, 256, X), want), (name, rows, nc)
+    finally:
+        assert L.set_isa(before)
