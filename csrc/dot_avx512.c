@@ -170,6 +170,7 @@ INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) 
  * that the one-column body (NC = 1, which is vec_dot itself) runs, so each
  * column's result is bit-identical to vec_dot on that column alone. */
 #define NCM LLM_NC_MAX
+#define NCM2 LLM_NC2_MAX
 #define FORC for (int c = 0; c < NC; c++)
 #define XCOL(T, c) ((const T *)((const char *)va + (long long)(c) * as))
 
@@ -320,7 +321,6 @@ DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_dec2, q5_0_dec1, col_s2, col_s1)
  * scale products dw*dx per lane, the same fma), so each row's result is the same
  * bits, with half the instructions. */
 INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
-#define NCM2 LLM_NC2_MAX
 #define DOT_D_ONLY_W2(NAME, WT, DEC1, COL2)                                                     \
     INL void NAME##w2_k(long long n, float *s, long long ss, const void *vw, long long ws,       \
                         const void *va, long long as, const int NC) {                            \
@@ -402,11 +402,64 @@ INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
     }                                                                                           \
     NC_FUNCS(NAME)
 
+/* Two weight rows at once (zmm lanes 0-7 row 0, 8-15 row 1; the m*s chains in
+ * lanes 0 and 1 of an xmm), every lane running the one-row kernel's operations:
+ * the same bits, half the instructions (vec_dot_nc2). */
+#define DOT_D_M2(NAME, WT, CODESP)                                                              \
+    INL void NAME##2_k(long long n, float *s, long long ss, const void *vw, long long ws,       \
+                       const void *va, long long as, const int NC) {                            \
+        const WT *w0 = vw, *w1 = (const WT *)((const char *)vw + ws);                           \
+        const block_q8_1 *xc[NCM2];                                                             \
+        const long long nb = n / QK;                                                            \
+        __m512 acc[NCM2];                                                                       \
+        __m128 ms[NCM2];                                                                        \
+        FORC { xc[c] = XCOL(block_q8_1, c); acc[c] = _mm512_setzero_ps(); ms[c] = _mm_setzero_ps(); } \
+        for (long long i = 0; i < nb; i++) {                                                    \
+            const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(CODESP(&w0[i])), CODESP(&w1[i]), 1); \
+            const __m512 wd = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(h2f(w0[i].d))), \
+                                                 _mm256_set1_ps(h2f(w1[i].d)), 1);              \
+            const __m128 wm = _mm_set_ps(0.0f, 0.0f, h2f(w1[i].m), h2f(w0[i].m));               \
+            FORC {                                                                              \
+                const block_q8_1 *x = xc[c] + i;                                                \
+                ms[c] = _mm_fmadd_ps(wm, _mm_set1_ps(h2f(x->s)), ms[c]);                        \
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q, \
+                                     _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)x->qs)))); \
+                acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(wd, _mm512_set1_ps(h2f(x->d))), v, acc[c]); \
+            }                                                                                   \
+        }                                                                                       \
+        FORC {                                                                                  \
+            s[c * ss] = hsum8(_mm512_castps512_ps256(acc[c])) + _mm_cvtss_f32(ms[c]);           \
+            s[c * ss + 1] = hsum8(_mm512_extractf32x8_ps(acc[c], 1)) + _mm_cvtss_f32(_mm_movehdup_ps(ms[c])); \
+        }                                                                                       \
+    }                                                                                           \
+    static void NAME##_nc2(long long n, float *s, long long ss, const void *w, long long ws,    \
+                           const void *a, long long as, int nc) {                               \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM2; nc -= NCM2, s += NCM2 * ss, ac += NCM2 * as) NAME##2_k(n, s, ss, w, ws, ac, as, NCM2); \
+        switch (nc) {                                                                           \
+        case 11: NAME##2_k(n, s, ss, w, ws, ac, as, 11); break;                                 \
+        case 10: NAME##2_k(n, s, ss, w, ws, ac, as, 10); break;                                 \
+        case 9: NAME##2_k(n, s, ss, w, ws, ac, as, 9); break;                                   \
+        case 8: NAME##2_k(n, s, ss, w, ws, ac, as, 8); break;                                   \
+        case 7: NAME##2_k(n, s, ss, w, ws, ac, as, 7); break;                                   \
+        case 6: NAME##2_k(n, s, ss, w, ws, ac, as, 6); break;                                   \
+        case 5: NAME##2_k(n, s, ss, w, ws, ac, as, 5); break;                                   \
+        case 4: NAME##2_k(n, s, ss, w, ws, ac, as, 4); break;                                   \
+        case 3: NAME##2_k(n, s, ss, w, ws, ac, as, 3); break;                                   \
+        case 2: NAME##2_k(n, s, ss, w, ws, ac, as, 2); break;                                   \
+        case 1: NAME##2_k(n, s, ss, w, ws, ac, as, 1); break;                                   \
+        }                                                                                       \
+    }
+
 #define Q4_1_CODES1(i) nib1(w[i].qs)
 DOT_D_M(dot_q4_1, block_q4_1, Q4_1_CODES1)
+#define Q4_1_CODESP(b) nib1((b)->qs)
+DOT_D_M2(dot_q4_1, block_q4_1, Q4_1_CODESP)
 
 #define Q5_1_CODES1(i) q5_1blk(w[i].qh, w[i].qs)
 DOT_D_M(dot_q5_1, block_q5_1, Q5_1_CODES1)
+#define Q5_1_CODESP(b) q5_1blk((b)->qh, (b)->qs)
+DOT_D_M2(dot_q5_1, block_q5_1, Q5_1_CODESP)
 
 /* ------------------------------------------------------------ K-quants
  * Codes (unsigned) times q8 with vpmaddubsw (pairs into int16; no saturation:
@@ -674,6 +727,8 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
     t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
+    t->vec_dot_nc2[T_Q4_1] = dot_q4_1_nc2;
+    t->vec_dot_nc2[T_Q5_1] = dot_q5_1_nc2;
     t->vec_dot_ncw2[T_Q4_0] = dot_q4_0_ncw2;
     t->vec_dot_ncw2[T_Q5_0] = dot_q5_0_ncw2;
     t->vec_dot_ncw2[T_Q8_0] = dot_q8_0_ncw2;

@@ -124,6 +124,9 @@ typedef struct llm_kernel_table {
      * to vec_dot_ncw on that row. NULL where a table has none. */
     void (*vec_dot_ncw2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                   const void *a, long long a_stride, int nc);
+    /* the same over the activation type's own blocks (vec_dot_nc's layout) */
+    void (*vec_dot_nc2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                 const void *a, long long a_stride, int nc);
     /* attn_exact.c: one query head without flash attention, and g = silu(g)*u,
      * with llama.cpp's numerics (the same bits from every table) */
     void (*attn_head)(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,

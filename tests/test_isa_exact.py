@@ -395,9 +395,9 @@ def test_kquant_equals_llamacpp_order(wtype, isa, restore_isa):
         np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
 
 
-@pytest.mark.parametrize("wtype,gtype", [(8, GQT.Q8_0), (6, GQT.Q5_0), (2, GQT.Q4_0)])
+@pytest.mark.parametrize("wtype,gtype", [(8, GQT.Q8_0), (6, GQT.Q5_0), (2, GQT.Q4_0), (3, GQT.Q4_1), (7, GQT.Q5_1)])
 def test_row_pairs_and_wide_column_groups_match_scalar(wtype, gtype):
-    """The two-row kernels (vec_dot_ncw2, up to 12 columns a pass) and the one-row
+    """The two-row kernels (vec_dot_ncw2 / vec_dot_nc2, up to 12 columns a pass) and the one-row
     tail of an odd row count give every row the scalar result's bits."""
     rng = np.random.RandomState(wtype)
     before = L.isa()
