@@ -190,6 +190,27 @@ INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) 
         }                                                                                       \
     }
 
+/* the entry point of a two-row kernel K2 (const NC 1..NCM2): any column count */
+#define NC2_FUNCS(FN, K2)                                                                       \
+    static void FN(long long n, float *s, long long ss, const void *w, long long ws,            \
+                   const void *a, long long as, int nc) {                                       \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCM2; nc -= NCM2, s += NCM2 * ss, ac += NCM2 * as) K2(n, s, ss, w, ws, ac, as, NCM2); \
+        switch (nc) {                                                                           \
+        case 11: K2(n, s, ss, w, ws, ac, as, 11); break;                                        \
+        case 10: K2(n, s, ss, w, ws, ac, as, 10); break;                                        \
+        case 9: K2(n, s, ss, w, ws, ac, as, 9); break;                                          \
+        case 8: K2(n, s, ss, w, ws, ac, as, 8); break;                                          \
+        case 7: K2(n, s, ss, w, ws, ac, as, 7); break;                                          \
+        case 6: K2(n, s, ss, w, ws, ac, as, 6); break;                                          \
+        case 5: K2(n, s, ss, w, ws, ac, as, 5); break;                                          \
+        case 4: K2(n, s, ss, w, ws, ac, as, 4); break;                                          \
+        case 3: K2(n, s, ss, w, ws, ac, as, 3); break;                                          \
+        case 2: K2(n, s, ss, w, ws, ac, as, 2); break;                                          \
+        case 1: K2(n, s, ss, w, ws, ac, as, 1); break;                                          \
+        }                                                                                       \
+    }
+
 /* [w0, w1, w2, w3] fp16 -> float, and the two-block form in lanes 0, 1 */
 INL __m128 f16x4(f16_t a, f16_t b, f16_t c, f16_t d) { return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack4(a, b, c, d))); }
 INL __m128 f16x2(f16_t a, f16_t b) { return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | (uint32_t)b << 16))); }
@@ -345,24 +366,7 @@ INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
         }                                                                                       \
         FORC { s[c * ss] = hsum8(_mm512_castps512_ps256(acc[c])); s[c * ss + 1] = hsum8_hi(acc[c]); } \
     }                                                                                           \
-    static void NAME##_ncw2(long long n, float *s, long long ss, const void *w, long long ws,   \
-                            const void *a, long long as, int nc) {                              \
-        const char *ac = a;                                                                     \
-        for (; nc >= NCM2; nc -= NCM2, s += NCM2 * ss, ac += NCM2 * as) NAME##w2_k(n, s, ss, w, ws, ac, as, NCM2); \
-        switch (nc) {                                                                           \
-        case 11: NAME##w2_k(n, s, ss, w, ws, ac, as, 11); break;                                \
-        case 10: NAME##w2_k(n, s, ss, w, ws, ac, as, 10); break;                                \
-        case 9: NAME##w2_k(n, s, ss, w, ws, ac, as, 9); break;                                  \
-        case 8: NAME##w2_k(n, s, ss, w, ws, ac, as, 8); break;                                  \
-        case 7: NAME##w2_k(n, s, ss, w, ws, ac, as, 7); break;                                  \
-        case 6: NAME##w2_k(n, s, ss, w, ws, ac, as, 6); break;                                  \
-        case 5: NAME##w2_k(n, s, ss, w, ws, ac, as, 5); break;                                  \
-        case 4: NAME##w2_k(n, s, ss, w, ws, ac, as, 4); break;                                  \
-        case 3: NAME##w2_k(n, s, ss, w, ws, ac, as, 3); break;                                  \
-        case 2: NAME##w2_k(n, s, ss, w, ws, ac, as, 2); break;                                  \
-        case 1: NAME##w2_k(n, s, ss, w, ws, ac, as, 1); break;                                  \
-        }                                                                                       \
-    }
+    NC2_FUNCS(NAME##_ncw2, NAME##w2_k)
 
 DOT_D_ONLY_W2(dot_q8_0, block_q8_0, q8_0_dec1, col_s2)
 DOT_D_ONLY_W2(dot_q4_0, block_q4_0, q4_0_dec1, col_o2)
@@ -432,24 +436,7 @@ INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
             s[c * ss + 1] = hsum8(_mm512_extractf32x8_ps(acc[c], 1)) + _mm_cvtss_f32(_mm_movehdup_ps(ms[c])); \
         }                                                                                       \
     }                                                                                           \
-    static void NAME##_nc2(long long n, float *s, long long ss, const void *w, long long ws,    \
-                           const void *a, long long as, int nc) {                               \
-        const char *ac = a;                                                                     \
-        for (; nc >= NCM2; nc -= NCM2, s += NCM2 * ss, ac += NCM2 * as) NAME##2_k(n, s, ss, w, ws, ac, as, NCM2); \
-        switch (nc) {                                                                           \
-        case 11: NAME##2_k(n, s, ss, w, ws, ac, as, 11); break;                                 \
-        case 10: NAME##2_k(n, s, ss, w, ws, ac, as, 10); break;                                 \
-        case 9: NAME##2_k(n, s, ss, w, ws, ac, as, 9); break;                                   \
-        case 8: NAME##2_k(n, s, ss, w, ws, ac, as, 8); break;                                   \
-        case 7: NAME##2_k(n, s, ss, w, ws, ac, as, 7); break;                                   \
-        case 6: NAME##2_k(n, s, ss, w, ws, ac, as, 6); break;                                   \
-        case 5: NAME##2_k(n, s, ss, w, ws, ac, as, 5); break;                                   \
-        case 4: NAME##2_k(n, s, ss, w, ws, ac, as, 4); break;                                   \
-        case 3: NAME##2_k(n, s, ss, w, ws, ac, as, 3); break;                                   \
-        case 2: NAME##2_k(n, s, ss, w, ws, ac, as, 2); break;                                   \
-        case 1: NAME##2_k(n, s, ss, w, ws, ac, as, 1); break;                                   \
-        }                                                                                       \
-    }
+    NC2_FUNCS(NAME##_nc2, NAME##2_k)
 
 #define Q4_1_CODES1(i) nib1(w[i].qs)
 DOT_D_M(dot_q4_1, block_q4_1, Q4_1_CODES1)
