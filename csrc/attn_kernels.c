@@ -25,9 +25,6 @@ static void mad_f16_scalar(f16_t *y, const f16_t *x, float v, int n) {
 static void scale_f16_scalar(f16_t *y, float v, int n) {
     for (int i = 0; i < n; i++) y[i] = llm_f32_to_f16(llm_f16_to_f32(y[i]) * v);
 }
-static void axpy_f16_scalar(float *y, const f16_t *x, float v, int n) {
-    for (int i = 0; i < n; i++) y[i] += v * llm_f16_to_f32(x[i]);
-}
 
 
 /* ---- flash attention over one K/V head (see llm_attn_fa_fn) ----
@@ -95,12 +92,6 @@ AVX2 static void scale_f16_avx2(f16_t *y, float v, int n) {
     for (; i + 8 <= n; i += 8) ST8(y + i, _mm256_mul_ps(LD8(y + i), vv));
     for (; i < n; i++) y[i] = llm_f32_to_f16(llm_f16_to_f32(y[i]) * v);
 }
-AVX2 static void axpy_f16_avx2(float *y, const f16_t *x, float v, int n) {
-    const __m256 vv = _mm256_set1_ps(v);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(LD8(x + i), vv, _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += v * llm_f16_to_f32(x[i]);
-}
 
 #define LD16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define ST16(p, v) _mm256_storeu_si256((__m256i *)(p), _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
@@ -128,12 +119,6 @@ AVX512 static void scale_f16_avx512(f16_t *y, float v, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) ST16(y + i, _mm512_mul_ps(LD16(y + i), vv));
     for (; i < n; i++) y[i] = llm_f32_to_f16(llm_f16_to_f32(y[i]) * v);
-}
-AVX512 static void axpy_f16_avx512(float *y, const f16_t *x, float v, int n) {
-    const __m512 vv = _mm512_set1_ps(v);
-    int i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(LD16(x + i), vv, _mm512_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += v * llm_f16_to_f32(x[i]);
 }
 
 /* Up to 4 query rows together: each K row and V row is loaded and widened once
@@ -223,15 +208,14 @@ void llm_attn_kernels(llm_kernel_table *t, int isa) {
     t->dot_f16 = dot_f16_scalar;
     t->mad_f16 = mad_f16_scalar;
     t->scale_f16 = scale_f16_scalar;
-    t->axpy_f16 = axpy_f16_scalar;
     t->attn_fa = attn_fa_generic;
 #if defined(__x86_64__)
     if (isa == 1) {
         t->dot_f16 = dot_f16_avx2; t->mad_f16 = mad_f16_avx2;
-        t->scale_f16 = scale_f16_avx2; t->axpy_f16 = axpy_f16_avx2;
+        t->scale_f16 = scale_f16_avx2;
     } else if (isa == 2) {
         t->dot_f16 = dot_f16_avx512; t->mad_f16 = mad_f16_avx512;
-        t->scale_f16 = scale_f16_avx512; t->axpy_f16 = axpy_f16_avx512;
+        t->scale_f16 = scale_f16_avx512;
         t->attn_fa = attn_fa_avx512;
     }
 #else

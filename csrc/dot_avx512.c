@@ -566,53 +566,8 @@ INL void dot_q5_k_k(long long n, float *s, long long ss, const void *vw, const v
 }
 NC_FUNCS(dot_q5_k)
 
-/* Q6_K in the order of llama.cpp's tiled K-quant matmul (ggml-cpu/tiled, which
- * x86 builds use for batches of 8 rows or more), so that results match it bit for
- * bit: per super-block the exact integer I = sum sc * (q - 32) . x, then
- * r = (float)I * dw rounded, acc = fma(r, dx, acc). (Below 8 rows llama.cpp takes
- * ggml_vec_dot_q6_K_q8_K's order instead: it is not batch-invariant, and we are.) */
-INL void dot_q6_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
-    const block_q6_K *w = vw;
-    const block_q8_K *yc[NCM];
-    const long long nb = n / QKK;
-    const __m256i m15 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    float acc[NCM];
-    FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
-    for (long long i = 0; i < nb; i++) {
-        const __m128i scb = _mm_loadu_si128((const __m128i *)w[i].scales);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(scb);
-        __m256i q[8], scw[8];
-        for (int j = 0; j < 2; j++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * j));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(w[i].ql + 64 * j + 32));
-            const __m256i h = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * j));
-            q[4 * j + 0] = _mm256_or_si256(_mm256_and_si256(l0, m15), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
-            q[4 * j + 1] = _mm256_or_si256(_mm256_and_si256(l1, m15), _mm256_slli_epi16(_mm256_and_si256(h, _mm256_set1_epi8(12)), 2));
-            q[4 * j + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m15), _mm256_and_si256(h, _mm256_set1_epi8(48)));
-            q[4 * j + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m15),
-                                           _mm256_srli_epi16(_mm256_and_si256(h, _mm256_set1_epi8((char)0xC0)), 2));
-        }
-        for (int g = 0; g < 8; g++) {   /* int16 lanes 0-7 <- sc[2g], 8-15 <- sc[2g+1] */
-            const __m128i lo = _mm_set1_epi16(w[i].scales[2 * g]), hi = _mm_set1_epi16(w[i].scales[2 * g + 1]);
-            scw[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-        }
-        const float wd = h2f(w[i].d);
-        FORC {
-            const block_q8_K *y = yc[c] + i;
-            __m256i sum = _mm256_setzero_si256();
-            for (int g = 0; g < 8; g += 2) {
-                const __m256i p0 = _mm256_madd_epi16(scw[g], _mm256_maddubs_epi16(q[g], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * g))));
-                const __m256i p1 = _mm256_madd_epi16(scw[g + 1], _mm256_maddubs_epi16(q[g + 1], _mm256_loadu_si256((const __m256i *)(y->qs + 32 * g + 32))));
-                sum = _mm256_add_epi32(sum, _mm256_add_epi32(p0, p1));
-            }
-            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), sc16), 5);
-            sum = _mm256_sub_epi32(sum, off);
-            acc[c] = __builtin_fmaf((float)hsum_i256(sum) * wd, y->d, acc[c]);
-        }
-    }
-    FORC s[c * ss] = acc[c];
-}
-NC_FUNCS(dot_q6_k)
+/* Q6_K: the AVX2 kernel (dot_avx2.c, in llama.cpp's tiled order) is faster for one
+ * column than the zmm version was and as fast for several (same bits): kept. */
 
 /* Q2_K and Q3_K in the order of llama.cpp's tiled K-quant matmul (Q2_K with
  * the min term, as Q5_K; Q3_K without, as Q6_K) */
@@ -709,7 +664,6 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q2_K, dot_q2_k);
     SET(T_Q3_K, dot_q3_k);
     SET(T_Q5_K, dot_q5_k);
-    SET(T_Q6_K, dot_q6_k);
 #undef SET
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;

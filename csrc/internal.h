@@ -90,11 +90,10 @@ typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, con
                                   const void *a, long long a_stride, int nc);
 /* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
  * rows (float accumulation), y(F16) = y + v*x rounded to F16 per element,
- * y(F16) *= v, and y(F32) += v*x. */
+ * and y(F16) *= v (the flash-attention path). */
 typedef float (*llm_dot_f16_fn)(const f16_t *a, const f16_t *b, int n);
 typedef void (*llm_mad_f16_fn)(f16_t *y, const f16_t *x, float v, int n);
 typedef void (*llm_scale_f16_fn)(f16_t *y, float v, int n);
-typedef void (*llm_axpy_f16_fn)(float *y, const f16_t *x, float v, int n);
 struct llm_kernel_table;
 /* Flash attention (online softmax, F16 accumulator rounded per update) of G query
  * rows q16 (G x n, F16) sharing one K/V head, over cache rows start..end
@@ -110,7 +109,6 @@ typedef struct llm_kernel_table {
     llm_dot_f16_fn dot_f16;
     llm_mad_f16_fn mad_f16;
     llm_scale_f16_fn scale_f16;
-    llm_axpy_f16_fn axpy_f16;
     llm_vec_dot_nc_fn vec_dot_nc[T_COUNT];
     llm_attn_fa_fn attn_fa;     /* attn_kernels.c */
     /* vec_dot_nc over Q8_0 activations in the wide layout (LLM_Q8W_BYTES per

@@ -32,7 +32,6 @@ static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
 void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
 void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
-void llm_swiglu(float *g, const float *u, int n);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */
 

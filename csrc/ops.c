@@ -1,4 +1,4 @@
-/* Per-token operations: RMSNorm, RoPE, gated activations, f16 dot/axpy.
+/* Per-token operations: RMSNorm, RoPE, GEGLU (SwiGLU is in attn_exact.c, beside the exp it shares).
  * Numerics follow llama.cpp's CPU backend where it is cheap to do so. */
 #include <math.h>
 #include "model.h"
@@ -37,14 +37,6 @@ void llm_rope_apply(float *x, const float *cs, int n_rot, int neox) {
         /* the fused forms llama.cpp's compiled rotate_pairs computes */
         *a = fmaf(x0, c, -(x1 * s));
         *b = fmaf(x0, s, x1 * c);
-    }
-}
-
-/* g = silu(g) * u */
-void llm_swiglu(float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) {
-        const float x = g[i];
-        g[i] = (x / (1.0f + expf(-x))) * u[i];
     }
 }
 

@@ -147,19 +147,12 @@ def test_fma32_rounds_once():
     assert f(F32(3), F32(-5), F32(0.5)) == F32(-14.5)
 
 
-# ------------------------------------------------------------------ tests
+# ------------------------------------------------------------------ checks shared by both families
 
-@pytest.mark.parametrize("k", [32, 64, 96, 160, 576])
-@pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
-def test_bit_identical_across_isas(wtype, k, restore_isa):
-    """Every ISA this CPU runs gives the scalar kernel's bits, for 1 to 9
-    columns (vec_dot, then every multi-column group size and leftover), through
-    matmul (float activations) and matmul_q (activation blocks)."""
-    isas = _supported()
-    if len(isas) < 2:
-        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
-    rows = 21                                   # a 16-row tile and a short one
-    raw = make_weights(wtype, rows, k, seed=k + 31 * wtype)
+def _check_isas_agree(isas, wtype, raw, rows, k):
+    """Every ISA in isas gives the scalar kernel's bits for 1 to 9 columns (vec_dot,
+    then every multi-column group size and leftover), through matmul (float
+    activations) and matmul_q (activation blocks)."""
     X = make_x(9, k, seed=3 * k + wtype)
     xq = L.quantize_act(wtype, X)
     got = {}
@@ -174,6 +167,32 @@ def test_bit_identical_across_isas(wtype, k, restore_isa):
                 np.testing.assert_array_equal(y, ref[:n], err_msg=f"{name} {form} ncols={n}")
 
 
+def _check_emulation(wtype, raw, rows, k, model):
+    """The current ISA equals model(wtype, raw, k, xq), the numpy emulation of
+    llama.cpp's order, through matmul_q, matmul, and matmul on one column."""
+    X = make_x(5, k, seed=k + 100 * wtype)
+    xq = L.quantize_act(wtype, X)
+    want = model(wtype, raw, k, xq)
+    np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
+    np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
+    np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
+
+
+# ------------------------------------------------------------------ tests
+
+@pytest.mark.parametrize("k", [32, 64, 96, 160, 576])
+@pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
+def test_bit_identical_across_isas(wtype, k, restore_isa):
+    """Every ISA this CPU runs gives the scalar kernel's bits, for 1 to 9
+    columns (vec_dot, then every multi-column group size and leftover), through
+    matmul (float activations) and matmul_q (activation blocks)."""
+    isas = _supported()
+    if len(isas) < 2:
+        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
+    rows = 21                                   # a 16-row tile and a short one
+    _check_isas_agree(isas, wtype, make_weights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
+
+
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
 def test_equals_llamacpp_order(wtype, isa, restore_isa):
@@ -182,14 +201,7 @@ def test_equals_llamacpp_order(wtype, isa, restore_isa):
         pytest.skip(f"this CPU does not run {isa}")
     assert L.set_isa(isa)
     for k in (32, 96, 576):
-        rows = 19
-        raw = make_weights(wtype, rows, k, seed=7 * k + wtype)
-        X = make_x(5, k, seed=k + 100 * wtype)
-        xq = L.quantize_act(wtype, X)
-        want = emulate(wtype, raw, k, xq)
-        np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
-        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
-        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
+        _check_emulation(wtype, make_weights(wtype, 19, k, seed=7 * k + wtype), 19, k, emulate)
 
 
 # ====================================================== K-quants (Q8_K activations)
@@ -362,19 +374,7 @@ def test_kquant_bit_identical_across_isas(wtype, k, restore_isa):
     if len(isas) < 2:
         pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
     rows = 21
-    raw = make_kweights(wtype, rows, k, seed=k + 31 * wtype)
-    X = make_x(9, k, seed=3 * k + wtype)
-    xq = L.quantize_act(wtype, X)
-    got = {}
-    for name in isas:
-        assert L.set_isa(name)
-        got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in range(1, 10)],
-                     [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in range(1, 10)])
-    ref = got["scalar"][1][8]
-    for name in isas:
-        for form, ys in zip(("matmul", "matmul_q"), got[name]):
-            for n, y in enumerate(ys, start=1):
-                np.testing.assert_array_equal(y, ref[:n], err_msg=f"{name} {form} ncols={n}")
+    _check_isas_agree(isas, wtype, make_kweights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
 
 
 @pytest.mark.parametrize("isa", ISAS)
@@ -385,14 +385,7 @@ def test_kquant_equals_llamacpp_order(wtype, isa, restore_isa):
         pytest.skip(f"this CPU does not run {isa}")
     assert L.set_isa(isa)
     for k in (256, 512, 768):
-        rows = 19
-        raw = make_kweights(wtype, rows, k, seed=7 * k + wtype)
-        X = make_x(5, k, seed=k + 100 * wtype)
-        xq = L.quantize_act(wtype, X)
-        want = emulate_k(wtype, raw, k, xq)
-        np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want, err_msg=f"k={k} matmul_q")
-        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X), want, err_msg=f"k={k} matmul")
-        np.testing.assert_array_equal(L.matmul(wtype, raw, rows, k, X[:1]), want[:1], err_msg=f"k={k} one column")
+        _check_emulation(wtype, make_kweights(wtype, 19, k, seed=7 * k + wtype), 19, k, emulate_k)
 
 
 @pytest.mark.parametrize("wtype,gtype", [(8, GQT.Q8_0), (6, GQT.Q5_0), (2, GQT.Q4_0), (3, GQT.Q4_1), (7, GQT.Q5_1)])
