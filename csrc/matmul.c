@@ -145,7 +145,7 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     if (wb < 0 || xb < 0) return -1;
     llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
     if (!dot) return -1;
-    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], ncols > 1 ? llm_kernels()->vec_dot_nc2[wtype] : NULL,
+    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], ncols >= 8 ? llm_kernels()->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
                 W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, 0};
     llm_parallel(mm_task, &j);
     return 0;
