@@ -28,7 +28,11 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline float h2f(f16_t h) { return _cvtsh_ss(h); }
+static inline float h2f(f16_t h) {
+    /* not _cvtsh_ss: GCC merges its vpinsrw into whatever xmm is at hand, a false
+     * dependency that chained the loop iterations (2x slower multi-column kernels) */
+    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
 
 /* 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 */
 static inline __m256i nibbles32(const uint8_t *p) {

@@ -86,6 +86,9 @@ typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void 
 #define LLM_NC_MAX 6
 #define LLM_NC2_MAX 12
 #define LLM_Q8W_BYTES(n) ((n) / 32 * 36)
+/* the wide Q8_1 layout: quants, then the blocks' d, then their s, as floats */
+#define LLM_Q8W1_BYTES(n) ((n) / 32 * 40)
+#define LLM_WIDE_BYTES(at, n) ((at) == T_Q8_1 ? LLM_Q8W1_BYTES(n) : LLM_Q8W_BYTES(n))
 typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, const void *w,
                                   const void *a, long long a_stride, int nc);
 /* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
@@ -114,7 +117,9 @@ typedef struct llm_kernel_table {
     /* vec_dot_nc over Q8_0 activations in the wide layout (LLM_Q8W_BYTES per
      * column of n elements: the nb = n/32 blocks' quants, 32 bytes each, then
      * their nb scales as floats): bit-identical to vec_dot_nc on the same
-     * activations in Q8_0 blocks. NULL where a table has none. */
+     * activations in Q8_0 blocks. For the types paired with Q8_1 (Q4_1, Q5_1),
+     * the wide Q8_1 layout (LLM_Q8W1_BYTES: quants, the nb d, then the nb s, as
+     * floats). NULL where a table has none. */
     llm_vec_dot_nc_fn vec_dot_ncw[T_COUNT];
     /* vec_dot_ncw for two adjacent weight rows (w, w + w_stride bytes) at once, any
      * nc (LLM_NC2_MAX columns per pass):
@@ -122,6 +127,8 @@ typedef struct llm_kernel_table {
      * to vec_dot_ncw on that row. NULL where a table has none. */
     void (*vec_dot_ncw2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                   const void *a, long long a_stride, int nc);
+    /* the fewest columns for which matmul takes vec_dot_ncw2 (below: vec_dot_ncw) */
+    unsigned char ncw2_min[T_COUNT];
     /* the same over the activation type's own blocks (vec_dot_nc's layout) */
     void (*vec_dot_nc2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                  const void *a, long long a_stride, int nc);

@@ -26,7 +26,7 @@ typedef struct {
     const float *X;
     void *Xq;
     long long k, ncols, xq_stride;
-    char *Xw;                    /* non-NULL: also the wide Q8_0 layout (vec_dot_ncw) */
+    char *Xw;                    /* non-NULL: also the wide layout (vec_dot_ncw) */
 } quant_job;
 
 static void quant_task(int ith, int nth, void *p) {
@@ -36,14 +36,52 @@ static void quant_task(int ith, int nth, void *p) {
         llm_quantize_act(j->at, j->X + c * j->k, xq, j->k);
         if (!j->Xw) continue;
         const long long nb = j->k / QK;
-        const block_q8_0 *b = (const block_q8_0 *)xq;
-        char *w = j->Xw + c * LLM_Q8W_BYTES(j->k);
+        char *w = j->Xw + c * LLM_WIDE_BYTES(j->at, j->k);
         float *d = (float *)(w + nb * QK);
+        if (j->at == T_Q8_1) {
+            const block_q8_1 *b = (const block_q8_1 *)xq;
+            for (long long i = 0; i < nb; i++) {
+                memcpy(w + i * QK, b[i].qs, QK);
+                d[i] = llm_f16_to_f32(b[i].d);
+                d[nb + i] = llm_f16_to_f32(b[i].s);
+            }
+            continue;
+        }
+        const block_q8_0 *b = (const block_q8_0 *)xq;
         for (long long i = 0; i < nb; i++) {
             memcpy(w + i * QK, b[i].qs, QK);
             d[i] = llm_f16_to_f32(b[i].d);
         }
     }
+}
+
+/* Row tiles for several columns: each thread takes the tiles of its own
+ * contiguous share in order (a sequential stream the prefetcher follows: tiles
+ * dealt out alternately ran 2x slower on weights streamed from memory), then
+ * helps the others from the front of what they have left, so a slower thread
+ * does less. A tile's results do not depend on which thread computes it. */
+#define SCHED_SLOTS 64
+typedef struct { _Alignas(64) atomic_llong next; long long end; } tile_slot;
+typedef struct { tile_slot s[SCHED_SLOTS]; int n; } tile_sched;
+
+static void sched_init(tile_sched *t, long long ntiles) {
+    int n = llm_get_threads();
+    t->n = n < 1 ? 1 : n > SCHED_SLOTS ? SCHED_SLOTS : n;
+    for (int i = 0; i < t->n; i++) {
+        atomic_init(&t->s[i].next, ntiles * i / t->n);
+        t->s[i].end = ntiles * (i + 1) / t->n;
+    }
+}
+
+/* the next tile for thread ith, or -1 when none is left */
+static long long sched_take(tile_sched *t, int ith) {
+    for (int k = 0; k < t->n; k++) {
+        tile_slot *sl = &t->s[(ith + k) % t->n];
+        if (atomic_load_explicit(&sl->next, memory_order_relaxed) >= sl->end) continue;
+        const long long v = atomic_fetch_add_explicit(&sl->next, 1, memory_order_relaxed);
+        if (v < sl->end) return v;
+    }
+    return -1;
 }
 
 typedef void (*dot_nc2_fn)(long long, float *, long long, const void *, long long, const void *, long long, int);
@@ -56,7 +94,7 @@ typedef struct {
     size_t w_stride, xq_stride;
     const char *Xq;
     float *Y;
-    atomic_llong next;           /* several columns: the next row tile to take */
+    tile_sched *sched;           /* several columns: the row tiles still to take */
 } mm_job;
 
 /* one row tile (ROW_TILE rows) against every column */
@@ -107,14 +145,7 @@ static void mm_task(int ith, int nth, void *p) {
             j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
         return;
     }
-    /* several columns: tiles taken one at a time (each tile's results do not
-     * depend on which thread computes it), so a slower thread takes fewer */
-    (void)r0;
-    for (;;) {
-        const long long tile = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (tile >= ntiles) break;
-        mm_tile(j, tile);
-    }
+    for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) mm_tile(j, tile);
 }
 
 /* several weights over the same activations, their row tiles in one pool */
@@ -123,14 +154,13 @@ typedef struct {
     mm_job sub[MM_MULTI_MAX];
     long long end[MM_MULTI_MAX];   /* cumulative tile counts */
     int nsub;
-    atomic_llong next;
+    tile_sched sched;
 } mm_multi_job;
 
 static void mm_multi_task(int ith, int nth, void *p) {
-    (void)ith; (void)nth;
+    (void)nth;
     mm_multi_job *j = p;
-    for (;;) {
-        long long tile = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    for (long long tile; (tile = sched_take(&j->sched, ith)) >= 0;) {
         int s = 0;
         while (s < j->nsub && tile >= j->end[s]) s++;
         if (s == j->nsub) break;
@@ -145,8 +175,10 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     if (wb < 0 || xb < 0) return -1;
     llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
     if (!dot) return -1;
+    tile_sched ts;
+    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
     mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], ncols >= 8 ? llm_kernels()->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
-                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, 0};
+                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -164,15 +196,18 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
         quant_task(0, 1, &q);
         return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
     }
-    /* several columns: a kernel over the wide Q8_0 layout where the table has one */
+    /* several columns: a kernel over the wide layout where the table has one */
     llm_vec_dot_nc_fn ncw = llm_kernels()->vec_dot_ncw[wtype];
-    if (ncw && at == T_Q8_0 && k % QK == 0)
-        q.Xw = get_scratch(&scratch_w, (size_t)(LLM_Q8W_BYTES(k) * ncols));
+    if (ncw && (at == T_Q8_0 || at == T_Q8_1) && k % QK == 0)
+        q.Xw = get_scratch(&scratch_w, (size_t)(LLM_WIDE_BYTES(at, k) * ncols));
     llm_parallel(quant_task, &q);
     if (!q.Xw) return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
-    mm_job j = {llm_kernels()->vec_dot[wtype], ncw, llm_kernels()->vec_dot_ncw2[wtype], W, rows, k, ncols,
+    tile_sched ts;
+    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
+    const llm_kernel_table *kt = llm_kernels();
+    mm_job j = {kt->vec_dot[wtype], ncw, ncols >= kt->ncw2_min[wtype] ? kt->vec_dot_ncw2[wtype] : NULL, W, rows, k, ncols,
                 (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_Q8W_BYTES(k), q.Xw, Y, 0};
+                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -180,37 +215,39 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
 int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
                      const float *X, long long ncols, float *const *Y) {
     int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && k % QK == 0;
+    const int at = nw >= 1 ? llm_type_act_type(wtype[0]) : -1;
+    same = same && (at == T_Q8_0 || at == T_Q8_1);
     for (int i = 0; same && i < nw; i++)
-        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == T_Q8_0 &&
+        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
                llm_kernels()->vec_dot_ncw[wtype[i]] && llm_row_bytes(wtype[i], k) >= 0 && rows[i] >= 0;
     if (!same) {
         for (int i = 0; i < nw; i++)
             if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
         return 0;
     }
-    long long xb = llm_row_bytes(T_Q8_0, k);
+    long long xb = llm_row_bytes(at, k);
     void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
     if (!Xq) return -1;
-    quant_job q = {T_Q8_0, X, Xq, k, ncols, xb, get_scratch(&scratch_w, (size_t)(LLM_Q8W_BYTES(k) * ncols))};
+    quant_job q = {at, X, Xq, k, ncols, xb, get_scratch(&scratch_w, (size_t)(LLM_WIDE_BYTES(at, k) * ncols))};
     if (!q.Xw) return -1;
     llm_parallel(quant_task, &q);
     mm_multi_job j;
     j.nsub = nw;
-    atomic_init(&j.next, 0);
     long long end = 0;
     for (int i = 0; i < nw; i++) {
         mm_job *s = &j.sub[i];
         s->dot = llm_kernels()->vec_dot[wtype[i]];
         s->dot_nc = llm_kernels()->vec_dot_ncw[wtype[i]];
-        s->dot_nc2 = llm_kernels()->vec_dot_ncw2[wtype[i]];
+        s->dot_nc2 = ncols >= llm_kernels()->ncw2_min[wtype[i]] ? llm_kernels()->vec_dot_ncw2[wtype[i]] : NULL;
         s->W = W[i]; s->rows = rows[i]; s->k = k; s->ncols = ncols;
         s->w_stride = (size_t)llm_row_bytes(wtype[i], k);
-        s->xq_stride = (size_t)LLM_Q8W_BYTES(k);
+        s->xq_stride = (size_t)LLM_WIDE_BYTES(at, k);
         s->Xq = q.Xw; s->Y = Y[i];
-        atomic_init(&s->next, 0);
+        s->sched = NULL;
         end += (rows[i] + ROW_TILE - 1) / ROW_TILE;
         j.end[i] = end;
     }
+    sched_init(&j.sched, end);
     llm_parallel(mm_multi_task, &j);
     return 0;
 }

@@ -151,19 +151,22 @@ def test_fma32_rounds_once():
 
 def _check_isas_agree(isas, wtype, raw, rows, k):
     """Every ISA in isas gives the scalar kernel's bits for 1 to 9 columns (vec_dot,
-    then every multi-column group size and leftover), through matmul (float
-    activations) and matmul_q (activation blocks)."""
-    X = make_x(9, k, seed=3 * k + wtype)
+    then every multi-column group size and leftover) and for 16 and 27 (the
+    two-row kernels' passes of 12 and their tails, and the types whose two-row
+    kernel only serves larger batches), through matmul (float activations) and
+    matmul_q (activation blocks)."""
+    ns = list(range(1, 10)) + [16, 27]
+    X = make_x(ns[-1], k, seed=3 * k + wtype)
     xq = L.quantize_act(wtype, X)
     got = {}
     for name in isas:
         assert L.set_isa(name)
-        got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in range(1, 10)],
-                     [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in range(1, 10)])
-    ref = got["scalar"][1][8]
+        got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in ns],
+                     [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in ns])
+    ref = got["scalar"][1][-1]
     for name in isas:
         for form, ys in zip(("matmul", "matmul_q"), got[name]):
-            for n, y in enumerate(ys, start=1):
+            for n, y in zip(ns, ys):
                 np.testing.assert_array_equal(y, ref[:n], err_msg=f"{name} {form} ncols={n}")
 
 
