@@ -52,6 +52,11 @@ typedef struct {
     atomic_int next;            /* flash: tasks taken one at a time, latest tokens (costliest) first */
 } attn_job;
 
+/* where (layer il, KV head h, position p)'s row starts in the caches */
+static inline size_t kv_row(const llm_model *m, int il, int h, int p) {
+    return (((size_t)il * m->c.n_head_kv + h) * m->n_ctx + p) * m->c.head_dim;
+}
+
 static int attn_start(const llm_model *m, int il, int p) {
     const int sw = m->c.sliding_window;
     return is_swa(m, il) && p - sw + 1 > 0 ? p - sw + 1 : 0;
@@ -62,8 +67,6 @@ static void attn_flash_task(int ith, int nth, void *p) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
-    const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc = m->acc16 + (size_t)ith * m->q_dim;
     /* few tasks (decode): split each group into pieces, one per thread */
     int pieces = 1;
@@ -80,7 +83,8 @@ static void attn_flash_task(int ith, int nth, void *p) {
         const size_t qo = (size_t)t * m->q_dim + ((size_t)kh * group + h0) * hd;
         const float *q = m->q + qo;
         for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
-        kt->attn_fa(kt, q16, h1 - h0, K + (size_t)kh * hd, V + (size_t)kh * hd, (size_t)m->kv_dim,
+        const size_t r0 = kv_row(m, j->il, kh, 0);
+        kt->attn_fa(kt, q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd,
                     attn_start(m, j->il, pp), pp, hd, c->attn_scale, acc, m->att + qo);
     }
 }
@@ -90,8 +94,6 @@ static void attn_task(int ith, int nth, void *p) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    const size_t layer_off = (size_t)j->il * m->n_ctx * m->kv_dim;
-    const f16_t *K = m->kcache + layer_off, *V = m->vcache + layer_off;
     float *sc = m->scores + (size_t)ith * (m->n_ctx + 16), *acc = m->acc32 + (size_t)ith * 16 * hd;
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim;
     const int total = j->n * c->n_head;
@@ -101,7 +103,8 @@ static void attn_task(int ith, int nth, void *p) {
         const int pp = j->pos + t;
         const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
         for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
-        kt->attn_head(q16, K + (size_t)kh * hd, V + (size_t)kh * hd, (size_t)m->kv_dim, attn_start(m, j->il, pp), pp,
+        const size_t r0 = kv_row(m, j->il, kh, 0);
+        kt->attn_head(q16, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
                       hd, c->attn_scale, sc, acc, m->att + (size_t)t * m->q_dim + (size_t)h * hd);
     }
 }
@@ -142,12 +145,14 @@ static void tok_one(const tok_job *j, int t) {
         }
         if (c->q_prescale != 1.0f)
             for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
-        /* K and V into the F16 cache */
-        const size_t off = ((size_t)il * m->n_ctx + j->pos + t) * kvd;
+        /* K and V into the F16 cache (head-major: each head's rows contiguous) */
         const float *v = m->v + (size_t)t * kvd;
-        for (int i = 0; i < kvd; i++) {
-            m->kcache[off + i] = llm_f32_to_f16(k[i]);
-            m->vcache[off + i] = llm_f32_to_f16(v[i]);
+        for (int h = 0; h < c->n_head_kv; h++) {
+            const size_t off = kv_row(m, il, h, j->pos + t);
+            for (int i = 0; i < hd; i++) {
+                m->kcache[off + i] = llm_f32_to_f16(k[h * hd + i]);
+                m->vcache[off + i] = llm_f32_to_f16(v[h * hd + i]);
+            }
         }
         break;
     }

@@ -14,7 +14,7 @@ struct llm_model {
     llm_tensor *layers;          /* n_layer * LLM_T_LAYER_COUNT */
     int n_ctx, n_batch;
     int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim */
-    f16_t *kcache, *vcache;      /* [n_layer][n_ctx][kv_dim] */
+    f16_t *kcache, *vcache;      /* [n_layer][n_head_kv][n_ctx][head_dim] */
     /* batch scratch, n_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
     float *scores;               /* per thread: n_ctx + 16 floats */
