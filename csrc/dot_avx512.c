@@ -120,51 +120,18 @@ INL __m256i nib1(const uint8_t *a) {
     return _mm256_and_si256(_mm256_srlv_epi16(z, cnt), _mm256_set1_epi8(0x0F));
 }
 
-/* unsigned codes q times x, minus off * sum(x) */
-INL __m512i dot_uo2(__m512i q, __m512i x, int off) {
-    __m512i z = _mm512_setzero_si512();
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(z, q, x), _mm512_dpbusd_epi32(z, _mm512_set1_epi8((char)off), x));
-}
 INL __m256i dot_uo1(__m256i q, __m256i x, int off) {
     __m256i z = _mm256_setzero_si256();
     return _mm256_sub_epi32(_mm256_dpbusd_epi32(z, q, x), _mm256_dpbusd_epi32(z, _mm256_set1_epi8((char)off), x));
 }
-INL int hsum_i256(__m256i v) {
-    __m128i a = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4E));
-    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xB1));
-    return _mm_cvtsi128_si32(a);
-}
 
-/* fp16 scale products of 4 blocks: [w0*x0, w1*x1, w2*x2, w3*x3]. The halves are
- * packed in general registers (the barrier keeps the compiler from moving that
- * packing onto the vector pipes, which the dot products need). */
-INL uint64_t pack4(f16_t a, f16_t b, f16_t c, f16_t d) {
-    uint64_t v = (uint64_t)a | (uint64_t)b << 16 | (uint64_t)c << 32 | (uint64_t)d << 48;
-    __asm__("" : "+r"(v));
-    return v;
-}
-INL __m128 dprod4(f16_t w0, f16_t w1, f16_t w2, f16_t w3, f16_t x0, f16_t x1, f16_t x2, f16_t x3) {
-    __m128i v = _mm_insert_epi64(_mm_cvtsi64_si128((long long)pack4(w0, w1, w2, w3)), (long long)pack4(x0, x1, x2, x3), 1);
-    __m256 f = _mm256_cvtph_ps(v);
-    return _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
-}
-/* [w0*x0, w1*x1] in lanes 0, 1 */
-INL __m128 dprod2(f16_t w0, f16_t w1, f16_t x0, f16_t x1) {
-    __m128 f = _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack4(w0, w1, x0, x1)));
-    return _mm_mul_ps(f, _mm_movehl_ps(f, f));
-}
-/* the (d, m) or (d, s) f16 pairs of 2 / 4 blocks */
+/* the (d, m) f16 pairs of 2 blocks, packed in a general register (the barrier
+ * keeps the compiler from moving the packing onto the vector pipes) */
 INL uint64_t pack2(const void *a, const void *b) {
     uint64_t v = (uint64_t)ld32(a) | (uint64_t)ld32(b) << 32;
     __asm__("" : "+r"(v));
     return v;
 }
-INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) {
-    return _mm_insert_epi64(_mm_cvtsi64_si128((long long)pack2(a, b)), (long long)pack2(c, d), 1);
-}
-/* lanes 0-7 <- p[lo], lanes 8-15 <- p[hi] */
-#define SPLAT2(p, lo, hi) _mm512_permutexvar_ps(_mm512_set_epi32(hi, hi, hi, hi, hi, hi, hi, hi, lo, lo, lo, lo, lo, lo, lo, lo), p)
 
 /* ------------------------------------------------------- multi-column form
  * Every quantized kernel is written once as an always_inline body K_k(n, s, ss,
@@ -216,45 +183,26 @@ INL __m128i pack2x2(const void *a, const void *b, const void *c, const void *d) 
     }
 
 /* [w0, w1, w2, w3] fp16 -> float, and the two-block form in lanes 0, 1 */
-INL __m128 f16x4(f16_t a, f16_t b, f16_t c, f16_t d) { return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)pack4(a, b, c, d))); }
 INL __m128 f16x2(f16_t a, f16_t b) { return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | (uint32_t)b << 16))); }
 
-/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0). The weight side of two
- * blocks (one) decodes to an unsigned operand u and the lanes where x takes a
- * minus sign; COL2 / COL1 give the int32 lanes against x. */
-typedef struct { __m512i u; __mmask64 neg; } wdec2;
+/* The d-only types (Q4_0, Q5_0, Q8_0 against Q8_0). The weight side of a block
+ * decodes to an unsigned operand u and the lanes where x takes a minus sign;
+ * COL1 gives the int32 lanes against x. */
 typedef struct { __m256i u; __mmask32 neg; } wdec1;
-INL __m512i col_s2(wdec2 d, __m512i x) {
-    __m512i sx = _mm512_mask_sub_epi8(x, d.neg, _mm512_setzero_si512(), x);
-    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), d.u, sx);
-}
 INL __m256i col_s1(wdec1 d, __m256i x) {
     __m256i sx = _mm256_mask_sub_epi8(x, d.neg, _mm256_setzero_si256(), x);
     return _mm256_dpbusd_epi32(_mm256_setzero_si256(), d.u, sx);
 }
-INL __m512i col_o2(wdec2 d, __m512i x) { return dot_uo2(d.u, x, 8); }
 INL __m256i col_o1(wdec1 d, __m256i x) { return dot_uo1(d.u, x, 8); }
 
-INL wdec2 q8_0_dec2(const block_q8_0 *a, const block_q8_0 *b) {
-    __m512i v = ld2x32(a->qs, b->qs);
-    wdec2 r = {_mm512_abs_epi8(v), _mm512_movepi8_mask(v)};
-    return r;
-}
 INL wdec1 q8_0_dec1(const block_q8_0 *w) {
     __m256i v = _mm256_loadu_si256((const __m256i *)w->qs);
     wdec1 r = {_mm256_abs_epi8(v), _mm256_movepi8_mask(v)};
     return r;
 }
-INL wdec2 q4_0_dec2(const block_q4_0 *a, const block_q4_0 *b) { wdec2 r = {nib2(a->qs, b->qs), 0}; return r; }
 INL wdec1 q4_0_dec1(const block_q4_0 *w) { wdec1 r = {nib1(w->qs), 0}; return r; }
 /* Q5_0: w = q - 16 is negative exactly where the qh bit is clear, so |w| is
  * nib (bit set) or 16 - nib (bit clear), and x takes the sign where the bit is clear */
-INL wdec2 q5_0_dec2(const block_q5_0 *a, const block_q5_0 *b) {
-    __mmask64 neg = (__mmask64)~((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
-    __m512i q = nib2(a->qs, b->qs);
-    wdec2 r = {_mm512_mask_sub_epi8(q, neg, _mm512_set1_epi8(16), q), neg};
-    return r;
-}
 INL wdec1 q5_0_dec1(const block_q5_0 *w) {
     __mmask32 neg = (__mmask32)~ld32(w->qh);
     __m256i q = nib1(w->qs);
@@ -262,7 +210,39 @@ INL wdec1 q5_0_dec1(const block_q5_0 *w) {
     return r;
 }
 
-INL __m512i ldx2(const block_q8_0 *x) { return ld2x32(x[0].qs, x[1].qs); }
+/* Over the wide layout this table stores x + 128 (llm_kernel_table.wide_xu), so
+ * a column costs one vpdpbusd with no sign step: the weights w go in signed, the
+ * unsigned x + 128 against them gives w.x + 128*sum4(w) per lane, and the
+ * accumulator starts at -128*sum4(w), found once per weight block for every
+ * column. The int32 lanes are exactly w.x's, as in the kernels above. */
+typedef struct { __m512i w, off; } wsg2;
+typedef struct { __m256i w, off; } wsg1;
+INL wsg2 wsg2_of(__m512i w) {
+    const __m512i z = _mm512_setzero_si512();
+    wsg2 r = {w, _mm512_sub_epi32(z, _mm512_dpbusd_epi32(z, _mm512_set1_epi8((char)0x80), w))};
+    return r;
+}
+INL wsg1 wsg1_of(__m256i w) {
+    const __m256i z = _mm256_setzero_si256();
+    wsg1 r = {w, _mm256_sub_epi32(z, _mm256_dpbusd_epi32(z, _mm256_set1_epi8((char)0x80), w))};
+    return r;
+}
+INL wsg2 q8_0_sg2(const block_q8_0 *a, const block_q8_0 *b) { return wsg2_of(ld2x32(a->qs, b->qs)); }
+INL wsg1 q8_0_sg1(const block_q8_0 *a) { return wsg1_of(_mm256_loadu_si256((const __m256i *)a->qs)); }
+INL wsg2 q4_0_sg2(const block_q4_0 *a, const block_q4_0 *b) { return wsg2_of(_mm512_sub_epi8(nib2(a->qs, b->qs), _mm512_set1_epi8(8))); }
+INL wsg1 q4_0_sg1(const block_q4_0 *a) { return wsg1_of(_mm256_sub_epi8(nib1(a->qs), _mm256_set1_epi8(8))); }
+INL wsg2 q5_0_sg2(const block_q5_0 *a, const block_q5_0 *b) {
+    const __mmask64 hi = (__mmask64)((uint64_t)ld32(a->qh) | (uint64_t)ld32(b->qh) << 32);
+    const __m512i m16 = _mm512_set1_epi8(16);
+    const __m512i q = nib2(a->qs, b->qs);
+    return wsg2_of(_mm512_sub_epi8(_mm512_mask_add_epi8(q, hi, q, m16), m16));
+}
+INL wsg1 q5_0_sg1(const block_q5_0 *a) {
+    const __m256i m16 = _mm256_set1_epi8(16);
+    const __m256i q = nib1(a->qs);
+    return wsg1_of(_mm256_sub_epi8(_mm256_mask_add_epi8(q, (__mmask32)ld32(a->qh), q, m16), m16));
+}
+
 INL __m256i ldx1(const block_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
 
 INL float hsum8(__m256 v) {
@@ -303,7 +283,7 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
 /* The same kernels over the wide activation layout (see vec_dot_ncw): x quants
  * contiguous, x scales already widened to float (exactly), so every column runs
  * the very float operations of the kernel above. */
-#define DOT_D_ONLY_W(NAME, WT, DEC1, COL1)                                           \
+#define DOT_D_ONLY_W(NAME, WT, SG1)                                           \
     INL void NAME##w_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) { \
         const WT *w = vw;                                                                       \
         const long long nb = n / QK;                                                            \
@@ -313,10 +293,11 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
         FORC { xq[c] = (const int8_t *)va + (long long)c * as; xd[c] = (const float *)(xq[c] + nb * 32); \
                acc[c] = _mm256_setzero_ps(); }                                                  \
         for (long long i = 0; i < nb; i++) {                                                    \
-            const wdec1 d1 = DEC1(w + i);                                                       \
+            const wsg1 d1 = SG1(w + i);                                                         \
             const float wd = h2f(w[i].d);                                                       \
             FORC {                                                                              \
-                const __m256 v = _mm256_cvtepi32_ps(COL1(d1, _mm256_loadu_si256((const __m256i *)(xq[c] + i * 32)))); \
+                const __m256 v = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(d1.off,                \
+                                     _mm256_loadu_si256((const __m256i *)(xq[c] + i * 32)), d1.w)); \
                 acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[c][i]), v, acc[c]);             \
             }                                                                                   \
         }                                                                                       \
@@ -336,9 +317,9 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
         }                                                                                       \
     }
 
-DOT_D_ONLY_W(dot_q8_0, block_q8_0, q8_0_dec1, col_s1)
-DOT_D_ONLY_W(dot_q4_0, block_q4_0, q4_0_dec1, col_o1)
-DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
+DOT_D_ONLY_W(dot_q8_0, block_q8_0, q8_0_sg1)
+DOT_D_ONLY_W(dot_q4_0, block_q4_0, q4_0_sg1)
+DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_sg1)
 
 /* Two weight rows at once over the wide layout: zmm lanes 0-7 are row 0's 8-lane
  * chain and lanes 8-15 row 1's, each column's x block broadcast to both halves;
@@ -346,7 +327,7 @@ DOT_D_ONLY_W(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
  * scale products dw*dx per lane, the same fma), so each row's result is the same
  * bits, with half the instructions. */
 INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
-#define DOT_D_ONLY_W2(NAME, WT, DEC2, COL2)                                                     \
+#define DOT_D_ONLY_W2(NAME, WT, SG2)                                                     \
     INL void NAME##w2_k(long long n, float *s, long long ss, const void *vw, long long ws,       \
                         const void *va, long long as, const int NC) {                            \
         const WT *w0 = vw, *w1 = (const WT *)((const char *)vw + ws);                           \
@@ -358,11 +339,11 @@ INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
                acc[c] = _mm512_setzero_ps(); }                                                  \
         const __m512i sel = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);   \
         for (long long i = 0; i < nb; i++) {                                                    \
-            const wdec2 d = DEC2(w0 + i, w1 + i);                                               \
+            const wsg2 d = SG2(w0 + i, w1 + i);                                                 \
             const __m512 wd = _mm512_permutexvar_ps(sel, _mm512_castps128_ps512(f16x2(w0[i].d, w1[i].d))); \
             FORC {                                                                              \
                 const __m512i xv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(xq[c] + i * 32))); \
-                const __m512 v = _mm512_cvtepi32_ps(COL2(d, xv));                               \
+                const __m512 v = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(d.off, xv, d.w));        \
                 acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(wd, _mm512_set1_ps(xd[c][i])), v, acc[c]); \
             }                                                                                   \
         }                                                                                       \
@@ -370,9 +351,9 @@ INL float hsum8_hi(__m512 v) { return hsum8(_mm512_extractf32x8_ps(v, 1)); }
     }                                                                                           \
     NC2_FUNCS(NAME##_ncw2, NAME##w2_k)
 
-DOT_D_ONLY_W2(dot_q8_0, block_q8_0, q8_0_dec2, col_s2)
-DOT_D_ONLY_W2(dot_q4_0, block_q4_0, q4_0_dec2, col_o2)
-DOT_D_ONLY_W2(dot_q5_0, block_q5_0, q5_0_dec2, col_s2)
+DOT_D_ONLY_W2(dot_q8_0, block_q8_0, q8_0_sg2)
+DOT_D_ONLY_W2(dot_q4_0, block_q4_0, q4_0_sg2)
+DOT_D_ONLY_W2(dot_q5_0, block_q5_0, q5_0_sg2)
 
 
 INL __m256i q5_1blk(const uint8_t *qh, const uint8_t *qs) {
@@ -744,6 +725,7 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q3_K, dot_q3_k);
     SET(T_Q5_K, dot_q5_k);
 #undef SET
+    t->wide_xu = 1;   /* the wide Q8_0 layout's quants as x + 128 (the ncw kernels above) */
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
     t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;

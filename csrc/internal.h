@@ -129,6 +129,9 @@ typedef struct llm_kernel_table {
                                   const void *a, long long a_stride, int nc);
     /* the fewest columns for which matmul takes vec_dot_ncw2 (below: vec_dot_ncw) */
     unsigned char ncw2_min[T_COUNT];
+    /* 1: this table's kernels take the wide Q8_0 layout's quants as x + 128
+     * (unsigned bytes: x XOR 0x80) instead of x */
+    int wide_xu;
     /* the same over the activation type's own blocks (vec_dot_nc's layout) */
     void (*vec_dot_nc2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                  const void *a, long long a_stride, int nc);

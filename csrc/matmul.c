@@ -48,8 +48,12 @@ static void quant_task(int ith, int nth, void *p) {
             continue;
         }
         const block_q8_0 *b = (const block_q8_0 *)xq;
+        const int xu = llm_kernels()->wide_xu;
         for (long long i = 0; i < nb; i++) {
-            memcpy(w + i * QK, b[i].qs, QK);
+            if (xu)
+                for (int e = 0; e < QK; e++) w[i * QK + e] = (char)((uint8_t)b[i].qs[e] ^ 0x80u);
+            else
+                memcpy(w + i * QK, b[i].qs, QK);
             d[i] = llm_f16_to_f32(b[i].d);
         }
     }
