@@ -155,63 +155,114 @@ T512 static void swiglu_avx512(float *g, const float *u, int n) {
     for (; i < n; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
 }
 
-T512 static void attn_head_avx512(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
-                                  int hd, float scale, float *sc, float *acc, float *out) {
-    if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
-        attn_head_body(q16, K, V, stride, start, end, hd, scale, sc, acc, out);
-        return;
+/* G query heads sharing one K/V head: every K and V row is loaded and widened
+ * once for all of them; each head's arithmetic is attn_head_body's, unchanged
+ * (the same bits as one head at a time). sc: G rows of scs floats; acc: G x 16
+ * x hd floats; out: the G heads' outputs, hd apart. */
+#define GMAX 8
+T512 static inline __attribute__((always_inline)) void attn_group_k(
+        const f16_t *q16, const int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int hd,
+        float scale, float *sc, size_t scs, float *acc, float *out) {
+    const int g0 = start & ~15, g1 = (end & ~15) + 16, nq = hd / 16;
+    float mx[GMAX];
+    for (int g = 0; g < G; g++) {
+        mx[g] = -INFINITY;
+        for (int s = g0; s < start; s++) sc[g * scs + s] = -INFINITY;
+        for (int s = end + 1; s < g1; s++) sc[g * scs + s] = -INFINITY;
     }
-    const int g0 = start & ~15, g1 = (end & ~15) + 16;
-    __m512 qv[LLM_MAX_HEAD_DIM / 16];
-    const int nq = hd / 16;
-    for (int c = 0; c < nq; c++) qv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q16 + 16 * c)));
-    float mx = -INFINITY;
-    for (int s = g0; s < start; s++) sc[s] = -INFINITY;
+    float qf[GMAX * LLM_MAX_HEAD_DIM] __attribute__((aligned(64)));   /* the queries widened once */
+    for (int i = 0; i < G * hd; i += 16)
+        _mm512_store_ps(qf + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(q16 + i))));
     for (int s = start; s <= end; s++) {
         const f16_t *k = K + (size_t)s * stride;
-        __m512 a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k)), qv[0], _mm512_setzero_ps());
-        for (int c = 1; c < nq; c++)
-            a = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * c))), qv[c], a);
-        const float w = _mm512_reduce_add_ps(a) * scale;
-        sc[s] = w;
-        mx = w > mx ? w : mx;
-    }
-    for (int s = end + 1; s < g1; s++) sc[s] = -INFINITY;
-    double sum = 0.0;
-    const __m512 vmx = _mm512_set1_ps(mx);
-    for (int g = g0; g < g1; g += 16) {
-        const __m512 e = vexp16(_mm512_sub_ps(_mm512_loadu_ps(sc + g), vmx));
-        _mm512_storeu_ps(sc + g, e);
-        sum += (double)_mm512_reduce_add_ps(e);
-    }
-    const float inv = (float)(1.0 / sum);
-    for (int i = 0; i < 16 * hd; i += 16) _mm512_storeu_ps(acc + i, _mm512_setzero_ps());
-    for (int s = start; s <= end; s++) {
-        /* the probability rounded to F16 and back (RNE both ways: vcvtps2ph imm 0) */
-        const __m128 p1 = _mm_set_ss(sc[s] * inv);
-        const __m512 p = _mm512_broadcastss_ps(_mm_cvtph_ps(_mm_cvtps_ph(p1, 0)));
-        const f16_t *v = V + (size_t)s * stride;
-        float *a = acc + (size_t)(s & 15) * hd;
-        for (int c = 0; c < nq; c++) {
-            const __m512 vv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v + 16 * c)));
-            _mm512_storeu_ps(a + 16 * c, _mm512_fmadd_ps(vv, p, _mm512_loadu_ps(a + 16 * c)));
+        __m512 a[GMAX];
+        const __m512 k0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)k));
+        for (int g = 0; g < G; g++) a[g] = _mm512_fmadd_ps(k0, _mm512_load_ps(qf + g * hd), _mm512_setzero_ps());
+        for (int c = 1; c < nq; c++) {
+            const __m512 kc = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + 16 * c)));
+            for (int g = 0; g < G; g++) a[g] = _mm512_fmadd_ps(kc, _mm512_load_ps(qf + g * hd + 16 * c), a[g]);
+        }
+        for (int g = 0; g < G; g++) {
+            const float w = _mm512_reduce_add_ps(a[g]) * scale;
+            sc[g * scs + s] = w;
+            mx[g] = w > mx[g] ? w : mx[g];
         }
     }
-    for (int c = 0; c < nq; c++) {
-        __m512 r[8];
-        for (int i = 0; i < 8; i++)
-            r[i] = _mm512_add_ps(_mm512_loadu_ps(acc + (size_t)(i + 8) * hd + 16 * c), _mm512_loadu_ps(acc + (size_t)i * hd + 16 * c));
-        for (int i = 0; i < 4; i++) r[i] = _mm512_add_ps(r[i + 4], r[i]);
-        _mm512_storeu_ps(out + 16 * c, _mm512_add_ps(_mm512_add_ps(r[0], r[2]), _mm512_add_ps(r[1], r[3])));
+    for (int g = 0; g < G; g++) {
+        float *sg = sc + g * scs;
+        double sum = 0.0;
+        const __m512 vmx = _mm512_set1_ps(mx[g]);
+        for (int b = g0; b < g1; b += 16) {
+            const __m512 e = vexp16(_mm512_sub_ps(_mm512_loadu_ps(sg + b), vmx));
+            _mm512_storeu_ps(sg + b, e);
+            sum += (double)_mm512_reduce_add_ps(e);
+        }
+        /* each probability rounded to F16 and back (RNE both ways: vcvtps2ph imm 0), in place */
+        const float iv = (float)(1.0 / sum);
+        for (int s = start; s <= end; s++) sg[s] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(sg[s] * iv), 0)));
+    }
+    /* output: lane l of chunk c's 16 accumulators sums the positions s = l (mod 16)
+     * in order, fma(V[s], p[s], acc[l]); then the lanes in red16's tree. The 16
+     * accumulators of a (head, chunk) stay in registers over all positions. */
+    for (int g = 0; g < G; g++) {
+        const float *pg = sc + g * scs;
+        for (int c = 0; c < nq; c++) {
+            const f16_t *vc = V + 16 * c;
+            __m512 a[16];
+#pragma GCC unroll 16
+            for (int l = 0; l < 16; l++) a[l] = _mm512_setzero_ps();
+#define PV_STEP(l, s) a[l] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vc + (size_t)(s) * stride))), \
+                                             _mm512_set1_ps(pg[s]), a[l])
+            for (int b = g0; b < g1; b += 16) {
+                if (b >= start && b + 15 <= end) {
+#pragma GCC unroll 16
+                    for (int l = 0; l < 16; l++) PV_STEP(l, b + l);
+                } else {   /* the first and last groups: only the positions start..end */
+#pragma GCC unroll 16
+                    for (int l = 0; l < 16; l++)
+                        if (b + l >= start && b + l <= end) PV_STEP(l, b + l);
+                }
+            }
+#undef PV_STEP
+            for (int i = 0; i < 8; i++) a[i] = _mm512_add_ps(a[i + 8], a[i]);
+            for (int i = 0; i < 4; i++) a[i] = _mm512_add_ps(a[i + 4], a[i]);
+            _mm512_storeu_ps(out + (size_t)g * hd + 16 * c, _mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
+        }
+    }
+    (void)acc;
+}
+
+T512 static void attn_group_avx512(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start,
+                                   int end, int hd, float scale, float *sc, size_t scs, float *acc, float *out) {
+    if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
+        for (int g = 0; g < G; g++)
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,
+                           acc + (size_t)g * 16 * hd, out + (size_t)g * hd);
+        return;
+    }
+    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, acc += (size_t)GMAX * 16 * hd,
+                  out += (size_t)GMAX * hd) {
+        switch (G < GMAX ? G : GMAX) {   /* a constant G per body: the accumulators stay in registers */
+        case 1: attn_group_k(q16, 1, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 2: attn_group_k(q16, 2, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 3: attn_group_k(q16, 3, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 4: attn_group_k(q16, 4, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 5: attn_group_k(q16, 5, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 6: attn_group_k(q16, 6, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 7: attn_group_k(q16, 7, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        default: attn_group_k(q16, 8, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        }
     }
 }
 #endif
 
 #define WRAPPERS(SUF, ATTR)                                                                          \
-    ATTR static void attn_head_##SUF(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, \
-                                     int start, int end, int hd, float scale, float *sc, float *acc,  \
-                                     float *out) {                                                    \
-        attn_head_body(q16, K, V, stride, start, end, hd, scale, sc, acc, out);                       \
+    ATTR static void attn_group_##SUF(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, \
+                                      int start, int end, int hd, float scale, float *sc, size_t scs,  \
+                                      float *acc, float *out) {                                        \
+        for (int g = 0; g < G; g++)                                                                   \
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,    \
+                           acc + (size_t)g * 16 * hd, out + (size_t)g * hd);                         \
     }                                                                                                 \
     ATTR static void swiglu_##SUF(float *g, const float *u, int n) { swiglu_body(g, u, n); }
 
@@ -221,11 +272,11 @@ WRAPPERS(avx2, __attribute__((target("avx2,fma,f16c"))))
 #endif
 
 void llm_exact_kernels(llm_kernel_table *t, int isa) {
-    t->attn_head = attn_head_scalar;
+    t->attn_group = attn_group_scalar;
     t->swiglu = swiglu_scalar;
 #if defined(__x86_64__)
-    if (isa == 1) { t->attn_head = attn_head_avx2; t->swiglu = swiglu_avx2; }
-    else if (isa == 2) { t->attn_head = attn_head_avx512; t->swiglu = swiglu_avx512; }
+    if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; }
+    else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; }
 #else
     (void)isa;
 #endif

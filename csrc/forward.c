@@ -43,9 +43,9 @@ static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
 }
 
 /* ---- attention ----
- * Flash attention: one task per (token, KV head), the query heads that share
- * the KV head together (each K/V row read once for all of them; every head's
- * arithmetic is its own, unchanged). Otherwise one task per (token, head). */
+ * One task per (token, KV head), the query heads that share the KV head together
+ * (each K/V row read once for all of them; every head's arithmetic is its own,
+ * unchanged), with or without flash attention. */
 typedef struct {
     llm_model *m;
     int il, n, pos;
@@ -89,23 +89,34 @@ static void attn_flash_task(int ith, int nth, void *p) {
     }
 }
 
+/* one task per (token, KV head), the query heads that share the KV head together
+ * (each K/V row read once for all of them), split into pieces when there are
+ * fewer tasks than threads; taken one at a time, the latest tokens (costliest) first */
 static void attn_task(int ith, int nth, void *p) {
     attn_job *j = p;
     llm_model *m = j->m;
     const llm_config *c = &m->c;
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    float *sc = m->scores + (size_t)ith * (m->n_ctx + 16), *acc = m->acc32 + (size_t)ith * 16 * hd;
+    const size_t scs = (size_t)m->n_ctx + 16;
+    float *sc = m->scores + (size_t)ith * group * scs, *acc = m->acc32 + (size_t)ith * group * 16 * hd;
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim;
-    const int total = j->n * c->n_head;
+    int pieces = 1;
+    while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
+    const int total = j->n * c->n_head_kv * pieces;
     const llm_kernel_table *kt = llm_kernels();
-    for (int w = ith; w < total; w += nth) {
-        const int t = w / c->n_head, h = w % c->n_head, kh = h / group;
+    for (;;) {
+        const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (taken >= total) break;
+        const int w = total - 1 - taken;
+        const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
+        const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
         const int pp = j->pos + t;
-        const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
-        for (int i = 0; i < hd; i++) q16[i] = llm_f32_to_f16(q[i]);
+        const size_t qo = (size_t)t * m->q_dim + ((size_t)kh * group + h0) * hd;
+        const float *q = m->q + qo;
+        for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
         const size_t r0 = kv_row(m, j->il, kh, 0);
-        kt->attn_head(q16, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
-                      hd, c->attn_scale, sc, acc, m->att + (size_t)t * m->q_dim + (size_t)h * hd);
+        kt->attn_group(q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
+                       hd, c->attn_scale, sc, scs, acc, m->att + qo);
     }
 }
 

@@ -135,10 +135,12 @@ typedef struct llm_kernel_table {
     /* the same over the activation type's own blocks (vec_dot_nc's layout) */
     void (*vec_dot_nc2[T_COUNT])(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                  const void *a, long long a_stride, int nc);
-    /* attn_exact.c: one query head without flash attention, and g = silu(g)*u,
-     * with llama.cpp's numerics (the same bits from every table) */
-    void (*attn_head)(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
-                      int hd, float scale, float *sc, float *acc, float *out);
+    /* attn_exact.c: G query heads sharing one K/V head (q16: G x hd), without
+     * flash attention, and g = silu(g)*u, with llama.cpp's numerics (the same bits
+     * from every table, whatever G). sc: G rows of scs >= end/16*16 + 16 floats;
+     * acc: G x 16 x hd floats; out: G x hd floats. */
+    void (*attn_group)(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
+                       int hd, float scale, float *sc, size_t scs, float *acc, float *out);
     void (*swiglu)(float *g, const float *u, int n);
 } llm_kernel_table;
 

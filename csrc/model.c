@@ -65,8 +65,9 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     m->tmp = zalloc(B * wide * 4);
     m->gate = zalloc(B * c->n_ff * 4);
     m->up = zalloc(B * c->n_ff * 4);
-    m->scores = zalloc((size_t)m->n_threads_alloc * (n_ctx + 16) * 4);
-    m->acc32 = zalloc((size_t)m->n_threads_alloc * 16 * m->c.head_dim * 4);
+    const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
+    m->scores = zalloc((size_t)m->n_threads_alloc * group * (n_ctx + 16) * 4);
+    m->acc32 = zalloc((size_t)m->n_threads_alloc * group * 16 * m->c.head_dim * 4);
     m->q16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
     m->acc16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||

@@ -17,8 +17,8 @@ struct llm_model {
     f16_t *kcache, *vcache;      /* [n_layer][n_head_kv][n_ctx][head_dim] */
     /* batch scratch, n_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
-    float *scores;               /* per thread: n_ctx + 16 floats */
-    float *acc32;                /* per thread: 16 x head_dim floats (attention's lanes) */
+    float *scores;               /* per thread: (n_head / n_head_kv) x (n_ctx + 16) floats */
+    float *acc32;                /* per thread: (n_head / n_head_kv) x 16 x head_dim floats (attention's lanes) */
     f16_t *q16;                  /* per thread: q_dim (flash attention: the query heads of one KV head) */
     f16_t *acc16;                /* per thread: q_dim (flash attention's F16 accumulators) */
     int n_threads_alloc;

@@ -85,3 +85,59 @@ def test_batch_invariance(synth):
     a = w.forward(toks[:17], 0, 2)
     b = w.forward(toks[17:], 17, 2)
     assert np.array_equal(whole, np.concatenate([a, b])), name
+
+
+
+def _requantize(src, dst, qtype):
+    """A copy of a GGUF with every 2-D weight (rows a multiple of 32) in qtype, the
+    rest in F32, through gguf-py."""
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter, quants
+
+    r = GGUFReader(str(src))
+    w = GGUFWriter(str(dst), r.fields["general.architecture"].contents())
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        sub = {"sub_type": f.types[-1]} if f.types[0] == GGUFValueType.ARRAY else {}
+        w.add_key_value(k, f.contents(), f.types[0], **sub)
+    for t in r.tensors:
+        x = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        if x.ndim == 2 and x.shape[-1] % 32 == 0:
+            q = quants.quantize(x, qtype)
+            w.add_tensor(t.name, q, raw_shape=q.shape, raw_dtype=qtype)
+        else:
+            w.add_tensor(t.name, x)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return dst
+
+
+@pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1", "gemma3-q8_0"])
+def test_every_isa_gives_the_same_logits(name, shared_dir, tmp_path):
+    """The whole forward pass gives the same bits with every kernel table, attention
+    included. gemma3-q8_0 is the BF16 gemma3 model requantized (the float kernels'
+    orders differ between tables, the quantized ones do not): its sliding window of
+    8 positions exercises attention ranges that start and end inside a group of 16."""
+    from gguf import GGMLQuantizationType
+
+    from llmlite import _lib
+
+    d = shared_dir / "refs" / "synthetic"
+    src = d / "gemma3-tiny-bf16.gguf" if name == "gemma3-q8_0" else d / f"{name}.gguf"
+    path = _requantize(src, tmp_path / "q8.gguf", GGMLQuantizationType.Q8_0) if name == "gemma3-q8_0" else src
+    toks = list(np.load(d / ("gemma3-tiny-bf16" if name == "gemma3-q8_0" else name) / "logits_2.npz")["tokens"])[:40]
+    prev = _lib.isa()
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        try:
+            for isa in [i for i in ("avx512", "avx2", "scalar") if _lib.cpu_has(i)]:
+                assert _lib.set_isa(isa)
+                got[isa] = w.forward(toks, 0, 2)
+        finally:
+            _lib.set_isa(prev)
+        del w
+    for isa, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), (name, isa)
