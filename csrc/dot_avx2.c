@@ -129,6 +129,7 @@ static void dot_bf16(long long n, float *s, const void *wv, const void *av) {
  * vec_dot on that column alone. */
 #define INL static inline __attribute__((always_inline))
 #define NCM 4 /* columns per pass (16 ymm registers); vec_dot_nc takes any nc in passes */
+#define NCA 8 /* the K-quant bodies' column capacity (8 columns per pass where 32 registers allow, below) */
 #define FORC for (int c = 0; c < NC; c++)
 #define XCOL(T, c) ((const T *)((const char *)av + (long long)(c) * as))
 
@@ -348,20 +349,20 @@ INL float tiled_step_m(float acc, __m128i IM, float dw, float dmin, float dx) {
 
 INL void dot_q2_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q2_K *x = wv;
-    const block_q8_K *yc[NCM];
+    const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3);
-    float acc[NCM];
+    float acc[NCA];
     FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)x[ib].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0f)));
         const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0x0f)));
-        __m256i sumi[NCM];
+        __m256i sumi[NCA];
         FORC sumi[c] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
             for (int k = 0; k < 4; k++) {
                 const __m256i cd = _mm256_and_si256(k ? _mm256_srli_epi16(q2, 2 * k) : q2, m3);
@@ -397,22 +398,22 @@ static inline __m128i q3k_scales(const uint8_t *p) {
 
 INL void dot_q3_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q3_K *x = wv;
-    const block_q8_K *yc[NCM];
+    const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    float acc[NCM];
+    float acc[NCA];
     FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales(x[ib].scales));
         const __m256i sc4 = _mm256_slli_epi16(sc16, 2);
         /* L - 4 with L = low2 + 4*hbit in 0..7: sum L*q8 - 4*bsums, per sub-block */
-        __m256i sumi[NCM];
+        __m256i sumi[NCA];
         FORC sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                         _mm256_madd_epi16(sc4, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums)));
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[ib].hmask);
         for (int h = 0; h < 2; h++) {
-            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             const __m256i q2 = _mm256_loadu_si256((const __m256i *)(x[ib].qs + 32 * h));
             for (int k = 0; k < 4; k++) {
                 /* high bit of group 4h + k: bit 4h + k of hmask[l], moved to bit 2 */
@@ -477,9 +478,9 @@ INL __m256i k45_step(__m256i lo, __m256i hi, __m256i slo, __m256i shi, const int
  * [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) in k order */
 INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q4_K *x = wv;
-    const block_q8_K *yc[NCM];
+    const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
-    __m128 acc[NCM];   /* lanes 0, 1: acc, accm */
+    __m128 acc[NCA];   /* lanes 0, 1: acc, accm */
     FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = _mm_setzero_ps(); }
     for (long long ib = 0; ib < nb; ib++) {
         const __m128 wdm = f16x2(&x[ib].d);   /* [dw, dmin, 0, 0] */
@@ -516,9 +517,9 @@ NC_FUNCS(dot_q4_K)
 /* Q5_K in the tiled order */
 INL void dot_q5_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q5_K *x = wv;
-    const block_q8_K *yc[NCM];
+    const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
-    float acc[NCM];
+    float acc[NCA];
     FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d), wdm = h2f(x[ib].dmin);
@@ -527,7 +528,7 @@ INL void dot_q5_K_k(long long n, float *s, long long ss, const void *wv, const v
         const __m256i sc = _mm256_permute2x128_si256(scm, scm, 0x00);
         __m256i lo[4], hi[4];
         k45_codes(x[ib].qs, x[ib].qh, lo, hi);
-        __m256i sumi[NCM];
+        __m256i sumi[NCA];
         FORC sumi[c] = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
             const __m256i slo = k4_scale(sc, 2 * k), shi = k4_scale(sc, 2 * k + 1);
@@ -546,20 +547,20 @@ NC_FUNCS(dot_q5_K)
 /* Q6_K: the unsigned codes q (0..63) times x, then 32 * Σ sc_j * bsums_j off */
 INL void dot_q6_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
     const block_q6_K *x = wv;
-    const block_q8_K *yc[NCM];
+    const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(0x30);
-    float acc[NCM];
+    float acc[NCA];
     FORC { yc[c] = XCOL(block_q8_K, c); acc[c] = 0.0f; }
     for (long long ib = 0; ib < nb; ib++) {
         const float wd = h2f(x[ib].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[ib].scales));
         const __m256i sc32 = _mm256_slli_epi16(sc16, 5);   /* |32 sc| <= 4096 */
-        __m256i sumi[NCM];
+        __m256i sumi[NCA];
         FORC sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(),
                                         _mm256_madd_epi16(sc32, _mm256_loadu_si256((const __m256i *)yc[c][ib].bsums)));
         for (int h = 0; h < 2; h++) {
-            const __m256i sch = _mm256_permute2x128_si256(sc16, sc16, h ? 0x11 : 0x00);
+            const __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11) : _mm256_permute2x128_si256(sc16, sc16, 0x00);
             const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[ib].qh + 32 * h));
             for (int k = 0; k < 4; k++) {
                 /* group k: low nibbles (k < 2) or high nibbles of ql[64h + 32(k&1)..], qh bits 2k, 2k+1 */
@@ -608,3 +609,33 @@ void llm_kernels_avx2(llm_kernel_table *t) {
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
     t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
 }
+
+/* Q4_K and Q6_K for the AVX-512 table: these same bodies (the same bits), built
+ * with AVX-512VL's 32 vector registers, eight columns per pass instead of four,
+ * so the weight blocks are decoded half as often. */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq")
+#define NC8_FUNCS(K)                                                                            \
+    static void K##_nc8(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+        const char *ac = a;                                                                     \
+        for (; nc >= NCA; nc -= NCA, s += NCA * ss, ac += NCA * as) K##_k(n, s, ss, w, ac, as, NCA); \
+        switch (nc) {                                                                           \
+        case 7: K##_k(n, s, ss, w, ac, as, 7); break;                                           \
+        case 6: K##_k(n, s, ss, w, ac, as, 6); break;                                           \
+        case 5: K##_k(n, s, ss, w, ac, as, 5); break;                                           \
+        case 4: K##_k(n, s, ss, w, ac, as, 4); break;                                           \
+        case 3: K##_k(n, s, ss, w, ac, as, 3); break;                                           \
+        case 2: K##_k(n, s, ss, w, ac, as, 2); break;                                           \
+        case 1: K##_k(n, s, ss, w, ac, as, 1); break;                                           \
+        }                                                                                       \
+    }
+NC8_FUNCS(dot_q4_K)
+NC8_FUNCS(dot_q6_K)
+#pragma GCC pop_options
+
+/* called by llm_kernels_avx512 (baseline code, as the table fillers) */
+void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t) {
+    t->vec_dot_nc[T_Q4_K] = dot_q4_K_nc8;
+    t->vec_dot_nc[T_Q6_K] = dot_q6_K_nc8;
+}
+

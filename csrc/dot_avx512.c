@@ -725,6 +725,7 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q3_K, dot_q3_k);
     SET(T_Q5_K, dot_q5_k);
 #undef SET
+    llm_kernels_avx2_kquant_nc8(t);
     t->wide_xu = 1;   /* the wide Q8_0 layout's quants as x + 128 (the ncw kernels above) */
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
