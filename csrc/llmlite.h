@@ -23,6 +23,15 @@ int llm_dequantize(int type, const void *src, float *dst, long long n);
  * blocks, with the numerics llama.cpp uses on x86 (spec section 4) */
 int llm_quantize_act(int act_type, const float *x, void *dst, long long n);
 
+/* ---- reference weight quantizers (quantize.c) ---- */
+/* 1 if llm_quantize_rows writes this type (F32, F16, BF16, Q4_0, Q4_1, Q5_0,
+ * Q5_1, Q8_0, Q2_K..Q6_K) */
+int llm_quantize_type_supported(int type);
+/* nrows rows of n floats (n a block multiple) to the type's blocks, bit for bit
+ * llama.cpp's quantize_row_*_ref (no importance matrix), rows spread over the
+ * threads. Returns 0, or -1 for an unsupported type or size. */
+int llm_quantize_rows(int type, const float *x, void *out, long long nrows, long long n);
+
 /* ---- ISA dispatch (dispatch.c) ---- */
 const char *llm_isa_name(void);              /* "scalar", "avx2" or "avx512" */
 int llm_set_isa(const char *name);           /* 0 ok, -1 unknown or not supported by this CPU */

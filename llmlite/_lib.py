@@ -77,6 +77,21 @@ def quantize_act(wtype: int, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def quantize_rows(wtype: int, x: np.ndarray) -> np.ndarray:
+    """Weight rows x (nrows, n) float32 to wtype's blocks, as llama.cpp's reference
+    quantizers write them: (nrows, row_bytes(wtype, n)) bytes."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or not lib.llm_quantize_type_supported(wtype):
+        raise LlmliteError(f"quantize_rows: cannot write {TYPE_NAMES.get(wtype, wtype)} from shape {x.shape}")
+    rb = row_bytes(wtype, x.shape[1])
+    out = np.empty((x.shape[0], rb), dtype=np.uint8)
+    if lib.llm_quantize_rows(wtype, _ptr(x, "float *"), _ptr(out), x.shape[0], x.shape[1]) != 0:
+        raise LlmliteError(f"quantize_rows: rows of {x.shape[1]} are not whole {TYPE_NAMES.get(wtype, wtype)} blocks")
+    return out
+
+
 def _weight_bytes(fn: str, wtype: int, W, rows: int, k: int) -> np.ndarray:
     """Check a weight type and a raw weight buffer of rows x k; return it as bytes."""
     if not lib.llm_type_supported(wtype):
