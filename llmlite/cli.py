@@ -70,6 +70,9 @@ def _classify(e: BaseException) -> tuple[int, str]:
     tk = sys.modules.get("llmlite.tokenizer")
     if tk is not None:
         bad_input += (tk.TokenizerError,)
+    qz = sys.modules.get("llmlite.quantize")
+    if qz is not None:
+        bad_input += (qz.QuantizeError,)
     if isinstance(e, bad_input):
         return 2, _one_line(e)
     lb = sys.modules.get("llmlite._lib")
@@ -904,6 +907,88 @@ def bench(
 
 
 # ---- perplexity -----------------------------------------------------------------
+
+@app.command()
+@command
+def quantize(
+    input: str = typer.Argument(..., help="The GGUF to quantize."),
+    output: Optional[str] = typer.Argument(None, help="Where to write (default: <name>-<TYPE>.gguf beside the input)."),
+    type_: str = typer.Option("q4_k_m", "--type", help="q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q8_0, q4_0, q4_1, "
+                              "q5_0, q5_1, q3_k_m, q2_k, f16, bf16 or f32 (as llama-quantize names them)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (each tensor's type, sizes) and write nothing."),
+    allow_requantize: bool = typer.Option(False, "--allow-requantize",
+                                          help="Quantize tensors that are already quantized (loses quality)."),
+    threads: Optional[int] = typer.Option(None, "-t", "--threads", help="CPU threads (default: physical cores)."),
+) -> None:
+    """Write a GGUF with llama-quantize's tensor types and bytes.
+
+    \f
+    The same mixture rules (use_more_bits, tied embeddings, fallbacks for rows
+    that are not whole blocks) and reference quantizers as llama.cpp, so the file
+    is byte for byte what llama-quantize writes from the same input.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from llmlite import _lib
+    from llmlite.gguf_file import open_gguf
+    from llmlite.quantize import FTYPES, QuantizeError, plan, quantize_gguf
+
+    ty = type_.lower()
+    if ty not in FTYPES:
+        raise UserError(f"--type {type_!r}: one of {', '.join(FTYPES)}")
+    src = Path(input)
+    if not src.is_file():
+        raise UserError(f"{input}: no such file")
+    if src.suffix.lower() != ".gguf":
+        raise UserError(f"{input}: llmlite quantize reads GGUF files (Hugging Face checkpoints are not supported yet)")
+    dst = Path(output) if output else src.with_name(f"{src.stem}-{ty.upper()}.gguf")
+    if dst.resolve() == src.resolve():
+        raise UserError(f"{dst}: the output would overwrite the input")
+    _lib.set_threads(threads)
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(stderr=not dry_run)
+    with open_gguf(src) as g:
+        p = plan(g, ty)
+        unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
+        if unreadable:
+            e = unreadable[0]
+            raise QuantizeError(f"{e.name} is {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}, which llmlite cannot read")
+    n_params = sum(int(np.prod(e.shape)) for e in p)
+    size_out = sum(e.dst_bytes for e in p)
+    if dry_run:
+        t = Table(title=f"{src.name} -> {ty.upper()}", show_edge=False)
+        for col in ("tensor", "shape", "from", "to", "size"):
+            t.add_column(col, justify="right" if col == "size" else "left")
+        for e in p:
+            t.add_row(e.name, " x ".join(map(str, e.shape)), _lib.TYPE_NAMES.get(e.src_type, "?"),
+                      _lib.TYPE_NAMES.get(e.dst_type, "?"), _fmt_bytes(e.dst_bytes))
+        con.print(t)
+        con.print(f"{len(p)} tensors, {_fmt_bytes(sum(e.src_bytes for e in p))} -> {_fmt_bytes(size_out)}, "
+                  f"{8 * size_out / max(1, n_params):.2f} bits per weight")
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=True) as bar:
+        task = bar.add_task("quantizing", total=len(p))
+
+        def progress(done, total, e):
+            bar.update(task, completed=done, description=f"{e.name[:32]:32s}")
+
+        r = quantize_gguf(src, dst, ty, allow_requantize=allow_requantize, progress=progress)
+    t = Table(show_edge=False)
+    t.add_column("type")
+    t.add_column("tensors", justify="right")
+    for name, n in sorted(r["types"].items(), key=lambda kv: -kv[1]):
+        t.add_row(name, str(n))
+    con.print(t)
+    con.print(f"{dst}: {_fmt_bytes(r['bytes_in'])} -> {_fmt_bytes(r['bytes_out'])}, {r['bpw']:.2f} bits per weight, "
+              f"{r['seconds']:.1f} s")
+
 
 @app.command()
 @command

@@ -1,0 +1,317 @@
+"""`llmlite quantize`: a GGUF in, a GGUF out with llama-quantize's choices and bytes.
+
+The plan (which type each tensor gets) follows llama.cpp's src/llama-quant.cpp
+(spec quant-formats.md section 3): tensors in the loader's order (layer number,
+then name), the category rules of each file type with their counters, then the
+fallbacks for rows that are not whole blocks. The bytes come from the reference
+quantizers in csrc/quantize.c. The file is written as llama-quantize writes it:
+every input key/value copied in order, then general.quantization_version and
+general.file_type last, tensor data aligned to 32 bytes; to a temporary name,
+renamed when complete.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# ggml type ids
+F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 = 0, 1, 2, 3, 6, 7, 8
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16 = 10, 11, 12, 13, 14, 30
+FLOAT_TYPES = {F32, F16, BF16}
+
+# llama-quantize's names -> (llama_ftype value, default tensor type)
+FTYPES = {
+    "f32": (0, F32), "f16": (1, F16), "bf16": (32, BF16),
+    "q4_0": (2, Q4_0), "q4_1": (3, Q4_1), "q8_0": (7, Q8_0), "q5_0": (8, Q5_0), "q5_1": (9, Q5_1),
+    "q2_k": (10, Q2_K), "q3_k_m": (12, Q3_K), "q4_k_s": (14, Q4_K), "q4_k_m": (15, Q4_K),
+    "q5_k_s": (16, Q5_K), "q5_k_m": (17, Q5_K), "q6_k": (18, Q6_K),
+}
+QUANT_VERSION = 2
+ALIGN = 32
+
+
+class QuantizeError(ValueError):
+    """A bad input or option: one line for the user."""
+
+
+def _blck(t: int) -> int:
+    from llmlite import _lib
+
+    return _lib.lib.llm_type_block_elems(t)
+
+
+def use_more_bits(i: int, n: int) -> bool:
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def category(name: str) -> str:
+    if name == "output.weight":
+        return "output"
+    if name in ("token_embd.weight", "per_layer_token_embd.weight"):
+        return "token_embd"
+    for key, cat in (("attn_qkv.weight", "attn_qkv"), ("attn_kv_b.weight", "attn_kv_b"), ("attn_v.weight", "attn_v"),
+                     ("attn_k.weight", "attn_k"), ("attn_q.weight", "attn_q"), ("attn_output.weight", "attn_output"),
+                     ("ffn_up", "ffn_up"), ("ffn_gate", "ffn_gate"), ("ffn_down", "ffn_down")):
+        if key in name:
+            return cat
+    return "other"
+
+
+ATTN_V_LIKE = ("attn_v", "attn_qkv", "attn_kv_b")
+_NO_QUANT = ("_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj",
+             "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight",
+             "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight",
+             "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight", "time_mix_a0.weight",
+             "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight", "time_mix_g2.weight",
+             "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
+             "attn_rel_b.weight", ".position_embd", "sam.pos_embd", "sam.neck.", "sam.net_", ".rel_pos",
+             ".patch_embd", ".patch_merger", "a.rvq.codebook", "mm.a.code_embd")
+
+
+def allows_quantization(name: str, n_dims: int) -> bool:
+    """llama.cpp's tensor_allows_quantization (without --leave-output-tensor)"""
+    if n_dims < 2 or not name.endswith("weight"):
+        return False
+    if name in ("position_embd.weight", "token_types.weight"):
+        return False
+    return not any(k in name for k in _NO_QUANT)
+
+
+def loader_order(names) -> list[str]:
+    """the model loader's weights_map order: layer number (-1 without one), then name"""
+    def key(n):
+        m = re.match(r"blk\.(-?\d+)\.", n)
+        return (int(m.group(1)) if m else -1, n.encode())
+    return sorted(names, key=key)
+
+
+@dataclass
+class Planned:
+    name: str
+    shape: tuple          # GGUF order: ne[0] first
+    src_type: int
+    dst_type: int
+    src_bytes: int
+    dst_bytes: int
+
+
+class _State:
+    def __init__(self, names, n_layer: int, n_gqa: int, n_expert: int):
+        self.n_attention_wv = sum(category(n) in ATTN_V_LIKE for n in names)
+        self.has_tied = "output.weight" not in names
+        self.n_layer, self.n_gqa, self.n_expert = n_layer, n_gqa, n_expert
+        self.i_attention_wv = self.i_ffn_down = 0
+
+
+def _fallback(ne0: int, t: int) -> int:
+    """tensor_type_fallback: rows that are not whole blocks of t"""
+    if ne0 % _blck(t) == 0:
+        return t
+    r = {Q2_K: Q4_0, Q3_K: Q4_0, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0}.get(t, t)
+    return r if ne0 % _blck(r) == 0 else F16
+
+
+def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int:
+    """llama_tensor_get_type_impl for the file types above (dense, non-Falcon)"""
+    if cat == "output" or (st.has_tied and cat == "token_embd"):
+        if ne0 % _blck(t):
+            return Q8_0
+        return t if t == Q8_0 else Q6_K
+    if cat == "token_embd":
+        return t
+    if cat in ATTN_V_LIKE:
+        if ftype == "q2_k":
+            t = Q4_K if st.n_gqa >= 4 else Q3_K
+        elif ftype == "q3_k_m":
+            t = Q5_K if st.i_attention_wv < 2 else Q4_K
+        elif ftype in ("q4_k_m", "q5_k_m") and use_more_bits(st.i_attention_wv, st.n_attention_wv):
+            t = Q6_K
+        elif ftype == "q4_k_s" and st.i_attention_wv < 4:
+            t = Q5_K
+        if st.n_expert == 8:
+            t = Q8_0
+        st.i_attention_wv += 1
+        return t
+    if cat == "attn_k":
+        return Q8_0 if st.n_expert == 8 else t
+    if cat == "ffn_down":
+        i, n = st.i_ffn_down, st.n_layer
+        if st.n_expert > 1:
+            m = re.match(r"blk\.(\d+)\.", name)
+            i = int(m.group(1)) if m else i
+        if ftype == "q2_k":
+            t = Q3_K
+        elif ftype == "q3_k_m":
+            t = Q5_K if i < n // 16 else Q4_K
+        elif ftype == "q4_k_m":
+            if use_more_bits(i, n):
+                t = Q6_K
+        elif ftype == "q5_k_m" and use_more_bits(i, n):
+            t = Q6_K
+        elif ftype == "q4_k_s" and i < n // 8:
+            t = Q5_K
+        st.i_ffn_down += 1
+        return t
+    if cat == "attn_output":
+        if st.n_expert == 8:
+            return Q5_K if ftype in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m") else t
+        return {"q2_k": Q3_K, "q3_k_m": Q4_K}.get(ftype, t)
+    if cat == "attn_qkv":     # unreachable (attn_v-like above), as in llama.cpp
+        return t
+    return t
+
+
+def plan(g, ftype: str) -> list[Planned]:
+    """the type of every tensor of the open GGUF g for this file type"""
+    from llmlite import _lib
+
+    if ftype not in FTYPES:
+        raise QuantizeError(f"unknown type {ftype!r}: one of {', '.join(FTYPES)}")
+    default = FTYPES[ftype][1]
+    arch = g.get("general.architecture", "")
+    names = loader_order(g.tensors)
+    n_layer = int(g.get(f"{arch}.block_count", 0) or 0)
+    n_head = g.get(f"{arch}.attention.head_count", 1)
+    n_head_kv = g.get(f"{arch}.attention.head_count_kv", n_head)
+    n_head = n_head[0] if isinstance(n_head, (list, tuple)) else n_head
+    n_head_kv = n_head_kv[0] if isinstance(n_head_kv, (list, tuple)) else n_head_kv
+    n_gqa = int(n_head) // max(1, int(n_head_kv or 1))
+    st = _State(names, n_layer, n_gqa, int(g.get(f"{arch}.expert_count", 0) or 0))
+    out = []
+    for name in names:
+        ti = g.tensors[name]
+        t = ti.type
+        if allows_quantization(name, len(ti.shape)):
+            t = default
+            if default not in FLOAT_TYPES:
+                t = _fallback(ti.shape[0], _rules(st, ftype, t, name, ti.shape[0], category(name)))
+        rows = ti.n_elements // ti.shape[0]
+        dst_bytes = rows * _lib.row_bytes(t, ti.shape[0]) if t != ti.type else ti.nbytes
+        out.append(Planned(name, tuple(ti.shape), ti.type, t, ti.nbytes, dst_bytes))
+    return out
+
+
+# ------------------------------------------------------------------ writing
+
+def _gstr(s: str | bytes) -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return struct.pack("<Q", len(b)) + b
+
+
+_SCALAR_SIZE = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}   # GGUF value types
+_STRING, _ARRAY = 8, 9
+
+
+def _raw_kvs(path) -> list[tuple[str, bytes]]:
+    """(key, type + value bytes as stored) for every key/value of the file, in order"""
+    with open(path, "rb") as f:
+        head = f.read(24)
+        if head[:4] != b"GGUF":
+            raise QuantizeError(f"{path}: not a GGUF file")
+        n_kv = struct.unpack_from("<Q", head, 16)[0]
+        import mmap
+
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        pos, out = 24, []
+
+        def skip(t: int, pos: int) -> int:
+            if t == _STRING:
+                return pos + 8 + struct.unpack_from("<Q", mm, pos)[0]
+            if t == _ARRAY:
+                et, n = struct.unpack_from("<IQ", mm, pos)
+                pos += 12
+                if et in _SCALAR_SIZE:
+                    return pos + n * _SCALAR_SIZE[et]
+                for _ in range(n):
+                    pos = skip(et, pos)
+                return pos
+            return pos + _SCALAR_SIZE[t]
+
+        for _ in range(n_kv):
+            klen = struct.unpack_from("<Q", mm, pos)[0]
+            key = mm[pos + 8:pos + 8 + klen].decode("utf-8", "replace")
+            start = pos + 8 + klen
+            t = struct.unpack_from("<I", mm, start)[0]
+            end = skip(t, start + 4)
+            out.append((key, mm[start:end]))
+            pos = end
+        return out
+    finally:
+        mm.close()
+
+
+def _kv_section(path, ftype_value: int) -> list[bytes]:
+    drop = {"general.quantization_version", "general.file_type", "split.no", "split.count", "split.tensors.count"}
+    kvs = [_gstr(k) + v for k, v in _raw_kvs(path) if k not in drop]
+    kvs.append(_gstr("general.quantization_version") + struct.pack("<II", 4, QUANT_VERSION))
+    kvs.append(_gstr("general.file_type") + struct.pack("<II", 4, ftype_value))
+    return kvs
+
+
+def _pad(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress=None) -> dict:
+    """Write dst from the GGUF src for ftype; returns a summary. The output goes
+    to a temporary file beside dst, renamed when complete (an error or Ctrl-C
+    leaves nothing at dst)."""
+    from llmlite import _lib
+    from llmlite.gguf_file import open_gguf
+
+    t0 = time.perf_counter()
+    dst = Path(dst)
+    with open_gguf(src) as g:
+        p = plan(g, ftype)
+        if not allow_requantize:
+            for e in p:
+                if e.dst_type != e.src_type and e.src_type not in FLOAT_TYPES:
+                    raise QuantizeError(f"{e.name} is already {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}: "
+                                        "requantizing loses quality (--allow-requantize to do it anyway)")
+        infos, off = [], 0
+        for e in p:
+            infos.append(_gstr(e.name) + struct.pack("<I", len(e.shape)) + struct.pack(f"<{len(e.shape)}Q", *e.shape)
+                         + struct.pack("<IQ", e.dst_type, off))
+            off += _pad(e.dst_bytes)
+        kvs = _kv_section(src, FTYPES[ftype][0])
+        head = b"GGUF" + struct.pack("<IQQ", 3, len(p), len(kvs)) + b"".join(kvs) + b"".join(infos)
+        head += b"\0" * (_pad(len(head)) - len(head))
+        tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(head)
+                for i, e in enumerate(p):
+                    raw = g.tensor_data(e.name)
+                    if e.dst_type == e.src_type:
+                        data = raw
+                    else:
+                        rows = int(np.prod(e.shape[1:])) if len(e.shape) > 1 else 1
+                        x = _lib.dequantize(e.src_type, raw, rows * e.shape[0]).reshape(rows, e.shape[0])
+                        data = _lib.quantize_rows(e.dst_type, x)
+                        del x
+                    f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+                    f.write(b"\0" * (_pad(e.dst_bytes) - e.dst_bytes))
+                    if progress:
+                        progress(i + 1, len(p), e)
+            os.replace(tmp, dst)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    counts: dict[str, int] = {}
+    for e in p:
+        tn = _lib.TYPE_NAMES.get(e.dst_type, str(e.dst_type))
+        counts[tn] = counts.get(tn, 0) + 1
+    n_params = sum(int(np.prod(e.shape)) for e in p)
+    return {"tensors": len(p), "types": counts, "bytes_in": sum(e.src_bytes for e in p),
+            "bytes_out": sum(e.dst_bytes for e in p), "params": n_params,
+            "bpw": 8.0 * sum(e.dst_bytes for e in p) / max(1, n_params), "seconds": time.perf_counter() - t0}

@@ -1,0 +1,145 @@
+"""`llmlite quantize` on GGUF input: llama-quantize's type choices (spec section 3),
+its file layout (metadata copied in order, quantization_version and file_type last,
+tensors in the loader's order, data aligned to 32), the reference quantizers'
+bytes, and the failure cases (one line, nothing left at OUTPUT).
+benchmarks/quantize_vs_llamacpp.py compares whole files with llama.cpp's."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmlite import _lib
+from llmlite.gguf_file import open_gguf
+from llmlite.quantize import FTYPES, plan, quantize_gguf, use_more_bits
+
+ROOT = Path(__file__).resolve().parents[1]
+Q4_K, Q5_0, Q6_K, Q8_0, F16, F32 = 12, 6, 14, 8, 1, 0
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="module")
+def smol_f16(smollm2_path, tmp_path_factory):
+    """SmolLM2 with every tensor dequantized to F16 (norms stay F32), as a converter writes it"""
+    p = tmp_path_factory.mktemp("q") / "smol-f16.gguf"
+    quantize_gguf(smollm2_path, p, "f16", allow_requantize=True)
+    return p
+
+
+def test_q4_k_m_plan_follows_llamacpps_rules(smol_f16):
+    """SmolLM2 (576 wide, 30 layers, tied embeddings): rows of 576 are not whole
+    256-blocks, so Q4_K falls back to Q5_0 and Q6_K to Q8_0; ffn_down (rows of
+    1536) keeps Q6_K in the use_more_bits layers and Q4_K elsewhere; attn_v counts
+    as the more sensitive tensor; the tied token_embd takes the output's type."""
+    with open_gguf(smol_f16) as g:
+        p = {e.name: e for e in plan(g, "q4_k_m")}
+    assert p["token_embd.weight"].dst_type == Q8_0
+    for i in range(30):
+        more = use_more_bits(i, 30)
+        assert p[f"blk.{i}.ffn_down.weight"].dst_type == (Q6_K if more else Q4_K), i
+        assert p[f"blk.{i}.attn_v.weight"].dst_type == (Q8_0 if more else Q5_0), i
+        for t in ("attn_q", "attn_k", "attn_output", "ffn_gate", "ffn_up"):
+            assert p[f"blk.{i}.{t}.weight"].dst_type == Q5_0, (i, t)
+        assert p[f"blk.{i}.attn_norm.weight"].dst_type == F32
+    assert sorted(use_more_bits(i, 16) for i in range(16)) and \
+        [i for i in range(16) if use_more_bits(i, 16)] == [0, 1, 4, 7, 10, 13, 14, 15]
+
+
+def test_float_types_take_no_mixture(smol_f16):
+    with open_gguf(smol_f16) as g:
+        for ty, want in (("f16", F16), ("bf16", 30), ("f32", F32)):
+            types = {e.dst_type for e in plan(g, ty) if len(e.shape) == 2}
+            assert types == {want}, ty
+
+
+def test_file_layout_and_bytes(smol_f16, tmp_path):
+    out = tmp_path / "q8.gguf"
+    r = quantize_gguf(smol_f16, out, "q8_0")
+    assert r["types"] == {"F32": 61, "Q8_0": 211}
+    from gguf import GGUFReader
+
+    a, b = GGUFReader(str(smol_f16)), GGUFReader(str(out))
+    keys_in = [k for k in a.fields if not k.startswith("GGUF.")]
+    keys_out = [k for k in b.fields if not k.startswith("GGUF.")]
+    base = [k for k in keys_in if k not in ("general.quantization_version", "general.file_type")]
+    assert keys_out == base + ["general.quantization_version", "general.file_type"]
+    assert b.fields["general.file_type"].contents() == FTYPES["q8_0"][0]
+    for k in base:
+        assert a.fields[k].contents() == b.fields[k].contents(), k
+    names = [t.name for t in b.tensors]
+    layer = [int(n.split(".")[1]) if n.startswith("blk.") else -1 for n in names]
+    assert layer == sorted(layer) and names[:3] == ["output_norm.weight", "token_embd.weight", "blk.0.attn_k.weight"]
+    assert all(t.data_offset % 32 == 0 for t in b.tensors)
+    with open_gguf(smol_f16) as g_in, open_gguf(out) as g_out:
+        for name in ("token_embd.weight", "blk.3.ffn_down.weight", "blk.3.attn_norm.weight"):
+            ti, to = g_in.tensors[name], g_out.tensors[name]
+            x = _lib.dequantize(ti.type, g_in.tensor_data(name), ti.n_elements).reshape(-1, ti.shape[0])
+            want = _lib.quantize_rows(to.type, x) if to.type != ti.type else g_in.tensor_data(name)
+            assert np.array_equal(np.asarray(g_out.tensor_data(name)), np.asarray(want).reshape(-1)), name
+
+
+def test_cli_writes_a_model_that_runs(smol_f16, tmp_path):
+    src = tmp_path / "m.gguf"
+    os.symlink(smol_f16, src)
+    r = cli(src, "--type", "Q4_K_M", "-t", "2")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "m-Q4_K_M.gguf"
+    assert out.is_file() and "bits per weight" in r.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []   # no temporary left
+    import llmlite
+
+    m = llmlite.load(out, n_ctx=64)
+    ids = m.tokenize("The capital of France is")
+    assert np.isfinite(m.eval_last(ids)).all()
+    m.close()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(smol_f16, tmp_path):
+    out = tmp_path / "x.gguf"
+    r = cli(smol_f16, out, "--type", "q6_k", "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "blk.29.ffn_down.weight" in r.stdout and "Q6_K" in r.stdout and "bits per weight" in r.stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--type", "q9_x"], ["--type", "q4_k_m"]),
+    (["--type", "q4_0", "{same}"], ["overwrite the input"]),
+])
+def test_bad_options(smol_f16, args, words):
+    r = cli(smol_f16, *[str(smol_f16) if a == "{same}" else a for a in args])
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and all(w in line for w in words), line
+
+
+def test_bad_inputs(tmp_path, smollm2_path):
+    r = cli(tmp_path / "missing.gguf")
+    assert r.returncode == 2 and "no such file" in r.stderr
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all" * 10)
+    r = cli(junk, tmp_path / "o.gguf")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+    assert not (tmp_path / "o.gguf").exists()
+    r = cli(smollm2_path, tmp_path / "o.gguf", "--type", "q4_0")   # Q4_1 weights: requantizing
+    assert r.returncode == 2 and "--allow-requantize" in r.stderr
+    assert not (tmp_path / "o.gguf").exists()
+
+
+def test_interrupted_run_leaves_nothing(smol_f16, tmp_path):
+    out = tmp_path / "int.gguf"
+
+    def stop(done, total, e):
+        if done == 40:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        quantize_gguf(smol_f16, out, "q8_0", progress=stop)
+    assert list(tmp_path.iterdir()) == []
