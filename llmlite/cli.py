@@ -911,7 +911,8 @@ def bench(
 @app.command()
 @command
 def quantize(
-    input: str = typer.Argument(..., help="The GGUF to quantize."),
+    input: str = typer.Argument(..., help="A GGUF, or a Hugging Face checkpoint: its folder or its .safetensors file "
+                                "(config.json and tokenizer.json beside it)."),
     output: Optional[str] = typer.Argument(None, help="Where to write (default: <name>-<TYPE>.gguf beside the input)."),
     type_: str = typer.Option("q4_k_m", "--type", help="q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q8_0, q4_0, q4_1, "
                               "q5_0, q5_1, q3_k_m, q2_k, f16, bf16 or f32 (as llama-quantize names them)."),
@@ -929,34 +930,54 @@ def quantize(
     """
     from pathlib import Path
 
-    import numpy as np
-
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
-    from llmlite.quantize import FTYPES, QuantizeError, plan, quantize_gguf
+    from llmlite.quantize import FTYPES
 
     ty = type_.lower()
     if ty not in FTYPES:
         raise UserError(f"--type {type_!r}: one of {', '.join(FTYPES)}")
     src = Path(input)
-    if not src.is_file():
-        raise UserError(f"{input}: no such file")
-    if src.suffix.lower() != ".gguf":
-        raise UserError(f"{input}: llmlite quantize reads GGUF files (Hugging Face checkpoints are not supported yet)")
-    dst = Path(output) if output else src.with_name(f"{src.stem}-{ty.upper()}.gguf")
-    if dst.resolve() == src.resolve():
+    if not src.exists():
+        raise UserError(f"{input}: no such file or folder")
+    hf = src.is_dir() or src.suffix.lower() == ".safetensors"
+    if not hf and src.suffix.lower() != ".gguf":
+        raise UserError(f"{input}: not a .gguf, a .safetensors or a Hugging Face model folder")
+    name = (src if src.is_dir() else src.parent).name if hf else src.stem
+    dst = Path(output) if output else (src if src.is_dir() else src.parent).parent / f"{name}-{ty.upper()}.gguf" \
+        if hf else src.with_name(f"{name}-{ty.upper()}.gguf")
+    if dst.exists() and dst.resolve() == src.resolve():
         raise UserError(f"{dst}: the output would overwrite the input")
     _lib.set_threads(threads)
     from rich.console import Console
     from rich.table import Table
 
     con = Console(stderr=not dry_run)
-    with open_gguf(src) as g:
-        p = plan(g, ty)
-        unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
-        if unreadable:
-            e = unreadable[0]
-            raise QuantizeError(f"{e.name} is {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}, which llmlite cannot read")
+    if hf:
+        from llmlite.convert_hf import HFSource
+
+        source = HFSource(src)
+    else:
+        from llmlite.quantize import GGUFSource
+
+        source = GGUFSource(src)
+    try:
+        _quantize(source, src, dst, ty, dry_run, allow_requantize, con)
+    finally:
+        source.close()
+
+
+def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, con) -> None:
+    import numpy as np
+
+    from llmlite import _lib
+    from llmlite.quantize import QuantizeError, plan, write_quantized
+    from rich.table import Table
+
+    p = plan(source, ty)
+    unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
+    if unreadable:
+        e = unreadable[0]
+        raise QuantizeError(f"{e.name} is {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}, which llmlite cannot read")
     n_params = sum(int(np.prod(e.shape)) for e in p)
     size_out = sum(e.dst_bytes for e in p)
     if dry_run:
@@ -979,7 +1000,7 @@ def quantize(
         def progress(done, total, e):
             bar.update(task, completed=done, description=f"{e.name[:32]:32s}")
 
-        r = quantize_gguf(src, dst, ty, allow_requantize=allow_requantize, progress=progress)
+        r = write_quantized(source, dst, ty, allow_requantize=allow_requantize, progress=progress)
     t = Table(show_edge=False)
     t.add_column("type")
     t.add_column("tensors", justify="right")

@@ -168,7 +168,8 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int
 
 
 def plan(g, ftype: str) -> list[Planned]:
-    """the type of every tensor of the open GGUF g for this file type"""
+    """the type of every tensor of g (an open GGUF, or any source with .tensors
+    and .get) for this file type"""
     from llmlite import _lib
 
     if ftype not in FTYPES:
@@ -247,9 +248,9 @@ def _raw_kvs(path) -> list[tuple[str, bytes]]:
         mm.close()
 
 
-def _kv_section(path, ftype_value: int) -> list[bytes]:
+def _kv_section(raw_kvs, ftype_value: int) -> list[bytes]:
     drop = {"general.quantization_version", "general.file_type", "split.no", "split.count", "split.tensors.count"}
-    kvs = [_gstr(k) + v for k, v in _raw_kvs(path) if k not in drop]
+    kvs = [_gstr(k) + v for k, v in raw_kvs if k not in drop]
     kvs.append(_gstr("general.quantization_version") + struct.pack("<II", 4, QUANT_VERSION))
     kvs.append(_gstr("general.file_type") + struct.pack("<II", 4, ftype_value))
     return kvs
@@ -259,54 +260,86 @@ def _pad(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
+class GGUFSource:
+    """A GGUF file as the input of write_quantized: its tensors (TensorInfo), its
+    metadata, its key/values as stored, a tensor's bytes or floats."""
+
+    def __init__(self, path):
+        from llmlite.gguf_file import open_gguf
+
+        self.path = Path(path)
+        self.g = open_gguf(path)
+        self.tensors = self.g.tensors
+
+    def get(self, key, default=None):
+        return self.g.get(key, default)
+
+    def kv_bytes(self) -> list[tuple[str, bytes]]:
+        return _raw_kvs(self.path)
+
+    def raw(self, name):
+        return self.g.tensor_data(name)
+
+    def floats(self, name) -> np.ndarray:
+        from llmlite import _lib
+
+        t = self.tensors[name]
+        return _lib.dequantize(t.type, self.g.tensor_data(name), t.n_elements).reshape(-1, t.shape[0])
+
+    def close(self) -> None:
+        self.g.close()
+
+
 def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress=None) -> dict:
-    """Write dst from the GGUF src for ftype; returns a summary. The output goes
-    to a temporary file beside dst, renamed when complete (an error or Ctrl-C
-    leaves nothing at dst)."""
+    """Write dst from the GGUF src for ftype; returns a summary (write_quantized)."""
+    source = GGUFSource(src)
+    try:
+        return write_quantized(source, dst, ftype, allow_requantize, progress)
+    finally:
+        source.close()
+
+
+def write_quantized(source, dst, ftype: str, allow_requantize: bool = False, progress=None) -> dict:
+    """Write dst from source (GGUFSource, or a checkpoint from convert_hf) for
+    ftype; returns a summary. The output goes to a temporary file beside dst,
+    renamed when complete (an error or Ctrl-C leaves nothing at dst)."""
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
 
     t0 = time.perf_counter()
     dst = Path(dst)
-    with open_gguf(src) as g:
-        p = plan(g, ftype)
-        if not allow_requantize:
-            for e in p:
-                if e.dst_type != e.src_type and e.src_type not in FLOAT_TYPES:
-                    raise QuantizeError(f"{e.name} is already {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}: "
-                                        "requantizing loses quality (--allow-requantize to do it anyway)")
-        infos, off = [], 0
+    p = plan(source, ftype)
+    if not allow_requantize:
         for e in p:
-            infos.append(_gstr(e.name) + struct.pack("<I", len(e.shape)) + struct.pack(f"<{len(e.shape)}Q", *e.shape)
-                         + struct.pack("<IQ", e.dst_type, off))
-            off += _pad(e.dst_bytes)
-        kvs = _kv_section(src, FTYPES[ftype][0])
-        head = b"GGUF" + struct.pack("<IQQ", 3, len(p), len(kvs)) + b"".join(kvs) + b"".join(infos)
-        head += b"\0" * (_pad(len(head)) - len(head))
-        tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
+            if e.dst_type != e.src_type and e.src_type not in FLOAT_TYPES:
+                raise QuantizeError(f"{e.name} is already {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}: "
+                                    "requantizing loses quality (--allow-requantize to do it anyway)")
+    infos, off = [], 0
+    for e in p:
+        infos.append(_gstr(e.name) + struct.pack("<I", len(e.shape)) + struct.pack(f"<{len(e.shape)}Q", *e.shape)
+                     + struct.pack("<IQ", e.dst_type, off))
+        off += _pad(e.dst_bytes)
+    kvs = _kv_section(source.kv_bytes(), FTYPES[ftype][0])
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(p), len(kvs)) + b"".join(kvs) + b"".join(infos)
+    head += b"\0" * (_pad(len(head)) - len(head))
+    tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(head)
+            for i, e in enumerate(p):
+                raw = source.raw(e.name) if e.dst_type == e.src_type else None
+                data = raw if raw is not None else _lib.quantize_rows(e.dst_type, source.floats(e.name))
+                f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+                f.write(b"\0" * (_pad(e.dst_bytes) - e.dst_bytes))
+                del data
+                if progress:
+                    progress(i + 1, len(p), e)
+        os.replace(tmp, dst)
+    except BaseException:
         try:
-            with open(tmp, "wb") as f:
-                f.write(head)
-                for i, e in enumerate(p):
-                    raw = g.tensor_data(e.name)
-                    if e.dst_type == e.src_type:
-                        data = raw
-                    else:
-                        rows = int(np.prod(e.shape[1:])) if len(e.shape) > 1 else 1
-                        x = _lib.dequantize(e.src_type, raw, rows * e.shape[0]).reshape(rows, e.shape[0])
-                        data = _lib.quantize_rows(e.dst_type, x)
-                        del x
-                    f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
-                    f.write(b"\0" * (_pad(e.dst_bytes) - e.dst_bytes))
-                    if progress:
-                        progress(i + 1, len(p), e)
-            os.replace(tmp, dst)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     counts: dict[str, int] = {}
     for e in p:
         tn = _lib.TYPE_NAMES.get(e.dst_type, str(e.dst_type))

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""The Hugging Face path of `llmlite quantize` end to end: makes the SmolLM2 checkpoint
+(tests/hf_fixture.py), converts it to q8_0 and q4_k_m, then has llama.cpp
+(llama-cpp-python in its own virtual environment) load each file and tokenize the
+refs' tokenize.jsonl texts, compared with the refs' ids (llama.cpp on the original
+GGUF); and scores shared/data/wikitext2_test.txt (DESIGN.md protocol, 24 chunks of
+512) on the q8_0 file against the refs' perplexity of the original.
+
+    python benchmarks/hf_convert_check.py [--venv .venv-llamacpp]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+LLAMACPP_TOKENIZE = r"""
+import json, sys
+from llama_cpp import Llama
+llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, vocab_only=True)
+rows = [json.loads(l) for l in open(sys.argv[2], encoding="utf-8")]
+same = sum(llm.tokenize(r["text"].encode(), add_bos=r["add_special"], special=r["parse_special"]) == r["ids"] for r in rows)
+print(same, len(rows))
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
+    a = ap.parse_args()
+    from compare_llamacpp import ensure_llamacpp
+    from hf_fixture import make_smollm2_checkpoint
+
+    import llmlite
+    from llmlite.convert_hf import HFSource
+    from llmlite.perplexity import perplexity
+    from llmlite.quantize import write_quantized
+    from llmlite.registry import ensure_model
+
+    lpy = ensure_llamacpp(Path(a.venv))
+    refs = ROOT.parent / "shared" / "refs" / "smollm2-135m-instruct-q4_1"
+    with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:
+        hf = make_smollm2_checkpoint(ensure_model("smollm2-135m", quiet=True), Path(tmp) / "SmolLM2-135M-Instruct")
+        for ty in ("q8_0", "q4_k_m"):
+            out = Path(tmp) / f"hf-{ty}.gguf"
+            src = HFSource(hf)
+            r = write_quantized(src, out, ty)
+            src.close()
+            t = subprocess.run([str(lpy), "-c", LLAMACPP_TOKENIZE, str(out), str(refs / "tokenize.jsonl")],
+                               capture_output=True, text=True)
+            print(f"{ty}: {r['bpw']:.2f} bpw, {r['types']}; llama.cpp loads it and tokenizes "
+                  f"{t.stdout.split()[0] if t.returncode == 0 else 'FAILED'} of {t.stdout.split()[-1] if t.returncode == 0 else '?'} "
+                  f"refs texts as the original" + ("" if t.returncode == 0 else ": " + t.stderr[-300:]), flush=True)
+            if ty == "q8_0":
+                ref = json.loads((refs / "perplexity.json").read_text())
+                text = (ROOT.parent / "shared" / "data" / ref["corpus"]).read_text(encoding="utf-8")
+                m = llmlite.load(out, n_ctx=ref["n_ctx"])
+                p = perplexity(m, text, n_ctx=ref["n_ctx"], n_chunks=ref["n_chunks"]).ppl
+                m.close()
+                print(f"q8_0 perplexity ({ref['n_chunks']} chunks of {ref['n_ctx']}): {p:.4f} vs the original's "
+                      f"{ref['ppl']:.4f} (llama.cpp): {100 * (p / ref['ppl'] - 1):+.3f}%", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,325 @@
+"""Hugging Face checkpoints as the input of `llmlite quantize`: config.json to GGUF
+metadata, tensor names, llama's q/k permutation, safetensors read lazily (memory-
+mapped, one tensor at a time), tokenizer.json (BPE) to tokenizer.ggml.*, the chat
+template from tokenizer_config.json (spec quant-formats.md section 7).
+
+Architectures: llama (LlamaForCausalLM, MistralForCausalLM), qwen2, qwen3, with a
+BPE tokenizer.json. Not yet: gemma3 and SentencePiece tokenizer.model, Llama 3 rope
+scaling (rope_freqs).
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from llmlite.quantize import BF16, F16, F32, QuantizeError
+
+ARCHES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
+          "Qwen3ForCausalLM": "qwen3"}
+_DTYPES = {"F32": (np.dtype("<f4"), F32), "F16": (np.dtype("<f2"), F16), "BF16": (np.dtype("<u2"), BF16)}
+
+# HF name (layer part as {i}) -> GGUF name
+_NAMES = {
+    "model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+    "model.layers.{i}.input_layernorm.weight": "blk.{i}.attn_norm.weight",
+    "model.layers.{i}.post_attention_layernorm.weight": "blk.{i}.ffn_norm.weight",
+    "model.layers.{i}.self_attn.q_proj.weight": "blk.{i}.attn_q.weight",
+    "model.layers.{i}.self_attn.k_proj.weight": "blk.{i}.attn_k.weight",
+    "model.layers.{i}.self_attn.v_proj.weight": "blk.{i}.attn_v.weight",
+    "model.layers.{i}.self_attn.q_proj.bias": "blk.{i}.attn_q.bias",
+    "model.layers.{i}.self_attn.k_proj.bias": "blk.{i}.attn_k.bias",
+    "model.layers.{i}.self_attn.v_proj.bias": "blk.{i}.attn_v.bias",
+    "model.layers.{i}.self_attn.o_proj.weight": "blk.{i}.attn_output.weight",
+    "model.layers.{i}.self_attn.q_norm.weight": "blk.{i}.attn_q_norm.weight",
+    "model.layers.{i}.self_attn.k_norm.weight": "blk.{i}.attn_k_norm.weight",
+    "model.layers.{i}.mlp.gate_proj.weight": "blk.{i}.ffn_gate.weight",
+    "model.layers.{i}.mlp.up_proj.weight": "blk.{i}.ffn_up.weight",
+    "model.layers.{i}.mlp.down_proj.weight": "blk.{i}.ffn_down.weight",
+}
+_SKIP = re.compile(r"rotary_emb\.inv_freq$")
+
+
+def gguf_name(hf: str) -> str | None:
+    m = re.match(r"model\.layers\.(\d+)\.(.*)$", hf)
+    key, i = (f"model.layers.{{i}}.{m.group(2)}", m.group(1)) if m else (hf, None)
+    name = _NAMES.get(key)
+    return name.format(i=i) if name and i is not None else name
+
+
+def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """llama's q/k rows from HF's rotate-half order to GGUF's interleaved pairs"""
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """the inverse of permute_qk"""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# ------------------------------------------------------------- safetensors
+
+@dataclass
+class _STensor:
+    file: Path
+    dtype: str
+    shape: tuple
+    begin: int
+    end: int
+
+
+def _safetensors_index(folder: Path, single: Path | None) -> dict[str, _STensor]:
+    files = [single] if single else None
+    idx = folder / "model.safetensors.index.json"
+    if files is None:
+        if idx.is_file():
+            files = sorted({folder / f for f in json.loads(idx.read_text())["weight_map"].values()})
+        elif (folder / "model.safetensors").is_file():
+            files = [folder / "model.safetensors"]
+        else:
+            raise QuantizeError(f"{folder}: no model.safetensors or model.safetensors.index.json")
+    out = {}
+    for f in files:
+        if not f.is_file():
+            raise QuantizeError(f"{f}: missing (listed in model.safetensors.index.json)")
+        with open(f, "rb") as fh:
+            n = struct.unpack("<Q", fh.read(8))[0]
+            try:
+                header = json.loads(fh.read(n))
+            except ValueError:
+                raise QuantizeError(f"{f}: not a safetensors file") from None
+        base = 8 + n
+        for name, h in header.items():
+            if name == "__metadata__":
+                continue
+            if h["dtype"] not in _DTYPES:
+                raise QuantizeError(f"{f}: tensor {name} has dtype {h['dtype']} (F32, F16 and BF16 are supported)")
+            out[name] = _STensor(f, h["dtype"], tuple(h["shape"]), base + h["data_offsets"][0], base + h["data_offsets"][1])
+    return out
+
+
+@dataclass
+class _Tensor:
+    """a GGUF-side tensor of the checkpoint (what plan() reads)"""
+    name: str
+    shape: tuple       # GGUF order: ne[0] first
+    type: int
+    n_elements: int
+    nbytes: int
+    hf: str
+
+
+class HFSource:
+    """A Hugging Face checkpoint (folder, or a .safetensors file with config.json
+    beside it) as the input of quantize.write_quantized."""
+
+    def __init__(self, path):
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        single = path if path.is_file() else None
+        cfg_path = folder / "config.json"
+        if not cfg_path.is_file():
+            raise QuantizeError(f"{folder}: no config.json beside the weights")
+        self.cfg = json.loads(cfg_path.read_text())
+        archs = self.cfg.get("architectures") or []
+        self.arch = next((ARCHES[a] for a in archs if a in ARCHES), None)
+        if self.arch is None:
+            raise QuantizeError(f"{cfg_path}: architecture {', '.join(archs) or '(none)'} is not supported "
+                                f"(supported: {', '.join(ARCHES)})")
+        self.folder = folder
+        self.st = _safetensors_index(folder, single)
+        self._maps: dict[Path, mmap.mmap] = {}
+        c = self.cfg
+        self.n_head = c["num_attention_heads"]
+        self.n_head_kv = c.get("num_key_value_heads", self.n_head)
+        self.head_dim = c.get("head_dim") or c["hidden_size"] // self.n_head
+        self.tensors: dict[str, _Tensor] = {}
+        for hf, t in self.st.items():
+            if _SKIP.search(hf):
+                continue
+            name = gguf_name(hf)
+            if name is None:
+                raise QuantizeError(f"{hf}: a tensor llmlite does not know how to convert for {self.arch}")
+            if name == "output.weight" and c.get("tie_word_embeddings"):
+                continue
+            shape = tuple(reversed(t.shape))
+            n = int(np.prod(t.shape))
+            ty = _DTYPES[t.dtype][1] if len(shape) >= 2 and not name.endswith("_norm.weight") else F32
+            self.tensors[name] = _Tensor(name, shape, ty, n, n * (4 if ty == F32 else 2), hf)
+        need = ["token_embd.weight", "output_norm.weight"] + [
+            f"blk.{i}.{k}.weight" for i in range(c["num_hidden_layers"])
+            for k in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")]
+        missing = [n for n in need if n not in self.tensors]
+        if missing:
+            raise QuantizeError(f"{folder}: the checkpoint lacks {missing[0]} ({len(missing)} tensors missing)")
+        q = self.tensors["blk.0.attn_q.weight"]
+        if q.shape != (c["hidden_size"], self.n_head * self.head_dim):
+            raise QuantizeError(f"{folder}: attn_q has shape {q.shape[::-1]}, config.json implies "
+                                f"({self.n_head * self.head_dim}, {c['hidden_size']})")
+        self.tok = _tokenizer(folder, c)
+
+    def get(self, key, default=None):
+        return {f"{self.arch}.block_count": self.cfg["num_hidden_layers"],
+                f"{self.arch}.attention.head_count": self.n_head,
+                f"{self.arch}.attention.head_count_kv": self.n_head_kv,
+                "general.architecture": self.arch}.get(key, default)
+
+    def _array(self, t: _STensor) -> np.ndarray:
+        mm = self._maps.get(t.file)
+        if mm is None:
+            with open(t.file, "rb") as f:
+                mm = self._maps[t.file] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        dt = _DTYPES[t.dtype][0]
+        a = np.frombuffer(mm, dtype=dt, count=(t.end - t.begin) // dt.itemsize, offset=t.begin)
+        if t.dtype == "BF16":
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        return a.reshape(t.shape)
+
+    def raw(self, name):
+        return None   # always through floats (names, permutation and dtype change)
+
+    def floats(self, name) -> np.ndarray:
+        t = self.tensors[name]
+        st = self.st[t.hf]
+        w = np.array(self._array(st), dtype=np.float32)    # a copy: the mapping's pages can go
+        if self.arch == "llama" and name.endswith("attn_q.weight"):
+            w = permute_qk(w, self.n_head)
+        elif self.arch == "llama" and name.endswith("attn_k.weight"):
+            w = permute_qk(w, self.n_head_kv)
+        self._drop(st)
+        return np.ascontiguousarray(w).reshape(-1, t.shape[0])
+
+    def _drop(self, st: _STensor) -> None:
+        """let the kernel drop the pages of a tensor already read (peak memory stays
+        near the largest tensor, not the model)"""
+        mm = self._maps.get(st.file)
+        start = st.begin // mmap.PAGESIZE * mmap.PAGESIZE
+        if mm is not None and hasattr(mm, "madvise") and st.end > start:
+            try:
+                mm.madvise(mmap.MADV_DONTNEED, start, st.end - start)
+            except (OSError, ValueError):
+                pass
+
+    def kv_bytes(self) -> list[tuple[str, bytes]]:
+        c, a = self.cfg, self.arch
+        kv = [("general.architecture", "s", a), ("general.type", "s", "model"), ("general.name", "s", self.folder.name),
+              (f"{a}.block_count", "u32", c["num_hidden_layers"]),
+              (f"{a}.context_length", "u32", c.get("max_position_embeddings", 2048)),
+              (f"{a}.embedding_length", "u32", c["hidden_size"]),
+              (f"{a}.feed_forward_length", "u32", c["intermediate_size"]),
+              (f"{a}.attention.head_count", "u32", self.n_head),
+              (f"{a}.attention.head_count_kv", "u32", self.n_head_kv),
+              (f"{a}.rope.freq_base", "f32", c.get("rope_theta", 10000.0)),
+              (f"{a}.attention.layer_norm_rms_epsilon", "f32", c.get("rms_norm_eps", 1e-5))]
+        if a == "qwen3" or self.head_dim != c["hidden_size"] // self.n_head:
+            kv += [(f"{a}.attention.key_length", "u32", self.head_dim), (f"{a}.attention.value_length", "u32", self.head_dim)]
+        kv += [(f"{a}.vocab_size", "u32", len(self.tok["tokens"])), (f"{a}.rope.dimension_count", "u32", self.head_dim)]
+        kv += self.tok["kv"]
+        return [(k, _encode(t, v)) for k, t, v in kv]
+
+    def close(self) -> None:
+        for mm in self._maps.values():
+            mm.close()
+        self._maps.clear()
+
+
+# ----------------------------------------------------------------- values
+
+_VT = {"u32": 4, "i32": 5, "f32": 6, "bool": 7, "s": 8, "arr": 9}
+
+
+def _s(v: str) -> bytes:
+    b = v.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def _encode(t: str, v) -> bytes:
+    """a GGUF value (type id first)"""
+    if t == "u32":
+        return struct.pack("<II", 4, int(v))
+    if t == "f32":
+        return struct.pack("<If", 6, float(v))
+    if t == "bool":
+        return struct.pack("<IB", 7, 1 if v else 0)
+    if t == "s":
+        return struct.pack("<I", 8) + _s(v)
+    if t == "s[]":
+        return struct.pack("<IIQ", 9, 8, len(v)) + b"".join(_s(x) for x in v)
+    if t == "i32[]":
+        return struct.pack("<IIQ", 9, 5, len(v)) + np.asarray(v, dtype="<i4").tobytes()
+    raise ValueError(t)
+
+
+# -------------------------------------------------------------- tokenizer
+
+def _pre_name(tj: dict) -> str:
+    """llama.cpp's tokenizer.ggml.pre from the pre-tokenizer's structure (the
+    converter hashes HF's tokenization instead; the structures below are what
+    those tokenizers carry)"""
+    pre = tj.get("pre_tokenizer") or {}
+    parts = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
+    kinds = [p.get("type") for p in parts]
+    if kinds == ["Digits", "ByteLevel"] and parts[0].get("individual_digits"):
+        return "smollm"
+    pats = " ".join(str((p.get("pattern") or {}).get("Regex", "")) for p in parts if p.get("type") == "Split")
+    if r"\p{N}{1,3}" in pats and r"(?i:'s|'t|'re|'ve|'m|'ll|'d)" in pats:
+        return "llama-bpe"
+    if r"\p{N}" in pats and "(?i:'s|'t|'re|'ve|'m|'ll|'d)" in pats:
+        return "qwen2"
+    if kinds == ["ByteLevel"]:
+        return "gpt-2"
+    raise QuantizeError("tokenizer.json: a pre-tokenizer llmlite cannot name for llama.cpp "
+                        f"({', '.join(k or '?' for k in kinds)})")
+
+
+def _tokenizer(folder: Path, cfg: dict) -> dict:
+    tj_path = folder / "tokenizer.json"
+    if not tj_path.is_file():
+        if (folder / "tokenizer.model").is_file():
+            raise QuantizeError(f"{folder}: SentencePiece tokenizer.model is not supported yet (tokenizer.json is)")
+        raise QuantizeError(f"{folder}: no tokenizer.json")
+    tj = json.loads(tj_path.read_text(encoding="utf-8"))
+    model = tj.get("model") or {}
+    if model.get("type") != "BPE":
+        raise QuantizeError(f"{tj_path}: tokenizer model {model.get('type')} (BPE is supported)")
+    vocab: dict[str, int] = dict(model["vocab"])
+    added = {t["id"]: t for t in tj.get("added_tokens", [])}
+    for i, t in added.items():
+        vocab[t["content"]] = i
+    n = max(cfg.get("vocab_size", 0), max(vocab.values()) + 1)
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    types = [5] * n        # unused, until filled
+    for tok, i in vocab.items():
+        tokens[i] = tok
+        types[i] = 1
+    for i, t in added.items():
+        types[i] = 3 if t.get("special") else 4
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    tc_path = folder / "tokenizer_config.json"
+    tc = json.loads(tc_path.read_text(encoding="utf-8")) if tc_path.is_file() else {}
+
+    def tid(key):
+        v = tc.get(key)
+        v = v.get("content") if isinstance(v, dict) else v
+        return vocab.get(v) if isinstance(v, str) else None
+
+    kv = [("tokenizer.ggml.model", "s", "gpt2"), ("tokenizer.ggml.pre", "s", _pre_name(tj)),
+          ("tokenizer.ggml.tokens", "s[]", tokens), ("tokenizer.ggml.token_type", "i32[]", types),
+          ("tokenizer.ggml.merges", "s[]", merges)]
+    for key, name in (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"), ("pad_token", "padding")):
+        i = tid(key)
+        if i is None and key in ("bos_token", "eos_token") and isinstance(cfg.get(f"{key}_id"), int):
+            i = cfg[f"{key}_id"]
+        if i is not None:
+            kv.append((f"tokenizer.ggml.{name}_token_id", "u32", i))
+    if "add_bos_token" in tc:
+        kv.append(("tokenizer.ggml.add_bos_token", "bool", bool(tc["add_bos_token"])))
+    if isinstance(tc.get("chat_template"), str):
+        kv.append(("tokenizer.chat_template", "s", tc["chat_template"]))
+    return {"tokens": tokens, "kv": kv}

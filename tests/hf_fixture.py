@@ -1,0 +1,92 @@
+"""A real Hugging Face checkpoint made from smollm2-135m's GGUF (dequantized, the q/k
+permutation undone): model.safetensors (F16), config.json (LlamaForCausalLM),
+tokenizer.json (BPE, SmolLM2's pre-tokenizer: digits split, then byte-level),
+tokenizer_config.json with the chat template. Used by the quantize tests."""
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+
+
+def _gguf_to_hf_name(name: str) -> str | None:
+    from llmlite.convert_hf import _NAMES
+
+    for hf, g in _NAMES.items():
+        if "{i}" not in g:
+            if g == name:
+                return hf
+            continue
+        pre, post = g.split("{i}")
+        if name.startswith(pre) and name.endswith(post):
+            i = name[len(pre):len(name) - len(post)]
+            if i.isdigit():
+                return hf.format(i=i)
+    return None
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    header, off = {}, 0
+    for name, a in tensors.items():
+        dt = {np.dtype("<f2"): "F16", np.dtype("<f4"): "F32"}[a.dtype]
+        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        off += a.nbytes
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for a in tensors.values():
+            f.write(np.ascontiguousarray(a).tobytes())
+
+
+def make_smollm2_checkpoint(gguf_path, folder: Path) -> Path:
+    from llmlite import _lib
+    from llmlite.convert_hf import unpermute_qk
+    from llmlite.gguf_file import open_gguf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with open_gguf(gguf_path) as g:
+        md = g.metadata
+        n_head, n_head_kv = md["llama.attention.head_count"], md["llama.attention.head_count_kv"]
+        tensors = {}
+        for name, t in g.tensors.items():
+            w = _lib.dequantize(t.type, g.tensor_data(name), t.n_elements).reshape(tuple(reversed(t.shape)))
+            if name.endswith("attn_q.weight"):
+                w = unpermute_qk(w, n_head)
+            elif name.endswith("attn_k.weight"):
+                w = unpermute_qk(w, n_head_kv)
+            hf = _gguf_to_hf_name(name)
+            assert hf is not None, name
+            tensors[hf] = w.astype(np.float16) if w.ndim == 2 else w.astype(np.float32)
+        write_safetensors(folder / "model.safetensors", tensors)
+        cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
+               "hidden_size": md["llama.embedding_length"], "intermediate_size": md["llama.feed_forward_length"],
+               "num_hidden_layers": md["llama.block_count"], "num_attention_heads": n_head,
+               "num_key_value_heads": n_head_kv, "rms_norm_eps": float(md["llama.attention.layer_norm_rms_epsilon"]),
+               "rope_theta": float(md["llama.rope.freq_base"]), "max_position_embeddings": md["llama.context_length"],
+               "vocab_size": len(md["tokenizer.ggml.tokens"]), "tie_word_embeddings": "output.weight" not in g.tensors,
+               "bos_token_id": md["tokenizer.ggml.bos_token_id"], "eos_token_id": md["tokenizer.ggml.eos_token_id"],
+               "torch_dtype": "float16"}
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+        toks, types = list(md["tokenizer.ggml.tokens"]), list(md["tokenizer.ggml.token_type"])
+        added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+                  "special": True} for i, (t, ty) in enumerate(zip(toks, types)) if ty == 3]
+        tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+              "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                  {"type": "Digits", "individual_digits": True},
+                  {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+              "post_processor": None, "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                                                  "use_regex": True},
+              "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                        "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                        "vocab": {t: i for i, t in enumerate(toks)},
+                        "merges": list(md["tokenizer.ggml.merges"])}}
+        (folder / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
+        ids = {k: md.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown", "padding")}
+        tc = {"add_bos_token": bool(md.get("tokenizer.ggml.add_bos_token", False)),
+              "bos_token": toks[ids["bos"]], "eos_token": toks[ids["eos"]], "unk_token": toks[ids["unknown"]],
+              "pad_token": toks[ids["padding"]], "chat_template": md["tokenizer.chat_template"]}
+        (folder / "tokenizer_config.json").write_text(json.dumps(tc, indent=2, ensure_ascii=False), encoding="utf-8")
+    return folder

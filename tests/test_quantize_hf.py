@@ -1,0 +1,138 @@
+"""`llmlite quantize` from a Hugging Face checkpoint: a real one, made here from
+smollm2-135m (tests/hf_fixture.py). Its output must hold the same tensors, byte for
+byte, as quantizing the same weights from a GGUF, the same tokenizer and model
+metadata as the original GGUF, tokenize the refs' texts as the original does, and
+score a text as the original does; bad checkpoints give one line."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hf_fixture import make_smollm2_checkpoint, write_safetensors  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="module")
+def hf(smollm2_path, tmp_path_factory):
+    return make_smollm2_checkpoint(smollm2_path, tmp_path_factory.mktemp("hf") / "SmolLM2-135M-Instruct")
+
+
+@pytest.fixture(scope="module")
+def converted(hf, smollm2_path, tmp_path_factory):
+    """(q8_0 from the checkpoint, q8_0 from an F16 GGUF of the same weights)"""
+    from llmlite.quantize import quantize_gguf
+
+    d = tmp_path_factory.mktemp("conv")
+    r = cli(hf, d / "hf-q8.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    quantize_gguf(smollm2_path, d / "f16.gguf", "f16", allow_requantize=True)
+    quantize_gguf(d / "f16.gguf", d / "gguf-q8.gguf", "q8_0")
+    return d / "hf-q8.gguf", d / "gguf-q8.gguf"
+
+
+def test_same_tensors_as_from_gguf(converted):
+    from gguf import GGUFReader
+
+    a, b = (GGUFReader(str(p)) for p in converted)
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    for ta, tb in zip(a.tensors, b.tensors):
+        assert ta.tensor_type == tb.tensor_type and list(ta.shape) == list(tb.shape), ta.name
+        assert ta.data.tobytes() == tb.data.tobytes(), ta.name
+
+
+def test_same_metadata_as_the_original(converted, smollm2_path):
+    from gguf import GGUFReader
+
+    a, o = GGUFReader(str(converted[0])), GGUFReader(str(smollm2_path))
+    # add_space_prefix: written by the older converter that made the original, not
+    # by today's for BPE vocabularies (llama.cpp reads its absence as false)
+    keys = [k for k in o.fields if k.startswith(("tokenizer.", "llama.")) and k != "tokenizer.ggml.add_space_prefix"]
+    assert "tokenizer.ggml.pre" in keys and "tokenizer.ggml.merges" in keys
+    for k in keys:
+        assert k in a.fields, k
+        assert a.fields[k].contents() == o.fields[k].contents(), k
+
+
+def test_tokenizes_and_scores_as_the_original(converted, smollm2_path, shared_dir):
+    import llmlite
+    from llmlite.perplexity import perplexity
+
+    refs = shared_dir / "refs" / "smollm2-135m-instruct-q4_1" / "tokenize.jsonl"
+    texts = [json.loads(line)["text"] for line in open(refs, encoding="utf-8")]
+    new, old = llmlite.load(converted[0], n_ctx=128), llmlite.load(smollm2_path, n_ctx=128)
+    try:
+        for t in texts:
+            assert new.tokenize(t) == old.tokenize(t), t[:40]
+        text = " ".join(texts) * 4
+        p_new = perplexity(new, text, n_ctx=128, n_chunks=3).ppl
+        p_old = perplexity(old, text, n_ctx=128, n_chunks=3).ppl
+        assert abs(p_new / p_old - 1) < 0.005, (p_new, p_old)
+    finally:
+        new.close()
+        old.close()
+
+
+def test_q4_k_m_from_the_safetensors_file(hf, tmp_path):
+    r = cli(hf / "model.safetensors", tmp_path / "q4.gguf", "--type", "q4_k_m")
+    assert r.returncode == 0, r.stderr
+    import llmlite
+
+    m = llmlite.load(tmp_path / "q4.gguf", n_ctx=64)
+    assert np.isfinite(m.eval_last(m.tokenize("Hello, my name is"))).all()
+    m.close()
+
+
+def _copy(hf, dst, drop=(), config=None):
+    dst.mkdir()
+    for f in hf.iterdir():
+        if f.name in drop:
+            continue
+        if f.name == "config.json" and config:
+            cfg = json.loads(f.read_text())
+            cfg.update(config)
+            (dst / f.name).write_text(json.dumps(cfg))
+        else:
+            os.symlink(f, dst / f.name)
+    return dst
+
+
+@pytest.mark.parametrize("case,words", [
+    ("no config", ["no config.json"]),
+    ("no tokenizer", ["no tokenizer.json"]),
+    ("unknown arch", ["BertModel", "not supported"]),
+    ("shape mismatch", ["attn_q has shape"]),
+    ("bad dtype", ["dtype I8"]),
+])
+def test_bad_checkpoints(hf, tmp_path, case, words):
+    d = tmp_path / "m"
+    if case == "no config":
+        _copy(hf, d, drop=("config.json",))
+    elif case == "no tokenizer":
+        _copy(hf, d, drop=("tokenizer.json",))
+    elif case == "unknown arch":
+        _copy(hf, d, config={"architectures": ["BertModel"]})
+    elif case == "shape mismatch":
+        _copy(hf, d, config={"hidden_size": 512})
+    else:
+        _copy(hf, d, drop=("model.safetensors",))
+        write_safetensors(d / "model.safetensors", {"model.embed_tokens.weight": np.zeros((4, 4), np.float32)})
+        raw = (d / "model.safetensors").read_bytes().replace(b'"F32"', b'"I8" ', 1)
+        (d / "model.safetensors").write_bytes(raw)
+    r = cli(d, tmp_path / "out.gguf")
+    assert r.returncode == 2, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    assert all(w in line for w in words), line
+    assert not (tmp_path / "out.gguf").exists()
