@@ -1,7 +1,10 @@
-"""A real Hugging Face checkpoint made from smollm2-135m's GGUF (dequantized, the q/k
-permutation undone): model.safetensors (F16), config.json (LlamaForCausalLM),
-tokenizer.json (BPE, SmolLM2's pre-tokenizer: digits split, then byte-level),
-tokenizer_config.json with the chat template. Used by the quantize tests."""
+"""A Hugging Face checkpoint made from a GGUF (dequantized, llama's q/k permutation
+undone): model.safetensors (F16 matrices, F32 vectors), config.json
+(LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM), tokenizer.json (BPE with
+SmolLM2's pre-tokenizer, digits split then byte-level, as the test models carry),
+tokenizer_config.json with the chat template. Made from smollm2-135m it is a real
+model; from the synthetic qwen2/qwen3 refs, a check of those architectures' names.
+Used by the quantize tests."""
 from __future__ import annotations
 
 import json
@@ -41,7 +44,10 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
             f.write(np.ascontiguousarray(a).tobytes())
 
 
-def make_smollm2_checkpoint(gguf_path, folder: Path) -> Path:
+HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+
+
+def make_checkpoint(gguf_path, folder: Path) -> Path:
     from llmlite import _lib
     from llmlite.convert_hf import unpermute_qk
     from llmlite.gguf_file import open_gguf
@@ -49,26 +55,29 @@ def make_smollm2_checkpoint(gguf_path, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open_gguf(gguf_path) as g:
         md = g.metadata
-        n_head, n_head_kv = md["llama.attention.head_count"], md["llama.attention.head_count_kv"]
+        a = md["general.architecture"]
+        n_head, n_head_kv = md[f"{a}.attention.head_count"], md[f"{a}.attention.head_count_kv"]
         tensors = {}
         for name, t in g.tensors.items():
             w = _lib.dequantize(t.type, g.tensor_data(name), t.n_elements).reshape(tuple(reversed(t.shape)))
-            if name.endswith("attn_q.weight"):
+            if a == "llama" and name.endswith("attn_q.weight"):
                 w = unpermute_qk(w, n_head)
-            elif name.endswith("attn_k.weight"):
+            elif a == "llama" and name.endswith("attn_k.weight"):
                 w = unpermute_qk(w, n_head_kv)
             hf = _gguf_to_hf_name(name)
             assert hf is not None, name
             tensors[hf] = w.astype(np.float16) if w.ndim == 2 else w.astype(np.float32)
         write_safetensors(folder / "model.safetensors", tensors)
-        cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama",
-               "hidden_size": md["llama.embedding_length"], "intermediate_size": md["llama.feed_forward_length"],
-               "num_hidden_layers": md["llama.block_count"], "num_attention_heads": n_head,
-               "num_key_value_heads": n_head_kv, "rms_norm_eps": float(md["llama.attention.layer_norm_rms_epsilon"]),
-               "rope_theta": float(md["llama.rope.freq_base"]), "max_position_embeddings": md["llama.context_length"],
+        cfg = {"architectures": [HF_ARCH[a]], "model_type": a,
+               "hidden_size": md[f"{a}.embedding_length"], "intermediate_size": md[f"{a}.feed_forward_length"],
+               "num_hidden_layers": md[f"{a}.block_count"], "num_attention_heads": n_head,
+               "num_key_value_heads": n_head_kv, "rms_norm_eps": float(md[f"{a}.attention.layer_norm_rms_epsilon"]),
+               "rope_theta": float(md[f"{a}.rope.freq_base"]), "max_position_embeddings": md[f"{a}.context_length"],
                "vocab_size": len(md["tokenizer.ggml.tokens"]), "tie_word_embeddings": "output.weight" not in g.tensors,
                "bos_token_id": md["tokenizer.ggml.bos_token_id"], "eos_token_id": md["tokenizer.ggml.eos_token_id"],
                "torch_dtype": "float16"}
+        if f"{a}.attention.key_length" in md:
+            cfg["head_dim"] = md[f"{a}.attention.key_length"]
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         toks, types = list(md["tokenizer.ggml.tokens"]), list(md["tokenizer.ggml.token_type"])
         added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
@@ -87,6 +96,11 @@ def make_smollm2_checkpoint(gguf_path, folder: Path) -> Path:
         ids = {k: md.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown", "padding")}
         tc = {"add_bos_token": bool(md.get("tokenizer.ggml.add_bos_token", False)),
               "bos_token": toks[ids["bos"]], "eos_token": toks[ids["eos"]], "unk_token": toks[ids["unknown"]],
-              "pad_token": toks[ids["padding"]], "chat_template": md["tokenizer.chat_template"]}
+              "pad_token": toks[ids["padding"]]}
+        if "tokenizer.chat_template" in md:
+            tc["chat_template"] = md["tokenizer.chat_template"]
         (folder / "tokenizer_config.json").write_text(json.dumps(tc, indent=2, ensure_ascii=False), encoding="utf-8")
     return folder
+
+
+make_smollm2_checkpoint = make_checkpoint

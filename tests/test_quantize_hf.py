@@ -136,3 +136,30 @@ def test_bad_checkpoints(hf, tmp_path, case, words):
     assert line.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
     assert all(w in line for w in words), line
     assert not (tmp_path / "out.gguf").exists()
+
+
+@pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0"])
+def test_qwen_checkpoints(name, shared_dir, tmp_path):
+    """Qwen2 (q/k/v biases, no permutation) and Qwen3 (q/k norms, head_dim apart
+    from the width): from the synthetic refs models to a checkpoint and back, the
+    same tensors as from the GGUF and the original's metadata values."""
+    from gguf import GGUFReader
+
+    from hf_fixture import make_checkpoint
+    from llmlite.quantize import quantize_gguf
+
+    src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
+    hf = make_checkpoint(src, tmp_path / name)
+    r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
+    quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
+    quantize_gguf(tmp_path / "f16.gguf", tmp_path / "gguf.gguf", "q8_0")
+    a, b, o = (GGUFReader(str(p)) for p in (tmp_path / "hf.gguf", tmp_path / "gguf.gguf", src))
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    for ta, tb in zip(a.tensors, b.tensors):
+        assert ta.tensor_type == tb.tensor_type and ta.data.tobytes() == tb.data.tobytes(), ta.name
+    arch = o.fields["general.architecture"].contents()
+    for k in o.fields:
+        if k.startswith((arch + ".", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
+            assert a.fields[k].contents() == o.fields[k].contents(), k
