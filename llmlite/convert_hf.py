@@ -3,9 +3,9 @@ metadata, tensor names, llama's q/k permutation, safetensors read lazily (memory
 mapped, one tensor at a time), tokenizer.json (BPE) to tokenizer.ggml.*, the chat
 template from tokenizer_config.json (spec quant-formats.md section 7).
 
-Architectures: llama (LlamaForCausalLM, MistralForCausalLM), qwen2, qwen3, with a
-BPE tokenizer.json. Not yet: gemma3 and SentencePiece tokenizer.model, Llama 3 rope
-scaling (rope_freqs).
+Architectures: llama (LlamaForCausalLM, MistralForCausalLM; Llama 3 rope scaling as
+rope_freqs), qwen2, qwen3, with a BPE tokenizer.json. Not yet: gemma3 and
+SentencePiece tokenizer.model.
 """
 from __future__ import annotations
 
@@ -158,6 +158,10 @@ class HFSource:
         missing = [n for n in need if n not in self.tensors]
         if missing:
             raise QuantizeError(f"{folder}: the checkpoint lacks {missing[0]} ({len(missing)} tensors missing)")
+        self.rope_freqs = _llama3_rope_factors(c, self.head_dim) if self.arch == "llama" else None
+        if self.rope_freqs is not None:
+            n = len(self.rope_freqs)
+            self.tensors["rope_freqs.weight"] = _Tensor("rope_freqs.weight", (n,), F32, n, 4 * n, "")
         q = self.tensors["blk.0.attn_q.weight"]
         if q.shape != (c["hidden_size"], self.n_head * self.head_dim):
             raise QuantizeError(f"{folder}: attn_q has shape {q.shape[::-1]}, config.json implies "
@@ -186,6 +190,8 @@ class HFSource:
 
     def floats(self, name) -> np.ndarray:
         t = self.tensors[name]
+        if name == "rope_freqs.weight":
+            return self.rope_freqs.reshape(1, -1)
         st = self.st[t.hf]
         w = np.array(self._array(st), dtype=np.float32)    # a copy: the mapping's pages can go
         if self.arch == "llama" and name.endswith("attn_q.weight"):
@@ -227,6 +233,34 @@ class HFSource:
         for mm in self._maps.values():
             mm.close()
         self._maps.clear()
+
+
+def _llama3_rope_factors(cfg: dict, head_dim: int) -> np.ndarray | None:
+    """Llama 3's rope scaling as the rope_freqs tensor (one divisor per frequency
+    pair), computed as llama.cpp's converter does: the frequencies in float32, the
+    rest in double, stored as float32"""
+    rs = cfg.get("rope_scaling") or {}
+    if str(rs.get("rope_type", rs.get("type", ""))).lower() != "llama3":
+        return None
+    import math
+
+    base = float(cfg.get("rope_theta", 10000.0))
+    freqs = (np.float32(1.0) / (np.float32(base) ** (np.arange(0, head_dim, 2, dtype=np.float32) /
+                                                      np.float32(head_dim)))).astype(np.float32)
+    factor = float(rs.get("factor", 8.0))
+    lo, hi = float(rs.get("low_freq_factor", 1.0)), float(rs.get("high_freq_factor", 4.0))
+    old = float(rs.get("original_max_position_embeddings", 8192))
+    out = []
+    for f in freqs:
+        wavelen = 2 * math.pi / float(f)
+        if wavelen < old / hi:
+            out.append(1.0)
+        elif wavelen > old / lo:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - lo) / (hi - lo)
+            out.append(1 / ((1 - smooth) / factor + smooth))
+    return np.array(out, dtype=np.float32)
 
 
 # ----------------------------------------------------------------- values

@@ -47,7 +47,9 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
 
 
-def make_checkpoint(gguf_path, folder: Path) -> Path:
+def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -> Path:
+    """rope_scaling: the config.json entry behind a GGUF's rope_freqs tensor (which
+    a checkpoint does not carry: the converter computes it)"""
     from llmlite import _lib
     from llmlite.convert_hf import unpermute_qk
     from llmlite.gguf_file import open_gguf
@@ -64,6 +66,8 @@ def make_checkpoint(gguf_path, folder: Path) -> Path:
                 w = unpermute_qk(w, n_head)
             elif a == "llama" and name.endswith("attn_k.weight"):
                 w = unpermute_qk(w, n_head_kv)
+            if name == "rope_freqs.weight":
+                continue
             hf = _gguf_to_hf_name(name)
             assert hf is not None, name
             tensors[hf] = w.astype(np.float16) if w.ndim == 2 else w.astype(np.float32)
@@ -76,6 +80,8 @@ def make_checkpoint(gguf_path, folder: Path) -> Path:
                "vocab_size": len(md["tokenizer.ggml.tokens"]), "tie_word_embeddings": "output.weight" not in g.tensors,
                "bos_token_id": md["tokenizer.ggml.bos_token_id"], "eos_token_id": md["tokenizer.ggml.eos_token_id"],
                "torch_dtype": "float16"}
+        if rope_scaling:
+            cfg["rope_scaling"] = rope_scaling
         if f"{a}.attention.key_length" in md:
             cfg["head_dim"] = md[f"{a}.attention.key_length"]
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))

@@ -138,18 +138,26 @@ def test_bad_checkpoints(hf, tmp_path, case, words):
     assert not (tmp_path / "out.gguf").exists()
 
 
-@pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0"])
-def test_qwen_checkpoints(name, shared_dir, tmp_path):
-    """Qwen2 (q/k/v biases, no permutation) and Qwen3 (q/k norms, head_dim apart
-    from the width): from the synthetic refs models to a checkpoint and back, the
-    same tensors as from the GGUF and the original's metadata values."""
+# the rope scaling behind llama-ropefreqs-tiny's rope_freqs ([1, 2.3391168, 8, 8]
+# for head_dim 8, base 10000: Llama 3's rule with an original context of 128)
+LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                  "original_max_position_embeddings": 128}
+
+
+@pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1"])
+def test_other_checkpoints(name, shared_dir, tmp_path):
+    """Qwen2 (q/k/v biases, no permutation), Qwen3 (q/k norms, head_dim apart from
+    the width) and llama with Llama 3 rope scaling (rope_freqs computed from
+    config.json) and an untied output: from the synthetic refs models to a
+    checkpoint and back, the same tensors as from the GGUF (rope_freqs: the
+    original's bytes) and the original's metadata values."""
     from gguf import GGUFReader
 
     from hf_fixture import make_checkpoint
     from llmlite.quantize import quantize_gguf
 
     src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
-    hf = make_checkpoint(src, tmp_path / name)
+    hf = make_checkpoint(src, tmp_path / name, LLAMA3_SCALING if "ropefreqs" in name else None)
     r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
     quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
