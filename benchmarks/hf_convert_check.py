@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""The Hugging Face path of `llmlite quantize` end to end: makes the SmolLM2 checkpoint
-(tests/hf_fixture.py), converts it to q8_0 and q4_k_m, then has llama.cpp
+"""The Hugging Face path of `llmlite quantize` end to end: makes checkpoints of both real
+models (tests/hf_fixture.py; SmolLM2 with tokenizer.json, Gemma 3 with a SentencePiece
+tokenizer.model), converts each to q8_0 and q4_k_m, then has llama.cpp
 (llama-cpp-python in its own virtual environment) load each file and tokenize the
 refs' tokenize.jsonl texts, compared with the refs' ids (llama.cpp on the original
 GGUF); and scores shared/data/wikitext2_test.txt (DESIGN.md protocol, 24 chunks of
-512) on the q8_0 file against the refs' perplexity of the original.
+512) on the q8_0 files against the refs' perplexity of the originals.
 
     python benchmarks/hf_convert_check.py [--venv .venv-llamacpp]
 """
@@ -37,6 +38,15 @@ def main() -> int:
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
     a = ap.parse_args()
     from compare_llamacpp import ensure_llamacpp
+
+    lpy = ensure_llamacpp(Path(a.venv))
+    for model, refdir in (("smollm2-135m", "smollm2-135m-instruct-q4_1"), ("gemma3-270m", "gemma3-270m-q4_k_m")):
+        refs = ROOT.parent / "shared" / "refs" / refdir
+        check(model, refs, lpy)
+    return 0
+
+
+def check(model: str, refs: Path, lpy) -> None:
     from hf_fixture import make_smollm2_checkpoint
 
     import llmlite
@@ -45,10 +55,8 @@ def main() -> int:
     from llmlite.quantize import write_quantized
     from llmlite.registry import ensure_model
 
-    lpy = ensure_llamacpp(Path(a.venv))
-    refs = ROOT.parent / "shared" / "refs" / "smollm2-135m-instruct-q4_1"
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:
-        hf = make_smollm2_checkpoint(ensure_model("smollm2-135m", quiet=True), Path(tmp) / "SmolLM2-135M-Instruct")
+        hf = make_smollm2_checkpoint(ensure_model(model, quiet=True), Path(tmp) / model)
         for ty in ("q8_0", "q4_k_m"):
             out = Path(tmp) / f"hf-{ty}.gguf"
             src = HFSource(hf)
@@ -56,7 +64,7 @@ def main() -> int:
             src.close()
             t = subprocess.run([str(lpy), "-c", LLAMACPP_TOKENIZE, str(out), str(refs / "tokenize.jsonl")],
                                capture_output=True, text=True)
-            print(f"{ty}: {r['bpw']:.2f} bpw, {r['types']}; llama.cpp loads it and tokenizes "
+            print(f"{model} {ty}: {r['bpw']:.2f} bpw, {r['types']}; llama.cpp loads it and tokenizes "
                   f"{t.stdout.split()[0] if t.returncode == 0 else 'FAILED'} of {t.stdout.split()[-1] if t.returncode == 0 else '?'} "
                   f"refs texts as the original" + ("" if t.returncode == 0 else ": " + t.stderr[-300:]), flush=True)
             if ty == "q8_0":
@@ -65,9 +73,8 @@ def main() -> int:
                 m = llmlite.load(out, n_ctx=ref["n_ctx"])
                 p = perplexity(m, text, n_ctx=ref["n_ctx"], n_chunks=ref["n_chunks"]).ppl
                 m.close()
-                print(f"q8_0 perplexity ({ref['n_chunks']} chunks of {ref['n_ctx']}): {p:.4f} vs the original's "
+                print(f"{model} q8_0 perplexity ({ref['n_chunks']} chunks of {ref['n_ctx']}): {p:.4f} vs the original's "
                       f"{ref['ppl']:.4f} (llama.cpp): {100 * (p / ref['ppl'] - 1):+.3f}%", flush=True)
-    return 0
 
 
 if __name__ == "__main__":

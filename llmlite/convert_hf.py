@@ -4,8 +4,8 @@ mapped, one tensor at a time), tokenizer.json (BPE) to tokenizer.ggml.*, the cha
 template from tokenizer_config.json (spec quant-formats.md section 7).
 
 Architectures: llama (LlamaForCausalLM, MistralForCausalLM; Llama 3 rope scaling as
-rope_freqs), qwen2, qwen3, with a BPE tokenizer.json. Not yet: gemma3 and
-SentencePiece tokenizer.model.
+rope_freqs), qwen2, qwen3, gemma3 (norms + 1); tokenizers: BPE tokenizer.json, or a
+SentencePiece tokenizer.model (read here, without the sentencepiece package).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from llmlite.quantize import BF16, F16, F32, QuantizeError
 
 ARCHES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-          "Qwen3ForCausalLM": "qwen3"}
+          "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3"}
 _DTYPES = {"F32": (np.dtype("<f4"), F32), "F16": (np.dtype("<f2"), F16), "BF16": (np.dtype("<u2"), BF16)}
 
 # HF name (layer part as {i}) -> GGUF name
@@ -43,13 +43,19 @@ _NAMES = {
     "model.layers.{i}.mlp.up_proj.weight": "blk.{i}.ffn_up.weight",
     "model.layers.{i}.mlp.down_proj.weight": "blk.{i}.ffn_down.weight",
 }
+# Gemma 3's four norms per layer
+_GEMMA3_NAMES = {
+    "model.layers.{i}.post_attention_layernorm.weight": "blk.{i}.post_attention_norm.weight",
+    "model.layers.{i}.pre_feedforward_layernorm.weight": "blk.{i}.ffn_norm.weight",
+    "model.layers.{i}.post_feedforward_layernorm.weight": "blk.{i}.post_ffw_norm.weight",
+}
 _SKIP = re.compile(r"rotary_emb\.inv_freq$")
 
 
-def gguf_name(hf: str) -> str | None:
+def gguf_name(hf: str, arch: str = "llama") -> str | None:
     m = re.match(r"model\.layers\.(\d+)\.(.*)$", hf)
     key, i = (f"model.layers.{{i}}.{m.group(2)}", m.group(1)) if m else (hf, None)
-    name = _NAMES.get(key)
+    name = (_GEMMA3_NAMES.get(key) if arch == "gemma3" else None) or _NAMES.get(key)
     return name.format(i=i) if name and i is not None else name
 
 
@@ -143,7 +149,7 @@ class HFSource:
         for hf, t in self.st.items():
             if _SKIP.search(hf):
                 continue
-            name = gguf_name(hf)
+            name = gguf_name(hf, self.arch)
             if name is None:
                 raise QuantizeError(f"{hf}: a tensor llmlite does not know how to convert for {self.arch}")
             if name == "output.weight" and c.get("tie_word_embeddings"):
@@ -166,7 +172,12 @@ class HFSource:
         if q.shape != (c["hidden_size"], self.n_head * self.head_dim):
             raise QuantizeError(f"{folder}: attn_q has shape {q.shape[::-1]}, config.json implies "
                                 f"({self.n_head * self.head_dim}, {c['hidden_size']})")
-        self.tok = _tokenizer(folder, c)
+        self.tok = _tokenizer(folder, c, self.arch)
+        emb = self.tensors["token_embd.weight"]
+        n_tok = len(self.tok["tokens"])
+        if self.arch == "gemma3" and emb.shape[1] > n_tok:
+            self.tensors["token_embd.weight"] = _Tensor(emb.name, (emb.shape[0], n_tok), emb.type,
+                                                        emb.shape[0] * n_tok, emb.shape[0] * n_tok * 2, emb.hf)
 
     def get(self, key, default=None):
         return {f"{self.arch}.block_count": self.cfg["num_hidden_layers"],
@@ -198,6 +209,10 @@ class HFSource:
             w = permute_qk(w, self.n_head)
         elif self.arch == "llama" and name.endswith("attn_k.weight"):
             w = permute_qk(w, self.n_head_kv)
+        if self.arch == "gemma3" and name.endswith("norm.weight"):
+            w = w + np.float32(1.0)       # Gemma3RMSNorm scales by 1 + w
+        if name == "token_embd.weight" and w.shape[0] > t.shape[1]:
+            w = w[:t.shape[1]]            # rows beyond the tokenizer's vocabulary
         self._drop(st)
         return np.ascontiguousarray(w).reshape(-1, t.shape[0])
 
@@ -213,6 +228,36 @@ class HFSource:
                 pass
 
     def kv_bytes(self) -> list[tuple[str, bytes]]:
+        return [(k, _encode(t, v)) for k, t, v in (self._gemma3_kv() if self.arch == "gemma3" else self._kv())]
+
+    def _gemma3_kv(self) -> list:
+        """Gemma3Model.set_gguf_parameters' keys, in its order"""
+        c, a = self.cfg, "gemma3"
+        rp = c.get("rope_parameters") or {}
+        full, local = rp.get("full_attention", rp), rp.get("sliding_attention", {})
+        scaling = c.get("rope_scaling") or full
+        kv = [("general.architecture", "s", a), ("general.type", "s", "model"), ("general.name", "s", self.folder.name),
+              (f"{a}.block_count", "u32", c["num_hidden_layers"]),
+              (f"{a}.context_length", "u32", c.get("max_position_embeddings", 131072)),
+              (f"{a}.embedding_length", "u32", c["hidden_size"]),
+              (f"{a}.feed_forward_length", "u32", c["intermediate_size"]),
+              (f"{a}.attention.head_count", "u32", self.n_head),
+              (f"{a}.attention.head_count_kv", "u32", self.n_head_kv)]
+        if scaling.get("rope_type", scaling.get("type")) == "linear" and scaling.get("factor") is not None:
+            kv += [(f"{a}.rope.scaling.type", "s", "linear"), (f"{a}.rope.scaling.factor", "f32", scaling["factor"])]
+        swa_base = local.get("rope_theta", c.get("rope_local_base_freq"))
+        if swa_base is not None:
+            kv.append((f"{a}.rope.freq_base_swa", "f32", swa_base))
+        kv += [(f"{a}.attention.layer_norm_rms_epsilon", "f32", c.get("rms_norm_eps", 1e-6)),
+               (f"{a}.attention.key_length", "u32", self.head_dim), (f"{a}.attention.value_length", "u32", self.head_dim),
+               (f"{a}.rope.freq_base", "f32", full.get("rope_theta", c.get("rope_theta", 1_000_000.0)))]
+        if c.get("final_logit_softcapping"):
+            kv.append((f"{a}.final_logit_softcapping", "f32", c["final_logit_softcapping"]))
+        if c.get("sliding_window_pattern") != 1 and c.get("sliding_window"):
+            kv.append((f"{a}.attention.sliding_window", "u32", c["sliding_window"]))
+        return kv + self.tok["kv"]
+
+    def _kv(self) -> list:
         c, a = self.cfg, self.arch
         kv = [("general.architecture", "s", a), ("general.type", "s", "model"), ("general.name", "s", self.folder.name),
               (f"{a}.block_count", "u32", c["num_hidden_layers"]),
@@ -226,8 +271,7 @@ class HFSource:
         if a == "qwen3" or self.head_dim != c["hidden_size"] // self.n_head:
             kv += [(f"{a}.attention.key_length", "u32", self.head_dim), (f"{a}.attention.value_length", "u32", self.head_dim)]
         kv += [(f"{a}.vocab_size", "u32", len(self.tok["tokens"])), (f"{a}.rope.dimension_count", "u32", self.head_dim)]
-        kv += self.tok["kv"]
-        return [(k, _encode(t, v)) for k, t, v in kv]
+        return kv + self.tok["kv"]
 
     def close(self) -> None:
         for mm in self._maps.values():
@@ -287,6 +331,8 @@ def _encode(t: str, v) -> bytes:
         return struct.pack("<IIQ", 9, 8, len(v)) + b"".join(_s(x) for x in v)
     if t == "i32[]":
         return struct.pack("<IIQ", 9, 5, len(v)) + np.asarray(v, dtype="<i4").tobytes()
+    if t == "f32[]":
+        return struct.pack("<IIQ", 9, 6, len(v)) + np.asarray(v, dtype="<f4").tobytes()
     raise ValueError(t)
 
 
@@ -312,12 +358,135 @@ def _pre_name(tj: dict) -> str:
                         f"({', '.join(k or '?' for k in kinds)})")
 
 
-def _tokenizer(folder: Path, cfg: dict) -> dict:
+def _varint(b: bytes, i: int) -> tuple[int, int]:
+    v = shift = 0
+    while True:
+        c = b[i]
+        i += 1
+        v |= (c & 0x7F) << shift
+        if c < 0x80:
+            return v, i
+        shift += 7
+
+
+def read_sentencepiece(path: Path) -> list[tuple[str, float, int]]:
+    """(piece, score, type) of a SentencePiece tokenizer.model (the ModelProto's
+    field 1; type as sentencepiece numbers it: 1 normal, 2 unknown, 3 control,
+    4 user-defined, 5 unused, 6 byte)"""
+    b = path.read_bytes()
+    out, i = [], 0
+    try:
+        while i < len(b):
+            tag, i = _varint(b, i)
+            field, wt = tag >> 3, tag & 7
+            if wt == 2:
+                n, i = _varint(b, i)
+                if field == 1:
+                    piece, score, ty, j = "", 0.0, 1, i
+                    while j < i + n:
+                        t2, j = _varint(b, j)
+                        f2, w2 = t2 >> 3, t2 & 7
+                        if f2 == 1 and w2 == 2:
+                            m, j = _varint(b, j)
+                            piece = b[j:j + m].decode("utf-8")
+                            j += m
+                        elif f2 == 2 and w2 == 5:
+                            score = struct.unpack_from("<f", b, j)[0]
+                            j += 4
+                        elif f2 == 3 and w2 == 0:
+                            ty, j = _varint(b, j)
+                        elif w2 == 0:
+                            _, j = _varint(b, j)
+                        elif w2 == 2:
+                            m, j = _varint(b, j)
+                            j += m
+                        elif w2 == 5:
+                            j += 4
+                        elif w2 == 1:
+                            j += 8
+                        else:
+                            raise ValueError(w2)
+                    out.append((piece, score, ty))
+                i += n
+            elif wt == 0:
+                _, i = _varint(b, i)
+            elif wt == 5:
+                i += 4
+            elif wt == 1:
+                i += 8
+            else:
+                raise ValueError(wt)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise QuantizeError(f"{path}: not a SentencePiece model") from None
+    if not out:
+        raise QuantizeError(f"{path}: no pieces in this SentencePiece model")
+    return out
+
+
+def _looks_special(t: str) -> bool:
+    return (t in ("<pad>", "<mask>", "<2mass>", "[@BOS@]") or (t.startswith("<|") and t.endswith("|>"))
+            or (t.startswith("<\uff5c") and t.endswith("\uff5c>")) or (t.startswith("<unused") and t.endswith(">")))
+
+
+def _special_kv(tc: dict, cfg: dict, lookup) -> list:
+    kv = []
+    for key, name in (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"), ("pad_token", "padding")):
+        v = tc.get(key)
+        v = v.get("content") if isinstance(v, dict) else v
+        i = lookup(v) if isinstance(v, str) else None
+        if i is None and key in ("bos_token", "eos_token", "pad_token") and isinstance(cfg.get(f"{key}_id"), int):
+            i = cfg[f"{key}_id"]
+        if i is not None:
+            kv.append((f"tokenizer.ggml.{name}_token_id", "u32", i))
+    for key in ("add_bos_token", "add_sep_token", "add_eos_token"):
+        if key in tc:
+            kv.append((f"tokenizer.ggml.{key}", "bool", bool(tc[key])))
+    if isinstance(tc.get("chat_template"), str):
+        kv.append(("tokenizer.chat_template", "s", tc["chat_template"]))
+    return kv
+
+
+def _spm_tokenizer(folder: Path, cfg: dict, tc: dict, arch: str) -> dict:
+    """llama.cpp's converter on a SentencePiece vocabulary: the pieces with their
+    scores and types (user-defined pieces count as normal), then the added tokens of
+    tokenizer_config.json (special-looking: control; others: user-defined, score
+    -1000, the SentencePiece space as a space)"""
+    pieces = read_sentencepiece(folder / "tokenizer.model")
+    n = cfg.get("vocab_size") or len(pieces)
+    tokens = [f"[PAD{i}]" for i in range(n)]
+    scores = [-10000.0] * n
+    types = [5] * n
+    for i, (p, sc, ty) in enumerate(pieces[:n]):
+        tokens[i], scores[i], types[i] = p, sc, ty if ty in (2, 3, 5, 6) else 1
+    for k, d in (tc.get("added_tokens_decoder") or {}).items():
+        i, t = int(k), d["content"]
+        if i >= n:
+            continue
+        if d.get("special") or _looks_special(t):
+            types[i] = 3
+        else:
+            t = t.replace("\u2581", " ")
+            types[i] = 4
+        scores[i] = -1000.0
+        tokens[i] = t
+    index = {t: i for i, t in enumerate(tokens)}
+    kv = [("tokenizer.ggml.model", "s", "llama"), ("tokenizer.ggml.pre", "s", "default"),
+          ("tokenizer.ggml.tokens", "s[]", tokens), ("tokenizer.ggml.scores", "f32[]", scores),
+          ("tokenizer.ggml.token_type", "i32[]", types)]
+    kv += _special_kv(tc, cfg, index.get)
+    if arch == "gemma3":
+        kv.append(("tokenizer.ggml.add_space_prefix", "bool", False))
+    return {"tokens": tokens, "kv": kv}
+
+
+def _tokenizer(folder: Path, cfg: dict, arch: str = "llama") -> dict:
+    tc_path = folder / "tokenizer_config.json"
+    tc = json.loads(tc_path.read_text(encoding="utf-8")) if tc_path.is_file() else {}
+    if (folder / "tokenizer.model").is_file():
+        return _spm_tokenizer(folder, cfg, tc, arch)
     tj_path = folder / "tokenizer.json"
     if not tj_path.is_file():
-        if (folder / "tokenizer.model").is_file():
-            raise QuantizeError(f"{folder}: SentencePiece tokenizer.model is not supported yet (tokenizer.json is)")
-        raise QuantizeError(f"{folder}: no tokenizer.json")
+        raise QuantizeError(f"{folder}: no tokenizer.json or tokenizer.model")
     tj = json.loads(tj_path.read_text(encoding="utf-8"))
     model = tj.get("model") or {}
     if model.get("type") != "BPE":
@@ -335,25 +504,8 @@ def _tokenizer(folder: Path, cfg: dict) -> dict:
     for i, t in added.items():
         types[i] = 3 if t.get("special") else 4
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    tc_path = folder / "tokenizer_config.json"
-    tc = json.loads(tc_path.read_text(encoding="utf-8")) if tc_path.is_file() else {}
-
-    def tid(key):
-        v = tc.get(key)
-        v = v.get("content") if isinstance(v, dict) else v
-        return vocab.get(v) if isinstance(v, str) else None
-
     kv = [("tokenizer.ggml.model", "s", "gpt2"), ("tokenizer.ggml.pre", "s", _pre_name(tj)),
           ("tokenizer.ggml.tokens", "s[]", tokens), ("tokenizer.ggml.token_type", "i32[]", types),
           ("tokenizer.ggml.merges", "s[]", merges)]
-    for key, name in (("bos_token", "bos"), ("eos_token", "eos"), ("unk_token", "unknown"), ("pad_token", "padding")):
-        i = tid(key)
-        if i is None and key in ("bos_token", "eos_token") and isinstance(cfg.get(f"{key}_id"), int):
-            i = cfg[f"{key}_id"]
-        if i is not None:
-            kv.append((f"tokenizer.ggml.{name}_token_id", "u32", i))
-    if "add_bos_token" in tc:
-        kv.append(("tokenizer.ggml.add_bos_token", "bool", bool(tc["add_bos_token"])))
-    if isinstance(tc.get("chat_template"), str):
-        kv.append(("tokenizer.chat_template", "s", tc["chat_template"]))
+    kv += _special_kv(tc, cfg, vocab.get)
     return {"tokens": tokens, "kv": kv}

@@ -14,10 +14,14 @@ from pathlib import Path
 import numpy as np
 
 
-def _gguf_to_hf_name(name: str) -> str | None:
-    from llmlite.convert_hf import _NAMES
+def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:
+    from llmlite.convert_hf import _GEMMA3_NAMES, _NAMES
 
-    for hf, g in _NAMES.items():
+    table = {**_NAMES, **_GEMMA3_NAMES} if arch == "gemma3" else _NAMES
+    if arch == "gemma3":
+        table = {k: v for k, v in table.items() if k != "model.layers.{i}.post_attention_layernorm.weight"
+                 or v == "blk.{i}.post_attention_norm.weight"}
+    for hf, g in table.items():
         if "{i}" not in g:
             if g == name:
                 return hf
@@ -44,7 +48,8 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
             f.write(np.ascontiguousarray(a).tobytes())
 
 
-HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
+           "gemma3": "Gemma3ForCausalLM"}
 
 
 def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -> Path:
@@ -68,8 +73,10 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -
                 w = unpermute_qk(w, n_head_kv)
             if name == "rope_freqs.weight":
                 continue
-            hf = _gguf_to_hf_name(name)
+            hf = _gguf_to_hf_name(name, a)
             assert hf is not None, name
+            if a == "gemma3" and name.endswith("norm.weight"):
+                w = w - np.float32(1.0)      # HF stores Gemma's norm weights minus one
             tensors[hf] = w.astype(np.float16) if w.ndim == 2 else w.astype(np.float32)
         write_safetensors(folder / "model.safetensors", tensors)
         cfg = {"architectures": [HF_ARCH[a]], "model_type": a,
@@ -82,10 +89,30 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -
                "torch_dtype": "float16"}
         if rope_scaling:
             cfg["rope_scaling"] = rope_scaling
+        if a == "gemma3":
+            cfg.update({"sliding_window": md.get("gemma3.attention.sliding_window", 4096), "sliding_window_pattern": 6,
+                        "query_pre_attn_scalar": md["gemma3.attention.key_length"]})
+            if "gemma3.rope.freq_base_swa" in md:
+                cfg["rope_local_base_freq"] = float(md["gemma3.rope.freq_base_swa"])
+            if md.get("gemma3.rope.scaling.type") == "linear":
+                cfg["rope_scaling"] = {"rope_type": "linear", "factor": float(md["gemma3.rope.scaling.factor"])}
         if f"{a}.attention.key_length" in md:
             cfg["head_dim"] = md[f"{a}.attention.key_length"]
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
         toks, types = list(md["tokenizer.ggml.tokens"]), list(md["tokenizer.ggml.token_type"])
+        ids = {k: md.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown", "padding")}
+        tc = {k: bool(md[f"tokenizer.ggml.{k}"]) for k in ("add_bos_token", "add_sep_token", "add_eos_token")
+              if f"tokenizer.ggml.{k}" in md}
+        tc.update({f"{k}_token": toks[ids[n]] for k, n in (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"),
+                                                           ("pad", "padding")) if ids[n] is not None})
+        if "tokenizer.chat_template" in md:
+            tc["chat_template"] = md["tokenizer.chat_template"]
+        if md["tokenizer.ggml.model"] == "llama":      # SentencePiece
+            _write_sentencepiece(folder / "tokenizer.model", toks, list(md["tokenizer.ggml.scores"]), types)
+            tc["added_tokens_decoder"] = {str(i): {"content": t, "special": False} for i, (t, ty)
+                                          in enumerate(zip(toks, types)) if ty == 4}
+            (folder / "tokenizer_config.json").write_text(json.dumps(tc, ensure_ascii=False), encoding="utf-8")
+            return folder
         added = [{"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
                   "special": True} for i, (t, ty) in enumerate(zip(toks, types)) if ty == 3]
         tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
@@ -99,14 +126,28 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -
                         "vocab": {t: i for i, t in enumerate(toks)},
                         "merges": list(md["tokenizer.ggml.merges"])}}
         (folder / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False), encoding="utf-8")
-        ids = {k: md.get(f"tokenizer.ggml.{k}_token_id") for k in ("bos", "eos", "unknown", "padding")}
-        tc = {"add_bos_token": bool(md.get("tokenizer.ggml.add_bos_token", False)),
-              "bos_token": toks[ids["bos"]], "eos_token": toks[ids["eos"]], "unk_token": toks[ids["unknown"]],
-              "pad_token": toks[ids["padding"]]}
-        if "tokenizer.chat_template" in md:
-            tc["chat_template"] = md["tokenizer.chat_template"]
         (folder / "tokenizer_config.json").write_text(json.dumps(tc, indent=2, ensure_ascii=False), encoding="utf-8")
     return folder
 
 
 make_smollm2_checkpoint = make_checkpoint
+
+
+def _pb_varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _write_sentencepiece(path: Path, tokens, scores, types) -> None:
+    """a SentencePiece ModelProto holding just the pieces (field 1: piece, score, type)"""
+    out = bytearray()
+    for t, sc, ty in zip(tokens, scores, types):
+        p = t.encode("utf-8")
+        msg = b"\x0a" + _pb_varint(len(p)) + p + b"\x15" + struct.pack("<f", float(sc)) + b"\x18" + _pb_varint(int(ty))
+        out += b"\x0a" + _pb_varint(len(msg)) + msg
+    path.write_bytes(bytes(out))

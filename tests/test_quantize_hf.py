@@ -1,5 +1,6 @@
-"""`llmlite quantize` from a Hugging Face checkpoint: a real one, made here from
-smollm2-135m (tests/hf_fixture.py). Its output must hold the same tensors, byte for
+"""`llmlite quantize` from a Hugging Face checkpoint: real ones, made here from
+smollm2-135m and gemma3-270m (tests/hf_fixture.py), and the synthetic qwen2, qwen3,
+llama (rope scaling) and gemma3 models. Its output must hold the same tensors, byte for
 byte, as quantizing the same weights from a GGUF, the same tokenizer and model
 metadata as the original GGUF, tokenize the refs' texts as the original does, and
 score a text as the original does; bad checkpoints give one line."""
@@ -171,3 +172,66 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
     for k in o.fields:
         if k.startswith((arch + ".", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
             assert a.fields[k].contents() == o.fields[k].contents(), k
+
+
+def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
+    """Gemma 3 (four norms per layer stored minus one, sliding window, linear rope
+    scaling, a local rope base): from the synthetic refs model to a checkpoint and
+    back, the tensors of the GGUF path (norms: the original values, +1 undone and
+    redone in float32) and the original's metadata values."""
+    from gguf import GGUFReader
+
+    from hf_fixture import make_checkpoint
+    from llmlite import _lib
+    from llmlite.gguf_file import open_gguf
+    from llmlite.quantize import quantize_gguf
+
+    src = shared_dir / "refs" / "synthetic" / "gemma3-tiny-bf16.gguf"
+    hf = make_checkpoint(src, tmp_path / "g3")
+    r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
+    quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
+    quantize_gguf(tmp_path / "f16.gguf", tmp_path / "gguf.gguf", "q8_0")
+    with open_gguf(tmp_path / "hf.gguf") as a, open_gguf(tmp_path / "gguf.gguf") as b:
+        assert list(a.tensors) == list(b.tensors)
+        for name, ta in a.tensors.items():
+            tb = b.tensors[name]
+            assert ta.type == tb.type and ta.shape == tb.shape, name
+            if name.endswith("norm.weight"):
+                x, y = (_lib.dequantize(t.type, g.tensor_data(name), t.n_elements) for g, t in ((a, ta), (b, tb)))
+                np.testing.assert_allclose(x, y, rtol=1e-6, err_msg=name)
+            else:
+                assert np.array_equal(np.asarray(a.tensor_data(name)), np.asarray(b.tensor_data(name))), name
+    a, o = GGUFReader(str(tmp_path / "hf.gguf")), GGUFReader(str(src))
+    for k in o.fields:
+        if k.startswith(("gemma3.", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
+            assert a.fields[k].contents() == o.fields[k].contents(), k
+
+
+def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
+    """The real gemma3-270m as a checkpoint with a SentencePiece tokenizer.model (262k
+    pieces, read without the sentencepiece package): q8_0 from it has the original's
+    tokenizer and model metadata and tokenizes the refs' texts as llama.cpp did."""
+    from gguf import GGUFReader
+
+    from hf_fixture import make_checkpoint
+
+    hf = make_checkpoint(gemma3_path, tmp_path / "gemma-3-270m")
+    assert (hf / "tokenizer.model").is_file() and not (hf / "tokenizer.json").exists()
+    r = cli(hf, tmp_path / "q8.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    a, o = GGUFReader(str(tmp_path / "q8.gguf")), GGUFReader(str(gemma3_path))
+    for k in o.fields:
+        if k.startswith(("gemma3.", "tokenizer.")):
+            assert a.fields[k].contents() == o.fields[k].contents(), k
+    import llmlite
+
+    m = llmlite.load(tmp_path / "q8.gguf", n_ctx=64)
+    try:
+        for line in open(shared_dir / "refs" / "gemma3-270m-q4_k_m" / "tokenize.jsonl", encoding="utf-8"):
+            row = json.loads(line)
+            assert m.tokenize(row["text"], add_special=row["add_special"], parse_special=row["parse_special"]) \
+                == row["ids"], row["text"][:40]
+    finally:
+        m.close()
