@@ -34,10 +34,22 @@ def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:
     return None
 
 
-def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+class BF16Array:
+    """float32 values to be stored as BF16 (round to nearest even)"""
+
+    def __init__(self, x: np.ndarray):
+        u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+        self.bits = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype("<u2")
+        self.shape, self.nbytes, self.dtype = x.shape, self.bits.nbytes, "BF16"
+
+    def tobytes(self) -> bytes:
+        return self.bits.tobytes()
+
+
+def write_safetensors(path: Path, tensors: dict) -> None:
     header, off = {}, 0
     for name, a in tensors.items():
-        dt = {np.dtype("<f2"): "F16", np.dtype("<f4"): "F32"}[a.dtype]
+        dt = a.dtype if isinstance(a, BF16Array) else {np.dtype("<f2"): "F16", np.dtype("<f4"): "F32"}[a.dtype]
         header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
         off += a.nbytes
     h = json.dumps(header).encode()
@@ -45,16 +57,17 @@ def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h)
         for a in tensors.values():
-            f.write(np.ascontiguousarray(a).tobytes())
+            f.write(a.tobytes() if isinstance(a, BF16Array) else np.ascontiguousarray(a).tobytes())
 
 
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
            "gemma3": "Gemma3ForCausalLM"}
 
 
-def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -> Path:
+def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, dtype: str = "F16") -> Path:
     """rope_scaling: the config.json entry behind a GGUF's rope_freqs tensor (which
-    a checkpoint does not carry: the converter computes it)"""
+    a checkpoint does not carry: the converter computes it); dtype: F16, BF16 or
+    F32, the matrices' type in model.safetensors"""
     from llmlite import _lib
     from llmlite.convert_hf import unpermute_qk
     from llmlite.gguf_file import open_gguf
@@ -77,7 +90,10 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None) -
             assert hf is not None, name
             if a == "gemma3" and name.endswith("norm.weight"):
                 w = w - np.float32(1.0)      # HF stores Gemma's norm weights minus one
-            tensors[hf] = w.astype(np.float16) if w.ndim == 2 else w.astype(np.float32)
+            if w.ndim != 2 or dtype == "F32":
+                tensors[hf] = w.astype(np.float32)
+            else:
+                tensors[hf] = BF16Array(w) if dtype == "BF16" else w.astype(np.float16)
         write_safetensors(folder / "model.safetensors", tensors)
         cfg = {"architectures": [HF_ARCH[a]], "model_type": a,
                "hidden_size": md[f"{a}.embedding_length"], "intermediate_size": md[f"{a}.feed_forward_length"],

@@ -235,3 +235,46 @@ def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
                 == row["ids"], row["text"][:40]
     finally:
         m.close()
+
+
+@pytest.mark.parametrize("dtype,ftype,tid", [("BF16", "bf16", 30), ("F32", "f32", 0)])
+def test_bf16_and_f32_checkpoints(dtype, ftype, tid, shared_dir, tmp_path):
+    """safetensors in BF16 or F32, written out in the same type: each matrix's bytes
+    are the original values in that type (llama's q/k rows permuted back)."""
+    from hf_fixture import make_checkpoint
+    from llmlite import _lib
+    from llmlite.gguf_file import open_gguf
+
+    src = shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+    hf = make_checkpoint(src, tmp_path / "m", dtype=dtype)
+    r = cli(hf, tmp_path / "out.gguf", "--type", ftype)
+    assert r.returncode == 0, r.stderr
+    with open_gguf(tmp_path / "out.gguf") as a, open_gguf(src) as o:
+        for name, to in o.tensors.items():
+            if len(to.shape) != 2:
+                continue
+            ta = a.tensors[name]
+            assert ta.type == tid, name
+            x = _lib.dequantize(to.type, o.tensor_data(name), to.n_elements).reshape(-1, to.shape[0])
+            assert np.array_equal(np.asarray(a.tensor_data(name)), _lib.quantize_rows(tid, x).reshape(-1)), name
+
+
+def test_sigint_while_writing_leaves_nothing(smollm2_path, tmp_path):
+    """Ctrl-C while the output is being written: exit 130, no file at OUTPUT, no
+    temporary file left."""
+    import signal
+    import time
+
+    out = tmp_path / "out.gguf"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    p = subprocess.Popen([sys.executable, "-m", "llmlite", "quantize", str(smollm2_path), str(out), "--type", "f32",
+                          "--allow-requantize", "-t", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(f.name.startswith(".out.gguf.part") for f in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.01)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    assert "error: interrupted" in err
+    assert list(tmp_path.iterdir()) == []
