@@ -278,3 +278,31 @@ def test_sigint_while_writing_leaves_nothing(smollm2_path, tmp_path):
     assert p.returncode == 130, err
     assert "error: interrupted" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sharded_checkpoint(shared_dir, tmp_path):
+    """model.safetensors.index.json over two shards gives the single file's output"""
+    from hf_fixture import make_checkpoint, write_safetensors
+
+    from llmlite.convert_hf import _safetensors_index
+
+    one = make_checkpoint(shared_dir / "refs" / "synthetic" / "qwen2-tiny-q8_0.gguf", tmp_path / "a" / "m")
+    two = tmp_path / "b" / "m"      # the same folder name: general.name
+    two.mkdir(parents=True)
+    for f in one.iterdir():
+        if f.name != "model.safetensors":
+            os.symlink(f, two / f.name)
+    idx = _safetensors_index(one, None)
+    names = sorted(idx)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    raw = (one / "model.safetensors").read_bytes()
+    dt = {"F16": np.float16, "F32": np.float32}
+    for fname, part in shards.items():
+        write_safetensors(two / fname, {n: np.frombuffer(raw[idx[n].begin:idx[n].end], dt[idx[n].dtype])
+                                        .reshape(idx[n].shape) for n in part})
+    (two / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: f for f, part in shards.items() for n in part}}))
+    for d, out in ((one, "a.gguf"), (two, "b.gguf")):
+        r = cli(d, tmp_path / out, "--type", "q8_0")
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()
