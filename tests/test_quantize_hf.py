@@ -306,3 +306,37 @@ def test_sharded_checkpoint(shared_dir, tmp_path):
         r = cli(d, tmp_path / out, "--type", "q8_0")
         assert r.returncode == 0, r.stderr
     assert (tmp_path / "a.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()
+
+
+def test_mistral_checkpoint(shared_dir, tmp_path):
+    """MistralForCausalLM converts as llama (q/k permutation included)"""
+    from hf_fixture import make_checkpoint
+
+    hf = make_checkpoint(shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf", tmp_path / "m")
+    r = cli(hf, tmp_path / "llama.gguf", "--type", "f16")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((hf / "config.json").read_text())
+    cfg["architectures"] = ["MistralForCausalLM"]
+    (hf / "config.json").write_text(json.dumps(cfg))
+    r = cli(hf, tmp_path / "mistral.gguf", "--type", "f16")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "llama.gguf").read_bytes() == (tmp_path / "mistral.gguf").read_bytes()
+
+
+def test_full_disk_gives_one_line_and_no_file(hf, tmp_path):
+    """The output cannot be written in full (here: a file size limit, as a full disk
+    would stop it): one error line, nothing left at OUTPUT."""
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    r = subprocess.run([sys.executable, "-m", "llmlite", "quantize", str(hf), str(tmp_path / "out.gguf"), "--type",
+                        "q8_0"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, preexec_fn=limit)
+    assert r.returncode == 1, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "Traceback" not in r.stderr and "too large" in line, r.stderr
+    assert list(tmp_path.iterdir()) == []
