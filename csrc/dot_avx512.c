@@ -145,21 +145,27 @@ INL uint64_t pack2(const void *a, const void *b) {
 #define FORC for (int c = 0; c < NC; c++)
 #define XCOL(T, c) ((const T *)((const char *)va + (long long)(c) * as))
 
-#define NC_FUNCS(K)                                                                             \
-    static void K(long long n, float *s, const void *w, const void *a) { K##_k(n, s, 0, w, a, 0, 1); } \
-    static void K##_nc(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
+/* FN: a multi-column entry point (any nc) over the body KB (const NC 1..NCM) */
+#define NC_ENTRY(FN, KB)                                                                        \
+    static void FN(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
         const char *ac = a;                                                                     \
-        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) K##_k(n, s, ss, w, ac, as, NCM); \
+        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) KB(n, s, ss, w, ac, as, NCM); \
         switch (nc) {                                                                           \
-        case 7: K##_k(n, s, ss, w, ac, as, NCM > 7 ? 7 : 1); break;                             \
-        case 6: K##_k(n, s, ss, w, ac, as, NCM > 6 ? 6 : 1); break;                             \
-        case 5: K##_k(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                             \
-        case 4: K##_k(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                             \
-        case 3: K##_k(n, s, ss, w, ac, as, 3); break;                                           \
-        case 2: K##_k(n, s, ss, w, ac, as, 2); break;                                           \
-        case 1: K##_k(n, s, ss, w, ac, as, 1); break;                                           \
+        case 7: KB(n, s, ss, w, ac, as, NCM > 7 ? 7 : 1); break;                                \
+        case 6: KB(n, s, ss, w, ac, as, NCM > 6 ? 6 : 1); break;                                \
+        case 5: KB(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                                \
+        case 4: KB(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                                \
+        case 3: KB(n, s, ss, w, ac, as, 3); break;                                              \
+        case 2: KB(n, s, ss, w, ac, as, 2); break;                                              \
+        case 1: KB(n, s, ss, w, ac, as, 1); break;                                              \
         }                                                                                       \
     }
+/* vec_dot K and vec_dot_nc K##_nc of the body K##_k */
+#define NC_FUNCS(K)                                                                             \
+    static void K(long long n, float *s, const void *w, const void *a) { K##_k(n, s, 0, w, a, 0, 1); } \
+    NC_ENTRY(K##_nc, K##_k)
+/* vec_dot_ncw NAME##_ncw of the body NAME##w_k (the wide layout) */
+#define NCW_FUNCS(NAME) NC_ENTRY(NAME##_ncw, NAME##w_k)
 
 /* the entry point of a two-row kernel K2 (const NC 1..NCM2): any column count */
 #define NC2_FUNCS(FN, K2)                                                                       \
@@ -303,19 +309,7 @@ DOT_D_ONLY(dot_q5_0, block_q5_0, q5_0_dec1, col_s1)
         }                                                                                       \
         FORC s[c * ss] = hsum8(acc[c]);                                                         \
     }                                                                                           \
-    static void NAME##_ncw(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
-        const char *ac = a;                                                                     \
-        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) NAME##w_k(n, s, ss, w, ac, as, NCM); \
-        switch (nc) {                                                                           \
-        case 7: NAME##w_k(n, s, ss, w, ac, as, NCM > 7 ? 7 : 1); break;                         \
-        case 6: NAME##w_k(n, s, ss, w, ac, as, NCM > 6 ? 6 : 1); break;                         \
-        case 5: NAME##w_k(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                         \
-        case 4: NAME##w_k(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                         \
-        case 3: NAME##w_k(n, s, ss, w, ac, as, 3); break;                                       \
-        case 2: NAME##w_k(n, s, ss, w, ac, as, 2); break;                                       \
-        case 1: NAME##w_k(n, s, ss, w, ac, as, 1); break;                                       \
-        }                                                                                       \
-    }
+    NCW_FUNCS(NAME)
 
 DOT_D_ONLY_W(dot_q8_0, block_q8_0, q8_0_sg1)
 DOT_D_ONLY_W(dot_q4_0, block_q4_0, q4_0_sg1)
@@ -458,17 +452,7 @@ DOT_D_M2(dot_q5_1, block_q5_1, Q5_1_CODESP)
         }                                                                                       \
         FORC s[c * ss] = hsum8(acc[c]) + ms[c];                                                 \
     }                                                                                           \
-    static void NAME##_ncw(long long n, float *s, long long ss, const void *w, const void *a, long long as, int nc) { \
-        const char *ac = a;                                                                     \
-        for (; nc >= NCM; nc -= NCM, s += NCM * ss, ac += NCM * as) NAME##w_k(n, s, ss, w, ac, as, NCM); \
-        switch (nc) {                                                                           \
-        case 5: NAME##w_k(n, s, ss, w, ac, as, NCM > 5 ? 5 : 1); break;                         \
-        case 4: NAME##w_k(n, s, ss, w, ac, as, NCM > 4 ? 4 : 1); break;                         \
-        case 3: NAME##w_k(n, s, ss, w, ac, as, 3); break;                                       \
-        case 2: NAME##w_k(n, s, ss, w, ac, as, 2); break;                                       \
-        case 1: NAME##w_k(n, s, ss, w, ac, as, 1); break;                                       \
-        }                                                                                       \
-    }
+    NCW_FUNCS(NAME)
 
 #define DOT_D_M_W2(NAME, WT, CODES2)                                                            \
     INL void NAME##w2_k(long long n, float *s, long long ss, const void *vw, long long ws,      \

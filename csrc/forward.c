@@ -49,7 +49,7 @@ static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
 typedef struct {
     llm_model *m;
     int il, n, pos;
-    atomic_int next;            /* flash: tasks taken one at a time, latest tokens (costliest) first */
+    atomic_int next;            /* tasks taken one at a time, latest tokens (costliest) first */
 } attn_job;
 
 /* where (layer il, KV head h, position p)'s row starts in the caches */
@@ -62,33 +62,6 @@ static int attn_start(const llm_model *m, int il, int p) {
     return is_swa(m, il) && p - sw + 1 > 0 ? p - sw + 1 : 0;
 }
 
-static void attn_flash_task(int ith, int nth, void *p) {
-    attn_job *j = p;
-    llm_model *m = j->m;
-    const llm_config *c = &m->c;
-    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
-    f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc = m->acc16 + (size_t)ith * m->q_dim;
-    /* few tasks (decode): split each group into pieces, one per thread */
-    int pieces = 1;
-    while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
-    const int total = j->n * c->n_head_kv * pieces;
-    const llm_kernel_table *kt = llm_kernels();
-    for (;;) {
-        const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (taken >= total) break;
-        const int w = total - 1 - taken;
-        const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
-        const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
-        const int pp = j->pos + t;
-        const size_t qo = (size_t)t * m->q_dim + ((size_t)kh * group + h0) * hd;
-        const float *q = m->q + qo;
-        for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
-        const size_t r0 = kv_row(m, j->il, kh, 0);
-        kt->attn_fa(kt, q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd,
-                    attn_start(m, j->il, pp), pp, hd, c->attn_scale, acc, m->att + qo);
-    }
-}
-
 /* one task per (token, KV head), the query heads that share the KV head together
  * (each K/V row read once for all of them), split into pieces when there are
  * fewer tasks than threads; taken one at a time, the latest tokens (costliest) first */
@@ -99,7 +72,7 @@ static void attn_task(int ith, int nth, void *p) {
     const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
     const size_t scs = (size_t)m->n_ctx + 16;
     float *sc = m->scores + (size_t)ith * group * scs, *acc = m->acc32 + (size_t)ith * group * 16 * hd;
-    f16_t *q16 = m->q16 + (size_t)ith * m->q_dim;
+    f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc16 = m->acc16 + (size_t)ith * m->q_dim;
     int pieces = 1;
     while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
     const int total = j->n * c->n_head_kv * pieces;
@@ -115,8 +88,12 @@ static void attn_task(int ith, int nth, void *p) {
         const float *q = m->q + qo;
         for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
         const size_t r0 = kv_row(m, j->il, kh, 0);
-        kt->attn_group(q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
-                       hd, c->attn_scale, sc, scs, acc, m->att + qo);
+        if (c->flash_attn)
+            kt->attn_fa(kt, q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
+                        hd, c->attn_scale, acc16, m->att + qo);
+        else
+            kt->attn_group(q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
+                           hd, c->attn_scale, sc, scs, acc, m->att + qo);
     }
 }
 
@@ -236,7 +213,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("Kcur", il, m->k, (size_t)n * kvd);
 
     attn_job aj = {m, il, n, pos, 0};
-    llm_parallel(c->flash_attn ? attn_flash_task : attn_task, &aj);
+    llm_parallel(attn_task, &aj);
 
     TRACE("kqv_out", il, m->att, (size_t)n * qd);
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);

@@ -44,24 +44,26 @@ static void q_q4_0(const float *x, uint8_t *out, long long nb) {
     }
 }
 
-static inline void min_max(const float *x, float *mn, float *mx) {
+/* Q4_1 / Q5_1: d = (max - min) / nmax and m = min (both stored as f16), the
+ * block's minimum in *mn and 1/d (0 when d is 0) in *id */
+static inline void scale_min(const float *x, int nmax, f16_t *d16, f16_t *m16, float *mn, float *id) {
     float lo = FLT_MAX, hi = -FLT_MAX;
     for (int j = 0; j < QK; j++) {
         if (x[j] < lo) lo = x[j];
         if (x[j] > hi) hi = x[j];
     }
-    *mn = lo; *mx = hi;
+    const float d = (hi - lo) / nmax;
+    *id = d ? 1.0f / d : 0.0f;
+    *d16 = llm_f32_to_f16(d);
+    *m16 = llm_f32_to_f16(lo);
+    *mn = lo;
 }
 
 static void q_q4_1(const float *x, uint8_t *out, long long nb) {
     block_q4_1 *y = (block_q4_1 *)out;
     for (long long i = 0; i < nb; i++, x += QK) {
-        float mn, mx;
-        min_max(x, &mn, &mx);
-        const float d = (mx - mn) / 15;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = llm_f32_to_f16(d);
-        y[i].m = llm_f32_to_f16(mn);
+        float mn, id;
+        scale_min(x, 15, &y[i].d, &y[i].m, &mn, &id);
         for (int j = 0; j < 16; j++) {
             const uint8_t a = (uint8_t)MINI(15, (int8_t)((x[j] - mn) * id + 0.5f));
             const uint8_t b = (uint8_t)MINI(15, (int8_t)((x[j + 16] - mn) * id + 0.5f));
@@ -95,12 +97,8 @@ static void q_q5_0(const float *x, uint8_t *out, long long nb) {
 static void q_q5_1(const float *x, uint8_t *out, long long nb) {
     block_q5_1 *y = (block_q5_1 *)out;
     for (long long i = 0; i < nb; i++, x += QK) {
-        float mn, mx;
-        min_max(x, &mn, &mx);
-        const float d = (mx - mn) / 31;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = llm_f32_to_f16(d);
-        y[i].m = llm_f32_to_f16(mn);
+        float mn, id;
+        scale_min(x, 31, &y[i].d, &y[i].m, &mn, &id);
         uint8_t q[QK];
         for (int j = 0; j < QK; j++) q[j] = (uint8_t)((x[j] - mn) * id + 0.5f);   /* no clamp, as the reference */
         pack5(q, y[i].qs, y[i].qh);

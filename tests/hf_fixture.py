@@ -8,10 +8,22 @@ Used by the quantize tests."""
 from __future__ import annotations
 
 import json
+import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quantize_cli(*args) -> subprocess.CompletedProcess:
+    """`python -m llmlite quantize ARGS` from the checkout"""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT, env=env)
 
 
 def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:

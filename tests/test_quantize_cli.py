@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from hf_fixture import quantize_cli  # noqa: E402
 from llmlite import _lib
 from llmlite.gguf_file import open_gguf
 from llmlite.quantize import FTYPES, plan, quantize_gguf, use_more_bits
@@ -19,10 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 Q4_K, Q5_0, Q6_K, Q8_0, F16, F32 = 12, 6, 14, 8, 1, 0
 
 
-def cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
+cli = quantize_cli
 
 
 @pytest.fixture(scope="module")

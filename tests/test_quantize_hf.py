@@ -14,15 +14,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import make_smollm2_checkpoint, write_safetensors  # noqa: E402
+from hf_fixture import make_smollm2_checkpoint, quantize_cli, write_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
+cli = quantize_cli
 
 
 @pytest.fixture(scope="module")
