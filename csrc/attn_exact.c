@@ -14,8 +14,10 @@
  *
  * Each step is written in plain C on elements (fmaf, fixed reduction trees): the
  * result is defined element by element, so the same bits come out whether the
- * compiler vectorises it or not. The bodies are compiled three times (no target,
- * AVX2+FMA, AVX-512) and picked with the other kernels; all give the same bits. */
+ * compiler vectorises it or not. That body serves the scalar table (and any
+ * head_dim not a multiple of 16); the AVX2 and AVX-512 tables run the same
+ * arithmetic with intrinsics (attn_group_avx2, attn_group_avx512): all give the
+ * same bits. */
 #include <math.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -256,26 +258,177 @@ T512 static void attn_group_avx512(const f16_t *q16, int G, const f16_t *K, cons
 }
 #endif
 
-#define WRAPPERS(SUF, ATTR)                                                                          \
+#if defined(__x86_64__)
+/* ---- the same arithmetic with AVX2 intrinsics: a 16-lane vector as two ymm
+ * halves (every lane's operations unchanged), red16's tree on them, vexp's
+ * 2^n scaling built from exponent bits as the portable body does ---- */
+#define T256 __attribute__((target("avx2,fma,f16c")))
+typedef struct { __m256 lo, hi; } v16;
+
+T256 static inline float red16_v(v16 v) {
+    const __m256 t3 = _mm256_add_ps(v.hi, v.lo);                                     /* v[i+8] + v[i] */
+    const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));   /* t3[i+4] + t3[i] */
+    const __m128 u = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));                          /* t6[0]+t6[2], t6[1]+t6[3] */
+    return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+}
+
+/* vexp on 8 lanes, bit for bit the scalar vexp above */
+T256 static inline __m256 vexp8(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+    /* (j * 2^k) * s2: k = n, or n -+ 100 outside the normal exponents, s2 = 2^(+-100) */
+    const __m256i ni = _mm256_cvttps_epi32(n);
+    const __m256i lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(-126), ni), hi = _mm256_cmpgt_epi32(ni, _mm256_set1_epi32(127));
+    const __m256i k = _mm256_add_epi32(ni, _mm256_sub_epi32(_mm256_and_si256(lo, _mm256_set1_epi32(100)),
+                                                            _mm256_and_si256(hi, _mm256_set1_epi32(100))));
+    const __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+    const __m256 s2 = _mm256_blendv_ps(_mm256_blendv_ps(_mm256_set1_ps(1.0f), _mm256_set1_ps(0x1p100f), _mm256_castsi256_ps(hi)),
+                                       _mm256_set1_ps(0x1p-100f), _mm256_castsi256_ps(lo));
+    const __m256 res = _mm256_mul_ps(_mm256_mul_ps(j, p2), s2);
+    /* |n| > 192: 0 (n <= 0) or inf; n NaN: n */
+    const __m256 big = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), n), _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 alt = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_setzero_ps(),
+                                        _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
+    const __m256 out = _mm256_blendv_ps(res, alt, big);
+    return _mm256_blendv_ps(out, n, _mm256_cmp_ps(n, n, _CMP_UNORD_Q));
+}
+
+T256 static inline __m256 ld8_f16(const f16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/* attn_group_k with 8-lane vectors (see the AVX-512 version for the plan); the
+ * output's lanes in two passes of 8 (positions l and l + 8 mod 16), their 8
+ * accumulators in registers, the first pass kept for red16's first step */
+T256 static inline __attribute__((always_inline)) void attn_group_k2(
+        const f16_t *q16, const int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int hd,
+        float scale, float *sc, size_t scs, float *out) {
+    const int g0 = start & ~15, g1 = (end & ~15) + 16, nq = hd / 16;
+    float mx[GMAX];
+    for (int g = 0; g < G; g++) {
+        mx[g] = -INFINITY;
+        for (int s = g0; s < start; s++) sc[g * scs + s] = -INFINITY;
+        for (int s = end + 1; s < g1; s++) sc[g * scs + s] = -INFINITY;
+    }
+    float qf[GMAX * LLM_MAX_HEAD_DIM] __attribute__((aligned(32)));
+    for (int i = 0; i < G * hd; i += 8) _mm256_store_ps(qf + i, ld8_f16(q16 + i));
+    for (int s = start; s <= end; s++) {
+        const f16_t *k = K + (size_t)s * stride;
+        v16 a[GMAX];
+        const __m256 k0 = ld8_f16(k), k1 = ld8_f16(k + 8);
+        for (int g = 0; g < G; g++) {
+            a[g].lo = _mm256_fmadd_ps(k0, _mm256_load_ps(qf + g * hd), _mm256_setzero_ps());
+            a[g].hi = _mm256_fmadd_ps(k1, _mm256_load_ps(qf + g * hd + 8), _mm256_setzero_ps());
+        }
+        for (int c = 1; c < nq; c++) {
+            const __m256 ka = ld8_f16(k + 16 * c), kb = ld8_f16(k + 16 * c + 8);
+            for (int g = 0; g < G; g++) {
+                a[g].lo = _mm256_fmadd_ps(ka, _mm256_load_ps(qf + g * hd + 16 * c), a[g].lo);
+                a[g].hi = _mm256_fmadd_ps(kb, _mm256_load_ps(qf + g * hd + 16 * c + 8), a[g].hi);
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            const float w = red16_v(a[g]) * scale;
+            sc[g * scs + s] = w;
+            mx[g] = w > mx[g] ? w : mx[g];
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        float *sg = sc + g * scs;
+        double sum = 0.0;
+        const __m256 vmx = _mm256_set1_ps(mx[g]);
+        for (int b = g0; b < g1; b += 16) {
+            v16 e = {vexp8(_mm256_sub_ps(_mm256_loadu_ps(sg + b), vmx)), vexp8(_mm256_sub_ps(_mm256_loadu_ps(sg + b + 8), vmx))};
+            _mm256_storeu_ps(sg + b, e.lo);
+            _mm256_storeu_ps(sg + b + 8, e.hi);
+            sum += (double)red16_v(e);
+        }
+        const float iv = (float)(1.0 / sum);
+        for (int s = start; s <= end; s++) sg[s] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(sg[s] * iv), 0)));
+    }
+    for (int g = 0; g < G; g++) {
+        const float *pg = sc + g * scs;
+        for (int c = 0; c < hd; c += 8) {
+            const f16_t *vc = V + c;
+            float first[8][8] __attribute__((aligned(32)));
+            __m256 a[8];
+            for (int pass = 0; pass < 2; pass++) {
+#pragma GCC unroll 8
+                for (int l = 0; l < 8; l++) a[l] = _mm256_setzero_ps();
+#define PV8(l, s) a[l] = _mm256_fmadd_ps(ld8_f16(vc + (size_t)(s) * stride), _mm256_set1_ps(pg[s]), a[l])
+                for (int b = g0 + 8 * pass; b < g1; b += 16) {
+                    if (b >= start && b + 7 <= end) {
+#pragma GCC unroll 8
+                        for (int l = 0; l < 8; l++) PV8(l, b + l);
+                    } else {
+#pragma GCC unroll 8
+                        for (int l = 0; l < 8; l++)
+                            if (b + l >= start && b + l <= end) PV8(l, b + l);
+                    }
+                }
+#undef PV8
+                if (pass == 0)
+#pragma GCC unroll 8
+                    for (int l = 0; l < 8; l++) _mm256_store_ps(first[l], a[l]);
+            }
+            __m256 t[8];
+            for (int i = 0; i < 8; i++) t[i] = _mm256_add_ps(a[i], _mm256_load_ps(first[i]));   /* lanes i+8, i */
+            for (int i = 0; i < 4; i++) t[i] = _mm256_add_ps(t[i + 4], t[i]);
+            _mm256_storeu_ps(out + (size_t)g * hd + c, _mm256_add_ps(_mm256_add_ps(t[0], t[2]), _mm256_add_ps(t[1], t[3])));
+        }
+    }
+}
+
+T256 static void attn_group_avx2(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start,
+                                 int end, int hd, float scale, float *sc, size_t scs, float *acc, float *out) {
+    if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
+        for (int g = 0; g < G; g++)
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,
+                           acc + (size_t)g * 16 * hd, out + (size_t)g * hd);
+        return;
+    }
+    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, out += (size_t)GMAX * hd) {
+        switch (G < GMAX ? G : GMAX) {
+        case 1: attn_group_k2(q16, 1, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 2: attn_group_k2(q16, 2, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 3: attn_group_k2(q16, 3, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 4: attn_group_k2(q16, 4, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 5: attn_group_k2(q16, 5, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 6: attn_group_k2(q16, 6, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 7: attn_group_k2(q16, 7, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        default: attn_group_k2(q16, 8, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        }
+    }
+}
+#endif
+
+#define ATTN_WRAPPER(SUF, ATTR)                                                                      \
     ATTR static void attn_group_##SUF(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, \
                                       int start, int end, int hd, float scale, float *sc, size_t scs,  \
                                       float *acc, float *out) {                                        \
         for (int g = 0; g < G; g++)                                                                   \
             attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,    \
                            acc + (size_t)g * 16 * hd, out + (size_t)g * hd);                         \
-    }                                                                                                 \
+    }
+#define SWIGLU_WRAPPER(SUF, ATTR) \
     ATTR static void swiglu_##SUF(float *g, const float *u, int n) { swiglu_body(g, u, n); }
 
-WRAPPERS(scalar, )
+ATTN_WRAPPER(scalar, )
+SWIGLU_WRAPPER(scalar, )
 #if defined(__x86_64__)
-WRAPPERS(avx2, __attribute__((target("avx2,fma,f16c"))))
+SWIGLU_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
 #endif
 
 void llm_exact_kernels(llm_kernel_table *t, int isa) {
     t->attn_group = attn_group_scalar;
     t->swiglu = swiglu_scalar;
 #if defined(__x86_64__)
-    if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; }
+    if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; }   /* attn_group_avx2: intrinsics */
     else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; }
 #else
     (void)isa;
