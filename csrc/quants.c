@@ -216,11 +216,30 @@ static void dq_q8_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
+static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, long long nb);
+
+typedef struct { int type; const uint8_t *src; float *dst; long long nb, be, bb; } dq_job;
+
+static void dq_task(int ith, int nth, void *p) {
+    const dq_job *j = p;
+    const long long b0 = j->nb * ith / nth, b1 = j->nb * (ith + 1) / nth;
+    if (b1 > b0) dequantize_one(j->type, j->src + b0 * j->bb, j->dst + b0 * j->be, (b1 - b0) * j->be, b1 - b0);
+}
+
 int llm_dequantize(int type, const void *src, float *dst, long long n) {
     long long be = llm_type_block_elems(type);
     if (be <= 0 || n < 0 || n % be) return -1;
-    const uint8_t *s = src;
-    long long nb = n / be;
+    if (type != T_F32 && type != T_F16 && type != T_BF16 && !(type >= T_Q4_0 && type <= T_Q8_K)) return -1;
+    const long long nb = n / be;
+    if (n >= (1LL << 20)) {   /* large tensors: blocks spread over the threads (each block's values are its own) */
+        dq_job j = {type, src, dst, nb, be, llm_type_block_bytes(type)};
+        llm_parallel(dq_task, &j);
+        return 0;
+    }
+    return dequantize_one(type, src, dst, n, nb);
+}
+
+static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, long long nb) {
     switch (type) {
     case T_F32:  dq_f32(s, dst, n); return 0;
     case T_F16:  dq_f16(s, dst, n); return 0;
