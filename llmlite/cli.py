@@ -668,15 +668,22 @@ def chat(
 
 
 _REPL_HELP = """\
-/help           this help
-/clear          forget the conversation and empty the KV cache
-/system [TEXT]  set the system message (without TEXT: remove it)
-/bye            quit (also /exit, /quit, Ctrl-D, or Ctrl-C at the prompt)
-End a line with \\ to continue on the next line. Ctrl-C stops a reply; it stays in the history."""
+/help               this help
+/clear              forget the conversation and empty the KV cache
+/system [TEXT]      set the system message (without TEXT: remove it)
+/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, system or lookup (on/off)
+/show               the model, template, parameters, the rendered prompt and its token ids
+/save FILE          write the conversation as JSON; /load FILE reads one back
+/regen              drop the last reply and generate it again
+/stats              the last reply's statistics
+/bye                quit (also /exit, /quit, Ctrl-D, or Ctrl-C at the prompt)
+End a line with \\ to continue on the next line, or put the text between \"\"\" lines.
+Ctrl-C stops a reply; it stays in the history."""
 
 
 def _read_turn(interactive: bool) -> str:
-    """One input, joined across lines that end with a backslash. EOFError at the end."""
+    """One input: lines joined across those that end with a backslash, or the lines
+    between two \"\"\" marks. EOFError at the end."""
 
     def one(prompt: str) -> str:
         if interactive:
@@ -687,6 +694,18 @@ def _read_turn(interactive: bool) -> str:
         return line.rstrip("\r\n")
 
     line = one("> ")
+    if line.lstrip().startswith('"""'):       # """ ... """: the lines between, as they are
+        first = line.lstrip()[3:]
+        parts = [first] if first else []
+        while True:
+            if parts and parts[-1].rstrip().endswith('"""'):
+                parts[-1] = parts[-1].rstrip()[:-3]
+                break
+            try:
+                parts.append(one("... "))
+            except EOFError:
+                break
+        return "\n".join(p for p in parts).strip("\n")
     parts = []
     while line.endswith("\\"):
         parts.append(line[:-1])
@@ -703,27 +722,137 @@ def _note(msg: str) -> None:
     print(_stderr_style(msg), file=sys.stderr, flush=True)
 
 
-def _slash(chat, line: str) -> bool:
-    """Run a slash command; False to quit."""
+_SET_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+             "repeat_penalty": "repeat_penalty", "seed": "seed"}
+
+
+def _set(chat, gen: "_Gen", key: str, value: str) -> None:
+    """/set KEY VALUE, validated as the command-line options are"""
+    key = key.lower().replace("-", "_")
+    if key == "system":
+        _slash_system(chat, value)
+        return
+    if key == "lookup":
+        on = value.lower() in ("on", "true", "1", "yes")
+        if not on and value.lower() not in ("off", "false", "0", "no"):
+            raise UserError(f"/set lookup {value}: on or off")
+        gen.lookup = gen.kwargs["lookup"] = on
+        _note(f"(lookup {'on' if on else 'off'})")
+        return
+    if key == "ctx":
+        raise UserError("/set ctx: the context size is fixed when the model loads: restart with -c N")
+    if key not in _SET_KEYS:
+        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['system', 'lookup'])}")
+    try:
+        v = int(value) if key in ("top_k", "seed") else float(value)
+    except ValueError:
+        raise UserError(f"/set {key} {value}: not a number") from None
+    cur = dict(gen.kwargs)
+    args = dict(n_predict=gen.n_predict, temp=cur["temperature"], top_k=cur["top_k"], top_p=cur["top_p"],
+                min_p=cur["min_p"], repeat_penalty=cur["repeat_penalty"], seed=cur["seed"], lookup=gen.lookup,
+                draft_max=cur["draft_max"])
+    args[{"temperature": "temp"}.get(_SET_KEYS[key], _SET_KEYS[key])] = v
+    checked = _Gen(**args)                 # raises UserError, as on the command line
+    gen.kwargs.update(checked.kwargs)
+    _note(f"({key} = {v})")
+
+
+def _slash_system(chat, arg: str) -> None:
+    if chat.raw:
+        _note("(no chat template: /system has no effect)")
+    else:
+        chat.set_system(arg or None)
+        _note("(system message set)" if arg else "(system message removed)")
+
+
+def _show(chat, gen: "_Gen") -> None:
+    m = chat.model
+    how = "raw: no chat template" if chat.raw else chat.template.name
+    ids = chat.prompt_ids() if (chat.messages or chat.transcript) else []
+    params = ", ".join(f"{k} {v}" for k, v in gen.kwargs.items() if v is not None)
+    print(f"model: {m.path}\ntemplate: {how}\ncontext: {m.n_past} of {m.n_ctx} tokens in use\n"
+          f"parameters: {params or 'the model defaults'}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
+          f"token ids: {ids}", file=sys.stderr, flush=True)
+
+
+def _save(chat, path: str) -> None:
+    import json
+
+    data = {"format": "llmlite-chat-1", "system": chat.system, "raw": chat.raw, "messages": chat.messages,
+            "transcript": chat.transcript}
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+    except OSError as e:
+        raise UserError(f"/save {path}: {e.strerror or e}") from None
+    _note(f"(conversation saved to {path}: {len(chat.messages)} messages)")
+
+
+def _load(chat, path: str) -> None:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        msgs = data["messages"]
+        if not all(isinstance(x, dict) and x.get("role") in ("user", "assistant") and isinstance(x.get("content"), str)
+                   for x in msgs):
+            raise ValueError("messages must be {role: user|assistant, content: text}")
+    except OSError as e:
+        raise UserError(f"/load {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"/load {path}: not a saved conversation ({_one_line(e)})") from None
+    chat.messages = [dict(x) for x in msgs]
+    chat.transcript = data.get("transcript", "") or ""
+    if "system" in data:
+        chat.set_system(data["system"])
+    _note(f"(conversation loaded from {path}: {len(chat.messages)} messages)")
+
+
+def _slash(chat, line: str, gen: "_Gen" = None, state: dict = None):
+    """Run a slash command: False to quit, a text to send as a user turn (/regen),
+    else None."""
     cmd, _, arg = line.partition(" ")
     cmd = cmd.lower()
     arg = arg.strip()
-    if cmd in ("/exit", "/quit", "/bye"):
-        return False
-    if cmd in ("/help", "/?"):
-        print(_REPL_HELP, file=sys.stderr, flush=True)
-    elif cmd == "/clear":
-        chat.clear()
-        _note("(conversation cleared)")
-    elif cmd == "/system":
-        if chat.raw:
-            _note("(no chat template: /system has no effect)")
+    state = state if state is not None else {}
+    try:
+        if cmd in ("/exit", "/quit", "/bye"):
+            return False
+        if cmd in ("/help", "/?"):
+            print(_REPL_HELP, file=sys.stderr, flush=True)
+        elif cmd == "/clear":
+            chat.clear()
+            _note("(conversation cleared)")
+        elif cmd == "/system":
+            _slash_system(chat, arg)
+        elif cmd == "/set" and gen is not None:
+            key, _, value = arg.partition(" ")
+            if not key or not value.strip():
+                raise UserError("/set KEY VALUE (/help lists the keys)")
+            _set(chat, gen, key, value.strip())
+        elif cmd == "/show" and gen is not None:
+            _show(chat, gen)
+        elif cmd in ("/save", "/load"):
+            if not arg:
+                raise UserError(f"{cmd} FILE")
+            (_save if cmd == "/save" else _load)(chat, arg)
+        elif cmd == "/stats":
+            st = state.get("stats")
+            if st is None:
+                _note("(no reply yet)")
+            else:
+                _print_stats(st, gen.lookup if gen is not None else False)
+        elif cmd == "/regen":
+            if chat.raw or len(chat.messages) < 2 or chat.messages[-1]["role"] != "assistant":
+                raise UserError("/regen: there is no reply to generate again")
+            chat.messages.pop()
+            return chat.messages.pop()["content"]
         else:
-            chat.set_system(arg or None)
-            _note("(system message set)" if arg else "(system message removed)")
-    else:
-        print(f"error: unknown command {cmd} (/help lists them)", file=sys.stderr, flush=True)
-    return True
+            print(f"error: unknown command {cmd} (/help lists them)", file=sys.stderr, flush=True)
+    except UserError as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr, flush=True)
+    return None
 
 
 def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
@@ -750,6 +879,7 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
     from llmlite.chat import ChatTemplateError, ContextFullError
     from llmlite.generate import GenStats
 
+    state: dict = {}
     while True:
         try:
             text = _read_turn(interactive)
@@ -760,9 +890,12 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
         if not text.strip():
             continue
         if text.lstrip().startswith("/"):
-            if not _slash(chat, text.strip()):
+            r = _slash(chat, text.strip(), gen, state)
+            if r is False:
                 return
-            continue
+            if r is None:
+                continue
+            text = r                  # /regen: the last user turn again
         if chat.raw:
             if chat.transcript and not chat.transcript.endswith(("\n", " ")):
                 text = "\n" + text
@@ -789,6 +922,7 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
         finally:
             pieces.close()
         _print_stats(stats, gen.lookup)
+        state["stats"] = stats
         if stats.stop_reason == "context":
             _note("(the context is full: /clear to start over, or use a larger -c)")
 
