@@ -352,6 +352,28 @@ class Chat:
     def set_system(self, text: Optional[str]) -> None:
         self.system = text or None
 
+    def turns_to_drop(self, text: str, reserve: int = 256) -> int:
+        """How many of the oldest exchanges (a user message and its reply) must go
+        for the conversation with a new user message ``text`` and ``reserve`` tokens
+        of reply to fit the context (the system message always stays); -1 if even
+        dropping them all would not do."""
+        if self.raw:
+            return -1
+        n_ctx, msgs = self.model.n_ctx, self.messages
+        for k in range(0, len(msgs) // 2 + 1):
+            keep = msgs[2 * k:]
+            conv = ([{"role": "system", "content": self.system}] if self.system else []) + \
+                [dict(m) for m in keep] + [{"role": "user", "content": text}]
+            if len(prompt_ids(self.model, self.template.render(conv, add_generation_prompt=True))) + \
+                    min(reserve, n_ctx // 4) < n_ctx:
+                return k
+        return -1
+
+    def drop_oldest(self, k: int) -> None:
+        """Forget the k oldest exchanges (the KV cache is re-evaluated from the start)."""
+        del self.messages[:2 * k]
+        self.model.reset()
+
     def conversation(self) -> list[dict]:
         msgs = [{"role": "system", "content": self.system}] if self.system else []
         return msgs + [dict(m) for m in self.messages]

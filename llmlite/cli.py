@@ -681,7 +681,24 @@ End a line with \\ to continue on the next line, or put the text between \"\"\" 
 Ctrl-C stops a reply; it stays in the history."""
 
 
-def _read_turn(interactive: bool) -> str:
+def _gauge(chat) -> str:
+    """the context gauge shown before the prompt: tokens in use / context"""
+    return f"[{chat.model.n_past}/{chat.model.n_ctx}] "
+
+
+def _ask(question: str, interactive: bool) -> bool:
+    """a yes/no question on stderr, the answer read as a line of input"""
+    print(_stderr_style(question), end="", file=sys.stderr, flush=True)
+    try:
+        ans = input() if interactive else sys.stdin.readline()
+    except EOFError:
+        return False
+    if not interactive:
+        print(file=sys.stderr)
+    return ans.strip().lower() in ("y", "yes")
+
+
+def _read_turn(interactive: bool, gauge: str = "") -> str:
     """One input: lines joined across those that end with a backslash, or the lines
     between two \"\"\" marks. EOFError at the end."""
 
@@ -693,7 +710,7 @@ def _read_turn(interactive: bool) -> str:
             raise EOFError
         return line.rstrip("\r\n")
 
-    line = one("> ")
+    line = one(gauge + "> ")
     if line.lstrip().startswith('"""'):       # """ ... """: the lines between, as they are
         first = line.lstrip()[3:]
         parts = [first] if first else []
@@ -855,6 +872,35 @@ def _slash(chat, line: str, gen: "_Gen" = None, state: dict = None):
     return None
 
 
+def _history() -> None:
+    """line editing (readline) and the input history, kept across sessions in the
+    cache folder (LLMLITE_CACHE, else ~/.cache/llmlite)"""
+    try:
+        import readline
+    except ImportError:
+        return
+    import atexit
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite")) / "chat_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            readline.read_history_file(str(path))
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+
+    def save():
+        try:
+            readline.write_history_file(str(path))
+        except OSError:
+            pass
+
+    atexit.register(save)
+
+
 def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
     _utf8_stdout()
     m = _load_model(model, ctx_size, threads, ngl)
@@ -862,10 +908,7 @@ def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
     n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
     interactive = sys.stdin.isatty()
     if interactive:
-        try:
-            import readline  # noqa: F401  (line editing and history for input())
-        except ImportError:
-            pass
+        _history()
         how = "raw: no chat template" if chat.raw else chat.template.name
         _note(f"llmlite chat: {m.path.name} ({how}), context {m.n_ctx} tokens. "
               "/help for commands, Ctrl-D to quit, Ctrl-C stops a reply.")
@@ -880,13 +923,15 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
     from llmlite.generate import GenStats
 
     state: dict = {}
+    pending = None                # a turn to send again (after dropping old exchanges)
     while True:
         try:
-            text = _read_turn(interactive)
+            text = pending if pending is not None else _read_turn(interactive, _gauge(chat) if interactive else "")
         except EOFError:
             if interactive:
                 print(file=sys.stderr)
             return
+        pending = None
         if not text.strip():
             continue
         if text.lstrip().startswith("/"):
@@ -909,7 +954,16 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
             pieces.close()
             _note("(reply interrupted)")
         except ContextFullError as e:
-            # the turn is dropped; the conversation stays as it was
+            # the turn is dropped; the conversation stays as it was, unless the user
+            # agrees to forget its oldest exchanges (never silently)
+            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else 256)
+            if k > 0 and _ask(f"(the conversation with this message is {e.n_tokens} tokens and the context "
+                              f"{e.n_ctx}: drop the oldest {k} exchange{'s' if k > 1 else ''} to fit? [y/N]) ",
+                              interactive):
+                chat.drop_oldest(k)
+                _note(f"(dropped the oldest {k} exchange{'s' if k > 1 else ''})")
+                pending = text
+                continue
             how = f"restart with -c {e.fit} or more"
             if not e.first:
                 how = "/clear to start over, or " + how

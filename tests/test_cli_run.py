@@ -362,3 +362,22 @@ def test_chat_repl_set_show_save_load_regen_stats(tiny, tmp_path):
     assert "context: 0 of" in err and "(conversation loaded from" in err and "2 messages" in err
     assert "token ids: []" in err and "Hello there" in err.split("(conversation loaded from")[1]
     assert "error: /load" in err and "missing.json" in err
+
+
+def test_chat_repl_offers_to_drop_old_turns(tiny):
+    """A turn that does not fit with the conversation: the REPL says so and asks; on
+    'y' it forgets the oldest exchanges (never the system message) and answers; on
+    anything else the message is dropped and the conversation stays."""
+    many = "Hello there, how are you today?\n" * 6
+    long = "tell me " + "more and more " * 12 + "\n"
+    r = llmlite("chat", tiny, "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
+                input=many + long + "y\n/show\n" + long + "n\n")
+    assert r.returncode == 0, r.stderr
+    err = r.stderr
+    assert "drop the oldest" in err and "[y/N]" in err and "(dropped the oldest" in err
+    n_turns = len(_stats_ok(err))
+    assert n_turns == 7                                  # six turns, then the long one after dropping
+    shown = err.split("template:")[-1]
+    assert "Be terse." in shown                          # the system message stays
+    assert err.count("[y/N]") == 2                       # asked again for the second long message
+    assert "message dropped" in err.split("[y/N]")[-1]   # answered n: dropped, the conversation kept

@@ -113,3 +113,17 @@ def test_repl_context_overflow_ctrl_d(shared_dir, closing):
     c.expect(pexpect.EOF)
     c.close()
     assert c.exitstatus == 0
+
+
+def test_gauge_and_history_across_sessions(shared_dir, tmp_path, monkeypatch):
+    """The prompt shows the context in use; the input history is kept across sessions"""
+    tiny = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+    monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
+    c = spawn(tiny, "-n", "2", "--temp", "0", "-c", "256")
+    assert "[0/256] " in c.before + c.after
+    turn(c, "a line to remember")
+    c.sendline("/stats")
+    c.expect(r"\[[1-9]\d*/256\] ")                     # tokens in use after the first turn
+    assert finish(c) == 0
+    hist = tmp_path / "chat_history"
+    assert hist.is_file() and "a line to remember" in hist.read_text()
