@@ -1098,6 +1098,64 @@ def bench(
 
 @app.command()
 @command
+def pull(name: str = typer.Argument(..., help="A models.toml alias, hf://org/repo/file.gguf, or org/repo[:QUANT] "
+                                             "(the repo's file of that quantization, Q4_K_M by default).")) -> None:
+    """Download a model into the cache (Hugging Face files into the Hugging Face cache,
+    shared with other tools), resumed after an interruption, sha256 verified."""
+    from llmlite.registry import pull as do_pull
+
+    p = do_pull(name)
+    print(f"{name}: {p} ({_fmt_bytes(p.stat().st_size)}, sha256 verified)", file=sys.stderr)
+
+
+@app.command(name="list")
+@command
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
+    """The models in the caches: name, size, quantization, architecture, context, last used."""
+    import datetime
+    import json
+
+    from llmlite.gguf_file import open_gguf
+    from llmlite.registry import local_models
+
+    rows = []
+    for m in local_models():
+        p = m["path"]
+        row = {"name": m["name"], "source": m["source"], "path": str(p), "size": p.stat().st_size,
+               "last_used": datetime.datetime.fromtimestamp(p.stat().st_atime).strftime("%Y-%m-%d %H:%M")}
+        try:
+            with open_gguf(p) as g:
+                arch = g.get("general.architecture", "?")
+                row.update(arch=arch, quant=_FTYPE_NAMES.get(g.get("general.file_type"), "?"),
+                           context=g.get(f"{arch}.context_length"))
+        except Exception:
+            row.update(arch="?", quant="?", context=None)
+        rows.append(row)
+    if json_out:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("no models in the cache (llmlite pull NAME fetches one)", file=sys.stderr)
+        return
+    w = max(len(r["name"]) for r in rows)
+    print(f"{'name':{w}}  {'size':>10}  {'quant':7}  {'arch':8}  {'context':>7}  last used")
+    for r in rows:
+        print(f"{r['name']:{w}}  {_fmt_bytes(r['size']):>10}  {r['quant']:7}  {r['arch']:8}  "
+              f"{r['context'] or '?':>7}  {r['last_used']}")
+
+
+@app.command()
+@command
+def rm(name: str = typer.Argument(..., help="A models.toml alias, hf://org/repo/file.gguf or org/repo:QUANT.")) -> None:
+    """Remove a model's files from the caches."""
+    from llmlite.registry import remove
+
+    for p in remove(name):
+        print(f"removed {p}", file=sys.stderr)
+
+
+@app.command()
+@command
 def quantize(
     input: str = typer.Argument(..., help="A GGUF, or a Hugging Face checkpoint: its folder or its .safetensors file "
                                 "(config.json and tokenizer.json beside it)."),

@@ -155,6 +155,145 @@ def resolve_model(name: str | None) -> Path:
         default, _ = load_registry()
         return ensure_model(default)
     p = Path(name).expanduser()
+    if name.startswith(HF_PREFIX) or (not p.exists() and name.count("/") == 1 and p.suffix.lower() != ".gguf"
+                                      and not name.startswith((".", "/", "~"))):
+        return pull(name)                 # a Hugging Face name: fetched on first use
     if p.exists() or p.suffix == ".gguf" or os.sep in name:
         return p
     return ensure_model(name)
+
+
+# ---- Hugging Face files: pull, list, rm ------------------------------------------------
+
+HF_PREFIX = "hf://"
+DEFAULT_QUANT = "Q4_K_M"
+
+
+def parse_hf_name(name: str) -> tuple[str, str | None, str | None]:
+    """(repo, file, quant) of `hf://org/repo/file.gguf` (file) or `org/repo[:QUANT]`
+    (quant, Q4_K_M by default)"""
+    if name.startswith(HF_PREFIX):
+        parts = name[len(HF_PREFIX):].split("/", 2)
+        if len(parts) < 3 or not parts[2]:
+            raise RegistryError(f"{name}: expected hf://org/repo/file.gguf")
+        return f"{parts[0]}/{parts[1]}", parts[2], None
+    repo, _, quant = name.partition(":")
+    if repo.count("/") != 1:
+        raise RegistryError(f"{name}: not a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]")
+    return repo, None, (quant or DEFAULT_QUANT)
+
+
+def _pick_file(repo: str, quant: str) -> str:
+    from huggingface_hub import HfApi
+
+    files = [f for f in HfApi().list_repo_files(repo) if f.lower().endswith(".gguf")]
+    hits = [f for f in files if quant.lower() in Path(f).name.lower()]
+    if not hits:
+        raise RegistryError(f"{repo}: no {quant} GGUF (files: {', '.join(files) or 'none'})")
+    return sorted(hits, key=lambda f: ("-of-" in f, len(f), f))[0]
+
+
+def _hf_sha256(repo: str, filename: str) -> str | None:
+    """the hub's sha256 of an LFS file (its etag), or None"""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    try:
+        etag = (get_hf_file_metadata(hf_hub_url(repo, filename)).etag or "").strip('"').lower()
+    except Exception:
+        return None
+    return etag if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) else None
+
+
+def _drop_cached(path: Path) -> None:
+    """remove a Hugging Face cache file: the snapshot link and the blob it points to"""
+    blob = path.resolve()
+    for p in (path, blob):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def pull_hf(repo: str, filename: str, sha256: str | None = None) -> Path:
+    """Download (or find in the Hugging Face cache; resumed after an interruption)
+    and verify a file: against sha256, else the hub's LFS sha256. A mismatch
+    deletes the file."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        p = Path(hf_hub_download(repo_id=repo, filename=filename))
+    except LocalEntryNotFoundError:
+        if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+            raise RegistryError(f"{repo}/{filename}: not in the cache, and HF_HUB_OFFLINE is set") from None
+        raise RegistryError(f"{repo}/{filename}: could not download it (no connection?)") from None
+    want = sha256 or (None if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else _hf_sha256(repo, filename))
+    marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
+    st = p.stat()
+    stamp = f"{want} {st.st_size} {st.st_mtime_ns}"
+    if want and not (marker.is_file() and marker.read_text().strip() == stamp):
+        got = sha256_file(p)
+        if got != want:
+            _drop_cached(p)
+            raise RegistryError(f"{repo}/{filename}: sha256 mismatch (got {got[:16]}..., want {want[:16]}...): "
+                                "the file was deleted")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(stamp)
+    return p
+
+
+def pull(name: str, quiet: bool = False) -> Path:
+    """`llmlite pull NAME`: a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]"""
+    _, entries = load_registry()
+    if name in entries:
+        e = entries[name]
+        if e.hf_repo and e.hf_file and not e.parts:
+            return pull_hf(e.hf_repo, e.hf_file, e.sha256)
+        return ensure_model(name, quiet=quiet)
+    repo, filename, quant = parse_hf_name(name)
+    return pull_hf(repo, filename or _pick_file(repo, quant))
+
+
+def local_models() -> list[dict]:
+    """GGUF files in llmlite's cache (PyPI-provided models) and the Hugging Face cache"""
+    out = []
+    for p in sorted(cache_dir().glob("*.gguf")):
+        out.append({"name": p.name, "source": "llmlite cache", "path": p})
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        info = scan_cache_dir()
+        for repo in info.repos:
+            for rev in repo.revisions:
+                for f in rev.files:
+                    if f.file_name.lower().endswith(".gguf"):
+                        out.append({"name": f"hf://{repo.repo_id}/{f.file_path.relative_to(rev.snapshot_path)}",
+                                    "source": "hugging face cache", "path": f.file_path})
+    except Exception:
+        pass
+    return out
+
+
+def remove(name: str) -> list[Path]:
+    """`llmlite rm NAME`: the cached files of an alias or a Hugging Face name"""
+    _, entries = load_registry()
+    gone = []
+    if name in entries:
+        e = entries[name]
+        for p in (cache_dir() / e.file, cache_dir() / (e.file + ".sha256")):
+            if p.exists():
+                p.unlink()
+                gone.append(p)
+        if e.hf_repo and e.hf_file:
+            name = f"{HF_PREFIX}{e.hf_repo}/{e.hf_file}"
+        elif gone:
+            return gone
+    for m in local_models():
+        if m["source"] != "llmlite cache" and (m["name"] == name or m["name"].startswith(f"{HF_PREFIX}{name.split(':')[0]}/")
+                                               and name.count("/") == 1 and ":" in name
+                                               and name.split(":")[1].lower() in m["name"].lower()):
+            _drop_cached(m["path"])
+            gone.append(m["path"])
+    if not gone:
+        raise RegistryError(f"{name}: not in the cache (llmlite list shows what is)")
+    return gone

@@ -1,0 +1,98 @@
+"""`llmlite pull / list / rm` with the real huggingface_hub client against a local
+stand-in of the hub (tests/hub_standin.py): a clean pull into the Hugging Face
+cache, a download cut at 50% and resumed, a corrupted file rejected and removed,
+offline mode with and without the file cached, org/repo:QUANT picking, list, rm."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hub_standin import Hub  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def hub(shared_dir, tmp_path):
+    h = Hub()
+    data = (Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf").read_bytes()
+    h.files["org/tiny-GGUF"] = {"tiny-Q4_K_M.gguf": data, "tiny-Q8_0.gguf": data[:-4096] + bytes(4096),
+                                "README.md": b"# tiny\n"}
+    h.data = data
+    h.env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", HF_ENDPOINT=h.url, HF_HOME=str(tmp_path / "hf"),
+                 LLMLITE_CACHE=str(tmp_path / "llmlite"), HF_HUB_DISABLE_PROGRESS_BARS="1")
+    h.env.pop("HF_HUB_OFFLINE", None)
+    yield h
+    h.close()
+
+
+def run(hub, *args, **env):
+    return subprocess.run([sys.executable, "-m", "llmlite", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT, env={**hub.env, **env})
+
+
+def test_clean_pull_list_rm(hub, tmp_path):
+    r = run(hub, "pull", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf")
+    assert r.returncode == 0, r.stderr
+    assert "sha256 verified" in r.stderr
+    cached = list((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf"))
+    assert cached and cached[0].read_bytes() == hub.data          # in the Hugging Face cache
+    r = run(hub, "list")
+    assert r.returncode == 0 and "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf" in r.stdout and "llama" in r.stdout
+    r = run(hub, "rm", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf")
+    assert r.returncode == 0 and "removed" in r.stderr
+    assert "tiny-Q4_K_M" not in run(hub, "list").stdout
+    r = run(hub, "rm", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf")
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "not in the cache" in r.stderr
+
+
+def test_repo_and_quant(hub, tmp_path):
+    r = run(hub, "pull", "org/tiny-GGUF")                        # Q4_K_M by default
+    assert r.returncode == 0, r.stderr
+    assert "tiny-Q4_K_M.gguf" in r.stderr
+    r = run(hub, "pull", "org/tiny-GGUF:q8_0")
+    assert r.returncode == 0 and "tiny-Q8_0.gguf" in r.stderr, r.stderr
+    r = run(hub, "pull", "org/tiny-GGUF:Q2_K")
+    assert r.returncode == 2 and "no Q2_K GGUF" in r.stderr
+
+
+def test_interrupted_pull_resumes(hub, tmp_path):
+    """The connection drops at 50% of a 64 MiB file: the download goes on from what
+    arrived (a byte range; the client keeps whole 10 MiB chunks), not from the start."""
+    big = os.urandom(64 << 20)
+    hub.files["org/big-GGUF"] = {"big-Q4_K_M.gguf": big}
+    hub.cut_once.add(("org/big-GGUF", "big-Q4_K_M.gguf"))
+    r = run(hub, "pull", "hf://org/big-GGUF/big-Q4_K_M.gguf")
+    assert r.returncode == 0, r.stderr
+    assert "resume" in r.stderr.lower()
+    print(f"bytes served {hub.bytes_sent} for a file of {len(big)}: x{hub.bytes_sent / len(big):.3f}")
+    assert hub.bytes_sent <= 1.1 * len(big)
+    assert list((tmp_path / "hf").rglob("big-Q4_K_M.gguf"))[0].read_bytes() == big
+
+
+def test_corrupted_file_is_rejected_and_removed(hub, tmp_path):
+    hub.corrupt.add(("org/tiny-GGUF", "tiny-Q4_K_M.gguf"))
+    r = run(hub, "pull", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf")
+    assert r.returncode != 0
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "sha256 mismatch" in line and "deleted" in line, r.stderr
+    assert not [p for p in (tmp_path / "hf").rglob("*") if p.is_file() and p.stat().st_size > 100000]
+
+
+def test_offline(hub, tmp_path):
+    r = run(hub, "pull", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf", HF_HUB_OFFLINE="1")
+    assert r.returncode != 0 and "HF_HUB_OFFLINE" in r.stderr.strip().splitlines()[-1], r.stderr
+    assert run(hub, "pull", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf").returncode == 0
+    sent = hub.bytes_sent
+    r = run(hub, "pull", "hf://org/tiny-GGUF/tiny-Q4_K_M.gguf", HF_HUB_OFFLINE="1")
+    assert r.returncode == 0, r.stderr
+    assert hub.bytes_sent == sent                                # from the cache, nothing downloaded
+
+
+def test_run_pulls_on_first_use(hub, tmp_path):
+    r = run(hub, "run", "org/tiny-GGUF:Q4_K_M", "-p", "Hi", "-n", "2", "--temp", "0")
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf"))
