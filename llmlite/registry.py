@@ -39,17 +39,41 @@ def cache_dir() -> Path:
     return d
 
 
+def user_models_toml_path() -> Path:
+    """the user's models.toml: $LLMLITE_CONFIG/models.toml, else
+    $XDG_CONFIG_HOME/llmlite/models.toml (~/.config/llmlite/models.toml)"""
+    base = os.environ.get("LLMLITE_CONFIG")
+    if base:
+        return Path(base) / "models.toml"
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "llmlite" / "models.toml"
+
+
 def load_registry() -> tuple[str, dict[str, ModelEntry]]:
+    """the shipped models.toml, with the user's file laid over it: its entries add to
+    the shipped ones or replace those of the same alias, its `default` wins"""
     import tomllib
 
     with open(models_toml_path(), "rb") as f:
         data = tomllib.load(f)
+    default, models = data.get("default"), dict(data.get("models", {}))
+    user = user_models_toml_path()
+    if user.is_file():
+        try:
+            with open(user, "rb") as f:
+                extra = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise RegistryError(f"{user}: {e}") from None
+        models.update(extra.get("models", {}))
+        default = extra.get("default", default)
     entries = {}
-    for alias, m in data.get("models", {}).items():
+    for alias, m in models.items():
+        if "file" not in m or "sha256" not in m:
+            raise RegistryError(f"models.toml entry {alias!r} needs file and sha256")
         entries[alias] = ModelEntry(alias=alias, file=m["file"], sha256=m["sha256"].lower(),
                                     description=m.get("description", ""), parts=m.get("parts", []),
                                     hf_repo=m.get("hf_repo"), hf_file=m.get("hf_file"))
-    return data.get("default", next(iter(entries), "")), entries
+    return default or next(iter(entries), ""), entries
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:

@@ -157,3 +157,22 @@ def test_real_models_toml_entries_are_well_formed(monkeypatch):
         assert e.parts or (e.hf_repo and e.hf_file)
         for part in e.parts:
             assert "==" in part["wheel"] and part["member"]
+
+
+def test_user_models_toml_adds_and_overrides(tmp_path, monkeypatch):
+    """a models.toml in the user's config folder adds aliases, replaces those of the
+    same name, and may change the default; a broken one is one clear error"""
+    monkeypatch.setenv("LLMLITE_CONFIG", str(tmp_path))
+    shipped_default, shipped = load_registry()
+    (tmp_path / "models.toml").write_text(
+        'default = "mine"\n'
+        '[models.mine]\nfile = "mine.gguf"\nsha256 = "' + "ab" * 32 + '"\n'
+        'hf_repo = "org/repo"\nhf_file = "mine.gguf"\n'
+        f'[models.{shipped_default}]\nfile = "other.gguf"\nsha256 = "' + "cd" * 32 + '"\n')
+    default, entries = load_registry()
+    assert default == "mine" and entries["mine"].hf_repo == "org/repo"
+    assert entries[shipped_default].file == "other.gguf"
+    assert set(shipped) <= set(entries)
+    (tmp_path / "models.toml").write_text("[models.bad\n")
+    with pytest.raises(RegistryError, match="models.toml"):
+        load_registry()
