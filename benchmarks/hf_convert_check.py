@@ -47,7 +47,7 @@ def main() -> int:
 
 
 def check(model: str, refs: Path, lpy) -> None:
-    from hf_fixture import make_smollm2_checkpoint
+    from hf_fixture import make_checkpoint
 
     import llmlite
     from llmlite.convert_hf import HFSource
@@ -56,7 +56,7 @@ def check(model: str, refs: Path, lpy) -> None:
     from llmlite.registry import ensure_model
 
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:
-        hf = make_smollm2_checkpoint(ensure_model(model, quiet=True), Path(tmp) / model)
+        hf = make_checkpoint(ensure_model(model, quiet=True), Path(tmp) / model)
         for ty in ("q8_0", "q4_k_m"):
             out = Path(tmp) / f"hf-{ty}.gguf"
             src = HFSource(hf)

@@ -18,6 +18,7 @@
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
+#include "x86_steps.h"   /* h2f, hsum8, tiled_step(_m): built for AVX2 here */
 
 /* ---- helpers ---- */
 
@@ -28,11 +29,6 @@ static inline float hsum_ps(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static inline float h2f(f16_t h) {
-    /* not _cvtsh_ss: GCC merges its vpinsrw into whatever xmm is at hand, a false
-     * dependency that chained the loop iterations (2x slower multi-column kernels) */
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
 
 /* 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 */
 static inline __m256i nibbles32(const uint8_t *p) {
@@ -153,13 +149,6 @@ static void dot_bf16(long long n, float *s, const void *wv, const void *av) {
  * ms = fma(m_w, s_x, ms); the result is hsum8(acc) (+ ms). One chain is
  * latency-bound for one column; the multi-column form runs NC chains at once. */
 
-/* high half + low half, then + movehl, then add_ss of movehdup (llama.cpp's hsum_float_8) */
-static inline float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 static inline uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 /* the fp16 pair at p (d and m, or d and s; or d and two quants, lane 1 then
@@ -327,19 +316,6 @@ INL __m128i hsum2_i32x8(__m256i a, __m256i b) {
     const __m256i t = _mm256_hadd_epi32(a, b);   /* per half: a01 a23 b01 b23 */
     __m128i r = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
     return _mm_hadd_epi32(r, r);                 /* A B A B */
-}
-
-/* the tiled order's float steps for one super-block, from the exact integers
- * I (lane 0 of IM) and M (lane 1), in xmm lane 0: fnmadd(M, dmin, I*dw) is
- * fma(-dmin, M, I*dw) */
-INL float tiled_step(float acc, __m128i IM, float dw, float dx) {
-    const __m128 r = _mm_mul_ss(_mm_cvtepi32_ps(IM), _mm_set_ss(dw));
-    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
-}
-INL float tiled_step_m(float acc, __m128i IM, float dw, float dmin, float dx) {
-    const __m128 f = _mm_cvtepi32_ps(IM);
-    const __m128 r = _mm_fnmadd_ss(_mm_movehdup_ps(f), _mm_set_ss(dmin), _mm_mul_ss(f, _mm_set_ss(dw)));
-    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
 }
 
 /* K-quants: the weight codes of each 32-element group are decoded once, then

@@ -21,14 +21,10 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
+#include "x86_steps.h"
 
 #define INL static inline __attribute__((always_inline))
 
-INL float h2f(f16_t h) {
-    /* not _cvtsh_ss: GCC merges its vpinsrw into whatever xmm is at hand, a false
-     * dependency that chained the loop iterations (2x slower multi-column kernels) */
-    return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
-}
 INL uint32_t ld32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 
 INL float hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
@@ -251,12 +247,6 @@ INL wsg1 q5_0_sg1(const block_q5_0 *a) {
 
 INL __m256i ldx1(const block_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
 
-INL float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 /* In the order of llama.cpp's x86 kernels (ggml_vec_dot_q8_0_q8_0 and tinyBLAS's
  * Q0 gemm), so that results match it bit for bit: one 8-lane float chain
@@ -552,24 +542,18 @@ INL __m512i k16_off(__m256i sc16, const int16_t *bsums, int shift) {
 /* Q4_K: the AVX2 kernel (dot_avx2.c, in llama.cpp's repacked-gemm order) runs
  * faster on that order than a zmm version did (same bits), so this table keeps it. */
 
-/* the tiled K-quant matmul's float steps for one super-block (Q3_K: no min,
- * as Q6_K above; Q2_K, Q5_K: with the min term), from the exact integers I
- * (lane 0 of IM) and M (lane 1), in xmm lane 0: fnmadd(M, dmin, I*dw) is
- * fma(-dmin, M, I*dw) */
-INL float tiled_step(float acc, __m128i IM, float dw, float dx) {
-    const __m128 r = _mm_mul_ss(_mm_cvtepi32_ps(IM), _mm_set_ss(dw));
-    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
-}
-INL float tiled_step_m(float acc, __m128i IM, float dw, float dmin, float dx) {
-    const __m128 f = _mm_cvtepi32_ps(IM);
-    const __m128 r = _mm_fnmadd_ss(_mm_movehdup_ps(f), _mm_set_ss(dmin), _mm_mul_ss(f, _mm_set_ss(dw)));
-    return _mm_cvtss_f32(_mm_fmadd_ss(r, _mm_set_ss(dx), _mm_set_ss(acc)));
-}
 /* exact sums of the int32 lanes of a and of b, in lanes 0 and 1 */
 INL __m128i hsum2_i32(__m512i a, __m256i b) {
     const __m256i t = _mm256_hadd_epi32(_mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1)), b);
     const __m128i r = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
     return _mm_hadd_epi32(r, r);
+}
+
+/* the tiled step with the min term for one column: M = sum of the sub-block mins
+ * (int16 words mins16) times the column's bsums, I = the lanes of sum */
+INL float tiled_min(float acc, __m512i sum, const block_q8_K *y, __m256i mins16, float wd, float wdm) {
+    const __m256i M = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mins16);
+    return tiled_step_m(acc, hsum2_i32(sum, M), wd, wdm, y->d);
 }
 
 /* Q5_K in the order of llama.cpp's tiled K-quant matmul: per super-block the
@@ -600,11 +584,7 @@ INL void dot_q5_k_k(long long n, float *s, long long ss, const void *vw, const v
             FORC sum[c] = kdot(sum[c], cd, yc[c][i].qs + 64 * k, scw);
         }
         const float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
-        FORC {
-            const block_q8_K *y = yc[c] + i;
-            const __m256i M = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mw);
-            acc[c] = tiled_step_m(acc[c], hsum2_i32(sum[c], M), wd, wdm, y->d);
-        }
+        FORC acc[c] = tiled_min(acc[c], sum[c], yc[c] + i, mw, wd, wdm);
     }
     FORC s[c * ss] = acc[c];
 }
@@ -642,12 +622,8 @@ INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const v
                 sum[c] = kdot(sum[c], c1, q8 + 128 * h + 64, s1);
             }
         }
-        float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
-        FORC {
-            const block_q8_K *y = yc[c] + i;
-            const __m256i M = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y->bsums), mn);
-            acc[c] = tiled_step_m(acc[c], hsum2_i32(sum[c], M), wd, wdm, y->d);
-        }
+        const float wd = h2f(w[i].d), wdm = h2f(w[i].dmin);
+        FORC acc[c] = tiled_min(acc[c], sum[c], yc[c] + i, mn, wd, wdm);
     }
     FORC s[c * ss] = acc[c];
 }

@@ -134,47 +134,36 @@ static inline void wq_q5_0(const block_q5_0 *x, int8_t *q) {
 }
 static inline void wq_q8_0(const block_q8_0 *x, int8_t *q) { memcpy(q, x->qs, QK); }
 
-#define DOT32_D(NAME, WT, WQ)                                                                \
-    static void NAME(long long n, float *s, const void *w, const void *a) {                 \
-        const WT *x = w;                                                                     \
-        const block_q8_0 *y = a;                                                             \
-        float acc[8] = {0};                                                                  \
-        for (long long b = 0; b < n / QK; b++) {                                             \
-            int8_t q[QK];                                                                    \
-            int32_t lanes[8];                                                                \
-            WQ(&x[b], q);                                                                    \
-            lanes8(q, y[b].qs, lanes);                                                       \
-            fma8(acc, h2f(x[b].d) * h2f(y[b].d), lanes);                                     \
-        }                                                                                    \
-        *s = hsum8(acc);                                                                     \
-    }
-
-DOT32_D(dot_q4_0, block_q4_0, wq_q4_0)
-DOT32_D(dot_q5_0, block_q5_0, wq_q5_0)
-DOT32_D(dot_q8_0, block_q8_0, wq_q8_0)
-
 /* Q4_1 / Q5_1: the unsigned codes q (the minimum rides on Q8_1's s) */
 static inline void wq_q4_1(const block_q4_1 *x, int8_t *q) { unpack_nibbles32(x->qs, q); }
 static inline void wq_q5_1(const block_q5_1 *x, int8_t *q) { unpack_q5(x->qs, x->qh, q); }
 
-#define DOT32_M(NAME, WT, WQ)                                                                \
+/* One 8-lane chain over the blocks against YT (Q8_0 or Q8_1) activations; the
+ * d+m types also run the m*s chain (MIN_STEP) and add it at the end (FINISH). */
+#define DOT32(NAME, WT, YT, WQ, MIN_STEP, FINISH)                                             \
     static void NAME(long long n, float *s, const void *w, const void *a) {                 \
         const WT *x = w;                                                                     \
-        const block_q8_1 *y = a;                                                             \
+        const YT *y = a;                                                                     \
         float acc[8] = {0}, ms = 0;                                                          \
+        (void)ms;                                                                            \
         for (long long b = 0; b < n / QK; b++) {                                             \
             int8_t q[QK];                                                                    \
             int32_t lanes[8];                                                                \
             WQ(&x[b], q);                                                                    \
             lanes8(q, y[b].qs, lanes);                                                       \
             fma8(acc, h2f(x[b].d) * h2f(y[b].d), lanes);                                     \
-            ms = fmaf(h2f(x[b].m), h2f(y[b].s), ms);                                         \
+            MIN_STEP;                                                                        \
         }                                                                                    \
-        *s = hsum8(acc) + ms;                                                                \
+        *s = FINISH;                                                                         \
     }
+#define NO_MIN ((void)0)
+#define MS_STEP (ms = fmaf(h2f(x[b].m), h2f(y[b].s), ms))
 
-DOT32_M(dot_q4_1, block_q4_1, wq_q4_1)
-DOT32_M(dot_q5_1, block_q5_1, wq_q5_1)
+DOT32(dot_q4_0, block_q4_0, block_q8_0, wq_q4_0, NO_MIN, hsum8(acc))
+DOT32(dot_q5_0, block_q5_0, block_q8_0, wq_q5_0, NO_MIN, hsum8(acc))
+DOT32(dot_q8_0, block_q8_0, block_q8_0, wq_q8_0, NO_MIN, hsum8(acc))
+DOT32(dot_q4_1, block_q4_1, block_q8_1, wq_q4_1, MS_STEP, hsum8(acc) + ms)
+DOT32(dot_q5_1, block_q5_1, block_q8_1, wq_q5_1, MS_STEP, hsum8(acc) + ms)
 
 /* ---- 256-element super-blocks against Q8_K ----
  * In the orders of llama.cpp's batched x86 paths, bit for bit the AVX2 and

@@ -30,12 +30,18 @@ static inline float signed_absmax(const float *x, int n) {
 
 /* ------------------------------------------------------ 32-element types */
 
+/* Q4_0 / Q5_0: d = max / -div (the first largest magnitude, signed), stored as
+ * f16; returns 1/d (0 when d is 0) */
+static inline float absmax_scale(const float *x, float div, f16_t *d16) {
+    const float d = signed_absmax(x, QK) / -div;
+    *d16 = llm_f32_to_f16(d);
+    return d ? 1.0f / d : 0.0f;
+}
+
 static void q_q4_0(const float *x, uint8_t *out, long long nb) {
     block_q4_0 *y = (block_q4_0 *)out;
     for (long long i = 0; i < nb; i++, x += QK) {
-        const float d = signed_absmax(x, QK) / -8;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = llm_f32_to_f16(d);
+        const float id = absmax_scale(x, 8, &y[i].d);
         for (int j = 0; j < 16; j++) {
             const uint8_t a = (uint8_t)MINI(15, (int8_t)(x[j] * id + 8.5f));
             const uint8_t b = (uint8_t)MINI(15, (int8_t)(x[j + 16] * id + 8.5f));
@@ -85,9 +91,7 @@ static inline void pack5(const uint8_t *q, uint8_t *qs, uint8_t *qh) {
 static void q_q5_0(const float *x, uint8_t *out, long long nb) {
     block_q5_0 *y = (block_q5_0 *)out;
     for (long long i = 0; i < nb; i++, x += QK) {
-        const float d = signed_absmax(x, QK) / -16;
-        const float id = d ? 1.0f / d : 0.0f;
-        y[i].d = llm_f32_to_f16(d);
+        const float id = absmax_scale(x, 16, &y[i].d);
         uint8_t q[QK];
         for (int j = 0; j < QK; j++) q[j] = (uint8_t)MINI(31, (int8_t)(x[j] * id + 16.5f));
         pack5(q, y[i].qs, y[i].qh);

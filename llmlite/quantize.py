@@ -162,9 +162,7 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int
         if st.n_expert == 8:
             return Q5_K if ftype in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m") else t
         return {"q2_k": Q3_K, "q3_k_m": Q4_K}.get(ftype, t)
-    if cat == "attn_qkv":     # unreachable (attn_v-like above), as in llama.cpp
-        return t
-    return t
+    return t          # attn_qkv is attn_v-like (above), as in llama.cpp
 
 
 def plan(g, ftype: str) -> list[Planned]:

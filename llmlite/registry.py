@@ -312,12 +312,17 @@ def remove(name: str) -> list[Path]:
             name = f"{HF_PREFIX}{e.hf_repo}/{e.hf_file}"
         elif gone:
             return gone
-    for m in local_models():
-        if m["source"] != "llmlite cache" and (m["name"] == name or m["name"].startswith(f"{HF_PREFIX}{name.split(':')[0]}/")
-                                               and name.count("/") == 1 and ":" in name
-                                               and name.split(":")[1].lower() in m["name"].lower()):
-            _drop_cached(m["path"])
-            gone.append(m["path"])
+    if name.startswith(HF_PREFIX) or name.count("/") == 1:
+        repo, filename, quant = parse_hf_name(name)
+
+        def wanted(hf_name: str) -> bool:
+            r, f, _ = parse_hf_name(hf_name)
+            return r == repo and (f == filename if filename else quant.lower() in Path(f).name.lower())
+
+        for m in local_models():
+            if m["source"] != "llmlite cache" and wanted(m["name"]):
+                _drop_cached(m["path"])
+                gone.append(m["path"])
     if not gone:
         raise RegistryError(f"{name}: not in the cache (llmlite list shows what is)")
     return gone

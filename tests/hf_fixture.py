@@ -158,8 +158,6 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
     return folder
 
 
-make_smollm2_checkpoint = make_checkpoint
-
 
 def _pb_varint(v: int) -> bytes:
     out = bytearray()

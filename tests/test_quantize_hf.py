@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import make_smollm2_checkpoint, quantize_cli, write_safetensors  # noqa: E402
+from hf_fixture import make_checkpoint, quantize_cli, write_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ cli = quantize_cli
 
 @pytest.fixture(scope="module")
 def hf(smollm2_path, tmp_path_factory):
-    return make_smollm2_checkpoint(smollm2_path, tmp_path_factory.mktemp("hf") / "SmolLM2-135M-Instruct")
+    return make_checkpoint(smollm2_path, tmp_path_factory.mktemp("hf") / "SmolLM2-135M-Instruct")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,6 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
     original's bytes) and the original's metadata values."""
     from gguf import GGUFReader
 
-    from hf_fixture import make_checkpoint
     from llmlite.quantize import quantize_gguf
 
     src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
@@ -178,7 +177,6 @@ def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
     redone in float32) and the original's metadata values."""
     from gguf import GGUFReader
 
-    from hf_fixture import make_checkpoint
     from llmlite import _lib
     from llmlite.gguf_file import open_gguf
     from llmlite.quantize import quantize_gguf
@@ -212,7 +210,6 @@ def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
     tokenizer and model metadata and tokenizes the refs' texts as llama.cpp did."""
     from gguf import GGUFReader
 
-    from hf_fixture import make_checkpoint
 
     hf = make_checkpoint(gemma3_path, tmp_path / "gemma-3-270m")
     assert (hf / "tokenizer.model").is_file() and not (hf / "tokenizer.json").exists()
@@ -238,7 +235,6 @@ def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
 def test_bf16_and_f32_checkpoints(dtype, ftype, tid, shared_dir, tmp_path):
     """safetensors in BF16 or F32, written out in the same type: each matrix's bytes
     are the original values in that type (llama's q/k rows permuted back)."""
-    from hf_fixture import make_checkpoint
     from llmlite import _lib
     from llmlite.gguf_file import open_gguf
 
@@ -279,8 +275,6 @@ def test_sigint_while_writing_leaves_nothing(smollm2_path, tmp_path):
 
 def test_sharded_checkpoint(shared_dir, tmp_path):
     """model.safetensors.index.json over two shards gives the single file's output"""
-    from hf_fixture import make_checkpoint, write_safetensors
-
     from llmlite.convert_hf import _safetensors_index
 
     one = make_checkpoint(shared_dir / "refs" / "synthetic" / "qwen2-tiny-q8_0.gguf", tmp_path / "a" / "m")
@@ -307,7 +301,6 @@ def test_sharded_checkpoint(shared_dir, tmp_path):
 
 def test_mistral_checkpoint(shared_dir, tmp_path):
     """MistralForCausalLM converts as llama (q/k permutation included)"""
-    from hf_fixture import make_checkpoint
 
     hf = make_checkpoint(shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf", tmp_path / "m")
     r = cli(hf, tmp_path / "llama.gguf", "--type", "f16")
