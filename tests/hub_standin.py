@@ -1,7 +1,7 @@
 """A local stand-in for the Hugging Face hub's file endpoints (HF_ENDPOINT points the
 real huggingface_hub client at it): HEAD/GET /{repo}/resolve/{rev}/{file} with the
 commit, etag (the sha256, as for LFS files) and size headers, byte ranges for
-resumed downloads, and the repo file listing. It can cut the first download of a
+resumed downloads, and the repo file listing. It can send slowly (rate), cut the first download of a
 file halfway, or serve bytes that do not match the advertised sha256."""
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import http.server
 import json
 import re
 import threading
+import time
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -19,6 +20,7 @@ class Hub:
         self.files: dict[str, dict[str, bytes]] = {}
         self.cut_once: set[tuple[str, str]] = set()    # (repo, file): the next GET stops at half
         self.corrupt: set[tuple[str, str]] = set()     # (repo, file): served bytes differ from the etag
+        self.rate = 0                                  # bytes per second a GET sends (0: no limit)
         self.bytes_sent = 0
         hub = self
 
@@ -96,8 +98,12 @@ class Hub:
                     self.wfile.flush()
                     self.close_connection = True
                     return
-                self.wfile.write(chunk)
-                hub.bytes_sent += len(chunk)
+                step = max(1, hub.rate // 20) if hub.rate else len(chunk) or 1
+                for i in range(0, len(chunk), step):
+                    self.wfile.write(chunk[i:i + step])
+                    hub.bytes_sent += len(chunk[i:i + step])
+                    if hub.rate:
+                        time.sleep(0.05)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -3,6 +3,7 @@ stand-in of the hub (tests/hub_standin.py): a clean pull into the Hugging Face
 cache, a download cut at 50% and resumed, a corrupted file rejected and removed,
 offline mode with and without the file cached, org/repo:QUANT picking, list, rm."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,52 @@ def test_run_pulls_on_first_use(hub, tmp_path):
     r = run(hub, "run", "org/tiny-GGUF:Q4_K_M", "-p", "Hi", "-n", "2", "--temp", "0")
     assert r.returncode == 0, r.stderr
     assert list((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf"))
+
+
+def test_progress_bar_in_a_terminal(hub, tmp_path):
+    """On a terminal the download shows a Rich bar: bytes, speed and time left"""
+    pexpect = pytest.importorskip("pexpect")
+    hub.files["org/slow-GGUF"] = {"slow-Q4_K_M.gguf": os.urandom(24 << 20)}
+    hub.rate = 12 << 20                  # 2 s for the file; the client reports each 10 MiB it writes
+    env = {k: v for k, v in hub.env.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
+    c = pexpect.spawn(sys.executable, ["-m", "llmlite", "pull", "org/slow-GGUF"], cwd=str(ROOT),
+                      env=dict(env, TERM="xterm"), encoding="utf-8", timeout=60, dimensions=(24, 160))
+    c.expect(pexpect.EOF)
+    c.close()
+    out = c.before
+    assert c.exitstatus == 0, out
+    assert re.search(r"slow-Q4_K_M\.gguf.* 10\.\d/25\.2 MB", out), out            # the file's bar, on its way
+    assert re.search(r"slow-Q4_K_M\.gguf.* 25\.2/25\.2 MB", out), out            # and full
+    assert re.search(r"\d+(\.\d+)? [kM]B/s", out) and re.search(r"eta \d+:\d\d:\d\d", out), out
+    assert "sha256 verified" in out
+
+
+def test_alias_from_hub_list_and_last_used(hub, tmp_path):
+    """A models.toml alias with a Hugging Face source: pulled into the hub's cache,
+    listed under its name with what the file is; `run` records when it was last used"""
+    import hashlib
+    import json
+
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    sha = hashlib.sha256(hub.data).hexdigest()
+    (conf / "models.toml").write_text(f'[models.tiny]\nhf = "org/tiny-GGUF:tiny-Q4_K_M.gguf"\nsha256 = "{sha}"\n'
+                                      f'size = {len(hub.data)}\nlicense = "mit"\n')
+    env = {"LLMLITE_CONFIG": str(conf)}
+    r = run(hub, "list", "--json", **env)
+    rows = {x["name"]: x for x in json.loads(r.stdout)}
+    assert rows["tiny"]["source"] == "not pulled" and rows["tiny"]["size"] == len(hub.data)
+    assert rows["smollm2-135m"]["default"]
+    r = run(hub, "pull", "tiny", **env)
+    assert r.returncode == 0, r.stderr
+    assert list((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf"))
+    rows = {x["name"]: x for x in json.loads(run(hub, "list", "--json", **env).stdout)}
+    t = rows["tiny"]
+    assert (t["source"], t["arch"], t["size"], t["last_used"]) == ("hugging face cache", "llama", len(hub.data),
+                                                                     "never")
+    assert t["quant"] != "?" and t["context"] > 0
+    assert run(hub, "run", "tiny", "-p", "Hi", "-n", "1", **env).returncode == 0
+    t = {x["name"]: x for x in json.loads(run(hub, "list", "--json", **env).stdout)}["tiny"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d", t["last_used"]), t
+    out = run(hub, "list", **env).stdout
+    assert re.search(r"^tiny\s+\S+ [KM]iB\s+\S+\s+llama\s+\d+\s+\d{4}-", out, re.M), out

@@ -149,14 +149,78 @@ def test_load_registry_and_resolve(stand_in, tmp_path):
 
 def test_real_models_toml_entries_are_well_formed(monkeypatch):
     monkeypatch.delenv("LLMLITE_MODELS_TOML", raising=False)
+    monkeypatch.setenv("LLMLITE_CONFIG", "/nonexistent")
     default, entries = load_registry()
-    assert default in entries
+    assert default in entries and {"smollm2-135m", "gemma3-270m"} <= set(entries)
     for e in entries.values():
-        assert len(e.sha256) == 64 and int(e.sha256, 16) >= 0
-        assert e.file.endswith(".gguf")
-        assert e.parts or (e.hf_repo and e.hf_file)
+        assert e.file.endswith(".gguf") and e.license and e.description
+        assert e.parts or (e.hf_repo.count("/") == 1 and e.hf_file.endswith(".gguf"))
+        if e.parts:                                   # PyPI wheels: a pinned version and a hash
+            assert len(e.sha256) == 64 and e.size
+        if e.sha256 is None:                          # left to the hub's LFS sha256
+            assert e.hf_repo
+        if e.revision is not None:
+            assert len(e.revision) == 40 and int(e.revision, 16) >= 0
         for part in e.parts:
             assert "==" in part["wheel"] and part["member"]
+        assert set(e.sampling) <= {"temperature", "top_k", "top_p", "min_p", "repeat_penalty"}
+
+
+def test_entry_fields_are_checked(stand_in, tmp_path):
+    """hf = "org/repo:file.gguf", size, license and sampling are read; a malformed
+    entry is one clear error naming it"""
+    toml = tmp_path / "models.toml"
+    toml.write_text('[models.q]\nhf = "org/repo:sub/q-Q4_K_M.gguf"\nsize = 123\nlicense = "mit"\n'
+                    'sampling = { temp = 0.7, top_k = 20 }\n')
+    _, entries = load_registry()
+    e = entries["q"]
+    assert (e.hf_repo, e.hf_file, e.file, e.size, e.license, e.sha256) == \
+        ("org/repo", "sub/q-Q4_K_M.gguf", "q-Q4_K_M.gguf", 123, "mit", None)
+    assert e.sampling == {"temperature": 0.7, "top_k": 20} and isinstance(e.sampling["top_k"], int)
+    for body, why in [('hf = "org/repo/file.gguf"', "org/repo:file.gguf"),
+                      ('hf = "o/r:f.gguf"\nsha256 = "xyz"', "64 hex"),
+                      ('hf = "o/r:f.gguf"\nsampling = { temperature = 1 }', "sampling.temperature"),
+                      ('hf = "o/r:f.gguf"\nsize = -1', "size"),
+                      ('file = "f.gguf"', "needs sha256"),
+                      ('parts = [{ wheel = "a==1", member = "m" }]\nfile = "f.gguf"', "needs sha256")]:
+        toml.write_text(f"[models.bad]\n{body}\n")
+        with pytest.raises(RegistryError, match=f"entry 'bad'.*{why}"):
+            load_registry()
+
+
+def test_wrong_size_is_rejected(stand_in, tmp_path):
+    set_toml, calls, models = stand_in
+    toml = tmp_path / "models.toml"
+    toml.write_text(toml.read_text().replace('description = "a stand-in"', f"size = {len(WHOLE) + 1}"))
+    with pytest.raises(RegistryError, match=f"{len(WHOLE)} bytes fetched, models.toml says {len(WHOLE) + 1}"):
+        ensure_model("fake", quiet=True)
+    assert not list(models.glob("*.gguf*"))
+
+
+def test_sampling_defaults_fill_what_the_command_line_leaves(stand_in, tmp_path):
+    from llmlite.cli import _Gen, _model_defaults
+
+    toml = tmp_path / "models.toml"
+    toml.write_text(toml.read_text().replace('description = "a stand-in"',
+                                             "sampling = { temp = 0.3, top_k = 7, min_p = 0.2 }"))
+    gen = _Gen(None, None, None, 0.5, 0.1, None, None, True, 8)      # --top-p 0.5 --min-p 0.1
+    _model_defaults(gen, None)                                       # the default alias, "fake"
+    k = gen.kwargs
+    assert (k["temperature"], k["top_k"], k["top_p"], k["min_p"], k["repeat_penalty"]) == (0.3, 7, 0.5, 0.1, None)
+    gen = _Gen(None, 0.0, None, None, None, None, None, True, 8)
+    _model_defaults(gen, "fake")
+    assert gen.kwargs["temperature"] == 0.0 and gen.kwargs["top_k"] == 7
+    real = tmp_path / "fake"                    # a file of that name is a path, not the alias
+    real.write_bytes(b"")
+    import os
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        gen = _Gen(None, None, None, None, None, None, None, True, 8)
+        _model_defaults(gen, "fake")
+    finally:
+        os.chdir(cwd)
+    assert gen.kwargs["temperature"] is None
 
 
 def test_user_models_toml_adds_and_overrides(tmp_path, monkeypatch):
