@@ -414,6 +414,10 @@ def _opt_draft_max():
     return typer.Option(8, "--draft-max", "--draft", help="Most tokens drafted per step with --lookup.")
 
 
+def _opt_plain():
+    return typer.Option(False, "--plain", help="Replies as plain text (default: Markdown rendered on a terminal).")
+
+
 def _opt_raw():
     return typer.Option(False, "--raw", help="No chat template: the input is plain text for the model to continue.")
 
@@ -575,19 +579,12 @@ def _utf8_stdout() -> None:
             pass
 
 
-def _stream(pieces) -> None:
-    """Write pieces to stdout as they come; end the output with a newline."""
-    last = ""
-    try:
-        for piece in pieces:
-            if piece:
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-                last = piece
-    finally:
-        if last and not last.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
+def _stream(pieces, plain: bool = True) -> None:
+    """Write the reply's pieces to stdout as they come, rendered as Markdown on a
+    terminal that takes it unless `plain`; end the output with a newline."""
+    from llmlite.render import markdown_ok, stream_pieces
+
+    stream_pieces(pieces, markdown=not plain and markdown_ok())
 
 
 def _read_prompt_file(file: str) -> str:
@@ -628,6 +625,7 @@ def run(
     lookup: bool = _opt_lookup(),
     draft_max: int = _opt_draft_max(),
     raw: bool = _opt_raw(),
+    plain: bool = _opt_plain(),
 ) -> None:
     """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
 
@@ -638,7 +636,7 @@ def run(
         raise UserError("give the prompt with -p or with -f, not both")
     gen = _Gen(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
     if prompt is None and file is None:
-        _repl(model, gen, ctx_size, threads, gpu_layers, system, raw)
+        _repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
         return
     text = prompt if prompt is not None else _read_prompt_file(file)  # type: ignore[arg-type]
     _utf8_stdout()
@@ -651,7 +649,7 @@ def run(
 
     stats = GenStats()
     n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
-    _stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs))
+    _stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs), plain)
     _print_stats(stats, gen.lookup)
 
 
@@ -673,6 +671,7 @@ def chat(
     lookup: bool = _opt_lookup(),
     draft_max: int = _opt_draft_max(),
     raw: bool = _opt_raw(),
+    plain: bool = _opt_plain(),
 ) -> None:
     """Chat with a model in the terminal (reads lines from stdin when it is not a terminal).
 
@@ -684,7 +683,7 @@ def chat(
     A line ending in \\ continues on the next line. Ctrl-C stops a reply.
     """
     gen = _Gen(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
-    _repl(model, gen, ctx_size, threads, gpu_layers, system, raw)
+    _repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
 
 
 _REPL_HELP = """\
@@ -921,7 +920,7 @@ def _history() -> None:
     atexit.register(save)
 
 
-def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
+def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw, plain: bool = True) -> None:
     _utf8_stdout()
     m = _load_model(model, ctx_size, threads, ngl)
     _model_defaults(gen, model)
@@ -934,12 +933,12 @@ def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw) -> None:
         _note(f"llmlite chat: {m.path.name} ({how}), context {m.n_ctx} tokens. "
               "/help for commands, Ctrl-D to quit, Ctrl-C stops a reply.")
     try:
-        _repl_loop(chat, gen, n, interactive)
+        _repl_loop(chat, gen, n, interactive, plain)
     except KeyboardInterrupt:  # Ctrl-C anywhere but in a reply: leave quietly
         print(file=sys.stderr)
 
 
-def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
+def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool, plain: bool = True) -> None:
     from llmlite.chat import ChatTemplateError, ContextFullError
     from llmlite.generate import GenStats
 
@@ -970,7 +969,7 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool) -> None:
         stats = GenStats()
         pieces = chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs)
         try:
-            _stream(pieces)
+            _stream(pieces, plain)
         except KeyboardInterrupt:
             pieces.close()
             _note("(reply interrupted)")
