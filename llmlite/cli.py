@@ -690,7 +690,7 @@ _REPL_HELP = """\
 /help               this help
 /clear              forget the conversation and empty the KV cache
 /system [TEXT]      set the system message (without TEXT: remove it)
-/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, system or lookup (on/off)
+/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, ctx, system or lookup (on/off)
 /show               the model, template, parameters, the rendered prompt and its token ids
 /save FILE          write the conversation as JSON; /load FILE reads one back
 /regen              drop the last reply and generate it again
@@ -776,9 +776,10 @@ def _set(chat, gen: "_Gen", key: str, value: str) -> None:
         _note(f"(lookup {'on' if on else 'off'})")
         return
     if key == "ctx":
-        raise UserError("/set ctx: the context size is fixed when the model loads: restart with -c N")
+        _set_ctx(chat, value)
+        return
     if key not in _SET_KEYS:
-        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['system', 'lookup'])}")
+        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup'])}")
     try:
         v = int(value) if key in ("top_k", "seed") else float(value)
     except ValueError:
@@ -791,6 +792,30 @@ def _set(chat, gen: "_Gen", key: str, value: str) -> None:
     checked = _Gen(**args)                 # raises UserError, as on the command line
     gen.kwargs.update(checked.kwargs)
     _note(f"({key} = {v})")
+
+
+def _set_ctx(chat, value: str) -> None:
+    """/set ctx N: the KV cache made again at N tokens; the conversation, if it fits,
+    is evaluated again on the next turn"""
+    try:
+        n = int(value)
+    except ValueError:
+        raise UserError(f"/set ctx {value}: not a whole number") from None
+    if n < 0:
+        raise UserError(f"/set ctx must be >= 0 (got {n})")
+    m = chat.model
+    need = len(chat.prompt_ids()) if (chat.messages or chat.transcript) else 0
+    train = m.metadata.get(f"{m.arch}.context_length")
+    target = n or int(train or 4096)
+    if need >= target:
+        raise UserError(f"/set ctx {n}: the conversation is {need} tokens; /clear first, or a context above {need}")
+    try:
+        m.set_context(target)
+    except MemoryError:
+        raise UserError(f"/set ctx {n}: not enough memory for that KV cache; the context stays {m.n_ctx}") from None
+    note = f" (more than the model's training context {train}: quality may drop past it)" \
+        if isinstance(train, int) and target > train else ""
+    _note(f"(ctx = {m.n_ctx}{note})")
 
 
 def _slash_system(chat, arg: str) -> None:

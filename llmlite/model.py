@@ -246,6 +246,20 @@ class Model:
 
         yield from generate_text(self, prompt, max_tokens=max_tokens, **kw)
 
+    def set_context(self, n_ctx: int) -> None:
+        """A new context size: the KV cache is made again at that size (the weights stay
+        mapped), empty. 0: the training context."""
+        w = self.weights
+        self.weights = None                 # the old cache goes first: the peak is one cache
+        try:
+            self.weights = Weights(self.gguf, n_ctx, w.n_batch, flash_attn=bool(w.cfg.flash_attn))
+        except BaseException:
+            self.weights = w
+            raise
+        del w
+        self.n_ctx = self.weights.n_ctx
+        self.tokens = []
+
     def close(self) -> None:
         self.weights = None
         self.gguf.close()

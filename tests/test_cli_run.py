@@ -342,13 +342,13 @@ def test_tokenize_table_and_model_api(smollm2_path):
 def test_chat_repl_set_show_save_load_regen_stats(tiny, tmp_path):
     conv = tmp_path / "conv.json"
     turns = (f"/set temp 0\n/set top_k 5\n/set top_k -3\n/set bogus 1\n/set ctx 4096\n/set lookup off\n"
-             f"/stats\nHello there\n/stats\n/regen\n/save {conv}\n/clear\n/show\n/load {conv}\n/show\n"
+             f"/stats\nHello there\n/stats\n/set ctx 8\n/regen\n/save {conv}\n/clear\n/show\n/load {conv}\n/show\n"
              f'"""\nline one\nline two\n"""\n/load {tmp_path / "missing.json"}\n/bye\n')
     r = llmlite("chat", tiny, "-n", "4", input=turns)
     assert r.returncode == 0, r.stderr
     err = r.stderr
     assert "(temp = 0.0)" in err and "(top_k = 5)" in err and "(lookup off)" in err
-    assert "error: --top-k must be >= 0" in err and "error: /set bogus" in err and "restart with -c" in err
+    assert "error: --top-k must be >= 0" in err and "error: /set bogus" in err and "(ctx = 4096)" in err
     assert "(no reply yet)" in err
     stats = _stats_ok(err)
     assert len(stats) == 4                     # the turn, /stats, /regen's turn, the multi-line turn
@@ -359,7 +359,8 @@ def test_chat_repl_set_show_save_load_regen_stats(tiny, tmp_path):
     saved = json.loads(conv.read_text())
     assert [m["role"] for m in saved["messages"]] == ["user", "assistant"]
     assert saved["messages"][0]["content"] == "Hello there" and saved["messages"][1]["content"] == replies[1]
-    assert "context: 0 of" in err and "(conversation loaded from" in err and "2 messages" in err
+    assert "error: /set ctx 8: the conversation is" in err     # it would not fit: refused
+    assert "context: 0 of 4096 tokens" in err and "(conversation loaded from" in err and "2 messages" in err
     assert "token ids: []" in err and "Hello there" in err.split("(conversation loaded from")[1]
     assert "error: /load" in err and "missing.json" in err
 
