@@ -245,8 +245,16 @@ def info(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     ctx_size: Optional[int] = typer.Option(None, "-c", "--ctx-size",
                                            help="Context for the memory estimate (default: min(4096, training context))."),
+    plan: bool = typer.Option(False, "--plan", help="Print the CPU/GPU layer split for -ngl, without loading."),
+    vram: Optional[float] = typer.Option(None, "--vram", metavar="GB",
+                                         help="With --plan: free GPU memory to plan for (default: this GPU's)."),
+    vram_margin: int = typer.Option(512, "--vram-margin", metavar="MiB", help="With --plan: memory left free."),
+    gpu_layers: str = typer.Option("auto", "-ngl", "--gpu-layers", "--n-gpu-layers", metavar="auto|N",
+                                   help="With --plan: layers to put on the GPU (auto, all, or a number)."),
 ) -> None:
     """Describe a GGUF model: architecture, sizes, tokenizer, tensor types, memory.
+    With --plan: which layers -ngl puts on the GPU, the bytes on each side and the
+    decode speed to expect from each side's bandwidth, for any --vram.
 
     \f
     With --json, prints one object with these keys (stable):
@@ -264,6 +272,9 @@ def info(
     if ctx_size is not None and ctx_size <= 0:
         raise UserError(f"-c/--ctx-size must be positive (got {ctx_size})")
     path = resolve(model)
+    if plan:
+        _info_plan(path, ctx_size, vram, vram_margin, gpu_layers, json_out)
+        return
     facts = model_facts(path, ctx_size)
     if json_out:
         import json
@@ -271,6 +282,37 @@ def info(
         sys.stdout.write(json.dumps(facts, indent=2) + "\n")
         return
     _print_info(facts)
+
+
+def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool) -> None:
+    import dataclasses
+
+    from llmlite import offload
+    from llmlite.gguf_file import open_gguf
+
+    if vram is not None and not vram >= 0:
+        raise UserError(f"--vram must be >= 0 GB (got {vram})")
+    if margin_mib < 0:
+        raise UserError(f"--vram-margin must be >= 0 MiB (got {margin_mib})")
+    n = _parse_ngl(ngl)
+    with open_gguf(path) as g:
+        arch = g.get("general.architecture")
+        train = g.get(f"{arch}.context_length")
+        costs = offload.model_costs(g, ctx_size or min(4096, int(train or 4096)))
+    free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
+    p = offload.plan_split(costs, free, margin_mib << 20, n, cpu_gbs=offload.cpu_bandwidth_gbs())
+    if json_out:
+        import json
+
+        d = dataclasses.asdict(p)
+        for side in ("cpu", "gpu"):
+            r = d[side]["layers"]
+            d[side]["layers"] = [r.start, r.stop]
+        sys.stdout.write(json.dumps(d, indent=2) + "\n")
+        return
+    print(f"{path.name}, context {costs.n_ctx}" + ("" if vram is not None or free is not None
+                                                    else " (no GPU found: pass --vram GB to plan for one)"))
+    print(offload.format_plan(p))
 
 
 def _print_info(f: dict) -> None:

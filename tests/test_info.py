@@ -152,3 +152,25 @@ def test_python_dash_m_and_subprocess_errors(smollm2_path, tmp_path):
                        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and "2^63 tensors" in r.stderr
+
+
+def test_info_plan_what_if(smollm2_path):
+    """`info --plan` places the layers for any --vram without loading: none with no
+    room, all (and the head) with plenty, -ngl N as asked; the text shows both sides
+    and the cliff"""
+    def plan(*args):
+        r = CliRunner().invoke(app, ["info", str(smollm2_path), "--plan", "-c", "2048", *args, "--json"])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    p = plan("--vram", "0.5")                       # all of it is the margin
+    assert p["n_gpu"] == 0 and p["gpu"]["weights"] == 0
+    p = plan("--vram", "40")
+    assert p["n_gpu"] == p["n_layer"] == 30 and p["head_on_gpu"] and p["cpu"]["layers"] == [0, 0]
+    p = plan("--vram", "40", "-ngl", "12")
+    assert p["n_gpu"] == 12 and p["gpu"]["layers"] == [18, 30] and not p["head_on_gpu"]
+    # a margin that leaves room for some layers only: fewer than all, more than none
+    p = plan("--vram", "0.6", "--vram-margin", "512")
+    assert 0 < p["n_gpu"] < 30 and p["gpu"]["weights"] + p["gpu"]["kv"] + p["gpu"]["compute"] <= 0.6 * 2**30 - 2**29
+    r = CliRunner().invoke(app, ["info", str(smollm2_path), "--plan", "--vram", "0.6"])
+    assert r.exit_code == 0 and "layers on the GPU" in r.stdout and "CPU:" in r.stdout and "50%" in r.stdout

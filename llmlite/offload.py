@@ -1,0 +1,267 @@
+"""The CPU/GPU layer split plan (issue 7): what `-ngl auto|N` would place where, and
+the decode speed to expect from each side's memory bandwidth (the bandwidth cliff).
+
+Pure Python over the GGUF tensor table: nothing is loaded, so `llmlite info MODEL
+--plan [-c N] [--vram GB]` can answer "what if" for any VRAM size. The last layers go
+to the GPU; the embeddings stay on the CPU; the output head (output.weight, or the tied
+token_embd, which the GPU then needs its own copy of, + output_norm) goes with the last
+span, so it is on the GPU only when every layer is.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+MiB, GiB = 1 << 20, 1 << 30
+DEFAULT_MARGIN = 512 * MiB
+# H100 SXM: 3.35 TB/s HBM3 peak; a streaming read achieves about 80% of it
+H100_GBS = 3350.0 * 0.8
+# a GPU layer costs at least its kernel launches, whatever the bytes: about ten kernels
+# at ~2.5 us each even replayed from a CUDA graph (an estimate until the CUDA backend is timed)
+GPU_LAYER_US = 25.0
+DEFAULT_CPU_GBS = 20.0   # a placeholder: pass cpu_bandwidth_gbs() (the machine's probe) instead
+THREAD_SLOTS = 256       # csrc/model.c: m->n_threads_alloc, the per-thread scratch slots
+_BLK = re.compile(r"^blk\.(\d+)\.")
+
+
+@dataclass
+class ModelCosts:
+    """Bytes of each part of a model at a context n_ctx and batch n_batch."""
+    n_layer: int
+    n_ctx: int
+    n_batch: int
+    layer_weights: list[int]   # sum of blk.{i}.* tensor bytes
+    layer_kv: list[int]        # K + V cache of layer i at n_ctx
+    kv_pos_bytes: int          # K + V of one position in one layer
+    windows: list[int]         # per layer: the sliding window the attention reads (0: all)
+    embd_bytes: int            # token_embd (always on the CPU)
+    embd_row_bytes: int        # the one row of it a token reads
+    head_bytes: int            # output.weight or the tied token_embd, + output_norm
+    head_tied: bool
+    other_bytes: int           # other global tensors (rope_freqs...): on the CPU, copied to a GPU span
+    scratch_bytes: int         # compute buffers of one device span (compute_bytes)
+    logits_bytes: int          # n_vocab * n_batch floats, on the side holding the head
+    file_tensor_bytes: int     # every tensor in the file, once
+
+
+def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
+                  n_ff: int) -> int:
+    """The scratch llm_model_new (csrc/model.c) allocates, without zalloc's rounding:
+    4 B * n_batch * (x, xn: n_embd; q, att: q_dim; k, v: kv_dim; gate, up: n_ff;
+    tmp: wide = max(n_ff, q_dim, q_dim + 2 kv_dim, 2 n_ff))
+    + 4 B * 256 thread slots * group * ((n_ctx + 16) scores + 16 * head_dim acc32)
+    + 2 B * 256 thread slots * 2 q_dim (q16, acc16),
+    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv.
+    A GPU span is assumed to need the same."""
+    q, kv = n_head * head_dim, n_head_kv * head_dim
+    wide = max(n_ff, q, q + 2 * kv, 2 * n_ff)
+    group = n_head // n_head_kv
+    per_row = 2 * n_embd + 2 * q + 2 * kv + wide + 2 * n_ff
+    per_thread = group * (n_ctx + 16) + group * 16 * head_dim
+    return 4 * n_batch * per_row + 4 * THREAD_SLOTS * per_thread + 2 * THREAD_SLOTS * 2 * q
+
+
+def model_costs(gguf, n_ctx: int, n_batch: int = 256) -> ModelCosts:
+    """Costs from an open GGUFFile (or a path). n_batch defaults to Model's (256).
+
+    KV cache, as csrc/model.c allocates it (kcache, vcache: F16, head-major
+    [n_layer][n_head_kv][n_ctx][head_dim]; sliding-window layers hold the full context
+    too): per layer 2 (K, V) * n_ctx * n_head_kv * head_dim * 2 bytes, their sum is
+    llm_model_kv_bytes. Hyper-parameters are read as llmlite/model.py's build_config does
+    (first layer's values, n_vocab = token_embd's rows, head_dim for V too)."""
+    from llmlite.gguf_file import ModelConfig, open_gguf
+
+    if not hasattr(gguf, "tensors"):
+        with open_gguf(gguf) as g:
+            return model_costs(g, n_ctx, n_batch)
+    cfg = ModelConfig.from_gguf(gguf)
+    md, T, n = gguf.metadata, gguf.tensors, cfg.n_layer
+    embd = T["token_embd.weight"]
+    n_vocab = int(embd.shape[1])
+    layer_w, other = [0] * n, 0
+    for name, t in T.items():
+        m = _BLK.match(name)
+        if m and int(m.group(1)) < n:
+            layer_w[int(m.group(1))] += t.nbytes
+        elif name not in ("token_embd.weight", "output.weight", "output_norm.weight"):
+            other += t.nbytes
+    out = T.get("output.weight")
+    norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
+    kv_pos = 2 * cfg.n_head_kv * cfg.head_dim * 2
+    pat = md.get(f"{cfg.arch}.attention.sliding_window_pattern", 6 if cfg.arch == "gemma3" else 1)
+    pat = int(getattr(pat, "flat", [pat])[0])   # forward.c is_swa: window > 0, pattern > 1, il % p < p - 1
+    windows = [cfg.sliding_window if cfg.sliding_window > 0 and pat > 1 and il % pat < pat - 1 else 0
+               for il in range(n)]
+    return ModelCosts(
+        n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w, layer_kv=[n_ctx * kv_pos] * n,
+        kv_pos_bytes=kv_pos, windows=windows, embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
+        head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
+        other_bytes=other,
+        scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff),
+        logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()))
+
+
+@dataclass
+class Side:
+    """What one device holds, and what it reads per decoded token."""
+    layers: range
+    weights: int = 0       # the layers' tensors
+    head: int = 0          # the output head (on the CPU, without the tied matrix it shares with embd)
+    extra: int = 0         # embeddings and other global tensors
+    kv: int = 0
+    compute: int = 0
+    bytes_per_token: int = 0
+    ms_per_token: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.head + self.extra + self.kv + self.compute
+
+
+@dataclass
+class Plan:
+    n_layer: int
+    n_gpu: int
+    head_on_gpu: bool
+    cpu: Side
+    gpu: Side
+    vram_free: int | None
+    margin: int
+    fits: bool
+    tokens_per_s: float
+    cpu_gbs: float
+    gpu_gbs: float
+    kv_fill: int
+    cliff: list[tuple[int, int, float, bool]] = field(default_factory=list)  # (%, layers, t/s, fits)
+    notes: list[str] = field(default_factory=list)
+
+
+def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: float,
+           gpu_layer_us: float = GPU_LAYER_US) -> tuple[Side, Side, float]:
+    """The two sides with the last n_gpu layers on the GPU, and the expected decode t/s:
+    1 / (cpu_bytes_per_token / cpu_bw + gpu_bytes_per_token / gpu_bw + n_gpu * gpu_layer_us),
+    where a side's
+    bytes per token are its weights (layers, head, the embedding row) + the KV its
+    attention reads at kv_fill tokens (min(kv_fill, window) on sliding-window layers).
+    The hidden state crossing PCIe (n_embd floats) is left out."""
+    n = c.n_layer
+    head_gpu = n_gpu == n
+    sides = []
+    for on_gpu, rng in ((False, range(0, n - n_gpu)), (True, range(n - n_gpu, n))):
+        s = Side(rng)
+        if on_gpu and not rng:
+            sides.append(s)
+            continue
+        s.weights = sum(c.layer_weights[i] for i in rng)
+        s.kv = sum(c.layer_kv[i] for i in rng)
+        s.extra = c.other_bytes + (0 if on_gpu else c.embd_bytes)
+        has_head = head_gpu == on_gpu
+        s.head = (c.head_bytes - (c.embd_bytes if c.head_tied and not on_gpu else 0)) if has_head else 0
+        s.compute = c.scratch_bytes + (c.logits_bytes if has_head else 0)
+        kv_read = sum(min(kv_fill, c.windows[i] or kv_fill) for i in rng) * c.kv_pos_bytes
+        s.bytes_per_token = (s.weights + (c.head_bytes if has_head else 0) + kv_read
+                             + (0 if on_gpu else c.embd_row_bytes))
+        s.ms_per_token = 1e3 * s.bytes_per_token / ((gpu_gbs if on_gpu else cpu_gbs) * 1e9)
+        if on_gpu:
+            s.ms_per_token += len(rng) * gpu_layer_us / 1e3
+        sides.append(s)
+    cpu, gpu = sides
+    ms = cpu.ms_per_token + gpu.ms_per_token
+    return cpu, gpu, (1e3 / ms if ms > 0 else float("inf"))
+
+
+def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_MARGIN, ngl="auto", *,
+               cpu_gbs: float = DEFAULT_CPU_GBS, gpu_gbs: float = H100_GBS, kv_fill: int = 0,
+               gpu_layer_us: float = GPU_LAYER_US) -> Plan:
+    """Place the layers. ngl "auto": the largest N whose last N layers' weights + KV +
+    the span's compute buffers (+ the head and logits when N == n_layer) fit in
+    vram_free - margin (0 without a GPU, vram_free None); an int: as asked, capped at
+    n_layer; "all": n_layer. Bandwidths in GB/s (1e9 B/s); kv_fill: tokens in the cache."""
+    n = costs.n_layer
+    budget = None if vram_free is None else vram_free - margin
+
+    def gpu_need(k: int) -> int:
+        return _split(costs, k, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[1].total
+
+    def fits(k: int) -> bool:
+        return k == 0 or (budget is not None and gpu_need(k) <= budget)
+
+    notes = []
+    if ngl == "auto":
+        k = next(k for k in range(n, -1, -1) if fits(k))
+        if budget is None:
+            notes.append("no GPU found: every layer on the CPU")
+    else:
+        k = n if ngl == "all" else int(ngl)
+        if k < 0:
+            raise ValueError(f"-ngl must be >= 0 (got {k})")
+        if k > n:
+            notes.append(f"-ngl {k} capped at the model's {n} layers")
+            k = n
+        if not fits(k):
+            why = "more than the free VRAM less the margin" if budget is not None else "but no GPU was found"
+            notes.append(f"{k} layers need {_b(gpu_need(k))} on the GPU, {why}")
+    cpu, gpu, tps = _split(costs, k, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)
+    cliff = [(pct, n * pct // 100, _split(costs, n * pct // 100, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[2],
+              fits(n * pct // 100))
+             for pct in (0, 25, 50, 75, 100)]
+    return Plan(n, k, k == n, cpu, gpu, vram_free, margin, fits(k), tps, cpu_gbs, gpu_gbs, kv_fill, cliff, notes)
+
+
+def _b(x: int) -> str:
+    return f"{x / GiB:.1f} GiB" if x >= GiB else f"{x / MiB:.1f} MiB"
+
+
+def _range(r: range) -> str:
+    return "none" if not r else f"layer {r[0]}" if len(r) == 1 else f"layers {r[0]}-{r[-1]}"
+
+
+def format_plan(p: Plan) -> str:
+    """The plan for people (stderr), with the bandwidth cliff."""
+    head = "GPU" if p.head_on_gpu else "CPU"
+    lines = [f"offload plan: {p.n_gpu}/{p.n_layer} layers on the GPU ({_range(p.gpu.layers)}), head on {head}"]
+    for name, s in (("GPU", p.gpu), ("CPU", p.cpu)):
+        w = f"{_b(s.weights + s.head + s.extra)} weights"
+        what = [_range(s.layers)] + (["head"] if name == head else []) + (["embeddings"] if name == "CPU" else [])
+        line = f"  {name}: {w} ({', '.join(what)}) + {_b(s.kv)} KV + {_b(s.compute)} compute = {_b(s.total)}"
+        if name == "GPU":
+            line += (f" of {_b(p.vram_free)} free (margin {_b(p.margin)})" if p.vram_free is not None
+                     else " (no GPU found)")
+        lines.append(line)
+    fill = f"KV read at {p.kv_fill} tokens" if p.kv_fill else "empty KV cache"
+    lines.append(f"  expected decode: ~{p.tokens_per_s:.0f} t/s (CPU part {p.cpu.ms_per_token:.2f} "
+                 f"ms/token reading at {p.cpu_gbs:.0f} GB/s, GPU part {p.gpu.ms_per_token:.2f} ms/token at "
+                 f"{p.gpu_gbs:.0f} GB/s + {GPU_LAYER_US:.0f} us launches per layer; {fill})")
+    lines.append("  layers on GPU " + "".join(f"{f'{pct}% ({k})':>12}" for pct, k, _, _ in p.cliff))
+    lines.append("  decode t/s    " + "".join(f"{f'{t:.0f}' + ('' if ok else '*'):>12}" for _, _, t, ok in p.cliff))
+    if not all(ok for *_, ok in p.cliff):
+        lines.append("  (* does not fit in the free VRAM)")
+    lines += [f"  note: {x}" for x in p.notes]
+    return "\n".join(lines)
+
+
+def vram_free() -> int | None:
+    """Free GPU memory in bytes (cudaMemGetInfo via llmlite._lib), or None without a
+    GPU backend or GPU. Never raises."""
+    try:
+        from llmlite import _lib
+
+        avail = getattr(_lib, "gpu_available", None)
+        if callable(avail) and not avail():
+            return None
+        info = getattr(_lib, "cuda_mem_info", None)
+        if not callable(info):
+            return None
+        r = info()
+        free = int(r[0] if isinstance(r, (tuple, list)) else r)
+        return free if free >= 0 else None
+    except Exception:
+        return None
+
+
+def cpu_bandwidth_gbs(threads: int | None = None) -> float:
+    """The CPU side's read bandwidth, GB/s: `llmlite bench`'s probe (llm_probe_read_bw_pages)
+    with 4 KiB pages, as memory-mapped weights have."""
+    from llmlite.bench import probe_bandwidth
+
+    return probe_bandwidth(threads, huge_pages=False)

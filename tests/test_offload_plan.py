@@ -1,0 +1,243 @@
+"""llmlite.offload: the CPU/GPU split plan, checked against figures computed by hand
+from the tensor shapes of small synthetic GGUF files, and on the two real models."""
+from __future__ import annotations
+
+import gguf
+import numpy as np
+import pytest
+
+from llmlite.gguf_file import open_gguf
+from llmlite.offload import MiB, format_plan, model_costs, plan_split, vram_free
+
+Q8 = gguf.GGMLQuantizationType.Q8_0
+
+# A 4-layer llama-like model: n_embd 64, 4 heads, 2 KV heads, head_dim 16, n_ff 128, n_vocab 256.
+# Bytes by hand (F32 4 B, F16 2 B per element; Q8_0 34 B per 32 elements):
+#   attn_norm, ffn_norm   F32 64           2 x 256
+#   attn_q, attn_output   F16 64 x 64      2 x 8192
+#   attn_k, attn_v        Q8_0 32 rows x 64    2 x 32*2*34 = 2 x 2176
+#   ffn_gate, ffn_up      Q8_0 128 rows x 64   2 x 128*2*34 = 2 x 8704
+#   ffn_down              layers 0-1: F32 64 rows x 128 = 32768; layers 2-3: Q8_0 64*4*34 = 8704
+LAYER = [71424, 71424, 47360, 47360]
+EMBD = 256 * 2 * 34            # token_embd Q8_0, 256 rows of 64: 17408, one row 68
+OUTPUT = 256 * 64 * 2          # output.weight F16: 32768
+NORM = 64 * 4                  # output_norm F32
+ROPE = 8 * 4                   # rope_freqs F32 (untied file only)
+KV_POS = 2 * 2 * 16 * 2        # K and V, 2 KV heads of 16, F16: bytes per position per layer
+
+
+def _write(path, tied: bool, arch: str = "llama", window: int = 0, pattern: int = 0):
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(str(path), arch)
+    for k, v in {"block_count": 4, "context_length": 2048, "embedding_length": 64,
+                 "feed_forward_length": 128, "attention.head_count": 4, "attention.head_count_kv": 2}.items():
+        w.add_uint32(f"{arch}.{k}", v)
+    w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+    if window:
+        w.add_uint32(f"{arch}.attention.sliding_window", window)
+        w.add_uint32(f"{arch}.attention.sliding_window_pattern", pattern)
+
+    def f32(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    def q8(rows, cols):
+        return rng.integers(0, 256, (rows, cols // 32 * 34), dtype=np.uint8)
+
+    w.add_tensor("token_embd.weight", q8(256, 64), raw_dtype=Q8)
+    for i in range(4):
+        p = f"blk.{i}."
+        w.add_tensor(p + "attn_norm.weight", f32(64))
+        w.add_tensor(p + "attn_q.weight", f32(64, 64).astype(np.float16))
+        w.add_tensor(p + "attn_k.weight", q8(32, 64), raw_dtype=Q8)
+        w.add_tensor(p + "attn_v.weight", q8(32, 64), raw_dtype=Q8)
+        w.add_tensor(p + "attn_output.weight", f32(64, 64).astype(np.float16))
+        w.add_tensor(p + "ffn_norm.weight", f32(64))
+        w.add_tensor(p + "ffn_gate.weight", q8(128, 64), raw_dtype=Q8)
+        w.add_tensor(p + "ffn_up.weight", q8(128, 64), raw_dtype=Q8)
+        if i < 2:
+            w.add_tensor(p + "ffn_down.weight", f32(64, 128))
+        else:
+            w.add_tensor(p + "ffn_down.weight", q8(64, 128), raw_dtype=Q8)
+    w.add_tensor("output_norm.weight", f32(64))
+    if not tied:
+        w.add_tensor("output.weight", f32(256, 64).astype(np.float16))
+        w.add_tensor("rope_freqs.weight", f32(8))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("offload")
+    return {"untied": _write(d / "untied.gguf", False), "tied": _write(d / "tied.gguf", True),
+            "swa": _write(d / "swa.gguf", True, "gemma3", window=8, pattern=2)}
+
+
+# model.c's scratch at n_batch 8, n_ctx 128, by hand:
+#   rows: 8 * 4 B * (x 64 + xn 64 + q 64 + att 64 + k 32 + v 32 + tmp max(128, 64, 128, 256) + gate 128 + up 128)
+#   scores: 256 threads * group 2 * (128 + 16) * 4 B; acc32: 256 * 2 * 16 * 16 * 4 B; q16, acc16: 2 * 256 * 64 * 2 B
+SCRATCH = 8 * 4 * 832 + 256 * 2 * 144 * 4 + 256 * 2 * 16 * 16 * 4 + 2 * 256 * 64 * 2
+LOGITS = 256 * 8 * 4
+
+
+def _need(n, tied=False):
+    """GPU bytes for the last n layers at n_ctx 128, n_batch 8, by hand."""
+    if n == 0:
+        return 0
+    kv = n * 128 * KV_POS
+    head = (EMBD + NORM if tied else OUTPUT + NORM) + LOGITS if n == 4 else 0
+    return sum(LAYER[4 - n:]) + kv + SCRATCH + head + (0 if tied else ROPE)
+
+
+def test_layer_head_and_embedding_bytes(files):
+    for kind in ("untied", "tied"):
+        c = model_costs(files[kind], 128, 8)
+        assert c.n_layer == 4 and c.layer_weights == LAYER
+        assert c.embd_bytes == EMBD and c.embd_row_bytes == 68
+        assert c.head_tied == (kind == "tied")
+        assert c.head_bytes == (EMBD + NORM if kind == "tied" else OUTPUT + NORM)
+        assert c.other_bytes == (0 if kind == "tied" else ROPE)
+
+
+def test_kv_bytes_two_contexts(files):
+    for n_ctx in (128, 1000):
+        c = model_costs(files["untied"], n_ctx, 8)
+        assert c.layer_kv == [2 * n_ctx * 2 * 16 * 2] * 4       # K+V * positions * kv heads * head_dim * F16
+    assert model_costs(files["untied"], 1000, 8).layer_kv[0] == 128000
+
+
+def test_kv_bytes_match_what_the_c_model_allocates(files):
+    from llmlite.model import Weights
+
+    for n_ctx in (128, 1000):
+        with open_gguf(files["untied"]) as g:
+            assert sum(model_costs(g, n_ctx, 8).layer_kv) == Weights(g, n_ctx, 8).kv_bytes
+
+
+def test_compute_bytes(files):
+    c = model_costs(files["untied"], 128, 8)
+    assert c.scratch_bytes == SCRATCH == 911360
+    assert c.logits_bytes == LOGITS
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_auto_at_the_boundary(files, tied):
+    c = model_costs(files["tied" if tied else "untied"], 128, 8)
+    margin = 3 * MiB
+    for n in (1, 2, 3, 4):
+        p = plan_split(c, _need(n, tied) + margin, margin)
+        assert p.n_gpu == n and p.fits and p.gpu.total == _need(n, tied)
+        assert p.gpu.layers == range(4 - n, 4) and p.cpu.layers == range(0, 4 - n)
+        assert p.head_on_gpu == (n == 4)
+        assert (p.gpu.head > 0) == (n == 4) and (p.cpu.head > 0) == (n < 4)
+        assert plan_split(c, _need(n, tied) + margin - 1, margin).n_gpu == n - 1
+        assert plan_split(c, _need(n, tied) + margin, margin + 1).n_gpu == n - 1   # the margin is kept
+
+
+def test_hand_figures_are_not_all_the_same():
+    # the boundary test means something only if each extra layer costs something
+    assert [_need(n) for n in range(5)] == sorted(set(_need(n) for n in range(5)))
+    assert _need(1) == 47360 + 16384 + 911360 + 32
+
+
+def test_small_vram_and_no_gpu(files):
+    c = model_costs(files["untied"], 128, 8)
+    assert plan_split(c, _need(1) - 1, 0).n_gpu == 0
+    assert plan_split(c, 100 * MiB, 512 * MiB).n_gpu == 0            # less free than the margin
+    p = plan_split(c, None)
+    assert p.n_gpu == 0 and p.gpu.total == 0 and any("no GPU" in x for x in p.notes)
+
+
+def test_explicit_n_and_all(files):
+    c = model_costs(files["untied"], 128, 8)
+    p = plan_split(c, 0, 0, ngl=2)
+    assert p.n_gpu == 2 and not p.fits and p.gpu.total == _need(2) and p.notes
+    p = plan_split(c, _need(2), 0, ngl=2)
+    assert p.n_gpu == 2 and p.fits and not p.notes
+    p = plan_split(c, 10**12, 0, ngl=9)
+    assert p.n_gpu == 4 and p.head_on_gpu and any("capped" in x for x in p.notes)
+    assert plan_split(c, 10**12, 0, ngl="all").n_gpu == 4
+    assert plan_split(c, 10**12, 0, ngl=0).n_gpu == 0
+
+
+@pytest.mark.parametrize("n", [0, 2, 4])
+def test_decode_estimate(files, n):
+    c = model_costs(files["untied"], 128, 8)
+    p = plan_split(c, 10**12, 0, ngl=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=0)
+    kv = 50 * KV_POS
+    cpu = sum(LAYER[:4 - n]) + (4 - n) * kv + 68 + (OUTPUT + NORM if n < 4 else 0)
+    gpu = sum(LAYER[4 - n:]) + n * kv + (OUTPUT + NORM if n == 4 else 0)
+    assert (p.cpu.bytes_per_token, p.gpu.bytes_per_token) == (cpu, gpu)
+    assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9), rel=1e-12)
+    # with a launch floor of 30 us per GPU layer
+    p = plan_split(c, 10**12, 0, ngl=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=30)
+    assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9 + n * 30e-6), rel=1e-12)
+
+
+def test_decode_sliding_window_reads_the_window(files):
+    # gemma3 with pattern 2: layers 0 and 2 read at most 8 positions, 1 and 3 all 20
+    c = model_costs(files["swa"], 128, 8)
+    assert c.windows == [8, 0, 8, 0] and c.layer_kv == [128 * KV_POS] * 4   # the cache is full-size anyway
+    p = plan_split(c, None, cpu_gbs=5, kv_fill=20)
+    assert p.cpu.bytes_per_token == sum(LAYER) + (8 + 20 + 8 + 20) * KV_POS + 68 + EMBD + NORM
+
+
+def test_cliff_and_format(files):
+    c = model_costs(files["untied"], 128, 8)
+    p = plan_split(c, _need(2) + 1000, 1000, cpu_gbs=10, gpu_gbs=1000, gpu_layer_us=0)
+    assert [(pct, k, ok) for pct, k, _, ok in p.cliff] == [
+        (0, 0, True), (25, 1, True), (50, 2, True), (75, 3, False), (100, 4, False)]
+    tps = [t for _, _, t, _ in p.cliff]
+    assert tps == sorted(tps) and tps[2] == pytest.approx(p.tokens_per_s)
+    s = format_plan(p)
+    assert "2/4 layers on the GPU (layers 2-3), head on CPU" in s
+    assert "GPU:" in s and "CPU:" in s and "layers 0-1" in s and "margin" in s
+    assert "100%" in s and "25%" in s and "t/s" in s
+    one = format_plan(plan_split(c, _need(1), 0))
+    assert "(layer 3)" in one and "layers 0-2" in one
+
+
+def test_vram_free_on_this_build_never_raises():
+    v = vram_free()
+    assert v is None or (isinstance(v, int) and v >= 0)
+
+
+def _hand_scratch(g, n_ctx, n_batch):
+    """model.c's llm_model_new scratch, written out again from the metadata."""
+    md, a = g.metadata, g.metadata["general.architecture"]
+    e, h, ff = md[f"{a}.embedding_length"], md[f"{a}.attention.head_count"], md[f"{a}.feed_forward_length"]
+    hkv = md.get(f"{a}.attention.head_count_kv", h)
+    hd = md.get(f"{a}.attention.key_length", e // h)
+    q, kv = h * hd, hkv * hd
+    rows = n_batch * 4 * (2 * e + 2 * q + 2 * kv + max(ff, q, q + 2 * kv, 2 * ff) + 2 * ff)
+    return rows + 256 * (h // hkv) * ((n_ctx + 16) + 16 * hd) * 4 + 256 * q * 2 * 2
+
+
+@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+def test_real_models_nothing_lost_nothing_twice(which, request):
+    from llmlite.model import Weights
+
+    path = request.getfixturevalue(f"{which}_path")
+    n_ctx, n_batch = 512, 64
+    with open_gguf(path) as g:
+        file_bytes = sum(t.nbytes for t in g.tensors.values())
+        # the tensor table's sizes fill the data section, up to alignment padding
+        assert 0 <= g.file_size - g.data_offset - file_bytes < len(g.tensors) * g.alignment
+        c = model_costs(g, n_ctx, n_batch)
+        kv = Weights(g, n_ctx, n_batch).kv_bytes
+        vocab = g.tensors["token_embd.weight"].shape[1]
+        tied = "output.weight" not in g.tensors
+        embd = g.tensors["token_embd.weight"].nbytes
+        scratch = _hand_scratch(g, n_ctx, n_batch)
+    assert c.file_tensor_bytes == file_bytes and c.scratch_bytes == scratch
+    n = c.n_layer
+    for k in (0, 1, n // 2, n - 1, n):
+        p = plan_split(c, 10**12, 0, ngl=k)
+        assert p.cpu.kv + p.gpu.kv == kv
+        compute = scratch * (2 if k else 1) + 4 * vocab * n_batch
+        dup = embd if tied and k == n else 0                    # the GPU's own copy of the tied matrix
+        copies = c.other_bytes if k else 0                       # globals (rope_freqs) a GPU span needs too
+        assert p.cpu.total + p.gpu.total == file_bytes + dup + copies + kv + compute, k
