@@ -54,7 +54,7 @@ typedef struct {
 
 /* where (layer il, KV head h, position p)'s row starts in the caches */
 static inline size_t kv_row(const llm_model *m, int il, int h, int p) {
-    return (((size_t)il * m->c.n_head_kv + h) * m->n_ctx + p) * m->c.head_dim;
+    return (((size_t)(il - m->l0) * m->c.n_head_kv + h) * m->n_ctx + p) * m->c.head_dim;
 }
 
 static int attn_start(const llm_model *m, int il, int p) {
@@ -244,6 +244,30 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
 }
 
+int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
+    const llm_config *c = &m->c;
+    const int d = c->n_embd;
+    for (int il = m->l0; il < m->l1; il++) layer_forward(m, il, n, pos);
+    if (m->span) {            /* the hidden state crosses to the next backend's layers */
+        const int span_head = !m->head;
+        if (m->span_ops->run(m->span, m->x, n, pos, span_head ? logits : NULL, first_out,
+                             span_head ? n_out : 0))
+            return -1;
+        if (span_head) return 0;
+    }
+    if (n_out <= 0 || !m->head) return 0;
+    for (int t = 0; t < n_out; t++)
+        llm_rmsnorm(m->xn + (size_t)t * d, m->x + (size_t)(first_out + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, c->rms_eps);
+    const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
+    TRACE("result_norm", -1, m->xn, (size_t)n_out * d);
+    mm(O, m->xn, n_out, logits);
+    if (c->logit_softcap > 0.0f) {
+        const float cap = c->logit_softcap;
+        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] / cap) * cap;
+    }
+    return 0;
+}
+
 static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float *logits, int first_out, int n_out) {
     const llm_config *c = &m->c;
     const int d = c->n_embd;
@@ -256,22 +280,11 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
             for (int i = 0; i < d; i++) x[i] *= c->embd_scale;
     }
     TRACE("embd", -1, m->x, (size_t)n * d);
-    for (int il = 0; il < c->n_layer; il++) layer_forward(m, il, n, pos);
-    if (n_out <= 0) return 0;
-    for (int t = 0; t < n_out; t++)
-        llm_rmsnorm(m->xn + (size_t)t * d, m->x + (size_t)(first_out + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, c->rms_eps);
-    const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : E;
-    TRACE("result_norm", -1, m->xn, (size_t)n_out * d);
-    mm(O, m->xn, n_out, logits);
-    if (c->logit_softcap > 0.0f) {
-        const float cap = c->logit_softcap;
-        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] / cap) * cap;
-    }
-    return 0;
+    return llm_forward_from_x(m, n, pos, logits, first_out, n_out);
 }
 
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode) {
-    if (n <= 0 || pos < 0 || pos + n > m->n_ctx) return -1;
+    if (n <= 0 || pos < 0 || pos + n > m->n_ctx || m->l0 != 0) return -1;
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= m->c.n_vocab) return -1;
     for (int done = 0; done < n;) {

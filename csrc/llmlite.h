@@ -1,4 +1,5 @@
-/* llmlite C API: the only header cffi reads. No preprocessor tricks here.
+/* llmlite C API: the only header cffi reads (without its # lines: the guard only).
+ * No other preprocessor tricks here.
  *
  * Type ids are ggml's (GGMLQuantizationType):
  *   F32 0, F16 1, Q4_0 2, Q4_1 3, Q5_0 6, Q5_1 7, Q8_0 8, Q8_1 9,
@@ -8,6 +9,8 @@
  * Activations X are `ncols` columns (tokens) of `k` floats each, one column
  * after the other; the result Y is `ncols` columns of `rows` floats.
  */
+#ifndef LLMLITE_H
+#define LLMLITE_H
 
 /* ---- types (types.c) ---- */
 int llm_type_supported(int type);            /* 1 if dequantize + matmul exist */
@@ -115,7 +118,31 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
 /* checks that every tensor the architecture needs is present; returns 0 or -1 and
  * writes a message to err (size errlen) */
 int llm_model_check(llm_model *m, char *err, int errlen);
-long long llm_model_kv_bytes(const llm_model *m);
+long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (its layers) */
+
+/* ---- partial offload: the backend seam (span.h) ----
+ * A model that runs layers [l0, l1) only (its KV cache holds those), with the head
+ * (output norm + output) when head is 1. llm_model_new is (0, n_layer, 1). */
+llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head);
+enum { LLM_BACKEND_CPU = 0, LLM_BACKEND_CUDA = 1 };
+/* give the layers after m's (l1..n_layer-1), and the head unless m holds it, to a
+ * span on `backend`, with its own weights (llm_model_set_span_tensor copies them
+ * there) and KV cache. The CPU backend stands in for a device (tests). 0 ok, or -1
+ * with a message in err. */
+int llm_model_attach(llm_model *m, int backend, char *err, int errlen);
+/* 0 ok, -1 bad slot/type/shape (or no span), -2 out of the backend's memory */
+int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const void *data,
+                              long long ne0, long long ne1);
+long long llm_model_span_bytes(const llm_model *m);   /* what the span holds, 0 without one */
+/* the CPU stand-in's memory size in bytes (0: no limit): a span needing more fails as
+ * a full device would */
+void llm_cpu_span_set_capacity(long long bytes);
+
+/* the CUDA backend: libllmlite_cuda.so, loaded at run time (cuda_loader.c). 0 ok, or
+ * -1 with the reason (no library, no driver, no GPU) in err. */
+int llm_cuda_load(const char *path, char *err, int errlen);
+/* after a successful load: device 0's free and total memory, and its name */
+int llm_cuda_info(long long *free_bytes, long long *total_bytes, char *name, int namelen);
 /* Run n tokens at positions pos..pos+n-1 (the KV cache must hold 0..pos-1).
  * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab).
  * n may exceed n_batch: it is processed in chunks. Returns 0, or -1 (context full, bad token). */
@@ -143,3 +170,4 @@ long long llm_tok_bpe(const void *tok, const unsigned char *buf, const long long
                       int ignore_merges, int *out, long long cap, long long *counts);
 long long llm_tok_spm(const void *tok, const unsigned char *buf, const long long *offs, long long nfrags,
                       int *out, long long cap, long long *counts);
+#endif

@@ -24,6 +24,7 @@ static void zfree(void *p) {
 
 void llm_model_free(llm_model *m) {
     if (!m) return;
+    if (m->span_ops && m->span) m->span_ops->free(m->span);
     free(m->layers); zfree(m->kcache); zfree(m->vcache);
     zfree(m->x); zfree(m->xn); zfree(m->q); zfree(m->k); zfree(m->v); zfree(m->att);
     zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16); zfree(m->acc32);
@@ -31,8 +32,12 @@ void llm_model_free(llm_model *m) {
 }
 
 llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
+    return llm_model_new_span(cfg, n_ctx, n_batch, 0, cfg->n_layer, 1);
+}
+
+llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head) {
     const llm_config *c = cfg;
-    if (c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
+    if (l0 < 0 || l1 < l0 || l1 > c->n_layer || c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || n_ctx <= 0 || n_batch <= 0 ||
         c->n_rot > c->head_dim || c->n_rot % 2 ||
         c->head_dim > LLM_MAX_HEAD_DIM)
@@ -44,6 +49,9 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     if (m->c.swa_pattern <= 0) m->c.swa_pattern = 1;
     m->n_ctx = n_ctx;
     m->n_batch = n_batch;
+    m->l0 = l0;
+    m->l1 = l1;
+    m->head = head != 0;
     m->q_dim = c->n_head * c->head_dim;
     m->kv_dim = c->n_head_kv * c->head_dim;
     size_t B = (size_t)n_batch;
@@ -53,7 +61,7 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
     m->n_threads_alloc = 256;
     m->layers = calloc((size_t)c->n_layer * LLM_T_LAYER_COUNT, sizeof(llm_tensor));
-    size_t kvn = (size_t)c->n_layer * n_ctx * m->kv_dim;
+    size_t kvn = (size_t)(l1 > l0 ? l1 - l0 : 1) * n_ctx * m->kv_dim;
     m->kcache = zalloc(kvn * sizeof(f16_t));
     m->vcache = zalloc(kvn * sizeof(f16_t));
     m->x = zalloc(B * c->n_embd * 4);
@@ -79,7 +87,40 @@ llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
 }
 
 long long llm_model_kv_bytes(const llm_model *m) {
-    return 2LL * m->c.n_layer * m->n_ctx * m->kv_dim * (long long)sizeof(f16_t);
+    return 2LL * (m->l1 - m->l0) * m->n_ctx * m->kv_dim * (long long)sizeof(f16_t);
+}
+
+/* ---- spans on other backends ---- */
+
+static const llm_span_ops *backend_ops(int backend) {
+    if (backend == LLM_BACKEND_CPU) return llm_cpu_span_ops();
+    if (backend == LLM_BACKEND_CUDA) return llm_cuda_span_ops();
+    return NULL;
+}
+
+int llm_model_attach(llm_model *m, int backend, char *err, int errlen) {
+    const llm_span_ops *ops = backend_ops(backend);
+    if (!ops) { snprintf(err, errlen, "backend %d is not available", backend); return -1; }
+    if (ops->abi != LLM_SPAN_ABI) { snprintf(err, errlen, "%s backend: interface version %d, expected %d", ops->name, ops->abi, LLM_SPAN_ABI); return -1; }
+    if (m->span || m->l0 != 0 || m->l1 >= m->c.n_layer) {
+        snprintf(err, errlen, "a span needs a model that stops before the last layer, with no span yet");
+        return -1;
+    }
+    void *s = ops->create(&m->c, m->n_ctx, m->n_batch, m->l1, m->c.n_layer, !m->head, err, errlen);
+    if (!s) return -1;
+    m->span_ops = ops;
+    m->span = s;
+    return 0;
+}
+
+int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const void *data,
+                              long long ne0, long long ne1) {
+    if (!m->span) return -1;
+    return m->span_ops->set_tensor(m->span, layer, slot, type, data, ne0, ne1);
+}
+
+long long llm_model_span_bytes(const llm_model *m) {
+    return m->span ? m->span_ops->mem_bytes(m->span) : 0;
 }
 
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,

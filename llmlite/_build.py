@@ -31,7 +31,7 @@ ffibuilder.set_source(
     sources=_sources,
     include_dirs=["csrc"],
     extra_compile_args=_args,
-    extra_link_args=["-pthread", "-lm"],
+    extra_link_args=["-pthread", "-lm", "-ldl"],
 )
 
 if __name__ == "__main__":

@@ -502,16 +502,6 @@ def _parse_ngl(v: str):
     return n
 
 
-def _gpu_backend() -> bool:
-    from llmlite import _lib
-
-    probe = getattr(_lib, "gpu_available", None)
-    try:
-        return bool(probe()) if callable(probe) else False
-    except Exception:
-        return False
-
-
 def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
     """Resolve and load a model for generation, with the CLI's checks and notes."""
     import time
@@ -541,13 +531,12 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
     if n_ctx is not None and n_ctx_train and n_ctx > n_ctx_train:
         print(f"warning: context {n_ctx} is larger than the model's training context {n_ctx_train}: "
               "quality may drop past it", file=sys.stderr)
-    if gpu not in ("auto", 0) and not _gpu_backend():
-        print(f"note: no GPU backend in this build: -ngl {ngl} ignored, running on the CPU", file=sys.stderr)
     from llmlite.model import Model
 
     t0 = time.perf_counter()
     try:
-        m = Model(path, n_ctx=n_ctx, threads=threads, gpu_layers=gpu if gpu != "auto" else 0, gguf=g)
+        m = Model(path, n_ctx=n_ctx, threads=threads, gpu_layers=gpu, gguf=g,
+                  notify=lambda line: print(_stderr_style(line), file=sys.stderr, flush=True))
     except BaseException:
         g.close()
         raise

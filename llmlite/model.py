@@ -78,10 +78,23 @@ def build_config(md: dict, n_vocab: int, flash_attn: bool = False) -> "ffi.CData
     return c
 
 
-class Weights:
-    """The C model built from an open GGUF file; keeps the file mapped while alive."""
+class OffloadError(LlmliteError):
+    """A span could not be made on its backend (out of its memory, an unsupported type)."""
 
-    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False):
+
+BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
+
+
+class Weights:
+    """The C model built from an open GGUF file; keeps the file mapped while alive.
+
+    n_offload > 0: the last n_offload layers run in a span on `backend` (its own copy
+    of their weights, its own KV cache), and the output head too when that is every
+    layer; the CPU runs the embeddings and the layers before. backend "cpu" stands in
+    for a device (tests)."""
+
+    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False, n_offload: int = 0,
+                 backend: str = "cuda"):
         self.g = g
         md = g.metadata
         fname = Path(g.path).name
@@ -94,14 +107,22 @@ class Weights:
             self.cfg = build_config(md, n_vocab, flash_attn)
         except LlmliteError as e:
             raise LlmliteError(f"{fname}: {e}") from None
-        ctx_train = md.get(f"{md['general.architecture']}.context_length")
-        self.n_ctx = int(n_ctx if n_ctx else min(4096, int(ctx_train or 4096)))
+        self.n_ctx = int(n_ctx if n_ctx else Weights.default_ctx(g))
         self.n_batch = n_batch
         self.n_vocab = n_vocab
-        m = lib.llm_model_new(self.cfg, self.n_ctx, n_batch)
+        n_layer = int(self.cfg.n_layer)
+        n_offload = max(0, min(int(n_offload), n_layer))
+        self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
+        self.device = "GPU" if backend == "cuda" else "CPU stand-in"
+        split = n_layer - n_offload               # the first layer of the span
+        span_head = n_offload == n_layer          # the head goes with the last span when all layers do
+        m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
             raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
         self.ptr = ffi.gc(m, lib.llm_model_free)
+        err = ffi.new("char[256]")
+        if n_offload and lib.llm_model_attach(m, BACKENDS[backend], err, 256) != 0:
+            raise OffloadError(ffi.string(err).decode(errors="replace"))
         self._views = []
         for name, t in g.tensors.items():
             blk = _BLK.match(name)
@@ -118,14 +139,42 @@ class Weights:
             if lib.llm_model_set_tensor(m, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data), ne0, ne1) != 0:
                 tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
                 raise LlmliteError(f"tensor {name}: type {tname} or shape {tuple(t.shape)} not supported")
+            to_span = (layer >= split if layer >= 0 else
+                       slot == lib.LLM_G_ROPE_FREQS or (span_head and slot != lib.LLM_G_TOKEN_EMBD))
+            if n_offload and to_span:
+                self._to_span(name, layer, slot, t, data, ne0, ne1)
+        if span_head and "output.weight" not in g.tensors:     # tied: the span needs its own copy
+            t = g.tensors["token_embd.weight"]
+            self._to_span("token_embd.weight", -1, lib.LLM_G_OUTPUT, t, g.tensor_data("token_embd.weight"),
+                          int(t.shape[0]), int(np.prod(t.shape[1:])))
         err = ffi.new("char[256]")
         if lib.llm_model_check(m, err, 256) != 0:
             raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{md.get('general.architecture')} model as llmlite expects it")
 
+    @staticmethod
+    def default_ctx(g) -> int:
+        """min(4096, the training context)"""
+        md = g.metadata
+        return min(4096, int(md.get(f"{md['general.architecture']}.context_length") or 4096))
+
+    def _to_span(self, name, layer, slot, t, data, ne0, ne1) -> None:
+        rc = lib.llm_model_set_span_tensor(self.ptr, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data),
+                                           ne0, ne1)
+        if rc == -2:
+            raise OffloadError(f"out of {self.device} memory at tensor {name}")
+        if rc != 0:
+            tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
+            raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({tname})")
+
     @property
     def kv_bytes(self) -> int:
         return int(lib.llm_model_kv_bytes(self.ptr))
+
+    @property
+    def span_bytes(self) -> int:
+        """what the offloaded span holds on its backend (weights, KV cache, scratch)"""
+        return int(lib.llm_model_span_bytes(self.ptr))
 
     def forward(self, tokens, pos: int, mode: int, out: np.ndarray | None = None) -> np.ndarray | None:
         """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all). `out`, when
@@ -149,11 +198,16 @@ class Model:
     """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
 
     def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
-                 gpu_layers: int | str = 0, n_batch: int = 256, gguf=None, flash_attn: bool = False):
+                 gpu_layers: int | str = 0, n_batch: int = 256, gguf=None, flash_attn: bool = False,
+                 offload_backend: str | None = None, vram_margin: int | None = None, notify=None):
         """gguf: the file already opened with gguf_file.open_gguf (the model takes it over).
         flash_attn: online-softmax attention with an F16 accumulator (llama.cpp's -fa);
         off by default, as in llama.cpp's and llama-cpp-python's defaults, whose logits
-        llmlite then reproduces bit for bit."""
+        llmlite then reproduces bit for bit.
+        gpu_layers: the last N layers on the GPU, "all", or "auto" (as many as fit the
+        free memory, llmlite/offload.py); offload_backend "cuda" (default, or
+        $LLMLITE_OFFLOAD_BACKEND) or "cpu" (a CPU span standing in for a device).
+        notify(line): told when fewer layers than planned could be offloaded, and why."""
         from llmlite.tokenizer import Tokenizer
 
         self.path = Path(path)
@@ -164,7 +218,10 @@ class Model:
         self.gguf = gguf
         self.gguf.check_computable()
         self.threads = _lib.set_threads(threads)
-        self.weights = Weights(self.gguf, n_ctx or 0, n_batch, flash_attn=flash_attn)
+        self.offload_notes: list[str] = []
+        self.offload_plan = None
+        self.weights = self._make_weights(n_ctx or 0, n_batch, flash_attn, gpu_layers, offload_backend,
+                                          vram_margin, notify)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self.metadata = self.gguf.metadata
         self.arch = self.metadata.get("general.architecture")
@@ -174,6 +231,40 @@ class Model:
         self._tok1 = np.zeros(1, dtype=np.int32)                       # decode-step input
         self._step_logits = np.empty(self.n_vocab, dtype=np.float32)   # decode-step output
         self.last_reused = 0          # prompt tokens the last prefill() found in the cache
+
+    def _make_weights(self, n_ctx, n_batch, flash_attn, gpu_layers, backend, margin, notify) -> Weights:
+        """Weights with the layers -ngl asks for on the device; when the device refuses
+        (out of its memory despite the plan, a type it cannot run), fewer layers, down
+        to none, each step one line to notify."""
+        import os
+
+        from llmlite import offload
+
+        backend = backend or os.environ.get("LLMLITE_OFFLOAD_BACKEND", "cuda")
+        if backend not in BACKENDS:
+            raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
+        say = notify or (lambda line: None)
+        n = 0
+        if gpu_layers not in (0, None):
+            ctx = n_ctx or Weights.default_ctx(self.gguf)
+            n, self.offload_plan, note = offload.choose_layers(
+                self.gguf, ctx, n_batch, gpu_layers, backend,
+                offload.DEFAULT_MARGIN if margin is None else margin)
+            if note:
+                self.offload_notes.append(note)
+                say(note)
+            if self.offload_plan is not None and (n or gpu_layers != "auto"):
+                say(offload.format_plan(self.offload_plan))     # before anything is loaded
+        while True:
+            try:
+                return Weights(self.gguf, n_ctx, n_batch, flash_attn=flash_attn, n_offload=n, backend=backend)
+            except OffloadError as e:
+                fewer = n * 3 // 4 if n > 4 else 0
+                dev = "GPU" if backend == "cuda" else "CPU stand-in"
+                note = f"offload of {n} layers failed ({e}): {fewer} layers on the {dev} instead"
+                self.offload_notes.append(note)
+                say(note)
+                n = fewer
 
     # ---- tokens ----
     def tokenize(self, text, add_special: bool = True, parse_special: bool = False) -> list[int]:

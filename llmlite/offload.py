@@ -9,8 +9,10 @@ span, so it is on the GPU only when every layer is.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
@@ -134,6 +136,8 @@ class Plan:
     kv_fill: int
     cliff: list[tuple[int, int, float, bool]] = field(default_factory=list)  # (%, layers, t/s, fits)
     notes: list[str] = field(default_factory=list)
+    device: str = "GPU"        # what the offloaded side is called ("CPU stand-in" in tests)
+    gpu_layer_us: float = GPU_LAYER_US
 
 
 def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: float,
@@ -172,7 +176,7 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
 
 def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_MARGIN, ngl="auto", *,
                cpu_gbs: float = DEFAULT_CPU_GBS, gpu_gbs: float = H100_GBS, kv_fill: int = 0,
-               gpu_layer_us: float = GPU_LAYER_US) -> Plan:
+               gpu_layer_us: float = GPU_LAYER_US, device: str = "GPU") -> Plan:
     """Place the layers. ngl "auto": the largest N whose last N layers' weights + KV +
     the span's compute buffers (+ the head and logits when N == n_layer) fit in
     vram_free - margin (0 without a GPU, vram_free None); an int: as asked, capped at
@@ -205,7 +209,8 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
     cliff = [(pct, n * pct // 100, _split(costs, n * pct // 100, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[2],
               fits(n * pct // 100))
              for pct in (0, 25, 50, 75, 100)]
-    return Plan(n, k, k == n, cpu, gpu, vram_free, margin, fits(k), tps, cpu_gbs, gpu_gbs, kv_fill, cliff, notes)
+    return Plan(n, k, k == n, cpu, gpu, vram_free, margin, fits(k), tps, cpu_gbs, gpu_gbs, kv_fill, cliff, notes,
+                device, gpu_layer_us)
 
 
 def _b(x: int) -> str:
@@ -218,50 +223,131 @@ def _range(r: range) -> str:
 
 def format_plan(p: Plan) -> str:
     """The plan for people (stderr), with the bandwidth cliff."""
-    head = "GPU" if p.head_on_gpu else "CPU"
-    lines = [f"offload plan: {p.n_gpu}/{p.n_layer} layers on the GPU ({_range(p.gpu.layers)}), head on {head}"]
-    for name, s in (("GPU", p.gpu), ("CPU", p.cpu)):
+    dev = p.device
+    head = dev if p.head_on_gpu else "CPU"
+    lines = [f"offload plan: {p.n_gpu}/{p.n_layer} layers on the {dev} ({_range(p.gpu.layers)}), head on {head}"]
+    for name, s in ((dev, p.gpu), ("CPU", p.cpu)):
         w = f"{_b(s.weights + s.head + s.extra)} weights"
         what = [_range(s.layers)] + (["head"] if name == head else []) + (["embeddings"] if name == "CPU" else [])
         line = f"  {name}: {w} ({', '.join(what)}) + {_b(s.kv)} KV + {_b(s.compute)} compute = {_b(s.total)}"
-        if name == "GPU":
+        if name == dev:
             line += (f" of {_b(p.vram_free)} free (margin {_b(p.margin)})" if p.vram_free is not None
                      else " (no GPU found)")
         lines.append(line)
     fill = f"KV read at {p.kv_fill} tokens" if p.kv_fill else "empty KV cache"
+    launches = f" + {p.gpu_layer_us:.0f} us launches per layer" if p.gpu_layer_us else ""
     lines.append(f"  expected decode: ~{p.tokens_per_s:.0f} t/s (CPU part {p.cpu.ms_per_token:.2f} "
-                 f"ms/token reading at {p.cpu_gbs:.0f} GB/s, GPU part {p.gpu.ms_per_token:.2f} ms/token at "
-                 f"{p.gpu_gbs:.0f} GB/s + {GPU_LAYER_US:.0f} us launches per layer; {fill})")
-    lines.append("  layers on GPU " + "".join(f"{f'{pct}% ({k})':>12}" for pct, k, _, _ in p.cliff))
-    lines.append("  decode t/s    " + "".join(f"{f'{t:.0f}' + ('' if ok else '*'):>12}" for _, _, t, ok in p.cliff))
+                 f"ms/token reading at {p.cpu_gbs:.0f} GB/s, {dev} part {p.gpu.ms_per_token:.2f} ms/token at "
+                 f"{p.gpu_gbs:.0f} GB/s{launches}; {fill})")
+    label = f"layers on {dev}"
+    lines.append(f"  {label} " + "".join(f"{f'{pct}% ({k})':>12}" for pct, k, _, _ in p.cliff))
+    lines.append(f"  {'decode t/s':{len(label)}} " + "".join(f"{f'{t:.0f}' + ('' if ok else '*'):>12}"
+                                                           for _, _, t, ok in p.cliff))
     if not all(ok for *_, ok in p.cliff):
-        lines.append("  (* does not fit in the free VRAM)")
+        lines.append(f"  (* does not fit in the {dev}'s free memory)")
     lines += [f"  note: {x}" for x in p.notes]
     return "\n".join(lines)
 
 
-def vram_free() -> int | None:
-    """Free GPU memory in bytes (cudaMemGetInfo via llmlite._lib), or None without a
-    GPU backend or GPU. Never raises."""
-    try:
-        from llmlite import _lib
+# ---- the backends: the CUDA library loaded at run time, the CPU stand-in -------------
 
-        avail = getattr(_lib, "gpu_available", None)
-        if callable(avail) and not avail():
+_cuda: tuple[bool, str] | None = None     # (loaded, why not)
+
+
+def cuda_lib_path() -> Path:
+    """libllmlite_cuda.so: $LLMLITE_CUDA_LIB, else beside the package (`make cuda`)"""
+    env = os.environ.get("LLMLITE_CUDA_LIB")
+    return Path(env) if env else Path(__file__).resolve().parent / "libllmlite_cuda.so"
+
+
+def load_cuda() -> tuple[bool, str]:
+    """Load the CUDA backend once: (True, "") or (False, the reason: no library, no
+    driver, no GPU...). Never raises."""
+    global _cuda
+    if _cuda is None:
+        path = cuda_lib_path()
+        if not path.is_file():
+            _cuda = (False, "no CUDA backend in this build (`make cuda` builds it where nvcc exists)")
+        else:
+            try:
+                from llmlite._lib import ffi, lib
+
+                err = ffi.new("char[512]")
+                ok = lib.llm_cuda_load(str(path).encode(), err, 512) == 0
+                _cuda = (ok, "" if ok else ffi.string(err).decode(errors="replace"))
+            except Exception as e:  # a broken extension must not stop a CPU run
+                _cuda = (False, f"CUDA backend: {e}")
+    return _cuda
+
+
+def vram_free(backend: str = "cuda") -> int | None:
+    """Free memory of the offload device in bytes: cudaMemGetInfo through the CUDA
+    backend, or for the CPU stand-in $LLMLITE_STANDIN_VRAM_MB (else the free RAM);
+    None without a usable device. Never raises."""
+    try:
+        if backend == "cpu":
+            mb = os.environ.get("LLMLITE_STANDIN_VRAM_MB")
+            if mb:
+                return int(float(mb) * MiB)
+            import psutil
+
+            return int(psutil.virtual_memory().available)
+        if not load_cuda()[0]:
             return None
-        info = getattr(_lib, "cuda_mem_info", None)
-        if not callable(info):
+        from llmlite._lib import ffi, lib
+
+        free, total, name = ffi.new("long long *"), ffi.new("long long *"), ffi.new("char[128]")
+        if lib.llm_cuda_info(free, total, name, 128) != 0:
             return None
-        r = info()
-        free = int(r[0] if isinstance(r, (tuple, list)) else r)
-        return free if free >= 0 else None
+        return int(free[0])
     except Exception:
         return None
 
 
+def choose_layers(g, n_ctx: int, n_batch: int, ngl, backend: str = "cuda",
+                  margin: int = DEFAULT_MARGIN) -> tuple[int, Plan | None, str]:
+    """How many of the last layers to offload for -ngl (auto, all, or N): (n, the plan
+    or None, a note for the user or ""). No usable backend: 0 layers, with the reason
+    when layers were asked for explicitly (auto stays quiet on a CPU-only build)."""
+    if ngl == 0:
+        return 0, None, ""
+    if backend == "cuda":
+        ok, why = load_cuda()
+        if not ok:
+            quiet = ngl == "auto" and not cuda_lib_path().is_file()
+            return 0, None, "" if quiet else f"{why}: running on the CPU"
+    costs = model_costs(g, n_ctx, n_batch)
+    cpu_gbs = cpu_bandwidth_gbs()
+    if backend == "cpu":                   # the stand-in: the same memory, no launches
+        p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,
+                       device="CPU stand-in")
+    else:
+        p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs)
+    return p.n_gpu, p, ""
+
+
 def cpu_bandwidth_gbs(threads: int | None = None) -> float:
     """The CPU side's read bandwidth, GB/s: `llmlite bench`'s probe (llm_probe_read_bw_pages)
-    with 4 KiB pages, as memory-mapped weights have."""
+    with 4 KiB pages, as memory-mapped weights have. Measured once per machine and
+    thread count (~0.3 s), then read from the cache folder."""
+    import json
+    import socket
+
     from llmlite.bench import probe_bandwidth
 
-    return probe_bandwidth(threads, huge_pages=False)
+    base = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite"))
+    f = base / "bandwidth.json"
+    key = f"{socket.gethostname()}:{os.cpu_count()}:{threads or 0}"
+    try:
+        return float(json.loads(f.read_text())[key])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    gbs = probe_bandwidth(threads, huge_pages=False)
+    try:
+        data = json.loads(f.read_text()) if f.is_file() else {}
+        data[key] = gbs
+        base.mkdir(parents=True, exist_ok=True)
+        f.write_text(json.dumps(data))
+    except (OSError, ValueError):
+        pass
+    return gbs

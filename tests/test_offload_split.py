@@ -1,0 +1,152 @@
+"""Partial offload without a GPU: the split machinery with the CPU backend standing in
+for the device on the last layers (its own copy of their weights, its own KV cache).
+The logits must equal the unsplit run's bit for bit on both real models, for a
+prefill of several batch chunks and for decode steps; the head goes with the span
+only when every layer does; a span that runs out of memory falls back to fewer
+layers with one line each; the CUDA loader fails with one clear line without a
+driver."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llmlite._lib import lib
+from llmlite.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(m, ids):
+    """all logits of a prefill of ids (several 64-token chunks), then three decode steps"""
+    m.reset()
+    out = [m.eval(ids).copy()]
+    for t in (17, 4242, 9):
+        out.append(m.step(t).copy()[None, :])
+    return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def prompts(smollm2_path, gemma3_path):
+    rng = np.random.default_rng(7)
+    return {p: rng.integers(10, 3000, size=150).tolist() for p in (smollm2_path, gemma3_path)}
+
+
+@pytest.mark.parametrize("which,n_gpu", [("smollm2", 20), ("smollm2", 30), ("smollm2", 1),
+                                         ("gemma3", 9), ("gemma3", 18)])
+def test_split_logits_are_bit_identical(which, n_gpu, smollm2_path, gemma3_path, prompts):
+    path = smollm2_path if which == "smollm2" else gemma3_path
+    ids = prompts[path]
+    ref = Model(path, n_ctx=256, n_batch=64)
+    want = _run(ref, ids)
+    ref_kv = ref.weights.kv_bytes
+    ref.close()
+    m = Model(path, n_ctx=256, n_batch=64, gpu_layers=n_gpu, offload_backend="cpu")
+    w = m.weights
+    n_layer = int(w.cfg.n_layer)
+    assert w.n_offload == n_gpu and w.span_bytes > 0
+    # the CPU keeps only its layers' KV cache; the span holds the rest
+    assert w.kv_bytes == ref_kv * (n_layer - n_gpu) // n_layer or n_gpu == n_layer
+    got = _run(m, ids)
+    assert np.array_equal(got, want), f"max |diff| {np.abs(got - want).max()}"
+    m.close()
+
+
+def test_head_goes_with_the_span_only_when_all_layers_do(smollm2_path):
+    """SmolLM2 ties its head to the embeddings: a full offload copies that matrix (and
+    output_norm) to the span; a partial one leaves the head on the CPU"""
+    part = Model(smollm2_path, n_ctx=64, gpu_layers=29, offload_backend="cpu")
+    full = Model(smollm2_path, n_ctx=64, gpu_layers=30, offload_backend="cpu")
+    g = part.gguf
+    assert "output.weight" not in g.tensors
+    nbytes = {n: g.tensor_data(n).nbytes for n in g.tensors}
+    layer0 = sum(v for n, v in nbytes.items() if n.startswith("blk.0."))
+    kv_layer = part.weights.kv_bytes                      # the CPU kept layer 0's cache only
+    assert kv_layer * 30 == Model(smollm2_path, n_ctx=64).weights.kv_bytes
+    assert full.weights.span_bytes - part.weights.span_bytes == \
+        layer0 + kv_layer + nbytes["token_embd.weight"] + nbytes["output_norm.weight"]
+    ids = list(range(5, 40))
+    assert np.array_equal(part.eval(ids), full.eval(ids))
+
+
+def test_out_of_device_memory_falls_back_to_fewer_layers(smollm2_path):
+    notes = []
+    ref = Model(smollm2_path, n_ctx=128).eval(list(range(3, 30)))
+    lib.llm_cpu_span_set_capacity(20 << 20)          # the stand-in device holds 20 MiB
+    try:
+        m = Model(smollm2_path, n_ctx=128, gpu_layers=20, offload_backend="cpu", notify=notes.append)
+    finally:
+        lib.llm_cpu_span_set_capacity(0)
+    fails = [x for x in notes if x.startswith("offload of")]
+    assert fails and all("out of CPU stand-in memory" in x and "layers on the CPU stand-in instead" in x
+                         for x in fails)
+    assert 0 < m.weights.n_offload < 20 and m.weights.span_bytes <= 20 << 20
+    assert notes[0].startswith("offload plan: 20/30 layers")       # the plan came first
+    assert np.array_equal(m.eval(list(range(3, 30))), ref)
+
+
+def test_auto_places_what_the_plan_says(smollm2_path, monkeypatch):
+    from llmlite import offload
+
+    for mb, want in ((100, None), (560, None), (10**6, 30)):
+        monkeypatch.setenv("LLMLITE_STANDIN_VRAM_MB", str(mb))
+        m = Model(smollm2_path, n_ctx=512, gpu_layers="auto", offload_backend="cpu")
+        costs = offload.model_costs(m.gguf, 512, 256)
+        n = offload.plan_split(costs, int(mb * offload.MiB), ngl="auto").n_gpu
+        assert m.weights.n_offload == n == (want if want is not None else n)
+        if mb == 100:
+            assert n == 0                              # less than the margin: nothing fits
+        if mb == 560:
+            assert 0 < n < 30                          # 48 MiB past the margin: some layers
+
+
+def test_cli_prints_the_plan_and_answers_the_same(smollm2_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_OFFLOAD_BACKEND="cpu", NO_COLOR="1")
+    args = [sys.executable, "-m", "llmlite", "run", str(smollm2_path), "-p", "Name a colour.", "-n", "12",
+            "--temp", "0", "-c", "256"]
+    plain = subprocess.run(args + ["-ngl", "0"], capture_output=True, text=True, env=env, timeout=120)
+    split = subprocess.run(args + ["-ngl", "20"], capture_output=True, text=True, env=env, timeout=120)
+    assert plain.returncode == split.returncode == 0, split.stderr
+    assert split.stdout == plain.stdout and split.stdout.strip()
+    err = split.stderr
+    assert "offload plan: 20/30 layers on the CPU stand-in (layers 10-29), head on CPU" in err
+    assert "CPU:" in err and "decode t/s" in err and err.index("offload plan") < err.index("prompt ")
+    assert "offload plan" not in plain.stderr
+
+
+def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
+    """A library that reports no driver (what libllmlite_cuda.so does on a machine
+    without one), a missing library, a library without the entry points: each is
+    refused with its reason, and a run asking for GPU layers goes on on the CPU"""
+    from llmlite._lib import ffi
+
+    stub = tmp_path / "stub.c"
+    stub.write_text('#include <stdio.h>\n'
+                    'int llmcuda_device_info(int *c, long long *f, long long *t, char *n, int nl, char *e, int el)'
+                    '{ *c = 0; snprintf(e, el, "no NVIDIA driver (CUDA driver version is insufficient)"); return -1; }\n'
+                    'const void *llmcuda_span_ops(void) { return 0; }\n')
+    so = tmp_path / "libstub.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(so), str(stub)], check=True)
+    other = tmp_path / "libother.so"
+    (tmp_path / "other.c").write_text("int f(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(other), str(tmp_path / "other.c")], check=True)
+    err = ffi.new("char[256]")
+    for path, why in ((so, "no NVIDIA driver"), (tmp_path / "missing.so", "cannot load the CUDA backend"),
+                      (other, "not an llmlite CUDA backend")):
+        assert lib.llm_cuda_load(str(path).encode(), err, 256) == -1
+        assert why in ffi.string(err).decode()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
+    env.pop("LLMLITE_OFFLOAD_BACKEND", None)
+    tiny = next(Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared")).glob("refs/synthetic/llama-mqa-tiny-f16.gguf"),
+                None)
+    if tiny is None:
+        pytest.skip("the synthetic model is not present")
+    r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(tiny), "--raw", "-p", "Hi", "-n", "2",
+                        "-ngl", "all"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "no NVIDIA driver (CUDA driver version is insufficient): running on the CPU" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(tiny), "--raw", "-p", "Hi", "-n", "2"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "no NVIDIA driver" in r.stderr     # auto says why too, once the library is there
