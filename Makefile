@@ -7,7 +7,7 @@ MODELS := smollm2-135m gemma3-270m
 # install with this $(PYTHON) (pip rebuilds the whole extension every time)
 STAMP := build/.installed$(subst /,_,$(PYTHON))
 
-.PHONY: all install build models run test bench bench-compare clean FORCE
+.PHONY: all install build cuda models run test bench bench-compare clean FORCE
 
 all: install
 
@@ -25,6 +25,17 @@ $(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h
 build:
 	./build_ext.sh
 	rm -f llmlite/_llmlite.abi3.so
+
+# the CUDA backend, where nvcc exists: a separate library the extension loads at run
+# time (the CPU build never needs nvcc). CUDA_ARCHS picks the GPUs (A100, H100/H200).
+NVCC ?= nvcc
+CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+CUDA_LIB ?= llmlite/libllmlite_cuda.so
+cuda: $(CUDA_LIB)
+$(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh) csrc/span.h csrc/llmlite.h
+	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -cudart static $(CUDA_ARCHS) \
+	        -Icsrc -o $@ $(filter %.cu,$^)
 
 # fetch the test models into the cache (~/.cache/llmlite, or $$LLMLITE_CACHE), sha256 checked
 models: install
@@ -49,5 +60,5 @@ FORCE:
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis
-	rm -f csrc/*.o llmlite/_llmlite.c llmlite/_llmlite.o llmlite/_llmlite*.so
+	rm -f csrc/*.o llmlite/_llmlite.c llmlite/_llmlite.o llmlite/_llmlite*.so llmlite/libllmlite_cuda.so
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,3 +1,17 @@
-from setuptools import setup
+import os
+import subprocess
 
-setup(cffi_modules=["llmlite/_build.py:ffibuilder"])
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildPy(build_py):
+    """LLMLITE_CUDA=1: build the CUDA backend (make cuda, needs nvcc) into the package"""
+
+    def run(self):
+        if os.environ.get("LLMLITE_CUDA", "") not in ("", "0"):
+            subprocess.run(["make", "cuda"], check=True)
+        super().run()
+
+
+setup(cffi_modules=["llmlite/_build.py:ffibuilder"], cmdclass={"build_py": BuildPy})

@@ -150,3 +150,15 @@ def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(tiny), "--raw", "-p", "Hi", "-n", "2"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0 and "no NVIDIA driver" in r.stderr     # auto says why too, once the library is there
+
+
+@pytest.mark.parametrize("which,n_gpu", [("smollm2", 12), ("smollm2", 30), ("gemma3", 18)])
+def test_plan_counts_what_the_span_takes(which, n_gpu, smollm2_path, gemma3_path, monkeypatch):
+    """the plan's weights + head + KV for the device side equal, to the byte, what the
+    stand-in span holds (its copies of the weights and its KV cache)"""
+    monkeypatch.setenv("LLMLITE_STANDIN_VRAM_MB", "100000")
+    path = smollm2_path if which == "smollm2" else gemma3_path
+    m = Model(path, n_ctx=512, gpu_layers=n_gpu, offload_backend="cpu")
+    side = m.offload_plan.gpu
+    assert m.weights.n_offload == n_gpu == m.offload_plan.n_gpu
+    assert side.weights + side.head + side.extra + side.kv == m.weights.span_bytes
