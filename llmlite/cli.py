@@ -489,17 +489,20 @@ class _Gen:
                            lookup=lookup, draft_max=draft_max)
 
 
+def _count(v: str, what: str) -> int:
+    """a whole number >= 0 given for `what`, or a UserError saying so"""
+    try:
+        n = int(str(v).strip())
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UserError(f"{what} must be a whole number >= 0 (got {v!r})")
+    return n
+
+
 def _parse_ngl(v: str):
     s = str(v).strip().lower()
-    if s in ("auto", "all"):
-        return s
-    try:
-        n = int(s)
-    except ValueError:
-        raise UserError(f"-ngl must be auto, all or a number of layers (got {v!r})") from None
-    if n < 0:
-        raise UserError(f"-ngl must be >= 0 (got {n})")
-    return n
+    return s if s in ("auto", "all") else _count(s, "-ngl (auto, all or a number of layers)")
 
 
 def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
@@ -828,12 +831,7 @@ def _set(chat, gen: "_Gen", key: str, value: str) -> None:
 def _set_ctx(chat, value: str) -> None:
     """/set ctx N: the KV cache made again at N tokens; the conversation, if it fits,
     is evaluated again on the next turn"""
-    try:
-        n = int(value)
-    except ValueError:
-        raise UserError(f"/set ctx {value}: not a whole number") from None
-    if n < 0:
-        raise UserError(f"/set ctx must be >= 0 (got {n})")
+    n = _count(value, "/set ctx")
     m = chat.model
     need = len(chat.prompt_ids()) if (chat.messages or chat.transcript) else 0
     train = m.metadata.get(f"{m.arch}.context_length")
