@@ -34,6 +34,7 @@ CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=
 CUDA_LIB ?= llmlite/libllmlite_cuda.so
 cuda: $(CUDA_LIB)
 $(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh) csrc/span.h csrc/llmlite.h
+	@command -v $(NVCC) >/dev/null || { echo "make cuda: $(NVCC) not found (the CUDA toolkit); the CPU build needs none" >&2; exit 1; }
 	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -cudart static $(CUDA_ARCHS) \
 	        -Icsrc -o $@ $(filter %.cu,$^)
 

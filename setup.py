@@ -10,7 +10,8 @@ class BuildPy(build_py):
 
     def run(self):
         if os.environ.get("LLMLITE_CUDA", "") not in ("", "0"):
-            subprocess.run(["make", "cuda"], check=True)
+            if subprocess.run(["make", "cuda"]).returncode != 0:
+                raise SystemExit("LLMLITE_CUDA=1: `make cuda` failed (see above); without it: pip install .")
         super().run()
 
 

@@ -16,6 +16,7 @@ static info_fn cuda_info;
 const llm_span_ops *llm_cuda_span_ops(void) { return cuda_ops; }
 
 int llm_cuda_load(const char *path, char *err, int errlen) {
+    if (errlen > 0) err[0] = 0;
     if (cuda_ops) return 0;
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h) {

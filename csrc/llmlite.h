@@ -119,6 +119,8 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
  * writes a message to err (size errlen) */
 int llm_model_check(llm_model *m, char *err, int errlen);
 long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (its layers) */
+/* the batch scratch a model (or a span) of this config allocates, in bytes */
+long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 
 /* ---- partial offload: the backend seam (span.h) ----
  * A model that runs layers [l0, l1) only (its KV cache holds those), with the head

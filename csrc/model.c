@@ -31,6 +31,32 @@ void llm_model_free(llm_model *m) {
     free(m);
 }
 
+/* the batch scratch, in bytes, in the order of the fields: x, xn (n_embd per token),
+ * q, k, v, att, tmp (the widest of a fused output), gate, up; the per-thread slots
+ * scores, acc32 (F32), q16, acc16 (F16) */
+enum { SCRATCH_N = 13, THREAD_SLOTS = 256 };
+static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz[SCRATCH_N]) {
+    const size_t B = (size_t)n_batch, q_dim = (size_t)c->n_head * c->head_dim, kv_dim = (size_t)c->n_head_kv * c->head_dim;
+    const size_t qkv = q_dim + 2 * kv_dim;
+    size_t wide = (size_t)c->n_ff > q_dim ? (size_t)c->n_ff : q_dim;
+    if (qkv > wide) wide = qkv;
+    if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
+    const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
+    const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * wide,
+                          B * c->n_ff, B * c->n_ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
+                          (size_t)THREAD_SLOTS * group * 16 * c->head_dim};
+    for (int i = 0; i < 11; i++) sz[i] = f32[i] * 4;
+    sz[11] = sz[12] = (size_t)THREAD_SLOTS * q_dim * 2;
+}
+
+long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch) {
+    if (cfg->n_head_kv <= 0 || n_ctx <= 0 || n_batch <= 0) return -1;
+    size_t sz[SCRATCH_N], total = 0;
+    scratch_sizes(cfg, n_ctx, n_batch, sz);
+    for (int i = 0; i < SCRATCH_N; i++) total += sz[i];
+    return (long long)total;
+}
+
 llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
     return llm_model_new_span(cfg, n_ctx, n_batch, 0, cfg->n_layer, 1);
 }
@@ -54,30 +80,17 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
     m->head = head != 0;
     m->q_dim = c->n_head * c->head_dim;
     m->kv_dim = c->n_head_kv * c->head_dim;
-    size_t B = (size_t)n_batch;
-    size_t qkv = (size_t)m->q_dim + 2 * (size_t)m->kv_dim;
-    size_t wide = (size_t)(c->n_ff > m->q_dim ? c->n_ff : m->q_dim);
-    if (qkv > wide) wide = qkv;
-    if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
-    m->n_threads_alloc = 256;
+    size_t sz[SCRATCH_N];
+    scratch_sizes(c, n_ctx, n_batch, sz);
+    m->n_threads_alloc = THREAD_SLOTS;
     m->layers = calloc((size_t)c->n_layer * LLM_T_LAYER_COUNT, sizeof(llm_tensor));
     size_t kvn = (size_t)(l1 > l0 ? l1 - l0 : 1) * n_ctx * m->kv_dim;
     m->kcache = zalloc(kvn * sizeof(f16_t));
     m->vcache = zalloc(kvn * sizeof(f16_t));
-    m->x = zalloc(B * c->n_embd * 4);
-    m->xn = zalloc(B * c->n_embd * 4);
-    m->q = zalloc(B * m->q_dim * 4);
-    m->k = zalloc(B * m->kv_dim * 4);
-    m->v = zalloc(B * m->kv_dim * 4);
-    m->att = zalloc(B * m->q_dim * 4);
-    m->tmp = zalloc(B * wide * 4);
-    m->gate = zalloc(B * c->n_ff * 4);
-    m->up = zalloc(B * c->n_ff * 4);
-    const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
-    m->scores = zalloc((size_t)m->n_threads_alloc * group * (n_ctx + 16) * 4);
-    m->acc32 = zalloc((size_t)m->n_threads_alloc * group * 16 * m->c.head_dim * 4);
-    m->q16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
-    m->acc16 = zalloc((size_t)m->n_threads_alloc * m->q_dim * 2);
+    float **f32[] = {&m->x, &m->xn, &m->q, &m->k, &m->v, &m->att, &m->tmp, &m->gate, &m->up, &m->scores, &m->acc32};
+    for (int i = 0; i < 11; i++) *f32[i] = zalloc(sz[i]);
+    m->q16 = zalloc(sz[11]);
+    m->acc16 = zalloc(sz[12]);
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
         !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32) {
         llm_model_free(m);

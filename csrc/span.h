@@ -38,7 +38,7 @@ typedef struct llm_span_ops {
      * n_out may be 0 (a prefill chunk whose logits nobody wants): the layers still
      * run and fill the KV cache. 0 ok, -1 on failure. */
     int (*run)(void *s, float *x, int n, int pos, float *logits, int first_out, int n_out);
-    long long (*mem_bytes)(void *s);       /* memory the span holds (weights + KV + scratch) */
+    long long (*mem_bytes)(void *s);       /* memory the span holds (weights + KV + scratch + logits) */
     void (*free)(void *s);
 } llm_span_ops;
 

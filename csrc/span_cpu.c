@@ -38,9 +38,9 @@ static void *cpu_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, i
         snprintf(err, errlen, "cpu span: out of memory or bad shape (layers %d-%d)", l0, l1 - 1);
         return NULL;
     }
-    s->bytes = llm_model_kv_bytes(s->m);
+    s->bytes = llm_model_kv_bytes(s->m) + llm_scratch_bytes(cfg, n_ctx, n_batch);
     if (capacity && s->bytes > capacity) {
-        snprintf(err, errlen, "cpu span: out of memory for the KV cache of layers %d-%d", l0, l1 - 1);
+        snprintf(err, errlen, "cpu span: out of memory for the KV cache and scratch of layers %d-%d", l0, l1 - 1);
         cpu_free(s);
         return NULL;
     }

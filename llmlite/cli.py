@@ -249,6 +249,8 @@ def info(
     vram: Optional[float] = typer.Option(None, "--vram", metavar="GB",
                                          help="With --plan: free GPU memory to plan for (default: this GPU's)."),
     vram_margin: int = typer.Option(512, "--vram-margin", metavar="MiB", help="With --plan: memory left free."),
+    gpu_gbs: Optional[float] = typer.Option(None, "--gpu-gbs", metavar="GB/s",
+                                            help="With --plan: the GPU's memory bandwidth (default: an H100's)."),
     gpu_layers: str = typer.Option("auto", "-ngl", "--gpu-layers", "--n-gpu-layers", metavar="auto|N",
                                    help="With --plan: layers to put on the GPU (auto, all, or a number)."),
 ) -> None:
@@ -273,7 +275,7 @@ def info(
         raise UserError(f"-c/--ctx-size must be positive (got {ctx_size})")
     path = resolve(model)
     if plan:
-        _info_plan(path, ctx_size, vram, vram_margin, gpu_layers, json_out)
+        _info_plan(path, ctx_size, vram, vram_margin, gpu_layers, json_out, gpu_gbs)
         return
     facts = model_facts(path, ctx_size)
     if json_out:
@@ -284,7 +286,7 @@ def info(
     _print_info(facts)
 
 
-def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool) -> None:
+def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool, gpu_gbs=None) -> None:
     import dataclasses
 
     from llmlite import offload
@@ -295,12 +297,15 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool) 
     if margin_mib < 0:
         raise UserError(f"--vram-margin must be >= 0 MiB (got {margin_mib})")
     n = _parse_ngl(ngl)
+    from llmlite.model import Weights
+
     with open_gguf(path) as g:
-        arch = g.get("general.architecture")
-        train = g.get(f"{arch}.context_length")
-        costs = offload.model_costs(g, ctx_size or min(4096, int(train or 4096)))
+        costs = offload.model_costs(g, ctx_size or Weights.default_ctx(g))
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
-    p = offload.plan_split(costs, free, margin_mib << 20, n, cpu_gbs=offload.cpu_bandwidth_gbs())
+    if gpu_gbs is not None and not gpu_gbs > 0:
+        raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
+    p = offload.plan_split(costs, free, margin_mib << 20, n, cpu_gbs=offload.cpu_bandwidth_gbs(),
+                           gpu_gbs=gpu_gbs or offload.H100_GBS)
     if json_out:
         import json
 
@@ -395,6 +400,7 @@ def _print_info(f: dict) -> None:
 # ---- run / chat / tokenize ----------------------------------------------------
 
 N_PREDICT_ONCE = 512       # -n default with -p/-f
+MAX_CTX = (1 << 31) - 1024  # the C side counts positions (and a little more) in an int
 N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
 
 
@@ -470,16 +476,12 @@ class _Gen:
     def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
         if n_predict is not None and n_predict < -1:
             raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
-        if temp is not None and not temp >= 0:
-            raise UserError(f"--temp must be >= 0 (got {temp})")
-        if top_k is not None and top_k < 0:
-            raise UserError(f"--top-k must be >= 0 (got {top_k})")
-        if top_p is not None and not 0 < top_p <= 1:
-            raise UserError(f"--top-p must be in (0, 1] (got {top_p})")
-        if min_p is not None and not 0 <= min_p <= 1:
-            raise UserError(f"--min-p must be in [0, 1] (got {min_p})")
-        if repeat_penalty is not None and not repeat_penalty > 0:
-            raise UserError(f"--repeat-penalty must be > 0 (got {repeat_penalty})")
+        from llmlite.sampling import check_sampling
+
+        try:
+            check_sampling(temp, top_k, top_p, min_p, repeat_penalty)
+        except ValueError as e:
+            raise UserError(str(e)) from None
         if draft_max < 1:
             raise UserError(f"--draft-max must be >= 1 (got {draft_max})")
         self.n_predict = n_predict
@@ -509,17 +511,14 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
     """Resolve and load a model for generation, with the CLI's checks and notes."""
     import time
 
-    if ctx_size is not None and ctx_size < 0:
-        raise UserError(f"-c/--ctx-size must be >= 0 (got {ctx_size})")
+    if ctx_size is not None and not 0 <= ctx_size <= MAX_CTX:
+        raise UserError(f"-c/--ctx-size must be in [0, {MAX_CTX}] (got {ctx_size})")
     if threads is not None and threads < 1:
         raise UserError(f"-t/--threads must be >= 1 (got {threads})")
     gpu = _parse_ngl(ngl)
     path = resolve(model)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
-    from llmlite.registry import note_used
-
-    note_used(path)
     n_ctx_train = 0
     from llmlite.gguf_file import open_gguf
 
@@ -543,6 +542,9 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
     except BaseException:
         g.close()
         raise
+    from llmlite.registry import note_used
+
+    note_used(path)
     if state.verbose:
         print(f"loaded {path.name} in {time.perf_counter() - t0:.2f} s: context {m.n_ctx}, {m.threads} threads",
               file=sys.stderr)
@@ -836,12 +838,16 @@ def _set_ctx(chat, value: str) -> None:
     need = len(chat.prompt_ids()) if (chat.messages or chat.transcript) else 0
     train = m.metadata.get(f"{m.arch}.context_length")
     target = n or int(train or 4096)
+    if target > MAX_CTX:
+        raise UserError(f"/set ctx {n}: at most {MAX_CTX}")
     if need >= target:
         raise UserError(f"/set ctx {n}: the conversation is {need} tokens; /clear first, or a context above {need}")
+    from llmlite._lib import LlmliteError
+
     try:
         m.set_context(target)
-    except MemoryError:
-        raise UserError(f"/set ctx {n}: not enough memory for that KV cache; the context stays {m.n_ctx}") from None
+    except (LlmliteError, MemoryError) as e:
+        raise UserError(f"/set ctx {n}: {_one_line(e)}; the context stays {m.n_ctx}") from None
     note = f" (more than the model's training context {train}: quality may drop past it)" \
         if isinstance(train, int) and target > train else ""
     _note(f"(ctx = {m.n_ctx}{note})")
@@ -1192,9 +1198,13 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
     import json
 
     from llmlite.gguf_file import open_gguf
-    from llmlite.registry import HF_PREFIX, last_used, load_registry, local_models
+    from llmlite.registry import HF_PREFIX, RegistryError, last_used, load_registry, local_models
 
-    default, entries = load_registry()
+    try:
+        default, entries = load_registry()
+    except RegistryError as e:                    # a broken models.toml must not hide the cache
+        print(f"warning: {e}", file=sys.stderr)
+        default, entries = None, {}
     alias_of = {}
     for e in entries.values():
         alias_of[e.file] = alias_of[f"{HF_PREFIX}{e.hf_repo}/{e.hf_file}"] = e.alias

@@ -79,7 +79,16 @@ def build_config(md: dict, n_vocab: int, flash_attn: bool = False) -> "ffi.CData
 
 
 class OffloadError(LlmliteError):
-    """A span could not be made on its backend (out of its memory, an unsupported type)."""
+    """A span could not be made on its backend: out of its memory (out_of_memory True:
+    fewer layers may fit), or something it cannot run (no layer count helps)."""
+
+    def __init__(self, msg: str, out_of_memory: bool = False):
+        super().__init__(msg)
+        self.out_of_memory = out_of_memory
+
+
+def device_name(backend: str) -> str:
+    return "GPU" if backend == "cuda" else "CPU stand-in"
 
 
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
@@ -113,7 +122,7 @@ class Weights:
         n_layer = int(self.cfg.n_layer)
         n_offload = max(0, min(int(n_offload), n_layer))
         self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
-        self.device = "GPU" if backend == "cuda" else "CPU stand-in"
+        self.device = device_name(backend)
         split = n_layer - n_offload               # the first layer of the span
         span_head = n_offload == n_layer          # the head goes with the last span when all layers do
         m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
@@ -122,7 +131,8 @@ class Weights:
         self.ptr = ffi.gc(m, lib.llm_model_free)
         err = ffi.new("char[256]")
         if n_offload and lib.llm_model_attach(m, BACKENDS[backend], err, 256) != 0:
-            raise OffloadError(ffi.string(err).decode(errors="replace"))
+            msg = ffi.string(err).decode(errors="replace")
+            raise OffloadError(msg, out_of_memory="memory" in msg)
         self._views = []
         for name, t in g.tensors.items():
             blk = _BLK.match(name)
@@ -162,7 +172,7 @@ class Weights:
         rc = lib.llm_model_set_span_tensor(self.ptr, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data),
                                            ne0, ne1)
         if rc == -2:
-            raise OffloadError(f"out of {self.device} memory at tensor {name}")
+            raise OffloadError(f"out of {self.device} memory at tensor {name}", out_of_memory=True)
         if rc != 0:
             tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
             raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({tname})")
@@ -220,8 +230,8 @@ class Model:
         self.threads = _lib.set_threads(threads)
         self.offload_notes: list[str] = []
         self.offload_plan = None
-        self.weights = self._make_weights(n_ctx or 0, n_batch, flash_attn, gpu_layers, offload_backend,
-                                          vram_margin, notify)
+        self._make = (n_batch, flash_attn, gpu_layers, offload_backend, vram_margin, notify)
+        self.weights = self._make_weights(n_ctx or 0, *self._make)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self.metadata = self.gguf.metadata
         self.arch = self.metadata.get("general.architecture")
@@ -259,9 +269,8 @@ class Model:
             try:
                 return Weights(self.gguf, n_ctx, n_batch, flash_attn=flash_attn, n_offload=n, backend=backend)
             except OffloadError as e:
-                fewer = n * 3 // 4 if n > 4 else 0
-                dev = "GPU" if backend == "cuda" else "CPU stand-in"
-                note = f"offload of {n} layers failed ({e}): {fewer} layers on the {dev} instead"
+                fewer = n * 3 // 4 if n > 4 and e.out_of_memory else 0
+                note = f"offload of {n} layers failed ({e}): {fewer} layers on the {device_name(backend)} instead"
                 self.offload_notes.append(note)
                 say(note)
                 n = fewer
@@ -338,16 +347,16 @@ class Model:
         yield from generate_text(self, prompt, max_tokens=max_tokens, **kw)
 
     def set_context(self, n_ctx: int) -> None:
-        """A new context size: the KV cache is made again at that size (the weights stay
-        mapped), empty. 0: the training context."""
-        w = self.weights
-        self.weights = None                 # the old cache goes first: the peak is one cache
+        """A new context size (> 0): the KV cache made again at that size, empty, with the
+        offload planned again for it (the weights stay mapped). The old cache goes first,
+        so the peak is one cache; if the new one cannot be made, the old size is restored."""
+        old = self.n_ctx
+        self.weights = None
         try:
-            self.weights = Weights(self.gguf, n_ctx, w.n_batch, flash_attn=bool(w.cfg.flash_attn))
+            self.weights = self._make_weights(n_ctx, *self._make)
         except BaseException:
-            self.weights = w
+            self.weights = self._make_weights(old, *self._make)
             raise
-        del w
         self.n_ctx = self.weights.n_ctx
         self.tokens = []
 

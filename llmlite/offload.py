@@ -22,7 +22,6 @@ H100_GBS = 3350.0 * 0.8
 # at ~2.5 us each even replayed from a CUDA graph (an estimate until the CUDA backend is timed)
 GPU_LAYER_US = 25.0
 DEFAULT_CPU_GBS = 20.0   # a placeholder: pass cpu_bandwidth_gbs() (the machine's probe) instead
-THREAD_SLOTS = 256       # csrc/model.c: m->n_threads_alloc, the per-thread scratch slots
 _BLK = re.compile(r"^blk\.(\d+)\.")
 
 
@@ -48,19 +47,19 @@ class ModelCosts:
 
 def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
                   n_ff: int) -> int:
-    """The scratch llm_model_new (csrc/model.c) allocates, without zalloc's rounding:
+    """The batch scratch llm_model_new allocates (csrc/model.c scratch_sizes, asked of
+    the C side so the two cannot drift apart):
     4 B * n_batch * (x, xn: n_embd; q, att: q_dim; k, v: kv_dim; gate, up: n_ff;
     tmp: wide = max(n_ff, q_dim, q_dim + 2 kv_dim, 2 n_ff))
     + 4 B * 256 thread slots * group * ((n_ctx + 16) scores + 16 * head_dim acc32)
     + 2 B * 256 thread slots * 2 q_dim (q16, acc16),
     with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv.
     A GPU span is assumed to need the same."""
-    q, kv = n_head * head_dim, n_head_kv * head_dim
-    wide = max(n_ff, q, q + 2 * kv, 2 * n_ff)
-    group = n_head // n_head_kv
-    per_row = 2 * n_embd + 2 * q + 2 * kv + wide + 2 * n_ff
-    per_thread = group * (n_ctx + 16) + group * 16 * head_dim
-    return 4 * n_batch * per_row + 4 * THREAD_SLOTS * per_thread + 2 * THREAD_SLOTS * 2 * q
+    from llmlite._lib import ffi, lib
+
+    cfg = ffi.new("llm_config *", dict(n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
+                                       head_dim=head_dim, n_vocab=1))
+    return int(lib.llm_scratch_bytes(cfg, n_ctx, n_batch))
 
 
 def model_costs(gguf, n_ctx: int, n_batch: int = 256) -> ModelCosts:
@@ -199,9 +198,7 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
         k = n if ngl == "all" else int(ngl)
         if k < 0:
             raise ValueError(f"-ngl must be >= 0 (got {k})")
-        if k > n:
-            notes.append(f"-ngl {k} capped at the model's {n} layers")
-            k = n
+        k = min(k, n)                     # -ngl 99: every layer, as llama.cpp takes it
         if not fits(k):
             why = "more than the free VRAM less the margin" if budget is not None else "but no GPU was found"
             notes.append(f"{k} layers need {_b(gpu_need(k))} on the GPU, {why}")
@@ -236,6 +233,8 @@ def format_plan(p: Plan) -> str:
         lines.append(line)
     fill = f"KV read at {p.kv_fill} tokens" if p.kv_fill else "empty KV cache"
     launches = f" + {p.gpu_layer_us:.0f} us launches per layer" if p.gpu_layer_us else ""
+    if dev == "GPU" and p.gpu_gbs == H100_GBS:
+        launches += ", an H100's bandwidth assumed: --gpu-gbs for another card"
     lines.append(f"  expected decode: ~{p.tokens_per_s:.0f} t/s (CPU part {p.cpu.ms_per_token:.2f} "
                  f"ms/token reading at {p.cpu_gbs:.0f} GB/s, {dev} part {p.gpu.ms_per_token:.2f} ms/token at "
                  f"{p.gpu_gbs:.0f} GB/s{launches}; {fill})")

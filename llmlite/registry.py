@@ -43,33 +43,48 @@ def _entry(alias: str, m: dict) -> ModelEntry:
     parts = m.get("parts", [])
     if not parts and not (hf_repo and hf_file) and "file" not in m:
         raise bad("needs a source (hf or parts) or a file")
+    if not (hf_repo and hf_file) and not isinstance(m.get("file"), str):
+        raise bad("needs file, the name it is cached under")
+    if not isinstance(parts, list) or not all(isinstance(x, dict) and isinstance(x.get("wheel"), str)
+                                              and isinstance(x.get("member"), str) for x in parts):
+        raise bad("parts must be a list of { wheel = \"name==version\", member = \"path\" }")
+    revision = m.get("revision")
+    if revision is not None and not isinstance(revision, str):
+        raise bad("revision must be a commit (a string)")
     sha = m.get("sha256")
     if sha is not None and not (isinstance(sha, str) and len(sha) == 64
                                 and all(c in "0123456789abcdef" for c in sha.lower())):
         raise bad("sha256 must be 64 hex digits")
     if sha is None and (parts or not hf_repo):
         raise bad("needs sha256 (only a Hugging Face file may leave it to the hub's LFS sha256)")
-    sampling = {}
-    for k, v in dict(m.get("sampling", {})).items():
+    from llmlite.sampling import check_sampling
+
+    sampling, table = {}, m.get("sampling", {})
+    if not isinstance(table, dict):
+        raise bad("sampling must be a table, like { temp = 0.7, top_p = 0.9 }")
+    for k, v in table.items():
         if k not in SAMPLING_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad(f"sampling.{k} = {v!r}: one of {', '.join(SAMPLING_KEYS)}, a number")
         sampling[SAMPLING_KEYS[k]] = int(v) if k == "top_k" else float(v)
+    try:
+        check_sampling(**sampling)
+    except ValueError as e:
+        raise bad(f"sampling: {e}") from None
     size = m.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise bad("size must be a byte count")
     return ModelEntry(alias=alias, file=m.get("file") or Path(hf_file).name, sha256=sha.lower() if sha else None,
                       description=m.get("description", ""), parts=parts, hf_repo=hf_repo, hf_file=hf_file,
-                      revision=m.get("revision"), size=size, license=m.get("license", ""), sampling=sampling)
+                      revision=revision, size=size, license=m.get("license", ""), sampling=sampling)
 
 
 def models_toml_path() -> Path:
     env = os.environ.get("LLMLITE_MODELS_TOML")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for p in (here / "models.toml", here.parent / "models.toml"):
-        if p.is_file():
-            return p
+    p = Path(__file__).resolve().parent / "models.toml"
+    if p.is_file():
+        return p
     raise RegistryError("models.toml not found (set LLMLITE_MODELS_TOML)")
 
 
@@ -275,27 +290,71 @@ def _drop_cached(path: Path) -> None:
 
 
 class _RichBar:
-    """what huggingface_hub's downloader needs of a tqdm class (built with desc, total,
-    initial, unit...; update(n); a context manager), drawn by Rich on stderr: bytes,
-    speed and time left. A resumed download starts at the bytes already there."""
+    """What huggingface_hub's downloaders need of a tqdm class, drawn by Rich on stderr:
+    the file's bytes, speed and time left. Built with desc, total, initial...; update(n),
+    the total and n attributes, postfix setters, refresh(), close(), a context manager.
+    It has update_transfer, so the Xet downloader draws one bar (bytes written), not a
+    second one for network bytes. Bars alive at once share one Rich display."""
 
-    def __init__(self, *, desc: str = "", total: int | None = None, initial: int = 0, **_):
+    console = None                       # tests give a Console of their own
+    _progress = None
+    _alive = 0
+
+    def __init__(self, *args, desc: str = "", total: int | None = None, initial: int = 0, **_):
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                    TransferSpeedColumn)
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                 console=Console(stderr=True), transient=False)
-        name = desc.rsplit("/", 1)[-1]            # the hub gives "(…)/org/repo/resolve/main/file"
-        self.task = self.progress.add_task(name, total=total, completed=initial or 0)
-        self.progress.start()
+        cls = type(self)
+        if cls._progress is None:
+            cls._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                     TransferSpeedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                     console=cls.console or Console(stderr=True), transient=False)
+            cls._progress.start()
+        cls._alive += 1
+        self._closed = False
+        # the hub says "(…)/org/repo/resolve/main/file.gguf" or "file.gguf: reconstructing file"
+        name = str(desc).rsplit("/", 1)[-1].split(": ", 1)[0]
+        self._task = cls._progress.add_task(name, total=total, completed=initial or 0)
+
+    def _get(self, key: str):
+        return getattr(self._progress.tasks[self._task], key)
+
+    @property
+    def n(self) -> int:
+        return int(self._get("completed"))
+
+    @property
+    def total(self):
+        return self._get("total")
+
+    @total.setter
+    def total(self, value) -> None:
+        self._progress.update(self._task, total=value)
 
     def update(self, n: int = 1) -> None:
-        self.progress.advance(self.task, n)
+        self._progress.advance(self._task, n)
+
+    def update_transfer(self, n: int = 1) -> None:
+        pass                             # network bytes: the bar shows the bytes written
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        pass                             # the speed column says it already
+
+    set_transfer_postfix_str = set_postfix_str
+
+    def refresh(self) -> None:
+        self._progress.refresh()
 
     def close(self) -> None:
-        self.progress.stop()
+        if self._closed:
+            return
+        self._closed = True
+        cls = type(self)
+        cls._alive -= 1
+        if cls._alive == 0:
+            cls._progress.stop()
+            cls._progress = None
 
     def __enter__(self):
         return self

@@ -28,6 +28,20 @@ import numpy as np
 _BLOCK = 64   # top-k pre-selection: block maxima bound the k-th largest logit from below
 
 
+def check_sampling(temperature=None, top_k=None, top_p=None, min_p=None, repeat_penalty=None) -> None:
+    """ValueError naming the command-line option of the first value out of range (None: not given)"""
+    if temperature is not None and not temperature >= 0:
+        raise ValueError(f"--temp must be >= 0 (got {temperature})")
+    if top_k is not None and top_k < 0:
+        raise ValueError(f"--top-k must be >= 0 (got {top_k})")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"--top-p must be in (0, 1] (got {top_p})")
+    if min_p is not None and not 0 <= min_p <= 1:
+        raise ValueError(f"--min-p must be in [0, 1] (got {min_p})")
+    if repeat_penalty is not None and not repeat_penalty > 0:
+        raise ValueError(f"--repeat-penalty must be > 0 (got {repeat_penalty})")
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 0.8

