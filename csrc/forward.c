@@ -103,6 +103,7 @@ enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN };
 typedef struct {
     llm_model *m;
     int il, n, pos, stage;
+    atomic_int next;            /* the next token to take */
 } tok_job;
 
 static void tok_one(const tok_job *j, int t) {
@@ -167,13 +168,15 @@ static void tok_one(const tok_job *j, int t) {
 }
 
 static void tok_task(int ith, int nth, void *p) {
-    const tok_job *j = p;
-    const int t0 = (int)((long long)j->n * ith / nth), t1 = (int)((long long)j->n * (ith + 1) / nth);
-    for (int t = t0; t < t1; t++) tok_one(j, t);
+    (void)ith;
+    tok_job *j = p;
+    const int chunk = j->n / (4 * nth) > 0 ? j->n / (4 * nth) : 1;
+    for (int t0; (t0 = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed)) < j->n;)
+        for (int t = t0; t < t0 + chunk && t < j->n; t++) tok_one(j, t);
 }
 
 static void per_token(llm_model *m, int il, int n, int pos, int stage) {
-    tok_job j = {m, il, n, pos, stage};
+    tok_job j = {m, il, n, pos, stage, 0};
     if (n < 4) tok_task(0, 1, &j);
     else llm_parallel(tok_task, &j);
 }

@@ -159,7 +159,11 @@ const llm_kernel_table *llm_kernels(void);
 
 /* thread pool (threads.c): run fn(ith, nth, arg) on every thread, main thread is ith 0 */
 typedef void (*llm_task_fn)(int ith, int nth, void *arg);
+/* fn(ith, nth, arg) on the pool: fn must take its work dynamically (a shared
+ * counter), for any number of threads may take part (worker 0 always does) */
 void llm_parallel(llm_task_fn fn, void *arg);
+/* every thread runs fn once, with its own ith of nth (static shares) */
+void llm_parallel_all(llm_task_fn fn, void *arg);
 
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles

@@ -22,6 +22,7 @@ static void *get_scratch(scratch_buf *b, size_t n) {
 }
 
 typedef struct {
+    atomic_llong next;           /* the next column to take */
     int at;
     const float *X;
     void *Xq;
@@ -30,8 +31,9 @@ typedef struct {
 } quant_job;
 
 static void quant_task(int ith, int nth, void *p) {
+    (void)ith; (void)nth;
     quant_job *j = p;
-    for (long long c = ith; c < j->ncols; c += nth) {
+    for (long long c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->ncols;) {
         char *xq = (char *)j->Xq + c * j->xq_stride;
         llm_quantize_act(j->at, j->X + c * j->k, xq, j->k);
         if (!j->Xw) continue;
@@ -139,17 +141,14 @@ static void mm_tile(const mm_job *j, long long tile) {
 }
 
 static void mm_task(int ith, int nth, void *p) {
+    (void)nth;
     mm_job *j = p;
-    long long ntiles = (j->rows + ROW_TILE - 1) / ROW_TILE;
-    long long t0 = ntiles * ith / nth, t1 = ntiles * (ith + 1) / nth;
-    long long r0 = t0 * ROW_TILE, r1 = t1 * ROW_TILE;
-    if (r1 > j->rows) r1 = j->rows;
-    if (j->ncols == 1) {
-        for (long long r = r0; r < r1; r++)
+    for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) {
+        if (j->ncols > 1) { mm_tile(j, tile); continue; }
+        const long long r1 = (tile + 1) * ROW_TILE < j->rows ? (tile + 1) * ROW_TILE : j->rows;
+        for (long long r = tile * ROW_TILE; r < r1; r++)
             j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
-        return;
     }
-    for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) mm_tile(j, tile);
 }
 
 /* several weights over the same activations, their row tiles in one pool */
@@ -195,7 +194,7 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     if (xb < 0 || llm_row_bytes(wtype, k) < 0) return -1;
     void *Xq = get_scratch(&scratch, (size_t)(xb * (ncols > 0 ? ncols : 1)));
     if (!Xq) return -1;
-    quant_job q = {at, X, Xq, k, ncols, xb, NULL};
+    quant_job q = {0, at, X, Xq, k, ncols, xb, NULL};
     if (ncols == 1) {
         quant_task(0, 1, &q);
         return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
@@ -232,7 +231,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
     long long xb = llm_row_bytes(at, k);
     void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
     if (!Xq) return -1;
-    quant_job q = {at, X, Xq, k, ncols, xb, get_scratch(&scratch_w, (size_t)(LLM_WIDE_BYTES(at, k) * ncols))};
+    quant_job q = {0, at, X, Xq, k, ncols, xb, get_scratch(&scratch_w, (size_t)(LLM_WIDE_BYTES(at, k) * ncols))};
     if (!q.Xw) return -1;
     llm_parallel(quant_task, &q);
     mm_multi_job j;

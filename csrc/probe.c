@@ -146,7 +146,7 @@ double llm_probe_read_bw_pages(long long bytes, int threads, int reps, int huge_
             j->buf = buf + l0 * 64;
             j->lines = l1 - l0;
             double t0 = llm_now();
-            llm_parallel(probe_task, j);
+            llm_parallel_all(probe_task, j);
             double dt = llm_now() - t0;
             if (r == 0 || (r > 0 && dt < best[c])) best[c] = dt;
         }

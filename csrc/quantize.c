@@ -497,6 +497,6 @@ int llm_quantize_rows(int type, const float *x, void *out, long long nrows, long
     const long long rb = llm_row_bytes(type, n), be = llm_type_block_elems(type);
     if (!fn || rb < 0 || be <= 0 || nrows < 0) return -1;
     qjob j = {fn, x, out, nrows, n, rb, n / be};
-    llm_parallel(quant_rows_task, &j);
+    llm_parallel_all(quant_rows_task, &j);
     return 0;
 }

@@ -233,7 +233,7 @@ int llm_dequantize(int type, const void *src, float *dst, long long n) {
     const long long nb = n / be;
     if (n >= (1LL << 20)) {   /* large tensors: blocks spread over the threads (each block's values are its own) */
         dq_job j = {type, src, dst, nb, be, llm_type_block_bytes(type)};
-        llm_parallel(dq_task, &j);
+        llm_parallel_all(dq_task, &j);
         return 0;
     }
     return dequantize_one(type, src, dst, n, nb);

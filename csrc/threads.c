@@ -1,5 +1,14 @@
 /* The thread pool: the calling thread is worker 0; the others spin briefly on a
- * generation counter, then sleep on a condition variable. */
+ * generation counter, then sleep on a condition variable.
+ *
+ * Two kinds of job. llm_parallel_all: every thread runs fn once with its own ith
+ * (static shares, the bandwidth probe). llm_parallel: fn hands out its work
+ * dynamically (tiles taken from a shared counter), so it is done by whichever
+ * threads come: a worker joins only while the job is open, and when worker 0 has
+ * run out of work it closes the job and waits only for the workers that joined.
+ * A worker the OS has descheduled (another program busy on its core) then costs
+ * nothing, instead of a scheduler time slice at every one of the ~300 jobs of a
+ * token. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -16,13 +25,17 @@
 
 #define MAX_THREADS 256
 #define SPIN_LIMIT 20000
+#define DOOR_CLOSED (1ull << 31)
+#define DOOR_COUNT (DOOR_CLOSED - 1)
 
 static struct {
     int n;                          /* threads in use, the caller included */
     pthread_t th[MAX_THREADS];
     atomic_uint gen;
     unsigned start_gen;             /* gen when the workers were created (see worker) */
-    atomic_int pending;
+    int all;                        /* the job needs every thread (llm_parallel_all) */
+    atomic_int pending;             /* llm_parallel_all: workers still running */
+    atomic_ullong door;             /* llm_parallel: gen << 32 | CLOSED | workers inside */
     atomic_int sleeping;
     atomic_int stop;
     llm_task_fn fn;
@@ -50,8 +63,20 @@ static void *worker(void *p) {
         }
         seen = g;
         if (atomic_load(&P.stop)) return NULL;
+        if (P.all) {
+            P.fn(ith, P.n, P.arg);
+            atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
+            continue;
+        }
+        /* come in only while this job is open; what is left of it is ours to help with */
+        unsigned long long d = atomic_load_explicit(&P.door, memory_order_acquire);
+        int in = 0;
+        while ((unsigned)(d >> 32) == g && !(d & DOOR_CLOSED))
+            if (atomic_compare_exchange_weak_explicit(&P.door, &d, d + 1, memory_order_acq_rel,
+                                                      memory_order_acquire)) { in = 1; break; }
+        if (!in) continue;
         P.fn(ith, P.n, P.arg);
-        atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
+        atomic_fetch_sub_explicit(&P.door, 1, memory_order_release);
     }
 }
 
@@ -115,13 +140,31 @@ int llm_get_threads(void) {
     return P.n;
 }
 
+void llm_parallel_all(llm_task_fn fn, void *arg) {
+    if (P.n == 0) llm_set_threads(0);
+    if (P.n == 1) { fn(0, 1, arg); return; }
+    P.fn = fn;
+    P.arg = arg;
+    P.all = 1;
+    atomic_store(&P.pending, P.n - 1);
+    wake();
+    fn(0, P.n, arg);
+    while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) CPU_RELAX();
+}
+
 void llm_parallel(llm_task_fn fn, void *arg) {
     if (P.n == 0) llm_set_threads(0);
     if (P.n == 1) { fn(0, 1, arg); return; }
     P.fn = fn;
     P.arg = arg;
-    atomic_store(&P.pending, P.n - 1);
+    P.all = 0;
+    const unsigned g = atomic_load(&P.gen) + 1;     /* the generation wake() is about to post */
+    atomic_store_explicit(&P.door, (unsigned long long)g << 32, memory_order_release);
     wake();
     fn(0, P.n, arg);
-    while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) CPU_RELAX();
+    /* no work left: shut the door, then wait for those inside */
+    unsigned long long d = atomic_load_explicit(&P.door, memory_order_acquire);
+    while (!atomic_compare_exchange_weak_explicit(&P.door, &d, d | DOOR_CLOSED, memory_order_acq_rel,
+                                                  memory_order_acquire)) {}
+    while (atomic_load_explicit(&P.door, memory_order_acquire) & DOOR_COUNT) CPU_RELAX();
 }
