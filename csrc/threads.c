@@ -26,16 +26,16 @@
 #define MAX_THREADS 256
 #define SPIN_LIMIT 20000
 #define DOOR_CLOSED (1ull << 31)
-#define DOOR_COUNT (DOOR_CLOSED - 1)
+#define DOOR_ALL (1ull << 30)           /* every thread runs it (llm_parallel_all) */
+#define DOOR_COUNT (DOOR_ALL - 1)
 
 static struct {
     int n;                          /* threads in use, the caller included */
     pthread_t th[MAX_THREADS];
     atomic_uint gen;
     unsigned start_gen;             /* gen when the workers were created (see worker) */
-    int all;                        /* the job needs every thread (llm_parallel_all) */
     atomic_int pending;             /* llm_parallel_all: workers still running */
-    atomic_ullong door;             /* llm_parallel: gen << 32 | CLOSED | workers inside */
+    atomic_ullong door;             /* the job: gen << 32 | CLOSED | ALL | workers inside */
     atomic_int sleeping;
     atomic_int stop;
     llm_task_fn fn;
@@ -63,13 +63,14 @@ static void *worker(void *p) {
         }
         seen = g;
         if (atomic_load(&P.stop)) return NULL;
-        if (P.all) {
+        unsigned long long d = atomic_load_explicit(&P.door, memory_order_acquire);
+        if ((unsigned)(d >> 32) != g) continue;      /* job g is over and a newer one posted */
+        if (d & DOOR_ALL) {          /* worker 0 waits for us: fn, P.fn and P.arg stay job g's */
             P.fn(ith, P.n, P.arg);
             atomic_fetch_sub_explicit(&P.pending, 1, memory_order_release);
             continue;
         }
         /* come in only while this job is open; what is left of it is ours to help with */
-        unsigned long long d = atomic_load_explicit(&P.door, memory_order_acquire);
         int in = 0;
         while ((unsigned)(d >> 32) == g && !(d & DOOR_CLOSED))
             if (atomic_compare_exchange_weak_explicit(&P.door, &d, d + 1, memory_order_acq_rel,
@@ -145,8 +146,9 @@ void llm_parallel_all(llm_task_fn fn, void *arg) {
     if (P.n == 1) { fn(0, 1, arg); return; }
     P.fn = fn;
     P.arg = arg;
-    P.all = 1;
     atomic_store(&P.pending, P.n - 1);
+    const unsigned g = atomic_load(&P.gen) + 1;     /* the generation wake() is about to post */
+    atomic_store_explicit(&P.door, (unsigned long long)g << 32 | DOOR_ALL, memory_order_release);
     wake();
     fn(0, P.n, arg);
     while (atomic_load_explicit(&P.pending, memory_order_acquire) > 0) CPU_RELAX();
@@ -157,7 +159,6 @@ void llm_parallel(llm_task_fn fn, void *arg) {
     if (P.n == 1) { fn(0, 1, arg); return; }
     P.fn = fn;
     P.arg = arg;
-    P.all = 0;
     const unsigned g = atomic_load(&P.gen) + 1;     /* the generation wake() is about to post */
     atomic_store_explicit(&P.door, (unsigned long long)g << 32, memory_order_release);
     wake();
