@@ -35,7 +35,7 @@ CUDA_LIB ?= llmlite/libllmlite_cuda.so
 cuda: $(CUDA_LIB)
 $(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh) csrc/span.h csrc/llmlite.h
 	@command -v $(NVCC) >/dev/null || { echo "make cuda: $(NVCC) not found (the CUDA toolkit); the CPU build needs none" >&2; exit 1; }
-	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -cudart static $(CUDA_ARCHS) \
+	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static $(CUDA_ARCHS) \
 	        -Icsrc -o $@ $(filter %.cu,$^)
 
 # fetch the test models into the cache (~/.cache/llmlite, or $$LLMLITE_CACHE), sha256 checked

@@ -164,3 +164,28 @@ def test_plan_counts_what_the_span_takes(which, n_gpu, smollm2_path, gemma3_path
     assert m.weights.n_offload == n_gpu == m.offload_plan.n_gpu
     logits = m.n_vocab * 256 * 4 if m.offload_plan.head_on_gpu else 0
     assert side.total - logits == m.weights.span_bytes
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="no nvcc: the CUDA backend cannot be built here")
+def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smollm2_path):
+    """make cuda (one architecture, to be quick) builds the real backend; on a machine
+    without a driver it loads, says why it cannot run in one line, and the run goes on
+    on the CPU with the same output"""
+    so = tmp_path / "libllmlite_cuda.so"
+    r = subprocess.run(["make", "-s", "cuda", f"CUDA_LIB={so}", "CUDA_ARCHS=-gencode arch=compute_90,code=sm_90"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and so.is_file(), r.stderr
+    syms = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True).stdout
+    assert sorted(ln.split()[-1] for ln in syms.splitlines() if ln.split()[-1].startswith("llm")) == \
+        ["llmcuda_device_info", "llmcuda_span_ops"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
+    env.pop("LLMLITE_OFFLOAD_BACKEND", None)
+    args = [sys.executable, "-m", "llmlite", "run", str(smollm2_path), "-p", "Hi", "-n", "6", "--temp", "0"]
+    gpu = subprocess.run(args + ["-ngl", "all"], capture_output=True, text=True, env=env, timeout=120)
+    cpu = subprocess.run(args + ["-ngl", "0"], capture_output=True, text=True, env=env, timeout=120)
+    assert gpu.returncode == 0 and gpu.stdout == cpu.stdout
+    from llmlite.offload import load_cuda
+
+    if not load_cuda()[0]:                  # no GPU here: the one line, and the CPU
+        lines = [ln for ln in gpu.stderr.splitlines() if "running on the CPU" in ln]
+        assert len(lines) == 1 and ("driver" in lines[0] or "GPU" in lines[0]), gpu.stderr

@@ -1,0 +1,323 @@
+/* Per-token kernels (see ops.cuh). Numerics mirror csrc/ops.c and forward.c:
+ *   RMSNorm   sum of squares of float products accumulated in double, mean as float,
+ *             scale = 1/sqrtf(mean + eps), y = (x*scale)*w
+ *   RoPE      theta = pos * theta_scale^i by repeated float multiplication (theta_scale
+ *             = powf(base, -2/n_rot), computed by the host's libm like the CPU's),
+ *             / freq_factor[i], * freq_scale; x0' = fma(x0,c,-(x1*s)), x1' = fma(x0,s,x1*c)
+ *   attention Q rounded to F16 (as the CPU), K/V from the F16 cache, scores and
+ *             softmax in float (max-subtracted, expf), output in float
+ *   SiLU      x/(1+expf(-x)) * u;  GELU: llama.cpp's table numerics (input and output
+ *             rounded to F16, 0 below -10, x above 10) * u
+ * Reductions are fixed trees per row, independent of the batch size. */
+#include <math.h>
+#include "ops.cuh"
+
+#define NORM_THREADS 256
+#define QK_THREADS 128
+#define AT_WARPS 4
+#define AT_MAX_HD 512                 /* LLM_MAX_HEAD_DIM */
+#define AT_PAIRS (AT_MAX_HD / 64)     /* half2 pairs per lane */
+
+/* ---- norms ---- */
+
+/* 1/sqrt(mean(x^2) + eps) over a row, every thread of the block taking part */
+__device__ __forceinline__ float row_inv_rms(const float *x, int d, float eps, double *sh) {
+    double s = 0.0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        const float v = x[i];
+        s += (double)(v * v);
+    }
+    s = block_sum_d(s, sh);
+    const float mean = (float)(s / d);
+    return 1.0f / sqrtf(mean + eps);
+}
+
+__global__ void __launch_bounds__(NORM_THREADS) rmsnorm_kernel(float *y, const float *x, const float *w, int d, float eps) {
+    __shared__ double sh[32];
+    const float *xr = x + (size_t)blockIdx.x * d;
+    float *yr = y + (size_t)blockIdx.x * d;
+    const float sc = row_inv_rms(xr, d, eps, sh);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) yr[i] = w ? mul_rn(xr[i], sc) * w[i] : xr[i] * sc;
+}
+
+cudaError_t cu_rmsnorm(float *y, const float *x, const float *w, int n, int d, float eps, cudaStream_t st) {
+    rmsnorm_kernel<<<n, NORM_THREADS, 0, st>>>(y, x, w, d, eps);
+    return cudaGetLastError();
+}
+
+__global__ void __launch_bounds__(NORM_THREADS)
+residual_kernel(float *x, const float *o, const float *post, const float *norm, float *xn, int d, float eps) {
+    __shared__ double sh[32];
+    float *xr = x + (size_t)blockIdx.x * d;
+    const float *orow = o + (size_t)blockIdx.x * d;
+    const float ps = post ? row_inv_rms(orow, d, eps, sh) : 1.0f;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {    /* each thread re-reads only its own x[i] below */
+        const float oi = post ? mul_rn(mul_rn(orow[i], ps), post[i]) : orow[i];
+        const float xi = xr[i] + oi;
+        xr[i] = xi;
+        s += (double)(xi * xi);
+    }
+    if (!norm) return;                                       /* uniform over the block */
+    s = block_sum_d(s, sh);
+    const float sc = 1.0f / sqrtf((float)(s / d) + eps);
+    float *xnr = xn + (size_t)blockIdx.x * d;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) xnr[i] = mul_rn(xr[i], sc) * norm[i];
+}
+
+cudaError_t cu_residual(float *x, const float *o, const float *post, const float *norm, float *xn, int n, int d,
+                        float eps, cudaStream_t st) {
+    residual_kernel<<<n, NORM_THREADS, 0, st>>>(x, o, post, norm, xn, d, eps);
+    return cudaGetLastError();
+}
+
+/* ---- Q/K stage: bias, q/k norm, RoPE, prescale; K and V into the F16 cache ---- */
+
+__global__ void __launch_bounds__(QK_THREADS) qk_kernel(qk_params p) {
+    __shared__ float buf[AT_MAX_HD];
+    __shared__ double sh[32];
+    const int hd = p.hd, t = blockIdx.y;
+    const int is_q = (int)blockIdx.x < p.n_head, h = is_q ? blockIdx.x : blockIdx.x - p.n_head;
+    const int pos = *p.pos0 + t;
+    const float *src = is_q ? p.q_in + (size_t)t * p.q_stride + (size_t)h * hd
+                            : p.k_in + (size_t)t * p.kv_stride + (size_t)h * hd;
+    const float *bias = is_q ? p.bq : p.bk, *nw = is_q ? p.qn : p.kn;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float v = src[i];
+        if (bias) v = v + bias[(size_t)h * hd + i];
+        buf[i] = v;
+    }
+    if (nw) {                                                /* each thread: its own elements */
+        const float sc = row_inv_rms(buf, hd, p.eps, sh);
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) buf[i] = mul_rn(buf[i], sc) * nw[i];
+    }
+    __syncthreads();
+    if (p.n_rot > 0) {
+        const int half = p.n_rot / 2;
+        for (int i = threadIdx.x; i < half; i += blockDim.x) {   /* one thread per rotated pair */
+            float theta = (float)pos;
+            for (int j = 0; j < i; j++) theta = mul_rn(theta, p.theta_scale);
+            float a = theta / (p.freq ? p.freq[i] : 1.0f);
+            a = mul_rn(p.rope_scale, a);
+            const float c = cosf(a), s = sinf(a);
+            const int i0 = p.neox ? i : 2 * i, i1 = p.neox ? i + half : 2 * i + 1;
+            const float x0 = buf[i0], x1 = buf[i1];
+            buf[i0] = fmaf(x0, c, -mul_rn(x1, s));
+            buf[i1] = fmaf(x0, s, mul_rn(x1, c));
+        }
+        __syncthreads();
+    }
+    if (is_q) {
+        float *out = p.q_out + (size_t)t * p.n_head * hd + (size_t)h * hd;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) out[i] = p.q_prescale != 1.0f ? buf[i] * p.q_prescale : buf[i];
+    } else {
+        const size_t off = ((size_t)h * p.n_ctx + pos) * hd;
+        const float *vs = p.v_in + (size_t)t * p.kv_stride + (size_t)h * hd;
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float v = vs[i];
+            if (p.bv) v = v + p.bv[(size_t)h * hd + i];
+            p.kc[off + i] = __float2half_rn(buf[i]);
+            p.vc[off + i] = __float2half_rn(v);
+        }
+    }
+}
+
+cudaError_t cu_qk_stage(const qk_params *p, int n, cudaStream_t st) {
+    qk_kernel<<<dim3(p->n_head + p->n_head_kv, n), QK_THREADS, 0, st>>>(*p);
+    return cudaGetLastError();
+}
+
+/* ---- attention ----
+ * Block (b, head h, token t) takes chunks b, b+nblk, ... of t's visible keys
+ * lo..pos (lo = pos-window+1 on sliding layers, else 0). In a chunk of 128 keys warp
+ * w takes keys 32w..32w+31: lane l computes the score of key 32w+l (its own K row,
+ * q from shared memory), the warp takes max and sum, then accumulates p*V with
+ * lanes over head_dim (half2 pairs), p broadcast by shuffle. The 4 warps merge in
+ * order into one partial (max M, sum L, unnormalised output); the combine kernel
+ * merges a token's partials in chunk order and divides by the total sum. */
+
+__device__ __forceinline__ int attn_lo(const attn_params &p, int pos) {
+    return p.window > 0 && pos - p.window + 1 > 0 ? pos - p.window + 1 : 0;
+}
+
+__device__ __forceinline__ float2 h2_to_f2(uint32_t u) {
+    __half2 h;
+    memcpy(&h, &u, 4);
+    return __half22float2(h);
+}
+
+/* dot(q (float, shared), k row (F16)) */
+__device__ __forceinline__ float key_dot(const float *qs, const __half *k, int hd) {
+    float s0 = 0.0f, s1 = 0.0f;
+    if ((hd & 7) == 0) {                                     /* 16-byte rows: 8 halves per load */
+        const uint4 *kr = (const uint4 *)k;
+        for (int c = 0; c < hd / 8; c++) {
+            const uint4 v = kr[c];
+            const float *qc = qs + 8 * c;
+            float2 a = h2_to_f2(v.x), b = h2_to_f2(v.y);
+            s0 = fmaf(qc[0], a.x, s0); s1 = fmaf(qc[1], a.y, s1);
+            s0 = fmaf(qc[2], b.x, s0); s1 = fmaf(qc[3], b.y, s1);
+            a = h2_to_f2(v.z); b = h2_to_f2(v.w);
+            s0 = fmaf(qc[4], a.x, s0); s1 = fmaf(qc[5], a.y, s1);
+            s0 = fmaf(qc[6], b.x, s0); s1 = fmaf(qc[7], b.y, s1);
+        }
+    } else {
+        const __half2 *kr = (const __half2 *)k;
+        for (int c = 0; c < hd / 2; c++) {
+            const float2 a = __half22float2(kr[c]);
+            s0 = fmaf(qs[2 * c], a.x, s0);
+            s1 = fmaf(qs[2 * c + 1], a.y, s1);
+        }
+    }
+    return s0 + s1;
+}
+
+__global__ void __launch_bounds__(AT_WARPS * 32) attn_kernel(attn_params p, int t0) {
+    __shared__ float qs[AT_MAX_HD];
+    __shared__ float accs[AT_WARPS][AT_MAX_HD];
+    __shared__ float ms[AT_WARPS], ls[AT_WARPS];
+    const int h = blockIdx.y, tl = blockIdx.z, t = t0 + tl;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int hd = p.hd, npairs = hd >> 1;
+    const int kvh = h / (p.n_head / p.n_head_kv);
+    const int pos = *p.pos0 + t, lo = attn_lo(p, pos);
+    const int nchunks = (pos - lo + ATTN_CHUNK) / ATTN_CHUNK;
+    if ((int)blockIdx.x >= nchunks) return;                  /* the whole block, before any barrier */
+    const float *q = p.q + ((size_t)t * p.n_head + h) * hd;
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) qs[i] = round_f16(q[i]);
+    __syncthreads();
+    const __half *K = p.kc + (size_t)kvh * p.n_ctx * hd, *V = p.vc + (size_t)kvh * p.n_ctx * hd;
+    for (int ch = blockIdx.x; ch < nchunks; ch += p.nblk) {
+        const int c_lo = lo + ch * ATTN_CHUNK, c_hi = min(pos, c_lo + ATTN_CHUNK - 1);
+        const int k0 = c_lo + 32 * warp;                     /* this warp's 32 keys */
+        float m = -INFINITY, l = 0.0f;
+        float2 acc[AT_PAIRS];
+#pragma unroll
+        for (int j = 0; j < AT_PAIRS; j++) acc[j] = make_float2(0.0f, 0.0f);
+        if (k0 <= c_hi) {                                    /* uniform over the warp */
+            const int s = k0 + lane;
+            const bool valid = s <= c_hi;
+            const float sc = valid ? key_dot(qs, K + (size_t)s * hd, hd) * p.scale : -INFINITY;
+            m = warp_max(sc);                                /* lane 0's key is valid: finite */
+            const float pr = valid ? expf(sc - m) : 0.0f;
+            l = warp_sum(pr);
+            const int cnt = min(32, c_hi - k0 + 1);
+            for (int jj = 0; jj < cnt; jj++) {
+                const float pj = __shfl_sync(FULL_MASK, pr, jj);
+                const __half2 *vr = (const __half2 *)(V + (size_t)(k0 + jj) * hd);
+#pragma unroll
+                for (int j = 0; j < AT_PAIRS; j++) {
+                    const int pi = lane + 32 * j;
+                    if (pi < npairs) {
+                        const float2 v = __half22float2(vr[pi]);
+                        acc[j].x = fmaf(pj, v.x, acc[j].x);
+                        acc[j].y = fmaf(pj, v.y, acc[j].y);
+                    }
+                }
+            }
+        }
+        if (lane == 0) { ms[warp] = m; ls[warp] = l; }
+#pragma unroll
+        for (int j = 0; j < AT_PAIRS; j++) {
+            const int pi = lane + 32 * j;
+            if (pi < npairs) { accs[warp][2 * pi] = acc[j].x; accs[warp][2 * pi + 1] = acc[j].y; }
+        }
+        __syncthreads();
+        float M = ms[0];                                     /* warp 0 always has keys */
+        for (int w = 1; w < AT_WARPS; w++) M = fmaxf(M, ms[w]);
+        float ew[AT_WARPS], L = 0.0f;
+        for (int w = 0; w < AT_WARPS; w++) {
+            ew[w] = ms[w] == -INFINITY ? 0.0f : expf(ms[w] - M);
+            L += ls[w] * ew[w];
+        }
+        float *pp = p.part + (((size_t)tl * p.n_head + h) * p.pstride + ch) * (hd + 2);
+        if (threadIdx.x == 0) { pp[0] = M; pp[1] = L; }
+        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+            float o = 0.0f;
+            for (int w = 0; w < AT_WARPS; w++) o += accs[w][i] * ew[w];
+            pp[2 + i] = o;
+        }
+        __syncthreads();                                     /* before the next chunk reuses ms/accs */
+    }
+}
+
+__global__ void __launch_bounds__(128) attn_combine_kernel(attn_params p, int t0) {
+    const int h = blockIdx.x, tl = blockIdx.y, t = t0 + tl, hd = p.hd;
+    const int pos = *p.pos0 + t, lo = attn_lo(p, pos);
+    const int nchunks = (pos - lo + ATTN_CHUNK) / ATTN_CHUNK;
+    const float *pp = p.part + ((size_t)tl * p.n_head + h) * p.pstride * (hd + 2);
+    float M = -INFINITY;
+    for (int c = 0; c < nchunks; c++) M = fmaxf(M, pp[(size_t)c * (hd + 2)]);
+    float L = 0.0f, o[AT_MAX_HD / 128];
+#pragma unroll
+    for (int r = 0; r < AT_MAX_HD / 128; r++) o[r] = 0.0f;
+    for (int c = 0; c < nchunks; c++) {                      /* chunk order: fixed */
+        const float *pc = pp + (size_t)c * (hd + 2);
+        const float w = expf(pc[0] - M);
+        L += pc[1] * w;
+#pragma unroll
+        for (int r = 0; r < AT_MAX_HD / 128; r++) {
+            const int i = threadIdx.x + 128 * r;
+            if (i < hd) o[r] += pc[2 + i] * w;
+        }
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    float *out = p.out + ((size_t)t * p.n_head + h) * hd;
+#pragma unroll
+    for (int r = 0; r < AT_MAX_HD / 128; r++) {
+        const int i = threadIdx.x + 128 * r;
+        if (i < hd) out[i] = o[r] * inv;
+    }
+}
+
+cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st) {
+    attn_kernel<<<dim3(p->nblk, p->n_head, n), AT_WARPS * 32, 0, st>>>(*p, t0);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess) return e;
+    attn_combine_kernel<<<dim3(p->n_head, n), 128, 0, st>>>(*p, t0);
+    return cudaGetLastError();
+}
+
+/* ---- gated activation, softcap ---- */
+
+#define GELU_COEF_A 0.044715f
+#define SQRT_2_OVER_PI 0.79788456080286535587989211986876f
+
+/* csrc/ops.c's table entry: gelu of the F16-rounded input, rounded to F16 */
+__device__ __forceinline__ float gelu_ref(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float xh = round_f16(x);
+    const float inner = mul_rn(mul_rn(SQRT_2_OVER_PI, xh), fmaf(GELU_COEF_A * xh, xh, 1.0f));
+    return round_f16(mul_rn(mul_rn(0.5f, xh), 1.0f + tanhf(inner)));
+}
+
+__global__ void act_kernel(float *out, const float *g, const float *u, int stride, int n, int ff, int gelu) {
+    const long long total = (long long)n * ff;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const long long t = idx / ff, i = idx % ff;
+        const float x = g[t * stride + i], uv = u[t * stride + i];
+        const float y = gelu ? gelu_ref(x) : x / (1.0f + expf(-x));
+        out[t * ff + i] = y * uv;
+    }
+}
+
+cudaError_t cu_gated_act(float *out, const float *g, const float *u, int stride, int n, int ff, int gelu,
+                         cudaStream_t st) {
+    const long long total = (long long)n * ff;
+    const long long blocks = (total + 255) / 256;
+    act_kernel<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, st>>>(out, g, u, stride, n, ff, gelu);
+    return cudaGetLastError();
+}
+
+__global__ void softcap_kernel(float *x, long long count, float cap) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x)
+        x[i] = tanhf(x[i] / cap) * cap;
+}
+
+cudaError_t cu_softcap(float *x, long long count, float cap, cudaStream_t st) {
+    const long long blocks = (count + 255) / 256;
+    softcap_kernel<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, st>>>(x, count, cap);
+    return cudaGetLastError();
+}

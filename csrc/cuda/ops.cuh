@@ -1,0 +1,63 @@
+/* The per-token operations of csrc/forward.c on the device: norms and residuals,
+ * the Q/K stage (bias, q/k norm, RoPE, KV cache write), attention, gated activation,
+ * logit softcap. Activations are float32 rows, token after token. Every kernel that
+ * needs the position reads it from a device int (pos0: the position of token 0), so a
+ * captured CUDA graph serves every position. Each function enqueues on st and returns
+ * the launch error. */
+#ifndef LLMCUDA_OPS_CUH
+#define LLMCUDA_OPS_CUH
+#include "common.cuh"
+
+/* y row t = rmsnorm(x row t) * w (w NULL: no weight), n rows of d */
+cudaError_t cu_rmsnorm(float *y, const float *x, const float *w, int n, int d, float eps, cudaStream_t st);
+
+/* per row t: o = post ? rmsnorm(o)*post : o; x += o; then, if norm: xn = rmsnorm(x)*norm.
+ * (ST_POST_ATTN / ST_POST_FFN of forward.c, fused with the next norm) */
+cudaError_t cu_residual(float *x, const float *o, const float *post, const float *norm, float *xn, int n, int d,
+                        float eps, cudaStream_t st);
+
+typedef struct {
+    const float *q_in, *k_in, *v_in;   /* token t's raw rows at + t*q_stride / t*kv_stride */
+    int q_stride, kv_stride;
+    const float *bq, *bk, *bv;         /* biases (NULL: none) */
+    const float *qn, *kn;              /* q/k norm weights over head_dim (NULL: none) */
+    const float *freq;                 /* rope_freqs, n_rot/2 divisors (NULL: none) */
+    float *q_out;                      /* [n][n_head*hd]: normed, rotated, prescaled Q */
+    __half *kc, *vc;                   /* this layer's caches, [n_head_kv][n_ctx][hd] */
+    const int *pos0;
+    int n_head, n_head_kv, hd, n_ctx, n_rot, neox;
+    float eps, theta_scale, rope_scale, q_prescale;
+} qk_params;
+/* ST_QK of forward.c for n tokens: one block per (head, token) */
+cudaError_t cu_qk_stage(const qk_params *p, int n, cudaStream_t st);
+
+/* attention keys are cut into chunks of ATTN_CHUNK positions counted from the first
+ * visible key; each chunk gives a partial (max, sum, unnormalised output) and the
+ * combine merges a token's partials in chunk order, so a token's result does not
+ * depend on the batch it is in nor on the grid size */
+#define ATTN_CHUNK 128
+typedef struct {
+    const float *q;                    /* [n][n_head*hd] */
+    const __half *kc, *vc;             /* this layer's caches */
+    float *out;                        /* [n][n_head*hd] */
+    float *part;                       /* partials: [n][n_head][pstride][hd + 2] */
+    const int *pos0;
+    int n_head, n_head_kv, hd, n_ctx;
+    int window;                        /* > 0: sliding window (keys p-window+1..p) */
+    float scale;
+    int pstride;                       /* partial slots per (token, head) >= any token's chunk count */
+    int nblk;                          /* blocks per (head, token): each takes chunks b, b+nblk, ... */
+} attn_params;
+/* attention of tokens t0..t0+n-1 (the partials of token t0+i in slot i) */
+cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st);
+
+/* out row t = act(g row t) * (u row t), rows of ff at stride `stride` in g and u, out
+ * rows of ff (out may be g when stride == ff). gelu: GELU-tanh (llama.cpp's F16 table
+ * numerics, as csrc/ops.c), else SiLU. */
+cudaError_t cu_gated_act(float *out, const float *g, const float *u, int stride, int n, int ff, int gelu,
+                         cudaStream_t st);
+
+/* x = tanh(x/cap)*cap over count floats */
+cudaError_t cu_softcap(float *x, long long count, float cap, cudaStream_t st);
+
+#endif

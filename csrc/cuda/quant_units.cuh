@@ -1,0 +1,275 @@
+/* Weight decoding for the matmul kernels, one "unit" of 8 weights at a time.
+ *
+ * A row of k weights is k/QK blocks of BB bytes (the GGUF layouts of
+ * /work/shared/spec/quant-formats.md; F32/F16/BF16 are cut into blocks of 8). Each
+ * block is NU units; unit u of a block decodes to 8 floats w[0..7], which are the
+ * block's elements run(u,0)+0..3 (w[0..3]) and run(u,1)+0..3 (w[4..7]): two runs
+ * of 4, so the matching activations are two aligned float4 loads. A warp walks a
+ * row unit by unit, lane l taking units l, l+32, ...: adjacent lanes read adjacent
+ * bytes.
+ *
+ * The arithmetic of every value is that of csrc/quants.c's dequantizer (same
+ * operations, same order, a*b+c never fused: mul_rn/add_rn), so decode() gives
+ * its bits exactly, on the host (dequant_check.cu checks this) and on the device.
+ *
+ * Alignment: cudaMalloc'd rows start at multiples of BB, so a block start is
+ * aligned to the largest power of two dividing BB: Q4_0/Q5_0/Q8_0/Q3_K/Q6_K 2 bytes,
+ * Q4_1/Q2_K 4, Q5_1 8, Q4_K/Q5_K/F16/BF16 16, F32 32. Loads never assume more. */
+#ifndef LLMCUDA_QUANT_UNITS_CUH
+#define LLMCUDA_QUANT_UNITS_CUH
+#include "common.cuh"
+
+/* the 8 bytes b[0..7] of two 32-bit words */
+#define BYTE8(lo, hi, i) ((i) < 4 ? ((lo) >> (8 * (i))) & 0xffu : ((hi) >> (8 * ((i) - 4))) & 0xffu)
+
+struct UF32 {
+    static constexpr int type = CT_F32, QK = 8, BB = 32, NU = 1;
+    static HD int run(int, int r) { return 4 * r; }
+    static HD void decode(const uint8_t *b, int, float *w) {
+        const float *f = (const float *)b;
+UNROLL
+        for (int i = 0; i < 8; i++) w[i] = f[i];
+    }
+};
+
+/* F16 and BF16: 8 halves, converted by h2f or bf2f */
+template <int TYPE, bool BF>
+struct UHalf {
+    static constexpr int type = TYPE, QK = 8, BB = 16, NU = 1;
+    static HD float cv(uint16_t h) { return BF ? bf2f(h) : h2f(h); }
+    static HD int run(int, int r) { return 4 * r; }
+    static HD void decode(const uint8_t *b, int, float *w) {
+#ifdef __CUDA_ARCH__
+        const uint4 v = *(const uint4 *)b;
+        const uint32_t p[4] = {v.x, v.y, v.z, v.w};
+UNROLL
+        for (int i = 0; i < 4; i++) {
+            w[2 * i] = cv((uint16_t)(p[i] & 0xffffu));
+            w[2 * i + 1] = cv((uint16_t)(p[i] >> 16));
+        }
+#else
+        for (int i = 0; i < 8; i++) w[i] = cv((uint16_t)ld_u16(b + 2 * i));
+#endif
+    }
+};
+typedef UHalf<CT_F16, false> UF16;
+typedef UHalf<CT_BF16, true> UBF16;
+
+/* Q4_0: d f16 @0, qs[16] @2; qs[j] = element j (low nibble), j+16 (high); y = (q-8)*d.
+ * Unit u: qs[4u..4u+3] -> elements 4u..4u+3 and 16+4u..16+4u+3. */
+struct UQ4_0 {
+    static constexpr int type = CT_Q4_0, QK = 32, BB = 18, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const float d = h2f((uint16_t)ld_u16(b));
+        const uint32_t q = ld_u32_a2(b + 2 + 4 * u);
+UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int v = (int)((q >> (8 * i)) & 0xffu);
+            w[i] = (float)((v & 15) - 8) * d;
+            w[4 + i] = (float)((v >> 4) - 8) * d;
+        }
+    }
+};
+
+/* Q4_1: d @0, m @2, qs @4; y = q*d + m */
+struct UQ4_1 {
+    static constexpr int type = CT_Q4_1, QK = 32, BB = 20, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const float d = h2f((uint16_t)ld_u16(b)), m = h2f((uint16_t)ld_u16(b + 2));
+        const uint32_t q = ld_u32(b + 4 + 4 * u);
+UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int v = (int)((q >> (8 * i)) & 0xffu);
+            w[i] = add_rn(mul_rn((float)(v & 15), d), m);
+            w[4 + i] = add_rn(mul_rn((float)(v >> 4), d), m);
+        }
+    }
+};
+
+/* Q5_0: d @0, qh u32 @2 (bit e = 5th bit of element e), qs @6; y = (q-16)*d */
+struct UQ5_0 {
+    static constexpr int type = CT_Q5_0, QK = 32, BB = 22, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const float d = h2f((uint16_t)ld_u16(b));
+        const uint32_t qh = ld_u32_a2(b + 2);
+        const uint32_t q = ld_u32_a2(b + 6 + 4 * u);
+UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int v = (int)((q >> (8 * i)) & 0xffu), e = 4 * u + i;
+            const int lo = (v & 15) | (int)(((qh >> e) & 1u) << 4);
+            const int hi = (v >> 4) | (int)(((qh >> (e + 16)) & 1u) << 4);
+            w[i] = (float)(lo - 16) * d;
+            w[4 + i] = (float)(hi - 16) * d;
+        }
+    }
+};
+
+/* Q5_1: d @0, m @2, qh @4, qs @8; y = q*d + m */
+struct UQ5_1 {
+    static constexpr int type = CT_Q5_1, QK = 32, BB = 24, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const float d = h2f((uint16_t)ld_u16(b)), m = h2f((uint16_t)ld_u16(b + 2));
+        const uint32_t qh = ld_u32(b + 4);
+        const uint32_t q = ld_u32(b + 8 + 4 * u);
+UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int v = (int)((q >> (8 * i)) & 0xffu), e = 4 * u + i;
+            const int lo = (v & 15) | (int)(((qh >> e) & 1u) << 4);
+            const int hi = (v >> 4) | (int)(((qh >> (e + 16)) & 1u) << 4);
+            w[i] = add_rn(mul_rn((float)lo, d), m);
+            w[4 + i] = add_rn(mul_rn((float)hi, d), m);
+        }
+    }
+};
+
+/* Q8_0: d @0, qs int8[32] @2; unit u = elements 8u..8u+7 */
+struct UQ8_0 {
+    static constexpr int type = CT_Q8_0, QK = 32, BB = 34, NU = 4;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const float d = h2f((uint16_t)ld_u16(b));
+        const uint32_t lo = ld_u32_a2(b + 2 + 8 * u), hi = ld_u32_a2(b + 6 + 8 * u);
+UNROLL
+        for (int i = 0; i < 8; i++) w[i] = (float)(int8_t)BYTE8(lo, hi, i) * d;
+    }
+};
+
+/* Q2_K: scales[16] @0, qs[64] @16, d @80, dmin @82. Element e: sub-block s = e/16,
+ * 2-bit q = (qs[32(s/8) + 16(s&1) + e%16] >> 2((s%8)/2)) & 3, y = d*(sc&15)*q - dmin*(sc>>4).
+ * Unit u = elements 8u..8u+7 (s = u/2). */
+struct UQ2_K {
+    static constexpr int type = CT_Q2_K, QK = 256, BB = 84, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int s = u >> 1, l0 = 8 * (u & 1);
+        const float d = h2f((uint16_t)ld_u16(b + 80)), dmin = h2f((uint16_t)ld_u16(b + 82));
+        const uint32_t sc = ld_u8(b + s);
+        const float dl = d * (float)(sc & 15u), ml = dmin * (float)(sc >> 4);
+        const uint8_t *q = b + 16 + 32 * (s / 8) + 16 * (s & 1) + l0;
+        const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4);
+        const int shift = 2 * ((s % 8) / 2);
+UNROLL
+        for (int i = 0; i < 8; i++) w[i] = sub_rn(mul_rn(dl, (float)((BYTE8(lo, hi, i) >> shift) & 3u)), ml);
+    }
+};
+
+/* Q3_K: hmask[32] @0, qs[64] @32, scales[12] @96, d @108. Sub-block s = e/16 has the
+ * 6-bit scale (lo nibble | 2 high bits << 4) - 32; value = low2 - (hbit ? 0 : 4),
+ * hbit = bit s/2 of hmask[16(s&1) + e%16]. */
+struct UQ3_K {
+    static constexpr int type = CT_Q3_K, QK = 256, BB = 110, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int s = u >> 1, l0 = 8 * (u & 1);
+        const uint8_t *ps = b + 96;
+        const float d = h2f((uint16_t)ld_u16(b + 108));
+        const int lo = (int)((s < 8 ? ld_u8(ps + s) : ld_u8(ps + s - 8) >> 4) & 15u);
+        const int hi = (int)((ld_u8(ps + 8 + (s & 3)) >> (2 * (s >> 2))) & 3u);
+        const float dl = d * (float)((lo | (hi << 4)) - 32);
+        const uint8_t *q = b + 32 + 32 * (s / 8) + 16 * (s & 1) + l0;
+        const uint8_t *h = b + 16 * (s & 1) + l0;
+        const uint32_t qlo = ld_u32_a2(q), qhi = ld_u32_a2(q + 4);
+        const uint32_t hlo = ld_u32_a2(h), hhi = ld_u32_a2(h + 4);
+        const int shift = 2 * ((s % 8) / 2), hbit = s / 2;
+UNROLL
+        for (int i = 0; i < 8; i++) {
+            const int v = (int)((BYTE8(qlo, qhi, i) >> shift) & 3u) - (((BYTE8(hlo, hhi, i) >> hbit) & 1u) ? 0 : 4);
+            w[i] = dl * (float)v;
+        }
+    }
+};
+
+/* Q4_K / Q5_K 6-bit scale and min of sub-block j (get_scale_min_k4) */
+HD void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = (int)(ld_u8(q + j) & 63u);
+        *m = (int)(ld_u8(q + j + 4) & 63u);
+    } else {
+        *sc = (int)((ld_u8(q + j + 4) & 15u) | ((ld_u8(q + j - 4) >> 6) << 4));
+        *m = (int)((ld_u8(q + j + 4) >> 4) | ((ld_u8(q + j) >> 6) << 4));
+    }
+}
+
+/* Q4_K: d @0, dmin @2, scales[12] @4, qs[128] @16. Sub-block j = e/32 (8 of them):
+ * nibble (j odd: high) of qs[32(j/2) + e%32]; y = d*sc*q - dmin*m.
+ * Unit u = elements 8u..8u+7 (j = u/4). */
+struct UQ4_K {
+    static constexpr int type = CT_Q4_K, QK = 256, BB = 144, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int j = u >> 2, l0 = 8 * (u & 3);
+        const float d = h2f((uint16_t)ld_u16(b)), dmin = h2f((uint16_t)ld_u16(b + 2));
+        int sc, m;
+        scale_min_k4(j, b + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        const uint8_t *q = b + 16 + 32 * (j / 2) + l0;                /* 8-aligned */
+#ifdef __CUDA_ARCH__
+        const uint2 qq = *(const uint2 *)q;
+        const uint32_t lo = qq.x, hi = qq.y;
+#else
+        const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4);
+#endif
+        const int shift = 4 * (j & 1);
+UNROLL
+        for (int i = 0; i < 8; i++) w[i] = sub_rn(mul_rn(d1, (float)((BYTE8(lo, hi, i) >> shift) & 15u)), m1);
+    }
+};
+
+/* Q5_K: as Q4_K with qh[32] @16 (bit j of qh[e%32] = 5th bit), qs @48 */
+struct UQ5_K {
+    static constexpr int type = CT_Q5_K, QK = 256, BB = 176, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int j = u >> 2, l0 = 8 * (u & 3);
+        const float d = h2f((uint16_t)ld_u16(b)), dmin = h2f((uint16_t)ld_u16(b + 2));
+        int sc, m;
+        scale_min_k4(j, b + 4, &sc, &m);
+        const float d1 = d * (float)sc, m1 = dmin * (float)m;
+        const uint8_t *q = b + 48 + 32 * (j / 2) + l0, *h = b + 16 + l0;   /* both 8-aligned */
+#ifdef __CUDA_ARCH__
+        const uint2 qq = *(const uint2 *)q, hh = *(const uint2 *)h;
+        const uint32_t lo = qq.x, hi = qq.y, hlo = hh.x, hhi = hh.y;
+#else
+        const uint32_t lo = ld_u32(q), hi = ld_u32(q + 4), hlo = ld_u32(h), hhi = ld_u32(h + 4);
+#endif
+        const int shift = 4 * (j & 1);
+UNROLL
+        for (int i = 0; i < 8; i++) {
+            const int v = (int)((BYTE8(lo, hi, i) >> shift) & 15u) | (int)(((BYTE8(hlo, hhi, i) >> j) & 1u) << 4);
+            w[i] = sub_rn(mul_rn(d1, (float)v), m1);
+        }
+    }
+};
+
+/* Q6_K: ql[128] @0, qh[64] @128, scales int8[16] @192, d @208. Element e: h = e/128,
+ * r = e%128, qq = r/32, l = r%32: low 4 bits in ql[64h + 32(qq&1) + l] (high nibble
+ * if qq >= 2), high 2 bits (qh[32h + l] >> 2qq) & 3; y = d*sc[e/16]*(q - 32). */
+struct UQ6_K {
+    static constexpr int type = CT_Q6_K, QK = 256, BB = 210, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int h = u >> 4, qq = (u >> 2) & 3, l0 = 8 * (u & 3);
+        const float d = h2f((uint16_t)ld_u16(b + 208));
+        const float dl = d * (float)(int8_t)ld_u8(b + 192 + (u >> 1));
+        const uint8_t *ql = b + 64 * h + 32 * (qq & 1) + l0, *qh = b + 128 + 32 * h + l0;
+        const uint32_t lo = ld_u32_a2(ql), hi = ld_u32_a2(ql + 4);
+        const uint32_t hlo = ld_u32_a2(qh), hhi = ld_u32_a2(qh + 4);
+        const int lshift = qq < 2 ? 0 : 4, hshift = 2 * qq;
+UNROLL
+        for (int i = 0; i < 8; i++) {
+            const int v = (int)(((BYTE8(lo, hi, i) >> lshift) & 15u) | (((BYTE8(hlo, hhi, i) >> hshift) & 3u) << 4)) - 32;
+            w[i] = dl * (float)v;
+        }
+    }
+};
+
+/* the list the matmul dispatch and the host check walk */
+#define LLMCUDA_FOR_EACH_UNIT(X) \
+    X(UF32) X(UF16) X(UBF16) X(UQ4_0) X(UQ4_1) X(UQ5_0) X(UQ5_1) X(UQ8_0) \
+    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K)
+
+#endif

@@ -1,0 +1,271 @@
+/* The CPU stand-in for the CUDA runtime declared in include/cuda_runtime.h.
+ *
+ * Kernels: a grid runs block after block on the calling thread. The threads of a
+ * block are fibers (own stacks, a 14-instruction x86-64 context switch below), run
+ * in turn until each reaches a barrier: __syncthreads releases when every live
+ * thread of the block waits there (exited threads count as arrived, as on the
+ * hardware); a shuffle is two warp barriers around a per-warp exchange buffer and
+ * releases when the warp's 32 lanes wait there. A block where no thread can go on
+ * (a divergent barrier) or a shuffle with exited lanes aborts with a message.
+ *
+ * Memory: cudaMalloc / cudaHostAlloc fill new memory with 0xff bytes (NaN as float
+ * and as F16), so reading scratch that was never written shows up in the results. */
+#include <sanitizer/common_interface_defs.h>
+#include <vector>
+#include "cuda_runtime.h"
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+/* ---- fibers ---- */
+
+extern "C" void emu_switch(void **save_sp, void *new_sp);
+asm(R"(
+    .text
+    .globl emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ASAN_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
+#define ASAN_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber(save, bottom, size)
+#else
+#define ASAN_START(save, bottom, size) ((void)0)
+#define ASAN_FINISH(save, bottom, size) ((void)0)
+#endif
+
+enum { RUN, WAIT_BLOCK, WAIT_WARP, DONE };
+struct fiber { void *sp; char *stack; int state; uint3 idx; };
+static const size_t STACK = 256 << 10;
+static std::vector<fiber> fib;
+static void *sched_sp;
+static int cur;
+static const std::function<void()> *body;
+static const void *sched_bottom;
+static size_t sched_size;
+static unsigned char xbuf[32][32][8];     /* [warp][lane]: a shuffle's values */
+static long long n_blocks, n_switches;
+
+static void to_scheduler(int state) {
+    fib[cur].state = state;
+    void *fake = nullptr;
+    ASAN_START(state == DONE ? nullptr : &fake, sched_bottom, sched_size);
+    emu_switch(&fib[cur].sp, sched_sp);
+    ASAN_FINISH(fake, &sched_bottom, &sched_size);
+}
+
+static void fiber_entry() {
+    ASAN_FINISH(nullptr, &sched_bottom, &sched_size);
+    (*body)();
+    to_scheduler(DONE);
+    abort();                                  /* never resumed */
+}
+
+void emu_syncthreads(void) { to_scheduler(WAIT_BLOCK); }
+
+void emu_warp_exchange(const void *v, void *out, int size, int src_lane) {
+    const int w = cur / 32, l = cur % 32;
+    memcpy(xbuf[w][l], v, (size_t)size);
+    to_scheduler(WAIT_WARP);
+    memcpy(out, xbuf[w][src_lane], (size_t)size);
+    to_scheduler(WAIT_WARP);
+}
+
+static void fail(const char *what) {
+    fprintf(stderr, "emu: %s (block %u,%u,%u of %u,%u,%u; %u threads)\n", what, blockIdx.x, blockIdx.y, blockIdx.z,
+            gridDim.x, gridDim.y, gridDim.z, blockDim.x * blockDim.y * blockDim.z);
+    abort();
+}
+
+static void run_block(int n) {
+    for (int t = 0; t < n; t++) {
+        fiber &f = fib[t];
+        if (!f.stack) f.stack = (char *)aligned_alloc(64, STACK);
+        void **sp = (void **)(((uintptr_t)(f.stack + STACK)) & ~(uintptr_t)15) - 8;
+        for (int i = 0; i < 8; i++) sp[i] = nullptr;    /* r15..rbp, return address, padding */
+        sp[6] = (void *)&fiber_entry;
+        f.sp = sp;
+        f.state = RUN;
+        f.idx.x = t % blockDim.x;
+        f.idx.y = t / blockDim.x % blockDim.y;
+        f.idx.z = t / (blockDim.x * blockDim.y);
+    }
+    for (;;) {
+        for (int t = 0; t < n; t++) {
+            if (fib[t].state != RUN) continue;
+            cur = t;
+            threadIdx = fib[t].idx;
+            void *fake = nullptr;
+            ASAN_START(&fake, fib[t].stack, STACK);
+            emu_switch(&sched_sp, fib[t].sp);
+            ASAN_FINISH(fake, nullptr, nullptr);
+            n_switches++;
+        }
+        int live = 0, at_block = 0;
+        for (int t = 0; t < n; t++) {
+            live += fib[t].state != DONE;
+            at_block += fib[t].state == WAIT_BLOCK;
+        }
+        if (!live) break;
+        bool released = false;
+        if (at_block == live) {
+            for (int t = 0; t < n; t++) if (fib[t].state == WAIT_BLOCK) fib[t].state = RUN;
+            released = true;
+        } else {
+            for (int w = 0; w * 32 < n; w++) {
+                int wl = 0, ww = 0, done = 0;
+                for (int t = w * 32; t < n && t < w * 32 + 32; t++) {
+                    wl += fib[t].state != DONE;
+                    ww += fib[t].state == WAIT_WARP;
+                    done += fib[t].state == DONE;
+                }
+                if (ww && ww == wl) {
+                    if (done) fail("shuffle in a warp with exited lanes");
+                    for (int t = w * 32; t < n && t < w * 32 + 32; t++) fib[t].state = RUN;
+                    released = true;
+                }
+            }
+        }
+        if (!released) fail("deadlock: a barrier or shuffle that not every thread reaches");
+    }
+    n_blocks++;
+}
+
+static cudaError_t last_err = cudaSuccess;
+
+void emu_run_grid(dim3 g, dim3 b, const std::function<void()> &k) {
+    const unsigned nt = b.x * b.y * b.z;
+    if (nt == 0 || nt > 1024 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {
+        fprintf(stderr, "emu: bad launch configuration grid (%u,%u,%u) block (%u,%u,%u)\n", g.x, g.y, g.z, b.x, b.y, b.z);
+        last_err = cudaErrorInvalidValue;
+        return;
+    }
+    if (nt % 32) fail("block size not a multiple of 32");
+    if (fib.size() < nt) fib.resize(nt, fiber{nullptr, nullptr, DONE, {0, 0, 0}});
+    gridDim = g;
+    blockDim = b;
+    body = &k;
+    for (unsigned z = 0; z < g.z; z++)
+        for (unsigned y = 0; y < g.y; y++)
+            for (unsigned x = 0; x < g.x; x++) {
+                blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
+                run_block((int)nt);
+            }
+}
+
+/* ---- runtime ---- */
+
+struct emu_graph { std::vector<std::function<void()>> ops; };
+struct emu_stream { bool capturing; emu_graph *g; };
+
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    default: return "unknown error";
+    }
+}
+const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
+cudaError_t cudaGetLastError(void) { const cudaError_t e = last_err; last_err = cudaSuccess; return e; }
+
+static bool no_device() { const char *s = getenv("EMU_NO_DEVICE"); return s && s[0] == '1'; }
+cudaError_t cudaSetDevice(int d) { return no_device() ? cudaErrorInsufficientDriver : d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 0;
+    if (no_device()) return cudaErrorInsufficientDriver;
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
+    snprintf(p->name, sizeof p->name, "CPU emulation");
+    p->major = 9; p->minor = 0;
+    return cudaSuccess;
+}
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = 8ull << 30; *t = 16ull << 30; return cudaSuccess; }
+
+static size_t alloc_limit() { const char *s = getenv("EMU_ALLOC_LIMIT"); return s ? strtoull(s, nullptr, 10) : 0; }
+static size_t allocated;
+cudaError_t cudaMalloc(void **p, size_t n) {
+    const size_t lim = alloc_limit();
+    if (lim && allocated + n > lim) { *p = nullptr; return cudaErrorMemoryAllocation; }
+    *p = aligned_alloc(256, (n + 255) / 256 * 256);
+    if (!*p) return cudaErrorMemoryAllocation;
+    memset(*p, 0xff, n);
+    allocated += n;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
+    *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (*p) memset(*p, 0xff, n);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = new emu_stream{false, nullptr}; return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    return s && s->capturing ? cudaErrorStreamCaptureInvalidated : cudaSuccess;
+}
+
+void emu_enqueue(cudaStream_t s, std::function<void()> op) {
+    if (s && s->capturing) s->g->ops.push_back(std::move(op));
+    else op();
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s) {
+    emu_enqueue(s, [=]() { memcpy(dst, src, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) { memcpy(dst, src, n); return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    emu_enqueue(s, [=]() { memset(p, v, n); });
+    return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    if (!s || s->capturing) return cudaErrorInvalidValue;
+    s->capturing = true;
+    s->g = new emu_graph;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+    if (!s || !s->capturing) return cudaErrorInvalidValue;
+    s->capturing = false;
+    *g = s->g;
+    s->g = nullptr;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) { *e = new emu_graph(*g); return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    if (s && s->capturing) return cudaErrorInvalidValue;
+    for (auto &op : e->ops) op();
+    return cudaSuccess;
+}
+
+/* statistics at exit: blocks run and fiber switches */
+static struct emu_report {
+    ~emu_report() {
+        if (getenv("EMU_STATS")) fprintf(stderr, "emu: %lld blocks, %lld fiber switches\n", n_blocks, n_switches);
+    }
+} emu_report_at_exit;

@@ -1,0 +1,44 @@
+#!/bin/sh
+# One-shot check of the CUDA backend, for a machine with a GPU (works without one too:
+# it then stops after the probe). From anywhere:  sh csrc/cuda/tools/gpu_check.sh [check|quick|bench|all]
+# Builds into build/cuda/ (ignored by git; carry it to a machine without nvcc, the
+# build step is skipped there when the binaries exist), then runs, in order:
+#   probe          the library loads, its two symbols, device_info
+#   dequant_check  the device decoders' host twins vs the CPU dequantizers (no GPU needed)
+#   span_check     CUDA span vs CPU span on random models (see span_check.c); default "all"
+#   compute-sanitizer memcheck on "span_check quick", when the tool is installed
+set -e
+cd "$(dirname "$0")/../../.."
+WHAT=${1:-all}
+B=build/cuda
+PATH=$PATH:/usr/local/cuda/bin
+mkdir -p $B/cpu
+if command -v nvcc >/dev/null 2>&1; then
+    echo "== build ($(nvcc --version | tail -1))"
+    nvcc -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static \
+        -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+        -gencode arch=compute_90,code=compute_90 -Icsrc -o $B/libllmlite_cuda.so csrc/cuda/*.cu
+    for f in csrc/*.c; do
+        gcc -O2 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $B/cpu/"$(basename "$f" .c)".o
+    done
+    nvcc -O2 -std=c++17 -Icsrc -Icsrc/cuda -o $B/dequant_check csrc/cuda/tools/dequant_check.cu $B/cpu/*.o -lpthread -ldl -lm
+    gcc -O2 -std=gnu11 -Icsrc -o $B/span_check csrc/cuda/tools/span_check.c $B/cpu/*.o -ldl -lm -pthread
+    gcc -O2 -Icsrc -o $B/probe csrc/cuda/tools/probe_main.c -ldl
+    echo "exported: $(nm -D --defined-only $B/libllmlite_cuda.so | awk '{print $3}' | tr '\n' ' ')"
+else
+    echo "== no nvcc: using the binaries in $B"
+fi
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader || true
+echo "== probe"
+$B/probe $B/libllmlite_cuda.so
+echo "== dequant_check"
+$B/dequant_check | tail -1
+echo "== span_check $WHAT"
+rc=0
+$B/span_check $B/libllmlite_cuda.so "$WHAT" || rc=$?
+if command -v compute-sanitizer >/dev/null 2>&1 && [ "$WHAT" != bench ]; then
+    echo "== compute-sanitizer memcheck (span_check quick)"
+    timeout 300 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
+        $B/span_check $B/libllmlite_cuda.so quick | tail -20 || rc=$?
+fi
+exit $rc
