@@ -87,10 +87,6 @@ class OffloadError(LlmliteError):
         self.out_of_memory = out_of_memory
 
 
-def device_name(backend: str) -> str:
-    return "GPU" if backend == "cuda" else "CPU stand-in"
-
-
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 
 
@@ -122,6 +118,8 @@ class Weights:
         n_layer = int(self.cfg.n_layer)
         n_offload = max(0, min(int(n_offload), n_layer))
         self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
+        from llmlite.offload import device_name
+
         self.device = device_name(backend)
         split = n_layer - n_offload               # the first layer of the span
         span_head = n_offload == n_layer          # the head goes with the last span when all layers do
@@ -270,7 +268,7 @@ class Model:
                 return Weights(self.gguf, n_ctx, n_batch, flash_attn=flash_attn, n_offload=n, backend=backend)
             except OffloadError as e:
                 fewer = n * 3 // 4 if n > 4 and e.out_of_memory else 0
-                note = f"offload of {n} layers failed ({e}): {fewer} layers on the {device_name(backend)} instead"
+                note = f"offload of {n} layers failed ({e}): {fewer} layers on the {offload.device_name(backend)} instead"
                 self.offload_notes.append(note)
                 say(note)
                 n = fewer

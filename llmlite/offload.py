@@ -250,6 +250,11 @@ def format_plan(p: Plan) -> str:
 
 # ---- the backends: the CUDA library loaded at run time, the CPU stand-in -------------
 
+def device_name(backend: str) -> str:
+    """what the offloaded side is called in messages and plans"""
+    return "GPU" if backend == "cuda" else "CPU stand-in"
+
+
 _cuda: tuple[bool, str] | None = None     # (loaded, why not)
 
 
@@ -319,7 +324,7 @@ def choose_layers(g, n_ctx: int, n_batch: int, ngl, backend: str = "cuda",
     cpu_gbs = cpu_bandwidth_gbs()
     if backend == "cpu":                   # the stand-in: the same memory, no launches
         p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,
-                       device="CPU stand-in")
+                       device=device_name(backend))
     else:
         p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs)
     return p.n_gpu, p, ""
