@@ -14,7 +14,7 @@ all: install
 # editable install with the test extra; pip builds the C extension in place
 # (llmlite/_llmlite.abi3.so). Drop a build_ext.sh build, which would shadow it.
 install: $(STAMP)
-$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h) \
+$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h csrc/cuda/*.h) \
           $(if $(wildcard llmlite/_llmlite*.so),,FORCE)
 	$(PYTHON) -m pip install -e '.[test]'
 	rm -f llmlite/_llmlite.cpython-*.so
@@ -33,7 +33,7 @@ CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=
               -gencode arch=compute_90,code=compute_90
 CUDA_LIB ?= llmlite/libllmlite_cuda.so
 cuda: $(CUDA_LIB)
-$(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh) csrc/span.h csrc/llmlite.h
+$(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh csrc/cuda/*.h) csrc/span.h csrc/llmlite.h
 	@command -v $(NVCC) >/dev/null || { echo "make cuda: $(NVCC) not found (the CUDA toolkit); the CPU build needs none" >&2; exit 1; }
 	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static $(CUDA_ARCHS) \
 	        -Icsrc -o $@ $(filter %.cu,$^)

@@ -136,6 +136,9 @@ int llm_model_attach(llm_model *m, int backend, char *err, int errlen);
 int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                               long long ne0, long long ne1);
 long long llm_model_span_bytes(const llm_model *m);   /* what the span holds, 0 without one */
+/* what a span on backend allocates besides its weights and KV cache (scratch, and the
+ * logits buffer when it holds the head), from the shape alone: the planner's figure */
+long long llm_span_compute_bytes(int backend, const llm_config *cfg, int n_ctx, int n_batch, int head);
 /* the CPU stand-in's memory size in bytes (0: no limit): a span needing more fails as
  * a full device would */
 void llm_cpu_span_set_capacity(long long bytes);

@@ -1109,6 +1109,26 @@ _FTYPE_NAMES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 
                 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
                 17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
 
+def _bench_ngl_list(spec: str, n_layer: int) -> list:
+    """llama-bench's -ngl list: "0,8,all", "0,25%,50%,100%", "auto"; a percentage is
+    that share of the layers, rounded down (as the plan's cliff table counts them)"""
+    out = []
+    for part in str(spec).split(","):
+        p = part.strip().lower()
+        if p.endswith("%"):
+            try:
+                pct = float(p[:-1])
+            except ValueError:
+                pct = -1.0
+            if not 0 <= pct <= 100:
+                raise UserError(f"-ngl: {part.strip()!r} is not a percentage in [0, 100]")
+            out.append(int(n_layer * pct // 100))
+        else:
+            v = _parse_ngl(p)
+            out.append(n_layer if v == "all" else v)
+    return out
+
+
 @app.command()
 @command
 def bench(
@@ -1117,10 +1137,15 @@ def bench(
     n_gen: int = typer.Option(128, "-n", "--n-gen", help="Generated tokens for the tg test (0: skip)."),
     reps: int = typer.Option(3, "-r", "--repetitions", help="Runs of each test (after one warm-up)."),
     threads: Optional[int] = typer.Option(None, "-t", "--threads", help="CPU threads (default: physical cores)."),
+    gpu_layers: str = typer.Option("auto", "-ngl", "--gpu-layers", "--n-gpu-layers", metavar="N,...",
+                                   help="Layers on the GPU, as llama-bench: a comma list of counts, P% of the "
+                                        "layers, all or auto (as many as fit); one set of tests each."),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Prompt processing (pp) and generation (tg) speed, as llama-bench measures them,
-    plus peak memory, bytes moved per token and what limits decode.
+    plus peak memory, bytes moved per token and what limits decode. With several -ngl
+    values (e.g. -ngl 0,25%,50%,75%,100%): the bandwidth cliff of partial offload, and
+    the device memory each split took against its plan.
 
     \f
     """
@@ -1130,15 +1155,51 @@ def bench(
     if reps < 1 or n_prompt < 0 or n_gen < 0:
         raise UserError("-r must be >= 1 and -p/-n >= 0")
     from llmlite import bench as B
+    from llmlite import offload
     from llmlite._lib import isa, lib
+    from llmlite.gguf_file import open_gguf
 
+    path = resolve(model)
+    if not path.is_file():
+        raise UserError(f"{path}: no such model file")
+    with open_gguf(path) as g:
+        n_layer = int(g.metadata.get(f"{g.metadata.get('general.architecture')}.block_count") or 0)
+    ngls = _bench_ngl_list(gpu_layers, n_layer)
     ctx = max(n_prompt, n_gen, 16)
-    m = _load_model(model, ctx, threads, "0")
-    pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # before the probe's buffer
+    rows = []                     # (BenchResult, split dict) per test
+    first = None                  # the first model loaded: its metadata names the table
+    verdict_of = None             # (tg, bytes/token, probe) of the first CPU-only tg
+    for ngl in ngls:
+        m = _load_model(model, ctx, threads, str(ngl))
+        n_off = m.weights.n_offload
+        cuda = n_off > 0 and m.weights.backend == "cuda"
+        free0 = offload.vram_free("cuda") if cuda else None      # after the span's allocations
+        pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
+        free1 = offload.vram_free("cuda") if cuda else None      # graphs and lazy buffers included
+        plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_off else None
+        dev = offload.device_name(m.weights.backend)
+        split = {
+            "ngl": n_off, "n_layer": n_layer,
+            "backend": "CPU" if n_off == 0 else f"{'CUDA' if cuda else dev}+CPU",
+            "plan_device_bytes": plan.gpu.total if plan and n_off else (0 if not n_off else None),
+            "span_bytes": m.weights.span_bytes if n_off else 0,
+            # free memory read for the plan, just before loading, less the least seen since
+            "device_free_drop": (m.offload_plan.vram_free - min(free0, free1)
+                                 if cuda and None not in (free0, free1) and m.offload_plan is not None
+                                 and m.offload_plan.vram_free else None),
+            "notes": list(m.offload_notes),
+        }
+        rows += [(r, split) for r in (pp, tg) if r]
+        if first is None:
+            first = m
+            peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        if tg and n_off == 0 and verdict_of is None:
+            probe = B.probe_bandwidth(m.threads, huge_pages=False)
+            verdict_of = (tg.mean, B.decode_bytes_per_token(m, n_gen // 2), probe)
+        if m is not first:
+            m.close()
+    m = first
     cores = lib.llm_physical_cores()
-    probe = B.probe_bandwidth(m.threads, huge_pages=False)
-    bpt = B.decode_bytes_per_token(m, n_gen // 2) if tg else 0
     size = sum(t.nbytes for t in m.gguf.tensors.values())
     params = m.gguf.param_count()
     md = m.gguf.metadata
@@ -1146,32 +1207,60 @@ def bench(
     # llama-bench's model column: architecture, size label, file type
     name = " ".join(str(x) for x in (m.arch, md.get("general.size_label") or _fmt_params(params),
                                        _FTYPE_NAMES.get(ftype, "")) if x)
-    results = [r for r in (pp, tg) if r]
-    verdict = B.bottleneck_verdict(tg.mean, bpt, probe, pp.mean if pp else None, m.threads, cores) if tg else ""
+    verdict, bpt, probe = "", 0, None
+    if verdict_of:
+        tg_mean, bpt, probe = verdict_of
+        pp0 = next((r.mean for r, s in rows if s["ngl"] == 0 and r.test.startswith("pp")), None)
+        verdict = B.bottleneck_verdict(tg_mean, bpt, probe, pp0, m.threads, cores)
     if json_out:
         print(json.dumps({
             "model": str(m.path), "name": name, "size": size, "params": params, "backend": f"CPU ({isa()})",
-            "threads": m.threads, "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs}
-                                           for r in results],
-            "peak_rss": peak_rss, "bytes_per_token": bpt, "achieved_gbs": tg.mean * bpt / 1e9 if tg else None,
-            "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
+            "threads": m.threads, "n_layer": n_layer,
+            "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs, **s} for r, s in rows],
+            "peak_rss": peak_rss, "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
+            else None, "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
+        m.close()
         return
     from rich.console import Console
     from rich.table import Table
 
     t = Table(box=None, header_style="bold")
-    for col in ("model", "size", "params", "backend", "threads", "test", "t/s"):
-        t.add_column(col, justify="right" if col in ("size", "params", "threads", "t/s") else "left")
-    for r in results:
-        t.add_row(str(name), _fmt_bytes(size), _fmt_params(params), f"CPU ({isa()})", str(m.threads), r.test,
-                  f"{r.mean:.2f} ± {r.sd:.2f}")
-    con = Console()
+    cols = ("model", "size", "params", "backend", "ngl", "threads", "test", "t/s")
+    for col in cols:
+        t.add_column(col, justify="right" if col in ("size", "params", "ngl", "threads", "t/s") else "left",
+                     no_wrap=True)
+    for r, s in rows:
+        t.add_row(str(name), _fmt_bytes(size), _fmt_params(params), s["backend"], str(s["ngl"]), str(m.threads),
+                  r.test, f"{r.mean:.2f} ± {r.sd:.2f}")
+    con = Console(width=None if sys.stdout.isatty() else 160)   # a pipe gets whole rows
     con.print(t)
-    con.print(f"peak RSS {_fmt_bytes(peak_rss)}", highlight=False)
-    if tg:
-        con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {tg.mean * bpt / 1e9:.1f} GB/s "
+    con.print(f"CPU kernels: {isa()}; peak RSS {_fmt_bytes(peak_rss)}", highlight=False)
+    seen = set()
+    for _, s in rows:
+        if s["ngl"] and s["ngl"] not in seen:
+            seen.add(s["ngl"])
+            con.print(_device_memory_line(s), highlight=False)
+    if verdict_of:
+        con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {verdict_of[0] * bpt / 1e9:.1f} GB/s "
                   f"of a probed {probe:.1f} GB/s read bandwidth (4 KiB pages, {m.threads} threads)", highlight=False)
         con.print(f"verdict: {verdict}", highlight=False)
+    m.close()
+
+
+def _device_memory_line(s: dict) -> str:
+    """-ngl N: what the plan said the device would hold, what the span allocated, and
+    (CUDA) how much the device's free memory fell while the model was loaded and ran"""
+    MiB = 1 << 20
+    parts = [f"-ngl {s['ngl']}/{s['n_layer']}: device memory"]
+    plan = s["plan_device_bytes"]
+    if plan:
+        parts.append(f"planned {plan / MiB:.1f} MiB")
+    parts.append(f"allocated {s['span_bytes'] / MiB:.1f} MiB")
+    if s["device_free_drop"] is not None:
+        parts.append(f"free memory fell {s['device_free_drop'] / MiB:.1f} MiB")
+    if plan and s["device_free_drop"] is not None:
+        parts.append(f"({s['device_free_drop'] / plan - 1:+.1%} against the plan)")
+    return " ".join(parts[:1]) + " " + ", ".join(parts[1:])
 
 
 # ---- perplexity -----------------------------------------------------------------

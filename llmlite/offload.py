@@ -40,9 +40,12 @@ class ModelCosts:
     head_bytes: int            # output.weight or the tied token_embd, + output_norm
     head_tied: bool
     other_bytes: int           # other global tensors (rope_freqs...): on the CPU, copied to a GPU span
-    scratch_bytes: int         # compute buffers of one device span (compute_bytes)
-    logits_bytes: int          # n_vocab * n_batch floats, on the side holding the head
+    scratch_bytes: int         # the CPU model's compute buffers (compute_bytes)
+    logits_bytes: int          # n_vocab * n_batch floats, the CPU's when it holds the head
     file_tensor_bytes: int     # every tensor in the file, once
+    span_compute: int = 0      # a device span's compute buffers without the head (span_compute_bytes)
+    span_compute_head: int = 0  # ... and with it (its logits buffer)
+    backend: str = "cuda"      # the device the span_compute figures are for
 
 
 def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
@@ -53,8 +56,7 @@ def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv:
     tmp: wide = max(n_ff, q_dim, q_dim + 2 kv_dim, 2 n_ff))
     + 4 B * 256 thread slots * group * ((n_ctx + 16) scores + 16 * head_dim acc32)
     + 2 B * 256 thread slots * 2 q_dim (q16, acc16),
-    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv.
-    A GPU span is assumed to need the same."""
+    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv."""
     from llmlite._lib import ffi, lib
 
     cfg = ffi.new("llm_config *", dict(n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
@@ -62,8 +64,23 @@ def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv:
     return int(lib.llm_scratch_bytes(cfg, n_ctx, n_batch))
 
 
-def model_costs(gguf, n_ctx: int, n_batch: int = 256) -> ModelCosts:
-    """Costs from an open GGUFFile (or a path). n_batch defaults to Model's (256).
+def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int,
+                       head_dim: int, n_ff: int, n_vocab: int, head: bool) -> int:
+    """What a span on `backend` allocates besides its weights and KV cache, asked of C
+    (llm_span_compute_bytes): for "cuda" the buffers of csrc/cuda/span_layout.h, which
+    the CUDA span allocates (scratch rows, attention partials, and with the head a
+    logits buffer of at most 64 MiB); for the "cpu" stand-in the CPU model's scratch."""
+    from llmlite._lib import ffi, lib
+
+    cfg = ffi.new("llm_config *", dict(n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
+                                       head_dim=head_dim, n_vocab=n_vocab))
+    code = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}[backend]
+    return int(lib.llm_span_compute_bytes(code, cfg, n_ctx, n_batch, 1 if head else 0))
+
+
+def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> ModelCosts:
+    """Costs from an open GGUFFile (or a path). n_batch defaults to Model's (256);
+    backend: the device the offloaded span would run on ("cuda", or the "cpu" stand-in).
 
     KV cache, as csrc/model.c allocates it (kcache, vcache: F16, head-major
     [n_layer][n_head_kv][n_ctx][head_dim]; sliding-window layers hold the full context
@@ -74,7 +91,7 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256) -> ModelCosts:
 
     if not hasattr(gguf, "tensors"):
         with open_gguf(gguf) as g:
-            return model_costs(g, n_ctx, n_batch)
+            return model_costs(g, n_ctx, n_batch, backend)
     cfg = ModelConfig.from_gguf(gguf)
     md, T, n = gguf.metadata, gguf.tensors, cfg.n_layer
     embd = T["token_embd.weight"]
@@ -99,7 +116,11 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256) -> ModelCosts:
         head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
         other_bytes=other,
         scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff),
-        logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()))
+        logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()),
+        **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
+                                 cfg.n_ff, n_vocab, head)
+           for k, head in (("span_compute", False), ("span_compute_head", True))},
+        backend=backend)
 
 
 @dataclass
@@ -160,7 +181,10 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
         s.extra = c.other_bytes + (0 if on_gpu else c.embd_bytes)
         has_head = head_gpu == on_gpu
         s.head = (c.head_bytes - (c.embd_bytes if c.head_tied and not on_gpu else 0)) if has_head else 0
-        s.compute = c.scratch_bytes + (c.logits_bytes if has_head else 0)
+        if on_gpu:
+            s.compute = c.span_compute_head if has_head else c.span_compute
+        else:
+            s.compute = c.scratch_bytes + (c.logits_bytes if has_head else 0)
         kv_read = sum(min(kv_fill, c.windows[i] or kv_fill) for i in rng) * c.kv_pos_bytes
         s.bytes_per_token = (s.weights + (c.head_bytes if has_head else 0) + kv_read
                              + (0 if on_gpu else c.embd_row_bytes))
@@ -320,7 +344,7 @@ def choose_layers(g, n_ctx: int, n_batch: int, ngl, backend: str = "cuda",
         if not ok:
             quiet = ngl == "auto" and not cuda_lib_path().is_file()
             return 0, None, "" if quiet else f"{why}: running on the CPU"
-    costs = model_costs(g, n_ctx, n_batch)
+    costs = model_costs(g, n_ctx, n_batch, backend)
     cpu_gbs = cpu_bandwidth_gbs()
     if backend == "cpu":                   # the stand-in: the same memory, no launches
         p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,

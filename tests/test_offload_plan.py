@@ -81,6 +81,11 @@ def files(tmp_path_factory):
 #   scores: 256 threads * group 2 * (128 + 16) * 4 B; acc32: 256 * 2 * 16 * 16 * 4 B; q16, acc16: 2 * 256 * 64 * 2 B
 SCRATCH = 8 * 4 * 832 + 256 * 2 * 144 * 4 + 256 * 2 * 16 * 16 * 4 + 2 * 256 * 64 * 2
 LOGITS = 256 * 8 * 4
+# the CUDA span's buffers (csrc/cuda/span_layout.h) at n_batch 8, n_ctx 128, by hand:
+#   in 16 + 8*64*4; xn 8*64*4; q, att 2 * 8*64*4; k, v 2 * 8*32*4; tmp 8 * max(64, 64+2*32, 2*128) * 4;
+#   gate, up 2 * 8*128*4; attention partials: 1 chunk of 128 keys, 8 slots per head, 4 heads, (16 + 2) floats
+SPAN = (16 + 2048) + 2048 + 2 * 2048 + 2 * 1024 + 8 * 256 * 4 + 2 * 4096 + 8 * 4 * 18 * 4
+SPAN_LOGITS = 8 * 256 * 4      # with the head: n_batch rows of logits (under the 64 MiB cap)
 
 
 def _need(n, tied=False):
@@ -88,8 +93,8 @@ def _need(n, tied=False):
     if n == 0:
         return 0
     kv = n * 128 * KV_POS
-    head = (EMBD + NORM if tied else OUTPUT + NORM) + LOGITS if n == 4 else 0
-    return sum(LAYER[4 - n:]) + kv + SCRATCH + head + (0 if tied else ROPE)
+    head = (EMBD + NORM if tied else OUTPUT + NORM) + SPAN_LOGITS if n == 4 else 0
+    return sum(LAYER[4 - n:]) + kv + SPAN + head + (0 if tied else ROPE)
 
 
 def test_layer_head_and_embedding_bytes(files):
@@ -121,6 +126,24 @@ def test_compute_bytes(files):
     c = model_costs(files["untied"], 128, 8)
     assert c.scratch_bytes == SCRATCH == 911360
     assert c.logits_bytes == LOGITS
+    assert (c.span_compute, c.span_compute_head) == (SPAN, SPAN + SPAN_LOGITS) == (28944, 37136)
+    # the CPU stand-in needs the CPU model's scratch, and no logits buffer of its own
+    s = model_costs(files["untied"], 128, 8, backend="cpu")
+    assert (s.span_compute, s.span_compute_head) == (SCRATCH, SCRATCH)
+
+
+def test_cuda_logits_buffer_is_capped(files):
+    """the CUDA span computes the logits of a large batch in slices of at most 64 MiB
+    (and 16 rows at least): the plan counts that buffer, not n_batch full rows"""
+    from llmlite.offload import span_compute_bytes
+
+    def extra(n_vocab, n_batch):
+        return (span_compute_bytes("cuda", n_batch, 512, 64, 4, 2, 16, 128, n_vocab, True)
+                - span_compute_bytes("cuda", n_batch, 512, 64, 4, 2, 16, 128, n_vocab, False))
+    assert extra(256, 8) == 8 * 256 * 4
+    assert extra(262144, 256) == 64 * 262144 * 4                 # gemma3's vocabulary: 64 rows, not 256
+    assert extra(49152, 256) == 256 * 49152 * 4                  # smollm2's: 341 rows fit, 256 asked
+    assert extra(8_000_000, 256) == 16 * 8_000_000 * 4           # at least 16 rows
 
 
 @pytest.mark.parametrize("tied", [False, True])
@@ -140,7 +163,7 @@ def test_auto_at_the_boundary(files, tied):
 def test_hand_figures_are_not_all_the_same():
     # the boundary test means something only if each extra layer costs something
     assert [_need(n) for n in range(5)] == sorted(set(_need(n) for n in range(5)))
-    assert _need(1) == 47360 + 16384 + 911360 + 32
+    assert _need(1) == 47360 + 16384 + 28944 + 32
 
 
 def test_small_vram_and_no_gpu(files):
@@ -237,7 +260,8 @@ def test_real_models_nothing_lost_nothing_twice(which, request):
     for k in (0, 1, n // 2, n - 1, n):
         p = plan_split(c, 10**12, 0, ngl=k)
         assert p.cpu.kv + p.gpu.kv == kv
-        compute = scratch * (2 if k else 1) + 4 * vocab * n_batch
+        compute = scratch + (4 * vocab * n_batch if k < n else 0)                    # the CPU's
+        compute += (c.span_compute_head if k == n else c.span_compute) if k else 0    # the span's
         dup = embd if tied and k == n else 0                    # the GPU's own copy of the tied matrix
         copies = c.other_bytes if k else 0                       # globals (rope_freqs) a GPU span needs too
         assert p.cpu.total + p.gpu.total == file_bytes + dup + copies + kv + compute, k

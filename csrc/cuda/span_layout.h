@@ -1,0 +1,69 @@
+/* The device buffers of a CUDA span other than its weights, sized from the shape
+ * alone: span_cuda.cu allocates exactly these, and the planner adds them up before
+ * anything is loaded (llm_span_compute_bytes, csrc/span_bytes.c), so the plan counts
+ * what the span will take. Plain C, included by the CPU build too (no CUDA needed).
+ *
+ *   kc, vc    F16 KV cache [layers][n_head_kv][n_ctx][head_dim]
+ *   in        the position (IN_HEADER bytes) then x: n_batch rows of n_embd
+ *   xn        n_batch x n_embd;  q, att: n_batch x q_dim;  k, v: n_batch x kv_dim
+ *   tmp       n_batch x wide, wide = max(n_embd, q_dim + 2 kv_dim, 2 n_ff): fused
+ *             QKV / fused gate+up / attn_out / ffn_down results
+ *   gate, up  n_batch x n_ff
+ *   part      attention partials: part_slots x (head_dim + 2) floats, part_slots =
+ *             n_head x clamp(n_batch x chunks(n_ctx), chunks(n_ctx), PART_SLOTS_PER_HEAD)
+ *   logits    (head only) logit_rows x n_vocab, logit_rows = min(n_batch,
+ *             max(16, LOGIT_BYTES_MAX / (4 n_vocab))) */
+#ifndef LLMCUDA_SPAN_LAYOUT_H
+#define LLMCUDA_SPAN_LAYOUT_H
+#include <stddef.h>
+#include "llmlite.h"
+
+#define LLMCUDA_ATTN_CHUNK 128              /* keys per attention chunk */
+#define LLMCUDA_PART_SLOTS_PER_HEAD 2048    /* attention partial slots per head in a batch */
+#define LLMCUDA_LOGIT_BYTES_MAX (64LL << 20) /* device logits buffer (rows of n_vocab), at least 16 rows */
+#define LLMCUDA_IN_HEADER 16                /* bytes before x in the input buffers: the position (int) */
+
+enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_PART, CS_LOGITS,
+       CS_COUNT };
+
+typedef struct {
+    size_t bytes[CS_COUNT];
+    int qd, kvd, wide, max_chunks, logit_rows;
+    long long part_slots;
+} cuda_span_layout;
+
+/* the buffers of a span of n_layers layers (0: all but the KV cache) */
+static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_batch, int n_layers, int head,
+                                       cuda_span_layout *L) {
+    const size_t B = (size_t)n_batch, F = sizeof(float);
+    L->qd = c->n_head * c->head_dim;
+    L->kvd = c->n_head_kv * c->head_dim;
+    long long wide = c->n_embd;
+    if (L->qd + 2LL * L->kvd > wide) wide = L->qd + 2LL * L->kvd;
+    if (2LL * c->n_ff > wide) wide = 2LL * c->n_ff;
+    L->wide = (int)wide;
+    L->max_chunks = (n_ctx + LLMCUDA_ATTN_CHUNK - 1) / LLMCUDA_ATTN_CHUNK;
+    long long per_head = (long long)n_batch * L->max_chunks;
+    if (per_head > LLMCUDA_PART_SLOTS_PER_HEAD) per_head = LLMCUDA_PART_SLOTS_PER_HEAD;
+    if (per_head < L->max_chunks) per_head = L->max_chunks;
+    L->part_slots = per_head * c->n_head;
+    L->logit_rows = 0;
+    if (head) {
+        long long rows = LLMCUDA_LOGIT_BYTES_MAX / ((long long)c->n_vocab * 4);
+        if (rows < 16) rows = 16;
+        L->logit_rows = (int)(rows < n_batch ? rows : n_batch);
+    }
+    const size_t kvn = (size_t)n_layers * c->n_head_kv * n_ctx * c->head_dim;
+    size_t *b = L->bytes;
+    b[CS_KC] = b[CS_VC] = kvn * 2;
+    b[CS_IN] = LLMCUDA_IN_HEADER + B * c->n_embd * F;
+    b[CS_XN] = B * c->n_embd * F;
+    b[CS_Q] = b[CS_ATT] = B * L->qd * F;
+    b[CS_K] = b[CS_V] = B * L->kvd * F;
+    b[CS_TMP] = B * (size_t)L->wide * F;
+    b[CS_GATE] = b[CS_UP] = B * c->n_ff * F;
+    b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
+    b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;
+}
+
+#endif

@@ -1,0 +1,66 @@
+"""`llmlite bench`: llama-bench's pp/tg tests, and with a list of -ngl values the
+partial-offload cliff, one set of tests per split, each with the device memory its
+plan promised and its span took (the CPU backend standing in for the device)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def bench(*args, backend="cpu"):
+    env = dict(os.environ, LLMLITE_OFFLOAD_BACKEND=backend)
+    return subprocess.run([sys.executable, "-m", "llmlite", "bench", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_ngl_list_gives_one_set_of_tests_per_split(smollm2_path):
+    r = bench(smollm2_path, "-p", 32, "-n", 4, "-r", 1, "-ngl", "0,50%,30,all", "--json")
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert b["n_layer"] == 30
+    assert [(t["ngl"], t["test"]) for t in b["tests"]] == [
+        (0, "pp32"), (0, "tg4"), (15, "pp32"), (15, "tg4"), (30, "pp32"), (30, "tg4"), (30, "pp32"), (30, "tg4")]
+    for t in b["tests"]:
+        assert t["tps_mean"] > 0 and len(t["runs"]) == 1
+        if t["ngl"] == 0:
+            assert t["backend"] == "CPU" and t["span_bytes"] == 0 and t["plan_device_bytes"] == 0
+        else:
+            assert t["backend"] == "CPU stand-in+CPU"
+            assert t["span_bytes"] > 0 and t["plan_device_bytes"] > 0
+            assert t["device_free_drop"] is None          # measured on a CUDA device only
+    half = next(t for t in b["tests"] if t["ngl"] == 15)
+    assert half["span_bytes"] == half["plan_device_bytes"]   # the stand-in holds what the plan counts
+    full = next(t for t in b["tests"] if t["ngl"] == 30)
+    assert full["span_bytes"] > half["span_bytes"]
+    # the plan of each split went to stderr before its model loaded
+    assert r.stderr.count("offload plan: 15/30 layers") == 1 and r.stderr.count("offload plan: 30/30 layers") == 2
+    assert b["verdict"]                                   # from the CPU-only split
+
+
+def test_table_names_backend_and_device_memory(smollm2_path):
+    r = bench(smollm2_path, "-p", 16, "-n", 2, "-r", 1, "-ngl", "0,10")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:8] == ["model", "size", "params", "backend", "ngl", "threads", "test", "t/s"]
+    rows = [ln for ln in lines if " pp16 " in ln or " tg2 " in ln]
+    assert len(rows) == 4 and " 10 " in rows[2] and "CPU stand-in+CPU" in rows[2]
+    assert any(ln.startswith("-ngl 10/30: device memory planned") for ln in lines)
+
+
+@pytest.mark.parametrize("bad", ["120%", "x", "-1", "5,abc"])
+def test_bad_ngl_lists_are_one_line(smollm2_path, bad):
+    r = bench(smollm2_path, "-p", 8, "-n", 0, "-r", 1, "-ngl", bad)
+    assert r.returncode != 0 and r.stdout == ""
+    assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_no_cuda_library_runs_on_the_cpu(smollm2_path, tmp_path):
+    """-ngl auto without a CUDA backend: the CPU, quietly, as before"""
+    env = dict(os.environ, LLMLITE_OFFLOAD_BACKEND="cuda", LLMLITE_CUDA_LIB=str(tmp_path / "none.so"))
+    r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(smollm2_path), "-p", "8", "-n", "2", "-r", "1",
+                        "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert {t["ngl"] for t in b["tests"]} == {0} and "offload" not in r.stderr
