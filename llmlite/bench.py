@@ -222,7 +222,7 @@ def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3,
             model.reset()
             t0 = time.perf_counter()
             for t in toks:
-                model.eval_last([t])
+                model.step(t)          # the decode loop's own call: logits into a reused buffer
             dt = time.perf_counter() - t0
             if r:
                 runs.append(n_gen / dt)

@@ -2,7 +2,7 @@
 # One-shot check of the CUDA backend, for a machine with a GPU (works without one too:
 # it then stops after the probe). From anywhere:  sh csrc/cuda/tools/gpu_check.sh [check|quick|bench|all]
 # Builds into build/cuda/ (ignored by git; carry it to a machine without nvcc, the
-# build step is skipped there when the binaries exist), then runs, in order:
+# build step is skipped there when the binaries exist, or with GPU_CHECK_BUILD=0), then runs, in order:
 #   probe          the library loads, its two symbols, device_info
 #   dequant_check  the device decoders' host twins vs the CPU dequantizers (no GPU needed)
 #   span_check     CUDA span vs CPU span on random models (see span_check.c); default "all"
@@ -13,7 +13,9 @@ WHAT=${1:-all}
 B=build/cuda
 PATH=$PATH:/usr/local/cuda/bin
 mkdir -p $B/cpu
-if command -v nvcc >/dev/null 2>&1; then
+if [ "${GPU_CHECK_BUILD:-1}" = 0 ] && [ -x $B/span_check ] && [ -f $B/libllmlite_cuda.so ]; then
+    echo "== GPU_CHECK_BUILD=0: using the binaries in $B"
+elif command -v nvcc >/dev/null 2>&1; then
     echo "== build ($(nvcc --version | tail -1))"
     nvcc -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static \
         -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \

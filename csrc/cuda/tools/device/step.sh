@@ -1,0 +1,95 @@
+#!/bin/bash
+# One call of the GPU check on the device machine (csrc/cuda/README.md, "On a GPU").
+# Every call runs this same script; what differs is the slice of the model stream it
+# carried (.gpu/cK, made by pack.py). It takes the new slice, then runs in order each
+# job whose inputs are there and that has not run yet on this machine (state in
+# $LLK_WORK, /root/llk: kept while the machine stays warm). Optional jobs start only
+# while the call is under $LLK_BUDGET seconds (default 240). Logs go to $OUT.
+#   bash csrc/cuda/tools/device/step.sh
+set -u
+cd "$(dirname "$0")/../../../.."
+W=${LLK_WORK:-/root/llk}
+OUT=${OUT:-$W/out}
+BUDGET=${LLK_BUDGET:-240}
+T0=$(date +%s)
+mkdir -p "$W/done" "$W/logs" "$OUT"
+N=$(( $(ls "$W/logs" | wc -l) + 1 ))
+LOG="$OUT/call$N.log"
+exec > >(tee "$LOG") 2>&1
+export PYTHONPATH="$W/site:$PWD" PYTHONUNBUFFERED=1 LLMLITE_CACHE="$W/cache"
+export LLMLITE_CUDA_LIB="$PWD/build/cuda/libllmlite_cuda.so" PATH="$PATH:/usr/local/cuda/bin"
+el() { echo $(( $(date +%s) - T0 )); }
+echo "== call $N, $(date -u +%FT%TZ), $(hostname); carried: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
+
+# job NAME TIMEOUT [optional] -- COMMAND...: once per machine, its exit code kept
+job() {
+    local name=$1 to=$2 opt=0
+    shift 2
+    [ "$1" = optional ] && { opt=1; shift; }
+    [ "$1" = -- ] && shift
+    [ -e "$W/done/$name" ] && return 0
+    if [ $opt = 1 ] && [ "$(el)" -gt "$BUDGET" ]; then echo "== $name: left for the next call"; return 0; fi
+    echo "== $name ($(el) s into the call)"
+    timeout --kill-after=10 "$to" "$@"
+    local rc=$?
+    echo "$rc" > "$W/done/$name"
+    echo "== $name: exit $rc ($(el) s into the call)"
+}
+
+setup() {
+    [ -d .gpu/c1/prebuilt ] || { echo "no .gpu/c1: carry it in the first call"; return 1; }
+    nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total,clocks.max.sm --format=csv,noheader
+    nproc; python3 --version
+    python3 -c "import cffi" 2>/dev/null ||
+        python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$W/site" .gpu/c1/whl/*.whl ||
+        return 1
+    cp -a .gpu/c1/prebuilt/. .                 # the extension and build/cuda, made on the CI-like machine
+    if ! python3 -c "import llmlite._llmlite" 2>/dev/null; then
+        echo "prebuilt extension does not load here: building it"
+        python3 -c "import sys; sys.path.insert(0, 'llmlite'); from _build import ffibuilder; ffibuilder.compile(tmpdir='.')" >/dev/null || return 1
+    fi
+    python3 -c "import llmlite, llmlite._lib as L; print('llmlite', llmlite.__file__, L.isa())" || return 1
+    python3 -c "from llmlite import offload as o; print('cuda backend:', o.load_cuda(), 'free', o.vram_free())"
+}
+
+models() { python3 csrc/cuda/tools/device/stream.py "$W"; }
+ready() { [ -f "$W/models/$1" ]; }
+model_file() { python3 -c "import json; print(next(m['file'] for m in json.load(open('.gpu/c1/MANIFEST.json'))['models'] if m['name'] == '$1'))"; }
+
+real_check() { python3 csrc/cuda/tools/real_check.py "$W/models/$1" --corpus .gpu/c1/wikitext2_test.txt --chunks 8; }
+cliff() {    # tg128/pp512 at 0-100% of the layers, device memory against the plan
+    python3 -m llmlite bench "$W/models/$1" -ngl 0,25%,50%,75%,100% -r 3 --json > "$W/bench-$2.json" || return 1
+    cp "$W/bench-$2.json" "$OUT/"
+    python3 csrc/cuda/tools/device/cliff_table.py "$W/bench-$2.json"
+}
+sanitize() { # memcheck over a short real run: prefill, decode, every layer on the GPU, then half
+    local half
+    half=$(python3 -c "from llmlite.gguf_file import open_gguf as o; g = o('$W/models/$1'); m = g.metadata; \
+print(m[m['general.architecture'] + '.block_count'] // 2)") || return 1
+    for n in all "$half"; do
+        echo "-- -ngl $n"
+        compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
+            python3 -m llmlite run "$W/models/$1" -p "The capital of France is" -n 16 --temp 0 -ngl "$n" -c 256 \
+            2>&1 | tail -8 || return $?
+    done
+}
+graphs_off() { LLMLITE_CUDA_GRAPH=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3; }
+
+job setup 300 -- setup
+[ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; exit 1; }
+models
+job gpu_check 300 -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh check
+for name in smollm2-135m gemma3-270m; do
+    f=$(model_file $name) || continue
+    ready "$f" || continue
+    job "real-$name" 300 -- real_check "$f"
+    job "cliff-$name" 300 -- cliff "$f" "$name"
+    job "sanitize-$name" 300 optional -- sanitize "$f" "$name"
+    job "graphs_off-$name" 120 optional -- graphs_off "$f"
+done
+job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
+
+echo "== summary after call $N ($(el) s)"
+for f in "$W"/done/*; do echo "  $(basename "$f"): exit $(cat "$f")"; done
+for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 csrc/cuda/tools/device/cliff_table.py "$f"; done
+cp "$LOG" "$W/logs/"

@@ -1,0 +1,89 @@
+"""The device kit (csrc/cuda/tools/device): the test models cross to the GPU machine
+in slices, one per call of the device tool, and are put back together there, sha256
+checked, whatever order the slices arrive in and however a slice is cut."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+KIT = Path(__file__).resolve().parents[1] / "csrc" / "cuda" / "tools" / "device"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"kit_{name}", KIT / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+pack, stream = _load("pack"), _load("stream")
+
+
+@pytest.fixture
+def kit(tmp_path):
+    rng = np.random.default_rng(3)
+    paths = []
+    for name, size in (("a.gguf", 3001), ("b.gguf", 5003)):
+        p = tmp_path / "src" / name
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+        paths.append(p)
+    models = pack.describe(paths, ["model-a", "model-b"])
+    calls = pack.slice_plan(sum(m["size"] for m in models), room=2500, first_extra=700)
+    gpu = tmp_path / "gpu"
+    pack.write_slices(models, paths, calls, gpu)
+    (gpu / "c1" / "MANIFEST.json").write_text(json.dumps({"models": models, "calls": calls}))
+    return paths, models, calls, gpu, tmp_path / "work"
+
+
+def test_slices_cover_the_stream_within_the_limit(kit):
+    paths, models, calls, gpu, _ = kit
+    assert [m["offset"] for m in models] == [0, 3001]
+    assert calls[0]["size"] == 2500 - 700 and all(c["size"] <= 2500 for c in calls)
+    assert sum(c["size"] for c in calls) == 8004 and len(calls) == 4
+    assert [c["offset"] for c in calls] == [0, 1800, 4300, 6800]
+    joined = b"".join((gpu / f"c{c['call']}" / f"stream.{c['call']}").read_bytes() for c in calls)
+    assert joined == paths[0].read_bytes() + paths[1].read_bytes()
+    with pytest.raises(ValueError):
+        pack.slice_plan(100, room=50, first_extra=50)
+
+
+def test_models_come_together_as_slices_arrive(kit, capsys):
+    paths, models, calls, gpu, work = kit
+    held = {}
+    for c in calls[2:]:                                # call 3 and 4 have not happened yet
+        d = gpu / f"c{c['call']}"
+        held[d] = (d / f"stream.{c['call']}").read_bytes()
+        (d / f"stream.{c['call']}").unlink()
+    assert stream.take(work, gpu) == 0
+    out = capsys.readouterr().out
+    assert "slice 1 of 4 taken" in out and "slice 2 of 4 taken" in out
+    assert f"ready model-a {work / 'models' / 'a.gguf'}" in out
+    assert "waiting model-b: slices [3, 4] not received yet" in out
+    assert (work / "models" / "a.gguf").read_bytes() == paths[0].read_bytes()
+    assert not (gpu / "c1" / "stream.1").exists()      # taken slices are deleted
+    for d, data in held.items():
+        (d / f"stream.{d.name[1:]}").write_bytes(data)
+    assert stream.take(work, gpu) == 0                 # idempotent: slices 1-2 are not taken again
+    out = capsys.readouterr().out
+    assert "slice 1" not in out and "slice 3 of 4 taken" in out and "ready model-b" in out
+    assert (work / "models" / "b.gguf").read_bytes() == paths[1].read_bytes()
+
+
+def test_a_corrupt_slice_is_caught_by_the_hash(kit, capsys):
+    paths, models, calls, gpu, work = kit
+    s3 = gpu / "c3" / "stream.3"
+    data = bytearray(s3.read_bytes())
+    data[10] ^= 1
+    s3.write_bytes(bytes(data))
+    stream.take(work, gpu)
+    out = capsys.readouterr().out
+    assert "ready model-a" in out and "BAD model-b: sha256" in out
+    assert not (work / "models" / "b.gguf").exists()
+
+
+def test_without_the_first_call(tmp_path, capsys):
+    assert stream.take(tmp_path / "work", tmp_path / "nothing") == 1
+    assert "call 1 (carry .gpu/c1) has not reached this machine" in capsys.readouterr().out
