@@ -8,7 +8,7 @@ long long llm_span_compute_bytes(int backend, const llm_config *cfg, int n_ctx, 
     if (backend == LLM_BACKEND_CPU) return llm_scratch_bytes(cfg, n_ctx, n_batch);   /* the stand-in: no logits */
     if (backend != LLM_BACKEND_CUDA) return -1;
     cuda_span_layout L;
-    cuda_span_layout_of(cfg, n_ctx, n_batch, 0, head, &L);
+    cuda_span_layout_of(cfg, n_ctx, n_batch, 0, head, cuda_span_fuse_env(), &L);
     long long total = 0;
     for (int i = 0; i < CS_COUNT; i++) total += (long long)L.bytes[i];
     return total;

@@ -18,9 +18,10 @@ MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
 # H100 SXM: 3.35 TB/s HBM3 peak; a streaming read achieves about 80% of it
 H100_GBS = 3350.0 * 0.8
-# a GPU layer costs at least its kernel launches, whatever the bytes: about ten kernels
-# at ~2.5 us each even replayed from a CUDA graph (an estimate until the CUDA backend is timed)
-GPU_LAYER_US = 25.0
+# a GPU layer costs at least its kernel launches, whatever the bytes: six dependent
+# kernels in decode (csrc/cuda/README.md) at ~2.5 us each even replayed from a CUDA
+# graph (an estimate until the CUDA backend is timed on a GPU)
+GPU_LAYER_US = 15.0
 DEFAULT_CPU_GBS = 20.0   # a placeholder: pass cpu_bandwidth_gbs() (the machine's probe) instead
 _BLK = re.compile(r"^blk\.(\d+)\.")
 

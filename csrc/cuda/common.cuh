@@ -118,6 +118,29 @@ __device__ __forceinline__ double block_sum_d(double v, double *sh) {
     __syncthreads();
     return v;
 }
+/* "Last block done": each of the `arrivals` blocks that share *count calls this, every
+ * thread of the block, after its global stores; true (for the whole block) in the block
+ * that arrives last, which may then read the others' stores through L2 (__ldcg). That
+ * block sets *count back to 0, ready for the next launch (graph replays included).
+ * Ordering as cooperative groups' grid sync: every thread fences its own stores, the
+ * barrier, then thread 0 fences (release, cumulative over the block) and counts; the
+ * last one's thread 0 fences again (acquire) before the barrier that lets the block
+ * read. No block ever waits for another: no co-residency needed. last: shared int. */
+__device__ __forceinline__ bool last_block(unsigned *count, unsigned arrivals, int *last) {
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        const bool l = atomicAdd(count, 1u) == arrivals - 1;
+        if (l) {
+            atomicExch(count, 0u);
+            __threadfence();
+        }
+        *last = l;
+    }
+    __syncthreads();
+    return *last != 0;
+}
 /* float -> F16 -> float (round to nearest even), as the CPU rounds the query and KV */
 __device__ __forceinline__ float round_f16(float x) { return __half2float(__float2half_rn(x)); }
 #endif

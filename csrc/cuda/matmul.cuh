@@ -12,4 +12,35 @@ int cu_matmul_ok(int type, long long k);
 cudaError_t cu_matmul(int type, const void *W, int rows, int k, const float *X, int ncols, float *Y,
                       cudaStream_t st);
 
+/* up to MM_MAX matrices of the same type and row length k that read the same X, in one
+ * launch: matrix i (rows[i] rows, 0 = unused) writes Y[i] as cu_matmul would, bit for bit */
+#define MM_MAX 3
+typedef struct {
+    const void *W[MM_MAX];
+    float *Y[MM_MAX];
+    int rows[MM_MAX];
+} mm_set;
+cudaError_t cu_matmul_set(int type, const mm_set *m, int k, const float *X, int ncols, cudaStream_t st);
+
+/* Y = W X (rows == d, one row of d per token), then, in the same launch, cu_residual's
+ * step (ops.cuh) on the ncols tokens with o = Y: x += post ? rmsnorm(Y)*post : Y, and
+ * xn = rmsnorm(x)*norm if norm, bit-identical to cu_matmul + cu_residual. The last
+ * block to finish does the residual, one token after another: meant for a few tokens.
+ * *count: 0 on entry, 0 again when the launch is done (one counter serves every such
+ * launch of a stream) */
+typedef struct {
+    float *x, *xn;
+    const float *post, *norm;
+    float eps;
+    unsigned *count;
+} mm_residual;
+cudaError_t cu_matmul_residual(int type, const void *W, int rows, int k, const float *X, int ncols, float *Y,
+                               const mm_residual *r, cudaStream_t st);
+
+/* out[c*ff + j] = glu_act(dot(Wg row j, X col c), dot(Wu row j, X col c), gelu) for
+ * j < ff: gate and up (both of this type, k per row) and the gated activation in one
+ * launch, bit-identical to two cu_matmul and cu_gated_act */
+cudaError_t cu_matmul_glu(int type, const void *Wg, const void *Wu, int ff, int k, const float *X, int ncols, int gelu,
+                          float *out, cudaStream_t st);
+
 #endif

@@ -1,36 +1,33 @@
 /* Per-token kernels (see ops.cuh). Numerics mirror csrc/ops.c and forward.c:
  *   RMSNorm   sum of squares of float products accumulated in double, mean as float,
- *             scale = 1/sqrtf(mean + eps), y = (x*scale)*w
+ *             scale = 1/sqrtf(mean + eps), y = (x*scale)*w (row_inv_rms and
+ *             residual_row in rowops.cuh; the residual's block is RES_THREADS, as in
+ *             the matmul that fuses it for a few tokens, so both give the same bits)
  *   RoPE      theta = pos * theta_scale^i by repeated float multiplication (theta_scale
  *             = powf(base, -2/n_rot), computed by the host's libm like the CPU's),
  *             / freq_factor[i], * freq_scale; x0' = fma(x0,c,-(x1*s)), x1' = fma(x0,s,x1*c)
  *   attention Q rounded to F16 (as the CPU), K/V from the F16 cache, scores and
  *             softmax in float (max-subtracted, expf), output in float
  *   SiLU      x/(1+expf(-x)) * u;  GELU: llama.cpp's table numerics (input and output
- *             rounded to F16, 0 below -10, x above 10) * u
+ *             rounded to F16, 0 below -10, x above 10) * u (glu_act, rowops.cuh; the
+ *             fused gate+up matmul uses it too)
+ * Attention is one launch: partials per 128-key chunk, then the last block of each
+ * (token, head) to finish (a device counter, reset by that block) merges them in chunk
+ * order; attn_combine_kernel does the same merge as its own launch when the span runs
+ * unfused (LLMLITE_CUDA_FUSE=0).
  * Reductions are fixed trees per row, independent of the batch size. */
 #include <math.h>
 #include "ops.cuh"
+#include "rowops.cuh"
 
 #define NORM_THREADS 256
 #define QK_THREADS 128
 #define AT_WARPS 4
 #define AT_MAX_HD 512                 /* LLM_MAX_HEAD_DIM */
 #define AT_PAIRS (AT_MAX_HD / 64)     /* half2 pairs per lane */
+static_assert(AT_WARPS * 32 == 128, "attn_combine: one block of 128 threads");
 
 /* ---- norms ---- */
-
-/* 1/sqrt(mean(x^2) + eps) over a row, every thread of the block taking part */
-__device__ __forceinline__ float row_inv_rms(const float *x, int d, float eps, double *sh) {
-    double s = 0.0;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        const float v = x[i];
-        s += (double)(v * v);
-    }
-    s = block_sum_d(s, sh);
-    const float mean = (float)(s / d);
-    return 1.0f / sqrtf(mean + eps);
-}
 
 __global__ void __launch_bounds__(NORM_THREADS) rmsnorm_kernel(float *y, const float *x, const float *w, int d, float eps) {
     __shared__ double sh[32];
@@ -45,29 +42,16 @@ cudaError_t cu_rmsnorm(float *y, const float *x, const float *w, int n, int d, f
     return cudaGetLastError();
 }
 
-__global__ void __launch_bounds__(NORM_THREADS)
+__global__ void __launch_bounds__(RES_THREADS)
 residual_kernel(float *x, const float *o, const float *post, const float *norm, float *xn, int d, float eps) {
     __shared__ double sh[32];
-    float *xr = x + (size_t)blockIdx.x * d;
-    const float *orow = o + (size_t)blockIdx.x * d;
-    const float ps = post ? row_inv_rms(orow, d, eps, sh) : 1.0f;
-    double s = 0.0;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) {    /* each thread re-reads only its own x[i] below */
-        const float oi = post ? mul_rn(mul_rn(orow[i], ps), post[i]) : orow[i];
-        const float xi = xr[i] + oi;
-        xr[i] = xi;
-        s += (double)(xi * xi);
-    }
-    if (!norm) return;                                       /* uniform over the block */
-    s = block_sum_d(s, sh);
-    const float sc = 1.0f / sqrtf((float)(s / d) + eps);
-    float *xnr = xn + (size_t)blockIdx.x * d;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) xnr[i] = mul_rn(xr[i], sc) * norm[i];
+    const size_t r = (size_t)blockIdx.x * d;
+    residual_row(x + r, o + r, post, norm, xn + r, d, eps, sh);
 }
 
 cudaError_t cu_residual(float *x, const float *o, const float *post, const float *norm, float *xn, int n, int d,
                         float eps, cudaStream_t st) {
-    residual_kernel<<<n, NORM_THREADS, 0, st>>>(x, o, post, norm, xn, d, eps);
+    residual_kernel<<<n, RES_THREADS, 0, st>>>(x, o, post, norm, xn, d, eps);
     return cudaGetLastError();
 }
 
@@ -133,8 +117,9 @@ cudaError_t cu_qk_stage(const qk_params *p, int n, cudaStream_t st) {
  * w takes keys 32w..32w+31: lane l computes the score of key 32w+l (its own K row,
  * q from shared memory), the warp takes max and sum, then accumulates p*V with
  * lanes over head_dim (half2 pairs), p broadcast by shuffle. The 4 warps merge in
- * order into one partial (max M, sum L, unnormalised output); the combine kernel
- * merges a token's partials in chunk order and divides by the total sum. */
+ * order into one partial (max M, sum L, unnormalised output). The last block of
+ * (t, h) to finish (a counter in device memory) merges t's partials in chunk order and
+ * divides by the total sum: one launch, and the same bits whichever block is last. */
 
 __device__ __forceinline__ int attn_lo(const attn_params &p, int pos) {
     return p.window > 0 && pos - p.window + 1 > 0 ? pos - p.window + 1 : 0;
@@ -170,6 +155,36 @@ __device__ __forceinline__ float key_dot(const float *qs, const __half *k, int h
         }
     }
     return s0 + s1;
+}
+
+/* the combine of token t's partials for head h, by one block of AT_WARPS*32 == 128
+ * threads: merged in chunk order, divided by the total sum. The partials were written
+ * by other blocks of this launch: read through L2 (__ldcg), never from a stale L1 line */
+__device__ __forceinline__ void attn_combine(const attn_params &p, int t, int tl, int h, int nchunks) {
+    const int hd = p.hd;
+    const float *pp = p.part + ((size_t)tl * p.n_head + h) * p.pstride * (hd + 2);
+    float M = -INFINITY;
+    for (int c = 0; c < nchunks; c++) M = fmaxf(M, __ldcg(pp + (size_t)c * (hd + 2)));
+    float L = 0.0f, o[AT_MAX_HD / 128];
+#pragma unroll
+    for (int r = 0; r < AT_MAX_HD / 128; r++) o[r] = 0.0f;
+    for (int c = 0; c < nchunks; c++) {                      /* chunk order: fixed */
+        const float *pc = pp + (size_t)c * (hd + 2);
+        const float w = expf(__ldcg(pc) - M);
+        L += __ldcg(pc + 1) * w;
+#pragma unroll
+        for (int r = 0; r < AT_MAX_HD / 128; r++) {
+            const int i = threadIdx.x + 128 * r;
+            if (i < hd) o[r] += __ldcg(pc + 2 + i) * w;
+        }
+    }
+    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
+    float *out = p.out + ((size_t)t * p.n_head + h) * hd;
+#pragma unroll
+    for (int r = 0; r < AT_MAX_HD / 128; r++) {
+        const int i = threadIdx.x + 128 * r;
+        if (i < hd) out[i] = o[r] * inv;
+    }
 }
 
 __global__ void __launch_bounds__(AT_WARPS * 32) attn_kernel(attn_params p, int t0) {
@@ -239,67 +254,40 @@ __global__ void __launch_bounds__(AT_WARPS * 32) attn_kernel(attn_params p, int 
         }
         __syncthreads();                                     /* before the next chunk reuses ms/accs */
     }
+    /* last block done: the min(nblk, nchunks) blocks with chunks (every block computes
+     * the same count from the same *pos0) each add 1 to (tl, h)'s counter after their
+     * partials; the one that sees count-1 combines and sets the counter back to 0 for
+     * the next launch (graph replays included). Blocks without chunks returned above
+     * and never count. */
+    if (!p.count) return;                                    /* attn_combine_kernel combines */
+    __shared__ int last;
+    if (last_block(p.count + (size_t)tl * p.n_head + h, (unsigned)min(p.nblk, nchunks), &last))
+        attn_combine(p, t, tl, h, nchunks);
 }
 
+/* the combine as a launch of its own (count == NULL: LLMLITE_CUDA_FUSE=0) */
 __global__ void __launch_bounds__(128) attn_combine_kernel(attn_params p, int t0) {
-    const int h = blockIdx.x, tl = blockIdx.y, t = t0 + tl, hd = p.hd;
+    const int h = blockIdx.x, tl = blockIdx.y, t = t0 + tl;
     const int pos = *p.pos0 + t, lo = attn_lo(p, pos);
-    const int nchunks = (pos - lo + ATTN_CHUNK) / ATTN_CHUNK;
-    const float *pp = p.part + ((size_t)tl * p.n_head + h) * p.pstride * (hd + 2);
-    float M = -INFINITY;
-    for (int c = 0; c < nchunks; c++) M = fmaxf(M, pp[(size_t)c * (hd + 2)]);
-    float L = 0.0f, o[AT_MAX_HD / 128];
-#pragma unroll
-    for (int r = 0; r < AT_MAX_HD / 128; r++) o[r] = 0.0f;
-    for (int c = 0; c < nchunks; c++) {                      /* chunk order: fixed */
-        const float *pc = pp + (size_t)c * (hd + 2);
-        const float w = expf(pc[0] - M);
-        L += pc[1] * w;
-#pragma unroll
-        for (int r = 0; r < AT_MAX_HD / 128; r++) {
-            const int i = threadIdx.x + 128 * r;
-            if (i < hd) o[r] += pc[2 + i] * w;
-        }
-    }
-    const float inv = L > 0.0f ? 1.0f / L : 0.0f;
-    float *out = p.out + ((size_t)t * p.n_head + h) * hd;
-#pragma unroll
-    for (int r = 0; r < AT_MAX_HD / 128; r++) {
-        const int i = threadIdx.x + 128 * r;
-        if (i < hd) out[i] = o[r] * inv;
-    }
+    attn_combine(p, t, tl, h, (pos - lo + ATTN_CHUNK) / ATTN_CHUNK);
 }
 
 cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st) {
     attn_kernel<<<dim3(p->nblk, p->n_head, n), AT_WARPS * 32, 0, st>>>(*p, t0);
     cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) return e;
+    if (e != cudaSuccess || p->count) return e;
     attn_combine_kernel<<<dim3(p->n_head, n), 128, 0, st>>>(*p, t0);
     return cudaGetLastError();
 }
 
 /* ---- gated activation, softcap ---- */
 
-#define GELU_COEF_A 0.044715f
-#define SQRT_2_OVER_PI 0.79788456080286535587989211986876f
-
-/* csrc/ops.c's table entry: gelu of the F16-rounded input, rounded to F16 */
-__device__ __forceinline__ float gelu_ref(float x) {
-    if (x <= -10.0f) return 0.0f;
-    if (x >= 10.0f) return x;
-    const float xh = round_f16(x);
-    const float inner = mul_rn(mul_rn(SQRT_2_OVER_PI, xh), fmaf(GELU_COEF_A * xh, xh, 1.0f));
-    return round_f16(mul_rn(mul_rn(0.5f, xh), 1.0f + tanhf(inner)));
-}
-
 __global__ void act_kernel(float *out, const float *g, const float *u, int stride, int n, int ff, int gelu) {
     const long long total = (long long)n * ff;
     for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
          idx += (long long)gridDim.x * blockDim.x) {
         const long long t = idx / ff, i = idx % ff;
-        const float x = g[t * stride + i], uv = u[t * stride + i];
-        const float y = gelu ? gelu_ref(x) : x / (1.0f + expf(-x));
-        out[t * ff + i] = y * uv;
+        out[t * ff + i] = glu_act(g[t * stride + i], u[t * stride + i], gelu);
     }
 }
 

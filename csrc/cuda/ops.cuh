@@ -7,6 +7,7 @@
 #ifndef LLMCUDA_OPS_CUH
 #define LLMCUDA_OPS_CUH
 #include "common.cuh"
+#include "span_layout.h"
 
 /* y row t = rmsnorm(x row t) * w (w NULL: no weight), n rows of d */
 cudaError_t cu_rmsnorm(float *y, const float *x, const float *w, int n, int d, float eps, cudaStream_t st);
@@ -34,13 +35,15 @@ cudaError_t cu_qk_stage(const qk_params *p, int n, cudaStream_t st);
 /* attention keys are cut into chunks of ATTN_CHUNK positions counted from the first
  * visible key; each chunk gives a partial (max, sum, unnormalised output) and the
  * combine merges a token's partials in chunk order, so a token's result does not
- * depend on the batch it is in nor on the grid size */
-#define ATTN_CHUNK 128
+ * depend on the batch it is in nor on the grid size. One launch: the last block of a
+ * (token, head) to finish does the combine (count: a counter per partial row) */
+#define ATTN_CHUNK LLMCUDA_ATTN_CHUNK    /* 128, span_layout.h: the planner sizes the partials by it */
 typedef struct {
     const float *q;                    /* [n][n_head*hd] */
     const __half *kc, *vc;             /* this layer's caches */
     float *out;                        /* [n][n_head*hd] */
     float *part;                       /* partials: [n][n_head][pstride][hd + 2] */
+    unsigned *count;                   /* [n][n_head] blocks done, 0 between launches */
     const int *pos0;
     int n_head, n_head_kv, hd, n_ctx;
     int window;                        /* > 0: sliding window (keys p-window+1..p) */

@@ -10,27 +10,51 @@
  *   weights   one allocation per tensor, the GGUF bytes as given (never repacked)
  *   KV cache  kc, vc: F16 [l1-l0][n_head_kv][n_ctx][head_dim], as the CPU's
  *   scratch   n_batch rows each: x, xn (n_embd), q, att (q_dim), k, v (kv_dim),
- *             tmp (max(n_embd, q_dim+2kv_dim, 2n_ff): fused QKV / fused gate+up /
- *             attn_out / ffn_down results), gate, up (n_ff)
+ *             tmp (max(n_embd, q_dim+2kv_dim): fused QKV / attn_out / ffn_down
+ *             results), gate (n_ff: the gated activation), up (n_ff: the up matmul
+ *             where gate and up differ in type)
+ *             (tmp holds 2n_ff too when LLMLITE_CUDA_FUSE=0: a fused ffn_up's rows)
  *   part      attention partials (ops.cuh), logits (head only: logit_rows x n_vocab)
+ *   counts    the "last block done" counters (n_batch*n_head for attention, 1 for the
+ *             matmul + residual launches), zeroed once at create, 0 between launches
  * Host memory: pinned staging for the position + x (one buffer, copied as one) and up
  * to 16 rows of logits, so that a step is one H2D copy in and one D2H copy out on the
  * span's stream (more than 16
  * logit rows, e.g. perplexity over a whole batch, are copied straight into the
  * caller's buffer, one copy per logit_rows rows).
  *
+ * A layer's launches (enq_layer), n tokens:
+ *   1  Q/K/V matmuls: one launch for the matrices of one weight type (cu_matmul_set);
+ *      a fused attn_qkv is one matrix anyway
+ *   1  Q/K stage (bias, q/k norm, RoPE, KV cache write)
+ *   1  attention; its last block per (token, head) merges the partials
+ *   1  attn_out matmul; for n <= RES_FUSE_MAX its last block does the residual (+ post
+ *      norm) and ffn_norm (cu_matmul_residual), else + 1 residual launch
+ *   1  gate + up + gated activation (cu_matmul_glu) where gate and up share a type
+ *      (always for a fused ffn_up), else 3: gate, up, activation
+ *   1  ffn_down matmul with the residual and the next layer's attn_norm, as attn_out
+ * = 6 per layer for SmolLM2-135M (Q4_1 throughout) in decode, 8 for n > RES_FUSE_MAX;
+ * Gemma 3 files with a Q8_0 attn_v beside Q5_0 attn_q/attn_k: 7 on those layers (+2
+ * where ffn_gate and ffn_up differ in type). Before the fusions it was 13 per layer
+ * (Q, K, V, qk, attention, combine, attn_out, residual, gate, up, activation, down,
+ * residual) for both. Per step add the input copy, the first layer's attn_norm, and
+ * with the head its norm, matmul (softcap) and the logits copy. LLMLITE_CUDA_FUSE=0
+ * enqueues the 13 separate launches (same bits: span_check compares them).
+ *
  * Batch invariance: every kernel computes a token's values with the same operations
  * in the same order whatever the batch size (matmul: one column's fma chain and warp
  * reduction do not depend on how many columns share the pass; attention: fixed
- * 128-key chunks merged in order), so the logits of a position are bit-identical
+ * 128-key chunks merged in order; the fused and the separate forms share their
+ * per-row device code, rowops.cuh), so the logits of a position are bit-identical
  * whether it ran alone (decode, graph or not) or inside a batch, as on the CPU.
  *
  * Decode (n == 1) runs as a CUDA graph captured on first use and replayed every step:
  * the kernels read the position from a device int that the graph's first node copies
  * from pinned memory (with x), and the attention grid is sized for n_ctx, so one graph serves
  * every position. Two graphs at most (with and without logits); set_tensor drops
- * them. LLMLITE_CUDA_GRAPH=0 runs decode without graphs; LLMLITE_CUDA_DEBUG=1 prints
- * the reason of a failure to stderr. */
+ * them. The last-block counters need no graph node: every launch leaves them at 0.
+ * LLMLITE_CUDA_GRAPH=0 runs decode without graphs; LLMLITE_CUDA_FUSE=0 without the
+ * fused launches; LLMLITE_CUDA_DEBUG=1 prints the reason of a failure to stderr. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,14 +63,14 @@
 #include "common.cuh"
 #include "matmul.cuh"
 #include "ops.cuh"
+#include "span_layout.h"
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
 #define ATTN_MAX_BLOCKS 64          /* blocks per (head, token) in attention */
-#define PART_SLOTS_PER_HEAD 2048    /* attention partial slots per head in a batch */
-#define LOGIT_BYTES_MAX (64LL << 20) /* device logits buffer (rows of n_vocab), at least 16 rows */
-#define IN_HEADER 16                /* bytes before x in the input buffers: the position (int) */
+#define IN_HEADER LLMCUDA_IN_HEADER /* bytes before x in the input buffers: the position (int) */
 #define PINNED_LOGIT_ROWS 16
+#define RES_FUSE_MAX 8              /* up to this many tokens: residual + norm fused into the matmul */
 
 typedef struct {
     void *d;
@@ -63,6 +87,8 @@ typedef struct {
     dtensor g[LLM_G_COUNT];
     __half *kc, *vc;
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *part, *logits;
+    unsigned *counts;            /* last-block counters, 0 between launches: attention [n_batch][n_head], */
+    unsigned *res_count;         /* then one for the matmul + residual launches (= counts + n_batch*n_head) */
     /* a step's input, one copy: [position, padding to 16 bytes][x rows] on both sides */
     unsigned char *d_in, *h_in;  /* device; pinned host */
     int *d_pos, *h_pos;          /* = (int *)d_in, (int *)h_in */
@@ -72,7 +98,7 @@ typedef struct {
     long long part_slots;        /* partial slots (head_dim + 2 floats each) */
     cudaStream_t st;
     cudaGraphExec_t graph[2];    /* decode: [0] no logits, [1] logits of the token */
-    int use_graph, ready;
+    int use_graph, fuse, ready;
     long long bytes;
     char msg[256];
 } span;
@@ -139,7 +165,8 @@ static void span_free(void *p) {
     if (s->lt)
         for (int i = 0; i < s->nl * LLM_T_LAYER_COUNT; i++) cudaFree(s->lt[i].d);
     for (int i = 0; i < LLM_G_COUNT; i++) cudaFree(s->g[i].d);
-    void *bufs[] = {s->kc, s->vc, s->d_in, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->gate, s->up, s->part, s->logits};
+    void *bufs[] = {s->kc, s->vc, s->d_in, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->gate, s->up, s->part,
+                    s->counts, s->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     if (s->h_in) cudaFreeHost(s->h_in);
     if (s->h_logits) cudaFreeHost(s->h_logits);
@@ -171,45 +198,38 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     if (s->c.swa_pattern <= 0) s->c.swa_pattern = 1;
     s->n_ctx = n_ctx; s->n_batch = n_batch; s->l0 = l0; s->l1 = l1; s->nl = l1 - l0; s->head = head ? 1 : 0;
     s->dev = 0;
-    s->qd = c->n_head * c->head_dim;
-    s->kvd = c->n_head_kv * c->head_dim;
-    long long wide = c->n_embd;
-    if (s->qd + 2LL * s->kvd > wide) wide = s->qd + 2LL * s->kvd;
-    if (2LL * c->n_ff > wide) wide = 2LL * c->n_ff;
-    s->wide = (int)wide;
+    s->fuse = cuda_span_fuse_env();
+    cuda_span_layout L;                      /* every buffer's size: the planner counts the same */
+    cuda_span_layout_of(c, n_ctx, n_batch, s->nl, s->head, s->fuse, &L);
+    s->qd = L.qd;
+    s->kvd = L.kvd;
+    s->wide = L.wide;
     const char *g = getenv("LLMLITE_CUDA_GRAPH");
     s->use_graph = !(g && g[0] == '0');
     s->lt = (dtensor *)calloc((size_t)s->nl * LLM_T_LAYER_COUNT, sizeof(dtensor));
     if (!s->lt) { free(s); snprintf(err, errlen, "cuda span: out of host memory"); return NULL; }
 
     const size_t B = (size_t)n_batch, F = sizeof(float);
-    const size_t kvn = (size_t)s->nl * c->n_head_kv * n_ctx * c->head_dim;
-    s->max_chunks = (n_ctx + ATTN_CHUNK - 1) / ATTN_CHUNK;
-    long long per_head = (long long)n_batch * s->max_chunks;
-    if (per_head > PART_SLOTS_PER_HEAD) per_head = PART_SLOTS_PER_HEAD;
-    if (per_head < s->max_chunks) per_head = s->max_chunks;
-    s->part_slots = per_head * c->n_head;
-    if (s->head) {
-        long long rows = LOGIT_BYTES_MAX / ((long long)c->n_vocab * 4);
-        if (rows < 16) rows = 16;
-        s->logit_rows = (int)(rows < n_batch ? rows : n_batch);
-        s->pinned_logit_rows = s->logit_rows < PINNED_LOGIT_ROWS ? s->logit_rows : PINNED_LOGIT_ROWS;
-    }
-    struct { void **p; size_t bytes; const char *name; } plan[] = {
-        {(void **)&s->kc, kvn * 2, "K cache"}, {(void **)&s->vc, kvn * 2, "V cache"},
-        {(void **)&s->d_in, IN_HEADER + B * c->n_embd * F, "scratch"}, {(void **)&s->xn, B * c->n_embd * F, "scratch"},
-        {(void **)&s->q, B * s->qd * F, "scratch"}, {(void **)&s->att, B * s->qd * F, "scratch"},
-        {(void **)&s->k, B * s->kvd * F, "scratch"}, {(void **)&s->v, B * s->kvd * F, "scratch"},
-        {(void **)&s->tmp, B * (size_t)s->wide * F, "scratch"}, {(void **)&s->gate, B * c->n_ff * F, "scratch"},
-        {(void **)&s->up, B * c->n_ff * F, "scratch"},
-        {(void **)&s->part, (size_t)s->part_slots * (c->head_dim + 2) * F, "attention scratch"},
-        {(void **)&s->logits, (size_t)s->logit_rows * c->n_vocab * F, "logits"},
+    s->max_chunks = L.max_chunks;
+    s->part_slots = L.part_slots;
+    s->logit_rows = L.logit_rows;
+    s->pinned_logit_rows = s->logit_rows < PINNED_LOGIT_ROWS ? s->logit_rows : PINNED_LOGIT_ROWS;
+    struct { void **p; int slot; const char *name; } plan[] = {
+        {(void **)&s->kc, CS_KC, "K cache"}, {(void **)&s->vc, CS_VC, "V cache"},
+        {(void **)&s->d_in, CS_IN, "scratch"}, {(void **)&s->xn, CS_XN, "scratch"},
+        {(void **)&s->q, CS_Q, "scratch"}, {(void **)&s->att, CS_ATT, "scratch"},
+        {(void **)&s->k, CS_K, "scratch"}, {(void **)&s->v, CS_V, "scratch"},
+        {(void **)&s->tmp, CS_TMP, "scratch"}, {(void **)&s->gate, CS_GATE, "scratch"},
+        {(void **)&s->up, CS_UP, "scratch"}, {(void **)&s->part, CS_PART, "attention scratch"},
+        {(void **)&s->counts, CS_COUNTS, "attention scratch"}, {(void **)&s->logits, CS_LOGITS, "logits"},
     };
+    static_assert(sizeof plan / sizeof plan[0] == CS_COUNT, "every buffer of span_layout.h");
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
-        e = dalloc(s, plan[i].p, plan[i].bytes);
+        const size_t bytes = L.bytes[plan[i].slot];
+        e = dalloc(s, plan[i].p, bytes);
         if (e != cudaSuccess) {
             snprintf(err, errlen, "cuda span: cannot allocate the %s (%.1f MiB, layers %d-%d): %s", plan[i].name,
-                     plan[i].bytes / 1048576.0, l0, l1 - 1, cudaGetErrorString(e));
+                     bytes / 1048576.0, l0, l1 - 1, cudaGetErrorString(e));
             span_free(s);
             return NULL;
         }
@@ -224,6 +244,11 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     if (e == cudaSuccess && s->head)
         e = cudaHostAlloc((void **)&s->h_logits, (size_t)s->pinned_logit_rows * c->n_vocab * F, cudaHostAllocDefault);
     if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s->st, cudaStreamNonBlocking);
+    /* the last-block counters start at 0 (each launch leaves them so); on the span's own
+     * stream: a plain cudaMemset runs on the legacy stream, unordered with this one */
+    s->res_count = s->counts + B * c->n_head;
+    if (e == cudaSuccess) e = cudaMemsetAsync(s->counts, 0, L.bytes[CS_COUNTS], s->st);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(s->st);
     /* the KV cache is left as allocated: a position is always written (by the step that
      * computes it) before any query can see it */
     if (e != cudaSuccess) {
@@ -352,6 +377,65 @@ static cudaError_t mm(span *s, const dtensor *w, const float *x, int n, float *y
     return cu_matmul(w->type, w->d, (int)w->ne1, (int)w->ne0, x, n, y, s->st);
 }
 
+/* y[i] = w[i] x for cnt matrices that read x (same row length): one launch per weight
+ * type, in order of first appearance (attn_q/k/v: one launch, or two where V's type
+ * differs, as on some Gemma 3 layers) */
+static int mm_group(span *s, const dtensor *const *w, float *const *y, int cnt, const float *x, int n) {
+    int done[MM_MAX] = {0};
+    for (int i = 0; i < cnt; i++) {
+        if (done[i]) continue;
+        mm_set set;
+        memset(&set, 0, sizeof set);
+        for (int j = i, m = 0; j < cnt; j++)
+            if (!done[j] && (j == i || (s->fuse && w[j]->type == w[i]->type && w[j]->ne0 == w[i]->ne0))) {
+                set.W[m] = w[j]->d; set.Y[m] = y[j]; set.rows[m] = (int)w[j]->ne1;
+                m++;
+                done[j] = 1;
+            }
+        CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, x, n, s->st));
+    }
+    return 0;
+}
+
+/* o = w in (into s->tmp), then the residual x += post ? rmsnorm(o)*post : o and, if
+ * norm, xn = rmsnorm(x)*norm: one launch for a few tokens (the matmul's last block does
+ * the residual), two for more; the same bits either way (residual_row, rowops.cuh) */
+static int mm_residual_step(span *s, const dtensor *w, const float *in, const float *post, const float *norm, int n) {
+    if (s->fuse && n <= RES_FUSE_MAX) {
+        mm_residual r;
+        r.x = s->x; r.xn = s->xn; r.post = post; r.norm = norm; r.eps = s->c.rms_eps; r.count = s->res_count;
+        CK(cu_matmul_residual(w->type, w->d, (int)w->ne1, (int)w->ne0, in, n, s->tmp, &r, s->st));
+    } else {
+        CK(mm(s, w, in, n, s->tmp));
+        CK(cu_residual(s->x, s->tmp, post, norm, s->xn, n, s->c.n_embd, s->c.rms_eps, s->st));
+    }
+    return 0;
+}
+
+/* the ffn up to its gated activation, into s->gate (n rows of n_ff): one launch where
+ * gate and up share a type (always for a fused 2*n_ff ffn_up), else three */
+static int ffn_glu(span *s, const dtensor *L, int n) {
+    const int ff = s->c.n_ff, gelu = s->c.ffn_gelu;
+    const dtensor *G = &L[LLM_T_FFN_GATE], *U = &L[LLM_T_FFN_UP];
+    if (!s->fuse) {                          /* LLMLITE_CUDA_FUSE=0: the separate launches */
+        const int fused = !G->d;
+        CK(mm(s, fused ? U : G, s->xn, n, fused ? s->tmp : s->gate));
+        if (!fused) CK(mm(s, U, s->xn, n, s->up));
+        CK(cu_gated_act(s->gate, fused ? s->tmp : s->gate, fused ? s->tmp + ff : s->up, fused ? 2 * ff : ff, n, ff,
+                        gelu, s->st));
+    } else if (!G->d) {                      /* fused ffn_up: rows 0..ff-1 gate, ff..2ff-1 up */
+        const char *u = (const char *)U->d + (size_t)row_bytes(U->type, U->ne0) * ff;
+        CK(cu_matmul_glu(U->type, U->d, u, ff, (int)U->ne0, s->xn, n, gelu, s->gate, s->st));
+    } else if (G->type == U->type) {
+        CK(cu_matmul_glu(G->type, G->d, U->d, ff, (int)G->ne0, s->xn, n, gelu, s->gate, s->st));
+    } else {
+        CK(mm(s, G, s->xn, n, s->gate));
+        CK(mm(s, U, s->xn, n, s->up));
+        CK(cu_gated_act(s->gate, s->gate, s->up, ff, n, ff, gelu, s->st));
+    }
+    return 0;
+}
+
 /* attention launch geometry: chunks = partial slots per (token, head); tokens per launch */
 typedef struct { int pstride, nblk, group; } attn_plan;
 
@@ -367,7 +451,7 @@ static attn_plan plan_attention(const span *s, int n, int pos, int graph) {
 
 static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     const llm_config *c = &s->c;
-    const int d = c->n_embd, qd = s->qd, kvd = s->kvd, ff = c->n_ff, hd = c->head_dim;
+    const int d = c->n_embd, qd = s->qd, kvd = s->kvd, hd = c->head_dim;
     const float eps = c->rms_eps;
     const dtensor *L = lt(s, il, 0);
     if (il == s->l0) CK(cu_rmsnorm(s->xn, s->x, (const float *)L[LLM_T_ATTN_NORM].d, n, d, eps, s->st));
@@ -379,9 +463,9 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
         qp.q_in = s->tmp; qp.k_in = s->tmp + qd; qp.v_in = s->tmp + qd + kvd;
         qp.q_stride = qp.kv_stride = qd + 2 * kvd;
     } else {
-        CK(mm(s, &L[LLM_T_ATTN_Q], s->xn, n, s->q));
-        CK(mm(s, &L[LLM_T_ATTN_K], s->xn, n, s->k));
-        CK(mm(s, &L[LLM_T_ATTN_V], s->xn, n, s->v));
+        const dtensor *w[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
+        float *const y[3] = {s->q, s->k, s->v};
+        if (mm_group(s, w, y, 3, s->xn, n)) return -1;
         qp.q_in = s->q; qp.k_in = s->k; qp.v_in = s->v;
         qp.q_stride = qd; qp.kv_stride = kvd;
     }
@@ -407,29 +491,22 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
 
     attn_params at;
     memset(&at, 0, sizeof at);
-    at.q = s->q; at.kc = qp.kc; at.vc = qp.vc; at.out = s->att; at.part = s->part; at.pos0 = s->d_pos;
+    at.q = s->q; at.kc = qp.kc; at.vc = qp.vc; at.out = s->att; at.part = s->part;
+    at.count = s->fuse ? s->counts : NULL;
+    at.pos0 = s->d_pos;
     at.n_head = c->n_head; at.n_head_kv = c->n_head_kv; at.hd = hd; at.n_ctx = s->n_ctx;
     at.window = swa ? c->sliding_window : 0;
     at.scale = c->attn_scale;
     at.pstride = ap->pstride; at.nblk = ap->nblk;
     for (int t0 = 0; t0 < n; t0 += ap->group) CK(cu_attention(&at, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
 
-    CK(mm(s, &L[LLM_T_ATTN_OUT], s->att, n, s->tmp));
-    CK(cu_residual(s->x, s->tmp, (const float *)L[LLM_T_POST_ATTN_NORM].d, (const float *)L[LLM_T_FFN_NORM].d, s->xn,
-                   n, d, eps, s->st));
-    if (L[LLM_T_FFN_GATE].d) {
-        CK(mm(s, &L[LLM_T_FFN_GATE], s->xn, n, s->gate));
-        CK(mm(s, &L[LLM_T_FFN_UP], s->xn, n, s->up));
-        CK(cu_gated_act(s->gate, s->gate, s->up, ff, n, ff, c->ffn_gelu, s->st));
-    } else {                                 /* fused gate+up: each token's row is gate then up */
-        CK(mm(s, &L[LLM_T_FFN_UP], s->xn, n, s->tmp));
-        CK(cu_gated_act(s->gate, s->tmp, s->tmp + ff, 2 * ff, n, ff, c->ffn_gelu, s->st));
-    }
-    CK(mm(s, &L[LLM_T_FFN_DOWN], s->gate, n, s->tmp));
+    if (mm_residual_step(s, &L[LLM_T_ATTN_OUT], s->att, (const float *)L[LLM_T_POST_ATTN_NORM].d,
+                         (const float *)L[LLM_T_FFN_NORM].d, n))
+        return -1;
+    if (ffn_glu(s, L, n)) return -1;
     /* the residual also computes the next layer's attn_norm (none after the last) */
     const float *next = il + 1 < s->l1 ? (const float *)lt(s, il + 1, LLM_T_ATTN_NORM)->d : NULL;
-    CK(cu_residual(s->x, s->tmp, (const float *)L[LLM_T_POST_FFW_NORM].d, next, s->xn, n, s->c.n_embd, eps, s->st));
-    return 0;
+    return mm_residual_step(s, &L[LLM_T_FFN_DOWN], s->gate, (const float *)L[LLM_T_POST_FFW_NORM].d, next, n);
 }
 
 /* output norm + head (+ softcap) of rows first..first+cnt-1 into logits rows 0..cnt-1 */

@@ -6,16 +6,20 @@
  *   kc, vc    F16 KV cache [layers][n_head_kv][n_ctx][head_dim]
  *   in        the position (IN_HEADER bytes) then x: n_batch rows of n_embd
  *   xn        n_batch x n_embd;  q, att: n_batch x q_dim;  k, v: n_batch x kv_dim
- *   tmp       n_batch x wide, wide = max(n_embd, q_dim + 2 kv_dim, 2 n_ff): fused
- *             QKV / fused gate+up / attn_out / ffn_down results
+ *   tmp       n_batch x wide, wide = max(n_embd, q_dim + 2 kv_dim): fused QKV /
+ *             attn_out / ffn_down results (and 2 n_ff, a fused ffn_up's rows, when the
+ *             fused launches are off: LLMLITE_CUDA_FUSE=0)
  *   gate, up  n_batch x n_ff
  *   part      attention partials: part_slots x (head_dim + 2) floats, part_slots =
  *             n_head x clamp(n_batch x chunks(n_ctx), chunks(n_ctx), PART_SLOTS_PER_HEAD)
+ *   counts    the "last block done" counters: n_batch x n_head for attention, 1 for
+ *             the matmul + residual launches (unsigned)
  *   logits    (head only) logit_rows x n_vocab, logit_rows = min(n_batch,
  *             max(16, LOGIT_BYTES_MAX / (4 n_vocab))) */
 #ifndef LLMCUDA_SPAN_LAYOUT_H
 #define LLMCUDA_SPAN_LAYOUT_H
 #include <stddef.h>
+#include <stdlib.h>
 #include "llmlite.h"
 
 #define LLMCUDA_ATTN_CHUNK 128              /* keys per attention chunk */
@@ -23,8 +27,8 @@
 #define LLMCUDA_LOGIT_BYTES_MAX (64LL << 20) /* device logits buffer (rows of n_vocab), at least 16 rows */
 #define LLMCUDA_IN_HEADER 16                /* bytes before x in the input buffers: the position (int) */
 
-enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_PART, CS_LOGITS,
-       CS_COUNT };
+enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_PART, CS_COUNTS,
+       CS_LOGITS, CS_COUNT };
 
 typedef struct {
     size_t bytes[CS_COUNT];
@@ -32,15 +36,22 @@ typedef struct {
     long long part_slots;
 } cuda_span_layout;
 
-/* the buffers of a span of n_layers layers (0: all but the KV cache) */
+/* the fused launches are on unless LLMLITE_CUDA_FUSE=0 */
+static inline int cuda_span_fuse_env(void) {
+    const char *f = getenv("LLMLITE_CUDA_FUSE");
+    return !(f && f[0] == '0');
+}
+
+/* the buffers of a span of n_layers layers (0: all but the KV cache); fuse: the fused
+ * launches are on (the default) */
 static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_batch, int n_layers, int head,
-                                       cuda_span_layout *L) {
+                                       int fuse, cuda_span_layout *L) {
     const size_t B = (size_t)n_batch, F = sizeof(float);
     L->qd = c->n_head * c->head_dim;
     L->kvd = c->n_head_kv * c->head_dim;
     long long wide = c->n_embd;
     if (L->qd + 2LL * L->kvd > wide) wide = L->qd + 2LL * L->kvd;
-    if (2LL * c->n_ff > wide) wide = 2LL * c->n_ff;
+    if (!fuse && 2LL * c->n_ff > wide) wide = 2LL * c->n_ff;
     L->wide = (int)wide;
     L->max_chunks = (n_ctx + LLMCUDA_ATTN_CHUNK - 1) / LLMCUDA_ATTN_CHUNK;
     long long per_head = (long long)n_batch * L->max_chunks;
@@ -63,6 +74,7 @@ static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_bat
     b[CS_TMP] = B * (size_t)L->wide * F;
     b[CS_GATE] = b[CS_UP] = B * c->n_ff * F;
     b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
+    b[CS_COUNTS] = ((size_t)B * c->n_head + 1) * sizeof(unsigned);
     b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;
 }
 

@@ -9,6 +9,9 @@
  *           Q8): top-1 agreement is reported
  *   invariance  the CUDA logits of a position computed alone (decode, with and without
  *           CUDA graphs) equal those computed inside a batch, bit for bit
+ *   unfused the logits with the fused launches equal those with LLMLITE_CUDA_FUSE=0
+ *           (Q/K/V, gate/up/activation and attention/combine as separate launches),
+ *           bit for bit
  *   split   two CUDA spans [0,2) + [2,L) with head, against one CPU span
  *   long    1000 positions, sliding window 20, n_batch 256 (many attention chunks)
  *   bench   (argument "bench") decode and prefill timings of two larger shapes;
@@ -88,7 +91,9 @@ static void free_model(model *m) {
     m->nw = 0;
 }
 
-typedef struct { int qkv_fused, up_fused, bias, qk_norm, post_norms, rope_freqs; } shape_opts;
+/* mixed: layer 1's attn_v and ffn_up in Q8_0 (the others in the model's type), as
+ * Gemma 3 files mix types: the CUDA span groups matrices by type */
+typedef struct { int qkv_fused, up_fused, bias, qk_norm, post_norms, rope_freqs, mixed; } shape_opts;
 
 /* every tensor of the config, matrices in type t (the head in type th) */
 static void build(model *m, const llm_config *c, int t, int th, const shape_opts *o, uint64_t sd) {
@@ -99,12 +104,13 @@ static void build(model *m, const llm_config *c, int t, int th, const shape_opts
     add(m, -1, LLM_G_OUTPUT, th, d, c->n_vocab, MAT);
     if (o->rope_freqs) add(m, -1, LLM_G_ROPE_FREQS, T_F32, c->n_rot / 2, 1, FREQ);
     for (int il = 0; il < c->n_layer; il++) {
+        const int tx = o->mixed && il == 1 ? T_Q8_0 : t;
         add(m, il, LLM_T_ATTN_NORM, T_F32, d, 1, NORM);
         if (o->qkv_fused) add(m, il, LLM_T_ATTN_QKV, t, d, qd + 2 * kvd, MAT);
         else {
             add(m, il, LLM_T_ATTN_Q, t, d, qd, MAT);
             add(m, il, LLM_T_ATTN_K, t, d, kvd, MAT);
-            add(m, il, LLM_T_ATTN_V, t, d, kvd, MAT);
+            add(m, il, LLM_T_ATTN_V, tx, d, kvd, MAT);
         }
         if (o->bias) {
             add(m, il, LLM_T_ATTN_Q_B, T_F32, qd, 1, BIAS);
@@ -124,7 +130,7 @@ static void build(model *m, const llm_config *c, int t, int th, const shape_opts
         if (o->up_fused) add(m, il, LLM_T_FFN_UP, t, d, 2LL * c->n_ff, MAT);
         else {
             add(m, il, LLM_T_FFN_GATE, t, d, c->n_ff, MAT);
-            add(m, il, LLM_T_FFN_UP, t, d, c->n_ff, MAT);
+            add(m, il, LLM_T_FFN_UP, tx, d, c->n_ff, MAT);
         }
         add(m, il, LLM_T_FFN_DOWN, t, c->n_ff, d, MAT);
     }
@@ -312,6 +318,32 @@ static void check_invariance(const model *m) {
     free(a); free(b);
 }
 
+/* the fused launches (one matmul for Q/K/V, gate+up+activation, attention with its
+ * combine) against LLMLITE_CUDA_FUSE=0: the same bits */
+static void check_unfused(const char *label, const model *m) {
+    const int np = seq_positions(), nv = m->c.n_vocab;
+    float *a = malloc((size_t)np * nv * 4), *b = malloc((size_t)np * nv * 4);
+    void *g1 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
+    setenv("LLMLITE_CUDA_FUSE", "0", 1);
+    void *g2 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
+    unsetenv("LLMLITE_CUDA_FUSE");
+    if (g1 && g2) {
+        stats st = {0};
+        step batched[NSEQ];
+        for (int i = 0; i < NSEQ; i++) batched[i] = (step){SEQ[i].n, 1};
+        const int r1 = run_seq(m, &g1, 1, NULL, 0, batched, NSEQ, &st, a);
+        const int r2 = run_seq(m, &g2, 1, NULL, 0, batched, NSEQ, &st, b);
+        long long diff = 0;
+        for (long long i = 0; i < (long long)np * nv; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
+        const int ok = !r1 && !r2 && diff == 0;
+        printf("  fused = unfused, %-18.18s %d positions: %lld logits differ  %s\n", label, np, diff, ok ? "ok" : "FAIL");
+        if (!ok) failures++;
+    }
+    if (g1) CUDA->free(g1);
+    if (g2) CUDA->free(g2);
+    free(a); free(b);
+}
+
 static void check_split(const model *m) {
     void *g[2] = {make_span(CUDA, m, 256, 64, 0, 2, 0), make_span(CUDA, m, 256, 64, 2, m->c.n_layer, 0)};
     void *c = make_span(CPU, m, 256, 64, 0, m->c.n_layer, 1);
@@ -319,7 +351,22 @@ static void check_split(const model *m) {
         stats st = {0};
         if (run_seq(m, g, 2, &c, 1, SEQ, NSEQ, &st, NULL)) failures++;
         else report("split [0,2) + [2,3) vs one CPU span", &st, 5e-3, 1);
-        printf("  mem_bytes: cuda spans %.2f + %.2f MiB\n", CUDA->mem_bytes(g[0]) / 1048576.0, CUDA->mem_bytes(g[1]) / 1048576.0);
+        /* what the planner counts (llm_span_compute_bytes + weights + KV) is what each span took */
+        const int lo[2] = {0, 2}, hi[2] = {2, m->c.n_layer};
+        for (int k = 0; k < 2; k++) {
+            const int head = hi[k] == m->c.n_layer;
+            long long want = llm_span_compute_bytes(LLM_BACKEND_CUDA, &m->c, 256, 64, head);
+            want += 2LL * 2 * (hi[k] - lo[k]) * m->c.n_head_kv * 256 * m->c.head_dim;    /* F16 K and V */
+            for (int i = 0; i < m->nw; i++) {
+                const wt *w = &m->w[i];
+                if (w->layer >= 0 ? w->layer >= lo[k] && w->layer < hi[k] : head || w->slot == LLM_G_ROPE_FREQS)
+                    want += llm_row_bytes(w->type, w->ne0) * w->ne1;
+            }
+            const long long got = CUDA->mem_bytes(g[k]);
+            printf("  mem_bytes: cuda span [%d,%d) %lld B, the plan's figure %lld B  %s\n", lo[k], hi[k], got, want,
+                   got == want ? "ok" : "FAIL");
+            if (got != want) failures++;
+        }
     }
     for (int i = 0; i < 2; i++) if (g[i]) CUDA->free(g[i]);
     if (c) CPU->free(c);
@@ -443,6 +490,15 @@ static void checks_all(model *m, int quick) {
         if (quick && a != 2) continue;
         build(m, &ac[a].c, T_Q4_K, T_Q6_K, &ac[a].o, 100 + a);
         check_model(ac[a].name, m, 1);
+        if (a == 0 || a == 3) check_unfused(a ? "phi3 fused up" : "llama SiLU", m);
+        free_model(m);
+    }
+    {   /* Gemma 3's type mix: Q5_0 Q/K with a Q8_0 V, gate and up of two types */
+        arch_case g = ac[2];
+        g.o.mixed = 1;
+        build(m, &g.c, T_Q5_0, T_Q8_0, &g.o, 150);
+        check_model("gemma3 Q5_0 + Q8_0 V/up, layer 1", m, 1);
+        check_unfused("gemma3 mixed", m);
         free_model(m);
     }
     {   /* head_dim 36: the attention's unaligned-row path; F16 weights (k = 144) */
@@ -467,6 +523,7 @@ static void checks_all(model *m, int quick) {
     printf("structure:\n");
     build(m, &ac[2].c, T_Q5_K, T_Q8_0, &ac[2].o, 400);
     check_invariance(m);
+    check_unfused("gemma3 Q5_K", m);
     check_split(m);
     if (!quick) check_long(m);
     free_model(m);

@@ -43,12 +43,13 @@ def newest(paths) -> float:
 
 def check_builds() -> list[Path]:
     ext = ROOT / "llmlite" / "_llmlite.abi3.so"
-    if not ext.is_file() or ext.stat().st_mtime < newest((ROOT / "csrc").glob("*.[ch]")):
+    ext_srcs = list((ROOT / "csrc").glob("*.[ch]")) + list((ROOT / "csrc" / "cuda").glob("*.h"))
+    if not ext.is_file() or ext.stat().st_mtime < newest(ext_srcs):
         sys.exit(f"{ext.relative_to(ROOT)} is missing or older than csrc/: run `make install` first")
     cuda = ROOT / "build" / "cuda"
     need = [cuda / n for n in ("libllmlite_cuda.so", "span_check", "probe", "dequant_check")]
     srcs = list((ROOT / "csrc" / "cuda").glob("*.cu*")) + list((ROOT / "csrc" / "cuda" / "tools").glob("*.c"))
-    srcs += list((ROOT / "csrc").glob("*.[ch]"))
+    srcs += ext_srcs
     if not all(p.is_file() for p in need) or min(p.stat().st_mtime for p in need) < newest(srcs):
         sys.exit("build/cuda is missing or older than its sources: run `sh csrc/cuda/tools/gpu_check.sh quick` first")
     return [ext] + need

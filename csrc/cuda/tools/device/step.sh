@@ -30,7 +30,7 @@ job() {
     [ -e "$W/done/$name" ] && return 0
     if [ $opt = 1 ] && [ "$(el)" -gt "$BUDGET" ]; then echo "== $name: left for the next call"; return 0; fi
     echo "== $name ($(el) s into the call)"
-    timeout --kill-after=10 "$to" "$@"
+    timeout --kill-after=10 "$to" bash -c '"$@"' job "$@"     # the functions below are exported
     local rc=$?
     echo "$rc" > "$W/done/$name"
     echo "== $name: exit $rc ($(el) s into the call)"
@@ -63,6 +63,7 @@ cliff() {    # tg128/pp512 at 0-100% of the layers, device memory against the pl
     python3 csrc/cuda/tools/device/cliff_table.py "$W/bench-$2.json"
 }
 sanitize() { # memcheck over a short real run: prefill, decode, every layer on the GPU, then half
+    set -o pipefail
     local half
     half=$(python3 -c "from llmlite.gguf_file import open_gguf as o; g = o('$W/models/$1'); m = g.metadata; \
 print(m[m['general.architecture'] + '.block_count'] // 2)") || return 1
@@ -70,11 +71,16 @@ print(m[m['general.architecture'] + '.block_count'] // 2)") || return 1
         echo "-- -ngl $n"
         compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
             python3 -m llmlite run "$W/models/$1" -p "The capital of France is" -n 16 --temp 0 -ngl "$n" -c 256 \
-            2>&1 | tail -8 || return $?
+            2>&1 | grep -E "offload plan|ERROR SUMMARY|=========|Paris|error" | tail -12 || return $?
     done
 }
-graphs_off() { LLMLITE_CUDA_GRAPH=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3; }
+variants() { # full-offload tg128 without the decode graph, and without the fused launches
+    echo "-- LLMLITE_CUDA_GRAPH=0"; LLMLITE_CUDA_GRAPH=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
+    echo "-- LLMLITE_CUDA_FUSE=0"; LLMLITE_CUDA_FUSE=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
+}
 
+export W OUT
+export -f setup real_check cliff sanitize variants
 job setup 300 -- setup
 [ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; exit 1; }
 models
@@ -85,7 +91,7 @@ for name in smollm2-135m gemma3-270m; do
     job "real-$name" 300 -- real_check "$f"
     job "cliff-$name" 300 -- cliff "$f" "$name"
     job "sanitize-$name" 300 optional -- sanitize "$f" "$name"
-    job "graphs_off-$name" 120 optional -- graphs_off "$f"
+    job "variants-$name" 180 optional -- variants "$f"
 done
 job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
 

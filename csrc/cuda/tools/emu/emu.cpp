@@ -1,6 +1,7 @@
 /* The CPU stand-in for the CUDA runtime declared in include/cuda_runtime.h.
  *
- * Kernels: a grid runs block after block on the calling thread. The threads of a
+ * Kernels: a grid runs block after block on the calling thread, in a shuffled order
+ * (EMU_BLOCK_ORDER=linear: in index order). The threads of a
  * block are fibers (own stacks, a 14-instruction x86-64 context switch below), run
  * in turn until each reaches a barrier: __syncthreads releases when every live
  * thread of the block waits there (exited threads count as arrived, as on the
@@ -11,6 +12,7 @@
  * Memory: cudaMalloc / cudaHostAlloc fill new memory with 0xff bytes (NaN as float
  * and as F16), so reading scratch that was never written shows up in the results. */
 #include <sanitizer/common_interface_defs.h>
+#include <utility>
 #include <vector>
 #include "cuda_runtime.h"
 
@@ -162,12 +164,24 @@ void emu_run_grid(dim3 g, dim3 b, const std::function<void()> &k) {
     gridDim = g;
     blockDim = b;
     body = &k;
-    for (unsigned z = 0; z < g.z; z++)
-        for (unsigned y = 0; y < g.y; y++)
-            for (unsigned x = 0; x < g.x; x++) {
-                blockIdx.x = x; blockIdx.y = y; blockIdx.z = z;
-                run_block((int)nt);
-            }
+    /* the blocks in a shuffled order, new for every launch (EMU_BLOCK_ORDER=linear: in
+     * index order): a GPU promises no order, so no kernel may depend on one (e.g. which
+     * block of a "last block done" counter comes last) */
+    static const bool linear = getenv("EMU_BLOCK_ORDER") && !strcmp(getenv("EMU_BLOCK_ORDER"), "linear");
+    static uint64_t rs = 0x2545F4914F6CDD1Dull;
+    const size_t nb = (size_t)g.x * g.y * g.z;
+    static std::vector<uint32_t> order;
+    order.resize(nb);
+    for (size_t i = 0; i < nb; i++) order[i] = (uint32_t)i;
+    for (size_t i = nb; !linear && i > 1; i--) {         /* Fisher-Yates, xorshift64 */
+        rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
+        std::swap(order[i - 1], order[rs % i]);
+    }
+    for (size_t i = 0; i < nb; i++) {
+        const uint32_t o = order[i];
+        blockIdx.x = o % g.x; blockIdx.y = o / g.x % g.y; blockIdx.z = o / g.x / g.y;
+        run_block((int)nt);
+    }
 }
 
 /* ---- runtime ---- */
@@ -241,6 +255,7 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
     emu_enqueue(s, [=]() { memset(p, v, n); });
     return cudaSuccess;
 }
+cudaError_t cudaMemset(void *p, int v, size_t n) { memset(p, v, n); return cudaSuccess; }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (!s || s->capturing) return cudaErrorInvalidValue;
     s->capturing = true;

@@ -13,7 +13,7 @@ python3 - "$E/src" <<'EOF'
 import glob, os, re, sys
 out = sys.argv[1]
 launch = re.compile(r'([A-Za-z_][A-Za-z_0-9]*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(')
-for f in glob.glob('csrc/cuda/*.cu') + glob.glob('csrc/cuda/*.cuh'):
+for f in glob.glob('csrc/cuda/*.cu') + glob.glob('csrc/cuda/*.cuh') + glob.glob('csrc/cuda/*.h'):
     src = open(f).read()
     dst = launch.sub(lambda m: 'emu_launch(%s, %s, ' % (m.group(2), m.group(1)), src)
     open(os.path.join(out, os.path.basename(f)), 'w').write(dst)

@@ -1,8 +1,8 @@
 /* CPU stand-in for the CUDA runtime, for testing csrc/cuda/*.cu without a GPU (see
  * ../emu_build.sh). Only what the backend uses. Kernels run on the calling thread,
- * one block at a time, each CUDA thread a fiber (emu.cpp): __syncthreads waits for
- * the block, shuffles for the warp, a barrier that some threads never reach is
- * reported as a deadlock. Device memory is host memory (malloc), so AddressSanitizer
+ * one block at a time in a shuffled order, each CUDA thread a fiber (emu.cpp):
+ * __syncthreads waits for the block, shuffles for the warp, a barrier that some
+ * threads never reach is reported as a deadlock. Device memory is host memory (malloc), so AddressSanitizer
  * sees out-of-bounds reads; the vector types carry CUDA's alignments, so
  * UndefinedBehaviorSanitizer sees misaligned vector loads. Streams are synchronous;
  * stream capture records the launches and copies, and a graph launch replays them. */
@@ -49,6 +49,28 @@ static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 
+/* __ldcg: a load through L2 only; here every load sees the latest store anyway */
+template <class T> static inline T __ldcg(const T *p) { return *p; }
+
+/* Atomics and fences. Fibers switch only at barriers and shuffles, so nothing can come
+ * between the load and the store of one read-modify-write; they are still done with
+ * the compiler's atomic builtins (sequentially consistent, the strongest order),
+ * returning the old value as CUDA's do. Blocks run one after another (in a shuffled
+ * order, see emu.cpp), so a missing __threadfence cannot show here. */
+static inline int atomicAdd(int *p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline unsigned atomicAdd(unsigned *p, unsigned v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+static inline int atomicExch(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+static inline unsigned atomicExch(unsigned *p, unsigned v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+static inline int atomicCAS(int *p, int cmp, int v) {
+    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return cmp;
+}
+static inline unsigned atomicCAS(unsigned *p, unsigned cmp, unsigned v) {
+    __atomic_compare_exchange_n(p, &cmp, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return cmp;
+}
+static inline void __threadfence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
 void emu_syncthreads(void);
 void emu_warp_exchange(const void *v, void *out, int size, int src_lane);
 #define __syncthreads() emu_syncthreads()
@@ -94,6 +116,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s);
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind k, cudaStream_t s);
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind k);
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s);
+cudaError_t cudaMemset(void *p, int v, size_t n);
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode m);
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g);
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long flags);
