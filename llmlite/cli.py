@@ -1156,7 +1156,7 @@ def bench(
         raise UserError("-r must be >= 1 and -p/-n >= 0")
     from llmlite import bench as B
     from llmlite import offload
-    from llmlite._lib import isa, lib
+    from llmlite._lib import LlmliteError, isa, lib
     from llmlite.gguf_file import open_gguf
 
     path = resolve(model)
@@ -1166,60 +1166,58 @@ def bench(
         n_layer = int(g.metadata.get(f"{g.metadata.get('general.architecture')}.block_count") or 0)
     ngls = _bench_ngl_list(gpu_layers, n_layer)
     ctx = max(n_prompt, n_gen, 16)
-    rows = []                     # (BenchResult, split dict) per test
-    first = None                  # the first model loaded: its metadata names the table
-    verdict_of = None             # (tg, bytes/token, probe) of the first CPU-only tg
-    for ngl in ngls:
-        m = _load_model(model, ctx, threads, str(ngl))
-        n_off = m.weights.n_offload
-        cuda = n_off > 0 and m.weights.backend == "cuda"
-        free0 = offload.vram_free("cuda") if cuda else None      # after the span's allocations
-        pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
-        free1 = offload.vram_free("cuda") if cuda else None      # graphs and lazy buffers included
-        plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_off else None
-        dev = offload.device_name(m.weights.backend)
-        split = {
-            "ngl": n_off, "n_layer": n_layer,
-            "backend": "CPU" if n_off == 0 else f"{'CUDA' if cuda else dev}+CPU",
-            "plan_device_bytes": plan.gpu.total if plan and n_off else (0 if not n_off else None),
-            "span_bytes": m.weights.span_bytes if n_off else 0,
-            # free memory read for the plan, just before loading, less the least seen since
-            "device_free_drop": (m.offload_plan.vram_free - min(free0, free1)
-                                 if cuda and None not in (free0, free1) and m.offload_plan is not None
-                                 and m.offload_plan.vram_free else None),
-            "notes": list(m.offload_notes),
-        }
-        rows += [(r, split) for r in (pp, tg) if r]
-        if first is None:
-            first = m
-            peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        if tg and n_off == 0 and verdict_of is None:
-            probe = B.probe_bandwidth(m.threads, huge_pages=False)
-            verdict_of = (tg.mean, B.decode_bytes_per_token(m, n_gen // 2), probe)
-        if m is not first:
-            m.close()
-    m = first
+    rows = []                     # (BenchResult or None, split dict) per test; None: the split failed
+    info = None                   # what names the table, from the first model loaded
+    verdict_of = None             # (tg t/s, bytes/token) of the first CPU-only tg
+    for k, ngl in enumerate(ngls):
+        try:
+            m = _load_model(model, ctx, threads, str(ngl))
+        except LlmliteError as e:                 # one split that cannot load: a row saying why
+            rows.append((None, {"split": k, "ngl": ngl, "n_layer": n_layer, "backend": "-", "error": str(e)}))
+            continue
+        try:
+            if info is None:
+                md = m.gguf.metadata
+                info = {"path": str(m.path), "arch": m.arch, "size": sum(t.nbytes for t in m.gguf.tensors.values()),
+                        "params": m.gguf.param_count(), "ftype": md.get("general.file_type"),
+                        "size_label": md.get("general.size_label"), "threads": m.threads}
+            split = _bench_split(m, k, n_layer)
+            try:
+                pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
+            except LlmliteError as e:             # e.g. the device failing mid-run: the other splits go on
+                rows.append((None, {**split, "error": str(e)}))
+                continue
+            if split["backend"].startswith("CUDA"):   # the least free memory seen after the runs too
+                free1 = offload.vram_free("cuda")
+                if split["device_free_drop"] is not None and free1 is not None:
+                    split["device_free_drop"] = max(split["device_free_drop"], m.offload_plan.vram_free - free1)
+            rows += [(r, split) for r in (pp, tg) if r]
+            if tg and split["ngl"] == 0 and verdict_of is None:
+                verdict_of = (tg.mean, B.decode_bytes_per_token(m, n_gen // 2))
+        finally:
+            m.close()                             # before the next split plans against the free memory
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if info is None:
+        raise UserError("; ".join(s["error"] for _, s in rows))
     cores = lib.llm_physical_cores()
-    size = sum(t.nbytes for t in m.gguf.tensors.values())
-    params = m.gguf.param_count()
-    md = m.gguf.metadata
-    ftype = md.get("general.file_type")
+    size, params, ftype = info["size"], info["params"], info["ftype"]
     # llama-bench's model column: architecture, size label, file type
-    name = " ".join(str(x) for x in (m.arch, md.get("general.size_label") or _fmt_params(params),
+    name = " ".join(str(x) for x in (info["arch"], info["size_label"] or _fmt_params(params),
                                        _FTYPE_NAMES.get(ftype, "")) if x)
     verdict, bpt, probe = "", 0, None
-    if verdict_of:
-        tg_mean, bpt, probe = verdict_of
-        pp0 = next((r.mean for r, s in rows if s["ngl"] == 0 and r.test.startswith("pp")), None)
-        verdict = B.bottleneck_verdict(tg_mean, bpt, probe, pp0, m.threads, cores)
+    if verdict_of:                                # after the peak RSS: the probe's buffer is large
+        tg_mean, bpt = verdict_of
+        probe = B.probe_bandwidth(info["threads"], huge_pages=False)
+        pp0 = next((r.mean for r, s in rows if r and s["ngl"] == 0 and r.test.startswith("pp")), None)
+        verdict = B.bottleneck_verdict(tg_mean, bpt, probe, pp0, info["threads"], cores)
     if json_out:
         print(json.dumps({
-            "model": str(m.path), "name": name, "size": size, "params": params, "backend": f"CPU ({isa()})",
-            "threads": m.threads, "n_layer": n_layer,
-            "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs, **s} for r, s in rows],
+            "model": info["path"], "name": name, "size": size, "params": params, "cpu_kernels": isa(),
+            "threads": info["threads"], "n_layer": n_layer,
+            "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs, **s} if r else s
+                      for r, s in rows],
             "peak_rss": peak_rss, "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
             else None, "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
-        m.close()
         return
     from rich.console import Console
     from rich.table import Table
@@ -1230,21 +1228,48 @@ def bench(
         t.add_column(col, justify="right" if col in ("size", "params", "ngl", "threads", "t/s") else "left",
                      no_wrap=True)
     for r, s in rows:
-        t.add_row(str(name), _fmt_bytes(size), _fmt_params(params), s["backend"], str(s["ngl"]), str(m.threads),
-                  r.test, f"{r.mean:.2f} ± {r.sd:.2f}")
+        t.add_row(str(name), _fmt_bytes(size), _fmt_params(params), s["backend"], str(s["ngl"]),
+                  str(info["threads"]), r.test if r else "-", f"{r.mean:.2f} ± {r.sd:.2f}" if r else "failed")
     con = Console(width=None if sys.stdout.isatty() else 160)   # a pipe gets whole rows
     con.print(t)
     con.print(f"CPU kernels: {isa()}; peak RSS {_fmt_bytes(peak_rss)}", highlight=False)
     seen = set()
     for _, s in rows:
-        if s["ngl"] and s["ngl"] not in seen:
-            seen.add(s["ngl"])
-            con.print(_device_memory_line(s), highlight=False)
+        if s["split"] not in seen:
+            seen.add(s["split"])
+            if "error" in s:
+                con.print(f"-ngl {s['ngl']}: {s['error']}", highlight=False)
+            elif s["ngl"]:
+                con.print(_device_memory_line(s), highlight=False)
     if verdict_of:
         con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {verdict_of[0] * bpt / 1e9:.1f} GB/s "
-                  f"of a probed {probe:.1f} GB/s read bandwidth (4 KiB pages, {m.threads} threads)", highlight=False)
+                  f"of a probed {probe:.1f} GB/s read bandwidth (4 KiB pages, {info['threads']} threads)",
+                  highlight=False)
         con.print(f"verdict: {verdict}", highlight=False)
-    m.close()
+    elif n_gen:
+        con.print("verdict: for the CPU's (bandwidth or compute), add -ngl 0 to the list", highlight=False)
+
+
+def _bench_split(m, k: int, n_layer: int) -> dict:
+    """what bench reports of split k besides speed: layers on the device, its backend,
+    and the device memory the plan promised, the span allocated and (CUDA) the fall of
+    the device's free memory since the plan read it (which also takes in what the CUDA
+    runtime allocates on its own: module loading, graphs, allocation rounding)"""
+    from llmlite import offload
+
+    n_off = m.weights.n_offload
+    cuda = n_off > 0 and m.weights.backend == "cuda"
+    plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_off else None
+    free0 = offload.vram_free("cuda") if cuda else None
+    return {
+        "split": k, "ngl": n_off, "n_layer": n_layer,
+        "backend": "CPU" if n_off == 0 else f"{'CUDA' if cuda else offload.device_name(m.weights.backend)}+CPU",
+        "plan_device_bytes": plan.gpu.total if plan and n_off else (0 if not n_off else None),
+        "span_bytes": m.weights.span_bytes if n_off else 0,
+        "device_free_drop": (m.offload_plan.vram_free - free0 if cuda and free0 is not None
+                             and m.offload_plan is not None and m.offload_plan.vram_free else None),
+        "notes": list(m.offload_notes),
+    }
 
 
 def _device_memory_line(s: dict) -> str:
@@ -1256,11 +1281,11 @@ def _device_memory_line(s: dict) -> str:
     if plan:
         parts.append(f"planned {plan / MiB:.1f} MiB")
     parts.append(f"allocated {s['span_bytes'] / MiB:.1f} MiB")
-    if s["device_free_drop"] is not None:
-        parts.append(f"free memory fell {s['device_free_drop'] / MiB:.1f} MiB")
-    if plan and s["device_free_drop"] is not None:
-        parts.append(f"({s['device_free_drop'] / plan - 1:+.1%} against the plan)")
-    return " ".join(parts[:1]) + " " + ", ".join(parts[1:])
+    drop = s["device_free_drop"]
+    if drop is not None:
+        vs = f" ({drop / plan - 1:+.1%} against the plan)" if plan else ""
+        parts.append(f"free memory fell {drop / MiB:.1f} MiB{vs}")
+    return parts[0] + " " + ", ".join(parts[1:])
 
 
 # ---- perplexity -----------------------------------------------------------------

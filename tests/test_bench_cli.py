@@ -64,3 +64,52 @@ def test_no_cuda_library_runs_on_the_cpu(smollm2_path, tmp_path):
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
     assert {t["ngl"] for t in b["tests"]} == {0} and "offload" not in r.stderr
+
+
+def test_a_failing_split_is_a_row_and_the_others_go_on(smollm2_path, monkeypatch):
+    """one split that fails mid-run (a device error, say) is reported in its row; the
+    splits before and after it are measured"""
+    from typer.testing import CliRunner
+
+    from llmlite import bench as B
+    from llmlite._lib import LlmliteError
+    from llmlite.cli import app
+
+    monkeypatch.setenv("LLMLITE_OFFLOAD_BACKEND", "cpu")
+    real, calls = B.run_model_bench, []
+
+    def flaky(m, *a, **k):
+        calls.append(m.weights.n_offload)
+        if len(calls) == 2:
+            raise LlmliteError("cuda span: an illegal memory access was encountered")
+        return real(m, *a, **k)
+    monkeypatch.setattr(B, "run_model_bench", flaky)
+    r = CliRunner().invoke(app, ["bench", str(smollm2_path), "-p", "8", "-n", "2", "-r", "1", "-ngl", "0,10,all",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    b = json.loads(r.stdout)
+    assert calls == [0, 10, 30]
+    assert [(t["split"], t["ngl"], t.get("test")) for t in b["tests"]] == [
+        (0, 0, "pp8"), (0, 0, "tg2"), (1, 10, None), (2, 30, "pp8"), (2, 30, "tg2")]
+    assert b["tests"][2]["error"] == "cuda span: an illegal memory access was encountered"
+
+
+def test_device_memory_figures(monkeypatch):
+    """the split's memory fields: the plan's device bytes, the span's own count, and the
+    fall of the device's free memory since the plan read it"""
+    from types import SimpleNamespace
+
+    from llmlite import offload
+    from llmlite.cli import _bench_split, _device_memory_line
+
+    plan = SimpleNamespace(n_gpu=12, vram_free=8000 << 20, gpu=SimpleNamespace(total=500 << 20))
+    m = SimpleNamespace(weights=SimpleNamespace(n_offload=12, backend="cuda", span_bytes=490 << 20),
+                        offload_plan=plan, offload_notes=[])
+    monkeypatch.setattr(offload, "vram_free", lambda backend="cuda": 7480 << 20)
+    s = _bench_split(m, 3, 30)
+    assert (s["split"], s["ngl"], s["backend"]) == (3, 12, "CUDA+CPU")
+    assert (s["plan_device_bytes"], s["span_bytes"], s["device_free_drop"]) == (500 << 20, 490 << 20, 520 << 20)
+    assert _device_memory_line(s) == ("-ngl 12/30: device memory planned 500.0 MiB, allocated 490.0 MiB, "
+                                      "free memory fell 520.0 MiB (+4.0% against the plan)")
+    m.offload_plan = SimpleNamespace(n_gpu=16, vram_free=8000 << 20, gpu=plan.gpu)   # fell back from 16 layers
+    assert _bench_split(m, 0, 30)["plan_device_bytes"] is None

@@ -63,27 +63,62 @@ def test_models_come_together_as_slices_arrive(kit, capsys):
     assert f"ready model-a {work / 'models' / 'a.gguf'}" in out
     assert "waiting model-b: slices [3, 4] not received yet" in out
     assert (work / "models" / "a.gguf").read_bytes() == paths[0].read_bytes()
-    assert not (gpu / "c1" / "stream.1").exists()      # taken slices are deleted
     for d, data in held.items():
         (d / f"stream.{d.name[1:]}").write_bytes(data)
     assert stream.take(work, gpu) == 0                 # idempotent: slices 1-2 are not taken again
     out = capsys.readouterr().out
     assert "slice 1" not in out and "slice 3 of 4 taken" in out and "ready model-b" in out
     assert (work / "models" / "b.gguf").read_bytes() == paths[1].read_bytes()
+    assert sorted(p.name for p in (work / "models").iterdir()) == ["a.gguf", "b.gguf"]
 
 
-def test_a_corrupt_slice_is_caught_by_the_hash(kit, capsys):
+def test_a_corrupt_slice_is_caught_by_the_hash_and_mended_by_carrying_it_again(kit, capsys):
     paths, models, calls, gpu, work = kit
     s3 = gpu / "c3" / "stream.3"
-    data = bytearray(s3.read_bytes())
+    good = s3.read_bytes()
+    data = bytearray(good)
     data[10] ^= 1
     s3.write_bytes(bytes(data))
     stream.take(work, gpu)
     out = capsys.readouterr().out
     assert "ready model-a" in out and "BAD model-b: sha256" in out
     assert not (work / "models" / "b.gguf").exists()
+    s3.write_bytes(good)                               # call 3 carried again
+    stream.take(work, gpu)
+    out = capsys.readouterr().out
+    assert "ready model-b" in out and "slice 1 " not in out   # model-a's slice is not taken again
+    assert (work / "models" / "b.gguf").read_bytes() == paths[1].read_bytes()
+    assert sorted(p.name for p in (work / "models").iterdir()) == ["a.gguf", "b.gguf"]
 
 
 def test_without_the_first_call(tmp_path, capsys):
     assert stream.take(tmp_path / "work", tmp_path / "nothing") == 1
     assert "call 1 (carry .gpu/c1) has not reached this machine" in capsys.readouterr().out
+
+
+def _step(tree, work, out):
+    import os
+    import subprocess
+
+    return subprocess.run(["bash", str(tree / "csrc/cuda/tools/device/step.sh")], capture_output=True, text=True,
+                          env=dict(os.environ, LLK_WORK=str(work), OUT=str(out)), timeout=120)
+
+
+def test_step_script_says_cold_machine_and_numbers_its_calls(tmp_path):
+    """a later call that finds no .gpu/c1 is on a fresh machine (the warm one was given
+    back): it says to start again from call 1; each call writes its own log"""
+    import shutil
+
+    tree = tmp_path / "repo"
+    (tree / "csrc/cuda/tools/device").mkdir(parents=True)
+    shutil.copy(KIT / "step.sh", tree / "csrc/cuda/tools/device/step.sh")
+    work, out = tmp_path / "llk", tmp_path / "out"
+    r = _step(tree, work, out)
+    assert r.returncode == 2 and "COLD MACHINE" in r.stdout and "Start again from call 1" in r.stdout
+    assert "COLD MACHINE" in (out / "call1.log").read_text()     # the log has everything tee saw
+    (tree / ".gpu/c1").mkdir(parents=True)                       # c1 without its files: setup fails, once
+    r = _step(tree, work, out)
+    assert r.returncode == 1 and "no .gpu/c1: carry it in the first call" in r.stdout
+    assert "setup failed: stopping" in (out / "call2.log").read_text()
+    assert not (work / "done" / "setup").exists()                # so the next call tries again
+    assert sorted(p.name for p in (work / "logs").iterdir()) == ["call1.log", "call2.log"]

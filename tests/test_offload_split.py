@@ -189,3 +189,69 @@ def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smol
     if not load_cuda()[0]:                  # no GPU here: the one line, and the CPU
         lines = [ln for ln in gpu.stderr.splitlines() if "running on the CPU" in ln]
         assert len(lines) == 1 and ("driver" in lines[0] or "GPU" in lines[0]), gpu.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="no nvcc: the CUDA backend cannot be built here")
+def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
+    """every matmul kernel loads its weights and activations with ld.global.nc (the
+    read-only path a decode matvec streams through); a plain ld.global in a kernel
+    without the residual epilogue means nvcc lost track of a __restrict__"""
+    import re
+
+    ptx = tmp_path / "matmul.ptx"
+    r = subprocess.run(["nvcc", "-O3", "-std=c++17", "-arch=sm_90", "-Icsrc", "-ptx", "-o", str(ptx),
+                        "csrc/cuda/matmul.cu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    s = ptx.read_text()
+    kernels = 0
+    for m in re.finditer(r"\.entry (\S+)\(", s):
+        name, body = m.group(1), s[m.end():s.find("\n}\n", m.end())]
+        res = re.search(r"Li\d+ELb([01])EEv", name)                  # mm_kernel<T, NC, RES>
+        if "mm_glu_kernel" in name or ("mm_kernel" in name and res and res.group(1) == "0"):
+            kernels += 1
+            assert "ld.global.nc" in body and not re.search(r"ld\.global\.(?!nc)", body), name
+    assert kernels >= 2 * 4 * 13        # plain and glu, NC 1/2/4/8, every weight type
+
+
+@pytest.fixture(scope="module")
+def emulated_cuda_lib(tmp_path_factory):
+    """the CUDA backend's own sources built with g++ against csrc/cuda/tools/emu's CPU
+    emulation of the CUDA runtime (as emu_build.sh does, without the sanitizers)"""
+    import re
+    import shutil
+
+    if not shutil.which("g++"):
+        pytest.skip("no g++ to build the emulated CUDA backend")
+    d = tmp_path_factory.mktemp("emu")
+    launch = re.compile(r"([A-Za-z_][A-Za-z_0-9]*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(")
+    srcs = []
+    for f in sorted((ROOT / "csrc" / "cuda").glob("*")):
+        if f.suffix in (".cu", ".cuh", ".h"):
+            (d / f.name).write_text(launch.sub(lambda m: f"emu_launch({m.group(2)}, {m.group(1)}, ", f.read_text()))
+            srcs += [str(d / f.name)] if f.suffix == ".cu" else []
+    lib = d / "libllmlite_cuda.so"
+    r = subprocess.run(["g++", "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
+                        "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(lib), "-x", "c++", *srcs,
+                        "csrc/cuda/tools/emu/emu.cpp"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return lib
+
+
+def test_plan_is_what_the_cuda_span_allocates(emulated_cuda_lib, smollm2_path, gemma3_path):
+    """the planner's device bytes (weights from the GGUF table, the tied head's copy,
+    rope_freqs, KV, csrc/cuda/span_layout.h's buffers) against what the real CUDA span
+    code allocates, counted by its mem_bytes, under the emulated runtime: equal to the
+    byte, for partial and full offload of both models"""
+    code = ("import sys; from llmlite.model import Model\n"
+            "for p, n in ((sys.argv[1], 12), (sys.argv[1], 30), (sys.argv[2], 9), (sys.argv[2], 18)):\n"
+            "    m = Model(p, n_ctx=512, gpu_layers=n)\n"
+            "    print(m.weights.backend, m.weights.n_offload, m.weights.span_bytes, m.offload_plan.gpu.total)\n"
+            "    m.close()\n")
+    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda")
+    r = subprocess.run([sys.executable, "-c", code, str(smollm2_path), str(gemma3_path)], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [(b, int(n)) for b, n, _, _ in rows] == [("cuda", 12), ("cuda", 30), ("cuda", 9), ("cuda", 18)]
+    for _, n, got, plan in rows:
+        assert int(got) == int(plan) > 0, (n, got, plan)

@@ -72,15 +72,18 @@ __device__ __forceinline__ void residual_epilogue(const mm_residual &r, const fl
 
 template <class T, int NC, bool RES>
 __global__ void __launch_bounds__(MM_WARPS * 32)
-mm_kernel(mm_set m, int nblk, const float *__restrict__ X, int k, int ncols, mm_residual r) {
+mm_kernel(const uint8_t *__restrict__ W0, const uint8_t *__restrict__ W1, const uint8_t *__restrict__ W2, mm_set m,
+          int nblk, const float *__restrict__ X, int k, int ncols, mm_residual r) {
+    /* the weights come as __restrict__ parameters (m.W repeated), so that their loads go
+     * through the read-only cache (ld.global.nc): from the struct they would not */
     const int lane = threadIdx.x & 31;
     int row = blockIdx.x * MM_WARPS + (threadIdx.x >> 5);
-    const uint8_t *W = (const uint8_t *)m.W[0];
+    const uint8_t *W = W0;
     float *Y = m.Y[0];
     int rows = m.rows[0];
 #pragma unroll
     for (int i = 1; i < MM_MAX; i++)           /* constant indices: the set stays in parameter space */
-        if (row >= rows) { row -= rows; W = (const uint8_t *)m.W[i]; Y = m.Y[i]; rows = m.rows[i]; }
+        if (row >= rows) { row -= rows; W = i == 1 ? W1 : W2; Y = m.Y[i]; rows = m.rows[i]; }
     if (row < rows) {                          /* whole warps */
         const int c0 = blockIdx.y * NC;
         const int nc = min(NC, ncols - c0);
@@ -129,10 +132,12 @@ static cudaError_t launch(const mm_set &m, int k, const float *X, int ncols, con
     const dim3 block(MM_WARPS * 32);
     long long total = 0;
     for (int i = 0; i < MM_MAX; i++) total += m.rows[i];
-    if (ncols == 1) mm_kernel<T, 1, RES><<<mm_grid(total, ncols, 1), block, 0, st>>>(m, nblk, X, k, ncols, r);
-    else if (ncols == 2) mm_kernel<T, 2, RES><<<mm_grid(total, ncols, 2), block, 0, st>>>(m, nblk, X, k, ncols, r);
-    else if (ncols <= 4) mm_kernel<T, 4, RES><<<mm_grid(total, ncols, 4), block, 0, st>>>(m, nblk, X, k, ncols, r);
-    else mm_kernel<T, 8, RES><<<mm_grid(total, ncols, 8), block, 0, st>>>(m, nblk, X, k, ncols, r);
+    const uint8_t *w0 = (const uint8_t *)m.W[0], *w1 = (const uint8_t *)m.W[1], *w2 = (const uint8_t *)m.W[2];
+    static_assert(MM_MAX == 3, "one __restrict__ weight parameter per matrix of the set");
+    if (ncols == 1) mm_kernel<T, 1, RES><<<mm_grid(total, ncols, 1), block, 0, st>>>(w0, w1, w2, m, nblk, X, k, ncols, r);
+    else if (ncols == 2) mm_kernel<T, 2, RES><<<mm_grid(total, ncols, 2), block, 0, st>>>(w0, w1, w2, m, nblk, X, k, ncols, r);
+    else if (ncols <= 4) mm_kernel<T, 4, RES><<<mm_grid(total, ncols, 4), block, 0, st>>>(w0, w1, w2, m, nblk, X, k, ncols, r);
+    else mm_kernel<T, 8, RES><<<mm_grid(total, ncols, 8), block, 0, st>>>(w0, w1, w2, m, nblk, X, k, ncols, r);
     return cudaGetLastError();
 }
 

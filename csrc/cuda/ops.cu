@@ -20,7 +20,9 @@
 #include "ops.cuh"
 #include "rowops.cuh"
 
-#define NORM_THREADS 256
+/* as residual_row's block: the same double-sum tree, so a span starting at layer l
+ * normalises l's input with the bits that layer l-1's residual would have given */
+#define NORM_THREADS RES_THREADS
 #define QK_THREADS 128
 #define AT_WARPS 4
 #define AT_MAX_HD 512                 /* LLM_MAX_HEAD_DIM */

@@ -38,9 +38,18 @@ $B/dequant_check | tail -1
 echo "== span_check $WHAT"
 rc=0
 $B/span_check $B/libllmlite_cuda.so "$WHAT" || rc=$?
+if [ "$WHAT" = check ] || [ "$WHAT" = all ]; then
+    echo "== span_check stress"
+    $B/span_check $B/libllmlite_cuda.so stress > $B/stress.log 2>&1 || rc=$?
+    tail -4 $B/stress.log
+fi
 if command -v compute-sanitizer >/dev/null 2>&1 && [ "$WHAT" != bench ]; then
     echo "== compute-sanitizer memcheck (span_check quick)"
-    timeout 300 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
-        $B/span_check $B/libllmlite_cuda.so quick | tail -20 || rc=$?
+    # its exit status, not tail's (sh has no pipefail)
+    s=0
+    timeout 240 compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
+        $B/span_check $B/libllmlite_cuda.so quick > $B/sanitizer.log 2>&1 || s=$?
+    tail -20 $B/sanitizer.log
+    [ $s = 0 ] || { echo "compute-sanitizer: exit $s"; rc=$s; }
 fi
 exit $rc

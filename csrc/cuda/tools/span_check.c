@@ -16,6 +16,8 @@
  *   long    1000 positions, sliding window 20, n_batch 256 (many attention chunks)
  *   bench   (argument "bench") decode and prefill timings of two larger shapes;
  *           "quick": a few of the checks (for compute-sanitizer); "all": check + bench
+ *   stress  (argument "stress") unfused + invariance repeated $STRESS_ROUNDS times (20):
+ *           a race in the fused launches' last-block pattern would show as a difference
  *
  * Build and run: csrc/cuda/tools/gpu_check.sh (it also builds the library and the probe).
  * Exit 0: all passed (or no GPU: the reason is printed); 1: a check failed. */
@@ -472,6 +474,28 @@ static void bench_shape(const char *name, llm_config c, int t, int th, int n_ctx
 }
 
 /* quick: a few cases only (for compute-sanitizer runs) */
+/* stress (a GPU's check of the "last block done" ordering, which no sanitizer sees):
+ * rounds x (the fused span against LLMLITE_CUDA_FUSE=0 over the batched sequence, then
+ * one-token graph replays against the batched run), on a llama and a gemma3 shape;
+ * any differing logit is a race */
+static void checks_stress(model *m, int rounds) {
+    arch_case ac[8];
+    n_arch_cases(ac);
+    printf("stress, %d rounds each:\n", rounds);
+    const int which[] = {0, 2};
+    for (int w = 0; w < 2; w++) {
+        const arch_case *a = &ac[which[w]];
+        build(m, &a->c, T_Q4_K, T_Q6_K, &a->o, 600 + w);
+        const int f0 = failures;
+        for (int r = 0; r < rounds && failures == f0; r++) {
+            check_unfused(a->name, m);
+            check_invariance(m);
+        }
+        printf("  %-36.36s %s\n", a->name, failures == f0 ? "no difference in any round  ok" : "FAIL");
+        free_model(m);
+    }
+}
+
 static void checks_all(model *m, int quick) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
                          T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K};
@@ -560,6 +584,7 @@ checks:;
 
     const int quick = !strcmp(what, "quick");
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
+    if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {
         printf("timings:\n");
         llm_config c = base_cfg();      /* SmolLM2-135M's shape */

@@ -10,28 +10,38 @@ set -u
 cd "$(dirname "$0")/../../../.."
 W=${LLK_WORK:-/root/llk}
 OUT=${OUT:-$W/out}
-BUDGET=${LLK_BUDGET:-240}
+BUDGET=${LLK_BUDGET:-240}       # optional jobs start only before this many seconds into the call
+LIMIT=${LLK_CALL_LIMIT:-400}    # no job runs past this (the call's timeout_s is 420)
 T0=$(date +%s)
 mkdir -p "$W/done" "$W/logs" "$OUT"
-N=$(( $(ls "$W/logs" | wc -l) + 1 ))
+N=$(( $(cat "$W/calls" 2>/dev/null || echo 0) + 1 ))
+echo "$N" > "$W/calls"
 LOG="$OUT/call$N.log"
-exec > >(tee "$LOG") 2>&1
 export PYTHONPATH="$W/site:$PWD" PYTHONUNBUFFERED=1 LLMLITE_CACHE="$W/cache"
 export LLMLITE_CUDA_LIB="$PWD/build/cuda/libllmlite_cuda.so" PATH="$PATH:/usr/local/cuda/bin"
 el() { echo $(( $(date +%s) - T0 )); }
-echo "== call $N, $(date -u +%FT%TZ), $(hostname); carried: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
 
-# job NAME TIMEOUT [optional] -- COMMAND...: once per machine, its exit code kept
+# job NAME TIMEOUT [optional] -- COMMAND...: once per machine, its exit code kept. It
+# starts only with a minute left before LIMIT, and is cut at LIMIT; a job that timed out
+# is tried once more in a later call.
 job() {
     local name=$1 to=$2 opt=0
     shift 2
     [ "$1" = optional ] && { opt=1; shift; }
     [ "$1" = -- ] && shift
     [ -e "$W/done/$name" ] && return 0
+    local left=$(( LIMIT - $(el) ))
     if [ $opt = 1 ] && [ "$(el)" -gt "$BUDGET" ]; then echo "== $name: left for the next call"; return 0; fi
-    echo "== $name ($(el) s into the call)"
+    if [ "$left" -lt 60 ]; then echo "== $name: left for the next call ($left s left of this one)"; return 0; fi
+    [ "$to" -gt "$left" ] && to=$left
+    echo "== $name ($(el) s into the call, at most $to s)"
     timeout --kill-after=10 "$to" bash -c '"$@"' job "$@"     # the functions below are exported
     local rc=$?
+    if { [ $rc = 124 ] || [ $rc = 137 ]; } && [ ! -e "$W/done/$name.timedout" ]; then
+        touch "$W/done/$name.timedout"
+        echo "== $name: cut after $to s: tried again in the next call"
+        return 0
+    fi
     echo "$rc" > "$W/done/$name"
     echo "== $name: exit $rc ($(el) s into the call)"
 }
@@ -81,10 +91,17 @@ variants() { # full-offload tg128 without the decode graph, and without the fuse
 
 export W OUT
 export -f setup real_check cliff sanitize variants
-job setup 300 -- setup
-[ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; exit 1; }
+main() {
+echo "== call $N, $(date -u +%FT%TZ), $(hostname); slices here: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
+if [ ! -d .gpu/c1 ]; then
+    echo "COLD MACHINE: .gpu/c1 is not here, so the machine of the earlier calls is gone (given back"
+    echo "after 30 s idle) with everything they left. Start again from call 1 (carry .gpu/c1)."
+    return 2
+fi
+job setup 120 -- setup
+[ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; return 1; }
 models
-job gpu_check 300 -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh check
+job gpu_check 380 -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh check
 for name in smollm2-135m gemma3-270m; do
     f=$(model_file $name) || continue
     ready "$f" || continue
@@ -96,6 +113,11 @@ done
 job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
 
 echo "== summary after call $N ($(el) s)"
-for f in "$W"/done/*; do echo "  $(basename "$f"): exit $(cat "$f")"; done
+for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done
 for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 csrc/cuda/tools/device/cliff_table.py "$f"; done
+}
+
+main 2>&1 | tee "$LOG"          # the pipeline ends when tee has written everything
+rc=${PIPESTATUS[0]}
 cp "$LOG" "$W/logs/"
+exit "$rc"

@@ -1,14 +1,15 @@
 """Device side of pack.py: writes the model bytes of every slice .gpu/cK/stream.K this
 machine has received into WORK/models/FILE at their offsets, and once a model's bytes
 are all there, checks its sha256 and prints "ready NAME PATH". Idempotent: a slice is
-taken once (WORK/done/stream.K); it is then deleted to keep the disk free.
+taken once (WORK/received.json). The slices stay on disk: a model whose hash is wrong
+is put together again from them in the next call, where a slice carried again (the
+call that brought a damaged one) replaces its bytes.
 
   python3 csrc/cuda/tools/device/stream.py WORK [GPU_DIR]     (GPU_DIR: .gpu of the repository)"""
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def take(work: Path, gpu: Path) -> int:
         with open(sl, "rb") as f:
             for m in man["models"]:
                 lo, hi = max(c["offset"], m["offset"]), min(c["offset"] + c["size"], m["offset"] + m["size"])
-                if lo >= hi:
+                if lo >= hi or (work / "models" / m["file"]).is_file():   # done already: its hash was good
                     continue
                 dst = work / "models" / (m["file"] + ".partial")
                 with open(dst, "r+b" if dst.exists() else "wb") as w:
@@ -45,7 +46,6 @@ def take(work: Path, gpu: Path) -> int:
                     w.write(f.read(hi - lo))
         got.add(k)
         got_path.write_text(json.dumps(sorted(got)))
-        os.remove(sl)
         print(f"slice {k} of {len(man['calls'])} taken ({c['size'] / 2**20:.1f} MiB)")
     for m in man["models"]:
         final = work / "models" / m["file"]
@@ -64,7 +64,11 @@ def take(work: Path, gpu: Path) -> int:
             for blk in iter(lambda: f.read(8 << 20), b""):
                 h.update(blk)
         if h.hexdigest() != m["sha256"] or part.stat().st_size != m["size"]:
-            print(f"BAD {m['name']}: sha256 {h.hexdigest()} (want {m['sha256']}), {part.stat().st_size} bytes")
+            print(f"BAD {m['name']}: sha256 {h.hexdigest()} (want {m['sha256']}), {part.stat().st_size} bytes: "
+                  f"its slices {need} are taken again next call")
+            got -= set(need)
+            got_path.write_text(json.dumps(sorted(got)))
+            part.unlink()
             continue
         part.rename(final)
         print(f"ready {m['name']} {final}")
