@@ -292,58 +292,61 @@ static void check_model(const char *label, const model *m, int exact) {
 }
 
 /* the logits of every position: batched vs one token at a time (graphs on / off) */
+/* g1's logits over steps s1 against g2's over s2 (the same positions cut differently):
+ * how many differ in any bit, or -1 when a run failed */
+static long long bit_diff(const model *m, void *g1, const step *s1, int n1, void *g2, const step *s2, int n2) {
+    const long long cnt = (long long)seq_positions() * m->c.n_vocab;
+    float *a = malloc((size_t)cnt * 4), *b = malloc((size_t)cnt * 4);
+    stats st = {0};
+    long long diff = -1;
+    if (!run_seq(m, &g1, 1, NULL, 0, s1, n1, &st, a) && !run_seq(m, &g2, 1, NULL, 0, s2, n2, &st, b)) {
+        diff = 0;
+        for (long long i = 0; i < cnt; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
+    }
+    free(a); free(b);
+    return diff;
+}
+
+static void diff_report(const char *what, long long diff) {
+    printf("  %-36.36s %d positions: %lld logits differ  %s\n", what, seq_positions(), diff, diff == 0 ? "ok" : "FAIL");
+    if (diff != 0) failures++;
+}
+
+/* a position's logits alone (decode, graphs on and off) equal those inside a batch */
 static void check_invariance(const model *m) {
-    const int np = seq_positions(), nv = m->c.n_vocab;
-    float *a = malloc((size_t)np * nv * 4), *b = malloc((size_t)np * nv * 4);
-    step one[400];
+    const int np = seq_positions();
+    step one[400], batched[NSEQ];
     for (int i = 0; i < np; i++) one[i] = (step){1, 1};
+    for (int i = 0; i < NSEQ; i++) batched[i] = (step){SEQ[i].n, 1};
     for (int graphs = 1; graphs >= 0; graphs--) {
         setenv("LLMLITE_CUDA_GRAPH", graphs ? "1" : "0", 1);
         void *g1 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
         void *g2 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
         unsetenv("LLMLITE_CUDA_GRAPH");
-        if (!g1 || !g2) return;
-        stats st = {0};
-        step batched[NSEQ];
-        for (int i = 0; i < NSEQ; i++) batched[i] = (step){SEQ[i].n, 1};
-        const int r1 = run_seq(m, &g1, 1, NULL, 0, batched, NSEQ, &st, a);
-        const int r2 = run_seq(m, &g2, 1, NULL, 0, one, np, &st, b);
-        long long diff = 0;
-        for (long long i = 0; i < (long long)np * nv; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
-        const int ok = !r1 && !r2 && diff == 0;
-        printf("  batch invariance, graphs %-3s        %d positions: %lld logits differ  %s\n", graphs ? "on" : "off",
-               np, diff, ok ? "ok" : "FAIL");
-        if (!ok) failures++;
-        CUDA->free(g1);
-        CUDA->free(g2);
+        if (g1 && g2)
+            diff_report(graphs ? "batch invariance, graphs on" : "batch invariance, graphs off",
+                        bit_diff(m, g1, batched, NSEQ, g2, one, np));
+        if (g1) CUDA->free(g1);
+        if (g2) CUDA->free(g2);
     }
-    free(a); free(b);
 }
 
 /* the fused launches (one matmul for Q/K/V, gate+up+activation, attention with its
  * combine) against LLMLITE_CUDA_FUSE=0: the same bits */
 static void check_unfused(const char *label, const model *m) {
-    const int np = seq_positions(), nv = m->c.n_vocab;
-    float *a = malloc((size_t)np * nv * 4), *b = malloc((size_t)np * nv * 4);
     void *g1 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
     setenv("LLMLITE_CUDA_FUSE", "0", 1);
     void *g2 = make_span(CUDA, m, 256, 64, 0, m->c.n_layer, 0);
     unsetenv("LLMLITE_CUDA_FUSE");
     if (g1 && g2) {
-        stats st = {0};
         step batched[NSEQ];
         for (int i = 0; i < NSEQ; i++) batched[i] = (step){SEQ[i].n, 1};
-        const int r1 = run_seq(m, &g1, 1, NULL, 0, batched, NSEQ, &st, a);
-        const int r2 = run_seq(m, &g2, 1, NULL, 0, batched, NSEQ, &st, b);
-        long long diff = 0;
-        for (long long i = 0; i < (long long)np * nv; i++) diff += memcmp(&a[i], &b[i], 4) != 0;
-        const int ok = !r1 && !r2 && diff == 0;
-        printf("  fused = unfused, %-18.18s %d positions: %lld logits differ  %s\n", label, np, diff, ok ? "ok" : "FAIL");
-        if (!ok) failures++;
+        char what[64];
+        snprintf(what, sizeof what, "fused = unfused, %s", label);
+        diff_report(what, bit_diff(m, g1, batched, NSEQ, g2, batched, NSEQ));
     }
     if (g1) CUDA->free(g1);
     if (g2) CUDA->free(g2);
-    free(a); free(b);
 }
 
 static void check_split(const model *m) {
