@@ -57,12 +57,9 @@ def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv:
     tmp: wide = max(n_ff, q_dim, q_dim + 2 kv_dim, 2 n_ff))
     + 4 B * 256 thread slots * group * ((n_ctx + 16) scores + 16 * head_dim acc32)
     + 2 B * 256 thread slots * 2 q_dim (q16, acc16),
-    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv."""
-    from llmlite._lib import ffi, lib
-
-    cfg = ffi.new("llm_config *", dict(n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
-                                       head_dim=head_dim, n_vocab=1))
-    return int(lib.llm_scratch_bytes(cfg, n_ctx, n_batch))
+    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv.
+    (The CPU stand-in's span needs exactly this: span_compute_bytes("cpu", ...).)"""
+    return span_compute_bytes("cpu", n_batch, n_ctx, n_embd, n_head, n_head_kv, head_dim, n_ff, 1, False)
 
 
 def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int,

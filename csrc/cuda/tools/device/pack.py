@@ -118,7 +118,8 @@ def main() -> int:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(b, dst)
 
-    models = describe([Path(ensure_model(name)) for name in a.models], a.models)
+    paths = [Path(ensure_model(name)) for name in a.models]
+    models = describe(paths, a.models)
     base = tree_bytes() + SLACK
     c1_bytes = sum(f.stat().st_size for f in c1.rglob("*") if f.is_file()) + 4096
     calls = slice_plan(sum(m["size"] for m in models), LIMIT - base, c1_bytes)
@@ -127,7 +128,7 @@ def main() -> int:
                                          text=True).stdout.strip(),
                 "models": models, "stream_size": sum(m["size"] for m in models), "calls": calls}
     (c1 / "MANIFEST.json").write_text(json.dumps(manifest, indent=1))
-    write_slices(models, [Path(ensure_model(name)) for name in a.models], calls, out)
+    write_slices(models, paths, calls, out)
     for c in calls:
         d = out / f"c{c['call']}"
         sz = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
