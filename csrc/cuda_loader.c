@@ -34,15 +34,17 @@ int llm_cuda_load(const char *path, char *err, int errlen) {
     int count = 0;
     long long fb = 0, tb = 0;
     char name[128];
-    if (info(&count, &fb, &tb, name, sizeof name, err, errlen) != 0 || count <= 0) {
-        if (count <= 0 && !err[0]) snprintf(err, errlen, "no CUDA GPU found");
+    const llm_span_ops *ops = get_ops();
+    if (!ops || ops->abi != LLM_SPAN_ABI) {
+        snprintf(err, errlen, "%s: interface version %d, this build expects %d (rebuild it: make cuda)", path,
+                 ops ? ops->abi : -1, LLM_SPAN_ABI);
         dlclose(h);
         return -1;
     }
-    const llm_span_ops *ops = get_ops();
-    if (!ops || ops->abi != LLM_SPAN_ABI) {
-        snprintf(err, errlen, "%s: interface version %d, this build expects %d", path, ops ? ops->abi : -1, LLM_SPAN_ABI);
-        dlclose(h);
+    /* from here the library's CUDA runtime may have started (threads, driver state): it
+     * stays loaded even when there is no usable GPU */
+    if (info(&count, &fb, &tb, name, sizeof name, err, errlen) != 0 || count <= 0) {
+        if (count <= 0 && !err[0]) snprintf(err, errlen, "no CUDA GPU found");
         return -1;
     }
     cuda_ops = ops;              /* kept loaded for the life of the process */

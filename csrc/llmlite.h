@@ -127,15 +127,22 @@ long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
  * (output norm + output) when head is 1. llm_model_new is (0, n_layer, 1). */
 llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head);
 enum { LLM_BACKEND_CPU = 0, LLM_BACKEND_CUDA = 1 };
+enum { LLM_SPAN_WEIGHT_ALIGN = 256 };   /* a device span places each weight at a multiple of this */
 /* give the layers after m's (l1..n_layer-1), and the head unless m holds it, to a
  * span on `backend`, with its own weights (llm_model_set_span_tensor copies them
- * there) and KV cache. The CPU backend stands in for a device (tests). 0 ok, or -1
+ * there) and KV cache. The CPU backend stands in for a device (tests). weight_bytes:
+ * the sum of what llm_model_set_span_tensor will be given, each tensor rounded up to
+ * LLM_SPAN_WEIGHT_ALIGN (256) bytes, reserved at once (0: unknown). 0 ok, or -1
  * with a message in err. */
-int llm_model_attach(llm_model *m, int backend, char *err, int errlen);
-/* 0 ok, -1 bad slot/type/shape (or no span), -2 out of the backend's memory */
+int llm_model_attach(llm_model *m, int backend, long long weight_bytes, char *err, int errlen);
+/* 0 ok, -1 bad slot/type/shape (or no span), -2 out of the backend's memory, -3 a
+ * device error (llm_model_span_error says which) */
 int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                               long long ne0, long long ne1);
 long long llm_model_span_bytes(const llm_model *m);   /* what the span holds, 0 without one */
+/* why the span's last set_tensor or run failed ("" if it did not, or no span);
+ * *dead = 1 when its device cannot be used any more (a sticky CUDA error) */
+const char *llm_model_span_error(const llm_model *m, int *dead);
 /* what a span on backend allocates besides its weights and KV cache (scratch, and the
  * logits buffer when it holds the head), from the shape alone: the planner's figure */
 long long llm_span_compute_bytes(int backend, const llm_config *cfg, int n_ctx, int n_batch, int head);

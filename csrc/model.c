@@ -111,7 +111,7 @@ static const llm_span_ops *backend_ops(int backend) {
     return NULL;
 }
 
-int llm_model_attach(llm_model *m, int backend, char *err, int errlen) {
+int llm_model_attach(llm_model *m, int backend, long long weight_bytes, char *err, int errlen) {
     const llm_span_ops *ops = backend_ops(backend);
     if (!ops) { snprintf(err, errlen, "backend %d is not available", backend); return -1; }
     if (ops->abi != LLM_SPAN_ABI) { snprintf(err, errlen, "%s backend: interface version %d, expected %d", ops->name, ops->abi, LLM_SPAN_ABI); return -1; }
@@ -119,7 +119,7 @@ int llm_model_attach(llm_model *m, int backend, char *err, int errlen) {
         snprintf(err, errlen, "a span needs a model that stops before the last layer, with no span yet");
         return -1;
     }
-    void *s = ops->create(&m->c, m->n_ctx, m->n_batch, m->l1, m->c.n_layer, !m->head, err, errlen);
+    void *s = ops->create(&m->c, m->n_ctx, m->n_batch, m->l1, m->c.n_layer, !m->head, weight_bytes, err, errlen);
     if (!s) return -1;
     m->span_ops = ops;
     m->span = s;
@@ -134,6 +134,11 @@ int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const
 
 long long llm_model_span_bytes(const llm_model *m) {
     return m->span ? m->span_ops->mem_bytes(m->span) : 0;
+}
+
+const char *llm_model_span_error(const llm_model *m, int *dead) {
+    if (dead) *dead = 0;
+    return m->span ? m->span_ops->error(m->span, dead) : "";
 }
 
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,

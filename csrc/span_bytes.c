@@ -9,7 +9,5 @@ long long llm_span_compute_bytes(int backend, const llm_config *cfg, int n_ctx, 
     if (backend != LLM_BACKEND_CUDA) return -1;
     cuda_span_layout L;
     cuda_span_layout_of(cfg, n_ctx, n_batch, 0, head, cuda_span_fuse_env(), &L);
-    long long total = 0;
-    for (int i = 0; i < CS_COUNT; i++) total += (long long)L.bytes[i];
-    return total;
+    return (long long)L.total;               /* n_layers 0: the scratch, no KV cache */
 }

@@ -87,6 +87,15 @@ class OffloadError(LlmliteError):
         self.out_of_memory = out_of_memory
 
 
+class DeviceLost(LlmliteError):
+    """A step failed on the device of the offloaded span (for good when the CUDA error
+    poisons the context, dead True): Model goes on with every layer on the CPU."""
+
+    def __init__(self, msg: str, dead: bool):
+        super().__init__(msg)
+        self.dead = dead
+
+
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 
 
@@ -118,7 +127,7 @@ class Weights:
         n_layer = int(self.cfg.n_layer)
         n_offload = max(0, min(int(n_offload), n_layer))
         self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
-        from llmlite.offload import device_name
+        from llmlite.offload import device_name, span_weight_bytes
 
         self.device = device_name(backend)
         split = n_layer - n_offload               # the first layer of the span
@@ -127,19 +136,27 @@ class Weights:
         if m == ffi.NULL:
             raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
         self.ptr = ffi.gc(m, lib.llm_model_free)
-        err = ffi.new("char[256]")
-        if n_offload and lib.llm_model_attach(m, BACKENDS[backend], err, 256) != 0:
-            msg = ffi.string(err).decode(errors="replace")
-            raise OffloadError(msg, out_of_memory="memory" in msg)
-        self._views = []
+        slots = []                                # (name, tensor, layer, slot, goes to the span)
         for name, t in g.tensors.items():
             blk = _BLK.match(name)
             if blk:
                 layer, slot = int(blk.group(1)), LAYER_SLOTS.get(blk.group(2))
             else:
                 layer, slot = -1, GLOBAL_SLOTS.get(name)
-            if slot is None:
-                continue
+            if slot is not None:
+                to_span = (layer >= split if layer >= 0 else
+                           slot == lib.LLM_G_ROPE_FREQS or (span_head and slot != lib.LLM_G_TOKEN_EMBD))
+                slots.append((name, t, layer, slot, bool(n_offload) and to_span))
+        tied = span_head and "output.weight" not in g.tensors   # the span needs its own copy of the head
+        err = ffi.new("char[256]")
+        if n_offload:
+            reserve = sum(span_weight_bytes(t.nbytes) for _, t, _, _, sp in slots if sp)
+            reserve += span_weight_bytes(g.tensors["token_embd.weight"].nbytes) if tied else 0
+            if lib.llm_model_attach(m, BACKENDS[backend], reserve, err, 256) != 0:
+                msg = ffi.string(err).decode(errors="replace")
+                raise OffloadError(msg, out_of_memory="out of memory" in msg)
+        self._views = []
+        for name, t, layer, slot, to_span in slots:
             data = g.tensor_data(name)
             self._views.append(data)
             ne0 = int(t.shape[0])
@@ -147,11 +164,9 @@ class Weights:
             if lib.llm_model_set_tensor(m, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data), ne0, ne1) != 0:
                 tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
                 raise LlmliteError(f"tensor {name}: type {tname} or shape {tuple(t.shape)} not supported")
-            to_span = (layer >= split if layer >= 0 else
-                       slot == lib.LLM_G_ROPE_FREQS or (span_head and slot != lib.LLM_G_TOKEN_EMBD))
-            if n_offload and to_span:
+            if to_span:
                 self._to_span(name, layer, slot, t, data, ne0, ne1)
-        if span_head and "output.weight" not in g.tensors:     # tied: the span needs its own copy
+        if tied:
             t = g.tensors["token_embd.weight"]
             self._to_span("token_embd.weight", -1, lib.LLM_G_OUTPUT, t, g.tensor_data("token_embd.weight"),
                           int(t.shape[0]), int(np.prod(t.shape[1:])))
@@ -171,6 +186,8 @@ class Weights:
                                            ne0, ne1)
         if rc == -2:
             raise OffloadError(f"out of {self.device} memory at tensor {name}", out_of_memory=True)
+        if rc == -3:
+            raise OffloadError(f"{self.device} error at tensor {name}: {self.span_error()[0]}")
         if rc != 0:
             tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
             raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({tname})")
@@ -183,6 +200,12 @@ class Weights:
     def span_bytes(self) -> int:
         """what the offloaded span holds on its backend (weights, KV cache, scratch)"""
         return int(lib.llm_model_span_bytes(self.ptr))
+
+    def span_error(self) -> tuple[str, bool]:
+        """why the span's last upload or step failed, and whether its device is lost"""
+        dead = ffi.new("int *")
+        msg = ffi.string(lib.llm_model_span_error(self.ptr, dead)).decode(errors="replace")
+        return msg, bool(dead[0])
 
     def forward(self, tokens, pos: int, mode: int, out: np.ndarray | None = None) -> np.ndarray | None:
         """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all). `out`, when
@@ -198,6 +221,9 @@ class Weights:
         rc = lib.llm_forward(self.ptr, ffi.cast("int *", toks.ctypes.data), n, pos,
                              ffi.NULL if mode == 0 else ffi.cast("float *", out.ctypes.data), mode)
         if rc != 0:
+            msg, dead = self.span_error() if self.n_offload else ("", False)
+            if msg:
+                raise DeviceLost(f"{self.device} error: {msg}", dead)
             raise LlmliteError("forward pass failed (token id out of range?)")
         return out if mode else None
 
@@ -300,9 +326,29 @@ class Model:
         if self.n_past + len(ids) > self.n_ctx:
             raise LlmliteError(f"context full: {self.n_past + len(ids)} tokens > n_ctx {self.n_ctx} "
                                "(start a new chat or use a larger -c)")
-        out = self.weights.forward(ids, self.n_past, mode)
+        out = self._forward(ids, mode)
         self.tokens.extend(ids)
         return out
+
+    def _forward(self, ids, mode: int, out=None):
+        try:
+            return self.weights.forward(ids, self.n_past, mode, out)
+        except DeviceLost as e:
+            self._to_cpu(str(e))
+            return self.weights.forward(ids, self.n_past, mode, out)
+
+    def _to_cpu(self, why: str) -> None:
+        """The device failed a step: every layer on the CPU from now on, with the KV cache
+        of the tokens so far computed again there (the conversation goes on), one line."""
+        n_batch, flash_attn, _, backend, margin, notify = self._make
+        self._make = (n_batch, flash_attn, 0, backend, margin, notify)
+        note = f"{why}: continuing on the CPU (the {self.n_past} tokens so far evaluated again)"
+        self.offload_notes.append(note)
+        (notify or (lambda line: None))(note)
+        self.weights, self.offload_plan = None, None   # the span's memory goes first
+        self.weights = self._make_weights(self.n_ctx, *self._make)
+        if self.tokens:
+            self.weights.forward(self.tokens, 0, 0)
 
     def eval(self, ids) -> np.ndarray:
         """Logits (len(ids), n_vocab) for ids, continuing after what the KV cache holds."""
@@ -319,7 +365,7 @@ class Model:
             raise LlmliteError(f"context full: {self.n_past + 1} tokens > n_ctx {self.n_ctx} "
                                "(start a new chat or use a larger -c)")
         self._tok1[0] = tok
-        self.weights.forward(self._tok1, self.n_past, 1, self._step_logits)
+        self._forward(self._tok1, 1, self._step_logits)
         self.tokens.append(int(tok))
         return self._step_logits
 

@@ -47,6 +47,21 @@ class ModelCosts:
     span_compute: int = 0      # a device span's compute buffers without the head (span_compute_bytes)
     span_compute_head: int = 0  # ... and with it (its logits buffer)
     backend: str = "cuda"      # the device the span_compute figures are for
+    # what a device span adds to the tensors of each part: each weight's slice of its
+    # reservation is a multiple of LLM_SPAN_WEIGHT_ALIGN (span_weight_bytes; 0 on the
+    # real models, whose tensors are multiples already; none for the CPU stand-in)
+    layer_pad: list[int] = field(default_factory=list)
+    head_pad: int = 0
+    other_pad: int = 0
+
+
+def span_weight_bytes(nbytes: int) -> int:
+    """What a device span reserves for a tensor of nbytes: a slice of its one weights
+    allocation, rounded up to LLM_SPAN_WEIGHT_ALIGN (csrc/span.h)."""
+    from llmlite._lib import lib
+
+    a = int(lib.LLM_SPAN_WEIGHT_ALIGN)
+    return (nbytes + a - 1) // a * a
 
 
 def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
@@ -94,13 +109,18 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     md, T, n = gguf.metadata, gguf.tensors, cfg.n_layer
     embd = T["token_embd.weight"]
     n_vocab = int(embd.shape[1])
-    layer_w, other = [0] * n, 0
+    def pad(t) -> int:
+        return span_weight_bytes(t.nbytes) - t.nbytes if backend == "cuda" and t is not None else 0
+
+    layer_w, layer_pad, other, other_pad = [0] * n, [0] * n, 0, 0
     for name, t in T.items():
         m = _BLK.match(name)
         if m and int(m.group(1)) < n:
             layer_w[int(m.group(1))] += t.nbytes
+            layer_pad[int(m.group(1))] += pad(t)
         elif name not in ("token_embd.weight", "output.weight", "output_norm.weight"):
             other += t.nbytes
+            other_pad += pad(t)
     out = T.get("output.weight")
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
     kv_pos = 2 * cfg.n_head_kv * cfg.head_dim * 2
@@ -118,7 +138,8 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
                                  cfg.n_ff, n_vocab, head)
            for k, head in (("span_compute", False), ("span_compute_head", True))},
-        backend=backend)
+        backend=backend, layer_pad=layer_pad, other_pad=other_pad,
+        head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
 
 
 @dataclass
@@ -174,17 +195,19 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
         if on_gpu and not rng:
             sides.append(s)
             continue
-        s.weights = sum(c.layer_weights[i] for i in rng)
+        read = sum(c.layer_weights[i] for i in rng)             # what a token reads; the device holds more
+        s.weights = read + (sum(c.layer_pad[i] for i in rng) if on_gpu and c.layer_pad else 0)
         s.kv = sum(c.layer_kv[i] for i in rng)
-        s.extra = c.other_bytes + (0 if on_gpu else c.embd_bytes)
+        s.extra = c.other_bytes + (c.other_pad if on_gpu else c.embd_bytes)
         has_head = head_gpu == on_gpu
         s.head = (c.head_bytes - (c.embd_bytes if c.head_tied and not on_gpu else 0)) if has_head else 0
+        s.head += c.head_pad if has_head and on_gpu else 0
         if on_gpu:
             s.compute = c.span_compute_head if has_head else c.span_compute
         else:
             s.compute = c.scratch_bytes + (c.logits_bytes if has_head else 0)
         kv_read = sum(min(kv_fill, c.windows[i] or kv_fill) for i in rng) * c.kv_pos_bytes
-        s.bytes_per_token = (s.weights + (c.head_bytes if has_head else 0) + kv_read
+        s.bytes_per_token = (read + (c.head_bytes if has_head else 0) + kv_read
                              + (0 if on_gpu else c.embd_row_bytes))
         s.ms_per_token = 1e3 * s.bytes_per_token / ((gpu_gbs if on_gpu else cpu_gbs) * 1e9)
         if on_gpu:

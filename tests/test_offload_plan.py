@@ -19,10 +19,14 @@ Q8 = gguf.GGMLQuantizationType.Q8_0
 #   ffn_gate, ffn_up      Q8_0 128 rows x 64   2 x 128*2*34 = 2 x 8704
 #   ffn_down              layers 0-1: F32 64 rows x 128 = 32768; layers 2-3: Q8_0 64*4*34 = 8704
 LAYER = [71424, 71424, 47360, 47360]
+# A CUDA span places each weight at a multiple of 256 B (one reservation): attn_k and
+# attn_v (2176 = 8.5 x 256) take 128 B more each; every other layer tensor is a multiple
+LAYER_PAD = 2 * 128
 EMBD = 256 * 2 * 34            # token_embd Q8_0, 256 rows of 64: 17408, one row 68
 OUTPUT = 256 * 64 * 2          # output.weight F16: 32768
 NORM = 64 * 4                  # output_norm F32
 ROPE = 8 * 4                   # rope_freqs F32 (untied file only)
+ROPE_PAD = 256 - ROPE          # its slice of the CUDA span's reservation
 KV_POS = 2 * 2 * 16 * 2        # K and V, 2 KV heads of 16, F16: bytes per position per layer
 
 
@@ -81,11 +85,13 @@ def files(tmp_path_factory):
 #   scores: 256 threads * group 2 * (128 + 16) * 4 B; acc32: 256 * 2 * 16 * 16 * 4 B; q16, acc16: 2 * 256 * 64 * 2 B
 SCRATCH = 8 * 4 * 832 + 256 * 2 * 144 * 4 + 256 * 2 * 16 * 16 * 4 + 2 * 256 * 64 * 2
 LOGITS = 256 * 8 * 4
-# the CUDA span's buffers (csrc/cuda/span_layout.h) at n_batch 8, n_ctx 128, by hand:
-#   in 16 + 8*64*4; xn 8*64*4; q, att 2 * 8*64*4; k, v 2 * 8*32*4; tmp 8 * max(64, 64+2*32) * 4;
-#   gate, up 2 * 8*128*4; attention partials: 1 chunk of 128 keys, 8 slots per head, 4 heads, (16 + 2) floats;
-#   last-block counters (8 tokens * 4 heads + 1) * 4 B
-SPAN = (16 + 2048) + 2048 + 2 * 2048 + 2 * 1024 + 8 * 128 * 4 + 2 * 4096 + 8 * 4 * 18 * 4 + 33 * 4
+# the CUDA span's buffers (csrc/cuda/span_layout.h) at n_batch 8, n_ctx 128, by hand, each
+# starting at a multiple of 256 B in one allocation:
+#   in 16 + 8*64*4 (2064, so 2304 with the gap before xn); xn 8*64*4; q, att 2 * 8*64*4;
+#   k, v 2 * 8*32*4; tmp 8 * max(64, 64+2*32) * 4; gate, up 2 * 8*128*4; attention partials:
+#   1 chunk of 128 keys, 8 slots per head, 4 heads, (16 + 2) floats; last-block counters
+#   (8 tokens * 4 heads + 1) * 4 B = 132, so 256 up to the logits (or the end)
+SPAN = 2304 + 2048 + 2 * 2048 + 2 * 1024 + 8 * 128 * 4 + 2 * 4096 + 8 * 4 * 18 * 4 + 256
 SPAN_LOGITS = 8 * 256 * 4      # with the head: n_batch rows of logits (under the 64 MiB cap)
 
 
@@ -95,13 +101,15 @@ def _need(n, tied=False):
         return 0
     kv = n * 128 * KV_POS
     head = (EMBD + NORM if tied else OUTPUT + NORM) + SPAN_LOGITS if n == 4 else 0
-    return sum(LAYER[4 - n:]) + kv + SPAN + head + (0 if tied else ROPE)
+    return sum(LAYER[4 - n:]) + n * LAYER_PAD + kv + SPAN + head + (0 if tied else ROPE + ROPE_PAD)
 
 
 def test_layer_head_and_embedding_bytes(files):
     for kind in ("untied", "tied"):
         c = model_costs(files[kind], 128, 8)
-        assert c.n_layer == 4 and c.layer_weights == LAYER
+        assert c.n_layer == 4 and c.layer_weights == LAYER and c.layer_pad == [LAYER_PAD] * 4
+        assert (c.head_pad, c.other_pad) == (0, 0 if kind == "tied" else ROPE_PAD)
+        assert model_costs(files[kind], 128, 8, backend="cpu").layer_pad == [0] * 4   # malloc'd copies
         assert c.embd_bytes == EMBD and c.embd_row_bytes == 68
         assert c.head_tied == (kind == "tied")
         assert c.head_bytes == (EMBD + NORM if kind == "tied" else OUTPUT + NORM)
@@ -127,7 +135,7 @@ def test_compute_bytes(files):
     c = model_costs(files["untied"], 128, 8)
     assert c.scratch_bytes == SCRATCH == 911360
     assert c.logits_bytes == LOGITS
-    assert (c.span_compute, c.span_compute_head) == (SPAN, SPAN + SPAN_LOGITS) == (24980, 33172)
+    assert (c.span_compute, c.span_compute_head) == (SPAN, SPAN + SPAN_LOGITS) == (25344, 33536)
     # the CPU stand-in needs the CPU model's scratch, and no logits buffer of its own
     s = model_costs(files["untied"], 128, 8, backend="cpu")
     assert (s.span_compute, s.span_compute_head) == (SCRATCH, SCRATCH)
@@ -171,7 +179,7 @@ def test_auto_at_the_boundary(files, tied):
 def test_hand_figures_are_not_all_the_same():
     # the boundary test means something only if each extra layer costs something
     assert [_need(n) for n in range(5)] == sorted(set(_need(n) for n in range(5)))
-    assert _need(1) == 47360 + 16384 + 24980 + 32
+    assert _need(1) == 47360 + 256 + 16384 + 25344 + 256
 
 
 def test_small_vram_and_no_gpu(files):

@@ -126,15 +126,17 @@ def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
     stub.write_text('#include <stdio.h>\n'
                     'int llmcuda_device_info(int *c, long long *f, long long *t, char *n, int nl, char *e, int el)'
                     '{ *c = 0; snprintf(e, el, "no NVIDIA driver (CUDA driver version is insufficient)"); return -1; }\n'
-                    'const void *llmcuda_span_ops(void) { return 0; }\n')
-    so = tmp_path / "libstub.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(so), str(stub)], check=True)
+                    'static const int ops[2] = {ABI, 0};\n'
+                    'const void *llmcuda_span_ops(void) { return ops; }\n')
+    so, old = tmp_path / "libstub.so", tmp_path / "libold.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=2", "-o", str(so), str(stub)], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=1", "-o", str(old), str(stub)], check=True)
     other = tmp_path / "libother.so"
     (tmp_path / "other.c").write_text("int f(void) { return 1; }\n")
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(other), str(tmp_path / "other.c")], check=True)
     err = ffi.new("char[256]")
     for path, why in ((so, "no NVIDIA driver"), (tmp_path / "missing.so", "cannot load the CUDA backend"),
-                      (other, "not an llmlite CUDA backend")):
+                      (other, "not an llmlite CUDA backend"), (old, "interface version 1, this build expects 2")):
         assert lib.llm_cuda_load(str(path).encode(), err, 256) == -1
         assert why in ffi.string(err).decode()
     env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
@@ -255,3 +257,58 @@ def test_plan_is_what_the_cuda_span_allocates(emulated_cuda_lib, smollm2_path, g
     assert [(b, int(n)) for b, n, _, _ in rows] == [("cuda", 12), ("cuda", 30), ("cuda", 9), ("cuda", 18)]
     for _, n, got, plan in rows:
         assert int(got) == int(plan) > 0, (n, got, plan)
+
+
+def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, smollm2_path):
+    """the real CUDA span code, with the emulated device refusing allocations past half
+    of what all 30 layers need: the load goes on with fewer layers (30 -> 22 -> 16 ...),
+    one line each, and what the span finally holds is the plan's figure for its count"""
+    code = ("import sys; from llmlite.model import Model; from llmlite import offload\n"
+            "m = Model(sys.argv[1], n_ctx=512, gpu_layers=30, notify=print)\n"
+            "n = m.weights.n_offload\n"
+            "p = offload.plan_split(offload.model_costs(m.gguf, 512, 256), None, 0, ngl=n)\n"
+            "print('result', m.weights.backend, n, m.weights.span_bytes, p.gpu.total)\n")
+    full = int(subprocess.run(
+        [sys.executable, "-c", "import sys; from llmlite import offload; print(offload.plan_split("
+         "offload.model_costs(sys.argv[1], 512, 256), None, 0, ngl=30).gpu.total)", str(smollm2_path)],
+        capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout)
+    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
+               EMU_ALLOC_LIMIT=str(full // 2))
+    r = subprocess.run([sys.executable, "-c", code, str(smollm2_path)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    fails = [x for x in r.stdout.splitlines() if x.startswith("offload of")]
+    assert fails and all("out of memory" in x for x in fails), r.stdout
+    assert fails[0].startswith("offload of 30 layers failed") and "22 layers on the GPU instead" in fails[0]
+    _, backend, n, got, plan = r.stdout.splitlines()[-1].split()
+    assert backend == "cuda" and 0 < int(n) < 30 and int(got) == int(plan) <= full // 2
+
+
+def test_a_lost_device_goes_on_on_the_cpu(emulated_cuda_lib, shared_dir):
+    """a kernel that faults on the device (EMU_FAIL_LAUNCH: the 100th launch, during the
+    3rd or so decode step, an illegal address, sticky as on a GPU): one line, then every
+    layer on the CPU with the tokens so far evaluated again, and the step's logits are
+    those of a CPU model fed the same tokens, bit for bit"""
+    tiny = shared_dir / "refs" / "synthetic" / "llama-ropefreqs-tiny-q4_1.gguf"
+    if not tiny.exists():
+        pytest.skip("the synthetic model is not present")
+    code = ("import sys, numpy as np; from llmlite.model import Model\n"
+            "notes = []\n"
+            "m = Model(sys.argv[1], n_ctx=64, gpu_layers='all', notify=notes.append)\n"
+            "print('before', m.weights.backend, m.weights.n_offload)\n"
+            "logits = m.prefill([1, 5, 9, 13, 17])\n"
+            "for _ in range(12):\n"
+            "    logits = m.step(int(np.argmax(logits)))\n"
+            "print('after', m.weights.backend, m.weights.n_offload, m.n_past)\n"
+            "print('note', notes[-1])\n"
+            "ref = Model(sys.argv[1], n_ctx=64, gpu_layers=0)\n"
+            "ref.eval(m.tokens[:-1])\n"
+            "print('same', int(np.array_equal(ref.step(m.tokens[-1]), logits)))\n")
+    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
+               EMU_FAIL_LAUNCH="100")
+    r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert out["before"] == "cuda 4" and out["after"] == "cpu 0 17" and out["same"] == "1", r.stdout
+    assert out["note"].startswith("GPU error: cuda span: ") and "illegal memory access" in out["note"]
+    assert "continuing on the CPU (the " in out["note"]

@@ -6,8 +6,13 @@
  * `nm -D --defined-only` lists llmcuda_span_ops and llmcuda_device_info only (the
  * static cudart keeps its symbols hidden; --exclude-libs,ALL makes sure of it).
  *
- * Device memory of a span (all cudaMalloc, counted by mem_bytes):
- *   weights   one allocation per tensor, the GGUF bytes as given (never repacked)
+ * Device memory of a span, two cudaMalloc's (a real driver rounds every allocation up
+ * to its page, 2 MiB for large ones: two allocations keep the span within a few MiB of
+ * the plan), counted by mem_bytes:
+ *   weights   the caller's weight_bytes, each tensor at a multiple of
+ *             LLM_SPAN_WEIGHT_ALIGN, the GGUF bytes as given (never repacked); a tensor
+ *             past the reservation (weight_bytes 0, or too small) gets its own cudaMalloc
+ *   the rest  one allocation laid out by span_layout.h:
  *   KV cache  kc, vc: F16 [l1-l0][n_head_kv][n_ctx][head_dim], as the CPU's
  *   scratch   n_batch rows each: x, xn (n_embd), q, att (q_dim), k, v (kv_dim),
  *             tmp (max(n_embd, q_dim+2kv_dim): fused QKV / attn_out / ffn_down
@@ -74,7 +79,7 @@
 
 typedef struct {
     void *d;
-    int type;
+    int type, own;               /* own: its own cudaMalloc (else a slice of the weights' reservation) */
     long long ne0, ne1;
     size_t bytes;
 } dtensor;
@@ -85,6 +90,9 @@ typedef struct {
     int qd, kvd, wide;
     dtensor *lt;                 /* nl * LLM_T_LAYER_COUNT */
     dtensor g[LLM_G_COUNT];
+    char *wres;                  /* the weights' reservation: wcap bytes, wused taken */
+    size_t wcap, wused;
+    unsigned char *arena;        /* everything else (span_layout.h): the buffers below point into it */
     __half *kc, *vc;
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *part, *logits;
     unsigned *counts;            /* last-block counters, 0 between launches: attention [n_batch][n_head], */
@@ -99,14 +107,37 @@ typedef struct {
     cudaStream_t st;
     cudaGraphExec_t graph[2];    /* decode: [0] no logits, [1] logits of the token */
     int use_graph, fuse, ready;
+    int eager[2];                /* decode steps run before capturing graph[i] (see span_run) */
+    int dead;                    /* a sticky CUDA error: the context is lost, nothing more can run */
     long long bytes;
     char msg[256];
 } span;
 
+/* errors after which the CUDA context cannot be used again (every later call returns
+ * them): the process must start over to use the GPU */
+static int sticky(cudaError_t e) {
+    switch (e) {
+    case cudaErrorIllegalAddress: case cudaErrorLaunchFailure: case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction: case cudaErrorMisalignedAddress: case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc: case cudaErrorAssert: case cudaErrorECCUncorrectable: case cudaErrorLaunchTimeout:
+    case cudaErrorUnknown:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void note(span *s, const char *what, cudaError_t e) {
     snprintf(s->msg, sizeof s->msg, "cuda span: %s: %s", what, e == cudaSuccess ? "failed" : cudaGetErrorString(e));
+    if (sticky(e)) s->dead = 1;
     const char *dbg = getenv("LLMLITE_CUDA_DEBUG");
     if (dbg && dbg[0] && dbg[0] != '0') fprintf(stderr, "%s\n", s->msg);
+}
+
+static const char *span_error(void *p, int *dead) {
+    const span *s = (const span *)p;
+    if (dead) *dead = s->dead;
+    return s->msg;
 }
 
 static dtensor *lt(span *s, int il, int slot) { return &s->lt[(size_t)(il - s->l0) * LLM_T_LAYER_COUNT + slot]; }
@@ -163,11 +194,12 @@ static void span_free(void *p) {
     if (s->st) cudaStreamSynchronize(s->st);
     drop_graphs(s);
     if (s->lt)
-        for (int i = 0; i < s->nl * LLM_T_LAYER_COUNT; i++) cudaFree(s->lt[i].d);
-    for (int i = 0; i < LLM_G_COUNT; i++) cudaFree(s->g[i].d);
-    void *bufs[] = {s->kc, s->vc, s->d_in, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->gate, s->up, s->part,
-                    s->counts, s->logits};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
+        for (int i = 0; i < s->nl * LLM_T_LAYER_COUNT; i++)
+            if (s->lt[i].own) cudaFree(s->lt[i].d);
+    for (int i = 0; i < LLM_G_COUNT; i++)
+        if (s->g[i].own) cudaFree(s->g[i].d);
+    cudaFree(s->wres);
+    cudaFree(s->arena);
     if (s->h_in) cudaFreeHost(s->h_in);
     if (s->h_logits) cudaFreeHost(s->h_logits);
     if (s->st) cudaStreamDestroy(s->st);
@@ -175,13 +207,13 @@ static void span_free(void *p) {
     free(s);
 }
 
-static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head, char *err,
-                         int errlen) {
+static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head,
+                         long long weight_bytes, char *err, int errlen) {
     const llm_config *c = cfg;
     if (!c || c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || c->n_rot < 0 || c->n_rot > c->head_dim ||
         c->n_rot % 2 || c->head_dim % 2 || c->head_dim > 512 || n_ctx <= 0 || n_batch <= 0 || n_batch > 65535 ||
-        l0 < 0 || l1 <= l0 || l1 > c->n_layer) {
+        l0 < 0 || l1 <= l0 || l1 > c->n_layer || weight_bytes < 0) {
         snprintf(err, errlen, "cuda span: unsupported shape (layers %d-%d, n_ctx %d, n_batch %d, head_dim %d)", l0,
                  l1 - 1, n_ctx, n_batch, c ? c->head_dim : 0);
         return NULL;
@@ -214,26 +246,30 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     s->part_slots = L.part_slots;
     s->logit_rows = L.logit_rows;
     s->pinned_logit_rows = s->logit_rows < PINNED_LOGIT_ROWS ? s->logit_rows : PINNED_LOGIT_ROWS;
-    struct { void **p; int slot; const char *name; } plan[] = {
-        {(void **)&s->kc, CS_KC, "K cache"}, {(void **)&s->vc, CS_VC, "V cache"},
-        {(void **)&s->d_in, CS_IN, "scratch"}, {(void **)&s->xn, CS_XN, "scratch"},
-        {(void **)&s->q, CS_Q, "scratch"}, {(void **)&s->att, CS_ATT, "scratch"},
-        {(void **)&s->k, CS_K, "scratch"}, {(void **)&s->v, CS_V, "scratch"},
-        {(void **)&s->tmp, CS_TMP, "scratch"}, {(void **)&s->gate, CS_GATE, "scratch"},
-        {(void **)&s->up, CS_UP, "scratch"}, {(void **)&s->part, CS_PART, "attention scratch"},
-        {(void **)&s->counts, CS_COUNTS, "attention scratch"}, {(void **)&s->logits, CS_LOGITS, "logits"},
-    };
-    static_assert(sizeof plan / sizeof plan[0] == CS_COUNT, "every buffer of span_layout.h");
-    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
-        const size_t bytes = L.bytes[plan[i].slot];
-        e = dalloc(s, plan[i].p, bytes);
-        if (e != cudaSuccess) {
-            snprintf(err, errlen, "cuda span: cannot allocate the %s (%.1f MiB, layers %d-%d): %s", plan[i].name,
-                     bytes / 1048576.0, l0, l1 - 1, cudaGetErrorString(e));
-            span_free(s);
-            return NULL;
-        }
+    /* the weights' reservation, then one allocation for everything else */
+    e = dalloc(s, (void **)&s->wres, (size_t)weight_bytes);
+    if (e == cudaSuccess) s->wcap = (size_t)weight_bytes;
+    const char *what = "weights";
+    double mib = weight_bytes / 1048576.0;
+    if (e == cudaSuccess) {
+        e = dalloc(s, (void **)&s->arena, L.total);
+        what = "KV cache and scratch";
+        mib = L.total / 1048576.0;
     }
+    if (e != cudaSuccess) {
+        snprintf(err, errlen, "cuda span: cannot allocate the %s (%.1f MiB, layers %d-%d): %s", what, mib, l0, l1 - 1,
+                 cudaGetErrorString(e));
+        span_free(s);
+        return NULL;
+    }
+    unsigned char *A = s->arena;
+    s->kc = (__half *)(A + L.off[CS_KC]); s->vc = (__half *)(A + L.off[CS_VC]);
+    s->d_in = A + L.off[CS_IN];
+    s->xn = (float *)(A + L.off[CS_XN]); s->q = (float *)(A + L.off[CS_Q]); s->att = (float *)(A + L.off[CS_ATT]);
+    s->k = (float *)(A + L.off[CS_K]); s->v = (float *)(A + L.off[CS_V]); s->tmp = (float *)(A + L.off[CS_TMP]);
+    s->gate = (float *)(A + L.off[CS_GATE]); s->up = (float *)(A + L.off[CS_UP]);
+    s->part = (float *)(A + L.off[CS_PART]); s->counts = (unsigned *)(A + L.off[CS_COUNTS]);
+    s->logits = L.bytes[CS_LOGITS] ? (float *)(A + L.off[CS_LOGITS]) : NULL;
     s->x = (float *)(s->d_in + IN_HEADER);
     s->d_pos = (int *)s->d_in;
     e = cudaHostAlloc((void **)&s->h_in, IN_HEADER + B * c->n_embd * F, cudaHostAllocDefault);
@@ -293,8 +329,28 @@ static int slot_shape(const span *s, int layer, int slot, long long *ne0, long l
     }
 }
 
+/* a tensor's home: the next slice of the weights' reservation, or its own allocation */
+static cudaError_t weight_alloc(span *s, void **d, size_t bytes, int *own) {
+    const size_t a = LLM_SPAN_WEIGHT_ALIGN, slice = (bytes + a - 1) / a * a;
+    if (s->wres && slice <= s->wcap - s->wused) {
+        *d = s->wres + s->wused;
+        s->wused += slice;
+        *own = 0;
+        return cudaSuccess;
+    }
+    *own = 1;
+    return dalloc(s, d, bytes);
+}
+
+static void weight_drop(span *s, dtensor *t) {          /* a slice of the reservation is not reused */
+    if (t->own) { cudaFree(t->d); s->bytes -= (long long)t->bytes; }
+    memset(t, 0, sizeof *t);
+}
+
 static int span_set_tensor(void *p, int layer, int slot, int type, const void *data, long long ne0, long long ne1) {
     span *s = (span *)p;
+    if (s->dead) return -3;
+    s->msg[0] = 0;
     if (!data || ne0 <= 0 || ne1 <= 0) return -1;
     if (layer >= 0 && (layer < s->l0 || layer >= s->l1 || slot < 0 || slot >= LLM_T_LAYER_COUNT)) return -1;
     if (layer < 0 && (slot < 0 || slot >= LLM_G_COUNT)) return -1;
@@ -312,29 +368,29 @@ static int span_set_tensor(void *p, int layer, int slot, int type, const void *d
     const long long rb = row_bytes(type, ne0);
     if (rb < 0) return -1;
     const size_t bytes = (size_t)rb * (size_t)ne1;
-    if (cudaSetDevice(s->dev) != cudaSuccess) { cudaGetLastError(); return -1; }
+    cudaError_t e = cudaSetDevice(s->dev);
+    if (e != cudaSuccess) { note(s, "set device", e); cudaGetLastError(); return -3; }
     void *d = NULL;
-    cudaError_t e = dalloc(s, &d, bytes);
-    if (e != cudaSuccess) { note(s, "weight allocation", e); return -2; }
+    int own = 0;
+    e = weight_alloc(s, &d, bytes, &own);
+    if (e != cudaSuccess) {
+        note(s, "weight allocation", e);
+        return e == cudaErrorMemoryAllocation ? -2 : -3;
+    }
     /* on the span's own stream (non-blocking: a legacy-stream cudaMemcpy would not be
      * ordered before its kernels), waited for, so the caller may free data at once */
     e = cudaMemcpyAsync(d, data, bytes, cudaMemcpyHostToDevice, s->st);
     if (e == cudaSuccess) e = cudaStreamSynchronize(s->st);
     if (e != cudaSuccess) {
         note(s, "weight upload", e);
-        cudaFree(d);
-        s->bytes -= (long long)bytes;
-        return -1;
+        cudaGetLastError();
+        if (own) { cudaFree(d); s->bytes -= (long long)bytes; }
+        return -3;
     }
     dtensor *t = layer < 0 ? &s->g[slot] : lt(s, layer, slot);
-    if (t->d) { cudaFree(t->d); s->bytes -= (long long)t->bytes; }
-    t->d = d; t->type = type; t->ne0 = ne0; t->ne1 = ne1; t->bytes = bytes;
-    if (layer < 0 && slot == LLM_G_OUTPUT && s->g[LLM_G_TOKEN_EMBD].d) {
-        dtensor *emb = &s->g[LLM_G_TOKEN_EMBD];
-        cudaFree(emb->d);
-        s->bytes -= (long long)emb->bytes;
-        memset(emb, 0, sizeof *emb);
-    }
+    weight_drop(s, t);
+    t->d = d; t->own = own; t->type = type; t->ne0 = ne0; t->ne1 = ne1; t->bytes = bytes;
+    if (layer < 0 && slot == LLM_G_OUTPUT && s->g[LLM_G_TOKEN_EMBD].d) weight_drop(s, &s->g[LLM_G_TOKEN_EMBD]);
     drop_graphs(s);                          /* captured graphs hold the old pointers */
     s->ready = 0;
     return 0;
@@ -560,19 +616,27 @@ static int capture(span *s, int gi) {
     return 0;
 }
 
-static int span_run(void *p, float *x, int n, int pos, float *logits, int first_out, int n_out) {
-    span *s = (span *)p;
+static int run_step(span *s, float *x, int n, int pos, float *logits, int first_out, int n_out) {
     const llm_config *c = &s->c;
-    if (!x || n <= 0 || n > s->n_batch || pos < 0 || pos + n > s->n_ctx) return -1;
+    if (!x || n <= 0 || n > s->n_batch || pos < 0 || pos + n > s->n_ctx) {
+        snprintf(s->msg, sizeof s->msg, "cuda span: bad step (%d tokens at position %d)", n, pos);
+        return -1;
+    }
     const int with_logits = s->head && n_out > 0;
-    if (with_logits && (!logits || first_out < 0 || first_out + n_out > n)) return -1;
+    if (with_logits && (!logits || first_out < 0 || first_out + n_out > n)) {
+        snprintf(s->msg, sizeof s->msg, "cuda span: bad logit rows %d..%d of %d", first_out, first_out + n_out - 1, n);
+        return -1;
+    }
     if (!check_ready(s)) return -1;
     CK(cudaSetDevice(s->dev));
     const size_t d = (size_t)c->n_embd, nv = (size_t)c->n_vocab;
     memcpy(s->h_x, x, (size_t)n * d * sizeof(float));
     *s->h_pos = pos;
 
-    if (n == 1 && s->use_graph) {
+    /* a decode step's graph is captured at its second use: the first runs the kernels
+     * as plain launches, which loads them (a driver loads modules lazily, and one older
+     * than CUDA 12.3's cannot do so inside a capture) */
+    if (n == 1 && s->use_graph && (s->graph[with_logits] || s->eager[with_logits]++ > 0)) {
         const int gi = with_logits;
         if (!s->graph[gi] && capture(s, gi)) s->use_graph = 0;   /* then run without graphs from now on */
         if (s->graph[gi]) {
@@ -606,8 +670,20 @@ static int span_run(void *p, float *x, int n, int pos, float *logits, int first_
     return 0;
 }
 
+static int span_run(void *p, float *x, int n, int pos, float *logits, int first_out, int n_out) {
+    span *s = (span *)p;
+    if (s->dead) return -1;                  /* its message stays */
+    s->msg[0] = 0;
+    const int rc = run_step(s, x, n, pos, logits, first_out, n_out);
+    if (rc && !s->dead) {                    /* copies may still be queued: let them finish before */
+        cudaStreamSynchronize(s->st);        /* the caller reuses x or the pinned buffers */
+        cudaGetLastError();
+    }
+    return rc;
+}
+
 static const llm_span_ops CUDA_OPS = {LLM_SPAN_ABI, "cuda", span_create, span_set_tensor, span_run, span_mem_bytes,
-                                      span_free};
+                                      span_error, span_free};
 
 EXPORT const llm_span_ops *llmcuda_span_ops(void) { return &CUDA_OPS; }
 
@@ -624,9 +700,16 @@ EXPORT int llmcuda_device_info(int *count, long long *free_bytes, long long *tot
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e == cudaSuccess && n <= 0) e = cudaErrorNoDevice;
-    if (e == cudaErrorInsufficientDriver)
-        snprintf(buf, sizeof buf, "no NVIDIA driver (or one older than this CUDA %d.%d build needs): %s",
-                 CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorString(e));
+    if (e == cudaErrorInsufficientDriver) {
+        int drv = 0;
+        if (cudaDriverGetVersion(&drv) == cudaSuccess && drv > 0)
+            snprintf(buf, sizeof buf, "the NVIDIA driver supports CUDA %d.%d, older than the CUDA %d.%d this backend "
+                     "was built with: update the driver, or rebuild with an older toolkit (make cuda)",
+                     drv / 1000, drv % 1000 / 10, CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10);
+        else
+            snprintf(buf, sizeof buf, "no NVIDIA driver (or one older than this CUDA %d.%d build needs): %s",
+                     CUDART_VERSION / 1000, CUDART_VERSION % 1000 / 10, cudaGetErrorString(e));
+    }
     else if (e == cudaErrorNoDevice)
         snprintf(buf, sizeof buf, "no CUDA GPU found (the NVIDIA driver sees no device)");
     else if (e != cudaSuccess)

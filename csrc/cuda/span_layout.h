@@ -1,7 +1,9 @@
 /* The device buffers of a CUDA span other than its weights, sized from the shape
- * alone: span_cuda.cu allocates exactly these, and the planner adds them up before
- * anything is loaded (llm_span_compute_bytes, csrc/span_bytes.c), so the plan counts
- * what the span will take. Plain C, included by the CPU build too (no CUDA needed).
+ * alone and placed in one allocation: span_cuda.cu allocates exactly this, and the
+ * planner counts it before anything is loaded (llm_span_compute_bytes,
+ * csrc/span_bytes.c), so the plan counts what the span will take (one allocation, not
+ * fourteen: a real driver rounds each up to its page size). Plain C, included by the
+ * CPU build too (no CUDA needed).
  *
  *   kc, vc    F16 KV cache [layers][n_head_kv][n_ctx][head_dim]
  *   in        the position (IN_HEADER bytes) then x: n_batch rows of n_embd
@@ -30,8 +32,12 @@
 enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_PART, CS_COUNTS,
        CS_LOGITS, CS_COUNT };
 
+#define LLMCUDA_ALIGN 256                   /* buffers start at multiples of this */
+
 typedef struct {
     size_t bytes[CS_COUNT];
+    size_t off[CS_COUNT];   /* where each buffer starts in the span's one allocation */
+    size_t total;           /* that allocation: the buffers, aligned, then the KV cache */
     int qd, kvd, wide, max_chunks, logit_rows;
     long long part_slots;
 } cuda_span_layout;
@@ -76,6 +82,19 @@ static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_bat
     b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
     b[CS_COUNTS] = ((size_t)B * c->n_head + 1) * sizeof(unsigned);
     b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;
+    /* one allocation: the scratch buffers at multiples of LLMCUDA_ALIGN, then K and V
+     * (kc's bytes are a multiple of 4, of 16 when head_dim % 8 == 0: all vc's loads need) */
+    size_t o = 0;
+    for (int i = 0; i < CS_COUNT; i++) {
+        if (i == CS_KC || i == CS_VC) continue;
+        o = (o + LLMCUDA_ALIGN - 1) / LLMCUDA_ALIGN * LLMCUDA_ALIGN;
+        L->off[i] = o;
+        o += b[i];
+    }
+    o = (o + LLMCUDA_ALIGN - 1) / LLMCUDA_ALIGN * LLMCUDA_ALIGN;
+    L->off[CS_KC] = o;
+    L->off[CS_VC] = o + b[CS_KC];
+    L->total = o + b[CS_KC] + b[CS_VC];
 }
 
 #endif

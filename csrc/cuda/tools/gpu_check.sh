@@ -1,12 +1,14 @@
 #!/bin/sh
 # One-shot check of the CUDA backend, for a machine with a GPU (works without one too:
-# it then stops after the probe). From anywhere:  sh csrc/cuda/tools/gpu_check.sh [check|quick|bench|all]
+# it then stops after the probe). From anywhere:  sh csrc/cuda/tools/gpu_check.sh [check|quick|bench|all|races]
 # Builds into build/cuda/ (ignored by git; carry it to a machine without nvcc, the
 # build step is skipped there when the binaries exist, or with GPU_CHECK_BUILD=0), then runs, in order:
 #   probe          the library loads, its two symbols, device_info
 #   dequant_check  the device decoders' host twins vs the CPU dequantizers (no GPU needed)
 #   span_check     CUDA span vs CPU span on random models (see span_check.c); default "all"
 #   compute-sanitizer memcheck on "span_check quick", when the tool is installed
+#   races: compute-sanitizer racecheck (shared memory) and synccheck (barriers) on
+#          "span_check quick" only, nothing else (slow: a job of its own)
 set -e
 cd "$(dirname "$0")/../../.."
 WHAT=${1:-all}
@@ -31,6 +33,18 @@ else
     echo "== no nvcc: using the binaries in $B"
 fi
 command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi --query-gpu=name,driver_version,memory.used,memory.total --format=csv,noheader || true
+if [ "$WHAT" = races ]; then
+    rc=0
+    for tool in racecheck synccheck; do
+        echo "== compute-sanitizer $tool (span_check quick)"
+        s=0
+        timeout 300 compute-sanitizer --tool $tool --error-exitcode 3 \
+            $B/span_check $B/libllmlite_cuda.so quick > $B/$tool.log 2>&1 || s=$?
+        tail -6 $B/$tool.log
+        [ $s = 0 ] || { echo "compute-sanitizer $tool: exit $s"; rc=$s; }
+    done
+    exit $rc
+fi
 echo "== probe"
 $B/probe $B/libllmlite_cuda.so
 echo "== dequant_check"

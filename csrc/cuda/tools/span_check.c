@@ -138,15 +138,32 @@ static void build(model *m, const llm_config *c, int t, int th, const shape_opts
     }
 }
 
+static int given(const wt *w, int l0, int l1, int head) {
+    return w->layer >= 0 ? w->layer >= l0 && w->layer < l1 : head || w->slot == LLM_G_ROPE_FREQS;
+}
+
+static long long slice_bytes(long long b) { return (b + LLM_SPAN_WEIGHT_ALIGN - 1) / LLM_SPAN_WEIGHT_ALIGN * LLM_SPAN_WEIGHT_ALIGN; }
+
+/* the weights' reservation make_span asks for: 2 = all of them (as llmlite/model.py
+ * does), 1 = half (the rest take the path of a tensor past it: its own allocation) */
+static int reserve_halves = 2;
+
 /* a span of m's layers [l0, l1) on ops; f32: give the dequantized weights */
 static void *make_span(const llm_span_ops *ops, const model *m, int n_ctx, int n_batch, int l0, int l1, int f32) {
     char err[256] = "";
     const int head = l1 == m->c.n_layer;
-    void *s = ops->create(&m->c, n_ctx, n_batch, l0, l1, head, err, sizeof err);
+    long long reserve = 0;
+    for (int i = 0; i < m->nw; i++)
+        if (given(&m->w[i], l0, l1, head)) {
+            const wt *w = &m->w[i];
+            reserve += slice_bytes(llm_row_bytes(f32 ? T_F32 : w->type, w->ne0) * w->ne1);
+        }
+    reserve = reserve * reserve_halves / 2;
+    void *s = ops->create(&m->c, n_ctx, n_batch, l0, l1, head, reserve, err, sizeof err);
     if (!s) { printf("  %s create failed: %s\n", ops->name, err); failures++; return NULL; }
     for (int i = 0; i < m->nw; i++) {
         const wt *w = &m->w[i];
-        if (w->layer >= 0 ? w->layer < l0 || w->layer >= l1 : (!head && w->slot != LLM_G_ROPE_FREQS)) continue;
+        if (!given(w, l0, l1, head)) continue;
         const int rc = ops->set_tensor(s, w->layer, w->slot, f32 ? T_F32 : w->type, f32 ? (void *)w->f : w->q, w->ne0, w->ne1);
         if (rc) {
             printf("  %s set_tensor(layer %d, slot %d, %s) = %d\n", ops->name, w->layer, w->slot, tname(w->type), rc);
@@ -362,11 +379,9 @@ static void check_split(const model *m) {
             const int head = hi[k] == m->c.n_layer;
             long long want = llm_span_compute_bytes(LLM_BACKEND_CUDA, &m->c, 256, 64, head);
             want += 2LL * 2 * (hi[k] - lo[k]) * m->c.n_head_kv * 256 * m->c.head_dim;    /* F16 K and V */
-            for (int i = 0; i < m->nw; i++) {
-                const wt *w = &m->w[i];
-                if (w->layer >= 0 ? w->layer >= lo[k] && w->layer < hi[k] : head || w->slot == LLM_G_ROPE_FREQS)
-                    want += llm_row_bytes(w->type, w->ne0) * w->ne1;
-            }
+            for (int i = 0; i < m->nw; i++)
+                if (given(&m->w[i], lo[k], hi[k], head))
+                    want += slice_bytes(llm_row_bytes(m->w[i].type, m->w[i].ne0) * m->w[i].ne1);
             const long long got = CUDA->mem_bytes(g[k]);
             printf("  mem_bytes: cuda span [%d,%d) %lld B, the plan's figure %lld B  %s\n", lo[k], hi[k], got, want,
                    got == want ? "ok" : "FAIL");
@@ -397,7 +412,7 @@ static void check_long(const model *m) {
 static void check_errors(const model *m) {
     char err[256] = "";
     int ok = 1;
-    void *s = CUDA->create(&m->c, 64, 8, 0, m->c.n_layer, 1, err, sizeof err);
+    void *s = CUDA->create(&m->c, 64, 8, 0, m->c.n_layer, 1, 0, err, sizeof err);
     if (!s) { printf("  create failed: %s\n", err); failures++; return; }
     float x[256 * 8] = {0}, lg[512];
     ok &= CUDA->run(s, x, 1, 0, lg, 0, 1) == -1;                          /* no weights yet */
@@ -411,6 +426,19 @@ static void check_errors(const model *m) {
         ok &= CUDA->run(s, x, 1, 64, lg, 0, 1) == -1;                     /* past n_ctx */
         ok &= CUDA->run(s, x, 2, 0, lg, 1, 2) == -1;                      /* rows out of range */
         ok &= CUDA->run(s, x, 1, 63, lg, 0, 1) == 0;                      /* the last position */
+        /* half the weights past the reservation, in their own allocations: the same logits */
+        reserve_halves = 1;
+        void *h = make_span(CUDA, m, 64, 8, 0, m->c.n_layer, 0);
+        reserve_halves = 2;
+        if (h) {
+            static float lg2[512];
+            fill_x(x, m->c.n_embd, 0, 1);
+            ok &= CUDA->run(s, x, 1, 0, lg, 0, 1) == 0;
+            fill_x(x, m->c.n_embd, 0, 1);
+            ok &= CUDA->run(h, x, 1, 0, lg2, 0, 1) == 0;
+            ok &= memcmp(lg, lg2, (size_t)m->c.n_vocab * sizeof(float)) == 0 && m->c.n_vocab <= 512;
+            CUDA->free(h);
+        } else ok = 0;
         CUDA->free(s);
     }
     printf("  argument checks                                                      %s\n", ok ? "ok" : "FAIL");

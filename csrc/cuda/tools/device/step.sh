@@ -111,6 +111,7 @@ for name in smollm2-135m gemma3-270m; do
     job "variants-$name" 180 optional -- variants "$f"
 done
 job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
+job races 300 optional -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh races
 
 echo "== summary after call $N ($(el) s)"
 for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done

@@ -10,7 +10,13 @@
  * (a divergent barrier) or a shuffle with exited lanes aborts with a message.
  *
  * Memory: cudaMalloc / cudaHostAlloc fill new memory with 0xff bytes (NaN as float
- * and as F16), so reading scratch that was never written shows up in the results. */
+ * and as F16), so reading scratch that was never written shows up in the results.
+ * EMU_ALLOC_LIMIT=N: device allocations past N bytes in all fail (cudaFree gives back).
+ *
+ * Faults: EMU_FAIL_LAUNCH=k makes the k-th grid launched (from 1) fault as an illegal
+ * address does on a GPU: it does not run, and from then on every call returns the
+ * error (a sticky error: the context is lost). */
+#include <map>
 #include <sanitizer/common_interface_defs.h>
 #include <utility>
 #include <vector>
@@ -151,8 +157,17 @@ static void run_block(int n) {
 }
 
 static cudaError_t last_err = cudaSuccess;
+static cudaError_t sticky_err = cudaSuccess;   /* once set, every call returns it */
+#define STICKY do { if (sticky_err != cudaSuccess) return sticky_err; } while (0)
 
 void emu_run_grid(dim3 g, dim3 b, const std::function<void()> &k) {
+    static long long launches;
+    static const long long fail_at = getenv("EMU_FAIL_LAUNCH") ? atoll(getenv("EMU_FAIL_LAUNCH")) : 0;
+    if (sticky_err != cudaSuccess) return;
+    if (++launches == fail_at) {
+        sticky_err = last_err = cudaErrorIllegalAddress;
+        return;
+    }
     const unsigned nt = b.x * b.y * b.z;
     if (nt == 0 || nt > 1024 || g.x == 0 || g.y == 0 || g.z == 0 || g.y > 65535 || g.z > 65535) {
         fprintf(stderr, "emu: bad launch configuration grid (%u,%u,%u) block (%u,%u,%u)\n", g.x, g.y, g.z, b.x, b.y, b.z);
@@ -197,14 +212,21 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     default: return "unknown error";
     }
 }
 const char *cudaGetErrorName(cudaError_t e) { return e == cudaSuccess ? "cudaSuccess" : "cudaErrorEmulated"; }
-cudaError_t cudaGetLastError(void) { const cudaError_t e = last_err; last_err = cudaSuccess; return e; }
+cudaError_t cudaGetLastError(void) {
+    STICKY;
+    const cudaError_t e = last_err;
+    last_err = cudaSuccess;
+    return e;
+}
 
 static bool no_device() { const char *s = getenv("EMU_NO_DEVICE"); return s && s[0] == '1'; }
 cudaError_t cudaSetDevice(int d) { return no_device() ? cudaErrorInsufficientDriver : d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaDriverGetVersion(int *v) { *v = no_device() ? 0 : 13000; return cudaSuccess; }
 cudaError_t cudaGetDeviceCount(int *n) {
     *n = 0;
     if (no_device()) return cudaErrorInsufficientDriver;
@@ -216,20 +238,32 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
     p->major = 9; p->minor = 0;
     return cudaSuccess;
 }
-cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *f = 8ull << 30; *t = 16ull << 30; return cudaSuccess; }
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { STICKY; *f = 8ull << 30; *t = 16ull << 30; return cudaSuccess; }
 
 static size_t alloc_limit() { const char *s = getenv("EMU_ALLOC_LIMIT"); return s ? strtoull(s, nullptr, 10) : 0; }
 static size_t allocated;
+static std::map<void *, size_t> alloc_sizes;
 cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = nullptr;
+    STICKY;
     const size_t lim = alloc_limit();
-    if (lim && allocated + n > lim) { *p = nullptr; return cudaErrorMemoryAllocation; }
+    if (lim && allocated + n > lim) return cudaErrorMemoryAllocation;
     *p = aligned_alloc(256, (n + 255) / 256 * 256);
     if (!*p) return cudaErrorMemoryAllocation;
     memset(*p, 0xff, n);
     allocated += n;
+    alloc_sizes[*p] = n;
     return cudaSuccess;
 }
-cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    auto it = alloc_sizes.find(p);
+    if (it == alloc_sizes.end()) fail("cudaFree of a pointer that cudaMalloc did not return");
+    allocated -= it->second;
+    alloc_sizes.erase(it);
+    free(p);
+    return sticky_err;
+}
 cudaError_t cudaHostAlloc(void **p, size_t n, unsigned) {
     *p = aligned_alloc(64, (n + 63) / 64 * 64);
     if (*p) memset(*p, 0xff, n);
@@ -239,6 +273,7 @@ cudaError_t cudaFreeHost(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { *s = new emu_stream{false, nullptr}; return cudaSuccess; }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    STICKY;
     return s && s->capturing ? cudaErrorStreamCaptureInvalidated : cudaSuccess;
 }
 
@@ -247,11 +282,13 @@ void emu_enqueue(cudaStream_t s, std::function<void()> op) {
     else op();
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s) {
+    STICKY;
     emu_enqueue(s, [=]() { memcpy(dst, src, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) { memcpy(dst, src, n); return cudaSuccess; }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    STICKY;
     emu_enqueue(s, [=]() { memset(p, v, n); });
     return cudaSuccess;
 }
@@ -273,6 +310,7 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned lon
 cudaError_t cudaGraphDestroy(cudaGraph_t g) { delete g; return cudaSuccess; }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) { delete e; return cudaSuccess; }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    STICKY;
     if (s && s->capturing) return cudaErrorInvalidValue;
     for (auto &op : e->ops) op();
     return cudaSuccess;

@@ -87,7 +87,11 @@ template <class T> static inline T __shfl_xor_sync(unsigned, T v, int mask) {
 
 typedef enum cudaError {
     cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2, cudaErrorInsufficientDriver = 35,
-    cudaErrorNoDevice = 100, cudaErrorLaunchFailure = 719, cudaErrorStreamCaptureInvalidated = 901
+    cudaErrorNoDevice = 100, cudaErrorECCUncorrectable = 214, cudaErrorIllegalAddress = 700,
+    cudaErrorLaunchTimeout = 702, cudaErrorAssert = 710, cudaErrorHardwareStackError = 714,
+    cudaErrorIllegalInstruction = 715, cudaErrorMisalignedAddress = 716, cudaErrorInvalidAddressSpace = 717,
+    cudaErrorInvalidPc = 718, cudaErrorLaunchFailure = 719, cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorUnknown = 999
 } cudaError_t;
 const char *cudaGetErrorString(cudaError_t e);
 const char *cudaGetErrorName(cudaError_t e);
@@ -103,6 +107,7 @@ enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureM
 struct cudaDeviceProp { char name[256]; int major, minor; };
 
 cudaError_t cudaSetDevice(int d);
+cudaError_t cudaDriverGetVersion(int *v);
 cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t);
