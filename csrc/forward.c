@@ -255,7 +255,7 @@ int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_ou
         const int span_head = !m->head;
         if (m->span_ops->run(m->span, m->x, n, pos, span_head ? logits : NULL, first_out,
                              span_head ? n_out : 0))
-            return -1;
+            return -2;                                   /* the span says why: llm_model_span_error */
         if (span_head) return 0;
     }
     if (n_out <= 0 || !m->head) return 0;
@@ -298,7 +298,8 @@ int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, 
         int first_out = 0, n_out = 0;
         if (logits_mode == 2) { out = logits + (size_t)done * m->c.n_vocab; n_out = b; }
         else if (logits_mode == 1 && last) { out = logits; first_out = b - 1; n_out = 1; }
-        if (forward_chunk(m, tokens + done, b, pos + done, out, first_out, n_out)) return -1;
+        const int rc = forward_chunk(m, tokens + done, b, pos + done, out, first_out, n_out);
+        if (rc) return rc;
         done += b;
     }
     return 0;

@@ -1184,8 +1184,11 @@ def bench(
             split = _bench_split(m, k, n_layer)
             try:
                 pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
-            except LlmliteError as e:             # e.g. the device failing mid-run: the other splits go on
+            except LlmliteError as e:             # the other splits go on
                 rows.append((None, {**split, "error": str(e)}))
+                continue
+            if m.weights.n_offload != split["ngl"]:   # the device failed mid-run and the CPU took over:
+                rows.append((None, {**split, "error": m.offload_notes[-1]}))   # not this split's timings
                 continue
             if split["backend"].startswith("CUDA"):   # the least free memory seen after the runs too
                 free1 = offload.vram_free("cuda")

@@ -220,10 +220,10 @@ class Weights:
             raise LlmliteError(f"context full: {pos + n} tokens > n_ctx {self.n_ctx} (use a larger -c)")
         rc = lib.llm_forward(self.ptr, ffi.cast("int *", toks.ctypes.data), n, pos,
                              ffi.NULL if mode == 0 else ffi.cast("float *", out.ctypes.data), mode)
+        if rc == -2:
+            msg, dead = self.span_error()
+            raise DeviceLost(f"{self.device} error: {msg or 'the step failed'}", dead)
         if rc != 0:
-            msg, dead = self.span_error() if self.n_offload else ("", False)
-            if msg:
-                raise DeviceLost(f"{self.device} error: {msg}", dead)
             raise LlmliteError("forward pass failed (token id out of range?)")
         return out if mode else None
 
@@ -331,24 +331,38 @@ class Model:
         return out
 
     def _forward(self, ids, mode: int, out=None):
+        import os
+
         try:
             return self.weights.forward(ids, self.n_past, mode, out)
         except DeviceLost as e:
-            self._to_cpu(str(e))
-            return self.weights.forward(ids, self.n_past, mode, out)
+            if os.environ.get("LLMLITE_DEVICE_FALLBACK", "1") == "0":   # checks of the device itself
+                raise
+            why = str(e)
+        self._to_cpu(why)                         # outside the except: its traceback holds the old weights
+        return self.weights.forward(ids, self.n_past, mode, out)
 
     def _to_cpu(self, why: str) -> None:
         """The device failed a step: every layer on the CPU from now on, with the KV cache
-        of the tokens so far computed again there (the conversation goes on), one line."""
+        of the tokens so far computed again there (the conversation goes on), one line to
+        notify (a RuntimeWarning without one). LLMLITE_DEVICE_FALLBACK=0 raises instead."""
         n_batch, flash_attn, _, backend, margin, notify = self._make
         self._make = (n_batch, flash_attn, 0, backend, margin, notify)
         note = f"{why}: continuing on the CPU (the {self.n_past} tokens so far evaluated again)"
         self.offload_notes.append(note)
-        (notify or (lambda line: None))(note)
+        if notify:
+            notify(note)
+        else:
+            import warnings
+
+            warnings.warn(note, RuntimeWarning, stacklevel=4)
         self.weights, self.offload_plan = None, None   # the span's memory goes first
-        self.weights = self._make_weights(self.n_ctx, *self._make)
-        if self.tokens:
-            self.weights.forward(self.tokens, 0, 0)
+        try:
+            self.weights = self._make_weights(self.n_ctx, *self._make)
+            if self.tokens:
+                self.weights.forward(self.tokens, 0, 0)
+        except LlmliteError as e:
+            raise LlmliteError(f"{why}, and the CPU could not take over: {e}") from None
 
     def eval(self, ids) -> np.ndarray:
         """Logits (len(ids), n_vocab) for ids, continuing after what the KV cache holds."""

@@ -284,11 +284,14 @@ def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, sm
     assert backend == "cuda" and 0 < int(n) < 30 and int(got) == int(plan) <= full // 2
 
 
-def test_a_lost_device_goes_on_on_the_cpu(emulated_cuda_lib, shared_dir):
-    """a kernel that faults on the device (EMU_FAIL_LAUNCH: the 100th launch, during the
-    3rd or so decode step, an illegal address, sticky as on a GPU): one line, then every
-    layer on the CPU with the tokens so far evaluated again, and the step's logits are
-    those of a CPU model fed the same tokens, bit for bit"""
+@pytest.mark.parametrize("kind", ["sticky", "soft"])
+def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, kind):
+    """a kernel that fails on the device during the 3rd or so decode step (EMU_FAIL_LAUNCH:
+    the 100th launch; sticky: an illegal address, which loses the context as on a GPU;
+    soft: a launch refused once): one line, then every layer on the CPU with the tokens so
+    far evaluated again, and the step's logits are those of a CPU model fed the same
+    tokens, bit for bit. With LLMLITE_DEVICE_FALLBACK=0 (the device checks) the step
+    raises instead, with the device's reason; bench reports such a split as failed."""
     tiny = shared_dir / "refs" / "synthetic" / "llama-ropefreqs-tiny-q4_1.gguf"
     if not tiny.exists():
         pytest.skip("the synthetic model is not present")
@@ -305,10 +308,24 @@ def test_a_lost_device_goes_on_on_the_cpu(emulated_cuda_lib, shared_dir):
             "ref.eval(m.tokens[:-1])\n"
             "print('same', int(np.array_equal(ref.step(m.tokens[-1]), logits)))\n")
     env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
-               EMU_FAIL_LAUNCH="100")
+               EMU_FAIL_LAUNCH="100", EMU_FAIL_KIND=kind, PYTHONPATH=str(ROOT))
+    env.pop("LLMLITE_DEVICE_FALLBACK", None)
     r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
     out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
     assert out["before"] == "cuda 4" and out["after"] == "cpu 0 17" and out["same"] == "1", r.stdout
-    assert out["note"].startswith("GPU error: cuda span: ") and "illegal memory access" in out["note"]
+    why = "illegal memory access" if kind == "sticky" else "invalid argument"
+    assert out["note"].startswith("GPU error: cuda span: ") and why in out["note"]
     assert "continuing on the CPU (the " in out["note"]
+
+    r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True,
+                       env=dict(env, LLMLITE_DEVICE_FALLBACK="0"), timeout=300)
+    assert r.returncode != 0 and "before cuda 4" in r.stdout and "after" not in r.stdout
+    assert "llmlite.model.DeviceLost: GPU error: cuda span: " in r.stderr     # an LlmliteError
+    assert why in r.stderr
+
+    r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(tiny), "-ngl", "all", "-p", "8", "-n", "16",
+                        "-r", "1", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = __import__("json").loads(r.stdout)["tests"]
+    assert len(rows) == 1 and why in rows[0]["error"] and "continuing on the CPU" in rows[0]["error"], rows

@@ -120,7 +120,6 @@ static int sticky(cudaError_t e) {
     case cudaErrorIllegalAddress: case cudaErrorLaunchFailure: case cudaErrorHardwareStackError:
     case cudaErrorIllegalInstruction: case cudaErrorMisalignedAddress: case cudaErrorInvalidAddressSpace:
     case cudaErrorInvalidPc: case cudaErrorAssert: case cudaErrorECCUncorrectable: case cudaErrorLaunchTimeout:
-    case cudaErrorUnknown:
         return 1;
     default:
         return 0;
@@ -638,7 +637,10 @@ static int run_step(span *s, float *x, int n, int pos, float *logits, int first_
      * than CUDA 12.3's cannot do so inside a capture) */
     if (n == 1 && s->use_graph && (s->graph[with_logits] || s->eager[with_logits]++ > 0)) {
         const int gi = with_logits;
-        if (!s->graph[gi] && capture(s, gi)) s->use_graph = 0;   /* then run without graphs from now on */
+        if (!s->graph[gi] && capture(s, gi) && !s->dead) {
+            s->use_graph = 0;                /* then run without graphs from now on */
+            s->msg[0] = 0;                   /* not a failure of this step (LLMLITE_CUDA_DEBUG printed it) */
+        }
         if (s->graph[gi]) {
             CK(cudaGraphLaunch(s->graph[gi], s->st));
             CK(cudaStreamSynchronize(s->st));

@@ -12,12 +12,14 @@ Targets (the task's): top-1 >= 99%, perplexity within 0.5%."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
 import numpy as np
 
 import llmlite
+from llmlite._lib import LlmliteError
 from llmlite.perplexity import perplexity
 
 
@@ -45,6 +47,7 @@ def main() -> int:
     ap.add_argument("--corpus", default="/work/shared/data/wikitext2_test.txt")
     ap.add_argument("--chunks", type=int, default=4)
     a = ap.parse_args()
+    os.environ["LLMLITE_DEVICE_FALLBACK"] = "0"    # a device failure fails the check, not the CPU's answer
     text = open(a.corpus, encoding="utf-8").read()[:400000]
     ok = True
     for path in a.models:
@@ -63,10 +66,16 @@ def main() -> int:
                 ok = False
                 continue
             m.reset()
-            got = np.concatenate([m.eval(ids[i:i + 250]) for i in range(0, len(ids), 250)])
-            top1, rel = logits_stats(ref, got)
-            ppl = perplexity(m, text, n_ctx=512, n_chunks=a.chunks).ppl
-            toks, ms = greedy(m, ids[:32], 64)
+            try:
+                got = np.concatenate([m.eval(ids[i:i + 250]) for i in range(0, len(ids), 250)])
+                top1, rel = logits_stats(ref, got)
+                ppl = perplexity(m, text, n_ctx=512, n_chunks=a.chunks).ppl
+                toks, ms = greedy(m, ids[:32], 64)
+            except LlmliteError as e:
+                print(f"  {label}: FAIL: {e}")
+                ok = False
+                m.close()
+                continue
             same = next((i for i, (x, y) in enumerate(zip(toks, toks_ref)) if x != y), len(toks))
             dppl = abs(ppl / ppl_ref - 1)
             good = top1 >= 0.99 and dppl <= 0.005

@@ -15,7 +15,8 @@
  *
  * Faults: EMU_FAIL_LAUNCH=k makes the k-th grid launched (from 1) fault as an illegal
  * address does on a GPU: it does not run, and from then on every call returns the
- * error (a sticky error: the context is lost). */
+ * error (a sticky error: the context is lost). With EMU_FAIL_KIND=soft it fails as a
+ * bad launch configuration does instead: that launch only, reported once. */
 #include <map>
 #include <sanitizer/common_interface_defs.h>
 #include <utility>
@@ -165,7 +166,9 @@ void emu_run_grid(dim3 g, dim3 b, const std::function<void()> &k) {
     static const long long fail_at = getenv("EMU_FAIL_LAUNCH") ? atoll(getenv("EMU_FAIL_LAUNCH")) : 0;
     if (sticky_err != cudaSuccess) return;
     if (++launches == fail_at) {
-        sticky_err = last_err = cudaErrorIllegalAddress;
+        static const bool soft = getenv("EMU_FAIL_KIND") && !strcmp(getenv("EMU_FAIL_KIND"), "soft");
+        if (!soft) sticky_err = cudaErrorIllegalAddress;
+        last_err = soft ? cudaErrorInvalidValue : cudaErrorIllegalAddress;
         return;
     }
     const unsigned nt = b.x * b.y * b.z;
@@ -313,7 +316,9 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
     STICKY;
     if (s && s->capturing) return cudaErrorInvalidValue;
     for (auto &op : e->ops) op();
-    return cudaSuccess;
+    const cudaError_t err = last_err;        /* a node that failed (EMU_FAIL_KIND=soft) fails the launch */
+    last_err = cudaSuccess;
+    return err;
 }
 
 /* statistics at exit: blocks run and fiber switches */
