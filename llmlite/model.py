@@ -2,6 +2,7 @@
 pass, the KV cache, and eval(tokens) -> logits."""
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -270,8 +271,6 @@ class Model:
         """Weights with the layers -ngl asks for on the device; when the device refuses
         (out of its memory despite the plan, a type it cannot run), fewer layers, down
         to none, each step one line to notify."""
-        import os
-
         from llmlite import offload
 
         backend = backend or os.environ.get("LLMLITE_OFFLOAD_BACKEND", "cuda")
@@ -331,8 +330,6 @@ class Model:
         return out
 
     def _forward(self, ids, mode: int, out=None):
-        import os
-
         try:
             return self.weights.forward(ids, self.n_past, mode, out)
         except DeviceLost as e:

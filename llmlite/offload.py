@@ -109,6 +109,7 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     md, T, n = gguf.metadata, gguf.tensors, cfg.n_layer
     embd = T["token_embd.weight"]
     n_vocab = int(embd.shape[1])
+
     def pad(t) -> int:
         return span_weight_bytes(t.nbytes) - t.nbytes if backend == "cuda" and t is not None else 0
 
