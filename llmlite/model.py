@@ -335,7 +335,7 @@ class Model:
         except DeviceLost as e:
             if os.environ.get("LLMLITE_DEVICE_FALLBACK", "1") == "0":   # checks of the device itself
                 raise
-            why = str(e)
+            why = f"{e} (the {self.weights.device} cannot be used again by this process)" if e.dead else str(e)
         self._to_cpu(why)                         # outside the except: its traceback holds the old weights
         return self.weights.forward(ids, self.n_past, mode, out)
 

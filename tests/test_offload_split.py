@@ -317,6 +317,7 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     why = "illegal memory access" if kind == "sticky" else "invalid argument"
     assert out["note"].startswith("GPU error: cuda span: ") and why in out["note"]
     assert "continuing on the CPU (the " in out["note"]
+    assert ("cannot be used again by this process" in out["note"]) == (kind == "sticky")
 
     r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True,
                        env=dict(env, LLMLITE_DEVICE_FALLBACK="0"), timeout=300)
