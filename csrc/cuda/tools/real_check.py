@@ -8,7 +8,12 @@ ms/token).
 
 MODEL: a GGUF path or an alias. LLMLITE_OFFLOAD_BACKEND=cpu runs the same with the CPU
 stand-in (a self-test of this script: everything must agree exactly).
-Targets (the task's): top-1 >= 99%, perplexity within 0.5%."""
+Targets (the task's): top-1 >= 99%, perplexity within 0.5%. The floor line puts the top-1
+figure in context: the CPU against itself with flash-attention numerics (llama.cpp's
+-fa; the same weights, only the attention's rounding differs) agrees on fewer positions
+than that on these small quantized models (96.7% Gemma 3, 97.3% SmolLM2 over 512
+positions on the machine without a GPU): a GPU run that is not bit-identical with the
+CPU cannot be expected to do better."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +25,7 @@ import numpy as np
 
 import llmlite
 from llmlite._lib import LlmliteError
+from llmlite.model import Model
 from llmlite.perplexity import perplexity
 
 
@@ -59,6 +65,11 @@ def main() -> int:
         ppl_ref = perplexity(cpu, text, n_ctx=512, n_chunks=a.chunks).ppl
         toks_ref, ms_ref = greedy(cpu, ids[:32], 64)
         print(f"  cpu:              ppl {ppl_ref:.4f}, decode {ms_ref:.2f} ms/token")
+        fa = Model(cpu.path, n_ctx=1024, gpu_layers=0, flash_attn=True)
+        got = np.concatenate([fa.eval(ids[i:i + 250]) for i in range(0, len(ids), 250)])
+        top1, rel = logits_stats(ref, got)
+        print(f"  floor: the CPU with flash-attention numerics: top-1 {top1 * 100:.2f}%, max rel diff {rel:.2e}")
+        fa.close()
         for label, ngl in (("gpu, all layers", "all"), (f"gpu, {n_layer // 2} layers", n_layer // 2)):
             m = llmlite.load(path, n_ctx=1024, gpu_layers=ngl)
             if m.weights.n_offload == 0:
