@@ -330,3 +330,45 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     assert r.returncode == 0, r.stderr
     rows = __import__("json").loads(r.stdout)["tests"]
     assert len(rows) == 1 and why in rows[0]["error"] and "continuing on the CPU" in rows[0]["error"], rows
+
+
+def test_cuda_activations_as_the_cpu_quantizes_them(emulated_cuda_lib):
+    """LLMLITE_CUDA_ACTQ=1's kernel (csrc/cuda/ops.cu cu_act_as_cpu), run by the emulated
+    runtime, gives for each weight type exactly the floats the CPU's dot products see
+    (llm_quantize_act to the paired activation type, then llm_dequantize): Q8_0/Q8_1's
+    F16 scale, Q8_K's first element of largest |x| (a tie of +v and -v), an all-zero
+    block, F16/BF16 rounding"""
+    import ctypes
+
+    from llmlite._lib import ffi
+
+    d = emulated_cuda_lib.parent
+    (d / "act_wrap.cpp").write_text(
+        '#include "ops.cuh"\n'
+        'extern "C" int act(float *y, const float *x, int n, int k, int type) {\n'
+        '    cudaError_t e; return cu_act_as_cpu(y, x, n, k, type, 0, &e) ? (int)e : -1; }\n')
+    so = d / "libact.so"
+    r = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
+                        f"-I{d}", "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(so), "-x", "c++",
+                        str(d / "act_wrap.cpp"), str(d / "ops.cu"), "csrc/cuda/tools/emu/emu.cpp"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    act = ctypes.CDLL(str(so)).act
+    n, k = 3, 1536
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((n, k)) * np.where(rng.random((n, k)) < 0.02, 30, 1)).astype(np.float32)
+    x[1, 256:512] = 0.0                                        # an all-zero block
+    x[2, 300], x[2, 301] = -50.0, 50.0                         # Q8_K: the first of equal |x| sets the sign
+    for wtype in (2, 3, 6, 8, 12, 14, 1, 30):                  # Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q6_K F16 BF16
+        y = np.full((n, k), np.nan, np.float32)
+        assert act(y.ctypes.data_as(ctypes.c_void_p), x.ctypes.data_as(ctypes.c_void_p), n, k, wtype) == 0
+        at = lib.llm_type_act_type(wtype)
+        want = np.empty((n, k), np.float32)
+        buf = np.empty(int(lib.llm_row_bytes(at, k)), np.uint8)
+        for i in range(n):
+            row = np.ascontiguousarray(x[i])
+            lib.llm_quantize_act(at, ffi.cast("float *", row.ctypes.data), ffi.cast("void *", buf.ctypes.data), k)
+            lib.llm_dequantize(at, ffi.cast("void *", buf.ctypes.data), ffi.cast("float *", want[i].ctypes.data), k)
+        assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), wtype
+        assert not np.array_equal(y, x)                        # it did quantize
+    assert act(y.ctypes.data_as(ctypes.c_void_p), x.ctypes.data_as(ctypes.c_void_p), n, k, 0) == -1   # F32: nothing

@@ -306,6 +306,78 @@ __global__ void softcap_kernel(float *x, long long count, float cap) {
         x[i] = tanhf(x[i] / cap) * cap;
 }
 
+/* ---- activations as the CPU quantizes them (cu_act_as_cpu) ---- */
+
+__global__ void act_round_kernel(float *y, const float *x, long long count, int bf16) {
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < count; i += (long long)gridDim.x * blockDim.x) {
+        const float v = x[i];
+        if (!bf16) { y[i] = round_f16(v); continue; }
+        const unsigned u = __float_as_uint(v);      /* csrc/internal.h llm_f32_to_bf16 */
+        const unsigned h = (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        y[i] = __uint_as_float(h << 16);
+    }
+}
+
+/* one warp per block of 32: Q8_0 / Q8_1 (the same q and d) */
+__global__ void act_q8_kernel(float *y, const float *x, int k) {
+    const size_t i = (size_t)blockIdx.y * k + (size_t)blockIdx.x * 32 + threadIdx.x;
+    const float v = x[i];
+    unsigned a = __float_as_uint(v) & 0x7fffffffu;     /* max |x| on the bit patterns, as the CPU */
+UNROLL
+    for (int o = 16; o > 0; o >>= 1) a = max(a, __shfl_xor_sync(FULL_MASK, a, o));
+    const float amax = __uint_as_float(a);
+    const float d = amax / 127.f, id = amax != 0.f ? 127.f / amax : 0.f;
+    const int q = (int)fminf(fmaxf(rintf(__fmul_rn(v, id)), -128.f), 127.f);   /* an int, as the CPU's: no -0 */
+    y[i] = __fmul_rn((float)q, round_f16(d));
+}
+
+/* 256 threads per block of 256: Q8_K */
+__global__ void act_q8k_kernel(float *y, const float *x, int k) {
+    __shared__ unsigned long long best[8];
+    const size_t i = (size_t)blockIdx.y * k + (size_t)blockIdx.x * 256 + threadIdx.x;
+    const float v = x[i];
+    /* the first element of largest |x| (the CPU's strict > over j = 0..255) */
+    unsigned long long key = ((unsigned long long)(__float_as_uint(v) & 0x7fffffffu) << 32) | (255u - threadIdx.x);
+UNROLL
+    for (int o = 16; o > 0; o >>= 1) {
+        const unsigned long long other = __shfl_xor_sync(FULL_MASK, key, o);
+        key = other > key ? other : key;
+    }
+    if ((threadIdx.x & 31) == 0) best[threadIdx.x >> 5] = key;
+    __syncthreads();
+    key = best[0];
+    for (int w = 1; w < 8; w++) key = best[w] > key ? best[w] : key;
+    const float amax = __uint_as_float((unsigned)(key >> 32));
+    const float max = x[i - threadIdx.x + (255u - (unsigned)(key & 0xffu))];
+    float out = 0.f;
+    if (amax != 0.f) {
+        const float iscale = -127.f / max;
+        out = __fmul_rn((float)(int)fminf(rintf(__fmul_rn(iscale, v)), 127.f), 1.f / iscale);
+    }
+    y[i] = out;
+}
+
+int cu_act_as_cpu(float *y, const float *x, int n, int k, int type, cudaStream_t st, cudaError_t *err) {
+    *err = cudaSuccess;
+    switch (type) {
+    case CT_F32:
+        return 0;
+    case CT_F16: case CT_BF16: {
+        const long long total = (long long)n * k, blocks = (total + 255) / 256;
+        act_round_kernel<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, st>>>(y, x, total, type == CT_BF16);
+        break;
+    }
+    case CT_Q2_K: case CT_Q3_K: case CT_Q4_K: case CT_Q5_K: case CT_Q6_K:
+        act_q8k_kernel<<<dim3(k / 256, n), 256, 0, st>>>(y, x, k);
+        break;
+    default:
+        act_q8_kernel<<<dim3(k / 32, n), 32, 0, st>>>(y, x, k);
+        break;
+    }
+    *err = cudaGetLastError();
+    return 1;
+}
+
 cudaError_t cu_softcap(float *x, long long count, float cap, cudaStream_t st) {
     const long long blocks = (count + 255) / 256;
     softcap_kernel<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, st>>>(x, count, cap);

@@ -63,4 +63,17 @@ cudaError_t cu_gated_act(float *out, const float *g, const float *u, int stride,
 /* x = tanh(x/cap)*cap over count floats */
 cudaError_t cu_softcap(float *x, long long count, float cap, cudaStream_t st);
 
+/* (LLMLITE_CUDA_ACTQ=1) the activations a matmul with weights of `type` multiplies, as
+ * the CPU's dot products see them (csrc/quants.c llm_quantize_act, llama.cpp's vec_dot_type): Q8_0 /
+ * Q8_1 blocks of 32 (Q4_0..Q8_0 weights; d = amax/127 rounded to F16, q = rne(x*127/amax)),
+ * Q8_K blocks of 256 (K-quants; d = max/-127, q = min(127, rne(x*-127/max)), max the
+ * first element of largest |x|), F16 or BF16 (rounded to nearest even), as floats
+ * q*d: y = n rows of k. Returns 0 (F32 weights: nothing to do, use x), else 1 with the
+ * launch enqueued; *err the launch error. Off by default, the GPU multiplies the exact
+ * activations, as the CPU run of the same weights in F32 does; on Gemma 3 that run's
+ * perplexity is 0.55% below the quantized CPU run's (0.30% on SmolLM2), so a GPU session
+ * measures both (tools/real_check.py). Each matmul then matches the CPU's to ~1e-7
+ * (Q4_1/Q5_1 to ~1e-3: Q8_1's sum term is an F16 of its own), for one more launch each. */
+int cu_act_as_cpu(float *y, const float *x, int n, int k, int type, cudaStream_t st, cudaError_t *err);
+
 #endif

@@ -94,7 +94,7 @@ typedef struct {
     size_t wcap, wused;
     unsigned char *arena;        /* everything else (span_layout.h): the buffers below point into it */
     __half *kc, *vc;
-    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *part, *logits;
+    float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up, *xq, *part, *logits;
     unsigned *counts;            /* last-block counters, 0 between launches: attention [n_batch][n_head], */
     unsigned *res_count;         /* then one for the matmul + residual launches (= counts + n_batch*n_head) */
     /* a step's input, one copy: [position, padding to 16 bytes][x rows] on both sides */
@@ -107,6 +107,7 @@ typedef struct {
     cudaStream_t st;
     cudaGraphExec_t graph[2];    /* decode: [0] no logits, [1] logits of the token */
     int use_graph, fuse, ready;
+    int actq;                    /* LLMLITE_CUDA_ACTQ=1: matmul inputs quantized as the CPU does (else exact F32) */
     int eager[2];                /* decode steps run before capturing graph[i] (see span_run) */
     int dead;                    /* a sticky CUDA error: the context is lost, nothing more can run */
     long long bytes;
@@ -237,6 +238,7 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     s->wide = L.wide;
     const char *g = getenv("LLMLITE_CUDA_GRAPH");
     s->use_graph = !(g && g[0] == '0');
+    s->actq = cuda_span_actq_env();
     s->lt = (dtensor *)calloc((size_t)s->nl * LLM_T_LAYER_COUNT, sizeof(dtensor));
     if (!s->lt) { free(s); snprintf(err, errlen, "cuda span: out of host memory"); return NULL; }
 
@@ -267,6 +269,7 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     s->xn = (float *)(A + L.off[CS_XN]); s->q = (float *)(A + L.off[CS_Q]); s->att = (float *)(A + L.off[CS_ATT]);
     s->k = (float *)(A + L.off[CS_K]); s->v = (float *)(A + L.off[CS_V]); s->tmp = (float *)(A + L.off[CS_TMP]);
     s->gate = (float *)(A + L.off[CS_GATE]); s->up = (float *)(A + L.off[CS_UP]);
+    s->xq = L.bytes[CS_XQ] ? (float *)(A + L.off[CS_XQ]) : NULL;
     s->part = (float *)(A + L.off[CS_PART]); s->counts = (unsigned *)(A + L.off[CS_COUNTS]);
     s->logits = L.bytes[CS_LOGITS] ? (float *)(A + L.off[CS_LOGITS]) : NULL;
     s->x = (float *)(s->d_in + IN_HEADER);
@@ -428,15 +431,36 @@ static int check_ready(span *s) {
 
 #define CK(call) do { const cudaError_t ck_e = (call); if (ck_e != cudaSuccess) { note(s, #call, ck_e); return -1; } } while (0)
 
+/* the rows a matmul with weights of `type` multiplies: x itself (the default: exact F32
+ * activations), or with LLMLITE_CUDA_ACTQ=1 x as the CPU's dot products see it
+ * (cu_act_as_cpu, into s->xq; not for F32 weights) */
+static cudaError_t act_in(span *s, int type, const float *x, int n, int k, const float **xin) {
+    cudaError_t e = cudaSuccess;
+    *xin = s->actq && cu_act_as_cpu(s->xq, x, n, k, type, s->st, &e) ? s->xq : x;
+    return e;
+}
+
+/* which act_in results are the same (Q8_0 and Q8_1 give the same floats) */
+static int act_family(int type) {
+    switch (type) {
+    case CT_F32: case CT_F16: case CT_BF16: return type;
+    case CT_Q2_K: case CT_Q3_K: case CT_Q4_K: case CT_Q5_K: case CT_Q6_K: return CT_Q4_K;
+    default: return CT_Q8_0;
+    }
+}
+
 static cudaError_t mm(span *s, const dtensor *w, const float *x, int n, float *y) {
-    return cu_matmul(w->type, w->d, (int)w->ne1, (int)w->ne0, x, n, y, s->st);
+    const float *xin;
+    const cudaError_t e = act_in(s, w->type, x, n, (int)w->ne0, &xin);
+    return e != cudaSuccess ? e : cu_matmul(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, y, s->st);
 }
 
 /* y[i] = w[i] x for cnt matrices that read x (same row length): one launch per weight
  * type, in order of first appearance (attn_q/k/v: one launch, or two where V's type
  * differs, as on some Gemma 3 layers) */
 static int mm_group(span *s, const dtensor *const *w, float *const *y, int cnt, const float *x, int n) {
-    int done[MM_MAX] = {0};
+    int done[MM_MAX] = {0}, fam = -1;
+    const float *xin = x;
     for (int i = 0; i < cnt; i++) {
         if (done[i]) continue;
         mm_set set;
@@ -447,7 +471,11 @@ static int mm_group(span *s, const dtensor *const *w, float *const *y, int cnt, 
                 m++;
                 done[j] = 1;
             }
-        CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, x, n, s->st));
+        if (act_family(w[i]->type) != fam) {       /* the input as this type's CPU dot sees it, once */
+            CK(act_in(s, w[i]->type, x, n, (int)w[i]->ne0, &xin));
+            fam = act_family(w[i]->type);
+        }
+        CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, xin, n, s->st));
     }
     return 0;
 }
@@ -459,7 +487,9 @@ static int mm_residual_step(span *s, const dtensor *w, const float *in, const fl
     if (s->fuse && n <= RES_FUSE_MAX) {
         mm_residual r;
         r.x = s->x; r.xn = s->xn; r.post = post; r.norm = norm; r.eps = s->c.rms_eps; r.count = s->res_count;
-        CK(cu_matmul_residual(w->type, w->d, (int)w->ne1, (int)w->ne0, in, n, s->tmp, &r, s->st));
+        const float *xin;
+        CK(act_in(s, w->type, in, n, (int)w->ne0, &xin));
+        CK(cu_matmul_residual(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, s->tmp, &r, s->st));
     } else {
         CK(mm(s, w, in, n, s->tmp));
         CK(cu_residual(s->x, s->tmp, post, norm, s->xn, n, s->c.n_embd, s->c.rms_eps, s->st));
@@ -480,9 +510,13 @@ static int ffn_glu(span *s, const dtensor *L, int n) {
                         gelu, s->st));
     } else if (!G->d) {                      /* fused ffn_up: rows 0..ff-1 gate, ff..2ff-1 up */
         const char *u = (const char *)U->d + (size_t)row_bytes(U->type, U->ne0) * ff;
-        CK(cu_matmul_glu(U->type, U->d, u, ff, (int)U->ne0, s->xn, n, gelu, s->gate, s->st));
+        const float *xin;
+        CK(act_in(s, U->type, s->xn, n, (int)U->ne0, &xin));
+        CK(cu_matmul_glu(U->type, U->d, u, ff, (int)U->ne0, xin, n, gelu, s->gate, s->st));
     } else if (G->type == U->type) {
-        CK(cu_matmul_glu(G->type, G->d, U->d, ff, (int)G->ne0, s->xn, n, gelu, s->gate, s->st));
+        const float *xin;
+        CK(act_in(s, G->type, s->xn, n, (int)G->ne0, &xin));
+        CK(cu_matmul_glu(G->type, G->d, U->d, ff, (int)G->ne0, xin, n, gelu, s->gate, s->st));
     } else {
         CK(mm(s, G, s->xn, n, s->gate));
         CK(mm(s, U, s->xn, n, s->up));

@@ -12,6 +12,8 @@
  *             attn_out / ffn_down results (and 2 n_ff, a fused ffn_up's rows, when the
  *             fused launches are off: LLMLITE_CUDA_FUSE=0)
  *   gate, up  n_batch x n_ff
+ *   xq        (LLMLITE_CUDA_ACTQ=1 only) n_batch x max(n_embd, q_dim, n_ff): a matmul's
+ *             input as the CPU's dot products see it (ops.cuh cu_act_as_cpu)
  *   part      attention partials: part_slots x (head_dim + 2) floats, part_slots =
  *             n_head x clamp(n_batch x chunks(n_ctx), chunks(n_ctx), PART_SLOTS_PER_HEAD)
  *   counts    the "last block done" counters: n_batch x n_head for attention, 1 for
@@ -29,8 +31,8 @@
 #define LLMCUDA_LOGIT_BYTES_MAX (64LL << 20) /* device logits buffer (rows of n_vocab), at least 16 rows */
 #define LLMCUDA_IN_HEADER 16                /* bytes before x in the input buffers: the position (int) */
 
-enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_PART, CS_COUNTS,
-       CS_LOGITS, CS_COUNT };
+enum { CS_KC, CS_VC, CS_IN, CS_XN, CS_Q, CS_ATT, CS_K, CS_V, CS_TMP, CS_GATE, CS_UP, CS_XQ, CS_PART,
+       CS_COUNTS, CS_LOGITS, CS_COUNT };
 
 #define LLMCUDA_ALIGN 256                   /* buffers start at multiples of this */
 
@@ -41,6 +43,12 @@ typedef struct {
     int qd, kvd, wide, max_chunks, logit_rows;
     long long part_slots;
 } cuda_span_layout;
+
+/* LLMLITE_CUDA_ACTQ=1: matmul inputs quantized as the CPU does (ops.cuh cu_act_as_cpu) */
+static inline int cuda_span_actq_env(void) {
+    const char *a = getenv("LLMLITE_CUDA_ACTQ");
+    return a && a[0] == '1';
+}
 
 /* the fused launches are on unless LLMLITE_CUDA_FUSE=0 */
 static inline int cuda_span_fuse_env(void) {
@@ -79,6 +87,10 @@ static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_bat
     b[CS_K] = b[CS_V] = B * L->kvd * F;
     b[CS_TMP] = B * (size_t)L->wide * F;
     b[CS_GATE] = b[CS_UP] = B * c->n_ff * F;
+    size_t maxk = (size_t)c->n_embd;
+    if ((size_t)L->qd > maxk) maxk = (size_t)L->qd;
+    if ((size_t)c->n_ff > maxk) maxk = (size_t)c->n_ff;
+    b[CS_XQ] = cuda_span_actq_env() ? B * maxk * F : 0;
     b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
     b[CS_COUNTS] = ((size_t)B * c->n_head + 1) * sizeof(unsigned);
     b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;

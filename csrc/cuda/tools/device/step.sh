@@ -84,9 +84,10 @@ print(m[m['general.architecture'] + '.block_count'] // 2)") || return 1
             2>&1 | grep -E "offload plan|ERROR SUMMARY|=========|Paris|error" | tail -12 || return $?
     done
 }
-variants() { # full-offload tg128 without the decode graph, and without the fused launches
+variants() { # full-offload tg128 without the decode graph, without the fused launches, with ACTQ
     echo "-- LLMLITE_CUDA_GRAPH=0"; LLMLITE_CUDA_GRAPH=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
     echo "-- LLMLITE_CUDA_FUSE=0"; LLMLITE_CUDA_FUSE=0 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
+    echo "-- LLMLITE_CUDA_ACTQ=1"; LLMLITE_CUDA_ACTQ=1 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
 }
 
 export W OUT

@@ -48,6 +48,8 @@ static inline float __fmul_rn(float a, float b) { return a * b; }
 static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
+static inline unsigned __float_as_uint(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+static inline unsigned max(unsigned a, unsigned b) { return a > b ? a : b; }
 
 /* __ldcg: a load through L2 only; here every load sees the latest store anyway */
 template <class T> static inline T __ldcg(const T *p) { return *p; }
