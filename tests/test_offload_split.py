@@ -5,6 +5,7 @@ prefill of several batch chunks and for decode steps; the head goes with the spa
 only when every layer does; a span that runs out of memory falls back to fewer
 layers with one line each; the CUDA loader fails with one clear line without a
 driver."""
+import json
 import os
 import subprocess
 import sys
@@ -328,7 +329,7 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(tiny), "-ngl", "all", "-p", "8", "-n", "16",
                         "-r", "1", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
-    rows = __import__("json").loads(r.stdout)["tests"]
+    rows = json.loads(r.stdout)["tests"]
     assert len(rows) == 1 and why in rows[0]["error"] and "continuing on the CPU" in rows[0]["error"], rows
 
 

@@ -359,7 +359,7 @@ UNROLL
 
 int cu_act_as_cpu(float *y, const float *x, int n, int k, int type, cudaStream_t st, cudaError_t *err) {
     *err = cudaSuccess;
-    switch (type) {
+    switch (act_family(type)) {
     case CT_F32:
         return 0;
     case CT_F16: case CT_BF16: {
@@ -367,7 +367,7 @@ int cu_act_as_cpu(float *y, const float *x, int n, int k, int type, cudaStream_t
         act_round_kernel<<<(unsigned)(blocks < 65536 ? blocks : 65536), 256, 0, st>>>(y, x, total, type == CT_BF16);
         break;
     }
-    case CT_Q2_K: case CT_Q3_K: case CT_Q4_K: case CT_Q5_K: case CT_Q6_K:
+    case CT_Q4_K:
         act_q8k_kernel<<<dim3(k / 256, n), 256, 0, st>>>(y, x, k);
         break;
     default:

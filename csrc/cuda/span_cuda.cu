@@ -440,15 +440,6 @@ static cudaError_t act_in(span *s, int type, const float *x, int n, int k, const
     return e;
 }
 
-/* which act_in results are the same (Q8_0 and Q8_1 give the same floats) */
-static int act_family(int type) {
-    switch (type) {
-    case CT_F32: case CT_F16: case CT_BF16: return type;
-    case CT_Q2_K: case CT_Q3_K: case CT_Q4_K: case CT_Q5_K: case CT_Q6_K: return CT_Q4_K;
-    default: return CT_Q8_0;
-    }
-}
-
 static cudaError_t mm(span *s, const dtensor *w, const float *x, int n, float *y) {
     const float *xin;
     const cudaError_t e = act_in(s, w->type, x, n, (int)w->ne0, &xin);
@@ -502,24 +493,19 @@ static int mm_residual_step(span *s, const dtensor *w, const float *in, const fl
 static int ffn_glu(span *s, const dtensor *L, int n) {
     const int ff = s->c.n_ff, gelu = s->c.ffn_gelu;
     const dtensor *G = &L[LLM_T_FFN_GATE], *U = &L[LLM_T_FFN_UP];
-    if (!s->fuse) {                          /* LLMLITE_CUDA_FUSE=0: the separate launches */
-        const int fused = !G->d;
-        CK(mm(s, fused ? U : G, s->xn, n, fused ? s->tmp : s->gate));
-        if (!fused) CK(mm(s, U, s->xn, n, s->up));
-        CK(cu_gated_act(s->gate, fused ? s->tmp : s->gate, fused ? s->tmp + ff : s->up, fused ? 2 * ff : ff, n, ff,
-                        gelu, s->st));
-    } else if (!G->d) {                      /* fused ffn_up: rows 0..ff-1 gate, ff..2ff-1 up */
-        const char *u = (const char *)U->d + (size_t)row_bytes(U->type, U->ne0) * ff;
+    if (s->fuse && (!G->d || G->type == U->type)) {   /* one launch; a fused ffn_up: rows 0..ff-1 gate, ff.. up */
+        const dtensor *W = G->d ? G : U;
+        const char *u = (const char *)U->d + (G->d ? 0 : (size_t)row_bytes(U->type, U->ne0) * ff);
         const float *xin;
-        CK(act_in(s, U->type, s->xn, n, (int)U->ne0, &xin));
-        CK(cu_matmul_glu(U->type, U->d, u, ff, (int)U->ne0, xin, n, gelu, s->gate, s->st));
-    } else if (G->type == U->type) {
-        const float *xin;
-        CK(act_in(s, G->type, s->xn, n, (int)G->ne0, &xin));
-        CK(cu_matmul_glu(G->type, G->d, U->d, ff, (int)G->ne0, xin, n, gelu, s->gate, s->st));
-    } else {
-        CK(mm(s, G, s->xn, n, s->gate));
-        CK(mm(s, U, s->xn, n, s->up));
+        CK(act_in(s, W->type, s->xn, n, (int)W->ne0, &xin));
+        CK(cu_matmul_glu(W->type, W->d, u, ff, (int)W->ne0, xin, n, gelu, s->gate, s->st));
+    } else if (!G->d) {                      /* a fused ffn_up, LLMLITE_CUDA_FUSE=0: the matmul, then the activation */
+        CK(mm(s, U, s->xn, n, s->tmp));
+        CK(cu_gated_act(s->gate, s->tmp, s->tmp + ff, 2 * ff, n, ff, gelu, s->st));
+    } else {                                 /* gate and up apart (types differ, or LLMLITE_CUDA_FUSE=0) */
+        const dtensor *w[2] = {G, U};
+        float *const y[2] = {s->gate, s->up};
+        if (mm_group(s, w, y, 2, s->xn, n)) return -1;     /* one input conversion for both */
         CK(cu_gated_act(s->gate, s->gate, s->up, ff, n, ff, gelu, s->st));
     }
     return 0;
