@@ -100,7 +100,7 @@ def test_device_memory_figures(monkeypatch):
     from types import SimpleNamespace
 
     from llmlite import offload
-    from llmlite.cli import _bench_split, _device_memory_line
+    from llmlite.cli.bench import _bench_split, _device_memory_line
 
     plan = SimpleNamespace(n_gpu=12, vram_free=8000 << 20, gpu=SimpleNamespace(total=500 << 20))
     m = SimpleNamespace(weights=SimpleNamespace(n_offload=12, backend="cuda", span_bytes=490 << 20),

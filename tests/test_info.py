@@ -129,7 +129,7 @@ def test_verbose_shows_traceback(tmp_path):
 
 
 def test_internal_error_is_one_line(monkeypatch, smollm2_path):
-    import llmlite.cli as cli
+    import llmlite.cli.info as cli
 
     def broken(*a, **k):
         raise KeyError("boom")

@@ -203,7 +203,8 @@ def test_wrong_size_is_rejected(stand_in, tmp_path):
 
 
 def test_sampling_defaults_fill_what_the_command_line_leaves(stand_in, tmp_path):
-    from llmlite.cli import _Gen, _model_defaults
+    from llmlite.cli.loading import apply_model_defaults as _model_defaults
+    from llmlite.cli.options import GenOptions as _Gen
 
     toml = tmp_path / "models.toml"
     toml.write_text(toml.read_text().replace('description = "a stand-in"',

@@ -35,12 +35,12 @@ def _typer_params(argv):
     ["run", "m", "-p", "-", "--system-prompt", "", "--gpu-layers", "0", "--temp=1e-3", "--draft-max=2"],
 ])
 def test_fast_parse_matches_typer(argv):
-    from llmlite import cli
+    from llmlite.cli import fastpath, run
 
-    got = cli._fast_parse(argv)
+    got = fastpath.parse(argv)
     assert got is not None, argv
     fn, kwargs, verbose = got
-    assert fn is cli.run
+    assert fn is run.run
     want = _typer_params(argv)
     assert want is not None, argv
     assert (verbose, kwargs) == want
@@ -54,9 +54,9 @@ def test_fast_parse_matches_typer(argv):
     ["info", "m"], ["chat", "m"], [], ["-v"], ["run", "m", "--bogus"], ["run", "m", "-sys=x"],
 ])
 def test_fast_parse_leaves_the_rest_to_typer(argv):
-    from llmlite import cli
+    from llmlite.cli import fastpath
 
-    assert cli._fast_parse(argv) is None
+    assert fastpath.parse(argv) is None
 
 
 # ---- chat templates: Python twins vs Jinja ------------------------------------------

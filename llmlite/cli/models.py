@@ -1,0 +1,86 @@
+"""Model management: `llmlite pull`, `list`, `rm`."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llmlite.cli.app import app, command
+from llmlite.cli.bench import FTYPE_NAMES
+from llmlite.cli.output import fmt_bytes
+
+@app.command()
+@command
+def pull(name: str = typer.Argument(..., help="A models.toml alias, hf://org/repo/file.gguf, or org/repo[:QUANT] "
+                                             "(the repo's file of that quantization, Q4_K_M by default).")) -> None:
+    """Download a model into the cache (Hugging Face files into the Hugging Face cache,
+    shared with other tools), resumed after an interruption, sha256 verified."""
+    from llmlite.registry import pull as do_pull
+
+    p = do_pull(name)
+    print(f"{name}: {p} ({fmt_bytes(p.stat().st_size)}, sha256 verified)", file=sys.stderr)
+
+
+@app.command(name="list")
+@command
+def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSON list.")) -> None:
+    """The models: those in the caches (llmlite's, for the PyPI-provided ones, and the
+    Hugging Face cache) with size, quantization, architecture, context and when last
+    run, and the models.toml aliases not fetched yet."""
+    import datetime
+    import json
+
+    from llmlite.gguf_file import open_gguf
+    from llmlite.registry import HF_PREFIX, RegistryError, last_used, load_registry, local_models
+
+    try:
+        default, entries = load_registry()
+    except RegistryError as e:                    # a broken models.toml must not hide the cache
+        print(f"warning: {e}", file=sys.stderr)
+        default, entries = None, {}
+    alias_of = {}
+    for e in entries.values():
+        alias_of[e.file] = alias_of[f"{HF_PREFIX}{e.hf_repo}/{e.hf_file}"] = e.alias
+    rows, seen = [], set()
+    for m in local_models():
+        p = m["path"]
+        alias = alias_of.get(m["name"])
+        seen.add(alias)
+        when = last_used(p)
+        row = {"name": alias or m["name"], "file": m["name"], "source": m["source"], "path": str(p),
+               "size": p.stat().st_size, "default": alias == default and alias is not None,
+               "last_used": datetime.datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M") if when else "never"}
+        try:
+            with open_gguf(p) as g:
+                arch = g.get("general.architecture", "?")
+                row.update(arch=arch, quant=FTYPE_NAMES.get(g.get("general.file_type"), "?"),
+                           context=g.get(f"{arch}.context_length"))
+        except Exception:
+            row.update(arch="?", quant="?", context=None)
+        rows.append(row)
+    for e in entries.values():
+        if e.alias not in seen:
+            rows.append({"name": e.alias, "file": e.file, "source": "not pulled", "path": None, "size": e.size,
+                         "default": e.alias == default, "last_used": "-", "arch": "-", "quant": "-",
+                         "context": None})
+    if json_out:
+        print(json.dumps(rows))
+        return
+    w = max(len(r["name"]) + 2 for r in rows)
+    print(f"{'name':{w}}  {'size':>10}  {'quant':7}  {'arch':8}  {'context':>7}  {'last used':16}  source")
+    for r in rows:
+        name = r["name"] + (" *" if r["default"] else "")
+        size = fmt_bytes(r["size"]) if r["size"] else "?"
+        print(f"{name:{w}}  {size:>10}  {r['quant']:7}  {r['arch']:8}  {r['context'] or '-':>7}  "
+              f"{r['last_used']:16}  {r['source']}")
+    print("* the default model; `llmlite pull NAME` fetches one", file=sys.stderr)
+
+
+@app.command()
+@command
+def rm(name: str = typer.Argument(..., help="A models.toml alias, hf://org/repo/file.gguf or org/repo:QUANT.")) -> None:
+    """Remove a model's files from the caches."""
+    from llmlite.registry import remove
+
+    for p in remove(name):
+        print(f"removed {p}", file=sys.stderr)

@@ -1,0 +1,112 @@
+"""Options shared by several commands, each declared once, and their checks."""
+from __future__ import annotations
+
+import typer
+
+from llmlite.cli.app import UserError
+
+N_PREDICT_ONCE = 512       # -n default with -p/-f
+MAX_CTX = (1 << 31) - 1024  # the C side counts positions (and a little more) in an int
+N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
+
+
+def opt_n_predict():
+    return typer.Option(None, "-n", "--n-predict", "--predict",
+                        help=f"Tokens to generate; -1: until the end of the turn or a full context "
+                             f"(default: {N_PREDICT_ONCE} with -p/-f; in the REPL -1, or "
+                             f"{N_PREDICT_RAW_REPL} without a chat template).")
+
+
+def opt_ctx(default=None, help: str = "Context size in tokens (default: min(4096, training context); "
+                                        "0: the training context)."):
+    return typer.Option(default, "-c", "--ctx-size", help=help)
+
+
+def opt_threads():
+    return typer.Option(None, "-t", "--threads", help="CPU threads (default: the physical cores).")
+
+
+def opt_ngl(help: str = "Layers to offload to the GPU (auto, all, or a number).", metavar: str = "auto|N"):
+    return typer.Option("auto", "-ngl", "--gpu-layers", "--n-gpu-layers", metavar=metavar, help=help)
+
+
+def opt_temp():
+    return typer.Option(None, "--temp", help="Temperature; 0 is greedy (default 0.8, or the GGUF's general.sampling.temp).")
+
+
+def opt_top_k():
+    return typer.Option(None, "--top-k", help="Top-k sampling, 0 disables (default 40).")
+
+
+def opt_top_p():
+    return typer.Option(None, "--top-p", help="Top-p sampling, 1.0 disables (default 0.95).")
+
+
+def opt_min_p():
+    return typer.Option(None, "--min-p", help="Min-p sampling, 0.0 disables (default 0.05).")
+
+
+def opt_repeat_penalty():
+    return typer.Option(None, "--repeat-penalty", help="Penalty for repeated tokens, 1.0 disables (default 1.0).")
+
+
+def opt_seed():
+    return typer.Option(None, "-s", "--seed", help="Random seed; -1 or none: a random one.")
+
+
+def opt_system():
+    return typer.Option(None, "-sys", "--system-prompt", "--system", help="System message for the chat template.")
+
+
+def opt_lookup():
+    return typer.Option(True, "--lookup/--no-lookup",
+                        help="Prompt-lookup speculative decoding (lossless: the output does not change).")
+
+
+def opt_draft_max():
+    return typer.Option(8, "--draft-max", "--draft", help="Most tokens drafted per step with --lookup.")
+
+
+def opt_plain():
+    return typer.Option(False, "--plain", help="Replies as plain text (default: Markdown rendered on a terminal).")
+
+
+def opt_raw():
+    return typer.Option(False, "--raw", help="No chat template: the input is plain text for the model to continue.")
+
+
+class GenOptions:
+    """The generation options shared by run and chat, validated."""
+
+    def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
+        if n_predict is not None and n_predict < -1:
+            raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
+        from llmlite.sampling import check_sampling
+
+        try:
+            check_sampling(temp, top_k, top_p, min_p, repeat_penalty)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        if draft_max < 1:
+            raise UserError(f"--draft-max must be >= 1 (got {draft_max})")
+        self.n_predict = n_predict
+        self.lookup = lookup
+        self.kwargs = dict(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p,
+                           repeat_penalty=repeat_penalty, seed=None if seed is None or seed < 0 else seed,
+                           lookup=lookup, draft_max=draft_max)
+
+
+def whole_number(v: str, what: str) -> int:
+    """a whole number >= 0 given for `what`, or a UserError saying so"""
+    try:
+        n = int(str(v).strip())
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise UserError(f"{what} must be a whole number >= 0 (got {v!r})")
+    return n
+
+
+def parse_ngl(v: str):
+    s = str(v).strip().lower()
+    return s if s in ("auto", "all") else whole_number(s, "-ngl (auto, all or a number of layers)")

@@ -1,0 +1,343 @@
+"""The chat REPL: reading turns, slash commands, streaming replies, Ctrl-C, context overflow."""
+from __future__ import annotations
+
+import sys
+
+from llmlite.cli.app import UserError, one_line
+from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
+from llmlite.cli.options import MAX_CTX, N_PREDICT_RAW_REPL, GenOptions, whole_number
+from llmlite.cli.output import note, print_stats, stderr_style, stream, utf8_stdout
+
+_REPL_HELP = """\
+/help               this help
+/clear              forget the conversation and empty the KV cache
+/system [TEXT]      set the system message (without TEXT: remove it)
+/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, ctx, system or lookup (on/off)
+/show               the model, template, parameters, the rendered prompt and its token ids
+/save FILE          write the conversation as JSON; /load FILE reads one back
+/regen              drop the last reply and generate it again
+/stats              the last reply's statistics
+/bye                quit (also /exit, /quit, Ctrl-D, or Ctrl-C at the prompt)
+End a line with \\ to continue on the next line, or put the text between \"\"\" lines.
+Ctrl-C stops a reply; it stays in the history."""
+
+
+def _gauge(chat) -> str:
+    """the context gauge shown before the prompt: tokens in use / context"""
+    return f"[{chat.model.n_past}/{chat.model.n_ctx}] "
+
+
+def _ask(question: str, interactive: bool) -> bool:
+    """a yes/no question on stderr, the answer read as a line of input"""
+    print(stderr_style(question), end="", file=sys.stderr, flush=True)
+    try:
+        ans = input() if interactive else sys.stdin.readline()
+    except EOFError:
+        return False
+    if not interactive:
+        print(file=sys.stderr)
+    return ans.strip().lower() in ("y", "yes")
+
+
+def _read_turn(interactive: bool, gauge: str = "") -> str:
+    """One input: lines joined across those that end with a backslash, or the lines
+    between two \"\"\" marks. EOFError at the end."""
+
+    def one(prompt: str) -> str:
+        if interactive:
+            return input(prompt)
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    line = one(gauge + "> ")
+    if line.lstrip().startswith('"""'):       # """ ... """: the lines between, as they are
+        first = line.lstrip()[3:]
+        parts = [first] if first else []
+        while True:
+            if parts and parts[-1].rstrip().endswith('"""'):
+                parts[-1] = parts[-1].rstrip()[:-3]
+                break
+            try:
+                parts.append(one("... "))
+            except EOFError:
+                break
+        return "\n".join(p for p in parts).strip("\n")
+    parts = []
+    while line.endswith("\\"):
+        parts.append(line[:-1])
+        try:
+            line = one("... ")
+        except EOFError:
+            line = ""
+            break
+    parts.append(line)
+    return "\n".join(parts)
+
+
+_SET_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+             "repeat_penalty": "repeat_penalty", "seed": "seed"}
+
+
+def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
+    """/set KEY VALUE, validated as the command-line options are"""
+    key = key.lower().replace("-", "_")
+    if key == "system":
+        _slash_system(chat, value)
+        return
+    if key == "lookup":
+        on = value.lower() in ("on", "true", "1", "yes")
+        if not on and value.lower() not in ("off", "false", "0", "no"):
+            raise UserError(f"/set lookup {value}: on or off")
+        gen.lookup = gen.kwargs["lookup"] = on
+        note(f"(lookup {'on' if on else 'off'})")
+        return
+    if key == "ctx":
+        _set_ctx(chat, value)
+        return
+    if key not in _SET_KEYS:
+        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup'])}")
+    try:
+        v = int(value) if key in ("top_k", "seed") else float(value)
+    except ValueError:
+        raise UserError(f"/set {key} {value}: not a number") from None
+    cur = dict(gen.kwargs)
+    args = dict(n_predict=gen.n_predict, temp=cur["temperature"], top_k=cur["top_k"], top_p=cur["top_p"],
+                min_p=cur["min_p"], repeat_penalty=cur["repeat_penalty"], seed=cur["seed"], lookup=gen.lookup,
+                draft_max=cur["draft_max"])
+    args[{"temperature": "temp"}.get(_SET_KEYS[key], _SET_KEYS[key])] = v
+    checked = GenOptions(**args)                 # raises UserError, as on the command line
+    gen.kwargs.update(checked.kwargs)
+    note(f"({key} = {v})")
+
+
+def _set_ctx(chat, value: str) -> None:
+    """/set ctx N: the KV cache made again at N tokens; the conversation, if it fits,
+    is evaluated again on the next turn"""
+    n = whole_number(value, "/set ctx")
+    m = chat.model
+    need = len(chat.prompt_ids()) if (chat.messages or chat.transcript) else 0
+    train = m.metadata.get(f"{m.arch}.context_length")
+    target = n or int(train or 4096)
+    if target > MAX_CTX:
+        raise UserError(f"/set ctx {n}: at most {MAX_CTX}")
+    if need >= target:
+        raise UserError(f"/set ctx {n}: the conversation is {need} tokens; /clear first, or a context above {need}")
+    from llmlite._lib import LlmliteError
+
+    try:
+        m.set_context(target)
+    except (LlmliteError, MemoryError) as e:
+        raise UserError(f"/set ctx {n}: {one_line(e)}; the context stays {m.n_ctx}") from None
+    beyond = f" (more than the model's training context {train}: quality may drop past it)" \
+        if isinstance(train, int) and target > train else ""
+    note(f"(ctx = {m.n_ctx}{beyond})")
+
+
+def _slash_system(chat, arg: str) -> None:
+    if chat.raw:
+        note("(no chat template: /system has no effect)")
+    else:
+        chat.set_system(arg or None)
+        note("(system message set)" if arg else "(system message removed)")
+
+
+def _show(chat, gen: "GenOptions") -> None:
+    m = chat.model
+    how = "raw: no chat template" if chat.raw else chat.template.name
+    ids = chat.prompt_ids() if (chat.messages or chat.transcript) else []
+    params = ", ".join(f"{k} {v}" for k, v in gen.kwargs.items() if v is not None)
+    print(f"model: {m.path}\ntemplate: {how}\ncontext: {m.n_past} of {m.n_ctx} tokens in use\n"
+          f"parameters: {params or 'the model defaults'}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
+          f"token ids: {ids}", file=sys.stderr, flush=True)
+
+
+def _save(chat, path: str) -> None:
+    import json
+
+    data = {"format": "llmlite-chat-1", "system": chat.system, "raw": chat.raw, "messages": chat.messages,
+            "transcript": chat.transcript}
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=1)
+    except OSError as e:
+        raise UserError(f"/save {path}: {e.strerror or e}") from None
+    note(f"(conversation saved to {path}: {len(chat.messages)} messages)")
+
+
+def _load(chat, path: str) -> None:
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        msgs = data["messages"]
+        if not all(isinstance(x, dict) and x.get("role") in ("user", "assistant") and isinstance(x.get("content"), str)
+                   for x in msgs):
+            raise ValueError("messages must be {role: user|assistant, content: text}")
+    except OSError as e:
+        raise UserError(f"/load {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"/load {path}: not a saved conversation ({one_line(e)})") from None
+    chat.messages = [dict(x) for x in msgs]
+    chat.transcript = data.get("transcript", "") or ""
+    if "system" in data:
+        chat.set_system(data["system"])
+    note(f"(conversation loaded from {path}: {len(chat.messages)} messages)")
+
+
+def _slash(chat, line: str, gen: "GenOptions" = None, state: dict = None):
+    """Run a slash command: False to quit, a text to send as a user turn (/regen),
+    else None."""
+    cmd, _, arg = line.partition(" ")
+    cmd = cmd.lower()
+    arg = arg.strip()
+    state = state if state is not None else {}
+    try:
+        if cmd in ("/exit", "/quit", "/bye"):
+            return False
+        if cmd in ("/help", "/?"):
+            print(_REPL_HELP, file=sys.stderr, flush=True)
+        elif cmd == "/clear":
+            chat.clear()
+            note("(conversation cleared)")
+        elif cmd == "/system":
+            _slash_system(chat, arg)
+        elif cmd == "/set" and gen is not None:
+            key, _, value = arg.partition(" ")
+            if not key or not value.strip():
+                raise UserError("/set KEY VALUE (/help lists the keys)")
+            _set(chat, gen, key, value.strip())
+        elif cmd == "/show" and gen is not None:
+            _show(chat, gen)
+        elif cmd in ("/save", "/load"):
+            if not arg:
+                raise UserError(f"{cmd} FILE")
+            (_save if cmd == "/save" else _load)(chat, arg)
+        elif cmd == "/stats":
+            st = state.get("stats")
+            if st is None:
+                note("(no reply yet)")
+            else:
+                print_stats(st, gen.lookup if gen is not None else False)
+        elif cmd == "/regen":
+            if chat.raw or len(chat.messages) < 2 or chat.messages[-1]["role"] != "assistant":
+                raise UserError("/regen: there is no reply to generate again")
+            chat.messages.pop()
+            return chat.messages.pop()["content"]
+        else:
+            print(f"error: unknown command {cmd} (/help lists them)", file=sys.stderr, flush=True)
+    except UserError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+    return None
+
+
+def _history() -> None:
+    """line editing (readline) and the input history, kept across sessions in the
+    cache folder (LLMLITE_CACHE, else ~/.cache/llmlite)"""
+    try:
+        import readline
+    except ImportError:
+        return
+    import atexit
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite")) / "chat_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file():
+            readline.read_history_file(str(path))
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+
+    def save():
+        try:
+            readline.write_history_file(str(path))
+        except OSError:
+            pass
+
+    atexit.register(save)
+
+
+def repl(model, gen: "GenOptions", ctx_size, threads, ngl, system, raw, plain: bool = True) -> None:
+    utf8_stdout()
+    m = load_model(model, ctx_size, threads, ngl)
+    apply_model_defaults(gen, model)
+    chat = make_chat(m, system, raw)
+    n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        _history()
+        how = "raw: no chat template" if chat.raw else chat.template.name
+        note(f"llmlite chat: {m.path.name} ({how}), context {m.n_ctx} tokens. "
+              "/help for commands, Ctrl-D to quit, Ctrl-C stops a reply.")
+    try:
+        _repl_loop(chat, gen, n, interactive, plain)
+    except KeyboardInterrupt:  # Ctrl-C anywhere but in a reply: leave quietly
+        print(file=sys.stderr)
+
+
+def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool = True) -> None:
+    from llmlite.chat import ChatTemplateError, ContextFullError
+    from llmlite.generate import GenStats
+
+    state: dict = {}
+    pending = None                # a turn to send again (after dropping old exchanges)
+    while True:
+        try:
+            text = pending if pending is not None else _read_turn(interactive, _gauge(chat) if interactive else "")
+        except EOFError:
+            if interactive:
+                print(file=sys.stderr)
+            return
+        pending = None
+        if not text.strip():
+            continue
+        if text.lstrip().startswith("/"):
+            r = _slash(chat, text.strip(), gen, state)
+            if r is False:
+                return
+            if r is None:
+                continue
+            text = r                  # /regen: the last user turn again
+        if chat.raw:
+            if chat.transcript and not chat.transcript.endswith(("\n", " ")):
+                text = "\n" + text
+        else:
+            text = text.strip()
+        stats = GenStats()
+        pieces = chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs)
+        try:
+            stream(pieces, plain)
+        except KeyboardInterrupt:
+            pieces.close()
+            note("(reply interrupted)")
+        except ContextFullError as e:
+            # the turn is dropped; the conversation stays as it was, unless the user
+            # agrees to forget its oldest exchanges (never silently)
+            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else 256)
+            if k > 0 and _ask(f"(the conversation with this message is {e.n_tokens} tokens and the context "
+                              f"{e.n_ctx}: drop the oldest {k} exchange{'s' if k > 1 else ''} to fit? [y/N]) ",
+                              interactive):
+                chat.drop_oldest(k)
+                note(f"(dropped the oldest {k} exchange{'s' if k > 1 else ''})")
+                pending = text
+                continue
+            how = f"restart with -c {e.fit} or more"
+            if not e.first:
+                how = "/clear to start over, or " + how
+            print(f"error: the conversation with this message is {e.n_tokens} tokens and does not fit the context "
+                  f"of {e.n_ctx}: message dropped; {how}", file=sys.stderr, flush=True)
+            continue
+        except ChatTemplateError as e:
+            print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+            continue
+        finally:
+            pieces.close()
+        print_stats(stats, gen.lookup)
+        state["stats"] = stats
+        if stats.stop_reason == "context":
+            note("(the context is full: /clear to start over, or use a larger -c)")

@@ -1,0 +1,113 @@
+"""`llmlite run` (one prompt, or the REPL without one) and `llmlite chat`."""
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from llmlite.cli.app import UserError, app, command
+from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
+from llmlite.cli.options import (N_PREDICT_ONCE, GenOptions, opt_ctx, opt_draft_max, opt_lookup, opt_min_p,
+                                 opt_n_predict, opt_ngl, opt_plain, opt_raw, opt_repeat_penalty, opt_seed,
+                                 opt_system, opt_temp, opt_threads, opt_top_k, opt_top_p)
+from llmlite.cli.output import print_stats, stream, utf8_stdout
+from llmlite.cli.repl import repl
+
+def read_prompt_file(file: str) -> str:
+    if file == "-":
+        data = sys.stdin.buffer.read()
+        name = "stdin"
+    else:
+        from pathlib import Path
+
+        data = Path(file).read_bytes()
+        name = file
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{name}: not UTF-8 text (byte {e.start})") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    return text[:-1] if text.endswith("\n") else text  # like llama.cpp: one trailing newline dropped
+
+
+@app.command()
+@command
+def run(
+    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
+    prompt: Optional[str] = typer.Option(None, "-p", "--prompt", help="Generate once for this prompt, then exit."),
+    file: Optional[str] = typer.Option(None, "-f", "--file", help="Read the prompt from a file (-: stdin)."),
+    n_predict: Optional[int] = opt_n_predict(),
+    ctx_size: Optional[int] = opt_ctx(),
+    threads: Optional[int] = opt_threads(),
+    gpu_layers: str = opt_ngl(),
+    temp: Optional[float] = opt_temp(),
+    top_k: Optional[int] = opt_top_k(),
+    top_p: Optional[float] = opt_top_p(),
+    min_p: Optional[float] = opt_min_p(),
+    repeat_penalty: Optional[float] = opt_repeat_penalty(),
+    seed: Optional[int] = opt_seed(),
+    system: Optional[str] = opt_system(),
+    lookup: bool = opt_lookup(),
+    draft_max: int = opt_draft_max(),
+    raw: bool = opt_raw(),
+    plain: bool = opt_plain(),
+) -> None:
+    """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
+
+    The chat template is applied (-sys is the system message) unless --raw or the
+    model has none (a base model): then the prompt is continued as plain text.
+    """
+    if prompt is not None and file is not None:
+        raise UserError("give the prompt with -p or with -f, not both")
+    gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
+    if prompt is None and file is None:
+        repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
+        return
+    text = prompt if prompt is not None else read_prompt_file(file)  # type: ignore[arg-type]
+    utf8_stdout()
+    m = load_model(model, ctx_size, threads, gpu_layers)
+    apply_model_defaults(gen, model)
+    chat = make_chat(m, system, raw)
+    if chat.raw and not text:
+        raise UserError("the prompt is empty: nothing to continue")
+    from llmlite.generate import GenStats
+
+    stats = GenStats()
+    n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
+    stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs), plain)
+    print_stats(stats, gen.lookup)
+
+
+@app.command()
+@command
+def chat(
+    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
+    n_predict: Optional[int] = opt_n_predict(),
+    ctx_size: Optional[int] = opt_ctx(),
+    threads: Optional[int] = opt_threads(),
+    gpu_layers: str = opt_ngl(),
+    temp: Optional[float] = opt_temp(),
+    top_k: Optional[int] = opt_top_k(),
+    top_p: Optional[float] = opt_top_p(),
+    min_p: Optional[float] = opt_min_p(),
+    repeat_penalty: Optional[float] = opt_repeat_penalty(),
+    seed: Optional[int] = opt_seed(),
+    system: Optional[str] = opt_system(),
+    lookup: bool = opt_lookup(),
+    draft_max: int = opt_draft_max(),
+    raw: bool = opt_raw(),
+    plain: bool = opt_plain(),
+) -> None:
+    """Chat with a model in the terminal (reads lines from stdin when it is not a terminal).
+
+    \b
+    /help           the commands
+    /clear          forget the conversation (and the KV cache)
+    /system [TEXT]  set the system message (without TEXT: remove it)
+    /bye            quit (also /exit, /quit, Ctrl-D; Ctrl-C at the prompt)
+    A line ending in \\ continues on the next line. Ctrl-C stops a reply.
+    """
+    gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
+    repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
