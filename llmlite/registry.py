@@ -6,6 +6,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmlite import settings
+
 
 class RegistryError(RuntimeError):
     """A model could not be found, fetched or verified."""
@@ -79,7 +81,7 @@ def _entry(alias: str, m: dict) -> ModelEntry:
 
 
 def models_toml_path() -> Path:
-    env = os.environ.get("LLMLITE_MODELS_TOML")
+    env = settings.env("LLMLITE_MODELS_TOML")
     if env:
         return Path(env)
     p = Path(__file__).resolve().parent / "models.toml"
@@ -89,19 +91,14 @@ def models_toml_path() -> Path:
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite")) / "models"
+    d = settings.cache_root() / "models"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 def user_models_toml_path() -> Path:
-    """the user's models.toml: $LLMLITE_CONFIG/models.toml, else
-    $XDG_CONFIG_HOME/llmlite/models.toml (~/.config/llmlite/models.toml)"""
-    base = os.environ.get("LLMLITE_CONFIG")
-    if base:
-        return Path(base) / "models.toml"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "llmlite" / "models.toml"
+    """the user's models.toml, in settings.config_dir()"""
+    return settings.config_dir() / "models.toml"
 
 
 def load_registry() -> tuple[str, dict[str, ModelEntry]]:

@@ -17,6 +17,8 @@ import sys
 
 from typing import TYPE_CHECKING
 
+from llmlite import settings
+
 if TYPE_CHECKING:                    # rich is imported on first use: plain output never loads it
     from rich.console import Console
     from rich.live import Live
@@ -30,7 +32,7 @@ _NEXT = re.compile(r"(?:[ \t]*\n)*([ \t]*)(\S)")  # the next non-blank line: ind
 def markdown_ok(stream=None) -> bool:
     """True when `stream` (default sys.stdout) is a terminal that should get rendered Markdown."""
     env = os.environ
-    if env.get("LLMLITE_PLAIN", "") not in ("", "0") or env.get("NO_COLOR"):
+    if settings.env_flag("LLMLITE_PLAIN", False) or env.get("NO_COLOR"):
         return False
     if env.get("TERM", "") in ("", "dumb"):
         return False

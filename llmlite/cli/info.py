@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 import typer
 
+from llmlite import settings
 from llmlite.cli.app import UserError, app, command, resolve
 from llmlite.cli.options import opt_ctx, opt_ngl, parse_ngl
 from llmlite.cli.output import fmt_bytes, fmt_params
@@ -37,7 +38,7 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
         weights = sum(r[2] for r in types.values())
         n_el = sum(r[1] for r in types.values())
         if n_ctx is None:
-            n_ctx = min(4096, cfg.n_ctx_train) if cfg.n_ctx_train > 0 else 4096
+            n_ctx = settings.default_ctx(cfg.n_ctx_train)
         if n_ctx <= 0:
             raise UserError(f"context size must be positive (got {n_ctx})")
         kv = cfg.kv_cache_bytes(n_ctx)
@@ -101,7 +102,7 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
 def info(
     model: str = typer.Argument(..., help="A GGUF file, or a model alias from models.toml."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
-    ctx_size: Optional[int] = opt_ctx(help="Context for the memory estimate (default: min(4096, training context))."),
+    ctx_size: Optional[int] = opt_ctx(help=f"Context for the memory estimate (default: min({settings.DEFAULT_CTX}, training context))."),
     plan: bool = typer.Option(False, "--plan", help="Print the CPU/GPU layer split for -ngl, without loading."),
     vram: Optional[float] = typer.Option(None, "--vram", metavar="GB",
                                          help="With --plan: free GPU memory to plan for (default: this GPU's)."),

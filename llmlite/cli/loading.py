@@ -4,16 +4,17 @@ from __future__ import annotations
 import sys
 from typing import Optional
 
+from llmlite import settings
 from llmlite.cli.app import UserError, resolve, state
-from llmlite.cli.options import MAX_CTX, GenOptions, parse_ngl
+from llmlite.cli.options import GenOptions, parse_ngl
 from llmlite.cli.output import stderr_style
 
 def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
     """Resolve and load a model for generation, with the CLI's checks and notes."""
     import time
 
-    if ctx_size is not None and not 0 <= ctx_size <= MAX_CTX:
-        raise UserError(f"-c/--ctx-size must be in [0, {MAX_CTX}] (got {ctx_size})")
+    if ctx_size is not None and not 0 <= ctx_size <= settings.MAX_CTX:
+        raise UserError(f"-c/--ctx-size must be in [0, {settings.MAX_CTX}] (got {ctx_size})")
     if threads is not None and threads < 1:
         raise UserError(f"-t/--threads must be >= 1 (got {threads})")
     gpu = parse_ngl(ngl)
@@ -30,7 +31,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
         n_ctx_train = v
     n_ctx = ctx_size
     if ctx_size == 0:
-        n_ctx = n_ctx_train or 4096
+        n_ctx = n_ctx_train or settings.DEFAULT_CTX
     if n_ctx is not None and n_ctx_train and n_ctx > n_ctx_train:
         print(f"warning: context {n_ctx} is larger than the model's training context {n_ctx_train}: "
               "quality may drop past it", file=sys.stderr)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import typer
 
+from llmlite import settings
 from llmlite.cli.app import UserError
 
 N_PREDICT_ONCE = 512       # -n default with -p/-f
-MAX_CTX = (1 << 31) - 1024  # the C side counts positions (and a little more) in an int
 N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
 
 
@@ -17,8 +17,8 @@ def opt_n_predict():
                              f"{N_PREDICT_RAW_REPL} without a chat template).")
 
 
-def opt_ctx(default=None, help: str = "Context size in tokens (default: min(4096, training context); "
-                                        "0: the training context)."):
+def opt_ctx(default=None, help: str = f"Context size in tokens (default: min({settings.DEFAULT_CTX}, training "
+                                        "context); 0: the training context)."):
     return typer.Option(default, "-c", "--ctx-size", help=help)
 
 

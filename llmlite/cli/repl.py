@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import sys
 
+from llmlite import settings
 from llmlite.cli.app import UserError, one_line
 from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
-from llmlite.cli.options import MAX_CTX, N_PREDICT_RAW_REPL, GenOptions, whole_number
+from llmlite.cli.options import N_PREDICT_RAW_REPL, GenOptions, whole_number
 from llmlite.cli.output import note, print_stats, stderr_style, stream, utf8_stdout
 
 _REPL_HELP = """\
@@ -119,9 +120,9 @@ def _set_ctx(chat, value: str) -> None:
     m = chat.model
     need = len(chat.prompt_ids()) if (chat.messages or chat.transcript) else 0
     train = m.metadata.get(f"{m.arch}.context_length")
-    target = n or int(train or 4096)
-    if target > MAX_CTX:
-        raise UserError(f"/set ctx {n}: at most {MAX_CTX}")
+    target = n or int(train or settings.DEFAULT_CTX)
+    if target > settings.MAX_CTX:
+        raise UserError(f"/set ctx {n}: at most {settings.MAX_CTX}")
     if need >= target:
         raise UserError(f"/set ctx {n}: the conversation is {need} tokens; /clear first, or a context above {need}")
     from llmlite._lib import LlmliteError
@@ -241,10 +242,8 @@ def _history() -> None:
     except ImportError:
         return
     import atexit
-    import os
-    from pathlib import Path
 
-    path = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite")) / "chat_history"
+    path = settings.cache_root() / "chat_history"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file():
