@@ -470,7 +470,7 @@ def test_eos_and_eot_ids_stop_generation():
     assert "".join(pieces) == "Hello<|eot|> wo"
     # generate_tokens' own stop ids
     m = Scripted(PIECES, [0, 1, 2, 3], eog=[8])
-    assert list(generate_tokens(m, [0], SamplingParams(temperature=0), 10, stop_ids={2})) == [0, 1]
+    assert list(generate_tokens(m, [0], Sampler(SamplingParams(temperature=0)), 10, stop_ids={2})) == [0, 1]
 
 
 def test_max_tokens_and_context():
@@ -487,7 +487,7 @@ def test_max_tokens_and_context():
 def test_stops_on_the_tiny_model(tiny):
     """A stop string made of the ends of two real consecutive pieces; EOS ids; max_tokens."""
     ids = tiny.tokenize("Hello world")
-    toks = list(generate_tokens(tiny, ids, SamplingParams(temperature=0), 32, stop_ids=set()))
+    toks = list(generate_tokens(tiny, ids, Sampler(SamplingParams(temperature=0)), 32, stop_ids=set()))
     assert len(toks) == 32
     dec = tiny.tokenizer.stream(start=False)
     pieces = [dec.feed(t) for t in toks]
@@ -501,7 +501,7 @@ def test_stops_on_the_tiny_model(tiny):
     # an EOS id ends generation before it (the model's own list holds the ChatML end of turn)
     assert tiny.tokenizer.token_to_id("<|im_end|>") in tiny.tokenizer.eog_ids
     assert tiny.tokenizer.eos_id in tiny.tokenizer.eog_ids
-    cut = list(generate_tokens(tiny, ids, SamplingParams(temperature=0), 32, stop_ids={toks[5]}))
+    cut = list(generate_tokens(tiny, ids, Sampler(SamplingParams(temperature=0)), 32, stop_ids={toks[5]}))
     assert cut == toks[:toks.index(toks[5])]
     st = GenStats()
     assert len("".join(tiny.generate("Hello world", max_tokens=5, temperature=0, stats=st))) > 0
