@@ -11,6 +11,9 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, SAMPLING_KEYS, GenerationConfig
+
+
 class _App(typer.Typer):
     """The Typer app, with a fast path for `run`: see _fast_run."""
 
@@ -401,14 +404,13 @@ def _print_info(f: dict) -> None:
 
 N_PREDICT_ONCE = 512       # -n default with -p/-f
 MAX_CTX = (1 << 31) - 1024  # the C side counts positions (and a little more) in an int
-N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
 
 
 def _opt_n_predict():
     return typer.Option(None, "-n", "--n-predict", "--predict",
                         help=f"Tokens to generate; -1: until the end of the turn or a full context "
                              f"(default: {N_PREDICT_ONCE} with -p/-f; in the REPL -1, or "
-                             f"{N_PREDICT_RAW_REPL} without a chat template).")
+                             f"{DEFAULT_MAX_TOKENS} without a chat template).")
 
 
 def _opt_ctx():
@@ -459,7 +461,8 @@ def _opt_lookup():
 
 
 def _opt_draft_max():
-    return typer.Option(8, "--draft-max", "--draft", help="Most tokens drafted per step with --lookup.")
+    return typer.Option(GenerationConfig.draft_max, "--draft-max", "--draft",
+                        help="Most tokens drafted per step with --lookup.")
 
 
 def _opt_plain():
@@ -471,24 +474,31 @@ def _opt_raw():
 
 
 class _Gen:
-    """The generation options shared by run and chat, validated."""
+    """The generation options shared by run and chat: n_predict, and the keyword
+    options of Chat.reply (None: not given), checked as GenerationConfig checks them."""
 
     def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
         if n_predict is not None and n_predict < -1:
             raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
-        from llmlite.sampling import check_sampling
+        self.n_predict = n_predict
+        self.kwargs: dict = {}
+        self.update(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                    seed=seed, lookup=lookup, draft_max=draft_max)
 
+    def update(self, **changes) -> None:
+        """Options changed (/set), checked first: on a UserError they stay as they were."""
+        if changes.get("seed") is not None and changes["seed"] < 0:
+            changes["seed"] = None                 # -s -1: a random seed
+        kwargs = {**self.kwargs, **changes}
         try:
-            check_sampling(temp, top_k, top_p, min_p, repeat_penalty)
+            GenerationConfig.from_options(**kwargs)
         except ValueError as e:
             raise UserError(str(e)) from None
-        if draft_max < 1:
-            raise UserError(f"--draft-max must be >= 1 (got {draft_max})")
-        self.n_predict = n_predict
-        self.lookup = lookup
-        self.kwargs = dict(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p,
-                           repeat_penalty=repeat_penalty, seed=None if seed is None or seed < 0 else seed,
-                           lookup=lookup, draft_max=draft_max)
+        self.kwargs = kwargs
+
+    @property
+    def lookup(self) -> bool:
+        return self.kwargs["lookup"]
 
 
 def _count(v: str, what: str) -> int:
@@ -794,8 +804,7 @@ def _note(msg: str) -> None:
     print(_stderr_style(msg), file=sys.stderr, flush=True)
 
 
-_SET_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
-             "repeat_penalty": "repeat_penalty", "seed": "seed"}
+_SET_KEYS = {**SAMPLING_KEYS, "seed": ("seed", int)}     # the REPL may set the seed too
 
 
 def _set(chat, gen: "_Gen", key: str, value: str) -> None:
@@ -808,7 +817,7 @@ def _set(chat, gen: "_Gen", key: str, value: str) -> None:
         on = value.lower() in ("on", "true", "1", "yes")
         if not on and value.lower() not in ("off", "false", "0", "no"):
             raise UserError(f"/set lookup {value}: on or off")
-        gen.lookup = gen.kwargs["lookup"] = on
+        gen.update(lookup=on)
         _note(f"(lookup {'on' if on else 'off'})")
         return
     if key == "ctx":
@@ -816,17 +825,12 @@ def _set(chat, gen: "_Gen", key: str, value: str) -> None:
         return
     if key not in _SET_KEYS:
         raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup'])}")
+    name, read = _SET_KEYS[key]
     try:
-        v = int(value) if key in ("top_k", "seed") else float(value)
+        v = read(value)
     except ValueError:
         raise UserError(f"/set {key} {value}: not a number") from None
-    cur = dict(gen.kwargs)
-    args = dict(n_predict=gen.n_predict, temp=cur["temperature"], top_k=cur["top_k"], top_p=cur["top_p"],
-                min_p=cur["min_p"], repeat_penalty=cur["repeat_penalty"], seed=cur["seed"], lookup=gen.lookup,
-                draft_max=cur["draft_max"])
-    args[{"temperature": "temp"}.get(_SET_KEYS[key], _SET_KEYS[key])] = v
-    checked = _Gen(**args)                 # raises UserError, as on the command line
-    gen.kwargs.update(checked.kwargs)
+    gen.update(**{name: v})                # raises UserError, as on the command line
     _note(f"({key} = {v})")
 
 
@@ -985,7 +989,7 @@ def _repl(model, gen: "_Gen", ctx_size, threads, ngl, system, raw, plain: bool =
     m = _load_model(model, ctx_size, threads, ngl)
     _model_defaults(gen, model)
     chat = _make_chat(m, system, raw)
-    n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
+    n = gen.n_predict if gen.n_predict is not None else (DEFAULT_MAX_TOKENS if chat.raw else -1)
     interactive = sys.stdin.isatty()
     if interactive:
         _history()
@@ -1036,7 +1040,7 @@ def _repl_loop(chat, gen: "_Gen", n: int, interactive: bool, plain: bool = True)
         except ContextFullError as e:
             # the turn is dropped; the conversation stays as it was, unless the user
             # agrees to forget its oldest exchanges (never silently)
-            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else 256)
+            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else DEFAULT_MAX_TOKENS)
             if k > 0 and _ask(f"(the conversation with this message is {e.n_tokens} tokens and the context "
                               f"{e.n_ctx}: drop the oldest {k} exchange{'s' if k > 1 else ''} to fit? [y/N]) ",
                               interactive):

@@ -27,8 +27,9 @@ draft model would be another. The loop uses the model's public methods only
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from llmlite.genconfig import GenerationConfig
 from llmlite.sampling import Sampler, SamplingParams
 from llmlite.speculate import PromptLookup
 
@@ -125,24 +126,27 @@ def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats:
         stats.decode_s = time.perf_counter() - t1
 
 
-def generate_text(model, prompt, max_tokens: int = 256, temperature: float | None = None,
-                  top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
-                  repeat_penalty: float | None = None, seed: int | None = None, stop=(),
-                  add_special: bool = True, parse_special: bool = True, stats: GenStats | None = None,
-                  lookup: bool = False, draft_max: int = 8, lookup_ngram: int = 3, **_ignored):
-    """Stream text (str pieces). A stop string ends the text before it: no part of it
-    is ever given out (text that may begin one is held back until it is known)."""
+def drafter_for(config: GenerationConfig):
+    """The drafter a config asks for; None: plain decoding."""
+    return PromptLookup(config.draft_max, config.lookup_ngram) if config.lookup else None
+
+
+def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | None = None):
+    """Stream text (str pieces) for a prompt (text, or token ids). A stop string ends the
+    text before it: no part of it is ever given out (text that may begin one is held
+    back until it is known)."""
     if isinstance(prompt, str):
-        ids = model.tokenize(prompt, add_special=add_special, parse_special=parse_special)
+        ids = model.tokenize(prompt, add_special=config.add_special, parse_special=config.parse_special)
     else:
         ids = list(prompt)
-    params = SamplingParams.from_metadata(model.metadata, temperature=temperature, top_k=top_k, top_p=top_p,
-                                          min_p=min_p, repeat_penalty=repeat_penalty, seed=seed)
-    drafter = PromptLookup(draft_max, lookup_ngram) if lookup and draft_max > 0 else None
+    stats = stats if stats is not None else GenStats()
+    # the config's sampling fields are SamplingParams' own, None where not given
+    params = SamplingParams.from_metadata(model.metadata,
+                                          **{f.name: getattr(config, f.name) for f in fields(SamplingParams)})
     dec = model.tokenizer.stream(start=False)
-    stop = [s for s in (stop or ()) if s]
+    stop = config.stop
     held = ""   # decoded text not yet given out: it may be the start of a stop string
-    toks = generate_tokens(model, ids, Sampler(params), max_tokens, stats, drafter=drafter)
+    toks = generate_tokens(model, ids, Sampler(params), config.max_tokens, stats, drafter=drafter_for(config))
     try:
         for tok in toks:
             held += dec.feed(tok)
@@ -153,8 +157,7 @@ def generate_text(model, prompt, max_tokens: int = 256, temperature: float | Non
                 continue
             cut = _find_stop(held, stop)
             if cut >= 0:
-                if stats is not None:
-                    stats.stop_reason = "stop"
+                stats.stop_reason = "stop"
                 if cut:
                     yield held[:cut]
                 return
@@ -168,8 +171,7 @@ def generate_text(model, prompt, max_tokens: int = 256, temperature: float | Non
     cut = _find_stop(held, stop) if stop else -1
     if cut >= 0:
         held = held[:cut]
-        if stats is not None:
-            stats.stop_reason = "stop"
+        stats.stop_reason = "stop"
     if held:
         yield held
 

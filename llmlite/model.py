@@ -12,6 +12,7 @@ import numpy as np
 
 from llmlite import _lib
 from llmlite._lib import LlmliteError, ffi, lib
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 
 ARCHS = {"llama": lib.LLM_ARCH_LLAMA, "qwen2": lib.LLM_ARCH_QWEN2, "qwen3": lib.LLM_ARCH_QWEN3,
          "gemma3": lib.LLM_ARCH_GEMMA3, "phi3": lib.LLM_ARCH_PHI3}
@@ -410,11 +411,16 @@ class Model:
         return self.eval_last(ids[common:])
 
     # ---- generation ----
-    def generate(self, prompt, max_tokens: int = 256, **kw):
-        """Stream text pieces (str) for a prompt (str, or a list of token ids)."""
+    def generate(self, prompt, max_tokens: int = DEFAULT_MAX_TOKENS, *, stats=None, **options):
+        """Stream text pieces (str) for a prompt (str, or a list of token ids). options:
+        the other fields of llmlite.genconfig.GenerationConfig, checked now (an unknown
+        one is a TypeError, a value out of range a ValueError); stats: a GenStats to fill.
+        A delegate kept for the public API: the decode loop is llmlite/generate.py's,
+        which uses this model's public methods only (imported here, so that this
+        module does not depend on it)."""
         from llmlite.generate import generate_text
 
-        yield from generate_text(self, prompt, max_tokens=max_tokens, **kw)
+        return generate_text(self, prompt, GenerationConfig.from_options(max_tokens=max_tokens, **options), stats)
 
     def set_context(self, n_ctx: int) -> None:
         """A new context size (> 0): the KV cache made again at that size, empty, with the

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmlite.genconfig import GenerationConfig
 from llmlite.generate import GenStats, generate_text, generate_tokens
 from llmlite.sampling import Sampler, SamplingParams, top_k_ids
 
@@ -428,7 +429,7 @@ PIECES = ["Hel", "lo", " wo", "rld", "<", "/st", "op>", " after", "<|eot|>", "<|
 
 def run_text(model, **kw):
     st = GenStats()
-    pieces = list(generate_text(model, [0], stats=st, temperature=0, **kw))
+    pieces = list(generate_text(model, [0], GenerationConfig(temperature=0, **kw), st))
     return pieces, st
 
 
@@ -439,7 +440,8 @@ def test_stop_string_across_tokens_never_leaks():
     assert st.stop_reason == "stop" and st.generated == 7
     assert not any("<" in p for p in pieces)
     # text that cannot begin the stop string is not held back: it streams at once
-    g = generate_text(Scripted(PIECES, [0, 1, 2, 3, 4, 5, 6]), [0], max_tokens=20, temperature=0, stop=["</stop>"])
+    g = generate_text(Scripted(PIECES, [0, 1, 2, 3, 4, 5, 6]), [0],
+                      GenerationConfig(max_tokens=20, temperature=0, stop=["</stop>"]))
     assert next(g) == "Hel"
     g.close()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from llmlite.generate import GenStats, generate_tokens
+from llmlite.genconfig import GenerationConfig
+from llmlite.generate import GenStats, drafter_for, generate_tokens
 from llmlite.sampling import Sampler, SamplingParams
 from llmlite.speculate import DraftLength, Drafter, PromptLookup
 
@@ -228,7 +229,7 @@ def test_greedy_identical_on_workloads(smollm2_path, shared_dir):
             m.reset()
             st = GenStats()
             out[lk] = list(generate_tokens(m, ids, Sampler(SamplingParams(temperature=0.0)), 40, st,
-                                           drafter=PromptLookup(8, 3) if lk else None))
+                                           drafter=drafter_for(GenerationConfig(lookup=lk))))
             drafted += st.drafted
         assert out[True] == out[False], w["kind"]
     assert drafted > 0
