@@ -78,8 +78,9 @@ def main() -> int:
 
     import llmlite
     from llmlite.chat import prompt_ids, template_for
-    from llmlite.generate import GenStats, generate_tokens
-    from llmlite.sampling import SamplingParams
+    from llmlite.genconfig import GenerationConfig
+    from llmlite.generate import GenStats, drafter_for, generate_tokens
+    from llmlite.sampling import Sampler, SamplingParams
 
     if a.open_ended:
         wl = [{"kind": "open", "prompt": p} for p in OPEN_ENDED]
@@ -100,8 +101,9 @@ def main() -> int:
                 m.reset()
                 st = GenStats()
                 t = time.perf_counter()
-                toks = list(generate_tokens(m, ids, SamplingParams(temperature=0.0), a.n_gen, st,
-                                            lookup=lk, draft_max=a.draft_max))
+                drafter = drafter_for(GenerationConfig(lookup=lk, draft_max=a.draft_max))
+                toks = list(generate_tokens(m, ids, Sampler(SamplingParams(temperature=0.0)), a.n_gen, st,
+                                            drafter=drafter))
                 res[lk] = (toks, st)
                 totals[lk] += st.decode_s
             (p, sp), (q, sq) = res[False], res[True]

@@ -23,8 +23,11 @@ text continuation. See :func:`needs_template` and :class:`Chat`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional
+
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
+from llmlite.generate import generate_text
 
 __all__ = ["ChatTemplateError", "ContextFullError", "ChatTemplate", "BUILTIN_TEMPLATES", "Chat",
            "template_for", "needs_template", "looks_instruct", "prompt_ids"]
@@ -38,8 +41,8 @@ class ContextFullError(ValueError):
     """The prompt (or the conversation with a new message) does not fit the context window.
 
     ``n_tokens``: its length; ``n_ctx``: the context; ``fit``: a context size that
-    holds it and a reply (the prompt plus the reply's token budget, 256 when it has
-    none); ``first``: True when there was no earlier turn (/clear would not help)."""
+    holds it and a reply (the prompt plus the reply's token budget, DEFAULT_MAX_TOKENS
+    when it has none); ``first``: True when there was no earlier turn (/clear would not help)."""
 
     def __init__(self, message: str, n_tokens: int = 0, n_ctx: int = 0, fit: int = 0, first: bool = True):
         super().__init__(message)
@@ -352,7 +355,7 @@ class Chat:
     def set_system(self, text: Optional[str]) -> None:
         self.system = text or None
 
-    def turns_to_drop(self, text: str, reserve: int = 256) -> int:
+    def turns_to_drop(self, text: str, reserve: int = DEFAULT_MAX_TOKENS) -> int:
         """How many of the oldest exchanges (a user message and its reply) must go
         for the conversation with a new user message ``text`` and ``reserve`` tokens
         of reply to fit the context (the system message always stays); -1 if even
@@ -393,11 +396,15 @@ class Chat:
         else:
             self.messages.pop()
 
-    def reply(self, text: str, max_tokens: int = -1, stats=None, **gen) -> Iterator[str]:
+    def reply(self, text: str, max_tokens: int = -1, stats=None, **options) -> Iterator[str]:
         """Add a user turn and stream the model's reply (str pieces). The reply, even a
         partial one (the generator closed early, an interrupt), joins the history.
-        ``max_tokens`` < 0: until the end of the turn or a full context. ``gen``: the
-        sampling keyword arguments of Model.generate."""
+        ``max_tokens`` < 0: until the end of the turn or a full context. ``options``:
+        the other generation options of Model.generate, checked now (before the turn
+        joins the history)."""
+        return self._reply(text, max_tokens, stats, GenerationConfig.from_options(**options))
+
+    def _reply(self, text: str, max_tokens: int, stats, config: GenerationConfig) -> Iterator[str]:
         before = self.transcript
         if self.raw:
             self.transcript += text
@@ -415,7 +422,7 @@ class Chat:
         if len(ids) >= n_ctx:
             first = not (before if self.raw else self.messages[:-1])
             self._undo_input(before)
-            fit = len(ids) + (max_tokens if max_tokens is not None and max_tokens > 0 else 256)
+            fit = len(ids) + (max_tokens if max_tokens is not None and max_tokens > 0 else DEFAULT_MAX_TOKENS)
             if first:
                 msg = (f"the prompt is {len(ids)} tokens and does not fit the context of {n_ctx}: "
                        f"use -c {fit} or more, or a shorter prompt")
@@ -427,7 +434,7 @@ class Chat:
         n = room if max_tokens is None or max_tokens < 0 else min(max_tokens, room)
         parts: list[str] = []
         try:
-            for piece in self.model.generate(ids, max_tokens=n, stats=stats, **gen):
+            for piece in generate_text(self.model, ids, replace(config, max_tokens=n), stats):
                 parts.append(piece)
                 yield piece
         finally:

@@ -1,10 +1,37 @@
-"""The decode loop: prefill, step, stop (EOS/EOT, stop strings, max tokens), stream text."""
+"""The decode loop: prefill, then tokens one at a time, or several at once when a
+drafter proposes what comes next; the stop rules (end-of-generation tokens, max
+tokens, a full context, stop strings) and the statistics, once for both.
+
+A drafter guesses the tokens the model will produce next. The loop evaluates
+[latest token] + guess in one forward pass, samples each position in order as plain
+decoding would, and keeps the guessed tokens while the sampled ones equal them; the
+first that differs (or the position after a fully agreeing guess) is the model's own
+next token, and the cache forgets the rest of the guess. The forward pass is batch
+invariant (DESIGN.md principle 3), so every row is the logits plain decoding would
+compute, the sampler's draws are the same draws in the same order, and the output is
+identical, token for token. A drafter is made for one generation and has four methods:
+
+    begin(prompt_ids)        the prompt, once, before the first token
+    append(tok)              each token the sequence grows by, in order
+    propose(room) -> list    up to `room` tokens to verify after the latest one
+                             ([]: none, the loop decodes one token)
+    observe(drafted, accepted, seconds)
+                             after each forward pass from the first token on: how
+                             many tokens it verified (0 for a plain step), how many
+                             of them the model agreed with, what the pass cost
+
+llmlite/speculate.py's PromptLookup (n-grams of the text so far) is one; a small
+draft model would be another. The loop uses the model's public methods only
+(prefill, step, eval, truncate, n_past, n_ctx, last_reused, tokenizer).
+"""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
+from llmlite.genconfig import GenerationConfig
 from llmlite.sampling import Sampler, SamplingParams
+from llmlite.speculate import PromptLookup
 
 
 @dataclass
@@ -28,65 +55,98 @@ class GenStats:
         return self.generated / self.decode_s if self.decode_s > 0 else 0.0
 
 
-def generate_tokens(model, prompt_ids, params: SamplingParams, max_tokens: int, stats: GenStats | None = None,
-                    stop_ids=None, lookup: bool = False, draft_max: int = 8, lookup_ngram: int = 3):
-    """Yield generated token ids. The end-of-generation token itself is not yielded.
-    lookup=True verifies prompt-lookup drafts in batches (llmlite/speculate.py); the
-    tokens are the same as without it."""
+def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats: GenStats | None = None,
+                    stop_ids=None, drafter=None):
+    """Yield generated token ids; the end-of-generation token itself is not yielded.
+    stop_ids: the end-of-generation ids (default: the tokenizer's). drafter: None
+    decodes one token per pass; else see the module docstring."""
     stats = stats if stats is not None else GenStats()
-    sampler = Sampler(params)
     eog = set(stop_ids) if stop_ids is not None else set(model.tokenizer.eog_ids)
-    if lookup and draft_max > 0:
-        from llmlite.speculate import speculative_tokens
-
-        yield from speculative_tokens(model, prompt_ids, sampler, max_tokens, eog, stats,
-                                      ngram_max=lookup_ngram, draft_max=draft_max)
-        return
     history = list(prompt_ids)
     t0 = time.perf_counter()
-    logits = model.prefill(prompt_ids)
-    stats.prompt_tokens = len(prompt_ids)
+    logits = model.prefill(history)
+    stats.prompt_tokens = len(history)
     stats.cached_tokens = model.last_reused
     t1 = time.perf_counter()
     stats.prefill_s = t1 - t0
+    if drafter is not None:
+        drafter.begin(history)
+    # the guess being verified: its tokens, the rows of logits of [token before it] +
+    # guess, the cache length before that pass, the pass's seconds, and how many guessed
+    # tokens the model has agreed with so far (rows[agreed] predicts the next token)
+    draft, rows, base, took, agreed = (), None, 0, 0.0, 0
+    produced = 0
     try:
-        for _ in range(max_tokens):
+        while produced < max_tokens:
             tok = sampler.sample(logits, history)
+            if draft and (agreed == len(draft) or tok != draft[agreed] or tok in eog):
+                # the model's own token ends the guess: the cache keeps the agreeing prefix
+                model.truncate(base + 1 + agreed)
+                drafter.observe(len(draft), agreed, took)
+                draft = ()
             if tok in eog:
                 stats.stop_reason = "eos"
                 return
             history.append(tok)
+            produced += 1
             stats.generated += 1
+            if draft:                   # a guessed token: the cache holds it and its row is computed
+                agreed += 1
+                stats.accepted += 1
+            if drafter is not None:
+                drafter.append(tok)
             yield tok
-            if stats.generated >= max_tokens:
+            if produced >= max_tokens:
                 break
+            if draft:
+                logits = rows[agreed]
+                continue
             if model.n_past >= model.n_ctx:
                 stats.stop_reason = "context"
                 return
-            logits = model.step(tok)
+            if drafter is None:
+                logits = model.step(tok)
+                continue
+            draft = drafter.propose(min(max_tokens - produced, model.n_ctx - model.n_past - 1))
+            ts = time.perf_counter()
+            if not draft:
+                logits = model.step(tok)
+                drafter.observe(0, 0, time.perf_counter() - ts)
+                continue
+            base, agreed = model.n_past, 0
+            rows = model.eval([tok, *draft])   # row i predicts the token after input i
+            took = time.perf_counter() - ts
+            stats.drafted += len(draft)
+            logits = rows[0]
+        if draft:                       # max_tokens reached inside a guess: as above
+            model.truncate(base + 1 + agreed)
+            drafter.observe(len(draft), agreed, took)
         stats.stop_reason = "length"
     finally:
         stats.decode_s = time.perf_counter() - t1
 
 
-def generate_text(model, prompt, max_tokens: int = 256, temperature: float | None = None,
-                  top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
-                  repeat_penalty: float | None = None, seed: int | None = None, stop=(),
-                  add_special: bool = True, parse_special: bool = True, stats: GenStats | None = None,
-                  lookup: bool = False, draft_max: int = 8, lookup_ngram: int = 3, **_ignored):
-    """Stream text (str pieces). A stop string ends the text before it: no part of it
-    is ever given out (text that may begin one is held back until it is known)."""
+def drafter_for(config: GenerationConfig):
+    """The drafter a config asks for; None: plain decoding."""
+    return PromptLookup(config.draft_max, config.lookup_ngram) if config.lookup else None
+
+
+def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | None = None):
+    """Stream text (str pieces) for a prompt (text, or token ids). A stop string ends the
+    text before it: no part of it is ever given out (text that may begin one is held
+    back until it is known)."""
     if isinstance(prompt, str):
-        ids = model.tokenize(prompt, add_special=add_special, parse_special=parse_special)
+        ids = model.tokenize(prompt, add_special=config.add_special, parse_special=config.parse_special)
     else:
         ids = list(prompt)
-    params = SamplingParams.from_metadata(model.metadata, temperature=temperature, top_k=top_k, top_p=top_p,
-                                          min_p=min_p, repeat_penalty=repeat_penalty, seed=seed)
+    stats = stats if stats is not None else GenStats()
+    # the config's sampling fields are SamplingParams' own, None where not given
+    params = SamplingParams.from_metadata(model.metadata,
+                                          **{f.name: getattr(config, f.name) for f in fields(SamplingParams)})
     dec = model.tokenizer.stream(start=False)
-    stop = [s for s in (stop or ()) if s]
+    stop = config.stop
     held = ""   # decoded text not yet given out: it may be the start of a stop string
-    toks = generate_tokens(model, ids, params, max_tokens, stats, lookup=lookup, draft_max=draft_max,
-                           lookup_ngram=lookup_ngram)
+    toks = generate_tokens(model, ids, Sampler(params), config.max_tokens, stats, drafter=drafter_for(config))
     try:
         for tok in toks:
             held += dec.feed(tok)
@@ -97,8 +157,7 @@ def generate_text(model, prompt, max_tokens: int = 256, temperature: float | Non
                 continue
             cut = _find_stop(held, stop)
             if cut >= 0:
-                if stats is not None:
-                    stats.stop_reason = "stop"
+                stats.stop_reason = "stop"
                 if cut:
                     yield held[:cut]
                 return
@@ -112,8 +171,7 @@ def generate_text(model, prompt, max_tokens: int = 256, temperature: float | Non
     cut = _find_stop(held, stop) if stop else -1
     if cut >= 0:
         held = held[:cut]
-        if stats is not None:
-            stats.stop_reason = "stop"
+        stats.stop_reason = "stop"
     if held:
         yield held
 

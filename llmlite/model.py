@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from llmlite import _lib
 from llmlite._lib import LlmliteError, ffi, lib
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 
 ARCHS = {"llama": lib.LLM_ARCH_LLAMA, "qwen2": lib.LLM_ARCH_QWEN2, "qwen3": lib.LLM_ARCH_QWEN3,
          "gemma3": lib.LLM_ARCH_GEMMA3, "phi3": lib.LLM_ARCH_PHI3}
@@ -229,6 +232,18 @@ class Weights:
         return out if mode else None
 
 
+@dataclass(frozen=True)
+class _LoadOptions:
+    """How a Model makes its Weights: kept to make them again (a new context size, the
+    CPU taking over from a failed device)."""
+    n_batch: int
+    flash_attn: bool
+    gpu_layers: int | str | None     # the last N layers on the device, "all" or "auto"
+    backend: str | None              # None: $LLMLITE_OFFLOAD_BACKEND, else "cuda"
+    margin: int | None               # device memory the offload plan leaves free (None: offload.DEFAULT_MARGIN)
+    notify: Callable[[str], None] | None
+
+
 class Model:
     """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
 
@@ -255,8 +270,8 @@ class Model:
         self.threads = _lib.set_threads(threads)
         self.offload_notes: list[str] = []
         self.offload_plan = None
-        self._make = (n_batch, flash_attn, gpu_layers, offload_backend, vram_margin, notify)
-        self.weights = self._make_weights(n_ctx or 0, *self._make)
+        self._load = _LoadOptions(n_batch, flash_attn, gpu_layers, offload_backend, vram_margin, notify)
+        self.weights = self._make_weights(n_ctx or 0)
         self.tokenizer = Tokenizer.from_gguf(self.gguf)
         self.metadata = self.gguf.metadata
         self.arch = self.metadata.get("general.architecture")
@@ -267,30 +282,31 @@ class Model:
         self._step_logits = np.empty(self.n_vocab, dtype=np.float32)   # decode-step output
         self.last_reused = 0          # prompt tokens the last prefill() found in the cache
 
-    def _make_weights(self, n_ctx, n_batch, flash_attn, gpu_layers, backend, margin, notify) -> Weights:
+    def _make_weights(self, n_ctx) -> Weights:
         """Weights with the layers -ngl asks for on the device; when the device refuses
         (out of its memory despite the plan, a type it cannot run), fewer layers, down
         to none, each step one line to notify."""
         from llmlite import offload
 
-        backend = backend or os.environ.get("LLMLITE_OFFLOAD_BACKEND", "cuda")
+        o = self._load
+        backend = o.backend or os.environ.get("LLMLITE_OFFLOAD_BACKEND", "cuda")
         if backend not in BACKENDS:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
-        say = notify or (lambda line: None)
+        say = o.notify or (lambda line: None)
         n = 0
-        if gpu_layers not in (0, None):
+        if o.gpu_layers not in (0, None):
             ctx = n_ctx or Weights.default_ctx(self.gguf)
             n, self.offload_plan, note = offload.choose_layers(
-                self.gguf, ctx, n_batch, gpu_layers, backend,
-                offload.DEFAULT_MARGIN if margin is None else margin)
+                self.gguf, ctx, o.n_batch, o.gpu_layers, backend,
+                offload.DEFAULT_MARGIN if o.margin is None else o.margin)
             if note:
                 self.offload_notes.append(note)
                 say(note)
-            if self.offload_plan is not None and (n or gpu_layers != "auto"):
+            if self.offload_plan is not None and (n or o.gpu_layers != "auto"):
                 say(offload.format_plan(self.offload_plan))     # before anything is loaded
         while True:
             try:
-                return Weights(self.gguf, n_ctx, n_batch, flash_attn=flash_attn, n_offload=n, backend=backend)
+                return Weights(self.gguf, n_ctx, o.n_batch, flash_attn=o.flash_attn, n_offload=n, backend=backend)
             except OffloadError as e:
                 fewer = n * 3 // 4 if n > 4 and e.out_of_memory else 0
                 note = f"offload of {n} layers failed ({e}): {fewer} layers on the {offload.device_name(backend)} instead"
@@ -343,8 +359,8 @@ class Model:
         """The device failed a step: every layer on the CPU from now on, with the KV cache
         of the tokens so far computed again there (the conversation goes on), one line to
         notify (a RuntimeWarning without one). LLMLITE_DEVICE_FALLBACK=0 raises instead."""
-        n_batch, flash_attn, _, backend, margin, notify = self._make
-        self._make = (n_batch, flash_attn, 0, backend, margin, notify)
+        self._load = replace(self._load, gpu_layers=0)
+        notify = self._load.notify
         note = f"{why}: continuing on the CPU (the {self.n_past} tokens so far evaluated again)"
         self.offload_notes.append(note)
         if notify:
@@ -355,7 +371,7 @@ class Model:
             warnings.warn(note, RuntimeWarning, stacklevel=4)
         self.weights, self.offload_plan = None, None   # the span's memory goes first
         try:
-            self.weights = self._make_weights(self.n_ctx, *self._make)
+            self.weights = self._make_weights(self.n_ctx)
             if self.tokens:
                 self.weights.forward(self.tokens, 0, 0)
         except LlmliteError as e:
@@ -395,11 +411,16 @@ class Model:
         return self.eval_last(ids[common:])
 
     # ---- generation ----
-    def generate(self, prompt, max_tokens: int = 256, **kw):
-        """Stream text pieces (str) for a prompt (str, or a list of token ids)."""
+    def generate(self, prompt, max_tokens: int = DEFAULT_MAX_TOKENS, *, stats=None, **options):
+        """Stream text pieces (str) for a prompt (str, or a list of token ids). options:
+        the other fields of llmlite.genconfig.GenerationConfig, checked now (an unknown
+        one is a TypeError, a value out of range a ValueError); stats: a GenStats to fill.
+        A delegate kept for the public API: the decode loop is llmlite/generate.py's,
+        which uses this model's public methods only (imported here, so that this
+        module does not depend on it)."""
         from llmlite.generate import generate_text
 
-        yield from generate_text(self, prompt, max_tokens=max_tokens, **kw)
+        return generate_text(self, prompt, GenerationConfig.from_options(max_tokens=max_tokens, **options), stats)
 
     def set_context(self, n_ctx: int) -> None:
         """A new context size (> 0): the KV cache made again at that size, empty, with the
@@ -408,9 +429,9 @@ class Model:
         old = self.n_ctx
         self.weights = None
         try:
-            self.weights = self._make_weights(n_ctx, *self._make)
+            self.weights = self._make_weights(n_ctx)
         except BaseException:
-            self.weights = self._make_weights(old, *self._make)
+            self.weights = self._make_weights(old)
             raise
         self.n_ctx = self.weights.n_ctx
         self.tokens = []

@@ -13,10 +13,6 @@ class RegistryError(RuntimeError):
     """A model could not be found, fetched or verified."""
 
 
-SAMPLING_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
-                 "repeat_penalty": "repeat_penalty"}
-
-
 @dataclass
 class ModelEntry:
     alias: str
@@ -59,6 +55,7 @@ def _entry(alias: str, m: dict) -> ModelEntry:
         raise bad("sha256 must be 64 hex digits")
     if sha is None and (parts or not hf_repo):
         raise bad("needs sha256 (only a Hugging Face file may leave it to the hub's LFS sha256)")
+    from llmlite.genconfig import SAMPLING_KEYS
     from llmlite.sampling import check_sampling
 
     sampling, table = {}, m.get("sampling", {})
@@ -67,7 +64,8 @@ def _entry(alias: str, m: dict) -> ModelEntry:
     for k, v in table.items():
         if k not in SAMPLING_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad(f"sampling.{k} = {v!r}: one of {', '.join(SAMPLING_KEYS)}, a number")
-        sampling[SAMPLING_KEYS[k]] = int(v) if k == "top_k" else float(v)
+        name, read = SAMPLING_KEYS[k]
+        sampling[name] = read(v)
     try:
         check_sampling(**sampling)
     except ValueError as e:

@@ -27,6 +27,11 @@ import numpy as np
 
 _BLOCK = 64   # top-k pre-selection: block maxima bound the k-th largest logit from below
 
+# GGUF's general.sampling.<key> metadata -> SamplingParams field (GGUF's own spelling;
+# the names people write are llmlite/genconfig.py's SAMPLING_KEYS)
+GGUF_SAMPLING_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
+                      "penalty_repeat": "repeat_penalty", "penalty_last_n": "repeat_last_n"}
+
 
 def check_sampling(temperature=None, top_k=None, top_p=None, min_p=None, repeat_penalty=None) -> None:
     """ValueError naming the command-line option of the first value out of range (None: not given)"""
@@ -61,9 +66,7 @@ class SamplingParams:
         """llama.cpp's defaults, then the GGUF's general.sampling.* values, then explicit
         overrides (None: not given). A metadata value that is not a finite number is ignored."""
         p = cls()
-        keys = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
-                "penalty_repeat": "repeat_penalty", "penalty_last_n": "repeat_last_n"}
-        for k, attr in keys.items():
+        for k, attr in GGUF_SAMPLING_KEYS.items():
             v = (md or {}).get(f"general.sampling.{k}")
             if isinstance(v, np.ndarray) and v.size == 1:
                 v = v.reshape(()).item()

@@ -43,7 +43,6 @@ _NAMES = {v.name for v in ENV}
 
 # defaults that more than one place needs
 DEFAULT_CTX = 4096          # -c when not given: min(this, the training context)
-REPLY_RESERVE = 256         # tokens kept free for a reply when a chat turn must fit the context
 MAX_CTX = (1 << 31) - 1024  # the C side counts positions (and a little more) in an int
 
 

@@ -1,30 +1,23 @@
-"""Prompt-lookup speculative decoding.
+"""Prompt-lookup speculative decoding: a drafter for the decode loop (llmlite/generate.py).
 
 The drafter finds the longest suffix n-gram (n = ngram_max .. 1) of the sequence in
 what came before (the prompt and the generated text) and proposes the tokens that
-followed its latest earlier occurrence. One forward pass over [last token] + draft
-verifies it: greedy accepts the prefix equal to the model's own argmax; sampling draws
-from the model's processed distribution at each drafted position, in order, and
-accepts while the draw equals the draft. The first mismatch (or the position after a
-fully accepted draft) emits the model's own token. The forward pass is batch
-invariant (DESIGN.md principle 3), so the logits of every verified position are the
-ones plain decoding would compute: the output is identical, token for token, and with
-a seed the random draws are the same draws in the same order.
+followed its latest earlier occurrence, as many as DraftLength expects to pay for
+their verify pass. The loop verifies them (greedy accepts the prefix equal to the
+model's own argmax; sampling draws from the model's processed distribution at each
+drafted position, in order, and accepts while the draw equals the draft), so the
+output is the one plain decoding gives, token for token.
 """
 from __future__ import annotations
 
-import math
-import time
 from collections import defaultdict
-
-import numpy as np
 
 
 class Drafter:
     """An index from n-grams (n = 1..ngram_max) to the positions just after them,
     updated as tokens arrive (no rescan of the sequence per step)."""
 
-    def __init__(self, tokens=(), ngram_max: int = 3):
+    def __init__(self, tokens, ngram_max: int):
         self.n = max(1, int(ngram_max))
         self.seq: list[int] = []
         self.index: list[dict] = [defaultdict(list) for _ in range(self.n + 1)]
@@ -71,7 +64,7 @@ class DraftLength:
     # predicts well, a single repeated token much less
     PRIOR = {1: 0.3, 2: 0.45, 3: 0.6}
 
-    def __init__(self, k_max: int = 8):
+    def __init__(self, k_max: int):
         self.k_max = max(0, int(k_max))
         self.accept = dict(self.PRIOR)      # match length -> acceptance estimate (EMA)
         self.cost: dict[int, float] = {}    # batch size -> seconds per pass (EMA)
@@ -118,77 +111,27 @@ class DraftLength:
         return best_k
 
 
-def speculative_tokens(model, prompt_ids, sampler, max_tokens: int, eog, stats, ngram_max: int = 3,
-                       draft_max: int = 8):
-    """Yield generated token ids exactly as plain decoding would, verifying drafts in
-    batches. The end-of-generation token is not yielded."""
-    history = list(prompt_ids)
-    drafter = Drafter(history, ngram_max)
-    sizer = DraftLength(draft_max)
-    t0 = time.perf_counter()
-    logits = model.prefill(prompt_ids)
-    stats.prompt_tokens = len(prompt_ids)
-    stats.cached_tokens = model.last_reused
-    t1 = time.perf_counter()
-    stats.prefill_s = t1 - t0
-    decided = None          # a token already drawn in a verify round (its mismatch)
-    produced = 0
-    try:
-        while produced < max_tokens:
-            tok = decided if decided is not None else sampler.sample(logits, history)
-            decided = None
-            if tok in eog:
-                stats.stop_reason = "eos"
-                return
-            history.append(tok)
-            drafter.append(tok)
-            produced += 1
-            stats.generated += 1
-            yield tok
-            if produced >= max_tokens:
-                break
-            if model.n_past >= model.n_ctx:
-                stats.stop_reason = "context"
-                return
-            avail = min(max_tokens - produced, model.n_ctx - model.n_past - 1)
-            draft, n_match = drafter.match(min(sizer.k_max, avail))
-            k = sizer.choose(min(len(draft), avail), n_match) if draft else 0
-            draft = draft[:k]
-            ts = time.perf_counter()
-            if not draft:
-                logits = model.step(tok)
-                sizer.observe_pass(1, time.perf_counter() - ts)
-                continue
-            base = model.n_past
-            rows = model.eval([tok] + draft)          # row i predicts the token after input i
-            sizer.observe_pass(len(draft) + 1, time.perf_counter() - ts)
-            stats.drafted += len(draft)
-            accepted, stop = 0, None
-            for i, d in enumerate(draft):
-                t = sampler.sample(rows[i], history)
-                if t != d:
-                    decided = t                        # the model's own token: emitted next
-                    break
-                if t in eog:
-                    stop = "eos"
-                    break
-                history.append(t)
-                drafter.append(t)
-                accepted += 1
-                produced += 1
-                stats.generated += 1
-                yield t
-                if produced >= max_tokens:
-                    stop = "length"
-                    break
-            else:
-                logits = rows[len(draft)]              # all accepted: the bonus row
-            stats.accepted += accepted
-            sizer.observe_round(len(draft), accepted, n_match)
-            model.truncate(base + 1 + accepted)        # roll back the rejected positions
-            if stop:
-                stats.stop_reason = stop
-                return
-        stats.stop_reason = "length"
-    finally:
-        stats.decode_s = time.perf_counter() - t1
+class PromptLookup:
+    """The drafter interface of llmlite/generate.py over a Drafter (what to propose)
+    and a DraftLength (how much of it). The defaults of draft_max and ngram_max are
+    GenerationConfig's."""
+
+    def __init__(self, draft_max: int, ngram_max: int):
+        self.draft_max, self.ngram_max = draft_max, ngram_max
+        self.n_match = 0            # the suffix length the last proposal was found by
+
+    def begin(self, prompt_ids) -> None:
+        self.index = Drafter(prompt_ids, self.ngram_max)
+        self.sizer = DraftLength(self.draft_max)
+
+    def append(self, tok: int) -> None:
+        self.index.append(tok)
+
+    def propose(self, room: int) -> list[int]:
+        draft, self.n_match = self.index.match(min(self.sizer.k_max, room))
+        k = self.sizer.choose(min(len(draft), room), self.n_match) if draft else 0
+        return draft[:k]
+
+    def observe(self, drafted: int, accepted: int, seconds: float) -> None:
+        self.sizer.observe_pass(drafted + 1, seconds)
+        self.sizer.observe_round(drafted, accepted, self.n_match)

@@ -249,3 +249,17 @@ def test_raw_chat_continues_text(tiny):
     tiny.reset()
     assert out == "".join(tiny.generate("The capital of France is", max_tokens=5, temperature=0))
     assert st.prompt_tokens == len(tiny.tokenize("The capital of France is"))
+
+
+def test_unknown_option_is_refused_before_the_turn(tiny):
+    tiny.reset()
+    chat = Chat(tiny)
+    with pytest.raises(TypeError, match="'temprature'"):
+        chat.reply("Hello", max_tokens=2, temprature=0)
+    with pytest.raises(ValueError, match="--top-p"):
+        chat.reply("Hello", max_tokens=2, top_p=3)
+    assert chat.messages == [] and tiny.n_past == 0
+    with pytest.raises(TypeError, match="'lookups'"):
+        tiny.generate("Hello", max_tokens=2, lookups=True)      # the public API refuses it at the call
+    want = "".join(tiny.generate("Hello", max_tokens=6, temperature=0))
+    assert "".join(tiny.generate("Hello", max_tokens=6, temperature=0, lookup=True)) == want

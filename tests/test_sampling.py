@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from llmlite.genconfig import GenerationConfig
 from llmlite.generate import GenStats, generate_text, generate_tokens
 from llmlite.sampling import Sampler, SamplingParams, top_k_ids
 
@@ -428,7 +429,7 @@ PIECES = ["Hel", "lo", " wo", "rld", "<", "/st", "op>", " after", "<|eot|>", "<|
 
 def run_text(model, **kw):
     st = GenStats()
-    pieces = list(generate_text(model, [0], stats=st, temperature=0, **kw))
+    pieces = list(generate_text(model, [0], GenerationConfig(temperature=0, **kw), st))
     return pieces, st
 
 
@@ -439,7 +440,8 @@ def test_stop_string_across_tokens_never_leaks():
     assert st.stop_reason == "stop" and st.generated == 7
     assert not any("<" in p for p in pieces)
     # text that cannot begin the stop string is not held back: it streams at once
-    g = generate_text(Scripted(PIECES, [0, 1, 2, 3, 4, 5, 6]), [0], max_tokens=20, temperature=0, stop=["</stop>"])
+    g = generate_text(Scripted(PIECES, [0, 1, 2, 3, 4, 5, 6]), [0],
+                      GenerationConfig(max_tokens=20, temperature=0, stop=["</stop>"]))
     assert next(g) == "Hel"
     g.close()
 
@@ -470,7 +472,7 @@ def test_eos_and_eot_ids_stop_generation():
     assert "".join(pieces) == "Hello<|eot|> wo"
     # generate_tokens' own stop ids
     m = Scripted(PIECES, [0, 1, 2, 3], eog=[8])
-    assert list(generate_tokens(m, [0], SamplingParams(temperature=0), 10, stop_ids={2})) == [0, 1]
+    assert list(generate_tokens(m, [0], Sampler(SamplingParams(temperature=0)), 10, stop_ids={2})) == [0, 1]
 
 
 def test_max_tokens_and_context():
@@ -487,7 +489,7 @@ def test_max_tokens_and_context():
 def test_stops_on_the_tiny_model(tiny):
     """A stop string made of the ends of two real consecutive pieces; EOS ids; max_tokens."""
     ids = tiny.tokenize("Hello world")
-    toks = list(generate_tokens(tiny, ids, SamplingParams(temperature=0), 32, stop_ids=set()))
+    toks = list(generate_tokens(tiny, ids, Sampler(SamplingParams(temperature=0)), 32, stop_ids=set()))
     assert len(toks) == 32
     dec = tiny.tokenizer.stream(start=False)
     pieces = [dec.feed(t) for t in toks]
@@ -501,7 +503,7 @@ def test_stops_on_the_tiny_model(tiny):
     # an EOS id ends generation before it (the model's own list holds the ChatML end of turn)
     assert tiny.tokenizer.token_to_id("<|im_end|>") in tiny.tokenizer.eog_ids
     assert tiny.tokenizer.eos_id in tiny.tokenizer.eog_ids
-    cut = list(generate_tokens(tiny, ids, SamplingParams(temperature=0), 32, stop_ids={toks[5]}))
+    cut = list(generate_tokens(tiny, ids, Sampler(SamplingParams(temperature=0)), 32, stop_ids={toks[5]}))
     assert cut == toks[:toks.index(toks[5])]
     st = GenStats()
     assert len("".join(tiny.generate("Hello world", max_tokens=5, temperature=0, stats=st))) > 0

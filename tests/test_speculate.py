@@ -1,13 +1,15 @@
 """Prompt-lookup speculation: the drafter, and that output never changes."""
 import json
+import random
 
 import numpy as np
 import pytest
 from scipy import stats as sstats
 
-from llmlite.generate import GenStats, generate_tokens
+from llmlite.genconfig import GenerationConfig
+from llmlite.generate import GenStats, drafter_for, generate_tokens
 from llmlite.sampling import Sampler, SamplingParams
-from llmlite.speculate import DraftLength, Drafter, speculative_tokens
+from llmlite.speculate import DraftLength, Drafter, PromptLookup
 
 
 # ---- the drafter --------------------------------------------------------------
@@ -66,6 +68,7 @@ class MarkovModel:
         return self.table[a, seq[-1]].copy()
 
     def eval(self, ids):
+        assert self.n_past + len(ids) <= self.n_ctx     # the loop never asks past the context
         self.passes += 1
         out = []
         for t in ids:
@@ -92,9 +95,9 @@ PROMPT = [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3, 4, 1, 2]
 
 def _run(model, params, n, lookup, sampler=None):
     st = GenStats()
-    if sampler is not None:
-        return list(speculative_tokens(model, PROMPT, sampler, n, set(), st, 3, 4)), st
-    return list(generate_tokens(model, PROMPT, params, n, st, stop_ids=set(), lookup=lookup, draft_max=4)), st
+    sampler = sampler if sampler is not None else Sampler(params)
+    drafter = PromptLookup(draft_max=4, ngram_max=3) if lookup else None
+    return list(generate_tokens(model, PROMPT, sampler, n, st, stop_ids=set(), drafter=drafter)), st
 
 
 @pytest.mark.parametrize("temp", [0.0, 0.7, 1.5])
@@ -121,6 +124,50 @@ def test_lookup_saves_passes_when_copying():
     spec, st = _run(m, p, 64, True)
     assert plain == spec
     assert st.accepted > 32 and m.passes < plain_passes / 2
+
+
+class GuessingDrafter:
+    """A drafter that is not prompt lookup: random guesses (end-of-generation ids
+    included), recording what the loop tells it."""
+
+    def __init__(self, seed, n_vocab):
+        self.rng, self.n_vocab = random.Random(seed), n_vocab
+        self.seq, self.rounds = None, []
+
+    def begin(self, prompt_ids):
+        self.seq = list(prompt_ids)
+
+    def append(self, tok):
+        self.seq.append(tok)
+
+    def propose(self, room):
+        return [self.rng.randrange(self.n_vocab) for _ in range(self.rng.randint(0, max(0, min(room, 5))))]
+
+    def observe(self, drafted, accepted, seconds):
+        self.rounds.append((drafted, accepted))
+
+
+@pytest.mark.parametrize("temp", [0.0, 1.0])
+def test_any_drafter_gives_plain_decoding(temp):
+    """Whatever a drafter guesses, the tokens, their count and the stop reason (a full
+    context, an end-of-generation id, max tokens) are plain decoding's, and the drafter
+    is told every token in order and every pass."""
+    accepted = 0
+    for seed in range(60):
+        for n_ctx, n, eog in ((24, 40, set()), (512, 30, {5}), (512, 7, set())):
+            p = SamplingParams(temperature=temp, top_k=0, top_p=1.0, min_p=0.0, seed=seed)
+            st0, st = GenStats(), GenStats()
+            plain = list(generate_tokens(MarkovModel(seed=seed % 3, n_ctx=n_ctx), PROMPT, Sampler(p), n, st0,
+                                         stop_ids=eog))
+            m = MarkovModel(seed=seed % 3, n_ctx=n_ctx)
+            d = GuessingDrafter(seed, m.n_vocab)
+            got = list(generate_tokens(m, PROMPT, Sampler(p), n, st, stop_ids=eog, drafter=d))
+            assert got == plain
+            assert (st.generated, st.stop_reason) == (st0.generated, st0.stop_reason)
+            assert d.seq == PROMPT + got
+            assert sum(k for k, _ in d.rounds) == st.drafted and sum(a for _, a in d.rounds) == st.accepted
+            accepted += st.accepted
+    assert accepted > 0
 
 
 def _first3(seed, lookup, wrong=False):
@@ -181,7 +228,8 @@ def test_greedy_identical_on_workloads(smollm2_path, shared_dir):
         for lk in (False, True):
             m.reset()
             st = GenStats()
-            out[lk] = list(generate_tokens(m, ids, SamplingParams(temperature=0.0), 40, st, lookup=lk))
+            out[lk] = list(generate_tokens(m, ids, Sampler(SamplingParams(temperature=0.0)), 40, st,
+                                           drafter=drafter_for(GenerationConfig(lookup=lk))))
             drafted += st.drafted
         assert out[True] == out[False], w["kind"]
     assert drafted > 0

@@ -5,16 +5,16 @@ import typer
 
 from llmlite import settings
 from llmlite.cli.app import UserError
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 
 N_PREDICT_ONCE = 512       # -n default with -p/-f
-N_PREDICT_RAW_REPL = 256   # -n default in the REPL for a model used raw (base models rarely stop)
 
 
 def opt_n_predict():
     return typer.Option(None, "-n", "--n-predict", "--predict",
                         help=f"Tokens to generate; -1: until the end of the turn or a full context "
                              f"(default: {N_PREDICT_ONCE} with -p/-f; in the REPL -1, or "
-                             f"{N_PREDICT_RAW_REPL} without a chat template).")
+                             f"{DEFAULT_MAX_TOKENS} without a chat template).")
 
 
 def opt_ctx(default=None, help: str = f"Context size in tokens (default: min({settings.DEFAULT_CTX}, training "
@@ -64,7 +64,8 @@ def opt_lookup():
 
 
 def opt_draft_max():
-    return typer.Option(8, "--draft-max", "--draft", help="Most tokens drafted per step with --lookup.")
+    return typer.Option(GenerationConfig.draft_max, "--draft-max", "--draft",
+                        help="Most tokens drafted per step with --lookup.")
 
 
 def opt_plain():
@@ -76,24 +77,31 @@ def opt_raw():
 
 
 class GenOptions:
-    """The generation options shared by run and chat, validated."""
+    """The generation options shared by run and chat: n_predict, and the keyword
+    options of Chat.reply (None: not given), checked as GenerationConfig checks them."""
 
     def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
         if n_predict is not None and n_predict < -1:
             raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
-        from llmlite.sampling import check_sampling
+        self.n_predict = n_predict
+        self.kwargs: dict = {}
+        self.update(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                    seed=seed, lookup=lookup, draft_max=draft_max)
 
+    def update(self, **changes) -> None:
+        """Options changed (/set), checked first: on a UserError they stay as they were."""
+        if changes.get("seed") is not None and changes["seed"] < 0:
+            changes["seed"] = None                 # -s -1: a random seed
+        kwargs = {**self.kwargs, **changes}
         try:
-            check_sampling(temp, top_k, top_p, min_p, repeat_penalty)
+            GenerationConfig.from_options(**kwargs)
         except ValueError as e:
             raise UserError(str(e)) from None
-        if draft_max < 1:
-            raise UserError(f"--draft-max must be >= 1 (got {draft_max})")
-        self.n_predict = n_predict
-        self.lookup = lookup
-        self.kwargs = dict(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p,
-                           repeat_penalty=repeat_penalty, seed=None if seed is None or seed < 0 else seed,
-                           lookup=lookup, draft_max=draft_max)
+        self.kwargs = kwargs
+
+    @property
+    def lookup(self) -> bool:
+        return self.kwargs["lookup"]
 
 
 def whole_number(v: str, what: str) -> int:

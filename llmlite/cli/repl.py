@@ -6,8 +6,9 @@ import sys
 from llmlite import settings
 from llmlite.cli.app import UserError, one_line
 from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
-from llmlite.cli.options import N_PREDICT_RAW_REPL, GenOptions, whole_number
+from llmlite.cli.options import GenOptions, whole_number
 from llmlite.cli.output import note, print_stats, stderr_style, stream, utf8_stdout
+from llmlite.genconfig import DEFAULT_MAX_TOKENS, SAMPLING_KEYS
 
 _REPL_HELP = """\
 /help               this help
@@ -77,8 +78,7 @@ def _read_turn(interactive: bool, gauge: str = "") -> str:
     return "\n".join(parts)
 
 
-_SET_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p", "min_p": "min_p",
-             "repeat_penalty": "repeat_penalty", "seed": "seed"}
+_SET_KEYS = {**SAMPLING_KEYS, "seed": ("seed", int)}     # the REPL may set the seed too
 
 
 def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
@@ -91,7 +91,7 @@ def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
         on = value.lower() in ("on", "true", "1", "yes")
         if not on and value.lower() not in ("off", "false", "0", "no"):
             raise UserError(f"/set lookup {value}: on or off")
-        gen.lookup = gen.kwargs["lookup"] = on
+        gen.update(lookup=on)
         note(f"(lookup {'on' if on else 'off'})")
         return
     if key == "ctx":
@@ -99,17 +99,12 @@ def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
         return
     if key not in _SET_KEYS:
         raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup'])}")
+    name, read = _SET_KEYS[key]
     try:
-        v = int(value) if key in ("top_k", "seed") else float(value)
+        v = read(value)
     except ValueError:
         raise UserError(f"/set {key} {value}: not a number") from None
-    cur = dict(gen.kwargs)
-    args = dict(n_predict=gen.n_predict, temp=cur["temperature"], top_k=cur["top_k"], top_p=cur["top_p"],
-                min_p=cur["min_p"], repeat_penalty=cur["repeat_penalty"], seed=cur["seed"], lookup=gen.lookup,
-                draft_max=cur["draft_max"])
-    args[{"temperature": "temp"}.get(_SET_KEYS[key], _SET_KEYS[key])] = v
-    checked = GenOptions(**args)                 # raises UserError, as on the command line
-    gen.kwargs.update(checked.kwargs)
+    gen.update(**{name: v})                # raises UserError, as on the command line
     note(f"({key} = {v})")
 
 
@@ -266,7 +261,7 @@ def repl(model, gen: "GenOptions", ctx_size, threads, ngl, system, raw, plain: b
     m = load_model(model, ctx_size, threads, ngl)
     apply_model_defaults(gen, model)
     chat = make_chat(m, system, raw)
-    n = gen.n_predict if gen.n_predict is not None else (N_PREDICT_RAW_REPL if chat.raw else -1)
+    n = gen.n_predict if gen.n_predict is not None else (DEFAULT_MAX_TOKENS if chat.raw else -1)
     interactive = sys.stdin.isatty()
     if interactive:
         _history()
@@ -317,7 +312,7 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
         except ContextFullError as e:
             # the turn is dropped; the conversation stays as it was, unless the user
             # agrees to forget its oldest exchanges (never silently)
-            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else 256)
+            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else DEFAULT_MAX_TOKENS)
             if k > 0 and _ask(f"(the conversation with this message is {e.n_tokens} tokens and the context "
                               f"{e.n_ctx}: drop the oldest {k} exchange{'s' if k > 1 else ''} to fit? [y/N]) ",
                               interactive):
