@@ -61,7 +61,7 @@ def _classify(e: BaseException) -> tuple[int, str]:
     from llmlite.registry import RegistryError
 
     bad_input: tuple[type, ...] = (RegistryError,)
-    gg = sys.modules.get("llmlite.gguf_file")
+    gg = sys.modules.get("llmlite.gguf.reader")
     if gg is not None:
         bad_input += (gg.GGUFError,)
     ch = sys.modules.get("llmlite.chat")
@@ -166,7 +166,8 @@ def _finite(x: Any) -> Any:
 
 def model_facts(path, n_ctx: Optional[int] = None) -> dict:
     """The facts `llmlite info` shows, as one JSON-ready dict."""
-    from llmlite.gguf_file import ModelConfig, open_gguf, type_name, type_supported
+    from llmlite.config import ModelConfig
+    from llmlite.gguf import open_gguf, type_name, type_supported
 
     with open_gguf(path) as g:
         cfg = ModelConfig.from_gguf(g)
@@ -290,17 +291,17 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool, 
     import dataclasses
 
     from llmlite import offload
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     if vram is not None and not vram >= 0:
         raise UserError(f"--vram must be >= 0 GB (got {vram})")
     if margin_mib < 0:
         raise UserError(f"--vram-margin must be >= 0 MiB (got {margin_mib})")
     n = _parse_ngl(ngl)
-    from llmlite.model import Weights
+    from llmlite.config import ModelConfig
 
     with open_gguf(path) as g:
-        costs = offload.model_costs(g, ctx_size or Weights.default_ctx(g))
+        costs = offload.model_costs(g, ctx_size or ModelConfig.of(g).default_ctx)
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
@@ -520,7 +521,7 @@ def _load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     n_ctx_train = 0
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     g = open_gguf(path)   # read once here, then handed to the model
     arch = g.metadata.get("general.architecture")
@@ -1080,7 +1081,7 @@ def tokenize(
     if text == "-":
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
     path = resolve(model)
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
     from llmlite.tokenizer import Tokenizer
 
     g = open_gguf(path)
@@ -1104,10 +1105,6 @@ def tokenize(
 
 
 # ---- bench ------------------------------------------------------------------------
-
-_FTYPE_NAMES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-                11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-                17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
 
 def _bench_ngl_list(spec: str, n_layer: int) -> list:
     """llama-bench's -ngl list: "0,8,all", "0,25%,50%,100%", "auto"; a percentage is
@@ -1157,7 +1154,8 @@ def bench(
     from llmlite import bench as B
     from llmlite import offload
     from llmlite._lib import LlmliteError, isa, lib
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
+    from llmlite.gguf.constants import FILE_TYPE_NAMES
 
     path = resolve(model)
     if not path.is_file():
@@ -1206,7 +1204,7 @@ def bench(
     size, params, ftype = info["size"], info["params"], info["ftype"]
     # llama-bench's model column: architecture, size label, file type
     name = " ".join(str(x) for x in (info["arch"], info["size_label"] or _fmt_params(params),
-                                       _FTYPE_NAMES.get(ftype, "")) if x)
+                                       FILE_TYPE_NAMES.get(ftype, "")) if x)
     verdict, bpt, probe = "", 0, None
     if verdict_of:                                # after the peak RSS: the probe's buffer is large
         tg_mean, bpt = verdict_of
@@ -1314,7 +1312,8 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
     import datetime
     import json
 
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
+    from llmlite.gguf.constants import FILE_TYPE_NAMES
     from llmlite.registry import HF_PREFIX, RegistryError, last_used, load_registry, local_models
 
     try:
@@ -1337,7 +1336,7 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
         try:
             with open_gguf(p) as g:
                 arch = g.get("general.architecture", "?")
-                row.update(arch=arch, quant=_FTYPE_NAMES.get(g.get("general.file_type"), "?"),
+                row.update(arch=arch, quant=FILE_TYPE_NAMES.get(g.get("general.file_type"), "?"),
                            context=g.get(f"{arch}.context_length"))
         except Exception:
             row.update(arch="?", quant="?", context=None)
@@ -1432,6 +1431,7 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     import numpy as np
 
     from llmlite import _lib
+    from llmlite.gguf.constants import TYPE_NAMES, type_name
     from llmlite.quantize import QuantizeError, plan, write_quantized
     from rich.table import Table
 
@@ -1439,7 +1439,7 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
     if unreadable:
         e = unreadable[0]
-        raise QuantizeError(f"{e.name} is {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}, which llmlite cannot read")
+        raise QuantizeError(f"{e.name} is {type_name(e.src_type)}, which llmlite cannot read")
     n_params = sum(int(np.prod(e.shape)) for e in p)
     size_out = sum(e.dst_bytes for e in p)
     if dry_run:
@@ -1447,8 +1447,8 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         for col in ("tensor", "shape", "from", "to", "size"):
             t.add_column(col, justify="right" if col == "size" else "left")
         for e in p:
-            t.add_row(e.name, " x ".join(map(str, e.shape)), _lib.TYPE_NAMES.get(e.src_type, "?"),
-                      _lib.TYPE_NAMES.get(e.dst_type, "?"), _fmt_bytes(e.dst_bytes))
+            t.add_row(e.name, " x ".join(map(str, e.shape)), TYPE_NAMES.get(e.src_type, "?"),
+                      TYPE_NAMES.get(e.dst_type, "?"), _fmt_bytes(e.dst_bytes))
         con.print(t)
         con.print(f"{len(p)} tensors, {_fmt_bytes(sum(e.src_bytes for e in p))} -> {_fmt_bytes(size_out)}, "
                   f"{8 * size_out / max(1, n_params):.2f} bits per weight")

@@ -784,7 +784,7 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: Any) -> "Tokenizer":
-        from llmlite.gguf_file import open_gguf
+        from llmlite.gguf import open_gguf
         return cls.from_gguf(open_gguf(path))
 
     # ---- token table -----------------------------------------------------------
