@@ -58,7 +58,7 @@ class Weights:
     def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False, n_offload: int = 0,
                  backend: str = "cuda"):
         self.g = g
-        self.config = ModelConfig.of(g)
+        self.config = ModelConfig.of(g)           # the hyper-parameters; self.cfg: them as C's llm_config
         fname = Path(g.path).name
         emb = g.tensors.get("token_embd.weight")
         if emb is None:
@@ -66,7 +66,7 @@ class Weights:
                                "llmlite can run")
         n_vocab = int(emb.shape[1])
         try:
-            self.c_config = self.config.to_c(n_vocab, flash_attn)
+            self.cfg = self.config.to_c(n_vocab, flash_attn)
         except LlmliteError as e:
             raise LlmliteError(f"{fname}: {e}") from None
         self.n_ctx = int(n_ctx if n_ctx else self.config.default_ctx)
@@ -80,7 +80,7 @@ class Weights:
         self.device = device_name(backend)
         split = n_layer - n_offload               # the first layer of the span
         span_head = n_offload == n_layer          # the head goes with the last span when all layers do
-        m = lib.llm_model_new_span(self.c_config, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
+        m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
             raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
         self.ptr = ffi.gc(m, lib.llm_model_free)
