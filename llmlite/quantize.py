@@ -21,6 +21,7 @@ from llmlite.config import layer_of
 from llmlite.gguf.constants import QUANT_VERSION, GGMLType, Keys, ValueType, file_type, type_name
 from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
 
+# short names for the rules below, as llama-quant.cpp's GGML_TYPE_* read
 F32, F16, BF16, Q4_0, Q5_0, Q5_1, Q8_0 = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0,
                                           GGMLType.Q5_1, GGMLType.Q8_0)
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K

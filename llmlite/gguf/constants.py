@@ -80,8 +80,8 @@ FILE_TYPE_NAMES: dict[int, str] = {int(f): f.name.split("_", 1)[1] for f in File
 def file_type(name: str) -> tuple[int, int]:
     """A file type by llama-quantize's name ("q4_k_m"): (its general.file_type value,
     the tensor type its rules start from: Q4_K for Q4_K_M, as llama.cpp's default_type)"""
-    ftype = next(f for f, n in FILE_TYPE_NAMES.items() if n == name.upper())
+    ftype = {n: f for f, n in FILE_TYPE_NAMES.items()}[name.upper()]
     tname = name.upper()
-    while tname not in GGMLType.__members__:     # Q4_K_M -> Q4_K
+    while tname not in GGMLType.__members__ and "_" in tname:     # Q4_K_M -> Q4_K
         tname = tname.rsplit("_", 1)[0]
     return ftype, int(GGMLType[tname])
