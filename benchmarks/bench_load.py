@@ -1,4 +1,4 @@
-"""Time opening a GGUF and reading all its metadata: llmlite.gguf_file vs gguf-py.
+"""Time opening a GGUF and reading all its metadata: llmlite.gguf vs gguf-py.
 
     python benchmarks/bench_load.py [-r 7] [--no-oracle] [MODEL ...]
 
@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def touch_llmlite(path) -> int:
     import numpy as np
 
-    from llmlite.gguf_file import ModelConfig, StringArray, open_gguf
+    from llmlite.config import ModelConfig
+    from llmlite.gguf import StringArray, open_gguf
 
     n = 0
     with open_gguf(path) as g:

@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("-r", "--reps", type=int, default=3)
     args = ap.parse_args()
 
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
     from llmlite.tokenizer import Tokenizer
 
     text = Path(args.file).read_text(encoding="utf-8")

@@ -28,7 +28,7 @@ N = 256
 
 def rows() -> np.ndarray:
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
     from llmlite.registry import ensure_model
 
     rng = np.random.default_rng(2026)
@@ -54,7 +54,7 @@ ALL_TYPES = {"F16": 1, "BF16": 30, "Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "
 def real_tensors():
     """(name, rows x ne0 float32) for every 2-D SmolLM2 tensor, dequantized"""
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
     from llmlite.registry import ensure_model
 
     with open_gguf(ensure_model("smollm2-135m", quiet=True)) as g:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 LLAMACPP_JOB = r"""
@@ -67,9 +68,10 @@ def main() -> int:
     a = ap.parse_args()
 
     from compare_llamacpp import ensure_llamacpp
+    from hf_fixture import quantize_gguf
 
     from llmlite import _lib
-    from llmlite.quantize import FTYPES, quantize_gguf
+    from llmlite.quantize import FTYPES
     from llmlite.registry import ensure_model
 
     lpy = ensure_llamacpp(Path(a.venv))

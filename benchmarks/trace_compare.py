@@ -5,7 +5,7 @@ the arithmetic departs from llama.cpp's.
     python benchmarks/trace_compare.py MODEL.gguf DUMP.npz 1,2,3,... [N_LAYERS]
 """
 import sys, numpy as np
-from llmlite.gguf_file import open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 from llmlite._lib import ffi, lib
 path, dump, toks = sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3].split(',')]

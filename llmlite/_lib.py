@@ -5,20 +5,17 @@ import numpy as np
 
 from llmlite._llmlite import ffi, lib  # noqa: F401  (re-exported)
 
-# ggml type ids
-F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 = 0, 1, 2, 3, 6, 7, 8, 9
-Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, BF16 = 10, 11, 12, 13, 14, 15, 30
-
-TYPE_NAMES = {
-    F32: "F32", F16: "F16", Q4_0: "Q4_0", Q4_1: "Q4_1", Q5_0: "Q5_0", Q5_1: "Q5_1",
-    Q8_0: "Q8_0", Q8_1: "Q8_1", Q2_K: "Q2_K", Q3_K: "Q3_K", Q4_K: "Q4_K",
-    Q5_K: "Q5_K", Q6_K: "Q6_K", Q8_K: "Q8_K", BF16: "BF16",
-}
-WEIGHT_TYPES = [F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K]
-
 
 class LlmliteError(RuntimeError):
     """An error from the C side, with a message for people."""
+
+
+def _type_name(t: int) -> str:
+    """A ggml type's name, for messages (imported on the error path only: the tokenizer
+    uses this module without loading the GGUF tables)."""
+    from llmlite.gguf.constants import type_name
+
+    return type_name(t)
 
 
 def _ptr(a: np.ndarray, ctype: str = "void *"):
@@ -30,7 +27,7 @@ def _ptr(a: np.ndarray, ctype: str = "void *"):
 def row_bytes(t: int, n: int) -> int:
     b = lib.llm_row_bytes(t, n)
     if b < 0:
-        raise LlmliteError(f"{TYPE_NAMES.get(t, t)}: {n} elements is not a whole number of blocks")
+        raise LlmliteError(f"{_type_name(t)}: {n} elements is not a whole number of blocks")
     return int(b)
 
 
@@ -47,13 +44,13 @@ def dequantize(t: int, data, n: int | None = None) -> np.ndarray:
     if n is None:
         if buf.size % bb:
             raise LlmliteError(f"dequantize: {buf.size} bytes is not a whole number of "
-                               f"{TYPE_NAMES.get(t, t)} blocks ({bb} bytes each)")
+                               f"{_type_name(t)} blocks ({bb} bytes each)")
         n = buf.size // bb * be
     if buf.size < row_bytes(t, n):
         raise LlmliteError(f"dequantize: buffer too small ({buf.size} bytes for {n} elements)")
     out = np.empty(n, dtype=np.float32)
     if lib.llm_dequantize(t, _ptr(buf), _ptr(out, "float *"), n) != 0:
-        raise LlmliteError(f"dequantize: unsupported type {TYPE_NAMES.get(t, t)}")
+        raise LlmliteError(f"dequantize: unsupported type {_type_name(t)}")
     return out
 
 
@@ -62,7 +59,7 @@ def quantize_act(wtype: int, x: np.ndarray) -> np.ndarray:
     type (spec section 4): (ncols, row_bytes(act_type, k)) bytes."""
     at = lib.llm_type_act_type(wtype)
     if at < 0:
-        raise LlmliteError(f"quantize_act: no activation type for {TYPE_NAMES.get(wtype, wtype)}")
+        raise LlmliteError(f"quantize_act: no activation type for {_type_name(wtype)}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
@@ -84,18 +81,18 @@ def quantize_rows(wtype: int, x: np.ndarray) -> np.ndarray:
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or not lib.llm_quantize_type_supported(wtype):
-        raise LlmliteError(f"quantize_rows: cannot write {TYPE_NAMES.get(wtype, wtype)} from shape {x.shape}")
+        raise LlmliteError(f"quantize_rows: cannot write {_type_name(wtype)} from shape {x.shape}")
     rb = row_bytes(wtype, x.shape[1])
     out = np.empty((x.shape[0], rb), dtype=np.uint8)
     if lib.llm_quantize_rows(wtype, _ptr(x, "float *"), _ptr(out), x.shape[0], x.shape[1]) != 0:
-        raise LlmliteError(f"quantize_rows: rows of {x.shape[1]} are not whole {TYPE_NAMES.get(wtype, wtype)} blocks")
+        raise LlmliteError(f"quantize_rows: rows of {x.shape[1]} are not whole {_type_name(wtype)} blocks")
     return out
 
 
 def _weight_bytes(fn: str, wtype: int, W, rows: int, k: int) -> np.ndarray:
     """Check a weight type and a raw weight buffer of rows x k; return it as bytes."""
     if not lib.llm_type_supported(wtype):
-        raise LlmliteError(f"{fn}: unsupported weight type {TYPE_NAMES.get(wtype, wtype)}")
+        raise LlmliteError(f"{fn}: unsupported weight type {_type_name(wtype)}")
     if rows < 0 or k < 0:
         raise LlmliteError(f"{fn}: negative size (rows={rows}, k={k})")
     rb = row_bytes(wtype, k)
@@ -115,7 +112,7 @@ def matmul(wtype: int, W: np.ndarray, rows: int, k: int, X: np.ndarray) -> np.nd
         raise LlmliteError(f"matmul: activations of shape {X.shape} do not match the weight width k={k}")
     Y = np.empty((X.shape[0], rows), dtype=np.float32)
     if lib.llm_matmul(wtype, _ptr(Wb), rows, k, _ptr(X, "float *"), X.shape[0], _ptr(Y, "float *")) != 0:
-        raise LlmliteError(f"matmul: unsupported type or size ({TYPE_NAMES.get(wtype, wtype)}, k={k})")
+        raise LlmliteError(f"matmul: unsupported type or size ({_type_name(wtype)}, k={k})")
     return Y
 
 
@@ -132,7 +129,7 @@ def matmul_q(wtype: int, W: np.ndarray, rows: int, k: int, Xq: np.ndarray) -> np
     ncols = Xq.shape[0]
     Y = np.empty((ncols, rows), dtype=np.float32)
     if lib.llm_matmul_q(wtype, _ptr(Wb), rows, k, _ptr(Xq), ncols, _ptr(Y, "float *")) != 0:
-        raise LlmliteError(f"matmul_q: unsupported type or size ({TYPE_NAMES.get(wtype, wtype)}, k={k})")
+        raise LlmliteError(f"matmul_q: unsupported type or size ({_type_name(wtype)}, k={k})")
     return Y
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from llmlite import _lib
 from llmlite._lib import ffi, lib
+from llmlite.gguf.constants import type_name
 
 PROBE_BYTES = 512 << 20   # well past any L3 this runs on
 CHUNK_BYTES = 8 << 20     # the most one timed call reads (the probe's chunk, csrc/probe.c)
@@ -65,7 +66,7 @@ def _weights(g):
             continue
         k, rows = int(t.shape[0]), int(t.shape[1])
         if not lib.llm_type_supported(t.type) or lib.llm_row_bytes(t.type, k) < 0:
-            skipped[_lib.TYPE_NAMES.get(t.type, str(t.type))] += 1
+            skipped[type_name(t.type)] += 1
             continue
         out.append((name, t.type, rows, k, g.tensor_data(name)))
     return out, dict(skipped)
@@ -87,7 +88,7 @@ def matvec_throughput(path: str | os.PathLike, threads: int | None = None, repea
     sum over all. On a shared machine a long call is nearly always interrupted
     somewhere; a short one mostly is not, so the best passes show the kernels.
     """
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     repeats = max(1, int(repeats))
     prev = lib.llm_get_threads()
@@ -111,7 +112,7 @@ def matvec_throughput(path: str | os.PathLike, threads: int | None = None, repea
                 step = max(1, CHUNK_BYTES // rb)
                 for r0 in range(0, rows, step):
                     nr = min(step, rows - r0)
-                    jobs.append((_lib.TYPE_NAMES.get(wtype, str(wtype)), wtype, nr, k,
+                    jobs.append((type_name(wtype), wtype, nr, k,
                                  ffi.cast("void *", data.ctypes.data + r0 * rb), nr * rb,
                                  ffi.cast("void *", acts[key].ctypes.data)))
             ymax = max((j[2] for j in jobs), default=0)
@@ -143,7 +144,7 @@ def matvec_throughput(path: str | os.PathLike, threads: int | None = None, repea
                           best_pass_seconds=min(walls) if walls else 0.0)
     by_type: dict[str, TypeRow] = {}
     for _, wtype, _, _, _ in weights:
-        tname = _lib.TYPE_NAMES.get(wtype, str(wtype))
+        tname = type_name(wtype)
         by_type.setdefault(tname, TypeRow(tname)).tensors += 1
     for (tname, _, _, _, _, nbytes, _), t in zip(jobs, tbest):
         r = by_type[tname]
@@ -187,7 +188,7 @@ def decode_bytes_per_token(model, pos: int) -> int:
             total += t.nbytes // max(1, int(t.shape[1]))
             continue
         total += t.nbytes
-    c = model.weights.cfg
+    c = model.config
     total += 2 * c.n_layer * pos * c.n_head_kv * c.head_dim * 2
     return int(total)
 

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from llmlite.quantize import BF16, F16, F32, QuantizeError
+from llmlite.gguf.constants import GGMLType
+from llmlite.gguf.constants import ValueType as V
+from llmlite.gguf.writer import encode
+from llmlite.quantize import QuantizeError
+
+F32, F16, BF16 = GGMLType.F32, GGMLType.F16, GGMLType.BF16
+STRINGS, I32S, F32S = (V.ARRAY, V.STRING), (V.ARRAY, V.INT32), (V.ARRAY, V.FLOAT32)   # array types (encode)
 
 ARCHES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
           "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3"}
@@ -62,11 +68,6 @@ def gguf_name(hf: str, arch: str = "llama") -> str | None:
 def permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama's q/k rows from HF's rotate-half order to GGUF's interleaved pairs"""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
-    """the inverse of permute_qk"""
-    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 # ------------------------------------------------------------- safetensors
@@ -228,7 +229,19 @@ class HFSource:
                 pass
 
     def kv_bytes(self) -> list[tuple[str, bytes]]:
-        return [(k, _encode(t, v)) for k, t, v in (self._gemma3_kv() if self.arch == "gemma3" else self._kv())]
+        return [(k, encode(t, v)) for k, t, v in (self._gemma3_kv() if self.arch == "gemma3" else self._kv())]
+
+    def _head_kv(self, n_ctx_default: int) -> list:
+        """the keys both converters below write first, in their order"""
+        c, a = self.cfg, self.arch
+        return [("general.architecture", V.STRING, a), ("general.type", V.STRING, "model"),
+                ("general.name", V.STRING, self.folder.name),
+                (f"{a}.block_count", V.UINT32, c["num_hidden_layers"]),
+                (f"{a}.context_length", V.UINT32, c.get("max_position_embeddings", n_ctx_default)),
+                (f"{a}.embedding_length", V.UINT32, c["hidden_size"]),
+                (f"{a}.feed_forward_length", V.UINT32, c["intermediate_size"]),
+                (f"{a}.attention.head_count", V.UINT32, self.n_head),
+                (f"{a}.attention.head_count_kv", V.UINT32, self.n_head_kv)]
 
     def _gemma3_kv(self) -> list:
         """Gemma3Model.set_gguf_parameters' keys, in its order"""
@@ -236,41 +249,32 @@ class HFSource:
         rp = c.get("rope_parameters") or {}
         full, local = rp.get("full_attention", rp), rp.get("sliding_attention", {})
         scaling = c.get("rope_scaling") or full
-        kv = [("general.architecture", "s", a), ("general.type", "s", "model"), ("general.name", "s", self.folder.name),
-              (f"{a}.block_count", "u32", c["num_hidden_layers"]),
-              (f"{a}.context_length", "u32", c.get("max_position_embeddings", 131072)),
-              (f"{a}.embedding_length", "u32", c["hidden_size"]),
-              (f"{a}.feed_forward_length", "u32", c["intermediate_size"]),
-              (f"{a}.attention.head_count", "u32", self.n_head),
-              (f"{a}.attention.head_count_kv", "u32", self.n_head_kv)]
+        kv = self._head_kv(131072)
         if scaling.get("rope_type", scaling.get("type")) == "linear" and scaling.get("factor") is not None:
-            kv += [(f"{a}.rope.scaling.type", "s", "linear"), (f"{a}.rope.scaling.factor", "f32", scaling["factor"])]
+            kv += [(f"{a}.rope.scaling.type", V.STRING, "linear"),
+                   (f"{a}.rope.scaling.factor", V.FLOAT32, scaling["factor"])]
         swa_base = local.get("rope_theta", c.get("rope_local_base_freq"))
         if swa_base is not None:
-            kv.append((f"{a}.rope.freq_base_swa", "f32", swa_base))
-        kv += [(f"{a}.attention.layer_norm_rms_epsilon", "f32", c.get("rms_norm_eps", 1e-6)),
-               (f"{a}.attention.key_length", "u32", self.head_dim), (f"{a}.attention.value_length", "u32", self.head_dim),
-               (f"{a}.rope.freq_base", "f32", full.get("rope_theta", c.get("rope_theta", 1_000_000.0)))]
+            kv.append((f"{a}.rope.freq_base_swa", V.FLOAT32, swa_base))
+        kv += [(f"{a}.attention.layer_norm_rms_epsilon", V.FLOAT32, c.get("rms_norm_eps", 1e-6)),
+               (f"{a}.attention.key_length", V.UINT32, self.head_dim),
+               (f"{a}.attention.value_length", V.UINT32, self.head_dim),
+               (f"{a}.rope.freq_base", V.FLOAT32, full.get("rope_theta", c.get("rope_theta", 1_000_000.0)))]
         if c.get("final_logit_softcapping"):
-            kv.append((f"{a}.final_logit_softcapping", "f32", c["final_logit_softcapping"]))
+            kv.append((f"{a}.final_logit_softcapping", V.FLOAT32, c["final_logit_softcapping"]))
         if c.get("sliding_window_pattern") != 1 and c.get("sliding_window"):
-            kv.append((f"{a}.attention.sliding_window", "u32", c["sliding_window"]))
+            kv.append((f"{a}.attention.sliding_window", V.UINT32, c["sliding_window"]))
         return kv + self.tok["kv"]
 
     def _kv(self) -> list:
         c, a = self.cfg, self.arch
-        kv = [("general.architecture", "s", a), ("general.type", "s", "model"), ("general.name", "s", self.folder.name),
-              (f"{a}.block_count", "u32", c["num_hidden_layers"]),
-              (f"{a}.context_length", "u32", c.get("max_position_embeddings", 2048)),
-              (f"{a}.embedding_length", "u32", c["hidden_size"]),
-              (f"{a}.feed_forward_length", "u32", c["intermediate_size"]),
-              (f"{a}.attention.head_count", "u32", self.n_head),
-              (f"{a}.attention.head_count_kv", "u32", self.n_head_kv),
-              (f"{a}.rope.freq_base", "f32", c.get("rope_theta", 10000.0)),
-              (f"{a}.attention.layer_norm_rms_epsilon", "f32", c.get("rms_norm_eps", 1e-5))]
+        kv = self._head_kv(2048) + [(f"{a}.rope.freq_base", V.FLOAT32, c.get("rope_theta", 10000.0)),
+                                    (f"{a}.attention.layer_norm_rms_epsilon", V.FLOAT32, c.get("rms_norm_eps", 1e-5))]
         if a == "qwen3" or self.head_dim != c["hidden_size"] // self.n_head:
-            kv += [(f"{a}.attention.key_length", "u32", self.head_dim), (f"{a}.attention.value_length", "u32", self.head_dim)]
-        kv += [(f"{a}.vocab_size", "u32", len(self.tok["tokens"])), (f"{a}.rope.dimension_count", "u32", self.head_dim)]
+            kv += [(f"{a}.attention.key_length", V.UINT32, self.head_dim),
+                   (f"{a}.attention.value_length", V.UINT32, self.head_dim)]
+        kv += [(f"{a}.vocab_size", V.UINT32, len(self.tok["tokens"])),
+               (f"{a}.rope.dimension_count", V.UINT32, self.head_dim)]
         return kv + self.tok["kv"]
 
     def close(self) -> None:
@@ -305,35 +309,6 @@ def _llama3_rope_factors(cfg: dict, head_dim: int) -> np.ndarray | None:
             smooth = (old / wavelen - lo) / (hi - lo)
             out.append(1 / ((1 - smooth) / factor + smooth))
     return np.array(out, dtype=np.float32)
-
-
-# ----------------------------------------------------------------- values
-
-_VT = {"u32": 4, "i32": 5, "f32": 6, "bool": 7, "s": 8, "arr": 9}
-
-
-def _s(v: str) -> bytes:
-    b = v.encode("utf-8")
-    return struct.pack("<Q", len(b)) + b
-
-
-def _encode(t: str, v) -> bytes:
-    """a GGUF value (type id first)"""
-    if t == "u32":
-        return struct.pack("<II", 4, int(v))
-    if t == "f32":
-        return struct.pack("<If", 6, float(v))
-    if t == "bool":
-        return struct.pack("<IB", 7, 1 if v else 0)
-    if t == "s":
-        return struct.pack("<I", 8) + _s(v)
-    if t == "s[]":
-        return struct.pack("<IIQ", 9, 8, len(v)) + b"".join(_s(x) for x in v)
-    if t == "i32[]":
-        return struct.pack("<IIQ", 9, 5, len(v)) + np.asarray(v, dtype="<i4").tobytes()
-    if t == "f32[]":
-        return struct.pack("<IIQ", 9, 6, len(v)) + np.asarray(v, dtype="<f4").tobytes()
-    raise ValueError(t)
 
 
 # -------------------------------------------------------------- tokenizer
@@ -437,12 +412,12 @@ def _special_kv(tc: dict, cfg: dict, lookup) -> list:
         if i is None and key in ("bos_token", "eos_token", "pad_token") and isinstance(cfg.get(f"{key}_id"), int):
             i = cfg[f"{key}_id"]
         if i is not None:
-            kv.append((f"tokenizer.ggml.{name}_token_id", "u32", i))
+            kv.append((f"tokenizer.ggml.{name}_token_id", V.UINT32, i))
     for key in ("add_bos_token", "add_sep_token", "add_eos_token"):
         if key in tc:
-            kv.append((f"tokenizer.ggml.{key}", "bool", bool(tc[key])))
+            kv.append((f"tokenizer.ggml.{key}", V.BOOL, bool(tc[key])))
     if isinstance(tc.get("chat_template"), str):
-        kv.append(("tokenizer.chat_template", "s", tc["chat_template"]))
+        kv.append(("tokenizer.chat_template", V.STRING, tc["chat_template"]))
     return kv
 
 
@@ -470,12 +445,12 @@ def _spm_tokenizer(folder: Path, cfg: dict, tc: dict, arch: str) -> dict:
         scores[i] = -1000.0
         tokens[i] = t
     index = {t: i for i, t in enumerate(tokens)}
-    kv = [("tokenizer.ggml.model", "s", "llama"), ("tokenizer.ggml.pre", "s", "default"),
-          ("tokenizer.ggml.tokens", "s[]", tokens), ("tokenizer.ggml.scores", "f32[]", scores),
-          ("tokenizer.ggml.token_type", "i32[]", types)]
+    kv = [("tokenizer.ggml.model", V.STRING, "llama"), ("tokenizer.ggml.pre", V.STRING, "default"),
+          ("tokenizer.ggml.tokens", STRINGS, tokens), ("tokenizer.ggml.scores", F32S, scores),
+          ("tokenizer.ggml.token_type", I32S, types)]
     kv += _special_kv(tc, cfg, index.get)
     if arch == "gemma3":
-        kv.append(("tokenizer.ggml.add_space_prefix", "bool", False))
+        kv.append(("tokenizer.ggml.add_space_prefix", V.BOOL, False))
     return {"tokens": tokens, "kv": kv}
 
 
@@ -504,8 +479,8 @@ def _tokenizer(folder: Path, cfg: dict, arch: str = "llama") -> dict:
     for i, t in added.items():
         types[i] = 3 if t.get("special") else 4
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    kv = [("tokenizer.ggml.model", "s", "gpt2"), ("tokenizer.ggml.pre", "s", _pre_name(tj)),
-          ("tokenizer.ggml.tokens", "s[]", tokens), ("tokenizer.ggml.token_type", "i32[]", types),
-          ("tokenizer.ggml.merges", "s[]", merges)]
+    kv = [("tokenizer.ggml.model", V.STRING, "gpt2"), ("tokenizer.ggml.pre", V.STRING, _pre_name(tj)),
+          ("tokenizer.ggml.tokens", STRINGS, tokens), ("tokenizer.ggml.token_type", I32S, types),
+          ("tokenizer.ggml.merges", STRINGS, merges)]
     kv += _special_kv(tc, cfg, vocab.get)
     return {"tokens": tokens, "kv": kv}

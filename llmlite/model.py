@@ -3,7 +3,6 @@ pass, the KV cache, and eval(tokens) -> logits."""
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -12,10 +11,9 @@ import numpy as np
 
 from llmlite import _lib
 from llmlite._lib import LlmliteError, ffi, lib
+from llmlite.config import ModelConfig, layer_of
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
-
-ARCHS = {"llama": lib.LLM_ARCH_LLAMA, "qwen2": lib.LLM_ARCH_QWEN2, "qwen3": lib.LLM_ARCH_QWEN3,
-         "gemma3": lib.LLM_ARCH_GEMMA3, "phi3": lib.LLM_ARCH_PHI3}
+from llmlite.gguf.constants import type_name
 
 LAYER_SLOTS = {
     "attn_norm.weight": lib.LLM_T_ATTN_NORM, "attn_q.weight": lib.LLM_T_ATTN_Q,
@@ -29,57 +27,6 @@ LAYER_SLOTS = {
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
-_BLK = re.compile(r"^blk\.(\d+)\.(.+)$")
-
-
-def build_config(md: dict, n_vocab: int, flash_attn: bool = False) -> "ffi.CData":
-    """Model hyper-parameters from GGUF metadata, as the C forward pass wants them."""
-    arch = md.get("general.architecture")
-    if arch not in ARCHS:
-        raise LlmliteError(f"unsupported architecture {arch!r} (supported: {', '.join(ARCHS)})")
-
-    def get(key, default=None):
-        v = md.get(f"{arch}.{key}", default)
-        if v is None:
-            raise LlmliteError(f"GGUF metadata lacks {arch}.{key}")
-        if isinstance(v, np.ndarray):  # per-layer arrays: uniform models only
-            v = v.flat[0]
-        return v
-
-    c = ffi.new("llm_config *")
-    c.arch = ARCHS[arch]
-    c.n_layer = int(get("block_count"))
-    c.n_embd = int(get("embedding_length"))
-    c.n_ff = int(get("feed_forward_length"))
-    c.n_head = int(get("attention.head_count"))
-    c.n_head_kv = int(get("attention.head_count_kv", c.n_head))
-    c.head_dim = int(get("attention.key_length", c.n_embd // c.n_head))
-    c.n_vocab = n_vocab
-    c.n_rot = int(get("rope.dimension_count", c.head_dim))
-    c.rope_neox = 0 if arch == "llama" else 1
-    c.rms_eps = float(get("attention.layer_norm_rms_epsilon", 1e-5))
-    c.rope_base = float(get("rope.freq_base", 10000.0))
-    scale = 1.0
-    if md.get(f"{arch}.rope.scaling.type") in ("linear",) and md.get(f"{arch}.rope.scaling.factor"):
-        scale = 1.0 / float(md[f"{arch}.rope.scaling.factor"])
-    c.rope_scale = scale
-    c.rope_base_swa = float(get("rope.freq_base_swa", 10000.0))
-    c.rope_scale_swa = 1.0
-    c.sliding_window = int(get("attention.sliding_window", 0))
-    c.swa_pattern = int(get("attention.sliding_window_pattern", 6 if arch == "gemma3" else 1))
-    c.logit_softcap = float(get("final_logit_softcapping", 0.0))
-    c.flash_attn = 1 if flash_attn else 0
-    if arch == "gemma3":
-        c.attn_scale = 1.0
-        c.q_prescale = float(np.float32(1.0) / np.sqrt(np.float32(c.head_dim)))   # 1.0f/sqrtf(hd), as llama.cpp
-        c.embd_scale = float(np.sqrt(np.float32(c.n_embd), dtype=np.float32))
-        c.ffn_gelu = 1
-    else:
-        c.attn_scale = float(np.float32(1.0) / np.sqrt(np.float32(c.head_dim)))
-        c.q_prescale = 1.0
-        c.embd_scale = 1.0
-        c.ffn_gelu = 0
-    return c
 
 
 class OffloadError(LlmliteError):
@@ -114,7 +61,7 @@ class Weights:
     def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False, n_offload: int = 0,
                  backend: str = "cuda"):
         self.g = g
-        md = g.metadata
+        self.config = ModelConfig.of(g)           # the hyper-parameters; self.cfg: them as C's llm_config
         fname = Path(g.path).name
         emb = g.tensors.get("token_embd.weight")
         if emb is None:
@@ -122,13 +69,13 @@ class Weights:
                                "llmlite can run")
         n_vocab = int(emb.shape[1])
         try:
-            self.cfg = build_config(md, n_vocab, flash_attn)
+            self.cfg = self.config.to_c(n_vocab, flash_attn)
         except LlmliteError as e:
             raise LlmliteError(f"{fname}: {e}") from None
-        self.n_ctx = int(n_ctx if n_ctx else Weights.default_ctx(g))
+        self.n_ctx = int(n_ctx if n_ctx else self.config.default_ctx)
         self.n_batch = n_batch
         self.n_vocab = n_vocab
-        n_layer = int(self.cfg.n_layer)
+        n_layer = self.config.n_layer
         n_offload = max(0, min(int(n_offload), n_layer))
         self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
         from llmlite.offload import device_name, span_weight_bytes
@@ -142,9 +89,9 @@ class Weights:
         self.ptr = ffi.gc(m, lib.llm_model_free)
         slots = []                                # (name, tensor, layer, slot, goes to the span)
         for name, t in g.tensors.items():
-            blk = _BLK.match(name)
+            blk = layer_of(name)
             if blk:
-                layer, slot = int(blk.group(1)), LAYER_SLOTS.get(blk.group(2))
+                layer, slot = blk[0], LAYER_SLOTS.get(blk[1])
             else:
                 layer, slot = -1, GLOBAL_SLOTS.get(name)
             if slot is not None:
@@ -166,8 +113,7 @@ class Weights:
             ne0 = int(t.shape[0])
             ne1 = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
             if lib.llm_model_set_tensor(m, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data), ne0, ne1) != 0:
-                tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
-                raise LlmliteError(f"tensor {name}: type {tname} or shape {tuple(t.shape)} not supported")
+                raise LlmliteError(f"tensor {name}: type {type_name(t.type)} or shape {tuple(t.shape)} not supported")
             if to_span:
                 self._to_span(name, layer, slot, t, data, ne0, ne1)
         if tied:
@@ -177,13 +123,7 @@ class Weights:
         err = ffi.new("char[256]")
         if lib.llm_model_check(m, err, 256) != 0:
             raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
-                               f"{md.get('general.architecture')} model as llmlite expects it")
-
-    @staticmethod
-    def default_ctx(g) -> int:
-        """min(4096, the training context)"""
-        md = g.metadata
-        return min(4096, int(md.get(f"{md['general.architecture']}.context_length") or 4096))
+                               f"{self.config.arch} model as llmlite expects it")
 
     def _to_span(self, name, layer, slot, t, data, ne0, ne1) -> None:
         rc = lib.llm_model_set_span_tensor(self.ptr, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data),
@@ -193,8 +133,7 @@ class Weights:
         if rc == -3:
             raise OffloadError(f"{self.device} error at tensor {name}: {self.span_error()[0]}")
         if rc != 0:
-            tname = _lib.TYPE_NAMES.get(int(t.type), str(t.type))
-            raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({tname})")
+            raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({type_name(t.type)})")
 
     @property
     def kv_bytes(self) -> int:
@@ -250,7 +189,7 @@ class Model:
     def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
                  gpu_layers: int | str = 0, n_batch: int = 256, gguf=None, flash_attn: bool = False,
                  offload_backend: str | None = None, vram_margin: int | None = None, notify=None):
-        """gguf: the file already opened with gguf_file.open_gguf (the model takes it over).
+        """gguf: the file already opened with llmlite.gguf.open_gguf (the model takes it over).
         flash_attn: online-softmax attention with an F16 accumulator (llama.cpp's -fa);
         off by default, as in llama.cpp's and llama-cpp-python's defaults, whose logits
         llmlite then reproduces bit for bit.
@@ -262,11 +201,12 @@ class Model:
 
         self.path = Path(path)
         if gguf is None:
-            from llmlite.gguf_file import open_gguf
+            from llmlite.gguf import open_gguf
 
             gguf = open_gguf(self.path)
         self.gguf = gguf
         self.gguf.check_computable()
+        self.config = ModelConfig.of(self.gguf)   # read once: the weights and the offload plan share it
         self.threads = _lib.set_threads(threads)
         self.offload_notes: list[str] = []
         self.offload_plan = None
@@ -295,7 +235,7 @@ class Model:
         say = o.notify or (lambda line: None)
         n = 0
         if o.gpu_layers not in (0, None):
-            ctx = n_ctx or Weights.default_ctx(self.gguf)
+            ctx = n_ctx or self.config.default_ctx
             n, self.offload_plan, note = offload.choose_layers(
                 self.gguf, ctx, o.n_batch, o.gpu_layers, backend,
                 offload.DEFAULT_MARGIN if o.margin is None else o.margin)

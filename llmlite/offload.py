@@ -10,9 +10,10 @@ span, so it is on the GPU only when every layer is.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from llmlite.config import ModelConfig, layer_of
 
 MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
@@ -23,7 +24,6 @@ H100_GBS = 3350.0 * 0.8
 # graph (an estimate until the CUDA backend is timed on a GPU)
 GPU_LAYER_US = 15.0
 DEFAULT_CPU_GBS = 20.0   # a placeholder: pass cpu_bandwidth_gbs() (the machine's probe) instead
-_BLK = re.compile(r"^blk\.(\d+)\.")
 
 
 @dataclass
@@ -83,10 +83,11 @@ def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_he
     (llm_span_compute_bytes): for "cuda" the buffers of csrc/cuda/span_layout.h, which
     the CUDA span allocates (scratch rows, attention partials, and with the head a
     logits buffer of at most 64 MiB); for the "cpu" stand-in the CPU model's scratch."""
-    from llmlite._lib import ffi, lib
+    from llmlite._lib import lib
 
-    cfg = ffi.new("llm_config *", dict(n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
-                                       head_dim=head_dim, n_vocab=n_vocab))
+    # one layer of these sizes (the architecture and the rest do not change the buffers)
+    cfg = ModelConfig(arch="llama", n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
+                      head_dim=head_dim).to_c(n_vocab)
     code = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}[backend]
     return int(lib.llm_span_compute_bytes(code, cfg, n_ctx, n_batch, 1 if head else 0))
 
@@ -98,15 +99,15 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     KV cache, as csrc/model.c allocates it (kcache, vcache: F16, head-major
     [n_layer][n_head_kv][n_ctx][head_dim]; sliding-window layers hold the full context
     too): per layer 2 (K, V) * n_ctx * n_head_kv * head_dim * 2 bytes, their sum is
-    llm_model_kv_bytes. Hyper-parameters are read as llmlite/model.py's build_config does
-    (first layer's values, n_vocab = token_embd's rows, head_dim for V too)."""
-    from llmlite.gguf_file import ModelConfig, open_gguf
+    llm_model_kv_bytes. Hyper-parameters as the C model gets them (ModelConfig.to_c: the
+    first layer's values, n_vocab = token_embd's rows, head_dim for V too)."""
+    from llmlite.gguf import open_gguf
 
     if not hasattr(gguf, "tensors"):
         with open_gguf(gguf) as g:
             return model_costs(g, n_ctx, n_batch, backend)
-    cfg = ModelConfig.from_gguf(gguf)
-    md, T, n = gguf.metadata, gguf.tensors, cfg.n_layer
+    cfg = ModelConfig.of(gguf)
+    T, n = gguf.tensors, cfg.n_layer
     embd = T["token_embd.weight"]
     n_vocab = int(embd.shape[1])
 
@@ -115,23 +116,19 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
 
     layer_w, layer_pad, other, other_pad = [0] * n, [0] * n, 0, 0
     for name, t in T.items():
-        m = _BLK.match(name)
-        if m and int(m.group(1)) < n:
-            layer_w[int(m.group(1))] += t.nbytes
-            layer_pad[int(m.group(1))] += pad(t)
+        blk = layer_of(name)
+        if blk and blk[0] < n:
+            layer_w[blk[0]] += t.nbytes
+            layer_pad[blk[0]] += pad(t)
         elif name not in ("token_embd.weight", "output.weight", "output_norm.weight"):
             other += t.nbytes
             other_pad += pad(t)
     out = T.get("output.weight")
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
     kv_pos = 2 * cfg.n_head_kv * cfg.head_dim * 2
-    pat = md.get(f"{cfg.arch}.attention.sliding_window_pattern", 6 if cfg.arch == "gemma3" else 1)
-    pat = int(getattr(pat, "flat", [pat])[0])   # forward.c is_swa: window > 0, pattern > 1, il % p < p - 1
-    windows = [cfg.sliding_window if cfg.sliding_window > 0 and pat > 1 and il % pat < pat - 1 else 0
-               for il in range(n)]
     return ModelCosts(
         n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w, layer_kv=[n_ctx * kv_pos] * n,
-        kv_pos_bytes=kv_pos, windows=windows, embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
+        kv_pos_bytes=kv_pos, windows=cfg.c_windows(), embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
         head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
         other_bytes=other,
         scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff),

@@ -4,36 +4,33 @@ The plan (which type each tensor gets) follows llama.cpp's src/llama-quant.cpp
 (spec quant-formats.md section 3): tensors in the loader's order (layer number,
 then name), the category rules of each file type with their counters, then the
 fallbacks for rows that are not whole blocks. The bytes come from the reference
-quantizers in csrc/quantize.c. The file is written as llama-quantize writes it:
-every input key/value copied in order, then general.quantization_version and
-general.file_type last, tensor data aligned to 32 bytes; to a temporary name,
-renamed when complete.
+quantizers in csrc/quantize.c. The file is written as llama-quantize writes it
+(through llmlite/gguf/writer.py): every input key/value copied in order, then
+general.quantization_version and general.file_type last, tensor data aligned to
+the input's general.alignment (32 without one).
 """
 from __future__ import annotations
 
-import os
-import re
-import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-# ggml type ids
-F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 = 0, 1, 2, 3, 6, 7, 8
-Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, BF16 = 10, 11, 12, 13, 14, 30
+from llmlite.config import layer_of
+from llmlite.gguf.constants import QUANT_VERSION, GGMLType, Keys, ValueType, file_type, type_name
+from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
+
+# short names for the rules below, as llama-quant.cpp's GGML_TYPE_* read
+F32, F16, BF16, Q4_0, Q5_0, Q5_1, Q8_0 = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0,
+                                          GGMLType.Q5_1, GGMLType.Q8_0)
+Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K
 FLOAT_TYPES = {F32, F16, BF16}
 
-# llama-quantize's names -> (llama_ftype value, default tensor type)
-FTYPES = {
-    "f32": (0, F32), "f16": (1, F16), "bf16": (32, BF16),
-    "q4_0": (2, Q4_0), "q4_1": (3, Q4_1), "q8_0": (7, Q8_0), "q5_0": (8, Q5_0), "q5_1": (9, Q5_1),
-    "q2_k": (10, Q2_K), "q3_k_m": (12, Q3_K), "q4_k_s": (14, Q4_K), "q4_k_m": (15, Q4_K),
-    "q5_k_s": (16, Q5_K), "q5_k_m": (17, Q5_K), "q6_k": (18, Q6_K),
-}
-QUANT_VERSION = 2
-ALIGN = 32
+# the file types whose rules _rules implements, by llama-quantize's names -> (general.file_type
+# value, the tensor type the rules start from)
+FTYPES = {name: file_type(name) for name in ("f32", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q5_0", "q5_1",
+                                             "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")}
 
 
 class QuantizeError(ValueError):
@@ -86,8 +83,8 @@ def allows_quantization(name: str, n_dims: int) -> bool:
 def loader_order(names) -> list[str]:
     """the model loader's weights_map order: layer number (-1 without one), then name"""
     def key(n):
-        m = re.match(r"blk\.(-?\d+)\.", n)
-        return (int(m.group(1)) if m else -1, n.encode())
+        blk = layer_of(n)
+        return (blk[0] if blk else -1, n.encode())
     return sorted(names, key=key)
 
 
@@ -143,8 +140,8 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int
     if cat == "ffn_down":
         i, n = st.i_ffn_down, st.n_layer
         if st.n_expert > 1:
-            m = re.match(r"blk\.(\d+)\.", name)
-            i = int(m.group(1)) if m else i
+            blk = layer_of(name)
+            i = blk[0] if blk else i
         if ftype == "q2_k":
             t = Q3_K
         elif ftype == "q3_k_m":
@@ -192,70 +189,23 @@ def plan(g, ftype: str) -> list[Planned]:
                 t = _fallback(ti.shape[0], _rules(st, ftype, t, name, ti.shape[0], category(name)))
         rows = ti.n_elements // ti.shape[0]
         dst_bytes = rows * _lib.row_bytes(t, ti.shape[0]) if t != ti.type else ti.nbytes
-        out.append(Planned(name, tuple(ti.shape), ti.type, t, ti.nbytes, dst_bytes))
+        out.append(Planned(name, tuple(ti.shape), ti.type, int(t), ti.nbytes, dst_bytes))
     return out
 
 
 # ------------------------------------------------------------------ writing
 
-def _gstr(s: str | bytes) -> bytes:
-    b = s.encode() if isinstance(s, str) else s
-    return struct.pack("<Q", len(b)) + b
-
-
-_SCALAR_SIZE = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}   # GGUF value types
-_STRING, _ARRAY = 8, 9
-
-
-def _raw_kvs(path) -> list[tuple[str, bytes]]:
-    """(key, type + value bytes as stored) for every key/value of the file, in order"""
-    with open(path, "rb") as f:
-        head = f.read(24)
-        if head[:4] != b"GGUF":
-            raise QuantizeError(f"{path}: not a GGUF file")
-        n_kv = struct.unpack_from("<Q", head, 16)[0]
-        import mmap
-
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        pos, out = 24, []
-
-        def skip(t: int, pos: int) -> int:
-            if t == _STRING:
-                return pos + 8 + struct.unpack_from("<Q", mm, pos)[0]
-            if t == _ARRAY:
-                et, n = struct.unpack_from("<IQ", mm, pos)
-                pos += 12
-                if et in _SCALAR_SIZE:
-                    return pos + n * _SCALAR_SIZE[et]
-                for _ in range(n):
-                    pos = skip(et, pos)
-                return pos
-            return pos + _SCALAR_SIZE[t]
-
-        for _ in range(n_kv):
-            klen = struct.unpack_from("<Q", mm, pos)[0]
-            key = mm[pos + 8:pos + 8 + klen].decode("utf-8", "replace")
-            start = pos + 8 + klen
-            t = struct.unpack_from("<I", mm, start)[0]
-            end = skip(t, start + 4)
-            out.append((key, mm[start:end]))
-            pos = end
-        return out
-    finally:
-        mm.close()
-
-
-def _kv_section(raw_kvs, ftype_value: int) -> list[bytes]:
-    drop = {"general.quantization_version", "general.file_type", "split.no", "split.count", "split.tensors.count"}
-    kvs = [_gstr(k) + v for k, v in raw_kvs if k not in drop]
-    kvs.append(_gstr("general.quantization_version") + struct.pack("<II", 4, QUANT_VERSION))
-    kvs.append(_gstr("general.file_type") + struct.pack("<II", 4, ftype_value))
-    return kvs
-
-
-def _pad(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
+def _kv_section(stored_kvs, ftype_value: int, alignment: int | None) -> list[tuple[str, bytes]]:
+    """llama-quantize's key/values: the input's in order (without the ones it rewrites
+    or a split model's), then the quantization version and the file type"""
+    G, S = Keys.General, Keys.Split
+    drop = {G.QUANTIZATION_VERSION, G.FILE_TYPE, S.LLM_KV_SPLIT_NO, S.LLM_KV_SPLIT_COUNT,
+            S.LLM_KV_SPLIT_TENSORS_COUNT}
+    kvs = [(k, v) for k, v in stored_kvs if k not in drop]
+    if alignment is not None:
+        kvs = with_alignment(kvs, alignment)
+    return kvs + [(G.QUANTIZATION_VERSION, encode(ValueType.UINT32, QUANT_VERSION)),
+                  (G.FILE_TYPE, encode(ValueType.UINT32, ftype_value))]
 
 
 class GGUFSource:
@@ -263,7 +213,7 @@ class GGUFSource:
     metadata, its key/values as stored, a tensor's bytes or floats."""
 
     def __init__(self, path):
-        from llmlite.gguf_file import open_gguf
+        from llmlite.gguf import open_gguf
 
         self.path = Path(path)
         self.g = open_gguf(path)
@@ -273,7 +223,7 @@ class GGUFSource:
         return self.g.get(key, default)
 
     def kv_bytes(self) -> list[tuple[str, bytes]]:
-        return _raw_kvs(self.path)
+        return self.g.stored_kvs()
 
     def raw(self, name):
         return self.g.tensor_data(name)
@@ -288,59 +238,34 @@ class GGUFSource:
         self.g.close()
 
 
-def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress=None) -> dict:
-    """Write dst from the GGUF src for ftype; returns a summary (write_quantized)."""
-    source = GGUFSource(src)
-    try:
-        return write_quantized(source, dst, ftype, allow_requantize, progress)
-    finally:
-        source.close()
-
-
-def write_quantized(source, dst, ftype: str, allow_requantize: bool = False, progress=None) -> dict:
+def write_quantized(source, dst, ftype: str, allow_requantize: bool = False, progress=None,
+                    alignment: int | None = None) -> dict:
     """Write dst from source (GGUFSource, or a checkpoint from convert_hf) for
-    ftype; returns a summary. The output goes to a temporary file beside dst,
-    renamed when complete (an error or Ctrl-C leaves nothing at dst)."""
+    ftype; returns a summary. progress(done, total, Planned) after each tensor.
+    alignment: the data's (general.alignment set to it); default: the source's.
+    The output goes to a temporary file beside dst, renamed when complete (an
+    error or Ctrl-C leaves nothing at dst)."""
     from llmlite import _lib
 
     t0 = time.perf_counter()
-    dst = Path(dst)
     p = plan(source, ftype)
     if not allow_requantize:
         for e in p:
             if e.dst_type != e.src_type and e.src_type not in FLOAT_TYPES:
-                raise QuantizeError(f"{e.name} is already {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}: "
+                raise QuantizeError(f"{e.name} is already {type_name(e.src_type)}: "
                                     "requantizing loses quality (--allow-requantize to do it anyway)")
-    infos, off = [], 0
-    for e in p:
-        infos.append(_gstr(e.name) + struct.pack("<I", len(e.shape)) + struct.pack(f"<{len(e.shape)}Q", *e.shape)
-                     + struct.pack("<IQ", e.dst_type, off))
-        off += _pad(e.dst_bytes)
-    kvs = _kv_section(source.kv_bytes(), FTYPES[ftype][0])
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(p), len(kvs)) + b"".join(kvs) + b"".join(infos)
-    head += b"\0" * (_pad(len(head)) - len(head))
-    tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head)
-            for i, e in enumerate(p):
-                raw = source.raw(e.name) if e.dst_type == e.src_type else None
-                data = raw if raw is not None else _lib.quantize_rows(e.dst_type, source.floats(e.name))
-                f.write(memoryview(np.ascontiguousarray(data)).cast("B"))
-                f.write(b"\0" * (_pad(e.dst_bytes) - e.dst_bytes))
-                del data
-                if progress:
-                    progress(i + 1, len(p), e)
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def data(i: int):
+        e = p[i]
+        raw = source.raw(e.name) if e.dst_type == e.src_type else None
+        return raw if raw is not None else _lib.quantize_rows(e.dst_type, source.floats(e.name))
+
+    write_gguf(dst, _kv_section(source.kv_bytes(), FTYPES[ftype][0], alignment),
+               [TensorOut(e.name, e.shape, e.dst_type, e.dst_bytes) for e in p], data,
+               progress and (lambda done, total: progress(done, total, p[done - 1])))
     counts: dict[str, int] = {}
     for e in p:
-        tn = _lib.TYPE_NAMES.get(e.dst_type, str(e.dst_type))
+        tn = type_name(e.dst_type)
         counts[tn] = counts.get(tn, 0) + 1
     n_params = sum(int(np.prod(e.shape)) for e in p)
     return {"tensors": len(p), "types": counts, "bytes_in": sum(e.src_bytes for e in p),

@@ -511,7 +511,7 @@ def _strtol_hex2(s: bytes) -> int:
 
 
 def _strings(arr: Any) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """A string array (gguf_file.StringArray, or a sequence of str / bytes) ->
+    """A string array (llmlite.gguf.StringArray, or a sequence of str / bytes) ->
     (one bytes buffer, int64 offsets, int64 lengths)."""
     if hasattr(arr, "buffer") and hasattr(arr, "offsets") and hasattr(arr, "lengths"):
         offs = np.asarray(arr.offsets, dtype=np.int64)
@@ -584,7 +584,7 @@ class Tokenizer:
                  add_bos: bool | None = None, add_eos: bool | None = None,
                  add_space_prefix: bool | None = None, chat_template: str | None = None):
         """model: "gpt2" (BPE) or "llama" (SPM); tokens: token texts (str or bytes, or a
-        gguf_file.StringArray); token_types: GGUF token types (1 normal, 2 unknown,
+        llmlite.gguf.StringArray); token_types: GGUF token types (1 normal, 2 unknown,
         3 control, 4 user-defined, 5 unused, 6 byte; default all normal); scores: SPM
         merge scores; merges: BPE merges "left right" in rank order; pre: the
         pre-tokenizer name (BPE); special_ids: role -> id for roles bos, eos, eot,
@@ -748,7 +748,7 @@ class Tokenizer:
 
     @classmethod
     def from_gguf(cls, g: Any) -> "Tokenizer":
-        """From a GGUF file (gguf_file.GGUFFile) or anything with a ``.metadata`` mapping."""
+        """From a GGUF file (llmlite.gguf.GGUFFile) or anything with a ``.metadata`` mapping."""
         md = g.metadata if hasattr(g, "metadata") else g
 
         def get(key: str, default: Any = None) -> Any:
@@ -784,7 +784,7 @@ class Tokenizer:
 
     @classmethod
     def from_file(cls, path: Any) -> "Tokenizer":
-        from llmlite.gguf_file import open_gguf
+        from llmlite.gguf import open_gguf
         return cls.from_gguf(open_gguf(path))
 
     # ---- token table -----------------------------------------------------------

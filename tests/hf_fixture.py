@@ -4,7 +4,7 @@ undone): model.safetensors (F16 matrices, F32 vectors), config.json
 SmolLM2's pre-tokenizer, digits split then byte-level, as the test models carry),
 tokenizer_config.json with the chat template. Made from smollm2-135m it is a real
 model; from the synthetic qwen2/qwen3 refs, a check of those architectures' names.
-Used by the quantize tests."""
+Used by the quantize tests, with their ways to quantize (quantize_cli, quantize_gguf)."""
 from __future__ import annotations
 
 import json
@@ -24,6 +24,22 @@ def quantize_cli(*args) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
     return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
                           text=True, timeout=300, cwd=ROOT, env=env)
+
+
+def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress=None, alignment=None) -> dict:
+    """Write dst from the GGUF src for ftype, as `llmlite quantize` does; returns the summary"""
+    from llmlite.quantize import GGUFSource, write_quantized
+
+    source = GGUFSource(src)
+    try:
+        return write_quantized(source, dst, ftype, allow_requantize, progress, alignment)
+    finally:
+        source.close()
+
+
+def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
+    """the inverse of convert_hf.permute_qk: llama's q/k rows back to HF's rotate-half order"""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:
@@ -81,8 +97,7 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
     a checkpoint does not carry: the converter computes it); dtype: F16, BF16 or
     F32, the matrices' type in model.safetensors"""
     from llmlite import _lib
-    from llmlite.convert_hf import unpermute_qk
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     folder.mkdir(parents=True, exist_ok=True)
     with open_gguf(gguf_path) as g:

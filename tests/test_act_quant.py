@@ -12,6 +12,7 @@ from gguf import quants as gq
 
 from llmlite import _lib as L
 from llmlite._lib import LlmliteError
+from llmlite.gguf.constants import GGMLType as Q
 
 F32 = np.float32
 
@@ -69,7 +70,7 @@ def ref_q8_k(x: np.ndarray) -> np.ndarray:
 
 
 # weight type whose paired activation type is the one under test
-VIA = {"Q8_0": L.Q8_0, "Q8_1": L.Q4_1, "Q8_K": L.Q4_K}
+VIA = {"Q8_0": Q.Q8_0, "Q8_1": Q.Q4_1, "Q8_K": Q.Q4_K}
 REF = {"Q8_0": ref_q8_0, "Q8_1": ref_q8_1, "Q8_K": ref_q8_k}
 BLOCK = {"Q8_0": 32, "Q8_1": 32, "Q8_K": 256}
 
@@ -85,10 +86,10 @@ def assert_same(got: np.ndarray, ref: np.ndarray, what: str) -> None:
 
 
 def test_pairing():
-    assert [L.lib.llm_type_act_type(t) for t in (L.Q4_0, L.Q5_0, L.Q8_0)] == [L.Q8_0] * 3
-    assert [L.lib.llm_type_act_type(t) for t in (L.Q4_1, L.Q5_1)] == [L.Q8_1] * 2
-    assert [L.lib.llm_type_act_type(t) for t in (L.Q2_K, L.Q3_K, L.Q4_K, L.Q5_K, L.Q6_K)] == [L.Q8_K] * 5
-    assert [L.lib.llm_type_act_type(t) for t in (L.F32, L.F16, L.BF16)] == [L.F32, L.F16, L.BF16]
+    assert [L.lib.llm_type_act_type(t) for t in (Q.Q4_0, Q.Q5_0, Q.Q8_0)] == [Q.Q8_0] * 3
+    assert [L.lib.llm_type_act_type(t) for t in (Q.Q4_1, Q.Q5_1)] == [Q.Q8_1] * 2
+    assert [L.lib.llm_type_act_type(t) for t in (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)] == [Q.Q8_K] * 5
+    assert [L.lib.llm_type_act_type(t) for t in (Q.F32, Q.F16, Q.BF16)] == [Q.F32, Q.F16, Q.BF16]
 
 
 def _random_acts(rng, n: int) -> np.ndarray:
@@ -173,7 +174,7 @@ def test_q8_k_sign_follows_first_max_abs():
 def test_q8_k_roundtrip_error():
     rng = np.random.default_rng(3)
     x = rng.standard_normal(256 * 50).astype(F32)
-    y = L.dequantize(L.Q8_K, quant("Q8_K", x))
+    y = L.dequantize(Q.Q8_K, quant("Q8_K", x))
     amax = np.abs(x.reshape(-1, 256)).max(axis=1).repeat(256)
     assert np.all(np.abs(y - x) <= amax / 127 * 0.5 * 1.0001)
 
@@ -195,14 +196,14 @@ def test_float_activations():
     x = np.concatenate([rng.standard_normal(5000).astype(F32) * F32(100),
                         rng.integers(0, 2**32, size=5000, dtype=np.uint32).view(F32),
                         np.array([0.0, -0.0, np.inf, -np.inf, 65520.0, 2.0**-25, 1e-40, np.nan], F32)])
-    assert_same(L.quantize_act(L.F32, x).reshape(-1), x.view(np.uint8), "F32")
-    f16 = L.quantize_act(L.F16, x).reshape(-1).view(np.uint16)
+    assert_same(L.quantize_act(Q.F32, x).reshape(-1), x.view(np.uint8), "F32")
+    f16 = L.quantize_act(Q.F16, x).reshape(-1).view(np.uint16)
     u = x.view(np.uint32)
     nan = (u & 0x7FFFFFFF) > 0x7F800000
     with np.errstate(over="ignore", invalid="ignore"):
         ref16 = np.where(nan, ((u >> 16) & 0x8000) | 0x7E00, x.astype(np.float16).view(np.uint16))
     assert np.array_equal(f16, ref16.astype(np.uint16))
-    bf = L.quantize_act(L.BF16, x).reshape(-1)
+    bf = L.quantize_act(Q.BF16, x).reshape(-1)
     assert_same(bf, gq.quantize(x, GQT.BF16).reshape(-1).view(np.uint8), "BF16")
 
 
@@ -221,12 +222,12 @@ def test_bad_type_or_count_is_refused():
     x = np.ones(512, dtype=F32)
     dst = np.zeros(4096, dtype=np.uint8)
     px, pd = L.ffi.cast("float *", x.ctypes.data), L.ffi.cast("void *", dst.ctypes.data)
-    for t in (L.Q4_0, L.Q4_K, L.Q6_K, 4, 99, -1):           # weight-only or unknown types
+    for t in (Q.Q4_0, Q.Q4_K, Q.Q6_K, 4, 99, -1):           # weight-only or unknown types
         assert L.lib.llm_quantize_act(t, px, pd, 256) == -1
-    for t, n in ((L.Q8_0, 31), (L.Q8_1, 48), (L.Q8_K, 128), (L.Q8_K, -256)):
+    for t, n in ((Q.Q8_0, 31), (Q.Q8_1, 48), (Q.Q8_K, 128), (Q.Q8_K, -256)):
         assert L.lib.llm_quantize_act(t, px, pd, n) == -1
     assert not dst.any()
     with pytest.raises(LlmliteError):
-        L.quantize_act(L.Q4_0, np.ones((2, 48), dtype=F32))
+        L.quantize_act(Q.Q4_0, np.ones((2, 48), dtype=F32))
     with pytest.raises(LlmliteError):
-        L.quantize_act(L.Q8_K, np.ones(256, dtype=F32))    # Q8_K has no paired activation type
+        L.quantize_act(Q.Q8_K, np.ones(256, dtype=F32))    # Q8_K has no paired activation type

@@ -132,7 +132,7 @@ def test_bad_model_cli(bad, case):
 def test_bad_model_api(bad, case):
     import llmlite
     from llmlite._lib import LlmliteError
-    from llmlite.gguf_file import GGUFError
+    from llmlite.gguf import GGUFError
 
     with pytest.raises((LlmliteError, GGUFError)) as ei:
         llmlite.load(bad[case], n_ctx=64)

@@ -16,15 +16,17 @@ from gguf import quants as gq
 
 from llmlite import _lib as L
 from llmlite._lib import LlmliteError
+from llmlite.gguf import supported_types
+from llmlite.gguf.constants import TYPE_NAMES
 
 BLOCK = {  # type: (elements, bytes, byte offsets of the fp16 scale fields)
-    L.F32: (1, 4, ()), L.F16: (1, 2, ()), L.BF16: (1, 2, ()),
-    L.Q4_0: (32, 18, (0,)), L.Q4_1: (32, 20, (0, 2)), L.Q5_0: (32, 22, (0,)),
-    L.Q5_1: (32, 24, (0, 2)), L.Q8_0: (32, 34, (0,)),
-    L.Q2_K: (256, 84, (80, 82)), L.Q3_K: (256, 110, (108,)), L.Q4_K: (256, 144, (0, 2)),
-    L.Q5_K: (256, 176, (0, 2)), L.Q6_K: (256, 210, (208,)),
+    GQT.F32: (1, 4, ()), GQT.F16: (1, 2, ()), GQT.BF16: (1, 2, ()),
+    GQT.Q4_0: (32, 18, (0,)), GQT.Q4_1: (32, 20, (0, 2)), GQT.Q5_0: (32, 22, (0,)),
+    GQT.Q5_1: (32, 24, (0, 2)), GQT.Q8_0: (32, 34, (0,)),
+    GQT.Q2_K: (256, 84, (80, 82)), GQT.Q3_K: (256, 110, (108,)), GQT.Q4_K: (256, 144, (0, 2)),
+    GQT.Q5_K: (256, 176, (0, 2)), GQT.Q6_K: (256, 210, (208,)),
 }
-WEIGHT_IDS = [L.TYPE_NAMES[t] for t in L.WEIGHT_TYPES]
+WEIGHT_IDS = [TYPE_NAMES[t] for t in supported_types()]
 
 
 def bits(a: np.ndarray) -> np.ndarray:
@@ -53,15 +55,15 @@ def finite_halves(rng, n: int) -> np.ndarray:
 
 def random_blocks(t: int, nblocks: int, rng, finite: bool) -> np.ndarray:
     be, bb, scales = BLOCK[t]
-    if t == L.F32:
+    if t == GQT.F32:
         x = rng.integers(0, 2**32, size=nblocks, dtype=np.uint32)
         if finite:
             x = rng.standard_normal(nblocks).astype(np.float32).view(np.uint32)
         return x.view(np.uint8)
-    if t in (L.F16, L.BF16):
-        h = finite_halves(rng, nblocks) if (finite and t == L.F16) else \
+    if t in (GQT.F16, GQT.BF16):
+        h = finite_halves(rng, nblocks) if (finite and t == GQT.F16) else \
             rng.integers(0, 2**16, size=nblocks, dtype=np.uint16)
-        if finite and t == L.BF16:
+        if finite and t == GQT.BF16:
             h = (rng.standard_normal(nblocks).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
         return h.view(np.uint8)
     raw = rng.integers(0, 256, size=(nblocks, bb), dtype=np.uint8)
@@ -73,7 +75,7 @@ def random_blocks(t: int, nblocks: int, rng, finite: bool) -> np.ndarray:
 
 # ------------------------------------------------------------ random blocks
 
-@pytest.mark.parametrize("t", L.WEIGHT_TYPES, ids=WEIGHT_IDS)
+@pytest.mark.parametrize("t", supported_types(), ids=WEIGHT_IDS)
 @pytest.mark.parametrize("finite", [True, False], ids=["finite-scales", "raw-bits"])
 def test_random_blocks_match_gguf(t, finite):
     rng = np.random.default_rng(1234 + t + 100 * finite)
@@ -86,10 +88,10 @@ def test_random_blocks_match_gguf(t, finite):
     if not finite and be > 1:
         # the raw bits really did exercise non-finite scales
         assert not np.isfinite(ref).all()
-    assert_same_bits(got, ref, L.TYPE_NAMES[t])
+    assert_same_bits(got, ref, TYPE_NAMES[t])
 
 
-@pytest.mark.parametrize("t", L.WEIGHT_TYPES, ids=WEIGHT_IDS)
+@pytest.mark.parametrize("t", supported_types(), ids=WEIGHT_IDS)
 def test_unaligned_source_and_partial_count(t):
     """An odd source address, and n smaller than the buffer (a prefix of whole blocks)."""
     rng = np.random.default_rng(77 + t)
@@ -110,16 +112,16 @@ def test_special_scales_exact():
     """Hand-made Q8_0/Q4_1 blocks: zero, -0, subnormal, inf and NaN scales."""
     halves = np.array([0x0000, 0x8000, 0x0001, 0x03FF, 0x0400, 0x7BFF, 0x7C00, 0xFC00,
                        0x7E00, 0x7C01, 0xFE55, 0x3C00, 0xBC00], dtype=np.uint16)
-    for t in (L.Q8_0, L.Q4_1):
+    for t in (GQT.Q8_0, GQT.Q4_1):
         _, bb, offs = BLOCK[t]
         n = halves.size
         raw = np.random.default_rng(5).integers(0, 256, size=(n * n, bb), dtype=np.uint8)
-        raw[:, 2 if t == L.Q8_0 else 4] = 0  # some zero quants: 0*inf, 0*NaN
+        raw[:, 2 if t == GQT.Q8_0 else 4] = 0  # some zero quants: 0*inf, 0*NaN
         hb = halves.view(np.uint8).reshape(n, 2)
         raw[:, offs[0]:offs[0] + 2] = np.repeat(hb, n, axis=0)   # d: each special value ...
         if len(offs) > 1:
             raw[:, offs[1]:offs[1] + 2] = np.tile(hb, (n, 1))      # ... with every m
-        assert_same_bits(L.dequantize(t, raw), oracle(raw, t), L.TYPE_NAMES[t])
+        assert_same_bits(L.dequantize(t, raw), oracle(raw, t), TYPE_NAMES[t])
 
 
 # ----------------------------------------------------------- fp16 helpers
@@ -127,7 +129,7 @@ def test_special_scales_exact():
 def test_f16_to_f32_all_halves():
     h = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     ref = h.view(np.float16).astype(np.float32)
-    got = L.dequantize(L.F16, h)
+    got = L.dequantize(GQT.F16, h)
     assert_same_bits(got, ref, "f16 -> f32")
     # numpy widening keeps NaN payloads (signalling ones too): so must we
     nan = (h & 0x7C00) == 0x7C00
@@ -159,7 +161,7 @@ def _f16_narrow_cases(rng) -> np.ndarray:
 
 def test_f32_to_f16_rne():
     x = _f16_narrow_cases(np.random.default_rng(9))
-    got = L.quantize_act(L.F16, x).view(np.uint16).reshape(-1)
+    got = L.quantize_act(GQT.F16, x).view(np.uint16).reshape(-1)
     with np.errstate(over="ignore", invalid="ignore"):
         ref = x.astype(np.float16).view(np.uint16)
     u = x.view(np.uint32)
@@ -174,11 +176,11 @@ def test_bf16_matches_gguf():
     rng = np.random.default_rng(3)
     x = np.concatenate([_f16_narrow_cases(rng),
                         rng.integers(0, 2**32, size=100_000, dtype=np.uint32).view(np.float32)])
-    got = L.quantize_act(L.BF16, x).view(np.uint16).reshape(-1)
+    got = L.quantize_act(GQT.BF16, x).view(np.uint16).reshape(-1)
     ref = gq.quantize(x, GQT.BF16).view(np.uint16).reshape(-1)
     assert np.array_equal(got, ref)
     # and back: bf16 widening is exact
-    assert_same_bits(L.dequantize(L.BF16, got), oracle(got.view(np.uint8), L.BF16), "bf16")
+    assert_same_bits(L.dequantize(GQT.BF16, got), oracle(got.view(np.uint8), GQT.BF16), "bf16")
 
 
 # ------------------------------------------------ Q8_1 / Q8_K dequantize
@@ -190,13 +192,13 @@ def test_q8_1_and_q8_k_dequantize():
     raw[:, 0:2] = finite_halves(rng, nb).view(np.uint8).reshape(nb, 2)
     d = raw[:, 0:2].copy().view(np.float16).astype(np.float32)
     ref = raw[:, 4:].view(np.int8).astype(np.float32) * d
-    assert_same_bits(L.dequantize(L.Q8_1, raw), ref, "Q8_1")
+    assert_same_bits(L.dequantize(GQT.Q8_1, raw), ref, "Q8_1")
 
     raw = rng.integers(0, 256, size=(nb, 292), dtype=np.uint8)
     raw[:, 0:4] = (rng.standard_normal(nb).astype(np.float32) * 1e-3).view(np.uint8).reshape(nb, 4)
     d = raw[:, 0:4].copy().view(np.float32)
     ref = raw[:, 4:260].view(np.int8).astype(np.float32) * d
-    assert_same_bits(L.dequantize(L.Q8_K, raw), ref, "Q8_K")
+    assert_same_bits(L.dequantize(GQT.Q8_K, raw), ref, "Q8_K")
 
 
 # ------------------------------------------------------------ bad input
@@ -208,13 +210,13 @@ def test_bad_type_or_count_is_refused():
     p_out = L.ffi.cast("float *", out.ctypes.data)
     for t in (4, 5, 16, 29, 31, -1, 1000):  # not a type, or a type with no dequantizer here
         assert L.lib.llm_dequantize(t, p_src, p_out, 256) == -1
-    for t, n in ((L.Q4_0, 31), (L.Q4_0, 33), (L.Q4_K, 128), (L.Q8_0, -32), (L.Q6_K, 257)):
+    for t, n in ((GQT.Q4_0, 31), (GQT.Q4_0, 33), (GQT.Q4_K, 128), (GQT.Q8_0, -32), (GQT.Q6_K, 257)):
         assert L.lib.llm_dequantize(t, p_src, p_out, n) == -1
-    assert L.lib.llm_dequantize(L.Q4_0, p_src, p_out, 0) == 0
+    assert L.lib.llm_dequantize(GQT.Q4_0, p_src, p_out, 0) == 0
     with pytest.raises(LlmliteError):
-        L.dequantize(L.Q4_K, np.zeros(143, dtype=np.uint8))
+        L.dequantize(GQT.Q4_K, np.zeros(143, dtype=np.uint8))
     with pytest.raises(LlmliteError):
-        L.dequantize(L.Q4_0, np.zeros(18, dtype=np.uint8), 64)
+        L.dequantize(GQT.Q4_0, np.zeros(18, dtype=np.uint8), 64)
     with pytest.raises(LlmliteError):
         L.dequantize(99, np.zeros(64, dtype=np.uint8))
 
@@ -251,7 +253,7 @@ def test_every_tensor_of_real_models(model, readers, capsys):
             got = L.dequantize(tt, slab, slab.shape[0] * ne0)
             assert_same_bits(got, oracle(slab, tt), f"{t.name} rows {r0}..")
         checked += 1
-        by_type[L.TYPE_NAMES[tt]] = by_type.get(L.TYPE_NAMES[tt], 0) + 1
+        by_type[TYPE_NAMES[tt]] = by_type.get(TYPE_NAMES[tt], 0) + 1
     with capsys.disabled():
         print(f"\n{model}: {checked} tensors dequantized bit-exact vs gguf-py {by_type}")
     assert checked == _file_tensor_count(reader) == len(reader.tensors)
@@ -262,11 +264,11 @@ def test_token_embd_whole_tensor(readers):
     """gemma3's 178 MB Q8_0 token_embd in one call (its speed: benchmarks/bench_load.py
     and `make bench`, not a timed test)."""
     t = next(x for x in readers["gemma3"].tensors if x.name == "token_embd.weight")
-    assert int(t.tensor_type) == L.Q8_0
+    assert int(t.tensor_type) == GQT.Q8_0
     raw = np.ascontiguousarray(t.data).view(np.uint8).reshape(-1)
     n = int(t.n_elements)
     out = np.zeros(n, dtype=np.float32)
     p_src, p_out = L.ffi.cast("void *", raw.ctypes.data), L.ffi.cast("float *", out.ctypes.data)
-    assert L.lib.llm_dequantize(L.Q8_0, p_src, p_out, n) == 0
+    assert L.lib.llm_dequantize(GQT.Q8_0, p_src, p_out, n) == 0
     i = np.random.default_rng(0).integers(0, t.data.shape[0], 64)
-    assert_same_bits(out.reshape(t.data.shape[0], -1)[i], oracle(np.ascontiguousarray(t.data[i]), L.Q8_0), "rows")
+    assert_same_bits(out.reshape(t.data.shape[0], -1)[i], oracle(np.ascontiguousarray(t.data[i]), GQT.Q8_0), "rows")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from llmlite.gguf_file import open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 
 MODELS = ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1",

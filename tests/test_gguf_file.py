@@ -1,4 +1,4 @@
-"""llmlite.gguf_file against gguf-py's GGUFReader (the oracle) and GGUFWriter."""
+"""llmlite.gguf's reader against gguf-py's GGUFReader (the oracle) and GGUFWriter."""
 from __future__ import annotations
 
 import struct
@@ -7,8 +7,9 @@ import gguf
 import numpy as np
 import pytest
 
-from llmlite.gguf_file import (ARRAY, BOOL, FLOAT32, GGUFError, ModelConfig, STRING, StringArray,
-                               open_gguf, type_name, _scan_strings, _scan_strings_py)
+from llmlite.config import ModelConfig
+from llmlite.gguf import GGUFError, StringArray, open_gguf, type_name
+from llmlite.gguf.reader import _scan_strings, _scan_strings_py
 
 GT = gguf.GGUFValueType
 Q = gguf.GGMLQuantizationType
@@ -35,7 +36,7 @@ def _compare_with_reader(g, reader, full_strings: bool, sample: int = 2000):
             want = f.parts[-1].tolist()[0]
             assert ours == want and type(ours) is type(want) or (f.types[0] == GT.BOOL and ours is bool(want)), k
         elif f.types[-1] == GT.STRING:
-            assert isinstance(ours, StringArray) and g.array_types[k] == STRING
+            assert isinstance(ours, StringArray) and g.array_types[k] == GT.STRING
             leaves = _field_leaves(f)
             assert len(ours) == len(leaves), k
             assert np.array_equal(ours.lengths, [len(x) for x in leaves]), k
@@ -196,9 +197,9 @@ def test_every_value_type_round_trips(tmp_path, alignment):
                             ("a.f32", [0.25, -1.5, 3.0], "<f4"), ("a.u64", [2**64 - 1, 0], "<u8"),
                             ("a.i64", [-(2**63), 5], "<i8"), ("a.f64", [1e-300, 2.5], "<f8")]:
             assert md[k].dtype == np.dtype(dt) and md[k].tolist() == want, k
-            assert mt[k] == ARRAY
-        assert md["a.bool"].tolist() == [True, False, True] and g.array_types["a.bool"] == BOOL
-        assert g.array_types["a.f32"] == FLOAT32
+            assert mt[k] == GT.ARRAY
+        assert md["a.bool"].tolist() == [True, False, True] and g.array_types["a.bool"] == GT.BOOL
+        assert g.array_types["a.f32"] == GT.FLOAT32
         s = md["a.str"]
         assert isinstance(s, StringArray) and len(s) == 4
         assert s.tolist() == ["a", "", "ünï", "x" * 300] and list(s) == s.tolist()
@@ -208,7 +209,7 @@ def test_every_value_type_round_trips(tmp_path, alignment):
         nested = md["a.nested"]
         assert [a.tolist() for a in nested] == [[1, 2, 3], [4], [5, 6]]
         assert [a.tolist() for a in md["a.nested_str"]] == [["p", "q"], ["r"]]
-        assert g.array_types["a.nested"] == ARRAY
+        assert g.array_types["a.nested"] == GT.ARRAY
         assert set(g.tensors) == set(raw)
         for n, b in raw.items():
             t = g.tensors[n]

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from llmlite.cli import app
-from llmlite.gguf_file import GGUFError, ModelConfig, StringArray, open_gguf
+from llmlite.config import ModelConfig
+from llmlite.gguf import GGUFError, StringArray, open_gguf
 
 GT = gguf.GGUFValueType
 Q = gguf.GGMLQuantizationType

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from llmlite.cli import app
-from llmlite.gguf_file import open_gguf
+from llmlite.gguf import open_gguf
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]

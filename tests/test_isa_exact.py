@@ -21,10 +21,11 @@ from gguf import GGMLQuantizationType as GQT
 from gguf import quants as gq
 
 from llmlite import _lib as L
+from llmlite.gguf.constants import TYPE_NAMES, GGMLType as Q
 
 ISAS = ["scalar", "avx2", "avx512"]
-BLOCK32 = [L.Q4_0, L.Q4_1, L.Q5_0, L.Q5_1, L.Q8_0]
-TYPE_IDS = {t: L.TYPE_NAMES[t] for t in BLOCK32}
+BLOCK32 = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
+TYPE_IDS = {t: TYPE_NAMES[t] for t in BLOCK32}
 F32 = np.float32
 
 
@@ -43,7 +44,7 @@ def make_weights(wtype: int, rows: int, k: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((rows, k)).astype(F32)
     x *= rng.uniform(0.01, 10.0, size=(rows, 1)).astype(F32)   # rows of different scales
-    if wtype in (L.Q4_1, L.Q5_1):
+    if wtype in (Q.Q4_1, Q.Q5_1):
         x += rng.uniform(-3.0, 3.0, size=(rows, 1)).astype(F32)  # nonzero minimums
     return np.ascontiguousarray(gq.quantize(x, GQT(wtype)), dtype=np.uint8)
 
@@ -66,25 +67,25 @@ def _f16(b: np.ndarray) -> np.ndarray:
 def weight_blocks(wtype: int, raw: np.ndarray, k: int):
     """raw weight rows -> (integer weights (rows, nb, 32) int64, d (rows, nb) f32, m or None)."""
     rows, nb = raw.shape[0], k // 32
-    bb = {L.Q4_0: 18, L.Q4_1: 20, L.Q5_0: 22, L.Q5_1: 24, L.Q8_0: 34}[wtype]
+    bb = {Q.Q4_0: 18, Q.Q4_1: 20, Q.Q5_0: 22, Q.Q5_1: 24, Q.Q8_0: 34}[wtype]
     b = raw.reshape(rows, nb, bb)
     d = _f16(b[:, :, 0:2])
-    m = _f16(b[:, :, 2:4]) if wtype in (L.Q4_1, L.Q5_1) else None
-    if wtype == L.Q8_0:
+    m = _f16(b[:, :, 2:4]) if wtype in (Q.Q4_1, Q.Q5_1) else None
+    if wtype == Q.Q8_0:
         return b[:, :, 2:].view(np.int8).astype(np.int64), d, None
     qs = b[:, :, bb - 16:].astype(np.int64)
     q = np.concatenate([qs & 15, qs >> 4], axis=2)            # element j: low nibble j, high nibble j - 16
-    if wtype in (L.Q5_0, L.Q5_1):
+    if wtype in (Q.Q5_0, Q.Q5_1):
         qh = np.ascontiguousarray(b[:, :, bb - 20:bb - 16]).view("<u4")[..., 0].astype(np.int64)
         q = q | (((qh[:, :, None] >> np.arange(32)) & 1) << 4)
-    off = {L.Q4_0: 8, L.Q5_0: 16}.get(wtype, 0)
+    off = {Q.Q4_0: 8, Q.Q5_0: 16}.get(wtype, 0)
     return q - off, d, m
 
 
 def act_blocks(wtype: int, xq: np.ndarray, k: int):
     """Q8_0 / Q8_1 activation rows -> (int8 values (ncols, nb, 32) int64, d f32, s f32 or None)."""
     n, nb = xq.shape[0], k // 32
-    if wtype in (L.Q4_1, L.Q5_1):
+    if wtype in (Q.Q4_1, Q.Q5_1):
         b = xq.reshape(n, nb, 36)
         return b[:, :, 4:].view(np.int8).astype(np.int64), _f16(b[:, :, 0:2]), _f16(b[:, :, 2:4])
     b = xq.reshape(n, nb, 34)
@@ -216,11 +217,11 @@ def test_equals_llamacpp_order(wtype, isa, restore_isa):
 #   Q6_K, Q3_K (tiled matmul, no min): acc = fma(I*dw, dx, acc)
 #   Q5_K, Q2_K (tiled matmul, with min): acc = fma(fma(-dmin, M, I*dw), dx, acc)
 
-KQUANTS = [L.Q2_K, L.Q3_K, L.Q4_K, L.Q5_K, L.Q6_K]
-KTYPE_IDS = {t: L.TYPE_NAMES[t] for t in KQUANTS}
+KQUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
+KTYPE_IDS = {t: TYPE_NAMES[t] for t in KQUANTS}
 # (block bytes, offset of the fp16 d, offset of dmin or None): spec section 1
-K_LAYOUT = {L.Q2_K: (84, 80, 82), L.Q3_K: (110, 108, None), L.Q4_K: (144, 0, 2),
-            L.Q5_K: (176, 0, 2), L.Q6_K: (210, 208, None)}
+K_LAYOUT = {Q.Q2_K: (84, 80, 82), Q.Q3_K: (110, 108, None), Q.Q4_K: (144, 0, 2),
+            Q.Q5_K: (176, 0, 2), Q.Q6_K: (210, 208, None)}
 E = np.arange(256)
 
 
@@ -257,10 +258,10 @@ def kweight_blocks(wtype: int, raw: np.ndarray, k: int):
     b = raw.reshape(rows, nb, bb)
     dw = _f16(b[:, :, od:od + 2])
     dmin = _f16(b[:, :, om:om + 2]) if om is not None else None
-    if wtype in (L.Q2_K, L.Q3_K):
-        qs = b[:, :, 16:80] if wtype == L.Q2_K else b[:, :, 32:96]
+    if wtype in (Q.Q2_K, Q.Q3_K):
+        qs = b[:, :, 16:80] if wtype == Q.Q2_K else b[:, :, 32:96]
         low2 = (qs[:, :, 32 * (E // 128) + E % 32].astype(np.int64) >> (2 * ((E % 128) // 32))) & 3
-        if wtype == L.Q2_K:
+        if wtype == Q.Q2_K:
             s = b[:, :, 0:16].astype(np.int64)
             return low2, s & 15, s >> 4, dw, dmin
         hbit = (b[:, :, E % 32].astype(np.int64) >> (E // 32)) & 1            # hmask
@@ -269,10 +270,10 @@ def kweight_blocks(wtype: int, raw: np.ndarray, k: int):
         s6 = (p[:, :, j % 8] >> (4 * (j // 8))) & 15
         s6 |= ((p[:, :, 8 + j % 4] >> (2 * (j // 4))) & 3) << 4
         return low2 + 4 * hbit - 4, s6 - 32, None, dw, None
-    if wtype in (L.Q4_K, L.Q5_K):
-        qs = b[:, :, 16:144] if wtype == L.Q4_K else b[:, :, 48:176]
+    if wtype in (Q.Q4_K, Q.Q5_K):
+        qs = b[:, :, 16:144] if wtype == Q.Q4_K else b[:, :, 48:176]
         q = (qs[:, :, 32 * (E // 64) + E % 32].astype(np.int64) >> (4 * ((E // 32) % 2))) & 15
-        if wtype == L.Q5_K:
+        if wtype == Q.Q5_K:
             q |= ((b[:, :, 16 + E % 32].astype(np.int64) >> (E // 32)) & 1) << 4   # qh
         sc, m = _k4_scale_min(b[:, :, 4:16])
         return q, sc, m, dw, dmin
@@ -297,7 +298,7 @@ def _f32_of_int(i: np.ndarray) -> np.ndarray:
     return i.astype(np.float64).astype(F32)       # exact, then one rounding
 
 
-ORDER = {L.Q2_K: "tiled", L.Q3_K: "tiled", L.Q4_K: "gemm64", L.Q5_K: "tiled", L.Q6_K: "tiled"}
+ORDER = {Q.Q2_K: "tiled", Q.Q3_K: "tiled", Q.Q4_K: "gemm64", Q.Q5_K: "tiled", Q.Q6_K: "tiled"}
 
 
 def emulate_k(wtype: int, raw: np.ndarray, k: int, xq: np.ndarray, order: str | None = None) -> np.ndarray:
@@ -349,7 +350,7 @@ def test_kquant_model_decodes_like_gguf():
         if mn is not None:
             v -= dmin[:, :, None].astype(np.float64) * np.repeat(mn, 256 // nsub, axis=2)
         want = gq.dequantize(raw, GQT(wtype)).reshape(3, 2, 256).astype(np.float64)
-        np.testing.assert_allclose(v, want, rtol=1e-6, atol=1e-6, err_msg=L.TYPE_NAMES[wtype])
+        np.testing.assert_allclose(v, want, rtol=1e-6, atol=1e-6, err_msg=TYPE_NAMES[wtype])
 
 
 @pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
@@ -361,7 +362,7 @@ def test_kquant_orders_differ(wtype):
     raw = make_kweights(wtype, rows, k, seed=11 + wtype)
     xq = L.quantize_act(wtype, make_x(5, k, seed=5 + wtype))
     want = emulate_k(wtype, raw, k, xq)
-    others = ["superblock"] + [o for o in ("tiled", "gemm64") if o != ORDER[wtype] and (o != "gemm64" or wtype in (L.Q4_K, L.Q5_K))]
+    others = ["superblock"] + [o for o in ("tiled", "gemm64") if o != ORDER[wtype] and (o != "gemm64" or wtype in (Q.Q4_K, Q.Q5_K))]
     for o in others:
         y = emulate_k(wtype, raw, k, xq, order=o)
         assert np.any(y != want), o

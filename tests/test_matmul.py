@@ -16,21 +16,22 @@ from gguf import quants as gq
 
 from llmlite import _lib as L
 from llmlite._lib import LlmliteError
+from llmlite.gguf.constants import TYPE_NAMES, GGMLType as Q
 
 ISAS = ["scalar", "avx2", "avx512"]
-BLOCK32 = [L.Q4_0, L.Q4_1, L.Q5_0, L.Q5_1, L.Q8_0]
-KQUANTS = [L.Q2_K, L.Q3_K, L.Q4_K, L.Q5_K, L.Q6_K]
-FLOATS = [L.F32, L.F16, L.BF16]
+BLOCK32 = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
+KQUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
+FLOATS = [Q.F32, Q.F16, Q.BF16]
 ALL_TYPES = FLOATS + BLOCK32 + KQUANTS
-TYPE_IDS = {t: L.TYPE_NAMES[t] for t in ALL_TYPES}
+TYPE_IDS = {t: TYPE_NAMES[t] for t in ALL_TYPES}
 
 REL_TOL = 1e-5      # of sum |w_i x_i|
 ABS_EPS = 1e-30     # for rows/columns whose products are all zero
 
 # byte offsets of the fp16 super-block scales of the K-quants (spec section 1):
 # (block bytes, offset of d, offset of dmin or None)
-K_LAYOUT = {L.Q2_K: (84, 80, 82), L.Q3_K: (110, 108, None), L.Q4_K: (144, 0, 2),
-            L.Q5_K: (176, 0, 2), L.Q6_K: (210, 208, None)}
+K_LAYOUT = {Q.Q2_K: (84, 80, 82), Q.Q3_K: (110, 108, None), Q.Q4_K: (144, 0, 2),
+            Q.Q5_K: (176, 0, 2), Q.Q6_K: (210, 208, None)}
 
 
 def _gqt(t: int) -> GQT:
@@ -53,16 +54,16 @@ def make_weights(wtype: int, rows: int, k: int, seed: int = 0):
     """(raw bytes (rows, row_bytes) uint8, dequantized float64 (rows, k))."""
     rng = np.random.default_rng(1000 * wtype + 7 * rows + k + seed)
     x = rng.standard_normal((rows, k)).astype(np.float32)
-    if wtype == L.F32:
+    if wtype == Q.F32:
         return x.view(np.uint8).copy(), x.astype(np.float64)
-    if wtype == L.F16:
+    if wtype == Q.F16:
         # a sprinkling of fp16 subnormals and exact zeros
         tiny = rng.random((rows, k)) < 0.05
         x[tiny] *= np.float32(2.0 ** -20)
         x[rng.random((rows, k)) < 0.02] = 0
         h = x.astype(np.float16)
         return h.view(np.uint8).copy(), h.astype(np.float64)
-    if wtype == L.BF16:
+    if wtype == Q.BF16:
         b = _bf16_bits(x)
         return b.view(np.uint8).copy(), _bf16_value(b).astype(np.float64)
     if wtype in BLOCK32:
@@ -98,24 +99,24 @@ def decode_act(wtype: int, xq: np.ndarray, k: int):
     reference is exactly the sum the kernel is defined to compute."""
     at = L.lib.llm_type_act_type(wtype)
     n = xq.shape[0]
-    if at == L.F32:
+    if at == Q.F32:
         return xq.view(np.float32).reshape(n, k).astype(np.float64), None
-    if at == L.F16:
+    if at == Q.F16:
         return xq.view(np.float16).reshape(n, k).astype(np.float64), None
-    if at == L.BF16:
+    if at == Q.BF16:
         return _bf16_value(xq.view(np.uint16).reshape(n, k)).astype(np.float64), None
-    if at == L.Q8_0:
+    if at == Q.Q8_0:
         b = xq.reshape(n, k // 32, 34)
         d = b[:, :, 0:2].copy().view(np.float16).astype(np.float64)
         q = b[:, :, 2:].view(np.int8).astype(np.float64)
         return (d * q).reshape(n, k), None
-    if at == L.Q8_1:
+    if at == Q.Q8_1:
         b = xq.reshape(n, k // 32, 36)
         d = b[:, :, 0:2].copy().view(np.float16).astype(np.float64)
         s = b[:, :, 2:4].copy().view(np.float16).astype(np.float64)[:, :, 0]
         q = b[:, :, 4:].view(np.int8).astype(np.float64)
         return (d * q).reshape(n, k), s - d[:, :, 0] * q.sum(axis=2)
-    if at == L.Q8_K:
+    if at == Q.Q8_K:
         b = xq.reshape(n, k // 256, 292)
         d = b[:, :, 0:4].copy().view(np.float32).astype(np.float64)
         q = b[:, :, 4:260].view(np.int8)
@@ -134,15 +135,15 @@ def make_act_blocks(wtype: int, X: np.ndarray) -> np.ndarray:
     at = L.lib.llm_type_act_type(wtype)
     n, k = X.shape
     X = X.astype(np.float32)
-    if at == L.F32:
+    if at == Q.F32:
         return X.view(np.uint8).copy()
-    if at == L.F16:
+    if at == Q.F16:
         return X.astype(np.float16).view(np.uint8).copy()
-    if at == L.BF16:
+    if at == Q.BF16:
         return _bf16_bits(X).view(np.uint8).copy()
-    if at == L.Q8_0:
+    if at == Q.Q8_0:
         return np.ascontiguousarray(gq.quantize(X, GQT.Q8_0))
-    if at == L.Q8_1:
+    if at == Q.Q8_1:
         xb = X.reshape(n, k // 32, 32)
         d = np.abs(xb).max(axis=2) / np.float32(127)
         with np.errstate(divide="ignore"):
@@ -154,7 +155,7 @@ def make_act_blocks(wtype: int, X: np.ndarray) -> np.ndarray:
         out[:, :, 2:4] = s[:, :, None].view(np.uint8)
         out[:, :, 4:] = q.view(np.uint8)
         return out.reshape(n, -1)
-    if at == L.Q8_K:
+    if at == Q.Q8_K:
         xb = X.reshape(n, k // 256, 256)
         idx = np.abs(xb).argmax(axis=2)
         mx = np.take_along_axis(xb, idx[:, :, None], axis=2)[:, :, 0]
@@ -174,9 +175,9 @@ def make_act_blocks(wtype: int, X: np.ndarray) -> np.ndarray:
 
 def weight_mins(wtype: int, raw: np.ndarray, k: int):
     """f(m) per row and 32-block for Q4_1 / Q5_1 (None otherwise)."""
-    if wtype not in (L.Q4_1, L.Q5_1):
+    if wtype not in (Q.Q4_1, Q.Q5_1):
         return None
-    bb = 20 if wtype == L.Q4_1 else 24
+    bb = 20 if wtype == Q.Q4_1 else 24
     b = raw.reshape(raw.shape[0], k // 32, bb)
     return b[:, :, 2:4].copy().view(np.float16).astype(np.float64)[:, :, 0]
 
@@ -240,7 +241,7 @@ CASES = [(t, r, k) for t in ALL_TYPES for (r, k) in shapes_for(t)]
 
 
 def case_id(c):
-    return f"{L.TYPE_NAMES[c[0]]}-r{c[1]}-k{c[2]}"
+    return f"{TYPE_NAMES[c[0]]}-r{c[1]}-k{c[2]}"
 
 
 def random_x(ncols, k, seed):
@@ -263,7 +264,7 @@ def test_kernel_vs_reference(case, isa):
     y = L.matmul_q(wtype, raw, rows, k, xq)
     assert y.shape == (3, rows) and y.dtype == np.float32
     ref, bound = reference(wtype, raw, wdeq, xq, k)
-    assert_close(y, ref, bound, f"{L.TYPE_NAMES[wtype]} {isa}")
+    assert_close(y, ref, bound, f"{TYPE_NAMES[wtype]} {isa}")
 
 
 @pytest.mark.parametrize("wtype", ALL_TYPES, ids=TYPE_IDS.get)
@@ -279,7 +280,7 @@ def test_matmul_vs_reference(wtype, isa):
     assert xq.shape == (4, L.row_bytes(L.lib.llm_type_act_type(wtype), k))
     y = L.matmul(wtype, raw, rows, k, X)
     ref, bound = reference(wtype, raw, wdeq, xq, k)
-    assert_close(y, ref, bound, f"{L.TYPE_NAMES[wtype]} {isa}")
+    assert_close(y, ref, bound, f"{TYPE_NAMES[wtype]} {isa}")
     assert np.all(y[2] == 0)
     np.testing.assert_array_equal(y, L.matmul_q(wtype, raw, rows, k, xq))
 
@@ -302,7 +303,7 @@ def test_simd_vs_scalar(case):
         for name in others:
             assert L.set_isa(name)
             y = L.matmul_q(wtype, raw, rows, k, xq)
-            assert_close(y, y0.astype(np.float64), bound, f"{L.TYPE_NAMES[wtype]} {name} vs scalar")
+            assert_close(y, y0.astype(np.float64), bound, f"{TYPE_NAMES[wtype]} {name} vs scalar")
     finally:
         L.set_isa(before)
 
@@ -357,14 +358,14 @@ def test_threads_identical(wtype, isa, threads):
 
 
 def test_empty_shapes(threads):
-    raw, _ = make_weights(L.Q4_0, 4, 64)
+    raw, _ = make_weights(Q.Q4_0, 4, 64)
     for n in (1, 2):
         threads(n)
-        assert L.matmul(L.Q4_0, raw, 0, 64, np.ones((3, 64), np.float32)).shape == (3, 0)
-        assert L.matmul(L.Q4_0, raw, 4, 64, np.ones((0, 64), np.float32)).shape == (0, 4)
+        assert L.matmul(Q.Q4_0, raw, 0, 64, np.ones((3, 64), np.float32)).shape == (3, 0)
+        assert L.matmul(Q.Q4_0, raw, 4, 64, np.ones((0, 64), np.float32)).shape == (0, 4)
 
 
-@pytest.mark.parametrize("bad_type", [L.Q8_1, L.Q8_K, 4, 5, 16, 29, 31, 99, -1])
+@pytest.mark.parametrize("bad_type", [Q.Q8_1, Q.Q8_K, 4, 5, 16, 29, 31, 99, -1])
 def test_unsupported_type(bad_type):
     W = np.zeros(4096, np.uint8)
     X = np.ones((2, 256), np.float32)
@@ -381,8 +382,8 @@ def test_unsupported_type(bad_type):
     assert np.all(Y == 7.0)
 
 
-@pytest.mark.parametrize("wtype,k", [(L.Q4_0, 48), (L.Q8_0, 100), (L.Q5_1, 16), (L.Q4_K, 288),
-                                     (L.Q6_K, 128), (L.Q2_K, 32)], ids=lambda v: str(v))
+@pytest.mark.parametrize("wtype,k", [(Q.Q4_0, 48), (Q.Q8_0, 100), (Q.Q5_1, 16), (Q.Q4_K, 288),
+                                     (Q.Q6_K, 128), (Q.Q2_K, 32)], ids=lambda v: str(v))
 def test_k_not_block_multiple(wtype, k):
     W = np.zeros(8192, np.uint8)
     X = np.ones((1, k), np.float32)
@@ -399,24 +400,24 @@ def test_k_not_block_multiple(wtype, k):
 
 
 def test_wrapper_size_checks():
-    raw, _ = make_weights(L.Q4_K, 4, 512)
+    raw, _ = make_weights(Q.Q4_K, 4, 512)
     X = np.ones((2, 512), np.float32)
     with pytest.raises(LlmliteError):          # weight buffer shorter than rows·row_bytes
-        L.matmul(L.Q4_K, raw[:3], 4, 512, X)
+        L.matmul(Q.Q4_K, raw[:3], 4, 512, X)
     with pytest.raises(LlmliteError):          # activation width
-        L.matmul(L.Q4_K, raw, 4, 256, X)
-    xq = L.quantize_act(L.Q4_K, X)
+        L.matmul(Q.Q4_K, raw, 4, 256, X)
+    xq = L.quantize_act(Q.Q4_K, X)
     with pytest.raises(LlmliteError):          # activation blocks too short for k
-        L.matmul_q(L.Q4_K, raw, 4, 512, xq[:, :292])
+        L.matmul_q(Q.Q4_K, raw, 4, 512, xq[:, :292])
     with pytest.raises(LlmliteError):
-        L.matmul_q(L.Q4_K, raw[:3], 4, 512, xq)
+        L.matmul_q(Q.Q4_K, raw[:3], 4, 512, xq)
 
 
 # --------------------------------------------------------- real model rows
 
 def _real_rows(path, want_types, nrows=24):
     """The first rows of the first 2-D tensor of each wanted type."""
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     f = open_gguf(path)
     got = {}
@@ -435,7 +436,7 @@ def _real_rows(path, want_types, nrows=24):
 def test_real_model_rows(model, request):
     """Rows of the real test models, every type they hold, every ISA."""
     path = request.getfixturevalue(f"{model}_path")
-    want = {"smollm2": [L.Q4_1, L.Q8_0], "gemma3": [L.Q4_K, L.Q5_0, L.Q6_K, L.Q8_0]}[model]
+    want = {"smollm2": [Q.Q4_1, Q.Q8_0], "gemma3": [Q.Q4_K, Q.Q5_0, Q.Q6_K, Q.Q8_0]}[model]
     got = _real_rows(path, set(want))
     assert sorted(got) == sorted(want)
     before = L.isa()

@@ -6,7 +6,7 @@ import gguf
 import numpy as np
 import pytest
 
-from llmlite.gguf_file import open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.offload import MiB, format_plan, model_costs, plan_split, vram_free
 
 Q8 = gguf.GGMLQuantizationType.Q8_0

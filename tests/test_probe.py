@@ -64,7 +64,7 @@ def test_matvec_throughput_accounts_for_every_2d_weight(smollm2_path):
     # the kernel benchmark's bookkeeping (not its speed): every 2-D weight is
     # timed once per pass and its bytes counted under its type; threads restored
     from llmlite.bench import matvec_throughput
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     with open_gguf(smollm2_path) as g:
         want = {}

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import quantize_cli  # noqa: E402
+from hf_fixture import quantize_cli, quantize_gguf  # noqa: E402
 from llmlite import _lib
-from llmlite.gguf_file import open_gguf
-from llmlite.quantize import FTYPES, plan, quantize_gguf, use_more_bits
+from llmlite.gguf import open_gguf
+from llmlite.quantize import FTYPES, plan, use_more_bits
 
 ROOT = Path(__file__).resolve().parents[1]
 Q4_K, Q5_0, Q6_K, Q8_0, F16, F32 = 12, 6, 14, 8, 1, 0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import make_checkpoint, quantize_cli, write_safetensors  # noqa: E402
+from hf_fixture import make_checkpoint, quantize_cli, quantize_gguf, write_safetensors  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,6 @@ def hf(smollm2_path, tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(hf, smollm2_path, tmp_path_factory):
     """(q8_0 from the checkpoint, q8_0 from an F16 GGUF of the same weights)"""
-    from llmlite.quantize import quantize_gguf
-
     d = tmp_path_factory.mktemp("conv")
     r = cli(hf, d / "hf-q8.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
@@ -151,8 +149,6 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
     original's bytes) and the original's metadata values."""
     from gguf import GGUFReader
 
-    from llmlite.quantize import quantize_gguf
-
     src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
     hf = make_checkpoint(src, tmp_path / name, LLAMA3_SCALING if "ropefreqs" in name else None)
     r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
@@ -178,8 +174,7 @@ def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
     from gguf import GGUFReader
 
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
-    from llmlite.quantize import quantize_gguf
+    from llmlite.gguf import open_gguf
 
     src = shared_dir / "refs" / "synthetic" / "gemma3-tiny-bf16.gguf"
     hf = make_checkpoint(src, tmp_path / "g3")
@@ -236,7 +231,7 @@ def test_bf16_and_f32_checkpoints(dtype, ftype, tid, shared_dir, tmp_path):
     """safetensors in BF16 or F32, written out in the same type: each matrix's bytes
     are the original values in that type (llama's q/k rows permuted back)."""
     from llmlite import _lib
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     src = shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
     hf = make_checkpoint(src, tmp_path / "m", dtype=dtype)

@@ -85,7 +85,7 @@ def test_every_smollm2_tensor_matches_llamacpp(refs, smollm2_path):
     refs file."""
     import hashlib
 
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     types = {"F16": 1, **GGUF_PY_TYPES, **K_TYPES}
     names = [str(n) for n in refs["real_names"]]

@@ -95,7 +95,7 @@ def test_native_template_defers_odd_input_to_jinja():
 
 def test_smollm2_file_template_is_the_known_one(smollm2_path):
     from llmlite import chat
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     with open_gguf(smollm2_path) as g:
         assert g.metadata["tokenizer.chat_template"] == chat._SMOLLM2

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from llmlite.gguf_file import open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.tokenizer import (ATTR_CONTROL, ATTR_USER_DEFINED, PRE_TOKENIZERS, StreamDecoder, Tokenizer,
                                TokenizerError, _clean_spaces, _compile, _decode_lenient, _FAST, _GPT2_FWD,
                                _WHITESPACE, category)

@@ -73,7 +73,7 @@ def _classify(e: BaseException) -> tuple[int, str]:
     from llmlite.registry import RegistryError
 
     bad_input: tuple[type, ...] = (RegistryError,)
-    gg = sys.modules.get("llmlite.gguf_file")
+    gg = sys.modules.get("llmlite.gguf.reader")
     if gg is not None:
         bad_input += (gg.GGUFError,)
     ch = sys.modules.get("llmlite.chat")

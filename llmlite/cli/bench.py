@@ -11,9 +11,6 @@ from llmlite.cli.loading import load_model
 from llmlite.cli.options import opt_ngl, opt_threads, parse_ngl
 from llmlite.cli.output import fmt_bytes, fmt_params
 
-FTYPE_NAMES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-                11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-                17: "Q5_K_M", 18: "Q6_K", 32: "BF16"}
 
 def _bench_ngl_list(spec: str, n_layer: int) -> list:
     """llama-bench's -ngl list: "0,8,all", "0,25%,50%,100%", "auto"; a percentage is
@@ -62,7 +59,8 @@ def bench(
     from llmlite import bench as B
     from llmlite import offload
     from llmlite._lib import LlmliteError, isa, lib
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
+    from llmlite.gguf.constants import FILE_TYPE_NAMES
 
     path = resolve(model)
     if not path.is_file():
@@ -111,7 +109,7 @@ def bench(
     size, params, ftype = info["size"], info["params"], info["ftype"]
     # llama-bench's model column: architecture, size label, file type
     name = " ".join(str(x) for x in (info["arch"], info["size_label"] or fmt_params(params),
-                                       FTYPE_NAMES.get(ftype, "")) if x)
+                                       FILE_TYPE_NAMES.get(ftype, "")) if x)
     verdict, bpt, probe = "", 0, None
     if verdict_of:                                # after the peak RSS: the probe's buffer is large
         tg_mean, bpt = verdict_of

@@ -25,7 +25,8 @@ def _finite(x: Any) -> Any:
 
 def model_facts(path, n_ctx: Optional[int] = None) -> dict:
     """The facts `llmlite info` shows, as one JSON-ready dict."""
-    from llmlite.gguf_file import ModelConfig, open_gguf, type_name, type_supported
+    from llmlite.config import ModelConfig
+    from llmlite.gguf import open_gguf, type_name, type_supported
 
     with open_gguf(path) as g:
         cfg = ModelConfig.from_gguf(g)
@@ -147,17 +148,17 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool, 
     import dataclasses
 
     from llmlite import offload
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     if vram is not None and not vram >= 0:
         raise UserError(f"--vram must be >= 0 GB (got {vram})")
     if margin_mib < 0:
         raise UserError(f"--vram-margin must be >= 0 MiB (got {margin_mib})")
     n = parse_ngl(ngl)
-    from llmlite.model import Weights
+    from llmlite.config import ModelConfig
 
     with open_gguf(path) as g:
-        costs = offload.model_costs(g, ctx_size or Weights.default_ctx(g))
+        costs = offload.model_costs(g, ctx_size or ModelConfig.of(g).default_ctx)
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")

@@ -22,7 +22,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     n_ctx_train = 0
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
 
     g = open_gguf(path)   # read once here, then handed to the model
     arch = g.metadata.get("general.architecture")

@@ -6,7 +6,6 @@ import sys
 import typer
 
 from llmlite.cli.app import app, command
-from llmlite.cli.bench import FTYPE_NAMES
 from llmlite.cli.output import fmt_bytes
 
 @app.command()
@@ -30,7 +29,8 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
     import datetime
     import json
 
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
+    from llmlite.gguf.constants import FILE_TYPE_NAMES
     from llmlite.registry import HF_PREFIX, RegistryError, last_used, load_registry, local_models
 
     try:
@@ -53,7 +53,7 @@ def list_models(json_out: bool = typer.Option(False, "--json", help="Print a JSO
         try:
             with open_gguf(p) as g:
                 arch = g.get("general.architecture", "?")
-                row.update(arch=arch, quant=FTYPE_NAMES.get(g.get("general.file_type"), "?"),
+                row.update(arch=arch, quant=FILE_TYPE_NAMES.get(g.get("general.file_type"), "?"),
                            context=g.get(f"{arch}.context_length"))
         except Exception:
             row.update(arch="?", quant="?", context=None)

@@ -70,6 +70,7 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     import numpy as np
 
     from llmlite import _lib
+    from llmlite.gguf.constants import TYPE_NAMES, type_name
     from llmlite.quantize import QuantizeError, plan, write_quantized
     from rich.table import Table
 
@@ -77,7 +78,7 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
     if unreadable:
         e = unreadable[0]
-        raise QuantizeError(f"{e.name} is {_lib.TYPE_NAMES.get(e.src_type, e.src_type)}, which llmlite cannot read")
+        raise QuantizeError(f"{e.name} is {type_name(e.src_type)}, which llmlite cannot read")
     n_params = sum(int(np.prod(e.shape)) for e in p)
     size_out = sum(e.dst_bytes for e in p)
     if dry_run:
@@ -85,8 +86,8 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         for col in ("tensor", "shape", "from", "to", "size"):
             t.add_column(col, justify="right" if col == "size" else "left")
         for e in p:
-            t.add_row(e.name, " x ".join(map(str, e.shape)), _lib.TYPE_NAMES.get(e.src_type, "?"),
-                      _lib.TYPE_NAMES.get(e.dst_type, "?"), fmt_bytes(e.dst_bytes))
+            t.add_row(e.name, " x ".join(map(str, e.shape)), TYPE_NAMES.get(e.src_type, "?"),
+                      TYPE_NAMES.get(e.dst_type, "?"), fmt_bytes(e.dst_bytes))
         con.print(t)
         con.print(f"{len(p)} tensors, {fmt_bytes(sum(e.src_bytes for e in p))} -> {fmt_bytes(size_out)}, "
                   f"{8 * size_out / max(1, n_params):.2f} bits per weight")

@@ -27,7 +27,7 @@ def tokenize(
     if text == "-":
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
     path = resolve(model)
-    from llmlite.gguf_file import open_gguf
+    from llmlite.gguf import open_gguf
     from llmlite.tokenizer import Tokenizer
 
     g = open_gguf(path)

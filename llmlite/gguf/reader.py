@@ -1,12 +1,17 @@
-"""Open a GGUF file (memory-mapped, read-only), read its metadata and tensor table.
+"""Our own GGUF reader: open a file (memory-mapped, read-only), read its metadata and
+tensor table.
 
-Every count, length, offset and size read from the file is checked against the
-file size before it is used (DESIGN.md principle 8); a malformed file raises
-GGUFError, a ValueError whose one-line message names the problem and where.
+Hand-written rather than gguf-py's GGUFReader for two reasons: speed (GGUFReader
+builds numpy parts for every string: ~13 s on a 262k-token vocabulary, this reader
+a few milliseconds) and hostile files, which must give one-line errors: every count,
+length, offset and size read from the file is checked against the file size before
+it is used (DESIGN.md principle 8); a malformed file raises GGUFError, a ValueError
+whose one-line message names the problem and where.
 
 Nothing big is copied at open: numeric arrays are numpy views on the mapping,
 string arrays are StringArray objects that only hold the offsets and lengths of
 their strings (found by a C scan), and tensor data are views made on request.
+The format's numbers (types, block sizes) come from constants.py.
 """
 from __future__ import annotations
 
@@ -14,67 +19,34 @@ import math
 import mmap
 import os
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-GGUF_MAGIC = b"GGUF"
-DEFAULT_ALIGNMENT = 32
+from llmlite.gguf.constants import (DEFAULT_ALIGNMENT, GGML_TYPES, INTEGER_TYPES, MAGIC, SCALAR_DTYPES,
+                                    VALUE_TYPE_NAMES, GGMLType, Keys, ValueType, type_name)
+
 MAX_DIMS = 4
 MAX_ARRAY_NESTING = 8
-
-# ---- metadata value types -------------------------------------------------
-
-UINT8, INT8, UINT16, INT16, UINT32, INT32, FLOAT32, BOOL, STRING, ARRAY, UINT64, INT64, FLOAT64 = range(13)
-
-VALUE_TYPE_NAMES = {
-    UINT8: "u8", INT8: "i8", UINT16: "u16", INT16: "i16", UINT32: "u32", INT32: "i32",
-    FLOAT32: "f32", BOOL: "bool", STRING: "string", ARRAY: "array", UINT64: "u64",
-    INT64: "i64", FLOAT64: "f64",
-}
-# fixed-size types: (struct format, numpy dtype, size)
-_SCALAR = {
-    UINT8: ("<B", np.dtype("<u1"), 1), INT8: ("<b", np.dtype("<i1"), 1),
-    UINT16: ("<H", np.dtype("<u2"), 2), INT16: ("<h", np.dtype("<i2"), 2),
-    UINT32: ("<I", np.dtype("<u4"), 4), INT32: ("<i", np.dtype("<i4"), 4),
-    FLOAT32: ("<f", np.dtype("<f4"), 4), BOOL: ("<B", np.dtype("<u1"), 1),
-    UINT64: ("<Q", np.dtype("<u8"), 8), INT64: ("<q", np.dtype("<i8"), 8),
-    FLOAT64: ("<d", np.dtype("<f8"), 8),
-}
-INTEGER_TYPES = (UINT8, INT8, UINT16, INT16, UINT32, INT32, UINT64, INT64)
-# the fewest bytes one value of a type can take (an array: its type + count)
-_MIN_SIZE = {**{t: s for t, (_, _, s) in _SCALAR.items()}, STRING: 8, ARRAY: 12}
-
-# ---- tensor types: ggml ids -> (name, elements per block, bytes per block) ----
-# All ggml types, including those llmlite cannot compute with, so that a file
-# using them can still be described.
-GGML_TYPES: dict[int, tuple[str, int, int]] = {
-    0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
-    6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
-    10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110), 12: ("Q4_K", 256, 144),
-    13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
-    16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98),
-    19: ("IQ1_S", 256, 50), 20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110),
-    22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136), 24: ("I8", 1, 1), 25: ("I16", 1, 2),
-    26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8), 29: ("IQ1_M", 256, 56),
-    30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66),
-    39: ("MXFP4", 32, 17), 40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
-}
-
-
-def type_name(t: int) -> str:
-    return GGML_TYPES[t][0] if t in GGML_TYPES else f"type {t}"
+_BOOL, _STRING, _ARRAY = ValueType.BOOL, ValueType.STRING, ValueType.ARRAY
+# the fewest bytes one value of a type can take (a string: its length; an array: its type + count)
+_MIN_SIZE = {**{t: dt.itemsize for t, dt in SCALAR_DTYPES.items()}, _STRING: 8, _ARRAY: 12}
 
 
 def type_supported(t: int) -> bool:
-    """True if llmlite can compute with tensors of type t (dequantize + matmul)."""
+    """True if llmlite can compute with tensors of type t (dequantize + matmul): the C side's answer."""
     try:
         from llmlite._lib import lib
     except ImportError:  # pragma: no cover - extension not built
         return False
     return bool(lib.llm_type_supported(t))
+
+
+def supported_types() -> list[int]:
+    """The ggml types llmlite computes with, in id order (asked of the C side)."""
+    return [int(t) for t in GGMLType if type_supported(t)]
 
 
 class GGUFError(ValueError):
@@ -253,6 +225,7 @@ class GGUFFile:
         self.metadata: dict[str, Any] = {}
         self.metadata_types: dict[str, int] = {}
         self.array_types: dict[str, int] = {}   # array key -> element type
+        self._kv_spans: list[tuple[str, int, int]] = []   # (key, where its type starts, where its value ends)
         self.tensors: dict[str, TensorInfo] = {}
 
     # -- access --
@@ -267,6 +240,12 @@ class GGUFFile:
         """A tensor's raw bytes: a read-only uint8 view on the mapping."""
         t = self.tensors[name]
         return self.buffer[t.offset : t.offset + t.nbytes]
+
+    def stored_kvs(self) -> list[tuple[str, bytes]]:
+        """(key, its type id and value as the file stores them) for every key/value, in
+        file order: what a writer copies to keep values bit for bit (NaN payloads too)."""
+        buf = self.buffer
+        return [(k, buf[a:b].tobytes()) for k, a, b in self._kv_spans]
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
@@ -284,9 +263,10 @@ class GGUFFile:
         bad = [t for t in self.tensors.values() if not type_supported(t.type)]
         if bad:
             kinds = sorted({t.type_name for t in bad})
+            can = [type_name(t) for t in supported_types()]
             raise GGUFError(f"{self.path}: unsupported tensor type {', '.join(kinds)} "
                             f"({len(bad)} tensors, e.g. '{_show(bad[0].name)}'); llmlite computes with "
-                            f"F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K")
+                            f"{', '.join(can[:-1])} and {can[-1]}")
 
     def close(self) -> None:
         """Drop this object's hold on the mapping. Views handed out earlier stay
@@ -316,7 +296,7 @@ class GGUFFile:
         if size < 4:
             raise _Bad("not a GGUF file (it is empty)" if size == 0 else f"not a GGUF file (only {size} bytes)")
         magic = self._mm[0:4]
-        if magic != GGUF_MAGIC:
+        if magic != MAGIC:
             raise _Bad(_bad_magic(magic))
         c.pos = 4
         c.where = "the header"
@@ -351,22 +331,23 @@ class GGUFFile:
             if key in first_at:
                 raise _Bad(f"corrupt GGUF: duplicate metadata key '{_show(key)}' (entries {first_at[key]} and {i})")
             first_at[key] = i
+            start = c.pos
             vt = c.u32()
             if vt not in _MIN_SIZE:
                 raise _Bad(f"corrupt GGUF: {c.where} has unknown value type {_n(vt)}")
             md[key] = self._read_value(c, vt, 0)
             mt[key] = vt
-            if vt == ARRAY:
+            self._kv_spans.append((key, start, c.pos))
+            if vt == _ARRAY:
                 at[key] = self._last_array_type
 
-        c.where = "general.alignment"
-        if "general.alignment" in md:
-            a = md["general.alignment"]
-            if mt["general.alignment"] not in INTEGER_TYPES:
-                raise _Bad(f"corrupt GGUF: general.alignment has type "
-                           f"{VALUE_TYPE_NAMES[mt['general.alignment']]}, expected an integer")
+        ak = c.where = Keys.General.ALIGNMENT
+        if ak in md:
+            a = md[ak]
+            if mt[ak] not in INTEGER_TYPES:
+                raise _Bad(f"corrupt GGUF: {ak} has type {VALUE_TYPE_NAMES[mt[ak]]}, expected an integer")
             if a <= 0 or a & (a - 1) or a > 1 << 30:
-                raise _Bad(f"corrupt GGUF: general.alignment is {_n(a)}, not a power of two (1 .. 2^30)")
+                raise _Bad(f"corrupt GGUF: {ak} is {_n(a)}, not a power of two (1 .. 2^30)")
             self.alignment = int(a)
 
         infos = []
@@ -417,12 +398,11 @@ class GGUFFile:
     _last_array_type = -1
 
     def _read_value(self, c: _Cursor, vt: int, depth: int):
-        sc = _SCALAR.get(vt)
-        if sc is not None:
-            fmt, _, n = sc
-            v = struct.unpack_from(fmt, self._mm, c.need(n))[0]
-            return bool(v) if vt == BOOL else v
-        if vt == STRING:
+        dt = SCALAR_DTYPES.get(vt)
+        if dt is not None:
+            v = np.frombuffer(self._mm, dtype=dt, count=1, offset=c.need(dt.itemsize))[0].item()
+            return bool(v) if vt == _BOOL else v
+        if vt == _STRING:
             return c.string("the string value")
         # ARRAY
         if depth >= MAX_ARRAY_NESTING:
@@ -436,12 +416,11 @@ class GGUFFile:
         if count > rest // _MIN_SIZE[et]:
             raise _Bad(f"truncated GGUF: {c.where}: array of {_n(count)} {VALUE_TYPE_NAMES[et]} values "
                        f"runs past the end of the file (offset {_n(c.pos)}, file size {_n(c.size)})")
-        if sc := _SCALAR.get(et):
-            _, dt, n = sc
-            p = c.need(n * count)
+        if dt := SCALAR_DTYPES.get(et):
+            p = c.need(dt.itemsize * count)
             a = np.frombuffer(self._mm, dtype=dt, count=count, offset=p)
-            return a.astype(bool) if et == BOOL else a
-        if et == STRING:
+            return a.astype(bool) if et == _BOOL else a
+        if et == _STRING:
             start = c.pos
             end, offs, lens = _scan_strings(self._buf, start, count)
             if end < 0:
@@ -452,9 +431,9 @@ class GGUFFile:
         where = c.where
         for j in range(count):
             c.where = f"{where} item {j}"
-            out.append(self._read_value(c, ARRAY, depth + 1))
+            out.append(self._read_value(c, _ARRAY, depth + 1))
         c.where = where
-        self._last_array_type = ARRAY
+        self._last_array_type = _ARRAY
         return out
 
     def _string_scan_error(self, c: _Cursor, start: int, count: int) -> str:
@@ -515,178 +494,3 @@ def open_gguf(path: str | os.PathLike) -> GGUFFile:
         g.close()
         raise
     return g
-
-
-# ---- the model configuration ---------------------------------------------
-
-MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
-
-
-def _int(v) -> int | None:
-    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
-
-
-@dataclass
-class ModelConfig:
-    """The model hyper-parameters that a forward pass needs, read from GGUF metadata."""
-
-    arch: str
-    name: str = ""
-    n_layer: int = 0
-    n_ctx_train: int = 0
-    n_embd: int = 0
-    n_ff: int = 0                      # the first layer's, if per-layer
-    n_ff_per_layer: list[int] = field(default_factory=list)
-    n_head: int = 0                    # the first layer's, if per-layer
-    n_head_per_layer: list[int] = field(default_factory=list)
-    n_head_kv: int = 0                 # the first layer's, if per-layer
-    n_head_kv_per_layer: list[int] = field(default_factory=list)
-    head_dim: int = 0                  # key_length (default n_embd / n_head)
-    head_dim_v: int = 0                # value_length (default head_dim)
-    n_rot: int = 0                     # rope.dimension_count (default head_dim)
-    rope_freq_base: float = 10000.0
-    rope_freq_base_swa: float | None = None
-    rope_scaling_type: str | None = None
-    rope_scaling_factor: float = 1.0   # freq_scale = 1 / factor
-    rope_orig_ctx: int | None = None
-    rms_eps: float = 1e-5
-    norm_eps: float | None = None      # layer_norm_epsilon (non-RMS norms)
-    sliding_window: int = 0            # 0: no sliding-window attention
-    sliding_window_pattern: int | None = None
-    swa_layers: list[bool] = field(default_factory=list)  # True where a layer uses the window
-    attn_logit_softcapping: float | None = None
-    final_logit_softcapping: float | None = None
-    n_vocab: int = 0
-    tokenizer_model: str | None = None
-    tokenizer_pre: str | None = None
-    has_chat_template: bool = False
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
-    eot_token_id: int | None = None
-    pad_token_id: int | None = None
-    unk_token_id: int | None = None
-    add_bos_token: bool | None = None
-    add_eos_token: bool | None = None
-    param_count: int = 0
-    tied_embeddings: bool = False
-
-    @classmethod
-    def from_gguf(cls, g: GGUFFile) -> "ModelConfig":
-        md = g.metadata
-        arch = md.get("general.architecture")
-        if not isinstance(arch, str) or not arch:
-            raise GGUFError(f"{g.path}: metadata general.architecture is missing (not a model file?)")
-        p = arch + "."
-
-        def bad(key, why):
-            return GGUFError(f"{g.path}: metadata {_show(key)} {why}")
-
-        def num(key, default=None, kind=int):
-            k = p + key
-            v = md.get(k)
-            if v is None:
-                return default
-            if kind is int:
-                iv = _int(v)
-                if iv is None:
-                    raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected an integer")
-                if iv < 0 or iv >= 1 << 40:
-                    raise bad(k, f"is {iv:,}, out of range")
-                return iv
-            if isinstance(v, (bool, str, list, StringArray, np.ndarray)):
-                raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected a number")
-            return float(v)
-
-        n_layer = num("block_count")
-        if n_layer is None:
-            raise GGUFError(f"{g.path}: metadata {_show(p)}block_count is missing (not a model file?)")
-        if not 1 <= n_layer <= MAX_LAYERS:
-            raise bad(p + "block_count", f"is {n_layer:,} (expected 1 to {MAX_LAYERS})")
-        nm = md.get("general.name")
-        cfg = cls(arch=arch, name=nm if isinstance(nm, str) else "")
-        cfg.n_layer = n_layer
-        cfg.n_ctx_train = num("context_length", 0)
-        cfg.n_embd = num("embedding_length", 0)
-
-        def layered(key, default):
-            k = p + key
-            v = md.get(k)
-            if v is None:
-                return [default] * n_layer
-            if isinstance(v, np.ndarray):
-                if v.ndim != 1 or v.size != n_layer or v.dtype.kind not in "iu":
-                    raise bad(k, f"is an array of {v.size} {v.dtype}, expected {n_layer} per-layer integers")
-                lst = [int(x) for x in v]
-                if min(lst) < 0 or max(lst) >= 1 << 40:
-                    raise bad(k, "has a value out of range")
-                return lst
-            return [num(key)] * n_layer
-
-        cfg.n_ff_per_layer = layered("feed_forward_length", 0)
-        cfg.n_ff = cfg.n_ff_per_layer[0]
-        cfg.n_head_per_layer = layered("attention.head_count", 0)
-        cfg.n_head = cfg.n_head_per_layer[0]
-        cfg.n_head_kv_per_layer = layered("attention.head_count_kv", cfg.n_head)
-        cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
-        dflt_hd = cfg.n_embd // cfg.n_head if cfg.n_head else 0
-        cfg.head_dim = num("attention.key_length", dflt_hd)
-        cfg.head_dim_v = num("attention.value_length", cfg.head_dim)
-        cfg.n_rot = num("rope.dimension_count", cfg.head_dim)
-        cfg.rope_freq_base = num("rope.freq_base", 10000.0, float)
-        cfg.rope_freq_base_swa = num("rope.freq_base_swa", None, float)
-        st = md.get(p + "rope.scaling.type")
-        cfg.rope_scaling_type = st if isinstance(st, str) else None
-        cfg.rope_scaling_factor = num("rope.scaling.factor", 1.0, float)
-        cfg.rope_orig_ctx = num("rope.scaling.original_context_length", None)
-        cfg.rms_eps = num("attention.layer_norm_rms_epsilon", 1e-5, float)
-        cfg.norm_eps = num("attention.layer_norm_epsilon", None, float)
-        cfg.sliding_window = num("attention.sliding_window", 0)
-        cfg.attn_logit_softcapping = num("attn_logit_softcapping", None, float)
-        cfg.final_logit_softcapping = num("final_logit_softcapping", None, float)
-        pat = md.get(p + "attention.sliding_window_pattern")
-        if isinstance(pat, np.ndarray) and pat.size == n_layer:
-            cfg.swa_layers = [bool(x) for x in pat]
-        else:
-            n = _int(pat)
-            if n is None and arch.startswith("gemma3") and cfg.sliding_window:
-                n = 6  # gemma3: every 6th layer is global
-            cfg.sliding_window_pattern = n
-            if cfg.sliding_window and n:
-                cfg.swa_layers = [il % n < n - 1 for il in range(n_layer)]
-            elif cfg.sliding_window:
-                cfg.swa_layers = [True] * n_layer
-            else:
-                cfg.swa_layers = [False] * n_layer
-        if arch.startswith("gemma3") and cfg.sliding_window and cfg.rope_freq_base_swa is None:
-            cfg.rope_freq_base_swa = 10000.0
-
-        toks = md.get("tokenizer.ggml.tokens")
-        cfg.n_vocab = len(toks) if isinstance(toks, (StringArray, list)) else (num("vocab_size", 0) or 0)
-        tm, tp = md.get("tokenizer.ggml.model"), md.get("tokenizer.ggml.pre")
-        cfg.tokenizer_model = tm if isinstance(tm, str) else None
-        cfg.tokenizer_pre = tp if isinstance(tp, str) else None
-        cfg.has_chat_template = isinstance(md.get("tokenizer.chat_template"), str)
-
-        def tok_id(key):
-            return _int(md.get("tokenizer.ggml." + key))
-
-        cfg.bos_token_id, cfg.eos_token_id = tok_id("bos_token_id"), tok_id("eos_token_id")
-        cfg.eot_token_id, cfg.pad_token_id = tok_id("eot_token_id"), tok_id("padding_token_id")
-        cfg.unk_token_id = tok_id("unknown_token_id")
-        ab, ae = md.get("tokenizer.ggml.add_bos_token"), md.get("tokenizer.ggml.add_eos_token")
-        cfg.add_bos_token = ab if isinstance(ab, bool) else None
-        cfg.add_eos_token = ae if isinstance(ae, bool) else None
-        cfg.param_count = g.param_count()
-        cfg.tied_embeddings = "output.weight" not in g.tensors
-        return cfg
-
-    def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
-        """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
-        or sliding-window layers holding only the window when windowed)."""
-        total = 0
-        for il in range(self.n_layer):
-            cells = n_ctx
-            if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
-                cells = min(n_ctx, self.sliding_window)
-            total += cells * self.n_head_kv_per_layer[il] * (self.head_dim + self.head_dim_v) * bytes_per_elem
-        return total

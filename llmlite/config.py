@@ -1,0 +1,284 @@
+"""A model's hyper-parameters, read from its GGUF once (ModelConfig.of), and the one
+place they become the C forward pass's llm_config (ModelConfig.to_c).
+
+`llmlite info`, the offload plan, `bench` and the model all read this one object;
+the facts about architectures that the C side needs (its id, rotary layout, Gemma's
+scalings) are one row each of ARCHS.
+"""
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmlite._lib import LlmliteError, ffi, lib
+from llmlite.gguf import GGUFError, StringArray
+from llmlite.gguf.constants import VALUE_TYPE_NAMES, Keys
+from llmlite.gguf.reader import _show
+
+MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+# Gemma 3 files carry no pattern: llama.cpp's default, five sliding-window layers then a global one
+GEMMA3_SWA_PATTERN = 6
+# a layer's tensor: blk.N.<its name within the layer>
+BLK = re.compile(r"blk\.(\d+)\.(.*)", re.S)
+
+
+def layer_of(name: str) -> tuple[int, str] | None:
+    """(N, the rest) for a tensor named blk.N.rest; None for a global tensor."""
+    m = BLK.match(name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+@dataclass(frozen=True)
+class Arch:
+    """What the C forward pass must know of an architecture beyond its hyper-parameters."""
+    c_id: int                 # LLM_ARCH_* (csrc/llmlite.h)
+    rope_neox: bool = True    # rotary pairs (i, i + n_rot/2); False: adjacent pairs (llama's NORM)
+    gemma: bool = False       # Gemma's scalings: embeddings by sqrt(n_embd), Q by 1/sqrt(head_dim), GELU FFN
+
+
+# the architectures the C side runs
+ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.LLM_ARCH_QWEN2),
+         "qwen3": Arch(lib.LLM_ARCH_QWEN3), "gemma3": Arch(lib.LLM_ARCH_GEMMA3, gemma=True),
+         "phi3": Arch(lib.LLM_ARCH_PHI3)}
+
+_BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
+
+
+def _int(v) -> int | None:
+    return int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool) else None
+
+
+@dataclass
+class ModelConfig:
+    """The model hyper-parameters that a forward pass needs, read from GGUF metadata."""
+
+    arch: str
+    name: str = ""
+    n_layer: int = 0
+    n_ctx_train: int = 0
+    n_embd: int = 0
+    n_ff: int = 0                      # the first layer's, if per-layer
+    n_ff_per_layer: list[int] = field(default_factory=list)
+    n_head: int = 0                    # the first layer's, if per-layer
+    n_head_per_layer: list[int] = field(default_factory=list)
+    n_head_kv: int = 0                 # the first layer's, if per-layer
+    n_head_kv_per_layer: list[int] = field(default_factory=list)
+    head_dim: int = 0                  # key_length (default n_embd / n_head)
+    head_dim_v: int = 0                # value_length (default head_dim)
+    n_rot: int = 0                     # rope.dimension_count (default head_dim)
+    rope_freq_base: float = 10000.0
+    rope_freq_base_swa: float | None = None
+    rope_scaling_type: str | None = None
+    rope_scaling_factor: float = 1.0   # freq_scale = 1 / factor
+    rope_orig_ctx: int | None = None
+    rms_eps: float = 1e-5
+    norm_eps: float | None = None      # layer_norm_epsilon (non-RMS norms)
+    sliding_window: int = 0            # 0: no sliding-window attention
+    sliding_window_pattern: int | None = None
+    swa_layers: list[bool] = field(default_factory=list)  # True where a layer uses the window
+    attn_logit_softcapping: float | None = None
+    final_logit_softcapping: float | None = None
+    n_vocab: int = 0
+    tokenizer_model: str | None = None
+    tokenizer_pre: str | None = None
+    has_chat_template: bool = False
+    bos_token_id: int | None = None
+    eos_token_id: int | None = None
+    eot_token_id: int | None = None
+    pad_token_id: int | None = None
+    unk_token_id: int | None = None
+    add_bos_token: bool | None = None
+    add_eos_token: bool | None = None
+    param_count: int = 0
+    tied_embeddings: bool = False
+
+    @classmethod
+    def of(cls, g) -> "ModelConfig":
+        """The configuration of an open GGUFFile, read on first use and kept with it:
+        the model, its offload plan and `bench` share the one reading."""
+        cfg = _BUILT.get(g)
+        if cfg is None:
+            cfg = _BUILT[g] = cls.from_gguf(g)
+        return cfg
+
+    @classmethod
+    def from_gguf(cls, g) -> "ModelConfig":
+        """Read the metadata of g (an open GGUFFile). A missing or ill-typed value raises
+        GGUFError (one line); what only the C forward pass needs is checked by to_c."""
+        md = g.metadata
+        arch = md.get(Keys.General.ARCHITECTURE)
+        if not isinstance(arch, str) or not arch:
+            raise GGUFError(f"{g.path}: metadata {Keys.General.ARCHITECTURE} is missing (not a model file?)")
+
+        def bad(key, why):
+            return GGUFError(f"{g.path}: metadata {_show(key)} {why}")
+
+        def num(key, default=None, kind=int):
+            k = key.format(arch=arch)
+            v = md.get(k)
+            if v is None:
+                return default
+            if kind is int:
+                iv = _int(v)
+                if iv is None:
+                    raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected an integer")
+                if iv < 0 or iv >= 1 << 40:
+                    raise bad(k, f"is {iv:,}, out of range")
+                return iv
+            if isinstance(v, (bool, str, list, StringArray, np.ndarray)):
+                raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected a number")
+            return float(v)
+
+        L, A, R, T = Keys.LLM, Keys.Attention, Keys.Rope, Keys.Tokenizer
+        n_layer = num(L.BLOCK_COUNT)
+        if n_layer is None:
+            raise GGUFError(f"{g.path}: metadata {_show(L.BLOCK_COUNT.format(arch=arch))} is missing "
+                            "(not a model file?)")
+        if not 1 <= n_layer <= MAX_LAYERS:
+            raise bad(L.BLOCK_COUNT.format(arch=arch), f"is {n_layer:,} (expected 1 to {MAX_LAYERS})")
+        nm = md.get(Keys.General.NAME)
+        cfg = cls(arch=arch, name=nm if isinstance(nm, str) else "")
+        cfg.n_layer = n_layer
+        cfg.n_ctx_train = num(L.CONTEXT_LENGTH, 0)
+        cfg.n_embd = num(L.EMBEDDING_LENGTH, 0)
+
+        def layered(key, default):
+            k = key.format(arch=arch)
+            v = md.get(k)
+            if v is None:
+                return [default] * n_layer
+            if isinstance(v, np.ndarray):
+                if v.ndim != 1 or v.size != n_layer or v.dtype.kind not in "iu":
+                    raise bad(k, f"is an array of {v.size} {v.dtype}, expected {n_layer} per-layer integers")
+                lst = [int(x) for x in v]
+                if min(lst) < 0 or max(lst) >= 1 << 40:
+                    raise bad(k, "has a value out of range")
+                return lst
+            return [num(key)] * n_layer
+
+        cfg.n_ff_per_layer = layered(L.FEED_FORWARD_LENGTH, 0)
+        cfg.n_ff = cfg.n_ff_per_layer[0]
+        cfg.n_head_per_layer = layered(A.HEAD_COUNT, 0)
+        cfg.n_head = cfg.n_head_per_layer[0]
+        cfg.n_head_kv_per_layer = layered(A.HEAD_COUNT_KV, cfg.n_head)
+        cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
+        dflt_hd = cfg.n_embd // cfg.n_head if cfg.n_head else 0
+        cfg.head_dim = num(A.KEY_LENGTH, dflt_hd)
+        cfg.head_dim_v = num(A.VALUE_LENGTH, cfg.head_dim)
+        cfg.n_rot = num(R.DIMENSION_COUNT, cfg.head_dim)
+        cfg.rope_freq_base = num(R.FREQ_BASE, 10000.0, float)
+        cfg.rope_freq_base_swa = num(R.FREQ_BASE_SWA, None, float)
+        st = md.get(R.SCALING_TYPE.format(arch=arch))
+        cfg.rope_scaling_type = st if isinstance(st, str) else None
+        cfg.rope_scaling_factor = num(R.SCALING_FACTOR, 1.0, float)
+        cfg.rope_orig_ctx = num(R.SCALING_ORIG_CTX_LEN, None)
+        cfg.rms_eps = num(A.LAYERNORM_RMS_EPS, 1e-5, float)
+        cfg.norm_eps = num(A.LAYERNORM_EPS, None, float)
+        cfg.sliding_window = num(A.SLIDING_WINDOW, 0)
+        cfg.attn_logit_softcapping = num(L.ATTN_LOGIT_SOFTCAPPING, None, float)
+        cfg.final_logit_softcapping = num(L.FINAL_LOGIT_SOFTCAPPING, None, float)
+        gemma3 = arch.startswith("gemma3")
+        pat = md.get(A.SLIDING_WINDOW_PATTERN.format(arch=arch))
+        if isinstance(pat, np.ndarray) and pat.size == n_layer:
+            cfg.swa_layers = [bool(x) for x in pat]
+        else:
+            n = _int(pat)
+            if n is None and gemma3 and cfg.sliding_window:
+                n = GEMMA3_SWA_PATTERN
+            cfg.sliding_window_pattern = n
+            if cfg.sliding_window and n:
+                cfg.swa_layers = [il % n < n - 1 for il in range(n_layer)]
+            elif cfg.sliding_window:
+                cfg.swa_layers = [True] * n_layer
+            else:
+                cfg.swa_layers = [False] * n_layer
+        if gemma3 and cfg.sliding_window and cfg.rope_freq_base_swa is None:
+            cfg.rope_freq_base_swa = 10000.0
+
+        toks = md.get(T.LIST)
+        cfg.n_vocab = len(toks) if isinstance(toks, (StringArray, list)) else (num(L.VOCAB_SIZE, 0) or 0)
+        tm, tp = md.get(T.MODEL), md.get(T.PRE)
+        cfg.tokenizer_model = tm if isinstance(tm, str) else None
+        cfg.tokenizer_pre = tp if isinstance(tp, str) else None
+        cfg.has_chat_template = isinstance(md.get(T.CHAT_TEMPLATE), str)
+        cfg.bos_token_id, cfg.eos_token_id = _int(md.get(T.BOS_ID)), _int(md.get(T.EOS_ID))
+        cfg.eot_token_id, cfg.pad_token_id = _int(md.get(T.EOT_ID)), _int(md.get(T.PAD_ID))
+        cfg.unk_token_id = _int(md.get(T.UNK_ID))
+        ab, ae = md.get(T.ADD_BOS), md.get(T.ADD_EOS)
+        cfg.add_bos_token = ab if isinstance(ab, bool) else None
+        cfg.add_eos_token = ae if isinstance(ae, bool) else None
+        cfg.param_count = g.param_count()
+        cfg.tied_embeddings = "output.weight" not in g.tensors
+        return cfg
+
+    @property
+    def default_ctx(self) -> int:
+        """the context a model gets when none is asked for: min(4096, the training context)"""
+        return min(4096, self.n_ctx_train or 4096)
+
+    def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
+        """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
+        or sliding-window layers holding only the window when windowed)."""
+        total = 0
+        for il in range(self.n_layer):
+            cells = n_ctx
+            if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
+                cells = min(n_ctx, self.sliding_window)
+            total += cells * self.n_head_kv_per_layer[il] * (self.head_dim + self.head_dim_v) * bytes_per_elem
+        return total
+
+    # ---- the C side's view ----
+    @property
+    def _c_swa_pattern(self) -> int:
+        # one pattern for every layer: the C side has no per-layer list (a file's per-layer
+        # array, which swa_layers above reads, leaves it at 1: no sliding window)
+        return self.sliding_window_pattern or 1
+
+    def c_windows(self) -> list[int]:
+        """Per layer, the window the C forward pass's attention reads (0: the whole
+        context): forward.c's is_swa, a window and a pattern p > 1 with il % p < p - 1."""
+        p = self._c_swa_pattern
+        return [self.sliding_window if self.sliding_window > 0 and p > 1 and il % p < p - 1 else 0
+                for il in range(self.n_layer)]
+
+    def to_c(self, n_vocab: int, flash_attn: bool = False) -> "ffi.CData":
+        """The llm_config the C forward pass takes (the one place one is made): n_vocab is
+        the rows of token_embd. Raises LlmliteError (one line) for an architecture the C
+        side does not run or a size it needs that the file lacks."""
+        arch = ARCHS.get(self.arch)
+        if arch is None:
+            raise LlmliteError(f"unsupported architecture {self.arch!r} (supported: {', '.join(ARCHS)})")
+        for key, v in ((Keys.LLM.EMBEDDING_LENGTH, self.n_embd), (Keys.LLM.FEED_FORWARD_LENGTH, self.n_ff),
+                       (Keys.Attention.HEAD_COUNT, self.n_head)):
+            if not v:
+                raise LlmliteError(f"GGUF metadata {key.format(arch=self.arch)} is missing or 0")
+        c = ffi.new("llm_config *")
+        c.arch = arch.c_id
+        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv = (self.n_layer, self.n_embd, self.n_ff, self.n_head,
+                                                              self.n_head_kv)
+        c.head_dim = self.head_dim
+        c.n_vocab = n_vocab
+        c.n_rot = self.n_rot
+        c.rope_neox = 1 if arch.rope_neox else 0
+        c.rms_eps = self.rms_eps
+        c.rope_base = self.rope_freq_base
+        linear = self.rope_scaling_type == "linear" and self.rope_scaling_factor
+        c.rope_scale = 1.0 / self.rope_scaling_factor if linear else 1.0
+        c.rope_base_swa = 10000.0 if self.rope_freq_base_swa is None else self.rope_freq_base_swa
+        c.rope_scale_swa = 1.0
+        c.sliding_window = self.sliding_window
+        c.swa_pattern = self._c_swa_pattern
+        c.logit_softcap = self.final_logit_softcapping or 0.0
+        c.flash_attn = 1 if flash_attn else 0
+        # float32 as llama.cpp computes them: 1.0f/sqrtf(head_dim), sqrtf(n_embd)
+        inv_sqrt_hd = float(np.float32(1.0) / np.sqrt(np.float32(self.head_dim)))
+        if arch.gemma:
+            c.attn_scale, c.q_prescale = 1.0, inv_sqrt_hd
+            c.embd_scale = float(np.sqrt(np.float32(self.n_embd), dtype=np.float32))
+            c.ffn_gelu = 1
+        else:
+            c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
+        return c

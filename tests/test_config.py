@@ -1,0 +1,49 @@
+"""llmlite/config.py: the hyper-parameters read once per open file, and the C
+llm_config made from them (ModelConfig.to_c), with one-line errors for what the C
+forward pass cannot run."""
+import gguf
+import numpy as np
+import pytest
+
+from llmlite._lib import LlmliteError
+from llmlite.config import ModelConfig
+from llmlite.gguf import open_gguf
+
+
+def _model_file(path, arch="llama", **sizes):
+    """A GGUF holding only hyper-parameters (block_count 6 unless given; a size of None is left out)."""
+    w = gguf.GGUFWriter(str(path), arch)
+    values = {"block_count": 6, "embedding_length": 64, "feed_forward_length": 128, "attention.head_count": 4}
+    for key, v in {**values, **sizes}.items():
+        if v is not None:
+            w.add_uint32(f"{arch}.{key}", v)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.mark.parametrize("arch,sizes,words", [
+    ("mamba", {}, "unsupported architecture 'mamba'"),
+    ("llama", {"feed_forward_length": None}, "llama.feed_forward_length is missing or 0"),
+    ("llama", {"attention.head_count": 0}, "llama.attention.head_count is missing or 0"),
+    ("qwen2", {"embedding_length": None}, "qwen2.embedding_length is missing or 0"),
+])
+def test_to_c_refuses_in_one_line(tmp_path, arch, sizes, words):
+    with open_gguf(_model_file(tmp_path / "m.gguf", arch, **sizes)) as g:
+        cfg = ModelConfig.from_gguf(g)          # describable (llmlite info) ...
+        with pytest.raises(LlmliteError, match=words) as e:
+            cfg.to_c(100)                       # ... but not runnable
+    assert "\n" not in str(e.value)
+
+
+def test_to_c_fields(tmp_path):
+    with open_gguf(_model_file(tmp_path / "g.gguf", "gemma3", **{"attention.sliding_window": 8})) as g:
+        cfg = ModelConfig.of(g)
+        assert ModelConfig.of(g) is cfg                     # read once per open file
+        c = cfg.to_c(100, flash_attn=True)
+    assert (c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv, c.head_dim, c.n_vocab) == (6, 64, 128, 4, 4, 16, 100)
+    assert (c.rope_neox, c.ffn_gelu, c.flash_attn, c.swa_pattern, c.sliding_window) == (1, 1, 1, 6, 8)
+    assert c.attn_scale == 1.0 and c.q_prescale == np.float32(0.25) and c.embd_scale == np.float32(8.0)
+    assert cfg.c_windows() == [8, 8, 8, 8, 8, 0]           # Gemma 3's default: every 6th layer global
