@@ -4,10 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from llmlite._llmlite import ffi, lib  # noqa: F401  (re-exported)
-
-
-class LlmliteError(RuntimeError):
-    """An error from the C side, with a message for people."""
+from llmlite.errors import LlmliteError
 
 
 def _type_name(t: int) -> str:

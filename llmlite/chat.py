@@ -26,27 +26,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional
 
+from llmlite.errors import ChatTemplateError, ContextFullError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 from llmlite.generate import generate_text
 
 __all__ = ["ChatTemplateError", "ContextFullError", "ChatTemplate", "BUILTIN_TEMPLATES", "Chat",
            "template_for", "needs_template", "looks_instruct", "prompt_ids"]
-
-
-class ChatTemplateError(ValueError):
-    """A chat template could not be compiled or rendered (one-line message)."""
-
-
-class ContextFullError(ValueError):
-    """The prompt (or the conversation with a new message) does not fit the context window.
-
-    ``n_tokens``: its length; ``n_ctx``: the context; ``fit``: a context size that
-    holds it and a reply (the prompt plus the reply's token budget, DEFAULT_MAX_TOKENS
-    when it has none); ``first``: True when there was no earlier turn (/clear would not help)."""
-
-    def __init__(self, message: str, n_tokens: int = 0, n_ctx: int = 0, fit: int = 0, first: bool = True):
-        super().__init__(message)
-        self.n_tokens, self.n_ctx, self.fit, self.first = n_tokens, n_ctx, fit, first
 
 
 # ---- built-in templates --------------------------------------------------------------

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from llmlite._lib import LlmliteError, ffi, lib
+from llmlite._lib import ffi, lib
+from llmlite.errors import LlmliteError
 from llmlite.gguf import GGUFError, StringArray
 from llmlite.gguf.constants import VALUE_TYPE_NAMES, Keys
 from llmlite.gguf.reader import _show

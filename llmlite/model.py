@@ -2,16 +2,16 @@
 pass, the KV cache, and eval(tokens) -> logits."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from llmlite import _lib
-from llmlite._lib import LlmliteError, ffi, lib
+from llmlite import _lib, settings
+from llmlite._lib import ffi, lib
 from llmlite.config import ModelConfig, layer_of
+from llmlite.errors import DeviceLost, LlmliteError, OffloadError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 from llmlite.gguf.constants import type_name
 
@@ -27,24 +27,6 @@ LAYER_SLOTS = {
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
-
-
-class OffloadError(LlmliteError):
-    """A span could not be made on its backend: out of its memory (out_of_memory True:
-    fewer layers may fit), or something it cannot run (no layer count helps)."""
-
-    def __init__(self, msg: str, out_of_memory: bool = False):
-        super().__init__(msg)
-        self.out_of_memory = out_of_memory
-
-
-class DeviceLost(LlmliteError):
-    """A step failed on the device of the offloaded span (for good when the CUDA error
-    poisons the context, dead True): Model goes on with every layer on the CPU."""
-
-    def __init__(self, msg: str, dead: bool):
-        super().__init__(msg)
-        self.dead = dead
 
 
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
@@ -70,8 +52,9 @@ class Weights:
         n_vocab = int(emb.shape[1])
         try:
             self.cfg = self.config.to_c(n_vocab, flash_attn)
-        except LlmliteError as e:
-            raise LlmliteError(f"{fname}: {e}") from None
+        except LlmliteError as e:            # the file's name in front; its kind (and exit status) kept
+            e.args = (f"{fname}: {e}",)
+            raise
         self.n_ctx = int(n_ctx if n_ctx else self.config.default_ctx)
         self.n_batch = n_batch
         self.n_vocab = n_vocab
@@ -229,7 +212,7 @@ class Model:
         from llmlite import offload
 
         o = self._load
-        backend = o.backend or os.environ.get("LLMLITE_OFFLOAD_BACKEND", "cuda")
+        backend = o.backend or settings.env("LLMLITE_OFFLOAD_BACKEND") or "cuda"
         if backend not in BACKENDS:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
         say = o.notify or (lambda line: None)
@@ -289,7 +272,7 @@ class Model:
         try:
             return self.weights.forward(ids, self.n_past, mode, out)
         except DeviceLost as e:
-            if os.environ.get("LLMLITE_DEVICE_FALLBACK", "1") == "0":   # checks of the device itself
+            if not settings.env_flag("LLMLITE_DEVICE_FALLBACK", True):   # checks of the device itself
                 raise
             why = f"{e} (the {self.weights.device} cannot be used again by this process)" if e.dead else str(e)
         self._to_cpu(why)                         # outside the except: its traceback holds the old weights

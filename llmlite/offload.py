@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmlite import settings
 from llmlite.config import ModelConfig, layer_of
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -303,7 +304,7 @@ _cuda: tuple[bool, str] | None = None     # (loaded, why not)
 
 def cuda_lib_path() -> Path:
     """libllmlite_cuda.so: $LLMLITE_CUDA_LIB, else beside the package (`make cuda`)"""
-    env = os.environ.get("LLMLITE_CUDA_LIB")
+    env = settings.env("LLMLITE_CUDA_LIB")
     return Path(env) if env else Path(__file__).resolve().parent / "libllmlite_cuda.so"
 
 
@@ -333,7 +334,7 @@ def vram_free(backend: str = "cuda") -> int | None:
     None without a usable device. Never raises."""
     try:
         if backend == "cpu":
-            mb = os.environ.get("LLMLITE_STANDIN_VRAM_MB")
+            mb = settings.env("LLMLITE_STANDIN_VRAM_MB")
             if mb:
                 return int(float(mb) * MiB)
             import psutil
@@ -382,7 +383,7 @@ def cpu_bandwidth_gbs(threads: int | None = None) -> float:
 
     from llmlite.bench import probe_bandwidth
 
-    base = Path(os.environ.get("LLMLITE_CACHE", Path.home() / ".cache" / "llmlite"))
+    base = settings.cache_root()
     f = base / "bandwidth.json"
     key = f"{socket.gethostname()}:{os.cpu_count()}:{threads or 0}"
     try:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from llmlite.config import layer_of
+from llmlite.errors import QuantizeError
 from llmlite.gguf.constants import QUANT_VERSION, GGMLType, Keys, ValueType, file_type, type_name
 from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
 
@@ -31,10 +32,6 @@ FLOAT_TYPES = {F32, F16, BF16}
 # value, the tensor type the rules start from)
 FTYPES = {name: file_type(name) for name in ("f32", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q5_0", "q5_1",
                                              "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")}
-
-
-class QuantizeError(ValueError):
-    """A bad input or option: one line for the user."""
 
 
 def _blck(t: int) -> int:

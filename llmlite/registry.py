@@ -7,10 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlite import settings
-
-
-class RegistryError(RuntimeError):
-    """A model could not be found, fetched or verified."""
+from llmlite.errors import RegistryError
 
 
 @dataclass

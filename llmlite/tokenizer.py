@@ -28,11 +28,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from llmlite.errors import TokenizerError
+
 __all__ = ["Tokenizer", "StreamDecoder", "TokenizerError", "PRE_TOKENIZERS"]
-
-
-class TokenizerError(ValueError):
-    """The tokenizer metadata is missing, malformed or unsupported (one-line message)."""
 
 
 # ---- token attributes (llama.cpp's llama_token_attr bits) --------------------

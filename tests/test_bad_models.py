@@ -131,7 +131,7 @@ def test_bad_model_cli(bad, case):
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_model_api(bad, case):
     import llmlite
-    from llmlite._lib import LlmliteError
+    from llmlite.errors import LlmliteError
     from llmlite.gguf import GGUFError
 
     with pytest.raises((LlmliteError, GGUFError)) as ei:
@@ -196,7 +196,7 @@ def test_sandbox_escape_is_refused(tiny, tmp_path, template):
 
 def test_prompt_over_the_context(tiny):
     import llmlite as api
-    from llmlite._lib import LlmliteError
+    from llmlite.errors import LlmliteError
     from llmlite.chat import Chat
 
     text = "word " * 100

@@ -72,7 +72,7 @@ def test_a_failing_split_is_a_row_and_the_others_go_on(smollm2_path, monkeypatch
     from typer.testing import CliRunner
 
     from llmlite import bench as B
-    from llmlite._lib import LlmliteError
+    from llmlite.errors import LlmliteError
     from llmlite.cli import app
 
     monkeypatch.setenv("LLMLITE_OFFLOAD_BACKEND", "cpu")

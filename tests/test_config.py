@@ -5,7 +5,7 @@ import gguf
 import numpy as np
 import pytest
 
-from llmlite._lib import LlmliteError
+from llmlite.errors import LlmliteError
 from llmlite.config import ModelConfig
 from llmlite.gguf import open_gguf
 

@@ -15,7 +15,7 @@ from gguf import GGUFReader
 from gguf import quants as gq
 
 from llmlite import _lib as L
-from llmlite._lib import LlmliteError
+from llmlite.errors import LlmliteError
 from llmlite.gguf import supported_types
 from llmlite.gguf.constants import TYPE_NAMES
 

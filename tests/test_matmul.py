@@ -15,7 +15,7 @@ from gguf import GGMLQuantizationType as GQT
 from gguf import quants as gq
 
 from llmlite import _lib as L
-from llmlite._lib import LlmliteError
+from llmlite.errors import LlmliteError
 from llmlite.gguf.constants import TYPE_NAMES, GGMLType as Q
 
 ISAS = ["scalar", "avx2", "avx512"]

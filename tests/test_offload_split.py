@@ -323,7 +323,7 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True,
                        env=dict(env, LLMLITE_DEVICE_FALLBACK="0"), timeout=300)
     assert r.returncode != 0 and "before cuda 4" in r.stdout and "after" not in r.stdout
-    assert "llmlite.model.DeviceLost: GPU error: cuda span: " in r.stderr     # an LlmliteError
+    assert "llmlite.errors.DeviceLost: GPU error: cuda span: " in r.stderr     # an LlmliteError
     assert why in r.stderr
 
     r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(tiny), "-ngl", "all", "-p", "8", "-n", "16",

@@ -11,6 +11,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from llmlite.errors import LlmliteError
+
 
 class _App(typer.Typer):
     """The Typer app, with a fast path for plain `run` command lines (fastpath.py)."""
@@ -40,12 +42,6 @@ class _State:
 state = _State()
 
 
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
-
-    exit_code = 2
-
-
 def _version(value: bool) -> None:
     if value:
         from llmlite import __version__
@@ -67,36 +63,16 @@ def one_line(e: BaseException) -> str:
 
 
 def _classify(e: BaseException) -> tuple[int, str]:
-    """Exit status and message for an exception escaping a command."""
-    if isinstance(e, UserError):
+    """Exit status and message for an exception escaping a command: llmlite's own errors
+    carry theirs (llmlite/errors.py); the operating system's are said in its words."""
+    if isinstance(e, LlmliteError):
         return e.exit_code, one_line(e)
-    from llmlite.registry import RegistryError
-
-    bad_input: tuple[type, ...] = (RegistryError,)
-    gg = sys.modules.get("llmlite.gguf.reader")
-    if gg is not None:
-        bad_input += (gg.GGUFError,)
-    ch = sys.modules.get("llmlite.chat")
-    if ch is not None:
-        bad_input += (ch.ChatTemplateError, ch.ContextFullError)
-    tk = sys.modules.get("llmlite.tokenizer")
-    if tk is not None:
-        bad_input += (tk.TokenizerError,)
-    qz = sys.modules.get("llmlite.quantize")
-    if qz is not None:
-        bad_input += (qz.QuantizeError,)
-    if isinstance(e, bad_input):
-        return 2, one_line(e)
-    lb = sys.modules.get("llmlite._lib")
-    if lb is not None and isinstance(e, lb.LlmliteError):
-        return 1, one_line(e)  # written for people (an unsupported model, a full context)
+    where = f"{e.filename}: " if getattr(e, "filename", None) else ""
     if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         return 2, f"{where}{e.strerror or one_line(e)}"
     if isinstance(e, MemoryError):
         return 1, "out of memory"
     if isinstance(e, OSError):
-        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         return 1, f"{where}{e.strerror or one_line(e)}"
     return 1, f"internal error: {type(e).__name__}: {one_line(e)}" + (
         "" if state.verbose else " (run with --verbose for the traceback)")

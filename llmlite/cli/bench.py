@@ -6,10 +6,11 @@ from typing import Optional
 
 import typer
 
-from llmlite.cli.app import UserError, app, command, resolve
+from llmlite.cli.app import app, command, resolve
 from llmlite.cli.loading import load_model
 from llmlite.cli.options import opt_ngl, opt_threads, parse_ngl
 from llmlite.cli.output import fmt_bytes, fmt_params
+from llmlite.errors import UserError
 
 
 def _bench_ngl_list(spec: str, n_layer: int) -> list:
@@ -58,7 +59,8 @@ def bench(
         raise UserError("-r must be >= 1 and -p/-n >= 0")
     from llmlite import bench as B
     from llmlite import offload
-    from llmlite._lib import LlmliteError, isa, lib
+    from llmlite._lib import isa, lib
+    from llmlite.errors import LlmliteError
     from llmlite.gguf import open_gguf
     from llmlite.gguf.constants import FILE_TYPE_NAMES
 

@@ -7,9 +7,10 @@ from typing import Any, Optional
 import typer
 
 from llmlite import settings
-from llmlite.cli.app import UserError, app, command, resolve
+from llmlite.cli.app import app, command, resolve
 from llmlite.cli.options import opt_ctx, opt_ngl, parse_ngl
 from llmlite.cli.output import fmt_bytes, fmt_params
+from llmlite.errors import UserError
 
 _TOKENIZER_KINDS = {"gpt2": "BPE", "llama": "SPM", "bert": "WPM", "t5": "UGM", "rwkv": "RWKV",
                     "plamo2": "PLaMo-2", "no_vocab": "none", "none": "none"}

@@ -5,9 +5,11 @@ import sys
 from typing import Optional
 
 from llmlite import settings
-from llmlite.cli.app import UserError, resolve, state
+from llmlite.cli.app import resolve, state
 from llmlite.cli.options import GenOptions, parse_ngl
 from llmlite.cli.output import stderr_style
+from llmlite.errors import UserError
+
 
 def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
     """Resolve and load a model for generation, with the CLI's checks and notes."""

@@ -8,6 +8,7 @@ import typer
 from llmlite.cli.app import app, command
 from llmlite.cli.output import fmt_bytes
 
+
 @app.command()
 @command
 def pull(name: str = typer.Argument(..., help="A models.toml alias, hf://org/repo/file.gguf, or org/repo[:QUANT] "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from llmlite import settings
-from llmlite.cli.app import UserError
+from llmlite.errors import UserError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 
 N_PREDICT_ONCE = 512       # -n default with -p/-f

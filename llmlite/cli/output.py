@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+
 def fmt_bytes(n: int) -> str:
     for unit, f in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= f:

@@ -6,9 +6,11 @@ from typing import Optional
 
 import typer
 
-from llmlite.cli.app import UserError, app, command
+from llmlite.cli.app import app, command
 from llmlite.cli.loading import load_model
 from llmlite.cli.options import opt_ctx, opt_threads
+from llmlite.errors import UserError
+
 
 @app.command()
 @command

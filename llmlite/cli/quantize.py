@@ -5,9 +5,11 @@ from typing import Optional
 
 import typer
 
-from llmlite.cli.app import UserError, app, command
+from llmlite.cli.app import app, command
 from llmlite.cli.options import opt_threads
 from llmlite.cli.output import fmt_bytes
+from llmlite.errors import UserError
+
 
 @app.command()
 @command
@@ -68,11 +70,11 @@ def quantize(
 
 def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, con) -> None:
     import numpy as np
+    from rich.table import Table
 
     from llmlite import _lib
     from llmlite.gguf.constants import TYPE_NAMES, type_name
     from llmlite.quantize import QuantizeError, plan, write_quantized
-    from rich.table import Table
 
     p = plan(source, ty)
     unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
@@ -92,7 +94,13 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         con.print(f"{len(p)} tensors, {fmt_bytes(sum(e.src_bytes for e in p))} -> {fmt_bytes(size_out)}, "
                   f"{8 * size_out / max(1, n_params):.2f} bits per weight")
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=True) as bar:

@@ -4,10 +4,11 @@ from __future__ import annotations
 import sys
 
 from llmlite import settings
-from llmlite.cli.app import UserError, one_line
+from llmlite.cli.app import one_line
 from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
 from llmlite.cli.options import GenOptions, whole_number
 from llmlite.cli.output import note, print_stats, stderr_style, stream, utf8_stdout
+from llmlite.errors import UserError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, SAMPLING_KEYS
 
 _REPL_HELP = """\
@@ -120,7 +121,7 @@ def _set_ctx(chat, value: str) -> None:
         raise UserError(f"/set ctx {n}: at most {settings.MAX_CTX}")
     if need >= target:
         raise UserError(f"/set ctx {n}: the conversation is {need} tokens; /clear first, or a context above {need}")
-    from llmlite._lib import LlmliteError
+    from llmlite.errors import LlmliteError
 
     try:
         m.set_context(target)

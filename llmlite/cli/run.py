@@ -6,13 +6,31 @@ from typing import Optional
 
 import typer
 
-from llmlite.cli.app import UserError, app, command
+from llmlite.cli.app import app, command
 from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
-from llmlite.cli.options import (N_PREDICT_ONCE, GenOptions, opt_ctx, opt_draft_max, opt_lookup, opt_min_p,
-                                 opt_n_predict, opt_ngl, opt_plain, opt_raw, opt_repeat_penalty, opt_seed,
-                                 opt_system, opt_temp, opt_threads, opt_top_k, opt_top_p)
+from llmlite.cli.options import (
+    N_PREDICT_ONCE,
+    GenOptions,
+    opt_ctx,
+    opt_draft_max,
+    opt_lookup,
+    opt_min_p,
+    opt_n_predict,
+    opt_ngl,
+    opt_plain,
+    opt_raw,
+    opt_repeat_penalty,
+    opt_seed,
+    opt_system,
+    opt_temp,
+    opt_threads,
+    opt_top_k,
+    opt_top_p,
+)
 from llmlite.cli.output import print_stats, stream, utf8_stdout
 from llmlite.cli.repl import repl
+from llmlite.errors import UserError
+
 
 def read_prompt_file(file: str) -> str:
     if file == "-":

@@ -8,6 +8,7 @@ import typer
 from llmlite.cli.app import app, command, resolve
 from llmlite.cli.output import utf8_stdout
 
+
 @app.command()
 @command
 def tokenize(

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from llmlite.errors import GGUFError
 from llmlite.gguf.constants import (DEFAULT_ALIGNMENT, GGML_TYPES, INTEGER_TYPES, MAGIC, SCALAR_DTYPES,
                                     VALUE_TYPE_NAMES, GGMLType, Keys, ValueType, type_name)
 
@@ -47,10 +48,6 @@ def type_supported(t: int) -> bool:
 def supported_types() -> list[int]:
     """The ggml types llmlite computes with, in id order (asked of the C side)."""
     return [int(t) for t in GGMLType if type_supported(t)]
-
-
-class GGUFError(ValueError):
-    """A GGUF file is missing, unreadable or malformed (one-line message)."""
 
 
 class _Bad(Exception):
