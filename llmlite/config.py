@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from llmlite import settings
 from llmlite._lib import ffi, lib
 from llmlite.errors import LlmliteError
 from llmlite.gguf import GGUFError, StringArray
@@ -217,8 +218,8 @@ class ModelConfig:
 
     @property
     def default_ctx(self) -> int:
-        """the context a model gets when none is asked for: min(4096, the training context)"""
-        return min(4096, self.n_ctx_train or 4096)
+        """the context a model gets when none is asked for (settings.default_ctx)"""
+        return settings.default_ctx(self.n_ctx_train)
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
         """Bytes of an F16 K and V cache for n_ctx positions (every layer full,

@@ -60,6 +60,7 @@ def bench(
     from llmlite import bench as B
     from llmlite import offload
     from llmlite._lib import isa, lib
+    from llmlite.config import ModelConfig
     from llmlite.errors import LlmliteError
     from llmlite.gguf import open_gguf
     from llmlite.gguf.constants import FILE_TYPE_NAMES
@@ -68,7 +69,7 @@ def bench(
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
     with open_gguf(path) as g:
-        n_layer = int(g.metadata.get(f"{g.metadata.get('general.architecture')}.block_count") or 0)
+        n_layer = ModelConfig.of(g).n_layer
     ngls = _bench_ngl_list(gpu_layers, n_layer)
     ctx = max(n_prompt, n_gen, 16)
     rows = []                     # (BenchResult or None, split dict) per test; None: the split failed

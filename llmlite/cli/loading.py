@@ -23,14 +23,15 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
     path = resolve(model)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
-    n_ctx_train = 0
+    from llmlite.config import ModelConfig
     from llmlite.gguf import open_gguf
 
     g = open_gguf(path)   # read once here, then handed to the model
-    arch = g.metadata.get("general.architecture")
-    v = g.metadata.get(f"{arch}.context_length")
-    if isinstance(v, int):
-        n_ctx_train = v
+    try:
+        n_ctx_train = ModelConfig.of(g).n_ctx_train
+    except BaseException:
+        g.close()
+        raise
     n_ctx = ctx_size
     if ctx_size == 0:
         n_ctx = n_ctx_train or settings.DEFAULT_CTX
