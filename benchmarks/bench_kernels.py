@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from llmlite import _lib
-from llmlite.bench import matvec_throughput, probe_bandwidth
+from llmlite.bench import probe_bandwidth
+from matvec import matvec_throughput
 from llmlite.registry import ensure_model
 
 
