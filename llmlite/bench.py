@@ -57,41 +57,40 @@ def decode_bytes_per_token(model, pos: int) -> int:
     return int(total)
 
 
+def _runs(model, reps: int, n: int, work) -> list[float]:
+    """tokens/s of `reps` timed runs of work() from an empty cache, after one warm-up run"""
+    import time
+
+    runs = []
+    for r in range(reps + 1):
+        model.reset()
+        t0 = time.perf_counter()
+        work()
+        dt = time.perf_counter() - t0
+        if r:
+            runs.append(n / dt)
+    return runs
+
+
 def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3, seed: int = 0):
     """llama-bench's pp and tg tests on a loaded model: random tokens, from an empty cache,
     one warm-up run each. Returns (pp BenchResult | None, tg BenchResult | None)."""
-    import time
-
     rng = np.random.default_rng(seed)
-    vocab = model.n_vocab
     pp = tg = None
+    for flag, n in (("-p", n_prompt), ("-n", n_gen)):
+        if n > model.n_ctx:
+            raise ValueError(f"{flag} {n} is larger than the context {model.n_ctx}")
     if n_prompt > 0:
-        if n_prompt > model.n_ctx:
-            raise ValueError(f"-p {n_prompt} is larger than the context {model.n_ctx}")
-        toks = rng.integers(0, vocab, n_prompt).tolist()
-        runs = []
-        for r in range(reps + 1):
-            model.reset()
-            t0 = time.perf_counter()
-            model.eval_last(toks)
-            dt = time.perf_counter() - t0
-            if r:
-                runs.append(n_prompt / dt)
-        pp = BenchResult(f"pp{n_prompt}", n_prompt, runs)
+        toks = rng.integers(0, model.n_vocab, n_prompt).tolist()
+        pp = BenchResult(f"pp{n_prompt}", n_prompt, _runs(model, reps, n_prompt, lambda: model.eval_last(toks)))
     if n_gen > 0:
-        if n_gen > model.n_ctx:
-            raise ValueError(f"-n {n_gen} is larger than the context {model.n_ctx}")
-        toks = rng.integers(0, vocab, n_gen).tolist()
-        runs = []
-        for r in range(reps + 1):
-            model.reset()
-            t0 = time.perf_counter()
-            for t in toks:
+        gen = rng.integers(0, model.n_vocab, n_gen).tolist()
+
+        def decode():
+            for t in gen:
                 model.step(t)          # the decode loop's own call: logits into a reused buffer
-            dt = time.perf_counter() - t0
-            if r:
-                runs.append(n_gen / dt)
-        tg = BenchResult(f"tg{n_gen}", n_gen, runs)
+
+        tg = BenchResult(f"tg{n_gen}", n_gen, _runs(model, reps, n_gen, decode))
     model.reset()
     return pp, tg
 

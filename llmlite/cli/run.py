@@ -1,6 +1,7 @@
 """`llmlite run` (one prompt, or the REPL without one) and `llmlite chat`."""
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Optional
 
@@ -98,26 +99,7 @@ def run(
     print_stats(stats, gen.lookup)
 
 
-@app.command()
-@command
-def chat(
-    model: Optional[str] = typer.Argument(None, help="A GGUF file or a model alias (default: the default alias)."),
-    n_predict: Optional[int] = opt_n_predict(),
-    ctx_size: Optional[int] = opt_ctx(),
-    threads: Optional[int] = opt_threads(),
-    gpu_layers: str = opt_ngl(),
-    temp: Optional[float] = opt_temp(),
-    top_k: Optional[int] = opt_top_k(),
-    top_p: Optional[float] = opt_top_p(),
-    min_p: Optional[float] = opt_min_p(),
-    repeat_penalty: Optional[float] = opt_repeat_penalty(),
-    seed: Optional[int] = opt_seed(),
-    system: Optional[str] = opt_system(),
-    lookup: bool = opt_lookup(),
-    draft_max: int = opt_draft_max(),
-    raw: bool = opt_raw(),
-    plain: bool = opt_plain(),
-) -> None:
+def chat(**options) -> None:
     """Chat with a model in the terminal (reads lines from stdin when it is not a terminal).
 
     \b
@@ -127,5 +109,10 @@ def chat(
     /bye            quit (also /exit, /quit, Ctrl-D; Ctrl-C at the prompt)
     A line ending in \\ continues on the next line. Ctrl-C stops a reply.
     """
-    gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
-    repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
+    run(prompt=None, file=None, **options)
+
+
+# chat takes run's options but -p/-f: the same declarations, not a copy of them
+chat.__signature__ = inspect.Signature([p for name, p in inspect.signature(run, eval_str=True).parameters.items()
+                                        if name not in ("prompt", "file")])
+app.command(name="chat")(command(chat))
