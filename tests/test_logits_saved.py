@@ -25,3 +25,22 @@ def test_logits_equal_the_saved_ones(name, request):
             assert s["sha256"] == str(SAVED[f"{name}/sha256"]), f"{isa}: logits moved outside the top {s['top_ids'].shape[1]}"
     finally:
         _lib.set_isa(prev)
+
+
+def test_load_takes_flash_attn(smollm2_path):
+    """llmlite.load(..., flash_attn=True), as the README documents it: the online-softmax
+    attention: the same model to rounding (these small quantized models move a little under
+    any rounding change), not the same bits"""
+    import llmlite
+
+    ids = SAVED["smollm2-135m/tokens"].tolist()
+    m = llmlite.load(smollm2_path, n_ctx=256, flash_attn=True)
+    try:
+        fa = m.eval(ids)
+    finally:
+        m.close()
+    top = SAVED["smollm2-135m/top_ids"]
+    same_top1 = (fa.argmax(axis=1) == top[:, 0]).mean()
+    drift = np.abs(np.take_along_axis(fa, top, axis=1) - SAVED["smollm2-135m/top_logits"]).mean()
+    assert same_top1 >= 0.9 and drift < 0.25, (same_top1, drift)   # the CPU's own -fa floor is ~97% top-1
+    assert summary(fa)["sha256"] != str(SAVED["smollm2-135m/sha256"])   # a different order, not the same path
