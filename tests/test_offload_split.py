@@ -218,7 +218,7 @@ def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
 
 @pytest.fixture(scope="module")
 def emulated_cuda_lib(tmp_path_factory):
-    """the CUDA backend's own sources built with g++ against csrc/cuda/tools/emu's CPU
+    """the CUDA backend's own sources built with g++ against tools/gpu/emu's CPU
     emulation of the CUDA runtime (as emu_build.sh does, without the sanitizers)"""
     import re
     import shutil
@@ -234,8 +234,8 @@ def emulated_cuda_lib(tmp_path_factory):
             srcs += [str(d / f.name)] if f.suffix == ".cu" else []
     lib = d / "libllmlite_cuda.so"
     r = subprocess.run(["g++", "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
-                        "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(lib), "-x", "c++", *srcs,
-                        "csrc/cuda/tools/emu/emu.cpp"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                        "-Itools/gpu/emu/include", "-Icsrc", "-o", str(lib), "-x", "c++", *srcs,
+                        "tools/gpu/emu/emu.cpp"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return lib
 
@@ -350,8 +350,8 @@ def test_cuda_activations_as_the_cpu_quantizes_them(emulated_cuda_lib):
         '    cudaError_t e; return cu_act_as_cpu(y, x, n, k, type, 0, &e) ? (int)e : -1; }\n')
     so = d / "libact.so"
     r = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
-                        f"-I{d}", "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(so), "-x", "c++",
-                        str(d / "act_wrap.cpp"), str(d / "ops.cu"), "csrc/cuda/tools/emu/emu.cpp"],
+                        f"-I{d}", "-Itools/gpu/emu/include", "-Icsrc", "-o", str(so), "-x", "c++",
+                        str(d / "act_wrap.cpp"), str(d / "ops.cu"), "tools/gpu/emu/emu.cpp"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     act = ctypes.CDLL(str(so)).act

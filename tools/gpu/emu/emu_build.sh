@@ -1,11 +1,11 @@
 #!/bin/sh
 # Builds the CUDA backend's sources for the CPU emulation (no GPU, no nvcc needed) with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and runs span_check against it:
-#   sh csrc/cuda/tools/emu/emu_build.sh [quick|check|all]     (default quick)
+#   sh tools/gpu/emu/emu_build.sh [quick|check|all]     (default quick)
 # The .cu files are compiled as they are, except that each kernel<<<g, b, smem, st>>>(...)
 # is rewritten to emu_launch(g, b, smem, st, kernel, ...). Into build/cuda-emu/.
 set -e
-cd "$(dirname "$0")/../../../.."
+cd "$(dirname "$0")/../../.."
 E=${EMU_DIR:-build/cuda-emu}
 WHAT=${1:-quick}
 mkdir -p $E/src $E/cpu
@@ -20,12 +20,12 @@ for f in glob.glob('csrc/cuda/*.cu') + glob.glob('csrc/cuda/*.cuh') + glob.glob(
 EOF
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 g++ -std=c++17 -O1 -g $SAN -ffp-contract=off -fPIC -shared -Wno-unknown-pragmas \
-    -Icsrc/cuda/tools/emu/include -Icsrc -o $E/libllmlite_cuda.so -x c++ $E/src/*.cu csrc/cuda/tools/emu/emu.cpp
+    -Itools/gpu/emu/include -Icsrc -o $E/libllmlite_cuda.so -x c++ $E/src/*.cu tools/gpu/emu/emu.cpp
 for f in csrc/*.c; do
     gcc -O2 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $E/cpu/"$(basename "$f" .c)".o
 done
-gcc -O1 -g $SAN -std=gnu11 -Icsrc -o $E/span_check csrc/cuda/tools/span_check.c $E/cpu/*.o -ldl -lm -pthread
-gcc -O1 -g $SAN -Icsrc -o $E/probe csrc/cuda/tools/probe_main.c -ldl
+gcc -O1 -g $SAN -std=gnu11 -Icsrc -o $E/span_check tools/gpu/span_check.c $E/cpu/*.o -ldl -lm -pthread
+gcc -O1 -g $SAN -Icsrc -o $E/probe tools/gpu/probe_main.c -ldl
 export ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0
 echo "== probe (emulated device, then none)"
 $E/probe $E/libllmlite_cuda.so

@@ -4,7 +4,7 @@
  *
  *   mkdir -p /tmp/llmcpu && for f in csrc/*.c; do gcc -O2 -std=gnu11 -ffp-contract=off \
  *       -Icsrc -c $f -o /tmp/llmcpu/$(basename $f .c).o; done
- *   nvcc -O2 -std=c++17 -Icsrc -Icsrc/cuda -o /tmp/dequant_check csrc/cuda/tools/dequant_check.cu /tmp/llmcpu/*.o -lpthread -ldl -lm
+ *   nvcc -O2 -std=c++17 -Icsrc -Icsrc/cuda -o /tmp/dequant_check tools/gpu/dequant_check.cu /tmp/llmcpu/*.o -lpthread -ldl -lm
  *   /tmp/dequant_check */
 #include <math.h>
 #include <stdio.h>

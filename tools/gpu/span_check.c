@@ -21,7 +21,7 @@
  *   stress  (argument "stress") unfused + invariance repeated $STRESS_ROUNDS times (20):
  *           a race in the fused launches' last-block pattern would show as a difference
  *
- * Build and run: csrc/cuda/tools/gpu_check.sh (it also builds the library and the probe).
+ * Build and run: tools/gpu/gpu_check.sh (it also builds the library and the probe).
  * Exit 0: all passed (or no GPU: the reason is printed); 1: a check failed. */
 #include <dlfcn.h>
 #include <math.h>
