@@ -14,7 +14,7 @@ all: install
 # editable install with the test extra; pip builds the C extension in place
 # (llmlite/_llmlite.abi3.so). Drop a build_ext.sh build, which would shadow it.
 install: $(STAMP)
-$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h csrc/cuda/*.h) \
+$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h) \
           $(if $(wildcard llmlite/_llmlite*.so),,FORCE)
 	$(PYTHON) -m pip install -e '.[test]'
 	rm -f llmlite/_llmlite.cpython-*.so

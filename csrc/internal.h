@@ -13,6 +13,7 @@ enum {
 };
 
 #define QK 32
+#define LLM_MAX_HEAD_DIM 512    /* the attention kernels' stack buffers; a model with more is refused */
 #define QKK 256
 #define K_SCALE_SIZE 12
 
@@ -164,6 +165,13 @@ typedef void (*llm_task_fn)(int ith, int nth, void *arg);
 void llm_parallel(llm_task_fn fn, void *arg);
 /* every thread runs fn once, with its own ith of nth (static shares) */
 void llm_parallel_all(llm_task_fn fn, void *arg);
+
+/* ops.c: the per-row steps of the forward pass */
+void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
+void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
+void llm_geglu(float *g, const float *u, int n);
+void llm_ops_init(void);   /* builds the GELU table once */
 
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles

@@ -42,7 +42,7 @@ def newest(paths) -> float:
 
 def check_builds() -> list[Path]:
     ext = ROOT / "llmlite" / "_llmlite.abi3.so"
-    ext_srcs = list((ROOT / "csrc").glob("*.[ch]")) + list((ROOT / "csrc" / "cuda").glob("*.h"))
+    ext_srcs = list((ROOT / "csrc").glob("*.[ch]"))
     if not ext.is_file() or ext.stat().st_mtime < newest(ext_srcs):
         sys.exit(f"{ext.relative_to(ROOT)} is missing or older than csrc/: run `make install` first")
     cuda = ROOT / "build" / "cuda"
