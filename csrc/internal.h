@@ -76,7 +76,9 @@ static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uin
     else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
-/* One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
+/* The kernel table: what each entry computes, on which shapes matmul takes it and why
+ * it exists is csrc/README.md's table ("The kernel table"); the signatures follow.
+ * One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
  * paired activation type. Every ISA file fills a table of these. */
 typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void *a);
 /* Multi-column vec-dot: s[c*s_stride] = dot(w row, activation row at a + c*a_stride
