@@ -202,8 +202,10 @@ def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
     import re
 
     ptx = tmp_path / "matmul.ptx"
-    r = subprocess.run(["nvcc", "-O3", "-std=c++17", "-arch=sm_90", "-Icsrc", "-ptx", "-o", str(ptx),
-                        "csrc/cuda/matmul.cu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    flags = subprocess.run(["make", "-s", "print-nvcc-flags", "CUDA_ARCHS=-arch=sm_90"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()   # the library's
+    r = subprocess.run(["nvcc", *flags, "-ptx", "-o", str(ptx), "csrc/cuda/matmul.cu"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     s = ptx.read_text()
     kernels = 0

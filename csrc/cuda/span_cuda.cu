@@ -1,8 +1,8 @@
 /* The CUDA backend of the span seam (csrc/span.h): layers [l0, l1) of a model, and
  * optionally its output norm and head, with weights, KV cache and scratch in device
- * memory. Built as its own library, loaded at run time by csrc/cuda_loader.c, with: */
-// nvcc -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Icsrc -o libllmlite_cuda.so csrc/cuda/*.cu
-/*
+ * memory. Built as its own library by `make cuda` (nvcc's flags: the Makefile), loaded
+ * at run time by csrc/cuda_loader.c.
+ *
  * `nm -D --defined-only` lists llmcuda_span_ops and llmcuda_device_info only (the
  * static cudart keeps its symbols hidden; --exclude-libs,ALL makes sure of it).
  *
