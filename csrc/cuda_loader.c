@@ -6,7 +6,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
-#include "model.h"
+#include "span.h"
 
 typedef const llm_span_ops *(*ops_fn)(void);
 typedef int (*info_fn)(int *count, long long *free_b, long long *total_b, char *name, int namelen,
