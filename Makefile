@@ -7,14 +7,14 @@ MODELS := smollm2-135m gemma3-270m
 # install with this $(PYTHON) (pip rebuilds the whole extension every time)
 STAMP := build/.installed$(subst /,_,$(PYTHON))
 
-.PHONY: all install build cuda models run test bench bench-compare clean FORCE
+.PHONY: all install build cuda print-nvcc-flags models run test bench bench-compare clean FORCE
 
 all: install
 
 # editable install with the test extra; pip builds the C extension in place
 # (llmlite/_llmlite.abi3.so). Drop a build_ext.sh build, which would shadow it.
 install: $(STAMP)
-$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h csrc/cuda/*.h) \
+$(STAMP): pyproject.toml setup.py llmlite/_build.py $(wildcard csrc/*.c csrc/*.h) \
           $(if $(wildcard llmlite/_llmlite*.so),,FORCE)
 	$(PYTHON) -m pip install -e '.[test]'
 	rm -f llmlite/_llmlite.cpython-*.so
@@ -31,12 +31,21 @@ build:
 NVCC ?= nvcc
 CUDA_ARCHS ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
+# nvcc's flags for csrc/cuda, kept here only: tools/gpu/gpu_check.sh (its check programs)
+# and tests/test_offload_split.py (the PTX check) read them with `make -s print-nvcc-flags`
+# (CUDA_ARCHS=... for other GPUs)
+NVCC_FLAGS = -O3 -std=c++17 -Icsrc $(CUDA_ARCHS)
+# and for the library: the CUDA runtime linked in, hidden, so that it exports
+# llmcuda_span_ops and llmcuda_device_info only
+NVCC_LIB_FLAGS = -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static
 CUDA_LIB ?= llmlite/libllmlite_cuda.so
 cuda: $(CUDA_LIB)
 $(CUDA_LIB): $(wildcard csrc/cuda/*.cu csrc/cuda/*.cuh csrc/cuda/*.h) csrc/span.h csrc/llmlite.h
 	@command -v $(NVCC) >/dev/null || { echo "make cuda: $(NVCC) not found (the CUDA toolkit); the CPU build needs none" >&2; exit 1; }
-	$(NVCC) -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static $(CUDA_ARCHS) \
-	        -Icsrc -o $@ $(filter %.cu,$^)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_LIB_FLAGS) -o $@ $(filter %.cu,$^)
+
+print-nvcc-flags:
+	@echo $(NVCC_FLAGS)
 
 # fetch the test models into the cache (~/.cache/llmlite, or $$LLMLITE_CACHE), sha256 checked
 models: install

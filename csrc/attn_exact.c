@@ -22,7 +22,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#include "model.h"
+#include "internal.h"
 
 #define INL static inline __attribute__((always_inline))
 

@@ -1,4 +1,6 @@
-/* Picks the kernel ISA once (cpuid); LLMLITE_ISA=scalar|avx2|avx512 forces one. */
+/* Picks the kernel ISA once (cpuid); LLMLITE_ISA=scalar|avx2|avx512 forces one.
+ * Each ISA's table (llm_kernel_table, internal.h) starts from the one below it and
+ * overrides what its file has; what every entry is for: csrc/README.md. */
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"

@@ -559,7 +559,7 @@ INL float tiled_min(float acc, __m512i sum, const block_q8_K *y, __m256i mins16,
 /* Q5_K in the order of llama.cpp's tiled K-quant matmul: per super-block the
  * exact integers I = sum sc*q.x and M = sum m*bsum, then
  * acc = fma(fma(-dmin, M, I*dw), dx, acc) */
-INL void dot_q5_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+INL void dot_q5_K_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q5_K *w = vw;
     const block_q8_K *yc[NCM];
     const long long nb = n / QKK;
@@ -588,14 +588,14 @@ INL void dot_q5_k_k(long long n, float *s, long long ss, const void *vw, const v
     }
     FORC s[c * ss] = acc[c];
 }
-NC_FUNCS(dot_q5_k)
+NC_FUNCS(dot_q5_K)
 
 /* Q6_K: the AVX2 kernel (dot_avx2.c, in llama.cpp's tiled order) is faster for one
  * column than the zmm version was and as fast for several (same bits): kept. */
 
 /* Q2_K and Q3_K in the order of llama.cpp's tiled K-quant matmul (Q2_K with
  * the min term, as Q5_K; Q3_K without, as Q6_K) */
-INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+INL void dot_q2_K_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q2_K *w = vw;
     const block_q8_K *yc[NCM];
     long long nb = n / QKK;
@@ -627,9 +627,9 @@ INL void dot_q2_k_k(long long n, float *s, long long ss, const void *vw, const v
     }
     FORC s[c * ss] = acc[c];
 }
-NC_FUNCS(dot_q2_k)
+NC_FUNCS(dot_q2_K)
 
-INL void dot_q3_k_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
+INL void dot_q3_K_k(long long n, float *s, long long ss, const void *vw, const void *va, long long as, const int NC) {
     const block_q3_K *w = vw;
     const block_q8_K *yc[NCM];
     long long nb = n / QKK;
@@ -666,7 +666,7 @@ INL void dot_q3_k_k(long long n, float *s, long long ss, const void *vw, const v
     }
     FORC s[c * ss] = acc[c];
 }
-NC_FUNCS(dot_q3_k)
+NC_FUNCS(dot_q3_K)
 
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
@@ -681,9 +681,9 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     SET(T_Q5_0, dot_q5_0);
     SET(T_Q5_1, dot_q5_1);
     SET(T_Q8_0, dot_q8_0);
-    SET(T_Q2_K, dot_q2_k);
-    SET(T_Q3_K, dot_q3_k);
-    SET(T_Q5_K, dot_q5_k);
+    SET(T_Q2_K, dot_q2_K);
+    SET(T_Q3_K, dot_q3_K);
+    SET(T_Q5_K, dot_q5_K);
 #undef SET
     llm_kernels_avx2_kquant_nc8(t);
     t->wide_xu = 1;   /* the wide Q8_0 layout's quants as x + 128 (the ncw kernels above) */

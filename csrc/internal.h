@@ -13,6 +13,7 @@ enum {
 };
 
 #define QK 32
+#define LLM_MAX_HEAD_DIM 512    /* the attention kernels' stack buffers; a model with more is refused */
 #define QKK 256
 #define K_SCALE_SIZE 12
 
@@ -75,7 +76,9 @@ static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uin
     else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
-/* One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
+/* The kernel table: what each entry computes, on which shapes matmul takes it and why
+ * it exists is csrc/README.md's table ("The kernel table"); the signatures follow.
+ * One vec-dot: s = dot(weight row w, activation row a) over n elements, a in the
  * paired activation type. Every ISA file fills a table of these. */
 typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void *a);
 /* Multi-column vec-dot: s[c*s_stride] = dot(w row, activation row at a + c*a_stride
@@ -164,6 +167,13 @@ typedef void (*llm_task_fn)(int ith, int nth, void *arg);
 void llm_parallel(llm_task_fn fn, void *arg);
 /* every thread runs fn once, with its own ith of nth (static shares) */
 void llm_parallel_all(llm_task_fn fn, void *arg);
+
+/* ops.c: the per-row steps of the forward pass */
+void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
+void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
+void llm_geglu(float *g, const float *u, int n);
+void llm_ops_init(void);   /* builds the GELU table once */
 
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles

@@ -143,9 +143,16 @@ long long llm_model_span_bytes(const llm_model *m);   /* what the span holds, 0 
 /* why the span's last set_tensor or run failed ("" if it did not, or no span);
  * *dead = 1 when its device cannot be used any more (a sticky CUDA error) */
 const char *llm_model_span_error(const llm_model *m, int *dead);
-/* what a span on backend allocates besides its weights and KV cache (scratch, and the
- * logits buffer when it holds the head), from the shape alone: the planner's figure */
-long long llm_span_compute_bytes(int backend, const llm_config *cfg, int n_ctx, int n_batch, int head);
+/* a backend's table of span functions (span.h; opaque here) */
+typedef struct llm_span_ops llm_span_ops;
+const llm_span_ops *llm_cpu_span_ops(void);   /* the CPU stand-in's (span_cpu.c) */
+/* the CUDA backend's, from the library at path, opened but not started: no device or
+ * driver needed (the planner asks it for its sizes). NULL with the reason in err. */
+const llm_span_ops *llm_cuda_table(const char *path, char *err, int errlen);
+/* what a span on that backend allocates besides its weights and KV cache (scratch, and
+ * a logits buffer when it holds the head and the backend keeps one), from the shape
+ * alone: the planner's figure, the backend's own (span.h compute_bytes); -1 bad shape */
+long long llm_span_compute_bytes(const llm_span_ops *ops, const llm_config *cfg, int n_ctx, int n_batch, int head);
 /* the CPU stand-in's memory size in bytes (0: no limit): a span needing more fails as
  * a full device would */
 void llm_cpu_span_set_capacity(long long bytes);

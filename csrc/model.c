@@ -103,44 +103,6 @@ long long llm_model_kv_bytes(const llm_model *m) {
     return 2LL * (m->l1 - m->l0) * m->n_ctx * m->kv_dim * (long long)sizeof(f16_t);
 }
 
-/* ---- spans on other backends ---- */
-
-static const llm_span_ops *backend_ops(int backend) {
-    if (backend == LLM_BACKEND_CPU) return llm_cpu_span_ops();
-    if (backend == LLM_BACKEND_CUDA) return llm_cuda_span_ops();
-    return NULL;
-}
-
-int llm_model_attach(llm_model *m, int backend, long long weight_bytes, char *err, int errlen) {
-    const llm_span_ops *ops = backend_ops(backend);
-    if (!ops) { snprintf(err, errlen, "backend %d is not available", backend); return -1; }
-    if (ops->abi != LLM_SPAN_ABI) { snprintf(err, errlen, "%s backend: interface version %d, expected %d", ops->name, ops->abi, LLM_SPAN_ABI); return -1; }
-    if (m->span || m->l0 != 0 || m->l1 >= m->c.n_layer) {
-        snprintf(err, errlen, "a span needs a model that stops before the last layer, with no span yet");
-        return -1;
-    }
-    void *s = ops->create(&m->c, m->n_ctx, m->n_batch, m->l1, m->c.n_layer, !m->head, weight_bytes, err, errlen);
-    if (!s) return -1;
-    m->span_ops = ops;
-    m->span = s;
-    return 0;
-}
-
-int llm_model_set_span_tensor(llm_model *m, int layer, int slot, int type, const void *data,
-                              long long ne0, long long ne1) {
-    if (!m->span) return -1;
-    return m->span_ops->set_tensor(m->span, layer, slot, type, data, ne0, ne1);
-}
-
-long long llm_model_span_bytes(const llm_model *m) {
-    return m->span ? m->span_ops->mem_bytes(m->span) : 0;
-}
-
-const char *llm_model_span_error(const llm_model *m, int *dead) {
-    if (dead) *dead = 0;
-    return m->span ? m->span_ops->error(m->span, dead) : "";
-}
-
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                          long long ne0, long long ne1) {
     if (!data || ne0 <= 0 || ne1 <= 0 || llm_row_bytes(type, ne0) < 0 || !llm_type_supported(type)) return -1;

@@ -5,8 +5,6 @@
 #include "internal.h"
 #include "span.h"
 
-#define LLM_MAX_HEAD_DIM 512
-
 typedef struct { int type; const void *data; long long ne0, ne1; } llm_tensor;
 
 struct llm_model {
@@ -36,12 +34,5 @@ static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
 /* forward.c: layers l0..l1-1 over the hidden state in m->x (n rows at positions
  * pos..), then the attached span, or the head when this model holds it */
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out);
-
-/* ops.c */
-void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
-void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
-void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
-void llm_geglu(float *g, const float *u, int n);
-void llm_ops_init(void);   /* builds the GELU table once */
 
 #endif

@@ -1,7 +1,7 @@
 /* Per-token operations: RMSNorm, RoPE, GEGLU (SwiGLU is in attn_exact.c, beside the exp it shares).
  * Numerics follow llama.cpp's CPU backend where it is cheap to do so. */
 #include <math.h>
-#include "model.h"
+#include "internal.h"
 
 /* y = (x / rms(x)) * w, sum of squares in double as ggml does */
 void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {

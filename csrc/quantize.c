@@ -270,7 +270,7 @@ static inline void pack2bit(const uint8_t *L, uint8_t *qs) {
 
 /* ----------------------------------------------------------- K-quants */
 
-static void q_q2_k(const float *x, uint8_t *out, long long nb) {
+static void q_q2_K(const float *x, uint8_t *out, long long nb) {
     block_q2_K *y = (block_q2_K *)out;
     for (long long i = 0; i < nb; i++, x += QKK) {
         uint8_t L[QKK], Laux[16];
@@ -306,7 +306,7 @@ static void q_q2_k(const float *x, uint8_t *out, long long nb) {
     }
 }
 
-static void q_q3_k(const float *x, uint8_t *out, long long nb) {
+static void q_q3_K(const float *x, uint8_t *out, long long nb) {
     block_q3_K *y = (block_q3_K *)out;
     for (long long i = 0; i < nb; i++, x += QKK) {
         int8_t L[QKK];
@@ -350,7 +350,7 @@ static void q_q3_k(const float *x, uint8_t *out, long long nb) {
 
 /* Q4_K and Q5_K: 8 sub-blocks of 32 fitted with weights av + |x|, their scales
  * and minimums to 6 bits, then the codes again from the rounded values (spec 2.5) */
-static void q_q45_k(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb) {
+static void q_q45_K(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb) {
     const int nmax = y5 ? 31 : 15;
     for (long long i = 0; i < nb; i++, x += QKK) {
         uint8_t L[QKK], Laux[32];
@@ -410,10 +410,10 @@ static void q_q45_k(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb
             }
     }
 }
-static void q_q4_k(const float *x, uint8_t *out, long long nb) { q_q45_k(x, (block_q4_K *)out, NULL, nb); }
-static void q_q5_k(const float *x, uint8_t *out, long long nb) { q_q45_k(x, NULL, (block_q5_K *)out, nb); }
+static void q_q4_K(const float *x, uint8_t *out, long long nb) { q_q45_K(x, (block_q4_K *)out, NULL, nb); }
+static void q_q5_K(const float *x, uint8_t *out, long long nb) { q_q45_K(x, NULL, (block_q5_K *)out, nb); }
 
-static void q_q6_k(const float *x, uint8_t *out, long long nb) {
+static void q_q6_K(const float *x, uint8_t *out, long long nb) {
     block_q6_K *y = (block_q6_K *)out;
     for (long long i = 0; i < nb; i++, x += QKK) {
         int8_t L[QKK];
@@ -468,11 +468,11 @@ static qrow_fn quantizer(int type) {
     case T_Q5_0: return q_q5_0;
     case T_Q5_1: return q_q5_1;
     case T_Q8_0: return q_q8_0;
-    case T_Q2_K: return q_q2_k;
-    case T_Q3_K: return q_q3_k;
-    case T_Q4_K: return q_q4_k;
-    case T_Q5_K: return q_q5_k;
-    case T_Q6_K: return q_q6_k;
+    case T_Q2_K: return q_q2_K;
+    case T_Q3_K: return q_q3_K;
+    case T_Q4_K: return q_q4_K;
+    case T_Q5_K: return q_q5_K;
+    case T_Q6_K: return q_q6_K;
     default: return NULL;
     }
 }

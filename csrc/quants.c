@@ -118,7 +118,7 @@ static void dq_q8_1(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q2_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q2_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 84, y += 256) {
         const uint8_t *sc = b, *qs = b + 16;
         const float d = rdf16(b + 80), dmin = rdf16(b + 82);
@@ -132,7 +132,7 @@ static void dq_q2_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q3_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q3_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 110, y += 256) {
         const uint8_t *hm = b, *qs = b + 32, *ps = b + 96;
         const float d = rdf16(b + 108);
@@ -153,7 +153,7 @@ static void dq_q3_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q4_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q4_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 144, y += 256) {
         const float d = rdf16(b), dmin = rdf16(b + 2);
         const uint8_t *scales = b + 4, *qs = b + 16;
@@ -169,7 +169,7 @@ static void dq_q4_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q5_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q5_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 176, y += 256) {
         const float d = rdf16(b), dmin = rdf16(b + 2);
         const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
@@ -188,7 +188,7 @@ static void dq_q5_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q6_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q6_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 210, y += 256) {
         const uint8_t *ql = b, *qh = b + 128;
         const int8_t *sc = (const int8_t *)(b + 192);
@@ -208,7 +208,7 @@ static void dq_q6_k(const uint8_t *restrict b, float *restrict y, long long nb) 
     }
 }
 
-static void dq_q8_k(const uint8_t *restrict b, float *restrict y, long long nb) {
+static void dq_q8_K(const uint8_t *restrict b, float *restrict y, long long nb) {
     for (long long i = 0; i < nb; i++, b += 292, y += 256) {
         float d; memcpy(&d, b, 4);
         const int8_t *qs = (const int8_t *)(b + 4);
@@ -250,12 +250,12 @@ static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, l
     case T_Q5_1: dq_q5_1(s, dst, nb); return 0;
     case T_Q8_0: dq_q8_0(s, dst, nb); return 0;
     case T_Q8_1: dq_q8_1(s, dst, nb); return 0;
-    case T_Q2_K: dq_q2_k(s, dst, nb); return 0;
-    case T_Q3_K: dq_q3_k(s, dst, nb); return 0;
-    case T_Q4_K: dq_q4_k(s, dst, nb); return 0;
-    case T_Q5_K: dq_q5_k(s, dst, nb); return 0;
-    case T_Q6_K: dq_q6_k(s, dst, nb); return 0;
-    case T_Q8_K: dq_q8_k(s, dst, nb); return 0;
+    case T_Q2_K: dq_q2_K(s, dst, nb); return 0;
+    case T_Q3_K: dq_q3_K(s, dst, nb); return 0;
+    case T_Q4_K: dq_q4_K(s, dst, nb); return 0;
+    case T_Q5_K: dq_q5_K(s, dst, nb); return 0;
+    case T_Q6_K: dq_q6_K(s, dst, nb); return 0;
+    case T_Q8_K: dq_q8_K(s, dst, nb); return 0;
     default: return -1;
     }
 }
@@ -316,7 +316,7 @@ static void qa_q8_1(const float *x, uint8_t *b, long long nb) {
 }
 
 /* quantize_row_q8_K_ref; an all-zero block also gets zero bsums */
-static void qa_q8_k(const float *x, uint8_t *b, long long nb) {
+static void qa_q8_K(const float *x, uint8_t *b, long long nb) {
     for (long long i = 0; i < nb; i++, x += 256, b += 292) {
         float amax = 0.f, max = 0.f;
         for (int j = 0; j < 256; j++) {
@@ -363,7 +363,7 @@ int llm_quantize_act(int act_type, const float *x, void *dst, long long n) {
         return 0;
     case T_Q8_0: qa_q8_0(x, b, n / 32); return 0;
     case T_Q8_1: qa_q8_1(x, b, n / 32); return 0;
-    case T_Q8_K: qa_q8_k(x, b, n / 256); return 0;
+    case T_Q8_K: qa_q8_K(x, b, n / 256); return 0;
     default: return -1;
     }
 }

@@ -17,11 +17,18 @@
 extern "C" {
 #endif
 
-#define LLM_SPAN_ABI 2
+/* 3: compute_bytes, each backend's own buffer sizes */
+#define LLM_SPAN_ABI 3
 
 typedef struct llm_span_ops {
     int abi;                    /* LLM_SPAN_ABI */
     const char *name;           /* "cpu", "cuda" */
+    /* what create(cfg, n_ctx, n_batch, .., head, ..) allocates besides the weights and
+     * the KV cache (scratch; with head, a logits buffer if the backend keeps one), from
+     * the shape alone, without a device: the planner's figure (llmlite/offload.py asks
+     * the backend's own table, so the CPU build never holds a device's buffer layout).
+     * -1 for a shape the backend refuses. */
+    long long (*compute_bytes)(const llm_config *cfg, int n_ctx, int n_batch, int head);
     /* a span of layers [l0, l1) of a model with config cfg, a KV cache of n_ctx
      * positions and scratch for n_batch tokens; head: 1 if it also holds the output
      * norm and head. weight_bytes: what set_tensor will be given, each tensor's bytes
@@ -49,9 +56,9 @@ typedef struct llm_span_ops {
     void (*free)(void *s);
 } llm_span_ops;
 
-/* the CPU backend (span_cpu.c) */
-const llm_span_ops *llm_cpu_span_ops(void);
-/* the CUDA backend's table once llm_cuda_load succeeded, else NULL (cuda_loader.c) */
+/* the CPU backend's table, llm_cpu_span_ops (span_cpu.c), and the CUDA library's,
+ * llm_cuda_table (cuda_loader.c), are in llmlite.h: the planner reads them too */
+/* the CUDA backend's table once llm_cuda_load succeeded (a device is there), else NULL */
 const llm_span_ops *llm_cuda_span_ops(void);
 
 #ifdef __cplusplus

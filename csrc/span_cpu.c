@@ -30,6 +30,12 @@ static void cpu_free(void *p) {
     free(s);
 }
 
+/* a second CPU model's scratch; no logits buffer: run writes the caller's */
+static long long cpu_compute_bytes(const llm_config *cfg, int n_ctx, int n_batch, int head) {
+    (void)head;
+    return llm_scratch_bytes(cfg, n_ctx, n_batch);
+}
+
 static void *cpu_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, int l1, int head,
                         long long weight_bytes, char *err, int errlen) {
     (void)weight_bytes;                      /* each weight is its own malloc'd copy */
@@ -40,7 +46,7 @@ static void *cpu_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, i
         snprintf(err, errlen, "cpu span: out of memory or bad shape (layers %d-%d)", l0, l1 - 1);
         return NULL;
     }
-    s->bytes = llm_model_kv_bytes(s->m) + llm_scratch_bytes(cfg, n_ctx, n_batch);
+    s->bytes = llm_model_kv_bytes(s->m) + cpu_compute_bytes(cfg, n_ctx, n_batch, head);
     if (capacity && s->bytes > capacity) {
         snprintf(err, errlen, "cpu span: out of memory for the KV cache and scratch of layers %d-%d", l0, l1 - 1);
         cpu_free(s);
@@ -103,7 +109,7 @@ static const char *cpu_error(void *p, int *dead) {
     return ((cpu_span *)p)->msg;
 }
 
-static const llm_span_ops CPU_OPS = {LLM_SPAN_ABI, "cpu", cpu_create, cpu_set_tensor, cpu_run, cpu_mem_bytes,
-                                     cpu_error, cpu_free};
+static const llm_span_ops CPU_OPS = {LLM_SPAN_ABI, "cpu", cpu_compute_bytes, cpu_create, cpu_set_tensor, cpu_run,
+                                     cpu_mem_bytes, cpu_error, cpu_free};
 
 const llm_span_ops *llm_cpu_span_ops(void) { return &CPU_OPS; }

@@ -48,6 +48,8 @@ class ModelCosts:
     span_compute: int = 0      # a device span's compute buffers without the head (span_compute_bytes)
     span_compute_head: int = 0  # ... and with it (its logits buffer)
     backend: str = "cuda"      # the device the span_compute figures are for
+    # why span_compute is cuda_compute_estimate's bound, not the backend's own figure ("": it is)
+    span_compute_estimated: str = ""
     # what a device span adds to the tensors of each part: each weight's slice of its
     # reservation is a multiple of LLM_SPAN_WEIGHT_ALIGN (span_weight_bytes; 0 on the
     # real models, whose tensors are multiples already; none for the CPU stand-in)
@@ -80,17 +82,69 @@ def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv:
 
 def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int,
                        head_dim: int, n_ff: int, n_vocab: int, head: bool) -> int:
-    """What a span on `backend` allocates besides its weights and KV cache, asked of C
-    (llm_span_compute_bytes): for "cuda" the buffers of csrc/cuda/span_layout.h, which
-    the CUDA span allocates (scratch rows, attention partials, and with the head a
-    logits buffer of at most 64 MiB); for the "cpu" stand-in the CPU model's scratch."""
+    """What a span on `backend` allocates besides its weights and KV cache, as the
+    backend's own table reports it (csrc/span.h compute_bytes): for "cuda" the buffers
+    of its layout (scratch rows, attention partials, and with the head a logits buffer
+    of at most 64 MiB), asked of the CUDA library without starting a device; for the
+    "cpu" stand-in the CPU model's scratch. Where the CUDA library cannot be loaded,
+    cuda_compute_estimate (span_table says why)."""
     from llmlite._lib import lib
 
+    table, _ = span_table(backend)
+    if table is None:
+        return cuda_compute_estimate(n_batch, n_ctx, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, head)
     # one layer of these sizes (the architecture and the rest do not change the buffers)
     cfg = ModelConfig(arch="llama", n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
                       head_dim=head_dim).to_c(n_vocab)
-    code = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}[backend]
-    return int(lib.llm_span_compute_bytes(code, cfg, n_ctx, n_batch, 1 if head else 0))
+    return int(lib.llm_span_compute_bytes(table, cfg, n_ctx, n_batch, 1 if head else 0))
+
+
+_tables: dict[str, tuple] = {}     # CUDA library path -> (its table or None, why not)
+
+
+def span_table(backend: str):
+    """(the backend's span table, "") or (None, why it cannot be had). The CUDA table
+    comes from the library ($LLMLITE_CUDA_LIB or beside the package) opened without a
+    device, so a machine with the library but no GPU plans with its exact figures."""
+    from llmlite._lib import ffi, lib
+
+    if backend == "cpu":
+        return lib.llm_cpu_span_ops(), ""
+    path = cuda_lib_path()
+    if not path.is_file():
+        return None, f"no CUDA library at {path}"
+    if str(path) not in _tables:
+        err = ffi.new("char[512]")
+        t = lib.llm_cuda_table(str(path).encode(), err, 512)
+        _tables[str(path)] = (t, "") if t != ffi.NULL else (None, ffi.string(err).decode(errors="replace"))
+    return _tables[str(path)]
+
+
+# The CUDA layout's constants the estimate needs (csrc/cuda/span_layout.h, where they
+# live): keys per attention chunk, partial slots per head, the logits buffer's cap
+_CUDA_ATTN_CHUNK, _CUDA_PART_SLOTS, _CUDA_LOGIT_BYTES = 128, 2048, 64 * MiB
+
+
+def cuda_compute_estimate(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
+                          n_ff: int, n_vocab: int, head: bool) -> int:
+    """A CUDA span's buffers besides weights and KV cache where no CUDA library is
+    there to ask (a CPU-only install planning for a GPU): an upper bound of what the
+    library reports (tests/test_offload_plan.py holds it above, and close), taking the
+    larger form of each setting (LLMLITE_CUDA_FUSE=0's tmp, LLMLITE_CUDA_ACTQ=1's xq),
+    read from no environment, and 256 B of alignment for each of 16 buffers:
+      4 B * n_batch * (x, xn: n_embd; q, att: q_dim; k, v: kv_dim; gate, up: n_ff;
+                       tmp: max(n_embd, q_dim + 2 kv_dim, 2 n_ff); xq: max(n_embd, q_dim, n_ff))
+    + 4 B * n_head * max(chunks, min(n_batch * chunks, 2048)) * (head_dim + 2)   attention partials
+    + 4 B * (n_batch * n_head + 1)                                             counters
+    + 4 B * min(n_batch, max(16, 64 MiB / (4 n_vocab))) * n_vocab              logits, with the head
+    + 16 * 256 B,
+    with q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim, chunks = ceil(n_ctx / 128)."""
+    q, kv = n_head * head_dim, n_head_kv * head_dim
+    rows = 2 * n_embd + 2 * q + 2 * kv + max(n_embd, q + 2 * kv, 2 * n_ff) + 2 * n_ff + max(n_embd, q, n_ff)
+    chunks = -(-n_ctx // _CUDA_ATTN_CHUNK)
+    slots = n_head * max(chunks, min(n_batch * chunks, _CUDA_PART_SLOTS))
+    logit_rows = min(n_batch, max(16, _CUDA_LOGIT_BYTES // (4 * n_vocab))) if head else 0
+    return 4 * (n_batch * rows + slots * (head_dim + 2) + n_batch * n_head + 1 + logit_rows * n_vocab) + 16 * 256
 
 
 def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> ModelCosts:
@@ -137,7 +191,7 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
                                  cfg.n_ff, n_vocab, head)
            for k, head in (("span_compute", False), ("span_compute_head", True))},
-        backend=backend, layer_pad=layer_pad, other_pad=other_pad,
+        backend=backend, span_compute_estimated=span_table(backend)[1], layer_pad=layer_pad, other_pad=other_pad,
         head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
 
 
@@ -234,6 +288,9 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
         return k == 0 or (budget is not None and gpu_need(k) <= budget)
 
     notes = []
+    if costs.span_compute_estimated:
+        notes.append(f"the {device}'s compute buffers are an estimate, an upper bound "
+                     f"({costs.span_compute_estimated})")
     if ngl == "auto":
         k = next(k for k in range(n, -1, -1) if fits(k))
         if budget is None:

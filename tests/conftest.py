@@ -23,3 +23,21 @@ def gemma3_path() -> Path:
     from llmlite.registry import ensure_model
 
     return ensure_model("gemma3-270m", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def emulated_cuda_lib(tmp_path_factory) -> Path:
+    """the CUDA backend's own sources built with g++ against tools/gpu/emu's CPU
+    emulation of the CUDA runtime (`emu_build.sh lib`: no sanitizers, so Python can
+    load it); the rewritten sources stay beside it in src/"""
+    import shutil
+    import subprocess
+
+    if not shutil.which("g++"):
+        pytest.skip("no g++ to build the emulated CUDA backend")
+    d = tmp_path_factory.mktemp("emu")
+    root = Path(__file__).resolve().parents[1]
+    r = subprocess.run(["sh", str(root / "tools/gpu/emu/emu_build.sh"), "lib"], env=dict(os.environ, EMU_DIR=str(d)),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return d / "libllmlite_cuda.so"

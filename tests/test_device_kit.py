@@ -1,4 +1,4 @@
-"""The device kit (csrc/cuda/tools/device): the test models cross to the GPU machine
+"""The device kit (tools/gpu/device): the test models cross to the GPU machine
 in slices, one per call of the device tool, and are put back together there, sha256
 checked, whatever order the slices arrive in and however a slice is cut."""
 import importlib.util
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-KIT = Path(__file__).resolve().parents[1] / "csrc" / "cuda" / "tools" / "device"
+KIT = Path(__file__).resolve().parents[1] / "tools" / "gpu" / "device"
 
 
 def _load(name):
@@ -100,7 +100,7 @@ def _step(tree, work, out):
     import os
     import subprocess
 
-    return subprocess.run(["bash", str(tree / "csrc/cuda/tools/device/step.sh")], capture_output=True, text=True,
+    return subprocess.run(["bash", str(tree / "tools/gpu/device/step.sh")], capture_output=True, text=True,
                           env=dict(os.environ, LLK_WORK=str(work), OUT=str(out)), timeout=120)
 
 
@@ -110,8 +110,8 @@ def test_step_script_says_cold_machine_and_numbers_its_calls(tmp_path):
     import shutil
 
     tree = tmp_path / "repo"
-    (tree / "csrc/cuda/tools/device").mkdir(parents=True)
-    shutil.copy(KIT / "step.sh", tree / "csrc/cuda/tools/device/step.sh")
+    (tree / "tools/gpu/device").mkdir(parents=True)
+    shutil.copy(KIT / "step.sh", tree / "tools/gpu/device/step.sh")
     work, out = tmp_path / "llk", tmp_path / "out"
     r = _step(tree, work, out)
     assert r.returncode == 2 and "COLD MACHINE" in r.stdout and "Start again from call 1" in r.stdout

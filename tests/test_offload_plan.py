@@ -80,12 +80,21 @@ def files(tmp_path_factory):
             "swa": _write(d / "swa.gguf", True, "gemma3", window=8, pattern=2)}
 
 
+@pytest.fixture
+def cuda_library(emulated_cuda_lib, monkeypatch):
+    """the plan's CUDA figures from the CUDA backend's own table (its sources built
+    against the emulated runtime; only its table is read, no device is started)"""
+    monkeypatch.setenv("LLMLITE_CUDA_LIB", str(emulated_cuda_lib))
+    return emulated_cuda_lib
+
+
 # model.c's scratch at n_batch 8, n_ctx 128, by hand:
 #   rows: 8 * 4 B * (x 64 + xn 64 + q 64 + att 64 + k 32 + v 32 + tmp max(128, 64, 128, 256) + gate 128 + up 128)
 #   scores: 256 threads * group 2 * (128 + 16) * 4 B; acc32: 256 * 2 * 16 * 16 * 4 B; q16, acc16: 2 * 256 * 64 * 2 B
 SCRATCH = 8 * 4 * 832 + 256 * 2 * 144 * 4 + 256 * 2 * 16 * 16 * 4 + 2 * 256 * 64 * 2
 LOGITS = 256 * 8 * 4
-# the CUDA span's buffers (csrc/cuda/span_layout.h) at n_batch 8, n_ctx 128, by hand, each
+# the CUDA span's buffers (csrc/cuda/span_layout.h, as the library reports them: the
+# tests below that use these take the cuda_library fixture) at n_batch 8, n_ctx 128, by hand, each
 # starting at a multiple of 256 B in one allocation:
 #   in 16 + 8*64*4 (2064, so 2304 with the gap before xn); xn 8*64*4; q, att 2 * 8*64*4;
 #   k, v 2 * 8*32*4; tmp 8 * max(64, 64+2*32) * 4; gate, up 2 * 8*128*4; attention partials:
@@ -131,8 +140,9 @@ def test_kv_bytes_match_what_the_c_model_allocates(files):
             assert sum(model_costs(g, n_ctx, 8).layer_kv) == Weights(g, n_ctx, 8).kv_bytes
 
 
-def test_compute_bytes(files):
+def test_compute_bytes(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
+    assert c.span_compute_estimated == ""                # the library's own figure
     assert c.scratch_bytes == SCRATCH == 911360
     assert c.logits_bytes == LOGITS
     assert (c.span_compute, c.span_compute_head) == (SPAN, SPAN + SPAN_LOGITS) == (25344, 33536)
@@ -141,14 +151,14 @@ def test_compute_bytes(files):
     assert (s.span_compute, s.span_compute_head) == (SCRATCH, SCRATCH)
 
 
-def test_unfused_cuda_span_needs_a_wider_tmp(files, monkeypatch):
+def test_unfused_cuda_span_needs_a_wider_tmp(cuda_library, files, monkeypatch):
     """LLMLITE_CUDA_FUSE=0 (the separate launches) keeps a fused ffn_up's 2 n_ff rows in tmp"""
     monkeypatch.setenv("LLMLITE_CUDA_FUSE", "0")
     c = model_costs(files["untied"], 128, 8)
     assert c.span_compute == SPAN + 8 * (256 - 128) * 4
 
 
-def test_cuda_logits_buffer_is_capped(files):
+def test_cuda_logits_buffer_is_capped(cuda_library, files):
     """the CUDA span computes the logits of a large batch in slices of at most 64 MiB
     (and 16 rows at least): the plan counts that buffer, not n_batch full rows"""
     from llmlite.offload import span_compute_bytes
@@ -163,7 +173,7 @@ def test_cuda_logits_buffer_is_capped(files):
 
 
 @pytest.mark.parametrize("tied", [False, True])
-def test_auto_at_the_boundary(files, tied):
+def test_auto_at_the_boundary(cuda_library, files, tied):
     c = model_costs(files["tied" if tied else "untied"], 128, 8)
     margin = 3 * MiB
     for n in (1, 2, 3, 4):
@@ -182,7 +192,7 @@ def test_hand_figures_are_not_all_the_same():
     assert _need(1) == 47360 + 256 + 16384 + 25344 + 256
 
 
-def test_small_vram_and_no_gpu(files):
+def test_small_vram_and_no_gpu(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
     assert plan_split(c, _need(1) - 1, 0).n_gpu == 0
     assert plan_split(c, 100 * MiB, 512 * MiB).n_gpu == 0            # less free than the margin
@@ -190,7 +200,7 @@ def test_small_vram_and_no_gpu(files):
     assert p.n_gpu == 0 and p.gpu.total == 0 and any("no GPU" in x for x in p.notes)
 
 
-def test_explicit_n_and_all(files):
+def test_explicit_n_and_all(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
     p = plan_split(c, 0, 0, ngl=2)
     assert p.n_gpu == 2 and not p.fits and p.gpu.total == _need(2) and p.notes
@@ -224,7 +234,7 @@ def test_decode_sliding_window_reads_the_window(files):
     assert p.cpu.bytes_per_token == sum(LAYER) + (8 + 20 + 8 + 20) * KV_POS + 68 + EMBD + NORM
 
 
-def test_cliff_and_format(files):
+def test_cliff_and_format(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
     p = plan_split(c, _need(2) + 1000, 1000, cpu_gbs=10, gpu_gbs=1000, gpu_layer_us=0)
     assert [(pct, k, ok) for pct, k, _, ok in p.cliff] == [
@@ -237,6 +247,46 @@ def test_cliff_and_format(files):
     assert "100%" in s and "25%" in s and "t/s" in s
     one = format_plan(plan_split(c, _need(1), 0))
     assert "(layer 3)" in one and "layers 0-2" in one
+
+
+def test_without_the_cuda_library_the_plan_says_it_estimates(files, tmp_path, monkeypatch):
+    """no CUDA library to ask (a CPU-only install): the CUDA side's compute figure is
+    offload.cuda_compute_estimate's, and the plan says so; the CPU stand-in's is exact"""
+    from llmlite.offload import cuda_compute_estimate
+
+    monkeypatch.setenv("LLMLITE_CUDA_LIB", str(tmp_path / "missing.so"))
+    c = model_costs(files["untied"], 128, 8)
+    assert "no CUDA library at" in c.span_compute_estimated and str(tmp_path) in c.span_compute_estimated
+    assert (c.span_compute, c.span_compute_head) == tuple(
+        cuda_compute_estimate(8, 128, 64, 4, 2, 16, 128, 256, head) for head in (False, True))
+    p = plan_split(c, 10**12, 0)
+    assert p.n_gpu == 4 and any("compute buffers are an estimate, an upper bound" in x for x in p.notes)
+    assert "an estimate" in format_plan(p)
+    assert model_costs(files["untied"], 128, 8, backend="cpu").span_compute_estimated == ""
+
+
+# (n_batch, n_ctx, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab): this file's model,
+# SmolLM2-135M's and Gemma 3 270M's shapes, at the batch and context sizes runs use
+ESTIMATE_SHAPES = [(8, 128, 64, 4, 2, 16, 128, 256), (1, 100, 64, 4, 2, 16, 128, 256),
+                   (256, 512, 576, 9, 3, 64, 1536, 49152), (64, 8192, 576, 9, 3, 64, 1536, 49152),
+                   (256, 4096, 640, 4, 1, 256, 2048, 262144), (7, 33000, 640, 4, 1, 256, 2048, 262144)]
+
+
+@pytest.mark.parametrize("fuse,actq", [("1", "0"), ("0", "0"), ("1", "1"), ("0", "1")])
+def test_the_estimate_bounds_what_the_library_reports(cuda_library, monkeypatch, fuse, actq):
+    """the estimate is never below the CUDA backend's own figure, whatever its settings,
+    and above it by no more than the buffers of the settings that are off (the unfused
+    tmp rows, the ACTQ input rows) and 16 x 256 B of alignment"""
+    from llmlite.offload import cuda_compute_estimate, span_compute_bytes
+
+    monkeypatch.setenv("LLMLITE_CUDA_FUSE", fuse)
+    monkeypatch.setenv("LLMLITE_CUDA_ACTQ", actq)
+    for shape in ESTIMATE_SHAPES:
+        b, _, e, h, hkv, hd, ff, _ = shape
+        room = (4 * b * max(e, h * hd, ff) if actq == "0" else 0) + (4 * b * 2 * ff if fuse == "1" else 0) + 4096
+        for head in (False, True):
+            got, est = span_compute_bytes("cuda", *shape, head), cuda_compute_estimate(*shape, head)
+            assert 0 < got <= est <= got + room, (shape, head, got, est)
 
 
 def test_vram_free_on_this_build_never_raises():

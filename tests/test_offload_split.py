@@ -130,14 +130,14 @@ def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
                     'static const int ops[2] = {ABI, 0};\n'
                     'const void *llmcuda_span_ops(void) { return ops; }\n')
     so, old = tmp_path / "libstub.so", tmp_path / "libold.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=2", "-o", str(so), str(stub)], check=True)
-    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=1", "-o", str(old), str(stub)], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=3", "-o", str(so), str(stub)], check=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-DABI=2", "-o", str(old), str(stub)], check=True)
     other = tmp_path / "libother.so"
     (tmp_path / "other.c").write_text("int f(void) { return 1; }\n")
     subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(other), str(tmp_path / "other.c")], check=True)
     err = ffi.new("char[256]")
     for path, why in ((so, "no NVIDIA driver"), (tmp_path / "missing.so", "cannot load the CUDA backend"),
-                      (other, "not an llmlite CUDA backend"), (old, "interface version 1, this build expects 2")):
+                      (other, "not an llmlite CUDA backend"), (old, "interface version 2, this build expects 3")):
         assert lib.llm_cuda_load(str(path).encode(), err, 256) == -1
         assert why in ffi.string(err).decode()
     env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
@@ -202,8 +202,10 @@ def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
     import re
 
     ptx = tmp_path / "matmul.ptx"
-    r = subprocess.run(["nvcc", "-O3", "-std=c++17", "-arch=sm_90", "-Icsrc", "-ptx", "-o", str(ptx),
-                        "csrc/cuda/matmul.cu"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    flags = subprocess.run(["make", "-s", "print-nvcc-flags", "CUDA_ARCHS=-arch=sm_90"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split()   # the library's
+    r = subprocess.run(["nvcc", *flags, "-ptx", "-o", str(ptx), "csrc/cuda/matmul.cu"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     s = ptx.read_text()
     kernels = 0
@@ -214,30 +216,6 @@ def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
             kernels += 1
             assert "ld.global.nc" in body and not re.search(r"ld\.global\.(?!nc)", body), name
     assert kernels >= 2 * 4 * 13        # plain and glu, NC 1/2/4/8, every weight type
-
-
-@pytest.fixture(scope="module")
-def emulated_cuda_lib(tmp_path_factory):
-    """the CUDA backend's own sources built with g++ against csrc/cuda/tools/emu's CPU
-    emulation of the CUDA runtime (as emu_build.sh does, without the sanitizers)"""
-    import re
-    import shutil
-
-    if not shutil.which("g++"):
-        pytest.skip("no g++ to build the emulated CUDA backend")
-    d = tmp_path_factory.mktemp("emu")
-    launch = re.compile(r"([A-Za-z_][A-Za-z_0-9]*(?:<[^<>;()]*>)?)<<<(.*?)>>>\(")
-    srcs = []
-    for f in sorted((ROOT / "csrc" / "cuda").glob("*")):
-        if f.suffix in (".cu", ".cuh", ".h"):
-            (d / f.name).write_text(launch.sub(lambda m: f"emu_launch({m.group(2)}, {m.group(1)}, ", f.read_text()))
-            srcs += [str(d / f.name)] if f.suffix == ".cu" else []
-    lib = d / "libllmlite_cuda.so"
-    r = subprocess.run(["g++", "-std=c++17", "-O0", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
-                        "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(lib), "-x", "c++", *srcs,
-                        "csrc/cuda/tools/emu/emu.cpp"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return lib
 
 
 def test_plan_is_what_the_cuda_span_allocates(emulated_cuda_lib, smollm2_path, gemma3_path):
@@ -343,15 +321,15 @@ def test_cuda_activations_as_the_cpu_quantizes_them(emulated_cuda_lib):
 
     from llmlite._lib import ffi
 
-    d = emulated_cuda_lib.parent
+    d = emulated_cuda_lib.parent / "src"         # the sources as emu_build.sh rewrote them
     (d / "act_wrap.cpp").write_text(
         '#include "ops.cuh"\n'
         'extern "C" int act(float *y, const float *x, int n, int k, int type) {\n'
         '    cudaError_t e; return cu_act_as_cpu(y, x, n, k, type, 0, &e) ? (int)e : -1; }\n')
     so = d / "libact.so"
     r = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-Wno-unknown-pragmas",
-                        f"-I{d}", "-Icsrc/cuda/tools/emu/include", "-Icsrc", "-o", str(so), "-x", "c++",
-                        str(d / "act_wrap.cpp"), str(d / "ops.cu"), "csrc/cuda/tools/emu/emu.cpp"],
+                        f"-I{d}", "-Itools/gpu/emu/include", "-Icsrc", "-o", str(so), "-x", "c++",
+                        str(d / "act_wrap.cpp"), str(d / "ops.cu"), "tools/gpu/emu/emu.cpp"],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     act = ctypes.CDLL(str(so)).act

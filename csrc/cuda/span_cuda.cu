@@ -1,8 +1,8 @@
 /* The CUDA backend of the span seam (csrc/span.h): layers [l0, l1) of a model, and
  * optionally its output norm and head, with weights, KV cache and scratch in device
- * memory. Built as its own library, loaded at run time by csrc/cuda_loader.c, with: */
-// nvcc -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90 -Icsrc -o libllmlite_cuda.so csrc/cuda/*.cu
-/*
+ * memory. Built as its own library by `make cuda` (nvcc's flags: the Makefile), loaded
+ * at run time by csrc/cuda_loader.c.
+ *
  * `nm -D --defined-only` lists llmcuda_span_ops and llmcuda_device_info only (the
  * static cudart keeps its symbols hidden; --exclude-libs,ALL makes sure of it).
  *
@@ -231,14 +231,14 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     s->n_ctx = n_ctx; s->n_batch = n_batch; s->l0 = l0; s->l1 = l1; s->nl = l1 - l0; s->head = head ? 1 : 0;
     s->dev = 0;
     s->fuse = cuda_span_fuse_env();
+    s->actq = cuda_span_actq_env();
     cuda_span_layout L;                      /* every buffer's size: the planner counts the same */
-    cuda_span_layout_of(c, n_ctx, n_batch, s->nl, s->head, s->fuse, &L);
+    cuda_span_layout_of(c, n_ctx, n_batch, s->nl, s->head, s->fuse, s->actq, &L);
     s->qd = L.qd;
     s->kvd = L.kvd;
     s->wide = L.wide;
     const char *g = getenv("LLMLITE_CUDA_GRAPH");
     s->use_graph = !(g && g[0] == '0');
-    s->actq = cuda_span_actq_env();
     s->lt = (dtensor *)calloc((size_t)s->nl * LLM_T_LAYER_COUNT, sizeof(dtensor));
     if (!s->lt) { free(s); snprintf(err, errlen, "cuda span: out of host memory"); return NULL; }
 
@@ -704,8 +704,16 @@ static int span_run(void *p, float *x, int n, int pos, float *logits, int first_
     return rc;
 }
 
-static const llm_span_ops CUDA_OPS = {LLM_SPAN_ABI, "cuda", span_create, span_set_tensor, span_run, span_mem_bytes,
-                                      span_error, span_free};
+/* the planner's figure (span.h): the one allocation besides the weights, less the KV
+ * cache (n_layers 0), with the settings a span made now would read */
+static long long span_compute_bytes(const llm_config *cfg, int n_ctx, int n_batch, int head) {
+    cuda_span_layout L;
+    cuda_span_layout_of(cfg, n_ctx, n_batch, 0, head, cuda_span_fuse_env(), cuda_span_actq_env(), &L);
+    return (long long)L.total;
+}
+
+static const llm_span_ops CUDA_OPS = {LLM_SPAN_ABI, "cuda", span_compute_bytes, span_create, span_set_tensor, span_run,
+                                      span_mem_bytes, span_error, span_free};
 
 EXPORT const llm_span_ops *llmcuda_span_ops(void) { return &CUDA_OPS; }
 

@@ -1,9 +1,9 @@
 /* The device buffers of a CUDA span other than its weights, sized from the shape
- * alone and placed in one allocation: span_cuda.cu allocates exactly this, and the
- * planner counts it before anything is loaded (llm_span_compute_bytes,
- * csrc/span_bytes.c), so the plan counts what the span will take (one allocation, not
- * fourteen: a real driver rounds each up to its page size). Plain C, included by the
- * CPU build too (no CUDA needed).
+ * alone and placed in one allocation: span_cuda.cu allocates exactly this, and reports
+ * it through its table's compute_bytes (csrc/span.h), which the planner asks before
+ * anything is loaded, so the plan counts what the span will take (one allocation, not
+ * fourteen: a real driver rounds each up to its page size). Private to the CUDA
+ * backend (the CPU extension never includes it).
  *
  *   kc, vc    F16 KV cache [layers][n_head_kv][n_ctx][head_dim]
  *   in        the position (IN_HEADER bytes) then x: n_batch rows of n_embd
@@ -26,6 +26,9 @@
 #include <stdlib.h>
 #include "llmlite.h"
 
+/* the first three are also in llmlite/offload.py's cuda_compute_estimate (the plan
+ * where no CUDA library is there to ask): tests/test_offload_plan.py fails when the
+ * estimate no longer bounds this layout from above */
 #define LLMCUDA_ATTN_CHUNK 128              /* keys per attention chunk */
 #define LLMCUDA_PART_SLOTS_PER_HEAD 2048    /* attention partial slots per head in a batch */
 #define LLMCUDA_LOGIT_BYTES_MAX (64LL << 20) /* device logits buffer (rows of n_vocab), at least 16 rows */
@@ -57,9 +60,9 @@ static inline int cuda_span_fuse_env(void) {
 }
 
 /* the buffers of a span of n_layers layers (0: all but the KV cache); fuse: the fused
- * launches are on (the default) */
+ * launches are on (the default); actq: LLMLITE_CUDA_ACTQ=1's xq buffer */
 static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_batch, int n_layers, int head,
-                                       int fuse, cuda_span_layout *L) {
+                                       int fuse, int actq, cuda_span_layout *L) {
     const size_t B = (size_t)n_batch, F = sizeof(float);
     L->qd = c->n_head * c->head_dim;
     L->kvd = c->n_head_kv * c->head_dim;
@@ -90,7 +93,7 @@ static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_bat
     size_t maxk = (size_t)c->n_embd;
     if ((size_t)L->qd > maxk) maxk = (size_t)L->qd;
     if ((size_t)c->n_ff > maxk) maxk = (size_t)c->n_ff;
-    b[CS_XQ] = cuda_span_actq_env() ? B * maxk * F : 0;
+    b[CS_XQ] = actq ? B * maxk * F : 0;
     b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
     b[CS_COUNTS] = ((size_t)B * c->n_head + 1) * sizeof(unsigned);
     b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;

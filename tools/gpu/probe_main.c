@@ -3,7 +3,7 @@
  * Exit 0 whether or not a GPU is there (the reason is printed); 1 if the library
  * cannot be loaded or is not an llmlite CUDA backend.
  *
- *   gcc -O2 -Icsrc -o /tmp/llmcuda_probe csrc/cuda/tools/probe_main.c -ldl
+ *   gcc -O2 -Icsrc -o /tmp/llmcuda_probe tools/gpu/probe_main.c -ldl
  *   /tmp/llmcuda_probe /tmp/libllmlite_cuda.so */
 #include <dlfcn.h>
 #include <stdio.h>

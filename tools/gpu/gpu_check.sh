@@ -1,6 +1,6 @@
 #!/bin/sh
 # One-shot check of the CUDA backend, for a machine with a GPU (works without one too:
-# it then stops after the probe). From anywhere:  sh csrc/cuda/tools/gpu_check.sh [check|quick|bench|all|races]
+# it then stops after the probe). From anywhere:  sh tools/gpu/gpu_check.sh [check|quick|bench|all|races]
 # Builds into build/cuda/ (ignored by git; carry it to a machine without nvcc, the
 # build step is skipped there when the binaries exist, or with GPU_CHECK_BUILD=0), then runs, in order:
 #   probe          the library loads, its two symbols, device_info
@@ -10,24 +10,26 @@
 #   races: compute-sanitizer racecheck (shared memory) and synccheck (barriers) on
 #          "span_check quick" only, nothing else (slow: a job of its own)
 set -e
-cd "$(dirname "$0")/../../.."
+cd "$(dirname "$0")/../.."
 WHAT=${1:-all}
 B=build/cuda
 PATH=$PATH:/usr/local/cuda/bin
-mkdir -p $B/cpu
+mkdir -p $B
 if [ "${GPU_CHECK_BUILD:-1}" = 0 ] && [ -x $B/span_check ] && [ -f $B/libllmlite_cuda.so ]; then
     echo "== GPU_CHECK_BUILD=0: using the binaries in $B"
 elif command -v nvcc >/dev/null 2>&1; then
     echo "== build ($(nvcc --version | tail -1))"
-    nvcc -O3 -std=c++17 -shared -Xcompiler -fPIC,-fvisibility=hidden -Xlinker --exclude-libs,ALL -cudart static \
-        -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
-        -gencode arch=compute_90,code=compute_90 -Icsrc -o $B/libllmlite_cuda.so csrc/cuda/*.cu
+    # the library and nvcc's flags as the Makefile has them (the one place they live)
+    make -s cuda CUDA_LIB=$B/libllmlite_cuda.so
+    rm -rf $B/cpu            # no object of a source since removed
+    mkdir -p $B/cpu
     for f in csrc/*.c; do
         gcc -O2 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $B/cpu/"$(basename "$f" .c)".o
     done
-    nvcc -O2 -std=c++17 -Icsrc -Icsrc/cuda -o $B/dequant_check csrc/cuda/tools/dequant_check.cu $B/cpu/*.o -lpthread -ldl -lm
-    gcc -O2 -std=gnu11 -Icsrc -o $B/span_check csrc/cuda/tools/span_check.c $B/cpu/*.o -ldl -lm -pthread
-    gcc -O2 -Icsrc -o $B/probe csrc/cuda/tools/probe_main.c -ldl
+    nvcc $(make -s print-nvcc-flags) -Icsrc/cuda -o $B/dequant_check tools/gpu/dequant_check.cu $B/cpu/*.o \
+        -lpthread -ldl -lm
+    gcc -O2 -std=gnu11 -Icsrc -o $B/span_check tools/gpu/span_check.c $B/cpu/*.o -ldl -lm -pthread
+    gcc -O2 -Icsrc -o $B/probe tools/gpu/probe_main.c -ldl
     echo "exported: $(nm -D --defined-only $B/libllmlite_cuda.so | awk '{print $3}' | tr '\n' ' ')"
 else
     echo "== no nvcc: using the binaries in $B"

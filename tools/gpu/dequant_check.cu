@@ -2,10 +2,8 @@
  * quant_units.cuh, run on the host, against the CPU's llm_dequantize, bit for bit,
  * for every type, on rows quantized from random floats and on random bytes.
  *
- *   mkdir -p /tmp/llmcpu && for f in csrc/*.c; do gcc -O2 -std=gnu11 -ffp-contract=off \
- *       -Icsrc -c $f -o /tmp/llmcpu/$(basename $f .c).o; done
- *   nvcc -O2 -std=c++17 -Icsrc -Icsrc/cuda -o /tmp/dequant_check csrc/cuda/tools/dequant_check.cu /tmp/llmcpu/*.o -lpthread -ldl -lm
- *   /tmp/dequant_check */
+ * Built and run by tools/gpu/gpu_check.sh (nvcc's flags: the Makefile's, with -Icsrc/cuda,
+ * linked with the CPU objects of csrc/*.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,9 +5,9 @@
 # job whose inputs are there and that has not run yet on this machine (state in
 # $LLK_WORK, /root/llk: kept while the machine stays warm). Optional jobs start only
 # while the call is under $LLK_BUDGET seconds (default 240). Logs go to $OUT.
-#   bash csrc/cuda/tools/device/step.sh
+#   bash tools/gpu/device/step.sh
 set -u
-cd "$(dirname "$0")/../../../.."
+cd "$(dirname "$0")/../../.."
 W=${LLK_WORK:-/root/llk}
 OUT=${OUT:-$W/out}
 BUDGET=${LLK_BUDGET:-240}       # optional jobs start only before this many seconds into the call
@@ -62,15 +62,15 @@ setup() {
     python3 -c "from llmlite import offload as o; print('cuda backend:', o.load_cuda(), 'free', o.vram_free())"
 }
 
-models() { python3 csrc/cuda/tools/device/stream.py "$W"; }
+models() { python3 tools/gpu/device/stream.py "$W"; }
 ready() { [ -f "$W/models/$1" ]; }
 model_file() { python3 -c "import json; print(next(m['file'] for m in json.load(open('.gpu/c1/MANIFEST.json'))['models'] if m['name'] == '$1'))"; }
 
-real_check() { python3 csrc/cuda/tools/real_check.py "$W/models/$1" --corpus .gpu/c1/wikitext2_test.txt --chunks 8; }
+real_check() { python3 tools/gpu/real_check.py "$W/models/$1" --corpus .gpu/c1/wikitext2_test.txt --chunks 8; }
 cliff() {    # tg128/pp512 at 0-100% of the layers, device memory against the plan
     python3 -m llmlite bench "$W/models/$1" -ngl 0,25%,50%,75%,100% -r 3 --json > "$W/bench-$2.json" || return 1
     cp "$W/bench-$2.json" "$OUT/"
-    python3 csrc/cuda/tools/device/cliff_table.py "$W/bench-$2.json"
+    python3 tools/gpu/device/cliff_table.py "$W/bench-$2.json"
 }
 sanitize() { # memcheck over a short real run: prefill, decode, every layer on the GPU, then half
     set -o pipefail
@@ -102,7 +102,7 @@ fi
 job setup 120 -- setup
 [ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; return 1; }
 models
-job gpu_check 380 -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh check
+job gpu_check 380 -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh check
 for name in smollm2-135m gemma3-270m; do
     f=$(model_file $name) || continue
     ready "$f" || continue
@@ -112,11 +112,11 @@ for name in smollm2-135m gemma3-270m; do
     job "variants-$name" 180 optional -- variants "$f"
 done
 job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
-job races 300 optional -- env GPU_CHECK_BUILD=0 sh csrc/cuda/tools/gpu_check.sh races
+job races 300 optional -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races
 
 echo "== summary after call $N ($(el) s)"
 for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done
-for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 csrc/cuda/tools/device/cliff_table.py "$f"; done
+for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 tools/gpu/device/cliff_table.py "$f"; done
 }
 
 main 2>&1 | tee "$LOG"          # the pipeline ends when tee has written everything

@@ -4,7 +4,7 @@ on the GPU), then per-position logits over 1000 tokens of text (top-1 agreement,
 relative difference), perplexity on the same chunks, greedy decoding (tokens and
 ms/token).
 
-  LLMLITE_CUDA_LIB=build/cuda/libllmlite_cuda.so python csrc/cuda/tools/real_check.py MODEL... [--corpus FILE]
+  LLMLITE_CUDA_LIB=build/cuda/libllmlite_cuda.so python tools/gpu/real_check.py MODEL... [--corpus FILE]
 
 MODEL: a GGUF path or an alias. LLMLITE_OFFLOAD_BACKEND=cpu runs the same with the CPU
 stand-in (a self-test of this script: everything must agree exactly).

@@ -21,7 +21,7 @@
  *   stress  (argument "stress") unfused + invariance repeated $STRESS_ROUNDS times (20):
  *           a race in the fused launches' last-block pattern would show as a difference
  *
- * Build and run: csrc/cuda/tools/gpu_check.sh (it also builds the library and the probe).
+ * Build and run: tools/gpu/gpu_check.sh (it also builds the library and the probe).
  * Exit 0: all passed (or no GPU: the reason is printed); 1: a check failed. */
 #include <dlfcn.h>
 #include <math.h>
@@ -380,11 +380,11 @@ static void check_split(const model *m) {
         stats st = {0};
         if (run_seq(m, g, 2, &c, 1, SEQ, NSEQ, &st, NULL)) failures++;
         else report("split [0,2) + [2,3) vs one CPU span", &st, 5e-3, 1);
-        /* what the planner counts (llm_span_compute_bytes + weights + KV) is what each span took */
+        /* what the planner counts (the table's compute_bytes + weights + KV) is what each span took */
         const int lo[2] = {0, 2}, hi[2] = {2, m->c.n_layer};
         for (int k = 0; k < 2; k++) {
             const int head = hi[k] == m->c.n_layer;
-            long long want = llm_span_compute_bytes(LLM_BACKEND_CUDA, &m->c, 256, 64, head);
+            long long want = CUDA->compute_bytes(&m->c, 256, 64, head);
             want += 2LL * 2 * (hi[k] - lo[k]) * m->c.n_head_kv * 256 * m->c.head_dim;    /* F16 K and V */
             for (int i = 0; i < m->nw; i++)
                 if (given(&m->w[i], lo[k], hi[k], head))

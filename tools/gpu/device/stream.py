@@ -5,7 +5,7 @@ taken once (WORK/received.json). The slices stay on disk: a model whose hash is 
 is put together again from them in the next call, where a slice carried again (the
 call that brought a damaged one) replaces its bytes.
 
-  python3 csrc/cuda/tools/device/stream.py WORK [GPU_DIR]     (GPU_DIR: .gpu of the repository)"""
+  python3 tools/gpu/device/stream.py WORK [GPU_DIR]     (GPU_DIR: .gpu of the repository)"""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def take(work: Path, gpu: Path) -> int:

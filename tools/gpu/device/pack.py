@@ -3,14 +3,14 @@ per device call, each small enough to travel with the working tree (the device t
 sends at most 64 MiB a call, and its machine reaches no network, so the test models
 go over in slices).
 
-  python3 csrc/cuda/tools/device/pack.py [--models smollm2-135m gemma3-270m]
+  python3 tools/gpu/device/pack.py [--models smollm2-135m gemma3-270m]
 
 c1 holds MANIFEST.json, the wheels the device's Python 3.12 lacks (cffi, pycparser),
 the perplexity corpus, the prebuilt extension (llmlite/_llmlite.abi3.so) and CUDA
-build (build/cuda: `sh csrc/cuda/tools/gpu_check.sh quick` makes it), and the first
+build (build/cuda: `sh tools/gpu/gpu_check.sh quick` makes it), and the first
 bytes of the model stream (the models' GGUF files back to back); c2.. the next bytes.
 Then call k of the device tool carries [".gpu/ck"] and runs
-`bash csrc/cuda/tools/device/step.sh`: see csrc/cuda/README.md."""
+`bash tools/gpu/device/step.sh`: see csrc/cuda/README.md."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = Path(__file__).resolve().parents[3]
 MiB = 1 << 20
 LIMIT = 64 * MiB          # the device tool's working-tree limit per call
 SLACK = 3 * MiB           # for files committed after packing
@@ -42,15 +42,15 @@ def newest(paths) -> float:
 
 def check_builds() -> list[Path]:
     ext = ROOT / "llmlite" / "_llmlite.abi3.so"
-    ext_srcs = list((ROOT / "csrc").glob("*.[ch]")) + list((ROOT / "csrc" / "cuda").glob("*.h"))
+    ext_srcs = list((ROOT / "csrc").glob("*.[ch]"))
     if not ext.is_file() or ext.stat().st_mtime < newest(ext_srcs):
         sys.exit(f"{ext.relative_to(ROOT)} is missing or older than csrc/: run `make install` first")
     cuda = ROOT / "build" / "cuda"
     need = [cuda / n for n in ("libllmlite_cuda.so", "span_check", "probe", "dequant_check")]
-    srcs = list((ROOT / "csrc" / "cuda").glob("*.cu*")) + list((ROOT / "csrc" / "cuda" / "tools").glob("*.c"))
+    srcs = list((ROOT / "csrc" / "cuda").glob("*.cu*")) + list((ROOT / "tools" / "gpu").glob("*.c"))
     srcs += ext_srcs
     if not all(p.is_file() for p in need) or min(p.stat().st_mtime for p in need) < newest(srcs):
-        sys.exit("build/cuda is missing or older than its sources: run `sh csrc/cuda/tools/gpu_check.sh quick` first")
+        sys.exit("build/cuda is missing or older than its sources: run `sh tools/gpu/gpu_check.sh quick` first")
     return [ext] + need
 
 
@@ -136,7 +136,7 @@ def main() -> int:
         print(f"call {c['call']}: carry [\".gpu/c{c['call']}\"], {(sz + base - SLACK) / MiB:.1f} MiB with the tree")
     ready = [next(c["call"] for c in calls if c["offset"] + c["size"] >= m["offset"] + m["size"]) for m in models]
     print("models complete after call " + ", ".join(f"{m['name']}: {r}" for m, r in zip(models, ready)))
-    print("each call: bash csrc/cuda/tools/device/step.sh   (timeout_s 420; the next call within 30 s)")
+    print("each call: bash tools/gpu/device/step.sh   (timeout_s 420; the next call within 30 s)")
     return 0
 
 

@@ -2,7 +2,7 @@
 with pp and tg t/s and the device memory (plan, allocated by the span, and the fall of
 the device's free memory while the model was loaded and ran).
 
-  python3 csrc/cuda/tools/device/cliff_table.py bench.json"""
+  python3 tools/gpu/device/cliff_table.py bench.json"""
 import json
 import sys
 

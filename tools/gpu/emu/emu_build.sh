@@ -1,14 +1,19 @@
 #!/bin/sh
 # Builds the CUDA backend's sources for the CPU emulation (no GPU, no nvcc needed) with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and runs span_check against it:
-#   sh csrc/cuda/tools/emu/emu_build.sh [quick|check|all]     (default quick)
+#   sh tools/gpu/emu/emu_build.sh [quick|check|all]     (default quick)
+#   sh tools/gpu/emu/emu_build.sh lib    only the library, without the sanitizers and
+#                                        unoptimised (quickest to build): the one the
+#                                        pytests load into Python (tests/conftest.py)
 # The .cu files are compiled as they are, except that each kernel<<<g, b, smem, st>>>(...)
-# is rewritten to emu_launch(g, b, smem, st, kernel, ...). Into build/cuda-emu/.
+# is rewritten to emu_launch(g, b, smem, st, kernel, ...), into $E/src. Into
+# $EMU_DIR (default build/cuda-emu/).
 set -e
-cd "$(dirname "$0")/../../../.."
+cd "$(dirname "$0")/../../.."
 E=${EMU_DIR:-build/cuda-emu}
 WHAT=${1:-quick}
-mkdir -p $E/src $E/cpu
+rm -rf $E/src
+mkdir -p $E/src
 python3 - "$E/src" <<'EOF'
 import glob, os, re, sys
 out = sys.argv[1]
@@ -19,13 +24,18 @@ for f in glob.glob('csrc/cuda/*.cu') + glob.glob('csrc/cuda/*.cuh') + glob.glob(
     open(os.path.join(out, os.path.basename(f)), 'w').write(dst)
 EOF
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-g++ -std=c++17 -O1 -g $SAN -ffp-contract=off -fPIC -shared -Wno-unknown-pragmas \
-    -Icsrc/cuda/tools/emu/include -Icsrc -o $E/libllmlite_cuda.so -x c++ $E/src/*.cu csrc/cuda/tools/emu/emu.cpp
+OPT="-O1 -g $SAN"
+[ "$WHAT" = lib ] && OPT=-O0
+g++ -std=c++17 $OPT -ffp-contract=off -fPIC -shared -Wno-unknown-pragmas \
+    -Itools/gpu/emu/include -Icsrc -o $E/libllmlite_cuda.so -x c++ $E/src/*.cu tools/gpu/emu/emu.cpp
+[ "$WHAT" = lib ] && exit 0
+rm -rf $E/cpu            # no object of a source since removed
+mkdir -p $E/cpu
 for f in csrc/*.c; do
     gcc -O2 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $E/cpu/"$(basename "$f" .c)".o
 done
-gcc -O1 -g $SAN -std=gnu11 -Icsrc -o $E/span_check csrc/cuda/tools/span_check.c $E/cpu/*.o -ldl -lm -pthread
-gcc -O1 -g $SAN -Icsrc -o $E/probe csrc/cuda/tools/probe_main.c -ldl
+gcc -O1 -g $SAN -std=gnu11 -Icsrc -o $E/span_check tools/gpu/span_check.c $E/cpu/*.o -ldl -lm -pthread
+gcc -O1 -g $SAN -Icsrc -o $E/probe tools/gpu/probe_main.c -ldl
 export ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0
 echo "== probe (emulated device, then none)"
 $E/probe $E/libllmlite_cuda.so
