@@ -35,12 +35,12 @@ BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 class Weights:
     """The C model built from an open GGUF file; keeps the file mapped while alive.
 
-    n_offload > 0: the last n_offload layers run in a span on `backend` (its own copy
+    n_gpu > 0: the last n_gpu layers run in a span on `backend` (its own copy
     of their weights, its own KV cache), and the output head too when that is every
     layer; the CPU runs the embeddings and the layers before. backend "cpu" stands in
     for a device (tests)."""
 
-    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False, n_offload: int = 0,
+    def __init__(self, g, n_ctx: int, n_batch: int = 256, flash_attn: bool = False, n_gpu: int = 0,
                  backend: str = "cuda"):
         self.g = g
         self.config = ModelConfig.of(g)           # the hyper-parameters; self.cfg: them as C's llm_config
@@ -59,13 +59,13 @@ class Weights:
         self.n_batch = n_batch
         self.n_vocab = n_vocab
         n_layer = self.config.n_layer
-        n_offload = max(0, min(int(n_offload), n_layer))
-        self.n_offload, self.backend = n_offload, (backend if n_offload else "cpu")
+        n_gpu = max(0, min(int(n_gpu), n_layer))
+        self.n_gpu, self.backend = n_gpu, (backend if n_gpu else "cpu")
         from llmlite.offload import device_name, span_weight_bytes
 
         self.device = device_name(backend)
-        split = n_layer - n_offload               # the first layer of the span
-        span_head = n_offload == n_layer          # the head goes with the last span when all layers do
+        split = n_layer - n_gpu               # the first layer of the span
+        span_head = n_gpu == n_layer          # the head goes with the last span when all layers do
         m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
             raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
@@ -80,10 +80,10 @@ class Weights:
             if slot is not None:
                 to_span = (layer >= split if layer >= 0 else
                            slot == lib.LLM_G_ROPE_FREQS or (span_head and slot != lib.LLM_G_TOKEN_EMBD))
-                slots.append((name, t, layer, slot, bool(n_offload) and to_span))
+                slots.append((name, t, layer, slot, bool(n_gpu) and to_span))
         tied = span_head and "output.weight" not in g.tensors   # the span needs its own copy of the head
         err = ffi.new("char[256]")
-        if n_offload:
+        if n_gpu:
             reserve = sum(span_weight_bytes(t.nbytes) for _, t, _, _, sp in slots if sp)
             reserve += span_weight_bytes(g.tensors["token_embd.weight"].nbytes) if tied else 0
             if lib.llm_model_attach(m, BACKENDS[backend], reserve, err, 256) != 0:
@@ -229,7 +229,7 @@ class Model:
                 say(offload.format_plan(self.offload_plan))     # before anything is loaded
         while True:
             try:
-                return Weights(self.gguf, n_ctx, o.n_batch, flash_attn=o.flash_attn, n_offload=n, backend=backend)
+                return Weights(self.gguf, n_ctx, o.n_batch, flash_attn=o.flash_attn, n_gpu=n, backend=backend)
             except OffloadError as e:
                 fewer = n * 3 // 4 if n > 4 and e.out_of_memory else 0
                 note = f"offload of {n} layers failed ({e}): {fewer} layers on the {offload.device_name(backend)} instead"

@@ -271,10 +271,10 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
     return cpu, gpu, (1e3 / ms if ms > 0 else float("inf"))
 
 
-def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_MARGIN, ngl="auto", *,
+def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_MARGIN, gpu_layers="auto", *,
                cpu_gbs: float = DEFAULT_CPU_GBS, gpu_gbs: float = H100_GBS, kv_fill: int = 0,
                gpu_layer_us: float = GPU_LAYER_US, device: str = "GPU") -> Plan:
-    """Place the layers. ngl "auto": the largest N whose last N layers' weights + KV +
+    """Place the layers. gpu_layers "auto": the largest N whose last N layers' weights + KV +
     the span's compute buffers (+ the head and logits when N == n_layer) fit in
     vram_free - margin (0 without a GPU, vram_free None); an int: as asked, capped at
     n_layer; "all": n_layer. Bandwidths in GB/s (1e9 B/s); kv_fill: tokens in the cache."""
@@ -291,12 +291,12 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
     if costs.span_compute_estimated:
         notes.append(f"the {device}'s compute buffers are an estimate, an upper bound "
                      f"({costs.span_compute_estimated})")
-    if ngl == "auto":
+    if gpu_layers == "auto":
         k = next(k for k in range(n, -1, -1) if fits(k))
         if budget is None:
             notes.append("no GPU found: every layer on the CPU")
     else:
-        k = n if ngl == "all" else int(ngl)
+        k = n if gpu_layers == "all" else int(gpu_layers)
         if k < 0:
             raise ValueError(f"-ngl must be >= 0 (got {k})")
         k = min(k, n)                     # -ngl 99: every layer, as llama.cpp takes it
@@ -409,25 +409,25 @@ def vram_free(backend: str = "cuda") -> int | None:
         return None
 
 
-def choose_layers(g, n_ctx: int, n_batch: int, ngl, backend: str = "cuda",
+def choose_layers(g, n_ctx: int, n_batch: int, gpu_layers, backend: str = "cuda",
                   margin: int = DEFAULT_MARGIN) -> tuple[int, Plan | None, str]:
     """How many of the last layers to offload for -ngl (auto, all, or N): (n, the plan
     or None, a note for the user or ""). No usable backend: 0 layers, with the reason
     when layers were asked for explicitly (auto stays quiet on a CPU-only build)."""
-    if ngl == 0:
+    if gpu_layers == 0:
         return 0, None, ""
     if backend == "cuda":
         ok, why = load_cuda()
         if not ok:
-            quiet = ngl == "auto" and not cuda_lib_path().is_file()
+            quiet = gpu_layers == "auto" and not cuda_lib_path().is_file()
             return 0, None, "" if quiet else f"{why}: running on the CPU"
     costs = model_costs(g, n_ctx, n_batch, backend)
     cpu_gbs = cpu_bandwidth_gbs()
     if backend == "cpu":                   # the stand-in: the same memory, no launches
-        p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,
+        p = plan_split(costs, vram_free(backend), margin, gpu_layers, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,
                        device=device_name(backend))
     else:
-        p = plan_split(costs, vram_free(backend), margin, ngl, cpu_gbs=cpu_gbs)
+        p = plan_split(costs, vram_free(backend), margin, gpu_layers, cpu_gbs=cpu_gbs)
     return p.n_gpu, p, ""
 
 

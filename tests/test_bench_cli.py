@@ -79,7 +79,7 @@ def test_a_failing_split_is_a_row_and_the_others_go_on(smollm2_path, monkeypatch
     real, calls = B.run_model_bench, []
 
     def flaky(m, *a, **k):
-        calls.append(m.weights.n_offload)
+        calls.append(m.weights.n_gpu)
         if len(calls) == 2:
             raise LlmliteError("cuda span: an illegal memory access was encountered")
         return real(m, *a, **k)
@@ -103,7 +103,7 @@ def test_device_memory_figures(monkeypatch):
     from llmlite.cli.bench import _bench_split, _device_memory_line
 
     plan = SimpleNamespace(n_gpu=12, vram_free=8000 << 20, gpu=SimpleNamespace(total=500 << 20))
-    m = SimpleNamespace(weights=SimpleNamespace(n_offload=12, backend="cuda", span_bytes=490 << 20),
+    m = SimpleNamespace(weights=SimpleNamespace(n_gpu=12, backend="cuda", span_bytes=490 << 20),
                         offload_plan=plan, offload_notes=[])
     monkeypatch.setattr(offload, "vram_free", lambda backend="cuda": 7480 << 20)
     s = _bench_split(m, 3, 30)

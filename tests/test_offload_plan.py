@@ -202,27 +202,27 @@ def test_small_vram_and_no_gpu(cuda_library, files):
 
 def test_explicit_n_and_all(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
-    p = plan_split(c, 0, 0, ngl=2)
+    p = plan_split(c, 0, 0, gpu_layers=2)
     assert p.n_gpu == 2 and not p.fits and p.gpu.total == _need(2) and p.notes
-    p = plan_split(c, _need(2), 0, ngl=2)
+    p = plan_split(c, _need(2), 0, gpu_layers=2)
     assert p.n_gpu == 2 and p.fits and not p.notes
-    p = plan_split(c, 10**12, 0, ngl=9)
+    p = plan_split(c, 10**12, 0, gpu_layers=9)
     assert p.n_gpu == 4 and p.head_on_gpu and not p.notes
-    assert plan_split(c, 10**12, 0, ngl="all").n_gpu == 4
-    assert plan_split(c, 10**12, 0, ngl=0).n_gpu == 0
+    assert plan_split(c, 10**12, 0, gpu_layers="all").n_gpu == 4
+    assert plan_split(c, 10**12, 0, gpu_layers=0).n_gpu == 0
 
 
 @pytest.mark.parametrize("n", [0, 2, 4])
 def test_decode_estimate(files, n):
     c = model_costs(files["untied"], 128, 8)
-    p = plan_split(c, 10**12, 0, ngl=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=0)
+    p = plan_split(c, 10**12, 0, gpu_layers=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=0)
     kv = 50 * KV_POS
     cpu = sum(LAYER[:4 - n]) + (4 - n) * kv + 68 + (OUTPUT + NORM if n < 4 else 0)
     gpu = sum(LAYER[4 - n:]) + n * kv + (OUTPUT + NORM if n == 4 else 0)
     assert (p.cpu.bytes_per_token, p.gpu.bytes_per_token) == (cpu, gpu)
     assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9), rel=1e-12)
     # with a launch floor of 30 us per GPU layer
-    p = plan_split(c, 10**12, 0, ngl=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=30)
+    p = plan_split(c, 10**12, 0, gpu_layers=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=30)
     assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9 + n * 30e-6), rel=1e-12)
 
 
@@ -324,7 +324,7 @@ def test_real_models_nothing_lost_nothing_twice(which, request):
     assert c.file_tensor_bytes == file_bytes and c.scratch_bytes == scratch
     n = c.n_layer
     for k in (0, 1, n // 2, n - 1, n):
-        p = plan_split(c, 10**12, 0, ngl=k)
+        p = plan_split(c, 10**12, 0, gpu_layers=k)
         assert p.cpu.kv + p.gpu.kv == kv
         compute = scratch + (4 * vocab * n_batch if k < n else 0)                    # the CPU's
         compute += (c.span_compute_head if k == n else c.span_compute) if k else 0    # the span's

@@ -47,7 +47,7 @@ def test_split_logits_are_bit_identical(which, n_gpu, smollm2_path, gemma3_path,
     m = Model(path, n_ctx=256, n_batch=64, gpu_layers=n_gpu, offload_backend="cpu")
     w = m.weights
     n_layer = int(w.cfg.n_layer)
-    assert w.n_offload == n_gpu and w.span_bytes > 0
+    assert w.n_gpu == n_gpu and w.span_bytes > 0
     # the CPU keeps only its layers' KV cache; the span holds the rest
     assert w.kv_bytes == ref_kv * (n_layer - n_gpu) // n_layer or n_gpu == n_layer
     got = _run(m, ids)
@@ -83,7 +83,7 @@ def test_out_of_device_memory_falls_back_to_fewer_layers(smollm2_path):
     fails = [x for x in notes if x.startswith("offload of")]
     assert fails and all("out of CPU stand-in memory" in x and "layers on the CPU stand-in instead" in x
                          for x in fails)
-    assert 0 < m.weights.n_offload < 20 and m.weights.span_bytes <= 40 << 20
+    assert 0 < m.weights.n_gpu < 20 and m.weights.span_bytes <= 40 << 20
     assert notes[0].startswith("offload plan: 20/30 layers")       # the plan came first
     assert np.array_equal(m.eval(list(range(3, 30))), ref)
 
@@ -95,8 +95,8 @@ def test_auto_places_what_the_plan_says(smollm2_path, monkeypatch):
         monkeypatch.setenv("LLMLITE_STANDIN_VRAM_MB", str(mb))
         m = Model(smollm2_path, n_ctx=512, gpu_layers="auto", offload_backend="cpu")
         costs = offload.model_costs(m.gguf, 512, 256, backend="cpu")
-        n = offload.plan_split(costs, int(mb * offload.MiB), ngl="auto").n_gpu
-        assert m.weights.n_offload == n == (want if want is not None else n)
+        n = offload.plan_split(costs, int(mb * offload.MiB), gpu_layers="auto").n_gpu
+        assert m.weights.n_gpu == n == (want if want is not None else n)
         if mb == 100:
             assert n == 0                              # less than the margin: nothing fits
         if mb == 560:
@@ -165,7 +165,7 @@ def test_plan_counts_what_the_span_takes(which, n_gpu, smollm2_path, gemma3_path
     path = smollm2_path if which == "smollm2" else gemma3_path
     m = Model(path, n_ctx=512, gpu_layers=n_gpu, offload_backend="cpu")
     side = m.offload_plan.gpu
-    assert m.weights.n_offload == n_gpu == m.offload_plan.n_gpu
+    assert m.weights.n_gpu == n_gpu == m.offload_plan.n_gpu
     assert side.total == m.weights.span_bytes
 
 
@@ -226,7 +226,7 @@ def test_plan_is_what_the_cuda_span_allocates(emulated_cuda_lib, smollm2_path, g
     code = ("import sys; from llmlite.model import Model\n"
             "for p, n in ((sys.argv[1], 12), (sys.argv[1], 30), (sys.argv[2], 9), (sys.argv[2], 18)):\n"
             "    m = Model(p, n_ctx=512, gpu_layers=n)\n"
-            "    print(m.weights.backend, m.weights.n_offload, m.weights.span_bytes, m.offload_plan.gpu.total)\n"
+            "    print(m.weights.backend, m.weights.n_gpu, m.weights.span_bytes, m.offload_plan.gpu.total)\n"
             "    m.close()\n")
     env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda")
     r = subprocess.run([sys.executable, "-c", code, str(smollm2_path), str(gemma3_path)], capture_output=True,
@@ -244,12 +244,12 @@ def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, sm
     one line each, and what the span finally holds is the plan's figure for its count"""
     code = ("import sys; from llmlite.model import Model; from llmlite import offload\n"
             "m = Model(sys.argv[1], n_ctx=512, gpu_layers=30, notify=print)\n"
-            "n = m.weights.n_offload\n"
-            "p = offload.plan_split(offload.model_costs(m.gguf, 512, 256), None, 0, ngl=n)\n"
+            "n = m.weights.n_gpu\n"
+            "p = offload.plan_split(offload.model_costs(m.gguf, 512, 256), None, 0, gpu_layers=n)\n"
             "print('result', m.weights.backend, n, m.weights.span_bytes, p.gpu.total)\n")
     full = int(subprocess.run(
         [sys.executable, "-c", "import sys; from llmlite import offload; print(offload.plan_split("
-         "offload.model_costs(sys.argv[1], 512, 256), None, 0, ngl=30).gpu.total)", str(smollm2_path)],
+         "offload.model_costs(sys.argv[1], 512, 256), None, 0, gpu_layers=30).gpu.total)", str(smollm2_path)],
         capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout)
     env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
                EMU_ALLOC_LIMIT=str(full // 2))
@@ -277,11 +277,11 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     code = ("import sys, numpy as np; from llmlite.model import Model\n"
             "notes = []\n"
             "m = Model(sys.argv[1], n_ctx=64, gpu_layers='all', notify=notes.append)\n"
-            "print('before', m.weights.backend, m.weights.n_offload)\n"
+            "print('before', m.weights.backend, m.weights.n_gpu)\n"
             "logits = m.prefill([1, 5, 9, 13, 17])\n"
             "for _ in range(12):\n"
             "    logits = m.step(int(np.argmax(logits)))\n"
-            "print('after', m.weights.backend, m.weights.n_offload, m.n_past)\n"
+            "print('after', m.weights.backend, m.weights.n_gpu, m.n_past)\n"
             "print('note', notes[-1])\n"
             "ref = Model(sys.argv[1], n_ctx=64, gpu_layers=0)\n"
             "ref.eval(m.tokens[:-1])\n"

@@ -93,7 +93,7 @@ def bench(
             except LlmliteError as e:             # the other splits go on
                 rows.append((None, {**split, "error": str(e)}))
                 continue
-            if m.weights.n_offload != split["ngl"]:   # the device failed mid-run and the CPU took over:
+            if m.weights.n_gpu != split["ngl"]:   # the device failed mid-run and the CPU took over:
                 rows.append((None, {**split, "error": m.offload_notes[-1]}))   # not this split's timings
                 continue
             if split["backend"].startswith("CUDA"):   # the least free memory seen after the runs too
@@ -166,15 +166,15 @@ def _bench_split(m, k: int, n_layer: int) -> dict:
     runtime allocates on its own: module loading, graphs, allocation rounding)"""
     from llmlite import offload
 
-    n_off = m.weights.n_offload
-    cuda = n_off > 0 and m.weights.backend == "cuda"
-    plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_off else None
+    n_gpu = m.weights.n_gpu
+    cuda = n_gpu > 0 and m.weights.backend == "cuda"
+    plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_gpu else None
     free0 = offload.vram_free("cuda") if cuda else None
     return {
-        "split": k, "ngl": n_off, "n_layer": n_layer,
-        "backend": "CPU" if n_off == 0 else f"{'CUDA' if cuda else offload.device_name(m.weights.backend)}+CPU",
-        "plan_device_bytes": plan.gpu.total if plan and n_off else (0 if not n_off else None),
-        "span_bytes": m.weights.span_bytes if n_off else 0,
+        "split": k, "ngl": n_gpu, "n_layer": n_layer,
+        "backend": "CPU" if n_gpu == 0 else f"{'CUDA' if cuda else offload.device_name(m.weights.backend)}+CPU",
+        "plan_device_bytes": plan.gpu.total if plan and n_gpu else (0 if not n_gpu else None),
+        "span_bytes": m.weights.span_bytes if n_gpu else 0,
         "device_free_drop": (m.offload_plan.vram_free - free0 if cuda and free0 is not None
                              and m.offload_plan is not None and m.offload_plan.vram_free else None),
         "notes": list(m.offload_notes),

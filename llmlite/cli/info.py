@@ -145,7 +145,7 @@ def info(
     _print_info(facts)
 
 
-def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool, gpu_gbs=None) -> None:
+def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out: bool, gpu_gbs=None) -> None:
     import dataclasses
 
     from llmlite import offload
@@ -155,7 +155,7 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, ngl: str, json_out: bool, 
         raise UserError(f"--vram must be >= 0 GB (got {vram})")
     if margin_mib < 0:
         raise UserError(f"--vram-margin must be >= 0 MiB (got {margin_mib})")
-    n = parse_ngl(ngl)
+    n = parse_ngl(gpu_layers)
     from llmlite.config import ModelConfig
 
     with open_gguf(path) as g:

@@ -11,7 +11,7 @@ from llmlite.cli.output import stderr_style
 from llmlite.errors import UserError
 
 
-def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], ngl: str):
+def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], gpu_layers: str):
     """Resolve and load a model for generation, with the CLI's checks and notes."""
     import time
 
@@ -19,7 +19,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
         raise UserError(f"-c/--ctx-size must be in [0, {settings.MAX_CTX}] (got {ctx_size})")
     if threads is not None and threads < 1:
         raise UserError(f"-t/--threads must be >= 1 (got {threads})")
-    gpu = parse_ngl(ngl)
+    n_gpu = parse_ngl(gpu_layers)     # auto, all or a count
     path = resolve(model)
     if not path.is_file():
         raise UserError(f"{path}: no such model file")
@@ -42,7 +42,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
 
     t0 = time.perf_counter()
     try:
-        m = Model(path, n_ctx=n_ctx, threads=threads, gpu_layers=gpu, gguf=g,
+        m = Model(path, n_ctx=n_ctx, threads=threads, gpu_layers=n_gpu, gguf=g,
                   notify=lambda line: print(stderr_style(line), file=sys.stderr, flush=True))
     except BaseException:
         g.close()

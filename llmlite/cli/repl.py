@@ -257,9 +257,9 @@ def _history() -> None:
     atexit.register(save)
 
 
-def repl(model, gen: "GenOptions", ctx_size, threads, ngl, system, raw, plain: bool = True) -> None:
+def repl(model, gen: "GenOptions", ctx_size, threads, gpu_layers, system, raw, plain: bool = True) -> None:
     utf8_stdout()
-    m = load_model(model, ctx_size, threads, ngl)
+    m = load_model(model, ctx_size, threads, gpu_layers)
     apply_model_defaults(gen, model)
     chat = make_chat(m, system, raw)
     n = gen.n_predict if gen.n_predict is not None else (DEFAULT_MAX_TOKENS if chat.raw else -1)

@@ -75,7 +75,7 @@ def main() -> int:
                                  ("gpu, all, ACTQ=1", "all", "1")):
             os.environ["LLMLITE_CUDA_ACTQ"] = actq   # 1: matmul inputs quantized as the CPU does (not counted in ok)
             m = llmlite.load(path, n_ctx=1024, gpu_layers=ngl)
-            if m.weights.n_offload == 0:
+            if m.weights.n_gpu == 0:
                 print(f"  {label}: nothing offloaded: {m.offload_notes}")
                 ok = False
                 continue
