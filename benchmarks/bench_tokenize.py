@@ -3,7 +3,8 @@
     python benchmarks/bench_tokenize.py [-r 3] [-f FILE] [MODEL ...]
 
 MODEL: paths or models.toml aliases (default: smollm2-135m gemma3-270m).
-FILE: default ../shared/data/wikitext2_test.txt (1.26 MB of English).
+FILE: default $LLMLITE_SHARED/data/wikitext2_test.txt (1.26 MB of English; the folder
+of data kept outside the repository, ../shared when the variable is unset).
 For each model: the tokenizer's load time (open_gguf + Tokenizer.from_gguf),
 "cold" = the first encode by a fresh tokenizer (empty word cache), "warm" = the
 median of -r encodes by the same tokenizer afterwards, and decode of all ids.
@@ -12,6 +13,7 @@ The text is encoded without BOS, parse_special off (the perplexity protocol).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -32,7 +34,8 @@ def resolve(name: str) -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
-    ap.add_argument("-f", "--file", default=str(ROOT.parent / "shared" / "data" / "wikitext2_test.txt"))
+    shared = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+    ap.add_argument("-f", "--file", default=str(shared / "data" / "wikitext2_test.txt"))
     ap.add_argument("-r", "--reps", type=int, default=3)
     args = ap.parse_args()
 

@@ -4,8 +4,10 @@ models (tests/hf_fixture.py; SmolLM2 with tokenizer.json, Gemma 3 with a Sentenc
 tokenizer.model), converts each to q8_0 and q4_k_m, then has llama.cpp
 (llama-cpp-python in its own virtual environment) load each file and tokenize the
 refs' tokenize.jsonl texts, compared with the refs' ids (llama.cpp on the original
-GGUF); and scores shared/data/wikitext2_test.txt (DESIGN.md protocol, 24 chunks of
-512) on the q8_0 files against the refs' perplexity of the originals.
+GGUF); and scores data/wikitext2_test.txt (llama-perplexity's protocol, 24 chunks of
+512) on the q8_0 files against the refs' perplexity of the originals. The refs and the
+text are llama.cpp's outputs kept outside the repository, in $LLMLITE_SHARED (../shared
+when unset).
 
     python benchmarks/hf_convert_check.py [--venv .venv-llamacpp]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+SHARED = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
 
 LLAMACPP_TOKENIZE = r"""
 import json, sys
@@ -41,7 +45,7 @@ def main() -> int:
 
     lpy = ensure_llamacpp(Path(a.venv))
     for model, refdir in (("smollm2-135m", "smollm2-135m-instruct-q4_1"), ("gemma3-270m", "gemma3-270m-q4_k_m")):
-        refs = ROOT.parent / "shared" / "refs" / refdir
+        refs = SHARED / "refs" / refdir
         check(model, refs, lpy)
     return 0
 
@@ -69,7 +73,7 @@ def check(model: str, refs: Path, lpy) -> None:
                   f"refs texts as the original" + ("" if t.returncode == 0 else ": " + t.stderr[-300:]), flush=True)
             if ty == "q8_0":
                 ref = json.loads((refs / "perplexity.json").read_text())
-                text = (ROOT.parent / "shared" / "data" / ref["corpus"]).read_text(encoding="utf-8")
+                text = (SHARED / "data" / ref["corpus"]).read_text(encoding="utf-8")
                 m = llmlite.load(out, n_ctx=ref["n_ctx"])
                 p = perplexity(m, text, n_ctx=ref["n_ctx"], n_chunks=ref["n_chunks"]).ppl
                 m.close()

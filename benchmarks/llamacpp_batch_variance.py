@@ -1,5 +1,6 @@
-"""llama.cpp's own logits depend on how a position was batched: the evidence behind
-issue 3's two gemma3 exceptions. Run it with the llama-cpp-python venv
+"""llama.cpp's own logits depend on how a position was batched: the evidence that a
+batch-invariant engine can equal only one of its paths (llmlite: its batch kernels, the
+refs' greedy_batch), not its one-token decode too. Run it with the llama-cpp-python venv
 (.venv-llamacpp/bin/python, see compare_llamacpp.py):
 
     .venv-llamacpp/bin/python benchmarks/llamacpp_batch_variance.py MODEL.gguf REFDIR [--save DIR]

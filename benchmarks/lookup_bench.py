@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Prompt-lookup speculation on shared/bench/lookup-workloads.jsonl: for each workload,
+"""Prompt-lookup speculation on $LLMLITE_SHARED/bench/lookup-workloads.jsonl (prompts whose
+answers repeat their input: code edits and copies, text fixes, questions on a document;
+kept outside the repository, ../shared when the variable is unset): for each workload,
 greedy decoding with and without lookup (same model, same process), checks that the
 tokens are identical and prints the decode speed-up and acceptance.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -69,7 +72,8 @@ def main() -> int:
     ap.add_argument("-n", "--n-gen", type=int, default=256)
     ap.add_argument("-t", "--threads", type=int, default=None)
     ap.add_argument("--draft-max", type=int, default=8)
-    ap.add_argument("--workloads", default=str(ROOT.parent / "shared" / "bench" / "lookup-workloads.jsonl"))
+    shared = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+    ap.add_argument("--workloads", default=str(shared / "bench" / "lookup-workloads.jsonl"))
     ap.add_argument("--llamacpp", action="store_true")
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
     ap.add_argument("--open-ended", action="store_true")

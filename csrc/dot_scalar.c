@@ -2,7 +2,7 @@
  *
  * s = dot(weight row, activation row) over n elements (a whole number of
  * blocks; matmul.c checks that). Activations arrive already converted to the
- * weight type's paired type (spec section 4):
+ * weight type's paired type (types.c):
  *   F32·F32, F16·F16, BF16·BF16        products and sums in float
  *   Q4_0, Q5_0, Q8_0 · Q8_0            per block: 8 exact int32 lane sums of q·q8 (4
  *                                      elements each), fmaf'd with f(dx)·f(dy) into 8
@@ -216,7 +216,9 @@ static void dot_q2_K(long long n, float *s, const void *w, const void *a) {
     *s = acc;
 }
 
-/* Q3_K 6-bit scales (0..63, stored +32 biased): see spec section 1 */
+/* Q3_K's 16 6-bit scales (0..63, stored +32 biased) in 12 bytes: byte j (j < 8) holds
+ * the low 4 bits of scale j (low nibble) and of scale j+8 (high nibble); byte 8 + j%4
+ * holds the top 2 bits of scale j at bits 2(j/4)..2(j/4)+1 */
 static inline void q3_scales(const uint8_t *p, int sc[16]) {
     for (int j = 0; j < 8; j++) {
         sc[j] = p[j] & 15;

@@ -20,7 +20,7 @@ enum {
 typedef uint16_t f16_t;
 typedef uint16_t bf16_t;
 
-/* block layouts, bit-for-bit ggml's (spec section 1) */
+/* block layouts, bit-for-bit ggml's (ggml-common.h); the size of each in bytes beside it */
 typedef struct { f16_t d; uint8_t qs[16]; } block_q4_0;                 /* 18 */
 typedef struct { f16_t d, m; uint8_t qs[16]; } block_q4_1;              /* 20 */
 typedef struct { f16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;  /* 22 */

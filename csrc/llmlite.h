@@ -23,7 +23,8 @@ long long llm_row_bytes(int type, long long n); /* bytes of n elements, -1 if n 
 /* returns 0, or -1 for an unknown type or n not a block multiple */
 int llm_dequantize(int type, const void *src, float *dst, long long n);
 /* quantize n floats (a block multiple) to Q8_0 / Q8_1 / Q8_K activation
- * blocks, with the numerics llama.cpp uses on x86 (spec section 4) */
+ * blocks, with the numerics llama.cpp uses on x86 (Q8_0/Q8_1: q = x * 127/amax
+ * rounded half to even, as its AVX2 build; Q8_K: its reference quantizer) */
 int llm_quantize_act(int act_type, const float *x, void *dst, long long n);
 
 /* ---- reference weight quantizers (quantize.c) ---- */

@@ -1,5 +1,5 @@
 /* Reference weight quantizers: rows of floats to GGUF blocks, bit for bit what
- * llama.cpp's quantize_row_*_ref writes (spec quant-formats.md sections 0 and 2):
+ * llama.cpp's quantize_row_*_ref (ggml-quants.c) writes, as its x86 build runs them:
  * plain float arithmetic in the reference's operand order, no FMA contraction
  * (the build passes -ffp-contract=off), ties decided by the same strict
  * comparisons. Rows are spread over the thread pool; a row's bytes do not depend
@@ -126,7 +126,7 @@ static void q_q8_0(const float *x, uint8_t *out, long long nb) {
 /* scale and minimum (returned in *neg_min as -min >= 0) of n values with
  * weights w, codes 0..nmax in L: a first guess from the range, then nstep+1
  * trial scales around it, each refitted by weighted least squares and kept if
- * its weighted error (|err| or err^2) is lower (spec 2.2) */
+ * its weighted error (|err| or err^2) is lower (llama.cpp's make_qkx2_quants) */
 static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min,
                            uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
     float mn = x[0], mx = x[0], sum_w = w[0], sum_x = sum_w * x[0];
@@ -181,7 +181,8 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
 }
 
 /* symmetric scale of n values, codes L in 0..2*nmax-1 (offset nmax), weights
- * x^2: the best of 19 trial scales by sum(w x l)^2 / sum(w l^2) (spec 2.3; Q6_K) */
+ * x^2: the best of 19 trial scales by sum(w x l)^2 / sum(w l^2) (llama.cpp's
+ * make_qx_quants; Q6_K) */
 static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
     const float max = signed_absmax(x, n);
     if (fabsf(max) < EPS_ZERO) {
@@ -218,7 +219,7 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
 
 /* Q3_K's symmetric fit of 16 values, codes 0..7 (offset 4): a first guess, then
  * up to 5 passes moving single codes while that raises sum(w x l)^2 / sum(w l^2)
- * (spec 2.4) */
+ * (llama.cpp's make_q3_quants, not make_qx_quants) */
 static float fit_scale_q3(const float *x, int8_t *L) {
     const int n = 16, nmax = 4;
     const float max = signed_absmax(x, n);
@@ -349,7 +350,8 @@ static void q_q3_K(const float *x, uint8_t *out, long long nb) {
 }
 
 /* Q4_K and Q5_K: 8 sub-blocks of 32 fitted with weights av + |x|, their scales
- * and minimums to 6 bits, then the codes again from the rounded values (spec 2.5) */
+ * and minimums to 6 bits, then the codes again from the rounded values (llama.cpp's
+ * quantize_row_q4_K_ref / quantize_row_q5_K_ref) */
 static void q_q45_K(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb) {
     const int nmax = y5 ? 31 : 15;
     for (long long i = 0; i < nb; i++, x += QKK) {

@@ -1,7 +1,7 @@
 /* Block formats: dequantization (bit-exact with ggml's dequantize_row_* and
  * gguf-py's dequantize) and the activation quantizers paired with each weight
- * type (spec sections 1 and 4). Plain C: the inner loops are simple enough
- * for the compiler to vectorise. */
+ * type (layouts: internal.h; pairing: types.c). Plain C: the inner loops are
+ * simple enough for the compiler to vectorise. */
 #include <math.h>
 #include "internal.h"
 

@@ -1,4 +1,6 @@
-/* Block sizes and the weight/activation pairing (spec sections 1 and 4). */
+/* Block sizes and the weight/activation pairing: the activation type a weight type's
+ * dot product takes (llama.cpp's CPU vec_dot_type), into which matmul.c quantizes
+ * the input once per matmul. */
 #include "internal.h"
 
 static int info(int t, int *elems, int *bytes, int *act) {

@@ -53,7 +53,8 @@ def dequantize(t: int, data, n: int | None = None) -> np.ndarray:
 
 def quantize_act(wtype: int, x: np.ndarray) -> np.ndarray:
     """Convert activation columns x (ncols, k) float32 to wtype's paired activation
-    type (spec section 4): (ncols, row_bytes(act_type, k)) bytes."""
+    type (csrc/types.c: Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the
+    K-quants; F32/F16/BF16 their own): (ncols, row_bytes(act_type, k)) bytes."""
     at = lib.llm_type_act_type(wtype)
     if at < 0:
         raise LlmliteError(f"quantize_act: no activation type for {_type_name(wtype)}")

@@ -1,7 +1,7 @@
 """Hugging Face checkpoints as the input of `llmlite quantize`: config.json to GGUF
 metadata, tensor names, llama's q/k permutation, safetensors read lazily (memory-
 mapped, one tensor at a time), tokenizer.json (BPE) to tokenizer.ggml.*, the chat
-template from tokenizer_config.json (spec quant-formats.md section 7).
+template from tokenizer_config.json: the names and keys llama.cpp's converter writes.
 
 Architectures: llama (LlamaForCausalLM, MistralForCausalLM; Llama 3 rope scaling as
 rope_freqs), qwen2, qwen3, gemma3 (norms + 1); tokenizers: BPE tokenizer.json, or a

@@ -7,9 +7,10 @@ A drafter guesses the tokens the model will produce next. The loop evaluates
 decoding would, and keeps the guessed tokens while the sampled ones equal them; the
 first that differs (or the position after a fully agreeing guess) is the model's own
 next token, and the cache forgets the rest of the guess. The forward pass is batch
-invariant (DESIGN.md principle 3), so every row is the logits plain decoding would
-compute, the sampler's draws are the same draws in the same order, and the output is
-identical, token for token. A drafter is made for one generation and has four methods:
+invariant (csrc/forward.c: a position's logits are the same bits alone or in a batch),
+so every row is the logits plain decoding would compute, the sampler's draws are the
+same draws in the same order, and the output is identical, token for token. A drafter
+is made for one generation and has four methods:
 
     begin(prompt_ids)        the prompt, once, before the first token
     append(tok)              each token the sequence grows by, in order

@@ -167,7 +167,8 @@ class _LoadOptions:
 
 
 class Model:
-    """A loaded GGUF model: tokenizer, weights, KV cache. See DESIGN.md's Python API."""
+    """A loaded GGUF model: tokenizer, weights, KV cache. What llmlite.load returns; its public
+    API (the README's): tokenize, detokenize, eval, eval_last, reset, generate."""
 
     def __init__(self, path, n_ctx: int | None = 2048, threads: int | None = None,
                  gpu_layers: int | str = 0, n_batch: int = 256, gguf=None, flash_attn: bool = False,

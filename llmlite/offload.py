@@ -1,4 +1,4 @@
-"""The CPU/GPU layer split plan (issue 7): what `-ngl auto|N` would place where, and
+"""The CPU/GPU layer split plan: what `-ngl auto|N` would place where, and
 the decode speed to expect from each side's memory bandwidth (the bandwidth cliff).
 
 Pure Python over the GGUF tensor table: nothing is loaded, so `llmlite info MODEL

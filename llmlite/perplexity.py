@@ -1,4 +1,4 @@
-"""Perplexity as llama.cpp's llama-perplexity computes it (DESIGN.md, Protocols).
+"""Perplexity as llama.cpp's llama-perplexity computes it.
 
 Tokenize the whole text without BOS, cut it into chunks of n_ctx tokens, replace the
 first token of each chunk by BOS when the model adds one, evaluate each chunk from an

@@ -1,8 +1,8 @@
 """`llmlite quantize`: a GGUF in, a GGUF out with llama-quantize's choices and bytes.
 
-The plan (which type each tensor gets) follows llama.cpp's src/llama-quant.cpp
-(spec quant-formats.md section 3): tensors in the loader's order (layer number,
-then name), the category rules of each file type with their counters, then the
+The plan (which type each tensor gets) follows llama.cpp's src/llama-quant.cpp:
+tensors in the loader's order (layer number, -1 for the global tensors, then the
+name byte-wise), the category rules of each file type with their counters, then the
 fallbacks for rows that are not whole blocks. The bytes come from the reference
 quantizers in csrc/quantize.c. The file is written as llama-quantize writes it
 (through llmlite/gguf/writer.py): every input key/value copied in order, then

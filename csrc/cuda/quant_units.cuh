@@ -1,7 +1,7 @@
 /* Weight decoding for the matmul kernels, one "unit" of 8 weights at a time.
  *
- * A row of k weights is k/QK blocks of BB bytes (the GGUF layouts of
- * /work/shared/spec/quant-formats.md; F32/F16/BF16 are cut into blocks of 8). Each
+ * A row of k weights is k/QK blocks of BB bytes (the GGUF layouts, csrc/internal.h's
+ * block_* structs; F32/F16/BF16 are cut into blocks of 8). Each
  * block is NU units; unit u of a block decodes to 8 floats w[0..7], which are the
  * block's elements run(u,0)+0..3 (w[0..3]) and run(u,1)+0..3 (w[4..7]): two runs
  * of 4, so the matching activations are two aligned float4 loads. A warp walks a

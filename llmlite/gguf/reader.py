@@ -5,7 +5,7 @@ Hand-written rather than gguf-py's GGUFReader for two reasons: speed (GGUFReader
 builds numpy parts for every string: ~13 s on a 262k-token vocabulary, this reader
 a few milliseconds) and hostile files, which must give one-line errors: every count,
 length, offset and size read from the file is checked against the file size before
-it is used (DESIGN.md principle 8); a malformed file raises GGUFError, a ValueError
+it is used (a file is untrusted input); a malformed file raises GGUFError, a ValueError
 whose one-line message names the problem and where.
 
 Nothing big is copied at open: numeric arrays are numpy views on the mapping,

@@ -8,7 +8,7 @@ ms/token).
 
 MODEL: a GGUF path or an alias. LLMLITE_OFFLOAD_BACKEND=cpu runs the same with the CPU
 stand-in (a self-test of this script: everything must agree exactly).
-Targets (the task's): top-1 >= 99%, perplexity within 0.5%. A third GPU row runs with
+Targets: top-1 >= 99%, perplexity within 0.5%. A third GPU row runs with
 LLMLITE_CUDA_ACTQ=1 (matmul inputs quantized as the CPU does), for comparison only. The floor line puts the top-1
 figure in context: the CPU against itself with flash-attention numerics (llama.cpp's
 -fa; the same weights, only the attention's rounding differs) agrees on fewer positions
@@ -51,7 +51,8 @@ def greedy(m, prompt_ids: list[int], n: int) -> tuple[list[int], float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="+")
-    ap.add_argument("--corpus", default="/work/shared/data/wikitext2_test.txt")
+    ap.add_argument("--corpus", default=os.path.join(os.environ.get("LLMLITE_SHARED", "/work/shared"), "data",
+                                                  "wikitext2_test.txt"))
     ap.add_argument("--chunks", type=int, default=4)
     a = ap.parse_args()
     os.environ["LLMLITE_DEVICE_FALLBACK"] = "0"    # a device failure fails the check, not the CPU's answer

@@ -17,6 +17,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 MiB = 1 << 20
 LIMIT = 64 * MiB          # the device tool's working-tree limit per call
 SLACK = 3 * MiB           # for files committed after packing
-PY = "3.12"               # the device image's python3 (KINDS.md)
+PY = "3.12"               # the device image's python3
 
 
 def tree_bytes() -> int:
@@ -112,7 +113,7 @@ def main() -> int:
                     "--python-version", PY, "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
                     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
                     "-d", str(c1 / "whl"), "cffi", "pycparser"], check=True)
-    shutil.copy(ROOT.parent / "shared" / "data" / "wikitext2_test.txt", c1)
+    shutil.copy(Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared")) / "data" / "wikitext2_test.txt", c1)
     for b in binaries:                         # as their paths in the repository
         dst = c1 / "prebuilt" / b.relative_to(ROOT)
         dst.parent.mkdir(parents=True, exist_ok=True)
