@@ -128,7 +128,8 @@ _WS_TO_VT = {c: 0x0B for c in _WHITESPACE if c >= 128}
 # BMP ranges plus their stand-in. (No whitespace lies above U+FFFF.)
 _STANDIN = {"L": 0xD800, "N": 0xD801, "P": 0xD802, "M": 0xD803, "S": 0xD804}
 _STANDIN_OTHER = 0xD805
-_NEEDS_STANDIN = re.compile("[\ud800-\udfff\U00010000-\U0010ffff]")
+# a pattern text, left to re's cache to compile on first use: ASCII text never needs it
+_NEEDS_STANDIN = "[\ud800-\udfff\U00010000-\U0010ffff]"
 
 
 def _standin(m: re.Match) -> str:
@@ -137,9 +138,9 @@ def _standin(m: re.Match) -> str:
 
 def standin_text(s: str) -> str:
     """s, or a copy of it with the stand-ins in (when it holds a code point that needs one)."""
-    if s.isascii() or not _NEEDS_STANDIN.search(s):
+    if s.isascii() or not re.search(_NEEDS_STANDIN, s):
         return s
-    return _NEEDS_STANDIN.sub(_standin, s)
+    return re.sub(_NEEDS_STANDIN, _standin, s)
 
 
 def _cat_class(cat: str, ascii_only: bool = False) -> str:

@@ -16,8 +16,9 @@ from llmlite.tokenizer.bpe import CVocab, WordCache
 
 _SPACE_ESC = "\u2581".encode()  # U+2581, SPM's escaped space
 
-# SPM words: a run of escaped spaces and what follows up to the next one
-_SPM_WORDS = re.compile(rb"(?:\xe2\x96\x81)*(?:[^\xe2]|\xe2(?!\x96\x81))+|(?:\xe2\x96\x81)+")
+# SPM words: a run of escaped spaces and what follows up to the next one (a pattern
+# text, left to re's cache to compile on first use: a BPE model never needs it)
+_SPM_WORDS = rb"(?:\xe2\x96\x81)*(?:[^\xe2]|\xe2(?!\x96\x81))+|(?:\xe2\x96\x81)+"
 
 
 def _aligned(b: bytes) -> bool:
@@ -72,7 +73,7 @@ def encode_spm(frags: list[bytes | int], out: list[int], cache: WordCache, cv: C
         prev_token = False
         x = f.replace(b" ", _SPACE_ESC)
         if bridges is not None and not any(t in x for t in bridges) and _aligned(x):
-            plan.append(_SPM_WORDS.findall(x))
+            plan.append(re.findall(_SPM_WORDS, x))
         else:
             plan.append(x)
             whole.append(x)
