@@ -184,7 +184,7 @@ class Tokenizer:
     __call__ = encode
 
     def _run(self, fn: str, items: list[bytes], per_byte: int) -> tuple[list[int], list[int]]:
-        """Run a C batch (llm_tok_bpe / llm_tok_spm) over items -> (all ids, count per item)."""
+        """CVocab.run with this tokenizer's ignore_merges: one merge-loop batch, (all ids, count per item)."""
         return self._c.run(fn, items, per_byte, self.ignore_merges)
 
     def _pretokenize(self, s: str, generic: bool = False) -> list[str]:
