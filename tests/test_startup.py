@@ -104,7 +104,7 @@ def test_smollm2_file_template_is_the_known_one(smollm2_path):
 # ---- pre-tokenizer: ASCII-only patterns ---------------------------------------------
 
 def test_ascii_patterns_split_ascii_text_as_the_full_ones():
-    from llmlite import tokenizer as T
+    from llmlite.tokenizer import pretokenizer as T
 
     sources = {rx for regexes, _ in T.PRE_TOKENIZERS.values() for rx in regexes} | set(T._FAST.values())
     rng = random.Random(0)
@@ -118,7 +118,7 @@ def test_ascii_patterns_split_ascii_text_as_the_full_ones():
 
 
 def test_fast_split_picks_the_pattern_by_text():
-    from llmlite import tokenizer as T
+    from llmlite.tokenizer import pretokenizer as T
 
     src = T._FAST[(T._GPT2,)]
     split = T._FastSplit(src)

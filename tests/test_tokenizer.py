@@ -9,8 +9,10 @@ import pytest
 
 from llmlite.gguf import open_gguf
 from llmlite.tokenizer import (ATTR_CONTROL, ATTR_USER_DEFINED, PRE_TOKENIZERS, StreamDecoder, Tokenizer,
-                               TokenizerError, _clean_spaces, _compile, _decode_lenient, _FAST, _GPT2_FWD,
-                               _WHITESPACE, category)
+                               TokenizerError, category)
+from llmlite.tokenizer.bpe import _decode_lenient
+from llmlite.tokenizer.detokenize import _GPT2_FWD, _clean_spaces
+from llmlite.tokenizer.pretokenizer import _FAST, _WHITESPACE, _compile
 
 REFS = {"smollm2": "smollm2-135m-instruct-q4_1", "gemma3": "gemma3-270m-q4_k_m"}
 SPACE = "\u2581"
