@@ -75,8 +75,8 @@ cliff() {    # tg128/pp512 at 0-100% of the layers, device memory against the pl
 sanitize() { # memcheck over a short real run: prefill, decode, every layer on the GPU, then half
     set -o pipefail
     local half
-    half=$(python3 -c "from llmlite.gguf_file import open_gguf as o; g = o('$W/models/$1'); m = g.metadata; \
-print(m[m['general.architecture'] + '.block_count'] // 2)") || return 1
+    half=$(python3 -c "from llmlite.gguf import open_gguf; from llmlite.config import ModelConfig; \
+print(ModelConfig.of(open_gguf('$W/models/$1')).n_layer // 2)") || return 1
     for n in all "$half"; do
         echo "-- -ngl $n"
         compute-sanitizer --tool memcheck --leak-check no --error-exitcode 3 \
