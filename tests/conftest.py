@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from isa import ISAS, isas, using_isa
+
 SHARED = Path(os.environ.get("LLMLITE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
 
@@ -23,6 +25,24 @@ def gemma3_path() -> Path:
     from llmlite.registry import ensure_model
 
     return ensure_model("gemma3-270m", quiet=True)
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """The test once per kernel table (ISA), run on it; skipped where this CPU lacks it."""
+    if request.param not in isas():
+        pytest.skip(f"this CPU does not run {request.param}")
+    with using_isa(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def simd_isas() -> list[str]:
+    """The SIMD ISAs this CPU runs, each to be held against scalar; skipped without one."""
+    names = isas()[1:]
+    if not names:
+        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
+    return names
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import llmlite
-from llmlite import _lib
 from llmlite.perplexity import perplexity
+
+from isa import isas, using_isa
 
 REFS = {"smollm2": "smollm2-135m-instruct-q4_1", "gemma3": "gemma3-270m-q4_k_m"}
 
@@ -27,20 +28,12 @@ def real(request, smollm2_path, gemma3_path, shared_dir):
     m.close()
 
 
-def _logits(m, toks, isa=None):
-    prev = _lib.isa()
-    if isa:
-        assert _lib.set_isa(isa)
+def _logits(m, toks):
+    m.reset()
     try:
-        m.reset()
         return m.eval(list(toks))
     finally:
-        _lib.set_isa(prev)
         m.reset()
-
-
-def _isas():
-    return [i for i in ("avx512", "avx2", "scalar") if _lib.cpu_has(i)]
 
 
 def test_logits_bit_exact_with_llamacpp(real):
@@ -51,8 +44,9 @@ def test_logits_bit_exact_with_llamacpp(real):
         # positions llama.cpp computed with its Q4_K gemv tail (the model has Q4_K weights)
         gemv_tail = set(range(n - n % 4, n)) if name == "gemma3" else set()
         first = None
-        for isa in _isas():
-            ours = _logits(m, ref["tokens"], isa)
+        for isa in isas():
+            with using_isa(isa):
+                ours = _logits(m, ref["tokens"])
             if first is None:
                 first = ours
             else:   # every ISA computes the same bits
