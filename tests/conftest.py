@@ -1,3 +1,6 @@
+"""The fixtures every test file shares: the real and the tiny models, the shared
+reference data, the kernel tables, the emulated CUDA backend. Plain helper
+functions: tests/helpers.py."""
 import os
 from pathlib import Path
 
@@ -5,12 +8,30 @@ import pytest
 
 from isa import ISAS, isas, using_isa
 
-SHARED = Path(os.environ.get("LLMLITE_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
 
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def tiny_path(shared_dir) -> Path:
+    """A llama with random weights and SmolLM2's tokenizer and ChatML template
+    (refs/synthetic, 2.7 MB): fast, fine for plumbing."""
+    return shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_path):
+    """tiny_path loaded (n_ctx 256), one per test file: the tests reset it as they need."""
+    import llmlite
+
+    m = llmlite.load(tiny_path, n_ctx=256)
+    yield m
+    m.close()
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +77,7 @@ def emulated_cuda_lib(tmp_path_factory) -> Path:
     if not shutil.which("g++"):
         pytest.skip("no g++ to build the emulated CUDA backend")
     d = tmp_path_factory.mktemp("emu")
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run(["sh", str(root / "tools/gpu/emu/emu_build.sh"), "lib"], env=dict(os.environ, EMU_DIR=str(d)),
+    r = subprocess.run(["sh", str(ROOT / "tools/gpu/emu/emu_build.sh"), "lib"], env=dict(os.environ, EMU_DIR=str(d)),
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     return d / "libllmlite_cuda.so"
