@@ -1,6 +1,7 @@
-"""The fixtures every test file shares: the real and the tiny models, the shared
-reference data, the kernel tables, the emulated CUDA backend. Plain helper
-functions: tests/helpers.py."""
+"""The fixtures every test file shares (the real and the tiny models, the shared
+reference data, the kernel tables, the emulated CUDA backend), the markers they
+bring, and the one rule for a run without ../shared. Plain helper functions:
+tests/helpers.py; the markers' meanings: pyproject.toml."""
 import os
 from pathlib import Path
 
@@ -10,6 +11,30 @@ from isa import ISAS, isas, using_isa
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+NO_SHARED = "needs the shared reference data: set LLMLITE_SHARED"
+# a test that takes one of these fixtures (directly or through another) gets the marker
+FIXTURE_MARKERS = {"shared_dir": "shared", "emulated_cuda_lib": "gpu"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # without ../shared a test that needs it skips, with one reason; in CI it fails
+    # instead (CI has the folder: it must never pass by skipping what it did not run)
+    if item.get_closest_marker("shared") and not SHARED.is_dir():
+        if _in_ci():
+            pytest.fail(f"{NO_SHARED} ({SHARED} is absent, and CI is set)", pytrace=False)
+        pytest.skip(NO_SHARED)
 
 
 @pytest.fixture(scope="session")

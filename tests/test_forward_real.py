@@ -36,6 +36,7 @@ def _logits(m, toks):
         m.reset()
 
 
+@pytest.mark.slow
 def test_logits_bit_exact_with_llamacpp(real):
     name, m, d = real
     for k in range(2):
@@ -95,6 +96,7 @@ def test_greedy_matches_until_a_near_tie(real):
     assert matched >= 1, (name, matched)
 
 
+@pytest.mark.slow
 def test_perplexity_first_chunks(real, shared_dir):
     """8 chunks of 512 (the refs' protocol): each chunk is one batch whose logits equal
     llama.cpp's bit for bit, so every chunk's perplexity equals llama.cpp's to float64

@@ -10,6 +10,7 @@ from make_saved_logits import compute, summary
 SAVED = np.load(__import__("pathlib").Path(__file__).parent / "data" / "logits_saved.npz")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_logits_equal_the_saved_ones(name, request):
     path = request.getfixturevalue("smollm2_path" if name.startswith("smollm2") else "gemma3_path")

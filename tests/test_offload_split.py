@@ -161,6 +161,8 @@ def test_plan_counts_what_the_span_takes(which, n_gpu, smollm2_path, gemma3_path
     assert side.total == m.weights.span_bytes
 
 
+@pytest.mark.slow
+@pytest.mark.gpu
 @needs_nvcc
 def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smollm2_path):
     """make cuda (one architecture, to be quick) builds the real backend; on a machine
@@ -185,6 +187,8 @@ def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smol
         assert len(lines) == 1 and ("driver" in lines[0] or "GPU" in lines[0]), gpu.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.gpu
 @needs_nvcc
 def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
     """every matmul kernel loads its weights and activations with ld.global.nc (the
@@ -250,6 +254,7 @@ def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, sm
     assert backend == "cuda" and 0 < int(n) < 30 and int(got) == int(plan) <= full // 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sticky", "soft"])
 def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, kind):
     """a kernel that fails on the device during the 3rd or so decode step (EMU_FAIL_LAUNCH:

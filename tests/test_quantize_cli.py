@@ -52,6 +52,7 @@ def test_float_types_take_no_mixture(smol_f16):
             assert types == {want}, ty
 
 
+@pytest.mark.slow
 def test_file_layout_and_bytes(smol_f16, tmp_path):
     out = tmp_path / "q8.gguf"
     r = quantize_gguf(smol_f16, out, "q8_0")

@@ -40,6 +40,7 @@ def test_same_tensors_as_from_gguf(converted):
         assert ta.data.tobytes() == tb.data.tobytes(), ta.name
 
 
+@pytest.mark.slow
 def test_same_metadata_as_the_original(converted, smollm2_path):
     from gguf import GGUFReader
 
@@ -132,6 +133,7 @@ LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, 
                   "original_max_position_embeddings": 128}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1"])
 def test_other_checkpoints(name, shared_dir, tmp_path):
     """Qwen2 (q/k/v biases, no permutation), Qwen3 (q/k norms, head_dim apart from
@@ -158,6 +160,7 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
             assert a.fields[k].contents() == o.fields[k].contents(), k
 
 
+@pytest.mark.slow
 def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
     """Gemma 3 (four norms per layer stored minus one, sliding window, linear rope
     scaling, a local rope base): from the synthetic refs model to a checkpoint and
@@ -191,6 +194,7 @@ def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
             assert a.fields[k].contents() == o.fields[k].contents(), k
 
 
+@pytest.mark.slow
 def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
     """The real gemma3-270m as a checkpoint with a SentencePiece tokenizer.model (262k
     pieces, read without the sentencepiece package): q8_0 from it has the original's

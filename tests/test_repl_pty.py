@@ -142,6 +142,7 @@ def _timed_turn(c, text):
     return ttft, reply, int(m.group(1)), int(m.group(2) or 0), int(m.group(3)), m.group(4)
 
 
+@pytest.mark.slow
 def test_ten_turns_with_commands_interrupt_overflow(smollm2_path, tmp_path, closing):
     """A ten-turn conversation through a pseudo-terminal: /set, Ctrl-C mid-reply,
     /save, /regen, /clear + /load, a turn that overflows the context (the REPL asks
