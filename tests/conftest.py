@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from isa import ISAS, isas, using_isa
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
 NO_SHARED = "needs the shared reference data: set LLMLITE_SHARED"
 # a test that takes one of these fixtures (directly or through another) gets the marker
