@@ -135,13 +135,5 @@ def isa() -> str:
     return ffi.string(lib.llm_isa_name()).decode()
 
 
-def set_isa(name: str) -> bool:
-    return lib.llm_set_isa(name.encode()) == 0
-
-
-def cpu_has(name: str) -> bool:
-    return bool(lib.llm_cpu_has(name.encode()))
-
-
 def set_threads(n: int | None) -> int:
     return int(lib.llm_set_threads(0 if n is None else n))

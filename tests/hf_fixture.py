@@ -4,26 +4,14 @@ undone): model.safetensors (F16 matrices, F32 vectors), config.json
 SmolLM2's pre-tokenizer, digits split then byte-level, as the test models carry),
 tokenizer_config.json with the chat template. Made from smollm2-135m it is a real
 model; from the synthetic qwen2/qwen3 refs, a check of those architectures' names.
-Used by the quantize tests, with their ways to quantize (quantize_cli, quantize_gguf)."""
+Used by the quantize tests, with quantize_gguf, `llmlite quantize` in this process."""
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def quantize_cli(*args) -> subprocess.CompletedProcess:
-    """`python -m llmlite quantize ARGS` from the checkout"""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "llmlite", "quantize", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT, env=env)
 
 
 def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress=None, alignment=None) -> dict:

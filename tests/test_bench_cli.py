@@ -2,17 +2,15 @@
 partial-offload cliff, one set of tests per split, each with the device memory its
 plan promised and its span took (the CPU backend standing in for the device)."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from helpers import llmlite
 
-def bench(*args, backend="cpu"):
-    env = dict(os.environ, LLMLITE_OFFLOAD_BACKEND=backend)
-    return subprocess.run([sys.executable, "-m", "llmlite", "bench", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=300)
+
+def bench(*args):
+    """`llmlite bench ARGS` with the CPU backend standing in for the device"""
+    return llmlite("bench", *args, env={"LLMLITE_OFFLOAD_BACKEND": "cpu"})
 
 
 def test_ngl_list_gives_one_set_of_tests_per_split(smollm2_path):
@@ -58,9 +56,8 @@ def test_bad_ngl_lists_are_one_line(smollm2_path, bad):
 
 def test_no_cuda_library_runs_on_the_cpu(smollm2_path, tmp_path):
     """-ngl auto without a CUDA backend: the CPU, quietly, as before"""
-    env = dict(os.environ, LLMLITE_OFFLOAD_BACKEND="cuda", LLMLITE_CUDA_LIB=str(tmp_path / "none.so"))
-    r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(smollm2_path), "-p", "8", "-n", "2", "-r", "1",
-                        "--json"], capture_output=True, text=True, env=env, timeout=300)
+    r = llmlite("bench", smollm2_path, "-p", "8", "-n", "2", "-r", "1", "--json",
+                env={"LLMLITE_OFFLOAD_BACKEND": "cuda", "LLMLITE_CUDA_LIB": tmp_path / "none.so"})
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
     assert {t["ngl"] for t in b["tests"]} == {0} and "offload" not in r.stderr

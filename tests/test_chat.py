@@ -29,17 +29,6 @@ def gemma3(gemma3_path):
     return llmlite.load(gemma3_path, n_ctx=256)
 
 
-@pytest.fixture(scope="module")
-def tiny(shared_dir):
-    """A random-weight llama with SmolLM2's tokenizer and template: fast to run."""
-    import llmlite
-
-    p = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not p.exists():
-        pytest.skip(f"{p} not present")
-    return llmlite.load(p, n_ctx=256)
-
-
 def _shim(model, template=None, **metadata):
     """The model's tokenizer and metadata, with the template and names replaced."""
     tok = copy.copy(model.tokenizer)

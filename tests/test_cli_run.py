@@ -2,61 +2,11 @@
 import json
 import os
 import signal
-import struct
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def llmlite(*args, input=None, timeout=180):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.run([sys.executable, "-m", "llmlite", *map(str, args)], input=input, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout, cwd=ROOT, env=env)
-
-
-def _gguf_str(s):
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
-
-
-def rewrite_gguf(src, dst, set_str=None, drop=()):
-    """Copy a GGUF with string metadata set (added or replaced) or dropped."""
-    from gguf import GGUFReader
-    import numpy as np
-
-    set_str = dict(set_str or {})
-    r = GGUFReader(src)
-    kvs = [b"".join(p.tobytes() for p in f.parts) for k, f in r.fields.items()
-           if not k.startswith("GGUF.") and k not in drop and k not in set_str]
-    kvs += [_gguf_str(k) + struct.pack("<I", 8) + _gguf_str(v) for k, v in set_str.items()]
-    raw = np.memmap(src, mode="r", dtype=np.uint8)
-    last = r.tensors[-1].field
-    infos = raw[r.tensors[0].field.offset:last.offset + sum(p.nbytes for p in last.parts)].tobytes()
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(r.tensors), len(kvs)) + b"".join(kvs) + infos
-    head += b"\0" * (-len(head) % int(r.alignment))
-    with open(dst, "wb") as f:
-        f.write(head)
-        f.write(raw[r.data_offset:].tobytes())
-    return dst
-
-
-@pytest.fixture(scope="module")
-def tiny_src(shared_dir):
-    p = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not p.exists():
-        pytest.skip(f"{p} not present")
-    return p
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_src, tmp_path_factory):
-    """Random weights, SmolLM2's tokenizer and ChatML template: fast, fine for plumbing."""
-    return rewrite_gguf(tiny_src, tmp_path_factory.mktemp("tiny") / "tiny.gguf", set_str={"general.name": "tiny"})
+from helpers import llmlite, rewrite_gguf, start_llmlite
 
 
 def _stats_ok(stderr):
@@ -92,33 +42,33 @@ def test_run_gemma3_raw(gemma3_path):
     assert "prompt 6 tokens" in line and "generated 8 tokens" in line and "stop: length" in line
 
 
-def test_run_is_deterministic_and_raw_matches_api(tiny):
+def test_run_is_deterministic_and_raw_matches_api(tiny_path):
     import llmlite as api
 
-    args = ("run", tiny, "--raw", "-p", "Hello world", "-n", "12", "--temp", "0", "--no-lookup")
+    args = ("run", tiny_path, "--raw", "-p", "Hello world", "-n", "12", "--temp", "0", "--no-lookup")
     a, b = llmlite(*args), llmlite(*args)
     assert a.returncode == 0, a.stderr
     assert a.stdout == b.stdout
-    m = api.load(tiny, n_ctx=256)
+    m = api.load(tiny_path, n_ctx=256)
     want = "".join(m.generate("Hello world", max_tokens=12, temperature=0))
     assert a.stdout == want + ("" if want.endswith("\n") else "\n")
     assert "lookup:" not in a.stderr
 
 
-def test_run_prompt_file_and_sampling(tiny, tmp_path):
+def test_run_prompt_file_and_sampling(tiny_path, tmp_path):
     f = tmp_path / "prompt.txt"
     f.write_text("Hello world\n", encoding="utf-8")
-    r1 = llmlite("run", tiny, "--raw", "-f", f, "-n", "10", "--temp", "0")
-    r2 = llmlite("run", tiny, "--raw", "-p", "Hello world", "-n", "10", "--temp", "0")
+    r1 = llmlite("run", tiny_path, "--raw", "-f", f, "-n", "10", "--temp", "0")
+    r2 = llmlite("run", tiny_path, "--raw", "-p", "Hello world", "-n", "10", "--temp", "0")
     assert r1.returncode == 0 and r1.stdout == r2.stdout     # one trailing newline dropped, as llama.cpp
-    s1 = llmlite("run", tiny, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
-    s2 = llmlite("run", tiny, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
+    s1 = llmlite("run", tiny_path, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
+    s2 = llmlite("run", tiny_path, "--raw", "-p", "Hello", "-n", "10", "--temp", "1.5", "--seed", "7", "--top-k", "0")
     assert s1.returncode == 0 and s1.stdout == s2.stdout
 
 
-def test_run_system_prompt_reaches_template(tiny, tmp_path):
+def test_run_system_prompt_reaches_template(tiny_path, tmp_path):
     # a template that prints the conversation it was given, then asks for nothing more
-    t = rewrite_gguf(tiny, tmp_path / "echo.gguf", set_str={
+    t = rewrite_gguf(tiny_path, tmp_path / "echo.gguf", kv={
         "tokenizer.chat_template": "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}"})
     import llmlite as api
     from llmlite.chat import Chat
@@ -144,8 +94,8 @@ def test_run_system_prompt_reaches_template(tiny, tmp_path):
     (["-p", "x", "--draft-max", "0"], "draft-max"),
     (["--raw", "-p", ""], "empty"),
 ])
-def test_run_bad_input_is_one_line(tiny, args, msg):
-    r = llmlite("run", tiny, *args)
+def test_run_bad_input_is_one_line(tiny_path, args, msg):
+    r = llmlite("run", tiny_path, *args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -164,8 +114,8 @@ def test_run_missing_model_and_file(tmp_path):
     ("{{ raise_exception('only user and assistant roles') }}", "only user and assistant roles"),
     ("{% if %}", "syntax error"),
 ])
-def test_run_bad_template_is_one_line(tiny, tmp_path, template, msg):
-    t = rewrite_gguf(tiny, tmp_path / "bad.gguf", set_str={"tokenizer.chat_template": template})
+def test_run_bad_template_is_one_line(tiny_path, tmp_path, template, msg):
+    t = rewrite_gguf(tiny_path, tmp_path / "bad.gguf", kv={"tokenizer.chat_template": template})
     r = llmlite("run", t, "-p", "Hi", "-n", "2")
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
@@ -179,18 +129,18 @@ def test_run_bad_template_is_one_line(tiny, tmp_path, template, msg):
     assert r.returncode == 2 and "Traceback" in r.stderr
 
 
-def test_run_no_template_base_model_is_raw(tiny, tmp_path):
-    t = rewrite_gguf(tiny, tmp_path / "base.gguf", drop=("tokenizer.chat_template",))
+def test_run_no_template_base_model_is_raw(tiny_path, tmp_path):
+    t = rewrite_gguf(tiny_path, tmp_path / "base.gguf", drop_kv=("tokenizer.chat_template",))
     a = llmlite("run", t, "-p", "Hello world", "-n", "6", "--temp", "0", "-sys", "ignored")
     b = llmlite("run", t, "--raw", "-p", "Hello world", "-n", "6", "--temp", "0")
     assert a.returncode == 0 and a.stdout == b.stdout
     assert "-sys ignored" in a.stderr
 
 
-def test_run_ngl_note(tiny):
-    r = llmlite("run", tiny, "--raw", "-p", "Hi", "-n", "1", "-ngl", "auto")
+def test_run_ngl_note(tiny_path):
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "1", "-ngl", "auto")
     assert r.returncode == 0 and "GPU" not in r.stderr
-    r = llmlite("run", tiny, "--raw", "-p", "Hi", "-n", "1", "-ngl", "99")
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "1", "-ngl", "99")
     assert r.returncode == 0
     from llmlite.offload import load_cuda
 
@@ -220,9 +170,9 @@ def test_chat_repl_piped_smollm2(smollm2_path):
     assert "never" not in r.stdout
 
 
-def test_chat_repl_commands_and_multiline(tiny):
+def test_chat_repl_commands_and_multiline(tiny_path):
     turns = "/help\n/system Be terse.\nfirst line\\\nsecond line\n/bogus\n\n/quit\n"
-    r = llmlite("chat", tiny, "-n", "3", "--temp", "0", input=turns)
+    r = llmlite("chat", tiny_path, "-n", "3", "--temp", "0", input=turns)
     assert r.returncode == 0, r.stderr
     assert "/clear" in r.stderr and "(system message set)" in r.stderr
     assert "error: unknown command /bogus" in r.stderr
@@ -231,36 +181,30 @@ def test_chat_repl_commands_and_multiline(tiny):
     import llmlite as api
     from llmlite.chat import Chat
 
-    m = api.load(tiny, n_ctx=256)
+    m = api.load(tiny_path, n_ctx=256)
     prompt = Chat(m, system="Be terse.")
     prompt.messages.append({"role": "user", "content": "first line\nsecond line"})
     assert f"prompt {len(prompt.prompt_ids())} tokens" in r.stderr
 
 
-def test_chat_repl_eof_and_run_without_prompt(tiny):
-    r = llmlite("run", tiny, "-n", "2", "--temp", "0", input="Hi\n")     # run without -p: the REPL
+def test_chat_repl_eof_and_run_without_prompt(tiny_path):
+    r = llmlite("run", tiny_path, "-n", "2", "--temp", "0", input="Hi\n")     # run without -p: the REPL
     assert r.returncode == 0, r.stderr
     assert len(_stats_ok(r.stderr)) == 1 and r.stdout.endswith("\n")
-    r = llmlite("chat", tiny, input="")
+    r = llmlite("chat", tiny_path, input="")
     assert r.returncode == 0 and r.stdout == ""
 
 
-def test_chat_repl_context_full_keeps_going(tiny):
+def test_chat_repl_context_full_keeps_going(tiny_path):
     turns = ("word " * 300) + "\nHi\n"
-    r = llmlite("chat", tiny, "-c", "128", "-n", "2", "--temp", "0", input=turns)
+    r = llmlite("chat", tiny_path, "-c", "128", "-n", "2", "--temp", "0", input=turns)
     assert r.returncode == 0, r.stderr
     assert "error: the conversation" in r.stderr and "does not fit" in r.stderr
     assert len(_stats_ok(r.stderr)) == 1
 
 
-def _popen_chat(model, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    return subprocess.Popen([sys.executable, "-m", "llmlite", "chat", str(model), *args], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
-
-
-def test_chat_ctrl_c_stops_the_reply_not_the_chat(tiny):
-    p = _popen_chat(tiny, "-c", "1024", "-n", "200", "--temp", "1", "--seed", "1")
+def test_chat_ctrl_c_stops_the_reply_not_the_chat(tiny_path):
+    p = start_llmlite("chat", tiny_path, "-c", "1024", "-n", "200", "--temp", "1", "--seed", "1")
     try:
         p.stdin.write(b"Tell me a long story.\n")
         p.stdin.flush()
@@ -281,8 +225,8 @@ def test_chat_ctrl_c_stops_the_reply_not_the_chat(tiny):
     assert "cached" in stats[1]               # the partial reply stayed in the history and the cache
 
 
-def test_chat_ctrl_c_at_prompt_exits_cleanly(tiny):
-    p = _popen_chat(tiny)
+def test_chat_ctrl_c_at_prompt_exits_cleanly(tiny_path):
+    p = start_llmlite("chat", tiny_path)
     try:
         p.stdin.write(b"/help\n")
         p.stdin.flush()
@@ -339,12 +283,12 @@ def test_tokenize_table_and_model_api(smollm2_path):
     assert r.stderr.strip() == f"{len(ids)} tokens"
 
 
-def test_chat_repl_set_show_save_load_regen_stats(tiny, tmp_path):
+def test_chat_repl_set_show_save_load_regen_stats(tiny_path, tmp_path):
     conv = tmp_path / "conv.json"
     turns = (f"/set temp 0\n/set top_k 5\n/set top_k -3\n/set bogus 1\n/set ctx 4096\n/set lookup off\n"
              f"/stats\nHello there\n/stats\n/set ctx 8\n/regen\n/save {conv}\n/clear\n/show\n/load {conv}\n/show\n"
              f'"""\nline one\nline two\n"""\n/load {tmp_path / "missing.json"}\n/bye\n')
-    r = llmlite("chat", tiny, "-n", "4", input=turns)
+    r = llmlite("chat", tiny_path, "-n", "4", input=turns)
     assert r.returncode == 0, r.stderr
     err = r.stderr
     assert "(temp = 0.0)" in err and "(top_k = 5)" in err and "(lookup off)" in err
@@ -365,13 +309,13 @@ def test_chat_repl_set_show_save_load_regen_stats(tiny, tmp_path):
     assert "error: /load" in err and "missing.json" in err
 
 
-def test_chat_repl_offers_to_drop_old_turns(tiny):
+def test_chat_repl_offers_to_drop_old_turns(tiny_path):
     """A turn that does not fit with the conversation: the REPL says so and asks; on
     'y' it forgets the oldest exchanges (never the system message) and answers; on
     anything else the message is dropped and the conversation stays."""
     many = "Hello there, how are you today?\n" * 6
     long = "tell me " + "more and more " * 12 + "\n"
-    r = llmlite("chat", tiny, "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
+    r = llmlite("chat", tiny_path, "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
                 input=many + long + "y\n/show\n" + long + "n\n")
     assert r.returncode == 0, r.stderr
     err = r.stderr

@@ -236,6 +236,7 @@ def _file_tensor_count(reader) -> int:
     return int(reader.fields["GGUF.tensor_count"].parts[-1][0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["smollm2", "gemma3"])
 def test_every_tensor_of_real_models(model, readers, capsys):
     reader = readers[model]
@@ -260,6 +261,7 @@ def test_every_tensor_of_real_models(model, readers, capsys):
     assert checked == {"smollm2": 272, "gemma3": 236}[model]
 
 
+@pytest.mark.slow
 def test_token_embd_whole_tensor(readers):
     """gemma3's 178 MB Q8_0 token_embd in one call (its speed: benchmarks/bench_load.py
     and `make bench`, not a timed test)."""

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import llmlite
-from llmlite import _lib
 from llmlite.perplexity import perplexity
+
+from isa import isas, using_isa
 
 REFS = {"smollm2": "smollm2-135m-instruct-q4_1", "gemma3": "gemma3-270m-q4_k_m"}
 
@@ -27,22 +28,15 @@ def real(request, smollm2_path, gemma3_path, shared_dir):
     m.close()
 
 
-def _logits(m, toks, isa=None):
-    prev = _lib.isa()
-    if isa:
-        assert _lib.set_isa(isa)
+def _logits(m, toks):
+    m.reset()
     try:
-        m.reset()
         return m.eval(list(toks))
     finally:
-        _lib.set_isa(prev)
         m.reset()
 
 
-def _isas():
-    return [i for i in ("avx512", "avx2", "scalar") if _lib.cpu_has(i)]
-
-
+@pytest.mark.slow
 def test_logits_bit_exact_with_llamacpp(real):
     name, m, d = real
     for k in range(2):
@@ -51,8 +45,9 @@ def test_logits_bit_exact_with_llamacpp(real):
         # positions llama.cpp computed with its Q4_K gemv tail (the model has Q4_K weights)
         gemv_tail = set(range(n - n % 4, n)) if name == "gemma3" else set()
         first = None
-        for isa in _isas():
-            ours = _logits(m, ref["tokens"], isa)
+        for isa in isas():
+            with using_isa(isa):
+                ours = _logits(m, ref["tokens"])
             if first is None:
                 first = ours
             else:   # every ISA computes the same bits
@@ -101,6 +96,7 @@ def test_greedy_matches_until_a_near_tie(real):
     assert matched >= 1, (name, matched)
 
 
+@pytest.mark.slow
 def test_perplexity_first_chunks(real, shared_dir):
     """8 chunks of 512 (the refs' protocol): each chunk is one batch whose logits equal
     llama.cpp's bit for bit, so every chunk's perplexity equals llama.cpp's to float64

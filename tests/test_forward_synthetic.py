@@ -6,6 +6,8 @@ import pytest
 from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 
+from isa import isas, using_isa
+
 MODELS = ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1",
           "llama-mqa-tiny-f16", "gemma3-tiny-bf16", "phi3-tiny-f32"]
 MARGIN = 0.01  # the refs' near-tie threshold (see their README)
@@ -122,22 +124,16 @@ def test_every_isa_gives_the_same_logits(name, shared_dir, tmp_path):
     8 positions exercises attention ranges that start and end inside a group of 16."""
     from gguf import GGMLQuantizationType
 
-    from llmlite import _lib
-
     d = shared_dir / "refs" / "synthetic"
     src = d / "gemma3-tiny-bf16.gguf" if name == "gemma3-q8_0" else d / f"{name}.gguf"
     path = _requantize(src, tmp_path / "q8.gguf", GGMLQuantizationType.Q8_0) if name == "gemma3-q8_0" else src
     toks = list(np.load(d / ("gemma3-tiny-bf16" if name == "gemma3-q8_0" else name) / "logits_2.npz")["tokens"])[:40]
-    prev = _lib.isa()
     got = {}
     with open_gguf(path) as g:
         w = Weights(g, 64, n_batch=64, flash_attn=False)
-        try:
-            for isa in [i for i in ("avx512", "avx2", "scalar") if _lib.cpu_has(i)]:
-                assert _lib.set_isa(isa)
+        for isa in isas():
+            with using_isa(isa):
                 got[isa] = w.forward(toks, 0, 2)
-        finally:
-            _lib.set_isa(prev)
         del w
     for isa, logits in got.items():
         assert np.array_equal(logits, got["scalar"]), (name, isa)

@@ -90,6 +90,7 @@ def test_smollm2_matches_gguf_reader(smollm2_path):
         _check_tensor_views(g, smollm2_path, [names[0], names[1], names[-1], "token_embd.weight"])
 
 
+@pytest.mark.slow
 def test_gemma3_matches_gguf_reader(gemma3_path):
     reader = gguf.GGUFReader(gemma3_path)  # slow (~13 s): once
     with open_gguf(gemma3_path) as g:

@@ -94,7 +94,9 @@ def check_open(path) -> str | None:
 
 # ---- a small valid model file ------------------------------------------------
 
-def write_tiny_model(path: Path, n_vocab: int = 40) -> None:
+def write_fuzz_model(path: Path, n_vocab: int = 40) -> None:
+    """A small valid GGUF of every kind of value and tensor the reader meets, whose byte
+    layout the cases below index into: not a model to run (tests/conftest.py's tiny is)."""
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_block_count(2)
     w.add_context_length(64)
@@ -130,15 +132,15 @@ def write_tiny_model(path: Path, n_vocab: int = 40) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    p = tmp_path_factory.mktemp("tiny") / "tiny.gguf"
-    write_tiny_model(p)
+def fuzz_gguf(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("fuzz") / "fuzz.gguf"
+    write_fuzz_model(p)
     return p
 
 
 @pytest.fixture(scope="module")
-def tiny_bytes(tiny) -> bytes:
-    return tiny.read_bytes()
+def fuzz_bytes(fuzz_gguf) -> bytes:
+    return fuzz_gguf.read_bytes()
 
 
 def _end_of_table(path) -> tuple[int, int]:
@@ -148,9 +150,9 @@ def _end_of_table(path) -> tuple[int, int]:
         return g.data_offset, need
 
 
-def test_tiny_model_is_valid(tiny):
-    assert check_open(tiny) is None
-    r = run_info(tiny, "--json")
+def test_tiny_model_is_valid(fuzz_gguf):
+    assert check_open(fuzz_gguf) is None
+    r = run_info(fuzz_gguf, "--json")
     assert r.exit_code == 0, r.stderr
     assert '"architecture": "llama"' in r.stdout and '"vocab_size": 40' in r.stdout
 
@@ -183,24 +185,21 @@ def _truncation_sweep(src: Path, dst: Path, cuts: list[int], need: int, via_cli:
             assert "truncated" in line, (cut, line)
 
 
-def test_truncated_synthetic_at_200_offsets(shared_dir, tmp_path):
-    src = shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not src.is_file():
-        pytest.skip("shared synthetic models not present")
-    data_off, need = _end_of_table(src)
+def test_truncated_synthetic_at_200_offsets(tiny_path, tmp_path):
+    data_off, need = _end_of_table(tiny_path)
     rng = np.random.default_rng(12345)
-    size = src.stat().st_size
+    size = tiny_path.stat().st_size
     # half of the cuts inside the metadata and tensor table, half anywhere
     cuts = rng.integers(0, data_off, 100).tolist() + rng.integers(0, size, 100).tolist()
     cuts += [0, 1, 3, 4, 7, 8, 15, 16, 23, 24, 25, data_off - 1, data_off, need - 1, need, size - 1]
-    _truncation_sweep(src, tmp_path / "cut.gguf", cuts, need, via_cli=True)
+    _truncation_sweep(tiny_path, tmp_path / "cut.gguf", cuts, need, via_cli=True)
 
 
-def test_truncated_tiny_at_many_offsets(tiny, tmp_path):
-    data_off, need = _end_of_table(tiny)
-    size = tiny.stat().st_size
+def test_truncated_tiny_at_many_offsets(fuzz_gguf, tmp_path):
+    data_off, need = _end_of_table(fuzz_gguf)
+    size = fuzz_gguf.stat().st_size
     cuts = list(range(data_off + 64)) + list(range(data_off, size, 61)) + [need - 1, need]
-    _truncation_sweep(tiny, tmp_path / "cut.gguf", cuts, need, via_cli=False)
+    _truncation_sweep(fuzz_gguf, tmp_path / "cut.gguf", cuts, need, via_cli=False)
 
 
 def test_truncated_smollm2(smollm2_path, tmp_path):
@@ -226,32 +225,32 @@ def patchable_copy(src_bytes: bytes, path: Path):
         os.close(fd)
 
 
-def test_flipped_bytes_in_header_and_tables(tiny, tiny_bytes, tmp_path):
-    data_off, _ = _end_of_table(tiny)
+def test_flipped_bytes_in_header_and_tables(fuzz_gguf, fuzz_bytes, tmp_path):
+    data_off, _ = _end_of_table(fuzz_gguf)
     p = tmp_path / "flip.gguf"
     n_err = 0
-    with patchable_copy(tiny_bytes, p) as patch:
+    with patchable_copy(fuzz_bytes, p) as patch:
         for pos in range(data_off):
             for x in (0xFF, 0x80):
-                patch(pos, bytes([tiny_bytes[pos] ^ x]))
+                patch(pos, bytes([fuzz_bytes[pos] ^ x]))
                 n_err += check_open(p) is not None
-            patch(pos, tiny_bytes[pos:pos + 1])
+            patch(pos, fuzz_bytes[pos:pos + 1])
     assert n_err > data_off // 4  # many of them must be caught
 
 
-def test_flipped_bytes_through_cli(tiny, tiny_bytes, tmp_path):
-    data_off, _ = _end_of_table(tiny)
+def test_flipped_bytes_through_cli(fuzz_gguf, fuzz_bytes, tmp_path):
+    data_off, _ = _end_of_table(fuzz_gguf)
     rng = np.random.default_rng(7)
     p = tmp_path / "flip.gguf"
-    with patchable_copy(tiny_bytes, p) as patch:
+    with patchable_copy(fuzz_bytes, p) as patch:
         for pos in list(range(24)) + rng.integers(24, data_off, 60).tolist():
-            patch(pos, bytes([tiny_bytes[pos] ^ 0xFF]))
+            patch(pos, bytes([fuzz_bytes[pos] ^ 0xFF]))
             r = run_info(p)
             if r.exit_code == 0:
                 assert "architecture" in r.stdout and r.stderr == ""
             else:
                 assert_one_error_line(r)
-            patch(pos, tiny_bytes[pos:pos + 1])
+            patch(pos, fuzz_bytes[pos:pos + 1])
 
 
 # ---- absurd values at known places ---------------------------------------------
@@ -324,9 +323,9 @@ ABSURD_CASES = [
 
 
 @pytest.mark.parametrize("absurd_case", ABSURD_CASES)
-def test_absurd_values(tiny_bytes, tmp_path, absurd_case):
-    edits, pattern = _absurd_cases(tiny_bytes)[absurd_case]
-    p = _patched(tmp_path, tiny_bytes, edits)
+def test_absurd_values(fuzz_bytes, tmp_path, absurd_case):
+    edits, pattern = _absurd_cases(fuzz_bytes)[absurd_case]
+    p = _patched(tmp_path, fuzz_bytes, edits)
     msg = check_open(p)
     assert msg is not None and re.search(pattern, msg), msg
     line = assert_one_error_line(run_info(p))
@@ -453,7 +452,7 @@ _TINY = {}
 def _tiny_template(tmp_dir: Path) -> bytes:
     if "b" not in _TINY:
         p = tmp_dir / "tiny_h.gguf"
-        write_tiny_model(p, n_vocab=8)
+        write_fuzz_model(p, n_vocab=8)
         _TINY["b"] = p.read_bytes()
         _TINY["table_end"] = _end_of_table(p)[0]
     return _TINY["b"]

@@ -5,18 +5,15 @@ it). The output declares the alignment and lays its data out on it, and our read
 and gguf-py's GGUFReader read the same tensors back. (The
 default alignment's bytes, identical to llama-quantize's, are held by
 test_quantize_ref.py, test_quantize_cli.py and test_quantize_hf.py.)"""
-import sys
-from pathlib import Path
-
 import gguf
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import make_checkpoint, quantize_gguf  # noqa: E402
 from llmlite import _lib
 from llmlite.gguf import open_gguf
 from llmlite.gguf.writer import encode, with_alignment
+
+from hf_fixture import make_checkpoint, quantize_gguf
 
 Q8_0, F32 = gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.F32
 
@@ -66,14 +63,11 @@ def test_quantize_keeps_the_inputs_alignment(tmp_path):
         assert got[name] == (Q8_0 if x.shape[0] > 1 else F32, want), name
 
 
-def test_convert_with_another_alignment(shared_dir, tmp_path):
+def test_convert_with_another_alignment(tiny_path, tmp_path):
     from llmlite.convert_hf import HFSource
     from llmlite.quantize import write_quantized
 
-    src = shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not src.exists():
-        pytest.skip(f"{src} not present")
-    hf = HFSource(make_checkpoint(src, tmp_path / "hf"))
+    hf = HFSource(make_checkpoint(tiny_path, tmp_path / "hf"))
     try:
         write_quantized(hf, tmp_path / "a32.gguf", "q8_0")
         write_quantized(hf, tmp_path / "a256.gguf", "q8_0", alignment=256)

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 from typer.testing import CliRunner
 
 from llmlite.cli import app
 from llmlite.gguf import open_gguf
 
+from helpers import llmlite
+
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def info(*args):
@@ -141,15 +138,12 @@ def test_internal_error_is_one_line(monkeypatch, smollm2_path):
 
 
 def test_python_dash_m_and_subprocess_errors(smollm2_path, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    r = subprocess.run([sys.executable, "-m", "llmlite", "info", str(smollm2_path), "--json"],
-                       capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    r = llmlite("info", smollm2_path, "--json", timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["n_layer"] == 30
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (2**63).to_bytes(8, "little") + bytes(8))
-    r = subprocess.run([sys.executable, "-m", "llmlite", "info", str(bad)],
-                       capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    r = llmlite("info", bad, timeout=60)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and "2^63 tensors" in r.stderr
 

@@ -23,21 +23,11 @@ from gguf import quants as gq
 from llmlite import _lib as L
 from llmlite.gguf.constants import TYPE_NAMES, GGMLType as Q
 
-ISAS = ["scalar", "avx2", "avx512"]
+from isa import isas, using_isa
+
 BLOCK32 = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
 TYPE_IDS = {t: TYPE_NAMES[t] for t in BLOCK32}
 F32 = np.float32
-
-
-def _supported():
-    return [i for i in ISAS if L.cpu_has(i)]
-
-
-@pytest.fixture
-def restore_isa():
-    before = L.isa()
-    yield
-    assert L.set_isa(before)
 
 
 def make_weights(wtype: int, rows: int, k: int, seed: int) -> np.ndarray:
@@ -150,8 +140,8 @@ def test_fma32_rounds_once():
 
 # ------------------------------------------------------------------ checks shared by both families
 
-def _check_isas_agree(isas, wtype, raw, rows, k):
-    """Every ISA in isas gives the scalar kernel's bits for 1 to 9 columns (vec_dot,
+def _check_isas_agree(simd_isas, wtype, raw, rows, k):
+    """Every ISA in simd_isas gives the scalar kernel's bits for 1 to 9 columns (vec_dot,
     then every multi-column group size and leftover) and for 16 and 27 (the
     two-row kernels' passes of 12 and their tails, and the types whose two-row
     kernel only serves larger batches), through matmul (float activations) and
@@ -160,12 +150,12 @@ def _check_isas_agree(isas, wtype, raw, rows, k):
     X = make_x(ns[-1], k, seed=3 * k + wtype)
     xq = L.quantize_act(wtype, X)
     got = {}
-    for name in isas:
-        assert L.set_isa(name)
-        got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in ns],
-                     [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in ns])
+    for name in ["scalar", *simd_isas]:
+        with using_isa(name):
+            got[name] = ([L.matmul(wtype, raw, rows, k, X[:n]) for n in ns],
+                         [L.matmul_q(wtype, raw, rows, k, xq[:n]) for n in ns])
     ref = got["scalar"][1][-1]
-    for name in isas:
+    for name in simd_isas:
         for form, ys in zip(("matmul", "matmul_q"), got[name]):
             for n, y in zip(ns, ys):
                 np.testing.assert_array_equal(y, ref[:n], err_msg=f"{name} {form} ncols={n}")
@@ -186,24 +176,17 @@ def _check_emulation(wtype, raw, rows, k, model):
 
 @pytest.mark.parametrize("k", [32, 64, 96, 160, 576])
 @pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
-def test_bit_identical_across_isas(wtype, k, restore_isa):
+def test_bit_identical_across_isas(wtype, k, simd_isas):
     """Every ISA this CPU runs gives the scalar kernel's bits, for 1 to 9
     columns (vec_dot, then every multi-column group size and leftover), through
     matmul (float activations) and matmul_q (activation blocks)."""
-    isas = _supported()
-    if len(isas) < 2:
-        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
     rows = 21                                   # a 16-row tile and a short one
-    _check_isas_agree(isas, wtype, make_weights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
+    _check_isas_agree(simd_isas, wtype, make_weights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("wtype", BLOCK32, ids=TYPE_IDS.get)
-def test_equals_llamacpp_order(wtype, isa, restore_isa):
+def test_equals_llamacpp_order(wtype, isa):
     """Each ISA equals, bit for bit, the numpy emulation of llama.cpp's x86 order."""
-    if not L.cpu_has(isa):
-        pytest.skip(f"this CPU does not run {isa}")
-    assert L.set_isa(isa)
     for k in (32, 96, 576):
         _check_emulation(wtype, make_weights(wtype, 19, k, seed=7 * k + wtype), 19, k, emulate)
 
@@ -371,23 +354,16 @@ def test_kquant_orders_differ(wtype):
 
 @pytest.mark.parametrize("k", [256, 512, 768])
 @pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
-def test_kquant_bit_identical_across_isas(wtype, k, restore_isa):
+def test_kquant_bit_identical_across_isas(wtype, k, simd_isas):
     """Every ISA this CPU runs gives the scalar kernel's bits for 1 to 9 columns,
     through matmul (float activations) and matmul_q (Q8_K blocks)."""
-    isas = _supported()
-    if len(isas) < 2:
-        pytest.skip("this CPU runs no SIMD ISA that llmlite uses")
     rows = 21
-    _check_isas_agree(isas, wtype, make_kweights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
+    _check_isas_agree(simd_isas, wtype, make_kweights(wtype, rows, k, seed=k + 31 * wtype), rows, k)
 
 
-@pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
-def test_kquant_equals_llamacpp_order(wtype, isa, restore_isa):
+def test_kquant_equals_llamacpp_order(wtype, isa):
     """Each ISA equals, bit for bit, the numpy emulation of llama.cpp's batched order."""
-    if not L.cpu_has(isa):
-        pytest.skip(f"this CPU does not run {isa}")
-    assert L.set_isa(isa)
     for k in (256, 512, 768):
         _check_emulation(wtype, make_kweights(wtype, 19, k, seed=7 * k + wtype), 19, k, emulate_k)
 
@@ -397,18 +373,12 @@ def test_row_pairs_and_wide_column_groups_match_scalar(wtype, gtype):
     """The two-row kernels (vec_dot_ncw2 / vec_dot_nc2, up to 12 columns a pass) and the one-row
     tail of an odd row count give every row the scalar result's bits."""
     rng = np.random.RandomState(wtype)
-    before = L.isa()
-    try:
-        for rows in (1, 7, 33):
-            W = gq.quantize(rng.randn(rows, 256).astype(np.float32), gtype)
-            for nc in (2, 7, 13, 25):
-                X = rng.randn(nc, 256).astype(np.float32)
-                assert L.set_isa("scalar")
+    for rows in (1, 7, 33):
+        W = gq.quantize(rng.randn(rows, 256).astype(np.float32), gtype)
+        for nc in (2, 7, 13, 25):
+            X = rng.randn(nc, 256).astype(np.float32)
+            with using_isa("scalar"):
                 want = L.matmul(wtype, W, rows, 256, X)
-                for name in ISAS[1:]:
-                    if not L.cpu_has(name):
-                        continue
-                    assert L.set_isa(name)
+            for name in isas()[1:]:
+                with using_isa(name):
                     assert np.array_equal(L.matmul(wtype, W, rows, 256, X), want), (name, rows, nc)
-    finally:
-        assert L.set_isa(before)

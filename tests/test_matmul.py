@@ -18,7 +18,8 @@ from llmlite import _lib as L
 from llmlite.errors import LlmliteError
 from llmlite.gguf.constants import TYPE_NAMES, GGMLType as Q
 
-ISAS = ["scalar", "avx2", "avx512"]
+from isa import isas, using_isa
+
 BLOCK32 = [Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q8_0]
 KQUANTS = [Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K]
 FLOATS = [Q.F32, Q.F16, Q.BF16]
@@ -204,23 +205,7 @@ def assert_close(y, ref, bound, what=""):
                              f"got {y[c, r]!r} want {ref[c, r]!r} (err {err[c, r]:.3g}, limit {lim[c, r]:.3g})")
 
 
-# ---------------------------------------------------------------- fixtures
-
-def _supported_isas():
-    return [i for i in ISAS if L.cpu_has(i)]
-
-
-@pytest.fixture(params=ISAS)
-def isa(request):
-    name = request.param
-    if not L.cpu_has(name):
-        pytest.skip(f"this CPU does not run {name}")
-    before = L.isa()
-    assert L.set_isa(name)
-    assert L.isa() == name
-    yield name
-    assert L.set_isa(before)
-
+# ---------------------------------------------------------------- fixtures (isa, simd_isas: tests/conftest.py)
 
 @pytest.fixture
 def threads():
@@ -286,26 +271,19 @@ def test_matmul_vs_reference(wtype, isa):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_simd_vs_scalar(case):
+def test_simd_vs_scalar(case, simd_isas):
     """Each SIMD table against the scalar twin, same activation blocks."""
-    others = [i for i in _supported_isas() if i != "scalar"]
-    if not others:
-        pytest.skip("this CPU has no SIMD ISA that llmlite uses")
     wtype, rows, k = case
     raw, wdeq = make_weights(wtype, rows, k)
     X = random_x(3, k, seed=7 * k + rows)
     xq = make_act_blocks(wtype, X)
     _, bound = reference(wtype, raw, wdeq, xq, k)
-    before = L.isa()
-    try:
-        assert L.set_isa("scalar")
+    with using_isa("scalar"):
         y0 = L.matmul_q(wtype, raw, rows, k, xq)
-        for name in others:
-            assert L.set_isa(name)
+    for name in simd_isas:
+        with using_isa(name):
             y = L.matmul_q(wtype, raw, rows, k, xq)
-            assert_close(y, y0.astype(np.float64), bound, f"{TYPE_NAMES[wtype]} {name} vs scalar")
-    finally:
-        L.set_isa(before)
+        assert_close(y, y0.astype(np.float64), bound, f"{TYPE_NAMES[wtype]} {name} vs scalar")
 
 
 @pytest.mark.parametrize("nthreads", [1, 2])
@@ -439,15 +417,11 @@ def test_real_model_rows(model, request):
     want = {"smollm2": [Q.Q4_1, Q.Q8_0], "gemma3": [Q.Q4_K, Q.Q5_0, Q.Q6_K, Q.Q8_0]}[model]
     got = _real_rows(path, set(want))
     assert sorted(got) == sorted(want)
-    before = L.isa()
-    try:
-        for t, (name, k, rows, raw) in got.items():
-            wdeq = gq.dequantize(raw, _gqt(t)).astype(np.float64).reshape(rows, k)
-            X = random_x(3, k, seed=t)
-            xq = L.quantize_act(t, X)
-            ref, bound = reference(t, raw, wdeq, xq, k)
-            for name_isa in _supported_isas():
-                assert L.set_isa(name_isa)
+    for t, (name, k, rows, raw) in got.items():
+        wdeq = gq.dequantize(raw, _gqt(t)).astype(np.float64).reshape(rows, k)
+        X = random_x(3, k, seed=t)
+        xq = L.quantize_act(t, X)
+        ref, bound = reference(t, raw, wdeq, xq, k)
+        for name_isa in isas():
+            with using_isa(name_isa):
                 assert_close(L.matmul(t, raw, rows, k, X), ref, bound, f"{name} {name_isa}")
-    finally:
-        L.set_isa(before)

@@ -6,10 +6,8 @@ only when every layer does; a span that runs out of memory falls back to fewer
 layers with one line each; the CUDA loader fails with one clear line without a
 driver."""
 import json
-import os
+import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,10 @@ import pytest
 from llmlite._lib import lib
 from llmlite.model import Model
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT, llmlite, run_python
+
+# the tests that build the real CUDA backend (the others run its sources on the emulated runtime)
+needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="no nvcc: the CUDA backend cannot be built here")
 
 
 def _run(m, ids):
@@ -104,11 +105,9 @@ def test_auto_places_what_the_plan_says(smollm2_path, monkeypatch):
 
 
 def test_cli_prints_the_plan_and_answers_the_same(smollm2_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_OFFLOAD_BACKEND="cpu", NO_COLOR="1")
-    args = [sys.executable, "-m", "llmlite", "run", str(smollm2_path), "-p", "Name a colour.", "-n", "12",
-            "--temp", "0", "-c", "256"]
-    plain = subprocess.run(args + ["-ngl", "0"], capture_output=True, text=True, env=env, timeout=120)
-    split = subprocess.run(args + ["-ngl", "20"], capture_output=True, text=True, env=env, timeout=120)
+    args = ["run", smollm2_path, "-p", "Name a colour.", "-n", "12", "--temp", "0", "-c", "256"]
+    plain = llmlite(*args, "-ngl", "0", env={"LLMLITE_OFFLOAD_BACKEND": "cpu"})
+    split = llmlite(*args, "-ngl", "20", env={"LLMLITE_OFFLOAD_BACKEND": "cpu"})
     assert plain.returncode == split.returncode == 0, split.stderr
     assert split.stdout == plain.stdout and split.stdout.strip()
     err = split.stderr
@@ -117,7 +116,7 @@ def test_cli_prints_the_plan_and_answers_the_same(smollm2_path):
     assert "offload plan" not in plain.stderr
 
 
-def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
+def test_cuda_loader_without_a_driver_is_one_line(tmp_path, tiny_path):
     """A library that reports no driver (what libllmlite_cuda.so does on a machine
     without one), a missing library, a library without the entry points: each is
     refused with its reason, and a run asking for GPU layers goes on on the CPU"""
@@ -140,18 +139,11 @@ def test_cuda_loader_without_a_driver_is_one_line(tmp_path):
                       (other, "not an llmlite CUDA backend"), (old, "interface version 2, this build expects 3")):
         assert lib.llm_cuda_load(str(path).encode(), err, 256) == -1
         assert why in ffi.string(err).decode()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
-    env.pop("LLMLITE_OFFLOAD_BACKEND", None)
-    tiny = next(Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared")).glob("refs/synthetic/llama-mqa-tiny-f16.gguf"),
-                None)
-    if tiny is None:
-        pytest.skip("the synthetic model is not present")
-    r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(tiny), "--raw", "-p", "Hi", "-n", "2",
-                        "-ngl", "all"], capture_output=True, text=True, env=env, timeout=120)
+    env = {"LLMLITE_CUDA_LIB": so, "LLMLITE_OFFLOAD_BACKEND": None}
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "2", "-ngl", "all", env=env)
     assert r.returncode == 0, r.stderr
     assert "no NVIDIA driver (CUDA driver version is insufficient): running on the CPU" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(tiny), "--raw", "-p", "Hi", "-n", "2"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "2", env=env)
     assert r.returncode == 0 and "no NVIDIA driver" in r.stderr     # auto says why too, once the library is there
 
 
@@ -169,7 +161,9 @@ def test_plan_counts_what_the_span_takes(which, n_gpu, smollm2_path, gemma3_path
     assert side.total == m.weights.span_bytes
 
 
-@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="no nvcc: the CUDA backend cannot be built here")
+@pytest.mark.slow
+@pytest.mark.gpu
+@needs_nvcc
 def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smollm2_path):
     """make cuda (one architecture, to be quick) builds the real backend; on a machine
     without a driver it loads, says why it cannot run in one line, and the run goes on
@@ -181,11 +175,10 @@ def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smol
     syms = subprocess.run(["nm", "-D", "--defined-only", str(so)], capture_output=True, text=True).stdout
     assert sorted(ln.split()[-1] for ln in syms.splitlines() if ln.split()[-1].startswith("llm")) == \
         ["llmcuda_device_info", "llmcuda_span_ops"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LLMLITE_CUDA_LIB=str(so), NO_COLOR="1")
-    env.pop("LLMLITE_OFFLOAD_BACKEND", None)
-    args = [sys.executable, "-m", "llmlite", "run", str(smollm2_path), "-p", "Hi", "-n", "6", "--temp", "0"]
-    gpu = subprocess.run(args + ["-ngl", "all"], capture_output=True, text=True, env=env, timeout=120)
-    cpu = subprocess.run(args + ["-ngl", "0"], capture_output=True, text=True, env=env, timeout=120)
+    env = {"LLMLITE_CUDA_LIB": so, "LLMLITE_OFFLOAD_BACKEND": None}
+    args = ["run", smollm2_path, "-p", "Hi", "-n", "6", "--temp", "0"]
+    gpu = llmlite(*args, "-ngl", "all", env=env)
+    cpu = llmlite(*args, "-ngl", "0", env=env)
     assert gpu.returncode == 0 and gpu.stdout == cpu.stdout
     from llmlite.offload import load_cuda
 
@@ -194,7 +187,9 @@ def test_cuda_library_builds_and_without_a_driver_the_run_goes_on(tmp_path, smol
         assert len(lines) == 1 and ("driver" in lines[0] or "GPU" in lines[0]), gpu.stderr
 
 
-@pytest.mark.skipif(not __import__("shutil").which("nvcc"), reason="no nvcc: the CUDA backend cannot be built here")
+@pytest.mark.slow
+@pytest.mark.gpu
+@needs_nvcc
 def test_cuda_matmul_reads_weights_through_the_read_only_cache(tmp_path):
     """every matmul kernel loads its weights and activations with ld.global.nc (the
     read-only path a decode matvec streams through); a plain ld.global in a kernel
@@ -228,9 +223,8 @@ def test_plan_is_what_the_cuda_span_allocates(emulated_cuda_lib, smollm2_path, g
             "    m = Model(p, n_ctx=512, gpu_layers=n)\n"
             "    print(m.weights.backend, m.weights.n_gpu, m.weights.span_bytes, m.offload_plan.gpu.total)\n"
             "    m.close()\n")
-    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda")
-    r = subprocess.run([sys.executable, "-c", code, str(smollm2_path), str(gemma3_path)], capture_output=True,
-                       text=True, env=env, timeout=300)
+    r = run_python(code, smollm2_path, gemma3_path,
+                   env={"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_OFFLOAD_BACKEND": "cuda"})
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines()]
     assert [(b, int(n)) for b, n, _, _ in rows] == [("cuda", 12), ("cuda", 30), ("cuda", 9), ("cuda", 18)]
@@ -247,14 +241,11 @@ def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, sm
             "n = m.weights.n_gpu\n"
             "p = offload.plan_split(offload.model_costs(m.gguf, 512, 256), None, 0, gpu_layers=n)\n"
             "print('result', m.weights.backend, n, m.weights.span_bytes, p.gpu.total)\n")
-    full = int(subprocess.run(
-        [sys.executable, "-c", "import sys; from llmlite import offload; print(offload.plan_split("
-         "offload.model_costs(sys.argv[1], 512, 256), None, 0, gpu_layers=30).gpu.total)", str(smollm2_path)],
-        capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout)
-    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
-               EMU_ALLOC_LIMIT=str(full // 2))
-    r = subprocess.run([sys.executable, "-c", code, str(smollm2_path)], capture_output=True, text=True, env=env,
-                       timeout=300)
+    full = int(run_python("import sys; from llmlite import offload; print(offload.plan_split("
+                          "offload.model_costs(sys.argv[1], 512, 256), None, 0, gpu_layers=30).gpu.total)", smollm2_path,
+                          check=True).stdout)
+    r = run_python(code, smollm2_path, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_OFFLOAD_BACKEND": "cuda",
+                                            "EMU_ALLOC_LIMIT": full // 2})
     assert r.returncode == 0, r.stderr
     fails = [x for x in r.stdout.splitlines() if x.startswith("offload of")]
     assert fails and all("out of memory" in x for x in fails), r.stdout
@@ -263,6 +254,7 @@ def test_cuda_span_out_of_memory_retries_with_fewer_layers(emulated_cuda_lib, sm
     assert backend == "cuda" and 0 < int(n) < 30 and int(got) == int(plan) <= full // 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sticky", "soft"])
 def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, kind):
     """a kernel that fails on the device during the 3rd or so decode step (EMU_FAIL_LAUNCH:
@@ -272,8 +264,6 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     tokens, bit for bit. With LLMLITE_DEVICE_FALLBACK=0 (the device checks) the step
     raises instead, with the device's reason; bench reports such a split as failed."""
     tiny = shared_dir / "refs" / "synthetic" / "llama-ropefreqs-tiny-q4_1.gguf"
-    if not tiny.exists():
-        pytest.skip("the synthetic model is not present")
     code = ("import sys, numpy as np; from llmlite.model import Model\n"
             "notes = []\n"
             "m = Model(sys.argv[1], n_ctx=64, gpu_layers='all', notify=notes.append)\n"
@@ -286,10 +276,9 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
             "ref = Model(sys.argv[1], n_ctx=64, gpu_layers=0)\n"
             "ref.eval(m.tokens[:-1])\n"
             "print('same', int(np.array_equal(ref.step(m.tokens[-1]), logits)))\n")
-    env = dict(os.environ, LLMLITE_CUDA_LIB=str(emulated_cuda_lib), LLMLITE_OFFLOAD_BACKEND="cuda",
-               EMU_FAIL_LAUNCH="100", EMU_FAIL_KIND=kind, PYTHONPATH=str(ROOT))
-    env.pop("LLMLITE_DEVICE_FALLBACK", None)
-    r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True, env=env, timeout=300)
+    env = {"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_OFFLOAD_BACKEND": "cuda", "EMU_FAIL_LAUNCH": 100,
+           "EMU_FAIL_KIND": kind, "LLMLITE_DEVICE_FALLBACK": None}
+    r = run_python(code, tiny, env=env)
     assert r.returncode == 0, r.stderr
     out = dict(line.split(" ", 1) for line in r.stdout.splitlines())
     assert out["before"] == "cuda 4" and out["after"] == "cpu 0 17" and out["same"] == "1", r.stdout
@@ -298,14 +287,12 @@ def test_a_failing_device_hands_over_to_the_cpu(emulated_cuda_lib, shared_dir, k
     assert "continuing on the CPU (the " in out["note"]
     assert ("cannot be used again by this process" in out["note"]) == (kind == "sticky")
 
-    r = subprocess.run([sys.executable, "-c", code, str(tiny)], capture_output=True, text=True,
-                       env=dict(env, LLMLITE_DEVICE_FALLBACK="0"), timeout=300)
+    r = run_python(code, tiny, env={**env, "LLMLITE_DEVICE_FALLBACK": 0})
     assert r.returncode != 0 and "before cuda 4" in r.stdout and "after" not in r.stdout
     assert "llmlite.errors.DeviceLost: GPU error: cuda span: " in r.stderr     # an LlmliteError
     assert why in r.stderr
 
-    r = subprocess.run([sys.executable, "-m", "llmlite", "bench", str(tiny), "-ngl", "all", "-p", "8", "-n", "16",
-                        "-r", "1", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    r = llmlite("bench", tiny, "-ngl", "all", "-p", "8", "-n", "16", "-r", "1", "--json", env=env)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["tests"]
     assert len(rows) == 1 and why in rows[0]["error"] and "continuing on the CPU" in rows[0]["error"], rows

@@ -1,12 +1,13 @@
 """The machine probes (csrc/probe.c): the clock and the read-bandwidth probe."""
 import math
-import subprocess
 import sys
 import time
 
 import pytest
 
 from llmlite._lib import lib
+
+from helpers import ROOT, run_python
 
 
 def test_now_is_monotonic_seconds():
@@ -56,14 +57,14 @@ def test_probe_after_thread_changes_does_not_hang():
         "    assert lib.llm_probe_read_bw(8192, 2 - i % 2, 1) > 0\n"
         "print('ok')\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = run_python(code, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
 
 
 def test_matvec_throughput_accounts_for_every_2d_weight(smollm2_path):
     # the kernel benchmark's bookkeeping (not its speed): every 2-D weight is
     # timed once per pass and its bytes counted under its type; threads restored
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from matvec import matvec_throughput
     from llmlite.gguf import open_gguf
 

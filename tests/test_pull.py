@@ -4,35 +4,29 @@ cache, a download cut at 50% and resumed, a corrupted file rejected and removed,
 offline mode with and without the file cached, org/repo:QUANT picking, list, rm."""
 import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hub_standin import Hub  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import llmlite, spawn_llmlite
+from hub_standin import Hub
 
 
 @pytest.fixture()
-def hub(shared_dir, tmp_path):
+def hub(tiny_path, tmp_path):
     h = Hub()
-    data = (Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf").read_bytes()
+    data = tiny_path.read_bytes()
     h.files["org/tiny-GGUF"] = {"tiny-Q4_K_M.gguf": data, "tiny-Q8_0.gguf": data[:-4096] + bytes(4096),
                                 "README.md": b"# tiny\n"}
     h.data = data
-    h.env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", HF_ENDPOINT=h.url, HF_HOME=str(tmp_path / "hf"),
-                 LLMLITE_CACHE=str(tmp_path / "llmlite"), HF_HUB_DISABLE_PROGRESS_BARS="1")
-    h.env.pop("HF_HUB_OFFLINE", None)
+    # what every run against it has: the stand-in's address, its own caches, no bars, online
+    h.env = {"HF_ENDPOINT": h.url, "HF_HOME": str(tmp_path / "hf"), "LLMLITE_CACHE": str(tmp_path / "llmlite"),
+             "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": None}
     yield h
     h.close()
 
 
 def run(hub, *args, **env):
-    return subprocess.run([sys.executable, "-m", "llmlite", *args], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT, env={**hub.env, **env})
+    return llmlite(*args, timeout=120, env={**hub.env, **env})
 
 
 def test_clean_pull_list_rm(hub, tmp_path):
@@ -104,9 +98,8 @@ def test_progress_bar_in_a_terminal(hub, tmp_path):
     pexpect = pytest.importorskip("pexpect")
     hub.files["org/slow-GGUF"] = {"slow-Q4_K_M.gguf": os.urandom(24 << 20)}
     hub.rate = 12 << 20                  # 2 s for the file; the client reports each 10 MiB it writes
-    env = {k: v for k, v in hub.env.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}
-    c = pexpect.spawn(sys.executable, ["-m", "llmlite", "pull", "org/slow-GGUF"], cwd=str(ROOT),
-                      env=dict(env, TERM="xterm"), encoding="utf-8", timeout=60, dimensions=(24, 160))
+    c = spawn_llmlite("pull", "org/slow-GGUF", env={**hub.env, "HF_HUB_DISABLE_PROGRESS_BARS": None, "TERM": "xterm"},
+                      encoding="utf-8", timeout=60, dimensions=(24, 160))
     c.expect(pexpect.EOF)
     c.close()
     out = c.before

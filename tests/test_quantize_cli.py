@@ -4,24 +4,18 @@ tensors in the loader's order, data aligned to 32), the reference quantizers'
 bytes, and the failure cases (one line, nothing left at OUTPUT).
 benchmarks/quantize_vs_llamacpp.py compares whole files with llama.cpp's."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import quantize_cli, quantize_gguf  # noqa: E402
 from llmlite import _lib
 from llmlite.gguf import open_gguf
 from llmlite.quantize import FTYPES, plan, use_more_bits
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import llmlite as cli
+from hf_fixture import quantize_gguf
+
 Q4_K, Q5_0, Q6_K, Q8_0, F16, F32 = 12, 6, 14, 8, 1, 0
-
-
-cli = quantize_cli
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +52,7 @@ def test_float_types_take_no_mixture(smol_f16):
             assert types == {want}, ty
 
 
+@pytest.mark.slow
 def test_file_layout_and_bytes(smol_f16, tmp_path):
     out = tmp_path / "q8.gguf"
     r = quantize_gguf(smol_f16, out, "q8_0")
@@ -87,7 +82,7 @@ def test_file_layout_and_bytes(smol_f16, tmp_path):
 def test_cli_writes_a_model_that_runs(smol_f16, tmp_path):
     src = tmp_path / "m.gguf"
     os.symlink(smol_f16, src)
-    r = cli(src, "--type", "Q4_K_M", "-t", "2")
+    r = cli("quantize", src, "--type", "Q4_K_M", "-t", "2")
     assert r.returncode == 0, r.stderr
     out = tmp_path / "m-Q4_K_M.gguf"
     assert out.is_file() and "bits per weight" in r.stderr
@@ -102,7 +97,7 @@ def test_cli_writes_a_model_that_runs(smol_f16, tmp_path):
 
 def test_dry_run_prints_the_plan_and_writes_nothing(smol_f16, tmp_path):
     out = tmp_path / "x.gguf"
-    r = cli(smol_f16, out, "--type", "q6_k", "--dry-run")
+    r = cli("quantize", smol_f16, out, "--type", "q6_k", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "blk.29.ffn_down.weight" in r.stdout and "Q6_K" in r.stdout and "bits per weight" in r.stdout
     assert not out.exists()
@@ -113,21 +108,21 @@ def test_dry_run_prints_the_plan_and_writes_nothing(smol_f16, tmp_path):
     (["--type", "q4_0", "{same}"], ["overwrite the input"]),
 ])
 def test_bad_options(smol_f16, args, words):
-    r = cli(smol_f16, *[str(smol_f16) if a == "{same}" else a for a in args])
+    r = cli("quantize", smol_f16, *[str(smol_f16) if a == "{same}" else a for a in args])
     assert r.returncode == 2 and "Traceback" not in r.stderr
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and all(w in line for w in words), line
 
 
 def test_bad_inputs(tmp_path, smollm2_path):
-    r = cli(tmp_path / "missing.gguf")
+    r = cli("quantize", tmp_path / "missing.gguf")
     assert r.returncode == 2 and "no such file" in r.stderr
     junk = tmp_path / "junk.gguf"
     junk.write_bytes(b"not a gguf at all" * 10)
-    r = cli(junk, tmp_path / "o.gguf")
+    r = cli("quantize", junk, tmp_path / "o.gguf")
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
     assert not (tmp_path / "o.gguf").exists()
-    r = cli(smollm2_path, tmp_path / "o.gguf", "--type", "q4_0")   # Q4_1 weights: requantizing
+    r = cli("quantize", smollm2_path, tmp_path / "o.gguf", "--type", "q4_0")   # Q4_1 weights: requantizing
     assert r.returncode == 2 and "--allow-requantize" in r.stderr
     assert not (tmp_path / "o.gguf").exists()
 

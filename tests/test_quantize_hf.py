@@ -6,20 +6,12 @@ metadata as the original GGUF, tokenize the refs' texts as the original does, an
 score a text as the original does; bad checkpoints give one line."""
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hf_fixture import make_checkpoint, quantize_cli, quantize_gguf, write_safetensors  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-cli = quantize_cli
+from helpers import llmlite as cli, start_llmlite
+from hf_fixture import make_checkpoint, quantize_gguf, write_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +23,7 @@ def hf(smollm2_path, tmp_path_factory):
 def converted(hf, smollm2_path, tmp_path_factory):
     """(q8_0 from the checkpoint, q8_0 from an F16 GGUF of the same weights)"""
     d = tmp_path_factory.mktemp("conv")
-    r = cli(hf, d / "hf-q8.gguf", "--type", "q8_0")
+    r = cli("quantize", hf, d / "hf-q8.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
     quantize_gguf(smollm2_path, d / "f16.gguf", "f16", allow_requantize=True)
     quantize_gguf(d / "f16.gguf", d / "gguf-q8.gguf", "q8_0")
@@ -48,6 +40,7 @@ def test_same_tensors_as_from_gguf(converted):
         assert ta.data.tobytes() == tb.data.tobytes(), ta.name
 
 
+@pytest.mark.slow
 def test_same_metadata_as_the_original(converted, smollm2_path):
     from gguf import GGUFReader
 
@@ -81,7 +74,7 @@ def test_tokenizes_and_scores_as_the_original(converted, smollm2_path, shared_di
 
 
 def test_q4_k_m_from_the_safetensors_file(hf, tmp_path):
-    r = cli(hf / "model.safetensors", tmp_path / "q4.gguf", "--type", "q4_k_m")
+    r = cli("quantize", hf / "model.safetensors", tmp_path / "q4.gguf", "--type", "q4_k_m")
     assert r.returncode == 0, r.stderr
     import llmlite
 
@@ -126,7 +119,7 @@ def test_bad_checkpoints(hf, tmp_path, case, words):
         write_safetensors(d / "model.safetensors", {"model.embed_tokens.weight": np.zeros((4, 4), np.float32)})
         raw = (d / "model.safetensors").read_bytes().replace(b'"F32"', b'"I8" ', 1)
         (d / "model.safetensors").write_bytes(raw)
-    r = cli(d, tmp_path / "out.gguf")
+    r = cli("quantize", d, tmp_path / "out.gguf")
     assert r.returncode == 2, r.stderr
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and "Traceback" not in r.stderr, r.stderr
@@ -140,6 +133,7 @@ LLAMA3_SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, 
                   "original_max_position_embeddings": 128}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1"])
 def test_other_checkpoints(name, shared_dir, tmp_path):
     """Qwen2 (q/k/v biases, no permutation), Qwen3 (q/k norms, head_dim apart from
@@ -151,7 +145,7 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
 
     src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
     hf = make_checkpoint(src, tmp_path / name, LLAMA3_SCALING if "ropefreqs" in name else None)
-    r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
+    r = cli("quantize", hf, tmp_path / "hf.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
     quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
     quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
@@ -166,6 +160,7 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
             assert a.fields[k].contents() == o.fields[k].contents(), k
 
 
+@pytest.mark.slow
 def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
     """Gemma 3 (four norms per layer stored minus one, sliding window, linear rope
     scaling, a local rope base): from the synthetic refs model to a checkpoint and
@@ -178,7 +173,7 @@ def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
 
     src = shared_dir / "refs" / "synthetic" / "gemma3-tiny-bf16.gguf"
     hf = make_checkpoint(src, tmp_path / "g3")
-    r = cli(hf, tmp_path / "hf.gguf", "--type", "q8_0")
+    r = cli("quantize", hf, tmp_path / "hf.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
     quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
     quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
@@ -199,6 +194,7 @@ def test_gemma3_synthetic_checkpoint(shared_dir, tmp_path):
             assert a.fields[k].contents() == o.fields[k].contents(), k
 
 
+@pytest.mark.slow
 def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
     """The real gemma3-270m as a checkpoint with a SentencePiece tokenizer.model (262k
     pieces, read without the sentencepiece package): q8_0 from it has the original's
@@ -208,7 +204,7 @@ def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
 
     hf = make_checkpoint(gemma3_path, tmp_path / "gemma-3-270m")
     assert (hf / "tokenizer.model").is_file() and not (hf / "tokenizer.json").exists()
-    r = cli(hf, tmp_path / "q8.gguf", "--type", "q8_0")
+    r = cli("quantize", hf, tmp_path / "q8.gguf", "--type", "q8_0")
     assert r.returncode == 0, r.stderr
     a, o = GGUFReader(str(tmp_path / "q8.gguf")), GGUFReader(str(gemma3_path))
     for k in o.fields:
@@ -227,15 +223,15 @@ def test_gemma3_sentencepiece_checkpoint(gemma3_path, shared_dir, tmp_path):
 
 
 @pytest.mark.parametrize("dtype,ftype,tid", [("BF16", "bf16", 30), ("F32", "f32", 0)])
-def test_bf16_and_f32_checkpoints(dtype, ftype, tid, shared_dir, tmp_path):
+def test_bf16_and_f32_checkpoints(dtype, ftype, tid, tiny_path, tmp_path):
     """safetensors in BF16 or F32, written out in the same type: each matrix's bytes
     are the original values in that type (llama's q/k rows permuted back)."""
     from llmlite import _lib
     from llmlite.gguf import open_gguf
 
-    src = shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+    src = tiny_path
     hf = make_checkpoint(src, tmp_path / "m", dtype=dtype)
-    r = cli(hf, tmp_path / "out.gguf", "--type", ftype)
+    r = cli("quantize", hf, tmp_path / "out.gguf", "--type", ftype)
     assert r.returncode == 0, r.stderr
     with open_gguf(tmp_path / "out.gguf") as a, open_gguf(src) as o:
         for name, to in o.tensors.items():
@@ -254,10 +250,7 @@ def test_sigint_while_writing_leaves_nothing(smollm2_path, tmp_path):
     import time
 
     out = tmp_path / "out.gguf"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    p = subprocess.Popen([sys.executable, "-m", "llmlite", "quantize", str(smollm2_path), str(out), "--type", "f32",
-                          "--allow-requantize", "-t", "1"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = start_llmlite("quantize", smollm2_path, out, "--type", "f32", "--allow-requantize", "-t", "1", text=True)
     deadline = time.time() + 60
     while not any(f.name.startswith(".out.gguf.part") for f in tmp_path.iterdir()) and time.time() < deadline:
         time.sleep(0.01)
@@ -289,21 +282,20 @@ def test_sharded_checkpoint(shared_dir, tmp_path):
     (two / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {}, "weight_map": {n: f for f, part in shards.items() for n in part}}))
     for d, out in ((one, "a.gguf"), (two, "b.gguf")):
-        r = cli(d, tmp_path / out, "--type", "q8_0")
+        r = cli("quantize", d, tmp_path / out, "--type", "q8_0")
         assert r.returncode == 0, r.stderr
     assert (tmp_path / "a.gguf").read_bytes() == (tmp_path / "b.gguf").read_bytes()
 
 
-def test_mistral_checkpoint(shared_dir, tmp_path):
+def test_mistral_checkpoint(tiny_path, tmp_path):
     """MistralForCausalLM converts as llama (q/k permutation included)"""
-
-    hf = make_checkpoint(shared_dir / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf", tmp_path / "m")
-    r = cli(hf, tmp_path / "llama.gguf", "--type", "f16")
+    hf = make_checkpoint(tiny_path, tmp_path / "m")
+    r = cli("quantize", hf, tmp_path / "llama.gguf", "--type", "f16")
     assert r.returncode == 0, r.stderr
     cfg = json.loads((hf / "config.json").read_text())
     cfg["architectures"] = ["MistralForCausalLM"]
     (hf / "config.json").write_text(json.dumps(cfg))
-    r = cli(hf, tmp_path / "mistral.gguf", "--type", "f16")
+    r = cli("quantize", hf, tmp_path / "mistral.gguf", "--type", "f16")
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "llama.gguf").read_bytes() == (tmp_path / "mistral.gguf").read_bytes()
 
@@ -318,9 +310,7 @@ def test_full_disk_gives_one_line_and_no_file(hf, tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20 << 20, 20 << 20))
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
-    r = subprocess.run([sys.executable, "-m", "llmlite", "quantize", str(hf), str(tmp_path / "out.gguf"), "--type",
-                        "q8_0"], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env, preexec_fn=limit)
+    r = cli("quantize", hf, tmp_path / "out.gguf", "--type", "q8_0", preexec_fn=limit)
     assert r.returncode == 1, r.stderr
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and "Traceback" not in r.stderr and "too large" in line, r.stderr

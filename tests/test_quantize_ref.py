@@ -79,6 +79,7 @@ def test_bad_sizes_are_refused():
         _lib.quantize_rows(20, np.zeros((2, 256), np.float32))      # IQ4_NL: not written
 
 
+@pytest.mark.slow
 def test_every_smollm2_tensor_matches_llamacpp(refs, smollm2_path):
     """Every 2-D SmolLM2 tensor, dequantized, quantized to every type whose blocks
     fit its rows: the sha256 (first 8 bytes) of llama.cpp's bytes, recorded in the

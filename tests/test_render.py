@@ -8,7 +8,6 @@ import pytest
 from rich.console import Console
 from rich.markdown import Markdown
 
-from llmlite import render
 from llmlite.render import MarkdownStream, markdown_ok, stream_pieces
 
 REPLY = (

@@ -4,21 +4,20 @@ and a message too long for the context."""
 import os
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import llmlite, spawn_llmlite
+
 pexpect = pytest.importorskip("pexpect")
 
-ROOT = Path(__file__).resolve().parents[1]
 STATS = re.compile(r"prompt (\d+) tokens(?: \((\d+) cached\))?, [^|]*\| generated (\d+) tokens[^|]*\| stop: (\w+)")
 PROMPT = "> "
 
 
 def spawn(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1", TERM="dumb")
-    c = pexpect.spawn(sys.executable, ["-m", "llmlite", "chat", *map(str, args)], cwd=str(ROOT), env=env,
-                      encoding="utf-8", codec_errors="replace", timeout=timeout, dimensions=(50, 250))
+    c = spawn_llmlite("chat", *args, env={"TERM": "dumb"}, encoding="utf-8", codec_errors="replace", timeout=timeout,
+                      dimensions=(50, 250))
     c.expect_exact("llmlite chat:")          # the banner of an interactive session
     c.expect_exact(PROMPT)
     return c
@@ -92,11 +91,8 @@ def test_repl_two_turns_ctrl_c_clear_bye(smollm2_path, closing):
     assert finish(c) == 0
 
 
-def test_repl_context_overflow_ctrl_d(shared_dir, closing):
-    tiny = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not tiny.exists():
-        pytest.skip(f"{tiny} not present")
-    c = spawn(tiny, "--temp", "0", "-n", "4", "-c", "96")
+def test_repl_context_overflow_ctrl_d(tiny_path, closing):
+    c = spawn(tiny_path, "--temp", "0", "-n", "4", "-c", "96")
     closing(c)
     _, p1, _, g1, _ = turn(c, "Hi")
     # a message the context cannot hold: refused with its size and the -c that fits; the chat goes on
@@ -115,11 +111,10 @@ def test_repl_context_overflow_ctrl_d(shared_dir, closing):
     assert c.exitstatus == 0
 
 
-def test_gauge_and_history_across_sessions(shared_dir, tmp_path, monkeypatch):
+def test_gauge_and_history_across_sessions(tiny_path, tmp_path, monkeypatch):
     """The prompt shows the context in use; the input history is kept across sessions"""
-    tiny = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
     monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
-    c = spawn(tiny, "-n", "2", "--temp", "0", "-c", "256")
+    c = spawn(tiny_path, "-n", "2", "--temp", "0", "-c", "256")
     assert "[0/256] " in c.before + c.after
     turn(c, "a line to remember")
     c.sendline("/stats")
@@ -147,6 +142,7 @@ def _timed_turn(c, text):
     return ttft, reply, int(m.group(1)), int(m.group(2) or 0), int(m.group(3)), m.group(4)
 
 
+@pytest.mark.slow
 def test_ten_turns_with_commands_interrupt_overflow(smollm2_path, tmp_path, closing):
     """A ten-turn conversation through a pseudo-terminal: /set, Ctrl-C mid-reply,
     /save, /regen, /clear + /load, a turn that overflows the context (the REPL asks
@@ -257,22 +253,17 @@ def test_ten_turns_with_commands_interrupt_overflow(smollm2_path, tmp_path, clos
 def test_markdown_on_a_terminal_plain_otherwise(smollm2_path, closing):
     """A reply is rendered as Markdown on a terminal (the numbered list gets Rich's
     list style, no literal "1."), as the model wrote it with --plain or a pipe"""
-    import subprocess
-
     ask = ["run", str(smollm2_path), "--temp", "0", "-n", "60", "-p",
            "Give a numbered list of three fruits, one word each."]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm")
-    env.pop("NO_COLOR", None)
-    env.pop("LLMLITE_PLAIN", None)
+    colour = {"TERM": "xterm", "NO_COLOR": None, "LLMLITE_PLAIN": None}     # what a user's terminal has
     out = {}
     for mode in ("markdown", "plain"):
-        c = pexpect.spawn(sys.executable, ["-m", "llmlite", *ask] + (["--plain"] if mode == "plain" else []),
-                          cwd=str(ROOT), env=env, encoding="utf-8", timeout=120, dimensions=(40, 100))
+        c = spawn_llmlite(*ask, *(["--plain"] if mode == "plain" else []), env=colour, encoding="utf-8", timeout=120,
+                          dimensions=(40, 100))
         closing(c)
         c.expect(pexpect.EOF)
         out[mode] = c.before.split("\x1b[2mprompt")[0]
-    piped = subprocess.run([sys.executable, "-m", "llmlite", *ask], capture_output=True, text=True, cwd=ROOT,
-                           env=env, timeout=120).stdout
+    piped = llmlite(*ask, env=colour, timeout=120).stdout
     items = re.findall(r"^\d\. (\w+)", out["plain"].replace("\r\n", "\n"), re.M)
     assert len(items) == 3 and piped.replace("\r\n", "\n").strip() == out["plain"].replace("\r\n", "\n").strip()
     md = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out["markdown"]).replace("\r\n", "\n").replace("\r", "\n")

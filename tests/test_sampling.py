@@ -1,15 +1,14 @@
 """Sampling (llama.cpp's chain and semantics) and the decode loop's stops: each stage
 against a plain numpy reference, seeds, the empirical distribution of draws,
 general.sampling.* metadata, stop strings, EOS/EOT ids and max_tokens."""
-import math
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from llmlite.genconfig import GenerationConfig
 from llmlite.generate import GenStats, generate_text, generate_tokens
 from llmlite.sampling import Sampler, SamplingParams, top_k_ids
+
+from helpers import llmlite as cli, rewrite_gguf
 
 # every stage off: what a test turns on is the only thing that acts
 OFF = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
@@ -274,21 +273,6 @@ def test_same_seed_same_draws():
 
 # ---- the tiny synthetic model (random weights, SmolLM2's tokenizer) --------------------------
 
-@pytest.fixture(scope="module")
-def tiny_path(shared_dir):
-    p = Path(shared_dir) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    if not p.exists():
-        pytest.skip(f"{p} not present")
-    return p
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_path):
-    import llmlite
-
-    return llmlite.load(tiny_path, n_ctx=256)
-
-
 def test_generate_same_seed_same_text(tiny):
     kw = dict(max_tokens=24, temperature=1.5, top_k=0, top_p=1.0, min_p=0.0)
     a = "".join(tiny.generate("Hello world", seed=42, **kw))
@@ -298,33 +282,6 @@ def test_generate_same_seed_same_text(tiny):
     assert c != a
     g = "".join(tiny.generate("Hello world", max_tokens=24, temperature=0))
     assert g != a      # it did sample
-
-
-def _with_kv(src, dst, kvs):
-    """A byte copy of a GGUF with scalar metadata added or replaced: {key: float | int}
-    (written as FLOAT32 / INT32)."""
-    import struct
-
-    from gguf import GGUFReader
-
-    def gstr(x):
-        b = x.encode()
-        return struct.pack("<Q", len(b)) + b
-
-    r = GGUFReader(src)
-    raw = np.memmap(src, mode="r", dtype=np.uint8)
-    fields = [b"".join(p.tobytes() for p in f.parts) for k, f in r.fields.items()
-              if not k.startswith("GGUF.") and k not in kvs]
-    fields += [gstr(k) + (struct.pack("<If", 6, v) if isinstance(v, float) else struct.pack("<Ii", 5, v))
-               for k, v in kvs.items()]
-    last = r.tensors[-1].field
-    infos = raw[r.tensors[0].field.offset:last.offset + sum(p.nbytes for p in last.parts)].tobytes()
-    head = b"GGUF" + struct.pack("<IQQ", 3, len(r.tensors), len(fields)) + b"".join(fields) + infos
-    head += b"\0" * (-len(head) % int(r.alignment))
-    with open(dst, "wb") as f:
-        f.write(head)
-        f.write(raw[r.data_offset:].tobytes())
-    return dst
 
 
 def test_metadata_sampling_overrides_defaults():
@@ -346,16 +303,12 @@ def test_metadata_sampling_overrides_defaults():
 
 
 def test_gguf_sampling_keys_reach_generate(tiny, tiny_path, tmp_path):
-    import os
-    import subprocess
-    import sys
-
     import llmlite
 
     greedy = "".join(tiny.generate("Hello world", max_tokens=16, temperature=0))
     sampled = "".join(tiny.generate("Hello world", max_tokens=16, seed=3))
     assert sampled != greedy
-    path = _with_kv(tiny_path, tmp_path / "t.gguf", {"general.sampling.temp": 0.0, "general.sampling.top_k": 1})
+    path = rewrite_gguf(tiny_path, tmp_path / "t.gguf", kv={"general.sampling.temp": 0.0, "general.sampling.top_k": 1})
     m = llmlite.load(path, n_ctx=256)
     assert m.metadata["general.sampling.top_k"] == 1
     assert "".join(m.generate("Hello world", max_tokens=16, seed=3)) == greedy          # the file's temp 0
@@ -363,10 +316,7 @@ def test_gguf_sampling_keys_reach_generate(tiny, tiny_path, tmp_path):
     assert "".join(m.generate("Hello world", max_tokens=16, seed=3, temperature=0.8, top_k=40)) == sampled
     m.close()
     # the CLI passes only what the user gave
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "llmlite", "run", str(path), "--raw", "-p", "Hello world", "-n", "16",
-                        "--seed", "3", "--no-lookup"], capture_output=True, text=True, timeout=120, cwd=root,
-                       env=dict(os.environ, PYTHONPATH=str(root)))
+    r = cli("run", path, "--raw", "-p", "Hello world", "-n", "16", "--seed", "3", "--no-lookup")
     assert r.returncode == 0, r.stderr
     assert r.stdout == greedy + ("" if greedy.endswith("\n") else "\n")
 

@@ -1,0 +1,93 @@
+"""What several test files share that is a plain function rather than a fixture:
+running the CLI as a user does, and a GGUF copied with edits. (The fixtures, the
+models and the shared reference data among them, are in tests/conftest.py.)"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# `python -m llmlite` with this interpreter; cli_env's PYTHONPATH makes it the checkout's package
+LLMLITE = [sys.executable, "-m", "llmlite"]
+
+
+def cli_env(**env) -> dict:
+    """The environment of a CLI run: this checkout first on the path, no colour codes
+    (the tests read the text); env adds or replaces variables, a value of None removes one."""
+    e = dict(os.environ, PYTHONPATH=str(ROOT), NO_COLOR="1")
+    for k, v in env.items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = str(v)
+    return e
+
+
+def _run(argv, input=None, timeout=300, env=None, **run) -> subprocess.CompletedProcess:
+    return subprocess.run(list(map(str, argv)), input=input, capture_output=True, text=True, encoding="utf-8",
+                          timeout=timeout, cwd=ROOT, env=cli_env(**(env or {})), **run)
+
+
+def llmlite(*args, **kw) -> subprocess.CompletedProcess:
+    """`llmlite ARGS` in a subprocess from the checkout's root: stdout and stderr
+    captured as UTF-8 text; input=, a str for stdin; env=, as cli_env takes it;
+    timeout= (300 s: it only stops a hung run); any other subprocess.run option."""
+    return _run([*LLMLITE, *args], **kw)
+
+
+def run_python(code: str, *args, **kw) -> subprocess.CompletedProcess:
+    """`python -c CODE ARGS` as llmlite() runs the CLI (the same options): a fresh
+    process for what must not touch this one (a backend library loaded once, a hang)."""
+    return _run([sys.executable, "-c", code, *args], **kw)
+
+
+def start_llmlite(*args, env=None, **popen) -> subprocess.Popen:
+    """`llmlite ARGS` started and left running (to signal it mid-run): every stream a
+    pipe (bytes unless popen says text=True), environment and folder as llmlite()'s."""
+    return subprocess.Popen([*LLMLITE, *map(str, args)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=ROOT, env=cli_env(**(env or {})), **popen)
+
+
+def spawn_llmlite(*args, env=None, **spawn):
+    """`llmlite ARGS` on a pseudo-terminal (pexpect, which the caller has checked is
+    there), environment and folder as llmlite()'s; spawn: pexpect.spawn's options."""
+    import pexpect
+
+    return pexpect.spawn(LLMLITE[0], [*LLMLITE[1:], *map(str, args)], cwd=str(ROOT), env=cli_env(**(env or {})),
+                         **spawn)
+
+
+def _value_type(v):
+    """The GGUF type a Python value is written as: str STRING, bool BOOL, int INT32, float FLOAT32."""
+    from llmlite.gguf.constants import ValueType
+
+    for t, vt in ((str, ValueType.STRING), (bool, ValueType.BOOL), (int, ValueType.INT32), (float, ValueType.FLOAT32)):
+        if isinstance(v, t):
+            return vt
+    raise TypeError(f"no GGUF type for {v!r}")
+
+
+def rewrite_gguf(src, dst, *, arch=None, kv=None, drop_kv=(), drop_tensors=(), retype=None) -> Path:
+    """A copy of the GGUF src at dst with edits, to see what the loader and the CLI make
+    of them: arch, a new architecture name (its <arch>.* keys renamed with it); kv,
+    metadata added or replaced ({key: str | bool | int | float}, written after the rest);
+    drop_kv, metadata left out; drop_tensors, tensors left out; retype, {tensor: ggml
+    type} declared in the table over the same data (only loading is exercised).
+    Every other value and tensor is copied byte for byte."""
+    from llmlite.gguf import open_gguf
+    from llmlite.gguf.writer import TensorOut, encode, write_gguf
+
+    kv, retype = dict(kv or {}), dict(retype or {})
+    if arch is not None:
+        kv["general.architecture"] = arch
+    with open_gguf(src) as g:
+        old = g.architecture
+        kvs = [(arch + k[len(old):] if arch and k.startswith(old + ".") else k, v)
+               for k, v in g.stored_kvs() if k not in kv and k not in drop_kv]
+        kvs += [(k, encode(_value_type(v), v)) for k, v in kv.items()]
+        keep = [t for t in g.tensors.values() if t.name not in drop_tensors]
+        table = [TensorOut(t.name, t.shape, retype.get(t.name, t.type), t.nbytes) for t in keep]
+        write_gguf(dst, kvs, table, lambda i: g.tensor_data(keep[i].name))
+    return Path(dst)
