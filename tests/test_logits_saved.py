@@ -1,6 +1,8 @@
 """Both real models' logits on a fixed text, held bit for bit against the values saved in
 tests/data/logits_saved.npz (written by tests/make_saved_logits.py at an earlier commit),
-on every ISA this CPU has: a change that is not meant to move the numbers moves none."""
+on every ISA this CPU has (Gemma 3's 262k-row head on the scalar kernels alone would take
+8 s: it runs on the SIMD ones; test_isa_exact holds the scalar kernels to the SIMD bits): a
+change that is not meant to move the numbers moves none."""
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ SAVED = np.load(__import__("pathlib").Path(__file__).parent / "data" / "logits_s
 @pytest.mark.parametrize("name", ["smollm2-135m", "gemma3-270m"])
 def test_logits_equal_the_saved_ones(name, request):
     path = request.getfixturevalue("smollm2_path" if name.startswith("smollm2") else "gemma3_path")
-    for isa in isas():
+    for isa in [i for i in isas() if name.startswith("smollm2") or i != "scalar"]:
         with using_isa(isa):
             ids, logits = compute(path)
         assert ids.tolist() == SAVED[f"{name}/tokens"].tolist(), "the tokenizer moved"
