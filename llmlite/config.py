@@ -89,9 +89,6 @@ class ModelConfig:
     has_chat_template: bool = False
     bos_token_id: int | None = None
     eos_token_id: int | None = None
-    eot_token_id: int | None = None
-    pad_token_id: int | None = None
-    unk_token_id: int | None = None
     add_bos_token: bool | None = None
     add_eos_token: bool | None = None
     param_count: int = 0
@@ -207,8 +204,6 @@ class ModelConfig:
         cfg.tokenizer_pre = tp if isinstance(tp, str) else None
         cfg.has_chat_template = isinstance(md.get(T.CHAT_TEMPLATE), str)
         cfg.bos_token_id, cfg.eos_token_id = _int(md.get(T.BOS_ID)), _int(md.get(T.EOS_ID))
-        cfg.eot_token_id, cfg.pad_token_id = _int(md.get(T.EOT_ID)), _int(md.get(T.PAD_ID))
-        cfg.unk_token_id = _int(md.get(T.UNK_ID))
         ab, ae = md.get(T.ADD_BOS), md.get(T.ADD_EOS)
         cfg.add_bos_token = ab if isinstance(ab, bool) else None
         cfg.add_eos_token = ae if isinstance(ae, bool) else None

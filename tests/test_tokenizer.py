@@ -291,18 +291,24 @@ def test_unicode_table():
 
 # ---- the C merge loops against plain Python ---------------------------------------------
 
-def _ref_bpe(word: bytes, ranks, vocab):
-    syms = [_GPT2_FWD[b] for b in word]
+def _ref_merge(syms: list, priority) -> None:
+    """The reference merge loop both algorithms share: merge the adjacent pair with the
+    lowest priority(a, b) (None: no merge), the leftmost on a tie, until none is left."""
     while True:
         best = None
         for i in range(len(syms) - 1):
-            r = ranks.get((syms[i], syms[i + 1]))
-            if r is not None and (best is None or r < best[0]):
-                best = (r, i)
+            p = priority(syms[i], syms[i + 1])
+            if p is not None and (best is None or p < best[0]):
+                best = (p, i)
         if best is None:
-            break
+            return
         i = best[1]
         syms[i:i + 2] = [syms[i] + syms[i + 1]]
+
+
+def _ref_bpe(word: bytes, ranks, vocab):
+    syms = [_GPT2_FWD[b] for b in word]
+    _ref_merge(syms, lambda a, b: ranks.get((a, b)))      # the lowest merge rank first
     out = []
     for s in syms:
         if s in vocab:
@@ -319,16 +325,7 @@ def _ref_spm(x: bytes, vocab, scores, byte_ids):
         n = 1 if c < 0xC0 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4
         syms.append(x[i:i + n])
         i += n
-    while True:
-        best = None
-        for i in range(len(syms) - 1):
-            tid = vocab.get(syms[i] + syms[i + 1])
-            if tid is not None and (best is None or scores[tid] > best[0]):
-                best = (scores[tid], i)
-        if best is None:
-            break
-        i = best[1]
-        syms[i:i + 2] = [syms[i] + syms[i + 1]]
+    _ref_merge(syms, lambda a, b: None if (t := vocab.get(a + b)) is None else -scores[t])   # the best score first
     out = []
     for s in syms:
         out += [vocab[s]] if s in vocab else [byte_ids[b] for b in s]
