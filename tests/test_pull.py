@@ -206,3 +206,22 @@ def test_two_pulls_at_once(hub, tmp_path):
         assert p.returncode == 0, err.decode()
     got = list((tmp_path / "hf").rglob("two-Q4_K_M.gguf"))
     assert len(got) == 1 and hashlib.sha256(got[0].read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_rm_keeps_a_linked_file_outside_the_cache(hub, tmp_path):
+    """A snapshot entry in the Hugging Face cache that links outside it (planted by
+    someone else): `rm` removes the link, never the file it points to"""
+    from hub_standin import COMMIT
+
+    canary = tmp_path / "canary.gguf"
+    canary.write_bytes(hub.data)
+    repo = tmp_path / "hf" / "hub" / "models--org--evil-GGUF"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    (repo / "blobs").mkdir()
+    snap = repo / "snapshots" / COMMIT
+    snap.mkdir(parents=True)
+    (snap / "evil-Q4_K_M.gguf").symlink_to(canary)
+    r = run(hub, "rm", "hf://org/evil-GGUF/evil-Q4_K_M.gguf")
+    assert r.returncode == 0 and "removed" in r.stderr, r.stderr
+    assert not (snap / "evil-Q4_K_M.gguf").is_symlink() and canary.read_bytes() == hub.data
