@@ -422,6 +422,8 @@ class Chat:
             for piece in generate_text(self.model, ids, replace(config, max_tokens=n), stats):
                 parts.append(piece)
                 yield piece
+            if n == room and stats is not None and stats.stop_reason == "length":
+                stats.stop_reason = "context"    # the budget was the room left, and it is used up
         finally:
             out = "".join(parts)
             if self.raw:

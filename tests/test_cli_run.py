@@ -326,3 +326,13 @@ def test_chat_repl_offers_to_drop_old_turns(tiny_path):
     assert "Be terse." in shown                          # the system message stays
     assert err.count("[y/N]") == 2                       # asked again for the second long message
     assert "message dropped" in err.split("[y/N]")[-1]   # answered n: dropped, the conversation kept
+
+
+def test_run_says_when_the_context_ends_the_reply(tiny_path):
+    """-n past the room the context leaves: the reply stops there, and the stats say the
+    context ended it (not "length"), with what to change"""
+    full = llmlite("run", tiny_path, "--raw", "-p", "Hello world", "-c", "24", "-n", "1000", "--temp", "0")
+    assert full.returncode == 0, full.stderr
+    assert "stop: context" in full.stderr and "context of 24 tokens is full" in full.stderr and "-c" in full.stderr
+    short = llmlite("run", tiny_path, "--raw", "-p", "Hello world", "-c", "24", "-n", "3", "--temp", "0")
+    assert "stop: length" in short.stderr and "is full" not in short.stderr

@@ -28,7 +28,7 @@ from llmlite.cli.options import (
     opt_top_k,
     opt_top_p,
 )
-from llmlite.cli.output import print_stats, stream, utf8_stdout
+from llmlite.cli.output import note, print_stats, stream, utf8_stdout
 from llmlite.cli.repl import repl
 from llmlite.errors import UserError
 
@@ -97,6 +97,8 @@ def run(
     n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
     stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs), plain)
     print_stats(stats, gen.lookup)
+    if stats.stop_reason == "context":
+        note(f"(the context of {m.n_ctx} tokens is full: a larger -c gives the reply more room)")
 
 
 def chat(**options) -> None:
