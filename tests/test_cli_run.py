@@ -336,3 +336,15 @@ def test_run_says_when_the_context_ends_the_reply(tiny_path):
     assert "stop: context" in full.stderr and "context of 24 tokens is full" in full.stderr and "-c" in full.stderr
     short = llmlite("run", tiny_path, "--raw", "-p", "Hello world", "-c", "24", "-n", "3", "--temp", "0")
     assert "stop: length" in short.stderr and "is full" not in short.stderr
+
+
+def test_threads_past_the_cpus_and_a_bad_isa_get_a_note(tiny_path):
+    """-t past the CPU count is capped with a note (more threads only wait on each other);
+    LLMLITE_ISA naming no kernel set this CPU runs is said, not silently ignored"""
+    cpus = os.cpu_count() or 1
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "2", "-t", str(cpus + 50))
+    assert r.returncode == 0 and f"using {cpus}" in r.stderr, r.stderr
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "2", env={"LLMLITE_ISA": "garbage"})
+    assert r.returncode == 0 and "LLMLITE_ISA=garbage" in r.stderr, r.stderr
+    r = llmlite("run", tiny_path, "--raw", "-p", "Hi", "-n", "2", env={"LLMLITE_ISA": "scalar"})
+    assert r.returncode == 0 and "LLMLITE_ISA" not in r.stderr and "CPUs" not in r.stderr, r.stderr

@@ -7,8 +7,25 @@ from typing import Optional
 from llmlite import settings
 from llmlite.cli.app import resolve, state
 from llmlite.cli.options import GenOptions, parse_ngl
-from llmlite.cli.output import stderr_style
+from llmlite.cli.output import note, stderr_style
 from llmlite.errors import UserError
+
+
+def _checked_cpu(threads: Optional[int]) -> Optional[int]:
+    """More threads than CPUs only slow the thread pool down (each waits for the others):
+    capped, with a note; LLMLITE_ISA naming no kernel set this CPU has: a note, not silence."""
+    import os
+
+    from llmlite import _lib
+
+    cpus = os.cpu_count() or 1
+    if threads is not None and threads > cpus:
+        note(f"(-t {threads}: this machine has {cpus} CPUs; using {cpus})")
+        threads = cpus
+    want = settings.env("LLMLITE_ISA")
+    if want is not None and want != _lib.isa():
+        note(f"(LLMLITE_ISA={want}: not scalar, avx2 or avx512 as this CPU runs them; using {_lib.isa()})")
+    return threads
 
 
 def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[int], gpu_layers: str):
@@ -19,6 +36,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
         raise UserError(f"-c/--ctx-size must be in [0, {settings.MAX_CTX}] (got {ctx_size})")
     if threads is not None and threads < 1:
         raise UserError(f"-t/--threads must be >= 1 (got {threads})")
+    threads = _checked_cpu(threads)
     n_gpu = parse_ngl(gpu_layers)     # auto, all or a count
     path = resolve(model)
     if not path.is_file():
