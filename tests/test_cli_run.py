@@ -309,6 +309,62 @@ def test_chat_repl_set_show_save_load_regen_stats(tiny_path, tmp_path):
     assert "error: /load" in err and "missing.json" in err
 
 
+
+def test_chat_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    """/save over a saved conversation when the disk fills midway (every write past
+    the first 4,096 bytes fails with ENOSPC): one error naming the user's path, the old
+    file intact, no temporary left; a new file is not created at all."""
+    import builtins
+    import errno
+    from types import SimpleNamespace
+
+    from llmlite.cli.repl import _save
+    from llmlite.errors import UserError
+
+    real_open = builtins.open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f, self.room = f, 4096
+
+        def write(self, s):
+            if len(s) > self.room:
+                self.f.write(s[:self.room])
+                self.room = 0
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.room -= len(s)
+            return self.f.write(s)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def full_disk_open(file, mode="r", *a, **kw):
+        f = real_open(file, mode, *a, **kw)
+        return FullDisk(f) if "w" in mode else f
+
+    keep = tmp_path / "keep.json"
+    keep.write_text('{"format": "llmlite-chat-1", "messages": []}')
+    chat = SimpleNamespace(system=None, raw=False, transcript=None,
+                           messages=[{"role": "user", "content": "x" * 10_000}])
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    for path in (keep, tmp_path / "new.json"):
+        with pytest.raises(UserError) as e:
+            _save(chat, str(path))
+        assert str(e.value) == f"/save {path}: {os.strerror(errno.ENOSPC)}"
+    monkeypatch.undo()
+    assert keep.read_text() == '{"format": "llmlite-chat-1", "messages": []}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
+    keep.chmod(0o600)                          # with room: replaced whole, and as private as it was
+    _save(chat, str(keep))
+    assert json.loads(keep.read_text())["messages"] == chat.messages
+    assert keep.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
+
 def test_chat_repl_offers_to_drop_old_turns(tiny_path):
     """A turn that does not fit with the conversation: the REPL says so and asks; on
     'y' it forgets the oldest exchanges (never the system message) and answers; on

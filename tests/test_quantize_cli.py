@@ -4,6 +4,10 @@ tensors in the loader's order, data aligned to 32), the reference quantizers'
 bytes, and the failure cases (one line, nothing left at OUTPUT).
 benchmarks/quantize_vs_llamacpp.py compares whole files with llama.cpp's."""
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +17,7 @@ from llmlite.gguf import open_gguf
 from llmlite.quantize import FTYPES, plan, use_more_bits
 
 from helpers import llmlite as cli
+from helpers import start_llmlite
 from hf_fixture import quantize_gguf
 
 Q4_K, Q5_0, Q6_K, Q8_0, F16, F32 = 12, 6, 14, 8, 1, 0
@@ -137,3 +142,47 @@ def test_interrupted_run_leaves_nothing(smol_f16, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         quantize_gguf(smol_f16, out, "q8_0", progress=stop)
     assert list(tmp_path.iterdir()) == []
+
+
+def _parts(folder):
+    return [p.name for p in folder.iterdir() if ".part-" in p.name]
+
+
+def test_sigterm_removes_the_partial_file(smol_f16, tmp_path):
+    """SIGTERM mid-write (kill, a CI timeout) is handled as Ctrl-C is: the hidden
+    .NAME.part-PID is removed, one error line, a non-zero exit."""
+    out = tmp_path / "term.gguf"
+    p = start_llmlite("quantize", smol_f16, out, "--type", "q8_0")
+    deadline = time.monotonic() + 60
+    while not _parts(tmp_path) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _parts(tmp_path), "the part file never appeared"
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    err = err.decode()
+    assert p.returncode != 0 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stale_parts_of_dead_processes_are_removed(tiny_path, tmp_path):
+    """A part file whose process is gone (killed by SIGKILL, a crash) is removed by
+    the next quantize to the same output; one of a live process is left alone."""
+    out = tmp_path / "o.gguf"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = tmp_path / f".o.gguf.part-{dead.pid}", tmp_path / f".o.gguf.part-{os.getpid()}"
+    stale.write_bytes(b"half a model")
+    live.write_bytes(b"being written")
+    r = cli("quantize", tiny_path, out, "--type", "f32", "--allow-requantize")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "o.gguf"]
+
+
+def test_write_errors_name_the_output(tiny_path, tmp_path):
+    """An output that cannot be written is named as the user typed it, not as the
+    hidden temporary it is written to first."""
+    out = tmp_path / "missing" / "o.gguf"
+    r = cli("quantize", tiny_path, out, "--type", "f32", "--allow-requantize")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"error: {out}: No such file or directory"

@@ -1,6 +1,8 @@
 """`llmlite quantize`: a GGUF or a Hugging Face checkpoint to a llama-quantize-exact GGUF."""
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
 from typing import Optional
 
 import typer
@@ -109,7 +111,8 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         def progress(done, total, e):
             bar.update(task, completed=done, description=f"{e.name[:32]:32s}")
 
-        r = write_quantized(source, dst, ty, allow_requantize=allow_requantize, progress=progress)
+        with _sigterm_interrupts():
+            r = write_quantized(source, dst, ty, allow_requantize=allow_requantize, progress=progress)
     t = Table(show_edge=False)
     t.add_column("type")
     t.add_column("tensors", justify="right")
@@ -118,3 +121,19 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     con.print(t)
     con.print(f"{dst}: {fmt_bytes(r['bytes_in'])} -> {fmt_bytes(r['bytes_out'])}, {r['bpw']:.2f} bits per weight, "
               f"{r['seconds']:.1f} s")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_interrupts():
+    """SIGTERM (kill, a service manager, a CI timeout) raised as Ctrl-C is: by default it
+    ends the process on the spot and the partial output stays behind; as an exception it
+    unwinds through the writer, which removes it, and the CLI says "interrupted"."""
+    old = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

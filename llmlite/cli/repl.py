@@ -155,8 +155,10 @@ def _save(chat, path: str) -> None:
 
     data = {"format": "llmlite-chat-1", "system": chat.system, "raw": chat.raw, "messages": chat.messages,
             "transcript": chat.transcript}
-    try:
-        with open(path, "w", encoding="utf-8") as f:
+    from llmlite.atomic import atomic_write
+
+    try:  # atomically: a full disk must not cost the conversation saved there before
+        with atomic_write(path, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=1)
     except OSError as e:
         raise UserError(f"/save {path}: {e.strerror or e}") from None

@@ -5,18 +5,18 @@ The layout is llama.cpp's: header, key/values, tensor table, then the data, each
 tensor starting at a multiple of the alignment, the file's general.alignment when
 its key/values carry one, else 32; zero bytes pad the table and every tensor up to
 it. The file goes to a temporary name beside the destination and is renamed when
-complete, so an error or Ctrl-C leaves nothing at the destination.
+complete (llmlite/atomic.py), so an error, Ctrl-C or SIGTERM leaves nothing at the
+destination.
 """
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from llmlite.atomic import atomic_write
 from llmlite.gguf.constants import DEFAULT_ALIGNMENT, MAGIC, SCALAR_DTYPES, VALUE_TYPE_NAMES, Keys, ValueType
 
 # the layout written here: version 3 (64-bit counts and sizes), as llama.cpp writes it
@@ -86,7 +86,6 @@ def write_gguf(dst, kvs: list[tuple[str, bytes]], tensors: Sequence[TensorOut], 
     """Write dst: kvs as (key, encoded value: encode(), or a reader's stored_kvs()),
     the tensors in this order, data(i) the bytes of tensors[i] (any buffer of exactly
     nbytes), progress(done, total) after each tensor."""
-    dst = Path(dst)
     align = alignment_of(kvs)
 
     def pad(n: int) -> int:
@@ -100,23 +99,14 @@ def write_gguf(dst, kvs: list[tuple[str, bytes]], tensors: Sequence[TensorOut], 
     head = (MAGIC + struct.pack("<IQQ", VERSION, len(tensors), len(kvs))
             + b"".join(gguf_string(k) + v for k, v in kvs) + b"".join(infos))
     head += bytes(pad(len(head)))
-    tmp = dst.with_name(f".{dst.name}.part-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(head)
-            for i, t in enumerate(tensors):
-                buf = memoryview(np.ascontiguousarray(data(i))).cast("B")
-                if buf.nbytes != t.nbytes:
-                    raise ValueError(f"{t.name}: {buf.nbytes} bytes of data, the table says {t.nbytes}")
-                f.write(buf)
-                f.write(bytes(pad(t.nbytes)))
-                del buf
-                if progress:
-                    progress(i + 1, len(tensors))
-        os.replace(tmp, dst)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_write(dst) as f:
+        f.write(head)
+        for i, t in enumerate(tensors):
+            buf = memoryview(np.ascontiguousarray(data(i))).cast("B")
+            if buf.nbytes != t.nbytes:
+                raise ValueError(f"{t.name}: {buf.nbytes} bytes of data, the table says {t.nbytes}")
+            f.write(buf)
+            f.write(bytes(pad(t.nbytes)))
+            del buf
+            if progress:
+                progress(i + 1, len(tensors))
