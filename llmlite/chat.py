@@ -29,6 +29,7 @@ import contextvars
 import functools
 import math
 import re
+import string
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Optional
@@ -166,6 +167,16 @@ def _check_printf(fmt: str, args: Any) -> None:
     _check_sizes(sizes)
 
 
+def _check_format(fmt: str, args: tuple) -> None:
+    """The widths and precisions of str.format's fields ('{:>200000000}'), and the
+    arguments when a field takes its width from one ('{:>{}}')."""
+    specs = [spec for _, _, spec, _ in string.Formatter().parse(fmt) if spec]
+    sizes = [int(n) for spec in specs for n in re.findall(r"\d+", spec)]
+    if any("{" in spec for spec in specs):
+        sizes += args
+    _check_sizes(sizes)
+
+
 def _check_join(items: Any, sep: Any) -> None:
     """A join's result length, counted before the join allocates it."""
     if isinstance(items, (list, tuple)):
@@ -180,7 +191,8 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
 def _check_str_method(method: Any, args: tuple) -> None:
     """The bound checks of a call to a str method, before it runs (join and replace can
     multiply their input; the padding methods take a width)."""
-    owner = getattr(method, "__self__", None)
+    # the sandbox hands str.format over wrapped (update_wrapper keeps the method in __wrapped__)
+    owner = getattr(getattr(method, "__wrapped__", method), "__self__", None)
     if not isinstance(owner, str):
         return
     name = getattr(method, "__name__", "")
@@ -188,6 +200,8 @@ def _check_str_method(method: Any, args: tuple) -> None:
         _check_join(args[0], owner)
     elif name == "replace" and len(args) >= 2:
         _check_replace(owner, args[0], args[1])
+    elif name in ("format", "format_map"):
+        _check_format(owner, args)
     elif name in _SIZED_METHODS:
         _check_sizes(args)
 

@@ -31,6 +31,8 @@ LARGE = {
     "center filter": "{{ 'x' | center(1000000000) }}",
     "batch filter": "{{ [1] | batch(1000000000, 0) | list }}",
     "printf width": "{{ '%0200000000d' % 1 }}",
+    "str.format width": "{{ '{:>1000000000}'.format(1) }}",
+    "str.format width argument": "{{ '{:>{}}'.format(1, 200000000) }}",
     "replace filter": "{{ ('x' * 1000) | replace('x', 'y' * 1000000) }}",
     "indent filter": "{{ ('\n' * 10000) | indent('y' * 1000000) }}",
 }
@@ -61,7 +63,7 @@ def test_hostile_templates_do_not_grow_memory():
         "        pass\n"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
     r = run_python(code, DOUBLING, DOUBLING.replace("~", "+"), LARGE["join filter"], LARGE["printf width"],
-                   timeout=60)
+                   LARGE["str.format width"], timeout=60)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) < 200, f"peak RSS grew by {r.stdout.strip()} MB"
 
@@ -82,7 +84,8 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
     (("{{ messages | map(attribute='role') | join(', ') }}|{{ 'a\nb' | indent(2) }}|{{ '%03d' % 7 }}"
       "|{{ 'x'.center(5) ~ '.' }}|{{ [1] + [2] }}"), "system, user, assistant, user|a\n  b|007|  x  .|[1, 2]"),
     # large numbers are not sizes
-    ("{{ '{} {}'.format(10 ** 9, nothing | default(10 ** 10)) }}|{{ '%d' % 10 ** 12 }}", "1000000000 10000000000|1000000000000"),
+    (("{{ '{} {}'.format(10 ** 9, nothing | default(10 ** 10)) }}|{{ '%d' % 10 ** 12 }}|{{ '{:>{}}'.format(1, 3) }}"
+      "|{{ '{:.2f}'.format(2 / 3) }}"), "1000000000 10000000000|1000000000000|  1|0.67"),
 ])
 def test_bounds_leave_real_templates_alone(src, expected):
     assert ChatTemplate(src).render(MESSAGES) == expected
