@@ -304,6 +304,10 @@ def _environment():
             raise SecurityError(f"access to attribute {attribute!r} of a {type(obj).__name__!r} value is not allowed")
 
         def call_binop(self, context, operator, left, right):
+            if operator == "+":
+                # the commonest operator, first; checked after the fact: both sides are within
+                # the bound (anything larger has been refused), so the sum is at most twice it
+                return _bounded(left + right)
             if operator == "*":
                 for seq, n in ((left, right), (right, left)):
                     if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and not isinstance(n, bool):
@@ -315,10 +319,6 @@ def _environment():
                     if right * max(abs(left).bit_length() - 1, 1) > 64:
                         raise SecurityError("the template computes a too large power with **")
                 return left ** right
-            if operator == "+":
-                # checked after the fact: both sides are within the bound (anything larger has
-                # been refused), so the sum is at most twice it
-                return _bounded(left + right)
             if operator == "%" and isinstance(left, str):
                 _check_printf(left, right)
             return _bounded(super().call_binop(context, operator, left, right))
