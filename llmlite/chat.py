@@ -148,6 +148,7 @@ def _bounded(value: Any) -> Any:
 # ('x'.center(10**9), [1] | batch(10**9, 0))
 _SIZED_METHODS = frozenset(["center", "ljust", "rjust", "zfill", "expandtabs"])
 _SIZED_FILTERS = frozenset(["do_center", "do_batch"])
+_MAX_JSON_INDENT = 64        # tojson's indent (real templates use 2 or 4)
 
 
 def _check_sizes(args: Any) -> None:
@@ -218,6 +219,8 @@ def _check_filter(fn: Any, value: Any, params: tuple) -> None:
         _check_length(len(value) + (value.count("\n") + 1) * width)
     elif name == "do_format" and isinstance(value, str):
         _check_printf(value, params)
+    elif name == "do_wordwrap" and isinstance(value, str):  # at worst a wrap string after every character
+        _check_length(len(value) * (1 + max((len(p) for p in params if isinstance(p, str)), default=1)))
     elif name in _SIZED_FILTERS:
         _check_sizes(params)
 
@@ -324,6 +327,9 @@ def _environment():
             return _bounded(super().call_binop(context, operator, left, right))
 
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        # the indent repeats on every line, once per level: a wide one multiplies the text
+        if len(str(indent)) > _MAX_JSON_INDENT if isinstance(indent, str) else (indent or 0) > _MAX_JSON_INDENT:
+            raise _OverBudget(f"asked for a JSON indent wider than {_MAX_JSON_INDENT}")
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
     env = Sandbox(trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols],

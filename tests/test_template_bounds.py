@@ -35,11 +35,14 @@ LARGE = {
     "str.format width argument": "{{ '{:>{}}'.format(1, 200000000) }}",
     "replace filter": "{{ ('x' * 1000) | replace('x', 'y' * 1000000) }}",
     "indent filter": "{{ ('\n' * 10000) | indent('y' * 1000000) }}",
+    "wordwrap filter": "{{ ('x ' * 100000) | wordwrap(1, wrapstring='y' * 1000000) }}",
 }
+WIDE_JSON = {"tojson indent": "{{ (range(100000) | list) | tojson(indent=1000000) }}"}
 
 
 @pytest.mark.parametrize("src, why", [(s, "longer than 1 s") for s in SLOW.values()] +
-                         [(s, "over 4 Mi") for s in LARGE.values()], ids=[*SLOW, *LARGE])
+                         [(s, "over 4 Mi") for s in LARGE.values()] +
+                         [(s, "JSON indent wider than 64") for s in WIDE_JSON.values()], ids=[*SLOW, *LARGE, *WIDE_JSON])
 def test_hostile_template_stops_with_one_line(src, why):
     t0 = time.monotonic()
     with pytest.raises(ChatTemplateError) as ei:
@@ -86,6 +89,8 @@ MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
     # large numbers are not sizes
     (("{{ '{} {}'.format(10 ** 9, nothing | default(10 ** 10)) }}|{{ '%d' % 10 ** 12 }}|{{ '{:>{}}'.format(1, 3) }}"
       "|{{ '{:.2f}'.format(2 / 3) }}"), "1000000000 10000000000|1000000000000|  1|0.67"),
+    ("{{ messages[1] | tojson(indent=2) }}|{{ 'a b c' | wordwrap(2) }}",
+     '{\n  "role": "user",\n  "content": "Hi"\n}|a\nb\nc'),
 ])
 def test_bounds_leave_real_templates_alone(src, expected):
     assert ChatTemplate(src).render(MESSAGES) == expected
