@@ -7,7 +7,7 @@ MODELS := smollm2-135m gemma3-270m
 # install with this $(PYTHON) (pip rebuilds the whole extension every time)
 STAMP := build/.installed$(subst /,_,$(PYTHON))
 
-.PHONY: all install build cuda print-nvcc-flags models run test bench bench-compare clean FORCE
+.PHONY: all install build cuda print-nvcc-flags models run test test-fast bench bench-compare clean FORCE
 
 all: install
 
@@ -58,6 +58,10 @@ run: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# the quick run: the tests not marked slow (pyproject.toml's markers)
+test-fast: install
+	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install
 	$(PYTHON) benchmarks/bench_kernels.py
