@@ -9,6 +9,16 @@ from llmlite.cli.app import app, command, resolve
 from llmlite.cli.output import utf8_stdout
 
 
+def _shown(piece: bytes) -> str:
+    """a piece as the text output shows it: a byte token (an SPM <0xNN> fallback, or a
+    byte-level BPE piece that cuts a character) is not UTF-8 on its own, and would
+    print as U+FFFD, hiding which bytes it holds: llama-tokenize's <0xNN> per byte"""
+    try:
+        return piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(f"<0x{x:02X}>" for x in piece)
+
+
 @app.command()
 @command
 def tokenize(
@@ -23,7 +33,8 @@ def tokenize(
     \f
     Pieces are the bytes each token renders to with special tokens shown
     (llama.cpp's token_to_piece with special=true), as text with invalid UTF-8
-    replaced; bytes_hex has the exact bytes.
+    replaced (the text output shows a piece that is not UTF-8 as <0xNN> per byte);
+    bytes_hex has the exact bytes.
     """
     if text == "-":
         text = sys.stdin.buffer.read().decode("utf-8", "replace")
@@ -34,10 +45,8 @@ def tokenize(
     g = open_gguf(path)
     tok = Tokenizer.from_gguf(g)
     ids = tok.encode(text, add_special=not no_bos, parse_special=parse_special)
-    rows = []
-    for i in ids:
-        b = tok.piece(i, special=True)
-        rows.append({"id": int(i), "piece": b.decode("utf-8", "replace"), "bytes_hex": b.hex()})
+    pieces = [tok.piece(i, special=True) for i in ids]
+    rows = [{"id": int(i), "piece": b.decode("utf-8", "replace"), "bytes_hex": b.hex()} for i, b in zip(ids, pieces)]
     utf8_stdout()
     import json
 
@@ -45,7 +54,7 @@ def tokenize(
         sys.stdout.write(json.dumps(rows, ensure_ascii=False) + "\n")
         return
     w = max((len(str(r["id"])) for r in rows), default=1)
-    out = [f"{r['id']:>{w}}  {json.dumps(r['piece'], ensure_ascii=False)}" for r in rows]
+    out = [f"{r['id']:>{w}}  {json.dumps(_shown(b), ensure_ascii=False)}" for r, b in zip(rows, pieces)]
     sys.stdout.write("".join(line + "\n" for line in out))
     sys.stdout.flush()
     print(f"{len(rows)} tokens", file=sys.stderr)
