@@ -30,3 +30,35 @@ def test_tokenize_byte_level_bpe_piece_cutting_a_character(smollm2_path):
     assert bytes.fromhex("".join(row["bytes_hex"] for row in rows)) == "\U0001FAE8".encode()
     shown = [json.loads(line.split(None, 1)[1]) for line in r.stdout.splitlines()]
     assert shown == ["".join(f"<0x{x:02X}>" for x in bytes.fromhex(row["bytes_hex"])) for row in rows]
+
+
+def _show_blocks(err: str) -> list[dict]:
+    """each /show's lines by their label (model, context, parameters, token ids...)"""
+    blocks = []
+    for line in err.splitlines():
+        label, sep, value = line.partition(": ")
+        if label == "model":
+            blocks.append({})
+        if sep and blocks:
+            blocks[-1].setdefault(label, value)
+    return blocks
+
+
+def test_show_prints_the_effective_sampling_values(smollm2_path):
+    # smollm2's GGUF sets no general.sampling.*: llama.cpp's defaults, but for what /set changed
+    r = llmlite("chat", smollm2_path, input="/set top_k 5\n/show\n/bye\n")
+    assert r.returncode == 0, r.stderr
+    [show] = _show_blocks(r.stderr)
+    assert show["parameters"] == ("temp 0.8, top_k 5, top_p 0.95, min_p 0.05, repeat_penalty 1.0, "
+                                  "seed random, lookup on, draft_max 8")
+
+
+def test_show_counts_a_loaded_conversation_before_the_next_turn(smollm2_path, tmp_path):
+    conv = tmp_path / "conv.json"
+    r = llmlite("chat", smollm2_path, "-n", "2", "--temp", "0",
+                input=f"hi\n/save {conv}\n/clear\n/load {conv}\n/show\n/bye\n")
+    assert r.returncode == 0, r.stderr
+    [show] = _show_blocks(r.stderr)
+    n = len(json.loads(show["token ids"]))
+    assert n > 0 and show["context"] == f"{n} of 4096 tokens in use"   # not 0: nothing evaluated yet
+    assert "temp 0.0," in show["parameters"]

@@ -25,9 +25,23 @@ End a line with \\ to continue on the next line, or put the text between \"\"\" 
 Ctrl-C stops a reply; it stays in the history."""
 
 
-def _gauge(chat) -> str:
+def _in_use(chat, state: dict) -> int:
+    """the tokens in use: the KV cache's, except after /load until the next turn, when
+    nothing of the loaded conversation is evaluated yet (the cache holds what came
+    before it, or nothing): then the loaded conversation's count"""
+    if state.get("loaded") and (chat.messages or chat.transcript):
+        from llmlite.chat import ChatTemplateError
+
+        try:
+            return len(chat.prompt_ids())
+        except ChatTemplateError:     # the next turn reports it; the gauge must not fail
+            pass
+    return chat.model.n_past
+
+
+def _gauge(chat, state: dict) -> str:
     """the context gauge shown before the prompt: tokens in use / context"""
-    return f"[{chat.model.n_past}/{chat.model.n_ctx}] "
+    return f"[{_in_use(chat, state)}/{chat.model.n_ctx}] "
 
 
 def _ask(question: str, interactive: bool) -> bool:
@@ -140,13 +154,28 @@ def _slash_system(chat, arg: str) -> None:
         note("(system message set)" if arg else "(system message removed)")
 
 
-def _show(chat, gen: "GenOptions") -> None:
+def _effective(chat, gen: "GenOptions") -> str:
+    """the sampling values generation will use, each from the first that gives it: the
+    command line or /set, models.toml, the GGUF's general.sampling.*, llama.cpp's defaults
+    (gen.kwargs holds the first two, SamplingParams.from_metadata adds the others)"""
+    from llmlite.genconfig import GenerationConfig
+    from llmlite.sampling import SamplingParams
+
+    config = GenerationConfig.from_options(**gen.kwargs)
+    given = {k: v for k, v in gen.kwargs.items() if k in SamplingParams.__dataclass_fields__}
+    p = SamplingParams.from_metadata(chat.model.metadata, **given)
+    seed = "random" if p.seed is None else p.seed
+    return (f"temp {p.temperature}, top_k {p.top_k}, top_p {p.top_p}, min_p {p.min_p}, "
+            f"repeat_penalty {p.repeat_penalty}, seed {seed}, lookup {'on' if config.lookup else 'off'}, "
+            f"draft_max {config.draft_max}")
+
+
+def _show(chat, gen: "GenOptions", state: dict) -> None:
     m = chat.model
     how = "raw: no chat template" if chat.raw else chat.template.name
     ids = chat.prompt_ids() if (chat.messages or chat.transcript) else []
-    params = ", ".join(f"{k} {v}" for k, v in gen.kwargs.items() if v is not None)
-    print(f"model: {m.path}\ntemplate: {how}\ncontext: {m.n_past} of {m.n_ctx} tokens in use\n"
-          f"parameters: {params or 'the model defaults'}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
+    print(f"model: {m.path}\ntemplate: {how}\ncontext: {_in_use(chat, state)} of {m.n_ctx} tokens in use\n"
+          f"parameters: {_effective(chat, gen)}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
           f"token ids: {ids}", file=sys.stderr, flush=True)
 
 
@@ -209,11 +238,13 @@ def _slash(chat, line: str, gen: "GenOptions" = None, state: dict = None):
                 raise UserError("/set KEY VALUE (/help lists the keys)")
             _set(chat, gen, key, value.strip())
         elif cmd == "/show" and gen is not None:
-            _show(chat, gen)
+            _show(chat, gen, state)
         elif cmd in ("/save", "/load"):
             if not arg:
                 raise UserError(f"{cmd} FILE")
             (_save if cmd == "/save" else _load)(chat, arg)
+            if cmd == "/load":    # evaluated on the next turn; counted until then (_in_use)
+                state["loaded"] = True
         elif cmd == "/stats":
             st = state.get("stats")
             if st is None:
@@ -285,7 +316,7 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
     pending = None                # a turn to send again (after dropping old exchanges)
     while True:
         try:
-            text = pending if pending is not None else _read_turn(interactive, _gauge(chat) if interactive else "")
+            text = pending if pending is not None else _read_turn(interactive, _gauge(chat, state) if interactive else "")
         except EOFError:
             if interactive:
                 print(file=sys.stderr)
@@ -305,6 +336,7 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
                 text = "\n" + text
         else:
             text = text.strip()
+        state["loaded"] = False         # this turn evaluates the loaded conversation
         stats = GenStats()
         pieces = chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs)
         try:
