@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import llmlite
+from helpers import llmlite, rewrite_gguf
 
 
 def test_tokenize_shows_byte_pieces_as_hex(gemma3_path):
@@ -51,6 +51,16 @@ def test_show_prints_the_effective_sampling_values(smollm2_path):
     [show] = _show_blocks(r.stderr)
     assert show["parameters"] == ("temp 0.8, top_k 5, top_p 0.95, min_p 0.05, repeat_penalty 1.0, "
                                   "seed random, lookup on, draft_max 8")
+
+
+def test_show_takes_the_gguf_sampling_values_under_the_command_line(tiny_path, tmp_path):
+    gguf = rewrite_gguf(tiny_path, tmp_path / "sampled.gguf",
+                        kv={"general.sampling.temp": 0.5, "general.sampling.top_k": 7, "general.sampling.top_p": 0.75})
+    r = llmlite("chat", gguf, "--top-p", "0.5", "--no-lookup", input="/show\n/bye\n")
+    assert r.returncode == 0, r.stderr
+    [show] = _show_blocks(r.stderr)
+    assert show["parameters"] == ("temp 0.5, top_k 7, top_p 0.5, min_p 0.05, repeat_penalty 1.0, "
+                                  "seed random, lookup off, draft_max 8")
 
 
 def test_show_counts_a_loaded_conversation_before_the_next_turn(smollm2_path, tmp_path):
