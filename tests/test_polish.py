@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from helpers import llmlite, rewrite_gguf
+import pytest
+from helpers import llmlite, rewrite_gguf, spawn_llmlite
 
 
 def test_tokenize_shows_byte_pieces_as_hex(gemma3_path):
@@ -72,3 +73,23 @@ def test_show_counts_a_loaded_conversation_before_the_next_turn(smollm2_path, tm
     n = len(json.loads(show["token ids"]))
     assert n > 0 and show["context"] == f"{n} of 4096 tokens in use"   # not 0: nothing evaluated yet
     assert "temp 0.0," in show["parameters"]
+
+
+def test_gauge_counts_a_loaded_conversation_before_the_next_turn(tiny_path, tmp_path):
+    pexpect = pytest.importorskip("pexpect")   # the gauge shows on a terminal only
+    conv = tmp_path / "conv.json"
+    c = spawn_llmlite("chat", tiny_path, "-c", "256", "-n", "2", env={"TERM": "dumb"}, encoding="utf-8",
+                      codec_errors="replace", timeout=60, dimensions=(50, 250))
+    gauge = r"\[(\d+)/256\] > "
+    c.expect(gauge)
+    for line in ("hi", f"/save {conv}", "/clear"):
+        c.sendline(line)
+        c.expect(gauge)
+    assert c.match.group(1) == "0"
+    c.sendline(f"/load {conv}")
+    c.expect_exact("(conversation loaded")
+    c.expect(gauge)
+    assert int(c.match.group(1)) > 0          # the loaded turn, before anything is evaluated
+    c.sendline("/bye")
+    c.expect(pexpect.EOF)
+    c.close()
