@@ -254,3 +254,12 @@ def test_not_on_the_hub_is_one_line(hub, tmp_path, name, why):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and why in lines[0], r.stderr
+
+
+def test_offline_repo_without_a_file_name(hub, tmp_path):
+    """picking a file needs the hub's listing: offline, say to name the file (was the
+    hub client's own message, exit 1)"""
+    r = run(hub, "pull", "org/tiny-GGUF", HF_HUB_OFFLINE="1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["error: org/tiny-GGUF: HF_HUB_OFFLINE is set: name the file "
+                                             "(hf://org/tiny-GGUF/FILE.gguf)"], r.stderr
