@@ -81,12 +81,23 @@ class _STensor:
     end: int
 
 
+def _read_json(path: Path):
+    """a checkpoint's JSON file (config, tokenizer, index); a malformed one is a
+    QuantizeError naming the file and where the JSON breaks"""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise QuantizeError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except UnicodeDecodeError:
+        raise QuantizeError(f"{path}: not valid JSON (not UTF-8 text)") from None
+
+
 def _safetensors_index(folder: Path, single: Path | None) -> dict[str, _STensor]:
     files = [single] if single else None
     idx = folder / "model.safetensors.index.json"
     if files is None:
         if idx.is_file():
-            files = sorted({folder / f for f in json.loads(idx.read_text())["weight_map"].values()})
+            files = sorted({folder / f for f in _read_json(idx)["weight_map"].values()})
         elif (folder / "model.safetensors").is_file():
             files = [folder / "model.safetensors"]
         else:
@@ -133,7 +144,7 @@ class HFSource:
         cfg_path = folder / "config.json"
         if not cfg_path.is_file():
             raise QuantizeError(f"{folder}: no config.json beside the weights")
-        self.cfg = json.loads(cfg_path.read_text())
+        self.cfg = _read_json(cfg_path)
         archs = self.cfg.get("architectures") or []
         self.arch = next((ARCHES[a] for a in archs if a in ARCHES), None)
         if self.arch is None:
@@ -456,13 +467,13 @@ def _spm_tokenizer(folder: Path, cfg: dict, tc: dict, arch: str) -> dict:
 
 def _tokenizer(folder: Path, cfg: dict, arch: str = "llama") -> dict:
     tc_path = folder / "tokenizer_config.json"
-    tc = json.loads(tc_path.read_text(encoding="utf-8")) if tc_path.is_file() else {}
+    tc = _read_json(tc_path) if tc_path.is_file() else {}
     if (folder / "tokenizer.model").is_file():
         return _spm_tokenizer(folder, cfg, tc, arch)
     tj_path = folder / "tokenizer.json"
     if not tj_path.is_file():
         raise QuantizeError(f"{folder}: no tokenizer.json or tokenizer.model")
-    tj = json.loads(tj_path.read_text(encoding="utf-8"))
+    tj = _read_json(tj_path)
     model = tj.get("model") or {}
     if model.get("type") != "BPE":
         raise QuantizeError(f"{tj_path}: tokenizer model {model.get('type')} (BPE is supported)")

@@ -320,10 +320,68 @@ def parse_hf_name(name: str) -> tuple[str, str | None, str | None]:
     return repo, filename, quant
 
 
+NO_NETWORK = "no network (or the hub is unreachable)"
+
+
+@contextlib.contextmanager
+def _hub_errors(what: str):
+    """the hub client's errors (httpx2 transport errors, huggingface_hub.errors.*) as
+    one RegistryError line about `what` (repo or repo/file)"""
+    import httpx2
+    from huggingface_hub.errors import (EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RepositoryNotFoundError)
+
+    try:
+        yield
+    except LocalEntryNotFoundError:
+        # the hub was not reached (or HF_HUB_OFFLINE) and the file is not in the cache
+        if _offline():
+            raise RegistryError(f"{what}: not in the cache, and HF_HUB_OFFLINE is set") from None
+        raise RegistryError(f"{what}: {NO_NETWORK}") from None
+    except httpx2.TransportError:
+        raise RegistryError(f"{what}: {NO_NETWORK}") from None
+    except RepositoryNotFoundError:
+        raise RegistryError(f"{what}: no such repository on the hub (or it is private or gated)") from None
+    except EntryNotFoundError:
+        raise RegistryError(f"{what}: no such file in the repository") from None
+    except HfHubHTTPError as e:
+        status = getattr(e.response, "status_code", None)
+        raise RegistryError(f"{what}: the hub answered HTTP {status}") from None
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def _hub_reachable() -> bool:
+    """The hub client retries a refused connection 5 times over 24 s; one quick request
+    here, retried once after a short wait, tells at once whether to go online at all."""
+    import time
+
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if _offline():
+        return False
+    for wait in (0.5, None):
+        try:
+            get_session().head(constants.ENDPOINT, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+            return True
+        except httpx2.TransportError:
+            if wait is not None:
+                time.sleep(wait)
+    return False
+
+
 def _pick_file(repo: str, quant: str) -> str:
     from huggingface_hub import HfApi
 
-    files = [f for f in HfApi().list_repo_files(repo) if f.lower().endswith(".gguf")]
+    if not _hub_reachable():
+        raise RegistryError(f"{repo}: HF_HUB_OFFLINE is set: name the file (hf://{repo}/FILE.gguf)" if _offline()
+                            else f"{repo}: {NO_NETWORK}")
+    with _hub_errors(repo):
+        files = [f for f in HfApi().list_repo_files(repo) if f.lower().endswith(".gguf")]
     hits = [f for f in files if quant.lower() in Path(f).name.lower()]
     if not hits:
         raise RegistryError(f"{repo}: no {quant} GGUF (files: {', '.join(files) or 'none'})")
@@ -443,16 +501,12 @@ def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | Non
     and verify a file: against sha256 (and size), else the hub's LFS sha256. A
     mismatch deletes the file."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
-    try:
+    online = _hub_reachable()            # if not, the cached file, if any
+    with _hub_errors(f"{repo}/{filename}"):
         p = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision,
-                                 tqdm_class=_progress_class()))
-    except LocalEntryNotFoundError:
-        if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-            raise RegistryError(f"{repo}/{filename}: not in the cache, and HF_HUB_OFFLINE is set") from None
-        raise RegistryError(f"{repo}/{filename}: could not download it (no connection?)") from None
-    want = sha256 or (None if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") else _hf_sha256(repo, filename, revision))
+                                 tqdm_class=_progress_class(), local_files_only=not online))
+    want = sha256 or (_hf_sha256(repo, filename, revision) if online else None)
     marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
     stamp, got_size = _stamp(p, want), p.stat().st_size
     if size and got_size != size:

@@ -43,12 +43,16 @@ class Hub:
                 self.send_header("X-Linked-Size", str(len(data)))
                 self.send_header("Accept-Ranges", "bytes")
 
+            def _not_found(self, repo):
+                """the hub's 404: RepoNotFound for a repository it does not have, else EntryNotFound"""
+                self.send_response(404)
+                self.send_header("X-Error-Code", "EntryNotFound" if repo in hub.files else "RepoNotFound")
+                self.end_headers()
+
             def do_HEAD(self):
                 repo, path, data = self._file()
                 if data is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "EntryNotFound")
-                    self.end_headers()
+                    self._not_found(repo)
                     return
                 self.send_response(200)
                 self._meta(data)
@@ -58,7 +62,10 @@ class Hub:
             def do_GET(self):
                 if self.path.startswith("/api/models/"):
                     repo = re.match(r"^/api/models/([^/]+/[^/?]+)", self.path).group(1)
-                    files = hub.files.get(repo, {})
+                    if repo not in hub.files:
+                        self._not_found(repo)
+                        return
+                    files = hub.files[repo]
                     if "/tree/" in self.path:
                         body = [{"type": "file", "path": p, "size": len(d), "oid": "0"} for p, d in files.items()]
                     else:
@@ -72,8 +79,7 @@ class Hub:
                     return
                 repo, path, data = self._file()
                 if data is None:
-                    self.send_response(404)
-                    self.end_headers()
+                    self._not_found(repo)
                     return
                 body = data
                 if (repo, path) in hub.corrupt:

@@ -225,3 +225,41 @@ def test_rm_keeps_a_linked_file_outside_the_cache(hub, tmp_path):
     r = run(hub, "rm", "hf://org/evil-GGUF/evil-Q4_K_M.gguf")
     assert r.returncode == 0 and "removed" in r.stderr, r.stderr
     assert not (snap / "evil-Q4_K_M.gguf").is_symlink() and canary.read_bytes() == hub.data
+
+
+def _closed_port() -> int:
+    """a local port nothing listens on: a connection to it is refused at once"""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("name", ["nosuchorg/repo-GGUF", "hf://nosuchorg/repo-GGUF/x.gguf"])
+def test_no_network_is_one_line_at_once(hub, tmp_path, name):
+    """the hub client would retry a refused connection for 24 s and end in a traceback-like
+    `internal error: ConnectError`; one short retry, then one line"""
+    r = llmlite("pull", name, timeout=10, env={**hub.env, "HF_ENDPOINT": f"http://127.0.0.1:{_closed_port()}"})
+    assert r.returncode == 2, r.stderr
+    want = f"error: {name.removeprefix('hf://')}: no network (or the hub is unreachable)"
+    assert r.stderr.strip().splitlines() == [want], r.stderr
+
+
+@pytest.mark.parametrize("name,why", [("org/nosuch", "no such repository"),
+                                      ("hf://org/nosuch/x.gguf", "no such repository"),
+                                      ("hf://org/tiny-GGUF/x.gguf", "no such file")])
+def test_not_on_the_hub_is_one_line(hub, tmp_path, name, why):
+    r = run(hub, "pull", name)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and why in lines[0], r.stderr
+
+
+def test_offline_repo_without_a_file_name(hub, tmp_path):
+    """picking a file needs the hub's listing: offline, say to name the file (was the
+    hub client's own message, exit 1)"""
+    r = run(hub, "pull", "org/tiny-GGUF", HF_HUB_OFFLINE="1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == ["error: org/tiny-GGUF: HF_HUB_OFFLINE is set: name the file "
+                                             "(hf://org/tiny-GGUF/FILE.gguf)"], r.stderr

@@ -103,6 +103,9 @@ def _copy(hf, dst, drop=(), config=None):
     ("unknown arch", ["BertModel", "not supported"]),
     ("shape mismatch", ["attn_q has shape"]),
     ("bad dtype", ["dtype I8"]),
+    ("bad config.json", ["config.json", "not valid JSON", "line 1 column 14"]),
+    ("bad tokenizer.json", ["tokenizer.json", "not valid JSON", "line 1 column 14"]),
+    ("bad tokenizer_config.json", ["tokenizer_config.json", "not valid JSON", "line 1 column 14"]),
 ])
 def test_bad_checkpoints(hf, tmp_path, case, words):
     d = tmp_path / "m"
@@ -114,6 +117,10 @@ def test_bad_checkpoints(hf, tmp_path, case, words):
         _copy(hf, d, config={"architectures": ["BertModel"]})
     elif case == "shape mismatch":
         _copy(hf, d, config={"hidden_size": 512})
+    elif case.startswith("bad ") and case.endswith(".json"):
+        name = case[4:]
+        _copy(hf, d, drop=(name,))
+        (d / name).write_text('{"vocab": [1,, 2]}')             # a doubled comma: the JSON breaks at column 14
     else:
         _copy(hf, d, drop=("model.safetensors",))
         write_safetensors(d / "model.safetensors", {"model.embed_tokens.weight": np.zeros((4, 4), np.float32)})
