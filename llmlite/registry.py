@@ -10,6 +10,7 @@ from pathlib import Path
 
 from llmlite import settings
 from llmlite.atomic import atomic_write
+from llmlite.download_bar import progress_class
 from llmlite.errors import RegistryError
 
 
@@ -413,88 +414,6 @@ def _drop_cached(path: Path) -> None:
             pass
 
 
-class _RichBar:
-    """What huggingface_hub's downloaders need of a tqdm class, drawn by Rich on stderr:
-    the file's bytes, speed and time left. Built with desc, total, initial...; update(n),
-    the total and n attributes, postfix setters, refresh(), close(), a context manager.
-    It has update_transfer, so the Xet downloader draws one bar (bytes written), not a
-    second one for network bytes. Bars alive at once share one Rich display."""
-
-    console = None                       # tests give a Console of their own
-    _progress = None
-    _alive = 0
-
-    def __init__(self, *args, desc: str = "", total: int | None = None, initial: int = 0, **_):
-        from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                   TransferSpeedColumn)
-
-        cls = type(self)
-        if cls._progress is None:
-            cls._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                     TransferSpeedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                     console=cls.console or Console(stderr=True), transient=False)
-            cls._progress.start()
-        cls._alive += 1
-        self._closed = False
-        # the hub says "(…)/org/repo/resolve/main/file.gguf" or "file.gguf: reconstructing file"
-        name = str(desc).rsplit("/", 1)[-1].split(": ", 1)[0]
-        self._task = cls._progress.add_task(name, total=total, completed=initial or 0)
-
-    def _get(self, key: str):
-        return getattr(self._progress.tasks[self._task], key)
-
-    @property
-    def n(self) -> int:
-        return int(self._get("completed"))
-
-    @property
-    def total(self):
-        return self._get("total")
-
-    @total.setter
-    def total(self, value) -> None:
-        self._progress.update(self._task, total=value)
-
-    def update(self, n: int = 1) -> None:
-        self._progress.advance(self._task, n)
-
-    def update_transfer(self, n: int = 1) -> None:
-        pass                             # network bytes: the bar shows the bytes written
-
-    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
-        pass                             # the speed column says it already
-
-    set_transfer_postfix_str = set_postfix_str
-
-    def refresh(self) -> None:
-        self._progress.refresh()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        cls = type(self)
-        cls._alive -= 1
-        if cls._alive == 0:
-            cls._progress.stop()
-            cls._progress = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-
-def _progress_class():
-    """a Rich bar on a terminal (unless HF_HUB_DISABLE_PROGRESS_BARS); else the hub's own choice"""
-    if sys.stderr.isatty() and os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "") in ("", "0"):
-        return _RichBar
-    return None
-
-
 def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | None = None,
             revision: str | None = None) -> Path:
     """Download (or find in the Hugging Face cache; resumed after an interruption)
@@ -505,7 +424,7 @@ def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | Non
     online = _hub_reachable()            # if not, the cached file, if any
     with _hub_errors(f"{repo}/{filename}"):
         p = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision,
-                                 tqdm_class=_progress_class(), local_files_only=not online))
+                                 tqdm_class=progress_class(), local_files_only=not online))
     want = sha256 or (_hf_sha256(repo, filename, revision) if online else None)
     marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
     stamp, got_size = _stamp(p, want), p.stat().st_size

@@ -150,7 +150,7 @@ def test_progress_bar_takes_the_xet_downloaders_calls():
     from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
     from rich.console import Console
 
-    from llmlite.registry import _RichBar
+    from llmlite.download_bar import RichBar as _RichBar
 
     class Report:
         def __init__(self, done, sent):
