@@ -334,20 +334,20 @@ def _hub_errors(what: str):
 
     try:
         yield
-    except LocalEntryNotFoundError:
-        # the hub was not reached (or HF_HUB_OFFLINE) and the file is not in the cache
-        if _offline():
-            raise RegistryError(f"{what}: not in the cache, and HF_HUB_OFFLINE is set") from None
-        raise RegistryError(f"{what}: {NO_NETWORK}") from None
-    except httpx2.TransportError:
-        raise RegistryError(f"{what}: {NO_NETWORK}") from None
-    except RepositoryNotFoundError:
-        raise RegistryError(f"{what}: no such repository on the hub (or it is private or gated)") from None
-    except EntryNotFoundError:
-        raise RegistryError(f"{what}: no such file in the repository") from None
-    except HfHubHTTPError as e:
-        status = getattr(e.response, "status_code", None)
-        raise RegistryError(f"{what}: the hub answered HTTP {status}") from None
+    except (LocalEntryNotFoundError, httpx2.TransportError, RepositoryNotFoundError, EntryNotFoundError,
+            HfHubHTTPError) as e:
+        # LocalEntryNotFoundError: the hub was not reached (or HF_HUB_OFFLINE) and the file is not cached
+        if isinstance(e, LocalEntryNotFoundError) and _offline():
+            why = "not in the cache, and HF_HUB_OFFLINE is set"
+        elif isinstance(e, (LocalEntryNotFoundError, httpx2.TransportError)):
+            why = NO_NETWORK
+        elif isinstance(e, RepositoryNotFoundError):   # before HfHubHTTPError: it is one
+            why = "no such repository on the hub (or it is private or gated)"
+        elif isinstance(e, EntryNotFoundError):
+            why = "no such file in the repository"
+        else:
+            why = f"the hub answered HTTP {getattr(e.response, 'status_code', None)}"
+        raise RegistryError(f"{what}: {why}") from None
 
 
 def _offline() -> bool:
