@@ -25,6 +25,9 @@ BAD_VALUES = {
     "rms_eps_nan": ({"llama.attention.layer_norm_rms_epsilon": math.nan},
                     r"llama\.attention\.layer_norm_rms_epsilon.*nan"),
     "freq_base_negative": ({"llama.rope.freq_base": -10000.0}, r"llama\.rope\.freq_base.*-10,?000"),
+    # found by the fuzz below: read unchecked, it overflowed llm_config's int (an internal error)
+    "swa_pattern_2^32-1": ({"llama.attention.sliding_window_pattern": np.uint32(2**32 - 1)},
+                           r"llama\.attention\.sliding_window_pattern.*4,294,967,295"),
     "unknown_arch": ({"general.architecture": "mamba9"}, r"unsupported architecture 'mamba9'"),
 }
 
@@ -112,7 +115,7 @@ def fuzz_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("hpfuzz")
 
 
-@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kv=st.dictionaries(st.sampled_from(HPARAM_KEYS), HPARAM_VALUES, min_size=1, max_size=3))
 def test_fuzz_hparams_load_or_one_line(tiny_path, fuzz_dir, kv):
     import llmlite
