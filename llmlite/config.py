@@ -7,6 +7,7 @@ scalings) are one row each of ARCHS.
 """
 from __future__ import annotations
 
+import math
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from llmlite.gguf.constants import VALUE_TYPE_NAMES, Keys
 from llmlite.gguf.reader import _show
 
 MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+# an integer hyper-parameter becomes a C int of llm_config (2^31 would wrap negative there)
+MAX_INT = (1 << 31) - 1
 # Gemma 3 files carry no pattern: llama.cpp's default, five sliding-window layers then a global one
 GEMMA3_SWA_PATTERN = 6
 # a layer's tensor: blk.N.<its name within the layer>
@@ -47,6 +50,10 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "phi3": Arch(lib.LLM_ARCH_PHI3)}
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
+
+
+def _unsupported(arch: str) -> str:
+    return f"unsupported architecture '{_show(arch)}' (supported: {', '.join(ARCHS)})"
 
 
 def _int(v) -> int | None:
@@ -106,16 +113,22 @@ class ModelConfig:
     @classmethod
     def from_gguf(cls, g) -> "ModelConfig":
         """Read the metadata of g (an open GGUFFile). A missing or ill-typed value raises
-        GGUFError (one line); what only the C forward pass needs is checked by to_c."""
+        GGUFError (one line), and so does a value the forward pass cannot use (an architecture
+        it does not run, a zero size, a NaN or non-positive epsilon or rotary base): `info`
+        and `run` refuse a file alike, before anything is sized from it."""
         md = g.metadata
         arch = md.get(Keys.General.ARCHITECTURE)
         if not isinstance(arch, str) or not arch:
             raise GGUFError(f"{g.path}: metadata {Keys.General.ARCHITECTURE} is missing (not a model file?)")
+        if arch not in ARCHS:
+            raise GGUFError(f"{g.path}: {_unsupported(arch)}")
 
         def bad(key, why):
             return GGUFError(f"{g.path}: metadata {_show(key)} {why}")
 
-        def num(key, default=None, kind=int):
+        def num(key, default=None, kind=int, positive=True):
+            """key's value; a float must be finite and, where positive, above 0 (an epsilon,
+            a base or a scale: 0, negative or NaN would turn every activation into NaN)."""
             k = key.format(arch=arch)
             v = md.get(k)
             if v is None:
@@ -124,12 +137,15 @@ class ModelConfig:
                 iv = _int(v)
                 if iv is None:
                     raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected an integer")
-                if iv < 0 or iv >= 1 << 40:
-                    raise bad(k, f"is {iv:,}, out of range")
+                if not 0 <= iv <= MAX_INT:
+                    raise bad(k, f"is {iv:,}, out of range (0 to {MAX_INT:,})")
                 return iv
             if isinstance(v, (bool, str, list, StringArray, np.ndarray)):
                 raise bad(k, f"has type {VALUE_TYPE_NAMES[g.metadata_types[k]]}, expected a number")
-            return float(v)
+            fv = float(v)
+            if not math.isfinite(fv) or fv < 0 or (positive and fv == 0):
+                raise bad(k, f"is {fv:g}, expected a {'positive' if positive else 'non-negative'} finite number")
+            return fv
 
         L, A, R, T = Keys.LLM, Keys.Attention, Keys.Rope, Keys.Tokenizer
         n_layer = num(L.BLOCK_COUNT)
@@ -153,7 +169,7 @@ class ModelConfig:
                 if v.ndim != 1 or v.size != n_layer or v.dtype.kind not in "iu":
                     raise bad(k, f"is an array of {v.size} {v.dtype}, expected {n_layer} per-layer integers")
                 lst = [int(x) for x in v]
-                if min(lst) < 0 or max(lst) >= 1 << 40:
+                if min(lst) < 0 or max(lst) > MAX_INT:
                     raise bad(k, "has a value out of range")
                 return lst
             return [num(key)] * n_layer
@@ -164,10 +180,23 @@ class ModelConfig:
         cfg.n_head = cfg.n_head_per_layer[0]
         cfg.n_head_kv_per_layer = layered(A.HEAD_COUNT_KV, cfg.n_head)
         cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
+        # the sizes every layer divides by or allocates from: the C side has no default for them
+        for key, v in ((L.EMBEDDING_LENGTH, cfg.n_embd), (L.FEED_FORWARD_LENGTH, cfg.n_ff),
+                       (A.HEAD_COUNT, cfg.n_head), (A.HEAD_COUNT_KV, cfg.n_head_kv)):
+            if not v:
+                raise bad(key.format(arch=arch), "is missing or 0")
         dflt_hd = cfg.n_embd // cfg.n_head if cfg.n_head else 0
         cfg.head_dim = num(A.KEY_LENGTH, dflt_hd)
         cfg.head_dim_v = num(A.VALUE_LENGTH, cfg.head_dim)
         cfg.n_rot = num(R.DIMENSION_COUNT, cfg.head_dim)
+        # each query head reads key/value head h / (n_head / n_head_kv), and rotates n_rot of its
+        # head_dim values: either out of step reads past a row
+        if cfg.n_head % cfg.n_head_kv:
+            raise bad(A.HEAD_COUNT_KV.format(arch=arch), f"is {cfg.n_head_kv:,}, which does not divide "
+                      f"{A.HEAD_COUNT.format(arch=arch)} {cfg.n_head:,}")
+        if cfg.n_rot > cfg.head_dim or cfg.n_rot % 2:
+            raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,} (expected an even number "
+                      f"up to the head size {cfg.head_dim:,})")
         cfg.rope_freq_base = num(R.FREQ_BASE, 10000.0, float)
         cfg.rope_freq_base_swa = num(R.FREQ_BASE_SWA, None, float)
         st = md.get(R.SCALING_TYPE.format(arch=arch))
@@ -177,14 +206,18 @@ class ModelConfig:
         cfg.rms_eps = num(A.LAYERNORM_RMS_EPS, 1e-5, float)
         cfg.norm_eps = num(A.LAYERNORM_EPS, None, float)
         cfg.sliding_window = num(A.SLIDING_WINDOW, 0)
-        cfg.attn_logit_softcapping = num(L.ATTN_LOGIT_SOFTCAPPING, None, float)
-        cfg.final_logit_softcapping = num(L.FINAL_LOGIT_SOFTCAPPING, None, float)
+        # a softcap of 0 is none
+        cfg.attn_logit_softcapping = num(L.ATTN_LOGIT_SOFTCAPPING, None, float, positive=False)
+        cfg.final_logit_softcapping = num(L.FINAL_LOGIT_SOFTCAPPING, None, float, positive=False)
         gemma3 = arch.startswith("gemma3")
         pat = md.get(A.SLIDING_WINDOW_PATTERN.format(arch=arch))
-        if isinstance(pat, np.ndarray) and pat.size == n_layer:
+        if isinstance(pat, np.ndarray):     # one flag per layer
+            if pat.ndim != 1 or pat.size != n_layer:
+                raise bad(A.SLIDING_WINDOW_PATTERN.format(arch=arch),
+                          f"is an array of {pat.size}, expected {n_layer} per-layer flags")
             cfg.swa_layers = [bool(x) for x in pat]
         else:
-            n = _int(pat)
+            n = num(A.SLIDING_WINDOW_PATTERN)
             if n is None and gemma3 and cfg.sliding_window:
                 n = GEMMA3_SWA_PATTERN
             cfg.sliding_window_pattern = n
@@ -244,14 +277,10 @@ class ModelConfig:
     def to_c(self, n_vocab: int, flash_attn: bool = False) -> "ffi.CData":
         """The llm_config the C forward pass takes (the one place one is made): n_vocab is
         the rows of token_embd. Raises LlmliteError (one line) for an architecture the C
-        side does not run or a size it needs that the file lacks."""
+        side does not run (from_gguf has checked the sizes it needs)."""
         arch = ARCHS.get(self.arch)
-        if arch is None:
-            raise LlmliteError(f"unsupported architecture {self.arch!r} (supported: {', '.join(ARCHS)})")
-        for key, v in ((Keys.LLM.EMBEDDING_LENGTH, self.n_embd), (Keys.LLM.FEED_FORWARD_LENGTH, self.n_ff),
-                       (Keys.Attention.HEAD_COUNT, self.n_head)):
-            if not v:
-                raise LlmliteError(f"GGUF metadata {key.format(arch=self.arch)} is missing or 0")
+        if arch is None:    # from_gguf refuses these; a ModelConfig made by hand may not have
+            raise LlmliteError(_unsupported(self.arch))
         c = ffi.new("llm_config *")
         c.arch = arch.c_id
         c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv = (self.n_layer, self.n_embd, self.n_ff, self.n_head,

@@ -60,9 +60,15 @@ def spawn_llmlite(*args, env=None, **spawn):
 
 
 def _value_type(v):
-    """The GGUF type a Python value is written as: str STRING, bool BOOL, int INT32, float FLOAT32."""
-    from llmlite.gguf.constants import ValueType
+    """The GGUF type a Python value is written as: str STRING, bool BOOL, int INT32, float FLOAT32;
+    a numpy scalar as its dtype (np.uint32(2**31): UINT32), a numpy array as an array of its dtype."""
+    import numpy as np
 
+    from llmlite.gguf.constants import SCALAR_DTYPES, ValueType
+
+    if isinstance(v, (np.generic, np.ndarray)):
+        item = next(vt for vt, dt in SCALAR_DTYPES.items() if dt == v.dtype.newbyteorder("<") and vt != ValueType.BOOL)
+        return (ValueType.ARRAY, item) if isinstance(v, np.ndarray) else item
     for t, vt in ((str, ValueType.STRING), (bool, ValueType.BOOL), (int, ValueType.INT32), (float, ValueType.FLOAT32)):
         if isinstance(v, t):
             return vt
@@ -72,7 +78,8 @@ def _value_type(v):
 def rewrite_gguf(src, dst, *, arch=None, kv=None, drop_kv=(), drop_tensors=(), retype=None) -> Path:
     """A copy of the GGUF src at dst with edits, to see what the loader and the CLI make
     of them: arch, a new architecture name (its <arch>.* keys renamed with it); kv,
-    metadata added or replaced ({key: str | bool | int | float}, written after the rest);
+    metadata added or replaced ({key: str | bool | int | float | numpy scalar or array},
+    written after the rest);
     drop_kv, metadata left out; drop_tensors, tensors left out; retype, {tensor: ggml
     type} declared in the table over the same data (only loading is exercised).
     Every other value and tensor is copied byte for byte."""

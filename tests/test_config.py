@@ -5,9 +5,8 @@ import gguf
 import numpy as np
 import pytest
 
-from llmlite.errors import LlmliteError
 from llmlite.config import ModelConfig
-from llmlite.gguf import open_gguf
+from llmlite.gguf import GGUFError, open_gguf
 
 
 def _model_file(path, arch="llama", **sizes):
@@ -30,11 +29,11 @@ def _model_file(path, arch="llama", **sizes):
     ("llama", {"attention.head_count": 0}, "llama.attention.head_count is missing or 0"),
     ("qwen2", {"embedding_length": None}, "qwen2.embedding_length is missing or 0"),
 ])
-def test_to_c_refuses_in_one_line(tmp_path, arch, sizes, words):
+def test_unrunnable_refused_in_one_line(tmp_path, arch, sizes, words):
+    # refused when read, so that `llmlite info` says what `run` says (exit 2, a bad file)
     with open_gguf(_model_file(tmp_path / "m.gguf", arch, **sizes)) as g:
-        cfg = ModelConfig.from_gguf(g)          # describable (llmlite info) ...
-        with pytest.raises(LlmliteError, match=words) as e:
-            cfg.to_c(100)                       # ... but not runnable
+        with pytest.raises(GGUFError, match=words) as e:
+            ModelConfig.from_gguf(g)
     assert "\n" not in str(e.value)
 
 

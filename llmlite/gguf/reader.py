@@ -391,6 +391,7 @@ class GGUFFile:
                 raise _Bad(f"truncated GGUF: {where} data ({tname}, {_n(nbytes)} bytes at offset "
                            f"{_n(data_offset + rel)}) runs past the end of the file ({_n(size)} bytes)")
             self.tensors[name] = TensorInfo(name, tuple(shape), ttype, data_offset + rel, nbytes, n_el)
+        _check_disjoint(self.tensors.values())
 
     _last_array_type = -1
 
@@ -450,6 +451,17 @@ class GGUFFile:
         (n,) = struct.unpack_from("<Q", self._mm, pos)
         return (f"truncated GGUF: {c.where}: string {bad} of {_n(count)} ({_n(n)} bytes at offset "
                 f"{_n(pos + 8)}) runs past the end of the file (file size {_n(c.size)})")
+
+
+def _check_disjoint(tensors) -> None:
+    """Raise _Bad if two tensors' data share a byte (as llama.cpp refuses them): one tensor
+    written through, or quantized over, would change the other."""
+    prev = None
+    for t in sorted(tensors, key=lambda t: t.offset):
+        if prev is not None and t.offset < prev.offset + prev.nbytes:
+            raise _Bad(f"corrupt GGUF: tensor '{_show(t.name)}' data (offset {_n(t.offset)}) overlaps tensor "
+                       f"'{_show(prev.name)}' ({_n(prev.nbytes)} bytes at offset {_n(prev.offset)})")
+        prev = t
 
 
 def _bad_magic(magic: bytes) -> str:
