@@ -340,15 +340,12 @@ class Chat:
                 msg = (f"the conversation with this message is {len(ids)} tokens and does not fit the context "
                        f"of {n_ctx}: start over (/clear), or use -c {fit} or more")
             raise ContextFullError(msg, n_tokens=len(ids), n_ctx=n_ctx, fit=fit, first=first)
-        room = n_ctx - len(ids)
-        n = room if max_tokens is None or max_tokens < 0 else min(max_tokens, room)
+        n = n_ctx if max_tokens is None or max_tokens < 0 else max_tokens   # the loop stops at the room left
         parts: list[str] = []
         try:
             for piece in generate_text(self.model, ids, replace(config, max_tokens=n), stats):
                 parts.append(piece)
                 yield piece
-            if n == room and stats is not None and stats.stop_reason == "length":
-                stats.stop_reason = "context"    # the budget was the room left, and it is used up
         finally:
             out = "".join(parts)
             if self.raw:

@@ -77,8 +77,11 @@ def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats:
     # tokens the model has agreed with so far (rows[agreed] predicts the next token)
     draft, rows, base, took, agreed = (), None, 0, 0.0, 0
     produced = 0
+    # the context bounds the reply too: it holds the prompt and all but the last token (sampled
+    # from the logits of a full cache); which of the two ends it is the stop reason
+    budget = min(max_tokens, model.n_ctx - len(history) + 1)
     try:
-        while produced < max_tokens:
+        while produced < budget:
             tok = sampler.sample(logits, history)
             if draft and (agreed == len(draft) or tok != draft[agreed] or tok in eog):
                 # the model's own token ends the guess: the cache keeps the agreeing prefix
@@ -97,18 +100,15 @@ def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats:
             if drafter is not None:
                 drafter.append(tok)
             yield tok
-            if produced >= max_tokens:
+            if produced >= budget:
                 break
             if draft:
                 logits = rows[agreed]
                 continue
-            if model.n_past >= model.n_ctx:
-                stats.stop_reason = "context"
-                return
             if drafter is None:
                 logits = model.step(tok)
                 continue
-            draft = drafter.propose(min(max_tokens - produced, model.n_ctx - model.n_past - 1))
+            draft = drafter.propose(min(budget - produced, model.n_ctx - model.n_past - 1))
             ts = time.perf_counter()
             if not draft:
                 logits = model.step(tok)
@@ -119,10 +119,10 @@ def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats:
             took = time.perf_counter() - ts
             stats.drafted += len(draft)
             logits = rows[0]
-        if draft:                       # max_tokens reached inside a guess: as above
+        if draft:                       # the budget reached inside a guess: as above
             model.truncate(base + 1 + agreed)
             drafter.observe(len(draft), agreed, took)
-        stats.stop_reason = "length"
+        stats.stop_reason = "length" if budget == max_tokens else "context"
     finally:
         stats.decode_s = time.perf_counter() - t1
 

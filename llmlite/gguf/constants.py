@@ -43,6 +43,11 @@ Keys = _gc.Keys                       # metadata key names ("{arch}.block_count"
 
 MAGIC = _gc.GGUF_MAGIC.to_bytes(4, "little")     # b"GGUF"
 DEFAULT_ALIGNMENT = _gc.GGUF_DEFAULT_ALIGNMENT   # when general.alignment is absent
+
+
+def alignment_ok(a: int) -> bool:
+    """general.alignment as reader and writer accept it: a power of two, 1 .. 2^30"""
+    return 0 < a <= 1 << 30 and not a & (a - 1)
 QUANT_VERSION = _gc.GGML_QUANT_VERSION           # general.quantization_version
 
 # ---- tensor types: id -> (name, elements per block, bytes per block) ----------

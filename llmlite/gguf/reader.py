@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from llmlite.errors import GGUFError
-from llmlite.gguf.constants import (DEFAULT_ALIGNMENT, GGML_TYPES, INTEGER_TYPES, MAGIC, SCALAR_DTYPES,
+from llmlite.gguf.constants import (DEFAULT_ALIGNMENT, alignment_ok, GGML_TYPES, INTEGER_TYPES, MAGIC, SCALAR_DTYPES,
                                     VALUE_TYPE_NAMES, GGMLType, Keys, ValueType, type_name)
 
 MAX_DIMS = 4
@@ -343,7 +343,7 @@ class GGUFFile:
             a = md[ak]
             if mt[ak] not in INTEGER_TYPES:
                 raise _Bad(f"corrupt GGUF: {ak} has type {VALUE_TYPE_NAMES[mt[ak]]}, expected an integer")
-            if a <= 0 or a & (a - 1) or a > 1 << 30:
+            if not alignment_ok(a):
                 raise _Bad(f"corrupt GGUF: {ak} is {_n(a)}, not a power of two (1 .. 2^30)")
             self.alignment = int(a)
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from llmlite.atomic import atomic_write
-from llmlite.gguf.constants import DEFAULT_ALIGNMENT, MAGIC, SCALAR_DTYPES, VALUE_TYPE_NAMES, Keys, ValueType
+from llmlite.gguf.constants import DEFAULT_ALIGNMENT, MAGIC, alignment_ok, SCALAR_DTYPES, VALUE_TYPE_NAMES, Keys, ValueType
 
 # the layout written here: version 3 (64-bit counts and sizes), as llama.cpp writes it
 VERSION = 3
@@ -48,7 +48,7 @@ def encode(vtype, value) -> bytes:
 def with_alignment(kvs: list[tuple[str, bytes]], alignment: int) -> list[tuple[str, bytes]]:
     """kvs declaring `alignment` (a u32 general.alignment, in place of the one they
     carry or after the last); the writer then aligns the data to it."""
-    if alignment <= 0 or alignment & (alignment - 1) or alignment > 1 << 30:
+    if not alignment_ok(alignment):
         raise ValueError(f"alignment {alignment}: not a power of two (1 .. 2^30)")
     kv = (Keys.General.ALIGNMENT, encode(ValueType.UINT32, alignment))
     if any(k == kv[0] for k, _ in kvs):
@@ -66,7 +66,7 @@ def alignment_of(kvs: list[tuple[str, bytes]]) -> int:
         if dt is None or dt.kind not in "iu" or vt == ValueType.BOOL:
             raise ValueError(f"{k} has type {VALUE_TYPE_NAMES.get(vt, vt)}, expected an integer")
         a = int(np.frombuffer(v, dtype=dt, count=1, offset=4)[0])
-        if a <= 0 or a & (a - 1) or a > 1 << 30:
+        if not alignment_ok(a):
             raise ValueError(f"{k} is {a}, not a power of two (1 .. 2^30)")
         return a
     return DEFAULT_ALIGNMENT
