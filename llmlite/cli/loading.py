@@ -65,7 +65,7 @@ def load_model(model: Optional[str], ctx_size: Optional[int], threads: Optional[
     except BaseException:
         g.close()
         raise
-    from llmlite.registry import note_used
+    from llmlite.usage import note_used
 
     note_used(path)
     if state.verbose:
