@@ -61,14 +61,16 @@ class Weights:
         n_layer = self.config.n_layer
         n_gpu = max(0, min(int(n_gpu), n_layer))
         self.n_gpu, self.backend = n_gpu, (backend if n_gpu else "cpu")
-        from llmlite.offload import device_name, span_weight_bytes
+        from llmlite.offload import _b, check_context_fits, device_name, span_weight_bytes
 
         self.device = device_name(backend)
         split = n_layer - n_gpu               # the first layer of the span
         span_head = n_gpu == n_layer          # the head goes with the last span when all layers do
+        need = check_context_fits(g, self.n_ctx, n_batch, n_gpu)
         m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
-            raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
+            raise LlmliteError(f"could not create the model for a context of {self.n_ctx} tokens ({_b(need)} of KV "
+                               "cache and buffers): out of memory, or bad hyper-parameters")
         self.ptr = ffi.gc(m, lib.llm_model_free)
         slots = []                                # (name, tensor, layer, slot, goes to the span)
         for name, t in g.tensors.items():
