@@ -8,6 +8,10 @@
         GGUFError, TokenizerError, ChatTemplateError, ContextFullError, ContextMemoryError,
         QuantizeError, RegistryError
 
+A model file cut while a model uses it is no exception: its pages vanish from the mapping
+and the read faults (SIGBUS) inside C; csrc/sigbus.c prints the one line naming the file
+and exits 1, as an LlmliteError would.
+
 The built-in bases they had before (ValueError, RuntimeError) are kept, so callers that catch
 those still do.
 """

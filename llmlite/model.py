@@ -109,6 +109,20 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
+        self._watch_mapping(g)
+
+    def _watch_mapping(self, g) -> None:
+        """While these weights live, a read of the file's mapping that faults (the file
+        truncated or rewritten in place under the process) prints one line naming it and
+        exits 1 (csrc/sigbus.c), where SIGBUS killed the process silently. Preformatted
+        now: the signal handler cannot format or allocate."""
+        import os
+        import weakref
+
+        buf = g.buffer
+        line = b"error: the model file " + os.fsencode(str(g.path)) + b" changed or was truncated while in use (SIGBUS)\n"
+        slot = lib.llm_sigbus_watch(ffi.cast("void *", buf.ctypes.data), buf.size, line)
+        weakref.finalize(self, lib.llm_sigbus_unwatch, slot)
 
     def _to_span(self, name, layer, slot, t, data, ne0, ne1) -> None:
         rc = lib.llm_model_set_span_tensor(self.ptr, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data),

@@ -41,3 +41,29 @@ def test_when_the_c_allocation_fails_the_message_names_the_bytes(tiny_path, monk
     with pytest.raises(LlmliteError, match=r"could not create the model for a context of 2000000000 tokens "
                                            r"\([0-9.]+ TiB of KV cache and buffers\): out of memory"):
         llmlite.load(tiny_path, n_ctx=2_000_000_000)
+
+
+SHRINK = """
+import os, sys
+import llmlite
+
+m = llmlite.load(sys.argv[1], n_ctx=64)
+os.truncate(sys.argv[1], 4096)     # the weights' pages are gone from the mapping
+m.eval([1, 2, 3])
+print("read the weights after all")
+"""
+
+
+def test_a_model_file_truncated_while_in_use_is_one_line_not_a_crash(tiny_path, tmp_path):
+    """the next read of a weight past the new end faults (SIGBUS): the process says which
+    file and exits 1, where it died silently by the signal (-7)"""
+    import shutil
+
+    from helpers import run_python
+
+    copy = tmp_path / "model.gguf"
+    shutil.copyfile(tiny_path, copy)
+    r = run_python(SHRINK, copy, env={"PYTHONFAULTHANDLER": "1"})
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert r.stdout == "" and r.stderr == (f"error: the model file {copy} changed or was truncated while in use "
+                                           "(SIGBUS)\n")
