@@ -66,6 +66,13 @@ double llm_probe_read_bw(long long bytes, int threads, int reps);
 double llm_probe_read_bw_pages(long long bytes, int threads, int reps, int huge_pages);
 double llm_now(void);                        /* monotonic seconds */
 
+/* ---- a model file that shrinks while mapped (sigbus.c) ---- */
+/* While watched, a read of [addr, addr + len) that faults with SIGBUS (the file cut
+ * under its mapping) writes `line` to stderr and exits the process with status 1;
+ * other SIGBUS go to the handler set before. Returns the slot, or -1 (none free). */
+int llm_sigbus_watch(const void *addr, long long len, const char *line);
+void llm_sigbus_unwatch(int slot);
+
 /* ---- GGUF helpers (gguf_scan.c) ---- */
 /* Walk `count` GGUF strings (u64 length + bytes) starting at buf[off], never
  * past buf[size]. Writes each string's data offset and length (if the arrays

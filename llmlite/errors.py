@@ -5,7 +5,12 @@
       OffloadError          a span could not be made on its device
       DeviceLost            a device step failed; the model goes on on the CPU
       UserError           exit 2: bad input (a file, an option, a model name, a template)
-        GGUFError, TokenizerError, ChatTemplateError, ContextFullError, QuantizeError, RegistryError
+        GGUFError, TokenizerError, ChatTemplateError, ContextFullError, ContextMemoryError,
+        QuantizeError, RegistryError
+
+A model file cut while a model uses it is no exception: its pages vanish from the mapping
+and the read faults (SIGBUS) inside C; csrc/sigbus.c prints the one line naming the file
+and exits 1, as an LlmliteError would.
 
 The built-in bases they had before (ValueError, RuntimeError) are kept, so callers that catch
 those still do.
@@ -65,6 +70,10 @@ class ContextFullError(UserError, ValueError):
     def __init__(self, message: str, n_tokens: int = 0, n_ctx: int = 0, fit: int = 0, first: bool = True):
         super().__init__(message)
         self.n_tokens, self.n_ctx, self.fit, self.first = n_tokens, n_ctx, fit, first
+
+
+class ContextMemoryError(UserError, ValueError):
+    """A context (-c) whose KV cache and buffers alone are more than this machine's memory."""
 
 
 class QuantizeError(UserError, ValueError):

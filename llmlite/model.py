@@ -61,14 +61,16 @@ class Weights:
         n_layer = self.config.n_layer
         n_gpu = max(0, min(int(n_gpu), n_layer))
         self.n_gpu, self.backend = n_gpu, (backend if n_gpu else "cpu")
-        from llmlite.offload import device_name, span_weight_bytes
+        from llmlite.offload import _b, check_context_fits, device_name, span_weight_bytes
 
         self.device = device_name(backend)
         split = n_layer - n_gpu               # the first layer of the span
         span_head = n_gpu == n_layer          # the head goes with the last span when all layers do
+        need = check_context_fits(g, self.n_ctx, n_batch, n_gpu)
         m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
-            raise LlmliteError("could not create the model (bad hyper-parameters or out of memory)")
+            raise LlmliteError(f"could not create the model for a context of {self.n_ctx} tokens ({_b(need)} of KV "
+                               "cache and buffers): out of memory, or bad hyper-parameters")
         self.ptr = ffi.gc(m, lib.llm_model_free)
         slots = []                                # (name, tensor, layer, slot, goes to the span)
         for name, t in g.tensors.items():
@@ -107,6 +109,20 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
+        self._watch_mapping(g)
+
+    def _watch_mapping(self, g) -> None:
+        """While these weights live, a read of the file's mapping that faults (the file
+        truncated or rewritten in place under the process) prints one line naming it and
+        exits 1 (csrc/sigbus.c), where SIGBUS killed the process silently. Preformatted
+        now: the signal handler cannot format or allocate."""
+        import os
+        import weakref
+
+        buf = g.buffer
+        line = b"error: the model file " + os.fsencode(str(g.path)) + b" changed or was truncated while in use (SIGBUS)\n"
+        slot = lib.llm_sigbus_watch(ffi.cast("void *", buf.ctypes.data), buf.size, line)
+        weakref.finalize(self, lib.llm_sigbus_unwatch, slot)
 
     def _to_span(self, name, layer, slot, t, data, ne0, ne1) -> None:
         rc = lib.llm_model_set_span_tensor(self.ptr, layer, slot, int(t.type), ffi.cast("void *", data.ctypes.data),

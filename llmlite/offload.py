@@ -195,6 +195,38 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
 
 
+def host_context_bytes(costs: ModelCosts, n_gpu: int = 0) -> int:
+    """What the CPU model allocates for its context with the last n_gpu layers offloaded
+    (llm_model_new_span): the KV cache of the layers it keeps and its compute buffers.
+    Anonymous memory, unlike the weights, which are paged in from the file."""
+    return _split(costs, n_gpu, 0, DEFAULT_CPU_GBS, DEFAULT_CPU_GBS)[0].kv + costs.scratch_bytes
+
+
+def ram_total() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return None
+
+
+def check_context_fits(g, n_ctx: int, n_batch: int, n_gpu: int = 0) -> int:
+    """The bytes host_context_bytes counts, after refusing (ContextMemoryError) a context
+    they exceed the physical memory for. The C side maps its buffers lazily, so a
+    context too large for the memory either fails there with no reason given or, under
+    overcommit, is killed later by the OOM killer as the cache fills: refused here
+    instead, with the figures. Past the training context is allowed (the CLI warns)."""
+    from llmlite.errors import ContextMemoryError
+
+    costs = model_costs(g, n_ctx, n_batch, "cpu")
+    need, ram = host_context_bytes(costs, n_gpu), ram_total()
+    if ram and need > ram:
+        raise ContextMemoryError(
+            f"a context of {n_ctx} tokens needs {_b(need)} of KV cache and buffers (plus "
+            f"{_b(costs.file_tensor_bytes)} of weights); this machine has {_b(ram)} of memory: use a smaller -c")
+    return need
+
+
 @dataclass
 class Side:
     """What one device holds, and what it reads per decoded token."""
@@ -312,7 +344,8 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
 
 
 def _b(x: int) -> str:
-    return f"{x / GiB:.1f} GiB" if x >= GiB else f"{x / MiB:.1f} MiB"
+    return (f"{x / (GiB << 10):.1f} TiB" if x >= GiB << 10 else f"{x / GiB:.1f} GiB" if x >= GiB
+            else f"{x / MiB:.1f} MiB")
 
 
 def _range(r: range) -> str:

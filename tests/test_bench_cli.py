@@ -35,6 +35,7 @@ def test_ngl_list_gives_one_set_of_tests_per_split(smollm2_path):
     # the plan of each split went to stderr before its model loaded
     assert r.stderr.count("offload plan: 15/30 layers") == 1 and r.stderr.count("offload plan: 30/30 layers") == 2
     assert b["verdict"]                                   # from the CPU-only split
+    assert 0 < b["peak_rss_tests"] <= b["peak_rss"]        # the process's peak takes in the probe's buffer
 
 
 def test_table_names_backend_and_device_memory(smollm2_path):
@@ -110,3 +111,24 @@ def test_device_memory_figures(monkeypatch):
                                       "free memory fell 520.0 MiB (+4.0% against the plan)")
     m.offload_plan = SimpleNamespace(n_gpu=16, vram_free=8000 << 20, gpu=plan.gpu)   # fell back from 16 layers
     assert _bench_split(m, 0, 30)["plan_device_bytes"] is None
+
+
+def test_peak_rss_is_the_process_peak(smollm2_path):
+    """the peak RSS bench prints is at least what the kernel counted for the whole process
+    (its ru_maxrss as the parent reaps it), the bandwidth probe's buffer included; the
+    narrower peak, until the tests ended, is labelled as such"""
+    import os
+    import subprocess
+
+    from helpers import LLMLITE, ROOT, cli_env
+
+    p = subprocess.Popen([*LLMLITE, "bench", str(smollm2_path), "-p", "8", "-n", "2", "-r", "1", "-ngl", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, env=cli_env(), text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)       # this child's own rusage, not every child's so far
+    p.returncode = os.waitstatus_to_exitcode(status)
+    assert p.returncode == 0
+    line = next(ln for ln in out.splitlines() if "peak RSS" in ln)
+    value, unit = line.split("peak RSS ")[1].split()[:2]
+    assert float(value) * {"MiB": 1 << 20, "GiB": 1 << 30}[unit] >= 0.9 * usage.ru_maxrss * 1024, line
+    assert "until the tests ended, before the bandwidth probe)" in line

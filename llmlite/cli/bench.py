@@ -46,7 +46,8 @@ def bench(
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Prompt processing (pp) and generation (tg) speed, as llama-bench measures them,
-    plus peak memory, bytes moved per token and what limits decode. With several -ngl
+    plus peak memory (the process's peak RSS, the bandwidth probe's buffer included, and
+    the peak until the tests ended), bytes moved per token and what limits decode. With several -ngl
     values (e.g. -ngl 0,25%,50%,75%,100%): the bandwidth cliff of partial offload, and
     the device memory each split took against its plan.
 
@@ -105,7 +106,10 @@ def bench(
                 verdict_of = (tg.mean, B.decode_bytes_per_token(m, n_gen // 2))
         finally:
             m.close()                             # before the next split plans against the free memory
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    def peak_rss() -> int:          # the process's high-water mark so far (ru_maxrss: KiB on Linux)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    tests_rss = peak_rss()        # before the probe, whose buffer (PROBE_BYTES) is larger than a small model
     if info is None:
         raise UserError("; ".join(s["error"] for _, s in rows))
     cores = lib.llm_physical_cores()
@@ -114,7 +118,7 @@ def bench(
     name = " ".join(str(x) for x in (info["arch"], info["size_label"] or fmt_params(params),
                                        FILE_TYPE_NAMES.get(ftype, "")) if x)
     verdict, bpt, probe = "", 0, None
-    if verdict_of:                                # after the peak RSS: the probe's buffer is large
+    if verdict_of:
         tg_mean, bpt = verdict_of
         probe = B.probe_bandwidth(info["threads"], huge_pages=False)
         pp0 = next((r.mean for r, s in rows if r and s["ngl"] == 0 and r.test.startswith("pp")), None)
@@ -125,7 +129,7 @@ def bench(
             "threads": info["threads"], "n_layer": n_layer,
             "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs, **s} if r else s
                       for r, s in rows],
-            "peak_rss": peak_rss, "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
+            "peak_rss": peak_rss(), "peak_rss_tests": tests_rss, "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
             else None, "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
         return
     from rich.console import Console
@@ -141,7 +145,8 @@ def bench(
                   str(info["threads"]), r.test if r else "-", f"{r.mean:.2f} ± {r.sd:.2f}" if r else "failed")
     con = Console(width=None if sys.stdout.isatty() else 160)   # a pipe gets whole rows
     con.print(t)
-    con.print(f"CPU kernels: {isa()}; peak RSS {fmt_bytes(peak_rss)}", highlight=False)
+    con.print(f"CPU kernels: {isa()}; peak RSS {fmt_bytes(peak_rss())} ({fmt_bytes(tests_rss)} until the tests "
+              "ended, before the bandwidth probe)", highlight=False)
     seen = set()
     for _, s in rows:
         if s["split"] not in seen:
