@@ -2,11 +2,12 @@
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from helpers import llmlite, rewrite_gguf, start_llmlite
+from helpers import LLMLITE, cli_env, llmlite, rewrite_gguf, start_llmlite
 
 
 def _stats_ok(stderr):
@@ -108,6 +109,39 @@ def test_run_missing_model_and_file(tmp_path):
     r = llmlite("run", "no-such-alias", "-p", "x")
     assert r.returncode == 2 and "unknown model alias" in r.stderr
 
+
+
+# the same bytes to every command that reads the user's text: one reader, one answer
+_NOT_TEXT = bytes(range(256))           # 0x80 at offset 128 is the first byte that is not UTF-8
+
+
+@pytest.mark.parametrize("args, via_stdin", [
+    (["run", "{m}", "-f", "{f}"], False),
+    (["run", "{m}", "-f", "-"], True),
+    (["tokenize", "{m}", "-"], True),
+    (["perplexity", "{m}", "-f", "{f}"], False),
+], ids=["run-f", "run-stdin", "tokenize-stdin", "perplexity-f"])
+def test_binary_input_is_refused_alike(tiny_path, tmp_path, args, via_stdin):
+    f = tmp_path / "blob.bin"
+    f.write_bytes(_NOT_TEXT)
+    argv = [a.format(m=tiny_path, f=f) for a in args]
+    r = subprocess.run([*LLMLITE, *argv], input=_NOT_TEXT if via_stdin else b"", capture_output=True,
+                       timeout=60, env=cli_env())
+    name = "stdin" if via_stdin else str(f)
+    assert (r.returncode, r.stdout, r.stderr.decode()) == \
+        (2, b"", f"error: {name} is not UTF-8 text (byte 0x80 at offset 128)\n")
+
+
+def test_bom_and_crlf_text_is_read_as_text(tiny_path, tmp_path):
+    """a BOM (an editor's mark) is not part of the text; CRLF line ends are kept as they are"""
+    f = tmp_path / "bom.txt"
+    f.write_bytes("\ufeffHello\r\nworld\n".encode())
+    plain = llmlite("tokenize", tiny_path, "--json", "Hello\r\nworld\n")
+    piped = llmlite("tokenize", tiny_path, "--json", "-", input=f.read_bytes().decode())
+    assert piped.returncode == 0 and piped.stdout == plain.stdout, piped.stderr
+    r1 = llmlite("run", tiny_path, "--raw", "-f", f, "-n", "3", "--temp", "0")
+    r2 = llmlite("run", tiny_path, "--raw", "-p", "Hello\r\nworld", "-n", "3", "--temp", "0")
+    assert r1.returncode == 0 and r1.stdout == r2.stdout, r1.stderr
 
 @pytest.mark.parametrize("template, msg", [
     ("{{ ''.__class__.__mro__ }}", "unsafe"),
