@@ -399,23 +399,25 @@ def test_chat_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     assert json.loads(keep.read_text())["messages"] == chat.messages
     assert keep.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
 
-def test_chat_repl_offers_to_drop_old_turns(tiny_path):
-    """A turn that does not fit with the conversation: the REPL says so and asks; on
-    'y' it forgets the oldest exchanges (never the system message) and answers; on
-    anything else the message is dropped and the conversation stays."""
-    many = "Hello there, how are you today?\n" * 6
-    long = "tell me " + "more and more " * 12 + "\n"
-    r = llmlite("chat", tiny_path, "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
-                input=many + long + "y\n/show\n" + long + "n\n")
+
+def test_piped_chat_drops_old_turns_without_asking(smollm2_path):
+    """Piped input has no one to answer the [y/N] question (it read the user's next
+    message as the answer): when a turn does not fit with the conversation, the oldest
+    exchanges go (never the system message), stderr says so in one line, and every
+    input line is answered as a message. (On a terminal it asks: test_repl_pty.py.)"""
+    lines = [f"Line {i}: tell me more and more and more about the number {i}." for i in range(6)]
+    r = llmlite("chat", "smollm2-135m", "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
+                input="".join(ln + "\n" for ln in lines) + "/show\n", timeout=120)
     assert r.returncode == 0, r.stderr
     err = r.stderr
-    assert "drop the oldest" in err and "[y/N]" in err and "(dropped the oldest" in err
-    n_turns = len(_stats_ok(err))
-    assert n_turns == 7                                  # six turns, then the long one after dropping
+    assert "[y/N]" not in err
+    dropped = [ln for ln in err.splitlines() if "to fit)" in ln]
+    assert dropped and all(ln.startswith("(the conversation with this message is ") and "dropped the oldest" in ln
+                           for ln in dropped), err
+    assert len(_stats_ok(err)) == len(lines)                 # every line was a message with a reply
+    assert len(r.stdout.splitlines()) == len(lines), r.stdout
     shown = err.split("template:")[-1]
-    assert "Be terse." in shown                          # the system message stays
-    assert err.count("[y/N]") == 2                       # asked again for the second long message
-    assert "message dropped" in err.split("[y/N]")[-1]   # answered n: dropped, the conversation kept
+    assert "Be terse." in shown and lines[-1] in shown and lines[0] not in shown
 
 
 def test_run_says_when_the_context_ends_the_reply(tiny_path):
