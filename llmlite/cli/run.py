@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import sys
 from typing import Optional
 
 import typer
@@ -36,7 +35,7 @@ from llmlite.errors import UserError
 
 def read_prompt_file(file: str) -> str:
     text = read_user_text(file)
-    return text[:-1] if text.endswith("\n") else text  # like llama.cpp: one trailing newline dropped
+    return text.removesuffix("\n")            # like llama.cpp: one trailing newline dropped
 
 
 @app.command()
