@@ -56,12 +56,15 @@ PROMPT ?= Explain in three sentences why the sky is blue.
 run: install
 	$(PYTHON) -m llmlite run $(MODEL) -p "$(PROMPT)" -n 128
 
+# pytest's default report, not -q's: a run takes minutes, and the default prints a line
+# per test file as it goes (its name, a dot per test, the percentage done), then the
+# same summary -q ends with
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest
 
 # the quick run: the tests not marked slow (pyproject.toml's markers)
 test-fast: install
-	$(PYTHON) -m pytest -q -m "not slow"
+	$(PYTHON) -m pytest -m "not slow"
 
 bench: install
 	$(PYTHON) benchmarks/bench_kernels.py

@@ -2,11 +2,12 @@
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from helpers import llmlite, rewrite_gguf, start_llmlite
+from helpers import LLMLITE, cli_env, llmlite, rewrite_gguf, start_llmlite
 
 
 def _stats_ok(stderr):
@@ -108,6 +109,39 @@ def test_run_missing_model_and_file(tmp_path):
     r = llmlite("run", "no-such-alias", "-p", "x")
     assert r.returncode == 2 and "unknown model alias" in r.stderr
 
+
+
+# the same bytes to every command that reads the user's text: one reader, one answer
+_NOT_TEXT = bytes(range(256))           # 0x80 at offset 128 is the first byte that is not UTF-8
+
+
+@pytest.mark.parametrize("args, via_stdin", [
+    (["run", "{m}", "-f", "{f}"], False),
+    (["run", "{m}", "-f", "-"], True),
+    (["tokenize", "{m}", "-"], True),
+    (["perplexity", "{m}", "-f", "{f}"], False),
+], ids=["run-f", "run-stdin", "tokenize-stdin", "perplexity-f"])
+def test_binary_input_is_refused_alike(tiny_path, tmp_path, args, via_stdin):
+    f = tmp_path / "blob.bin"
+    f.write_bytes(_NOT_TEXT)
+    argv = [a.format(m=tiny_path, f=f) for a in args]
+    r = subprocess.run([*LLMLITE, *argv], input=_NOT_TEXT if via_stdin else b"", capture_output=True,
+                       timeout=60, env=cli_env())
+    name = "stdin" if via_stdin else str(f)
+    assert (r.returncode, r.stdout, r.stderr.decode()) == \
+        (2, b"", f"error: {name} is not UTF-8 text (byte 0x80 at offset 128)\n")
+
+
+def test_bom_and_crlf_text_is_read_as_text(tiny_path, tmp_path):
+    """a BOM (an editor's mark) is not part of the text; CRLF line ends are kept as they are"""
+    f = tmp_path / "bom.txt"
+    f.write_bytes("\ufeffHello\r\nworld\n".encode())
+    plain = llmlite("tokenize", tiny_path, "--json", "Hello\r\nworld\n")
+    piped = llmlite("tokenize", tiny_path, "--json", "-", input=f.read_bytes().decode())
+    assert piped.returncode == 0 and piped.stdout == plain.stdout, piped.stderr
+    r1 = llmlite("run", tiny_path, "--raw", "-f", f, "-n", "3", "--temp", "0")
+    r2 = llmlite("run", tiny_path, "--raw", "-p", "Hello\r\nworld", "-n", "3", "--temp", "0")
+    assert r1.returncode == 0 and r1.stdout == r2.stdout, r1.stderr
 
 @pytest.mark.parametrize("template, msg", [
     ("{{ ''.__class__.__mro__ }}", "unsafe"),
@@ -365,23 +399,25 @@ def test_chat_save_on_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
     assert json.loads(keep.read_text())["messages"] == chat.messages
     assert keep.stat().st_mode & 0o777 == 0o600 and sorted(p.name for p in tmp_path.iterdir()) == ["keep.json"]
 
-def test_chat_repl_offers_to_drop_old_turns(tiny_path):
-    """A turn that does not fit with the conversation: the REPL says so and asks; on
-    'y' it forgets the oldest exchanges (never the system message) and answers; on
-    anything else the message is dropped and the conversation stays."""
-    many = "Hello there, how are you today?\n" * 6
-    long = "tell me " + "more and more " * 12 + "\n"
-    r = llmlite("chat", tiny_path, "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
-                input=many + long + "y\n/show\n" + long + "n\n")
+
+def test_piped_chat_drops_old_turns_without_asking(smollm2_path):
+    """Piped input has no one to answer the [y/N] question (it read the user's next
+    message as the answer): when a turn does not fit with the conversation, the oldest
+    exchanges go (never the system message), stderr says so in one line, and every
+    input line is answered as a message. (On a terminal it asks: test_repl_pty.py.)"""
+    lines = [f"Line {i}: tell me more and more and more about the number {i}." for i in range(6)]
+    r = llmlite("chat", "smollm2-135m", "-c", "160", "-n", "4", "--temp", "0", "--system", "Be terse.",
+                input="".join(ln + "\n" for ln in lines) + "/show\n", timeout=120)
     assert r.returncode == 0, r.stderr
     err = r.stderr
-    assert "drop the oldest" in err and "[y/N]" in err and "(dropped the oldest" in err
-    n_turns = len(_stats_ok(err))
-    assert n_turns == 7                                  # six turns, then the long one after dropping
+    assert "[y/N]" not in err
+    dropped = [ln for ln in err.splitlines() if "to fit)" in ln]
+    assert dropped and all(ln.startswith("(the conversation with this message is ") and "dropped the oldest" in ln
+                           for ln in dropped), err
+    assert len(_stats_ok(err)) == len(lines)                 # every line was a message with a reply
+    assert len(r.stdout.splitlines()) == len(lines), r.stdout
     shown = err.split("template:")[-1]
-    assert "Be terse." in shown                          # the system message stays
-    assert err.count("[y/N]") == 2                       # asked again for the second long message
-    assert "message dropped" in err.split("[y/N]")[-1]   # answered n: dropped, the conversation kept
+    assert "Be terse." in shown and lines[-1] in shown and lines[0] not in shown
 
 
 def test_run_says_when_the_context_ends_the_reply(tiny_path):

@@ -111,6 +111,29 @@ def test_repl_context_overflow_ctrl_d(tiny_path, closing):
     assert c.exitstatus == 0
 
 
+def test_repl_asks_before_dropping_old_turns(tiny_path, closing):
+    """On a terminal a turn that does not fit with the conversation is a [y/N]
+    question: y forgets the oldest exchanges and answers; n drops the message."""
+    c = spawn(tiny_path, "--temp", "0", "-n", "4", "-c", "160", "--system", "Be terse.")
+    closing(c)
+    for _ in range(6):
+        turn(c, "Hello there, how are you today?")
+    long = "tell me " + "more and more " * 12
+    ask = r"drop the oldest (\d+) exchanges? to fit\? \[y/N\]\) "
+    c.sendline(long)
+    c.expect(ask)
+    c.sendline("y")
+    c.expect_exact(f"(dropped the oldest {c.match.group(1)} exchange")
+    c.expect(STATS)
+    c.expect_exact(PROMPT)
+    c.sendline(long)
+    c.expect(ask)
+    c.sendline("n")
+    c.expect_exact("message dropped")
+    c.expect_exact(PROMPT)
+    assert finish(c) == 0
+
+
 def test_gauge_and_history_across_sessions(tiny_path, tmp_path, monkeypatch):
     """The prompt shows the context in use; the input history is kept across sessions"""
     monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))

@@ -1,6 +1,8 @@
 """Options shared by several commands, each declared once, and their checks."""
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from llmlite import settings
@@ -118,3 +120,24 @@ def whole_number(v: str, what: str) -> int:
 def parse_ngl(v: str):
     s = str(v).strip().lower()
     return s if s in ("auto", "all") else whole_number(s, "-ngl (auto, all or a number of layers)")
+
+
+def read_user_text(file: str) -> str:
+    """The text in a file the user names (-: stdin), for run -f, tokenize - and
+    perplexity -f alike: UTF-8, a leading BOM dropped (an editor's mark, not text).
+    Anything else is a UserError naming the first byte that is not UTF-8, rather
+    than U+FFFD stand-ins the model would be fed without anyone knowing."""
+    name = "stdin" if file == "-" else file
+    try:
+        if file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(file, "rb") as f:
+                data = f.read()
+    except OSError as e:
+        raise UserError(f"{name}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{name} is not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})") from None
+    return text.removeprefix("\ufeff")

@@ -8,7 +8,7 @@ import typer
 
 from llmlite.cli.app import app, command
 from llmlite.cli.loading import load_model
-from llmlite.cli.options import opt_ctx, opt_threads
+from llmlite.cli.options import opt_ctx, opt_threads, read_user_text
 from llmlite.errors import UserError
 
 
@@ -32,11 +32,7 @@ def perplexity(
         raise UserError(f"-c/--ctx-size must be at least 8 (got {ctx_size})")
     if chunks < 0:
         raise UserError(f"--chunks must be >= 0 (got {chunks})")
-    try:
-        with open(file, "rb") as f:
-            text = f.read().decode("utf-8", "replace")
-    except OSError as e:
-        raise UserError(f"{file}: {e.strerror or e}") from None
+    text = read_user_text(file)
     import json
 
     from llmlite.perplexity import perplexity as run_ppl

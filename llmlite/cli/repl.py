@@ -44,15 +44,14 @@ def _gauge(chat, state: dict) -> str:
     return f"[{_in_use(chat, state)}/{chat.model.n_ctx}] "
 
 
-def _ask(question: str, interactive: bool) -> bool:
-    """a yes/no question on stderr, the answer read as a line of input"""
+def _ask(question: str) -> bool:
+    """a yes/no question on stderr, answered at the terminal (never asked of piped
+    input, where the answer would be the user's next message)"""
     print(stderr_style(question), end="", file=sys.stderr, flush=True)
     try:
-        ans = input() if interactive else sys.stdin.readline()
+        ans = input()
     except EOFError:
         return False
-    if not interactive:
-        print(file=sys.stderr)
     return ans.strip().lower() in ("y", "yes")
 
 
@@ -346,13 +345,16 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
             note("(reply interrupted)")
         except ContextFullError as e:
             # the turn is dropped; the conversation stays as it was, unless the user
-            # agrees to forget its oldest exchanges (never silently)
+            # agrees to forget its oldest exchanges (never silently). Piped input has
+            # no one to ask: the next line is the next message, not an answer, so the
+            # oldest exchanges go (the session goes on, as a full context lets it) and
+            # stderr says so.
             k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else DEFAULT_MAX_TOKENS)
-            if k > 0 and _ask(f"(the conversation with this message is {e.n_tokens} tokens and the context "
-                              f"{e.n_ctx}: drop the oldest {k} exchange{'s' if k > 1 else ''} to fit? [y/N]) ",
-                              interactive):
+            over = f"the conversation with this message is {e.n_tokens} tokens and the context {e.n_ctx}"
+            exchanges = f"the oldest {k} exchange{'s' if k > 1 else ''}"
+            if k > 0 and (not interactive or _ask(f"({over}: drop {exchanges} to fit? [y/N]) ")):
                 chat.drop_oldest(k)
-                note(f"(dropped the oldest {k} exchange{'s' if k > 1 else ''})")
+                note(f"(dropped {exchanges})" if interactive else f"({over}: dropped {exchanges} to fit)")
                 pending = text
                 continue
             how = f"restart with -c {e.fit} or more"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import sys
 from typing import Optional
 
 import typer
@@ -27,6 +26,7 @@ from llmlite.cli.options import (
     opt_threads,
     opt_top_k,
     opt_top_p,
+    read_user_text,
 )
 from llmlite.cli.output import note, print_stats, stream, utf8_stdout
 from llmlite.cli.repl import repl
@@ -34,21 +34,8 @@ from llmlite.errors import UserError
 
 
 def read_prompt_file(file: str) -> str:
-    if file == "-":
-        data = sys.stdin.buffer.read()
-        name = "stdin"
-    else:
-        from pathlib import Path
-
-        data = Path(file).read_bytes()
-        name = file
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{name}: not UTF-8 text (byte {e.start})") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return text[:-1] if text.endswith("\n") else text  # like llama.cpp: one trailing newline dropped
+    text = read_user_text(file)
+    return text.removesuffix("\n")            # like llama.cpp: one trailing newline dropped
 
 
 @app.command()

@@ -6,6 +6,7 @@ import sys
 import typer
 
 from llmlite.cli.app import app, command, resolve
+from llmlite.cli.options import read_user_text
 from llmlite.cli.output import utf8_stdout
 
 
@@ -37,7 +38,7 @@ def tokenize(
     bytes_hex has the exact bytes.
     """
     if text == "-":
-        text = sys.stdin.buffer.read().decode("utf-8", "replace")
+        text = read_user_text("-")
     path = resolve(model)
     from llmlite.gguf import open_gguf
     from llmlite.tokenizer import Tokenizer
