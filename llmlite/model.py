@@ -11,7 +11,7 @@ import numpy as np
 from llmlite import _lib, settings
 from llmlite._lib import ffi, lib
 from llmlite.config import ModelConfig, layer_of
-from llmlite.errors import DeviceLost, LlmliteError, OffloadError
+from llmlite.errors import DeviceLost, GGUFError, LlmliteError, OffloadError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 from llmlite.gguf.constants import type_name
 
@@ -47,7 +47,7 @@ class Weights:
         fname = Path(g.path).name
         emb = g.tensors.get("token_embd.weight")
         if emb is None:
-            raise LlmliteError(f"{fname}: missing tensor token_embd.weight: the file is incomplete or not a model "
+            raise GGUFError(f"{fname}: missing tensor token_embd.weight: the file is incomplete or not a model "
                                "llmlite can run")
         n_vocab = int(emb.shape[1])
         try:
@@ -107,7 +107,7 @@ class Weights:
                           int(t.shape[0]), int(np.prod(t.shape[1:])))
         err = ffi.new("char[256]")
         if lib.llm_model_check(m, err, 256) != 0:
-            raise LlmliteError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
+            raise GGUFError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
         self._watch_mapping(g)
 

@@ -57,6 +57,7 @@ CASES = {
 def test_bad_model_cli(bad, case):
     r = cli("run", bad[case], "-p", "Hello", "-n", "2")
     one_error_line(r, *CASES[case])
+    assert r.returncode == 2, r.stderr             # the file's fault, not an internal error
     if case == "arch":         # the REPL refuses it the same way before it starts
         one_error_line(cli("chat", bad[case], input="Hello\n"), *CASES[case])
 
