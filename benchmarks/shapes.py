@@ -36,14 +36,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmlite.gguf.constants import GGMLType, ValueType  # noqa: E402
+from llmlite.gguf.constants import GGMLType, ValueType, type_name  # noqa: E402
 from llmlite.gguf.writer import TensorOut, encode, write_gguf  # noqa: E402
 from llmlite.quantize import FTYPES, _kv_section, plan  # noqa: E402
+from llmlite.settings import cache_root  # noqa: E402
 
 # bump when the bytes written for the same parameters change: it is part of the
 # file name, so files of an older generator are not taken for current ones
 GENERATOR_VERSION = 1
-DEFAULT_OUT = Path.home() / ".cache" / "llmlite" / "shapes"
+DEFAULT_OUT = cache_root() / "shapes"      # $LLMLITE_CACHE/shapes
 WEIGHT_STD = 0.02
 # elements generated and quantized at once: bounds the float32 scratch (64 MiB)
 CHUNK_ELEMS = 1 << 24
@@ -235,8 +236,6 @@ def build(path, name: str, shape: Shape, ftype: str = "q4_k_m", seed: int = 0, p
     encoded = _kv_section([(k, encode(vt, v)) for k, vt, v in kvs], FTYPES[ftype][0], None)
     write_gguf(path, encoded, [TensorOut(e.name, e.shape, e.dst_type, e.dst_bytes) for e in p],
                lambda i: _tensor_bytes(p[i].name, p[i].shape, p[i].dst_type, seed), progress)
-    from llmlite.gguf.constants import type_name
-
     types: dict[str, int] = {}
     for e in p:
         types[type_name(e.dst_type)] = types.get(type_name(e.dst_type), 0) + 1
