@@ -178,7 +178,7 @@ def tensor_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
 
 
 @dataclass(frozen=True)
-class _Planned:
+class _F32Tensor:
     """a tensor as quantize.plan reads it: all start as F32"""
     shape: tuple
     type: int = GGMLType.F32
@@ -197,7 +197,7 @@ class _Source:
 
     def __init__(self, kvs, shapes):
         self.meta = {k: v for k, _, v in kvs}
-        self.tensors = {n: _Planned(s) for n, s in shapes.items()}
+        self.tensors = {n: _F32Tensor(s) for n, s in shapes.items()}
 
     def get(self, key, default=None):
         return self.meta.get(key, default)
