@@ -11,6 +11,9 @@ run in a fresh process, and prints the ratios:
   ttft   whole process, `run MODEL -p "Hi" -n 1` (import, load, template, prefill, one token)
   rss    peak resident memory of the benchmark process
 
+A MODEL is a path, a models.toml alias, or a shape of benchmarks/shapes.py (a
+random-weight file of a published size, built on first use in --shape-type).
+
 Usage: python benchmarks/compare_llamacpp.py [MODEL ...] [-t 2] [-r 3] [-p 512] [-n 128] [--json]
 """
 from __future__ import annotations
@@ -124,15 +127,22 @@ def main() -> int:
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--shape-type", default="q4_k_m", help="the type mix of a shape's file (default q4_k_m)")
     a = ap.parse_args()
 
+    import shapes
     from llmlite.registry import resolve_model
+
+    def model_path(name: str) -> str:
+        if name in shapes.SHAPES:
+            return str(shapes.ensure(name, a.shape_type, log=lambda s: print(s, end="", file=sys.stderr)))
+        return str(resolve_model(name))
 
     lpy = ensure_llamacpp(Path(a.venv))
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     report = []
     for name in a.models:
-        path = str(resolve_model(name))
+        path = model_path(name)
         ours, theirs, ttft_ours, ttft_theirs = [], [], [], []
         job = [str(a.threads), str(a.n_prompt), str(a.n_gen)]
         for _ in range(a.reps):
