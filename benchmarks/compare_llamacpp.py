@@ -8,7 +8,9 @@ run in a fresh process, and prints the ratios:
 
   pp512  prompt processing, tokens/s (random tokens, empty cache)
   tg128  generation, tokens/s (one token at a time from an empty cache)
-  ttft   whole process, `run MODEL -p "Hi" -n 1` (import, load, template, prefill, one token)
+  ttft   whole process, `run MODEL -p "Hi" -n 1` (import, load, template, prefill, one token);
+         --cold drops the page cache before each (root only: /proc/sys/vm/drop_caches)
+  load   the benchmark process's import and model load, page cache warm
   rss    peak resident memory of the benchmark process
 
 A MODEL is a path, a models.toml alias, or a shape of benchmarks/shapes.py (a
@@ -113,6 +115,15 @@ def wall(cmd, env=None) -> float:
     return time.perf_counter() - t
 
 
+def drop_page_cache() -> None:
+    """the model file read from the disk again, as after a reboot"""
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as e:
+        raise SystemExit(f"error: --cold needs to write /proc/sys/vm/drop_caches (root): {e.strerror}")
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
@@ -127,6 +138,7 @@ def main() -> int:
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cold", action="store_true", help="ttft with the page cache dropped before each run")
     ap.add_argument("--shape-type", default="q4_k_m", help="the type mix of a shape's file (default q4_k_m)")
     a = ap.parse_args()
 
@@ -148,13 +160,18 @@ def main() -> int:
         for _ in range(a.reps):
             ours.append(run_json([sys.executable, "-c", LLMLITE_JOB, path, *job], env))
             theirs.append(run_json([str(lpy), "-c", LLAMACPP_JOB, path, *job]))
+            if a.cold:
+                drop_page_cache()
             ttft_ours.append(wall([sys.executable, "-m", "llmlite", "run", path, "-p", "Hi", "-n", "1",
                                    "-t", str(a.threads)], env))
+            if a.cold:
+                drop_page_cache()
             ttft_theirs.append(wall([str(lpy), "-c", LLAMACPP_TTFT, path, str(a.threads)]))
         row = {"model": name, "threads": a.threads,
                "pp_llmlite": med([o.get("pp") for o in ours]), "pp_llamacpp": med([o.get("pp") for o in theirs]),
                "tg_llmlite": med([o.get("tg") for o in ours]), "tg_llamacpp": med([o.get("tg") for o in theirs]),
-               "ttft_llmlite_s": med(ttft_ours), "ttft_llamacpp_s": med(ttft_theirs),
+               "ttft_llmlite_s": med(ttft_ours), "ttft_llamacpp_s": med(ttft_theirs), "cold": a.cold,
+               "load_llmlite_s": med([o["load_s"] for o in ours]), "load_llamacpp_s": med([o["load_s"] for o in theirs]),
                "rss_llmlite": med([o["rss"] for o in ours]), "rss_llamacpp": med([o["rss"] for o in theirs])}
         row["pp_ratio"] = row["pp_llmlite"] / row["pp_llamacpp"]
         row["tg_ratio"] = row["tg_llmlite"] / row["tg_llamacpp"]
@@ -167,8 +184,10 @@ def main() -> int:
                   f"  ratio {row['pp_ratio']:.2f}x")
             print(f"  tg{a.n_gen}: llmlite {row['tg_llmlite']:8.1f} t/s  llama.cpp {row['tg_llamacpp']:8.1f} t/s"
                   f"  ratio {row['tg_ratio']:.2f}x")
-            print(f"  ttft:  llmlite {row['ttft_llmlite_s']:8.2f} s    llama.cpp {row['ttft_llamacpp_s']:8.2f} s"
-                  f"    ratio {row['ttft_ratio']:.2f}x (lower is better)")
+            print(f"  ttft{' (cold)' if a.cold else ''}:  llmlite {row['ttft_llmlite_s']:8.2f} s    "
+                  f"llama.cpp {row['ttft_llamacpp_s']:8.2f} s    ratio {row['ttft_ratio']:.2f}x (lower is better)")
+            print(f"  load:  llmlite {row['load_llmlite_s']:8.2f} s    llama.cpp {row['load_llamacpp_s']:8.2f} s"
+                  f"    ratio {row['load_llmlite_s'] / row['load_llamacpp_s']:.2f}x (lower is better)")
             print(f"  rss:   llmlite {row['rss_llmlite'] / 2**20:8.0f} MiB  llama.cpp {row['rss_llamacpp'] / 2**20:8.0f} MiB"
                   f"  ratio {row['rss_ratio']:.2f}x (lower is better)")
             sys.stdout.flush()
