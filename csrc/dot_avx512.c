@@ -668,6 +668,134 @@ INL void dot_q3_K_k(long long n, float *s, long long ss, const void *vw, const v
 }
 NC_FUNCS(dot_q3_K)
 
+
+/* ------------------------------------------------ 16-row tiles (prefill)
+ * vec_dot_r16: up to 16 weight rows against any number of columns, with the
+ * rows in the lanes of a zmm: the codes of every row are transposed once per
+ * pass of columns into a buffer (zmm (j, g): lane r = row r's 4 codes of group
+ * g of sub-block j, unsigned), so one vpdpbusd against a column's 4 quants
+ * broadcast adds 4 products to each of the 16 rows' sums, with no horizontal
+ * sums. Each lane then runs, on the exact integers I_k, M_k (or I) of its
+ * (row, column), the float operations of vec_dot in the same order, so every
+ * result has vec_dot's bits. */
+#define R16 LLM_R16
+#define R16_NCP 64   /* columns per pass: the transposed codes are reused this often */
+#define R16_IBC 2    /* super-blocks transposed at a time */
+
+/* lane r: the offset of row r (the last row repeated past nr) */
+INL __m512i r16_index(long long ws, int nr) {
+    int32_t ix[R16];
+    for (int r = 0; r < R16; r++) ix[r] = (int32_t)((r < nr ? r : nr - 1) * ws);
+    return _mm512_loadu_si512(ix);
+}
+/* the 8 sums of adjacent bsums (one per 32-element sub-block; |.| <= 32*127) */
+INL __m128i bsums_pairs(const int16_t *b) {
+    return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)(b + 8)));
+}
+INL __m512i gat(__m512i ix, const void *p) { return _mm512_i32gather_epi32(ix, p, 1); }
+/* byte b of every dword lane, zero-extended */
+INL __m512i byte_of(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xff)); }
+
+typedef struct {
+    __m512i q[R16_IBC][8][8];   /* sub-block j, group g of 4 codes */
+    __m512i sc[R16_IBC][8];     /* sub-block scales, int32 lanes */
+    __m512i mw[R16_IBC][4];     /* (m_2k, m_2k+1) as the two words of each lane */
+    __m512 dw[R16_IBC], dm[R16_IBC];
+} q4k_r16;
+
+/* row r's super-block at p + r*ws (lanes of ix) into slot t */
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix) {
+    const __m512i dd = gat(ix, p);
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    T->dm[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    const __m512i a0 = gat(ix, p + 4), a1 = gat(ix, p + 8), a2 = gat(ix, p + 12);
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f), m2 = _mm512_set1_epi32(0x03030303);
+    const __m512i sc_lo = _mm512_and_si512(a0, m6), m_lo = _mm512_and_si512(a1, m6);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(a2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a0, 6), m2), 4));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a2, 4), m4),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a1, 6), m2), 4));
+    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(sc_lo, j); T->sc[t][4 + j] = byte_of(sc_hi, j); }
+    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
+    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(m_lo, lo8), _mm512_and_si512(_mm512_slli_epi32(m_lo, 8), b2));
+    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_lo, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), b2));
+    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
+    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    for (int k = 0; k < 4; k++)
+        for (int g = 0; g < 8; g++) {
+            const __m512i v = gat(ix, p + 16 + 32 * k + 4 * g);
+            T->q[t][2 * k][g] = _mm512_and_si512(v, nib);
+            T->q[t][2 * k + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v, 4), nib);
+        }
+}
+
+/* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
+ * per k, [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) as dot_q4_K_k */
+INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    __m512 a[4], am[4];
+    FORC { a[c] = acc[c]; am[c] = accm[c]; }
+    for (int t = 0; t < nib; t++) {
+        __m512 ddw[4], ddm[4];
+        int32_t bp[4][4];   /* (b_4k + b_4k+1, b_4k+2 + b_4k+3) as words of dword k */
+        FORC {
+            const __m512 dx = _mm512_set1_ps(y[c][t].d);
+            ddw[c] = _mm512_mul_ps(T->dw[t], dx);
+            ddm[c] = _mm512_mul_ps(T->dm[t], dx);
+            _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
+        }
+        for (int k = 0; k < 4; k++) {
+            __m512i s0[4], s1[4];
+            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+            for (int g = 0; g < 8; g++) {
+                const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
+                FORC {
+                    const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
+                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
+                }
+            }
+            FORC {
+                const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
+                                                   _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1]));
+                const __m512i M = _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k]));
+                a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), ddw[c], a[c]);
+                am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), ddm[c], am[c]);
+            }
+        }
+    }
+    FORC { acc[c] = a[c]; accm[c] = am[c]; }
+}
+
+static void dot_q4_K_r16(long long n, float *s, long long ss, const void *w, long long ws, int nr,
+                         const void *av, long long as, int nc) {
+    const long long nb = n / QKK;
+    const __m512i ix = r16_index(ws, nr);
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    q4k_r16 T;
+    __m512 acc[R16_NCP], accm[R16_NCP];
+    for (int c0 = 0; c0 < nc; c0 += R16_NCP) {
+        const int ncp = nc - c0 < R16_NCP ? nc - c0 : R16_NCP;
+        for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();
+        for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {
+            const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;
+            for (int t = 0; t < nib; t++) q4k_r16_dec(&T, t, (const char *)((const block_q4_K *)w + ib0 + t), ix);
+            int c = 0;
+            const block_q8_K *y[4];
+            for (; c < ncp; c += 4) {
+                const int m = ncp - c < 4 ? ncp - c : 4;
+                for (int i = 0; i < m; i++) y[i] = (const block_q8_K *)((const char *)av + (c0 + c + i) * as) + ib0;
+                switch (m) {
+                case 4: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 4); break;
+                case 3: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 3); break;
+                case 2: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 2); break;
+                default: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 1); break;
+                }
+            }
+        }
+        for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * ss, keep, _mm512_sub_ps(acc[c], accm[c]));
+    }
+}
+
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
@@ -703,4 +831,6 @@ void llm_kernels_avx512(llm_kernel_table *t) {
      * kernel's speed (measured: 131072 x 576, 2 columns 6.1 vs 2.9 ms; 8: 10.2 vs
      * 8.6), though it is faster on weights in cache: prefill-sized batches only */
     t->ncw2_min[T_Q8_0] = 16;
+    t->vec_dot_r16[T_Q4_K] = dot_q4_K_r16;
+    t->r16_min[T_Q4_K] = 8;
 }

@@ -4,10 +4,11 @@
  * for each column is bit-identical to the one-column kernel's, so results are
  * batch invariant (and independent of the thread count and tiling). */
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
 #include "internal.h"
 
-#define ROW_TILE 16
+#define ROW_TILE LLM_R16   /* vec_dot_r16 takes one whole tile */
 
 typedef struct { void *p; size_t size; } scratch_buf;
 static scratch_buf scratch, scratch_w;
@@ -101,12 +102,18 @@ typedef struct {
     const char *Xq;
     float *Y;
     tile_sched *sched;           /* several columns: the row tiles still to take */
+    llm_vec_dot_r16_fn dot_r16;  /* a whole row tile against every column at once, or NULL */
 } mm_job;
 
 /* one row tile (ROW_TILE rows) against every column */
 static void mm_tile(const mm_job *j, long long tile) {
     const long long rt = tile * ROW_TILE;
     const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
+    if (j->dot_r16) {
+        j->dot_r16(j->k, j->Y + rt, j->rows, j->W + rt * j->w_stride, (long long)j->w_stride, (int)(re - rt), j->Xq,
+                   (long long)j->xq_stride, (int)j->ncols);
+        return;
+    }
     if (j->dot_nc2) {   /* row pairs over LLM_NC2_MAX columns, a last odd row one-row */
         for (long long c = 0; c < j->ncols; c += LLM_NC2_MAX) {
             int nc = j->ncols - c < LLM_NC2_MAX ? (int)(j->ncols - c) : LLM_NC2_MAX;
@@ -181,7 +188,10 @@ int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
     tile_sched ts;
     sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
     mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], ncols >= 8 ? llm_kernels()->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
-                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts};
+                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL};
+    /* the 16-row tile kernel: prefill-sized batches (its row offsets are int32) */
+    if (ncols >= llm_kernels()->r16_min[wtype] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)
+        j.dot_r16 = llm_kernels()->vec_dot_r16[wtype];
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -210,7 +220,7 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     const llm_kernel_table *kt = llm_kernels();
     mm_job j = {kt->vec_dot[wtype], ncw, ncols >= kt->ncw2_min[wtype] ? kt->vec_dot_ncw2[wtype] : NULL, W, rows, k, ncols,
                 (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts};
+                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -247,6 +257,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         s->xq_stride = (size_t)LLM_WIDE_BYTES(at, k);
         s->Xq = q.Xw; s->Y = Y[i];
         s->sched = NULL;
+        s->dot_r16 = NULL;
         end += (rows[i] + ROW_TILE - 1) / ROW_TILE;
         j.end[i] = end;
     }
