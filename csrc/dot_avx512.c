@@ -766,35 +766,111 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
     FORC { acc[c] = a[c]; accm[c] = am[c]; }
 }
 
-static void dot_q4_K_r16(long long n, float *s, long long ss, const void *w, long long ws, int nr,
-                         const void *av, long long as, int nc) {
-    const long long nb = n / QKK;
-    const __m512i ix = r16_index(ws, nr);
-    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-    q4k_r16 T;
-    __m512 acc[R16_NCP], accm[R16_NCP];
-    for (int c0 = 0; c0 < nc; c0 += R16_NCP) {
-        const int ncp = nc - c0 < R16_NCP ? nc - c0 : R16_NCP;
-        for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();
-        for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {
-            const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;
-            for (int t = 0; t < nib; t++) q4k_r16_dec(&T, t, (const char *)((const block_q4_K *)w + ib0 + t), ix);
-            int c = 0;
-            const block_q8_K *y[4];
-            for (; c < ncp; c += 4) {
-                const int m = ncp - c < 4 ? ncp - c : 4;
-                for (int i = 0; i < m; i++) y[i] = (const block_q8_K *)((const char *)av + (c0 + c + i) * as) + ib0;
-                switch (m) {
-                case 4: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 4); break;
-                case 3: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 3); break;
-                case 2: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 2); break;
-                default: q4k_r16_cols(&T, nib, y, acc + c, accm + c, 1); break;
+/* the entry point over a tile type TT: passes of R16_NCP columns; per pass, R16_IBC
+ * super-blocks transposed (DEC) then run over the columns, 4 at a time (COLS);
+ * FIN(acc, accm) is the result of a lane */
+#define R16_FUNCS(NAME, TT, BT, DEC, COLS, FIN)                                                 \
+    static void NAME(long long n, float *s, long long ss, const void *w, long long ws, int nr,  \
+                     const void *av, long long as, int nc) {                                    \
+        const long long nb = n / QKK;                                                           \
+        const __m512i ix = r16_index(ws, nr);                                                   \
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                     \
+        TT T;                                                                                   \
+        __m512 acc[R16_NCP], accm[R16_NCP];                                                     \
+        for (int c0 = 0; c0 < nc; c0 += R16_NCP) {                                              \
+            const int ncp = nc - c0 < R16_NCP ? nc - c0 : R16_NCP;                              \
+            for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();               \
+            for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
+                const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
+                for (int t = 0; t < nib; t++) DEC(&T, t, (const char *)((const BT *)w + ib0 + t), ix); \
+                const block_q8_K *y[4];                                                         \
+                for (int c = 0; c < ncp; c += 4) {                                              \
+                    const int m = ncp - c < 4 ? ncp - c : 4;                                    \
+                    for (int i = 0; i < m; i++) y[i] = (const block_q8_K *)((const char *)av + (c0 + c + i) * as) + ib0; \
+                    switch (m) {                                                                \
+                    case 4: COLS(&T, nib, y, acc + c, accm + c, 4); break;                      \
+                    case 3: COLS(&T, nib, y, acc + c, accm + c, 3); break;                      \
+                    case 2: COLS(&T, nib, y, acc + c, accm + c, 2); break;                      \
+                    default: COLS(&T, nib, y, acc + c, accm + c, 1); break;                     \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+            for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * ss, keep, FIN(acc[c], accm[c])); \
+        }                                                                                       \
+    }
+#define FIN_SUB(a, m) _mm512_sub_ps(a, m)
+#define FIN_ACC(a, m) (a)
+R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
+
+/* Q6_K: codes q = 0..63 (unsigned), I = sum_j sc_j q.x - 32 sum_j sc_j bsums_j
+ * (16-element sub-blocks j), then acc = fma(I*dw, dx, acc) as dot_q6_K_k */
+typedef struct {
+    __m512i q[R16_IBC][16][4];  /* sub-block j, group g of 4 codes */
+    __m512i sc[R16_IBC][16];    /* scales, int32 lanes */
+    __m512i scw[R16_IBC][8];    /* (sc_2i, sc_2i+1) as the two words of each lane */
+    __m512 dw[R16_IBC];
+} q6k_r16;
+
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix) {
+    /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
+    for (int i = 0; i < 4; i++) {
+        const __m512i v = gat(ix, p + 192 + 4 * i);
+        for (int b = 0; b < 4; b++) T->sc[t][4 * i + b] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24);
+        /* words: sign-extended bytes 0, 1 and 2, 3 */
+        T->scw[t][2 * i] = _mm512_or_si512(_mm512_and_si512(T->sc[t][4 * i], _mm512_set1_epi32(0xffff)),
+                                           _mm512_slli_epi32(T->sc[t][4 * i + 1], 16));
+        T->scw[t][2 * i + 1] = _mm512_or_si512(_mm512_and_si512(T->sc[t][4 * i + 2], _mm512_set1_epi32(0xffff)),
+                                               _mm512_slli_epi32(T->sc[t][4 * i + 3], 16));
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
+    /* element 128h + 32m + l: nibble (m < 2: low) of ql[64h + 32(m&1) + l], bits 2m, 2m+1 of qh[32h + l] */
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 8; g++) {
+            const __m512i qh = gat(ix, p + 128 + 32 * h + 4 * g);
+            for (int m1 = 0; m1 < 2; m1++) {
+                const __m512i ql = gat(ix, p + 64 * h + 32 * m1 + 4 * g);
+                for (int hi = 0; hi < 2; hi++) {
+                    const int m = m1 + 2 * hi;
+                    const __m512i lo4 = _mm512_and_si512(hi ? _mm512_srli_epi32(ql, 4) : ql, m4);
+                    const __m512i h2 = _mm512_and_si512(m ? _mm512_srli_epi32(qh, 2 * m) : qh, m3);
+                    T->q[t][8 * h + 2 * m + g / 4][g % 4] = _mm512_or_si512(lo4, _mm512_slli_epi32(h2, 4));
                 }
             }
         }
-        for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * ss, keep, _mm512_sub_ps(acc[c], accm[c]));
-    }
 }
+
+INL void q6k_r16_cols(const q6k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    (void)accm;
+    __m512 a[4];
+    FORC a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        __m512i I[4];
+        FORC {   /* -32 sum sc_j bsums_j */
+            const int16_t *b = y[c][t].bsums;
+            __m512i off = _mm512_madd_epi16(T->scw[t][0], _mm512_set1_epi32((int)ld32(b)));
+            for (int i = 1; i < 8; i++) off = _mm512_add_epi32(off, _mm512_madd_epi16(T->scw[t][i], _mm512_set1_epi32((int)ld32(b + 2 * i))));
+            I[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
+        }
+        for (int j = 0; j < 16; j += 2) {
+            __m512i s0[4], s1[4];
+            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+            for (int g = 0; g < 4; g++) {
+                const __m512i q0 = T->q[t][j][g], q1 = T->q[t][j + 1][g];
+                FORC {
+                    const int8_t *x = y[c][t].qs + 16 * j + 4 * g;
+                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 16)));
+                }
+            }
+            FORC I[c] = _mm512_add_epi32(I[c], _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][j]),
+                                                                _mm512_mullo_epi32(s1[c], T->sc[t][j + 1])));
+        }
+        FORC a[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(I[c]), T->dw[t]), _mm512_set1_ps(y[c][t].d), a[c]);
+    }
+    FORC acc[c] = a[c];
+}
+R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
 
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
@@ -833,4 +909,6 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->ncw2_min[T_Q8_0] = 16;
     t->vec_dot_r16[T_Q4_K] = dot_q4_K_r16;
     t->r16_min[T_Q4_K] = 8;
+    t->vec_dot_r16[T_Q6_K] = dot_q6_K_r16;
+    t->r16_min[T_Q6_K] = 8;
 }
