@@ -679,7 +679,7 @@ NC_FUNCS(dot_q3_K)
  * (row, column), the float operations of vec_dot in the same order, so every
  * result has vec_dot's bits. */
 #define R16 LLM_R16
-#define R16_NCP 64   /* columns per pass: the transposed codes are reused this often */
+#define R16_NCP 128   /* columns per pass: the transposed codes are reused this often */
 #define R16_IBC 2    /* super-blocks transposed at a time */
 
 /* lane r: the offset of row r (the last row repeated past nr) */
@@ -693,6 +693,32 @@ INL __m128i bsums_pairs(const int16_t *b) {
     return _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b), _mm_loadu_si128((const __m128i *)(b + 8)));
 }
 INL __m512i gat(__m512i ix, const void *p) { return _mm512_i32gather_epi32(ix, p, 1); }
+/* 16 zmm at p + ro[r] (row r's dwords 0..15) -> c[g]: lane r = row r's dword g
+ * (unpack dwords, then qwords, then 128-bit lanes: 64 shuffles, where 16 gathers
+ * stalled on the rows' cache lines) */
+INL void tr16(const char *p, const long long *ro, __m512i c[16]) {
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(p + ro[i]);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + e]: per 128-bit lane L, rows 4i..4i+3 of dword 4L + e */
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xEE);
+        const __m512i w0 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x44), w1 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xEE);
+        c[e] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+        c[4 + e] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+        c[8 + e] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+        c[12 + e] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+    }
+}
 /* byte b of every dword lane, zero-extended */
 INL __m512i byte_of(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xff)); }
 
@@ -704,7 +730,7 @@ typedef struct {
 } q4k_r16;
 
 /* row r's super-block at p + r*ws (lanes of ix) into slot t */
-INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix) {
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
     const __m512i dd = gat(ix, p);
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     T->dm[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
@@ -721,12 +747,15 @@ INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix) {
     T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
     T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
     const __m512i nib = _mm512_set1_epi8(0x0f);
-    for (int k = 0; k < 4; k++)
-        for (int g = 0; g < 8; g++) {
-            const __m512i v = gat(ix, p + 16 + 32 * k + 4 * g);
-            T->q[t][2 * k][g] = _mm512_and_si512(v, nib);
-            T->q[t][2 * k + 1][g] = _mm512_and_si512(_mm512_srli_epi32(v, 4), nib);
+    for (int h = 0; h < 2; h++) {   /* qs dwords 16h..16h+15: groups of k = 2h, 2h+1 */
+        __m512i v[16];
+        tr16(p + 16 + 64 * h, ro, v);
+        for (int g = 0; g < 16; g++) {
+            const int k = 2 * h + g / 8;
+            T->q[t][2 * k][g % 8] = _mm512_and_si512(v[g], nib);
+            T->q[t][2 * k + 1][g % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
         }
+    }
 }
 
 /* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
@@ -774,6 +803,8 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
                      const void *av, long long as, int nc) {                                    \
         const long long nb = n / QKK;                                                           \
         const __m512i ix = r16_index(ws, nr);                                                   \
+        long long ro[R16];                                                                      \
+        for (int r = 0; r < R16; r++) ro[r] = (r < nr ? r : nr - 1) * ws;                       \
         const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                     \
         TT T;                                                                                   \
         __m512 acc[R16_NCP], accm[R16_NCP];                                                     \
@@ -782,7 +813,7 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
             for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();               \
             for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
                 const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
-                for (int t = 0; t < nib; t++) DEC(&T, t, (const char *)((const BT *)w + ib0 + t), ix); \
+                for (int t = 0; t < nib; t++) DEC(&T, t, (const char *)((const BT *)w + ib0 + t), ix, ro); \
                 const block_q8_K *y[4];                                                         \
                 for (int c = 0; c < ncp; c += 4) {                                              \
                     const int m = ncp - c < 4 ? ncp - c : 4;                                    \
@@ -811,7 +842,7 @@ typedef struct {
     __m512 dw[R16_IBC];
 } q6k_r16;
 
-INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix) {
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
     /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
     for (int i = 0; i < 4; i++) {
@@ -825,19 +856,19 @@ INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix) {
     }
     const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
     /* element 128h + 32m + l: nibble (m < 2: low) of ql[64h + 32(m&1) + l], bits 2m, 2m+1 of qh[32h + l] */
+    __m512i ql[32], qh[16];   /* lane r: row r's dword g of ql, of qh */
+    tr16(p, ro, ql);
+    tr16(p + 64, ro, ql + 16);
+    tr16(p + 128, ro, qh);
     for (int h = 0; h < 2; h++)
-        for (int g = 0; g < 8; g++) {
-            const __m512i qh = gat(ix, p + 128 + 32 * h + 4 * g);
-            for (int m1 = 0; m1 < 2; m1++) {
-                const __m512i ql = gat(ix, p + 64 * h + 32 * m1 + 4 * g);
-                for (int hi = 0; hi < 2; hi++) {
-                    const int m = m1 + 2 * hi;
-                    const __m512i lo4 = _mm512_and_si512(hi ? _mm512_srli_epi32(ql, 4) : ql, m4);
-                    const __m512i h2 = _mm512_and_si512(m ? _mm512_srli_epi32(qh, 2 * m) : qh, m3);
-                    T->q[t][8 * h + 2 * m + g / 4][g % 4] = _mm512_or_si512(lo4, _mm512_slli_epi32(h2, 4));
-                }
+        for (int g = 0; g < 8; g++)
+            for (int m = 0; m < 4; m++) {
+                const __m512i l = ql[16 * h + 8 * (m & 1) + g];
+                const __m512i lo4 = _mm512_and_si512(m >= 2 ? _mm512_srli_epi32(l, 4) : l, m4);
+                const __m512i hb = qh[8 * h + g];
+                const __m512i h2 = _mm512_and_si512(m ? _mm512_srli_epi32(hb, 2 * m) : hb, m3);
+                T->q[t][8 * h + 2 * m + g / 4][g % 4] = _mm512_or_si512(lo4, _mm512_slli_epi32(h2, 4));
             }
-        }
 }
 
 INL void q6k_r16_cols(const q6k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
@@ -907,8 +938,11 @@ void llm_kernels_avx512(llm_kernel_table *t) {
      * kernel's speed (measured: 131072 x 576, 2 columns 6.1 vs 2.9 ms; 8: 10.2 vs
      * 8.6), though it is faster on weights in cache: prefill-sized batches only */
     t->ncw2_min[T_Q8_0] = 16;
+    /* the 16-row tiles from the column count where they overtook vec_dot_nc (one
+     * thread, 1536 x 1536, 8960 x 1536, 1536 x 8960; Q6_K's heavier transposition
+     * lost below 8 columns on weights streamed from memory) */
     t->vec_dot_r16[T_Q4_K] = dot_q4_K_r16;
-    t->r16_min[T_Q4_K] = 8;
+    t->r16_min[T_Q4_K] = 4;
     t->vec_dot_r16[T_Q6_K] = dot_q6_K_r16;
     t->r16_min[T_Q6_K] = 8;
 }
