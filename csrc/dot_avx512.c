@@ -17,7 +17,9 @@
  * for a given n, so the result depends only on (n, w row, a row).
  * Every quantized kernel also has a multi-column form (vec_dot_nc, up to
  * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
- * see "multi-column form" below for why its results equal vec_dot's bit for bit. */
+ * see "multi-column form" below for why its results equal vec_dot's bit for bit.
+ * Q4_K and Q6_K also have a 16-row tile form for prefill (vec_dot_r16, "16-row
+ * tiles" below): the rows in the lanes, the same float steps per lane. */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
