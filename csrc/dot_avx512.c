@@ -18,7 +18,7 @@
  * Every quantized kernel also has a multi-column form (vec_dot_nc, up to
  * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
  * see "multi-column form" below for why its results equal vec_dot's bit for bit.
- * Q4_K and Q6_K also have a 16-row tile form for prefill (vec_dot_r16, "16-row
+ * Q4_K, Q5_K and Q6_K also have a 16-row tile form for prefill (vec_dot_r16, "16-row
  * tiles" below): the rows in the lanes, the same float steps per lane. */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
@@ -732,7 +732,8 @@ typedef struct {
 } q4k_r16;
 
 /* row r's super-block at p + r*ws (lanes of ix) into slot t */
-INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+/* Q4_K / Q5_K: d, dmin, the 6-bit scales and mins of row r's super-block at p + r*ws */
+INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     const __m512i dd = gat(ix, p);
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
     T->dm[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
@@ -748,6 +749,9 @@ INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long lo
     T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_lo, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), b2));
     T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
     T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
+}
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+    k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f);
     for (int h = 0; h < 2; h++) {   /* qs dwords 16h..16h+15: groups of k = 2h, 2h+1 */
         __m512i v[16];
@@ -905,6 +909,67 @@ INL void q6k_r16_cols(const q6k_r16 *T, int nib, const block_q8_K *const *y, __m
 }
 R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
 
+
+/* Q5_K: Q4_K's codes plus 16 where bit 2k (low nibbles) / 2k+1 (high) of qh[l] is
+ * set; then, per super-block, I = sum_j sc_j q.x and M = sum_j m_j bsums, and the
+ * tiled step acc = fma(fma(-dmin, M, I*dw), dx, acc) as dot_q5_K_k */
+INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+    k4_r16_head(T, t, p, ix);
+    const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    __m512i qh[16];   /* qh at 16..47: dwords 0..7 (8..15 are quants, unused) */
+    tr16(p + 16, ro, qh);
+    for (int h = 0; h < 2; h++) {   /* qs at 48: dwords 16h..16h+15, groups of k = 2h, 2h+1 */
+        __m512i v[16];
+        tr16(p + 48 + 64 * h, ro, v);
+        for (int g = 0; g < 16; g++) {
+            const int k = 2 * h + g / 8;
+            const __m512i hb = qh[g % 8];
+            const __m512i b0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k), one), 4);
+            const __m512i b1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k + 1), one), 4);
+            T->q[t][2 * k][g % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
+            T->q[t][2 * k + 1][g % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
+        }
+    }
+}
+
+INL void q5k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    (void)accm;
+    __m512 a[4];
+    FORC a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        int32_t bp[4][4];
+        __m512i I[4], M[4];
+        FORC {
+            _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
+            I[c] = M[c] = _mm512_setzero_si512();
+        }
+        for (int k = 0; k < 4; k++) {
+            __m512i s0[4], s1[4];
+            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+            for (int g = 0; g < 8; g++) {
+                const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
+                FORC {
+                    const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
+                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
+                }
+            }
+            FORC {
+                I[c] = _mm512_add_epi32(I[c], _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
+                                                               _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1])));
+                M[c] = _mm512_add_epi32(M[c], _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k])));
+            }
+        }
+        FORC {
+            const __m512 r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M[c]), T->dm[t],
+                                              _mm512_mul_ps(_mm512_cvtepi32_ps(I[c]), T->dw[t]));
+            a[c] = _mm512_fmadd_ps(r, _mm512_set1_ps(y[c][t].d), a[c]);
+        }
+    }
+    FORC acc[c] = a[c];
+}
+R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
+
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
@@ -942,9 +1007,12 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->ncw2_min[T_Q8_0] = 16;
     /* the 16-row tiles from the column count where they overtook vec_dot_nc (one
      * thread, 1536 x 1536, 8960 x 1536, 1536 x 8960; Q6_K's heavier transposition
-     * lost below 8 columns on weights streamed from memory) */
+     * lost below 8 columns on weights streamed from memory; Q5_K at 8 broke even
+     * there) */
     t->vec_dot_r16[T_Q4_K] = dot_q4_K_r16;
     t->r16_min[T_Q4_K] = 4;
     t->vec_dot_r16[T_Q6_K] = dot_q6_K_r16;
     t->r16_min[T_Q6_K] = 8;
+    t->vec_dot_r16[T_Q5_K] = dot_q5_K_r16;
+    t->r16_min[T_Q5_K] = 8;
 }
