@@ -882,16 +882,17 @@ INL void q6k_r16_cols(const q6k_r16 *T, int nib, const block_q8_K *const *y, __m
     __m512 a[4];
     FORC a[c] = acc[c];
     for (int t = 0; t < nib; t++) {
+        /* sub-block j's sum starts at -32 bsums_j: (q - 32).x, exactly, before its scale */
+        int32_t o[4][16];
         __m512i I[4];
-        FORC {   /* -32 sum sc_j bsums_j */
-            const int16_t *b = y[c][t].bsums;
-            __m512i off = _mm512_madd_epi16(T->scw[t][0], _mm512_set1_epi32((int)ld32(b)));
-            for (int i = 1; i < 8; i++) off = _mm512_add_epi32(off, _mm512_madd_epi16(T->scw[t][i], _mm512_set1_epi32((int)ld32(b + 2 * i))));
-            I[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
+        FORC {
+            const __m512i b = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)y[c][t].bsums));
+            _mm512_storeu_si512(o[c], _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(b, 5)));
+            I[c] = _mm512_setzero_si512();
         }
         for (int j = 0; j < 16; j += 2) {
             __m512i s0[4], s1[4];
-            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+            FORC { s0[c] = _mm512_set1_epi32(o[c][j]); s1[c] = _mm512_set1_epi32(o[c][j + 1]); }
             for (int g = 0; g < 4; g++) {
                 const __m512i q0 = T->q[t][j][g], q1 = T->q[t][j + 1][g];
                 FORC {
