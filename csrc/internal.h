@@ -88,12 +88,15 @@ typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void 
  * callers then loop vec_dot. */
 #define LLM_NC_MAX 6
 #define LLM_NC2_MAX 12
+#define LLM_R16 16   /* rows of vec_dot_r16: matmul's row tile */
 #define LLM_Q8W_BYTES(n) ((n) / 32 * 36)
 /* the wide Q8_1 layout: quants, then the blocks' d, then their s, as floats */
 #define LLM_Q8W1_BYTES(n) ((n) / 32 * 40)
 #define LLM_WIDE_BYTES(at, n) ((at) == T_Q8_1 ? LLM_Q8W1_BYTES(n) : LLM_Q8W_BYTES(n))
 typedef void (*llm_vec_dot_nc_fn)(long long n, float *s, long long s_stride, const void *w,
                                   const void *a, long long a_stride, int nc);
+typedef void (*llm_vec_dot_r16_fn)(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                   int nr, const void *a, long long a_stride, int nc);
 /* Attention inner loops over the F16 KV cache (attn_kernels.c): dot of two F16
  * rows (float accumulation), y(F16) = y + v*x rounded to F16 per element,
  * and y(F16) *= v (the flash-attention path). */
@@ -145,6 +148,13 @@ typedef struct llm_kernel_table {
     void (*attn_group)(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
                        int hd, float scale, float *sc, size_t scs, float *acc, float *out);
     void (*swiglu)(float *g, const float *u, int n);
+    /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)
+     * in the activation type's own blocks: row r, column c into s[c*s_stride + r],
+     * each bit-identical to vec_dot on that row and column. NULL where a table has
+     * none. */
+    llm_vec_dot_r16_fn vec_dot_r16[T_COUNT];
+    /* the fewest columns for which matmul takes vec_dot_r16 */
+    unsigned char r16_min[T_COUNT];
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */

@@ -4,10 +4,11 @@
  * for each column is bit-identical to the one-column kernel's, so results are
  * batch invariant (and independent of the thread count and tiling). */
 #include <stdatomic.h>
+#include <limits.h>
 #include <stdlib.h>
 #include "internal.h"
 
-#define ROW_TILE 16
+#define ROW_TILE LLM_R16   /* vec_dot_r16 takes one whole tile */
 
 typedef struct { void *p; size_t size; } scratch_buf;
 static scratch_buf scratch, scratch_w;
@@ -101,12 +102,18 @@ typedef struct {
     const char *Xq;
     float *Y;
     tile_sched *sched;           /* several columns: the row tiles still to take */
+    llm_vec_dot_r16_fn dot_r16;  /* a whole row tile against every column at once, or NULL */
 } mm_job;
 
 /* one row tile (ROW_TILE rows) against every column */
 static void mm_tile(const mm_job *j, long long tile) {
     const long long rt = tile * ROW_TILE;
     const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
+    if (j->dot_r16) {
+        j->dot_r16(j->k, j->Y + rt, j->rows, j->W + rt * j->w_stride, (long long)j->w_stride, (int)(re - rt), j->Xq,
+                   (long long)j->xq_stride, (int)j->ncols);
+        return;
+    }
     if (j->dot_nc2) {   /* row pairs over LLM_NC2_MAX columns, a last odd row one-row */
         for (long long c = 0; c < j->ncols; c += LLM_NC2_MAX) {
             int nc = j->ncols - c < LLM_NC2_MAX ? (int)(j->ncols - c) : LLM_NC2_MAX;
@@ -171,17 +178,31 @@ static void mm_multi_task(int ith, int nth, void *p) {
     }
 }
 
-int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
-                 const void *Xq, long long ncols, float *Y) {
+/* the job of one weight over activations already quantized (its own blocks):
+ * the kernels llm_matmul_q takes; 0, or -1 where the type or size is refused */
+static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long long k, const void *Xq,
+                    long long ncols, float *Y) {
     if (!llm_type_supported(wtype) || rows < 0 || ncols < 0) return -1;
     long long wb = llm_row_bytes(wtype, k), xb = llm_row_bytes(llm_type_act_type(wtype), k);
     if (wb < 0 || xb < 0) return -1;
-    llm_vec_dot_fn dot = llm_kernels()->vec_dot[wtype];
-    if (!dot) return -1;
+    const llm_kernel_table *kt = llm_kernels();
+    if (!kt->vec_dot[wtype]) return -1;
+    mm_job r = {kt->vec_dot[wtype], kt->vec_dot_nc[wtype], ncols >= 8 ? kt->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
+                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL};
+    /* the 16-row tile kernel: prefill-sized batches (its row offsets are int32) */
+    if (ncols >= kt->r16_min[wtype] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)
+        r.dot_r16 = kt->vec_dot_r16[wtype];
+    *j = r;
+    return 0;
+}
+
+int llm_matmul_q(int wtype, const void *W, long long rows, long long k,
+                 const void *Xq, long long ncols, float *Y) {
+    mm_job j;
+    if (mm_job_q(&j, wtype, W, rows, k, Xq, ncols, Y)) return -1;
     tile_sched ts;
     sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
-    mm_job j = {dot, llm_kernels()->vec_dot_nc[wtype], ncols >= 8 ? llm_kernels()->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
-                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts};
+    j.sched = &ts;
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -210,8 +231,46 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     const llm_kernel_table *kt = llm_kernels();
     mm_job j = {kt->vec_dot[wtype], ncw, ncols >= kt->ncw2_min[wtype] ? kt->vec_dot_ncw2[wtype] : NULL, W, rows, k, ncols,
                 (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts};
+                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL};
     llm_parallel(mm_task, &j);
+    return 0;
+}
+
+static void mm_multi_run(mm_multi_job *j) {
+    long long end = 0;
+    for (int i = 0; i < j->nsub; i++) {
+        end += (j->sub[i].rows + ROW_TILE - 1) / ROW_TILE;
+        j->end[i] = end;
+    }
+    sched_init(&j->sched, end);
+    llm_parallel(mm_multi_task, j);
+}
+
+/* llm_matmul_multi without the wide layout: the weights sharing an activation type
+ * (the K-quants: Q8_K) take the activations quantized once and their row tiles in
+ * one pool, with the kernels llm_matmul_q takes; otherwise one llm_matmul each */
+static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
+                          const float *X, long long ncols, float *const *Y) {
+    const int at = nw >= 1 && llm_type_supported(wtype[0]) ? llm_type_act_type(wtype[0]) : -1;
+    int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && at >= 0 && llm_row_bytes(at, k) >= 0;
+    for (int i = 0; same && i < nw; i++)
+        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at && llm_row_bytes(wtype[i], k) >= 0 &&
+               rows[i] >= 0 && llm_kernels()->vec_dot[wtype[i]];
+    if (!same) {
+        for (int i = 0; i < nw; i++)
+            if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
+        return 0;
+    }
+    const long long xb = llm_row_bytes(at, k);
+    void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
+    if (!Xq) return -1;
+    quant_job q = {0, at, X, Xq, k, ncols, xb, NULL};
+    llm_parallel(quant_task, &q);
+    mm_multi_job j;
+    j.nsub = nw;
+    for (int i = 0; i < nw; i++)
+        if (mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, Xq, ncols, Y[i])) return -1;
+    mm_multi_run(&j);
     return 0;
 }
 
@@ -223,11 +282,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
     for (int i = 0; same && i < nw; i++)
         same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
                llm_kernels()->vec_dot_ncw[wtype[i]] && llm_row_bytes(wtype[i], k) >= 0 && rows[i] >= 0;
-    if (!same) {
-        for (int i = 0; i < nw; i++)
-            if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
-        return 0;
-    }
+    if (!same) return matmul_multi_q(nw, wtype, W, rows, k, X, ncols, Y);
     long long xb = llm_row_bytes(at, k);
     void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
     if (!Xq) return -1;
@@ -236,7 +291,6 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
     llm_parallel(quant_task, &q);
     mm_multi_job j;
     j.nsub = nw;
-    long long end = 0;
     for (int i = 0; i < nw; i++) {
         mm_job *s = &j.sub[i];
         s->dot = llm_kernels()->vec_dot[wtype[i]];
@@ -247,10 +301,8 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         s->xq_stride = (size_t)LLM_WIDE_BYTES(at, k);
         s->Xq = q.Xw; s->Y = Y[i];
         s->sched = NULL;
-        end += (rows[i] + ROW_TILE - 1) / ROW_TILE;
-        j.end[i] = end;
+        s->dot_r16 = NULL;
     }
-    sched_init(&j.sched, end);
-    llm_parallel(mm_multi_task, &j);
+    mm_multi_run(&j);
     return 0;
 }

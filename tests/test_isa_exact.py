@@ -382,3 +382,38 @@ def test_row_pairs_and_wide_column_groups_match_scalar(wtype, gtype):
             for name in isas()[1:]:
                 with using_isa(name):
                     assert np.array_equal(L.matmul(wtype, W, rows, 256, X), want), (name, rows, nc)
+
+
+@pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
+def test_kquant_row_tiles_match_vec_dot(wtype):
+    """The 16-row tile kernels (vec_dot_r16, AVX-512 Q4_K / Q6_K: prefill-sized
+    batches) give every (row, column) vec_dot's bits: row counts short of, at and
+    past a tile (odd ones too), 1 to 40 columns and past a 64-column pass, three
+    super-blocks (a transposed chunk of two, then one), 1 and 2 threads; on every
+    ISA, each against its own one-column results and against scalar."""
+    k = 768
+    X = make_x(130, k, seed=wtype)
+    before = L.lib.llm_get_threads()
+    try:
+        for rows in (1, 7, 16, 17, 37):
+            for raw in (make_kweights(wtype, rows, k, seed=rows + 100 * wtype),
+                        L.quantize_rows(wtype, X[:rows] * F32(0.01)) if L.lib.llm_quantize_type_supported(wtype) else None):
+                if raw is None:
+                    continue
+                with using_isa("scalar"):
+                    want = L.matmul(wtype, raw, rows, k, X)
+                for name in isas():
+                    with using_isa(name):
+                        L.set_threads(1)
+                        single = np.concatenate([L.matmul(wtype, raw, rows, k, X[c:c + 1]) for c in range(40)])
+                        np.testing.assert_array_equal(single, want[:40], err_msg=f"{name} rows={rows} one column")
+                        for nt in (1, 2):
+                            L.set_threads(nt)
+                            for nc in (*range(2, 41), 64, 65, 130):
+                                y = L.matmul(wtype, raw, rows, k, X[:nc])
+                                np.testing.assert_array_equal(y, want[:nc], err_msg=f"{name} rows={rows} nc={nc} threads={nt}")
+                            xq = L.quantize_act(wtype, X[3:40])
+                            np.testing.assert_array_equal(L.matmul_q(wtype, raw, rows, k, xq), want[3:40],
+                                                          err_msg=f"{name} rows={rows} matmul_q threads={nt}")
+    finally:
+        L.set_threads(before)
