@@ -40,7 +40,7 @@ t0 = time.perf_counter()
 import numpy as np, llmlite
 from llmlite import bench as B
 path, threads, n_p, n_g = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-m = llmlite.load(path, n_ctx=n_p + n_g, threads=threads, n_batch=512)
+m = llmlite.load(path, n_ctx=max(n_p + n_g, 512), threads=threads, n_batch=512)
 load_s = time.perf_counter() - t0
 pp, tg = B.run_model_bench(m, n_p, n_g, reps=1)
 print(json.dumps({"pp": pp.mean if pp else None, "tg": tg.mean if tg else None, "load_s": load_s,
@@ -53,7 +53,7 @@ t0 = time.perf_counter()
 import numpy as np
 from llama_cpp import Llama
 path, threads, n_p, n_g = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-llm = Llama(model_path=path, n_ctx=n_p + n_g, n_batch=512, n_ubatch=512, n_threads=threads,
+llm = Llama(model_path=path, n_ctx=max(n_p + n_g, 512), n_batch=512, n_ubatch=512, n_threads=threads,
             n_threads_batch=threads, verbose=False)
 load_s = time.perf_counter() - t0
 rng = np.random.default_rng(0)
@@ -180,10 +180,12 @@ def main() -> int:
         report.append(row)
         if not a.json:
             print(f"{name}, {a.threads} threads, median of {a.reps} interleaved runs:")
-            print(f"  pp{a.n_prompt}: llmlite {row['pp_llmlite']:8.1f} t/s  llama.cpp {row['pp_llamacpp']:8.1f} t/s"
-                  f"  ratio {row['pp_ratio']:.2f}x")
-            print(f"  tg{a.n_gen}: llmlite {row['tg_llmlite']:8.1f} t/s  llama.cpp {row['tg_llamacpp']:8.1f} t/s"
-                  f"  ratio {row['tg_ratio']:.2f}x")
+            if a.n_prompt:
+                print(f"  pp{a.n_prompt}: llmlite {row['pp_llmlite']:8.1f} t/s  llama.cpp {row['pp_llamacpp']:8.1f} t/s"
+                      f"  ratio {row['pp_ratio']:.2f}x")
+            if a.n_gen:
+                print(f"  tg{a.n_gen}: llmlite {row['tg_llmlite']:8.1f} t/s  llama.cpp {row['tg_llamacpp']:8.1f} t/s"
+                      f"  ratio {row['tg_ratio']:.2f}x")
             print(f"  ttft{' (cold)' if a.cold else ''}:  llmlite {row['ttft_llmlite_s']:8.2f} s    "
                   f"llama.cpp {row['ttft_llamacpp_s']:8.2f} s    ratio {row['ttft_ratio']:.2f}x (lower is better)")
             print(f"  load:  llmlite {row['load_llmlite_s']:8.2f} s    llama.cpp {row['load_llamacpp_s']:8.2f} s"
