@@ -19,7 +19,9 @@
  * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
  * see "multi-column form" below for why its results equal vec_dot's bit for bit.
  * Q4_K, Q5_K and Q6_K also have a 16-row tile form for prefill (vec_dot_r16, "16-row
- * tiles" below): the rows in the lanes, the same float steps per lane. */
+ * tiles" below): the rows in the lanes, the same float steps per lane.
+ * Q4_K also has a 4-row one-column form for decode (vec_dot_r4, "4 rows, one
+ * column" below). */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
