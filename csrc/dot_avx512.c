@@ -19,7 +19,9 @@
  * LLM_NC_MAX activation rows against one weight row, the weight decoded once):
  * see "multi-column form" below for why its results equal vec_dot's bit for bit.
  * Q4_K, Q5_K and Q6_K also have a 16-row tile form for prefill (vec_dot_r16, "16-row
- * tiles" below): the rows in the lanes, the same float steps per lane. */
+ * tiles" below): the rows in the lanes, the same float steps per lane.
+ * Q4_K also has a 4-row one-column form for decode (vec_dot_r4, "4 rows, one
+ * column" below). */
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 #include <immintrin.h>
 #include "internal.h"
@@ -971,6 +973,88 @@ INL void q5k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
 }
 R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 
+/* ---------------------------------------------------------------- 4 rows, one column
+ * vec_dot_r4 (decode): 4 adjacent weight rows against one activation column, each
+ * activation load shared by the rows, the integers in zmm, every row's float steps
+ * those of its vec_dot (the same exact integers, the same float ops in the same order,
+ * only in other lanes). */
+
+/* Q4_K: per row two zmm of codes (qs[0..63], qs[64..127]); the low nibbles of
+ * qs[0..63] are sub-blocks 0 (bytes 0..31) and 2 (32..63), the high 1 and 3, so
+ * the column's quants go as [x0..31 | x64..95] (low) and [x32..63 | x96..127]
+ * (high); vpmaddubsw then vpdpwssd with each half's scale word gives per 256-bit
+ * half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]). Per row the float
+ * steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm])
+ * in k order, here the rows' acc in lanes 0..3 and their accm in 4..7 of a ymm. */
+#ifndef R4_PF
+#define R4_PF 1
+#endif
+static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    const block_q8_K *y = va;
+    const char *w0 = vw;
+    const long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i s_lo0 = WSEL4(0, 0, 2, 2), s_hi0 = WSEL4(1, 1, 3, 3), s_lo1 = WSEL4(4, 4, 6, 6), s_hi1 = WSEL4(5, 5, 7, 7);
+    const __m512i mt = _mm512_loadu_si512(q4r4_mt);
+    __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
+    for (long long ib = 0; ib < nb; ib++) {
+        /* the rows' four interleaved streams defeat the hardware prefetcher on weights
+         * streamed from memory (half the one-row kernel's speed): the groups ahead are
+         * fetched as one sequential stream (the 4 rows are contiguous, 576 bytes per step) */
+        {
+            const char *pf = w0 + R4_PF * 4 * ws + ib * 576;
+            for (int l = 0; l < 576; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+        }
+        const int8_t *q8 = y[ib].qs;
+        const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
+        const __m512i xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
+        const __m512i xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
+        const __m512i xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        __m512i R[4];
+        __m128i mins[4];
+        uint32_t dd[4];
+        for (int r = 0; r < 4; r++) {
+            const block_q4_K *b = (const block_q4_K *)(w0 + r * ws) + ib;
+            const __m128i scm = k4_scales(b->scales);
+            const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
+            mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
+            dd[r] = ld32(&b->d);
+            const __m512i q0 = _mm512_loadu_si512(b->qs), q1 = _mm512_loadu_si512(b->qs + 64);
+            const __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            const __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, xl0), _mm512_shuffle_epi8(sc, s_lo0));
+            __m512i c = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l1, xl1), _mm512_shuffle_epi8(sc, s_lo1));
+            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(h0, xh0), _mm512_shuffle_epi8(sc, s_hi0));
+            c = _mm512_dpwssd_epi32(c, _mm512_maddubs_epi16(h1, xh1), _mm512_shuffle_epi8(sc, s_hi1));
+            /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k */
+            R[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+        }
+        /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
+        const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
+        const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
+        const __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
+        const __m128i bp = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[ib].bsums), _mm_loadu_si128((const __m128i *)(y[ib].bsums + 8)));
+        const __m512i mw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(mins[1], mins[0])), _mm256_set_m128i(mins[3], mins[2]), 1);
+        const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
+        const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
+        /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
+        const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
+        const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
+        for (int k = 0; k < 4; k++) {
+            const __m256 im = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), _mm512_extractf32x4_ps(fM, k), 1);
+            acc = _mm256_fmadd_ps(im, d, acc);
+        }
+    }
+    _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+
 void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
@@ -1016,4 +1100,5 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->r16_min[T_Q6_K] = 8;
     t->vec_dot_r16[T_Q5_K] = dot_q5_K_r16;
     t->r16_min[T_Q5_K] = 8;
+    t->vec_dot_r4[T_Q4_K] = dot_q4_K_r4;
 }

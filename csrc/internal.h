@@ -89,6 +89,7 @@ typedef void (*llm_vec_dot_fn)(long long n, float *s, const void *w, const void 
 #define LLM_NC_MAX 6
 #define LLM_NC2_MAX 12
 #define LLM_R16 16   /* rows of vec_dot_r16: matmul's row tile */
+#define LLM_R4 4     /* rows of vec_dot_r4 */
 #define LLM_Q8W_BYTES(n) ((n) / 32 * 36)
 /* the wide Q8_1 layout: quants, then the blocks' d, then their s, as floats */
 #define LLM_Q8W1_BYTES(n) ((n) / 32 * 40)
@@ -155,6 +156,10 @@ typedef struct llm_kernel_table {
     llm_vec_dot_r16_fn vec_dot_r16[T_COUNT];
     /* the fewest columns for which matmul takes vec_dot_r16 */
     unsigned char r16_min[T_COUNT];
+    /* LLM_R4 adjacent weight rows (w + r*w_stride bytes) against one activation
+     * row: s[r], each bit-identical to vec_dot on that row (decode's one column).
+     * NULL where a table has none. */
+    void (*vec_dot_r4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */

@@ -103,6 +103,7 @@ typedef struct {
     float *Y;
     tile_sched *sched;           /* several columns: the row tiles still to take */
     llm_vec_dot_r16_fn dot_r16;  /* a whole row tile against every column at once, or NULL */
+    void (*dot_r4)(long long, float *, const void *, long long, const void *);  /* one column: LLM_R4 rows at once, or NULL */
 } mm_job;
 
 /* one row tile (ROW_TILE rows) against every column */
@@ -153,7 +154,11 @@ static void mm_task(int ith, int nth, void *p) {
     for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) {
         if (j->ncols > 1) { mm_tile(j, tile); continue; }
         const long long r1 = (tile + 1) * ROW_TILE < j->rows ? (tile + 1) * ROW_TILE : j->rows;
-        for (long long r = tile * ROW_TILE; r < r1; r++)
+        long long r = tile * ROW_TILE;
+        if (j->dot_r4)   /* groups of LLM_R4 rows, the last few one by one */
+            for (; r + LLM_R4 <= r1; r += LLM_R4)
+                j->dot_r4(j->k, j->Y + r, j->W + r * j->w_stride, (long long)j->w_stride, j->Xq);
+        for (; r < r1; r++)
             j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
     }
 }
@@ -188,7 +193,7 @@ static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long lo
     const llm_kernel_table *kt = llm_kernels();
     if (!kt->vec_dot[wtype]) return -1;
     mm_job r = {kt->vec_dot[wtype], kt->vec_dot_nc[wtype], ncols >= 8 ? kt->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
-                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL};
+                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL, ncols == 1 ? kt->vec_dot_r4[wtype] : NULL};
     /* the 16-row tile kernel: prefill-sized batches (its row offsets are int32) */
     if (ncols >= kt->r16_min[wtype] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)
         r.dot_r16 = kt->vec_dot_r16[wtype];
@@ -231,7 +236,7 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     const llm_kernel_table *kt = llm_kernels();
     mm_job j = {kt->vec_dot[wtype], ncw, ncols >= kt->ncw2_min[wtype] ? kt->vec_dot_ncw2[wtype] : NULL, W, rows, k, ncols,
                 (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL};
+                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL, NULL};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -302,6 +307,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         s->Xq = q.Xw; s->Y = Y[i];
         s->sched = NULL;
         s->dot_r16 = NULL;
+        s->dot_r4 = NULL;
     }
     mm_multi_run(&j);
     return 0;

@@ -417,3 +417,40 @@ def test_kquant_row_tiles_match_vec_dot(wtype):
                                                           err_msg=f"{name} rows={rows} matmul_q threads={nt}")
     finally:
         L.set_threads(before)
+
+
+@pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
+def test_kquant_one_column_row_groups_match_vec_dot(wtype):
+    """The one-column multi-row kernels (vec_dot_r4, AVX-512 Q4_K: decode) give every
+    row vec_dot's bits: row counts 1 to 37 (groups of 4 and the odd rows left one by
+    one), three super-blocks, 1 and 2 threads; on every ISA, each against its own
+    one-row results (a matrix of one row goes through vec_dot) and against scalar."""
+    k = 768
+    X = make_x(6, k, seed=7 + wtype)
+    before = L.lib.llm_get_threads()
+    try:
+        for rows in (*range(1, 10), 15, 16, 17, 31, 33, 37):
+            for raw in (make_kweights(wtype, rows, k, seed=rows + 300 * wtype),
+                        L.quantize_rows(wtype, X[:1].repeat(rows, 0) * F32(0.01) + make_x(rows, k, seed=rows) * F32(1e-3))
+                        if L.lib.llm_quantize_type_supported(wtype) else None):
+                if raw is None:
+                    continue
+                raw = np.ascontiguousarray(raw)
+                rb = raw.size // rows
+                flat = raw.reshape(-1)
+                for c in range(len(X)):
+                    xc = X[c:c + 1]
+                    with using_isa("scalar"):
+                        want = L.matmul(wtype, raw, rows, k, xc)
+                    for name in isas():
+                        with using_isa(name):
+                            L.set_threads(1)
+                            one = np.concatenate([L.matmul(wtype, flat[r * rb:(r + 1) * rb].copy(), 1, k, xc).reshape(-1)
+                                                  for r in range(rows)])
+                            np.testing.assert_array_equal(one, want.reshape(-1), err_msg=f"{name} rows={rows} one row")
+                            for nt in (1, 2):
+                                L.set_threads(nt)
+                                y = L.matmul(wtype, raw, rows, k, xc)
+                                np.testing.assert_array_equal(y, want, err_msg=f"{name} rows={rows} c={c} threads={nt}")
+    finally:
+        L.set_threads(before)
