@@ -766,6 +766,21 @@ INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long lo
     }
 }
 
+/* Q4_K / Q5_K tiles: the exact sums of step k of super-block t (sub-blocks 2k in s0,
+ * 2k+1 in s1) for each column, the 16 rows in the lanes */
+INL void k45_r16_sums(const q4k_r16 *T, int t, int k, const block_q8_K *const *y, __m512i *s0, __m512i *s1,
+                      const int NC) {
+    FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+    for (int g = 0; g < 8; g++) {
+        const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
+        FORC {
+            const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
+            s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+            s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
+        }
+    }
+}
+
 /* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
  * per k, [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) as dot_q4_K_k */
 INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
@@ -782,15 +797,7 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
         }
         for (int k = 0; k < 4; k++) {
             __m512i s0[4], s1[4];
-            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
-            for (int g = 0; g < 8; g++) {
-                const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
-                FORC {
-                    const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
-                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
-                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
-                }
-            }
+            k45_r16_sums(T, t, k, y, s0, s1, NC);
             FORC {
                 const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
                                                    _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1]));
@@ -948,15 +955,7 @@ INL void q5k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
         }
         for (int k = 0; k < 4; k++) {
             __m512i s0[4], s1[4];
-            FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
-            for (int g = 0; g < 8; g++) {
-                const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
-                FORC {
-                    const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
-                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
-                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
-                }
-            }
+            k45_r16_sums(T, t, k, y, s0, s1, NC);
             FORC {
                 I[c] = _mm512_add_epi32(I[c], _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
                                                                _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1])));
