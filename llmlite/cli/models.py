@@ -15,10 +15,12 @@ def pull(name: str = typer.Argument(..., help="A models.toml alias, hf://org/rep
                                              "(the repo's file of that quantization, Q4_K_M by default).")) -> None:
     """Download a model into the cache (Hugging Face files into the Hugging Face cache,
     shared with other tools), resumed after an interruption, sha256 verified."""
+    from llmlite.registry import is_verified
     from llmlite.registry import pull as do_pull
 
     p = do_pull(name, recheck=True)          # a cached file is hashed again: pull is the check
-    print(f"{name}: {p} ({fmt_bytes(p.stat().st_size)}, sha256 verified)", file=sys.stderr)
+    checked = "sha256 verified" if is_verified(p) else "not verified: no sha256 known (offline, none in models.toml)"
+    print(f"{name}: {p} ({fmt_bytes(p.stat().st_size)}, {checked})", file=sys.stderr)
 
 
 @app.command(name="list")
