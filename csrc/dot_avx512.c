@@ -853,7 +853,6 @@ R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
 typedef struct {
     __m512i q[R16_IBC][16][4];  /* sub-block j, group g of 4 codes */
     __m512i sc[R16_IBC][16];    /* scales, int32 lanes */
-    __m512i scw[R16_IBC][8];    /* (sc_2i, sc_2i+1) as the two words of each lane */
     __m512 dw[R16_IBC];
 } q6k_r16;
 
@@ -863,11 +862,6 @@ INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long lo
     for (int i = 0; i < 4; i++) {
         const __m512i v = gat(ix, p + 192 + 4 * i);
         for (int b = 0; b < 4; b++) T->sc[t][4 * i + b] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24);
-        /* words: sign-extended bytes 0, 1 and 2, 3 */
-        T->scw[t][2 * i] = _mm512_or_si512(_mm512_and_si512(T->sc[t][4 * i], _mm512_set1_epi32(0xffff)),
-                                           _mm512_slli_epi32(T->sc[t][4 * i + 1], 16));
-        T->scw[t][2 * i + 1] = _mm512_or_si512(_mm512_and_si512(T->sc[t][4 * i + 2], _mm512_set1_epi32(0xffff)),
-                                               _mm512_slli_epi32(T->sc[t][4 * i + 3], 16));
     }
     const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
     /* element 128h + 32m + l: nibble (m < 2: low) of ql[64h + 32(m&1) + l], bits 2m, 2m+1 of qh[32h + l] */
@@ -1002,8 +996,8 @@ static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, con
          * streamed from memory (half the one-row kernel's speed): the groups ahead are
          * fetched as one sequential stream (the 4 rows are contiguous, 576 bytes per step) */
         {
-            const char *pf = w0 + R4_PF * 4 * ws + ib * 576;
-            for (int l = 0; l < 576; l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+            const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * sizeof(block_q4_K));
+            for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
         }
         const int8_t *q8 = y[ib].qs;
         const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
@@ -1038,7 +1032,7 @@ static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, con
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
         const __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
         /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
-        const __m128i bp = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[ib].bsums), _mm_loadu_si128((const __m128i *)(y[ib].bsums + 8)));
+        const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(mins[1], mins[0])), _mm256_set_m128i(mins[3], mins[2]), 1);
         const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
         const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);

@@ -9,7 +9,11 @@
  * address with the watched ranges, write(2)s the line preformatted at load time, and
  * _exit(1)s (status 1: the CLI's for an error of the engine, not 128 + SIGBUS). A
  * fault elsewhere, or a SIGBUS sent by kill, goes to the handler there was before
- * (the default, or faulthandler's): it is put back, and the faulting read runs again. */
+ * (the default, or faulthandler's): it is put back, and the faulting read runs again.
+ * Those paths end the process anyway; until the next watch call the watched ranges
+ * then have no line. A handler someone installs after ours (faulthandler enabled
+ * later) takes the fault first, and the process ends its way, without our line. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -28,13 +32,14 @@ typedef struct {
 static watch watches[WATCH_SLOTS];
 static struct sigaction previous;   /* the handler before ours, put back for faults not ours */
 static volatile sig_atomic_t installed;
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;   /* two loads at once (the handler never takes it) */
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
     (void)ctx;
     uintptr_t a = (uintptr_t)si->si_addr;
     if (si->si_code > 0) /* a fault, not kill/raise: si_addr is the address read */
         for (int i = 0; i < WATCH_SLOTS; i++)
-            if (watches[i].used && a >= watches[i].lo && a < watches[i].hi) {
+            if (__atomic_load_n(&watches[i].used, __ATOMIC_ACQUIRE) && a >= watches[i].lo && a < watches[i].hi) {
                 ssize_t w = write(STDERR_FILENO, watches[i].line, watches[i].len);
                 (void)w;
                 _exit(1);
@@ -44,8 +49,17 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx) {
     if (si->si_code <= 0) raise(sig);   /* pending until we return, then the previous handler's */
 }
 
+static int watch_locked(const void *addr, long long len, const char *line);
+
 int llm_sigbus_watch(const void *addr, long long len, const char *line) {
     if (!addr || len <= 0 || !line) return -1;
+    pthread_mutex_lock(&watch_lock);
+    const int slot = watch_locked(addr, len, line);
+    pthread_mutex_unlock(&watch_lock);
+    return slot;
+}
+
+static int watch_locked(const void *addr, long long len, const char *line) {
     for (int i = 0; i < WATCH_SLOTS; i++) {
         watch *w = &watches[i];
         if (w->used) continue;
