@@ -145,6 +145,9 @@ def main() -> int:
     import shapes
     from llmlite.registry import resolve_model
 
+    if a.shape_type not in shapes.FTYPES:
+        ap.error(f"unknown --shape-type {a.shape_type!r}: one of {', '.join(shapes.FTYPES)}")
+
     def model_path(name: str) -> str:
         if name in shapes.SHAPES:
             return str(shapes.ensure(name, a.shape_type, log=lambda s: print(s, end="", file=sys.stderr)))

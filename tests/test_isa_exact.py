@@ -386,9 +386,9 @@ def test_row_pairs_and_wide_column_groups_match_scalar(wtype, gtype):
 
 @pytest.mark.parametrize("wtype", KQUANTS, ids=KTYPE_IDS.get)
 def test_kquant_row_tiles_match_vec_dot(wtype):
-    """The 16-row tile kernels (vec_dot_r16, AVX-512 Q4_K / Q6_K: prefill-sized
+    """The 16-row tile kernels (vec_dot_r16, AVX-512 Q4_K / Q5_K / Q6_K: prefill-sized
     batches) give every (row, column) vec_dot's bits: row counts short of, at and
-    past a tile (odd ones too), 1 to 40 columns and past a 64-column pass, three
+    past a tile (odd ones too), 1 to 40 columns and past a 128-column pass, three
     super-blocks (a transposed chunk of two, then one), 1 and 2 threads; on every
     ISA, each against its own one-column results and against scalar."""
     k = 768
