@@ -61,7 +61,7 @@ class Weights:
         n_layer = self.config.n_layer
         n_gpu = max(0, min(int(n_gpu), n_layer))
         self.n_gpu, self.backend = n_gpu, (backend if n_gpu else "cpu")
-        from llmlite.offload import _b, check_context_fits, device_name, span_weight_bytes
+        from llmlite.offload import check_context_fits, device_name, size_text, span_weight_bytes
 
         self.device = device_name(backend)
         split = n_layer - n_gpu               # the first layer of the span
@@ -69,7 +69,7 @@ class Weights:
         need = check_context_fits(g, self.n_ctx, n_batch, n_gpu)
         m = lib.llm_model_new_span(self.cfg, self.n_ctx, n_batch, 0, split, 0 if span_head else 1)
         if m == ffi.NULL:
-            raise LlmliteError(f"could not create the model for a context of {self.n_ctx} tokens ({_b(need)} of KV "
+            raise LlmliteError(f"could not create the model for a context of {self.n_ctx} tokens ({size_text(need)} of KV "
                                "cache and buffers): out of memory, or bad hyper-parameters")
         self.ptr = ffi.gc(m, lib.llm_model_free)
         slots = []                                # (name, tensor, layer, slot, goes to the span)

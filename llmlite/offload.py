@@ -222,8 +222,8 @@ def check_context_fits(g, n_ctx: int, n_batch: int, n_gpu: int = 0) -> int:
     need, ram = host_context_bytes(costs, n_gpu), ram_total()
     if ram and need > ram:
         raise ContextMemoryError(
-            f"a context of {n_ctx} tokens needs {_b(need)} of KV cache and buffers (plus "
-            f"{_b(costs.file_tensor_bytes)} of weights); this machine has {_b(ram)} of memory: use a smaller -c")
+            f"a context of {n_ctx} tokens needs {size_text(need)} of KV cache and buffers (plus "
+            f"{size_text(costs.file_tensor_bytes)} of weights); this machine has {size_text(ram)} of memory: use a smaller -c")
     return need
 
 
@@ -334,7 +334,7 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
         k = min(k, n)                     # -ngl 99: every layer, as llama.cpp takes it
         if not fits(k):
             why = "more than the free VRAM less the margin" if budget is not None else "but no GPU was found"
-            notes.append(f"{k} layers need {_b(gpu_need(k))} on the GPU, {why}")
+            notes.append(f"{k} layers need {size_text(gpu_need(k))} on the GPU, {why}")
     cpu, gpu, tps = _split(costs, k, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)
     cliff = [(pct, n * pct // 100, _split(costs, n * pct // 100, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[2],
               fits(n * pct // 100))
@@ -343,7 +343,8 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
                 device, gpu_layer_us)
 
 
-def _b(x: int) -> str:
+def size_text(x: int) -> str:
+    """a size as the offload plan and the memory errors print it (one decimal, MiB to TiB)"""
     return (f"{x / (GiB << 10):.1f} TiB" if x >= GiB << 10 else f"{x / GiB:.1f} GiB" if x >= GiB
             else f"{x / MiB:.1f} MiB")
 
@@ -358,11 +359,11 @@ def format_plan(p: Plan) -> str:
     head = dev if p.head_on_gpu else "CPU"
     lines = [f"offload plan: {p.n_gpu}/{p.n_layer} layers on the {dev} ({_range(p.gpu.layers)}), head on {head}"]
     for name, s in ((dev, p.gpu), ("CPU", p.cpu)):
-        w = f"{_b(s.weights + s.head + s.extra)} weights"
+        w = f"{size_text(s.weights + s.head + s.extra)} weights"
         what = [_range(s.layers)] + (["head"] if name == head else []) + (["embeddings"] if name == "CPU" else [])
-        line = f"  {name}: {w} ({', '.join(what)}) + {_b(s.kv)} KV + {_b(s.compute)} compute = {_b(s.total)}"
+        line = f"  {name}: {w} ({', '.join(what)}) + {size_text(s.kv)} KV + {size_text(s.compute)} compute = {size_text(s.total)}"
         if name == dev:
-            line += (f" of {_b(p.vram_free)} free (margin {_b(p.margin)})" if p.vram_free is not None
+            line += (f" of {size_text(p.vram_free)} free (margin {size_text(p.margin)})" if p.vram_free is not None
                      else " (no GPU found)")
         lines.append(line)
     fill = f"KV read at {p.kv_fill} tokens" if p.kv_fill else "empty KV cache"
