@@ -257,10 +257,13 @@ static void mm_multi_run(mm_multi_job *j) {
 static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
                           const float *X, long long ncols, float *const *Y) {
     const int at = nw >= 1 && llm_type_supported(wtype[0]) ? llm_type_act_type(wtype[0]) : -1;
+    mm_multi_job j;
+    j.nsub = nw;
+    /* the jobs first (mm_job_q makes every check), the activations after */
     int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && at >= 0 && llm_row_bytes(at, k) >= 0;
     for (int i = 0; same && i < nw; i++)
-        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at && llm_row_bytes(wtype[i], k) >= 0 &&
-               rows[i] >= 0 && llm_kernels()->vec_dot[wtype[i]];
+        same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
+               mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, ncols, Y[i]) == 0;
     if (!same) {
         for (int i = 0; i < nw; i++)
             if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
@@ -271,10 +274,7 @@ static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const 
     if (!Xq) return -1;
     quant_job q = {0, at, X, Xq, k, ncols, xb, NULL};
     llm_parallel(quant_task, &q);
-    mm_multi_job j;
-    j.nsub = nw;
-    for (int i = 0; i < nw; i++)
-        if (mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, Xq, ncols, Y[i])) return -1;
+    for (int i = 0; i < nw; i++) j.sub[i].Xq = Xq;
     mm_multi_run(&j);
     return 0;
 }
