@@ -174,6 +174,7 @@ void llm_exact_kernels(llm_kernel_table *t, int isa);
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */
 void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what it has */
+void llm_kernels_avx512_tiles(llm_kernel_table *t);  /* tiles_avx512.c: the K-quant row tiles */
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
 
