@@ -475,6 +475,7 @@ static qrow_fn quantizer(int type) {
     case T_Q4_K: return q_q4_K;
     case T_Q5_K: return q_q5_K;
     case T_Q6_K: return q_q6_K;
+    case T_MXFP4: return llm_quantize_mxfp4;
     default: return NULL;
     }
 }

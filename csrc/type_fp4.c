@@ -1,0 +1,193 @@
+/* The FP4 family: MXFP4 (gpt-oss's experts). A block of 32 weights is one E8M0
+ * exponent byte e and 16 bytes of E2M1 codes (element j in the low nibble of byte
+ * j, element j + 16 in its high nibble); llama.cpp maps a code through the E2M1
+ * values doubled (integers, fp4_values below) and the exponent through half its
+ * E8M0 value, 2^(e - 128), so that value * scale is the element.
+ *
+ * Its dot product takes Q8_0 activations. llama.cpp's batch path on x86 is the
+ * repacked 8x8 gemm (repack.cpp: any weight with rows % 8 == 0 on AVX2/AVX-512;
+ * its gemv for the leftover columns and for mul_mat_id's expert rows), whose
+ * order per (row, column) is one float chain over the blocks in order:
+ *     acc = fma((float)I_b, e_half(e_b) * f16(d_b), acc),  acc starting at 0,
+ * with I_b the exact integer dot of the block's values and quants (|I_b| <=
+ * 32 * 12 * 128 < 2^24, so its conversion is exact). (vec_dot_mxfp4_q8_0 in
+ * arch/x86/quants.c sums in another order, two 8-lane chains: not the batch
+ * path's bits.) Every kernel here runs that chain, so each (row, column) has the
+ * same bits on every ISA and whatever the batch around it. */
+#include <math.h>
+#include <immintrin.h>
+#include "internal.h"
+
+#define AVX2_TARGET "avx2,fma,f16c"
+#define AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"
+
+/* the E2M1 values doubled, by code (ggml's kvalues_fp4; the sign is bit 3) */
+static const int8_t fp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+/* half the E8M0 value, 2^(e - 128), built on its bits as ggml_e8m0_to_fp32_half
+ * does: e < 2 gives the subnormals 2^-128, 2^-127 (e = 255 gives 2^127, no NaN) */
+static inline float e8m0_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+/* ------------------------------------------------------- dequantization */
+
+void llm_dequant_mxfp4(const uint8_t *restrict b, float *restrict y, long long nb) {
+    for (long long i = 0; i < nb; i++, b += sizeof(block_mxfp4), y += 32) {
+        const float d = e8m0_half(b[0]);
+        for (int j = 0; j < 16; j++) {
+            y[j] = (float)fp4_values[b[1 + j] & 15] * d;
+            y[j + 16] = (float)fp4_values[b[1 + j] >> 4] * d;
+        }
+    }
+}
+
+/* ------------------------------------------------------------ quantizer */
+
+/* the first code whose value (times d) is nearest to v: strict <, codes in order,
+ * as quantize_row_mxfp4_ref's best_index (so 0 wins over -0, and a tie goes to
+ * the smaller code) */
+static inline uint8_t fp4_nearest(float v, float d) {
+    uint8_t best = 0;
+    float best_err = fabsf((float)fp4_values[0] * d - v);
+    for (uint8_t c = 1; c < 16; c++) {
+        const float err = fabsf((float)fp4_values[c] * d - v);
+        if (err < best_err) { best = c; best_err = err; }
+    }
+    return best;
+}
+
+/* llama.cpp's quantize_row_mxfp4_ref: e = floor(log2(amax)) - 2 + 127 (6 * 2^(e-127)
+ * covers amax with the doubled values' 12 * 2^(e-128)), each element to its nearest
+ * code. The float -> byte conversion goes through int32, as x86 code does the
+ * reference's direct cast (out of range only for amax < 2^-125, where it wraps). */
+void llm_quantize_mxfp4(const float *x, uint8_t *out, long long nb) {
+    for (long long i = 0; i < nb; i++, x += 32, out += sizeof(block_mxfp4)) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+        const uint8_t e = amax > 0.0f ? (uint8_t)(int32_t)(floorf(log2f(amax)) - 2 + 127) : 0;
+        const float d = e8m0_half(e);
+        out[0] = e;
+        for (int j = 0; j < 16; j++) out[1 + j] = (uint8_t)(fp4_nearest(x[j], d) | fp4_nearest(x[j + 16], d) << 4);
+    }
+}
+
+/* ------------------------------------------------------------- the chain */
+
+/* one block's float step of the gemm's chain, from its exact integer dot */
+static inline __attribute__((always_inline)) float mxfp4_step(float acc, int32_t isum, uint8_t e, f16_t d) {
+    return fmaf((float)isum, e8m0_half(e) * llm_f16_to_f32(d), acc);
+}
+
+/* the scalar reference */
+static void dot_mxfp4(long long n, float *s, const void *wv, const void *av) {
+    const block_mxfp4 *w = wv;
+    const block_q8_0 *a = av;
+    float acc = 0.0f;
+    for (long long i = 0; i < n / 32; i++) {
+        int32_t isum = 0;
+        for (int j = 0; j < 16; j++)
+            isum += fp4_values[w[i].qs[j] & 15] * a[i].qs[j] + fp4_values[w[i].qs[j] >> 4] * a[i].qs[j + 16];
+        acc = mxfp4_step(acc, isum, w[i].e, a[i].d);
+    }
+    *s = acc;
+}
+
+/* ------------------------------------------------------------------ AVX2 */
+
+/* one block's 32 values as int8, in element order (low nibbles, then high) */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_values_avx2(const uint8_t *qs) {
+    const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)fp4_values));
+    const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_set_epi64x(4, 4, 0, 0)), _mm256_set1_epi8(15));
+    return _mm256_shuffle_epi8(lut, codes);
+}
+
+/* 8 int32 lanes summing to the block's integer dot. maddubs takes the quants
+ * as unsigned x + 128 (no pair can saturate: 255 * 12 * 2 < 2^15); the 128 * w
+ * pairs are taken away again in int16, exactly, for any quant byte. */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_lanes_avx2(const block_mxfp4 *w, const block_q8_0 *a) {
+    const __m256i v = mxfp4_values_avx2(w->qs);
+    const __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a->qs), _mm256_set1_epi8((char)0x80));
+    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(xu, v), _mm256_maddubs_epi16(_mm256_set1_epi8((char)0x80), v));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* the totals of 8 vectors of 8 int32 lanes, vector k's in lane k */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i hsum8x8_epi32(const __m256i v[8]) {
+    const __m256i s0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i s1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(s0, s1, 0x20), _mm256_permute2x128_si256(s0, s1, 0x31));
+}
+
+static inline __attribute__((always_inline, target(AVX2_TARGET))) int32_t hsum_epi32_avx2(__m256i v) {
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+}
+
+/* the chain over 8 blocks from their integer dots */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_steps8(float acc, __m256i isums, const block_mxfp4 *w, const block_q8_0 *a) {
+    int32_t is[8];
+    _mm256_storeu_si256((__m256i *)is, isums);
+    for (int k = 0; k < 8; k++) acc = mxfp4_step(acc, is[k], w[k].e, a[k].d);
+    return acc;
+}
+
+/* 8 blocks' lanes: block k's in l[k] */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) void mxfp4_lanes8_avx2(const block_mxfp4 *w, const block_q8_0 *a, __m256i l[8]) {
+    for (int k = 0; k < 8; k++) l[k] = mxfp4_lanes_avx2(w + k, a + k);
+}
+
+/* a SIMD vec_dot: the integer dots of 8 blocks at a time (LANES8 fills their
+ * lanes), then the chain over them; the last nb % 8 blocks one by one */
+#define MXFP4_DOT(NAME, TARGET, LANES8)                                                         \
+    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
+        const block_mxfp4 *w = wv;                                                              \
+        const block_q8_0 *a = av;                                                               \
+        const long long nb = n / 32;                                                            \
+        float acc = 0.0f;                                                                       \
+        long long i = 0;                                                                        \
+        for (; i + 8 <= nb; i += 8) {                                                           \
+            __m256i l[8];                                                                       \
+            LANES8(w + i, a + i, l);                                                            \
+            acc = mxfp4_steps8(acc, hsum8x8_epi32(l), w + i, a + i);                            \
+        }                                                                                       \
+        for (; i < nb; i++) acc = mxfp4_step(acc, hsum_epi32_avx2(mxfp4_lanes_avx2(w + i, a + i)), w[i].e, a[i].d); \
+        *s = acc;                                                                               \
+    }
+MXFP4_DOT(dot_mxfp4_avx2, AVX2_TARGET, mxfp4_lanes8_avx2)
+
+/* --------------------------------------------------------------- AVX-512 */
+
+/* two blocks' integer dots in 8 int32 lanes each (block b in lanes 0..7, b + 1
+ * in 8..15): VNNI's unsigned x signed products, the quants as x + 128, less 128
+ * times the values' sums (exact in int32 for any quant byte) */
+static inline __attribute__((always_inline, target(AVX512_TARGET))) __m512i mxfp4_lanes2_avx512(const block_mxfp4 *w, const block_q8_0 *a) {
+    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(mxfp4_values_avx2(w[0].qs)), mxfp4_values_avx2(w[1].qs), 1);
+    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[0].qs)),
+                                         _mm256_loadu_si256((const __m256i *)a[1].qs), 1);
+    const __m512i xu = _mm512_xor_si512(x, _mm512_set1_epi8((char)0x80));
+    const __m512i m = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), v);
+    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, v), m);
+}
+
+static inline __attribute__((always_inline, target(AVX512_TARGET))) void mxfp4_lanes8_avx512(const block_mxfp4 *w, const block_q8_0 *a, __m256i l[8]) {
+    for (int k = 0; k < 4; k++) {
+        const __m512i p = mxfp4_lanes2_avx512(w + 2 * k, a + 2 * k);
+        l[2 * k] = _mm512_castsi512_si256(p);
+        l[2 * k + 1] = _mm512_extracti64x4_epi64(p, 1);
+    }
+}
+MXFP4_DOT(dot_mxfp4_avx512, AVX512_TARGET, mxfp4_lanes8_avx512)
+
+/* ------------------------------------------------------------------ table */
+
+void llm_kernels_fp4(llm_kernel_table *t, int isa) {
+    t->vec_dot[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512 : isa == 1 ? dot_mxfp4_avx2 : dot_mxfp4;
+}
