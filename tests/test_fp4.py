@@ -9,6 +9,8 @@ acc = fma(I_b, e_half(e_b) * d_b, acc), I_b the block's exact integer dot.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as GQT
@@ -126,3 +128,49 @@ def test_any_bytes_same_on_every_isa(simd_isas):
     for name in simd_isas:
         with using_isa(name):
             np.testing.assert_array_equal(L.matmul_q(MX, raw, rows, k, xq), ref, err_msg=name)
+
+
+# ------------------------------------------------------------ the MXFP4_MOE file type
+
+class _Source:
+    """What quantize.plan reads of a GGUF: metadata and tensor infos (GGUF order shapes)."""
+    def __init__(self, shapes: dict, arch: str = "gpt-oss"):
+        self.meta = {"general.architecture": arch, f"{arch}.block_count": 1, f"{arch}.expert_count": 4,
+                     f"{arch}.attention.head_count": 4, f"{arch}.attention.head_count_kv": 1}
+        self.tensors = {n: SimpleNamespace(type=int(Q.F32), shape=s, n_elements=int(np.prod(s)),
+                                           nbytes=4 * int(np.prod(s))) for n, s in shapes.items()}
+
+    def get(self, key, default=None):
+        return self.meta.get(key, default)
+
+
+def _plan(shapes: dict) -> dict:
+    from llmlite.quantize import plan
+
+    return {p.name: Q(p.dst_type).name for p in plan(_Source(shapes), "mxfp4_moe")}
+
+
+def test_mxfp4_moe_plan_follows_llama_quantize():
+    """llama-quant.cpp's MXFP4_MOE: the expert tensors (more than one matrix) to MXFP4,
+    the output and every other quantizable tensor to Q8_0 (token_embd too, tied or
+    not), rows that are not whole blocks to F16; norms and the router stay F32."""
+    moe = {"token_embd.weight": (64, 100), "output.weight": (64, 100), "output_norm.weight": (64,),
+           "blk.0.attn_norm.weight": (64,), "blk.0.attn_q.weight": (64, 256), "blk.0.attn_k.weight": (48, 64),
+           "blk.0.ffn_gate_inp.weight": (64, 4), "blk.0.ffn_gate_exps.weight": (64, 32, 4),
+           "blk.0.ffn_down_exps.weight": (32, 64, 4), "blk.0.ffn_up_exps.weight": (48, 32, 4)}
+    assert _plan(moe) == {
+        "token_embd.weight": "Q8_0", "output.weight": "Q8_0", "output_norm.weight": "F32",
+        "blk.0.attn_norm.weight": "F32", "blk.0.attn_q.weight": "Q8_0", "blk.0.attn_k.weight": "F16",
+        "blk.0.ffn_gate_inp.weight": "F32", "blk.0.ffn_gate_exps.weight": "MXFP4",
+        "blk.0.ffn_down_exps.weight": "MXFP4", "blk.0.ffn_up_exps.weight": "F16"}
+    del moe["output.weight"]
+    assert _plan(moe)["token_embd.weight"] == "Q8_0"
+
+
+def test_mxfp4_moe_on_a_dense_model_is_q8_0():
+    """Without expert tensors nothing becomes MXFP4: llama-quantize writes Q8_0 throughout."""
+    dense = {"token_embd.weight": (64, 100), "blk.0.attn_q.weight": (64, 64), "blk.0.ffn_down.weight": (128, 64),
+             "blk.0.ffn_up.weight": (64, 128), "blk.0.attn_v.weight": (64, 16), "blk.0.ffn_norm.weight": (64,)}
+    got = _plan(dense)
+    assert got.pop("blk.0.ffn_norm.weight") == "F32"
+    assert set(got.values()) == {"Q8_0"}
