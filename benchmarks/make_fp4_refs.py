@@ -154,12 +154,19 @@ def matrices(rng):
     yield "real", w.astype(F32), x.astype(F32)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def write_refs(doc: str, name: str, make) -> int:
+    """The command line of the refs scripts: --venv (llama-cpp-python's), --out (default
+    tests/data/NAME); make(ggml) returns the arrays to save."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
-    ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "fp4_refs.npz"))
+    ap.add_argument("--out", default=str(ROOT / "tests" / "data" / name))
     a = ap.parse_args()
-    g = Ggml(a.venv)
+    np.savez_compressed(a.out, **make(Ggml(a.venv)))
+    print(f"{a.out}: {Path(a.out).stat().st_size} bytes")
+    return 0
+
+
+def make(g: Ggml) -> dict:
     rng = np.random.default_rng(20)
     x = edge_rows(rng)
     out = {"q_x": x, "q_bytes": g.quantize(MXFP4, x, N // 32 * 17)}
@@ -173,10 +180,8 @@ def main() -> int:
         out[f"mm_{name}_y"] = batch_matmul(g, wq, k, X)
         xq = [g.from_float(Q8_0, np.ascontiguousarray(c), k // 32 * 34) for c in X]
         out[f"mm_{name}_y_vec_dot"] = np.array([[g.vec_dot(MXFP4, k, r, c) for r in wq] for c in xq], F32)
-    np.savez_compressed(a.out, **out)
-    print(f"{a.out}: {Path(a.out).stat().st_size} bytes")
-    return 0
+    return out
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(write_refs(__doc__, "fp4_refs.npz", make))

@@ -26,6 +26,7 @@ BLOCK = {  # type: (elements, bytes, byte offsets of the fp16 scale fields)
     GQT.Q2_K: (256, 84, (80, 82)), GQT.Q3_K: (256, 110, (108,)), GQT.Q4_K: (256, 144, (0, 2)),
     GQT.Q5_K: (256, 176, (0, 2)), GQT.Q6_K: (256, 210, (208,)),
     GQT.MXFP4: (32, 17, ()),   # its scale is an E8M0 byte: every value of it is a power of 2
+    GQT.TQ1_0: (256, 54, (52,)), GQT.TQ2_0: (256, 66, (64,)),
 }
 WEIGHT_IDS = [TYPE_NAMES[t] for t in supported_types()]
 

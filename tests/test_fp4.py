@@ -19,7 +19,7 @@ from gguf import quants as gq
 from llmlite import _lib as L
 from llmlite.gguf.constants import GGMLType as Q
 
-from isa import isas, using_isa
+from isa import using_isa
 from test_isa_exact import fma32
 
 MX = int(Q.MXFP4)
