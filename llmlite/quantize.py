@@ -26,14 +26,14 @@ from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
 F32, F16, BF16, Q4_0, Q5_0, Q5_1, Q8_0 = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0,
                                           GGMLType.Q5_1, GGMLType.Q8_0)
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K
-MXFP4 = GGMLType.MXFP4
+MXFP4, TQ1_0, TQ2_0 = GGMLType.MXFP4, GGMLType.TQ1_0, GGMLType.TQ2_0
 FLOAT_TYPES = {F32, F16, BF16}
 
 # the file types whose rules _rules implements, by llama-quantize's names -> (general.file_type
 # value, the tensor type the rules start from)
 FTYPES = {name: file_type(name) for name in ("f32", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q5_0", "q5_1",
                                              "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
-                                             "mxfp4_moe")}
+                                             "mxfp4_moe", "tq1_0", "tq2_0")}
 
 
 def _blck(t: int) -> int:
@@ -109,7 +109,7 @@ def _fallback(ne0: int, t: int) -> int:
     """tensor_type_fallback: rows that are not whole blocks of t"""
     if ne0 % _blck(t) == 0:
         return t
-    r = {Q2_K: Q4_0, Q3_K: Q4_0, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0}.get(t, t)
+    r = {Q2_K: Q4_0, Q3_K: Q4_0, TQ1_0: Q4_0, TQ2_0: Q4_0, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0}.get(t, t)
     return r if ne0 % _blck(r) == 0 else F16
 
 
@@ -125,7 +125,7 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str, n_mat:
         # dense model comes out all Q8_0
         return MXFP4 if n_mat > 1 else Q8_0
     if cat == "token_embd":
-        return t
+        return Q4_K if ftype in ("tq1_0", "tq2_0") else t
     if cat in ATTN_V_LIKE:
         if ftype == "q2_k":
             t = Q4_K if st.n_gqa >= 4 else Q3_K

@@ -84,3 +84,24 @@ def test_any_bytes_same_on_every_isa(name, simd_isas):
                 for n in range(1, 8):
                     np.testing.assert_array_equal(L.matmul_q(t, raw, rows, k, xq[:n]), ref[:n],
                                                   err_msg=f"{isa_name} k={k} n={n}")
+
+
+@pytest.mark.parametrize("ftype", ["tq1_0", "tq2_0"])
+def test_file_type_plan_follows_llama_quantize(ftype):
+    """llama-quant.cpp for TQ1_0 / TQ2_0: the type on whole 256-blocks, Q4_0 where rows are
+    not (its fallback), an untied token_embd Q4_K (Q5_0 on short rows), the output Q6_K.
+    (benchmarks/quantize_vs_llamacpp.py --types tq1_0 tq2_0 compares whole real files.)"""
+    from llmlite.quantize import plan
+
+    from test_fp4 import _Source
+
+    shapes = {"token_embd.weight": (512, 100), "output.weight": (512, 100), "blk.0.attn_q.weight": (512, 512),
+              "blk.0.attn_k.weight": (576, 64), "blk.0.ffn_down.weight": (1536, 512),
+              "blk.0.attn_norm.weight": (512,)}
+    got = {p.name: p.dst_type for p in plan(_Source(shapes, arch="llama"), ftype)}
+    t = GQT[ftype.upper()]
+    assert got == {"token_embd.weight": GQT.Q4_K, "output.weight": GQT.Q6_K, "blk.0.attn_q.weight": t,
+                   "blk.0.attn_k.weight": GQT.Q4_0, "blk.0.ffn_down.weight": t, "blk.0.attn_norm.weight": GQT.F32}
+    shapes["token_embd.weight"] = (576, 100)
+    got = {p.name: p.dst_type for p in plan(_Source(shapes, arch="llama"), ftype)}
+    assert got["token_embd.weight"] == GQT.Q5_0
