@@ -131,11 +131,26 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) int32_t hsum_e
     return _mm_cvtsi128_si32(r);
 }
 
+/* the 8 blocks' scales e_half(e) * f16(d) in vector lanes: the same bits as the
+ * scalar step's (the F16C conversion is exact; one float multiply) */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256 mxfp4_scales8(const block_mxfp4 *w, const block_q8_0 *a) {
+    uint8_t e[8];
+    uint16_t d[8];
+    for (int k = 0; k < 8; k++) { e[k] = w[k].e; d[k] = a[k].d; }
+    const __m256i e32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
+    const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e32);      /* e < 2 */
+    const __m256i norm = _mm256_slli_epi32(_mm256_sub_epi32(e32, _mm256_set1_epi32(1)), 23);
+    const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e32);
+    const __m256 eh = _mm256_castsi256_ps(_mm256_blendv_epi8(norm, sub, small));
+    return _mm256_mul_ps(eh, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+}
+
 /* the chain over 8 blocks from their integer dots */
 static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_steps8(float acc, __m256i isums, const block_mxfp4 *w, const block_q8_0 *a) {
-    int32_t is[8];
-    _mm256_storeu_si256((__m256i *)is, isums);
-    for (int k = 0; k < 8; k++) acc = mxfp4_step(acc, is[k], w[k].e, a[k].d);
+    float f[8], sc[8];
+    _mm256_storeu_ps(f, _mm256_cvtepi32_ps(isums));
+    _mm256_storeu_ps(sc, mxfp4_scales8(w, a));
+    for (int k = 0; k < 8; k++) acc = fmaf(f[k], sc[k], acc);
     return acc;
 }
 
