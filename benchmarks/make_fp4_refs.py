@@ -12,7 +12,10 @@ libggml-cpu of llama-cpp-python's virtual environment (see compare_llamacpp.py):
   columns, from_float for the rest), then ggml_gemm_mxfp4_8x8_q8_0 on the groups of 4
   columns and ggml_gemv_mxfp4_8x8_q8_0 on the leftovers (repack.cpp's
   forward_mul_mat_one_chunk); y_vec_dot: ggml_vec_dot_mxfp4_q8_0 per (row, column),
-  the non-batch kernel, for the record (it sums in another order).
+  the non-batch kernel, for the record (it sums in another order);
+- nv_*: the same for NVFP4 (edge rows, every scale byte, matrices), whose batch path is
+  its vec_dot (no repacked or tinyBLAS kernel): nv_mm_*_y from ggml_vec_dot_nvfp4_q8_0
+  on Q8_0 from_float columns.
 
     .venv-llamacpp/bin/python benchmarks/make_fp4_refs.py [--venv .venv-llamacpp]
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-MXFP4, Q8_0 = 39, 8
+MXFP4, NVFP4, Q8_0 = 39, 40, 8
 N = 256
 F32 = np.float32
 
@@ -180,6 +183,17 @@ def make(g: Ggml) -> dict:
         out[f"mm_{name}_y"] = batch_matmul(g, wq, k, X)
         xq = [g.from_float(Q8_0, np.ascontiguousarray(c), k // 32 * 34) for c in X]
         out[f"mm_{name}_y_vec_dot"] = np.array([[g.vec_dot(MXFP4, k, r, c) for r in wq] for c in xq], F32)
+    out["nv_q_x"], out["nv_q_bytes"] = x, g.quantize(NVFP4, x, N // 64 * 36)
+    raw = rng.integers(0, 256, (64, 36), dtype=np.uint8)
+    raw[:, :4] = np.arange(256).reshape(64, 4)                # every scale byte
+    out["nv_dq_raw"], out["nv_dq_f32"] = raw, g.to_float(NVFP4, raw, 64 * 64)
+    for name, w, X in matrices(rng):
+        k = w.shape[1] // 64 * 64
+        w, X = np.ascontiguousarray(w[:, :k]), np.ascontiguousarray(X[:, :k])
+        wq = g.quantize(NVFP4, w, k // 64 * 36)
+        xq = [g.from_float(Q8_0, c, k // 32 * 34) for c in X]
+        out[f"nv_mm_{name}_w"], out[f"nv_mm_{name}_x"] = wq, X
+        out[f"nv_mm_{name}_y"] = np.array([[g.vec_dot(NVFP4, k, r, c) for r in wq] for c in xq], F32)
     return out
 
 

@@ -39,6 +39,7 @@ typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[1
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; f16_t d; } block_q6_K; /* 210 */
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 292 */
 typedef struct { uint8_t e; uint8_t qs[16]; } block_mxfp4;             /* 17: E8M0 exponent, E2M1 codes */
+typedef struct { uint8_t d[4]; uint8_t qs[32]; } block_nvfp4;           /* 36: UE4M3 scales, E2M1 codes */
 typedef struct { uint8_t qs[48]; uint8_t qh[4]; f16_t d; } block_tq1_0;  /* 54: 5 trits a byte, then 4 */
 typedef struct { uint8_t qs[64]; f16_t d; } block_tq2_0;                 /* 66: 2-bit codes */
 
@@ -180,10 +181,12 @@ void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what i
 void llm_kernels_avx512_tiles(llm_kernel_table *t);  /* tiles_avx512.c: the K-quant row tiles */
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
-/* type_fp4.c: MXFP4's kernels for isa 0 scalar, 1 avx2, 2 avx512; its dequantizer and reference quantizer (nb blocks) */
+/* type_fp4.c: MXFP4's and NVFP4's kernels for isa 0 scalar, 1 avx2, 2 avx512; their dequantizers and reference quantizers (nb blocks) */
 void llm_kernels_fp4(llm_kernel_table *t, int isa);
 void llm_dequant_mxfp4(const uint8_t *b, float *y, long long nb);
 void llm_quantize_mxfp4(const float *x, uint8_t *out, long long nb);   /* quantize.c's writer */
+void llm_dequant_nvfp4(const uint8_t *b, float *y, long long nb);
+void llm_quantize_nvfp4(const float *x, uint8_t *out, long long nb);
 /* type_ternary.c: TQ1_0 and TQ2_0, the same entries */
 void llm_kernels_ternary(llm_kernel_table *t, int isa);
 void llm_dequant_tq1_0(const uint8_t *b, float *y, long long nb);

@@ -230,7 +230,7 @@ int llm_dequantize(int type, const void *src, float *dst, long long n) {
     long long be = llm_type_block_elems(type);
     if (be <= 0 || n < 0 || n % be) return -1;
     if (type != T_F32 && type != T_F16 && type != T_BF16 && !(type >= T_Q4_0 && type <= T_Q8_K) && type != T_MXFP4 &&
-        type != T_TQ1_0 && type != T_TQ2_0) return -1;
+        type != T_NVFP4 && type != T_TQ1_0 && type != T_TQ2_0) return -1;
     const long long nb = n / be;
     if (n >= (1LL << 20)) {   /* large tensors: blocks spread over the threads (each block's values are its own) */
         dq_job j = {type, src, dst, nb, be, llm_type_block_bytes(type)};
@@ -258,6 +258,7 @@ static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, l
     case T_Q6_K: dq_q6_K(s, dst, nb); return 0;
     case T_Q8_K: dq_q8_K(s, dst, nb); return 0;
     case T_MXFP4: llm_dequant_mxfp4(s, dst, nb); return 0;
+    case T_NVFP4: llm_dequant_nvfp4(s, dst, nb); return 0;
     case T_TQ1_0: llm_dequant_tq1_0(s, dst, nb); return 0;
     case T_TQ2_0: llm_dequant_tq2_0(s, dst, nb); return 0;
     default: return -1;

@@ -13,7 +13,17 @@
  * 32 * 12 * 128 < 2^24, so its conversion is exact). (vec_dot_mxfp4_q8_0 in
  * arch/x86/quants.c sums in another order, two 8-lane chains: not the batch
  * path's bits.) Every kernel here runs that chain, so each (row, column) has the
- * same bits on every ISA and whatever the batch around it. */
+ * same bits on every ISA and whatever the batch around it.
+ *
+ * NVFP4: 64 weights, four UE4M3 scale bytes (one per 16) then 32 bytes of E2M1
+ * codes (sub-block s: bytes 8s..8s+7, element j in the low nibble of byte j, j + 8
+ * in its high nibble); the scale as half its UE4M3 value (ggml_ue4m3_to_fp32).
+ * Activations Q8_0, two blocks per NVFP4 block. llama.cpp has no repacked or
+ * tinyBLAS kernel for it, so its batch path is ggml_vec_dot_nvfp4_q8_0: 8 float
+ * lanes; per block, for each half h (32 elements, Q8_0 block 2i + h), lane l takes
+ * the exact integer dot I_l of elements 4l..4l+3 of the half:
+ *     acc_l = fma(ue4m3_half(d[2h + l / 4]) * f16(dy), (float)I_l, acc_l)
+ * (half 0, then half 1), and hsum_float_8 at the end. */
 #include <math.h>
 #include <immintrin.h>
 #include "internal.h"
@@ -97,6 +107,106 @@ static void dot_mxfp4(long long n, float *s, const void *wv, const void *av) {
     *s = acc;
 }
 
+/* ------------------------------------------------------------------ NVFP4 */
+
+/* half the UE4M3 value (the sign bit ignored; 0 and 0x7F give 0), as a small
+ * integer times a power of two: exact, the bits of ggml_ue4m3_to_fp32 */
+static inline float ue4m3_half(uint8_t x) {
+    const int ex = (x >> 3) & 15, man = x & 7;
+    const uint32_t pbits = (uint32_t)((ex ? ex : 1) - 11 + 127) << 23;    /* 2^(ex - 11), normal */
+    float p;
+    memcpy(&p, &pbits, 4);
+    return (x == 0 || x == 0x7F) ? 0.0f : (float)(ex ? 8 + man : man) * p;
+}
+
+/* ggml_fp32_to_ue4m3: the UE4M3 byte nearest above a positive float's first 3
+ * mantissa bits (round half up on the 4th), saturating at 0x7E (448); subnormals
+ * round(x * 512) */
+static uint8_t ue4m3_of(float x) {
+    if (!(x > 0.0f)) return 0;
+    if (x > 448.0f) x = 448.0f;
+    uint32_t bits;
+    memcpy(&bits, &x, 4);
+    int ex = (int)((bits >> 23) & 0xFF) - 127 + 7;
+    if (ex <= 0) {
+        int man = (int)(x * 512.0f + 0.5f);
+        return man < 1 ? 0 : (uint8_t)(man > 7 ? 7 : man);
+    }
+    if (ex >= 15) return 0x7E;
+    int man = (int)((bits >> 20) & 7) + (int)((bits >> 19) & 1);
+    if (man > 7) {
+        man = 0;
+        if (++ex >= 15) return 0x7E;
+    }
+    return (uint8_t)(ex << 3 | man);
+}
+
+/* the 32 values of half h of a block (16 code bytes: two sub-blocks), element order */
+static inline void nvfp4_half_values(const uint8_t *qs, int8_t v[32]) {
+    for (int t = 0; t < 2; t++)
+        for (int j = 0; j < 8; j++) {
+            v[16 * t + j] = fp4_values[qs[8 * t + j] & 15];
+            v[16 * t + j + 8] = fp4_values[qs[8 * t + j] >> 4];
+        }
+}
+
+void llm_dequant_nvfp4(const uint8_t *restrict b, float *restrict y, long long nb) {
+    for (long long i = 0; i < nb; i++, b += sizeof(block_nvfp4))
+        for (int h = 0; h < 2; h++, y += 32) {
+            int8_t v[32];
+            nvfp4_half_values(b + 4 + 16 * h, v);
+            for (int e = 0; e < 32; e++) y[e] = (float)v[e] * ue4m3_half(b[2 * h + e / 16]);
+        }
+}
+
+/* llama.cpp's quantize_row_nvfp4_ref: per 16 elements, the scale ue4m3_of(amax / 6),
+ * each element to its nearest code times half that scale's value */
+void llm_quantize_nvfp4(const float *x, uint8_t *out, long long nb) {
+    for (long long i = 0; i < nb; i++, out += sizeof(block_nvfp4))
+        for (int s = 0; s < 4; s++, x += 16) {
+            float amax = 0.0f;
+            for (int j = 0; j < 16; j++)
+                if (amax < fabsf(x[j])) amax = fabsf(x[j]);
+            const uint8_t ue = ue4m3_of(amax / 6.0f);
+            const float d = ue4m3_half(ue);
+            out[s] = ue;
+            for (int j = 0; j < 8; j++) out[4 + 8 * s + j] = (uint8_t)(fp4_nearest(x[j], d) | fp4_nearest(x[j + 8], d) << 4);
+        }
+}
+
+/* hsum_float_8: high half + low half, then lanes 0+2, 1+3, then their sum */
+static inline float hsum8_lanes(const float a[8]) {
+    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+    return (r0 + r2) + (r1 + r3);
+}
+
+/* the scales of the two sub-blocks of half h of a block (lanes 0..3, 4..7) */
+static inline __attribute__((always_inline)) void nvfp4_half_scales(const block_nvfp4 *w, const block_q8_0 *a, int h, float sc[2]) {
+    const float dy = llm_f16_to_f32(a[h].d);
+    sc[0] = ue4m3_half(w->d[2 * h]) * dy;
+    sc[1] = ue4m3_half(w->d[2 * h + 1]) * dy;
+}
+
+static void dot_nvfp4(long long n, float *s, const void *wv, const void *av) {
+    const block_nvfp4 *w = wv;
+    const block_q8_0 *a = av;
+    float acc[8] = {0};
+    for (long long i = 0; i < n / 64; i++)
+        for (int h = 0; h < 2; h++) {
+            const int8_t *q = a[2 * i + h].qs;
+            int8_t v[32];
+            float sc[2];
+            nvfp4_half_values(w[i].qs + 16 * h, v);
+            nvfp4_half_scales(w + i, a + 2 * i, h, sc);
+            for (int l = 0; l < 8; l++) {
+                const int32_t isum = v[4 * l] * q[4 * l] + v[4 * l + 1] * q[4 * l + 1] + v[4 * l + 2] * q[4 * l + 2] +
+                                     v[4 * l + 3] * q[4 * l + 3];
+                acc[l] = fmaf(sc[l / 4], (float)isum, acc[l]);
+            }
+        }
+    *s = hsum8_lanes(acc);
+}
+
 /* ------------------------------------------------------------------ AVX2 */
 
 /* one block's 32 values as int8, in element order (low nibbles, then high) */
@@ -110,11 +220,13 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_
 /* 8 int32 lanes summing to the block's integer dot. maddubs takes the quants
  * as unsigned x + 128 (no pair can saturate: 255 * 12 * 2 < 2^15); the 128 * w
  * pairs are taken away again in int16, exactly, for any quant byte. */
-static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_lanes_avx2(const block_mxfp4 *w, const block_q8_0 *a) {
-    const __m256i v = mxfp4_values_avx2(w->qs);
-    const __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a->qs), _mm256_set1_epi8((char)0x80));
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i fp4_lanes_avx2(__m256i v, const int8_t *q) {
+    const __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q), _mm256_set1_epi8((char)0x80));
     const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(xu, v), _mm256_maddubs_epi16(_mm256_set1_epi8((char)0x80), v));
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_lanes_avx2(const block_mxfp4 *w, const block_q8_0 *a) {
+    return fp4_lanes_avx2(mxfp4_values_avx2(w->qs), a->qs);
 }
 
 /* the totals of 8 vectors of 8 int32 lanes, vector k's in lane k */
@@ -178,6 +290,39 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) void mxfp4_lan
     }
 MXFP4_DOT(dot_mxfp4_avx2, AVX2_TARGET, mxfp4_lanes8_avx2)
 
+/* NVFP4: half h's 32 values in element order (its two sub-blocks, each low
+ * nibbles then high) */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i nvfp4_values_avx2(const uint8_t *qs) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)fp4_values), m4 = _mm_set1_epi8(15);
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(q, m4));
+    const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(q, 4), m4));
+    return _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi));
+}
+
+static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_avx2(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+#define NVFP4_DOT(NAME, TARGET)                                                                 \
+    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
+        const block_nvfp4 *w = wv;                                                              \
+        const block_q8_0 *a = av;                                                               \
+        __m256 acc = _mm256_setzero_ps();                                                       \
+        for (long long i = 0; i < n / 64; i++)                                                  \
+            for (int h = 0; h < 2; h++) {                                                       \
+                float sc[2];                                                                    \
+                nvfp4_half_scales(w + i, a + 2 * i, h, sc);                                     \
+                const __m256i l = fp4_lanes_avx2(nvfp4_values_avx2(w[i].qs + 16 * h), a[2 * i + h].qs); \
+                acc = _mm256_fmadd_ps(_mm256_set_m128(_mm_set1_ps(sc[1]), _mm_set1_ps(sc[0])), _mm256_cvtepi32_ps(l), acc); \
+            }                                                                                   \
+        *s = hsum8_avx2(acc);                                                                   \
+    }
+NVFP4_DOT(dot_nvfp4_avx2, AVX2_TARGET)
+
 /* --------------------------------------------------------------- AVX-512 */
 
 /* two blocks' integer dots in 8 int32 lanes each (block b in lanes 0..7, b + 1
@@ -200,9 +345,11 @@ static inline __attribute__((always_inline, target(AVX512_TARGET))) void mxfp4_l
     }
 }
 MXFP4_DOT(dot_mxfp4_avx512, AVX512_TARGET, mxfp4_lanes8_avx512)
+NVFP4_DOT(dot_nvfp4_avx512, AVX512_TARGET)   /* the AVX2 body (the same bits) */
 
 /* ------------------------------------------------------------------ table */
 
 void llm_kernels_fp4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512 : isa == 1 ? dot_mxfp4_avx2 : dot_mxfp4;
+    t->vec_dot[T_NVFP4] = isa == 2 ? dot_nvfp4_avx512 : isa == 1 ? dot_nvfp4_avx2 : dot_nvfp4;
 }

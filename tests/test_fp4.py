@@ -22,7 +22,11 @@ from llmlite.gguf.constants import GGMLType as Q
 from isa import using_isa
 from test_isa_exact import fma32
 
-MX = int(Q.MXFP4)
+MX, NV = int(Q.MXFP4), int(Q.NVFP4)
+# each type's keys in fp4_refs.npz, and its block (elements, bytes)
+KEYS = {MX: "", NV: "nv_"}
+BLOCKS = {MX: (32, 17), NV: (64, 36)}
+TYPE_IDS = {MX: "MXFP4", NV: "NVFP4"}.get
 F32 = np.float32
 REFS = np.load(__file__.rsplit("/", 1)[0] + "/data/fp4_refs.npz")
 FP4 = np.array(gq.MXFP4.kvalues, np.int64)      # the E2M1 values doubled, by code
@@ -63,38 +67,47 @@ def emulate(raw: np.ndarray, k: int, xq: np.ndarray) -> np.ndarray:
     return acc
 
 
-def test_dequantize_equals_ggml_and_gguf():
-    """Every exponent byte and random codes: ggml's to_float and gguf-py's dequantize."""
-    raw = REFS["dq_raw"].reshape(-1)
-    got = L.dequantize(MX, raw)
-    assert np.array_equal(bits(got), bits(REFS["dq_f32"]))
+@pytest.mark.parametrize("t", [MX, NV], ids=TYPE_IDS)
+def test_dequantize_equals_ggml_and_gguf(t):
+    """Every scale byte and random codes: ggml's to_float and gguf-py's dequantize."""
+    raw = REFS[KEYS[t] + "dq_raw"]
+    got = L.dequantize(t, raw.reshape(-1))
+    assert np.array_equal(bits(got), bits(REFS[KEYS[t] + "dq_f32"]))
     with np.errstate(over="ignore"):
-        assert np.array_equal(bits(got), bits(gq.dequantize(raw, GQT.MXFP4)))
+        assert np.array_equal(bits(got), bits(gq.dequantize(raw, GQT(t))))
 
 
-def test_quantizer_equals_llamacpp():
+@pytest.mark.parametrize("t", [MX, NV], ids=TYPE_IDS)
+def test_quantizer_equals_llamacpp(t):
     """Edge rows (zeros, constants, ties between levels, tiny and subnormal, huge,
-    sparse, real-scaled): ggml_quantize_chunk's bytes; random rows: gguf-py's."""
-    x, want = REFS["q_x"], REFS["q_bytes"]
-    got = L.quantize_rows(MX, x)
+    sparse, real-scaled): ggml_quantize_chunk's bytes."""
+    x, want = REFS[KEYS[t] + "q_x"], REFS[KEYS[t] + "q_bytes"]
+    got = L.quantize_rows(t, x)
     for i in range(x.shape[0]):
         assert np.array_equal(got[i], want[i]), f"edge row {i}"
+
+
+def test_mxfp4_quantizer_equals_gguf():
+    """Random rows of many scales: gguf-py's MXFP4 quantizer (it has none for NVFP4)."""
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((8, 512)) * rng.uniform(1e-3, 1e3, (8, 1))).astype(F32)
     assert np.array_equal(L.quantize_rows(MX, w), quantize(w))
 
 
+@pytest.mark.parametrize("t", [MX, NV], ids=TYPE_IDS)
 @pytest.mark.parametrize("name", ["rand", "real"])
-def test_equals_llamacpp_batch_path(name, isa):
-    """Each ISA gives llama.cpp's repacked gemm/gemv results bit for bit, for the whole
-    batch and for each column alone; its vec_dot (another order) differs somewhere,
-    so these data tell the orders apart."""
-    w, X, y = REFS[f"mm_{name}_w"], REFS[f"mm_{name}_x"], REFS[f"mm_{name}_y"]
+def test_equals_llamacpp_batch_path(t, name, isa):
+    """Each ISA gives llama.cpp's batch path bit for bit (MXFP4: the repacked gemm/gemv;
+    NVFP4: its vec_dot), for the whole batch and for each column alone. MXFP4's
+    vec_dot (another order) differs somewhere: these data tell the orders apart."""
+    key = KEYS[t] + f"mm_{name}_"
+    w, X, y = REFS[key + "w"], REFS[key + "x"], REFS[key + "y"]
     rows, k = w.shape[0], X.shape[1]
-    np.testing.assert_array_equal(L.matmul(MX, w, rows, k, X), y)
+    np.testing.assert_array_equal(L.matmul(t, w, rows, k, X), y)
     for c in range(X.shape[0]):
-        np.testing.assert_array_equal(L.matmul(MX, w, rows, k, X[c:c + 1])[0], y[c], err_msg=f"column {c} alone")
-    assert (y != REFS[f"mm_{name}_y_vec_dot"]).any()
+        np.testing.assert_array_equal(L.matmul(t, w, rows, k, X[c:c + 1])[0], y[c], err_msg=f"column {c} alone")
+    if t == MX:
+        assert (y != REFS[key + "y_vec_dot"]).any()
 
 
 @pytest.mark.parametrize("k", [32, 64, 224, 256, 288, 800])
@@ -116,18 +129,23 @@ def test_isas_agree_and_equal_emulation(k, simd_isas):
                 np.testing.assert_array_equal(L.matmul_q(MX, raw, rows, k, xq[:n]), want[:n], err_msg=f"{name} q {n}")
 
 
-def test_any_bytes_same_on_every_isa(simd_isas):
+@pytest.mark.parametrize("t", [MX, NV], ids=TYPE_IDS)
+def test_any_bytes_same_on_every_isa(t, simd_isas):
     """Raw random weight and activation bytes (quants of -128, huge and NaN scales)
-    give the scalar kernel's bits on every ISA."""
-    rng = np.random.default_rng(9)
-    rows, k = 9, 320
-    raw = rng.integers(0, 256, (rows, k // 32 * 17), dtype=np.uint8)
-    xq = rng.integers(0, 256, (5, k // 32 * 34), dtype=np.uint8)
-    with using_isa("scalar"):
-        ref = L.matmul_q(MX, raw, rows, k, xq)
-    for name in simd_isas:
-        with using_isa(name):
-            np.testing.assert_array_equal(L.matmul_q(MX, raw, rows, k, xq), ref, err_msg=name)
+    give the scalar kernel's bits on every ISA, for k of 1 to 11 blocks of 64 (MXFP4's
+    8-block steps and their tails) and 1 to 5 columns."""
+    rng = np.random.default_rng(9 + t)
+    be, bb = BLOCKS[t]
+    for k in (64, 128, 320, 576, 704):
+        rows = 9
+        raw = rng.integers(0, 256, (rows, k // be * bb), dtype=np.uint8)
+        xq = rng.integers(0, 256, (5, k // 32 * 34), dtype=np.uint8)
+        with using_isa("scalar"):
+            ref = L.matmul_q(t, raw, rows, k, xq)
+        for name in simd_isas:
+            with using_isa(name):
+                for n in range(1, 6):
+                    np.testing.assert_array_equal(L.matmul_q(t, raw, rows, k, xq[:n]), ref[:n], err_msg=f"{name} k={k} n={n}")
 
 
 # ------------------------------------------------------------ the MXFP4_MOE file type
