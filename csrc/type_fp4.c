@@ -29,7 +29,7 @@
 #include "internal.h"
 
 #define AVX2_TARGET "avx2,fma,f16c"
-#define AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"
+#define AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl"
 
 /* the E2M1 values doubled, by code (ggml's kvalues_fp4; the sign is bit 3) */
 static const int8_t fp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
@@ -217,16 +217,17 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_
     return _mm256_shuffle_epi8(lut, codes);
 }
 
-/* 8 int32 lanes summing to the block's integer dot. maddubs takes the quants
- * as unsigned x + 128 (no pair can saturate: 255 * 12 * 2 < 2^15); the 128 * w
- * pairs are taken away again in int16, exactly, for any quant byte. */
-static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i fp4_lanes_avx2(__m256i v, const int8_t *q) {
+/* 8 int32 lanes summing to a block's integer dot, from its 32 values v and
+ * m = maddubs(128, v) (computed once per weight block, whatever the columns).
+ * maddubs takes the quants as unsigned x + 128 (no pair can saturate:
+ * 255 * 12 * 2 < 2^15); m takes the 128 * v pairs away again in int16, exactly,
+ * for any quant byte. */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i fp4_lanes_vm(__m256i v, __m256i m, const int8_t *q) {
     const __m256i xu = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q), _mm256_set1_epi8((char)0x80));
-    const __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(xu, v), _mm256_maddubs_epi16(_mm256_set1_epi8((char)0x80), v));
-    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+    return _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(xu, v), m), _mm256_set1_epi16(1));
 }
-static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i mxfp4_lanes_avx2(const block_mxfp4 *w, const block_q8_0 *a) {
-    return fp4_lanes_avx2(mxfp4_values_avx2(w->qs), a->qs);
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i fp4_m(__m256i v) {
+    return _mm256_maddubs_epi16(_mm256_set1_epi8((char)0x80), v);
 }
 
 /* the totals of 8 vectors of 8 int32 lanes, vector k's in lane k */
@@ -266,29 +267,43 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_st
     return acc;
 }
 
-/* 8 blocks' lanes: block k's in l[k] */
-static inline __attribute__((always_inline, target(AVX2_TARGET))) void mxfp4_lanes8_avx2(const block_mxfp4 *w, const block_q8_0 *a, __m256i l[8]) {
-    for (int k = 0; k < 8; k++) l[k] = mxfp4_lanes_avx2(w + k, a + k);
-}
-
-/* a SIMD vec_dot: the integer dots of 8 blocks at a time (LANES8 fills their
- * lanes), then the chain over them; the last nb % 8 blocks one by one */
-#define MXFP4_DOT(NAME, TARGET, LANES8)                                                         \
-    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
+/* MXFP4's SIMD vec_dot_nc (vec_dot is its nc = 1): per 8 blocks the weights are
+ * decoded once, then each column's integer dots, their scales and its chain, which
+ * are exactly vec_dot's steps for that column alone; the last nb % 8 blocks one by one */
+#define MXFP4_DOT(NAME, TARGET)                                                                 \
+    static __attribute__((target(TARGET))) void NAME##_nc(long long n, float *s, long long ss, const void *wv, \
+                                                          const void *av, long long as, int nc) { \
         const block_mxfp4 *w = wv;                                                              \
-        const block_q8_0 *a = av;                                                               \
         const long long nb = n / 32;                                                            \
-        float acc = 0.0f;                                                                       \
+        float acc[LLM_NC_MAX] = {0};                                                            \
         long long i = 0;                                                                        \
         for (; i + 8 <= nb; i += 8) {                                                           \
-            __m256i l[8];                                                                       \
-            LANES8(w + i, a + i, l);                                                            \
-            acc = mxfp4_steps8(acc, hsum8x8_epi32(l), w + i, a + i);                            \
+            __m256i v[8], m[8];                                                                 \
+            for (int k = 0; k < 8; k++) {                                                       \
+                v[k] = mxfp4_values_avx2(w[i + k].qs);                                          \
+                m[k] = fp4_m(v[k]);                \
+            }                                                                                   \
+            for (int c = 0; c < nc; c++) {                                                      \
+                const block_q8_0 *a = (const block_q8_0 *)((const char *)av + c * as) + i;      \
+                __m256i l[8];                                                                   \
+                for (int k = 0; k < 8; k++) l[k] = fp4_lanes_vm(v[k], m[k], a[k].qs);           \
+                acc[c] = mxfp4_steps8(acc[c], hsum8x8_epi32(l), w + i, a);                      \
+            }                                                                                   \
         }                                                                                       \
-        for (; i < nb; i++) acc = mxfp4_step(acc, hsum_epi32_avx2(mxfp4_lanes_avx2(w + i, a + i)), w[i].e, a[i].d); \
-        *s = acc;                                                                               \
+        for (; i < nb; i++) {                                                                   \
+            const __m256i v = mxfp4_values_avx2(w[i].qs);                                       \
+            const __m256i m = fp4_m(v);                                                          \
+            for (int c = 0; c < nc; c++) {                                                      \
+                const block_q8_0 *a = (const block_q8_0 *)((const char *)av + c * as) + i;      \
+                acc[c] = mxfp4_step(acc[c], hsum_epi32_avx2(fp4_lanes_vm(v, m, a->qs)), w[i].e, a->d); \
+            }                                                                                   \
+        }                                                                                       \
+        for (int c = 0; c < nc; c++) s[c * ss] = acc[c];                                        \
+    }                                                                                           \
+    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *w, const void *a) { \
+        NAME##_nc(n, s, 0, w, a, 0, 1);                                                         \
     }
-MXFP4_DOT(dot_mxfp4_avx2, AVX2_TARGET, mxfp4_lanes8_avx2)
+MXFP4_DOT(dot_mxfp4_avx2, AVX2_TARGET)
 
 /* NVFP4: half h's 32 values in element order (its two sub-blocks, each low
  * nibbles then high) */
@@ -316,7 +331,8 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_av
             for (int h = 0; h < 2; h++) {                                                       \
                 float sc[2];                                                                    \
                 nvfp4_half_scales(w + i, a + 2 * i, h, sc);                                     \
-                const __m256i l = fp4_lanes_avx2(nvfp4_values_avx2(w[i].qs + 16 * h), a[2 * i + h].qs); \
+                const __m256i v = nvfp4_values_avx2(w[i].qs + 16 * h);                         \
+                const __m256i l = fp4_lanes_vm(v, fp4_m(v), a[2 * i + h].qs);                  \
                 acc = _mm256_fmadd_ps(_mm256_set_m128(_mm_set1_ps(sc[1]), _mm_set1_ps(sc[0])), _mm256_cvtepi32_ps(l), acc); \
             }                                                                                   \
         *s = hsum8_avx2(acc);                                                                   \
@@ -325,31 +341,15 @@ NVFP4_DOT(dot_nvfp4_avx2, AVX2_TARGET)
 
 /* --------------------------------------------------------------- AVX-512 */
 
-/* two blocks' integer dots in 8 int32 lanes each (block b in lanes 0..7, b + 1
- * in 8..15): VNNI's unsigned x signed products, the quants as x + 128, less 128
- * times the values' sums (exact in int32 for any quant byte) */
-static inline __attribute__((always_inline, target(AVX512_TARGET))) __m512i mxfp4_lanes2_avx512(const block_mxfp4 *w, const block_q8_0 *a) {
-    const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(mxfp4_values_avx2(w[0].qs)), mxfp4_values_avx2(w[1].qs), 1);
-    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[0].qs)),
-                                         _mm256_loadu_si256((const __m256i *)a[1].qs), 1);
-    const __m512i xu = _mm512_xor_si512(x, _mm512_set1_epi8((char)0x80));
-    const __m512i m = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8((char)0x80), v);
-    return _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xu, v), m);
-}
-
-static inline __attribute__((always_inline, target(AVX512_TARGET))) void mxfp4_lanes8_avx512(const block_mxfp4 *w, const block_q8_0 *a, __m256i l[8]) {
-    for (int k = 0; k < 4; k++) {
-        const __m512i p = mxfp4_lanes2_avx512(w + 2 * k, a + 2 * k);
-        l[2 * k] = _mm512_castsi512_si256(p);
-        l[2 * k + 1] = _mm512_extracti64x4_epi64(p, 1);
-    }
-}
-MXFP4_DOT(dot_mxfp4_avx512, AVX512_TARGET, mxfp4_lanes8_avx512)
-NVFP4_DOT(dot_nvfp4_avx512, AVX512_TARGET)   /* the AVX2 body (the same bits) */
+/* the AVX2 bodies built with AVX-512VL's 32 registers (the same bits; a VNNI form
+ * of MXFP4's integer dots measured no faster) */
+MXFP4_DOT(dot_mxfp4_avx512, AVX512_TARGET)
+NVFP4_DOT(dot_nvfp4_avx512, AVX512_TARGET)
 
 /* ------------------------------------------------------------------ table */
 
 void llm_kernels_fp4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512 : isa == 1 ? dot_mxfp4_avx2 : dot_mxfp4;
+    t->vec_dot_nc[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512_nc : isa == 1 ? dot_mxfp4_avx2_nc : NULL;
     t->vec_dot[T_NVFP4] = isa == 2 ? dot_nvfp4_avx512 : isa == 1 ? dot_nvfp4_avx2 : dot_nvfp4;
 }
