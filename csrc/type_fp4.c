@@ -322,19 +322,33 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_av
     return _mm_cvtss_f32(r);
 }
 
+/* ue4m3_half of every byte (filled by llm_kernels_fp4, before any kernel runs) */
+static float ue4m3_halves[256];
+
+/* a block's 4 scales ue4m3_half(d[k]) * f16(dy of half k / 2), each one float
+ * multiply as nvfp4_half_scales's: lanes of the two halves' scale vectors */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) void nvfp4_scales_avx2(const block_nvfp4 *w, const block_q8_0 *a, __m256 sc[2]) {
+    const __m128 dy = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, (short)a[1].d, (short)a[1].d, (short)a[0].d, (short)a[0].d));
+    const __m128 ue = _mm_set_ps(ue4m3_halves[w->d[3]], ue4m3_halves[w->d[2]], ue4m3_halves[w->d[1]], ue4m3_halves[w->d[0]]);
+    const __m256 s4 = _mm256_castps128_ps256(_mm_mul_ps(ue, dy));
+    sc[0] = _mm256_permutevar8x32_ps(s4, _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
+    sc[1] = _mm256_permutevar8x32_ps(s4, _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2));
+}
+
 #define NVFP4_DOT(NAME, TARGET)                                                                 \
     static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
         const block_nvfp4 *w = wv;                                                              \
         const block_q8_0 *a = av;                                                               \
         __m256 acc = _mm256_setzero_ps();                                                       \
-        for (long long i = 0; i < n / 64; i++)                                                  \
+        for (long long i = 0; i < n / 64; i++) {                                                \
+            __m256 sc[2];                                                                       \
+            nvfp4_scales_avx2(w + i, a + 2 * i, sc);                                            \
             for (int h = 0; h < 2; h++) {                                                       \
-                float sc[2];                                                                    \
-                nvfp4_half_scales(w + i, a + 2 * i, h, sc);                                     \
                 const __m256i v = nvfp4_values_avx2(w[i].qs + 16 * h);                         \
                 const __m256i l = fp4_lanes_vm(v, fp4_m(v), a[2 * i + h].qs);                  \
-                acc = _mm256_fmadd_ps(_mm256_set_m128(_mm_set1_ps(sc[1]), _mm_set1_ps(sc[0])), _mm256_cvtepi32_ps(l), acc); \
+                acc = _mm256_fmadd_ps(sc[h], _mm256_cvtepi32_ps(l), acc);                       \
             }                                                                                   \
+        }                                                                                       \
         *s = hsum8_avx2(acc);                                                                   \
     }
 NVFP4_DOT(dot_nvfp4_avx2, AVX2_TARGET)
@@ -349,6 +363,7 @@ NVFP4_DOT(dot_nvfp4_avx512, AVX512_TARGET)
 /* ------------------------------------------------------------------ table */
 
 void llm_kernels_fp4(llm_kernel_table *t, int isa) {
+    for (int x = 0; x < 256; x++) ue4m3_halves[x] = ue4m3_half((uint8_t)x);
     t->vec_dot[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512 : isa == 1 ? dot_mxfp4_avx2 : dot_mxfp4;
     t->vec_dot_nc[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512_nc : isa == 1 ? dot_mxfp4_avx2_nc : NULL;
     t->vec_dot[T_NVFP4] = isa == 2 ? dot_nvfp4_avx512 : isa == 1 ? dot_nvfp4_avx2 : dot_nvfp4;
