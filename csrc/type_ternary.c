@@ -191,13 +191,16 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) void tq1_segme
     const __m256i r = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(b->qs + 32)));
     const __m256i r01 = _mm256_blend_epi32(r, mul3_avx2(r), 0xf0);   /* x1 | x3 */
     const __m256i r23 = mul9_avx2(r01);                                /* x9 | x27 */
-    uint8_t tail[32];
-    _mm256_storeu_si256((__m256i *)tail, mul9_avx2(r23));              /* x81 in the low half */
-    for (int n = 0; n < 4; n++)
-        for (int j = 0; j < 4; j++) tail[16 + 4 * n + j] = (uint8_t)(b->qh[j] * pow3[n]);
+    /* qh's byte j times 3^n (mod 256) at 4n + j: in 16-bit lanes, then packed */
+    uint32_t qh;
+    memcpy(&qh, b->qh, 4);
+    const __m256i h16 = _mm256_mullo_epi16(_mm256_cvtepu8_epi16(_mm_set1_epi32((int)qh)),
+                                           _mm256_set_epi16(27, 27, 27, 27, 9, 9, 9, 9, 3, 3, 3, 3, 1, 1, 1, 1));
+    const __m256i h8 = _mm256_and_si256(h16, _mm256_set1_epi16(0xff));
+    const __m128i hq = _mm_packus_epi16(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
     seg[5] = trits_avx2(r01);
     seg[6] = trits_avx2(r23);
-    seg[7] = trits_avx2(_mm256_loadu_si256((const __m256i *)tail));
+    seg[7] = trits_avx2(_mm256_inserti128_si256(mul9_avx2(r23), hq, 1));   /* x81 | qh's */
 }
 
 static inline __attribute__((always_inline, target(AVX2_TARGET))) void tq2_segments_avx2(const block_tq2_0 *b, __m256i seg[8]) {
