@@ -244,25 +244,26 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) int32_t hsum_e
     return _mm_cvtsi128_si32(r);
 }
 
-/* the 8 blocks' scales e_half(e) * f16(d) in vector lanes: the same bits as the
- * scalar step's (the F16C conversion is exact; one float multiply) */
-static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256 mxfp4_scales8(const block_mxfp4 *w, const block_q8_0 *a) {
+/* the 8 blocks' e_half(e) in vector lanes, on the bits as e8m0_half */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256 mxfp4_ehalf8(const block_mxfp4 *w) {
     uint8_t e[8];
-    uint16_t d[8];
-    for (int k = 0; k < 8; k++) { e[k] = w[k].e; d[k] = a[k].d; }
+    for (int k = 0; k < 8; k++) e[k] = w[k].e;
     const __m256i e32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
     const __m256i sub = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), e32);      /* e < 2 */
     const __m256i norm = _mm256_slli_epi32(_mm256_sub_epi32(e32, _mm256_set1_epi32(1)), 23);
     const __m256i small = _mm256_cmpgt_epi32(_mm256_set1_epi32(2), e32);
-    const __m256 eh = _mm256_castsi256_ps(_mm256_blendv_epi8(norm, sub, small));
-    return _mm256_mul_ps(eh, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d)));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(norm, sub, small));
 }
 
-/* the chain over 8 blocks from their integer dots */
-static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_steps8(float acc, __m256i isums, const block_mxfp4 *w, const block_q8_0 *a) {
+/* the chain over 8 blocks from their integer dots; the scales e_half * f16(d) in
+ * vector lanes, the same bits as the scalar step's (the F16C conversion is exact;
+ * one float multiply) */
+static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_steps8(float acc, __m256i isums, __m256 eh, const block_q8_0 *a) {
+    uint16_t d[8];
     float f[8], sc[8];
+    for (int k = 0; k < 8; k++) d[k] = a[k].d;
     _mm256_storeu_ps(f, _mm256_cvtepi32_ps(isums));
-    _mm256_storeu_ps(sc, mxfp4_scales8(w, a));
+    _mm256_storeu_ps(sc, _mm256_mul_ps(eh, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)d))));
     for (int k = 0; k < 8; k++) acc = fmaf(f[k], sc[k], acc);
     return acc;
 }
@@ -279,6 +280,7 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_st
         long long i = 0;                                                                        \
         for (; i + 8 <= nb; i += 8) {                                                           \
             __m256i v[8], m[8];                                                                 \
+            const __m256 eh = mxfp4_ehalf8(w + i);                                              \
             for (int k = 0; k < 8; k++) {                                                       \
                 v[k] = mxfp4_values_avx2(w[i + k].qs);                                          \
                 m[k] = fp4_m(v[k]);                \
@@ -287,7 +289,7 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float mxfp4_st
                 const block_q8_0 *a = (const block_q8_0 *)((const char *)av + c * as) + i;      \
                 __m256i l[8];                                                                   \
                 for (int k = 0; k < 8; k++) l[k] = fp4_lanes_vm(v[k], m[k], a[k].qs);           \
-                acc[c] = mxfp4_steps8(acc[c], hsum8x8_epi32(l), w + i, a);                      \
+                acc[c] = mxfp4_steps8(acc[c], hsum8x8_epi32(l), eh, a);                         \
             }                                                                                   \
         }                                                                                       \
         for (; i < nb; i++) {                                                                   \
