@@ -27,6 +27,11 @@
 #include <math.h>
 #include <immintrin.h>
 #include "internal.h"
+/* hsum8 (llama.cpp's hsum_float_8), built for AVX2 (callable from the AVX-512 bodies) */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include "x86_steps.h"
+#pragma GCC pop_options
 
 #define AVX2_TARGET "avx2,fma,f16c"
 #define AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl"
@@ -317,13 +322,6 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i nvfp4_
     return _mm256_set_m128i(_mm_unpackhi_epi64(lo, hi), _mm_unpacklo_epi64(lo, hi));
 }
 
-static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_avx2(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
 /* ue4m3_half of every byte (filled by llm_kernels_fp4, before any kernel runs) */
 static float ue4m3_halves[256];
 
@@ -351,7 +349,7 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) void nvfp4_sca
                 acc = _mm256_fmadd_ps(sc[h], _mm256_cvtepi32_ps(l), acc);                       \
             }                                                                                   \
         }                                                                                       \
-        *s = hsum8_avx2(acc);                                                                   \
+        *s = hsum8(acc);                                                                        \
     }
 NVFP4_DOT(dot_nvfp4_avx2, AVX2_TARGET)
 

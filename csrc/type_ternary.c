@@ -18,6 +18,11 @@
 #include <immintrin.h>
 #include <math.h>
 #include "internal.h"
+/* hsum8 (llama.cpp's hsum_float_8), built for AVX2 (callable from the AVX-512 bodies) */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include "x86_steps.h"
+#pragma GCC pop_options
 
 #define AVX2_TARGET "avx2,fma,f16c"
 #define AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl"
@@ -221,13 +226,6 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i ternar
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_avx2(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
 /* a SIMD vec_dot for one type (its segments from SEGMENTS), built for TARGET */
 #define TERNARY_SIMD(NAME, TARGET, BLOCK, SEGMENTS)                                             \
     static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
@@ -240,7 +238,7 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) float hsum8_av
             const __m256 d = _mm256_set1_ps(a[i].d * llm_f16_to_f32(w[i].d));                  \
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ternary_lanes_avx2(seg, a + i)), d, acc);  \
         }                                                                                       \
-        *s = hsum8_avx2(acc);                                                                   \
+        *s = hsum8(acc);                                                                        \
     }
 TERNARY_SIMD(dot_tq1_0_avx2, AVX2_TARGET, block_tq1_0, tq1_segments_avx2)
 TERNARY_SIMD(dot_tq2_0_avx2, AVX2_TARGET, block_tq2_0, tq2_segments_avx2)
