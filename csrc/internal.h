@@ -79,6 +79,13 @@ static inline bf16_t llm_f32_to_bf16(float f) {
 }
 #define FP16_TO_F32(h) llm_f16_to_f32(h)
 
+/* llama.cpp's hsum_float_8 on 8 float lanes, in scalar code: _mm256 high half + low
+ * half, + movehl, then add_ss of movehdup */
+static inline float llm_hsum8(const float a[8]) {
+    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+    return (r0 + r2) + (r1 + r3);
+}
+
 /* Q4_K / Q5_K 6-bit scale unpacking */
 static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
     if (j < 4) { *d = q[j] & 63; *m = q[j + 4] & 63; }

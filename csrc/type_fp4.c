@@ -179,12 +179,6 @@ void llm_quantize_nvfp4(const float *x, uint8_t *out, long long nb) {
         }
 }
 
-/* hsum_float_8: high half + low half, then lanes 0+2, 1+3, then their sum */
-static inline float hsum8_lanes(const float a[8]) {
-    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
-    return (r0 + r2) + (r1 + r3);
-}
-
 /* the scales of the two sub-blocks of half h of a block (lanes 0..3, 4..7) */
 static inline __attribute__((always_inline)) void nvfp4_half_scales(const block_nvfp4 *w, const block_q8_0 *a, int h, float sc[2]) {
     const float dy = llm_f16_to_f32(a[h].d);
@@ -209,7 +203,7 @@ static void dot_nvfp4(long long n, float *s, const void *wv, const void *av) {
                 acc[l] = fmaf(sc[l / 4], (float)isum, acc[l]);
             }
         }
-    *s = hsum8_lanes(acc);
+    *s = llm_hsum8(acc);
 }
 
 /* ------------------------------------------------------------------ AVX2 */

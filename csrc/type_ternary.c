@@ -142,12 +142,6 @@ static void ternary_lanes(const uint8_t t[256], const block_q8_K *y, int32_t L[8
     }
 }
 
-/* hsum_float_8: high half + low half, then lanes 0+2, 1+3, then their sum */
-static inline float hsum8_scalar(const float a[8]) {
-    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
-    return (r0 + r2) + (r1 + r3);
-}
-
 #define TERNARY_SCALAR(NAME, BLOCK, CODES)                                                      \
     static void NAME(long long n, float *s, const void *wv, const void *av) {                   \
         const BLOCK *w = wv;                                                                    \
@@ -161,7 +155,7 @@ static inline float hsum8_scalar(const float a[8]) {
             const float d = a[i].d * llm_f16_to_f32(w[i].d);                                   \
             for (int l = 0; l < 8; l++) acc[l] = fmaf((float)L[l], d, acc[l]);                  \
         }                                                                                       \
-        *s = hsum8_scalar(acc);                                                                 \
+        *s = llm_hsum8(acc);                                                                 \
     }
 TERNARY_SCALAR(dot_tq1_0, block_tq1_0, tq1_codes)
 TERNARY_SCALAR(dot_tq2_0, block_tq2_0, tq2_codes)
