@@ -220,19 +220,29 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) __m256i ternar
     return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
-/* a SIMD vec_dot for one type (its segments from SEGMENTS), built for TARGET */
+/* a SIMD vec_dot_nc for one type (its segments from SEGMENTS), built for TARGET: a
+ * super-block's codes decoded once for up to LLM_NC_MAX columns, each column
+ * vec_dot's steps (vec_dot is its nc = 1) */
 #define TERNARY_SIMD(NAME, TARGET, BLOCK, SEGMENTS)                                             \
-    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
+    static __attribute__((target(TARGET))) void NAME##_nc(long long n, float *s, long long ss, const void *wv, \
+                                                          const void *av, long long as, int nc) { \
         const BLOCK *w = wv;                                                                    \
-        const block_q8_K *a = av;                                                               \
-        __m256 acc = _mm256_setzero_ps();                                                       \
+        __m256 acc[LLM_NC_MAX];                                                                 \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                              \
         for (long long i = 0; i < n / 256; i++) {                                               \
             __m256i seg[8];                                                                     \
             SEGMENTS(w + i, seg);                                                               \
-            const __m256 d = _mm256_set1_ps(a[i].d * llm_f16_to_f32(w[i].d));                  \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ternary_lanes_avx2(seg, a + i)), d, acc);  \
+            const float dw = llm_f16_to_f32(w[i].d);                                            \
+            for (int c = 0; c < nc; c++) {                                                      \
+                const block_q8_K *a = (const block_q8_K *)((const char *)av + c * as) + i;      \
+                const __m256 d = _mm256_set1_ps(a->d * dw);                                     \
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ternary_lanes_avx2(seg, a)), d, acc[c]); \
+            }                                                                                   \
         }                                                                                       \
-        *s = hsum8(acc);                                                                        \
+        for (int c = 0; c < nc; c++) s[c * ss] = hsum8(acc[c]);                                \
+    }                                                                                           \
+    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *w, const void *a) { \
+        NAME##_nc(n, s, 0, w, a, 0, 1);                                                         \
     }
 TERNARY_SIMD(dot_tq1_0_avx2, AVX2_TARGET, block_tq1_0, tq1_segments_avx2)
 TERNARY_SIMD(dot_tq2_0_avx2, AVX2_TARGET, block_tq2_0, tq2_segments_avx2)
@@ -245,4 +255,6 @@ TERNARY_SIMD(dot_tq2_0_avx512, AVX512_TARGET, block_tq2_0, tq2_segments_avx2)
 void llm_kernels_ternary(llm_kernel_table *t, int isa) {
     t->vec_dot[T_TQ1_0] = isa == 2 ? dot_tq1_0_avx512 : isa == 1 ? dot_tq1_0_avx2 : dot_tq1_0;
     t->vec_dot[T_TQ2_0] = isa == 2 ? dot_tq2_0_avx512 : isa == 1 ? dot_tq2_0_avx2 : dot_tq2_0;
+    t->vec_dot_nc[T_TQ1_0] = isa == 2 ? dot_tq1_0_avx512_nc : isa == 1 ? dot_tq1_0_avx2_nc : NULL;
+    t->vec_dot_nc[T_TQ2_0] = isa == 2 ? dot_tq2_0_avx512_nc : isa == 1 ? dot_tq2_0_avx2_nc : NULL;
 }
