@@ -329,21 +329,32 @@ static inline __attribute__((always_inline, target(AVX2_TARGET))) void nvfp4_sca
     sc[1] = _mm256_permutevar8x32_ps(s4, _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2));
 }
 
+/* NVFP4's SIMD vec_dot_nc (vec_dot is its nc = 1): a block's values decoded once for
+ * up to LLM_NC_MAX columns, each column vec_dot's steps */
 #define NVFP4_DOT(NAME, TARGET)                                                                 \
-    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *wv, const void *av) { \
+    static __attribute__((target(TARGET))) void NAME##_nc(long long n, float *s, long long ss, const void *wv, \
+                                                          const void *av, long long as, int nc) { \
         const block_nvfp4 *w = wv;                                                              \
-        const block_q8_0 *a = av;                                                               \
-        __m256 acc = _mm256_setzero_ps();                                                       \
+        __m256 acc[LLM_NC_MAX];                                                                 \
+        for (int c = 0; c < nc; c++) acc[c] = _mm256_setzero_ps();                              \
         for (long long i = 0; i < n / 64; i++) {                                                \
-            __m256 sc[2];                                                                       \
-            nvfp4_scales_avx2(w + i, a + 2 * i, sc);                                            \
+            __m256i v[2], m[2];                                                                 \
             for (int h = 0; h < 2; h++) {                                                       \
-                const __m256i v = nvfp4_values_avx2(w[i].qs + 16 * h);                         \
-                const __m256i l = fp4_lanes_vm(v, fp4_m(v), a[2 * i + h].qs);                  \
-                acc = _mm256_fmadd_ps(sc[h], _mm256_cvtepi32_ps(l), acc);                       \
+                v[h] = nvfp4_values_avx2(w[i].qs + 16 * h);                                     \
+                m[h] = fp4_m(v[h]);                                                             \
+            }                                                                                   \
+            for (int c = 0; c < nc; c++) {                                                      \
+                const block_q8_0 *a = (const block_q8_0 *)((const char *)av + c * as) + 2 * i;  \
+                __m256 sc[2];                                                                   \
+                nvfp4_scales_avx2(w + i, a, sc);                                                \
+                for (int h = 0; h < 2; h++)                                                     \
+                    acc[c] = _mm256_fmadd_ps(sc[h], _mm256_cvtepi32_ps(fp4_lanes_vm(v[h], m[h], a[h].qs)), acc[c]); \
             }                                                                                   \
         }                                                                                       \
-        *s = hsum8(acc);                                                                        \
+        for (int c = 0; c < nc; c++) s[c * ss] = hsum8(acc[c]);                                \
+    }                                                                                           \
+    static __attribute__((target(TARGET))) void NAME(long long n, float *s, const void *w, const void *a) { \
+        NAME##_nc(n, s, 0, w, a, 0, 1);                                                         \
     }
 NVFP4_DOT(dot_nvfp4_avx2, AVX2_TARGET)
 
@@ -361,4 +372,5 @@ void llm_kernels_fp4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512 : isa == 1 ? dot_mxfp4_avx2 : dot_mxfp4;
     t->vec_dot_nc[T_MXFP4] = isa == 2 ? dot_mxfp4_avx512_nc : isa == 1 ? dot_mxfp4_avx2_nc : NULL;
     t->vec_dot[T_NVFP4] = isa == 2 ? dot_nvfp4_avx512 : isa == 1 ? dot_nvfp4_avx2 : dot_nvfp4;
+    t->vec_dot_nc[T_NVFP4] = isa == 2 ? dot_nvfp4_avx512_nc : isa == 1 ? dot_nvfp4_avx2_nc : NULL;
 }
