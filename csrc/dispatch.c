@@ -43,6 +43,7 @@ static void init_tables(void) {
     if (cpu_ok(ISA_AVX2)) llm_kernels_avx2(&tables[ISA_AVX2]);
     tables[ISA_AVX512] = tables[ISA_AVX2];
     if (cpu_ok(ISA_AVX512)) llm_kernels_avx512(&tables[ISA_AVX512]);
+    for (int i = 0; i < 3; i++) llm_kernels_iq_grid(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     for (int i = 0; i < 3; i++) llm_attn_kernels(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     for (int i = 0; i < 3; i++) llm_exact_kernels(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     tables_ready = 1;

@@ -38,6 +38,14 @@ typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_
 typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; /* 176 */
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; f16_t d; } block_q6_K; /* 210 */
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 292 */
+/* the grid i-quants (type_iq_grid.c) */
+typedef struct { f16_t d; uint16_t qs[32]; } block_iq2_xxs;                                  /* 66 */
+typedef struct { f16_t d; uint16_t qs[32]; uint8_t scales[8]; } block_iq2_xs;               /* 74 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t scales[8]; } block_iq2_s;  /* 82 */
+typedef struct { f16_t d; uint8_t qs[96]; } block_iq3_xxs;                                  /* 98 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t signs[32]; uint8_t scales[4]; } block_iq3_s; /* 110 */
+typedef struct { f16_t d; uint8_t qs[32]; uint16_t qh[8]; } block_iq1_s;                    /* 50 */
+typedef struct { uint8_t qs[32]; uint8_t qh[16]; uint8_t scales[8]; } block_iq1_m;          /* 56, d in the scales' top nibbles */
 
 /* fp16 / bf16 conversion (exact widening; RNE narrowing) */
 static inline float llm_f16_to_f32(f16_t h) {
@@ -177,6 +185,12 @@ void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what i
 void llm_kernels_avx512_tiles(llm_kernel_table *t);  /* tiles_avx512.c: the K-quant row tiles */
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
+
+/* type_iq_grid.c: the grid i-quants' kernels into table t (isa 0 scalar, 1 avx2,
+ * 2 avx512); their dequantizer (nb super-blocks, -1 for another type) */
+void llm_kernels_iq_grid(llm_kernel_table *t, int isa);
+int llm_iq_grid_type(int type);
+int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long nb);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);
