@@ -257,7 +257,7 @@ static inline void fma8(float acc[8], float d, const int32_t lanes[8]) {
 }
 
 /* llama.cpp's hsum_float_8: high half + low half, + movehl, + movehdup */
-static inline float hsum8(const float a[8]) {
+static inline float hsum8_lanes(const float a[8]) {
     const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
     return (r0 + r2) + (r1 + r3);
 }
@@ -279,9 +279,9 @@ static void dot_grid(int type, long long n, float *s, const void *w, const void 
             fma8(acc2, d, lanes);
         }
     }
-    const float h = hsum8(acc);
+    const float h = hsum8_lanes(acc);
     if (type == T_IQ1_S) { const float dt = IQ1_DELTA * acc1; *s = h + dt; }
-    else if (type == T_IQ1_M) { const float dt = IQ1_DELTA * hsum8(acc2); *s = h + dt; }
+    else if (type == T_IQ1_M) { const float dt = IQ1_DELTA * hsum8_lanes(acc2); *s = h + dt; }
     else *s = t->tail == 1.f ? h : t->tail * h;
 }
 
@@ -305,7 +305,255 @@ static void fill_scalar(llm_kernel_table *t) {
     t->vec_dot[T_IQ1_M] = dot_iq1_m;
 }
 
+/* ---- AVX2 (and, built again below, AVX-512) ----
+ * Per 32 elements: the grid bytes gathered from the tables (4 rows of 8 or 8 of 4),
+ * the signs as ±1 bytes put on q8 (_mm256_sign_epi8), maddubs, then madd by the
+ * 16-bit scales (one per 128-bit half: 16 elements): the scalar kernel's lanes. */
+#if defined(__x86_64__) || defined(__i386__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+#include "x86_steps.h"   /* h2f, hsum8 */
+
+#define AVX2_BODY static inline __attribute__((always_inline))
+
+/* lanes += madd(maddubs(grid, ±q8), scales) */
+AVX2_BODY __m256i grid_step(__m256i lanes, __m256i grid, __m256i q8, __m256i sign, __m256i sc) {
+    const __m256i p = _mm256_maddubs_epi16(grid, _mm256_sign_epi8(q8, sign));
+    return _mm256_add_epi32(lanes, _mm256_madd_epi16(p, sc));
+}
+
+/* the 16-bit scales 2·ls+1 of a 32-element chunk: lo for its first 16 elements, hi for the rest */
+AVX2_BODY __m256i scales16(int lo, int hi) {
+    return _mm256_setr_m128i(_mm_set1_epi16((short)(2 * lo + 1)), _mm_set1_epi16((short)(2 * hi + 1)));
+}
+
+/* 4 bytes of 8 sign bits each (bit j: element j of the byte's group) as ±1 bytes */
+AVX2_BODY __m256i sign_bytes(uint32_t bits) {
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread), bit);
+    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+}
+
+/* 4 ksigns entries (7-bit fields of v from bit 0) as ±1 bytes */
+AVX2_BODY __m256i ksign_bytes(uint32_t v) {
+    return _mm256_set_epi64x((long long)llm_ksigns64_iq2xs[(v >> 21) & 127], (long long)llm_ksigns64_iq2xs[(v >> 14) & 127],
+                             (long long)llm_ksigns64_iq2xs[(v >> 7) & 127], (long long)llm_ksigns64_iq2xs[v & 127]);
+}
+
+AVX2_BODY __m256i rows8(const uint64_t *g, int i0, int i1, int i2, int i3) {
+    return _mm256_set_epi64x((long long)g[i3], (long long)g[i2], (long long)g[i1], (long long)g[i0]);
+}
+
+AVX2_BODY __m256i rows4(const uint32_t *g, const int i[8]) {
+    return _mm256_set_epi32((int)g[i[7]], (int)g[i[6]], (int)g[i[5]], (int)g[i[4]],
+                            (int)g[i[3]], (int)g[i[2]], (int)g[i[1]], (int)g[i[0]]);
+}
+
+AVX2_BODY __m256i q8_chunk(const block_q8_K *y, int ib) { return _mm256_loadu_si256((const __m256i *)(y->qs + 32 * ib)); }
+
+/* the blocks' fma into 8 float lanes with d = f16(x.d)·y.d */
+AVX2_BODY __m256 fma_block(__m256 acc, float d, __m256i lanes) {
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
+}
+
+AVX2_BODY __m256i lanes_iq2_xxs(const block_iq2_xxs *x, const block_q8_K *y) {
+    const uint8_t *qs = (const uint8_t *)x->qs;
+    __m256i L = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const uint32_t idx = rd32(qs + 8 * ib), sg = rd32(qs + 8 * ib + 4);
+        const __m256i g = rows8(llm_iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
+        L = grid_step(L, g, q8_chunk(y, ib), ksign_bytes(sg), _mm256_set1_epi16((short)(2 * (sg >> 28) + 1)));
+    }
+    return L;
+}
+
+AVX2_BODY __m256i lanes_iq2_xs(const block_iq2_xs *x, const block_q8_K *y) {
+    __m256i L = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        uint16_t q[4];
+        memcpy(q, x->qs + 4 * ib, 8);
+        const __m256i g = rows8(llm_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+        const __m256i sg = _mm256_set_epi64x((long long)llm_ksigns64_iq2xs[q[3] >> 9], (long long)llm_ksigns64_iq2xs[q[2] >> 9],
+                                             (long long)llm_ksigns64_iq2xs[q[1] >> 9], (long long)llm_ksigns64_iq2xs[q[0] >> 9]);
+        L = grid_step(L, g, q8_chunk(y, ib), sg, scales16(x->scales[ib] & 15, x->scales[ib] >> 4));
+    }
+    return L;
+}
+
+AVX2_BODY __m256i lanes_iq2_s(const block_iq2_s *x, const block_q8_K *y) {
+    __m256i L = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = x->qs + 4 * ib;
+        const int h = x->qh[ib];
+        const __m256i g = rows8(llm_iq2s_grid, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
+                                qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
+        L = grid_step(L, g, q8_chunk(y, ib), sign_bytes(rd32(x->qs + 32 + 4 * ib)),
+                      scales16(x->scales[ib] & 15, x->scales[ib] >> 4));
+    }
+    return L;
+}
+
+AVX2_BODY __m256i lanes_iq3_xxs(const block_iq3_xxs *x, const block_q8_K *y) {
+    __m256i L = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = x->qs + 8 * ib;
+        const uint32_t sg = rd32(x->qs + 64 + 4 * ib);
+        const int i[8] = {qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7]};
+        L = grid_step(L, rows4(llm_iq3xxs_grid, i), q8_chunk(y, ib), ksign_bytes(sg),
+                      _mm256_set1_epi16((short)(2 * (sg >> 28) + 1)));
+    }
+    return L;
+}
+
+AVX2_BODY __m256i lanes_iq3_s(const block_iq3_s *x, const block_q8_K *y) {
+    __m256i L = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = x->qs + 8 * ib;
+        const int h = x->qh[ib], ls = (x->scales[ib / 2] >> (4 * (ib % 2))) & 15;
+        int i[8];
+        for (int j = 0; j < 8; j++) i[j] = qs[j] | (((h >> j) & 1) << 8);   /* bit j of qh: index j's ninth bit */
+        L = grid_step(L, rows4(llm_iq3s_grid, i), q8_chunk(y, ib), sign_bytes(rd32(x->signs + 4 * ib)),
+                      _mm256_set1_epi16((short)(2 * ls + 1)));
+    }
+    return L;
+}
+
+/* IQ1: the grid is -1, 0, 1: |g| against q8 signed by g */
+AVX2_BODY __m256i iq1_step(__m256i lanes, __m256i g, __m256i q8, __m256i sc) {
+    return grid_step(lanes, _mm256_sign_epi8(g, g), q8, g, sc);
+}
+
+/* lanes; *delta = Σ ls·(±bsums) (the scalar kernel's delta_bsums) */
+AVX2_BODY __m256i lanes_iq1_s(const block_iq1_s *x, const block_q8_K *y, int32_t *delta) {
+    __m256i L = _mm256_setzero_si256();
+    int32_t dsum = 0;
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = x->qs + 4 * ib;
+        const int h = x->qh[ib], ls = 2 * ((h >> 12) & 7) + 1;
+        const __m256i g = rows8(llm_iq1s_grid, qs[0] | ((h << 8) & 0x700), qs[1] | ((h << 5) & 0x700),
+                                qs[2] | ((h << 2) & 0x700), qs[3] | ((h >> 1) & 0x700));
+        L = iq1_step(L, g, q8_chunk(y, ib), _mm256_set1_epi16((short)ls));
+        const int32_t b = y->bsums[2 * ib] + y->bsums[2 * ib + 1];
+        dsum += (h & 0x8000 ? -b : b) * ls;
+    }
+    *delta = dsum;
+    return L;
+}
+
+/* lanes, and in *dl the delta lanes: Σ scale·(±q8), the group's delta sign on q8 */
+AVX2_BODY __m256i lanes_iq1_m(const block_iq1_m *x, const block_q8_K *y, __m256i *dl) {
+    uint16_t sc[4];
+    memcpy(sc, x->scales, 8);
+    const long long plus = 0x0101010101010101LL, minus = -1LL;
+    __m256i L = _mm256_setzero_si256(), D = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const uint8_t *qs = x->qs + 4 * ib, h0 = x->qh[2 * ib], h1 = x->qh[2 * ib + 1];
+        const int s = sc[ib / 2] >> (6 * (ib % 2));
+        const __m256i scl = scales16(s & 7, (s >> 3) & 7);
+        const __m256i g = rows8(llm_iq1s_grid, qs[0] | ((h0 << 8) & 0x700), qs[1] | ((h0 << 4) & 0x700),
+                                qs[2] | ((h1 << 8) & 0x700), qs[3] | ((h1 << 4) & 0x700));
+        const __m256i q8 = q8_chunk(y, ib);
+        L = iq1_step(L, g, q8, scl);
+        const __m256i ds = _mm256_set_epi64x(h1 & 0x80 ? minus : plus, h1 & 0x08 ? minus : plus,
+                                             h0 & 0x80 ? minus : plus, h0 & 0x08 ? minus : plus);
+        D = grid_step(D, _mm256_set1_epi8(1), q8, ds, scl);
+    }
+    *dl = D;
+    return L;
+}
+
+/* the kernels' bodies, for the AVX2 and the AVX-512 builds */
+#define GRID_DOT(name, block_t, tail)                                                        \
+    AVX2_BODY void name##_body(long long n, float *s, const void *w, const void *a) {        \
+        const block_t *x = w;                                                                \
+        const block_q8_K *y = a;                                                             \
+        __m256 acc = _mm256_setzero_ps();                                                    \
+        for (long long i = 0; i < n / QKK; i++)                                              \
+            acc = fma_block(acc, h2f(x[i].d) * y[i].d, lanes_##name(x + i, y + i));          \
+        *s = (tail) * hsum8(acc);                                                            \
+    }
+GRID_DOT(iq2_xxs, block_iq2_xxs, 0.125f)
+GRID_DOT(iq2_xs, block_iq2_xs, 0.125f)
+GRID_DOT(iq2_s, block_iq2_s, 0.125f)
+GRID_DOT(iq3_xxs, block_iq3_xxs, 0.25f)
+#undef GRID_DOT
+
+AVX2_BODY void iq3_s_body(long long n, float *s, const void *w, const void *a) {
+    const block_iq3_s *x = w;
+    const block_q8_K *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    for (long long i = 0; i < n / QKK; i++) acc = fma_block(acc, h2f(x[i].d) * y[i].d, lanes_iq3_s(x + i, y + i));
+    *s = hsum8(acc);   /* no final factor */
+}
+
+AVX2_BODY void iq1_s_body(long long n, float *s, const void *w, const void *a) {
+    const block_iq1_s *x = w;
+    const block_q8_K *y = a;
+    __m256 acc = _mm256_setzero_ps();
+    float acc1 = 0.f;
+    for (long long i = 0; i < n / QKK; i++) {
+        int32_t delta;
+        const float d = h2f(x[i].d) * y[i].d;
+        acc = fma_block(acc, d, lanes_iq1_s(x + i, y + i, &delta));
+        acc1 = fmaf(d, (float)delta, acc1);
+    }
+    const float h = hsum8(acc), dt = IQ1_DELTA * acc1;
+    *s = h + dt;
+}
+
+AVX2_BODY void iq1_m_body(long long n, float *s, const void *w, const void *a) {
+    const block_iq1_m *x = w;
+    const block_q8_K *y = a;
+    __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
+    for (long long i = 0; i < n / QKK; i++) {
+        uint16_t sc[4];
+        memcpy(sc, x[i].scales, 8);
+        const float d = h2f(iq1_m_scale(sc)) * y[i].d;
+        __m256i dl;
+        acc = fma_block(acc, d, lanes_iq1_m(x + i, y + i, &dl));
+        acc2 = fma_block(acc2, d, dl);
+    }
+    const float h = hsum8(acc), dt = IQ1_DELTA * hsum8(acc2);
+    *s = h + dt;
+}
+
+#define ISA_DOTS(sfx)                                                                                             \
+    static void dot_iq2_xxs_##sfx(long long n, float *s, const void *w, const void *a) { iq2_xxs_body(n, s, w, a); } \
+    static void dot_iq2_xs_##sfx(long long n, float *s, const void *w, const void *a) { iq2_xs_body(n, s, w, a); }   \
+    static void dot_iq2_s_##sfx(long long n, float *s, const void *w, const void *a) { iq2_s_body(n, s, w, a); }     \
+    static void dot_iq3_xxs_##sfx(long long n, float *s, const void *w, const void *a) { iq3_xxs_body(n, s, w, a); } \
+    static void dot_iq3_s_##sfx(long long n, float *s, const void *w, const void *a) { iq3_s_body(n, s, w, a); }     \
+    static void dot_iq1_s_##sfx(long long n, float *s, const void *w, const void *a) { iq1_s_body(n, s, w, a); }     \
+    static void dot_iq1_m_##sfx(long long n, float *s, const void *w, const void *a) { iq1_m_body(n, s, w, a); }
+ISA_DOTS(avx2)
+#pragma GCC pop_options
+
+/* the same bodies built for AVX-512 (VL: EVEX forms and 32 registers; the same bits) */
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq")
+ISA_DOTS(avx512)
+#pragma GCC pop_options
+
+#define FILL_DOTS(t, sfx)                           \
+    do {                                            \
+        (t)->vec_dot[T_IQ2_XXS] = dot_iq2_xxs_##sfx; \
+        (t)->vec_dot[T_IQ2_XS] = dot_iq2_xs_##sfx;  \
+        (t)->vec_dot[T_IQ2_S] = dot_iq2_s_##sfx;    \
+        (t)->vec_dot[T_IQ3_XXS] = dot_iq3_xxs_##sfx; \
+        (t)->vec_dot[T_IQ3_S] = dot_iq3_s_##sfx;    \
+        (t)->vec_dot[T_IQ1_S] = dot_iq1_s_##sfx;    \
+        (t)->vec_dot[T_IQ1_M] = dot_iq1_m_##sfx;    \
+    } while (0)
+#endif
+
+/* a baseline function (dispatch calls it on every CPU): it only stores pointers */
 void llm_kernels_iq_grid(llm_kernel_table *t, int isa) {
-    (void)isa;
     fill_scalar(t);
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == 1) FILL_DOTS(t, avx2);
+    if (isa == 2) FILL_DOTS(t, avx512);
+#endif
 }
