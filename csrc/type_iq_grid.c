@@ -323,9 +323,24 @@ AVX2_BODY __m256i grid_step(__m256i lanes, __m256i grid, __m256i q8, __m256i sig
     return _mm256_add_epi32(lanes, _mm256_madd_epi16(p, sc));
 }
 
-/* the 16-bit scales 2·ls+1 of a 32-element chunk: lo for its first 16 elements, hi for the rest */
-AVX2_BODY __m256i scales16(int lo, int hi) {
-    return _mm256_setr_m128i(_mm_set1_epi16((short)(2 * lo + 1)), _mm_set1_epi16((short)(2 * hi + 1)));
+/* A super-block's 16 scales 2·ls+1 (one per 16 elements) as bytes, both 128-bit
+ * halves; scales16(v, ib) picks chunk ib's two as 16-bit words: the first for its
+ * low 128-bit half (elements 0..15), the second for the high half. */
+AVX2_BODY __m256i scale_bytes(__m128i ls) {
+    const __m128i b = _mm_add_epi8(_mm_add_epi8(ls, ls), _mm_set1_epi8(1));
+    return _mm256_broadcastsi128_si256(b);
+}
+AVX2_BODY __m256i scales16(__m256i bytes, int ib) {
+    /* byte 2ib (2ib+1) zero-extended: index bytes (2ib, 0x80) repeated (0x80 gives 0) */
+    const __m256i base = _mm256_setr_epi64x(0x8000800080008000LL, 0x8000800080008000LL,
+                                            0x8001800180018001LL, 0x8001800180018001LL);
+    return _mm256_shuffle_epi8(bytes, _mm256_add_epi16(base, _mm256_set1_epi16((short)(2 * ib))));
+}
+
+/* IQ2_XS / IQ2_S: per 32 elements a byte, the low nibble for its first 16 */
+AVX2_BODY __m256i nibble_scales(const uint8_t sc[8]) {
+    const __m128i v = _mm_loadl_epi64((const __m128i *)sc), m = _mm_set1_epi8(15);
+    return scale_bytes(_mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m)));
 }
 
 /* 4 bytes of 8 sign bits each (bit j: element j of the byte's group) as ±1 bytes */
@@ -371,6 +386,7 @@ AVX2_BODY __m256i lanes_iq2_xxs(const block_iq2_xxs *x, const block_q8_K *y) {
 }
 
 AVX2_BODY __m256i lanes_iq2_xs(const block_iq2_xs *x, const block_q8_K *y) {
+    const __m256i sc = nibble_scales(x->scales);
     __m256i L = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
         uint16_t q[4];
@@ -378,20 +394,20 @@ AVX2_BODY __m256i lanes_iq2_xs(const block_iq2_xs *x, const block_q8_K *y) {
         const __m256i g = rows8(llm_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
         const __m256i sg = _mm256_set_epi64x((long long)llm_ksigns64_iq2xs[q[3] >> 9], (long long)llm_ksigns64_iq2xs[q[2] >> 9],
                                              (long long)llm_ksigns64_iq2xs[q[1] >> 9], (long long)llm_ksigns64_iq2xs[q[0] >> 9]);
-        L = grid_step(L, g, q8_chunk(y, ib), sg, scales16(x->scales[ib] & 15, x->scales[ib] >> 4));
+        L = grid_step(L, g, q8_chunk(y, ib), sg, scales16(sc, ib));
     }
     return L;
 }
 
 AVX2_BODY __m256i lanes_iq2_s(const block_iq2_s *x, const block_q8_K *y) {
+    const __m256i sc = nibble_scales(x->scales);
     __m256i L = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
         const uint8_t *qs = x->qs + 4 * ib;
         const int h = x->qh[ib];
         const __m256i g = rows8(llm_iq2s_grid, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
                                 qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
-        L = grid_step(L, g, q8_chunk(y, ib), sign_bytes(rd32(x->qs + 32 + 4 * ib)),
-                      scales16(x->scales[ib] & 15, x->scales[ib] >> 4));
+        L = grid_step(L, g, q8_chunk(y, ib), sign_bytes(rd32(x->qs + 32 + 4 * ib)), scales16(sc, ib));
     }
     return L;
 }
@@ -437,29 +453,54 @@ AVX2_BODY __m256i lanes_iq1_s(const block_iq1_s *x, const block_q8_K *y, int32_t
                                 qs[2] | ((h << 2) & 0x700), qs[3] | ((h >> 1) & 0x700));
         L = iq1_step(L, g, q8_chunk(y, ib), _mm256_set1_epi16((short)ls));
         const int32_t b = y->bsums[2 * ib] + y->bsums[2 * ib + 1];
-        dsum += (h & 0x8000 ? -b : b) * ls;
+        dsum += b * ls * (1 - 2 * (h >> 15));   /* bit 15: the delta is negative (no branch: it is random) */
     }
     *delta = dsum;
     return L;
 }
 
+/* chunk ib's delta signs as ±1 bytes: group j's is bit 3 (j even) or 7 (j odd) of qh[2ib + j/2] */
+AVX2_BODY __m256i delta_signs(const uint8_t *qh, int ib) {
+    const __m256i spread = _mm256_setr_epi64x(0, 0, 0x0101010101010101LL, 0x0101010101010101LL);
+    const __m256i bit = _mm256_setr_epi64x(0x0808080808080808LL, (long long)0x8080808080808080ULL,
+                                           0x0808080808080808LL, (long long)0x8080808080808080ULL);
+    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi16((short)rd16(qh + 2 * ib)), spread), bit);
+    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+}
+
+/* IQ1_M's 16 3-bit scale codes: 4 per 16-bit word from bit 0 (its top nibble is d's) */
+AVX2_BODY __m256i iq1_m_scales(const uint16_t sc[4]) {
+    uint8_t ls[16];
+    for (int k = 0; k < 16; k++) ls[k] = (sc[k / 4] >> (3 * (k % 4))) & 7;
+    return scale_bytes(_mm_loadu_si128((const __m128i *)ls));
+}
+
+/* IQ1_M's 32 grid indices at once: group g's is qs[g] | (its qh nibble & 7) << 8, the
+ * nibbles in group order interleaved (as the high bytes) with the qs bytes */
+AVX2_BODY void iq1_m_indices(const block_iq1_m *x, uint16_t idx[32]) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)x->qh), m = _mm_set1_epi8(7);
+    const __m128i lo = _mm_and_si128(h, m), hi = _mm_and_si128(_mm_srli_epi16(h, 4), m);
+    const __m128i na = _mm_unpacklo_epi8(lo, hi), nb = _mm_unpackhi_epi8(lo, hi);
+    const __m128i q0 = _mm_loadu_si128((const __m128i *)x->qs), q1 = _mm_loadu_si128((const __m128i *)(x->qs + 16));
+    _mm_storeu_si128((__m128i *)idx, _mm_unpacklo_epi8(q0, na));
+    _mm_storeu_si128((__m128i *)(idx + 8), _mm_unpackhi_epi8(q0, na));
+    _mm_storeu_si128((__m128i *)(idx + 16), _mm_unpacklo_epi8(q1, nb));
+    _mm_storeu_si128((__m128i *)(idx + 24), _mm_unpackhi_epi8(q1, nb));
+}
+
 /* lanes, and in *dl the delta lanes: Σ scale·(±q8), the group's delta sign on q8 */
-AVX2_BODY __m256i lanes_iq1_m(const block_iq1_m *x, const block_q8_K *y, __m256i *dl) {
-    uint16_t sc[4];
-    memcpy(sc, x->scales, 8);
-    const long long plus = 0x0101010101010101LL, minus = -1LL;
+AVX2_BODY __m256i lanes_iq1_m(const block_iq1_m *x, const block_q8_K *y, const uint16_t sc[4], __m256i *dl) {
+    const __m256i scb = iq1_m_scales(sc);
+    uint16_t idx[32];
+    iq1_m_indices(x, idx);
     __m256i L = _mm256_setzero_si256(), D = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
-        const uint8_t *qs = x->qs + 4 * ib, h0 = x->qh[2 * ib], h1 = x->qh[2 * ib + 1];
-        const int s = sc[ib / 2] >> (6 * (ib % 2));
-        const __m256i scl = scales16(s & 7, (s >> 3) & 7);
-        const __m256i g = rows8(llm_iq1s_grid, qs[0] | ((h0 << 8) & 0x700), qs[1] | ((h0 << 4) & 0x700),
-                                qs[2] | ((h1 << 8) & 0x700), qs[3] | ((h1 << 4) & 0x700));
+        const uint16_t *i4 = idx + 4 * ib;
+        const __m256i scl = scales16(scb, ib);
+        const __m256i g = rows8(llm_iq1s_grid, i4[0], i4[1], i4[2], i4[3]);
         const __m256i q8 = q8_chunk(y, ib);
         L = iq1_step(L, g, q8, scl);
-        const __m256i ds = _mm256_set_epi64x(h1 & 0x80 ? minus : plus, h1 & 0x08 ? minus : plus,
-                                             h0 & 0x80 ? minus : plus, h0 & 0x08 ? minus : plus);
-        D = grid_step(D, _mm256_set1_epi8(1), q8, ds, scl);
+        D = grid_step(D, _mm256_set1_epi8(1), q8, delta_signs(x->qh, ib), scl);
     }
     *dl = D;
     return L;
@@ -513,7 +554,7 @@ AVX2_BODY void iq1_m_body(long long n, float *s, const void *w, const void *a) {
         memcpy(sc, x[i].scales, 8);
         const float d = h2f(iq1_m_scale(sc)) * y[i].d;
         __m256i dl;
-        acc = fma_block(acc, d, lanes_iq1_m(x + i, y + i, &dl));
+        acc = fma_block(acc, d, lanes_iq1_m(x + i, y + i, sc, &dl));
         acc2 = fma_block(acc2, d, dl);
     }
     const float h = hsum8(acc), dt = IQ1_DELTA * hsum8(acc2);
