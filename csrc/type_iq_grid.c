@@ -424,13 +424,28 @@ AVX2_BODY __m256i lanes_iq3_xxs(const block_iq3_xxs *x, const block_q8_K *y) {
     return L;
 }
 
+/* IQ3_S's 64 grid indices at once: index j's ninth bit is bit j of the 8 qh bytes
+ * (little-endian), spread to a byte of 0/1 and interleaved (as the high byte) with qs */
+AVX2_BODY void iq3_s_indices(const block_iq3_s *x, uint16_t idx[64]) {
+    const __m128i spread = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m128i bit = _mm_set1_epi64x((long long)0x8040201008040201ULL), one = _mm_set1_epi8(1);
+    for (int k = 0; k < 4; k++) {
+        const __m128i b = _mm_and_si128(_mm_shuffle_epi8(_mm_set1_epi16((short)rd16(x->qh + 2 * k)), spread), bit);
+        const __m128i hb = _mm_and_si128(_mm_cmpeq_epi8(b, bit), one);
+        const __m128i q = _mm_loadu_si128((const __m128i *)(x->qs + 16 * k));
+        _mm_storeu_si128((__m128i *)(idx + 16 * k), _mm_unpacklo_epi8(q, hb));
+        _mm_storeu_si128((__m128i *)(idx + 16 * k + 8), _mm_unpackhi_epi8(q, hb));
+    }
+}
+
 AVX2_BODY __m256i lanes_iq3_s(const block_iq3_s *x, const block_q8_K *y) {
+    uint16_t idx[64];
+    iq3_s_indices(x, idx);
     __m256i L = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
-        const uint8_t *qs = x->qs + 8 * ib;
-        const int h = x->qh[ib], ls = (x->scales[ib / 2] >> (4 * (ib % 2))) & 15;
-        int i[8];
-        for (int j = 0; j < 8; j++) i[j] = qs[j] | (((h >> j) & 1) << 8);   /* bit j of qh: index j's ninth bit */
+        const uint16_t *i8 = idx + 8 * ib;
+        const int i[8] = {i8[0], i8[1], i8[2], i8[3], i8[4], i8[5], i8[6], i8[7]};
+        const int ls = (x->scales[ib / 2] >> (4 * (ib % 2))) & 15;
         L = grid_step(L, rows4(llm_iq3s_grid, i), q8_chunk(y, ib), sign_bytes(rd32(x->signs + 4 * ib)),
                       _mm256_set1_epi16((short)(2 * ls + 1)));
     }
@@ -442,20 +457,47 @@ AVX2_BODY __m256i iq1_step(__m256i lanes, __m256i g, __m256i q8, __m256i sc) {
     return grid_step(lanes, _mm256_sign_epi8(g, g), q8, g, sc);
 }
 
+/* IQ1_S's 32 grid indices at once: group 4ib+l's high 3 bits are bits 3l..3l+2 of
+ * qh[ib]; each word repeated 4 times, multiplied to put field l at bits 9..11 */
+AVX2_BODY void iq1_s_indices(const block_iq1_s *x, uint16_t idx[32]) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)x->qh);
+    const __m128i mul = _mm_setr_epi16(512, 64, 8, 1, 512, 64, 8, 1), seven = _mm_set1_epi16(7);
+    for (int k = 0; k < 4; k++) {   /* words 2k, 2k+1: groups 8k..8k+7 */
+        const __m128i rep = _mm_shuffle_epi8(h, _mm_setr_epi8(4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
+                                                              4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
+                                                              4 * k + 2, 4 * k + 3));
+        const __m128i f = _mm_and_si128(_mm_srli_epi16(_mm_mullo_epi16(rep, mul), 9), seven);
+        const __m128i q = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * k)));
+        _mm_storeu_si128((__m128i *)(idx + 8 * k), _mm_or_si128(q, _mm_slli_epi16(f, 8)));
+    }
+}
+
+/* Σ over 32-element groups of (2·ls+1)·(±(its two bsums)): the words' ±(2·ls+1), each
+ * twice, madd'ed with the 16 bsums, then summed (exact integers) */
+AVX2_BODY int32_t iq1_s_delta(const block_iq1_s *x, const block_q8_K *y) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)x->qh);
+    const __m128i sc = _mm_add_epi16(_mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(h, 12), _mm_set1_epi16(7)), 1),
+                                     _mm_set1_epi16(1));
+    const __m128i neg = _mm_srai_epi16(h, 15);                       /* -1 where bit 15 is set */
+    const __m128i w = _mm_sub_epi16(_mm_xor_si128(sc, neg), neg);
+    const __m128i b0 = _mm_loadu_si128((const __m128i *)y->bsums), b1 = _mm_loadu_si128((const __m128i *)(y->bsums + 8));
+    __m128i s = _mm_add_epi32(_mm_madd_epi16(b0, _mm_unpacklo_epi16(w, w)), _mm_madd_epi16(b1, _mm_unpackhi_epi16(w, w)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* lanes; *delta = Σ ls·(±bsums) (the scalar kernel's delta_bsums) */
 AVX2_BODY __m256i lanes_iq1_s(const block_iq1_s *x, const block_q8_K *y, int32_t *delta) {
+    uint16_t idx[32];
+    iq1_s_indices(x, idx);
     __m256i L = _mm256_setzero_si256();
-    int32_t dsum = 0;
     for (int ib = 0; ib < 8; ib++) {
-        const uint8_t *qs = x->qs + 4 * ib;
-        const int h = x->qh[ib], ls = 2 * ((h >> 12) & 7) + 1;
-        const __m256i g = rows8(llm_iq1s_grid, qs[0] | ((h << 8) & 0x700), qs[1] | ((h << 5) & 0x700),
-                                qs[2] | ((h << 2) & 0x700), qs[3] | ((h >> 1) & 0x700));
-        L = iq1_step(L, g, q8_chunk(y, ib), _mm256_set1_epi16((short)ls));
-        const int32_t b = y->bsums[2 * ib] + y->bsums[2 * ib + 1];
-        dsum += b * ls * (1 - 2 * (h >> 15));   /* bit 15: the delta is negative (no branch: it is random) */
+        const uint16_t *i4 = idx + 4 * ib;
+        const int ls = 2 * ((x->qh[ib] >> 12) & 7) + 1;
+        L = iq1_step(L, rows8(llm_iq1s_grid, i4[0], i4[1], i4[2], i4[3]), q8_chunk(y, ib), _mm256_set1_epi16((short)ls));
     }
-    *delta = dsum;
+    *delta = iq1_s_delta(x, y);
     return L;
 }
 
