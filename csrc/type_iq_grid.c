@@ -308,7 +308,10 @@ static void fill_scalar(llm_kernel_table *t) {
 /* ---- AVX2 (and, built again below, AVX-512) ----
  * Per 32 elements: the grid bytes gathered from the tables (4 rows of 8 or 8 of 4),
  * the signs as ±1 bytes put on q8 (_mm256_sign_epi8), maddubs, then madd by the
- * 16-bit scales (one per 128-bit half: 16 elements): the scalar kernel's lanes. */
+ * 16-bit scales (one per 128-bit half: 16 elements): the scalar kernel's lanes.
+ * vec_dot_nc decodes each chunk once for up to 4 columns (prefill: 2-2.5x faster per
+ * column than vec_dot, llama.cpp's batch path for these types); every column's
+ * integers and float steps are vec_dot's. */
 #if defined(__x86_64__) || defined(__i386__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -343,6 +346,9 @@ AVX2_BODY __m256i nibble_scales(const uint8_t sc[8]) {
     return scale_bytes(_mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m)));
 }
 
+/* IQ3_XXS / IQ3_S: one scale per 32 elements, the same in both halves */
+AVX2_BODY __m256i scale32(int ls) { return _mm256_set1_epi16((short)(2 * ls + 1)); }
+
 /* 4 bytes of 8 sign bits each (bit j: element j of the byte's group) as ±1 bytes */
 AVX2_BODY __m256i sign_bytes(uint32_t bits) {
     const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -352,76 +358,25 @@ AVX2_BODY __m256i sign_bytes(uint32_t bits) {
     return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
 }
 
+AVX2_BODY long long ks64(uint32_t i) { return (long long)llm_ksigns64_iq2xs[i]; }
+
 /* 4 ksigns entries (7-bit fields of v from bit 0) as ±1 bytes */
 AVX2_BODY __m256i ksign_bytes(uint32_t v) {
-    return _mm256_set_epi64x((long long)llm_ksigns64_iq2xs[(v >> 21) & 127], (long long)llm_ksigns64_iq2xs[(v >> 14) & 127],
-                             (long long)llm_ksigns64_iq2xs[(v >> 7) & 127], (long long)llm_ksigns64_iq2xs[v & 127]);
+    return _mm256_set_epi64x(ks64((v >> 21) & 127), ks64((v >> 14) & 127), ks64((v >> 7) & 127), ks64(v & 127));
 }
 
 AVX2_BODY __m256i rows8(const uint64_t *g, int i0, int i1, int i2, int i3) {
     return _mm256_set_epi64x((long long)g[i3], (long long)g[i2], (long long)g[i1], (long long)g[i0]);
 }
 
-AVX2_BODY __m256i rows4(const uint32_t *g, const int i[8]) {
+AVX2_BODY __m256i rows4(const uint32_t *g, const uint16_t *i) {
     return _mm256_set_epi32((int)g[i[7]], (int)g[i[6]], (int)g[i[5]], (int)g[i[4]],
                             (int)g[i[3]], (int)g[i[2]], (int)g[i[1]], (int)g[i[0]]);
 }
 
-AVX2_BODY __m256i q8_chunk(const block_q8_K *y, int ib) { return _mm256_loadu_si256((const __m256i *)(y->qs + 32 * ib)); }
-
-/* the blocks' fma into 8 float lanes with d = f16(x.d)·y.d */
+/* a block's fma into 8 float lanes with d = f16(x.d)·y.d */
 AVX2_BODY __m256 fma_block(__m256 acc, float d, __m256i lanes) {
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(lanes), acc);
-}
-
-AVX2_BODY __m256i lanes_iq2_xxs(const block_iq2_xxs *x, const block_q8_K *y) {
-    const uint8_t *qs = (const uint8_t *)x->qs;
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint32_t idx = rd32(qs + 8 * ib), sg = rd32(qs + 8 * ib + 4);
-        const __m256i g = rows8(llm_iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
-        L = grid_step(L, g, q8_chunk(y, ib), ksign_bytes(sg), _mm256_set1_epi16((short)(2 * (sg >> 28) + 1)));
-    }
-    return L;
-}
-
-AVX2_BODY __m256i lanes_iq2_xs(const block_iq2_xs *x, const block_q8_K *y) {
-    const __m256i sc = nibble_scales(x->scales);
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        uint16_t q[4];
-        memcpy(q, x->qs + 4 * ib, 8);
-        const __m256i g = rows8(llm_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
-        const __m256i sg = _mm256_set_epi64x((long long)llm_ksigns64_iq2xs[q[3] >> 9], (long long)llm_ksigns64_iq2xs[q[2] >> 9],
-                                             (long long)llm_ksigns64_iq2xs[q[1] >> 9], (long long)llm_ksigns64_iq2xs[q[0] >> 9]);
-        L = grid_step(L, g, q8_chunk(y, ib), sg, scales16(sc, ib));
-    }
-    return L;
-}
-
-AVX2_BODY __m256i lanes_iq2_s(const block_iq2_s *x, const block_q8_K *y) {
-    const __m256i sc = nibble_scales(x->scales);
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint8_t *qs = x->qs + 4 * ib;
-        const int h = x->qh[ib];
-        const __m256i g = rows8(llm_iq2s_grid, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
-                                qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
-        L = grid_step(L, g, q8_chunk(y, ib), sign_bytes(rd32(x->qs + 32 + 4 * ib)), scales16(sc, ib));
-    }
-    return L;
-}
-
-AVX2_BODY __m256i lanes_iq3_xxs(const block_iq3_xxs *x, const block_q8_K *y) {
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint8_t *qs = x->qs + 8 * ib;
-        const uint32_t sg = rd32(x->qs + 64 + 4 * ib);
-        const int i[8] = {qs[0], qs[1], qs[2], qs[3], qs[4], qs[5], qs[6], qs[7]};
-        L = grid_step(L, rows4(llm_iq3xxs_grid, i), q8_chunk(y, ib), ksign_bytes(sg),
-                      _mm256_set1_epi16((short)(2 * (sg >> 28) + 1)));
-    }
-    return L;
 }
 
 /* IQ3_S's 64 grid indices at once: index j's ninth bit is bit j of the 8 qh bytes
@@ -438,42 +393,23 @@ AVX2_BODY void iq3_s_indices(const block_iq3_s *x, uint16_t idx[64]) {
     }
 }
 
-AVX2_BODY __m256i lanes_iq3_s(const block_iq3_s *x, const block_q8_K *y) {
-    uint16_t idx[64];
-    iq3_s_indices(x, idx);
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint16_t *i8 = idx + 8 * ib;
-        const int i[8] = {i8[0], i8[1], i8[2], i8[3], i8[4], i8[5], i8[6], i8[7]};
-        const int ls = (x->scales[ib / 2] >> (4 * (ib % 2))) & 15;
-        L = grid_step(L, rows4(llm_iq3s_grid, i), q8_chunk(y, ib), sign_bytes(rd32(x->signs + 4 * ib)),
-                      _mm256_set1_epi16((short)(2 * ls + 1)));
-    }
-    return L;
-}
-
-/* IQ1: the grid is -1, 0, 1: |g| against q8 signed by g */
-AVX2_BODY __m256i iq1_step(__m256i lanes, __m256i g, __m256i q8, __m256i sc) {
-    return grid_step(lanes, _mm256_sign_epi8(g, g), q8, g, sc);
-}
-
 /* IQ1_S's 32 grid indices at once: group 4ib+l's high 3 bits are bits 3l..3l+2 of
  * qh[ib]; each word repeated 4 times, multiplied to put field l at bits 9..11 */
 AVX2_BODY void iq1_s_indices(const block_iq1_s *x, uint16_t idx[32]) {
     const __m128i h = _mm_loadu_si128((const __m128i *)x->qh);
     const __m128i mul = _mm_setr_epi16(512, 64, 8, 1, 512, 64, 8, 1), seven = _mm_set1_epi16(7);
     for (int k = 0; k < 4; k++) {   /* words 2k, 2k+1: groups 8k..8k+7 */
-        const __m128i rep = _mm_shuffle_epi8(h, _mm_setr_epi8(4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1, 4 * k, 4 * k + 1,
-                                                              4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3, 4 * k + 2, 4 * k + 3,
-                                                              4 * k + 2, 4 * k + 3));
+        const char a = (char)(4 * k), b = (char)(4 * k + 2);
+        const __m128i rep = _mm_shuffle_epi8(h, _mm_setr_epi8(a, a + 1, a, a + 1, a, a + 1, a, a + 1,
+                                                              b, b + 1, b, b + 1, b, b + 1, b, b + 1));
         const __m128i f = _mm_and_si128(_mm_srli_epi16(_mm_mullo_epi16(rep, mul), 9), seven);
         const __m128i q = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * k)));
         _mm_storeu_si128((__m128i *)(idx + 8 * k), _mm_or_si128(q, _mm_slli_epi16(f, 8)));
     }
 }
 
-/* Σ over 32-element groups of (2·ls+1)·(±(its two bsums)): the words' ±(2·ls+1), each
- * twice, madd'ed with the 16 bsums, then summed (exact integers) */
+/* IQ1_S: Σ over 32-element groups of (2·ls+1)·(±(its two bsums)): the words' ±(2·ls+1),
+ * each twice, madd'ed with the 16 bsums, then summed (exact integers) */
 AVX2_BODY int32_t iq1_s_delta(const block_iq1_s *x, const block_q8_K *y) {
     const __m128i h = _mm_loadu_si128((const __m128i *)x->qh);
     const __m128i sc = _mm_add_epi16(_mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(h, 12), _mm_set1_epi16(7)), 1),
@@ -487,21 +423,7 @@ AVX2_BODY int32_t iq1_s_delta(const block_iq1_s *x, const block_q8_K *y) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* lanes; *delta = Σ ls·(±bsums) (the scalar kernel's delta_bsums) */
-AVX2_BODY __m256i lanes_iq1_s(const block_iq1_s *x, const block_q8_K *y, int32_t *delta) {
-    uint16_t idx[32];
-    iq1_s_indices(x, idx);
-    __m256i L = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint16_t *i4 = idx + 4 * ib;
-        const int ls = 2 * ((x->qh[ib] >> 12) & 7) + 1;
-        L = iq1_step(L, rows8(llm_iq1s_grid, i4[0], i4[1], i4[2], i4[3]), q8_chunk(y, ib), _mm256_set1_epi16((short)ls));
-    }
-    *delta = iq1_s_delta(x, y);
-    return L;
-}
-
-/* chunk ib's delta signs as ±1 bytes: group j's is bit 3 (j even) or 7 (j odd) of qh[2ib + j/2] */
+/* IQ1_M: chunk ib's delta signs as ±1 bytes: group j's is bit 3 (j even) or 7 (j odd) of qh[2ib + j/2] */
 AVX2_BODY __m256i delta_signs(const uint8_t *qh, int ib) {
     const __m256i spread = _mm256_setr_epi64x(0, 0, 0x0101010101010101LL, 0x0101010101010101LL);
     const __m256i bit = _mm256_setr_epi64x(0x0808080808080808LL, (long long)0x8080808080808080ULL,
@@ -530,87 +452,160 @@ AVX2_BODY void iq1_m_indices(const block_iq1_m *x, uint16_t idx[32]) {
     _mm_storeu_si128((__m128i *)(idx + 24), _mm_unpackhi_epi8(q1, nb));
 }
 
-/* lanes, and in *dl the delta lanes: Σ scale·(±q8), the group's delta sign on q8 */
-AVX2_BODY __m256i lanes_iq1_m(const block_iq1_m *x, const block_q8_K *y, const uint16_t sc[4], __m256i *dl) {
-    const __m256i scb = iq1_m_scales(sc);
-    uint16_t idx[32];
-    iq1_m_indices(x, idx);
-    __m256i L = _mm256_setzero_si256(), D = _mm256_setzero_si256();
-    for (int ib = 0; ib < 8; ib++) {
-        const uint16_t *i4 = idx + 4 * ib;
-        const __m256i scl = scales16(scb, ib);
-        const __m256i g = rows8(llm_iq1s_grid, i4[0], i4[1], i4[2], i4[3]);
-        const __m256i q8 = q8_chunk(y, ib);
-        L = iq1_step(L, g, q8, scl);
-        D = grid_step(D, _mm256_set1_epi8(1), q8, delta_signs(x->qh, ib), scl);
-    }
-    *dl = D;
-    return L;
-}
+/* What a super-block's chunks share, made once per block: the grid indices (IQ3_S,
+ * IQ1_S, IQ1_M) and the 16 scale bytes (IQ2_XS, IQ2_S, IQ1_M). */
+typedef struct { uint16_t idx[64]; __m256i scb; } grid_prep;
 
-/* the kernels' bodies, for the AVX2 and the AVX-512 builds */
-#define GRID_DOT(name, block_t, tail)                                                        \
-    AVX2_BODY void name##_body(long long n, float *s, const void *w, const void *a) {        \
-        const block_t *x = w;                                                                \
-        const block_q8_K *y = a;                                                             \
-        __m256 acc = _mm256_setzero_ps();                                                    \
-        for (long long i = 0; i < n / QKK; i++)                                              \
-            acc = fma_block(acc, h2f(x[i].d) * y[i].d, lanes_##name(x + i, y + i));          \
-        *s = (tail) * hsum8(acc);                                                            \
-    }
-GRID_DOT(iq2_xxs, block_iq2_xxs, 0.125f)
-GRID_DOT(iq2_xs, block_iq2_xs, 0.125f)
-GRID_DOT(iq2_s, block_iq2_s, 0.125f)
-GRID_DOT(iq3_xxs, block_iq3_xxs, 0.25f)
-#undef GRID_DOT
-
-AVX2_BODY void iq3_s_body(long long n, float *s, const void *w, const void *a) {
-    const block_iq3_s *x = w;
-    const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    for (long long i = 0; i < n / QKK; i++) acc = fma_block(acc, h2f(x[i].d) * y[i].d, lanes_iq3_s(x + i, y + i));
-    *s = hsum8(acc);   /* no final factor */
-}
-
-AVX2_BODY void iq1_s_body(long long n, float *s, const void *w, const void *a) {
-    const block_iq1_s *x = w;
-    const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps();
-    float acc1 = 0.f;
-    for (long long i = 0; i < n / QKK; i++) {
-        int32_t delta;
-        const float d = h2f(x[i].d) * y[i].d;
-        acc = fma_block(acc, d, lanes_iq1_s(x + i, y + i, &delta));
-        acc1 = fmaf(d, (float)delta, acc1);
-    }
-    const float h = hsum8(acc), dt = IQ1_DELTA * acc1;
-    *s = h + dt;
-}
-
-AVX2_BODY void iq1_m_body(long long n, float *s, const void *w, const void *a) {
-    const block_iq1_m *x = w;
-    const block_q8_K *y = a;
-    __m256 acc = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps();
-    for (long long i = 0; i < n / QKK; i++) {
+AVX2_BODY float prep_block(int type, const uint8_t *b, grid_prep *p) {
+    switch (type) {
+    case T_IQ2_XS: p->scb = nibble_scales(((const block_iq2_xs *)b)->scales); break;
+    case T_IQ2_S:  p->scb = nibble_scales(((const block_iq2_s *)b)->scales); break;
+    case T_IQ3_S:  iq3_s_indices((const block_iq3_s *)b, p->idx); break;
+    case T_IQ1_S:  iq1_s_indices((const block_iq1_s *)b, p->idx); break;
+    case T_IQ1_M: {
         uint16_t sc[4];
-        memcpy(sc, x[i].scales, 8);
-        const float d = h2f(iq1_m_scale(sc)) * y[i].d;
-        __m256i dl;
-        acc = fma_block(acc, d, lanes_iq1_m(x + i, y + i, sc, &dl));
-        acc2 = fma_block(acc2, d, dl);
+        memcpy(sc, ((const block_iq1_m *)b)->scales, 8);
+        p->scb = iq1_m_scales(sc);
+        iq1_m_indices((const block_iq1_m *)b, p->idx);
+        return h2f(iq1_m_scale(sc));
     }
-    const float h = hsum8(acc), dt = IQ1_DELTA * hsum8(acc2);
-    *s = h + dt;
+    }
+    return h2f(rd16(b));   /* the others' d: their first field */
 }
 
-#define ISA_DOTS(sfx)                                                                                             \
-    static void dot_iq2_xxs_##sfx(long long n, float *s, const void *w, const void *a) { iq2_xxs_body(n, s, w, a); } \
-    static void dot_iq2_xs_##sfx(long long n, float *s, const void *w, const void *a) { iq2_xs_body(n, s, w, a); }   \
-    static void dot_iq2_s_##sfx(long long n, float *s, const void *w, const void *a) { iq2_s_body(n, s, w, a); }     \
-    static void dot_iq3_xxs_##sfx(long long n, float *s, const void *w, const void *a) { iq3_xxs_body(n, s, w, a); } \
-    static void dot_iq3_s_##sfx(long long n, float *s, const void *w, const void *a) { iq3_s_body(n, s, w, a); }     \
-    static void dot_iq1_s_##sfx(long long n, float *s, const void *w, const void *a) { iq1_s_body(n, s, w, a); }     \
-    static void dot_iq1_m_##sfx(long long n, float *s, const void *w, const void *a) { iq1_m_body(n, s, w, a); }
+/* chunk ib (32 elements): the grid magnitudes, the signs (±1 bytes; IQ1: the grid
+ * itself, its zeros meet zero magnitudes), the 16-bit scales */
+AVX2_BODY void chunk(int type, const uint8_t *b, const grid_prep *p, int ib, __m256i *g, __m256i *sg, __m256i *sc) {
+    switch (type) {
+    case T_IQ2_XXS: {
+        const uint8_t *qs = (const uint8_t *)((const block_iq2_xxs *)b)->qs + 8 * ib;
+        const uint32_t idx = rd32(qs), sgn = rd32(qs + 4);
+        *g = rows8(llm_iq2xxs_grid, idx & 255, (idx >> 8) & 255, (idx >> 16) & 255, idx >> 24);
+        *sg = ksign_bytes(sgn);
+        *sc = scale32(sgn >> 28);
+        return;
+    }
+    case T_IQ2_XS: {
+        uint16_t q[4];
+        memcpy(q, ((const block_iq2_xs *)b)->qs + 4 * ib, 8);
+        *g = rows8(llm_iq2xs_grid, q[0] & 511, q[1] & 511, q[2] & 511, q[3] & 511);
+        *sg = _mm256_set_epi64x(ks64(q[3] >> 9), ks64(q[2] >> 9), ks64(q[1] >> 9), ks64(q[0] >> 9));
+        *sc = scales16(p->scb, ib);
+        return;
+    }
+    case T_IQ2_S: {
+        const block_iq2_s *x = (const void *)b;
+        const uint8_t *qs = x->qs + 4 * ib;
+        const int h = x->qh[ib];
+        *g = rows8(llm_iq2s_grid, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300),
+                   qs[2] | ((h << 4) & 0x300), qs[3] | ((h << 2) & 0x300));
+        *sg = sign_bytes(rd32(x->qs + 32 + 4 * ib));
+        *sc = scales16(p->scb, ib);
+        return;
+    }
+    case T_IQ3_XXS: {
+        const uint8_t *qs = ((const block_iq3_xxs *)b)->qs;
+        const uint32_t sgn = rd32(qs + 64 + 4 * ib);
+        const uint16_t i[8] = {qs[8 * ib], qs[8 * ib + 1], qs[8 * ib + 2], qs[8 * ib + 3],
+                               qs[8 * ib + 4], qs[8 * ib + 5], qs[8 * ib + 6], qs[8 * ib + 7]};
+        *g = rows4(llm_iq3xxs_grid, i);
+        *sg = ksign_bytes(sgn);
+        *sc = scale32(sgn >> 28);
+        return;
+    }
+    case T_IQ3_S: {
+        const block_iq3_s *x = (const void *)b;
+        *g = rows4(llm_iq3s_grid, p->idx + 8 * ib);
+        *sg = sign_bytes(rd32(x->signs + 4 * ib));
+        *sc = scale32((x->scales[ib / 2] >> (4 * (ib % 2))) & 15);
+        return;
+    }
+    case T_IQ1_S: case T_IQ1_M: {
+        const uint16_t *i = p->idx + 4 * ib;
+        const __m256i v = rows8(llm_iq1s_grid, i[0], i[1], i[2], i[3]);
+        *g = _mm256_sign_epi8(v, v);
+        *sg = v;
+        *sc = type == T_IQ1_S ? scale32((((const block_iq1_s *)b)->qh[ib] >> 12) & 7) : scales16(p->scb, ib);
+        return;
+    }
+    }
+}
+
+static inline int grid_bytes(int type) { return iq_type_of(type)->bytes; }
+
+/* The kernel of every type: one weight row against nc (1..NC, a constant after
+ * inlining) columns, the row's chunks decoded once for all of them; per column,
+ * vec_dot's integers and float steps (so each column's bits are vec_dot's). */
+#define NC 4
+AVX2_BODY void grid_dot(int type, long long n, float *s, long long ss, const uint8_t *w, const uint8_t *a,
+                        long long as, int nc) {
+    __m256 acc[NC], acc2[NC];
+    float acc1[NC];
+    for (int c = 0; c < nc; c++) acc[c] = acc2[c] = _mm256_setzero_ps(), acc1[c] = 0.f;
+    const int bytes = grid_bytes(type);
+    for (long long i = 0; i < n / QKK; i++) {
+        const uint8_t *b = w + i * bytes;
+        const block_q8_K *y[NC];
+        __m256i L[NC], D[NC];
+        for (int c = 0; c < nc; c++) y[c] = (const block_q8_K *)(a + c * as) + i, L[c] = D[c] = _mm256_setzero_si256();
+        grid_prep p;
+        const float dx = prep_block(type, b, &p);
+        for (int ib = 0; ib < 8; ib++) {
+            __m256i g, sg, sc;
+            chunk(type, b, &p, ib, &g, &sg, &sc);
+            const __m256i ds = type == T_IQ1_M ? delta_signs(((const block_iq1_m *)b)->qh, ib) : sg;
+            for (int c = 0; c < nc; c++) {
+                const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[c]->qs + 32 * ib));
+                L[c] = grid_step(L[c], g, q8, sg, sc);
+                if (type == T_IQ1_M) D[c] = grid_step(D[c], _mm256_set1_epi8(1), q8, ds, sc);
+            }
+        }
+        for (int c = 0; c < nc; c++) {
+            const float d = dx * y[c]->d;
+            acc[c] = fma_block(acc[c], d, L[c]);
+            if (type == T_IQ1_S) acc1[c] = fmaf(d, (float)iq1_s_delta((const block_iq1_s *)b, y[c]), acc1[c]);
+            if (type == T_IQ1_M) acc2[c] = fma_block(acc2[c], d, D[c]);
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        const float h = hsum8(acc[c]);
+        float r;
+        if (type == T_IQ1_S) { const float dt = IQ1_DELTA * acc1[c]; r = h + dt; }
+        else if (type == T_IQ1_M) { const float dt = IQ1_DELTA * hsum8(acc2[c]); r = h + dt; }
+        else if (type == T_IQ3_S) r = h;
+        else r = (type == T_IQ3_XXS ? 0.25f : 0.125f) * h;
+        s[c * ss] = r;
+    }
+}
+
+/* vec_dot and vec_dot_nc (any nc: passes of NC columns, nc a constant in each call) */
+AVX2_BODY void grid_dot_nc(int type, long long n, float *s, long long ss, const void *w, const void *a,
+                           long long as, int nc) {
+    const uint8_t *ac = a;
+    for (; nc >= NC; nc -= NC, s += NC * ss, ac += NC * as) grid_dot(type, n, s, ss, w, ac, as, NC);
+    switch (nc) {
+    case 3: grid_dot(type, n, s, ss, w, ac, as, 3); break;
+    case 2: grid_dot(type, n, s, ss, w, ac, as, 2); break;
+    case 1: grid_dot(type, n, s, ss, w, ac, as, 1); break;
+    }
+}
+
+#define ISA_DOT(sfx, name, T)                                                                       \
+    static void dot_##name##_##sfx(long long n, float *s, const void *w, const void *a) {           \
+        grid_dot(T, n, s, 0, w, a, 0, 1);                                                           \
+    }                                                                                               \
+    static void dot_##name##_nc_##sfx(long long n, float *s, long long ss, const void *w, const void *a, \
+                                      long long as, int nc) {                                       \
+        grid_dot_nc(T, n, s, ss, w, a, as, nc);                                                     \
+    }
+#define ISA_DOTS(sfx)                        \
+    ISA_DOT(sfx, iq2_xxs, T_IQ2_XXS)         \
+    ISA_DOT(sfx, iq2_xs, T_IQ2_XS)           \
+    ISA_DOT(sfx, iq2_s, T_IQ2_S)             \
+    ISA_DOT(sfx, iq3_xxs, T_IQ3_XXS)         \
+    ISA_DOT(sfx, iq3_s, T_IQ3_S)             \
+    ISA_DOT(sfx, iq1_s, T_IQ1_S)             \
+    ISA_DOT(sfx, iq1_m, T_IQ1_M)
 ISA_DOTS(avx2)
 #pragma GCC pop_options
 
@@ -620,15 +615,16 @@ ISA_DOTS(avx2)
 ISA_DOTS(avx512)
 #pragma GCC pop_options
 
-#define FILL_DOTS(t, sfx)                           \
-    do {                                            \
-        (t)->vec_dot[T_IQ2_XXS] = dot_iq2_xxs_##sfx; \
-        (t)->vec_dot[T_IQ2_XS] = dot_iq2_xs_##sfx;  \
-        (t)->vec_dot[T_IQ2_S] = dot_iq2_s_##sfx;    \
-        (t)->vec_dot[T_IQ3_XXS] = dot_iq3_xxs_##sfx; \
-        (t)->vec_dot[T_IQ3_S] = dot_iq3_s_##sfx;    \
-        (t)->vec_dot[T_IQ1_S] = dot_iq1_s_##sfx;    \
-        (t)->vec_dot[T_IQ1_M] = dot_iq1_m_##sfx;    \
+#define SET_DOT(t, T, name, sfx) ((t)->vec_dot[T] = dot_##name##_##sfx, (t)->vec_dot_nc[T] = dot_##name##_nc_##sfx)
+#define FILL_DOTS(t, sfx)                          \
+    do {                                           \
+        SET_DOT(t, T_IQ2_XXS, iq2_xxs, sfx);       \
+        SET_DOT(t, T_IQ2_XS, iq2_xs, sfx);         \
+        SET_DOT(t, T_IQ2_S, iq2_s, sfx);           \
+        SET_DOT(t, T_IQ3_XXS, iq3_xxs, sfx);       \
+        SET_DOT(t, T_IQ3_S, iq3_s, sfx);           \
+        SET_DOT(t, T_IQ1_S, iq1_s, sfx);           \
+        SET_DOT(t, T_IQ1_M, iq1_m, sfx);           \
     } while (0)
 #endif
 
