@@ -60,9 +60,9 @@ static inline void put4x2(iq_dec *o, int g, uint32_t lo, uint32_t hi, unsigned s
 /* an IQ1 group: grid bytes are -1, 0, 1 (signed) */
 static inline void put_iq1(iq_dec *o, int g, uint64_t row, int ls, int dneg) {
     for (int j = 0; j < 8; j++) {
-        const int8_t v = (int8_t)(row >> (8 * j));
-        o->mag[8 * g + j] = (uint8_t)(v < 0 ? -v : v);
-        o->neg[8 * g + j] = v < 0;
+        const int8_t v = (int8_t)(row >> (8 * j));   /* -1, 0 or 1 */
+        o->mag[8 * g + j] = (uint8_t)(v & 1);
+        o->neg[8 * g + j] = (uint8_t)((uint8_t)v >> 7);
     }
     o->ls[g] = (uint8_t)ls;
     o->dneg[g] = (uint8_t)dneg;
@@ -226,20 +226,34 @@ int llm_iq_grid_type(int type) { return iq_type_of(type) != NULL; }
 
 /* ---- scalar vec_dot ---- */
 
-/* v negated as int8 (-128 stays -128), as _mm256_sign_epi8 does */
-static inline int32_t signed_q8(int8_t v, int neg) { return neg ? (int8_t)(uint8_t)(0u - (uint8_t)v) : v; }
+/* v negated as int8 where neg is 1 (-128 stays -128), as _mm256_sign_epi8 does;
+ * without a branch (the signs are random) */
+static inline int32_t signed_q8(int8_t v, int neg) {
+    const uint8_t m = (uint8_t)(0u - (unsigned)neg);
+    return (int8_t)(uint8_t)(((uint8_t)v ^ m) - m);
+}
 
-/* lane l = Σ over the elements 4l..4l+3 of every 32 of (2·ls+1)·mag·(±q8) */
+/* lane l = Σ over the elements 4l..4l+3 of every 32 of (2·ls+1)·mag·(±q8); group g
+ * (8 elements) feeds lanes 2·(g%4) and 2·(g%4)+1 */
 static void grid_lanes(const iq_dec *o, const int8_t *q8, int32_t lanes[8]) {
     for (int l = 0; l < 8; l++) lanes[l] = 0;
-    for (int e = 0; e < QKK; e++)
-        lanes[(e % 32) / 4] += (2 * o->ls[e / 8] + 1) * o->mag[e] * signed_q8(q8[e], o->neg[e]);
+    for (int g = 0; g < 32; g++) {
+        int32_t half[2] = {0, 0};
+        for (int j = 0; j < 8; j++) half[j / 4] += o->mag[8 * g + j] * signed_q8(q8[8 * g + j], o->neg[8 * g + j]);
+        lanes[2 * (g % 4)] += (2 * o->ls[g] + 1) * half[0];
+        lanes[2 * (g % 4) + 1] += (2 * o->ls[g] + 1) * half[1];
+    }
 }
 
 /* IQ1_M's delta lanes: Σ (2·ls+1)·(±q8), the group's delta sign on q8 */
 static void delta_lanes(const iq_dec *o, const int8_t *q8, int32_t lanes[8]) {
     for (int l = 0; l < 8; l++) lanes[l] = 0;
-    for (int e = 0; e < QKK; e++) lanes[(e % 32) / 4] += (2 * o->ls[e / 8] + 1) * signed_q8(q8[e], o->dneg[e / 8]);
+    for (int g = 0; g < 32; g++) {
+        int32_t half[2] = {0, 0};
+        for (int j = 0; j < 8; j++) half[j / 4] += signed_q8(q8[8 * g + j], o->dneg[g]);
+        lanes[2 * (g % 4)] += (2 * o->ls[g] + 1) * half[0];
+        lanes[2 * (g % 4) + 1] += (2 * o->ls[g] + 1) * half[1];
+    }
 }
 
 /* IQ1_S's delta term: Σ over 32-element groups of (2·ls+1)·(±(bsums of its two 16s)) */
