@@ -100,3 +100,27 @@ def test_every_isa_gives_the_scalar_bits(name):
                 outs[isa] = L.matmul_q(GRID[name], w, w.shape[0], k, xq)
         for isa in isas()[1:]:
             assert np.array_equal(u32(outs[isa]), u32(outs["scalar"])), f"{name} k={k}: {isa} != scalar"
+
+
+@pytest.mark.parametrize("isa", isas())
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_invariant(name, isa):
+    """A (row, column)'s result is the same whatever the columns and rows computed
+    with it (vec_dot_nc's passes of 4, matmul's passes of 6, one row alone) and the threads."""
+    rng = np.random.default_rng(11)
+    k = 768
+    w = random_rows(name, 5, k, seed=3)
+    xq = L.quantize_act(GRID[name], rng.standard_normal((9, k)).astype(np.float32))
+    before = L.lib.llm_get_threads()
+    try:
+        with using_isa(isa):
+            L.set_threads(3)
+            full = L.matmul_q(GRID[name], w, 5, k, xq)
+            cols = np.concatenate([L.matmul_q(GRID[name], w, 5, k, xq[c:c + 1]) for c in range(9)])
+            rows = np.concatenate([L.matmul_q(GRID[name], w[r], 1, k, xq) for r in range(5)], axis=1)
+            L.set_threads(1)
+            one_thread = L.matmul_q(GRID[name], w, 5, k, xq)
+    finally:
+        L.set_threads(before)
+    for other, what in ((cols, "one column at a time"), (rows, "one row at a time"), (one_thread, "one thread")):
+        assert np.array_equal(u32(full), u32(other)), f"{name} {isa}: {what} differs"
