@@ -6,7 +6,8 @@
  * 32 elements). Each type's decoder unpacks a super-block into that common form
  * (iq_dec); the dequantizer and the dot products then work on it alone.
  *
- * Dequantization: ggml's float steps per type (dequantize_row_iq*), see iq_value.
+ * Dequantization: ggml's float steps per type (dequantize_row_iq*), see group_scale
+ * and dequant_block.
  *
  * vec_dot against Q8_K, in the order of llama.cpp's x86 (AVX2) kernels, which are
  * also its batch path (these types have no repacked gemm and no tinyBLAS kernel):
@@ -644,6 +645,7 @@ ISA_DOTS(avx512)
 
 /* a baseline function (dispatch calls it on every CPU): it only stores pointers */
 void llm_kernels_iq_grid(llm_kernel_table *t, int isa) {
+    (void)isa;   /* scalar only off x86 */
     fill_scalar(t);
 #if defined(__x86_64__) || defined(__i386__)
     if (isa == 1) FILL_DOTS(t, avx2);
