@@ -1,7 +1,8 @@
 """A model whose matrices are grid i-quants (random valid blocks: their quantizers
 need an importance matrix) loads and runs: the tiny llama widened to 256 (one
-super-block per row), every matrix of one type; its logits against the same model
-with the layers' matrices dequantized to F32, and `llmlite run` on it."""
+super-block per row), every matrix of one type; its logits against llama.cpp's
+(tests/data/iqgrid_logits.npz, benchmarks/make_iqgrid_logits.py) and against the same
+model with the layers' matrices dequantized to F32, and `llmlite run` on it."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,10 @@ from llmlite.gguf.constants import ValueType
 from llmlite.gguf.writer import TensorOut, encode, write_gguf
 from llmlite.model import Weights
 
-from test_iq_grid import GRID, random_rows
+from isa import isas, using_isa
+from test_iq_grid import GRID, ROOT, random_rows
+
+LLAMACPP = np.load(ROOT / "tests" / "data" / "iqgrid_logits.npz")
 
 N = 256          # embedding, heads (4 x 64), FFN: every matrix's rows are one super-block
 WIDE = {"llama.embedding_length": N, "llama.feed_forward_length": N, "llama.attention.key_length": 64,
@@ -76,6 +80,27 @@ def test_logits_follow_the_dequantized_model(models):
     assert np.isfinite(a).all()
     assert np.median(np.abs(a - b)) < 0.05 * b.std(), name
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99, name
+
+
+def test_logits_are_llamacpp_s(models):
+    """To float32 precision (the bound test_forward_synthetic.py holds the other
+    types' models to: the matmuls are bit-exact, other steps round apart), the same
+    bits on every ISA; the same top token everywhere."""
+    name, iq, _ = models
+    ids, want = LLAMACPP[f"{name}/top_ids"], LLAMACPP[f"{name}/top_logits"]
+    with open_gguf(iq) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        first = None
+        for isa in isas():
+            with using_isa(isa):
+                logits = w.forward(list(LLAMACPP["tokens"]), 0, 2)
+            first = logits if first is None else first
+            assert np.array_equal(logits, first), (name, isa)
+            assert np.abs(np.take_along_axis(logits, ids, 1) - want).max() < 1e-4, (name, isa)
+            assert (logits.argmax(1) == ids[:, 0]).all(), (name, isa)
+            lse = np.log(np.exp((logits - logits.max(1, keepdims=True)).astype(np.float64)).sum(1)) + logits.max(1)
+            assert np.abs(lse - LLAMACPP[f"{name}/logsumexp"]).max() < 1e-4, (name, isa)
+        del w
 
 
 def test_run_generates(models):
