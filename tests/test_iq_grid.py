@@ -124,3 +124,13 @@ def test_batch_invariant(name, isa):
         L.set_threads(before)
     for other, what in ((cols, "one column at a time"), (rows, "one row at a time"), (one_thread, "one thread")):
         assert np.array_equal(u32(full), u32(other)), f"{name} {isa}: {what} differs"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_large_tensor_dequantize_in_threads_is_the_same(name):
+    """2^20 elements and more go through the thread pool: the same floats as block by block."""
+    w = random_rows(name, 1, 1 << 20, seed=5)[0]
+    whole = L.dequantize(GRID[name], w, 1 << 20)
+    bb = w.size // 8
+    parts = np.concatenate([L.dequantize(GRID[name], w[i * bb:(i + 1) * bb], 1 << 17) for i in range(8)])
+    assert np.array_equal(u32(whole), u32(parts)), name
