@@ -277,6 +277,16 @@ static inline float hsum8_lanes(const float a[8]) {
     return (r0 + r2) + (r1 + r3);
 }
 
+/* the end of every kernel: the lanes' hsum h times the type's factor (1 for IQ3_S:
+ * exact), plus for IQ1 its delta sum times 1/8 (a product then a sum, as ggml) */
+static inline float grid_finish(int type, float tail, float h, float delta) {
+    if (type == T_IQ1_S || type == T_IQ1_M) {
+        const float dt = IQ1_DELTA * delta;
+        return h + dt;
+    }
+    return tail * h;
+}
+
 static void dot_grid(int type, long long n, float *s, const void *w, const void *a) {
     const iq_type *t = iq_type_of(type);
     const uint8_t *x = w;
@@ -294,10 +304,7 @@ static void dot_grid(int type, long long n, float *s, const void *w, const void 
             fma8(acc2, d, lanes);
         }
     }
-    const float h = hsum8_lanes(acc);
-    if (type == T_IQ1_S) { const float dt = IQ1_DELTA * acc1; *s = h + dt; }
-    else if (type == T_IQ1_M) { const float dt = IQ1_DELTA * hsum8_lanes(acc2); *s = h + dt; }
-    else *s = t->tail == 1.f ? h : t->tail * h;
+    *s = grid_finish(type, t->tail, hsum8_lanes(acc), type == T_IQ1_M ? hsum8_lanes(acc2) : acc1);
 }
 
 #define SCALAR_DOT(name, T) \
@@ -546,8 +553,6 @@ AVX2_BODY void chunk(int type, const uint8_t *b, const grid_prep *p, int ib, __m
     }
 }
 
-static inline int grid_bytes(int type) { return iq_type_of(type)->bytes; }
-
 /* The kernel of every type: one weight row against nc (1..NC, a constant after
  * inlining) columns, the row's chunks decoded once for all of them; per column,
  * vec_dot's integers and float steps (so each column's bits are vec_dot's). */
@@ -557,9 +562,9 @@ AVX2_BODY void grid_dot(int type, long long n, float *s, long long ss, const uin
     __m256 acc[NC], acc2[NC];
     float acc1[NC];
     for (int c = 0; c < nc; c++) acc[c] = acc2[c] = _mm256_setzero_ps(), acc1[c] = 0.f;
-    const int bytes = grid_bytes(type);
+    const iq_type *t = iq_type_of(type);
     for (long long i = 0; i < n / QKK; i++) {
-        const uint8_t *b = w + i * bytes;
+        const uint8_t *b = w + i * t->bytes;
         const block_q8_K *y[NC];
         __m256i L[NC], D[NC];
         for (int c = 0; c < nc; c++) y[c] = (const block_q8_K *)(a + c * as) + i, L[c] = D[c] = _mm256_setzero_si256();
@@ -583,15 +588,8 @@ AVX2_BODY void grid_dot(int type, long long n, float *s, long long ss, const uin
             if (type == T_IQ1_M) acc2[c] = fma_block(acc2[c], d, D[c]);
         }
     }
-    for (int c = 0; c < nc; c++) {
-        const float h = hsum8(acc[c]);
-        float r;
-        if (type == T_IQ1_S) { const float dt = IQ1_DELTA * acc1[c]; r = h + dt; }
-        else if (type == T_IQ1_M) { const float dt = IQ1_DELTA * hsum8(acc2[c]); r = h + dt; }
-        else if (type == T_IQ3_S) r = h;
-        else r = (type == T_IQ3_XXS ? 0.25f : 0.125f) * h;
-        s[c * ss] = r;
-    }
+    for (int c = 0; c < nc; c++)
+        s[c * ss] = grid_finish(type, t->tail, hsum8(acc[c]), type == T_IQ1_M ? hsum8(acc2[c]) : acc1[c]);
 }
 
 /* vec_dot and vec_dot_nc (any nc: passes of NC columns, nc a constant in each call) */
