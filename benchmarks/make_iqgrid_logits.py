@@ -5,12 +5,13 @@ one type, random blocks from a seed: the test rebuilds the same bytes), for a fi
 prompt, through llama-cpp-python in its virtual environment: per type and position
 the top-8 token ids, their logits and the logsumexp.
 
-    python3 benchmarks/make_iqgrid_logits.py [--venv /work/main/.venv-llamacpp]
+    LLMLITE_SHARED=... python3 benchmarks/make_iqgrid_logits.py [--venv .venv-llamacpp]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,8 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
-    ap.add_argument("--tiny", default="/work/shared/refs/synthetic/llama-mqa-tiny-f16.gguf")
+    shared = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+    ap.add_argument("--tiny", default=str(shared / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"))
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "iqgrid_logits.npz"))
     a = ap.parse_args()
     out = {"tokens": np.array(TOKENS, np.int32)}
