@@ -445,13 +445,20 @@ AVX2_BODY int32_t iq1_s_delta(const block_iq1_s *x, const block_q8_K *y) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* IQ1_M: chunk ib's delta signs as ±1 bytes: group j's is bit 3 (j even) or 7 (j odd) of qh[2ib + j/2] */
-AVX2_BODY __m256i delta_signs(const uint8_t *qh, int ib) {
-    const __m256i spread = _mm256_setr_epi64x(0, 0, 0x0101010101010101LL, 0x0101010101010101LL);
-    const __m256i bit = _mm256_setr_epi64x(0x0808080808080808LL, (long long)0x8080808080808080ULL,
-                                           0x0808080808080808LL, (long long)0x8080808080808080ULL);
-    const __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi16((short)rd16(qh + 2 * ib)), spread), bit);
-    return _mm256_or_si256(_mm256_cmpeq_epi8(b, bit), _mm256_set1_epi8(1));
+/* IQ1_M: the 32 groups' delta signs as bytes (0x80: negative), in group order: group
+ * 2i's is bit 3 of qh[i], group 2i+1's bit 7 */
+AVX2_BODY void iq1_m_delta_flags(const block_iq1_m *x, uint8_t flags[32]) {
+    const __m128i h = _mm_loadu_si128((const __m128i *)x->qh), top = _mm_set1_epi8((char)0x80);
+    const __m128i even = _mm_and_si128(_mm_slli_epi16(h, 4), top), odd = _mm_and_si128(h, top);
+    _mm_storeu_si128((__m128i *)flags, _mm_unpacklo_epi8(even, odd));
+    _mm_storeu_si128((__m128i *)(flags + 16), _mm_unpackhi_epi8(even, odd));
+}
+
+/* chunk ib's delta signs as ±1 bytes: each flag byte sign-extended over its group's 8
+ * bytes (0x80 -> 0x80 then 0xff: negative), or'ed with +1 */
+AVX2_BODY __m256i delta_signs(const uint8_t flags[32], int ib) {
+    const __m256i f = _mm256_cvtepi8_epi64(_mm_cvtsi32_si128((int)rd32(flags + 4 * ib)));
+    return _mm256_or_si256(f, _mm256_set1_epi8(1));
 }
 
 /* IQ1_M's 16 3-bit scale codes: 4 per 16-bit word from bit 0 (its top nibble is d's) */
@@ -475,8 +482,8 @@ AVX2_BODY void iq1_m_indices(const block_iq1_m *x, uint16_t idx[32]) {
 }
 
 /* What a super-block's chunks share, made once per block: the grid indices (IQ3_S,
- * IQ1_S, IQ1_M) and the 16 scale bytes (IQ2_XS, IQ2_S, IQ1_M). */
-typedef struct { uint16_t idx[64]; __m256i scb; } grid_prep;
+ * IQ1_S, IQ1_M), the 16 scale bytes (IQ2_XS, IQ2_S, IQ1_M), IQ1_M's delta flags. */
+typedef struct { uint16_t idx[64]; __m256i scb; uint8_t dflags[32]; } grid_prep;
 
 AVX2_BODY float prep_block(int type, const uint8_t *b, grid_prep *p) {
     switch (type) {
@@ -489,6 +496,7 @@ AVX2_BODY float prep_block(int type, const uint8_t *b, grid_prep *p) {
         memcpy(sc, ((const block_iq1_m *)b)->scales, 8);
         p->scb = iq1_m_scales(sc);
         iq1_m_indices((const block_iq1_m *)b, p->idx);
+        iq1_m_delta_flags((const block_iq1_m *)b, p->dflags);
         return h2f(iq1_m_scale(sc));
     }
     }
@@ -574,7 +582,7 @@ AVX2_BODY void grid_dot(int type, long long n, float *s, long long ss, const uin
         for (int ib = 0; ib < 8; ib++) {
             __m256i g, sg, sc;
             chunk(type, b, &p, ib, &g, &sg, &sc);
-            const __m256i ds = type == T_IQ1_M ? delta_signs(((const block_iq1_m *)b)->qh, ib) : sg;
+            const __m256i ds = type == T_IQ1_M ? delta_signs(p.dflags, ib) : sg;
             for (int c = 0; c < nc; c++) {
                 const __m256i q8 = _mm256_loadu_si256((const __m256i *)(y[c]->qs + 32 * ib));
                 L[c] = grid_step(L[c], g, q8, sg, sc);
