@@ -42,6 +42,14 @@ typedef struct { uint8_t e; uint8_t qs[16]; } block_mxfp4;             /* 17: E8
 typedef struct { uint8_t d[4]; uint8_t qs[32]; } block_nvfp4;           /* 36: UE4M3 scales, E2M1 codes */
 typedef struct { uint8_t qs[48]; uint8_t qh[4]; f16_t d; } block_tq1_0;  /* 54: 5 trits a byte, then 4 */
 typedef struct { uint8_t qs[64]; f16_t d; } block_tq2_0;                 /* 66: 2-bit codes */
+/* the grid i-quants (type_iq_grid.c) */
+typedef struct { f16_t d; uint16_t qs[32]; } block_iq2_xxs;                                  /* 66 */
+typedef struct { f16_t d; uint16_t qs[32]; uint8_t scales[8]; } block_iq2_xs;               /* 74 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t scales[8]; } block_iq2_s;  /* 82 */
+typedef struct { f16_t d; uint8_t qs[96]; } block_iq3_xxs;                                  /* 98 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t signs[32]; uint8_t scales[4]; } block_iq3_s; /* 110 */
+typedef struct { f16_t d; uint8_t qs[32]; uint16_t qh[8]; } block_iq1_s;                    /* 50 */
+typedef struct { uint8_t qs[32]; uint8_t qh[16]; uint8_t scales[8]; } block_iq1_m;          /* 56, d in the scales' top nibbles */
 
 /* fp16 / bf16 conversion (exact widening; RNE narrowing) */
 static inline float llm_f16_to_f32(f16_t h) {
@@ -200,6 +208,12 @@ void llm_dequant_tq1_0(const uint8_t *b, float *y, long long nb);
 void llm_dequant_tq2_0(const uint8_t *b, float *y, long long nb);
 void llm_quantize_tq1_0(const float *x, uint8_t *out, long long nb);
 void llm_quantize_tq2_0(const float *x, uint8_t *out, long long nb);
+
+/* type_iq_grid.c: the grid i-quants' kernels into table t (isa 0 scalar, 1 avx2,
+ * 2 avx512); their dequantizer (nb super-blocks, -1 for another type) */
+void llm_kernels_iq_grid(llm_kernel_table *t, int isa);
+int llm_iq_grid_type(int type);
+int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long nb);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);
