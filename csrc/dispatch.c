@@ -49,6 +49,7 @@ static void init_tables(void) {
     for (int i = 0; i < 3; i++) llm_kernels_iq_grid(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     for (int i = 0; i < 3; i++) llm_kernels_fp4(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     for (int i = 0; i < 3; i++) llm_kernels_ternary(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
+    for (int i = 0; i < 3; i++) llm_kernels_iq4(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     tables_ready = 1;
 }
 

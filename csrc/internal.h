@@ -50,6 +50,8 @@ typedef struct { f16_t d; uint8_t qs[96]; } block_iq3_xxs;                      
 typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t signs[32]; uint8_t scales[4]; } block_iq3_s; /* 110 */
 typedef struct { f16_t d; uint8_t qs[32]; uint16_t qh[8]; } block_iq1_s;                    /* 50 */
 typedef struct { uint8_t qs[32]; uint8_t qh[16]; uint8_t scales[8]; } block_iq1_m;          /* 56, d in the scales' top nibbles */
+typedef struct { f16_t d; uint8_t qs[16]; } block_iq4_nl;              /* 18 */
+typedef struct { f16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } block_iq4_xs; /* 136 */
 
 /* fp16 / bf16 conversion (exact widening; RNE narrowing) */
 static inline float llm_f16_to_f32(f16_t h) {
@@ -194,6 +196,13 @@ void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */
 void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what it has */
 void llm_kernels_avx512_tiles(llm_kernel_table *t);  /* tiles_avx512.c: the K-quant row tiles */
+/* type_iq4.c (IQ4_NL, IQ4_XS): the table entries for isa 0 scalar, 1 avx2, 2 avx512;
+ * dequantizers and reference quantizers of nb blocks */
+void llm_kernels_iq4(llm_kernel_table *t, int isa);
+void llm_dq_iq4_nl(const uint8_t *b, float *y, long long nb);
+void llm_dq_iq4_xs(const uint8_t *b, float *y, long long nb);
+void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb);
+void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb);
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
 /* type_fp4.c: MXFP4's and NVFP4's kernels for isa 0 scalar, 1 avx2, 2 avx512; their dequantizers and reference quantizers (nb blocks) */

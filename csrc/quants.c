@@ -229,7 +229,8 @@ static void dq_task(int ith, int nth, void *p) {
 /* the types dequantize_one has a case for */
 static int has_dequantizer(int type) {
     switch (type) {
-    case T_F32: case T_F16: case T_BF16: case T_MXFP4: case T_NVFP4: case T_TQ1_0: case T_TQ2_0: return 1;
+    case T_F32: case T_F16: case T_BF16: case T_MXFP4: case T_NVFP4: case T_TQ1_0: case T_TQ2_0:
+    case T_IQ4_NL: case T_IQ4_XS: return 1;
     default: return (type >= T_Q4_0 && type <= T_Q8_K) || llm_iq_grid_type(type);
     }
 }
@@ -270,6 +271,8 @@ static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, l
     case T_TQ2_0: llm_dequant_tq2_0(s, dst, nb); return 0;
     case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ3_XXS: case T_IQ3_S: case T_IQ1_S: case T_IQ1_M:
         return llm_iq_grid_dequantize(type, s, dst, nb);
+    case T_IQ4_NL: llm_dq_iq4_nl(s, dst, nb); return 0;
+    case T_IQ4_XS: llm_dq_iq4_xs(s, dst, nb); return 0;
     default: return -1;
     }
 }

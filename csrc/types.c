@@ -31,6 +31,8 @@ static int info(int t, int *elems, int *bytes, int *act) {
     case T_IQ3_S:   *elems = 256; *bytes = 110; *act = T_Q8_K; return 1;
     case T_IQ1_S:   *elems = 256; *bytes = 50;  *act = T_Q8_K; return 1;
     case T_IQ1_M:   *elems = 256; *bytes = 56;  *act = T_Q8_K; return 1;
+    case T_IQ4_NL: *elems = 32;  *bytes = 18;  *act = T_Q8_0; return 1;
+    case T_IQ4_XS: *elems = 256; *bytes = 136; *act = T_Q8_K; return 1;
     default:     *elems = 0;   *bytes = 0;   *act = -1;     return 0;
     }
 }

@@ -30,6 +30,7 @@ BLOCK = {  # type: (elements, bytes, byte offsets of the fp16 scale fields)
     GQT.IQ2_XXS: (256, 66, (0,)), GQT.IQ2_XS: (256, 74, (0,)), GQT.IQ2_S: (256, 82, (0,)),
     GQT.IQ3_XXS: (256, 98, (0,)), GQT.IQ3_S: (256, 110, (0,)), GQT.IQ1_S: (256, 50, (0,)),
     GQT.IQ1_M: (256, 56, ()),  # its fp16 scale is spread over the scales' top nibbles
+    GQT.IQ4_NL: (32, 18, (0,)), GQT.IQ4_XS: (256, 136, (0,)),
 }
 WEIGHT_IDS = [TYPE_NAMES[t] for t in supported_types()]
 # ggml's C puts an element's sign on a NaN (db * grid * -1.f); gguf-py's numpy does

@@ -1,0 +1,391 @@
+/* The 4-bit non-linear i-quants: IQ4_NL (32-element blocks, one fp16 scale,
+ * against Q8_0) and IQ4_XS (256-element super-blocks, an fp16 scale and a 6-bit
+ * signed scale per 32 elements, against Q8_K). A 4-bit code indexes the 16
+ * values of KV below (llama.cpp's kvalues_iq4nl), so a weight is d * KV[code]
+ * (IQ4_XS: d * (ls - 32) * KV[code]). Per 32 elements the 16 code bytes hold
+ * element j in the low nibble of byte j and element j+16 in its high nibble.
+ *
+ * This file holds the family's dequantizers, reference quantizers (llama.cpp's
+ * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
+ * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
+ * and AVX-512 twins, and the table filler llm_kernels_iq4.
+ *
+ * The dot products follow llama.cpp's x86 batch path, bit for bit:
+ *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
+ *    and multiplied by ggml_gemm/gemv_iq4_nl_8x8_q8_0 (arch/x86/repack.cpp):
+ *    per (row, column) one float accumulator, per block b in order
+ *      acc = fma((float)I_b, d_w * d_x, acc)
+ *    I_b the exact integer dot of the block (|I_b| < 2^24: exact in float) and
+ *    d_w * d_x the product of the two widened fp16 scales, rounded once. Its
+ *    plain vec_dot (two 8-lane chains, then a horizontal sum) gives other bits;
+ *    the batch path, which decode (its gemv) shares, is the reference.
+ *  IQ4_XS: no repack on x86; with 8 or more columns mul_mat takes the tiled
+ *    matmul (ggml-cpu/tiled, AVX-512 VNNI build): per super-block the exact
+ *    integer I = sum over the 8 sub-blocks of ls * (w . x), then
+ *      acc = fma((float)I * d_w, d_x, acc)
+ *    ((float)I rounded when |I| >= 2^24; the product with d_w rounded once; its
+ *    epilogue's add of the product with d_x is contracted to an fma by GCC). Its
+ *    vec_dot (8 float lanes, one-column decode) gives other bits; the batch path
+ *    is the reference here too.
+ * Every kernel's result depends only on (n, weight row, activation row). */
+#include <math.h>
+#include "internal.h"
+
+/* the 16 values of a code (llama.cpp's kvalues_iq4nl, gguf-py's IQ4_NL.kvalues) */
+static const int8_t KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+/* IQ4_XS sub-block ib's scale: 4 low bits from scales_l, 2 high from scales_h, minus 32 */
+static inline int xs_scale(const block_iq4_xs *x, int ib) {
+    return (((x->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x->scales_h >> 2 * ib) & 3) << 4)) - 32;
+}
+
+/* 32 values in element order from 16 code bytes */
+static inline void decode32(const uint8_t *qs, int8_t *v) {
+    for (int j = 0; j < 16; j++) {
+        v[j] = KV[qs[j] & 15];
+        v[j + 16] = KV[qs[j] >> 4];
+    }
+}
+
+/* ------------------------------------------------------- dequantization */
+
+void llm_dq_iq4_nl(const uint8_t *b, float *y, long long nb) {
+    const block_iq4_nl *x = (const block_iq4_nl *)b;
+    for (long long i = 0; i < nb; i++, y += QK) {
+        const float d = llm_f16_to_f32(x[i].d);
+        int8_t v[QK];
+        decode32(x[i].qs, v);
+        for (int j = 0; j < QK; j++) y[j] = d * (float)v[j];
+    }
+}
+
+void llm_dq_iq4_xs(const uint8_t *b, float *y, long long nb) {
+    const block_iq4_xs *x = (const block_iq4_xs *)b;
+    for (long long i = 0; i < nb; i++) {
+        const float d = llm_f16_to_f32(x[i].d);
+        for (int ib = 0; ib < QKK / 32; ib++, y += 32) {
+            const float dl = d * (float)xs_scale(&x[i], ib);   /* rounded once, as ggml and gguf-py do */
+            int8_t v[32];
+            decode32(x[i].qs + 16 * ib, v);
+            for (int j = 0; j < 32; j++) y[j] = dl * (float)v[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ quantizers */
+
+#define GROUP_MAX_EPS 1e-15f   /* below this a sub-block counts as all zero */
+#define NTRY 7                 /* the scales tried around the first guess (ggml_quantize_chunk's) */
+
+/* llama.cpp's nearest_int: round half to even for |v| <= 4194303 */
+static inline int iq4_rne(float v) {
+    float t = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &t, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* the code whose value is nearest x (ties to the lower; a NaN x gives 15), as
+ * llama.cpp's best_index_int8 finds it: a binary search, then the nearer neighbour */
+static inline int nearest_code(float x) {
+    if (x <= KV[0]) return 0;
+    if (x >= KV[15]) return 15;
+    int lo = 0, hi = 15;
+    while (hi - lo > 1) {
+        const int mid = (lo + hi) / 2;
+        if (x < KV[mid]) hi = mid; else lo = mid;
+    }
+    return x - KV[hi - 1] < KV[hi] - x ? hi - 1 : hi;
+}
+
+/* sum w*q*x and sum w*q*q (w = x*x) over 32 elements for the codes of id*x;
+ * codes stored in L when L is not NULL */
+static inline void fit_sums(const float *x, float id, uint8_t *L, float *sumqx, float *sumq2) {
+    float qx = 0, q2 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int l = nearest_code(id * x[j]);
+        if (L) L[j] = (uint8_t)l;
+        const float q = KV[l], w = x[j] * x[j];
+        qx += w * q * x[j];
+        q2 += w * q * q;
+    }
+    *sumqx = qx;
+    *sumq2 = q2;
+}
+
+/* the least-squares scale of one 32-element sub-block: the best of a first guess
+ * (the largest magnitude onto -127) and the 2*NTRY+1 scales mapping it onto
+ * -127 + t; its codes in L. 0 for an all-zero sub-block (L left as it was). */
+static float fit_block(const float *x, uint8_t *L) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        const float ax = fabsf(x[j]);
+        if (ax > amax) { amax = ax; max = x[j]; }
+    }
+    if (amax < GROUP_MAX_EPS) return 0;
+    float d = -max / KV[0], sumqx, sumq2;
+    fit_sums(x, 1 / d, L, &sumqx, &sumq2);
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int t = -NTRY; t <= NTRY; t++) {
+        fit_sums(x, (float)(t + KV[0]) / max, NULL, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+/* the 16 code bytes of 32 codes in element order */
+static inline void pack_codes(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+}
+
+void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb) {
+    block_iq4_nl *y = (block_iq4_nl *)out;
+    for (long long i = 0; i < nb; i++, x += QK) {
+        /* the codes chosen again for the final scale (a block's one scale: no 6-bit step) */
+        uint8_t L[QK];
+        const float d = fit_block(x, L), id = d ? 1 / d : 0;
+        y[i].d = llm_f32_to_f16(d);
+        for (int j = 0; j < QK; j++) L[j] = (uint8_t)nearest_code(id * x[j]);
+        pack_codes(L, y[i].qs);
+    }
+}
+
+void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb) {
+    block_iq4_xs *y = (block_iq4_xs *)out;
+    for (long long i = 0; i < nb; i++, x += QKK) {
+        float sc[QKK / 32], max_scale = 0, amax_scale = 0;
+        uint8_t L[32];
+        for (int ib = 0; ib < QKK / 32; ib++) {
+            sc[ib] = fit_block(x + 32 * ib, L);
+            if (fabsf(sc[ib]) > amax_scale) { amax_scale = fabsf(sc[ib]); max_scale = sc[ib]; }
+        }
+        /* the super-block scale maps the largest sub-block scale onto -32; each
+         * sub-block's codes are then chosen again for its rounded 6-bit scale */
+        const float d = -max_scale / 32, id = d ? 1 / d : 0.f;
+        y[i].d = llm_f32_to_f16(d);
+        y[i].scales_h = 0;
+        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        for (int ib = 0; ib < QKK / 32; ib++) {
+            int l = iq4_rne(id * sc[ib]);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            const float dl = d * l, idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_code(idl * x[32 * ib + j]);
+            pack_codes(L, y[i].qs + 16 * ib);
+            l += 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4 * (ib % 2));
+            y[i].scales_h |= (uint16_t)((l >> 4) << 2 * ib);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ scalar dots */
+
+/* the repacked gemm's step for one IQ4_NL block (every ISA's kernel runs it) */
+static inline float nl_step(float acc, int32_t I, f16_t dw, f16_t dx) {
+    return fmaf((float)I, llm_f16_to_f32(dw) * llm_f16_to_f32(dx), acc);
+}
+
+/* w . x over one block, exact */
+static inline int32_t nl_int(const block_iq4_nl *x, const int8_t *q8) {
+    int8_t v[QK];
+    decode32(x->qs, v);
+    int32_t I = 0;
+    for (int j = 0; j < QK; j++) I += (int32_t)v[j] * q8[j];
+    return I;
+}
+
+static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) {
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    float acc = 0;
+    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(&x[b], y[b].qs), x[b].d, y[b].d);
+    *s = acc;
+}
+
+/* the tiled matmul's step for one IQ4_XS super-block (every ISA's kernel ends in it) */
+static inline float xs_step(float acc, int32_t I, f16_t dw, float dx) {
+    return fmaf((float)I * llm_f16_to_f32(dw), dx, acc);
+}
+
+/* IQ4_XS: each super-block's exact integer (INT) into the tiled step, in order */
+#define DOT_IQ4_XS(NAME, TGT, INT)                                                  \
+    TGT static void NAME(long long n, float *s, const void *w, const void *a) {    \
+        const block_iq4_xs *x = w;                                                 \
+        const block_q8_K *y = a;                                                   \
+        float acc = 0;                                                             \
+        for (long long b = 0; b < n / QKK; b++)                                    \
+            acc = xs_step(acc, INT(&x[b], y[b].qs), x[b].d, y[b].d);               \
+        *s = acc;                                                                  \
+    }
+
+/* sum over the 8 sub-blocks of (ls - 32) * (w . x), exact */
+static inline int32_t xs_int(const block_iq4_xs *x, const int8_t *q8) {
+    int32_t I = 0;
+    for (int ib = 0; ib < QKK / 32; ib++) {
+        int8_t v[32];
+        decode32(x->qs + 16 * ib, v);
+        int32_t p = 0;
+        for (int j = 0; j < 32; j++) p += (int32_t)v[j] * q8[32 * ib + j];
+        I += xs_scale(x, ib) * p;
+    }
+    return I;
+}
+
+DOT_IQ4_XS(dot_iq4_xs, , xs_int)
+
+/* ------------------------------------------------------------------- x86 */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* 16 code bytes -> their 32 values in element order (low nibbles, then high) */
+TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)KV), m = _mm_set1_epi8(15);
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m));
+    const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* the pair sums of |v| * (y with v's sign, negated in int8): llama.cpp's mul_add_epi8 */
+TGT_AVX2 static inline __m256i mul_add_i8(__m256i v, __m256i y) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(y, v));
+}
+
+/* the 8 lanes of v . y (4 elements each), exact for Q8_0's y (never -128, which
+ * the sign trick would leave unnegated; no pair sum reaches 2^15) */
+TGT_AVX2 static inline __m256i lanes_avx2(__m256i v, __m256i y) {
+    return _mm256_madd_epi16(mul_add_i8(v, y), _mm256_set1_epi16(1));
+}
+TGT_AVX512 static inline __m256i lanes_vnni(__m256i v, __m256i y) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(v, v), _mm256_sign_epi8(y, v));
+}
+
+/* the 8 lane vectors' totals, r[k] = sum of p[k]'s lanes (integers: any order) */
+TGT_AVX2 static inline __m256i totals8(const __m256i p[8]) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    /* a: [t0..t3 of the low halves | t0..t3 of the high halves]; b likewise for 4..7 */
+    const __m256i lo = _mm256_permute2x128_si256(a, b, 0x20), hi = _mm256_permute2x128_si256(a, b, 0x31);
+    return _mm256_add_epi32(lo, hi);
+}
+
+TGT_AVX2 static inline int32_t total1(__m256i p) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(_mm_hadd_epi32(s, s));
+}
+
+/* 8 consecutive blocks' d_w * d_x (fp16 at byte strides sw, sx), rounded once each */
+TGT_AVX2 static inline __m256 scales8(const uint8_t *w, long long sw, const uint8_t *x, long long sx) {
+    uint16_t hw[8], hx[8];
+    for (int k = 0; k < 8; k++) {
+        memcpy(&hw[k], w + k * sw, 2);
+        memcpy(&hx[k], x + k * sx, 2);
+    }
+    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hw)),
+                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hx)));
+}
+
+/* the fma chain over 8 blocks: I (exact) times their scales, in block order */
+TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
+    float fi[8], fd[8];
+    _mm256_storeu_ps(fi, _mm256_cvtepi32_ps(I));
+    _mm256_storeu_ps(fd, d);
+    for (int k = 0; k < 8; k++) acc = fmaf(fi[k], fd[k], acc);
+    return acc;
+}
+
+/* IQ4_NL: 8 blocks' integer dots at a time, then their 8 chain steps; LANES is
+ * lanes_avx2 or lanes_vnni (the same integers) */
+#define DOT_IQ4_NL(NAME, TGT, LANES)                                                              \
+    TGT static void NAME(long long n, float *s, const void *w, const void *a) {                  \
+        const block_iq4_nl *x = w;                                                               \
+        const block_q8_0 *y = a;                                                                 \
+        const long long nb = n / QK;                                                             \
+        float acc = 0;                                                                           \
+        long long b = 0;                                                                         \
+        for (; b + 8 <= nb; b += 8) {                                                            \
+            __m256i p[8];                                                                        \
+            for (int k = 0; k < 8; k++)                                                          \
+                p[k] = LANES(decode32_avx2(x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
+            acc = chain8(acc, totals8(p), scales8((const uint8_t *)&x[b].d, sizeof *x, (const uint8_t *)&y[b].d, sizeof *y)); \
+        }                                                                                        \
+        for (; b < nb; b++) {                                                                    \
+            const int32_t I = total1(LANES(decode32_avx2(x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
+            acc = nl_step(acc, I, x[b].d, y[b].d);                                                \
+        }                                                                                        \
+        *s = acc;                                                                                \
+    }
+
+DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2)
+DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
+
+/* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
+ * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
+TGT_AVX2 static inline int32_t xs_int_avx2(const block_iq4_xs *x, const int8_t *q8) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int ib = 0; ib < QKK / 32; ib++) {
+        const __m256i v = decode32_avx2(x->qs + 16 * ib);
+        const __m256i y = _mm256_loadu_si256((const __m256i *)(q8 + 32 * ib));
+        const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(v, y));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, _mm256_set1_epi16((int16_t)xs_scale(x, ib))));
+    }
+    return total1(sum);
+}
+
+DOT_IQ4_XS(dot_iq4_xs_avx2, TGT_AVX2, xs_int_avx2)
+
+/* IQ4_XS, two sub-blocks per zmm: the 32 code bytes of sub-blocks ib, ib+1 ->
+ * their 64 values in element order */
+TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)KV));
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0),
+                                               _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qs)));
+    /* 128-bit lanes 1 and 3 take the high nibbles */
+    const __m512i c = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
+    return _mm512_shuffle_epi8(lut, c);
+}
+
+/* xs_int, two sub-blocks per vpdpbusd: |x| (unsigned: -128 is 128) times w
+ * negated where x < 0, exact; times the two scales */
+TGT_AVX512 static inline int32_t xs_int_avx512(const block_iq4_xs *x, const int8_t *q8) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int ib = 0; ib < QKK / 32; ib += 2) {
+        const __m512i v = decode64_avx512(x->qs + 16 * ib);
+        const __m512i y = _mm512_loadu_si512((const void *)(q8 + 32 * ib));
+        const __m512i sv = _mm512_mask_sub_epi8(v, _mm512_movepi8_mask(y), _mm512_setzero_si512(), v);
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(y), sv);
+        const __m512i ls = _mm512_inserti64x4(_mm512_set1_epi32(xs_scale(x, ib)), _mm256_set1_epi32(xs_scale(x, ib + 1)), 1);
+        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ls));
+    }
+    return _mm512_reduce_add_epi32(sum);
+}
+
+DOT_IQ4_XS(dot_iq4_xs_avx512, TGT_AVX512, xs_int_avx512)
+#endif
+
+/* ------------------------------------------------------------- the table */
+
+void llm_kernels_iq4(llm_kernel_table *t, int isa) {
+    t->vec_dot[T_IQ4_NL] = dot_iq4_nl;
+    t->vec_dot[T_IQ4_XS] = dot_iq4_xs;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa >= 1) {
+        t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
+        t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx2;
+    }
+    if (isa >= 2) {
+        t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
+        t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
+    }
+#else
+    (void)isa;
+#endif
+}
