@@ -329,14 +329,19 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
+TGT_AVX2 static inline __m256i xs_sub_avx2(__m256i v, const int8_t *q8, __m256i ls) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)q8);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(v, y)), ls);
+}
+
+TGT_AVX2 static inline __m256i xs_ls_avx2(const block_iq4_xs *x, int ib) {
+    return _mm256_set1_epi16((int16_t)xs_scale(x, ib));
+}
+
 TGT_AVX2 static inline int32_t xs_int_avx2(const block_iq4_xs *x, const int8_t *q8) {
     __m256i sum = _mm256_setzero_si256();
-    for (int ib = 0; ib < QKK / 32; ib++) {
-        const __m256i v = decode32_avx2(x->qs + 16 * ib);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)(q8 + 32 * ib));
-        const __m256i p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(v, y));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p16, _mm256_set1_epi16((int16_t)xs_scale(x, ib))));
-    }
+    for (int ib = 0; ib < QKK / 32; ib++)
+        sum = _mm256_add_epi32(sum, xs_sub_avx2(decode32_avx2(x->qs + 16 * ib), q8 + 32 * ib, xs_ls_avx2(x, ib)));
     return total1(sum);
 }
 
@@ -355,20 +360,126 @@ TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
 
 /* xs_int, two sub-blocks per vpdpbusd: |x| (unsigned: -128 is 128) times w
  * negated where x < 0, exact; times the two scales */
+TGT_AVX512 static inline __m512i xs_sub_avx512(__m512i v, const int8_t *q8, __m512i ls) {
+    const __m512i y = _mm512_loadu_si512((const void *)q8);
+    const __m512i sv = _mm512_mask_sub_epi8(v, _mm512_movepi8_mask(y), _mm512_setzero_si512(), v);
+    return _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(y), sv), ls);
+}
+
+/* sub-blocks ib and ib+1's scales in the low and high 8 lanes */
+TGT_AVX512 static inline __m512i xs_ls_avx512(const block_iq4_xs *x, int ib) {
+    return _mm512_inserti64x4(_mm512_set1_epi32(xs_scale(x, ib)), _mm256_set1_epi32(xs_scale(x, ib + 1)), 1);
+}
+
 TGT_AVX512 static inline int32_t xs_int_avx512(const block_iq4_xs *x, const int8_t *q8) {
     __m512i sum = _mm512_setzero_si512();
-    for (int ib = 0; ib < QKK / 32; ib += 2) {
-        const __m512i v = decode64_avx512(x->qs + 16 * ib);
-        const __m512i y = _mm512_loadu_si512((const void *)(q8 + 32 * ib));
-        const __m512i sv = _mm512_mask_sub_epi8(v, _mm512_movepi8_mask(y), _mm512_setzero_si512(), v);
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(y), sv);
-        const __m512i ls = _mm512_inserti64x4(_mm512_set1_epi32(xs_scale(x, ib)), _mm256_set1_epi32(xs_scale(x, ib + 1)), 1);
-        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(p, ls));
-    }
+    for (int ib = 0; ib < QKK / 32; ib += 2)
+        sum = _mm512_add_epi32(sum, xs_sub_avx512(decode64_avx512(x->qs + 16 * ib), q8 + 32 * ib, xs_ls_avx512(x, ib)));
     return _mm512_reduce_add_epi32(sum);
 }
 
 DOT_IQ4_XS(dot_iq4_xs_avx512, TGT_AVX512, xs_int_avx512)
+
+/* ---- multi-column forms (vec_dot_nc): the weight decoded once for up to
+ * LLM_NC_MAX columns, column c's chain in lane c of one float vector. Lane c
+ * runs exactly vec_dot's steps on its own integers (the same exact I, the same
+ * once-rounded scale products, the same fma, in block order), so each column
+ * gets vec_dot's bits whatever nc. Lanes past nc compute on zeros. */
+
+/* every pass computes NCP lanes (a fixed count: the loops over the columns unroll
+ * into registers); lanes past nc repeat column 0, lanes NCP..7 hold zeros */
+#define NCP LLM_NC_MAX
+
+/* the lanes' column pointers (column c at a + c*a_stride) */
+static inline void column_ptrs(const void *a, long long a_stride, int nc, const uint8_t *col[NCP]) {
+    for (int c = 0; c < NCP; c++) col[c] = (const uint8_t *)a + (c < nc ? c : 0) * a_stride;
+}
+
+static inline uint16_t rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline float rd_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+
+/* the lanes' fp16 block scales at byte offset off of each column -> floats (built
+ * in registers: narrow stores then a wide load would stall store forwarding) */
+TGT_AVX2 static inline __m256 col_scales_f16(const uint8_t *const col[NCP], long long off) {
+    __m128i h = _mm_cvtsi32_si128(rd_u16(col[0] + off));
+    h = _mm_insert_epi16(h, rd_u16(col[1] + off), 1);
+    h = _mm_insert_epi16(h, rd_u16(col[2] + off), 2);
+    h = _mm_insert_epi16(h, rd_u16(col[3] + off), 3);
+    h = _mm_insert_epi16(h, rd_u16(col[4] + off), 4);
+    h = _mm_insert_epi16(h, rd_u16(col[5] + off), 5);
+    return _mm256_cvtph_ps(h);
+}
+
+TGT_AVX2 static inline __m256 col_scales_f32(const uint8_t *const col[NCP], long long off) {
+    return _mm256_setr_ps(rd_f32(col[0] + off), rd_f32(col[1] + off), rd_f32(col[2] + off), rd_f32(col[3] + off),
+                          rd_f32(col[4] + off), rd_f32(col[5] + off), 0.f, 0.f);
+}
+
+TGT_AVX2 static inline void store_cols(__m256 acc, float *s, long long s_stride, int nc) {
+    float r[8];
+    _mm256_storeu_ps(r, acc);
+    for (int c = 0; c < nc; c++) s[c * s_stride] = r[c];
+}
+
+/* IQ4_NL: per block, the nc columns' I in the lanes of one vector, then nl_step in each lane */
+#define DOT_IQ4_NL_NC(NAME, TGT, LANES)                                                          \
+    TGT static void NAME(long long n, float *s, long long s_stride, const void *w, const void *a, \
+                         long long a_stride, int nc) {                                            \
+        const block_iq4_nl *x = w;                                                               \
+        const uint8_t *col[NCP];                                                                 \
+        column_ptrs(a, a_stride, nc, col);                                                       \
+        __m256 acc = _mm256_setzero_ps();                                                        \
+        for (long long b = 0; b < n / QK; b++) {                                                 \
+            const __m256i v = decode32_avx2(x[b].qs);                                            \
+            const long long off = b * (long long)sizeof(block_q8_0);                             \
+            __m256i p[8] = {0};                                                                  \
+            for (int c = 0; c < NCP; c++)                                                        \
+                p[c] = LANES(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));        \
+            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(llm_f16_to_f32(x[b].d)), col_scales_f16(col, off)); \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);                       \
+        }                                                                                        \
+        store_cols(acc, s, s_stride, nc);                                                        \
+    }
+
+DOT_IQ4_NL_NC(dot_iq4_nl_nc_avx2, TGT_AVX2, lanes_avx2)
+DOT_IQ4_NL_NC(dot_iq4_nl_nc_avx512, TGT_AVX512, lanes_vnni)
+
+/* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
+ * weight decoded once by DECODE), then xs_step in each lane. FOLD takes a column's
+ * vector of int32 sums to 8 lanes (integers: any order). */
+#define DOT_IQ4_XS_NC(NAME, TGT, VEC, ZERO, STEP, DECODE, LS, SUB, ADD, FOLD)                        \
+    TGT static void NAME(long long n, float *s, long long s_stride, const void *w, const void *a,    \
+                         long long a_stride, int nc) {                                                \
+        const block_iq4_xs *x = w;                                                                   \
+        const uint8_t *col[NCP];                                                                     \
+        column_ptrs(a, a_stride, nc, col);                                                           \
+        __m256 acc = _mm256_setzero_ps();                                                            \
+        for (long long b = 0; b < n / QKK; b++) {                                                    \
+            const long long off = b * (long long)sizeof(block_q8_K);                                 \
+            VEC sum[NCP];                                                                            \
+            for (int c = 0; c < NCP; c++) sum[c] = ZERO();                                           \
+            for (int ib = 0; ib < QKK / 32; ib += STEP) {                                            \
+                const VEC v = DECODE(x[b].qs + 16 * ib), ls = LS(&x[b], ib);                         \
+                for (int c = 0; c < NCP; c++)                                                        \
+                    sum[c] = ADD(sum[c], SUB(v, (const int8_t *)col[c] + off + 4 + 32 * ib, ls));    \
+            }                                                                                        \
+            __m256i lanes[8] = {0};                                                                  \
+            for (int c = 0; c < NCP; c++) lanes[c] = FOLD(sum[c]);                                   \
+            const __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(totals8(lanes)), _mm256_set1_ps(llm_f16_to_f32(x[b].d))); \
+            acc = _mm256_fmadd_ps(r, col_scales_f32(col, off), acc);                                 \
+        }                                                                                            \
+        store_cols(acc, s, s_stride, nc);                                                            \
+    }
+
+TGT_AVX2 static inline __m256i fold256(__m256i v) { return v; }
+TGT_AVX512 static inline __m256i fold512(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx2, TGT_AVX2, __m256i, _mm256_setzero_si256, 1, decode32_avx2, xs_ls_avx2, xs_sub_avx2,
+              _mm256_add_epi32, fold256)
+DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx512, TGT_AVX512, __m512i, _mm512_setzero_si512, 2, decode64_avx512, xs_ls_avx512,
+              xs_sub_avx512, _mm512_add_epi32, fold512)
 #endif
 
 /* ------------------------------------------------------------- the table */
@@ -380,10 +491,14 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
     if (isa >= 1) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx2;
+        t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
+        t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
     }
     if (isa >= 2) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
+        t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
+        t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
     }
 #else
     (void)isa;
