@@ -282,15 +282,25 @@ TGT_AVX2 static inline int32_t total1(__m256i p) {
     return _mm_cvtsi128_si32(_mm_hadd_epi32(s, s));
 }
 
-/* 8 consecutive blocks' d_w * d_x (fp16 at byte strides sw, sx), rounded once each */
-TGT_AVX2 static inline __m256 scales8(const uint8_t *w, long long sw, const uint8_t *x, long long sx) {
-    uint16_t hw[8], hx[8];
-    for (int k = 0; k < 8; k++) {
-        memcpy(&hw[k], w + k * sw, 2);
-        memcpy(&hx[k], x + k * sx, 2);
-    }
-    return _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hw)),
-                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)hx)));
+static inline uint16_t rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* 8 fp16 values at byte stride st -> floats (built in registers: narrow stores then a
+ * wide load would stall store forwarding) */
+TGT_AVX2 static inline __m256 f16x8(const uint8_t *p, long long st) {
+    __m128i h = _mm_cvtsi32_si128(rd_u16(p));
+    h = _mm_insert_epi16(h, rd_u16(p + st), 1);
+    h = _mm_insert_epi16(h, rd_u16(p + 2 * st), 2);
+    h = _mm_insert_epi16(h, rd_u16(p + 3 * st), 3);
+    h = _mm_insert_epi16(h, rd_u16(p + 4 * st), 4);
+    h = _mm_insert_epi16(h, rd_u16(p + 5 * st), 5);
+    h = _mm_insert_epi16(h, rd_u16(p + 6 * st), 6);
+    h = _mm_insert_epi16(h, rd_u16(p + 7 * st), 7);
+    return _mm256_cvtph_ps(h);
+}
+
+/* 8 consecutive blocks' d_w * d_x, rounded once each */
+TGT_AVX2 static inline __m256 scales8(const block_iq4_nl *x, const block_q8_0 *y) {
+    return _mm256_mul_ps(f16x8((const uint8_t *)&x->d, sizeof *x), f16x8((const uint8_t *)&y->d, sizeof *y));
 }
 
 /* the fma chain over 8 blocks: I (exact) times their scales, in block order */
@@ -315,7 +325,7 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
             __m256i p[8];                                                                        \
             for (int k = 0; k < 8; k++)                                                          \
                 p[k] = LANES(decode32_avx2(x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
-            acc = chain8(acc, totals8(p), scales8((const uint8_t *)&x[b].d, sizeof *x, (const uint8_t *)&y[b].d, sizeof *y)); \
+            acc = chain8(acc, totals8(p), scales8(&x[b], &y[b]));                                 \
         }                                                                                        \
         for (; b < nb; b++) {                                                                    \
             const int32_t I = total1(LANES(decode32_avx2(x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
@@ -326,6 +336,42 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
 
 DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2)
 DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
+
+/* IQ4_NL, LLM_R4 rows against one column (decode): each row's vec_dot steps, the
+ * activation's blocks loaded once for the 4 rows and the rows' 4 fma chains
+ * interleaved (one row's chain alone waits on the fma latency every block) */
+#define DOT_IQ4_NL_R4(NAME, TGT, LANES)                                                           \
+    TGT static void NAME(long long n, float *s, const void *w, long long w_stride, const void *a) { \
+        const block_q8_0 *y = a;                                                                  \
+        const block_iq4_nl *x[LLM_R4];                                                            \
+        for (int r = 0; r < LLM_R4; r++) x[r] = (const block_iq4_nl *)((const uint8_t *)w + r * w_stride); \
+        const long long nb = n / QK;                                                              \
+        float acc[LLM_R4] = {0};                                                                  \
+        long long b = 0;                                                                          \
+        for (; b + 8 <= nb; b += 8) {                                                             \
+            __m256i yv[8];                                                                        \
+            for (int k = 0; k < 8; k++) yv[k] = _mm256_loadu_si256((const __m256i *)y[b + k].qs); \
+            const __m256 dx = f16x8((const uint8_t *)&y[b].d, sizeof *y);                         \
+            float fi[LLM_R4][8], fd[LLM_R4][8];                                                   \
+            for (int r = 0; r < LLM_R4; r++) {                                                    \
+                __m256i p[8];                                                                     \
+                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_avx2(x[r][b + k].qs), yv[k]);   \
+                _mm256_storeu_ps(fi[r], _mm256_cvtepi32_ps(totals8(p)));                          \
+                _mm256_storeu_ps(fd[r], _mm256_mul_ps(f16x8((const uint8_t *)&x[r][b].d, sizeof *x[r]), dx)); \
+            }                                                                                     \
+            for (int k = 0; k < 8; k++)                                                           \
+                for (int r = 0; r < LLM_R4; r++) acc[r] = fmaf(fi[r][k], fd[r][k], acc[r]);       \
+        }                                                                                         \
+        for (; b < nb; b++)                                                                       \
+            for (int r = 0; r < LLM_R4; r++) {                                                    \
+                const __m256i yb = _mm256_loadu_si256((const __m256i *)y[b].qs);                  \
+                acc[r] = nl_step(acc[r], total1(LANES(decode32_avx2(x[r][b].qs), yb)), x[r][b].d, y[b].d); \
+            }                                                                                     \
+        for (int r = 0; r < LLM_R4; r++) s[r] = acc[r];                                           \
+    }
+
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -395,7 +441,6 @@ static inline void column_ptrs(const void *a, long long a_stride, int nc, const 
     for (int c = 0; c < NCP; c++) col[c] = (const uint8_t *)a + (c < nc ? c : 0) * a_stride;
 }
 
-static inline uint16_t rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline float rd_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
 
 /* the lanes' fp16 block scales at byte offset off of each column -> floats (built
@@ -492,12 +537,14 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx2;
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
+        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
     }
     if (isa >= 2) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
+        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
     }
 #else
