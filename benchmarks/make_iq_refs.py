@@ -13,7 +13,10 @@ IQ4_NL and IQ4_XS, through the libggml of llama-cpp-python's virtual environment
   (ggml-cpu/tiled). 40 rows and 19 columns reach both the AVX-512 and the AVX2 parts of
   the gemm and the tiled matmul's ragged tiles. Each is also run through llama.cpp's other
   path (IQ4_NL: the weight in a plain CPU buffer, tinyBLAS / vec_dot; IQ4_XS: 7 columns
-  at a time, its vec_dot), to show that the two paths give different bits.
+  at a time, its vec_dot), to show that the two paths give different bits;
+- SmolLM2 quantized to IQ4_XS by llama.cpp's llama_model_quantize (from an F16 GGUF of
+  the cached model): the sha256 (first 8 bytes) of llama.cpp's logits at each position
+  of a 24-token batch (its batch kernels), whose bits llmlite's batch and decode match.
 
     python3 benchmarks/make_iq_refs.py [--venv .venv-llamacpp]
 
@@ -136,13 +139,39 @@ def activations() -> np.ndarray:
     return X.astype(np.float32)
 
 
-def inputs() -> dict:
+LOGIT_TOKENS = np.random.default_rng(5).integers(100, 40000, 24).astype(np.int32)
+
+
+def inputs(tmp: str) -> dict:
     from make_quant_refs import rows as edge_rows
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from hf_fixture import quantize_gguf
+    from llmlite.registry import ensure_model
 
     out = {"x": edge_rows(), "X": activations()}
     for mname, w in matrices():
         out[f"m_{mname}"] = w
+    out["f16_model"] = str(Path(tmp) / "smollm2-f16.gguf")
+    quantize_gguf(ensure_model("smollm2-135m", quiet=True), out["f16_model"], "f16", allow_requantize=True)
     return out
+
+
+def logit_hashes(src: str, tmp: str) -> np.ndarray:
+    """(24, 8) uint8: the first 8 bytes of the sha256 of llama.cpp's float32 logits at
+    each position of LOGIT_TOKENS, SmolLM2 quantized by llama.cpp to IQ4_XS"""
+    import hashlib
+
+    import llama_cpp
+
+    dst = str(Path(tmp) / "smollm2-iq4_xs.gguf")
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype, p.nthread = 30, 2        # LLAMA_FTYPE_MOSTLY_IQ4_XS
+    assert llama_cpp.llama_model_quantize(src.encode(), dst.encode(), p) == 0
+    llm = llama_cpp.Llama(dst, n_ctx=512, n_batch=512, n_threads=2, logits_all=True, verbose=False, flash_attn=False)
+    llm.eval([int(t) for t in LOGIT_TOKENS])
+    y = np.array(llm.scores[:len(LOGIT_TOKENS)], np.float32)
+    return np.array([list(hashlib.sha256(r.tobytes()).digest()[:8]) for r in y], np.uint8)
 
 
 def ggml_stage(venv: str, inp: str, dest: str) -> None:
@@ -166,6 +195,8 @@ def ggml_stage(venv: str, inp: str, dest: str) -> None:
             out[f"yother_{mname}_{name}"] = (mul_mat(base, cpu, t, wq, X, plain) if name == "IQ4_NL"
                                              else np.concatenate([mul_mat(base, cpu, t, wq, X[c:c + 7], plain)
                                                                   for c in range(0, NCOLS, 7)]))
+    out["logit_tokens"] = LOGIT_TOKENS
+    out["logit_sha_IQ4_XS"] = logit_hashes(str(src["f16_model"]), str(Path(inp).parent))
     np.savez_compressed(dest, **out)
 
 
@@ -183,7 +214,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         inp = str(Path(tmp) / "inputs.npz")
-        np.savez(inp, **inputs())
+        np.savez(inp, **inputs(tmp))
         subprocess.run([str(Path(a.venv) / "bin" / "python"), __file__, "--venv", a.venv, "--out", a.out,
                         "--ggml-stage", inp], check=True)
     print(f"{a.out}: edge rows, matrices {ROWS}x{K} x {NCOLS} columns ({Path(a.out).stat().st_size} bytes)")

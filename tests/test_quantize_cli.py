@@ -225,18 +225,31 @@ def test_iq4_attn_v_takes_q5_k_from_gqa_4():
 
 
 @pytest.mark.slow
-def test_iq4_xs_model_runs(smol_f16, tmp_path):
-    """`llmlite quantize --type iq4_xs` writes a SmolLM2 that loads and answers like the F16 one"""
+def test_iq4_xs_model_runs_like_llamacpp(smol_f16, tmp_path):
+    """`llmlite quantize --type iq4_xs` writes a SmolLM2 whose logits equal, bit for bit,
+    llama.cpp's on its own IQ4_XS quantization of the same F16 file (its batch kernels,
+    24 positions: tests/data/iq4_refs.npz, benchmarks/make_iq_refs.py), through llmlite's
+    batch and its one-token decode, on every ISA"""
+    import hashlib
+    from pathlib import Path
+
+    from llmlite.model import Weights
+
+    from isa import isas, using_isa
+
+    refs = np.load(Path(__file__).parent / "data" / "iq4_refs.npz")
     out = tmp_path / "m-iq4.gguf"
     r = cli("quantize", smol_f16, out, "--type", "iq4_xs", "-t", "2")
     assert r.returncode == 0, r.stderr
-    import llmlite
+    toks, want = refs["logit_tokens"], [bytes(h) for h in refs["logit_sha_IQ4_XS"]]
 
-    top = {}
-    for path in (smol_f16, out):
-        m = llmlite.load(path, n_ctx=64)
-        logits = m.eval_last(m.tokenize("The capital of France is"))
-        assert np.isfinite(logits).all()
-        top[path] = int(np.argmax(logits))
-        m.close()
-    assert top[out] == top[smol_f16]
+    def sha(y):
+        return hashlib.sha256(np.ascontiguousarray(y, np.float32).tobytes()).digest()[:8]
+
+    with open_gguf(out) as g:
+        for i in isas():
+            with using_isa(i):
+                w = Weights(g, 64, n_batch=64, flash_attn=False)
+                assert [sha(y) for y in w.forward(toks, 0, 2)] == want, f"{i} batch"
+                w.forward(toks[:20], 0, 0)
+                assert [sha(w.forward(toks[p:p + 1], p, 1)) for p in range(20, 24)] == want[20:], f"{i} decode"
