@@ -8,7 +8,9 @@
  * This file holds the family's dequantizers, reference quantizers (llama.cpp's
  * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
  * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
- * and AVX-512 twins, and the table filler llm_kernels_iq4.
+ * and AVX-512 twins, their multi-column forms (vec_dot_nc, prefill) and IQ4_NL's
+ * 4-row form (vec_dot_r4, decode), each giving every (row, column) vec_dot's bits,
+ * and the table filler llm_kernels_iq4.
  *
  * The dot products follow llama.cpp's x86 batch path, bit for bit:
  *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
@@ -395,13 +397,17 @@ DOT_IQ4_XS(dot_iq4_xs_avx2, TGT_AVX2, xs_int_avx2)
 
 /* IQ4_XS, two sub-blocks per zmm: the 32 code bytes of sub-blocks ib, ib+1 ->
  * their 64 values in element order */
-TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
+/* two runs of 16 code bytes (in one ymm: the first run low) -> their 64 values in element order */
+TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) {
     const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)KV));
-    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0),
-                                               _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qs)));
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
     /* 128-bit lanes 1 and 3 take the high nibbles */
     const __m512i c = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
     return _mm512_shuffle_epi8(lut, c);
+}
+
+TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
+    return decode2x32_avx512(_mm256_loadu_si256((const __m256i *)qs));
 }
 
 /* xs_int, two sub-blocks per vpdpbusd: |x| (unsigned: -128 is 128) times w
@@ -460,34 +466,89 @@ TGT_AVX2 static inline __m256 col_scales_f32(const uint8_t *const col[NCP], long
                           rd_f32(col[4] + off), rd_f32(col[5] + off), 0.f, 0.f);
 }
 
+/* an fp16 value widened, in every lane (F16C: cheaper than the scalar converter) */
+TGT_AVX2 static inline __m256 bcast_f16(f16_t h) {
+    return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
 TGT_AVX2 static inline void store_cols(__m256 acc, float *s, long long s_stride, int nc) {
     float r[8];
     _mm256_storeu_ps(r, acc);
     for (int c = 0; c < nc; c++) s[c * s_stride] = r[c];
 }
 
-/* IQ4_NL: per block, the nc columns' I in the lanes of one vector, then nl_step in each lane */
-#define DOT_IQ4_NL_NC(NAME, TGT, LANES)                                                          \
-    TGT static void NAME(long long n, float *s, long long s_stride, const void *w, const void *a, \
-                         long long a_stride, int nc) {                                            \
-        const block_iq4_nl *x = w;                                                               \
-        const uint8_t *col[NCP];                                                                 \
-        column_ptrs(a, a_stride, nc, col);                                                       \
-        __m256 acc = _mm256_setzero_ps();                                                        \
-        for (long long b = 0; b < n / QK; b++) {                                                 \
-            const __m256i v = decode32_avx2(x[b].qs);                                            \
-            const long long off = b * (long long)sizeof(block_q8_0);                             \
-            __m256i p[8] = {0};                                                                  \
-            for (int c = 0; c < NCP; c++)                                                        \
-                p[c] = LANES(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));        \
-            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(llm_f16_to_f32(x[b].d)), col_scales_f16(col, off)); \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);                       \
-        }                                                                                        \
-        store_cols(acc, s, s_stride, nc);                                                        \
-    }
+/* IQ4_NL: one block for the columns, their I in the lanes of one vector, then
+ * nl_step in each lane */
+TGT_AVX2 static inline __m256 nl_nc_step(__m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP], long long off) {
+    const __m256i v = decode32_avx2(xb->qs);
+    __m256i p[8] = {0};
+    for (int c = 0; c < NCP; c++) p[c] = lanes_avx2(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));
+    const __m256 d = _mm256_mul_ps(bcast_f16(xb->d), col_scales_f16(col, off));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);
+}
 
-DOT_IQ4_NL_NC(dot_iq4_nl_nc_avx2, TGT_AVX2, lanes_avx2)
-DOT_IQ4_NL_NC(dot_iq4_nl_nc_avx512, TGT_AVX512, lanes_vnni)
+TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                        long long a_stride, int nc) {
+    const block_iq4_nl *x = w;
+    const uint8_t *col[NCP];
+    column_ptrs(a, a_stride, nc, col);
+    __m256 acc = _mm256_setzero_ps();
+    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));
+    store_cols(acc, s, s_stride, nc);
+}
+
+/* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
+ * [a0+a2, b0+b2, a1+a3, b1+b3] in each quarter (integers: any order) */
+TGT_AVX512 static inline __m512i pair_fold(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+
+/* IQ4_NL on AVX-512, two blocks per zmm: p[c] holds column c's 8 lanes of block b
+ * (low half) and block b+1 (high half); their totals as two vectors over the columns */
+TGT_AVX512 static inline void totals_2x8(const __m512i p[8], __m256i *t0, __m256i *t1) {
+    const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
+    const __m512i f45 = pair_fold(p[4], p[5]), f67 = pair_fold(p[6], p[7]);
+    /* per quarter: the quarter's sum for columns 0..3 (4..7) */
+    const __m512i q03 = _mm512_add_epi32(_mm512_unpacklo_epi64(f01, f23), _mm512_unpackhi_epi64(f01, f23));
+    const __m512i q47 = _mm512_add_epi32(_mm512_unpacklo_epi64(f45, f67), _mm512_unpackhi_epi64(f45, f67));
+    /* quarters 0+1 (block b) and 2+3 (block b+1): [b 0..3, b+1 0..3, b 4..7, b+1 4..7] */
+    const __m512i s = _mm512_add_epi32(_mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i o = _mm512_shuffle_i64x2(s, s, _MM_SHUFFLE(3, 1, 2, 0));
+    *t0 = _mm512_castsi512_si256(o);
+    *t1 = _mm512_extracti64x4_epi64(o, 1);
+}
+
+TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                            long long a_stride, int nc) {
+    const block_iq4_nl *x = w;
+    const uint8_t *col[NCP];
+    column_ptrs(a, a_stride, nc, col);
+    const long long nb = n / QK;
+    __m256 acc = _mm256_setzero_ps();
+    long long b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i v = decode2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
+        const __m512i av = _mm512_abs_epi8(v);
+        const __mmask64 neg = _mm512_movepi8_mask(v);
+        const long long off = b * (long long)sizeof(block_q8_0);
+        __m512i p[8] = {0};
+        for (int c = 0; c < NCP; c++) {
+            const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(col[c] + off + 2))),
+                                                 _mm256_loadu_si256((const __m256i *)(col[c] + off + sizeof(block_q8_0) + 2)), 1);
+            /* y negated where w < 0: exact, Q8_0 has no -128 */
+            p[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), av, _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y));
+        }
+        __m256i I0, I1;
+        totals_2x8(p, &I0, &I1);
+        const __m256 d0v = _mm256_mul_ps(bcast_f16(x[b].d), col_scales_f16(col, off));
+        const __m256 d1v = _mm256_mul_ps(bcast_f16(x[b + 1].d), col_scales_f16(col, off + sizeof(block_q8_0)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I0), d0v, acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I1), d1v, acc);
+    }
+    if (b < nb) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
+    store_cols(acc, s, s_stride, nc);
+}
 
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
  * weight decoded once by DECODE), then xs_step in each lane. FOLD takes a column's
@@ -510,7 +571,7 @@ DOT_IQ4_NL_NC(dot_iq4_nl_nc_avx512, TGT_AVX512, lanes_vnni)
             }                                                                                        \
             __m256i lanes[8] = {0};                                                                  \
             for (int c = 0; c < NCP; c++) lanes[c] = FOLD(sum[c]);                                   \
-            const __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(totals8(lanes)), _mm256_set1_ps(llm_f16_to_f32(x[b].d))); \
+            const __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(totals8(lanes)), bcast_f16(x[b].d)); \
             acc = _mm256_fmadd_ps(r, col_scales_f32(col, off), acc);                                 \
         }                                                                                            \
         store_cols(acc, s, s_stride, nc);                                                            \
