@@ -91,16 +91,16 @@ static inline int iq4_rne(float v) {
 }
 
 /* the code whose value is nearest x (ties to the lower; a NaN x gives 15), as
- * llama.cpp's best_index_int8 finds it: a binary search, then the nearer neighbour */
+ * llama.cpp's best_index_int8 finds it by a binary search: for KV[0] < x < KV[15]
+ * that search ends at lo = the last i with KV[i] <= x, counted here without
+ * branches (the same comparisons, so the same code), then the nearer neighbour */
 static inline int nearest_code(float x) {
+    if (x != x) return 15;
     if (x <= KV[0]) return 0;
     if (x >= KV[15]) return 15;
-    int lo = 0, hi = 15;
-    while (hi - lo > 1) {
-        const int mid = (lo + hi) / 2;
-        if (x < KV[mid]) hi = mid; else lo = mid;
-    }
-    return x - KV[hi - 1] < KV[hi] - x ? hi - 1 : hi;
+    int lo = 0;
+    for (int i = 1; i < 15; i++) lo += KV[i] <= x;
+    return x - KV[lo] < KV[lo + 1] - x ? lo : lo + 1;
 }
 
 /* sum w*q*x and sum w*q*q (w = x*x) over 32 elements for the codes of id*x;
