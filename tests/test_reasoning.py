@@ -240,10 +240,12 @@ def test_run_prints_the_answer_to_stdout_and_the_reasoning_to_stderr(cli, templa
 
 def test_repl_set_reasoning_hides_and_shows(cli):
     replies = [QWEN3_REPLY, "<think>Second thought.</think>Six.", "<think>Third thought.</think>Ten."]
-    lines = "What is 2+2?\n/set reasoning hide\nAnd 3+3?\n/set reasoning show\nAnd 5+5?\n/set reasoning maybe\n"
+    lines = ("What is 2+2?\n/set reasoning hide\n/show\nAnd 3+3?\n/set reasoning show\nAnd 5+5?\n"
+             "/set reasoning maybe\n")
     r = cli(QWEN3, QWEN3_VOCAB, replies, "chat", "m.gguf", "--plain", input=lines)
     assert r.exit_code == 0, r.output
     assert r.stdout == "It is **4**.\nSix.\nTen.\n"
     assert "The user adds" in r.stderr and "Second thought" not in r.stderr and "Third thought" in r.stderr
     assert "(reasoning hidden; think format)" in r.stderr
+    assert "reasoning: think format, hidden" in r.stderr       # /show
     assert "error: /set reasoning maybe: show or hide" in r.stderr

@@ -186,6 +186,8 @@ def _effective(chat, gen: "GenOptions") -> str:
 def _show(chat, gen: "GenOptions", state: dict) -> None:
     m = chat.model
     how = "raw: no chat template" if chat.raw else chat.template.name
+    if chat.reasoning:
+        how += f"; reasoning: {chat.reasoning} format, {'shown' if gen.show_reasoning else 'hidden'}"
     ids = chat.prompt_ids() if (chat.messages or chat.transcript) else []
     print(f"model: {m.path}\ntemplate: {how}\ncontext: {_in_use(chat, state)} of {m.n_ctx} tokens in use\n"
           f"parameters: {_effective(chat, gen)}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
