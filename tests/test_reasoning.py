@@ -55,6 +55,10 @@ CASES = [
     # no block at the start: all answer, a later <think> included
     ("think", "", "Plain <think> answer </think>.", [(A, "Plain <think> answer </think>.")]),
     ("think", "", "<thin", [(A, "<thin")]),
+    # an empty block (the model chose not to think): answer only
+    ("think", "", "<think>\n\n</think>\n\nHi", [(A, "Hi")]),
+    # Qwen3's enable_thinking=false closes the block in the prompt: the reply is answer
+    ("think", "<|im_start|>assistant\n<think>\n\n</think>\n\n", "Hi </think>", [(A, "Hi </think>")]),
     ("think", "", "<think>cut off <", [(R, "cut off <")]),
     ("harmony", "", HARMONY_REPLY, [(R, "Simple sum: 2+2=4."), (A, "It is **4**.")]),
     # the same with the control tokens printed (a decoder with special tokens on)
@@ -249,3 +253,13 @@ def test_repl_set_reasoning_hides_and_shows(cli):
     assert "(reasoning hidden; think format)" in r.stderr
     assert "reasoning: think format, hidden" in r.stderr       # /show
     assert "error: /set reasoning maybe: show or hide" in r.stderr
+
+
+def test_reasoning_is_dim_on_a_terminal(monkeypatch, capsys):
+    from llmlite.cli.output import answer_pieces
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    answer = list(answer_pieces(iter([(R, "Hmm."), (A, "Yes.")]), show_reasoning=True))
+    assert answer == ["Yes."]
+    assert capsys.readouterr().err == "\x1b[2mHmm.\x1b[0m\n"
