@@ -32,6 +32,7 @@ from typing import Any, Iterator, Optional
 from llmlite.errors import ChatTemplateError, ContextFullError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 from llmlite.generate import generate_text
+from llmlite import reasoning as rsn
 from llmlite import template_sandbox as sandbox
 from llmlite.template_sandbox import short
 
@@ -230,6 +231,16 @@ def prompt_ids(model, text: str) -> list[int]:
 
 # ---- a conversation -------------------------------------------------------------------------
 
+def _answers(parts: Iterator[tuple]) -> Iterator[str]:
+    """The answer's pieces of a reply's (kind, text) parts."""
+    try:
+        for kind, piece in parts:
+            if kind == rsn.ANSWER:
+                yield piece
+    finally:
+        parts.close()
+
+
 @dataclass
 class Chat:
     """A conversation with a model: history, rendering, generation with KV-cache reuse.
@@ -238,6 +249,12 @@ class Chat:
     ``prefill`` evaluates only what the cache does not hold yet (the new turn).
     Raw (``raw=True``, or a model without a template), the conversation is one
     plain text: each input is appended to it and the model continues it.
+
+    ``reasoning`` is the model's reasoning format (llmlite/reasoning.py: "think",
+    "harmony", or None), found from its vocabulary and template unless given. A reply
+    in such a format joins the history as its answer (``content``) and, apart, its
+    reasoning (the field the format's templates read), so a template puts the
+    reasoning in later prompts only where it wants it.
     """
 
     model: Any
@@ -246,6 +263,7 @@ class Chat:
     template: Optional[ChatTemplate] = None
     messages: list = field(default_factory=list)
     transcript: str = ""           # raw mode: the text so far
+    reasoning: Optional[str] = None
 
     def __post_init__(self):
         if not self.raw and self.template is None:
@@ -254,6 +272,9 @@ class Chat:
                 self.raw = True
         if self.raw:
             self.template = None
+            self.reasoning = None  # plain text continued: no reply format to parse
+        elif self.reasoning is None:
+            self.reasoning = rsn.reasoning_format(self.model.tokenizer, self.template.source)
 
     # ---- history ----
     def clear(self) -> None:
@@ -307,21 +328,38 @@ class Chat:
             self.messages.pop()
 
     def reply(self, text: str, max_tokens: int = -1, stats=None, **options) -> Iterator[str]:
-        """Add a user turn and stream the model's reply (str pieces). The reply, even a
-        partial one (the generator closed early, an interrupt), joins the history.
+        """Add a user turn and stream the model's answer (str pieces; a reasoning model's
+        reasoning is not among them: see reply_parts). The reply, even a partial one
+        (the generator closed early, an interrupt), joins the history.
         ``max_tokens`` < 0: until the end of the turn or a full context. ``options``:
         the other generation options of Model.generate, checked now (before the turn
         joins the history)."""
+        return _answers(self.reply_parts(text, max_tokens, stats, **options))
+
+    def reply_parts(self, text: str, max_tokens: int = -1, stats=None, **options) -> Iterator[tuple]:
+        """As reply, streaming (kind, text) pairs: kind "reasoning" or "answer"."""
         return self._reply(text, max_tokens, stats, GenerationConfig.from_options(**options))
 
-    def _reply(self, text: str, max_tokens: int, stats, config: GenerationConfig) -> Iterator[str]:
+    def _remember(self, parts: list) -> None:
+        """The reply joins the history: its answer as the content, its reasoning apart."""
+        if self.raw:
+            self.transcript += "".join(t for _, t in parts)
+            return
+        msg = {"role": "assistant", "content": "".join(t for k, t in parts if k == rsn.ANSWER)}
+        thought = "".join(t for k, t in parts if k == rsn.REASONING).strip()
+        if thought:
+            msg[rsn.HISTORY_KEY[self.reasoning]] = thought
+        self.messages.append(msg)
+
+    def _reply(self, text: str, max_tokens: int, stats, config: GenerationConfig) -> Iterator[tuple]:
         before = self.transcript
         if self.raw:
             self.transcript += text
         else:
             self.messages.append({"role": "user", "content": text})
         try:
-            ids = self.prompt_ids()
+            prompt = self.render()
+            ids = prompt_ids(self.model, prompt)
         except Exception:
             self._undo_input(before)
             raise
@@ -341,14 +379,13 @@ class Chat:
                        f"of {n_ctx}: start over (/clear), or use -c {fit} or more")
             raise ContextFullError(msg, n_tokens=len(ids), n_ctx=n_ctx, fit=fit, first=first)
         n = n_ctx if max_tokens is None or max_tokens < 0 else max_tokens   # the loop stops at the room left
-        parts: list[str] = []
+        splitter = rsn.splitter_for(self.reasoning, prompt)
+        parts: list[tuple] = []
         try:
-            for piece in generate_text(self.model, ids, replace(config, max_tokens=n), stats):
-                parts.append(piece)
-                yield piece
+            for part in rsn.split(generate_text(self.model, ids, replace(config, max_tokens=n), stats), splitter):
+                parts.append(part)
+                yield part
         finally:
-            out = "".join(parts)
-            if self.raw:
-                self.transcript += out
-            else:
-                self.messages.append({"role": "assistant", "content": out})
+            if splitter is not None:       # cut short: what the splitter held is the reply's too
+                parts.extend(splitter.flush())
+            self._remember(parts)

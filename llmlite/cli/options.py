@@ -74,13 +74,21 @@ def opt_plain():
     return typer.Option(False, "--plain", help="Replies as plain text (default: Markdown rendered on a terminal).")
 
 
+def opt_hide_reasoning():
+    return typer.Option(False, "--hide-reasoning",
+                        help="Do not show a reasoning model's thinking (shown dim on stderr by default).")
+
+
 def opt_raw():
     return typer.Option(False, "--raw", help="No chat template: the input is plain text for the model to continue.")
 
 
 class GenOptions:
     """The generation options shared by run and chat: n_predict, and the keyword
-    options of Chat.reply (None: not given), checked as GenerationConfig checks them."""
+    options of Chat.reply (None: not given), checked as GenerationConfig checks them;
+    and show_reasoning, how the reply is shown, kept with them since /set changes it too."""
+
+    show_reasoning = True
 
     def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
         if n_predict is not None and n_predict < -1:

@@ -50,12 +50,35 @@ def utf8_stdout() -> None:
             pass
 
 
-def stream(pieces, plain: bool = True) -> None:
-    """Write the reply's pieces to stdout as they come, rendered as Markdown on a
-    terminal that takes it unless `plain`; end the output with a newline."""
+def stream(parts, plain: bool = True, reasoning: bool = True) -> None:
+    """Write a reply's (kind, text) parts as they come: the answer to stdout, rendered as
+    Markdown on a terminal that takes it unless `plain`, ended with a newline; the
+    reasoning (unless not `reasoning`) to stderr, dim on a terminal, so that stdout
+    holds the answer alone (`run -p ... > file`) while the terminal shows both."""
     from llmlite.render import markdown_ok, stream_pieces
 
-    stream_pieces(pieces, markdown=not plain and markdown_ok())
+    stream_pieces(answer_pieces(parts, reasoning), markdown=not plain and markdown_ok())
+
+
+def answer_pieces(parts, show_reasoning: bool):
+    """The answer's pieces of a stream of (kind, text) parts; the reasoning's are written
+    to stderr as they pass (or dropped), a newline ending the reasoning before an answer."""
+    from llmlite.reasoning import ANSWER
+
+    open_line = False                  # reasoning written without a newline after it yet
+    try:
+        for kind, text in parts:
+            if kind == ANSWER:
+                if open_line:
+                    print(file=sys.stderr, flush=True)
+                    open_line = False
+                yield text
+            elif show_reasoning:
+                print(stderr_style(text), end="", file=sys.stderr, flush=True)
+                open_line = not text.endswith("\n")
+    finally:                           # an interrupted reasoning too: the next line starts clean
+        if open_line:
+            print(file=sys.stderr, flush=True)
 
 
 def note(msg: str) -> None:

@@ -15,7 +15,8 @@ _REPL_HELP = """\
 /help               this help
 /clear              forget the conversation and empty the KV cache
 /system [TEXT]      set the system message (without TEXT: remove it)
-/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, ctx, system or lookup (on/off)
+/set KEY VALUE      temp, top_k, top_p, min_p, repeat_penalty, seed, ctx, system, lookup (on/off)
+                    or reasoning (show/hide: a reasoning model's thinking, dim on stderr)
 /show               the model, template, parameters, the rendered prompt and its token ids
 /save FILE          write the conversation as JSON; /load FILE reads one back
 /regen              drop the last reply and generate it again
@@ -111,8 +112,11 @@ def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
     if key == "ctx":
         _set_ctx(chat, value)
         return
+    if key == "reasoning":
+        _set_reasoning(chat, gen, value)
+        return
     if key not in _SET_KEYS:
-        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup'])}")
+        raise UserError(f"/set {key}: one of {', '.join(list(_SET_KEYS) + ['ctx', 'system', 'lookup', 'reasoning'])}")
     name, read = _SET_KEYS[key]
     try:
         v = read(value)
@@ -120,6 +124,16 @@ def _set(chat, gen: "GenOptions", key: str, value: str) -> None:
         raise UserError(f"/set {key} {value}: not a number") from None
     gen.update(**{name: v})                # raises UserError, as on the command line
     note(f"({key} = {v})")
+
+
+def _set_reasoning(chat, gen: "GenOptions", value: str) -> None:
+    """/set reasoning show|hide: whether a reasoning model's thinking is shown"""
+    v = value.lower()
+    if v not in ("show", "hide"):
+        raise UserError(f"/set reasoning {value}: show or hide")
+    gen.show_reasoning = v == "show"
+    what = f"{chat.reasoning} format" if chat.reasoning else "this model does not reason in a known format"
+    note(f"(reasoning {'shown' if gen.show_reasoning else 'hidden'}; {what})")
 
 
 def _set_ctx(chat, value: str) -> None:
@@ -172,6 +186,8 @@ def _effective(chat, gen: "GenOptions") -> str:
 def _show(chat, gen: "GenOptions", state: dict) -> None:
     m = chat.model
     how = "raw: no chat template" if chat.raw else chat.template.name
+    if chat.reasoning:
+        how += f"; reasoning: {chat.reasoning} format, {'shown' if gen.show_reasoning else 'hidden'}"
     ids = chat.prompt_ids() if (chat.messages or chat.transcript) else []
     print(f"model: {m.path}\ntemplate: {how}\ncontext: {_in_use(chat, state)} of {m.n_ctx} tokens in use\n"
           f"parameters: {_effective(chat, gen)}\nrendered prompt ({len(ids)} tokens):\n{chat.render(False) if ids else ''}\n"
@@ -289,8 +305,10 @@ def _history() -> None:
     atexit.register(save)
 
 
-def repl(model, gen: "GenOptions", ctx_size, threads, gpu_layers, system, raw, plain: bool = True) -> None:
+def repl(model, gen: "GenOptions", ctx_size, threads, gpu_layers, system, raw, plain: bool = True,
+         show_reasoning: bool = True) -> None:
     utf8_stdout()
+    gen.show_reasoning = show_reasoning
     m = load_model(model, ctx_size, threads, gpu_layers)
     apply_model_defaults(gen, model)
     chat = make_chat(m, system, raw)
@@ -337,9 +355,9 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
             text = text.strip()
         state["loaded"] = False         # this turn evaluates the loaded conversation
         stats = GenStats()
-        pieces = chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs)
+        pieces = chat.reply_parts(text, max_tokens=n, stats=stats, **gen.kwargs)
         try:
-            stream(pieces, plain)
+            stream(pieces, plain, gen.show_reasoning)
         except KeyboardInterrupt:
             pieces.close()
             note("(reply interrupted)")

@@ -13,6 +13,7 @@ from llmlite.cli.options import (
     GenOptions,
     opt_ctx,
     opt_draft_max,
+    opt_hide_reasoning,
     opt_lookup,
     opt_min_p,
     opt_n_predict,
@@ -59,17 +60,20 @@ def run(
     draft_max: int = opt_draft_max(),
     raw: bool = opt_raw(),
     plain: bool = opt_plain(),
+    hide_reasoning: bool = opt_hide_reasoning(),
 ) -> None:
     """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
 
     The chat template is applied (-sys is the system message) unless --raw or the
     model has none (a base model): then the prompt is continued as plain text.
+    A reasoning model's thinking (Qwen3's <think>, gpt-oss's analysis channel) goes
+    to stderr, dim, unless --hide-reasoning; stdout gets the answer.
     """
     if prompt is not None and file is not None:
         raise UserError("give the prompt with -p or with -f, not both")
     gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
     if prompt is None and file is None:
-        repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain)
+        repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain, not hide_reasoning)
         return
     text = prompt if prompt is not None else read_prompt_file(file)  # type: ignore[arg-type]
     utf8_stdout()
@@ -82,7 +86,7 @@ def run(
 
     stats = GenStats()
     n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
-    stream(chat.reply(text, max_tokens=n, stats=stats, **gen.kwargs), plain)
+    stream(chat.reply_parts(text, max_tokens=n, stats=stats, **gen.kwargs), plain, not hide_reasoning)
     print_stats(stats, gen.lookup)
     if stats.stop_reason == "context":
         note(f"(the context of {m.n_ctx} tokens is full: a larger -c gives the reply more room)")
