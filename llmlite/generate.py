@@ -156,20 +156,20 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
                     yield held
                     held = ""
                 continue
-            cut = _find_stop(held, stop)
+            cut = find_stop(held, stop)
             if cut >= 0:
                 stats.stop_reason = "stop"
                 if cut:
                     yield held[:cut]
                 return
-            keep = _stop_prefix_len(held, stop)
+            keep = stop_prefix_len(held, stop)
             if len(held) > keep:
                 yield held[:len(held) - keep]
                 held = held[len(held) - keep:]
     finally:
         toks.close()
     held += dec.flush()
-    cut = _find_stop(held, stop) if stop else -1
+    cut = find_stop(held, stop) if stop else -1
     if cut >= 0:
         held = held[:cut]
         stats.stop_reason = "stop"
@@ -177,12 +177,12 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
         yield held
 
 
-def _find_stop(text: str, stops) -> int:
+def find_stop(text: str, stops) -> int:
     """Where the first stop string in text begins, or -1."""
     return min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
 
 
-def _stop_prefix_len(text: str, stops) -> int:
+def stop_prefix_len(text: str, stops) -> int:
     """The length of the longest end of text that begins a stop string (held back until
     the next piece says whether the stop string completes)."""
     best = 0

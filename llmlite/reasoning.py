@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator, Optional
 
-from llmlite.generate import _find_stop as _first_at, _stop_prefix_len as _held_len
+from llmlite.generate import find_stop as _first_at, stop_prefix_len as _held_len
 
 __all__ = ["REASONING", "ANSWER", "HISTORY_KEY", "reasoning_format", "splitter_for", "split"]
 
