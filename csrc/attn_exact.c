@@ -68,6 +68,27 @@ INL void swiglu_body(float *g, const float *u, int n) {
     for (; i < n; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
 }
 
+/* ggml_vec_soft_max_f32 after the max (scale 1, no mask), as its AVX-512 build runs
+ * it: groups of 16 through vexp, each group's red16 added to a double sum, the tail
+ * through libm's expf; then every value times (float)(1/sum). The router of a
+ * mixture of experts (moe.c). */
+void llm_softmax_exact(float *y, const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; l++) y[i + l] = vexp(x[i + l] - mx);
+        sum += (double)red16(y + i);
+    }
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - mx);
+        sum += (double)y[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (i = 0; i < n; i++) y[i] *= inv;
+}
+
 INL float kq_dot(const f16_t *q, const f16_t *k, int hd) {
     if ((hd & 15) == 0) {
         float acc[16] = {0};

@@ -170,6 +170,8 @@ typedef struct llm_kernel_table {
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
 void llm_attn_kernels(llm_kernel_table *t, int isa);
 void llm_exact_kernels(llm_kernel_table *t, int isa);
+/* attn_exact.c: llama.cpp's CPU softmax of one row of n floats (moe.c's router) */
+void llm_softmax_exact(float *y, const float *x, int n);
 
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */

@@ -24,6 +24,10 @@ LAYER_SLOTS = {
     "post_attention_norm.weight": lib.LLM_T_POST_ATTN_NORM, "ffn_norm.weight": lib.LLM_T_FFN_NORM,
     "ffn_gate.weight": lib.LLM_T_FFN_GATE, "ffn_up.weight": lib.LLM_T_FFN_UP,
     "ffn_down.weight": lib.LLM_T_FFN_DOWN, "post_ffw_norm.weight": lib.LLM_T_POST_FFW_NORM,
+    "ffn_gate_inp.weight": lib.LLM_T_FFN_GATE_INP, "ffn_gate_exps.weight": lib.LLM_T_FFN_GATE_EXPS,
+    "ffn_up_exps.weight": lib.LLM_T_FFN_UP_EXPS, "ffn_down_exps.weight": lib.LLM_T_FFN_DOWN_EXPS,
+    "ffn_gate_inp_shexp.weight": lib.LLM_T_FFN_GATE_INP_SHEXP, "ffn_gate_shexp.weight": lib.LLM_T_FFN_GATE_SHEXP,
+    "ffn_up_shexp.weight": lib.LLM_T_FFN_UP_SHEXP, "ffn_down_shexp.weight": lib.LLM_T_FFN_DOWN_SHEXP,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
