@@ -339,11 +339,16 @@ class ModelConfig:
             c.ffn_gelu = 1
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
+        self.set_c_experts(c)
+        return c
+
+    def set_c_experts(self, c) -> None:
+        """The expert fields of an llm_config c (to_c's; the offload planner sizes a
+        span's buffers on a one-layer config that carries them)"""
         c.n_expert, c.n_expert_used, c.n_ff_exp = self.n_expert, self.n_expert_used, self.n_ff_exp
         c.n_ff_shexp = self.n_ff_shexp
-        c.expert_norm_w = 1 if arch.expert_norm_w else 0
+        c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
         c.expert_w_scale = self.expert_weights_scale
-        return c
 
 
 def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:

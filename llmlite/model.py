@@ -238,7 +238,11 @@ class Model:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
         say = o.notify or (lambda line: None)
         n = 0
-        if o.gpu_layers not in (0, None):
+        if o.gpu_layers not in (0, None) and self.config.is_moe and backend == "cuda":
+            note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
+            self.offload_notes.append(note)
+            say(note)
+        elif o.gpu_layers not in (0, None):
             ctx = n_ctx or self.config.default_ctx
             n, self.offload_plan, note = offload.choose_layers(
                 self.gguf, ctx, o.n_batch, o.gpu_layers, backend,

@@ -1,6 +1,8 @@
 """The mixture-of-experts forward pass (qwen3moe, qwen2moe) against llama.cpp's logits
 on tiny random-weight models (tests/moe_models.py, rebuilt here byte for byte; the
 references from benchmarks/make_moe_refs.py in tests/data/moe_refs.npz)."""
+import json
+
 import moe_models
 import numpy as np
 import pytest
@@ -92,3 +94,54 @@ def test_bad_expert_files_fail_with_one_line(edit, message, built, tmp_path):
     with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
         Weights(g, 64, n_batch=8)
     assert "\n" not in str(ei.value)
+
+
+def test_info_shows_experts_and_active_parameters(built):
+    """`llmlite info`: a token runs n_expert_used of every n_expert experts' weights"""
+    from typer.testing import CliRunner
+
+    from llmlite.cli import app
+
+    path = built["qwen2moe-60x4-q8_0"]
+    r = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.stderr
+    f = json.loads(r.stdout)
+    assert f["experts"] == {"count": 60, "used": 4, "n_ff_exp": 32, "n_ff_shexp": 64}
+    with open_gguf(path) as g:
+        exps = sum(t.n_elements for n, t in g.tensors.items() if n.endswith("_exps.weight"))
+    assert exps == 2 * 3 * 60 * 32 * 32     # 2 layers of gate, up, down: 60 experts of 32 x 32
+    assert f["active_parameters"] == f["parameters"] - exps * 56 // 60
+    r = CliRunner().invoke(app, ["info", str(path)])
+    assert "60 per layer, 4 active per token, 32 wide, a shared expert 64 wide" in " ".join(r.stdout.split())
+
+
+def test_offload_costs_count_experts_with_their_layer(built):
+    """The planner holds a layer's experts with it, reads n_expert_used of them per token,
+    and sizes the CPU's buffers as the C model allocates them (the experts' rows too)."""
+    from llmlite._lib import lib
+    from llmlite.config import ModelConfig
+    from llmlite.offload import model_costs
+
+    with open_gguf(built["qwen3moe-128x8-q5_0"]) as g:
+        c = model_costs(g, 256, 64, backend="cpu")
+        cfg = ModelConfig.of(g)
+        layer = [t.nbytes for n, t in g.tensors.items() if n.startswith("blk.0.")]
+        exps = sum(t.nbytes for n, t in g.tensors.items() if n.startswith("blk.0.") and n.endswith("_exps.weight"))
+        assert c.layer_weights == [sum(layer)]
+        assert c.layer_read == [sum(layer) - exps + exps // 128 * 8]
+        assert c.scratch_bytes == lib.llm_scratch_bytes(cfg.to_c(int(g.tensors["token_embd.weight"].shape[1])), 256, 64)
+
+
+def test_offload(built):
+    """Layers offloaded to the CPU stand-in give the same bits; the CUDA backend, which
+    has no expert layers yet, leaves them on the CPU with one line saying so."""
+    from llmlite.model import Model
+
+    path, toks = built["qwen2moe-60x4-q8_0"], list(range(20))
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    split = Model(path, n_ctx=64, gpu_layers=1, offload_backend="cpu")
+    assert split.weights.n_gpu == 1 and np.array_equal(split.eval(toks), whole)
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert notes == ["the GPU backend has no mixture-of-experts layers yet: all on the CPU"]
