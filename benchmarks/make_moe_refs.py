@@ -11,9 +11,9 @@ n_threads=2, logits_all=True, flash_attn=False), each prompt in one batch (the b
 kernels), and each greedy step as the whole sequence again in one batch, so that every
 logit kept comes from the same kernels. GGML_CPU_TILED_MM_FORCE=1: llama.cpp's tiled
 K-quant matmul (its batch kernel) for every expert, also one given fewer than the 8
-rows it takes that kernel for by default (below, it takes vec_dot's order, which no
-batch-invariant engine can follow: it depends on how many rows the batch routes to
-the expert).
+rows it takes that kernel for by default (where its choice of kernel would depend on
+how many rows the batch routes to the expert). On these files it changes no bit: run
+without it, llama.cpp gives the same logits.
 
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),

@@ -104,7 +104,7 @@ static void combine_one(void *p, int t) {
 }
 
 /* the routed experts over the grouped rows: gate and up, SwiGLU, down */
-static void run_experts(llm_model *m, const llm_tensor *L, int il, int R) {
+static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     const llm_config *c = &m->c;
     llm_moe_scratch *s = &m->moe;
     const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
@@ -122,8 +122,6 @@ static void run_experts(llm_model *m, const llm_tensor *L, int il, int R) {
         float *y2[2] = {s->gate + (size_t)r0 * ff, s->up + (size_t)r0 * ff};
         llm_mm_multi(w2, 2, one_token ? m->xn : s->x + (size_t)r0 * d, cnt, y2);
     }
-    llm_trace("ffn_moe_gate", il, s->gate, (long long)R * ff);
-    llm_trace("ffn_moe_up", il, s->up, (long long)R * ff);
     rows_ctx a = {m, ff};
     llm_for_rows(R, swiglu_one, &a);
     for (int e = 0; e < E; e++) {
@@ -173,9 +171,11 @@ void llm_moe_ffn(llm_model *m, int il, int n) {
     llm_trace("ffn_moe_logits", il, s->logits, (long long)n * c->n_expert);
     route_job rj = {m};
     llm_for_rows(n, route_one, &rj);
-    llm_trace("ffn_moe_weights", il, s->w, R);
+    /* llama.cpp's names for the weights in the same [n_tokens][k] layout (its expert
+     * matmuls' outputs are laid out by token, ours by expert: not traced) */
+    llm_trace(c->expert_norm_w ? "ffn_moe_weights_norm" : "ffn_moe_weights", il, s->w, R);
     group_routes(s, c->n_expert, R);
-    run_experts(m, L, il, R);
+    run_experts(m, L, R);
     rows_ctx j = {m, n};
     llm_for_rows(n, combine_one, &j);
     llm_trace("ffn_moe_out", il, m->tmp, (long long)n * c->n_embd);

@@ -375,4 +375,5 @@ def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
         name = next((f.name.lower() for f in ExpertGatingFuncType if f == gating), "unknown")
         raise bad(L.EXPERT_GATING_FUNC.format(arch=arch), f"is {gating} ({name}): llmlite routes {arch} "
                   "experts by softmax only")
-    cfg.expert_weights_scale = num(L.EXPERT_WEIGHTS_SCALE, 0.0, float, positive=False)
+    # expert_weights_scale stays 0 (unscaled): llama.cpp reads {arch}.expert_weights_scale
+    # for other mixtures of experts (deepseek2...), not for these
