@@ -17,7 +17,11 @@ without it, llama.cpp gives the same logits.
 
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),
-<m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step).
+<m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step);
+and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
+last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
+for each of STAGES the model has (the router's logits, the experts' weighted sum, with
+the shared expert).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "moe_refs.npz"
 TOP = 20
+STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0")
 
 
 def oracle(work: Path) -> None:
@@ -71,7 +76,21 @@ def oracle(work: Path) -> None:
                 seq.append(tok)
             out[f"greedy_{k}"] = np.array(greedy, dtype=np.int32)
             out[f"greedy_margin_{k}"] = np.array(margin, dtype=np.float32)
+        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz"))
         np.savez(work / f"{name}.npz", **out)
+
+
+def stages(path: Path, toks, dump: Path) -> dict:
+    """STAGES of llama.cpp's forward pass over toks (one batch), the first of each name"""
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "llamacpp_trace_dump.py"), str(path), str(dump),
+                    ",".join(map(str, toks))], check=True, capture_output=True)
+    out = {}
+    with np.load(dump) as z:
+        for f in z.files:
+            name = f[5:]          # after the dump's "NNNN_" order prefix
+            if name in STAGES and f"stage/{name}" not in out:
+                out[f"stage/{name}"] = z[f].astype(np.float32)
+    return out
 
 
 def main() -> None:

@@ -154,6 +154,15 @@ typedef struct llm_kernel_table {
     void (*attn_group)(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
                        int hd, float scale, float *sc, size_t scs, float *acc, float *out);
     void (*swiglu)(float *g, const float *u, int n);
+    /* one output of llama.cpp's F32 x F32 matmul (sgemm 1: its tinyBLAS path, 0: its
+     * vec_dot), the same bits from every table (moe.c's router) */
+    float (*dot_f32_exact)(const float *w, const float *x, int n, int sgemm);
+    /* Q4_K in the order of llama.cpp's repacked gemv (what its mixture-of-experts
+     * matmul takes for Q4_K experts at any batch): per super-block the whole I and M,
+     * acc = fma(I, dw*dx, acc), accm = fma(M, dmin*dx, accm); acc - accm. One column,
+     * and up to LLM_NC_MAX columns (NULL: matmul loops the one-column kernel) */
+    llm_vec_dot_fn q4_K_gemv;
+    llm_vec_dot_nc_fn q4_K_gemv_nc;
     /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)
      * in the activation type's own blocks: row r, column c into s[c*s_stride + r],
      * each bit-identical to vec_dot on that row and column. NULL where a table has
@@ -197,6 +206,9 @@ void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */
 
+/* matmul.c: llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the
+ * table's q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y);
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles
  * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. */

@@ -1,7 +1,8 @@
 /* The mixture-of-experts FFN (qwen3moe, qwen2moe), with llama.cpp's numerics
  * (build_moe_ffn in src/llama-graph.cpp, mul_mat_id in ggml-cpu):
  *
- *   router   p = softmax(ffn_gate_inp x), its CPU softmax (llm_softmax_exact)
+ *   router   p = softmax(ffn_gate_inp x): its F32 matmul (gate_matmul), its CPU
+ *            softmax (llm_softmax_exact)
  *   top-k    the k largest p, largest first (ggml_argsort descending, then the first
  *            k); equal p: the lower expert first (what std::sort's insertion sort
  *            gives for the up to 16 experts it sorts that way; for more, ties between
@@ -9,7 +10,8 @@
  *            tie needs two bit-equal probabilities)
  *   weights  w_s = p[e_s]; qwen3moe divides them by max(sum in double, 2^-14)
  *   experts  y_s = down_e(silu(gate_e x) * up_e x): each expert a 2-D slice of the
- *            3-D tensors, computed like any matmul (the same bits whatever the batch)
+ *            3-D tensors, computed like any matmul (the same bits whatever the batch),
+ *            Q4_K experts in the order of the repacked gemv llama.cpp takes for them
  *   sum      ((w_0 y_0 + w_1 y_1) + w_2 y_2) + ..., each product rounded first
  *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x
  *
@@ -20,6 +22,30 @@
 #include <math.h>
 #include <string.h>
 #include "model.h"
+
+/* ---- the F32 gates: the router (n_expert rows) and the shared expert's (1 row),
+ * each output as llama.cpp's F32 matmul computes it (dot_f32_exact: its tinyBLAS
+ * order where it takes tinyBLAS, k % 16 == 0 and rows % 4 == 0, else its vec_dot's);
+ * a gate of another type through the common matmul ---- */
+typedef struct { const llm_tensor *w; const float *x; float *y; } gate_job;
+
+static void gate_one(void *p, int t) {
+    const gate_job *j = p;
+    const int k = (int)j->w->ne0, rows = (int)j->w->ne1, sgemm = k % 16 == 0 && rows % 4 == 0;
+    const float *x = j->x + (size_t)t * k;
+    float *y = j->y + (size_t)t * rows;
+    float (*dot)(const float *, const float *, int, int) = llm_kernels()->dot_f32_exact;
+    for (int r = 0; r < rows; r++) y[r] = dot((const float *)j->w->data + (size_t)r * k, x, k, sgemm);
+}
+
+static void gate_matmul(const llm_tensor *w, const float *x, int n, float *y) {
+    if (w->type != T_F32) {
+        llm_mm(w, x, n, y);
+        return;
+    }
+    gate_job j = {w, x, y};
+    llm_for_rows(n, gate_one, &j);
+}
 
 /* ---- routing: one token's softmax, top-k and weights ---- */
 typedef struct { llm_model *m; } route_job;
@@ -103,6 +129,16 @@ static void combine_one(void *p, int t) {
     }
 }
 
+/* llama.cpp repacks a Q4_K expert tensor whose experts have a multiple of 8 rows
+ * (on AVX2 and up) and its mixture-of-experts matmul then takes the repacked gemv,
+ * whatever the batch: those experts in the gemv's order, the others as any matmul */
+static int gemv_order(const llm_tensor *w) { return w->type == T_Q4_K && w->ne1 % 8 == 0; }
+
+static void expert_mm(const llm_tensor *w, const float *x, int n, float *y) {
+    if (gemv_order(w)) llm_matmul_q4_K_gemv(w->data, w->ne1, w->ne0, x, n, y);
+    else llm_mm(w, x, n, y);
+}
+
 /* the routed experts over the grouped rows: gate and up, SwiGLU, down */
 static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     const llm_config *c = &m->c;
@@ -120,7 +156,13 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
         const llm_tensor G = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E), U = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E);
         const llm_tensor *w2[2] = {&G, &U};
         float *y2[2] = {s->gate + (size_t)r0 * ff, s->up + (size_t)r0 * ff};
-        llm_mm_multi(w2, 2, one_token ? m->xn : s->x + (size_t)r0 * d, cnt, y2);
+        const float *xe = one_token ? m->xn : s->x + (size_t)r0 * d;
+        if (gemv_order(&G) || gemv_order(&U)) {
+            expert_mm(&G, xe, cnt, y2[0]);
+            expert_mm(&U, xe, cnt, y2[1]);
+        } else {
+            llm_mm_multi(w2, 2, xe, cnt, y2);
+        }
     }
     rows_ctx a = {m, ff};
     llm_for_rows(R, swiglu_one, &a);
@@ -128,7 +170,7 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
         const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
         if (!cnt) continue;
         const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
-        llm_mm(&D, s->gate + (size_t)r0 * ff, cnt, s->y + (size_t)r0 * d);
+        expert_mm(&D, s->gate + (size_t)r0 * ff, cnt, s->y + (size_t)r0 * d);
     }
 }
 
@@ -153,7 +195,7 @@ static void shexp_add_one(void *p, int t) {
 
 static void shared_expert(llm_model *m, const llm_tensor *L, int n) {
     rows_ctx j = {m, n};
-    llm_mm(&L[LLM_T_FFN_GATE_INP_SHEXP], m->xn, n, m->moe.logits);   /* the router's buffer is free now */
+    gate_matmul(&L[LLM_T_FFN_GATE_INP_SHEXP], m->xn, n, m->moe.logits);   /* the router's buffer is free now */
     const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE_SHEXP], &L[LLM_T_FFN_UP_SHEXP]};
     float *y2[2] = {m->gate, m->up};
     llm_mm_multi(w2, 2, m->xn, n, y2);
@@ -167,7 +209,7 @@ void llm_moe_ffn(llm_model *m, int il, int n) {
     const llm_tensor *L = LT(m, il, 0);
     llm_moe_scratch *s = &m->moe;
     const int R = n * c->n_expert_used;
-    llm_mm(&L[LLM_T_FFN_GATE_INP], m->xn, n, s->logits);
+    gate_matmul(&L[LLM_T_FFN_GATE_INP], m->xn, n, s->logits);
     llm_trace("ffn_moe_logits", il, s->logits, (long long)n * c->n_expert);
     route_job rj = {m};
     llm_for_rows(n, route_one, &rj);

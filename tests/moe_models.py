@@ -52,8 +52,12 @@ MODELS = {
     # Qwen1.5-MoE-A2.7B's: 60 experts, top-4, a shared expert
     "qwen2moe-60x4-q8_0": Spec("qwen2moe", 2, 32, 2, 2, 16, 60, 4, 32, n_ff_shexp=64, seed=3,
                                note="60 experts, top-4 (not renormalised), shared expert with sigmoid gate"),
-    # the K-quants of a published Q4_K_M file: Q4_K gate/up, Q6_K down (256-wide rows)
-    "qwen3moe-4x2-q4_k": Spec("qwen3moe", 1, 256, 4, 2, 64, 4, 2, 256, seed=4,
+    # the experts of a published Q4_K_M file: Q4_K gate/up, Q6_K down; rows of 2
+    # super-blocks and 2 layers, where the order of llama.cpp's Q4_K expert matmul (its
+    # repacked gemv: a step per super-block) shows in the logits against its dense
+    # gemm's. Attention in Q8_0: llama.cpp's dense Q4_K takes the gemv for the last
+    # n % 4 tokens of a batch and the gemm for the others (not batch invariant)
+    "qwen3moe-4x2-q4_k": Spec("qwen3moe", 2, 512, 4, 2, 128, 4, 2, 512, seed=4,
                               types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q6_K},
                               note="Q4_K gate/up, Q6_K down experts"),
 }

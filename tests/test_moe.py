@@ -55,6 +55,32 @@ def test_logits_bit_identical_with_llamacpp(model, refs):
         assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
 
 
+def test_stages_bit_identical_with_llamacpp(model, refs):
+    """The router's logits (llama.cpp's F32 matmul, its tinyBLAS order), the experts'
+    weighted sum and qwen2moe's FFN output with the shared expert (its 1-row gate in
+    its vec_dot order) are llama.cpp's bits, prompt 2: a last-bit difference there can
+    vanish in the next quantized matmul before reaching the logits."""
+    from llmlite._lib import ffi, lib
+
+    name, w = model
+    ours = {}
+
+    @ffi.callback("llm_trace_fn")
+    def keep(stage, layer, data, n):
+        ours[f"{ffi.string(stage).decode()}-{layer}"] = np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy()
+
+    lib.llm_set_trace(keep)
+    try:
+        w.forward(refs[f"{name}/tokens_2"], 0, 0)
+    finally:
+        lib.llm_set_trace(ffi.NULL)
+    stages = [k for k in refs if k.startswith(f"{name}/stage/")]
+    assert len(stages) >= 2, name
+    for k in stages:
+        stage = k.split("/")[-1]
+        assert np.array_equal(ours[stage], refs[k].ravel()), (name, stage, np.abs(ours[stage] - refs[k].ravel()).max())
+
+
 def test_greedy_decode_matches_llamacpp(model, refs):
     """48 greedy tokens decoded one at a time (each step reads only its k experts)
     are llama.cpp's: with bit-identical logits no near-tie can part them."""
@@ -76,10 +102,10 @@ def test_batch_invariance(model, refs):
     assert_batch_invariant(w, list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0"])
+@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0", "qwen3moe-4x2-q4_k"])
 def test_every_isa_gives_the_same_logits(name, built, refs):
-    """The expert FFN (router softmax, matmuls, sums) gives the same bits with every
-    kernel table."""
+    """The expert FFN (the F32 router, softmax, the experts' matmuls: Q4_K's in the
+    gemv order, the sums) gives the same bits with every kernel table."""
     assert_same_on_every_isa(built[name], list(refs[f"{name}/tokens_2"][:40]), name)
 
 
