@@ -2,10 +2,11 @@
 """llmlite against llama.cpp on a mixture of experts at Qwen3-30B-A3B's widths (n_embd
 2048, 32/4 heads of 128, experts 768 wide, top-8; 16 experts and 2 layers, so the
 file is 120 MB): Q4_K attention and gate/up experts, Q6_K V and down experts, as a
-Q4_K_M file has them. Prints max |d logit| over a prompt in one batch, the top-1
+Q4_K_M file has them; --arch qwen2moe: Qwen1.5-MoE-A2.7B's (8 of its 60 experts, 1408
+wide, top-4, the shared expert 5632 wide). Prints max |d logit| over a prompt in one batch, the top-1
 agreement, and the prefill time of both (2 threads).
 
-    python3 benchmarks/moe_real_width.py [--venv /work/main/.venv-llamacpp] [--tokens 64]
+    python3 benchmarks/moe_real_width.py [--arch qwen2moe] [--venv /work/main/.venv-llamacpp] [--tokens 64]
 
 The tiny models of tests/test_moe.py have the same structure; widths like these are
 where last-bit differences (the router's F32 order, the Q4_K experts' gemv order)
@@ -43,6 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
     ap.add_argument("--tokens", type=int, default=64)
+    ap.add_argument("--arch", choices=("qwen3moe", "qwen2moe"), default="qwen3moe")
     ap.add_argument("--oracle", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.oracle:
@@ -56,10 +58,14 @@ def main() -> None:
     from llmlite.gguf.constants import GGMLType as Q
     from llmlite.model import Weights
 
+    attn = {"attn_q": Q.Q4_K, "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K}
     moe_models.MODELS["real-width"] = moe_models.Spec(
         "qwen3moe", 2, 2048, 32, 4, 128, 16, 8, 768, seed=7,
-        types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q6_K, "attn_q": Q.Q4_K,
-               "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K})
+        types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q6_K, **attn}) \
+        if a.arch == "qwen3moe" else moe_models.Spec(     # Qwen1.5-MoE-A2.7B's, 8 of its 60 experts
+        "qwen2moe", 2, 2048, 16, 16, 128, 8, 4, 1408, n_ff_shexp=5632, seed=8,
+        types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q8_0, "ffn_gate_shexp": Q.Q4_K,
+               "ffn_up_shexp": Q.Q4_K, "ffn_down_shexp": Q.Q6_K, **attn})
     with tempfile.TemporaryDirectory() as tmp:
         path, toks_file, out = f"{tmp}/m.gguf", f"{tmp}/toks.npy", f"{tmp}/ref.npz"
         moe_models.build("real-width", path)
