@@ -239,9 +239,11 @@ class Model:
         say = o.notify or (lambda line: None)
         n = 0
         if o.gpu_layers not in (0, None) and self.config.is_moe and backend == "cuda":
-            note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
-            self.offload_notes.append(note)
-            say(note)
+            # as choose_layers: auto stays quiet on a CPU-only build
+            if o.gpu_layers != "auto" or offload.cuda_lib_path().is_file():
+                note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
+                self.offload_notes.append(note)
+                say(note)
         elif o.gpu_layers not in (0, None):
             ctx = n_ctx or self.config.default_ctx
             n, self.offload_plan, note = offload.choose_layers(

@@ -158,9 +158,10 @@ def test_offload_costs_count_experts_with_their_layer(built):
         assert c.scratch_bytes == lib.llm_scratch_bytes(cfg.to_c(int(g.tensors["token_embd.weight"].shape[1])), 256, 64)
 
 
-def test_offload(built):
+def test_offload(built, monkeypatch, tmp_path):
     """Layers offloaded to the CPU stand-in give the same bits; the CUDA backend, which
-    has no expert layers yet, leaves them on the CPU with one line saying so."""
+    has no expert layers yet, leaves them on the CPU with one line saying so (not a word
+    for -ngl auto where no CUDA library is built, as for any model)."""
     from llmlite.model import Model
 
     path, toks = built["qwen2moe-60x4-q8_0"], list(range(20))
@@ -171,3 +172,7 @@ def test_offload(built):
     m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
     assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
     assert notes == ["the GPU backend has no mixture-of-experts layers yet: all on the CPU"]
+    monkeypatch.setenv("LLMLITE_CUDA_LIB", str(tmp_path / "absent.so"))
+    quiet = []
+    m = Model(path, n_ctx=64, gpu_layers="auto", offload_backend="cuda", notify=quiet.append)
+    assert m.weights.n_gpu == 0 and quiet == []
