@@ -983,7 +983,10 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 #define R4_PF 1
 #endif
 static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+/* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
+ * summed (exact) before one float step */
+static inline __attribute__((always_inline)) void q4_K_r4_body(long long n, float *s, const void *vw, long long ws,
+                                                               const void *va, const int GEMV) {
     const block_q8_K *y = va;
     const char *w0 = vw;
     const long long nb = n / QKK;
@@ -1040,12 +1043,26 @@ static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, con
         const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
         const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
         const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
+        if (GEMV) {
+            const __m128i Is = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(I, 0), _mm512_extracti32x4_epi32(I, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(I, 2), _mm512_extracti32x4_epi32(I, 3)));
+            const __m128i Ms = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(M, 0), _mm512_extracti32x4_epi32(M, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(M, 2), _mm512_extracti32x4_epi32(M, 3)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
+            continue;
+        }
         for (int k = 0; k < 4; k++) {
             const __m256 im = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), _mm512_extractf32x4_ps(fM, k), 1);
             acc = _mm256_fmadd_ps(im, d, acc);
         }
     }
     _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 0);
+}
+static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 1);
 }
 
 void llm_kernels_avx512(llm_kernel_table *t) {
@@ -1094,4 +1111,5 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->vec_dot_r16[T_Q5_K] = dot_q5_K_r16;
     t->r16_min[T_Q5_K] = 8;
     t->vec_dot_r4[T_Q4_K] = dot_q4_K_r4;
+    t->q4_K_gemv_r4 = dot_q4_K_gemv_r4;
 }

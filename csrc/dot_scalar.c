@@ -357,4 +357,5 @@ void llm_kernels_scalar(llm_kernel_table *t) {
     t->vec_dot[T_Q6_K] = dot_q6_K;
     t->q4_K_gemv = dot_q4_K_gemv;
     t->q4_K_gemv_nc = NULL;
+    t->q4_K_gemv_r4 = NULL;
 }

@@ -252,7 +252,8 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
     else llm_parallel(quant_task, &q);
     tile_sched ts;
     sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
-    mm_job j = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL, NULL};
+    mm_job j = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL,
+                ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
     llm_parallel(mm_task, &j);
     return 0;
 }

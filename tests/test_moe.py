@@ -109,6 +109,24 @@ def test_every_isa_gives_the_same_logits(name, built, refs):
     assert_same_on_every_isa(built[name], list(refs[f"{name}/tokens_2"][:40]), name)
 
 
+def test_decode_same_on_every_isa(built, refs):
+    """Decode (one column: the 4-row kernels where a table has them) gives every kernel
+    table's bits, Q4_K experts in the gemv order included."""
+    from isa import isas, using_isa
+
+    name = "qwen3moe-4x2-q4_k"
+    toks = [int(t) for t in refs[f"{name}/tokens_0"]]
+    got = {}
+    with open_gguf(built[name]) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for isa in isas():
+            with using_isa(isa):
+                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
+        del w
+    for isa, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), isa
+
+
 @pytest.mark.parametrize("edit, message", [
     ({"drop_tensors": ["blk.0.ffn_down_exps.weight"]}, "missing tensor blk.0.ffn_down_exps"),
     ({"kv": {"qwen3moe.expert_gating_func": 2}}, r"expert_gating_func is 2 \(sigmoid\)"),
