@@ -783,7 +783,8 @@ INL void k45_r16_sums(const q4k_r16 *T, int t, int k, const block_q8_K *const *y
 
 /* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
  * per k, [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) as dot_q4_K_k */
-INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+INL void q4k_r16_cols_g(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC,
+                        const int GEMV) {
     __m512 a[4], am[4];
     FORC { a[c] = acc[c]; am[c] = accm[c]; }
     for (int t = 0; t < nib; t++) {
@@ -795,6 +796,8 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
             ddm[c] = _mm512_mul_ps(T->dm[t], dx);
             _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
         }
+        __m512i Ib[4], Mb[4];   /* GEMV: the super-block's sums (exact), one step after */
+        FORC { Ib[c] = _mm512_setzero_si512(); Mb[c] = _mm512_setzero_si512(); }
         for (int k = 0; k < 4; k++) {
             __m512i s0[4], s1[4];
             k45_r16_sums(T, t, k, y, s0, s1, NC);
@@ -802,12 +805,30 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
                 const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
                                                    _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1]));
                 const __m512i M = _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k]));
+                if (GEMV) {
+                    Ib[c] = _mm512_add_epi32(Ib[c], I);
+                    Mb[c] = _mm512_add_epi32(Mb[c], M);
+                    continue;
+                }
                 a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), ddw[c], a[c]);
                 am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), ddm[c], am[c]);
             }
         }
+        if (GEMV)
+            FORC {
+                a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Ib[c]), ddw[c], a[c]);
+                am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Mb[c]), ddm[c], am[c]);
+            }
     }
     FORC { acc[c] = a[c]; accm[c] = am[c]; }
+}
+INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 0);
+}
+/* the repacked gemv's order (q4_K_gemv) */
+INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm,
+                           const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 1);
 }
 
 /* the entry point over a tile type TT: passes of R16_NCP columns; per pass, R16_IBC
@@ -847,6 +868,7 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
 #define FIN_SUB(a, m) _mm512_sub_ps(a, m)
 #define FIN_ACC(a, m) (a)
 R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
+R16_FUNCS(dot_q4_K_gemv_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_gemv_r16_cols, FIN_SUB)
 
 /* Q6_K: codes q = 0..63 (unsigned), I = sum_j sc_j q.x - 32 sum_j sc_j bsums_j
  * (16-element sub-blocks j), then acc = fma(I*dw, dx, acc) as dot_q6_K_k */
@@ -1112,4 +1134,5 @@ void llm_kernels_avx512(llm_kernel_table *t) {
     t->r16_min[T_Q5_K] = 8;
     t->vec_dot_r4[T_Q4_K] = dot_q4_K_r4;
     t->q4_K_gemv_r4 = dot_q4_K_gemv_r4;
+    t->q4_K_gemv_r16 = dot_q4_K_gemv_r16;
 }

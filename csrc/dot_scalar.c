@@ -358,4 +358,5 @@ void llm_kernels_scalar(llm_kernel_table *t) {
     t->q4_K_gemv = dot_q4_K_gemv;
     t->q4_K_gemv_nc = NULL;
     t->q4_K_gemv_r4 = NULL;
+    t->q4_K_gemv_r16 = NULL;
 }

@@ -165,6 +165,9 @@ typedef struct llm_kernel_table {
     llm_vec_dot_nc_fn q4_K_gemv_nc;
     /* and LLM_R4 rows against one column, as vec_dot_r4 (NULL: one row at a time) */
     void (*q4_K_gemv_r4)(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* and a row tile against several columns, as vec_dot_r16 (from r16_min[T_Q4_K]
+     * columns; NULL: q4_K_gemv_nc) */
+    llm_vec_dot_r16_fn q4_K_gemv_r16;
     /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)
      * in the activation type's own blocks: row r, column c into s[c*s_stride + r],
      * each bit-identical to vec_dot on that row and column. NULL where a table has

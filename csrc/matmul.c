@@ -254,6 +254,8 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
     sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
     mm_job j = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL,
                 ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
+    if (ncols >= kt->r16_min[T_Q4_K] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)   /* as mm_job_q */
+        j.dot_r16 = kt->q4_K_gemv_r16;
     llm_parallel(mm_task, &j);
     return 0;
 }
