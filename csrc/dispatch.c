@@ -45,6 +45,11 @@ static void init_tables(void) {
     if (cpu_ok(ISA_AVX512)) llm_kernels_avx512(&tables[ISA_AVX512]);
     for (int i = 0; i < 3; i++) llm_attn_kernels(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     for (int i = 0; i < 3; i++) llm_exact_kernels(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
+    /* the type families' files (type_*.c) */
+    for (int i = 0; i < 3; i++) llm_kernels_iq_grid(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
+    for (int i = 0; i < 3; i++) llm_kernels_fp4(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
+    for (int i = 0; i < 3; i++) llm_kernels_ternary(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
+    for (int i = 0; i < 3; i++) llm_kernels_iq4(&tables[i], cpu_ok(i) ? i : ISA_SCALAR);
     tables_ready = 1;
 }
 

@@ -100,13 +100,6 @@ static inline void fma8(float acc[8], float d, const int32_t lanes[8]) {
     for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lanes[l], acc[l]);
 }
 
-/* _mm256 high half + low half, + movehl, then add_ss of movehdup */
-static inline float hsum8(const float acc[8]) {
-    float r0 = acc[4] + acc[0], r1 = acc[5] + acc[1], r2 = acc[6] + acc[2], r3 = acc[7] + acc[3];
-    r0 = r0 + r2;
-    r1 = r1 + r3;
-    return r0 + r1;
-}
 
 /* Q4_0 / Q4_1 low nibble = element j, high nibble = element j+16, as 0..15 */
 static inline void unpack_nibbles32(const uint8_t *qs, int8_t *q) {
@@ -159,11 +152,11 @@ static inline void wq_q5_1(const block_q5_1 *x, int8_t *q) { unpack_q5(x->qs, x-
 #define NO_MIN ((void)0)
 #define MS_STEP (ms = fmaf(h2f(x[b].m), h2f(y[b].s), ms))
 
-DOT32(dot_q4_0, block_q4_0, block_q8_0, wq_q4_0, NO_MIN, hsum8(acc))
-DOT32(dot_q5_0, block_q5_0, block_q8_0, wq_q5_0, NO_MIN, hsum8(acc))
-DOT32(dot_q8_0, block_q8_0, block_q8_0, wq_q8_0, NO_MIN, hsum8(acc))
-DOT32(dot_q4_1, block_q4_1, block_q8_1, wq_q4_1, MS_STEP, hsum8(acc) + ms)
-DOT32(dot_q5_1, block_q5_1, block_q8_1, wq_q5_1, MS_STEP, hsum8(acc) + ms)
+DOT32(dot_q4_0, block_q4_0, block_q8_0, wq_q4_0, NO_MIN, llm_hsum8(acc))
+DOT32(dot_q5_0, block_q5_0, block_q8_0, wq_q5_0, NO_MIN, llm_hsum8(acc))
+DOT32(dot_q8_0, block_q8_0, block_q8_0, wq_q8_0, NO_MIN, llm_hsum8(acc))
+DOT32(dot_q4_1, block_q4_1, block_q8_1, wq_q4_1, MS_STEP, llm_hsum8(acc) + ms)
+DOT32(dot_q5_1, block_q5_1, block_q8_1, wq_q5_1, MS_STEP, llm_hsum8(acc) + ms)
 
 /* ---- 256-element super-blocks against Q8_K ----
  * In the orders of llama.cpp's batched x86 paths, bit for bit the AVX2 and

@@ -38,6 +38,20 @@ typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_
 typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; /* 176 */
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; f16_t d; } block_q6_K; /* 210 */
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 292 */
+typedef struct { uint8_t e; uint8_t qs[16]; } block_mxfp4;             /* 17: E8M0 exponent, E2M1 codes */
+typedef struct { uint8_t d[4]; uint8_t qs[32]; } block_nvfp4;           /* 36: UE4M3 scales, E2M1 codes */
+typedef struct { uint8_t qs[48]; uint8_t qh[4]; f16_t d; } block_tq1_0;  /* 54: 5 trits a byte, then 4 */
+typedef struct { uint8_t qs[64]; f16_t d; } block_tq2_0;                 /* 66: 2-bit codes */
+/* the grid i-quants (type_iq_grid.c) */
+typedef struct { f16_t d; uint16_t qs[32]; } block_iq2_xxs;                                  /* 66 */
+typedef struct { f16_t d; uint16_t qs[32]; uint8_t scales[8]; } block_iq2_xs;               /* 74 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t scales[8]; } block_iq2_s;  /* 82 */
+typedef struct { f16_t d; uint8_t qs[96]; } block_iq3_xxs;                                  /* 98 */
+typedef struct { f16_t d; uint8_t qs[64]; uint8_t qh[8]; uint8_t signs[32]; uint8_t scales[4]; } block_iq3_s; /* 110 */
+typedef struct { f16_t d; uint8_t qs[32]; uint16_t qh[8]; } block_iq1_s;                    /* 50 */
+typedef struct { uint8_t qs[32]; uint8_t qh[16]; uint8_t scales[8]; } block_iq1_m;          /* 56, d in the scales' top nibbles */
+typedef struct { f16_t d; uint8_t qs[16]; } block_iq4_nl;              /* 18 */
+typedef struct { f16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } block_iq4_xs; /* 136 */
 
 /* fp16 / bf16 conversion (exact widening; RNE narrowing) */
 static inline float llm_f16_to_f32(f16_t h) {
@@ -74,6 +88,13 @@ static inline bf16_t llm_f32_to_bf16(float f) {
     return (bf16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
 }
 #define FP16_TO_F32(h) llm_f16_to_f32(h)
+
+/* llama.cpp's hsum_float_8 on 8 float lanes, in scalar code: _mm256 high half + low
+ * half, + movehl, then add_ss of movehdup */
+static inline float llm_hsum8(const float a[8]) {
+    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+    return (r0 + r2) + (r1 + r3);
+}
 
 /* Q4_K / Q5_K 6-bit scale unpacking */
 static inline void llm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
@@ -190,8 +211,34 @@ void llm_softmax_exact(float *y, const float *x, int n);
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */
 void llm_kernels_avx512(llm_kernel_table *t);  /* dot_avx512.c: overrides what it has */
+void llm_kernels_avx512_tiles(llm_kernel_table *t);  /* tiles_avx512.c: the K-quant row tiles */
+/* type_iq4.c (IQ4_NL, IQ4_XS): the table entries for isa 0 scalar, 1 avx2, 2 avx512;
+ * dequantizers and reference quantizers of nb blocks */
+void llm_kernels_iq4(llm_kernel_table *t, int isa);
+void llm_dq_iq4_nl(const uint8_t *b, float *y, long long nb);
+void llm_dq_iq4_xs(const uint8_t *b, float *y, long long nb);
+void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb);
+void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb);
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
+/* type_fp4.c: MXFP4's and NVFP4's kernels for isa 0 scalar, 1 avx2, 2 avx512; their dequantizers and reference quantizers (nb blocks) */
+void llm_kernels_fp4(llm_kernel_table *t, int isa);
+void llm_dequant_mxfp4(const uint8_t *b, float *y, long long nb);
+void llm_quantize_mxfp4(const float *x, uint8_t *out, long long nb);   /* quantize.c's writer */
+void llm_dequant_nvfp4(const uint8_t *b, float *y, long long nb);
+void llm_quantize_nvfp4(const float *x, uint8_t *out, long long nb);
+/* type_ternary.c: TQ1_0 and TQ2_0, the same entries */
+void llm_kernels_ternary(llm_kernel_table *t, int isa);
+void llm_dequant_tq1_0(const uint8_t *b, float *y, long long nb);
+void llm_dequant_tq2_0(const uint8_t *b, float *y, long long nb);
+void llm_quantize_tq1_0(const float *x, uint8_t *out, long long nb);
+void llm_quantize_tq2_0(const float *x, uint8_t *out, long long nb);
+
+/* type_iq_grid.c: the grid i-quants' kernels into table t (isa 0 scalar, 1 avx2,
+ * 2 avx512); their dequantizer (nb super-blocks, -1 for another type) */
+void llm_kernels_iq_grid(llm_kernel_table *t, int isa);
+int llm_iq_grid_type(int type);
+int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long nb);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);

@@ -475,6 +475,12 @@ static qrow_fn quantizer(int type) {
     case T_Q4_K: return q_q4_K;
     case T_Q5_K: return q_q5_K;
     case T_Q6_K: return q_q6_K;
+    case T_MXFP4: return llm_quantize_mxfp4;
+    case T_NVFP4: return llm_quantize_nvfp4;
+    case T_TQ1_0: return llm_quantize_tq1_0;
+    case T_TQ2_0: return llm_quantize_tq2_0;
+    case T_IQ4_NL: return llm_q_iq4_nl;
+    case T_IQ4_XS: return llm_q_iq4_xs;
     default: return NULL;
     }
 }

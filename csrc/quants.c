@@ -226,10 +226,19 @@ static void dq_task(int ith, int nth, void *p) {
     if (b1 > b0) dequantize_one(j->type, j->src + b0 * j->bb, j->dst + b0 * j->be, (b1 - b0) * j->be, b1 - b0);
 }
 
+/* the types dequantize_one has a case for */
+static int has_dequantizer(int type) {
+    switch (type) {
+    case T_F32: case T_F16: case T_BF16: case T_MXFP4: case T_NVFP4: case T_TQ1_0: case T_TQ2_0:
+    case T_IQ4_NL: case T_IQ4_XS: return 1;
+    default: return (type >= T_Q4_0 && type <= T_Q8_K) || llm_iq_grid_type(type);
+    }
+}
+
 int llm_dequantize(int type, const void *src, float *dst, long long n) {
     long long be = llm_type_block_elems(type);
     if (be <= 0 || n < 0 || n % be) return -1;
-    if (type != T_F32 && type != T_F16 && type != T_BF16 && !(type >= T_Q4_0 && type <= T_Q8_K)) return -1;
+    if (!has_dequantizer(type)) return -1;
     const long long nb = n / be;
     if (n >= (1LL << 20)) {   /* large tensors: blocks spread over the threads (each block's values are its own) */
         dq_job j = {type, src, dst, nb, be, llm_type_block_bytes(type)};
@@ -256,6 +265,14 @@ static int dequantize_one(int type, const uint8_t *s, float *dst, long long n, l
     case T_Q5_K: dq_q5_K(s, dst, nb); return 0;
     case T_Q6_K: dq_q6_K(s, dst, nb); return 0;
     case T_Q8_K: dq_q8_K(s, dst, nb); return 0;
+    case T_MXFP4: llm_dequant_mxfp4(s, dst, nb); return 0;
+    case T_NVFP4: llm_dequant_nvfp4(s, dst, nb); return 0;
+    case T_TQ1_0: llm_dequant_tq1_0(s, dst, nb); return 0;
+    case T_TQ2_0: llm_dequant_tq2_0(s, dst, nb); return 0;
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ3_XXS: case T_IQ3_S: case T_IQ1_S: case T_IQ1_M:
+        return llm_iq_grid_dequantize(type, s, dst, nb);
+    case T_IQ4_NL: llm_dq_iq4_nl(s, dst, nb); return 0;
+    case T_IQ4_XS: llm_dq_iq4_xs(s, dst, nb); return 0;
     default: return -1;
     }
 }

@@ -20,6 +20,19 @@ static int info(int t, int *elems, int *bytes, int *act) {
     case T_Q5_K: *elems = 256; *bytes = 176; *act = T_Q8_K; return 1;
     case T_Q6_K: *elems = 256; *bytes = 210; *act = T_Q8_K; return 1;
     case T_Q8_K: *elems = 256; *bytes = 292; *act = -1;     return 0;
+    case T_MXFP4: *elems = 32; *bytes = 17;  *act = T_Q8_0; return 1;
+    case T_NVFP4: *elems = 64; *bytes = 36;  *act = T_Q8_0; return 1;
+    case T_TQ1_0: *elems = 256; *bytes = 54; *act = T_Q8_K; return 1;
+    case T_TQ2_0: *elems = 256; *bytes = 66; *act = T_Q8_K; return 1;
+    case T_IQ2_XXS: *elems = 256; *bytes = 66;  *act = T_Q8_K; return 1;
+    case T_IQ2_XS:  *elems = 256; *bytes = 74;  *act = T_Q8_K; return 1;
+    case T_IQ2_S:   *elems = 256; *bytes = 82;  *act = T_Q8_K; return 1;
+    case T_IQ3_XXS: *elems = 256; *bytes = 98;  *act = T_Q8_K; return 1;
+    case T_IQ3_S:   *elems = 256; *bytes = 110; *act = T_Q8_K; return 1;
+    case T_IQ1_S:   *elems = 256; *bytes = 50;  *act = T_Q8_K; return 1;
+    case T_IQ1_M:   *elems = 256; *bytes = 56;  *act = T_Q8_K; return 1;
+    case T_IQ4_NL: *elems = 32;  *bytes = 18;  *act = T_Q8_0; return 1;
+    case T_IQ4_XS: *elems = 256; *bytes = 136; *act = T_Q8_K; return 1;
     default:     *elems = 0;   *bytes = 0;   *act = -1;     return 0;
     }
 }

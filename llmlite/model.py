@@ -76,6 +76,7 @@ class Weights:
             raise LlmliteError(f"could not create the model for a context of {self.n_ctx} tokens ({size_text(need)} of KV "
                                "cache and buffers): out of memory, or bad hyper-parameters")
         self.ptr = ffi.gc(m, lib.llm_model_free)
+        self._watch_mapping(g)                    # before the first read: an offload copies the weights below
         slots = []                                # (name, tensor, layer, slot, goes to the span)
         for name, t in g.tensors.items():
             blk = layer_of(name)
@@ -113,7 +114,6 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise GGUFError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
-        self._watch_mapping(g)
 
     def _watch_mapping(self, g) -> None:
         """While these weights live, a read of the file's mapping that faults (the file

@@ -26,12 +26,16 @@ from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
 F32, F16, BF16, Q4_0, Q5_0, Q5_1, Q8_0 = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0,
                                           GGMLType.Q5_1, GGMLType.Q8_0)
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K
+MXFP4, TQ1_0, TQ2_0 = GGMLType.MXFP4, GGMLType.TQ1_0, GGMLType.TQ2_0
+IQ4_NL, IQ4_XS = GGMLType.IQ4_NL, GGMLType.IQ4_XS
 FLOAT_TYPES = {F32, F16, BF16}
 
 # the file types whose rules _rules implements, by llama-quantize's names -> (general.file_type
 # value, the tensor type the rules start from)
 FTYPES = {name: file_type(name) for name in ("f32", "f16", "bf16", "q4_0", "q4_1", "q8_0", "q5_0", "q5_1",
-                                             "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k")}
+                                             "q2_k", "q3_k_m", "q4_k_s", "q4_k_m", "q5_k_s", "q5_k_m", "q6_k",
+                                             "mxfp4_moe", "tq1_0", "tq2_0", "iq4_nl", "iq4_xs")}
+IQ4_FTYPES = ("iq4_nl", "iq4_xs")
 
 
 def _blck(t: int) -> int:
@@ -107,18 +111,24 @@ def _fallback(ne0: int, t: int) -> int:
     """tensor_type_fallback: rows that are not whole blocks of t"""
     if ne0 % _blck(t) == 0:
         return t
-    r = {Q2_K: Q4_0, Q3_K: Q4_0, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0}.get(t, t)
+    r = {Q2_K: Q4_0, Q3_K: Q4_0, TQ1_0: Q4_0, TQ2_0: Q4_0, Q4_K: Q5_0, Q5_K: Q5_1, Q6_K: Q8_0,
+         IQ4_XS: IQ4_NL}.get(t, t)
     return r if ne0 % _blck(r) == 0 else F16
 
 
-def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int:
-    """llama_tensor_get_type_impl for the file types above (dense, non-Falcon)"""
+def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str, n_mat: int = 1) -> int:
+    """llama_tensor_get_type_impl for the file types above (non-Falcon); n_mat: the
+    tensor's matrices (ne[2]: its experts)"""
     if cat == "output" or (st.has_tied and cat == "token_embd"):
-        if ne0 % _blck(t):
+        if ftype == "mxfp4_moe" or ne0 % _blck(t):
             return Q8_0
         return t if t == Q8_0 else Q6_K
+    if ftype == "mxfp4_moe":
+        # the experts (one matrix each, stacked) to MXFP4, every other tensor to Q8_0: so a
+        # dense model comes out all Q8_0
+        return MXFP4 if n_mat > 1 else Q8_0
     if cat == "token_embd":
-        return t
+        return Q4_K if ftype in ("tq1_0", "tq2_0") else t
     if cat in ATTN_V_LIKE:
         if ftype == "q2_k":
             t = Q4_K if st.n_gqa >= 4 else Q3_K
@@ -127,6 +137,8 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int
         elif ftype in ("q4_k_m", "q5_k_m") and use_more_bits(st.i_attention_wv, st.n_attention_wv):
             t = Q6_K
         elif ftype == "q4_k_s" and st.i_attention_wv < 4:
+            t = Q5_K
+        elif ftype in IQ4_FTYPES and st.n_gqa >= 4:
             t = Q5_K
         if st.n_expert == 8:
             t = Q8_0
@@ -148,13 +160,13 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str) -> int
                 t = Q6_K
         elif ftype == "q5_k_m" and use_more_bits(i, n):
             t = Q6_K
-        elif ftype == "q4_k_s" and i < n // 8:
+        elif ftype in ("q4_k_s", *IQ4_FTYPES) and i < n // 8:    # IQ4: without an importance matrix
             t = Q5_K
         st.i_ffn_down += 1
         return t
     if cat == "attn_output":
         if st.n_expert == 8:
-            return Q5_K if ftype in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m") else t
+            return Q5_K if ftype in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m", *IQ4_FTYPES) else t
         return {"q2_k": Q3_K, "q3_k_m": Q4_K}.get(ftype, t)
     return t          # attn_qkv is attn_v-like (above), as in llama.cpp
 
@@ -183,7 +195,8 @@ def plan(g, ftype: str) -> list[Planned]:
         if allows_quantization(name, len(ti.shape)):
             t = default
             if default not in FLOAT_TYPES:
-                t = _fallback(ti.shape[0], _rules(st, ftype, t, name, ti.shape[0], category(name)))
+                n_mat = ti.shape[2] if len(ti.shape) > 2 else 1
+                t = _fallback(ti.shape[0], _rules(st, ftype, t, name, ti.shape[0], category(name), n_mat))
         rows = ti.n_elements // ti.shape[0]
         dst_bytes = rows * _lib.row_bytes(t, ti.shape[0]) if t != ti.type else ti.nbytes
         out.append(Planned(name, tuple(ti.shape), ti.type, int(t), ti.nbytes, dst_bytes))

@@ -186,3 +186,70 @@ def test_write_errors_name_the_output(tiny_path, tmp_path):
     r = cli("quantize", tiny_path, out, "--type", "f32", "--allow-requantize")
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == f"error: {out}: No such file or directory"
+
+
+IQ4_NL, IQ4_XS, Q5_K, Q5_1 = 20, 23, 13, 7
+
+
+@pytest.mark.parametrize("ftype", ["iq4_xs", "iq4_nl"])
+def test_iq4_plans_follow_llamacpps_rules(smol_f16, ftype):
+    """SmolLM2 (rows of 576, ffn_down rows of 1536, 30 layers, GQA 3): IQ4_XS falls back
+    to IQ4_NL on rows of 576; ffn_down takes Q5_K in the first 30 // 8 layers (no
+    importance matrix); the tied token_embd takes the output's Q6_K, Q8_0 on rows of 576.
+    (benchmarks/quantize_vs_llamacpp.py finds the whole files identical to llama-quantize's.)"""
+    with open_gguf(smol_f16) as g:
+        p = {e.name: e.dst_type for e in plan(g, ftype)}
+    assert p["token_embd.weight"] == Q8_0
+    for i in range(30):
+        assert p[f"blk.{i}.ffn_down.weight"] == (Q5_K if i < 3 else IQ4_XS if ftype == "iq4_xs" else IQ4_NL), i
+        for t in ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up"):
+            assert p[f"blk.{i}.{t}.weight"] == IQ4_NL, (i, t)
+
+
+def test_iq4_attn_v_takes_q5_k_from_gqa_4():
+    """llama.cpp gives attn_v Q5_K for the IQ4 file types when 4 or more query heads
+    share a KV head (then Q5_1 on rows that are not whole 256-blocks)"""
+    from types import SimpleNamespace
+
+    def tensor(ne0, ne1=512):
+        return SimpleNamespace(type=F16, shape=(ne0, ne1), n_elements=ne0 * ne1, nbytes=2 * ne0 * ne1)
+
+    kv = {"general.architecture": "llama", "llama.block_count": 1, "llama.attention.head_count": 8}
+    tensors = {"blk.0.attn_v.weight": tensor(512), "blk.0.attn_q.weight": tensor(512),
+               "blk.1.attn_v.weight": tensor(576)}
+    for n_kv, want in ((2, Q5_K), (4, IQ4_XS)):
+        g = SimpleNamespace(tensors=tensors, get={**kv, "llama.attention.head_count_kv": n_kv}.get)
+        p = {e.name: e.dst_type for e in plan(g, "iq4_xs")}
+        assert p["blk.0.attn_v.weight"] == want and p["blk.0.attn_q.weight"] == IQ4_XS, n_kv
+        assert p["blk.1.attn_v.weight"] == (Q5_1 if want == Q5_K else IQ4_NL), n_kv
+
+
+@pytest.mark.slow
+def test_iq4_xs_model_runs_like_llamacpp(smol_f16, tmp_path):
+    """`llmlite quantize --type iq4_xs` writes a SmolLM2 whose logits equal, bit for bit,
+    llama.cpp's on its own IQ4_XS quantization of the same F16 file (its batch kernels,
+    24 positions: tests/data/iq4_refs.npz, benchmarks/make_iq_refs.py), through llmlite's
+    batch and its one-token decode, on every ISA"""
+    import hashlib
+    from pathlib import Path
+
+    from llmlite.model import Weights
+
+    from isa import isas, using_isa
+
+    refs = np.load(Path(__file__).parent / "data" / "iq4_refs.npz")
+    out = tmp_path / "m-iq4.gguf"
+    r = cli("quantize", smol_f16, out, "--type", "iq4_xs", "-t", "2")
+    assert r.returncode == 0, r.stderr
+    toks, want = refs["logit_tokens"], [bytes(h) for h in refs["logit_sha_IQ4_XS"]]
+
+    def sha(y):
+        return hashlib.sha256(np.ascontiguousarray(y, np.float32).tobytes()).digest()[:8]
+
+    with open_gguf(out) as g:
+        for i in isas():
+            with using_isa(i):
+                w = Weights(g, 64, n_batch=64, flash_attn=False)
+                assert [sha(y) for y in w.forward(toks, 0, 2)] == want, f"{i} batch"
+                w.forward(toks[:20], 0, 0)
+                assert [sha(w.forward(toks[p:p + 1], p, 1)) for p in range(20, 24)] == want[20:], f"{i} decode"

@@ -1,0 +1,437 @@
+/* AVX-512 row-tile kernels for the K-quants: the 16-row tiles of prefill
+ * (vec_dot_r16: Q4_K, Q5_K, Q6_K) and the 4-row one-column kernel of decode
+ * (vec_dot_r4: Q4_K). Each gives, per (row, column), the bits of the one-row
+ * kernels of dot_avx512.c: the same exact integers, the same float steps in the
+ * same order, only in other lanes. llm_kernels_avx512 sets them (through
+ * llm_kernels_avx512_tiles) with the column counts from which they pay. */
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+#include <immintrin.h>
+#include "internal.h"
+#include "x86_steps.h"
+#include "avx512_steps.h"
+
+/* ------------------------------------------------ 16-row tiles (prefill)
+ * vec_dot_r16: up to 16 weight rows against any number of columns, with the
+ * rows in the lanes of a zmm: the codes of every row are transposed once per
+ * pass of columns into a buffer (zmm (j, g): lane r = row r's 4 codes of group
+ * g of sub-block j, unsigned), so one vpdpbusd against a column's 4 quants
+ * broadcast adds 4 products to each of the 16 rows' sums, with no horizontal
+ * sums. Each lane then runs, on the exact integers I_k, M_k (or I) of its
+ * (row, column), the float operations of vec_dot in the same order, so every
+ * result has vec_dot's bits. */
+#define R16 LLM_R16
+#define R16_NCP 128   /* columns per pass: the transposed codes are reused this often */
+#define R16_IBC 2    /* super-blocks transposed at a time */
+
+/* lane r: the offset of row r (the last row repeated past nr) */
+INL __m512i r16_index(long long ws, int nr) {
+    int32_t ix[R16];
+    for (int r = 0; r < R16; r++) ix[r] = (int32_t)((r < nr ? r : nr - 1) * ws);
+    return _mm512_loadu_si512(ix);
+}
+INL __m512i gat(__m512i ix, const void *p) { return _mm512_i32gather_epi32(ix, p, 1); }
+/* 16 zmm at p + ro[r] (row r's dwords 0..15) -> c[g]: lane r = row r's dword g
+ * (unpack dwords, then qwords, then 128-bit lanes: 64 shuffles, where 16 gathers
+ * stalled on the rows' cache lines) */
+INL void tr16(const char *p, const long long *ro, __m512i c[16]) {
+    __m512i r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(p + ro[i]);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4i + e]: per 128-bit lane L, rows 4i..4i+3 of dword 4L + e */
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0x44), v1 = _mm512_shuffle_i32x4(r[e], r[4 + e], 0xEE);
+        const __m512i w0 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0x44), w1 = _mm512_shuffle_i32x4(r[8 + e], r[12 + e], 0xEE);
+        c[e] = _mm512_shuffle_i32x4(v0, w0, 0x88);
+        c[4 + e] = _mm512_shuffle_i32x4(v0, w0, 0xDD);
+        c[8 + e] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+        c[12 + e] = _mm512_shuffle_i32x4(v1, w1, 0xDD);
+    }
+}
+/* byte b of every dword lane, zero-extended */
+INL __m512i byte_of(__m512i v, int b) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * b), _mm512_set1_epi32(0xff)); }
+
+typedef struct {
+    __m512i q[R16_IBC][8][8];   /* sub-block j, group g of 4 codes */
+    __m512i sc[R16_IBC][8];     /* sub-block scales, int32 lanes */
+    __m512i mw[R16_IBC][4];     /* (m_2k, m_2k+1) as the two words of each lane */
+    __m512 dw[R16_IBC], dm[R16_IBC];
+} q4k_r16;
+
+/* row r's super-block at p + r*ws (lanes of ix) into slot t */
+/* Q4_K / Q5_K: d, dmin, the 6-bit scales and mins of row r's super-block at p + r*ws */
+INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
+    const __m512i dd = gat(ix, p);
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
+    T->dm[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
+    const __m512i a0 = gat(ix, p + 4), a1 = gat(ix, p + 8), a2 = gat(ix, p + 12);
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f), m2 = _mm512_set1_epi32(0x03030303);
+    const __m512i sc_lo = _mm512_and_si512(a0, m6), m_lo = _mm512_and_si512(a1, m6);
+    const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(a2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a0, 6), m2), 4));
+    const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a2, 4), m4),
+                                         _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a1, 6), m2), 4));
+    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(sc_lo, j); T->sc[t][4 + j] = byte_of(sc_hi, j); }
+    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
+    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(m_lo, lo8), _mm512_and_si512(_mm512_slli_epi32(m_lo, 8), b2));
+    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_lo, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), b2));
+    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
+    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
+}
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+    k4_r16_head(T, t, p, ix);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    for (int h = 0; h < 2; h++) {   /* qs dwords 16h..16h+15: groups of k = 2h, 2h+1 */
+        __m512i v[16];
+        tr16(p + 16 + 64 * h, ro, v);
+        for (int g = 0; g < 16; g++) {
+            const int k = 2 * h + g / 8;
+            T->q[t][2 * k][g % 8] = _mm512_and_si512(v[g], nib);
+            T->q[t][2 * k + 1][g % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
+        }
+    }
+}
+
+/* Q4_K / Q5_K tiles: the exact sums of step k of super-block t (sub-blocks 2k in s0,
+ * 2k+1 in s1) for each column, the 16 rows in the lanes */
+INL void k45_r16_sums(const q4k_r16 *T, int t, int k, const block_q8_K *const *y, __m512i *s0, __m512i *s1,
+                      const int NC) {
+    FORC { s0[c] = _mm512_setzero_si512(); s1[c] = _mm512_setzero_si512(); }
+    for (int g = 0; g < 8; g++) {
+        const __m512i q0 = T->q[t][2 * k][g], q1 = T->q[t][2 * k + 1][g];
+        FORC {
+            const int8_t *x = y[c][t].qs + 64 * k + 4 * g;
+            s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+            s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 32)));
+        }
+    }
+}
+
+/* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
+ * per k, [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) as dot_q4_K_k */
+INL void q4k_r16_cols_g(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC,
+                        const int GEMV) {
+    __m512 a[4], am[4];
+    FORC { a[c] = acc[c]; am[c] = accm[c]; }
+    for (int t = 0; t < nib; t++) {
+        __m512 ddw[4], ddm[4];
+        int32_t bp[4][4];   /* (b_4k + b_4k+1, b_4k+2 + b_4k+3) as words of dword k */
+        FORC {
+            const __m512 dx = _mm512_set1_ps(y[c][t].d);
+            ddw[c] = _mm512_mul_ps(T->dw[t], dx);
+            ddm[c] = _mm512_mul_ps(T->dm[t], dx);
+            _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
+        }
+        __m512i Ib[4], Mb[4];   /* GEMV: the super-block's sums (exact), one step after */
+        FORC { Ib[c] = _mm512_setzero_si512(); Mb[c] = _mm512_setzero_si512(); }
+        for (int k = 0; k < 4; k++) {
+            __m512i s0[4], s1[4];
+            k45_r16_sums(T, t, k, y, s0, s1, NC);
+            FORC {
+                const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
+                                                   _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1]));
+                const __m512i M = _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k]));
+                if (GEMV) {
+                    Ib[c] = _mm512_add_epi32(Ib[c], I);
+                    Mb[c] = _mm512_add_epi32(Mb[c], M);
+                    continue;
+                }
+                a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), ddw[c], a[c]);
+                am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), ddm[c], am[c]);
+            }
+        }
+        if (GEMV)
+            FORC {
+                a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Ib[c]), ddw[c], a[c]);
+                am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Mb[c]), ddm[c], am[c]);
+            }
+    }
+    FORC { acc[c] = a[c]; accm[c] = am[c]; }
+}
+INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 0);
+}
+/* the repacked gemv's order (q4_K_gemv) */
+INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm,
+                           const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 1);
+}
+
+/* the entry point over a tile type TT: passes of R16_NCP columns; per pass, R16_IBC
+ * super-blocks transposed (DEC) then run over the columns, 4 at a time (COLS);
+ * FIN(acc, accm) is the result of a lane */
+#define R16_FUNCS(NAME, TT, BT, DEC, COLS, FIN)                                                 \
+    static void NAME(long long n, float *s, long long ss, const void *w, long long ws, int nr,  \
+                     const void *av, long long as, int nc) {                                    \
+        const long long nb = n / QKK;                                                           \
+        const __m512i ix = r16_index(ws, nr);                                                   \
+        long long ro[R16];                                                                      \
+        for (int r = 0; r < R16; r++) ro[r] = (r < nr ? r : nr - 1) * ws;                       \
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                     \
+        TT T;                                                                                   \
+        __m512 acc[R16_NCP], accm[R16_NCP];                                                     \
+        for (int c0 = 0; c0 < nc; c0 += R16_NCP) {                                              \
+            const int ncp = nc - c0 < R16_NCP ? nc - c0 : R16_NCP;                              \
+            for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();               \
+            for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
+                const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
+                for (int t = 0; t < nib; t++) DEC(&T, t, (const char *)((const BT *)w + ib0 + t), ix, ro); \
+                const block_q8_K *y[4];                                                         \
+                for (int c = 0; c < ncp; c += 4) {                                              \
+                    const int m = ncp - c < 4 ? ncp - c : 4;                                    \
+                    for (int i = 0; i < m; i++) y[i] = (const block_q8_K *)((const char *)av + (c0 + c + i) * as) + ib0; \
+                    switch (m) {                                                                \
+                    case 4: COLS(&T, nib, y, acc + c, accm + c, 4); break;                      \
+                    case 3: COLS(&T, nib, y, acc + c, accm + c, 3); break;                      \
+                    case 2: COLS(&T, nib, y, acc + c, accm + c, 2); break;                      \
+                    default: COLS(&T, nib, y, acc + c, accm + c, 1); break;                     \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+            for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * ss, keep, FIN(acc[c], accm[c])); \
+        }                                                                                       \
+    }
+#define FIN_SUB(a, m) _mm512_sub_ps(a, m)
+#define FIN_ACC(a, m) (a)
+R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
+R16_FUNCS(dot_q4_K_gemv_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_gemv_r16_cols, FIN_SUB)
+
+/* Q6_K: codes q = 0..63 (unsigned), I = sum_j sc_j q.x - 32 sum_j sc_j bsums_j
+ * (16-element sub-blocks j), then acc = fma(I*dw, dx, acc) as dot_q6_K_k */
+typedef struct {
+    __m512i q[R16_IBC][16][4];  /* sub-block j, group g of 4 codes */
+    __m512i sc[R16_IBC][16];    /* scales, int32 lanes */
+    __m512 dw[R16_IBC];
+} q6k_r16;
+
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+    /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
+    for (int i = 0; i < 4; i++) {
+        const __m512i v = gat(ix, p + 192 + 4 * i);
+        for (int b = 0; b < 4; b++) T->sc[t][4 * i + b] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24 - 8 * b), 24);
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x03);
+    /* element 128h + 32m + l: nibble (m < 2: low) of ql[64h + 32(m&1) + l], bits 2m, 2m+1 of qh[32h + l] */
+    __m512i ql[32], qh[16];   /* lane r: row r's dword g of ql, of qh */
+    tr16(p, ro, ql);
+    tr16(p + 64, ro, ql + 16);
+    tr16(p + 128, ro, qh);
+    for (int h = 0; h < 2; h++)
+        for (int g = 0; g < 8; g++)
+            for (int m = 0; m < 4; m++) {
+                const __m512i l = ql[16 * h + 8 * (m & 1) + g];
+                const __m512i lo4 = _mm512_and_si512(m >= 2 ? _mm512_srli_epi32(l, 4) : l, m4);
+                const __m512i hb = qh[8 * h + g];
+                const __m512i h2 = _mm512_and_si512(m ? _mm512_srli_epi32(hb, 2 * m) : hb, m3);
+                T->q[t][8 * h + 2 * m + g / 4][g % 4] = _mm512_or_si512(lo4, _mm512_slli_epi32(h2, 4));
+            }
+}
+
+INL void q6k_r16_cols(const q6k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    (void)accm;
+    __m512 a[4];
+    FORC a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        /* sub-block j's sum starts at -32 bsums_j: (q - 32).x, exactly, before its scale */
+        int32_t o[4][16];
+        __m512i I[4];
+        FORC {
+            const __m512i b = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)y[c][t].bsums));
+            _mm512_storeu_si512(o[c], _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(b, 5)));
+            I[c] = _mm512_setzero_si512();
+        }
+        for (int j = 0; j < 16; j += 2) {
+            __m512i s0[4], s1[4];
+            FORC { s0[c] = _mm512_set1_epi32(o[c][j]); s1[c] = _mm512_set1_epi32(o[c][j + 1]); }
+            for (int g = 0; g < 4; g++) {
+                const __m512i q0 = T->q[t][j][g], q1 = T->q[t][j + 1][g];
+                FORC {
+                    const int8_t *x = y[c][t].qs + 16 * j + 4 * g;
+                    s0[c] = _mm512_dpbusd_epi32(s0[c], q0, _mm512_set1_epi32((int)ld32(x)));
+                    s1[c] = _mm512_dpbusd_epi32(s1[c], q1, _mm512_set1_epi32((int)ld32(x + 16)));
+                }
+            }
+            FORC I[c] = _mm512_add_epi32(I[c], _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][j]),
+                                                                _mm512_mullo_epi32(s1[c], T->sc[t][j + 1])));
+        }
+        FORC a[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(I[c]), T->dw[t]), _mm512_set1_ps(y[c][t].d), a[c]);
+    }
+    FORC acc[c] = a[c];
+}
+R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
+
+
+/* Q5_K: Q4_K's codes plus 16 where bit 2k (low nibbles) / 2k+1 (high) of qh[l] is
+ * set; then, per super-block, I = sum_j sc_j q.x and M = sum_j m_j bsums, and the
+ * tiled step acc = fma(fma(-dmin, M, I*dw), dx, acc) as dot_q5_K_k */
+INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+    k4_r16_head(T, t, p, ix);
+    const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
+    __m512i qh[16];   /* qh at 16..47: dwords 0..7 (8..15 are quants, unused) */
+    tr16(p + 16, ro, qh);
+    for (int h = 0; h < 2; h++) {   /* qs at 48: dwords 16h..16h+15, groups of k = 2h, 2h+1 */
+        __m512i v[16];
+        tr16(p + 48 + 64 * h, ro, v);
+        for (int g = 0; g < 16; g++) {
+            const int k = 2 * h + g / 8;
+            const __m512i hb = qh[g % 8];
+            const __m512i b0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k), one), 4);
+            const __m512i b1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k + 1), one), 4);
+            T->q[t][2 * k][g % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
+            T->q[t][2 * k + 1][g % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
+        }
+    }
+}
+
+INL void q5k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    (void)accm;
+    __m512 a[4];
+    FORC a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        int32_t bp[4][4];
+        __m512i I[4], M[4];
+        FORC {
+            _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
+            I[c] = M[c] = _mm512_setzero_si512();
+        }
+        for (int k = 0; k < 4; k++) {
+            __m512i s0[4], s1[4];
+            k45_r16_sums(T, t, k, y, s0, s1, NC);
+            FORC {
+                I[c] = _mm512_add_epi32(I[c], _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
+                                                               _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1])));
+                M[c] = _mm512_add_epi32(M[c], _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k])));
+            }
+        }
+        FORC {
+            const __m512 r = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(M[c]), T->dm[t],
+                                              _mm512_mul_ps(_mm512_cvtepi32_ps(I[c]), T->dw[t]));
+            a[c] = _mm512_fmadd_ps(r, _mm512_set1_ps(y[c][t].d), a[c]);
+        }
+    }
+    FORC acc[c] = a[c];
+}
+R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
+
+/* ---------------------------------------------------------------- 4 rows, one column
+ * vec_dot_r4 (decode): 4 adjacent weight rows against one activation column, each
+ * activation load shared by the rows, the integers in zmm, every row's float steps
+ * those of its vec_dot (the same exact integers, the same float ops in the same order,
+ * only in other lanes). */
+
+/* Q4_K: per row two zmm of codes (qs[0..63], qs[64..127]); the low nibbles of
+ * qs[0..63] are sub-blocks 0 (bytes 0..31) and 2 (32..63), the high 1 and 3, so
+ * the column's quants go as [x0..31 | x64..95] (low) and [x32..63 | x96..127]
+ * (high); vpmaddubsw then vpdpwssd with each half's scale word gives per 256-bit
+ * half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]). Per row the float
+ * steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm])
+ * in k order, here the rows' acc in lanes 0..3 and their accm in 4..7 of a ymm. */
+#ifndef R4_PF
+#define R4_PF 1
+#endif
+static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+/* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
+ * summed (exact) before one float step */
+INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV) {
+    const block_q8_K *y = va;
+    const char *w0 = vw;
+    const long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i s_lo0 = WSEL4(0, 0, 2, 2), s_hi0 = WSEL4(1, 1, 3, 3), s_lo1 = WSEL4(4, 4, 6, 6), s_hi1 = WSEL4(5, 5, 7, 7);
+    const __m512i mt = _mm512_loadu_si512(q4r4_mt);
+    __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
+    for (long long ib = 0; ib < nb; ib++) {
+        /* the rows' four interleaved streams defeat the hardware prefetcher on weights
+         * streamed from memory (half the one-row kernel's speed): the groups ahead are
+         * fetched as one sequential stream (the 4 rows are contiguous, 576 bytes per step) */
+        {
+            const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * sizeof(block_q4_K));
+            for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+        }
+        const int8_t *q8 = y[ib].qs;
+        const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
+        const __m512i xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
+        const __m512i xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
+        const __m512i xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
+                                               _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        __m512i R[4];
+        __m128i mins[4];
+        uint32_t dd[4];
+        for (int r = 0; r < 4; r++) {
+            const block_q4_K *b = (const block_q4_K *)(w0 + r * ws) + ib;
+            const __m128i scm = k4_scales(b->scales);
+            const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
+            mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
+            dd[r] = ld32(&b->d);
+            const __m512i q0 = _mm512_loadu_si512(b->qs), q1 = _mm512_loadu_si512(b->qs + 64);
+            const __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            const __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, xl0), _mm512_shuffle_epi8(sc, s_lo0));
+            __m512i c = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l1, xl1), _mm512_shuffle_epi8(sc, s_lo1));
+            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(h0, xh0), _mm512_shuffle_epi8(sc, s_hi0));
+            c = _mm512_dpwssd_epi32(c, _mm512_maddubs_epi16(h1, xh1), _mm512_shuffle_epi8(sc, s_hi1));
+            /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k */
+            R[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+        }
+        /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
+        const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
+        const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
+        const __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
+        const __m128i bp = bsums_pairs(y[ib].bsums);
+        const __m512i mw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(mins[1], mins[0])), _mm256_set_m128i(mins[3], mins[2]), 1);
+        const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
+        const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
+        /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
+        const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
+        const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
+        const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
+        if (GEMV) {
+            const __m128i Is = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(I, 0), _mm512_extracti32x4_epi32(I, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(I, 2), _mm512_extracti32x4_epi32(I, 3)));
+            const __m128i Ms = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(M, 0), _mm512_extracti32x4_epi32(M, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(M, 2), _mm512_extracti32x4_epi32(M, 3)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
+            continue;
+        }
+        for (int k = 0; k < 4; k++) {
+            const __m256 im = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), _mm512_extractf32x4_ps(fM, k), 1);
+            acc = _mm256_fmadd_ps(im, d, acc);
+        }
+    }
+    _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 0);
+}
+static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 1);
+}
+
+void llm_kernels_avx512_tiles(llm_kernel_table *t) {
+    /* the 16-row tiles from the column count where they overtook vec_dot_nc (one
+     * thread, 1536 x 1536, 8960 x 1536, 1536 x 8960; Q6_K's heavier transposition
+     * lost below 8 columns on weights streamed from memory; Q5_K at 8 broke even
+     * there) */
+    t->vec_dot_r16[T_Q4_K] = dot_q4_K_r16;
+    t->r16_min[T_Q4_K] = 4;
+    t->vec_dot_r16[T_Q6_K] = dot_q6_K_r16;
+    t->r16_min[T_Q6_K] = 8;
+    t->vec_dot_r16[T_Q5_K] = dot_q5_K_r16;
+    t->r16_min[T_Q5_K] = 8;
+    t->vec_dot_r4[T_Q4_K] = dot_q4_K_r4;
+    /* the same bodies in the order of llama.cpp's repacked gemv (moe.c's Q4_K experts) */
+    t->q4_K_gemv_r4 = dot_q4_K_gemv_r4;
+    t->q4_K_gemv_r16 = dot_q4_K_gemv_r16;
+}

@@ -1,0 +1,614 @@
+/* The 4-bit non-linear i-quants: IQ4_NL (32-element blocks, one fp16 scale,
+ * against Q8_0) and IQ4_XS (256-element super-blocks, an fp16 scale and a 6-bit
+ * signed scale per 32 elements, against Q8_K). A 4-bit code indexes the 16
+ * values of KV below (llama.cpp's kvalues_iq4nl), so a weight is d * KV[code]
+ * (IQ4_XS: d * (ls - 32) * KV[code]). Per 32 elements the 16 code bytes hold
+ * element j in the low nibble of byte j and element j+16 in its high nibble.
+ *
+ * This file holds the family's dequantizers, reference quantizers (llama.cpp's
+ * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
+ * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
+ * and AVX-512 twins, their multi-column forms (vec_dot_nc, prefill) and IQ4_NL's
+ * 4-row form (vec_dot_r4, decode), each giving every (row, column) vec_dot's bits,
+ * and the table filler llm_kernels_iq4.
+ *
+ * The dot products follow llama.cpp's x86 batch path, bit for bit:
+ *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
+ *    and multiplied by ggml_gemm/gemv_iq4_nl_8x8_q8_0 (arch/x86/repack.cpp):
+ *    per (row, column) one float accumulator, per block b in order
+ *      acc = fma((float)I_b, d_w * d_x, acc)
+ *    I_b the exact integer dot of the block (|I_b| < 2^24: exact in float) and
+ *    d_w * d_x the product of the two widened fp16 scales, rounded once. Its
+ *    plain vec_dot (two 8-lane chains, then a horizontal sum) gives other bits;
+ *    the batch path, which decode (its gemv) shares, is the reference.
+ *  IQ4_XS: no repack on x86; with 8 or more columns mul_mat takes the tiled
+ *    matmul (ggml-cpu/tiled, AVX-512 VNNI build): per super-block the exact
+ *    integer I = sum over the 8 sub-blocks of ls * (w . x), then
+ *      acc = fma((float)I * d_w, d_x, acc)
+ *    ((float)I rounded when |I| >= 2^24; the product with d_w rounded once; its
+ *    epilogue's add of the product with d_x is contracted to an fma by GCC). Its
+ *    vec_dot (8 float lanes, one-column decode) gives other bits; the batch path
+ *    is the reference here too.
+ * Every kernel's result depends only on (n, weight row, activation row). */
+#include <math.h>
+#include "internal.h"
+
+/* the 16 values of a code (llama.cpp's kvalues_iq4nl, gguf-py's IQ4_NL.kvalues) */
+static const int8_t KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+#define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TGT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+
+/* IQ4_XS sub-block ib's scale: 4 low bits from scales_l, 2 high from scales_h, minus 32 */
+static inline int xs_scale(const block_iq4_xs *x, int ib) {
+    return (((x->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x->scales_h >> 2 * ib) & 3) << 4)) - 32;
+}
+
+/* 32 values in element order from 16 code bytes */
+static inline void decode32(const uint8_t *qs, int8_t *v) {
+    for (int j = 0; j < 16; j++) {
+        v[j] = KV[qs[j] & 15];
+        v[j + 16] = KV[qs[j] >> 4];
+    }
+}
+
+/* ------------------------------------------------------- dequantization */
+
+void llm_dq_iq4_nl(const uint8_t *b, float *y, long long nb) {
+    const block_iq4_nl *x = (const block_iq4_nl *)b;
+    for (long long i = 0; i < nb; i++, y += QK) {
+        const float d = llm_f16_to_f32(x[i].d);
+        int8_t v[QK];
+        decode32(x[i].qs, v);
+        for (int j = 0; j < QK; j++) y[j] = d * (float)v[j];
+    }
+}
+
+void llm_dq_iq4_xs(const uint8_t *b, float *y, long long nb) {
+    const block_iq4_xs *x = (const block_iq4_xs *)b;
+    for (long long i = 0; i < nb; i++) {
+        const float d = llm_f16_to_f32(x[i].d);
+        for (int ib = 0; ib < QKK / 32; ib++, y += 32) {
+            const float dl = d * (float)xs_scale(&x[i], ib);   /* rounded once, as ggml and gguf-py do */
+            int8_t v[32];
+            decode32(x[i].qs + 16 * ib, v);
+            for (int j = 0; j < 32; j++) y[j] = dl * (float)v[j];
+        }
+    }
+}
+
+/* ------------------------------------------------------------ quantizers */
+
+#define GROUP_MAX_EPS 1e-15f   /* below this a sub-block counts as all zero */
+#define NTRY 7                 /* the scales tried around the first guess (ggml_quantize_chunk's) */
+
+/* llama.cpp's nearest_int: round half to even for |v| <= 4194303 */
+static inline int iq4_rne(float v) {
+    float t = v + 12582912.f;
+    int32_t i;
+    memcpy(&i, &t, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* the code whose value is nearest x (ties to the lower; a NaN x gives 15), as
+ * llama.cpp's best_index_int8 finds it by a binary search: for KV[0] < x < KV[15]
+ * that search ends at lo = the last i with KV[i] <= x, counted here without
+ * branches (the same comparisons, so the same code), then the nearer neighbour */
+static inline int nearest_code(float x) {
+    if (x != x) return 15;
+    if (x <= KV[0]) return 0;
+    if (x >= KV[15]) return 15;
+    int lo = 0;
+    for (int i = 1; i < 15; i++) lo += KV[i] <= x;
+    return x - KV[lo] < KV[lo + 1] - x ? lo : lo + 1;
+}
+
+/* sum w*q*x and sum w*q*q (w = x*x) over 32 elements for the codes of id*x;
+ * codes stored in L when L is not NULL */
+static inline void fit_sums(const float *x, float id, uint8_t *L, float *sumqx, float *sumq2) {
+    float qx = 0, q2 = 0;
+    for (int j = 0; j < 32; j++) {
+        const int l = nearest_code(id * x[j]);
+        if (L) L[j] = (uint8_t)l;
+        const float q = KV[l], w = x[j] * x[j];
+        qx += w * q * x[j];
+        q2 += w * q * q;
+    }
+    *sumqx = qx;
+    *sumq2 = q2;
+}
+
+/* the least-squares scale of one 32-element sub-block: the best of a first guess
+ * (the largest magnitude onto -127) and the 2*NTRY+1 scales mapping it onto
+ * -127 + t; its codes in L. 0 for an all-zero sub-block (L left as it was). */
+static float fit_block(const float *x, uint8_t *L) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < 32; j++) {
+        const float ax = fabsf(x[j]);
+        if (ax > amax) { amax = ax; max = x[j]; }
+    }
+    if (amax < GROUP_MAX_EPS) return 0;
+    float d = -max / KV[0], sumqx, sumq2;
+    fit_sums(x, 1 / d, L, &sumqx, &sumq2);
+    d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
+    float best = d * sumqx;
+    for (int t = -NTRY; t <= NTRY; t++) {
+        fit_sums(x, (float)(t + KV[0]) / max, NULL, &sumqx, &sumq2);
+        if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    return d;
+}
+
+/* the 16 code bytes of 32 codes in element order */
+static inline void pack_codes(const uint8_t *L, uint8_t *qs) {
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
+}
+
+void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb) {
+    block_iq4_nl *y = (block_iq4_nl *)out;
+    for (long long i = 0; i < nb; i++, x += QK) {
+        /* the codes chosen again for the final scale (a block's one scale: no 6-bit step) */
+        uint8_t L[QK];
+        const float d = fit_block(x, L), id = d ? 1 / d : 0;
+        y[i].d = llm_f32_to_f16(d);
+        for (int j = 0; j < QK; j++) L[j] = (uint8_t)nearest_code(id * x[j]);
+        pack_codes(L, y[i].qs);
+    }
+}
+
+void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb) {
+    block_iq4_xs *y = (block_iq4_xs *)out;
+    for (long long i = 0; i < nb; i++, x += QKK) {
+        float sc[QKK / 32], max_scale = 0, amax_scale = 0;
+        uint8_t L[32];
+        for (int ib = 0; ib < QKK / 32; ib++) {
+            sc[ib] = fit_block(x + 32 * ib, L);
+            if (fabsf(sc[ib]) > amax_scale) { amax_scale = fabsf(sc[ib]); max_scale = sc[ib]; }
+        }
+        /* the super-block scale maps the largest sub-block scale onto -32; each
+         * sub-block's codes are then chosen again for its rounded 6-bit scale */
+        const float d = -max_scale / 32, id = d ? 1 / d : 0.f;
+        y[i].d = llm_f32_to_f16(d);
+        y[i].scales_h = 0;
+        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
+        for (int ib = 0; ib < QKK / 32; ib++) {
+            int l = iq4_rne(id * sc[ib]);
+            l = l < -32 ? -32 : l > 31 ? 31 : l;
+            const float dl = d * l, idl = dl ? 1 / dl : 0.f;
+            for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_code(idl * x[32 * ib + j]);
+            pack_codes(L, y[i].qs + 16 * ib);
+            l += 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4 * (ib % 2));
+            y[i].scales_h |= (uint16_t)((l >> 4) << 2 * ib);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ scalar dots */
+
+/* the repacked gemm's step for one IQ4_NL block (every ISA's kernel runs it) */
+static inline float nl_step(float acc, int32_t I, f16_t dw, f16_t dx) {
+    return fmaf((float)I, llm_f16_to_f32(dw) * llm_f16_to_f32(dx), acc);
+}
+
+/* w . x over one block, exact */
+static inline int32_t nl_int(const block_iq4_nl *x, const int8_t *q8) {
+    int8_t v[QK];
+    decode32(x->qs, v);
+    int32_t I = 0;
+    for (int j = 0; j < QK; j++) I += (int32_t)v[j] * q8[j];
+    return I;
+}
+
+static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) {
+    const block_iq4_nl *x = w;
+    const block_q8_0 *y = a;
+    float acc = 0;
+    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(&x[b], y[b].qs), x[b].d, y[b].d);
+    *s = acc;
+}
+
+/* the tiled matmul's step for one IQ4_XS super-block (every ISA's kernel ends in it) */
+static inline float xs_step(float acc, int32_t I, f16_t dw, float dx) {
+    return fmaf((float)I * llm_f16_to_f32(dw), dx, acc);
+}
+
+/* IQ4_XS: each super-block's exact integer (INT) into the tiled step, in order */
+#define DOT_IQ4_XS(NAME, TGT, INT)                                                  \
+    TGT static void NAME(long long n, float *s, const void *w, const void *a) {    \
+        const block_iq4_xs *x = w;                                                 \
+        const block_q8_K *y = a;                                                   \
+        float acc = 0;                                                             \
+        for (long long b = 0; b < n / QKK; b++)                                    \
+            acc = xs_step(acc, INT(&x[b], y[b].qs), x[b].d, y[b].d);               \
+        *s = acc;                                                                  \
+    }
+
+/* sum over the 8 sub-blocks of (ls - 32) * (w . x), exact */
+static inline int32_t xs_int(const block_iq4_xs *x, const int8_t *q8) {
+    int32_t I = 0;
+    for (int ib = 0; ib < QKK / 32; ib++) {
+        int8_t v[32];
+        decode32(x->qs + 16 * ib, v);
+        int32_t p = 0;
+        for (int j = 0; j < 32; j++) p += (int32_t)v[j] * q8[32 * ib + j];
+        I += xs_scale(x, ib) * p;
+    }
+    return I;
+}
+
+DOT_IQ4_XS(dot_iq4_xs, , xs_int)
+
+/* ------------------------------------------------------------------- x86 */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+/* 16 code bytes -> their 32 values in element order (low nibbles, then high) */
+TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)KV), m = _mm_set1_epi8(15);
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m));
+    const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* the pair sums of |v| * (y with v's sign, negated in int8): llama.cpp's mul_add_epi8 */
+TGT_AVX2 static inline __m256i mul_add_i8(__m256i v, __m256i y) {
+    return _mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(y, v));
+}
+
+/* the 8 lanes of v . y (4 elements each), exact for Q8_0's y (never -128, which
+ * the sign trick would leave unnegated; no pair sum reaches 2^15) */
+TGT_AVX2 static inline __m256i lanes_avx2(__m256i v, __m256i y) {
+    return _mm256_madd_epi16(mul_add_i8(v, y), _mm256_set1_epi16(1));
+}
+TGT_AVX512 static inline __m256i lanes_vnni(__m256i v, __m256i y) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(v, v), _mm256_sign_epi8(y, v));
+}
+
+/* the 8 lane vectors' totals, r[k] = sum of p[k]'s lanes (integers: any order) */
+TGT_AVX2 static inline __m256i totals8(const __m256i p[8]) {
+    const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    /* a: [t0..t3 of the low halves | t0..t3 of the high halves]; b likewise for 4..7 */
+    const __m256i lo = _mm256_permute2x128_si256(a, b, 0x20), hi = _mm256_permute2x128_si256(a, b, 0x31);
+    return _mm256_add_epi32(lo, hi);
+}
+
+TGT_AVX2 static inline int32_t total1(__m256i p) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    s = _mm_hadd_epi32(s, s);
+    return _mm_cvtsi128_si32(_mm_hadd_epi32(s, s));
+}
+
+static inline uint16_t rd_u16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+
+/* 8 fp16 values at byte stride st -> floats (built in registers: narrow stores then a
+ * wide load would stall store forwarding) */
+TGT_AVX2 static inline __m256 f16x8(const uint8_t *p, long long st) {
+    __m128i h = _mm_cvtsi32_si128(rd_u16(p));
+    h = _mm_insert_epi16(h, rd_u16(p + st), 1);
+    h = _mm_insert_epi16(h, rd_u16(p + 2 * st), 2);
+    h = _mm_insert_epi16(h, rd_u16(p + 3 * st), 3);
+    h = _mm_insert_epi16(h, rd_u16(p + 4 * st), 4);
+    h = _mm_insert_epi16(h, rd_u16(p + 5 * st), 5);
+    h = _mm_insert_epi16(h, rd_u16(p + 6 * st), 6);
+    h = _mm_insert_epi16(h, rd_u16(p + 7 * st), 7);
+    return _mm256_cvtph_ps(h);
+}
+
+/* 8 consecutive blocks' d_w * d_x, rounded once each */
+TGT_AVX2 static inline __m256 scales8(const block_iq4_nl *x, const block_q8_0 *y) {
+    return _mm256_mul_ps(f16x8((const uint8_t *)&x->d, sizeof *x), f16x8((const uint8_t *)&y->d, sizeof *y));
+}
+
+/* the fma chain over 8 blocks: I (exact) times their scales, in block order */
+TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
+    float fi[8], fd[8];
+    _mm256_storeu_ps(fi, _mm256_cvtepi32_ps(I));
+    _mm256_storeu_ps(fd, d);
+    for (int k = 0; k < 8; k++) acc = fmaf(fi[k], fd[k], acc);
+    return acc;
+}
+
+/* IQ4_NL: 8 blocks' integer dots at a time, then their 8 chain steps; LANES is
+ * lanes_avx2 or lanes_vnni (the same integers) */
+#define DOT_IQ4_NL(NAME, TGT, LANES)                                                              \
+    TGT static void NAME(long long n, float *s, const void *w, const void *a) {                  \
+        const block_iq4_nl *x = w;                                                               \
+        const block_q8_0 *y = a;                                                                 \
+        const long long nb = n / QK;                                                             \
+        float acc = 0;                                                                           \
+        long long b = 0;                                                                         \
+        for (; b + 8 <= nb; b += 8) {                                                            \
+            __m256i p[8];                                                                        \
+            for (int k = 0; k < 8; k++)                                                          \
+                p[k] = LANES(decode32_avx2(x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
+            acc = chain8(acc, totals8(p), scales8(&x[b], &y[b]));                                 \
+        }                                                                                        \
+        for (; b < nb; b++) {                                                                    \
+            const int32_t I = total1(LANES(decode32_avx2(x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
+            acc = nl_step(acc, I, x[b].d, y[b].d);                                                \
+        }                                                                                        \
+        *s = acc;                                                                                \
+    }
+
+DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2)
+DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
+
+/* IQ4_NL, LLM_R4 rows against one column (decode): each row's vec_dot steps, the
+ * activation's blocks loaded once for the 4 rows and the rows' 4 fma chains
+ * interleaved (one row's chain alone waits on the fma latency every block) */
+#define DOT_IQ4_NL_R4(NAME, TGT, LANES)                                                           \
+    TGT static void NAME(long long n, float *s, const void *w, long long w_stride, const void *a) { \
+        const block_q8_0 *y = a;                                                                  \
+        const block_iq4_nl *x[LLM_R4];                                                            \
+        for (int r = 0; r < LLM_R4; r++) x[r] = (const block_iq4_nl *)((const uint8_t *)w + r * w_stride); \
+        const long long nb = n / QK;                                                              \
+        float acc[LLM_R4] = {0};                                                                  \
+        long long b = 0;                                                                          \
+        for (; b + 8 <= nb; b += 8) {                                                             \
+            __m256i yv[8];                                                                        \
+            for (int k = 0; k < 8; k++) yv[k] = _mm256_loadu_si256((const __m256i *)y[b + k].qs); \
+            const __m256 dx = f16x8((const uint8_t *)&y[b].d, sizeof *y);                         \
+            float fi[LLM_R4][8], fd[LLM_R4][8];                                                   \
+            for (int r = 0; r < LLM_R4; r++) {                                                    \
+                __m256i p[8];                                                                     \
+                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_avx2(x[r][b + k].qs), yv[k]);   \
+                _mm256_storeu_ps(fi[r], _mm256_cvtepi32_ps(totals8(p)));                          \
+                _mm256_storeu_ps(fd[r], _mm256_mul_ps(f16x8((const uint8_t *)&x[r][b].d, sizeof *x[r]), dx)); \
+            }                                                                                     \
+            for (int k = 0; k < 8; k++)                                                           \
+                for (int r = 0; r < LLM_R4; r++) acc[r] = fmaf(fi[r][k], fd[r][k], acc[r]);       \
+        }                                                                                         \
+        for (; b < nb; b++)                                                                       \
+            for (int r = 0; r < LLM_R4; r++) {                                                    \
+                const __m256i yb = _mm256_loadu_si256((const __m256i *)y[b].qs);                  \
+                acc[r] = nl_step(acc[r], total1(LANES(decode32_avx2(x[r][b].qs), yb)), x[r][b].d, y[b].d); \
+            }                                                                                     \
+        for (int r = 0; r < LLM_R4; r++) s[r] = acc[r];                                           \
+    }
+
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni)
+
+/* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
+ * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
+TGT_AVX2 static inline __m256i xs_sub_avx2(__m256i v, const int8_t *q8, __m256i ls) {
+    const __m256i y = _mm256_loadu_si256((const __m256i *)q8);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(y), _mm256_sign_epi8(v, y)), ls);
+}
+
+TGT_AVX2 static inline __m256i xs_ls_avx2(const block_iq4_xs *x, int ib) {
+    return _mm256_set1_epi16((int16_t)xs_scale(x, ib));
+}
+
+TGT_AVX2 static inline int32_t xs_int_avx2(const block_iq4_xs *x, const int8_t *q8) {
+    __m256i sum = _mm256_setzero_si256();
+    for (int ib = 0; ib < QKK / 32; ib++)
+        sum = _mm256_add_epi32(sum, xs_sub_avx2(decode32_avx2(x->qs + 16 * ib), q8 + 32 * ib, xs_ls_avx2(x, ib)));
+    return total1(sum);
+}
+
+DOT_IQ4_XS(dot_iq4_xs_avx2, TGT_AVX2, xs_int_avx2)
+
+/* IQ4_XS, two sub-blocks per zmm: the 32 code bytes of sub-blocks ib, ib+1 ->
+ * their 64 values in element order */
+/* two runs of 16 code bytes (in one ymm: the first run low) -> their 64 values in element order */
+TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)KV));
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
+    /* 128-bit lanes 1 and 3 take the high nibbles */
+    const __m512i c = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
+    return _mm512_shuffle_epi8(lut, c);
+}
+
+TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
+    return decode2x32_avx512(_mm256_loadu_si256((const __m256i *)qs));
+}
+
+/* xs_int, two sub-blocks per vpdpbusd: |x| (unsigned: -128 is 128) times w
+ * negated where x < 0, exact; times the two scales */
+TGT_AVX512 static inline __m512i xs_sub_avx512(__m512i v, const int8_t *q8, __m512i ls) {
+    const __m512i y = _mm512_loadu_si512((const void *)q8);
+    const __m512i sv = _mm512_mask_sub_epi8(v, _mm512_movepi8_mask(y), _mm512_setzero_si512(), v);
+    return _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(y), sv), ls);
+}
+
+/* sub-blocks ib and ib+1's scales in the low and high 8 lanes */
+TGT_AVX512 static inline __m512i xs_ls_avx512(const block_iq4_xs *x, int ib) {
+    return _mm512_inserti64x4(_mm512_set1_epi32(xs_scale(x, ib)), _mm256_set1_epi32(xs_scale(x, ib + 1)), 1);
+}
+
+TGT_AVX512 static inline int32_t xs_int_avx512(const block_iq4_xs *x, const int8_t *q8) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int ib = 0; ib < QKK / 32; ib += 2)
+        sum = _mm512_add_epi32(sum, xs_sub_avx512(decode64_avx512(x->qs + 16 * ib), q8 + 32 * ib, xs_ls_avx512(x, ib)));
+    return _mm512_reduce_add_epi32(sum);
+}
+
+DOT_IQ4_XS(dot_iq4_xs_avx512, TGT_AVX512, xs_int_avx512)
+
+/* ---- multi-column forms (vec_dot_nc): the weight decoded once for up to
+ * LLM_NC_MAX columns, column c's chain in lane c of one float vector. Lane c
+ * runs exactly vec_dot's steps on its own integers (the same exact I, the same
+ * once-rounded scale products, the same fma, in block order), so each column
+ * gets vec_dot's bits whatever nc. Lanes past nc compute on zeros. */
+
+/* every pass computes NCP lanes (a fixed count: the loops over the columns unroll
+ * into registers); lanes past nc repeat column 0, lanes NCP..7 hold zeros */
+#define NCP LLM_NC_MAX
+
+/* the lanes' column pointers (column c at a + c*a_stride) */
+static inline void column_ptrs(const void *a, long long a_stride, int nc, const uint8_t *col[NCP]) {
+    for (int c = 0; c < NCP; c++) col[c] = (const uint8_t *)a + (c < nc ? c : 0) * a_stride;
+}
+
+static inline float rd_f32(const uint8_t *p) { float v; memcpy(&v, p, 4); return v; }
+
+/* the lanes' fp16 block scales at byte offset off of each column -> floats (built
+ * in registers: narrow stores then a wide load would stall store forwarding) */
+TGT_AVX2 static inline __m256 col_scales_f16(const uint8_t *const col[NCP], long long off) {
+    __m128i h = _mm_cvtsi32_si128(rd_u16(col[0] + off));
+    h = _mm_insert_epi16(h, rd_u16(col[1] + off), 1);
+    h = _mm_insert_epi16(h, rd_u16(col[2] + off), 2);
+    h = _mm_insert_epi16(h, rd_u16(col[3] + off), 3);
+    h = _mm_insert_epi16(h, rd_u16(col[4] + off), 4);
+    h = _mm_insert_epi16(h, rd_u16(col[5] + off), 5);
+    return _mm256_cvtph_ps(h);
+}
+
+TGT_AVX2 static inline __m256 col_scales_f32(const uint8_t *const col[NCP], long long off) {
+    return _mm256_setr_ps(rd_f32(col[0] + off), rd_f32(col[1] + off), rd_f32(col[2] + off), rd_f32(col[3] + off),
+                          rd_f32(col[4] + off), rd_f32(col[5] + off), 0.f, 0.f);
+}
+
+/* an fp16 value widened, in every lane (F16C: cheaper than the scalar converter) */
+TGT_AVX2 static inline __m256 bcast_f16(f16_t h) {
+    return _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(h)));
+}
+
+TGT_AVX2 static inline void store_cols(__m256 acc, float *s, long long s_stride, int nc) {
+    float r[8];
+    _mm256_storeu_ps(r, acc);
+    for (int c = 0; c < nc; c++) s[c * s_stride] = r[c];
+}
+
+/* IQ4_NL: one block for the columns, their I in the lanes of one vector, then
+ * nl_step in each lane */
+TGT_AVX2 static inline __m256 nl_nc_step(__m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP], long long off) {
+    const __m256i v = decode32_avx2(xb->qs);
+    __m256i p[8] = {0};
+    for (int c = 0; c < NCP; c++) p[c] = lanes_avx2(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));
+    const __m256 d = _mm256_mul_ps(bcast_f16(xb->d), col_scales_f16(col, off));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);
+}
+
+TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                        long long a_stride, int nc) {
+    const block_iq4_nl *x = w;
+    const uint8_t *col[NCP];
+    column_ptrs(a, a_stride, nc, col);
+    __m256 acc = _mm256_setzero_ps();
+    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));
+    store_cols(acc, s, s_stride, nc);
+}
+
+/* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
+ * [a0+a2, b0+b2, a1+a3, b1+b3] in each quarter (integers: any order) */
+TGT_AVX512 static inline __m512i pair_fold(__m512i a, __m512i b) {
+    return _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+}
+
+/* IQ4_NL on AVX-512, two blocks per zmm: p[c] holds column c's 8 lanes of block b
+ * (low half) and block b+1 (high half); their totals as two vectors over the columns */
+TGT_AVX512 static inline void totals_2x8(const __m512i p[8], __m256i *t0, __m256i *t1) {
+    const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
+    const __m512i f45 = pair_fold(p[4], p[5]), f67 = pair_fold(p[6], p[7]);
+    /* per quarter: the quarter's sum for columns 0..3 (4..7) */
+    const __m512i q03 = _mm512_add_epi32(_mm512_unpacklo_epi64(f01, f23), _mm512_unpackhi_epi64(f01, f23));
+    const __m512i q47 = _mm512_add_epi32(_mm512_unpacklo_epi64(f45, f67), _mm512_unpackhi_epi64(f45, f67));
+    /* quarters 0+1 (block b) and 2+3 (block b+1): [b 0..3, b+1 0..3, b 4..7, b+1 4..7] */
+    const __m512i s = _mm512_add_epi32(_mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i o = _mm512_shuffle_i64x2(s, s, _MM_SHUFFLE(3, 1, 2, 0));
+    *t0 = _mm512_castsi512_si256(o);
+    *t1 = _mm512_extracti64x4_epi64(o, 1);
+}
+
+TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                            long long a_stride, int nc) {
+    const block_iq4_nl *x = w;
+    const uint8_t *col[NCP];
+    column_ptrs(a, a_stride, nc, col);
+    const long long nb = n / QK;
+    __m256 acc = _mm256_setzero_ps();
+    long long b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i v = decode2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
+        const __m512i av = _mm512_abs_epi8(v);
+        const __mmask64 neg = _mm512_movepi8_mask(v);
+        const long long off = b * (long long)sizeof(block_q8_0);
+        __m512i p[8] = {0};
+        for (int c = 0; c < NCP; c++) {
+            const __m512i y = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(col[c] + off + 2))),
+                                                 _mm256_loadu_si256((const __m256i *)(col[c] + off + sizeof(block_q8_0) + 2)), 1);
+            /* y negated where w < 0: exact, Q8_0 has no -128 */
+            p[c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), av, _mm512_mask_sub_epi8(y, neg, _mm512_setzero_si512(), y));
+        }
+        __m256i I0, I1;
+        totals_2x8(p, &I0, &I1);
+        const __m256 d0v = _mm256_mul_ps(bcast_f16(x[b].d), col_scales_f16(col, off));
+        const __m256 d1v = _mm256_mul_ps(bcast_f16(x[b + 1].d), col_scales_f16(col, off + sizeof(block_q8_0)));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I0), d0v, acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I1), d1v, acc);
+    }
+    if (b < nb) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
+    store_cols(acc, s, s_stride, nc);
+}
+
+/* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
+ * weight decoded once by DECODE), then xs_step in each lane. FOLD takes a column's
+ * vector of int32 sums to 8 lanes (integers: any order). */
+#define DOT_IQ4_XS_NC(NAME, TGT, VEC, ZERO, STEP, DECODE, LS, SUB, ADD, FOLD)                        \
+    TGT static void NAME(long long n, float *s, long long s_stride, const void *w, const void *a,    \
+                         long long a_stride, int nc) {                                                \
+        const block_iq4_xs *x = w;                                                                   \
+        const uint8_t *col[NCP];                                                                     \
+        column_ptrs(a, a_stride, nc, col);                                                           \
+        __m256 acc = _mm256_setzero_ps();                                                            \
+        for (long long b = 0; b < n / QKK; b++) {                                                    \
+            const long long off = b * (long long)sizeof(block_q8_K);                                 \
+            VEC sum[NCP];                                                                            \
+            for (int c = 0; c < NCP; c++) sum[c] = ZERO();                                           \
+            for (int ib = 0; ib < QKK / 32; ib += STEP) {                                            \
+                const VEC v = DECODE(x[b].qs + 16 * ib), ls = LS(&x[b], ib);                         \
+                for (int c = 0; c < NCP; c++)                                                        \
+                    sum[c] = ADD(sum[c], SUB(v, (const int8_t *)col[c] + off + 4 + 32 * ib, ls));    \
+            }                                                                                        \
+            __m256i lanes[8] = {0};                                                                  \
+            for (int c = 0; c < NCP; c++) lanes[c] = FOLD(sum[c]);                                   \
+            const __m256 r = _mm256_mul_ps(_mm256_cvtepi32_ps(totals8(lanes)), bcast_f16(x[b].d)); \
+            acc = _mm256_fmadd_ps(r, col_scales_f32(col, off), acc);                                 \
+        }                                                                                            \
+        store_cols(acc, s, s_stride, nc);                                                            \
+    }
+
+TGT_AVX2 static inline __m256i fold256(__m256i v) { return v; }
+TGT_AVX512 static inline __m256i fold512(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx2, TGT_AVX2, __m256i, _mm256_setzero_si256, 1, decode32_avx2, xs_ls_avx2, xs_sub_avx2,
+              _mm256_add_epi32, fold256)
+DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx512, TGT_AVX512, __m512i, _mm512_setzero_si512, 2, decode64_avx512, xs_ls_avx512,
+              xs_sub_avx512, _mm512_add_epi32, fold512)
+#endif
+
+/* ------------------------------------------------------------- the table */
+
+void llm_kernels_iq4(llm_kernel_table *t, int isa) {
+    t->vec_dot[T_IQ4_NL] = dot_iq4_nl;
+    t->vec_dot[T_IQ4_XS] = dot_iq4_xs;
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa >= 1) {
+        t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
+        t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx2;
+        t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
+        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
+        t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
+    }
+    if (isa >= 2) {
+        t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
+        t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
+        t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
+        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
+        t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
+    }
+#else
+    (void)isa;
+#endif
+}
