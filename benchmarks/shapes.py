@@ -114,7 +114,7 @@ def scaled(shape: Shape, **overrides) -> Shape:
 
 # ------------------------------------------------------------------ the vocabulary
 
-def _byte_tokens() -> list[str]:
+def byte_tokens() -> list[str]:
     """GPT-2's byte-level alphabet: every byte as the code point BPE vocabularies
     store it under (printable Latin-1 as itself, the rest shifted past 255)"""
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
@@ -134,7 +134,7 @@ def vocab_kvs(shape: Shape) -> list[tuple[str, object, object]]:
     n_filler = shape.n_vocab - 256 - len(fam.specials)
     if n_filler < 0:
         raise ValueError(f"a vocabulary of {shape.n_vocab} has no room for 256 bytes and the special tokens")
-    tokens = _byte_tokens() + [f"tok{i}" for i in range(n_filler)] + list(fam.specials)
+    tokens = byte_tokens() + [f"tok{i}" for i in range(n_filler)] + list(fam.specials)
     types = [1] * (256 + n_filler) + [3] * len(fam.specials)   # 1 normal, 3 control
     ids = {t: i for i, t in enumerate(tokens)}
     S, A = ValueType.STRING, ValueType.ARRAY

@@ -24,7 +24,10 @@ for k in z.files:
     name = k[5:]
     ref.setdefault(name, z[k])   # first occurrence of a name
 m = {'attn_norm': 'attn_norm-%d', 'Vcur': 'Vcur-%d', 'kqv_out': 'kqv_out-%d', 'attn_out': 'attn_out-%d', 'ffn_inp': 'ffn_inp-%d',
-     'ffn_norm': 'ffn_norm-%d', 'ffn_gate': 'ffn_gate-%d', 'ffn_up': 'ffn_up-%d', 'ffn_act': 'ffn_swiglu-%d', 'ffn_out': 'ffn_out-%d', 'l_out': 'l_out-%d'}
+     'ffn_norm': 'ffn_norm-%d', 'ffn_gate': 'ffn_gate-%d', 'ffn_up': 'ffn_up-%d', 'ffn_act': 'ffn_swiglu-%d', 'ffn_out': 'ffn_out-%d', 'l_out': 'l_out-%d',
+     # a mixture of experts (csrc/moe.c): the router, the chosen experts' weights, their sum
+     'ffn_moe_logits': 'ffn_moe_logits-%d', 'ffn_moe_weights': 'ffn_moe_weights-%d',
+     'ffn_moe_weights_norm': 'ffn_moe_weights_norm-%d', 'ffn_moe_out': 'ffn_moe_out-%d'}
 # Qcur/Kcur: last named Qcur-%d before the view (after rope)
 qk = {}
 for k in z.files:
@@ -47,7 +50,8 @@ if gem:
     m['ffn_inp'] = 'sa_out-%d'; m['ffn_act'] = 'ffn_geglu-%d' 
 for il in range(min(nl, int(sys.argv[4]) if len(sys.argv) > 4 else 2)):
     print('layer', il)
-    for ok in ['attn_norm', 'Qraw', 'Kraw', 'Vcur', 'Qcur', 'Kcur', 'kqv_out', 'attn_out', 'ffn_inp', 'ffn_norm', 'ffn_gate', 'ffn_up', 'ffn_act', 'ffn_out', 'l_out']:
+    for ok in ['attn_norm', 'Qraw', 'Kraw', 'Vcur', 'Qcur', 'Kcur', 'kqv_out', 'attn_out', 'ffn_inp', 'ffn_norm', 'ffn_gate', 'ffn_up',
+               'ffn_act', 'ffn_moe_logits', 'ffn_moe_weights', 'ffn_moe_weights_norm', 'ffn_moe_out', 'ffn_out', 'l_out']:
         if (ok, il) not in ours: continue
         if ok in ('Qraw', 'Kraw', 'Qcur', 'Kcur'):
             lst = qk.get(ok[0] + 'cur-%d' % il, [])

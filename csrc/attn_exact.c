@@ -68,6 +68,54 @@ INL void swiglu_body(float *g, const float *u, int n) {
     for (; i < n; i++) g[i] = (g[i] / (1.0f + expf(-g[i]))) * u[i];
 }
 
+/* ggml_vec_soft_max_f32 after the max (scale 1, no mask), as its AVX-512 build runs
+ * it: groups of 16 through vexp, each group's red16 added to a double sum, the tail
+ * through libm's expf; then every value times (float)(1/sum). The router of a
+ * mixture of experts (moe.c). */
+void llm_softmax_exact(float *y, const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double sum = 0.0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        for (int l = 0; l < 16; l++) y[i + l] = vexp(x[i + l] - mx);
+        sum += (double)red16(y + i);
+    }
+    for (; i < n; i++) {
+        y[i] = expf(x[i] - mx);
+        sum += (double)y[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (i = 0; i < n; i++) y[i] *= inv;
+}
+
+/* one output of llama.cpp's F32 x F32 matmul as its AVX-512 build computes it (a
+ * mixture of experts' router): sgemm (tinyBLAS, taken when n % 16 == 0 and the rows
+ * a multiple of 4) a 16-lane fma chain then red16; otherwise ggml_vec_dot_f32, four
+ * 16-lane fma chains over steps of 64 folded (0+2, 1+3, then 0+1) into red16, the
+ * leftover elements added in float */
+INL float dot_f32_body(const float *w, const float *x, int n, int sgemm) {
+    if (sgemm && (n & 15) == 0) {
+        float acc[16] = {0};
+        for (int c = 0; c < n; c += 16)
+            for (int l = 0; l < 16; l++) acc[l] = fmaf(w[c + l], x[c + l], acc[l]);
+        return red16(acc);
+    }
+    float s4[4][16] = {{0}};
+    const int np = n & ~63;
+    for (int c = 0; c < np; c += 64)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 16; l++) s4[j][l] = fmaf(w[c + 16 * j + l], x[c + 16 * j + l], s4[j][l]);
+    for (int l = 0; l < 16; l++) {
+        s4[0][l] = s4[0][l] + s4[2][l];
+        s4[1][l] = s4[1][l] + s4[3][l];
+        s4[0][l] = s4[0][l] + s4[1][l];
+    }
+    float sum = red16(s4[0]);
+    for (int i = np; i < n; i++) sum += w[i] * x[i];
+    return sum;
+}
+
 INL float kq_dot(const f16_t *q, const f16_t *k, int hd) {
     if ((hd & 15) == 0) {
         float acc[16] = {0};
@@ -417,19 +465,25 @@ T256 static void attn_group_avx2(const f16_t *q16, int G, const f16_t *K, const 
     }
 #define SWIGLU_WRAPPER(SUF, ATTR) \
     ATTR static void swiglu_##SUF(float *g, const float *u, int n) { swiglu_body(g, u, n); }
+#define DOT_F32_WRAPPER(SUF, ATTR) \
+    ATTR static float dot_f32_##SUF(const float *w, const float *x, int n, int sgemm) { return dot_f32_body(w, x, n, sgemm); }
 
 ATTN_WRAPPER(scalar, )
 SWIGLU_WRAPPER(scalar, )
+DOT_F32_WRAPPER(scalar, )
 #if defined(__x86_64__)
 SWIGLU_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
+DOT_F32_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
+DOT_F32_WRAPPER(avx512, T512)
 #endif
 
 void llm_exact_kernels(llm_kernel_table *t, int isa) {
     t->attn_group = attn_group_scalar;
     t->swiglu = swiglu_scalar;
+    t->dot_f32_exact = dot_f32_scalar;
 #if defined(__x86_64__)
-    if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; }   /* attn_group_avx2: intrinsics */
-    else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; }
+    if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; t->dot_f32_exact = dot_f32_avx2; }
+    else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; t->dot_f32_exact = dot_f32_avx512; }
 #else
     (void)isa;
 #endif

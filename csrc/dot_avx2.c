@@ -452,7 +452,8 @@ INL __m256i k45_step(__m256i lo, __m256i hi, __m256i slo, __m256i shi, const int
  * reduced together (lane k of one vector), the M_k likewise, and the two fma
  * chains run side by side as lanes 0 (acc) and 1 (accm) of one vector:
  * [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) in k order */
-INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
+INL void q4_K_kk(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC,
+                 const int GEMV) {
     const block_q4_K *x = wv;
     const block_q8_K *yc[NCA];
     const long long nb = n / QKK;
@@ -478,6 +479,13 @@ INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const v
             const __m128 im01 = _mm_cvtepi32_ps(_mm_unpacklo_epi32(I, M));   /* I0 M0 I1 M1 */
             const __m128 im23 = _mm_cvtepi32_ps(_mm_unpackhi_epi32(I, M));   /* I2 M2 I3 M3 */
             const __m128 d = _mm_mul_ps(wdm, _mm_set1_ps(y->d));            /* dw*dx, dmin*dx */
+            if (GEMV) {   /* the super-block's whole I and M (exact int32 sums), one step */
+                const __m128i im = _mm_unpacklo_epi32(I, M), im2 = _mm_unpackhi_epi32(I, M); /* I0 M0 I1 M1, I2 M2 I3 M3 */
+                const __m128i s4 = _mm_add_epi32(im, im2);
+                const __m128i sb = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));              /* Ib Mb . . */
+                acc[c] = _mm_fmadd_ps(_mm_cvtepi32_ps(sb), d, acc[c]);
+                continue;
+            }
             __m128 a = acc[c];
             a = _mm_fmadd_ps(im01, d, a);
             a = _mm_fmadd_ps(_mm_movehl_ps(im01, im01), d, a);
@@ -488,7 +496,15 @@ INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const v
     }
     FORC s[c * ss] = _mm_cvtss_f32(_mm_sub_ss(acc[c], _mm_movehdup_ps(acc[c])));
 }
+INL void dot_q4_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
+    q4_K_kk(n, s, ss, wv, av, as, NC, 0);
+}
 NC_FUNCS(dot_q4_K)
+/* the repacked gemv's order (llama.cpp's Q4_K experts) */
+INL void dot_q4_K_gemv_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
+    q4_K_kk(n, s, ss, wv, av, as, NC, 1);
+}
+NC_FUNCS(dot_q4_K_gemv)
 
 /* Q5_K in the tiled order */
 INL void dot_q5_K_k(long long n, float *s, long long ss, const void *wv, const void *av, long long as, const int NC) {
@@ -584,6 +600,8 @@ void llm_kernels_avx2(llm_kernel_table *t) {
     t->vec_dot_ncw[T_Q4_0] = dot_q4_0_ncw;
     t->vec_dot_ncw[T_Q5_0] = dot_q5_0_ncw;
     t->vec_dot_ncw[T_Q8_0] = dot_q8_0_ncw;
+    t->q4_K_gemv = dot_q4_K_gemv;
+    t->q4_K_gemv_nc = dot_q4_K_gemv_nc;
 }
 
 /* Q4_K and Q6_K for the AVX-512 table: these same bodies (the same bits), built

@@ -257,7 +257,9 @@ static inline void k4_scales_mins(const uint8_t *scales, int sc[8], int m[8]) {
     }
 }
 
-static void dot_q4_K(long long n, float *s, const void *w, const void *a) {
+/* gemv 0: the repacked gemm's steps, one per 64 elements; 1: the repacked gemv's,
+ * one per super-block (the four I and M summed first, exactly) */
+static inline void q4_K_body(long long n, float *s, const void *w, const void *a, int gemv) {
     const block_q4_K *x = w;
     const block_q8_K *y = a;
     float acc = 0, accm = 0;
@@ -268,16 +270,24 @@ static void dot_q4_K(long long n, float *s, const void *w, const void *a) {
         k4_scales_mins(x[b].scales, sc, m);
         const float d = h2f(x[b].d) * y[b].d, dm = h2f(x[b].dmin) * y[b].d;
         const int16_t *bs = y[b].bsums;
+        int32_t Ib = 0, Mb = 0;
         for (int k = 0; k < 4; k++) {   /* 64 elements: sub-blocks 2k, 2k+1 */
             const int32_t I = sc[2 * k] * dot_i8(q + 64 * k, y[b].qs + 64 * k, 32)
                             + sc[2 * k + 1] * dot_i8(q + 64 * k + 32, y[b].qs + 64 * k + 32, 32);
             const int32_t M = m[2 * k] * (bs[4 * k] + bs[4 * k + 1]) + m[2 * k + 1] * (bs[4 * k + 2] + bs[4 * k + 3]);
+            if (gemv) { Ib += I; Mb += M; continue; }
             acc = fmaf((float)I, d, acc);
             accm = fmaf((float)M, dm, accm);
+        }
+        if (gemv) {
+            acc = fmaf((float)Ib, d, acc);
+            accm = fmaf((float)Mb, dm, accm);
         }
     }
     *s = acc - accm;
 }
+static void dot_q4_K(long long n, float *s, const void *w, const void *a) { q4_K_body(n, s, w, a, 0); }
+static void dot_q4_K_gemv(long long n, float *s, const void *w, const void *a) { q4_K_body(n, s, w, a, 1); }
 
 static void dot_q5_K(long long n, float *s, const void *w, const void *a) {
     const block_q5_K *x = w;
@@ -338,4 +348,8 @@ void llm_kernels_scalar(llm_kernel_table *t) {
     t->vec_dot[T_Q4_K] = dot_q4_K;
     t->vec_dot[T_Q5_K] = dot_q5_K;
     t->vec_dot[T_Q6_K] = dot_q6_K;
+    t->q4_K_gemv = dot_q4_K_gemv;
+    t->q4_K_gemv_nc = NULL;
+    t->q4_K_gemv_r4 = NULL;
+    t->q4_K_gemv_r16 = NULL;
 }

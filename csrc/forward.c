@@ -9,6 +9,7 @@
 /* debugging aid: when set, called with the whole batch of each stage (llm_set_trace) */
 static llm_trace_fn trace_fn;
 void llm_set_trace(llm_trace_fn fn) { trace_fn = fn; }
+void llm_trace(const char *name, int il, const float *data, long long n) { if (trace_fn) trace_fn(name, il, data, n); }
 #define TRACE(name, il, ptr, count) do { if (trace_fn) trace_fn(name, il, ptr, (long long)(count)); } while (0)
 
 static int is_swa(const llm_model *m, int il) {
@@ -16,12 +17,13 @@ static int is_swa(const llm_model *m, int il) {
     return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
 }
 
-static void mm(const llm_tensor *w, const float *x, int n, float *y) {
+void llm_mm(const llm_tensor *w, const float *x, int n, float *y) {
     llm_matmul(w->type, w->data, w->ne1, w->ne0, x, n, y);
 }
+#define mm llm_mm
 
 /* several weights over the same input (same k): one quantization, one pool of tiles */
-static void mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, float *const *y) {
+void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, float *const *y) {
     int types[4];
     const void *data[4];
     long long rows[4];
@@ -34,6 +36,7 @@ static void mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, 
     }
     llm_matmul_multi(nw, types, data, rows, w[0]->ne0, x, n, y);
 }
+#define mm_multi llm_mm_multi
 
 static void add_bias(float *y, const llm_tensor *b, int n, int dim) {
     if (!b->data) return;
@@ -103,7 +106,6 @@ enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN };
 typedef struct {
     llm_model *m;
     int il, n, pos, stage;
-    atomic_int next;            /* the next token to take */
 } tok_job;
 
 static void tok_one(const tok_job *j, int t) {
@@ -167,18 +169,34 @@ static void tok_one(const tok_job *j, int t) {
     }
 }
 
-static void tok_task(int ith, int nth, void *p) {
+/* fn(ctx, t) for t < n over the pool, in chunks taken one at a time (a row's
+ * arithmetic is the same whatever the split); a few rows on the calling thread */
+typedef struct {
+    void (*fn)(void *ctx, int t);
+    void *ctx;
+    int n;
+    atomic_int next;
+} rows_job;
+
+static void rows_task(int ith, int nth, void *p) {
     (void)ith;
-    tok_job *j = p;
+    rows_job *j = p;
     const int chunk = j->n / (4 * nth) > 0 ? j->n / (4 * nth) : 1;
     for (int t0; (t0 = atomic_fetch_add_explicit(&j->next, chunk, memory_order_relaxed)) < j->n;)
-        for (int t = t0; t < t0 + chunk && t < j->n; t++) tok_one(j, t);
+        for (int t = t0; t < t0 + chunk && t < j->n; t++) j->fn(j->ctx, t);
 }
 
+void llm_for_rows(int n, void (*fn)(void *ctx, int t), void *ctx) {
+    rows_job j = {fn, ctx, n, 0};
+    if (n < 4) rows_task(0, 1, &j);
+    else llm_parallel(rows_task, &j);
+}
+
+static void tok_row(void *j, int t) { tok_one(j, t); }
+
 static void per_token(llm_model *m, int il, int n, int pos, int stage) {
-    tok_job j = {m, il, n, pos, stage, 0};
-    if (n < 4) tok_task(0, 1, &j);
-    else llm_parallel(tok_task, &j);
+    tok_job j = {m, il, n, pos, stage};
+    llm_for_rows(n, tok_row, &j);
 }
 
 static void layer_forward(llm_model *m, int il, int n, int pos) {
@@ -225,6 +243,13 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);
     TRACE("ffn_norm", il, xn, (size_t)n * c->n_embd);
 
+    if (L[LLM_T_FFN_GATE_INP].data) {   /* a mixture of experts */
+        llm_moe_ffn(m, il, n);
+        TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);
+        per_token(m, il, n, pos, ST_POST_FFN);
+        TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
+        return;
+    }
     const int ff_n = c->n_ff;
     if (L[LLM_T_FFN_GATE].data) {
         const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE], &L[LLM_T_FFN_UP]};

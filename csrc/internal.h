@@ -175,6 +175,20 @@ typedef struct llm_kernel_table {
     void (*attn_group)(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
                        int hd, float scale, float *sc, size_t scs, float *acc, float *out);
     void (*swiglu)(float *g, const float *u, int n);
+    /* one output of llama.cpp's F32 x F32 matmul (sgemm 1: its tinyBLAS path, 0: its
+     * vec_dot), the same bits from every table (moe.c's router) */
+    float (*dot_f32_exact)(const float *w, const float *x, int n, int sgemm);
+    /* Q4_K in the order of llama.cpp's repacked gemv (what its mixture-of-experts
+     * matmul takes for Q4_K experts at any batch): per super-block the whole I and M,
+     * acc = fma(I, dw*dx, acc), accm = fma(M, dmin*dx, accm); acc - accm. One column,
+     * and up to LLM_NC_MAX columns (NULL: matmul loops the one-column kernel) */
+    llm_vec_dot_fn q4_K_gemv;
+    llm_vec_dot_nc_fn q4_K_gemv_nc;
+    /* and LLM_R4 rows against one column, as vec_dot_r4 (NULL: one row at a time) */
+    void (*q4_K_gemv_r4)(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* and a row tile against several columns, as vec_dot_r16 (from r16_min[T_Q4_K]
+     * columns; NULL: q4_K_gemv_nc) */
+    llm_vec_dot_r16_fn q4_K_gemv_r16;
     /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)
      * in the activation type's own blocks: row r, column c into s[c*s_stride + r],
      * each bit-identical to vec_dot on that row and column. NULL where a table has
@@ -191,6 +205,8 @@ typedef struct llm_kernel_table {
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
 void llm_attn_kernels(llm_kernel_table *t, int isa);
 void llm_exact_kernels(llm_kernel_table *t, int isa);
+/* attn_exact.c: llama.cpp's CPU softmax of one row of n floats (moe.c's router) */
+void llm_softmax_exact(float *y, const float *x, int n);
 
 void llm_kernels_scalar(llm_kernel_table *t);  /* dot_scalar.c: every type */
 void llm_kernels_avx2(llm_kernel_table *t);    /* dot_avx2.c: overrides what it has */
@@ -242,6 +258,9 @@ void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */
 
+/* matmul.c: llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the
+ * table's q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y);
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles
  * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. */

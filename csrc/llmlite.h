@@ -84,14 +84,20 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 
 /* ---- the forward pass (model.c, forward.c, ops.c) ---- */
 /* architecture ids */
-enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4 };
+enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
+       LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
     LLM_T_ATTN_OUT = 5, LLM_T_ATTN_Q_B = 6, LLM_T_ATTN_K_B = 7, LLM_T_ATTN_V_B = 8,
     LLM_T_ATTN_Q_NORM = 9, LLM_T_ATTN_K_NORM = 10, LLM_T_POST_ATTN_NORM = 11, LLM_T_FFN_NORM = 12,
     LLM_T_FFN_GATE = 13, LLM_T_FFN_UP = 14, LLM_T_FFN_DOWN = 15, LLM_T_POST_FFW_NORM = 16,
-    LLM_T_LAYER_COUNT = 17
+    /* mixture of experts: the router (n_embd x n_expert, F32), the experts' matrices
+     * (3-D in the file: n_expert matrices one after the other, given as one tensor of
+     * n_expert * rows rows), and qwen2moe's shared expert with its 1-row gate */
+    LLM_T_FFN_GATE_INP = 17, LLM_T_FFN_GATE_EXPS = 18, LLM_T_FFN_UP_EXPS = 19, LLM_T_FFN_DOWN_EXPS = 20,
+    LLM_T_FFN_GATE_INP_SHEXP = 21, LLM_T_FFN_GATE_SHEXP = 22, LLM_T_FFN_UP_SHEXP = 23, LLM_T_FFN_DOWN_SHEXP = 24,
+    LLM_T_LAYER_COUNT = 25
 };
 /* global tensor slots (layer = -1) */
 enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3, LLM_G_COUNT = 4 };
@@ -113,6 +119,12 @@ typedef struct {
     int ffn_gelu;           /* 1: GELU-tanh gated (gemma3), 0: SiLU (SwiGLU) */
     int flash_attn;         /* 1: llama.cpp's CPU flash-attention numerics (online softmax,
                                F16 V accumulator; its default), 0: its plain softmax path */
+    /* mixture of experts (0 experts: a dense FFN): each token's router softmax picks
+     * its n_expert_used most probable experts of n_ff_exp rows each */
+    int n_expert, n_expert_used, n_ff_exp;
+    int n_ff_shexp;         /* the shared expert's width (qwen2moe), 0: none */
+    int expert_norm_w;      /* 1: the chosen experts' weights divided by their sum (qwen3moe) */
+    float expert_w_scale;   /* the weights multiplied by this when not 0 or 1 */
 } llm_config;
 
 typedef struct llm_model llm_model;

@@ -241,6 +241,25 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     return 0;
 }
 
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y) {
+    const llm_kernel_table *kt = llm_kernels();
+    const long long xb = llm_row_bytes(T_Q8_K, k), wb = llm_row_bytes(T_Q4_K, k);
+    if (xb < 0 || wb < 0 || rows < 0 || ncols < 0 || !kt->q4_K_gemv) return -1;
+    void *Xq = get_scratch(&scratch, (size_t)(xb * (ncols > 0 ? ncols : 1)));
+    if (!Xq) return -1;
+    quant_job q = {0, T_Q8_K, X, Xq, k, ncols, xb, NULL};
+    if (ncols == 1) quant_task(0, 1, &q);
+    else llm_parallel(quant_task, &q);
+    tile_sched ts;
+    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
+    mm_job j = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL,
+                ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
+    if (ncols >= kt->r16_min[T_Q4_K] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)   /* as mm_job_q */
+        j.dot_r16 = kt->q4_K_gemv_r16;
+    llm_parallel(mm_task, &j);
+    return 0;
+}
+
 static void mm_multi_run(mm_multi_job *j) {
     long long end = 0;
     for (int i = 0; i < j->nsub; i++) {

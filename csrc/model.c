@@ -28,25 +28,35 @@ void llm_model_free(llm_model *m) {
     free(m->layers); zfree(m->kcache); zfree(m->vcache);
     zfree(m->x); zfree(m->xn); zfree(m->q); zfree(m->k); zfree(m->v); zfree(m->att);
     zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16); zfree(m->acc32);
+    llm_moe_scratch *e = &m->moe;
+    zfree(e->logits); zfree(e->w); zfree(e->id); zfree(e->row); zfree(e->start); zfree(e->x); zfree(e->gate);
+    zfree(e->up); zfree(e->y);
     free(m);
 }
 
 /* the batch scratch, in bytes, in the order of the fields: x, xn (n_embd per token),
- * q, k, v, att, tmp (the widest of a fused output), gate, up; the per-thread slots
- * scores, acc32 (F32), q16, acc16 (F16) */
-enum { SCRATCH_N = 13, THREAD_SLOTS = 256 };
+ * q, k, v, att, tmp (the widest of a fused output), gate, up (the dense FFN's or the
+ * shared expert's width); the per-thread slots scores, acc32 (F32), q16, acc16 (F16);
+ * then the expert FFN's (llm_moe_scratch, in its order; 0 bytes for a dense model) */
+enum { SCRATCH_N = 22, MOE_FIRST = 13, THREAD_SLOTS = 256 };
 static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz[SCRATCH_N]) {
     const size_t B = (size_t)n_batch, q_dim = (size_t)c->n_head * c->head_dim, kv_dim = (size_t)c->n_head_kv * c->head_dim;
     const size_t qkv = q_dim + 2 * kv_dim;
-    size_t wide = (size_t)c->n_ff > q_dim ? (size_t)c->n_ff : q_dim;
+    const size_t ff = (size_t)(c->n_ff_shexp > c->n_ff ? c->n_ff_shexp : c->n_ff);
+    size_t wide = ff > q_dim ? ff : q_dim;
     if (qkv > wide) wide = qkv;
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
     const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
     const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * wide,
-                          B * c->n_ff, B * c->n_ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
+                          B * ff, B * ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
                           (size_t)THREAD_SLOTS * group * 16 * c->head_dim};
     for (int i = 0; i < 11; i++) sz[i] = f32[i] * 4;
     sz[11] = sz[12] = (size_t)THREAD_SLOTS * q_dim * 2;
+    const size_t E = c->n_expert > 0 ? (size_t)c->n_expert : 0, R = E ? B * c->n_expert_used : 0;
+    /* logits, w, id, row, start, x, gate, up, y (ints and floats are both 4 bytes) */
+    const size_t moe[] = {B * E, R, R, R, E ? E + 1 : 0, R * c->n_embd, R * c->n_ff_exp, R * c->n_ff_exp,
+                          R * c->n_embd};
+    for (int i = 0; i < SCRATCH_N - MOE_FIRST; i++) sz[MOE_FIRST + i] = moe[i] * 4;
 }
 
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch) {
@@ -55,6 +65,13 @@ long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch) {
     scratch_sizes(cfg, n_ctx, n_batch, sz);
     for (int i = 0; i < SCRATCH_N; i++) total += sz[i];
     return (long long)total;
+}
+
+/* a dense model has no experts; a mixture of experts picks 1..n_expert of them */
+static int moe_shape_ok(const llm_config *c) {
+    if (c->n_expert == 0) return c->n_expert_used == 0 && c->n_ff_shexp >= 0;
+    return c->n_expert > 0 && c->n_expert_used > 0 && c->n_expert_used <= c->n_expert && c->n_expert <= LLM_MAX_EXPERTS &&
+           c->n_ff_exp > 0 && c->n_ff_shexp >= 0;
 }
 
 llm_model *llm_model_new(const llm_config *cfg, int n_ctx, int n_batch) {
@@ -66,7 +83,7 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
     if (l0 < 0 || l1 < l0 || l1 > c->n_layer || c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || n_ctx <= 0 || n_batch <= 0 ||
         c->n_rot > c->head_dim || c->n_rot % 2 ||
-        c->head_dim > LLM_MAX_HEAD_DIM)
+        c->head_dim > LLM_MAX_HEAD_DIM || !moe_shape_ok(c))
         return NULL;
     llm_ops_init();
     llm_model *m = calloc(1, sizeof *m);
@@ -91,8 +108,15 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
     for (int i = 0; i < 11; i++) *f32[i] = zalloc(sz[i]);
     m->q16 = zalloc(sz[11]);
     m->acc16 = zalloc(sz[12]);
+    int moe_ok = 1;
+    if (c->n_expert > 0) {
+        llm_moe_scratch *e = &m->moe;
+        void **moe[] = {(void **)&e->logits, (void **)&e->w, (void **)&e->id, (void **)&e->row, (void **)&e->start,
+                        (void **)&e->x, (void **)&e->gate, (void **)&e->up, (void **)&e->y};
+        for (int i = 0; i < SCRATCH_N - MOE_FIRST; i++) moe_ok &= (*moe[i] = zalloc(sz[MOE_FIRST + i])) != NULL;
+    }
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
-        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32) {
+        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32 || !moe_ok) {
         llm_model_free(m);
         return NULL;
     }
@@ -132,6 +156,22 @@ static int need(const llm_tensor *t, long long ne0, long long ne1, int f32, cons
     return 0;
 }
 
+/* a mixture-of-experts layer's tensors: the router, the experts (n_expert matrices
+ * each, as one tensor of n_expert times their rows) and the shared expert if any */
+static int moe_check(const llm_model *m, const llm_tensor *L, int il, char *err, int errlen) {
+    const llm_config *c = &m->c;
+    const long long d = c->n_embd, E = c->n_expert, ff = c->n_ff_exp, sh = c->n_ff_shexp;
+    if (need(&L[LLM_T_FFN_GATE_INP], d, E, 0, "ffn_gate_inp", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_FFN_GATE_EXPS], d, ff * E, 0, "ffn_gate_exps", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_FFN_UP_EXPS], d, ff * E, 0, "ffn_up_exps", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_FFN_DOWN_EXPS], ff, d * E, 0, "ffn_down_exps", il, err, errlen)) return -1;
+    if (!sh) return 0;
+    if (need(&L[LLM_T_FFN_GATE_INP_SHEXP], d, 1, 0, "ffn_gate_inp_shexp", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_FFN_GATE_SHEXP], d, sh, 0, "ffn_gate_shexp", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_FFN_UP_SHEXP], d, sh, 0, "ffn_up_shexp", il, err, errlen)) return -1;
+    return need(&L[LLM_T_FFN_DOWN_SHEXP], sh, d, 0, "ffn_down_shexp", il, err, errlen);
+}
+
 int llm_model_check(llm_model *m, char *err, int errlen) {
     const llm_config *c = &m->c;
     const long long d = c->n_embd, hd = c->head_dim;
@@ -158,6 +198,10 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
         if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;
         if (L[LLM_T_POST_FFW_NORM].data && need(&L[LLM_T_POST_FFW_NORM], d, 1, 1, "post_ffw_norm", il, err, errlen)) return -1;
         if (need(&L[LLM_T_FFN_NORM], d, 1, 1, "ffn_norm", il, err, errlen)) return -1;
+        if (c->n_expert > 0) {
+            if (moe_check(m, L, il, err, errlen)) return -1;
+            continue;
+        }
         if (L[LLM_T_FFN_GATE].data) {
             if (need(&L[LLM_T_FFN_GATE], d, c->n_ff, 0, "ffn_gate", il, err, errlen)) return -1;
             if (need(&L[LLM_T_FFN_UP], d, c->n_ff, 0, "ffn_up", il, err, errlen)) return -1;

@@ -7,6 +7,21 @@
 
 typedef struct { int type; const void *data; long long ne0, ne1; } llm_tensor;
 
+#define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
+
+/* moe.c's buffers for a batch of B tokens routed to k experts each (B*k "routes"),
+ * sized once at load by n_batch */
+typedef struct {
+    float *logits;               /* B x n_expert: the router's output, then its softmax */
+    float *w;                    /* B x k: each route's weight */
+    int *id;                     /* B x k: each route's expert, most probable first */
+    int *row;                    /* B x k: each route's row in the expert-grouped buffers */
+    int *start;                  /* n_expert + 1: expert e's routes are rows start[e]..start[e+1]-1 */
+    float *x;                    /* B*k x n_embd: the routes' inputs, grouped by expert */
+    float *gate, *up;            /* B*k x n_ff_exp */
+    float *y;                    /* B*k x n_embd: the experts' outputs */
+} llm_moe_scratch;
+
 struct llm_model {
     llm_config c;
     llm_tensor g[LLM_G_COUNT];
@@ -24,6 +39,7 @@ struct llm_model {
     float *acc32;                /* per thread: (n_head / n_head_kv) x 16 x head_dim floats (attention's lanes) */
     f16_t *q16;                  /* per thread: q_dim (flash attention: the query heads of one KV head) */
     f16_t *acc16;                /* per thread: q_dim (flash attention's F16 accumulators) */
+    llm_moe_scratch moe;         /* the expert FFN's buffers (all NULL for a dense model) */
     int n_threads_alloc;
 };
 
@@ -34,5 +50,18 @@ static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
 /* forward.c: layers l0..l1-1 over the hidden state in m->x (n rows at positions
  * pos..), then the attached span, or the head when this model holds it */
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out);
+
+/* forward.c's steps that moe.c shares: y = W x over n columns; several weights over
+ * the same x (one quantization); fn(ctx, t) for every row t < n over the thread pool */
+void llm_mm(const llm_tensor *w, const float *x, int n, float *y);
+void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, float *const *y);
+void llm_for_rows(int n, void (*fn)(void *ctx, int t), void *ctx);
+/* the trace hook (llm_set_trace), NULL when off */
+void llm_trace(const char *name, int il, const float *data, long long n);
+
+/* moe.c: layer il's expert FFN over the n rows of m->xn (the FFN-normed input), its
+ * output (the routed experts' weighted sum, plus the shared expert where there is
+ * one) into m->tmp */
+void llm_moe_ffn(llm_model *m, int il, int n);
 
 #endif

@@ -116,7 +116,8 @@ INL void k45_r16_sums(const q4k_r16 *T, int t, int k, const block_q8_K *const *y
 
 /* NC columns (blocks ib0.. at y[c]) over nib transposed super-blocks:
  * per k, [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm]) as dot_q4_K_k */
-INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+INL void q4k_r16_cols_g(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC,
+                        const int GEMV) {
     __m512 a[4], am[4];
     FORC { a[c] = acc[c]; am[c] = accm[c]; }
     for (int t = 0; t < nib; t++) {
@@ -128,6 +129,8 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
             ddm[c] = _mm512_mul_ps(T->dm[t], dx);
             _mm_storeu_si128((__m128i *)bp[c], bsums_pairs(y[c][t].bsums));
         }
+        __m512i Ib[4], Mb[4];   /* GEMV: the super-block's sums (exact), one step after */
+        FORC { Ib[c] = _mm512_setzero_si512(); Mb[c] = _mm512_setzero_si512(); }
         for (int k = 0; k < 4; k++) {
             __m512i s0[4], s1[4];
             k45_r16_sums(T, t, k, y, s0, s1, NC);
@@ -135,12 +138,30 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
                 const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(s0[c], T->sc[t][2 * k]),
                                                    _mm512_mullo_epi32(s1[c], T->sc[t][2 * k + 1]));
                 const __m512i M = _mm512_madd_epi16(T->mw[t][k], _mm512_set1_epi32(bp[c][k]));
+                if (GEMV) {
+                    Ib[c] = _mm512_add_epi32(Ib[c], I);
+                    Mb[c] = _mm512_add_epi32(Mb[c], M);
+                    continue;
+                }
                 a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I), ddw[c], a[c]);
                 am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), ddm[c], am[c]);
             }
         }
+        if (GEMV)
+            FORC {
+                a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Ib[c]), ddw[c], a[c]);
+                am[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(Mb[c]), ddm[c], am[c]);
+            }
     }
     FORC { acc[c] = a[c]; accm[c] = am[c]; }
+}
+INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm, const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 0);
+}
+/* the repacked gemv's order (q4_K_gemv) */
+INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m512 *acc, __m512 *accm,
+                           const int NC) {
+    q4k_r16_cols_g(T, nib, y, acc, accm, NC, 1);
 }
 
 /* the entry point over a tile type TT: passes of R16_NCP columns; per pass, R16_IBC
@@ -180,6 +201,7 @@ INL void q4k_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y, __m
 #define FIN_SUB(a, m) _mm512_sub_ps(a, m)
 #define FIN_ACC(a, m) (a)
 R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
+R16_FUNCS(dot_q4_K_gemv_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_gemv_r16_cols, FIN_SUB)
 
 /* Q6_K: codes q = 0..63 (unsigned), I = sum_j sc_j q.x - 32 sum_j sc_j bsums_j
  * (16-element sub-blocks j), then acc = fma(I*dw, dx, acc) as dot_q6_K_k */
@@ -316,7 +338,9 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 #define R4_PF 1
 #endif
 static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
-static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+/* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
+ * summed (exact) before one float step */
+INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV) {
     const block_q8_K *y = va;
     const char *w0 = vw;
     const long long nb = n / QKK;
@@ -373,12 +397,26 @@ static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, con
         const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
         const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
         const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
+        if (GEMV) {
+            const __m128i Is = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(I, 0), _mm512_extracti32x4_epi32(I, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(I, 2), _mm512_extracti32x4_epi32(I, 3)));
+            const __m128i Ms = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(M, 0), _mm512_extracti32x4_epi32(M, 1)),
+                                             _mm_add_epi32(_mm512_extracti32x4_epi32(M, 2), _mm512_extracti32x4_epi32(M, 3)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
+            continue;
+        }
         for (int k = 0; k < 4; k++) {
             const __m256 im = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), _mm512_extractf32x4_ps(fM, k), 1);
             acc = _mm256_fmadd_ps(im, d, acc);
         }
     }
     _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
+static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 0);
+}
+static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 1);
 }
 
 void llm_kernels_avx512_tiles(llm_kernel_table *t) {
@@ -393,4 +431,7 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     t->vec_dot_r16[T_Q5_K] = dot_q5_K_r16;
     t->r16_min[T_Q5_K] = 8;
     t->vec_dot_r4[T_Q4_K] = dot_q4_K_r4;
+    /* the same bodies in the order of llama.cpp's repacked gemv (moe.c's Q4_K experts) */
+    t->q4_K_gemv_r4 = dot_q4_K_gemv_r4;
+    t->q4_K_gemv_r16 = dot_q4_K_gemv_r16;
 }

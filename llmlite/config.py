@@ -18,10 +18,11 @@ from llmlite import settings
 from llmlite._lib import ffi, lib
 from llmlite.errors import LlmliteError
 from llmlite.gguf import GGUFError, StringArray
-from llmlite.gguf.constants import VALUE_TYPE_NAMES, Keys
+from llmlite.gguf.constants import VALUE_TYPE_NAMES, ExpertGatingFuncType, Keys
 from llmlite.gguf.reader import _show
 
 MAX_LAYERS = 512  # llama.cpp's LLAMA_MAX_LAYERS
+MAX_EXPERTS = 512  # llama.cpp's LLAMA_MAX_EXPERTS (LLM_MAX_EXPERTS in csrc/model.h)
 # an integer hyper-parameter becomes a C int of llm_config (2^31 would wrap negative there)
 MAX_INT = (1 << 31) - 1
 # Gemma 3 files carry no pattern: llama.cpp's default, five sliding-window layers then a global one
@@ -42,12 +43,19 @@ class Arch:
     c_id: int                 # LLM_ARCH_* (csrc/llmlite.h)
     rope_neox: bool = True    # rotary pairs (i, i + n_rot/2); False: adjacent pairs (llama's NORM)
     gemma: bool = False       # Gemma's scalings: embeddings by sqrt(n_embd), Q by 1/sqrt(head_dim), GELU FFN
+    moe: bool = False         # a mixture of experts (softmax router) in place of the dense FFN
+    expert_norm_w: bool = False   # the chosen experts' weights divided by their sum (llama.cpp's norm_w)
+    shared_expert: bool = False   # a dense shared expert beside the routed ones, gated by a sigmoid
 
 
 # the architectures the C side runs
 ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.LLM_ARCH_QWEN2),
          "qwen3": Arch(lib.LLM_ARCH_QWEN3), "gemma3": Arch(lib.LLM_ARCH_GEMMA3, gemma=True),
-         "phi3": Arch(lib.LLM_ARCH_PHI3)}
+         "phi3": Arch(lib.LLM_ARCH_PHI3),
+         "qwen3moe": Arch(lib.LLM_ARCH_QWEN3MOE, moe=True, expert_norm_w=True),
+         "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True)}
+# llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
+GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 
@@ -100,6 +108,12 @@ class ModelConfig:
     add_eos_token: bool | None = None
     param_count: int = 0
     tied_embeddings: bool = False
+    n_expert: int = 0                  # 0: a dense FFN
+    n_expert_used: int = 0             # experts each token runs
+    n_ff_exp: int = 0                  # an expert's width
+    n_ff_shexp: int = 0                # the shared expert's width (0: none)
+    expert_weights_scale: float = 0.0  # 0 or 1: the weights unscaled
+    active_param_count: int = 0        # parameters one token computes with (param_count when dense)
 
     @classmethod
     def of(cls, g) -> "ModelConfig":
@@ -242,7 +256,25 @@ class ModelConfig:
         cfg.add_eos_token = ae if isinstance(ae, bool) else None
         cfg.param_count = g.param_count()
         cfg.tied_embeddings = "output.weight" not in g.tensors
+        if ARCHS[arch].moe:
+            _read_experts(cfg, g, num, layered, bad)
+        cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
         return cfg
+
+    def idle_expert_params(self, g) -> int:
+        """Parameters of the experts a token does not run: (n_expert - n_expert_used)
+        of every n_expert of the expert tensors'."""
+        if not self.n_expert:
+            return 0
+        idle = 0
+        for name, t in g.tensors.items():
+            if name.endswith("_exps.weight"):
+                idle += int(np.prod(t.shape, dtype=np.int64)) // self.n_expert * (self.n_expert - self.n_expert_used)
+        return idle
+
+    @property
+    def is_moe(self) -> bool:
+        return self.n_expert > 0
 
     @property
     def default_ctx(self) -> int:
@@ -307,4 +339,41 @@ class ModelConfig:
             c.ffn_gelu = 1
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
+        self.set_c_experts(c)
         return c
+
+    def set_c_experts(self, c) -> None:
+        """The expert fields of an llm_config c (to_c's; the offload planner sizes a
+        span's buffers on a one-layer config that carries them)"""
+        c.n_expert, c.n_expert_used, c.n_ff_exp = self.n_expert, self.n_expert_used, self.n_ff_exp
+        c.n_ff_shexp = self.n_ff_shexp
+        c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
+        c.expert_w_scale = self.expert_weights_scale
+
+
+def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
+    """A mixture of experts' hyper-parameters (llama.cpp's defaults where a key is
+    missing); one GGUFError line for what the forward pass cannot run."""
+    L, arch = Keys.LLM, cfg.arch
+    cfg.n_expert = num(L.EXPERT_COUNT, 0)
+    cfg.n_expert_used = num(L.EXPERT_USED_COUNT, 0)
+    if not 0 < cfg.n_expert <= MAX_EXPERTS:
+        raise bad(L.EXPERT_COUNT.format(arch=arch), f"is {cfg.n_expert:,} (expected 1 to {MAX_EXPERTS})")
+    if not 0 < cfg.n_expert_used <= cfg.n_expert:
+        raise bad(L.EXPERT_USED_COUNT.format(arch=arch),
+                  f"is {cfg.n_expert_used:,} (expected 1 to the {cfg.n_expert:,} experts)")
+    widths = set(layered(L.EXPERT_FEED_FORWARD_LENGTH, 0))
+    if len(widths) > 1:
+        raise bad(L.EXPERT_FEED_FORWARD_LENGTH.format(arch=arch), "differs between layers (not supported)")
+    cfg.n_ff_exp = widths.pop() or cfg.n_ff // cfg.n_expert_used
+    if not cfg.n_ff_exp:
+        raise bad(L.EXPERT_FEED_FORWARD_LENGTH.format(arch=arch), "is missing or 0")
+    if ARCHS[arch].shared_expert:
+        cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0) or cfg.n_ff
+    gating = num(L.EXPERT_GATING_FUNC, GATING_SOFTMAX)
+    if gating != GATING_SOFTMAX:
+        name = next((f.name.lower() for f in ExpertGatingFuncType if f == gating), "unknown")
+        raise bad(L.EXPERT_GATING_FUNC.format(arch=arch), f"is {gating} ({name}): llmlite routes {arch} "
+                  "experts by softmax only")
+    # expert_weights_scale stays 0 (unscaled): llama.cpp reads {arch}.expert_weights_scale
+    # for other mixtures of experts (deepseek2...), not for these

@@ -24,6 +24,10 @@ LAYER_SLOTS = {
     "post_attention_norm.weight": lib.LLM_T_POST_ATTN_NORM, "ffn_norm.weight": lib.LLM_T_FFN_NORM,
     "ffn_gate.weight": lib.LLM_T_FFN_GATE, "ffn_up.weight": lib.LLM_T_FFN_UP,
     "ffn_down.weight": lib.LLM_T_FFN_DOWN, "post_ffw_norm.weight": lib.LLM_T_POST_FFW_NORM,
+    "ffn_gate_inp.weight": lib.LLM_T_FFN_GATE_INP, "ffn_gate_exps.weight": lib.LLM_T_FFN_GATE_EXPS,
+    "ffn_up_exps.weight": lib.LLM_T_FFN_UP_EXPS, "ffn_down_exps.weight": lib.LLM_T_FFN_DOWN_EXPS,
+    "ffn_gate_inp_shexp.weight": lib.LLM_T_FFN_GATE_INP_SHEXP, "ffn_gate_shexp.weight": lib.LLM_T_FFN_GATE_SHEXP,
+    "ffn_up_shexp.weight": lib.LLM_T_FFN_UP_SHEXP, "ffn_down_shexp.weight": lib.LLM_T_FFN_DOWN_SHEXP,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
@@ -234,7 +238,13 @@ class Model:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
         say = o.notify or (lambda line: None)
         n = 0
-        if o.gpu_layers not in (0, None):
+        if o.gpu_layers not in (0, None) and self.config.is_moe and backend == "cuda":
+            # as choose_layers: auto stays quiet on a CPU-only build
+            if o.gpu_layers != "auto" or offload.cuda_lib_path().is_file():
+                note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
+                self.offload_notes.append(note)
+                say(note)
+        elif o.gpu_layers not in (0, None):
             ctx = n_ctx or self.config.default_ctx
             n, self.offload_plan, note = offload.choose_layers(
                 self.gguf, ctx, o.n_batch, o.gpu_layers, backend,

@@ -56,6 +56,9 @@ class ModelCosts:
     layer_pad: list[int] = field(default_factory=list)
     head_pad: int = 0
     other_pad: int = 0
+    # what a decode token reads of layer i's weights: all of them, except the experts of a
+    # mixture of experts, of which it reads the n_expert_used it is routed to (empty: all)
+    layer_read: list[int] = field(default_factory=list)
 
 
 def span_weight_bytes(nbytes: int) -> int:
@@ -68,20 +71,23 @@ def span_weight_bytes(nbytes: int) -> int:
 
 
 def compute_bytes(n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int, head_dim: int,
-                  n_ff: int) -> int:
+                  n_ff: int, experts: ModelConfig | None = None) -> int:
     """The batch scratch llm_model_new allocates (csrc/model.c scratch_sizes, asked of
     the C side so the two cannot drift apart):
     4 B * n_batch * (x, xn: n_embd; q, att: q_dim; k, v: kv_dim; gate, up: n_ff;
     tmp: wide = max(n_ff, q_dim, q_dim + 2 kv_dim, 2 n_ff))
     + 4 B * 256 thread slots * group * ((n_ctx + 16) scores + 16 * head_dim acc32)
     + 2 B * 256 thread slots * 2 q_dim (q16, acc16),
-    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv.
+    with q_dim = n_head*head_dim, kv_dim = n_head_kv*head_dim, group = n_head/n_head_kv;
+    experts, a mixture of experts' config: its routing buffers and the n_batch *
+    n_expert_used rows of the experts' inputs and outputs (csrc/model.h llm_moe_scratch),
+    and gate, up as wide as the shared expert.
     (The CPU stand-in's span needs exactly this: span_compute_bytes("cpu", ...).)"""
-    return span_compute_bytes("cpu", n_batch, n_ctx, n_embd, n_head, n_head_kv, head_dim, n_ff, 1, False)
+    return span_compute_bytes("cpu", n_batch, n_ctx, n_embd, n_head, n_head_kv, head_dim, n_ff, 1, False, experts)
 
 
 def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_head: int, n_head_kv: int,
-                       head_dim: int, n_ff: int, n_vocab: int, head: bool) -> int:
+                       head_dim: int, n_ff: int, n_vocab: int, head: bool, experts: ModelConfig | None = None) -> int:
     """What a span on `backend` allocates besides its weights and KV cache, as the
     backend's own table reports it (csrc/span.h compute_bytes): for "cuda" the buffers
     of its layout (scratch rows, attention partials, and with the head a logits buffer
@@ -96,6 +102,8 @@ def span_compute_bytes(backend: str, n_batch: int, n_ctx: int, n_embd: int, n_he
     # one layer of these sizes (the architecture and the rest do not change the buffers)
     cfg = ModelConfig(arch="llama", n_layer=1, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv,
                       head_dim=head_dim).to_c(n_vocab)
+    if experts is not None and experts.is_moe:
+        experts.set_c_experts(cfg)
     return int(lib.llm_span_compute_bytes(table, cfg, n_ctx, n_batch, 1 if head else 0))
 
 
@@ -169,11 +177,13 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     def pad(t) -> int:
         return span_weight_bytes(t.nbytes) - t.nbytes if backend == "cuda" and t is not None else 0
 
-    layer_w, layer_pad, other, other_pad = [0] * n, [0] * n, 0, 0
+    layer_w, layer_read, layer_pad, other, other_pad = [0] * n, [0] * n, [0] * n, 0, 0
     for name, t in T.items():
         blk = layer_of(name)
-        if blk and blk[0] < n:
+        if blk and blk[0] < n:     # a layer's experts are held with it; a token reads k of them
             layer_w[blk[0]] += t.nbytes
+            layer_read[blk[0]] += (t.nbytes // cfg.n_expert * cfg.n_expert_used if blk[1].endswith("_exps.weight")
+                                   and cfg.is_moe else t.nbytes)
             layer_pad[blk[0]] += pad(t)
         elif name not in ("token_embd.weight", "output.weight", "output_norm.weight"):
             other += t.nbytes
@@ -186,10 +196,12 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         kv_pos_bytes=kv_pos, windows=cfg.c_windows(), embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
         head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
         other_bytes=other,
-        scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff),
+        scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff,
+                                    cfg),
         logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()),
+        layer_read=layer_read,
         **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
-                                 cfg.n_ff, n_vocab, head)
+                                 cfg.n_ff, n_vocab, head, cfg)
            for k, head in (("span_compute", False), ("span_compute_head", True))},
         backend=backend, span_compute_estimated=span_table(backend)[1], layer_pad=layer_pad, other_pad=other_pad,
         head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
@@ -280,8 +292,9 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
         if on_gpu and not rng:
             sides.append(s)
             continue
-        read = sum(c.layer_weights[i] for i in rng)             # what a token reads; the device holds more
-        s.weights = read + (sum(c.layer_pad[i] for i in rng) if on_gpu and c.layer_pad else 0)
+        held = sum(c.layer_weights[i] for i in rng)
+        read = sum((c.layer_read or c.layer_weights)[i] for i in rng)   # what a token reads; the device holds more
+        s.weights = held + (sum(c.layer_pad[i] for i in rng) if on_gpu and c.layer_pad else 0)
         s.kv = sum(c.layer_kv[i] for i in rng)
         s.extra = c.other_bytes + (c.other_pad if on_gpu else c.embd_bytes)
         has_head = head_gpu == on_gpu

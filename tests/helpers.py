@@ -98,3 +98,16 @@ def rewrite_gguf(src, dst, *, arch=None, kv=None, drop_kv=(), drop_tensors=(), r
         table = [TensorOut(t.name, t.shape, retype.get(t.name, t.type), t.nbytes) for t in keep]
         write_gguf(dst, kvs, table, lambda i: g.tensor_data(keep[i].name))
     return Path(dst)
+
+
+def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
+    """Weights w give each position of toks the same logits computed alone (one token
+    per step), in one batch, or in a batch split at `split`."""
+    import numpy as np
+
+    whole = w.forward(toks, 0, 2)
+    one_by_one = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
+    assert np.array_equal(whole, one_by_one), name
+    a = w.forward(toks[:split], 0, 2)
+    b = w.forward(toks[split:], split, 2)
+    assert np.array_equal(whole, np.concatenate([a, b])), name

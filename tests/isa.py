@@ -25,3 +25,22 @@ def using_isa(name: str):
         yield name
     finally:
         lib.llm_set_isa(before.encode())
+
+
+def assert_same_on_every_isa(path, toks, name: str) -> None:
+    """The model file at path gives toks the same logits (all positions, one batch) with
+    every kernel table this CPU runs as with the scalar one."""
+    import numpy as np
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for name_ in isas():
+            with using_isa(name_):
+                got[name_] = w.forward(toks, 0, 2)
+        del w
+    for isa_name, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), (name, isa_name)

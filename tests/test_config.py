@@ -46,3 +46,20 @@ def test_to_c_fields(tmp_path):
     assert (c.rope_neox, c.ffn_gelu, c.flash_attn, c.swa_pattern, c.sliding_window) == (1, 1, 1, 6, 8)
     assert c.attn_scale == 1.0 and c.q_prescale == np.float32(0.25) and c.embd_scale == np.float32(8.0)
     assert cfg.c_windows() == [8, 8, 8, 8, 8, 0]           # Gemma 3's default: every 6th layer global
+
+
+@pytest.mark.parametrize("arch, shexp, norm_w", [("qwen3moe", 0, 1), ("qwen2moe", 96, 0)])
+def test_to_c_expert_fields(tmp_path, arch, shexp, norm_w):
+    """qwen3moe renormalises the chosen experts' weights, qwen2moe adds a shared expert
+    (its width defaulting to feed_forward_length, as llama.cpp's)"""
+    sizes = {"expert_count": 60, "expert_used_count": 4, "expert_feed_forward_length": 32}
+    with open_gguf(_model_file(tmp_path / "m.gguf", arch, feed_forward_length=96, **sizes)) as g:
+        c = ModelConfig.of(g).to_c(100)
+    assert (c.n_expert, c.n_expert_used, c.n_ff_exp, c.n_ff_shexp, c.expert_norm_w) == (60, 4, 32, shexp, norm_w)
+    assert c.expert_w_scale == 0.0
+
+
+def test_expert_width_defaults_to_ff_over_used(tmp_path):
+    # llama.cpp's default without expert_feed_forward_length: n_ff / n_expert_used
+    with open_gguf(_model_file(tmp_path / "m.gguf", "qwen3moe", expert_count=8, expert_used_count=2)) as g:
+        assert ModelConfig.of(g).n_ff_exp == 64

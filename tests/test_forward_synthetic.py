@@ -2,11 +2,11 @@
 (shared/refs/synthetic: every architecture we support, random weights)."""
 import numpy as np
 import pytest
+from helpers import assert_batch_invariant
+from isa import assert_same_on_every_isa
 
 from llmlite.gguf import open_gguf
 from llmlite.model import Weights
-
-from isa import isas, using_isa
 
 MODELS = ["qwen2-tiny-q8_0", "qwen3-tiny-q5_0", "llama-ropefreqs-tiny-q4_1",
           "llama-mqa-tiny-f16", "gemma3-tiny-bf16", "phi3-tiny-f32"]
@@ -80,13 +80,7 @@ def test_greedy_until_near_tie(synth):
 def test_batch_invariance(synth):
     """A position's logits are bit-identical computed alone, in a batch, or split."""
     name, w, d = synth
-    toks = list(np.load(d / "logits_2.npz")["tokens"])[:40]
-    whole = w.forward(toks, 0, 2)
-    one_by_one = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
-    assert np.array_equal(whole, one_by_one), name
-    a = w.forward(toks[:17], 0, 2)
-    b = w.forward(toks[17:], 17, 2)
-    assert np.array_equal(whole, np.concatenate([a, b])), name
+    assert_batch_invariant(w, list(np.load(d / "logits_2.npz")["tokens"])[:40], name)
 
 
 
@@ -128,12 +122,4 @@ def test_every_isa_gives_the_same_logits(name, shared_dir, tmp_path):
     src = d / "gemma3-tiny-bf16.gguf" if name == "gemma3-q8_0" else d / f"{name}.gguf"
     path = _requantize(src, tmp_path / "q8.gguf", GGMLQuantizationType.Q8_0) if name == "gemma3-q8_0" else src
     toks = list(np.load(d / ("gemma3-tiny-bf16" if name == "gemma3-q8_0" else name) / "logits_2.npz")["tokens"])[:40]
-    got = {}
-    with open_gguf(path) as g:
-        w = Weights(g, 64, n_batch=64, flash_attn=False)
-        for isa in isas():
-            with using_isa(isa):
-                got[isa] = w.forward(toks, 0, 2)
-        del w
-    for isa, logits in got.items():
-        assert np.array_equal(logits, got["scalar"]), (name, isa)
+    assert_same_on_every_isa(path, toks, name)

@@ -43,6 +43,7 @@ def test_info_json_smollm2(smollm2_path):
     assert f["architecture"] == "llama" and f["n_layer"] == 30 and f["vocab_size"] == 49152
     assert f["chat_template"] is True
     assert f["parameters"] == el == 134515008 and f["n_tensors"] == nt == 272
+    assert f["active_parameters"] == el and f["experts"] is None     # dense: every weight runs
     assert (f["n_head"], f["n_head_kv"], f["head_dim"], f["n_embd"], f["n_ff"]) == (9, 3, 64, 576, 1536)
     assert f["n_ctx_train"] == 8192 and f["gguf_version"] == 3
     assert f["tokenizer"] == {"model": "gpt2", "kind": "BPE", "pre": "smollm", "bos_token_id": 1,

@@ -57,6 +57,9 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "architecture": cfg.arch,
             "name": cfg.name,
             "parameters": cfg.param_count,
+            "active_parameters": cfg.active_param_count,
+            "experts": ({"count": cfg.n_expert, "used": cfg.n_expert_used, "n_ff_exp": cfg.n_ff_exp,
+                         "n_ff_shexp": cfg.n_ff_shexp} if cfg.is_moe else None),
             "n_layer": cfg.n_layer,
             "n_head": cfg.n_head,
             "n_head_kv": cfg.n_head_kv if len(set(cfg.n_head_kv_per_layer)) <= 1 else cfg.n_head_kv_per_layer,
@@ -120,7 +123,9 @@ def info(
     \f
     With --json, prints one object with these keys (stable):
     path, file_size, gguf_version, alignment, n_metadata, n_tensors, architecture, name,
-    parameters (sum of tensor elements), n_layer, n_head, n_head_kv (int, or a per-layer
+    parameters (sum of tensor elements), active_parameters (those one token computes with:
+    a mixture of experts runs `used` of its `count` experts; else all), experts (null, or
+    {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, n_head, n_head_kv (int, or a per-layer
     list), head_dim, head_dim_v, n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
     rope_freq_base, rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
@@ -160,6 +165,7 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
 
     with open_gguf(path) as g:
         costs = offload.model_costs(g, ctx_size or ModelConfig.of(g).default_ctx)
+        moe = ModelConfig.of(g).is_moe
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
@@ -177,6 +183,9 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
     print(f"{path.name}, context {costs.n_ctx}" + ("" if vram is not None or free is not None
                                                     else " (no GPU found: pass --vram GB to plan for one)"))
     print(offload.format_plan(p))
+    if moe:
+        print("  note: the GPU backend has no mixture-of-experts layers yet: `run -ngl` keeps this model on the "
+              "CPU (the plan is what its layers, experts included, would take)")
 
 
 def _print_info(f: dict) -> None:
@@ -198,6 +207,11 @@ def _print_info(f: dict) -> None:
     if f["name"]:
         row("name", f["name"])
     row("parameters", f"{fmt_params(f['parameters'])} ({f['parameters']:,})")
+    ex = f["experts"]
+    if ex:
+        shared = f", a shared expert {ex['n_ff_shexp']:,} wide" if ex["n_ff_shexp"] else ""
+        row("experts", f"{ex['count']} per layer, {ex['used']} active per token, {ex['n_ff_exp']:,} wide{shared}")
+        row("active parameters", f"{fmt_params(f['active_parameters'])} ({f['active_parameters']:,}) per token")
     row("layers", f["n_layer"])
     hkv = f["n_head_kv"]
     row("heads", f"{f['n_head']} (KV heads {hkv if isinstance(hkv, int) else ', '.join(map(str, hkv))})")

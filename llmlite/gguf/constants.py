@@ -40,6 +40,7 @@ GGMLType = _gc.GGMLQuantizationType   # tensor types: GGMLType.Q4_K == 12
 ValueType = _gc.GGUFValueType         # metadata value types
 FileType = _gc.LlamaFileType          # general.file_type values
 Keys = _gc.Keys                       # metadata key names ("{arch}.block_count"...)
+ExpertGatingFuncType = _gc.ExpertGatingFuncType   # {arch}.expert_gating_func values
 
 MAGIC = _gc.GGUF_MAGIC.to_bytes(4, "little")     # b"GGUF"
 DEFAULT_ALIGNMENT = _gc.GGUF_DEFAULT_ALIGNMENT   # when general.alignment is absent

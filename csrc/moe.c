@@ -1,0 +1,225 @@
+/* The mixture-of-experts FFN (qwen3moe, qwen2moe), with llama.cpp's numerics
+ * (build_moe_ffn in src/llama-graph.cpp, mul_mat_id in ggml-cpu):
+ *
+ *   router   p = softmax(ffn_gate_inp x): its F32 matmul (gate_matmul), its CPU
+ *            softmax (llm_softmax_exact)
+ *   top-k    the k largest p, largest first (ggml_argsort descending, then the first
+ *            k); equal p: the lower expert first (what std::sort's insertion sort
+ *            gives for the up to 16 experts it sorts that way; for more, ties between
+ *            distinct experts of equal probability are left to its introsort, and a
+ *            tie needs two bit-equal probabilities)
+ *   weights  w_s = p[e_s]; qwen3moe divides them by max(sum in double, 2^-14)
+ *   experts  y_s = down_e(silu(gate_e x) * up_e x): each expert a 2-D slice of the
+ *            3-D tensors, computed like any matmul (the same bits whatever the batch),
+ *            Q4_K experts in the order of the repacked gemv llama.cpp takes for them
+ *   sum      ((w_0 y_0 + w_1 y_1) + w_2 y_2) + ..., each product rounded first
+ *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x
+ *
+ * A batch is grouped by expert: the rows routed to expert e are gathered, and each
+ * expert's matrices run once over its rows (its weights read once per batch); decode
+ * reads only the k chosen experts. Each row's result is the same whatever else the
+ * batch holds. */
+#include <math.h>
+#include <string.h>
+#include "model.h"
+
+/* ---- the F32 gates: the router (n_expert rows) and the shared expert's (1 row),
+ * each output as llama.cpp's F32 matmul computes it (dot_f32_exact: its tinyBLAS
+ * order where it takes tinyBLAS, k % 16 == 0 and rows % 4 == 0, else its vec_dot's);
+ * a gate of another type through the common matmul ---- */
+typedef struct { const llm_tensor *w; const float *x; float *y; } gate_job;
+
+static void gate_one(void *p, int t) {
+    const gate_job *j = p;
+    const int k = (int)j->w->ne0, rows = (int)j->w->ne1, sgemm = k % 16 == 0 && rows % 4 == 0;
+    const float *x = j->x + (size_t)t * k;
+    float *y = j->y + (size_t)t * rows;
+    float (*dot)(const float *, const float *, int, int) = llm_kernels()->dot_f32_exact;
+    for (int r = 0; r < rows; r++) y[r] = dot((const float *)j->w->data + (size_t)r * k, x, k, sgemm);
+}
+
+static void gate_matmul(const llm_tensor *w, const float *x, int n, float *y) {
+    if (w->type != T_F32) {
+        llm_mm(w, x, n, y);
+        return;
+    }
+    gate_job j = {w, x, y};
+    llm_for_rows(n, gate_one, &j);
+}
+
+/* ---- routing: one token's softmax, top-k and weights ---- */
+typedef struct { llm_model *m; } route_job;
+
+static void route_one(void *p, int t) {
+    llm_model *m = ((route_job *)p)->m;
+    const llm_config *c = &m->c;
+    llm_moe_scratch *s = &m->moe;
+    const int E = c->n_expert, k = c->n_expert_used;
+    float *prob = s->logits + (size_t)t * E, *w = s->w + (size_t)t * k;
+    int *id = s->id + (size_t)t * k;
+    llm_softmax_exact(prob, prob, E);
+    /* insertion into the k best so far: a later expert goes after an equal one */
+    int have = 0;
+    for (int e = 0; e < E; e++) {
+        int at = have < k ? have : k;
+        while (at > 0 && prob[e] > w[at - 1]) at--;
+        if (at >= k) continue;
+        for (int j = (have < k ? have : k - 1); j > at; j--) { w[j] = w[j - 1]; id[j] = id[j - 1]; }
+        w[at] = prob[e];
+        id[at] = e;
+        if (have < k) have++;
+    }
+    if (c->expert_norm_w) {
+        double sum = 0.0;                       /* ggml_sum_rows: a double sum */
+        for (int j = 0; j < k; j++) sum += (double)w[j];
+        float fs = (float)sum;
+        if (!(fs >= 6.103515625e-5f)) fs = 6.103515625e-5f;   /* clamped to F16's smallest normal */
+        for (int j = 0; j < k; j++) w[j] = w[j] / fs;
+    }
+    if (c->expert_w_scale != 0.0f && c->expert_w_scale != 1.0f)
+        for (int j = 0; j < k; j++) w[j] *= c->expert_w_scale;
+}
+
+/* each route's row in the expert-grouped buffers: expert 0's routes first, each
+ * expert's in token order; start[e] .. start[e+1]-1 are expert e's rows */
+static void group_routes(llm_moe_scratch *s, int E, int R) {
+    memset(s->start, 0, (size_t)(E + 1) * sizeof(int));
+    for (int r = 0; r < R; r++) s->start[s->id[r] + 1]++;
+    for (int e = 0; e < E; e++) s->start[e + 1] += s->start[e];
+    for (int r = 0; r < R; r++) s->row[r] = s->start[s->id[r]]++;
+    for (int e = E; e > 0; e--) s->start[e] = s->start[e - 1];   /* back from each expert's end */
+    s->start[0] = 0;
+}
+
+/* expert e's matrix of a 3-D expert tensor: rows ne1 / n_expert of it */
+static llm_tensor expert_slice(const llm_tensor *t, int e, int n_expert) {
+    const long long rows = t->ne1 / n_expert;
+    llm_tensor v = {t->type, (const char *)t->data + (size_t)e * rows * llm_row_bytes(t->type, t->ne0), t->ne0, rows};
+    return v;
+}
+
+typedef struct { llm_model *m; int n; } rows_ctx;
+
+static void gather_one(void *p, int r) {
+    const rows_ctx *j = p;
+    const llm_moe_scratch *s = &j->m->moe;
+    const int d = j->m->c.n_embd;
+    memcpy(s->x + (size_t)s->row[r] * d, j->m->xn + (size_t)(r / j->m->c.n_expert_used) * d, (size_t)d * sizeof(float));
+}
+
+static void swiglu_one(void *p, int r) {
+    const rows_ctx *j = p;
+    const size_t ff = (size_t)j->n;
+    llm_kernels()->swiglu(j->m->moe.gate + r * ff, j->m->moe.up + r * ff, (int)ff);
+}
+
+/* token t's output: its routes' weighted outputs summed in rank order */
+static void combine_one(void *p, int t) {
+    const rows_ctx *j = p;
+    const llm_model *m = j->m;
+    const llm_moe_scratch *s = &m->moe;
+    const int d = m->c.n_embd, k = m->c.n_expert_used;
+    float *o = m->tmp + (size_t)t * d;
+    for (int q = 0; q < k; q++) {
+        const float *y = s->y + (size_t)s->row[t * k + q] * d, w = s->w[t * k + q];
+        if (q == 0)
+            for (int i = 0; i < d; i++) o[i] = y[i] * w;
+        else
+            for (int i = 0; i < d; i++) o[i] = o[i] + y[i] * w;
+    }
+}
+
+/* llama.cpp repacks a Q4_K expert tensor whose experts have a multiple of 8 rows
+ * (on AVX2 and up) and its mixture-of-experts matmul then takes the repacked gemv,
+ * whatever the batch: those experts in the gemv's order, the others as any matmul */
+static int gemv_order(const llm_tensor *w) { return w->type == T_Q4_K && w->ne1 % 8 == 0; }
+
+static void expert_mm(const llm_tensor *w, const float *x, int n, float *y) {
+    if (gemv_order(w)) llm_matmul_q4_K_gemv(w->data, w->ne1, w->ne0, x, n, y);
+    else llm_mm(w, x, n, y);
+}
+
+/* the routed experts over the grouped rows: gate and up, SwiGLU, down */
+static void run_experts(llm_model *m, const llm_tensor *L, int R) {
+    const llm_config *c = &m->c;
+    llm_moe_scratch *s = &m->moe;
+    const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
+    /* a single token's routes need no gather: each expert reads its row of xn */
+    const int one_token = R == c->n_expert_used;
+    if (!one_token) {
+        rows_ctx g = {m, 0};
+        llm_for_rows(R, gather_one, &g);
+    }
+    for (int e = 0; e < E; e++) {
+        const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
+        if (!cnt) continue;
+        const llm_tensor G = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E), U = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E);
+        const llm_tensor *w2[2] = {&G, &U};
+        float *y2[2] = {s->gate + (size_t)r0 * ff, s->up + (size_t)r0 * ff};
+        const float *xe = one_token ? m->xn : s->x + (size_t)r0 * d;
+        if (gemv_order(&G) || gemv_order(&U)) {
+            expert_mm(&G, xe, cnt, y2[0]);
+            expert_mm(&U, xe, cnt, y2[1]);
+        } else {
+            llm_mm_multi(w2, 2, xe, cnt, y2);
+        }
+    }
+    rows_ctx a = {m, ff};
+    llm_for_rows(R, swiglu_one, &a);
+    for (int e = 0; e < E; e++) {
+        const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
+        if (!cnt) continue;
+        const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
+        expert_mm(&D, s->gate + (size_t)r0 * ff, cnt, s->y + (size_t)r0 * d);
+    }
+}
+
+/* ---- qwen2moe's shared expert: a dense SwiGLU FFN gated per token by
+ * silu(g)/g (llama.cpp's sigmoid), g = ffn_gate_inp_shexp x ---- */
+static void shexp_swiglu_one(void *p, int t) {
+    const rows_ctx *j = p;
+    const size_t ff = (size_t)j->m->c.n_ff_shexp;
+    llm_kernels()->swiglu(j->m->gate + t * ff, j->m->up + t * ff, (int)ff);
+}
+
+static void shexp_add_one(void *p, int t) {
+    const rows_ctx *j = p;
+    const llm_model *m = j->m;
+    const int d = m->c.n_embd;
+    const float g = m->moe.logits[t];
+    const float gate = (g / (1.0f + expf(-g))) / g;      /* ggml_silu on one value, then ggml_div */
+    const float *y = m->moe.x + (size_t)t * d;
+    float *o = m->tmp + (size_t)t * d;
+    for (int i = 0; i < d; i++) o[i] = o[i] + y[i] * gate;
+}
+
+static void shared_expert(llm_model *m, const llm_tensor *L, int n) {
+    rows_ctx j = {m, n};
+    gate_matmul(&L[LLM_T_FFN_GATE_INP_SHEXP], m->xn, n, m->moe.logits);   /* the router's buffer is free now */
+    const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE_SHEXP], &L[LLM_T_FFN_UP_SHEXP]};
+    float *y2[2] = {m->gate, m->up};
+    llm_mm_multi(w2, 2, m->xn, n, y2);
+    llm_for_rows(n, shexp_swiglu_one, &j);
+    llm_mm(&L[LLM_T_FFN_DOWN_SHEXP], m->gate, n, m->moe.x);          /* so are the gathered inputs */
+    llm_for_rows(n, shexp_add_one, &j);
+}
+
+void llm_moe_ffn(llm_model *m, int il, int n) {
+    const llm_config *c = &m->c;
+    const llm_tensor *L = LT(m, il, 0);
+    llm_moe_scratch *s = &m->moe;
+    const int R = n * c->n_expert_used;
+    gate_matmul(&L[LLM_T_FFN_GATE_INP], m->xn, n, s->logits);
+    llm_trace("ffn_moe_logits", il, s->logits, (long long)n * c->n_expert);
+    route_job rj = {m};
+    llm_for_rows(n, route_one, &rj);
+    /* llama.cpp's names for the weights in the same [n_tokens][k] layout (its expert
+     * matmuls' outputs are laid out by token, ours by expert: not traced) */
+    llm_trace(c->expert_norm_w ? "ffn_moe_weights_norm" : "ffn_moe_weights", il, s->w, R);
+    group_routes(s, c->n_expert, R);
+    run_experts(m, L, R);
+    rows_ctx j = {m, n};
+    llm_for_rows(n, combine_one, &j);
+    llm_trace("ffn_moe_out", il, m->tmp, (long long)n * c->n_embd);
+    if (c->n_ff_shexp > 0) shared_expert(m, L, n);
+}
