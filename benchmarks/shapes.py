@@ -96,6 +96,9 @@ class Shape:
     n_ctx_train: int
     qkv_bias: bool = False    # qwen2's attn_q/k/v.bias
     qk_norm: bool = False     # qwen3's attn_q_norm/attn_k_norm
+    n_expert: int = 0         # a mixture of experts: ffn_*_exps of n_expert matrices each, and a router
+    n_expert_used: int = 0
+    n_ff_exp: int = 0         # one expert's FFN width
 
 
 SHAPES = {
@@ -104,6 +107,12 @@ SHAPES = {
     "llama3.2-1b": Shape("llama", 16, 2048, 8192, 32, 8, 64, 128256, True, LLAMA3, 5e5, 1e-5, 131072),
     "qwen3-4b": Shape("qwen3", 36, 2560, 9728, 32, 8, 128, 151936, True, QWEN, 1e6, 1e-6, 40960, qk_norm=True),
     "llama3.1-8b": Shape("llama", 32, 4096, 14336, 32, 8, 128, 128256, False, LLAMA3, 5e5, 1e-5, 131072),
+    # Qwen3-30B-A3B's layer in miniature (its heads of 128, its expert FFN of 768, top-8
+    # routing) at half the width, 12 layers and 64 experts: 2.2 B parameters,
+    # 0.45 B active per token (output head included); its n_ff is the dense FFN width
+    # the real file declares but no tensor uses
+    "qwen3moe-2b-a0.4b": Shape("qwen3moe", 12, 1024, 3072, 16, 4, 128, 151936, False, QWEN, 1e6, 1e-6, 40960,
+                               qk_norm=True, n_expert=64, n_expert_used=8, n_ff_exp=768),
 }
 
 
@@ -159,6 +168,8 @@ def model_kvs(name: str, shape: Shape) -> list[tuple[str, object, object]]:
             (f"{a}.attention.key_length", U, shape.head_dim), (f"{a}.attention.value_length", U, shape.head_dim),
             (f"{a}.rope.dimension_count", U, shape.head_dim), (f"{a}.rope.freq_base", F, shape.rope_base),
             (f"{a}.attention.layer_norm_rms_epsilon", F, shape.rms_eps), (f"{a}.vocab_size", U, shape.n_vocab),
+            *([(f"{a}.expert_count", U, shape.n_expert), (f"{a}.expert_used_count", U, shape.n_expert_used),
+               (f"{a}.expert_feed_forward_length", U, shape.n_ff_exp)] if shape.n_expert else []),
             *vocab_kvs(shape)]
 
 
@@ -172,8 +183,13 @@ def tensor_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
     for i in range(shape.n_layer):
         b = f"blk.{i}."
         out.update({b + "attn_norm.weight": (E,), b + "attn_q.weight": (E, q), b + "attn_k.weight": (E, kv),
-                    b + "attn_v.weight": (E, kv), b + "attn_output.weight": (q, E), b + "ffn_norm.weight": (E,),
-                    b + "ffn_gate.weight": (E, F), b + "ffn_up.weight": (E, F), b + "ffn_down.weight": (F, E)})
+                    b + "attn_v.weight": (E, kv), b + "attn_output.weight": (q, E), b + "ffn_norm.weight": (E,)})
+        if shape.n_expert:
+            X, FX = shape.n_expert, shape.n_ff_exp
+            out.update({b + "ffn_gate_inp.weight": (E, X), b + "ffn_gate_exps.weight": (E, FX, X),
+                        b + "ffn_up_exps.weight": (E, FX, X), b + "ffn_down_exps.weight": (FX, E, X)})
+        else:
+            out.update({b + "ffn_gate.weight": (E, F), b + "ffn_up.weight": (E, F), b + "ffn_down.weight": (F, E)})
         if shape.qkv_bias:
             out.update({b + "attn_q.bias": (q,), b + "attn_k.bias": (kv,), b + "attn_v.bias": (kv,)})
         if shape.qk_norm:
@@ -281,7 +297,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.list:
         for n, s in SHAPES.items():
-            print(f"{n:14s} {s.arch:6s} {s.n_layer} layers, {s.n_embd} wide, FFN {s.n_ff}, "
+            ffn = (f"{s.n_expert} experts (top {s.n_expert_used}) of FFN {s.n_ff_exp}" if s.n_expert
+                   else f"FFN {s.n_ff}")
+            print(f"{n:17s} {s.arch:8s} {s.n_layer} layers, {s.n_embd} wide, {ffn}, "
                   f"{s.n_head}/{s.n_head_kv} heads of {s.head_dim}, vocab {s.n_vocab}, "
                   f"{'tied' if s.tied else 'separate output'}")
         return 0

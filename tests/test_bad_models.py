@@ -7,7 +7,7 @@ import pytest
 
 from helpers import llmlite as cli, rewrite_gguf
 
-IQ4_NL = 20          # a GGML type llmlite does not compute with (block 32, like the tiny model's rows)
+I8 = 24              # a GGML type llmlite does not compute with (block 1, like the F16 tensor it retypes)
 
 
 def one_error_line(r, *words):
@@ -28,7 +28,7 @@ def bad(tiny_path, tmp_path_factory):
     return {
         "copy": rewrite_gguf(tiny_path, d / "copy.gguf"),
         "arch": rewrite_gguf(tiny_path, d / "mamba.gguf", arch="mamba"),
-        "type": rewrite_gguf(tiny_path, d / "iq4nl.gguf", retype={"blk.0.attn_q.weight": IQ4_NL}),
+        "type": rewrite_gguf(tiny_path, d / "i8.gguf", retype={"blk.0.attn_q.weight": I8}),
         "no_ffn_down": rewrite_gguf(tiny_path, d / "no-ffn-down.gguf", drop_tensors={"blk.0.ffn_down.weight"}),
         "no_output_norm": rewrite_gguf(tiny_path, d / "no-output-norm.gguf", drop_tensors={"output_norm.weight"}),
         "no_embd": rewrite_gguf(tiny_path, d / "no-embd.gguf", drop_tensors={"token_embd.weight"}),
@@ -46,7 +46,7 @@ def test_the_editor_itself_keeps_a_working_model(bad):
 
 CASES = {
     "arch": ("mamba.gguf", "unsupported architecture 'mamba'", "llama"),
-    "type": ("iq4nl.gguf", "unsupported tensor type IQ4_NL", "blk.0.attn_q.weight"),
+    "type": ("i8.gguf", "unsupported tensor type I8", "blk.0.attn_q.weight"),
     "no_ffn_down": ("no-ffn-down.gguf", "missing tensor blk.0.ffn_down", "incomplete"),
     "no_output_norm": ("no-output-norm.gguf", "missing tensor output_norm", "incomplete"),
     "no_embd": ("no-embd.gguf", "missing tensor token_embd", "incomplete"),

@@ -20,19 +20,21 @@ MORE_BITS_LAYERS = (2, 3)
 
 
 def tiny(shape):
-    return shapes.scaled(shape, n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=512)
+    moe = {"n_expert": 16, "n_expert_used": 4, "n_ff_exp": 256} if shape.n_expert else {}
+    return shapes.scaled(shape, n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2, n_vocab=512, **moe)
 
 
 def expected_q4_k_m(name: str, tied: bool) -> str:
     """Q4_K_M as llama-quantize types a dense model, written out independently of
     llmlite/quantize.py: the head Q6_K (token_embd when tied), attn_v and ffn_down
-    Q6_K in the use_more_bits layers, 1-D tensors F32, the rest Q4_K"""
+    Q6_K in the use_more_bits layers (a MoE's ffn_down_exps too), 1-D tensors and the
+    router (ffn_gate_inp) F32, the rest Q4_K"""
     if name == "output.weight" or (tied and name == "token_embd.weight"):
         return "Q6_K"
-    if not name.endswith("weight") or "norm" in name:
+    if not name.endswith("weight") or "norm" in name or name.endswith("ffn_gate_inp.weight"):
         return "F32"
     layer = int(name.split(".")[1]) if name.startswith("blk.") else -1
-    if name.endswith(("attn_v.weight", "ffn_down.weight")) and layer in MORE_BITS_LAYERS:
+    if name.endswith(("attn_v.weight", "ffn_down.weight", "ffn_down_exps.weight")) and layer in MORE_BITS_LAYERS:
         return "Q6_K"
     return "Q4_K"
 
