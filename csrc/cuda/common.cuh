@@ -11,7 +11,8 @@
 /* ggml type ids (the same numbers as csrc/internal.h, which is C-only) */
 enum {
     CT_F32 = 0, CT_F16 = 1, CT_Q4_0 = 2, CT_Q4_1 = 3, CT_Q5_0 = 6, CT_Q5_1 = 7, CT_Q8_0 = 8,
-    CT_Q2_K = 10, CT_Q3_K = 11, CT_Q4_K = 12, CT_Q5_K = 13, CT_Q6_K = 14, CT_BF16 = 30
+    CT_Q2_K = 10, CT_Q3_K = 11, CT_Q4_K = 12, CT_Q5_K = 13, CT_Q6_K = 14, CT_BF16 = 30,
+    CT_TQ1_0 = 34, CT_TQ2_0 = 35, CT_MXFP4 = 39, CT_NVFP4 = 40
 };
 
 #define HD __host__ __device__ __forceinline__
@@ -44,8 +45,8 @@ HD float h2f(uint16_t h) {
 #endif
 }
 
-HD float bf2f(uint16_t h) {
-    const uint32_t b = (uint32_t)h << 16;
+/* the float of these 32 bits */
+HD float bits_f(uint32_t b) {
 #ifdef __CUDA_ARCH__
     return __uint_as_float(b);
 #else
@@ -54,6 +55,8 @@ HD float bf2f(uint16_t h) {
     return f;
 #endif
 }
+
+HD float bf2f(uint16_t h) { return bits_f((uint32_t)h << 16); }
 
 /* a*b and a+-b, each rounded once and never fused into an fma by nvcc: the decoders
  * compute d*q + m exactly as the CPU does (and identically in every kernel instance) */

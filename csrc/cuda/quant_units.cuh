@@ -13,8 +13,9 @@
  * its bits exactly, on the host (dequant_check.cu checks this) and on the device.
  *
  * Alignment: cudaMalloc'd rows start at multiples of BB, so a block start is
- * aligned to the largest power of two dividing BB: Q4_0/Q5_0/Q8_0/Q3_K/Q6_K 2 bytes,
- * Q4_1/Q2_K 4, Q5_1 8, Q4_K/Q5_K/F16/BF16 16, F32 32. Loads never assume more. */
+ * aligned to the largest power of two dividing BB: MXFP4 1 byte (byte loads only),
+ * Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/TQ1_0/TQ2_0 2, Q4_1/Q2_K/NVFP4 4, Q5_1 8, Q4_K/Q5_K/F16/BF16 16,
+ * F32 32. Loads never assume more. */
 #ifndef LLMCUDA_QUANT_UNITS_CUH
 #define LLMCUDA_QUANT_UNITS_CUH
 #include "common.cuh"
@@ -267,9 +268,112 @@ UNROLL
     }
 };
 
+/* ---- FP4 (csrc/type_fp4.c): E2M1 codes, their values doubled as integers, times half
+ * the block's (MXFP4) or sub-block's (NVFP4) scale; each value an exact float product */
+
+/* the doubled E2M1 value of a 4-bit code: magnitudes 0 1 2 3 4 6 8 12 (nibbles of one
+ * word, no table to place in device memory), sign bit 3 */
+HD int fp4_value(uint32_t code) {
+    const int m = (int)((0xC8643210u >> (4 * (code & 7u))) & 15u);
+    return (code & 8u) ? -m : m;
+}
+
+/* half the E8M0 value, 2^(e - 128), from its bits: e < 2 the subnormals 2^-128, 2^-127,
+ * e = 255 gives 2^127 (csrc/type_fp4.c's e8m0_half) */
+HD float e8m0_half(uint32_t e) { return bits_f(e < 2 ? 0x00200000u << e : (e - 1) << 23); }
+
+/* half the UE4M3 value (sign bit ignored; 0 and 0x7F give 0): (8 + man or man) * 2^(ex-11),
+ * an exact product (csrc/type_fp4.c's ue4m3_half) */
+HD float ue4m3_half(uint32_t x) {
+    const uint32_t ex = (x >> 3) & 15u, man = x & 7u;
+    const float p = bits_f(((ex ? ex : 1u) - 11u + 127u) << 23);
+    return (x == 0 || x == 0x7Fu) ? 0.0f : (float)(ex ? 8u + man : man) * p;
+}
+
+/* 8 FP4 values: the low nibbles of bytes q0..q3 (w[0..3]) then their high nibbles (w[4..7]) */
+HD void fp4_decode8(uint32_t q, float d, float *w) {
+UNROLL
+    for (int i = 0; i < 4; i++) {
+        const uint32_t v = (q >> (8 * i)) & 0xffu;
+        w[i] = (float)fp4_value(v & 15u) * d;
+        w[4 + i] = (float)fp4_value(v >> 4) * d;
+    }
+}
+
+/* MXFP4: E8M0 e @0, qs[16] @1; qs[j] = element j (low nibble), j+16 (high); y = value * e8m0_half(e).
+ * Unit u: qs[4u..4u+3] -> elements 4u..4u+3 and 16+4u..16+4u+3. 17-byte blocks: bytes only. */
+struct UMXFP4 {
+    static constexpr int type = CT_MXFP4, QK = 32, BB = 17, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint8_t *q = b + 1 + 4 * u;
+        fp4_decode8(ld_u8(q) | ld_u8(q + 1) << 8 | ld_u8(q + 2) << 16 | ld_u8(q + 3) << 24, e8m0_half(ld_u8(b)), w);
+    }
+};
+
+/* NVFP4: UE4M3 d[4] @0, qs[32] @4; sub-block s (16 elements) has scale d[s] and bytes
+ * qs[8s..8s+7]: element 16s+j (low nibble of qs[8s+j]) and 16s+8+j (high).
+ * Unit u: sub-block u/2, bytes qs[8s+4(u&1)..+3]. */
+struct UNVFP4 {
+    static constexpr int type = CT_NVFP4, QK = 64, BB = 36, NU = 8;
+    static HD int run(int u, int r) { return 16 * (u >> 1) + 8 * r + 4 * (u & 1); }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        fp4_decode8(ld_u32(b + 4 + 4 * u), ue4m3_half(ld_u8(b + (u >> 1))), w);
+    }
+};
+
+/* ---- ternary (csrc/type_ternary.c): 256 codes t in 0..2, y = (t - 1) * d */
+
+/* 8 values from their codes t[i] in 0..2: y = (float)(t - 1) * d, as the CPU */
+HD void ternary_decode8(const uint32_t *t, float d, float *w) {
+UNROLL
+    for (int i = 0; i < 8; i++) w[i] = (float)((int)t[i] - 1) * d;
+}
+
+/* TQ2_0: qs[64] @0, d @64; element 128j + 32l + m: bits 2l, 2l+1 of qs[32j + m].
+ * Unit u = elements 8u..8u+7: j = u/16, l = (u/4)%4, bytes qs[32j + 8(u%4)..+7]. */
+struct UTQ2_0 {
+    static constexpr int type = CT_TQ2_0, QK = 256, BB = 66, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint8_t *q = b + 32 * (u >> 4) + 8 * (u & 3);
+        const uint32_t lo = ld_u32_a2(q), hi = ld_u32_a2(q + 4);
+        const int shift = 2 * ((u >> 2) & 3);
+        uint32_t t[8];
+UNROLL
+        for (int i = 0; i < 8; i++) t[i] = (BYTE8(lo, hi, i) >> shift) & 3u;
+        ternary_decode8(t, h2f((uint16_t)ld_u16(b + 64)), w);
+    }
+};
+
+/* TQ1_0: qs[48] @0, qh[4] @48, d @52; 5 trits a byte as a base-3 fraction of 256:
+ * trit n of byte q is ((uint8_t)(q * 3^n) * 3) >> 8. Elements 32n + m: trit n of qs[m]
+ * (m < 32); 160 + 16n + m: trit n of qs[32 + m] (m < 16); 240 + 4n + j: trit n of qh[j].
+ * Unit u = elements 8u..8u+7: u < 20 bytes qs[8(u%4)..+7], trit u/4; u < 30 (v = u - 20)
+ * bytes qs[32 + 8(v%2)..+7], trit v/2; u = 30, 31 qh[0..3] twice, trits 2(u-30) for
+ * w[0..3] and 2(u-30)+1 for w[4..7]. */
+struct UTQ1_0 {
+    static constexpr int type = CT_TQ1_0, QK = 256, BB = 54, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD uint32_t pow3(int n) { return (uint32_t)(0x511B090301ull >> (8 * n)) & 0xffu; }   /* 3^n, n < 5 */
+    static HD uint32_t trit(uint32_t q, uint32_t p) { return (((q * p) & 0xffu) * 3u) >> 8; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint8_t *q;
+        uint32_t p0, p1;
+        if (u < 20) { q = b + 8 * (u & 3); p0 = p1 = pow3(u >> 2); }
+        else if (u < 30) { q = b + 32 + 8 * ((u - 20) & 1); p0 = p1 = pow3((u - 20) >> 1); }
+        else { q = b + 48; p0 = pow3(2 * (u - 30)); p1 = 3u * p0; }
+        const uint32_t lo = ld_u32_a2(q), hi = u < 30 ? ld_u32_a2(q + 4) : lo;
+        uint32_t t[8];
+UNROLL
+        for (int i = 0; i < 8; i++) t[i] = trit(BYTE8(lo, hi, i), i < 4 ? p0 : p1);
+        ternary_decode8(t, h2f((uint16_t)ld_u16(b + 52)), w);
+    }
+};
+
 /* the list the matmul dispatch and the host check walk */
 #define LLMCUDA_FOR_EACH_UNIT(X) \
     X(UF32) X(UF16) X(UBF16) X(UQ4_0) X(UQ4_1) X(UQ5_0) X(UQ5_1) X(UQ8_0) \
-    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K)
+    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K) X(UMXFP4) X(UNVFP4) X(UTQ1_0) X(UTQ2_0)
 
 #endif

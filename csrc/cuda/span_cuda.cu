@@ -162,6 +162,10 @@ static long long row_bytes(int type, long long n) {
     case CT_Q4_K: qk = 256; bb = 144; break;
     case CT_Q5_K: qk = 256; bb = 176; break;
     case CT_Q6_K: qk = 256; bb = 210; break;
+    case CT_MXFP4: qk = 32; bb = 17; break;
+    case CT_NVFP4: qk = 64; bb = 36; break;
+    case CT_TQ1_0: qk = 256; bb = 54; break;
+    case CT_TQ2_0: qk = 256; bb = 66; break;
     default: return -1;
     }
     return n > 0 && n % qk == 0 ? n / qk * bb : -1;

@@ -1,6 +1,8 @@
 /* Host-only check (not part of the library; needs no GPU): the unit decoders of
  * quant_units.cuh, run on the host, against the CPU's llm_dequantize, bit for bit,
- * for every type, on rows quantized from random floats and on random bytes.
+ * for every type, on rows quantized from random floats, on random bytes, and on a sweep
+ * where each byte of a block takes every value 0..255 over the blocks (every exponent or
+ * scale byte, every code).
  *
  * Built and run by tools/gpu/gpu_check.sh (nvcc's flags: the Makefile's, with -Icsrc/cuda,
  * linked with the CPU objects of csrc/*.c). */
@@ -27,6 +29,8 @@ static int scale_fields(int type, int *off) {
     case CT_Q2_K: off[0] = 80; off[1] = 82; return 2;
     case CT_Q3_K: off[0] = 108; return 1;
     case CT_Q6_K: off[0] = 208; return 1;
+    case CT_TQ1_0: off[0] = 52; return 1;
+    case CT_TQ2_0: off[0] = 64; return 1;
     default: return 0;
     }
 }
@@ -38,17 +42,21 @@ static int same(float a, float b) {
 }
 
 template <class T> static int check(const char *name) {
-    const long long k = 1024, rows = 16, n = k * rows;
+    /* at least 256 blocks, for the sweep below */
+    const long long rows = 16, k = 256 * T::QK / rows > 1024 ? 256 * T::QK / rows : 1024, n = k * rows;
     const long long rb = (long long)k / T::QK * T::BB;
     std::vector<float> x(n), ref(n), got(n);
     std::vector<uint8_t> q(rows * rb);
     int bad = 0;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) {
         if (pass == 0) {
             for (long long i = 0; i < n; i++) x[i] = rndf() * (1.0f + (float)(i % 7)) * (i % 97 == 0 ? 30.0f : 1.0f);
             if (llm_quantize_rows(T::type, x.data(), q.data(), rows, k)) { printf("%s: quantize failed\n", name); return 1; }
         } else {
-            for (auto &b : q) b = (uint8_t)rnd();
+            /* random bytes, or the sweep: byte j of block b is b + 37 j (mod 256), so over
+             * the (256 or more) blocks every byte of a block takes each of the 256 values */
+            for (long long b = 0; b < n / T::QK; b++)
+                for (int j = 0; j < T::BB; j++) q[b * T::BB + j] = (uint8_t)(pass == 1 ? rnd() : b + 37 * j);
             int off[2];
             const int nf = scale_fields(T::type, off);
             for (long long b = 0; b < n / T::QK; b++)
@@ -71,7 +79,8 @@ template <class T> static int check(const char *name) {
         long long nbad = 0, first = -1;
         for (long long i = 0; i < n; i++)
             if (!same(ref[i], got[i])) { if (first < 0) first = i; nbad++; }
-        printf("%-6s %s: %s", name, pass ? "random bytes" : "quantized   ", nbad ? "MISMATCH" : "ok");
+        static const char *const what[3] = {"quantized   ", "random bytes", "every byte  "};
+        printf("%-6s %s: %s", name, what[pass], nbad ? "MISMATCH" : "ok");
         if (nbad) printf(" (%lld of %lld, first at %lld: cpu %g, cuda %g)", nbad, n, first, ref[first], got[first]);
         printf("\n");
         bad += nbad != 0;

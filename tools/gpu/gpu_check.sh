@@ -24,7 +24,7 @@ elif command -v nvcc >/dev/null 2>&1; then
     rm -rf $B/cpu            # no object of a source since removed
     mkdir -p $B/cpu
     for f in csrc/*.c; do
-        gcc -O2 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $B/cpu/"$(basename "$f" .c)".o
+        gcc -O3 -std=gnu11 -ffp-contract=off -pthread -Icsrc -c "$f" -o $B/cpu/"$(basename "$f" .c)".o   # as llmlite/_build.py
     done
     nvcc $(make -s print-nvcc-flags) -Icsrc/cuda -o $B/dequant_check tools/gpu/dequant_check.cu $B/cpu/*.o \
         -lpthread -ldl -lm

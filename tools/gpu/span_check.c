@@ -38,13 +38,15 @@ static const llm_span_ops *CUDA, *CPU;
 static int failures;
 
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10,
-       T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30 };
+       T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30, T_TQ1_0 = 34, T_TQ2_0 = 35,
+       T_MXFP4 = 39, T_NVFP4 = 40 };
 static const char *tname(int t) {
     switch (t) {
     case T_F32: return "F32"; case T_F16: return "F16"; case T_BF16: return "BF16"; case T_Q4_0: return "Q4_0";
     case T_Q4_1: return "Q4_1"; case T_Q5_0: return "Q5_0"; case T_Q5_1: return "Q5_1"; case T_Q8_0: return "Q8_0";
     case T_Q2_K: return "Q2_K"; case T_Q3_K: return "Q3_K"; case T_Q4_K: return "Q4_K"; case T_Q5_K: return "Q5_K";
-    case T_Q6_K: return "Q6_K"; default: return "?";
+    case T_Q6_K: return "Q6_K"; case T_TQ1_0: return "TQ1_0"; case T_TQ2_0: return "TQ2_0";
+    case T_MXFP4: return "MXFP4"; case T_NVFP4: return "NVFP4"; default: return "?";
     }
 }
 
@@ -536,12 +538,13 @@ static void checks_stress(model *m, int rounds) {
 
 static void checks_all(model *m, int quick) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
-                         T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K};
+                         T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0};
     arch_case ac[8];
     const int na = n_arch_cases(ac);
     printf("exact (CPU span on the dequantized weights as F32):\n");
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K) continue;
+        /* quick: two old types, and the four newest (their kernels the least run) */
+        if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K && types[i] < T_TQ1_0) continue;
         char label[64];
         snprintf(label, sizeof label, "llama, %s", tname(types[i]));
         build(m, &ac[0].c, types[i], types[i], &ac[0].o, 11 + i);
