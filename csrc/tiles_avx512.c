@@ -405,10 +405,12 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
             acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
             continue;
         }
-        for (int k = 0; k < 4; k++) {
-            const __m256 im = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), _mm512_extractf32x4_ps(fM, k), 1);
-            acc = _mm256_fmadd_ps(im, d, acc);
-        }
+        /* k = 0..3 written out: the lane index is an immediate, which a loop gives
+         * only where the compiler unrolls it (not at -O2) */
+#define R4_STEP(k) acc = _mm256_fmadd_ps(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), \
+                                                          _mm512_extractf32x4_ps(fM, k), 1), d, acc)
+        R4_STEP(0); R4_STEP(1); R4_STEP(2); R4_STEP(3);
+#undef R4_STEP
     }
     _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }
