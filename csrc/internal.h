@@ -261,6 +261,12 @@ void llm_ops_init(void);   /* builds the GELU table once */
 /* matmul.c: llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the
  * table's q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
 int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y);
+/* matmul.c: nj (<= 32) one-column matmuls in one pool: Y[i] = W[i] X[i] (wtype[i],
+ * rows[i] x k; gemv[i]: Q4_K in llama.cpp's repacked-gemv order), each input quantized
+ * once; every Y[i] has the bits of its own llm_matmul (llm_matmul_q4_K_gemv). A
+ * token's routed experts in one pool pass instead of one per expert. */
+int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long long *rows, long long k,
+                     const float *const *X, float *const *Y, const unsigned char *gemv);
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles
  * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. */

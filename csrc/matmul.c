@@ -110,6 +110,15 @@ typedef struct {
 static void mm_tile(const mm_job *j, long long tile) {
     const long long rt = tile * ROW_TILE;
     const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
+    if (j->ncols == 1) {   /* decode: groups of LLM_R4 rows, the last few one by one */
+        long long r = rt;
+        if (j->dot_r4)
+            for (; r + LLM_R4 <= re; r += LLM_R4)
+                j->dot_r4(j->k, j->Y + r, j->W + r * j->w_stride, (long long)j->w_stride, j->Xq);
+        for (; r < re; r++)
+            j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
+        return;
+    }
     if (j->dot_r16) {
         j->dot_r16(j->k, j->Y + rt, j->rows, j->W + rt * j->w_stride, (long long)j->w_stride, (int)(re - rt), j->Xq,
                    (long long)j->xq_stride, (int)j->ncols);
@@ -151,20 +160,13 @@ static void mm_tile(const mm_job *j, long long tile) {
 static void mm_task(int ith, int nth, void *p) {
     (void)nth;
     mm_job *j = p;
-    for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) {
-        if (j->ncols > 1) { mm_tile(j, tile); continue; }
-        const long long r1 = (tile + 1) * ROW_TILE < j->rows ? (tile + 1) * ROW_TILE : j->rows;
-        long long r = tile * ROW_TILE;
-        if (j->dot_r4)   /* groups of LLM_R4 rows, the last few one by one */
-            for (; r + LLM_R4 <= r1; r += LLM_R4)
-                j->dot_r4(j->k, j->Y + r, j->W + r * j->w_stride, (long long)j->w_stride, j->Xq);
-        for (; r < r1; r++)
-            j->dot(j->k, j->Y + r, j->W + r * j->w_stride, j->Xq);
-    }
+    for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) mm_tile(j, tile);
 }
 
-/* several weights over the same activations, their row tiles in one pool */
-#define MM_MULTI_MAX 4
+/* several weights (over the same activations, or one column each over its own: the
+ * routed experts of a token), their row tiles in one pool */
+#define MM_MULTI_MAX 32
+#define MM_SAME_X_MAX 4    /* llm_matmul_multi's weights (internal.h) */
 typedef struct {
     mm_job sub[MM_MULTI_MAX];
     long long end[MM_MULTI_MAX];   /* cumulative tile counts */
@@ -241,21 +243,32 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     return 0;
 }
 
-int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y) {
+/* the job of a Q4_K weight in llama.cpp's repacked-gemv order (its mixture-of-experts
+ * matmul's) over activations already quantized; 0, or -1 where refused */
+static int mm_job_gemv(mm_job *j, const void *W, long long rows, long long k, const void *Xq, long long ncols, float *Y) {
     const llm_kernel_table *kt = llm_kernels();
     const long long xb = llm_row_bytes(T_Q8_K, k), wb = llm_row_bytes(T_Q4_K, k);
     if (xb < 0 || wb < 0 || rows < 0 || ncols < 0 || !kt->q4_K_gemv) return -1;
-    void *Xq = get_scratch(&scratch, (size_t)(xb * (ncols > 0 ? ncols : 1)));
+    mm_job r = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL,
+                ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
+    if (ncols >= kt->r16_min[T_Q4_K] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)   /* as mm_job_q */
+        r.dot_r16 = kt->q4_K_gemv_r16;
+    *j = r;
+    return 0;
+}
+
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y) {
+    mm_job j;
+    if (mm_job_gemv(&j, W, rows, k, NULL, ncols, Y)) return -1;
+    void *Xq = get_scratch(&scratch, j.xq_stride * (size_t)(ncols > 0 ? ncols : 1));
     if (!Xq) return -1;
-    quant_job q = {0, T_Q8_K, X, Xq, k, ncols, xb, NULL};
+    quant_job q = {0, T_Q8_K, X, Xq, k, ncols, (long long)j.xq_stride, NULL};
     if (ncols == 1) quant_task(0, 1, &q);
     else llm_parallel(quant_task, &q);
     tile_sched ts;
     sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
-    mm_job j = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, &ts, NULL,
-                ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
-    if (ncols >= kt->r16_min[T_Q4_K] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)   /* as mm_job_q */
-        j.dot_r16 = kt->q4_K_gemv_r16;
+    j.Xq = Xq;
+    j.sched = &ts;
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -279,7 +292,7 @@ static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const 
     mm_multi_job j;
     j.nsub = nw;
     /* the jobs first (mm_job_q makes every check), the activations after */
-    int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && at >= 0 && llm_row_bytes(at, k) >= 0;
+    int same = nw >= 1 && nw <= MM_SAME_X_MAX && ncols > 1 && at >= 0 && llm_row_bytes(at, k) >= 0;
     for (int i = 0; same && i < nw; i++)
         same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
                mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, ncols, Y[i]) == 0;
@@ -300,7 +313,7 @@ static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const 
 
 int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
                      const float *X, long long ncols, float *const *Y) {
-    int same = nw >= 1 && nw <= MM_MULTI_MAX && ncols > 1 && k % QK == 0;
+    int same = nw >= 1 && nw <= MM_SAME_X_MAX && ncols > 1 && k % QK == 0;
     const int at = nw >= 1 ? llm_type_act_type(wtype[0]) : -1;
     same = same && (at == T_Q8_0 || at == T_Q8_1);
     for (int i = 0; same && i < nw; i++)
@@ -328,6 +341,45 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         s->dot_r16 = NULL;
         s->dot_r4 = NULL;
     }
+    mm_multi_run(&j);
+    return 0;
+}
+
+int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long long *rows, long long k,
+                     const float *const *X, float *const *Y, const unsigned char *gemv) {
+    mm_multi_job j;
+    size_t need = 0, xb[MM_MULTI_MAX];
+    int ok = nj >= 1 && nj <= MM_MULTI_MAX;
+    for (int i = 0; ok && i < nj; i++) {   /* the jobs first (every check), the activations after */
+        ok = (gemv[i] ? mm_job_gemv(&j.sub[i], W[i], rows[i], k, NULL, 1, Y[i])
+                      : mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, 1, Y[i])) == 0;
+        xb[i] = ok ? j.sub[i].xq_stride : 0;
+        need += xb[i];
+    }
+    if (!ok) {
+        for (int i = 0; i < nj; i++)
+            if ((gemv[i] ? llm_matmul_q4_K_gemv(W[i], rows[i], k, X[i], 1, Y[i])
+                         : llm_matmul(wtype[i], W[i], rows[i], k, X[i], 1, Y[i])) != 0) return -1;
+        return 0;
+    }
+    char *Xq = get_scratch(&scratch, need);
+    if (!Xq) return -1;
+    /* each input quantized once into each activation type it meets (a token's gate and
+     * up share theirs) */
+    for (int i = 0; i < nj; i++) {
+        const int at = gemv[i] ? T_Q8_K : llm_type_act_type(wtype[i]);
+        int same = -1;
+        for (int p = 0; p < i && same < 0; p++)
+            if (X[p] == X[i] && (gemv[p] ? T_Q8_K : llm_type_act_type(wtype[p])) == at) same = p;
+        if (same >= 0) {
+            j.sub[i].Xq = j.sub[same].Xq;
+            continue;
+        }
+        llm_quantize_act(at, X[i], Xq, k);
+        j.sub[i].Xq = Xq;
+        Xq += xb[i];
+    }
+    j.nsub = nj;
     mm_multi_run(&j);
     return 0;
 }

@@ -43,16 +43,20 @@ class BenchResult:
 
 def decode_bytes_per_token(model, pos: int) -> int:
     """Bytes one decode step reads at KV position pos: every weight a token uses once
-    (the output head in full; one row of an untied token embedding) plus the K and V
-    cache up to pos (F16)."""
+    (the output head in full; one row of an untied token embedding; of a mixture of
+    experts' expert tensors, the n_expert_used experts it runs) plus the K and V cache
+    up to pos (F16)."""
     g = model.gguf
+    c = model.config
     total = 0
     for name, t in g.tensors.items():
         if name == "token_embd.weight" and "output.weight" in g.tensors:
             total += t.nbytes // max(1, int(t.shape[1]))
             continue
+        if c.n_expert and name.endswith("_exps.weight"):
+            total += t.nbytes // c.n_expert * c.n_expert_used
+            continue
         total += t.nbytes
-    c = model.config
     total += 2 * c.n_layer * pos * c.n_head_kv * c.head_dim * 2
     return int(total)
 

@@ -159,6 +159,22 @@ def test_info_shows_experts_and_active_parameters(built):
     assert "60 per layer, 4 active per token, 32 wide, a shared expert 64 wide" in " ".join(r.stdout.split())
 
 
+def test_bench_counts_the_routed_experts_bytes_only(built):
+    """`llmlite bench`'s bytes per decoded token: of the expert tensors, the 4 of 60
+    experts a token runs; every other tensor as a dense model's"""
+    import llmlite
+    from llmlite.bench import decode_bytes_per_token
+
+    m = llmlite.load(built["qwen2moe-60x4-q8_0"], n_ctx=64)
+    tensors = m.gguf.tensors
+    exps = sum(t.nbytes for n, t in tensors.items() if n.endswith("_exps.weight"))
+    dense = sum(t.nbytes for n, t in tensors.items() if not n.endswith("_exps.weight"))
+    embd = tensors["token_embd.weight"]
+    if "output.weight" in tensors:           # an untied embedding: one row read per token
+        dense -= embd.nbytes - embd.nbytes // int(embd.shape[1])
+    assert exps and decode_bytes_per_token(m, 0) == dense + exps // 60 * 4
+
+
 def test_offload_costs_count_experts_with_their_layer(built):
     """The planner holds a layer's experts with it, reads n_expert_used of them per token,
     and sizes the CPU's buffers as the C model allocates them (the experts' rows too)."""
