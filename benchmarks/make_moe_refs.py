@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/data/moe_refs.npz: llama.cpp's logits for the tiny mixture-of-experts
-models of tests/moe_models.py (qwen3moe, qwen2moe; random weights, the real tensor
+models of tests/moe_models.py (qwen3moe, qwen2moe, gpt-oss; random weights, the real tensor
 layout), which tests/test_moe.py rebuilds byte for byte and compares with.
 
     python3 benchmarks/make_moe_refs.py [--venv /work/main/.venv-llamacpp]
@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "moe_refs.npz"
 TOP = 20
-STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0")
+STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0", "attn_out-1")
 
 
 def oracle(work: Path) -> None:

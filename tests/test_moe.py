@@ -102,7 +102,7 @@ def test_batch_invariance(model, refs):
     assert_batch_invariant(w, list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0", "qwen3moe-4x2-q4_k"])
+@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0", "qwen3moe-4x2-q4_k", "gpt-oss-8x4-mxfp4"])
 def test_every_isa_gives_the_same_logits(name, built, refs):
     """The expert FFN (the F32 router, softmax, the experts' matmuls: Q4_K's in the
     gemv order, the sums) gives the same bits with every kernel table."""
