@@ -94,7 +94,7 @@ static void attn_task(int ith, int nth, void *p) {
         const size_t r0 = kv_row(m, j->il, kh, 0);
         if (c->flash_attn)
             kt->attn_fa(kt, q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
-                        hd, c->attn_scale, acc16, m->att + qo);
+                        hd, c->attn_scale, sinks ? sinks + kh * group + h0 : NULL, acc16, m->att + qo);
         else
             kt->attn_group(q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
                            hd, c->attn_scale, sinks ? sinks + kh * group + h0 : NULL, sc, scs, acc, m->att + qo);

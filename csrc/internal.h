@@ -135,10 +135,11 @@ struct llm_kernel_table;
  * rows q16 (G x n, F16) sharing one K/V head, over cache rows start..end
  * (inclusive, row s at K/V + s*stride): out (G x n floats). acc: G x n scratch.
  * Each row's operations are those of dot_f16 / scale_f16 / mad_f16 of the same
- * table applied to it alone, so results do not depend on G. */
+ * table applied to it alone, so results do not depend on G. sink: the G rows'
+ * attention sinks (NULL: none), folded in at the end as llama.cpp's flash path does. */
 typedef void (*llm_attn_fa_fn)(const struct llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K,
                                const f16_t *V, size_t stride, int start, int end, int n, float scale,
-                               f16_t *acc, float *out);
+                               const float *sink, f16_t *acc, float *out);
 
 typedef struct llm_kernel_table {
     llm_vec_dot_fn vec_dot[T_COUNT];

@@ -199,13 +199,7 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
         if (L[LLM_T_ATTN_K_B].data && need(&L[LLM_T_ATTN_K_B], m->kv_dim, 1, 1, "attn_k.bias", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_V_B].data && need(&L[LLM_T_ATTN_V_B], m->kv_dim, 1, 1, "attn_v.bias", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_OUT_B].data && need(&L[LLM_T_ATTN_OUT_B], d, 1, 1, "attn_output.bias", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_SINKS].data) {
-            if (need(&L[LLM_T_ATTN_SINKS], c->n_head, 1, 1, "attn_sinks", il, err, errlen)) return -1;
-            if (c->flash_attn) {   /* the flash kernels have no sink term */
-                snprintf(err, errlen, "blk.%d.attn_sinks: attention sinks need flash attention off", il);
-                return -1;
-            }
-        }
+        if (L[LLM_T_ATTN_SINKS].data && need(&L[LLM_T_ATTN_SINKS], c->n_head, 1, 1, "attn_sinks", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_Q_NORM].data && need(&L[LLM_T_ATTN_Q_NORM], hd, 1, 1, "attn_q_norm", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_K_NORM].data && need(&L[LLM_T_ATTN_K_NORM], hd, 1, 1, "attn_k_norm", il, err, errlen)) return -1;
         if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;

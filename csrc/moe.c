@@ -1,4 +1,4 @@
-/* The mixture-of-experts FFN (qwen3moe, qwen2moe), with llama.cpp's numerics
+/* The mixture-of-experts FFN (qwen3moe, qwen2moe, gpt-oss), with llama.cpp's numerics
  * (build_moe_ffn in src/llama-graph.cpp, mul_mat_id in ggml-cpu):
  *
  *   router   p = softmax(ffn_gate_inp x): its F32 matmul (gate_matmul), its CPU
@@ -14,6 +14,21 @@
  *            Q4_K experts in the order of the repacked gemv llama.cpp takes for them
  *   sum      ((w_0 y_0 + w_1 y_1) + w_2 y_2) + ..., each product rounded first
  *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x
+ *
+ * gpt-oss (llama.cpp's openai_moe: build_moe_ffn with SOFTMAX_WEIGHT gating and
+ * LLM_FFN_SWIGLU_OAI_MOE) differs in these steps:
+ *   router   l = ffn_gate_inp x + ffn_gate_inp.bias (ggml_add, after the same matmul)
+ *   top-k    the k largest l (the same order and ties), no softmax before
+ *   weights  w = softmax of the k chosen l (llm_softmax_exact over k: libm's expf below 16)
+ *   experts  g = gate_e x + gate_b[e], u = up_e x + up_b[e] (ggml_add_id), then
+ *            swiglu_oai: x = min(g, 7), y = clamp(u, -7, 7), x / (1 + expf(1.702 * -x)) * (y + 1);
+ *            y_s = down_e(...) + down_b[e]; the experts MXFP4, whose matmul has the same
+ *            order whatever the batch (type_fp4.c)
+ *   sum      as above
+ * Around it (forward.c): attention with q/k/v and output biases, YaRN rope (ops.c),
+ * per-head sinks in the softmax's denominator (attn_exact.c), sliding-window layers
+ * every other one (il % 2 == 0), and the norm before the FFN named post_attention_norm
+ * in the file (llmlite/model.py fills the ffn_norm slot with it).
  *
  * A batch is grouped by expert: the rows routed to expert e are gathered, and each
  * expert's matrices run once over its rows (its weights read once per batch); decode

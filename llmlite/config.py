@@ -280,12 +280,12 @@ class ModelConfig:
 
     def idle_expert_params(self, g) -> int:
         """Parameters of the experts a token does not run: (n_expert - n_expert_used)
-        of every n_expert of the expert tensors'."""
+        of every n_expert of the expert tensors' (their biases too)."""
         if not self.n_expert:
             return 0
         idle = 0
         for name, t in g.tensors.items():
-            if name.endswith("_exps.weight"):
+            if name.endswith(("_exps.weight", "_exps.bias")):   # gpt-oss's experts have biases
                 idle += int(np.prod(t.shape, dtype=np.int64)) // self.n_expert * (self.n_expert - self.n_expert_used)
         return idle
 
