@@ -236,3 +236,8 @@ def test_info_shows_gptoss_experts_and_active_parameters(built):
     with open_gguf(path) as g:
         per_expert = sum(t.n_elements for n, t in g.tensors.items() if "_exps." in n) // 8
     assert f["active_parameters"] == f["parameters"] - 4 * per_expert
+    assert f["rope_scaling"] == {"type": "yarn", "factor": 32.0, "orig_ctx": 4096}
+    text = " ".join(CliRunner().invoke(app, ["info", str(path)]).stdout.split())
+    assert "8 per layer, 4 active per token, 64 wide" in text
+    assert "32 dims, base 150000, YaRN x32 over 4,096" in text
+    assert "sliding window 8 tokens on 1 of 2 layers" in text
