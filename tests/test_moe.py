@@ -109,12 +109,12 @@ def test_every_isa_gives_the_same_logits(name, built, refs):
     assert_same_on_every_isa(built[name], list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-def test_decode_same_on_every_isa(built, refs):
+@pytest.mark.parametrize("name", ["qwen3moe-4x2-q4_k", "gpt-oss-8x4-mxfp4"])
+def test_decode_same_on_every_isa(name, built, refs):
     """Decode (one column: the 4-row kernels where a table has them) gives every kernel
-    table's bits, Q4_K experts in the gemv order included."""
+    table's bits, Q4_K experts in the gemv order and gpt-oss's (sinks, MXFP4) included."""
     from isa import isas, using_isa
 
-    name = "qwen3moe-4x2-q4_k"
     toks = [int(t) for t in refs[f"{name}/tokens_0"]]
     got = {}
     with open_gguf(built[name]) as g:
@@ -176,13 +176,15 @@ def test_offload_costs_count_experts_with_their_layer(built):
         assert c.scratch_bytes == lib.llm_scratch_bytes(cfg.to_c(int(g.tensors["token_embd.weight"].shape[1])), 256, 64)
 
 
-def test_offload(built, monkeypatch, tmp_path):
-    """Layers offloaded to the CPU stand-in give the same bits; the CUDA backend, which
-    has no expert layers yet, leaves them on the CPU with one line saying so (not a word
-    for -ngl auto where no CUDA library is built, as for any model)."""
+@pytest.mark.parametrize("name", ["qwen2moe-60x4-q8_0", "gpt-oss-8x4-mxfp4"])
+def test_offload(name, built, monkeypatch, tmp_path):
+    """Layers offloaded to the CPU stand-in (gpt-oss's sinks and biases with them) give the
+    same bits; the CUDA backend, which has no expert layers yet, leaves them on the CPU with
+    one line saying so (not a word for -ngl auto where no CUDA library is built, as for any
+    model)."""
     from llmlite.model import Model
 
-    path, toks = built["qwen2moe-60x4-q8_0"], list(range(20))
+    path, toks = built[name], list(range(20))
     whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
     split = Model(path, n_ctx=64, gpu_layers=1, offload_backend="cpu")
     assert split.weights.n_gpu == 1 and np.array_equal(split.eval(toks), whole)
