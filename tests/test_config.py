@@ -63,3 +63,31 @@ def test_expert_width_defaults_to_ff_over_used(tmp_path):
     # llama.cpp's default without expert_feed_forward_length: n_ff / n_expert_used
     with open_gguf(_model_file(tmp_path / "m.gguf", "qwen3moe", expert_count=8, expert_used_count=2)) as g:
         assert ModelConfig.of(g).n_ff_exp == 64
+
+
+def test_to_c_gptoss_fields(tmp_path):
+    """gpt-oss as llama.cpp's openai_moe reads it: sliding-window layers every other one
+    (from layer 0) with the full layers' rope base and scale, YaRN from rope.scaling.type,
+    top-k-then-softmax routing and the clamped SwiGLU; the gating key is not refused"""
+    w = gguf.GGUFWriter(str(tmp_path / "g.gguf"), "gpt-oss")
+    for key, v in {"block_count": 4, "embedding_length": 64, "feed_forward_length": 64, "attention.head_count": 4,
+                   "attention.sliding_window": 128, "expert_count": 32, "expert_used_count": 4,
+                   "expert_feed_forward_length": 64, "expert_gating_func": 3,
+                   "rope.scaling.original_context_length": 4096}.items():
+        w.add_uint32(f"gpt-oss.{key}", v)
+    w.add_float32("gpt-oss.rope.freq_base", 150000.0)
+    w.add_float32("gpt-oss.rope.scaling.factor", 32.0)
+    w.add_string("gpt-oss.rope.scaling.type", "yarn")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open_gguf(tmp_path / "g.gguf") as g:
+        cfg = ModelConfig.of(g)
+        c = cfg.to_c(100)
+    assert cfg.c_windows() == [128, 0, 128, 0]
+    assert (c.rope_base, c.rope_base_swa) == (150000.0, 150000.0) and c.rope_scale == c.rope_scale_swa == 1 / 32
+    assert (c.rope_ext_factor, c.rope_attn_factor, c.yarn_beta_fast, c.yarn_beta_slow, c.n_ctx_orig) == \
+        (1.0, 1.0, 32.0, 1.0, 4096)
+    assert (c.expert_softmax_k, c.expert_norm_w) == (1, 0)
+    assert (c.swiglu_alpha, c.swiglu_limit) == (np.float32(1.702), 7.0)
