@@ -294,6 +294,16 @@ class ModelConfig:
         return self.n_expert > 0
 
     @property
+    def gpu_missing(self) -> str | None:
+        """What the CUDA backend cannot run of this model yet (its layers then stay on the
+        CPU), or None"""
+        if self.is_moe:
+            return "mixture-of-experts layers"
+        if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
+            return "YaRN rope"
+        return None
+
+    @property
     def default_ctx(self) -> int:
         """the context a model gets when none is asked for (settings.default_ctx)"""
         return settings.default_ctx(self.n_ctx_train)

@@ -242,10 +242,11 @@ class Model:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
         say = o.notify or (lambda line: None)
         n = 0
-        if o.gpu_layers not in (0, None) and self.config.is_moe and backend == "cuda":
+        if o.gpu_layers not in (0, None) and self.config.gpu_missing and backend == "cuda":
             # as choose_layers: auto stays quiet on a CPU-only build
             if o.gpu_layers != "auto" or offload.cuda_lib_path().is_file():
-                note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
+                note = (f"the {offload.device_name(backend)} backend has no {self.config.gpu_missing} yet: "
+                        "all on the CPU")
                 self.offload_notes.append(note)
                 say(note)
         elif o.gpu_layers not in (0, None):

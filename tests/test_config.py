@@ -91,3 +91,25 @@ def test_to_c_gptoss_fields(tmp_path):
         (1.0, 1.0, 32.0, 1.0, 4096)
     assert (c.expert_softmax_k, c.expert_norm_w) == (1, 0)
     assert (c.swiglu_alpha, c.swiglu_limit) == (np.float32(1.702), 7.0)
+    assert cfg.gpu_missing == "mixture-of-experts layers"
+
+
+def test_yarn_keeps_a_model_off_the_gpu(tmp_path):
+    """The CUDA backend has no YaRN rope: a dense model with it stays on the CPU (one line),
+    one without any rope scaling does not"""
+    w = gguf.GGUFWriter(str(tmp_path / "y.gguf"), "qwen2")
+    for key, v in {"block_count": 2, "embedding_length": 64, "feed_forward_length": 128,
+                   "attention.head_count": 4}.items():
+        w.add_uint32(f"qwen2.{key}", v)
+    w.add_string("qwen2.rope.scaling.type", "yarn")
+    w.add_float32("qwen2.rope.scaling.factor", 4.0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with open_gguf(tmp_path / "y.gguf") as g:
+        cfg = ModelConfig.of(g)
+        c = cfg.to_c(100)
+    assert cfg.gpu_missing == "YaRN rope" and c.rope_ext_factor == 1.0 and c.rope_scale == 0.25
+    with open_gguf(_model_file(tmp_path / "d.gguf", "qwen2")) as g:
+        assert ModelConfig.of(g).gpu_missing is None

@@ -169,7 +169,7 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
 
     with open_gguf(path) as g:
         costs = offload.model_costs(g, ctx_size or ModelConfig.of(g).default_ctx)
-        moe = ModelConfig.of(g).is_moe
+        missing = ModelConfig.of(g).gpu_missing
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
@@ -187,8 +187,8 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
     print(f"{path.name}, context {costs.n_ctx}" + ("" if vram is not None or free is not None
                                                     else " (no GPU found: pass --vram GB to plan for one)"))
     print(offload.format_plan(p))
-    if moe:
-        print("  note: the GPU backend has no mixture-of-experts layers yet: `run -ngl` keeps this model on the "
+    if missing:
+        print(f"  note: the GPU backend has no {missing} yet: `run -ngl` keeps this model on the "
               "CPU (the plan is what its layers, experts included, would take)")
 
 
