@@ -9,13 +9,18 @@ from llmlite.config import ModelConfig
 from llmlite.gguf import GGUFError, open_gguf
 
 
-def _model_file(path, arch="llama", **sizes):
-    """A GGUF holding only hyper-parameters (block_count 6 unless given; a size of None is left out)."""
+def _model_file(path, arch="llama", floats=(), strings=(), **sizes):
+    """A GGUF holding only hyper-parameters (block_count 6 unless given; a size of None is
+    left out), and the float and string values given as (key, value) pairs."""
     w = gguf.GGUFWriter(str(path), arch)
     values = {"block_count": 6, "embedding_length": 64, "feed_forward_length": 128, "attention.head_count": 4}
     for key, v in {**values, **sizes}.items():
         if v is not None:
             w.add_uint32(f"{arch}.{key}", v)
+    for key, v in floats:
+        w.add_float32(f"{arch}.{key}", v)
+    for key, v in strings:
+        w.add_string(f"{arch}.{key}", v)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -69,19 +74,11 @@ def test_to_c_gptoss_fields(tmp_path):
     """gpt-oss as llama.cpp's openai_moe reads it: sliding-window layers every other one
     (from layer 0) with the full layers' rope base and scale, YaRN from rope.scaling.type,
     top-k-then-softmax routing and the clamped SwiGLU; the gating key is not refused"""
-    w = gguf.GGUFWriter(str(tmp_path / "g.gguf"), "gpt-oss")
-    for key, v in {"block_count": 4, "embedding_length": 64, "feed_forward_length": 64, "attention.head_count": 4,
-                   "attention.sliding_window": 128, "expert_count": 32, "expert_used_count": 4,
-                   "expert_feed_forward_length": 64, "expert_gating_func": 3,
-                   "rope.scaling.original_context_length": 4096}.items():
-        w.add_uint32(f"gpt-oss.{key}", v)
-    w.add_float32("gpt-oss.rope.freq_base", 150000.0)
-    w.add_float32("gpt-oss.rope.scaling.factor", 32.0)
-    w.add_string("gpt-oss.rope.scaling.type", "yarn")
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    sizes = {"block_count": 4, "feed_forward_length": 64, "attention.sliding_window": 128, "expert_count": 32,
+             "expert_used_count": 4, "expert_feed_forward_length": 64, "expert_gating_func": 3,
+             "rope.scaling.original_context_length": 4096}
+    _model_file(tmp_path / "g.gguf", "gpt-oss", floats=[("rope.freq_base", 150000.0), ("rope.scaling.factor", 32.0)],
+                strings=[("rope.scaling.type", "yarn")], **sizes)
     with open_gguf(tmp_path / "g.gguf") as g:
         cfg = ModelConfig.of(g)
         c = cfg.to_c(100)
@@ -97,16 +94,8 @@ def test_to_c_gptoss_fields(tmp_path):
 def test_yarn_keeps_a_model_off_the_gpu(tmp_path):
     """The CUDA backend has no YaRN rope: a dense model with it stays on the CPU (one line),
     one without any rope scaling does not"""
-    w = gguf.GGUFWriter(str(tmp_path / "y.gguf"), "qwen2")
-    for key, v in {"block_count": 2, "embedding_length": 64, "feed_forward_length": 128,
-                   "attention.head_count": 4}.items():
-        w.add_uint32(f"qwen2.{key}", v)
-    w.add_string("qwen2.rope.scaling.type", "yarn")
-    w.add_float32("qwen2.rope.scaling.factor", 4.0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    _model_file(tmp_path / "y.gguf", "qwen2", floats=[("rope.scaling.factor", 4.0)],
+                strings=[("rope.scaling.type", "yarn")])
     with open_gguf(tmp_path / "y.gguf") as g:
         cfg = ModelConfig.of(g)
         c = cfg.to_c(100)
