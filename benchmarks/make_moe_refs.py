@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/data/moe_refs.npz: llama.cpp's logits for the tiny mixture-of-experts
-models of tests/moe_models.py (qwen3moe, qwen2moe; random weights, the real tensor
+models of tests/moe_models.py (qwen3moe, qwen2moe, gpt-oss; random weights, the real tensor
 layout), which tests/test_moe.py rebuilds byte for byte and compares with.
 
     python3 benchmarks/make_moe_refs.py [--venv /work/main/.venv-llamacpp]
@@ -18,6 +18,7 @@ without it, llama.cpp gives the same logits.
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),
 <m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step);
+for gpt-oss, <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with flash attention (top_ids' logits);
 and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
 last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
 for each of STAGES the model has (the router's logits, the experts' weighted sum, with
@@ -37,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "tests" / "data" / "moe_refs.npz"
 TOP = 20
-STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0")
+STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0", "attn_out-1")
 
 
 def oracle(work: Path) -> None:
@@ -76,6 +77,16 @@ def oracle(work: Path) -> None:
                 seq.append(tok)
             out[f"greedy_{k}"] = np.array(greedy, dtype=np.int32)
             out[f"greedy_margin_{k}"] = np.array(margin, dtype=np.float32)
+        if name.startswith("gpt-oss"):    # its attention sinks in llama.cpp's flash path too
+            fa = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
+                       logits_all=True, flash_attn=True, verbose=False)
+            for k in range(3):
+                fa.reset()
+                fa.eval(list(map(int, spec[f"{name}/{k}"])))
+                logits = np.array(fa.scores[:len(spec[f"{name}/{k}"])], dtype=np.float32)
+                out[f"fa_top_logits_{k}"] = np.take_along_axis(logits, out[f"top_ids_{k}"], 1)
+                mx = logits.max(1, keepdims=True)
+                out[f"fa_logsumexp_{k}"] = (np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]).astype(np.float32)
         out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz"))
         np.savez(work / f"{name}.npz", **out)
 

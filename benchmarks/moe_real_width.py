@@ -3,10 +3,12 @@
 2048, 32/4 heads of 128, experts 768 wide, top-8; 16 experts and 2 layers, so the
 file is 120 MB): Q4_K attention and gate/up experts, Q6_K V and down experts, as a
 Q4_K_M file has them; --arch qwen2moe: Qwen1.5-MoE-A2.7B's (8 of its 60 experts, 1408
-wide, top-4, the shared expert 5632 wide). Prints max |d logit| over a prompt in one batch, the top-1
+wide, top-4, the shared expert 5632 wide); --arch gpt-oss: gpt-oss-20b's (n_embd 2880, 64/8
+heads of 64, 6 of its 32 experts 2880 wide in MXFP4, top-4, Q8_0 attention, the window of
+128 on layer 0: give --tokens above 128 for it to cut). Prints max |d logit| over a prompt in one batch, the top-1
 agreement, and the prefill time of both (2 threads).
 
-    python3 benchmarks/moe_real_width.py [--arch qwen2moe] [--venv /work/main/.venv-llamacpp] [--tokens 64]
+    python3 benchmarks/moe_real_width.py [--arch qwen2moe|gpt-oss] [--venv /work/main/.venv-llamacpp] [--tokens 64]
 
 The tiny models of tests/test_moe.py have the same structure; widths like these are
 where last-bit differences (the router's F32 order, the Q4_K experts' gemv order)
@@ -44,7 +46,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--arch", choices=("qwen3moe", "qwen2moe"), default="qwen3moe")
+    ap.add_argument("--arch", choices=("qwen3moe", "qwen2moe", "gpt-oss"), default="qwen3moe")
     ap.add_argument("--oracle", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.oracle:
@@ -59,7 +61,10 @@ def main() -> None:
     from llmlite.model import Weights
 
     attn = {"attn_q": Q.Q4_K, "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K}
+    mxfp4 = {"ffn_gate_exps": Q.MXFP4, "ffn_up_exps": Q.MXFP4, "ffn_down_exps": Q.MXFP4}
     moe_models.MODELS["real-width"] = moe_models.Spec(
+        "gpt-oss", 2, 2880, 64, 8, 64, 6, 4, 2880, sliding_window=128, seed=9, types=mxfp4) \
+        if a.arch == "gpt-oss" else moe_models.Spec(
         "qwen3moe", 2, 2048, 32, 4, 128, 16, 8, 768, seed=7,
         types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q6_K, **attn}) \
         if a.arch == "qwen3moe" else moe_models.Spec(     # Qwen1.5-MoE-A2.7B's, 8 of its 60 experts

@@ -140,10 +140,18 @@ INL float kq_dot(const f16_t *q, const f16_t *k, int hd) {
     return (float)sum;
 }
 
+/* An attention sink (gpt-oss: one learned logit per head) joins the softmax's
+ * denominator only, as llama.cpp's soft_max with sinks: the max takes it, then
+ * libm's expf(sink - max) is added to the double sum. No sink is -inf: the max
+ * unchanged and 0.0 added, the same bits as without. */
+INL float with_sink_max(float mx, float sink) { return mx > sink ? mx : sink; }
+INL double with_sink_sum(double sum, float sink, float mx) { return sum + (double)expf(sink - mx); }
+#define SINK(sink, g) ((sink) ? (sink)[g] : -INFINITY)
+
 /* One query head over cache rows start..end (row s at K/V + s*stride).
  * sc: scratch of end/16*16 + 16 floats; acc: 16*hd floats; out: hd floats. */
 INL void attn_head_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
-                        int hd, float scale, float *sc, float *acc, float *out) {
+                        int hd, float scale, float sink, float *sc, float *acc, float *out) {
     const int g0 = start & ~15, g1 = (end & ~15) + 16;
     float mx = -INFINITY;
     for (int s = g0; s < g1; s++) {
@@ -152,11 +160,13 @@ INL void attn_head_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t
         sc[s] = w;
         mx = w > mx ? w : mx;
     }
+    mx = with_sink_max(mx, sink);
     double sum = 0.0;
     for (int g = g0; g < g1; g += 16) {
         for (int l = 0; l < 16; l++) sc[g + l] = vexp(sc[g + l] - mx);
         sum += (double)red16(sc + g);
     }
+    sum = with_sink_sum(sum, sink, mx);
     const float inv = (float)(1.0 / sum);
     for (int i = 0; i < 16 * hd; i++) acc[i] = 0.0f;
     for (int s = start; s <= end; s++) {
@@ -212,7 +222,7 @@ T512 static void swiglu_avx512(float *g, const float *u, int n) {
 #define GMAX 8
 T512 static inline __attribute__((always_inline)) void attn_group_k(
         const f16_t *q16, const int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int hd,
-        float scale, float *sc, size_t scs, float *acc, float *out) {
+        float scale, const float *sink, float *sc, size_t scs, float *acc, float *out) {
     const int g0 = start & ~15, g1 = (end & ~15) + 16, nq = hd / 16;
     float mx[GMAX];
     for (int g = 0; g < G; g++) {
@@ -240,6 +250,7 @@ T512 static inline __attribute__((always_inline)) void attn_group_k(
     }
     for (int g = 0; g < G; g++) {
         float *sg = sc + g * scs;
+        mx[g] = with_sink_max(mx[g], SINK(sink, g));
         double sum = 0.0;
         const __m512 vmx = _mm512_set1_ps(mx[g]);
         for (int b = g0; b < g1; b += 16) {
@@ -247,6 +258,7 @@ T512 static inline __attribute__((always_inline)) void attn_group_k(
             _mm512_storeu_ps(sg + b, e);
             sum += (double)_mm512_reduce_add_ps(e);
         }
+        sum = with_sink_sum(sum, SINK(sink, g), mx[g]);
         /* each probability rounded to F16 and back (RNE both ways: vcvtps2ph imm 0), in place */
         const float iv = (float)(1.0 / sum);
         for (int s = start; s <= end; s++) sg[s] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(sg[s] * iv), 0)));
@@ -283,24 +295,24 @@ T512 static inline __attribute__((always_inline)) void attn_group_k(
 }
 
 T512 static void attn_group_avx512(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start,
-                                   int end, int hd, float scale, float *sc, size_t scs, float *acc, float *out) {
+                                   int end, int hd, float scale, const float *sink, float *sc, size_t scs, float *acc, float *out) {
     if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
         for (int g = 0; g < G; g++)
-            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, SINK(sink, g), sc + g * scs,
                            acc + (size_t)g * 16 * hd, out + (size_t)g * hd);
         return;
     }
-    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, acc += (size_t)GMAX * 16 * hd,
+    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, sink = sink ? sink + GMAX : NULL, acc += (size_t)GMAX * 16 * hd,
                   out += (size_t)GMAX * hd) {
         switch (G < GMAX ? G : GMAX) {   /* a constant G per body: the accumulators stay in registers */
-        case 1: attn_group_k(q16, 1, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 2: attn_group_k(q16, 2, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 3: attn_group_k(q16, 3, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 4: attn_group_k(q16, 4, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 5: attn_group_k(q16, 5, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 6: attn_group_k(q16, 6, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        case 7: attn_group_k(q16, 7, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
-        default: attn_group_k(q16, 8, K, V, stride, start, end, hd, scale, sc, scs, acc, out); break;
+        case 1: attn_group_k(q16, 1, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 2: attn_group_k(q16, 2, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 3: attn_group_k(q16, 3, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 4: attn_group_k(q16, 4, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 5: attn_group_k(q16, 5, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 6: attn_group_k(q16, 6, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        case 7: attn_group_k(q16, 7, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
+        default: attn_group_k(q16, 8, K, V, stride, start, end, hd, scale, sink, sc, scs, acc, out); break;
         }
     }
 }
@@ -355,7 +367,7 @@ T256 static inline __m256 ld8_f16(const f16_t *p) { return _mm256_cvtph_ps(_mm_l
  * accumulators in registers, the first pass kept for red16's first step */
 T256 static inline __attribute__((always_inline)) void attn_group_k2(
         const f16_t *q16, const int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int hd,
-        float scale, float *sc, size_t scs, float *out) {
+        float scale, const float *sink, float *sc, size_t scs, float *out) {
     const int g0 = start & ~15, g1 = (end & ~15) + 16, nq = hd / 16;
     float mx[GMAX];
     for (int g = 0; g < G; g++) {
@@ -388,6 +400,7 @@ T256 static inline __attribute__((always_inline)) void attn_group_k2(
     }
     for (int g = 0; g < G; g++) {
         float *sg = sc + g * scs;
+        mx[g] = with_sink_max(mx[g], SINK(sink, g));
         double sum = 0.0;
         const __m256 vmx = _mm256_set1_ps(mx[g]);
         for (int b = g0; b < g1; b += 16) {
@@ -396,6 +409,7 @@ T256 static inline __attribute__((always_inline)) void attn_group_k2(
             _mm256_storeu_ps(sg + b + 8, e.hi);
             sum += (double)red16_v(e);
         }
+        sum = with_sink_sum(sum, SINK(sink, g), mx[g]);
         const float iv = (float)(1.0 / sum);
         for (int s = start; s <= end; s++) sg[s] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(sg[s] * iv), 0)));
     }
@@ -433,23 +447,23 @@ T256 static inline __attribute__((always_inline)) void attn_group_k2(
 }
 
 T256 static void attn_group_avx2(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start,
-                                 int end, int hd, float scale, float *sc, size_t scs, float *acc, float *out) {
+                                 int end, int hd, float scale, const float *sink, float *sc, size_t scs, float *acc, float *out) {
     if ((hd & 15) != 0) {   /* ggml_vec_dot_f16's order: the portable body */
         for (int g = 0; g < G; g++)
-            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, SINK(sink, g), sc + g * scs,
                            acc + (size_t)g * 16 * hd, out + (size_t)g * hd);
         return;
     }
-    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, out += (size_t)GMAX * hd) {
+    for (; G > 0; G -= GMAX, q16 += (size_t)GMAX * hd, sc += GMAX * scs, sink = sink ? sink + GMAX : NULL, out += (size_t)GMAX * hd) {
         switch (G < GMAX ? G : GMAX) {
-        case 1: attn_group_k2(q16, 1, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 2: attn_group_k2(q16, 2, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 3: attn_group_k2(q16, 3, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 4: attn_group_k2(q16, 4, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 5: attn_group_k2(q16, 5, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 6: attn_group_k2(q16, 6, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        case 7: attn_group_k2(q16, 7, K, V, stride, start, end, hd, scale, sc, scs, out); break;
-        default: attn_group_k2(q16, 8, K, V, stride, start, end, hd, scale, sc, scs, out); break;
+        case 1: attn_group_k2(q16, 1, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 2: attn_group_k2(q16, 2, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 3: attn_group_k2(q16, 3, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 4: attn_group_k2(q16, 4, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 5: attn_group_k2(q16, 5, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 6: attn_group_k2(q16, 6, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        case 7: attn_group_k2(q16, 7, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
+        default: attn_group_k2(q16, 8, K, V, stride, start, end, hd, scale, sink, sc, scs, out); break;
         }
     }
 }
@@ -457,10 +471,11 @@ T256 static void attn_group_avx2(const f16_t *q16, int G, const f16_t *K, const 
 
 #define ATTN_WRAPPER(SUF, ATTR)                                                                      \
     ATTR static void attn_group_##SUF(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, \
-                                      int start, int end, int hd, float scale, float *sc, size_t scs,  \
-                                      float *acc, float *out) {                                        \
+                                      int start, int end, int hd, float scale, const float *sink,      \
+                                      float *sc, size_t scs, float *acc, float *out) {                 \
         for (int g = 0; g < G; g++)                                                                   \
-            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, sc + g * scs,    \
+            attn_head_body(q16 + (size_t)g * hd, K, V, stride, start, end, hd, scale, SINK(sink, g),   \
+                           sc + g * scs,                                                              \
                            acc + (size_t)g * 16 * hd, out + (size_t)g * hd);                         \
     }
 #define SWIGLU_WRAPPER(SUF, ATTR) \

@@ -27,10 +27,29 @@ static void scale_f16_scalar(f16_t *y, float v, int n) {
 }
 
 
+/* the end of one row's flash attention: its sink (-inf: none, the same bits as
+ * without) joins the running max and sum as llama.cpp's flash path adds it after
+ * the positions (the accumulator widened, rescaled in F32 when the sink is the new
+ * max), then out = acc / S */
+static void fa_finish(const f16_t *a, float M, float S, float sink, int n, float *out) {
+    float ms = 1.0f, vs = 1.0f;
+    if (sink > M) {
+        ms = expf(M - sink);
+        M = sink;
+    } else {
+        vs = expf(sink - M);
+    }
+    S = S * ms + vs;
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int i = 0; i < n; i++) out[i] = (llm_f16_to_f32(a[i]) * ms) * inv;
+}
+#define FA_SINK(sink, g) ((sink) ? (sink)[g] : -INFINITY)
+
 /* ---- flash attention over one K/V head (see llm_attn_fa_fn) ----
  * Any table: each query row alone, through the table's own row kernels. */
 static void attn_fa_generic(const llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K, const f16_t *V,
-                            size_t stride, int start, int end, int n, float scale, f16_t *acc, float *out) {
+                            size_t stride, int start, int end, int n, float scale, const float *sink, f16_t *acc,
+                            float *out) {
     for (int g = 0; g < G; g++) {
         const f16_t *q = q16 + (size_t)g * n;
         f16_t *a = acc + (size_t)g * n;
@@ -50,8 +69,7 @@ static void attn_fa_generic(const llm_kernel_table *kt, const f16_t *q16, int G,
             kt->mad_f16(a, V + s * stride, vs, n);
             S = S * ms + vs;
         }
-        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-        for (int i = 0; i < n; i++) out[(size_t)g * n + i] = llm_f16_to_f32(a[i]) * inv;
+        fa_finish(a, M, S, FA_SINK(sink, g), n, out + (size_t)g * n);
     }
 }
 
@@ -129,7 +147,7 @@ AVX512 static void scale_f16_avx512(f16_t *y, float v, int n) {
 #define FA_NMAX 512
 AVX512 static inline __attribute__((always_inline)) void
 fa512_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int n,
-           float scale, f16_t *acc, float *out, const int NG) {
+           float scale, const float *sink, f16_t *acc, float *out, const int NG) {
     float qf[FA_GMAX * FA_NMAX] __attribute__((aligned(64)));
     for (int i = 0; i < NG * n; i++) qf[i] = llm_f16_to_f32(q16[i]);
     memset(acc, 0, (size_t)NG * n * sizeof *acc);
@@ -184,21 +202,19 @@ fa512_body(const f16_t *q16, const f16_t *K, const f16_t *V, size_t stride, int 
                 *y = llm_f32_to_f16(llm_f16_to_f32(*y) + llm_f16_to_f32(vr[i]) * vs[g]);
             }
     }
-    for (int g = 0; g < NG; g++) {
-        const float inv = S[g] == 0.0f ? 0.0f : 1.0f / S[g];
-        for (int i = 0; i < n; i++) out[(size_t)g * n + i] = llm_f16_to_f32(acc[(size_t)g * n + i]) * inv;
-    }
+    for (int g = 0; g < NG; g++) fa_finish(acc + (size_t)g * n, M[g], S[g], FA_SINK(sink, g), n, out + (size_t)g * n);
 }
 AVX512 static void attn_fa_avx512(const llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K, const f16_t *V,
-                                  size_t stride, int start, int end, int n, float scale, f16_t *acc, float *out) {
-    if (n > FA_NMAX || (n & 15)) { attn_fa_generic(kt, q16, G, K, V, stride, start, end, n, scale, acc, out); return; }
+                                  size_t stride, int start, int end, int n, float scale, const float *sink, f16_t *acc,
+                                  float *out) {
+    if (n > FA_NMAX || (n & 15)) { attn_fa_generic(kt, q16, G, K, V, stride, start, end, n, scale, sink, acc, out); return; }
     for (int g = 0; g < G; g += FA_GMAX) {
         const size_t o = (size_t)g * n;
         switch (G - g < FA_GMAX ? G - g : FA_GMAX) {
-        case 4: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 4); break;
-        case 3: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 3); break;
-        case 2: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 2); break;
-        default: fa512_body(q16 + o, K, V, stride, start, end, n, scale, acc + o, out + o, 1); break;
+        case 4: fa512_body(q16 + o, K, V, stride, start, end, n, scale, sink ? sink + g : NULL, acc + o, out + o, 4); break;
+        case 3: fa512_body(q16 + o, K, V, stride, start, end, n, scale, sink ? sink + g : NULL, acc + o, out + o, 3); break;
+        case 2: fa512_body(q16 + o, K, V, stride, start, end, n, scale, sink ? sink + g : NULL, acc + o, out + o, 2); break;
+        default: fa512_body(q16 + o, K, V, stride, start, end, n, scale, sink ? sink + g : NULL, acc + o, out + o, 1); break;
         }
     }
 }

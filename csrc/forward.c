@@ -80,6 +80,7 @@ static void attn_task(int ith, int nth, void *p) {
     while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
     const int total = j->n * c->n_head_kv * pieces;
     const llm_kernel_table *kt = llm_kernels();
+    const float *sinks = LT(m, j->il, 0)[LLM_T_ATTN_SINKS].data;   /* per query head, or none */
     for (;;) {
         const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (taken >= total) break;
@@ -93,10 +94,10 @@ static void attn_task(int ith, int nth, void *p) {
         const size_t r0 = kv_row(m, j->il, kh, 0);
         if (c->flash_attn)
             kt->attn_fa(kt, q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
-                        hd, c->attn_scale, acc16, m->att + qo);
+                        hd, c->attn_scale, sinks ? sinks + kh * group + h0 : NULL, acc16, m->att + qo);
         else
             kt->attn_group(q16, h1 - h0, m->kcache + r0, m->vcache + r0, (size_t)hd, attn_start(m, j->il, pp), pp,
-                           hd, c->attn_scale, sc, scs, acc, m->att + qo);
+                           hd, c->attn_scale, sinks ? sinks + kh * group + h0 : NULL, sc, scs, acc, m->att + qo);
     }
 }
 
@@ -130,7 +131,9 @@ static void tok_one(const tok_job *j, int t) {
         if (L[LLM_T_ATTN_K_NORM].data)
             for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
         if (c->n_rot > 0) {
-            llm_rope_cache(cs, c->n_rot, j->pos + t, base, scale, ff);
+            llm_yarn y;
+            if (c->rope_ext_factor != 0.0f) llm_yarn_init(&y, c, base, scale);
+            llm_rope_cache(cs, c->n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
             for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
             for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
         }
@@ -238,6 +241,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
 
     TRACE("kqv_out", il, m->att, (size_t)n * qd);
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
+    add_bias(m->tmp, &L[LLM_T_ATTN_OUT_B], n, c->n_embd);
     TRACE("attn_out", il, m->tmp, (size_t)n * c->n_embd);
     per_token(m, il, n, pos, ST_POST_ATTN);
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);

@@ -135,10 +135,11 @@ struct llm_kernel_table;
  * rows q16 (G x n, F16) sharing one K/V head, over cache rows start..end
  * (inclusive, row s at K/V + s*stride): out (G x n floats). acc: G x n scratch.
  * Each row's operations are those of dot_f16 / scale_f16 / mad_f16 of the same
- * table applied to it alone, so results do not depend on G. */
+ * table applied to it alone, so results do not depend on G. sink: the G rows'
+ * attention sinks (NULL: none), folded in at the end as llama.cpp's flash path does. */
 typedef void (*llm_attn_fa_fn)(const struct llm_kernel_table *kt, const f16_t *q16, int G, const f16_t *K,
                                const f16_t *V, size_t stride, int start, int end, int n, float scale,
-                               f16_t *acc, float *out);
+                               const float *sink, f16_t *acc, float *out);
 
 typedef struct llm_kernel_table {
     llm_vec_dot_fn vec_dot[T_COUNT];
@@ -171,9 +172,10 @@ typedef struct llm_kernel_table {
     /* attn_exact.c: G query heads sharing one K/V head (q16: G x hd), without
      * flash attention, and g = silu(g)*u, with llama.cpp's numerics (the same bits
      * from every table, whatever G). sc: G rows of scs >= end/16*16 + 16 floats;
-     * acc: G x 16 x hd floats; out: G x hd floats. */
+     * acc: G x 16 x hd floats; out: G x hd floats. sink: the G heads' attention
+     * sinks (logits in the softmax's denominator only), NULL: none. */
     void (*attn_group)(const f16_t *q16, int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end,
-                       int hd, float scale, float *sc, size_t scs, float *acc, float *out);
+                       int hd, float scale, const float *sink, float *sc, size_t scs, float *acc, float *out);
     void (*swiglu)(float *g, const float *u, int n);
     /* one output of llama.cpp's F32 x F32 matmul (sgemm 1: its tinyBLAS path, 0: its
      * vec_dot), the same bits from every table (moe.c's router) */
@@ -253,7 +255,13 @@ void llm_parallel_all(llm_task_fn fn, void *arg);
 
 /* ops.c: the per-row steps of the forward pass */
 void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
-void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors);
+/* YaRN's per-layer-kind constants (llama.cpp's rope_yarn): the correction dims, the
+ * extrapolation mix and the magnitude scale (llm_yarn_init from the config) */
+typedef struct { float corr[2], ext_factor, mscale; } llm_yarn;
+void llm_yarn_init(llm_yarn *y, const llm_config *c, float base, float scale);
+/* y NULL: plain rope */
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors,
+                    const llm_yarn *y);
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */

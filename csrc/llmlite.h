@@ -85,7 +85,8 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 /* ---- the forward pass (model.c, forward.c, ops.c) ---- */
 /* architecture ids */
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
-       LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6 };
+       LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
+       LLM_ARCH_GPTOSS = 7 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -97,7 +98,12 @@ enum {
      * n_expert * rows rows), and qwen2moe's shared expert with its 1-row gate */
     LLM_T_FFN_GATE_INP = 17, LLM_T_FFN_GATE_EXPS = 18, LLM_T_FFN_UP_EXPS = 19, LLM_T_FFN_DOWN_EXPS = 20,
     LLM_T_FFN_GATE_INP_SHEXP = 21, LLM_T_FFN_GATE_SHEXP = 22, LLM_T_FFN_UP_SHEXP = 23, LLM_T_FFN_DOWN_SHEXP = 24,
-    LLM_T_LAYER_COUNT = 25
+    /* gpt-oss: the attention output's bias, each head's attention sink (n_head F32),
+     * the router's bias (n_expert) and the experts' biases (n_expert rows of each
+     * expert's output width) */
+    LLM_T_ATTN_OUT_B = 25, LLM_T_ATTN_SINKS = 26, LLM_T_FFN_GATE_INP_B = 27,
+    LLM_T_FFN_GATE_EXPS_B = 28, LLM_T_FFN_UP_EXPS_B = 29, LLM_T_FFN_DOWN_EXPS_B = 30,
+    LLM_T_LAYER_COUNT = 31
 };
 /* global tensor slots (layer = -1) */
 enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3, LLM_G_COUNT = 4 };
@@ -125,6 +131,17 @@ typedef struct {
     int n_ff_shexp;         /* the shared expert's width (qwen2moe), 0: none */
     int expert_norm_w;      /* 1: the chosen experts' weights divided by their sum (qwen3moe) */
     float expert_w_scale;   /* the weights multiplied by this when not 0 or 1 */
+    int expert_softmax_k;   /* 1: the k largest router logits chosen, their weights the softmax
+                               of those k (gpt-oss, llama.cpp's SOFTMAX_WEIGHT); 0: softmax first */
+    float swiglu_alpha, swiglu_limit;   /* > 0: the experts' clamped SwiGLU (gpt-oss's
+                               swiglu_oai): g = min(g, limit), u = clamp(u, +-limit),
+                               g / (1 + exp(-alpha g)) * (u + 1) */
+    /* YaRN rope (ext_factor 0: none): each pair's angle mixes the interpolated and the
+     * original by a ramp over the correction dims (from n_ctx_orig, beta_fast, beta_slow),
+     * cos and sin scaled by YaRN's magnitude correction (llm_yarn_init) and the file's
+     * rope.scaling.attn_factor (rope_attn_factor, default 1) */
+    float rope_ext_factor, rope_attn_factor, yarn_beta_fast, yarn_beta_slow;
+    int n_ctx_orig;
 } llm_config;
 
 typedef struct llm_model llm_model;

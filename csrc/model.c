@@ -165,6 +165,11 @@ static int moe_check(const llm_model *m, const llm_tensor *L, int il, char *err,
     if (need(&L[LLM_T_FFN_GATE_EXPS], d, ff * E, 0, "ffn_gate_exps", il, err, errlen)) return -1;
     if (need(&L[LLM_T_FFN_UP_EXPS], d, ff * E, 0, "ffn_up_exps", il, err, errlen)) return -1;
     if (need(&L[LLM_T_FFN_DOWN_EXPS], ff, d * E, 0, "ffn_down_exps", il, err, errlen)) return -1;
+    /* gpt-oss's biases, each optional */
+    if (L[LLM_T_FFN_GATE_INP_B].data && need(&L[LLM_T_FFN_GATE_INP_B], E, 1, 1, "ffn_gate_inp.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_GATE_EXPS_B].data && need(&L[LLM_T_FFN_GATE_EXPS_B], ff, E, 1, "ffn_gate_exps.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_UP_EXPS_B].data && need(&L[LLM_T_FFN_UP_EXPS_B], ff, E, 1, "ffn_up_exps.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_DOWN_EXPS_B].data && need(&L[LLM_T_FFN_DOWN_EXPS_B], d, E, 1, "ffn_down_exps.bias", il, err, errlen)) return -1;
     if (!sh) return 0;
     if (need(&L[LLM_T_FFN_GATE_INP_SHEXP], d, 1, 0, "ffn_gate_inp_shexp", il, err, errlen)) return -1;
     if (need(&L[LLM_T_FFN_GATE_SHEXP], d, sh, 0, "ffn_gate_shexp", il, err, errlen)) return -1;
@@ -193,6 +198,8 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
         if (L[LLM_T_ATTN_Q_B].data && need(&L[LLM_T_ATTN_Q_B], m->q_dim, 1, 1, "attn_q.bias", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_K_B].data && need(&L[LLM_T_ATTN_K_B], m->kv_dim, 1, 1, "attn_k.bias", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_V_B].data && need(&L[LLM_T_ATTN_V_B], m->kv_dim, 1, 1, "attn_v.bias", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_OUT_B].data && need(&L[LLM_T_ATTN_OUT_B], d, 1, 1, "attn_output.bias", il, err, errlen)) return -1;
+        if (L[LLM_T_ATTN_SINKS].data && need(&L[LLM_T_ATTN_SINKS], c->n_head, 1, 1, "attn_sinks", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_Q_NORM].data && need(&L[LLM_T_ATTN_Q_NORM], hd, 1, 1, "attn_q_norm", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_K_NORM].data && need(&L[LLM_T_ATTN_K_NORM], hd, 1, 1, "attn_k_norm", il, err, errlen)) return -1;
         if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;

@@ -1,4 +1,4 @@
-/* The mixture-of-experts FFN (qwen3moe, qwen2moe), with llama.cpp's numerics
+/* The mixture-of-experts FFN (qwen3moe, qwen2moe, gpt-oss), with llama.cpp's numerics
  * (build_moe_ffn in src/llama-graph.cpp, mul_mat_id in ggml-cpu):
  *
  *   router   p = softmax(ffn_gate_inp x): its F32 matmul (gate_matmul), its CPU
@@ -14,6 +14,21 @@
  *            Q4_K experts in the order of the repacked gemv llama.cpp takes for them
  *   sum      ((w_0 y_0 + w_1 y_1) + w_2 y_2) + ..., each product rounded first
  *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x
+ *
+ * gpt-oss (llama.cpp's openai_moe: build_moe_ffn with SOFTMAX_WEIGHT gating and
+ * LLM_FFN_SWIGLU_OAI_MOE) differs in these steps:
+ *   router   l = ffn_gate_inp x + ffn_gate_inp.bias (ggml_add, after the same matmul)
+ *   top-k    the k largest l (the same order and ties), no softmax before
+ *   weights  w = softmax of the k chosen l (llm_softmax_exact over k: libm's expf below 16)
+ *   experts  g = gate_e x + gate_b[e], u = up_e x + up_b[e] (ggml_add_id), then
+ *            swiglu_oai: x = min(g, 7), y = clamp(u, -7, 7), x / (1 + expf(1.702 * -x)) * (y + 1);
+ *            y_s = down_e(...) + down_b[e]; the experts MXFP4, whose matmul has the same
+ *            order whatever the batch (type_fp4.c)
+ *   sum      as above
+ * Around it (forward.c): attention with q/k/v and output biases, YaRN rope (ops.c),
+ * per-head sinks in the softmax's denominator (attn_exact.c), sliding-window layers
+ * every other one (il % 2 == 0), and the norm before the FFN named post_attention_norm
+ * in the file (llmlite/model.py fills the ffn_norm slot with it).
  *
  * A batch is grouped by expert: the rows routed to expert e are gathered, and each
  * expert's matrices run once over its rows (its weights read once per batch); decode
@@ -48,7 +63,7 @@ static void gate_matmul(const llm_tensor *w, const float *x, int n, float *y) {
 }
 
 /* ---- routing: one token's softmax, top-k and weights ---- */
-typedef struct { llm_model *m; } route_job;
+typedef struct { llm_model *m; const float *bias; } route_job;
 
 static void route_one(void *p, int t) {
     llm_model *m = ((route_job *)p)->m;
@@ -57,7 +72,12 @@ static void route_one(void *p, int t) {
     const int E = c->n_expert, k = c->n_expert_used;
     float *prob = s->logits + (size_t)t * E, *w = s->w + (size_t)t * k;
     int *id = s->id + (size_t)t * k;
-    llm_softmax_exact(prob, prob, E);
+    if (((route_job *)p)->bias) {                /* ggml_add: gpt-oss's router bias */
+        const float *b = ((route_job *)p)->bias;
+        for (int e = 0; e < E; e++) prob[e] = prob[e] + b[e];
+    }
+    /* softmax over all experts, or (expert_softmax_k) over the k chosen logits below */
+    if (!c->expert_softmax_k) llm_softmax_exact(prob, prob, E);
     /* insertion into the k best so far: a later expert goes after an equal one */
     int have = 0;
     for (int e = 0; e < E; e++) {
@@ -69,6 +89,7 @@ static void route_one(void *p, int t) {
         id[at] = e;
         if (have < k) have++;
     }
+    if (c->expert_softmax_k) llm_softmax_exact(w, w, k);
     if (c->expert_norm_w) {
         double sum = 0.0;                       /* ggml_sum_rows: a double sum */
         for (int j = 0; j < k; j++) sum += (double)w[j];
@@ -107,10 +128,40 @@ static void gather_one(void *p, int r) {
     memcpy(s->x + (size_t)s->row[r] * d, j->m->xn + (size_t)(r / j->m->c.n_expert_used) * d, (size_t)d * sizeof(float));
 }
 
+/* gpt-oss's clamped SwiGLU (ggml's swiglu_oai, element by element in libm's expf) */
+static void swiglu_oai(float *g, const float *u, int n, float alpha, float limit) {
+    for (int i = 0; i < n; i++) {
+        const float x = g[i] < limit ? g[i] : limit;
+        const float y = u[i] < -limit ? -limit : u[i] > limit ? limit : u[i];
+        g[i] = (x / (1.f + expf(alpha * (-x)))) * (y + 1.f);
+    }
+}
+
+/* ggml_add_id: route r's row plus its expert's bias row (n wide), or nothing */
+static void add_expert_bias(const llm_model *m, const llm_tensor *b, float *y, int r, int n) {
+    if (!b->data) return;
+    const float *bv = (const float *)b->data + (size_t)m->moe.id[r] * n;
+    for (int i = 0; i < n; i++) y[i] = y[i] + bv[i];
+}
+
+typedef struct { llm_model *m; int n; const llm_tensor *L; } act_ctx;
+
+/* route r (its row in the grouped buffers: row[r]): the biases, then the activation */
 static void swiglu_one(void *p, int r) {
-    const rows_ctx *j = p;
-    const size_t ff = (size_t)j->n;
-    llm_kernels()->swiglu(j->m->moe.gate + r * ff, j->m->moe.up + r * ff, (int)ff);
+    const act_ctx *j = p;
+    const llm_config *c = &j->m->c;
+    const size_t ff = (size_t)j->n, row = (size_t)j->m->moe.row[r];
+    float *g = j->m->moe.gate + row * ff, *u = j->m->moe.up + row * ff;
+    add_expert_bias(j->m, &j->L[LLM_T_FFN_UP_EXPS_B], u, r, (int)ff);
+    add_expert_bias(j->m, &j->L[LLM_T_FFN_GATE_EXPS_B], g, r, (int)ff);
+    if (c->swiglu_limit > 0.0f) swiglu_oai(g, u, (int)ff, c->swiglu_alpha, c->swiglu_limit);
+    else llm_kernels()->swiglu(g, u, (int)ff);
+}
+
+static void down_bias_one(void *p, int r) {
+    const act_ctx *j = p;
+    const int d = j->m->c.n_embd;
+    add_expert_bias(j->m, &j->L[LLM_T_FFN_DOWN_EXPS_B], j->m->moe.y + (size_t)j->m->moe.row[r] * d, r, d);
 }
 
 /* token t's output: its routes' weighted outputs summed in rank order */
@@ -208,7 +259,7 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
             llm_mm_multi(w2, 2, xe, cnt, y2);
         }
     }
-    rows_ctx a = {m, ff};
+    act_ctx a = {m, ff, L};
     llm_for_rows(R, swiglu_one, &a);
     for (int e = 0; e < E; e++) {
         const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
@@ -216,6 +267,7 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
         const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
         expert_mm(&D, s->gate + (size_t)r0 * ff, cnt, s->y + (size_t)r0 * d);
     }
+    if (L[LLM_T_FFN_DOWN_EXPS_B].data) llm_for_rows(R, down_bias_one, &a);
 }
 
 /* ---- qwen2moe's shared expert: a dense SwiGLU FFN gated per token by
@@ -255,7 +307,7 @@ void llm_moe_ffn(llm_model *m, int il, int n) {
     const int R = n * c->n_expert_used;
     gate_matmul(&L[LLM_T_FFN_GATE_INP], m->xn, n, s->logits);
     llm_trace("ffn_moe_logits", il, s->logits, (long long)n * c->n_expert);
-    route_job rj = {m};
+    route_job rj = {m, L[LLM_T_FFN_GATE_INP_B].data};
     llm_for_rows(n, route_one, &rj);
     /* llama.cpp's names for the weights in the same [n_tokens][k] layout (its expert
      * matmuls' outputs are laid out by token, ours by expert: not traced) */

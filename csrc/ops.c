@@ -13,16 +13,48 @@ void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps) {
     else for (int i = 0; i < n; i++) y[i] = x[i] * scale;
 }
 
+/* ggml_rope_yarn_corr_dims: the pair indices where the ramp between interpolation
+ * and extrapolation starts and ends, from the original context and the betas */
+static float yarn_corr_dim(int n_dims, int n_ctx_orig, float beta, float base) {
+    return n_dims * logf(n_ctx_orig / (beta * 2 * (float)3.14159265358979323846)) / (2 * logf(base));
+}
+
+void llm_yarn_init(llm_yarn *y, const llm_config *c, float base, float scale) {
+    const float lo = floorf(yarn_corr_dim(c->n_rot, c->n_ctx_orig, c->yarn_beta_fast, base));
+    const float hi = ceilf(yarn_corr_dim(c->n_rot, c->n_ctx_orig, c->yarn_beta_slow, base));
+    y->corr[0] = lo > 0.0f ? lo : 0.0f;
+    y->corr[1] = hi < (float)(c->n_rot - 1) ? hi : (float)(c->n_rot - 1);
+    y->ext_factor = c->rope_ext_factor;
+    /* llama_context's attn_factor: YaRN's magnitude correction for the factor, times
+     * its inverse (ggml's rope applies it again), times the file's attn_factor; then
+     * ggml-cpu's rope multiplies the correction in, its product fused as compiled */
+    const float factor = 1.0f / scale;
+    float af = 0.1f * logf(factor) + 1.0f;
+    af *= 1.0f / (1.0f + 0.1f * logf(factor));
+    af *= c->rope_attn_factor;
+    y->mscale = af * fmaf(0.1f, logf(1.0f / scale), 1.0f);
+}
+
 /* cos/sin per rotary pair for one position: theta = pos * base^(-2i/n_rot)
- * by repeated multiplication, divided by freq_factors[i], times scale */
-void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *ff) {
+ * by repeated multiplication, divided by freq_factors[i], times scale; with YaRN
+ * (llama.cpp's rope_yarn) the angle mixed with the unscaled one by the ramp, and
+ * cos and sin times its mscale */
+void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *ff, const llm_yarn *y) {
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = (float)pos;
     for (int i = 0; i < n_rot / 2; i++) {
-        float t = theta / (ff ? ff[i] : 1.0f);
-        t = scale * t;
-        cs[2 * i] = cosf(t);
-        cs[2 * i + 1] = sinf(t);
+        const float te = theta / (ff ? ff[i] : 1.0f);
+        float t = scale * te;
+        if (y) {
+            const float r = (i - y->corr[0]) / fmaxf(0.001f, y->corr[1] - y->corr[0]);
+            const float mix = (1 - fminf(1, fmaxf(0, r))) * y->ext_factor;
+            t = fmaf(t, 1 - mix, te * mix);
+            cs[2 * i] = cosf(t) * y->mscale;
+            cs[2 * i + 1] = sinf(t) * y->mscale;
+        } else {
+            cs[2 * i] = cosf(t);
+            cs[2 * i + 1] = sinf(t);
+        }
         theta *= theta_scale;
     }
 }

@@ -46,6 +46,15 @@ class Arch:
     moe: bool = False         # a mixture of experts (softmax router) in place of the dense FFN
     expert_norm_w: bool = False   # the chosen experts' weights divided by their sum (llama.cpp's norm_w)
     shared_expert: bool = False   # a dense shared expert beside the routed ones, gated by a sigmoid
+    # gpt-oss (llama.cpp's openai_moe): the k largest router logits chosen, their softmax the
+    # weights (SOFTMAX_WEIGHT); the clamped SwiGLU (its swiglu_oai, alpha and limit fixed in
+    # llama.cpp's graph); sliding-window layers every other one unless the file says
+    softmax_k: bool = False
+    swiglu_oai: tuple[float, float] | None = None
+    swa_pattern: int | None = None
+    # a layer tensor's name in the file -> the slot name it fills (gpt-oss's post_attention_norm
+    # is the norm before its FFN, not one applied to the attention's output as Gemma's)
+    renames: tuple = ()
 
 
 # the architectures the C side runs
@@ -53,7 +62,9 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen3": Arch(lib.LLM_ARCH_QWEN3), "gemma3": Arch(lib.LLM_ARCH_GEMMA3, gemma=True),
          "phi3": Arch(lib.LLM_ARCH_PHI3),
          "qwen3moe": Arch(lib.LLM_ARCH_QWEN3MOE, moe=True, expert_norm_w=True),
-         "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True)}
+         "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True),
+         "gpt-oss": Arch(lib.LLM_ARCH_GPTOSS, moe=True, softmax_k=True, swiglu_oai=(1.702, 7.0), swa_pattern=2,
+                         renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
 # llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
 GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
 
@@ -91,6 +102,7 @@ class ModelConfig:
     rope_scaling_type: str | None = None
     rope_scaling_factor: float = 1.0   # freq_scale = 1 / factor
     rope_orig_ctx: int | None = None
+    rope_attn_factor: float = 1.0      # rope.scaling.attn_factor
     rms_eps: float = 1e-5
     norm_eps: float | None = None      # layer_norm_epsilon (non-RMS norms)
     sliding_window: int = 0            # 0: no sliding-window attention
@@ -217,6 +229,7 @@ class ModelConfig:
         cfg.rope_scaling_type = st if isinstance(st, str) else None
         cfg.rope_scaling_factor = num(R.SCALING_FACTOR, 1.0, float)
         cfg.rope_orig_ctx = num(R.SCALING_ORIG_CTX_LEN, None)
+        cfg.rope_attn_factor = num(R.SCALING_ATTN_FACTOR, 1.0, float)
         cfg.rms_eps = num(A.LAYERNORM_RMS_EPS, 1e-5, float)
         cfg.norm_eps = num(A.LAYERNORM_EPS, None, float)
         cfg.sliding_window = num(A.SLIDING_WINDOW, 0)
@@ -234,6 +247,8 @@ class ModelConfig:
             n = num(A.SLIDING_WINDOW_PATTERN)
             if n is None and gemma3 and cfg.sliding_window:
                 n = GEMMA3_SWA_PATTERN
+            if n is None and cfg.sliding_window:
+                n = ARCHS[arch].swa_pattern
             cfg.sliding_window_pattern = n
             if cfg.sliding_window and n:
                 cfg.swa_layers = [il % n < n - 1 for il in range(n_layer)]
@@ -243,6 +258,8 @@ class ModelConfig:
                 cfg.swa_layers = [False] * n_layer
         if gemma3 and cfg.sliding_window and cfg.rope_freq_base_swa is None:
             cfg.rope_freq_base_swa = 10000.0
+        if cfg.rope_freq_base_swa is None and ARCHS[arch].swa_pattern:   # gpt-oss: one base for both
+            cfg.rope_freq_base_swa = cfg.rope_freq_base
 
         toks = md.get(T.LIST)
         cfg.n_vocab = len(toks) if isinstance(toks, (StringArray, list)) else (num(L.VOCAB_SIZE, 0) or 0)
@@ -263,18 +280,28 @@ class ModelConfig:
 
     def idle_expert_params(self, g) -> int:
         """Parameters of the experts a token does not run: (n_expert - n_expert_used)
-        of every n_expert of the expert tensors'."""
+        of every n_expert of the expert tensors' (their biases too)."""
         if not self.n_expert:
             return 0
         idle = 0
         for name, t in g.tensors.items():
-            if name.endswith("_exps.weight"):
+            if name.endswith(("_exps.weight", "_exps.bias")):   # gpt-oss's experts have biases
                 idle += int(np.prod(t.shape, dtype=np.int64)) // self.n_expert * (self.n_expert - self.n_expert_used)
         return idle
 
     @property
     def is_moe(self) -> bool:
         return self.n_expert > 0
+
+    @property
+    def gpu_missing(self) -> str | None:
+        """What the CUDA backend cannot run of this model yet (its layers then stay on the
+        CPU), or None"""
+        if self.is_moe:
+            return "mixture-of-experts layers"
+        if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
+            return "YaRN rope"
+        return None
 
     @property
     def default_ctx(self) -> int:
@@ -324,9 +351,16 @@ class ModelConfig:
         c.rms_eps = self.rms_eps
         c.rope_base = self.rope_freq_base
         linear = self.rope_scaling_type == "linear" and self.rope_scaling_factor
-        c.rope_scale = 1.0 / self.rope_scaling_factor if linear else 1.0
+        yarn = self.rope_scaling_type == "yarn" and self.rope_scaling_factor
+        c.rope_scale = 1.0 / self.rope_scaling_factor if linear or yarn else 1.0
         c.rope_base_swa = 10000.0 if self.rope_freq_base_swa is None else self.rope_freq_base_swa
-        c.rope_scale_swa = 1.0
+        # gpt-oss's sliding-window layers share the full ones' scaling (llama.cpp's
+        # rope_freq_scale_train_swa); Gemma 3's are unscaled
+        c.rope_scale_swa = c.rope_scale if arch.swa_pattern else 1.0
+        if yarn:   # llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1
+            c.rope_ext_factor, c.yarn_beta_fast, c.yarn_beta_slow = 1.0, 32.0, 1.0
+            c.rope_attn_factor = self.rope_attn_factor
+            c.n_ctx_orig = self.rope_orig_ctx or self.n_ctx_train
         c.sliding_window = self.sliding_window
         c.swa_pattern = self._c_swa_pattern
         c.logit_softcap = self.final_logit_softcapping or 0.0
@@ -349,6 +383,10 @@ class ModelConfig:
         c.n_ff_shexp = self.n_ff_shexp
         c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
         c.expert_w_scale = self.expert_weights_scale
+        arch = ARCHS[self.arch]
+        c.expert_softmax_k = 1 if arch.softmax_k else 0
+        if arch.swiglu_oai:
+            c.swiglu_alpha, c.swiglu_limit = arch.swiglu_oai
 
 
 def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
@@ -371,7 +409,7 @@ def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
     if ARCHS[arch].shared_expert:
         cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0) or cfg.n_ff
     gating = num(L.EXPERT_GATING_FUNC, GATING_SOFTMAX)
-    if gating != GATING_SOFTMAX:
+    if gating != GATING_SOFTMAX and not ARCHS[arch].softmax_k:   # llama.cpp fixes gpt-oss's gating
         name = next((f.name.lower() for f in ExpertGatingFuncType if f == gating), "unknown")
         raise bad(L.EXPERT_GATING_FUNC.format(arch=arch), f"is {gating} ({name}): llmlite routes {arch} "
                   "experts by softmax only")

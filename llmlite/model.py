@@ -10,7 +10,7 @@ import numpy as np
 
 from llmlite import _lib, settings
 from llmlite._lib import ffi, lib
-from llmlite.config import ModelConfig, layer_of
+from llmlite.config import ARCHS, ModelConfig, layer_of
 from llmlite.errors import DeviceLost, GGUFError, LlmliteError, OffloadError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, GenerationConfig
 from llmlite.gguf.constants import type_name
@@ -28,6 +28,9 @@ LAYER_SLOTS = {
     "ffn_up_exps.weight": lib.LLM_T_FFN_UP_EXPS, "ffn_down_exps.weight": lib.LLM_T_FFN_DOWN_EXPS,
     "ffn_gate_inp_shexp.weight": lib.LLM_T_FFN_GATE_INP_SHEXP, "ffn_gate_shexp.weight": lib.LLM_T_FFN_GATE_SHEXP,
     "ffn_up_shexp.weight": lib.LLM_T_FFN_UP_SHEXP, "ffn_down_shexp.weight": lib.LLM_T_FFN_DOWN_SHEXP,
+    "attn_output.bias": lib.LLM_T_ATTN_OUT_B, "attn_sinks.weight": lib.LLM_T_ATTN_SINKS,
+    "ffn_gate_inp.bias": lib.LLM_T_FFN_GATE_INP_B, "ffn_gate_exps.bias": lib.LLM_T_FFN_GATE_EXPS_B,
+    "ffn_up_exps.bias": lib.LLM_T_FFN_UP_EXPS_B, "ffn_down_exps.bias": lib.LLM_T_FFN_DOWN_EXPS_B,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
@@ -78,10 +81,11 @@ class Weights:
         self.ptr = ffi.gc(m, lib.llm_model_free)
         self._watch_mapping(g)                    # before the first read: an offload copies the weights below
         slots = []                                # (name, tensor, layer, slot, goes to the span)
+        renames = dict(ARCHS[self.config.arch].renames)
         for name, t in g.tensors.items():
             blk = layer_of(name)
             if blk:
-                layer, slot = blk[0], LAYER_SLOTS.get(blk[1])
+                layer, slot = blk[0], LAYER_SLOTS.get(renames.get(blk[1], blk[1]))
             else:
                 layer, slot = -1, GLOBAL_SLOTS.get(name)
             if slot is not None:
@@ -238,10 +242,11 @@ class Model:
             raise LlmliteError(f"offload backend {backend!r}: one of {', '.join(BACKENDS)}")
         say = o.notify or (lambda line: None)
         n = 0
-        if o.gpu_layers not in (0, None) and self.config.is_moe and backend == "cuda":
+        if o.gpu_layers not in (0, None) and self.config.gpu_missing and backend == "cuda":
             # as choose_layers: auto stays quiet on a CPU-only build
             if o.gpu_layers != "auto" or offload.cuda_lib_path().is_file():
-                note = f"the {offload.device_name(backend)} backend has no mixture-of-experts layers yet: all on the CPU"
+                note = (f"the {offload.device_name(backend)} backend has no {self.config.gpu_missing} yet: "
+                        "all on the CPU")
                 self.offload_notes.append(note)
                 say(note)
         elif o.gpu_layers not in (0, None):

@@ -1,4 +1,4 @@
-"""Tiny random-weight mixture-of-experts GGUFs (qwen3moe, qwen2moe) with the real
+"""Tiny random-weight mixture-of-experts GGUFs (qwen3moe, qwen2moe, gpt-oss) with the real
 tensor layout, written through llmlite's own writer and quantizers: the same bytes
 on every run (numpy's seeded RandomState, llama.cpp's reference quantizers), so the
 tests rebuild them and compare with llama.cpp's logits kept in tests/data/moe_refs.npz
@@ -36,6 +36,7 @@ class Spec:
     n_expert_used: int
     n_ff_exp: int
     n_ff_shexp: int = 0                 # qwen2moe's shared expert
+    sliding_window: int = 0             # gpt-oss: its even layers see this many positions
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D: F32)
     seed: int = 0
     note: str = ""
@@ -60,6 +61,13 @@ MODELS = {
     "qwen3moe-4x2-q4_k": Spec("qwen3moe", 2, 512, 4, 2, 128, 4, 2, 512, seed=4,
                               types={"ffn_gate_exps": Q.Q4_K, "ffn_up_exps": Q.Q4_K, "ffn_down_exps": Q.Q6_K},
                               note="Q4_K gate/up, Q6_K down experts"),
+    # gpt-oss-20b's layout and types (MXFP4 experts with F32 biases, an F32 router with
+    # its bias, Q8_0 attention with biases and per-head sinks, q_dim != n_embd) and its
+    # rope (YaRN x32 over 4096, base 150000); a window of 8 on the even layer, so that
+    # the sliding mask cuts every prompt but the first
+    "gpt-oss-8x4-mxfp4": Spec("gpt-oss", 2, 64, 4, 2, 32, 8, 4, 64, sliding_window=8, seed=5,
+                              types={"ffn_gate_exps": Q.MXFP4, "ffn_up_exps": Q.MXFP4, "ffn_down_exps": Q.MXFP4},
+                              note="8 experts, top-4 by logit, softmax over the 4; sinks; YaRN; SWA 8"),
 }
 
 # prompts of token ids (the tests need no tokenizer): lengths as the synthetic refs'
@@ -90,6 +98,33 @@ def prompts(name: str) -> list[np.ndarray]:
     return [rng.randint(0, n, size=k).astype(np.int32) for k in PROMPT_LENGTHS]
 
 
+def _gptoss_layer(b: str, s: Spec, mat, norm, vec, kind) -> list:
+    """gpt-oss's layer in its file order: attention with biases and sinks, the norm
+    before the FFN (post_attention_norm), the router and experts with their biases"""
+    d, hd, E, ff = s.n_embd, s.head_dim, s.n_expert, s.n_ff_exp
+    return [(b + "attn_norm.weight", norm(d), Q.F32),
+            (b + "attn_q.weight", mat(s.n_head * hd, d, scale=2.0), kind("attn_q")),
+            (b + "attn_q.bias", vec(s.n_head * hd), Q.F32),
+            (b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")),
+            (b + "attn_k.bias", vec(s.n_head_kv * hd), Q.F32),
+            (b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")),
+            (b + "attn_v.bias", vec(s.n_head_kv * hd), Q.F32),
+            (b + "attn_output.weight", mat(d, s.n_head * hd), kind("attn_output")),
+            (b + "attn_output.bias", vec(d, scale=0.2), Q.F32),
+            # sinks about the scores' size: each takes a real share of its head's softmax
+            (b + "attn_sinks.weight", vec(s.n_head, scale=1.5), Q.F32),
+            (b + "post_attention_norm.weight", norm(d), Q.F32),
+            (b + "ffn_gate_inp.weight", mat(E, d, scale=3.0), Q.F32),
+            (b + "ffn_gate_inp.bias", vec(E), Q.F32),
+            # gate and up scaled so that the SwiGLU's clamps at +-7 bite on some values
+            (b + "ffn_gate_exps.weight", mat(E, ff, d, scale=4.0), kind("ffn_gate_exps")),
+            (b + "ffn_gate_exps.bias", vec(E, ff), Q.F32),
+            (b + "ffn_up_exps.weight", mat(E, ff, d, scale=4.0), kind("ffn_up_exps")),
+            (b + "ffn_up_exps.bias", vec(E, ff), Q.F32),
+            (b + "ffn_down_exps.weight", mat(E, d, ff, scale=0.5), kind("ffn_down_exps")),
+            (b + "ffn_down_exps.bias", vec(E, d, scale=0.2), Q.F32)]
+
+
 def _tensors(s: Spec):
     """(name, float32 array in numpy order (outermost first), ggml type) in file order"""
     rng = np.random.RandomState(s.seed)
@@ -104,9 +139,15 @@ def _tensors(s: Spec):
     def kind(name):
         return s.types.get(name, Q.Q8_0)
 
+    def vec(*shape, scale=0.5):
+        return (scale * rng.standard_normal(shape)).astype(np.float32)
+
     out = [("token_embd.weight", mat(nv, d, scale=0.15), Q.Q8_0)]
     for il in range(s.n_layer):
         b = f"blk.{il}."
+        if s.arch == "gpt-oss":
+            out += _gptoss_layer(b, s, mat, norm, vec, kind)
+            continue
         out += [(b + "attn_norm.weight", norm(d), Q.F32),
                 (b + "attn_q.weight", mat(s.n_head * hd, d, scale=2.0), kind("attn_q")),
                 (b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")),
@@ -133,8 +174,8 @@ def _tensors(s: Spec):
                     (b + "ffn_down_shexp.weight", mat(d, sh), kind("ffn_down_shexp"))]
     # output_norm sized so that logits have a std of a few units over the vocabulary (a
     # tied head's rows are token_embd's short ones)
-    out.append(("output_norm.weight", (norm(d) * (4.0 if s.arch == "qwen2moe" else 20.0)).astype(np.float32), Q.F32))
-    if s.arch == "qwen2moe":   # llama.cpp requires an untied head for qwen2moe
+    out.append(("output_norm.weight", (norm(d) * (4.0 if s.arch in ("qwen2moe", "gpt-oss") else 20.0)).astype(np.float32), Q.F32))
+    if s.arch in ("qwen2moe", "gpt-oss"):   # llama.cpp requires an untied head for these
         out.append(("output.weight", mat(nv, d), Q.Q8_0))
     return out
 
@@ -165,6 +206,13 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(L.EXPERT_FEED_FORWARD_LENGTH), encode(V.UINT32, s.n_ff_exp))]
     if s.n_ff_shexp:
         kv.append((k(L.EXPERT_SHARED_FEED_FORWARD_LENGTH), encode(V.UINT32, s.n_ff_shexp)))
+    if s.sliding_window:   # gpt-oss-20b's rope and window keys (a smaller window)
+        kv = [(key, v) for key, v in kv if key != k(R.FREQ_BASE)]
+        kv += [(k(A.SLIDING_WINDOW), encode(V.UINT32, s.sliding_window)),
+               (k(R.FREQ_BASE), encode(V.FLOAT32, 150000.0)),
+               (k(R.SCALING_TYPE), encode(V.STRING, "yarn")),
+               (k(R.SCALING_FACTOR), encode(V.FLOAT32, 32.0)),
+               (k(R.SCALING_ORIG_CTX_LEN), encode(V.UINT32, 4096))]
     kv += [(T.MODEL, encode(V.STRING, "gpt2")), (T.PRE, encode(V.STRING, "qwen2")),
            (T.LIST, encode((V.ARRAY, V.STRING), toks)), (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)),
            (T.MERGES, encode((V.ARRAY, V.STRING), merges)),

@@ -9,13 +9,18 @@ from llmlite.config import ModelConfig
 from llmlite.gguf import GGUFError, open_gguf
 
 
-def _model_file(path, arch="llama", **sizes):
-    """A GGUF holding only hyper-parameters (block_count 6 unless given; a size of None is left out)."""
+def _model_file(path, arch="llama", floats=(), strings=(), **sizes):
+    """A GGUF holding only hyper-parameters (block_count 6 unless given; a size of None is
+    left out), and the float and string values given as (key, value) pairs."""
     w = gguf.GGUFWriter(str(path), arch)
     values = {"block_count": 6, "embedding_length": 64, "feed_forward_length": 128, "attention.head_count": 4}
     for key, v in {**values, **sizes}.items():
         if v is not None:
             w.add_uint32(f"{arch}.{key}", v)
+    for key, v in floats:
+        w.add_float32(f"{arch}.{key}", v)
+    for key, v in strings:
+        w.add_string(f"{arch}.{key}", v)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -63,3 +68,37 @@ def test_expert_width_defaults_to_ff_over_used(tmp_path):
     # llama.cpp's default without expert_feed_forward_length: n_ff / n_expert_used
     with open_gguf(_model_file(tmp_path / "m.gguf", "qwen3moe", expert_count=8, expert_used_count=2)) as g:
         assert ModelConfig.of(g).n_ff_exp == 64
+
+
+def test_to_c_gptoss_fields(tmp_path):
+    """gpt-oss as llama.cpp's openai_moe reads it: sliding-window layers every other one
+    (from layer 0) with the full layers' rope base and scale, YaRN from rope.scaling.type,
+    top-k-then-softmax routing and the clamped SwiGLU; the gating key is not refused"""
+    sizes = {"block_count": 4, "feed_forward_length": 64, "attention.sliding_window": 128, "expert_count": 32,
+             "expert_used_count": 4, "expert_feed_forward_length": 64, "expert_gating_func": 3,
+             "rope.scaling.original_context_length": 4096}
+    _model_file(tmp_path / "g.gguf", "gpt-oss", floats=[("rope.freq_base", 150000.0), ("rope.scaling.factor", 32.0)],
+                strings=[("rope.scaling.type", "yarn")], **sizes)
+    with open_gguf(tmp_path / "g.gguf") as g:
+        cfg = ModelConfig.of(g)
+        c = cfg.to_c(100)
+    assert cfg.c_windows() == [128, 0, 128, 0]
+    assert (c.rope_base, c.rope_base_swa) == (150000.0, 150000.0) and c.rope_scale == c.rope_scale_swa == 1 / 32
+    assert (c.rope_ext_factor, c.rope_attn_factor, c.yarn_beta_fast, c.yarn_beta_slow, c.n_ctx_orig) == \
+        (1.0, 1.0, 32.0, 1.0, 4096)
+    assert (c.expert_softmax_k, c.expert_norm_w) == (1, 0)
+    assert (c.swiglu_alpha, c.swiglu_limit) == (np.float32(1.702), 7.0)
+    assert cfg.gpu_missing == "mixture-of-experts layers"
+
+
+def test_yarn_keeps_a_model_off_the_gpu(tmp_path):
+    """The CUDA backend has no YaRN rope: a dense model with it stays on the CPU (one line),
+    one without any rope scaling does not"""
+    _model_file(tmp_path / "y.gguf", "qwen2", floats=[("rope.scaling.factor", 4.0)],
+                strings=[("rope.scaling.type", "yarn")])
+    with open_gguf(tmp_path / "y.gguf") as g:
+        cfg = ModelConfig.of(g)
+        c = cfg.to_c(100)
+    assert cfg.gpu_missing == "YaRN rope" and c.rope_ext_factor == 1.0 and c.rope_scale == 0.25
+    with open_gguf(_model_file(tmp_path / "d.gguf", "qwen2")) as g:
+        assert ModelConfig.of(g).gpu_missing is None

@@ -102,19 +102,19 @@ def test_batch_invariance(model, refs):
     assert_batch_invariant(w, list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0", "qwen3moe-4x2-q4_k"])
+@pytest.mark.parametrize("name", ["qwen3moe-8x2-q8_0", "qwen2moe-60x4-q8_0", "qwen3moe-4x2-q4_k", "gpt-oss-8x4-mxfp4"])
 def test_every_isa_gives_the_same_logits(name, built, refs):
     """The expert FFN (the F32 router, softmax, the experts' matmuls: Q4_K's in the
     gemv order, the sums) gives the same bits with every kernel table."""
     assert_same_on_every_isa(built[name], list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-def test_decode_same_on_every_isa(built, refs):
+@pytest.mark.parametrize("name", ["qwen3moe-4x2-q4_k", "gpt-oss-8x4-mxfp4"])
+def test_decode_same_on_every_isa(name, built, refs):
     """Decode (one column: the 4-row kernels where a table has them) gives every kernel
-    table's bits, Q4_K experts in the gemv order included."""
+    table's bits, Q4_K experts in the gemv order and gpt-oss's (sinks, MXFP4) included."""
     from isa import isas, using_isa
 
-    name = "qwen3moe-4x2-q4_k"
     toks = [int(t) for t in refs[f"{name}/tokens_0"]]
     got = {}
     with open_gguf(built[name]) as g:
@@ -192,13 +192,15 @@ def test_offload_costs_count_experts_with_their_layer(built):
         assert c.scratch_bytes == lib.llm_scratch_bytes(cfg.to_c(int(g.tensors["token_embd.weight"].shape[1])), 256, 64)
 
 
-def test_offload(built, monkeypatch, tmp_path):
-    """Layers offloaded to the CPU stand-in give the same bits; the CUDA backend, which
-    has no expert layers yet, leaves them on the CPU with one line saying so (not a word
-    for -ngl auto where no CUDA library is built, as for any model)."""
+@pytest.mark.parametrize("name", ["qwen2moe-60x4-q8_0", "gpt-oss-8x4-mxfp4"])
+def test_offload(name, built, monkeypatch, tmp_path):
+    """Layers offloaded to the CPU stand-in (gpt-oss's sinks and biases with them) give the
+    same bits; the CUDA backend, which has no expert layers yet, leaves them on the CPU with
+    one line saying so (not a word for -ngl auto where no CUDA library is built, as for any
+    model)."""
     from llmlite.model import Model
 
-    path, toks = built["qwen2moe-60x4-q8_0"], list(range(20))
+    path, toks = built[name], list(range(20))
     whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
     split = Model(path, n_ctx=64, gpu_layers=1, offload_backend="cpu")
     assert split.weights.n_gpu == 1 and np.array_equal(split.eval(toks), whole)
@@ -210,3 +212,50 @@ def test_offload(built, monkeypatch, tmp_path):
     quiet = []
     m = Model(path, n_ctx=64, gpu_layers="auto", offload_backend="cuda", notify=quiet.append)
     assert m.weights.n_gpu == 0 and quiet == []
+
+
+GPTOSS = "gpt-oss-8x4-mxfp4"
+
+
+def test_gptoss_flash_attention_keeps_the_sinks(built, refs):
+    """gpt-oss with flash attention: the sinks join the online softmax at its end (llama.cpp's
+    flash path), so every prompt stays within the issue's floor of llama.cpp's own flash-attention
+    logits (top-1 all, mean |dlogprob| <= 0.02 over its top 20); without the sinks the top-1
+    falls to about a half. (Not the max floor: the flash path's F16 accumulator is not llama.cpp's
+    bit for bit, for qwen2moe too, and this model's clamps and router amplify a last bit.)"""
+    with open_gguf(built[GPTOSS]) as g:
+        w = Weights(g, 512, n_batch=64, flash_attn=True)
+        for k in range(N_PROMPTS):
+            logits = w.forward(refs[f"{GPTOSS}/tokens_{k}"], 0, 2)
+            ids, want = refs[f"{GPTOSS}/top_ids_{k}"], refs[f"{GPTOSS}/fa_top_logits_{k}"]
+            mx = logits.max(1, keepdims=True)
+            lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+            dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
+                         - (want - refs[f"{GPTOSS}/fa_logsumexp_{k}"][:, None]))
+            top1 = ids[np.arange(len(ids)), want.argmax(1)]
+            assert np.array_equal(logits.argmax(1), top1), k
+            assert dlp.mean() <= 0.02, (k, dlp.mean())
+        del w
+
+
+def test_info_shows_gptoss_experts_and_active_parameters(built):
+    """`llmlite info` on gpt-oss: its experts, and the parameters a token runs, the idle
+    experts' biases left out with their matrices"""
+    from typer.testing import CliRunner
+
+    from llmlite.cli import app
+
+    path = built[GPTOSS]
+    r = CliRunner().invoke(app, ["info", str(path), "--json"])
+    assert r.exit_code == 0, r.stderr
+    f = json.loads(r.stdout)
+    assert f["architecture"] == "gpt-oss"
+    assert f["experts"]["count"] == 8 and f["experts"]["used"] == 4 and f["experts"]["n_ff_exp"] == 64
+    with open_gguf(path) as g:
+        per_expert = sum(t.n_elements for n, t in g.tensors.items() if "_exps." in n) // 8
+    assert f["active_parameters"] == f["parameters"] - 4 * per_expert
+    assert f["rope_scaling"] == {"type": "yarn", "factor": 32.0, "orig_ctx": 4096}
+    text = " ".join(CliRunner().invoke(app, ["info", str(path)]).stdout.split())
+    assert "8 per layer, 4 active per token, 64 wide" in text
+    assert "32 dims, base 150000, YaRN x32 over 4,096" in text
+    assert "sliding window 8 tokens on 1 of 2 layers" in text

@@ -70,6 +70,10 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "n_ctx_train": cfg.n_ctx_train,
             "n_rot": cfg.n_rot,
             "rope_freq_base": _finite(cfg.rope_freq_base),
+            "rope_scaling": ({"type": cfg.rope_scaling_type, "factor": _finite(cfg.rope_scaling_factor),
+                              "orig_ctx": cfg.rope_orig_ctx}
+                             if cfg.rope_scaling_type in ("linear", "yarn") and cfg.rope_scaling_factor != 1.0
+                             else None),
             "rms_eps": _finite(cfg.rms_eps),
             "sliding_window": cfg.sliding_window,
             "n_swa_layers": n_swa,
@@ -127,7 +131,7 @@ def info(
     a mixture of experts runs `used` of its `count` experts; else all), experts (null, or
     {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, n_head, n_head_kv (int, or a per-layer
     list), head_dim, head_dim_v, n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
-    rope_freq_base, rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
+    rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
     chat_template (bool), tensor_types [{type, type_id, count, elements, bytes,
     bits_per_weight, computable}] (largest first), bits_per_weight,
@@ -165,7 +169,7 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
 
     with open_gguf(path) as g:
         costs = offload.model_costs(g, ctx_size or ModelConfig.of(g).default_ctx)
-        moe = ModelConfig.of(g).is_moe
+        missing = ModelConfig.of(g).gpu_missing
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
@@ -183,8 +187,8 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
     print(f"{path.name}, context {costs.n_ctx}" + ("" if vram is not None or free is not None
                                                     else " (no GPU found: pass --vram GB to plan for one)"))
     print(offload.format_plan(p))
-    if moe:
-        print("  note: the GPU backend has no mixture-of-experts layers yet: `run -ngl` keeps this model on the "
+    if missing:
+        print(f"  note: the GPU backend has no {missing} yet: `run -ngl` keeps this model on the "
               "CPU (the plan is what its layers, experts included, would take)")
 
 
@@ -221,8 +225,11 @@ def _print_info(f: dict) -> None:
     nff = f["n_ff"]
     row("feed-forward length", nff if isinstance(nff, int) else ", ".join(map(str, nff)))
     row("context length", f"{f['n_ctx_train']:,} (training)")
-    row("rope", f"{f['n_rot']} dims, base {f['rope_freq_base']:g}" if isinstance(f["rope_freq_base"], float)
-        else f"{f['n_rot']} dims, base {f['rope_freq_base']}")
+    rs = f["rope_scaling"]
+    scaled = (f", {'YaRN' if rs['type'] == 'yarn' else 'linear'} x{rs['factor']:g}"
+              + (f" over {rs['orig_ctx']:,}" if rs["orig_ctx"] else "")) if rs else ""
+    row("rope", (f"{f['n_rot']} dims, base {f['rope_freq_base']:g}" if isinstance(f["rope_freq_base"], float)
+                 else f"{f['n_rot']} dims, base {f['rope_freq_base']}") + scaled)
     if f["sliding_window"]:
         row("sliding window", f"{f['sliding_window']:,} tokens on {f['n_swa_layers']} of {f['n_layer']} layers")
     kind = tok["kind"] or "none"
