@@ -190,12 +190,12 @@ static void expert_mm(const llm_tensor *w, const float *x, int n, float *y) {
     else llm_mm(w, x, n, y);
 }
 
-/* one token's k routed experts (one row each, distinct experts): every gate and up
- * matrix in one pool pass over xn, then every down matrix in another, each output
- * the bits of its own matmul; -1 where the group is refused (the general path then
- * runs) */
+/* one token's k routed experts (one row each, distinct experts) in one pool pass:
+ * every gate and up matrix over xn, or (down) every down matrix over its expert's
+ * activation; each output the bits of its own matmul (llm_matvec_group); -1 where
+ * the group is refused (the caller then runs them one by one) */
 #define MOE_DECODE_MAX 16   /* routed experts a token may have for this path (2 jobs each) */
-static int decode_experts(llm_model *m, const llm_tensor *L, int R) {
+static int group_experts(llm_model *m, const llm_tensor *L, int R, int down) {
     const llm_config *c = &m->c;
     llm_moe_scratch *s = &m->moe;
     const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
@@ -208,29 +208,23 @@ static int decode_experts(llm_model *m, const llm_tensor *L, int R) {
     unsigned char gv[2 * MOE_DECODE_MAX];
     int nj = 0;
     for (int e = 0; e < E; e++) {
-        const int r0 = s->start[e];
-        if (s->start[e + 1] == r0) continue;
-        const llm_tensor G = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E), U = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E);
-        const llm_tensor *gu[2] = {&G, &U};
-        float *out[2] = {s->gate + (size_t)r0 * ff, s->up + (size_t)r0 * ff};
-        for (int h = 0; h < 2; h++, nj++) {
-            type[nj] = gu[h]->type; W[nj] = gu[h]->data; rows[nj] = gu[h]->ne1;
-            X[nj] = m->xn; Y[nj] = out[h]; gv[nj] = (unsigned char)gemv_order(gu[h]);
+        const size_t r0 = (size_t)s->start[e];
+        if (s->start[e + 1] == (int)r0) continue;
+        llm_tensor w[2];
+        float *x[2], *y[2];
+        int nw = 0;
+        if (down) {
+            w[nw] = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E); x[nw] = s->gate + r0 * ff; y[nw++] = s->y + r0 * d;
+        } else {
+            w[nw] = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E); x[nw] = m->xn; y[nw++] = s->gate + r0 * ff;
+            w[nw] = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E); x[nw] = m->xn; y[nw++] = s->up + r0 * ff;
+        }
+        for (int h = 0; h < nw; h++, nj++) {
+            type[nj] = w[h].type; W[nj] = w[h].data; rows[nj] = w[h].ne1;
+            X[nj] = x[h]; Y[nj] = y[h]; gv[nj] = (unsigned char)gemv_order(&w[h]);
         }
     }
-    if (llm_matvec_group(nj, type, W, rows, d, X, Y, gv) != 0) return -1;
-    rows_ctx a = {m, ff};
-    llm_for_rows(R, swiglu_one, &a);
-    nj = 0;
-    for (int e = 0; e < E; e++) {
-        const int r0 = s->start[e];
-        if (s->start[e + 1] == r0) continue;
-        const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
-        type[nj] = D.type; W[nj] = D.data; rows[nj] = D.ne1;
-        X[nj] = s->gate + (size_t)r0 * ff; Y[nj] = s->y + (size_t)r0 * d; gv[nj] = (unsigned char)gemv_order(&D);
-        nj++;
-    }
-    return llm_matvec_group(nj, type, W, rows, ff, X, Y, gv);
+    return llm_matvec_group(nj, type, W, rows, down ? ff : d, X, Y, gv);
 }
 
 /* the routed experts over the grouped rows: gate and up, SwiGLU, down */
@@ -240,12 +234,13 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
     /* a single token's routes need no gather: each expert reads its row of xn */
     const int one_token = R == c->n_expert_used;
-    if (one_token && decode_experts(m, L, R) == 0) return;
     if (!one_token) {
         rows_ctx g = {m, 0};
         llm_for_rows(R, gather_one, &g);
     }
-    for (int e = 0; e < E; e++) {
+    /* one token: its experts' gate/up in one pool pass, then their downs in another */
+    const int grouped = one_token && group_experts(m, L, R, 0) == 0;
+    for (int e = 0; !grouped && e < E; e++) {
         const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
         if (!cnt) continue;
         const llm_tensor G = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E), U = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E);
@@ -261,7 +256,8 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     }
     act_ctx a = {m, ff, L};
     llm_for_rows(R, swiglu_one, &a);
-    for (int e = 0; e < E; e++) {
+    const int grouped_down = one_token && group_experts(m, L, R, 1) == 0;
+    for (int e = 0; !grouped_down && e < E; e++) {
         const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
         if (!cnt) continue;
         const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
