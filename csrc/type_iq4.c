@@ -21,6 +21,11 @@
  *    d_w * d_x the product of the two widened fp16 scales, rounded once. Its
  *    plain vec_dot (two 8-lane chains, then a horizontal sum) gives other bits;
  *    the batch path, which decode (its gemv) shares, is the reference.
+ *  Q4_0 with rows % 8 == 0 is repacked too (q4_0_8x8_q8_0) and multiplied by
+ *    ggml_gemm/gemv_q4_0_8x8_q8_0, which run the same x86 kernels
+ *    (gemm/gemv_q4_b32_8x8_q8_0_lut_avx) on the code table q - 8: the IQ4_NL
+ *    kernels below on KQ40 give those bits (the table's q4_0_rp entries; matmul.c
+ *    takes them per weight by its row count, the other Q4_0 weights keep vec_dot).
  *  IQ4_XS: no repack on x86; with 8 or more columns mul_mat takes the tiled
  *    matmul (ggml-cpu/tiled, AVX-512 VNNI build): per super-block the exact
  *    integer I = sum over the 8 sub-blocks of ls * (w . x), then
@@ -35,6 +40,9 @@
 
 /* the 16 values of a code (llama.cpp's kvalues_iq4nl, gguf-py's IQ4_NL.kvalues) */
 static const int8_t KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+/* Q4_0's codes as the same kind of table (q - 8: llama.cpp's signextendlut): its
+ * repacked batch path runs the very kernels IQ4_NL's does, on this table */
+static const int8_t KQ40[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
 
 #define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TGT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -195,21 +203,21 @@ static inline float nl_step(float acc, int32_t I, f16_t dw, f16_t dx) {
 }
 
 /* w . x over one block, exact */
-static inline int32_t nl_int(const block_iq4_nl *x, const int8_t *q8) {
-    int8_t v[QK];
-    decode32(x->qs, v);
+static inline int32_t nl_int(const int8_t *lut, const block_iq4_nl *x, const int8_t *q8) {
     int32_t I = 0;
-    for (int j = 0; j < QK; j++) I += (int32_t)v[j] * q8[j];
+    for (int j = 0; j < QK / 2; j++) I += (int32_t)lut[x->qs[j] & 15] * q8[j] + (int32_t)lut[x->qs[j] >> 4] * q8[j + 16];
     return I;
 }
 
-static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) {
+static inline void dot_nl_lut(const int8_t *lut, long long n, float *s, const void *w, const void *a) {
     const block_iq4_nl *x = w;
     const block_q8_0 *y = a;
     float acc = 0;
-    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(&x[b], y[b].qs), x[b].d, y[b].d);
+    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(lut, &x[b], y[b].qs), x[b].d, y[b].d);
     *s = acc;
 }
+static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) { dot_nl_lut(KV, n, s, w, a); }
+static void dot_q4_0_rp(long long n, float *s, const void *w, const void *a) { dot_nl_lut(KQ40, n, s, w, a); }
 
 /* the tiled matmul's step for one IQ4_XS super-block (every ISA's kernel ends in it) */
 static inline float xs_step(float acc, int32_t I, f16_t dw, float dx) {
@@ -247,13 +255,14 @@ DOT_IQ4_XS(dot_iq4_xs, , xs_int)
 #include <immintrin.h>
 
 /* 16 code bytes -> their 32 values in element order (low nibbles, then high) */
-TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) {
-    const __m128i lut = _mm_loadu_si128((const __m128i *)KV), m = _mm_set1_epi8(15);
+TGT_AVX2 static inline __m256i decode32_lut_avx2(const int8_t *tab, const uint8_t *qs) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)tab), m = _mm_set1_epi8(15);
     const __m128i v = _mm_loadu_si128((const __m128i *)qs);
     const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m));
     const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m));
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
+TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) { return decode32_lut_avx2(KV, qs); }
 
 /* the pair sums of |v| * (y with v's sign, negated in int8): llama.cpp's mul_add_epi8 */
 TGT_AVX2 static inline __m256i mul_add_i8(__m256i v, __m256i y) {
@@ -316,7 +325,7 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
 
 /* IQ4_NL: 8 blocks' integer dots at a time, then their 8 chain steps; LANES is
  * lanes_avx2 or lanes_vnni (the same integers) */
-#define DOT_IQ4_NL(NAME, TGT, LANES)                                                              \
+#define DOT_IQ4_NL(NAME, TGT, LANES, LUT)                                                            \
     TGT static void NAME(long long n, float *s, const void *w, const void *a) {                  \
         const block_iq4_nl *x = w;                                                               \
         const block_q8_0 *y = a;                                                                 \
@@ -326,23 +335,25 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
         for (; b + 8 <= nb; b += 8) {                                                            \
             __m256i p[8];                                                                        \
             for (int k = 0; k < 8; k++)                                                          \
-                p[k] = LANES(decode32_avx2(x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
+                p[k] = LANES(decode32_lut_avx2(LUT, x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
             acc = chain8(acc, totals8(p), scales8(&x[b], &y[b]));                                 \
         }                                                                                        \
         for (; b < nb; b++) {                                                                    \
-            const int32_t I = total1(LANES(decode32_avx2(x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
+            const int32_t I = total1(LANES(decode32_lut_avx2(LUT, x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
             acc = nl_step(acc, I, x[b].d, y[b].d);                                                \
         }                                                                                        \
         *s = acc;                                                                                \
     }
 
-DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2)
-DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
+DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2, KV)
+DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni, KV)
+DOT_IQ4_NL(dot_q4_0_rp_avx2, TGT_AVX2, lanes_avx2, KQ40)
+DOT_IQ4_NL(dot_q4_0_rp_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 /* IQ4_NL, LLM_R4 rows against one column (decode): each row's vec_dot steps, the
  * activation's blocks loaded once for the 4 rows and the rows' 4 fma chains
  * interleaved (one row's chain alone waits on the fma latency every block) */
-#define DOT_IQ4_NL_R4(NAME, TGT, LANES)                                                           \
+#define DOT_IQ4_NL_R4(NAME, TGT, LANES, LUT)                                                          \
     TGT static void NAME(long long n, float *s, const void *w, long long w_stride, const void *a) { \
         const block_q8_0 *y = a;                                                                  \
         const block_iq4_nl *x[LLM_R4];                                                            \
@@ -357,7 +368,7 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
             float fi[LLM_R4][8], fd[LLM_R4][8];                                                   \
             for (int r = 0; r < LLM_R4; r++) {                                                    \
                 __m256i p[8];                                                                     \
-                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_avx2(x[r][b + k].qs), yv[k]);   \
+                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_lut_avx2(LUT, x[r][b + k].qs), yv[k]); \
                 _mm256_storeu_ps(fi[r], _mm256_cvtepi32_ps(totals8(p)));                          \
                 _mm256_storeu_ps(fd[r], _mm256_mul_ps(f16x8((const uint8_t *)&x[r][b].d, sizeof *x[r]), dx)); \
             }                                                                                     \
@@ -367,13 +378,15 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
         for (; b < nb; b++)                                                                       \
             for (int r = 0; r < LLM_R4; r++) {                                                    \
                 const __m256i yb = _mm256_loadu_si256((const __m256i *)y[b].qs);                  \
-                acc[r] = nl_step(acc[r], total1(LANES(decode32_avx2(x[r][b].qs), yb)), x[r][b].d, y[b].d); \
+                acc[r] = nl_step(acc[r], total1(LANES(decode32_lut_avx2(LUT, x[r][b].qs), yb)), x[r][b].d, y[b].d); \
             }                                                                                     \
         for (int r = 0; r < LLM_R4; r++) s[r] = acc[r];                                           \
     }
 
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2)
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2, KV)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni, KV)
+DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx2, TGT_AVX2, lanes_avx2, KQ40)
+DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -398,13 +411,14 @@ DOT_IQ4_XS(dot_iq4_xs_avx2, TGT_AVX2, xs_int_avx2)
 /* IQ4_XS, two sub-blocks per zmm: the 32 code bytes of sub-blocks ib, ib+1 ->
  * their 64 values in element order */
 /* two runs of 16 code bytes (in one ymm: the first run low) -> their 64 values in element order */
-TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)KV));
+TGT_AVX512 static inline __m512i decode2x32_lut_avx512(const int8_t *tab, __m256i q) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tab));
     const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
     /* 128-bit lanes 1 and 3 take the high nibbles */
     const __m512i c = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
     return _mm512_shuffle_epi8(lut, c);
 }
+TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) { return decode2x32_lut_avx512(KV, q); }
 
 TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
     return decode2x32_avx512(_mm256_loadu_si256((const __m256i *)qs));
@@ -479,22 +493,31 @@ TGT_AVX2 static inline void store_cols(__m256 acc, float *s, long long s_stride,
 
 /* IQ4_NL: one block for the columns, their I in the lanes of one vector, then
  * nl_step in each lane */
-TGT_AVX2 static inline __m256 nl_nc_step(__m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP], long long off) {
-    const __m256i v = decode32_avx2(xb->qs);
+TGT_AVX2 static inline __m256 nl_nc_step(const int8_t *lut, __m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP],
+                                          long long off) {
+    const __m256i v = decode32_lut_avx2(lut, xb->qs);
     __m256i p[8] = {0};
     for (int c = 0; c < NCP; c++) p[c] = lanes_avx2(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));
     const __m256 d = _mm256_mul_ps(bcast_f16(xb->d), col_scales_f16(col, off));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);
 }
 
-TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
-                                        long long a_stride, int nc) {
+TGT_AVX2 static inline void nl_nc_avx2(const int8_t *lut, long long n, float *s, long long s_stride, const void *w,
+                                       const void *a, long long a_stride, int nc) {
     const block_iq4_nl *x = w;
     const uint8_t *col[NCP];
     column_ptrs(a, a_stride, nc, col);
     __m256 acc = _mm256_setzero_ps();
-    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));
+    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(lut, acc, &x[b], col, b * (long long)sizeof(block_q8_0));
     store_cols(acc, s, s_stride, nc);
+}
+TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                        long long a_stride, int nc) {
+    nl_nc_avx2(KV, n, s, s_stride, w, a, a_stride, nc);
+}
+TGT_AVX2 static void dot_q4_0_rp_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                         long long a_stride, int nc) {
+    nl_nc_avx2(KQ40, n, s, s_stride, w, a, a_stride, nc);
 }
 
 /* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
@@ -519,8 +542,8 @@ TGT_AVX512 static inline void totals_2x8(const __m512i p[8], __m256i *t0, __m256
     *t1 = _mm512_extracti64x4_epi64(o, 1);
 }
 
-TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
-                                            long long a_stride, int nc) {
+TGT_AVX512 static inline void nl_nc_avx512(const int8_t *lut, long long n, float *s, long long s_stride, const void *w,
+                                           const void *a, long long a_stride, int nc) {
     const block_iq4_nl *x = w;
     const uint8_t *col[NCP];
     column_ptrs(a, a_stride, nc, col);
@@ -528,7 +551,7 @@ TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_s
     __m256 acc = _mm256_setzero_ps();
     long long b = 0;
     for (; b + 2 <= nb; b += 2) {
-        const __m512i v = decode2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
+        const __m512i v = decode2x32_lut_avx512(lut, _mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
         const __m512i av = _mm512_abs_epi8(v);
         const __mmask64 neg = _mm512_movepi8_mask(v);
         const long long off = b * (long long)sizeof(block_q8_0);
@@ -546,8 +569,16 @@ TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_s
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I0), d0v, acc);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I1), d1v, acc);
     }
-    if (b < nb) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
+    if (b < nb) acc = nl_nc_step(lut, acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
     store_cols(acc, s, s_stride, nc);
+}
+TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                            long long a_stride, int nc) {
+    nl_nc_avx512(KV, n, s, s_stride, w, a, a_stride, nc);
+}
+TGT_AVX512 static void dot_q4_0_rp_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                             long long a_stride, int nc) {
+    nl_nc_avx512(KQ40, n, s, s_stride, w, a, a_stride, nc);
 }
 
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
@@ -593,6 +624,9 @@ DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx512, TGT_AVX512, __m512i, _mm512_setzero_si512, 2
 void llm_kernels_iq4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_IQ4_NL] = dot_iq4_nl;
     t->vec_dot[T_IQ4_XS] = dot_iq4_xs;
+    t->q4_0_rp = dot_q4_0_rp;
+    t->q4_0_rp_nc = NULL;
+    t->q4_0_rp_r4 = NULL;
 #if defined(__x86_64__) || defined(__i386__)
     if (isa >= 1) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
@@ -600,6 +634,9 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
+        t->q4_0_rp = dot_q4_0_rp_avx2;
+        t->q4_0_rp_nc = dot_q4_0_rp_nc_avx2;
+        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx2;
     }
     if (isa >= 2) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
@@ -607,6 +644,9 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
+        t->q4_0_rp = dot_q4_0_rp_avx512;
+        t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
+        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx512;
     }
 #else
     (void)isa;
