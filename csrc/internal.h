@@ -197,6 +197,8 @@ typedef struct llm_kernel_table {
     llm_vec_dot_fn q4_0_rp;
     llm_vec_dot_nc_fn q4_0_rp_nc;
     void (*q4_0_rp_r4)(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* and a row tile against any nc >= 1 columns, as vec_dot_r16 (NULL: the forms above) */
+    llm_vec_dot_r16_fn q4_0_rp_r16;
     /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)
      * in the activation type's own blocks: row r, column c into s[c*s_stride + r],
      * each bit-identical to vec_dot on that row and column. NULL where a table has

@@ -152,7 +152,7 @@ static void mm_task(int ith, int nth, void *p) {
     (void)nth;
     mm_job *j = p;
     for (long long tile; (tile = sched_take(j->sched, ith)) >= 0;) {
-        if (j->ncols > 1) { mm_tile(j, tile); continue; }
+        if (j->ncols > 1 || j->dot_r16) { mm_tile(j, tile); continue; }
         const long long r1 = (tile + 1) * ROW_TILE < j->rows ? (tile + 1) * ROW_TILE : j->rows;
         long long r = tile * ROW_TILE;
         if (j->dot_r4)   /* groups of LLM_R4 rows, the last few one by one */
@@ -207,7 +207,7 @@ static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long lo
         r.dot = kt->q4_0_rp;
         r.dot_nc = kt->q4_0_rp_nc;
         r.dot_nc2 = NULL;
-        r.dot_r16 = NULL;
+        r.dot_r16 = ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE ? kt->q4_0_rp_r16 : NULL;   /* one column too */
         r.dot_r4 = ncols == 1 ? kt->q4_0_rp_r4 : NULL;
     }
     *j = r;

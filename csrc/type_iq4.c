@@ -581,6 +581,80 @@ TGT_AVX512 static void dot_q4_0_rp_nc_avx512(long long n, float *s, long long s_
     nl_nc_avx512(KQ40, n, s, s_stride, w, a, a_stride, nc);
 }
 
+/* Q4_0 repacked order, 8 rows against NC columns (an 8-row group of a row tile,
+ * llama.cpp's gemm shape): per block the 8 rows' values decoded once (two rows per
+ * zmm: |w| and the mask of w < 0), per column the 8 rows' exact I in the lanes of
+ * one vector, then per lane (row) acc = fma(I, dw*dx, acc): each (row, column)
+ * runs vec_dot's steps, so the bits are vec_dot's whatever nr and nc. The lanes
+ * hold the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back at the store. */
+TGT_AVX512 static inline __m256i rows8_totals(const __m512i p[4]) {
+    const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
+    /* per quarter: the quarter's sum of p0, p1, p2, p3 */
+    const __m512i g = _mm512_add_epi32(_mm512_unpacklo_epi64(f01, f23), _mm512_unpackhi_epi64(f01, f23));
+    /* quarters 0+1 (rows 0 2 4 6), 2+3 (rows 1 3 5 7) */
+    const __m512i t = _mm512_add_epi32(_mm512_shuffle_i64x2(g, g, _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i64x2(g, g, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_castsi512_si256(t);
+}
+
+__attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long long nb, float *s, long long s_stride,
+                                                                       const block_q4_0 *const x[8], const uint8_t *a,
+                                                                       long long a_stride, const int NC) {
+    __m256 acc[8];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    const __m256i back = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* row r's lane (lanes: rows 0 2 4 6 1 3 5 7) */
+    for (long long b = 0; b < nb; b++) {
+        __m512i aw[4];
+        __mmask64 neg[4];
+        for (int h = 0; h < 4; h++) {
+            const __m512i v = decode2x32_lut_avx512(KQ40, _mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs,
+                                                                              (const __m128i *)x[2 * h][b].qs));
+            aw[h] = _mm512_abs_epi8(v);
+            neg[h] = _mm512_movepi8_mask(v);
+        }
+        __m128i hw = _mm_cvtsi32_si128(x[0][b].d);
+        hw = _mm_insert_epi16(hw, x[2][b].d, 1);
+        hw = _mm_insert_epi16(hw, x[4][b].d, 2);
+        hw = _mm_insert_epi16(hw, x[6][b].d, 3);
+        hw = _mm_insert_epi16(hw, x[1][b].d, 4);
+        hw = _mm_insert_epi16(hw, x[3][b].d, 5);
+        hw = _mm_insert_epi16(hw, x[5][b].d, 6);
+        hw = _mm_insert_epi16(hw, x[7][b].d, 7);
+        const __m256 dw = _mm256_cvtph_ps(hw);
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
+            const __m512i yv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs));
+            __m512i p[4];
+            /* y negated where w < 0: exact, Q8_0 has no -128 */
+            for (int h = 0; h < 4; h++)
+                p[h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], _mm512_mask_sub_epi8(yv, neg[h], _mm512_setzero_si512(), yv));
+            const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows8_totals(p)), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++)
+        _mm256_storeu_ps(s + c * s_stride, _mm256_permutevar8x32_ps(acc[c], back));
+}
+
+TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                              int nr, const void *a, long long a_stride, int nc) {
+    const long long nb = n / QK;
+    int r = 0;
+    for (; r + 8 <= nr; r += 8) {
+        const block_q4_0 *x[8];
+        for (int i = 0; i < 8; i++) x[i] = (const block_q4_0 *)((const uint8_t *)w + (r + i) * w_stride);
+        int c = 0;
+        for (; c + 8 <= nc; c += 8) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 8);
+        if (nc - c >= 4) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 4); c += 4; }
+        if (nc - c >= 2) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 2); c += 2; }
+        if (nc - c >= 1) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 1);
+    }
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+        for (int c = 0; c < nc; c += NCP)
+            dot_q4_0_rp_nc_avx512(n, s + c * s_stride + r, s_stride, (const uint8_t *)w + r * w_stride,
+                                  (const uint8_t *)a + c * a_stride, a_stride, nc - c < NCP ? nc - c : NCP);
+}
+
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
  * weight decoded once by DECODE), then xs_step in each lane. FOLD takes a column's
  * vector of int32 sums to 8 lanes (integers: any order). */
@@ -627,6 +701,7 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
     t->q4_0_rp = dot_q4_0_rp;
     t->q4_0_rp_nc = NULL;
     t->q4_0_rp_r4 = NULL;
+    t->q4_0_rp_r16 = NULL;
 #if defined(__x86_64__) || defined(__i386__)
     if (isa >= 1) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
@@ -647,6 +722,7 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->q4_0_rp = dot_q4_0_rp_avx512;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
         t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx512;
+        t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx512;
     }
 #else
     (void)isa;
