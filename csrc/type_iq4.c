@@ -582,11 +582,13 @@ TGT_AVX512 static void dot_q4_0_rp_nc_avx512(long long n, float *s, long long s_
 }
 
 /* Q4_0 repacked order, 8 rows against NC columns (an 8-row group of a row tile,
- * llama.cpp's gemm shape): per block the 8 rows' values decoded once (two rows per
- * zmm: |w| and the mask of w < 0), per column the 8 rows' exact I in the lanes of
- * one vector, then per lane (row) acc = fma(I, dw*dx, acc): each (row, column)
- * runs vec_dot's steps, so the bits are vec_dot's whatever nr and nc. The lanes
- * hold the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back at the store. */
+ * llama.cpp's gemm shape): per block the 8 rows' unsigned nibbles u decoded once
+ * (two rows per zmm), per column the 8 rows' exact I = u . y - 8 * sum(y) (the
+ * second term is the start value of the dpbusd, exact: Q8_0 has no -128) in the
+ * lanes of one vector, then per lane (row) acc = fma(I, dw*dx, acc): each
+ * (row, column) runs vec_dot's steps, so the bits are vec_dot's whatever nr and
+ * nc. The lanes hold the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back
+ * at the store. */
 TGT_AVX512 static inline __m256i rows8_totals(const __m512i p[4]) {
     const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
     /* per quarter: the quarter's sum of p0, p1, p2, p3 */
@@ -597,6 +599,12 @@ TGT_AVX512 static inline __m256i rows8_totals(const __m512i p[4]) {
     return _mm512_castsi512_si256(t);
 }
 
+/* two rows' 16 nibble bytes (in one ymm: the first row low) -> their 64 nibbles in element order */
+TGT_AVX512 static inline __m512i nibbles2x32_avx512(__m256i q) {
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
+}
+
 __attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long long nb, float *s, long long s_stride,
                                                                        const block_q4_0 *const x[8], const uint8_t *a,
                                                                        long long a_stride, const int NC) {
@@ -604,14 +612,9 @@ __attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long lo
     for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
     const __m256i back = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* row r's lane (lanes: rows 0 2 4 6 1 3 5 7) */
     for (long long b = 0; b < nb; b++) {
-        __m512i aw[4];
-        __mmask64 neg[4];
-        for (int h = 0; h < 4; h++) {
-            const __m512i v = decode2x32_lut_avx512(KQ40, _mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs,
-                                                                              (const __m128i *)x[2 * h][b].qs));
-            aw[h] = _mm512_abs_epi8(v);
-            neg[h] = _mm512_movepi8_mask(v);
-        }
+        __m512i u[4];
+        for (int h = 0; h < 4; h++)
+            u[h] = nibbles2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs, (const __m128i *)x[2 * h][b].qs));
         __m128i hw = _mm_cvtsi32_si128(x[0][b].d);
         hw = _mm_insert_epi16(hw, x[2][b].d, 1);
         hw = _mm_insert_epi16(hw, x[4][b].d, 2);
@@ -624,16 +627,16 @@ __attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long lo
         for (int c = 0; c < NC; c++) {
             const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
             const __m512i yv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs));
+            /* -8 * y's lane sums (8 * -y: exact, no -128), the dpbusd's start */
+            const __m512i m8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8),
+                                                   _mm512_sub_epi8(_mm512_setzero_si512(), yv));
             __m512i p[4];
-            /* y negated where w < 0: exact, Q8_0 has no -128 */
-            for (int h = 0; h < 4; h++)
-                p[h] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[h], _mm512_mask_sub_epi8(yv, neg[h], _mm512_setzero_si512(), yv));
+            for (int h = 0; h < 4; h++) p[h] = _mm512_dpbusd_epi32(m8, u[h], yv);
             const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows8_totals(p)), d, acc[c]);
         }
     }
-    for (int c = 0; c < NC; c++)
-        _mm256_storeu_ps(s + c * s_stride, _mm256_permutevar8x32_ps(acc[c], back));
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, _mm256_permutevar8x32_ps(acc[c], back));
 }
 
 TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
