@@ -520,6 +520,58 @@ TGT_AVX2 static void dot_q4_0_rp_nc_avx2(long long n, float *s, long long s_stri
     nl_nc_avx2(KQ40, n, s, s_stride, w, a, a_stride, nc);
 }
 
+/* Q4_0 repacked order on AVX2, 8 rows against NC columns (as the AVX-512 row tile
+ * below): per block each row's 32 unsigned nibbles decoded once, per column and
+ * row the pair sums u*y less those of 8*y (int16, exact: |.| <= 2*8*127), summed
+ * to 8 int32 lanes, the 8 rows' totals in the lanes of one vector (I exact), then
+ * per lane (row) acc = fma(I, dw*dx, acc): vec_dot's bits whatever nr and nc. */
+__attribute__((always_inline)) TGT_AVX2 static inline void q40_r8_cols_avx2(long long nb, float *s, long long s_stride,
+                                                                          const uint8_t *w, long long w_stride,
+                                                                          const uint8_t *a, long long a_stride,
+                                                                          const int NC) {
+    __m256 acc[4];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    const __m128i m15 = _mm_set1_epi8(15);
+    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    for (long long b = 0; b < nb; b++) {
+        const uint8_t *wb = w + b * (long long)sizeof(block_q4_0);
+        __m256i u[8];
+        for (int r = 0; r < 8; r++) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(wb + r * w_stride + 2));
+            u[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m15)),
+                                           _mm_and_si128(_mm_srli_epi16(v, 4), m15), 1);
+        }
+        const __m256 dw = f16x8(wb, w_stride);
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)y->qs);
+            const __m256i m16 = _mm256_maddubs_epi16(eight, yv);
+            __m256i p[8];
+            for (int r = 0; r < 8; r++) p[r] = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u[r], yv), m16), ones);
+            const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, acc[c]);
+}
+
+TGT_AVX2 static void dot_q4_0_rp_r16_avx2(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                          int nr, const void *a, long long a_stride, int nc) {
+    const long long nb = n / QK;
+    const uint8_t *wp = w, *ap = a;
+    int r = 0;
+    for (; r + 8 <= nr; r += 8) {
+        int c = 0;
+        for (; c + 4 <= nc; c += 4) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 4);
+        if (nc - c >= 2) { q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 2); c += 2; }
+        if (nc - c >= 1) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 1);
+    }
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+        for (int c = 0; c < nc; c += NCP)
+            dot_q4_0_rp_nc_avx2(n, s + c * s_stride + r, s_stride, wp + r * w_stride, ap + c * a_stride, a_stride,
+                                nc - c < NCP ? nc - c : NCP);
+}
+
 /* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
  * [a0+a2, b0+b2, a1+a3, b1+b3] in each quarter (integers: any order) */
 TGT_AVX512 static inline __m512i pair_fold(__m512i a, __m512i b) {
@@ -715,6 +767,7 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->q4_0_rp = dot_q4_0_rp_avx2;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx2;
         t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx2;
+        t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx2;
     }
     if (isa >= 2) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
