@@ -74,3 +74,15 @@ def test_order_follows_row_count(k, isa):
     raw = make_weights(Q4_0, 24, k, seed=3 * k)
     _check_emulation(Q4_0, raw, 24, k, emulate_repacked)
     _check_emulation(Q4_0, np.ascontiguousarray(raw[:20]), 20, k, emulate)
+
+
+def test_thread_count_does_not_matter():
+    """3 threads (row tiles dealt out otherwise) give llama.cpp's bits too"""
+    before = L.lib.llm_get_threads()
+    L.set_threads(3)
+    try:
+        for rows in (40, 36):
+            got = L.matmul(Q4_0, REFS[f"w_real_{rows}"], rows, 512, REFS["X"])
+            np.testing.assert_array_equal(got, REFS[f"y_real_{rows}"])
+    finally:
+        L.set_threads(before)
