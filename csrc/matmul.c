@@ -110,7 +110,7 @@ typedef struct {
 static void mm_tile(const mm_job *j, long long tile) {
     const long long rt = tile * ROW_TILE;
     const long long re = rt + ROW_TILE < j->rows ? rt + ROW_TILE : j->rows;
-    if (j->ncols == 1) {   /* decode: groups of LLM_R4 rows, the last few one by one */
+    if (j->ncols == 1 && !j->dot_r16) {   /* decode: groups of LLM_R4 rows, the last few one by one */
         long long r = rt;
         if (j->dot_r4)
             for (; r + LLM_R4 <= re; r += LLM_R4)
@@ -185,6 +185,12 @@ static void mm_multi_task(int ith, int nth, void *p) {
     }
 }
 
+/* 1: this weight takes llama.cpp's repacked-Q4_0 order (Q4_0 with rows % 8 == 0,
+ * as ggml's repack decides it per weight; the other Q4_0 weights keep vec_dot's) */
+static int q4_0_repacked(int wtype, long long rows) {
+    return wtype == T_Q4_0 && rows % 8 == 0 && llm_kernels()->q4_0_rp;
+}
+
 /* the job of one weight over activations already quantized (its own blocks):
  * the kernels llm_matmul_q takes; 0, or -1 where the type or size is refused */
 static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long long k, const void *Xq,
@@ -199,6 +205,13 @@ static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long lo
     /* the 16-row tile kernel: prefill-sized batches (its row offsets are int32) */
     if (ncols >= kt->r16_min[wtype] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)
         r.dot_r16 = kt->vec_dot_r16[wtype];
+    if (q4_0_repacked(wtype, rows)) {
+        r.dot = kt->q4_0_rp;
+        r.dot_nc = kt->q4_0_rp_nc;
+        r.dot_nc2 = NULL;
+        r.dot_r16 = ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE ? kt->q4_0_rp_r16 : NULL;   /* one column too */
+        r.dot_r4 = ncols == 1 ? kt->q4_0_rp_r4 : NULL;
+    }
     *j = r;
     return 0;
 }
@@ -228,7 +241,7 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
         return llm_matmul_q(wtype, W, rows, k, Xq, ncols, Y);
     }
     /* several columns: a kernel over the wide layout where the table has one */
-    llm_vec_dot_nc_fn ncw = llm_kernels()->vec_dot_ncw[wtype];
+    llm_vec_dot_nc_fn ncw = q4_0_repacked(wtype, rows) ? NULL : llm_kernels()->vec_dot_ncw[wtype];
     if (ncw && (at == T_Q8_0 || at == T_Q8_1) && k % QK == 0)
         q.Xw = get_scratch(&scratch_w, (size_t)(LLM_WIDE_BYTES(at, k) * ncols));
     llm_parallel(quant_task, &q);
@@ -318,7 +331,8 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
     same = same && (at == T_Q8_0 || at == T_Q8_1);
     for (int i = 0; same && i < nw; i++)
         same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
-               llm_kernels()->vec_dot_ncw[wtype[i]] && llm_row_bytes(wtype[i], k) >= 0 && rows[i] >= 0;
+               llm_kernels()->vec_dot_ncw[wtype[i]] && !q4_0_repacked(wtype[i], rows[i]) && llm_row_bytes(wtype[i], k) >= 0 &&
+               rows[i] >= 0;
     if (!same) return matmul_multi_q(nw, wtype, W, rows, k, X, ncols, Y);
     long long xb = llm_row_bytes(at, k);
     void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));

@@ -21,6 +21,11 @@
  *    d_w * d_x the product of the two widened fp16 scales, rounded once. Its
  *    plain vec_dot (two 8-lane chains, then a horizontal sum) gives other bits;
  *    the batch path, which decode (its gemv) shares, is the reference.
+ *  Q4_0 with rows % 8 == 0 is repacked too (q4_0_8x8_q8_0) and multiplied by
+ *    ggml_gemm/gemv_q4_0_8x8_q8_0, which run the same x86 kernels
+ *    (gemm/gemv_q4_b32_8x8_q8_0_lut_avx) on the code table q - 8: the IQ4_NL
+ *    kernels below on KQ40 give those bits (the table's q4_0_rp entries; matmul.c
+ *    takes them per weight by its row count, the other Q4_0 weights keep vec_dot).
  *  IQ4_XS: no repack on x86; with 8 or more columns mul_mat takes the tiled
  *    matmul (ggml-cpu/tiled, AVX-512 VNNI build): per super-block the exact
  *    integer I = sum over the 8 sub-blocks of ls * (w . x), then
@@ -35,6 +40,9 @@
 
 /* the 16 values of a code (llama.cpp's kvalues_iq4nl, gguf-py's IQ4_NL.kvalues) */
 static const int8_t KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+/* Q4_0's codes as the same kind of table (q - 8: llama.cpp's signextendlut): its
+ * repacked batch path runs the very kernels IQ4_NL's does, on this table */
+static const int8_t KQ40[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
 
 #define TGT_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TGT_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
@@ -195,21 +203,21 @@ static inline float nl_step(float acc, int32_t I, f16_t dw, f16_t dx) {
 }
 
 /* w . x over one block, exact */
-static inline int32_t nl_int(const block_iq4_nl *x, const int8_t *q8) {
-    int8_t v[QK];
-    decode32(x->qs, v);
+static inline int32_t nl_int(const int8_t *lut, const block_iq4_nl *x, const int8_t *q8) {
     int32_t I = 0;
-    for (int j = 0; j < QK; j++) I += (int32_t)v[j] * q8[j];
+    for (int j = 0; j < QK / 2; j++) I += (int32_t)lut[x->qs[j] & 15] * q8[j] + (int32_t)lut[x->qs[j] >> 4] * q8[j + 16];
     return I;
 }
 
-static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) {
+static inline void dot_nl_lut(const int8_t *lut, long long n, float *s, const void *w, const void *a) {
     const block_iq4_nl *x = w;
     const block_q8_0 *y = a;
     float acc = 0;
-    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(&x[b], y[b].qs), x[b].d, y[b].d);
+    for (long long b = 0; b < n / QK; b++) acc = nl_step(acc, nl_int(lut, &x[b], y[b].qs), x[b].d, y[b].d);
     *s = acc;
 }
+static void dot_iq4_nl(long long n, float *s, const void *w, const void *a) { dot_nl_lut(KV, n, s, w, a); }
+static void dot_q4_0_rp(long long n, float *s, const void *w, const void *a) { dot_nl_lut(KQ40, n, s, w, a); }
 
 /* the tiled matmul's step for one IQ4_XS super-block (every ISA's kernel ends in it) */
 static inline float xs_step(float acc, int32_t I, f16_t dw, float dx) {
@@ -247,13 +255,14 @@ DOT_IQ4_XS(dot_iq4_xs, , xs_int)
 #include <immintrin.h>
 
 /* 16 code bytes -> their 32 values in element order (low nibbles, then high) */
-TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) {
-    const __m128i lut = _mm_loadu_si128((const __m128i *)KV), m = _mm_set1_epi8(15);
+TGT_AVX2 static inline __m256i decode32_lut_avx2(const int8_t *tab, const uint8_t *qs) {
+    const __m128i lut = _mm_loadu_si128((const __m128i *)tab), m = _mm_set1_epi8(15);
     const __m128i v = _mm_loadu_si128((const __m128i *)qs);
     const __m128i lo = _mm_shuffle_epi8(lut, _mm_and_si128(v, m));
     const __m128i hi = _mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(v, 4), m));
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
+TGT_AVX2 static inline __m256i decode32_avx2(const uint8_t *qs) { return decode32_lut_avx2(KV, qs); }
 
 /* the pair sums of |v| * (y with v's sign, negated in int8): llama.cpp's mul_add_epi8 */
 TGT_AVX2 static inline __m256i mul_add_i8(__m256i v, __m256i y) {
@@ -316,7 +325,7 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
 
 /* IQ4_NL: 8 blocks' integer dots at a time, then their 8 chain steps; LANES is
  * lanes_avx2 or lanes_vnni (the same integers) */
-#define DOT_IQ4_NL(NAME, TGT, LANES)                                                              \
+#define DOT_IQ4_NL(NAME, TGT, LANES, LUT)                                                            \
     TGT static void NAME(long long n, float *s, const void *w, const void *a) {                  \
         const block_iq4_nl *x = w;                                                               \
         const block_q8_0 *y = a;                                                                 \
@@ -326,23 +335,25 @@ TGT_AVX2 static inline float chain8(float acc, __m256i I, __m256 d) {
         for (; b + 8 <= nb; b += 8) {                                                            \
             __m256i p[8];                                                                        \
             for (int k = 0; k < 8; k++)                                                          \
-                p[k] = LANES(decode32_avx2(x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
+                p[k] = LANES(decode32_lut_avx2(LUT, x[b + k].qs), _mm256_loadu_si256((const __m256i *)y[b + k].qs)); \
             acc = chain8(acc, totals8(p), scales8(&x[b], &y[b]));                                 \
         }                                                                                        \
         for (; b < nb; b++) {                                                                    \
-            const int32_t I = total1(LANES(decode32_avx2(x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
+            const int32_t I = total1(LANES(decode32_lut_avx2(LUT, x[b].qs), _mm256_loadu_si256((const __m256i *)y[b].qs))); \
             acc = nl_step(acc, I, x[b].d, y[b].d);                                                \
         }                                                                                        \
         *s = acc;                                                                                \
     }
 
-DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2)
-DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
+DOT_IQ4_NL(dot_iq4_nl_avx2, TGT_AVX2, lanes_avx2, KV)
+DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni, KV)
+DOT_IQ4_NL(dot_q4_0_rp_avx2, TGT_AVX2, lanes_avx2, KQ40)
+DOT_IQ4_NL(dot_q4_0_rp_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 /* IQ4_NL, LLM_R4 rows against one column (decode): each row's vec_dot steps, the
  * activation's blocks loaded once for the 4 rows and the rows' 4 fma chains
  * interleaved (one row's chain alone waits on the fma latency every block) */
-#define DOT_IQ4_NL_R4(NAME, TGT, LANES)                                                           \
+#define DOT_IQ4_NL_R4(NAME, TGT, LANES, LUT)                                                          \
     TGT static void NAME(long long n, float *s, const void *w, long long w_stride, const void *a) { \
         const block_q8_0 *y = a;                                                                  \
         const block_iq4_nl *x[LLM_R4];                                                            \
@@ -357,7 +368,7 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
             float fi[LLM_R4][8], fd[LLM_R4][8];                                                   \
             for (int r = 0; r < LLM_R4; r++) {                                                    \
                 __m256i p[8];                                                                     \
-                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_avx2(x[r][b + k].qs), yv[k]);   \
+                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_lut_avx2(LUT, x[r][b + k].qs), yv[k]); \
                 _mm256_storeu_ps(fi[r], _mm256_cvtepi32_ps(totals8(p)));                          \
                 _mm256_storeu_ps(fd[r], _mm256_mul_ps(f16x8((const uint8_t *)&x[r][b].d, sizeof *x[r]), dx)); \
             }                                                                                     \
@@ -367,13 +378,15 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni)
         for (; b < nb; b++)                                                                       \
             for (int r = 0; r < LLM_R4; r++) {                                                    \
                 const __m256i yb = _mm256_loadu_si256((const __m256i *)y[b].qs);                  \
-                acc[r] = nl_step(acc[r], total1(LANES(decode32_avx2(x[r][b].qs), yb)), x[r][b].d, y[b].d); \
+                acc[r] = nl_step(acc[r], total1(LANES(decode32_lut_avx2(LUT, x[r][b].qs), yb)), x[r][b].d, y[b].d); \
             }                                                                                     \
         for (int r = 0; r < LLM_R4; r++) s[r] = acc[r];                                           \
     }
 
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2)
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2, KV)
+DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni, KV)
+DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx2, TGT_AVX2, lanes_avx2, KQ40)
+DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -398,13 +411,14 @@ DOT_IQ4_XS(dot_iq4_xs_avx2, TGT_AVX2, xs_int_avx2)
 /* IQ4_XS, two sub-blocks per zmm: the 32 code bytes of sub-blocks ib, ib+1 ->
  * their 64 values in element order */
 /* two runs of 16 code bytes (in one ymm: the first run low) -> their 64 values in element order */
-TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)KV));
+TGT_AVX512 static inline __m512i decode2x32_lut_avx512(const int8_t *tab, __m256i q) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)tab));
     const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
     /* 128-bit lanes 1 and 3 take the high nibbles */
     const __m512i c = _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
     return _mm512_shuffle_epi8(lut, c);
 }
+TGT_AVX512 static inline __m512i decode2x32_avx512(__m256i q) { return decode2x32_lut_avx512(KV, q); }
 
 TGT_AVX512 static inline __m512i decode64_avx512(const uint8_t *qs) {
     return decode2x32_avx512(_mm256_loadu_si256((const __m256i *)qs));
@@ -479,22 +493,97 @@ TGT_AVX2 static inline void store_cols(__m256 acc, float *s, long long s_stride,
 
 /* IQ4_NL: one block for the columns, their I in the lanes of one vector, then
  * nl_step in each lane */
-TGT_AVX2 static inline __m256 nl_nc_step(__m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP], long long off) {
-    const __m256i v = decode32_avx2(xb->qs);
+TGT_AVX2 static inline __m256 nl_nc_step(const int8_t *lut, __m256 acc, const block_iq4_nl *xb, const uint8_t *const col[NCP],
+                                          long long off) {
+    const __m256i v = decode32_lut_avx2(lut, xb->qs);
     __m256i p[8] = {0};
     for (int c = 0; c < NCP; c++) p[c] = lanes_avx2(v, _mm256_loadu_si256((const __m256i *)(col[c] + off + 2)));
     const __m256 d = _mm256_mul_ps(bcast_f16(xb->d), col_scales_f16(col, off));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc);
 }
 
-TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
-                                        long long a_stride, int nc) {
+TGT_AVX2 static inline void nl_nc_avx2(const int8_t *lut, long long n, float *s, long long s_stride, const void *w,
+                                       const void *a, long long a_stride, int nc) {
     const block_iq4_nl *x = w;
     const uint8_t *col[NCP];
     column_ptrs(a, a_stride, nc, col);
     __m256 acc = _mm256_setzero_ps();
-    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));
+    for (long long b = 0; b < n / QK; b++) acc = nl_nc_step(lut, acc, &x[b], col, b * (long long)sizeof(block_q8_0));
     store_cols(acc, s, s_stride, nc);
+}
+TGT_AVX2 static void dot_iq4_nl_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                        long long a_stride, int nc) {
+    nl_nc_avx2(KV, n, s, s_stride, w, a, a_stride, nc);
+}
+TGT_AVX2 static void dot_q4_0_rp_nc_avx2(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                         long long a_stride, int nc) {
+    nl_nc_avx2(KQ40, n, s, s_stride, w, a, a_stride, nc);
+}
+
+/* The 8 rows' interleaved streams defeat the hardware prefetcher on weights streamed
+ * from memory (matvec 16384x4096 on one thread: 4.3 ms against the old one-row
+ * kernel's 3.0): the 8-row group Q40_PF ahead (contiguous) is fetched as one
+ * sequential stream, 144 bytes per block step (1 group ahead: 3.5 ms, 2: 3.0 ms).
+ * Prefetches never fault, past the weight's end too. */
+#ifndef Q40_PF
+#define Q40_PF 2   /* how many 8-row groups ahead */
+#endif
+static inline void q40_prefetch_next(const uint8_t *w, long long w_stride, long long b) {
+    const uint8_t *pf = w + Q40_PF * 8 * w_stride + b * (long long)(8 * sizeof(block_q4_0));
+    for (int l = 0; l < (int)(8 * sizeof(block_q4_0)); l += 64) __builtin_prefetch(pf + l, 0, 3);
+}
+
+/* Q4_0 repacked order on AVX2, 8 rows against NC columns (as the AVX-512 row tile
+ * below): per block each row's 32 unsigned nibbles decoded once, per column and
+ * row the pair sums u*y less those of 8*y (int16, exact: |.| <= 2*8*127), summed
+ * to 8 int32 lanes, the 8 rows' totals in the lanes of one vector (I exact), then
+ * per lane (row) acc = fma(I, dw*dx, acc): vec_dot's bits whatever nr and nc. */
+__attribute__((always_inline)) TGT_AVX2 static inline void q40_r8_cols_avx2(long long nb, float *s, long long s_stride,
+                                                                          const uint8_t *w, long long w_stride,
+                                                                          const uint8_t *a, long long a_stride,
+                                                                          const int NC) {
+    __m256 acc[4];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    const __m128i m15 = _mm_set1_epi8(15);
+    const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
+    for (long long b = 0; b < nb; b++) {
+        const uint8_t *wb = w + b * (long long)sizeof(block_q4_0);
+        q40_prefetch_next(w, w_stride, b);
+        __m256i u[8];
+        for (int r = 0; r < 8; r++) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)(wb + r * w_stride + 2));
+            u[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m15)),
+                                           _mm_and_si128(_mm_srli_epi16(v, 4), m15), 1);
+        }
+        const __m256 dw = f16x8(wb, w_stride);
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)y->qs);
+            const __m256i m16 = _mm256_maddubs_epi16(eight, yv);
+            __m256i p[8];
+            for (int r = 0; r < 8; r++) p[r] = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u[r], yv), m16), ones);
+            const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, acc[c]);
+}
+
+TGT_AVX2 static void dot_q4_0_rp_r16_avx2(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                          int nr, const void *a, long long a_stride, int nc) {
+    const long long nb = n / QK;
+    const uint8_t *wp = w, *ap = a;
+    int r = 0;
+    for (; r + 8 <= nr; r += 8) {
+        int c = 0;
+        for (; c + 4 <= nc; c += 4) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 4);
+        if (nc - c >= 2) { q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 2); c += 2; }
+        if (nc - c >= 1) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 1);
+    }
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+        for (int c = 0; c < nc; c += NCP)
+            dot_q4_0_rp_nc_avx2(n, s + c * s_stride + r, s_stride, wp + r * w_stride, ap + c * a_stride, a_stride,
+                                nc - c < NCP ? nc - c : NCP);
 }
 
 /* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
@@ -519,8 +608,8 @@ TGT_AVX512 static inline void totals_2x8(const __m512i p[8], __m256i *t0, __m256
     *t1 = _mm512_extracti64x4_epi64(o, 1);
 }
 
-TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
-                                            long long a_stride, int nc) {
+TGT_AVX512 static inline void nl_nc_avx512(const int8_t *lut, long long n, float *s, long long s_stride, const void *w,
+                                           const void *a, long long a_stride, int nc) {
     const block_iq4_nl *x = w;
     const uint8_t *col[NCP];
     column_ptrs(a, a_stride, nc, col);
@@ -528,7 +617,7 @@ TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_s
     __m256 acc = _mm256_setzero_ps();
     long long b = 0;
     for (; b + 2 <= nb; b += 2) {
-        const __m512i v = decode2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
+        const __m512i v = decode2x32_lut_avx512(lut, _mm256_loadu2_m128i((const __m128i *)x[b + 1].qs, (const __m128i *)x[b].qs));
         const __m512i av = _mm512_abs_epi8(v);
         const __mmask64 neg = _mm512_movepi8_mask(v);
         const long long off = b * (long long)sizeof(block_q8_0);
@@ -546,8 +635,94 @@ TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_s
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I0), d0v, acc);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(I1), d1v, acc);
     }
-    if (b < nb) acc = nl_nc_step(acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
+    if (b < nb) acc = nl_nc_step(lut, acc, &x[b], col, b * (long long)sizeof(block_q8_0));   /* the last block alone */
     store_cols(acc, s, s_stride, nc);
+}
+TGT_AVX512 static void dot_iq4_nl_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                            long long a_stride, int nc) {
+    nl_nc_avx512(KV, n, s, s_stride, w, a, a_stride, nc);
+}
+TGT_AVX512 static void dot_q4_0_rp_nc_avx512(long long n, float *s, long long s_stride, const void *w, const void *a,
+                                             long long a_stride, int nc) {
+    nl_nc_avx512(KQ40, n, s, s_stride, w, a, a_stride, nc);
+}
+
+/* Q4_0 repacked order, 8 rows against NC columns (an 8-row group of a row tile,
+ * llama.cpp's gemm shape): per block the 8 rows' unsigned nibbles u decoded once
+ * (two rows per zmm), per column the 8 rows' exact I = u . y - 8 * sum(y) (the
+ * second term is the start value of the dpbusd, exact: Q8_0 has no -128) in the
+ * lanes of one vector, then per lane (row) acc = fma(I, dw*dx, acc): each
+ * (row, column) runs vec_dot's steps, so the bits are vec_dot's whatever nr and
+ * nc. The lanes hold the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back
+ * at the store. */
+TGT_AVX512 static inline __m256i rows8_totals(const __m512i p[4]) {
+    const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
+    /* per quarter: the quarter's sum of p0, p1, p2, p3 */
+    const __m512i g = _mm512_add_epi32(_mm512_unpacklo_epi64(f01, f23), _mm512_unpackhi_epi64(f01, f23));
+    /* quarters 0+1 (rows 0 2 4 6), 2+3 (rows 1 3 5 7) */
+    const __m512i t = _mm512_add_epi32(_mm512_shuffle_i64x2(g, g, _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i64x2(g, g, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_castsi512_si256(t);
+}
+
+/* two rows' 16 nibble bytes (in one ymm: the first row low) -> their 64 nibbles in element order */
+TGT_AVX512 static inline __m512i nibbles2x32_avx512(__m256i q) {
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(3, 2, 3, 2, 1, 0, 1, 0), _mm512_castsi256_si512(q));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
+}
+
+__attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long long nb, float *s, long long s_stride,
+                                                                       const block_q4_0 *const x[8], const uint8_t *a,
+                                                                       long long a_stride, const int NC) {
+    __m256 acc[8];
+    for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
+    const __m256i back = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* row r's lane (lanes: rows 0 2 4 6 1 3 5 7) */
+    for (long long b = 0; b < nb; b++) {
+        q40_prefetch_next((const uint8_t *)x[0], (const uint8_t *)x[1] - (const uint8_t *)x[0], b);
+        __m512i u[4];
+        for (int h = 0; h < 4; h++)
+            u[h] = nibbles2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs, (const __m128i *)x[2 * h][b].qs));
+        __m128i hw = _mm_cvtsi32_si128(x[0][b].d);
+        hw = _mm_insert_epi16(hw, x[2][b].d, 1);
+        hw = _mm_insert_epi16(hw, x[4][b].d, 2);
+        hw = _mm_insert_epi16(hw, x[6][b].d, 3);
+        hw = _mm_insert_epi16(hw, x[1][b].d, 4);
+        hw = _mm_insert_epi16(hw, x[3][b].d, 5);
+        hw = _mm_insert_epi16(hw, x[5][b].d, 6);
+        hw = _mm_insert_epi16(hw, x[7][b].d, 7);
+        const __m256 dw = _mm256_cvtph_ps(hw);
+        for (int c = 0; c < NC; c++) {
+            const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
+            const __m512i yv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs));
+            /* -8 * y's lane sums (8 * -y: exact, no -128), the dpbusd's start */
+            const __m512i m8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8),
+                                                   _mm512_sub_epi8(_mm512_setzero_si512(), yv));
+            __m512i p[4];
+            for (int h = 0; h < 4; h++) p[h] = _mm512_dpbusd_epi32(m8, u[h], yv);
+            const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rows8_totals(p)), d, acc[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, _mm256_permutevar8x32_ps(acc[c], back));
+}
+
+TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                              int nr, const void *a, long long a_stride, int nc) {
+    const long long nb = n / QK;
+    int r = 0;
+    for (; r + 8 <= nr; r += 8) {
+        const block_q4_0 *x[8];
+        for (int i = 0; i < 8; i++) x[i] = (const block_q4_0 *)((const uint8_t *)w + (r + i) * w_stride);
+        int c = 0;
+        for (; c + 8 <= nc; c += 8) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 8);
+        if (nc - c >= 4) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 4); c += 4; }
+        if (nc - c >= 2) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 2); c += 2; }
+        if (nc - c >= 1) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 1);
+    }
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+        for (int c = 0; c < nc; c += NCP)
+            dot_q4_0_rp_nc_avx512(n, s + c * s_stride + r, s_stride, (const uint8_t *)w + r * w_stride,
+                                  (const uint8_t *)a + c * a_stride, a_stride, nc - c < NCP ? nc - c : NCP);
 }
 
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
@@ -593,6 +768,10 @@ DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx512, TGT_AVX512, __m512i, _mm512_setzero_si512, 2
 void llm_kernels_iq4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_IQ4_NL] = dot_iq4_nl;
     t->vec_dot[T_IQ4_XS] = dot_iq4_xs;
+    t->q4_0_rp = dot_q4_0_rp;
+    t->q4_0_rp_nc = NULL;
+    t->q4_0_rp_r4 = NULL;
+    t->q4_0_rp_r16 = NULL;
 #if defined(__x86_64__) || defined(__i386__)
     if (isa >= 1) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
@@ -600,6 +779,10 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
+        t->q4_0_rp = dot_q4_0_rp_avx2;
+        t->q4_0_rp_nc = dot_q4_0_rp_nc_avx2;
+        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx2;
+        t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx2;
     }
     if (isa >= 2) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
@@ -607,6 +790,10 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
+        t->q4_0_rp = dot_q4_0_rp_avx512;
+        t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
+        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx512;
+        t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx512;
     }
 #else
     (void)isa;
