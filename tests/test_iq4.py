@@ -18,11 +18,18 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as GQT
 from gguf import quants as gq
+from isa import isas, using_isa
+from test_isa_exact import (
+    _check_emulation,
+    _check_isas_agree,
+    _f16,
+    _f32_of_int,
+    act_blocks,
+    fma32,
+    q8k_blocks,
+)
 
 from llmlite import _lib as L
-
-from isa import isas, using_isa
-from test_isa_exact import _check_emulation, _check_isas_agree, _f16, _f32_of_int, act_blocks, fma32, q8k_blocks
 
 REFS = np.load(Path(__file__).parent / "data" / "iq4_refs.npz")
 TYPES = {"IQ4_NL": int(GQT.IQ4_NL), "IQ4_XS": int(GQT.IQ4_XS)}
@@ -30,17 +37,19 @@ KV = np.array(gq.IQ4_NL.kvalues, np.int64)
 F32 = np.float32
 
 
-def codes(qs: np.ndarray) -> np.ndarray:
-    """(..., 16) code bytes -> (..., 32) values in element order (low nibbles, then high)"""
+def codes(qs: np.ndarray, table: np.ndarray = KV) -> np.ndarray:
+    """(..., 16) code bytes -> (..., 32) values in element order (low nibbles, then high),
+    each nibble mapped through table (IQ4_NL's values; Q4_0's are q - 8)"""
     qs = qs.astype(np.int64)
-    return KV[np.concatenate([qs & 15, qs >> 4], axis=-1)]
+    return table[np.concatenate([qs & 15, qs >> 4], axis=-1)]
 
 
-def emulate_nl(wtype: int, raw: np.ndarray, k: int, xq: np.ndarray) -> np.ndarray:
-    """(ncols, rows): the repacked gemm's order"""
+def emulate_nl(wtype: int, raw: np.ndarray, k: int, xq: np.ndarray, table: np.ndarray = KV) -> np.ndarray:
+    """(ncols, rows): the repacked 8x8 gemm's order (IQ4_NL's and Q4_0's: fp16 d, then
+    16 nibble bytes per block of 32, each nibble through table)"""
     rows, nb = raw.shape[0], k // 32
     b = raw.reshape(rows, nb, 18)
-    w, dw = codes(b[:, :, 2:]), _f16(b[:, :, 0:2])
+    w, dw = codes(b[:, :, 2:], table), _f16(b[:, :, 0:2])
     x, dx, _ = act_blocks(wtype, xq, k)
     acc = np.zeros((x.shape[0], rows), F32)
     for i in range(nb):

@@ -17,29 +17,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from isa import isas, using_isa
+from test_iq4 import emulate_nl
+from test_isa_exact import (
+    _check_emulation,
+    _check_isas_agree,
+    emulate,
+    make_weights,
+)
 
 from llmlite import _lib as L
 
-from isa import isas, using_isa
-from test_isa_exact import _check_emulation, _check_isas_agree, _f16, act_blocks, emulate, fma32, make_weights
-
 REFS = np.load(Path(__file__).parent / "data" / "q4_0_refs.npz")
 Q4_0 = 2
-F32 = np.float32
+
+
+Q4_0_VALUES = np.arange(16, dtype=np.int64) - 8   # a Q4_0 nibble q stands for q - 8
 
 
 def emulate_repacked(wtype: int, raw: np.ndarray, k: int, xq: np.ndarray) -> np.ndarray:
-    """(ncols, rows): the repacked gemm/gemv's order"""
-    rows, nb = raw.shape[0], k // 32
-    b = raw.reshape(rows, nb, 18)
-    qs = b[:, :, 2:].astype(np.int64)
-    w, dw = np.concatenate([qs & 15, qs >> 4], axis=-1) - 8, _f16(b[:, :, 0:2])
-    x, dx, _ = act_blocks(wtype, xq, k)
-    acc = np.zeros((x.shape[0], rows), F32)
-    for i in range(nb):
-        I = np.einsum("rj,cj->cr", w[:, i], x[:, i])
-        acc = fma32(I.astype(F32), (dw[None, :, i] * dx[:, None, i]).astype(F32), acc)
-    return acc
+    """(ncols, rows): the repacked gemm/gemv's order, the one IQ4_NL's kernels share"""
+    return emulate_nl(wtype, raw, k, xq, Q4_0_VALUES)
 
 
 @pytest.mark.parametrize("matrix", ["random", "real"])
