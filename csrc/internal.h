@@ -194,11 +194,10 @@ typedef struct llm_kernel_table {
     /* Q4_0 in the order of llama.cpp's repacked batch path (q4_0_8x8_q8_0, which it
      * takes on AVX2 and up for weights with rows % 8 == 0; matmul.c picks these for
      * such weights): per block acc = fma(I, dw*dx, acc), one chain per (row, column).
-     * One column, up to LLM_NC_MAX columns (NULL: matmul loops q4_0_rp), and LLM_R4
-     * rows against one column (NULL: one row at a time); type_iq4.c fills them */
+     * One column and up to LLM_NC_MAX columns (NULL: matmul loops q4_0_rp); type_iq4.c
+     * fills them */
     llm_vec_dot_fn q4_0_rp;
     llm_vec_dot_nc_fn q4_0_rp_nc;
-    void (*q4_0_rp_r4)(long long n, float *s, const void *w, long long w_stride, const void *a);
     /* and a row tile against any nc >= 1 columns, as vec_dot_r16 (NULL: the forms above) */
     llm_vec_dot_r16_fn q4_0_rp_r16;
     /* nr (1..LLM_R16) weight rows (w + r*w_stride bytes) against nc columns (any nc)

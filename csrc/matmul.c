@@ -210,7 +210,7 @@ static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long lo
         r.dot_nc = kt->q4_0_rp_nc;
         r.dot_nc2 = NULL;
         r.dot_r16 = ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE ? kt->q4_0_rp_r16 : NULL;   /* one column too */
-        r.dot_r4 = ncols == 1 ? kt->q4_0_rp_r4 : NULL;
+        r.dot_r4 = NULL;   /* the SIMD tables' row tile takes one column; the scalar table has neither */
     }
     *j = r;
     return 0;

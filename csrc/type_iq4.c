@@ -385,8 +385,6 @@ DOT_IQ4_NL(dot_q4_0_rp_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2, KV)
 DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni, KV)
-DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx2, TGT_AVX2, lanes_avx2, KQ40)
-DOT_IQ4_NL_R4(dot_q4_0_rp_r4_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -770,7 +768,6 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
     t->vec_dot[T_IQ4_XS] = dot_iq4_xs;
     t->q4_0_rp = dot_q4_0_rp;
     t->q4_0_rp_nc = NULL;
-    t->q4_0_rp_r4 = NULL;
     t->q4_0_rp_r16 = NULL;
 #if defined(__x86_64__) || defined(__i386__)
     if (isa >= 1) {
@@ -781,7 +778,6 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
         t->q4_0_rp = dot_q4_0_rp_avx2;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx2;
-        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx2;
         t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx2;
     }
     if (isa >= 2) {
@@ -792,7 +788,6 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
         t->q4_0_rp = dot_q4_0_rp_avx512;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
-        t->q4_0_rp_r4 = dot_q4_0_rp_r4_avx512;
         t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx512;
     }
 #else
