@@ -35,6 +35,16 @@ int llm_quantize_type_supported(int type);
  * llama.cpp's quantize_row_*_ref (no importance matrix), rows spread over the
  * threads. Returns 0, or -1 for an unsupported type or size. */
 int llm_quantize_rows(int type, const float *x, void *out, long long nrows, long long n);
+/* The same with an importance matrix (llama.cpp's quantize_<type>(..., quant_weights)):
+ * imatrix holds n weights, one per column, shared by every row. Types with a
+ * weighted quantizer use it (and run it with imatrix NULL when they have no
+ * plain one, as llama.cpp's IQ3 types do); the others ignore it, as llama.cpp
+ * does for Q8_0 and the float types. Returns 0, or -1 for an unsupported type
+ * or size, or for a type that cannot be made without one (imatrix NULL). */
+int llm_quantize_rows_w(int type, const float *x, void *out, long long nrows, long long n,
+                        const float *imatrix);
+/* 1 if llm_quantize_rows_w reads the importance matrix for this type */
+int llm_quantize_type_weighted(int type);
 
 /* ---- ISA dispatch (dispatch.c) ---- */
 const char *llm_isa_name(void);              /* "scalar", "avx2" or "avx512" */

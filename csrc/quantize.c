@@ -485,6 +485,16 @@ static qrow_fn quantizer(int type) {
     }
 }
 
+/* Weighted quantizers: one row of n floats with its n importance weights (qw may
+ * be NULL only for types whose llama.cpp quantizer accepts that). */
+typedef void (*qrow_w_fn)(const float *x, uint8_t *out, long long n, const float *qw);
+
+static qrow_w_fn weighted_quantizer(int type) {
+    switch (type) {
+    default: return NULL;
+    }
+}
+
 typedef struct {
     qrow_fn fn;
     const float *x;
@@ -506,5 +516,41 @@ int llm_quantize_rows(int type, const float *x, void *out, long long nrows, long
     if (!fn || rb < 0 || be <= 0 || nrows < 0) return -1;
     qjob j = {fn, x, out, nrows, n, rb, n / be};
     llm_parallel_all(quant_rows_task, &j);
+    return 0;
+}
+
+typedef struct {
+    qrow_w_fn fn;
+    const float *x, *qw;
+    uint8_t *out;
+    long long nrows, n, row_bytes;
+} qwjob;
+
+static void quant_rows_w_task(int ith, int nth, void *p) {
+    const qwjob *j = p;
+    const long long r0 = j->nrows * ith / nth, r1 = j->nrows * (ith + 1) / nth;
+    for (long long r = r0; r < r1; r++) j->fn(j->x + r * j->n, j->out + r * j->row_bytes, j->n, j->qw);
+}
+
+/* Types whose llama.cpp quantizer asserts it has an importance matrix (the ones
+ * llama-quantize refuses to make without one). */
+static int needs_imatrix(int type) {
+    switch (type) {
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ1_S: case T_IQ1_M: return 1;
+    default: return 0;
+    }
+}
+
+int llm_quantize_type_weighted(int type) { return weighted_quantizer(type) != NULL; }
+
+int llm_quantize_rows_w(int type, const float *x, void *out, long long nrows, long long n,
+                        const float *imatrix) {
+    const qrow_w_fn fn = weighted_quantizer(type);
+    if (!fn || (!imatrix && quantizer(type))) return llm_quantize_rows(type, x, out, nrows, n);
+    if (!imatrix && needs_imatrix(type)) return -1;
+    const long long rb = llm_row_bytes(type, n), be = llm_type_block_elems(type);
+    if (rb < 0 || be <= 0 || nrows < 0 || n % be) return -1;
+    qwjob j = {fn, x, imatrix, out, nrows, n, rb};
+    llm_parallel_all(quant_rows_w_task, &j);
     return 0;
 }

@@ -72,18 +72,28 @@ def quantize_act(wtype: int, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def quantize_rows(wtype: int, x: np.ndarray) -> np.ndarray:
-    """Weight rows x (nrows, n) float32 to wtype's blocks, as llama.cpp's reference
-    quantizers write them: (nrows, row_bytes(wtype, n)) bytes."""
+def quantize_rows(wtype: int, x: np.ndarray, imatrix: np.ndarray | None = None) -> np.ndarray:
+    """Weight rows x (nrows, n) float32 to wtype's blocks, as llama.cpp's quantizers
+    write them: (nrows, row_bytes(wtype, n)) bytes. imatrix: n importance weights
+    (one per column) for the types whose quantizer takes them, or None."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2 or not lib.llm_quantize_type_supported(wtype):
+    known = lib.llm_quantize_type_supported(wtype) or lib.llm_quantize_type_weighted(wtype)
+    if x.ndim != 2 or not known:
         raise LlmliteError(f"quantize_rows: cannot write {_type_name(wtype)} from shape {x.shape}")
+    qw = ffi.NULL
+    if imatrix is not None:
+        imatrix = np.ascontiguousarray(imatrix, dtype=np.float32)
+        if imatrix.shape != (x.shape[1],):
+            raise LlmliteError(f"quantize_rows: importance matrix of shape {imatrix.shape}, "
+                               f"expected ({x.shape[1]},)")
+        qw = _ptr(imatrix, "float *")
     rb = row_bytes(wtype, x.shape[1])
     out = np.empty((x.shape[0], rb), dtype=np.uint8)
-    if lib.llm_quantize_rows(wtype, _ptr(x, "float *"), _ptr(out), x.shape[0], x.shape[1]) != 0:
-        raise LlmliteError(f"quantize_rows: rows of {x.shape[1]} are not whole {_type_name(wtype)} blocks")
+    if lib.llm_quantize_rows_w(wtype, _ptr(x, "float *"), _ptr(out), x.shape[0], x.shape[1], qw) != 0:
+        need = " without an importance matrix" if imatrix is None else ""
+        raise LlmliteError(f"quantize_rows: cannot write {_type_name(wtype)} rows of {x.shape[1]}{need}")
     return out
 
 
