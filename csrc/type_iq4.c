@@ -8,9 +8,10 @@
  * This file holds the family's dequantizers, reference quantizers (llama.cpp's
  * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
  * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
- * and AVX-512 twins, their multi-column forms (vec_dot_nc, prefill) and IQ4_NL's
- * 4-row form (vec_dot_r4, decode), each giving every (row, column) vec_dot's bits,
- * and the table filler llm_kernels_iq4.
+ * and AVX-512 twins, their multi-column forms (vec_dot_nc, prefill), IQ4_NL's
+ * 4-row form (vec_dot_r4, AVX2 decode) and its AVX-512 row tile (vec_dot_r16, the
+ * Q4_0 row tile's kernel on IQ4_NL's values: prefill and decode), each giving every
+ * (row, column) vec_dot's bits, and the table filler llm_kernels_iq4.
  *
  * The dot products follow llama.cpp's x86 batch path, bit for bit:
  *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
@@ -645,14 +646,15 @@ TGT_AVX512 static void dot_q4_0_rp_nc_avx512(long long n, float *s, long long s_
     nl_nc_avx512(KQ40, n, s, s_stride, w, a, a_stride, nc);
 }
 
-/* Q4_0 repacked order, 8 rows against NC columns (an 8-row group of a row tile,
- * llama.cpp's gemm shape): per block the 8 rows' unsigned nibbles u decoded once
- * (two rows per zmm), per column the 8 rows' exact I = u . y - 8 * sum(y) (the
- * second term is the start value of the dpbusd, exact: Q8_0 has no -128) in the
- * lanes of one vector, then per lane (row) acc = fma(I, dw*dx, acc): each
- * (row, column) runs vec_dot's steps, so the bits are vec_dot's whatever nr and
- * nc. The lanes hold the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back
- * at the store. */
+/* The repacked order (Q4_0's, IQ4_NL's), 8 rows against NC columns (an 8-row group
+ * of a row tile, llama.cpp's gemm shape): per block the 8 rows' values decoded once
+ * as unsigned bytes u = value + OFF (two rows per zmm; Q4_0: its nibble, OFF 8;
+ * IQ4_NL: a vpshufb of the table KV + 128, OFF 128), per column the 8 rows' exact
+ * I = u . y - OFF * sum(y) (the second term is the start value of the dpbusd,
+ * exact: Q8_0 has no -128; no lane sum passes 4*255*127) in the lanes of one
+ * vector, then per lane (row) acc = fma(I, dw*dx, acc): each (row, column) runs
+ * vec_dot's steps, so the bits are vec_dot's whatever nr and nc. The lanes hold
+ * the rows in the order 0 2 4 6 1 3 5 7 (the fold's), put back at the store. */
 TGT_AVX512 static inline __m256i rows8_totals(const __m512i p[4]) {
     const __m512i f01 = pair_fold(p[0], p[1]), f23 = pair_fold(p[2], p[3]);
     /* per quarter: the quarter's sum of p0, p1, p2, p3 */
@@ -669,17 +671,22 @@ TGT_AVX512 static inline __m512i nibbles2x32_avx512(__m256i q) {
     return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0)), _mm512_set1_epi8(15));
 }
 
-__attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long long nb, float *s, long long s_stride,
+__attribute__((always_inline)) TGT_AVX512 static inline void rp_r8_cols(long long nb, float *s, long long s_stride,
                                                                        const block_q4_0 *const x[8], const uint8_t *a,
-                                                                       long long a_stride, const int NC) {
+                                                                       long long a_stride, const int NC, const int NL) {
     __m256 acc[8];
+    /* IQ4_NL's values + 128 (1..241), in every 128-bit lane */
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
+    const __m512i off = _mm512_set1_epi8(NL ? (char)128 : 8);
     for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
     const __m256i back = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* row r's lane (lanes: rows 0 2 4 6 1 3 5 7) */
     for (long long b = 0; b < nb; b++) {
         q40_prefetch_next((const uint8_t *)x[0], (const uint8_t *)x[1] - (const uint8_t *)x[0], b);
         __m512i u[4];
-        for (int h = 0; h < 4; h++)
+        for (int h = 0; h < 4; h++) {
             u[h] = nibbles2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs, (const __m128i *)x[2 * h][b].qs));
+            if (NL) u[h] = _mm512_shuffle_epi8(lut, u[h]);
+        }
         __m128i hw = _mm_cvtsi32_si128(x[0][b].d);
         hw = _mm_insert_epi16(hw, x[2][b].d, 1);
         hw = _mm_insert_epi16(hw, x[4][b].d, 2);
@@ -692,9 +699,8 @@ __attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long lo
         for (int c = 0; c < NC; c++) {
             const block_q8_0 *y = (const block_q8_0 *)(a + c * a_stride) + b;
             const __m512i yv = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs));
-            /* -8 * y's lane sums (8 * -y: exact, no -128), the dpbusd's start */
-            const __m512i m8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(8),
-                                                   _mm512_sub_epi8(_mm512_setzero_si512(), yv));
+            /* -OFF * y's lane sums (OFF * -y: exact, no -128), the dpbusd's start */
+            const __m512i m8 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, _mm512_sub_epi8(_mm512_setzero_si512(), yv));
             __m512i p[4];
             for (int h = 0; h < 4; h++) p[h] = _mm512_dpbusd_epi32(m8, u[h], yv);
             const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
@@ -704,23 +710,36 @@ __attribute__((always_inline)) TGT_AVX512 static inline void q40_r8_cols(long lo
     for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, _mm256_permutevar8x32_ps(acc[c], back));
 }
 
-TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
-                                              int nr, const void *a, long long a_stride, int nc) {
+/* a row tile in the repacked order (NL: IQ4_NL's values, else Q4_0's): 8-row groups
+ * against the columns 8, 4, 2, 1 at a time, the rows past the last 8 one by one */
+__attribute__((always_inline)) TGT_AVX512 static inline void rp_r16_avx512(long long n, float *s, long long s_stride,
+                                                                         const void *w, long long w_stride, int nr,
+                                                                         const void *a, long long a_stride, int nc,
+                                                                         const int NL) {
     const long long nb = n / QK;
+    const uint8_t *ap = a;
     int r = 0;
     for (; r + 8 <= nr; r += 8) {
         const block_q4_0 *x[8];
         for (int i = 0; i < 8; i++) x[i] = (const block_q4_0 *)((const uint8_t *)w + (r + i) * w_stride);
         int c = 0;
-        for (; c + 8 <= nc; c += 8) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 8);
-        if (nc - c >= 4) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 4); c += 4; }
-        if (nc - c >= 2) { q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 2); c += 2; }
-        if (nc - c >= 1) q40_r8_cols(nb, s + c * s_stride + r, s_stride, x, (const uint8_t *)a + c * a_stride, a_stride, 1);
+        for (; c + 8 <= nc; c += 8) rp_r8_cols(nb, s + c * s_stride + r, s_stride, x, ap + c * a_stride, a_stride, 8, NL);
+        if (nc - c >= 4) { rp_r8_cols(nb, s + c * s_stride + r, s_stride, x, ap + c * a_stride, a_stride, 4, NL); c += 4; }
+        if (nc - c >= 2) { rp_r8_cols(nb, s + c * s_stride + r, s_stride, x, ap + c * a_stride, a_stride, 2, NL); c += 2; }
+        if (nc - c >= 1) rp_r8_cols(nb, s + c * s_stride + r, s_stride, x, ap + c * a_stride, a_stride, 1, NL);
     }
-    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the Q4_0 weights that take this order) */
         for (int c = 0; c < nc; c += NCP)
-            dot_q4_0_rp_nc_avx512(n, s + c * s_stride + r, s_stride, (const uint8_t *)w + r * w_stride,
-                                  (const uint8_t *)a + c * a_stride, a_stride, nc - c < NCP ? nc - c : NCP);
+            nl_nc_avx512(NL ? KV : KQ40, n, s + c * s_stride + r, s_stride, (const uint8_t *)w + r * w_stride,
+                         ap + c * a_stride, a_stride, nc - c < NCP ? nc - c : NCP);
+}
+TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                              int nr, const void *a, long long a_stride, int nc) {
+    rp_r16_avx512(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 0);
+}
+TGT_AVX512 static void dot_iq4_nl_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                             int nr, const void *a, long long a_stride, int nc) {
+    rp_r16_avx512(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 1);
 }
 
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
@@ -785,6 +804,8 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
+        t->vec_dot_r16[T_IQ4_NL] = dot_iq4_nl_r16_avx512;
+        t->r16_min[T_IQ4_NL] = 1;   /* one column too: 8 rows' chains in one vector, the next groups prefetched */
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
         t->q4_0_rp = dot_q4_0_rp_avx512;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
