@@ -385,7 +385,6 @@ DOT_IQ4_NL(dot_q4_0_rp_avx512, TGT_AVX512, lanes_vnni, KQ40)
     }
 
 DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2, KV)
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx512, TGT_AVX512, lanes_vnni, KV)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -737,9 +736,109 @@ TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s
                                               int nr, const void *a, long long a_stride, int nc) {
     rp_r16_avx512(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 0);
 }
+
+/* IQ4_NL prefill tile: 16 rows in the lanes of a zmm. Per chunk of NL_IBC blocks
+ * the rows' codes are gathered and transposed once (lane r of U[t][g]: row r's
+ * values + 128 of elements 4g..4g+3 of block t, unsigned), then reused for every
+ * column of a pass: one vpdpbusd against a column's 4 quants broadcast adds 64
+ * products, with no horizontal sums. Per (row, column) and block the exact
+ * I = u . y - 128 * sum(y) (the second term the chain's start value, the same in
+ * every lane), then acc = fma(I, dw*dx, acc) in block order: vec_dot's steps, so
+ * its bits whatever nr and nc. The gathers pay from about NL_T16_MIN columns; below,
+ * rp_r16_avx512. */
+#define NL_IBC 8        /* blocks transposed at a time */
+#define NL_NCP 128      /* columns per pass: the transposed codes are reused this often */
+#define NL_T16_MIN 16   /* fewer columns: the 8-row kernel (no transposition to amortize) */
+
+typedef struct {
+    __m512i u[NL_IBC][8];   /* block t, group g of 4 values + 128 */
+    __m512 dw[NL_IBC];      /* block t's widened d, per row */
+} nl_t16;
+
+/* block b of the 16 rows at byte offsets ix from w into slot t */
+TGT_AVX512 static inline void nl_t16_dec(nl_t16 *T, int t, const uint8_t *w, long long b, __m512i ix) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const uint8_t *p = w + b * (long long)sizeof(block_iq4_nl);
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(ix, p, 1)));
+    for (int d = 0; d < 4; d++) {   /* code dword d: elements 4d.. (low nibbles), 16+4d.. (high) */
+        const __m512i v = _mm512_i32gather_epi32(ix, p + 2 + 4 * d, 1);
+        T->u[t][d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
+        T->u[t][4 + d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
+    }
+}
+
+/* -128 * the sum of a Q8_0 block's 32 quants (vpsadbw of y + 128, less 128 * 32 each) */
+TGT_AVX512 static inline int32_t q8_0_neg128_sum(const block_q8_0 *y) {
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y->qs), _mm256_set1_epi8((char)0x80));
+    const __m256i q = _mm256_sad_epu8(v, _mm256_setzero_si256());
+    __m128i h = _mm_add_epi64(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
+    return 128 * (32 * 128 - _mm_cvtsi128_si32(h));
+}
+
+/* NC columns (blocks b0.. at y[c]) over nib transposed blocks */
+__attribute__((always_inline)) TGT_AVX512 static inline void nl_t16_cols(const nl_t16 *T, int nib,
+                                                                       const block_q8_0 *const *y, __m512 *acc,
+                                                                       const int NC) {
+    __m512 a[8];
+    for (int c = 0; c < NC; c++) a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        __m512i I[8];
+        for (int c = 0; c < NC; c++) I[c] = _mm512_set1_epi32(q8_0_neg128_sum(&y[c][t]));
+        for (int g = 0; g < 8; g++)
+            for (int c = 0; c < NC; c++) {
+                int32_t q;
+                memcpy(&q, y[c][t].qs + 4 * g, 4);
+                I[c] = _mm512_dpbusd_epi32(I[c], T->u[t][g], _mm512_set1_epi32(q));
+            }
+        for (int c = 0; c < NC; c++) {
+            const __m512 d = _mm512_mul_ps(T->dw[t], _mm512_set1_ps(llm_f16_to_f32(y[c][t].d)));
+            a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[c]), d, a[c]);
+        }
+    }
+    for (int c = 0; c < NC; c++) acc[c] = a[c];
+}
+
+TGT_AVX512 static void nl_t16_tile(long long n, float *s, long long s_stride, const void *w, long long w_stride, int nr,
+                              const void *a, long long a_stride, int nc) {
+    const long long nb = n / QK;
+    int32_t ro[16];
+    for (int r = 0; r < 16; r++) ro[r] = (int32_t)((r < nr ? r : nr - 1) * w_stride);   /* the last row repeated */
+    const __m512i ix = _mm512_loadu_si512(ro);
+    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+    nl_t16 T;
+    __m512 acc[NL_NCP];
+    for (int c0 = 0; c0 < nc; c0 += NL_NCP) {
+        const int ncp = nc - c0 < NL_NCP ? nc - c0 : NL_NCP;
+        for (int c = 0; c < ncp; c++) acc[c] = _mm512_setzero_ps();
+        for (long long b0 = 0; b0 < nb; b0 += NL_IBC) {
+            const int nib = nb - b0 < NL_IBC ? (int)(nb - b0) : NL_IBC;
+            for (int t = 0; t < nib; t++) nl_t16_dec(&T, t, w, b0 + t, ix);
+            const block_q8_0 *y[8];
+            for (int c = 0; c < ncp; c += 8) {
+                const int m = ncp - c < 8 ? ncp - c : 8;
+                for (int i = 0; i < m; i++) y[i] = (const block_q8_0 *)((const uint8_t *)a + (c0 + c + i) * a_stride) + b0;
+                switch (m) {
+                case 8: nl_t16_cols(&T, nib, y, acc + c, 8); break;
+                case 7: nl_t16_cols(&T, nib, y, acc + c, 7); break;
+                case 6: nl_t16_cols(&T, nib, y, acc + c, 6); break;
+                case 5: nl_t16_cols(&T, nib, y, acc + c, 5); break;
+                case 4: nl_t16_cols(&T, nib, y, acc + c, 4); break;
+                case 3: nl_t16_cols(&T, nib, y, acc + c, 3); break;
+                case 2: nl_t16_cols(&T, nib, y, acc + c, 2); break;
+                default: nl_t16_cols(&T, nib, y, acc + c, 1); break;
+                }
+            }
+        }
+        for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * s_stride, keep, acc[c]);
+    }
+}
+
 TGT_AVX512 static void dot_iq4_nl_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                              int nr, const void *a, long long a_stride, int nc) {
-    rp_r16_avx512(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 1);
+    if (nc >= NL_T16_MIN) nl_t16_tile(n, s, s_stride, w, w_stride, nr, a, a_stride, nc);
+    else rp_r16_avx512(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 1);
 }
 
 /* IQ4_XS: xs_int's steps per column (SUB over sub-blocks of STEP elements, the
@@ -803,9 +902,8 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx512;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx512;
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
-        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx512;
         t->vec_dot_r16[T_IQ4_NL] = dot_iq4_nl_r16_avx512;
-        t->r16_min[T_IQ4_NL] = 1;   /* one column too: 8 rows' chains in one vector, the next groups prefetched */
+        t->r16_min[T_IQ4_NL] = 1;   /* one column too (so no vec_dot_r4): 8 rows' chains in one vector */
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
         t->q4_0_rp = dot_q4_0_rp_avx512;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;

@@ -141,3 +141,19 @@ def test_matmul_equals_llamacpp(name, matrix):
         with using_isa(i):
             np.testing.assert_array_equal(L.matmul(t, w, 40, 512, X), want, err_msg=i)
             np.testing.assert_array_equal(L.matmul(t, w, 40, 512, X[:1]), want[:1], err_msg=f"{i} one column")
+
+
+@pytest.mark.parametrize("name", TYPES)
+def test_row_tiles_over_many_columns(name, isa):
+    """Each ISA equals the emulation of llama.cpp's batch order on 140 columns (past
+    a 128-column pass of a row tile) in one batch and in batches of 16 and 1, 37 rows
+    (two 16-row tiles and a short one), blocks past a multiple of 8"""
+    t = TYPES[name]
+    k = 288 if name == "IQ4_NL" else 768
+    raw = random_weights(t, 37, k, seed=11)
+    X = np.random.default_rng(5).standard_normal((140, k)).astype(F32)
+    want = (emulate_nl if name == "IQ4_NL" else emulate_xs)(t, raw, k, L.quantize_act(t, X))
+    np.testing.assert_array_equal(L.matmul(t, raw, 37, k, X), want)
+    for step in (16, 1):
+        got = np.concatenate([L.matmul(t, raw, 37, k, X[c:c + step]) for c in range(0, 48, step)])
+        np.testing.assert_array_equal(got, want[:48], err_msg=f"batches of {step}")
