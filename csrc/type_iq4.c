@@ -747,7 +747,6 @@ TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s
  * its bits whatever nr and nc. The gathers pay from about NL_T16_MIN columns; below,
  * rp_r16_avx512. */
 #define NL_IBC 8        /* blocks transposed at a time */
-#define NL_NCP 128      /* columns per pass: the transposed codes are reused this often */
 #define NL_T16_MIN 16   /* fewer columns: the 8-row kernel (no transposition to amortize) */
 
 typedef struct {
@@ -755,11 +754,10 @@ typedef struct {
     __m512 dw[NL_IBC];      /* block t's widened d, per row */
 } nl_t16;
 
-/* block b of the 16 rows at byte offsets ix from w into slot t */
-TGT_AVX512 static inline void nl_t16_dec(nl_t16 *T, int t, const uint8_t *w, long long b, __m512i ix) {
+/* a block of the 16 rows (at p + ix[r]) into slot t */
+TGT_AVX512 static inline void nl_t16_dec(nl_t16 *T, int t, const uint8_t *p, __m512i ix) {
     const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
     const __m512i m4 = _mm512_set1_epi8(15);
-    const uint8_t *p = w + b * (long long)sizeof(block_iq4_nl);
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(ix, p, 1)));
     for (int d = 0; d < 4; d++) {   /* code dword d: elements 4d.. (low nibbles), 16+4d.. (high) */
         const __m512i v = _mm512_i32gather_epi32(ix, p + 2 + 4 * d, 1);
@@ -800,40 +798,106 @@ __attribute__((always_inline)) TGT_AVX512 static inline void nl_t16_cols(const n
     for (int c = 0; c < NC; c++) acc[c] = a[c];
 }
 
-TGT_AVX512 static void nl_t16_tile(long long n, float *s, long long s_stride, const void *w, long long w_stride, int nr,
-                              const void *a, long long a_stride, int nc) {
-    const long long nb = n / QK;
-    int32_t ro[16];
-    for (int r = 0; r < 16; r++) ro[r] = (int32_t)((r < nr ? r : nr - 1) * w_stride);   /* the last row repeated */
-    const __m512i ix = _mm512_loadu_si512(ro);
-    const __mmask16 keep = (__mmask16)((1u << nr) - 1);
-    nl_t16 T;
-    __m512 acc[NL_NCP];
-    for (int c0 = 0; c0 < nc; c0 += NL_NCP) {
-        const int ncp = nc - c0 < NL_NCP ? nc - c0 : NL_NCP;
-        for (int c = 0; c < ncp; c++) acc[c] = _mm512_setzero_ps();
-        for (long long b0 = 0; b0 < nb; b0 += NL_IBC) {
-            const int nib = nb - b0 < NL_IBC ? (int)(nb - b0) : NL_IBC;
-            for (int t = 0; t < nib; t++) nl_t16_dec(&T, t, w, b0 + t, ix);
-            const block_q8_0 *y[8];
-            for (int c = 0; c < ncp; c += 8) {
-                const int m = ncp - c < 8 ? ncp - c : 8;
-                for (int i = 0; i < m; i++) y[i] = (const block_q8_0 *)((const uint8_t *)a + (c0 + c + i) * a_stride) + b0;
-                switch (m) {
-                case 8: nl_t16_cols(&T, nib, y, acc + c, 8); break;
-                case 7: nl_t16_cols(&T, nib, y, acc + c, 7); break;
-                case 6: nl_t16_cols(&T, nib, y, acc + c, 6); break;
-                case 5: nl_t16_cols(&T, nib, y, acc + c, 5); break;
-                case 4: nl_t16_cols(&T, nib, y, acc + c, 4); break;
-                case 3: nl_t16_cols(&T, nib, y, acc + c, 3); break;
-                case 2: nl_t16_cols(&T, nib, y, acc + c, 2); break;
-                default: nl_t16_cols(&T, nib, y, acc + c, 1); break;
-                }
-            }
+/* the 16-row tile over TT: passes of T16_NCP columns; per pass, IBC blocks of type BLK
+ * transposed (DEC) then run over the columns (activation blocks ABLK), 8 at a time (COLS) */
+#define T16_NCP 128   /* columns per pass: the transposed codes are reused this often */
+#define T16_TILE(NAME, TT, IBC, BLK, ABLK, DEC, COLS)                                                       \
+    TGT_AVX512 static void NAME(long long n, float *s, long long s_stride, const void *w, long long w_stride, \
+                                int nr, const void *a, long long a_stride, int nc) {                         \
+        const long long nb = n / (2 * (long long)sizeof(((BLK *)0)->qs)); /* 2 codes a byte */      \
+        int32_t ro[16];                                                                                      \
+        for (int r = 0; r < 16; r++) ro[r] = (int32_t)((r < nr ? r : nr - 1) * w_stride); /* last row repeated */ \
+        const __m512i ix = _mm512_loadu_si512(ro);                                                           \
+        const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                                  \
+        TT T;                                                                                                \
+        __m512 acc[T16_NCP];                                                                                 \
+        for (int c0 = 0; c0 < nc; c0 += T16_NCP) {                                                           \
+            const int ncp = nc - c0 < T16_NCP ? nc - c0 : T16_NCP;                                           \
+            for (int c = 0; c < ncp; c++) acc[c] = _mm512_setzero_ps();                                      \
+            for (long long b0 = 0; b0 < nb; b0 += IBC) {                                                     \
+                const int nib = nb - b0 < IBC ? (int)(nb - b0) : IBC;                                        \
+                for (int t = 0; t < nib; t++) DEC(&T, t, (const uint8_t *)((const BLK *)w + b0 + t), ix);    \
+                const ABLK *y[8];                                                                            \
+                for (int c = 0; c < ncp; c += 8) {                                                           \
+                    const int m = ncp - c < 8 ? ncp - c : 8;                                                 \
+                    for (int i = 0; i < m; i++) y[i] = (const ABLK *)((const uint8_t *)a + (c0 + c + i) * a_stride) + b0; \
+                    switch (m) {                                                                             \
+                    case 8: COLS(&T, nib, y, acc + c, 8); break;                                             \
+                    case 7: COLS(&T, nib, y, acc + c, 7); break;                                             \
+                    case 6: COLS(&T, nib, y, acc + c, 6); break;                                             \
+                    case 5: COLS(&T, nib, y, acc + c, 5); break;                                             \
+                    case 4: COLS(&T, nib, y, acc + c, 4); break;                                             \
+                    case 3: COLS(&T, nib, y, acc + c, 3); break;                                             \
+                    case 2: COLS(&T, nib, y, acc + c, 2); break;                                             \
+                    default: COLS(&T, nib, y, acc + c, 1); break;                                            \
+                    }                                                                                        \
+                }                                                                                            \
+            }                                                                                                \
+            for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * s_stride, keep, acc[c]);     \
+        }                                                                                                    \
+    }
+
+T16_TILE(nl_t16_tile, nl_t16, NL_IBC, block_iq4_nl, block_q8_0, nl_t16_dec, nl_t16_cols)
+
+/* IQ4_XS prefill tile, as IQ4_NL's: per super-block and 16 rows, the values + 128
+ * of each sub-block gathered and transposed, and the sub-block scales ls - 32 in
+ * int32 lanes. Per (row, column) and sub-block the exact D = u . y - 128 * sum(y)
+ * (the chain's start value, from Q8_K's bsums), I = the sum over the sub-blocks of
+ * ls * D (exact: |I| < 2^31), then acc = fma((float)I * dw, dx, acc) per
+ * super-block in order: vec_dot's steps (xs_step), so its bits whatever nr, nc. */
+#define XS_IBC 2        /* super-blocks transposed at a time */
+#define XS_T16_MIN 8    /* fewer columns: vec_dot_nc */
+
+typedef struct {
+    __m512i u[XS_IBC][8][8];   /* super-block t, sub-block ib, group g of 4 values + 128 */
+    __m512i ls[XS_IBC][8];     /* sub-block scales - 32 */
+    __m512 dw[XS_IBC];
+} xs_t16;
+
+TGT_AVX512 static inline void xs_t16_dec(xs_t16 *T, int t, const uint8_t *p, __m512i ix) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    const __m512i h = _mm512_i32gather_epi32(ix, p, 1), sl = _mm512_i32gather_epi32(ix, p + 4, 1);   /* d, scales_h; scales_l */
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+    const __m512i sh = _mm512_srli_epi32(h, 16);
+    for (int ib = 0; ib < 8; ib++) {
+        const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * ib), _mm512_set1_epi32(15));
+        const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * ib), _mm512_set1_epi32(3)), 4);
+        T->ls[t][ib] = _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
+        for (int d = 0; d < 4; d++) {   /* code dword d of the sub-block: elements 4d.. (low nibbles), 16+4d.. */
+            const __m512i v = _mm512_i32gather_epi32(ix, p + 8 + 16 * ib + 4 * d, 1);
+            T->u[t][ib][d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
+            T->u[t][ib][4 + d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
         }
-        for (int c = 0; c < ncp; c++) _mm512_mask_storeu_ps(s + (c0 + c) * s_stride, keep, acc[c]);
     }
 }
+
+__attribute__((always_inline)) TGT_AVX512 static inline void xs_t16_cols(const xs_t16 *T, int nib,
+                                                                       const block_q8_K *const *y, __m512 *acc,
+                                                                       const int NC) {
+    __m512 a[8];
+    for (int c = 0; c < NC; c++) a[c] = acc[c];
+    for (int t = 0; t < nib; t++) {
+        __m512i I[8];
+        for (int c = 0; c < NC; c++) I[c] = _mm512_setzero_si512();
+        for (int ib = 0; ib < 8; ib++) {
+            __m512i D[8];
+            for (int c = 0; c < NC; c++) D[c] = _mm512_set1_epi32(-128 * (y[c][t].bsums[2 * ib] + y[c][t].bsums[2 * ib + 1]));
+            for (int g = 0; g < 8; g++)
+                for (int c = 0; c < NC; c++) {
+                    int32_t q;
+                    memcpy(&q, y[c][t].qs + 32 * ib + 4 * g, 4);
+                    D[c] = _mm512_dpbusd_epi32(D[c], T->u[t][ib][g], _mm512_set1_epi32(q));
+                }
+            for (int c = 0; c < NC; c++) I[c] = _mm512_add_epi32(I[c], _mm512_mullo_epi32(D[c], T->ls[t][ib]));
+        }
+        for (int c = 0; c < NC; c++)
+            a[c] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(I[c]), T->dw[t]), _mm512_set1_ps(y[c][t].d), a[c]);
+    }
+    for (int c = 0; c < NC; c++) acc[c] = a[c];
+}
+
+T16_TILE(dot_iq4_xs_r16_avx512, xs_t16, XS_IBC, block_iq4_xs, block_q8_K, xs_t16_dec, xs_t16_cols)
 
 TGT_AVX512 static void dot_iq4_nl_r16_avx512(long long n, float *s, long long s_stride, const void *w, long long w_stride,
                                              int nr, const void *a, long long a_stride, int nc) {
@@ -904,6 +968,8 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx512;
         t->vec_dot_r16[T_IQ4_NL] = dot_iq4_nl_r16_avx512;
         t->r16_min[T_IQ4_NL] = 1;   /* one column too (so no vec_dot_r4): 8 rows' chains in one vector */
+        t->vec_dot_r16[T_IQ4_XS] = dot_iq4_xs_r16_avx512;
+        t->r16_min[T_IQ4_XS] = XS_T16_MIN;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx512;
         t->q4_0_rp = dot_q4_0_rp_avx512;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx512;
