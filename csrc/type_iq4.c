@@ -766,13 +766,14 @@ TGT_AVX512 static inline void nl_t16_dec(nl_t16 *T, int t, const uint8_t *p, __m
     }
 }
 
-/* -128 * the sum of a Q8_0 block's 32 quants (vpsadbw of y + 128, less 128 * 32 each) */
-TGT_AVX512 static inline int32_t q8_0_neg128_sum(const block_q8_0 *y) {
+/* -128 * the sum of a Q8_0 block's 32 quants, in every lane (vpsadbw of y + 128,
+ * less 128 * 32) */
+TGT_AVX512 static inline __m512i q8_0_neg128_sum(const block_q8_0 *y) {
     const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y->qs), _mm256_set1_epi8((char)0x80));
     const __m256i q = _mm256_sad_epu8(v, _mm256_setzero_si256());
     __m128i h = _mm_add_epi64(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
     h = _mm_add_epi64(h, _mm_unpackhi_epi64(h, h));
-    return 128 * (32 * 128 - _mm_cvtsi128_si32(h));
+    return _mm512_sub_epi32(_mm512_set1_epi32(128 * 32 * 128), _mm512_slli_epi32(_mm512_broadcastd_epi32(h), 7));
 }
 
 /* NC columns (blocks b0.. at y[c]) over nib transposed blocks */
@@ -783,7 +784,7 @@ __attribute__((always_inline)) TGT_AVX512 static inline void nl_t16_cols(const n
     for (int c = 0; c < NC; c++) a[c] = acc[c];
     for (int t = 0; t < nib; t++) {
         __m512i I[8];
-        for (int c = 0; c < NC; c++) I[c] = _mm512_set1_epi32(q8_0_neg128_sum(&y[c][t]));
+        for (int c = 0; c < NC; c++) I[c] = q8_0_neg128_sum(&y[c][t]);
         for (int g = 0; g < 8; g++)
             for (int c = 0; c < NC; c++) {
                 int32_t q;
@@ -791,7 +792,7 @@ __attribute__((always_inline)) TGT_AVX512 static inline void nl_t16_cols(const n
                 I[c] = _mm512_dpbusd_epi32(I[c], T->u[t][g], _mm512_set1_epi32(q));
             }
         for (int c = 0; c < NC; c++) {
-            const __m512 d = _mm512_mul_ps(T->dw[t], _mm512_set1_ps(llm_f16_to_f32(y[c][t].d)));
+            const __m512 d = _mm512_mul_ps(T->dw[t], _mm512_cvtph_ps(_mm256_set1_epi16((short)y[c][t].d)));
             a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[c]), d, a[c]);
         }
     }
