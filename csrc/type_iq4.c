@@ -749,6 +749,30 @@ TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s
 #define NL_IBC 8        /* blocks transposed at a time */
 #define NL_T16_MIN 16   /* fewer columns: the 8-row kernel (no transposition to amortize) */
 
+/* 32 elements' codes of the 16 rows (16 code bytes at qs + ix[r]) -> u[g]: lane r =
+ * row r's values + 128 of elements 4g..4g+3 (code dword d: elements 4d.. in its low
+ * nibbles, 16+4d.. in its high ones) */
+TGT_AVX512 static inline void t16_codes(const uint8_t *qs, __m512i ix, __m512i u[8]) {
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
+    const __m512i m4 = _mm512_set1_epi8(15);
+    for (int d = 0; d < 4; d++) {
+        const __m512i v = _mm512_i32gather_epi32(ix, qs + 4 * d, 1);
+        u[d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
+        u[4 + d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
+    }
+}
+
+/* D[c] += u . (column c's 32 quants at q[c]), per lane (row) */
+__attribute__((always_inline)) TGT_AVX512 static inline void t16_dots(__m512i *D, const __m512i u[8],
+                                                                    const int8_t *const *q, const int NC) {
+    for (int g = 0; g < 8; g++)
+        for (int c = 0; c < NC; c++) {
+            int32_t v;
+            memcpy(&v, q[c] + 4 * g, 4);
+            D[c] = _mm512_dpbusd_epi32(D[c], u[g], _mm512_set1_epi32(v));
+        }
+}
+
 typedef struct {
     __m512i u[NL_IBC][8];   /* block t, group g of 4 values + 128 */
     __m512 dw[NL_IBC];      /* block t's widened d, per row */
@@ -756,14 +780,8 @@ typedef struct {
 
 /* a block of the 16 rows (at p + ix[r]) into slot t */
 TGT_AVX512 static inline void nl_t16_dec(nl_t16 *T, int t, const uint8_t *p, __m512i ix) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
-    const __m512i m4 = _mm512_set1_epi8(15);
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(ix, p, 1)));
-    for (int d = 0; d < 4; d++) {   /* code dword d: elements 4d.. (low nibbles), 16+4d.. (high) */
-        const __m512i v = _mm512_i32gather_epi32(ix, p + 2 + 4 * d, 1);
-        T->u[t][d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
-        T->u[t][4 + d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
-    }
+    t16_codes(p + 2, ix, T->u[t]);
 }
 
 /* -128 * the sum of a Q8_0 block's 32 quants, in every lane (vpsadbw of y + 128,
@@ -784,13 +802,12 @@ __attribute__((always_inline)) TGT_AVX512 static inline void nl_t16_cols(const n
     for (int c = 0; c < NC; c++) a[c] = acc[c];
     for (int t = 0; t < nib; t++) {
         __m512i I[8];
-        for (int c = 0; c < NC; c++) I[c] = q8_0_neg128_sum(&y[c][t]);
-        for (int g = 0; g < 8; g++)
-            for (int c = 0; c < NC; c++) {
-                int32_t q;
-                memcpy(&q, y[c][t].qs + 4 * g, 4);
-                I[c] = _mm512_dpbusd_epi32(I[c], T->u[t][g], _mm512_set1_epi32(q));
-            }
+        const int8_t *q[8];
+        for (int c = 0; c < NC; c++) {
+            I[c] = q8_0_neg128_sum(&y[c][t]);
+            q[c] = y[c][t].qs;
+        }
+        t16_dots(I, T->u[t], q, NC);
         for (int c = 0; c < NC; c++) {
             const __m512 d = _mm512_mul_ps(T->dw[t], _mm512_cvtph_ps(_mm256_set1_epi16((short)y[c][t].d)));
             a[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[c]), d, a[c]);
@@ -856,8 +873,6 @@ typedef struct {
 } xs_t16;
 
 TGT_AVX512 static inline void xs_t16_dec(xs_t16 *T, int t, const uint8_t *p, __m512i ix) {
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_add_epi8(_mm_loadu_si128((const __m128i *)KV), _mm_set1_epi8(-128)));
-    const __m512i m4 = _mm512_set1_epi8(15);
     const __m512i h = _mm512_i32gather_epi32(ix, p, 1), sl = _mm512_i32gather_epi32(ix, p + 4, 1);   /* d, scales_h; scales_l */
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
     const __m512i sh = _mm512_srli_epi32(h, 16);
@@ -865,11 +880,7 @@ TGT_AVX512 static inline void xs_t16_dec(xs_t16 *T, int t, const uint8_t *p, __m
         const __m512i lo = _mm512_and_si512(_mm512_srli_epi32(sl, 4 * ib), _mm512_set1_epi32(15));
         const __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * ib), _mm512_set1_epi32(3)), 4);
         T->ls[t][ib] = _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
-        for (int d = 0; d < 4; d++) {   /* code dword d of the sub-block: elements 4d.. (low nibbles), 16+4d.. */
-            const __m512i v = _mm512_i32gather_epi32(ix, p + 8 + 16 * ib + 4 * d, 1);
-            T->u[t][ib][d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
-            T->u[t][ib][4 + d] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi32(v, 4), m4));
-        }
+        t16_codes(p + 8 + 16 * ib, ix, T->u[t][ib]);
     }
 }
 
@@ -883,13 +894,12 @@ __attribute__((always_inline)) TGT_AVX512 static inline void xs_t16_cols(const x
         for (int c = 0; c < NC; c++) I[c] = _mm512_setzero_si512();
         for (int ib = 0; ib < 8; ib++) {
             __m512i D[8];
-            for (int c = 0; c < NC; c++) D[c] = _mm512_set1_epi32(-128 * (y[c][t].bsums[2 * ib] + y[c][t].bsums[2 * ib + 1]));
-            for (int g = 0; g < 8; g++)
-                for (int c = 0; c < NC; c++) {
-                    int32_t q;
-                    memcpy(&q, y[c][t].qs + 32 * ib + 4 * g, 4);
-                    D[c] = _mm512_dpbusd_epi32(D[c], T->u[t][ib][g], _mm512_set1_epi32(q));
-                }
+            const int8_t *q[8];
+            for (int c = 0; c < NC; c++) {
+                D[c] = _mm512_set1_epi32(-128 * (y[c][t].bsums[2 * ib] + y[c][t].bsums[2 * ib + 1]));
+                q[c] = y[c][t].qs + 32 * ib;
+            }
+            t16_dots(D, T->u[t][ib], q, NC);
             for (int c = 0; c < NC; c++) I[c] = _mm512_add_epi32(I[c], _mm512_mullo_epi32(D[c], T->ls[t][ib]));
         }
         for (int c = 0; c < NC; c++)
