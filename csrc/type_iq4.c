@@ -444,17 +444,23 @@ TGT_AVX512 static inline int32_t xs_int_avx512(const block_iq4_xs *x, const int8
 
 DOT_IQ4_XS(dot_iq4_xs_avx512, TGT_AVX512, xs_int_avx512)
 
-/* IQ4_XS, LLM_R4 rows against one column (decode): per super-block the column's
- * |y| and signs taken once for the 4 rows; per row and 64 elements the pair sums
- * |y| * (w with y's sign) (vpmaddubsw: at most 2*128*127, no saturation) times the
- * two sub-blocks' scales as words, added into int32 lanes (vpdpwssd), so each row's
- * exact I of xs_int; then the 4 rows' xs_step in 4 lanes. The next rows are
+/* IQ4_XS, LLM_R4 rows against one column (decode): per row and 32 (AVX-512: 64)
+ * elements the pair sums |y| * (w with y's sign) (vpmaddubsw: at most 2*128*127,
+ * no saturation; AVX-512 takes |y| and the signs once for the 4 rows) times the
+ * sub-block's scale as words, added into int32 lanes (vpmaddwd; vpdpwssd), so each
+ * row's exact I of xs_int; then the 4 rows' xs_step in 4 lanes. The next rows are
  * prefetched as one sequential stream (the 4 interleaved row streams alone defeat
  * the hardware prefetcher on weights streamed from memory). */
 #define XS_R4_PF 2   /* how many 4-row groups ahead */
 
-/* the 8 sub-block scales - 32 of a super-block as words, in every 128-bit lane */
-TGT_AVX512 static inline __m512i xs_scale_words(const block_iq4_xs *x) {
+/* a vector of int32 lanes folded to 8 (integers: any order) */
+TGT_AVX2 static inline __m256i fold256(__m256i v) { return v; }
+TGT_AVX512 static inline __m256i fold512(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* the 8 sub-block scales - 32 of a super-block as words */
+TGT_AVX2 static inline __m128i xs_scale_words(const block_iq4_xs *x) {
     uint32_t sl;
     memcpy(&sl, x->scales_l, 4);
     const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
@@ -462,7 +468,8 @@ TGT_AVX512 static inline __m512i xs_scale_words(const block_iq4_xs *x) {
     const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x->scales_h), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
                                         _mm256_set1_epi32(3));
     const __m256i ls = _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
-    return _mm512_broadcast_i32x4(_mm256_cvtepi32_epi16(ls));
+    /* packs per 128-bit lane: [0..3 0..3 | 4..7 4..7] -> 0..7 in the low lane */
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packs_epi32(ls, ls), 0x08));
 }
 
 /* vpshufb control: every word of the low 256 bits <- word a of its 128-bit lane, of the high 256 <- word b */
@@ -472,11 +479,49 @@ TGT_AVX512 static inline __m512i word_pick2(int a, int b) {
 }
 
 /* the 4 totals of 4 vectors of int32 lanes (integers: any order) */
-TGT_AVX512 static inline __m128i totals4(const __m512i p[4]) {
-    __m256i f[4];
-    for (int r = 0; r < 4; r++) f[r] = _mm256_add_epi32(_mm512_castsi512_si256(p[r]), _mm512_extracti64x4_epi64(p[r], 1));
+TGT_AVX2 static inline __m128i totals4(const __m256i f[4]) {
     const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(f[0], f[1]), _mm256_hadd_epi32(f[2], f[3]));
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* the 4-row group XS_R4_PF ahead, as one sequential stream (prefetches never fault) */
+static inline void xs_r4_prefetch(const void *w, long long w_stride, long long b) {
+    const uint8_t *pf = (const uint8_t *)w + XS_R4_PF * LLM_R4 * w_stride + b * (long long)(LLM_R4 * sizeof(block_iq4_xs));
+    for (int l = 0; l < (int)(LLM_R4 * sizeof(block_iq4_xs)); l += 64) __builtin_prefetch(pf + l, 0, 3);
+}
+
+/* xs_step in each of the 4 lanes: ((float)I * dw) rounded, then fma with dx */
+TGT_AVX2 static inline __m128 xs_step4(__m128 acc, __m128i I, __m128i hw, float dx) {
+    return _mm_fmadd_ps(_mm_mul_ps(_mm_cvtepi32_ps(I), _mm_cvtph_ps(hw)), _mm_set1_ps(dx), acc);
+}
+
+/* the 4 rows' d as fp16 words 0..3 */
+TGT_AVX2 static inline __m128i xs_d4(const block_iq4_xs *const x[LLM_R4], long long b) {
+    __m128i hw = _mm_cvtsi32_si128(x[0][b].d);
+    for (int r = 1; r < LLM_R4; r++) hw = _mm_insert_epi16(hw, x[r][b].d, r);
+    return hw;
+}
+
+TGT_AVX2 static void dot_iq4_xs_r4_avx2(long long n, float *s, const void *w, long long w_stride, const void *a) {
+    const block_q8_K *y = a;
+    const block_iq4_xs *x[LLM_R4];
+    for (int r = 0; r < LLM_R4; r++) x[r] = (const block_iq4_xs *)((const uint8_t *)w + r * w_stride);
+    __m128 acc = _mm_setzero_ps();
+    for (long long b = 0; b < n / QKK; b++) {
+        xs_r4_prefetch(w, w_stride, b);
+        __m256i p[LLM_R4];
+        for (int r = 0; r < LLM_R4; r++) {
+            const __m256i lsw = _mm256_broadcastsi128_si256(xs_scale_words(&x[r][b]));
+            p[r] = _mm256_setzero_si256();
+            for (int ib = 0; ib < QKK / 32; ib++) {
+                const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[b].qs + 32 * ib));
+                const __m256i q = _mm256_maddubs_epi16(_mm256_abs_epi8(yv), _mm256_sign_epi8(decode32_avx2(x[r][b].qs + 16 * ib), yv));
+                p[r] = _mm256_add_epi32(p[r], _mm256_madd_epi16(q, _mm256_shuffle_epi8(lsw, _mm256_set1_epi16((short)(0x0100 + 0x0202 * ib)))));
+            }
+        }
+        acc = xs_step4(acc, totals4(p), xs_d4(x, b), y[b].d);
+    }
+    _mm_storeu_ps(s, acc);
 }
 
 TGT_AVX512 static void dot_iq4_xs_r4_avx512(long long n, float *s, const void *w, long long w_stride, const void *a) {
@@ -487,8 +532,7 @@ TGT_AVX512 static void dot_iq4_xs_r4_avx512(long long n, float *s, const void *w
     __m512i pick[4];
     for (int i = 0; i < 4; i++) pick[i] = word_pick2(2 * i, 2 * i + 1);
     for (long long b = 0; b < n / QKK; b++) {
-        const uint8_t *pf = (const uint8_t *)w + XS_R4_PF * LLM_R4 * w_stride + b * (long long)(LLM_R4 * sizeof(block_iq4_xs));
-        for (int l = 0; l < (int)(LLM_R4 * sizeof(block_iq4_xs)); l += 64) __builtin_prefetch(pf + l, 0, 3);
+        xs_r4_prefetch(w, w_stride, b);
         __m512i ay[4];
         __mmask64 neg[4];
         for (int i = 0; i < 4; i++) {
@@ -496,21 +540,18 @@ TGT_AVX512 static void dot_iq4_xs_r4_avx512(long long n, float *s, const void *w
             ay[i] = _mm512_abs_epi8(yv);   /* -128 as the unsigned 128 */
             neg[i] = _mm512_movepi8_mask(yv);
         }
-        __m512i p[LLM_R4];
-        __m128i hw = _mm_setzero_si128();
+        __m256i f[LLM_R4];
         for (int r = 0; r < LLM_R4; r++) {
-            const __m512i lsw = xs_scale_words(&x[r][b]);
-            p[r] = _mm512_setzero_si512();
+            const __m512i lsw = _mm512_broadcast_i32x4(xs_scale_words(&x[r][b]));
+            __m512i p = _mm512_setzero_si512();
             for (int i = 0; i < 4; i++) {
                 const __m512i v = decode64_avx512(x[r][b].qs + 32 * i);
                 const __m512i sv = _mm512_mask_sub_epi8(v, neg[i], _mm512_setzero_si512(), v);
-                p[r] = _mm512_dpwssd_epi32(p[r], _mm512_maddubs_epi16(ay[i], sv), _mm512_shuffle_epi8(lsw, pick[i]));
+                p = _mm512_dpwssd_epi32(p, _mm512_maddubs_epi16(ay[i], sv), _mm512_shuffle_epi8(lsw, pick[i]));
             }
-            hw = _mm_insert_epi16(hw, x[r][b].d, r);
+            f[r] = fold512(p);
         }
-        /* xs_step in each lane: ((float)I * dw) rounded, then fma with dx */
-        const __m128 f = _mm_mul_ps(_mm_cvtepi32_ps(totals4(p)), _mm_cvtph_ps(hw));
-        acc = _mm_fmadd_ps(f, _mm_set1_ps(y[b].d), acc);
+        acc = xs_step4(acc, totals4(f), xs_d4(x, b), y[b].d);
     }
     _mm_storeu_ps(s, acc);
 }
@@ -1014,10 +1055,6 @@ TGT_AVX512 static void dot_iq4_nl_r16_avx512(long long n, float *s, long long s_
         store_cols(acc, s, s_stride, nc);                                                            \
     }
 
-TGT_AVX2 static inline __m256i fold256(__m256i v) { return v; }
-TGT_AVX512 static inline __m256i fold512(__m512i v) {
-    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
-}
 
 DOT_IQ4_XS_NC(dot_iq4_xs_nc_avx2, TGT_AVX2, __m256i, _mm256_setzero_si256, 1, decode32_avx2, xs_ls_avx2, xs_sub_avx2,
               _mm256_add_epi32, fold256)
@@ -1040,6 +1077,7 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
         t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
+        t->vec_dot_r4[T_IQ4_XS] = dot_iq4_xs_r4_avx2;
         t->q4_0_rp = dot_q4_0_rp_avx2;
         t->q4_0_rp_nc = dot_q4_0_rp_nc_avx2;
         t->q4_0_rp_r16 = dot_q4_0_rp_r16_avx2;
