@@ -859,7 +859,7 @@ TGT_AVX512 static void dot_q4_0_rp_r16_avx512(long long n, float *s, long long s
  * its bits whatever nr and nc. The gathers pay from about NL_T16_MIN columns; below,
  * rp_r16_avx512. */
 #define NL_IBC 8        /* blocks transposed at a time */
-#define NL_T16_MIN 16   /* fewer columns: the 8-row kernel (no transposition to amortize) */
+#define NL_T16_MIN 8    /* fewer columns: the 8-row kernel (at 8 the two ran even; at 12, 16 the tile 1.2-1.3x) */
 
 /* 32 elements' codes of the 16 rows (16 code bytes at qs + ix[r]) -> u[g]: lane r =
  * row r's values + 128 of elements 4g..4g+3 (code dword d: elements 4d.. in its low
@@ -976,7 +976,7 @@ T16_TILE(nl_t16_tile, nl_t16, NL_IBC, block_iq4_nl, block_q8_0, nl_t16_dec, nl_t
  * ls * D (exact: |I| < 2^31), then acc = fma((float)I * dw, dx, acc) per
  * super-block in order: vec_dot's steps (xs_step), so its bits whatever nr, nc. */
 #define XS_IBC 2        /* super-blocks transposed at a time */
-#define XS_T16_MIN 8    /* fewer columns: vec_dot_nc */
+#define XS_T16_MIN 2    /* fewer columns (one): vec_dot_r4; the tile beat vec_dot_nc 1.5-1.8x at 2 to 6 */
 
 typedef struct {
     __m512i u[XS_IBC][8][8];   /* super-block t, sub-block ib, group g of 4 values + 128 */
