@@ -8,9 +8,10 @@
  * This file holds the family's dequantizers, reference quantizers (llama.cpp's
  * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
  * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
- * and AVX-512 twins, their multi-column forms (vec_dot_nc, prefill), IQ4_NL's
- * 4-row form (vec_dot_r4, AVX2 decode) and its AVX-512 row tile (vec_dot_r16, the
- * Q4_0 row tile's kernel on IQ4_NL's values: prefill and decode), each giving every
+ * and AVX-512 twins, their multi-column forms (vec_dot_nc), 4-row one-column forms
+ * (vec_dot_r4: IQ4_NL on AVX2, IQ4_XS), the AVX-512 row tiles (vec_dot_r16: IQ4_NL
+ * from one column, under 8 columns the Q4_0 row tile's kernel on its values; 16 rows
+ * transposed into the lanes of a zmm for prefill, both types), each giving every
  * (row, column) vec_dot's bits, and the table filler llm_kernels_iq4.
  *
  * The dot products follow llama.cpp's x86 batch path, bit for bit:
