@@ -8,11 +8,11 @@
  * This file holds the family's dequantizers, reference quantizers (llama.cpp's
  * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
  * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
- * and AVX-512 twins, their multi-column forms (vec_dot_nc), 4-row one-column forms
- * (vec_dot_r4: IQ4_NL on AVX2, IQ4_XS), the AVX-512 row tiles (vec_dot_r16: IQ4_NL
- * from one column, under 8 columns the Q4_0 row tile's kernel on its values; 16 rows
- * transposed into the lanes of a zmm for prefill, both types), each giving every
- * (row, column) vec_dot's bits, and the table filler llm_kernels_iq4.
+ * and AVX-512 twins, their multi-column forms (vec_dot_nc), IQ4_XS's 4-row
+ * one-column form (vec_dot_r4), the row tiles (vec_dot_r16: IQ4_NL from one column,
+ * the Q4_0 row tile's kernel on its values (AVX-512: under 8 columns); on AVX-512,
+ * 16 rows transposed into the lanes of a zmm for prefill, both types), each giving
+ * every (row, column) vec_dot's bits, and the table filler llm_kernels_iq4.
  *
  * The dot products follow llama.cpp's x86 batch path, bit for bit:
  *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
@@ -352,40 +352,15 @@ DOT_IQ4_NL(dot_iq4_nl_avx512, TGT_AVX512, lanes_vnni, KV)
 DOT_IQ4_NL(dot_q4_0_rp_avx2, TGT_AVX2, lanes_avx2, KQ40)
 DOT_IQ4_NL(dot_q4_0_rp_avx512, TGT_AVX512, lanes_vnni, KQ40)
 
-/* IQ4_NL, LLM_R4 rows against one column (decode): each row's vec_dot steps, the
- * activation's blocks loaded once for the 4 rows and the rows' 4 fma chains
- * interleaved (one row's chain alone waits on the fma latency every block) */
-#define DOT_IQ4_NL_R4(NAME, TGT, LANES, LUT)                                                          \
-    TGT static void NAME(long long n, float *s, const void *w, long long w_stride, const void *a) { \
-        const block_q8_0 *y = a;                                                                  \
-        const block_iq4_nl *x[LLM_R4];                                                            \
-        for (int r = 0; r < LLM_R4; r++) x[r] = (const block_iq4_nl *)((const uint8_t *)w + r * w_stride); \
-        const long long nb = n / QK;                                                              \
-        float acc[LLM_R4] = {0};                                                                  \
-        long long b = 0;                                                                          \
-        for (; b + 8 <= nb; b += 8) {                                                             \
-            __m256i yv[8];                                                                        \
-            for (int k = 0; k < 8; k++) yv[k] = _mm256_loadu_si256((const __m256i *)y[b + k].qs); \
-            const __m256 dx = f16x8((const uint8_t *)&y[b].d, sizeof *y);                         \
-            float fi[LLM_R4][8], fd[LLM_R4][8];                                                   \
-            for (int r = 0; r < LLM_R4; r++) {                                                    \
-                __m256i p[8];                                                                     \
-                for (int k = 0; k < 8; k++) p[k] = LANES(decode32_lut_avx2(LUT, x[r][b + k].qs), yv[k]); \
-                _mm256_storeu_ps(fi[r], _mm256_cvtepi32_ps(totals8(p)));                          \
-                _mm256_storeu_ps(fd[r], _mm256_mul_ps(f16x8((const uint8_t *)&x[r][b].d, sizeof *x[r]), dx)); \
-            }                                                                                     \
-            for (int k = 0; k < 8; k++)                                                           \
-                for (int r = 0; r < LLM_R4; r++) acc[r] = fmaf(fi[r][k], fd[r][k], acc[r]);       \
-        }                                                                                         \
-        for (; b < nb; b++)                                                                       \
-            for (int r = 0; r < LLM_R4; r++) {                                                    \
-                const __m256i yb = _mm256_loadu_si256((const __m256i *)y[b].qs);                  \
-                acc[r] = nl_step(acc[r], total1(LANES(decode32_lut_avx2(LUT, x[r][b].qs), yb)), x[r][b].d, y[b].d); \
-            }                                                                                     \
-        for (int r = 0; r < LLM_R4; r++) s[r] = acc[r];                                           \
-    }
+/* A group of R contiguous rows read block by block interleaves R streams, which the
+ * hardware prefetcher does not follow on weights streamed from memory: the group
+ * AHEAD groups on is fetched as one sequential stream instead, the R*step bytes that
+ * match offset off of each row (prefetches never fault, past the weight's end too) */
+static inline void prefetch_rows_ahead(const void *w, long long w_stride, int R, int ahead, long long off, int step) {
+    const uint8_t *pf = (const uint8_t *)w + ahead * R * w_stride + R * off;
+    for (int l = 0; l < R * step; l += 64) __builtin_prefetch(pf + l, 0, 3);
+}
 
-DOT_IQ4_NL_R4(dot_iq4_nl_r4_avx2, TGT_AVX2, lanes_avx2, KV)
 
 /* xs_int: per sub-block the pair sums of |x| * (w with x's sign) (exact: Q8_K's
  * -128 becomes the unsigned 128, and w is never -128), madd'ed with its scale */
@@ -485,12 +460,6 @@ TGT_AVX2 static inline __m128i totals4(const __m256i f[4]) {
     return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/* the 4-row group XS_R4_PF ahead, as one sequential stream (prefetches never fault) */
-static inline void xs_r4_prefetch(const void *w, long long w_stride, long long b) {
-    const uint8_t *pf = (const uint8_t *)w + XS_R4_PF * LLM_R4 * w_stride + b * (long long)(LLM_R4 * sizeof(block_iq4_xs));
-    for (int l = 0; l < (int)(LLM_R4 * sizeof(block_iq4_xs)); l += 64) __builtin_prefetch(pf + l, 0, 3);
-}
-
 /* xs_step in each of the 4 lanes: ((float)I * dw) rounded, then fma with dx */
 TGT_AVX2 static inline __m128 xs_step4(__m128 acc, __m128i I, __m128i hw, float dx) {
     return _mm_fmadd_ps(_mm_mul_ps(_mm_cvtepi32_ps(I), _mm_cvtph_ps(hw)), _mm_set1_ps(dx), acc);
@@ -509,7 +478,7 @@ TGT_AVX2 static void dot_iq4_xs_r4_avx2(long long n, float *s, const void *w, lo
     for (int r = 0; r < LLM_R4; r++) x[r] = (const block_iq4_xs *)((const uint8_t *)w + r * w_stride);
     __m128 acc = _mm_setzero_ps();
     for (long long b = 0; b < n / QKK; b++) {
-        xs_r4_prefetch(w, w_stride, b);
+        prefetch_rows_ahead(w, w_stride, LLM_R4, XS_R4_PF, b * (long long)sizeof(block_iq4_xs), sizeof(block_iq4_xs));
         __m256i p[LLM_R4];
         for (int r = 0; r < LLM_R4; r++) {
             const __m256i lsw = _mm256_broadcastsi128_si256(xs_scale_words(&x[r][b]));
@@ -533,7 +502,7 @@ TGT_AVX512 static void dot_iq4_xs_r4_avx512(long long n, float *s, const void *w
     __m512i pick[4];
     for (int i = 0; i < 4; i++) pick[i] = word_pick2(2 * i, 2 * i + 1);
     for (long long b = 0; b < n / QKK; b++) {
-        xs_r4_prefetch(w, w_stride, b);
+        prefetch_rows_ahead(w, w_stride, LLM_R4, XS_R4_PF, b * (long long)sizeof(block_iq4_xs), sizeof(block_iq4_xs));
         __m512i ay[4];
         __mmask64 neg[4];
         for (int i = 0; i < 4; i++) {
@@ -639,32 +608,30 @@ TGT_AVX2 static void dot_q4_0_rp_nc_avx2(long long n, float *s, long long s_stri
 #ifndef Q40_PF
 #define Q40_PF 2   /* how many 8-row groups ahead */
 #endif
-static inline void q40_prefetch_next(const uint8_t *w, long long w_stride, long long b) {
-    const uint8_t *pf = w + Q40_PF * 8 * w_stride + b * (long long)(8 * sizeof(block_q4_0));
-    for (int l = 0; l < (int)(8 * sizeof(block_q4_0)); l += 64) __builtin_prefetch(pf + l, 0, 3);
-}
 
-/* Q4_0 repacked order on AVX2, 8 rows against NC columns (as the AVX-512 row tile
- * below): per block each row's 32 unsigned nibbles decoded once, per column and
- * row the pair sums u*y less those of 8*y (int16, exact: |.| <= 2*8*127), summed
- * to 8 int32 lanes, the 8 rows' totals in the lanes of one vector (I exact), then
- * per lane (row) acc = fma(I, dw*dx, acc): vec_dot's bits whatever nr and nc. */
-__attribute__((always_inline)) TGT_AVX2 static inline void q40_r8_cols_avx2(long long nb, float *s, long long s_stride,
-                                                                          const uint8_t *w, long long w_stride,
-                                                                          const uint8_t *a, long long a_stride,
-                                                                          const int NC) {
+/* The repacked order on AVX2, 8 rows against NC columns (as the AVX-512 row tile
+ * below): per block each row's 32 elements decoded once, per column and row the
+ * pair sums (int16, exact; Q4_0: u*y less 8*y for its unsigned nibbles u, |.| <=
+ * 2*8*127; NL, IQ4_NL: lanes_avx2's |v| * (y with v's sign) for its values v)
+ * summed to 8 int32 lanes, the 8 rows' totals in the lanes of one vector (I exact),
+ * then per lane (row) acc = fma(I, dw*dx, acc): vec_dot's bits whatever nr and nc. */
+__attribute__((always_inline)) TGT_AVX2 static inline void rp_r8_cols_avx2(long long nb, float *s, long long s_stride,
+                                                                         const uint8_t *w, long long w_stride,
+                                                                         const uint8_t *a, long long a_stride,
+                                                                         const int NC, const int NL) {
     __m256 acc[4];
     for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
     const __m128i m15 = _mm_set1_epi8(15);
     const __m256i ones = _mm256_set1_epi16(1), eight = _mm256_set1_epi8(8);
     for (long long b = 0; b < nb; b++) {
         const uint8_t *wb = w + b * (long long)sizeof(block_q4_0);
-        q40_prefetch_next(w, w_stride, b);
+        prefetch_rows_ahead(w, w_stride, 8, Q40_PF, b * (long long)sizeof(block_q4_0), sizeof(block_q4_0));
         __m256i u[8];
         for (int r = 0; r < 8; r++) {
             const __m128i v = _mm_loadu_si128((const __m128i *)(wb + r * w_stride + 2));
-            u[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m15)),
-                                           _mm_and_si128(_mm_srli_epi16(v, 4), m15), 1);
+            u[r] = NL ? decode32_avx2(wb + r * w_stride + 2)
+                      : _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(v, m15)),
+                                                _mm_and_si128(_mm_srli_epi16(v, 4), m15), 1);
         }
         const __m256 dw = f16x8(wb, w_stride);
         for (int c = 0; c < NC; c++) {
@@ -672,7 +639,8 @@ __attribute__((always_inline)) TGT_AVX2 static inline void q40_r8_cols_avx2(long
             const __m256i yv = _mm256_loadu_si256((const __m256i *)y->qs);
             const __m256i m16 = _mm256_maddubs_epi16(eight, yv);
             __m256i p[8];
-            for (int r = 0; r < 8; r++) p[r] = _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u[r], yv), m16), ones);
+            for (int r = 0; r < 8; r++)
+                p[r] = NL ? lanes_avx2(u[r], yv) : _mm256_madd_epi16(_mm256_sub_epi16(_mm256_maddubs_epi16(u[r], yv), m16), ones);
             const __m256 d = _mm256_mul_ps(dw, bcast_f16(y->d));
             acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(totals8(p)), d, acc[c]);
         }
@@ -680,21 +648,31 @@ __attribute__((always_inline)) TGT_AVX2 static inline void q40_r8_cols_avx2(long
     for (int c = 0; c < NC; c++) _mm256_storeu_ps(s + c * s_stride, acc[c]);
 }
 
-TGT_AVX2 static void dot_q4_0_rp_r16_avx2(long long n, float *s, long long s_stride, const void *w, long long w_stride,
-                                          int nr, const void *a, long long a_stride, int nc) {
+/* a row tile in the repacked order on AVX2 (NL: IQ4_NL's values, else Q4_0's), as rp_r16_avx512 */
+__attribute__((always_inline)) TGT_AVX2 static inline void rp_r16_avx2(long long n, float *s, long long s_stride, const void *w,
+                                                                     long long w_stride, int nr, const void *a,
+                                                                     long long a_stride, int nc, const int NL) {
     const long long nb = n / QK;
     const uint8_t *wp = w, *ap = a;
     int r = 0;
     for (; r + 8 <= nr; r += 8) {
         int c = 0;
-        for (; c + 4 <= nc; c += 4) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 4);
-        if (nc - c >= 2) { q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 2); c += 2; }
-        if (nc - c >= 1) q40_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 1);
+        for (; c + 4 <= nc; c += 4) rp_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 4, NL);
+        if (nc - c >= 2) { rp_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 2, NL); c += 2; }
+        if (nc - c >= 1) rp_r8_cols_avx2(nb, s + c * s_stride + r, s_stride, wp + r * w_stride, w_stride, ap + c * a_stride, a_stride, 1, NL);
     }
-    for (; r < nr; r++)   /* rows past the last 8 (never, for the weights that take this order) */
+    for (; r < nr; r++)   /* rows past the last 8 (never, for the Q4_0 weights that take this order) */
         for (int c = 0; c < nc; c += NCP)
-            dot_q4_0_rp_nc_avx2(n, s + c * s_stride + r, s_stride, wp + r * w_stride, ap + c * a_stride, a_stride,
-                                nc - c < NCP ? nc - c : NCP);
+            nl_nc_avx2(NL ? KV : KQ40, n, s + c * s_stride + r, s_stride, wp + r * w_stride, ap + c * a_stride, a_stride,
+                       nc - c < NCP ? nc - c : NCP);
+}
+TGT_AVX2 static void dot_q4_0_rp_r16_avx2(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                          int nr, const void *a, long long a_stride, int nc) {
+    rp_r16_avx2(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 0);
+}
+TGT_AVX2 static void dot_iq4_nl_r16_avx2(long long n, float *s, long long s_stride, const void *w, long long w_stride,
+                                         int nr, const void *a, long long a_stride, int nc) {
+    rp_r16_avx2(n, s, s_stride, w, w_stride, nr, a, a_stride, nc, 1);
 }
 
 /* the 128-bit quarters' sums of the 16 lanes of a and b, interleaved per quarter:
@@ -793,7 +771,8 @@ __attribute__((always_inline)) TGT_AVX512 static inline void rp_r8_cols(long lon
     for (int c = 0; c < NC; c++) acc[c] = _mm256_setzero_ps();
     const __m256i back = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);   /* row r's lane (lanes: rows 0 2 4 6 1 3 5 7) */
     for (long long b = 0; b < nb; b++) {
-        q40_prefetch_next((const uint8_t *)x[0], (const uint8_t *)x[1] - (const uint8_t *)x[0], b);
+        prefetch_rows_ahead(x[0], (const uint8_t *)x[1] - (const uint8_t *)x[0], 8, Q40_PF, b * (long long)sizeof(block_q4_0),
+                            sizeof(block_q4_0));
         __m512i u[4];
         for (int h = 0; h < 4; h++) {
             u[h] = nibbles2x32_avx512(_mm256_loadu2_m128i((const __m128i *)x[2 * h + 1][b].qs, (const __m128i *)x[2 * h][b].qs));
@@ -1076,7 +1055,8 @@ void llm_kernels_iq4(llm_kernel_table *t, int isa) {
         t->vec_dot[T_IQ4_NL] = dot_iq4_nl_avx2;
         t->vec_dot[T_IQ4_XS] = dot_iq4_xs_avx2;
         t->vec_dot_nc[T_IQ4_NL] = dot_iq4_nl_nc_avx2;
-        t->vec_dot_r4[T_IQ4_NL] = dot_iq4_nl_r4_avx2;
+        t->vec_dot_r16[T_IQ4_NL] = dot_iq4_nl_r16_avx2;
+        t->r16_min[T_IQ4_NL] = 1;   /* one column too (so no vec_dot_r4): 8 rows' chains in one vector */
         t->vec_dot_nc[T_IQ4_XS] = dot_iq4_xs_nc_avx2;
         t->vec_dot_r4[T_IQ4_XS] = dot_iq4_xs_r4_avx2;
         t->q4_0_rp = dot_q4_0_rp_avx2;
