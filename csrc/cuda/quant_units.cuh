@@ -14,8 +14,9 @@
  *
  * Alignment: cudaMalloc'd rows start at multiples of BB, so a block start is
  * aligned to the largest power of two dividing BB: MXFP4 1 byte (byte loads only),
- * Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/TQ1_0/TQ2_0 2, Q4_1/Q2_K/NVFP4 4, Q5_1 8, Q4_K/Q5_K/F16/BF16 16,
- * F32 32. Loads never assume more. */
+ * Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/TQ1_0/TQ2_0/IQ4_NL/IQ2_XXS/IQ2_XS/IQ2_S/IQ3_XXS/IQ3_S/IQ1_S 2,
+ * Q4_1/Q2_K/NVFP4 4, Q5_1/IQ4_XS/IQ1_M 8, Q4_K/Q5_K/F16/BF16 16, F32 32. Loads never
+ * assume more. */
 #ifndef LLMCUDA_QUANT_UNITS_CUH
 #define LLMCUDA_QUANT_UNITS_CUH
 #include "common.cuh"
@@ -371,9 +372,71 @@ UNROLL
     }
 };
 
+/* ---- the i-quants (csrc/type_iq4.c, csrc/type_iq_grid.c): their tables are csrc/iq_grids.h's
+ * (generated from gguf-py's), included twice: the host copies (static const), which host decode
+ * reads (dequant_check), then the same tables as device globals (name_dev).
+ *
+ * Device memory, not __constant__ (the 34.9 KB would fit its 64 KB): the constant cache
+ * serves one address per pass and serializes a warp's distinct addresses, and these
+ * lookups are gathers, each lane's index its own data (lane l decodes unit l of the
+ * row): up to 32 passes a lookup, several lookups a unit. Global memory read through
+ * the read-only cache (__ldg, ld.global.nc) serves a gather by the cache lines it
+ * touches: a 16-byte table is one line, a 2-16 KB grid stays in L1 on an SM that runs
+ * the type's matmul. (Not timed on a GPU yet.) */
+#include "iq_grids.h"
+#define LLM_IQ_TABLE(type, name) static __device__ const type name##_dev
+#include "iq_grids.h"
+
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ uint64_t iq_ld(const uint64_t *p) { return __ldg((const unsigned long long *)p); }
+__device__ __forceinline__ uint32_t iq_ld(const uint32_t *p) { return __ldg((const unsigned int *)p); }
+__device__ __forceinline__ uint32_t iq_ld(const uint8_t *p) { return __ldg((const unsigned char *)p); }
+__device__ __forceinline__ int iq_ld(const int8_t *p) { return __ldg((const signed char *)p); }
+/* entry i of table `name` of iq_grids.h: the device copy on the device, the host copy on the host */
+#define IQ_TAB(name, i) iq_ld(&name##_dev[i])
+#else
+#define IQ_TAB(name, i) name[i]
+#endif
+
+/* 8 IQ4 values times d: codes are the low nibbles of bytes q0..q3 (w[0..3]) then their
+ * high nibbles (w[4..7]); a value is d * kvalues[code] (type_iq4.c's dequantizers) */
+HD void iq4_decode8(uint32_t q, float d, float *w) {
+UNROLL
+    for (int i = 0; i < 4; i++) {
+        const uint32_t v = (q >> (8 * i)) & 0xffu;
+        w[i] = mul_rn(d, (float)IQ_TAB(llm_kvalues_iq4nl, v & 15u));
+        w[4 + i] = mul_rn(d, (float)IQ_TAB(llm_kvalues_iq4nl, v >> 4));
+    }
+}
+
+/* IQ4_NL: d @0, qs[16] @2, Q4_0's layout with the non-linear values.
+ * Unit u: qs[4u..4u+3] -> elements 4u..4u+3 and 16+4u..16+4u+3. */
+struct UIQ4_NL {
+    static constexpr int type = CT_IQ4_NL, QK = 32, BB = 18, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        iq4_decode8(ld_u32_a2(b + 2 + 4 * u), h2f((uint16_t)ld_u16(b)), w);
+    }
+};
+
+/* IQ4_XS: d @0, scales_h u16 @2, scales_l[4] @4, qs[128] @8. Sub-block ib (32 elements):
+ * codes qs[16ib..16ib+15] as IQ4_NL's block, scale d * (ls - 32) rounded once, ls = the
+ * nibble ib%2 of scales_l[ib/2] | bits 2ib, 2ib+1 of scales_h << 4.
+ * Unit u: ib = u/4, bytes qs[16ib + 4(u%4)..+3]. */
+struct UIQ4_XS {
+    static constexpr int type = CT_IQ4_XS, QK = 256, BB = 136, NU = 32;
+    static HD int run(int u, int r) { return 32 * (u >> 2) + 16 * r + 4 * (u & 3); }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int ib = u >> 2;
+        const int ls = (int)(((ld_u8(b + 4 + ib / 2) >> (4 * (ib & 1))) & 15u) | (((ld_u16(b + 2) >> (2 * ib)) & 3u) << 4));
+        iq4_decode8(ld_u32(b + 8 + 4 * u), mul_rn(h2f((uint16_t)ld_u16(b)), (float)(ls - 32)), w);
+    }
+};
+
 /* the list the matmul dispatch and the host check walk */
 #define LLMCUDA_FOR_EACH_UNIT(X) \
     X(UF32) X(UF16) X(UBF16) X(UQ4_0) X(UQ4_1) X(UQ5_0) X(UQ5_1) X(UQ8_0) \
-    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K) X(UMXFP4) X(UNVFP4) X(UTQ1_0) X(UTQ2_0)
+    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K) X(UMXFP4) X(UNVFP4) X(UTQ1_0) X(UTQ2_0) \
+    X(UIQ4_NL) X(UIQ4_XS)
 
 #endif
