@@ -589,8 +589,8 @@ static int listed(const char *list, int t) {
 static void checks_types(model *m, int quick, const char *only) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
                          T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0,
-                         T_IQ4_NL, T_IQ4_XS};
-    const int quick_from = 13;      /* MXFP4 and after */
+                         T_IQ4_NL, T_IQ4_XS, T_IQ2_XXS, T_IQ2_XS, T_IQ2_S, T_IQ3_XXS, T_IQ3_S, T_IQ1_S, T_IQ1_M};
+    const int quick_from = 17;      /* the i-quants */
     arch_case ac[8];
     n_arch_cases(ac);
     printf("exact (CPU span on the dequantized weights as F32):\n");
