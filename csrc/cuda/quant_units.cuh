@@ -376,12 +376,12 @@ UNROLL
  * (generated from gguf-py's), included twice: the host copies (static const), which host decode
  * reads (dequant_check), then the same tables as device globals (name_dev).
  *
- * Device memory, not __constant__ (the 34.9 KB would fit its 64 KB): the constant cache
+ * Device memory, not __constant__ (their 34,960 bytes would fit its 64 KB): the constant cache
  * serves one address per pass and serializes a warp's distinct addresses, and these
  * lookups are gathers, each lane's index its own data (lane l decodes unit l of the
  * row): up to 32 passes a lookup, several lookups a unit. Global memory read through
  * the read-only cache (__ldg, ld.global.nc) serves a gather by the cache lines it
- * touches: a 16-byte table is one line, a 2-16 KB grid stays in L1 on an SM that runs
+ * touches: a 16-byte table is one line, a 1-16 KB grid can stay in L1 while an SM runs
  * the type's matmul. (Not timed on a GPU yet.) */
 #include "iq_grids.h"
 #define LLM_IQ_TABLE(type, name) static __device__ const type name##_dev
