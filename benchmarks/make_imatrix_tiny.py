@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Writes tests/data/tiny.imatrix.gguf and tests/data/tiny.imatrix.dat (llama-imatrix's
+two output forms, on the shared tiny llama, refs/synthetic/llama-mqa-tiny-f16.gguf)
+and tests/data/imatrix_tiny_refs.json: the sha256 of what llama-quantize writes from
+that model with each of them, for several file types. Run from anywhere; the
+imatrix is passed to llama-quantize by its bare name from tests/data (the name is
+recorded in the output's quantize.imatrix.file, so the test passes the same).
+
+    python benchmarks/make_imatrix_tiny.py [--bin /work/ref/build/bin] [--shared DIR]
+
+llama-imatrix and llama-quantize: built from the oracle's llama.cpp source
+(cmake --build BUILD --target llama-imatrix llama-quantize).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q2_k", "iq4_nl", "iq4_xs")
+TEXT = "wikitext2_test.txt"
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", default="/work/ref/build/bin")
+    ap.add_argument("--shared", default=os.environ.get("LLMLITE_SHARED", "/work/shared"))
+    a = ap.parse_args()
+    model = Path(a.shared) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
+    text = DATA / "imatrix_text.tmp"
+    text.write_bytes((Path(a.shared) / "data" / TEXT).read_bytes()[:60000])
+    try:
+        for form in ("gguf", "dat"):
+            subprocess.run([f"{a.bin}/llama-imatrix", "-m", str(model), "-f", str(text), "-c", "64", "--chunks", "4",
+                            "-t", "2", "--no-ppl", "--output-format", form, "-o", f"tiny.imatrix.{form}"],
+                           cwd=DATA, check=True, capture_output=True)
+    finally:
+        text.unlink()
+    refs = {}
+    out = DATA / "imatrix_tiny_out.tmp"
+    for form in ("gguf", "dat"):
+        for ty in TYPES:
+            subprocess.run([f"{a.bin}/llama-quantize", "--allow-requantize", "--imatrix", f"tiny.imatrix.{form}",
+                            str(model), str(out), ty.upper(), "2"], cwd=DATA, check=True, capture_output=True)
+            refs[f"{form} {ty}"] = sha256(out)
+    out.unlink()
+    (DATA / "imatrix_tiny_refs.json").write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
+    print(f"{DATA}: tiny.imatrix.gguf, tiny.imatrix.dat, imatrix_tiny_refs.json ({len(refs)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
