@@ -114,45 +114,35 @@ static inline void fit_block_min(const float *x, const float *qw, float sigma2, 
     *m16 = llm_f32_to_f16(-neg_min);
 }
 
-static void qw_q4_0(const float *x, uint8_t *out, long long n, const float *qw) {
-    block_q4_0 *y = (block_q4_0 *)out;
-    const float sigma2 = row_sigma2(x, n);
-    int8_t L[QK];
-    for (long long ib = 0; ib < n / QK; ib++, x += QK, qw += QK) {
-        y[ib].d = fit_block_sym(x, qw, sigma2, 8, L);
-        pack4(L, y[ib].qs);
-    }
-}
-
-static void qw_q5_0(const float *x, uint8_t *out, long long n, const float *qw) {
-    block_q5_0 *y = (block_q5_0 *)out;
-    const float sigma2 = row_sigma2(x, n);
-    int8_t L[QK];
-    for (long long ib = 0; ib < n / QK; ib++, x += QK, qw += QK) {
-        y[ib].d = fit_block_sym(x, qw, sigma2, 16, L);
-        pack5((const uint8_t *)L, y[ib].qs, y[ib].qh);
-    }
-}
-
-static void qw_q4_1(const float *x, uint8_t *out, long long n, const float *qw) {
-    block_q4_1 *y = (block_q4_1 *)out;
+/* the 32-element types: a weighted fit per block (symmetric for Q4_0 / Q5_0,
+ * with a minimum for Q4_1 / Q5_1), sigma2 the whole row's */
+static inline void qw_q32(const float *x, uint8_t *out, long long n, const float *qw, int type) {
     const float sigma2 = row_sigma2(x, n);
     uint8_t L[QK];
     for (long long ib = 0; ib < n / QK; ib++, x += QK, qw += QK) {
-        fit_block_min(x, qw, sigma2, 15, L, &y[ib].d, &y[ib].m);
-        pack4(L, y[ib].qs);
+        if (type == T_Q4_0) {
+            block_q4_0 *y = (block_q4_0 *)out + ib;
+            y->d = fit_block_sym(x, qw, sigma2, 8, (int8_t *)L);
+            pack4(L, y->qs);
+        } else if (type == T_Q5_0) {
+            block_q5_0 *y = (block_q5_0 *)out + ib;
+            y->d = fit_block_sym(x, qw, sigma2, 16, (int8_t *)L);
+            pack5(L, y->qs, y->qh);
+        } else if (type == T_Q4_1) {
+            block_q4_1 *y = (block_q4_1 *)out + ib;
+            fit_block_min(x, qw, sigma2, 15, L, &y->d, &y->m);
+            pack4(L, y->qs);
+        } else {
+            block_q5_1 *y = (block_q5_1 *)out + ib;
+            fit_block_min(x, qw, sigma2, 31, L, &y->d, &y->m);
+            pack5(L, y->qs, y->qh);
+        }
     }
 }
-
-static void qw_q5_1(const float *x, uint8_t *out, long long n, const float *qw) {
-    block_q5_1 *y = (block_q5_1 *)out;
-    const float sigma2 = row_sigma2(x, n);
-    uint8_t L[QK];
-    for (long long ib = 0; ib < n / QK; ib++, x += QK, qw += QK) {
-        fit_block_min(x, qw, sigma2, 31, L, &y[ib].d, &y[ib].m);
-        pack5(L, y[ib].qs, y[ib].qh);
-    }
-}
+static void qw_q4_0(const float *x, uint8_t *out, long long n, const float *qw) { qw_q32(x, out, n, qw, T_Q4_0); }
+static void qw_q4_1(const float *x, uint8_t *out, long long n, const float *qw) { qw_q32(x, out, n, qw, T_Q4_1); }
+static void qw_q5_0(const float *x, uint8_t *out, long long n, const float *qw) { qw_q32(x, out, n, qw, T_Q5_0); }
+static void qw_q5_1(const float *x, uint8_t *out, long long n, const float *qw) { qw_q32(x, out, n, qw, T_Q5_1); }
 
 /* ----------------------------------------------------------- K-quants */
 

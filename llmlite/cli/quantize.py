@@ -117,6 +117,10 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         con.print(t)
         con.print(f"{len(p)} tensors, {fmt_bytes(sum(e.src_bytes for e in p))} -> {fmt_bytes(size_out)}, "
                   f"{8 * size_out / max(1, n_params):.2f} bits per weight")
+        from llmlite.imatrix import requires_imatrix
+
+        if not has_im and any(requires_imatrix(e.name, e.dst_type, ty) for e in p if e.dst_type != e.src_type):
+            con.print("warning: the quantization itself will need an importance matrix (--imatrix FILE)")
         return
     from rich.progress import (
         BarColumn,
