@@ -47,7 +47,7 @@ class ImportanceMatrix:
     datasets: list[str] = field(default_factory=list)
     chunk_count: int = 0
 
-    def select(self, include=(), exclude=()) -> "ImportanceMatrix":
+    def select(self, include=(), exclude=()) -> ImportanceMatrix:
         """llama-quantize's --include-weights / --exclude-weights: keep only the
         entries whose name contains one of include, or drop those containing one
         of exclude (names are substrings, not patterns)"""
@@ -159,14 +159,15 @@ def _load_gguf(p: Path, given: str) -> ImportanceMatrix:
 
 def _normalize(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """sums / count per expert (count rounded half away from zero, as lround), 1
-    where an expert's count is not positive"""
+    where an expert's count is not positive; values past n_expert * (size //
+    n_expert) stay 0, as llama-quantize leaves them"""
     n = counts.size
     ne0 = sums.size // n
     rounded = np.sign(counts.astype(np.float64)) * np.floor(np.abs(counts.astype(np.float64)) + 0.5)
-    out = np.ones(sums.size, np.float32)
+    out = np.zeros(sums.size, np.float32)
     for j in range(n):
-        if rounded[j] > 0:
-            out[j * ne0:(j + 1) * ne0] = sums[j * ne0:(j + 1) * ne0] / np.float32(rounded[j])
+        part = slice(j * ne0, (j + 1) * ne0)
+        out[part] = sums[part] / np.float32(rounded[j]) if rounded[j] > 0 else 1
     return out
 
 
@@ -185,9 +186,6 @@ class _Reader:
 
     def i32(self, what: str) -> int:
         return struct.unpack("<i", self.take(4, what))[0]
-
-    def at_end(self) -> bool:
-        return self.off >= len(self.data)
 
 
 def _load_legacy(p: Path, given: str) -> ImportanceMatrix:
@@ -208,13 +206,11 @@ def _load_legacy(p: Path, given: str) -> ImportanceMatrix:
         weights[name] = vals / np.float32(ncall) if ncall > 0 else vals.copy()
     chunk_count, datasets = 0, []
     # the trailing chunk count and dataset name are optional, each read if present
-    if not r.at_end():
-        if len(r.data) - r.off >= 4:
-            chunk_count = r.i32("chunk count")
-            if len(r.data) - r.off >= 4:
-                n = r.i32("dataset")
-                if 0 < n <= len(r.data) - r.off:
-                    datasets.append(r.take(n, "dataset").split(b"\0")[0].decode("utf-8", "replace"))
+    if len(r.data) - r.off >= 4:
+        chunk_count = r.i32("chunk count")
+        n = r.i32("dataset") if len(r.data) - r.off >= 4 else 0
+        if 0 < n <= len(r.data) - r.off:
+            datasets.append(r.take(n, "dataset").split(b"\0")[0].decode("utf-8", "replace"))
     return ImportanceMatrix(given, weights, datasets, chunk_count)
 
 

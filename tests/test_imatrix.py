@@ -1,15 +1,24 @@
 """Importance matrices: the weighted quantizers (csrc/quantize_weighted.c, the
 IQ4 ones in type_iq4.c) against the bytes llama.cpp's quantize_<type> wrote with
 an importance matrix (tests/data/imatrix_quant_refs.npz, made by
-benchmarks/make_imatrix_refs.py)."""
+benchmarks/make_imatrix_refs.py); reading llama-imatrix's files (llmlite/imatrix.py);
+`llmlite quantize --imatrix` against llama-quantize's files (tests/data/tiny.imatrix.*
+and imatrix_tiny_refs.json, made by benchmarks/make_imatrix_tiny.py)."""
+import json
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import llmlite as cli
 
 from llmlite import _lib
+from llmlite.gguf.constants import GGMLType, ValueType
+from llmlite.gguf.writer import TensorOut, encode, write_gguf
+from llmlite.imatrix import ImatrixError, load_imatrix
 
-REFS = Path(__file__).parent / "data" / "imatrix_quant_refs.npz"
+DATA = Path(__file__).parent / "data"
+REFS = DATA / "imatrix_quant_refs.npz"
 TYPES = {"Q4_0": 2, "Q4_1": 3, "Q5_0": 6, "Q5_1": 7, "Q2_K": 10, "Q3_K": 11, "Q4_K": 12, "Q5_K": 13,
          "Q6_K": 14, "IQ4_NL": 20, "IQ4_XS": 23}
 
@@ -62,6 +71,14 @@ def test_the_imatrix_changes_the_bytes(refs, name):
     assert not np.array_equal(plain, a) and not np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("t", [GGMLType.Q8_0, GGMLType.F16, GGMLType.MXFP4, GGMLType.TQ2_0])
+def test_types_whose_quantizer_takes_no_imatrix_ignore_it(refs, t):
+    """llama.cpp's quantize_q8_0, the float types, MXFP4 and the ternary types
+    ignore quant_weights: the plain bytes"""
+    x = refs["x_256"]
+    assert np.array_equal(_lib.quantize_rows(t, x, imatrix=refs["im_256_huge"]), _lib.quantize_rows(t, x))
+
+
 def test_imatrix_of_the_wrong_length_is_refused(refs):
     with pytest.raises(_lib.LlmliteError, match="importance matrix"):
         _lib.quantize_rows(12, refs["x_256"], imatrix=np.ones(512, np.float32))
@@ -69,15 +86,6 @@ def test_imatrix_of_the_wrong_length_is_refused(refs):
 
 # ------------------------------------------------------------- reading the files
 
-import json
-import struct
-
-from helpers import llmlite as cli
-from llmlite.gguf.constants import GGMLType, ValueType
-from llmlite.gguf.writer import TensorOut, encode, write_gguf
-from llmlite.imatrix import ImatrixError, load_imatrix
-
-DATA = Path(__file__).parent / "data"
 
 
 def write_imatrix_gguf(path, entries, datasets=("corpus.txt",), chunk_count=7, chunk_size=512, drop=()):
@@ -189,9 +197,9 @@ def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path
 
 
 def test_imatrix_keys_and_weighted_tensors(tiny_path, tmp_path):
-    from llmlite.gguf import open_gguf
-
     from hf_fixture import quantize_gguf
+
+    from llmlite.gguf import open_gguf
 
     im = load_imatrix(DATA / "tiny.imatrix.gguf")
     out, plain = tmp_path / "w.gguf", tmp_path / "p.gguf"
@@ -217,6 +225,7 @@ def test_imatrix_keys_and_weighted_tensors(tiny_path, tmp_path):
 def test_expert_tensors_take_one_vector_per_expert(tmp_path):
     """a 3-D expert tensor: expert e's rows quantized with the e-th ne0 weights"""
     import moe_models
+
     from llmlite.gguf import open_gguf
 
     src, out = tmp_path / "moe.gguf", tmp_path / "out.gguf"
