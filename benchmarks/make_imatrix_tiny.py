@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes tests/data/tiny.imatrix.gguf and tests/data/tiny.imatrix.dat (llama-imatrix's
-two output forms, on the shared tiny llama, refs/synthetic/llama-mqa-tiny-f16.gguf)
-and tests/data/imatrix_tiny_refs.json: the sha256 of what llama-quantize writes from
-that model with each of them, for several file types. Run from anywhere; the
+two output forms, on the shared tiny llama, refs/synthetic/llama-mqa-tiny-f16.gguf),
+tests/data/moe.imatrix.gguf (on tests/moe_models.py's qwen3moe-8x2-q8_0: expert
+tensors, one count per expert) and tests/data/imatrix_tiny_refs.json: the sha256 of
+what llama-quantize writes from those models with each of them, for several file types. Run from anywhere; the
 imatrix is passed to llama-quantize by its bare name from tests/data (the name is
 recorded in the output's quantize.imatrix.file, so the test passes the same).
 
@@ -18,11 +19,14 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q2_k", "iq4_nl", "iq4_xs")
+MOE, MOE_TYPES = "qwen3moe-8x2-q8_0", ("q4_0", "q4_k_m", "iq4_nl")
 TEXT = "wikitext2_test.txt"
 
 
@@ -36,25 +40,29 @@ def main() -> int:
     ap.add_argument("--shared", default=os.environ.get("LLMLITE_SHARED", "/work/shared"))
     a = ap.parse_args()
     model = Path(a.shared) / "refs" / "synthetic" / "llama-mqa-tiny-f16.gguf"
-    text = DATA / "imatrix_text.tmp"
-    text.write_bytes((Path(a.shared) / "data" / TEXT).read_bytes()[:60000])
-    try:
-        for form in ("gguf", "dat"):
-            subprocess.run([f"{a.bin}/llama-imatrix", "-m", str(model), "-f", str(text), "-c", "64", "--chunks", "4",
-                            "-t", "2", "--no-ppl", "--output-format", form, "-o", f"tiny.imatrix.{form}"],
-                           cwd=DATA, check=True, capture_output=True)
-    finally:
-        text.unlink()
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT))
+    import moe_models
+
     refs = {}
-    out = DATA / "imatrix_tiny_out.tmp"
-    for form in ("gguf", "dat"):
-        for ty in TYPES:
-            subprocess.run([f"{a.bin}/llama-quantize", "--allow-requantize", "--imatrix", f"tiny.imatrix.{form}",
-                            str(model), str(out), ty.upper(), "2"], cwd=DATA, check=True, capture_output=True)
-            refs[f"{form} {ty}"] = sha256(out)
-    out.unlink()
+    with tempfile.TemporaryDirectory() as tmp:
+        text, out, moe = Path(tmp) / "text.txt", Path(tmp) / "out.gguf", Path(tmp) / "moe.gguf"
+        text.write_bytes((Path(a.shared) / "data" / TEXT).read_bytes()[:60000])
+        moe_models.build(MOE, moe)
+        for m, form, name in ((model, "gguf", "tiny.imatrix.gguf"), (model, "dat", "tiny.imatrix.dat"),
+                              (moe, "gguf", "moe.imatrix.gguf")):
+            subprocess.run([f"{a.bin}/llama-imatrix", "-m", str(m), "-f", str(text), "-c", "64", "--chunks", "4",
+                            "-t", "2", "--no-ppl", "--output-format", form, "-o", name],
+                           cwd=DATA, check=True, capture_output=True)
+        for m, name, types in ((model, "tiny.imatrix.gguf", TYPES), (model, "tiny.imatrix.dat", TYPES),
+                               (moe, "moe.imatrix.gguf", MOE_TYPES)):
+            for ty in types:
+                subprocess.run([f"{a.bin}/llama-quantize", "--allow-requantize", "--imatrix", name,
+                                str(m), str(out), ty.upper(), "2"], cwd=DATA, check=True, capture_output=True)
+                refs[f"{name} {ty}"] = sha256(out)
     (DATA / "imatrix_tiny_refs.json").write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
-    print(f"{DATA}: tiny.imatrix.gguf, tiny.imatrix.dat, imatrix_tiny_refs.json ({len(refs)} files)")
+    print(f"{DATA}: tiny.imatrix.gguf, tiny.imatrix.dat, moe.imatrix.gguf, imatrix_tiny_refs.json "
+          f"({len(refs)} files)")
     return 0
 
 

@@ -175,23 +175,31 @@ def test_bad_files_are_one_line_errors(tmp_path):
 
 # ------------------------------------------------------- llmlite quantize --imatrix
 
-@pytest.mark.parametrize("form", ["gguf", "dat"])
-def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path, form):
+@pytest.mark.parametrize("name", ["tiny.imatrix.gguf", "tiny.imatrix.dat", "moe.imatrix.gguf"])
+def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path, name):
     """the whole file, byte for byte, as llama-quantize wrote it with the same
-    imatrix (named as it was given to llama-quantize: quantize.imatrix.file records it)"""
+    imatrix (named as it was given to llama-quantize: quantize.imatrix.file records
+    it); the MoE model's experts each with their own vector"""
     import dataclasses
     import hashlib
 
+    import moe_models
     from llmlite.quantize import GGUFSource, write_quantized
 
     refs = json.loads((DATA / "imatrix_tiny_refs.json").read_text())
-    im = dataclasses.replace(load_imatrix(DATA / f"tiny.imatrix.{form}"), path=f"tiny.imatrix.{form}")
-    source = GGUFSource(tiny_path)
+    types = [k.split()[1] for k in refs if k.split()[0] == name]
+    assert len(types) >= 3
+    im = dataclasses.replace(load_imatrix(DATA / name), path=name)
+    src = tiny_path
+    if name.startswith("moe"):
+        src = tmp_path / "moe.gguf"
+        moe_models.build("qwen3moe-8x2-q8_0", src)
+    source = GGUFSource(src)
     try:
-        for ty in ("q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q2_k", "iq4_nl", "iq4_xs"):
+        for ty in types:
             out = tmp_path / f"{ty}.gguf"
             write_quantized(source, out, ty, allow_requantize=True, imatrix=im)
-            assert hashlib.sha256(out.read_bytes()).hexdigest() == refs[f"{form} {ty}"], ty
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == refs[f"{name} {ty}"], ty
     finally:
         source.close()
 
