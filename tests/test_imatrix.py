@@ -184,6 +184,7 @@ def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path
     import hashlib
 
     import moe_models
+
     from llmlite.quantize import GGUFSource, write_quantized
 
     refs = json.loads((DATA / "imatrix_tiny_refs.json").read_text())
