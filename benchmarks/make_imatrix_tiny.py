@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data"
 TYPES = ("q4_0", "q4_1", "q5_0", "q5_1", "q4_k_m", "q2_k", "iq4_nl", "iq4_xs")
 MOE, MOE_TYPES = "qwen3moe-8x2-q8_0", ("q4_0", "q4_k_m", "iq4_nl")
+# the tensors the imatrix is used for, chosen (key: "<imatrix> <type> <options>")
+SELECTIONS = (("tiny.imatrix.gguf", "q4_0", ("--include-weights", "ffn_up")),
+              ("tiny.imatrix.dat", "q4_k_m", ("--exclude-weights", "attn", "--exclude-weights", "ffn_down")),
+              ("tiny.imatrix.dat", "q4_k_m", ("--include-weights", "nothing")))
 TEXT = "wikitext2_test.txt"
 
 
@@ -51,15 +55,20 @@ def main() -> int:
         moe_models.build(MOE, moe)
         for m, form, name in ((model, "gguf", "tiny.imatrix.gguf"), (model, "dat", "tiny.imatrix.dat"),
                               (moe, "gguf", "moe.imatrix.gguf")):
-            subprocess.run([f"{a.bin}/llama-imatrix", "-m", str(m), "-f", str(text), "-c", "64", "--chunks", "4",
-                            "-t", "2", "--no-ppl", "--output-format", form, "-o", name],
-                           cwd=DATA, check=True, capture_output=True)
+            # the text by its bare name: the file records it as its dataset
+            subprocess.run([f"{a.bin}/llama-imatrix", "-m", str(m), "-f", text.name, "-c", "64", "--chunks", "4",
+                            "-t", "2", "--no-ppl", "--output-format", form, "-o", str(DATA / name)],
+                           cwd=tmp, check=True, capture_output=True)
         for m, name, types in ((model, "tiny.imatrix.gguf", TYPES), (model, "tiny.imatrix.dat", TYPES),
                                (moe, "moe.imatrix.gguf", MOE_TYPES)):
             for ty in types:
                 subprocess.run([f"{a.bin}/llama-quantize", "--allow-requantize", "--imatrix", name,
                                 str(m), str(out), ty.upper(), "2"], cwd=DATA, check=True, capture_output=True)
                 refs[f"{name} {ty}"] = sha256(out)
+        for name, ty, opts in SELECTIONS:
+            subprocess.run([f"{a.bin}/llama-quantize", "--allow-requantize", "--imatrix", name, *opts,
+                            str(model), str(out), ty.upper(), "2"], cwd=DATA, check=True, capture_output=True)
+            refs[" ".join((name, ty, *opts))] = sha256(out)
     (DATA / "imatrix_tiny_refs.json").write_text(json.dumps(refs, indent=1, sort_keys=True) + "\n")
     print(f"{DATA}: tiny.imatrix.gguf, tiny.imatrix.dat, moe.imatrix.gguf, imatrix_tiny_refs.json "
           f"({len(refs)} files)")

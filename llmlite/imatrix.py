@@ -87,9 +87,11 @@ class ImportanceMatrix:
         return out
 
 
-def load_imatrix(path) -> ImportanceMatrix:
-    """Read an importance matrix in either form. ImatrixError (one line) for a file
-    llama-quantize would refuse, or one with a non-finite weight."""
+def load_imatrix(path, include=(), exclude=()) -> ImportanceMatrix:
+    """Read an importance matrix in either form, keeping the entries include /
+    exclude select (ImportanceMatrix.select). ImatrixError (one line) for a file
+    llama-quantize would refuse, or a non-finite weight in an entry kept (the
+    only ones llama-quantize checks)."""
     p = Path(path)
     try:
         with open(p, "rb") as f:
@@ -99,6 +101,7 @@ def load_imatrix(path) -> ImportanceMatrix:
     except OSError as e:
         raise ImatrixError(f"{path}: cannot read ({e.strerror or e})") from None
     im = _load_gguf(p, str(path)) if magic == b"GGUF" else _load_legacy(p, str(path))
+    im = im.select(include, exclude)
     for name, w in im.weights.items():
         if not np.isfinite(w).all():
             raise ImatrixError(f"{path}: the importance matrix of {name} has a non-finite value")

@@ -168,6 +168,8 @@ def test_bad_files_are_one_line_errors(tmp_path):
     for name, why in _bad_files(tmp_path).items():
         with pytest.raises(ImatrixError, match=why):
             load_imatrix(tmp_path / name)
+    # a non-finite weight only matters in an entry that is used
+    assert load_imatrix(tmp_path / "nan.dat", exclude=["a.weight"]).weights == {}
     r = cli("quantize", str(DATA / "tiny.imatrix.gguf"), str(tmp_path / "o.gguf"), "--imatrix",
             str(tmp_path / "short.dat"))
     assert r.returncode != 0 and "Traceback" not in r.stderr and "truncated" in r.stderr
@@ -188,7 +190,7 @@ def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path
     from llmlite.quantize import GGUFSource, write_quantized
 
     refs = json.loads((DATA / "imatrix_tiny_refs.json").read_text())
-    types = [k.split()[1] for k in refs if k.split()[0] == name]
+    types = [k.split()[1] for k in refs if k.split()[0] == name and len(k.split()) == 2]
     assert len(types) >= 3
     im = dataclasses.replace(load_imatrix(DATA / name), path=name)
     src = tiny_path
@@ -201,6 +203,31 @@ def test_quantize_with_llama_imatrix_file_is_llama_quantizes(tiny_path, tmp_path
             out = tmp_path / f"{ty}.gguf"
             write_quantized(source, out, ty, allow_requantize=True, imatrix=im)
             assert hashlib.sha256(out.read_bytes()).hexdigest() == refs[f"{name} {ty}"], ty
+    finally:
+        source.close()
+
+
+def test_include_and_exclude_weights_are_llama_quantizes(tiny_path, tmp_path):
+    """--include-weights / --exclude-weights: llama-quantize's bytes (none left
+    selected: no importance matrix at all, no quantize.imatrix.* keys)"""
+    import dataclasses
+    import hashlib
+
+    from llmlite.quantize import GGUFSource, write_quantized
+
+    refs = json.loads((DATA / "imatrix_tiny_refs.json").read_text())
+    selections = [k.split() for k in refs if len(k.split()) > 2]
+    assert len(selections) == 3
+    source = GGUFSource(tiny_path)
+    try:
+        for name, ty, *opts in selections:
+            sel = {"--include-weights": [], "--exclude-weights": []}
+            for flag, v in zip(opts[::2], opts[1::2]):
+                sel[flag].append(v)
+            im = load_imatrix(DATA / name, sel["--include-weights"], sel["--exclude-weights"])
+            out = tmp_path / "o.gguf"
+            write_quantized(source, out, ty, allow_requantize=True, imatrix=dataclasses.replace(im, path=name))
+            assert hashlib.sha256(out.read_bytes()).hexdigest() == refs[" ".join((name, ty, *opts))], opts
     finally:
         source.close()
 

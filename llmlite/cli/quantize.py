@@ -68,7 +68,7 @@ def quantize(
 
         if imatrix is None:
             raise ImatrixError("--include-weights / --exclude-weights need --imatrix FILE")
-        im = load_imatrix(imatrix).select(include_weights or (), exclude_weights or ())
+        im = load_imatrix(imatrix, include_weights or (), exclude_weights or ())
     _lib.set_threads(threads)
     from rich.console import Console
 
