@@ -301,3 +301,22 @@ def test_low_bit_types_require_an_imatrix():
     assert requires_imatrix("blk.0.ffn_up.weight", GGMLType.Q2_K, "q2_k_s")
     assert not requires_imatrix("blk.0.ffn_up.weight", GGMLType.Q2_K, "q2_k")
     assert not requires_imatrix("blk.0.ffn_up.weight", GGMLType.IQ4_XS, "iq4_xs")
+
+
+def test_an_imatrix_changes_llama_quantizes_choices(smollm2_path):
+    """with an importance matrix the first eighth of ffn_down goes Q4_0 -> Q4_1 and
+    Q5_0 -> Q5_1, and IQ4's no longer goes Q5_K (SmolLM2: 30 layers, so layers 0-2)"""
+    from llmlite.gguf import open_gguf
+    from llmlite.quantize import plan
+
+    with open_gguf(smollm2_path) as g:
+        for ty, plain, weighted in (("q4_0", GGMLType.Q4_0, GGMLType.Q4_1), ("q5_0", GGMLType.Q5_0, GGMLType.Q5_1),
+                                    ("iq4_xs", GGMLType.Q5_K, GGMLType.IQ4_XS)):
+            without = {e.name: e.dst_type for e in plan(g, ty)}
+            with_im = {e.name: e.dst_type for e in plan(g, ty, has_imatrix=True)}
+            for i in range(30):
+                name = f"blk.{i}.ffn_down.weight"
+                assert with_im[name] == (weighted if i < 3 else without[name]), (ty, i)
+                assert without[name] == (plain if i < 3 else without["blk.3.ffn_down.weight"]), (ty, i)
+            assert {k: v for k, v in with_im.items() if "ffn_down" not in k} == \
+                {k: v for k, v in without.items() if "ffn_down" not in k}
