@@ -25,6 +25,7 @@ from llmlite.gguf.writer import TensorOut, encode, with_alignment, write_gguf
 # short names for the rules below, as llama-quant.cpp's GGML_TYPE_* read
 F32, F16, BF16, Q4_0, Q5_0, Q5_1, Q8_0 = (GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0,
                                           GGMLType.Q5_1, GGMLType.Q8_0)
+Q4_1 = GGMLType.Q4_1
 Q2_K, Q3_K, Q4_K, Q5_K, Q6_K = GGMLType.Q2_K, GGMLType.Q3_K, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K
 MXFP4, TQ1_0, TQ2_0 = GGMLType.MXFP4, GGMLType.TQ1_0, GGMLType.TQ2_0
 IQ4_NL, IQ4_XS = GGMLType.IQ4_NL, GGMLType.IQ4_XS
@@ -100,7 +101,8 @@ class Planned:
 
 
 class _State:
-    def __init__(self, names, n_layer: int, n_gqa: int, n_expert: int):
+    def __init__(self, names, n_layer: int, n_gqa: int, n_expert: int, has_imatrix: bool = False):
+        self.has_imatrix = has_imatrix     # some rules differ when an importance matrix is given
         self.n_attention_wv = sum(category(n) in ATTN_V_LIKE for n in names)
         self.has_tied = "output.weight" not in names
         self.n_layer, self.n_gqa, self.n_expert = n_layer, n_gqa, n_expert
@@ -158,10 +160,15 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str, n_mat:
         elif ftype == "q4_k_m":
             if use_more_bits(i, n):
                 t = Q6_K
+        elif ftype in IQ4_FTYPES and i < n // 8 and not st.has_imatrix:
+            t = Q5_K
         elif ftype == "q5_k_m" and use_more_bits(i, n):
             t = Q6_K
-        elif ftype in ("q4_k_s", *IQ4_FTYPES) and i < n // 8:    # IQ4: without an importance matrix
+        elif ftype == "q4_k_s" and i < n // 8:
             t = Q5_K
+        elif ftype in ("q4_0", "q5_0") and st.has_imatrix and i < n // 8:
+            # llama.cpp's guard for the first ffn_down layers, only with an importance matrix
+            t = Q4_1 if ftype == "q4_0" else Q5_1
         st.i_ffn_down += 1
         return t
     if cat == "attn_output":
@@ -171,9 +178,9 @@ def _rules(st: _State, ftype: str, t: int, name: str, ne0: int, cat: str, n_mat:
     return t          # attn_qkv is attn_v-like (above), as in llama.cpp
 
 
-def plan(g, ftype: str) -> list[Planned]:
+def plan(g, ftype: str, has_imatrix: bool = False) -> list[Planned]:
     """the type of every tensor of g (an open GGUF, or any source with .tensors
-    and .get) for this file type"""
+    and .get) for this file type (with an importance matrix: has_imatrix)"""
     from llmlite import _lib
 
     if ftype not in FTYPES:
@@ -187,7 +194,7 @@ def plan(g, ftype: str) -> list[Planned]:
     n_head = n_head[0] if isinstance(n_head, (list, tuple)) else n_head
     n_head_kv = n_head_kv[0] if isinstance(n_head_kv, (list, tuple)) else n_head_kv
     n_gqa = int(n_head) // max(1, int(n_head_kv or 1))
-    st = _State(names, n_layer, n_gqa, int(g.get(f"{arch}.expert_count", 0) or 0))
+    st = _State(names, n_layer, n_gqa, int(g.get(f"{arch}.expert_count", 0) or 0), has_imatrix)
     out = []
     for name in names:
         ti = g.tensors[name]
@@ -205,17 +212,21 @@ def plan(g, ftype: str) -> list[Planned]:
 
 # ------------------------------------------------------------------ writing
 
-def _kv_section(stored_kvs, ftype_value: int, alignment: int | None) -> list[tuple[str, bytes]]:
+def _kv_section(stored_kvs, ftype_value: int, alignment: int | None, imatrix=None) -> list[tuple[str, bytes]]:
     """llama-quantize's key/values: the input's in order (without the ones it rewrites
-    or a split model's), then the quantization version and the file type"""
+    or a split model's), then the quantization version and the file type, then
+    the importance matrix's (quantize.imatrix.*, when one is used)"""
     G, S = Keys.General, Keys.Split
-    drop = {G.QUANTIZATION_VERSION, G.FILE_TYPE, S.LLM_KV_SPLIT_NO, S.LLM_KV_SPLIT_COUNT,
-            S.LLM_KV_SPLIT_TENSORS_COUNT}
+    extra = [(G.QUANTIZATION_VERSION, encode(ValueType.UINT32, QUANT_VERSION)),
+             (G.FILE_TYPE, encode(ValueType.UINT32, ftype_value))]
+    for k, vt, v in imatrix.kvs() if imatrix is not None else ():
+        extra.append((k, encode(ValueType.STRING, v) if vt == "str" else encode(ValueType.UINT32, v & 0xFFFFFFFF)))
+    # a key llama-quantize sets moves to the end (gguf_set_val replaces it there)
+    drop = {S.LLM_KV_SPLIT_NO, S.LLM_KV_SPLIT_COUNT, S.LLM_KV_SPLIT_TENSORS_COUNT, *(k for k, _ in extra)}
     kvs = [(k, v) for k, v in stored_kvs if k not in drop]
     if alignment is not None:
         kvs = with_alignment(kvs, alignment)
-    return kvs + [(G.QUANTIZATION_VERSION, encode(ValueType.UINT32, QUANT_VERSION)),
-                  (G.FILE_TYPE, encode(ValueType.UINT32, ftype_value))]
+    return kvs + extra
 
 
 class GGUFSource:
@@ -249,28 +260,42 @@ class GGUFSource:
 
 
 def write_quantized(source, dst, ftype: str, allow_requantize: bool = False, progress=None,
-                    alignment: int | None = None) -> dict:
+                    alignment: int | None = None, imatrix=None) -> dict:
     """Write dst from source (GGUFSource, or a checkpoint from convert_hf) for
     ftype; returns a summary. progress(done, total, Planned) after each tensor.
     alignment: the data's (general.alignment set to it); default: the source's.
+    imatrix: an ImportanceMatrix (llmlite.imatrix) or None; one without entries
+    counts as none, as in llama-quantize.
     The output goes to a temporary file beside dst, renamed when complete (an
     error or Ctrl-C leaves nothing at dst)."""
     from llmlite import _lib
+    from llmlite.imatrix import tensor_weights
 
     t0 = time.perf_counter()
-    p = plan(source, ftype)
+    imatrix = imatrix if imatrix is not None and imatrix.weights else None
+    p = plan(source, ftype, has_imatrix=imatrix is not None)
     if not allow_requantize:
         for e in p:
             if e.dst_type != e.src_type and e.src_type not in FLOAT_TYPES:
                 raise QuantizeError(f"{e.name} is already {type_name(e.src_type)}: "
                                     "requantizing loses quality (--allow-requantize to do it anyway)")
 
+    weights = {e.name: tensor_weights(imatrix, e, ftype) for e in p if e.dst_type != e.src_type}
+
     def data(i: int):
         e = p[i]
         raw = source.raw(e.name) if e.dst_type == e.src_type else None
-        return raw if raw is not None else _lib.quantize_rows(e.dst_type, source.floats(e.name))
+        if raw is not None:
+            return raw
+        x, w = source.floats(e.name), weights.get(e.name)
+        if w is None:
+            return _lib.quantize_rows(e.dst_type, x)
+        # an expert's rows with its own vector (llama.cpp: imatrix + expert * n_per_row)
+        per = x.shape[0] // len(w)
+        return np.concatenate([_lib.quantize_rows(e.dst_type, x[k * per:(k + 1) * per], imatrix=w[k])
+                               for k in range(len(w))])
 
-    write_gguf(dst, _kv_section(source.kv_bytes(), FTYPES[ftype][0], alignment),
+    write_gguf(dst, _kv_section(source.kv_bytes(), FTYPES[ftype][0], alignment, imatrix),
                [TensorOut(e.name, e.shape, e.dst_type, e.dst_bytes) for e in p], data,
                progress and (lambda done, total: progress(done, total, p[done - 1])))
     counts: dict[str, int] = {}
