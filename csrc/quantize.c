@@ -491,6 +491,8 @@ typedef void (*qrow_w_fn)(const float *x, uint8_t *out, long long n, const float
 
 static qrow_w_fn weighted_quantizer(int type) {
     switch (type) {
+    case T_IQ3_XXS: return llm_q_iq3_xxs;
+    case T_IQ3_S: return llm_q_iq3_s;
     default: return NULL;
     }
 }
