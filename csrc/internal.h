@@ -255,6 +255,9 @@ int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long n
  * default weights), llama.cpp's bytes */
 void llm_q_iq3_xxs(const float *x, uint8_t *out, long long n, const float *qw);
 void llm_q_iq3_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_s(const float *x, uint8_t *out, long long n, const float *qw);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);

@@ -20,7 +20,8 @@ LENGTHS = (256, 512, 1024)
 CASES = ("w", "z", "n")   # random weights, zero weights, none
 
 # the types whose quantizer exists (the rest of the grid family is not written yet)
-WRITTEN = {"IQ3_XXS": Q.IQ3_XXS, "IQ3_S": Q.IQ3_S}
+WRITTEN = {"IQ3_XXS": Q.IQ3_XXS, "IQ3_S": Q.IQ3_S, "IQ2_XXS": Q.IQ2_XXS, "IQ2_XS": Q.IQ2_XS,
+           "IQ2_S": Q.IQ2_S}
 
 
 def imatrix(case: str, n: int):
@@ -65,7 +66,7 @@ def test_dequantized_bytes_are_gguf_py_s(name):
 def test_quantization_follows_the_data(name):
     """a fit, not a constant: the dequantized row is closer to the row than to its negation"""
     x = REFS["x_1024"][1:2]
-    y = L.dequantize(WRITTEN[name], L.quantize_rows(WRITTEN[name], x), x.size)
+    y = L.dequantize(WRITTEN[name], L.quantize_rows(WRITTEN[name], x, REFS["qw_1024"]), x.size)
     assert np.linalg.norm(y - x[0]) < 0.5 * np.linalg.norm(x[0])
 
 
@@ -73,3 +74,10 @@ def test_quantization_follows_the_data(name):
 def test_rows_not_a_multiple_of_256_are_refused(name):
     with pytest.raises(Exception, match="not a whole number of blocks"):
         L.quantize_rows(WRITTEN[name], np.ones((2, 288), np.float32))
+
+
+@pytest.mark.parametrize("name", ["IQ2_XXS", "IQ2_XS"])
+def test_types_whose_quantizer_needs_an_imatrix_refuse_rows_without_one(name):
+    """ggml_quantize_requires_imatrix: llama.cpp asserts; we refuse with one line"""
+    with pytest.raises(Exception, match="without an importance matrix"):
+        L.quantize_rows(WRITTEN[name], REFS["x_256"])
