@@ -258,6 +258,8 @@ void llm_q_iq3_s(const float *x, uint8_t *out, long long n, const float *qw);
 void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw);
 void llm_q_iq2_xs(const float *x, uint8_t *out, long long n, const float *qw);
 void llm_q_iq2_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_m(const float *x, uint8_t *out, long long n, const float *qw);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);

@@ -496,6 +496,8 @@ static qrow_w_fn weighted_quantizer(int type) {
     case T_IQ2_XXS: return llm_q_iq2_xxs;
     case T_IQ2_XS: return llm_q_iq2_xs;
     case T_IQ2_S: return llm_q_iq2_s;
+    case T_IQ1_S: return llm_q_iq1_s;
+    case T_IQ1_M: return llm_q_iq1_m;
     default: return NULL;
     }
 }
