@@ -13,14 +13,14 @@ TYPE_CASE_N (the rows' bytes; CASE: w random weights, z zero weights, n none).
 from __future__ import annotations
 
 import argparse
-import ctypes
-import glob
 import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from make_iq_refs import load  # noqa: E402  (libggml-base / -cpu with their signatures)
 
 TYPES = {"IQ3_XXS": 18, "IQ3_S": 21, "IQ2_XXS": 16, "IQ2_XS": 17, "IQ2_S": 22, "IQ1_S": 19, "IQ1_M": 29}
 REQUIRES_IMATRIX = {"IQ2_XXS", "IQ2_XS", "IQ1_S"}   # ggml_quantize_requires_imatrix (ggml.c)
@@ -49,15 +49,7 @@ def main() -> int:
     ap.add_argument("--venv", default=str(ROOT.parent.parent / "main" / ".venv-llamacpp"))
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "iqgrid_quant_refs.npz"))
     a = ap.parse_args()
-    libs = glob.glob(str(Path(a.venv) / "lib" / "python3*" / "site-packages" / "llama_cpp" / "lib" / "libggml-base.so"))
-    if not libs:
-        sys.exit(f"no libggml-base.so under {a.venv}")
-    ggml = ctypes.CDLL(libs[0])
-    ggml.ggml_quantize_chunk.restype = ctypes.c_size_t
-    ggml.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                         ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
-    ggml.ggml_row_size.restype = ctypes.c_size_t
-    ggml.ggml_row_size.argtypes = [ctypes.c_int, ctypes.c_int64]
+    ggml, _ = load(a.venv)
     rng = np.random.default_rng(20)
     out = {}
     for n in LENGTHS:

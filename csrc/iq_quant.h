@@ -65,6 +65,14 @@ typedef struct {
 float llm_iq_fit_group(const iq_tables *t, const iq_search *s, int npts, const float *xval, const float *w,
                        const float *waux, float max, float scale0, int8_t *L, int *gi);
 
+/* A group of npts points from its values xb: signs (one byte per 8, 7 bits with
+ * even, see llm_iq_signs8) into bs, then, unless its largest magnitude is below
+ * eps (or 0), the fit of llm_iq_fit_group from max / qmax, a negative scale made
+ * positive with the signs flipped. Grid indices into gi, the scale into *scale;
+ * returns 0 for a group left empty. */
+int llm_iq_fit_signed(const iq_tables *t, const iq_search *s, int npts, const float *xb, const float *w,
+                      const float *waux, int even, float eps, uint8_t *bs, int *gi, float *scale);
+
 /* w = qw sqrt(sigma2 + x^2) for n values, waux = sqrt(w) */
 void llm_iq_imatrix_weights(const float *xb, int n, const float *qw, float sigma2, float *w, float *waux);
 /* sum of x^2 over a super-block of 256 */

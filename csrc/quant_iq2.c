@@ -58,32 +58,6 @@ void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw) {
     }
 }
 
-/* the 16 groups of 16 of a super-block, two points each: IQ2_XS and IQ2_S differ
- * in their weights, signs, zero threshold and layout (the callers) */
-typedef struct {
-    int8_t L[16];
-    int gi[2];
-    uint8_t bs[2];
-} g16;
-
-/* fit one group of 16 with weights w: its scale into *scale, 0 when the group is
- * below eps (then nothing of it is written) */
-static int fit16(const iq_tables *t, const float *xb, const float *w, const float *waux, int even, float eps,
-                 g16 *g, float *scale_out) {
-    float xval[16];
-    for (int k = 0; k < 2; k++) g->bs[k] = llm_iq_signs8(xb + 8 * k, w + 8 * k, xval + 8 * k, even);
-    const float max = iq_max(xval, 16);
-    *scale_out = 0;
-    if (max < eps) return 0;
-    float scale = llm_iq_fit_group(t, &SEARCH_16, 2, xval, w, waux, max, max / 5, g->L, g->gi);
-    if (scale < 0) {
-        scale = -scale;
-        for (int k = 0; k < 2; k++) g->bs[k] = (uint8_t)(even ? ~g->bs[k] & 127 : ~g->bs[k]);
-    }
-    *scale_out = scale;
-    return 1;
-}
-
 /* the 16 scale codes of d = max_scale / 31 into 8 bytes (low nibble first) */
 static void scale_nibbles(const float *scales, float max_scale, uint8_t *dst) {
     const float id = 1 / (max_scale / 31);
@@ -102,10 +76,11 @@ void llm_q_iq2_xs(const float *x, uint8_t *out, long long n, const float *qw) {
         memset(&y[ibl], 0, sizeof y[ibl]);
         for (int ib = 0; ib < 16; ib++) {
             float w[16], waux[16];
-            g16 g;
+            int gi[2];
+            uint8_t bs[2];
             llm_iq_imatrix_weights(xbl + 16 * ib, 16, qw + QKK * ibl + 16 * ib, sigma2, w, waux);
-            if (!fit16(t, xbl + 16 * ib, w, waux, 1, EPS_ZERO, &g, &scales[ib])) continue;
-            for (int k = 0; k < 2; k++) y[ibl].qs[2 * ib + k] = (uint16_t)(g.gi[k] | g.bs[k] << 9);
+            if (!llm_iq_fit_signed(t, &SEARCH_16, 2, xbl + 16 * ib, w, waux, 1, EPS_ZERO, bs, gi, &scales[ib])) continue;
+            for (int k = 0; k < 2; k++) y[ibl].qs[2 * ib + k] = (uint16_t)(gi[k] | bs[k] << 9);
             max_scale = max_scale > scales[ib] ? max_scale : scales[ib];
         }
         if (!max_scale) { memset(y[ibl].qs, 0, sizeof y[ibl].qs); continue; }
@@ -127,18 +102,19 @@ void llm_q_iq2_s(const float *x, uint8_t *out, long long n, const float *qw) {
         for (int ib = 0; ib < 16; ib++) {
             const float *xb = xbl + 16 * ib;
             float w[16], waux[16];
-            g16 g;
+            int gi[2];
+            uint8_t bs[2];
             if (qw) llm_iq_imatrix_weights(xb, 16, qw + QKK * ibl + 16 * ib, sigma2, w, waux);
             else {
                 for (int i = 0; i < 16; i++) w[i] = 0.25f * sigma2 + xb[i] * xb[i];
                 for (int i = 0; i < 16; i++) waux[i] = sqrtf(w[i]);
             }
-            if (!fit16(t, xb, w, waux, 0, EPS_IQ2_S, &g, &scales[ib])) continue;
+            if (!llm_iq_fit_signed(t, &SEARCH_16, 2, xb, w, waux, 0, EPS_IQ2_S, bs, gi, &scales[ib])) continue;
             for (int k = 0; k < 2; k++) {
                 const int i8 = 2 * ib + k;
-                y[ibl].qs[i8] = (uint8_t)(g.gi[k] & 255);
-                y[ibl].qh[i8 / 4] |= (uint8_t)((g.gi[k] >> 8) << 2 * (i8 % 4));
-                y[ibl].qs[QKK / 8 + i8] = g.bs[k];
+                y[ibl].qs[i8] = (uint8_t)(gi[k] & 255);
+                y[ibl].qh[i8 / 4] |= (uint8_t)((gi[k] >> 8) << 2 * (i8 % 4));
+                y[ibl].qs[QKK / 8 + i8] = bs[k];
             }
             max_scale = max_scale > scales[ib] ? max_scale : scales[ib];
         }

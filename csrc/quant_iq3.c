@@ -17,6 +17,15 @@ static void group_weights(const float *xb, const float *qw, float sigma2, float 
 
 static const iq_search SEARCH_XXS = {15, 15, 0.2f, 1, REFIT_OFF}, SEARCH_S = {15, 9, 0.2f, 0, REFIT_ALL};
 
+/* the weights of group ib of a super-block (its imatrix slice, or NULL) and
+ * its fit; returns 0 for a group left empty */
+static int fit32(const iq_tables *t, const iq_search *s, const float *xbl, const float *qw, int ib, float sigma2,
+                 int even, float eps, uint8_t *bs, int *gi, float *scale) {
+    float w[32], waux[32];
+    group_weights(xbl + 32 * ib, qw ? qw + 32 * ib : NULL, sigma2, w, waux);
+    return llm_iq_fit_signed(t, s, 8, xbl + 32 * ib, w, waux, even, eps, bs, gi, scale);
+}
+
 /* IQ3_XXS: per 32 elements 8 grid indices, then a u32 of 4 x 7 sign bits (the 8th
  * of each 8 implied: an even count of minus signs) and the scale code on top */
 void llm_q_iq3_xxs(const float *x, uint8_t *out, long long n, const float *qw) {
@@ -29,24 +38,13 @@ void llm_q_iq3_xxs(const float *x, uint8_t *out, long long n, const float *qw) {
         float scales[8], max_scale = 0;
         const float sigma2 = 2 * llm_iq_sumx2(xbl) / QKK;
         for (int ib = 0; ib < 8; ib++) {
-            const float *xb = xbl + 32 * ib;
-            float w[32], waux[32], xval[32];
-            int8_t L[32];
             int gi[8];
             uint8_t bs[4];
-            group_weights(xb, qw ? qw + QKK * ibl + 32 * ib : NULL, sigma2, w, waux);
-            for (int k = 0; k < 4; k++) bs[k] = llm_iq_signs8(xb + 8 * k, w + 8 * k, xval + 8 * k, 1);
-            const float max = iq_max(xval, 32);
-            if (max < IQ3_EPS_XXS) { scales[ib] = 0; continue; }
-            float scale = llm_iq_fit_group(t, &SEARCH_XXS, 8, xval, w, waux, max, max / 15, L, gi);
-            if (scale < 0) {   /* never expected; kept as the reference has it */
-                scale = -scale;
-                for (int k = 0; k < 4; k++) bs[k] = (uint8_t)(~bs[k] & 127);
-            }
+            if (!fit32(t, &SEARCH_XXS, xbl, qw ? qw + QKK * ibl : NULL, ib, sigma2, 1, IQ3_EPS_XXS, bs, gi, &scales[ib]))
+                continue;
             for (int k = 0; k < 8; k++) q3[8 * ib + k] = (uint8_t)gi[k];
             sas[ib] = bs[0] | (uint32_t)bs[1] << 7 | (uint32_t)bs[2] << 14 | (uint32_t)bs[3] << 21;
-            scales[ib] = scale;
-            max_scale = max_scale > scale ? max_scale : scale;
+            max_scale = max_scale > scales[ib] ? max_scale : scales[ib];
         }
         memset(&y[ibl], 0, sizeof y[ibl]);
         if (!max_scale) continue;
@@ -73,29 +71,18 @@ void llm_q_iq3_s(const float *x, uint8_t *out, long long n, const float *qw) {
         float scales[8], max_scale = 0;
         const float sigma2 = 2 * llm_iq_sumx2(xbl) / QKK;
         for (int ib = 0; ib < 8; ib++) {
-            const float *xb = xbl + 32 * ib;
-            float w[32], waux[32], xval[32];
-            int8_t L[32];
             int gi[8];
             uint8_t bs[4];
-            group_weights(xb, qw ? qw + QKK * ibl + 32 * ib : NULL, sigma2, w, waux);
-            for (int k = 0; k < 4; k++) bs[k] = llm_iq_signs8(xb + 8 * k, w + 8 * k, xval + 8 * k, 0);
-            const float max = iq_max(xval, 32);
-            if (!max) { scales[ib] = 0; continue; }
-            float scale = llm_iq_fit_group(t, &SEARCH_S, 8, xval, w, waux, max, max / 15, L, gi);
-            if (scale < 0) {
-                scale = -scale;
-                for (int k = 0; k < 4; k++) bs[k] = (uint8_t)~bs[k];
-            }
+            if (!fit32(t, &SEARCH_S, xbl, qw ? qw + QKK * ibl : NULL, ib, sigma2, 0, 0, bs, gi, &scales[ib]))
+                continue;
+            memcpy(signs, bs, 4);
             for (int k = 0; k < 8; k++) {
                 qs[k] = (uint8_t)(gi[k] & 255);
                 y[ibl].qh[ib] |= (uint8_t)((gi[k] >> 8) << k);
             }
             qs += 8;
-            memcpy(signs, bs, 4);
             signs += 4;
-            scales[ib] = scale;
-            max_scale = max_scale > scale ? max_scale : scale;
+            max_scale = max_scale > scales[ib] ? max_scale : scales[ib];
         }
         if (!max_scale) continue;
         const float d = max_scale / 31;

@@ -208,6 +208,24 @@ float llm_iq_fit_group(const iq_tables *t, const iq_search *s, int npts, const f
     return scale;
 }
 
+int llm_iq_fit_signed(const iq_tables *t, const iq_search *s, int npts, const float *xb, const float *w,
+                      const float *waux, int even, float eps, uint8_t *bs, int *gi, float *scale) {
+    const int n = npts * t->dim;
+    float xval[32] = {0};   /* n of them set below (the compiler cannot see it) */
+    int8_t L[32];
+    for (int k = 0; k < n / 8; k++) bs[k] = llm_iq_signs8(xb + 8 * k, w + 8 * k, xval + 8 * k, even);
+    const float max = iq_max(xval, n);
+    *scale = 0;
+    if (max < eps || !max) return 0;
+    float d = llm_iq_fit_group(t, s, npts, xval, w, waux, max, max / s->qmax, L, gi);
+    if (d < 0) {   /* never expected; kept as the reference has it */
+        d = -d;
+        for (int k = 0; k < n / 8; k++) bs[k] = (uint8_t)(~bs[k] & (even ? 127 : 255));
+    }
+    *scale = d;
+    return 1;
+}
+
 void llm_iq_imatrix_weights(const float *xb, int n, const float *qw, float sigma2, float *w, float *waux) {
     for (int i = 0; i < n; i++) w[i] = qw[i] * sqrtf(sigma2 + xb[i] * xb[i]);
     for (int i = 0; i < n; i++) waux[i] = sqrtf(w[i]);
