@@ -232,5 +232,5 @@ def test_types_that_need_an_imatrix_are_refused_in_one_line(wide_f32, tmp_path, 
     r = cli("quantize", wide_f32, out, "--type", ftype)
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "requires an importance matrix" in lines[0], r.stderr
+    assert len(lines) == 1 and "importance matrix" in lines[0], r.stderr
     assert not out.exists()
