@@ -256,6 +256,16 @@ void llm_quantize_tq2_0(const float *x, uint8_t *out, long long nb);
 void llm_kernels_iq_grid(llm_kernel_table *t, int isa);
 int llm_iq_grid_type(int type);
 int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long nb);
+/* quant_iq3.c, quant_iq2.c, quant_iq1.c: the grid i-quants' quantizers, one row of n
+ * floats (n % 256 == 0) with its n importance weights qw (NULL: the reference's
+ * default weights), llama.cpp's bytes */
+void llm_q_iq3_xxs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq3_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_m(const float *x, uint8_t *out, long long n, const float *qw);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);

@@ -278,6 +278,13 @@ static qrow_w_fn weighted_quantizer(int type) {
     case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: return llm_weighted_qk(type);
     case T_IQ4_NL: return llm_qw_iq4_nl;
     case T_IQ4_XS: return llm_qw_iq4_xs;
+    case T_IQ3_XXS: return llm_q_iq3_xxs;
+    case T_IQ3_S: return llm_q_iq3_s;
+    case T_IQ2_XXS: return llm_q_iq2_xxs;
+    case T_IQ2_XS: return llm_q_iq2_xs;
+    case T_IQ2_S: return llm_q_iq2_s;
+    case T_IQ1_S: return llm_q_iq1_s;
+    case T_IQ1_M: return llm_q_iq1_m;
     default: return NULL;
     }
 }
@@ -319,11 +326,12 @@ static void quant_rows_w_task(int ith, int nth, void *p) {
     for (long long r = r0; r < r1; r++) j->fn(j->x + r * j->n, j->out + r * j->row_bytes, j->n, j->qw);
 }
 
-/* Types whose llama.cpp quantizer asserts it has an importance matrix (the ones
- * llama-quantize refuses to make without one). */
+/* Types whose llama.cpp quantizer asserts it has an importance matrix
+ * (ggml_quantize_requires_imatrix; IQ2_S and IQ1_M have defaults, though
+ * llama-quantize refuses those file types without one: llmlite/quant_rules.py). */
 static int needs_imatrix(int type) {
     switch (type) {
-    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ1_S: case T_IQ1_M: return 1;
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ1_S: return 1;
     default: return 0;
     }
 }

@@ -219,20 +219,15 @@ def _load_legacy(p: Path, given: str) -> ImportanceMatrix:
 
 # ------------------------------------------------- what llama-quantize requires
 
-def _low_bit_types() -> frozenset:
-    from llmlite.gguf.constants import GGMLType as T
-
-    return frozenset((T.IQ3_XXS, T.IQ2_XXS, T.IQ2_XS, T.IQ2_S, T.IQ1_M, T.IQ1_S))
-
-
 def requires_imatrix(name: str, dst_type: int, ftype: str) -> bool:
     """llama-quant.cpp's tensor_requires_imatrix: the very low-bit types (and Q2_K
     in a Q2_K_S file), never for the token embeddings or the output"""
     from llmlite.gguf.constants import GGMLType
+    from llmlite.quantize import NEEDS_IMATRIX
 
     if name in ("token_embd.weight", "per_layer_token_embd.weight", "output.weight"):
         return False
-    return dst_type in _low_bit_types() or (dst_type == GGMLType.Q2_K and ftype == "q2_k_s")
+    return dst_type in NEEDS_IMATRIX or (dst_type == GGMLType.Q2_K and ftype == "q2_k_s")
 
 
 def tensor_weights(im: ImportanceMatrix | None, planned, ftype: str) -> np.ndarray | None:

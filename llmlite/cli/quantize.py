@@ -20,7 +20,8 @@ def quantize(
                                 "(config.json and tokenizer.json beside it)."),
     output: Optional[str] = typer.Argument(None, help="Where to write (default: <name>-<TYPE>.gguf beside the input)."),
     type_: str = typer.Option("q4_k_m", "--type", help="q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q8_0, q4_0, q4_1, "
-                              "q5_0, q5_1, q3_k_m, q2_k, mxfp4_moe, tq1_0, tq2_0, iq4_xs, iq4_nl, f16, bf16 or f32 "
+                              "q5_0, q5_1, q3_k_m, q2_k, mxfp4_moe, tq1_0, tq2_0, iq4_xs, iq4_nl, iq3_s, iq3_m, "
+                              "iq3_xs, iq3_xxs, iq2_m, iq2_s, iq2_xs, iq2_xxs, iq1_m, iq1_s, f16, bf16 or f32 "
                               "(as llama-quantize names them)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (each tensor's type, sizes) and write nothing."),
     allow_requantize: bool = typer.Option(False, "--allow-requantize",
