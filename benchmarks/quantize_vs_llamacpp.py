@@ -6,6 +6,11 @@ types, byte-identical data, the same metadata values; and the time each takes, w
 the same thread count.
 
     python benchmarks/quantize_vs_llamacpp.py [MODEL ...] [--types q4_k_m q8_0 ...] [-t 2]
+
+With an importance matrix (--imatrix FILE, llama-imatrix's output) the reference is
+the llama-quantize binary (--llama-quantize PATH, built from the oracle's source),
+which records the file's name as given: both tools get the same string. --f16 GGUF
+takes that file as the input in place of the F16 made from MODEL.
 """
 from __future__ import annotations
 
@@ -59,12 +64,23 @@ def compare(a_path, b_path) -> tuple[bool, str, dict]:
     return True, "", counts
 
 
+def run_llama_quantize(binary: str, src: Path, dst: Path, ty: str, imatrix: str, threads: int) -> tuple[bool, str, float]:
+    """(ok, error tail, seconds) of `llama-quantize --imatrix IMATRIX SRC DST TYPE THREADS`"""
+    t = time.perf_counter()
+    r = subprocess.run([binary, "--imatrix", imatrix, str(src), str(dst), ty.upper(), str(threads)],
+                       capture_output=True, text=True)
+    return r.returncode == 0, (r.stderr + r.stdout)[-400:], time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("--types", nargs="+", default=["q4_k_m", "q8_0", "q6_k", "q5_k_m", "q4_0"])
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
+    ap.add_argument("--imatrix", help="an importance matrix for both tools (llama-quantize binary as reference)")
+    ap.add_argument("--llama-quantize", default="/work/ref/build/bin/llama-quantize")
+    ap.add_argument("--f16", help="an F16 GGUF to quantize (in place of the one made from MODEL)")
     a = ap.parse_args()
 
     from compare_llamacpp import ensure_llamacpp
@@ -74,27 +90,40 @@ def main() -> int:
     from llmlite.quantize import FTYPES
     from llmlite.registry import ensure_model
 
-    lpy = ensure_llamacpp(Path(a.venv))
+    lpy = None if a.imatrix else ensure_llamacpp(Path(a.venv))
+    im = None
+    if a.imatrix:
+        from llmlite.imatrix import load_imatrix
+
+        im = load_imatrix(a.imatrix)
     _lib.set_threads(a.threads)
     ok_all = True
     with tempfile.TemporaryDirectory(dir=str(ROOT)) as tmp:
-        for model in a.models:
-            src = ensure_model(model, quiet=True)
-            f16 = Path(tmp) / f"{model}-f16.gguf"
-            quantize_gguf(src, f16, "f16", allow_requantize=True)
+        for model in a.models[:1] if a.f16 else a.models:
+            if a.f16:
+                f16 = Path(a.f16)
+            else:
+                f16 = Path(tmp) / f"{model}-f16.gguf"
+                quantize_gguf(ensure_model(model, quiet=True), f16, "f16", allow_requantize=True)
             for ty in a.types:
                 ours, theirs = Path(tmp) / f"ours-{ty}.gguf", Path(tmp) / f"theirs-{ty}.gguf"
-                r = subprocess.run([str(lpy), "-c", LLAMACPP_JOB, str(f16), str(theirs), str(FTYPES[ty][0]),
-                                    str(a.threads)], capture_output=True, text=True)
-                rc, t_theirs = r.stdout.split()[-2:] if r.returncode == 0 else ("-1", "0")
+                if im is not None:
+                    ok, err, t_theirs = run_llama_quantize(a.llama_quantize, f16, theirs, ty, a.imatrix, a.threads)
+                    rc = "0" if ok else "-1"
+                else:
+                    r = subprocess.run([str(lpy), "-c", LLAMACPP_JOB, str(f16), str(theirs), str(FTYPES[ty][0]),
+                                        str(a.threads)], capture_output=True, text=True)
+                    rc, t_theirs = r.stdout.split()[-2:] if r.returncode == 0 else ("-1", "0")
+                    err = r.stderr[-400:]
                 if rc != "0":
-                    print(f"{model} {ty}: llama.cpp failed: {r.stderr[-400:]}")
+                    print(f"{model} {ty}: llama.cpp failed: {err}")
                     ok_all = False
                     continue
                 t = time.perf_counter()
-                quantize_gguf(f16, ours, ty)
+                quantize_with(f16, ours, ty, im)
                 t_ours = time.perf_counter() - t
                 same, why, counts = compare(ours, theirs)
+                same = same and ours.read_bytes() == theirs.read_bytes()   # and byte for byte (cmp)
                 ok_all &= same
                 print(f"{model} {ty:7s} {'IDENTICAL' if same else 'DIFFERENT: ' + why}  "
                       f"{' '.join(f'{k} {v}' for k, v in sorted(counts.items()))}  "
@@ -103,6 +132,17 @@ def main() -> int:
                 ours.unlink(missing_ok=True)
                 theirs.unlink(missing_ok=True)
     return 0 if ok_all else 1
+
+
+def quantize_with(src: Path, dst: Path, ty: str, im) -> None:
+    """`llmlite quantize` in this process, with the importance matrix when one is given"""
+    from llmlite.quantize import GGUFSource, write_quantized
+
+    source = GGUFSource(src)
+    try:
+        write_quantized(source, dst, ty, imatrix=im)
+    finally:
+        source.close()
 
 
 if __name__ == "__main__":

@@ -230,6 +230,12 @@ void llm_dq_iq4_nl(const uint8_t *b, float *y, long long nb);
 void llm_dq_iq4_xs(const uint8_t *b, float *y, long long nb);
 void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb);
 void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb);
+/* Weighted quantizers: one row of n floats with its n importance weights (qw may
+ * be NULL only for types whose llama.cpp quantizer accepts that) */
+typedef void (*qrow_w_fn)(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_qw_iq4_nl(const float *x, uint8_t *out, long long n, const float *qw);   /* type_iq4.c */
+void llm_qw_iq4_xs(const float *x, uint8_t *out, long long n, const float *qw);
+qrow_w_fn llm_weighted_qk(int type);   /* quantize_weighted.c: Q4_0 .. Q5_1, Q2_K .. Q6_K */
 /* dot_avx2.c: its Q4_K / Q6_K bodies built for AVX-512VL, 8 columns per pass (for the AVX-512 table) */
 void llm_kernels_avx2_kquant_nc8(llm_kernel_table *t);
 /* type_fp4.c: MXFP4's and NVFP4's kernels for isa 0 scalar, 1 avx2, 2 avx512; their dequantizers and reference quantizers (nb blocks) */
@@ -250,6 +256,16 @@ void llm_quantize_tq2_0(const float *x, uint8_t *out, long long nb);
 void llm_kernels_iq_grid(llm_kernel_table *t, int isa);
 int llm_iq_grid_type(int type);
 int llm_iq_grid_dequantize(int type, const uint8_t *src, float *dst, long long nb);
+/* quant_iq3.c, quant_iq2.c, quant_iq1.c: the grid i-quants' quantizers, one row of n
+ * floats (n % 256 == 0) with its n importance weights qw (NULL: the reference's
+ * default weights), llama.cpp's bytes */
+void llm_q_iq3_xxs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq3_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_xs(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq2_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_s(const float *x, uint8_t *out, long long n, const float *qw);
+void llm_q_iq1_m(const float *x, uint8_t *out, long long n, const float *qw);
 
 /* the active table (dispatch.c) */
 const llm_kernel_table *llm_kernels(void);

@@ -4,29 +4,7 @@
  * (the build passes -ffp-contract=off), ties decided by the same strict
  * comparisons. Rows are spread over the thread pool; a row's bytes do not depend
  * on the split. */
-#include <float.h>
-#include <math.h>
-#include "internal.h"
-
-#define MAXI(a, b) ((a) > (b) ? (a) : (b))
-#define MINI(a, b) ((a) < (b) ? (a) : (b))
-#define EPS_ZERO 1e-15f   /* below this a group counts as all zero */
-
-/* round half to even for |v| <= 4194303 (the reference's bit trick) */
-static inline int rne(float v) {
-    float t = v + 12582912.f;
-    int32_t i;
-    memcpy(&i, &t, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
-
-/* the first element of largest magnitude, with its sign */
-static inline float signed_absmax(const float *x, int n) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < n; j++)
-        if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
-    return max;
-}
+#include "quant_common.h"
 
 /* ------------------------------------------------------ 32-element types */
 
@@ -78,16 +56,6 @@ static void q_q4_1(const float *x, uint8_t *out, long long nb) {
     }
 }
 
-/* low nibbles of 32 five-bit codes into qs, their fifth bits into qh (bit j: element j) */
-static inline void pack5(const uint8_t *q, uint8_t *qs, uint8_t *qh) {
-    uint32_t h = 0;
-    for (int j = 0; j < 16; j++) {
-        qs[j] = (uint8_t)((q[j] & 15) | (q[j + 16] & 15) << 4);
-        h |= (uint32_t)(q[j] >> 4 & 1) << j | (uint32_t)(q[j + 16] >> 4 & 1) << (j + 16);
-    }
-    memcpy(qh, &h, 4);
-}
-
 static void q_q5_0(const float *x, uint8_t *out, long long nb) {
     block_q5_0 *y = (block_q5_0 *)out;
     for (long long i = 0; i < nb; i++, x += QK) {
@@ -119,102 +87,6 @@ static void q_q8_0(const float *x, uint8_t *out, long long nb) {
         y[i].d = llm_f32_to_f16(d);
         for (int j = 0; j < QK; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);   /* half away from zero */
     }
-}
-
-/* ------------------------------------------------------ K-quant fitting */
-
-/* scale and minimum (returned in *neg_min as -min >= 0) of n values with
- * weights w, codes 0..nmax in L: a first guess from the range, then nstep+1
- * trial scales around it, each refitted by weighted least squares and kept if
- * its weighted error (|err| or err^2) is lower (llama.cpp's make_qkx2_quants) */
-static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *neg_min,
-                           uint8_t *Laux, float rmin, float rdelta, int nstep, int use_mad) {
-    float mn = x[0], mx = x[0], sum_w = w[0], sum_x = sum_w * x[0];
-    for (int i = 1; i < n; i++) {
-        if (x[i] < mn) mn = x[i];
-        if (x[i] > mx) mx = x[i];
-        sum_w += w[i];
-        sum_x += w[i] * x[i];
-    }
-    if (mn > 0) mn = 0;
-    if (mx == mn) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        *neg_min = -mn;
-        return 0.0f;
-    }
-    float iscale = nmax / (mx - mn), scale = 1 / iscale, best = 0;
-    for (int i = 0; i < n; i++) {
-        L[i] = (uint8_t)MAXI(0, MINI(nmax, rne(iscale * (x[i] - mn))));
-        float e = scale * L[i] + mn - x[i];
-        e = use_mad ? fabsf(e) : e * e;
-        best += w[i] * e;
-    }
-    for (int is = 0; nstep >= 1 && is <= nstep; is++) {
-        iscale = (rmin + rdelta * is + nmax) / (mx - mn);
-        float sl = 0, sl2 = 0, sxl = 0;
-        for (int i = 0; i < n; i++) {
-            const int l = MAXI(0, MINI(nmax, rne(iscale * (x[i] - mn))));
-            Laux[i] = (uint8_t)l;
-            sl += w[i] * l;
-            sl2 += w[i] * l * l;
-            sxl += w[i] * l * x[i];
-        }
-        const float D = sum_w * sl2 - sl * sl;
-        if (!(D > 0)) continue;
-        float s = (sum_w * sxl - sum_x * sl) / D, m = (sl2 * sum_x - sl * sxl) / D;
-        if (m > 0) { m = 0; s = sxl / sl2; }
-        float err = 0;
-        for (int i = 0; i < n; i++) {
-            float e = s * Laux[i] + m - x[i];
-            e = use_mad ? fabsf(e) : e * e;
-            err += w[i] * e;
-        }
-        if (err < best) {
-            memcpy(L, Laux, (size_t)n);
-            best = err;
-            scale = s;
-            mn = m;   /* later trials use the refitted minimum */
-        }
-    }
-    *neg_min = -mn;
-    return scale;
-}
-
-/* symmetric scale of n values, codes L in 0..2*nmax-1 (offset nmax), weights
- * x^2: the best of 19 trial scales by sum(w x l)^2 / sum(w l^2) (llama.cpp's
- * make_qx_quants; Q6_K) */
-static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
-    const float max = signed_absmax(x, n);
-    if (fabsf(max) < EPS_ZERO) {
-        for (int i = 0; i < n; i++) L[i] = 0;
-        return 0.0f;
-    }
-    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        const int l = MAXI(-nmax, MINI(nmax - 1, rne(iscale * x[i])));
-        L[i] = (int8_t)(l + nmax);
-        const float w = x[i] * x[i];
-        sumlx += w * x[i] * l;
-        suml2 += w * l * l;
-    }
-    float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
-    for (int is = -9; is <= 9; is++) {
-        if (is == 0) continue;
-        iscale = -(nmax + 0.1f * is) / max;
-        sumlx = suml2 = 0;
-        for (int i = 0; i < n; i++) {
-            const int l = MAXI(-nmax, MINI(nmax - 1, rne(iscale * x[i])));
-            const float w = x[i] * x[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
-        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + MAXI(-nmax, MINI(nmax - 1, rne(iscale * x[i]))));
-            scale = sumlx / suml2;
-            best = scale * sumlx;
-        }
-    }
-    return scale;
 }
 
 /* Q3_K's symmetric fit of 16 values, codes 0..7 (offset 4): a first guess, then
@@ -260,15 +132,6 @@ static float fit_scale_q3(const float *x, int8_t *L) {
     return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
-/* 2-bit codes of 128 elements (four groups of 32) into 32 bytes */
-static inline void pack2bit(const uint8_t *L, uint8_t *qs) {
-    for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            const uint8_t *g = L + 128 * h + l;
-            qs[32 * h + l] = (uint8_t)(g[0] | g[32] << 2 | g[64] << 4 | g[96] << 6);
-        }
-}
-
 /* ----------------------------------------------------------- K-quants */
 
 static void q_q2_K(const float *x, uint8_t *out, long long nb) {
@@ -297,13 +160,7 @@ static void q_q2_K(const float *x, uint8_t *out, long long nb) {
         } else {
             y[i].dmin = llm_f32_to_f16(0.f);
         }
-        for (int j = 0; j < 16; j++) {
-            const float d = llm_f16_to_f32(y[i].d) * (y[i].scales[j] & 0xF);
-            if (!d) continue;   /* the codes of the fit stay */
-            const float dm = llm_f16_to_f32(y[i].dmin) * (y[i].scales[j] >> 4);
-            for (int l = 0; l < 16; l++) L[16 * j + l] = (uint8_t)MAXI(0, MINI(3, rne((x[16 * j + l] + dm) / d)));
-        }
-        pack2bit(L, y[i].qs);
+        q2K_requant_pack(x, &y[i], L);
     }
 }
 
@@ -316,36 +173,20 @@ static void q_q3_K(const float *x, uint8_t *out, long long nb) {
             sc[j] = fit_scale_q3(x + 16 * j, L + 16 * j);
             if (fabsf(sc[j]) > amax) { amax = fabsf(sc[j]); max_scale = sc[j]; }
         }
-        memset(y[i].scales, 0, 12);
         if (max_scale) {
             const float is = -32.f / max_scale;
+            int8_t ls[16];
             for (int j = 0; j < 16; j++) {
-                int8_t l = (int8_t)rne(is * sc[j]);
-                l = (int8_t)(MAXI(-32, MINI(31, l)) + 32);
-                if (j < 8) y[i].scales[j] = (uint8_t)(l & 0xF);
-                else y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
-                y[i].scales[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+                const int8_t l = (int8_t)rne(is * sc[j]);
+                ls[j] = (int8_t)(MAXI(-32, MINI(31, l)) + 32);
             }
+            q3K_put_scales(y[i].scales, ls);
             y[i].d = llm_f32_to_f16(1 / is);
         } else {
+            memset(y[i].scales, 0, 12);
             y[i].d = llm_f32_to_f16(0.f);
         }
-        for (int j = 0; j < 16; j++) {
-            int8_t s = (int8_t)(j < 8 ? y[i].scales[j] & 0xF : y[i].scales[j - 8] >> 4);
-            s = (int8_t)((s | ((y[i].scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4) - 32);
-            const float d = llm_f16_to_f32(y[i].d) * s;
-            if (!d) continue;
-            for (int l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(MAXI(-4, MINI(3, rne(x[16 * j + l] / d))) + 4);
-        }
-        /* high bit of element e: bit e/32 of hmask[e%32] */
-        memset(y[i].hmask, 0, 32);
-        uint8_t lo[QKK];
-        for (int e = 0; e < QKK; e++) {
-            int v = L[e];
-            if (v > 3) { y[i].hmask[e % 32] |= (uint8_t)(1u << (e / 32)); v -= 4; }
-            lo[e] = (uint8_t)v;
-        }
-        pack2bit(lo, y[i].qs);
+        q3K_requant_pack(x, &y[i], L);
     }
 }
 
@@ -353,7 +194,6 @@ static void q_q3_K(const float *x, uint8_t *out, long long nb) {
  * and minimums to 6 bits, then the codes again from the rounded values (llama.cpp's
  * quantize_row_q4_K_ref / quantize_row_q5_K_ref) */
 static void q_q45_K(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb) {
-    const int nmax = y5 ? 31 : 15;
     for (long long i = 0; i < nb; i++, x += QKK) {
         uint8_t L[QKK], Laux[32];
         float w[32], sc[8], mn[8], max_scale = 0, max_min = 0;
@@ -368,48 +208,15 @@ static void q_q45_K(const float *x, block_q4_K *y4, block_q5_K *y5, long long nb
             if (sc[j] > max_scale) max_scale = sc[j];
             if (mn[j] > max_min) max_min = mn[j];
         }
-        uint8_t *scales = y5 ? y5[i].scales : y4[i].scales;
+        uint8_t *scales = y5 ? y5[i].scales : y4[i].scales, ls[8], lm[8];
         const float inv_s = max_scale > 0 ? 63.f / max_scale : 0.f, inv_m = max_min > 0 ? 63.f / max_min : 0.f;
         for (int j = 0; j < 8; j++) {
-            uint8_t ls = (uint8_t)rne(inv_s * sc[j]), lm = (uint8_t)rne(inv_m * mn[j]);
-            ls = (uint8_t)MINI(63, ls);
-            lm = (uint8_t)MINI(63, lm);
-            if (j < 4) {
-                scales[j] = ls;
-                scales[j + 4] = lm;
-            } else {
-                scales[j + 4] = (uint8_t)((ls & 0xF) | (lm & 0xF) << 4);
-                scales[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                scales[j] |= (uint8_t)((lm >> 4) << 6);
-            }
+            ls[j] = (uint8_t)MINI(63, (uint8_t)rne(inv_s * sc[j]));
+            lm[j] = (uint8_t)MINI(63, (uint8_t)rne(inv_m * mn[j]));
         }
-        const f16_t d16 = llm_f32_to_f16(max_scale / 63.f), m16 = llm_f32_to_f16(max_min / 63.f);
-        for (int j = 0; j < 8; j++) {
-            uint8_t s, m;
-            llm_get_scale_min_k4(j, scales, &s, &m);
-            const float d = llm_f16_to_f32(d16) * s;
-            if (!d) continue;
-            const float dm = llm_f16_to_f32(m16) * m;
-            for (int l = 0; l < 32; l++) L[32 * j + l] = (uint8_t)MAXI(0, MINI(nmax, rne((x[32 * j + l] + dm) / d)));
-        }
-        if (!y5) {
-            y4[i].d = d16;
-            y4[i].dmin = m16;
-            for (int g = 0; g < 4; g++)
-                for (int l = 0; l < 32; l++)
-                    y4[i].qs[32 * g + l] = (uint8_t)(L[64 * g + l] | L[64 * g + l + 32] << 4);
-            continue;
-        }
-        y5[i].d = d16;
-        y5[i].dmin = m16;
-        memset(y5[i].qh, 0, 32);
-        for (int g = 0; g < 4; g++)
-            for (int l = 0; l < 32; l++) {
-                int a = L[64 * g + l], b = L[64 * g + l + 32];
-                if (a > 15) { a -= 16; y5[i].qh[l] |= (uint8_t)(1u << (2 * g)); }
-                if (b > 15) { b -= 16; y5[i].qh[l] |= (uint8_t)(2u << (2 * g)); }
-                y5[i].qs[32 * g + l] = (uint8_t)(a | b << 4);
-            }
+        k4_put_scales(scales, ls, lm);
+        k45_requant_pack(x, scales, llm_f32_to_f16(max_scale / 63.f), llm_f32_to_f16(max_min / 63.f), L,
+                         y5 ? NULL : &y4[i], y5 ? &y5[i] : NULL);
     }
 }
 static void q_q4_K(const float *x, uint8_t *out, long long nb) { q_q45_K(x, (block_q4_K *)out, NULL, nb); }
@@ -419,30 +226,9 @@ static void q_q6_K(const float *x, uint8_t *out, long long nb) {
     block_q6_K *y = (block_q6_K *)out;
     for (long long i = 0; i < nb; i++, x += QKK) {
         int8_t L[QKK];
-        float sc[16], max_scale = 0, max_abs = 0;
-        for (int j = 0; j < 16; j++) {
-            sc[j] = fit_scale_sym(16, 32, x + 16 * j, L + 16 * j);
-            if (fabsf(sc[j]) > max_abs) { max_abs = fabsf(sc[j]); max_scale = sc[j]; }
-        }
-        if (max_abs < EPS_ZERO) {
-            memset(&y[i], 0, sizeof y[i]);
-            continue;
-        }
-        const float is = -128.f / max_scale;
-        y[i].d = llm_f32_to_f16(1 / is);
-        for (int j = 0; j < 16; j++) y[i].scales[j] = (int8_t)MINI(127, rne(is * sc[j]));
-        for (int j = 0; j < 16; j++) {
-            const float d = llm_f16_to_f32(y[i].d) * y[i].scales[j];
-            if (!d) continue;
-            for (int l = 0; l < 16; l++) L[16 * j + l] = (int8_t)(MAXI(-32, MINI(31, rne(x[16 * j + l] / d))) + 32);
-        }
-        for (int h = 0; h < 2; h++)
-            for (int l = 0; l < 32; l++) {
-                const int8_t *g = L + 128 * h + l;
-                y[i].ql[64 * h + l] = (uint8_t)((g[0] & 0xF) | (g[64] & 0xF) << 4);
-                y[i].ql[64 * h + l + 32] = (uint8_t)((g[32] & 0xF) | (g[96] & 0xF) << 4);
-                y[i].qh[32 * h + l] = (uint8_t)((g[0] >> 4) | (g[32] >> 4) << 2 | (g[64] >> 4) << 4 | (g[96] >> 4) << 6);
-            }
+        float sc[16];
+        for (int j = 0; j < 16; j++) sc[j] = fit_scale_sym(16, 32, x + 16 * j, L + 16 * j, NULL);
+        q6K_from_scales(x, sc, L, &y[i]);
     }
 }
 
@@ -485,12 +271,20 @@ static qrow_fn quantizer(int type) {
     }
 }
 
-/* Weighted quantizers: one row of n floats with its n importance weights (qw may
- * be NULL only for types whose llama.cpp quantizer accepts that). */
-typedef void (*qrow_w_fn)(const float *x, uint8_t *out, long long n, const float *qw);
-
+/* Weighted quantizers (qrow_w_fn, internal.h) */
 static qrow_w_fn weighted_quantizer(int type) {
     switch (type) {
+    case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1:
+    case T_Q2_K: case T_Q3_K: case T_Q4_K: case T_Q5_K: case T_Q6_K: return llm_weighted_qk(type);
+    case T_IQ4_NL: return llm_qw_iq4_nl;
+    case T_IQ4_XS: return llm_qw_iq4_xs;
+    case T_IQ3_XXS: return llm_q_iq3_xxs;
+    case T_IQ3_S: return llm_q_iq3_s;
+    case T_IQ2_XXS: return llm_q_iq2_xxs;
+    case T_IQ2_XS: return llm_q_iq2_xs;
+    case T_IQ2_S: return llm_q_iq2_s;
+    case T_IQ1_S: return llm_q_iq1_s;
+    case T_IQ1_M: return llm_q_iq1_m;
     default: return NULL;
     }
 }
@@ -532,11 +326,12 @@ static void quant_rows_w_task(int ith, int nth, void *p) {
     for (long long r = r0; r < r1; r++) j->fn(j->x + r * j->n, j->out + r * j->row_bytes, j->n, j->qw);
 }
 
-/* Types whose llama.cpp quantizer asserts it has an importance matrix (the ones
- * llama-quantize refuses to make without one). */
+/* Types whose llama.cpp quantizer asserts it has an importance matrix
+ * (ggml_quantize_requires_imatrix; IQ2_S and IQ1_M have defaults, though
+ * llama-quantize refuses those file types without one: llmlite/quant_rules.py). */
 static int needs_imatrix(int type) {
     switch (type) {
-    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ2_S: case T_IQ1_S: case T_IQ1_M: return 1;
+    case T_IQ2_XXS: case T_IQ2_XS: case T_IQ1_S: return 1;
     default: return 0;
     }
 }

@@ -5,14 +5,15 @@
  * (IQ4_XS: d * (ls - 32) * KV[code]). Per 32 elements the 16 code bytes hold
  * element j in the low nibble of byte j and element j+16 in its high nibble.
  *
- * This file holds the family's dequantizers, reference quantizers (llama.cpp's
- * quantize_iq4_nl / quantize_iq4_xs without an importance matrix, which is what
- * ggml_quantize_chunk and llama-quantize run), the scalar vec_dot and its AVX2
- * and AVX-512 twins, their multi-column forms (vec_dot_nc), IQ4_XS's 4-row
- * one-column form (vec_dot_r4), the row tiles (vec_dot_r16: IQ4_NL from one column,
- * the Q4_0 row tile's kernel on its values (AVX-512: under 8 columns); on AVX-512,
- * 16 rows transposed into the lanes of a zmm for prefill, both types), each giving
- * every (row, column) vec_dot's bits, and the table filler llm_kernels_iq4.
+ * This file holds the family's dequantizers, quantizers (llama.cpp's
+ * quantize_iq4_nl / quantize_iq4_xs, which is what ggml_quantize_chunk and
+ * llama-quantize run, with and without an importance matrix), the scalar vec_dot
+ * and its AVX2 and AVX-512 twins, their multi-column forms (vec_dot_nc), IQ4_XS's
+ * 4-row one-column form (vec_dot_r4), the row tiles (vec_dot_r16: IQ4_NL from one
+ * column, the Q4_0 row tile's kernel on its values (AVX-512: under 8 columns); on
+ * AVX-512, 16 rows transposed into the lanes of a zmm for prefill, both types),
+ * each giving every (row, column) vec_dot's bits, and the table filler
+ * llm_kernels_iq4.
  *
  * The dot products follow llama.cpp's x86 batch path, bit for bit:
  *  IQ4_NL: weights with rows % 8 == 0 are repacked (repack.cpp, iq4_nl_8x8_q8_0)
@@ -113,25 +114,25 @@ static inline int nearest_code(float x) {
     return x - KV[lo] < KV[lo + 1] - x ? lo : lo + 1;
 }
 
-/* sum w*q*x and sum w*q*q (w = x*x) over 32 elements for the codes of id*x;
- * codes stored in L when L is not NULL */
-static inline void fit_sums(const float *x, float id, uint8_t *L, float *sumqx, float *sumq2) {
+/* sum w*q*x and sum w*q*q over 32 elements for the codes of id*x; codes stored
+ * in L when L is not NULL */
+static inline void fit_sums(const float *x, const float *w, float id, uint8_t *L, float *sumqx, float *sumq2) {
     float qx = 0, q2 = 0;
     for (int j = 0; j < 32; j++) {
         const int l = nearest_code(id * x[j]);
         if (L) L[j] = (uint8_t)l;
-        const float q = KV[l], w = x[j] * x[j];
-        qx += w * q * x[j];
-        q2 += w * q * q;
+        const float q = KV[l];
+        qx += w[j] * q * x[j];
+        q2 += w[j] * q * q;
     }
     *sumqx = qx;
     *sumq2 = q2;
 }
 
-/* the least-squares scale of one 32-element sub-block: the best of a first guess
- * (the largest magnitude onto -127) and the 2*NTRY+1 scales mapping it onto
- * -127 + t; its codes in L. 0 for an all-zero sub-block (L left as it was). */
-static float fit_block(const float *x, uint8_t *L) {
+/* the weighted least-squares scale of one 32-element sub-block: the best of a
+ * first guess (the largest magnitude onto -127) and the 2*NTRY+1 scales mapping
+ * it onto -127 + t; its codes in L. 0 for an all-zero sub-block (L left as it was). */
+static float fit_block(const float *x, const float *w, uint8_t *L) {
     float amax = 0, max = 0;
     for (int j = 0; j < 32; j++) {
         const float ax = fabsf(x[j]);
@@ -139,11 +140,11 @@ static float fit_block(const float *x, uint8_t *L) {
     }
     if (amax < GROUP_MAX_EPS) return 0;
     float d = -max / KV[0], sumqx, sumq2;
-    fit_sums(x, 1 / d, L, &sumqx, &sumq2);
+    fit_sums(x, w, 1 / d, L, &sumqx, &sumq2);
     d = sumq2 > 0 ? sumqx / sumq2 : 0.f;
     float best = d * sumqx;
     for (int t = -NTRY; t <= NTRY; t++) {
-        fit_sums(x, (float)(t + KV[0]) / max, NULL, &sumqx, &sumq2);
+        fit_sums(x, w, (float)(t + KV[0]) / max, NULL, &sumqx, &sumq2);
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
             d = sumqx / sumq2;
             best = d * sumqx;
@@ -152,49 +153,78 @@ static float fit_block(const float *x, uint8_t *L) {
     return d;
 }
 
+/* the fitting weights of the sub-block x[0..31] of a super-block of ns elements
+ * whose sum of squares is ssq: x^2 without an importance matrix, else
+ * qw * sqrt(sigma2 + x^2) with sigma2 = 2 * ssq / ns (llama.cpp's
+ * quantize_row_iq4_nl_impl) */
+static inline void block_weights(const float *x, const float *qw, float ssq, int ns, float *w) {
+    const float sigma2 = ssq * (2.f / ns);
+    for (int j = 0; j < 32; j++) w[j] = qw ? qw[j] * sqrtf(sigma2 + x[j] * x[j]) : x[j] * x[j];
+}
+
+static inline float sum_sq(const float *x, int n) {
+    float s = 0;
+    for (int j = 0; j < n; j++) s += x[j] * x[j];
+    return s;
+}
+
 /* the 16 code bytes of 32 codes in element order */
 static inline void pack_codes(const uint8_t *L, uint8_t *qs) {
     for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(L[j] | L[j + 16] << 4);
 }
 
-void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb) {
-    block_iq4_nl *y = (block_iq4_nl *)out;
-    for (long long i = 0; i < nb; i++, x += QK) {
-        /* the codes chosen again for the final scale (a block's one scale: no 6-bit step) */
-        uint8_t L[QK];
-        const float d = fit_block(x, L), id = d ? 1 / d : 0;
-        y[i].d = llm_f32_to_f16(d);
-        for (int j = 0; j < QK; j++) L[j] = (uint8_t)nearest_code(id * x[j]);
-        pack_codes(L, y[i].qs);
+/* one IQ4_NL block; qw its 32 importance weights or NULL */
+static void q_nl_block(const float *x, const float *qw, block_iq4_nl *y) {
+    /* the codes chosen again for the final scale (a block's one scale: no 6-bit step) */
+    uint8_t L[QK];
+    float w[QK];
+    block_weights(x, qw, qw ? sum_sq(x, QK) : 0, QK, w);
+    const float d = fit_block(x, w, L), id = d ? 1 / d : 0;
+    y->d = llm_f32_to_f16(d);
+    for (int j = 0; j < QK; j++) L[j] = (uint8_t)nearest_code(id * x[j]);
+    pack_codes(L, y->qs);
+}
+
+/* one IQ4_XS super-block; qw its 256 importance weights or NULL */
+static void q_xs_block(const float *x, const float *qw, block_iq4_xs *y) {
+    float sc[QKK / 32], w[32], max_scale = 0, amax_scale = 0;
+    uint8_t L[32];
+    const float ssq = qw ? sum_sq(x, QKK) : 0;
+    for (int ib = 0; ib < QKK / 32; ib++) {
+        block_weights(x + 32 * ib, qw ? qw + 32 * ib : NULL, ssq, QKK, w);
+        sc[ib] = fit_block(x + 32 * ib, w, L);
+        if (fabsf(sc[ib]) > amax_scale) { amax_scale = fabsf(sc[ib]); max_scale = sc[ib]; }
+    }
+    /* the super-block scale maps the largest sub-block scale onto -32; each
+     * sub-block's codes are then chosen again for its rounded 6-bit scale */
+    const float d = -max_scale / 32, id = d ? 1 / d : 0.f;
+    y->d = llm_f32_to_f16(d);
+    y->scales_h = 0;
+    memset(y->scales_l, 0, sizeof y->scales_l);
+    for (int ib = 0; ib < QKK / 32; ib++) {
+        int l = iq4_rne(id * sc[ib]);
+        l = l < -32 ? -32 : l > 31 ? 31 : l;
+        const float dl = d * l, idl = dl ? 1 / dl : 0.f;
+        for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_code(idl * x[32 * ib + j]);
+        pack_codes(L, y->qs + 16 * ib);
+        l += 32;
+        y->scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4 * (ib % 2));
+        y->scales_h |= (uint16_t)((l >> 4) << 2 * ib);
     }
 }
 
+void llm_q_iq4_nl(const float *x, uint8_t *out, long long nb) {
+    for (long long i = 0; i < nb; i++) q_nl_block(x + QK * i, NULL, (block_iq4_nl *)out + i);
+}
 void llm_q_iq4_xs(const float *x, uint8_t *out, long long nb) {
-    block_iq4_xs *y = (block_iq4_xs *)out;
-    for (long long i = 0; i < nb; i++, x += QKK) {
-        float sc[QKK / 32], max_scale = 0, amax_scale = 0;
-        uint8_t L[32];
-        for (int ib = 0; ib < QKK / 32; ib++) {
-            sc[ib] = fit_block(x + 32 * ib, L);
-            if (fabsf(sc[ib]) > amax_scale) { amax_scale = fabsf(sc[ib]); max_scale = sc[ib]; }
-        }
-        /* the super-block scale maps the largest sub-block scale onto -32; each
-         * sub-block's codes are then chosen again for its rounded 6-bit scale */
-        const float d = -max_scale / 32, id = d ? 1 / d : 0.f;
-        y[i].d = llm_f32_to_f16(d);
-        y[i].scales_h = 0;
-        memset(y[i].scales_l, 0, sizeof y[i].scales_l);
-        for (int ib = 0; ib < QKK / 32; ib++) {
-            int l = iq4_rne(id * sc[ib]);
-            l = l < -32 ? -32 : l > 31 ? 31 : l;
-            const float dl = d * l, idl = dl ? 1 / dl : 0.f;
-            for (int j = 0; j < 32; j++) L[j] = (uint8_t)nearest_code(idl * x[32 * ib + j]);
-            pack_codes(L, y[i].qs + 16 * ib);
-            l += 32;
-            y[i].scales_l[ib / 2] |= (uint8_t)((l & 0xf) << 4 * (ib % 2));
-            y[i].scales_h |= (uint16_t)((l >> 4) << 2 * ib);
-        }
-    }
+    for (long long i = 0; i < nb; i++) q_xs_block(x + QKK * i, NULL, (block_iq4_xs *)out + i);
+}
+/* with an importance matrix (one row of n elements and its n weights) */
+void llm_qw_iq4_nl(const float *x, uint8_t *out, long long n, const float *qw) {
+    for (long long i = 0; i < n / QK; i++) q_nl_block(x + QK * i, qw ? qw + QK * i : NULL, (block_iq4_nl *)out + i);
+}
+void llm_qw_iq4_xs(const float *x, uint8_t *out, long long n, const float *qw) {
+    for (long long i = 0; i < n / QKK; i++) q_xs_block(x + QKK * i, qw ? qw + QKK * i : NULL, (block_iq4_xs *)out + i);
 }
 
 /* ------------------------------------------------------------ scalar dots */

@@ -325,8 +325,9 @@ def test_cuda_activations_as_the_cpu_quantizes_them(emulated_cuda_lib):
     x = (rng.standard_normal((n, k)) * np.where(rng.random((n, k)) < 0.02, 30, 1)).astype(np.float32)
     x[1, 256:512] = 0.0                                        # an all-zero block
     x[2, 300], x[2, 301] = -50.0, 50.0                         # Q8_K: the first of equal |x| sets the sign
-    # Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q6_K F16 BF16 MXFP4 NVFP4 (Q8_0) TQ1_0 TQ2_0 (Q8_K)
-    for wtype in (2, 3, 6, 8, 12, 14, 1, 30, 39, 40, 34, 35):
+    # Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q6_K F16 BF16 MXFP4 NVFP4 IQ4_NL (Q8_0) TQ1_0 TQ2_0 IQ4_XS, the grid
+    # i-quants IQ2_XXS IQ2_XS IQ3_XXS IQ1_S IQ3_S IQ2_S IQ1_M (Q8_K)
+    for wtype in (2, 3, 6, 8, 12, 14, 1, 30, 39, 40, 20, 34, 35, 23, 16, 17, 18, 19, 21, 22, 29):
         y = np.full((n, k), np.nan, np.float32)
         assert act(y.ctypes.data_as(ctypes.c_void_p), x.ctypes.data_as(ctypes.c_void_p), n, k, wtype) == 0
         at = lib.llm_type_act_type(wtype)

@@ -11,8 +11,9 @@
 /* ggml type ids (the same numbers as csrc/internal.h, which is C-only) */
 enum {
     CT_F32 = 0, CT_F16 = 1, CT_Q4_0 = 2, CT_Q4_1 = 3, CT_Q5_0 = 6, CT_Q5_1 = 7, CT_Q8_0 = 8,
-    CT_Q2_K = 10, CT_Q3_K = 11, CT_Q4_K = 12, CT_Q5_K = 13, CT_Q6_K = 14, CT_BF16 = 30,
-    CT_TQ1_0 = 34, CT_TQ2_0 = 35, CT_MXFP4 = 39, CT_NVFP4 = 40
+    CT_Q2_K = 10, CT_Q3_K = 11, CT_Q4_K = 12, CT_Q5_K = 13, CT_Q6_K = 14, CT_IQ2_XXS = 16,
+    CT_IQ2_XS = 17, CT_IQ3_XXS = 18, CT_IQ1_S = 19, CT_IQ4_NL = 20, CT_IQ3_S = 21, CT_IQ2_S = 22,
+    CT_IQ4_XS = 23, CT_IQ1_M = 29, CT_BF16 = 30, CT_TQ1_0 = 34, CT_TQ2_0 = 35, CT_MXFP4 = 39, CT_NVFP4 = 40
 };
 
 #define HD __host__ __device__ __forceinline__

@@ -76,12 +76,14 @@ cudaError_t cu_softcap(float *x, long long count, float cap, cudaStream_t st);
  * (Q4_1/Q5_1 to ~1e-3: Q8_1's sum term is an F16 of its own), for one more launch each. */
 int cu_act_as_cpu(float *y, const float *x, int n, int k, int type, cudaStream_t st, cudaError_t *err);
 /* the activation form cu_act_as_cpu gives for weights of `type`: CT_F32 (none), CT_F16,
- * CT_BF16, CT_Q8_0 (Q4_0..Q8_0, MXFP4, NVFP4 weights: Q8_0 and Q8_1 give the same floats),
- * CT_Q4_K (the K-quants and TQ1_0/TQ2_0: Q8_K) */
+ * CT_BF16, CT_Q8_0 (Q4_0..Q8_0, MXFP4, NVFP4, IQ4_NL weights: Q8_0 and Q8_1 give the same
+ * floats), CT_Q4_K (the K-quants, TQ1_0/TQ2_0, IQ4_XS and the grid i-quants: Q8_K) */
 HD int act_family(int type) {
     switch (type) {
     case CT_F32: case CT_F16: case CT_BF16: return type;
     case CT_Q2_K: case CT_Q3_K: case CT_Q4_K: case CT_Q5_K: case CT_Q6_K: case CT_TQ1_0: case CT_TQ2_0: return CT_Q4_K;
+    case CT_IQ4_XS: case CT_IQ2_XXS: case CT_IQ2_XS: case CT_IQ2_S: case CT_IQ3_XXS: case CT_IQ3_S:
+    case CT_IQ1_S: case CT_IQ1_M: return CT_Q4_K;
     default: return CT_Q8_0;
     }
 }

@@ -14,8 +14,9 @@
  *
  * Alignment: cudaMalloc'd rows start at multiples of BB, so a block start is
  * aligned to the largest power of two dividing BB: MXFP4 1 byte (byte loads only),
- * Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/TQ1_0/TQ2_0 2, Q4_1/Q2_K/NVFP4 4, Q5_1 8, Q4_K/Q5_K/F16/BF16 16,
- * F32 32. Loads never assume more. */
+ * Q4_0/Q5_0/Q8_0/Q3_K/Q6_K/TQ1_0/TQ2_0/IQ4_NL/IQ2_XXS/IQ2_XS/IQ2_S/IQ3_XXS/IQ3_S/IQ1_S 2,
+ * Q4_1/Q2_K/NVFP4 4, Q5_1/IQ4_XS/IQ1_M 8, Q4_K/Q5_K/F16/BF16 16, F32 32. Loads never
+ * assume more. */
 #ifndef LLMCUDA_QUANT_UNITS_CUH
 #define LLMCUDA_QUANT_UNITS_CUH
 #include "common.cuh"
@@ -371,9 +372,195 @@ UNROLL
     }
 };
 
+/* ---- the i-quants (csrc/type_iq4.c, csrc/type_iq_grid.c): their tables are csrc/iq_grids.h's
+ * (generated from gguf-py's), included twice: the host copies (static const), which host decode
+ * reads (dequant_check), then the same tables as device globals (name_dev).
+ *
+ * Device memory, not __constant__ (their 34,960 bytes would fit its 64 KB): the constant cache
+ * serves one address per pass and serializes a warp's distinct addresses, and these
+ * lookups are gathers, each lane's index its own data (lane l decodes unit l of the
+ * row): up to 32 passes a lookup, several lookups a unit. Global memory read through
+ * the read-only cache (__ldg, ld.global.nc) serves a gather by the cache lines it
+ * touches: a 16-byte table is one line, a 1-16 KB grid can stay in L1 while an SM runs
+ * the type's matmul. (Not timed on a GPU yet.) */
+#include "iq_grids.h"
+#define LLM_IQ_TABLE(type, name) static __device__ const type name##_dev
+#include "iq_grids.h"
+
+#ifdef __CUDA_ARCH__
+__device__ __forceinline__ uint64_t iq_ld(const uint64_t *p) { return __ldg((const unsigned long long *)p); }
+__device__ __forceinline__ uint32_t iq_ld(const uint32_t *p) { return __ldg((const unsigned int *)p); }
+__device__ __forceinline__ uint32_t iq_ld(const uint8_t *p) { return __ldg((const unsigned char *)p); }
+__device__ __forceinline__ int iq_ld(const int8_t *p) { return __ldg((const signed char *)p); }
+/* entry i of table `name` of iq_grids.h: the device copy on the device, the host copy on the host */
+#define IQ_TAB(name, i) iq_ld(&name##_dev[i])
+#else
+#define IQ_TAB(name, i) name[i]
+#endif
+
+/* 8 IQ4 values times d: codes are the low nibbles of bytes q0..q3 (w[0..3]) then their
+ * high nibbles (w[4..7]); a value is d * kvalues[code] (type_iq4.c's dequantizers) */
+HD void iq4_decode8(uint32_t q, float d, float *w) {
+UNROLL
+    for (int i = 0; i < 4; i++) {
+        const uint32_t v = (q >> (8 * i)) & 0xffu;
+        w[i] = mul_rn(d, (float)IQ_TAB(llm_kvalues_iq4nl, v & 15u));
+        w[4 + i] = mul_rn(d, (float)IQ_TAB(llm_kvalues_iq4nl, v >> 4));
+    }
+}
+
+/* IQ4_NL: d @0, qs[16] @2, Q4_0's layout with the non-linear values.
+ * Unit u: qs[4u..4u+3] -> elements 4u..4u+3 and 16+4u..16+4u+3. */
+struct UIQ4_NL {
+    static constexpr int type = CT_IQ4_NL, QK = 32, BB = 18, NU = 4;
+    static HD int run(int u, int r) { return 16 * r + 4 * u; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        iq4_decode8(ld_u32_a2(b + 2 + 4 * u), h2f((uint16_t)ld_u16(b)), w);
+    }
+};
+
+/* IQ4_XS: d @0, scales_h u16 @2, scales_l[4] @4, qs[128] @8. Sub-block ib (32 elements):
+ * codes qs[16ib..16ib+15] as IQ4_NL's block, scale d * (ls - 32) rounded once, ls = the
+ * nibble ib%2 of scales_l[ib/2] | bits 2ib, 2ib+1 of scales_h << 4.
+ * Unit u: ib = u/4, bytes qs[16ib + 4(u%4)..+3]. */
+struct UIQ4_XS {
+    static constexpr int type = CT_IQ4_XS, QK = 256, BB = 136, NU = 32;
+    static HD int run(int u, int r) { return 32 * (u >> 2) + 16 * r + 4 * (u & 3); }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int ib = u >> 2;
+        const int ls = (int)(((ld_u8(b + 4 + ib / 2) >> (4 * (ib & 1))) & 15u) | (((ld_u16(b + 2) >> (2 * ib)) & 3u) << 4));
+        iq4_decode8(ld_u32(b + 8 + 4 * u), mul_rn(h2f((uint16_t)ld_u16(b)), (float)(ls - 32)), w);
+    }
+};
+
+/* ---- the grid i-quants: 256-element blocks of 32 groups of 8, unit u = group u (elements
+ * 8u..8u+7). A group is a grid row (8 magnitude bytes, or two rows of 4 for IQ3) with 8
+ * sign bits (ksigns: 7 stored, the 8th making the count even; or a whole byte), or an IQ1
+ * row of -1/0/1 with a +-1/8 delta; its scale code ls. Values as type_iq_grid.c's
+ * dequant_block: db * mag * (+-1) (db = d*(0.5+ls)*0.25 IQ2, d*(0.5+ls)*0.5 IQ3_XXS,
+ * d*(2ls+1) IQ3_S), or IQ1's db * (v + delta) (db = d*(2ls+1)); each product rounded. */
+
+/* 8 values db * row byte j * (sign bit j of s ? -1 : 1) */
+HD void grid_decode8(uint64_t row, uint32_t s, float db, float *w) {
+UNROLL
+    for (int j = 0; j < 8; j++)
+        w[j] = mul_rn(mul_rn(db, (float)((row >> (8 * j)) & 0xffu)), (s >> j) & 1u ? -1.0f : 1.0f);
+}
+
+/* IQ2's group scale, d * (0.5 + ls) * 0.25 (IQ3_XXS: * 0.5), rounded in that order */
+HD float grid_scale_half(float d, uint32_t ls, float f) { return mul_rn(mul_rn(d, 0.5f + (float)ls), f); }
+
+/* the 7 stored sign bits of group l of a 32-element run, as 8 (ksigns) */
+HD uint32_t grid_signs7(uint32_t sg, int l) { return IQ_TAB(llm_ksigns_iq2xs, (sg >> (7 * l)) & 127u); }
+
+/* IQ2_XXS: d @0, then per 32 elements (ib = u/4) 8 bytes @2+8ib: 4 grid indices (group
+ * l = u%4: byte l), a u32 of 4 x 7 sign bits and ls in its top 4 */
+struct UIQ2_XXS {
+    static constexpr int type = CT_IQ2_XXS, QK = 256, BB = 66, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint8_t *q = b + 2 + 8 * (u >> 2);
+        const uint32_t sg = ld_u32_a2(q + 4);
+        grid_decode8(IQ_TAB(llm_iq2xxs_grid, ld_u8(q + (u & 3))), grid_signs7(sg, u & 3),
+                     grid_scale_half(h2f((uint16_t)ld_u16(b)), sg >> 28, 0.25f), w);
+    }
+};
+
+/* IQ2_XS: d @0, qs u16[32] @2 (group u: 9-bit grid index, 7 sign bits), scales[8] @66
+ * (nibble (u%4)/2 of byte u/4) */
+struct UIQ2_XS {
+    static constexpr int type = CT_IQ2_XS, QK = 256, BB = 74, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint32_t q = ld_u16(b + 2 + 2 * u);
+        const uint32_t ls = (ld_u8(b + 66 + (u >> 2)) >> (4 * ((u & 3) >> 1))) & 15u;
+        grid_decode8(IQ_TAB(llm_iq2xs_grid, q & 511u), IQ_TAB(llm_ksigns_iq2xs, q >> 9),
+                     grid_scale_half(h2f((uint16_t)ld_u16(b)), ls, 0.25f), w);
+    }
+};
+
+/* IQ2_S: d @0, qs[64] @2 (group u: index byte u, sign byte 32+u), qh[8] @66 (2 more index
+ * bits per group: bits 2l, 2l+1 of qh[u/4], l = u%4), scales[8] @74 as IQ2_XS's */
+struct UIQ2_S {
+    static constexpr int type = CT_IQ2_S, QK = 256, BB = 82, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int ib = u >> 2, l = u & 3;
+        const uint32_t idx = ld_u8(b + 2 + u) | ((ld_u8(b + 66 + ib) << (8 - 2 * l)) & 0x300u);
+        const uint32_t ls = (ld_u8(b + 74 + ib) >> (4 * (l >> 1))) & 15u;
+        grid_decode8(IQ_TAB(llm_iq2s_grid, idx), ld_u8(b + 34 + u), grid_scale_half(h2f((uint16_t)ld_u16(b)), ls, 0.25f), w);
+    }
+};
+
+/* IQ3_XXS: d @0, qs[96] @2: index bytes (group u: 2u, 2u+1, two rows of 4), then per
+ * 32 elements a u32 @66+4ib as IQ2_XXS's */
+struct UIQ3_XXS {
+    static constexpr int type = CT_IQ3_XXS, QK = 256, BB = 98, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint32_t sg = ld_u32_a2(b + 66 + 4 * (u >> 2));
+        const uint64_t row = (uint64_t)IQ_TAB(llm_iq3xxs_grid, ld_u8(b + 2 + 2 * u))
+                           | (uint64_t)IQ_TAB(llm_iq3xxs_grid, ld_u8(b + 3 + 2 * u)) << 32;
+        grid_decode8(row, grid_signs7(sg, u & 3), grid_scale_half(h2f((uint16_t)ld_u16(b)), sg >> 28, 0.5f), w);
+    }
+};
+
+/* IQ3_S: d @0, qs[64] @2 (group u: bytes 2u, 2u+1), qh[8] @66 (their ninth bits: bits
+ * 2l, 2l+1 of qh[u/4]), signs[32] @74 (a byte per group), scales[4] @106 (nibble ib%2
+ * of byte ib/2 per 32 elements); db = d * (2ls + 1) */
+struct UIQ3_S {
+    static constexpr int type = CT_IQ3_S, QK = 256, BB = 110, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int ib = u >> 2, l = u & 3;
+        const uint32_t h = ld_u8(b + 66 + ib);
+        const uint32_t i0 = ld_u8(b + 2 + 2 * u) | ((h << (8 - 2 * l)) & 256u), i1 = ld_u8(b + 3 + 2 * u) | ((h << (7 - 2 * l)) & 256u);
+        const uint32_t ls = (ld_u8(b + 106 + (ib >> 1)) >> (4 * (ib & 1))) & 15u;
+        const uint64_t row = (uint64_t)IQ_TAB(llm_iq3s_grid, i0) | (uint64_t)IQ_TAB(llm_iq3s_grid, i1) << 32;
+        grid_decode8(row, ld_u8(b + 74 + u), mul_rn(h2f((uint16_t)ld_u16(b)), (float)(2 * ls + 1)), w);
+    }
+};
+
+/* 8 IQ1 values: db * (row byte j as -1/0/1 + delta), delta -1/8 where dneg, else +1/8 */
+HD void iq1_decode8(uint64_t row, float db, uint32_t dneg, float *w) {
+    const float delta = dneg ? -0.125f : 0.125f;
+UNROLL
+    for (int j = 0; j < 8; j++) w[j] = mul_rn(db, add_rn((float)(int8_t)((row >> (8 * j)) & 0xffu), delta));
+}
+
+/* IQ1_S: d @0, qs[32] @2 (group u: low 8 index bits), qh u16[8] @34 (per 32 elements:
+ * 3 more index bits per group at 3l, ls at bits 12-14, the delta's sign at 15) */
+struct UIQ1_S {
+    static constexpr int type = CT_IQ1_S, QK = 256, BB = 50, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const uint32_t h = ld_u16(b + 34 + 2 * (u >> 2));
+        const uint32_t idx = ld_u8(b + 2 + u) | (((h >> (3 * (u & 3))) & 7u) << 8);
+        iq1_decode8(IQ_TAB(llm_iq1s_grid, idx), mul_rn(h2f((uint16_t)ld_u16(b)), (float)(2 * ((h >> 12) & 7u) + 1)),
+                    h >> 15, w);
+    }
+};
+
+/* IQ1_M: qs[32] @0 (group u: low 8 index bits), qh[16] @32 (nibble u%2 of byte u/2: 3
+ * more index bits, the delta's sign), scales u16[4] @48: 3-bit ls per 16 elements (word
+ * ib/2, bits 6(ib%2) + 3((u%4)/2)), and d's 16 bits in the words' top nibbles */
+struct UIQ1_M {
+    static constexpr int type = CT_IQ1_M, QK = 256, BB = 56, NU = 32;
+    static HD int run(int u, int r) { return 8 * u + 4 * r; }
+    static HD void decode(const uint8_t *b, int u, float *w) {
+        const int ib = u >> 2;
+        const uint32_t s0 = ld_u16(b + 48), s1 = ld_u16(b + 50), s2 = ld_u16(b + 52), s3 = ld_u16(b + 54);
+        const float d = h2f((uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00f0u) | ((s2 >> 4) & 0x0f00u) | (s3 & 0xf000u)));
+        const uint32_t nib = (ld_u8(b + 32 + (u >> 1)) >> (4 * (u & 1))) & 15u;
+        const uint32_t ls = (ld_u16(b + 48 + 2 * (ib >> 1)) >> (6 * (ib & 1) + 3 * ((u & 3) >> 1))) & 7u;
+        iq1_decode8(IQ_TAB(llm_iq1s_grid, ld_u8(b + u) | ((nib & 7u) << 8)), mul_rn(d, (float)(2 * ls + 1)), nib >> 3, w);
+    }
+};
+
 /* the list the matmul dispatch and the host check walk */
 #define LLMCUDA_FOR_EACH_UNIT(X) \
     X(UF32) X(UF16) X(UBF16) X(UQ4_0) X(UQ4_1) X(UQ5_0) X(UQ5_1) X(UQ8_0) \
-    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K) X(UMXFP4) X(UNVFP4) X(UTQ1_0) X(UTQ2_0)
+    X(UQ2_K) X(UQ3_K) X(UQ4_K) X(UQ5_K) X(UQ6_K) X(UMXFP4) X(UNVFP4) X(UTQ1_0) X(UTQ2_0) \
+    X(UIQ4_NL) X(UIQ4_XS) X(UIQ2_XXS) X(UIQ2_XS) X(UIQ2_S) X(UIQ3_XXS) X(UIQ3_S) X(UIQ1_S) X(UIQ1_M)
 
 #endif

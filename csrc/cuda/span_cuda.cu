@@ -166,6 +166,15 @@ static long long row_bytes(int type, long long n) {
     case CT_NVFP4: qk = 64; bb = 36; break;
     case CT_TQ1_0: qk = 256; bb = 54; break;
     case CT_TQ2_0: qk = 256; bb = 66; break;
+    case CT_IQ4_NL: qk = 32; bb = 18; break;
+    case CT_IQ4_XS: qk = 256; bb = 136; break;
+    case CT_IQ2_XXS: qk = 256; bb = 66; break;
+    case CT_IQ2_XS: qk = 256; bb = 74; break;
+    case CT_IQ2_S: qk = 256; bb = 82; break;
+    case CT_IQ3_XXS: qk = 256; bb = 98; break;
+    case CT_IQ3_S: qk = 256; bb = 110; break;
+    case CT_IQ1_S: qk = 256; bb = 50; break;
+    case CT_IQ1_M: qk = 256; bb = 56; break;
     default: return -1;
     }
     return n > 0 && n % qk == 0 ? n / qk * bb : -1;

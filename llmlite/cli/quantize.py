@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -20,11 +20,21 @@ def quantize(
                                 "(config.json and tokenizer.json beside it)."),
     output: Optional[str] = typer.Argument(None, help="Where to write (default: <name>-<TYPE>.gguf beside the input)."),
     type_: str = typer.Option("q4_k_m", "--type", help="q4_k_m, q4_k_s, q5_k_m, q5_k_s, q6_k, q8_0, q4_0, q4_1, "
-                              "q5_0, q5_1, q3_k_m, q2_k, mxfp4_moe, tq1_0, tq2_0, iq4_xs, iq4_nl, f16, bf16 or f32 "
+                              "q5_0, q5_1, q3_k_m, q2_k, mxfp4_moe, tq1_0, tq2_0, iq4_xs, iq4_nl, iq3_s, iq3_m, "
+                              "iq3_xs, iq3_xxs, iq2_m, iq2_s, iq2_xs, iq2_xxs, iq1_m, iq1_s, f16, bf16 or f32 "
                               "(as llama-quantize names them)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (each tensor's type, sizes) and write nothing."),
     allow_requantize: bool = typer.Option(False, "--allow-requantize",
                                           help="Quantize tensors that are already quantized (loses quality)."),
+    imatrix: Optional[str] = typer.Option(None, "--imatrix", metavar="FILE",
+                                          help="An importance matrix (llama-imatrix's output, GGUF or legacy .dat): "
+                                          "the quantizers weigh each column by it, as llama-quantize does."),
+    include_weights: Optional[List[str]] = typer.Option(None, "--include-weights", metavar="NAME",
+                                                        help="Use the importance matrix only for tensors whose name "
+                                                        "contains NAME (repeatable)."),
+    exclude_weights: Optional[List[str]] = typer.Option(None, "--exclude-weights", metavar="NAME",
+                                                        help="Do not use the importance matrix for tensors whose "
+                                                        "name contains NAME (repeatable)."),
     threads: Optional[int] = opt_threads(),
 ) -> None:
     """Write a GGUF with llama-quantize's tensor types and bytes.
@@ -53,6 +63,13 @@ def quantize(
         if hf else src.with_name(f"{name}-{ty.upper()}.gguf")
     if dst.exists() and dst.resolve() == src.resolve():
         raise UserError(f"{dst}: the output would overwrite the input")
+    im = None
+    if imatrix is not None or include_weights or exclude_weights:
+        from llmlite.imatrix import ImatrixError, load_imatrix
+
+        if imatrix is None:
+            raise ImatrixError("--include-weights / --exclude-weights need --imatrix FILE")
+        im = load_imatrix(imatrix, include_weights or (), exclude_weights or ())
     _lib.set_threads(threads)
     from rich.console import Console
 
@@ -66,12 +83,12 @@ def quantize(
 
         source = GGUFSource(src)
     try:
-        _quantize(source, src, dst, ty, dry_run, allow_requantize, con)
+        _quantize(source, src, dst, ty, dry_run, allow_requantize, con, im)
     finally:
         source.close()
 
 
-def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, con) -> None:
+def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, con, im=None) -> None:
     import numpy as np
     from rich.table import Table
 
@@ -79,7 +96,12 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
     from llmlite.gguf.constants import TYPE_NAMES, type_name
     from llmlite.quantize import QuantizeError, plan, write_quantized
 
-    p = plan(source, ty)
+    has_im = im is not None and bool(im.weights)
+    p = plan(source, ty, has_imatrix=has_im)
+    if im is not None:
+        con.print(f"importance matrix {im.path}: {len(im.weights)} entries"
+                  + (f", dataset {im.datasets[0]}" if im.datasets else "")
+                  + (f", {im.chunk_count} chunks" if im.chunk_count > 0 else ""))
     unreadable = [e for e in p if e.dst_type != e.src_type and not _lib.lib.llm_type_supported(e.src_type)]
     if unreadable:
         e = unreadable[0]
@@ -96,6 +118,10 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
         con.print(t)
         con.print(f"{len(p)} tensors, {fmt_bytes(sum(e.src_bytes for e in p))} -> {fmt_bytes(size_out)}, "
                   f"{8 * size_out / max(1, n_params):.2f} bits per weight")
+        from llmlite.imatrix import requires_imatrix
+
+        if not has_im and any(requires_imatrix(e.name, e.dst_type, ty) for e in p if e.dst_type != e.src_type):
+            con.print("warning: the quantization itself will need an importance matrix (--imatrix FILE)")
         return
     from rich.progress import (
         BarColumn,
@@ -113,7 +139,7 @@ def _quantize(source, src, dst, ty: str, dry_run: bool, allow_requantize: bool, 
             bar.update(task, completed=done, description=f"{e.name[:32]:32s}")
 
         with _sigterm_interrupts():
-            r = write_quantized(source, dst, ty, allow_requantize=allow_requantize, progress=progress)
+            r = write_quantized(source, dst, ty, allow_requantize=allow_requantize, progress=progress, imatrix=im)
     t = Table(show_edge=False)
     t.add_column("type")
     t.add_column("tensors", justify="right")

@@ -18,6 +18,8 @@
  *   long    1000 positions, sliding window 20, n_batch 256 (many attention chunks)
  *   bench   (argument "bench") decode and prefill timings of two larger shapes;
  *           "quick": a few of the checks (for compute-sanitizer); "all": check + bench
+ *   types   (argument "types [NAME,NAME...]") the exact check of each weight type (of
+ *           those named) alone
  *   stress  (argument "stress") unfused + invariance repeated $STRESS_ROUNDS times (20):
  *           a race in the fused launches' last-block pattern would show as a difference
  *
@@ -38,15 +40,19 @@ static const llm_span_ops *CUDA, *CPU;
 static int failures;
 
 enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q5_0 = 6, T_Q5_1 = 7, T_Q8_0 = 8, T_Q2_K = 10,
-       T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_BF16 = 30, T_TQ1_0 = 34, T_TQ2_0 = 35,
-       T_MXFP4 = 39, T_NVFP4 = 40 };
+       T_Q3_K = 11, T_Q4_K = 12, T_Q5_K = 13, T_Q6_K = 14, T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ3_XXS = 18,
+       T_IQ1_S = 19, T_IQ4_NL = 20, T_IQ3_S = 21, T_IQ2_S = 22, T_IQ4_XS = 23, T_IQ1_M = 29, T_BF16 = 30,
+       T_TQ1_0 = 34, T_TQ2_0 = 35, T_MXFP4 = 39, T_NVFP4 = 40 };
 static const char *tname(int t) {
     switch (t) {
     case T_F32: return "F32"; case T_F16: return "F16"; case T_BF16: return "BF16"; case T_Q4_0: return "Q4_0";
     case T_Q4_1: return "Q4_1"; case T_Q5_0: return "Q5_0"; case T_Q5_1: return "Q5_1"; case T_Q8_0: return "Q8_0";
     case T_Q2_K: return "Q2_K"; case T_Q3_K: return "Q3_K"; case T_Q4_K: return "Q4_K"; case T_Q5_K: return "Q5_K";
     case T_Q6_K: return "Q6_K"; case T_TQ1_0: return "TQ1_0"; case T_TQ2_0: return "TQ2_0";
-    case T_MXFP4: return "MXFP4"; case T_NVFP4: return "NVFP4"; default: return "?";
+    case T_MXFP4: return "MXFP4"; case T_NVFP4: return "NVFP4"; case T_IQ4_NL: return "IQ4_NL";
+    case T_IQ4_XS: return "IQ4_XS"; case T_IQ2_XXS: return "IQ2_XXS"; case T_IQ2_XS: return "IQ2_XS";
+    case T_IQ2_S: return "IQ2_S"; case T_IQ3_XXS: return "IQ3_XXS"; case T_IQ3_S: return "IQ3_S";
+    case T_IQ1_S: return "IQ1_S"; case T_IQ1_M: return "IQ1_M"; default: return "?";
     }
 }
 
@@ -59,9 +65,40 @@ static double now(void) {
 /* ---- deterministic random numbers ---- */
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static void seed(uint64_t s) { rs = s * 0x9E3779B97F4A7C15ull + 1; }
+static uint64_t rnd64(void) { rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17; return rs; }
 static float uni(void) {    /* (-1, 1) */
-    rs ^= rs << 13; rs ^= rs >> 7; rs ^= rs << 17;
-    return (float)((rs >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    return (float)((rnd64() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+/* the fp16 scale of a 256-element block of a type without a quantizer (the grid i-quants):
+ * at byte 0, or IQ1_M's, in the top nibbles of its four 16-bit scale words (bytes 48..55) */
+static void set_block_scale(int type, uint8_t *b, uint16_t h) {
+    if (type != T_IQ1_M) { memcpy(b, &h, 2); return; }
+    for (int i = 0; i < 4; i++) {
+        uint16_t w;
+        memcpy(&w, b + 48 + 2 * i, 2);
+        w = (uint16_t)((w & 0x0fffu) | (((h >> (4 * i)) & 15u) << 12));
+        memcpy(b + 48 + 2 * i, &w, 2);
+    }
+}
+
+/* weights of a type that is read but not written (no quantizer): random codes, every
+ * block's scale one power of two chosen so the weights' RMS is the floats' (f's, which
+ * are then replaced by the weights' values) */
+static int random_codes(int type, uint8_t *q, float *f, long long ne0, long long ne1) {
+    const long long n = ne0 * ne1, bb = llm_row_bytes(type, 256), nb = n / 256;
+    if (bb <= 0 || ne0 % 256) return -1;
+    double want = 0, got = 0;
+    for (long long i = 0; i < n; i++) want += (double)f[i] * f[i];
+    for (long long i = 0; i < nb * bb; i++) q[i] = (uint8_t)(rnd64() >> 32);
+    for (long long b = 0; b < nb; b++) set_block_scale(type, q + b * bb, 0x3c00);       /* 1.0 */
+    if (llm_dequantize(type, q, f, n)) return -1;
+    for (long long i = 0; i < n; i++) got += (double)f[i] * f[i];
+    if (!(got > 0 && want > 0)) return -1;
+    const long e = lround(0.5 * log2(want / got));                                   /* d = 2^e */
+    if (e < -14 || e > 15) return -1;
+    for (long long b = 0; b < nb; b++) set_block_scale(type, q + b * bb, (uint16_t)((e + 15) << 10));
+    return llm_dequantize(type, q, f, n);
 }
 
 /* ---- a model: weights in the test's type, and the same dequantized to F32 ---- */
@@ -83,7 +120,8 @@ static void add(model *m, int layer, int slot, int type, long long ne0, long lon
     if (type == T_F32) { w->q = w->f; return; }
     const long long rb = llm_row_bytes(type, ne0);
     w->q = malloc((size_t)rb * ne1);
-    if (llm_quantize_rows(type, w->f, w->q, ne1, ne0) || llm_dequantize(type, w->q, w->f, (long long)n)) {
+    if (!llm_quantize_type_supported(type) ? random_codes(type, w->q, w->f, ne0, ne1)
+        : llm_quantize_rows(type, w->f, w->q, ne1, ne0) || llm_dequantize(type, w->q, w->f, (long long)n)) {
         printf("cannot quantize %s [%lld, %lld]\n", tname(type), ne0, ne1);
         exit(1);
     }
@@ -536,21 +574,41 @@ static void checks_stress(model *m, int rounds) {
     }
 }
 
-static void checks_all(model *m, int quick) {
+/* is type t's name in the comma-separated list? */
+static int listed(const char *list, int t) {
+    const char *name = tname(t);
+    const size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
+}
+
+/* the exact check of a llama model whose matrices are all of one type, for each type;
+ * quick: two old types and the newest (their kernels the least run); only: the types of
+ * this list of names (argument "types NAME,NAME...") */
+static void checks_types(model *m, int quick, const char *only) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
-                         T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0};
+                         T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0,
+                         T_IQ4_NL, T_IQ4_XS, T_IQ2_XXS, T_IQ2_XS, T_IQ2_S, T_IQ3_XXS, T_IQ3_S, T_IQ1_S, T_IQ1_M};
+    const int quick_from = 17;      /* the i-quants */
     arch_case ac[8];
-    const int na = n_arch_cases(ac);
+    n_arch_cases(ac);
     printf("exact (CPU span on the dequantized weights as F32):\n");
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        /* quick: two old types, and the four newest (their kernels the least run) */
-        if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K && types[i] < T_TQ1_0) continue;
+        if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K && (int)i < quick_from) continue;
+        if (only && !listed(only, types[i])) continue;
         char label[64];
         snprintf(label, sizeof label, "llama, %s", tname(types[i]));
         build(m, &ac[0].c, types[i], types[i], &ac[0].o, 11 + i);
         check_model(label, m, 1);
         free_model(m);
     }
+}
+
+static void checks_all(model *m, int quick) {
+    arch_case ac[8];
+    const int na = n_arch_cases(ac);
+    checks_types(m, quick, NULL);
     for (int a = 0; a < na; a++) {
         if (quick && a != 2) continue;
         build(m, &ac[a].c, T_Q4_K, T_Q6_K, &ac[a].o, 100 + a);
@@ -632,6 +690,7 @@ checks:;
 
     const int quick = !strcmp(what, "quick");
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
+    if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL);
     if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {
         printf("timings:\n");

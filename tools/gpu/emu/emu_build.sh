@@ -2,6 +2,8 @@
 # Builds the CUDA backend's sources for the CPU emulation (no GPU, no nvcc needed) with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and runs dequant_check and span_check against it:
 #   sh tools/gpu/emu/emu_build.sh [quick|check|all]     (default quick)
+#   sh tools/gpu/emu/emu_build.sh types [NAME,NAME...]  span_check's exact check of those
+#                                        weight types only (all types without a list)
 #   sh tools/gpu/emu/emu_build.sh lib    only the library, without the sanitizers and
 #                                        unoptimised (quickest to build): the one the
 #                                        pytests load into Python (tests/conftest.py)
@@ -48,4 +50,4 @@ echo "== probe (emulated device, then none)"
 $E/probe $E/libllmlite_cuda.so
 EMU_NO_DEVICE=1 $E/probe $E/libllmlite_cuda.so
 echo "== span_check $WHAT (emulated)"
-EMU_STATS=1 $E/span_check $E/libllmlite_cuda.so "$WHAT"
+EMU_STATS=1 $E/span_check $E/libllmlite_cuda.so "$WHAT" ${2:+"$2"}
