@@ -8,7 +8,7 @@
  * llama.cpp's iq2xs_init_impl / iq3xs_init_impl list them. */
 #ifndef LLM_IQ_QUANT_H
 #define LLM_IQ_QUANT_H
-#include "internal.h"
+#include "quant_common.h"   /* rne, EPS_ZERO, llm_fit_scale_pos */
 
 typedef struct {
     int size, dim, bits, nlev;   /* grid points, levels per point, bits per level, distinct levels */
@@ -21,12 +21,6 @@ typedef struct {
  * T_IQ1_S / T_IQ1_M share one), built on first use, once per process */
 const iq_tables *llm_iq_tables(int type);
 
-static inline int iq_nearest(float v) {   /* round half to even (llama.cpp's nearest_int) */
-    float t = v + 12582912.f;
-    int32_t i;
-    memcpy(&i, &t, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 static inline int iq_code(const iq_tables *t, const int8_t *L) {
     int c = 0;
@@ -83,7 +77,5 @@ float llm_iq_sumx2(const float *x);
 uint8_t llm_iq_signs8(const float *xb, const float *w, float *xval, int even);
 /* the 4-bit scale code of a group scale: nearest(0.5 (s id - 1)) in 0..15 */
 int llm_iq_scale_code(float id, float s);
-/* llama.cpp's make_qp_quants (IQ2_XXS's first scale): n values, codes 0..nmax */
-float llm_iq_qp_scale(int n, int nmax, const float *x, const float *w);
 
 #endif

@@ -12,6 +12,11 @@
 #define MINI(a, b) ((a) < (b) ? (a) : (b))
 #define EPS_ZERO 1e-15f   /* below this a group counts as all zero */
 
+/* llama.cpp's make_qp_quants: codes 0..nmax in L for n non-negative values, weights w,
+ * and their scale (quantize_weighted.c: the K-quants' sub-block scales and minimums;
+ * the IQ2_XXS quantizer's first group scale) */
+float llm_fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *w);
+
 /* round half to even for |v| <= 4194303 (the reference's bit trick) */
 static inline int rne(float v) {
     float t = v + 12582912.f;

@@ -162,7 +162,7 @@ void llm_q_iq1_s(const float *x, uint8_t *out, long long n, const float *qw) {
         y[ibl].d = llm_f32_to_f16(d * 1.125f);
         const float id = 1 / d;
         for (int ib = 0; ib < 8; ib++) {
-            int l = iq_nearest(0.5f * (id * scales[ib] - 1));
+            int l = rne(0.5f * (id * scales[ib] - 1));
             l = l < 0 ? 0 : l > 7 ? 7 : l;
             if (shifts[ib] == -1) l |= 8;
             y[ibl].qh[ib] |= (uint16_t)(l << 12);
@@ -262,7 +262,7 @@ void llm_q_iq1_m(const float *x, uint8_t *out, long long n, const float *qw) {
         const float id = 1 / d;
         float sqx = 0, sq2 = 0;
         for (int ib = 0; ib < 16; ib++) {   /* every group, the empty ones too (index 0, scale 1) */
-            int l = iq_nearest(0.5f * (id * scales[ib] - 1));
+            int l = rne(0.5f * (id * scales[ib] - 1));
             l = l < 0 ? 0 : l > 7 ? 7 : l;
             sc[ib / 4] |= (uint16_t)(l << 3 * (ib % 4));
             y[ibl].qh[ib] |= masks[shifts[ib]];

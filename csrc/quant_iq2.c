@@ -7,7 +7,6 @@
 #include <math.h>
 #include "iq_quant.h"
 
-#define EPS_ZERO 1e-15f      /* GROUP_MAX_EPS */
 #define EPS_IQ2_S 1e-8f      /* GROUP_MAX_EPS_IQ2_S */
 
 static const iq_search SEARCH_XXS = {5, 6, 0.1f, 0, REFIT_ALWAYS}, SEARCH_16 = {5, 9, 0.1f, 1, REFIT_OFF};
@@ -33,7 +32,8 @@ void llm_q_iq2_xxs(const float *x, uint8_t *out, long long n, const float *qw) {
             for (int k = 0; k < 4; k++) bs[k] = llm_iq_signs8(xb + 8 * k, w + 8 * k, xval + 8 * k, 1);
             const float max = iq_max(xval, 32);
             if (max < EPS_ZERO) { scales[ib] = 0; continue; }
-            float scale = llm_iq_qp_scale(32, 4, xval, w);
+            uint8_t Lqp[32];
+            float scale = llm_fit_scale_pos(32, 4, xval, Lqp, w);
             const float eff_max = scale * 3;
             if (eff_max <= 0) { scales[ib] = 0; continue; }
             scale = llm_iq_fit_group(t, &SEARCH_XXS, 4, xval, w, waux, eff_max, scale, L, gi);

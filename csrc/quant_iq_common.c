@@ -150,7 +150,7 @@ int llm_iq_best_neighbour(const iq_tables *t, int code, const float *xval, const
 /* the levels of one point at inverse scale id, clamped to the grid's; its code */
 static int point_levels(const iq_tables *t, const float *xval, float id, int8_t *L) {
     for (int i = 0; i < t->dim; i++) {
-        const int l = iq_nearest(0.5f * (id * xval[i] - 1));
+        const int l = rne(0.5f * (id * xval[i] - 1));
         L[i] = (int8_t)(l < 0 ? 0 : l > t->nlev - 1 ? t->nlev - 1 : l);
     }
     return iq_code(t, L);
@@ -259,63 +259,6 @@ uint8_t llm_iq_signs8(const float *xb, const float *w, float *xval, int even) {
 }
 
 int llm_iq_scale_code(float id, float s) {
-    const int l = iq_nearest(0.5f * (id * s - 1));
+    const int l = rne(0.5f * (id * s - 1));
     return l < 0 ? 0 : l > 15 ? 15 : l;
-}
-
-/* The codes live in uint8_t as the reference's do: a negative value (a flipped
- * element's xval) wraps, and the later sums read the wrapped code. */
-float llm_iq_qp_scale(int n, int nmax, const float *x, const float *w) {
-    uint8_t L[32];
-    float max = 0;
-    for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i];
-    if (max < 1e-15f) return 0.f;   /* GROUP_MAX_EPS */
-    float iscale = nmax / max;
-    for (int i = 0; i < n; i++) L[i] = (uint8_t)iq_nearest(iscale * x[i]);
-    const float scale = 1 / iscale;
-    float best_mse = 0;
-    for (int i = 0; i < n; i++) {
-        const float diff = x[i] - scale * L[i];
-        best_mse += w[i] * diff * diff;
-    }
-    for (int is = -4; is <= 4; is++) {
-        if (is == 0) continue;
-        const float iscale_is = (0.1f * is + nmax) / max, scale_is = 1 / iscale_is;
-        float mse = 0;
-        for (int i = 0; i < n; i++) {
-            int l = iq_nearest(iscale_is * x[i]);
-            l = l < nmax ? l : nmax;
-            const float diff = x[i] - scale_is * l;
-            mse += w[i] * diff * diff;
-        }
-        if (mse < best_mse) { best_mse = mse; iscale = iscale_is; }
-    }
-    float sumlx = 0, suml2 = 0;
-    for (int i = 0; i < n; i++) {
-        int l = iq_nearest(iscale * x[i]);
-        l = l < nmax ? l : nmax;
-        L[i] = (uint8_t)l;
-        sumlx += w[i] * x[i] * l;
-        suml2 += w[i] * l * l;
-    }
-    for (int itry = 0; itry < 5; itry++) {
-        int changed = 0;
-        for (int i = 0; i < n; i++) {
-            float slx = sumlx - w[i] * x[i] * L[i], sl2 = suml2 - w[i] * L[i] * L[i];
-            if (!(slx > 0 && sl2 > 0)) continue;
-            int nl = iq_nearest(x[i] * sl2 / slx);
-            nl = nl < nmax ? nl : nmax;
-            if (nl == L[i]) continue;
-            slx += w[i] * x[i] * nl;
-            sl2 += w[i] * nl * nl;
-            if (slx * slx * suml2 > sumlx * sumlx * sl2) {
-                L[i] = (uint8_t)nl;
-                sumlx = slx;
-                suml2 = sl2;
-                changed++;
-            }
-        }
-        if (!changed) break;
-    }
-    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }

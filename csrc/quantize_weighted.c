@@ -28,8 +28,11 @@ static inline float imatrix_weights(const float *x, const float *qw, float sigma
 /* codes 0..nmax for n non-negative values (the K-quants' sub-block scales or
  * minimums) and their scale, weights qw: the best of 9 trial scales by weighted
  * squared error, then up to 5 passes moving single codes while that raises
- * sum(w x l)^2 / sum(w l^2), the scale refitted (llama.cpp's make_qp_quants) */
-static float fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+ * sum(w x l)^2 / sum(w l^2), the scale refitted (llama.cpp's make_qp_quants).
+ * The codes live in uint8_t as the reference's do: IQ2_XXS passes a group whose
+ * flipped element is negative, its code wraps, and the later sums read the wrapped
+ * code. */
+float llm_fit_scale_pos(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
     float max = 0;
     for (int i = 0; i < n; i++) max = MAXI(max, x[i]);
     if (max < EPS_ZERO) {
@@ -156,8 +159,8 @@ static void qw_q2_K(const float *x, uint8_t *out, long long n, const float *qw) 
             sw[j] = imatrix_weights(x + 16 * j, qw + 16 * j, sigma2, 16, w);
             sc[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mn[j], Laux, -0.9f, 0.05f, 36, 0);
         }
-        y[i].d = llm_f32_to_f16(fit_scale_pos(16, 15, sc, Ls, sw));
-        y[i].dmin = llm_f32_to_f16(fit_scale_pos(16, 15, mn, Lm, sw));
+        y[i].d = llm_f32_to_f16(llm_fit_scale_pos(16, 15, sc, Ls, sw));
+        y[i].dmin = llm_f32_to_f16(llm_fit_scale_pos(16, 15, mn, Lm, sw));
         for (int j = 0; j < 16; j++) y[i].scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
         q2K_requant_pack(x, &y[i], L);
     }
@@ -184,7 +187,7 @@ static void qw_q3_K(const float *x, uint8_t *out, long long n, const float *qw) 
     }
 }
 
-/* Q4_K / Q5_K: the 6-bit scales and minimums fitted by fit_scale_pos with the
+/* Q4_K / Q5_K: the 6-bit scales and minimums fitted by llm_fit_scale_pos with the
  * sub-blocks' weight sums (Q5_K clamps them to 63, as its reference does; Q4_K's
  * does not) */
 static void qw_q45_K(const float *x, long long n, const float *qw, block_q4_K *y4, block_q5_K *y5) {
@@ -197,7 +200,7 @@ static void qw_q45_K(const float *x, long long n, const float *qw, block_q4_K *y
             sw[j] = imatrix_weights(x + 32 * j, qw + 32 * j, sigma2, 32, w);
             sc[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mn[j], Laux, -0.9f, 0.05f, 36, 0);
         }
-        const float d = fit_scale_pos(8, 63, sc, Ls, sw), m = fit_scale_pos(8, 63, mn, Lm, sw);
+        const float d = llm_fit_scale_pos(8, 63, sc, Ls, sw), m = llm_fit_scale_pos(8, 63, mn, Lm, sw);
         for (int j = 0; y5 && j < 8; j++) {
             Ls[j] = (uint8_t)MINI(63, Ls[j]);
             Lm[j] = (uint8_t)MINI(63, Lm[j]);
