@@ -41,8 +41,10 @@
 #include <math.h>
 #include "internal.h"
 
-/* the 16 values of a code (llama.cpp's kvalues_iq4nl, gguf-py's IQ4_NL.kvalues) */
-static const int8_t KV[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+/* the 16 values of a code (llama.cpp's kvalues_iq4nl): iq_grids.h's, generated from
+ * gguf-py's IQ4_NL.kvalues (the grid tables it also declares are unused here) */
+#include "iq_grids.h"
+#define KV llm_kvalues_iq4nl
 /* Q4_0's codes as the same kind of table (q - 8: llama.cpp's signextendlut): its
  * repacked batch path runs the very kernels IQ4_NL's does, on this table */
 static const int8_t KQ40[16] = {-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7};
