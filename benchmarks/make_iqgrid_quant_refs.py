@@ -46,7 +46,7 @@ def rows(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--venv", default=str(ROOT.parent.parent / "main" / ".venv-llamacpp"))
+    ap.add_argument("--venv", default=str(ROOT / ".venv-llamacpp"))
     ap.add_argument("--out", default=str(ROOT / "tests" / "data" / "iqgrid_quant_refs.npz"))
     a = ap.parse_args()
     ggml, _ = load(a.venv)
