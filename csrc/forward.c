@@ -17,7 +17,9 @@ static int is_swa(const llm_model *m, int il) {
     return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
 }
 
+/* the weight's interleaved copy is read where it has one (repack.c) */
 void llm_mm(const llm_tensor *w, const float *x, int n, float *y) {
+    if (llm_x4_ok(w, 0) && llm_matmul_x4(w->type, 0, w->x4, w->ne1, w->ne0, x, n, y) == 0) return;
     llm_matmul(w->type, w->data, w->ne1, w->ne0, x, n, y);
 }
 #define mm llm_mm
@@ -27,14 +29,20 @@ void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, flo
     int types[4];
     const void *data[4];
     long long rows[4];
+    const float *xs[4];
+    unsigned char how[4];
     for (int i = 0; i < nw; i++) {
         if (w[i]->ne0 != w[0]->ne0) {
             for (int k = 0; k < nw; k++) mm(w[k], x, n, y[k]);
             return;
         }
-        types[i] = w[i]->type; data[i] = w[i]->data; rows[i] = w[i]->ne1;
+        types[i] = w[i]->type; rows[i] = w[i]->ne1; xs[i] = x;
+        const int x4 = llm_x4_ok(w[i], 0);
+        data[i] = x4 ? w[i]->x4 : w[i]->data;
+        how[i] = x4 ? LLM_MV_X4 : 0;
     }
-    llm_matmul_multi(nw, types, data, rows, w[0]->ne0, x, n, y);
+    if (n == 1) llm_matvec_group(nw, types, data, rows, w[0]->ne0, xs, y, how);   /* one column: one pool pass */
+    else llm_matmul_multi(nw, types, data, rows, w[0]->ne0, x, n, y, how);
 }
 #define mm_multi llm_mm_multi
 

@@ -211,6 +211,17 @@ typedef struct llm_kernel_table {
      * row: s[r], each bit-identical to vec_dot on that row (decode's one column).
      * NULL where a table has none. */
     void (*vec_dot_r4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* vec_dot_r4 on the decode copy (llm_repack_x4): the LLM_R4 rows' blocks
+     * interleaved from w, block ib of row r at block 4 ib + r (w_stride unused);
+     * the same bits. NULL where a table has none (matmul then takes the weights'
+     * own layout), and q4_K_gemv_r4 so */
+    void (*vec_dot_x4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
+    void (*q4_K_gemv_x4)(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* vec_dot_r16 on the decode copy (nr a multiple of LLM_R4, w_stride the rows'
+     * bytes), for any nc; and q4_K_gemv_r16 so. A weight with a copy is read only
+     * there where the table has all four of its kernels (repack.c) */
+    llm_vec_dot_r16_fn vec_dot_r16x4[T_COUNT];
+    llm_vec_dot_r16_fn q4_K_gemv_r16x4;
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
@@ -291,19 +302,19 @@ void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */
 
-/* matmul.c: llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the
- * table's q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
-int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y);
 /* matmul.c: nj (<= 32) one-column matmuls in one pool: Y[i] = W[i] X[i] (wtype[i],
- * rows[i] x k; gemv[i]: Q4_K in llama.cpp's repacked-gemv order), each input quantized
- * once; every Y[i] has the bits of its own llm_matmul (llm_matmul_q4_K_gemv). A
- * token's routed experts in one pool pass instead of one per expert. */
+ * rows[i] x k; gemv[i]: LLM_MV_GEMV, Q4_K in llama.cpp's repacked-gemv order, and
+ * LLM_MV_X4, W[i] is the weight's decode copy), each input quantized once; every Y[i]
+ * has the bits of its own llm_matmul (llm_matmul_q4_K_gemv). A token's routed experts
+ * in one pool pass instead of one per expert. */
+enum { LLM_MV_GEMV = 1, LLM_MV_X4 = 2 };
 int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long long *rows, long long k,
                      const float *const *X, float *const *Y, const unsigned char *gemv);
 /* matmul.c: Y[i] = W[i] X for nw (<= 4) weights of k columns over the same ncols
  * activation rows X: the activations quantized once and every weight's row tiles
- * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. */
+ * in one parallel pool; each Y[i] bit-identical to llm_matmul of that weight. how
+ * (or NULL): LLM_MV_X4 where W[i] is the weight's decode copy */
 int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
-                     const float *X, long long ncols, float *const *Y);
+                     const float *X, long long ncols, float *const *Y, const unsigned char *how);
 
 #endif

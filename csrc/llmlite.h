@@ -166,6 +166,29 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
  * writes a message to err (size errlen) */
 int llm_model_check(llm_model *m, char *err, int errlen);
 long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (its layers) */
+/* after the tensors are set: a copy of each weight that this machine's kernels read
+ * faster with its rows interleaved in groups of 4 (csrc/repack.c), read instead of
+ * the file from then on (the logits' bits are unchanged). drop 1: the file's pages
+ * of those weights are let go (the weights must be a file mapping). Returns the
+ * bytes copied, or -1 when out of memory (the weights copied so far keep their
+ * copies). llm_model_repack_bytes: what the copies hold. */
+long long llm_model_repack(llm_model *m, int drop);
+/* llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the table's
+ * q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y);
+/* 1: this machine's kernels take copies of weights of this type (the weights with
+ * rows % 4 == 0 and k % 256 == 0 get one) */
+int llm_repack_takes(int type);
+/* the copy's layout: rows (a multiple of 4) of a super-block type, k wide, from w into
+ * out (as many bytes); 0, or -1 where refused */
+int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k);
+/* llm_matmul over such a copy W4 of a weight (gemv 1: a Q4_K weight in llama.cpp's
+ * repacked-gemv order, its mixture-of-experts matmul's): the bits of the matmul on the
+ * weight itself; -1 where this machine's kernels take no copy of that type (nothing
+ * computed) */
+int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
+                  float *Y);
+long long llm_model_repack_bytes(const llm_model *m);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 

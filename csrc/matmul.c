@@ -286,6 +286,44 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
     return 0;
 }
 
+/* the job of a weight's decode copy W4 (repack.c: its rows' blocks interleaved by
+ * 4) over ncols columns, gemv 1: in llama.cpp's repacked-gemv order (as mm_job_gemv):
+ * the 4-row kernel for one column, the row tiles for more; -1 where this table lacks
+ * either (the caller then takes the file's layout) */
+static int mm_job_x4(mm_job *j, int wtype, int gemv, const void *W4, long long rows, long long k, const void *Xq,
+                     long long ncols, float *Y) {
+    const llm_kernel_table *kt = llm_kernels();
+    if (!llm_type_supported(wtype) || (gemv && wtype != T_Q4_K)) return -1;
+    void (*x4)(long long, float *, const void *, long long, const void *) = gemv ? kt->q4_K_gemv_x4 : kt->vec_dot_x4[wtype];
+    llm_vec_dot_r16_fn r16 = gemv ? kt->q4_K_gemv_r16x4 : kt->vec_dot_r16x4[wtype];
+    const long long wb = llm_row_bytes(wtype, k);
+    /* a row tile holds whole groups (ROW_TILE % LLM_R4 == 0); the tiles' offsets are int32 */
+    if (!x4 || !r16 || rows % LLM_R4 || wb < 0 || wb > INT32_MAX / ROW_TILE || ncols > INT_MAX) return -1;
+    if (gemv ? mm_job_gemv(j, W4, rows, k, Xq, ncols, Y) : mm_job_q(j, wtype, W4, rows, k, Xq, ncols, Y)) return -1;
+    j->dot_nc = NULL;
+    j->dot_nc2 = NULL;
+    j->dot_r4 = ncols == 1 ? x4 : NULL;
+    j->dot_r16 = ncols == 1 ? NULL : r16;
+    return 0;
+}
+
+int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
+                  float *Y) {
+    mm_job j;
+    if (mm_job_x4(&j, wtype, gemv, W4, rows, k, NULL, ncols, Y)) return -1;
+    void *Xq = get_scratch(&scratch, j.xq_stride * (size_t)(ncols > 0 ? ncols : 1));
+    if (!Xq) return -1;
+    quant_job q = {0, gemv ? T_Q8_K : llm_type_act_type(wtype), X, Xq, k, ncols, (long long)j.xq_stride, NULL};
+    if (ncols == 1) quant_task(0, 1, &q);
+    else llm_parallel(quant_task, &q);
+    tile_sched ts;
+    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
+    j.Xq = Xq;
+    j.sched = &ts;
+    llm_parallel(mm_task, &j);
+    return 0;
+}
+
 static void mm_multi_run(mm_multi_job *j) {
     long long end = 0;
     for (int i = 0; i < j->nsub; i++) {
@@ -300,7 +338,7 @@ static void mm_multi_run(mm_multi_job *j) {
  * (the K-quants: Q8_K) take the activations quantized once and their row tiles in
  * one pool, with the kernels llm_matmul_q takes; otherwise one llm_matmul each */
 static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
-                          const float *X, long long ncols, float *const *Y) {
+                          const float *X, long long ncols, float *const *Y, const unsigned char *how) {
     const int at = nw >= 1 && llm_type_supported(wtype[0]) ? llm_type_act_type(wtype[0]) : -1;
     mm_multi_job j;
     j.nsub = nw;
@@ -308,10 +346,12 @@ static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const 
     int same = nw >= 1 && nw <= MM_SAME_X_MAX && ncols > 1 && at >= 0 && llm_row_bytes(at, k) >= 0;
     for (int i = 0; same && i < nw; i++)
         same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
-               mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, ncols, Y[i]) == 0;
+               ((how && (how[i] & LLM_MV_X4)) ? mm_job_x4(&j.sub[i], wtype[i], 0, W[i], rows[i], k, NULL, ncols, Y[i])
+                                              : mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, ncols, Y[i])) == 0;
     if (!same) {
         for (int i = 0; i < nw; i++)
-            if (llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
+            if ((how && (how[i] & LLM_MV_X4)) ? llm_matmul_x4(wtype[i], 0, W[i], rows[i], k, X, ncols, Y[i])
+                                              : llm_matmul(wtype[i], W[i], rows[i], k, X, ncols, Y[i])) return -1;
         return 0;
     }
     const long long xb = llm_row_bytes(at, k);
@@ -325,15 +365,16 @@ static int matmul_multi_q(int nw, const int *wtype, const void *const *W, const 
 }
 
 int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long long *rows, long long k,
-                     const float *X, long long ncols, float *const *Y) {
+                     const float *X, long long ncols, float *const *Y, const unsigned char *how) {
     int same = nw >= 1 && nw <= MM_SAME_X_MAX && ncols > 1 && k % QK == 0;
+    for (int i = 0; same && how && i < nw; i++) same = !(how[i] & LLM_MV_X4);
     const int at = nw >= 1 ? llm_type_act_type(wtype[0]) : -1;
     same = same && (at == T_Q8_0 || at == T_Q8_1);
     for (int i = 0; same && i < nw; i++)
         same = llm_type_supported(wtype[i]) && llm_type_act_type(wtype[i]) == at &&
                llm_kernels()->vec_dot_ncw[wtype[i]] && !q4_0_repacked(wtype[i], rows[i]) && llm_row_bytes(wtype[i], k) >= 0 &&
                rows[i] >= 0;
-    if (!same) return matmul_multi_q(nw, wtype, W, rows, k, X, ncols, Y);
+    if (!same) return matmul_multi_q(nw, wtype, W, rows, k, X, ncols, Y, how);
     long long xb = llm_row_bytes(at, k);
     void *Xq = get_scratch(&scratch, (size_t)(xb * ncols));
     if (!Xq) return -1;
@@ -365,15 +406,17 @@ int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long 
     size_t need = 0, xb[MM_MULTI_MAX];
     int ok = nj >= 1 && nj <= MM_MULTI_MAX;
     for (int i = 0; ok && i < nj; i++) {   /* the jobs first (every check), the activations after */
-        ok = (gemv[i] ? mm_job_gemv(&j.sub[i], W[i], rows[i], k, NULL, 1, Y[i])
-                      : mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, 1, Y[i])) == 0;
+        ok = ((gemv[i] & LLM_MV_X4) ? mm_job_x4(&j.sub[i], wtype[i], gemv[i] & LLM_MV_GEMV, W[i], rows[i], k, NULL, 1, Y[i])
+              : gemv[i] ? mm_job_gemv(&j.sub[i], W[i], rows[i], k, NULL, 1, Y[i])
+                        : mm_job_q(&j.sub[i], wtype[i], W[i], rows[i], k, NULL, 1, Y[i])) == 0;
         xb[i] = ok ? j.sub[i].xq_stride : 0;
         need += xb[i];
     }
     if (!ok) {
         for (int i = 0; i < nj; i++)
-            if ((gemv[i] ? llm_matmul_q4_K_gemv(W[i], rows[i], k, X[i], 1, Y[i])
-                         : llm_matmul(wtype[i], W[i], rows[i], k, X[i], 1, Y[i])) != 0) return -1;
+            if (((gemv[i] & LLM_MV_X4) ? llm_matmul_x4(wtype[i], gemv[i] & LLM_MV_GEMV, W[i], rows[i], k, X[i], 1, Y[i])
+                 : gemv[i] ? llm_matmul_q4_K_gemv(W[i], rows[i], k, X[i], 1, Y[i])
+                           : llm_matmul(wtype[i], W[i], rows[i], k, X[i], 1, Y[i])) != 0) return -1;
         return 0;
     }
     char *Xq = get_scratch(&scratch, need);
@@ -381,10 +424,10 @@ int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long 
     /* each input quantized once into each activation type it meets (a token's gate and
      * up share theirs) */
     for (int i = 0; i < nj; i++) {
-        const int at = gemv[i] ? T_Q8_K : llm_type_act_type(wtype[i]);
+        const int at = (gemv[i] & LLM_MV_GEMV) ? T_Q8_K : llm_type_act_type(wtype[i]);
         int same = -1;
         for (int p = 0; p < i && same < 0; p++)
-            if (X[p] == X[i] && (gemv[p] ? T_Q8_K : llm_type_act_type(wtype[p])) == at) same = p;
+            if (X[p] == X[i] && ((gemv[p] & LLM_MV_GEMV) ? T_Q8_K : llm_type_act_type(wtype[p])) == at) same = p;
         if (same >= 0) {
             j.sub[i].Xq = j.sub[same].Xq;
             continue;

@@ -25,6 +25,7 @@ static void zfree(void *p) {
 void llm_model_free(llm_model *m) {
     if (!m) return;
     if (m->span_ops && m->span) m->span_ops->free(m->span);
+    llm_model_repack_free(m);
     free(m->layers); zfree(m->kcache); zfree(m->vcache);
     zfree(m->x); zfree(m->xn); zfree(m->q); zfree(m->k); zfree(m->v); zfree(m->att);
     zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16); zfree(m->acc32);
@@ -130,14 +131,16 @@ long long llm_model_kv_bytes(const llm_model *m) {
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                          long long ne0, long long ne1) {
     if (!data || ne0 <= 0 || ne1 <= 0 || llm_row_bytes(type, ne0) < 0 || !llm_type_supported(type)) return -1;
-    llm_tensor t = {type, data, ne0, ne1};
+    llm_tensor t = {type, data, ne0, ne1, NULL}, *at;
     if (layer < 0) {
         if (slot < 0 || slot >= LLM_G_COUNT) return -1;
-        m->g[slot] = t;
+        at = &m->g[slot];
     } else {
         if (layer >= m->c.n_layer || slot < 0 || slot >= LLM_T_LAYER_COUNT) return -1;
-        m->layers[(long long)layer * LLM_T_LAYER_COUNT + slot] = t;
+        at = &m->layers[(long long)layer * LLM_T_LAYER_COUNT + slot];
     }
+    free((void *)at->x4);   /* a decode copy of the weight it replaces */
+    *at = t;
     return 0;
 }
 

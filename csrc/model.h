@@ -5,7 +5,8 @@
 #include "internal.h"
 #include "span.h"
 
-typedef struct { int type; const void *data; long long ne0, ne1; } llm_tensor;
+/* x4: the decode copy of the weight (repack.c), or NULL */
+typedef struct { int type; const void *data; long long ne0, ne1; const void *x4; } llm_tensor;
 
 #define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
 
@@ -63,5 +64,10 @@ void llm_trace(const char *name, int il, const float *data, long long n);
  * output (the routed experts' weighted sum, plus the shared expert where there is
  * one) into m->tmp */
 void llm_moe_ffn(llm_model *m, int il, int n);
+
+/* repack.c: the copies' memory, freed with the model; 1 where w has a copy that this
+ * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */
+void llm_model_repack_free(llm_model *m);
+int llm_x4_ok(const llm_tensor *w, int gemv);
 
 #endif

@@ -115,7 +115,10 @@ static void group_routes(llm_moe_scratch *s, int E, int R) {
 /* expert e's matrix of a 3-D expert tensor: rows ne1 / n_expert of it */
 static llm_tensor expert_slice(const llm_tensor *t, int e, int n_expert) {
     const long long rows = t->ne1 / n_expert;
-    llm_tensor v = {t->type, (const char *)t->data + (size_t)e * rows * llm_row_bytes(t->type, t->ne0), t->ne0, rows};
+    const size_t off = (size_t)e * rows * llm_row_bytes(t->type, t->ne0);
+    /* the decode copy's groups of 4 rows lie within an expert when its rows are whole groups */
+    const void *x4 = t->x4 && rows % LLM_R4 == 0 ? (const char *)t->x4 + off : NULL;
+    llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4};
     return v;
 }
 
@@ -186,8 +189,15 @@ static void combine_one(void *p, int t) {
 static int gemv_order(const llm_tensor *w) { return w->type == T_Q4_K && w->ne1 % 8 == 0; }
 
 static void expert_mm(const llm_tensor *w, const float *x, int n, float *y) {
-    if (gemv_order(w)) llm_matmul_q4_K_gemv(w->data, w->ne1, w->ne0, x, n, y);
-    else llm_mm(w, x, n, y);
+    if (!gemv_order(w)) llm_mm(w, x, n, y);
+    else if (!llm_x4_ok(w, 1) || llm_matmul_x4(w->type, 1, w->x4, w->ne1, w->ne0, x, n, y))
+        llm_matmul_q4_K_gemv(w->data, w->ne1, w->ne0, x, n, y);
+}
+
+/* how llm_matvec_group reads expert slice w (one column) */
+static unsigned char expert_how(const llm_tensor *w) {
+    const int gv = gemv_order(w);
+    return (unsigned char)((gv ? LLM_MV_GEMV : 0) | (llm_x4_ok(w, gv) ? LLM_MV_X4 : 0));
 }
 
 /* one token's k routed experts (one row each, distinct experts) in one pool pass:
@@ -220,8 +230,9 @@ static int group_experts(llm_model *m, const llm_tensor *L, int R, int down) {
             w[nw] = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E); x[nw] = m->xn; y[nw++] = s->up + r0 * ff;
         }
         for (int h = 0; h < nw; h++, nj++) {
-            type[nj] = w[h].type; W[nj] = w[h].data; rows[nj] = w[h].ne1;
-            X[nj] = x[h]; Y[nj] = y[h]; gv[nj] = (unsigned char)gemv_order(&w[h]);
+            gv[nj] = expert_how(&w[h]);
+            type[nj] = w[h].type; W[nj] = (gv[nj] & LLM_MV_X4) ? w[h].x4 : w[h].data; rows[nj] = w[h].ne1;
+            X[nj] = x[h]; Y[nj] = y[h];
         }
     }
     return llm_matvec_group(nj, type, W, rows, down ? ff : d, X, Y, gv);

@@ -23,12 +23,6 @@
 #define R16_NCP 128   /* columns per pass: the transposed codes are reused this often */
 #define R16_IBC 2    /* super-blocks transposed at a time */
 
-/* lane r: the offset of row r (the last row repeated past nr) */
-INL __m512i r16_index(long long ws, int nr) {
-    int32_t ix[R16];
-    for (int r = 0; r < R16; r++) ix[r] = (int32_t)((r < nr ? r : nr - 1) * ws);
-    return _mm512_loadu_si512(ix);
-}
 INL __m512i gat(__m512i ix, const void *p) { return _mm512_i32gather_epi32(ix, p, 1); }
 /* 16 zmm at p + ro[r] (row r's dwords 0..15) -> c[g]: lane r = row r's dword g
  * (unpack dwords, then qwords, then 128-bit lanes: 64 shuffles, where 16 gathers
@@ -167,13 +161,23 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
 /* the entry point over a tile type TT: passes of R16_NCP columns; per pass, R16_IBC
  * super-blocks transposed (DEC) then run over the columns, 4 at a time (COLS);
  * FIN(acc, accm) is the result of a lane */
-#define R16_FUNCS(NAME, TT, BT, DEC, COLS, FIN)                                                 \
-    static void NAME(long long n, float *s, long long ss, const void *w, long long ws, int nr,  \
+/* X4 1: the weights' decode copy (repack.c: groups of 4 rows, their blocks
+ * interleaved), nr a multiple of 4 */
+#define R16_FUNCS(NAME, TT, BT, DEC, COLS, FIN) \
+    R16_BODY(NAME, TT, BT, DEC, COLS, FIN, 0)   \
+    R16_BODY(NAME##_x4, TT, BT, DEC, COLS, FIN, 1)
+#define R16_BODY(NAME, TT, BT, DEC, COLS, FIN, X4)                                              \
+    static __attribute__((unused)) void NAME(long long n, float *s, long long ss, const void *w, long long ws, int nr,  \
                      const void *av, long long as, int nc) {                                    \
         const long long nb = n / QKK;                                                           \
-        const __m512i ix = r16_index(ws, nr);                                                   \
         long long ro[R16];                                                                      \
-        for (int r = 0; r < R16; r++) ro[r] = (r < nr ? r : nr - 1) * ws;                       \
+        int32_t ro32[R16];                                                                      \
+        for (int r = 0; r < R16; r++) {                                                         \
+            const int rr = r < nr ? r : nr - 1;                                                 \
+            ro[r] = X4 ? rr / LLM_R4 * LLM_R4 * ws + rr % LLM_R4 * (long long)sizeof(BT) : rr * ws; \
+            ro32[r] = (int32_t)ro[r];                                                           \
+        }                                                                                       \
+        const __m512i ix = _mm512_loadu_si512(ro32);                                            \
         const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                     \
         TT T;                                                                                   \
         __m512 acc[R16_NCP], accm[R16_NCP];                                                     \
@@ -182,7 +186,8 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
             for (int c = 0; c < ncp; c++) acc[c] = accm[c] = _mm512_setzero_ps();               \
             for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
                 const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
-                for (int t = 0; t < nib; t++) DEC(&T, t, (const char *)((const BT *)w + ib0 + t), ix, ro); \
+                for (int t = 0; t < nib; t++)                                                   \
+                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro); \
                 const block_q8_K *y[4];                                                         \
                 for (int c = 0; c < ncp; c += 4) {                                              \
                     const int m = ncp - c < 4 ? ncp - c : 4;                                    \
@@ -340,7 +345,9 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
-INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV) {
+/* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
+ * (4 ib + r) blocks): one sequential stream, nothing to prefetch */
+INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4) {
     const block_q8_K *y = va;
     const char *w0 = vw;
     const long long nb = n / QKK;
@@ -352,7 +359,7 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         /* the rows' four interleaved streams defeat the hardware prefetcher on weights
          * streamed from memory (half the one-row kernel's speed): the groups ahead are
          * fetched as one sequential stream (the 4 rows are contiguous, 576 bytes per step) */
-        {
+        if (!X4) {
             const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * sizeof(block_q4_K));
             for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
         }
@@ -369,7 +376,7 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         __m128i mins[4];
         uint32_t dd[4];
         for (int r = 0; r < 4; r++) {
-            const block_q4_K *b = (const block_q4_K *)(w0 + r * ws) + ib;
+            const block_q4_K *b = X4 ? (const block_q4_K *)w0 + (ib * LLM_R4 + r) : (const block_q4_K *)(w0 + r * ws) + ib;
             const __m128i scm = k4_scales(b->scales);
             const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
             mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
@@ -415,10 +422,78 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }
 static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0);
+    q4_K_r4_body(n, s, vw, ws, va, 0, 0);
 }
 static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 1);
+    q4_K_r4_body(n, s, vw, ws, va, 1, 0);
+}
+static void dot_q4_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 0, 1);
+}
+static void dot_q4_K_gemv_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 1, 1);
+}
+
+/* Q6_K, 4 rows interleaved (vec_dot_x4 only: on the rows' own layout the 4 streams
+ * lost to vec_dot when streamed from memory, see csrc/README). Per zmm two rows
+ * (row 2p in the low 256 bits, 2p+1 in the high), each half running dot_q6_K_k's
+ * integer steps (dot_avx2.c) with the column's quants broadcast to both halves; the
+ * exact sums then take its float steps, acc = fma(I*dw, dx, acc), rows in lanes. */
+static const int8_t q6x4_pair[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+};
+INL __m512i ld2x256(const uint8_t *a, const uint8_t *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    (void)ws;
+    const block_q8_K *y = va;
+    const block_q6_K *w0 = vw;
+    const long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(0x30);
+    __m512i pair[4];
+    for (int k = 0; k < 4; k++) pair[k] = bcast32(q6x4_pair[k]);
+    __m128 acc = _mm_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++) {
+        const block_q6_K *w = w0 + ib * LLM_R4;   /* rows 0..3 of super-block ib */
+        const __m512i yb = bcast32(y[ib].bsums);
+        __m512i sumi[2], sc16[2];
+        for (int p = 0; p < 2; p++) {
+            sc16[p] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[2 * p].scales))),
+                                         _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[2 * p + 1].scales)), 1);
+            sumi[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_madd_epi16(_mm512_slli_epi16(sc16[p], 5), yb));
+        }
+        for (int h = 0; h < 2; h++) {
+            __m512i sch[2], qh[2];
+            for (int p = 0; p < 2; p++) {   /* 128-bit lanes: row 2p's scales of half h twice, then row 2p+1's */
+                sch[p] = h ? _mm512_shuffle_i64x2(sc16[p], sc16[p], 0xF5) : _mm512_shuffle_i64x2(sc16[p], sc16[p], 0xA0);
+                qh[p] = ld2x256(w[2 * p].qh + 32 * h, w[2 * p + 1].qh + 32 * h);
+            }
+            for (int k = 0; k < 4; k++) {
+                const __m512i yk = bcast32(y[ib].qs + 128 * h + 32 * k);
+                for (int p = 0; p < 2; p++) {
+                    const __m512i ql = ld2x256(w[2 * p].ql + 64 * h + 32 * (k & 1), w[2 * p + 1].ql + 64 * h + 32 * (k & 1));
+                    const __m512i lq = _mm512_and_si512(k < 2 ? ql : _mm512_srli_epi16(ql, 4), m4);
+                    const __m512i hq = _mm512_and_si512(k == 0 ? _mm512_slli_epi16(qh[p], 4) : k == 1 ? _mm512_slli_epi16(qh[p], 2)
+                                                        : k == 2 ? qh[p] : _mm512_srli_epi16(qh[p], 2), m3);
+                    sumi[p] = _mm512_dpwssd_epi32(sumi[p], _mm512_maddubs_epi16(_mm512_or_si512(lq, hq), yk),
+                                                  _mm512_shuffle_epi8(sch[p], pair[k]));
+                }
+            }
+        }
+        /* each row's 8 int32 summed (exact): lanes 0..3 = rows 0..3 */
+        const __m256i t0 = _mm256_hadd_epi32(_mm512_castsi512_si256(sumi[0]), _mm512_extracti64x4_epi64(sumi[0], 1));
+        const __m256i t1 = _mm256_hadd_epi32(_mm512_castsi512_si256(sumi[1]), _mm512_extracti64x4_epi64(sumi[1], 1));
+        const __m256i t = _mm256_hadd_epi32(t0, t1);
+        const __m128i I = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+        const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16((short)w[0].d, (short)w[1].d, (short)w[2].d, (short)w[3].d, 0, 0, 0, 0));
+        acc = _mm_fmadd_ps(_mm_mul_ps(_mm_cvtepi32_ps(I), dw), _mm_set1_ps(y[ib].d), acc);
+    }
+    _mm_storeu_ps(s, acc);
 }
 
 void llm_kernels_avx512_tiles(llm_kernel_table *t) {
@@ -436,4 +511,11 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     /* the same bodies in the order of llama.cpp's repacked gemv (moe.c's Q4_K experts) */
     t->q4_K_gemv_r4 = dot_q4_K_gemv_r4;
     t->q4_K_gemv_r16 = dot_q4_K_gemv_r16;
+    /* the same 4 rows on the interleaved decode copy (llm_repack_x4) */
+    t->vec_dot_x4[T_Q4_K] = dot_q4_K_x4;
+    t->vec_dot_x4[T_Q6_K] = dot_q6_K_x4;
+    t->q4_K_gemv_x4 = dot_q4_K_gemv_x4;
+    t->vec_dot_r16x4[T_Q4_K] = dot_q4_K_r16_x4;
+    t->vec_dot_r16x4[T_Q6_K] = dot_q6_K_r16_x4;
+    t->q4_K_gemv_r16x4 = dot_q4_K_gemv_r16_x4;
 }

@@ -141,6 +141,27 @@ def matmul_q(wtype: int, W: np.ndarray, rows: int, k: int, Xq: np.ndarray) -> np
     return Y
 
 
+def repack_x4(wtype: int, W: np.ndarray, rows: int, k: int) -> np.ndarray:
+    """The interleaved copy of a weight that the model reads where this machine's kernels
+    take one (csrc/repack.c): rows a multiple of 4, a super-block type."""
+    Wb = _weight_bytes("repack_x4", wtype, W, rows, k)
+    out = np.empty(rows * row_bytes(wtype, k), dtype=np.uint8)
+    if lib.llm_repack_x4(wtype, _ptr(Wb), _ptr(out), rows, k) != 0:
+        raise LlmliteError(f"repack_x4: cannot interleave {rows} rows of {_type_name(wtype)} x {k}")
+    return out
+
+
+def matmul_x4(wtype: int, W4: np.ndarray, rows: int, k: int, X: np.ndarray, gemv: bool = False) -> np.ndarray | None:
+    """matmul over repack_x4's copy (gemv: a Q4_K weight in llama.cpp's repacked-gemv order);
+    None where this machine's kernels take no copy of that type."""
+    Wb = _weight_bytes("matmul_x4", wtype, W4, rows, k)
+    X = np.ascontiguousarray(X, dtype=np.float32).reshape(-1, k)
+    Y = np.empty((X.shape[0], rows), dtype=np.float32)
+    if lib.llm_matmul_x4(wtype, int(gemv), _ptr(Wb), rows, k, _ptr(X, "float *"), X.shape[0], _ptr(Y, "float *")):
+        return None
+    return Y
+
+
 def isa() -> str:
     return ffi.string(lib.llm_isa_name()).decode()
 

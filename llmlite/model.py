@@ -39,6 +39,27 @@ GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight":
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 
 
+def repack_bytes(g, n_gpu: int = 0) -> int:
+    """What the interleaved copies of g's weights (csrc/repack.c) hold on this machine
+    (Weights.repacked_bytes once loaded): the weights of the CPU's layers and head whose
+    type this machine's kernels take a copy of. The file's pages of those weights are
+    let go once copied, so the process holds about as much as without them."""
+    if not settings.env_flag("LLMLITE_REPACK", True):
+        return 0
+    config = ModelConfig.of(g)
+    split = config.n_layer - n_gpu
+    head = "output.weight" if "output.weight" in g.tensors else "token_embd.weight"
+    renames = dict(ARCHS[config.arch].renames)
+    total = 0
+    for name, t in g.tensors.items():
+        blk = layer_of(name)
+        on_cpu = (blk[0] < split and renames.get(blk[1], blk[1]) in LAYER_SLOTS) if blk else name == head and split > 0
+        rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
+        if on_cpu and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
+            total += t.nbytes
+    return total
+
+
 class Weights:
     """The C model built from an open GGUF file; keeps the file mapped while alive.
 
@@ -118,6 +139,12 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise GGUFError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
+        self.repacked_bytes = 0                   # the decode copies (csrc/repack.c)
+        if settings.env_flag("LLMLITE_REPACK", True):
+            self.repacked_bytes = int(lib.llm_model_repack(m, 1))   # 1: g's weights are a file mapping
+            if self.repacked_bytes < 0:
+                raise LlmliteError("out of memory while making the decode copies of the weights "
+                                   "(LLMLITE_REPACK=0 runs without them)")
 
     def _watch_mapping(self, g) -> None:
         """While these weights live, a read of the file's mapping that faults (the file

@@ -87,7 +87,8 @@ def bench(
                 md = m.gguf.metadata
                 info = {"path": str(m.path), "arch": m.arch, "size": sum(t.nbytes for t in m.gguf.tensors.values()),
                         "params": m.gguf.param_count(), "ftype": md.get("general.file_type"),
-                        "size_label": md.get("general.size_label"), "threads": m.threads}
+                        "size_label": md.get("general.size_label"), "threads": m.threads,
+                        "repacked": m.weights.repacked_bytes}   # the first split's copies (repack.c)
             split = _bench_split(m, k, n_layer)
             try:
                 pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
@@ -129,7 +130,8 @@ def bench(
             "threads": info["threads"], "n_layer": n_layer,
             "tests": [{"test": r.test, "tps_mean": r.mean, "tps_sd": r.sd, "runs": r.runs, **s} if r else s
                       for r, s in rows],
-            "peak_rss": peak_rss(), "peak_rss_tests": tests_rss, "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
+            "peak_rss": peak_rss(), "peak_rss_tests": tests_rss, "repacked_bytes": info["repacked"],
+            "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
             else None, "probe_gbs": probe, "verdict": verdict, "file_type": ftype}))
         return
     from rich.console import Console
@@ -145,8 +147,10 @@ def bench(
                   str(info["threads"]), r.test if r else "-", f"{r.mean:.2f} ± {r.sd:.2f}" if r else "failed")
     con = Console(width=None if sys.stdout.isatty() else 160)   # a pipe gets whole rows
     con.print(t)
+    copied = (f"; {fmt_bytes(info['repacked'])} of the weights copied with rows interleaved (their file pages let go)"
+              if info["repacked"] else "")
     con.print(f"CPU kernels: {isa()}; peak RSS {fmt_bytes(peak_rss())} ({fmt_bytes(tests_rss)} until the tests "
-              "ended, before the bandwidth probe)", highlight=False)
+              f"ended, before the bandwidth probe){copied}", highlight=False)
     seen = set()
     for _, s in rows:
         if s["split"] not in seen:

@@ -29,6 +29,8 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
     from llmlite.config import ModelConfig
     from llmlite.gguf import open_gguf, type_name, type_supported
 
+    from llmlite.model import repack_bytes
+
     with open_gguf(path) as g:
         cfg = ModelConfig.from_gguf(g)
         types: dict[int, list[int]] = {}
@@ -97,6 +99,7 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "memory": {
                 "n_ctx": n_ctx,
                 "weights_bytes": weights,
+                "repacked_bytes": repack_bytes(g),
                 "kv_cache_bytes": kv,
                 "total_bytes": weights + kv,
                 "kv_cache_windowed_bytes": kv_win,
@@ -266,6 +269,9 @@ def _print_info(f: dict) -> None:
     mt.add_column(justify="right")
     mt.add_column()
     mt.add_row("weights", fmt_bytes(m["weights_bytes"]), "")
+    if m["repacked_bytes"]:
+        mt.add_row("of which copied", fmt_bytes(m["repacked_bytes"]),
+                   "rows interleaved for this CPU's kernels; the file's pages of them are let go")
     mt.add_row("KV cache", fmt_bytes(m["kv_cache_bytes"]), "F16 K and V, every layer the full context")
     mt.add_row("total", fmt_bytes(m["total_bytes"]), "")
     if m["kv_cache_windowed_bytes"] is not None:

@@ -1,0 +1,132 @@
+/* The decode copy of a weight (llm_tensor.x4): its rows in groups of LLM_R4 with
+ * the groups' blocks interleaved, block ib of row 4g + r at block 4 (g nb + ib) + r
+ * (nb blocks a row), so a 4-row decode kernel (vec_dot_x4) reads one sequential
+ * stream. A group of 4 rows spans the bytes it spans in the file, so an expert's
+ * slice of a 3-D tensor has the same offset in both. The copy serves one column
+ * (decode, and a prompt's last position through the head); batches keep the file's
+ * layout, and its bits are those of vec_dot either way.
+ *
+ * Measured (csrc/README, kernel table): the 4 rows' own streams lost to vec_dot on
+ * weights streamed from memory, and prefetching them did not help; interleaved they
+ * win. llama.cpp makes the same kind of copy at load (its CPU_REPACK buffer). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include "model.h"
+
+static size_t x4_size(const llm_tensor *t) {
+    return (size_t)llm_row_bytes(t->type, t->ne0) * (size_t)t->ne1;
+}
+
+/* 1: this table has the kernels that read w's copy (one column and row tiles; gemv:
+ * in llama.cpp's repacked-gemv order) */
+static int x4_kernels(int type, int gemv) {
+    const llm_kernel_table *kt = llm_kernels();
+    if (type < 0 || type >= T_COUNT) return 0;
+    if (gemv) return type == T_Q4_K && kt->q4_K_gemv_x4 && kt->q4_K_gemv_r16x4;
+    return kt->vec_dot_x4[type] && kt->vec_dot_r16x4[type];
+}
+
+int llm_x4_ok(const llm_tensor *w, int gemv) { return w->x4 && x4_kernels(w->type, gemv); }
+
+int llm_repack_takes(int type) { return x4_kernels(type, 0) && (type != T_Q4_K || x4_kernels(type, 1)); }
+
+static int x4_wanted(const llm_tensor *t) {
+    return t->data && !t->x4 && t->ne1 % LLM_R4 == 0 && t->ne0 % QKK == 0 && llm_repack_takes(t->type);
+}
+
+/* the file's pages of t out of this process's memory (they are read again from the
+ * page cache if some kernel without a copy reads them): its whole pages only */
+static void drop_pages(const llm_tensor *t) {
+    const uintptr_t pg = 4096, a = (uintptr_t)t->data, e = a + x4_size(t);
+    const uintptr_t a0 = (a + pg - 1) & ~(pg - 1), e0 = e & ~(pg - 1);
+    if (e0 > a0) madvise((void *)a0, e0 - a0, MADV_DONTNEED);
+}
+
+typedef struct {
+    const char *src;
+    char *dst;
+    long long groups;
+    size_t bb;       /* bytes of a block */
+    long long nb;    /* blocks of a row */
+} x4_job;
+
+static void x4_task(int ith, int nth, void *p) {
+    const x4_job *j = p;
+    const size_t rb = j->bb * (size_t)j->nb;
+    for (long long g = j->groups * ith / nth; g < j->groups * (ith + 1) / nth; g++) {
+        const char *s = j->src + (size_t)g * LLM_R4 * rb;
+        char *d = j->dst + (size_t)g * LLM_R4 * rb;
+        for (long long ib = 0; ib < j->nb; ib++)
+            for (int r = 0; r < LLM_R4; r++, d += j->bb) memcpy(d, s + r * rb + (size_t)ib * j->bb, j->bb);
+    }
+}
+
+int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k) {
+    /* the super-block types only (256 elements a block) */
+    if (!llm_type_supported(type) || llm_type_block_elems(type) != QKK || rows < 0 || rows % LLM_R4 || k <= 0 ||
+        k % QKK)
+        return -1;
+    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK};
+    llm_parallel_all(x4_task, &j);   /* static shares */
+    return 0;
+}
+
+/* t's copy: 0, or -1 when out of memory (t keeps no copy). In 4 KiB pages: asked for
+ * transparent huge pages, decode was ~3% faster, but the kernel's compaction on a
+ * fault stalled the load for over a second from time to time */
+static int x4_make(llm_tensor *t) {
+    const size_t n = x4_size(t), cap = (n + 4095) / 4096 * 4096;
+    char *d = aligned_alloc(4096, cap);
+    if (!d) return -1;
+    if (llm_repack_x4(t->type, t->data, d, t->ne1, t->ne0)) {
+        free(d);
+        return -1;
+    }
+    t->x4 = d;
+    return 0;
+}
+
+/* the matmul weights each layer this model runs on the CPU holds, and the head */
+static const int X4_SLOTS[] = {LLM_T_ATTN_Q, LLM_T_ATTN_K, LLM_T_ATTN_V, LLM_T_ATTN_QKV, LLM_T_ATTN_OUT,
+                               LLM_T_FFN_GATE, LLM_T_FFN_UP, LLM_T_FFN_DOWN, LLM_T_FFN_GATE_EXPS,
+                               LLM_T_FFN_UP_EXPS, LLM_T_FFN_DOWN_EXPS, LLM_T_FFN_GATE_SHEXP, LLM_T_FFN_UP_SHEXP,
+                               LLM_T_FFN_DOWN_SHEXP};
+
+static llm_tensor *x4_next(llm_model *m, int i) {
+    const int ns = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]);
+    const int nl = (m->l1 - m->l0) * ns;
+    if (i < nl) return &m->layers[(long long)(m->l0 + i / ns) * LLM_T_LAYER_COUNT + X4_SLOTS[i % ns]];
+    if (i == nl && m->head) return m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
+    return NULL;
+}
+
+long long llm_model_repack(llm_model *m, int drop) {
+    long long bytes = 0;
+    llm_tensor *t;
+    for (int i = 0; (t = x4_next(m, i)); i++) {
+        if (!x4_wanted(t)) continue;
+        if (x4_make(t)) return -1;
+        bytes += (long long)x4_size(t);
+        /* the token embeddings (a tied head) are still read by row */
+        if (drop && t != &m->g[LLM_G_TOKEN_EMBD]) drop_pages(t);
+    }
+    return bytes;
+}
+
+long long llm_model_repack_bytes(const llm_model *m) {
+    long long bytes = 0;
+    const llm_tensor *t;
+    for (int i = 0; (t = x4_next((llm_model *)m, i)); i++)
+        if (t->x4) bytes += (long long)x4_size(t);
+    return bytes;
+}
+
+void llm_model_repack_free(llm_model *m) {
+    llm_tensor *t;
+    for (int i = 0; m->layers && (t = x4_next(m, i)); i++) {
+        free((void *)t->x4);
+        t->x4 = NULL;
+    }
+}

@@ -1,0 +1,143 @@
+"""csrc/repack.c: the interleaved copy of the Q4_K and Q6_K weights that the model
+reads where this machine's kernels take one (AVX-512). Every result has the bits of
+the file's own layout: each kernel alone at every column count, and whole models,
+dense and mixture-of-experts, with and without the copy, on every kernel table."""
+import numpy as np
+import pytest
+
+from isa import isas, using_isa
+from llmlite import _lib
+from llmlite._lib import lib
+from llmlite.errors import LlmliteError
+from llmlite.gguf.constants import GGMLType as Q
+
+Q4_K, Q6_K = int(Q.Q4_K), int(Q.Q6_K)
+NCOLS = (1, 2, 3, 4, 5, 8, 9, 17, 33)
+
+
+def weights(wtype: int, rows: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return _lib.quantize_rows(wtype, rng.standard_normal((rows, k)).astype(np.float32))
+
+
+def takes_copies() -> bool:
+    """whether the kernel table in use reads the copies (AVX-512 only, for now)"""
+    W = weights(Q4_K, 4, 256, 0)
+    return _lib.matmul_x4(Q4_K, _lib.repack_x4(Q4_K, W, 4, 256), 4, 256, np.ones((1, 256), np.float32)) is not None
+
+
+def test_copy_layout_interleaves_groups_of_four_rows():
+    """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a group"""
+    rows, k, bb = 12, 768, 210
+    W = weights(Q6_K, rows, k, 1)
+    nb = k // 256
+    got = _lib.repack_x4(Q6_K, W, rows, k).reshape(rows // 4, nb, 4, bb)
+    want = W.reshape(rows // 4, 4, nb, bb).transpose(0, 2, 1, 3)
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("rows,k,wtype", [(6, 256, Q4_K), (8, 128, Q6_K), (8, 256, int(Q.F32)), (8, 256, int(Q.Q8_0))])
+def test_copy_refuses_what_it_cannot_lay_out(rows, k, wtype):
+    W = np.zeros(rows * 1024, np.uint8)
+    with pytest.raises(LlmliteError):
+        _lib.repack_x4(wtype, W, rows, k)
+
+
+def gemv_plain(W, rows, k, X):
+    Y = np.empty((X.shape[0], rows), np.float32)
+    assert lib.llm_matmul_q4_K_gemv(_lib._ptr(W), rows, k, _lib._ptr(X, "float *"), X.shape[0],
+                                    _lib._ptr(Y, "float *")) == 0
+    return Y
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("wtype,gemv", [(Q4_K, False), (Q6_K, False), (Q4_K, True)])
+def test_matmul_on_the_copy_has_the_bits_of_the_weight(wtype, gemv, threads):
+    """one column (the 4-row kernel) and 2..33 columns (the 16-row tiles, every column
+    count, where the file's layout takes other kernels below r16_min), rows that fill
+    no whole tile (20, 52), the Q4_K experts' gemv order"""
+    if not takes_copies():
+        assert _lib.isa() != "avx512", "the AVX-512 table reads the copies"
+        pytest.skip(f"the {_lib.isa()} table takes no copies")
+    before = _lib.set_threads(threads)
+    try:
+        rng = np.random.default_rng(7)
+        for rows, k in [(4, 256), (20, 512), (52, 768)]:
+            W = weights(wtype, rows, k, rows)
+            W4 = _lib.repack_x4(wtype, W, rows, k)
+            for nc in NCOLS:
+                X = rng.standard_normal((nc, k)).astype(np.float32)
+                want = gemv_plain(W, rows, k, X) if gemv else _lib.matmul(wtype, W, rows, k, X)
+                got = _lib.matmul_x4(wtype, W4, rows, k, X, gemv=gemv)
+                assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (rows, k, nc)
+    finally:
+        _lib.set_threads(before)
+
+
+def _logits(path, monkeypatch, repack: bool, isa_name: str | None = None):
+    """a batch of 7 positions, then 3 steps of one (all logits), and the copy's bytes"""
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    monkeypatch.setenv("LLMLITE_REPACK", "1" if repack else "0")
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64)
+        n_vocab = w.n_vocab
+        toks = [(37 * i + 5) % n_vocab for i in range(10)]
+
+        def run():
+            out = [w.forward(toks[:7], 0, 2)]
+            out += [w.forward([t], 7 + i, 2) for i, t in enumerate(toks[7:])]
+            return np.concatenate(out)
+
+        if isa_name is None:
+            logits = run()
+        else:
+            with using_isa(isa_name):
+                logits = run()
+        copied = w.repacked_bytes
+        del w
+    return logits, copied
+
+
+@pytest.fixture(scope="module")
+def dense_file(tmp_path_factory):
+    """a qwen3-4b-shaped model at 4 layers, 256 wide, in the Q4_K_M mix (Q4_K and Q6_K)"""
+    import sys
+
+    from helpers import ROOT
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import shapes
+
+    shape = shapes.scaled(shapes.SHAPES["qwen3-4b"], n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2,
+                          n_vocab=512)
+    path = tmp_path_factory.mktemp("repack") / "dense.gguf"
+    shapes.build(path, "qwen3-4b", shape)
+    return path
+
+
+@pytest.fixture(scope="module")
+def moe_file(tmp_path_factory):
+    """qwen3moe with Q4_K experts (llama.cpp's gemv order) and Q6_K ones (tests/moe_models.py)"""
+    import moe_models
+
+    path = tmp_path_factory.mktemp("repack") / "moe.gguf"
+    moe_models.build("qwen3moe-4x2-q4_k", path)
+    return path
+
+
+@pytest.mark.parametrize("which", ["dense_file", "moe_file"])
+def test_models_give_the_same_logits_with_the_copy(which, request, monkeypatch):
+    """the whole forward pass, batch and decode, with and without the copies, on every
+    kernel table this CPU runs (a table without the copies' kernels reads the file)"""
+    path = request.getfixturevalue(which)
+    want, none = _logits(path, monkeypatch, repack=False)
+    assert none == 0
+    for name in isas():
+        got, copied = _logits(path, monkeypatch, repack=True, isa_name=name)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), name
+    if takes_copies():
+        assert copied > 0
+    else:
+        assert copied == 0
