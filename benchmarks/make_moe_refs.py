@@ -47,7 +47,8 @@ def oracle(work: Path) -> None:
     from llama_cpp import Llama
 
     spec = np.load(work / "prompts.npz")
-    names = sorted({k.split("/")[0] for k in spec.files})
+    names = sorted({k.split("/")[0] for k in spec.files if "/" in k})
+    stage_names = [str(x) for x in spec["_stages"]]
     for name in names:
         llm = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                     logits_all=True, flash_attn=False, verbose=False)
@@ -87,21 +88,49 @@ def oracle(work: Path) -> None:
                 out[f"fa_top_logits_{k}"] = np.take_along_axis(logits, out[f"top_ids_{k}"], 1)
                 mx = logits.max(1, keepdims=True)
                 out[f"fa_logsumexp_{k}"] = (np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]).astype(np.float32)
-        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz"))
+        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz", stage_names))
         np.savez(work / f"{name}.npz", **out)
 
 
-def stages(path: Path, toks, dump: Path) -> dict:
-    """STAGES of llama.cpp's forward pass over toks (one batch), the first of each name"""
+def stages(path: Path, toks, dump: Path, names=STAGES) -> dict:
+    """the stages `names` of llama.cpp's forward pass over toks (one batch), the first of each name"""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "llamacpp_trace_dump.py"), str(path), str(dump),
                     ",".join(map(str, toks))], check=True, capture_output=True)
     out = {}
     with np.load(dump) as z:
         for f in z.files:
             name = f[5:]          # after the dump's "NNNN_" order prefix
-            if name in STAGES and f"stage/{name}" not in out:
+            if name in names and f"stage/{name}" not in out:
                 out[f"stage/{name}"] = z[f].astype(np.float32)
     return out
+
+
+def build_refs(models, out: Path, venv: str, stage_names=STAGES) -> dict:
+    """every model of the module `models` (MODELS, build, prompts, PROMPT_LENGTHS,
+    N_GREEDY) written and run through llama.cpp; the references saved to out"""
+    refs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        prompts = {"_stages": np.array(list(stage_names))}
+        for name in models.MODELS:
+            refs[f"{name}/sha256"] = np.array(models.build(name, work / f"{name}.gguf"))
+            for k, p in enumerate(models.prompts(name)):
+                prompts[f"{name}/{k}"] = p
+                refs[f"{name}/tokens_{k}"] = p
+            prompts[f"{name}/n_greedy"] = np.array(models.N_GREEDY)
+        np.savez(work / "prompts.npz", **prompts)
+        subprocess.run([f"{venv}/bin/python", __file__, "--oracle", str(work)], check=True)
+        for name in models.MODELS:
+            with np.load(work / f"{name}.npz") as r:
+                refs.update({f"{name}/{k}": r[k] for k in r.files})
+    np.savez_compressed(out, **refs)
+    print(f"{out}: {out.stat().st_size / 1e3:.0f} KB")
+    for name in models.MODELS:
+        for k in range(len(models.PROMPT_LENGTHS)):
+            tl, gm = refs[f"{name}/top_logits_{k}"], refs[f"{name}/greedy_margin_{k}"]
+            print(f"{name} prompt {k}: top-1 margin min {(tl[:, 0] - tl[:, 1]).min():.4f}, "
+                  f"greedy margin min {gm.min():.4f}, distinct greedy {len(set(refs[f'{name}/greedy_{k}']))}")
+    return refs
 
 
 def main() -> None:
@@ -115,28 +144,7 @@ def main() -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import moe_models
 
-    refs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        prompts = {}
-        for name in moe_models.MODELS:
-            refs[f"{name}/sha256"] = np.array(moe_models.build(name, work / f"{name}.gguf"))
-            for k, p in enumerate(moe_models.prompts(name)):
-                prompts[f"{name}/{k}"] = p
-                refs[f"{name}/tokens_{k}"] = p
-            prompts[f"{name}/n_greedy"] = np.array(moe_models.N_GREEDY)
-        np.savez(work / "prompts.npz", **prompts)
-        subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work)], check=True)
-        for name in moe_models.MODELS:
-            with np.load(work / f"{name}.npz") as r:
-                refs.update({f"{name}/{k}": r[k] for k in r.files})
-    np.savez_compressed(OUT, **refs)
-    print(f"{OUT}: {OUT.stat().st_size / 1e3:.0f} KB")
-    for name in moe_models.MODELS:
-        for k in range(len(moe_models.PROMPT_LENGTHS)):
-            tl, gm = refs[f"{name}/top_logits_{k}"], refs[f"{name}/greedy_margin_{k}"]
-            print(f"{name} prompt {k}: top-1 margin min {(tl[:, 0] - tl[:, 1]).min():.4f}, "
-                  f"greedy margin min {gm.min():.4f}, distinct greedy {len(set(refs[f'{name}/greedy_{k}']))}")
+    build_refs(moe_models, OUT, a.venv)
 
 
 if __name__ == "__main__":
