@@ -111,7 +111,7 @@ static void attn_task(int ith, int nth, void *p) {
 
 /* ---- per-token stages, split over the thread pool by token (each token's
  * arithmetic is the same whatever the split) ---- */
-enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN };
+enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN, ST_Q_SPLIT, ST_ATTN_GATE };
 typedef struct {
     llm_model *m;
     int il, n, pos, stage;
@@ -142,6 +142,8 @@ static void tok_one(const tok_job *j, int t) {
             llm_yarn y;
             if (c->rope_ext_factor != 0.0f) llm_yarn_init(&y, c, base, scale);
             llm_rope_cache(cs, c->n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
+            if (c->rope_sections[0] + c->rope_sections[1] + c->rope_sections[2] + c->rope_sections[3] > 0)
+                llm_rope_imrope(cs, c->n_rot, c->rope_sections);
             for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
             for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
         }
@@ -177,6 +179,18 @@ static void tok_one(const tok_job *j, int t) {
         for (int i = 0; i < d; i++) xr[i] += o[i];
         break;
     }
+    case ST_Q_SPLIT:    /* qwen35: each head's query, then its gate, in m->tmp */
+        for (int h = 0; h < c->n_head; h++)
+            memcpy(m->q + (size_t)t * qd + h * hd, m->tmp + (size_t)t * 2 * qd + (size_t)h * 2 * hd, hd * 4);
+        break;
+    case ST_ATTN_GATE: {   /* the attention's output times sigmoid(gate) (ggml's sigmoid, then mul) */
+        float *o = m->att + (size_t)t * qd;
+        for (int h = 0; h < c->n_head; h++) {
+            const float *g = m->tmp + (size_t)t * 2 * qd + (size_t)h * 2 * hd + hd;
+            for (int i = 0; i < hd; i++) o[h * hd + i] = o[h * hd + i] * (1.0f / (1.0f + expf(-g[i])));
+        }
+        break;
+    }
     }
 }
 
@@ -210,14 +224,12 @@ static void per_token(llm_model *m, int il, int n, int pos, int stage) {
     llm_for_rows(n, tok_row, &j);
 }
 
-static void layer_forward(llm_model *m, int il, int n, int pos) {
+/* the attention block over the n rows of m->xn, its output into m->tmp */
+static void attention(llm_model *m, int il, int n, int pos) {
     const llm_config *c = &m->c;
     const int qd = m->q_dim, kvd = m->kv_dim;
     const llm_tensor *L = LT(m, il, 0);
     float *xn = m->xn;
-
-    per_token(m, il, n, pos, ST_ATTN_NORM);
-    TRACE("attn_norm", il, xn, (size_t)n * c->n_embd);
 
     if (L[LLM_T_ATTN_QKV].data) {
         const int w = qd + 2 * kvd;
@@ -230,8 +242,9 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
         }
     } else {
         const llm_tensor *w3[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
-        float *y3[3] = {m->q, m->k, m->v};
+        float *y3[3] = {c->attn_q_gate ? m->tmp : m->q, m->k, m->v};
         mm_multi(w3, 3, xn, n, y3);
+        if (c->attn_q_gate) per_token(m, il, n, pos, ST_Q_SPLIT);
     }
     add_bias(m->q, &L[LLM_T_ATTN_Q_B], n, qd);
     add_bias(m->k, &L[LLM_T_ATTN_K_B], n, kvd);
@@ -248,9 +261,25 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     llm_parallel(attn_task, &aj);
 
     TRACE("kqv_out", il, m->att, (size_t)n * qd);
+    if (c->attn_q_gate) {
+        per_token(m, il, n, pos, ST_ATTN_GATE);
+        TRACE("attn_gated", il, m->att, (size_t)n * qd);
+    }
     mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
     add_bias(m->tmp, &L[LLM_T_ATTN_OUT_B], n, c->n_embd);
     TRACE("attn_out", il, m->tmp, (size_t)n * c->n_embd);
+}
+
+static void layer_forward(llm_model *m, int il, int n, int pos) {
+    const llm_config *c = &m->c;
+    const llm_tensor *L = LT(m, il, 0);
+    float *xn = m->xn;
+
+    per_token(m, il, n, pos, ST_ATTN_NORM);
+    TRACE("attn_norm", il, xn, (size_t)n * c->n_embd);
+
+    if (L[LLM_T_SSM_OUT].data) llm_delta_net(m, il, n);   /* qwen35's linear attention */
+    else attention(m, il, n, pos);
     per_token(m, il, n, pos, ST_POST_ATTN);
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);
     TRACE("ffn_norm", il, xn, (size_t)n * c->n_embd);
@@ -313,6 +342,7 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
     const int d = c->n_embd;
     const llm_tensor *E = &m->g[LLM_G_TOKEN_EMBD];
     const long long rb = llm_row_bytes(E->type, d);
+    if (llm_dn_begin(m, pos, n)) return -1;       /* a recurrent state holds one position only */
     for (int t = 0; t < n; t++) {
         float *x = m->x + (size_t)t * d;
         llm_dequantize(E->type, (const char *)E->data + (size_t)tokens[t] * rb, x, d);

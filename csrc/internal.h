@@ -299,6 +299,8 @@ void llm_yarn_init(llm_yarn *y, const llm_config *c, float base, float scale);
 void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors,
                     const llm_yarn *y);
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox);
+/* llm_rope_cache's pairs of an interleaved multi-section rope (qwen35) set for text */
+void llm_rope_imrope(float *cs, int n_rot, const int *sections);
 void llm_geglu(float *g, const float *u, int n);
 void llm_ops_init(void);   /* builds the GELU table once */
 

@@ -96,7 +96,7 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 /* architecture ids */
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
-       LLM_ARCH_GPTOSS = 7 };
+       LLM_ARCH_GPTOSS = 7, LLM_ARCH_QWEN35 = 8 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -113,7 +113,14 @@ enum {
      * expert's output width) */
     LLM_T_ATTN_OUT_B = 25, LLM_T_ATTN_SINKS = 26, LLM_T_FFN_GATE_INP_B = 27,
     LLM_T_FFN_GATE_EXPS_B = 28, LLM_T_FFN_UP_EXPS_B = 29, LLM_T_FFN_DOWN_EXPS_B = 30,
-    LLM_T_LAYER_COUNT = 31
+    /* qwen35's gated delta-net (linear attention) layers (delta_net.c): a layer with
+     * ssm_out is one; attn_qkv is then its q|k|v projection (2 key_dim + value_dim rows),
+     * attn_gate its z, ssm_conv1d the causal convolution (d_conv taps a channel, F32),
+     * ssm_dt the alpha bias and ssm_a the decay (n_v_head F32 each), ssm_beta and
+     * ssm_alpha their projections, ssm_norm the gated RMSNorm's weight (d_state F32) */
+    LLM_T_ATTN_GATE = 31, LLM_T_SSM_CONV1D = 32, LLM_T_SSM_DT_B = 33, LLM_T_SSM_A = 34,
+    LLM_T_SSM_BETA = 35, LLM_T_SSM_ALPHA = 36, LLM_T_SSM_NORM = 37, LLM_T_SSM_OUT = 38,
+    LLM_T_LAYER_COUNT = 39
 };
 /* global tensor slots (layer = -1) */
 enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3, LLM_G_COUNT = 4 };
@@ -152,6 +159,15 @@ typedef struct {
      * rope.scaling.attn_factor (rope_attn_factor, default 1) */
     float rope_ext_factor, rope_attn_factor, yarn_beta_fast, yarn_beta_slow;
     int n_ctx_orig;
+    /* qwen35: the gated delta-net's sizes (0 d_state: none): the conv taps, the head
+     * width (keys and values), the key heads and the value heads (a multiple of them;
+     * value head h reads key head h % n_group) */
+    int ssm_d_conv, ssm_d_state, ssm_n_group, ssm_n_v_head;
+    int attn_q_gate;        /* 1: attn_q gives each head's query then its output gate
+                               (sigmoid, times the attention's output) */
+    int rope_sections[4];   /* interleaved multi-section rope (llama.cpp's IMROPE) for text:
+                               pairs in the t, h, w sections turn by the position, the
+                               others (e) not at all; all 0: plain rope */
 } llm_config;
 
 typedef struct llm_model llm_model;
@@ -189,6 +205,11 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
                   float *Y);
 long long llm_model_repack_bytes(const llm_model *m);
+/* qwen35: the gated delta-net's recurrent state (n_layers layers) and batch buffers,
+ * in bytes (0 without such layers); the tokens the model's state holds (-1: none kept):
+ * a forward pass must start at 0 (the state zeroed) or there */
+long long llm_dn_bytes(const llm_config *cfg, int n_layers, int n_batch);
+int llm_dn_pos(const llm_model *m);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 

@@ -26,6 +26,7 @@ void llm_model_free(llm_model *m) {
     if (!m) return;
     if (m->span_ops && m->span) m->span_ops->free(m->span);
     llm_model_repack_free(m);
+    llm_dn_free(m);
     free(m->layers); zfree(m->kcache); zfree(m->vcache);
     zfree(m->x); zfree(m->xn); zfree(m->q); zfree(m->k); zfree(m->v); zfree(m->att);
     zfree(m->tmp); zfree(m->gate); zfree(m->up); zfree(m->scores); zfree(m->q16); zfree(m->acc16); zfree(m->acc32);
@@ -47,6 +48,7 @@ static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz
     size_t wide = ff > q_dim ? ff : q_dim;
     if (qkv > wide) wide = qkv;
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
+    if (c->attn_q_gate && 2 * q_dim > wide) wide = 2 * q_dim;   /* queries with their gates (qwen35) */
     const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
     const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * wide,
                           B * ff, B * ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
@@ -117,7 +119,8 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
         for (int i = 0; i < SCRATCH_N - MOE_FIRST; i++) moe_ok &= (*moe[i] = zalloc(sz[MOE_FIRST + i])) != NULL;
     }
     if (!m->layers || !m->kcache || !m->vcache || !m->x || !m->xn || !m->q || !m->k || !m->v ||
-        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32 || !moe_ok) {
+        !m->att || !m->tmp || !m->gate || !m->up || !m->scores || !m->q16 || !m->acc16 || !m->acc32 || !moe_ok ||
+        llm_dn_alloc(m)) {
         llm_model_free(m);
         return NULL;
     }
@@ -180,9 +183,48 @@ static int moe_check(const llm_model *m, const llm_tensor *L, int il, char *err,
     return need(&L[LLM_T_FFN_DOWN_SHEXP], sh, d, 0, "ffn_down_shexp", il, err, errlen);
 }
 
-int llm_model_check(llm_model *m, char *err, int errlen) {
+/* an attention layer's tensors (qwen35's Q with its gates: twice the rows) */
+static int attn_check(const llm_model *m, const llm_tensor *L, int il, char *err, int errlen) {
     const llm_config *c = &m->c;
     const long long d = c->n_embd, hd = c->head_dim;
+    if (L[LLM_T_ATTN_QKV].data) {
+        if (need(&L[LLM_T_ATTN_QKV], d, m->q_dim + 2 * m->kv_dim, 0, "attn_qkv", il, err, errlen)) return -1;
+    } else {
+        if (need(&L[LLM_T_ATTN_Q], d, (c->attn_q_gate ? 2LL : 1LL) * m->q_dim, 0, "attn_q", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_ATTN_K], d, m->kv_dim, 0, "attn_k", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_ATTN_V], d, m->kv_dim, 0, "attn_v", il, err, errlen)) return -1;
+    }
+    if (need(&L[LLM_T_ATTN_OUT], m->q_dim, d, 0, "attn_output", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_Q_B].data && need(&L[LLM_T_ATTN_Q_B], m->q_dim, 1, 1, "attn_q.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_K_B].data && need(&L[LLM_T_ATTN_K_B], m->kv_dim, 1, 1, "attn_k.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_V_B].data && need(&L[LLM_T_ATTN_V_B], m->kv_dim, 1, 1, "attn_v.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_OUT_B].data && need(&L[LLM_T_ATTN_OUT_B], d, 1, 1, "attn_output.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_SINKS].data && need(&L[LLM_T_ATTN_SINKS], c->n_head, 1, 1, "attn_sinks", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_Q_NORM].data && need(&L[LLM_T_ATTN_Q_NORM], hd, 1, 1, "attn_q_norm", il, err, errlen)) return -1;
+    if (L[LLM_T_ATTN_K_NORM].data && need(&L[LLM_T_ATTN_K_NORM], hd, 1, 1, "attn_k_norm", il, err, errlen)) return -1;
+    return 0;
+}
+
+/* a gated delta-net layer's tensors (delta_net.c) */
+static int dn_check(const llm_model *m, const llm_tensor *L, int il, char *err, int errlen) {
+    const llm_config *c = &m->c;
+    const long long d = c->n_embd, ds = c->ssm_d_state, nv = c->ssm_n_v_head, vd = ds * nv;
+    const long long cd = 2 * ds * c->ssm_n_group + vd;
+    if (!m->dn) { snprintf(err, errlen, "blk.%d.ssm_out: a linear-attention layer in a model without ssm sizes", il); return -1; }
+    if (need(&L[LLM_T_ATTN_QKV], d, cd, 0, "attn_qkv", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_ATTN_GATE], d, vd, 0, "attn_gate", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_CONV1D], c->ssm_d_conv, cd, 1, "ssm_conv1d", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_DT_B], nv, 1, 1, "ssm_dt.bias", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_A], nv, 1, 1, "ssm_a", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_BETA], d, nv, 0, "ssm_beta", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_ALPHA], d, nv, 0, "ssm_alpha", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_NORM], ds, 1, 1, "ssm_norm", il, err, errlen)) return -1;
+    return need(&L[LLM_T_SSM_OUT], vd, d, 0, "ssm_out", il, err, errlen);
+}
+
+int llm_model_check(llm_model *m, char *err, int errlen) {
+    const llm_config *c = &m->c;
+    const long long d = c->n_embd;
     if (need(&m->g[LLM_G_TOKEN_EMBD], d, c->n_vocab, 0, "token_embd", -1, err, errlen)) return -1;
     if (need(&m->g[LLM_G_OUTPUT_NORM], d, 1, 1, "output_norm", -1, err, errlen)) return -1;
     if (m->g[LLM_G_OUTPUT].data && need(&m->g[LLM_G_OUTPUT], d, c->n_vocab, 0, "output", -1, err, errlen)) return -1;
@@ -190,21 +232,7 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
     for (int il = 0; il < c->n_layer; il++) {
         const llm_tensor *L = LT(m, il, 0);
         if (need(&L[LLM_T_ATTN_NORM], d, 1, 1, "attn_norm", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_QKV].data) {
-            if (need(&L[LLM_T_ATTN_QKV], d, m->q_dim + 2 * m->kv_dim, 0, "attn_qkv", il, err, errlen)) return -1;
-        } else {
-            if (need(&L[LLM_T_ATTN_Q], d, m->q_dim, 0, "attn_q", il, err, errlen)) return -1;
-            if (need(&L[LLM_T_ATTN_K], d, m->kv_dim, 0, "attn_k", il, err, errlen)) return -1;
-            if (need(&L[LLM_T_ATTN_V], d, m->kv_dim, 0, "attn_v", il, err, errlen)) return -1;
-        }
-        if (need(&L[LLM_T_ATTN_OUT], m->q_dim, d, 0, "attn_output", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_Q_B].data && need(&L[LLM_T_ATTN_Q_B], m->q_dim, 1, 1, "attn_q.bias", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_K_B].data && need(&L[LLM_T_ATTN_K_B], m->kv_dim, 1, 1, "attn_k.bias", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_V_B].data && need(&L[LLM_T_ATTN_V_B], m->kv_dim, 1, 1, "attn_v.bias", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_OUT_B].data && need(&L[LLM_T_ATTN_OUT_B], d, 1, 1, "attn_output.bias", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_SINKS].data && need(&L[LLM_T_ATTN_SINKS], c->n_head, 1, 1, "attn_sinks", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_Q_NORM].data && need(&L[LLM_T_ATTN_Q_NORM], hd, 1, 1, "attn_q_norm", il, err, errlen)) return -1;
-        if (L[LLM_T_ATTN_K_NORM].data && need(&L[LLM_T_ATTN_K_NORM], hd, 1, 1, "attn_k_norm", il, err, errlen)) return -1;
+        if (L[LLM_T_SSM_OUT].data ? dn_check(m, L, il, err, errlen) : attn_check(m, L, il, err, errlen)) return -1;
         if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;
         if (L[LLM_T_POST_FFW_NORM].data && need(&L[LLM_T_POST_FFW_NORM], d, 1, 1, "post_ffw_norm", il, err, errlen)) return -1;
         if (need(&L[LLM_T_FFN_NORM], d, 1, 1, "ffn_norm", il, err, errlen)) return -1;

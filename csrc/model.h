@@ -41,6 +41,7 @@ struct llm_model {
     f16_t *q16;                  /* per thread: q_dim (flash attention: the query heads of one KV head) */
     f16_t *acc16;                /* per thread: q_dim (flash attention's F16 accumulators) */
     llm_moe_scratch moe;         /* the expert FFN's buffers (all NULL for a dense model) */
+    struct llm_dn *dn;           /* delta_net.c's recurrent state and buffers (NULL: no such layers) */
     int n_threads_alloc;
 };
 
@@ -64,6 +65,16 @@ void llm_trace(const char *name, int il, const float *data, long long n);
  * output (the routed experts' weighted sum, plus the shared expert where there is
  * one) into m->tmp */
 void llm_moe_ffn(llm_model *m, int il, int n);
+
+/* delta_net.c: the gated delta-net layers (qwen35). alloc: the state and buffers, once
+ * at load (0, or -1 out of memory / bad sizes); begin: before a batch at pos of n
+ * tokens, the state zeroed at pos 0, -1 unless it holds pos (no rewind); the layer
+ * over the n rows of m->xn, its output into m->tmp */
+int llm_dn_alloc(llm_model *m);
+void llm_dn_free(llm_model *m);
+void llm_dn_reset(llm_model *m);
+int llm_dn_begin(llm_model *m, int pos, int n);
+void llm_delta_net(llm_model *m, int il, int n);
 
 /* repack.c: the copies' memory, freed with the model; 1 where w has a copy that this
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */

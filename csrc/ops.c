@@ -59,6 +59,20 @@ void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, cons
     }
 }
 
+/* llama.cpp's interleaved multi-section rope (IMROPE) for text tokens, whose t, h and w
+ * positions are the token's and e's 0: pair i's sector i % (the sections' sum) turns by
+ * the position when it is a t, h or w one (sector % 3 == 0, 1, 2 below 3 x that
+ * section), else by angle 0 (cos 1, sin 0) */
+void llm_rope_imrope(float *cs, int n_rot, const int *sections) {
+    const int dims = sections[0] + sections[1] + sections[2] + sections[3];
+    for (int i = 0; i < n_rot / 2; i++) {
+        const int sec = i % dims, kind = sec % 3;
+        if (sec < 3 * sections[kind]) continue;
+        cs[2 * i] = 1.0f;
+        cs[2 * i + 1] = 0.0f;
+    }
+}
+
 void llm_rope_apply(float *x, const float *cs, int n_rot, int neox) {
     const int half = n_rot / 2;
     for (int i = 0; i < half; i++) {

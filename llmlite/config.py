@@ -27,6 +27,8 @@ MAX_EXPERTS = 512  # llama.cpp's LLAMA_MAX_EXPERTS (LLM_MAX_EXPERTS in csrc/mode
 MAX_INT = (1 << 31) - 1
 # Gemma 3 files carry no pattern: llama.cpp's default, five sliding-window layers then a global one
 GEMMA3_SWA_PATTERN = 6
+# llama.cpp's per-layer recurrent flags (LLM_KV_ATTENTION_RECURRENT_LAYERS; gguf-py has no name for it)
+RECURRENT_LAYERS = "{arch}.attention.recurrent_layers"
 # a layer's tensor: blk.N.<its name within the layer>
 BLK = re.compile(r"blk\.(\d+)\.(.*)", re.S)
 
@@ -55,6 +57,9 @@ class Arch:
     # a layer tensor's name in the file -> the slot name it fills (gpt-oss's post_attention_norm
     # is the norm before its FFN, not one applied to the attention's output as Gemma's)
     renames: tuple = ()
+    # qwen35: gated delta-net (linear attention) layers between full-attention ones, whose
+    # queries carry a per-head output gate, rotated by the multi-section rope
+    hybrid: bool = False
 
 
 # the architectures the C side runs
@@ -64,7 +69,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen3moe": Arch(lib.LLM_ARCH_QWEN3MOE, moe=True, expert_norm_w=True),
          "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True),
          "gpt-oss": Arch(lib.LLM_ARCH_GPTOSS, moe=True, softmax_k=True, swiglu_oai=(1.702, 7.0), swa_pattern=2,
-                         renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
+                         renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
+         "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
 # llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
 GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
 
@@ -126,6 +132,14 @@ class ModelConfig:
     n_ff_shexp: int = 0                # the shared expert's width (0: none)
     expert_weights_scale: float = 0.0  # 0 or 1: the weights unscaled
     active_param_count: int = 0        # parameters one token computes with (param_count when dense)
+    # qwen35's gated delta-net layers (llama.cpp's ssm.* keys): conv taps, head width, key
+    # heads (group_count), value heads (time_step_rank); which layers are recurrent
+    ssm_d_conv: int = 0
+    ssm_d_state: int = 0
+    ssm_n_group: int = 0
+    ssm_n_v_head: int = 0
+    recurrent_layers: list[bool] = field(default_factory=list)
+    rope_sections: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, g) -> "ModelConfig":
@@ -275,6 +289,8 @@ class ModelConfig:
         cfg.tied_embeddings = "output.weight" not in g.tensors
         if ARCHS[arch].moe:
             _read_experts(cfg, g, num, layered, bad)
+        if ARCHS[arch].hybrid:
+            _read_hybrid(cfg, g, num, bad)
         cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
         return cfg
 
@@ -294,11 +310,18 @@ class ModelConfig:
         return self.n_expert > 0
 
     @property
+    def layer_kinds(self) -> list[str]:
+        """each layer's kind: "attention", or "linear" (a gated delta-net layer)"""
+        return ["linear" if r else "attention" for r in self.recurrent_layers] or ["attention"] * self.n_layer
+
+    @property
     def gpu_missing(self) -> str | None:
         """What the CUDA backend cannot run of this model yet (its layers then stay on the
         CPU), or None"""
         if self.is_moe:
             return "mixture-of-experts layers"
+        if any(self.recurrent_layers):
+            return "linear-attention (gated delta-net) layers"
         if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
             return "YaRN rope"
         return None
@@ -374,6 +397,11 @@ class ModelConfig:
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
         self.set_c_experts(c)
+        if arch.hybrid:
+            c.ssm_d_conv, c.ssm_d_state = self.ssm_d_conv, self.ssm_d_state
+            c.ssm_n_group, c.ssm_n_v_head = self.ssm_n_group, self.ssm_n_v_head
+            c.attn_q_gate = 1
+            c.rope_sections = list(self.rope_sections)
         return c
 
     def set_c_experts(self, c) -> None:
@@ -415,3 +443,43 @@ def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
                   "experts by softmax only")
     # expert_weights_scale stays 0 (unscaled): llama.cpp reads {arch}.expert_weights_scale
     # for other mixtures of experts (deepseek2...), not for these
+
+
+def _read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
+    """qwen35's gated delta-net sizes, recurrent layers and rope sections (llama.cpp's
+    keys; the recurrent-layer list where the file has one, else every layer but each
+    full_attention_interval-th); one GGUFError line for what the forward pass cannot run,
+    a layer whose tensors are not its kind's among them (the C side tells the kinds
+    apart by ssm_out)."""
+    L, S, arch, md = Keys.LLM, Keys.SSM, cfg.arch, g.metadata
+    cfg.ssm_d_conv, cfg.ssm_d_state = num(S.CONV_KERNEL, 0), num(S.STATE_SIZE, 0)
+    cfg.ssm_n_group, cfg.ssm_n_v_head = num(S.GROUP_COUNT, 0), num(S.TIME_STEP_RANK, 0)
+    for key, v, hi in ((S.CONV_KERNEL, cfg.ssm_d_conv, 64), (S.STATE_SIZE, cfg.ssm_d_state, 1 << 12),
+                       (S.GROUP_COUNT, cfg.ssm_n_group, 1 << 12), (S.TIME_STEP_RANK, cfg.ssm_n_v_head, 1 << 12)):
+        if not 0 < v <= hi:
+            raise bad(key.format(arch=arch), f"is {v:,} (expected 1 to {hi:,})")
+    if cfg.ssm_n_v_head % cfg.ssm_n_group:
+        raise bad(S.TIME_STEP_RANK.format(arch=arch), f"is {cfg.ssm_n_v_head:,}, not a multiple of "
+                  f"{S.GROUP_COUNT.format(arch=arch)} {cfg.ssm_n_group:,}")
+    inner = num(S.INNER_SIZE, cfg.ssm_d_state * cfg.ssm_n_v_head)
+    if inner != cfg.ssm_d_state * cfg.ssm_n_v_head:
+        raise bad(S.INNER_SIZE.format(arch=arch), f"is {inner:,}, expected state_size x time_step_rank "
+                  f"({cfg.ssm_d_state * cfg.ssm_n_v_head:,})")
+    listed = md.get(RECURRENT_LAYERS.format(arch=arch))
+    if isinstance(listed, np.ndarray) and listed.ndim == 1 and listed.size >= cfg.n_layer:
+        cfg.recurrent_layers = [bool(x) for x in listed[:cfg.n_layer]]
+    else:
+        every = num(L.FULL_ATTENTION_INTERVAL, 4)
+        if not every:
+            raise bad(L.FULL_ATTENTION_INTERVAL.format(arch=arch), "is 0")
+        cfg.recurrent_layers = [(il + 1) % every != 0 for il in range(cfg.n_layer)]
+    for il, rec in enumerate(cfg.recurrent_layers):
+        if rec != (f"blk.{il}.ssm_out.weight" in g.tensors):
+            kind, want = ("linear-attention", "ssm_out.weight") if rec else ("full-attention", "no ssm_out.weight")
+            raise GGUFError(f"{g.path}: layer {il} is a {kind} layer but has {'no ' if rec else ''}tensor "
+                            f"blk.{il}.ssm_out.weight (expected {want})")
+    sec = md.get(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch))
+    cfg.rope_sections = [int(x) for x in sec][:4] if isinstance(sec, np.ndarray) else []
+    cfg.rope_sections += [0] * (4 - len(cfg.rope_sections))
+    if any(x < 0 for x in cfg.rope_sections):
+        raise bad(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch), f"has a negative section: {cfg.rope_sections}")

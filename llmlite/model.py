@@ -31,6 +31,10 @@ LAYER_SLOTS = {
     "attn_output.bias": lib.LLM_T_ATTN_OUT_B, "attn_sinks.weight": lib.LLM_T_ATTN_SINKS,
     "ffn_gate_inp.bias": lib.LLM_T_FFN_GATE_INP_B, "ffn_gate_exps.bias": lib.LLM_T_FFN_GATE_EXPS_B,
     "ffn_up_exps.bias": lib.LLM_T_FFN_UP_EXPS_B, "ffn_down_exps.bias": lib.LLM_T_FFN_DOWN_EXPS_B,
+    # qwen35's gated delta-net layers
+    "attn_gate.weight": lib.LLM_T_ATTN_GATE, "ssm_conv1d.weight": lib.LLM_T_SSM_CONV1D,
+    "ssm_dt.bias": lib.LLM_T_SSM_DT_B, "ssm_a": lib.LLM_T_SSM_A, "ssm_beta.weight": lib.LLM_T_SSM_BETA,
+    "ssm_alpha.weight": lib.LLM_T_SSM_ALPHA, "ssm_norm.weight": lib.LLM_T_SSM_NORM, "ssm_out.weight": lib.LLM_T_SSM_OUT,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
@@ -170,6 +174,11 @@ class Weights:
             raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({type_name(t.type)})")
 
     @property
+    def state_pos(self) -> int:
+        """the tokens a recurrent state (qwen35's delta-net layers) holds; -1: none kept"""
+        return int(lib.llm_dn_pos(self.ptr))
+
+    @property
     def kv_bytes(self) -> int:
         return int(lib.llm_model_kv_bytes(self.ptr))
 
@@ -201,6 +210,9 @@ class Weights:
             msg, dead = self.span_error()
             raise DeviceLost(f"{self.device} error: {msg or 'the step failed'}", dead)
         if rc != 0:
+            held = self.state_pos
+            if held >= 0 and pos not in (0, held):
+                raise LlmliteError(f"the recurrent state holds {held} tokens, not {pos}: run again from position 0")
             raise LlmliteError("forward pass failed (token id out of range?)")
         return out if mode else None
 

@@ -1,0 +1,222 @@
+/* Qwen 3.5's gated delta-net (linear attention) layers, with llama.cpp's CPU numerics
+ * (its fused ggml_gated_delta_net op, which runs the recurrence token by token at any
+ * batch size, so a batch and a one-token decode give a token the same bits):
+ *
+ *   qkv = W_qkv x, z = W_gate x, b = W_beta x, a = W_alpha x        (one quantization)
+ *   qkv <- silu(causal conv over the last d_conv inputs of each channel)
+ *   q, k <- l2-normalised per head (rms_norm with eps / d, times 1/sqrt(d))
+ *   beta = sigmoid(b), g = softplus(a + dt_bias) * A                (A = -exp(A_log) < 0)
+ *   per value head h (key head h % n_group), per token:
+ *     S *= exp(g); delta = (v - S^T k) * beta; S += k delta^T; o = S^T q / sqrt(d)
+ *   y = W_out (rms_norm(o) * norm_w * silu(z))
+ *
+ * The layer's state: each channel's last d_conv - 1 inputs and each value head's d x d
+ * matrix S, kept from one call to the next (the position they hold in `pos`), zeroed
+ * when a sequence starts over at position 0. Allocated once at load with the batch's
+ * buffers. Channels (the convolution) and heads (the recurrence) spread over the
+ * pool; a token's arithmetic is the same whatever the batch. */
+#include <math.h>
+#include <stdlib.h>
+#include "model.h"
+
+struct llm_dn {
+    int conv_dim, value_dim, d_state, n_v;
+    int pos;               /* tokens the state holds */
+    float *conv_state;     /* per layer: conv_dim x (d_conv - 1), oldest input first */
+    float *ssm_state;      /* per layer: n_v x d x d, S[i][j] at [j * d + i] (column j contiguous) */
+    float *qkv, *z, *alpha, *beta, *out;   /* n_batch rows of conv_dim, value_dim, n_v, n_v, value_dim */
+    float *delta;          /* n_v x d: each head's delta row */
+    float *ones;           /* max(conv_dim, d) ones: silu as swiglu(x, 1) (the same bits) */
+};
+
+static size_t layer_conv(const llm_model *m) { return (size_t)m->dn->conv_dim * (m->c.ssm_d_conv - 1); }
+static size_t layer_ssm(const llm_model *m) { return (size_t)m->dn->n_v * m->dn->d_state * m->dn->d_state; }
+
+void llm_dn_free(llm_model *m) {
+    struct llm_dn *s = m->dn;
+    if (!s) return;
+    free(s->conv_state); free(s->ssm_state); free(s->qkv); free(s->z); free(s->alpha); free(s->beta);
+    free(s->out); free(s->delta); free(s->ones);
+    free(s);
+    m->dn = NULL;
+}
+
+long long llm_dn_bytes(const llm_config *c, int n_layers, int n_batch) {
+    if (c->ssm_d_state <= 0) return 0;
+    const long long d = c->ssm_d_state, nv = c->ssm_n_v_head, vd = d * nv, cd = 2 * d * c->ssm_n_group + vd;
+    const long long state = (long long)n_layers * (cd * (c->ssm_d_conv - 1) + nv * d * d);
+    const long long batch = (long long)n_batch * (cd + 2 * vd + 2 * nv);
+    return 4 * (state + batch + nv * d + (cd > d ? cd : d));
+}
+
+int llm_dn_alloc(llm_model *m) {
+    const llm_config *c = &m->c;
+    if (c->ssm_d_state <= 0) return 0;
+    if (c->ssm_d_conv < 1 || c->ssm_d_conv > 64 || c->ssm_n_group <= 0 || c->ssm_n_v_head <= 0 || c->ssm_n_v_head % c->ssm_n_group) return -1;
+    struct llm_dn *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    m->dn = s;
+    s->d_state = c->ssm_d_state;
+    s->n_v = c->ssm_n_v_head;
+    s->value_dim = s->d_state * s->n_v;
+    s->conv_dim = 2 * s->d_state * c->ssm_n_group + s->value_dim;
+    const size_t B = (size_t)m->n_batch, nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
+    const size_t n_ones = (size_t)(s->conv_dim > s->d_state ? s->conv_dim : s->d_state);
+    s->conv_state = calloc(nl * layer_conv(m) + 1, 4);
+    s->ssm_state = calloc(nl * layer_ssm(m), 4);
+    s->qkv = malloc(B * s->conv_dim * 4);
+    s->z = malloc(B * s->value_dim * 4);
+    s->out = malloc(B * s->value_dim * 4);
+    s->alpha = malloc(B * s->n_v * 4);
+    s->beta = malloc(B * s->n_v * 4);
+    s->delta = malloc((size_t)s->value_dim * 4);
+    s->ones = malloc(n_ones * 4);
+    if (!s->conv_state || !s->ssm_state || !s->qkv || !s->z || !s->out || !s->alpha || !s->beta || !s->delta || !s->ones) {
+        llm_dn_free(m);
+        return -1;
+    }
+    for (size_t i = 0; i < n_ones; i++) s->ones[i] = 1.0f;
+    return 0;
+}
+
+void llm_dn_reset(llm_model *m) {
+    struct llm_dn *s = m->dn;
+    if (!s) return;
+    const size_t nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
+    memset(s->conv_state, 0, nl * layer_conv(m) * 4);
+    memset(s->ssm_state, 0, nl * layer_ssm(m) * 4);
+    s->pos = 0;
+}
+
+int llm_dn_begin(llm_model *m, int pos, int n) {
+    struct llm_dn *s = m->dn;
+    if (!s) return 0;
+    if (pos == 0) llm_dn_reset(m);
+    else if (pos != s->pos) return -1;   /* the state holds another position: no rewind */
+    s->pos = pos + n;
+    return 0;
+}
+
+int llm_dn_pos(const llm_model *m) { return m->dn ? m->dn->pos : -1; }
+
+/* ---- the causal convolution, one channel over the batch: ggml_ssm_conv's sum, the
+ * oldest tap first, each product fused into the running sum (its compiled loop); the
+ * channel's last d_conv - 1 inputs kept as its state ---- */
+typedef struct { llm_model *m; int il, n; } dn_job;
+
+static void conv_channel(void *p, int ch) {
+    const dn_job *j = p;
+    struct llm_dn *s = j->m->dn;
+    const int nc = j->m->c.ssm_d_conv, cd = s->conv_dim;
+    const float *w = (const float *)LT(j->m, j->il, LLM_T_SSM_CONV1D)->data + (size_t)ch * nc;
+    float *st = s->conv_state + (size_t)(j->il - j->m->l0) * layer_conv(j->m) + (size_t)ch * (nc - 1);
+    float win[64];                         /* the window: state, then the token's input */
+    for (int i = 0; i < nc - 1; i++) win[i] = st[i];
+    for (int t = 0; t < j->n; t++) {
+        float *x = s->qkv + (size_t)t * cd + ch;
+        win[nc - 1] = *x;
+        float sum = 0.0f;
+        for (int i = 0; i < nc; i++) sum = fmaf(win[i], w[i], sum);
+        *x = sum;
+        for (int i = 0; i < nc - 1; i++) win[i] = win[i + 1];
+    }
+    for (int i = 0; i < nc - 1; i++) st[i] = win[i];
+}
+
+/* ---- per token: silu of the convolution's row (ggml_silu: groups of 16 from the row's
+ * start, so a channel's bits depend on its place in the row); then q and k
+ * l2-normalised, beta and the gate ---- */
+static void silu_token(void *p, int t) {
+    const struct llm_dn *s = ((const dn_job *)p)->m->dn;
+    llm_kernels()->swiglu(s->qkv + (size_t)t * s->conv_dim, s->ones, s->conv_dim);
+}
+
+static void l2_norm(float *x, int n, float eps) {
+    /* build_gdn_l2_norm: rms_norm with eps / n (its double sum of float squares), then
+     * ggml_scale by 1/sqrt(n) */
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / n);
+    const float scale = 1.0f / sqrtf(mean + eps / (float)n), post = 1.0f / sqrtf((float)n);
+    for (int i = 0; i < n; i++) x[i] = (x[i] * scale) * post;
+}
+
+static void prep_token(void *p, int t) {
+    const dn_job *j = p;
+    const llm_model *m = j->m;
+    struct llm_dn *s = m->dn;
+    const llm_tensor *L = LT(m, j->il, 0);
+    const int d = s->d_state, nk = m->c.ssm_n_group, nv = s->n_v;
+    float *x = s->qkv + (size_t)t * s->conv_dim;
+    for (int h = 0; h < 2 * nk; h++) l2_norm(x + (size_t)h * d, d, m->c.rms_eps);   /* q heads, then k */
+    const float *dt = L[LLM_T_SSM_DT_B].data, *A = L[LLM_T_SSM_A].data;
+    float *a = s->alpha + (size_t)t * nv, *b = s->beta + (size_t)t * nv;
+    for (int h = 0; h < nv; h++) {
+        const float ab = a[h] + dt[h];
+        const float sp = ab > 20.0f ? ab : logf(1.0f + expf(ab));   /* ggml's softplus */
+        a[h] = sp * A[h];
+        b[h] = 1.0f / (1.0f + expf(-b[h]));                         /* ggml's sigmoid */
+    }
+}
+
+/* ---- the recurrence, one value head over the batch (ggml_gated_delta_net: S scaled by
+ * exp(g), the dots in ggml_vec_dot_f32's order (dot_f32_exact), the rank-1 update fused
+ * as its vec_mad_f32's vector steps (64 floats; a tail, which the published widths do
+ * not have, unfused) ---- */
+static void mad(float *y, const float *x, float v, int n) {
+    const int np = n & ~63;
+    for (int i = 0; i < np; i++) y[i] = fmaf(x[i], v, y[i]);
+    for (int i = np; i < n; i++) y[i] += x[i] * v;
+}
+
+static void delta_head(void *p, int h) {
+    const dn_job *j = p;
+    const llm_model *m = j->m;
+    struct llm_dn *s = m->dn;
+    const int d = s->d_state, nk = m->c.ssm_n_group, kh = h % nk;
+    float (*dot)(const float *, const float *, int, int) = llm_kernels()->dot_f32_exact;
+    float *S = s->ssm_state + (size_t)(j->il - m->l0) * layer_ssm(m) + (size_t)h * d * d;
+    float *delta = s->delta + (size_t)h * d;
+    const float scale = 1.0f / sqrtf((float)d);
+    for (int t = 0; t < j->n; t++) {
+        const float *x = s->qkv + (size_t)t * s->conv_dim;
+        const float *q = x + (size_t)kh * d, *k = x + (size_t)(nk + kh) * d, *v = x + (size_t)(2 * nk + h) * d;
+        const float beta = s->beta[(size_t)t * s->n_v + h], decay = expf(s->alpha[(size_t)t * s->n_v + h]);
+        for (int i = 0; i < d * d; i++) S[i] *= decay;
+        for (int c = 0; c < d; c++) delta[c] = (v[c] - dot(S + (size_t)c * d, k, d, 0)) * beta;
+        for (int c = 0; c < d; c++) mad(S + (size_t)c * d, k, delta[c], d);
+        float *o = s->out + (size_t)t * s->value_dim + (size_t)h * d;
+        for (int c = 0; c < d; c++) o[c] = dot(S + (size_t)c * d, q, d, 0) * scale;
+    }
+}
+
+/* ---- per (token, head): the gated RMSNorm, rms_norm(o) * norm_w * silu(z) ---- */
+static void gated_norm(void *p, int r) {
+    const dn_job *j = p;
+    const llm_model *m = j->m;
+    struct llm_dn *s = m->dn;
+    const int d = s->d_state;
+    float *o = s->out + (size_t)r * d, *z = s->z + (size_t)r * d;
+    llm_rmsnorm(o, o, LT(m, j->il, LLM_T_SSM_NORM)->data, d, m->c.rms_eps);
+    llm_kernels()->swiglu(z, s->ones, d);
+    for (int i = 0; i < d; i++) o[i] = o[i] * z[i];
+}
+
+void llm_delta_net(llm_model *m, int il, int n) {
+    struct llm_dn *s = m->dn;
+    const llm_tensor *L = LT(m, il, 0);
+    const llm_tensor *w[4] = {&L[LLM_T_ATTN_QKV], &L[LLM_T_ATTN_GATE], &L[LLM_T_SSM_BETA], &L[LLM_T_SSM_ALPHA]};
+    float *y[4] = {s->qkv, s->z, s->beta, s->alpha};
+    llm_mm_multi(w, 4, m->xn, n, y);
+    dn_job j = {m, il, n};
+    llm_for_rows(s->conv_dim, conv_channel, &j);
+    llm_for_rows(n, silu_token, &j);
+    llm_trace("conv_output_silu", il, s->qkv, (long long)n * s->conv_dim);
+    llm_for_rows(n, prep_token, &j);
+    llm_for_rows(s->n_v, delta_head, &j);
+    llm_trace("attn_output", il, s->out, (long long)n * s->value_dim);
+    llm_for_rows(n * s->n_v, gated_norm, &j);
+    llm_trace("final_output", il, s->out, (long long)n * s->value_dim);
+    llm_mm(&L[LLM_T_SSM_OUT], s->out, n, m->tmp);
+    llm_trace("linear_attn_out", il, m->tmp, (long long)n * m->c.n_embd);
+}

@@ -1,0 +1,156 @@
+"""Qwen 3.5's hybrid forward pass (gated delta-net layers, a gated full-attention layer
+with the interleaved multi-section rope) against llama.cpp's logits on a tiny
+random-weight model (tests/qwen35_models.py, rebuilt here byte for byte; the references
+from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
+import numpy as np
+import pytest
+import qwen35_models
+from helpers import ROOT, assert_batch_invariant, rewrite_gguf
+from isa import assert_same_on_every_isa
+
+from llmlite.config import ModelConfig
+from llmlite.errors import LlmliteError
+from llmlite.gguf import GGUFError, open_gguf
+from llmlite.model import Weights
+
+REFS = ROOT / "tests" / "data" / "qwen35_refs.npz"
+NAME = "qwen35-4l-q8_0"
+N_PROMPTS = len(qwen35_models.PROMPT_LENGTHS)
+
+
+@pytest.fixture(scope="module")
+def refs():
+    with np.load(REFS) as r:
+        return {k: r[k] for k in r.files}
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, refs):
+    p = tmp_path_factory.mktemp("qwen35") / f"{NAME}.gguf"
+    assert qwen35_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), \
+        "the rebuilt file differs from the one the references were made from"
+    return p
+
+
+@pytest.fixture(scope="module")
+def w(path):
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def test_logits_bit_identical_with_llamacpp(w, refs):
+    """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
+    bits, so the top-1 and the log-normaliser agree too."""
+    for k in range(N_PROMPTS):
+        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
+        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def test_stages_bit_identical_with_llamacpp(w, refs):
+    """Each step of the delta-net layer (the convolution after SiLU, the delta rule's
+    output, the gated norm, the output projection), a layer's output, and the gated
+    attention layer's roped Q, gated output and projection are llama.cpp's bits
+    (prompt 2): a last-bit difference can vanish in a quantized matmul before the logits."""
+    from llmlite._lib import ffi, lib
+
+    ours = {}
+
+    @ffi.callback("llm_trace_fn")
+    def keep(stage, layer, data, n):
+        ours.setdefault(f"{ffi.string(stage).decode()}-{layer}", np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy())
+
+    lib.llm_set_trace(keep)
+    try:
+        w.forward(refs[f"{NAME}/tokens_2"], 0, 0)
+    finally:
+        lib.llm_set_trace(ffi.NULL)
+    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
+    assert len(stages) == 8
+    ours_name = {"attn_output-3": "attn_out-3"}   # llama.cpp's name of an attention layer's projection
+    for k in stages:
+        stage = k.split("/")[-1]
+        got = ours[ours_name.get(stage, stage)]
+        assert np.array_equal(got, refs[k].ravel()), (stage, np.abs(got - refs[k].ravel()).max())
+
+
+def test_greedy_decode_matches_llamacpp(w, refs):
+    """48 greedy tokens decoded one at a time (the recurrent state carried from step to
+    step) are llama.cpp's."""
+    for k in range(N_PROMPTS):
+        toks = refs[f"{NAME}/tokens_{k}"]
+        logits = w.forward(toks, 0, 1)
+        got = []
+        for pos in range(len(toks), len(toks) + qwen35_models.N_GREEDY):
+            got.append(int(np.argmax(logits)))
+            logits = w.forward([got[-1]], pos, 1)
+        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+
+
+def test_batch_invariance(w, refs, path):
+    """A position's logits are the same bits computed alone (the state carried token by
+    token), in one batch, in a split batch, or in chunks of a smaller n_batch."""
+    toks = list(refs[f"{NAME}/tokens_2"][:40])
+    assert_batch_invariant(w, toks, NAME)
+    whole = w.forward(toks, 0, 2)
+    with open_gguf(path) as g:
+        small = Weights(g, 64, n_batch=7, flash_attn=False)
+        assert np.array_equal(small.forward(toks, 0, 2), whole)
+
+
+def test_every_isa_gives_the_same_logits(path, refs):
+    """The delta rule's dots, the SiLU and the gated attention give the same bits with
+    every kernel table, in a batch and one token at a time."""
+    from isa import isas, using_isa
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
+    assert_same_on_every_isa(path, toks, NAME)
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for isa in isas():
+            with using_isa(isa):
+                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks[:8])])
+    for isa, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), isa
+
+
+def test_state_restarts_at_zero_and_refuses_another_position(w, refs):
+    """The recurrent state holds one position: a pass at 0 starts it over (the same
+    logits twice), one anywhere but where it stands is refused rather than wrong."""
+    toks = refs[f"{NAME}/tokens_1"]
+    a = w.forward(toks, 0, 2)
+    assert np.array_equal(w.forward(toks, 0, 2), a)
+    with pytest.raises(LlmliteError, match="recurrent state holds 28 tokens, not 5"):
+        w.forward(toks[:3], 5, 1)
+    b = w.forward(toks[:10], 0, 2)
+    assert np.array_equal(b, a[:10])
+    assert np.array_equal(w.forward(toks[10:], 10, 2), a[10:])
+
+
+def test_config_layer_kinds_and_gpu(path):
+    with open_gguf(path) as g:
+        cfg = ModelConfig.of(g)
+        assert cfg.layer_kinds == ["linear", "linear", "linear", "attention"]
+        assert (cfg.ssm_d_conv, cfg.ssm_d_state, cfg.ssm_n_group, cfg.ssm_n_v_head) == (4, 64, 2, 4)
+        assert cfg.rope_sections == [2, 1, 1, 0]
+        assert "delta-net" in cfg.gpu_missing
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"drop_tensors": ["blk.1.ssm_out.weight"]}, "layer 1 is a linear-attention layer but has no tensor"),
+    ({"kv": {"qwen35.full_attention_interval": 2}}, "layer 1 is a full-attention layer but has tensor"),
+    ({"drop_tensors": ["blk.0.ssm_conv1d.weight"]}, "missing tensor blk.0.ssm_conv1d"),
+    ({"kv": {"qwen35.ssm.time_step_rank": 3}}, "time_step_rank is 3, not a multiple"),
+    ({"drop_kv": ["qwen35.ssm.state_size"]}, "state_size is 0"),
+])
+def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
