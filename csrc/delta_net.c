@@ -24,6 +24,8 @@ struct llm_dn {
     int pos;               /* tokens the state holds */
     float *conv_state;     /* per layer: conv_dim x (d_conv - 1), oldest input first */
     float *ssm_state;      /* per layer: n_v x d x d, S[i][j] at [j * d + i] (column j contiguous) */
+    float *saved;          /* a copy of both (llm_dn_save), and the position it holds (-1: none) */
+    int saved_pos;
     float *qkv, *z, *alpha, *beta, *out;   /* n_batch rows of conv_dim, value_dim, n_v, n_v, value_dim */
     float *delta;          /* n_v x d: each head's delta row */
     float *ones;           /* max(conv_dim, d) ones: silu as swiglu(x, 1) (the same bits) */
@@ -35,18 +37,10 @@ static size_t layer_ssm(const llm_model *m) { return (size_t)m->dn->n_v * m->dn-
 void llm_dn_free(llm_model *m) {
     struct llm_dn *s = m->dn;
     if (!s) return;
-    free(s->conv_state); free(s->ssm_state); free(s->qkv); free(s->z); free(s->alpha); free(s->beta);
+    free(s->conv_state); free(s->ssm_state); free(s->saved); free(s->qkv); free(s->z); free(s->alpha); free(s->beta);
     free(s->out); free(s->delta); free(s->ones);
     free(s);
     m->dn = NULL;
-}
-
-long long llm_dn_bytes(const llm_config *c, int n_layers, int n_batch) {
-    if (c->ssm_d_state <= 0) return 0;
-    const long long d = c->ssm_d_state, nv = c->ssm_n_v_head, vd = d * nv, cd = 2 * d * c->ssm_n_group + vd;
-    const long long state = (long long)n_layers * (cd * (c->ssm_d_conv - 1) + nv * d * d);
-    const long long batch = (long long)n_batch * (cd + 2 * vd + 2 * nv);
-    return 4 * (state + batch + nv * d + (cd > d ? cd : d));
 }
 
 int llm_dn_alloc(llm_model *m) {
@@ -64,6 +58,8 @@ int llm_dn_alloc(llm_model *m) {
     const size_t n_ones = (size_t)(s->conv_dim > s->d_state ? s->conv_dim : s->d_state);
     s->conv_state = calloc(nl * layer_conv(m) + 1, 4);
     s->ssm_state = calloc(nl * layer_ssm(m), 4);
+    s->saved = malloc(nl * (layer_conv(m) + layer_ssm(m)) * 4);
+    s->saved_pos = -1;
     s->qkv = malloc(B * s->conv_dim * 4);
     s->z = malloc(B * s->value_dim * 4);
     s->out = malloc(B * s->value_dim * 4);
@@ -71,7 +67,7 @@ int llm_dn_alloc(llm_model *m) {
     s->beta = malloc(B * s->n_v * 4);
     s->delta = malloc((size_t)s->value_dim * 4);
     s->ones = malloc(n_ones * 4);
-    if (!s->conv_state || !s->ssm_state || !s->qkv || !s->z || !s->out || !s->alpha || !s->beta || !s->delta || !s->ones) {
+    if (!s->conv_state || !s->ssm_state || !s->saved || !s->qkv || !s->z || !s->out || !s->alpha || !s->beta || !s->delta || !s->ones) {
         llm_dn_free(m);
         return -1;
     }
@@ -98,6 +94,32 @@ int llm_dn_begin(llm_model *m, int pos, int n) {
 }
 
 int llm_dn_pos(const llm_model *m) { return m->dn ? m->dn->pos : -1; }
+
+/* the state copied aside, or back: a rewind restores the copy and runs the tokens
+ * after it again (the same bits: a token's arithmetic does not depend on its batch) */
+static void state_copy(llm_model *m, int back) {
+    struct llm_dn *s = m->dn;
+    const size_t nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1), nc = nl * layer_conv(m), ns = nl * layer_ssm(m);
+    if (back) {
+        memcpy(s->conv_state, s->saved, nc * 4);
+        memcpy(s->ssm_state, s->saved + nc, ns * 4);
+    } else {
+        memcpy(s->saved, s->conv_state, nc * 4);
+        memcpy(s->saved + nc, s->ssm_state, ns * 4);
+    }
+}
+
+int llm_dn_save(llm_model *m) {
+    if (!m->dn) return -1;
+    state_copy(m, 0);
+    return m->dn->saved_pos = m->dn->pos;
+}
+
+int llm_dn_restore(llm_model *m) {
+    if (!m->dn || m->dn->saved_pos < 0) return -1;
+    state_copy(m, 1);
+    return m->dn->pos = m->dn->saved_pos;
+}
 
 /* ---- the causal convolution, one channel over the batch: ggml_ssm_conv's sum, the
  * oldest tap first, each product fused into the running sum (its compiled loop); the

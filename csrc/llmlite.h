@@ -205,11 +205,14 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
                   float *Y);
 long long llm_model_repack_bytes(const llm_model *m);
-/* qwen35: the gated delta-net's recurrent state (n_layers layers) and batch buffers,
- * in bytes (0 without such layers); the tokens the model's state holds (-1: none kept):
+/* qwen35: the tokens the gated delta-net layers' recurrent state holds (-1: none kept):
  * a forward pass must start at 0 (the state zeroed) or there */
-long long llm_dn_bytes(const llm_config *cfg, int n_layers, int n_batch);
 int llm_dn_pos(const llm_model *m);
+/* a copy of the state kept aside (one, made at load): save returns the position it
+ * holds, restore makes it the state again and returns that position (-1: no state,
+ * or nothing saved) */
+int llm_dn_save(llm_model *m);
+int llm_dn_restore(llm_model *m);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 

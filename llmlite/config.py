@@ -331,11 +331,23 @@ class ModelConfig:
         """the context a model gets when none is asked for (settings.default_ctx)"""
         return settings.default_ctx(self.n_ctx_train)
 
+    @property
+    def recurrent_state_bytes(self) -> int:
+        """a linear-attention layer's state in place of its KV cache (F32): each conv
+        channel's last d_conv - 1 inputs and each value head's d_state x d_state matrix,
+        twice (csrc/delta_net.c keeps a copy for rewinds)"""
+        d, nv = self.ssm_d_state, self.ssm_n_v_head
+        return 8 * ((2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d) if d else 0
+
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
         """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
-        or sliding-window layers holding only the window when windowed)."""
+        or sliding-window layers holding only the window when windowed); a
+        linear-attention layer's recurrent state instead of its cache."""
         total = 0
         for il in range(self.n_layer):
+            if self.recurrent_layers and self.recurrent_layers[il]:
+                total += self.recurrent_state_bytes
+                continue
             cells = n_ctx
             if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
                 cells = min(n_ctx, self.sliding_window)

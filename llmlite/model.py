@@ -178,6 +178,14 @@ class Weights:
         """the tokens a recurrent state (qwen35's delta-net layers) holds; -1: none kept"""
         return int(lib.llm_dn_pos(self.ptr))
 
+    def save_state(self) -> int:
+        """keep a copy of the recurrent state (one at a time); the position it holds, -1: none"""
+        return int(lib.llm_dn_save(self.ptr))
+
+    def restore_state(self) -> int:
+        """the copy made the state again; its position (-1: no copy)"""
+        return int(lib.llm_dn_restore(self.ptr))
+
     @property
     def kv_bytes(self) -> int:
         return int(lib.llm_model_kv_bytes(self.ptr))
@@ -268,6 +276,7 @@ class Model:
         self._tok1 = np.zeros(1, dtype=np.int32)                       # decode-step input
         self._step_logits = np.empty(self.n_vocab, dtype=np.float32)   # decode-step output
         self.last_reused = 0          # prompt tokens the last prefill() found in the cache
+        self._saved_at = -1           # a recurrent model: where the copy of its state stands
 
     def _make_weights(self, n_ctx) -> Weights:
         """Weights with the layers -ngl asks for on the device; when the device refuses
@@ -325,8 +334,31 @@ class Model:
         self.tokens = []
 
     def truncate(self, n: int) -> None:
-        """Keep the first n positions of the KV cache (later ones are overwritten)."""
+        """Keep the first n positions of the KV cache (later ones are overwritten). A
+        recurrent state (qwen35) cannot drop tokens: the next pass brings it back to n
+        (_rewind)."""
         del self.tokens[n:]
+        if n < self._saved_at:        # the copy holds tokens that may now change
+            self._saved_at = -1
+
+    def _save_state(self) -> None:
+        """a recurrent model keeps a copy of its state here (the end of a prompt, the
+        start of a guess being verified): what a rewind restores"""
+        if self.weights.state_pos >= 0:
+            self._saved_at = self.weights.save_state()
+
+    def _rewind(self) -> None:
+        """A recurrent state holding more tokens than the cache keeps (truncate) is
+        brought back to n_past: the copy restored and the tokens after it run again,
+        or, without a usable copy, the whole history; exact, as a token's logits do not
+        depend on its batch."""
+        held = self.weights.state_pos
+        if held < 0 or held == self.n_past or self.n_past == 0:
+            return
+        # (new weights, a device given up for the CPU, have no copy: restore says -1)
+        start = max(self.weights.restore_state(), 0) if 0 <= self._saved_at <= self.n_past else 0
+        if start < self.n_past:
+            self.weights.forward(self.tokens[start:self.n_past], start, 0)
 
     def _run(self, ids, mode: int):
         ids = [int(i) for i in ids]
@@ -340,6 +372,9 @@ class Model:
         return out
 
     def _forward(self, ids, mode: int, out=None):
+        self._rewind()
+        if len(ids) > 1:
+            self._save_state()
         try:
             return self.weights.forward(ids, self.n_past, mode, out)
         except DeviceLost as e:
@@ -402,7 +437,14 @@ class Model:
         common = min(common, len(ids) - 1)
         self.truncate(common)
         self.last_reused = common
-        return self.eval_last(ids[common:])
+        rest = ids[common:]
+        if self.weights.state_pos >= 0 and len(rest) > 1:
+            # a recurrent state copied before the prompt's last token: where a regenerated
+            # reply starts over (prefill evaluates that token again)
+            self._run(rest[:-1], 0)
+            self._save_state()
+            rest = rest[-1:]
+        return self.eval_last(rest)
 
     # ---- generation ----
     def generate(self, prompt, max_tokens: int = DEFAULT_MAX_TOKENS, *, stats=None, **options):

@@ -192,7 +192,8 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
     kv_pos = 2 * cfg.n_head_kv * cfg.head_dim * 2
     return ModelCosts(
-        n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w, layer_kv=[n_ctx * kv_pos] * n,
+        n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w,
+        layer_kv=[cfg.recurrent_state_bytes if kind == "linear" else n_ctx * kv_pos for kind in cfg.layer_kinds[:n]],
         kv_pos_bytes=kv_pos, windows=cfg.c_windows(), embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
         head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
         other_bytes=other,

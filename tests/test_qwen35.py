@@ -154,3 +154,42 @@ def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
     with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
         Weights(g, 64, n_batch=8)
     assert "\n" not in str(ei.value)
+
+
+def test_model_rewinds_are_exact(path, refs):
+    """What the decode loop and chat do to a model's cache, with a recurrent state that
+    cannot drop tokens: truncate then continue (a guess's rejected tokens, a regenerated
+    reply, a new turn sharing a prefix) gives the logits of a fresh run, from the copy
+    of the state kept where it can, else from the start."""
+    from llmlite.model import Model
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"]]
+    m = Model(path, n_ctx=128, n_batch=16)
+    fresh = m.eval(toks)
+    m.reset()
+    m.eval(toks[:30])
+    m.eval(toks[30:36])                  # a guess of 6 tokens, 2 of them kept
+    m.truncate(32)
+    assert np.array_equal(m.eval(toks[32:40]), fresh[32:40])
+    m.truncate(10)                       # below the copy: run again from the start
+    assert np.array_equal(m.eval(toks[10:20]), fresh[10:20])
+    m.reset()
+    last = m.prefill(toks[:40])
+    assert np.array_equal(last, fresh[39])
+    for t in toks[40:44]:
+        m.step(t)
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39])     # /regen: the same prompt again
+    assert m.last_reused == 39
+    assert np.array_equal(m.prefill(toks[:46]), fresh[45])     # a longer prompt sharing the prefix
+    m.close()
+
+
+def test_info_shows_layer_kinds_and_state(path):
+    from llmlite.cli.info import model_facts
+
+    f = model_facts(path, 512)
+    assert f["layer_kinds"] == ["linear", "linear", "linear", "attention"]
+    # one attention layer's F16 K and V for 512 positions, three layers' F32 state and its copy
+    kv = 512 * 2 * 2 * 32 * 2
+    state = 2 * 4 * ((2 * 64 * 2 + 64 * 4) * 3 + 4 * 64 * 64)
+    assert f["memory"]["kv_cache_bytes"] == kv + 3 * state

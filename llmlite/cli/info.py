@@ -63,6 +63,8 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "experts": ({"count": cfg.n_expert, "used": cfg.n_expert_used, "n_ff_exp": cfg.n_ff_exp,
                          "n_ff_shexp": cfg.n_ff_shexp} if cfg.is_moe else None),
             "n_layer": cfg.n_layer,
+            # hybrid models (qwen35): each layer's kind, "linear" (gated delta-net) or "attention"
+            "layer_kinds": cfg.layer_kinds if any(cfg.recurrent_layers) else None,
             "n_head": cfg.n_head,
             "n_head_kv": cfg.n_head_kv if len(set(cfg.n_head_kv_per_layer)) <= 1 else cfg.n_head_kv_per_layer,
             "head_dim": cfg.head_dim,
@@ -233,6 +235,9 @@ def _print_info(f: dict) -> None:
               + (f" over {rs['orig_ctx']:,}" if rs["orig_ctx"] else "")) if rs else ""
     row("rope", (f"{f['n_rot']} dims, base {f['rope_freq_base']:g}" if isinstance(f["rope_freq_base"], float)
                  else f"{f['n_rot']} dims, base {f['rope_freq_base']}") + scaled)
+    if f["layer_kinds"]:
+        n_lin = f["layer_kinds"].count("linear")
+        row("layer kinds", f"{n_lin} linear attention (gated delta-net), {f['n_layer'] - n_lin} full attention")
     if f["sliding_window"]:
         row("sliding window", f"{f['sliding_window']:,} tokens on {f['n_swa_layers']} of {f['n_layer']} layers")
     kind = tok["kind"] or "none"
@@ -272,7 +277,9 @@ def _print_info(f: dict) -> None:
     if m["repacked_bytes"]:
         mt.add_row("of which copied", fmt_bytes(m["repacked_bytes"]),
                    "rows interleaved for this CPU's kernels; the file's pages of them are let go")
-    mt.add_row("KV cache", fmt_bytes(m["kv_cache_bytes"]), "F16 K and V, every layer the full context")
+    mt.add_row("KV cache", fmt_bytes(m["kv_cache_bytes"]),
+               "F16 K and V of the full-attention layers, the others' recurrent state (F32)" if f["layer_kinds"]
+               else "F16 K and V, every layer the full context")
     mt.add_row("total", fmt_bytes(m["total_bytes"]), "")
     if m["kv_cache_windowed_bytes"] is not None:
         mt.add_row("KV windowed", fmt_bytes(m["kv_cache_windowed_bytes"]),
