@@ -110,7 +110,7 @@ static void state_copy(llm_model *m, int back) {
 }
 
 int llm_dn_save(llm_model *m) {
-    if (!m->dn) return -1;
+    if (!m->dn || m->span) return -1;    /* the span's layers hold the rest of the state */
     state_copy(m, 0);
     return m->dn->saved_pos = m->dn->pos;
 }

@@ -316,6 +316,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
     const llm_config *c = &m->c;
     const int d = c->n_embd;
+    if (llm_dn_begin(m, pos, n)) return -1;       /* a recurrent state holds one position only */
     for (int il = m->l0; il < m->l1; il++) layer_forward(m, il, n, pos);
     if (m->span) {            /* the hidden state crosses to the next backend's layers */
         const int span_head = !m->head;
@@ -342,7 +343,6 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
     const int d = c->n_embd;
     const llm_tensor *E = &m->g[LLM_G_TOKEN_EMBD];
     const long long rb = llm_row_bytes(E->type, d);
-    if (llm_dn_begin(m, pos, n)) return -1;       /* a recurrent state holds one position only */
     for (int t = 0; t < n; t++) {
         float *x = m->x + (size_t)t * d;
         llm_dequantize(E->type, (const char *)E->data + (size_t)tokens[t] * rb, x, d);

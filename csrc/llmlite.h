@@ -210,7 +210,7 @@ long long llm_model_repack_bytes(const llm_model *m);
 int llm_dn_pos(const llm_model *m);
 /* a copy of the state kept aside (one, made at load): save returns the position it
  * holds, restore makes it the state again and returns that position (-1: no state,
- * or nothing saved) */
+ * nothing saved, or a model with a span, whose layers hold part of the state) */
 int llm_dn_save(llm_model *m);
 int llm_dn_restore(llm_model *m);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */

@@ -222,19 +222,25 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     return kv
 
 
-def build(name: str, path) -> str:
-    """Write model `name` to path; its sha256"""
+def write(path, tensors, metadata) -> str:
+    """Write the (name, array, ggml type) tensors (quantized with llama.cpp's reference
+    quantizers) and metadata to path; its sha256"""
     from llmlite import _lib
     from llmlite.gguf.writer import TensorOut, write_gguf
 
-    s = MODELS[name]
     table, blobs = [], []
-    for tname, x, qt in _tensors(s):
+    for tname, x, qt in tensors:
         if qt == Q.F32:
             blob = x.reshape(-1)
         else:
             blob = _lib.quantize_rows(int(qt), x.reshape(-1, x.shape[-1]))
         table.append(TensorOut(tname, tuple(reversed(x.shape)), int(qt), blob.nbytes))
         blobs.append(blob)
-    write_gguf(path, _metadata(s), table, lambda i: blobs[i])
+    write_gguf(path, metadata, table, lambda i: blobs[i])
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build(name: str, path) -> str:
+    """Write model `name` to path; its sha256"""
+    s = MODELS[name]
+    return write(path, _tensors(s), _metadata(s))

@@ -12,12 +12,10 @@ rebuild them and compare with llama.cpp's references in tests/data/qwen35_refs.n
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from moe_models import SPECIALS, n_vocab, vocab
+from moe_models import SPECIALS, n_vocab, vocab, write
 
 from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
@@ -159,14 +157,5 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
 
 def build(name: str, path) -> str:
     """Write model `name` to path; its sha256"""
-    from llmlite import _lib
-    from llmlite.gguf.writer import TensorOut, write_gguf
-
     s = MODELS[name]
-    table, blobs = [], []
-    for tname, x, qt in _tensors(s):
-        blob = x.reshape(-1) if qt == Q.F32 else _lib.quantize_rows(int(qt), x.reshape(-1, x.shape[-1]))
-        table.append(TensorOut(tname, tuple(reversed(x.shape)), int(qt), blob.nbytes))
-        blobs.append(blob)
-    write_gguf(path, _metadata(s), table, lambda i: blobs[i])
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return write(path, _tensors(s), _metadata(s))

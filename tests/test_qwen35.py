@@ -193,3 +193,22 @@ def test_info_shows_layer_kinds_and_state(path):
     kv = 512 * 2 * 2 * 32 * 2
     state = 2 * 4 * ((2 * 64 * 2 + 64 * 4) * 3 + 4 * 64 * 64)
     assert f["memory"]["kv_cache_bytes"] == kv + 3 * state
+
+
+def test_offload(path, refs):
+    """Layers given to the CPU stand-in for a device (their state with them) give the same
+    bits, rewinds included (from the start: the copy would miss the span's part); the
+    CUDA backend, which has no delta-net layers yet, leaves the model on the CPU with one
+    line saying so."""
+    from llmlite.model import Model
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    split = Model(path, n_ctx=64, gpu_layers=2, offload_backend="cpu")
+    assert split.weights.n_gpu == 2 and np.array_equal(split.eval(toks), whole)
+    split.truncate(10)
+    assert np.array_equal(split.eval(toks[10:]), whole[10:])
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert notes == ["the GPU backend has no linear-attention (gated delta-net) layers yet: all on the CPU"]
