@@ -5,6 +5,7 @@ Protocols: chunks of -c tokens without BOS, each from an empty cache in one batc
 c/2 .. c-2 scored).
 
     python3 benchmarks/moe_perplexity.py [-c 128] [--chunks 8] [--venv /work/main/.venv-llamacpp]
+    python3 benchmarks/moe_perplexity.py --models qwen35_models    (the tiny Qwen 3.5 models)
 
 Two steps, as make_moe_refs.py: this Python writes the GGUFs (llmlite's writer) and runs
 llmlite.perplexity; the venv's Python (llama-cpp-python 0.3.36) tokenizes the same text,
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "data" / "wikitext2_test.txt"
+CORPUS = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared")) / "data" / "wikitext2_test.txt"
 
 
 def nll(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -70,16 +71,19 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=8)
     ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
     ap.add_argument("--no-force", action="store_true", help="llama.cpp's default kernel choice per expert")
+    ap.add_argument("--models", default="moe_models", help="the module of tests/ with the models (MODELS, build)")
     ap.add_argument("--oracle", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.oracle:
         oracle(Path(a.oracle), a.c, a.chunks, not a.no_force)
         return
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    import moe_models
+    import importlib
+
     import llmlite
     from llmlite.perplexity import perplexity
 
+    moe_models = importlib.import_module(a.models)
     text = CORPUS.read_text(encoding="utf-8")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
