@@ -24,7 +24,8 @@ struct llm_dn {
     int pos;               /* tokens the state holds */
     float *conv_state;     /* per layer: conv_dim x (d_conv - 1), oldest input first */
     float *ssm_state;      /* per layer: n_v x d x d, S[i][j] at [j * d + i] (column j contiguous) */
-    float *saved;          /* a copy of both (llm_dn_save), and the position it holds (-1: none) */
+    float *saved;          /* a copy of both (llm_dn_save; every conv slice, then every S), and
+                              the position it holds (-1: none) */
     int saved_pos;
     float *qkv, *z, *alpha, *beta, *out;   /* n_batch rows of conv_dim, value_dim, n_v, n_v, value_dim */
     float *delta;          /* n_v x d: each head's delta row */
@@ -56,9 +57,9 @@ int llm_dn_alloc(llm_model *m) {
     s->conv_dim = 2 * s->d_state * c->ssm_n_group + s->value_dim;
     const size_t B = (size_t)m->n_batch, nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
     const size_t n_ones = (size_t)(s->conv_dim > s->d_state ? s->conv_dim : s->d_state);
-    s->conv_state = calloc(nl * layer_conv(m) + 1, 4);
+    s->conv_state = calloc(nl * layer_conv(m) + 1, 4);   /* + 1: d_conv 1 has no conv state */
     s->ssm_state = calloc(nl * layer_ssm(m), 4);
-    s->saved = malloc(nl * (layer_conv(m) + layer_ssm(m)) * 4);
+    s->saved = malloc((nl * (layer_conv(m) + layer_ssm(m)) + 1) * 4);
     s->saved_pos = -1;
     s->qkv = malloc(B * s->conv_dim * 4);
     s->z = malloc(B * s->value_dim * 4);
@@ -75,12 +76,29 @@ int llm_dn_alloc(llm_model *m) {
     return 0;
 }
 
+/* each linear-attention layer's slices of the state (conv, then S) and of its copy:
+ * the other layers' slices are never touched, so their pages (fresh, calloc'd or
+ * malloc'd whole) cost no memory */
+static int layer_slices(const llm_model *m, int il, float **conv, float **ssm, float **saved) {
+    const struct llm_dn *s = m->dn;
+    if (!LT(m, il, LLM_T_SSM_OUT)->data) return 0;
+    const size_t k = (size_t)(il - m->l0), nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
+    *conv = s->conv_state + k * layer_conv(m);
+    *ssm = s->ssm_state + k * layer_ssm(m);
+    *saved = s->saved + k * layer_conv(m);          /* the copy: every conv slice, then every S */
+    saved[1] = s->saved + nl * layer_conv(m) + k * layer_ssm(m);
+    return 1;
+}
+
 void llm_dn_reset(llm_model *m) {
     struct llm_dn *s = m->dn;
     if (!s) return;
-    const size_t nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
-    memset(s->conv_state, 0, nl * layer_conv(m) * 4);
-    memset(s->ssm_state, 0, nl * layer_ssm(m) * 4);
+    float *conv, *ssm, *saved[2];
+    for (int il = m->l0; il < m->l1; il++)
+        if (layer_slices(m, il, &conv, &ssm, saved)) {
+            memset(conv, 0, layer_conv(m) * 4);
+            memset(ssm, 0, layer_ssm(m) * 4);
+        }
     s->pos = 0;
 }
 
@@ -98,14 +116,11 @@ int llm_dn_pos(const llm_model *m) { return m->dn ? m->dn->pos : -1; }
 /* the state copied aside, or back: a rewind restores the copy and runs the tokens
  * after it again (the same bits: a token's arithmetic does not depend on its batch) */
 static void state_copy(llm_model *m, int back) {
-    struct llm_dn *s = m->dn;
-    const size_t nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1), nc = nl * layer_conv(m), ns = nl * layer_ssm(m);
-    if (back) {
-        memcpy(s->conv_state, s->saved, nc * 4);
-        memcpy(s->ssm_state, s->saved + nc, ns * 4);
-    } else {
-        memcpy(s->saved, s->conv_state, nc * 4);
-        memcpy(s->saved + nc, s->ssm_state, ns * 4);
+    float *conv, *ssm, *saved[2];
+    for (int il = m->l0; il < m->l1; il++) {
+        if (!layer_slices(m, il, &conv, &ssm, saved)) continue;
+        memcpy(back ? conv : saved[0], back ? saved[0] : conv, layer_conv(m) * 4);
+        memcpy(back ? ssm : saved[1], back ? saved[1] : ssm, layer_ssm(m) * 4);
     }
 }
 
