@@ -464,6 +464,13 @@ def _read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
     a layer whose tensors are not its kind's among them (the C side tells the kinds
     apart by ssm_out)."""
     L, S, arch, md = Keys.LLM, Keys.SSM, cfg.arch, g.metadata
+    n_mtp = num(L.NEXTN_PREDICT_LAYERS, 0)
+    if n_mtp >= cfg.n_layer:
+        raise bad(L.NEXTN_PREDICT_LAYERS.format(arch=arch), f"is {n_mtp:,}, not fewer than the {cfg.n_layer:,} blocks")
+    if n_mtp:   # multi-token-prediction blocks after the trunk's (block_count counts them): never run
+        cfg.n_layer -= n_mtp
+        for per_layer in (cfg.n_ff_per_layer, cfg.n_head_per_layer, cfg.n_head_kv_per_layer, cfg.swa_layers):
+            del per_layer[cfg.n_layer:]
     cfg.ssm_d_conv, cfg.ssm_d_state = num(S.CONV_KERNEL, 0), num(S.STATE_SIZE, 0)
     cfg.ssm_n_group, cfg.ssm_n_v_head = num(S.GROUP_COUNT, 0), num(S.TIME_STEP_RANK, 0)
     for key, v, hi in ((S.CONV_KERNEL, cfg.ssm_d_conv, 64), (S.STATE_SIZE, cfg.ssm_d_state, 1 << 12),

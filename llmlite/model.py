@@ -109,8 +109,8 @@ class Weights:
         renames = dict(ARCHS[self.config.arch].renames)
         for name, t in g.tensors.items():
             blk = layer_of(name)
-            if blk:
-                layer, slot = blk[0], LAYER_SLOTS.get(renames.get(blk[1], blk[1]))
+            if blk:   # (qwen35's multi-token-prediction blocks, after n_layer, are not run)
+                layer, slot = blk[0], LAYER_SLOTS.get(renames.get(blk[1], blk[1])) if blk[0] < n_layer else None
             else:
                 layer, slot = -1, GLOBAL_SLOTS.get(name)
             if slot is not None:

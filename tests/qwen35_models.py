@@ -12,7 +12,7 @@ rebuild them and compare with llama.cpp's references in tests/data/qwen35_refs.n
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from moe_models import SPECIALS, n_vocab, vocab, write
@@ -38,6 +38,7 @@ class Spec:
     d_conv: int
     n_ff: int
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D and conv: F32)
+    n_mtp: int = 0           # multi-token-prediction blocks after the trunk (nextn_predict_layers)
     seed: int = 0
     note: str = ""
 
@@ -81,6 +82,20 @@ def _tensors(s: Spec):
     def kind(name):
         return s.types.get(name, Q.Q8_0)
 
+    def attention(b):   # Q with each head's gate, K, V, the output, q/k norms
+        return [(b + "attn_q.weight", mat(2 * s.n_head * hd, d, scale=2.0), kind("attn_q")),
+                (b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")),
+                (b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")),
+                (b + "attn_output.weight", mat(d, s.n_head * hd), kind("attn_output")),
+                (b + "attn_q_norm.weight", norm(hd), Q.F32),
+                (b + "attn_k_norm.weight", norm(hd), Q.F32)]
+
+    def ffn(b):
+        return [(b + "post_attention_norm.weight", norm(d), Q.F32),
+                (b + "ffn_gate.weight", mat(s.n_ff, d), kind("ffn_gate")),
+                (b + "ffn_up.weight", mat(s.n_ff, d), kind("ffn_up")),
+                (b + "ffn_down.weight", mat(d, s.n_ff), kind("ffn_down"))]
+
     out = [("token_embd.weight", mat(nv, d, scale=0.15), Q.Q8_0)]
     for il in range(s.n_layer):
         b = f"blk.{il}."
@@ -99,19 +114,16 @@ def _tensors(s: Spec):
                     (b + "ssm_norm.weight", norm(s.d_state), Q.F32),
                     (b + "ssm_out.weight", mat(d, value_dim), kind("ssm_out"))]
         else:
-            out += [(b + "attn_q.weight", mat(2 * s.n_head * hd, d, scale=2.0), kind("attn_q")),
-                    (b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")),
-                    (b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")),
-                    (b + "attn_output.weight", mat(d, s.n_head * hd), kind("attn_output")),
-                    (b + "attn_q_norm.weight", norm(hd), Q.F32),
-                    (b + "attn_k_norm.weight", norm(hd), Q.F32)]
-        out += [(b + "post_attention_norm.weight", norm(d), Q.F32),
-                (b + "ffn_gate.weight", mat(s.n_ff, d), kind("ffn_gate")),
-                (b + "ffn_up.weight", mat(s.n_ff, d), kind("ffn_up")),
-                (b + "ffn_down.weight", mat(d, s.n_ff), kind("ffn_down"))]
+            out += attention(b)
+        out += ffn(b)
     # a tied head (Qwen3.5-0.8B's): output_norm sized so that the logits have a std of a
     # few units over the vocabulary with token_embd's short rows
     out.append(("output_norm.weight", (norm(d) * 20.0).astype(np.float32), Q.F32))
+    for il in range(s.n_layer, s.n_layer + s.n_mtp):   # after the trunk's: its weights unchanged
+        b = f"blk.{il}."
+        out += [(b + "attn_norm.weight", norm(d), Q.F32)] + attention(b) + ffn(b)
+        out += [(b + "nextn.eh_proj.weight", mat(d, 2 * d), kind("eh_proj")),
+                (b + "nextn.enorm.weight", norm(d), Q.F32), (b + "nextn.hnorm.weight", norm(d), Q.F32)]
     return out
 
 
@@ -130,7 +142,7 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (Keys.General.NAME, encode(V.STRING, "tiny qwen35")),
           (k(L.CONTEXT_LENGTH), u32(512)),
           (k(L.EMBEDDING_LENGTH), u32(s.n_embd)),
-          (k(L.BLOCK_COUNT), u32(s.n_layer)),
+          (k(L.BLOCK_COUNT), u32(s.n_layer + s.n_mtp)),
           (k(L.FEED_FORWARD_LENGTH), u32(s.n_ff)),
           (k(A.HEAD_COUNT), u32(s.n_head)),
           (k(A.HEAD_COUNT_KV), u32(s.n_head_kv)),
@@ -146,6 +158,8 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(S.TIME_STEP_RANK), u32(s.n_v_head)),
           (k(S.INNER_SIZE), u32(s.d_state * s.n_v_head)),
           (k(L.FULL_ATTENTION_INTERVAL), u32(s.interval))]
+    if s.n_mtp:
+        kv.append((k(L.NEXTN_PREDICT_LAYERS), u32(s.n_mtp)))
     kv += [(T.MODEL, encode(V.STRING, "gpt2")), (T.PRE, encode(V.STRING, "qwen2")),
            (T.LIST, encode((V.ARRAY, V.STRING), toks)), (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)),
            (T.MERGES, encode((V.ARRAY, V.STRING), merges)),
@@ -155,7 +169,7 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     return kv
 
 
-def build(name: str, path) -> str:
-    """Write model `name` to path; its sha256"""
-    s = MODELS[name]
+def build(name: str, path, **changes) -> str:
+    """Write model `name` to path (changes: Spec fields replaced, e.g. n_mtp=1); its sha256"""
+    s = replace(MODELS[name], **changes)
     return write(path, _tensors(s), _metadata(s))

@@ -212,3 +212,19 @@ def test_offload(path, refs):
     m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
     assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
     assert notes == ["the GPU backend has no linear-attention (gated delta-net) layers yet: all on the CPU"]
+
+
+def test_mtp_blocks_loaded_and_not_run(tmp_path, refs):
+    """A file with a multi-token-prediction block after the trunk (nextn_predict_layers,
+    counted in block_count; the trunk's weights unchanged) loads, and its logits are the
+    plain file's, as llama.cpp's main pass does not run that block either."""
+    p = tmp_path / "mtp.gguf"
+    qwen35_models.build(NAME, p, n_mtp=1)
+    with open_gguf(p) as g:
+        cfg = ModelConfig.of(g)
+        assert cfg.n_layer == 4 and cfg.layer_kinds[-1] == "attention"
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        logits = w.forward(refs[f"{NAME}/tokens_1"], 0, 2)
+        got = np.take_along_axis(logits, refs[f"{NAME}/top_ids_1"], 1)
+        assert np.array_equal(got, refs[f"{NAME}/top_logits_1"])
+        del w
