@@ -228,3 +228,32 @@ def test_mtp_blocks_loaded_and_not_run(tmp_path, refs):
         got = np.take_along_axis(logits, refs[f"{NAME}/top_ids_1"], 1)
         assert np.array_equal(got, refs[f"{NAME}/top_logits_1"])
         del w
+
+
+def test_speculation_gives_the_greedy_tokens(path, refs):
+    """Prompt-lookup speculation over a recurrent state (each rejected guess rolled back
+    through the state's copy) decodes the tokens plain greedy decoding does; and those
+    are llama.cpp's 48 greedy tokens for the prompt."""
+    from llmlite.generate import GenStats, drafter_for, generate_tokens
+    from llmlite.genconfig import GenerationConfig
+    from llmlite.model import Model
+    from llmlite.sampling import Sampler, SamplingParams
+
+    m = Model(path, n_ctx=256, n_batch=32)
+    prompt, greedy = ([int(t) for t in refs[f"{NAME}/{what}_2"]] for what in ("tokens", "greedy"))
+    # the prompt again after its continuation: the model partly repeats itself, and the
+    # lookup's guesses (from the first continuation) are partly kept, partly rolled back
+    out, stats = {}, {}
+    for lookup in (False, True):
+        m.reset()
+        stats[lookup] = GenStats()
+        out[lookup] = list(generate_tokens(m, prompt + greedy + prompt, Sampler(SamplingParams(temperature=0.0)), 48,
+                                           stats[lookup], stop_ids=[],
+                                           drafter=drafter_for(GenerationConfig(lookup=lookup))))
+    assert out[True] == out[False]
+    assert 0 < stats[True].accepted < stats[True].drafted     # guesses kept and guesses rolled back
+    m.reset()
+    got = generate_tokens(m, prompt, Sampler(SamplingParams(temperature=0.0)), 48, GenStats(), stop_ids=[],
+                          drafter=drafter_for(GenerationConfig(lookup=True)))
+    assert list(got) == greedy
+    m.close()
