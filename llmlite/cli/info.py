@@ -134,14 +134,15 @@ def info(
     path, file_size, gguf_version, alignment, n_metadata, n_tensors, architecture, name,
     parameters (sum of tensor elements), active_parameters (those one token computes with:
     a mixture of experts runs `used` of its `count` experts; else all), experts (null, or
-    {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, n_head, n_head_kv (int, or a per-layer
+    {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, layer_kinds (null, or
+    per layer "linear" (a gated delta-net layer) or "attention": qwen35), n_head, n_head_kv (int, or a per-layer
     list), head_dim, head_dim_v, n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
     rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
     chat_template (bool), tensor_types [{type, type_id, count, elements, bytes,
     bits_per_weight, computable}] (largest first), bits_per_weight,
     memory {n_ctx, weights_bytes, kv_cache_bytes (F16 K and V, every layer the full
-    context), total_bytes, kv_cache_windowed_bytes and total_windowed_bytes (sliding-window
+    context; a linear-attention layer its recurrent state), total_bytes, kv_cache_windowed_bytes and total_windowed_bytes (sliding-window
     layers keeping only the window; null without sliding window)}.
     """
     if ctx_size is not None and ctx_size <= 0:
