@@ -5,7 +5,10 @@ file is 120 MB): Q4_K attention and gate/up experts, Q6_K V and down experts, as
 Q4_K_M file has them; --arch qwen2moe: Qwen1.5-MoE-A2.7B's (8 of its 60 experts, 1408
 wide, top-4, the shared expert 5632 wide); --arch gpt-oss: gpt-oss-20b's (n_embd 2880, 64/8
 heads of 64, 6 of its 32 experts 2880 wide in MXFP4, top-4, Q8_0 attention, the window of
-128 on layer 0: give --tokens above 128 for it to cut). Prints max |d logit| over a prompt in one batch, the top-1
+128 on layer 0: give --tokens above 128 for it to cut); --arch qwen35: Qwen3.5-0.8B's (n_embd
+1024, 8/2 heads of 256 with their gates, 64 dims roped in sections 11:11:10:0; delta-net
+heads of 128, 16 key and 16 value heads; FFN 3584; 3 linear-attention layers and a full
+one), Q4_K qkv and FFN, Q6_K ssm_out and down, Q8_0 elsewhere. Prints max |d logit| over a prompt in one batch, the top-1
 agreement, and the prefill time of both (2 threads).
 
     python3 benchmarks/moe_real_width.py [--arch qwen2moe|gpt-oss] [--venv /work/main/.venv-llamacpp] [--tokens 64]
@@ -46,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
     ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--arch", choices=("qwen3moe", "qwen2moe", "gpt-oss"), default="qwen3moe")
+    ap.add_argument("--arch", choices=("qwen3moe", "qwen2moe", "gpt-oss", "qwen35"), default="qwen3moe")
     ap.add_argument("--oracle", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.oracle:
@@ -54,6 +57,7 @@ def main() -> None:
         return
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     import moe_models
+    import qwen35_models
 
     from llmlite import _lib
     from llmlite.gguf import open_gguf
@@ -73,7 +77,14 @@ def main() -> None:
                "ffn_up_shexp": Q.Q4_K, "ffn_down_shexp": Q.Q6_K, **attn})
     with tempfile.TemporaryDirectory() as tmp:
         path, toks_file, out = f"{tmp}/m.gguf", f"{tmp}/toks.npy", f"{tmp}/ref.npz"
-        moe_models.build("real-width", path)
+        if a.arch == "qwen35":
+            qwen35_models.MODELS["real-width"] = qwen35_models.Spec(
+                4, 4, 1024, 8, 2, 256, 64, (11, 11, 10, 0), 128, 16, 16, 4, 3584, seed=5,
+                types={"ffn_gate": Q.Q4_K, "ffn_up": Q.Q4_K, "ffn_down": Q.Q6_K, "attn_qkv": Q.Q4_K,
+                       "ssm_out": Q.Q6_K})
+            qwen35_models.build("real-width", path)
+        else:
+            moe_models.build("real-width", path)
         toks = np.random.RandomState(5).randint(0, moe_models.n_vocab() - 3, size=a.tokens)
         np.save(toks_file, toks)
         subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", path, toks_file, out], check=True)

@@ -116,6 +116,31 @@ INL float dot_f32_body(const float *w, const float *x, int n, int sgemm) {
     return sum;
 }
 
+/* one token of llama.cpp's ggml_gated_delta_net for one value head (delta_net.c): S
+ * (d x d, column c contiguous) scaled by the decay, delta = (v - S^T k) * beta with
+ * ggml_vec_dot_f32's dots, S += k delta^T as its vec_mad_f32 (one fma an element: its
+ * vector steps, and its tail as compiled, contracted), out = (S^T q) * scale */
+INL void delta_step_body(float *S, const float *q, const float *k, const float *v, float beta, float decay,
+                         float *delta, float *out, int d, float scale) {
+    for (int i = 0; i < d * d; i++) S[i] *= decay;
+    for (int c = 0; c < d; c++) delta[c] = (v[c] - dot_f32_body(S + (size_t)c * d, k, d, 0)) * beta;
+    for (int c = 0; c < d; c++) {
+        float *col = S + (size_t)c * d;
+        for (int i = 0; i < d; i++) col[i] = fmaf(k[i], delta[c], col[i]);
+    }
+    for (int c = 0; c < d; c++) out[c] = dot_f32_body(S + (size_t)c * d, q, d, 0) * scale;
+}
+
+/* ggml_ssm_conv over n (<= 64) channels of one token: channel c's taps x[i][c] times
+ * w[c * nc + i] summed oldest first, each product fused into the running sum (its
+ * compiled loop), into y (which may be x[nc - 1]: read before written) */
+INL void ssm_conv_body(float *y, const float *const *x, const float *w, int nc, int n) {
+    float acc[64] = {0};
+    for (int i = 0; i < nc; i++)
+        for (int c = 0; c < n; c++) acc[c] = fmaf(x[i][c], w[(size_t)c * nc + i], acc[c]);
+    memcpy(y, acc, (size_t)n * sizeof(float));
+}
+
 INL float kq_dot(const f16_t *q, const f16_t *k, int hd) {
     if ((hd & 15) == 0) {
         float acc[16] = {0};
@@ -483,22 +508,36 @@ T256 static void attn_group_avx2(const f16_t *q16, int G, const f16_t *K, const 
 #define DOT_F32_WRAPPER(SUF, ATTR) \
     ATTR static float dot_f32_##SUF(const float *w, const float *x, int n, int sgemm) { return dot_f32_body(w, x, n, sgemm); }
 
+#define DELTA_WRAPPER(SUF, ATTR) \
+    ATTR static void delta_step_##SUF(float *S, const float *q, const float *k, const float *v, float beta, \
+                                      float decay, float *delta, float *out, int d, float scale) { \
+        delta_step_body(S, q, k, v, beta, decay, delta, out, d, scale); } \
+    ATTR static void ssm_conv_##SUF(float *y, const float *const *x, const float *w, int nc, int n) { \
+        ssm_conv_body(y, x, w, nc, n); }
+
 ATTN_WRAPPER(scalar, )
 SWIGLU_WRAPPER(scalar, )
 DOT_F32_WRAPPER(scalar, )
+DELTA_WRAPPER(scalar, )
 #if defined(__x86_64__)
 SWIGLU_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
 DOT_F32_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
 DOT_F32_WRAPPER(avx512, T512)
+DELTA_WRAPPER(avx2, __attribute__((target("avx2,fma,f16c"))))
+DELTA_WRAPPER(avx512, T512)
 #endif
 
 void llm_exact_kernels(llm_kernel_table *t, int isa) {
     t->attn_group = attn_group_scalar;
     t->swiglu = swiglu_scalar;
     t->dot_f32_exact = dot_f32_scalar;
+    t->delta_step = delta_step_scalar;
+    t->ssm_conv = ssm_conv_scalar;
 #if defined(__x86_64__)
     if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; t->dot_f32_exact = dot_f32_avx2; }
     else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; t->dot_f32_exact = dot_f32_avx512; }
+    if (isa == 1) { t->delta_step = delta_step_avx2; t->ssm_conv = ssm_conv_avx2; }
+    else if (isa == 2) { t->delta_step = delta_step_avx512; t->ssm_conv = ssm_conv_avx512; }
 #else
     (void)isa;
 #endif

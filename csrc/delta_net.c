@@ -22,7 +22,7 @@
 struct llm_dn {
     int conv_dim, value_dim, d_state, n_v;
     int pos;               /* tokens the state holds */
-    float *conv_state;     /* per layer: conv_dim x (d_conv - 1), oldest input first */
+    float *conv_state;     /* per layer: (d_conv - 1) rows of conv_dim, the oldest input first */
     float *ssm_state;      /* per layer: n_v x d x d, S[i][j] at [j * d + i] (column j contiguous) */
     float *saved;          /* a copy of both (llm_dn_save; every conv slice, then every S), and
                               the position it holds (-1: none) */
@@ -136,28 +136,31 @@ int llm_dn_restore(llm_model *m) {
     return m->dn->pos = m->dn->saved_pos;
 }
 
-/* ---- the causal convolution, one channel over the batch: ggml_ssm_conv's sum, the
- * oldest tap first, each product fused into the running sum (its compiled loop); the
- * channel's last d_conv - 1 inputs kept as its state ---- */
+/* ---- the causal convolution, a block of 64 channels over the batch (the table's
+ * ssm_conv: ggml_ssm_conv's sums), in place, the last token first (each reads its own
+ * and earlier inputs, still unwritten); the block's last d_conv - 1 inputs become its
+ * state (a row per input, the oldest first) ---- */
 typedef struct { llm_model *m; int il, n; } dn_job;
+enum { CONV_BLOCK = 64 };
 
-static void conv_channel(void *p, int ch) {
+static void conv_block(void *p, int b) {
     const dn_job *j = p;
     struct llm_dn *s = j->m->dn;
-    const int nc = j->m->c.ssm_d_conv, cd = s->conv_dim;
-    const float *w = (const float *)LT(j->m, j->il, LLM_T_SSM_CONV1D)->data + (size_t)ch * nc;
-    float *st = s->conv_state + (size_t)(j->il - j->m->l0) * layer_conv(j->m) + (size_t)ch * (nc - 1);
-    float win[64];                         /* the window: state, then the token's input */
-    for (int i = 0; i < nc - 1; i++) win[i] = st[i];
-    for (int t = 0; t < j->n; t++) {
-        float *x = s->qkv + (size_t)t * cd + ch;
-        win[nc - 1] = *x;
-        float sum = 0.0f;
-        for (int i = 0; i < nc; i++) sum = fmaf(win[i], w[i], sum);
-        *x = sum;
-        for (int i = 0; i < nc - 1; i++) win[i] = win[i + 1];
+    const int nc = j->m->c.ssm_d_conv, cd = s->conv_dim, n = j->n;
+    const int c0 = b * CONV_BLOCK, nb = cd - c0 < CONV_BLOCK ? cd - c0 : CONV_BLOCK;
+    const float *w = (const float *)LT(j->m, j->il, LLM_T_SSM_CONV1D)->data + (size_t)c0 * nc;
+    float *st = s->conv_state + (size_t)(j->il - j->m->l0) * layer_conv(j->m) + c0;
+    float keep[63 * CONV_BLOCK];           /* the new state, kept until the old one is read */
+    const float *x[64];
+    /* input at step u (0 .. n-1 this batch, -(nc-1) .. -1 the state's) */
+#define INPUT(u) ((u) >= 0 ? s->qkv + (size_t)(u) * cd + c0 : st + (size_t)((u) + nc - 1) * cd)
+    for (int i = 0; i < nc - 1; i++) memcpy(keep + (size_t)i * nb, INPUT(n - (nc - 1) + i), (size_t)nb * 4);
+    for (int t = n - 1; t >= 0; t--) {
+        for (int i = 0; i < nc; i++) x[i] = INPUT(t - (nc - 1) + i);
+        llm_kernels()->ssm_conv(s->qkv + (size_t)t * cd + c0, x, w, nc, nb);
     }
-    for (int i = 0; i < nc - 1; i++) st[i] = win[i];
+#undef INPUT
+    for (int i = 0; i < nc - 1; i++) memcpy(st + (size_t)i * cd, keep + (size_t)i * nb, (size_t)nb * 4);
 }
 
 /* ---- per token: silu of the convolution's row (ggml_silu: groups of 16 from the row's
@@ -196,22 +199,14 @@ static void prep_token(void *p, int t) {
     }
 }
 
-/* ---- the recurrence, one value head over the batch (ggml_gated_delta_net: S scaled by
- * exp(g), the dots in ggml_vec_dot_f32's order (dot_f32_exact), the rank-1 update fused
- * as its vec_mad_f32's vector steps (64 floats; a tail, which the published widths do
- * not have, unfused) ---- */
-static void mad(float *y, const float *x, float v, int n) {
-    const int np = n & ~63;
-    for (int i = 0; i < np; i++) y[i] = fmaf(x[i], v, y[i]);
-    for (int i = np; i < n; i++) y[i] += x[i] * v;
-}
-
+/* ---- the recurrence, one value head over the batch, token after token (the kernel
+ * table's delta_step: ggml_gated_delta_net's step) ---- */
 static void delta_head(void *p, int h) {
     const dn_job *j = p;
     const llm_model *m = j->m;
     struct llm_dn *s = m->dn;
     const int d = s->d_state, nk = m->c.ssm_n_group, kh = h % nk;
-    float (*dot)(const float *, const float *, int, int) = llm_kernels()->dot_f32_exact;
+    const llm_kernel_table *kt = llm_kernels();
     float *S = s->ssm_state + (size_t)(j->il - m->l0) * layer_ssm(m) + (size_t)h * d * d;
     float *delta = s->delta + (size_t)h * d;
     const float scale = 1.0f / sqrtf((float)d);
@@ -219,11 +214,7 @@ static void delta_head(void *p, int h) {
         const float *x = s->qkv + (size_t)t * s->conv_dim;
         const float *q = x + (size_t)kh * d, *k = x + (size_t)(nk + kh) * d, *v = x + (size_t)(2 * nk + h) * d;
         const float beta = s->beta[(size_t)t * s->n_v + h], decay = expf(s->alpha[(size_t)t * s->n_v + h]);
-        for (int i = 0; i < d * d; i++) S[i] *= decay;
-        for (int c = 0; c < d; c++) delta[c] = (v[c] - dot(S + (size_t)c * d, k, d, 0)) * beta;
-        for (int c = 0; c < d; c++) mad(S + (size_t)c * d, k, delta[c], d);
-        float *o = s->out + (size_t)t * s->value_dim + (size_t)h * d;
-        for (int c = 0; c < d; c++) o[c] = dot(S + (size_t)c * d, q, d, 0) * scale;
+        kt->delta_step(S, q, k, v, beta, decay, delta, s->out + (size_t)t * s->value_dim + (size_t)h * d, d, scale);
     }
 }
 
@@ -245,8 +236,9 @@ void llm_delta_net(llm_model *m, int il, int n) {
     const llm_tensor *w[4] = {&L[LLM_T_ATTN_QKV], &L[LLM_T_ATTN_GATE], &L[LLM_T_SSM_BETA], &L[LLM_T_SSM_ALPHA]};
     float *y[4] = {s->qkv, s->z, s->beta, s->alpha};
     llm_mm_multi(w, 4, m->xn, n, y);
+    llm_trace("linear_attn_qkv_mixed", il, s->qkv, (long long)n * s->conv_dim);
     dn_job j = {m, il, n};
-    llm_for_rows(s->conv_dim, conv_channel, &j);
+    llm_for_rows((s->conv_dim + CONV_BLOCK - 1) / CONV_BLOCK, conv_block, &j);
     llm_for_rows(n, silu_token, &j);
     llm_trace("conv_output_silu", il, s->qkv, (long long)n * s->conv_dim);
     llm_for_rows(n, prep_token, &j);

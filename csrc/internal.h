@@ -180,6 +180,13 @@ typedef struct llm_kernel_table {
     /* one output of llama.cpp's F32 x F32 matmul (sgemm 1: its tinyBLAS path, 0: its
      * vec_dot), the same bits from every table (moe.c's router) */
     float (*dot_f32_exact)(const float *w, const float *x, int n, int sgemm);
+    /* delta_net.c's steps in llama.cpp's order, the same bits from every table: one token
+     * of ggml_gated_delta_net for one value head (S: d x d, column c contiguous; delta: d
+     * floats of scratch), and ggml_ssm_conv of n <= 64 channels of a token (x: its nc
+     * taps' rows, oldest first; w: nc per channel; y may be x[nc - 1]) */
+    void (*delta_step)(float *S, const float *q, const float *k, const float *v, float beta, float decay,
+                       float *delta, float *out, int d, float scale);
+    void (*ssm_conv)(float *y, const float *const *x, const float *w, int nc, int n);
     /* Q4_K in the order of llama.cpp's repacked gemv (what its mixture-of-experts
      * matmul takes for Q4_K experts at any batch): per super-block the whole I and M,
      * acc = fma(I, dw*dx, acc), accm = fma(M, dmin*dx, accm); acc - accm. One column,
