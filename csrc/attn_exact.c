@@ -122,13 +122,18 @@ INL float dot_f32_body(const float *w, const float *x, int n, int sgemm) {
  * vector steps, and its tail as compiled, contracted), out = (S^T q) * scale */
 INL void delta_step_body(float *S, const float *q, const float *k, const float *v, float beta, float decay,
                          float *delta, float *out, int d, float scale) {
-    for (int i = 0; i < d * d; i++) S[i] *= decay;
-    for (int c = 0; c < d; c++) delta[c] = (v[c] - dot_f32_body(S + (size_t)c * d, k, d, 0)) * beta;
+    /* column by column, two passes over S instead of four: each column's delta needs only
+     * that column decayed, and its output only that column updated */
+    for (int c = 0; c < d; c++) {
+        float *col = S + (size_t)c * d;
+        for (int i = 0; i < d; i++) col[i] *= decay;
+        delta[c] = (v[c] - dot_f32_body(col, k, d, 0)) * beta;
+    }
     for (int c = 0; c < d; c++) {
         float *col = S + (size_t)c * d;
         for (int i = 0; i < d; i++) col[i] = fmaf(k[i], delta[c], col[i]);
+        out[c] = dot_f32_body(col, q, d, 0) * scale;
     }
-    for (int c = 0; c < d; c++) out[c] = dot_f32_body(S + (size_t)c * d, q, d, 0) * scale;
 }
 
 /* ggml_ssm_conv over n (<= 64) channels of one token: channel c's taps x[i][c] times
