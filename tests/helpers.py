@@ -111,3 +111,24 @@ def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
     a = w.forward(toks[:split], 0, 2)
     b = w.forward(toks[split:], split, 2)
     assert np.array_equal(whole, np.concatenate([a, b])), name
+
+
+def trace_stages(w, toks) -> dict:
+    """The forward pass's stages (llm_set_trace) over toks in one pass of Weights w:
+    "name-layer" -> its data, the first of each name"""
+    import numpy as np
+
+    from llmlite._lib import ffi, lib
+
+    ours = {}
+
+    @ffi.callback("llm_trace_fn")
+    def keep(stage, layer, data, n):
+        ours.setdefault(f"{ffi.string(stage).decode()}-{layer}", np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy())
+
+    lib.llm_set_trace(keep)
+    try:
+        w.forward(toks, 0, 0)
+    finally:
+        lib.llm_set_trace(ffi.NULL)
+    return ours

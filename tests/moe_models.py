@@ -125,19 +125,26 @@ def _gptoss_layer(b: str, s: Spec, mat, norm, vec, kind) -> list:
             (b + "ffn_down_exps.bias", vec(E, d, scale=0.2), Q.F32)]
 
 
-def _tensors(s: Spec):
-    """(name, float32 array in numpy order (outermost first), ggml type) in file order"""
-    rng = np.random.RandomState(s.seed)
-    d, hd, nv = s.n_embd, s.head_dim, n_vocab()
-
-    def mat(*shape, scale=1.0):   # rows of fan_in = shape[-1] elements
+def draws(rng, types: dict):
+    """the random tensors' makers over rng: mat(*shape, scale) (rows of fan_in = shape[-1]
+    elements), norm(n) (about 1), kind(name) (its type: types', default Q8_0)"""
+    def mat(*shape, scale=1.0):
         return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
 
     def norm(n):
         return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
 
     def kind(name):
-        return s.types.get(name, Q.Q8_0)
+        return types.get(name, Q.Q8_0)
+
+    return mat, norm, kind
+
+
+def _tensors(s: Spec):
+    """(name, float32 array in numpy order (outermost first), ggml type) in file order"""
+    rng = np.random.RandomState(s.seed)
+    d, hd, nv = s.n_embd, s.head_dim, n_vocab()
+    mat, norm, kind = draws(rng, s.types)
 
     def vec(*shape, scale=0.5):
         return (scale * rng.standard_normal(shape)).astype(np.float32)

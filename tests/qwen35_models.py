@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from moe_models import SPECIALS, n_vocab, vocab, write
+from moe_models import SPECIALS, draws, n_vocab, vocab, write
 
 from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
@@ -72,15 +72,7 @@ def _tensors(s: Spec):
     rng = np.random.RandomState(s.seed)
     d, hd, nv = s.n_embd, s.head_dim, n_vocab()
     key_dim, value_dim = s.d_state * s.n_group, s.d_state * s.n_v_head
-
-    def mat(*shape, scale=1.0):   # rows of fan_in = shape[-1] elements
-        return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
-
-    def norm(n):
-        return (1 + 0.1 * rng.standard_normal(n)).astype(np.float32)
-
-    def kind(name):
-        return s.types.get(name, Q.Q8_0)
+    mat, norm, kind = draws(rng, s.types)
 
     def attention(b):   # Q with each head's gate, K, V, the output, q/k norms
         return [(b + "attn_q.weight", mat(2 * s.n_head * hd, d, scale=2.0), kind("attn_q")),

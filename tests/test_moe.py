@@ -6,7 +6,7 @@ import json
 import moe_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, rewrite_gguf
+from helpers import ROOT, assert_batch_invariant, rewrite_gguf, trace_stages
 from isa import assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -60,20 +60,8 @@ def test_stages_bit_identical_with_llamacpp(model, refs):
     weighted sum and qwen2moe's FFN output with the shared expert (its 1-row gate in
     its vec_dot order) are llama.cpp's bits, prompt 2: a last-bit difference there can
     vanish in the next quantized matmul before reaching the logits."""
-    from llmlite._lib import ffi, lib
-
     name, w = model
-    ours = {}
-
-    @ffi.callback("llm_trace_fn")
-    def keep(stage, layer, data, n):
-        ours[f"{ffi.string(stage).decode()}-{layer}"] = np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy()
-
-    lib.llm_set_trace(keep)
-    try:
-        w.forward(refs[f"{name}/tokens_2"], 0, 0)
-    finally:
-        lib.llm_set_trace(ffi.NULL)
+    ours = trace_stages(w, refs[f"{name}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{name}/stage/")]
     assert len(stages) >= 2, name
     for k in stages:

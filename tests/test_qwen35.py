@@ -5,7 +5,7 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import ROOT, assert_batch_invariant, rewrite_gguf
+from helpers import ROOT, assert_batch_invariant, rewrite_gguf, trace_stages
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -57,19 +57,7 @@ def test_stages_bit_identical_with_llamacpp(w, refs):
     output, the gated norm, the output projection), a layer's output, and the gated
     attention layer's roped Q, gated output and projection are llama.cpp's bits
     (prompt 2): a last-bit difference can vanish in a quantized matmul before the logits."""
-    from llmlite._lib import ffi, lib
-
-    ours = {}
-
-    @ffi.callback("llm_trace_fn")
-    def keep(stage, layer, data, n):
-        ours.setdefault(f"{ffi.string(stage).decode()}-{layer}", np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy())
-
-    lib.llm_set_trace(keep)
-    try:
-        w.forward(refs[f"{NAME}/tokens_2"], 0, 0)
-    finally:
-        lib.llm_set_trace(ffi.NULL)
+    ours = trace_stages(w, refs[f"{NAME}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
     assert len(stages) == 8
     ours_name = {"attn_output-3": "attn_out-3"}   # llama.cpp's name of an attention layer's projection
