@@ -42,8 +42,9 @@ BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 def repack_bytes(g, n_gpu: int = 0) -> int:
     """What the interleaved copies of g's weights (csrc/repack.c) hold on this machine
     (Weights.repacked_bytes once loaded): the weights of the CPU's layers and head whose
-    type this machine's kernels take a copy of. The file's pages of those weights are
-    let go once copied, so the process holds about as much as without them."""
+    type this machine's kernels take a copy of (0 where they would not fit in the memory
+    available). The file's pages of those weights are let go once copied, so the process
+    holds about as much as without them; an expert's are copied at its first use."""
     if not settings.env_flag("LLMLITE_REPACK", True):
         return 0
     config = ModelConfig.of(g)
@@ -57,7 +58,19 @@ def repack_bytes(g, n_gpu: int = 0) -> int:
         rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
         if on_cpu and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
             total += t.nbytes
-    return total
+    return total if _copies_fit(total) else 0
+
+
+def _copies_fit(nbytes: int, margin: int = 512 << 20) -> bool:
+    """Whether copies of nbytes fit in the memory available now. The file's pages they
+    replace could be dropped by the kernel under pressure; the copies cannot, so a model
+    larger than the memory at hand keeps reading the file (and stays as fast as the disk)."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return True
+    return nbytes + margin <= avail
 
 
 class Weights:
@@ -139,8 +152,8 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise GGUFError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
-        self.repacked_bytes = 0                   # the decode copies (csrc/repack.c)
-        if settings.env_flag("LLMLITE_REPACK", True):
+        self.repacked_bytes = 0                   # the interleaved copies (csrc/repack.c)
+        if repack_bytes(g, n_gpu):
             self.repacked_bytes = int(lib.llm_model_repack(m, 1))   # 1: g's weights are a file mapping
             if self.repacked_bytes < 0:
                 raise LlmliteError("out of memory while making the decode copies of the weights "
@@ -168,6 +181,11 @@ class Weights:
             raise OffloadError(f"{self.device} error at tensor {name}: {self.span_error()[0]}")
         if rc != 0:
             raise OffloadError(f"the {self.device} backend cannot run tensor {name} ({type_name(t.type)})")
+
+    @property
+    def copied_bytes(self) -> int:
+        """what the interleaved copies hold so far (an expert's are made at its first use)"""
+        return int(lib.llm_model_repack_bytes(self.ptr))
 
     @property
     def kv_bytes(self) -> int:
