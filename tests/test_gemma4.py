@@ -1,0 +1,152 @@
+"""The Gemma 4 forward pass (the dense E2B/E4B shape) against llama.cpp's logits on a
+tiny random-weight model (tests/gemma4_models.py, rebuilt here byte for byte; the
+references from benchmarks/make_gemma4_refs.py in tests/data/gemma4_refs.npz): two
+head sizes, shared K/V, per-layer embeddings, output scales and the final softcap."""
+import gemma4_models
+import numpy as np
+import pytest
+from helpers import ROOT, assert_batch_invariant, rewrite_gguf
+from isa import assert_same_on_every_isa, isas, using_isa
+
+from llmlite.gguf import GGUFError, open_gguf
+from llmlite.model import Weights
+
+REFS = ROOT / "tests" / "data" / "gemma4_refs.npz"
+NAME = "gemma4-e-q8_0"
+N_PROMPTS = len(gemma4_models.PROMPT_LENGTHS)
+
+
+@pytest.fixture(scope="module")
+def refs():
+    with np.load(REFS) as r:
+        return {k: r[k] for k in r.files if k.startswith(NAME + "/")}
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, refs):
+    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    p = tmp_path_factory.mktemp("gemma4") / f"{NAME}.gguf"
+    assert gemma4_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), \
+        "the rebuilt file differs from the one the references were made from"
+    return p
+
+
+@pytest.fixture(scope="module")
+def w(path):
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def test_logits_bit_identical_with_llamacpp(w, refs):
+    """Teacher-forced, every prompt (the longer ones past the window of 8): the top-20
+    logits of every position are llama.cpp's bits, so the top-1 and the log-normaliser
+    agree too."""
+    for k in range(N_PROMPTS):
+        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
+        ids = refs[f"{NAME}/top_ids_{k}"]
+        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{NAME}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), ids[:, 0]), k
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def test_stages_bit_identical_with_llamacpp(w, refs):
+    """Prompt 2's per-layer inputs (the table's rows and the embedding's projection,
+    normed and mixed), the attention output of layers reading their own and another
+    layer's K/V (sliding and full), the first layer's per-layer embedding term and
+    layer outputs are llama.cpp's bits: a last-bit difference there could vanish in a
+    quantized matmul before the logits."""
+    from llmlite._lib import ffi, lib
+
+    ours = {}
+
+    @ffi.callback("llm_trace_fn")
+    def keep(stage, layer, data, n):
+        key = ffi.string(stage).decode() + (f"-{layer}" if layer >= 0 else "")
+        ours[key] = np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy()
+
+    lib.llm_set_trace(keep)
+    try:
+        w.forward(refs[f"{NAME}/tokens_2"], 0, 0)
+    finally:
+        lib.llm_set_trace(ffi.NULL)
+    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
+    assert {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_out-0"} <= {k.split("/")[-1] for k in stages}
+    for k in stages:
+        stage = k.split("/")[-1]
+        assert np.array_equal(ours[stage], refs[k].ravel()), (stage, np.abs(ours[stage] - refs[k].ravel()).max())
+
+
+def test_greedy_decode_matches_llamacpp(w, refs):
+    """48 greedy tokens decoded one at a time (the shared layers reading the cache the
+    earlier ones wrote a step before) are llama.cpp's."""
+    for k in range(N_PROMPTS):
+        toks = refs[f"{NAME}/tokens_{k}"]
+        logits = w.forward(toks, 0, 1)
+        got = []
+        for pos in range(len(toks), len(toks) + gemma4_models.N_GREEDY):
+            got.append(int(np.argmax(logits)))
+            logits = w.forward([got[-1]], pos, 1)
+        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+
+
+def test_batch_invariance(w, refs):
+    """A position's logits are the same bits computed alone, in one batch or in a split one."""
+    assert_batch_invariant(w, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+
+
+def test_every_isa_gives_the_same_logits(path, refs):
+    assert_same_on_every_isa(path, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+
+
+def test_decode_same_on_every_isa(path, refs):
+    """Decode (one column: the tables' gemv kernels) gives every table's bits."""
+    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for isa in isas():
+            with using_isa(isa):
+                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
+        del w
+    for isa, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), isa
+
+
+def test_shared_layers_have_no_cache(w):
+    """The K/V cache holds the layers with their own K/V only, each at its head size:
+    layers 0, 1 (sliding, 32) and 2 (full, 64) of the six; the planner's figure is the same."""
+    s = gemma4_models.MODELS[NAME]
+    per_pos = sum(2 * s.n_head_kv * hd * 2 for hd in (s.head_dim_swa, s.head_dim_swa, s.head_dim))
+    assert w.kv_bytes == 512 * per_pos
+    assert w.config.kv_cache_bytes(512) == w.kv_bytes
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"drop_tensors": ["blk.4.inp_gate.weight"]}, "missing tensor blk.4.inp_gate"),
+    ({"drop_tensors": ["blk.1.attn_k.weight"]}, "missing tensor blk.1.attn_k"),
+    # the shared layers would read layer 2 as their sliding one: llama.cpp's map needs it full
+    ({"kv": {"gemma4.attention.shared_kv_layers": 4}}, "shared_kv_layers is 4"),
+    ({"kv": {"gemma4.rope.dimension_count_swa": 48}}, "dimension_count_swa is 48"),
+])
+def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def test_gpu_keeps_gemma4_on_the_cpu(path):
+    """The CUDA span has no Gemma 4 layers yet: asked for all of them, every layer stays
+    on the CPU, said in one line, and the logits are the CPU's."""
+    from llmlite.model import Model
+
+    toks = list(range(20))
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert len(notes) == 1 and "Gemma 4" in notes[0] and "all on the CPU" in notes[0], notes
