@@ -334,15 +334,20 @@ class ModelConfig:
         or sliding-window layers holding only the window when windowed)."""
         total = 0
         for il in range(self.n_layer):
-            if not self.own_kv(il):
-                continue
             cells = n_ctx
             if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
                 cells = min(n_ctx, self.sliding_window)
-            hd = self.layer_head_dim(il)
-            hd_v = hd if self.head_dim_swa and hd == self.head_dim_swa else self.head_dim_v
-            total += cells * self.n_head_kv_per_layer[il] * (hd + hd_v) * bytes_per_elem
+            total += self.layer_kv_bytes(il, cells, bytes_per_elem)
         return total
+
+    def layer_kv_bytes(self, il: int, n_ctx: int, bytes_per_elem: int = 2) -> int:
+        """layer il's K and V cache for n_ctx positions (gemma4's: its head size, and
+        none where it reads another layer's)"""
+        if not self.own_kv(il):
+            return 0
+        hd = self.layer_head_dim(il)
+        hd_v = self.head_dim_v if hd == self.head_dim else hd   # gemma4: one size per layer kind
+        return n_ctx * self.n_head_kv_per_layer[il] * (hd + hd_v) * bytes_per_elem
 
     # ---- the C side's view ----
     @property

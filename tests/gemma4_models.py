@@ -24,7 +24,7 @@ from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
 from llmlite.gguf.constants import ValueType as V
 
-__all__ = ["MODELS", "N_GREEDY", "PROMPT_LENGTHS", "build", "prompts"]
+__all__ = ["MODELS", "N_GREEDY", "PROMPT_LENGTHS", "build", "n_vocab", "prompts"]
 
 
 @dataclass(frozen=True)

@@ -150,3 +150,42 @@ def test_gpu_keeps_gemma4_on_the_cpu(path):
     m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
     assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
     assert len(notes) == 1 and "Gemma 4" in notes[0] and "all on the CPU" in notes[0], notes
+
+
+def test_offload_costs_count_shared_kv_and_per_layer_embeddings(path, w):
+    """The planner sizes the cache as the model allocates it (none for the shared layers,
+    each layer at its head size), the CPU's buffers as the C model's own figure (two head
+    sizes, the widest FFN, the per-layer inputs), and counts what a token reads of the
+    per-layer embeddings: its row of the table and the projection whole."""
+    from llmlite._lib import lib
+    from llmlite.offload import model_costs
+
+    with open_gguf(path) as g:
+        c = model_costs(g, 512, 64, backend="cpu")
+        T = {k: t.nbytes for k, t in g.tensors.items()}
+    nv = gemma4_models.n_vocab()
+    assert sum(c.layer_kv) == w.kv_bytes and c.layer_kv[3:] == [0, 0, 0]
+    assert c.layer_kv[0] == c.layer_kv[1] == c.layer_kv[2] // 2
+    assert c.scratch_bytes == lib.llm_scratch_bytes(w.cfg, 512, 64)
+    assert c.embd_row_bytes == (T["token_embd.weight"] // nv + T["per_layer_token_embd.weight"] // nv
+                                + T["per_layer_model_proj.weight"] + T["per_layer_proj_norm.weight"])
+
+
+def test_info_shows_gemma4_facts(path):
+    """`llmlite info`: the sliding layers' head size, the shared K/V layers and the
+    per-layer embedding width, and the cache without the shared layers'"""
+    import json
+
+    from typer.testing import CliRunner
+
+    from llmlite.cli import app
+
+    r = CliRunner().invoke(app, ["info", str(path), "--json", "-c", "512"])
+    assert r.exit_code == 0, r.stderr
+    f = json.loads(r.stdout)
+    assert (f["head_dim"], f["head_dim_swa"], f["shared_kv_layers"], f["per_layer_embedding"]) == (64, 32, 3, 32)
+    assert f["memory"]["kv_cache_bytes"] == 512 * 2 * 2 * (32 + 32 + 64)
+    text = " ".join(CliRunner().invoke(app, ["info", str(path)]).stdout.split())
+    assert "64, sliding layers 32" in text
+    assert "the last 3 layers read an earlier layer's cache" in text
+    assert "32 per layer per token" in text
