@@ -5,8 +5,8 @@ head sizes, shared K/V, per-layer embeddings, output scales and the final softca
 import gemma4_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, rewrite_gguf
-from isa import assert_same_on_every_isa, isas, using_isa
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rewrite_gguf, traced_stages
+from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
 from llmlite.model import Weights
@@ -59,20 +59,7 @@ def test_stages_bit_identical_with_llamacpp(w, refs):
     layer's K/V (sliding and full), the first layer's per-layer embedding term and
     layer outputs are llama.cpp's bits: a last-bit difference there could vanish in a
     quantized matmul before the logits."""
-    from llmlite._lib import ffi, lib
-
-    ours = {}
-
-    @ffi.callback("llm_trace_fn")
-    def keep(stage, layer, data, n):
-        key = ffi.string(stage).decode() + (f"-{layer}" if layer >= 0 else "")
-        ours[key] = np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy()
-
-    lib.llm_set_trace(keep)
-    try:
-        w.forward(refs[f"{NAME}/tokens_2"], 0, 0)
-    finally:
-        lib.llm_set_trace(ffi.NULL)
+    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
     assert {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_out-0"} <= {k.split("/")[-1] for k in stages}
     for k in stages:
@@ -84,12 +71,7 @@ def test_greedy_decode_matches_llamacpp(w, refs):
     """48 greedy tokens decoded one at a time (the shared layers reading the cache the
     earlier ones wrote a step before) are llama.cpp's."""
     for k in range(N_PROMPTS):
-        toks = refs[f"{NAME}/tokens_{k}"]
-        logits = w.forward(toks, 0, 1)
-        got = []
-        for pos in range(len(toks), len(toks) + gemma4_models.N_GREEDY):
-            got.append(int(np.argmax(logits)))
-            logits = w.forward([got[-1]], pos, 1)
+        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], gemma4_models.N_GREEDY)
         assert got == list(refs[f"{NAME}/greedy_{k}"]), k
 
 
@@ -104,16 +86,7 @@ def test_every_isa_gives_the_same_logits(path, refs):
 
 def test_decode_same_on_every_isa(path, refs):
     """Decode (one column: the tables' gemv kernels) gives every table's bits."""
-    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
-    got = {}
-    with open_gguf(path) as g:
-        w = Weights(g, 64, n_batch=64, flash_attn=False)
-        for isa in isas():
-            with using_isa(isa):
-                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
-        del w
-    for isa, logits in got.items():
-        assert np.array_equal(logits, got["scalar"]), isa
+    assert_decode_same_on_every_isa(path, [int(t) for t in refs[f"{NAME}/tokens_1"]], NAME)
 
 
 def test_shared_layers_have_no_cache(w):
