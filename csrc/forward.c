@@ -249,7 +249,9 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     } else {
         const llm_tensor *w3[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
         float *y3[3] = {m->q, m->k, m->v};
-        mm_multi(w3, 3, xn, n, y3);
+        const int has_v = L[LLM_T_ATTN_V].data != NULL;
+        mm_multi(w3, has_v ? 3 : 2, xn, n, y3);
+        if (!has_v) memcpy(m->v, m->k, (size_t)n * kvd * sizeof(float));   /* gemma4's K-as-V layers */
     }
     add_bias(m->q, &L[LLM_T_ATTN_Q_B], n, qd);
     add_bias(m->k, &L[LLM_T_ATTN_K_B], n, kvd);
@@ -273,6 +275,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);
     TRACE("ffn_norm", il, xn, (size_t)n * c->n_embd);
 
+    if (L[LLM_T_FFN_PRE_NORM_2].data) dense_ffn(m, il, n, pos);   /* gemma4: a dense FFN beside the experts */
     if (L[LLM_T_FFN_GATE_INP].data) llm_moe_ffn(m, il, n);   /* a mixture of experts */
     else dense_ffn(m, il, n, pos);
     TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);

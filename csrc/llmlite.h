@@ -116,7 +116,13 @@ enum {
     /* gemma4: the layer's output scale (1 F32), and its per-layer embedding term: the
      * gate (n_embd -> n_embd_ple), the projection back (n_embd_ple -> n_embd), its norm */
     LLM_T_LAYER_OUT_SCALE = 31, LLM_T_PLE_INP_GATE = 32, LLM_T_PLE_PROJ = 33, LLM_T_PLE_POST_NORM = 34,
-    LLM_T_LAYER_COUNT = 35
+    /* gemma4's expert layers (26B-A4B): the router input's scale (n_embd), the experts'
+     * gate and up fused (each expert's gate rows then its up rows), each expert's
+     * output scale (n_expert), the experts' input norm, and the norms after the dense
+     * FFN and after the experts */
+    LLM_T_FFN_GATE_INP_S = 35, LLM_T_FFN_GATE_UP_EXPS = 36, LLM_T_FFN_DOWN_EXPS_S = 37,
+    LLM_T_FFN_PRE_NORM_2 = 38, LLM_T_FFN_POST_NORM_1 = 39, LLM_T_FFN_POST_NORM_2 = 40,
+    LLM_T_LAYER_COUNT = 41
 };
 /* global tensor slots (layer = -1); gemma4's per-layer embeddings: the table (n_layer *
  * n_embd_ple per token), the projection of the embedding to it, that projection's norm */

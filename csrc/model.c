@@ -52,7 +52,8 @@ static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz
     if (qkv > wide) wide = qkv;
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
     const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
-    const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * q_dim, B * wide,
+    const size_t att = q_dim > (size_t)c->n_embd ? q_dim : (size_t)c->n_embd;   /* gemma4's experts keep n_embd there */
+    const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * att, B * wide,
                           B * ff, B * ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
                           (size_t)THREAD_SLOTS * group * 16 * hdm};
     for (int i = 0; i < 11; i++) sz[i] = f32[i] * 4;
@@ -202,14 +203,24 @@ static int moe_check(const llm_model *m, const llm_tensor *L, int il, char *err,
     const llm_config *c = &m->c;
     const long long d = c->n_embd, E = c->n_expert, ff = c->n_ff_exp, sh = c->n_ff_shexp;
     if (need(&L[LLM_T_FFN_GATE_INP], d, E, 0, "ffn_gate_inp", il, err, errlen)) return -1;
-    if (need(&L[LLM_T_FFN_GATE_EXPS], d, ff * E, 0, "ffn_gate_exps", il, err, errlen)) return -1;
-    if (need(&L[LLM_T_FFN_UP_EXPS], d, ff * E, 0, "ffn_up_exps", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_GATE_UP_EXPS].data) {   /* gemma4's fused gate and up */
+        if (need(&L[LLM_T_FFN_GATE_UP_EXPS], d, 2 * ff * E, 0, "ffn_gate_up_exps", il, err, errlen)) return -1;
+    } else {
+        if (need(&L[LLM_T_FFN_GATE_EXPS], d, ff * E, 0, "ffn_gate_exps", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_FFN_UP_EXPS], d, ff * E, 0, "ffn_up_exps", il, err, errlen)) return -1;
+    }
     if (need(&L[LLM_T_FFN_DOWN_EXPS], ff, d * E, 0, "ffn_down_exps", il, err, errlen)) return -1;
     /* gpt-oss's biases, each optional */
     if (L[LLM_T_FFN_GATE_INP_B].data && need(&L[LLM_T_FFN_GATE_INP_B], E, 1, 1, "ffn_gate_inp.bias", il, err, errlen)) return -1;
     if (L[LLM_T_FFN_GATE_EXPS_B].data && need(&L[LLM_T_FFN_GATE_EXPS_B], ff, E, 1, "ffn_gate_exps.bias", il, err, errlen)) return -1;
     if (L[LLM_T_FFN_UP_EXPS_B].data && need(&L[LLM_T_FFN_UP_EXPS_B], ff, E, 1, "ffn_up_exps.bias", il, err, errlen)) return -1;
     if (L[LLM_T_FFN_DOWN_EXPS_B].data && need(&L[LLM_T_FFN_DOWN_EXPS_B], d, E, 1, "ffn_down_exps.bias", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_DOWN_EXPS_S].data && need(&L[LLM_T_FFN_DOWN_EXPS_S], E, 1, 1, "ffn_down_exps.scale", il, err, errlen)) return -1;
+    if (L[LLM_T_FFN_PRE_NORM_2].data) {   /* gemma4: the router's input scale and the norms around the experts */
+        if (need(&L[LLM_T_FFN_GATE_INP_S], d, 1, 1, "ffn_gate_inp.scale", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_FFN_POST_NORM_1], d, 1, 1, "post_ffw_norm_1", il, err, errlen)) return -1;
+        if (need(&L[LLM_T_FFN_POST_NORM_2], d, 1, 1, "post_ffw_norm_2", il, err, errlen)) return -1;
+    }
     if (!sh) return 0;
     if (need(&L[LLM_T_FFN_GATE_INP_SHEXP], d, 1, 0, "ffn_gate_inp_shexp", il, err, errlen)) return -1;
     if (need(&L[LLM_T_FFN_GATE_SHEXP], d, sh, 0, "ffn_gate_shexp", il, err, errlen)) return -1;
@@ -257,7 +268,9 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
         } else {
             if (need(&L[LLM_T_ATTN_Q], d, q_dim, 0, "attn_q", il, err, errlen)) return -1;
             if (need(&L[LLM_T_ATTN_K], d, kv_dim, 0, "attn_k", il, err, errlen)) return -1;
-            if (need(&L[LLM_T_ATTN_V], d, kv_dim, 0, "attn_v", il, err, errlen)) return -1;
+            /* gemma4's layers may take K for V (v_norm: its family; V is K before K's norm) */
+            if ((L[LLM_T_ATTN_V].data || !c->v_norm) && need(&L[LLM_T_ATTN_V], d, kv_dim, 0, "attn_v", il, err, errlen))
+                return -1;
         }
         if (need(&L[LLM_T_ATTN_OUT], q_dim, d, 0, "attn_output", il, err, errlen)) return -1;
         if (L[LLM_T_ATTN_Q_B].data && need(&L[LLM_T_ATTN_Q_B], q_dim, 1, 1, "attn_q.bias", il, err, errlen)) return -1;
@@ -274,7 +287,7 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
             return -1;
         if (c->n_expert > 0) {
             if (moe_check(m, L, il, err, errlen)) return -1;
-            continue;
+            if (!L[LLM_T_FFN_PRE_NORM_2].data) continue;   /* gemma4's have a dense FFN too */
         }
         /* the layer's FFN width: its gate's rows, up to n_ff (the widest; gemma4's
          * layers that read another's K/V have twice the others') */

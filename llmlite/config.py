@@ -69,7 +69,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True),
          "gpt-oss": Arch(lib.LLM_ARCH_GPTOSS, moe=True, softmax_k=True, swiglu_oai=(1.702, 7.0), swa_pattern=2,
                          renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
-         "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True)}
+         # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
+         "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True)}
 # llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
 GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
 
@@ -282,7 +283,7 @@ class ModelConfig:
         cfg.add_eos_token = ae if isinstance(ae, bool) else None
         cfg.param_count = g.param_count()
         cfg.tied_embeddings = "output.weight" not in g.tensors
-        if ARCHS[arch].moe:
+        if ARCHS[arch].moe or (ARCHS[arch].gemma4 and L.EXPERT_COUNT.format(arch=arch) in md):
             _read_experts(cfg, g, num, layered, bad)
         if ARCHS[arch].gemma4:
             _read_gemma4(cfg, num, bad)

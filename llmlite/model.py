@@ -34,6 +34,10 @@ LAYER_SLOTS = {
     # gemma4: the layer's output scale and per-layer embedding term
     "layer_output_scale.weight": lib.LLM_T_LAYER_OUT_SCALE, "inp_gate.weight": lib.LLM_T_PLE_INP_GATE,
     "proj.weight": lib.LLM_T_PLE_PROJ, "post_norm.weight": lib.LLM_T_PLE_POST_NORM,
+    # gemma4's expert layers beside their dense FFN
+    "ffn_gate_inp.scale": lib.LLM_T_FFN_GATE_INP_S, "ffn_gate_up_exps.weight": lib.LLM_T_FFN_GATE_UP_EXPS,
+    "ffn_down_exps.scale": lib.LLM_T_FFN_DOWN_EXPS_S, "pre_ffw_norm_2.weight": lib.LLM_T_FFN_PRE_NORM_2,
+    "post_ffw_norm_1.weight": lib.LLM_T_FFN_POST_NORM_1, "post_ffw_norm_2.weight": lib.LLM_T_FFN_POST_NORM_2,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS,

@@ -41,6 +41,10 @@ class Spec:
     sliding_window: int
     rot_frac_full: float = 0.25   # the full layers' rotated share (the rest: rope_freqs 1e30)
     softcap: float = 30.0
+    n_expert: int = 0          # 26B-A4B's expert layers beside the dense FFN (0: dense only)
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
+    k_as_v: bool = False       # full layers without attn_v: V is K (attention_k_eq_v)
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D: F32)
     seed: int = 0
     note: str = ""
@@ -60,6 +64,12 @@ MODELS = {
     # maps them); a window of 8, which every prompt but the first outgrows
     "gemma4-e-q8_0": Spec((S, S, F, S, S, F), 3, 64, 2, 1, 64, 32, 128, 32, 8, seed=21,
                           note="6 layers (SWA 32-dim heads, full 64-dim), 3 sharing K/V, per-layer embeddings 32"),
+    # 26B-A4B's layer in miniature: a dense GEGLU FFN beside 8 experts (top 2, weights
+    # renormalised) with a fused gate/up, per-expert output scales and the router's own
+    # input scale; full layers taking K for V; no per-layer embeddings or shared K/V
+    "gemma4-moe-8x2-q8_0": Spec((S, S, F, S), 0, 64, 2, 1, 64, 32, 64, 0, 8, seed=22, n_expert=8,
+                                n_expert_used=2, n_ff_exp=32, k_as_v=True,
+                                note="4 layers, dense FFN 64 + 8 experts top-2 of 32, K as V on full layers"),
 }
 
 
@@ -99,8 +109,9 @@ def _tensors(s: Spec):
         out += [(b + "attn_norm.weight", norm(d), Q.F32),
                 (b + "attn_q.weight", mat(s.n_head * hd, d, scale=2.0), kind("attn_q"))]
         if own_kv:
-            out += [(b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")),
-                    (b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v"))]
+            out.append((b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")))
+        if own_kv and not (s.k_as_v and not s.swa[il]):
+            out.append((b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")))
         out += [(b + "attn_output.weight", mat(d, s.n_head * hd), kind("attn_output")),
                 # Q and K normed per head (scores unscaled after: Gemma 4's attention scale is 1)
                 (b + "attn_q_norm.weight", norm(hd), Q.F32)]
@@ -112,6 +123,8 @@ def _tensors(s: Spec):
                 (b + "ffn_up.weight", mat(ff, d), kind("ffn_up")),
                 (b + "ffn_down.weight", mat(d, ff), kind("ffn_down")),
                 (b + "post_ffw_norm.weight", norm(d, 0.5), Q.F32)]
+        if s.n_expert:
+            out += _expert_tensors(b, s, mat, norm, kind, rng)
         if ple:
             out += [(b + "inp_gate.weight", mat(ple, d, scale=2.0), kind("inp_gate")),
                     (b + "proj.weight", mat(d, ple), kind("proj")),
@@ -121,6 +134,21 @@ def _tensors(s: Spec):
     # head is token_embd's short rows)
     out.append(("output_norm.weight", norm(d, 20.0), Q.F32))
     return out
+
+
+def _expert_tensors(b: str, s: Spec, mat, norm, kind, rng) -> list:
+    """an expert layer's tensors beside the dense FFN's, in llama.cpp's names"""
+    d, E, ff = s.n_embd, s.n_expert, s.n_ff_exp
+    return [(b + "post_ffw_norm_1.weight", norm(d, 0.5), Q.F32),
+            (b + "pre_ffw_norm_2.weight", norm(d), Q.F32),
+            # the router scaled up (its input is rms-normed then divided by sqrt(n_embd))
+            # so that the softmax is decisive: clear top-k choices
+            (b + "ffn_gate_inp.weight", mat(E, d, scale=3.0 * np.sqrt(d)), Q.F32),
+            (b + "ffn_gate_inp.scale", norm(d), Q.F32),
+            (b + "ffn_gate_up_exps.weight", mat(E, 2 * ff, d, scale=2.0), kind("ffn_gate_up_exps")),
+            (b + "ffn_down_exps.weight", mat(E, d, ff), kind("ffn_down_exps")),
+            (b + "ffn_down_exps.scale", (0.5 + rng.random_sample(E)).astype(np.float32), Q.F32),
+            (b + "post_ffw_norm_2.weight", norm(d, 0.5), Q.F32)]
 
 
 def _metadata(s: Spec) -> list[tuple[str, bytes]]:
@@ -156,6 +184,9 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(A.SHARED_KV_LAYERS), u32(s.n_kv_shared)),
           (k(L.EMBD_LENGTH_PER_LAYER_INP), u32(s.n_embd_per_layer)),
           (k(L.FINAL_LOGIT_SOFTCAPPING), f32(s.softcap))]
+    if s.n_expert:
+        kv += [(k(L.EXPERT_COUNT), u32(s.n_expert)), (k(L.EXPERT_USED_COUNT), u32(s.n_expert_used)),
+               (k(L.EXPERT_FEED_FORWARD_LENGTH), u32(s.n_ff_exp))]
     return kv + tokenizer_kv()
 
 

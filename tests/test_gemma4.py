@@ -1,7 +1,8 @@
-"""The Gemma 4 forward pass (the dense E2B/E4B shape) against llama.cpp's logits on a
-tiny random-weight model (tests/gemma4_models.py, rebuilt here byte for byte; the
-references from benchmarks/make_gemma4_refs.py in tests/data/gemma4_refs.npz): two
-head sizes, shared K/V, per-layer embeddings, output scales and the final softcap."""
+"""The Gemma 4 forward pass against llama.cpp's logits on tiny random-weight models
+(tests/gemma4_models.py, rebuilt here byte for byte; the references from
+benchmarks/make_gemma4_refs.py in tests/data/gemma4_refs.npz): the dense E2B/E4B
+shape (two head sizes, shared K/V, per-layer embeddings, output scales, the final
+softcap) and 26B-A4B's expert layers (a dense FFN beside the experts, K as V)."""
 import gemma4_models
 import numpy as np
 import pytest
@@ -12,23 +13,42 @@ from llmlite.gguf import GGUFError, open_gguf
 from llmlite.model import Weights
 
 REFS = ROOT / "tests" / "data" / "gemma4_refs.npz"
-NAME = "gemma4-e-q8_0"
+NAME = "gemma4-e-q8_0"            # the dense one: shared K/V, per-layer embeddings
+MOE = "gemma4-moe-8x2-q8_0"
 N_PROMPTS = len(gemma4_models.PROMPT_LENGTHS)
+# the stages each model's references must have (a check that the refs hold what the tests mean)
+KEY_STAGES = {NAME: {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_out-0"},
+              MOE: {"ffn_moe_logits-0", "ffn_moe_out-0", "kqv_out-2"}}
 
 
 @pytest.fixture(scope="module")
 def refs():
     with np.load(REFS) as r:
-        return {k: r[k] for k in r.files if k.startswith(NAME + "/")}
+        return {k: r[k] for k in r.files}
 
 
 @pytest.fixture(scope="module")
-def path(tmp_path_factory, refs):
-    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    p = tmp_path_factory.mktemp("gemma4") / f"{NAME}.gguf"
-    assert gemma4_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), \
-        "the rebuilt file differs from the one the references were made from"
-    return p
+def built(tmp_path_factory, refs):
+    """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    d = tmp_path_factory.mktemp("gemma4")
+    paths = {}
+    for name in gemma4_models.MODELS:
+        paths[name] = d / f"{name}.gguf"
+        assert gemma4_models.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
+            f"{name}: the rebuilt file differs from the one the references were made from"
+    return paths
+
+
+@pytest.fixture(scope="module")
+def path(built):
+    return built[NAME]
+
+
+@pytest.fixture(scope="module", params=list(gemma4_models.MODELS))
+def model(request, built):
+    g = open_gguf(built[request.param])
+    yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
 
 
 @pytest.fixture(scope="module")
@@ -38,55 +58,62 @@ def w(path):
     g.close()
 
 
-def test_logits_bit_identical_with_llamacpp(w, refs):
+def test_logits_bit_identical_with_llamacpp(model, refs):
     """Teacher-forced, every prompt (the longer ones past the window of 8): the top-20
     logits of every position are llama.cpp's bits, so the top-1 and the log-normaliser
     agree too."""
+    name, w = model
     for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
-        ids = refs[f"{NAME}/top_ids_{k}"]
-        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{NAME}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), ids[:, 0]), k
+        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
+        ids = refs[f"{name}/top_ids_{k}"]
+        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{name}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), ids[:, 0]), (name, k)
         mx = logits.max(1, keepdims=True)
         lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
 
 
-def test_stages_bit_identical_with_llamacpp(w, refs):
+def test_stages_bit_identical_with_llamacpp(model, refs):
     """Prompt 2's per-layer inputs (the table's rows and the embedding's projection,
     normed and mixed), the attention output of layers reading their own and another
-    layer's K/V (sliding and full), the first layer's per-layer embedding term and
-    layer outputs are llama.cpp's bits: a last-bit difference there could vanish in a
-    quantized matmul before the logits."""
-    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
-    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
-    assert {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_out-0"} <= {k.split("/")[-1] for k in stages}
+    layer's K/V (sliding and full) or K as V, the first layer's per-layer embedding
+    term, the router's logits, the experts' weighted sum and layer outputs are
+    llama.cpp's bits: a last-bit difference there could vanish in a quantized matmul
+    before the logits."""
+    name, w = model
+    ours = traced_stages(w, refs[f"{name}/tokens_2"])
+    stages = [k for k in refs if k.startswith(f"{name}/stage/")]
+    assert KEY_STAGES[name] <= {k.split("/")[-1] for k in stages}
     for k in stages:
         stage = k.split("/")[-1]
-        assert np.array_equal(ours[stage], refs[k].ravel()), (stage, np.abs(ours[stage] - refs[k].ravel()).max())
+        assert np.array_equal(ours[stage], refs[k].ravel()), (name, stage, np.abs(ours[stage] - refs[k].ravel()).max())
 
 
-def test_greedy_decode_matches_llamacpp(w, refs):
+def test_greedy_decode_matches_llamacpp(model, refs):
     """48 greedy tokens decoded one at a time (the shared layers reading the cache the
-    earlier ones wrote a step before) are llama.cpp's."""
+    earlier ones wrote a step before; each token's k experts alone) are llama.cpp's."""
+    name, w = model
     for k in range(N_PROMPTS):
-        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], gemma4_models.N_GREEDY)
-        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+        got = greedy_tokens(w, refs[f"{name}/tokens_{k}"], gemma4_models.N_GREEDY)
+        assert got == list(refs[f"{name}/greedy_{k}"]), (name, k)
 
 
-def test_batch_invariance(w, refs):
+def test_batch_invariance(model, refs):
     """A position's logits are the same bits computed alone, in one batch or in a split one."""
-    assert_batch_invariant(w, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+    name, w = model
+    assert_batch_invariant(w, list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-def test_every_isa_gives_the_same_logits(path, refs):
-    assert_same_on_every_isa(path, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+@pytest.mark.parametrize("name", list(gemma4_models.MODELS))
+def test_every_isa_gives_the_same_logits(name, built, refs):
+    assert_same_on_every_isa(built[name], list(refs[f"{name}/tokens_2"][:40]), name)
 
 
-def test_decode_same_on_every_isa(path, refs):
+@pytest.mark.parametrize("name", list(gemma4_models.MODELS))
+def test_decode_same_on_every_isa(name, built, refs):
     """Decode (one column: the tables' gemv kernels) gives every table's bits."""
-    assert_decode_same_on_every_isa(path, [int(t) for t in refs[f"{NAME}/tokens_1"]], NAME)
+    assert_decode_same_on_every_isa(built[name], [int(t) for t in refs[f"{name}/tokens_1"]], name)
 
 
 def test_shared_layers_have_no_cache(w):
@@ -98,15 +125,18 @@ def test_shared_layers_have_no_cache(w):
     assert w.config.kv_cache_bytes(512) == w.kv_bytes
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"drop_tensors": ["blk.4.inp_gate.weight"]}, "missing tensor blk.4.inp_gate"),
-    ({"drop_tensors": ["blk.1.attn_k.weight"]}, "missing tensor blk.1.attn_k"),
+@pytest.mark.parametrize("name, edit, message", [
+    (NAME, {"drop_tensors": ["blk.4.inp_gate.weight"]}, "missing tensor blk.4.inp_gate"),
+    (NAME, {"drop_tensors": ["blk.1.attn_k.weight"]}, "missing tensor blk.1.attn_k"),
     # the shared layers would read layer 2 as their sliding one: llama.cpp's map needs it full
-    ({"kv": {"gemma4.attention.shared_kv_layers": 4}}, "shared_kv_layers is 4"),
-    ({"kv": {"gemma4.rope.dimension_count_swa": 48}}, "dimension_count_swa is 48"),
+    (NAME, {"kv": {"gemma4.attention.shared_kv_layers": 4}}, "shared_kv_layers is 4"),
+    (NAME, {"kv": {"gemma4.rope.dimension_count_swa": 48}}, "dimension_count_swa is 48"),
+    (MOE, {"drop_tensors": ["blk.1.ffn_gate_inp.scale"]}, "missing tensor blk.1.ffn_gate_inp.scale"),
+    (MOE, {"drop_tensors": ["blk.0.ffn_up.weight"]}, "missing tensor blk.0.ffn_up"),
+    (MOE, {"kv": {"gemma4.expert_used_count": 9}}, "expert_used_count is 9"),
 ])
-def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
-    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+def test_bad_files_fail_with_one_line(name, edit, message, built, tmp_path):
+    bad = rewrite_gguf(built[name], tmp_path / "bad.gguf", **edit)
     with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
         Weights(g, 64, n_batch=8)
     assert "\n" not in str(ei.value)
@@ -162,3 +192,20 @@ def test_info_shows_gemma4_facts(path):
     assert "64, sliding layers 32" in text
     assert "the last 3 layers read an earlier layer's cache" in text
     assert "32 per layer per token" in text
+
+
+def test_info_shows_gemma4_experts(built):
+    """`llmlite info` on the expert model: its experts, and the parameters a token runs
+    (the fused gate/up counted with the down as the experts' weights)"""
+    import json
+
+    from typer.testing import CliRunner
+
+    from llmlite.cli import app
+
+    f = json.loads(CliRunner().invoke(app, ["info", str(built[MOE]), "--json"]).stdout)
+    assert f["experts"] == {"count": 8, "used": 2, "n_ff_exp": 32, "n_ff_shexp": 0}
+    with open_gguf(built[MOE]) as g:
+        exps = sum(t.n_elements for n, t in g.tensors.items() if n.endswith("_exps.weight"))
+    assert exps == 4 * 8 * (2 * 32 * 64 + 64 * 32)
+    assert f["active_parameters"] == f["parameters"] - exps * 6 // 8
