@@ -78,20 +78,20 @@ static void attn_task(int ith, int nth, void *p) {
     attn_job *j = p;
     llm_model *m = j->m;
     const llm_config *c = &m->c;
-    const int hd = llm_layer_hd(m, j->il), qd = c->n_head * hd, group = c->n_head / c->n_head_kv;
+    const int hd = llm_layer_hd(m, j->il), qd = c->n_head * hd, hkv = llm_layer_hkv(m, j->il), group = c->n_head / hkv;
     const size_t scs = (size_t)m->n_ctx + 16;
     float *sc = m->scores + (size_t)ith * group * scs, *acc = m->acc32 + (size_t)ith * group * 16 * (m->q_dim / c->n_head);
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc16 = m->acc16 + (size_t)ith * m->q_dim;
     int pieces = 1;
-    while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
-    const int total = j->n * c->n_head_kv * pieces;
+    while (j->n * hkv * pieces < nth && pieces < group) pieces++;
+    const int total = j->n * hkv * pieces;
     const llm_kernel_table *kt = llm_kernels();
     const float *sinks = LT(m, j->il, 0)[LLM_T_ATTN_SINKS].data;   /* per query head, or none */
     for (;;) {
         const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (taken >= total) break;
         const int w = total - 1 - taken;
-        const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
+        const int t = w / (hkv * pieces), kh = w / pieces % hkv, pc = w % pieces;
         const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
         const int pp = j->pos + t;
         const size_t qo = (size_t)t * qd + ((size_t)kh * group + h0) * hd;
@@ -123,7 +123,8 @@ typedef struct {
 static void tok_one(const tok_job *j, int t) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
-    const int il = j->il, d = c->n_embd, hd = llm_layer_hd(m, il), qd = c->n_head * hd, kvd = c->n_head_kv * hd;
+    const int il = j->il, d = c->n_embd, hd = llm_layer_hd(m, il), hkv = llm_layer_hkv(m, il);
+    const int qd = c->n_head * hd, kvd = hkv * hd;
     const llm_tensor *L = LT(m, il, 0);
     float *xr = m->x + (size_t)t * d, *xn = m->xn + (size_t)t * d;
     switch (j->stage) {
@@ -144,21 +145,21 @@ static void tok_one(const tok_job *j, int t) {
         if (L[LLM_T_ATTN_Q_NORM].data)
             for (int h = 0; h < c->n_head; h++) llm_rmsnorm(q + h * hd, q + h * hd, L[LLM_T_ATTN_Q_NORM].data, hd, c->rms_eps);
         if (own_kv && L[LLM_T_ATTN_K_NORM].data)
-            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
+            for (int h = 0; h < hkv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
         if (own_kv && c->v_norm)
-            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(v + h * hd, v + h * hd, NULL, hd, c->rms_eps);
+            for (int h = 0; h < hkv; h++) llm_rmsnorm(v + h * hd, v + h * hd, NULL, hd, c->rms_eps);
         if (n_rot > 0) {
             llm_yarn y;
             if (c->rope_ext_factor != 0.0f) llm_yarn_init(&y, c, base, scale);
             llm_rope_cache(cs, n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
             for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, n_rot, c->rope_neox);
-            for (int h = 0; own_kv && h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, n_rot, c->rope_neox);
+            for (int h = 0; own_kv && h < hkv; h++) llm_rope_apply(k + h * hd, cs, n_rot, c->rope_neox);
         }
         if (c->q_prescale != 1.0f)
             for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
         if (!own_kv) break;
         /* K and V into the F16 cache (head-major: each head's rows contiguous) */
-        for (int h = 0; h < c->n_head_kv; h++) {
+        for (int h = 0; h < hkv; h++) {
             const size_t off = kv_row(m, il, h, j->pos + t);
             for (int i = 0; i < hd; i++) {
                 m->kcache[off + i] = llm_f32_to_f16(k[h * hd + i]);
@@ -228,7 +229,7 @@ static void dense_ffn(llm_model *m, int il, int n, int pos);
 
 static void layer_forward(llm_model *m, int il, int n, int pos) {
     const llm_config *c = &m->c;
-    const int qd = c->n_head * llm_layer_hd(m, il), kvd = c->n_head_kv * llm_layer_hd(m, il);
+    const int qd = c->n_head * llm_layer_hd(m, il), kvd = llm_layer_hkv(m, il) * llm_layer_hd(m, il);
     const llm_tensor *L = LT(m, il, 0);
     float *xn = m->xn;
 

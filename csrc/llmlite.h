@@ -169,6 +169,7 @@ typedef struct {
      * llama.cpp maps them) and have no cache (0: every layer has its own); V rms-normed
      * without weight (v_norm); per-layer token embeddings of n_embd_ple (0: none) */
     int head_dim_swa, n_rot_swa, n_layer_kv, v_norm, n_embd_ple;
+    int n_head_kv_swa;      /* gemma4: the sliding layers' KV heads (0: n_head_kv, the full layers') */
 } llm_config;
 
 typedef struct llm_model llm_model;

@@ -42,16 +42,18 @@ void llm_model_free(llm_model *m) {
  * order; 0 bytes for a dense model); then gemma4's per-layer inputs (ple_in) */
 enum { SCRATCH_N = 23, MOE_FIRST = 13, MOE_N = 9, THREAD_SLOTS = 256 };
 static int max_head_dim(const llm_config *c) { return c->head_dim_swa > c->head_dim ? c->head_dim_swa : c->head_dim; }
+static int max_hkv(const llm_config *c) { return c->n_head_kv_swa > c->n_head_kv ? c->n_head_kv_swa : c->n_head_kv; }
 static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz[SCRATCH_N]) {
     const int hdm = max_head_dim(c);
-    const size_t B = (size_t)n_batch, q_dim = (size_t)c->n_head * hdm, kv_dim = (size_t)c->n_head_kv * hdm;
+    const size_t B = (size_t)n_batch, q_dim = (size_t)c->n_head * hdm, kv_dim = (size_t)max_hkv(c) * hdm;
     const size_t qkv = q_dim + 2 * kv_dim;
     size_t ff = (size_t)(c->n_ff_shexp > c->n_ff ? c->n_ff_shexp : c->n_ff);
     if ((size_t)c->n_embd_ple > ff) ff = (size_t)c->n_embd_ple;
     size_t wide = ff > q_dim ? ff : q_dim;
     if (qkv > wide) wide = qkv;
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
-    const size_t group = (size_t)(c->n_head / c->n_head_kv);   /* query heads per KV head */
+    const int hkv_min = c->n_head_kv_swa > 0 && c->n_head_kv_swa < c->n_head_kv ? c->n_head_kv_swa : c->n_head_kv;
+    const size_t group = (size_t)(c->n_head / hkv_min);   /* query heads per KV head (the most of any layer) */
     const size_t att = q_dim > (size_t)c->n_embd ? q_dim : (size_t)c->n_embd;   /* gemma4's experts keep n_embd there */
     const size_t f32[] = {B * c->n_embd, B * c->n_embd, B * q_dim, B * kv_dim, B * kv_dim, B * att, B * wide,
                           B * ff, B * ff, (size_t)THREAD_SLOTS * group * ((size_t)n_ctx + 16),
@@ -85,7 +87,8 @@ static int moe_shape_ok(const llm_config *c) {
  * another's K/V need the two layers they read (and every layer in one model: their
  * sources are not in a span's cache) */
 static int gemma4_shape_ok(const llm_config *c, int l0, int l1) {
-    if (c->head_dim_swa < 0 || c->head_dim_swa > LLM_MAX_HEAD_DIM || c->n_rot_swa < 0 || c->n_rot_swa % 2 ||
+    if (c->n_head_kv_swa < 0 || (c->n_head_kv_swa > 0 && c->n_head % c->n_head_kv_swa) ||
+        c->head_dim_swa < 0 || c->head_dim_swa > LLM_MAX_HEAD_DIM || c->n_rot_swa < 0 || c->n_rot_swa % 2 ||
         c->n_rot_swa > (c->head_dim_swa ? c->head_dim_swa : c->head_dim) || c->n_embd_ple < 0 || c->n_embd_ple > LLM_PLE_MAX || c->n_layer_kv < 0)
         return 0;
     if (c->n_layer_kv > 0 && c->n_layer_kv < c->n_layer && (c->n_layer_kv < 2 || l0 != 0 || l1 != c->n_layer)) return 0;
@@ -93,7 +96,7 @@ static int gemma4_shape_ok(const llm_config *c, int l0, int l1) {
 }
 
 /* where each layer's K/V cache starts: the layers l0..l1-1 with their own one after
- * another, each [n_head_kv][n_ctx][its head size]; a layer reading another's (gemma4)
+ * another, each [its KV heads][n_ctx][its head size]; a layer reading another's (gemma4)
  * the last sliding (or full) layer's before n_layer_kv, as llama.cpp's reuse maps it.
  * Returns the elements of all. */
 static size_t kv_layout(llm_model *m) {
@@ -102,7 +105,7 @@ static size_t kv_layout(llm_model *m) {
     for (int il = m->l0; il < m->l1; il++) {
         if (!llm_layer_own_kv(m, il)) continue;
         m->kv_off[il] = total;
-        total += (size_t)c->n_head_kv * m->n_ctx * llm_layer_hd(m, il);
+        total += (size_t)llm_layer_hkv(m, il) * m->n_ctx * llm_layer_hd(m, il);
     }
     for (int il = m->l0; il < m->l1; il++)
         if (!llm_layer_own_kv(m, il)) m->kv_off[il] = m->kv_off[c->n_layer_kv - (llm_layer_swa(m, il) ? 2 : 1)];
@@ -131,7 +134,7 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
     m->l1 = l1;
     m->head = head != 0;
     m->q_dim = c->n_head * max_head_dim(c);
-    m->kv_dim = c->n_head_kv * max_head_dim(c);
+    m->kv_dim = max_hkv(c) * max_head_dim(c);
     size_t sz[SCRATCH_N];
     scratch_sizes(c, n_ctx, n_batch, sz);
     m->n_threads_alloc = THREAD_SLOTS;
@@ -259,7 +262,7 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
     if (c->n_embd_ple > 0 && ple_check(m, err, errlen)) return -1;
     for (int il = 0; il < c->n_layer; il++) {
         const llm_tensor *L = LT(m, il, 0);
-        const long long hd = llm_layer_hd(m, il), q_dim = c->n_head * hd, kv_dim = c->n_head_kv * hd;
+        const long long hd = llm_layer_hd(m, il), q_dim = c->n_head * hd, kv_dim = llm_layer_hkv(m, il) * hd;
         if (need(&L[LLM_T_ATTN_NORM], d, 1, 1, "attn_norm", il, err, errlen)) return -1;
         if (!llm_layer_own_kv(m, il)) {   /* gemma4: Q only, K/V from another layer's cache */
             if (need(&L[LLM_T_ATTN_Q], d, q_dim, 0, "attn_q", il, err, errlen)) return -1;

@@ -64,13 +64,16 @@ void llm_for_rows(int n, void (*fn)(void *ctx, int t), void *ctx);
 /* the trace hook (llm_set_trace), NULL when off */
 void llm_trace(const char *name, int il, const float *data, long long n);
 
-/* a layer's head size, and its Q and K/V widths (gemma4's sliding layers have their own) */
+/* a layer's head size and KV heads (gemma4's sliding layers have their own) */
 static inline int llm_layer_swa(const llm_model *m, int il) {
     const int p = m->c.swa_pattern;
     return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
 }
 static inline int llm_layer_hd(const llm_model *m, int il) {
     return llm_layer_swa(m, il) && m->c.head_dim_swa > 0 ? m->c.head_dim_swa : m->c.head_dim;
+}
+static inline int llm_layer_hkv(const llm_model *m, int il) {
+    return llm_layer_swa(m, il) && m->c.n_head_kv_swa > 0 ? m->c.n_head_kv_swa : m->c.n_head_kv;
 }
 /* 1 where layer il writes a K/V cache of its own (gemma4's last layers read another's) */
 static inline int llm_layer_own_kv(const llm_model *m, int il) {

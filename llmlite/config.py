@@ -410,6 +410,9 @@ class ModelConfig:
             c.head_dim_swa, c.n_rot_swa, c.n_embd_ple = self.head_dim_swa, self.n_rot_swa, self.n_embd_per_layer
             c.n_layer_kv = self.n_layer - self.n_kv_shared if self.n_kv_shared else 0
             c.v_norm = 1
+            kv = {bool(s): h for s, h in zip(self.swa_layers or [False] * self.n_layer, self.n_head_kv_per_layer)}
+            c.n_head_kv = kv.get(False, self.n_head_kv)      # the full layers' (head_dim's)
+            c.n_head_kv_swa = kv.get(True, 0)
         return c
 
     def set_c_experts(self, c) -> None:
@@ -483,5 +486,10 @@ def _read_gemma4(cfg: ModelConfig, num, bad) -> None:
                   "with a sliding and a full one")
     if any(cfg.swa_layers) and _period(cfg.swa_layers) is None:
         raise bad(key(A.SLIDING_WINDOW_PATTERN), "is not sliding layers then a full one, repeated (not supported)")
-    if len(set(cfg.n_head_kv_per_layer)) > 1:
-        raise bad(key(A.HEAD_COUNT_KV), "differs between layers (not supported)")
+    # KV heads per layer kind (26B-A4B's sliding layers have more than its full ones)
+    kinds = {(cfg.swa_layers[il] if cfg.swa_layers else False, h) for il, h in enumerate(cfg.n_head_kv_per_layer)}
+    if len(kinds) > len({k for k, _ in kinds}):
+        raise bad(key(A.HEAD_COUNT_KV), "differs between layers of one kind (not supported)")
+    for _, h in kinds:
+        if not h or cfg.n_head % h:
+            raise bad(key(A.HEAD_COUNT_KV), f"has {h:,}, which does not divide {key(A.HEAD_COUNT)} {cfg.n_head:,}")

@@ -193,7 +193,7 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
     out = T.get("output.weight")
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
     # a layer's K/V per position: the widest (gemma4's full layers; its shared layers read it too)
-    kv_pos = 2 * cfg.n_head_kv * max(cfg.head_dim, cfg.head_dim_swa) * 2
+    kv_pos = max(2 * h * cfg.layer_head_dim(il) * 2 for il, h in enumerate(cfg.n_head_kv_per_layer))
     return ModelCosts(
         n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w,
         layer_kv=[cfg.layer_kv_bytes(il, n_ctx) for il in range(n)],

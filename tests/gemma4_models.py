@@ -45,6 +45,7 @@ class Spec:
     n_expert_used: int = 0
     n_ff_exp: int = 0
     k_as_v: bool = False       # full layers without attn_v: V is K (attention_k_eq_v)
+    n_head_kv_full: int = 0    # the full layers' KV heads where they differ (26B-A4B's: 2 to the sliding 8)
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D: F32)
     seed: int = 0
     note: str = ""
@@ -52,6 +53,9 @@ class Spec:
     @property
     def n_layer(self) -> int:
         return len(self.swa)
+
+    def n_head_kv_of(self, il: int) -> int:
+        return self.n_head_kv_full if self.n_head_kv_full and not self.swa[il] else self.n_head_kv
 
     def n_ff_of(self, il: int) -> int:
         return self.n_ff * (2 if il >= self.n_layer - self.n_kv_shared else 1)
@@ -67,9 +71,10 @@ MODELS = {
     # 26B-A4B's layer in miniature: a dense GEGLU FFN beside 8 experts (top 2, weights
     # renormalised) with a fused gate/up, per-expert output scales and the router's own
     # input scale; full layers taking K for V; no per-layer embeddings or shared K/V
-    "gemma4-moe-8x2-q8_0": Spec((S, S, F, S), 0, 64, 2, 1, 64, 32, 64, 0, 8, seed=22, n_expert=8,
-                                n_expert_used=2, n_ff_exp=32, k_as_v=True,
-                                note="4 layers, dense FFN 64 + 8 experts top-2 of 32, K as V on full layers"),
+    "gemma4-moe-8x2-q8_0": Spec((S, S, F, S), 0, 64, 4, 2, 64, 32, 64, 0, 8, seed=22, n_expert=8,
+                                n_expert_used=2, n_ff_exp=32, k_as_v=True, n_head_kv_full=1,
+                                note="4 layers, dense FFN 64 + 8 experts top-2 of 32, K as V on full layers, "
+                                     "KV heads 2 sliding / 1 full"),
 }
 
 
@@ -109,9 +114,9 @@ def _tensors(s: Spec):
         out += [(b + "attn_norm.weight", norm(d), Q.F32),
                 (b + "attn_q.weight", mat(s.n_head * hd, d, scale=2.0), kind("attn_q"))]
         if own_kv:
-            out.append((b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=2.0), kind("attn_k")))
+            out.append((b + "attn_k.weight", mat(s.n_head_kv_of(il) * hd, d, scale=2.0), kind("attn_k")))
         if own_kv and not (s.k_as_v and not s.swa[il]):
-            out.append((b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")))
+            out.append((b + "attn_v.weight", mat(s.n_head_kv_of(il) * hd, d), kind("attn_v")))
         out += [(b + "attn_output.weight", mat(d, s.n_head * hd), kind("attn_output")),
                 # Q and K normed per head (scores unscaled after: Gemma 4's attention scale is 1)
                 (b + "attn_q_norm.weight", norm(hd), Q.F32)]
@@ -169,7 +174,8 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(L.BLOCK_COUNT), u32(s.n_layer)),
           (k(L.FEED_FORWARD_LENGTH), encode((V.ARRAY, V.INT32), [s.n_ff_of(il) for il in range(s.n_layer)])),
           (k(A.HEAD_COUNT), u32(s.n_head)),
-          (k(A.HEAD_COUNT_KV), u32(s.n_head_kv)),
+          (k(A.HEAD_COUNT_KV), u32(s.n_head_kv) if not s.n_head_kv_full else
+           encode((V.ARRAY, V.INT32), [s.n_head_kv_of(il) for il in range(s.n_layer)])),
           (k(A.KEY_LENGTH), u32(s.head_dim)),
           (k(A.VALUE_LENGTH), u32(s.head_dim)),
           (k(A.KEY_LENGTH_SWA), u32(s.head_dim_swa)),

@@ -209,3 +209,13 @@ def test_info_shows_gemma4_experts(built):
         exps = sum(t.n_elements for n, t in g.tensors.items() if n.endswith("_exps.weight"))
     assert exps == 4 * 8 * (2 * 32 * 64 + 64 * 32)
     assert f["active_parameters"] == f["parameters"] - exps * 6 // 8
+
+
+def test_kv_heads_per_layer_kind(built):
+    """26B-A4B's sliding layers have more KV heads than its full ones (8 and 2; here 2
+    and 1): each layer's cache at its own heads and head size, the planner's figure the same."""
+    with open_gguf(built[MOE]) as g:
+        w = Weights(g, 512, n_batch=8)
+        assert w.kv_bytes == 512 * 2 * 2 * (3 * 2 * 32 + 1 * 1 * 64)
+        assert w.config.kv_cache_bytes(512) == w.kv_bytes
+        del w
