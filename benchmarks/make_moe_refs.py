@@ -18,7 +18,8 @@ without it, llama.cpp gives the same logits.
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),
 <m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step);
-for gpt-oss, <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with flash attention (top_ids' logits);
+for the models in the module's FLASH (gpt-oss), <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with
+flash attention (top_ids' logits);
 and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
 last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
 for each of STAGES the model has (the router's logits, the experts' weighted sum, with
@@ -78,7 +79,7 @@ def oracle(work: Path, stage_names=STAGES) -> None:
                 seq.append(tok)
             out[f"greedy_{k}"] = np.array(greedy, dtype=np.int32)
             out[f"greedy_margin_{k}"] = np.array(margin, dtype=np.float32)
-        if name.startswith("gpt-oss"):    # its attention sinks in llama.cpp's flash path too
+        if f"{name}/flash" in spec.files:    # llama.cpp's flash path too (gpt-oss: its attention sinks there)
             fa = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                        logits_all=True, flash_attn=True, verbose=False)
             for k in range(3):
@@ -128,6 +129,8 @@ def main(models: str = "moe_models", out: Path = OUT, stage_names=STAGES) -> Non
                 prompts[f"{name}/{k}"] = p
                 refs[f"{name}/tokens_{k}"] = p
             prompts[f"{name}/n_greedy"] = np.array(moe_models.N_GREEDY)
+            if name in getattr(moe_models, "FLASH", ()):
+                prompts[f"{name}/flash"] = np.array(1)
         np.savez(work / "prompts.npz", **prompts)
         subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work), "--stages", ",".join(stage_names)],
                        check=True)

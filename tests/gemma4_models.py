@@ -24,7 +24,7 @@ from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
 from llmlite.gguf.constants import ValueType as V
 
-__all__ = ["MODELS", "N_GREEDY", "PROMPT_LENGTHS", "build", "n_vocab", "prompts"]
+__all__ = ["FLASH", "MODELS", "N_GREEDY", "PROMPT_LENGTHS", "build", "n_vocab", "prompts"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,9 @@ MODELS = {
                                 note="4 layers, dense FFN 64 + 8 experts top-2 of 32, K as V on full layers, "
                                      "KV heads 2 sliding / 1 full"),
 }
+
+# the models whose references include llama.cpp's flash-attention logits (benchmarks/make_moe_refs.py)
+FLASH = ("gemma4-e-q8_0",)
 
 
 def prompts(name: str) -> list[np.ndarray]:

@@ -70,6 +70,8 @@ MODELS = {
                               note="8 experts, top-4 by logit, softmax over the 4; sinks; YaRN; SWA 8"),
 }
 
+# the models whose references include llama.cpp's flash-attention logits (benchmarks/make_moe_refs.py)
+FLASH = ("gpt-oss-8x4-mxfp4",)
 # prompts of token ids (the tests need no tokenizer): lengths as the synthetic refs'
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
