@@ -239,3 +239,21 @@ def test_flash_attention_within_the_floor(built, refs):
             assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
             assert dlp.mean() <= 0.02, (k, dlp.mean(), dlp.max())
         del w
+
+
+def test_bench_counts_one_row_of_the_per_layer_table(path):
+    """`llmlite bench`'s bytes per decoded token: one row of the per-layer embedding table
+    (not the table), and each layer's K/V at its own head size, the shared layers reading
+    an earlier layer's"""
+    import llmlite
+    from llmlite.bench import decode_bytes_per_token
+
+    m = llmlite.load(path, n_ctx=64)
+    T = m.gguf.tensors
+    nv = gemma4_models.n_vocab()
+    table = T["per_layer_token_embd.weight"].nbytes
+    weights = sum(t.nbytes for t in T.values()) - table + table // nv
+    s = gemma4_models.MODELS[NAME]
+    per_pos = sum(2 * s.n_head_kv * (s.head_dim_swa if swa else s.head_dim) * 2 for swa in s.swa)
+    assert decode_bytes_per_token(m, 0) == weights
+    assert decode_bytes_per_token(m, 10) == weights + 10 * per_pos
