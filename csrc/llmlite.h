@@ -276,6 +276,10 @@ int llm_tok_find(const void *tok, const unsigned char *s, long long n);   /* id 
  * small, -2 no memory, -3 SPM: a byte with no token. */
 long long llm_tok_bpe(const void *tok, const unsigned char *buf, const long long *offs, long long nwords,
                       int ignore_merges, int *out, long long cap, long long *counts);
+/* BPE over raw UTF-8 words (Gemma 4's tokenizer: no byte encoding; a symbol that is no
+ * token gives its bytes' <0xXX> tokens, those that exist; out: 1 id per byte) */
+long long llm_tok_bpe_raw(const void *tok, const unsigned char *buf, const long long *offs, long long nwords,
+                          int *out, long long cap, long long *counts);
 long long llm_tok_spm(const void *tok, const unsigned char *buf, const long long *offs, long long nfrags,
                       int *out, long long cap, long long *counts);
 #endif
