@@ -203,3 +203,47 @@ def build(name: str, path) -> str:
     """Write model `name` to path; its sha256"""
     s = MODELS[name]
     return write_model(path, _metadata(s), _tensors(s))
+
+
+# ---- a small Gemma 4 vocabulary (tokenizer.ggml.model gemma4) for the tokenizer's tests ----
+# Its published one's kinds of token: control tokens, the 256 <0xXX> byte tokens,
+# newline runs, U+2581 for a space, single characters and merged pieces (with the
+# merges that make them); characters outside it fall back to their bytes.
+_SP = "\u2581"
+TOK_MERGES = [(_SP, "t"), ("h", "e"), (_SP + "t", "he"), ("i", "n"), ("e", "r"), (_SP, "a"), ("o", "n"),
+              (_SP, _SP), (_SP + _SP, _SP + _SP), ("l", "l"), ("he", "ll"), ("hell", "o"), (_SP, "hello"),
+              ("日", "本"), ("\u00e9", "t"), (_SP, "w"), (_SP + "w", "or"), ("o", "r"), (_SP + "wor", "ld")]
+TOK_TEXTS = ["hello world", " hello  world\n\nthe end", "the\n\n\n\n\nother", "日本 été", "naïve café ☃",
+             "tabs\tand    spaces", "<|turn>user\nhi<turn|>", "", " ", "\n", "<bos>x<eos>", "Zz9!?",
+             "hellohello hello", "🙂 emoji"]
+
+
+def tokenizer_vocab() -> tuple[list[str], list[int], list[str]]:
+    """(tokens, token types, merges) of the small Gemma 4 vocabulary"""
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "<|turn>", "<turn|>"]
+    types = [3, 3, 3, 2, 4, 3, 3]
+    toks = specials + [f"<0x{b:02X}>" for b in range(256)]
+    types += [6] * 256
+    chars = ["\n", "\n\n", "\n\n\n", _SP] + [chr(c) for c in range(33, 127)] + ["\u00e9", "日", "本"]
+    merged = []
+    for a, b in TOK_MERGES:
+        if a + b not in merged and a + b not in chars:
+            merged.append(a + b)
+    toks += chars + merged
+    types += [1] * (len(chars) + len(merged))
+    return toks, types, [f"{a} {b}" for a, b in TOK_MERGES]
+
+
+def build_vocab(path) -> str:
+    """A vocabulary-only gemma4 GGUF (the dense model's hyper-parameters, no tensors); its sha256"""
+    from llmlite.gguf.writer import encode
+
+    T = Keys.Tokenizer
+    toks, types, merges = tokenizer_vocab()
+    kv = [(k, v) for k, v in _metadata(MODELS["gemma4-e-q8_0"]) if not k.startswith("tokenizer.")]
+    kv += [(T.MODEL, encode(V.STRING, "gemma4")), (T.LIST, encode((V.ARRAY, V.STRING), toks)),
+           (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)), (T.MERGES, encode((V.ARRAY, V.STRING), merges)),
+           (T.BOS_ID, encode(V.UINT32, 2)), (T.EOS_ID, encode(V.UINT32, 1)), (T.UNK_ID, encode(V.UINT32, 3)),
+           (T.PAD_ID, encode(V.UINT32, 0)), (T.ADD_BOS, encode(V.BOOL, True)),
+           (T.ADD_PREFIX, encode(V.BOOL, False))]
+    return write_model(path, kv, [])
