@@ -357,29 +357,9 @@ static int32_t utf8_symbols(scratch_t *s, const unsigned char *x, int64_t n) {
     return ns;
 }
 
-/* BPE over raw UTF-8 (Gemma 4's: spaces already escaped, no byte encoding): the
- * characters merged by rank; a symbol that is no token gives each of its bytes' <0xXX>
- * tokens, those the vocabulary has. ids at out (room for n); count or < 0 */
-static int64_t bpe_raw_word(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
-    if (n == 0) return 0;
-    const int32_t ns = utf8_symbols(s, x, n);
-    if (ns < 0 || merge_symbols(t, s, x, ns, bpe_try)) return -2;
-    int64_t k = 0;
-    for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
-        const sym_t *y = &s->sym[i];
-        int id = find_id(t, x + y->start, y->len);
-        if (id >= 0) { out[k++] = id; continue; }
-        for (int32_t j = 0; j < y->len; j++)
-            if (t->byte_id[x[y->start + j]] >= 0) out[k++] = t->byte_id[x[y->start + j]];
-    }
-    return k;
-}
-
-/* one fragment (spaces already escaped) -> ids at out (room for n); count or < 0 */
-static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
-    if (n == 0) return 0;
-    const int32_t ns = utf8_symbols(s, x, n);
-    if (ns < 0 || merge_symbols(t, s, x, ns, spm_try)) return -2;
+/* the merged symbols' ids at out: each symbol's token, or its bytes' <0xXX> tokens; a
+ * byte without one: -3 (strict: SentencePiece's) or left out (Gemma 4's BPE, as llama.cpp) */
+static int64_t emit_symbols(const tok_t *t, const scratch_t *s, const unsigned char *x, int strict, int *out) {
     int64_t k = 0;
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const sym_t *y = &s->sym[i];
@@ -387,11 +367,28 @@ static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, in
         if (id >= 0) { out[k++] = id; continue; }
         for (int32_t j = 0; j < y->len; j++) {
             int b = t->byte_id[x[y->start + j]];
-            if (b < 0) return -3;
-            out[k++] = b;
+            if (b >= 0) out[k++] = b;
+            else if (strict) return -3;
         }
     }
     return k;
+}
+
+/* BPE over raw UTF-8 (Gemma 4's: spaces already escaped, no byte encoding): the
+ * characters merged by rank. ids at out (room for n); count or < 0 */
+static int64_t bpe_raw_word(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
+    if (n == 0) return 0;
+    const int32_t ns = utf8_symbols(s, x, n);
+    if (ns < 0 || merge_symbols(t, s, x, ns, bpe_try)) return -2;
+    return emit_symbols(t, s, x, 0, out);
+}
+
+/* one fragment (spaces already escaped) -> ids at out (room for n); count or < 0 */
+static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
+    if (n == 0) return 0;
+    const int32_t ns = utf8_symbols(s, x, n);
+    if (ns < 0 || merge_symbols(t, s, x, ns, spm_try)) return -2;
+    return emit_symbols(t, s, x, 1, out);
 }
 
 static long long run_batch(const void *h, const unsigned char *buf, const long long *offs, long long nitems,

@@ -147,3 +147,16 @@ def traced_stages(w, toks) -> dict:
     finally:
         lib.llm_set_trace(ffi.NULL)
     return out
+
+
+def rebuilt_models(module, refs: dict, folder) -> dict:
+    """name -> path of each of module.MODELS rebuilt into folder (module.build), each
+    checked to be the file its references (refs[name/sha256]) were made from"""
+    from pathlib import Path
+
+    paths = {}
+    for name in module.MODELS:
+        paths[name] = Path(folder) / f"{name}.gguf"
+        assert module.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
+            f"{name}: the rebuilt file differs from the one the references were made from"
+    return paths

@@ -6,7 +6,7 @@ softcap) and 26B-A4B's expert layers (a dense FFN beside the experts, K as V).""
 import gemma4_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -30,13 +30,7 @@ def refs():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, refs):
     """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    d = tmp_path_factory.mktemp("gemma4")
-    paths = {}
-    for name in gemma4_models.MODELS:
-        paths[name] = d / f"{name}.gguf"
-        assert gemma4_models.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
-            f"{name}: the rebuilt file differs from the one the references were made from"
-    return paths
+    return rebuilt_models(gemma4_models, refs, tmp_path_factory.mktemp("gemma4"))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import moe_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -25,13 +25,7 @@ def refs():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, refs):
     """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    d = tmp_path_factory.mktemp("moe")
-    paths = {}
-    for name in moe_models.MODELS:
-        paths[name] = d / f"{name}.gguf"
-        assert moe_models.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
-            f"{name}: the rebuilt file differs from the one the references were made from"
-    return paths
+    return rebuilt_models(moe_models, refs, tmp_path_factory.mktemp("moe"))
 
 
 @pytest.fixture(scope="module", params=list(moe_models.MODELS))
