@@ -18,7 +18,8 @@ without it, llama.cpp gives the same logits.
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),
 <m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step);
-for gpt-oss, <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with flash attention (top_ids' logits);
+for the models in the module's FLASH (gpt-oss), <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with
+flash attention (top_ids' logits);
 and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
 last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
 for each of STAGES the model has (the router's logits, the experts' weighted sum, with
@@ -27,6 +28,7 @@ the shared expert).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -41,7 +43,7 @@ TOP = 20
 STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0", "attn_out-1")
 
 
-def oracle(work: Path) -> None:
+def oracle(work: Path, stage_names=STAGES) -> None:
     """(in the venv) every model of work/prompts.npz through llama.cpp -> work/<m>.npz"""
     os.environ["GGML_CPU_TILED_MM_FORCE"] = "1"
     from llama_cpp import Llama
@@ -77,7 +79,7 @@ def oracle(work: Path) -> None:
                 seq.append(tok)
             out[f"greedy_{k}"] = np.array(greedy, dtype=np.int32)
             out[f"greedy_margin_{k}"] = np.array(margin, dtype=np.float32)
-        if name.startswith("gpt-oss"):    # its attention sinks in llama.cpp's flash path too
+        if f"{name}/flash" in spec.files:    # llama.cpp's flash path too (gpt-oss: its attention sinks there)
             fa = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                        logits_all=True, flash_attn=True, verbose=False)
             for k in range(3):
@@ -87,33 +89,35 @@ def oracle(work: Path) -> None:
                 out[f"fa_top_logits_{k}"] = np.take_along_axis(logits, out[f"top_ids_{k}"], 1)
                 mx = logits.max(1, keepdims=True)
                 out[f"fa_logsumexp_{k}"] = (np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]).astype(np.float32)
-        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz"))
+        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz", stage_names))
         np.savez(work / f"{name}.npz", **out)
 
 
-def stages(path: Path, toks, dump: Path) -> dict:
-    """STAGES of llama.cpp's forward pass over toks (one batch), the first of each name"""
+def stages(path: Path, toks, dump: Path, names=STAGES) -> dict:
+    """those stages of llama.cpp's forward pass over toks (one batch), the first of each name"""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "llamacpp_trace_dump.py"), str(path), str(dump),
                     ",".join(map(str, toks))], check=True, capture_output=True)
     out = {}
     with np.load(dump) as z:
         for f in z.files:
             name = f[5:]          # after the dump's "NNNN_" order prefix
-            if name in STAGES and f"stage/{name}" not in out:
+            if name in names and f"stage/{name}" not in out:
                 out[f"stage/{name}"] = z[f].astype(np.float32)
     return out
 
 
-def main() -> None:
+def main(models: str = "moe_models", out: Path = OUT, stage_names=STAGES) -> None:
+    """the refs of tests/<models>.py's MODELS into out (make_gemma4_refs.py's too)"""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
     ap.add_argument("--oracle", help=argparse.SUPPRESS)   # the second step, in the venv
+    ap.add_argument("--stages", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.oracle:
-        oracle(Path(a.oracle))
+        oracle(Path(a.oracle), tuple(a.stages.split(",")))
         return
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    import moe_models
+    moe_models = importlib.import_module(models)
 
     refs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,13 +129,16 @@ def main() -> None:
                 prompts[f"{name}/{k}"] = p
                 refs[f"{name}/tokens_{k}"] = p
             prompts[f"{name}/n_greedy"] = np.array(moe_models.N_GREEDY)
+            if name in getattr(moe_models, "FLASH", ()):
+                prompts[f"{name}/flash"] = np.array(1)
         np.savez(work / "prompts.npz", **prompts)
-        subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work)], check=True)
+        subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work), "--stages", ",".join(stage_names)],
+                       check=True)
         for name in moe_models.MODELS:
             with np.load(work / f"{name}.npz") as r:
                 refs.update({f"{name}/{k}": r[k] for k in r.files})
-    np.savez_compressed(OUT, **refs)
-    print(f"{OUT}: {OUT.stat().st_size / 1e3:.0f} KB")
+    np.savez_compressed(out, **refs)
+    print(f"{out}: {out.stat().st_size / 1e3:.0f} KB")
     for name in moe_models.MODELS:
         for k in range(len(moe_models.PROMPT_LENGTHS)):
             tl, gm = refs[f"{name}/top_logits_{k}"], refs[f"{name}/greedy_margin_{k}"]

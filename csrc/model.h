@@ -17,6 +17,7 @@ typedef struct {
 } llm_tensor;
 
 #define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
+#define LLM_PLE_MAX 4096         /* gemma4's per-layer embedding width at most (ple.c's stack row; E2B's 256) */
 
 /* moe.c's buffers for a batch of B tokens routed to k experts each (B*k "routes"),
  * sized once at load by n_batch */
@@ -40,8 +41,11 @@ struct llm_model {
     int head;                    /* 1: it applies the output norm and head after layer l1-1 */
     const llm_span_ops *span_ops;/* the span of layers after l1 (another backend), or NULL */
     void *span;
-    int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim */
-    f16_t *kcache, *vcache;      /* [l1 - l0][n_head_kv][n_ctx][head_dim] */
+    int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim (the widest layer's) */
+    f16_t *kcache, *vcache;      /* per layer with a cache of its own: [n_head_kv][n_ctx][its head_dim] */
+    size_t *kv_off;              /* per layer: where the cache it reads starts (elements) */
+    long long kv_elems;          /* the caches' elements (each of K and V) */
+    float *ple_in;               /* gemma4: n_batch x n_layer x n_embd_ple per-layer inputs (ple.c) */
     /* batch scratch, n_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
     float *scores;               /* per thread: (n_head / n_head_kv) x (n_ctx + 16) floats */
@@ -68,6 +72,27 @@ void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, flo
 void llm_for_rows(int n, void (*fn)(void *ctx, int t), void *ctx);
 /* the trace hook (llm_set_trace), NULL when off */
 void llm_trace(const char *name, int il, const float *data, long long n);
+
+/* a layer's head size and KV heads (gemma4's sliding layers have their own) */
+static inline int llm_layer_swa(const llm_model *m, int il) {
+    const int p = m->c.swa_pattern;
+    return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
+}
+static inline int llm_layer_hd(const llm_model *m, int il) {
+    return llm_layer_swa(m, il) && m->c.head_dim_swa > 0 ? m->c.head_dim_swa : m->c.head_dim;
+}
+static inline int llm_layer_hkv(const llm_model *m, int il) {
+    return llm_layer_swa(m, il) && m->c.n_head_kv_swa > 0 ? m->c.n_head_kv_swa : m->c.n_head_kv;
+}
+/* 1 where layer il writes a K/V cache of its own (gemma4's last layers read another's) */
+static inline int llm_layer_own_kv(const llm_model *m, int il) {
+    return m->c.n_layer_kv <= 0 || il < m->c.n_layer_kv;
+}
+
+/* ple.c (gemma4): the per-layer inputs of the n tokens from their scaled embeddings in
+ * m->x; layer il's per-layer embedding term added into m->x */
+void llm_ple_inputs(llm_model *m, const int *tokens, int n);
+void llm_ple_layer(llm_model *m, int il, int n);
 
 /* moe.c: layer il's expert FFN over the n rows of m->xn (the FFN-normed input), its
  * output (the routed experts' weighted sum, plus the shared expert where there is

@@ -31,9 +31,19 @@ LAYER_SLOTS = {
     "attn_output.bias": lib.LLM_T_ATTN_OUT_B, "attn_sinks.weight": lib.LLM_T_ATTN_SINKS,
     "ffn_gate_inp.bias": lib.LLM_T_FFN_GATE_INP_B, "ffn_gate_exps.bias": lib.LLM_T_FFN_GATE_EXPS_B,
     "ffn_up_exps.bias": lib.LLM_T_FFN_UP_EXPS_B, "ffn_down_exps.bias": lib.LLM_T_FFN_DOWN_EXPS_B,
+    # gemma4: the layer's output scale and per-layer embedding term
+    "layer_output_scale.weight": lib.LLM_T_LAYER_OUT_SCALE, "inp_gate.weight": lib.LLM_T_PLE_INP_GATE,
+    "proj.weight": lib.LLM_T_PLE_PROJ, "post_norm.weight": lib.LLM_T_PLE_POST_NORM,
+    # gemma4's expert layers beside their dense FFN
+    "ffn_gate_inp.scale": lib.LLM_T_FFN_GATE_INP_S, "ffn_gate_up_exps.weight": lib.LLM_T_FFN_GATE_UP_EXPS,
+    "ffn_down_exps.scale": lib.LLM_T_FFN_DOWN_EXPS_S, "pre_ffw_norm_2.weight": lib.LLM_T_FFN_PRE_NORM_2,
+    "post_ffw_norm_1.weight": lib.LLM_T_FFN_POST_NORM_1, "post_ffw_norm_2.weight": lib.LLM_T_FFN_POST_NORM_2,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
-                "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
+                "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS,
+                "per_layer_token_embd.weight": lib.LLM_G_PLE_TOKEN_EMBD,
+                "per_layer_model_proj.weight": lib.LLM_G_PLE_MODEL_PROJ,
+                "per_layer_proj_norm.weight": lib.LLM_G_PLE_PROJ_NORM}
 
 
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
