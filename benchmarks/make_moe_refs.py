@@ -18,7 +18,8 @@ without it, llama.cpp gives the same logits.
 Per model <m> and prompt k: <m>/sha256 (the GGUF's), <m>/tokens_k, <m>/top_ids_k and
 <m>/top_logits_k ([n, 20], teacher-forced, descending), <m>/logsumexp_k ([n]),
 <m>/greedy_k and <m>/greedy_margin_k (48 tokens, top-1 minus top-2 logit at each step);
-for gpt-oss, <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with flash attention (top_ids' logits);
+for the models in the module's FLASH (gpt-oss), <m>/fa_top_logits_k and <m>/fa_logsumexp_k: llama.cpp's with
+flash attention (top_ids' logits);
 and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
 last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
 for each of STAGES the model has (the router's logits, the experts' weighted sum, with
@@ -27,6 +28,7 @@ the shared expert).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import subprocess
 import sys
@@ -41,14 +43,13 @@ TOP = 20
 STAGES = ("ffn_moe_logits-0", "ffn_moe_logits-1", "ffn_moe_out-0", "ffn_out-0", "attn_out-1")
 
 
-def oracle(work: Path) -> None:
+def oracle(work: Path, stage_names=STAGES) -> None:
     """(in the venv) every model of work/prompts.npz through llama.cpp -> work/<m>.npz"""
     os.environ["GGML_CPU_TILED_MM_FORCE"] = "1"
     from llama_cpp import Llama
 
     spec = np.load(work / "prompts.npz")
-    names = sorted({k.split("/")[0] for k in spec.files if "/" in k})
-    stage_names = [str(x) for x in spec["_stages"]]
+    names = sorted({k.split("/")[0] for k in spec.files})
     for name in names:
         llm = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                     logits_all=True, flash_attn=False, verbose=False)
@@ -78,7 +79,7 @@ def oracle(work: Path) -> None:
                 seq.append(tok)
             out[f"greedy_{k}"] = np.array(greedy, dtype=np.int32)
             out[f"greedy_margin_{k}"] = np.array(margin, dtype=np.float32)
-        if name.startswith("gpt-oss"):    # its attention sinks in llama.cpp's flash path too
+        if f"{name}/flash" in spec.files:    # llama.cpp's flash path too (gpt-oss: its attention sinks there)
             fa = Llama(str(work / f"{name}.gguf"), n_ctx=512, n_batch=512, n_ubatch=512, n_threads=2,
                        logits_all=True, flash_attn=True, verbose=False)
             for k in range(3):
@@ -93,7 +94,7 @@ def oracle(work: Path) -> None:
 
 
 def stages(path: Path, toks, dump: Path, names=STAGES) -> dict:
-    """the stages `names` of llama.cpp's forward pass over toks (one batch), the first of each name"""
+    """those stages of llama.cpp's forward pass over toks (one batch), the first of each name"""
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "llamacpp_trace_dump.py"), str(path), str(dump),
                     ",".join(map(str, toks))], check=True, capture_output=True)
     out = {}
@@ -105,46 +106,44 @@ def stages(path: Path, toks, dump: Path, names=STAGES) -> dict:
     return out
 
 
-def build_refs(models, out: Path, venv: str, stage_names=STAGES) -> dict:
-    """every model of the module `models` (MODELS, build, prompts, PROMPT_LENGTHS,
-    N_GREEDY) written and run through llama.cpp; the references saved to out"""
+def main(models: str = "moe_models", out: Path = OUT, stage_names=STAGES) -> None:
+    """the refs of tests/<models>.py's MODELS into out (make_gemma4_refs.py's too)"""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
+    ap.add_argument("--oracle", help=argparse.SUPPRESS)   # the second step, in the venv
+    ap.add_argument("--stages", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.oracle:
+        oracle(Path(a.oracle), tuple(a.stages.split(",")))
+        return
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    moe_models = importlib.import_module(models)
+
     refs = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        prompts = {"_stages": np.array(list(stage_names))}
-        for name in models.MODELS:
-            refs[f"{name}/sha256"] = np.array(models.build(name, work / f"{name}.gguf"))
-            for k, p in enumerate(models.prompts(name)):
+        prompts = {}
+        for name in moe_models.MODELS:
+            refs[f"{name}/sha256"] = np.array(moe_models.build(name, work / f"{name}.gguf"))
+            for k, p in enumerate(moe_models.prompts(name)):
                 prompts[f"{name}/{k}"] = p
                 refs[f"{name}/tokens_{k}"] = p
-            prompts[f"{name}/n_greedy"] = np.array(models.N_GREEDY)
+            prompts[f"{name}/n_greedy"] = np.array(moe_models.N_GREEDY)
+            if name in getattr(moe_models, "FLASH", ()):
+                prompts[f"{name}/flash"] = np.array(1)
         np.savez(work / "prompts.npz", **prompts)
-        subprocess.run([f"{venv}/bin/python", __file__, "--oracle", str(work)], check=True)
-        for name in models.MODELS:
+        subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work), "--stages", ",".join(stage_names)],
+                       check=True)
+        for name in moe_models.MODELS:
             with np.load(work / f"{name}.npz") as r:
                 refs.update({f"{name}/{k}": r[k] for k in r.files})
     np.savez_compressed(out, **refs)
     print(f"{out}: {out.stat().st_size / 1e3:.0f} KB")
-    for name in models.MODELS:
-        for k in range(len(models.PROMPT_LENGTHS)):
+    for name in moe_models.MODELS:
+        for k in range(len(moe_models.PROMPT_LENGTHS)):
             tl, gm = refs[f"{name}/top_logits_{k}"], refs[f"{name}/greedy_margin_{k}"]
             print(f"{name} prompt {k}: top-1 margin min {(tl[:, 0] - tl[:, 1]).min():.4f}, "
                   f"greedy margin min {gm.min():.4f}, distinct greedy {len(set(refs[f'{name}/greedy_{k}']))}")
-    return refs
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
-    ap.add_argument("--oracle", help=argparse.SUPPRESS)   # the second step, in the venv
-    a = ap.parse_args()
-    if a.oracle:
-        oracle(Path(a.oracle))
-        return
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-    import moe_models
-
-    build_refs(moe_models, OUT, a.venv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ compares with.
 
     python3 benchmarks/make_qwen35_refs.py [--venv /work/main/.venv-llamacpp]
 
-The steps and the keys are make_moe_refs.py's (build_refs): each prompt in one batch
+The steps and the keys are make_moe_refs.py's: each prompt in one batch
 and each greedy step as the whole sequence again in one batch from an empty state.
 llama.cpp 0.3.36 runs the delta rule as its fused CPU op (ggml_gated_delta_net: the
 recurrence token by token, whatever the batch), so the batch's logits are also the
@@ -17,26 +17,13 @@ multi-section rope), its output gated by sigmoid(gate) and projected (3).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "tests" / "data" / "qwen35_refs.npz"
+from make_moe_refs import main
+
+OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "qwen35_refs.npz"
 STAGES = ("conv_output_silu-0", "attn_output-0", "final_output-0", "linear_attn_out-0", "l_out-2",
           "Qcur-3", "attn_gated-3", "attn_output-3")
 
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--venv", default="/work/main/.venv-llamacpp")
-    a = ap.parse_args()
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-    import make_moe_refs
-    import qwen35_models
-
-    make_moe_refs.build_refs(qwen35_models, OUT, a.venv, STAGES)
-
-
 if __name__ == "__main__":
-    main()
+    main("qwen35_models", OUT, STAGES)

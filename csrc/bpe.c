@@ -337,9 +337,9 @@ static int spm_try(const tok_t *t, scratch_t *s, const unsigned char *x, int32_t
     return qpush(s, -(double)t->score[id], l, r, a->len + b->len);
 }
 
-/* one fragment (spaces already escaped) -> ids at out (room for n); count or < 0 */
-static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
-    if (n == 0) return 0;
+/* x's UTF-8 characters as the first symbols (llama.cpp's unicode_len_utf8 by the lead
+ * byte, cut at the end); their count, or -2 out of memory */
+static int32_t utf8_symbols(scratch_t *s, const unsigned char *x, int64_t n) {
     if (grow((void **)&s->sym, &s->cap_sym, n, sizeof(sym_t))) return -2;
     int32_t ns = 0;
     for (int64_t i = 0; i < n;) {
@@ -354,7 +354,12 @@ static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, in
         i += len;
     }
     s->nheap = 0;
-    if (merge_symbols(t, s, x, ns, spm_try)) return -2;
+    return ns;
+}
+
+/* the merged symbols' ids at out: each symbol's token, or its bytes' <0xXX> tokens; a
+ * byte without one: -3 (strict: SentencePiece's) or left out (Gemma 4's BPE, as llama.cpp) */
+static int64_t emit_symbols(const tok_t *t, const scratch_t *s, const unsigned char *x, int strict, int *out) {
     int64_t k = 0;
     for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         const sym_t *y = &s->sym[i];
@@ -362,11 +367,28 @@ static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, in
         if (id >= 0) { out[k++] = id; continue; }
         for (int32_t j = 0; j < y->len; j++) {
             int b = t->byte_id[x[y->start + j]];
-            if (b < 0) return -3;
-            out[k++] = b;
+            if (b >= 0) out[k++] = b;
+            else if (strict) return -3;
         }
     }
     return k;
+}
+
+/* BPE over raw UTF-8 (Gemma 4's: spaces already escaped, no byte encoding): the
+ * characters merged by rank. ids at out (room for n); count or < 0 */
+static int64_t bpe_raw_word(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
+    if (n == 0) return 0;
+    const int32_t ns = utf8_symbols(s, x, n);
+    if (ns < 0 || merge_symbols(t, s, x, ns, bpe_try)) return -2;
+    return emit_symbols(t, s, x, 0, out);
+}
+
+/* one fragment (spaces already escaped) -> ids at out (room for n); count or < 0 */
+static int64_t spm_frag(const tok_t *t, scratch_t *s, const unsigned char *x, int64_t n, int *out) {
+    if (n == 0) return 0;
+    const int32_t ns = utf8_symbols(s, x, n);
+    if (ns < 0 || merge_symbols(t, s, x, ns, spm_try)) return -2;
+    return emit_symbols(t, s, x, 1, out);
 }
 
 static long long run_batch(const void *h, const unsigned char *buf, const long long *offs, long long nitems,
@@ -379,10 +401,11 @@ static long long run_batch(const void *h, const unsigned char *buf, const long l
     for (long long i = 0; i < nitems; i++) {
         long long a = offs[i], b = offs[i + 1];
         if (a < 0 || b < a || (b > a && !buf) || b - a > 0x3fffffff) { rc = -1; break; }
-        long long room = mode ? 2 * (b - a) : (b - a);
+        long long room = mode == 1 ? 2 * (b - a) : (b - a);
         if (cap - k < room) { rc = -1; break; }
-        int64_t m = mode ? bpe_word(t, &s, buf + a, b - a, ignore_merges, out + k)
-                         : spm_frag(t, &s, buf + a, b - a, out + k);
+        int64_t m = mode == 1 ? bpe_word(t, &s, buf + a, b - a, ignore_merges, out + k)
+                    : mode == 2 ? bpe_raw_word(t, &s, buf + a, b - a, out + k)
+                    : spm_frag(t, &s, buf + a, b - a, out + k);
         if (m < 0) { rc = m; break; }
         counts[i] = m;
         k += m;
@@ -394,6 +417,11 @@ static long long run_batch(const void *h, const unsigned char *buf, const long l
 long long llm_tok_bpe(const void *h, const unsigned char *buf, const long long *offs, long long nwords,
                       int ignore_merges, int *out, long long cap, long long *counts) {
     return run_batch(h, buf, offs, nwords, 1, ignore_merges, out, cap, counts);
+}
+
+long long llm_tok_bpe_raw(const void *h, const unsigned char *buf, const long long *offs, long long nwords,
+                          int *out, long long cap, long long *counts) {
+    return run_batch(h, buf, offs, nwords, 2, 0, out, cap, counts);
 }
 
 long long llm_tok_spm(const void *h, const unsigned char *buf, const long long *offs, long long nfrags,

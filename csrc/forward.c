@@ -12,10 +12,7 @@ void llm_set_trace(llm_trace_fn fn) { trace_fn = fn; }
 void llm_trace(const char *name, int il, const float *data, long long n) { if (trace_fn) trace_fn(name, il, data, n); }
 #define TRACE(name, il, ptr, count) do { if (trace_fn) trace_fn(name, il, ptr, (long long)(count)); } while (0)
 
-static int is_swa(const llm_model *m, int il) {
-    const int p = m->c.swa_pattern;
-    return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
-}
+static int is_swa(const llm_model *m, int il) { return llm_layer_swa(m, il); }
 
 /* the weight's interleaved copy is read where it has one (repack.c) */
 void llm_mm(const llm_tensor *w, const float *x, int n, float *y) {
@@ -63,9 +60,10 @@ typedef struct {
     atomic_int next;            /* tasks taken one at a time, latest tokens (costliest) first */
 } attn_job;
 
-/* where (layer il, KV head h, position p)'s row starts in the caches */
+/* where (layer il, KV head h, position p)'s row starts in the caches (the cache layer
+ * il reads: its own, or gemma4's earlier layer's) */
 static inline size_t kv_row(const llm_model *m, int il, int h, int p) {
-    return (((size_t)(il - m->l0) * m->c.n_head_kv + h) * m->n_ctx + p) * m->c.head_dim;
+    return m->kv_off[il] + ((size_t)h * m->n_ctx + p) * llm_layer_hd(m, il);
 }
 
 static int attn_start(const llm_model *m, int il, int p) {
@@ -80,23 +78,23 @@ static void attn_task(int ith, int nth, void *p) {
     attn_job *j = p;
     llm_model *m = j->m;
     const llm_config *c = &m->c;
-    const int hd = c->head_dim, group = c->n_head / c->n_head_kv;
+    const int hd = llm_layer_hd(m, j->il), qd = c->n_head * hd, hkv = llm_layer_hkv(m, j->il), group = c->n_head / hkv;
     const size_t scs = (size_t)m->n_ctx + 16;
-    float *sc = m->scores + (size_t)ith * group * scs, *acc = m->acc32 + (size_t)ith * group * 16 * hd;
+    float *sc = m->scores + (size_t)ith * group * scs, *acc = m->acc32 + (size_t)ith * group * 16 * (m->q_dim / c->n_head);
     f16_t *q16 = m->q16 + (size_t)ith * m->q_dim, *acc16 = m->acc16 + (size_t)ith * m->q_dim;
     int pieces = 1;
-    while (j->n * c->n_head_kv * pieces < nth && pieces < group) pieces++;
-    const int total = j->n * c->n_head_kv * pieces;
+    while (j->n * hkv * pieces < nth && pieces < group) pieces++;
+    const int total = j->n * hkv * pieces;
     const llm_kernel_table *kt = llm_kernels();
     const float *sinks = LT(m, j->il, 0)[LLM_T_ATTN_SINKS].data;   /* per query head, or none */
     for (;;) {
         const int taken = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (taken >= total) break;
         const int w = total - 1 - taken;
-        const int t = w / (c->n_head_kv * pieces), kh = w / pieces % c->n_head_kv, pc = w % pieces;
+        const int t = w / (hkv * pieces), kh = w / pieces % hkv, pc = w % pieces;
         const int h0 = group * pc / pieces, h1 = group * (pc + 1) / pieces;
         const int pp = j->pos + t;
-        const size_t qo = (size_t)t * m->q_dim + ((size_t)kh * group + h0) * hd;
+        const size_t qo = (size_t)t * qd + ((size_t)kh * group + h0) * hd;
         const float *q = m->q + qo;
         for (int i = 0; i < (h1 - h0) * hd; i++) q16[i] = llm_f32_to_f16(q[i]);
         const size_t r0 = kv_row(m, j->il, kh, 0);
@@ -111,7 +109,12 @@ static void attn_task(int ith, int nth, void *p) {
 
 /* ---- per-token stages, split over the thread pool by token (each token's
  * arithmetic is the same whatever the split) ---- */
-enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN, ST_Q_SPLIT, ST_ATTN_GATE };
+enum { ST_ATTN_NORM, ST_QK, ST_POST_ATTN, ST_ACT, ST_POST_FFN, ST_OUT_SCALE, ST_Q_SPLIT, ST_ATTN_GATE };
+
+/* a layer's FFN width: its gate's rows (gemma4's vary), or half its fused gate+up's */
+static int layer_ff(const llm_tensor *L) {
+    return (int)(L[LLM_T_FFN_GATE].data ? L[LLM_T_FFN_GATE].ne1 : L[LLM_T_FFN_UP].ne1 / 2);
+}
 typedef struct {
     llm_model *m;
     int il, n, pos, stage;
@@ -120,7 +123,8 @@ typedef struct {
 static void tok_one(const tok_job *j, int t) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
-    const int il = j->il, d = c->n_embd, hd = c->head_dim, qd = m->q_dim, kvd = m->kv_dim;
+    const int il = j->il, d = c->n_embd, hd = llm_layer_hd(m, il), hkv = llm_layer_hkv(m, il);
+    const int qd = c->n_head * hd, kvd = hkv * hd;
     const llm_tensor *L = LT(m, il, 0);
     float *xr = m->x + (size_t)t * d, *xn = m->xn + (size_t)t * d;
     switch (j->stage) {
@@ -131,27 +135,33 @@ static void tok_one(const tok_job *j, int t) {
         const int swa = is_swa(m, il);
         const float base = swa ? c->rope_base_swa : c->rope_base;
         const float scale = swa ? c->rope_scale_swa : c->rope_scale;
-        const float *ff = m->g[LLM_G_ROPE_FREQS].data;
+        /* gemma4's sliding layers rotate their own dims, without rope_freqs (its
+         * proportional rope is the full layers'); no other model has both */
+        const int n_rot = swa && c->n_rot_swa > 0 ? c->n_rot_swa : c->n_rot;
+        const float *ff = swa ? NULL : m->g[LLM_G_ROPE_FREQS].data;
+        const int own_kv = llm_layer_own_kv(m, il);
         float cs[1024];
-        float *q = m->q + (size_t)t * qd, *k = m->k + (size_t)t * kvd;
+        float *q = m->q + (size_t)t * qd, *k = m->k + (size_t)t * kvd, *v = m->v + (size_t)t * kvd;
         if (L[LLM_T_ATTN_Q_NORM].data)
             for (int h = 0; h < c->n_head; h++) llm_rmsnorm(q + h * hd, q + h * hd, L[LLM_T_ATTN_Q_NORM].data, hd, c->rms_eps);
-        if (L[LLM_T_ATTN_K_NORM].data)
-            for (int h = 0; h < c->n_head_kv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
-        if (c->n_rot > 0) {
+        if (own_kv && L[LLM_T_ATTN_K_NORM].data)
+            for (int h = 0; h < hkv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
+        if (own_kv && c->v_norm)
+            for (int h = 0; h < hkv; h++) llm_rmsnorm(v + h * hd, v + h * hd, NULL, hd, c->rms_eps);
+        if (n_rot > 0) {
             llm_yarn y;
             if (c->rope_ext_factor != 0.0f) llm_yarn_init(&y, c, base, scale);
-            llm_rope_cache(cs, c->n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
+            llm_rope_cache(cs, n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
             if (c->rope_sections[0] + c->rope_sections[1] + c->rope_sections[2] + c->rope_sections[3] > 0)
-                llm_rope_imrope(cs, c->n_rot, c->rope_sections);
-            for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, c->n_rot, c->rope_neox);
-            for (int h = 0; h < c->n_head_kv; h++) llm_rope_apply(k + h * hd, cs, c->n_rot, c->rope_neox);
+                llm_rope_imrope(cs, n_rot, c->rope_sections);
+            for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, n_rot, c->rope_neox);
+            for (int h = 0; own_kv && h < hkv; h++) llm_rope_apply(k + h * hd, cs, n_rot, c->rope_neox);
         }
         if (c->q_prescale != 1.0f)
             for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;
+        if (!own_kv) break;
         /* K and V into the F16 cache (head-major: each head's rows contiguous) */
-        const float *v = m->v + (size_t)t * kvd;
-        for (int h = 0; h < c->n_head_kv; h++) {
+        for (int h = 0; h < hkv; h++) {
             const size_t off = kv_row(m, il, h, j->pos + t);
             for (int i = 0; i < hd; i++) {
                 m->kcache[off + i] = llm_f32_to_f16(k[h * hd + i]);
@@ -168,7 +178,7 @@ static void tok_one(const tok_job *j, int t) {
         break;
     }
     case ST_ACT: {
-        const int ff_n = c->n_ff;
+        const int ff_n = layer_ff(L);
         if (c->ffn_gelu) llm_geglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
         else llm_kernels()->swiglu(m->gate + (size_t)t * ff_n, m->up + (size_t)t * ff_n, ff_n);
         break;
@@ -177,6 +187,11 @@ static void tok_one(const tok_job *j, int t) {
         float *o = m->tmp + (size_t)t * d;
         if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
         for (int i = 0; i < d; i++) xr[i] += o[i];
+        break;
+    }
+    case ST_OUT_SCALE: {
+        const float s = *(const float *)L[LLM_T_LAYER_OUT_SCALE].data;
+        for (int i = 0; i < d; i++) xr[i] *= s;
         break;
     }
     case ST_Q_SPLIT:    /* qwen35: each head's query, then its gate, in m->tmp */
@@ -224,14 +239,18 @@ static void per_token(llm_model *m, int il, int n, int pos, int stage) {
     llm_for_rows(n, tok_row, &j);
 }
 
+static void dense_ffn(llm_model *m, int il, int n, int pos);
+
 /* the attention block over the n rows of m->xn, its output into m->tmp */
 static void attention(llm_model *m, int il, int n, int pos) {
     const llm_config *c = &m->c;
-    const int qd = m->q_dim, kvd = m->kv_dim;
+    const int qd = c->n_head * llm_layer_hd(m, il), kvd = llm_layer_hkv(m, il) * llm_layer_hd(m, il);
     const llm_tensor *L = LT(m, il, 0);
     float *xn = m->xn;
 
-    if (L[LLM_T_ATTN_QKV].data) {
+    if (!llm_layer_own_kv(m, il)) {      /* gemma4: K/V already in an earlier layer's cache */
+        mm(&L[LLM_T_ATTN_Q], xn, n, m->q);
+    } else if (L[LLM_T_ATTN_QKV].data) {
         const int w = qd + 2 * kvd;
         mm(&L[LLM_T_ATTN_QKV], xn, n, m->tmp);
         for (int t = 0; t < n; t++) {
@@ -243,7 +262,9 @@ static void attention(llm_model *m, int il, int n, int pos) {
     } else {
         const llm_tensor *w3[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
         float *y3[3] = {c->attn_q_gate ? m->tmp : m->q, m->k, m->v};
-        mm_multi(w3, 3, xn, n, y3);
+        const int has_v = L[LLM_T_ATTN_V].data != NULL;
+        mm_multi(w3, has_v ? 3 : 2, xn, n, y3);
+        if (!has_v) memcpy(m->v, m->k, (size_t)n * kvd * sizeof(float));   /* gemma4's K-as-V layers */
         if (c->attn_q_gate) per_token(m, il, n, pos, ST_Q_SPLIT);
     }
     add_bias(m->q, &L[LLM_T_ATTN_Q_B], n, qd);
@@ -284,14 +305,21 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);
     TRACE("ffn_norm", il, xn, (size_t)n * c->n_embd);
 
-    if (L[LLM_T_FFN_GATE_INP].data) {   /* a mixture of experts */
-        llm_moe_ffn(m, il, n);
-        TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);
-        per_token(m, il, n, pos, ST_POST_FFN);
-        TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
-        return;
-    }
-    const int ff_n = c->n_ff;
+    if (L[LLM_T_FFN_PRE_NORM_2].data) dense_ffn(m, il, n, pos);   /* gemma4: a dense FFN beside the experts */
+    if (L[LLM_T_FFN_GATE_INP].data) llm_moe_ffn(m, il, n);   /* a mixture of experts */
+    else dense_ffn(m, il, n, pos);
+    TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);
+    per_token(m, il, n, pos, ST_POST_FFN);
+    if (c->n_embd_ple > 0) llm_ple_layer(m, il, n);
+    if (L[LLM_T_LAYER_OUT_SCALE].data) per_token(m, il, n, pos, ST_OUT_SCALE);
+    TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
+}
+
+/* the dense FFN over m->xn into m->tmp */
+static void dense_ffn(llm_model *m, int il, int n, int pos) {
+    const llm_tensor *L = LT(m, il, 0);
+    float *xn = m->xn;
+    const int ff_n = layer_ff(L);
     if (L[LLM_T_FFN_GATE].data) {
         const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE], &L[LLM_T_FFN_UP]};
         float *y2[2] = {m->gate, m->up};
@@ -308,9 +336,6 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     per_token(m, il, n, pos, ST_ACT);
     TRACE("ffn_act", il, m->gate, (size_t)n * ff_n);
     mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
-    TRACE("ffn_out", il, m->tmp, (size_t)n * c->n_embd);
-    per_token(m, il, n, pos, ST_POST_FFN);
-    TRACE("l_out", il, m->x, (size_t)n * c->n_embd);
 }
 
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
@@ -333,7 +358,8 @@ int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_ou
     mm(O, m->xn, n_out, logits);
     if (c->logit_softcap > 0.0f) {
         const float cap = c->logit_softcap;
-        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] / cap) * cap;
+        const float inv = 1.0f / cap;   /* llama.cpp scales by the reciprocal (ggml_scale), not divides */
+        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] * inv) * cap;
     }
     return 0;
 }
@@ -350,6 +376,7 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
             for (int i = 0; i < d; i++) x[i] *= c->embd_scale;
     }
     TRACE("embd", -1, m->x, (size_t)n * d);
+    if (c->n_embd_ple > 0) llm_ple_inputs(m, tokens, n);
     return llm_forward_from_x(m, n, pos, logits, first_out, n_out);
 }
 

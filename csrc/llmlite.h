@@ -96,7 +96,7 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 /* architecture ids */
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
-       LLM_ARCH_GPTOSS = 7, LLM_ARCH_QWEN35 = 8 };
+       LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -113,17 +113,28 @@ enum {
      * expert's output width) */
     LLM_T_ATTN_OUT_B = 25, LLM_T_ATTN_SINKS = 26, LLM_T_FFN_GATE_INP_B = 27,
     LLM_T_FFN_GATE_EXPS_B = 28, LLM_T_FFN_UP_EXPS_B = 29, LLM_T_FFN_DOWN_EXPS_B = 30,
+    /* gemma4: the layer's output scale (1 F32), and its per-layer embedding term: the
+     * gate (n_embd -> n_embd_ple), the projection back (n_embd_ple -> n_embd), its norm */
+    LLM_T_LAYER_OUT_SCALE = 31, LLM_T_PLE_INP_GATE = 32, LLM_T_PLE_PROJ = 33, LLM_T_PLE_POST_NORM = 34,
+    /* gemma4's expert layers (26B-A4B): the router input's scale (n_embd), the experts'
+     * gate and up fused (each expert's gate rows then its up rows), each expert's
+     * output scale (n_expert), the experts' input norm, and the norms after the dense
+     * FFN and after the experts */
+    LLM_T_FFN_GATE_INP_S = 35, LLM_T_FFN_GATE_UP_EXPS = 36, LLM_T_FFN_DOWN_EXPS_S = 37,
+    LLM_T_FFN_PRE_NORM_2 = 38, LLM_T_FFN_POST_NORM_1 = 39, LLM_T_FFN_POST_NORM_2 = 40,
     /* qwen35's gated delta-net (linear attention) layers (delta_net.c): a layer with
      * ssm_out is one; attn_qkv is then its q|k|v projection (2 key_dim + value_dim rows),
      * attn_gate its z, ssm_conv1d the causal convolution (d_conv taps a channel, F32),
      * ssm_dt the alpha bias and ssm_a the decay (n_v_head F32 each), ssm_beta and
      * ssm_alpha their projections, ssm_norm the gated RMSNorm's weight (d_state F32) */
-    LLM_T_ATTN_GATE = 31, LLM_T_SSM_CONV1D = 32, LLM_T_SSM_DT_B = 33, LLM_T_SSM_A = 34,
-    LLM_T_SSM_BETA = 35, LLM_T_SSM_ALPHA = 36, LLM_T_SSM_NORM = 37, LLM_T_SSM_OUT = 38,
-    LLM_T_LAYER_COUNT = 39
+    LLM_T_ATTN_GATE = 41, LLM_T_SSM_CONV1D = 42, LLM_T_SSM_DT_B = 43, LLM_T_SSM_A = 44,
+    LLM_T_SSM_BETA = 45, LLM_T_SSM_ALPHA = 46, LLM_T_SSM_NORM = 47, LLM_T_SSM_OUT = 48,
+    LLM_T_LAYER_COUNT = 49
 };
-/* global tensor slots (layer = -1) */
-enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3, LLM_G_COUNT = 4 };
+/* global tensor slots (layer = -1); gemma4's per-layer embeddings: the table (n_layer *
+ * n_embd_ple per token), the projection of the embedding to it, that projection's norm */
+enum { LLM_G_TOKEN_EMBD = 0, LLM_G_OUTPUT_NORM = 1, LLM_G_OUTPUT = 2, LLM_G_ROPE_FREQS = 3,
+       LLM_G_PLE_TOKEN_EMBD = 4, LLM_G_PLE_MODEL_PROJ = 5, LLM_G_PLE_PROJ_NORM = 6, LLM_G_COUNT = 7 };
 
 typedef struct {
     int arch;
@@ -159,6 +170,13 @@ typedef struct {
      * rope.scaling.attn_factor (rope_attn_factor, default 1) */
     float rope_ext_factor, rope_attn_factor, yarn_beta_fast, yarn_beta_slow;
     int n_ctx_orig;
+    /* gemma4: sliding-window layers' own head size and rotary dims (0: head_dim, n_rot;
+     * rope_freqs then applies to the full layers only); layers from n_layer_kv on read
+     * an earlier layer's K/V (the last sliding / full layer before n_layer_kv, as
+     * llama.cpp maps them) and have no cache (0: every layer has its own); V rms-normed
+     * without weight (v_norm); per-layer token embeddings of n_embd_ple (0: none) */
+    int head_dim_swa, n_rot_swa, n_layer_kv, v_norm, n_embd_ple;
+    int n_head_kv_swa;      /* gemma4: the sliding layers' KV heads (0: n_head_kv, the full layers') */
     /* qwen35: the gated delta-net's sizes (0 d_state: none): the conv taps, the head
      * width (keys and values), the key heads and the value heads (a multiple of them;
      * value head h reads key head h % n_group) */
@@ -184,10 +202,11 @@ int llm_model_check(llm_model *m, char *err, int errlen);
 long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (its layers) */
 /* after the tensors are set: a copy of each weight that this machine's kernels read
  * faster with its rows interleaved in groups of 4 (csrc/repack.c), read instead of
- * the file from then on (the logits' bits are unchanged). drop 1: the file's pages
- * of those weights are let go (the weights must be a file mapping). Returns the
- * bytes copied, or -1 when out of memory (the weights copied so far keep their
- * copies). llm_model_repack_bytes: what the copies hold. */
+ * the file from then on (the logits' bits are unchanged); an expert tensor's experts
+ * are copied at their first use. drop 1: the file's pages of what is copied are let
+ * go (the weights must be a file mapping). Returns the bytes the copies take once
+ * all are made, or -1 when out of memory (the weights copied so far keep their
+ * copies). llm_model_repack_bytes: what they hold so far. */
 long long llm_model_repack(llm_model *m, int drop);
 /* llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the table's
  * q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
@@ -282,6 +301,10 @@ int llm_tok_find(const void *tok, const unsigned char *s, long long n);   /* id 
  * small, -2 no memory, -3 SPM: a byte with no token. */
 long long llm_tok_bpe(const void *tok, const unsigned char *buf, const long long *offs, long long nwords,
                       int ignore_merges, int *out, long long cap, long long *counts);
+/* BPE over raw UTF-8 words (Gemma 4's tokenizer: no byte encoding; a symbol that is no
+ * token gives its bytes' <0xXX> tokens, those that exist; out: 1 id per byte) */
+long long llm_tok_bpe_raw(const void *tok, const unsigned char *buf, const long long *offs, long long nwords,
+                          int *out, long long cap, long long *counts);
 long long llm_tok_spm(const void *tok, const unsigned char *buf, const long long *offs, long long nfrags,
                       int *out, long long cap, long long *counts);
 #endif

@@ -270,20 +270,27 @@ static int mm_job_gemv(mm_job *j, const void *W, long long rows, long long k, co
     return 0;
 }
 
-int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y) {
-    mm_job j;
-    if (mm_job_gemv(&j, W, rows, k, NULL, ncols, Y)) return -1;
-    void *Xq = get_scratch(&scratch, j.xq_stride * (size_t)(ncols > 0 ? ncols : 1));
+/* a job made over activations not yet quantized: X quantized into activation type
+ * at (its own blocks), then the job's row tiles over the pool */
+static int run_job(mm_job *j, int at, const float *X) {
+    const long long ncols = j->ncols, k = j->k;
+    void *Xq = get_scratch(&scratch, j->xq_stride * (size_t)(ncols > 0 ? ncols : 1));
     if (!Xq) return -1;
-    quant_job q = {0, T_Q8_K, X, Xq, k, ncols, (long long)j.xq_stride, NULL};
+    quant_job q = {0, at, X, Xq, k, ncols, (long long)j->xq_stride, NULL};
     if (ncols == 1) quant_task(0, 1, &q);
     else llm_parallel(quant_task, &q);
     tile_sched ts;
-    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
-    j.Xq = Xq;
-    j.sched = &ts;
-    llm_parallel(mm_task, &j);
+    sched_init(&ts, (j->rows + ROW_TILE - 1) / ROW_TILE);
+    j->Xq = Xq;
+    j->sched = &ts;
+    llm_parallel(mm_task, j);
     return 0;
+}
+
+int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float *X, long long ncols, float *Y) {
+    mm_job j;
+    if (mm_job_gemv(&j, W, rows, k, NULL, ncols, Y)) return -1;
+    return run_job(&j, T_Q8_K, X);
 }
 
 /* the job of a weight's decode copy W4 (repack.c: its rows' blocks interleaved by
@@ -311,17 +318,7 @@ int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long
                   float *Y) {
     mm_job j;
     if (mm_job_x4(&j, wtype, gemv, W4, rows, k, NULL, ncols, Y)) return -1;
-    void *Xq = get_scratch(&scratch, j.xq_stride * (size_t)(ncols > 0 ? ncols : 1));
-    if (!Xq) return -1;
-    quant_job q = {0, gemv ? T_Q8_K : llm_type_act_type(wtype), X, Xq, k, ncols, (long long)j.xq_stride, NULL};
-    if (ncols == 1) quant_task(0, 1, &q);
-    else llm_parallel(quant_task, &q);
-    tile_sched ts;
-    sched_init(&ts, (rows + ROW_TILE - 1) / ROW_TILE);
-    j.Xq = Xq;
-    j.sched = &ts;
-    llm_parallel(mm_task, &j);
-    return 0;
+    return run_job(&j, gemv ? T_Q8_K : llm_type_act_type(wtype), X);
 }
 
 static void mm_multi_run(mm_multi_job *j) {

@@ -5,10 +5,19 @@
 #include "internal.h"
 #include "span.h"
 
-/* x4: the decode copy of the weight (repack.c), or NULL */
-typedef struct { int type; const void *data; long long ne0, ne1; const void *x4; } llm_tensor;
+/* x4: the weight's interleaved copy (repack.c), or NULL; x4_ready: for an expert
+ * tensor, whose experts' slices are copied yet (each is copied at its first use), or
+ * NULL: the whole copy is made */
+typedef struct {
+    int type;
+    const void *data;
+    long long ne0, ne1;
+    const void *x4;
+    unsigned char *x4_ready;
+} llm_tensor;
 
 #define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
+#define LLM_PLE_MAX 4096         /* gemma4's per-layer embedding width at most (ple.c's stack row; E2B's 256) */
 
 /* moe.c's buffers for a batch of B tokens routed to k experts each (B*k "routes"),
  * sized once at load by n_batch */
@@ -32,8 +41,11 @@ struct llm_model {
     int head;                    /* 1: it applies the output norm and head after layer l1-1 */
     const llm_span_ops *span_ops;/* the span of layers after l1 (another backend), or NULL */
     void *span;
-    int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim */
-    f16_t *kcache, *vcache;      /* [l1 - l0][n_head_kv][n_ctx][head_dim] */
+    int q_dim, kv_dim;           /* n_head*head_dim, n_head_kv*head_dim (the widest layer's) */
+    f16_t *kcache, *vcache;      /* per layer with a cache of its own: [n_head_kv][n_ctx][its head_dim] */
+    size_t *kv_off;              /* per layer: where the cache it reads starts (elements) */
+    long long kv_elems;          /* the caches' elements (each of K and V) */
+    float *ple_in;               /* gemma4: n_batch x n_layer x n_embd_ple per-layer inputs (ple.c) */
     /* batch scratch, n_batch rows each */
     float *x, *xn, *q, *k, *v, *att, *tmp, *gate, *up;
     float *scores;               /* per thread: (n_head / n_head_kv) x (n_ctx + 16) floats */
@@ -43,6 +55,7 @@ struct llm_model {
     llm_moe_scratch moe;         /* the expert FFN's buffers (all NULL for a dense model) */
     struct llm_dn *dn;           /* delta_net.c's recurrent state and buffers (NULL: no such layers) */
     int n_threads_alloc;
+    int x4_drop;                 /* repack.c: the file's pages of a copied weight are let go */
 };
 
 static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
@@ -60,6 +73,27 @@ void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, flo
 void llm_for_rows(int n, void (*fn)(void *ctx, int t), void *ctx);
 /* the trace hook (llm_set_trace), NULL when off */
 void llm_trace(const char *name, int il, const float *data, long long n);
+
+/* a layer's head size and KV heads (gemma4's sliding layers have their own) */
+static inline int llm_layer_swa(const llm_model *m, int il) {
+    const int p = m->c.swa_pattern;
+    return m->c.sliding_window > 0 && p > 1 && (il % p) < p - 1;
+}
+static inline int llm_layer_hd(const llm_model *m, int il) {
+    return llm_layer_swa(m, il) && m->c.head_dim_swa > 0 ? m->c.head_dim_swa : m->c.head_dim;
+}
+static inline int llm_layer_hkv(const llm_model *m, int il) {
+    return llm_layer_swa(m, il) && m->c.n_head_kv_swa > 0 ? m->c.n_head_kv_swa : m->c.n_head_kv;
+}
+/* 1 where layer il writes a K/V cache of its own (gemma4's last layers read another's) */
+static inline int llm_layer_own_kv(const llm_model *m, int il) {
+    return m->c.n_layer_kv <= 0 || il < m->c.n_layer_kv;
+}
+
+/* ple.c (gemma4): the per-layer inputs of the n tokens from their scaled embeddings in
+ * m->x; layer il's per-layer embedding term added into m->x */
+void llm_ple_inputs(llm_model *m, const int *tokens, int n);
+void llm_ple_layer(llm_model *m, int il, int n);
 
 /* moe.c: layer il's expert FFN over the n rows of m->xn (the FFN-normed input), its
  * output (the routed experts' weighted sum, plus the shared expert where there is
@@ -80,5 +114,8 @@ void llm_delta_net(llm_model *m, int il, int n);
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */
 void llm_model_repack_free(llm_model *m);
 int llm_x4_ok(const llm_tensor *w, int gemv);
+/* expert e's slice of the copy of expert tensor t made now if not yet (moe.c, before
+ * the experts a batch routes to run; the forward's thread) */
+void llm_x4_expert(const llm_model *m, llm_tensor *t, int e);
 
 #endif

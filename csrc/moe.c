@@ -116,10 +116,24 @@ static void group_routes(llm_moe_scratch *s, int E, int R) {
 static llm_tensor expert_slice(const llm_tensor *t, int e, int n_expert) {
     const long long rows = t->ne1 / n_expert;
     const size_t off = (size_t)e * rows * llm_row_bytes(t->type, t->ne0);
-    /* the decode copy's groups of 4 rows lie within an expert when its rows are whole groups */
-    const void *x4 = t->x4 && rows % LLM_R4 == 0 ? (const char *)t->x4 + off : NULL;
-    llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4};
+    /* the copy's groups of 4 rows lie within an expert when its rows are whole groups;
+     * an expert's slice is read there once copied (llm_x4_expert) */
+    const void *x4 = t->x4 && rows % LLM_R4 == 0 && (!t->x4_ready || t->x4_ready[e]) ? (const char *)t->x4 + off : NULL;
+    llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4, NULL};
     return v;
+}
+
+/* expert e's gate (up 0) or up (up 1) matrix: of its own tensor, or of gemma4's fused
+ * one (each expert's ff gate rows, then its ff up rows: each a contiguous block) */
+static llm_tensor expert_gate_up(const llm_tensor *L, int up, int e, int n_expert) {
+    const llm_tensor *f = &L[LLM_T_FFN_GATE_UP_EXPS];
+    if (!f->data) return expert_slice(&L[up ? LLM_T_FFN_UP_EXPS : LLM_T_FFN_GATE_EXPS], e, n_expert);
+    llm_tensor both = expert_slice(f, e, n_expert), half = both;
+    half.ne1 = both.ne1 / 2;
+    const size_t off = (size_t)(up ? half.ne1 : 0) * llm_row_bytes(f->type, f->ne0);
+    half.data = (const char *)both.data + off;
+    half.x4 = both.x4 && half.ne1 % LLM_R4 == 0 ? (const char *)both.x4 + off : NULL;
+    return half;
 }
 
 typedef struct { llm_model *m; int n; } rows_ctx;
@@ -158,13 +172,20 @@ static void swiglu_one(void *p, int r) {
     add_expert_bias(j->m, &j->L[LLM_T_FFN_UP_EXPS_B], u, r, (int)ff);
     add_expert_bias(j->m, &j->L[LLM_T_FFN_GATE_EXPS_B], g, r, (int)ff);
     if (c->swiglu_limit > 0.0f) swiglu_oai(g, u, (int)ff, c->swiglu_alpha, c->swiglu_limit);
+    else if (c->ffn_gelu) llm_geglu(g, u, (int)ff);     /* gemma4's experts: GEGLU */
     else llm_kernels()->swiglu(g, u, (int)ff);
 }
 
+/* route r's expert output: its bias (gpt-oss) or its expert's scale (gemma4) */
 static void down_bias_one(void *p, int r) {
     const act_ctx *j = p;
     const int d = j->m->c.n_embd;
-    add_expert_bias(j->m, &j->L[LLM_T_FFN_DOWN_EXPS_B], j->m->moe.y + (size_t)j->m->moe.row[r] * d, r, d);
+    float *y = j->m->moe.y + (size_t)j->m->moe.row[r] * d;
+    add_expert_bias(j->m, &j->L[LLM_T_FFN_DOWN_EXPS_B], y, r, d);
+    if (j->L[LLM_T_FFN_DOWN_EXPS_S].data) {
+        const float s = ((const float *)j->L[LLM_T_FFN_DOWN_EXPS_S].data)[j->m->moe.id[r]];
+        for (int i = 0; i < d; i++) y[i] *= s;
+    }
 }
 
 /* token t's output: its routes' weighted outputs summed in rank order */
@@ -226,8 +247,8 @@ static int group_experts(llm_model *m, const llm_tensor *L, int R, int down) {
         if (down) {
             w[nw] = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E); x[nw] = s->gate + r0 * ff; y[nw++] = s->y + r0 * d;
         } else {
-            w[nw] = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E); x[nw] = m->xn; y[nw++] = s->gate + r0 * ff;
-            w[nw] = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E); x[nw] = m->xn; y[nw++] = s->up + r0 * ff;
+            w[nw] = expert_gate_up(L, 0, e, E); x[nw] = m->xn; y[nw++] = s->gate + r0 * ff;
+            w[nw] = expert_gate_up(L, 1, e, E); x[nw] = m->xn; y[nw++] = s->up + r0 * ff;
         }
         for (int h = 0; h < nw; h++, nj++) {
             gv[nj] = expert_how(&w[h]);
@@ -243,6 +264,11 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     const llm_config *c = &m->c;
     llm_moe_scratch *s = &m->moe;
     const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
+    /* the routed experts' slices of the copies, made at their first use */
+    for (int e = 0; e < E; e++)
+        if (s->start[e + 1] > s->start[e])
+            for (int slot = LLM_T_FFN_GATE_EXPS; slot <= LLM_T_FFN_DOWN_EXPS; slot++)
+                llm_x4_expert(m, (llm_tensor *)&L[slot], e);
     /* a single token's routes need no gather: each expert reads its row of xn */
     const int one_token = R == c->n_expert_used;
     if (!one_token) {
@@ -254,7 +280,7 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     for (int e = 0; !grouped && e < E; e++) {
         const int r0 = s->start[e], cnt = s->start[e + 1] - r0;
         if (!cnt) continue;
-        const llm_tensor G = expert_slice(&L[LLM_T_FFN_GATE_EXPS], e, E), U = expert_slice(&L[LLM_T_FFN_UP_EXPS], e, E);
+        const llm_tensor G = expert_gate_up(L, 0, e, E), U = expert_gate_up(L, 1, e, E);
         const llm_tensor *w2[2] = {&G, &U};
         float *y2[2] = {s->gate + (size_t)r0 * ff, s->up + (size_t)r0 * ff};
         const float *xe = one_token ? m->xn : s->x + (size_t)r0 * d;
@@ -274,7 +300,7 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
         const llm_tensor D = expert_slice(&L[LLM_T_FFN_DOWN_EXPS], e, E);
         expert_mm(&D, s->gate + (size_t)r0 * ff, cnt, s->y + (size_t)r0 * d);
     }
-    if (L[LLM_T_FFN_DOWN_EXPS_B].data) llm_for_rows(R, down_bias_one, &a);
+    if (L[LLM_T_FFN_DOWN_EXPS_B].data || L[LLM_T_FFN_DOWN_EXPS_S].data) llm_for_rows(R, down_bias_one, &a);
 }
 
 /* ---- qwen2moe's shared expert: a dense SwiGLU FFN gated per token by
@@ -307,12 +333,46 @@ static void shared_expert(llm_model *m, const llm_tensor *L, int n) {
     llm_for_rows(n, shexp_add_one, &j);
 }
 
+/* ---- gemma4's expert layers: a dense GEGLU FFN (forward.c's, over the ffn_norm'd
+ * input, its output in m->tmp) beside the experts, each with its own norms:
+ *   mlp     post_norm_1(dense)                                  (kept in m->att)
+ *   router  ((rmsnorm(h) * 1/sqrt(n_embd)) * gate_inp_s) . ffn_gate_inp   (h: the
+ *           residual stream after attention; each product rounded, as its graph)
+ *   experts over pre_norm_2(h), GEGLU, each output times its expert's scale
+ *   out     mlp + post_norm_2(the experts' weighted sum) ---- */
+static void gemma4_inputs_one(void *p, int t) {
+    const rows_ctx *j = p;
+    llm_model *m = j->m;
+    const llm_tensor *L = LT(m, j->n, 0);    /* n: the layer */
+    const int d = m->c.n_embd;
+    const float eps = m->c.rms_eps, inv = 1.0f / sqrtf((float)d);
+    const float *h = m->x + (size_t)t * d, *sc = L[LLM_T_FFN_GATE_INP_S].data;
+    float *mlp = m->att + (size_t)t * d, *r = m->moe.x + (size_t)t * d;
+    llm_rmsnorm(mlp, m->tmp + (size_t)t * d, L[LLM_T_FFN_POST_NORM_1].data, d, eps);
+    llm_rmsnorm(r, h, NULL, d, eps);
+    for (int i = 0; i < d; i++) r[i] = (r[i] * inv) * sc[i];
+    llm_rmsnorm(m->xn + (size_t)t * d, h, L[LLM_T_FFN_PRE_NORM_2].data, d, eps);
+}
+
+static void gemma4_out_one(void *p, int t) {
+    const rows_ctx *j = p;
+    llm_model *m = j->m;
+    const int d = m->c.n_embd;
+    float *o = m->tmp + (size_t)t * d;
+    const float *mlp = m->att + (size_t)t * d;
+    llm_rmsnorm(o, o, LT(m, j->n, LLM_T_FFN_POST_NORM_2)->data, d, m->c.rms_eps);
+    for (int i = 0; i < d; i++) o[i] = mlp[i] + o[i];
+}
+
 void llm_moe_ffn(llm_model *m, int il, int n) {
     const llm_config *c = &m->c;
     const llm_tensor *L = LT(m, il, 0);
     llm_moe_scratch *s = &m->moe;
     const int R = n * c->n_expert_used;
-    gate_matmul(&L[LLM_T_FFN_GATE_INP], m->xn, n, s->logits);
+    const int gemma4 = L[LLM_T_FFN_PRE_NORM_2].data != NULL;
+    rows_ctx lj = {m, il};
+    if (gemma4) llm_for_rows(n, gemma4_inputs_one, &lj);   /* the router's input in s->x: free until the gather */
+    gate_matmul(&L[LLM_T_FFN_GATE_INP], gemma4 ? s->x : m->xn, n, s->logits);
     llm_trace("ffn_moe_logits", il, s->logits, (long long)n * c->n_expert);
     route_job rj = {m, L[LLM_T_FFN_GATE_INP_B].data};
     llm_for_rows(n, route_one, &rj);
@@ -325,4 +385,5 @@ void llm_moe_ffn(llm_model *m, int il, int n) {
     llm_for_rows(n, combine_one, &j);
     llm_trace("ffn_moe_out", il, m->tmp, (long long)n * c->n_embd);
     if (c->n_ff_shexp > 0) shared_expert(m, L, n);
+    if (gemma4) llm_for_rows(n, gemma4_out_one, &lj);
 }

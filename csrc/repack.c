@@ -36,10 +36,10 @@ static int x4_wanted(const llm_tensor *t) {
     return t->data && !t->x4 && t->ne1 % LLM_R4 == 0 && t->ne0 % QKK == 0 && llm_repack_takes(t->type);
 }
 
-/* the file's pages of t out of this process's memory (they are read again from the
- * page cache if some kernel without a copy reads them): its whole pages only */
-static void drop_pages(const llm_tensor *t) {
-    const uintptr_t pg = 4096, a = (uintptr_t)t->data, e = a + x4_size(t);
+/* the file's pages of n bytes at p out of this process's memory (read again from the
+ * page cache if some kernel without a copy reads them): the whole pages only */
+static void drop_pages(const void *p, size_t n) {
+    const uintptr_t pg = 4096, a = (uintptr_t)p, e = a + n;
     const uintptr_t a0 = (a + pg - 1) & ~(pg - 1), e0 = e & ~(pg - 1);
     if (e0 > a0) madvise((void *)a0, e0 - a0, MADV_DONTNEED);
 }
@@ -75,17 +75,38 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 
 /* t's copy: 0, or -1 when out of memory (t keeps no copy). In 4 KiB pages: asked for
  * transparent huge pages, decode was ~3% faster, but the kernel's compaction on a
- * fault stalled the load for over a second from time to time */
-static int x4_make(llm_tensor *t) {
+ * fault stalled the load for over a second from time to time. n_expert > 0: an
+ * expert tensor, whose slices are copied at their first use (the memory is reserved,
+ * not touched), so that the process holds the experts a model uses, not all */
+static int x4_make(const llm_model *m, llm_tensor *t, int n_expert) {
     const size_t n = x4_size(t), cap = (n + 4095) / 4096 * 4096;
     char *d = aligned_alloc(4096, cap);
     if (!d) return -1;
+    if (n_expert > 0) {
+        t->x4_ready = calloc((size_t)n_expert, 1);
+        if (!t->x4_ready) {
+            free(d);
+            return -1;
+        }
+        t->x4 = d;
+        return 0;
+    }
     if (llm_repack_x4(t->type, t->data, d, t->ne1, t->ne0)) {
         free(d);
         return -1;
     }
     t->x4 = d;
+    if (m->x4_drop) drop_pages(t->data, n);
     return 0;
+}
+
+void llm_x4_expert(const llm_model *m, llm_tensor *t, int e) {
+    if (!t->x4 || !t->x4_ready || t->x4_ready[e]) return;
+    const long long rows = t->ne1 / m->c.n_expert;
+    const size_t bytes = (size_t)rows * (size_t)llm_row_bytes(t->type, t->ne0), off = (size_t)e * bytes;
+    if (llm_repack_x4(t->type, (const char *)t->data + off, (char *)t->x4 + off, rows, t->ne0)) return;
+    if (m->x4_drop) drop_pages((const char *)t->data + off, bytes);
+    t->x4_ready[e] = 1;
 }
 
 /* the matmul weights each layer this model runs on the CPU holds, and the head */
@@ -94,10 +115,18 @@ static const int X4_SLOTS[] = {LLM_T_ATTN_Q, LLM_T_ATTN_K, LLM_T_ATTN_V, LLM_T_A
                                LLM_T_FFN_UP_EXPS, LLM_T_FFN_DOWN_EXPS, LLM_T_FFN_GATE_SHEXP, LLM_T_FFN_UP_SHEXP,
                                LLM_T_FFN_DOWN_SHEXP};
 
-static llm_tensor *x4_next(llm_model *m, int i) {
+/* the i-th weight to copy, or NULL past the last; *n_expert: its expert count (0: not
+ * an expert tensor) */
+static llm_tensor *x4_next(llm_model *m, int i, int *n_expert) {
     const int ns = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]);
     const int nl = (m->l1 - m->l0) * ns;
-    if (i < nl) return &m->layers[(long long)(m->l0 + i / ns) * LLM_T_LAYER_COUNT + X4_SLOTS[i % ns]];
+    *n_expert = 0;
+    if (i < nl) {
+        const int slot = X4_SLOTS[i % ns];
+        if (slot == LLM_T_FFN_GATE_EXPS || slot == LLM_T_FFN_UP_EXPS || slot == LLM_T_FFN_DOWN_EXPS)
+            *n_expert = m->c.n_expert;
+        return &m->layers[(long long)(m->l0 + i / ns) * LLM_T_LAYER_COUNT + slot];
+    }
     if (i == nl && m->head) return m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
     return NULL;
 }
@@ -105,28 +134,41 @@ static llm_tensor *x4_next(llm_model *m, int i) {
 long long llm_model_repack(llm_model *m, int drop) {
     long long bytes = 0;
     llm_tensor *t;
-    for (int i = 0; (t = x4_next(m, i)); i++) {
-        if (!x4_wanted(t)) continue;
-        if (x4_make(t)) return -1;
-        bytes += (long long)x4_size(t);
+    int ne;
+    for (int i = 0; (t = x4_next(m, i, &ne)); i++) {
+        /* an expert's slice holds whole groups */
+        if (!x4_wanted(t) || (ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4))) continue;
         /* the token embeddings (a tied head) are still read by row */
-        if (drop && t != &m->g[LLM_G_TOKEN_EMBD]) drop_pages(t);
+        m->x4_drop = drop && t != &m->g[LLM_G_TOKEN_EMBD];
+        if (x4_make(m, t, ne)) return -1;
+        bytes += (long long)x4_size(t);
     }
+    m->x4_drop = drop;
     return bytes;
 }
 
 long long llm_model_repack_bytes(const llm_model *m) {
     long long bytes = 0;
     const llm_tensor *t;
-    for (int i = 0; (t = x4_next((llm_model *)m, i)); i++)
-        if (t->x4) bytes += (long long)x4_size(t);
+    int ne;
+    for (int i = 0; (t = x4_next((llm_model *)m, i, &ne)); i++) {
+        if (!t->x4) continue;
+        if (!t->x4_ready) {
+            bytes += (long long)x4_size(t);
+            continue;
+        }
+        for (int e = 0; e < ne; e++) bytes += t->x4_ready[e] ? (long long)x4_size(t) / ne : 0;
+    }
     return bytes;
 }
 
 void llm_model_repack_free(llm_model *m) {
     llm_tensor *t;
-    for (int i = 0; m->layers && (t = x4_next(m, i)); i++) {
+    int ne;
+    for (int i = 0; m->layers && (t = x4_next(m, i, &ne)); i++) {
         free((void *)t->x4);
+        free(t->x4_ready);
         t->x4 = NULL;
+        t->x4_ready = NULL;
     }
 }

@@ -346,11 +346,16 @@ static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
 /* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
- * (4 ib + r) blocks): one sequential stream, nothing to prefetch */
-INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4) {
+ * (4 ib + r) blocks): one sequential stream, nothing to prefetch.
+ * Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
+ * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc) */
+INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4,
+                      const int Q5) {
     const block_q8_K *y = va;
     const char *w0 = vw;
     const long long nb = n / QKK;
+    const long long BS = Q5 ? (long long)sizeof(block_q5_K) : (long long)sizeof(block_q4_K);
+    const __m512i c16 = _mm512_set1_epi8(16);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i s_lo0 = WSEL4(0, 0, 2, 2), s_hi0 = WSEL4(1, 1, 3, 3), s_lo1 = WSEL4(4, 4, 6, 6), s_hi1 = WSEL4(5, 5, 7, 7);
     const __m512i mt = _mm512_loadu_si512(q4r4_mt);
@@ -360,8 +365,8 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
          * streamed from memory (half the one-row kernel's speed): the groups ahead are
          * fetched as one sequential stream (the 4 rows are contiguous, 576 bytes per step) */
         if (!X4) {
-            const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * sizeof(block_q4_K));
-            for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+            const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * BS);
+            for (int l = 0; l < (int)(LLM_R4 * BS); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
         }
         const int8_t *q8 = y[ib].qs;
         const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
@@ -376,14 +381,23 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         __m128i mins[4];
         uint32_t dd[4];
         for (int r = 0; r < 4; r++) {
-            const block_q4_K *b = X4 ? (const block_q4_K *)w0 + (ib * LLM_R4 + r) : (const block_q4_K *)(w0 + r * ws) + ib;
+            /* Q4_K and Q5_K share d, dmin (offset 0) and the scales (offset 4) */
+            const block_q4_K *b = (const block_q4_K *)(X4 ? w0 + (ib * LLM_R4 + r) * BS : w0 + r * ws + ib * BS);
+            const uint8_t *qs = Q5 ? ((const block_q5_K *)b)->qs : b->qs;
             const __m128i scm = k4_scales(b->scales);
             const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
             mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
             dd[r] = ld32(&b->d);
-            const __m512i q0 = _mm512_loadu_si512(b->qs), q1 = _mm512_loadu_si512(b->qs + 64);
-            const __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            const __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
+            __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+            __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; l0 holds sub-blocks 0 | 2, h0 1 | 3, l1 4 | 6, h1 5 | 7 */
+                const __m512i qh = bcast32(((const block_q5_K *)b)->qh);
+                l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qh, BYTES2(0x01, 0x04)), l0, c16);
+                h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qh, BYTES2(0x02, 0x08)), h0, c16);
+                l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, BYTES2(0x10, 0x40)), l1, c16);
+                h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, BYTES2(0x20, 0x80)), h1, c16);
+            }
             __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, xl0), _mm512_shuffle_epi8(sc, s_lo0));
             __m512i c = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l1, xl1), _mm512_shuffle_epi8(sc, s_lo1));
             a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(h0, xh0), _mm512_shuffle_epi8(sc, s_hi0));
@@ -404,12 +418,18 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
         const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
         const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
-        if (GEMV) {
+        if (GEMV || Q5) {
             const __m128i Is = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(I, 0), _mm512_extracti32x4_epi32(I, 1)),
                                              _mm_add_epi32(_mm512_extracti32x4_epi32(I, 2), _mm512_extracti32x4_epi32(I, 3)));
             const __m128i Ms = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(M, 0), _mm512_extracti32x4_epi32(M, 1)),
                                              _mm_add_epi32(_mm512_extracti32x4_epi32(M, 2), _mm512_extracti32x4_epi32(M, 3)));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
+            if (Q5) {   /* rows' acc in lanes 0..3: r = fnmadd(M, dmin, I*dw), acc = fma(r, dx, acc) (tiled_step_m) */
+                const __m128 r = _mm_fnmadd_ps(_mm_cvtepi32_ps(Ms), _mm256_extractf128_ps(dsep, 1),
+                                               _mm_mul_ps(_mm_cvtepi32_ps(Is), _mm256_castps256_ps128(dsep)));
+                acc = _mm256_castps128_ps256(_mm_fmadd_ps(r, _mm_set1_ps(y[ib].d), _mm256_castps256_ps128(acc)));
+            } else {
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
+            }
             continue;
         }
         /* k = 0..3 written out: the lane index is an immediate, which a loop gives
@@ -419,19 +439,23 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         R4_STEP(0); R4_STEP(1); R4_STEP(2); R4_STEP(3);
 #undef R4_STEP
     }
-    _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+    if (Q5) _mm_storeu_ps(s, _mm256_castps256_ps128(acc));
+    else _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }
 static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0, 0);
+    q4_K_r4_body(n, s, vw, ws, va, 0, 0, 0);
 }
 static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 1, 0);
+    q4_K_r4_body(n, s, vw, ws, va, 1, 0, 0);
 }
 static void dot_q4_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0, 1);
+    q4_K_r4_body(n, s, vw, ws, va, 0, 1, 0);
 }
 static void dot_q4_K_gemv_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 1, 1);
+    q4_K_r4_body(n, s, vw, ws, va, 1, 1, 0);
+}
+static void dot_q5_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
+    q4_K_r4_body(n, s, vw, ws, va, 0, 1, 1);
 }
 
 /* Q6_K, 4 rows interleaved (vec_dot_x4 only: on the rows' own layout the 4 streams
@@ -517,5 +541,7 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     t->q4_K_gemv_x4 = dot_q4_K_gemv_x4;
     t->vec_dot_r16x4[T_Q4_K] = dot_q4_K_r16_x4;
     t->vec_dot_r16x4[T_Q6_K] = dot_q6_K_r16_x4;
+    t->vec_dot_x4[T_Q5_K] = dot_q5_K_x4;
+    t->vec_dot_r16x4[T_Q5_K] = dot_q5_K_r16_x4;
     t->q4_K_gemv_r16x4 = dot_q4_K_gemv_r16_x4;
 }

@@ -43,21 +43,24 @@ class BenchResult:
 
 def decode_bytes_per_token(model, pos: int) -> int:
     """Bytes one decode step reads at KV position pos: every weight a token uses once
-    (the output head in full; one row of an untied token embedding; of a mixture of
+    (the output head in full; one row of an untied token embedding and of gemma4's
+    per-layer embedding table; of a mixture of
     experts' expert tensors, the n_expert_used experts it runs) plus the K and V cache
     up to pos (F16)."""
     g = model.gguf
     c = model.config
     total = 0
     for name, t in g.tensors.items():
-        if name == "token_embd.weight" and "output.weight" in g.tensors:
-            total += t.nbytes // max(1, int(t.shape[1]))
+        if (name == "token_embd.weight" and "output.weight" in g.tensors) or name == "per_layer_token_embd.weight":
+            total += t.nbytes // max(1, int(t.shape[1]))     # one row (gemma4's per-layer table too)
             continue
         if c.n_expert and name.endswith("_exps.weight"):
             total += t.nbytes // c.n_expert * c.n_expert_used
             continue
         total += t.nbytes
-    total += 2 * c.n_layer * pos * c.n_head_kv * c.head_dim * 2
+    # every layer reads pos positions of a cache (gemma4's: each at its own heads and head
+    # size, a shared layer an earlier layer's)
+    total += pos * sum(2 * h * c.layer_head_dim(il) * 2 for il, h in enumerate(c.n_head_kv_per_layer))
     return int(total)
 
 

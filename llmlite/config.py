@@ -54,6 +54,10 @@ class Arch:
     softmax_k: bool = False
     swiglu_oai: tuple[float, float] | None = None
     swa_pattern: int | None = None
+    # Gemma 4: Q, K and V rms-normed and the scores unscaled (its attention scale is 1);
+    # its sliding layers' own head size, rotary dims and base; K/V shared by its last
+    # layers; per-layer token embeddings (read by _read_gemma4)
+    gemma4: bool = False
     # a layer tensor's name in the file -> the slot name it fills (gpt-oss's post_attention_norm
     # is the norm before its FFN, not one applied to the attention's output as Gemma's)
     renames: tuple = ()
@@ -70,6 +74,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen2moe": Arch(lib.LLM_ARCH_QWEN2MOE, moe=True, shared_expert=True),
          "gpt-oss": Arch(lib.LLM_ARCH_GPTOSS, moe=True, softmax_k=True, swiglu_oai=(1.702, 7.0), swa_pattern=2,
                          renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
+         # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
+         "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
 # llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
 GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
@@ -132,6 +138,10 @@ class ModelConfig:
     n_ff_shexp: int = 0                # the shared expert's width (0: none)
     expert_weights_scale: float = 0.0  # 0 or 1: the weights unscaled
     active_param_count: int = 0        # parameters one token computes with (param_count when dense)
+    head_dim_swa: int = 0              # gemma4: the sliding layers' head size (0: head_dim)
+    n_rot_swa: int = 0                 # gemma4: the sliding layers' rotary dims (0: n_rot)
+    n_kv_shared: int = 0               # gemma4: the last layers reading an earlier layer's K/V
+    n_embd_per_layer: int = 0          # gemma4: per-layer token embedding width (0: none)
     # qwen35's gated delta-net layers (llama.cpp's ssm.* keys): conv taps, head width, key
     # heads (group_count), value heads (time_step_rank); which layers are recurrent
     ssm_d_conv: int = 0
@@ -287,8 +297,10 @@ class ModelConfig:
         cfg.add_eos_token = ae if isinstance(ae, bool) else None
         cfg.param_count = g.param_count()
         cfg.tied_embeddings = "output.weight" not in g.tensors
-        if ARCHS[arch].moe:
+        if ARCHS[arch].moe or (ARCHS[arch].gemma4 and L.EXPERT_COUNT.format(arch=arch) in md):
             _read_experts(cfg, g, num, layered, bad)
+        if ARCHS[arch].gemma4:
+            _read_gemma4(cfg, num, bad)
         if ARCHS[arch].hybrid:
             _read_hybrid(cfg, g, num, bad)
         cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
@@ -324,7 +336,17 @@ class ModelConfig:
             return "linear-attention (gated delta-net) layers"
         if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
             return "YaRN rope"
+        if ARCHS[self.arch].gemma4:
+            return "Gemma 4 layers (per-layer embeddings, shared K/V, two head sizes)"
         return None
+
+    def layer_head_dim(self, il: int) -> int:
+        """layer il's head size (gemma4's sliding layers have their own)"""
+        return self.head_dim_swa if self.head_dim_swa and self.swa_layers and self.swa_layers[il] else self.head_dim
+
+    def own_kv(self, il: int) -> bool:
+        """whether layer il keeps a K/V cache (gemma4's last n_kv_shared read another's)"""
+        return il < self.n_layer - self.n_kv_shared
 
     @property
     def default_ctx(self) -> int:
@@ -345,21 +367,29 @@ class ModelConfig:
         linear-attention layer's recurrent state instead of its cache."""
         total = 0
         for il in range(self.n_layer):
-            if self.recurrent_layers and self.recurrent_layers[il]:
-                total += self.recurrent_state_bytes
-                continue
             cells = n_ctx
             if windowed and self.sliding_window and self.swa_layers and self.swa_layers[il]:
                 cells = min(n_ctx, self.sliding_window)
-            total += cells * self.n_head_kv_per_layer[il] * (self.head_dim + self.head_dim_v) * bytes_per_elem
+            total += self.layer_kv_bytes(il, cells, bytes_per_elem)
         return total
+
+    def layer_kv_bytes(self, il: int, n_ctx: int, bytes_per_elem: int = 2) -> int:
+        """layer il's K and V cache for n_ctx positions (gemma4's: its head size, and
+        none where it reads another layer's); a linear-attention layer's recurrent state"""
+        if self.recurrent_layers and self.recurrent_layers[il]:
+            return self.recurrent_state_bytes
+        if not self.own_kv(il):
+            return 0
+        hd = self.layer_head_dim(il)
+        hd_v = self.head_dim_v if hd == self.head_dim else hd   # gemma4: one size per layer kind
+        return n_ctx * self.n_head_kv_per_layer[il] * (hd + hd_v) * bytes_per_elem
 
     # ---- the C side's view ----
     @property
     def _c_swa_pattern(self) -> int:
         # one pattern for every layer: the C side has no per-layer list (a file's per-layer
-        # array, which swa_layers above reads, leaves it at 1: no sliding window)
-        return self.sliding_window_pattern or 1
+        # array is its period where it has one, as Gemma 4's do; else 1: no sliding window)
+        return self.sliding_window_pattern or _period(self.swa_layers) or 1
 
     def c_windows(self) -> list[int]:
         """Per layer, the window the C forward pass's attention reads (0: the whole
@@ -377,8 +407,9 @@ class ModelConfig:
             raise LlmliteError(_unsupported(self.arch))
         c = ffi.new("llm_config *")
         c.arch = arch.c_id
-        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv = (self.n_layer, self.n_embd, self.n_ff, self.n_head,
-                                                              self.n_head_kv)
+        # n_ff: the widest layer's (the C side reads each layer's from its tensors)
+        c.n_layer, c.n_embd, c.n_ff, c.n_head, c.n_head_kv = (self.n_layer, self.n_embd, max(self.n_ff_per_layer, default=self.n_ff),
+                                                              self.n_head, self.n_head_kv)
         c.head_dim = self.head_dim
         c.n_vocab = n_vocab
         c.n_rot = self.n_rot
@@ -403,12 +434,19 @@ class ModelConfig:
         # float32 as llama.cpp computes them: 1.0f/sqrtf(head_dim), sqrtf(n_embd)
         inv_sqrt_hd = float(np.float32(1.0) / np.sqrt(np.float32(self.head_dim)))
         if arch.gemma:
-            c.attn_scale, c.q_prescale = 1.0, inv_sqrt_hd
+            c.attn_scale, c.q_prescale = 1.0, (1.0 if arch.gemma4 else inv_sqrt_hd)
             c.embd_scale = float(np.sqrt(np.float32(self.n_embd), dtype=np.float32))
             c.ffn_gelu = 1
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
         self.set_c_experts(c)
+        if arch.gemma4:
+            c.head_dim_swa, c.n_rot_swa, c.n_embd_ple = self.head_dim_swa, self.n_rot_swa, self.n_embd_per_layer
+            c.n_layer_kv = self.n_layer - self.n_kv_shared if self.n_kv_shared else 0
+            c.v_norm = 1
+            kv = {bool(s): h for s, h in zip(self.swa_layers or [False] * self.n_layer, self.n_head_kv_per_layer)}
+            c.n_head_kv = kv.get(False, self.n_head_kv)      # the full layers' (head_dim's)
+            c.n_head_kv_swa = kv.get(True, 0)
         if arch.hybrid:
             c.ssm_d_conv, c.ssm_d_state = self.ssm_d_conv, self.ssm_d_state
             c.ssm_n_group, c.ssm_n_v_head = self.ssm_n_group, self.ssm_n_v_head
@@ -457,6 +495,43 @@ def _read_experts(cfg: ModelConfig, g, num, layered, bad) -> None:
     # for other mixtures of experts (deepseek2...), not for these
 
 
+def _period(flags: list[bool]) -> int | None:
+    """p where flags[il] is il % p < p - 1 for every layer (sliding layers then a full
+    one, repeated), or None"""
+    for p in range(2, len(flags) + 1):
+        if all(f == (il % p < p - 1) for il, f in enumerate(flags)):
+            return p
+    return None
+
+
+def _read_gemma4(cfg: ModelConfig, num, bad) -> None:
+    """Gemma 4's hyper-parameters beyond Gemma 3's (llama.cpp's defaults where a key is
+    missing); one GGUFError line for what the forward pass cannot run."""
+    L, A, R, arch = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch
+    key = lambda k: k.format(arch=arch)   # noqa: E731
+    cfg.head_dim_swa = num(A.KEY_LENGTH_SWA, cfg.head_dim)
+    if num(A.VALUE_LENGTH_SWA, cfg.head_dim_swa) != cfg.head_dim_swa or cfg.head_dim_v != cfg.head_dim:
+        raise bad(key(A.VALUE_LENGTH_SWA), "differs from the key length (Gemma 4 has one head size per layer kind)")
+    cfg.n_rot_swa = num(R.DIMENSION_COUNT_SWA, cfg.n_rot)
+    if cfg.n_rot_swa > cfg.head_dim_swa or cfg.n_rot_swa % 2:
+        raise bad(key(R.DIMENSION_COUNT_SWA), f"is {cfg.n_rot_swa:,} (expected an even number up to the "
+                  f"sliding layers' head size {cfg.head_dim_swa:,})")
+    cfg.n_embd_per_layer = num(L.EMBD_LENGTH_PER_LAYER_INP, 0)
+    cfg.n_kv_shared = num(A.SHARED_KV_LAYERS, 0)
+    n_kv = cfg.n_layer - cfg.n_kv_shared
+    # the shared layers read layer n_kv - 2 (sliding) or n_kv - 1 (full), as llama.cpp maps them
+    if cfg.n_kv_shared and (n_kv < 2 or not cfg.swa_layers[n_kv - 2] or cfg.swa_layers[n_kv - 1]):
+        raise bad(key(A.SHARED_KV_LAYERS), f"is {cfg.n_kv_shared:,}: the layers before the shared ones must end "
+                  "with a sliding and a full one")
+    if any(cfg.swa_layers) and _period(cfg.swa_layers) is None:
+        raise bad(key(A.SLIDING_WINDOW_PATTERN), "is not sliding layers then a full one, repeated (not supported)")
+    # KV heads per layer kind (26B-A4B's sliding layers have more than its full ones)
+    kinds = {(cfg.swa_layers[il] if cfg.swa_layers else False, h) for il, h in enumerate(cfg.n_head_kv_per_layer)}
+    if len(kinds) > len({k for k, _ in kinds}):
+        raise bad(key(A.HEAD_COUNT_KV), "differs between layers of one kind (not supported)")
+    for _, h in kinds:
+        if not h or cfg.n_head % h:
+            raise bad(key(A.HEAD_COUNT_KV), f"has {h:,}, which does not divide {key(A.HEAD_COUNT)} {cfg.n_head:,}")
 def _read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
     """qwen35's gated delta-net sizes, recurrent layers and rope sections (llama.cpp's
     keys; the recurrent-layer list where the file has one, else every layer but each

@@ -31,13 +31,23 @@ LAYER_SLOTS = {
     "attn_output.bias": lib.LLM_T_ATTN_OUT_B, "attn_sinks.weight": lib.LLM_T_ATTN_SINKS,
     "ffn_gate_inp.bias": lib.LLM_T_FFN_GATE_INP_B, "ffn_gate_exps.bias": lib.LLM_T_FFN_GATE_EXPS_B,
     "ffn_up_exps.bias": lib.LLM_T_FFN_UP_EXPS_B, "ffn_down_exps.bias": lib.LLM_T_FFN_DOWN_EXPS_B,
+    # gemma4: the layer's output scale and per-layer embedding term
+    "layer_output_scale.weight": lib.LLM_T_LAYER_OUT_SCALE, "inp_gate.weight": lib.LLM_T_PLE_INP_GATE,
+    "proj.weight": lib.LLM_T_PLE_PROJ, "post_norm.weight": lib.LLM_T_PLE_POST_NORM,
+    # gemma4's expert layers beside their dense FFN
+    "ffn_gate_inp.scale": lib.LLM_T_FFN_GATE_INP_S, "ffn_gate_up_exps.weight": lib.LLM_T_FFN_GATE_UP_EXPS,
+    "ffn_down_exps.scale": lib.LLM_T_FFN_DOWN_EXPS_S, "pre_ffw_norm_2.weight": lib.LLM_T_FFN_PRE_NORM_2,
+    "post_ffw_norm_1.weight": lib.LLM_T_FFN_POST_NORM_1, "post_ffw_norm_2.weight": lib.LLM_T_FFN_POST_NORM_2,
     # qwen35's gated delta-net layers
     "attn_gate.weight": lib.LLM_T_ATTN_GATE, "ssm_conv1d.weight": lib.LLM_T_SSM_CONV1D,
     "ssm_dt.bias": lib.LLM_T_SSM_DT_B, "ssm_a": lib.LLM_T_SSM_A, "ssm_beta.weight": lib.LLM_T_SSM_BETA,
     "ssm_alpha.weight": lib.LLM_T_SSM_ALPHA, "ssm_norm.weight": lib.LLM_T_SSM_NORM, "ssm_out.weight": lib.LLM_T_SSM_OUT,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
-                "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS}
+                "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS,
+                "per_layer_token_embd.weight": lib.LLM_G_PLE_TOKEN_EMBD,
+                "per_layer_model_proj.weight": lib.LLM_G_PLE_MODEL_PROJ,
+                "per_layer_proj_norm.weight": lib.LLM_G_PLE_PROJ_NORM}
 
 
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
@@ -46,8 +56,9 @@ BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 def repack_bytes(g, n_gpu: int = 0) -> int:
     """What the interleaved copies of g's weights (csrc/repack.c) hold on this machine
     (Weights.repacked_bytes once loaded): the weights of the CPU's layers and head whose
-    type this machine's kernels take a copy of. The file's pages of those weights are
-    let go once copied, so the process holds about as much as without them."""
+    type this machine's kernels take a copy of (0 where they would not fit in the memory
+    available). The file's pages of those weights are let go once copied, so the process
+    holds about as much as without them; an expert's are copied at its first use."""
     if not settings.env_flag("LLMLITE_REPACK", True):
         return 0
     config = ModelConfig.of(g)
@@ -61,7 +72,19 @@ def repack_bytes(g, n_gpu: int = 0) -> int:
         rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
         if on_cpu and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
             total += t.nbytes
-    return total
+    return total if _copies_fit(total) else 0
+
+
+def _copies_fit(nbytes: int, margin: int = 512 << 20) -> bool:
+    """Whether copies of nbytes fit in the memory available now. The file's pages they
+    replace could be dropped by the kernel under pressure; the copies cannot, so a model
+    larger than the memory at hand keeps reading the file (and stays as fast as the disk)."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return True
+    return nbytes + margin <= avail
 
 
 class Weights:
@@ -143,8 +166,8 @@ class Weights:
         if lib.llm_model_check(m, err, 256) != 0:
             raise GGUFError(f"{fname}: {ffi.string(err).decode()}: the file is incomplete or not a "
                                f"{self.config.arch} model as llmlite expects it")
-        self.repacked_bytes = 0                   # the decode copies (csrc/repack.c)
-        if settings.env_flag("LLMLITE_REPACK", True):
+        self.repacked_bytes = 0                   # the interleaved copies (csrc/repack.c)
+        if repack_bytes(g, n_gpu):
             self.repacked_bytes = int(lib.llm_model_repack(m, 1))   # 1: g's weights are a file mapping
             if self.repacked_bytes < 0:
                 raise LlmliteError("out of memory while making the decode copies of the weights "
@@ -185,6 +208,11 @@ class Weights:
     def restore_state(self) -> int:
         """the copy made the state again; its position (-1: no copy)"""
         return int(lib.llm_dn_restore(self.ptr))
+
+    @property
+    def copied_bytes(self) -> int:
+        """what the interleaved copies hold so far (an expert's are made at its first use)"""
+        return int(lib.llm_model_repack_bytes(self.ptr))
 
     @property
     def kv_bytes(self) -> int:

@@ -161,9 +161,11 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
 
     KV cache, as csrc/model.c allocates it (kcache, vcache: F16, head-major
     [n_layer][n_head_kv][n_ctx][head_dim]; sliding-window layers hold the full context
-    too): per layer 2 (K, V) * n_ctx * n_head_kv * head_dim * 2 bytes, their sum is
+    too): per layer 2 (K, V) * n_ctx * n_head_kv * head_dim * 2 bytes (ModelConfig.layer_kv_bytes:
+    gemma4's at each layer's head size, none for a layer reading another's), their sum is
     llm_model_kv_bytes. Hyper-parameters as the C model gets them (ModelConfig.to_c: the
     first layer's values, n_vocab = token_embd's rows, head_dim for V too)."""
+    from llmlite._lib import lib
     from llmlite.gguf import open_gguf
 
     if not hasattr(gguf, "tensors"):
@@ -190,15 +192,17 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
             other_pad += pad(t)
     out = T.get("output.weight")
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
-    kv_pos = 2 * cfg.n_head_kv * cfg.head_dim * 2
+    # a layer's K/V per position: the widest (gemma4's full layers; its shared layers read it too)
+    kv_pos = max(2 * h * cfg.layer_head_dim(il) * 2 for il, h in enumerate(cfg.n_head_kv_per_layer))
     return ModelCosts(
         n_layer=n, n_ctx=n_ctx, n_batch=n_batch, layer_weights=layer_w,
-        layer_kv=[cfg.recurrent_state_bytes if kind == "linear" else n_ctx * kv_pos for kind in cfg.layer_kinds[:n]],
-        kv_pos_bytes=kv_pos, windows=cfg.c_windows(), embd_bytes=embd.nbytes, embd_row_bytes=embd.nbytes // n_vocab,
+        layer_kv=[cfg.layer_kv_bytes(il, n_ctx) for il in range(n)],
+        kv_pos_bytes=kv_pos, windows=cfg.c_windows(), embd_bytes=embd.nbytes,
+        embd_row_bytes=embd.nbytes // n_vocab + _ple_read(T, n_vocab),
         head_bytes=(out.nbytes if out is not None else embd.nbytes) + norm, head_tied=out is None,
         other_bytes=other,
-        scratch_bytes=compute_bytes(n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim, cfg.n_ff,
-                                    cfg),
+        # the CPU model's own figure for its config (gemma4's two head sizes, widest FFN, per-layer inputs)
+        scratch_bytes=int(lib.llm_scratch_bytes(cfg.to_c(n_vocab), n_ctx, n_batch)),
         logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()),
         layer_read=layer_read,
         **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
@@ -206,6 +210,17 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
            for k, head in (("span_compute", False), ("span_compute_head", True))},
         backend=backend, span_compute_estimated=span_table(backend)[1], layer_pad=layer_pad, other_pad=other_pad,
         head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
+
+
+def _ple_read(T, n_vocab: int) -> int:
+    """what a token reads of gemma4's per-layer embeddings (held with the other global
+    tensors, on the CPU): its row of the table, the projection of its embedding and that
+    projection's norm whole; 0 for other models"""
+    table = T.get("per_layer_token_embd.weight")
+    if table is None:
+        return 0
+    return table.nbytes // n_vocab + sum(T[k].nbytes for k in ("per_layer_model_proj.weight",
+                                                               "per_layer_proj_norm.weight") if k in T)
 
 
 def host_context_bytes(costs: ModelCosts, n_gpu: int = 0) -> int:

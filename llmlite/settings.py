@@ -26,7 +26,8 @@ ENV = [
     Var("LLMLITE_MODELS_TOML", "the package's models.toml", "the shipped alias list to use instead"),
     Var("LLMLITE_PLAIN", "0", "1: replies as plain text, never rendered Markdown (as --plain)"),
     Var("LLMLITE_ISA", "the best this CPU has", "scalar, avx2 or avx512: force a kernel set", "C"),
-    Var("LLMLITE_REPACK", "1", "0: no decode copies of the weights (csrc/repack.c): less memory, slower decode"),
+    Var("LLMLITE_REPACK", "1", "0: no interleaved copies of the weights (csrc/repack.c; made only where they fit "
+        "in the memory available): slower decode"),
     Var("LLMLITE_OFFLOAD_BACKEND", "cuda", "the device backend -ngl offloads to: cuda, or cpu (the stand-in "
         "device the tests use)"),
     Var("LLMLITE_STANDIN_VRAM_MB", "the free RAM", "the free memory the cpu stand-in device reports"),

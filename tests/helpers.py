@@ -113,22 +113,50 @@ def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
     assert np.array_equal(whole, np.concatenate([a, b])), name
 
 
-def trace_stages(w, toks) -> dict:
-    """The forward pass's stages (llm_set_trace) over toks in one pass of Weights w:
-    "name-layer" -> its data, the first of each name"""
+def greedy_tokens(w, toks, n: int) -> list[int]:
+    """n greedy tokens after toks from Weights w, the prompt in one batch and each new
+    token decoded alone (what llama.cpp's greedy references are compared with)"""
+    import numpy as np
+
+    logits = w.forward(toks, 0, 1)
+    got = []
+    for pos in range(len(toks), len(toks) + n):
+        got.append(int(np.argmax(logits)))
+        logits = w.forward([got[-1]], pos, 1)
+    return got
+
+
+def traced_stages(w, toks) -> dict:
+    """Every stage the C forward pass traces (llm_set_trace) over toks in one batch:
+    "<name>-<layer>" (llama.cpp's names; "<name>" for a stage outside the layers) ->
+    its floats; the first of each name, as llama.cpp's dump keeps"""
     import numpy as np
 
     from llmlite._lib import ffi, lib
 
-    ours = {}
+    out = {}
 
     @ffi.callback("llm_trace_fn")
     def keep(stage, layer, data, n):
-        ours.setdefault(f"{ffi.string(stage).decode()}-{layer}", np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy())
+        key = ffi.string(stage).decode() + (f"-{layer}" if layer >= 0 else "")
+        out.setdefault(key, np.frombuffer(ffi.buffer(data, n * 4), np.float32).copy())
 
     lib.llm_set_trace(keep)
     try:
         w.forward(toks, 0, 0)
     finally:
         lib.llm_set_trace(ffi.NULL)
-    return ours
+    return out
+
+
+def rebuilt_models(module, refs: dict, folder) -> dict:
+    """name -> path of each of module.MODELS rebuilt into folder (module.build), each
+    checked to be the file its references (refs[name/sha256]) were made from"""
+    from pathlib import Path
+
+    paths = {}
+    for name in module.MODELS:
+        paths[name] = Path(folder) / f"{name}.gguf"
+        assert module.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
+            f"{name}: the rebuilt file differs from the one the references were made from"
+    return paths

@@ -44,3 +44,22 @@ def assert_same_on_every_isa(path, toks, name: str) -> None:
         del w
     for isa_name, logits in got.items():
         assert np.array_equal(logits, got["scalar"]), (name, isa_name)
+
+
+def assert_decode_same_on_every_isa(path, toks, name: str) -> None:
+    """toks decoded one at a time (one column: the tables' gemv and 4-row kernels) give
+    every kernel table's logits the scalar one's bits."""
+    import numpy as np
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for table in isas():
+            with using_isa(table):
+                got[table] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
+        del w
+    for table, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), (name, table)

@@ -70,6 +70,8 @@ MODELS = {
                               note="8 experts, top-4 by logit, softmax over the 4; sinks; YaRN; SWA 8"),
 }
 
+# the models whose references include llama.cpp's flash-attention logits (benchmarks/make_moe_refs.py)
+FLASH = ("gpt-oss-8x4-mxfp4",)
 # prompts of token ids (the tests need no tokenizer): lengths as the synthetic refs'
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
@@ -190,8 +192,7 @@ def _tensors(s: Spec):
 def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     from llmlite.gguf.writer import encode
 
-    L, A, R, T = Keys.LLM, Keys.Attention, Keys.Rope, Keys.Tokenizer
-    toks, types, merges = vocab()
+    L, A, R = Keys.LLM, Keys.Attention, Keys.Rope
 
     def k(key):
         return key.format(arch=s.arch)
@@ -220,18 +221,32 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
                (k(R.SCALING_TYPE), encode(V.STRING, "yarn")),
                (k(R.SCALING_FACTOR), encode(V.FLOAT32, 32.0)),
                (k(R.SCALING_ORIG_CTX_LEN), encode(V.UINT32, 4096))]
-    kv += [(T.MODEL, encode(V.STRING, "gpt2")), (T.PRE, encode(V.STRING, "qwen2")),
-           (T.LIST, encode((V.ARRAY, V.STRING), toks)), (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)),
-           (T.MERGES, encode((V.ARRAY, V.STRING), merges)),
-           (T.EOS_ID, encode(V.UINT32, toks.index("<|endoftext|>"))),
-           (T.BOS_ID, encode(V.UINT32, toks.index("<|endoftext|>"))),
-           (T.ADD_BOS, encode(V.BOOL, False))]
-    return kv
+    return kv + tokenizer_kv()
 
 
-def write(path, tensors, metadata) -> str:
-    """Write the (name, array, ggml type) tensors (quantized with llama.cpp's reference
-    quantizers) and metadata to path; its sha256"""
+def tokenizer_kv() -> list[tuple[str, bytes]]:
+    """the small byte-level BPE vocabulary's metadata (vocab())"""
+    from llmlite.gguf.writer import encode
+
+    T = Keys.Tokenizer
+    toks, types, merges = vocab()
+    return [(T.MODEL, encode(V.STRING, "gpt2")), (T.PRE, encode(V.STRING, "qwen2")),
+            (T.LIST, encode((V.ARRAY, V.STRING), toks)), (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)),
+            (T.MERGES, encode((V.ARRAY, V.STRING), merges)),
+            (T.EOS_ID, encode(V.UINT32, toks.index("<|endoftext|>"))),
+            (T.BOS_ID, encode(V.UINT32, toks.index("<|endoftext|>"))),
+            (T.ADD_BOS, encode(V.BOOL, False))]
+
+
+def build(name: str, path) -> str:
+    """Write model `name` to path; its sha256"""
+    s = MODELS[name]
+    return write_model(path, _metadata(s), _tensors(s))
+
+
+def write_model(path, kv, tensors) -> str:
+    """Write metadata kv and (name, float32 array, ggml type) tensors, each quantized
+    by llmlite's reference quantizers; the file's sha256 (tests/gemma4_models.py too)"""
     from llmlite import _lib
     from llmlite.gguf.writer import TensorOut, write_gguf
 
@@ -243,11 +258,5 @@ def write(path, tensors, metadata) -> str:
             blob = _lib.quantize_rows(int(qt), x.reshape(-1, x.shape[-1]))
         table.append(TensorOut(tname, tuple(reversed(x.shape)), int(qt), blob.nbytes))
         blobs.append(blob)
-    write_gguf(path, metadata, table, lambda i: blobs[i])
+    write_gguf(path, kv, table, lambda i: blobs[i])
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def build(name: str, path) -> str:
-    """Write model `name` to path; its sha256"""
-    s = MODELS[name]
-    return write(path, _tensors(s), _metadata(s))

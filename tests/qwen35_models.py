@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from moe_models import SPECIALS, draws, n_vocab, vocab, write
+from moe_models import SPECIALS, draws, n_vocab, tokenizer_kv, write_model
 
 from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
@@ -122,9 +122,8 @@ def _tensors(s: Spec):
 def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     from llmlite.gguf.writer import encode
 
-    L, A, R, S, T = Keys.LLM, Keys.Attention, Keys.Rope, Keys.SSM, Keys.Tokenizer
+    L, A, R, S = Keys.LLM, Keys.Attention, Keys.Rope, Keys.SSM
     arch = "qwen35"
-    toks, types, merges = vocab()
 
     def k(key):
         return key.format(arch=arch)
@@ -152,16 +151,10 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(L.FULL_ATTENTION_INTERVAL), u32(s.interval))]
     if s.n_mtp:
         kv.append((k(L.NEXTN_PREDICT_LAYERS), u32(s.n_mtp)))
-    kv += [(T.MODEL, encode(V.STRING, "gpt2")), (T.PRE, encode(V.STRING, "qwen2")),
-           (T.LIST, encode((V.ARRAY, V.STRING), toks)), (T.TOKEN_TYPE, encode((V.ARRAY, V.INT32), types)),
-           (T.MERGES, encode((V.ARRAY, V.STRING), merges)),
-           (T.EOS_ID, u32(toks.index("<|endoftext|>"))),
-           (T.BOS_ID, u32(toks.index("<|endoftext|>"))),
-           (T.ADD_BOS, encode(V.BOOL, False))]
-    return kv
+    return kv + tokenizer_kv()
 
 
 def build(name: str, path, **changes) -> str:
     """Write model `name` to path (changes: Spec fields replaced, e.g. n_mtp=1); its sha256"""
     s = replace(MODELS[name], **changes)
-    return write(path, _tensors(s), _metadata(s))
+    return write_model(path, _metadata(s), _tensors(s))

@@ -6,8 +6,8 @@ import json
 import moe_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, rewrite_gguf, trace_stages
-from isa import assert_same_on_every_isa
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
+from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
 from llmlite.model import Weights
@@ -25,13 +25,7 @@ def refs():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, refs):
     """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    d = tmp_path_factory.mktemp("moe")
-    paths = {}
-    for name in moe_models.MODELS:
-        paths[name] = d / f"{name}.gguf"
-        assert moe_models.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
-            f"{name}: the rebuilt file differs from the one the references were made from"
-    return paths
+    return rebuilt_models(moe_models, refs, tmp_path_factory.mktemp("moe"))
 
 
 @pytest.fixture(scope="module", params=list(moe_models.MODELS))
@@ -61,7 +55,7 @@ def test_stages_bit_identical_with_llamacpp(model, refs):
     its vec_dot order) are llama.cpp's bits, prompt 2: a last-bit difference there can
     vanish in the next quantized matmul before reaching the logits."""
     name, w = model
-    ours = trace_stages(w, refs[f"{name}/tokens_2"])
+    ours = traced_stages(w, refs[f"{name}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{name}/stage/")]
     assert len(stages) >= 2, name
     for k in stages:
@@ -74,12 +68,7 @@ def test_greedy_decode_matches_llamacpp(model, refs):
     are llama.cpp's: with bit-identical logits no near-tie can part them."""
     name, w = model
     for k in range(N_PROMPTS):
-        toks = refs[f"{name}/tokens_{k}"]
-        logits = w.forward(toks, 0, 1)
-        got = []
-        for pos in range(len(toks), len(toks) + moe_models.N_GREEDY):
-            got.append(int(np.argmax(logits)))
-            logits = w.forward([got[-1]], pos, 1)
+        got = greedy_tokens(w, refs[f"{name}/tokens_{k}"], moe_models.N_GREEDY)
         assert got == list(refs[f"{name}/greedy_{k}"]), (name, k)
 
 
@@ -101,18 +90,7 @@ def test_every_isa_gives_the_same_logits(name, built, refs):
 def test_decode_same_on_every_isa(name, built, refs):
     """Decode (one column: the 4-row kernels where a table has them) gives every kernel
     table's bits, Q4_K experts in the gemv order and gpt-oss's (sinks, MXFP4) included."""
-    from isa import isas, using_isa
-
-    toks = [int(t) for t in refs[f"{name}/tokens_0"]]
-    got = {}
-    with open_gguf(built[name]) as g:
-        w = Weights(g, 64, n_batch=64, flash_attn=False)
-        for isa in isas():
-            with using_isa(isa):
-                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks)])
-        del w
-    for isa, logits in got.items():
-        assert np.array_equal(logits, got["scalar"]), isa
+    assert_decode_same_on_every_isa(built[name], [int(t) for t in refs[f"{name}/tokens_0"]], name)
 
 
 @pytest.mark.parametrize("edit, message", [

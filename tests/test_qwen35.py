@@ -5,7 +5,7 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import ROOT, assert_batch_invariant, rewrite_gguf, trace_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rewrite_gguf, traced_stages
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -57,7 +57,7 @@ def test_stages_bit_identical_with_llamacpp(w, refs):
     output, the gated norm, the output projection), a layer's output, and the gated
     attention layer's roped Q, gated output and projection are llama.cpp's bits
     (prompt 2): a last-bit difference can vanish in a quantized matmul before the logits."""
-    ours = trace_stages(w, refs[f"{NAME}/tokens_2"])
+    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
     assert len(stages) == 8
     ours_name = {"attn_output-3": "attn_out-3"}   # llama.cpp's name of an attention layer's projection
@@ -71,12 +71,7 @@ def test_greedy_decode_matches_llamacpp(w, refs):
     """48 greedy tokens decoded one at a time (the recurrent state carried from step to
     step) are llama.cpp's."""
     for k in range(N_PROMPTS):
-        toks = refs[f"{NAME}/tokens_{k}"]
-        logits = w.forward(toks, 0, 1)
-        got = []
-        for pos in range(len(toks), len(toks) + qwen35_models.N_GREEDY):
-            got.append(int(np.argmax(logits)))
-            logits = w.forward([got[-1]], pos, 1)
+        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], qwen35_models.N_GREEDY)
         assert got == list(refs[f"{NAME}/greedy_{k}"]), k
 
 

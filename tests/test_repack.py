@@ -1,4 +1,4 @@
-"""csrc/repack.c: the interleaved copy of the Q4_K and Q6_K weights that the model
+"""csrc/repack.c: the interleaved copy of the Q4_K, Q5_K and Q6_K weights that the model
 reads where this machine's kernels take one (AVX-512). Every result has the bits of
 the file's own layout: each kernel alone at every column count, and whole models,
 dense and mixture-of-experts, with and without the copy, on every kernel table."""
@@ -11,7 +11,7 @@ from llmlite._lib import lib
 from llmlite.errors import LlmliteError
 from llmlite.gguf.constants import GGMLType as Q
 
-Q4_K, Q6_K = int(Q.Q4_K), int(Q.Q6_K)
+Q4_K, Q5_K, Q6_K = int(Q.Q4_K), int(Q.Q5_K), int(Q.Q6_K)
 NCOLS = (1, 2, 3, 4, 5, 8, 9, 17, 33)
 
 
@@ -51,7 +51,7 @@ def gemv_plain(W, rows, k, X):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("wtype,gemv", [(Q4_K, False), (Q6_K, False), (Q4_K, True)])
+@pytest.mark.parametrize("wtype,gemv", [(Q4_K, False), (Q5_K, False), (Q6_K, False), (Q4_K, True)])
 def test_matmul_on_the_copy_has_the_bits_of_the_weight(wtype, gemv, threads):
     """one column (the 4-row kernel) and 2..33 columns (the 16-row tiles, every column
     count, where the file's layout takes other kernels below r16_min), rows that fill
@@ -100,9 +100,8 @@ def _logits(path, monkeypatch, repack: bool, isa_name: str | None = None):
     return logits, copied
 
 
-@pytest.fixture(scope="module")
-def dense_file(tmp_path_factory):
-    """a qwen3-4b-shaped model at 4 layers, 256 wide, in the Q4_K_M mix (Q4_K and Q6_K)"""
+def _dense(tmp_path_factory, ftype: str):
+    """a qwen3-4b-shaped model at 4 layers, 256 wide, in a llama-quantize type mix"""
     import sys
 
     from helpers import ROOT
@@ -112,9 +111,21 @@ def dense_file(tmp_path_factory):
 
     shape = shapes.scaled(shapes.SHAPES["qwen3-4b"], n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2,
                           n_vocab=512)
-    path = tmp_path_factory.mktemp("repack") / "dense.gguf"
-    shapes.build(path, "qwen3-4b", shape)
+    path = tmp_path_factory.mktemp("repack") / f"dense-{ftype}.gguf"
+    shapes.build(path, "qwen3-4b", shape, ftype)
     return path
+
+
+@pytest.fixture(scope="module")
+def dense_file(tmp_path_factory):
+    """Q4_K_M: Q4_K and Q6_K"""
+    return _dense(tmp_path_factory, "q4_k_m")
+
+
+@pytest.fixture(scope="module")
+def dense_q5_file(tmp_path_factory):
+    """Q5_K_M: Q5_K and Q6_K"""
+    return _dense(tmp_path_factory, "q5_k_m")
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +138,7 @@ def moe_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("which", ["dense_file", "moe_file"])
+@pytest.mark.parametrize("which", ["dense_file", "dense_q5_file", "moe_file"])
 def test_models_give_the_same_logits_with_the_copy(which, request, monkeypatch):
     """the whole forward pass, batch and decode, with and without the copies, on every
     kernel table this CPU runs (a table without the copies' kernels reads the file)"""
@@ -141,3 +152,43 @@ def test_models_give_the_same_logits_with_the_copy(which, request, monkeypatch):
         assert copied > 0
     else:
         assert copied == 0
+
+
+def test_experts_are_copied_at_their_first_use(moe_file, monkeypatch):
+    """the copies of an expert tensor grow with the experts a model routes to (as the
+    file's pages did), not all at load: resident memory follows the experts used"""
+    if not takes_copies():
+        pytest.skip(f"the {_lib.isa()} table takes no copies")
+    import moe_models
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    spec = moe_models.MODELS["qwen3moe-4x2-q4_k"]
+    monkeypatch.setenv("LLMLITE_REPACK", "1")
+    with open_gguf(moe_file) as g:
+        experts = sum(t.nbytes for n, t in g.tensors.items()        # the ones copied: k % 256 == 0
+                      if n.endswith("_exps.weight") and int(t.shape[0]) % 256 == 0)
+        assert experts
+        w = Weights(g, 64, n_batch=64)
+        at_load = w.copied_bytes
+        assert w.repacked_bytes - at_load == experts      # reserved, not yet made
+        w.forward([7], 0, 1)                                # one token: k experts a layer
+        one = w.copied_bytes - at_load
+        per_expert = experts // spec.n_expert
+        assert 0 < one <= spec.n_expert_used * per_expert
+        w.forward(list(range(8, 40)), 1, 1)                 # more tokens reach more experts
+        assert one <= w.copied_bytes - at_load <= experts
+        del w
+
+
+def test_no_copies_where_they_would_not_fit(dense_file, monkeypatch):
+    """the copies cannot be paged out as the file's pages can: a model larger than the
+    memory at hand keeps reading the file"""
+    import llmlite.model as lm
+
+    assert not lm._copies_fit(1 << 50) and lm._copies_fit(1 << 20)
+    if not takes_copies():
+        pytest.skip(f"the {_lib.isa()} table takes no copies")
+    assert _logits(dense_file, monkeypatch, repack=True)[1] > 0
+    monkeypatch.setattr(lm, "_copies_fit", lambda n, margin=0: False)
+    assert _logits(dense_file, monkeypatch, repack=True)[1] == 0

@@ -69,6 +69,9 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "n_head_kv": cfg.n_head_kv if len(set(cfg.n_head_kv_per_layer)) <= 1 else cfg.n_head_kv_per_layer,
             "head_dim": cfg.head_dim,
             "head_dim_v": cfg.head_dim_v,
+            "head_dim_swa": cfg.head_dim_swa if cfg.head_dim_swa and cfg.head_dim_swa != cfg.head_dim else None,
+            "shared_kv_layers": cfg.n_kv_shared,
+            "per_layer_embedding": cfg.n_embd_per_layer,
             "n_embd": cfg.n_embd,
             "n_ff": cfg.n_ff if len(set(cfg.n_ff_per_layer)) <= 1 else cfg.n_ff_per_layer,
             "n_ctx_train": cfg.n_ctx_train,
@@ -136,7 +139,9 @@ def info(
     a mixture of experts runs `used` of its `count` experts; else all), experts (null, or
     {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, layer_kinds (null, or
     per layer "linear" (a gated delta-net layer) or "attention": qwen35), n_head, n_head_kv (int, or a per-layer
-    list), head_dim, head_dim_v, n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
+    list), head_dim, head_dim_v, head_dim_swa (null, or the sliding layers' own: Gemma 4),
+    shared_kv_layers (the last layers reading an earlier layer's K/V: Gemma 4; else 0),
+    per_layer_embedding (per-layer token embedding width: Gemma 4; else 0), n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
     rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
     chat_template (bool), tensor_types [{type, type_id, count, elements, bytes,
@@ -226,7 +231,13 @@ def _print_info(f: dict) -> None:
     hkv = f["n_head_kv"]
     row("heads", f"{f['n_head']} (KV heads {hkv if isinstance(hkv, int) else ', '.join(map(str, hkv))})")
     hd = f"{f['head_dim']}" + (f" (V {f['head_dim_v']})" if f["head_dim_v"] != f["head_dim"] else "")
+    if f["head_dim_swa"]:
+        hd += f", sliding layers {f['head_dim_swa']}"
     row("head dim", hd)
+    if f["shared_kv_layers"]:
+        row("shared K/V", f"the last {f['shared_kv_layers']} layers read an earlier layer's cache (none of their own)")
+    if f["per_layer_embedding"]:
+        row("per-layer embeddings", f"{f['per_layer_embedding']:,} per layer per token")
     row("embedding length", f["n_embd"])
     nff = f["n_ff"]
     row("feed-forward length", nff if isinstance(nff, int) else ", ".join(map(str, nff)))

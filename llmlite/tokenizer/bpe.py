@@ -9,6 +9,7 @@ through CVocab.run. Words repeat, so each word's ids are cached.
 """
 from __future__ import annotations
 
+import re
 from itertools import chain
 from typing import Any
 
@@ -105,6 +106,8 @@ class CVocab:
         tail = (ffi.cast("int *", out.ctypes.data), cap, ffi.cast("long long *", counts.ctypes.data))
         if fn == "bpe":
             rc = lib.llm_tok_bpe(*args, int(ignore_merges), *tail)
+        elif fn == "bpe_raw":
+            rc = lib.llm_tok_bpe_raw(*args, *tail)
         else:
             rc = lib.llm_tok_spm(*args, *tail)
         if rc == -3:
@@ -137,4 +140,31 @@ def encode_bpe(words: list[str], cache: WordCache, cv: CVocab, ignore_merges: bo
     if missing:
         ids, counts = cv.run("bpe", [_utf8(w) for w in missing], 2, ignore_merges)
         cache.store(missing, ids, counts)
+    out.extend(chain.from_iterable(map(cache.__getitem__, words)))
+
+
+# Gemma 4's split (llama.cpp's PRE_TYPE_GEMMA4 regex "[^\n]+|[\n]+"): runs of newlines,
+# runs of anything else
+_RAW_WORDS = re.compile(rb"[^\n]+|\n+")
+_SPACE_ESC = "\u2581".encode()  # U+2581, SentencePiece's escaped space (spm.py's too)
+
+
+def encode_bpe_raw(frag: bytes, cache: WordCache, cv: CVocab, out: list[int]) -> None:
+    """Append the ids of a raw fragment under Gemma 4's BPE (tokenizer.ggml.model gemma4):
+    its invalid UTF-8 as U+FFFD (llama.cpp's split decodes and re-encodes the text),
+    spaces escaped to U+2581, then each run: a run of newlines that is a token whole,
+    any other merged by rank over its raw UTF-8 characters (csrc/bpe.c bpe_raw_word)."""
+    text = _utf8(_decode_lenient(frag)).replace(b" ", _SPACE_ESC)
+    words = _RAW_WORDS.findall(text)
+    missing = list(set(words).difference(cache))
+    merged = []
+    for w in missing:
+        tid = cv.find(w) if w[:1] == b"\n" else -1
+        if tid >= 0:
+            cache[w] = (tid,)
+        else:
+            merged.append(w)
+    if merged:
+        ids, counts = cv.run("bpe_raw", merged, 1)
+        cache.store(merged, ids, counts)
     out.extend(chain.from_iterable(map(cache.__getitem__, words)))

@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from llmlite.tokenizer.bpe import CVocab, WordCache
+from llmlite.tokenizer.bpe import _SPACE_ESC, CVocab, WordCache
 
-_SPACE_ESC = "\u2581".encode()  # U+2581, SPM's escaped space
 
 # SPM words: a run of escaped spaces and what follows up to the next one (a pattern
 # text, left to re's cache to compile on first use: a BPE model never needs it)

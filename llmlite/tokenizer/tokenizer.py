@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from llmlite.errors import TokenizerError
-from llmlite.tokenizer.bpe import CVocab, WordCache, _decode_lenient, encode_bpe
+from llmlite.tokenizer.bpe import CVocab, WordCache, _decode_lenient, encode_bpe, encode_bpe_raw
 from llmlite.tokenizer.detokenize import StreamDecoder, detokenize, make_piece
 from llmlite.tokenizer.pretokenizer import pre_tokenizer, split
 from llmlite.tokenizer.spm import encode_spm, find_bridges
 from llmlite.tokenizer.vocab import (_ROLE_KEYS, _utf8, candidates, fix_up, partition, role_ids, token_attrs,
                                      token_scores, token_table, tokens_containing)
 
-_SUPPORTED_MODELS = {"llama": "spm", "gpt2": "bpe"}
-_OTHER_MODELS = ("bert", "t5", "rwkv", "plamo2", "gemma4", "hybriddna", "whitespace", "none")
+_SUPPORTED_MODELS = {"llama": "spm", "gpt2": "bpe", "gemma4": "bpe"}
+_OTHER_MODELS = ("bert", "t5", "rwkv", "plamo2", "hybriddna", "whitespace", "none")
 
 
 class Tokenizer:
@@ -42,13 +42,17 @@ class Tokenizer:
         add_space_prefix: the GGUF flags, None when absent."""
         if model not in _SUPPORTED_MODELS:
             if model in _OTHER_MODELS:
-                raise TokenizerError(f"tokenizer model '{model}' is not supported (llmlite reads 'gpt2' BPE "
-                                     "and 'llama' SentencePiece vocabularies)")
+                raise TokenizerError(f"tokenizer model '{model}' is not supported (llmlite reads 'gpt2' BPE, "
+                                     "'gemma4' BPE and 'llama' SentencePiece vocabularies)")
             raise TokenizerError(f"unknown tokenizer model '{model}' in tokenizer.ggml.model")
         self.model = model
         self.kind = _SUPPORTED_MODELS[model]
         self.chat_template = chat_template
         spm = self.kind == "spm"
+        # Gemma 4's BPE: SentencePiece-style text (spaces as U+2581, <0xXX> byte tokens),
+        # merged by rank over raw UTF-8; llama.cpp's pre-tokenizer "gemma4" whatever the
+        # file says, and always a BOS
+        self.raw_bpe = model == "gemma4"
 
         # --- token texts, scores and attributes, and the C vocabulary
         buf, offs, lens = token_table(tokens)
@@ -66,15 +70,19 @@ class Tokenizer:
         self.pre = None
         self._regexes: Iterable = ()    # (pattern, runs on the text itself) per regex; see pretokenizer.split
         self._fast = None               # the one-regex twin, where the list has one
-        if not spm:
+        if self.raw_bpe:
+            self.pre, settings = "gemma4", {"add_bos": True}
+        if not spm and not self.raw_bpe:
             self.pre, settings, self._regexes, self._fast = pre_tokenizer(pre)
+        if not spm:
             if merges is None:
                 raise TokenizerError("a BPE vocabulary needs tokenizer.ggml.merges")
             self._c.set_merges(merges)
         self.ignore_merges = bool(settings.get("ignore_merges", False))
         self.clean_spaces = False if spm else bool(settings.get("clean_spaces", True))
-        self.escape_whitespaces = spm
+        self.escape_whitespaces = spm or self.raw_bpe
         self.add_bos = (True if spm else bool(settings.get("add_bos", False))) if add_bos is None else bool(add_bos)
+        self.add_bos = self.add_bos or self.raw_bpe
         self.add_eos = False if add_eos is None else bool(add_eos)
         self.add_space_prefix = spm if add_space_prefix is None else bool(add_space_prefix)
 
@@ -172,6 +180,8 @@ class Tokenizer:
             for f in frags:
                 if isinstance(f, int):
                     out.append(f)
+                elif self.raw_bpe:
+                    encode_bpe_raw(f, self._word_cache, self._c, out)
                 else:
                     s = text if (isinstance(text, str) and len(frags) == 1) else _decode_lenient(f)
                     self._encode_bpe(s, out)
