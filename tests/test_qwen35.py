@@ -5,7 +5,7 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -26,10 +26,8 @@ def refs():
 
 @pytest.fixture(scope="module")
 def path(tmp_path_factory, refs):
-    p = tmp_path_factory.mktemp("qwen35") / f"{NAME}.gguf"
-    assert qwen35_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), \
-        "the rebuilt file differs from the one the references were made from"
-    return p
+    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    return rebuilt_models(qwen35_models, refs, tmp_path_factory.mktemp("qwen35"))[NAME]
 
 
 @pytest.fixture(scope="module")
