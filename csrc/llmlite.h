@@ -202,11 +202,10 @@ int llm_model_check(llm_model *m, char *err, int errlen);
 long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (its layers) */
 /* after the tensors are set: a copy of each weight that this machine's kernels read
  * faster with its rows interleaved in groups of 4 (csrc/repack.c), read instead of
- * the file from then on (the logits' bits are unchanged); an expert tensor's experts
- * are copied at their first use. drop 1: the file's pages of what is copied are let
- * go (the weights must be a file mapping). Returns the bytes the copies take once
- * all are made, or -1 when out of memory (the weights copied so far keep their
- * copies). llm_model_repack_bytes: what they hold so far. */
+ * the file from then on (the logits' bits are unchanged). drop 1: the file's pages
+ * of what is copied are let go (the weights must be a file mapping). Returns the
+ * bytes copied, or -1 when out of memory (the weights copied so far keep their
+ * copies). llm_model_repack_bytes: what the copies hold. */
 long long llm_model_repack(llm_model *m, int drop);
 /* llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the table's
  * q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */

@@ -175,7 +175,7 @@ long long llm_model_kv_bytes(const llm_model *m) {
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                          long long ne0, long long ne1) {
     if (!data || ne0 <= 0 || ne1 <= 0 || llm_row_bytes(type, ne0) < 0 || !llm_type_supported(type)) return -1;
-    llm_tensor t = {type, data, ne0, ne1, NULL, NULL}, *at;
+    llm_tensor t = {type, data, ne0, ne1, NULL}, *at;
     if (layer < 0) {
         if (slot < 0 || slot >= LLM_G_COUNT) return -1;
         at = &m->g[slot];
@@ -184,7 +184,6 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
         at = &m->layers[(long long)layer * LLM_T_LAYER_COUNT + slot];
     }
     free((void *)at->x4);   /* the copy of the weight it replaces */
-    free(at->x4_ready);
     *at = t;
     return 0;
 }

@@ -5,15 +5,12 @@
 #include "internal.h"
 #include "span.h"
 
-/* x4: the weight's interleaved copy (repack.c), or NULL; x4_ready: for an expert
- * tensor, whose experts' slices are copied yet (each is copied at its first use), or
- * NULL: the whole copy is made */
+/* x4: the weight's interleaved copy (repack.c), or NULL */
 typedef struct {
     int type;
     const void *data;
     long long ne0, ne1;
     const void *x4;
-    unsigned char *x4_ready;
 } llm_tensor;
 
 #define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
@@ -55,7 +52,6 @@ struct llm_model {
     llm_moe_scratch moe;         /* the expert FFN's buffers (all NULL for a dense model) */
     struct llm_dn *dn;           /* delta_net.c's recurrent state and buffers (NULL: no such layers) */
     int n_threads_alloc;
-    int x4_drop;                 /* repack.c: the file's pages of a copied weight are let go */
 };
 
 static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
@@ -114,8 +110,5 @@ void llm_delta_net(llm_model *m, int il, int n);
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */
 void llm_model_repack_free(llm_model *m);
 int llm_x4_ok(const llm_tensor *w, int gemv);
-/* expert e's slice of the copy of expert tensor t made now if not yet (moe.c, before
- * the experts a batch routes to run; the forward's thread) */
-void llm_x4_expert(const llm_model *m, llm_tensor *t, int e);
 
 #endif

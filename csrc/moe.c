@@ -116,10 +116,9 @@ static void group_routes(llm_moe_scratch *s, int E, int R) {
 static llm_tensor expert_slice(const llm_tensor *t, int e, int n_expert) {
     const long long rows = t->ne1 / n_expert;
     const size_t off = (size_t)e * rows * llm_row_bytes(t->type, t->ne0);
-    /* the copy's groups of 4 rows lie within an expert when its rows are whole groups;
-     * an expert's slice is read there once copied (llm_x4_expert) */
-    const void *x4 = t->x4 && rows % LLM_R4 == 0 && (!t->x4_ready || t->x4_ready[e]) ? (const char *)t->x4 + off : NULL;
-    llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4, NULL};
+    /* the copy's groups of 4 rows lie within an expert when its rows are whole groups */
+    const void *x4 = t->x4 && rows % LLM_R4 == 0 ? (const char *)t->x4 + off : NULL;
+    llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4};
     return v;
 }
 
@@ -264,11 +263,6 @@ static void run_experts(llm_model *m, const llm_tensor *L, int R) {
     const llm_config *c = &m->c;
     llm_moe_scratch *s = &m->moe;
     const int E = c->n_expert, d = c->n_embd, ff = c->n_ff_exp;
-    /* the routed experts' slices of the copies, made at their first use */
-    for (int e = 0; e < E; e++)
-        if (s->start[e + 1] > s->start[e])
-            for (int slot = LLM_T_FFN_GATE_EXPS; slot <= LLM_T_FFN_DOWN_EXPS; slot++)
-                llm_x4_expert(m, (llm_tensor *)&L[slot], e);
     /* a single token's routes need no gather: each expert reads its row of xn */
     const int one_token = R == c->n_expert_used;
     if (!one_token) {

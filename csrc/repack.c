@@ -75,38 +75,22 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 
 /* t's copy: 0, or -1 when out of memory (t keeps no copy). In 4 KiB pages: asked for
  * transparent huge pages, decode was ~3% faster, but the kernel's compaction on a
- * fault stalled the load for over a second from time to time. n_expert > 0: an
- * expert tensor, whose slices are copied at their first use (the memory is reserved,
- * not touched), so that the process holds the experts a model uses, not all */
-static int x4_make(const llm_model *m, llm_tensor *t, int n_expert) {
+ * fault stalled the load for over a second from time to time. An expert tensor is
+ * copied whole at load too: copied at each expert's first use instead (so that
+ * resident memory followed the experts routed to), the first reply's 128 tokens ran
+ * at 82-85 t/s against 94-107 on the MoE shape, the page faults and copies landing in
+ * the decode; a model whose copies do not fit in memory gets none (model.py) */
+static int x4_make(llm_tensor *t, int drop) {
     const size_t n = x4_size(t), cap = (n + 4095) / 4096 * 4096;
     char *d = aligned_alloc(4096, cap);
     if (!d) return -1;
-    if (n_expert > 0) {
-        t->x4_ready = calloc((size_t)n_expert, 1);
-        if (!t->x4_ready) {
-            free(d);
-            return -1;
-        }
-        t->x4 = d;
-        return 0;
-    }
     if (llm_repack_x4(t->type, t->data, d, t->ne1, t->ne0)) {
         free(d);
         return -1;
     }
     t->x4 = d;
-    if (m->x4_drop) drop_pages(t->data, n);
+    if (drop) drop_pages(t->data, n);
     return 0;
-}
-
-void llm_x4_expert(const llm_model *m, llm_tensor *t, int e) {
-    if (!t->x4 || !t->x4_ready || t->x4_ready[e]) return;
-    const long long rows = t->ne1 / m->c.n_expert;
-    const size_t bytes = (size_t)rows * (size_t)llm_row_bytes(t->type, t->ne0), off = (size_t)e * bytes;
-    if (llm_repack_x4(t->type, (const char *)t->data + off, (char *)t->x4 + off, rows, t->ne0)) return;
-    if (m->x4_drop) drop_pages((const char *)t->data + off, bytes);
-    t->x4_ready[e] = 1;
 }
 
 /* the matmul weights each layer this model runs on the CPU holds, and the head */
@@ -139,11 +123,9 @@ long long llm_model_repack(llm_model *m, int drop) {
         /* an expert's slice holds whole groups */
         if (!x4_wanted(t) || (ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4))) continue;
         /* the token embeddings (a tied head) are still read by row */
-        m->x4_drop = drop && t != &m->g[LLM_G_TOKEN_EMBD];
-        if (x4_make(m, t, ne)) return -1;
+        if (x4_make(t, drop && t != &m->g[LLM_G_TOKEN_EMBD])) return -1;
         bytes += (long long)x4_size(t);
     }
-    m->x4_drop = drop;
     return bytes;
 }
 
@@ -151,14 +133,8 @@ long long llm_model_repack_bytes(const llm_model *m) {
     long long bytes = 0;
     const llm_tensor *t;
     int ne;
-    for (int i = 0; (t = x4_next((llm_model *)m, i, &ne)); i++) {
-        if (!t->x4) continue;
-        if (!t->x4_ready) {
-            bytes += (long long)x4_size(t);
-            continue;
-        }
-        for (int e = 0; e < ne; e++) bytes += t->x4_ready[e] ? (long long)x4_size(t) / ne : 0;
-    }
+    for (int i = 0; (t = x4_next((llm_model *)m, i, &ne)); i++)
+        if (t->x4) bytes += (long long)x4_size(t);
     return bytes;
 }
 
@@ -167,8 +143,6 @@ void llm_model_repack_free(llm_model *m) {
     int ne;
     for (int i = 0; m->layers && (t = x4_next(m, i, &ne)); i++) {
         free((void *)t->x4);
-        free(t->x4_ready);
         t->x4 = NULL;
-        t->x4_ready = NULL;
     }
 }

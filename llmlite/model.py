@@ -58,7 +58,7 @@ def repack_bytes(g, n_gpu: int = 0) -> int:
     (Weights.repacked_bytes once loaded): the weights of the CPU's layers and head whose
     type this machine's kernels take a copy of (0 where they would not fit in the memory
     available). The file's pages of those weights are let go once copied, so the process
-    holds about as much as without them; an expert's are copied at its first use."""
+    holds about as much as without them."""
     if not settings.env_flag("LLMLITE_REPACK", True):
         return 0
     config = ModelConfig.of(g)
@@ -208,11 +208,6 @@ class Weights:
     def restore_state(self) -> int:
         """the copy made the state again; its position (-1: no copy)"""
         return int(lib.llm_dn_restore(self.ptr))
-
-    @property
-    def copied_bytes(self) -> int:
-        """what the interleaved copies hold so far (an expert's are made at its first use)"""
-        return int(lib.llm_model_repack_bytes(self.ptr))
 
     @property
     def kv_bytes(self) -> int:

@@ -154,33 +154,6 @@ def test_models_give_the_same_logits_with_the_copy(which, request, monkeypatch):
         assert copied == 0
 
 
-def test_experts_are_copied_at_their_first_use(moe_file, monkeypatch):
-    """the copies of an expert tensor grow with the experts a model routes to (as the
-    file's pages did), not all at load: resident memory follows the experts used"""
-    if not takes_copies():
-        pytest.skip(f"the {_lib.isa()} table takes no copies")
-    import moe_models
-    from llmlite.gguf import open_gguf
-    from llmlite.model import Weights
-
-    spec = moe_models.MODELS["qwen3moe-4x2-q4_k"]
-    monkeypatch.setenv("LLMLITE_REPACK", "1")
-    with open_gguf(moe_file) as g:
-        experts = sum(t.nbytes for n, t in g.tensors.items()        # the ones copied: k % 256 == 0
-                      if n.endswith("_exps.weight") and int(t.shape[0]) % 256 == 0)
-        assert experts
-        w = Weights(g, 64, n_batch=64)
-        at_load = w.copied_bytes
-        assert w.repacked_bytes - at_load == experts      # reserved, not yet made
-        w.forward([7], 0, 1)                                # one token: k experts a layer
-        one = w.copied_bytes - at_load
-        per_expert = experts // spec.n_expert
-        assert 0 < one <= spec.n_expert_used * per_expert
-        w.forward(list(range(8, 40)), 1, 1)                 # more tokens reach more experts
-        assert one <= w.copied_bytes - at_load <= experts
-        del w
-
-
 def test_no_copies_where_they_would_not_fit(dense_file, monkeypatch):
     """the copies cannot be paged out as the file's pages can: a model larger than the
     memory at hand keeps reading the file"""
