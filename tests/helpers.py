@@ -149,6 +149,14 @@ def traced_stages(w, toks) -> dict:
     return out
 
 
+def load_npz(path) -> dict:
+    """A references file (tests/data/*.npz) as a dict of arrays, read whole."""
+    import numpy as np
+
+    with np.load(path) as r:
+        return {k: r[k] for k in r.files}
+
+
 def rebuilt_models(module, refs: dict, folder) -> dict:
     """name -> path of each of module.MODELS rebuilt into folder (module.build), each
     checked to be the file its references (refs[name/sha256]) were made from"""

@@ -6,7 +6,7 @@ softcap) and 26B-A4B's expert layers (a dense FFN beside the experts, K as V).""
 import gemma4_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -23,8 +23,7 @@ KEY_STAGES = {NAME: {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_
 
 @pytest.fixture(scope="module")
 def refs():
-    with np.load(REFS) as r:
-        return {k: r[k] for k in r.files}
+    return load_npz(REFS)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import moe_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -18,8 +18,7 @@ N_PROMPTS = len(moe_models.PROMPT_LENGTHS)
 
 @pytest.fixture(scope="module")
 def refs():
-    with np.load(REFS) as r:
-        return {k: r[k] for k in r.files}
+    return load_npz(REFS)
 
 
 @pytest.fixture(scope="module")

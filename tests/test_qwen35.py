@@ -5,7 +5,7 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -20,8 +20,7 @@ N_PROMPTS = len(qwen35_models.PROMPT_LENGTHS)
 
 @pytest.fixture(scope="module")
 def refs():
-    with np.load(REFS) as r:
-        return {k: r[k] for k in r.files}
+    return load_npz(REFS)
 
 
 @pytest.fixture(scope="module")
