@@ -59,6 +59,8 @@ QWEN_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role
 LLAMA3_TEMPLATE = ("{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
                    " + message['content'] + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
                    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
+GEMMA_TEMPLATE = ("{% for message in messages %}{{ '<|turn>' + message['role'] + '\\n' + message['content']"
+                  " + '<turn|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|turn>model\\n' }}{% endif %}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,10 @@ class Family:
 
 QWEN = Family("qwen2", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), "<|endoftext|>", "<|im_end|>", False,
               QWEN_TEMPLATE)
+# the real file's vocabulary is SentencePiece-like (tokenizer.ggml.model gemma4); a
+# byte-level BPE of the same size stands in, with Gemma's turn markers
+GEMMA4 = Family("qwen2", ("<pad>", "<eos>", "<bos>", "<|turn>", "<turn|>"), "<bos>", "<turn|>", True,
+                GEMMA_TEMPLATE)
 LLAMA3 = Family("llama-bpe", ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                               "<|eot_id|>"), "<|begin_of_text|>", "<|eot_id|>", True, LLAMA3_TEMPLATE)
 
@@ -99,11 +105,62 @@ class Shape:
     n_expert: int = 0         # a mixture of experts: ffn_*_exps of n_expert matrices each, and a router
     n_expert_used: int = 0
     n_ff_exp: int = 0         # one expert's FFN width
+    n_rot: int = 0            # rotated dims of a head (0: all of head_dim)
+    # qwen35: gated delta-net (linear attention) layers, a gated full-attention one every
+    # full_attn_interval-th; the delta-net's head width, key heads, value heads, conv taps
+    full_attn_interval: int = 0
+    rope_sections: tuple = ()   # multi-section rope: pairs per section (t, h, w, e)
+    ssm_d_state: int = 0
+    ssm_n_group: int = 0
+    ssm_n_v_head: int = 0
+    ssm_d_conv: int = 0
+    # gemma4: sliding-window layers (head_dim_swa wide) with a full one every
+    # swa_period-th (head_dim wide, a rot_frac_full share rotated); the last n_kv_shared
+    # layers read an earlier layer's K/V and have an FFN twice n_ff; per-layer
+    # token embeddings n_embd_per_layer wide; the final logit softcap
+    head_dim_swa: int = 0
+    swa_period: int = 0
+    sliding_window: int = 0
+    rope_base_swa: float = 0.0
+    rot_frac_full: float = 1.0
+    n_kv_shared: int = 0
+    n_embd_per_layer: int = 0
+    softcap: float = 0.0
+
+    def is_full_attention(self, il: int) -> bool:
+        """qwen35: the layers with attention (not the delta-net); gemma4: the ones without the window"""
+        period = self.full_attn_interval or self.swa_period
+        return not period or (il + 1) % period == 0
+
+    def has_own_kv(self, il: int) -> bool:
+        return il < self.n_layer - self.n_kv_shared
+
+    def n_ff_of(self, il: int) -> int:
+        """gemma4's layers that share K/V have a double-wide FFN"""
+        return self.n_ff * (1 if self.has_own_kv(il) else 2)
 
 
 SHAPES = {
     "qwen2.5-1.5b": Shape("qwen2", 28, 1536, 8960, 12, 2, 128, 151936, True, QWEN, 1e6, 1e-6, 32768,
                           qkv_bias=True),
+    # Qwen3.5-0.8B: 24 layers 1024 wide (llama.cpp's qwen35 names 24 x 1024 "0.8B"), FFN
+    # 3584, 8/2 gated heads of 256 (64 dims roped in sections 11:11:10:0), delta-net heads
+    # of 128 (16 key, 16 value), conv of 4, a full-attention layer every 4th: the widths
+    # benchmarks/moe_real_width.py --arch qwen35 uses. Not in the sources here, from the
+    # published config: the vocabulary of 248320, rope base 1e7, context 262144, the
+    # tied head. Its tokenizer (pre 'qwen35') stands in as qwen2's: speed does not see it
+    "qwen35-0.8b": Shape("qwen35", 24, 1024, 3584, 8, 2, 256, 248320, True, QWEN, 1e7, 1e-6, 262144,
+                         n_rot=64, rope_sections=(11, 11, 10, 0), full_attn_interval=4, ssm_d_state=128,
+                         ssm_n_group=16, ssm_n_v_head=16, ssm_d_conv=4),
+    # Gemma 4 E2B: 35 layers (llama.cpp's gemma4 names 35 layers "E2B"), vocabulary
+    # 262144. Not in the sources here (tests/gemma4_models.py has the structure in
+    # miniature, no helper has the real widths), from the published config: 1536 wide,
+    # FFN 6144 (12288 on the 20 layers that share K/V), 8 heads and 1 KV head, of 256 on
+    # sliding layers (window 512, rope base 1e4) and 512 on every 5th, full layer (a
+    # quarter roped, base 1e6), per-layer embeddings 256 wide, softcap 30, the tied head
+    "gemma4-e2b": Shape("gemma4", 35, 1536, 6144, 8, 1, 512, 262144, True, GEMMA4, 1e6, 1e-6, 131072,
+                        head_dim_swa=256, swa_period=5, sliding_window=512, rope_base_swa=1e4, rot_frac_full=0.25,
+                        n_kv_shared=20, n_embd_per_layer=256, softcap=30.0),
     "llama3.2-1b": Shape("llama", 16, 2048, 8192, 32, 8, 64, 128256, True, LLAMA3, 5e5, 1e-5, 131072),
     "qwen3-4b": Shape("qwen3", 36, 2560, 9728, 32, 8, 128, 151936, True, QWEN, 1e6, 1e-6, 40960, qk_norm=True),
     "llama3.1-8b": Shape("llama", 32, 4096, 14336, 32, 8, 128, 128256, False, LLAMA3, 5e5, 1e-5, 131072),
@@ -161,40 +218,124 @@ def vocab_kvs(shape: Shape) -> list[tuple[str, object, object]]:
 
 def model_kvs(name: str, shape: Shape) -> list[tuple[str, object, object]]:
     a, U, F = shape.arch, ValueType.UINT32, ValueType.FLOAT32
-    return [("general.architecture", ValueType.STRING, a), ("general.name", ValueType.STRING, f"{name} (random)"),
-            (f"{a}.block_count", U, shape.n_layer), (f"{a}.context_length", U, shape.n_ctx_train),
-            (f"{a}.embedding_length", U, shape.n_embd), (f"{a}.feed_forward_length", U, shape.n_ff),
-            (f"{a}.attention.head_count", U, shape.n_head), (f"{a}.attention.head_count_kv", U, shape.n_head_kv),
-            (f"{a}.attention.key_length", U, shape.head_dim), (f"{a}.attention.value_length", U, shape.head_dim),
-            (f"{a}.rope.dimension_count", U, shape.head_dim), (f"{a}.rope.freq_base", F, shape.rope_base),
-            (f"{a}.attention.layer_norm_rms_epsilon", F, shape.rms_eps), (f"{a}.vocab_size", U, shape.n_vocab),
-            *([(f"{a}.expert_count", U, shape.n_expert), (f"{a}.expert_used_count", U, shape.n_expert_used),
-               (f"{a}.expert_feed_forward_length", U, shape.n_ff_exp)] if shape.n_expert else []),
-            *vocab_kvs(shape)]
+    kvs = {k: (vt, v) for k, vt, v in [
+        ("general.architecture", ValueType.STRING, a), ("general.name", ValueType.STRING, f"{name} (random)"),
+        (f"{a}.block_count", U, shape.n_layer), (f"{a}.context_length", U, shape.n_ctx_train),
+        (f"{a}.embedding_length", U, shape.n_embd), (f"{a}.feed_forward_length", U, shape.n_ff),
+        (f"{a}.attention.head_count", U, shape.n_head), (f"{a}.attention.head_count_kv", U, shape.n_head_kv),
+        (f"{a}.attention.key_length", U, shape.head_dim), (f"{a}.attention.value_length", U, shape.head_dim),
+        (f"{a}.rope.dimension_count", U, shape.n_rot or shape.head_dim), (f"{a}.rope.freq_base", F, shape.rope_base),
+        (f"{a}.attention.layer_norm_rms_epsilon", F, shape.rms_eps), (f"{a}.vocab_size", U, shape.n_vocab),
+        *([(f"{a}.expert_count", U, shape.n_expert), (f"{a}.expert_used_count", U, shape.n_expert_used),
+           (f"{a}.expert_feed_forward_length", U, shape.n_ff_exp)] if shape.n_expert else []),
+        *(qwen35_kvs(shape) if shape.full_attn_interval else []),
+        *(gemma4_kvs(shape) if shape.swa_period else [])]}   # later entries replace earlier ones
+    return [(k, vt, v) for k, (vt, v) in kvs.items()] + vocab_kvs(shape)
+
+
+def qwen35_kvs(shape: Shape) -> list[tuple[str, object, object]]:
+    """the delta-net's sizes, the full-attention interval, the rope sections"""
+    a, U = shape.arch, ValueType.UINT32
+    return [(f"{a}.rope.dimension_sections", (ValueType.ARRAY, ValueType.INT32), list(shape.rope_sections)),
+            (f"{a}.ssm.conv_kernel", U, shape.ssm_d_conv), (f"{a}.ssm.state_size", U, shape.ssm_d_state),
+            (f"{a}.ssm.group_count", U, shape.ssm_n_group), (f"{a}.ssm.time_step_rank", U, shape.ssm_n_v_head),
+            (f"{a}.ssm.inner_size", U, shape.ssm_d_state * shape.ssm_n_v_head),
+            (f"{a}.full_attention_interval", U, shape.full_attn_interval)]
+
+
+def gemma4_kvs(shape: Shape) -> list[tuple[str, object, object]]:
+    """per-layer FFN widths (an array: the K/V-sharing layers' are double), the sliding
+    layers' head size, rope and window, the shared-K/V count, per-layer embeddings, softcap"""
+    a, U, F = shape.arch, ValueType.UINT32, ValueType.FLOAT32
+    layers = range(shape.n_layer)
+    return [(f"{a}.feed_forward_length", (ValueType.ARRAY, ValueType.INT32), [shape.n_ff_of(i) for i in layers]),
+            (f"{a}.attention.key_length_swa", U, shape.head_dim_swa),
+            (f"{a}.attention.value_length_swa", U, shape.head_dim_swa),
+            (f"{a}.rope.dimension_count_swa", U, shape.head_dim_swa), (f"{a}.rope.freq_base_swa", F, shape.rope_base_swa),
+            (f"{a}.attention.sliding_window", U, shape.sliding_window),
+            (f"{a}.attention.sliding_window_pattern", (ValueType.ARRAY, ValueType.BOOL),
+             [not shape.is_full_attention(i) for i in layers]),
+            (f"{a}.attention.shared_kv_layers", U, shape.n_kv_shared),
+            (f"{a}.embedding_length_per_layer_input", U, shape.n_embd_per_layer),
+            (f"{a}.final_logit_softcapping", F, shape.softcap)]
 
 
 def tensor_shapes(shape: Shape) -> dict[str, tuple[int, ...]]:
     """name -> GGUF shape (ne[0], the row length, first)"""
-    E, F, V = shape.n_embd, shape.n_ff, shape.n_vocab
-    q, kv = shape.n_head * shape.head_dim, shape.n_head_kv * shape.head_dim
-    out = {"token_embd.weight": (E, V), "output_norm.weight": (E,)}
+    E, V = shape.n_embd, shape.n_vocab
+    out = {"token_embd.weight": (E, V)}
+    if shape.swa_period:
+        out.update(gemma4_globals(shape))
+    out["output_norm.weight"] = (E,)
     if not shape.tied:
         out["output.weight"] = (E, V)
+    layer = qwen35_layer if shape.full_attn_interval else gemma4_layer if shape.swa_period else dense_layer
     for i in range(shape.n_layer):
-        b = f"blk.{i}."
-        out.update({b + "attn_norm.weight": (E,), b + "attn_q.weight": (E, q), b + "attn_k.weight": (E, kv),
-                    b + "attn_v.weight": (E, kv), b + "attn_output.weight": (q, E), b + "ffn_norm.weight": (E,)})
-        if shape.n_expert:
-            X, FX = shape.n_expert, shape.n_ff_exp
-            out.update({b + "ffn_gate_inp.weight": (E, X), b + "ffn_gate_exps.weight": (E, FX, X),
-                        b + "ffn_up_exps.weight": (E, FX, X), b + "ffn_down_exps.weight": (FX, E, X)})
-        else:
-            out.update({b + "ffn_gate.weight": (E, F), b + "ffn_up.weight": (E, F), b + "ffn_down.weight": (F, E)})
-        if shape.qkv_bias:
-            out.update({b + "attn_q.bias": (q,), b + "attn_k.bias": (kv,), b + "attn_v.bias": (kv,)})
-        if shape.qk_norm:
-            out.update({b + "attn_q_norm.weight": (shape.head_dim,), b + "attn_k_norm.weight": (shape.head_dim,)})
+        out.update({f"blk.{i}.{n}": s for n, s in layer(shape, i).items()})
     return out
+
+
+def dense_layer(shape: Shape, i: int) -> dict[str, tuple[int, ...]]:
+    """llama / qwen2 / qwen3 / qwen3moe: attention, then a SwiGLU FFN or experts"""
+    E, F = shape.n_embd, shape.n_ff
+    q, kv = shape.n_head * shape.head_dim, shape.n_head_kv * shape.head_dim
+    out = {"attn_norm.weight": (E,), "attn_q.weight": (E, q), "attn_k.weight": (E, kv), "attn_v.weight": (E, kv),
+           "attn_output.weight": (q, E), "ffn_norm.weight": (E,)}
+    if shape.n_expert:
+        X, FX = shape.n_expert, shape.n_ff_exp
+        out.update({"ffn_gate_inp.weight": (E, X), "ffn_gate_exps.weight": (E, FX, X),
+                    "ffn_up_exps.weight": (E, FX, X), "ffn_down_exps.weight": (FX, E, X)})
+    else:
+        out.update({"ffn_gate.weight": (E, F), "ffn_up.weight": (E, F), "ffn_down.weight": (F, E)})
+    if shape.qkv_bias:
+        out.update({"attn_q.bias": (q,), "attn_k.bias": (kv,), "attn_v.bias": (kv,)})
+    if shape.qk_norm:
+        out.update({"attn_q_norm.weight": (shape.head_dim,), "attn_k_norm.weight": (shape.head_dim,)})
+    return out
+
+
+def qwen35_layer(shape: Shape, i: int) -> dict[str, tuple[int, ...]]:
+    """a gated delta-net (fused qkv, its conv kernel, z gate, alpha / beta, dt bias and A,
+    gated norm) or, every full_attn_interval-th, attention with Q's per-head gate
+    (attn_q twice as tall) and q/k norms; then a SwiGLU FFN after post_attention_norm"""
+    E, F, hd = shape.n_embd, shape.n_ff, shape.head_dim
+    if shape.is_full_attention(i):
+        q, kv = shape.n_head * hd, shape.n_head_kv * hd
+        mix = {"attn_q.weight": (E, 2 * q), "attn_k.weight": (E, kv), "attn_v.weight": (E, kv),
+               "attn_output.weight": (q, E), "attn_q_norm.weight": (hd,), "attn_k_norm.weight": (hd,)}
+    else:
+        nv = shape.ssm_n_v_head
+        key, value = shape.ssm_d_state * shape.ssm_n_group, shape.ssm_d_state * nv
+        mix = {"attn_qkv.weight": (E, 2 * key + value), "attn_gate.weight": (E, value),
+               "ssm_conv1d.weight": (shape.ssm_d_conv, 2 * key + value), "ssm_dt.bias": (nv,), "ssm_a": (nv,),
+               "ssm_beta.weight": (E, nv), "ssm_alpha.weight": (E, nv), "ssm_norm.weight": (shape.ssm_d_state,),
+               "ssm_out.weight": (value, E)}
+    return {"attn_norm.weight": (E,), **mix, "post_attention_norm.weight": (E,), "ffn_gate.weight": (E, F),
+            "ffn_up.weight": (E, F), "ffn_down.weight": (F, E)}
+
+
+def gemma4_globals(shape: Shape) -> dict[str, tuple[int, ...]]:
+    """the full layers' rope factors and the per-layer token embeddings (table, projection, norm)"""
+    E, V, P = shape.n_embd, shape.n_vocab, shape.n_embd_per_layer
+    return {"rope_freqs.weight": (shape.head_dim // 2,), "per_layer_token_embd.weight": (shape.n_layer * P, V),
+            "per_layer_model_proj.weight": (E, shape.n_layer * P), "per_layer_proj_norm.weight": (P,)}
+
+
+def gemma4_layer(shape: Shape, i: int) -> dict[str, tuple[int, ...]]:
+    """attention (no K/V of its own in the last n_kv_shared layers), a GeGLU FFN, the
+    per-layer embedding's gate and projection, the layer's output scale"""
+    E, F, P = shape.n_embd, shape.n_ff_of(i), shape.n_embd_per_layer
+    hd = shape.head_dim if shape.is_full_attention(i) else shape.head_dim_swa
+    q, kv = shape.n_head * hd, shape.n_head_kv * hd
+    own = shape.has_own_kv(i)
+    return {"attn_norm.weight": (E,), "attn_q.weight": (E, q),
+            **({"attn_k.weight": (E, kv), "attn_v.weight": (E, kv)} if own else {}),
+            "attn_output.weight": (q, E), "attn_q_norm.weight": (hd,),
+            **({"attn_k_norm.weight": (hd,)} if own else {}),
+            "post_attention_norm.weight": (E,), "ffn_norm.weight": (E,), "ffn_gate.weight": (E, F),
+            "ffn_up.weight": (E, F), "ffn_down.weight": (F, E), "post_ffw_norm.weight": (E,),
+            "inp_gate.weight": (E, P), "proj.weight": (P, E), "post_norm.weight": (E,),
+            "layer_output_scale.weight": (1,)}
 
 
 @dataclass(frozen=True)
@@ -224,17 +365,35 @@ class _Source:
 
 
 def tensor_values(name: str, shape: tuple, seed: int, start: int, count: int) -> np.ndarray:
-    """rows start .. start+count of a tensor: norm weights 1, the rest N(0, WEIGHT_STD).
-    Each chunk has its own stream (seed, name, first row): a chunk is generated
-    without the ones before it (CHUNK_ELEMS is part of the stream: changing it
-    changes the bytes, so it goes with a new GENERATOR_VERSION)."""
+    """rows start .. start+count of a tensor: norm weights 1, the rest N(0, WEIGHT_STD)
+    (but the few of fixed_values). Each chunk has its own stream (seed, name, first
+    row): a chunk is generated without the ones before it (CHUNK_ELEMS is part of the
+    stream: changing it changes the bytes, so it goes with a new GENERATOR_VERSION)."""
     n0 = shape[0]
     if name.endswith("norm.weight"):
         return np.ones((count, n0), np.float32)
+    fixed = fixed_values(name, n0)
+    if fixed is not None:
+        return np.broadcast_to(fixed, (count, n0)).astype(np.float32)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode()), start])
     x = rng.standard_normal((count, n0), dtype=np.float32)
     x *= WEIGHT_STD
     return x
+
+
+def fixed_values(name: str, n0: int) -> np.ndarray | None:
+    """the tensors random values would make meaningless: qwen35's A (negative, or the
+    delta-net's state grows without bound), gemma4's output scale (1) and rope factors
+    (1 for the rotated quarter of the pairs, 1e30 for the rest, as the real file has them;
+    near 0 they would divide the rope's angles)"""
+    if name.endswith("ssm_a"):
+        return np.full(n0, -1.0, np.float32)
+    if name.endswith("layer_output_scale.weight"):
+        return np.ones(n0, np.float32)
+    if name == "rope_freqs.weight":
+        n_rot = n0 // 4       # gemma4-e2b's rot_frac_full; the tests' tiny variants keep it
+        return np.array([1.0] * n_rot + [1e30] * (n0 - n_rot), np.float32)
+    return None
 
 
 def _tensor_bytes(name: str, shape: tuple, dst_type: int, seed: int) -> np.ndarray:
