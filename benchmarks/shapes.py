@@ -16,7 +16,9 @@ gibberish).
 Tensors are generated, quantized and written one at a time (row chunks inside a
 tensor), so memory stays near one tensor whatever the model size. Q4_K_M on 2
 shared cores: llama3.2-1b 0.74 GiB in 2 min, qwen2.5-1.5b 0.91 GiB in 3 min,
-qwen3-4b 2.32 GiB in 5 min, llama3.1-8b 4.58 GiB in 9 min (peak RSS 0.9 GB).
+qwen3-4b 2.32 GiB in 5 min, llama3.1-8b 4.58 GiB in 9 min (peak RSS 0.9 GB);
+qwen35-0.8b (0.48 GiB) and gemma4-e2b (3.19 GiB: its per-layer embedding table is
+2.3 B parameters, Q6_K as the tied head) not yet timed.
 Not written: llama3's rope_freqs.weight (long-context rope scaling; llama.cpp
 runs without it, and it does not change the speed).
 
@@ -446,6 +448,17 @@ def ensure(name: str, ftype: str = "q4_k_m", out=DEFAULT_OUT, seed: int = 0, log
     return path
 
 
+def list_extra(s: Shape) -> str:
+    """what --list says of a qwen35's delta-net or a gemma4's sliding layers"""
+    if s.full_attn_interval:
+        return (f" every {s.full_attn_interval}th layer, delta-net {s.ssm_n_group}/{s.ssm_n_v_head} heads of "
+                f"{s.ssm_d_state} elsewhere")
+    if s.swa_period:
+        return (f" every {s.swa_period}th layer, of {s.head_dim_swa} (window {s.sliding_window}) elsewhere, "
+                f"{s.n_kv_shared} sharing K/V, per-layer embeddings {s.n_embd_per_layer}")
+    return ""
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("shape", nargs="?", help="one of --list")
@@ -459,7 +472,7 @@ def main(argv=None) -> int:
             ffn = (f"{s.n_expert} experts (top {s.n_expert_used}) of FFN {s.n_ff_exp}" if s.n_expert
                    else f"FFN {s.n_ff}")
             print(f"{n:17s} {s.arch:8s} {s.n_layer} layers, {s.n_embd} wide, {ffn}, "
-                  f"{s.n_head}/{s.n_head_kv} heads of {s.head_dim}, vocab {s.n_vocab}, "
+                  f"{s.n_head}/{s.n_head_kv} heads of {s.head_dim}{list_extra(s)}, vocab {s.n_vocab}, "
                   f"{'tied' if s.tied else 'separate output'}")
         return 0
     if a.shape not in SHAPES:
