@@ -1,0 +1,133 @@
+"""Hyper-parameters that only some families carry: mixtures of experts, Gemma 4's
+per-layer kinds, qwen35's gated delta-net. Each reader fills a ModelConfig that
+config.py has begun, and raises one GGUFError line for what the forward pass cannot run.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from llmlite.gguf import GGUFError
+from llmlite.gguf.constants import ExpertGatingFuncType, Keys
+
+if TYPE_CHECKING:
+    from llmlite.config import Arch, ModelConfig
+
+MAX_EXPERTS = 512  # llama.cpp's LLAMA_MAX_EXPERTS (LLM_MAX_EXPERTS in csrc/model.h)
+# llama.cpp's per-layer recurrent flags (LLM_KV_ATTENTION_RECURRENT_LAYERS; gguf-py has no name for it)
+RECURRENT_LAYERS = "{arch}.attention.recurrent_layers"
+# llama.cpp's expert gating functions (LLAMA_EXPERT_GATING_FUNC_TYPE_*); these archs route by softmax
+GATING_SOFTMAX = int(ExpertGatingFuncType.SOFTMAX)
+
+
+def read_experts(cfg: ModelConfig, family: Arch, num, layered, bad) -> None:
+    """A mixture of experts' hyper-parameters (llama.cpp's defaults where a key is
+    missing); one GGUFError line for what the forward pass cannot run."""
+    L, arch = Keys.LLM, cfg.arch
+    cfg.n_expert = num(L.EXPERT_COUNT, 0)
+    cfg.n_expert_used = num(L.EXPERT_USED_COUNT, 0)
+    if not 0 < cfg.n_expert <= MAX_EXPERTS:
+        raise bad(L.EXPERT_COUNT.format(arch=arch), f"is {cfg.n_expert:,} (expected 1 to {MAX_EXPERTS})")
+    if not 0 < cfg.n_expert_used <= cfg.n_expert:
+        raise bad(L.EXPERT_USED_COUNT.format(arch=arch),
+                  f"is {cfg.n_expert_used:,} (expected 1 to the {cfg.n_expert:,} experts)")
+    widths = set(layered(L.EXPERT_FEED_FORWARD_LENGTH, 0))
+    if len(widths) > 1:
+        raise bad(L.EXPERT_FEED_FORWARD_LENGTH.format(arch=arch), "differs between layers (not supported)")
+    cfg.n_ff_exp = widths.pop() or cfg.n_ff // cfg.n_expert_used
+    if not cfg.n_ff_exp:
+        raise bad(L.EXPERT_FEED_FORWARD_LENGTH.format(arch=arch), "is missing or 0")
+    if family.shared_expert:
+        cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0) or cfg.n_ff
+    gating = num(L.EXPERT_GATING_FUNC, GATING_SOFTMAX)
+    if gating != GATING_SOFTMAX and not family.softmax_k:   # llama.cpp fixes gpt-oss's gating
+        name = next((f.name.lower() for f in ExpertGatingFuncType if f == gating), "unknown")
+        raise bad(L.EXPERT_GATING_FUNC.format(arch=arch), f"is {gating} ({name}): llmlite routes {arch} "
+                  "experts by softmax only")
+    # expert_weights_scale stays 0 (unscaled): llama.cpp reads {arch}.expert_weights_scale
+    # for other mixtures of experts (deepseek2...), not for these
+
+
+def period(flags: list[bool]) -> int | None:
+    """p where flags[il] is il % p < p - 1 for every layer (sliding layers then a full
+    one, repeated), or None"""
+    for p in range(2, len(flags) + 1):
+        if all(f == (il % p < p - 1) for il, f in enumerate(flags)):
+            return p
+    return None
+
+
+def read_gemma4(cfg: ModelConfig, num, bad) -> None:
+    """Gemma 4's hyper-parameters beyond Gemma 3's (llama.cpp's defaults where a key is
+    missing); one GGUFError line for what the forward pass cannot run."""
+    L, A, R, arch = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch
+    key = lambda k: k.format(arch=arch)   # noqa: E731
+    cfg.head_dim_swa = num(A.KEY_LENGTH_SWA, cfg.head_dim)
+    if num(A.VALUE_LENGTH_SWA, cfg.head_dim_swa) != cfg.head_dim_swa or cfg.head_dim_v != cfg.head_dim:
+        raise bad(key(A.VALUE_LENGTH_SWA), "differs from the key length (Gemma 4 has one head size per layer kind)")
+    cfg.n_rot_swa = num(R.DIMENSION_COUNT_SWA, cfg.n_rot)
+    if cfg.n_rot_swa > cfg.head_dim_swa or cfg.n_rot_swa % 2:
+        raise bad(key(R.DIMENSION_COUNT_SWA), f"is {cfg.n_rot_swa:,} (expected an even number up to the "
+                  f"sliding layers' head size {cfg.head_dim_swa:,})")
+    cfg.n_embd_per_layer = num(L.EMBD_LENGTH_PER_LAYER_INP, 0)
+    cfg.n_kv_shared = num(A.SHARED_KV_LAYERS, 0)
+    n_kv = cfg.n_layer - cfg.n_kv_shared
+    # the shared layers read layer n_kv - 2 (sliding) or n_kv - 1 (full), as llama.cpp maps them
+    if cfg.n_kv_shared and (n_kv < 2 or not cfg.swa_layers[n_kv - 2] or cfg.swa_layers[n_kv - 1]):
+        raise bad(key(A.SHARED_KV_LAYERS), f"is {cfg.n_kv_shared:,}: the layers before the shared ones must end "
+                  "with a sliding and a full one")
+    if any(cfg.swa_layers) and period(cfg.swa_layers) is None:
+        raise bad(key(A.SLIDING_WINDOW_PATTERN), "is not sliding layers then a full one, repeated (not supported)")
+    # KV heads per layer kind (26B-A4B's sliding layers have more than its full ones)
+    kinds = {(cfg.swa_layers[il] if cfg.swa_layers else False, h) for il, h in enumerate(cfg.n_head_kv_per_layer)}
+    if len(kinds) > len({k for k, _ in kinds}):
+        raise bad(key(A.HEAD_COUNT_KV), "differs between layers of one kind (not supported)")
+    for _, h in kinds:
+        if not h or cfg.n_head % h:
+            raise bad(key(A.HEAD_COUNT_KV), f"has {h:,}, which does not divide {key(A.HEAD_COUNT)} {cfg.n_head:,}")
+def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
+    """qwen35's gated delta-net sizes, recurrent layers and rope sections (llama.cpp's
+    keys; the recurrent-layer list where the file has one, else every layer but each
+    full_attention_interval-th); one GGUFError line for what the forward pass cannot run,
+    a layer whose tensors are not its kind's among them (the C side tells the kinds
+    apart by ssm_out)."""
+    L, S, arch, md = Keys.LLM, Keys.SSM, cfg.arch, g.metadata
+    n_mtp = num(L.NEXTN_PREDICT_LAYERS, 0)
+    if n_mtp >= cfg.n_layer:
+        raise bad(L.NEXTN_PREDICT_LAYERS.format(arch=arch), f"is {n_mtp:,}, not fewer than the {cfg.n_layer:,} blocks")
+    if n_mtp:   # multi-token-prediction blocks after the trunk's (block_count counts them): never run
+        cfg.n_layer -= n_mtp
+        for per_layer in (cfg.n_ff_per_layer, cfg.n_head_per_layer, cfg.n_head_kv_per_layer, cfg.swa_layers):
+            del per_layer[cfg.n_layer:]
+    cfg.ssm_d_conv, cfg.ssm_d_state = num(S.CONV_KERNEL, 0), num(S.STATE_SIZE, 0)
+    cfg.ssm_n_group, cfg.ssm_n_v_head = num(S.GROUP_COUNT, 0), num(S.TIME_STEP_RANK, 0)
+    for key, v, hi in ((S.CONV_KERNEL, cfg.ssm_d_conv, 64), (S.STATE_SIZE, cfg.ssm_d_state, 1 << 12),
+                       (S.GROUP_COUNT, cfg.ssm_n_group, 1 << 12), (S.TIME_STEP_RANK, cfg.ssm_n_v_head, 1 << 12)):
+        if not 0 < v <= hi:
+            raise bad(key.format(arch=arch), f"is {v:,} (expected 1 to {hi:,})")
+    if cfg.ssm_n_v_head % cfg.ssm_n_group:
+        raise bad(S.TIME_STEP_RANK.format(arch=arch), f"is {cfg.ssm_n_v_head:,}, not a multiple of "
+                  f"{S.GROUP_COUNT.format(arch=arch)} {cfg.ssm_n_group:,}")
+    inner = num(S.INNER_SIZE, cfg.ssm_d_state * cfg.ssm_n_v_head)
+    if inner != cfg.ssm_d_state * cfg.ssm_n_v_head:
+        raise bad(S.INNER_SIZE.format(arch=arch), f"is {inner:,}, expected state_size x time_step_rank "
+                  f"({cfg.ssm_d_state * cfg.ssm_n_v_head:,})")
+    listed = md.get(RECURRENT_LAYERS.format(arch=arch))
+    if isinstance(listed, np.ndarray) and listed.ndim == 1 and listed.size >= cfg.n_layer:
+        cfg.recurrent_layers = [bool(x) for x in listed[:cfg.n_layer]]
+    else:
+        every = num(L.FULL_ATTENTION_INTERVAL, 4)
+        if not every:
+            raise bad(L.FULL_ATTENTION_INTERVAL.format(arch=arch), "is 0")
+        cfg.recurrent_layers = [(il + 1) % every != 0 for il in range(cfg.n_layer)]
+    for il, rec in enumerate(cfg.recurrent_layers):
+        if rec != (f"blk.{il}.ssm_out.weight" in g.tensors):
+            kind, want = ("linear-attention", "ssm_out.weight") if rec else ("full-attention", "no ssm_out.weight")
+            raise GGUFError(f"{g.path}: layer {il} is a {kind} layer but has {'no ' if rec else ''}tensor "
+                            f"blk.{il}.ssm_out.weight (expected {want})")
+    sec = md.get(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch))
+    cfg.rope_sections = [int(x) for x in sec][:4] if isinstance(sec, np.ndarray) else []
+    cfg.rope_sections += [0] * (4 - len(cfg.rope_sections))
+    if any(x < 0 for x in cfg.rope_sections):
+        raise bad(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch), f"has a negative section: {cfg.rope_sections}")
