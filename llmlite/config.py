@@ -61,6 +61,8 @@ class Arch:
     # qwen35: gated delta-net (linear attention) layers between full-attention ones, whose
     # queries carry a per-head output gate, rotated by the multi-section rope
     hybrid: bool = False
+    # lfm2: short-convolution layers (n_head_kv 0) between attention ones (read_shortconv)
+    shortconv: bool = False
 
 
 # the architectures the C side runs
@@ -73,7 +75,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
                          renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
          # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
          "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
-         "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
+         "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
+         "lfm2": Arch(lib.LLM_ARCH_LFM2, shortconv=True, renames=(("token_embd_norm.weight", "output_norm.weight"),))}
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 
@@ -224,7 +227,7 @@ class ModelConfig:
         cfg.n_head_per_layer = layered(A.HEAD_COUNT, 0)
         cfg.n_head = cfg.n_head_per_layer[0]
         cfg.n_head_kv_per_layer = layered(A.HEAD_COUNT_KV, cfg.n_head)
-        cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
+        cfg.n_head_kv = next((h for h in cfg.n_head_kv_per_layer if h), 0)   # lfm2's conv layers have 0
         # the sizes every layer divides by or allocates from: the C side has no default for them
         for key, v in ((L.EMBEDDING_LENGTH, cfg.n_embd), (L.FEED_FORWARD_LENGTH, cfg.n_ff),
                        (A.HEAD_COUNT, cfg.n_head), (A.HEAD_COUNT_KV, cfg.n_head_kv)):
@@ -298,6 +301,8 @@ class ModelConfig:
             families.read_gemma4(cfg, num, bad)
         if ARCHS[arch].hybrid:
             families.read_hybrid(cfg, g, num, bad)
+        if ARCHS[arch].shortconv:
+            families.read_shortconv(cfg, g, num, bad)
         cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
         return cfg
 
@@ -318,8 +323,9 @@ class ModelConfig:
 
     @property
     def layer_kinds(self) -> list[str]:
-        """each layer's kind: "attention", or "linear" (a gated delta-net layer)"""
-        return ["linear" if r else "attention" for r in self.recurrent_layers] or ["attention"] * self.n_layer
+        """each layer's kind: "attention", "linear" (a gated delta-net layer) or "shortconv" (lfm2's)"""
+        rec = "shortconv" if ARCHS[self.arch].shortconv else "linear"
+        return [rec if r else "attention" for r in self.recurrent_layers] or ["attention"] * self.n_layer
 
     @property
     def gpu_missing(self) -> str | None:
@@ -328,7 +334,7 @@ class ModelConfig:
         if self.is_moe:
             return "mixture-of-experts layers"
         if any(self.recurrent_layers):
-            return "linear-attention (gated delta-net) layers"
+            return "short-convolution layers" if ARCHS[self.arch].shortconv else "linear-attention (gated delta-net) layers"
         if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
             return "YaRN rope"
         if ARCHS[self.arch].gemma4:
@@ -354,6 +360,8 @@ class ModelConfig:
         channel's last d_conv - 1 inputs and each value head's d_state x d_state matrix,
         twice (csrc/delta_net.c keeps a copy for rewinds)"""
         d, nv = self.ssm_d_state, self.ssm_n_v_head
+        if ARCHS[self.arch].shortconv:   # lfm2: the n_embd channels' inputs only
+            return 8 * self.n_embd * (self.ssm_d_conv - 1)
         return 8 * ((2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d) if d else 0
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
@@ -447,6 +455,8 @@ class ModelConfig:
             c.ssm_n_group, c.ssm_n_v_head = self.ssm_n_group, self.ssm_n_v_head
             c.attn_q_gate = 1
             c.rope_sections = list(self.rope_sections)
+        if arch.shortconv:
+            c.ssm_d_conv = self.ssm_d_conv
         return c
 
     def set_c_experts(self, c) -> None:

@@ -1,0 +1,244 @@
+"""Liquid LFM2's forward pass (short-convolution layers between attention layers with
+q/k norms) against llama.cpp's logits on a tiny random-weight model (tests/lfm2_models.py,
+rebuilt here byte for byte; the references from benchmarks/make_lfm2_refs.py in
+tests/data/lfm2_refs.npz)."""
+import numpy as np
+import pytest
+import lfm2_models
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, llmlite, load_npz, rebuilt_models, rewrite_gguf, traced_stages
+from isa import assert_same_on_every_isa
+
+from llmlite.config import ModelConfig
+from llmlite.errors import LlmliteError
+from llmlite.gguf import GGUFError, open_gguf
+from llmlite.model import Weights
+
+REFS = ROOT / "tests" / "data" / "lfm2_refs.npz"
+NAME = "lfm2-6l-q8_0"
+N_PROMPTS = len(lfm2_models.PROMPT_LENGTHS)
+KINDS = ["shortconv", "shortconv", "attention", "shortconv", "shortconv", "attention"]
+
+
+@pytest.fixture(scope="module")
+def refs():
+    return load_npz(REFS)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, refs):
+    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    return rebuilt_models(lfm2_models, refs, tmp_path_factory.mktemp("lfm2"))[NAME]
+
+
+@pytest.fixture(scope="module")
+def w(path):
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def test_logits_bit_identical_with_llamacpp(w, refs):
+    """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
+    bits, so the top-1 and the log-normaliser agree too."""
+    for k in range(N_PROMPTS):
+        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
+        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def test_stages_bit_identical_with_llamacpp(w, refs):
+    """A convolution layer's in_proj, convolution and out_proj (the first layer's, and a
+    later one's convolution), layers' outputs and the attention layer's output before and
+    after its projection are llama.cpp's bits (prompt 2): a last-bit difference can
+    vanish in a quantized matmul before the logits."""
+    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
+    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
+    assert len(stages) == 8
+    # llama.cpp's names of the stages -> the C trace's
+    ours_name = {"model.layers.{}.conv.in_proj": "conv_in_proj", "model.layers.{}.conv.conv": "conv_conv",
+                 "model.layers.{}.conv.out_proj": "conv_out_proj", "model.layers.{}.self_attn.out_proj": "attn_out"}
+    for k in stages:
+        stage, il = k.split("/")[-1].rsplit("-", 1)
+        got = ours[f"{ours_name.get(stage, stage)}-{il}"]
+        assert np.array_equal(got, refs[k].ravel()), (stage, il, np.abs(got - refs[k].ravel()).max())
+
+
+def test_greedy_decode_matches_llamacpp(w, refs):
+    """48 greedy tokens decoded one at a time (the convolution's state carried from step
+    to step) are llama.cpp's."""
+    for k in range(N_PROMPTS):
+        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], lfm2_models.N_GREEDY)
+        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+
+
+def test_batch_invariance(w, refs, path):
+    """A position's logits are the same bits computed alone (the state carried token by
+    token), in one batch, in a split batch, or in chunks of a smaller n_batch."""
+    toks = list(refs[f"{NAME}/tokens_2"][:40])
+    assert_batch_invariant(w, toks, NAME)
+    whole = w.forward(toks, 0, 2)
+    with open_gguf(path) as g:
+        small = Weights(g, 64, n_batch=7, flash_attn=False)
+        assert np.array_equal(small.forward(toks, 0, 2), whole)
+
+
+def test_every_isa_gives_the_same_logits(path, refs):
+    """The convolution, the products around it and the attention layers give the same
+    bits with every kernel table, in a batch and one token at a time."""
+    from isa import isas, using_isa
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
+    assert_same_on_every_isa(path, toks, NAME)
+    got = {}
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=False)
+        for isa in isas():
+            with using_isa(isa):
+                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks[:8])])
+    for isa, logits in got.items():
+        assert np.array_equal(logits, got["scalar"]), isa
+
+
+def test_state_restarts_at_zero_and_refuses_another_position(w, refs):
+    """The convolution's state holds one position: a pass at 0 starts it over (the same
+    logits twice), one anywhere but where it stands is refused rather than wrong."""
+    toks = refs[f"{NAME}/tokens_1"]
+    a = w.forward(toks, 0, 2)
+    assert np.array_equal(w.forward(toks, 0, 2), a)
+    with pytest.raises(LlmliteError, match="recurrent state holds 28 tokens, not 5"):
+        w.forward(toks[:3], 5, 1)
+    b = w.forward(toks[:10], 0, 2)
+    assert np.array_equal(b, a[:10])
+    assert np.array_equal(w.forward(toks[10:], 10, 2), a[10:])
+
+
+def test_config_layer_kinds_and_gpu(path):
+    with open_gguf(path) as g:
+        cfg = ModelConfig.of(g)
+        assert cfg.layer_kinds == KINDS
+        assert (cfg.ssm_d_conv, cfg.n_head_kv, cfg.n_head_kv_per_layer) == (3, 2, [0, 0, 2, 0, 0, 2])
+        assert cfg.gpu_missing == "short-convolution layers"
+        assert cfg.tokenizer_pre == "lfm2"
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"drop_tensors": ["blk.1.shortconv.out_proj.weight"]},
+     "layer 1 is a short-convolution layer but has no tensor blk.1.shortconv.out_proj.weight"),
+    ({"kv": {"lfm2.attention.head_count_kv": np.array([0, 2, 2, 0, 0, 2], np.int32)}},
+     "layer 1 is an? attention layer but has tensor"),
+    ({"drop_tensors": ["blk.0.shortconv.conv.weight"]}, "missing tensor blk.0.shortconv.conv"),
+    ({"drop_tensors": ["blk.3.shortconv.in_proj.weight"]}, "missing tensor blk.3.shortconv.in_proj"),
+    ({"drop_tensors": ["token_embd_norm.weight"]}, "missing tensor output_norm"),
+    ({"drop_kv": ["lfm2.shortconv.l_cache"]}, "l_cache is 0"),
+    ({"kv": {"lfm2.shortconv.l_cache": 4}}, r"tensor blk.0.shortconv.conv has shape \[3, 64\], expected \[4, 64\]"),
+    ({"kv": {"lfm2.attention.head_count_kv": np.array([0, 0, 2, 0, 0, 4], np.int32)}},
+     "head_count_kv differs between attention layers"),
+    ({"kv": {"lfm2.attention.sliding_window": 8}}, "sliding-window attention is not supported"),
+])
+def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def test_model_rewinds_are_exact(path, refs):
+    """What the decode loop and chat do to a model's cache, with a convolution state that
+    cannot drop tokens: truncate then continue (a guess's rejected tokens, a regenerated
+    reply, a new turn sharing a prefix) gives the logits of a fresh run, from the copy
+    of the state kept where it can, else from the start."""
+    from llmlite.model import Model
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"]]
+    m = Model(path, n_ctx=128, n_batch=16)
+    fresh = m.eval(toks)
+    m.reset()
+    m.eval(toks[:30])
+    m.eval(toks[30:36])                  # a guess of 6 tokens, 2 of them kept
+    m.truncate(32)
+    assert np.array_equal(m.eval(toks[32:40]), fresh[32:40])
+    m.truncate(10)                       # below the copy: run again from the start
+    assert np.array_equal(m.eval(toks[10:20]), fresh[10:20])
+    m.reset()
+    last = m.prefill(toks[:40])
+    assert np.array_equal(last, fresh[39])
+    for t in toks[40:44]:
+        m.step(t)
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39])     # /regen: the same prompt again
+    assert m.last_reused == 39
+    assert np.array_equal(m.prefill(toks[:46]), fresh[45])     # a longer prompt sharing the prefix
+    m.close()
+
+
+def test_info_shows_layer_kinds_and_state(path):
+    from llmlite.cli.info import model_facts
+
+    f = model_facts(path, 512)
+    assert f["layer_kinds"] == KINDS
+    # two attention layers' F16 K and V for 512 positions, four layers' F32 conv state
+    # (the last 2 inputs of 64 channels) and its copy
+    kv = 512 * 2 * 16 * 2 * 2
+    assert f["memory"]["kv_cache_bytes"] == 2 * kv + 4 * (2 * 4 * 64 * 2)
+
+
+def test_cli_info_and_run(path):
+    """`llmlite info` names the layer kinds; `llmlite run` prints text through the
+    "lfm2" pre-tokenizer the file declares"""
+    r = llmlite("info", path)
+    assert r.returncode == 0, r.stderr
+    assert "4 short convolution, 2 full attention" in r.stdout
+    r = llmlite("run", path, "--raw", "-p", "the cat", "-n", "8", "--temp", "0")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+def test_offload(path, refs):
+    """Layers given to the CPU stand-in for a device (their state with them) give the same
+    bits, rewinds included (from the start: the copy would miss the span's part); the
+    CUDA backend, which has no short-convolution layers yet, leaves the model on the CPU
+    with one line saying so."""
+    from llmlite.model import Model
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    split = Model(path, n_ctx=64, gpu_layers=3, offload_backend="cpu")
+    assert split.weights.n_gpu == 3 and np.array_equal(split.eval(toks), whole)
+    split.truncate(10)
+    assert np.array_equal(split.eval(toks[10:]), whole[10:])
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert notes == ["the GPU backend has no short-convolution layers yet: all on the CPU"]
+
+
+def test_speculation_gives_the_greedy_tokens(path, refs):
+    """Prompt-lookup speculation over the convolution's state (each rejected guess rolled
+    back through the state's copy) decodes the tokens plain greedy decoding does; and
+    those are llama.cpp's 48 greedy tokens for the prompt."""
+    from llmlite.generate import GenStats, drafter_for, generate_tokens
+    from llmlite.genconfig import GenerationConfig
+    from llmlite.model import Model
+    from llmlite.sampling import Sampler, SamplingParams
+
+    m = Model(path, n_ctx=256, n_batch=32)
+    prompt, greedy = ([int(t) for t in refs[f"{NAME}/{what}_2"]] for what in ("tokens", "greedy"))
+    # the prompt again after its continuation: the model partly repeats itself, and the
+    # lookup's guesses (from the first continuation) are partly kept, partly rolled back
+    out, stats = {}, {}
+    for lookup in (False, True):
+        m.reset()
+        stats[lookup] = GenStats()
+        out[lookup] = list(generate_tokens(m, prompt + greedy + prompt, Sampler(SamplingParams(temperature=0.0)), 48,
+                                           stats[lookup], stop_ids=[],
+                                           drafter=drafter_for(GenerationConfig(lookup=lookup))))
+    assert out[True] == out[False]
+    assert 0 < stats[True].accepted < stats[True].drafted     # guesses kept and guesses rolled back
+    m.reset()
+    got = generate_tokens(m, prompt, Sampler(SamplingParams(temperature=0.0)), 48, GenStats(), stop_ids=[],
+                          drafter=drafter_for(GenerationConfig(lookup=True)))
+    assert list(got) == greedy
+    m.close()
