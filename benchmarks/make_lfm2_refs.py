@@ -11,7 +11,8 @@ short convolution (ggml_ssm_conv) per token whatever the batch, so the batch's l
 are also a one-token decode's. Stages of prompt 2: a convolution layer's in_proj
 (b|c|x), its convolution's output and its out_proj (layer 0), the same convolution in a
 later layer (3), a layer's output (1), the attention layer's output before and after
-its projection (2), and the last layer's output (5).
+its projection (2), and the last layer's output (5). With llama.cpp's flash-attention
+logits too (lfm2_models.FLASH).
 """
 from __future__ import annotations
 

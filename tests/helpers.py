@@ -113,20 +113,23 @@ def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
     assert np.array_equal(whole, np.concatenate([a, b])), name
 
 
-def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int) -> None:
+def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
     """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
     model `name`): the top-20 logits of every position are llama.cpp's bits, and so
-    the top-1 and the log-normaliser agree too"""
+    the top-1 and the log-normaliser agree too (flash: its flash-attention logits, at
+    the same ids)"""
     import numpy as np
 
+    fa = "fa_" if flash else ""
     for k in range(n_prompts):
         logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1), refs[f"{name}/top_logits_{k}"]
+        ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/{fa}top_logits_{k}"]
+        ours = np.take_along_axis(logits, ids, 1)
         assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{name}/top_ids_{k}"][:, 0]), k
+        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
         mx = logits.max(1, keepdims=True)
         lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+        assert np.allclose(lse, refs[f"{name}/{fa}logsumexp_{k}"], rtol=0, atol=1e-5), k
 
 
 def assert_same_with_small_n_batch(w, path, toks) -> None:

@@ -43,6 +43,8 @@ MODELS = {
                          note="4 short-convolution layers + 2 attention layers; Q8_0"),
 }
 
+# the models whose references include llama.cpp's flash-attention logits (make_moe_refs.py)
+FLASH = ("lfm2-6l-q8_0",)
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
 

@@ -45,6 +45,15 @@ def test_logits_bit_identical_with_llamacpp(w, refs):
     assert_top_logits_match(w, refs, NAME, N_PROMPTS)
 
 
+def test_flash_attention_logits_bit_identical_with_llamacpp(path, refs):
+    """With flash attention (llama.cpp's -fa: online softmax, F16 accumulator) the top-20
+    logits are llama.cpp's flash-attention bits."""
+    with open_gguf(path) as g:
+        w = Weights(g, 512, n_batch=64, flash_attn=True)
+        assert_top_logits_match(w, refs, NAME, N_PROMPTS, flash=True)
+        del w
+
+
 def test_stages_bit_identical_with_llamacpp(w, refs):
     """A convolution layer's in_proj, convolution and out_proj (the first layer's, and a
     later one's convolution), layers' outputs and the attention layer's output before and
