@@ -41,10 +41,19 @@ MODELS = {
     # (the in_proj's output is then the widest row of the batch's scratch)
     "lfm2-6l-q8_0": Spec("ccacca", 64, 4, 2, 3, 128, seed=21,
                          note="4 short-convolution layers + 2 attention layers; Q8_0"),
+    # the published Q4_K_M's types (Q4_K, Q6_K for the FFN's down and the conv's out_proj)
+    # on rows of one super-block; head_dim 64 as the published
+    "lfm2-6l-q4_k": Spec("ccacca", 256, 4, 2, 3, 512, seed=22,
+                         types={"shortconv.in_proj": Q.Q4_K, "shortconv.out_proj": Q.Q6_K, "attn_q": Q.Q4_K,
+                                "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K, "ffn_gate": Q.Q4_K,
+                                "ffn_up": Q.Q4_K, "ffn_down": Q.Q6_K},
+                         note="the same layers in Q4_K / Q6_K"),
 }
 
 # the models whose references include llama.cpp's flash-attention logits (make_moe_refs.py)
 FLASH = ("lfm2-6l-q8_0",)
+# the models whose references include llama.cpp's stages (the Q4_K model's would triple the file)
+STAGED = ("lfm2-6l-q8_0",)
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
 
