@@ -203,3 +203,19 @@ def test_speculation_gives_the_greedy_tokens(path, refs):
     through its copy) decodes the tokens plain greedy decoding does, llama.cpp's 48."""
     prompt, greedy = ([int(t) for t in refs[f"{NAME}/{what}_2"]] for what in ("tokens", "greedy"))
     assert_lookup_decodes_greedy(path, prompt, greedy)
+
+def test_quantize_plan_reads_the_per_layer_kv_heads(path, tmp_path):
+    """`llmlite quantize` of an lfm2 file (head_count_kv per layer, 0 on the conv layers:
+    llama.cpp's n_gqa() is then 0) plans it as llama-quantize does (checked byte for byte
+    against llama_model_quantize with benchmarks/quantize_vs_llamacpp.py): the
+    convolution's kernel stays F32, the projections take the type, and the file runs."""
+    from llmlite.gguf.constants import GGMLType as Q
+
+    out = tmp_path / "q8.gguf"
+    r = llmlite("quantize", path, out, "--type", "q8_0", "--allow-requantize")
+    assert r.returncode == 0, r.stderr
+    with open_gguf(out) as g:
+        assert g.tensors["blk.0.shortconv.conv.weight"].type == Q.F32
+        assert g.tensors["blk.0.shortconv.in_proj.weight"].type == Q.Q8_0
+    r = llmlite("run", out, "--raw", "-p", "the cat", "-n", "4", "--temp", "0")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
