@@ -213,6 +213,9 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
 /* 1: this machine's kernels take copies of weights of this type (the weights with
  * rows % 4 == 0 and k % 256 == 0 get one) */
 int llm_repack_takes(int type);
+/* whether a layer slot's weight gets a copy (llm_model_repack): 1, 2 for an expert
+ * tensor (each expert's rows in whole groups), 0 never */
+int llm_repack_slot(int slot);
 /* the copy's layout: rows (a multiple of 4) of a super-block type, k wide, from w into
  * out (as many bytes); 0, or -1 where refused */
 int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k);

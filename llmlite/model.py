@@ -68,9 +68,11 @@ def repack_bytes(g, n_gpu: int = 0) -> int:
     total = 0
     for name, t in g.tensors.items():
         blk = layer_of(name)
-        on_cpu = (blk[0] < split and renames.get(blk[1], blk[1]) in LAYER_SLOTS) if blk else name == head and split > 0
-        rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
-        if on_cpu and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
+        slot = LAYER_SLOTS.get(renames.get(blk[1], blk[1])) if blk and blk[0] < split else None
+        copied = lib.llm_repack_slot(slot) if slot is not None else (name == head and split > 0)
+        # rows: one expert's where the tensor holds several (each expert's in whole groups)
+        rows = int(np.prod(t.shape[1:] if copied != 2 else t.shape[1:2])) if len(t.shape) > 1 else 1
+        if copied and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
             total += t.nbytes
     return total if _copies_fit(total) else 0
 
