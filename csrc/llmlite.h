@@ -229,11 +229,14 @@ long long llm_model_repack_bytes(const llm_model *m);
 /* qwen35: the tokens the gated delta-net layers' recurrent state holds (-1: none kept):
  * a forward pass must start at 0 (the state zeroed) or there */
 int llm_dn_pos(const llm_model *m);
-/* a copy of the state kept aside (one, made at load): save returns the position it
- * holds, restore makes it the state again and returns that position (-1: no state,
- * nothing saved, or a model with a span, whose layers hold part of the state) */
-int llm_dn_save(llm_model *m);
-int llm_dn_restore(llm_model *m);
+/* copies of the state kept aside, in LLM_DN_SLOTS slots (made at load; Model uses one
+ * for the end of a prompt, one for the start of a speculative verify): save returns
+ * the position the slot holds, restore makes it the state again and returns that
+ * position (-1: no state, a bad slot, nothing saved there, or a model with a span,
+ * whose layers hold part of the state) */
+enum { LLM_DN_SLOTS = 2 };
+int llm_dn_save(llm_model *m, int slot);
+int llm_dn_restore(llm_model *m, int slot);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 

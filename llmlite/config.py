@@ -352,9 +352,10 @@ class ModelConfig:
     def recurrent_state_bytes(self) -> int:
         """a linear-attention layer's state in place of its KV cache (F32): each conv
         channel's last d_conv - 1 inputs and each value head's d_state x d_state matrix,
-        twice (csrc/delta_net.c keeps a copy for rewinds)"""
+        and as much again for each copy csrc/delta_net.c keeps for rewinds"""
         d, nv = self.ssm_d_state, self.ssm_n_v_head
-        return 8 * ((2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d) if d else 0
+        floats = (2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d
+        return 4 * (1 + lib.LLM_DN_SLOTS) * floats if d else 0
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
         """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
