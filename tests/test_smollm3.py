@@ -4,12 +4,12 @@ byte; the references from benchmarks/make_smollm3_refs.py in tests/data/smollm3_
 import numpy as np
 import pytest
 import smollm3_models
-from helpers import (ROOT, assert_batch_invariant, greedy_tokens, llmlite, load_npz, rebuilt_models, rewrite_gguf,
-                     traced_stages)
+from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match, assert_refused_with_one_line,
+                     assert_stages_match, assert_top_logits_match, load_npz, rebuilt_models, traced_stages)
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
-from llmlite.gguf import GGUFError, open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 
 REFS = ROOT / "tests" / "data" / "smollm3_refs.npz"
@@ -36,16 +36,8 @@ def w(path):
 
 
 def test_logits_bit_identical_with_llamacpp(w, refs):
-    """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
-    bits, so the top-1 and the log-normaliser agree too."""
-    for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+    """Teacher-forced, every prompt: the top-20 logits are llama.cpp's bits."""
+    assert_top_logits_match(w, refs, NAME, N_PROMPTS)
 
 
 def test_stages_bit_identical_with_llamacpp(w, refs):
@@ -54,19 +46,13 @@ def test_stages_bit_identical_with_llamacpp(w, refs):
     projection of a roped layer (2) and of the NoPE layer, and that layer's output, are
     llama.cpp's bits (prompt 2)."""
     ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
-    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
-    assert len(stages) == 5
-    for k in stages:
-        stage = k.split("/")[-1]
-        assert np.array_equal(ours[stage], refs[k].ravel()), (stage, np.abs(ours[stage] - refs[k].ravel()).max())
+    assert_stages_match(ours, refs, NAME, 5)
     assert not np.array_equal(ours["Qcur-2"], ours["Qraw-2"])   # a roped layer's Q is turned
 
 
 def test_greedy_decode_matches_llamacpp(w, refs):
     """48 greedy tokens, each decoded alone after the prompt's batch, are llama.cpp's."""
-    for k in range(N_PROMPTS):
-        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], smollm3_models.N_GREEDY)
-        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+    assert_greedy_match(w, refs, NAME, N_PROMPTS, smollm3_models.N_GREEDY)
 
 
 def test_batch_invariance(w, refs):
@@ -102,12 +88,7 @@ def test_offload_keeps_the_model_on_the_cpu(path, refs):
 
 def test_cli_info_and_run(path):
     """`llmlite info` names the architecture and its NoPE layers; `llmlite run` generates."""
-    r = llmlite("info", path)
-    assert r.returncode == 0, r.stderr
-    assert "smollm3" in r.stdout and "layers 3, 7" in r.stdout
-    r = llmlite("run", path, "-p", "the cat", "-n", 8, "--temp", 0)
-    assert r.returncode == 0, r.stderr
-    assert "generated 8 tokens" in r.stderr and r.stdout.strip()
+    assert_cli_info_and_run(path, "smollm3", "layers 3, 7")
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -115,7 +96,4 @@ def test_cli_info_and_run(path):
     ({"drop_tensors": ["blk.3.attn_k.weight"]}, "missing tensor blk.3.attn_k"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
-    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
-    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
-        Weights(g, 64, n_batch=8)
-    assert "\n" not in str(ei.value)
+    assert_refused_with_one_line(path, tmp_path / "bad.gguf", edit, message)
