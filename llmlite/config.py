@@ -437,7 +437,7 @@ class ModelConfig:
         # gpt-oss's sliding-window layers share the full ones' scaling (llama.cpp's
         # rope_freq_scale_train_swa); Gemma 3's are unscaled
         c.rope_scale_swa = c.rope_scale if arch.swa_pattern else 1.0
-        if yarn:   # llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1
+        if yarn:   # ext_factor 1 (llama.cpp's for YaRN); the betas 32 and 1 unless the family reads its own
             c.rope_ext_factor, c.yarn_beta_fast, c.yarn_beta_slow = 1.0, self.yarn_beta_fast, self.yarn_beta_slow
             c.yarn_log_mul = self.yarn_log_mul
             c.rope_attn_factor = self.rope_attn_factor
