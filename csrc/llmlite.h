@@ -96,7 +96,8 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 /* architecture ids */
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
-       LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9 };
+       LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
+       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -186,6 +187,14 @@ typedef struct {
     int rope_sections[4];   /* interleaved multi-section rope (llama.cpp's IMROPE) for text:
                                pairs in the t, h, w sections turn by the position, the
                                others (e) not at all; all 0: plain rope */
+    /* smollm3: 1 where layer il rotates nothing (a NoPE layer); 512 is LLM_MAX_LAYERS */
+    unsigned char rope_skip[512];
+    /* mistral3: llama 4's query temperature, Q times log(floor(pos / attn_temp_floor) + 1)
+     * * attn_temp_scale + 1 after the rope (0: none); YaRN's mscale_all_dim (llama.cpp's
+     * rope.scaling.yarn_log_multiplier, 0: none), which divides out its magnitude correction */
+    float attn_temp_scale;
+    int attn_temp_floor;
+    float yarn_log_mul;
 } llm_config;
 
 typedef struct llm_model llm_model;
