@@ -1,5 +1,6 @@
 """Hyper-parameters that only some families carry: mixtures of experts, Gemma 4's
-per-layer kinds, qwen35's gated delta-net. Each reader fills a ModelConfig that
+per-layer kinds, qwen35's gated delta-net, smollm3's NoPE layers, mistral3's query
+temperature and YaRN keys. Each reader fills a ModelConfig that
 config.py has begun, and raises one GGUFError line for what the forward pass cannot run.
 """
 from __future__ import annotations
@@ -142,6 +143,52 @@ def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
         raise bad(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch), f"has a negative section: {cfg.rope_sections}")
 
 
+def _rope_whole_head(cfg: ModelConfig, bad) -> None:
+    """llama.cpp's smollm3 and mistral3 graphs assert one head size for K and V, all of it rotated"""
+    A, R, arch = Keys.Attention, Keys.Rope, cfg.arch
+    if cfg.head_dim_v != cfg.head_dim:
+        raise bad(A.VALUE_LENGTH.format(arch=arch), f"is {cfg.head_dim_v:,}, not the key length {cfg.head_dim:,}")
+    if cfg.n_rot != cfg.head_dim:
+        raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,}, not the head size {cfg.head_dim:,} "
+                  f"({arch} rotates whole heads)")
+
+
+def read_smollm3(cfg: ModelConfig, g, num, bad) -> None:
+    """SmolLM3's NoPE layers: every nope_step-th attends without rope (llama.cpp fixes the
+    step; no key for it); one GGUFError line for a head the graph cannot take."""
+    from llmlite.config import ARCHS
+
+    _rope_whole_head(cfg, bad)
+    step = ARCHS[cfg.arch].nope_step
+    cfg.nope_layers = [(il + 1) % step == 0 for il in range(cfg.n_layer)]
+
+
+# mistral3's dense FFN biases (optional in llama.cpp's loader): llmlite's FFN has no slot for them
+FFN_BIASES = ("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias")
+
+
+def read_mistral3(cfg: ModelConfig, g, num, bad) -> None:
+    """Ministral 3's query temperature (llama 4's: its floor scale the original context,
+    as llama.cpp sets it) and its YaRN keys; one GGUFError line for what the forward pass
+    cannot run (its experts, FFN biases)."""
+    L, A, R, arch = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch
+    _rope_whole_head(cfg, bad)
+    n_expert = num(L.EXPERT_COUNT, 0)
+    if n_expert:
+        raise bad(L.EXPERT_COUNT.format(arch=arch), f"is {n_expert:,}: llmlite runs dense mistral3 models only")
+    biased = next((n for n in g.tensors if n.startswith("blk.") and n.endswith(FFN_BIASES)), None)
+    if biased:
+        raise GGUFError(f"{g.path}: tensor {biased}: FFN biases are not supported")
+    cfg.yarn_beta_fast = num(R.SCALING_YARN_BETA_FAST, 32.0, float)
+    cfg.yarn_beta_slow = num(R.SCALING_YARN_BETA_SLOW, 1.0, float)
+    cfg.yarn_log_mul = num(R.SCALING_YARN_LOG_MUL, 0.0, float, positive=False)
+    cfg.attn_temp_scale = num(A.TEMPERATURE_SCALE, 0.0, float, positive=False)
+    if cfg.attn_temp_scale:
+        cfg.attn_temp_floor = cfg.rope_orig_ctx or cfg.n_ctx_train
+        if not cfg.attn_temp_floor:
+            raise bad(R.SCALING_ORIG_CTX_LEN.format(arch=arch), "is missing or 0 (the attention temperature's scale)")
+
+
 def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
     """lfm2's short-convolution layers (llama.cpp's: a layer with head_count_kv 0 is one):
     the convolution's taps (shortconv.l_cache, kept in ssm_d_conv) and which layers;
@@ -157,3 +204,7 @@ def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
     if cfg.sliding_window:   # llama.cpp's LFM2 variants whose attention layers all slide
         raise bad(key(A.SLIDING_WINDOW), f"is {cfg.sliding_window:,}: lfm2 with sliding-window attention is not supported")
     check_layer_kinds(cfg, g, "shortconv.out_proj.weight", ("short-convolution", "attention"))
+
+
+# an architecture's own reader, run after the common hyper-parameters
+READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "lfm2": read_shortconv}

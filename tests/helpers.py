@@ -113,25 +113,6 @@ def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
     assert np.array_equal(whole, np.concatenate([a, b])), name
 
 
-def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
-    """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
-    model `name`): the top-20 logits of every position are llama.cpp's bits, and so
-    the top-1 and the log-normaliser agree too (flash: its flash-attention logits, at
-    the same ids)"""
-    import numpy as np
-
-    fa = "fa_" if flash else ""
-    for k in range(n_prompts):
-        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/{fa}top_logits_{k}"]
-        ours = np.take_along_axis(logits, ids, 1)
-        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/{fa}logsumexp_{k}"], rtol=0, atol=1e-5), k
-
-
 def assert_same_with_small_n_batch(w, path, toks) -> None:
     """toks in one batch of Weights w give the bits of the same file cut into chunks of
     n_batch 7"""
@@ -203,6 +184,70 @@ def rebuilt_models(module, refs: dict, folder) -> dict:
     return paths
 
 
+def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
+    """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
+    model `name`): the top-20 logits of every position are llama.cpp's bits, and so
+    the top-1 and the log-normaliser agree too (flash: its flash-attention logits, at
+    the same ids)"""
+    import numpy as np
+
+    fa = "fa_" if flash else ""
+    for k in range(n_prompts):
+        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
+        ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/{fa}top_logits_{k}"]
+        ours = np.take_along_axis(logits, ids, 1)
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{name}/{fa}logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def assert_stages_match(ours: dict, refs: dict, name: str, n: int, renames: dict | None = None) -> None:
+    """refs' n stages of `name` (llama.cpp's names; renames: llama.cpp's -> ours where they
+    differ) are the same bits as ours (traced_stages')"""
+    import numpy as np
+
+    stages = [k for k in refs if k.startswith(f"{name}/stage/")]
+    assert len(stages) == n
+    for k in stages:
+        stage = k.split("/")[-1]
+        got = ours[(renames or {}).get(stage, stage)]
+        assert np.array_equal(got, refs[k].ravel()), (stage, np.abs(got - refs[k].ravel()).max())
+
+
+def assert_greedy_match(w, refs: dict, name: str, n_prompts: int, n: int) -> None:
+    """n greedy tokens after each of refs' prompts, each decoded alone after the prompt's
+    batch (greedy_tokens), are llama.cpp's"""
+    for k in range(n_prompts):
+        assert greedy_tokens(w, refs[f"{name}/tokens_{k}"], n) == list(refs[f"{name}/greedy_{k}"]), k
+
+
+def assert_refused_with_one_line(src, dst, edit: dict, message: str) -> None:
+    """src rewritten to dst with edit (rewrite_gguf's keywords) fails to load with one
+    GGUFError line matching message"""
+    import pytest
+
+    from llmlite.gguf import GGUFError, open_gguf
+    from llmlite.model import Weights
+
+    bad = rewrite_gguf(src, dst, **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def assert_cli_info_and_run(path, *facts: str) -> None:
+    """`llmlite info` on path succeeds and shows each of facts; `llmlite run` with -n 8
+    generates 8 tokens of text"""
+    r = llmlite("info", path)
+    assert r.returncode == 0, r.stderr
+    assert all(f in r.stdout for f in facts), r.stdout
+    r = llmlite("run", path, "-p", "the cat", "-n", 8, "--temp", 0)
+    assert r.returncode == 0, r.stderr
+    assert "generated 8 tokens" in r.stderr and r.stdout.strip()
+
+
 # ---- a recurrent state (qwen35's delta-net, lfm2's short convolution): what every
 # hybrid family must show, its tests' shared bodies ----
 
@@ -226,8 +271,8 @@ def assert_state_restarts(w, toks) -> None:
 def assert_rewinds_exact(path, toks) -> None:
     """What the decode loop and chat do to a model's cache (toks: 46 or more): truncate
     then continue (a guess's rejected tokens, a regenerated reply, a new turn sharing a
-    prefix) gives the logits of a fresh run, from the copy of the state kept where it
-    can, else from the start."""
+    prefix) gives the logits of a fresh run, from the copies of the state kept where it
+    can (the prompt's end, a verify's start), else from the start."""
     import numpy as np
 
     from llmlite.model import Model
@@ -248,6 +293,16 @@ def assert_rewinds_exact(path, toks) -> None:
     assert np.array_equal(m.prefill(toks[:40]), fresh[39])     # /regen: the same prompt again
     assert m.last_reused == 39
     assert np.array_equal(m.prefill(toks[:46]), fresh[45])     # a longer prompt sharing the prefix
+    # a guess verified after the prompt keeps its own copy: /regen then restores the
+    # prompt's copy and runs only the prompt's last token, not the whole history
+    m.reset()
+    m.prefill(toks[:40])
+    m.eval(toks[40:46])
+    ran = []
+    forward = m.weights.forward
+    m.weights.forward = lambda ids, *a, **k: (ran.append(len(ids)), forward(ids, *a, **k))[1]
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39]) and ran == [1]
+    m.weights.forward = forward
     m.close()
 
 

@@ -5,14 +5,15 @@ tests/data/lfm2_refs.npz)."""
 import numpy as np
 import pytest
 import lfm2_models
-from helpers import (ROOT, assert_batch_invariant, assert_lookup_decodes_greedy, assert_offload_on_cpu_span,
-                     assert_rewinds_exact, assert_same_with_small_n_batch, assert_state_restarts,
-                     assert_top_logits_match, greedy_tokens, llmlite, load_npz, rebuilt_models,
-                     rewrite_gguf, traced_stages)
+from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
+                     assert_lookup_decodes_greedy, assert_offload_on_cpu_span, assert_refused_with_one_line,
+                     assert_rewinds_exact, assert_same_with_small_n_batch, assert_stages_match,
+                     assert_state_restarts, assert_top_logits_match, greedy_tokens, llmlite, load_npz,
+                     rebuilt_models, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
-from llmlite.gguf import GGUFError, open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 
 REFS = ROOT / "tests" / "data" / "lfm2_refs.npz"
@@ -91,24 +92,17 @@ def test_stages_bit_identical_with_llamacpp(w, refs):
     later one's convolution), layers' outputs and the attention layer's output before and
     after its projection are llama.cpp's bits (prompt 2): a last-bit difference can
     vanish in a quantized matmul before the logits."""
-    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
-    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
-    assert len(stages) == 8
     # llama.cpp's names of the stages -> the C trace's
-    ours_name = {"model.layers.{}.conv.in_proj": "conv_in_proj", "model.layers.{}.conv.conv": "conv_conv",
-                 "model.layers.{}.conv.out_proj": "conv_out_proj", "model.layers.{}.self_attn.out_proj": "attn_out"}
-    for k in stages:
-        stage, il = k.split("/")[-1].rsplit("-", 1)
-        got = ours[f"{ours_name.get(stage, stage)}-{il}"]
-        assert np.array_equal(got, refs[k].ravel()), (stage, il, np.abs(got - refs[k].ravel()).max())
+    renames = {"model.layers.{}.conv.in_proj-0": "conv_in_proj-0", "model.layers.{}.conv.conv-0": "conv_conv-0",
+               "model.layers.{}.conv.out_proj-0": "conv_out_proj-0", "model.layers.{}.conv.conv-3": "conv_conv-3",
+               "model.layers.{}.self_attn.out_proj-2": "attn_out-2"}
+    assert_stages_match(traced_stages(w, refs[f"{NAME}/tokens_2"]), refs, NAME, 8, renames)
 
 
 def test_greedy_decode_matches_llamacpp(w, refs):
     """48 greedy tokens decoded one at a time (the convolution's state carried from step
     to step) are llama.cpp's."""
-    for k in range(N_PROMPTS):
-        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], lfm2_models.N_GREEDY)
-        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+    assert_greedy_match(w, refs, NAME, N_PROMPTS, lfm2_models.N_GREEDY)
 
 
 def test_batch_invariance(w, refs, path):
@@ -157,10 +151,7 @@ def test_config_layer_kinds_and_gpu(path):
     ({"kv": {"lfm2.attention.sliding_window": 8}}, "sliding-window attention is not supported"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
-    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
-    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
-        Weights(g, 64, n_batch=8)
-    assert "\n" not in str(ei.value)
+    assert_refused_with_one_line(path, tmp_path / "bad.gguf", edit, message)
 
 
 def test_model_rewinds_are_exact(path, refs):
@@ -175,20 +166,15 @@ def test_info_shows_layer_kinds_and_state(path):
     f = model_facts(path, 512)
     assert f["layer_kinds"] == KINDS
     # two attention layers' F16 K and V for 512 positions, four layers' F32 conv state
-    # (the last 2 inputs of 64 channels) and its copy
+    # (the last 2 inputs of 64 channels) and its two copies
     kv = 512 * 2 * 16 * 2 * 2
-    assert f["memory"]["kv_cache_bytes"] == 2 * kv + 4 * (2 * 4 * 64 * 2)
+    assert f["memory"]["kv_cache_bytes"] == 2 * kv + 4 * (3 * 4 * 64 * 2)
 
 
 def test_cli_info_and_run(path):
     """`llmlite info` names the layer kinds; `llmlite run` prints text through the
     "lfm2" pre-tokenizer the file declares"""
-    r = llmlite("info", path)
-    assert r.returncode == 0, r.stderr
-    assert "4 short convolution, 2 full attention" in r.stdout
-    r = llmlite("run", path, "--raw", "-p", "the cat", "-n", "8", "--temp", "0")
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip()
+    assert_cli_info_and_run(path, "4 short convolution, 2 full attention", "pre lfm2")
 
 
 def test_offload(path, refs):

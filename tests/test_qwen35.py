@@ -123,9 +123,10 @@ def test_info_shows_layer_kinds_and_state(path):
 
     f = model_facts(path, 512)
     assert f["layer_kinds"] == ["linear", "linear", "linear", "attention"]
-    # one attention layer's F16 K and V for 512 positions, three layers' F32 state and its copy
+    # one attention layer's F16 K and V for 512 positions, three layers' F32 state and its
+    # two copies (the prompt's end, a verify's start)
     kv = 512 * 2 * 2 * 32 * 2
-    state = 2 * 4 * ((2 * 64 * 2 + 64 * 4) * 3 + 4 * 64 * 64)
+    state = 3 * 4 * ((2 * 64 * 2 + 64 * 4) * 3 + 4 * 64 * 64)
     assert f["memory"]["kv_cache_bytes"] == kv + 3 * state
 
 
