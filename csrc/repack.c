@@ -100,7 +100,8 @@ static const int X4_SLOTS[] = {LLM_T_ATTN_Q, LLM_T_ATTN_K, LLM_T_ATTN_V, LLM_T_A
                                LLM_T_FFN_GATE, LLM_T_FFN_UP, LLM_T_FFN_DOWN, LLM_T_FFN_GATE_EXPS,
                                LLM_T_FFN_UP_EXPS, LLM_T_FFN_DOWN_EXPS, LLM_T_FFN_GATE_SHEXP, LLM_T_FFN_UP_SHEXP,
                                LLM_T_FFN_DOWN_SHEXP, LLM_T_ATTN_GATE, LLM_T_SSM_BETA, LLM_T_SSM_ALPHA,
-                               LLM_T_SSM_OUT, LLM_T_PLE_INP_GATE, LLM_T_PLE_PROJ};
+                               LLM_T_SSM_OUT, LLM_T_PLE_INP_GATE, LLM_T_PLE_PROJ, LLM_T_SHORTCONV_IN,
+                               LLM_T_SHORTCONV_OUT};
 enum { N_X4_SLOTS = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]) };
 
 static int is_expert_slot(int slot) {
