@@ -203,6 +203,9 @@ def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
         raise bad(key(A.HEAD_COUNT_KV), "differs between attention layers (not supported)")
     if cfg.sliding_window:   # llama.cpp's LFM2 variants whose attention layers all slide
         raise bad(key(A.SLIDING_WINDOW), f"is {cfg.sliding_window:,}: lfm2 with sliding-window attention is not supported")
+    causal = g.metadata.get(key(A.CAUSAL), True)
+    if causal is not True:   # LFM2's embedding models (Lfm2BidirectionalModel) see both ways
+        raise bad(key(A.CAUSAL), f"is {causal}: bidirectional (embedding) lfm2 models are not supported")
     check_layer_kinds(cfg, g, "shortconv.out_proj.weight", ("short-convolution", "attention"))
 
 

@@ -149,6 +149,7 @@ def test_config_layer_kinds_and_gpu(path):
     ({"kv": {"lfm2.attention.head_count_kv": np.array([0, 0, 2, 0, 0, 4], np.int32)}},
      "head_count_kv differs between attention layers"),
     ({"kv": {"lfm2.attention.sliding_window": 8}}, "sliding-window attention is not supported"),
+    ({"kv": {"lfm2.attention.causal": False}}, "causal is False: bidirectional"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
     assert_refused_with_one_line(path, tmp_path / "bad.gguf", edit, message)
