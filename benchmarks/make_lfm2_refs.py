@@ -11,8 +11,9 @@ short convolution (ggml_ssm_conv) per token whatever the batch, so the batch's l
 are also a one-token decode's. Stages of prompt 2: a convolution layer's in_proj
 (b|c|x), its convolution's output and its out_proj (layer 0), the same convolution in a
 later layer (3), a layer's output (1), the attention layer's output before and after
-its projection (2), and the last layer's output (5). With llama.cpp's flash-attention
-logits too (lfm2_models.FLASH).
+its projection (2), and the last layer's output (5), for the Q8_0 model
+(lfm2_models.STAGED); llama.cpp's flash-attention logits too (lfm2_models.FLASH). The
+models: Q8_0, the published Q4_K_M's types, and a window on the attention layers.
 """
 from __future__ import annotations
 

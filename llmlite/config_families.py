@@ -201,8 +201,13 @@ def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
     cfg.recurrent_layers = [h == 0 for h in cfg.n_head_kv_per_layer]
     if len({h for h in cfg.n_head_kv_per_layer if h}) > 1:
         raise bad(key(A.HEAD_COUNT_KV), "differs between attention layers (not supported)")
-    if cfg.sliding_window:   # llama.cpp's LFM2 variants whose attention layers all slide
-        raise bad(key(A.SLIDING_WINDOW), f"is {cfg.sliding_window:,}: lfm2 with sliding-window attention is not supported")
+    if cfg.sliding_window:
+        # llama.cpp's lfm2 with a window: every attention layer slides, on the one rope base.
+        # The C side's pattern p makes layer il slide where il % p < p - 1: n_layer + 1, all
+        # of them (the convolution layers have no attention to window)
+        cfg.swa_layers = [not r for r in cfg.recurrent_layers]
+        cfg.sliding_window_pattern = cfg.n_layer + 1
+        cfg.rope_freq_base_swa = cfg.rope_freq_base
     causal = g.metadata.get(key(A.CAUSAL), True)
     if causal is not True:   # LFM2's embedding models (Lfm2BidirectionalModel) see both ways
         raise bad(key(A.CAUSAL), f"is {causal}: bidirectional (embedding) lfm2 models are not supported")

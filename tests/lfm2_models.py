@@ -31,6 +31,7 @@ class Spec:
     l_cache: int             # the convolution's taps
     n_ff: int
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D and conv: F32)
+    sliding_window: int = 0  # > 0: every attention layer sees this many positions (llama.cpp's lfm2 n_swa)
     seed: int = 0
     note: str = ""
 
@@ -48,10 +49,14 @@ MODELS = {
                                 "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q4_K, "ffn_gate": Q.Q4_K,
                                 "ffn_up": Q.Q4_K, "ffn_down": Q.Q6_K},
                          note="the same layers in Q4_K / Q6_K"),
+    # attention.sliding_window: every attention layer sliding (a window of 8: the mask
+    # cuts the two longer prompts)
+    "lfm2-6l-swa8": Spec("ccacca", 64, 4, 2, 3, 128, sliding_window=8, seed=23,
+                         note="the Q8_0 layers with a window of 8 on the attention layers"),
 }
 
 # the models whose references include llama.cpp's flash-attention logits (make_moe_refs.py)
-FLASH = ("lfm2-6l-q8_0",)
+FLASH = ("lfm2-6l-q8_0", "lfm2-6l-swa8")
 # the models whose references include llama.cpp's stages (the Q4_K model's would triple the file)
 STAGED = ("lfm2-6l-q8_0",)
 PROMPT_LENGTHS = (6, 28, 52)
@@ -119,6 +124,8 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(R.FREQ_BASE), encode(V.FLOAT32, 1e6)),
           (k(A.LAYERNORM_RMS_EPS), encode(V.FLOAT32, 1e-5)),
           (k(Keys.ShortConv.L_CACHE), u32(s.l_cache))]
+    if s.sliding_window:
+        kv.append((k(A.SLIDING_WINDOW), u32(s.sliding_window)))
     tok = [(key, encode(V.STRING, "lfm2")) if key == Keys.Tokenizer.PRE else (key, v) for key, v in tokenizer_kv()]
     return kv + tok
 

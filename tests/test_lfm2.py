@@ -9,7 +9,7 @@ from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, asse
                      assert_lookup_decodes_greedy, assert_offload_on_cpu_span, assert_refused_with_one_line,
                      assert_rewinds_exact, assert_same_with_small_n_batch, assert_stages_match,
                      assert_state_restarts, assert_top_logits_match, greedy_tokens, llmlite, load_npz,
-                     rebuilt_models, traced_stages)
+                     rebuilt_models, rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -87,6 +87,31 @@ def test_q4_k_model_matches_llamacpp(paths, refs):
     assert_decode_same_on_every_isa(paths[name], toks[:6], name)
 
 
+def test_sliding_window_matches_llamacpp(paths, refs, tmp_path):
+    """A file with attention.sliding_window: every attention layer sees the last 8
+    positions (llama.cpp's lfm2 with n_swa), its logits llama.cpp's bits with and without
+    flash attention and its 48 greedy tokens; without the key the same weights give
+    other logits on the prompts longer than the window (the window bites)."""
+    name = "lfm2-6l-swa8"
+    with open_gguf(paths[name]) as g:
+        cfg = ModelConfig.of(g)
+        assert cfg.swa_layers == [k == "attention" for k in KINDS] and set(cfg.c_windows()) == {8}
+        for fa in (True, False):
+            w = Weights(g, 512, n_batch=64, flash_attn=fa)
+            assert_top_logits_match(w, refs, name, N_PROMPTS, flash=fa)
+        assert_greedy_match(w, refs, name, N_PROMPTS, lfm2_models.N_GREEDY)   # (llama.cpp's without flash)
+        del w
+    plain = rewrite_gguf(paths[name], tmp_path / "plain.gguf", drop_kv=["lfm2.attention.sliding_window"])
+    with open_gguf(plain) as g:
+        w = Weights(g, 512, n_batch=64, flash_attn=False)
+        for k in range(N_PROMPTS):
+            logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
+            same = np.array_equal(np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1),
+                                  refs[f"{name}/top_logits_{k}"])
+            assert same == (len(refs[f"{name}/tokens_{k}"]) <= 8), k
+        del w
+
+
 def test_stages_bit_identical_with_llamacpp(w, refs):
     """A convolution layer's in_proj, convolution and out_proj (the first layer's, and a
     later one's convolution), layers' outputs and the attention layer's output before and
@@ -148,7 +173,6 @@ def test_config_layer_kinds_and_gpu(path):
     ({"kv": {"lfm2.shortconv.l_cache": 4}}, r"tensor blk.0.shortconv.conv has shape \[3, 64\], expected \[4, 64\]"),
     ({"kv": {"lfm2.attention.head_count_kv": np.array([0, 0, 2, 0, 0, 4], np.int32)}},
      "head_count_kv differs between attention layers"),
-    ({"kv": {"lfm2.attention.sliding_window": 8}}, "sliding-window attention is not supported"),
     ({"kv": {"lfm2.attention.causal": False}}, "causal is False: bidirectional"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
