@@ -6,7 +6,7 @@ in arrival order. The asyncio side never touches the model; it reads what the wo
 hands it through the event loop (call_soon_threadsafe), so the server keeps
 answering (models, errors, 503s) while a generation runs.
 
-- The queue is bounded: past `max_waiting` jobs waiting (the running one aside), a
+- The queue is bounded: with one job running and `max_waiting` more waiting, a
   request is refused at once with 503 and Retry-After, rather than left to time out.
 - A job whose client has gone is cancelled: its `cancel` event is set, and the
   generation checks it before each token it samples (server/generation.py's sampler),
@@ -128,7 +128,9 @@ class Engine:
         self.max_waiting = max_waiting
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        self._waiting = 0
+        self._pending = 0               # jobs queued or running
+        self.idle = threading.Event()   # set while no job is queued or running
+        self.idle.set()
         self._thread = threading.Thread(target=self._run, name="llmlite-engine", daemon=True)
         self._thread.start()
 
@@ -144,10 +146,11 @@ class Engine:
                 raise not_found(model)
         job = _Job(model, work, asyncio.get_running_loop(), asyncio.Queue())
         with self._lock:
-            if self._waiting >= self.max_waiting:
-                raise ApiError(503, f"the server is busy ({self._waiting} requests waiting): retry shortly",
+            if self._pending > self.max_waiting:
+                raise ApiError(503, f"the server is busy ({self._pending - 1} requests waiting): retry shortly",
                                code="server_busy", headers={"Retry-After": str(RETRY_AFTER_S)})
-            self._waiting += 1
+            self._pending += 1
+            self.idle.clear()
         self._jobs.put(job)
         try:
             while True:
@@ -168,13 +171,15 @@ class Engine:
     # ---- the worker ----
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            with self._lock:
-                self._waiting -= 1
             try:
                 if not job.cancel.is_set():
                     self._do(job)
             finally:
                 job.send("end")
+                with self._lock:
+                    self._pending -= 1
+                    if not self._pending:
+                        self.idle.set()
 
     def _do(self, job: _Job) -> None:
         try:
