@@ -40,7 +40,7 @@ def serve(
     ctx_size: Optional[int] = opt_ctx(),
     threads: Optional[int] = opt_threads(),
     gpu_layers: str = opt_ngl(),
-    api_key: Optional[str] = typer.Option(None, "--api-key", envvar="LLMLITE_API_KEY",
+    api_key: Optional[str] = typer.Option(None, "--api-key",
                                           help="Require this key (Authorization: Bearer KEY) of every request."),
     cors: Optional[str] = typer.Option(None, "--cors", metavar="ORIGIN",
                                        help="Allow browser pages from ORIGIN (* for any) to call the API."),
