@@ -104,6 +104,25 @@ def test_queue_full_503(tiny, monkeypatch):
         assert c.post("/v1/completions", json={"prompt": "Hi", "max_tokens": 2}).status_code == 200
 
 
+def test_a_client_gone_while_queued_is_never_run(tiny, monkeypatch):
+    import threading
+
+    import llmlite.server.generation as gen
+
+    gate, sample, prompts = threading.Event(), gen.Tap.sample, []
+    monkeypatch.setattr(gen.Tap, "sample", lambda self, *a: gate.wait(30) and sample(self, *a))
+    monkeypatch.setattr(gen, "prompt_ids", lambda m, text, f=gen.prompt_ids: prompts.append(text) or f(m, text))
+    with serving(tiny, "tiny") as (url, engine), httpx.Client(base_url=url, timeout=60) as c:
+        with c.stream("POST", "/v1/chat/completions", json=chat_body("first", max_tokens=2, stream=True)) as s:
+            next(s.iter_lines())                  # generating, held at its first token
+            with pytest.raises(httpx.ReadTimeout):
+                c.post("/v1/completions", json={"prompt": "second", "max_tokens": 2}, timeout=0.5)
+            assert engine.wait_pending(1, 10)     # its place in the queue is free as soon as it left
+            gate.set()
+        assert engine.idle.wait(10)
+    assert len(prompts) == 1 and "first" in prompts[0]
+
+
 def test_unexpected_error_500_without_traceback(http, monkeypatch):
     import llmlite.server.generation as gen
 

@@ -10,7 +10,8 @@ answering (models, errors, 503s) while a generation runs.
   request is refused at once with 503 and Retry-After, rather than left to time out.
 - A job whose client has gone is cancelled: its `cancel` event is set, and the
   generation checks it before each token it samples (server/generation.py's sampler),
-  so the worker is free for the next job within one token.
+  so the worker is free for the next job within one token. One still queued gives up
+  its place at once and is never run.
 - The model keeps its KV cache between jobs: Model.prefill reuses the longest common
   prefix, so a chat UI resending the whole history evaluates only the new turn.
 - A request may name another model (a models.toml alias or a cache entry, never a
@@ -109,6 +110,7 @@ class _Job:
     loop: asyncio.AbstractEventLoop
     out: asyncio.Queue
     cancel: threading.Event = field(default_factory=threading.Event)
+    state: str = "queued"               # then "running", "done"; or "dropped" (its client left first)
 
     def send(self, kind: str, value: Any = None) -> None:
         try:
@@ -128,8 +130,9 @@ class Engine:
         self.max_waiting = max_waiting
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        self._pending = 0               # jobs queued or running
-        self.idle = threading.Event()   # set while no job is queued or running
+        self._changed = threading.Condition(self._lock)
+        self._pending = 0               # jobs queued or running, whose clients are still there
+        self.idle = threading.Event()   # set while there are none
         self.idle.set()
         self._thread = threading.Thread(target=self._run, name="llmlite-engine", daemon=True)
         self._thread.start()
@@ -163,6 +166,26 @@ class Engine:
                     return
         finally:
             job.cancel.set()
+            with self._lock:
+                if job.state == "queued":   # its place in the queue is free at once
+                    job.state = "dropped"
+                    self._release()
+
+    @property
+    def pending(self) -> int:
+        """requests queued or running (a client that left while queued no longer counts)"""
+        return self._pending
+
+    def wait_pending(self, n: int, timeout: float) -> bool:
+        """wait until at most n requests are pending; False on the timeout"""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending <= n, timeout)
+
+    def _release(self) -> None:         # with the lock held
+        self._pending -= 1
+        if not self._pending:
+            self.idle.set()
+        self._changed.notify_all()
 
     def close(self) -> None:
         self._jobs.put(None)
@@ -171,15 +194,17 @@ class Engine:
     # ---- the worker ----
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
+            with self._lock:
+                if job.state == "dropped":
+                    continue
+                job.state = "running"
             try:
-                if not job.cancel.is_set():
-                    self._do(job)
+                self._do(job)
             finally:
                 job.send("end")
                 with self._lock:
-                    self._pending -= 1
-                    if not self._pending:
-                        self.idle.set()
+                    job.state = "done"
+                    self._release()
 
     def _do(self, job: _Job) -> None:
         try:

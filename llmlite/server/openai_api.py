@@ -103,17 +103,19 @@ async def _until_gone(request: Request, coro):
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         watch.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    return None
+        if not task.done():         # the client left, or this handler itself was cancelled
+            task.cancel()
+    return task.result() if task.done() and not task.cancelled() else None
 
 
 async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
     engine = request.app.state.engine
     events = engine.stream(req.model, generation(req))
-    started = await anext(events)             # the prompt checked: errors are still a status here
-    assert isinstance(started, Started)
+    # the prompt checked (an error is still a status here); a client that leaves while
+    # its request waits in the queue takes it out
+    started = await _until_gone(request, anext(events))
+    if started is None:
+        return Response(status_code=499)
     shape = _Shape(chat, started.model)
     want_lp = req.logprobs is not None
     if req.stream:
