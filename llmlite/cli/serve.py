@@ -83,5 +83,7 @@ def serve(
     config = uvicorn.Config(build_app(engine, api_key, cors), log_level="warning", timeout_graceful_shutdown=3)
     try:
         Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:           # uvicorn raises the SIGINT again once it has stopped
+        raise typer.Exit(130) from None  # the usual way to stop a server: no "error:" line
     finally:
         engine.close()
