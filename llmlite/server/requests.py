@@ -108,8 +108,7 @@ def stops(body: dict) -> tuple:
 
 def _common(body: dict) -> GenRequest:
     """the fields chat and completions share"""
-    n = integer(body, "n", 1, 1)            # one choice per request: all a single-user runner makes
-    del n
+    integer(body, "n", 1, 1)                # checked only: one choice per request, all a single user needs
     seed = integer(body, "seed", -(1 << 63), (1 << 64) - 1)
     opts = {
         "temperature": number(body, "temperature", 0, 2),
