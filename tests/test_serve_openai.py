@@ -63,8 +63,8 @@ def test_chat_greedy_equals_run(client, smollm2_path):
     assert u.completion_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens
     assert got.choices[0].finish_reason == ("length" if u.completion_tokens == 24 else "stop")
     text, finish = _streamed(client.chat.completions.create(
-        messages=[{"role": "user", "content": QUESTION}], model="smollm2-135m", temperature=0, max_tokens=24,
-        stream=True))
+        messages=[{"role": "user", "content": QUESTION}], model="smollm2-135m", temperature=0,
+        max_completion_tokens=24, stream=True))
     assert text == want and finish == got.choices[0].finish_reason
 
 
@@ -79,6 +79,12 @@ def test_completions_greedy_equal_the_python_api(client, smollm2):
     text, finish = _streamed(client.completions.create(model="smollm2-135m", prompt=prompt, max_tokens=16,
                                                        temperature=0, stream=True))
     assert (text, finish) == (want, "length")
+    # the prompt as token ids: the same text
+    from llmlite.chat import prompt_ids
+
+    ids = client.completions.create(model="smollm2-135m", prompt=prompt_ids(smollm2, prompt), max_tokens=16,
+                                    temperature=0)
+    assert ids.choices[0].text == want
 
 
 def test_stream_usage_and_prefix_reuse(client):
