@@ -177,6 +177,35 @@ def test_embeddings_hook(smol_server):
         assert abs(np.linalg.norm(v) - 1) < 1e-3
 
 
+def test_embeddings_route(smol_server, smollm2, monkeypatch):
+    """the route's side of embeddings, over a stand-in llmlite.embed (the pooling is its own)"""
+    import base64
+    import sys
+    import types
+
+    import numpy as np
+
+    from llmlite.chat import prompt_ids
+
+    def embed(model, ids):
+        v = np.arange(1, 9, dtype=np.float32) * len(ids)
+        return v / np.linalg.norm(v)
+
+    monkeypatch.setitem(sys.modules, "llmlite.embed", types.SimpleNamespace(embed=embed))
+    c = openai.OpenAI(base_url=smol_server[0] + "/v1", api_key="x", max_retries=0)
+    texts = ["hello", "a longer sentence to embed"]
+    got = c.embeddings.create(model="smollm2-135m", input=texts, encoding_format="float")
+    assert [d.index for d in got.data] == [0, 1] and got.model == "smollm2-135m"
+    for d, t in zip(got.data, texts):
+        assert np.allclose(d.embedding, embed(smollm2, prompt_ids(smollm2, t)))
+    assert got.usage.prompt_tokens == sum(len(prompt_ids(smollm2, t)) for t in texts)
+    r = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": "hello", "encoding_format": "base64"})
+    v = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype=np.float32)
+    assert np.allclose(v, embed(smollm2, prompt_ids(smollm2, "hello")))
+    bad = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": [1.5]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input"
+
+
 def test_model_swap(tiny_path, smollm2_path, caplog):
     """a request naming another alias loads it in place of the resident model (logged)"""
     import llmlite as api
