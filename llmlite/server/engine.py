@@ -233,7 +233,7 @@ class Engine:
             try:
                 for item in it:
                     if job.cancel.is_set():
-                        break
+                        raise Cancelled
                     job.send("item", item)
             finally:
                 it.close()
