@@ -326,4 +326,8 @@ long long llm_tok_bpe_raw(const void *tok, const unsigned char *buf, const long 
                           int *out, long long cap, long long *counts);
 long long llm_tok_spm(const void *tok, const unsigned char *buf, const long long *offs, long long nfrags,
                       int *out, long long cap, long long *counts);
+/* Constrained decoding (llmlite/constrain.py): logits[i] = -inf where bit i of the
+ * allowed-token bitmask (32 ids per word, lowest bit first) is clear; ids past the
+ * mask's words are disallowed too. n: logits; nwords: mask words. */
+void llm_mask_logits(float *logits, long long n, const unsigned int *mask, long long nwords);
 #endif

@@ -6,7 +6,7 @@
       DeviceLost            a device step failed; the model goes on on the CPU
       UserError           exit 2: bad input (a file, an option, a model name, a template)
         GGUFError, TokenizerError, ChatTemplateError, ContextFullError, ContextMemoryError,
-        QuantizeError, RegistryError
+        QuantizeError, RegistryError, ConstraintError
 
 A model file cut while a model uses it is no exception: its pages vanish from the mapping
 and the read faults (SIGBUS) inside C; csrc/sigbus.c prints the one line naming the file
@@ -82,3 +82,8 @@ class QuantizeError(UserError, ValueError):
 
 class RegistryError(UserError, RuntimeError):
     """models.toml, a model name, or a download that went wrong."""
+
+
+class ConstraintError(UserError, ValueError):
+    """A JSON schema, grammar or regex that constrained decoding cannot use (the message
+    names the offending part), or one that would take too long to compile."""

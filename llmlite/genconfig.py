@@ -40,6 +40,11 @@ class GenerationConfig:
     lookup: bool = False
     draft_max: int = 8                   # most tokens drafted for one verify pass
     lookup_ngram: int = 3                # longest suffix n-gram looked up
+    # constrained output (llmlite/constrain.py), at most one: a JSON schema (a dict, JSON
+    # text or a file's path), llama.cpp's GBNF grammar text, or a regex
+    json_schema: object = None
+    grammar: str | None = None
+    regex: str | None = None
     # how a prompt given as text is tokenized
     add_special: bool = True
     parse_special: bool = True

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, fields
 
+from llmlite.constrain import compile_constraint
 from llmlite.genconfig import GenerationConfig
 from llmlite.sampling import Sampler, SamplingParams
 from llmlite.speculate import PromptLookup
@@ -109,6 +110,10 @@ def generate_tokens(model, prompt_ids, sampler: Sampler, max_tokens: int, stats:
                 logits = model.step(tok)
                 continue
             draft = drafter.propose(min(budget - produced, model.n_ctx - model.n_past - 1))
+            if draft and sampler.constraint is not None:
+                # only what the grammar accepts here can agree with the model's (masked)
+                # draws: verifying the rest would cost a longer pass for nothing
+                draft = draft[:sampler.constraint.accepts(draft)]
             ts = time.perf_counter()
             if not draft:
                 logits = model.step(tok)
@@ -147,10 +152,15 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
     # the config's sampling fields are SamplingParams' own, None where not given
     params = SamplingParams.from_metadata(model.metadata,
                                           **{f.name: getattr(config, f.name) for f in fields(SamplingParams)})
+    # compiled before the first token: a bad schema or grammar is an error, not a reply
+    compiled = compile_constraint(model.tokenizer, json_schema=config.json_schema, grammar=config.grammar,
+                                  regex=config.regex)
+    sampler = make_sampler(params)
+    sampler.constraint = compiled.start() if compiled is not None else None
     dec = model.tokenizer.stream(start=False)
     stop = config.stop
     held = ""   # decoded text not yet given out: it may be the start of a stop string
-    toks = generate_tokens(model, ids, make_sampler(params), config.max_tokens, stats, drafter=drafter_for(config))
+    toks = generate_tokens(model, ids, sampler, config.max_tokens, stats, drafter=drafter_for(config))
     try:
         for tok in toks:
             held += dec.feed(tok)

@@ -120,9 +120,15 @@ def top_k_ids(logits: np.ndarray, k: int) -> np.ndarray:
 
 
 class Sampler:
-    def __init__(self, params: SamplingParams):
+    """The chain above, after a constraint's mask where there is one (constraint: a
+    llmlite/constrain.py Constraint, set for one generation): forbidden tokens get
+    -inf before anything else sees the logits, and each sampled token is committed
+    to the constraint, so every call to sample() is the sequence's next token."""
+
+    def __init__(self, params: SamplingParams, constraint=None):
         self.p = params
         self.rng = np.random.default_rng(params.seed)
+        self.constraint = constraint
 
     def _penalize(self, logits: np.ndarray, history) -> np.ndarray:
         p = self.p
@@ -181,6 +187,14 @@ class Sampler:
         return ids, probs
 
     def sample(self, logits: np.ndarray, history=()) -> int:
+        c = self.constraint
+        if c is None:
+            return self._sample(logits, history)
+        tok = self._sample(c.mask(logits), history)
+        c.commit(tok)
+        return tok
+
+    def _sample(self, logits: np.ndarray, history) -> int:
         if self.p.greedy and (not self.p.penalized or history is None or len(history) == 0):
             i = int(np.argmax(logits))
             if not np.isnan(logits[i]):      # argmax finds a NaN first if there is one

@@ -1,0 +1,202 @@
+"""Constrained decoding: output that follows a JSON schema, a grammar (llama.cpp's GBNF)
+or a regex, on llguidance (the engine llama.cpp can use too; README's "Constrained
+output" says why this one).
+
+A Constraint is compiled from its source before any token is generated (a bad schema
+or grammar is a ConstraintError naming the offending part; the engine's parser limits
+bound the compile, so a schema too complex to compile quickly is refused with the
+limit it hit, never a hang). Per step the sampler (llmlite/sampling.py) calls
+``mask(logits)``: the allowed-token bitmask is computed into one preallocated buffer
+and applied by csrc/mask.c to a preallocated copy of the row, so a step allocates
+nothing per vocabulary entry; ``commit(tok)`` then advances the matcher. The
+end-of-generation tokens are allowed only where the grammar is complete, so a
+generation ends when its output does. Prompt-lookup drafts are cut to the prefix the
+grammar accepts (``accepts``) before they are verified.
+"""
+from __future__ import annotations
+
+import json
+import weakref
+
+import numpy as np
+
+from llmlite.errors import ConstraintError
+from llmlite.tokenizer import ATTR_BYTE, ATTR_NORMAL
+
+# the engine's own bounds on a compile and on a step's work (llguidance's LLParserLimits;
+# their defaults, spelt out so the refusal names them): a compile that would pass them
+# stops with an error saying which, a fraction of a second in
+_LIMITS = dict(initial_lexer_fuel=1_000_000, step_lexer_fuel=200_000, max_grammar_size=500_000)
+
+# JSON as models write it (", " and ": "), and no free whitespace: with it a small model
+# can pad an object with newlines until max_tokens
+_JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+# an LLTokenizer per llmlite Tokenizer: building one walks the vocabulary (~0.1-1 s)
+_bridges: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+class _Vocab:
+    """llguidance's TokenizerWrapper protocol over llmlite's Tokenizer: each id's bytes
+    (a control or unused token prefixed with 0xff, llguidance's mark for a special
+    token no text can produce), the end-of-generation ids, and the tokenizer itself
+    for the engine's canonical tokenizations."""
+
+    def __init__(self, tok):
+        self._tok = tok
+        self.tokens = [tok.piece(i) if tok.attr(i) & (ATTR_NORMAL | ATTR_BYTE) or not tok.attr(i)
+                       else b"\xff" + tok.piece(i, special=True) for i in range(tok.n_vocab)]
+        self.eos_token_id = tok.eos_id if tok.eos_id is not None else min(tok.eog_ids)
+        self.bos_token_id = tok.bos_id
+        self.special_token_ids = [i for i, t in enumerate(self.tokens) if t[:1] == b"\xff"]
+        self.is_tokenizer_wrapper = True
+        self._accepts_bytes = True
+
+    def __call__(self, text) -> list[int]:
+        return self._tok.encode(text, add_special=False)
+
+
+def engine_tokenizer(tok):
+    """The llguidance tokenizer for an llmlite Tokenizer (made once per tokenizer)."""
+    import llguidance
+
+    lt = _bridges.get(tok)
+    if lt is None:
+        lt = llguidance.LLTokenizer(_Vocab(tok), n_vocab=tok.n_vocab, eos_token=sorted(tok.eog_ids))
+        _bridges[tok] = lt
+    return lt
+
+
+def _json_schema_text(schema) -> str:
+    """A schema given as a dict, JSON text or a path to a JSON file -> its JSON text."""
+    if isinstance(schema, (dict, bool)):
+        return json.dumps(schema)
+    text = str(schema)
+    if not text.lstrip().startswith(("{", "true", "false")):
+        try:
+            with open(text, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:
+            raise ConstraintError(f"JSON schema: {text!r} is neither JSON nor a readable file ({e.strerror})")
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError as e:
+        raise ConstraintError(f"JSON schema is not valid JSON: {e}") from None
+
+
+def grammar_source(json_schema=None, grammar=None, regex=None, lark=None) -> tuple[str, str] | None:
+    """(what, engine grammar) for the one constraint given; None for none. grammar: GBNF
+    text (llama.cpp's format), or Lark text (llguidance's own) when it looks like Lark."""
+    import llguidance
+    from llguidance.gbnf_to_lark import any_to_lark
+
+    given = [(k, v) for k, v in (("JSON schema", json_schema), ("grammar", grammar), ("regex", regex),
+                                 ("grammar", lark)) if v is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ConstraintError(f"give one constraint, not {' and '.join(k for k, _ in given)}")
+    what, src = given[0]
+    M = llguidance.LLMatcher
+    if json_schema is not None:
+        return what, M.grammar_from_json_schema(_json_schema_text(json_schema),
+                                                defaults=_JSON_LAYOUT)
+    if regex is not None:
+        return what, M.grammar_from_regex(regex)
+    try:
+        return what, M.grammar_from_lark(any_to_lark(src) if grammar is not None else src)
+    except Exception as e:          # gbnf_to_lark raises plain Exceptions with the position
+        raise ConstraintError(f"grammar: {e}") from None
+
+
+def _one_line(msg: str) -> str:
+    """The engine's message on one line: its first line, with the pointed-at source line
+    when the message shows one (`   1 | start: /a(b/`)."""
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    src = next((ln.split("|", 1)[1].strip() for ln in lines[1:] if "|" in ln and ln.split("|", 1)[0].strip().isdigit()),
+               None)
+    head = lines[0] if lines else "invalid"
+    why = next((ln for ln in lines[1:] if ln.startswith("error:")), None)    # the regex parser's reason
+    if why:
+        head = f"{head} {why[6:].strip()}"
+    return f"{head} (in: {src})" if src and src not in head else head
+
+
+class Constraint:
+    """One generation's matcher over a compiled grammar. Made by ``compile``."""
+
+    def __init__(self, matcher, n_vocab: int, what: str):
+        from llguidance.numpy import allocate_token_bitmask
+
+        self.matcher = matcher
+        self.what = what
+        self.n_vocab = n_vocab
+        self._bits = allocate_token_bitmask(1, n_vocab)[0]     # the engine's mask buffer
+        self._row = np.empty(n_vocab, dtype=np.float32)       # the masked copy of a logits row
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        """logits with every token the grammar forbids next set to -inf (a copy in this
+        constraint's buffer: the model's row is left as it is)."""
+        from llmlite._lib import ffi, lib
+
+        m = self.matcher
+        m.unsafe_compute_mask_ptr(self._bits.ctypes.data, self._bits.nbytes)
+        self._check()
+        n = min(self.n_vocab, logits.size)
+        np.copyto(self._row[:n], logits.ravel()[:n])
+        lib.llm_mask_logits(ffi.cast("float *", self._row.ctypes.data), n,
+                            ffi.cast("unsigned int *", self._bits.ctypes.data), self._bits.size)
+        return self._row[:n]
+
+    def commit(self, tok: int) -> None:
+        """The sampled token: the matcher moves past it."""
+        self.matcher.consume_token(int(tok))
+        self._check()
+
+    def accepts(self, draft) -> int:
+        """How many leading tokens of draft the grammar accepts from here (state unchanged)."""
+        return self.matcher.validate_tokens([int(t) for t in draft]) if draft else 0
+
+    @property
+    def done(self) -> bool:
+        """The grammar has ended: nothing but an end-of-generation token may follow."""
+        return self.matcher.is_stopped()
+
+    def _check(self) -> None:
+        if self.matcher.is_error():
+            raise ConstraintError(f"{self.what}: {_one_line(self.matcher.get_error())}")
+
+
+class Compiled:
+    """A grammar compiled for one tokenizer; ``start()`` gives each generation its own
+    Constraint (a fresh matcher over the same compiled grammar is cheap)."""
+
+    def __init__(self, tok, what: str, grammar: str):
+        import llguidance
+
+        self.what, self.n_vocab = what, tok.n_vocab
+        self._lt = engine_tokenizer(tok)
+        self._grammar = grammar
+        self._limits = llguidance.LLParserLimits(**_LIMITS)
+        first = self._matcher()
+        if first.is_error():
+            raise ConstraintError(f"{what}: {_one_line(first.get_error())}")
+        self._first = first
+
+    def _matcher(self):
+        import llguidance
+
+        return llguidance.LLMatcher(self._lt, self._grammar, log_level=0, limits=self._limits)
+
+    def start(self) -> Constraint:
+        m, self._first = (self._first, None) if self._first is not None else (self._matcher(), None)
+        return Constraint(m, self.n_vocab, self.what)
+
+
+def compile_constraint(tok, json_schema=None, grammar=None, regex=None, lark=None) -> Compiled | None:
+    """The compiled constraint for the options given (None: unconstrained). ConstraintError
+    for a bad one, before any token is generated."""
+    src = grammar_source(json_schema=json_schema, grammar=grammar, regex=regex, lark=lark)
+    if src is None:
+        return None
+    return Compiled(tok, *src)
