@@ -70,7 +70,7 @@ def engine_tokenizer(tok):
 def _json_schema_text(schema) -> str:
     """A schema given as a dict, JSON text or a path to a JSON file -> its JSON text."""
     if isinstance(schema, (dict, bool)):
-        return json.dumps(schema)
+        return json.dumps(bounded_numbers(schema))
     text = str(schema)
     if not text.lstrip().startswith(("{", "true", "false")):
         try:
@@ -79,9 +79,38 @@ def _json_schema_text(schema) -> str:
         except OSError as e:
             raise ConstraintError(f"JSON schema: {text!r} is neither JSON nor a readable file ({e.strerror})")
     try:
-        return json.dumps(json.loads(text))
+        return json.dumps(bounded_numbers(json.loads(text)))
     except ValueError as e:
         raise ConstraintError(f"JSON schema is not valid JSON: {e}") from None
+
+
+# JSON numbers a program can read back: where a schema leaves them open, at most 15
+# integer digits and 9 decimals (llama.cpp's JSON grammars bound them alike). Without a
+# bound a small model can write zeros until max_tokens ("1.5000000...") and the reply
+# never parses.
+_INT_BOUND = 10 ** 15 - 1
+_DECIMALS = 1e-9
+_NOT_SCHEMAS = ("enum", "const", "default", "examples")     # values, not subschemas
+
+
+def bounded_numbers(node):
+    """A copy of a JSON schema with the bounds above added to every number and integer
+    subschema that has none of its own (given bounds are kept, wider or not)."""
+    if isinstance(node, list):
+        return [bounded_numbers(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: (v if k in _NOT_SCHEMAS else bounded_numbers(v)) for k, v in node.items()}
+    types = out.get("type")
+    types = set(types) if isinstance(types, list) else {types}
+    if types & {"number", "integer"}:
+        if "minimum" not in out and "exclusiveMinimum" not in out:
+            out["minimum"] = -_INT_BOUND
+        if "maximum" not in out and "exclusiveMaximum" not in out:
+            out["maximum"] = _INT_BOUND
+        if "number" in types and "multipleOf" not in out:
+            out["multipleOf"] = _DECIMALS
+    return out
 
 
 def grammar_source(json_schema=None, grammar=None, regex=None, lark=None) -> tuple[str, str] | None:
@@ -161,6 +190,11 @@ class Constraint:
     def done(self) -> bool:
         """The grammar has ended: nothing but an end-of-generation token may follow."""
         return self.matcher.is_stopped()
+
+    @property
+    def complete(self) -> bool:
+        """What was committed so far is a whole sentence of the grammar."""
+        return self.matcher.is_accepting()
 
     def _check(self) -> None:
         if self.matcher.is_error():
