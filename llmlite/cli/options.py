@@ -70,6 +70,20 @@ def opt_draft_max():
                         help="Most tokens drafted per step with --lookup.")
 
 
+def opt_json_schema():
+    return typer.Option(None, "--json-schema", "-j", metavar="FILE|JSON",
+                        help="Constrain the output to JSON that matches this schema (a file, or the JSON itself).")
+
+
+def opt_grammar():
+    return typer.Option(None, "--grammar", "--grammar-file", metavar="FILE",
+                        help="Constrain the output to this grammar (llama.cpp's GBNF, e.g. its grammars/ files).")
+
+
+def opt_regex():
+    return typer.Option(None, "--regex", metavar="REGEX", help="Constrain the output to match this regex.")
+
+
 def opt_plain():
     return typer.Option(False, "--plain", help="Replies as plain text (default: Markdown rendered on a terminal).")
 
@@ -90,13 +104,25 @@ class GenOptions:
 
     show_reasoning = True
 
-    def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max):
+    def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max,
+                 json_schema=None, grammar=None, regex=None):
         if n_predict is not None and n_predict < -1:
             raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
         self.n_predict = n_predict
         self.kwargs: dict = {}
+        # --grammar names a file; --json-schema's file-or-JSON is llmlite/constrain.py's to read
+        grammar = read_user_text(grammar) if grammar is not None else None
         self.update(temperature=temp, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
                     seed=seed, lookup=lookup, draft_max=draft_max)
+        self.kwargs.update({k: v for k, v in (("json_schema", json_schema), ("grammar", grammar),
+                                              ("regex", regex)) if v is not None})
+
+    def check_constraint(self, tokenizer) -> None:
+        """Compile the output constraint, if any, once the model is loaded: a bad schema or
+        grammar is the one-line error now, not at the first reply."""
+        from llmlite.constrain import compile_constraint
+
+        compile_constraint(tokenizer, **{k: self.kwargs.get(k) for k in ("json_schema", "grammar", "regex")})
 
     def update(self, **changes) -> None:
         """Options changed (/set), checked first: on a UserError they stay as they were."""

@@ -310,6 +310,7 @@ def repl(model, gen: "GenOptions", ctx_size, threads, gpu_layers, system, raw, p
     utf8_stdout()
     gen.show_reasoning = show_reasoning
     m = load_model(model, ctx_size, threads, gpu_layers)
+    gen.check_constraint(m.tokenizer)
     apply_model_defaults(gen, model)
     chat = make_chat(m, system, raw)
     n = gen.n_predict if gen.n_predict is not None else (DEFAULT_MAX_TOKENS if chat.raw else -1)

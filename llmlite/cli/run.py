@@ -13,13 +13,16 @@ from llmlite.cli.options import (
     GenOptions,
     opt_ctx,
     opt_draft_max,
+    opt_grammar,
     opt_hide_reasoning,
+    opt_json_schema,
     opt_lookup,
     opt_min_p,
     opt_n_predict,
     opt_ngl,
     opt_plain,
     opt_raw,
+    opt_regex,
     opt_repeat_penalty,
     opt_seed,
     opt_system,
@@ -61,6 +64,9 @@ def run(
     raw: bool = opt_raw(),
     plain: bool = opt_plain(),
     hide_reasoning: bool = opt_hide_reasoning(),
+    json_schema: Optional[str] = opt_json_schema(),
+    grammar: Optional[str] = opt_grammar(),
+    regex: Optional[str] = opt_regex(),
 ) -> None:
     """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
 
@@ -68,16 +74,19 @@ def run(
     model has none (a base model): then the prompt is continued as plain text.
     A reasoning model's thinking (Qwen3's <think>, gpt-oss's analysis channel) goes
     to stderr, dim, unless --hide-reasoning; stdout gets the answer.
+    --json-schema, --grammar or --regex constrain every reply to follow it.
     """
     if prompt is not None and file is not None:
         raise UserError("give the prompt with -p or with -f, not both")
-    gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max)
+    gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max,
+                     json_schema, grammar, regex)
     if prompt is None and file is None:
         repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain, not hide_reasoning)
         return
     text = prompt if prompt is not None else read_prompt_file(file)  # type: ignore[arg-type]
     utf8_stdout()
     m = load_model(model, ctx_size, threads, gpu_layers)
+    gen.check_constraint(m.tokenizer)
     apply_model_defaults(gen, model)
     chat = make_chat(m, system, raw)
     if chat.raw and not text:
