@@ -227,6 +227,18 @@ class Compiled:
         return Constraint(m, self.n_vocab, self.what)
 
 
+def check_constraint(json_schema=None, grammar=None, regex=None) -> None:
+    """ConstraintError for a bad schema, grammar or regex, without a tokenizer (the
+    server checks a request with it before the request waits for the model)."""
+    import llguidance
+
+    src = grammar_source(json_schema=json_schema, grammar=grammar, regex=regex)
+    if src is not None:
+        err = llguidance.LLMatcher.validate_grammar(src[1], None, limits=llguidance.LLParserLimits(**_LIMITS))
+        if err:
+            raise ConstraintError(f"{src[0]}: {_one_line(err)}")
+
+
 def compile_constraint(tok, json_schema=None, grammar=None, regex=None, lark=None) -> Compiled | None:
     """The compiled constraint for the options given (None: unconstrained). ConstraintError
     for a bad one, before any token is generated."""

@@ -104,6 +104,41 @@ def stops(body: dict) -> tuple:
     raise _wrong("stop", f"a string or a list of at most {MAX_STOPS} strings", v)
 
 
+def response_format(body: dict) -> dict:
+    """The GenerationConfig options for OpenAI's response_format: {"type": "text"} (none),
+    "json_object" (any JSON object), or "json_schema" with {"name", "schema", "strict"}
+    (the schema is enforced whether or not strict is true: constrained decoding costs
+    little, and an unconstrained reply may not parse). A schema the engine refuses is a
+    400 naming the offending part."""
+    from llmlite.constrain import check_constraint
+    from llmlite.errors import ConstraintError
+
+    rf = body.get("response_format")
+    if rf is None:
+        return {}
+    kind = rf.get("type") if isinstance(rf, dict) else None
+    if kind == "text":
+        return {}
+    if kind == "json_object":
+        schema = {"type": "object"}
+    elif kind == "json_schema":
+        js = rf.get("json_schema")
+        if not isinstance(js, dict):
+            raise _wrong("response_format.json_schema", 'an object {"name", "schema", "strict"}', js)
+        text(js, "name")
+        boolean(js, "strict")
+        schema = js.get("schema", {})
+        if not isinstance(schema, (dict, bool)):
+            raise _wrong("response_format.json_schema.schema", "a JSON schema (an object)", schema)
+    else:
+        raise _wrong("response_format", 'an object with "type": "text", "json_object" or "json_schema"', rf)
+    try:
+        check_constraint(json_schema=schema)
+    except ConstraintError as e:
+        raise bad_request(f"response_format: {e}", param="response_format", code="invalid_schema") from None
+    return {"json_schema": schema}
+
+
 # ---- whole requests -------------------------------------------------------------------------
 
 def _common(body: dict) -> GenRequest:
@@ -133,7 +168,7 @@ def _common(body: dict) -> GenRequest:
         max_tokens = integer(body, "max_tokens", 1, 1 << 31)
     model = text(body, "model")
     return GenRequest(model=model or None, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
-                      options={k: v for k, v in opts.items() if v is not None})
+                      options={**{k: v for k, v in opts.items() if v is not None}, **response_format(body)})
 
 
 def _content(i: int, m: dict) -> str:
