@@ -6,7 +6,12 @@ plus the copy and csrc/mask.c's apply to the logits row) and of Constraint.commi
 the compile time of the constraint (after the vocabulary bridge, which is made once
 per tokenizer and timed apart).
 
-Usage: python benchmarks/constrained_mask.py [MODEL ...] [-n 128] [--json]
+With --outlines, the same for outlines-core (pip install outlines-core; not a
+dependency) where it can take the constraint (a JSON schema without recursion, as the
+regex it compiles schemas to; a regex): its index build, and its mask per token
+replaying the tokens llguidance's run produced (as far as its regex accepts them).
+
+Usage: python benchmarks/constrained_mask.py [MODEL ...] [-n 128] [--outlines] [--json]
 (default models: smollm2-135m gemma3-270m)"""
 from __future__ import annotations
 
@@ -52,10 +57,47 @@ class Timed:
         return self.c.accepts(draft)
 
 
+def outlines_row(tok, opts, toks) -> dict | None:
+    """outlines-core's index build and mask per token over the same tokens; None where
+    it cannot take the constraint"""
+    import numpy as np
+    from outlines_core import Guide, Index, Vocabulary
+    from outlines_core.json_schema import build_regex_from_schema
+
+    from llmlite.constrain import _Vocab
+
+    if "grammar" in opts:
+        return None
+    try:
+        rx = opts.get("regex") or build_regex_from_schema(json.dumps(opts["json_schema"]))
+    except Exception:               # recursion ($ref cycles): not a regex
+        return None
+    v = _Vocab(tok)
+    words: dict = {}
+    for i, b in enumerate(v.tokens):
+        if b and b[:1] != b"\xff" and i not in tok.eog_ids:
+            words.setdefault(b, []).append(i)
+    t = time.perf_counter()
+    index = Index(rx, Vocabulary(v.eos_token_id, words))
+    build = time.perf_counter() - t
+    guide, bits, times = Guide(index), np.zeros((tok.n_vocab + 31) // 32, dtype=np.int32), []
+    for x in toks:
+        t = time.perf_counter()
+        guide.write_mask_into(bits.ctypes.data, bits.size, 4)
+        times.append(time.perf_counter() - t)
+        try:
+            guide.advance(x)
+        except Exception:           # its regex's layout differs from llguidance's here
+            break
+    times.sort()
+    return dict(index_build_ms=build * 1e3, mask_us_median=statistics.median(times) * 1e6, tokens=len(times))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("models", nargs="*", default=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("--outlines", action="store_true")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
@@ -86,6 +128,11 @@ def main() -> None:
             print(f"  {case:38s} {r['tokens']:4d} tok  compile {r['compile_ms']:6.1f} ms  mask median "
                   f"{r['mask_us_median']:6.0f} us  p95 {r['mask_us_p95']:6.0f} us  max {r['mask_us_max']:6.0f} us  "
                   f"commit {r['commit_us_median']:4.0f} us")
+            o = outlines_row(m.tokenizer, opts, toks) if a.outlines else None
+            if o is not None:
+                r["outlines"] = o
+                print(f"  {'  outlines-core':38s} {o['tokens']:4d} tok  index {o['index_build_ms']:8.1f} ms  "
+                      f"mask median {o['mask_us_median']:6.0f} us")
         m.close()
     if a.json:
         print(json.dumps(rows))
