@@ -213,6 +213,10 @@ class Compiled:
         self._grammar = grammar
         self._limits = llguidance.LLParserLimits(**_LIMITS)
         first = self._matcher()
+        if not first.is_error():
+            # the engine builds its lexer lazily: the first mask does the work a hard
+            # schema costs, so a limit it hits is refused here, before any token
+            first.compute_bitmask()
         if first.is_error():
             raise ConstraintError(f"{what}: {_one_line(first.get_error())}")
         self._first = first

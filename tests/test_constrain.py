@@ -83,6 +83,14 @@ def test_llamacpp_gbnf_files_as_they_are(smollm2_path, name):
         assert check.complete
         if name == "json":
             json.loads(m.tokenizer.decode_str(toks))
+    # and by a check of its own: each whole line has the grammar's shape
+    line = {"json": None, "arithmetic": r"[^=]*=[ \t\n]*\S*[ \t\n]*", "list": r"- [^\r\n]+",
+            "chess": r"[1-9][0-9]?\. \S+ \S+"}[name]
+    if line:
+        import re
+
+        lines = m.tokenizer.decode_str(toks).split("\n")[:-1]
+        assert lines and all(re.fullmatch(line, ln) for ln in lines if ln.strip()), lines
 
 
 def test_bad_schema_grammar_regex_are_one_line(smollm2_path):
@@ -101,6 +109,23 @@ def test_bad_schema_grammar_regex_are_one_line(smollm2_path):
             compile_constraint(tok, **kw)
         msg = str(e.value)
         assert "\n" not in msg and part in msg, (kw, msg)
+
+
+def test_a_compile_past_the_engine_limits_is_refused_with_the_limit(smollm2_path, monkeypatch):
+    import time
+
+    import llmlite.constrain as constrain
+    from llmlite.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(smollm2_path)
+    big = {"enum": [f"value{i}" for i in range(3000)]}
+    compile_constraint(tok, json_schema=big)          # within the real limits
+    monkeypatch.setitem(constrain._LIMITS, "initial_lexer_fuel", 1000)    # a limit this schema passes
+    t = time.perf_counter()
+    for check in (lambda: compile_constraint(tok, json_schema=big), lambda: constrain.check_constraint(json_schema=big)):
+        with pytest.raises(ConstraintError, match="too big.*limit"):
+            check()
+    assert time.perf_counter() - t < 5          # refused, not worked through
 
 
 def test_bad_schema_is_refused_before_any_token(smollm2_path):
