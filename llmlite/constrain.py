@@ -21,7 +21,7 @@ import weakref
 import numpy as np
 
 from llmlite.errors import ConstraintError
-from llmlite.tokenizer import ATTR_BYTE, ATTR_NORMAL
+from llmlite.tokenizer import ATTR_CONTROL, ATTR_UNKNOWN, ATTR_UNUSED
 
 # the engine's own bounds on a compile and on a step's work (llguidance's LLParserLimits;
 # their defaults, spelt out so the refusal names them): a compile that would pass them
@@ -36,6 +36,14 @@ _JSON_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separ
 _bridges: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
+def _special(tok, i: int) -> bool:
+    """A token no text gives: control, unused or unknown, or one that ends generation.
+    User-defined tokens are text here (llmlite's tokenizer makes them from plain text:
+    Gemma's "<b>", its newline and tab runs), unlike llama.cpp's llguidance bridge, which
+    takes a user-defined "<...>" for a special token."""
+    return bool(tok.attr(i) & (ATTR_CONTROL | ATTR_UNUSED | ATTR_UNKNOWN)) or i in tok.eog_ids
+
+
 class _Vocab:
     """llguidance's TokenizerWrapper protocol over llmlite's Tokenizer: each id's bytes
     (a control or unused token prefixed with 0xff, llguidance's mark for a special
@@ -44,8 +52,8 @@ class _Vocab:
 
     def __init__(self, tok):
         self._tok = tok
-        self.tokens = [tok.piece(i) if tok.attr(i) & (ATTR_NORMAL | ATTR_BYTE) or not tok.attr(i)
-                       else b"\xff" + tok.piece(i, special=True) for i in range(tok.n_vocab)]
+        self.tokens = [b"\xff" + tok.piece(i, special=True) if _special(tok, i) else tok.piece(i)
+                       for i in range(tok.n_vocab)]
         self.eos_token_id = tok.eos_id if tok.eos_id is not None else min(tok.eog_ids)
         self.bos_token_id = tok.bos_id
         self.special_token_ids = [i for i, t in enumerate(self.tokens) if t[:1] == b"\xff"]

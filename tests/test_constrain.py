@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 import llmlite
@@ -91,6 +92,30 @@ def test_llamacpp_gbnf_files_as_they_are(smollm2_path, name):
 
         lines = m.tokenizer.decode_str(toks).split("\n")[:-1]
         assert lines and all(re.fullmatch(line, ln) for ln in lines if ln.strip()), lines
+
+
+@pytest.mark.parametrize("which", ["smollm2", "gemma3"])
+def test_the_bridge_gives_every_text_token_its_bytes(request, which):
+    """The tokenizer's own tokens for a text are accepted by a constraint of exactly
+    that text (Gemma's newline runs are user-defined tokens, and text), and the
+    end-of-generation tokens only at its end."""
+    import re
+
+    from llmlite.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_file(request.getfixturevalue(f"{which}_path"))
+    for text in ('{"a": [1, 2]}\n\n  - item\n', "Grüße, 東京! <b>x</b>\t€", "    def f(x):\n        return x"):
+        compiled = compile_constraint(tok, regex=re.escape(text))
+        c = compiled.start()
+        ids = tok.encode(text, add_special=False)
+        assert c.accepts(ids) == len(ids), (text, ids)
+        eog = sorted(tok.eog_ids)
+        zeros = np.zeros(tok.n_vocab, dtype=np.float32)
+        assert np.isinf(c.mask(zeros)[eog]).all()
+        for t in ids:
+            c.commit(t)
+        allowed = np.flatnonzero(np.isfinite(c.mask(zeros)))
+        assert c.complete and list(allowed) == eog
 
 
 def test_bad_schema_grammar_regex_are_one_line(smollm2_path):
