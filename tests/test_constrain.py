@@ -206,3 +206,24 @@ def test_lookup_gives_the_same_output_under_a_schema(smollm2_path):
     assert outs[True, 0] == outs[False, 0]
     assert outs[True, 0.8] == outs[False, 0.8]
     jsonschema.validate(json.loads(outs[True, 0]), schema)
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 1000, 49152 + 7])
+def test_mask_logits_matches_the_bitmask(n):
+    """csrc/mask.c: -inf exactly where the bit is clear (lowest bit first), ids past the
+    mask's words forbidden, the rest untouched"""
+    from llmlite._lib import ffi, lib
+
+    rng = np.random.default_rng(n)
+    logits = rng.standard_normal(n).astype(np.float32)
+    words = rng.integers(0, 1 << 32, (n + 31) // 32, dtype=np.uint64).astype(np.uint32)
+    words[::3] = 0xFFFFFFFF                       # all allowed: skipped
+    words[1::5] = 0
+    short = max(1, words.size - 1)                # a mask one word short of the row
+    for nw in (words.size, short):
+        row = logits.copy()
+        lib.llm_mask_logits(ffi.cast("float *", row.ctypes.data), n, ffi.cast("unsigned int *", words.ctypes.data), nw)
+        bits = np.unpackbits(words[:nw].view(np.uint8), bitorder="little").astype(bool)
+        keep = np.zeros(n, dtype=bool)
+        keep[:min(n, bits.size)] = bits[:n]
+        assert np.array_equal(row, np.where(keep, logits, np.float32(-np.inf)))
