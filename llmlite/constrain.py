@@ -54,7 +54,7 @@ class _Vocab:
         self._tok = tok
         self.tokens = [b"\xff" + tok.piece(i, special=True) if _special(tok, i) else tok.piece(i)
                        for i in range(tok.n_vocab)]
-        self.eos_token_id = tok.eos_id if tok.eos_id is not None else min(tok.eog_ids)
+        self.eos_token_id = tok.eos_id if tok.eos_id in tok.eog_ids else min(tok.eog_ids)
         self.bos_token_id = tok.bos_id
         self.special_token_ids = [i for i, t in enumerate(self.tokens) if t[:1] == b"\xff"]
         self.is_tokenizer_wrapper = True
@@ -70,6 +70,9 @@ def engine_tokenizer(tok):
 
     lt = _bridges.get(tok)
     if lt is None:
+        if not tok.eog_ids:
+            raise ConstraintError("this model's vocabulary has no end-of-generation token: a constrained "
+                                  "reply could never end")
         lt = llguidance.LLTokenizer(_Vocab(tok), n_vocab=tok.n_vocab, eos_token=sorted(tok.eog_ids))
         _bridges[tok] = lt
     return lt
