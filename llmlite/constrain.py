@@ -46,9 +46,9 @@ def _special(tok, i: int) -> bool:
 
 class _Vocab:
     """llguidance's TokenizerWrapper protocol over llmlite's Tokenizer: each id's bytes
-    (a control or unused token prefixed with 0xff, llguidance's mark for a special
-    token no text can produce), the end-of-generation ids, and the tokenizer itself
-    for the engine's canonical tokenizations."""
+    (a special one, as _special says, prefixed with 0xff: llguidance's mark for a token
+    no text can produce), the end-of-generation ids, and the tokenizer itself for the
+    engine's canonical tokenizations."""
 
     def __init__(self, tok):
         self._tok = tok
@@ -112,8 +112,8 @@ def bounded_numbers(node):
     if not isinstance(node, dict):
         return node
     out = {k: (v if k in _NOT_SCHEMAS else bounded_numbers(v)) for k, v in node.items()}
-    types = out.get("type")
-    types = set(types) if isinstance(types, list) else {types}
+    t = out.get("type")     # neither a string nor a list: a property named "type" (a properties map)
+    types = {t} if isinstance(t, str) else {x for x in t if isinstance(x, str)} if isinstance(t, list) else set()
     if types & {"number", "integer"}:
         if "minimum" not in out and "exclusiveMinimum" not in out:
             out["minimum"] = -_INT_BOUND
@@ -124,14 +124,14 @@ def bounded_numbers(node):
     return out
 
 
-def grammar_source(json_schema=None, grammar=None, regex=None, lark=None) -> tuple[str, str] | None:
+def grammar_source(json_schema=None, grammar=None, regex=None) -> tuple[str, str] | None:
     """(what, engine grammar) for the one constraint given; None for none. grammar: GBNF
     text (llama.cpp's format), or Lark text (llguidance's own) when it looks like Lark."""
     import llguidance
     from llguidance.gbnf_to_lark import any_to_lark
 
-    given = [(k, v) for k, v in (("JSON schema", json_schema), ("grammar", grammar), ("regex", regex),
-                                 ("grammar", lark)) if v is not None]
+    given = [(k, v) for k, v in (("JSON schema", json_schema), ("grammar", grammar), ("regex", regex))
+             if v is not None]
     if not given:
         return None
     if len(given) > 1:
@@ -144,7 +144,7 @@ def grammar_source(json_schema=None, grammar=None, regex=None, lark=None) -> tup
     if regex is not None:
         return what, M.grammar_from_regex(regex)
     try:
-        return what, M.grammar_from_lark(any_to_lark(src) if grammar is not None else src)
+        return what, M.grammar_from_lark(any_to_lark(src))
     except Exception as e:          # gbnf_to_lark raises plain Exceptions with the position
         raise ConstraintError(f"grammar: {e}") from None
 
@@ -163,7 +163,7 @@ def _one_line(msg: str) -> str:
 
 
 class Constraint:
-    """One generation's matcher over a compiled grammar. Made by ``compile``."""
+    """One generation's matcher over a compiled grammar (Compiled.start makes one)."""
 
     def __init__(self, matcher, n_vocab: int, what: str):
         from llguidance.numpy import allocate_token_bitmask
@@ -254,10 +254,10 @@ def check_constraint(json_schema=None, grammar=None, regex=None) -> None:
             raise ConstraintError(f"{src[0]}: {_one_line(err)}")
 
 
-def compile_constraint(tok, json_schema=None, grammar=None, regex=None, lark=None) -> Compiled | None:
+def compile_constraint(tok, json_schema=None, grammar=None, regex=None) -> Compiled | None:
     """The compiled constraint for the options given (None: unconstrained). ConstraintError
     for a bad one, before any token is generated."""
-    src = grammar_source(json_schema=json_schema, grammar=grammar, regex=regex, lark=lark)
+    src = grammar_source(json_schema=json_schema, grammar=grammar, regex=regex)
     if src is None:
         return None
     return Compiled(tok, *src)

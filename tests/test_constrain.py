@@ -183,6 +183,8 @@ def test_open_numbers_get_bounds_given_ones_are_kept():
     assert n["maximum"] == 10 ** 15 - 1 and n["minimum"] == -(10 ** 15 - 1) and n["multipleOf"] == 1e-9
     assert i["maximum"] == 10 ** 20 and "multipleOf" not in i
     assert k == {"enum": [{"type": "number"}]}     # a value, not a subschema
+    named_type = {"type": "object", "properties": {"type": {"type": "integer"}}}    # a property called "type"
+    assert bounded_numbers(named_type)["properties"]["type"]["maximum"] == 10 ** 15 - 1
 
 
 def test_lookup_gives_the_same_output_under_a_schema(smollm2_path):
