@@ -7,7 +7,6 @@ import json
 
 import jsonschema
 import pytest
-
 from serve_fixture import serving
 
 openai = pytest.importorskip("openai")
