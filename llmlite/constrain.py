@@ -20,6 +20,7 @@ import weakref
 
 import numpy as np
 
+from llmlite._lib import lib
 from llmlite.errors import ConstraintError
 from llmlite.tokenizer import ATTR_CONTROL, ATTR_UNKNOWN, ATTR_UNUSED
 
@@ -171,21 +172,23 @@ class Constraint:
         self.matcher = matcher
         self.what = what
         self.n_vocab = n_vocab
+        from llmlite._lib import ffi
+
         self._bits = allocate_token_bitmask(1, n_vocab)[0]     # the engine's mask buffer
         self._row = np.empty(n_vocab, dtype=np.float32)       # the masked copy of a logits row
+        # the buffers' addresses, taken once: mask() runs per token
+        self._bits_addr = self._bits.ctypes.data
+        self._c_bits = ffi.cast("unsigned int *", self._bits_addr)
+        self._c_row = ffi.cast("float *", self._row.ctypes.data)
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
         """logits with every token the grammar forbids next set to -inf (a copy in this
         constraint's buffer: the model's row is left as it is)."""
-        from llmlite._lib import ffi, lib
-
-        m = self.matcher
-        m.unsafe_compute_mask_ptr(self._bits.ctypes.data, self._bits.nbytes)
+        self.matcher.unsafe_compute_mask_ptr(self._bits_addr, self._bits.nbytes)
         self._check()
         n = min(self.n_vocab, logits.size)
         np.copyto(self._row[:n], logits.ravel()[:n])
-        lib.llm_mask_logits(ffi.cast("float *", self._row.ctypes.data), n,
-                            ffi.cast("unsigned int *", self._bits.ctypes.data), self._bits.size)
+        lib.llm_mask_logits(self._c_row, n, self._c_bits, self._bits.size)
         return self._row[:n]
 
     def commit(self, tok: int) -> None:
