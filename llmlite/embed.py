@@ -32,7 +32,7 @@ def file_pooling(model) -> str:
 
 def pool(hidden: np.ndarray, pooling: str) -> np.ndarray:
     """hidden (n, n_embd) -> (n_embd,) float32. mean: summed in float64 (llama.cpp's is a
-    float32 matmul against 1/n; its result agrees to a cosine of 1 - 1e-7 or better)."""
+    float32 matmul against 1/n; on SmolLM2 the two agree to a cosine of 1 - 1e-14)."""
     if pooling == "mean":
         return hidden.mean(axis=0, dtype=np.float64).astype(np.float32)
     return hidden[0 if pooling == "cls" else -1].copy()
@@ -46,6 +46,12 @@ def l2_normalize(v: np.ndarray) -> np.ndarray:
     total = float(np.sqrt(np.cumsum(sq)[-1])) if v.size else 0.0
     scale = np.float32(1.0 / total) if total > 0.0 else np.float32(0.0)
     return (v * scale).astype(np.float32)
+
+
+def text_ids(model, text: str) -> list[int]:
+    """A text's ids as llama.cpp's server tokenizes an embeddings input: the tokens the
+    model adds (BOS), and special-token texts read as those tokens."""
+    return model.tokenize(text, add_special=True, parse_special=True)
 
 
 def embed(model, ids, pooling: str | None = None, normalize: bool = True) -> np.ndarray:

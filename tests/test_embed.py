@@ -4,9 +4,10 @@ type, the pooled vectors before normalisation), and what an embedding call leave
 import numpy as np
 import pytest
 from helpers import ROOT, load_npz, rewrite_gguf
+from helpers import llmlite as cli
 
 import llmlite
-from llmlite.embed import embed, l2_normalize
+from llmlite.embed import embed, l2_normalize, text_ids
 from llmlite.errors import LlmliteError
 from llmlite.model import Model
 
@@ -125,3 +126,21 @@ def test_offloaded_layers(tiny_path, tiny, refs):
     with pytest.raises(LlmliteError, match="output norm on the CPU"):
         embed(full, ids)
     full.close()
+
+
+def test_cli_prints_the_embedding(tiny_path, tiny):
+    """`llmlite embed MODEL TEXT` prints JSON: the text tokenized as llama.cpp's server does
+    (the model's BOS if it adds one, special-token texts read as tokens) and embed's vector, every float32 bit
+    kept; a pooling it does not know is a usage error"""
+    import json
+
+    text = "<|im_start|>Hello world"
+    r = cli("embed", tiny_path, text, "--pooling", "last")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    ids = text_ids(tiny, text)
+    assert ids[0] == tiny.tokenize("<|im_start|>", False, True)[0] and len(ids) < len(tiny.tokenize(text))
+    assert out["pooling"] == "last" and out["n_tokens"] == len(ids)
+    assert np.array_equal(np.array(out["embedding"], np.float32), embed(tiny, ids, "last"))
+    r = cli("embed", tiny_path, "Hello", "--pooling", "max")
+    assert r.returncode == 2 and r.stderr.strip() == "error: --pooling max: one of mean, cls, last"
