@@ -3,7 +3,7 @@ benchmarks/make_embed_refs.py: llama-cpp-python with embedding=True and each poo
 type, the pooled vectors before normalisation), and what an embedding call leaves behind."""
 import numpy as np
 import pytest
-from helpers import ROOT, load_npz, rewrite_gguf
+from helpers import ROOT, load_npz, rewrite_gguf, run_python
 from helpers import llmlite as cli
 
 import llmlite
@@ -144,3 +144,24 @@ def test_cli_prints_the_embedding(tiny_path, tiny):
     assert np.array_equal(np.array(out["embedding"], np.float32), embed(tiny, ids, "last"))
     r = cli("embed", tiny_path, "Hello", "--pooling", "max")
     assert r.returncode == 2 and r.stderr.strip() == "error: --pooling max: one of mean, cls, last"
+
+
+def test_cuda_span_hands_back_the_hidden_state(emulated_cuda_lib, tiny_path):
+    """The real CUDA span code (the emulated runtime) with all but the first layer: the
+    hidden state comes back to the CPU's output norm, the same vector to float rounding
+    (the span's kernels are not the CPU's bits); every layer there: the one-line refusal"""
+    code = ("import sys, numpy as np; from llmlite.model import Model; from llmlite.embed import embed\n"
+            "ids = [int(i) for i in sys.argv[2].split(',')]\n"
+            "cpu = Model(sys.argv[1], n_ctx=64)\n"
+            "span = Model(sys.argv[1], n_ctx=64, gpu_layers=cpu.config.n_layer - 1)\n"
+            "print(span.weights.backend, span.weights.n_gpu)\n"
+            "for p in ('mean', 'cls', 'last'): print(p, float(embed(span, ids, p) @ embed(cpu, ids, p)))\n"
+            "try: embed(Model(sys.argv[1], n_ctx=64, gpu_layers='all'), ids)\n"
+            "except Exception as e: print(type(e).__name__, e)\n")
+    ids = ",".join(map(str, load_npz(REFS)["tiny/tokens_2"]))
+    r = run_python(code, tiny_path, ids, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_OFFLOAD_BACKEND": "cuda"})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[0] == "cuda" and int(lines[0].split()[1]) >= 1
+    assert all(float(line.split()[1]) >= COS for line in lines[1:4]), r.stdout
+    assert lines[4].startswith("LlmliteError embeddings need the output norm on the CPU"), r.stdout
