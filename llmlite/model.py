@@ -366,8 +366,8 @@ class Model:
         return len(self.tokens)
 
     def reset(self) -> None:
-        """Empty the KV cache."""
-        self.tokens = []
+        """Empty the KV cache (and a recurrent state's copies with it: they hold the old history)."""
+        self.truncate(0)
 
     def truncate(self, n: int) -> None:
         """Keep the first n positions of the KV cache (later ones are overwritten). A
@@ -381,8 +381,11 @@ class Model:
     def _save_state(self, slot: int) -> None:
         """a recurrent model keeps a copy of its state here: before a prompt's last token
         (PROMPT_COPY: where /regen and the next turn start over) or at the start of a
-        guess being verified (VERIFY_COPY), so one never replaces the other"""
-        if self.weights.state_pos >= 0:
+        guess being verified (VERIFY_COPY), so one never replaces the other. Only a state
+        that holds the cache's tokens: after a reset (or an embedding) the state still
+        holds the old history until the next pass starts it again at position 0, and a
+        copy of that would be restored later as if it were the new one's."""
+        if self.weights.state_pos >= 0 and self.weights.state_pos == self.n_past:
             self._saved_at[slot] = self.weights.save_state(slot)
 
     def _rewind(self) -> None:
@@ -465,10 +468,7 @@ class Model:
         self.truncate(0)
         if not ids:
             return np.empty((0, self.config.n_embd), np.float32)
-        try:
-            return self._forward(ids, HIDDEN)
-        finally:
-            self.truncate(0)   # a recurrent state's copy made on the way holds the old history: dropped
+        return self._forward(ids, HIDDEN)
 
     def step(self, tok: int) -> np.ndarray:
         """Decode one token: its logits in a buffer reused by the next step (read them

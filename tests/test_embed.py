@@ -129,9 +129,9 @@ def test_offloaded_layers(tiny_path, tiny, refs):
 
 
 def test_cli_prints_the_embedding(tiny_path, tiny):
-    """`llmlite embed MODEL TEXT` prints JSON: the text tokenized as llama.cpp's server does
-    (the model's BOS if it adds one, special-token texts read as tokens) and embed's vector, every float32 bit
-    kept; a pooling it does not know is a usage error"""
+    """`llmlite embed MODEL TEXT` prints JSON: the text tokenized as llama.cpp's server
+    does (the model's BOS if it adds one, special-token texts read as tokens) and embed's
+    vector, every float32 bit kept; a pooling it does not know is a usage error"""
     import json
 
     text = "<|im_start|>Hello world"
@@ -165,3 +165,36 @@ def test_cuda_span_hands_back_the_hidden_state(emulated_cuda_lib, tiny_path):
     assert lines[0].split()[0] == "cuda" and int(lines[0].split()[1]) >= 1
     assert all(float(line.split()[1]) >= COS for line in lines[1:4]), r.stdout
     assert lines[4].startswith("LlmliteError embeddings need the output norm on the CPU"), r.stdout
+
+
+def test_recurrent_state_after_an_embedding_or_a_reset(tmp_path):
+    """A qwen35's recurrent state cannot drop tokens: Model keeps copies of it to rewind to.
+    After an embedding (or a reset) the state holds another history until a pass starts
+    it again, and no copy of that may be restored later: every rewind below gives the
+    logits of a fresh run (prefill's new turn sharing a prefix; eval after a reset, then
+    a truncate)."""
+    import qwen35_models
+    from helpers import rebuilt_models
+
+    name = "qwen35-4l-q8_0"
+    q_refs = load_npz(ROOT / "tests" / "data" / "qwen35_refs.npz")
+    path = rebuilt_models(qwen35_models, {k: v for k, v in q_refs.items() if k.startswith(name)}, tmp_path)[name]
+    toks = [int(t) for t in q_refs[f"{name}/tokens_2"]]
+    m = Model(path, n_ctx=128, n_batch=16)
+    fresh = m.eval(toks)
+    for other in (lambda: embed(m, toks[30:50]), lambda: (m.prefill(toks[30:50]), m.reset())):
+        m.reset()
+        m.prefill(toks[:5])
+        other()
+        m.prefill(toks[:40])
+        for t in toks[40:43]:
+            m.step(t)
+        assert np.array_equal(m.prefill(toks[:25]), fresh[24])
+    m.reset()
+    m.prefill(toks[30:50])          # a copy of the state before this prompt's last token, at 19
+    m.reset()
+    m.eval(toks[:10])
+    m.eval(toks[10:30])
+    m.truncate(22)
+    assert np.array_equal(m.eval(toks[22:24]), fresh[22:24])
+    m.close()
