@@ -394,7 +394,8 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode) {
     if (n <= 0 || pos < 0 || pos + n > m->n_ctx || m->l0 != 0) return -1;
     if (!m->span && (m->l1 != m->c.n_layer || !m->head)) return -1;   /* layers or the head missing */
-    if (logits_mode == 3 && !m->head) return -1;   /* the output norm is the span's, and it hands back logits only */
+    /* mode 3 without the head: the span holds the output norm, and it hands back logits only */
+    if (logits_mode == 3 && (!m->head || !logits)) return -1;
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= m->c.n_vocab) return -1;
     for (int done = 0; done < n;) {
