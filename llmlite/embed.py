@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmlite.errors import LlmliteError
+from llmlite.errors import ContextFullError, LlmliteError, UserError
 
 # llama.cpp's enum llama_pooling_type, the value of a GGUF's {arch}.pooling_type
 POOLING_IDS = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}
@@ -58,16 +58,18 @@ def embed(model, ids, pooling: str | None = None, normalize: bool = True) -> np.
     """The embedding of ids (token ids, as model.tokenize gives) -> float32 (n_embd,).
     pooling: "mean", "cls" or "last" (None: the file's, else mean); normalize: unit
     Euclidean length (llama.cpp's server default), else the pooled vector as it is.
-    Longer than the model's context: one LlmliteError (the forward pass itself runs any
-    length in chunks of n_batch, each token's state the same in any chunk)."""
+    Longer than the model's context: one ContextFullError (a UserError; the forward pass
+    itself runs any length in chunks of n_batch, each token's state the same in any
+    chunk); no ids: a UserError."""
     pooling = pooling or file_pooling(model)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
     ids = [int(i) for i in ids]
     if not ids:
-        raise LlmliteError("nothing to embed: no tokens")
-    if len(ids) > model.n_ctx:
-        raise LlmliteError(f"input of {len(ids)} tokens is longer than the context of {model.n_ctx} "
-                           "(shorten it, or load the model with a larger -c)")
+        raise UserError("nothing to embed: no tokens")
+    if len(ids) > model.n_ctx:    # bad input, as a prompt that does not fit is (a server's 400)
+        raise ContextFullError(f"input of {len(ids)} tokens is longer than the context of {model.n_ctx} "
+                               "(shorten it, or load the model with a larger -c)",
+                               n_tokens=len(ids), n_ctx=model.n_ctx, fit=len(ids))
     v = pool(model.hidden_states(ids), pooling)
     return l2_normalize(v) if normalize else v

@@ -1,6 +1,8 @@
 """llmlite.embed against llama.cpp's own embeddings (tests/data/embed_refs.npz, written by
 benchmarks/make_embed_refs.py: llama-cpp-python with embedding=True and each pooling
 type, the pooled vectors before normalisation), and what an embedding call leaves behind."""
+import re
+
 import numpy as np
 import pytest
 from helpers import ROOT, load_npz, rewrite_gguf, run_python
@@ -8,7 +10,7 @@ from helpers import llmlite as cli
 
 import llmlite
 from llmlite.embed import embed, l2_normalize, text_ids
-from llmlite.errors import LlmliteError
+from llmlite.errors import ContextFullError, LlmliteError, UserError
 from llmlite.model import Model
 
 REFS = ROOT / "tests" / "data" / "embed_refs.npz"
@@ -86,10 +88,10 @@ def test_pooling_from_the_file(tiny_path, refs, tmp_path, stored, expect):
 def test_refusals(tiny_path, tmp_path, tiny):
     """too long for the context, nothing at all, a pooling we do not know, a reranker's file:
     each one line"""
-    with pytest.raises(LlmliteError, match="longer than the context of 256") as e:
+    with pytest.raises(ContextFullError, match="longer than the context of 256") as e:
         embed(tiny, [1] * 257)
-    assert "\n" not in str(e.value)
-    with pytest.raises(LlmliteError, match="no tokens"):
+    assert "\n" not in str(e.value) and (e.value.n_tokens, e.value.n_ctx) == (257, 256)
+    with pytest.raises(UserError, match="no tokens"):
         embed(tiny, [])
     with pytest.raises(ValueError, match="pooling 'max'"):
         embed(tiny, [1, 2], "max")
@@ -144,6 +146,9 @@ def test_cli_prints_the_embedding(tiny_path, tiny):
     assert np.array_equal(np.array(out["embedding"], np.float32), embed(tiny, ids, "last"))
     r = cli("embed", tiny_path, "Hello", "--pooling", "max")
     assert r.returncode == 2 and r.stderr.strip() == "error: --pooling max: one of mean, cls, last"
+    r = cli("embed", tiny_path, "Hello " * 40, "-c", "16")
+    assert r.returncode == 2 and re.fullmatch(r"error: input of \d+ tokens is longer than the context of 16 .*\n",
+                                              r.stderr)
 
 
 def test_cuda_span_hands_back_the_hidden_state(emulated_cuda_lib, tiny_path):
