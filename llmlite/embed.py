@@ -60,13 +60,16 @@ def embed(model, ids, pooling: str | None = None, normalize: bool = True) -> np.
     Euclidean length (llama.cpp's server default), else the pooled vector as it is.
     Longer than the model's context: one ContextFullError (a UserError; the forward pass
     itself runs any length in chunks of n_batch, each token's state the same in any
-    chunk); no ids: a UserError."""
+    chunk); no ids, or an id outside the vocabulary: a UserError."""
     pooling = pooling or file_pooling(model)
     if pooling not in POOLINGS:
         raise ValueError(f"pooling {pooling!r}: one of {', '.join(POOLINGS)}")
     ids = [int(i) for i in ids]
     if not ids:
         raise UserError("nothing to embed: no tokens")
+    bad = next((i for i in ids if not 0 <= i < model.n_vocab), None)
+    if bad is not None:
+        raise UserError(f"token id {bad} is outside the vocabulary (0 .. {model.n_vocab - 1})")
     if len(ids) > model.n_ctx:    # bad input, as a prompt that does not fit is (a server's 400)
         raise ContextFullError(f"input of {len(ids)} tokens is longer than the context of {model.n_ctx} "
                                "(shorten it, or load the model with a larger -c)",

@@ -86,13 +86,17 @@ def test_pooling_from_the_file(tiny_path, refs, tmp_path, stored, expect):
 
 
 def test_refusals(tiny_path, tmp_path, tiny):
-    """too long for the context, nothing at all, a pooling we do not know, a reranker's file:
-    each one line"""
+    """too long for the context, nothing at all, an id outside the vocabulary, a pooling we
+    do not know, a reranker's file: each one line"""
     with pytest.raises(ContextFullError, match="longer than the context of 256") as e:
         embed(tiny, [1] * 257)
     assert "\n" not in str(e.value) and (e.value.n_tokens, e.value.n_ctx) == (257, 256)
     with pytest.raises(UserError, match="no tokens"):
         embed(tiny, [])
+    with pytest.raises(UserError, match=f"token id {tiny.n_vocab} is outside the vocabulary"):
+        embed(tiny, [1, tiny.n_vocab])
+    with pytest.raises(UserError, match="token id -1 "):
+        embed(tiny, [-1])
     with pytest.raises(ValueError, match="pooling 'max'"):
         embed(tiny, [1, 2], "max")
     rank = llmlite.load(rewrite_gguf(tiny_path, tmp_path / "r.gguf", kv={"llama.pooling_type": 4}), n_ctx=64)
