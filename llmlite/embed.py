@@ -50,7 +50,9 @@ def l2_normalize(v: np.ndarray) -> np.ndarray:
 
 def text_ids(model, text: str) -> list[int]:
     """A text's ids as llama.cpp's server tokenizes an embeddings input: the tokens the
-    model adds (BOS), and special-token texts read as those tokens."""
+    model's file asks to add (BOS; EOS too where it says so, as embedding models'
+    files do: their last-token pooling reads it), and special-token texts read as
+    those tokens. (A chat prompt's ids, llmlite.chat.prompt_ids, never get an EOS.)"""
     return model.tokenize(text, add_special=True, parse_special=True)
 
 
