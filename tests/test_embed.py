@@ -207,3 +207,12 @@ def test_recurrent_state_after_an_embedding_or_a_reset(tmp_path):
     m.truncate(22)
     assert np.array_equal(m.eval(toks[22:24]), fresh[22:24])
     m.close()
+
+
+def test_text_ids_add_the_eos_a_file_asks_for(tiny_path, tiny, tmp_path):
+    """an embedding model's file asks for an EOS after the text (add_eos_token), which
+    llama.cpp's server adds and its last-token pooling reads"""
+    m = llmlite.load(rewrite_gguf(tiny_path, tmp_path / "e.gguf", kv={"tokenizer.ggml.add_eos_token": True}), n_ctx=64)
+    ids = text_ids(m, "Hello world")
+    assert ids[-1] == m.tokenizer.eos_id and ids[:-1] == text_ids(tiny, "Hello world")
+    m.close()
