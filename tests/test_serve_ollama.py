@@ -277,3 +277,48 @@ def test_disconnect_frees_the_model(http, smol_server):
     r = http.post("/api/generate", json={"prompt": "Hello", "raw": True, "stream": False,
                                          "options": {"num_predict": 2}})
     assert r.status_code == 200 and r.json()["eval_count"] == 2
+
+
+def test_the_ollama_package(smol_server):
+    """Ollama's own Python client reads every answer (its pydantic models check the shapes)"""
+    ollama = pytest.importorskip("ollama")
+    c = ollama.Client(host=smol_server[0])
+    msgs = [{"role": "user", "content": QUESTION}]
+    opts = {**GREEDY, "num_predict": 24}
+    whole = c.chat(model="smollm2-135m", messages=msgs, options=opts)
+    assert "Paris" in whole.message.content and whole.done and whole.eval_count > 0
+    parts = list(c.chat(model="smollm2-135m", messages=msgs, options=opts, stream=True))
+    assert "".join(p.message.content for p in parts) == whole.message.content
+    assert parts[-1].done_reason == whole.done_reason and not any(p.done for p in parts[:-1])
+    g = c.generate(model="smollm2-135m", prompt="The sky is", raw=True, options={**GREEDY, "num_predict": 5})
+    assert g.response and g.eval_count == 5
+    listed = c.list().models
+    assert listed[0].model == "smollm2-135m" and listed[0].details.family == "llama"
+    # the alias's file, listed under its own name too, is the same file: the same digest
+    same = [m for m in listed if m.model == smol_server[1].resident.model.path.name]
+    assert [m.digest for m in same] == [listed[0].digest]
+    assert c.show("smollm2-135m").modelinfo["general.architecture"] == "llama"
+    assert [m.model for m in c.ps().models] == ["smollm2-135m"]
+    with pytest.raises(ollama.ResponseError) as e:
+        c.chat(model="no-such-model", messages=msgs)
+    assert e.value.status_code == 404 and "not found" in e.value.error
+
+
+def test_a_swap_is_the_load_duration(tiny_path, smollm2_path):
+    """a request naming another model waits for it to load: that is its load_duration"""
+    import llmlite as api
+
+    def loader(path):
+        return api.load(path, n_ctx=256)
+
+    body = {"prompt": "Hello", "raw": True, "stream": False, "options": {**GREEDY, "num_predict": 2}}
+    with serving(loader(tiny_path), "tiny", loader=loader) as (url, engine), \
+            httpx.Client(base_url=url, timeout=120) as c:
+        assert c.post("/api/generate", json={**body, "model": "tiny"}).json()["load_duration"] == 0
+        t0 = time.perf_counter_ns()
+        swapped = c.post("/api/generate", json={**body, "model": "smollm2-135m"}).json()
+        wall = time.perf_counter_ns() - t0
+        assert swapped["model"] == "smollm2-135m" and engine.resident.model.path == smollm2_path
+        assert 0 < swapped["load_duration"] <= swapped["total_duration"] <= wall
+        assert c.post("/api/generate", json={**body, "model": "smollm2-135m"}).json()["load_duration"] == 0
+        engine.resident.model.close()

@@ -290,12 +290,14 @@ def _registry_entries() -> dict:
 
 def _tags(res) -> list:
     entries = _registry_entries()
-    rows = [om.tag(res.name, res.model.path, entries.get(res.name))]
-    for name, path in model_names().items():
-        if name != res.name:
-            e = entries.get(name)
-            rows.append(om.tag(name, path or (om.entry_file(e) if e else None), e))
-    return rows
+    by_file = {e.file: e for e in entries.values() if e.file}
+
+    def row(name: str, path) -> dict:
+        # a cached file listed by its own name has its alias's sha256 all the same
+        e = entries.get(name) or (by_file.get(path.name) if path is not None else None)
+        return om.tag(name, path or (om.entry_file(e) if e else None), e)
+
+    return [row(res.name, res.model.path)] + [row(n, p) for n, p in model_names().items() if n != res.name]
 
 
 async def _off_loop(fn, *args):
