@@ -73,3 +73,14 @@ def assert_freed_within_a_token(engine, stamps: list) -> float:
     print(f"freed {1000 * freed:.1f} ms after the disconnect; a token takes {1000 * token:.1f} ms")
     assert freed <= 3 * token + 0.1, (freed, token)
     return token
+
+
+def json_values():
+    """a hypothesis strategy: any JSON value (NaN and huge numbers too), nested a little"""
+    from hypothesis import strategies as st
+
+    return st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats()
+                        | st.text(max_size=20),
+                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                     max_size=4),
+                        max_leaves=12)

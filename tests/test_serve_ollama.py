@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from serve_fixture import assert_freed_within_a_token, serving, serving_file
+from serve_fixture import assert_freed_within_a_token, json_values, serving, serving_file
 
 httpx = pytest.importorskip("httpx")
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 # SmolLM2 answers this with top-2 margins above 1 logit at each greedy step (test_cli_run.py)
 QUESTION = "What is the capital of France? Answer in one sentence."
@@ -322,3 +323,39 @@ def test_a_swap_is_the_load_duration(tiny_path, smollm2_path):
         assert 0 < swapped["load_duration"] <= swapped["total_duration"] <= wall
         assert c.post("/api/generate", json={**body, "model": "smollm2-135m"}).json()["load_duration"] == 0
         engine.resident.model.close()
+
+
+# ---- random bodies: a 400 or an answer, never a 500 -----------------------------------------------
+
+_json = json_values()
+_OPTIONS = ["temperature", "top_p", "top_k", "min_p", "num_predict", "stop", "seed", "repeat_penalty",
+            "repeat_last_n", "presence_penalty", "frequency_penalty", "num_ctx", "num_gpu"]
+_fair = {"messages": st.just([{"role": "user", "content": "hi"}]), "prompt": st.just("hi"),
+         "stream": st.booleans(), "raw": st.booleans(), "input": st.just("hi"),
+         "options": st.fixed_dictionaries({}, optional={o: st.one_of(_json, st.integers(1, 4)) if o == "num_predict"
+                                                        else _json for o in _OPTIONS})}
+_FIELDS = ["model", "messages", "prompt", "system", "raw", "stream", "options", "format", "images", "keep_alive",
+           "think", "suffix", "template", "input", "verbose", "tools"]
+_bodies = st.fixed_dictionaries({}, optional={f: st.one_of(_json, _fair[f]) if f in _fair else _json
+                                              for f in _FIELDS})
+
+
+@pytest.fixture(scope="module")
+def tiny_http(tiny):
+    with serving(tiny, "tiny") as (url, _), httpx.Client(base_url=url, timeout=60) as c:
+        yield c
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
+@given(path=st.sampled_from(["/api/chat", "/api/generate", "/api/show", "/api/embed"]), body=_bodies)
+def test_random_bodies_never_take_the_server_down(tiny_http, path, body):
+    opts = body.get("options")
+    if isinstance(opts, dict) and not isinstance(opts.get("num_predict"), int):
+        opts["num_predict"] = 4                 # a valid body's reply stays short
+    r = tiny_http.post(path, content=json.dumps(body, allow_nan=True))
+    assert r.status_code in (200, 400, 404, 501), r.text
+    if r.status_code != 200:
+        _error(r, r.status_code)
+    elif r.headers["content-type"].startswith("application/x-ndjson"):
+        assert json.loads(r.text.splitlines()[-1])["done"] is True
+    assert tiny_http.get("/api/version").status_code == 200

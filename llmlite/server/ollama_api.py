@@ -92,7 +92,8 @@ def _refuse_unsupported(body: dict) -> None:
 def _common(body: dict) -> GenRequest:
     _refuse_unsupported(body)
     opts, n = _options(body)
-    stream = body.get("stream", True)         # Ollama streams unless told not to
+    stream = body.get("stream")
+    stream = True if stream is None else stream    # Ollama streams unless told not to
     if not isinstance(stream, bool):
         raise bad_request(f"stream must be true or false (got {json.dumps(stream)[:80]})", param="stream")
     boolean(body, "raw")
