@@ -325,6 +325,33 @@ def test_a_swap_is_the_load_duration(tiny_path, smollm2_path):
         engine.resident.model.close()
 
 
+def test_thinking_comes_apart(tiny, monkeypatch):
+    """a reasoning model's thinking is message.thinking (generate: thinking), as the OpenAI
+    side's reasoning_content; the answer alone is the content (a scripted reply in the
+    <think> format on the tiny model)"""
+    import llmlite.server.generation as gen
+    from llmlite.sampling import SamplingParams
+
+    def scripted(model, ids, config, stats, make_sampler):
+        make_sampler(SamplingParams())
+        stats.generated, stats.stop_reason = 4, "eos"
+        yield from ["<think>", "Paris is the", " capital.</think>", "Paris."]
+
+    monkeypatch.setattr(gen, "generate_text", scripted)
+    with serving(tiny, "tiny") as (url, engine), httpx.Client(base_url=url, timeout=60) as c:
+        engine.resident.reasoning = "think"
+        msgs = [{"role": "user", "content": "Capital of France?"}]
+        oa = c.post("/v1/chat/completions", json={"messages": msgs}).json()["choices"][0]["message"]
+        whole = c.post("/api/chat", json={"messages": msgs, "stream": False}).json()["message"]
+        assert (whole["content"], whole["thinking"]) == (oa["content"], oa["reasoning_content"])
+        assert whole["content"] == "Paris." and "capital" in whole["thinking"]
+        _, objs = _streamed(c, "/api/chat", {"messages": msgs})
+        assert "".join(o["message"].get("thinking", "") for o in objs) == whole["thinking"]
+        assert "".join(o["message"]["content"] for o in objs) == whole["content"]
+        got = c.post("/api/generate", json={"prompt": "Capital of France?", "stream": False}).json()
+        assert (got["response"], got["thinking"]) == (whole["content"], whole["thinking"])
+
+
 # ---- random bodies: a 400 or an answer, never a 500 -----------------------------------------------
 
 _json = json_values()
