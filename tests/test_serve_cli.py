@@ -22,7 +22,8 @@ class _Serving:
     def __init__(self, *args):
         self.p = start_llmlite("serve", *args, text=True)
         self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=lambda: [self.lines.put(x) for x in self.p.stderr] and None, daemon=True).start()
+        self.reader = threading.Thread(target=lambda: [self.lines.put(x) for x in self.p.stderr], daemon=True)
+        self.reader.start()
 
     def until_listening(self) -> tuple[list[str], int]:
         """the stderr lines up to the one saying where it listens, and its port"""
@@ -82,3 +83,26 @@ def test_readme_curl_example(serve, tiny_path):
     out = json.loads(r.stdout)
     assert out["object"] == "chat.completion" and out["choices"][0]["message"]["role"] == "assistant"
     assert 0 < out["usage"]["completion_tokens"] <= 32
+
+
+def test_ctrl_c_ends_open_streams(serve, smollm2_path):
+    """SIGINT while a reply streams: the stream ends at once with a 503 event, the server
+    exits as an interrupted command does (130), quietly"""
+    import signal
+
+    httpx = pytest.importorskip("httpx")
+    s = serve(smollm2_path, "--port", "0", "-c", "2048")
+    _, port = s.until_listening()
+    body = {"prompt": "Once upon a time", "max_tokens": 1500, "stream": True}
+    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/completions", json=body, timeout=60) as r:
+        lines = r.iter_lines()
+        next(x for x in lines if x.startswith("data: "))          # it is generating
+        s.p.send_signal(signal.SIGINT)
+        rest = [x for x in lines if x.startswith("data: ")]
+    assert json.loads(rest[-1][6:])["error"]["code"] == "server_shutting_down"
+    assert s.p.wait(20) == 130
+    s.reader.join(10)                    # to the end of its stderr
+    left = []
+    while not s.lines.empty():
+        left.append(s.lines.get())
+    assert not any("Traceback" in x or x.startswith("error") for x in left), left

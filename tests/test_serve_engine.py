@@ -103,6 +103,7 @@ def test_disconnect_frees_the_model(smol_server):
         assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 2
 
 
+@pytest.mark.slow
 def test_burst_of_concurrent_requests(smol_server):
     """20 requests at once, streamed and not: each is answered with exactly what it gives
     alone, or refused with 503 (the queue holds 8); the server stays up"""

@@ -173,6 +173,7 @@ def _field(name):
 _bodies = st.fixed_dictionaries({}, optional={f: _field(f) for f in _FIELDS})
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]), body=_bodies)
 def test_random_bodies_never_take_the_server_down(http, path, body):

@@ -63,8 +63,8 @@ def test_chat_greedy_equals_run(client, smollm2_path):
     assert u.completion_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens
     assert got.choices[0].finish_reason == ("length" if u.completion_tokens == 24 else "stop")
     text, finish = _streamed(client.chat.completions.create(
-        messages=[{"role": "user", "content": QUESTION}], model="smollm2-135m", temperature=0, max_tokens=24,
-        stream=True))
+        messages=[{"role": "user", "content": QUESTION}], model="smollm2-135m", temperature=0,
+        max_completion_tokens=24, stream=True))
     assert text == want and finish == got.choices[0].finish_reason
 
 
@@ -79,6 +79,12 @@ def test_completions_greedy_equal_the_python_api(client, smollm2):
     text, finish = _streamed(client.completions.create(model="smollm2-135m", prompt=prompt, max_tokens=16,
                                                        temperature=0, stream=True))
     assert (text, finish) == (want, "length")
+    # the prompt as token ids: the same text
+    from llmlite.chat import prompt_ids
+
+    ids = client.completions.create(model="smollm2-135m", prompt=prompt_ids(smollm2, prompt), max_tokens=16,
+                                    temperature=0)
+    assert ids.choices[0].text == want
 
 
 def test_stream_usage_and_prefix_reuse(client):
@@ -169,6 +175,35 @@ def test_embeddings_hook(smol_server):
         assert r.status_code == 200, r.text
         v = np.array(r.json()["data"][0]["embedding"])
         assert abs(np.linalg.norm(v) - 1) < 1e-3
+
+
+def test_embeddings_route(smol_server, smollm2, monkeypatch):
+    """the route's side of embeddings, over a stand-in llmlite.embed (the pooling is its own)"""
+    import base64
+    import sys
+    import types
+
+    import numpy as np
+
+    from llmlite.chat import prompt_ids
+
+    def embed(model, ids):
+        v = np.arange(1, 9, dtype=np.float32) * len(ids)
+        return v / np.linalg.norm(v)
+
+    monkeypatch.setitem(sys.modules, "llmlite.embed", types.SimpleNamespace(embed=embed))
+    c = openai.OpenAI(base_url=smol_server[0] + "/v1", api_key="x", max_retries=0)
+    texts = ["hello", "a longer sentence to embed"]
+    got = c.embeddings.create(model="smollm2-135m", input=texts, encoding_format="float")
+    assert [d.index for d in got.data] == [0, 1] and got.model == "smollm2-135m"
+    for d, t in zip(got.data, texts):
+        assert np.allclose(d.embedding, embed(smollm2, prompt_ids(smollm2, t)))
+    assert got.usage.prompt_tokens == sum(len(prompt_ids(smollm2, t)) for t in texts)
+    r = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": "hello", "encoding_format": "base64"})
+    v = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype=np.float32)
+    assert np.allclose(v, embed(smollm2, prompt_ids(smollm2, "hello")))
+    bad = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": [1.5]})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "input"
 
 
 def test_model_swap(tiny_path, smollm2_path, caplog):

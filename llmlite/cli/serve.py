@@ -75,8 +75,15 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(f"llmlite serve: {engine.resident.name} on http://{shown}:{bound}/v1 (context {m.n_ctx})",
           file=sys.stderr, flush=True)
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):     # Ctrl-C: open streams end now, with a 503 event
+            engine.shutdown()
+            super().handle_exit(sig, frame)
+
     config = uvicorn.Config(build_app(engine, api_key, cors), log_level="warning", timeout_graceful_shutdown=3)
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:           # uvicorn raises the SIGINT again once it has stopped
+        raise typer.Exit(130) from None  # the usual way to stop a server: no "error:" line
     finally:
         engine.close()

@@ -105,6 +105,10 @@ def resolve_name(name: str) -> Path:
     return path
 
 
+def _closing() -> ApiError:
+    return ApiError(503, "the server is shutting down", code="server_shutting_down")
+
+
 @dataclass
 class _Job:
     model: Optional[str]
@@ -136,6 +140,8 @@ class Engine:
         self._pending = 0               # jobs queued or running, whose clients are still there
         self.idle = threading.Event()   # set while there are none
         self.idle.set()
+        self._running: Optional[_Job] = None
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="llmlite-engine", daemon=True)
         self._thread.start()
 
@@ -189,7 +195,17 @@ class Engine:
             self.idle.set()
         self._changed.notify_all()
 
+    def shutdown(self) -> None:
+        """The server is stopping: the running generation ends at its next token and it and
+        every queued one are answered 503, so their streams close now rather than at the
+        end of the server's grace period. Only sets flags (safe in a signal handler)."""
+        self._closing = True
+        job = self._running
+        if job is not None:
+            job.cancel.set()
+
     def close(self) -> None:
+        self.shutdown()
         self._jobs.put(None)
         self._thread.join(timeout=30)
 
@@ -200,9 +216,14 @@ class Engine:
                 if job.state == "dropped":
                     continue
                 job.state = "running"
+            self._running = job
             try:
-                self._do(job)
+                if self._closing:
+                    job.send("error", _closing())
+                else:
+                    self._do(job)
             finally:
+                self._running = None
                 job.send("end")
                 with self._lock:
                     job.state = "done"
@@ -214,12 +235,13 @@ class Engine:
             try:
                 for item in it:
                     if job.cancel.is_set():
-                        break
+                        raise Cancelled
                     job.send("item", item)
             finally:
                 it.close()
         except Cancelled:
-            pass
+            if self._closing:
+                job.send("error", _closing())
         except ApiError as e:
             job.send("error", e)
         except UserError as e:          # a template refusing the messages, a prompt too long

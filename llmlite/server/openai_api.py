@@ -48,7 +48,7 @@ class _Shape:
         obj = ("chat.completion.chunk" if stream else "chat.completion") if self.chat else "text_completion"
         return {"id": self.id, "object": obj, "created": self.created, "model": self.model}
 
-    def logprobs(self, entries: list, texts: list | None = None):
+    def logprobs(self, entries: list):
         """the choice's logprobs field: chat's {"content": [...]}, or the completions API's columns"""
         if self.chat:
             return {"content": entries}

@@ -128,8 +128,7 @@ def sampling(fields: dict) -> dict:
 
 def _common(body: dict) -> GenRequest:
     """the fields chat and completions share"""
-    n = integer(body, "n", 1, 1)            # one choice per request: all a single-user runner makes
-    del n
+    integer(body, "n", 1, 1)                # checked only: one choice per request, all a single user needs
     opts = sampling(body)
     stream = boolean(body, "stream")
     so = body.get("stream_options")
