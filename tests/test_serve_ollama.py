@@ -211,6 +211,7 @@ def test_errors_are_ollamas(http):
     assert "options" in _error(http.post("/api/chat", json={**chat, "options": [1]}), 400)
     assert "stream" in _error(http.post("/api/chat", json={**chat, "stream": "yes"}), 400)
     assert "messages" in _error(http.post("/api/chat", json={"messages": [{"content": "no role"}]}), 400)
+    assert "messages" in _error(http.post("/api/chat", json={"messages": {}}), 400)
     assert "format" in _error(http.post("/api/chat", json={**chat, "format": "json"}), 400)
     assert "images" in _error(http.post("/api/generate", json={"prompt": "hi", "images": ["aGk="]}), 400)
     assert "images" in _error(http.post("/api/chat", json={"messages": [{"role": "user", "content": "x",
@@ -256,7 +257,7 @@ def test_embed(http, monkeypatch):
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["model"] == "smollm2-135m" and len(got["embeddings"]) == 2
-    assert got["prompt_eval_count"] > 2 and got["total_duration"] > 0
+    assert got["prompt_eval_count"] > 2 and got["total_duration"] > 0 and got["load_duration"] == 0
     one = http.post("/api/embeddings", json={"prompt": "hello"}).json()["embedding"]
     assert one == pytest.approx(got["embeddings"][0], rel=1e-6)
     assert got["embeddings"][0] != pytest.approx(got["embeddings"][1])

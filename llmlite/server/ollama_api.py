@@ -108,7 +108,7 @@ def _load(res, cancel):
 def parse_chat(body: dict) -> tuple[GenRequest, Callable]:
     """(the request, its engine work); no messages: a request to load the model, as Ollama"""
     req = _common(body)
-    if not body.get("messages"):
+    if body.get("messages") in (None, []):
         return req, _load
     req.messages = messages(body["messages"])
     return req, generation(req)
@@ -242,29 +242,31 @@ async def generate(request: Request) -> Response:
 
 # ---- embeddings ----------------------------------------------------------------------------------
 
-async def _embed(request: Request, inputs: list, model: Optional[str]) -> tuple[str, list, int]:
-    """(the model's name, one vector per input, the tokens embedded): llmlite.embed's vectors"""
+async def _embed(request: Request, inputs: list, model: Optional[str]) -> tuple[str, list, int, float]:
+    """(the model's name, one vector per input, the tokens embedded, the seconds a swap-in
+    took): llmlite.embed's vectors"""
     try:
         work = _embedding_work(inputs)
     except (ImportError, AttributeError):
         raise ApiError(501, "embeddings are not available in this build of llmlite", code="not_implemented") from None
+    engine, timing = request.app.state.engine, _Timing()
     name, vecs, n_tokens = model or "", [], 0
-    async for ev in request.app.state.engine.stream(model, work):
+    async for ev in engine.stream(model, _timed(work, timing, engine.resident)):
         if isinstance(ev, Started):
             name = ev.model
         else:
             n_tokens += ev[0]
             vecs.append(ev[1].tolist())
-    return name, vecs, n_tokens
+    return name, vecs, n_tokens, timing.load_s
 
 
 async def embed(request: Request) -> Response:
     t0 = time.perf_counter_ns()
     body = await read_json(request)
     inputs = _embed_inputs({"input": body.get("input")})
-    name, vecs, n = await _embed(request, inputs, _model(body))
+    name, vecs, n, load_s = await _embed(request, inputs, _model(body))
     return JSONResponse({"model": name, "embeddings": vecs, "total_duration": time.perf_counter_ns() - t0,
-                         "load_duration": 0, "prompt_eval_count": n})
+                         "load_duration": _ns(load_s), "prompt_eval_count": n})
 
 
 async def embeddings(request: Request) -> Response:
@@ -273,7 +275,7 @@ async def embeddings(request: Request) -> Response:
     prompt = text(body, "prompt")
     if not prompt:
         raise bad_request("prompt must be a non-empty string", param="prompt")
-    _, vecs, _ = await _embed(request, [prompt], _model(body))
+    vecs = (await _embed(request, [prompt], _model(body)))[1]
     return JSONResponse({"embedding": vecs[0]})
 
 
