@@ -374,6 +374,7 @@ def tiny_http(tiny):
         yield c
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.sampled_from(["/api/chat", "/api/generate", "/api/show", "/api/embed"]), body=_bodies)
 def test_random_bodies_never_take_the_server_down(tiny_http, path, body):
