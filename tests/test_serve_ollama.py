@@ -196,6 +196,19 @@ def test_tags_show_ps_version(http, smollm2, smollm2_path):
     assert http.get("/api/version").json() == {"version": llmlite.__version__}
 
 
+def test_an_unreadable_cached_file_is_listed_not_fatal(http, tmp_path, monkeypatch):
+    import llmlite.server.ollama_api as oa
+
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\xff" * 60)
+    names = oa.model_names()
+    monkeypatch.setattr(oa, "model_names", lambda: {**names, "broken.gguf": bad})
+    rows = http.get("/api/tags").json()["models"]
+    row = next(r for r in rows if r["name"] == "broken.gguf")
+    assert row["size"] == 64 and row["details"]["family"] == "" and len(row["digest"]) == 64
+    assert rows[0]["details"]["family"] == "llama"
+
+
 def _error(r, status: int) -> str:
     assert r.status_code == status, r.text
     body = r.json()

@@ -11,6 +11,7 @@ uses it for, and hashing gigabytes on each listing is not an option.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from llmlite.errors import LlmliteError
+
+log = logging.getLogger("llmlite.serve")
 
 FORMAT = "gguf"
 # GGUF metadata too large for a listing: /api/show gives them only with "verbose": true, as Ollama
@@ -72,8 +74,8 @@ def details(path: Optional[Path]) -> dict:
         try:
             with open_gguf(path) as g:
                 return _facts(g)[0]
-        except (LlmliteError, OSError, ValueError):
-            pass
+        except Exception as e:      # one unreadable file in a cache must not fail the whole listing
+            log.info("%s: no details (%s)", path.name, " ".join(str(e).split())[:200])
     return {"parent_model": "", "format": FORMAT, "family": "", "families": None, "parameter_size": "",
             "quantization_level": ""}
 
