@@ -22,6 +22,7 @@ from llmlite.server.engine import model_names, not_found
 from llmlite.server.errors import ApiError, bad_request
 from llmlite.server.generation import Done, Piece, Started, generation
 from llmlite.server.requests import GenRequest, parse_chat, parse_completion, read_json
+from llmlite.server.streams import gather, until_gone
 
 
 def usage(prompt_tokens: int, stats: GenStats) -> dict:
@@ -89,31 +90,12 @@ def _sse(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
 
 
-async def _until_gone(request: Request, coro):
-    """await coro, unless the client disconnects first: then it is cancelled (and so is
-    its generation, between two tokens) and None is returned"""
-    task = asyncio.ensure_future(coro)
-
-    async def gone():
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watch = asyncio.ensure_future(gone())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():         # the client left, or this handler itself was cancelled
-            task.cancel()
-    return task.result() if task.done() and not task.cancelled() else None
-
-
 async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
     engine = request.app.state.engine
     events = engine.stream(req.model, generation(req))
     # the prompt checked (an error is still a status here); a client that leaves while
     # its request waits in the queue takes it out
-    started = await _until_gone(request, anext(events))
+    started = await until_gone(request, anext(events))
     if started is None:
         return Response(status_code=499)
     shape = _Shape(chat, started.model)
@@ -123,15 +105,9 @@ async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def collect():
-        pieces = []
-        async for ev in events:
-            if isinstance(ev, Piece):
-                pieces.append(ev)
-            elif isinstance(ev, Done):
-                return shape.whole(pieces, ev, started.prompt_tokens, want_lp)
-        raise RuntimeError("the generation ended without its Done")
+        return shape.whole(*await gather(events), started.prompt_tokens, want_lp)
 
-    out = await _until_gone(request, collect())
+    out = await until_gone(request, collect())
     return JSONResponse(out) if out is not None else Response(status_code=499)
 
 
