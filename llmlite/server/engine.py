@@ -88,7 +88,7 @@ def model_names() -> dict[str, Path | None]:
 
 
 def not_found(name: str) -> ApiError:
-    return ApiError(404, f"model {name!r} not found (GET /v1/models lists them)", param="model",
+    return ApiError(404, f"model {name!r} not found (GET /v1/models or /api/tags lists them)", param="model",
                     code="model_not_found")
 
 
