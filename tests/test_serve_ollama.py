@@ -5,10 +5,8 @@ ps, version; embeddings; Ollama-shaped errors; a client gone mid-stream."""
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-import types
 from datetime import datetime, timezone
 
 import pytest
@@ -256,16 +254,8 @@ def test_busy_503_and_api_key(tiny, monkeypatch):
         assert engine.idle.wait(10)
 
 
-def test_embed(http, monkeypatch):
-    """/api/embed and /api/embeddings hand each input's ids to llmlite.embed.embed (here a
-    stand-in when the build has none), or answer 501"""
-    import importlib.util
-
-    if importlib.util.find_spec("llmlite.embed") is None:
-        assert "not available" in _error(http.post("/api/embed", json={"input": "hello"}), 501)
-        fake = types.ModuleType("llmlite.embed")
-        fake.embed = lambda model, ids: [float(len(ids)), float(ids[0]), float(sum(ids))]
-        monkeypatch.setitem(sys.modules, "llmlite.embed", fake)
+def test_embed(http):
+    """/api/embed and /api/embeddings hand each input's ids to llmlite.embed.embed"""
     r = http.post("/api/embed", json={"model": "smollm2-135m", "input": ["hello", "the blue sky"]})
     assert r.status_code == 200, r.text
     got = r.json()

@@ -245,10 +245,7 @@ async def generate(request: Request) -> Response:
 async def _embed(request: Request, inputs: list, model: Optional[str]) -> tuple[str, list, int, float]:
     """(the model's name, one vector per input, the tokens embedded, the seconds a swap-in
     took): llmlite.embed's vectors"""
-    try:
-        work = _embedding_work(inputs)
-    except (ImportError, AttributeError):
-        raise ApiError(501, "embeddings are not available in this build of llmlite", code="not_implemented") from None
+    work = _embedding_work(inputs)
     engine, timing = request.app.state.engine, _Timing()
     name, vecs, n_tokens = model or "", [], 0
     async for ev in engine.stream(model, _timed(work, timing, engine.resident)):

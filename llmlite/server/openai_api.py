@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmlite import reasoning as rsn
+from llmlite.embed import embed, text_ids
 from llmlite.generate import GenStats
 from llmlite.server.engine import model_names, not_found
 from llmlite.server.errors import ApiError, bad_request
@@ -179,18 +180,15 @@ def _embed_inputs(body: dict) -> list:
 
 def _embedding_work(inputs: list):
     """The engine's work for an embeddings request: one vector per input, then a Done.
-    The pooling is llmlite/embed.py's (the GGUF's pooling type, mean by default)."""
-    import importlib
-
-    embed = importlib.import_module("llmlite.embed").embed
+    The pooling is llmlite/embed.py's (the GGUF's pooling type, mean by default); a text
+    is tokenized as llama.cpp's server does for embeddings (text_ids: the EOS that an
+    embedding model's file asks for, which its last-token pooling reads)."""
 
     def work(res, cancel):
-        from llmlite.chat import prompt_ids
-
         model = res.model
         yield Started(0, res.name)
         for x in inputs:
-            ids = prompt_ids(model, x) if isinstance(x, str) else list(x)
+            ids = text_ids(model, x) if isinstance(x, str) else list(x)
             if not ids or len(ids) > model.n_ctx or max(ids) >= model.n_vocab:
                 raise ApiError(400, f"an input is {len(ids)} tokens (the context is {model.n_ctx}) "
                                     "or holds a token id outside the vocabulary", param="input")
@@ -204,10 +202,7 @@ async def embeddings(request: Request) -> Response:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise bad_request("model must be a string", param="model")
-    try:
-        work = _embedding_work(inputs)
-    except (ImportError, AttributeError):
-        raise ApiError(501, "embeddings are not available in this build of llmlite", code="not_implemented") from None
+    work = _embedding_work(inputs)
     data, n_tokens, name = [], 0, None
     async for ev in request.app.state.engine.stream(model or None, work):
         if isinstance(ev, Started):
