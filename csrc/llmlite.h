@@ -96,7 +96,8 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 /* architecture ids */
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
-       LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9 };
+       LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
+       LLM_ARCH_GRANITE = 10 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -186,6 +187,10 @@ typedef struct {
     int rope_sections[4];   /* interleaved multi-section rope (llama.cpp's IMROPE) for text:
                                pairs in the t, h, w sections turn by the position, the
                                others (e) not at all; all 0: plain rope */
+    /* granite's multipliers (0: none, as llama.cpp reads them): the attention's and the
+     * FFN's outputs multiplied by residual_scale before each residual add; the logits by
+     * logit_mul (1 / the file's logit_scale, as a float) */
+    float residual_scale, logit_mul;
 } llm_config;
 
 typedef struct llm_model llm_model;

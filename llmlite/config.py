@@ -61,6 +61,7 @@ class Arch:
     # qwen35: gated delta-net (linear attention) layers between full-attention ones, whose
     # queries carry a per-head output gate, rotated by the multi-section rope
     hybrid: bool = False
+    granite: bool = False     # granite's embedding, residual, attention and logit multipliers (read_granite)
 
 
 # the architectures the C side runs
@@ -73,7 +74,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
                          renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
          # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
          "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
-         "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),))}
+         "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
+         "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True)}
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 
@@ -145,6 +147,11 @@ class ModelConfig:
     ssm_n_v_head: int = 0
     recurrent_layers: list[bool] = field(default_factory=list)
     rope_sections: list[int] = field(default_factory=list)
+    # granite's multipliers, 0 where the file has none (llama.cpp's reading: no scaling)
+    embedding_scale: float = 0.0
+    residual_scale: float = 0.0
+    attention_scale: float = 0.0
+    logit_scale: float = 0.0
 
     @classmethod
     def of(cls, g) -> "ModelConfig":
@@ -298,6 +305,8 @@ class ModelConfig:
             families.read_gemma4(cfg, num, bad)
         if ARCHS[arch].hybrid:
             families.read_hybrid(cfg, g, num, bad)
+        if ARCHS[arch].granite:
+            families.read_granite(cfg, g, num, bad)
         cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
         return cfg
 
@@ -333,6 +342,8 @@ class ModelConfig:
             return "YaRN rope"
         if ARCHS[self.arch].gemma4:
             return "Gemma 4 layers (per-layer embeddings, shared K/V, two head sizes)"
+        if self.residual_scale not in (0.0, 1.0) or self.logit_scale not in (0.0, 1.0):
+            return "Granite residual and logit scales"
         return None
 
     def layer_head_dim(self, il: int) -> int:
@@ -435,6 +446,8 @@ class ModelConfig:
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
         self.set_c_experts(c)
+        if arch.granite:
+            families.set_c_granite(self, c)
         if arch.gemma4:
             c.head_dim_swa, c.n_rot_swa, c.n_embd_ple = self.head_dim_swa, self.n_rot_swa, self.n_embd_per_layer
             c.n_layer_kv = self.n_layer - self.n_kv_shared if self.n_kv_shared else 0

@@ -131,3 +131,45 @@ def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
     cfg.rope_sections += [0] * (4 - len(cfg.rope_sections))
     if any(x < 0 for x in cfg.rope_sections):
         raise bad(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch), f"has a negative section: {cfg.rope_sections}")
+
+
+# llama.cpp's key for Granite Vision's deepstack layers (gguf-py here has no name for it)
+DEEPSTACK_MAPPING = "{arch}.deepstack_mapping"
+
+
+def read_granite(cfg: ModelConfig, g, num, bad) -> None:
+    """Granite's multipliers: the embeddings', the residual branches', the attention's
+    (in place of 1/sqrt(head_dim)) and the logits' (they are divided by it). 0 or absent
+    is none, as llama.cpp reads them, but for logit_scale, which llama.cpp requires; a
+    negative, infinite or NaN one is refused. One GGUFError line for what llmlite does not
+    run of the family: no rope (rope.scaling.finetuned false), a vision model's deepstack
+    inputs, MLP biases."""
+    L, A, R, arch, md = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch, g.metadata
+    cfg.embedding_scale = num(L.EMBEDDING_SCALE, 0.0, float, positive=False)
+    cfg.residual_scale = num(L.RESIDUAL_SCALE, 0.0, float, positive=False)
+    cfg.attention_scale = num(A.SCALE, 0.0, float, positive=False)
+    cfg.logit_scale = num(L.LOGIT_SCALE, 0.0, float)
+    if not cfg.logit_scale:
+        raise bad(L.LOGIT_SCALE.format(arch=arch), "is missing (a granite model's logits are divided by it)")
+    if md.get(R.SCALING_FINETUNED.format(arch=arch)) is False:
+        raise bad(R.SCALING_FINETUNED.format(arch=arch), "is false: a granite without rope is not supported")
+    ds = md.get(DEEPSTACK_MAPPING.format(arch=arch))
+    if isinstance(ds, np.ndarray) and (ds >= 0).any():
+        raise bad(DEEPSTACK_MAPPING.format(arch=arch), "maps vision inputs to layers (Granite Vision): not supported")
+    if cfg.n_rot != cfg.head_dim or cfg.head_dim_v != cfg.head_dim:   # llama.cpp's graph asserts both
+        raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,} with key and value lengths "
+                  f"{cfg.head_dim:,} and {cfg.head_dim_v:,}: granite rotates whole heads of one size")
+    biased = next((n for n in g.tensors if n.endswith(("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias"))), None)
+    if biased:
+        raise GGUFError(f"{g.path}: tensor {biased}: MLP biases are not supported")
+
+
+def set_c_granite(cfg: ModelConfig, c) -> None:
+    """Granite's multipliers into llm_config c (float32, as llama.cpp keeps them): the
+    embedding and attention scales replace the defaults where the file has them"""
+    if cfg.embedding_scale:
+        c.embd_scale = cfg.embedding_scale
+    if cfg.attention_scale:
+        c.attn_scale = cfg.attention_scale
+    c.residual_scale = cfg.residual_scale
+    c.logit_mul = float(np.float32(1.0) / np.float32(cfg.logit_scale))

@@ -1,0 +1,210 @@
+"""IBM Granite 3's forward pass (llama's layer with four multipliers: the embeddings',
+the residual branches', the attention scores' and the logits') against llama.cpp's
+logits on a tiny random-weight model (tests/granite_models.py, rebuilt here byte for
+byte; the references from benchmarks/make_granite_refs.py in tests/data/granite_refs.npz)."""
+import numpy as np
+import pytest
+import granite_models
+from helpers import ROOT, assert_batch_invariant, greedy_tokens, llmlite, load_npz, rebuilt_models, rewrite_gguf
+from helpers import traced_stages
+from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
+
+from llmlite.config import ModelConfig
+from llmlite.gguf import GGUFError, open_gguf
+from llmlite.model import Weights
+
+REFS = ROOT / "tests" / "data" / "granite_refs.npz"
+NAME = "granite-2l-q8_0"
+N_PROMPTS = len(granite_models.PROMPT_LENGTHS)
+
+
+@pytest.fixture(scope="module")
+def refs():
+    return load_npz(REFS)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, refs):
+    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    return rebuilt_models(granite_models, refs, tmp_path_factory.mktemp("granite"))[NAME]
+
+
+@pytest.fixture(scope="module")
+def w(path):
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def logits_of(path, toks, flash_attn=False) -> np.ndarray:
+    """every position's logits of the file at path over toks, in one batch"""
+    with open_gguf(path) as g:
+        w = Weights(g, 64, n_batch=64, flash_attn=flash_attn)
+        out = w.forward(toks, 0, 2)
+        del w
+    return out
+
+
+def test_logits_bit_identical_with_llamacpp(w, refs):
+    """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
+    bits, so the top-1 and the log-normaliser agree too."""
+    for k in range(N_PROMPTS):
+        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
+        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def test_stages_bit_identical_with_llamacpp(w, refs):
+    """The scaled embeddings, the attention's output (its scores scaled by attention.scale),
+    the first residual sum (the projection times residual_scale, then the add) and the last
+    layer's output are llama.cpp's bits (prompt 2): a last-bit difference can vanish in a
+    quantized matmul before the logits."""
+    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
+    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
+    assert len(stages) == 4
+    for k in stages:
+        stage = k.split("/")[-1]
+        assert np.array_equal(ours[stage], refs[k].ravel()), (stage, np.abs(ours[stage] - refs[k].ravel()).max())
+
+
+def test_greedy_decode_matches_llamacpp(w, refs):
+    """48 greedy tokens decoded one at a time are llama.cpp's."""
+    for k in range(N_PROMPTS):
+        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], granite_models.N_GREEDY)
+        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+
+
+def test_batch_invariance(w, refs, path):
+    """A position's logits are the same bits computed alone, in one batch, in a split
+    batch, or in chunks of a smaller n_batch."""
+    toks = list(refs[f"{NAME}/tokens_2"][:40])
+    assert_batch_invariant(w, toks, NAME)
+    whole = w.forward(toks, 0, 2)
+    with open_gguf(path) as g:
+        small = Weights(g, 64, n_batch=7, flash_attn=False)
+        assert np.array_equal(small.forward(toks, 0, 2), whole)
+
+
+def test_every_isa_gives_the_same_logits(path, refs):
+    """The scalar, AVX2 and AVX-512 tables give the same bits, in a batch and one token at a time."""
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
+    assert_same_on_every_isa(path, toks, NAME)
+    assert_decode_same_on_every_isa(path, toks[:12], NAME)
+
+
+def test_flash_attention_within_the_floor(path, refs):
+    """With flash attention (attention.scale applied in its online softmax), every prompt
+    stays within the issue's floor of llama.cpp's own flash-attention logits: top-1 all,
+    mean |dlogprob| <= 0.02 and max <= 0.2 over the top 20."""
+    for k in range(N_PROMPTS):
+        logits = logits_of(path, refs[f"{NAME}/tokens_{k}"], flash_attn=True)
+        ids, want = refs[f"{NAME}/top_ids_{k}"], refs[f"{NAME}/fa_top_logits_{k}"]
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
+                     - (want - refs[f"{NAME}/fa_logsumexp_{k}"][:, None]))
+        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
+        assert dlp.mean() <= 0.02 and dlp.max() <= 0.2, (k, dlp.mean(), dlp.max())
+
+
+@pytest.mark.parametrize("key, neutral", [
+    ("granite.embedding_scale", 1.0),
+    ("granite.residual_scale", 1.0),
+    ("granite.attention.scale", 0.25),     # 1/sqrt(head_dim 16): the scale it replaces
+])
+def test_each_multiplier_changes_the_logits(key, neutral, path, refs, tmp_path):
+    """Without the multiplier the logits are not llama.cpp's (the references depend on
+    each); set to its neutral value they are those of a file without it (llama.cpp reads
+    an absent one as none, and attention.scale replaces 1/sqrt(head_dim))."""
+    toks = refs[f"{NAME}/tokens_1"]
+    dropped = logits_of(rewrite_gguf(path, tmp_path / "dropped.gguf", drop_kv=[key]), toks)
+    top = np.take_along_axis(dropped, refs[f"{NAME}/top_ids_1"], 1)
+    assert np.abs(top - refs[f"{NAME}/top_logits_1"]).max() > 1e-3
+    assert np.array_equal(logits_of(rewrite_gguf(path, tmp_path / "neutral.gguf", kv={key: neutral}), toks), dropped)
+
+
+def test_logit_scale_multiplies_by_its_float_reciprocal(path, refs, tmp_path):
+    """llama.cpp scales the logits by 1.0f / logit_scale (rounded to a float), not divides
+    them by it: the logits of the file with logit_scale 1 times float32(1/6) are the
+    references' bits, where a division by 6 differs in some."""
+    toks = refs[f"{NAME}/tokens_1"]
+    unscaled = logits_of(rewrite_gguf(path, tmp_path / "one.gguf", kv={"granite.logit_scale": 1.0}), toks)
+    scaled = unscaled * (np.float32(1) / np.float32(6))
+    assert np.array_equal(np.take_along_axis(scaled, refs[f"{NAME}/top_ids_1"], 1), refs[f"{NAME}/top_logits_1"])
+    assert not np.array_equal(unscaled / np.float32(6), scaled)
+
+
+def test_config_and_gpu(path):
+    """The multipliers read, as float32 into the C config (the attention's in place of
+    1/sqrt(head_dim), the logits' as its reciprocal); the CUDA span has no residual or
+    logit scale, so the planner keeps the model on the CPU."""
+    with open_gguf(path) as g:
+        cfg = ModelConfig.of(g)
+        assert (cfg.embedding_scale, cfg.attention_scale, cfg.logit_scale) == (12.0, np.float32(0.07), 6.0)
+        assert cfg.residual_scale == np.float32(0.22) and cfg.head_dim == cfg.n_rot == 16
+        c = cfg.to_c(granite_models.n_vocab())
+        assert (c.embd_scale, c.attn_scale, c.q_prescale) == (12.0, np.float32(0.07), 1.0)
+        assert (c.residual_scale, c.logit_mul) == (np.float32(0.22), np.float32(1) / np.float32(6))
+        assert c.rope_neox == 0
+        assert cfg.gpu_missing == "Granite residual and logit scales"
+
+
+def test_offload(path, refs):
+    """Layers and the head given to the CPU stand-in for a device give the same bits (the
+    residual and logit scales with them); the CUDA backend, which has neither, leaves the
+    model on the CPU with one line saying so."""
+    from llmlite.model import Model
+
+    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    for n in (1, "all"):
+        split = Model(path, n_ctx=64, gpu_layers=n, offload_backend="cpu")
+        assert split.weights.n_gpu == (1 if n == 1 else 2) and np.array_equal(split.eval(toks), whole)
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert notes == ["the GPU backend has no Granite residual and logit scales yet: all on the CPU"]
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"drop_kv": ["granite.logit_scale"]}, "logit_scale is missing"),
+    ({"kv": {"granite.logit_scale": 0.0}}, "logit_scale is 0, expected a positive"),
+    ({"kv": {"granite.residual_scale": -0.5}}, "residual_scale is -0.5, expected a non-negative"),
+    ({"kv": {"granite.attention.scale": float("nan")}}, "attention.scale is nan"),
+    ({"kv": {"granite.embedding_scale": float("inf")}}, "embedding_scale is inf"),
+    ({"kv": {"granite.rope.scaling.finetuned": False}}, "granite without rope is not supported"),
+    ({"kv": {"granite.rope.dimension_count": 8}}, "granite rotates whole heads"),
+    ({"kv": {"granite.deepstack_mapping": np.array([-1, 1], np.int32)}}, "Granite Vision"),
+    ({"drop_tensors": ["blk.1.ffn_up.weight"]}, "missing tensor blk.1.ffn_up"),
+])
+def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def test_mlp_biases_refused(tmp_path):
+    """llama.cpp adds optional FFN biases that llmlite has no slot for: refused, not ignored."""
+    s = granite_models.MODELS[NAME]
+    tensors = granite_models._tensors(s) + [("blk.0.ffn_up.bias", np.zeros(s.n_ff, np.float32), 0)]
+    p = tmp_path / "biased.gguf"
+    granite_models.write_model(p, granite_models._metadata(s), tensors)
+    with pytest.raises(GGUFError, match="tensor blk.0.ffn_up.bias: MLP biases are not supported") as ei:
+        with open_gguf(p) as g:
+            ModelConfig.of(g)
+    assert "\n" not in str(ei.value)
+
+
+def test_cli_info_and_run(path):
+    """`llmlite info` describes the file and `llmlite run` prints text from it."""
+    r = llmlite("info", path)
+    assert r.returncode == 0, r.stderr
+    assert "granite" in r.stdout
+    r = llmlite("run", path, "--raw", "-p", "the cat is on the", "-n", "8", "--temp", "0", "--no-lookup")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
