@@ -1,6 +1,7 @@
 """Hyper-parameters that only some families carry: mixtures of experts, Gemma 4's
-per-layer kinds, qwen35's gated delta-net. Each reader fills a ModelConfig that
-config.py has begun, and raises one GGUFError line for what the forward pass cannot run.
+per-layer kinds, qwen35's gated delta-net, Granite's multipliers. Each reader fills a
+ModelConfig that config.py has begun, and raises one GGUFError line for what the forward
+pass cannot run.
 """
 from __future__ import annotations
 

@@ -168,3 +168,19 @@ def rebuilt_models(module, refs: dict, folder) -> dict:
         assert module.build(name, paths[name]) == str(refs[f"{name}/sha256"]), \
             f"{name}: the rebuilt file differs from the one the references were made from"
     return paths
+
+
+def flash_floor(logits, refs: dict, name: str, k: int):
+    """How logits (every position of prompt k, flash attention) stand against llama.cpp's
+    own flash-attention logits (refs' <name>/fa_top_logits_k over top_ids_k, and
+    fa_logsumexp_k): whether every position's top-1 is llama.cpp's, and each top-20
+    |dlogprob| ([n, 20]), for the issue's floor (top-1 all, mean <= 0.02, max <= 0.2)"""
+    import numpy as np
+
+    ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/fa_top_logits_{k}"]
+    mx = logits.max(1, keepdims=True)
+    lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+    dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
+                 - (want - refs[f"{name}/fa_logsumexp_{k}"][:, None]))
+    top1 = bool(np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]))
+    return top1, dlp

@@ -2,11 +2,11 @@
 the residual branches', the attention scores' and the logits') against llama.cpp's
 logits on a tiny random-weight model (tests/granite_models.py, rebuilt here byte for
 byte; the references from benchmarks/make_granite_refs.py in tests/data/granite_refs.npz)."""
+import granite_models
 import numpy as np
 import pytest
-import granite_models
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, llmlite, load_npz, rebuilt_models, rewrite_gguf
-from helpers import traced_stages
+from helpers import (ROOT, assert_batch_invariant, flash_floor, greedy_tokens, llmlite, load_npz, rebuilt_models,
+                     rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -101,13 +101,8 @@ def test_flash_attention_within_the_floor(path, refs):
     stays within the issue's floor of llama.cpp's own flash-attention logits: top-1 all,
     mean |dlogprob| <= 0.02 and max <= 0.2 over the top 20."""
     for k in range(N_PROMPTS):
-        logits = logits_of(path, refs[f"{NAME}/tokens_{k}"], flash_attn=True)
-        ids, want = refs[f"{NAME}/top_ids_{k}"], refs[f"{NAME}/fa_top_logits_{k}"]
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
-                     - (want - refs[f"{NAME}/fa_logsumexp_{k}"][:, None]))
-        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
+        top1, dlp = flash_floor(logits_of(path, refs[f"{NAME}/tokens_{k}"], flash_attn=True), refs, NAME, k)
+        assert top1, k
         assert dlp.mean() <= 0.02 and dlp.max() <= 0.2, (k, dlp.mean(), dlp.max())
 
 
@@ -194,9 +189,9 @@ def test_mlp_biases_refused(tmp_path):
     tensors = granite_models._tensors(s) + [("blk.0.ffn_up.bias", np.zeros(s.n_ff, np.float32), 0)]
     p = tmp_path / "biased.gguf"
     granite_models.write_model(p, granite_models._metadata(s), tensors)
-    with pytest.raises(GGUFError, match="tensor blk.0.ffn_up.bias: MLP biases are not supported") as ei:
-        with open_gguf(p) as g:
-            ModelConfig.of(g)
+    with pytest.raises(GGUFError, match="tensor blk.0.ffn_up.bias: MLP biases are not supported") as ei, \
+            open_gguf(p) as g:
+        ModelConfig.of(g)
     assert "\n" not in str(ei.value)
 
 
