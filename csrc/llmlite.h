@@ -97,7 +97,7 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
        LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
-       LLM_ARCH_GRANITE = 10 };
+       LLM_ARCH_GRANITE = 10, LLM_ARCH_GRANITEMOE = 11 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,

@@ -75,7 +75,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
          "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
-         "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True)}
+         "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
+         "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 

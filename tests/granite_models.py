@@ -35,6 +35,8 @@ class Spec:
     residual_scale: float
     attention_scale: float
     logit_scale: float
+    n_expert: int = 0        # granitemoe: experts of n_ff rows each (0: granite's dense FFN)
+    n_expert_used: int = 0
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D: F32)
     seed: int = 0
     note: str = ""
@@ -45,6 +47,13 @@ MODELS = {
     # attention's and the logits' (0.07 against the default 0.25; 6 where 1/6 rounds)
     "granite-2l-q8_0": Spec(2, 64, 4, 2, 128, embedding_scale=12.0, residual_scale=0.22, attention_scale=0.07,
                             logit_scale=6.0, seed=21, note="2 layers, GQA 4/2, Granite's four multipliers; Q8_0"),
+    # granite-3.1-3b-a800m's routing (40 experts, top 8, weights renormalised) and its
+    # embedding and residual multipliers; an attention scale of 0.2 against the default
+    # 0.25 (its 0.015625 with these 16-wide heads leaves the scores so flat that greedy
+    # decoding repeats one token)
+    "granitemoe-40x8-q8_0": Spec(2, 64, 4, 2, 32, embedding_scale=12.0, residual_scale=0.22, attention_scale=0.2,
+                                 logit_scale=6.0, n_expert=40, n_expert_used=8, seed=22,
+                                 note="40 experts, top-8, renormalised; Granite's multipliers; Q8_0"),
 }
 
 # the models whose references include llama.cpp's flash-attention logits (attention.scale there too)
@@ -52,6 +61,10 @@ FLASH = tuple(MODELS)
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
 PRE = "refact"   # the pre-tokenizer Granite 3's GGUFs declare (convert_hf_to_gguf's hash of its tokenizer)
+
+
+def arch(s: Spec) -> str:
+    return "granitemoe" if s.n_expert else "granite"
 
 
 def prompts(name: str) -> list[np.ndarray]:
@@ -76,10 +89,17 @@ def _tensors(s: Spec):
                 (b + "attn_k.weight", mat(s.n_head_kv * hd, d, scale=3.0), kind("attn_k")),
                 (b + "attn_v.weight", mat(s.n_head_kv * hd, d), kind("attn_v")),
                 (b + "attn_output.weight", mat(d, s.n_head * hd, scale=4.0), kind("attn_output")),
-                (b + "ffn_norm.weight", norm(d), Q.F32),
-                (b + "ffn_gate.weight", mat(s.n_ff, d), kind("ffn_gate")),
-                (b + "ffn_up.weight", mat(s.n_ff, d), kind("ffn_up")),
-                (b + "ffn_down.weight", mat(d, s.n_ff, scale=4.0), kind("ffn_down"))]
+                (b + "ffn_norm.weight", norm(d), Q.F32)]
+        E, ff = s.n_expert, s.n_ff
+        if E:   # a router scaled up so that the softmax is decisive: clear top-k choices
+            out += [(b + "ffn_gate_inp.weight", mat(E, d, scale=3.0), Q.F32),
+                    (b + "ffn_gate_exps.weight", mat(E, ff, d), kind("ffn_gate_exps")),
+                    (b + "ffn_up_exps.weight", mat(E, ff, d), kind("ffn_up_exps")),
+                    (b + "ffn_down_exps.weight", mat(E, d, ff, scale=4.0), kind("ffn_down_exps"))]
+        else:
+            out += [(b + "ffn_gate.weight", mat(ff, d), kind("ffn_gate")),
+                    (b + "ffn_up.weight", mat(ff, d), kind("ffn_up")),
+                    (b + "ffn_down.weight", mat(d, ff, scale=4.0), kind("ffn_down"))]
     # a tied head (Granite 3's): output_norm sized so that the logits, divided by
     # logit_scale, have a std of a few units with token_embd's short rows
     out.append(("output_norm.weight", (norm(d) * 20.0 * s.logit_scale).astype(np.float32), Q.F32))
@@ -90,15 +110,14 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     from llmlite.gguf.writer import encode
 
     L, A, R, T = Keys.LLM, Keys.Attention, Keys.Rope, Keys.Tokenizer
-    arch = "granite"
 
     def k(key):
-        return key.format(arch=arch)
+        return key.format(arch=arch(s))
 
     u32 = lambda v: encode(V.UINT32, v)   # noqa: E731
     f32 = lambda v: encode(V.FLOAT32, v)  # noqa: E731
-    kv = [(Keys.General.ARCHITECTURE, encode(V.STRING, arch)),
-          (Keys.General.NAME, encode(V.STRING, "tiny granite")),
+    kv = [(Keys.General.ARCHITECTURE, encode(V.STRING, arch(s))),
+          (Keys.General.NAME, encode(V.STRING, f"tiny {arch(s)}")),
           (k(L.CONTEXT_LENGTH), u32(512)),
           (k(L.EMBEDDING_LENGTH), u32(s.n_embd)),
           (k(L.BLOCK_COUNT), u32(s.n_layer)),
@@ -112,6 +131,8 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(L.EMBEDDING_SCALE), f32(s.embedding_scale)),
           (k(L.RESIDUAL_SCALE), f32(s.residual_scale)),
           (k(L.LOGIT_SCALE), f32(s.logit_scale))]
+    if s.n_expert:   # the experts' width is feed_forward_length's (Granite's converter writes no other)
+        kv += [(k(L.EXPERT_COUNT), u32(s.n_expert)), (k(L.EXPERT_USED_COUNT), u32(s.n_expert_used))]
     tok = [(key, encode(V.STRING, PRE)) if key == T.PRE else (key, v) for key, v in tokenizer_kv()]
     return kv + tok
 

@@ -1,7 +1,8 @@
 """IBM Granite 3's forward pass (llama's layer with four multipliers: the embeddings',
-the residual branches', the attention scores' and the logits') against llama.cpp's
-logits on a tiny random-weight model (tests/granite_models.py, rebuilt here byte for
-byte; the references from benchmarks/make_granite_refs.py in tests/data/granite_refs.npz)."""
+the residual branches', the attention scores' and the logits'; granitemoe's experts in
+place of the FFN) against llama.cpp's logits on tiny random-weight models
+(tests/granite_models.py, rebuilt here byte for byte; the references from
+benchmarks/make_granite_refs.py in tests/data/granite_refs.npz)."""
 import granite_models
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from llmlite.gguf import GGUFError, open_gguf
 from llmlite.model import Weights
 
 REFS = ROOT / "tests" / "data" / "granite_refs.npz"
-NAME = "granite-2l-q8_0"
+NAME = "granite-2l-q8_0"            # the dense model: the multipliers' tests
+MOE = "granitemoe-40x8-q8_0"
 N_PROMPTS = len(granite_models.PROMPT_LENGTHS)
 
 
@@ -24,15 +26,20 @@ def refs():
 
 
 @pytest.fixture(scope="module")
-def path(tmp_path_factory, refs):
-    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    return rebuilt_models(granite_models, refs, tmp_path_factory.mktemp("granite"))[NAME]
+def built(tmp_path_factory, refs):
+    """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    return rebuilt_models(granite_models, refs, tmp_path_factory.mktemp("granite"))
 
 
 @pytest.fixture(scope="module")
-def w(path):
-    g = open_gguf(path)
-    yield Weights(g, 512, n_batch=64, flash_attn=False)
+def path(built):
+    return built[NAME]
+
+
+@pytest.fixture(scope="module", params=list(granite_models.MODELS))
+def model(request, built):
+    g = open_gguf(built[request.param])
+    yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
     g.close()
 
 
@@ -45,65 +52,72 @@ def logits_of(path, toks, flash_attn=False) -> np.ndarray:
     return out
 
 
-def test_logits_bit_identical_with_llamacpp(w, refs):
+def test_logits_bit_identical_with_llamacpp(model, refs):
     """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
     bits, so the top-1 and the log-normaliser agree too."""
+    name, w = model
     for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
+        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
+        ours, want = np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1), refs[f"{name}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), refs[f"{name}/top_ids_{k}"][:, 0]), (name, k)
         mx = logits.max(1, keepdims=True)
         lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
 
 
-def test_stages_bit_identical_with_llamacpp(w, refs):
+def test_stages_bit_identical_with_llamacpp(model, refs):
     """The scaled embeddings, the attention's output (its scores scaled by attention.scale),
-    the first residual sum (the projection times residual_scale, then the add) and the last
-    layer's output are llama.cpp's bits (prompt 2): a last-bit difference can vanish in a
-    quantized matmul before the logits."""
-    ours = traced_stages(w, refs[f"{NAME}/tokens_2"])
-    stages = [k for k in refs if k.startswith(f"{NAME}/stage/")]
-    assert len(stages) == 4
+    the first residual sum (the projection times residual_scale, then the add), the last
+    layer's output and granitemoe's experts' weighted sum are llama.cpp's bits (prompt 2):
+    a last-bit difference can vanish in a quantized matmul before the logits."""
+    name, w = model
+    ours = traced_stages(w, refs[f"{name}/tokens_2"])
+    stages = [k for k in refs if k.startswith(f"{name}/stage/")]
+    assert len(stages) == (5 if name == MOE else 4), name
     for k in stages:
         stage = k.split("/")[-1]
-        assert np.array_equal(ours[stage], refs[k].ravel()), (stage, np.abs(ours[stage] - refs[k].ravel()).max())
+        assert np.array_equal(ours[stage], refs[k].ravel()), (name, stage, np.abs(ours[stage] - refs[k].ravel()).max())
 
 
-def test_greedy_decode_matches_llamacpp(w, refs):
+def test_greedy_decode_matches_llamacpp(model, refs):
     """48 greedy tokens decoded one at a time are llama.cpp's."""
+    name, w = model
     for k in range(N_PROMPTS):
-        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], granite_models.N_GREEDY)
-        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+        got = greedy_tokens(w, refs[f"{name}/tokens_{k}"], granite_models.N_GREEDY)
+        assert got == list(refs[f"{name}/greedy_{k}"]), (name, k)
 
 
-def test_batch_invariance(w, refs, path):
-    """A position's logits are the same bits computed alone, in one batch, in a split
-    batch, or in chunks of a smaller n_batch."""
-    toks = list(refs[f"{NAME}/tokens_2"][:40])
-    assert_batch_invariant(w, toks, NAME)
+def test_batch_invariance(model, refs, built):
+    """A position's logits are the same bits computed alone, in one batch (granitemoe's
+    tokens grouped with others by expert), in a split batch, or in chunks of a smaller
+    n_batch."""
+    name, w = model
+    toks = list(refs[f"{name}/tokens_2"][:40])
+    assert_batch_invariant(w, toks, name)
     whole = w.forward(toks, 0, 2)
-    with open_gguf(path) as g:
+    with open_gguf(built[name]) as g:
         small = Weights(g, 64, n_batch=7, flash_attn=False)
         assert np.array_equal(small.forward(toks, 0, 2), whole)
 
 
-def test_every_isa_gives_the_same_logits(path, refs):
+@pytest.mark.parametrize("name", list(granite_models.MODELS))
+def test_every_isa_gives_the_same_logits(name, built, refs):
     """The scalar, AVX2 and AVX-512 tables give the same bits, in a batch and one token at a time."""
-    toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
-    assert_same_on_every_isa(path, toks, NAME)
-    assert_decode_same_on_every_isa(path, toks[:12], NAME)
+    toks = [int(t) for t in refs[f"{name}/tokens_2"][:40]]
+    assert_same_on_every_isa(built[name], toks, name)
+    assert_decode_same_on_every_isa(built[name], toks[:12], name)
 
 
-def test_flash_attention_within_the_floor(path, refs):
+@pytest.mark.parametrize("name", list(granite_models.MODELS))
+def test_flash_attention_within_the_floor(name, built, refs):
     """With flash attention (attention.scale applied in its online softmax), every prompt
     stays within the issue's floor of llama.cpp's own flash-attention logits: top-1 all,
     mean |dlogprob| <= 0.02 and max <= 0.2 over the top 20."""
     for k in range(N_PROMPTS):
-        top1, dlp = flash_floor(logits_of(path, refs[f"{NAME}/tokens_{k}"], flash_attn=True), refs, NAME, k)
-        assert top1, k
-        assert dlp.mean() <= 0.02 and dlp.max() <= 0.2, (k, dlp.mean(), dlp.max())
+        top1, dlp = flash_floor(logits_of(built[name], refs[f"{name}/tokens_{k}"], flash_attn=True), refs, name, k)
+        assert top1, (name, k)
+        assert dlp.mean() <= 0.02 and dlp.max() <= 0.2, (name, k, dlp.mean(), dlp.max())
 
 
 @pytest.mark.parametrize("key, neutral", [
@@ -148,13 +162,27 @@ def test_config_and_gpu(path):
         assert cfg.gpu_missing == "Granite residual and logit scales"
 
 
-def test_offload(path, refs):
+def test_granitemoe_config(built):
+    """granitemoe's experts are feed_forward_length wide (llama.cpp's granite graph reads no
+    other width), routed by softmax with the chosen weights renormalised; the CUDA span
+    has no expert layers."""
+    with open_gguf(built[MOE]) as g:
+        cfg = ModelConfig.of(g)
+        assert (cfg.n_expert, cfg.n_expert_used, cfg.n_ff_exp, cfg.n_ff_shexp) == (40, 8, 32, 0)
+        c = cfg.to_c(granite_models.n_vocab())
+        assert (c.expert_norm_w, c.residual_scale, c.attn_scale) == (1, np.float32(0.22), np.float32(0.2))
+        assert cfg.gpu_missing == "mixture-of-experts layers"
+
+
+@pytest.mark.parametrize("name, missing", [(NAME, "Granite residual and logit scales"),
+                                           (MOE, "mixture-of-experts layers")])
+def test_offload(name, missing, built, refs):
     """Layers and the head given to the CPU stand-in for a device give the same bits (the
-    residual and logit scales with them); the CUDA backend, which has neither, leaves the
-    model on the CPU with one line saying so."""
+    residual and logit scales with them); the CUDA backend, which has neither those scales
+    nor expert layers, leaves the model on the CPU with one line saying so."""
     from llmlite.model import Model
 
-    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
+    path, toks = built[name], [int(t) for t in refs[f"{name}/tokens_1"]]
     whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
     for n in (1, "all"):
         split = Model(path, n_ctx=64, gpu_layers=n, offload_backend="cpu")
@@ -162,7 +190,7 @@ def test_offload(path, refs):
     notes = []
     m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
     assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
-    assert notes == ["the GPU backend has no Granite residual and logit scales yet: all on the CPU"]
+    assert notes == [f"the GPU backend has no {missing} yet: all on the CPU"]
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -178,6 +206,19 @@ def test_offload(path, refs):
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
     bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"kv": {"granitemoe.expert_shared_feed_forward_length": 16}}, "granitemoe's shared expert is not supported"),
+    ({"drop_tensors": ["blk.1.ffn_down_exps.weight"]}, "missing tensor blk.1.ffn_down_exps"),
+    ({"kv": {"granitemoe.expert_used_count": 41}}, "expert_used_count is 41"),
+    ({"drop_kv": ["granitemoe.logit_scale"]}, "logit_scale is missing"),
+])
+def test_bad_granitemoe_files_fail_with_one_line(edit, message, built, tmp_path):
+    bad = rewrite_gguf(built[MOE], tmp_path / "bad.gguf", **edit)
     with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
         Weights(g, 64, n_batch=8)
     assert "\n" not in str(ei.value)
