@@ -11,7 +11,7 @@ the embeddings (times embedding_scale), the attention's output before its projec
 (its scores times attention.scale), the first residual sum (the projection times
 residual_scale, then the add) and the last layer's output (the FFN's, likewise).
 The logits carry the fourth (divided by logit_scale). granitemoe's also: the
-experts' weighted sum of layer 0.
+experts' weighted sum of layer 0, and with a shared expert, that expert's output.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 from make_moe_refs import main
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "granite_refs.npz"
-STAGES = ("embd", "kqv_out-0", "ffn_inp-0", "l_out-1", "ffn_moe_out-0")
+STAGES = ("embd", "kqv_out-0", "ffn_inp-0", "l_out-1", "ffn_moe_out-0", "ffn_shexp-0")
 
 if __name__ == "__main__":
     main("granite_models", OUT, STAGES)

@@ -158,6 +158,8 @@ typedef struct {
      * its n_expert_used most probable experts of n_ff_exp rows each */
     int n_expert, n_expert_used, n_ff_exp;
     int n_ff_shexp;         /* the shared expert's width (qwen2moe), 0: none */
+    int shexp_ungated;      /* 1: the shared expert's output added as is (granitemoe); 0: times
+                               silu(g)/g, g its 1-row gate's (qwen2moe's ffn_gate_inp_shexp) */
     int expert_norm_w;      /* 1: the chosen experts' weights divided by their sum (qwen3moe) */
     float expert_w_scale;   /* the weights multiplied by this when not 0 or 1 */
     int expert_softmax_k;   /* 1: the k largest router logits chosen, their weights the softmax

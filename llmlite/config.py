@@ -468,6 +468,7 @@ class ModelConfig:
         span's buffers on a one-layer config that carries them)"""
         c.n_expert, c.n_expert_used, c.n_ff_exp = self.n_expert, self.n_expert_used, self.n_ff_exp
         c.n_ff_shexp = self.n_ff_shexp
+        c.shexp_ungated = 1 if ARCHS[self.arch].granite else 0   # granitemoe's shared expert has no gate
         c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
         c.expert_w_scale = self.expert_weights_scale
         arch = ARCHS[self.arch]

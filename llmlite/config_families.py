@@ -160,11 +160,9 @@ def read_granite(cfg: ModelConfig, g, num, bad) -> None:
     if cfg.n_rot != cfg.head_dim or cfg.head_dim_v != cfg.head_dim:   # llama.cpp's graph asserts both
         raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,} with key and value lengths "
                   f"{cfg.head_dim:,} and {cfg.head_dim_v:,}: granite rotates whole heads of one size")
-    if cfg.n_expert:   # granitemoe: llama.cpp's experts are feed_forward_length wide
+    if cfg.n_expert:   # granitemoe: llama.cpp's experts are feed_forward_length wide; a shared expert where set
         cfg.n_ff_exp = cfg.n_ff
-        if num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0):
-            raise bad(L.EXPERT_SHARED_FEED_FORWARD_LENGTH.format(arch=arch), "is set: granitemoe's shared expert "
-                      "is not supported")
+        cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0)
     biased = next((n for n in g.tensors if n.endswith(("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias"))), None)
     if biased:
         raise GGUFError(f"{g.path}: tensor {biased}: MLP biases are not supported")

@@ -37,6 +37,7 @@ class Spec:
     logit_scale: float
     n_expert: int = 0        # granitemoe: experts of n_ff rows each (0: granite's dense FFN)
     n_expert_used: int = 0
+    n_ff_shexp: int = 0      # granitemoe's shared expert (GraniteMoeShared), added ungated
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D: F32)
     seed: int = 0
     note: str = ""
@@ -54,6 +55,11 @@ MODELS = {
     "granitemoe-40x8-q8_0": Spec(2, 64, 4, 2, 32, embedding_scale=12.0, residual_scale=0.22, attention_scale=0.2,
                                  logit_scale=6.0, n_expert=40, n_expert_used=8, seed=22,
                                  note="40 experts, top-8, renormalised; Granite's multipliers; Q8_0"),
+    # a GraniteMoeShared: a dense SwiGLU expert every token runs, its output added to the
+    # routed experts' sum without a gate
+    "granitemoe-shared-16x4-q8_0": Spec(2, 64, 4, 2, 32, embedding_scale=12.0, residual_scale=0.22,
+                                        attention_scale=0.2, logit_scale=6.0, n_expert=16, n_expert_used=4,
+                                        n_ff_shexp=64, seed=23, note="16 experts, top-4, an ungated shared expert"),
 }
 
 # the models whose references include llama.cpp's flash-attention logits (attention.scale there too)
@@ -96,6 +102,11 @@ def _tensors(s: Spec):
                     (b + "ffn_gate_exps.weight", mat(E, ff, d), kind("ffn_gate_exps")),
                     (b + "ffn_up_exps.weight", mat(E, ff, d), kind("ffn_up_exps")),
                     (b + "ffn_down_exps.weight", mat(E, d, ff, scale=4.0), kind("ffn_down_exps"))]
+            if s.n_ff_shexp:
+                sh = s.n_ff_shexp
+                out += [(b + "ffn_gate_shexp.weight", mat(sh, d), kind("ffn_gate_shexp")),
+                        (b + "ffn_up_shexp.weight", mat(sh, d), kind("ffn_up_shexp")),
+                        (b + "ffn_down_shexp.weight", mat(d, sh, scale=4.0), kind("ffn_down_shexp"))]
         else:
             out += [(b + "ffn_gate.weight", mat(ff, d), kind("ffn_gate")),
                     (b + "ffn_up.weight", mat(ff, d), kind("ffn_up")),
@@ -133,6 +144,8 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(L.LOGIT_SCALE), f32(s.logit_scale))]
     if s.n_expert:   # the experts' width is feed_forward_length's (Granite's converter writes no other)
         kv += [(k(L.EXPERT_COUNT), u32(s.n_expert)), (k(L.EXPERT_USED_COUNT), u32(s.n_expert_used))]
+    if s.n_ff_shexp:
+        kv.append((k(L.EXPERT_SHARED_FEED_FORWARD_LENGTH), u32(s.n_ff_shexp)))
     tok = [(key, encode(V.STRING, PRE)) if key == T.PRE else (key, v) for key, v in tokenizer_kv()]
     return kv + tok
 

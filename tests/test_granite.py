@@ -17,6 +17,7 @@ from llmlite.model import Weights
 REFS = ROOT / "tests" / "data" / "granite_refs.npz"
 NAME = "granite-2l-q8_0"            # the dense model: the multipliers' tests
 MOE = "granitemoe-40x8-q8_0"
+SHARED = "granitemoe-shared-16x4-q8_0"
 N_PROMPTS = len(granite_models.PROMPT_LENGTHS)
 
 
@@ -69,12 +70,13 @@ def test_logits_bit_identical_with_llamacpp(model, refs):
 def test_stages_bit_identical_with_llamacpp(model, refs):
     """The scaled embeddings, the attention's output (its scores scaled by attention.scale),
     the first residual sum (the projection times residual_scale, then the add), the last
-    layer's output and granitemoe's experts' weighted sum are llama.cpp's bits (prompt 2):
+    layer's output, granitemoe's experts' weighted sum and its shared expert's output are
+    llama.cpp's bits (prompt 2):
     a last-bit difference can vanish in a quantized matmul before the logits."""
     name, w = model
     ours = traced_stages(w, refs[f"{name}/tokens_2"])
     stages = [k for k in refs if k.startswith(f"{name}/stage/")]
-    assert len(stages) == (5 if name == MOE else 4), name
+    assert len(stages) == {MOE: 5, SHARED: 6}.get(name, 4), name
     for k in stages:
         stage = k.split("/")[-1]
         assert np.array_equal(ours[stage], refs[k].ravel()), (name, stage, np.abs(ours[stage] - refs[k].ravel()).max())
@@ -162,15 +164,16 @@ def test_config_and_gpu(path):
         assert cfg.gpu_missing == "Granite residual and logit scales"
 
 
-def test_granitemoe_config(built):
+@pytest.mark.parametrize("name, experts", [(MOE, (40, 8, 32, 0)), (SHARED, (16, 4, 32, 64))])
+def test_granitemoe_config(name, experts, built):
     """granitemoe's experts are feed_forward_length wide (llama.cpp's granite graph reads no
-    other width), routed by softmax with the chosen weights renormalised; the CUDA span
-    has no expert layers."""
-    with open_gguf(built[MOE]) as g:
+    other width), routed by softmax with the chosen weights renormalised, a shared expert
+    (where the file sets its width) added without a gate; the CUDA span has no expert layers."""
+    with open_gguf(built[name]) as g:
         cfg = ModelConfig.of(g)
-        assert (cfg.n_expert, cfg.n_expert_used, cfg.n_ff_exp, cfg.n_ff_shexp) == (40, 8, 32, 0)
+        assert (cfg.n_expert, cfg.n_expert_used, cfg.n_ff_exp, cfg.n_ff_shexp) == experts
         c = cfg.to_c(granite_models.n_vocab())
-        assert (c.expert_norm_w, c.residual_scale, c.attn_scale) == (1, np.float32(0.22), np.float32(0.2))
+        assert (c.expert_norm_w, c.shexp_ungated, c.residual_scale) == (1, 1, np.float32(0.22))
         assert cfg.gpu_missing == "mixture-of-experts layers"
 
 
@@ -211,14 +214,17 @@ def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
     assert "\n" not in str(ei.value)
 
 
-@pytest.mark.parametrize("edit, message", [
-    ({"kv": {"granitemoe.expert_shared_feed_forward_length": 16}}, "granitemoe's shared expert is not supported"),
-    ({"drop_tensors": ["blk.1.ffn_down_exps.weight"]}, "missing tensor blk.1.ffn_down_exps"),
-    ({"kv": {"granitemoe.expert_used_count": 41}}, "expert_used_count is 41"),
-    ({"drop_kv": ["granitemoe.logit_scale"]}, "logit_scale is missing"),
+@pytest.mark.parametrize("name, edit, message", [
+    (MOE, {"kv": {"granitemoe.expert_shared_feed_forward_length": 16}}, "missing tensor blk.0.ffn_gate_shexp"),
+    (MOE, {"drop_tensors": ["blk.1.ffn_down_exps.weight"]}, "missing tensor blk.1.ffn_down_exps"),
+    (MOE, {"kv": {"granitemoe.expert_used_count": 41}}, "expert_used_count is 41"),
+    (MOE, {"drop_kv": ["granitemoe.logit_scale"]}, "logit_scale is missing"),
+    (SHARED, {"drop_tensors": ["blk.1.ffn_down_shexp.weight"]}, "missing tensor blk.1.ffn_down_shexp"),
+    (SHARED, {"kv": {"granitemoe.expert_shared_feed_forward_length": 32}},
+     r"tensor blk.0.ffn_gate_shexp has shape \[64, 64\], expected \[64, 32\]"),
 ])
-def test_bad_granitemoe_files_fail_with_one_line(edit, message, built, tmp_path):
-    bad = rewrite_gguf(built[MOE], tmp_path / "bad.gguf", **edit)
+def test_bad_granitemoe_files_fail_with_one_line(name, edit, message, built, tmp_path):
+    bad = rewrite_gguf(built[name], tmp_path / "bad.gguf", **edit)
     with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
         Weights(g, 64, n_batch=8)
     assert "\n" not in str(ei.value)
