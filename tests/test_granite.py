@@ -242,11 +242,19 @@ def test_mlp_biases_refused(tmp_path):
     assert "\n" not in str(ei.value)
 
 
-def test_cli_info_and_run(path):
-    """`llmlite info` describes the file and `llmlite run` prints text from it."""
+def test_cli_info_and_run(path, tmp_path):
+    """`llmlite info` describes the file and `llmlite run` prints text from it; a file
+    without its logit scale gets one error line from each, and the exit status of a bad file."""
+    from test_bad_models import one_error_line
+
     r = llmlite("info", path)
     assert r.returncode == 0, r.stderr
     assert "granite" in r.stdout
     r = llmlite("run", path, "--raw", "-p", "the cat is on the", "-n", "8", "--temp", "0", "--no-lookup")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", drop_kv=["granite.logit_scale"])
+    for cmd in (("info", bad), ("run", bad, "-p", "Hello", "-n", "2")):
+        r = llmlite(*cmd)
+        one_error_line(r, "bad.gguf", "granite.logit_scale is missing")
+        assert r.returncode == 2, r.stderr
