@@ -1,6 +1,7 @@
 """A Hugging Face checkpoint made from a GGUF (dequantized, llama's q/k permutation
 undone): model.safetensors (F16 matrices, F32 vectors), config.json
-(LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM), tokenizer.json (BPE with
+(LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM or
+GraniteForCausalLM with its multipliers), tokenizer.json (BPE with
 SmolLM2's pre-tokenizer, digits split then byte-level, as the test models carry),
 tokenizer_config.json with the chat template. Made from smollm2-135m it is a real
 model; from the synthetic qwen2/qwen3 refs, a check of those architectures' names.
@@ -28,6 +29,12 @@ def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress
 def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """the inverse of convert_hf.permute_qk: llama's q/k rows back to HF's rotate-half order"""
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# Granite's multipliers: config.json's names (those llama.cpp's converter reads) -> the
+# GGUF keys; written out here apart from llmlite/convert_hf.py's table, which this checks
+_GRANITE_SCALES = (("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
+                   ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale"))
 
 
 def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:
@@ -77,7 +84,7 @@ def write_safetensors(path: Path, tensors: dict) -> None:
 
 
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-           "gemma3": "Gemma3ForCausalLM"}
+           "gemma3": "Gemma3ForCausalLM", "granite": "GraniteForCausalLM"}
 
 
 def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, dtype: str = "F16") -> Path:
@@ -95,9 +102,9 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
         tensors = {}
         for name, t in g.tensors.items():
             w = _lib.dequantize(t.type, g.tensor_data(name), t.n_elements).reshape(tuple(reversed(t.shape)))
-            if a == "llama" and name.endswith("attn_q.weight"):
+            if a in ("llama", "granite") and name.endswith("attn_q.weight"):
                 w = unpermute_qk(w, n_head)
-            elif a == "llama" and name.endswith("attn_k.weight"):
+            elif a in ("llama", "granite") and name.endswith("attn_k.weight"):
                 w = unpermute_qk(w, n_head_kv)
             if name == "rope_freqs.weight":
                 continue
@@ -127,6 +134,8 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
                 cfg["rope_local_base_freq"] = float(md["gemma3.rope.freq_base_swa"])
             if md.get("gemma3.rope.scaling.type") == "linear":
                 cfg["rope_scaling"] = {"rope_type": "linear", "factor": float(md["gemma3.rope.scaling.factor"])}
+        if a == "granite":   # its multipliers under config.json's names
+            cfg.update({hf: float(md[f"granite.{k}"]) for hf, k in _GRANITE_SCALES if f"granite.{k}" in md})
         if f"{a}.attention.key_length" in md:
             cfg["head_dim"] = md[f"{a}.attention.key_length"]
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))
