@@ -3,6 +3,8 @@ the residual branches', the attention scores' and the logits'; granitemoe's expe
 place of the FFN) against llama.cpp's logits on tiny random-weight models
 (tests/granite_models.py, rebuilt here byte for byte; the references from
 benchmarks/make_granite_refs.py in tests/data/granite_refs.npz)."""
+import json
+
 import granite_models
 import numpy as np
 import pytest
@@ -243,13 +245,18 @@ def test_mlp_biases_refused(tmp_path):
 
 
 def test_cli_info_and_run(path, tmp_path):
-    """`llmlite info` describes the file and `llmlite run` prints text from it; a file
+    """`llmlite info` describes the file (its multipliers too) and `llmlite run` prints text from it; a file
     without its logit scale gets one error line from each, and the exit status of a bad file."""
     from test_bad_models import one_error_line
 
     r = llmlite("info", path)
     assert r.returncode == 0, r.stderr
-    assert "granite" in r.stdout
+    text = " ".join(r.stdout.split())
+    assert "granite" in text
+    assert "embeddings x12, residual branches x0.22, attention scores x0.07, logits /6" in text
+    r = llmlite("info", path, "--json")
+    assert json.loads(r.stdout)["multipliers"] == {"embedding": 12.0, "residual": float(np.float32(0.22)),
+                                                   "attention": float(np.float32(0.07)), "logit": 6.0}
     r = llmlite("run", path, "--raw", "-p", "the cat is on the", "-n", "8", "--temp", "0", "--no-lookup")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()

@@ -82,6 +82,10 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
                              if cfg.rope_scaling_type in ("linear", "yarn") and cfg.rope_scaling_factor != 1.0
                              else None),
             "rms_eps": _finite(cfg.rms_eps),
+            # granite: the file's multipliers (0: none)
+            "multipliers": ({"embedding": cfg.embedding_scale, "residual": cfg.residual_scale,
+                             "attention": cfg.attention_scale, "logit": cfg.logit_scale}
+                            if cfg.logit_scale else None),
             "sliding_window": cfg.sliding_window,
             "n_swa_layers": n_swa,
             "vocab_size": cfg.n_vocab,
@@ -142,7 +146,9 @@ def info(
     list), head_dim, head_dim_v, head_dim_swa (null, or the sliding layers' own: Gemma 4),
     shared_kv_layers (the last layers reading an earlier layer's K/V: Gemma 4; else 0),
     per_layer_embedding (per-layer token embedding width: Gemma 4; else 0), n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
-    rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
+    rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps,
+    multipliers (null, or Granite's {embedding, residual, attention, logit}: 0 where none),
+    sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
     chat_template (bool), tensor_types [{type, type_id, count, elements, bytes,
     bits_per_weight, computable}] (largest first), bits_per_weight,
@@ -247,6 +253,11 @@ def _print_info(f: dict) -> None:
               + (f" over {rs['orig_ctx']:,}" if rs["orig_ctx"] else "")) if rs else ""
     row("rope", (f"{f['n_rot']} dims, base {f['rope_freq_base']:g}" if isinstance(f["rope_freq_base"], float)
                  else f"{f['n_rot']} dims, base {f['rope_freq_base']}") + scaled)
+    mul = f["multipliers"]
+    if mul:
+        row("multipliers", ", ".join(f"{what}{mul[k]:.7g}" for k, what in (
+            ("embedding", "embeddings x"), ("residual", "residual branches x"), ("attention", "attention scores x"),
+            ("logit", "logits /")) if mul[k]))
     if f["layer_kinds"]:
         n_lin = f["layer_kinds"].count("linear")
         row("layer kinds", f"{n_lin} linear attention (gated delta-net), {f['n_layer'] - n_lin} full attention")
