@@ -26,6 +26,31 @@ def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress
         source.close()
 
 
+def assert_converts_as_from_gguf(src, hf, folder: Path) -> Path:
+    """`llmlite quantize` of checkpoint hf (made from the GGUF src) to q8_0 gives the
+    tensors, byte for byte, of src's weights quantized the GGUF way (F32, F16, then q8_0),
+    and src's values of its architecture's and tokenizer's metadata (the SentencePiece
+    add_space_prefix aside); the converted file's path"""
+    from gguf import GGUFReader
+    from helpers import llmlite
+
+    folder = Path(folder)
+    r = llmlite("quantize", hf, folder / "hf.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    quantize_gguf(src, folder / "f32.gguf", "f32", allow_requantize=True)
+    quantize_gguf(folder / "f32.gguf", folder / "f16.gguf", "f16")
+    quantize_gguf(folder / "f16.gguf", folder / "gguf.gguf", "q8_0")
+    a, b, o = (GGUFReader(str(p)) for p in (folder / "hf.gguf", folder / "gguf.gguf", src))
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    for ta, tb in zip(a.tensors, b.tensors):
+        assert ta.tensor_type == tb.tensor_type and ta.data.tobytes() == tb.data.tobytes(), ta.name
+    arch = o.fields["general.architecture"].contents()
+    for k in o.fields:
+        if k.startswith((arch + ".", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
+            assert a.fields[k].contents() == o.fields[k].contents(), k
+    return folder / "hf.gguf"
+
+
 def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """the inverse of convert_hf.permute_qk: llama's q/k rows back to HF's rotate-half order"""
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)

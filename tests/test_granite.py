@@ -273,20 +273,10 @@ def test_hf_checkpoint_converts_as_from_gguf(path, tmp_path):
     `llmlite quantize`: the tensors of the GGUF path byte for byte, and the original's
     metadata values, its multipliers and llama.cpp's name of Granite's pre-tokenizer
     ("refact", where SmolLM's is "smollm") among them."""
-    from gguf import GGUFReader
-    from hf_fixture import make_checkpoint, quantize_gguf
+    from hf_fixture import assert_converts_as_from_gguf, make_checkpoint
 
     hf = make_checkpoint(path, tmp_path / "granite-hf")
-    r = llmlite("quantize", hf, tmp_path / "hf.gguf", "--type", "q8_0")
-    assert r.returncode == 0, r.stderr
-    quantize_gguf(path, tmp_path / "f32.gguf", "f32", allow_requantize=True)
-    quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
-    quantize_gguf(tmp_path / "f16.gguf", tmp_path / "gguf.gguf", "q8_0")
-    a, b, o = (GGUFReader(str(p)) for p in (tmp_path / "hf.gguf", tmp_path / "gguf.gguf", path))
-    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
-    for ta, tb in zip(a.tensors, b.tensors):
-        assert ta.tensor_type == tb.tensor_type and ta.data.tobytes() == tb.data.tobytes(), ta.name
-    keys = [k for k in o.fields if k.startswith(("granite.", "tokenizer."))]
-    assert {"granite.logit_scale", "granite.attention.scale", "tokenizer.ggml.pre"} <= set(keys)
-    for k in keys:
-        assert a.fields[k].contents() == o.fields[k].contents(), k
+    assert json.loads((hf / "config.json").read_text())["logits_scaling"] == 6.0
+    converted = assert_converts_as_from_gguf(path, hf, tmp_path)
+    with open_gguf(converted) as g:
+        assert g.metadata["tokenizer.ggml.pre"] == "refact" and g.metadata["granite.residual_scale"] == np.float32(0.22)
