@@ -184,3 +184,48 @@ def flash_floor(logits, refs: dict, name: str, k: int):
                  - (want - refs[f"{name}/fa_logsumexp_{k}"][:, None]))
     top1 = bool(np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]))
     return top1, dlp
+
+
+def oracle_fixtures(module, refs_path):
+    """The module-scoped fixtures of a test file over a tiny-models module (moe_models,
+    gemma4_models, ...) and its llama.cpp references file: refs (the file, read whole),
+    built (name -> the rebuilt GGUF's path, checked to be the file llama.cpp ran) and
+    model ((name, Weights) for each model in turn: n_ctx 512, n_batch 64, flash
+    attention off). A test file takes them with `refs, built, model = oracle_fixtures(...)`."""
+    import pytest
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    @pytest.fixture(scope="module", name="refs")
+    def refs_():
+        return load_npz(refs_path)
+
+    @pytest.fixture(scope="module", name="built")
+    def built_(tmp_path_factory, refs):
+        return rebuilt_models(module, refs, tmp_path_factory.mktemp(module.__name__))
+
+    @pytest.fixture(scope="module", name="model", params=list(module.MODELS))
+    def model_(request, built):
+        g = open_gguf(built[request.param])
+        yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
+        g.close()
+
+    return refs_, built_, model_
+
+
+def assert_logits_bit_identical(w, refs: dict, name: str, n_prompts: int) -> None:
+    """Weights w give every prompt's positions (teacher-forced, one batch) llama.cpp's
+    top-20 logits bit for bit (refs' <name>/tokens_k, top_ids_k, top_logits_k), so the
+    top-1 and the log-normaliser (logsumexp_k, to 1e-5) agree too."""
+    import numpy as np
+
+    for k in range(n_prompts):
+        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
+        ids = refs[f"{name}/top_ids_{k}"]
+        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{name}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), ids[:, 0]), (name, k)
+        mx = logits.max(1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)

@@ -5,7 +5,8 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import (ROOT, assert_batch_invariant, assert_logits_bit_identical, greedy_tokens, load_npz, rebuilt_models,
+                     rewrite_gguf, traced_stages)
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -39,14 +40,7 @@ def w(path):
 def test_logits_bit_identical_with_llamacpp(w, refs):
     """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
     bits, so the top-1 and the log-normaliser agree too."""
-    for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{NAME}/top_ids_{k}"], 1), refs[f"{NAME}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{NAME}/top_ids_{k}"][:, 0]), k
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{NAME}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+    assert_logits_bit_identical(w, refs, NAME, N_PROMPTS)
 
 
 def test_stages_bit_identical_with_llamacpp(w, refs):
