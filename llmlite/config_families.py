@@ -144,8 +144,13 @@ def read_granite(cfg: ModelConfig, g, num, bad) -> None:
     is none, as llama.cpp reads them, but for logit_scale, which llama.cpp requires; a
     negative, infinite or NaN one is refused. One GGUFError line for what llmlite does not
     run of the family: no rope (rope.scaling.finetuned false), a vision model's deepstack
-    inputs, MLP biases."""
+    inputs, MLP biases, head counts that differ between layers (Granite 4.0's non-hybrid
+    files list them per layer, all equal)."""
     L, A, R, arch, md = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch, g.metadata
+    for key, per_layer in ((A.HEAD_COUNT, cfg.n_head_per_layer), (A.HEAD_COUNT_KV, cfg.n_head_kv_per_layer)):
+        if len(set(per_layer)) > 1:
+            raise bad(key.format(arch=arch), f"differs between layers ({', '.join(map(str, per_layer))}): "
+                      "not supported for granite")
     cfg.embedding_scale = num(L.EMBEDDING_SCALE, 0.0, float, positive=False)
     cfg.residual_scale = num(L.RESIDUAL_SCALE, 0.0, float, positive=False)
     cfg.attention_scale = num(A.SCALE, 0.0, float, positive=False)

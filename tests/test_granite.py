@@ -186,6 +186,8 @@ def test_offload(name, missing, built, refs):
     ({"kv": {"granite.rope.dimension_count": 8}}, "granite rotates whole heads"),
     ({"kv": {"granite.deepstack_mapping": np.array([-1, 1], np.int32)}}, "Granite Vision"),
     ({"drop_tensors": ["blk.1.ffn_up.weight"]}, "missing tensor blk.1.ffn_up"),
+    ({"kv": {"granite.attention.head_count_kv": np.array([2, 4], np.int32)}},
+     r"head_count_kv differs between layers \(2, 4\)"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
     bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
@@ -258,3 +260,17 @@ def test_hf_checkpoint_converts_as_from_gguf(path, tmp_path):
     converted = assert_converts_as_from_gguf(path, hf, tmp_path)
     with open_gguf(converted) as g:
         assert g.metadata["tokenizer.ggml.pre"] == "refact" and g.metadata["granite.residual_scale"] == np.float32(0.22)
+
+
+def test_granite4_dense_keys(path, refs, tmp_path):
+    """A Granite 4.0 dense file (a non-hybrid GraniteMoeHybrid, converted to granite) lists
+    its KV heads per layer, says rope.scaling.finetuned (rope on) and carries the mamba
+    keys of its family, which no granite layer reads: the logits are the plain file's,
+    as llama.cpp's are."""
+    kv = {"granite.attention.head_count_kv": np.array([2, 2], np.int32), "granite.rope.scaling.finetuned": True,
+          "granite.ssm.conv_kernel": np.uint32(4), "granite.ssm.state_size": np.uint32(128),
+          "granite.ssm.group_count": np.uint32(1), "granite.ssm.inner_size": np.uint32(128),
+          "granite.ssm.time_step_rank": np.uint32(4)}
+    toks = refs[f"{NAME}/tokens_1"]
+    got = logits_of(rewrite_gguf(path, tmp_path / "granite4.gguf", kv=kv), toks)
+    assert np.array_equal(np.take_along_axis(got, refs[f"{NAME}/top_ids_1"], 1), refs[f"{NAME}/top_logits_1"])
