@@ -122,15 +122,13 @@ INL float dot_f32_body(const float *w, const float *x, int n, int sgemm) {
  * vector steps, and its tail as compiled, contracted), out = (S^T q) * scale */
 INL void delta_step_body(float *S, const float *q, const float *k, const float *v, float beta, float decay,
                          float *delta, float *out, int d, float scale) {
-    /* column by column, two passes over S instead of four: each column's delta needs only
-     * that column decayed, and its output only that column updated */
+    /* one pass over S, a column at a time: column c's delta needs only that column
+     * decayed, and its output only that column updated, so the four steps run on a
+     * column while it is in L1 (S is a megabyte a layer at Qwen3.5-0.8B's sizes) */
     for (int c = 0; c < d; c++) {
         float *col = S + (size_t)c * d;
         for (int i = 0; i < d; i++) col[i] *= decay;
         delta[c] = (v[c] - dot_f32_body(col, k, d, 0)) * beta;
-    }
-    for (int c = 0; c < d; c++) {
-        float *col = S + (size_t)c * d;
         for (int i = 0; i < d; i++) col[i] = fmaf(k[i], delta[c], col[i]);
         out[c] = dot_f32_body(col, q, d, 0) * scale;
     }
@@ -250,6 +248,46 @@ T512 static void swiglu_avx512(float *g, const float *u, int n) {
  * (the same bits as one head at a time). sc: G rows of scs floats; acc: G x 16
  * x hd floats; out: the G heads' outputs, hd apart. */
 #define GMAX 8
+/* dot_f32_body's four-chain sum (d % 64 == 0) over acc[0..3], as it folds them */
+T512 static inline float fold4(const __m512 *a) {
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a[0], a[2]), _mm512_add_ps(a[1], a[3])));
+}
+
+static void delta_step_avx512(float *S, const float *q, const float *k, const float *v, float beta, float decay,
+                              float *delta, float *out, int d, float scale);
+
+/* delta_step_body with intrinsics where d % 64 == 0 (the generic body's four-chain dots
+ * compile to scalar folds): per column, decayed and dotted with k in one pass, then
+ * updated and dotted with q in a second, while the column is in L1 */
+T512 static void delta_step_avx512_k(float *S, const float *q, const float *k, const float *v, float beta,
+                                     float decay, float *delta, float *out, int d, float scale) {
+    if (d & 63) {
+        delta_step_avx512(S, q, k, v, beta, decay, delta, out, d, scale);
+        return;
+    }
+    const __m512 dec = _mm512_set1_ps(decay);
+    for (int c = 0; c < d; c++) {
+        float *col = S + (size_t)c * d;
+        __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int i = 0; i < d; i += 64)
+            for (int j = 0; j < 4; j++) {
+                const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(col + i + 16 * j), dec);
+                _mm512_storeu_ps(col + i + 16 * j, x);
+                a[j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(k + i + 16 * j), a[j]);
+            }
+        delta[c] = (v[c] - fold4(a)) * beta;
+        const __m512 dl = _mm512_set1_ps(delta[c]);
+        __m512 b[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int i = 0; i < d; i += 64)
+            for (int j = 0; j < 4; j++) {
+                const __m512 x = _mm512_fmadd_ps(_mm512_loadu_ps(k + i + 16 * j), dl, _mm512_loadu_ps(col + i + 16 * j));
+                _mm512_storeu_ps(col + i + 16 * j, x);
+                b[j] = _mm512_fmadd_ps(x, _mm512_loadu_ps(q + i + 16 * j), b[j]);
+            }
+        out[c] = fold4(b) * scale;
+    }
+}
+
 T512 static inline __attribute__((always_inline)) void attn_group_k(
         const f16_t *q16, const int G, const f16_t *K, const f16_t *V, size_t stride, int start, int end, int hd,
         float scale, const float *sink, float *sc, size_t scs, float *acc, float *out) {
@@ -542,7 +580,7 @@ void llm_exact_kernels(llm_kernel_table *t, int isa) {
     if (isa == 1) { t->attn_group = attn_group_avx2; t->swiglu = swiglu_avx2; t->dot_f32_exact = dot_f32_avx2; }
     else if (isa == 2) { t->attn_group = attn_group_avx512; t->swiglu = swiglu_avx512; t->dot_f32_exact = dot_f32_avx512; }
     if (isa == 1) { t->delta_step = delta_step_avx2; t->ssm_conv = ssm_conv_avx2; }
-    else if (isa == 2) { t->delta_step = delta_step_avx512; t->ssm_conv = ssm_conv_avx512; }
+    else if (isa == 2) { t->delta_step = delta_step_avx512_k; t->ssm_conv = ssm_conv_avx512; }
 #else
     (void)isa;
 #endif

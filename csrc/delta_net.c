@@ -24,9 +24,9 @@ struct llm_dn {
     int pos;               /* tokens the state holds */
     float *conv_state;     /* per layer: (d_conv - 1) rows of conv_dim, the oldest input first */
     float *ssm_state;      /* per layer: n_v x d x d, S[i][j] at [j * d + i] (column j contiguous) */
-    float *saved;          /* a copy of both (llm_dn_save; every conv slice, then every S), and
-                              the position it holds (-1: none) */
-    int saved_pos;
+    float *saved;          /* LLM_DN_SLOTS copies of both (llm_dn_save; each: every conv slice,
+                              then every S), and the position each holds (-1: none) */
+    int saved_pos[LLM_DN_SLOTS];
     float *qkv, *z, *alpha, *beta, *out;   /* n_batch rows of conv_dim, value_dim, n_v, n_v, value_dim */
     float *delta;          /* n_v x d: each head's delta row */
     float *ones;           /* max(conv_dim, d) ones: silu as swiglu(x, 1) (the same bits) */
@@ -59,8 +59,8 @@ int llm_dn_alloc(llm_model *m) {
     const size_t n_ones = (size_t)(s->conv_dim > s->d_state ? s->conv_dim : s->d_state);
     s->conv_state = calloc(nl * layer_conv(m) + 1, 4);   /* + 1: d_conv 1 has no conv state */
     s->ssm_state = calloc(nl * layer_ssm(m), 4);
-    s->saved = malloc((nl * (layer_conv(m) + layer_ssm(m)) + 1) * 4);
-    s->saved_pos = -1;
+    s->saved = malloc((LLM_DN_SLOTS * nl * (layer_conv(m) + layer_ssm(m)) + 1) * 4);
+    for (int i = 0; i < LLM_DN_SLOTS; i++) s->saved_pos[i] = -1;
     s->qkv = malloc(B * s->conv_dim * 4);
     s->z = malloc(B * s->value_dim * 4);
     s->out = malloc(B * s->value_dim * 4);
@@ -85,7 +85,7 @@ static int layer_slices(const llm_model *m, int il, float **conv, float **ssm, f
     const size_t k = (size_t)(il - m->l0), nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
     *conv = s->conv_state + k * layer_conv(m);
     *ssm = s->ssm_state + k * layer_ssm(m);
-    *saved = s->saved + k * layer_conv(m);          /* the copy: every conv slice, then every S */
+    *saved = s->saved + k * layer_conv(m);          /* slot 0's copy: every conv slice, then every S */
     saved[1] = s->saved + nl * layer_conv(m) + k * layer_ssm(m);
     return 1;
 }
@@ -113,27 +113,28 @@ int llm_dn_begin(llm_model *m, int pos, int n) {
 
 int llm_dn_pos(const llm_model *m) { return m->dn ? m->dn->pos : -1; }
 
-/* the state copied aside, or back: a rewind restores the copy and runs the tokens
- * after it again (the same bits: a token's arithmetic does not depend on its batch) */
-static void state_copy(llm_model *m, int back) {
+/* the state copied aside into a slot, or back: a rewind restores a copy and runs the
+ * tokens after it again (the same bits: a token's arithmetic does not depend on its batch) */
+static void state_copy(llm_model *m, int slot, int back) {
+    const size_t nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1), off = slot * nl * (layer_conv(m) + layer_ssm(m));
     float *conv, *ssm, *saved[2];
     for (int il = m->l0; il < m->l1; il++) {
         if (!layer_slices(m, il, &conv, &ssm, saved)) continue;
-        memcpy(back ? conv : saved[0], back ? saved[0] : conv, layer_conv(m) * 4);
-        memcpy(back ? ssm : saved[1], back ? saved[1] : ssm, layer_ssm(m) * 4);
+        memcpy(back ? conv : saved[0] + off, back ? saved[0] + off : conv, layer_conv(m) * 4);
+        memcpy(back ? ssm : saved[1] + off, back ? saved[1] + off : ssm, layer_ssm(m) * 4);
     }
 }
 
-int llm_dn_save(llm_model *m) {
-    if (!m->dn || m->span) return -1;    /* the span's layers hold the rest of the state */
-    state_copy(m, 0);
-    return m->dn->saved_pos = m->dn->pos;
+int llm_dn_save(llm_model *m, int slot) {
+    if (!m->dn || m->span || slot < 0 || slot >= LLM_DN_SLOTS) return -1;   /* a span holds part of the state */
+    state_copy(m, slot, 0);
+    return m->dn->saved_pos[slot] = m->dn->pos;
 }
 
-int llm_dn_restore(llm_model *m) {
-    if (!m->dn || m->dn->saved_pos < 0) return -1;
-    state_copy(m, 1);
-    return m->dn->pos = m->dn->saved_pos;
+int llm_dn_restore(llm_model *m, int slot) {
+    if (!m->dn || slot < 0 || slot >= LLM_DN_SLOTS || m->dn->saved_pos[slot] < 0) return -1;
+    state_copy(m, slot, 1);
+    return m->dn->pos = m->dn->saved_pos[slot];
 }
 
 /* ---- the causal convolution, a block of 64 channels over the batch (the table's

@@ -161,7 +161,7 @@ static void tok_one(const tok_job *j, int t) {
             for (int h = 0; h < hkv; h++) llm_rmsnorm(k + h * hd, k + h * hd, L[LLM_T_ATTN_K_NORM].data, hd, c->rms_eps);
         if (own_kv && c->v_norm)
             for (int h = 0; h < hkv; h++) llm_rmsnorm(v + h * hd, v + h * hd, NULL, hd, c->rms_eps);
-        if (n_rot > 0) {
+        if (n_rot > 0 && !c->rope_skip[il]) {   /* smollm3's NoPE layers rotate nothing */
             llm_yarn y;
             if (c->rope_ext_factor != 0.0f) llm_yarn_init(&y, c, base, scale);
             llm_rope_cache(cs, n_rot, j->pos + t, base, scale, ff, c->rope_ext_factor != 0.0f ? &y : NULL);
@@ -169,6 +169,10 @@ static void tok_one(const tok_job *j, int t) {
                 llm_rope_imrope(cs, n_rot, c->rope_sections);
             for (int h = 0; h < c->n_head; h++) llm_rope_apply(q + h * hd, cs, n_rot, c->rope_neox);
             for (int h = 0; own_kv && h < hkv; h++) llm_rope_apply(k + h * hd, cs, n_rot, c->rope_neox);
+        }
+        if (c->attn_temp_scale != 0.0f) {   /* mistral3: the query's temperature at its position */
+            const float s = llm_attn_temp(c, j->pos + t);
+            for (int i = 0; i < qd; i++) q[i] *= s;
         }
         if (c->q_prescale != 1.0f)
             for (int i = 0; i < qd; i++) q[i] *= c->q_prescale;

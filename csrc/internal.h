@@ -302,6 +302,9 @@ void llm_rmsnorm(float *y, const float *x, const float *w, int n, float eps);
  * extrapolation mix and the magnitude scale (llm_yarn_init from the config) */
 typedef struct { float corr[2], ext_factor, mscale; } llm_yarn;
 void llm_yarn_init(llm_yarn *y, const llm_config *c, float base, float scale);
+/* llama 4's query temperature at position pos (mistral3's attn_temp_scale; llama.cpp's
+ * llm_graph_input_attn_temp, in double as it computes it) */
+float llm_attn_temp(const llm_config *c, int pos);
 /* y NULL: plain rope */
 void llm_rope_cache(float *cs, int n_rot, int pos, float base, float scale, const float *freq_factors,
                     const llm_yarn *y);

@@ -97,7 +97,7 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
        LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
-       LLM_ARCH_GRANITE = 10, LLM_ARCH_GRANITEMOE = 11 };
+       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11, LLM_ARCH_GRANITE = 12, LLM_ARCH_GRANITEMOE = 13 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -189,6 +189,14 @@ typedef struct {
     int rope_sections[4];   /* interleaved multi-section rope (llama.cpp's IMROPE) for text:
                                pairs in the t, h, w sections turn by the position, the
                                others (e) not at all; all 0: plain rope */
+    /* smollm3: 1 where layer il rotates nothing (a NoPE layer); 512 is LLM_MAX_LAYERS */
+    unsigned char rope_skip[512];
+    /* mistral3: llama 4's query temperature, Q times log(floor(pos / attn_temp_floor) + 1)
+     * * attn_temp_scale + 1 after the rope (0: none); YaRN's mscale_all_dim (llama.cpp's
+     * rope.scaling.yarn_log_multiplier, 0: none), which divides out its magnitude correction */
+    float attn_temp_scale;
+    int attn_temp_floor;
+    float yarn_log_mul;
     /* granite's multipliers (0: none, as llama.cpp reads them): the attention's and the
      * FFN's outputs multiplied by residual_scale before each residual add; the logits by
      * logit_mul (1 / the file's logit_scale, as a float) */
@@ -220,6 +228,9 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
 /* 1: this machine's kernels take copies of weights of this type (the weights with
  * rows % 4 == 0 and k % 256 == 0 get one) */
 int llm_repack_takes(int type);
+/* whether a layer slot's weight gets a copy (llm_model_repack): 1, 2 for an expert
+ * tensor (each expert's rows in whole groups), 0 never */
+int llm_repack_slot(int slot);
 /* the copy's layout: rows (a multiple of 4) of a super-block type, k wide, from w into
  * out (as many bytes); 0, or -1 where refused */
 int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k);
@@ -233,11 +244,14 @@ long long llm_model_repack_bytes(const llm_model *m);
 /* qwen35: the tokens the gated delta-net layers' recurrent state holds (-1: none kept):
  * a forward pass must start at 0 (the state zeroed) or there */
 int llm_dn_pos(const llm_model *m);
-/* a copy of the state kept aside (one, made at load): save returns the position it
- * holds, restore makes it the state again and returns that position (-1: no state,
- * nothing saved, or a model with a span, whose layers hold part of the state) */
-int llm_dn_save(llm_model *m);
-int llm_dn_restore(llm_model *m);
+/* copies of the state kept aside, in LLM_DN_SLOTS slots (made at load; Model uses one
+ * for the end of a prompt, one for the start of a speculative verify): save returns
+ * the position the slot holds, restore makes it the state again and returns that
+ * position (-1: no state, a bad slot, nothing saved there, or a model with a span,
+ * whose layers hold part of the state) */
+enum { LLM_DN_SLOTS = 2 };
+int llm_dn_save(llm_model *m, int slot);
+int llm_dn_restore(llm_model *m, int slot);
 /* the batch scratch a model (or a span) of this config allocates, in bytes */
 long long llm_scratch_bytes(const llm_config *cfg, int n_ctx, int n_batch);
 

@@ -123,7 +123,8 @@ llm_model *llm_model_new_span(const llm_config *cfg, int n_ctx, int n_batch, int
     if (l0 < 0 || l1 < l0 || l1 > c->n_layer || c->n_layer <= 0 || c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->head_dim <= 0 ||
         c->n_ff <= 0 || c->n_vocab <= 0 || c->n_head % c->n_head_kv || n_ctx <= 0 || n_batch <= 0 ||
         c->n_rot > c->head_dim || c->n_rot % 2 ||
-        c->head_dim > LLM_MAX_HEAD_DIM || !moe_shape_ok(c) || !gemma4_shape_ok(c, l0, l1))
+        c->head_dim > LLM_MAX_HEAD_DIM || !moe_shape_ok(c) || !gemma4_shape_ok(c, l0, l1) ||
+        c->n_layer > LLM_MAX_LAYERS || (c->attn_temp_scale != 0.0f && c->attn_temp_floor <= 0))
         return NULL;
     llm_ops_init();
     llm_model *m = calloc(1, sizeof *m);

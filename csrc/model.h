@@ -14,6 +14,7 @@ typedef struct {
 } llm_tensor;
 
 #define LLM_MAX_EXPERTS 512      /* llama.cpp's LLAMA_MAX_EXPERTS */
+#define LLM_MAX_LAYERS 512       /* llama.cpp's LLAMA_MAX_LAYERS (llm_config's rope_skip) */
 #define LLM_PLE_MAX 4096         /* gemma4's per-layer embedding width at most (ple.c's stack row; E2B's 256) */
 
 /* moe.c's buffers for a batch of B tokens routed to k experts each (B*k "routes"),

@@ -30,9 +30,18 @@ void llm_yarn_init(llm_yarn *y, const llm_config *c, float base, float scale) {
      * ggml-cpu's rope multiplies the correction in, its product fused as compiled */
     const float factor = 1.0f / scale;
     float af = 0.1f * logf(factor) + 1.0f;
+    /* a file's yarn_log_multiplier (mscale_all_dim): the correction over its own at that
+     * multiplier instead (llama.cpp assumes mscale 1 for these; both are 1 where factor <= 1) */
+    if (c->yarn_log_mul != 0.0f)
+        af = factor <= 1.0f ? 1.0f : af / (0.1f * c->yarn_log_mul * logf(factor) + 1.0f);
     af *= 1.0f / (1.0f + 0.1f * logf(factor));
     af *= c->rope_attn_factor;
     y->mscale = af * fmaf(0.1f, logf(1.0f / scale), 1.0f);
+}
+
+float llm_attn_temp(const llm_config *c, int pos) {
+    const float f = floorf((float)pos / (float)c->attn_temp_floor);   /* float, as llama.cpp's pos */
+    return (float)(log((double)f + 1.0) * (double)c->attn_temp_scale + 1.0);
 }
 
 /* cos/sin per rotary pair for one position: theta = pos * base^(-2i/n_rot)

@@ -93,22 +93,35 @@ static int x4_make(llm_tensor *t, int drop) {
     return 0;
 }
 
-/* the matmul weights each layer this model runs on the CPU holds, and the head */
+/* the matmul weights each layer this model runs on the CPU holds, and the head; every
+ * one is read through llm_mm / llm_mm_multi (forward.c) or moe.c, which take the copy
+ * (gemma4's fused gate_up experts are not: moe.c reads them from the file) */
 static const int X4_SLOTS[] = {LLM_T_ATTN_Q, LLM_T_ATTN_K, LLM_T_ATTN_V, LLM_T_ATTN_QKV, LLM_T_ATTN_OUT,
                                LLM_T_FFN_GATE, LLM_T_FFN_UP, LLM_T_FFN_DOWN, LLM_T_FFN_GATE_EXPS,
                                LLM_T_FFN_UP_EXPS, LLM_T_FFN_DOWN_EXPS, LLM_T_FFN_GATE_SHEXP, LLM_T_FFN_UP_SHEXP,
-                               LLM_T_FFN_DOWN_SHEXP};
+                               LLM_T_FFN_DOWN_SHEXP, LLM_T_ATTN_GATE, LLM_T_SSM_BETA, LLM_T_SSM_ALPHA,
+                               LLM_T_SSM_OUT, LLM_T_PLE_INP_GATE, LLM_T_PLE_PROJ};
+enum { N_X4_SLOTS = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]) };
+
+static int is_expert_slot(int slot) {
+    return slot == LLM_T_FFN_GATE_EXPS || slot == LLM_T_FFN_UP_EXPS || slot == LLM_T_FFN_DOWN_EXPS;
+}
+
+int llm_repack_slot(int slot) {
+    for (int i = 0; i < N_X4_SLOTS; i++)
+        if (X4_SLOTS[i] == slot) return is_expert_slot(slot) ? 2 : 1;
+    return 0;
+}
 
 /* the i-th weight to copy, or NULL past the last; *n_expert: its expert count (0: not
  * an expert tensor) */
 static llm_tensor *x4_next(llm_model *m, int i, int *n_expert) {
-    const int ns = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]);
+    const int ns = N_X4_SLOTS;
     const int nl = (m->l1 - m->l0) * ns;
     *n_expert = 0;
     if (i < nl) {
         const int slot = X4_SLOTS[i % ns];
-        if (slot == LLM_T_FFN_GATE_EXPS || slot == LLM_T_FFN_UP_EXPS || slot == LLM_T_FFN_DOWN_EXPS)
-            *n_expert = m->c.n_expert;
+        if (is_expert_slot(slot)) *n_expert = m->c.n_expert;
         return &m->layers[(long long)(m->l0 + i / ns) * LLM_T_LAYER_COUNT + slot];
     }
     if (i == nl && m->head) return m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];

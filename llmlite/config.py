@@ -61,6 +61,9 @@ class Arch:
     # qwen35: gated delta-net (linear attention) layers between full-attention ones, whose
     # queries carry a per-head output gate, rotated by the multi-section rope
     hybrid: bool = False
+    # smollm3: every nope_step-th layer attends without rotary embedding (llama.cpp fixes
+    # its n_no_rope_layer_step at 4; the file carries no key for it)
+    nope_step: int = 0
     granite: bool = False     # granite's embedding, residual, attention and logit multipliers (read_granite)
 
 
@@ -75,6 +78,8 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
          "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
+         "smollm3": Arch(lib.LLM_ARCH_SMOLLM3, rope_neox=False, nope_step=4),
+         "mistral3": Arch(lib.LLM_ARCH_MISTRAL3, rope_neox=False),
          "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
          "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
 
@@ -148,6 +153,14 @@ class ModelConfig:
     ssm_n_v_head: int = 0
     recurrent_layers: list[bool] = field(default_factory=list)
     rope_sections: list[int] = field(default_factory=list)
+    nope_layers: list[bool] = field(default_factory=list)   # smollm3: the layers without rope
+    # mistral3: the query temperature (0: none) and its floor scale (the original context);
+    # YaRN's betas and log multiplier as its file gives them (llama.cpp's defaults otherwise)
+    attn_temp_scale: float = 0.0
+    attn_temp_floor: int = 0
+    yarn_beta_fast: float = 32.0
+    yarn_beta_slow: float = 1.0
+    yarn_log_mul: float = 0.0
     # granite's multipliers, 0 where the file has none (llama.cpp's reading: no scaling)
     embedding_scale: float = 0.0
     residual_scale: float = 0.0
@@ -306,8 +319,8 @@ class ModelConfig:
             families.read_gemma4(cfg, num, bad)
         if ARCHS[arch].hybrid:
             families.read_hybrid(cfg, g, num, bad)
-        if ARCHS[arch].granite:
-            families.read_granite(cfg, g, num, bad)
+        if arch in families.READERS:
+            families.READERS[arch](cfg, g, num, bad)
         cfg.active_param_count = cfg.param_count - cfg.idle_expert_params(g)
         return cfg
 
@@ -341,6 +354,10 @@ class ModelConfig:
             return "linear-attention (gated delta-net) layers"
         if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
             return "YaRN rope"
+        if any(self.nope_layers):
+            return "layers without rotary embedding (NoPE)"
+        if self.attn_temp_scale:
+            return "attention temperature scaling"
         if ARCHS[self.arch].gemma4:
             return "Gemma 4 layers (per-layer embeddings, shared K/V, two head sizes)"
         if self.residual_scale not in (0.0, 1.0) or self.logit_scale not in (0.0, 1.0):
@@ -364,9 +381,10 @@ class ModelConfig:
     def recurrent_state_bytes(self) -> int:
         """a linear-attention layer's state in place of its KV cache (F32): each conv
         channel's last d_conv - 1 inputs and each value head's d_state x d_state matrix,
-        twice (csrc/delta_net.c keeps a copy for rewinds)"""
+        and as much again for each copy csrc/delta_net.c keeps for rewinds"""
         d, nv = self.ssm_d_state, self.ssm_n_v_head
-        return 8 * ((2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d) if d else 0
+        floats = (2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d
+        return 4 * (1 + lib.LLM_DN_SLOTS) * floats if d else 0
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
         """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
@@ -430,8 +448,9 @@ class ModelConfig:
         # gpt-oss's sliding-window layers share the full ones' scaling (llama.cpp's
         # rope_freq_scale_train_swa); Gemma 3's are unscaled
         c.rope_scale_swa = c.rope_scale if arch.swa_pattern else 1.0
-        if yarn:   # llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1
-            c.rope_ext_factor, c.yarn_beta_fast, c.yarn_beta_slow = 1.0, 32.0, 1.0
+        if yarn:   # ext_factor 1 (llama.cpp's for YaRN); the betas 32 and 1 unless the family reads its own
+            c.rope_ext_factor, c.yarn_beta_fast, c.yarn_beta_slow = 1.0, self.yarn_beta_fast, self.yarn_beta_slow
+            c.yarn_log_mul = self.yarn_log_mul
             c.rope_attn_factor = self.rope_attn_factor
             c.n_ctx_orig = self.rope_orig_ctx or self.n_ctx_train
         c.sliding_window = self.sliding_window
@@ -447,6 +466,8 @@ class ModelConfig:
         else:
             c.attn_scale, c.q_prescale, c.embd_scale, c.ffn_gelu = inv_sqrt_hd, 1.0, 1.0, 0
         self.set_c_experts(c)
+        c.rope_skip = [1 if x else 0 for x in self.nope_layers]
+        c.attn_temp_scale, c.attn_temp_floor = self.attn_temp_scale, self.attn_temp_floor
         if arch.granite:
             families.set_c_granite(self, c)
         if arch.gemma4:

@@ -1,7 +1,7 @@
 """Hyper-parameters that only some families carry: mixtures of experts, Gemma 4's
-per-layer kinds, qwen35's gated delta-net, Granite's multipliers. Each reader fills a
-ModelConfig that config.py has begun, and raises one GGUFError line for what the forward
-pass cannot run.
+per-layer kinds, qwen35's gated delta-net, smollm3's NoPE layers, mistral3's query
+temperature and YaRN keys, Granite's multipliers. Each reader fills a ModelConfig that
+config.py has begun, and raises one GGUFError line for what the forward pass cannot run.
 """
 from __future__ import annotations
 
@@ -134,6 +134,58 @@ def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
         raise bad(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch), f"has a negative section: {cfg.rope_sections}")
 
 
+def _rope_whole_head(cfg: ModelConfig, bad) -> None:
+    """llama.cpp's smollm3, mistral3 and granite graphs assert one head size for K and V, all of it rotated"""
+    A, R, arch = Keys.Attention, Keys.Rope, cfg.arch
+    if cfg.head_dim_v != cfg.head_dim:
+        raise bad(A.VALUE_LENGTH.format(arch=arch), f"is {cfg.head_dim_v:,}, not the key length {cfg.head_dim:,}")
+    if cfg.n_rot != cfg.head_dim:
+        raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,}, not the head size {cfg.head_dim:,} "
+                  f"({arch} rotates whole heads)")
+
+
+def read_smollm3(cfg: ModelConfig, g, num, bad) -> None:
+    """SmolLM3's NoPE layers: every nope_step-th attends without rope (llama.cpp fixes the
+    step; no key for it); one GGUFError line for a head the graph cannot take."""
+    from llmlite.config import ARCHS
+
+    _rope_whole_head(cfg, bad)
+    step = ARCHS[cfg.arch].nope_step
+    cfg.nope_layers = [(il + 1) % step == 0 for il in range(cfg.n_layer)]
+
+
+# the dense FFN's biases (optional in llama.cpp's mistral3 and granite loaders): llmlite's FFN has no slot for them
+FFN_BIASES = ("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias")
+
+
+def _no_ffn_biases(g) -> None:
+    biased = next((n for n in g.tensors if n.startswith("blk.") and n.endswith(FFN_BIASES)), None)
+    if biased:
+        raise GGUFError(f"{g.path}: tensor {biased}: FFN biases are not supported")
+
+
+def read_mistral3(cfg: ModelConfig, g, num, bad) -> None:
+    """Ministral 3's query temperature (llama 4's: its floor scale the original context,
+    as llama.cpp sets it) and its YaRN keys; one GGUFError line for what the forward pass
+    cannot run (its experts, FFN biases)."""
+    L, A, R, arch = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch
+    _rope_whole_head(cfg, bad)
+    n_expert = num(L.EXPERT_COUNT, 0)
+    if n_expert:
+        raise bad(L.EXPERT_COUNT.format(arch=arch), f"is {n_expert:,}: llmlite runs dense mistral3 models only")
+    _no_ffn_biases(g)
+    cfg.yarn_beta_fast = num(R.SCALING_YARN_BETA_FAST, 32.0, float)
+    cfg.yarn_beta_slow = num(R.SCALING_YARN_BETA_SLOW, 1.0, float)
+    cfg.yarn_log_mul = num(R.SCALING_YARN_LOG_MUL, 0.0, float, positive=False)
+    cfg.attn_temp_scale = num(A.TEMPERATURE_SCALE, 0.0, float, positive=False)
+    if cfg.attn_temp_scale:
+        cfg.attn_temp_floor = cfg.rope_orig_ctx or cfg.n_ctx_train
+        if not cfg.attn_temp_floor:
+            raise bad(R.SCALING_ORIG_CTX_LEN.format(arch=arch), "is missing or 0 (the attention temperature's scale)")
+
+
+
+
 # llama.cpp's key for Granite Vision's deepstack layers (gguf-py here has no name for it)
 DEEPSTACK_MAPPING = "{arch}.deepstack_mapping"
 
@@ -144,7 +196,7 @@ def read_granite(cfg: ModelConfig, g, num, bad) -> None:
     is none, as llama.cpp reads them, but for logit_scale, which llama.cpp requires; a
     negative, infinite or NaN one is refused. One GGUFError line for what llmlite does not
     run of the family: no rope (rope.scaling.finetuned false), a vision model's deepstack
-    inputs, MLP biases, head counts that differ between layers (Granite 4.0's non-hybrid
+    inputs, FFN biases, head counts that differ between layers (Granite 4.0's non-hybrid
     files list them per layer, all equal)."""
     L, A, R, arch, md = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch, g.metadata
     for key, per_layer in ((A.HEAD_COUNT, cfg.n_head_per_layer), (A.HEAD_COUNT_KV, cfg.n_head_kv_per_layer)):
@@ -162,15 +214,11 @@ def read_granite(cfg: ModelConfig, g, num, bad) -> None:
     ds = md.get(DEEPSTACK_MAPPING.format(arch=arch))
     if isinstance(ds, np.ndarray) and (ds >= 0).any():
         raise bad(DEEPSTACK_MAPPING.format(arch=arch), "maps vision inputs to layers (Granite Vision): not supported")
-    if cfg.n_rot != cfg.head_dim or cfg.head_dim_v != cfg.head_dim:   # llama.cpp's graph asserts both
-        raise bad(R.DIMENSION_COUNT.format(arch=arch), f"is {cfg.n_rot:,} with key and value lengths "
-                  f"{cfg.head_dim:,} and {cfg.head_dim_v:,}: granite rotates whole heads of one size")
+    _rope_whole_head(cfg, bad)      # llama.cpp's granite graph asserts it too
     if cfg.n_expert:   # granitemoe: llama.cpp's experts are feed_forward_length wide; a shared expert where set
         cfg.n_ff_exp = cfg.n_ff
         cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0)
-    biased = next((n for n in g.tensors if n.endswith(("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias"))), None)
-    if biased:
-        raise GGUFError(f"{g.path}: tensor {biased}: MLP biases are not supported")
+    _no_ffn_biases(g)
 
 
 def set_c_granite(cfg: ModelConfig, c) -> None:
@@ -182,3 +230,7 @@ def set_c_granite(cfg: ModelConfig, c) -> None:
         c.attn_scale = cfg.attention_scale
     c.residual_scale = cfg.residual_scale
     c.logit_mul = float(np.float32(1.0) / np.float32(cfg.logit_scale))
+
+
+# an architecture's own reader, run after the common hyper-parameters
+READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "granite": read_granite, "granitemoe": read_granite}

@@ -51,6 +51,8 @@ GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight":
 
 
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
+# a recurrent state's copies (csrc/delta_net.c's slots): the end of a prompt, the start of a verify
+PROMPT_COPY, VERIFY_COPY = 0, 1
 
 
 def repack_bytes(g, n_gpu: int = 0) -> int:
@@ -68,9 +70,11 @@ def repack_bytes(g, n_gpu: int = 0) -> int:
     total = 0
     for name, t in g.tensors.items():
         blk = layer_of(name)
-        on_cpu = (blk[0] < split and renames.get(blk[1], blk[1]) in LAYER_SLOTS) if blk else name == head and split > 0
-        rows = int(np.prod(t.shape[1:])) if len(t.shape) > 1 else 1
-        if on_cpu and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
+        slot = LAYER_SLOTS.get(renames.get(blk[1], blk[1])) if blk and blk[0] < split else None
+        copied = lib.llm_repack_slot(slot) if slot is not None else (name == head and split > 0)
+        # rows: one expert's where the tensor holds several (each expert's in whole groups)
+        rows = int(np.prod(t.shape[1:] if copied != 2 else t.shape[1:2])) if len(t.shape) > 1 else 1
+        if copied and lib.llm_repack_takes(int(t.type)) and int(t.shape[0]) % 256 == 0 and rows % 4 == 0:
             total += t.nbytes
     return total if _copies_fit(total) else 0
 
@@ -201,13 +205,14 @@ class Weights:
         """the tokens a recurrent state (qwen35's delta-net layers) holds; -1: none kept"""
         return int(lib.llm_dn_pos(self.ptr))
 
-    def save_state(self) -> int:
-        """keep a copy of the recurrent state (one at a time); the position it holds, -1: none"""
-        return int(lib.llm_dn_save(self.ptr))
+    def save_state(self, slot: int) -> int:
+        """keep a copy of the recurrent state in slot (0 .. LLM_DN_SLOTS - 1); the position
+        it holds, -1: none"""
+        return int(lib.llm_dn_save(self.ptr, slot))
 
-    def restore_state(self) -> int:
-        """the copy made the state again; its position (-1: no copy)"""
-        return int(lib.llm_dn_restore(self.ptr))
+    def restore_state(self, slot: int) -> int:
+        """slot's copy made the state again; its position (-1: no copy)"""
+        return int(lib.llm_dn_restore(self.ptr, slot))
 
     @property
     def kv_bytes(self) -> int:
@@ -299,7 +304,8 @@ class Model:
         self._tok1 = np.zeros(1, dtype=np.int32)                       # decode-step input
         self._step_logits = np.empty(self.n_vocab, dtype=np.float32)   # decode-step output
         self.last_reused = 0          # prompt tokens the last prefill() found in the cache
-        self._saved_at = -1           # a recurrent model: where the copy of its state stands
+        # a recurrent model: where its state's copies stand, one per use (-1: none)
+        self._saved_at = {PROMPT_COPY: -1, VERIFY_COPY: -1}
 
     def _make_weights(self, n_ctx) -> Weights:
         """Weights with the layers -ngl asks for on the device; when the device refuses
@@ -361,14 +367,16 @@ class Model:
         recurrent state (qwen35) cannot drop tokens: the next pass brings it back to n
         (_rewind)."""
         del self.tokens[n:]
-        if n < self._saved_at:        # the copy holds tokens that may now change
-            self._saved_at = -1
+        for slot, at in self._saved_at.items():
+            if n < at:                # the copy holds tokens that may now change
+                self._saved_at[slot] = -1
 
-    def _save_state(self) -> None:
-        """a recurrent model keeps a copy of its state here (the end of a prompt, the
-        start of a guess being verified): what a rewind restores"""
+    def _save_state(self, slot: int) -> None:
+        """a recurrent model keeps a copy of its state here: before a prompt's last token
+        (PROMPT_COPY: where /regen and the next turn start over) or at the start of a
+        guess being verified (VERIFY_COPY), so one never replaces the other"""
         if self.weights.state_pos >= 0:
-            self._saved_at = self.weights.save_state()
+            self._saved_at[slot] = self.weights.save_state(slot)
 
     def _rewind(self) -> None:
         """A recurrent state holding more tokens than the cache keeps (truncate) is
@@ -378,8 +386,10 @@ class Model:
         held = self.weights.state_pos
         if held < 0 or held == self.n_past or self.n_past == 0:
             return
-        # (new weights, a device given up for the CPU, have no copy: restore says -1)
-        start = max(self.weights.restore_state(), 0) if 0 <= self._saved_at <= self.n_past else 0
+        # the latest copy still a prefix of the cache (new weights, a device given up for
+        # the CPU, have none: restore says -1)
+        usable = [(at, slot) for slot, at in self._saved_at.items() if 0 <= at <= self.n_past]
+        start = max(self.weights.restore_state(max(usable)[1]), 0) if usable else 0
         if start < self.n_past:
             self.weights.forward(self.tokens[start:self.n_past], start, 0)
 
@@ -397,7 +407,7 @@ class Model:
     def _forward(self, ids, mode: int, out=None):
         self._rewind()
         if len(ids) > 1:
-            self._save_state()
+            self._save_state(VERIFY_COPY)
         try:
             return self.weights.forward(ids, self.n_past, mode, out)
         except DeviceLost as e:
@@ -465,7 +475,7 @@ class Model:
             # a recurrent state copied before the prompt's last token: where a regenerated
             # reply starts over (prefill evaluates that token again)
             self._run(rest[:-1], 0)
-            self._save_state()
+            self._save_state(PROMPT_COPY)
             rest = rest[-1:]
         return self.eval_last(rest)
 

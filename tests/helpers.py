@@ -214,18 +214,61 @@ def oracle_fixtures(module, refs_path):
     return refs_, built_, model_
 
 
-def assert_logits_bit_identical(w, refs: dict, name: str, n_prompts: int) -> None:
-    """Weights w give every prompt's positions (teacher-forced, one batch) llama.cpp's
-    top-20 logits bit for bit (refs' <name>/tokens_k, top_ids_k, top_logits_k), so the
-    top-1 and the log-normaliser (logsumexp_k, to 1e-5) agree too."""
+def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int) -> None:
+    """Teacher-forced, each of refs' prompts (make_moe_refs.py's keys): the top-20 logits
+    of every position are llama.cpp's bits, so the top-1 and the log-normaliser agree too."""
     import numpy as np
 
     for k in range(n_prompts):
         logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ids = refs[f"{name}/top_ids_{k}"]
-        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{name}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), ids[:, 0]), (name, k)
+        ours, want = np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1), refs[f"{name}/top_logits_{k}"]
+        assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
+        assert np.array_equal(logits.argmax(1), refs[f"{name}/top_ids_{k}"][:, 0]), k
         mx = logits.max(1, keepdims=True)
         lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
+        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+
+
+def assert_stages_match(ours: dict, refs: dict, name: str, n: int, renames: dict | None = None) -> None:
+    """refs' n stages of `name` (llama.cpp's names; renames: llama.cpp's -> ours where they
+    differ) are the same bits as ours (traced_stages')"""
+    import numpy as np
+
+    stages = [k for k in refs if k.startswith(f"{name}/stage/")]
+    assert len(stages) == n
+    for k in stages:
+        stage = k.split("/")[-1]
+        got = ours[(renames or {}).get(stage, stage)]
+        assert np.array_equal(got, refs[k].ravel()), (stage, np.abs(got - refs[k].ravel()).max())
+
+
+def assert_greedy_match(w, refs: dict, name: str, n_prompts: int, n: int) -> None:
+    """n greedy tokens after each of refs' prompts, each decoded alone after the prompt's
+    batch (greedy_tokens), are llama.cpp's"""
+    for k in range(n_prompts):
+        assert greedy_tokens(w, refs[f"{name}/tokens_{k}"], n) == list(refs[f"{name}/greedy_{k}"]), k
+
+
+def assert_refused_with_one_line(src, dst, edit: dict, message: str) -> None:
+    """src rewritten to dst with edit (rewrite_gguf's keywords) fails to load with one
+    GGUFError line matching message"""
+    import pytest
+
+    from llmlite.gguf import GGUFError, open_gguf
+    from llmlite.model import Weights
+
+    bad = rewrite_gguf(src, dst, **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def assert_cli_info_and_run(path, *facts: str) -> None:
+    """`llmlite info` on path succeeds and shows each of facts; `llmlite run` with -n 8
+    generates 8 tokens of text"""
+    r = llmlite("info", path)
+    assert r.returncode == 0, r.stderr
+    assert all(f in r.stdout for f in facts), r.stdout
+    r = llmlite("run", path, "-p", "the cat", "-n", 8, "--temp", 0)
+    assert r.returncode == 0, r.stderr
+    assert "generated 8 tokens" in r.stderr and r.stdout.strip()

@@ -102,3 +102,22 @@ def test_yarn_keeps_a_model_off_the_gpu(tmp_path):
     assert cfg.gpu_missing == "YaRN rope" and c.rope_ext_factor == 1.0 and c.rope_scale == 0.25
     with open_gguf(_model_file(tmp_path / "d.gguf", "qwen2")) as g:
         assert ModelConfig.of(g).gpu_missing is None
+
+
+def test_to_c_smollm3_and_mistral3_fields(tmp_path):
+    """smollm3: every 4th layer without rope (llama.cpp's fixed step; no key); mistral3:
+    the query temperature, its floor the original context (else the training context),
+    and YaRN's betas and log multiplier from the file"""
+    with open_gguf(_model_file(tmp_path / "s.gguf", "smollm3", block_count=8)) as g:
+        c = ModelConfig.of(g).to_c(100)
+    assert list(c.rope_skip[0:9]) == [0, 0, 0, 1, 0, 0, 0, 1, 0] and c.rope_neox == 0
+    temp = [("attention.temperature_scale", 0.1), ("rope.scaling.factor", 16.0),
+            ("rope.scaling.yarn_log_multiplier", 1.0), ("rope.scaling.yarn_beta_fast", 16.0)]
+    for orig, floor in ((4096, 4096), (None, 2048)):
+        _model_file(tmp_path / "m.gguf", "mistral3", floats=temp, strings=[("rope.scaling.type", "yarn")],
+                    context_length=2048, **{"rope.scaling.original_context_length": orig})
+        with open_gguf(tmp_path / "m.gguf") as g:
+            c = ModelConfig.of(g).to_c(100)
+        assert (c.attn_temp_scale, c.attn_temp_floor, c.n_ctx_orig) == (np.float32(0.1), floor, floor)
+        assert (c.yarn_log_mul, c.yarn_beta_fast, c.yarn_beta_slow, c.rope_neox) == (1.0, 16.0, 1.0, 0)
+        assert sum(c.rope_skip) == 0

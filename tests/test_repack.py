@@ -100,8 +100,9 @@ def _logits(path, monkeypatch, repack: bool, isa_name: str | None = None):
     return logits, copied
 
 
-def _dense(tmp_path_factory, ftype: str):
-    """a qwen3-4b-shaped model at 4 layers, 256 wide, in a llama-quantize type mix"""
+def _dense(tmp_path_factory, ftype: str, name: str = "qwen3-4b", **more):
+    """a model of a published shape (qwen3-4b's by default) at 4 layers, 256 wide, in a
+    llama-quantize type mix"""
     import sys
 
     from helpers import ROOT
@@ -109,10 +110,10 @@ def _dense(tmp_path_factory, ftype: str):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import shapes
 
-    shape = shapes.scaled(shapes.SHAPES["qwen3-4b"], n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2,
-                          n_vocab=512)
-    path = tmp_path_factory.mktemp("repack") / f"dense-{ftype}.gguf"
-    shapes.build(path, "qwen3-4b", shape, ftype)
+    shape = shapes.scaled(shapes.SHAPES[name], n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2,
+                          n_vocab=512, **more)
+    path = tmp_path_factory.mktemp("repack") / f"{name}-{ftype}.gguf"
+    shapes.build(path, name, shape, ftype)
     return path
 
 
@@ -129,6 +130,19 @@ def dense_q5_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def qwen35_file(tmp_path_factory):
+    """qwen35: delta-net layers (their z, beta, alpha and output projections) and a
+    gated full-attention layer, Q4_K_M"""
+    return _dense(tmp_path_factory, "q4_k_m", "qwen35-0.8b", ssm_d_state=64, ssm_n_group=2, ssm_n_v_head=4)
+
+
+@pytest.fixture(scope="module")
+def gemma4_file(tmp_path_factory):
+    """gemma4: per-layer embedding gates and projections, shared K/V, Q4_K_M"""
+    return _dense(tmp_path_factory, "q4_k_m", "gemma4-e2b", swa_period=2, n_kv_shared=2, n_embd_per_layer=256)
+
+
+@pytest.fixture(scope="module")
 def moe_file(tmp_path_factory):
     """qwen3moe with Q4_K experts (llama.cpp's gemv order) and Q6_K ones (tests/moe_models.py)"""
     import moe_models
@@ -138,20 +152,29 @@ def moe_file(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("which", ["dense_file", "dense_q5_file", "moe_file"])
+@pytest.mark.parametrize("which", ["dense_file", "dense_q5_file", "moe_file", "qwen35_file", "gemma4_file"])
 def test_models_give_the_same_logits_with_the_copy(which, request, monkeypatch):
     """the whole forward pass, batch and decode, with and without the copies, on every
-    kernel table this CPU runs (a table without the copies' kernels reads the file)"""
+    kernel table this CPU runs (a table without the copies' kernels reads the file); the
+    bytes copied are what `info` and `bench` said beforehand"""
+    from llmlite.gguf import open_gguf
+    from llmlite.model import repack_bytes
+
     path = request.getfixturevalue(which)
-    want, none = _logits(path, monkeypatch, repack=False)
-    assert none == 0
     for name in isas():
+        # against the file's layout on the same table: a float matmul (gemma4's F32
+        # per_layer_model_proj) has each table's own order
+        want, none = _logits(path, monkeypatch, repack=False, isa_name=name)
+        assert none == 0
         got, copied = _logits(path, monkeypatch, repack=True, isa_name=name)
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), name
     if takes_copies():
         assert copied > 0
     else:
         assert copied == 0
+    monkeypatch.setenv("LLMLITE_REPACK", "1")
+    with open_gguf(path) as g:
+        assert repack_bytes(g) == _logits(path, monkeypatch, repack=True)[1]
 
 
 def test_no_copies_where_they_would_not_fit(dense_file, monkeypatch):

@@ -231,6 +231,12 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
                  l1 - 1, n_ctx, n_batch, c ? c->head_dim : 0);
         return NULL;
     }
+    /* smollm3's NoPE layers and mistral3's query temperature have no kernels here yet (the
+     * planner keeps those models on the CPU: ModelConfig.gpu_missing) */
+    if (c->attn_temp_scale != 0.0f || memchr(c->rope_skip, 1, sizeof c->rope_skip)) {
+        snprintf(err, errlen, "cuda span: no layers without rope or query temperature yet");
+        return NULL;
+    }
     cudaError_t e = cudaSetDevice(0);
     if (e != cudaSuccess) {
         snprintf(err, errlen, "cuda span: %s", cudaGetErrorString(e));

@@ -81,6 +81,8 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
                               "orig_ctx": cfg.rope_orig_ctx}
                              if cfg.rope_scaling_type in ("linear", "yarn") and cfg.rope_scaling_factor != 1.0
                              else None),
+            "nope_layers": [il for il, nope in enumerate(cfg.nope_layers) if nope] or None,
+            "attn_temp": {"scale": cfg.attn_temp_scale, "floor": cfg.attn_temp_floor} if cfg.attn_temp_scale else None,
             "rms_eps": _finite(cfg.rms_eps),
             # granite: the file's multipliers (0: none)
             "multipliers": ({"embedding": cfg.embedding_scale, "residual": cfg.residual_scale,
@@ -146,7 +148,8 @@ def info(
     list), head_dim, head_dim_v, head_dim_swa (null, or the sliding layers' own: Gemma 4),
     shared_kv_layers (the last layers reading an earlier layer's K/V: Gemma 4; else 0),
     per_layer_embedding (per-layer token embedding width: Gemma 4; else 0), n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
-    rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), rms_eps,
+    rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), nope_layers (null, or
+    the layers without rope: smollm3), attn_temp (null, or the query temperature's {scale, floor}: mistral3), rms_eps,
     multipliers (null, or Granite's {embedding, residual, attention, logit}: 0 where none),
     sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
@@ -253,6 +256,11 @@ def _print_info(f: dict) -> None:
               + (f" over {rs['orig_ctx']:,}" if rs["orig_ctx"] else "")) if rs else ""
     row("rope", (f"{f['n_rot']} dims, base {f['rope_freq_base']:g}" if isinstance(f["rope_freq_base"], float)
                  else f"{f['n_rot']} dims, base {f['rope_freq_base']}") + scaled)
+    if f["nope_layers"]:
+        row("no rope (NoPE)", "layers " + ", ".join(map(str, f["nope_layers"])))
+    if f["attn_temp"]:
+        t = f["attn_temp"]
+        row("query temperature", f"1 + {t['scale']:g} ln(1 + floor(pos / {t['floor']:,}))")
     mul = f["multipliers"]
     if mul:
         row("multipliers", ", ".join(f"{what}{mul[k]:.7g}" for k, what in (

@@ -1,0 +1,56 @@
+"""The chat REPL on a qwen35 (a recurrent delta-net state beside the KV cache), through
+a pseudo-terminal as a person uses it: ten turns whose time to first token does not
+grow (each turn runs only what is new, though the state cannot be cut back like a KV
+cache: Model._rewind restores its saved copy), /regen giving the same greedy reply, with
+prompt-lookup speculation on (its rejected guesses rolled back through the same copy)."""
+import pytest
+
+from helpers import rewrite_gguf
+from test_repl_pty import _timed_turn, closing, finish, spawn  # noqa: F401 (closing: a fixture)
+
+pytest.importorskip("pexpect")
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+MESSAGES = ["What is the capital of France? Answer in one sentence.", "Name a colour.", "And another one.",
+            "What is two plus two?", "Name a fruit.", "Name an animal.", "Say something about the sea.",
+            "Name a city in Italy.", "Thanks. Name a river."]
+
+
+@pytest.fixture(scope="module")
+def qwen35_chat(tmp_path_factory):
+    """the tiny qwen35 (random weights, its byte-level vocabulary) with a ChatML template"""
+    import qwen35_models
+
+    d = tmp_path_factory.mktemp("qwen35_repl")
+    qwen35_models.build("qwen35-4l-q8_0", d / "base.gguf")
+    return rewrite_gguf(d / "base.gguf", d / "chat.gguf", kv={"tokenizer.chat_template": CHATML})
+
+
+def test_ten_turns_and_regen_on_a_recurrent_model(qwen35_chat, closing):  # noqa: F811
+    c = spawn(qwen35_chat, "--temp", "0", "-n", "16", "-c", "1024", "--seed", "1")
+    closing(c)
+    # a first exchange, then /clear: turn 1 below times the conversation, not the start
+    _timed_turn(c, "Hello.")
+    c.sendline("/clear")
+    c.expect_exact("(conversation cleared)")
+    c.expect_exact("> ")
+    ttft, prev = {}, None
+    for i, text in enumerate(MESSAGES + ["Last one: name a mountain."], 1):
+        ttft[i], reply, p, k, g, _ = _timed_turn(c, text)
+        # the previous turn's prompt comes from the cache (its reply's random bytes may
+        # tokenize otherwise once they are text again, so only up to it)
+        assert k >= (prev - 1 if prev else 0), (i, p, k)
+        prev = p
+        if i == 5:
+            # /regen: greedy, so the same reply again, the prompt from the cache
+            c.sendline("/regen")
+            from test_repl_pty import STATS
+            c.expect(STATS)
+            again = c.before.replace("\r\n", "\n").split("/regen", 1)[-1].strip("\n")
+            assert again.strip() == reply.strip() and int(c.match.group(2) or 0) == p - 1
+            c.expect_exact("> ")
+    print(f"time to first token: turn 1 {1000 * ttft[1]:.1f} ms, turn 10 {1000 * ttft[10]:.1f} ms "
+          f"({prev} prompt tokens): x{ttft[10] / ttft[1]:.2f}")
+    assert ttft[10] <= 1.5 * ttft[1], ttft
+    assert finish(c) == 0
