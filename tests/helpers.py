@@ -272,3 +272,17 @@ def assert_cli_info_and_run(path, *facts: str) -> None:
     r = llmlite("run", path, "-p", "the cat", "-n", 8, "--temp", 0)
     assert r.returncode == 0, r.stderr
     assert "generated 8 tokens" in r.stderr and r.stdout.strip()
+
+
+def cuda_span_refusal(emulated_cuda_lib, path, n_gpu: int) -> str:
+    """What the CUDA span itself (the real code under the emulated runtime) says when
+    handed the last n_gpu layers of the model at path (in a fresh process: the backend
+    library loads once): its OffloadError's line, or "" where it took them"""
+    code = ("import sys; from llmlite import offload; from llmlite.errors import OffloadError\n"
+            "from llmlite.gguf import open_gguf; from llmlite.model import Weights\n"
+            "assert offload.load_cuda()[0]\n"
+            "try:\n    Weights(open_gguf(sys.argv[1]), 64, n_batch=8, n_gpu=int(sys.argv[2]), backend='cuda')\n"
+            "except OffloadError as e:\n    print(e)\n")
+    r = run_python(code, path, n_gpu, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib})
+    assert r.returncode == 0, r.stderr
+    return r.stdout

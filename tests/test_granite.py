@@ -9,8 +9,8 @@ import granite_models
 import numpy as np
 import pytest
 from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
-                     assert_refused_with_one_line, assert_stages_match, assert_top_logits_match, flash_floor, llmlite,
-                     oracle_fixtures, rewrite_gguf, run_python, traced_stages)
+                     assert_refused_with_one_line, assert_stages_match, assert_top_logits_match, cuda_span_refusal,
+                     flash_floor, llmlite, oracle_fixtures, rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -263,11 +263,4 @@ def test_cuda_span_refuses_the_scales(emulated_cuda_lib, path):
     """The CUDA span itself (the real code under the emulated runtime), handed layers the
     planner would keep on the CPU, refuses granite's residual and logit scales with one
     line rather than run without them."""
-    code = ("import sys; from llmlite import offload; from llmlite.errors import OffloadError\n"
-            "from llmlite.gguf import open_gguf; from llmlite.model import Weights\n"
-            "assert offload.load_cuda()[0]\n"
-            "try:\n    Weights(open_gguf(sys.argv[1]), 64, n_batch=8, n_gpu=2, backend='cuda')\n"
-            "except OffloadError as e:\n    print(e)\n")
-    r = run_python(code, path, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "cuda span: no residual or logit scales (granite) yet\n"
+    assert cuda_span_refusal(emulated_cuda_lib, path, 2) == "cuda span: no residual or logit scales (granite) yet\n"
