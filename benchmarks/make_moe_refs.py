@@ -23,7 +23,7 @@ flash attention (top_ids' logits);
 and stages of prompt 2 (benchmarks/llamacpp_trace_dump.py), where a difference in a
 last bit may not reach the logits through their quantized matmuls: <m>/stage/<name>
 for each of STAGES the model has (the router's logits, the experts' weighted sum, with
-the shared expert).
+the shared expert), for the models in the module's STAGED (default: all).
 """
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def oracle(work: Path, stage_names=STAGES) -> None:
                 out[f"fa_top_logits_{k}"] = np.take_along_axis(logits, out[f"top_ids_{k}"], 1)
                 mx = logits.max(1, keepdims=True)
                 out[f"fa_logsumexp_{k}"] = (np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]).astype(np.float32)
-        out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz", stage_names))
+        if f"{name}/no_stages" not in spec.files:
+            out.update(stages(work / f"{name}.gguf", spec[f"{name}/2"], work / f"{name}-trace.npz", stage_names))
         np.savez(work / f"{name}.npz", **out)
 
 
@@ -131,6 +132,8 @@ def main(models: str = "moe_models", out: Path = OUT, stage_names=STAGES) -> Non
             prompts[f"{name}/n_greedy"] = np.array(moe_models.N_GREEDY)
             if name in getattr(moe_models, "FLASH", ()):
                 prompts[f"{name}/flash"] = np.array(1)
+            if name not in getattr(moe_models, "STAGED", moe_models.MODELS):   # the stages' floats kept small
+                prompts[f"{name}/no_stages"] = np.array(1)
         np.savez(work / "prompts.npz", **prompts)
         subprocess.run([f"{a.venv}/bin/python", __file__, "--oracle", str(work), "--stages", ",".join(stage_names)],
                        check=True)

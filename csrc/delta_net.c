@@ -14,7 +14,11 @@
  * matrix S, kept from one call to the next (the position they hold in `pos`), zeroed
  * when a sequence starts over at position 0. Allocated once at load with the batch's
  * buffers. Channels (the convolution) and heads (the recurrence) spread over the
- * pool; a token's arithmetic is the same whatever the batch. */
+ * pool; a token's arithmetic is the same whatever the batch.
+ *
+ * lfm2's short-convolution layers (shortconv.c) keep their state here too: the same
+ * convolution over n_embd channels with no S (d_state 0), so that one copy, one reset
+ * and one rewind serve both families. */
 #include <math.h>
 #include <stdlib.h>
 #include "model.h"
@@ -32,6 +36,11 @@ struct llm_dn {
     float *ones;           /* max(conv_dim, d) ones: silu as swiglu(x, 1) (the same bits) */
 };
 
+/* lfm2: no delta rule, its convolution over the n_embd channels of b * x */
+static int is_shortconv(const llm_config *c) { return c->arch == LLM_ARCH_LFM2; }
+/* n floats, at least one (lfm2 sizes the delta rule's buffers 0) */
+static float *floats(size_t n) { return malloc((n ? n : 1) * 4); }
+
 static size_t layer_conv(const llm_model *m) { return (size_t)m->dn->conv_dim * (m->c.ssm_d_conv - 1); }
 static size_t layer_ssm(const llm_model *m) { return (size_t)m->dn->n_v * m->dn->d_state * m->dn->d_state; }
 
@@ -46,28 +55,30 @@ void llm_dn_free(llm_model *m) {
 
 int llm_dn_alloc(llm_model *m) {
     const llm_config *c = &m->c;
-    if (c->ssm_d_state <= 0) return 0;
-    if (c->ssm_d_conv < 1 || c->ssm_d_conv > 64 || c->ssm_n_group <= 0 || c->ssm_n_v_head <= 0 || c->ssm_n_v_head % c->ssm_n_group) return -1;
+    const int sc = is_shortconv(c);
+    if (c->ssm_d_state <= 0 && !sc) return 0;
+    if (c->ssm_d_conv < 1 || c->ssm_d_conv > 64) return -1;
+    if (!sc && (c->ssm_n_group <= 0 || c->ssm_n_v_head <= 0 || c->ssm_n_v_head % c->ssm_n_group)) return -1;
     struct llm_dn *s = calloc(1, sizeof *s);
     if (!s) return -1;
     m->dn = s;
-    s->d_state = c->ssm_d_state;
-    s->n_v = c->ssm_n_v_head;
+    s->d_state = sc ? 0 : c->ssm_d_state;
+    s->n_v = sc ? 0 : c->ssm_n_v_head;
     s->value_dim = s->d_state * s->n_v;
-    s->conv_dim = 2 * s->d_state * c->ssm_n_group + s->value_dim;
+    s->conv_dim = sc ? c->n_embd : 2 * s->d_state * c->ssm_n_group + s->value_dim;
     const size_t B = (size_t)m->n_batch, nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
     const size_t n_ones = (size_t)(s->conv_dim > s->d_state ? s->conv_dim : s->d_state);
     s->conv_state = calloc(nl * layer_conv(m) + 1, 4);   /* + 1: d_conv 1 has no conv state */
     s->ssm_state = calloc(nl * layer_ssm(m), 4);
     s->saved = malloc((LLM_DN_SLOTS * nl * (layer_conv(m) + layer_ssm(m)) + 1) * 4);
     for (int i = 0; i < LLM_DN_SLOTS; i++) s->saved_pos[i] = -1;
-    s->qkv = malloc(B * s->conv_dim * 4);
-    s->z = malloc(B * s->value_dim * 4);
-    s->out = malloc(B * s->value_dim * 4);
-    s->alpha = malloc(B * s->n_v * 4);
-    s->beta = malloc(B * s->n_v * 4);
-    s->delta = malloc((size_t)s->value_dim * 4);
-    s->ones = malloc(n_ones * 4);
+    s->qkv = floats(B * s->conv_dim);
+    s->z = floats(B * s->value_dim);
+    s->out = floats(B * s->value_dim);
+    s->alpha = floats(B * s->n_v);
+    s->beta = floats(B * s->n_v);
+    s->delta = floats((size_t)s->value_dim);
+    s->ones = floats(n_ones);
     if (!s->conv_state || !s->ssm_state || !s->saved || !s->qkv || !s->z || !s->out || !s->alpha || !s->beta || !s->delta || !s->ones) {
         llm_dn_free(m);
         return -1;
@@ -81,7 +92,7 @@ int llm_dn_alloc(llm_model *m) {
  * malloc'd whole) cost no memory */
 static int layer_slices(const llm_model *m, int il, float **conv, float **ssm, float **saved) {
     const struct llm_dn *s = m->dn;
-    if (!LT(m, il, LLM_T_SSM_OUT)->data) return 0;
+    if (!llm_layer_recurrent(m, il)) return 0;
     const size_t k = (size_t)(il - m->l0), nl = (size_t)(m->l1 > m->l0 ? m->l1 - m->l0 : 1);
     *conv = s->conv_state + k * layer_conv(m);
     *ssm = s->ssm_state + k * layer_ssm(m);
@@ -164,6 +175,14 @@ static void conv_block(void *p, int b) {
     for (int i = 0; i < nc - 1; i++) memcpy(st + (size_t)i * cd, keep + (size_t)i * nb, (size_t)nb * 4);
 }
 
+/* the buffer the convolution reads and writes: n_batch rows of its channels */
+float *llm_dn_conv_rows(llm_model *m) { return m->dn->qkv; }
+
+void llm_dn_conv(llm_model *m, int il, int n) {
+    dn_job j = {m, il, n};
+    llm_for_rows((m->dn->conv_dim + CONV_BLOCK - 1) / CONV_BLOCK, conv_block, &j);
+}
+
 /* ---- per token: silu of the convolution's row (ggml_silu: groups of 16 from the row's
  * start, so a channel's bits depend on its place in the row); then q and k
  * l2-normalised, beta and the gate ---- */
@@ -238,8 +257,8 @@ void llm_delta_net(llm_model *m, int il, int n) {
     float *y[4] = {s->qkv, s->z, s->beta, s->alpha};
     llm_mm_multi(w, 4, m->xn, n, y);
     llm_trace("linear_attn_qkv_mixed", il, s->qkv, (long long)n * s->conv_dim);
+    llm_dn_conv(m, il, n);
     dn_job j = {m, il, n};
-    llm_for_rows((s->conv_dim + CONV_BLOCK - 1) / CONV_BLOCK, conv_block, &j);
     llm_for_rows(n, silu_token, &j);
     llm_trace("conv_output_silu", il, s->qkv, (long long)n * s->conv_dim);
     llm_for_rows(n, prep_token, &j);

@@ -317,6 +317,7 @@ static void layer_forward(llm_model *m, int il, int n, int pos) {
     TRACE("attn_norm", il, xn, (size_t)n * c->n_embd);
 
     if (L[LLM_T_SSM_OUT].data) llm_delta_net(m, il, n);   /* qwen35's linear attention */
+    else if (L[LLM_T_SHORTCONV_OUT].data) llm_shortconv(m, il, n);   /* lfm2's short convolution */
     else attention(m, il, n, pos);
     per_token(m, il, n, pos, ST_POST_ATTN);
     TRACE("ffn_inp", il, m->x, (size_t)n * c->n_embd);

@@ -97,7 +97,8 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
        LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
-       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11, LLM_ARCH_GRANITE = 12, LLM_ARCH_GRANITEMOE = 13 };
+       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11, LLM_ARCH_GRANITE = 12, LLM_ARCH_LFM2 = 13,
+       LLM_ARCH_GRANITEMOE = 14 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -130,7 +131,11 @@ enum {
      * ssm_alpha their projections, ssm_norm the gated RMSNorm's weight (d_state F32) */
     LLM_T_ATTN_GATE = 41, LLM_T_SSM_CONV1D = 42, LLM_T_SSM_DT_B = 43, LLM_T_SSM_A = 44,
     LLM_T_SSM_BETA = 45, LLM_T_SSM_ALPHA = 46, LLM_T_SSM_NORM = 47, LLM_T_SSM_OUT = 48,
-    LLM_T_LAYER_COUNT = 49
+    /* lfm2's short-convolution layers (shortconv.c): a layer with shortconv.out_proj is
+     * one; in_proj gives b|c|x (3 n_embd rows), its kernel (shortconv.conv, l_cache taps
+     * a channel, F32) fills LLM_T_SSM_CONV1D */
+    LLM_T_SHORTCONV_IN = 49, LLM_T_SHORTCONV_OUT = 50,
+    LLM_T_LAYER_COUNT = 51
 };
 /* global tensor slots (layer = -1); gemma4's per-layer embeddings: the table (n_layer *
  * n_embd_ple per token), the projection of the embedding to it, that projection's norm */
@@ -180,7 +185,8 @@ typedef struct {
      * without weight (v_norm); per-layer token embeddings of n_embd_ple (0: none) */
     int head_dim_swa, n_rot_swa, n_layer_kv, v_norm, n_embd_ple;
     int n_head_kv_swa;      /* gemma4: the sliding layers' KV heads (0: n_head_kv, the full layers') */
-    /* qwen35: the gated delta-net's sizes (0 d_state: none): the conv taps, the head
+    /* qwen35: the gated delta-net's sizes (0 d_state: none): the conv taps (lfm2: its
+     * short convolution's, shortconv.l_cache, with d_state 0), the head
      * width (keys and values), the key heads and the value heads (a multiple of them;
      * value head h reads key head h % n_group) */
     int ssm_d_conv, ssm_d_state, ssm_n_group, ssm_n_v_head;

@@ -54,6 +54,7 @@ static void scratch_sizes(const llm_config *c, int n_ctx, int n_batch, size_t sz
     if (qkv > wide) wide = qkv;
     if ((size_t)2 * c->n_ff > wide) wide = (size_t)2 * c->n_ff; /* fused gate+up (phi3) */
     if (c->attn_q_gate && 2 * q_dim > wide) wide = 2 * q_dim;   /* queries with their gates (qwen35) */
+    if (c->arch == LLM_ARCH_LFM2 && 3 * (size_t)c->n_embd > wide) wide = 3 * (size_t)c->n_embd;   /* its in_proj's b|c|x */
     const int hkv_min = c->n_head_kv_swa > 0 && c->n_head_kv_swa < c->n_head_kv ? c->n_head_kv_swa : c->n_head_kv;
     const size_t group = (size_t)(c->n_head / hkv_min);   /* query heads per KV head (the most of any layer) */
     const size_t att = q_dim > (size_t)c->n_embd ? q_dim : (size_t)c->n_embd;   /* gemma4's experts keep n_embd there */
@@ -300,6 +301,15 @@ static int dn_check(const llm_model *m, const llm_tensor *L, int il, char *err, 
     return need(&L[LLM_T_SSM_OUT], vd, d, 0, "ssm_out", il, err, errlen);
 }
 
+/* a short-convolution layer's tensors (shortconv.c) */
+static int shortconv_check(const llm_model *m, const llm_tensor *L, int il, char *err, int errlen) {
+    const long long d = m->c.n_embd;
+    if (!m->dn) { snprintf(err, errlen, "blk.%d.shortconv: a short-convolution layer in a model without l_cache", il); return -1; }
+    if (need(&L[LLM_T_SHORTCONV_IN], d, 3 * d, 0, "shortconv.in_proj", il, err, errlen)) return -1;
+    if (need(&L[LLM_T_SSM_CONV1D], m->c.ssm_d_conv, d, 1, "shortconv.conv", il, err, errlen)) return -1;
+    return need(&L[LLM_T_SHORTCONV_OUT], d, d, 0, "shortconv.out_proj", il, err, errlen);
+}
+
 int llm_model_check(llm_model *m, char *err, int errlen) {
     const llm_config *c = &m->c;
     const long long d = c->n_embd;
@@ -311,7 +321,9 @@ int llm_model_check(llm_model *m, char *err, int errlen) {
     for (int il = 0; il < c->n_layer; il++) {
         const llm_tensor *L = LT(m, il, 0);
         if (need(&L[LLM_T_ATTN_NORM], d, 1, 1, "attn_norm", il, err, errlen)) return -1;
-        if (L[LLM_T_SSM_OUT].data ? dn_check(m, L, il, err, errlen) : attn_check(m, L, il, err, errlen)) return -1;
+        if (L[LLM_T_SSM_OUT].data ? dn_check(m, L, il, err, errlen)
+            : L[LLM_T_SHORTCONV_OUT].data ? shortconv_check(m, L, il, err, errlen) : attn_check(m, L, il, err, errlen))
+            return -1;
         if (L[LLM_T_POST_ATTN_NORM].data && need(&L[LLM_T_POST_ATTN_NORM], d, 1, 1, "post_attention_norm", il, err, errlen)) return -1;
         if (L[LLM_T_POST_FFW_NORM].data && need(&L[LLM_T_POST_FFW_NORM], d, 1, 1, "post_ffw_norm", il, err, errlen)) return -1;
         if (need(&L[LLM_T_FFN_NORM], d, 1, 1, "ffn_norm", il, err, errlen)) return -1;

@@ -106,6 +106,18 @@ void llm_dn_free(llm_model *m);
 void llm_dn_reset(llm_model *m);
 int llm_dn_begin(llm_model *m, int pos, int n);
 void llm_delta_net(llm_model *m, int il, int n);
+/* the causal convolution both families run (ggml_ssm_conv): layer il's kernel
+ * (LLM_T_SSM_CONV1D) over the n rows of llm_dn_conv_rows, in place, with its state */
+float *llm_dn_conv_rows(llm_model *m);
+void llm_dn_conv(llm_model *m, int il, int n);
+
+/* shortconv.c (lfm2): a short-convolution layer over the n rows of m->xn, its output
+ * into m->tmp */
+void llm_shortconv(llm_model *m, int il, int n);
+/* 1 where layer il keeps a recurrent state (qwen35's delta-net, lfm2's short conv) */
+static inline int llm_layer_recurrent(const llm_model *m, int il) {
+    return LT(m, il, LLM_T_SSM_OUT)->data || LT(m, il, LLM_T_SHORTCONV_OUT)->data;
+}
 
 /* repack.c: the copies' memory, freed with the model; 1 where w has a copy that this
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */

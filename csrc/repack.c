@@ -84,12 +84,20 @@ static int x4_make(llm_tensor *t, int drop) {
     const size_t n = x4_size(t), cap = (n + 4095) / 4096 * 4096;
     char *d = aligned_alloc(4096, cap);
     if (!d) return -1;
-    if (llm_repack_x4(t->type, t->data, d, t->ne1, t->ne0)) {
-        free(d);
-        return -1;
+    /* in slices of about 16 MiB, each slice's file pages let go once copied, so the
+     * process never holds a large weight (a tied 250k-token head) twice */
+    const size_t group = n / (size_t)(t->ne1 / LLM_R4);
+    const long long per = group >= (16u << 20) ? 1 : (long long)((16u << 20) / group);
+    for (long long g = 0; g < t->ne1 / LLM_R4; g += per) {
+        const long long ng = g + per <= t->ne1 / LLM_R4 ? per : t->ne1 / LLM_R4 - g;
+        const size_t off = (size_t)g * group;
+        if (llm_repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0)) {
+            free(d);
+            return -1;
+        }
+        if (drop) drop_pages((const char *)t->data + off, (size_t)ng * group);
     }
     t->x4 = d;
-    if (drop) drop_pages(t->data, n);
     return 0;
 }
 
@@ -100,7 +108,8 @@ static const int X4_SLOTS[] = {LLM_T_ATTN_Q, LLM_T_ATTN_K, LLM_T_ATTN_V, LLM_T_A
                                LLM_T_FFN_GATE, LLM_T_FFN_UP, LLM_T_FFN_DOWN, LLM_T_FFN_GATE_EXPS,
                                LLM_T_FFN_UP_EXPS, LLM_T_FFN_DOWN_EXPS, LLM_T_FFN_GATE_SHEXP, LLM_T_FFN_UP_SHEXP,
                                LLM_T_FFN_DOWN_SHEXP, LLM_T_ATTN_GATE, LLM_T_SSM_BETA, LLM_T_SSM_ALPHA,
-                               LLM_T_SSM_OUT, LLM_T_PLE_INP_GATE, LLM_T_PLE_PROJ};
+                               LLM_T_SSM_OUT, LLM_T_PLE_INP_GATE, LLM_T_PLE_PROJ, LLM_T_SHORTCONV_IN,
+                               LLM_T_SHORTCONV_OUT};
 enum { N_X4_SLOTS = (int)(sizeof X4_SLOTS / sizeof X4_SLOTS[0]) };
 
 static int is_expert_slot(int slot) {
@@ -135,8 +144,9 @@ long long llm_model_repack(llm_model *m, int drop) {
     for (int i = 0; (t = x4_next(m, i, &ne)); i++) {
         /* an expert's slice holds whole groups */
         if (!x4_wanted(t) || (ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4))) continue;
-        /* the token embeddings (a tied head) are still read by row */
-        if (x4_make(t, drop && t != &m->g[LLM_G_TOKEN_EMBD])) return -1;
+        /* a tied head's pages too: the embedding lookup still reads the file, but only
+         * the rows of the tokens a prompt has, which fault back in one page each */
+        if (x4_make(t, drop)) return -1;
         bytes += (long long)x4_size(t);
     }
     return bytes;

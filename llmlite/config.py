@@ -64,6 +64,8 @@ class Arch:
     # smollm3: every nope_step-th layer attends without rotary embedding (llama.cpp fixes
     # its n_no_rope_layer_step at 4; the file carries no key for it)
     nope_step: int = 0
+    # lfm2: short-convolution layers (n_head_kv 0) between attention ones (read_shortconv)
+    shortconv: bool = False
     granite: bool = False     # granite's embedding, residual, attention and logit multipliers (read_granite)
 
 
@@ -80,6 +82,7 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
          "smollm3": Arch(lib.LLM_ARCH_SMOLLM3, rope_neox=False, nope_step=4),
          "mistral3": Arch(lib.LLM_ARCH_MISTRAL3, rope_neox=False),
+         "lfm2": Arch(lib.LLM_ARCH_LFM2, shortconv=True, renames=(("token_embd_norm.weight", "output_norm.weight"),)),
          "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
          "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
 
@@ -245,7 +248,7 @@ class ModelConfig:
         cfg.n_head_per_layer = layered(A.HEAD_COUNT, 0)
         cfg.n_head = cfg.n_head_per_layer[0]
         cfg.n_head_kv_per_layer = layered(A.HEAD_COUNT_KV, cfg.n_head)
-        cfg.n_head_kv = cfg.n_head_kv_per_layer[0]
+        cfg.n_head_kv = next((h for h in cfg.n_head_kv_per_layer if h), 0)   # lfm2's conv layers have 0
         # the sizes every layer divides by or allocates from: the C side has no default for them
         for key, v in ((L.EMBEDDING_LENGTH, cfg.n_embd), (L.FEED_FORWARD_LENGTH, cfg.n_ff),
                        (A.HEAD_COUNT, cfg.n_head), (A.HEAD_COUNT_KV, cfg.n_head_kv)):
@@ -341,8 +344,9 @@ class ModelConfig:
 
     @property
     def layer_kinds(self) -> list[str]:
-        """each layer's kind: "attention", or "linear" (a gated delta-net layer)"""
-        return ["linear" if r else "attention" for r in self.recurrent_layers] or ["attention"] * self.n_layer
+        """each layer's kind: "attention", "linear" (a gated delta-net layer) or "shortconv" (lfm2's)"""
+        rec = "shortconv" if ARCHS[self.arch].shortconv else "linear"
+        return [rec if r else "attention" for r in self.recurrent_layers] or ["attention"] * self.n_layer
 
     @property
     def gpu_missing(self) -> str | None:
@@ -351,7 +355,7 @@ class ModelConfig:
         if self.is_moe:
             return "mixture-of-experts layers"
         if any(self.recurrent_layers):
-            return "linear-attention (gated delta-net) layers"
+            return "short-convolution layers" if ARCHS[self.arch].shortconv else "linear-attention (gated delta-net) layers"
         if self.rope_scaling_type == "yarn" and self.rope_scaling_factor != 1.0:
             return "YaRN rope"
         if any(self.nope_layers):
@@ -383,8 +387,11 @@ class ModelConfig:
         channel's last d_conv - 1 inputs and each value head's d_state x d_state matrix,
         and as much again for each copy csrc/delta_net.c keeps for rewinds"""
         d, nv = self.ssm_d_state, self.ssm_n_v_head
-        floats = (2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d
-        return 4 * (1 + lib.LLM_DN_SLOTS) * floats if d else 0
+        if ARCHS[self.arch].shortconv:   # lfm2: the n_embd channels' inputs only
+            floats = self.n_embd * (self.ssm_d_conv - 1)
+        else:
+            floats = (2 * d * self.ssm_n_group + d * nv) * (self.ssm_d_conv - 1) + nv * d * d if d else 0
+        return 4 * (1 + lib.LLM_DN_SLOTS) * floats
 
     def kv_cache_bytes(self, n_ctx: int, bytes_per_elem: int = 2, windowed: bool = False) -> int:
         """Bytes of an F16 K and V cache for n_ctx positions (every layer full,
@@ -482,6 +489,8 @@ class ModelConfig:
             c.ssm_n_group, c.ssm_n_v_head = self.ssm_n_group, self.ssm_n_v_head
             c.attn_q_gate = 1
             c.rope_sections = list(self.rope_sections)
+        if arch.shortconv:
+            c.ssm_d_conv = self.ssm_d_conv
         return c
 
     def set_c_experts(self, c) -> None:

@@ -87,6 +87,19 @@ def read_gemma4(cfg: ModelConfig, num, bad) -> None:
     for _, h in kinds:
         if not h or cfg.n_head % h:
             raise bad(key(A.HEAD_COUNT_KV), f"has {h:,}, which does not divide {key(A.HEAD_COUNT)} {cfg.n_head:,}")
+
+
+def check_layer_kinds(cfg: ModelConfig, g, marker: str, kinds: tuple[str, str]) -> None:
+    """one GGUFError line for a layer whose tensors are not its kind's (kinds: the
+    recurrent layers' name, the others'): the C side tells the kinds apart by the
+    marker tensor, which a recurrent layer has and no other"""
+    for il, rec in enumerate(cfg.recurrent_layers):
+        if rec != (f"blk.{il}.{marker}" in g.tensors):
+            kind, want = (kinds[0], marker) if rec else (kinds[1], "no " + marker)
+            raise GGUFError(f"{g.path}: layer {il} is a {kind} layer but has {'no ' if rec else ''}tensor "
+                            f"blk.{il}.{marker} (expected {want})")
+
+
 def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
     """qwen35's gated delta-net sizes, recurrent layers and rope sections (llama.cpp's
     keys; the recurrent-layer list where the file has one, else every layer but each
@@ -122,11 +135,7 @@ def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
         if not every:
             raise bad(L.FULL_ATTENTION_INTERVAL.format(arch=arch), "is 0")
         cfg.recurrent_layers = [(il + 1) % every != 0 for il in range(cfg.n_layer)]
-    for il, rec in enumerate(cfg.recurrent_layers):
-        if rec != (f"blk.{il}.ssm_out.weight" in g.tensors):
-            kind, want = ("linear-attention", "ssm_out.weight") if rec else ("full-attention", "no ssm_out.weight")
-            raise GGUFError(f"{g.path}: layer {il} is a {kind} layer but has {'no ' if rec else ''}tensor "
-                            f"blk.{il}.ssm_out.weight (expected {want})")
+    check_layer_kinds(cfg, g, "ssm_out.weight", ("linear-attention", "full-attention"))
     sec = md.get(Keys.Rope.DIMENSION_SECTIONS.format(arch=arch))
     cfg.rope_sections = [int(x) for x in sec][:4] if isinstance(sec, np.ndarray) else []
     cfg.rope_sections += [0] * (4 - len(cfg.rope_sections))
@@ -184,6 +193,29 @@ def read_mistral3(cfg: ModelConfig, g, num, bad) -> None:
             raise bad(R.SCALING_ORIG_CTX_LEN.format(arch=arch), "is missing or 0 (the attention temperature's scale)")
 
 
+def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
+    """lfm2's short-convolution layers (llama.cpp's: a layer with head_count_kv 0 is one):
+    the convolution's taps (shortconv.l_cache, kept in ssm_d_conv) and which layers;
+    one GGUFError line for what the forward pass cannot run."""
+    A, arch = Keys.Attention, cfg.arch
+    key = lambda k: k.format(arch=arch)   # noqa: E731
+    cfg.ssm_d_conv = num(Keys.ShortConv.L_CACHE, 0)
+    if not 1 < cfg.ssm_d_conv <= 64:
+        raise bad(key(Keys.ShortConv.L_CACHE), f"is {cfg.ssm_d_conv:,} (expected 2 to 64)")
+    cfg.recurrent_layers = [h == 0 for h in cfg.n_head_kv_per_layer]
+    if len({h for h in cfg.n_head_kv_per_layer if h}) > 1:
+        raise bad(key(A.HEAD_COUNT_KV), "differs between attention layers (not supported)")
+    if cfg.sliding_window:
+        # llama.cpp's lfm2 with a window: every attention layer slides, on the one rope base.
+        # The C side's pattern p makes layer il slide where il % p < p - 1: n_layer + 1, all
+        # of them (the convolution layers have no attention to window)
+        cfg.swa_layers = [not r for r in cfg.recurrent_layers]
+        cfg.sliding_window_pattern = cfg.n_layer + 1
+        cfg.rope_freq_base_swa = cfg.rope_freq_base
+    causal = g.metadata.get(key(A.CAUSAL), True)
+    if causal is not True:   # LFM2's embedding models (Lfm2BidirectionalModel) see both ways
+        raise bad(key(A.CAUSAL), f"is {causal}: bidirectional (embedding) lfm2 models are not supported")
+    check_layer_kinds(cfg, g, "shortconv.out_proj.weight", ("short-convolution", "attention"))
 
 
 # llama.cpp's key for Granite Vision's deepstack layers (gguf-py here has no name for it)
@@ -233,4 +265,5 @@ def set_c_granite(cfg: ModelConfig, c) -> None:
 
 
 # an architecture's own reader, run after the common hyper-parameters
-READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "granite": read_granite, "granitemoe": read_granite}
+READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "lfm2": read_shortconv, "granite": read_granite,
+           "granitemoe": read_granite}

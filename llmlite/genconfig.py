@@ -33,6 +33,8 @@ class GenerationConfig:
     repeat_penalty: float | None = None
     repeat_last_n: int | None = None     # the repeat penalty's window (-1: all tokens, 0: none)
     seed: int | None = None
+    presence_penalty: float | None = None    # the OpenAI API's additive penalties (sampling.py)
+    frequency_penalty: float | None = None
     stop: tuple = ()                     # strings that end the text before them
     # prompt-lookup speculation (llmlite/speculate.py): the same tokens in fewer passes
     lookup: bool = False
@@ -45,7 +47,8 @@ class GenerationConfig:
     def __post_init__(self):
         from llmlite.sampling import check_sampling
 
-        check_sampling(self.temperature, self.top_k, self.top_p, self.min_p, self.repeat_penalty)
+        check_sampling(self.temperature, self.top_k, self.top_p, self.min_p, self.repeat_penalty,
+                       self.presence_penalty, self.frequency_penalty)
         if self.draft_max < 1:
             raise ValueError(f"--draft-max must be >= 1 (got {self.draft_max})")
         self.stop = tuple(s for s in (self.stop or ()) if s)

@@ -132,10 +132,13 @@ def drafter_for(config: GenerationConfig):
     return PromptLookup(config.draft_max, config.lookup_ngram) if config.lookup else None
 
 
-def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | None = None):
+def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | None = None,
+                  make_sampler=Sampler):
     """Stream text (str pieces) for a prompt (text, or token ids). A stop string ends the
     text before it: no part of it is ever given out (text that may begin one is held
-    back until it is known)."""
+    back until it is known). make_sampler(params): the Sampler, or a subclass that
+    watches each draw (the server's records log-probabilities and stops a generation
+    whose client went away, between two tokens)."""
     if isinstance(prompt, str):
         ids = model.tokenize(prompt, add_special=config.add_special, parse_special=config.parse_special)
     else:
@@ -147,7 +150,7 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
     dec = model.tokenizer.stream(start=False)
     stop = config.stop
     held = ""   # decoded text not yet given out: it may be the start of a stop string
-    toks = generate_tokens(model, ids, Sampler(params), config.max_tokens, stats, drafter=drafter_for(config))
+    toks = generate_tokens(model, ids, make_sampler(params), config.max_tokens, stats, drafter=drafter_for(config))
     try:
         for tok in toks:
             held += dec.feed(tok)

@@ -42,6 +42,9 @@ LAYER_SLOTS = {
     "attn_gate.weight": lib.LLM_T_ATTN_GATE, "ssm_conv1d.weight": lib.LLM_T_SSM_CONV1D,
     "ssm_dt.bias": lib.LLM_T_SSM_DT_B, "ssm_a": lib.LLM_T_SSM_A, "ssm_beta.weight": lib.LLM_T_SSM_BETA,
     "ssm_alpha.weight": lib.LLM_T_SSM_ALPHA, "ssm_norm.weight": lib.LLM_T_SSM_NORM, "ssm_out.weight": lib.LLM_T_SSM_OUT,
+    # lfm2's short-convolution layers (its kernel in the delta-net's convolution slot)
+    "shortconv.in_proj.weight": lib.LLM_T_SHORTCONV_IN, "shortconv.conv.weight": lib.LLM_T_SSM_CONV1D,
+    "shortconv.out_proj.weight": lib.LLM_T_SHORTCONV_OUT,
 }
 GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight": lib.LLM_G_OUTPUT_NORM,
                 "output.weight": lib.LLM_G_OUTPUT, "rope_freqs.weight": lib.LLM_G_ROPE_FREQS,
@@ -139,7 +142,7 @@ class Weights:
             if blk:   # (qwen35's multi-token-prediction blocks, after n_layer, are not run)
                 layer, slot = blk[0], LAYER_SLOTS.get(renames.get(blk[1], blk[1])) if blk[0] < n_layer else None
             else:
-                layer, slot = -1, GLOBAL_SLOTS.get(name)
+                layer, slot = -1, GLOBAL_SLOTS.get(renames.get(name, name))   # lfm2's token_embd_norm
             if slot is not None:
                 to_span = (layer >= split if layer >= 0 else
                            slot == lib.LLM_G_ROPE_FREQS or (span_head and slot != lib.LLM_G_TOKEN_EMBD))

@@ -270,9 +270,10 @@ def plan(g, ftype: str, has_imatrix: bool = False) -> list[Planned]:
     n_layer = int(g.get(f"{arch}.block_count", 0) or 0)
     n_head = g.get(f"{arch}.attention.head_count", 1)
     n_head_kv = g.get(f"{arch}.attention.head_count_kv", n_head)
-    n_head = n_head[0] if isinstance(n_head, (list, tuple)) else n_head
-    n_head_kv = n_head_kv[0] if isinstance(n_head_kv, (list, tuple)) else n_head_kv
-    n_gqa = int(n_head) // max(1, int(n_head_kv or 1))
+    # per-layer arrays: llama.cpp's n_gqa() is layer 0's, 0 where it has no KV heads (lfm2's conv layers)
+    n_head = n_head[0] if isinstance(n_head, (list, tuple, np.ndarray)) else n_head
+    n_head_kv = n_head_kv[0] if isinstance(n_head_kv, (list, tuple, np.ndarray)) else n_head_kv
+    n_gqa = int(n_head) // int(n_head_kv) if n_head_kv else 0
     st = _State(names, n_layer, n_gqa, int(g.get(f"{arch}.expert_count", 0) or 0), has_imatrix)
     out = []
     for name in names:

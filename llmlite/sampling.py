@@ -5,7 +5,9 @@ min-p -> temperature -> draw, with llama.cpp's semantics:
 
 - repeat penalty: each distinct token of the last ``repeat_last_n`` tokens (prompt
   included; -1: all of them, 0: none) has its logit divided by the penalty when it
-  is positive, multiplied by it otherwise;
+  is positive, multiplied by it otherwise; then, over the same window, the OpenAI
+  API's additive penalties: frequency_penalty times the token's count plus
+  presence_penalty once (llama.cpp's penalty_freq and penalty_present);
 - top-k: the k largest logits (k <= 0 or k >= vocabulary: no-op);
 - top-p: the softmax of what top-k kept, then the smallest prefix (most probable
   first) whose cumulative probability reaches p, at least one token (p >= 1: no-op);
@@ -33,7 +35,8 @@ GGUF_SAMPLING_KEYS = {"temp": "temperature", "top_k": "top_k", "top_p": "top_p",
                       "penalty_repeat": "repeat_penalty", "penalty_last_n": "repeat_last_n"}
 
 
-def check_sampling(temperature=None, top_k=None, top_p=None, min_p=None, repeat_penalty=None) -> None:
+def check_sampling(temperature=None, top_k=None, top_p=None, min_p=None, repeat_penalty=None,
+                   presence_penalty=None, frequency_penalty=None) -> None:
     """ValueError naming the command-line option of the first value out of range (None: not given)"""
     if temperature is not None and not temperature >= 0:
         raise ValueError(f"--temp must be >= 0 (got {temperature})")
@@ -45,6 +48,9 @@ def check_sampling(temperature=None, top_k=None, top_p=None, min_p=None, repeat_
         raise ValueError(f"--min-p must be in [0, 1] (got {min_p})")
     if repeat_penalty is not None and not repeat_penalty > 0:
         raise ValueError(f"--repeat-penalty must be > 0 (got {repeat_penalty})")
+    for name, v in (("presence_penalty", presence_penalty), ("frequency_penalty", frequency_penalty)):
+        if v is not None and not -2 <= v <= 2:
+            raise ValueError(f"{name} must be in [-2, 2] (got {v})")
 
 
 @dataclass
@@ -56,10 +62,16 @@ class SamplingParams:
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    @property
+    def penalized(self) -> bool:
+        return self.repeat_penalty != 1.0 or self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
 
     @classmethod
     def from_metadata(cls, md: dict, **overrides) -> "SamplingParams":
@@ -114,14 +126,18 @@ class Sampler:
 
     def _penalize(self, logits: np.ndarray, history) -> np.ndarray:
         p = self.p
-        if p.repeat_penalty == 1.0 or history is None or len(history) == 0 or p.repeat_last_n == 0:
+        if not p.penalized or history is None or len(history) == 0 or p.repeat_last_n == 0:
             return logits
         window = history[-p.repeat_last_n:] if p.repeat_last_n > 0 else history
-        ids = np.unique(np.asarray(window, dtype=np.int64))
-        ids = ids[(ids >= 0) & (ids < logits.size)]
+        ids, counts = np.unique(np.asarray(window, dtype=np.int64), return_counts=True)
+        ok = (ids >= 0) & (ids < logits.size)
+        ids, counts = ids[ok], counts[ok]
         logits = logits.copy()
-        v = logits[ids]
-        logits[ids] = np.where(v > 0, v / p.repeat_penalty, v * p.repeat_penalty)
+        if p.repeat_penalty != 1.0:
+            v = logits[ids]
+            logits[ids] = np.where(v > 0, v / p.repeat_penalty, v * p.repeat_penalty)
+        if p.presence_penalty != 0.0 or p.frequency_penalty != 0.0:
+            logits[ids] -= (counts * p.frequency_penalty + p.presence_penalty).astype(np.float32)
         return logits
 
     def distribution(self, logits: np.ndarray, history=()) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +181,7 @@ class Sampler:
         return ids, probs
 
     def sample(self, logits: np.ndarray, history=()) -> int:
-        if self.p.greedy and (self.p.repeat_penalty == 1.0 or history is None or len(history) == 0):
+        if self.p.greedy and (not self.p.penalized or history is None or len(history) == 0):
             i = int(np.argmax(logits))
             if not np.isnan(logits[i]):      # argmax finds a NaN first if there is one
                 return i

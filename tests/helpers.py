@@ -113,6 +113,20 @@ def assert_batch_invariant(w, toks, name: str, split: int = 17) -> None:
     assert np.array_equal(whole, np.concatenate([a, b])), name
 
 
+def assert_same_with_small_n_batch(w, path, toks) -> None:
+    """toks in one batch of Weights w give the bits of the same file cut into chunks of
+    n_batch 7"""
+    import numpy as np
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    whole = w.forward(toks, 0, 2)
+    with open_gguf(path) as g:
+        small = Weights(g, 64, n_batch=7, flash_attn=False)
+        assert np.array_equal(small.forward(toks, 0, 2), whole)
+
+
 def greedy_tokens(w, toks, n: int) -> list[int]:
     """n greedy tokens after toks from Weights w, the prompt in one batch and each new
     token decoded alone (what llama.cpp's greedy references are compared with)"""
@@ -214,19 +228,23 @@ def oracle_fixtures(module, refs_path):
     return refs_, built_, model_
 
 
-def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int) -> None:
-    """Teacher-forced, each of refs' prompts (make_moe_refs.py's keys): the top-20 logits
-    of every position are llama.cpp's bits, so the top-1 and the log-normaliser agree too."""
+def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
+    """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
+    model `name`): the top-20 logits of every position are llama.cpp's bits, and so
+    the top-1 and the log-normaliser agree too (flash: its flash-attention logits, at
+    the same ids)"""
     import numpy as np
 
+    fa = "fa_" if flash else ""
     for k in range(n_prompts):
         logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1), refs[f"{name}/top_logits_{k}"]
+        ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/{fa}top_logits_{k}"]
+        ours = np.take_along_axis(logits, ids, 1)
         assert np.array_equal(ours, want), (k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{name}/top_ids_{k}"][:, 0]), k
+        assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
         mx = logits.max(1, keepdims=True)
         lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), k
+        assert np.allclose(lse, refs[f"{name}/{fa}logsumexp_{k}"], rtol=0, atol=1e-5), k
 
 
 def assert_stages_match(ours: dict, refs: dict, name: str, n: int, renames: dict | None = None) -> None:
@@ -286,3 +304,108 @@ def cuda_span_refusal(emulated_cuda_lib, path, n_gpu: int) -> str:
     r = run_python(code, path, n_gpu, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib})
     assert r.returncode == 0, r.stderr
     return r.stdout
+
+
+# ---- a recurrent state (qwen35's delta-net, lfm2's short convolution): what every
+# hybrid family must show, its tests' shared bodies ----
+
+def assert_state_restarts(w, toks) -> None:
+    """Weights w's recurrent state holds one position: a pass at 0 starts it over (the
+    same logits twice), one anywhere but where it stands is refused rather than wrong,
+    and a pass continuing where it stands gives the whole pass's logits"""
+    import numpy as np
+    import pytest
+
+    from llmlite.errors import LlmliteError
+
+    a = w.forward(toks, 0, 2)
+    assert np.array_equal(w.forward(toks, 0, 2), a)
+    with pytest.raises(LlmliteError, match=f"recurrent state holds {len(toks)} tokens, not 5"):
+        w.forward(toks[:3], 5, 1)
+    assert np.array_equal(w.forward(toks[:10], 0, 2), a[:10])
+    assert np.array_equal(w.forward(toks[10:], 10, 2), a[10:])
+
+
+def assert_rewinds_exact(path, toks) -> None:
+    """What the decode loop and chat do to a model's cache (toks: 46 or more): truncate
+    then continue (a guess's rejected tokens, a regenerated reply, a new turn sharing a
+    prefix) gives the logits of a fresh run, from the copies of the state kept where it
+    can (the prompt's end, a verify's start), else from the start."""
+    import numpy as np
+
+    from llmlite.model import Model
+
+    m = Model(path, n_ctx=128, n_batch=16)
+    fresh = m.eval(toks)
+    m.reset()
+    m.eval(toks[:30])
+    m.eval(toks[30:36])                  # a guess of 6 tokens, 2 of them kept
+    m.truncate(32)
+    assert np.array_equal(m.eval(toks[32:40]), fresh[32:40])
+    m.truncate(10)                       # below the copy: run again from the start
+    assert np.array_equal(m.eval(toks[10:20]), fresh[10:20])
+    m.reset()
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39])
+    for t in toks[40:44]:
+        m.step(t)
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39])     # /regen: the same prompt again
+    assert m.last_reused == 39
+    assert np.array_equal(m.prefill(toks[:46]), fresh[45])     # a longer prompt sharing the prefix
+    # a guess verified after the prompt keeps its own copy: /regen then restores the
+    # prompt's copy and runs only the prompt's last token, not the whole history
+    m.reset()
+    m.prefill(toks[:40])
+    m.eval(toks[40:46])
+    ran = []
+    forward = m.weights.forward
+    m.weights.forward = lambda ids, *a, **k: (ran.append(len(ids)), forward(ids, *a, **k))[1]
+    assert np.array_equal(m.prefill(toks[:40]), fresh[39]) and ran == [1]
+    m.weights.forward = forward
+    m.close()
+
+
+def assert_offload_on_cpu_span(path, toks, n_gpu: int, cuda_note: str) -> None:
+    """The last n_gpu layers given to the CPU stand-in for a device (their state with
+    them) give the same bits, rewinds included (from the start: the copy would miss the
+    span's part); the CUDA backend leaves the model on the CPU with the one line cuda_note"""
+    import numpy as np
+
+    from llmlite.model import Model
+
+    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
+    split = Model(path, n_ctx=64, gpu_layers=n_gpu, offload_backend="cpu")
+    assert split.weights.n_gpu == n_gpu and np.array_equal(split.eval(toks), whole)
+    split.truncate(10)
+    assert np.array_equal(split.eval(toks[10:]), whole[10:])
+    notes = []
+    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
+    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
+    assert notes == [cuda_note]
+
+
+def assert_lookup_decodes_greedy(path, prompt, greedy) -> None:
+    """Prompt-lookup speculation (each rejected guess rolled back through the state's
+    copy) decodes the tokens plain greedy decoding does, and from prompt those are
+    greedy (llama.cpp's 48)"""
+    from llmlite.generate import GenStats, drafter_for, generate_tokens
+    from llmlite.genconfig import GenerationConfig
+    from llmlite.model import Model
+    from llmlite.sampling import Sampler, SamplingParams
+
+    m = Model(path, n_ctx=256, n_batch=32)
+    # the prompt again after its continuation: the model partly repeats itself, and the
+    # lookup's guesses (from the first continuation) are partly kept, partly rolled back
+    out, stats = {}, {}
+    for lookup in (False, True):
+        m.reset()
+        stats[lookup] = GenStats()
+        out[lookup] = list(generate_tokens(m, prompt + greedy + prompt, Sampler(SamplingParams(temperature=0.0)), 48,
+                                           stats[lookup], stop_ids=[],
+                                           drafter=drafter_for(GenerationConfig(lookup=lookup))))
+    assert out[True] == out[False]
+    assert 0 < stats[True].accepted < stats[True].drafted     # guesses kept and guesses rolled back
+    m.reset()
+    got = generate_tokens(m, prompt, Sampler(SamplingParams(temperature=0.0)), len(greedy), GenStats(), stop_ids=[],
+                          drafter=drafter_for(GenerationConfig(lookup=True)))
+    assert list(got) == list(greedy)
+    m.close()

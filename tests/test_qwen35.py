@@ -5,12 +5,13 @@ from benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
 import numpy as np
 import pytest
 import qwen35_models
-from helpers import (ROOT, assert_batch_invariant, assert_top_logits_match, greedy_tokens, load_npz, rebuilt_models,
+from helpers import (ROOT, assert_batch_invariant, assert_lookup_decodes_greedy, assert_offload_on_cpu_span,
+                     assert_rewinds_exact, assert_same_with_small_n_batch, assert_state_restarts,
+                     assert_top_logits_match, greedy_tokens, load_npz, rebuilt_models,
                      rewrite_gguf, traced_stages)
-from isa import assert_same_on_every_isa
+from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
-from llmlite.errors import LlmliteError
 from llmlite.gguf import GGUFError, open_gguf
 from llmlite.model import Weights
 
@@ -71,40 +72,21 @@ def test_batch_invariance(w, refs, path):
     token), in one batch, in a split batch, or in chunks of a smaller n_batch."""
     toks = list(refs[f"{NAME}/tokens_2"][:40])
     assert_batch_invariant(w, toks, NAME)
-    whole = w.forward(toks, 0, 2)
-    with open_gguf(path) as g:
-        small = Weights(g, 64, n_batch=7, flash_attn=False)
-        assert np.array_equal(small.forward(toks, 0, 2), whole)
+    assert_same_with_small_n_batch(w, path, toks)
 
 
 def test_every_isa_gives_the_same_logits(path, refs):
     """The delta rule's dots, the SiLU and the gated attention give the same bits with
     every kernel table, in a batch and one token at a time."""
-    from isa import isas, using_isa
-
     toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
     assert_same_on_every_isa(path, toks, NAME)
-    got = {}
-    with open_gguf(path) as g:
-        w = Weights(g, 64, n_batch=64, flash_attn=False)
-        for isa in isas():
-            with using_isa(isa):
-                got[isa] = np.stack([w.forward([t], i, 1) for i, t in enumerate(toks[:8])])
-    for isa, logits in got.items():
-        assert np.array_equal(logits, got["scalar"]), isa
+    assert_decode_same_on_every_isa(path, toks[:8], NAME)
 
 
 def test_state_restarts_at_zero_and_refuses_another_position(w, refs):
-    """The recurrent state holds one position: a pass at 0 starts it over (the same
-    logits twice), one anywhere but where it stands is refused rather than wrong."""
-    toks = refs[f"{NAME}/tokens_1"]
-    a = w.forward(toks, 0, 2)
-    assert np.array_equal(w.forward(toks, 0, 2), a)
-    with pytest.raises(LlmliteError, match="recurrent state holds 28 tokens, not 5"):
-        w.forward(toks[:3], 5, 1)
-    b = w.forward(toks[:10], 0, 2)
-    assert np.array_equal(b, a[:10])
-    assert np.array_equal(w.forward(toks[10:], 10, 2), a[10:])
+    """The recurrent state holds one position: a pass at 0 starts it over, one anywhere
+    but where it stands is refused rather than wrong."""
+    assert_state_restarts(w, refs[f"{NAME}/tokens_1"])
 
 
 def test_config_layer_kinds_and_gpu(path):
@@ -131,41 +113,9 @@ def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
 
 
 def test_model_rewinds_are_exact(path, refs):
-    """What the decode loop and chat do to a model's cache, with a recurrent state that
-    cannot drop tokens: truncate then continue (a guess's rejected tokens, a regenerated
-    reply, a new turn sharing a prefix) gives the logits of a fresh run, from the copy
-    of the state kept where it can, else from the start."""
-    from llmlite.model import Model
-
-    toks = [int(t) for t in refs[f"{NAME}/tokens_2"]]
-    m = Model(path, n_ctx=128, n_batch=16)
-    fresh = m.eval(toks)
-    m.reset()
-    m.eval(toks[:30])
-    m.eval(toks[30:36])                  # a guess of 6 tokens, 2 of them kept
-    m.truncate(32)
-    assert np.array_equal(m.eval(toks[32:40]), fresh[32:40])
-    m.truncate(10)                       # below the copy: run again from the start
-    assert np.array_equal(m.eval(toks[10:20]), fresh[10:20])
-    m.reset()
-    last = m.prefill(toks[:40])
-    assert np.array_equal(last, fresh[39])
-    for t in toks[40:44]:
-        m.step(t)
-    assert np.array_equal(m.prefill(toks[:40]), fresh[39])     # /regen: the same prompt again
-    assert m.last_reused == 39
-    assert np.array_equal(m.prefill(toks[:46]), fresh[45])     # a longer prompt sharing the prefix
-    # a guess verified after the prompt keeps its own copy: /regen then restores the
-    # prompt's copy and runs only the prompt's last token, not the whole history
-    m.reset()
-    m.prefill(toks[:40])
-    m.eval(toks[40:46])
-    ran = []
-    forward = m.weights.forward
-    m.weights.forward = lambda ids, *a, **k: (ran.append(len(ids)), forward(ids, *a, **k))[1]
-    assert np.array_equal(m.prefill(toks[:40]), fresh[39]) and ran == [1]
-    m.weights.forward = forward
-    m.close()
+    """Truncate then continue (a guess's rejected tokens, a regenerated reply, a new turn
+    sharing a prefix) over a recurrent state that cannot drop tokens: a fresh run's logits."""
+    assert_rewinds_exact(path, [int(t) for t in refs[f"{NAME}/tokens_2"]])
 
 
 def test_info_shows_layer_kinds_and_state(path):
@@ -181,22 +131,10 @@ def test_info_shows_layer_kinds_and_state(path):
 
 
 def test_offload(path, refs):
-    """Layers given to the CPU stand-in for a device (their state with them) give the same
-    bits, rewinds included (from the start: the copy would miss the span's part); the
-    CUDA backend, which has no delta-net layers yet, leaves the model on the CPU with one
-    line saying so."""
-    from llmlite.model import Model
-
-    toks = [int(t) for t in refs[f"{NAME}/tokens_1"]]
-    whole = Model(path, n_ctx=64, gpu_layers=0).eval(toks)
-    split = Model(path, n_ctx=64, gpu_layers=2, offload_backend="cpu")
-    assert split.weights.n_gpu == 2 and np.array_equal(split.eval(toks), whole)
-    split.truncate(10)
-    assert np.array_equal(split.eval(toks[10:]), whole[10:])
-    notes = []
-    m = Model(path, n_ctx=64, gpu_layers="all", offload_backend="cuda", notify=notes.append)
-    assert m.weights.n_gpu == 0 and np.array_equal(m.eval(toks), whole)
-    assert notes == ["the GPU backend has no linear-attention (gated delta-net) layers yet: all on the CPU"]
+    """Layers on the CPU stand-in for a device (their state with them) give the same bits;
+    the CUDA backend, which has no delta-net layers yet, leaves the model on the CPU."""
+    assert_offload_on_cpu_span(path, [int(t) for t in refs[f"{NAME}/tokens_1"]], 2,
+                               "the GPU backend has no linear-attention (gated delta-net) layers yet: all on the CPU")
 
 
 def test_mtp_blocks_loaded_and_not_run(tmp_path, refs):
@@ -216,29 +154,7 @@ def test_mtp_blocks_loaded_and_not_run(tmp_path, refs):
 
 
 def test_speculation_gives_the_greedy_tokens(path, refs):
-    """Prompt-lookup speculation over a recurrent state (each rejected guess rolled back
-    through the state's copy) decodes the tokens plain greedy decoding does; and those
-    are llama.cpp's 48 greedy tokens for the prompt."""
-    from llmlite.generate import GenStats, drafter_for, generate_tokens
-    from llmlite.genconfig import GenerationConfig
-    from llmlite.model import Model
-    from llmlite.sampling import Sampler, SamplingParams
-
-    m = Model(path, n_ctx=256, n_batch=32)
+    """Prompt-lookup speculation over the recurrent state (each rejected guess rolled back
+    through its copy) decodes the tokens plain greedy decoding does, llama.cpp's 48."""
     prompt, greedy = ([int(t) for t in refs[f"{NAME}/{what}_2"]] for what in ("tokens", "greedy"))
-    # the prompt again after its continuation: the model partly repeats itself, and the
-    # lookup's guesses (from the first continuation) are partly kept, partly rolled back
-    out, stats = {}, {}
-    for lookup in (False, True):
-        m.reset()
-        stats[lookup] = GenStats()
-        out[lookup] = list(generate_tokens(m, prompt + greedy + prompt, Sampler(SamplingParams(temperature=0.0)), 48,
-                                           stats[lookup], stop_ids=[],
-                                           drafter=drafter_for(GenerationConfig(lookup=lookup))))
-    assert out[True] == out[False]
-    assert 0 < stats[True].accepted < stats[True].drafted     # guesses kept and guesses rolled back
-    m.reset()
-    got = generate_tokens(m, prompt, Sampler(SamplingParams(temperature=0.0)), 48, GenStats(), stop_ids=[],
-                          drafter=drafter_for(GenerationConfig(lookup=True)))
-    assert list(got) == greedy
-    m.close()
+    assert_lookup_decodes_greedy(path, prompt, greedy)

@@ -191,6 +191,23 @@ def test_repeat_penalty():
     assert lg[0] == 2.0
 
 
+def test_presence_and_frequency_penalties():
+    """the OpenAI API's additive penalties, after the repeat penalty, over its window:
+    logit - count * frequency - presence (llama.cpp's penalty_freq, penalty_present)"""
+    lg = np.array([2.0, 1.9, -1.0, 0.5, 0.0], np.float32)
+    s = sampler(repeat_penalty=1.1, frequency_penalty=0.3, presence_penalty=0.2, repeat_last_n=64)
+    x = [2.0 / 1.1 - 2 * 0.3 - 0.2, 1.9, -1.1 - 0.3 - 0.2, 0.5, 0.0]
+    got = dist(s, lg, history=[0, 2, 0])
+    assert list(got) == ref_order(x)
+    np.testing.assert_allclose(list(got.values()), ref_softmax(np.array(x))[ref_order(x)], rtol=1e-6)
+    g = Sampler(SamplingParams(temperature=0, frequency_penalty=0.2))
+    assert g.sample(lg, history=[0]) == 1 and g.sample(lg, history=[]) == 0   # greedy sees them too
+    assert Sampler(SamplingParams(temperature=0, presence_penalty=-2.0)).sample(lg, history=[3]) == 3
+    with pytest.raises(ValueError, match="presence_penalty"):
+        GenerationConfig(presence_penalty=2.5)
+    assert lg[0] == 2.0
+
+
 def test_greedy_is_argmax():
     rng = np.random.default_rng(5)
     lg = rng.normal(0, 3, 5000).astype(np.float32)

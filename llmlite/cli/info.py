@@ -12,6 +12,9 @@ from llmlite.cli.options import opt_ctx, opt_ngl, parse_ngl
 from llmlite.cli.output import fmt_bytes, fmt_params
 from llmlite.errors import UserError
 
+# a hybrid model's layer kinds (ModelConfig.layer_kinds) as `info` names them, in this order
+KIND_LABELS = {"linear": "linear attention (gated delta-net)", "shortconv": "short convolution",
+               "attention": "full attention"}
 _TOKENIZER_KINDS = {"gpt2": "BPE", "llama": "SPM", "bert": "WPM", "t5": "UGM", "rwkv": "RWKV",
                     "plamo2": "PLaMo-2", "no_vocab": "none", "none": "none"}
 
@@ -63,7 +66,7 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "experts": ({"count": cfg.n_expert, "used": cfg.n_expert_used, "n_ff_exp": cfg.n_ff_exp,
                          "n_ff_shexp": cfg.n_ff_shexp} if cfg.is_moe else None),
             "n_layer": cfg.n_layer,
-            # hybrid models (qwen35): each layer's kind, "linear" (gated delta-net) or "attention"
+            # hybrid models: each layer's kind, "linear" (qwen35's gated delta-net), "shortconv" (lfm2's) or "attention"
             "layer_kinds": cfg.layer_kinds if any(cfg.recurrent_layers) else None,
             "n_head": cfg.n_head,
             "n_head_kv": cfg.n_head_kv if len(set(cfg.n_head_kv_per_layer)) <= 1 else cfg.n_head_kv_per_layer,
@@ -144,7 +147,7 @@ def info(
     parameters (sum of tensor elements), active_parameters (those one token computes with:
     a mixture of experts runs `used` of its `count` experts; else all), experts (null, or
     {count, used, n_ff_exp, n_ff_shexp (0: no shared expert)}), n_layer, layer_kinds (null, or
-    per layer "linear" (a gated delta-net layer) or "attention": qwen35), n_head, n_head_kv (int, or a per-layer
+    per layer "linear" (a gated delta-net layer: qwen35), "shortconv" (a short-convolution layer: lfm2) or "attention"), n_head, n_head_kv (int, or a per-layer
     list), head_dim, head_dim_v, head_dim_swa (null, or the sliding layers' own: Gemma 4),
     shared_kv_layers (the last layers reading an earlier layer's K/V: Gemma 4; else 0),
     per_layer_embedding (per-layer token embedding width: Gemma 4; else 0), n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
@@ -267,8 +270,8 @@ def _print_info(f: dict) -> None:
             ("embedding", "embeddings x"), ("residual", "residual branches x"), ("attention", "attention scores x"),
             ("logit", "logits /")) if mul[k]))
     if f["layer_kinds"]:
-        n_lin = f["layer_kinds"].count("linear")
-        row("layer kinds", f"{n_lin} linear attention (gated delta-net), {f['n_layer'] - n_lin} full attention")
+        kinds = f["layer_kinds"]
+        row("layer kinds", ", ".join(f"{kinds.count(k)} {label}" for k, label in KIND_LABELS.items() if k in kinds))
     if f["sliding_window"]:
         row("sliding window", f"{f['sliding_window']:,} tokens on {f['n_swa_layers']} of {f['n_layer']} layers")
     kind = tok["kind"] or "none"

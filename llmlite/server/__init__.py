@@ -1,0 +1,11 @@
+"""`llmlite serve`: the local HTTP API (OpenAI-compatible) over one resident model.
+
+    app.py         the Starlette app: routers, API key, body limit, CORS, error handlers
+    errors.py      ApiError and the OpenAI-style JSON body every error gets
+    requests.py    request bodies read and checked into generation requests
+    engine.py      the resident model and the one worker that generates, a bounded queue
+    openai_api.py  /v1/chat/completions, /v1/completions, /v1/models, /v1/embeddings
+
+Another API (Ollama's /api/*) is one more router module listed in app.ROUTERS, over
+the same engine and request checks.
+"""
