@@ -302,7 +302,9 @@ int llm_cuda_load(const char *path, char *err, int errlen);
 /* after a successful load: device 0's free and total memory, and its name */
 int llm_cuda_info(long long *free_bytes, long long *total_bytes, char *name, int namelen);
 /* Run n tokens at positions pos..pos+n-1 (the KV cache must hold 0..pos-1).
- * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab).
+ * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab),
+ * 3 no head: each token's hidden state after the output norm (n * n_embd floats, the
+ * per-token embeddings; -1 where a span holds the head).
  * n may exceed n_batch: it is processed in chunks. Returns 0, -1 (context full, bad token), or
  * -2 when the span of another backend failed (llm_model_span_error says why). */
 /* debugging: called after each stage of the forward pass with that stage's whole batch (NULL: off) */

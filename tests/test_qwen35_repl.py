@@ -19,11 +19,15 @@ MESSAGES = ["What is the capital of France? Answer in one sentence.", "Name a co
 
 @pytest.fixture(scope="module")
 def qwen35_chat(tmp_path_factory):
-    """the tiny qwen35 (random weights, its byte-level vocabulary) with a ChatML template"""
+    """the tiny qwen35's layout (random weights, its byte-level vocabulary) with a ChatML
+    template, 8 layers 256 wide: heavy enough that a turn's time to first token is tens
+    of milliseconds of compute (the history run again is ten times that: x11.7 with one
+    copy of the state, which a verify replaced), not the few of the tiny model that
+    scheduling noise can double"""
     import qwen35_models
 
     d = tmp_path_factory.mktemp("qwen35_repl")
-    qwen35_models.build("qwen35-4l-q8_0", d / "base.gguf")
+    qwen35_models.build("qwen35-4l-q8_0", d / "base.gguf", n_layer=8, n_embd=256, n_ff=768, n_group=4, n_v_head=8)
     return rewrite_gguf(d / "base.gguf", d / "chat.gguf", kv={"tokenizer.chat_template": CHATML})
 
 
