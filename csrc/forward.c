@@ -120,6 +120,19 @@ typedef struct {
     int il, n, pos, stage;
 } tok_job;
 
+/* xr += o, o first multiplied by granite's residual scale (0: none): the product rounded
+ * to a float, then the add, as llama.cpp's ggml_scale then ggml_add */
+static void residual_add(float *xr, const float *o, int d, float scale) {
+    if (scale == 0.0f || scale == 1.0f) {
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+        return;
+    }
+    for (int i = 0; i < d; i++) {
+        const float so = o[i] * scale;
+        xr[i] += so;
+    }
+}
+
 static void tok_one(const tok_job *j, int t) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
@@ -177,7 +190,7 @@ static void tok_one(const tok_job *j, int t) {
     case ST_POST_ATTN: {
         float *o = m->tmp + (size_t)t * d;
         if (L[LLM_T_POST_ATTN_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_ATTN_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
+        residual_add(xr, o, d, c->residual_scale);
         llm_rmsnorm(xn, xr, L[LLM_T_FFN_NORM].data, d, c->rms_eps);
         break;
     }
@@ -190,7 +203,7 @@ static void tok_one(const tok_job *j, int t) {
     case ST_POST_FFN: {
         float *o = m->tmp + (size_t)t * d;
         if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
+        residual_add(xr, o, d, c->residual_scale);
         break;
     }
     case ST_OUT_SCALE: {
@@ -368,6 +381,8 @@ int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_ou
     output_norm(m, first_out, n_out, m->xn);
     const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
     mm(O, m->xn, n_out, logits);
+    if (c->logit_mul != 0.0f && c->logit_mul != 1.0f)    /* granite: ggml_scale by 1 / logit_scale */
+        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] *= c->logit_mul;
     if (c->logit_softcap > 0.0f) {
         const float cap = c->logit_softcap;
         const float inv = 1.0f / cap;   /* llama.cpp scales by the reciprocal (ggml_scale), not divides */
