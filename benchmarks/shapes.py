@@ -17,8 +17,8 @@ Tensors are generated, quantized and written one at a time (row chunks inside a
 tensor), so memory stays near one tensor whatever the model size. Q4_K_M on 2
 shared cores: llama3.2-1b 0.74 GiB in 2 min, qwen2.5-1.5b 0.91 GiB in 3 min,
 qwen3-4b 2.32 GiB in 5 min, llama3.1-8b 4.58 GiB in 9 min (peak RSS 0.9 GB);
-qwen35-0.8b (0.48 GiB) and gemma4-e2b (3.19 GiB: its per-layer embedding table is
-2.3 B parameters, Q6_K as the tied head) not yet timed.
+qwen35-0.8b (0.48 GiB), gemma4-e2b (3.19 GiB: its per-layer embedding table is
+2.3 B parameters, Q6_K as the tied head) and granite-3.1-2b not yet timed.
 Not written: llama3's rope_freqs.weight (long-context rope scaling; llama.cpp
 runs without it, and it does not change the speed).
 
@@ -61,6 +61,9 @@ QWEN_TEMPLATE = ("{% for message in messages %}{{ '<|im_start|>' + message['role
 LLAMA3_TEMPLATE = ("{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'"
                    " + message['content'] + '<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}"
                    "{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}")
+GRANITE_TEMPLATE = ("{% for message in messages %}{{ '<|start_of_role|>' + message['role'] + '<|end_of_role|>'"
+                    " + message['content'] + '<|end_of_text|>\\n' }}{% endfor %}{% if add_generation_prompt %}"
+                    "{{ '<|start_of_role|>assistant<|end_of_role|>' }}{% endif %}")
 GEMMA_TEMPLATE = ("{% for message in messages %}{{ '<|turn>' + message['role'] + '\\n' + message['content']"
                   " + '<turn|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|turn>model\\n' }}{% endif %}")
 
@@ -83,6 +86,9 @@ QWEN = Family("qwen2", ("<|endoftext|>", "<|im_start|>", "<|im_end|>"), "<|endof
 # byte-level BPE of the same size stands in, with Gemma's turn markers
 GEMMA4 = Family("qwen2", ("<pad>", "<eos>", "<bos>", "<|turn>", "<turn|>"), "<bos>", "<turn|>", True,
                 GEMMA_TEMPLATE)
+# Granite 3's: the pre-tokenizer its GGUFs declare, <|end_of_text|> its BOS and EOS, no BOS added
+GRANITE = Family("refact", ("<|end_of_text|>", "<|start_of_role|>", "<|end_of_role|>"), "<|end_of_text|>",
+                 "<|end_of_text|>", False, GRANITE_TEMPLATE)
 LLAMA3 = Family("llama-bpe", ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
                               "<|eot_id|>"), "<|begin_of_text|>", "<|eot_id|>", True, LLAMA3_TEMPLATE)
 
@@ -128,6 +134,8 @@ class Shape:
     n_kv_shared: int = 0
     n_embd_per_layer: int = 0
     softcap: float = 0.0
+    # granite: its embedding, residual, attention and logit scales (granite_kvs)
+    multipliers: tuple = ()
 
     def is_full_attention(self, il: int) -> bool:
         """qwen35: the layers with attention (not the delta-net); gemma4: the ones without the window"""
@@ -170,6 +178,12 @@ SHAPES = {
     # routing) at half the width, 12 layers and 64 experts: 2.2 B parameters,
     # 0.45 B active per token (output head included); its n_ff is the dense FFN width
     # the real file declares but no tensor uses
+    # Granite 3.1 2B: 40 layers 2048 wide (llama.cpp's granite names 40 x 2048 "2B"). Not
+    # in the sources here, from the published config: FFN 8192, 32/8 heads of 64, the
+    # vocabulary of 49155, rope base 1e7, context 131072, the tied head, its multipliers
+    # (embedding 12, residual 0.22, attention 0.015625, logits 8)
+    "granite-3.1-2b": Shape("granite", 40, 2048, 8192, 32, 8, 64, 49155, True, GRANITE, 1e7, 1e-5, 131072,
+                            multipliers=(12.0, 0.22, 0.015625, 8.0)),
     "qwen3moe-2b-a0.4b": Shape("qwen3moe", 12, 1024, 3072, 16, 4, 128, 151936, False, QWEN, 1e6, 1e-6, 40960,
                                qk_norm=True, n_expert=64, n_expert_used=8, n_ff_exp=768),
 }
@@ -231,7 +245,8 @@ def model_kvs(name: str, shape: Shape) -> list[tuple[str, object, object]]:
         *([(f"{a}.expert_count", U, shape.n_expert), (f"{a}.expert_used_count", U, shape.n_expert_used),
            (f"{a}.expert_feed_forward_length", U, shape.n_ff_exp)] if shape.n_expert else []),
         *(qwen35_kvs(shape) if shape.full_attn_interval else []),
-        *(gemma4_kvs(shape) if shape.swa_period else [])]}   # later entries replace earlier ones
+        *(gemma4_kvs(shape) if shape.swa_period else []),
+        *(granite_kvs(shape) if shape.multipliers else [])]}   # later entries replace earlier ones
     return [(k, vt, v) for k, (vt, v) in kvs.items()] + vocab_kvs(shape)
 
 
@@ -243,6 +258,13 @@ def qwen35_kvs(shape: Shape) -> list[tuple[str, object, object]]:
             (f"{a}.ssm.group_count", U, shape.ssm_n_group), (f"{a}.ssm.time_step_rank", U, shape.ssm_n_v_head),
             (f"{a}.ssm.inner_size", U, shape.ssm_d_state * shape.ssm_n_v_head),
             (f"{a}.full_attention_interval", U, shape.full_attn_interval)]
+
+
+def granite_kvs(shape: Shape) -> list[tuple[str, object, object]]:
+    """the four multipliers"""
+    a, F = shape.arch, ValueType.FLOAT32
+    return [(f"{a}.{k}", F, v) for k, v in zip(("embedding_scale", "residual_scale", "attention.scale", "logit_scale"),
+                                                shape.multipliers)]
 
 
 def gemma4_kvs(shape: Shape) -> list[tuple[str, object, object]]:

@@ -120,6 +120,19 @@ typedef struct {
     int il, n, pos, stage;
 } tok_job;
 
+/* xr += o, o first multiplied by granite's residual scale (0: none): the product rounded
+ * to a float, then the add, as llama.cpp's ggml_scale then ggml_add */
+static void residual_add(float *xr, const float *o, int d, float scale) {
+    if (scale == 0.0f || scale == 1.0f) {
+        for (int i = 0; i < d; i++) xr[i] += o[i];
+        return;
+    }
+    for (int i = 0; i < d; i++) {
+        const float so = o[i] * scale;
+        xr[i] += so;
+    }
+}
+
 static void tok_one(const tok_job *j, int t) {
     llm_model *m = j->m;
     const llm_config *c = &m->c;
@@ -177,7 +190,7 @@ static void tok_one(const tok_job *j, int t) {
     case ST_POST_ATTN: {
         float *o = m->tmp + (size_t)t * d;
         if (L[LLM_T_POST_ATTN_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_ATTN_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
+        residual_add(xr, o, d, c->residual_scale);
         llm_rmsnorm(xn, xr, L[LLM_T_FFN_NORM].data, d, c->rms_eps);
         break;
     }
@@ -190,7 +203,7 @@ static void tok_one(const tok_job *j, int t) {
     case ST_POST_FFN: {
         float *o = m->tmp + (size_t)t * d;
         if (L[LLM_T_POST_FFW_NORM].data) llm_rmsnorm(o, o, L[LLM_T_POST_FFW_NORM].data, d, c->rms_eps);
-        for (int i = 0; i < d; i++) xr[i] += o[i];
+        residual_add(xr, o, d, c->residual_scale);
         break;
     }
     case ST_OUT_SCALE: {
@@ -343,9 +356,18 @@ static void dense_ffn(llm_model *m, int il, int n, int pos) {
     mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
 }
 
+/* rows first..first+n-1 of the hidden state after the last layer, through the output
+ * norm into dst (n x n_embd): what the head reads, and llama.cpp's result_norm, the
+ * per-token embedding it pools */
+static void output_norm(llm_model *m, int first, int n, float *dst) {
+    const int d = m->c.n_embd;
+    for (int t = 0; t < n; t++)
+        llm_rmsnorm(dst + (size_t)t * d, m->x + (size_t)(first + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, m->c.rms_eps);
+    TRACE("result_norm", -1, dst, (size_t)n * d);
+}
+
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
     const llm_config *c = &m->c;
-    const int d = c->n_embd;
     if (llm_dn_begin(m, pos, n)) return -1;       /* a recurrent state holds one position only */
     for (int il = m->l0; il < m->l1; il++) layer_forward(m, il, n, pos);
     if (m->span) {            /* the hidden state crosses to the next backend's layers */
@@ -356,11 +378,11 @@ int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_ou
         if (span_head) return 0;
     }
     if (n_out <= 0 || !m->head) return 0;
-    for (int t = 0; t < n_out; t++)
-        llm_rmsnorm(m->xn + (size_t)t * d, m->x + (size_t)(first_out + t) * d, m->g[LLM_G_OUTPUT_NORM].data, d, c->rms_eps);
+    output_norm(m, first_out, n_out, m->xn);
     const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
-    TRACE("result_norm", -1, m->xn, (size_t)n_out * d);
     mm(O, m->xn, n_out, logits);
+    if (c->logit_mul != 0.0f && c->logit_mul != 1.0f)    /* granite: ggml_scale by 1 / logit_scale */
+        for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] *= c->logit_mul;
     if (c->logit_softcap > 0.0f) {
         const float cap = c->logit_softcap;
         const float inv = 1.0f / cap;   /* llama.cpp scales by the reciprocal (ggml_scale), not divides */
@@ -388,6 +410,8 @@ static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float 
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode) {
     if (n <= 0 || pos < 0 || pos + n > m->n_ctx || m->l0 != 0) return -1;
     if (!m->span && (m->l1 != m->c.n_layer || !m->head)) return -1;   /* layers or the head missing */
+    /* mode 3 without the head: the span holds the output norm, and it hands back logits only */
+    if (logits_mode == 3 && (!m->head || !logits)) return -1;
     for (int t = 0; t < n; t++)
         if (tokens[t] < 0 || tokens[t] >= m->c.n_vocab) return -1;
     for (int done = 0; done < n;) {
@@ -399,6 +423,7 @@ int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, 
         else if (logits_mode == 1 && last) { out = logits; first_out = b - 1; n_out = 1; }
         const int rc = forward_chunk(m, tokens + done, b, pos + done, out, first_out, n_out);
         if (rc) return rc;
+        if (logits_mode == 3) output_norm(m, 0, b, logits + (size_t)done * m->c.n_embd);
         done += b;
     }
     return 0;

@@ -97,7 +97,8 @@ long long llm_gguf_scan_strings(const unsigned char *buf, long long size, long l
 enum { LLM_ARCH_LLAMA = 0, LLM_ARCH_QWEN2 = 1, LLM_ARCH_QWEN3 = 2, LLM_ARCH_GEMMA3 = 3, LLM_ARCH_PHI3 = 4,
        LLM_ARCH_QWEN3MOE = 5, LLM_ARCH_QWEN2MOE = 6,
        LLM_ARCH_GPTOSS = 7, LLM_ARCH_GEMMA4 = 8, LLM_ARCH_QWEN35 = 9,
-       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11, LLM_ARCH_LFM2 = 13 };
+       LLM_ARCH_SMOLLM3 = 10, LLM_ARCH_MISTRAL3 = 11, LLM_ARCH_GRANITE = 12, LLM_ARCH_LFM2 = 13,
+       LLM_ARCH_GRANITEMOE = 14 };
 /* per-layer tensor slots */
 enum {
     LLM_T_ATTN_NORM = 0, LLM_T_ATTN_Q = 1, LLM_T_ATTN_K = 2, LLM_T_ATTN_V = 3, LLM_T_ATTN_QKV = 4,
@@ -162,6 +163,8 @@ typedef struct {
      * its n_expert_used most probable experts of n_ff_exp rows each */
     int n_expert, n_expert_used, n_ff_exp;
     int n_ff_shexp;         /* the shared expert's width (qwen2moe), 0: none */
+    int shexp_ungated;      /* 1: the shared expert's output added as is (granitemoe); 0: times
+                               silu(g)/g, g its 1-row gate's (qwen2moe's ffn_gate_inp_shexp) */
     int expert_norm_w;      /* 1: the chosen experts' weights divided by their sum (qwen3moe) */
     float expert_w_scale;   /* the weights multiplied by this when not 0 or 1 */
     int expert_softmax_k;   /* 1: the k largest router logits chosen, their weights the softmax
@@ -200,6 +203,10 @@ typedef struct {
     float attn_temp_scale;
     int attn_temp_floor;
     float yarn_log_mul;
+    /* granite's multipliers (0: none, as llama.cpp reads them): the attention's and the
+     * FFN's outputs multiplied by residual_scale before each residual add; the logits by
+     * logit_mul (1 / the file's logit_scale, as a float) */
+    float residual_scale, logit_mul;
 } llm_config;
 
 typedef struct llm_model llm_model;
@@ -295,7 +302,9 @@ int llm_cuda_load(const char *path, char *err, int errlen);
 /* after a successful load: device 0's free and total memory, and its name */
 int llm_cuda_info(long long *free_bytes, long long *total_bytes, char *name, int namelen);
 /* Run n tokens at positions pos..pos+n-1 (the KV cache must hold 0..pos-1).
- * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab).
+ * logits_mode: 0 none, 1 last token only (logits: n_vocab floats), 2 all (n * n_vocab),
+ * 3 no head: each token's hidden state after the output norm (n * n_embd floats, the
+ * per-token embeddings; -1 where a span holds the head).
  * n may exceed n_batch: it is processed in chunks. Returns 0, -1 (context full, bad token), or
  * -2 when the span of another backend failed (llm_model_span_error says why). */
 /* debugging: called after each stage of the forward pass with that stage's whole batch (NULL: off) */

@@ -230,7 +230,8 @@ static int moe_check(const llm_model *m, const llm_tensor *L, int il, char *err,
         if (need(&L[LLM_T_FFN_POST_NORM_2], d, 1, 1, "post_ffw_norm_2", il, err, errlen)) return -1;
     }
     if (!sh) return 0;
-    if (need(&L[LLM_T_FFN_GATE_INP_SHEXP], d, 1, 0, "ffn_gate_inp_shexp", il, err, errlen)) return -1;
+    if (!c->shexp_ungated && need(&L[LLM_T_FFN_GATE_INP_SHEXP], d, 1, 0, "ffn_gate_inp_shexp", il, err, errlen))
+        return -1;
     if (need(&L[LLM_T_FFN_GATE_SHEXP], d, sh, 0, "ffn_gate_shexp", il, err, errlen)) return -1;
     if (need(&L[LLM_T_FFN_UP_SHEXP], d, sh, 0, "ffn_up_shexp", il, err, errlen)) return -1;
     return need(&L[LLM_T_FFN_DOWN_SHEXP], sh, d, 0, "ffn_down_shexp", il, err, errlen);

@@ -13,7 +13,8 @@
  *            3-D tensors, computed like any matmul (the same bits whatever the batch),
  *            Q4_K experts in the order of the repacked gemv llama.cpp takes for them
  *   sum      ((w_0 y_0 + w_1 y_1) + w_2 y_2) + ..., each product rounded first
- *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x
+ *   shared   (qwen2moe) + ffn_shexp(x) * (silu(g)/g), g = ffn_gate_inp_shexp x;
+ *            (granitemoe) + ffn_shexp(x), ungated
  *
  * gpt-oss (llama.cpp's openai_moe: build_moe_ffn with SOFTMAX_WEIGHT gating and
  * LLM_FFN_SWIGLU_OAI_MOE) differs in these steps:
@@ -316,15 +317,27 @@ static void shexp_add_one(void *p, int t) {
     for (int i = 0; i < d; i++) o[i] = o[i] + y[i] * gate;
 }
 
-static void shared_expert(llm_model *m, const llm_tensor *L, int n) {
+/* granitemoe's: the experts' sum plus the shared expert's output (ggml_add) */
+static void shexp_add_ungated_one(void *p, int t) {
+    const rows_ctx *j = p;
+    const int d = j->m->c.n_embd;
+    const float *y = j->m->moe.x + (size_t)t * d;
+    float *o = j->m->tmp + (size_t)t * d;
+    for (int i = 0; i < d; i++) o[i] = o[i] + y[i];
+}
+
+static void shared_expert(llm_model *m, const llm_tensor *L, int il, int n) {
     rows_ctx j = {m, n};
-    gate_matmul(&L[LLM_T_FFN_GATE_INP_SHEXP], m->xn, n, m->moe.logits);   /* the router's buffer is free now */
+    const int gated = !m->c.shexp_ungated;
+    if (gated)   /* the router's buffer is free now */
+        gate_matmul(&L[LLM_T_FFN_GATE_INP_SHEXP], m->xn, n, m->moe.logits);
     const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE_SHEXP], &L[LLM_T_FFN_UP_SHEXP]};
     float *y2[2] = {m->gate, m->up};
     llm_mm_multi(w2, 2, m->xn, n, y2);
     llm_for_rows(n, shexp_swiglu_one, &j);
     llm_mm(&L[LLM_T_FFN_DOWN_SHEXP], m->gate, n, m->moe.x);          /* so are the gathered inputs */
-    llm_for_rows(n, shexp_add_one, &j);
+    llm_trace("ffn_shexp", il, m->moe.x, (long long)n * m->c.n_embd);
+    llm_for_rows(n, gated ? shexp_add_one : shexp_add_ungated_one, &j);
 }
 
 /* ---- gemma4's expert layers: a dense GEGLU FFN (forward.c's, over the ffn_norm'd
@@ -378,6 +391,6 @@ void llm_moe_ffn(llm_model *m, int il, int n) {
     rows_ctx j = {m, n};
     llm_for_rows(n, combine_one, &j);
     llm_trace("ffn_moe_out", il, m->tmp, (long long)n * c->n_embd);
-    if (c->n_ff_shexp > 0) shared_expert(m, L, n);
+    if (c->n_ff_shexp > 0) shared_expert(m, L, il, n);
     if (gemma4) llm_for_rows(n, gemma4_out_one, &lj);
 }

@@ -66,6 +66,7 @@ class Arch:
     nope_step: int = 0
     # lfm2: short-convolution layers (n_head_kv 0) between attention ones (read_shortconv)
     shortconv: bool = False
+    granite: bool = False     # granite's embedding, residual, attention and logit multipliers (read_granite)
 
 
 # the architectures the C side runs
@@ -81,7 +82,9 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
          "smollm3": Arch(lib.LLM_ARCH_SMOLLM3, rope_neox=False, nope_step=4),
          "mistral3": Arch(lib.LLM_ARCH_MISTRAL3, rope_neox=False),
-         "lfm2": Arch(lib.LLM_ARCH_LFM2, shortconv=True, renames=(("token_embd_norm.weight", "output_norm.weight"),))}
+         "lfm2": Arch(lib.LLM_ARCH_LFM2, shortconv=True, renames=(("token_embd_norm.weight", "output_norm.weight"),)),
+         "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
+         "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 
@@ -161,6 +164,11 @@ class ModelConfig:
     yarn_beta_fast: float = 32.0
     yarn_beta_slow: float = 1.0
     yarn_log_mul: float = 0.0
+    # granite's multipliers, 0 where the file has none (llama.cpp's reading: no scaling)
+    embedding_scale: float = 0.0
+    residual_scale: float = 0.0
+    attention_scale: float = 0.0
+    logit_scale: float = 0.0
 
     @classmethod
     def of(cls, g) -> "ModelConfig":
@@ -356,6 +364,8 @@ class ModelConfig:
             return "attention temperature scaling"
         if ARCHS[self.arch].gemma4:
             return "Gemma 4 layers (per-layer embeddings, shared K/V, two head sizes)"
+        if self.residual_scale not in (0.0, 1.0) or self.logit_scale not in (0.0, 1.0):
+            return "Granite residual and logit scales"
         return None
 
     def layer_head_dim(self, il: int) -> int:
@@ -465,6 +475,8 @@ class ModelConfig:
         self.set_c_experts(c)
         c.rope_skip = [1 if x else 0 for x in self.nope_layers]
         c.attn_temp_scale, c.attn_temp_floor = self.attn_temp_scale, self.attn_temp_floor
+        if arch.granite:
+            families.set_c_granite(self, c)
         if arch.gemma4:
             c.head_dim_swa, c.n_rot_swa, c.n_embd_ple = self.head_dim_swa, self.n_rot_swa, self.n_embd_per_layer
             c.n_layer_kv = self.n_layer - self.n_kv_shared if self.n_kv_shared else 0
@@ -486,6 +498,7 @@ class ModelConfig:
         span's buffers on a one-layer config that carries them)"""
         c.n_expert, c.n_expert_used, c.n_ff_exp = self.n_expert, self.n_expert_used, self.n_ff_exp
         c.n_ff_shexp = self.n_ff_shexp
+        c.shexp_ungated = 1 if ARCHS[self.arch].granite else 0   # granitemoe's shared expert has no gate
         c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
         c.expert_w_scale = self.expert_weights_scale
         arch = ARCHS[self.arch]

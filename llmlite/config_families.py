@@ -1,6 +1,6 @@
 """Hyper-parameters that only some families carry: mixtures of experts, Gemma 4's
 per-layer kinds, qwen35's gated delta-net, smollm3's NoPE layers, mistral3's query
-temperature and YaRN keys. Each reader fills a ModelConfig that
+temperature and YaRN keys, Granite's multipliers. Each reader fills a ModelConfig that
 config.py has begun, and raises one GGUFError line for what the forward pass cannot run.
 """
 from __future__ import annotations
@@ -144,7 +144,7 @@ def read_hybrid(cfg: ModelConfig, g, num, bad) -> None:
 
 
 def _rope_whole_head(cfg: ModelConfig, bad) -> None:
-    """llama.cpp's smollm3 and mistral3 graphs assert one head size for K and V, all of it rotated"""
+    """llama.cpp's smollm3, mistral3 and granite graphs assert one head size for K and V, all of it rotated"""
     A, R, arch = Keys.Attention, Keys.Rope, cfg.arch
     if cfg.head_dim_v != cfg.head_dim:
         raise bad(A.VALUE_LENGTH.format(arch=arch), f"is {cfg.head_dim_v:,}, not the key length {cfg.head_dim:,}")
@@ -163,8 +163,14 @@ def read_smollm3(cfg: ModelConfig, g, num, bad) -> None:
     cfg.nope_layers = [(il + 1) % step == 0 for il in range(cfg.n_layer)]
 
 
-# mistral3's dense FFN biases (optional in llama.cpp's loader): llmlite's FFN has no slot for them
+# the dense FFN's biases (optional in llama.cpp's mistral3 and granite loaders): llmlite's FFN has no slot for them
 FFN_BIASES = ("ffn_gate.bias", "ffn_up.bias", "ffn_down.bias")
+
+
+def _no_ffn_biases(g) -> None:
+    biased = next((n for n in g.tensors if n.startswith("blk.") and n.endswith(FFN_BIASES)), None)
+    if biased:
+        raise GGUFError(f"{g.path}: tensor {biased}: FFN biases are not supported")
 
 
 def read_mistral3(cfg: ModelConfig, g, num, bad) -> None:
@@ -176,9 +182,7 @@ def read_mistral3(cfg: ModelConfig, g, num, bad) -> None:
     n_expert = num(L.EXPERT_COUNT, 0)
     if n_expert:
         raise bad(L.EXPERT_COUNT.format(arch=arch), f"is {n_expert:,}: llmlite runs dense mistral3 models only")
-    biased = next((n for n in g.tensors if n.startswith("blk.") and n.endswith(FFN_BIASES)), None)
-    if biased:
-        raise GGUFError(f"{g.path}: tensor {biased}: FFN biases are not supported")
+    _no_ffn_biases(g)
     cfg.yarn_beta_fast = num(R.SCALING_YARN_BETA_FAST, 32.0, float)
     cfg.yarn_beta_slow = num(R.SCALING_YARN_BETA_SLOW, 1.0, float)
     cfg.yarn_log_mul = num(R.SCALING_YARN_LOG_MUL, 0.0, float, positive=False)
@@ -214,5 +218,52 @@ def read_shortconv(cfg: ModelConfig, g, num, bad) -> None:
     check_layer_kinds(cfg, g, "shortconv.out_proj.weight", ("short-convolution", "attention"))
 
 
+# llama.cpp's key for Granite Vision's deepstack layers (gguf-py here has no name for it)
+DEEPSTACK_MAPPING = "{arch}.deepstack_mapping"
+
+
+def read_granite(cfg: ModelConfig, g, num, bad) -> None:
+    """Granite's multipliers: the embeddings', the residual branches', the attention's
+    (in place of 1/sqrt(head_dim)) and the logits' (they are divided by it). 0 or absent
+    is none, as llama.cpp reads them, but for logit_scale, which llama.cpp requires; a
+    negative, infinite or NaN one is refused. One GGUFError line for what llmlite does not
+    run of the family: no rope (rope.scaling.finetuned false), a vision model's deepstack
+    inputs, FFN biases, head counts that differ between layers (Granite 4.0's non-hybrid
+    files list them per layer, all equal)."""
+    L, A, R, arch, md = Keys.LLM, Keys.Attention, Keys.Rope, cfg.arch, g.metadata
+    for key, per_layer in ((A.HEAD_COUNT, cfg.n_head_per_layer), (A.HEAD_COUNT_KV, cfg.n_head_kv_per_layer)):
+        if len(set(per_layer)) > 1:
+            raise bad(key.format(arch=arch), f"differs between layers ({', '.join(map(str, per_layer))}): "
+                      "not supported for granite")
+    cfg.embedding_scale = num(L.EMBEDDING_SCALE, 0.0, float, positive=False)
+    cfg.residual_scale = num(L.RESIDUAL_SCALE, 0.0, float, positive=False)
+    cfg.attention_scale = num(A.SCALE, 0.0, float, positive=False)
+    cfg.logit_scale = num(L.LOGIT_SCALE, 0.0, float)
+    if not cfg.logit_scale:
+        raise bad(L.LOGIT_SCALE.format(arch=arch), "is missing (a granite model's logits are divided by it)")
+    if md.get(R.SCALING_FINETUNED.format(arch=arch)) is False:
+        raise bad(R.SCALING_FINETUNED.format(arch=arch), "is false: a granite without rope is not supported")
+    ds = md.get(DEEPSTACK_MAPPING.format(arch=arch))
+    if isinstance(ds, np.ndarray) and (ds >= 0).any():
+        raise bad(DEEPSTACK_MAPPING.format(arch=arch), "maps vision inputs to layers (Granite Vision): not supported")
+    _rope_whole_head(cfg, bad)      # llama.cpp's granite graph asserts it too
+    if cfg.n_expert:   # granitemoe: llama.cpp's experts are feed_forward_length wide; a shared expert where set
+        cfg.n_ff_exp = cfg.n_ff
+        cfg.n_ff_shexp = num(L.EXPERT_SHARED_FEED_FORWARD_LENGTH, 0)
+    _no_ffn_biases(g)
+
+
+def set_c_granite(cfg: ModelConfig, c) -> None:
+    """Granite's multipliers into llm_config c (float32, as llama.cpp keeps them): the
+    embedding and attention scales replace the defaults where the file has them"""
+    if cfg.embedding_scale:
+        c.embd_scale = cfg.embedding_scale
+    if cfg.attention_scale:
+        c.attn_scale = cfg.attention_scale
+    c.residual_scale = cfg.residual_scale
+    c.logit_mul = float(np.float32(1.0) / np.float32(cfg.logit_scale))
+
+
 # an architecture's own reader, run after the common hyper-parameters
-READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "lfm2": read_shortconv}
+READERS = {"smollm3": read_smollm3, "mistral3": read_mistral3, "lfm2": read_shortconv, "granite": read_granite,
+           "granitemoe": read_granite}

@@ -4,7 +4,8 @@ mapped, one tensor at a time), tokenizer.json (BPE) to tokenizer.ggml.*, the cha
 template from tokenizer_config.json: the names and keys llama.cpp's converter writes.
 
 Architectures: llama (LlamaForCausalLM, MistralForCausalLM; Llama 3 rope scaling as
-rope_freqs), qwen2, qwen3, gemma3 (norms + 1); tokenizers: BPE tokenizer.json, or a
+rope_freqs), qwen2, qwen3, gemma3 (norms + 1), granite (GraniteForCausalLM: llama's
+layout with its four multipliers); tokenizers: BPE tokenizer.json, or a
 SentencePiece tokenizer.model (read here, without the sentencepiece package).
 """
 from __future__ import annotations
@@ -27,7 +28,12 @@ F32, F16, BF16 = GGMLType.F32, GGMLType.F16, GGMLType.BF16
 STRINGS, I32S, F32S = (V.ARRAY, V.STRING), (V.ARRAY, V.INT32), (V.ARRAY, V.FLOAT32)   # array types (encode)
 
 ARCHES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2",
-          "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3"}
+          "Qwen3ForCausalLM": "qwen3", "Gemma3ForCausalLM": "gemma3", "GraniteForCausalLM": "granite"}
+# the architectures whose q/k rows llama.cpp's converter permutes (LlamaModel's)
+_PERMUTED = ("llama", "granite")
+# granite's config.json multipliers -> their GGUF keys (GraniteModel.set_gguf_parameters')
+_GRANITE_SCALES = (("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
+                   ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale"))
 _DTYPES = {"F32": (np.dtype("<f4"), F32), "F16": (np.dtype("<f2"), F16), "BF16": (np.dtype("<u2"), BF16)}
 
 # HF name (layer part as {i}) -> GGUF name
@@ -156,7 +162,8 @@ class HFSource:
         c = self.cfg
         self.n_head = c["num_attention_heads"]
         self.n_head_kv = c.get("num_key_value_heads", self.n_head)
-        self.head_dim = c.get("head_dim") or c["hidden_size"] // self.n_head
+        # granite's converter ignores head_dim (its heads are hidden_size / n_head)
+        self.head_dim = (c.get("head_dim") if self.arch != "granite" else None) or c["hidden_size"] // self.n_head
         self.tensors: dict[str, _Tensor] = {}
         for hf, t in self.st.items():
             if _SKIP.search(hf):
@@ -217,9 +224,9 @@ class HFSource:
             return self.rope_freqs.reshape(1, -1)
         st = self.st[t.hf]
         w = np.array(self._array(st), dtype=np.float32)    # a copy: the mapping's pages can go
-        if self.arch == "llama" and name.endswith("attn_q.weight"):
+        if self.arch in _PERMUTED and name.endswith("attn_q.weight"):
             w = permute_qk(w, self.n_head)
-        elif self.arch == "llama" and name.endswith("attn_k.weight"):
+        elif self.arch in _PERMUTED and name.endswith("attn_k.weight"):
             w = permute_qk(w, self.n_head_kv)
         if self.arch == "gemma3" and name.endswith("norm.weight"):
             w = w + np.float32(1.0)       # Gemma3RMSNorm scales by 1 + w
@@ -286,6 +293,8 @@ class HFSource:
                    (f"{a}.attention.value_length", V.UINT32, self.head_dim)]
         kv += [(f"{a}.vocab_size", V.UINT32, len(self.tok["tokens"])),
                (f"{a}.rope.dimension_count", V.UINT32, self.head_dim)]
+        if a == "granite":
+            kv += [(f"{a}.{key}", V.FLOAT32, c[hf]) for hf, key in _GRANITE_SCALES if c.get(hf)]
         return kv + self.tok["kv"]
 
     def close(self) -> None:
@@ -490,7 +499,10 @@ def _tokenizer(folder: Path, cfg: dict, arch: str = "llama") -> dict:
     for i, t in added.items():
         types[i] = 3 if t.get("special") else 4
     merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    kv = [("tokenizer.ggml.model", V.STRING, "gpt2"), ("tokenizer.ggml.pre", V.STRING, _pre_name(tj)),
+    pre = _pre_name(tj)
+    if arch == "granite" and pre == "smollm":   # the same structure; llama.cpp's converter (by its hash) says refact
+        pre = "refact"
+    kv = [("tokenizer.ggml.model", V.STRING, "gpt2"), ("tokenizer.ggml.pre", V.STRING, pre),
           ("tokenizer.ggml.tokens", STRINGS, tokens), ("tokenizer.ggml.token_type", I32S, types),
           ("tokenizer.ggml.merges", STRINGS, merges)]
     kv += _special_kv(tc, cfg, vocab.get)

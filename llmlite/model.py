@@ -56,6 +56,7 @@ GLOBAL_SLOTS = {"token_embd.weight": lib.LLM_G_TOKEN_EMBD, "output_norm.weight":
 BACKENDS = {"cpu": lib.LLM_BACKEND_CPU, "cuda": lib.LLM_BACKEND_CUDA}
 # a recurrent state's copies (csrc/delta_net.c's slots): the end of a prompt, the start of a verify
 PROMPT_COPY, VERIFY_COPY = 0, 1
+HIDDEN = 3   # llm_forward's mode without the head: each token's hidden state after the output norm
 
 
 def repack_bytes(g, n_gpu: int = 0) -> int:
@@ -233,14 +234,20 @@ class Weights:
         return msg, bool(dead[0])
 
     def forward(self, tokens, pos: int, mode: int, out: np.ndarray | None = None) -> np.ndarray | None:
-        """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all). `out`, when
-        given, receives the logits (a buffer made once, for the per-token decode step)."""
+        """Run tokens at positions pos.. (mode 0: no logits, 1: last, 2: all, HIDDEN: no
+        head, each token's hidden state after the output norm). `out`, when given,
+        receives the logits (a buffer made once, for the per-token decode step)."""
         toks = np.ascontiguousarray(tokens, dtype=np.int32)
         n = toks.size
         if mode == 1 and out is None:
             out = np.empty(self.n_vocab, dtype=np.float32)
         elif mode == 2 and out is None:
             out = np.empty((n, self.n_vocab), dtype=np.float32)
+        elif mode == HIDDEN:
+            if self.n_gpu == self.config.n_layer:   # the span holds the output norm and hands back logits only
+                raise LlmliteError("embeddings need the output norm on the CPU: offload fewer than all layers "
+                                   f"(-ngl {self.n_gpu - 1} or less)")
+            out = np.empty((n, self.config.n_embd), dtype=np.float32)
         if pos + n > self.n_ctx:
             raise LlmliteError(f"context full: {pos + n} tokens > n_ctx {self.n_ctx} (use a larger -c)")
         rc = lib.llm_forward(self.ptr, ffi.cast("int *", toks.ctypes.data), n, pos,
@@ -362,8 +369,8 @@ class Model:
         return len(self.tokens)
 
     def reset(self) -> None:
-        """Empty the KV cache."""
-        self.tokens = []
+        """Empty the KV cache (and a recurrent state's copies with it: they hold the old history)."""
+        self.truncate(0)
 
     def truncate(self, n: int) -> None:
         """Keep the first n positions of the KV cache (later ones are overwritten). A
@@ -377,8 +384,11 @@ class Model:
     def _save_state(self, slot: int) -> None:
         """a recurrent model keeps a copy of its state here: before a prompt's last token
         (PROMPT_COPY: where /regen and the next turn start over) or at the start of a
-        guess being verified (VERIFY_COPY), so one never replaces the other"""
-        if self.weights.state_pos >= 0:
+        guess being verified (VERIFY_COPY), so one never replaces the other. Only a state
+        that holds the cache's tokens: after a reset (or an embedding) the state still
+        holds the old history until the next pass starts it again at position 0, and a
+        copy of that would be restored later as if it were the new one's."""
+        if self.weights.state_pos >= 0 and self.weights.state_pos == self.n_past:
             self._saved_at[slot] = self.weights.save_state(slot)
 
     def _rewind(self) -> None:
@@ -449,6 +459,19 @@ class Model:
     def eval_last(self, ids) -> np.ndarray:
         """Logits of the last of ids only (n_vocab,)."""
         return self._run(ids, 1)
+
+    def hidden_states(self, ids) -> np.ndarray:
+        """Each token's hidden state after the output norm (len(ids), n_embd) float32: what
+        the head would read, llama.cpp's per-token embeddings. ids run from position 0,
+        alone: they overwrite the KV cache, so it is emptied (the next prefill evaluates
+        its whole prompt again)."""
+        ids = [int(i) for i in ids]
+        if len(ids) > self.n_ctx:
+            raise LlmliteError(f"{len(ids)} tokens > n_ctx {self.n_ctx}: too long for this context (use a larger -c)")
+        self.truncate(0)
+        if not ids:
+            return np.empty((0, self.config.n_embd), np.float32)
+        return self._forward(ids, HIDDEN)
 
     def step(self, tok: int) -> np.ndarray:
         """Decode one token: its logits in a buffer reused by the next step (read them

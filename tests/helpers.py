@@ -184,6 +184,50 @@ def rebuilt_models(module, refs: dict, folder) -> dict:
     return paths
 
 
+def flash_floor(logits, refs: dict, name: str, k: int):
+    """How logits (every position of prompt k, flash attention) stand against llama.cpp's
+    own flash-attention logits (refs' <name>/fa_top_logits_k over top_ids_k, and
+    fa_logsumexp_k): whether every position's top-1 is llama.cpp's, and each top-20
+    |dlogprob| ([n, 20]), for the issue's floor (top-1 all, mean <= 0.02, max <= 0.2)"""
+    import numpy as np
+
+    ids, want = refs[f"{name}/top_ids_{k}"], refs[f"{name}/fa_top_logits_{k}"]
+    mx = logits.max(1, keepdims=True)
+    lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
+    dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
+                 - (want - refs[f"{name}/fa_logsumexp_{k}"][:, None]))
+    top1 = bool(np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]))
+    return top1, dlp
+
+
+def oracle_fixtures(module, refs_path):
+    """The module-scoped fixtures of a test file over a tiny-models module (moe_models,
+    gemma4_models, ...) and its llama.cpp references file: refs (the file, read whole),
+    built (name -> the rebuilt GGUF's path, checked to be the file llama.cpp ran) and
+    model ((name, Weights) for each model in turn: n_ctx 512, n_batch 64, flash
+    attention off). A test file takes them with `refs, built, model = oracle_fixtures(...)`."""
+    import pytest
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    @pytest.fixture(scope="module", name="refs")
+    def refs_():
+        return load_npz(refs_path)
+
+    @pytest.fixture(scope="module", name="built")
+    def built_(tmp_path_factory, refs):
+        return rebuilt_models(module, refs, tmp_path_factory.mktemp(module.__name__))
+
+    @pytest.fixture(scope="module", name="model", params=list(module.MODELS))
+    def model_(request, built):
+        g = open_gguf(built[request.param])
+        yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
+        g.close()
+
+    return refs_, built_, model_
+
+
 def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
     """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
     model `name`): the top-20 logits of every position are llama.cpp's bits, and so
@@ -246,6 +290,20 @@ def assert_cli_info_and_run(path, *facts: str) -> None:
     r = llmlite("run", path, "-p", "the cat", "-n", 8, "--temp", 0)
     assert r.returncode == 0, r.stderr
     assert "generated 8 tokens" in r.stderr and r.stdout.strip()
+
+
+def cuda_span_refusal(emulated_cuda_lib, path, n_gpu: int) -> str:
+    """What the CUDA span itself (the real code under the emulated runtime) says when
+    handed the last n_gpu layers of the model at path (in a fresh process: the backend
+    library loads once): its OffloadError's line, or "" where it took them"""
+    code = ("import sys; from llmlite import offload; from llmlite.errors import OffloadError\n"
+            "from llmlite.gguf import open_gguf; from llmlite.model import Weights\n"
+            "assert offload.load_cuda()[0]\n"
+            "try:\n    Weights(open_gguf(sys.argv[1]), 64, n_batch=8, n_gpu=int(sys.argv[2]), backend='cuda')\n"
+            "except OffloadError as e:\n    print(e)\n")
+    r = run_python(code, path, n_gpu, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib})
+    assert r.returncode == 0, r.stderr
+    return r.stdout
 
 
 # ---- a recurrent state (qwen35's delta-net, lfm2's short convolution): what every

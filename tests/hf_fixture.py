@@ -1,6 +1,7 @@
 """A Hugging Face checkpoint made from a GGUF (dequantized, llama's q/k permutation
 undone): model.safetensors (F16 matrices, F32 vectors), config.json
-(LlamaForCausalLM, Qwen2ForCausalLM or Qwen3ForCausalLM), tokenizer.json (BPE with
+(LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3ForCausalLM or
+GraniteForCausalLM with its multipliers), tokenizer.json (BPE with
 SmolLM2's pre-tokenizer, digits split then byte-level, as the test models carry),
 tokenizer_config.json with the chat template. Made from smollm2-135m it is a real
 model; from the synthetic qwen2/qwen3 refs, a check of those architectures' names.
@@ -25,9 +26,40 @@ def quantize_gguf(src, dst, ftype: str, allow_requantize: bool = False, progress
         source.close()
 
 
+def assert_converts_as_from_gguf(src, hf, folder: Path) -> Path:
+    """`llmlite quantize` of checkpoint hf (made from the GGUF src) to q8_0 gives the
+    tensors, byte for byte, of src's weights quantized the GGUF way (F32, F16, then q8_0),
+    and src's values of its architecture's and tokenizer's metadata (the SentencePiece
+    add_space_prefix aside); the converted file's path"""
+    from gguf import GGUFReader
+    from helpers import llmlite
+
+    folder = Path(folder)
+    r = llmlite("quantize", hf, folder / "hf.gguf", "--type", "q8_0")
+    assert r.returncode == 0, r.stderr
+    quantize_gguf(src, folder / "f32.gguf", "f32", allow_requantize=True)
+    quantize_gguf(folder / "f32.gguf", folder / "f16.gguf", "f16")
+    quantize_gguf(folder / "f16.gguf", folder / "gguf.gguf", "q8_0")
+    a, b, o = (GGUFReader(str(p)) for p in (folder / "hf.gguf", folder / "gguf.gguf", src))
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    for ta, tb in zip(a.tensors, b.tensors):
+        assert ta.tensor_type == tb.tensor_type and ta.data.tobytes() == tb.data.tobytes(), ta.name
+    arch = o.fields["general.architecture"].contents()
+    for k in o.fields:
+        if k.startswith((arch + ".", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
+            assert a.fields[k].contents() == o.fields[k].contents(), k
+    return folder / "hf.gguf"
+
+
 def unpermute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
     """the inverse of convert_hf.permute_qk: llama's q/k rows back to HF's rotate-half order"""
     return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+# Granite's multipliers: config.json's names (those llama.cpp's converter reads) -> the
+# GGUF keys; written out here apart from llmlite/convert_hf.py's table, which this checks
+_GRANITE_SCALES = (("attention_multiplier", "attention.scale"), ("embedding_multiplier", "embedding_scale"),
+                   ("residual_multiplier", "residual_scale"), ("logits_scaling", "logit_scale"))
 
 
 def _gguf_to_hf_name(name: str, arch: str = "llama") -> str | None:
@@ -77,7 +109,7 @@ def write_safetensors(path: Path, tensors: dict) -> None:
 
 
 HF_ARCH = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM",
-           "gemma3": "Gemma3ForCausalLM"}
+           "gemma3": "Gemma3ForCausalLM", "granite": "GraniteForCausalLM"}
 
 
 def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, dtype: str = "F16") -> Path:
@@ -95,9 +127,9 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
         tensors = {}
         for name, t in g.tensors.items():
             w = _lib.dequantize(t.type, g.tensor_data(name), t.n_elements).reshape(tuple(reversed(t.shape)))
-            if a == "llama" and name.endswith("attn_q.weight"):
+            if a in ("llama", "granite") and name.endswith("attn_q.weight"):
                 w = unpermute_qk(w, n_head)
-            elif a == "llama" and name.endswith("attn_k.weight"):
+            elif a in ("llama", "granite") and name.endswith("attn_k.weight"):
                 w = unpermute_qk(w, n_head_kv)
             if name == "rope_freqs.weight":
                 continue
@@ -127,6 +159,8 @@ def make_checkpoint(gguf_path, folder: Path, rope_scaling: dict | None = None, d
                 cfg["rope_local_base_freq"] = float(md["gemma3.rope.freq_base_swa"])
             if md.get("gemma3.rope.scaling.type") == "linear":
                 cfg["rope_scaling"] = {"rope_type": "linear", "factor": float(md["gemma3.rope.scaling.factor"])}
+        if a == "granite":   # its multipliers under config.json's names
+            cfg.update({hf: float(md[f"granite.{k}"]) for hf, k in _GRANITE_SCALES if f"granite.{k}" in md})
         if f"{a}.attention.key_length" in md:
             cfg["head_dim"] = md[f"{a}.attention.key_length"]
         (folder / "config.json").write_text(json.dumps(cfg, indent=2))

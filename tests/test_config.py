@@ -56,12 +56,12 @@ def test_to_c_fields(tmp_path):
 @pytest.mark.parametrize("arch, shexp, norm_w", [("qwen3moe", 0, 1), ("qwen2moe", 96, 0)])
 def test_to_c_expert_fields(tmp_path, arch, shexp, norm_w):
     """qwen3moe renormalises the chosen experts' weights, qwen2moe adds a shared expert
-    (its width defaulting to feed_forward_length, as llama.cpp's)"""
+    (its width defaulting to feed_forward_length, as llama.cpp's) through its gate"""
     sizes = {"expert_count": 60, "expert_used_count": 4, "expert_feed_forward_length": 32}
     with open_gguf(_model_file(tmp_path / "m.gguf", arch, feed_forward_length=96, **sizes)) as g:
         c = ModelConfig.of(g).to_c(100)
     assert (c.n_expert, c.n_expert_used, c.n_ff_exp, c.n_ff_shexp, c.expert_norm_w) == (60, 4, 32, shexp, norm_w)
-    assert c.expert_w_scale == 0.0
+    assert c.expert_w_scale == 0.0 and c.shexp_ungated == 0
 
 
 def test_expert_width_defaults_to_ff_over_used(tmp_path):

@@ -6,7 +6,8 @@ softcap) and 26B-A4B's expert layers (a dense FFN beside the experts, K as V).""
 import gemma4_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import (ROOT, assert_batch_invariant, assert_top_logits_match, flash_floor, greedy_tokens,
+                     oracle_fixtures, rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -21,27 +22,12 @@ KEY_STAGES = {NAME: {"inp_per_layer", "kqv_out-3", "kqv_out-5", "per_layer_embd_
               MOE: {"ffn_moe_logits-0", "ffn_moe_out-0", "kqv_out-2"}}
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, refs):
-    """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    return rebuilt_models(gemma4_models, refs, tmp_path_factory.mktemp("gemma4"))
+refs, built, model = oracle_fixtures(gemma4_models, REFS)
 
 
 @pytest.fixture(scope="module")
 def path(built):
     return built[NAME]
-
-
-@pytest.fixture(scope="module", params=list(gemma4_models.MODELS))
-def model(request, built):
-    g = open_gguf(built[request.param])
-    yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
-    g.close()
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +42,7 @@ def test_logits_bit_identical_with_llamacpp(model, refs):
     logits of every position are llama.cpp's bits, so the top-1 and the log-normaliser
     agree too."""
     name, w = model
-    for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ids = refs[f"{name}/top_ids_{k}"]
-        ours, want = np.take_along_axis(logits, ids, 1), refs[f"{name}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), ids[:, 0]), (name, k)
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
+    assert_top_logits_match(w, refs, name, N_PROMPTS)
 
 
 def test_stages_bit_identical_with_llamacpp(model, refs):
@@ -223,13 +201,8 @@ def test_flash_attention_within_the_floor(built, refs):
     with open_gguf(built[NAME]) as g:
         w = Weights(g, 512, n_batch=64, flash_attn=True)
         for k in range(N_PROMPTS):
-            logits = w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2)
-            ids, want = refs[f"{NAME}/top_ids_{k}"], refs[f"{NAME}/fa_top_logits_{k}"]
-            mx = logits.max(1, keepdims=True)
-            lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-            dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
-                         - (want - refs[f"{NAME}/fa_logsumexp_{k}"][:, None]))
-            assert np.array_equal(logits.argmax(1), ids[np.arange(len(ids)), want.argmax(1)]), k
+            top1, dlp = flash_floor(w.forward(refs[f"{NAME}/tokens_{k}"], 0, 2), refs, NAME, k)
+            assert top1, k
             assert dlp.mean() <= 0.02, (k, dlp.mean(), dlp.max())
         del w
 

@@ -6,7 +6,8 @@ import json
 import moe_models
 import numpy as np
 import pytest
-from helpers import ROOT, assert_batch_invariant, greedy_tokens, load_npz, rebuilt_models, rewrite_gguf, traced_stages
+from helpers import (ROOT, assert_batch_invariant, assert_top_logits_match, flash_floor, greedy_tokens,
+                     oracle_fixtures, rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.gguf import GGUFError, open_gguf
@@ -16,36 +17,14 @@ REFS = ROOT / "tests" / "data" / "moe_refs.npz"
 N_PROMPTS = len(moe_models.PROMPT_LENGTHS)
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, refs):
-    """name -> path of the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    return rebuilt_models(moe_models, refs, tmp_path_factory.mktemp("moe"))
-
-
-@pytest.fixture(scope="module", params=list(moe_models.MODELS))
-def model(request, built):
-    g = open_gguf(built[request.param])
-    yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
-    g.close()
+refs, built, model = oracle_fixtures(moe_models, REFS)
 
 
 def test_logits_bit_identical_with_llamacpp(model, refs):
     """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
     bits (its batch kernels), so the top-1 and the log-normaliser agree too."""
     name, w = model
-    for k in range(N_PROMPTS):
-        logits = w.forward(refs[f"{name}/tokens_{k}"], 0, 2)
-        ours, want = np.take_along_axis(logits, refs[f"{name}/top_ids_{k}"], 1), refs[f"{name}/top_logits_{k}"]
-        assert np.array_equal(ours, want), (name, k, np.abs(ours - want).max())
-        assert np.array_equal(logits.argmax(1), refs[f"{name}/top_ids_{k}"][:, 0]), (name, k)
-        mx = logits.max(1, keepdims=True)
-        lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-        assert np.allclose(lse, refs[f"{name}/logsumexp_{k}"], rtol=0, atol=1e-5), (name, k)
+    assert_top_logits_match(w, refs, name, N_PROMPTS)
 
 
 def test_stages_bit_identical_with_llamacpp(model, refs):
@@ -191,14 +170,8 @@ def test_gptoss_flash_attention_keeps_the_sinks(built, refs):
     with open_gguf(built[GPTOSS]) as g:
         w = Weights(g, 512, n_batch=64, flash_attn=True)
         for k in range(N_PROMPTS):
-            logits = w.forward(refs[f"{GPTOSS}/tokens_{k}"], 0, 2)
-            ids, want = refs[f"{GPTOSS}/top_ids_{k}"], refs[f"{GPTOSS}/fa_top_logits_{k}"]
-            mx = logits.max(1, keepdims=True)
-            lse = np.log(np.exp(logits - mx).sum(1)) + mx[:, 0]
-            dlp = np.abs((np.take_along_axis(logits, ids, 1) - lse[:, None])
-                         - (want - refs[f"{GPTOSS}/fa_logsumexp_{k}"][:, None]))
-            top1 = ids[np.arange(len(ids)), want.argmax(1)]
-            assert np.array_equal(logits.argmax(1), top1), k
+            top1, dlp = flash_floor(w.forward(refs[f"{GPTOSS}/tokens_{k}"], 0, 2), refs, GPTOSS, k)
+            assert top1, k
             assert dlp.mean() <= 0.02, (k, dlp.mean())
         del w
 

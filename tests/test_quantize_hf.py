@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import llmlite as cli, start_llmlite
-from hf_fixture import make_checkpoint, quantize_gguf, write_safetensors
+from hf_fixture import assert_converts_as_from_gguf, make_checkpoint, quantize_gguf, write_safetensors
 
 
 @pytest.fixture(scope="module")
@@ -148,23 +148,9 @@ def test_other_checkpoints(name, shared_dir, tmp_path):
     config.json) and an untied output: from the synthetic refs models to a
     checkpoint and back, the same tensors as from the GGUF (rope_freqs: the
     original's bytes) and the original's metadata values."""
-    from gguf import GGUFReader
-
     src = shared_dir / "refs" / "synthetic" / f"{name}.gguf"
     hf = make_checkpoint(src, tmp_path / name, LLAMA3_SCALING if "ropefreqs" in name else None)
-    r = cli("quantize", hf, tmp_path / "hf.gguf", "--type", "q8_0")
-    assert r.returncode == 0, r.stderr
-    quantize_gguf(src, tmp_path / "f32.gguf", "f32", allow_requantize=True)
-    quantize_gguf(tmp_path / "f32.gguf", tmp_path / "f16.gguf", "f16")
-    quantize_gguf(tmp_path / "f16.gguf", tmp_path / "gguf.gguf", "q8_0")
-    a, b, o = (GGUFReader(str(p)) for p in (tmp_path / "hf.gguf", tmp_path / "gguf.gguf", src))
-    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
-    for ta, tb in zip(a.tensors, b.tensors):
-        assert ta.tensor_type == tb.tensor_type and ta.data.tobytes() == tb.data.tobytes(), ta.name
-    arch = o.fields["general.architecture"].contents()
-    for k in o.fields:
-        if k.startswith((arch + ".", "tokenizer.")) and k != "tokenizer.ggml.add_space_prefix":
-            assert a.fields[k].contents() == o.fields[k].contents(), k
+    assert_converts_as_from_gguf(src, hf, tmp_path)
 
 
 @pytest.mark.slow

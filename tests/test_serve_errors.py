@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from serve_fixture import chat_body, serving
+from serve_fixture import chat_body, json_values, serving
 
 httpx = pytest.importorskip("httpx")
 hypothesis = pytest.importorskip("hypothesis")
@@ -158,9 +158,7 @@ def test_api_key_and_cors(tiny):
 
 # ---- random bodies ---------------------------------------------------------------------------
 
-_json = st.recursive(st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=20),
-                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                     max_leaves=12)
+_json = json_values()
 _FIELDS = ["model", "messages", "prompt", "temperature", "top_p", "top_k", "min_p", "max_tokens",
            "max_completion_tokens", "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs",
            "top_logprobs", "stream", "stream_options", "n"]

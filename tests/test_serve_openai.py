@@ -4,7 +4,6 @@ API give for the same prompt; the sampling fields, logprobs, usage, the model li
 embeddings, a model swap and the names that must not load anything."""
 from __future__ import annotations
 
-import importlib.util
 import logging
 
 import pytest
@@ -164,44 +163,45 @@ def test_models_and_names(client, smol_server):
     assert httpx.get(f"{url}/v1/models/no-such-model").status_code == 404
 
 
-def test_embeddings_hook(smol_server):
-    r = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": "hello", "model": "smollm2-135m"})
-    if importlib.util.find_spec("llmlite.embed") is None:
-        assert r.status_code == 501
-        assert r.json()["error"]["code"] == "not_implemented"
-    else:
-        import numpy as np
+def test_embeddings_are_the_python_apis(smol_server, smollm2):
+    """/v1/embeddings answers llmlite.embed's vector for the text as its own tokenizing
+    (text_ids) gives it: unit length"""
+    import numpy as np
 
-        assert r.status_code == 200, r.text
-        v = np.array(r.json()["data"][0]["embedding"])
-        assert abs(np.linalg.norm(v) - 1) < 1e-3
+    from llmlite.embed import embed, text_ids
+
+    r = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": "hello", "model": "smollm2-135m"})
+    assert r.status_code == 200, r.text
+    v = np.array(r.json()["data"][0]["embedding"], dtype=np.float32)
+    assert np.array_equal(v, embed(smollm2, text_ids(smollm2, "hello")))
+    assert abs(np.linalg.norm(v) - 1) < 1e-5
 
 
 def test_embeddings_route(smol_server, smollm2, monkeypatch):
-    """the route's side of embeddings, over a stand-in llmlite.embed (the pooling is its own)"""
+    """the route's side of embeddings, over a stand-in for llmlite.embed.embed (the
+    pooling is its own)"""
     import base64
-    import sys
-    import types
 
     import numpy as np
 
-    from llmlite.chat import prompt_ids
+    from llmlite.embed import text_ids
+    from llmlite.server import openai_api
 
     def embed(model, ids):
         v = np.arange(1, 9, dtype=np.float32) * len(ids)
         return v / np.linalg.norm(v)
 
-    monkeypatch.setitem(sys.modules, "llmlite.embed", types.SimpleNamespace(embed=embed))
+    monkeypatch.setattr(openai_api, "embed", embed)
     c = openai.OpenAI(base_url=smol_server[0] + "/v1", api_key="x", max_retries=0)
     texts = ["hello", "a longer sentence to embed"]
     got = c.embeddings.create(model="smollm2-135m", input=texts, encoding_format="float")
     assert [d.index for d in got.data] == [0, 1] and got.model == "smollm2-135m"
     for d, t in zip(got.data, texts):
-        assert np.allclose(d.embedding, embed(smollm2, prompt_ids(smollm2, t)))
-    assert got.usage.prompt_tokens == sum(len(prompt_ids(smollm2, t)) for t in texts)
+        assert np.allclose(d.embedding, embed(smollm2, text_ids(smollm2, t)))
+    assert got.usage.prompt_tokens == sum(len(text_ids(smollm2, t)) for t in texts)
     r = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": "hello", "encoding_format": "base64"})
     v = np.frombuffer(base64.b64decode(r.json()["data"][0]["embedding"]), dtype=np.float32)
-    assert np.allclose(v, embed(smollm2, prompt_ids(smollm2, "hello")))
+    assert np.allclose(v, embed(smollm2, text_ids(smollm2, "hello")))
     bad = httpx.post(f"{smol_server[0]}/v1/embeddings", json={"input": [1.5]})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "input"
 

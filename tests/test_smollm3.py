@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import smollm3_models
 from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match, assert_refused_with_one_line,
-                     assert_stages_match, assert_top_logits_match, load_npz, rebuilt_models, run_python, traced_stages)
+                     assert_stages_match, assert_top_logits_match, cuda_span_refusal, load_npz, rebuilt_models,
+                     traced_stages)
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -102,11 +103,4 @@ def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
 def test_cuda_span_refuses_nope_layers(emulated_cuda_lib, path):
     """The CUDA span itself (the real code under the emulated runtime), handed layers the
     planner would keep on the CPU, refuses them with one line rather than rotate them."""
-    code = ("import sys; from llmlite import offload; from llmlite.errors import OffloadError\n"
-            "from llmlite.gguf import open_gguf; from llmlite.model import Weights\n"
-            "assert offload.load_cuda()[0]\n"
-            "try:\n    Weights(open_gguf(sys.argv[1]), 64, n_batch=8, n_gpu=2, backend='cuda')\n"
-            "except OffloadError as e:\n    print(e)\n")
-    r = run_python(code, path, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout == "cuda span: no layers without rope or query temperature yet\n"
+    assert cuda_span_refusal(emulated_cuda_lib, path, 2) == "cuda span: no layers without rope or query temperature yet\n"

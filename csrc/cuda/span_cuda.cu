@@ -237,6 +237,11 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
         snprintf(err, errlen, "cuda span: no layers without rope or query temperature yet");
         return NULL;
     }
+    /* nor granite's residual and logit scales (0 or 1: none; the planner keeps granite on the CPU) */
+    if ((c->residual_scale != 0.0f && c->residual_scale != 1.0f) || (c->logit_mul != 0.0f && c->logit_mul != 1.0f)) {
+        snprintf(err, errlen, "cuda span: no residual or logit scales (granite) yet");
+        return NULL;
+    }
     cudaError_t e = cudaSetDevice(0);
     if (e != cudaSuccess) {
         snprintf(err, errlen, "cuda span: %s", cudaGetErrorString(e));

@@ -87,6 +87,10 @@ def model_facts(path, n_ctx: Optional[int] = None) -> dict:
             "nope_layers": [il for il, nope in enumerate(cfg.nope_layers) if nope] or None,
             "attn_temp": {"scale": cfg.attn_temp_scale, "floor": cfg.attn_temp_floor} if cfg.attn_temp_scale else None,
             "rms_eps": _finite(cfg.rms_eps),
+            # granite: the file's multipliers (0: none)
+            "multipliers": ({"embedding": cfg.embedding_scale, "residual": cfg.residual_scale,
+                             "attention": cfg.attention_scale, "logit": cfg.logit_scale}
+                            if cfg.logit_scale else None),
             "sliding_window": cfg.sliding_window,
             "n_swa_layers": n_swa,
             "vocab_size": cfg.n_vocab,
@@ -148,7 +152,9 @@ def info(
     shared_kv_layers (the last layers reading an earlier layer's K/V: Gemma 4; else 0),
     per_layer_embedding (per-layer token embedding width: Gemma 4; else 0), n_embd, n_ff (int or per-layer list), n_ctx_train, n_rot,
     rope_freq_base, rope_scaling (null, or {type (linear/yarn), factor, orig_ctx}), nope_layers (null, or
-    the layers without rope: smollm3), attn_temp (null, or the query temperature's {scale, floor}: mistral3), rms_eps, sliding_window (0: none), n_swa_layers, vocab_size,
+    the layers without rope: smollm3), attn_temp (null, or the query temperature's {scale, floor}: mistral3), rms_eps,
+    multipliers (null, or Granite's {embedding, residual, attention, logit}: 0 where none),
+    sliding_window (0: none), n_swa_layers, vocab_size,
     tokenizer {model, kind (BPE/SPM/...), pre, bos_token_id, eos_token_id, add_bos_token},
     chat_template (bool), tensor_types [{type, type_id, count, elements, bytes,
     bits_per_weight, computable}] (largest first), bits_per_weight,
@@ -258,6 +264,11 @@ def _print_info(f: dict) -> None:
     if f["attn_temp"]:
         t = f["attn_temp"]
         row("query temperature", f"1 + {t['scale']:g} ln(1 + floor(pos / {t['floor']:,}))")
+    mul = f["multipliers"]
+    if mul:
+        row("multipliers", ", ".join(f"{what}{mul[k]:.7g}" for k, what in (
+            ("embedding", "embeddings x"), ("residual", "residual branches x"), ("attention", "attention scores x"),
+            ("logit", "logits /")) if mul[k]))
     if f["layer_kinds"]:
         kinds = f["layer_kinds"]
         row("layer kinds", ", ".join(f"{kinds.count(k)} {label}" for k, label in KIND_LABELS.items() if k in kinds))

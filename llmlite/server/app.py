@@ -6,10 +6,11 @@ everywhere; Starlette is the maintained core FastAPI is built on, with streaming
 responses, middleware and routing and nothing to work around. uvicorn is its usual
 server, with disconnects reported to the app (what stops a generation early).
 
-Each API is a router module with a ROUTES list; ROUTERS below holds them all (the
-Ollama API will be one more). Around the routes, outermost first: CORS (only with
---cors), the API key (only with --api-key), and the handlers that turn every error,
-the unexpected ones included, into an OpenAI-style JSON body.
+Each API is a router module with a ROUTES list; ROUTERS below holds them all (OpenAI's
+and Ollama's). Around the routes, outermost first: CORS (only with --cors), the API key
+(only with --api-key), and the handlers that turn every error, the unexpected ones
+included, into a JSON body: Ollama's shape under its /api/ paths (ERROR_SHAPES), else
+OpenAI's.
 """
 from __future__ import annotations
 
@@ -24,13 +25,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from llmlite.server import openai_api
+from llmlite.server import ollama_api, openai_api
 from llmlite.server.errors import ApiError, internal_error
 
 log = logging.getLogger("llmlite.serve")
 
-ROUTERS = [openai_api.ROUTES]
+ROUTERS = [openai_api.ROUTES, ollama_api.ROUTES]
+# a path prefix -> how its API's errors look (an Ollama client reads {"error": "..."}); others: OpenAI's
+ERROR_SHAPES = {ollama_api.PREFIX: ollama_api.error_response}
 OPEN_PATHS = ("/", "/health")         # answered without the key: a liveness check tells nothing
+
+
+def error_response(path: str, err: ApiError) -> JSONResponse:
+    """err in the shape of the API that path belongs to"""
+    for prefix, shape in ERROR_SHAPES.items():
+        if path.startswith(prefix):
+            return shape(err)
+    return err.response()
 
 
 async def health(request: Request) -> JSONResponse:
@@ -56,25 +67,26 @@ class ApiKey:
                 and not hmac.compare_digest(self._given(scope), self.key)):
             err = ApiError(401, "a valid API key is required (Authorization: Bearer KEY)", code="invalid_api_key",
                            headers={"WWW-Authenticate": "Bearer"})
-            await err.response()(scope, receive, send)
+            await error_response(scope["path"], err)(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return exc.response()
+    return error_response(request.url.path, exc)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own refusals (no such route, a wrong method) in the same shape"""
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    return ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code,
-                    headers=dict(exc.headers or {})).response()
+    return error_response(request.url.path, ApiError(
+        exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code,
+        headers=dict(exc.headers or {})))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=exc)
-    return internal_error().response()
+    return error_response(request.url.path, internal_error())
 
 
 def build_app(engine, api_key: str | None = None, cors: str | None = None) -> Starlette:

@@ -23,6 +23,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
@@ -50,6 +51,7 @@ class Resident:
     template: Any = None
     reasoning: Optional[str] = None
     defaults: dict = field(default_factory=dict)
+    load_s: float = 0.0             # the seconds its swap-in took (0: loaded with the server)
 
     @classmethod
     def of(cls, model, name: str) -> "Resident":
@@ -86,7 +88,7 @@ def model_names() -> dict[str, Path | None]:
 
 
 def not_found(name: str) -> ApiError:
-    return ApiError(404, f"model {name!r} not found (GET /v1/models lists them)", param="model",
+    return ApiError(404, f"model {name!r} not found (GET /v1/models or /api/tags lists them)", param="model",
                     code="model_not_found")
 
 
@@ -263,7 +265,9 @@ class Engine:
         old_path = old.model.path
         old.model.close()               # one resident: its memory goes before the next loads
         try:
+            t0 = time.perf_counter()
             self.resident = Resident.of(self.loader(path), name)
+            self.resident.load_s = time.perf_counter() - t0
         except BaseException:
             log.error("loading %s failed: %s is loaded again", name, old.name)
             self.resident = Resident.of(self.loader(old_path), old.name)

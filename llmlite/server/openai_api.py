@@ -17,11 +17,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llmlite import reasoning as rsn
+from llmlite.embed import embed, text_ids
 from llmlite.generate import GenStats
 from llmlite.server.engine import model_names, not_found
 from llmlite.server.errors import ApiError, bad_request
 from llmlite.server.generation import Done, Piece, Started, generation
 from llmlite.server.requests import GenRequest, parse_chat, parse_completion, read_json
+from llmlite.server.streams import gather, until_gone
 
 
 def usage(prompt_tokens: int, stats: GenStats) -> dict:
@@ -89,31 +91,12 @@ def _sse(obj) -> bytes:
     return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
 
 
-async def _until_gone(request: Request, coro):
-    """await coro, unless the client disconnects first: then it is cancelled (and so is
-    its generation, between two tokens) and None is returned"""
-    task = asyncio.ensure_future(coro)
-
-    async def gone():
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watch = asyncio.ensure_future(gone())
-    try:
-        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        if not task.done():         # the client left, or this handler itself was cancelled
-            task.cancel()
-    return task.result() if task.done() and not task.cancelled() else None
-
-
 async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
     engine = request.app.state.engine
     events = engine.stream(req.model, generation(req))
     # the prompt checked (an error is still a status here); a client that leaves while
     # its request waits in the queue takes it out
-    started = await _until_gone(request, anext(events))
+    started = await until_gone(request, anext(events))
     if started is None:
         return Response(status_code=499)
     shape = _Shape(chat, started.model)
@@ -123,15 +106,9 @@ async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def collect():
-        pieces = []
-        async for ev in events:
-            if isinstance(ev, Piece):
-                pieces.append(ev)
-            elif isinstance(ev, Done):
-                return shape.whole(pieces, ev, started.prompt_tokens, want_lp)
-        raise RuntimeError("the generation ended without its Done")
+        return shape.whole(*await gather(events), started.prompt_tokens, want_lp)
 
-    out = await _until_gone(request, collect())
+    out = await until_gone(request, collect())
     return JSONResponse(out) if out is not None else Response(status_code=499)
 
 
@@ -203,18 +180,15 @@ def _embed_inputs(body: dict) -> list:
 
 def _embedding_work(inputs: list):
     """The engine's work for an embeddings request: one vector per input, then a Done.
-    The pooling is llmlite/embed.py's (the GGUF's pooling type, mean by default)."""
-    import importlib
-
-    embed = importlib.import_module("llmlite.embed").embed
+    The pooling is llmlite/embed.py's (the GGUF's pooling type, mean by default); a text
+    is tokenized as llama.cpp's server does for embeddings (text_ids: the EOS that an
+    embedding model's file asks for, which its last-token pooling reads)."""
 
     def work(res, cancel):
-        from llmlite.chat import prompt_ids
-
         model = res.model
         yield Started(0, res.name)
         for x in inputs:
-            ids = prompt_ids(model, x) if isinstance(x, str) else list(x)
+            ids = text_ids(model, x) if isinstance(x, str) else list(x)
             if not ids or len(ids) > model.n_ctx or max(ids) >= model.n_vocab:
                 raise ApiError(400, f"an input is {len(ids)} tokens (the context is {model.n_ctx}) "
                                     "or holds a token id outside the vocabulary", param="input")
@@ -228,10 +202,7 @@ async def embeddings(request: Request) -> Response:
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise bad_request("model must be a string", param="model")
-    try:
-        work = _embedding_work(inputs)
-    except (ImportError, AttributeError):
-        raise ApiError(501, "embeddings are not available in this build of llmlite", code="not_implemented") from None
+    work = _embedding_work(inputs)
     data, n_tokens, name = [], 0, None
     async for ev in request.app.state.engine.stream(model or None, work):
         if isinstance(ev, Started):

@@ -141,23 +141,30 @@ def response_format(body: dict) -> dict:
 
 # ---- whole requests -------------------------------------------------------------------------
 
-def _common(body: dict) -> GenRequest:
-    """the fields chat and completions share"""
-    integer(body, "n", 1, 1)                # checked only: one choice per request, all a single user needs
-    seed = integer(body, "seed", -(1 << 63), (1 << 64) - 1)
+def sampling(fields: dict) -> dict:
+    """The sampling fields and stop strings, checked: OpenAI's at the top level of the
+    body, Ollama's in its `options` (the same names). Only those given."""
+    seed = integer(fields, "seed", -(1 << 63), (1 << 64) - 1)
     opts = {
-        "temperature": number(body, "temperature", 0, 2),
-        "top_p": number(body, "top_p", 0, 1),
-        "top_k": integer(body, "top_k", 0, 1 << 31),
-        "min_p": number(body, "min_p", 0, 1),
-        "presence_penalty": number(body, "presence_penalty", -2, 2),
-        "frequency_penalty": number(body, "frequency_penalty", -2, 2),
-        "repeat_penalty": number(body, "repeat_penalty", 1e-3, 10),
-        "seed": None if seed is None or seed < 0 else seed,      # -1 (llama.cpp): a random one
-        "stop": stops(body),
+        "temperature": number(fields, "temperature", 0, 2),
+        "top_p": number(fields, "top_p", 0, 1),
+        "top_k": integer(fields, "top_k", 0, 1 << 31),
+        "min_p": number(fields, "min_p", 0, 1),
+        "presence_penalty": number(fields, "presence_penalty", -2, 2),
+        "frequency_penalty": number(fields, "frequency_penalty", -2, 2),
+        "repeat_penalty": number(fields, "repeat_penalty", 1e-3, 10),
+        "seed": None if seed is None or seed < 0 else seed,      # -1 (llama.cpp, Ollama): a random one
+        "stop": stops(fields),
     }
     if opts["top_p"] == 0:
         raise bad_request("top_p must be more than 0 (got 0)", param="top_p")
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def _common(body: dict) -> GenRequest:
+    """the fields chat and completions share"""
+    integer(body, "n", 1, 1)                # checked only: one choice per request, all a single user needs
+    opts = sampling(body)
     stream = boolean(body, "stream")
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
@@ -168,7 +175,7 @@ def _common(body: dict) -> GenRequest:
         max_tokens = integer(body, "max_tokens", 1, 1 << 31)
     model = text(body, "model")
     return GenRequest(model=model or None, stream=stream, include_usage=include_usage, max_tokens=max_tokens,
-                      options={**{k: v for k, v in opts.items() if v is not None}, **response_format(body)})
+                      options={**opts, **response_format(body)})
 
 
 def _content(i: int, m: dict) -> str:
@@ -190,9 +197,8 @@ def _content(i: int, m: dict) -> str:
     raise _wrong(f"messages[{i}].content", "a string or a list of text parts", c)
 
 
-def parse_chat(body: dict) -> GenRequest:
-    req = _common(body)
-    msgs = body.get("messages")
+def messages(msgs: Any) -> list:
+    """a chat's messages, [{"role", "content"}] with the content as text (OpenAI's and Ollama's)"""
     if not isinstance(msgs, list) or not msgs:
         raise _wrong("messages", "a non-empty list of messages", msgs)
     out = []
@@ -203,7 +209,12 @@ def parse_chat(body: dict) -> GenRequest:
         if not isinstance(role, str) or not role:
             raise _wrong(f"messages[{i}].role", "a string", role)
         out.append({"role": role, "content": _content(i, m)})
-    req.messages = out
+    return out
+
+
+def parse_chat(body: dict) -> GenRequest:
+    req = _common(body)
+    req.messages = messages(body.get("messages"))
     if boolean(body, "logprobs"):
         req.logprobs = integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS) or 0
     return req
