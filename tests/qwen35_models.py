@@ -39,6 +39,11 @@ class Spec:
     n_ff: int
     types: dict = field(default_factory=dict)   # tensor kind -> ggml type (default Q8_0; 1-D and conv: F32)
     n_mtp: int = 0           # multi-token-prediction blocks after the trunk (nextn_predict_layers)
+    arch: str = "qwen35"     # qwen35moe: a mixture of experts in place of every dense FFN
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_ff_exp: int = 0
+    n_ff_shexp: int = 0      # the sigmoid-gated shared expert's width
     seed: int = 0
     note: str = ""
 
@@ -50,7 +55,15 @@ MODELS = {
     # the attention head rotated with sections in the published 11:11:10:0 proportion
     "qwen35-4l-q8_0": Spec(4, 4, 64, 4, 2, 32, 8, (2, 1, 1, 0), 64, 2, 4, 4, 128, seed=11,
                            note="3 delta-net layers + 1 gated full-attention layer; Q8_0"),
+    # Qwen3.5-35B-A3B's FFN in miniature: softmax over 8 experts, the top 2 renormalised,
+    # and a shared expert twice an expert's width gated by sigmoid(w . x) (the published
+    # 256 experts top-8 with a shared expert of an expert's width 512 scale down to these)
+    "qwen35moe-4l-8x2-q8_0": Spec(4, 4, 64, 4, 2, 32, 8, (2, 1, 1, 0), 64, 2, 4, 4, 128, seed=12,
+                                  arch="qwen35moe", n_expert=8, n_expert_used=2, n_ff_exp=32, n_ff_shexp=64,
+                                  note="qwen35's layers with 8 experts top-2 and a gated shared expert; Q8_0"),
 }
+# the per-stage tensors are the dense model's (the experts' path is test_moe's)
+STAGED = ("qwen35-4l-q8_0",)
 
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
@@ -83,10 +96,23 @@ def _tensors(s: Spec):
                 (b + "attn_k_norm.weight", norm(hd), Q.F32)]
 
     def ffn(b):
+        if s.n_expert:
+            return [(b + "post_attention_norm.weight", norm(d), Q.F32)] + experts(b)
         return [(b + "post_attention_norm.weight", norm(d), Q.F32),
                 (b + "ffn_gate.weight", mat(s.n_ff, d), kind("ffn_gate")),
                 (b + "ffn_up.weight", mat(s.n_ff, d), kind("ffn_up")),
                 (b + "ffn_down.weight", mat(d, s.n_ff), kind("ffn_down"))]
+
+    def experts(b):   # the router (F32, as published), the routed experts, the gated shared one
+        E, ff, sh = s.n_expert, s.n_ff_exp, s.n_ff_shexp
+        return [(b + "ffn_gate_inp.weight", mat(E, d, scale=3.0), Q.F32),
+                (b + "ffn_gate_exps.weight", mat(E, ff, d, scale=2.0), kind("ffn_gate_exps")),
+                (b + "ffn_up_exps.weight", mat(E, ff, d, scale=2.0), kind("ffn_up_exps")),
+                (b + "ffn_down_exps.weight", mat(E, d, ff), kind("ffn_down_exps")),
+                (b + "ffn_gate_inp_shexp.weight", mat(d, scale=2.0), Q.F32),
+                (b + "ffn_gate_shexp.weight", mat(sh, d), kind("ffn_gate_shexp")),
+                (b + "ffn_up_shexp.weight", mat(sh, d), kind("ffn_up_shexp")),
+                (b + "ffn_down_shexp.weight", mat(d, sh), kind("ffn_down_shexp"))]
 
     out = [("token_embd.weight", mat(nv, d, scale=0.15), Q.Q8_0)]
     for il in range(s.n_layer):
@@ -123,14 +149,14 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
     from llmlite.gguf.writer import encode
 
     L, A, R, S = Keys.LLM, Keys.Attention, Keys.Rope, Keys.SSM
-    arch = "qwen35"
+    arch = s.arch
 
     def k(key):
         return key.format(arch=arch)
 
     u32 = lambda v: encode(V.UINT32, v)   # noqa: E731
     kv = [(Keys.General.ARCHITECTURE, encode(V.STRING, arch)),
-          (Keys.General.NAME, encode(V.STRING, "tiny qwen35")),
+          (Keys.General.NAME, encode(V.STRING, f"tiny {arch}")),
           (k(L.CONTEXT_LENGTH), u32(512)),
           (k(L.EMBEDDING_LENGTH), u32(s.n_embd)),
           (k(L.BLOCK_COUNT), u32(s.n_layer + s.n_mtp)),
@@ -149,6 +175,10 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
           (k(S.TIME_STEP_RANK), u32(s.n_v_head)),
           (k(S.INNER_SIZE), u32(s.d_state * s.n_v_head)),
           (k(L.FULL_ATTENTION_INTERVAL), u32(s.interval))]
+    if s.n_expert:
+        kv += [(k(L.EXPERT_COUNT), u32(s.n_expert)), (k(L.EXPERT_USED_COUNT), u32(s.n_expert_used)),
+               (k(L.EXPERT_FEED_FORWARD_LENGTH), u32(s.n_ff_exp)),
+               (k(L.EXPERT_SHARED_FEED_FORWARD_LENGTH), u32(s.n_ff_shexp))]
     if s.n_mtp:
         kv.append((k(L.NEXTN_PREDICT_LAYERS), u32(s.n_mtp)))
     return kv + tokenizer_kv()

@@ -1,0 +1,106 @@
+"""Qwen 3.5 MoE (qwen35moe): qwen35's hybrid layers (gated delta-net, gated full
+attention) with a mixture of experts in every FFN (softmax top-k renormalised, a
+sigmoid-gated shared expert) against llama.cpp's logits on a tiny random-weight model
+(tests/qwen35_models.py, rebuilt here byte for byte; the references from
+benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
+import numpy as np
+import pytest
+import qwen35_models
+from helpers import (ROOT, assert_batch_invariant, assert_offload_on_cpu_span, assert_rewinds_exact,
+                     assert_top_logits_match, greedy_tokens, llmlite, load_npz, rewrite_gguf)
+from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
+
+from llmlite.config import ModelConfig
+from llmlite.gguf import GGUFError, open_gguf
+from llmlite.model import Weights
+
+REFS = ROOT / "tests" / "data" / "qwen35_refs.npz"
+NAME = "qwen35moe-4l-8x2-q8_0"
+N_PROMPTS = len(qwen35_models.PROMPT_LENGTHS)
+
+
+@pytest.fixture(scope="module")
+def refs():
+    return load_npz(REFS)
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, refs):
+    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
+    p = tmp_path_factory.mktemp("qwen35moe") / f"{NAME}.gguf"
+    assert qwen35_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), "the rebuilt file differs"
+    return p
+
+
+@pytest.fixture(scope="module")
+def w(path):
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def test_logits_bit_identical_with_llamacpp(w, refs):
+    """Teacher-forced, every prompt: the top-20 logits of every position are llama.cpp's
+    bits (the router's softmax, the renormalised top-2, the shared expert's gate)."""
+    assert_top_logits_match(w, refs, NAME, N_PROMPTS)
+
+
+def test_greedy_decode_matches_llamacpp(w, refs):
+    """48 greedy tokens decoded one at a time (each token routed alone) are llama.cpp's."""
+    for k in range(N_PROMPTS):
+        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], qwen35_models.N_GREEDY)
+        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+
+
+def test_batch_invariance(w, refs):
+    """A position's logits are the same bits alone, in one batch or in a split batch,
+    whichever other tokens share its experts."""
+    assert_batch_invariant(w, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+
+
+def test_every_isa_gives_the_same_logits(path, refs):
+    toks = [int(t) for t in refs[f"{NAME}/tokens_2"][:40]]
+    assert_same_on_every_isa(path, toks, NAME)
+    assert_decode_same_on_every_isa(path, toks[:8], NAME)
+
+
+def test_model_rewinds_are_exact(path, refs):
+    """Truncate then continue over the recurrent state: a fresh run's logits."""
+    assert_rewinds_exact(path, [int(t) for t in refs[f"{NAME}/tokens_2"]])
+
+
+def test_config_and_info(path):
+    from llmlite.cli.info import model_facts
+
+    with open_gguf(path) as g:
+        cfg = ModelConfig.of(g)
+        assert (cfg.n_expert, cfg.n_expert_used, cfg.n_ff_exp, cfg.n_ff_shexp) == (8, 2, 32, 64)
+        assert cfg.layer_kinds == ["linear", "linear", "linear", "attention"]
+        assert cfg.gpu_missing   # neither experts nor delta-net layers on the CUDA span yet
+    assert model_facts(path, 512)["layer_kinds"] == ["linear", "linear", "linear", "attention"]
+
+
+def test_offload_keeps_the_model_on_the_cpu(path, refs):
+    assert_offload_on_cpu_span(path, [int(t) for t in refs[f"{NAME}/tokens_1"]], 2,
+                               "the GPU backend has no mixture-of-experts layers yet: all on the CPU")
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"drop_tensors": ["blk.2.ffn_down_shexp.weight"]}, "ffn_down_shexp"),
+    ({"drop_tensors": ["blk.0.ffn_gate_inp.weight"]}, "ffn_gate_inp"),
+    ({"kv": {"qwen35moe.expert_used_count": 9}}, "expert_used_count is 9"),
+    ({"kv": {"qwen35moe.ssm.time_step_rank": 3}}, "time_step_rank is 3, not a multiple"),
+])
+def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
+    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
+    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
+        Weights(g, 64, n_batch=8)
+    assert "\n" not in str(ei.value)
+
+
+def test_cli_info_and_run(path):
+    """`llmlite info` names the family; `llmlite run -n 8` prints text"""
+    info = llmlite("info", str(path))
+    assert info.returncode == 0 and "qwen35moe" in info.stdout, info.stderr
+    r = llmlite("run", str(path), "--raw", "-p", "hello", "-n", "8", "--temp", "0")
+    assert r.returncode == 0 and r.stdout.strip(), r.stderr
