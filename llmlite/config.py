@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -80,14 +80,13 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          # its 26B-A4B's experts (where the file has expert_count): renormalised softmax top-k, GEGLU
          "gemma4": Arch(lib.LLM_ARCH_GEMMA4, gemma=True, gemma4=True, expert_norm_w=True),
          "qwen35": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
-         # qwen35's layers, every FFN a renormalised softmax top-k with a sigmoid-gated shared expert
-         "qwen35moe": Arch(lib.LLM_ARCH_QWEN35, hybrid=True, moe=True, expert_norm_w=True, shared_expert=True,
-                           renames=(("post_attention_norm.weight", "ffn_norm.weight"),)),
          "smollm3": Arch(lib.LLM_ARCH_SMOLLM3, rope_neox=False, nope_step=4),
          "mistral3": Arch(lib.LLM_ARCH_MISTRAL3, rope_neox=False),
          "lfm2": Arch(lib.LLM_ARCH_LFM2, shortconv=True, renames=(("token_embd_norm.weight", "output_norm.weight"),)),
          "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
          "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
+# qwen35's layers, every FFN a renormalised softmax top-k with a sigmoid-gated shared expert
+ARCHS["qwen35moe"] = replace(ARCHS["qwen35"], moe=True, expert_norm_w=True, shared_expert=True)
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 

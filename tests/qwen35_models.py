@@ -3,7 +3,8 @@ delta-net (linear attention) layers with a fused qkv projection, its short causa
 convolution (F32 kernel), the z gate, alpha / beta with the dt bias and A, the gated
 RMSNorm; a full-attention layer every `interval`-th (Q with its per-head output gate
 interleaved, q/k norms, interleaved multi-section RoPE on part of the head); a dense
-SwiGLU FFN after post_attention_norm. Written through llmlite's writer and quantizers
+SwiGLU FFN after post_attention_norm, or (qwen35moe) a softmax top-k mixture of
+experts with a sigmoid-gated shared expert. Written through llmlite's writer and quantizers
 (the same bytes on every run), with moe_models' byte-level vocabulary, so the tests
 rebuild them and compare with llama.cpp's references in tests/data/qwen35_refs.npz
 (benchmarks/make_qwen35_refs.py).
@@ -44,6 +45,7 @@ class Spec:
     n_expert_used: int = 0
     n_ff_exp: int = 0
     n_ff_shexp: int = 0      # the sigmoid-gated shared expert's width
+    fused_gate_up: bool = False   # the experts' gate and up rows in one ffn_gate_up_exps (gate first)
     seed: int = 0
     note: str = ""
 
@@ -105,9 +107,13 @@ def _tensors(s: Spec):
 
     def experts(b):   # the router (F32, as published), the routed experts, the gated shared one
         E, ff, sh = s.n_expert, s.n_ff_exp, s.n_ff_shexp
-        return [(b + "ffn_gate_inp.weight", mat(E, d, scale=3.0), Q.F32),
-                (b + "ffn_gate_exps.weight", mat(E, ff, d, scale=2.0), kind("ffn_gate_exps")),
-                (b + "ffn_up_exps.weight", mat(E, ff, d, scale=2.0), kind("ffn_up_exps")),
+        router, gate, up = mat(E, d, scale=3.0), mat(E, ff, d, scale=2.0), mat(E, ff, d, scale=2.0)
+        if s.fused_gate_up:   # the same rows, so the same quantized blocks as the separate pair
+            gate_up = [(b + "ffn_gate_up_exps.weight", np.concatenate([gate, up], 1), kind("ffn_gate_exps"))]
+        else:
+            gate_up = [(b + "ffn_gate_exps.weight", gate, kind("ffn_gate_exps")),
+                       (b + "ffn_up_exps.weight", up, kind("ffn_up_exps"))]
+        return [(b + "ffn_gate_inp.weight", router, Q.F32)] + gate_up + [
                 (b + "ffn_down_exps.weight", mat(E, d, ff), kind("ffn_down_exps")),
                 (b + "ffn_gate_inp_shexp.weight", mat(d, scale=2.0), Q.F32),
                 (b + "ffn_gate_shexp.weight", mat(sh, d), kind("ffn_gate_shexp")),

@@ -3,33 +3,25 @@ attention) with a mixture of experts in every FFN (softmax top-k renormalised, a
 sigmoid-gated shared expert) against llama.cpp's logits on a tiny random-weight model
 (tests/qwen35_models.py, rebuilt here byte for byte; the references from
 benchmarks/make_qwen35_refs.py in tests/data/qwen35_refs.npz)."""
-import numpy as np
 import pytest
 import qwen35_models
-from helpers import (ROOT, assert_batch_invariant, assert_offload_on_cpu_span, assert_rewinds_exact,
-                     assert_top_logits_match, greedy_tokens, llmlite, load_npz, rewrite_gguf)
+from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
+                     assert_offload_on_cpu_span, assert_refused_with_one_line, assert_rewinds_exact,
+                     assert_top_logits_match, oracle_fixtures)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
-from llmlite.gguf import GGUFError, open_gguf
+from llmlite.gguf import open_gguf
 from llmlite.model import Weights
 
-REFS = ROOT / "tests" / "data" / "qwen35_refs.npz"
 NAME = "qwen35moe-4l-8x2-q8_0"
 N_PROMPTS = len(qwen35_models.PROMPT_LENGTHS)
+refs, built, _ = oracle_fixtures(qwen35_models, ROOT / "tests" / "data" / "qwen35_refs.npz")
 
 
 @pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def path(tmp_path_factory, refs):
-    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    p = tmp_path_factory.mktemp("qwen35moe") / f"{NAME}.gguf"
-    assert qwen35_models.build(NAME, p) == str(refs[f"{NAME}/sha256"]), "the rebuilt file differs"
-    return p
+def path(built):
+    return built[NAME]
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +37,19 @@ def test_logits_bit_identical_with_llamacpp(w, refs):
     assert_top_logits_match(w, refs, NAME, N_PROMPTS)
 
 
+def test_fused_gate_up_experts_give_the_same_logits(tmp_path, refs):
+    """A file whose experts' gate and up rows are one ffn_gate_up_exps tensor (gate rows
+    first, as llama.cpp splits it) gives the separate file's logits, llama.cpp's bits."""
+    p = tmp_path / "fused.gguf"
+    qwen35_models.build(NAME, p, fused_gate_up=True)
+    with open_gguf(p) as g:
+        assert "blk.0.ffn_gate_up_exps.weight" in g.tensors and "blk.0.ffn_up_exps.weight" not in g.tensors
+        assert_top_logits_match(Weights(g, 64, n_batch=64, flash_attn=False), refs, NAME, N_PROMPTS)
+
+
 def test_greedy_decode_matches_llamacpp(w, refs):
     """48 greedy tokens decoded one at a time (each token routed alone) are llama.cpp's."""
-    for k in range(N_PROMPTS):
-        got = greedy_tokens(w, refs[f"{NAME}/tokens_{k}"], qwen35_models.N_GREEDY)
-        assert got == list(refs[f"{NAME}/greedy_{k}"]), k
+    assert_greedy_match(w, refs, NAME, N_PROMPTS, qwen35_models.N_GREEDY)
 
 
 def test_batch_invariance(w, refs):
@@ -92,15 +92,8 @@ def test_offload_keeps_the_model_on_the_cpu(path, refs):
     ({"kv": {"qwen35moe.ssm.time_step_rank": 3}}, "time_step_rank is 3, not a multiple"),
 ])
 def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
-    bad = rewrite_gguf(path, tmp_path / "bad.gguf", **edit)
-    with pytest.raises(GGUFError, match=message) as ei, open_gguf(bad) as g:
-        Weights(g, 64, n_batch=8)
-    assert "\n" not in str(ei.value)
+    assert_refused_with_one_line(path, tmp_path / "bad.gguf", edit, message)
 
 
 def test_cli_info_and_run(path):
-    """`llmlite info` names the family; `llmlite run -n 8` prints text"""
-    info = llmlite("info", str(path))
-    assert info.returncode == 0 and "qwen35moe" in info.stdout, info.stderr
-    r = llmlite("run", str(path), "--raw", "-p", "hello", "-n", "8", "--temp", "0")
-    assert r.returncode == 0 and r.stdout.strip(), r.stderr
+    assert_cli_info_and_run(path, "qwen35moe")
