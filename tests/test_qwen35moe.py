@@ -37,13 +37,19 @@ def test_logits_bit_identical_with_llamacpp(w, refs):
     assert_top_logits_match(w, refs, NAME, N_PROMPTS)
 
 
-def test_fused_gate_up_experts_give_the_same_logits(tmp_path, refs):
-    """A file whose experts' gate and up rows are one ffn_gate_up_exps tensor (gate rows
-    first, as llama.cpp splits it) gives the separate file's logits, llama.cpp's bits."""
-    p = tmp_path / "fused.gguf"
-    qwen35_models.build(NAME, p, fused_gate_up=True)
+@pytest.mark.parametrize("change, has, lacks", [
+    ({"fused_gate_up": True}, "blk.0.ffn_gate_up_exps.weight", "blk.0.ffn_up_exps.weight"),
+    ({"n_mtp": 1}, "blk.4.ffn_gate_inp.weight", "blk.5.attn_norm.weight"),
+])
+def test_file_variants_give_the_same_logits(change, has, lacks, tmp_path, refs):
+    """The experts' gate and up rows in one ffn_gate_up_exps tensor (gate rows first, as
+    llama.cpp splits it), or a multi-token-prediction block with its own experts after
+    the trunk (loaded, not run, as llama.cpp's main pass): llama.cpp's bits still."""
+    p = tmp_path / "variant.gguf"
+    qwen35_models.build(NAME, p, **change)
     with open_gguf(p) as g:
-        assert "blk.0.ffn_gate_up_exps.weight" in g.tensors and "blk.0.ffn_up_exps.weight" not in g.tensors
+        assert has in g.tensors and lacks not in g.tensors
+        assert ModelConfig.of(g).n_layer == 4
         assert_top_logits_match(Weights(g, 64, n_batch=64, flash_attn=False), refs, NAME, N_PROMPTS)
 
 
