@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/qwen35_refs.npz: llama.cpp's logits for the tiny Qwen 3.5 models of
 tests/qwen35_models.py (gated delta-net layers and a gated full-attention layer; random
-weights, the real tensor layout; qwen35moe's with experts in place of the dense FFN),
-which tests/test_qwen35.py and tests/test_qwen35moe.py rebuild byte for byte and compare
-with. Run it with the main python (it builds the files, then runs llama.cpp in the venv).
+weights, the real tensor layout), which tests/test_qwen35.py rebuilds byte for byte and
+compares with.
 
     python3 benchmarks/make_qwen35_refs.py [--venv /work/main/.venv-llamacpp]
 
@@ -14,8 +13,7 @@ recurrence token by token, whatever the batch), so the batch's logits are also t
 ones of a one-token decode. Stages of prompt 2: the convolution's output (after SiLU),
 the delta rule's output, the gated norm's output and the layer's projection (layer 0),
 a layer's output (2), and the full-attention layer's roped Q (its interleaved
-multi-section rope), its output gated by sigmoid(gate) and projected (3); the dense
-model's only (qwen35_models.STAGED).
+multi-section rope), its output gated by sigmoid(gate) and projected (3).
 """
 from __future__ import annotations
 

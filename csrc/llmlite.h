@@ -165,6 +165,7 @@ typedef struct {
     int n_ff_shexp;         /* the shared expert's width (qwen2moe), 0: none */
     int shexp_ungated;      /* 1: the shared expert's output added as is (granitemoe); 0: times
                                silu(g)/g, g its 1-row gate's (qwen2moe's ffn_gate_inp_shexp) */
+    int shexp_sigmoid;      /* 1: times 1/(1+exp(-g)) instead (qwen35moe's ggml_sigmoid) */
     int expert_norm_w;      /* 1: the chosen experts' weights divided by their sum (qwen3moe) */
     float expert_w_scale;   /* the weights multiplied by this when not 0 or 1 */
     int expert_softmax_k;   /* 1: the k largest router logits chosen, their weights the softmax

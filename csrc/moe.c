@@ -311,7 +311,9 @@ static void shexp_add_one(void *p, int t) {
     const llm_model *m = j->m;
     const int d = m->c.n_embd;
     const float g = m->moe.logits[t];
-    const float gate = (g / (1.0f + expf(-g))) / g;      /* ggml_silu on one value, then ggml_div */
+    /* qwen35moe's graph takes ggml_sigmoid; qwen2moe's ggml_silu on one value, then ggml_div:
+     * the same function, not the same bits */
+    const float gate = m->c.shexp_sigmoid ? 1.0f / (1.0f + expf(-g)) : (g / (1.0f + expf(-g))) / g;
     const float *y = m->moe.x + (size_t)t * d;
     float *o = m->tmp + (size_t)t * d;
     for (int i = 0; i < d; i++) o[i] = o[i] + y[i] * gate;

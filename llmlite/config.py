@@ -45,6 +45,7 @@ class Arch:
     moe: bool = False         # a mixture of experts (softmax router) in place of the dense FFN
     expert_norm_w: bool = False   # the chosen experts' weights divided by their sum (llama.cpp's norm_w)
     shared_expert: bool = False   # a dense shared expert beside the routed ones, gated by a sigmoid
+    shexp_sigmoid: bool = False   # that sigmoid as ggml_sigmoid (qwen35moe), not silu(g) / g (qwen2moe)
     # gpt-oss (llama.cpp's openai_moe): the k largest router logits chosen, their softmax the
     # weights (SOFTMAX_WEIGHT); the clamped SwiGLU (its swiglu_oai, alpha and limit fixed in
     # llama.cpp's graph); sliding-window layers every other one unless the file says
@@ -86,7 +87,7 @@ ARCHS = {"llama": Arch(lib.LLM_ARCH_LLAMA, rope_neox=False), "qwen2": Arch(lib.L
          "granite": Arch(lib.LLM_ARCH_GRANITE, rope_neox=False, granite=True),
          "granitemoe": Arch(lib.LLM_ARCH_GRANITEMOE, rope_neox=False, granite=True, moe=True, expert_norm_w=True)}
 # qwen35's layers, every FFN a renormalised softmax top-k with a sigmoid-gated shared expert
-ARCHS["qwen35moe"] = replace(ARCHS["qwen35"], moe=True, expert_norm_w=True, shared_expert=True)
+ARCHS["qwen35moe"] = replace(ARCHS["qwen35"], moe=True, expert_norm_w=True, shared_expert=True, shexp_sigmoid=True)
 
 _BUILT: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # open GGUFFile -> its ModelConfig
 
@@ -501,6 +502,7 @@ class ModelConfig:
         c.n_expert, c.n_expert_used, c.n_ff_exp = self.n_expert, self.n_expert_used, self.n_ff_exp
         c.n_ff_shexp = self.n_ff_shexp
         c.shexp_ungated = 1 if ARCHS[self.arch].granite else 0   # granitemoe's shared expert has no gate
+        c.shexp_sigmoid = 1 if ARCHS[self.arch].shexp_sigmoid else 0
         c.expert_norm_w = 1 if ARCHS[self.arch].expert_norm_w else 0
         c.expert_w_scale = self.expert_weights_scale
         arch = ARCHS[self.arch]

@@ -3,8 +3,8 @@ delta-net (linear attention) layers with a fused qkv projection, its short causa
 convolution (F32 kernel), the z gate, alpha / beta with the dt bias and A, the gated
 RMSNorm; a full-attention layer every `interval`-th (Q with its per-head output gate
 interleaved, q/k norms, interleaved multi-section RoPE on part of the head); a dense
-SwiGLU FFN after post_attention_norm, or (qwen35moe) a softmax top-k mixture of
-experts with a sigmoid-gated shared expert. Written through llmlite's writer and quantizers
+SwiGLU FFN after post_attention_norm, or (a Spec with experts: qwen35moe_models') a
+softmax top-k mixture of experts with a sigmoid-gated shared expert. Written through llmlite's writer and quantizers
 (the same bytes on every run), with moe_models' byte-level vocabulary, so the tests
 rebuild them and compare with llama.cpp's references in tests/data/qwen35_refs.npz
 (benchmarks/make_qwen35_refs.py).
@@ -57,15 +57,7 @@ MODELS = {
     # the attention head rotated with sections in the published 11:11:10:0 proportion
     "qwen35-4l-q8_0": Spec(4, 4, 64, 4, 2, 32, 8, (2, 1, 1, 0), 64, 2, 4, 4, 128, seed=11,
                            note="3 delta-net layers + 1 gated full-attention layer; Q8_0"),
-    # Qwen3.5-35B-A3B's FFN in miniature: softmax over 8 experts, the top 2 renormalised,
-    # and a shared expert twice an expert's width gated by sigmoid(w . x) (the published
-    # 256 experts top-8 with a shared expert of an expert's width 512 scale down to these)
-    "qwen35moe-4l-8x2-q8_0": Spec(4, 4, 64, 4, 2, 32, 8, (2, 1, 1, 0), 64, 2, 4, 4, 128, seed=12,
-                                  arch="qwen35moe", n_expert=8, n_expert_used=2, n_ff_exp=32, n_ff_shexp=64,
-                                  note="qwen35's layers with 8 experts top-2 and a gated shared expert; Q8_0"),
 }
-# the per-stage tensors are the dense model's (the experts' path is test_moe's)
-STAGED = ("qwen35-4l-q8_0",)
 
 PROMPT_LENGTHS = (6, 28, 52)
 N_GREEDY = 48
@@ -73,7 +65,12 @@ N_GREEDY = 48
 
 def prompts(name: str) -> list[np.ndarray]:
     """the prompts' token ids (no control tokens)"""
-    rng = np.random.RandomState(1000 + MODELS[name].seed)
+    return spec_prompts(MODELS[name])
+
+
+def spec_prompts(s: Spec) -> list[np.ndarray]:
+    """a spec's prompts (qwen35moe_models' too)"""
+    rng = np.random.RandomState(1000 + s.seed)
     n = n_vocab() - len(SPECIALS)
     return [rng.randint(0, n, size=k).astype(np.int32) for k in PROMPT_LENGTHS]
 
@@ -192,5 +189,9 @@ def _metadata(s: Spec) -> list[tuple[str, bytes]]:
 
 def build(name: str, path, **changes) -> str:
     """Write model `name` to path (changes: Spec fields replaced, e.g. n_mtp=1); its sha256"""
-    s = replace(MODELS[name], **changes)
+    return build_spec(replace(MODELS[name], **changes), path)
+
+
+def build_spec(s: Spec, path) -> str:
+    """Write the model of spec s to path (qwen35moe_models' too); its sha256"""
     return write_model(path, _metadata(s), _tensors(s))
