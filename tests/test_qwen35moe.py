@@ -6,8 +6,9 @@ benchmarks/make_qwen35moe_refs.py in tests/data/qwen35moe_refs.npz)."""
 import pytest
 import qwen35moe_models
 from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
-                     assert_offload_on_cpu_span, assert_refused_with_one_line, assert_rewinds_exact,
-                     assert_stages_match, assert_top_logits_match, oracle_fixtures, traced_stages)
+                     assert_lookup_decodes_greedy, assert_offload_on_cpu_span, assert_refused_with_one_line,
+                     assert_rewinds_exact, assert_same_with_small_n_batch, assert_stages_match,
+                     assert_top_logits_match, oracle_fixtures, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -64,10 +65,12 @@ def test_greedy_decode_matches_llamacpp(w, refs):
     assert_greedy_match(w, refs, NAME, N_PROMPTS, qwen35moe_models.N_GREEDY)
 
 
-def test_batch_invariance(w, refs):
-    """A position's logits are the same bits alone, in one batch or in a split batch,
-    whichever other tokens share its experts."""
-    assert_batch_invariant(w, list(refs[f"{NAME}/tokens_2"][:40]), NAME)
+def test_batch_invariance(w, refs, path):
+    """A position's logits are the same bits alone, in one batch, in a split batch or in
+    chunks of a smaller n_batch, whichever other tokens share its experts."""
+    toks = list(refs[f"{NAME}/tokens_2"][:40])
+    assert_batch_invariant(w, toks, NAME)
+    assert_same_with_small_n_batch(w, path, toks)
 
 
 def test_every_isa_gives_the_same_logits(path, refs):
@@ -109,3 +112,10 @@ def test_bad_files_fail_with_one_line(edit, message, path, tmp_path):
 
 def test_cli_info_and_run(path):
     assert_cli_info_and_run(path, "qwen35moe")
+
+
+def test_speculation_gives_the_greedy_tokens(path, refs):
+    """Prompt-lookup speculation (rejected guesses rolled back through the recurrent
+    state's copy, accepted ones routed in a batch) decodes llama.cpp's 48 greedy tokens."""
+    prompt, greedy = ([int(t) for t in refs[f"{NAME}/{what}_2"]] for what in ("tokens", "greedy"))
+    assert_lookup_decodes_greedy(path, prompt, greedy)
