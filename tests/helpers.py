@@ -228,6 +228,38 @@ def oracle_fixtures(module, refs_path):
     return refs_, built_, model_
 
 
+def one_model_fixtures(module, refs_path, name: str):
+    """The module-scoped fixtures of a test file about one model of a tiny-models module
+    (qwen35_models, smollm3_models, ...): refs (the references file, read whole), paths
+    (every model of the module rebuilt, each checked to be the file llama.cpp ran), path
+    (name's) and w (its Weights: n_ctx 512, n_batch 64, flash attention off). A test file
+    takes them with `refs, paths, path, w = one_model_fixtures(...)`."""
+    import pytest
+
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    @pytest.fixture(scope="module", name="refs")
+    def refs_():
+        return load_npz(refs_path)
+
+    @pytest.fixture(scope="module", name="paths")
+    def paths_(tmp_path_factory, refs):
+        return rebuilt_models(module, refs, tmp_path_factory.mktemp(module.__name__))
+
+    @pytest.fixture(scope="module", name="path")
+    def path_(paths):
+        return paths[name]
+
+    @pytest.fixture(scope="module", name="w")
+    def w_(path):
+        g = open_gguf(path)
+        yield Weights(g, 512, n_batch=64, flash_attn=False)
+        g.close()
+
+    return refs_, paths_, path_, w_
+
+
 def assert_top_logits_match(w, refs: dict, name: str, n_prompts: int, flash: bool = False) -> None:
     """Teacher-forced, each of the n_prompts prompts of refs (a references file's, for
     model `name`): the top-20 logits of every position are llama.cpp's bits, and so

@@ -8,8 +8,8 @@ import lfm2_models
 from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
                      assert_lookup_decodes_greedy, assert_offload_on_cpu_span, assert_refused_with_one_line,
                      assert_rewinds_exact, assert_same_with_small_n_batch, assert_stages_match,
-                     assert_state_restarts, assert_top_logits_match, greedy_tokens, llmlite, load_npz,
-                     rebuilt_models, rewrite_gguf, traced_stages)
+                     assert_state_restarts, assert_top_logits_match, greedy_tokens, llmlite, one_model_fixtures,
+                     rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -22,27 +22,7 @@ N_PROMPTS = len(lfm2_models.PROMPT_LENGTHS)
 KINDS = ["shortconv", "shortconv", "attention", "shortconv", "shortconv", "attention"]
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def paths(tmp_path_factory, refs):
-    """the rebuilt GGUFs, checked to be the files llama.cpp ran"""
-    return rebuilt_models(lfm2_models, refs, tmp_path_factory.mktemp("lfm2"))
-
-
-@pytest.fixture(scope="module")
-def path(paths):
-    return paths[NAME]
-
-
-@pytest.fixture(scope="module")
-def w(path):
-    g = open_gguf(path)
-    yield Weights(g, 512, n_batch=64, flash_attn=False)
-    g.close()
+refs, paths, path, w = one_model_fixtures(lfm2_models, REFS, NAME)
 
 
 def test_logits_bit_identical_with_llamacpp(w, refs):

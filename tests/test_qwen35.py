@@ -7,8 +7,7 @@ import pytest
 import qwen35_models
 from helpers import (ROOT, assert_batch_invariant, assert_lookup_decodes_greedy, assert_offload_on_cpu_span,
                      assert_rewinds_exact, assert_same_with_small_n_batch, assert_state_restarts,
-                     assert_top_logits_match, greedy_tokens, load_npz, rebuilt_models,
-                     rewrite_gguf, traced_stages)
+                     assert_top_logits_match, greedy_tokens, one_model_fixtures, rewrite_gguf, traced_stages)
 from isa import assert_decode_same_on_every_isa, assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
@@ -20,22 +19,7 @@ NAME = "qwen35-4l-q8_0"
 N_PROMPTS = len(qwen35_models.PROMPT_LENGTHS)
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def path(tmp_path_factory, refs):
-    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    return rebuilt_models(qwen35_models, refs, tmp_path_factory.mktemp("qwen35"))[NAME]
-
-
-@pytest.fixture(scope="module")
-def w(path):
-    g = open_gguf(path)
-    yield Weights(g, 512, n_batch=64, flash_attn=False)
-    g.close()
+refs, paths, path, w = one_model_fixtures(qwen35_models, REFS, NAME)
 
 
 def test_logits_bit_identical_with_llamacpp(w, refs):

@@ -4,36 +4,20 @@ byte; the references from benchmarks/make_smollm3_refs.py in tests/data/smollm3_
 import numpy as np
 import pytest
 import smollm3_models
-from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match, assert_refused_with_one_line,
-                     assert_stages_match, assert_top_logits_match, cuda_span_refusal, load_npz, rebuilt_models,
-                     traced_stages)
+from helpers import (ROOT, assert_batch_invariant, assert_cli_info_and_run, assert_greedy_match,
+                     assert_refused_with_one_line, assert_stages_match, assert_top_logits_match, cuda_span_refusal,
+                     one_model_fixtures, traced_stages)
 from isa import assert_same_on_every_isa
 
 from llmlite.config import ModelConfig
 from llmlite.gguf import open_gguf
-from llmlite.model import Weights
 
 REFS = ROOT / "tests" / "data" / "smollm3_refs.npz"
 NAME = "smollm3-8l-q8_0"
 N_PROMPTS = len(smollm3_models.PROMPT_LENGTHS)
 
 
-@pytest.fixture(scope="module")
-def refs():
-    return load_npz(REFS)
-
-
-@pytest.fixture(scope="module")
-def path(tmp_path_factory, refs):
-    """the rebuilt GGUF, checked to be the file llama.cpp ran"""
-    return rebuilt_models(smollm3_models, refs, tmp_path_factory.mktemp("smollm3"))[NAME]
-
-
-@pytest.fixture(scope="module")
-def w(path):
-    g = open_gguf(path)
-    yield Weights(g, 512, n_batch=64, flash_attn=False)
-    g.close()
+refs, paths, path, w = one_model_fixtures(smollm3_models, REFS, NAME)
 
 
 def test_logits_bit_identical_with_llamacpp(w, refs):
