@@ -93,9 +93,11 @@ def test_disconnect_frees_the_model(smol_server):
                     break
         # the generation had ~890 tokens to go; it stops at the next token
         token = assert_freed_within_a_token(engine, stamps)
-        # a whole (unstreamed) answer that nobody waits for any more stops too
+        # a whole (unstreamed) answer that nobody waits for any more stops too (greedy, the
+        # long story above: a sampled completion could end on its own within the 0.5 s)
         with pytest.raises(httpx.ReadTimeout):
-            c.post("/v1/completions", json={"prompt": "Once upon a time", "max_tokens": 900}, timeout=0.5)
+            c.post("/v1/chat/completions", json=chat_body("Write a long story about a dragon.", max_tokens=900,
+                                                          temperature=0), timeout=0.5)
         gone = time.perf_counter()
         assert engine.idle.wait(10)
         assert time.perf_counter() - gone <= 3 * token + 0.1
