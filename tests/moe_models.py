@@ -93,11 +93,17 @@ def n_vocab() -> int:
     return len(vocab()[0])
 
 
-def prompts(name: str) -> list[np.ndarray]:
-    """the prompts' token ids (no control tokens)"""
-    rng = np.random.RandomState(1000 + MODELS[name].seed)
+def seeded_prompts(seed: int) -> list[np.ndarray]:
+    """the prompts of a tiny model whose spec has this seed: token ids below the control
+    tokens, one prompt of each of PROMPT_LENGTHS (every family's tiny-models module)"""
+    rng = np.random.RandomState(1000 + seed)
     n = n_vocab() - len(SPECIALS)
     return [rng.randint(0, n, size=k).astype(np.int32) for k in PROMPT_LENGTHS]
+
+
+def prompts(name: str) -> list[np.ndarray]:
+    """the prompts' token ids (no control tokens)"""
+    return seeded_prompts(MODELS[name].seed)
 
 
 def _gptoss_layer(b: str, s: Spec, mat, norm, vec, kind) -> list:

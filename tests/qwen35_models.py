@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from moe_models import SPECIALS, draws, n_vocab, tokenizer_kv, write_model
+from moe_models import draws, n_vocab, seeded_prompts, tokenizer_kv, write_model
 
 from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
@@ -70,9 +70,7 @@ def prompts(name: str) -> list[np.ndarray]:
 
 def spec_prompts(s: Spec) -> list[np.ndarray]:
     """a spec's prompts (qwen35moe_models' too)"""
-    rng = np.random.RandomState(1000 + s.seed)
-    n = n_vocab() - len(SPECIALS)
-    return [rng.randint(0, n, size=k).astype(np.int32) for k in PROMPT_LENGTHS]
+    return seeded_prompts(s.seed)
 
 
 def is_recurrent(s: Spec, il: int) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from moe_models import SPECIALS, draws, n_vocab, tokenizer_kv, write_model
+from moe_models import draws, n_vocab, seeded_prompts, tokenizer_kv, write_model
 
 from llmlite.gguf.constants import GGMLType as Q
 from llmlite.gguf.constants import Keys
@@ -46,9 +46,7 @@ N_GREEDY = 48
 
 def prompts(name: str, models: dict = MODELS) -> list[np.ndarray]:
     """the prompts' token ids (no control tokens)"""
-    rng = np.random.RandomState(1000 + models[name].seed)
-    n = n_vocab() - len(SPECIALS)
-    return [rng.randint(0, n, size=k).astype(np.int32) for k in PROMPT_LENGTHS]
+    return seeded_prompts(models[name].seed)
 
 
 def dense_tensors(s: Spec):
