@@ -48,6 +48,8 @@ class GenerationConfig:
     # how a prompt given as text is tokenized
     add_special: bool = True
     parse_special: bool = True
+    # the reply's text shows control tokens (Mistral's [TOOL_CALLS] opens a tool call)
+    show_special: bool = False
 
     def __post_init__(self):
         from llmlite.sampling import check_sampling

@@ -157,7 +157,7 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
                                   regex=config.regex)
     sampler = make_sampler(params)
     sampler.constraint = compiled.start() if compiled is not None else None
-    dec = model.tokenizer.stream(start=False)
+    dec = model.tokenizer.stream(special=config.show_special, start=False)
     stop = config.stop
     held = ""   # decoded text not yet given out: it may be the start of a stop string
     toks = generate_tokens(model, ids, sampler, config.max_tokens, stats, drafter=drafter_for(config))

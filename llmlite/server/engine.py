@@ -53,6 +53,13 @@ class Resident:
     defaults: dict = field(default_factory=dict)
     load_s: float = 0.0             # the seconds its swap-in took (0: loaded with the server)
 
+    @property
+    def tool_format(self):
+        """how this model's template writes tool calls (llmlite/tool_formats.py)"""
+        from llmlite.tool_formats import format_for
+
+        return format_for(self.template.source if self.template is not None else None)
+
     @classmethod
     def of(cls, model, name: str) -> "Resident":
         from llmlite import reasoning as rsn

@@ -42,6 +42,11 @@ class Piece:
 
 
 @dataclass
+class Calls:
+    calls: list                     # llmlite/tools.py Calls the reply made, in order
+
+
+@dataclass
 class Done:
     stats: GenStats
     finish_reason: str
@@ -110,7 +115,10 @@ def _prompt(res: Resident, req: GenRequest) -> tuple[list, str]:
         if res.template is None:
             raise ApiError(400, f"{res.name} has no chat template (a base model): use /v1/completions",
                            param="messages", code="no_chat_template")
-        text = res.template.render(req.messages, add_generation_prompt=True)
+        if req.tools is not None:
+            text = req.tools.render(res.template, req.messages, res.tool_format)
+        else:
+            text = res.template.render(req.messages, add_generation_prompt=True)
         return prompt_ids(model, text), text
     if isinstance(req.prompt, str):
         return prompt_ids(model, req.prompt), req.prompt
@@ -118,6 +126,15 @@ def _prompt(res: Resident, req: GenRequest) -> tuple[list, str]:
     if bad:
         raise ApiError(400, f"prompt: token id {bad[0]} is not in the vocabulary of {model.n_vocab}", param="prompt")
     return list(req.prompt), ""
+
+
+def _content(parts, calls: list):
+    """the content pieces of ToolSet.stream's parts; the calls go into `calls`"""
+    for kind, x in parts:
+        if kind == "calls":
+            calls.extend(x)
+        else:
+            yield x
 
 
 def generation(req: GenRequest):
@@ -131,7 +148,12 @@ def generation(req: GenRequest):
         check_fits(len(ids), req.max_tokens, model.n_ctx)
         n = req.max_tokens if req.max_tokens is not None else model.n_ctx - len(ids) + 1
         # models.toml's sampling for the model, then the request's fields, as `run` does
-        config = GenerationConfig.from_options(**{**res.defaults, **req.options}, max_tokens=n, lookup=True)
+        opts = {**res.defaults, **req.options}
+        tools, calls = req.tools, []
+        if tools is not None:
+            opts["grammar"] = tools.grammar(res.tool_format)
+            opts["show_special"] = res.tool_format.name == "mistral"
+        config = GenerationConfig.from_options(**opts, max_tokens=n, lookup=True)
         stats, taps = GenStats(), []
 
         def make_sampler(params):
@@ -140,8 +162,13 @@ def generation(req: GenRequest):
 
         yield Started(len(ids), res.name)
         splitter = rsn.splitter_for(res.reasoning, text) if req.messages is not None else None
-        for kind, piece in rsn.split(generate_text(model, ids, config, stats, make_sampler), splitter):
+        pieces = generate_text(model, ids, config, stats, make_sampler)
+        if tools is not None:
+            pieces = _content(tools.stream(res.tool_format, pieces), calls)
+        for kind, piece in rsn.split(pieces, splitter):
             yield Piece(kind, piece, taps[0].take())
-        yield Done(stats, FINISH.get(stats.stop_reason, "stop"))
+        if calls:
+            yield Calls(calls)
+        yield Done(stats, "tool_calls" if calls else FINISH.get(stats.stop_reason, "stop"))
 
     return work

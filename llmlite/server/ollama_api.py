@@ -31,9 +31,9 @@ from llmlite import reasoning as rsn
 from llmlite.server import ollama_models as om
 from llmlite.server.engine import model_names, not_found
 from llmlite.server.errors import ApiError, bad_request
-from llmlite.server.generation import Done, Piece, Started, generation
+from llmlite.server.generation import Calls, Done, Piece, Started, generation
 from llmlite.server.openai_api import _embed_inputs, _embedding_work
-from llmlite.server.requests import GenRequest, boolean, integer, messages, read_json, sampling, text
+from llmlite.server.requests import GenRequest, boolean, integer, messages, read_json, sampling, text, tool_set
 from llmlite.server.streams import gather, until_gone
 
 PREFIX = "/api/"
@@ -76,8 +76,6 @@ def _options(body: dict) -> tuple[dict, Optional[int]]:
 
 def _refuse_unsupported(body: dict) -> None:
     """fields whose answer llmlite cannot give: a 400 rather than an answer that ignores them"""
-    if body.get("format") not in (None, ""):
-        raise bad_request("format (structured outputs) is not supported by llmlite serve", param="format")
     if body.get("suffix") not in (None, ""):
         raise bad_request("suffix (fill in the middle) is not supported by llmlite serve", param="suffix")
     if body.get("template") not in (None, ""):
@@ -89,9 +87,29 @@ def _refuse_unsupported(body: dict) -> None:
         raise bad_request("images are not supported: llmlite runs text models", param="images")
 
 
+def _format(body: dict) -> dict:
+    """Ollama's `format`: "json" (any JSON object) or a JSON schema, as options"""
+    from llmlite.constrain import check_constraint
+    from llmlite.errors import ConstraintError
+
+    f = body.get("format")
+    if f in (None, ""):
+        return {}
+    if f == "json":
+        f = {"type": "object"}
+    if not isinstance(f, dict):
+        raise bad_request(f'format must be "json" or a JSON schema (got {json.dumps(f)[:80]})', param="format")
+    try:
+        check_constraint(json_schema=f)
+    except ConstraintError as e:
+        raise bad_request(f"format: {e}", param="format", code="invalid_schema") from None
+    return {"json_schema": f}
+
+
 def _common(body: dict) -> GenRequest:
     _refuse_unsupported(body)
     opts, n = _options(body)
+    opts.update(_format(body))
     stream = body.get("stream")
     stream = True if stream is None else stream    # Ollama streams unless told not to
     if not isinstance(stream, bool):
@@ -111,6 +129,10 @@ def parse_chat(body: dict) -> tuple[GenRequest, Callable]:
     if body.get("messages") in (None, []):
         return req, _load
     req.messages = messages(body["messages"])
+    req.tools = tool_set(body)
+    if req.tools is not None and "json_schema" in req.options:
+        raise bad_request("format and tools cannot be used together: a tool call's arguments follow its "
+                          "tool's schema", param="format")
     return req, generation(req)
 
 
@@ -157,12 +179,15 @@ class _Reply:
     def __init__(self, chat: bool, model: str, t0_ns: int, load_s: float):
         self.chat, self.model, self.t0_ns, self.load_s = chat, model, t0_ns, load_s
 
-    def _obj(self, answer: str, thought: str, done: bool) -> dict:
+    def _obj(self, answer: str, thought: str, done: bool, calls: list = ()) -> dict:
         out: dict[str, Any] = {"model": self.model, "created_at": om.timestamp()}
         if self.chat:
             out["message"] = {"role": "assistant", "content": answer}
             if thought:
                 out["message"]["thinking"] = thought
+            if calls:
+                out["message"]["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}}
+                                                for c in calls]
         else:
             out["response"] = answer
             if thought:
@@ -174,9 +199,14 @@ class _Reply:
         thinking = piece.kind == rsn.REASONING
         return self._obj("" if thinking else piece.text, piece.text if thinking else "", False)
 
-    def final(self, done: Done, started: Started, answer: str = "", thought: str = "") -> dict:
+    def calls(self, calls: list) -> dict:
+        return self._obj("", "", False, calls)
+
+    def final(self, done: Done, started: Started, answer: str = "", thought: str = "", calls: list = ()) -> dict:
         s = done.stats
-        return {**self._obj(answer, thought, True), "done_reason": done.finish_reason,
+        # Ollama's done_reason for a reply that made calls is "stop"
+        reason = "stop" if done.finish_reason == "tool_calls" else done.finish_reason
+        return {**self._obj(answer, thought, True, calls), "done_reason": reason,
                 "total_duration": time.perf_counter_ns() - self.t0_ns, "load_duration": _ns(self.load_s),
                 "prompt_eval_count": started.prompt_tokens, "prompt_eval_duration": _ns(s.prefill_s),
                 "eval_count": s.generated, "eval_duration": _ns(s.decode_s)}
@@ -207,9 +237,9 @@ async def _answer(request: Request, req: GenRequest, work: Callable, chat: bool,
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def collect():
-        pieces, done = await gather(events)
+        pieces, done, calls = await gather(events)
         return reply.final(done, started, "".join(p.text for p in pieces if p.kind == rsn.ANSWER),
-                           "".join(p.text for p in pieces if p.kind == rsn.REASONING))
+                           "".join(p.text for p in pieces if p.kind == rsn.REASONING), calls)
 
     out = await until_gone(request, collect())
     return JSONResponse(out) if out is not None else Response(status_code=499)
@@ -220,6 +250,8 @@ async def _stream(events: AsyncIterator, reply: _Reply, started: Started):
         async for ev in events:
             if isinstance(ev, Piece):
                 yield _line(reply.part(ev))
+            elif isinstance(ev, Calls):
+                yield _line(reply.calls(ev.calls))
             elif isinstance(ev, Done):
                 yield _line(reply.final(ev, started))
     except ApiError as e:                   # the status is sent already: the error is the last line

@@ -21,7 +21,7 @@ from llmlite.embed import embed, text_ids
 from llmlite.generate import GenStats
 from llmlite.server.engine import model_names, not_found
 from llmlite.server.errors import ApiError, bad_request
-from llmlite.server.generation import Done, Piece, Started, generation
+from llmlite.server.generation import Calls, Done, Piece, Started, generation
 from llmlite.server.requests import GenRequest, parse_chat, parse_completion, read_json
 from llmlite.server.streams import gather, until_gone
 
@@ -72,12 +72,31 @@ class _Shape:
             choice = {"index": 0, "text": piece.text if piece else "", "logprobs": lp, "finish_reason": finish}
         return {**self._base(True), "choices": [choice]}
 
-    def whole(self, pieces: list, done: Done, prompt_tokens: int, want_logprobs: bool) -> dict:
+    def call_chunks(self, calls: list) -> list:
+        """a reply's tool calls as OpenAI streams them: per call, a delta with its id and
+        name, then one with its arguments"""
+        out = []
+        for i, c in enumerate(self.calls(calls)):
+            head = {"index": i, "id": c["id"], "type": "function", "function": {"name": c["function"]["name"],
+                                                                              "arguments": ""}}
+            body = {"index": i, "function": {"arguments": c["function"]["arguments"]}}
+            out += [{**self._base(True), "choices": [{"index": 0, "delta": {"tool_calls": [d]}, "logprobs": None,
+                                                      "finish_reason": None}]} for d in (head, body)]
+        return out
+
+    @staticmethod
+    def calls(calls: list) -> list:
+        return [{"id": "call_" + uuid.uuid4().hex[:24], "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments_json()}} for c in calls]
+
+    def whole(self, pieces: list, done: Done, prompt_tokens: int, want_logprobs: bool, calls: list = ()) -> dict:
         answer = "".join(p.text for p in pieces if p.kind == rsn.ANSWER)
         entries = [e for p in pieces for e in p.logprobs]
         lp = self.logprobs(entries) if want_logprobs else None
         if self.chat:
             msg = {"role": "assistant", "content": answer}
+            if calls:
+                msg = {"role": "assistant", "content": answer or None, "tool_calls": self.calls(calls)}
             thought = "".join(p.text for p in pieces if p.kind == rsn.REASONING)
             if thought:
                 msg["reasoning_content"] = thought
@@ -106,7 +125,8 @@ async def _complete(request: Request, req: GenRequest, chat: bool) -> Response:
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     async def collect():
-        return shape.whole(*await gather(events), started.prompt_tokens, want_lp)
+        pieces, done, calls = await gather(events)
+        return shape.whole(pieces, done, started.prompt_tokens, want_lp, calls)
 
     out = await until_gone(request, collect())
     return JSONResponse(out) if out is not None else Response(status_code=499)
@@ -119,6 +139,9 @@ async def _stream(events: AsyncIterator, shape: _Shape, started: Started, req: G
         async for ev in events:
             if isinstance(ev, Piece):
                 yield _sse(shape.chunk(ev, None, want_lp))
+            elif isinstance(ev, Calls):
+                for c in shape.call_chunks(ev.calls):
+                    yield _sse(c)
             elif isinstance(ev, Done):
                 yield _sse(shape.chunk(None, ev.finish_reason, False))
                 if req.include_usage:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from llmlite.server.errors import ApiError, bad_request
+from llmlite.tools import ToolError, ToolSet, check_message
 
 MAX_BODY = 8 << 20           # bytes: far more than any context's worth of text
 MAX_STOPS = 16
@@ -28,6 +29,7 @@ class GenRequest:
     logprobs: Optional[int] = None       # alternatives reported per token; None: no logprobs
     messages: Optional[list] = None      # chat: [{"role", "content"}], content as text
     prompt: Any = None                   # completions: text, or token ids
+    tools: Any = None                    # chat: llmlite/tools.py's ToolSet, None: no tools
 
 
 async def read_json(request, limit: int = MAX_BODY) -> dict:
@@ -208,13 +210,31 @@ def messages(msgs: Any) -> list:
         role = m.get("role")
         if not isinstance(role, str) or not role:
             raise _wrong(f"messages[{i}].role", "a string", role)
-        out.append({"role": role, "content": _content(i, m)})
+        try:
+            extra = check_message(i, m)
+        except ToolError as e:
+            raise bad_request(str(e), param=e.param) from None
+        out.append({"role": role, "content": _content(i, m), **extra})
     return out
+
+
+def tool_set(body: dict, tools_key: str = "tools"):
+    """the request's tools and tool_choice (llmlite/tools.py's ToolSet), or None"""
+    try:
+        ts = ToolSet.from_openai(body.get(tools_key), body.get("tool_choice"))
+    except ToolError as e:
+        raise bad_request(str(e), param=e.param, code="invalid_tools") from None
+    boolean(body, "parallel_tool_calls")      # checked only: a reply may make several calls
+    if ts is not None and ts.choice != "none" and body.get("response_format") not in (None, {"type": "text"}):
+        raise bad_request("response_format and tools cannot be used together: a tool call's arguments "
+                          "follow its tool's schema", param="response_format")
+    return ts
 
 
 def parse_chat(body: dict) -> GenRequest:
     req = _common(body)
     req.messages = messages(body.get("messages"))
+    req.tools = tool_set(body)
     if boolean(body, "logprobs"):
         req.logprobs = integer(body, "top_logprobs", 0, MAX_TOP_LOGPROBS) or 0
     return req

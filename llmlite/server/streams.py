@@ -7,7 +7,7 @@ from typing import AsyncIterator
 
 from starlette.requests import Request
 
-from llmlite.server.generation import Done, Piece
+from llmlite.server.generation import Calls, Done, Piece
 
 
 async def until_gone(request: Request, coro):
@@ -29,12 +29,14 @@ async def until_gone(request: Request, coro):
     return task.result() if task.done() and not task.cancelled() else None
 
 
-async def gather(events: AsyncIterator) -> tuple[list, Done]:
-    """a whole answer: (its Pieces, its Done)"""
-    pieces = []
+async def gather(events: AsyncIterator) -> tuple[list, Done, list]:
+    """a whole answer: (its Pieces, its Done, the tool Calls it made)"""
+    pieces, calls = [], []
     async for ev in events:
         if isinstance(ev, Piece):
             pieces.append(ev)
+        elif isinstance(ev, Calls):
+            calls.extend(ev.calls)
         elif isinstance(ev, Done):
-            return pieces, ev
+            return pieces, ev, calls
     raise RuntimeError("the generation ended without its Done")

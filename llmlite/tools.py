@@ -1,0 +1,246 @@
+"""Tool calling: the tools a request declares, rendered through the model's own chat
+template, and the calls read back out of the reply (the format per template family is
+llmlite/tool_formats.py's).
+
+The same path serves the OpenAI API (`tools`, `tool_choice`, `tool` messages), Ollama's
+(`tools`, `tool_name`) and `llmlite run --tools FILE`:
+
+    ts = ToolSet.from_openai(tools, tool_choice)       # ToolError names what is wrong
+    text = ts.render(template, messages)               # the prompt
+    grammar = ts.grammar(fmt)                          # None: unconstrained
+    for kind, x in ts.stream(fmt, pieces): ...          # ("content", text) | ("calls", [Call])
+
+With tool_choice "auto" (the default) a call is constrained once it starts: free text
+costs the grammar ~0.02 ms a token. "required" (or one named tool) makes the whole
+reply calls; "none" leaves the reply free and reads no calls.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Optional
+
+from llmlite.errors import UserError
+from llmlite.generate import stop_prefix_len
+from llmlite.tool_formats import Call, Tool, ToolFormat, format_for
+
+__all__ = ["ToolError", "ToolSet", "Call", "Tool", "format_for", "load_tools_file"]
+
+MAX_TOOLS = 128
+
+
+class ToolError(UserError, ValueError):
+    """A tools list, tool_choice or tool message that cannot be used (its field named)."""
+
+    def __init__(self, msg: str, param: str = "tools"):
+        super().__init__(msg)
+        self.param = param
+
+
+def _tool(i: int, t) -> Tool:
+    where = f"tools[{i}]"
+    if not isinstance(t, dict):
+        raise ToolError(f"{where} must be an object")
+    fn = t.get("function") if "function" in t else t          # {"type": "function", "function": {...}} or bare
+    if t.get("type", "function") != "function" or not isinstance(fn, dict):
+        raise ToolError(f"{where}: only {{\"type\": \"function\", \"function\": {{...}}}} tools are supported")
+    name = fn.get("name")
+    if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "_-." for c in name):
+        raise ToolError(f"{where}.function.name must be 1-64 letters, digits, _ - or . (got {json.dumps(name)[:80]})")
+    desc = fn.get("description") or ""
+    if not isinstance(desc, str):
+        raise ToolError(f"{where}.function.description must be a string")
+    params = fn.get("parameters")
+    params = {"type": "object", "properties": {}} if params is None else params
+    if not isinstance(params, dict) or params.get("type", "object") != "object":
+        raise ToolError(f"{where}.function.parameters must be a JSON schema of an object")
+    return Tool(name, desc, params)
+
+
+@dataclass
+class ToolSet:
+    """A request's tools and how the reply may use them."""
+
+    tools: list = field(default_factory=list)
+    choice: str = "auto"                 # "auto" | "required" | "none"
+
+    @classmethod
+    def from_openai(cls, tools, tool_choice=None) -> Optional["ToolSet"]:
+        """None when no tools are given (tool_choice alone is refused)"""
+        if tools is None or tools == []:
+            if tool_choice not in (None, "none", "auto"):
+                raise ToolError("tool_choice needs tools", param="tool_choice")
+            return None
+        if not isinstance(tools, list):
+            raise ToolError("tools must be a list of tools")
+        if len(tools) > MAX_TOOLS:
+            raise ToolError(f"tools: at most {MAX_TOOLS} tools (got {len(tools)})")
+        ts = [_tool(i, t) for i, t in enumerate(tools)]
+        names = [t.name for t in ts]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ToolError(f"tools: {dup!r} is declared twice")
+        choice = "auto" if tool_choice is None else tool_choice
+        if isinstance(choice, dict):
+            fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
+            name = fn.get("name")
+            if name not in names:
+                raise ToolError(f"tool_choice names {json.dumps(name)[:80]}, which is not among the tools",
+                                param="tool_choice")
+            return cls([t for t in ts if t.name == name], "required")
+        if choice not in ("auto", "required", "none"):
+            raise ToolError(f"tool_choice must be \"auto\", \"required\", \"none\" or a function "
+                            f"(got {json.dumps(choice)[:80]})", param="tool_choice")
+        from llmlite.constrain import check_constraint
+        from llmlite.errors import ConstraintError
+
+        for i, t in enumerate(ts):
+            try:
+                check_constraint(json_schema=t.parameters)
+            except ConstraintError as e:
+                raise ToolError(f"tools[{i}].function.parameters: {e}") from None
+        return cls(ts, choice)
+
+    # ---- the prompt -------------------------------------------------------------------------
+
+    def render(self, template, messages: list, fmt: Optional[ToolFormat] = None) -> str:
+        """the prompt for a conversation with these tools, through the model's template"""
+        fmt = fmt or format_for(template.source)
+        msgs = prepare_messages(messages, fmt)
+        if fmt.native:
+            return template.render(msgs, add_generation_prompt=True, tools=[t.openai() for t in self.tools])
+        system = fmt.system_text(self.tools)
+        if msgs and msgs[0]["role"] == "system":
+            msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + system}
+        else:
+            msgs.insert(0, {"role": "system", "content": system})
+        return template.render(msgs, add_generation_prompt=True)
+
+    def grammar(self, fmt: ToolFormat) -> Optional[str]:
+        """the Lark grammar for the reply (None: unconstrained)"""
+        if self.choice == "none":
+            return None
+        return fmt.grammar(self.tools, forced=self.choice == "required")
+
+    # ---- the reply -------------------------------------------------------------------------
+
+    def stream(self, fmt: ToolFormat, pieces: Iterable[str]) -> Iterator[tuple]:
+        """A reply's text pieces -> ("content", text) as it streams and, at the end,
+        ("calls", [Call]) when it made any. Text from where a call may begin is held until
+        the reply ends (a reply read as calls gives no content but what surrounds them)."""
+        if self.choice == "none":
+            for p in pieces:
+                yield "content", p
+            return
+        pieces = iter(pieces)
+        held = ""               # the reply from where the first call may begin
+        opened = False
+        for p in pieces:
+            held += p
+            if opened:
+                continue
+            at = fmt.find_call(held)
+            if at >= 0:
+                opened = True
+                if at:
+                    yield "content", held[:at]
+                held = held[at:]
+                continue
+            if fmt.at_start:
+                if held.strip() and not any(t.startswith(held.lstrip()[:len(t)]) for t in fmt.triggers):
+                    opened = None        # content from its first character: no call can follow
+                if opened is None:
+                    yield "content", held
+                    held = ""
+                    for q in pieces:
+                        yield "content", q
+                    return
+                continue
+            keep = stop_prefix_len(held, fmt.triggers)
+            if len(held) > keep:
+                yield "content", held[:len(held) - keep]
+                held = held[len(held) - keep:]
+        content, calls = fmt.parse(held) if opened else (held, [])
+        if content:
+            yield "content", content
+        if calls:
+            yield "calls", calls
+
+
+def _arguments(i: int, j: int, a) -> dict:
+    if isinstance(a, dict):
+        return a
+    v = None
+    if isinstance(a, str):
+        try:
+            v = json.loads(a) if a.strip() else {}
+        except ValueError:
+            pass
+    if not isinstance(v, dict):
+        raise ToolError(f"messages[{i}].tool_calls[{j}].function.arguments must be a JSON object "
+                        f"(or its text)", param="messages")
+    return v
+
+
+def check_message(i: int, m: dict) -> dict:
+    """The tool fields of one chat message, checked: an assistant's tool_calls (as
+    [{"id", "type", "function": {"name", "arguments" as a dict}}]), a tool result's
+    tool_call_id and name. Returns them (nothing for a plain message)."""
+    out = {}
+    calls = m.get("tool_calls")
+    if calls not in (None, []):
+        if m.get("role") != "assistant" or not isinstance(calls, list):
+            raise ToolError(f"messages[{i}].tool_calls must be a list, on an assistant message", param="messages")
+        norm = []
+        for j, c in enumerate(calls):
+            fn = c.get("function") if isinstance(c, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise ToolError(f"messages[{i}].tool_calls[{j}] must be {{\"function\": {{\"name\", \"arguments\"}}}}",
+                                param="messages")
+            norm.append({"id": str(c.get("id") or f"call_{i}_{j}"), "type": "function",
+                         "function": {"name": fn["name"], "arguments": _arguments(i, j, fn.get("arguments"))}})
+        out["tool_calls"] = norm
+    for k in ("tool_call_id", "name", "tool_name"):
+        v = m.get(k)
+        if v is not None:
+            if not isinstance(v, str):
+                raise ToolError(f"messages[{i}].{k} must be a string", param="messages")
+            out["name" if k == "tool_name" else k] = v
+    return out
+
+
+def prepare_messages(messages: list, fmt: ToolFormat) -> list:
+    """The messages as the template reads them. Native formats: as they are (a tool
+    message's name filled in from the call it answers). Others: earlier calls written
+    as the format's text, tool results as user messages."""
+    names = {}
+    out = []
+    for m in messages:
+        m = dict(m)
+        for c in m.get("tool_calls") or ():
+            names[c["id"]] = c["function"]["name"]
+        if m["role"] == "tool" and "name" not in m:
+            m["name"] = names.get(m.get("tool_call_id", ""), "")
+        if not fmt.native:
+            if m.get("tool_calls"):
+                calls = [Call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"]]
+                text = fmt.call_text(calls)
+                m = {"role": "assistant", "content": (m.get("content") or "") + ("\n" if m.get("content") else "")
+                     + text}
+            elif m["role"] == "tool":
+                m = {"role": "user", "content": fmt.result_text(m["name"], m.get("content") or "")}
+        out.append(m)
+    return out
+
+
+def load_tools_file(path: str) -> list:
+    """`run --tools FILE`: a JSON list of tools (OpenAI's form, or bare functions)"""
+    from llmlite.cli.options import read_user_text
+
+    try:
+        tools = json.loads(read_user_text(path))
+    except ValueError as e:
+        raise ToolError(f"--tools {path}: not valid JSON ({e})") from None
+    if isinstance(tools, dict):
+        tools = tools.get("tools", [tools])
+    return tools
