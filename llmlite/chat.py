@@ -264,6 +264,8 @@ class Chat:
     messages: list = field(default_factory=list)
     transcript: str = ""           # raw mode: the text so far
     reasoning: Optional[str] = None
+    tools: Any = None              # llmlite/tools.py's ToolSet: the tools each reply may call
+    last_calls: list = field(default_factory=list)   # the tool calls the last reply made
 
     def __post_init__(self):
         if not self.raw and self.template is None:
@@ -315,7 +317,15 @@ class Chat:
     def render(self, add_generation_prompt: bool = True) -> str:
         if self.raw:
             return self.transcript
+        if self.tools is not None and add_generation_prompt:
+            return self.tools.render(self.template, self.conversation(), self.tool_format)
         return self.template.render(self.conversation(), add_generation_prompt=add_generation_prompt)
+
+    @property
+    def tool_format(self):
+        from llmlite.tool_formats import format_for
+
+        return format_for(self.template.source if self.template is not None else None)
 
     def prompt_ids(self) -> list[int]:
         return prompt_ids(self.model, self.render())
@@ -346,6 +356,10 @@ class Chat:
             self.transcript += "".join(t for _, t in parts)
             return
         msg = {"role": "assistant", "content": "".join(t for k, t in parts if k == rsn.ANSWER)}
+        if self.last_calls:
+            msg["tool_calls"] = [{"id": f"call_{len(self.messages)}_{i}", "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}}
+                                 for i, c in enumerate(self.last_calls)]
         thought = "".join(t for k, t in parts if k == rsn.REASONING).strip()
         if thought:
             msg[rsn.HISTORY_KEY[self.reasoning]] = thought
@@ -381,8 +395,20 @@ class Chat:
         n = n_ctx if max_tokens is None or max_tokens < 0 else max_tokens   # the loop stops at the room left
         splitter = rsn.splitter_for(self.reasoning, prompt)
         parts: list[tuple] = []
+        self.last_calls = []
+        config = replace(config, max_tokens=n)
+        if self.tools is not None and not self.raw:
+            if config.json_schema is not None or config.grammar is not None or config.regex is not None:
+                self._undo_input(before)
+                raise ChatTemplateError("tools and an output constraint (--json-schema, --grammar, --regex) "
+                                        "cannot be used together")
+            fmt = self.tool_format
+            config = replace(config, grammar=self.tools.grammar(fmt), show_special=fmt.name == "mistral")
+            pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls)
+        else:
+            pieces = generate_text(self.model, ids, config, stats)
         try:
-            for part in rsn.split(generate_text(self.model, ids, replace(config, max_tokens=n), stats), splitter):
+            for part in rsn.split(pieces, splitter):
                 parts.append(part)
                 yield part
         finally:

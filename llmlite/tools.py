@@ -109,6 +109,8 @@ class ToolSet:
         msgs = prepare_messages(messages, fmt)
         if fmt.native:
             return template.render(msgs, add_generation_prompt=True, tools=[t.openai() for t in self.tools])
+        if self.choice == "none":           # no call to make: the instructions would only mislead
+            return template.render(msgs, add_generation_prompt=True)
         system = fmt.system_text(self.tools)
         if msgs and msgs[0]["role"] == "system":
             msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + system}
@@ -165,6 +167,15 @@ class ToolSet:
             yield "content", content
         if calls:
             yield "calls", calls
+
+
+    def content(self, fmt: ToolFormat, pieces: Iterable[str], calls: list) -> Iterator[str]:
+        """stream()'s content pieces; the calls are appended to `calls`"""
+        for kind, x in self.stream(fmt, pieces):
+            if kind == "calls":
+                calls.extend(x)
+            else:
+                yield x
 
 
 def _arguments(i: int, j: int, a) -> dict:

@@ -223,7 +223,9 @@ def test_errors_are_ollamas(http):
     assert "stream" in _error(http.post("/api/chat", json={**chat, "stream": "yes"}), 400)
     assert "messages" in _error(http.post("/api/chat", json={"messages": [{"content": "no role"}]}), 400)
     assert "messages" in _error(http.post("/api/chat", json={"messages": {}}), 400)
-    assert "format" in _error(http.post("/api/chat", json={**chat, "format": "json"}), 400)
+    assert "format" in _error(http.post("/api/chat", json={**chat, "format": "yaml"}), 400)
+    assert "strin" in _error(http.post("/api/chat", json={**chat, "format": {"properties": {"a": {"type": "strin"}}}}),
+                             400)
     assert "images" in _error(http.post("/api/generate", json={"prompt": "hi", "images": ["aGk="]}), 400)
     assert "images" in _error(http.post("/api/chat", json={"messages": [{"role": "user", "content": "x",
                                                                           "images": ["aGk="]}]}), 400)

@@ -90,11 +90,14 @@ def apply_model_defaults(gen: "GenOptions", model: Optional[str]) -> None:
             gen.kwargs[k] = v
 
 
-def make_chat(m, system: Optional[str], raw: bool):
-    """A Chat for the model, its template checked with a trial render."""
+def make_chat(m, system: Optional[str], raw: bool, tools=None):
+    """A Chat for the model, its template checked with a trial render. tools: --tools's
+    ToolSet (a raw model has no template to declare them in: an error)."""
     from llmlite.chat import Chat
 
-    chat = Chat(m, system=system, raw=raw)
+    chat = Chat(m, system=system, raw=raw, tools=tools)
+    if tools is not None and chat.raw:
+        raise UserError("--tools needs a chat template to declare the tools in (not --raw, not a base model)")
     if chat.raw:
         if system:
             why = "--raw" if raw else "the model has no chat template"

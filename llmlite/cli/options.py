@@ -84,6 +84,16 @@ def opt_regex():
     return typer.Option(None, "--regex", metavar="REGEX", help="Constrain the output to match this regex.")
 
 
+def opt_tools():
+    return typer.Option(None, "--tools", metavar="FILE",
+                        help="Tools the model may call: a JSON list in OpenAI's form (the calls print as JSON lines).")
+
+
+def opt_tool_choice():
+    return typer.Option(None, "--tool-choice", metavar="auto|required|none|NAME",
+                        help="With --tools: whether the reply must call a tool (NAME: that one).")
+
+
 def opt_plain():
     return typer.Option(False, "--plain", help="Replies as plain text (default: Markdown rendered on a terminal).")
 
@@ -105,7 +115,7 @@ class GenOptions:
     show_reasoning = True
 
     def __init__(self, n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max,
-                 json_schema=None, grammar=None, regex=None):
+                 json_schema=None, grammar=None, regex=None, tools=None, tool_choice=None):
         if n_predict is not None and n_predict < -1:
             raise UserError(f"-n must be -1 (no limit) or a count >= 0 (got {n_predict})")
         self.n_predict = n_predict
@@ -116,6 +126,18 @@ class GenOptions:
                     seed=seed, lookup=lookup, draft_max=draft_max)
         self.kwargs.update({k: v for k, v in (("json_schema", json_schema), ("grammar", grammar),
                                               ("regex", regex)) if v is not None})
+        self.tools = None           # llmlite/tools.py's ToolSet for --tools
+        if tools is not None:
+            from llmlite.tools import ToolSet, load_tools_file
+
+            if any(k in self.kwargs for k in ("json_schema", "grammar", "regex")):
+                raise UserError("--tools and --json-schema/--grammar/--regex cannot be used together: "
+                                "a call's arguments follow its tool's schema")
+            known = ("auto", "required", "none", None)
+            choice = tool_choice if tool_choice in known else {"function": {"name": tool_choice}}
+            self.tools = ToolSet.from_openai(load_tools_file(tools), choice)
+        elif tool_choice is not None:
+            raise UserError("--tool-choice needs --tools")
 
     def check_constraint(self, tokenizer) -> None:
         """Compile the output constraint, if any, once the model is loaded: a bad schema or

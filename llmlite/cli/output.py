@@ -42,6 +42,14 @@ def print_stats(st, lookup: bool) -> None:
     print(stderr_style(stats_line(st, lookup)), file=sys.stderr, flush=True)
 
 
+def print_calls(calls) -> None:
+    """a reply's tool calls, one JSON object a line on stdout: {"name", "arguments"}"""
+    import json
+
+    for c in calls:
+        print(json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False), flush=True)
+
+
 def utf8_stdout() -> None:
     for f in (sys.stdout, sys.stderr):
         try:

@@ -7,7 +7,7 @@ from llmlite import settings
 from llmlite.cli.app import one_line
 from llmlite.cli.loading import apply_model_defaults, load_model, make_chat
 from llmlite.cli.options import GenOptions, whole_number
-from llmlite.cli.output import note, print_stats, stderr_style, stream, utf8_stdout
+from llmlite.cli.output import note, print_calls, print_stats, stderr_style, stream, utf8_stdout
 from llmlite.errors import UserError
 from llmlite.genconfig import DEFAULT_MAX_TOKENS, SAMPLING_KEYS
 
@@ -312,7 +312,7 @@ def repl(model, gen: "GenOptions", ctx_size, threads, gpu_layers, system, raw, p
     m = load_model(model, ctx_size, threads, gpu_layers)
     gen.check_constraint(m.tokenizer)
     apply_model_defaults(gen, model)
-    chat = make_chat(m, system, raw)
+    chat = make_chat(m, system, raw, gen.tools)
     n = gen.n_predict if gen.n_predict is not None else (DEFAULT_MAX_TOKENS if chat.raw else -1)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -387,6 +387,7 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
             continue
         finally:
             pieces.close()
+        print_calls(chat.last_calls)
         print_stats(stats, gen.lookup)
         state["stats"] = stats
         if stats.stop_reason == "context":

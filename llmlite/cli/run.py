@@ -28,11 +28,13 @@ from llmlite.cli.options import (
     opt_system,
     opt_temp,
     opt_threads,
+    opt_tool_choice,
+    opt_tools,
     opt_top_k,
     opt_top_p,
     read_user_text,
 )
-from llmlite.cli.output import note, print_stats, stream, utf8_stdout
+from llmlite.cli.output import note, print_calls, print_stats, stream, utf8_stdout
 from llmlite.cli.repl import repl
 from llmlite.errors import UserError
 
@@ -67,6 +69,8 @@ def run(
     json_schema: Optional[str] = opt_json_schema(),
     grammar: Optional[str] = opt_grammar(),
     regex: Optional[str] = opt_regex(),
+    tools: Optional[str] = opt_tools(),
+    tool_choice: Optional[str] = opt_tool_choice(),
 ) -> None:
     """Generate text. With -p or -f: once, to stdout (stats to stderr); without: the chat REPL.
 
@@ -75,11 +79,12 @@ def run(
     A reasoning model's thinking (Qwen3's <think>, gpt-oss's analysis channel) goes
     to stderr, dim, unless --hide-reasoning; stdout gets the answer.
     --json-schema, --grammar or --regex constrain every reply to follow it.
+    --tools FILE declares tools: a reply's calls print as JSON lines after its text.
     """
     if prompt is not None and file is not None:
         raise UserError("give the prompt with -p or with -f, not both")
     gen = GenOptions(n_predict, temp, top_k, top_p, min_p, repeat_penalty, seed, lookup, draft_max,
-                     json_schema, grammar, regex)
+                     json_schema, grammar, regex, tools, tool_choice)
     if prompt is None and file is None:
         repl(model, gen, ctx_size, threads, gpu_layers, system, raw, plain, not hide_reasoning)
         return
@@ -88,7 +93,7 @@ def run(
     m = load_model(model, ctx_size, threads, gpu_layers)
     gen.check_constraint(m.tokenizer)
     apply_model_defaults(gen, model)
-    chat = make_chat(m, system, raw)
+    chat = make_chat(m, system, raw, gen.tools)
     if chat.raw and not text:
         raise UserError("the prompt is empty: nothing to continue")
     from llmlite.generate import GenStats
@@ -96,6 +101,7 @@ def run(
     stats = GenStats()
     n = N_PREDICT_ONCE if gen.n_predict is None else gen.n_predict
     stream(chat.reply_parts(text, max_tokens=n, stats=stats, **gen.kwargs), plain, not hide_reasoning)
+    print_calls(chat.last_calls)
     print_stats(stats, gen.lookup)
     if stats.stop_reason == "context":
         note(f"(the context of {m.n_ctx} tokens is full: a larger -c gives the reply more room)")

@@ -128,15 +128,6 @@ def _prompt(res: Resident, req: GenRequest) -> tuple[list, str]:
     return list(req.prompt), ""
 
 
-def _content(parts, calls: list):
-    """the content pieces of ToolSet.stream's parts; the calls go into `calls`"""
-    for kind, x in parts:
-        if kind == "calls":
-            calls.extend(x)
-        else:
-            yield x
-
-
 def generation(req: GenRequest):
     """The engine's work for a request: (resident, cancel) -> Started, Piece..., Done."""
 
@@ -164,7 +155,7 @@ def generation(req: GenRequest):
         splitter = rsn.splitter_for(res.reasoning, text) if req.messages is not None else None
         pieces = generate_text(model, ids, config, stats, make_sampler)
         if tools is not None:
-            pieces = _content(tools.stream(res.tool_format, pieces), calls)
+            pieces = tools.content(res.tool_format, pieces, calls)
         for kind, piece in rsn.split(pieces, splitter):
             yield Piece(kind, piece, taps[0].take())
         if calls:
