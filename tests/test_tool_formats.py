@@ -164,6 +164,15 @@ def test_mistral_parse():
         assert args.parse(text) == (text, []), text
 
 
+def test_mistral_history_ids():
+    """Nemo's and Small 3.2's templates take only nine letters or digits as a call's id"""
+    m = Mistral()
+    ids = [m.history_id(i) for i in ("call_0_0", "call_0_1", "call_0_0")]
+    assert all(len(i) == 9 and i.isalnum() for i in ids) and ids[0] == ids[2] != ids[1]
+    assert m.history_id("a1b2c3d4e") == "a1b2c3d4e"
+    assert Hermes().history_id("call_0_0") == "call_0_0"
+
+
 def test_harmony_parse():
     h = Harmony()
     channel = ('<|channel|>analysis<|message|>The user wants the weather.<|end|><|start|>assistant'
@@ -185,6 +194,9 @@ def test_gemma_parse_and_history():
     assert g.parse('```tool_code\nget_weather(city="Paris", unit=null)\n```')[1] == [
         Call("get_weather", {"city": "Paris", "unit": None})]
     assert _parse_py_call("get_weather(**kw)") is None
+    # a tool name with "-" (Python would read a subtraction) or "."
+    assert _parse_py_call('weather-now(city="Paris")') == Call("weather-now", {"city": "Paris"})
+    assert _parse_py_call('maps.route(to="Rome")') == Call("maps.route", {"to": "Rome"})
     for text in ('```tool_code\nimport os\n```', '```tool_code\nget_weather("Paris")\n```',
                  '```tool_code\nget_weather(city=open("x"))\n```', "Just text."):
         assert g.parse(text) == (text, []), text
