@@ -70,9 +70,19 @@ def _lit(s: str) -> str:
     return json.dumps(s)
 
 
+def _args(tool: Tool) -> dict:
+    """A tool's arguments schema for its grammar: an object whose properties are listed
+    takes no others unless it says so (as llama.cpp's schema grammars read it; else a
+    small model invents arguments the tool does not take)."""
+    p = tool.parameters
+    if isinstance(p, dict) and "properties" in p and "additionalProperties" not in p:
+        return {**p, "additionalProperties": False}
+    return p
+
+
 def _call_object(tool: Tool, args_key: str = "arguments", extra: Optional[dict] = None) -> dict:
     """{"name": tool.name, args_key: {...}} (extra: further optional properties)"""
-    props = {"name": {"const": tool.name}, args_key: tool.parameters, **(extra or {})}
+    props = {"name": {"const": tool.name}, args_key: _args(tool), **(extra or {})}
     return {"type": "object", "properties": props, "required": ["name", args_key], "additionalProperties": False}
 
 
@@ -334,7 +344,7 @@ class Mistral(ToolFormat):
         prelude = m.block("prelude", "[THINK]", "[/THINK]") if self.think else ""
         if self.args_form:
             cid = f' {m("[CALL_ID]")} CALL_ID' if self.call_id else ""
-            bodies = [f'{_lit(t.name)}{cid} {m("[ARGS]")} {_json(t.parameters)}' for t in tools]
+            bodies = [f'{_lit(t.name)}{cid} {m("[ARGS]")} {_json(_args(t))}' for t in tools]
             return _grammar(m, "[TOOL_CALLS]", bodies, forced, sep="", prelude=prelude,
                             rules="CALL_ID: /[A-Za-z0-9]{9}/\n" if self.call_id else "")
         arr = {"type": "array", "minItems": 1,
@@ -384,7 +394,7 @@ class Harmony(ToolFormat):
         m = Marks(tokenizer)
         rules = (f'channel: {m("<|channel|>")} ("commentary" | "analysis")\n'
                  f'header: channel? (" " {m("<|constrain|>")}? "json")? {m("<|message|>")}\n')
-        bodies = [f"{_lit(t.name)} header {_json(t.parameters)}" for t in tools]
+        bodies = [f"{_lit(t.name)} header {_json(_args(t))}" for t in tools]
         # forced: analysis (or commentary) messages first, as the model reasons, then the call
         prelude = (f'prelude: message+\nmessage: {m("<|channel|>")} ("analysis" | "commentary") '
                    f'{m("<|message|>")} message_text {m("<|start|>")} "assistant"\n'

@@ -308,3 +308,21 @@ def test_generic_grammar(vocab):
            ('{"tool_call": {"name": "get_time", "arguments": {"zone": ', '1}}}')]
     check(vocab, Generic(), False, [call, '{"response": "It is sunny."}'], bad + [("", "It is sunny.")])
     check(vocab, Generic(), True, [call], bad + [("{", '"response": "It is sunny."}')])
+
+
+@pytest.mark.parametrize("fmt, prefix, extra", [
+    (Hermes(), '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", ', '"mode": "x"}}\n</tool_call>'),
+    (Llama3(), '{"name": "get_weather", "parameters": {"city": "Paris", ', '"mode": "x"}}'),
+    (Mistral(), '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", ', '"mode": "x"}}]'),
+    (Mistral(args_form=True), '[TOOL_CALLS]get_weather[ARGS]{"city": "Paris", ', '"mode": "x"}'),
+    (Harmony(), ' to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris", ', '"mode": "x"}'),
+    (Gemma(), '```tool_code\nget_weather(city="Paris", ', 'mode="x")\n```'),
+    (Generic(), '{"tool_call": {"name": "get_weather", "arguments": {"city": "Paris", ', '"mode": "x"}}}'),
+], ids=["hermes", "llama3", "mistral-v3", "mistral-args", "harmony", "gemma", "generic"])
+def test_undeclared_arguments(vocab, fmt, prefix, extra):
+    """a schema that lists its properties takes no others (as llama.cpp's grammars read
+    it), unless it allows them"""
+    check(vocab, fmt, True, [], [(prefix, extra)])
+    if isinstance(fmt, (Hermes, Generic)):
+        open_ = Tool("get_weather", "", {**WEATHER.parameters, "additionalProperties": True})
+        check(vocab, fmt, True, [prefix + extra], tools=[open_])
