@@ -323,7 +323,7 @@ class Mistral(ToolFormat):
     name = "mistral"
     triggers = ("[TOOL_CALLS]",)
     markers = ("[TOOL_CALLS]", "[ARGS]", "[CALL_ID]")
-    _HEAD = re.compile(r"\[TOOL_CALLS\]\s*(?:([^\s\[\]{]+)\s*(?:\[CALL_ID\]\s*([A-Za-z0-9]+)\s*)?\[ARGS\])?")
+    _HEAD = re.compile(r"\[TOOL_CALLS\]\s*(?:([^\s\[\]{]+)\s*(?:\[CALL_ID\]\s*[A-Za-z0-9]+\s*)?\[ARGS\])?")
 
     def __init__(self, args_form: bool = False, call_id: bool = False, think: bool = False):
         self.args_form, self.call_id, self.think = args_form, call_id, think
