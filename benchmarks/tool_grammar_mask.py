@@ -23,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llmlite.constrain import compile_constraint  # noqa: E402
-from llmlite.tool_formats import Gemma, Generic, Harmony, Hermes, Llama3, Mistral, Tool  # noqa: E402
+from llmlite.constrain import compile_constraint
+from llmlite.tool_formats import Gemma, Generic, Harmony, Hermes, Llama3, Mistral, Tool
 
 FREE = ("Paris is sunny this afternoon, with a light breeze from the west and about twenty degrees. "
         "Tomorrow looks much the same, though clouds may come in by the evening. ") * 2
@@ -32,8 +32,8 @@ WEATHER = {"type": "object", "properties": {"city": {"type": "string"}, "unit": 
            "required": ["city"]}
 # (format, the text before the call's arguments, the rest of the call)
 CASES = {
-    "hermes": (Hermes(), "<tool_call>\n", '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n'
-                                          "</tool_call>"),
+    "hermes": (Hermes(), "<tool_call>\n",
+               '{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>'),
     "llama3": (Llama3(), "", '{"name": "get_weather", "parameters": {"city": "Paris", "unit": "c"}}'),
     "mistral v3": (Mistral(), "[TOOL_CALLS]", '[{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}]'),
     "mistral [ARGS]": (Mistral(args_form=True), "[TOOL_CALLS]", 'get_weather[ARGS]{"city": "Paris", "unit": "c"}'),
@@ -70,6 +70,10 @@ def feed(c, ids, logits) -> list[float]:
     return out
 
 
+def _ms(xs) -> str:
+    return f"{statistics.median(xs):.3f} ({statistics.fmean(xs):.3f})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tools", type=int, default=2)
@@ -79,7 +83,10 @@ def main():
     compile_constraint(tok, regex="a")                   # the vocabulary bridge, made once, not timed below
     tools = [Tool("get_weather", "", WEATHER)] + [Tool(f"tool_{i}", "", WEATHER) for i in range(a.tools - 1)]
     logits = np.zeros(tok.n_vocab, np.float32)
-    enc = lambda s: tok.encode(s, add_special=False, parse_special=True)  # noqa: E731
+
+    def enc(s):
+        return tok.encode(s, add_special=False, parse_special=True)
+
     print(f"{a.tools} tools; ms per token, median (mean); SmolLM2 vocabulary ({tok.n_vocab})")
     print(f"{'format':16} {'compile ms':>10} {'free text':>16} {'inside a call':>16}")
     for name, (fmt, opening, call) in CASES.items():
@@ -98,8 +105,7 @@ def main():
             else:
                 free_ms += feed(c, enc(FREE + opening), logits)
                 call_ms += feed(c, enc(call), logits)
-        fmt_ms = lambda xs: f"{statistics.median(xs):.3f} ({statistics.fmean(xs):.3f})"  # noqa: E731
-        print(f"{name:16} {statistics.median(comp):10.1f} {fmt_ms(free_ms):>16} {fmt_ms(call_ms):>16}")
+        print(f"{name:16} {statistics.median(comp):10.1f} {_ms(free_ms):>16} {_ms(call_ms):>16}")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,18 @@ import pytest
 from llmlite.chat import BUILTIN_TEMPLATES
 from llmlite.constrain import compile_constraint
 from llmlite.tokenizer import ATTR_USER_DEFINED, Tokenizer
-from llmlite.tool_formats import (Call, Gemma, Generic, Harmony, Hermes, Llama3, Mistral, Tool, _parse_py_call,
-                                  format_for)
+from llmlite.tool_formats import (
+    Call,
+    Gemma,
+    Generic,
+    Harmony,
+    Hermes,
+    Llama3,
+    Mistral,
+    Tool,
+    _parse_py_call,
+    format_for,
+)
 
 TEMPLATES = Path(__file__).parent / "data" / "templates"
 
@@ -92,8 +102,8 @@ LLAMA31 = ('<|start_header_id|>system<|end_header_id|>\n\nRespond in the format 
     ((TEMPLATES / "qwen3-0.6b.jinja").read_text(), "hermes"),
     ((TEMPLATES / "gpt-oss-120b.jinja").read_text(), "harmony"),
     (BUILTIN_TEMPLATES["gemma"], "gemma"),                 # Gemma 3's (a GGUF without one gets it)
-    ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n"
-     "{% endfor %}", "gemma"),
+    (("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m.role }}\n{{ m.content }}<end_of_turn>\n"
+      "{% endfor %}"), "gemma"),
     (LLAMA31, "llama3"),
     ("[AVAILABLE_TOOLS]{{ tools|tojson }}[/AVAILABLE_TOOLS]{{ '[TOOL_CALLS][' }}", "mistral"),
     (BUILTIN_TEMPLATES["chatml"], "generic"),
