@@ -403,7 +403,7 @@ class Chat:
                 raise ChatTemplateError("tools and an output constraint (--json-schema, --grammar, --regex) "
                                         "cannot be used together")
             fmt = self.tool_format
-            config = replace(config, grammar=self.tools.grammar(fmt), show_special=fmt.name == "mistral")
+            config = replace(config, **self.tools.options(fmt, self.model.tokenizer))
             pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls)
         else:
             pieces = generate_text(self.model, ids, config, stats)

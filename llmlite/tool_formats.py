@@ -181,6 +181,7 @@ class ToolFormat:
     triggers: tuple = ()         # texts that open a call (streaming holds text from there on)
     at_start = False             # a call is recognised only at the start of the reply
     markers: tuple = ()          # marker texts a vocabulary may hold as special tokens
+    system_in_user = False       # the instructions go into the first user message
 
     @classmethod
     def matches(cls, source: str) -> bool:
@@ -440,6 +441,7 @@ class Gemma(ToolFormat):
 
     name = "gemma"
     native = False
+    system_in_user = True
     triggers = ("```tool_code",)
     _BLOCK = re.compile(r"```tool_code\s*\n(.*?)\n?```", re.S)
 

@@ -7,11 +7,11 @@ The same path serves the OpenAI API (`tools`, `tool_choice`, `tool` messages), O
 
     ts = ToolSet.from_openai(tools, tool_choice)       # ToolError names what is wrong
     text = ts.render(template, messages)               # the prompt
-    grammar = ts.grammar(fmt)                          # None: unconstrained
+    grammar = ts.grammar(fmt, tokenizer)               # None: unconstrained
     for kind, x in ts.stream(fmt, pieces): ...          # ("content", text) | ("calls", [Call])
 
 With tool_choice "auto" (the default) a call is constrained once it starts: free text
-costs the grammar ~0.02 ms a token. "required" (or one named tool) makes the whole
+costs the grammar ~0.01 ms a token. "required" (or one named tool) makes the whole
 reply calls; "none" leaves the reply free and reads no calls.
 """
 from __future__ import annotations
@@ -114,15 +114,24 @@ class ToolSet:
         system = fmt.system_text(self.tools)
         if msgs and msgs[0]["role"] == "system":
             msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + system}
+        elif fmt.system_in_user and msgs and msgs[0]["role"] == "user":
+            # Gemma 2's template refuses a system message; Gemma 3's folds it into the
+            # first user turn, as this does
+            msgs[0] = {**msgs[0], "content": system + "\n\n" + msgs[0]["content"]}
         else:
             msgs.insert(0, {"role": "system", "content": system})
         return template.render(msgs, add_generation_prompt=True)
 
-    def grammar(self, fmt: ToolFormat) -> Optional[str]:
-        """the Lark grammar for the reply (None: unconstrained)"""
+    def grammar(self, fmt: ToolFormat, tokenizer=None) -> Optional[str]:
+        """the Lark grammar for the reply (None: unconstrained); tokenizer: the model's
+        (a format's markers that are special tokens in it are named by id)"""
         if self.choice == "none":
             return None
-        return fmt.grammar(self.tools, forced=self.choice == "required")
+        return fmt.grammar(self.tools, forced=self.choice == "required", tokenizer=tokenizer)
+
+    def options(self, fmt: ToolFormat, tokenizer) -> dict:
+        """the GenerationConfig options of a reply with these tools"""
+        return {"grammar": self.grammar(fmt, tokenizer), "show_special": fmt.show_special(tokenizer)}
 
     # ---- the reply -------------------------------------------------------------------------
 
@@ -228,10 +237,15 @@ def prepare_messages(messages: list, fmt: ToolFormat) -> list:
     out = []
     for m in messages:
         m = dict(m)
+        if m.get("tool_calls"):
+            m["tool_calls"] = [{**c, "id": fmt.history_id(c["id"])} for c in m["tool_calls"]]
         for c in m.get("tool_calls") or ():
             names[c["id"]] = c["function"]["name"]
-        if m["role"] == "tool" and "name" not in m:
-            m["name"] = names.get(m.get("tool_call_id", ""), "")
+        if m["role"] == "tool":
+            if "tool_call_id" in m:
+                m["tool_call_id"] = fmt.history_id(m["tool_call_id"])
+            if "name" not in m:
+                m["name"] = names.get(m.get("tool_call_id", ""), "")
         if not fmt.native:
             if m.get("tool_calls"):
                 calls = [Call(c["function"]["name"], c["function"]["arguments"]) for c in m["tool_calls"]]
@@ -239,8 +253,14 @@ def prepare_messages(messages: list, fmt: ToolFormat) -> list:
                 m = {"role": "assistant", "content": (m.get("content") or "") + ("\n" if m.get("content") else "")
                      + text}
             elif m["role"] == "tool":
-                m = {"role": "user", "content": fmt.result_text(m["name"], m.get("content") or "")}
+                text = fmt.result_text(m["name"], m.get("content") or "")
+                if out and out[-1].get("tool_result"):      # results of one turn: one user message
+                    out[-1]["content"] += "\n" + text      # (Gemma's template wants roles to alternate)
+                    continue
+                m = {"role": "user", "content": text, "tool_result": True}
         out.append(m)
+    for m in out:
+        m.pop("tool_result", None)
     return out
 
 

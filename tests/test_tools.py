@@ -127,3 +127,24 @@ def test_run_tools(smollm2_path, tmp_path):
                        (("--tools", str(f), "--regex", "a+"), "cannot be used together")):
         r = llmlite("run", smollm2_path, "-p", "hi", "-n", "4", *args)
         assert r.returncode == 2 and part in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_gemma_history_alternates_and_mistral_ids_fit():
+    """Gemma's template refuses two user turns in a row and (Gemma 2) any system turn:
+    the instructions go into the first user turn, a turn's results into one message.
+    Mistral's templates take only nine-character ids: one is made, the same for a call
+    and its result."""
+    from llmlite.chat import BUILTIN_TEMPLATES
+    from llmlite.tool_formats import Gemma, Mistral
+    from llmlite.tools import prepare_messages
+
+    two = HISTORY[:1] + [{"role": "assistant", "content": "", "tool_calls": HISTORY[1]["tool_calls"] * 2},
+                         HISTORY[2], {**HISTORY[2], "content": "wind 30 km/h"}]
+    msgs = prepare_messages(two, Gemma())
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
+    assert "```tool_output\n-3 degrees, snow\n```\n```tool_output\nwind 30 km/h\n```" == msgs[2]["content"]
+    text = ToolSet.from_openai(TOOLS).render(ChatTemplate(BUILTIN_TEMPLATES["gemma"]), two)
+    assert text.count("<start_of_turn>user") == 2 and "get_weather" in text.split("<end_of_turn>")[0]
+    m = prepare_messages(HISTORY, Mistral())
+    ids = {m[1]["tool_calls"][0]["id"], m[2]["tool_call_id"]}
+    assert len(ids) == 1 and len(ids.pop()) == 9

@@ -142,8 +142,7 @@ def generation(req: GenRequest):
         opts = {**res.defaults, **req.options}
         tools, calls = req.tools, []
         if tools is not None:
-            opts["grammar"] = tools.grammar(res.tool_format)
-            opts["show_special"] = res.tool_format.name == "mistral"
+            opts.update(tools.options(res.tool_format, model.tokenizer))
         config = GenerationConfig.from_options(**opts, max_tokens=n, lookup=True)
         stats, taps = GenStats(), []
 
