@@ -5,7 +5,7 @@ the decode loop of llmlite/generate.py (sample, then step), greedy, prompt looku
 the median tokens/s of each, and their ratio. The unconstrained run ignores
 end-of-generation tokens (as llama-bench's tg does); the schema is an array of at least
 40 objects, so it cannot end before 128 tokens either. A third column, "tools", is the
-grammar of tool_choice "auto" (llmlite/tool_formats.py's Hermes, one tool): free text,
+grammar of tool_choice "auto" (llmlite/tool_formats/'s Hermes, one tool): free text,
 a lazy lexeme, until a `<tool_call>` opens.
 
 Usage: python benchmarks/constrained_tg.py [MODEL ...] [-n 128] [--reps 7] [-t THREADS]

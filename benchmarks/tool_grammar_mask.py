@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The mask's cost per token of each tool-call format's grammar (llmlite/tool_formats.py),
+"""The mask's cost per token of each tool-call format's grammar (llmlite/tool_formats/),
 auto mode (free text, calls constrained once they start): per token of a paragraph of
 free text, and per token inside a call, the time of Constraint.mask (the engine's
 bitmask plus its apply to a logits row), and the compile time. Tokens are fed as the

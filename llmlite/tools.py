@@ -1,6 +1,6 @@
 """Tool calling: the tools a request declares, rendered through the model's own chat
 template, and the calls read back out of the reply (the format per template family is
-llmlite/tool_formats.py's).
+llmlite/tool_formats/'s).
 
 The same path serves the OpenAI API (`tools`, `tool_choice`, `tool` messages), Ollama's
 (`tools`, `tool_name`) and `llmlite run --tools FILE`:

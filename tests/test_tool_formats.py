@@ -1,4 +1,4 @@
-"""Tool-call formats per template family (llmlite/tool_formats.py): which family a
+"""Tool-call formats per template family (llmlite/tool_formats/): which family a
 template is, the calls read back out of replies as each family writes them, and each
 family's grammar compiled on a real vocabulary: a call as the family writes it is
 accepted token by token, a call to an undeclared tool or with arguments its schema

@@ -55,7 +55,7 @@ class Resident:
 
     @property
     def tool_format(self):
-        """how this model's template writes tool calls (llmlite/tool_formats.py)"""
+        """how this model's template writes tool calls (llmlite/tool_formats/)"""
         from llmlite.tool_formats import format_for
 
         return format_for(self.template.source if self.template is not None else None)

@@ -1,0 +1,103 @@
+"""The pieces of a tool grammar (Lark for llguidance, llmlite/constrain.py): a JSON
+schema's part, literals, a vocabulary's markers, and the frame of free text and calls
+every format puts its call bodies in."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from llmlite.tool_formats.base import Tool
+
+# llmlite/constrain.py's JSON layout, for the %json parts of a tool grammar
+_LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+
+
+
+def _schema(node) -> dict:
+    from llmlite.constrain import bounded_numbers
+
+    return {**bounded_numbers(node if isinstance(node, dict) else {}), "x-guidance": _LAYOUT}
+
+
+def _json(node) -> str:
+    return "%json " + json.dumps(_schema(node))
+
+
+def _lit(s: str) -> str:
+    return json.dumps(s)
+
+
+def _args(tool: Tool) -> dict:
+    """A tool's arguments schema for its grammar: an object whose properties are listed
+    takes no others unless it says so (as llama.cpp's schema grammars read it; else a
+    small model invents arguments the tool does not take)."""
+    p = tool.parameters
+    if isinstance(p, dict) and "properties" in p and "additionalProperties" not in p:
+        return {**p, "additionalProperties": False}
+    return p
+
+
+def _call_object(tool: Tool, args_key: str = "arguments", extra: Optional[dict] = None) -> dict:
+    """{"name": tool.name, args_key: {...}} (extra: further optional properties)"""
+    props = {"name": {"const": tool.name}, args_key: _args(tool), **(extra or {})}
+    return {"type": "object", "properties": props, "required": ["name", args_key], "additionalProperties": False}
+
+
+class Marks:
+    """A vocabulary's view of a format's marker texts. A marker that is one special
+    token of the vocabulary (control, as llmlite/constrain.py's bridge hands it to the
+    engine: no text produces it) is named by id in a grammar, ``<[ID]>``, and shows in
+    a reply's text only when the reply is decoded with special tokens on (Mistral's
+    [TOOL_CALLS] and [ARGS]); any other marker is plain text (Qwen's <tool_call>, and
+    gpt-oss's <|channel|>, <|constrain|>, <|message|>, which llmlite's vocabulary
+    fix-ups make user-defined tokens, as llama.cpp's do). No tokenizer: all text."""
+
+    def __init__(self, tokenizer=None):
+        self.tok = tokenizer
+
+    def special(self, text: str) -> Optional[int]:
+        """the id of the special token that is exactly this text; None: the marker is text"""
+        if self.tok is None:
+            return None
+        from llmlite.constrain import _special      # the engine bridge's own test
+
+        tid = self.tok.token_to_id(text)
+        return tid if tid is not None and _special(self.tok, tid) else None
+
+    def __call__(self, text: str) -> str:
+        """the marker as a Lark item"""
+        tid = self.special(text)
+        return _lit(text) if tid is None else f"<[{tid}]>"
+
+    def until(self, name: str, close: str) -> str:
+        """Rule `name`: free text, then the marker close. A text marker ends a lazy
+        lexeme at its first occurrence; a special token ends the text by itself (no
+        text matches it), so the text before it is a greedy lexeme, as cheap."""
+        if self.special(close) is None:
+            return f"{name}[lazy]: TEXT {_lit(close)}\n"
+        return f"{name}: TEXT {self(close)}\n"
+
+    def block(self, name: str, open_: str, close: str) -> str:
+        """Rule `name`: open_, free text, close, then any whitespace (a think block)"""
+        return f"{name}: {self(open_)} {name}_text WS\n" + self.until(f"{name}_text", close)
+
+
+_TEXT = "TEXT: /(.|\\n)*/\nWS: /[ \\t\\n]*/\n"
+
+
+def _grammar(marks: Marks, trigger: str, bodies: list, forced: bool, *, sep: str = "\n", repeat: bool = True,
+             prelude: str = "", opening: str = "", rules: str = "") -> str:
+    """A tool grammar: a call is the trigger marker, then one of bodies (a Lark
+    expansion per tool; rules: the further rules they use).
+    auto: free text with calls in it, the text before each a lexeme ending at the trigger;
+    forced: calls only (repeat False: one), separated by sep, after an optional prelude
+    (rule `prelude`: a think block, say); opening: what opens a forced call, when more
+    than the trigger may (harmony's channel header)."""
+    tools = "".join(f"tool_{i}: {b}\n" for i, b in enumerate(bodies))
+    body = "body: " + " | ".join(f"tool_{i}" for i in range(len(bodies))) + "\n"
+    if forced:
+        more = f" ({_lit(sep) + ' ' if sep else ''}call)*" if repeat else ""
+        top = f"start: {'prelude? ' if prelude else ''}call{more}\ncall: {opening or marks(trigger)} body\n" + prelude
+    else:
+        top = "start: (opener body)* TEXT\n" + marks.until("opener", trigger)
+    return "%llguidance {}\n" + top + body + tools + rules + _TEXT
