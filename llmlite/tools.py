@@ -171,7 +171,7 @@ class ToolSet:
             if len(held) > keep:
                 yield "content", held[:len(held) - keep]
                 held = held[len(held) - keep:]
-        content, calls = fmt.parse(held) if opened else (held, [])
+        content, calls = fmt.parse(held, self.tools) if opened else (held, [])
         if content:
             yield "content", content
         if calls:

@@ -35,13 +35,14 @@ from llmlite.tool_formats.grammar import Marks
 from llmlite.tool_formats.harmony import Harmony
 from llmlite.tool_formats.json_calls import Generic, Hermes, Llama3, Mistral
 from llmlite.tool_formats.python_calls import Gemma, _parse_py_call
+from llmlite.tool_formats.xml_calls import QwenXML
 
 __all__ = ["Call", "Tool", "ToolFormat", "Marks", "FORMATS", "format_for", "Generic", "Gemma", "Harmony", "Hermes",
-           "Llama3", "Mistral", "_parse_py_call"]
+           "Llama3", "Mistral", "QwenXML", "_parse_py_call"]
 
 # most specific first: a Llama or Mistral template may mention <tool_call> nowhere, a
-# Qwen template never has [TOOL_CALLS]
-FORMATS = (Harmony, Mistral, Hermes, Llama3, Gemma, Generic)
+# Qwen template never has [TOOL_CALLS]; Qwen's XML calls are in <tool_call> too
+FORMATS = (Harmony, Mistral, QwenXML, Hermes, Llama3, Gemma, Generic)
 
 
 def format_for(source: Optional[str]) -> ToolFormat:
@@ -51,5 +52,7 @@ def format_for(source: Optional[str]) -> ToolFormat:
         if cls.matches(src):
             if cls is Mistral:
                 return Mistral(args_form="[ARGS]" in src, call_id="[CALL_ID]" in src, think="[THINK]" in src)
+            if cls is QwenXML:
+                return QwenXML(think="<think>" in src)
             return cls()
     return Generic()

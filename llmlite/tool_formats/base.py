@@ -82,7 +82,9 @@ class ToolFormat:
         marks = Marks(tokenizer)
         return any(marks.special(t) is not None for t in self.markers)
 
-    def parse(self, text: str) -> tuple[str, list[Call]]:
+    def parse(self, text: str, tools: Optional[list] = None) -> tuple[str, list[Call]]:
+        """a reply's content and calls; tools: the declared ones, for a format whose
+        call text does not say a value's type (Qwen's XML parameters)"""
         raise NotImplementedError
 
     def call_text(self, calls: list[Call]) -> str:

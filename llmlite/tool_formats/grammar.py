@@ -4,7 +4,7 @@ every format puts its call bodies in."""
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Callable, Optional
 
 from llmlite.tool_formats.base import Tool
 
@@ -86,18 +86,45 @@ _TEXT = "TEXT: /(.|\\n)*/\nWS: /[ \\t\\n]*/\n"
 
 
 def _grammar(marks: Marks, trigger: str, bodies: list, forced: bool, *, sep: str = "\n", repeat: bool = True,
-             prelude: str = "", opening: str = "", rules: str = "") -> str:
+             prelude: str = "", opening: str = "", rules: str = "", text_first: bool = False) -> str:
     """A tool grammar: a call is the trigger marker, then one of bodies (a Lark
     expansion per tool; rules: the further rules they use).
     auto: free text with calls in it, the text before each a lexeme ending at the trigger;
     forced: calls only (repeat False: one), separated by sep, after an optional prelude
     (rule `prelude`: a think block, say); opening: what opens a forced call, when more
-    than the trigger may (harmony's channel header)."""
+    than the trigger may (harmony's channel header); text_first: free text may come
+    before the first call (the thinking in a block the prompt opened, which no
+    marker opens)."""
     tools = "".join(f"tool_{i}: {b}\n" for i, b in enumerate(bodies))
     body = "body: " + " | ".join(f"tool_{i}" for i in range(len(bodies))) + "\n"
     if forced:
         more = f" ({_lit(sep) + ' ' if sep else ''}call)*" if repeat else ""
-        top = f"start: {'prelude? ' if prelude else ''}call{more}\ncall: {opening or marks(trigger)} body\n" + prelude
+        first = "opener body" if text_first else "call"
+        top = (f"start: {'prelude? ' if prelude else ''}{first}{more}\ncall: {opening or marks(trigger)} body\n"
+               + prelude + (marks.until("opener", trigger) if text_first else ""))
     else:
         top = "start: (opener body)* TEXT\n" + marks.until("opener", trigger)
     return "%llguidance {}\n" + top + body + tools + rules + _TEXT
+
+
+def _in_order(schema, item: Callable[[str, dict], str], sep: str = "") -> str:
+    """Lark for an object's arguments written one after another (Gemma's keyword
+    arguments, Qwen's <parameter=...> blocks): the schema's properties in its order,
+    item(key, property schema) each, the required ones always, the others optional,
+    sep (a Lark item, or nothing) between two"""
+    schema = schema if isinstance(schema, dict) else {}
+    req = set(schema.get("required") or ())
+    items = [(k in req, item(k, s)) for k, s in (schema.get("properties") or {}).items()]
+    sep = sep + " " if sep else ""
+
+    def rest(j):
+        return " ".join(f"{sep}{it}" if r else f"({sep}{it})?" for r, it in items[j:])
+
+    alts = []               # by the first argument written: up to the first required one
+    for f, (r, it) in enumerate(items):
+        alts.append(f"{it} {rest(f + 1)}".rstrip())
+        if r:
+            break
+    if not alts:
+        return ""
+    return f"({' | '.join(alts)})" + ("" if any(r for r, _ in items) else "?")

@@ -38,7 +38,7 @@ class Harmony(ToolFormat):
         return _grammar(m, " to=functions.", bodies, forced, repeat=False, prelude=prelude,
                         opening='channel? " to=functions."', rules=rules)
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         calls = []
         for m in self._CALL.finditer(text):
             args = _loads(m.group(2).strip())

@@ -29,7 +29,7 @@ class Hermes(ToolFormat):
         # a thinking model (Qwen3) thinks first, even when the reply must be calls
         return _grammar(m, "<tool_call>", bodies, forced, prelude=m.block("prelude", "<think>", "</think>"))
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         calls, content, last, at = [], [], 0, text.find("<tool_call>")
         dec = json.JSONDecoder()
         while at >= 0:
@@ -75,7 +75,7 @@ class Llama3(ToolFormat):
             return f"start: {calls}\n{rules}"
         return f"%llguidance {{}}\nstart: {calls} | TEXT\nTEXT: /([^{{\\s](.|\\n)*)?/\n{rules}"
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         s = text.strip()
         if s.startswith("<|python_tag|>"):
             s = s[len("<|python_tag|>"):].strip()
@@ -136,7 +136,7 @@ class Mistral(ToolFormat):
                "items": {"anyOf": [_call_object(t, extra={"id": _MISTRAL_ID}) for t in tools]}}
         return _grammar(m, "[TOOL_CALLS]", [_json(arr)], forced, repeat=False, prelude=prelude)
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         start = text.find("[TOOL_CALLS]")
         if start < 0:
             return text, []
@@ -190,7 +190,7 @@ class Generic(ToolFormat):
             call = {"anyOf": [call, answer]}
         return f"start: {_json(call)}\n"
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         obj = _loads(text.strip())
         if isinstance(obj, dict):
             many = obj.get("tool_calls")

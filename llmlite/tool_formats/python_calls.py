@@ -7,27 +7,12 @@ import re
 from typing import Optional
 
 from llmlite.tool_formats.base import Call, ToolFormat
-from llmlite.tool_formats.grammar import Marks, _grammar, _json, _lit
+from llmlite.tool_formats.grammar import Marks, _grammar, _in_order, _json, _lit
 
 
 def _py_args(schema) -> str:
-    """Lark for Python keyword arguments per a JSON schema: its properties in the
-    schema's order, each value JSON, the required ones always, the others optional"""
-    schema = schema if isinstance(schema, dict) else {}
-    req = set(schema.get("required") or ())
-    items = [(k in req, f"{_lit(k + '=')} {_json(s)}") for k, s in (schema.get("properties") or {}).items()]
-
-    def rest(j):
-        return " ".join(f'", " {it}' if r else f'(", " {it})?' for r, it in items[j:])
-
-    alts = []               # by the first argument written: up to the first required one
-    for f, (r, it) in enumerate(items):
-        alts.append(f"{it} {rest(f + 1)}".rstrip())
-        if r:
-            break
-    if not alts:
-        return ""
-    return f"({' | '.join(alts)})" + ("" if any(r for r, _ in items) else "?")
+    """Lark for Python keyword arguments per a JSON schema, each value JSON"""
+    return _in_order(schema, lambda k, s: f"{_lit(k + '=')} {_json(s)}", '", " ')
 
 
 class Gemma(ToolFormat):
@@ -61,7 +46,7 @@ class Gemma(ToolFormat):
         bodies = [f'"\\n" {_lit(t.name + "(")} {_py_args(t.parameters)} ")\\n```"' for t in tools]
         return _grammar(Marks(), "```tool_code", bodies, forced)
 
-    def parse(self, text):
+    def parse(self, text, tools=None):
         calls, content, last = [], [], 0
         for m in self._BLOCK.finditer(text):
             for line in m.group(1).strip().splitlines():
