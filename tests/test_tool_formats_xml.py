@@ -121,9 +121,11 @@ def test_parse_content_and_malformed():
     for bad in (xml_call("search", query="x", limit="five"),             # no integer
                 xml_call("search", query="x", limit="[1"),
                 "<tool_call>\n<function=get_time>\nzone=CET\n</function>\n</tool_call>",     # no parameter block
-                "<tool_call>\n<function=get_time>\n<parameter=zone>\nCET\n</parameter>\n",   # never closed
                 '<tool_call>\n{"name": "get_time", "arguments": {"zone": "CET"}}\n</tool_call>'):
         assert q.parse(bad, XML_TOOLS) == (bad, []), bad
+    # a call cut off at the end (the token limit) is neither a call nor content
+    assert q.parse("Let me check.\n" + CET[:40], XML_TOOLS) == ("Let me check.", [])
+    assert q.parse(CET + "\n" + PARIS[:50], XML_TOOLS) == ("", [Call("get_time", {"zone": "CET"})])
     # a malformed block stays content; a good one beside it is still read
     bad = xml_call("search", query="x", limit="five")
     content, calls = q.parse(bad + "\n" + CET, XML_TOOLS)
@@ -187,3 +189,12 @@ def test_open_schema_takes_further_parameters(smol):
     n, _ = walk(smol, QwenXML().grammar([Tool("note", "", {**loose.parameters, "additionalProperties": False})],
                                         True, smol), call)
     assert n < len(smol.encode(call, add_special=False))
+
+
+def test_string_length_bounds(smol):
+    """a raw string is held to its schema's length (else nothing but the closing tag ends it)"""
+    short = Tool("get_weather", "", {"type": "object", "properties": {"city": {"type": "string", "minLength": 2,
+                                                                              "maxLength": 12}}})
+    head = "<tool_call>\n<function=get_weather>\n<parameter=city>\n"
+    check(smol, QwenXML(), True, [xml_call("get_weather", city="Paris\nFrance")],
+          [(head + "Paris, France", " is a city\n</parameter>\n"), (head + "P", "\n</parameter>\n")], tools=[short])

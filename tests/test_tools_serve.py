@@ -1,7 +1,8 @@
 """Tool calling through the server: a round trip with the `openai` client (the model
 calls a tool, the result goes back, the model answers), streamed and not, on
-SmolLM2's own template (no tool support: llama.cpp's generic JSON convention) and on
-a Qwen-style template (`<tool_call>`); Ollama's tools and `format`; bad tools are a
+SmolLM2's own template (no tool support: llama.cpp's generic JSON convention), on
+Qwen3's (`<tool_call>` around JSON) and on Qwen 3.5's (`<tool_call>` around XML, and
+a think block its generation prompt opens); Ollama's tools and `format`; bad tools are a
 400 naming the field, before anything is generated."""
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                                                           "required": ["city"]}}}]
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
-QWEN = Path(__file__).parent / "data" / "templates" / "qwen3-0.6b.jinja"
+TEMPLATES = Path(__file__).parent / "data" / "templates"
+QWEN = {"qwen": TEMPLATES / "qwen3-0.6b.jinja", "qwen35": TEMPLATES / "qwen3.5-4b.jinja"}
 NAME = "smollm2-135m"
 
 
@@ -38,16 +40,16 @@ def served(smollm2_path):
     m.close()
 
 
-@pytest.fixture(params=["generic", "qwen"])
+@pytest.fixture(params=["generic", "qwen", "qwen35"])
 def client(request, served):
-    """the openai client, the resident model on SmolLM2's template or on Qwen3's"""
+    """the openai client, the resident model on SmolLM2's template, Qwen3's or Qwen 3.5's"""
     from llmlite.chat import ChatTemplate
 
     url, engine = served
     res = engine.resident
     own = res.template
-    if request.param == "qwen":
-        res.template = ChatTemplate(QWEN.read_text(), "", "<|im_end|>", name="qwen3 template")
+    if request.param in QWEN:
+        res.template = ChatTemplate(QWEN[request.param].read_text(), "", "<|im_end|>", name=request.param)
     try:
         yield request.param, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     finally:
@@ -105,6 +107,9 @@ def test_round_trip(client):
     assert (content, calls, finish) == (r2.choices[0].message.content, [], r2.choices[0].finish_reason)
 
 
+# not on Qwen 3.5's: its call writes a string raw, to "\n</parameter>", and SmolLM2 writes
+# get_time's city (no maxLength) on to the token limit
+@pytest.mark.parametrize("client", ["generic", "qwen"], indirect=True)
 def test_named_tool_choice_and_auto(client):
     kind, c = client
     r = c.chat.completions.create(model=NAME, messages=ASK, tools=TOOLS, temperature=0, max_tokens=60,

@@ -105,7 +105,9 @@ class QwenXML(ToolFormat):
         return ("<tool_call>" in source and "<function=" in source and "<parameter=" in source
                 and "'<tool_call><function=' ~ tool_call.name ~ '>'" not in source)
 
-    def _param(self, key: str, schema) -> str:
+    def _param(self, key: str, schema, bounds: set) -> str:
+        """one parameter's block (bounds: gets the length bounds of raw strings, whose rules
+        the grammar adds)"""
         head = _lit(f"<parameter={key}>\n")
         types = _types(schema)
         vals = schema.get("enum") if isinstance(schema, dict) else None
@@ -115,12 +117,19 @@ class QwenXML(ToolFormat):
         if types and "string" not in types:
             return f"{head} {_json(schema)} {_lit(_VALUE_END)}"
         # a string, or a value that may be one: the raw text (llama.cpp keeps only
-        # this alternative in its grammar too: the text takes any JSON value as well)
+        # this alternative in its grammar too: the text takes any JSON value as well),
+        # as long as a string's schema lets it be (else a small model writes on until
+        # the reply's token limit: the value has no end but "\n</parameter>\n")
+        lo, hi = (schema.get(k) if types == {"string"} else None for k in ("minLength", "maxLength"))
+        if isinstance(lo, int) or isinstance(hi, int):
+            bound = (lo if isinstance(lo, int) else 0, hi if isinstance(hi, int) else "")
+            bounds.add(bound)
+            return f"{head} raw_value_{bound[0]}_{bound[1]}"
         return f"{head} raw_value"
 
-    def _params(self, tool: Tool) -> str:
+    def _params(self, tool: Tool, bounds: set) -> str:
         p = tool.parameters if isinstance(tool.parameters, dict) else {}
-        listed = _in_order(p, self._param)
+        listed = _in_order(p, lambda k, s: self._param(k, s, bounds))
         if "properties" in p and not p.get("additionalProperties"):
             return listed
         # an open object: further parameters of any name, values raw
@@ -131,8 +140,11 @@ class QwenXML(ToolFormat):
 
         m = Marks(tokenizer)
         close = f'"</function>\\n" {m("</tool_call>")}'
-        bodies = [f"{_lit(_function(t.name))} {self._params(t)} {close}" for t in tools]
+        bounds = set()
+        bodies = [f"{_lit(_function(t.name))} {self._params(t, bounds)} {close}" for t in tools]
         rules = (m.until("raw_value", _VALUE_END)
+                 + "".join(f"raw_value_{lo}_{hi}[lazy]: /(.|\\n){{{lo},{hi}}}/ {_lit(_VALUE_END)}\n"
+                           for lo, hi in sorted(bounds, key=str))
                  + 'extra_param: "<parameter=" PARAM_NAME ">\\n" raw_value\nPARAM_NAME: /[^>\\n]+/\n')
         # forced: Qwen 3.5 thinks first, in the block its generation prompt opened, so
         # free text may come before the first call (as llama.cpp lets it). Only a
@@ -155,7 +167,14 @@ class QwenXML(ToolFormat):
             content.append(text[last:f.start()])
             calls.append(call)
             last = end
-        content.append(text[last:])
+        rest = text[last:]
+        cut = rest.rfind("<tool_call>")
+        if cut >= 0 and not any(end in rest[cut:] for end in ("</function>", "</tool_call>")):
+            # a call the token limit cut off (a small model may write call after call):
+            # its text is no answer either
+            content.append(rest[:cut])
+            return "".join(content).strip(), calls
+        content.append(rest)
         return ("".join(content).strip(), calls) if calls else (text, [])
 
     @staticmethod
