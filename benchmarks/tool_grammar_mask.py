@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llmlite.constrain import compile_constraint
-from llmlite.tool_formats import Gemma, Generic, Harmony, Hermes, Llama3, Mistral, Tool
+from llmlite.tool_formats import Gemma, Generic, Harmony, Hermes, Llama3, Mistral, QwenXML, Tool
 
 FREE = ("Paris is sunny this afternoon, with a light breeze from the west and about twenty degrees. "
         "Tomorrow looks much the same, though clouds may come in by the evening. ") * 2
@@ -39,6 +39,9 @@ CASES = {
     "mistral [ARGS]": (Mistral(args_form=True), "[TOOL_CALLS]", 'get_weather[ARGS]{"city": "Paris", "unit": "c"}'),
     "harmony": (Harmony(), "<|channel|>commentary to=functions.",
                 'get_weather <|constrain|>json<|message|>{"city": "Paris", "unit": "c"}'),
+    "qwen xml": (QwenXML(think=True), "<tool_call>",
+                 "\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n<parameter=unit>\nc\n"
+                 "</parameter>\n</function>\n</tool_call>"),
     "gemma": (Gemma(), "```tool_code\n", 'get_weather(city="Paris", unit="c")\n```'),
     "generic": (Generic(), "", '{"tool_call": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}}'),
 }
