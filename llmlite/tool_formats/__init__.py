@@ -17,7 +17,8 @@ them, each checked against the family's published template):
   then be decoded with special tokens shown (``show_special``).
 
 Families whose template renders tools itself (``native``: Qwen's ``<tool_call>``
-Hermes style, Llama 3.x, Mistral, gpt-oss harmony) get the tools and the tool
+Hermes style and Qwen3-Coder's and Qwen 3.5's XML, Llama 3.x, Mistral, gpt-oss
+harmony) get the tools and the tool
 messages as they are. The others (``generic``, and Gemma's plain-text convention)
 get a system message that lists the tools and says how to call one, earlier calls
 written in the format's own text, and tool results as user messages.
