@@ -436,8 +436,15 @@ class Chat:
                 raise ChatTemplateError("tools and an output constraint (--json-schema, --grammar, --regex) "
                                         "cannot be used together")
             fmt = self.tool_format
+            stop = config.stop
+            try:
+                self.tools.check(fmt, self.model.tokenizer)
+            except Exception:
+                self._undo_input(before)
+                raise
             config = replace(config, **self.tools.options(fmt, self.model.tokenizer))
-            pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls)
+            pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls,
+                                        stop, stats)
             made = None                 # a reply with calls is rendered anew next turn
         else:
             pieces = generate_text(self.model, ids, config, stats, ids_out=made)
