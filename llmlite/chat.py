@@ -218,6 +218,16 @@ def needs_template(model) -> bool:
     return template_for(model) is not None
 
 
+MAX_MARKS = 4       # Chat.marks kept: the last two turns' prompts and replies
+
+
+def _kept(pieces, out: list):
+    """pieces, each also appended to out"""
+    for p in pieces:
+        out.append(p)
+        yield p
+
+
 def prompt_ids(model, text: str) -> list[int]:
     """Tokenize a prompt (special-token texts parsed), with one BOS where the model wants
     it: not added when the text already starts with it (a template that prints
@@ -266,6 +276,9 @@ class Chat:
     reasoning: Optional[str] = None
     tools: Any = None              # llmlite/tools.py's ToolSet: the tools each reply may call
     last_calls: list = field(default_factory=list)   # the tool calls the last reply made
+    # (text, ids) of the latest prompts and prompt-plus-reply texts, the reply as the
+    # model's own tokens: a later prompt that begins with one keeps its ids (_ids_for)
+    marks: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if not self.raw and self.template is None:
@@ -283,6 +296,7 @@ class Chat:
         """Forget the conversation (the system message stays) and empty the KV cache."""
         self.messages = []
         self.transcript = ""
+        self.marks = []
         self.model.reset()
 
     def set_system(self, text: Optional[str]) -> None:
@@ -308,6 +322,7 @@ class Chat:
     def drop_oldest(self, k: int) -> None:
         """Forget the k oldest exchanges (the KV cache is re-evaluated from the start)."""
         del self.messages[:2 * k]
+        self.marks = []
         self.model.reset()
 
     def conversation(self) -> list[dict]:
@@ -328,7 +343,24 @@ class Chat:
         return format_for(self.template.source if self.template is not None else None)
 
     def prompt_ids(self) -> list[int]:
-        return prompt_ids(self.model, self.render())
+        return self._ids_for(self.render())
+
+    def _ids_for(self, prompt: str) -> list[int]:
+        """The prompt's token ids. Where it begins with an earlier prompt, or an earlier
+        prompt and its reply, and goes on from a special token (a chat template's
+        end-of-turn), those ids are kept and only the rest is tokenized: the reply stays
+        the tokens the model made, as llama-cli keeps them, so the next turn reuses the
+        whole cache (a text tokenized again can come out as other tokens, and a
+        recurrent state cannot be rewound to where they part). Else the whole prompt."""
+        tok = self.model.tokenizer
+        for text, ids in sorted(self.marks, key=lambda m: -len(m[0])):
+            rest = prompt[len(text):]
+            if prompt.startswith(text) and (not rest or tok.opens_with_special(rest)):
+                return ids + self.model.tokenize(rest, add_special=False, parse_special=True)
+        return prompt_ids(self.model, prompt)
+
+    def _mark(self, text: str, ids: list) -> None:
+        self.marks = self.marks[-(MAX_MARKS - 1):] + [(text, list(ids))]
 
     # ---- generation ----
     def _undo_input(self, raw_before: str) -> None:
@@ -373,7 +405,7 @@ class Chat:
             self.messages.append({"role": "user", "content": text})
         try:
             prompt = self.render()
-            ids = prompt_ids(self.model, prompt)
+            ids = self._ids_for(prompt) if not self.raw else prompt_ids(self.model, prompt)
         except Exception:
             self._undo_input(before)
             raise
@@ -396,6 +428,7 @@ class Chat:
         splitter = rsn.splitter_for(self.reasoning, prompt)
         parts: list[tuple] = []
         self.last_calls = []
+        made: Optional[list] = []       # the reply's token ids
         config = replace(config, max_tokens=n)
         if self.tools is not None and not self.raw:
             if config.json_schema is not None or config.grammar is not None or config.regex is not None:
@@ -403,15 +436,31 @@ class Chat:
                 raise ChatTemplateError("tools and an output constraint (--json-schema, --grammar, --regex) "
                                         "cannot be used together")
             fmt = self.tool_format
+            stop = config.stop
+            try:
+                self.tools.check(fmt, self.model.tokenizer)
+            except Exception:
+                self._undo_input(before)
+                raise
             config = replace(config, **self.tools.options(fmt, self.model.tokenizer))
-            pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls)
+            pieces = self.tools.content(fmt, generate_text(self.model, ids, config, stats), self.last_calls,
+                                        stop, stats)
+            made = None                 # a reply with calls is rendered anew next turn
         else:
-            pieces = generate_text(self.model, ids, config, stats)
+            pieces = generate_text(self.model, ids, config, stats, ids_out=made)
+        if not self.raw:
+            self._mark(prompt, ids)
+        texts: list = []
         try:
-            for part in rsn.split(pieces, splitter):
+            for part in rsn.split(_kept(pieces, texts), splitter):
                 parts.append(part)
                 yield part
         finally:
             if splitter is not None:       # cut short: what the splitter held is the reply's too
                 parts.extend(splitter.flush())
             self._remember(parts)
+            reply = "".join(texts)
+            # the reply's ids stand for its text only when they decode to it (not where a
+            # stop string cut the text, or the reply was interrupted before its last piece)
+            if made and not self.raw and self.model.tokenizer.decode(made).decode("utf-8", "replace") == reply:
+                self._mark(prompt + reply, ids + made)

@@ -138,12 +138,13 @@ def drafter_for(config: GenerationConfig):
 
 
 def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | None = None,
-                  make_sampler=Sampler):
+                  make_sampler=Sampler, ids_out: list | None = None):
     """Stream text (str pieces) for a prompt (text, or token ids). A stop string ends the
     text before it: no part of it is ever given out (text that may begin one is held
     back until it is known). make_sampler(params): the Sampler, or a subclass that
     watches each draw (the server's records log-probabilities and stops a generation
-    whose client went away, between two tokens)."""
+    whose client went away, between two tokens). ids_out: a list the generated ids are
+    appended to."""
     if isinstance(prompt, str):
         ids = model.tokenize(prompt, add_special=config.add_special, parse_special=config.parse_special)
     else:
@@ -163,6 +164,8 @@ def generate_text(model, prompt, config: GenerationConfig, stats: GenStats | Non
     toks = generate_tokens(model, ids, sampler, config.max_tokens, stats, drafter=drafter_for(config))
     try:
         for tok in toks:
+            if ids_out is not None:
+                ids_out.append(tok)
             held += dec.feed(tok)
             if not stop:
                 if held:

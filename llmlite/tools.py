@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Optional
 
 from llmlite.errors import UserError
-from llmlite.generate import stop_prefix_len
+from llmlite.generate import find_stop, stop_prefix_len
 from llmlite.tool_formats import Call, Tool, ToolFormat, format_for
 
 __all__ = ["ToolError", "ToolSet", "Call", "Tool", "format_for", "load_tools_file"]
@@ -54,7 +54,8 @@ def _tool(i: int, t) -> Tool:
     params = {"type": "object", "properties": {}} if params is None else params
     if not isinstance(params, dict) or params.get("type", "object") != "object":
         raise ToolError(f"{where}.function.parameters must be a JSON schema of an object")
-    return Tool(name, desc, params)
+    # arguments are an object, said or not ({} and {"properties": ...} say nothing)
+    return Tool(name, desc, {**params, "type": "object"})
 
 
 @dataclass
@@ -63,9 +64,11 @@ class ToolSet:
 
     tools: list = field(default_factory=list)
     choice: str = "auto"                 # "auto" | "required" | "none"
+    only: Optional[str] = None           # tool_choice named this tool: every call is to it
+    parallel: bool = True                # a reply may make several calls
 
     @classmethod
-    def from_openai(cls, tools, tool_choice=None) -> Optional["ToolSet"]:
+    def from_openai(cls, tools, tool_choice=None, parallel: bool = True) -> Optional["ToolSet"]:
         """None when no tools are given (tool_choice alone is refused)"""
         if tools is None or tools == []:
             if tool_choice not in (None, "none", "auto"):
@@ -80,17 +83,6 @@ class ToolSet:
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
             raise ToolError(f"tools: {dup!r} is declared twice")
-        choice = "auto" if tool_choice is None else tool_choice
-        if isinstance(choice, dict):
-            fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
-            name = fn.get("name")
-            if name not in names:
-                raise ToolError(f"tool_choice names {json.dumps(name)[:80]}, which is not among the tools",
-                                param="tool_choice")
-            return cls([t for t in ts if t.name == name], "required")
-        if choice not in ("auto", "required", "none"):
-            raise ToolError(f"tool_choice must be \"auto\", \"required\", \"none\" or a function "
-                            f"(got {json.dumps(choice)[:80]})", param="tool_choice")
         from llmlite.constrain import check_constraint
         from llmlite.errors import ConstraintError
 
@@ -99,7 +91,20 @@ class ToolSet:
                 check_constraint(json_schema=t.parameters)
             except ConstraintError as e:
                 raise ToolError(f"tools[{i}].function.parameters: {e}") from None
-        return cls(ts, choice)
+        choice = "auto" if tool_choice is None else tool_choice
+        if isinstance(choice, dict):
+            fn = choice.get("function") if isinstance(choice.get("function"), dict) else choice
+            name = fn.get("name")
+            if name not in names:
+                raise ToolError(f"tool_choice names {json.dumps(name)[:80]}, which is not among the tools",
+                                param="tool_choice")
+            # every tool is still declared (the prompt does not change with tool_choice,
+            # and the cache keeps it); only the grammar narrows to this one
+            return cls(ts, "required", name, parallel)
+        if choice not in ("auto", "required", "none"):
+            raise ToolError(f"tool_choice must be \"auto\", \"required\", \"none\" or a function "
+                            f"(got {json.dumps(choice)[:80]})", param="tool_choice")
+        return cls(ts, choice, None, parallel)
 
     # ---- the prompt -------------------------------------------------------------------------
 
@@ -127,47 +132,65 @@ class ToolSet:
         (a format's markers that are special tokens in it are named by id)"""
         if self.choice == "none":
             return None
-        return fmt.grammar(self.tools, forced=self.choice == "required", tokenizer=tokenizer)
+        tools = [t for t in self.tools if t.name == self.only] if self.only else self.tools
+        return fmt.grammar(tools, forced=self.choice == "required", tokenizer=tokenizer)
 
     def options(self, fmt: ToolFormat, tokenizer) -> dict:
-        """the GenerationConfig options of a reply with these tools"""
-        return {"grammar": self.grammar(fmt, tokenizer), "show_special": fmt.show_special(tokenizer)}
+        """the GenerationConfig options of a reply with these tools (the stop strings
+        are ToolSet.stream's: one must not cut a call)"""
+        if self.choice == "none":
+            return {}
+        return {"grammar": self.grammar(fmt, tokenizer), "show_special": fmt.show_special(tokenizer), "stop": ()}
+
+    def check(self, fmt: ToolFormat, tokenizer) -> None:
+        """ToolError when the reply's grammar does not compile (a schema the engine
+        reads apart from its tool's, e.g. one whose $ref points outside it)"""
+        from llmlite.constrain import check_constraint
+        from llmlite.errors import ConstraintError
+
+        try:
+            check_constraint(grammar=self.grammar(fmt, tokenizer))
+        except ConstraintError as e:
+            raise ToolError(f"tools: {e}") from None
 
     # ---- the reply -------------------------------------------------------------------------
 
-    def stream(self, fmt: ToolFormat, pieces: Iterable[str]) -> Iterator[tuple]:
+    def stream(self, fmt: ToolFormat, pieces: Iterable[str], stop=()) -> Iterator[tuple]:
         """A reply's text pieces -> ("content", text) as it streams and, at the end,
         ("calls", [Call]) when it made any. Text from where a call may begin is held until
-        the reply ends (a reply read as calls gives no content but what surrounds them)."""
-        if self.choice == "none":
-            for p in pieces:
-                yield "content", p
-            return
-        pieces = iter(pieces)
-        held = ""               # the reply from where the first call may begin
-        opened = False
-        for p in pieces:
+        the reply ends (a reply read as calls gives no content but what surrounds them).
+        The stop strings end the reply in its content only (never inside a call): then
+        ("stop", None) is the last item and the pieces' generator is closed."""
+        src = iter(pieces)
+        held = ""               # text not given out yet: from where a call may begin, or a stop string
+        opened = False          # a call has begun: the rest is held to the end
+        free = self.choice == "none"     # no call can come: content only
+        for p in src:
             held += p
             if opened:
                 continue
-            at = fmt.find_call(held)
+            at = -1 if free else fmt.find_call(held)
+            cut = find_stop(held, stop) if stop else -1
+            if cut >= 0 and (at < 0 or cut < at):
+                if cut:
+                    yield "content", held[:cut]
+                yield "stop", None
+                getattr(src, "close", lambda: None)()
+                return
             if at >= 0:
                 opened = True
                 if at:
                     yield "content", held[:at]
                 held = held[at:]
                 continue
-            if fmt.at_start:
-                if held.strip() and not any(t.startswith(held.lstrip()[:len(t)]) for t in fmt.triggers):
-                    opened = None        # content from its first character: no call can follow
-                if opened is None:
-                    yield "content", held
-                    held = ""
-                    for q in pieces:
-                        yield "content", q
-                    return
-                continue
-            keep = stop_prefix_len(held, fmt.triggers)
+            if not free and fmt.at_start:
+                s = held.lstrip()
+                if not s or any(t.startswith(s[:len(t)]) for t in fmt.triggers):
+                    continue     # the start of the reply: a call may still open
+                free = True      # content from its first character: no call can follow
+            keep = stop_prefix_len(held, stop) if stop else 0
+            if not free:
+                keep = max(keep, stop_prefix_len(held, fmt.triggers))
             if len(held) > keep:
                 yield "content", held[:len(held) - keep]
                 held = held[len(held) - keep:]
@@ -175,14 +198,17 @@ class ToolSet:
         if content:
             yield "content", content
         if calls:
-            yield "calls", calls
+            yield "calls", calls if self.parallel else calls[:1]
 
-
-    def content(self, fmt: ToolFormat, pieces: Iterable[str], calls: list) -> Iterator[str]:
-        """stream()'s content pieces; the calls are appended to `calls`"""
-        for kind, x in self.stream(fmt, pieces):
+    def content(self, fmt: ToolFormat, pieces: Iterable[str], calls: list, stop=(), stats=None) -> Iterator[str]:
+        """stream()'s content pieces; the calls are appended to `calls`, and a stop
+        string's end sets stats.stop_reason to "stop"."""
+        for kind, x in self.stream(fmt, pieces, stop):
             if kind == "calls":
                 calls.extend(x)
+            elif kind == "stop":
+                if stats is not None:
+                    stats.stop_reason = "stop"
             else:
                 yield x
 
@@ -238,6 +264,7 @@ def prepare_messages(messages: list, fmt: ToolFormat) -> list:
     for m in messages:
         m = dict(m)
         if m.get("tool_calls"):
+            m["tool_calls"] = check_message(len(out), m)["tool_calls"]      # ids and arguments as objects
             m["tool_calls"] = [{**c, "id": fmt.history_id(c["id"])} for c in m["tool_calls"]]
         for c in m.get("tool_calls") or ():
             names[c["id"]] = c["function"]["name"]

@@ -113,7 +113,8 @@ def test_long_reasoning_streams_piece_by_piece():
 def _tokenizer(*specials):
     ids = {t: 1000 + i for i, t in enumerate(specials)}
     return types.SimpleNamespace(token_to_id=ids.get, bos_id=None, eos_id=None, add_bos=False,
-                                 text=lambda i: b"", chat_template=None)
+                                 text=lambda i: b"", chat_template=None,
+                                 opens_with_special=lambda text: False)   # every prompt tokenized whole
 
 
 def test_format_from_vocabulary_and_template():
@@ -151,7 +152,7 @@ class _Model:
 @pytest.fixture
 def fake_generation(monkeypatch):
     """generation replaced: the model's next reply, cut into 3-character pieces"""
-    def generate_text(model, ids, config, stats=None):
+    def generate_text(model, ids, config, stats=None, ids_out=None):
         reply = model.replies.pop(0)
         if stats is not None:
             stats.prompt_tokens, stats.generated, stats.stop_reason = len(ids), len(reply) // 3, "eos"

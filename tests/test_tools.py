@@ -148,3 +148,31 @@ def test_gemma_history_alternates_and_mistral_ids_fit():
     m = prepare_messages(HISTORY, Mistral())
     ids = {m[1]["tool_calls"][0]["id"], m[2]["tool_call_id"]}
     assert len(ids) == 1 and len(ids.pop()) == 9
+
+
+def test_stop_strings_end_content_never_a_call():
+    ts, fmt = ToolSet.from_openai(TOOLS), Hermes()
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+    out = list(ts.stream(fmt, list("Hi\nthere" + call), stop=["\n"]))
+    assert "".join(x for k, x in out if k == "content") == "Hi" and out[-1] == ("stop", None)
+    content, calls = _split(ts, fmt, list("Sure. " + call))
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Rome"})]
+    kinds = [k for k, _ in ts.stream(fmt, list("Sure. " + call), stop=["\n"])]
+    assert kinds == ["content"] * kinds.count("content") + ["calls"]      # "\n" inside the call stops nothing
+    # parallel_tool_calls false: one call, the first
+    one = ToolSet.from_openai(TOOLS, parallel=False)
+    assert [c.arguments for c in _split(one, fmt, [call + "\n" + call.replace("Rome", "Oslo")])[1]] == [{"city": "Rome"}]
+
+
+def test_named_choice_declares_every_tool_and_narrows_the_grammar():
+    tools = TOOLS + [{"type": "function", "function": {"name": "get_time", "parameters": {
+        "properties": {"city": {"type": "string"}}}}}]          # no "type": an object all the same
+    ts = ToolSet.from_openai(tools, {"type": "function", "function": {"name": "get_time"}})
+    assert ts.tools[1].parameters["type"] == "object"
+    assert "get_weather" in ts.render(ChatTemplate(QWEN.read_text()), HISTORY[:1])
+    g = ts.grammar(Hermes())
+    assert "get_time" in g and "get_weather" not in g
+    with pytest.raises(ToolError) as e:      # a named choice's schemas are checked too
+        ToolSet.from_openai([{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"a": {"type": "strin"}}}}}], {"function": {"name": "f"}})
+    assert e.value.param == "tools"

@@ -23,6 +23,7 @@ from llmlite.sampling import Sampler
 from llmlite.server.engine import Cancelled, Resident
 from llmlite.server.errors import ApiError
 from llmlite.server.requests import GenRequest
+from llmlite.tools import ToolError
 
 # the stop reasons of generate.py -> OpenAI's finish_reason
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length"}
@@ -140,8 +141,12 @@ def generation(req: GenRequest):
         n = req.max_tokens if req.max_tokens is not None else model.n_ctx - len(ids) + 1
         # models.toml's sampling for the model, then the request's fields, as `run` does
         opts = {**res.defaults, **req.options}
-        tools, calls = req.tools, []
+        tools, calls, stop = req.tools, [], opts.get("stop", ())
         if tools is not None:
+            try:
+                tools.check(res.tool_format, model.tokenizer)     # a 400 now, not an error mid-stream
+            except ToolError as e:
+                raise ApiError(400, str(e), param=e.param, code="invalid_tools") from None
             opts.update(tools.options(res.tool_format, model.tokenizer))
         config = GenerationConfig.from_options(**opts, max_tokens=n, lookup=True)
         stats, taps = GenStats(), []
@@ -154,7 +159,7 @@ def generation(req: GenRequest):
         splitter = rsn.splitter_for(res.reasoning, text) if req.messages is not None else None
         pieces = generate_text(model, ids, config, stats, make_sampler)
         if tools is not None:
-            pieces = tools.content(res.tool_format, pieces, calls)
+            pieces = tools.content(res.tool_format, pieces, calls, stop, stats)
         for kind, piece in rsn.split(pieces, splitter):
             yield Piece(kind, piece, taps[0].take())
         if calls:

@@ -220,11 +220,11 @@ def messages(msgs: Any) -> list:
 
 def tool_set(body: dict, tools_key: str = "tools"):
     """the request's tools and tool_choice (llmlite/tools.py's ToolSet), or None"""
+    parallel = body.get("parallel_tool_calls") is None or boolean(body, "parallel_tool_calls")
     try:
-        ts = ToolSet.from_openai(body.get(tools_key), body.get("tool_choice"))
+        ts = ToolSet.from_openai(body.get(tools_key), body.get("tool_choice"), parallel)
     except ToolError as e:
         raise bad_request(str(e), param=e.param, code="invalid_tools") from None
-    boolean(body, "parallel_tool_calls")      # checked only: a reply may make several calls
     if ts is not None and ts.choice != "none" and body.get("response_format") not in (None, {"type": "text"}):
         raise bad_request("response_format and tools cannot be used together: a tool call's arguments "
                           "follow its tool's schema", param="response_format")

@@ -193,6 +193,13 @@ class Tokenizer:
 
     __call__ = encode
 
+    def opens_with_special(self, text: str) -> bool:
+        """Whether text (parsed for special tokens) begins with a special token: text
+        before it and text from it on then tokenize apart as they do together (the
+        partition on special tokens comes before any merge)."""
+        frags = partition(_utf8(text), self._cands_all)
+        return bool(frags) and isinstance(frags[0], int)
+
     def _run(self, fn: str, items: list[bytes], per_byte: int) -> tuple[list[int], list[int]]:
         """CVocab.run with this tokenizer's ignore_merges: one merge-loop batch, (all ids, count per item)."""
         return self._c.run(fn, items, per_byte, self.ignore_merges)
