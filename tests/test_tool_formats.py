@@ -336,3 +336,36 @@ def test_undeclared_arguments(vocab, fmt, prefix, extra):
     if isinstance(fmt, (Hermes, Generic)):
         open_ = Tool("get_weather", "", {**WEATHER.parameters, "additionalProperties": True})
         check(vocab, fmt, True, [prefix + extra], tools=[open_])
+
+
+# a schema with named types (pydantic's): references that point at the tool's own root
+REFS = Tool("get_weather", "", {
+    "type": "object", "properties": {"loc": {"$ref": "#/$defs/Loc"}, "day": {"$ref": "#/definitions/Day"}},
+    "required": ["loc"], "$defs": {"Loc": {"type": "object", "properties": {"city": {"type": "string"}},
+                                           "required": ["city"]}},
+    "definitions": {"Day": {"enum": ["mon", "tue"]}}})
+
+
+@pytest.mark.parametrize("fmt, text", [
+    (Hermes(), '<tool_call>\n{"name": "get_weather", "arguments": {"loc": {"city": "Oslo"}, "day": "mon"}}\n</tool_call>'),
+    (Llama3(), '{"name": "get_weather", "parameters": {"loc": {"city": "Oslo"}, "day": "mon"}}'),
+    (Mistral(), '[TOOL_CALLS][{"name": "get_weather", "arguments": {"loc": {"city": "Oslo"}, "day": "mon"}}]'),
+    (Harmony(), ' to=functions.get_weather<|channel|>commentary json<|message|>{"loc": {"city": "Oslo"}, "day": "mon"}'),
+    (Gemma(), '```tool_code\nget_weather(loc={"city": "Oslo"}, day="mon")\n```'),
+    (Generic(), '{"tool_call": {"name": "get_weather", "arguments": {"loc": {"city": "Oslo"}, "day": "mon"}}}'),
+], ids=["hermes", "llama3", "mistral", "harmony", "gemma", "generic"])
+def test_references_resolve_where_the_schema_is_embedded(vocab, fmt, text):
+    """a tool's schema is embedded in a call's object (or a property's alone): its
+    $defs and definitions go to the root of each JSON part, so its references resolve"""
+    check(vocab, fmt, True, [text], [(text.split('"Oslo"')[0], '3}')], tools=[REFS])
+    assert fmt.parse(text, [REFS])[1] == [Call("get_weather", {"loc": {"city": "Oslo"}, "day": "mon"})]
+
+
+def test_gemma_keywords_and_a_cut_hermes_call():
+    """Gemma: a keyword Python would not take ("from"), a name that starts with a
+    digit; Hermes: a call the reply's end cut is neither a call nor content"""
+    assert Gemma().parse('```tool_code\n3d_print(from="Paris", first-name="A")\n```')[1] == [
+        Call("3d_print", {"from": "Paris", "first-name": "A"})]
+    call = '<tool_call>\n{"name": "get_time", "arguments": {"zone": "CET"}}\n</tool_call>'
+    assert Hermes().parse("ok " + call + '\n<tool_call>\n{"name": "get_we') == ("ok", [CET])
+    assert Hermes().parse("a <tool_call> b") == ("a <tool_call> b", [])

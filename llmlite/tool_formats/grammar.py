@@ -13,14 +13,55 @@ _LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator"
 
 
 
-def _schema(node) -> dict:
+def _hoist(node, defs: dict):
+    """node without the $defs (or definitions) of the tool schemas nested in it, those
+    gathered into defs; every reference to "#/definitions/X" made one to "#/$defs/X"."""
+    if isinstance(node, list):
+        return [_hoist(v, defs) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {}
+    for k, v in node.items():
+        if k in ("$defs", "definitions") and isinstance(v, dict):
+            for name, d in v.items():
+                defs.setdefault(name, _hoist(d, defs))
+        elif k == "$ref" and isinstance(v, str) and v.startswith("#/definitions/"):
+            out[k] = "#/$defs/" + v[len("#/definitions/"):]
+        elif k in ("enum", "const", "default", "examples"):
+            out[k] = v
+        else:
+            out[k] = _hoist(v, defs)
+    return out
+
+
+def _schema(node, defs: Optional[dict] = None) -> dict:
+    """a %json part's schema: the JSON layout, numbers bounded, and the definitions its
+    references point to at its root (a tool's schema is embedded in a call's object,
+    or a property's alone, where "#/$defs/X" would no longer resolve); defs: the
+    definitions of the tool a property's schema comes from"""
     from llmlite.constrain import bounded_numbers
 
-    return {**bounded_numbers(node if isinstance(node, dict) else {}), "x-guidance": _LAYOUT}
+    found: dict = {}
+    node = _hoist(node if isinstance(node, dict) else {}, found)
+    if defs:
+        _hoist({"$defs": defs}, found)
+    out = {**bounded_numbers(node), "x-guidance": _LAYOUT}
+    if found:
+        out["$defs"] = bounded_numbers(found)
+    return out
 
 
-def _json(node) -> str:
-    return "%json " + json.dumps(_schema(node))
+def _json(node, defs: Optional[dict] = None) -> str:
+    return "%json " + json.dumps(_schema(node, defs))
+
+
+def _tool_defs(schema) -> Optional[dict]:
+    """a tool's parameters' definitions ($defs, and the older definitions)"""
+    if not isinstance(schema, dict):
+        return None
+    d = {k: v for key in ("definitions", "$defs") if isinstance(schema.get(key), dict)
+         for k, v in schema[key].items()}
+    return d or None
 
 
 def _lit(s: str) -> str:

@@ -32,11 +32,16 @@ class Hermes(ToolFormat):
     def parse(self, text, tools=None):
         calls, content, last, at = [], [], 0, text.find("<tool_call>")
         dec = json.JSONDecoder()
+        cut = None              # where a call the reply's end cut short begins (dropped: no call, no content)
         while at >= 0:
             try:
                 obj, end = dec.raw_decode(text, _skip_ws(text, at + len("<tool_call>")))
             except ValueError:
                 obj, end = None, at + 1
+                rest = text[_skip_ws(text, at + len("<tool_call>")):]
+                if "</tool_call>" not in rest and "<tool_call>" not in rest and rest[:1] in ("", "{"):
+                    cut = at
+                    break
             call = _as_call(obj)
             if call is not None:        # a malformed block stays in the content
                 end = _skip_ws(text, end)
@@ -47,8 +52,8 @@ class Hermes(ToolFormat):
                 calls.append(call)
                 last = end
             at = text.find("<tool_call>", end)
-        content.append(text[last:])
-        return ("".join(content).strip(), calls) if calls else (text, [])
+        content.append(text[last:cut])
+        return ("".join(content).strip(), calls) if calls or cut is not None else (text, [])
 
 
 class Llama3(ToolFormat):

@@ -7,12 +7,13 @@ import re
 from typing import Optional
 
 from llmlite.tool_formats.base import Call, ToolFormat
-from llmlite.tool_formats.grammar import Marks, _grammar, _in_order, _json, _lit
+from llmlite.tool_formats.grammar import Marks, _grammar, _in_order, _json, _lit, _tool_defs
 
 
 def _py_args(schema) -> str:
     """Lark for Python keyword arguments per a JSON schema, each value JSON"""
-    return _in_order(schema, lambda k, s: f"{_lit(k + '=')} {_json(s)}", '", " ')
+    defs = _tool_defs(schema)
+    return _in_order(schema, lambda k, s: f"{_lit(k + '=')} {_json(s, defs)}", '", " ')
 
 
 class Gemma(ToolFormat):
@@ -77,7 +78,28 @@ def _py_value(node):
     raise ValueError("not a literal")
 
 
-_PY_CALL = re.compile(r"([A-Za-z_][\w.-]*)\((.*)\)", re.S)
+_PY_CALL = re.compile(r"([\w.-]+)\((.*)\)", re.S)
+_PY_KEY = re.compile(r"\s*([^\s=,()]+)\s*=\s*")
+_PY_SEP = re.compile(r"\s*,")
+
+
+def _json_kwargs(args: str) -> Optional[dict]:
+    """k=v, ... with JSON values, as the grammar writes them (a key may be what Python
+    would not take: "from", "first-name"); None where it is not that"""
+    out, i, dec = {}, 0, json.JSONDecoder()
+    while i < len(args) and args[i:].strip():
+        m = _PY_KEY.match(args, i)
+        if m is None:
+            return None
+        try:
+            out[m.group(1)], i = dec.raw_decode(args, m.end())
+        except ValueError:
+            return None
+        sep = _PY_SEP.match(args, i)
+        i = sep.end() if sep else i
+        if sep is None and args[i:].strip():
+            return None
+    return out
 
 
 def _parse_py_call(line: str) -> Optional[Call]:
@@ -86,7 +108,11 @@ def _parse_py_call(line: str) -> Optional[Call]:
     m = _PY_CALL.fullmatch(line)
     if m is None:
         return None
-    try:
+    kw = _json_kwargs(m.group(2))
+    if kw is not None:
+        return Call(m.group(1), kw)
+    try:                        # Python's literals: True, 'single quotes'
+
         node = ast.parse(f"f({m.group(2)})", mode="eval").body
         if not isinstance(node, ast.Call) or node.args or any(k.arg is None for k in node.keywords):   # f(x), f(**kw)
             return None

@@ -27,7 +27,7 @@ import re
 from typing import Optional
 
 from llmlite.tool_formats.base import Call, Tool, ToolFormat, _skip_ws
-from llmlite.tool_formats.grammar import Marks, _grammar, _in_order, _json, _lit
+from llmlite.tool_formats.grammar import Marks, _grammar, _in_order, _json, _lit, _tool_defs
 
 _VALUE_END = "\n</parameter>\n"
 _JSON_TYPE = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "object",
@@ -105,9 +105,13 @@ class QwenXML(ToolFormat):
         return ("<tool_call>" in source and "<function=" in source and "<parameter=" in source
                 and "'<tool_call><function=' ~ tool_call.name ~ '>'" not in source)
 
-    def _param(self, key: str, schema, bounds: set) -> str:
+    def _param(self, key: str, schema, bounds: set, defs=None) -> str:
         """one parameter's block (bounds: gets the length bounds of raw strings, whose rules
-        the grammar adds)"""
+        the grammar adds; defs: the tool's definitions, which a $ref in schema names)"""
+        if isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and defs:
+            target = defs.get(schema["$ref"].rsplit("/", 1)[-1])      # a named type: what it is
+            schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}} \
+                if isinstance(target, dict) and "$ref" not in target else schema
         head = _lit(f"<parameter={key}>\n")
         types = _types(schema)
         vals = schema.get("enum") if isinstance(schema, dict) else None
@@ -115,7 +119,7 @@ class QwenXML(ToolFormat):
         if types == {"string"} and isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals):
             return f"{head} ({' | '.join(_lit(v) for v in vals)}) {_lit(_VALUE_END)}"
         if types and "string" not in types:
-            return f"{head} {_json(schema)} {_lit(_VALUE_END)}"
+            return f"{head} {_json(schema, defs)} {_lit(_VALUE_END)}"
         # a string, or a value that may be one: the raw text (llama.cpp keeps only
         # this alternative in its grammar too: the text takes any JSON value as well),
         # as long as a string's schema lets it be (else a small model writes on until
@@ -129,7 +133,7 @@ class QwenXML(ToolFormat):
 
     def _params(self, tool: Tool, bounds: set) -> str:
         p = tool.parameters if isinstance(tool.parameters, dict) else {}
-        listed = _in_order(p, lambda k, s: self._param(k, s, bounds))
+        listed = _in_order(p, lambda k, s: self._param(k, s, bounds, _tool_defs(p)))
         if "properties" in p and not p.get("additionalProperties"):
             return listed
         # an open object: further parameters of any name, values raw
