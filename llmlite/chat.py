@@ -363,14 +363,35 @@ class Chat:
         self.marks = self.marks[-(MAX_MARKS - 1):] + [(text, list(ids))]
 
     # ---- generation ----
-    def _undo_input(self, raw_before: str) -> None:
+    def _undo_input(self, raw_before) -> None:
+        if raw_before is None:          # a reply to tool results: no input was added
+            return
         if self.raw:
             self.transcript = raw_before
         else:
             self.messages.pop()
 
-    def reply(self, text: str, max_tokens: int = -1, stats=None, **options) -> Iterator[str]:
-        """Add a user turn and stream the model's answer (str pieces; a reasoning model's
+    def tool_result(self, content: str, call_id: Optional[str] = None) -> None:
+        """A tool's result joins the history, answering the last reply's call call_id
+        (default: its next call not answered yet); ``reply(None)`` then has the model go on."""
+        calls, answered = None, set()
+        for m in reversed(self.messages):
+            if m.get("role") != "tool":
+                calls = m.get("tool_calls")
+                break
+            answered.add(m.get("tool_call_id"))
+        if not calls:
+            raise ValueError("no tool call to answer: the last reply made none")
+        ids = [c["id"] for c in calls]
+        if call_id is None:
+            call_id = next((i for i in ids if i not in answered), None)
+        if call_id not in ids:
+            raise ValueError(f"no call {call_id!r} to answer (the last reply's: {', '.join(ids)})")
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": str(content)})
+
+    def reply(self, text: Optional[str], max_tokens: int = -1, stats=None, **options) -> Iterator[str]:
+        """Add a user turn (None: none, the model answers the tool results given with
+        tool_result) and stream the model's answer (str pieces; a reasoning model's
         reasoning is not among them: see reply_parts). The reply, even a partial one
         (the generator closed early, an interrupt), joins the history.
         ``max_tokens`` < 0: until the end of the turn or a full context. ``options``:
@@ -378,7 +399,7 @@ class Chat:
         joins the history)."""
         return _answers(self.reply_parts(text, max_tokens, stats, **options))
 
-    def reply_parts(self, text: str, max_tokens: int = -1, stats=None, **options) -> Iterator[tuple]:
+    def reply_parts(self, text: Optional[str], max_tokens: int = -1, stats=None, **options) -> Iterator[tuple]:
         """As reply, streaming (kind, text) pairs: kind "reasoning" or "answer"."""
         return self._reply(text, max_tokens, stats, GenerationConfig.from_options(**options))
 
@@ -397,9 +418,13 @@ class Chat:
             msg[rsn.HISTORY_KEY[self.reasoning]] = thought
         self.messages.append(msg)
 
-    def _reply(self, text: str, max_tokens: int, stats, config: GenerationConfig) -> Iterator[tuple]:
+    def _reply(self, text: Optional[str], max_tokens: int, stats, config: GenerationConfig) -> Iterator[tuple]:
         before = self.transcript
-        if self.raw:
+        if text is None:            # the model goes on after the tool results
+            if self.raw or not self.messages or self.messages[-1].get("role") != "tool":
+                raise ValueError("reply(None) follows tool_result(): there is no tool result to answer")
+            before = None
+        elif self.raw:
             self.transcript += text
         else:
             self.messages.append({"role": "user", "content": text})
@@ -414,7 +439,7 @@ class Chat:
             raise ValueError("the prompt is empty: nothing to continue")
         n_ctx = self.model.n_ctx
         if len(ids) >= n_ctx:
-            first = not (before if self.raw else self.messages[:-1])
+            first = not (before if self.raw else self.messages[:-1]) and before is not None
             self._undo_input(before)
             fit = len(ids) + (max_tokens if max_tokens is not None and max_tokens > 0 else DEFAULT_MAX_TOKENS)
             if first:

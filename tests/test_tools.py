@@ -176,3 +176,26 @@ def test_named_choice_declares_every_tool_and_narrows_the_grammar():
         ToolSet.from_openai([{"type": "function", "function": {"name": "f", "parameters": {
             "type": "object", "properties": {"a": {"type": "strin"}}}}}], {"function": {"name": "f"}})
     assert e.value.param == "tools"
+
+
+def test_chat_tool_results_and_the_answer(smollm2_path):
+    """Chat.tool_result answers the last reply's calls; reply(None) has the model go on"""
+    import llmlite as api
+    from llmlite.chat import Chat
+
+    m = api.load(smollm2_path, n_ctx=1024)
+    try:
+        chat = Chat(m, tools=ToolSet.from_openai(TOOLS, "required"))
+        with pytest.raises(ValueError):
+            chat.tool_result("too early")
+        "".join(chat.reply("Weather in Rome?", max_tokens=40, temperature=0))
+        first = chat.messages[-1]["tool_calls"][0]["id"]
+        chat.tool_result("18 degrees, sunny")
+        assert chat.messages[-1] == {"role": "tool", "tool_call_id": first, "content": "18 degrees, sunny"}
+        chat.tools = ToolSet.from_openai(TOOLS, "none")
+        answer = "".join(chat.reply(None, max_tokens=24, temperature=0))
+        assert answer and chat.messages[-1]["role"] == "assistant" and not chat.last_calls
+        with pytest.raises(ValueError):
+            "".join(chat.reply(None))        # nothing to answer now
+    finally:
+        m.close()
