@@ -120,6 +120,15 @@ def test_run_tools(smollm2_path, tmp_path):
     assert r.returncode == 0, r.stderr
     call = json.loads(r.stdout.strip().splitlines()[-1])
     assert call["name"] == "get_weather" and isinstance(call["arguments"]["city"], str)
+    # the REPL: the call printed, /tool gives its result, the model goes on (piped, so no pty)
+    r = llmlite("run", smollm2_path, "--tools", str(f), "--tool-choice", "none", "--temp", "0", "-n", "24",
+                input="What is the weather in Rome?\n/tool 18 degrees, sunny\n/tool more\n")
+    assert r.returncode == 0, r.stderr
+    assert "/tool: no tool call to answer" in r.stderr and r.stderr.count("generated") == 1
+    r = llmlite("run", smollm2_path, "--tools", str(f), "--tool-choice", "required", "--temp", "0", "-n", "60",
+                input="What is the weather in Rome?\n/tool 18 degrees, sunny\n")
+    assert r.returncode == 0 and r.stderr.count("generated") == 2, r.stderr
+    assert '"name": "get_weather"' in r.stdout and "cached)" in r.stderr      # the answer reuses the cache
     bad = tmp_path / "bad.json"
     bad.write_text("[{")
     for args, part in ((("--tools", str(bad)), "not valid JSON"), (("--tools", str(f), "--tool-choice", "nope"), "nope"),

@@ -20,10 +20,14 @@ _REPL_HELP = """\
 /show               the model, template, parameters, the rendered prompt and its token ids
 /save FILE          write the conversation as JSON; /load FILE reads one back
 /regen              drop the last reply and generate it again
+/tool TEXT          with --tools: TEXT is the result of the last reply's (next) tool call; the model goes on
 /stats              the last reply's statistics
 /bye                quit (also /exit, /quit, Ctrl-D, or Ctrl-C at the prompt)
 End a line with \\ to continue on the next line, or put the text between \"\"\" lines.
 Ctrl-C stops a reply; it stays in the history."""
+
+
+TOOL_REPLY = object()   # what /tool hands the loop: a reply with no user turn (Chat.reply(None))
 
 
 def _in_use(chat, state: dict) -> int:
@@ -271,6 +275,12 @@ def _slash(chat, line: str, gen: "GenOptions" = None, state: dict = None):
                 raise UserError("/regen: there is no reply to generate again")
             chat.messages.pop()
             return chat.messages.pop()["content"]
+        elif cmd == "/tool":
+            try:
+                chat.tool_result(arg)
+            except ValueError as e:
+                raise UserError(f"/tool: {e}") from None
+            return TOOL_REPLY
         else:
             print(f"error: unknown command {cmd} (/help lists them)", file=sys.stderr, flush=True)
     except UserError as e:
@@ -348,8 +358,10 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
                 return
             if r is None:
                 continue
-            text = r                  # /regen: the last user turn again
-        if chat.raw:
+            text = None if r is TOOL_REPLY else r   # /regen: the last user turn again; /tool: no user turn
+        if text is None:
+            pass
+        elif chat.raw:
             if chat.transcript and not chat.transcript.endswith(("\n", " ")):
                 text = "\n" + text
         else:
@@ -368,7 +380,7 @@ def _repl_loop(chat, gen: "GenOptions", n: int, interactive: bool, plain: bool =
             # no one to ask: the next line is the next message, not an answer, so the
             # oldest exchanges go (the session goes on, as a full context lets it) and
             # stderr says so.
-            k = -1 if e.first else chat.turns_to_drop(text, n if n > 0 else DEFAULT_MAX_TOKENS)
+            k = -1 if e.first else chat.turns_to_drop(text or "", n if n > 0 else DEFAULT_MAX_TOKENS)
             over = f"the conversation with this message is {e.n_tokens} tokens and the context {e.n_ctx}"
             exchanges = f"the oldest {k} exchange{'s' if k > 1 else ''}"
             if k > 0 and (not interactive or _ask(f"({over}: drop {exchanges} to fit? [y/N]) ")):
