@@ -27,6 +27,8 @@ from llmlite.tool_formats import Call, Tool, ToolFormat, format_for
 __all__ = ["ToolError", "ToolSet", "Call", "Tool", "format_for", "load_tools_file"]
 
 MAX_TOOLS = 128
+# a think block the reply opens with (Qwen3's, DeepSeek-R1's): no call is read inside it
+_THINK = ("<think>", "</think>")
 
 
 class ToolError(UserError, ValueError):
@@ -165,10 +167,27 @@ class ToolSet:
         held = ""               # text not given out yet: from where a call may begin, or a stop string
         opened = False          # a call has begun: the rest is held to the end
         free = self.choice == "none"     # no call can come: content only
+        think = None            # the reply opens with a think block: True inside it (no call there)
         for p in src:
             held += p
             if opened:
                 continue
+            if think is not False and not free:
+                s = held.lstrip()
+                if think is None:
+                    if len(s) < len(_THINK[0]) and _THINK[0].startswith(s):
+                        continue                    # it may still open one
+                    think = s.startswith(_THINK[0])
+                if think:
+                    end = held.find(_THINK[1])
+                    if end < 0:                     # reasoning: content (llmlite/reasoning.py splits it off)
+                        keep = stop_prefix_len(held, _THINK[1:])
+                        if len(held) > keep:
+                            yield "content", held[:len(held) - keep]
+                            held = held[len(held) - keep:]
+                        continue
+                    yield "content", held[:end + len(_THINK[1])]
+                    held, think = held[end + len(_THINK[1]):], False
             at = -1 if free else fmt.find_call(held)
             cut = find_stop(held, stop) if stop else -1
             if cut >= 0 and (at < 0 or cut < at):

@@ -369,3 +369,4 @@ def test_gemma_keywords_and_a_cut_hermes_call():
     call = '<tool_call>\n{"name": "get_time", "arguments": {"zone": "CET"}}\n</tool_call>'
     assert Hermes().parse("ok " + call + '\n<tool_call>\n{"name": "get_we') == ("ok", [CET])
     assert Hermes().parse("a <tool_call> b") == ("a <tool_call> b", [])
+

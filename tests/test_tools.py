@@ -10,7 +10,7 @@ import pytest
 from helpers import llmlite
 
 from llmlite.chat import ChatTemplate
-from llmlite.tool_formats import Generic, Hermes
+from llmlite.tool_formats import Call, Generic, Hermes
 from llmlite.tools import ToolError, ToolSet
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 30}}, "required": ["city"]}
@@ -208,3 +208,14 @@ def test_chat_tool_results_and_the_answer(smollm2_path):
             "".join(chat.reply(None))        # nothing to answer now
     finally:
         m.close()
+
+
+def test_no_call_is_read_inside_a_leading_think_block():
+    ts, fmt = ToolSet.from_openai(TOOLS), Hermes()
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>'
+    reply = "<think>\nI could write <tool_call> here, but I will not.\n</think>\n\n" + call
+    for pieces in ([reply], list(reply)):
+        out = list(ts.stream(fmt, pieces))
+        content = "".join(x for k, x in out if k == "content")
+        assert content.startswith("<think>\nI could write <tool_call> here") and content.rstrip().endswith("</think>")
+        assert out[-1] == ("calls", [Call("get_weather", {"city": "Rome"})])
