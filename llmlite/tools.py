@@ -168,9 +168,16 @@ class ToolSet:
         opened = False          # a call has begun: the rest is held to the end
         free = self.choice == "none"     # no call can come: content only
         think = None            # the reply opens with a think block: True inside it (no call there)
+        sent = ""               # content streamed from inside the held call text (partial_content)
         for p in src:
             held += p
             if opened:
+                part = fmt.partial_content(held)
+                if part and "\ud800" <= part[-1] <= "\udbff":
+                    part = part[:-1]                # half of a surrogate pair: wait for the other
+                if part is not None and len(part) > len(sent) and part.startswith(sent):
+                    yield "content", part[len(sent):]
+                    sent = part
                 continue
             if think is not False and not free:
                 s = held.lstrip()
@@ -214,6 +221,11 @@ class ToolSet:
                 yield "content", held[:len(held) - keep]
                 held = held[len(held) - keep:]
         content, calls = fmt.parse(held, self.tools) if opened else (held, [])
+        part = fmt.partial_content(held) if opened and not calls and content == held else None
+        if part is not None:        # a response the token limit cut short: its text
+            content = part
+        if sent:
+            content = content[len(sent):] if content.startswith(sent) else ""
         if content:
             yield "content", content
         if calls:

@@ -219,3 +219,15 @@ def test_no_call_is_read_inside_a_leading_think_block():
         content = "".join(x for k, x in out if k == "content")
         assert content.startswith("<think>\nI could write <tool_call> here") and content.rstrip().endswith("</think>")
         assert out[-1] == ("calls", [Call("get_weather", {"city": "Rome"})])
+
+
+def test_generic_response_streams():
+    """generic's {"response": "..."} is held as a call would be, but its text streams,
+    escapes decoded, as it comes"""
+    ts, fmt = ToolSet.from_openai(TOOLS), Generic()
+    reply = '{"response": "Sunny, 18\\u00b0C.\\nA \\"nice\\" day \\ud83d\\ude00"}'
+    out = list(ts.stream(fmt, list(reply)))
+    assert all(k == "content" for k, _ in out) and len(out) > 10
+    assert "".join(x for _, x in out) == json.loads(reply)["response"]
+    # a reply the token limit cut: the text it has
+    assert "".join(x for _, x in ts.stream(fmt, iter([reply[:24]]))) == "Sunny, 18"

@@ -104,6 +104,11 @@ class ToolFormat:
         """a tool's result as a user message (non-native formats)"""
         return json.dumps({"tool_response": {"name": name, "content": content}}, ensure_ascii=False)
 
+    def partial_content(self, held: str) -> Optional[str]:
+        """the reply's content so far where it is inside the call text the reply is held
+        as (generic's {"response": ...}), so that it streams; None: none"""
+        return None
+
     def find_call(self, text: str) -> int:
         """where the first call begins in a reply's text, -1 for none yet"""
         if self.at_start:

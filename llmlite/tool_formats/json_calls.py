@@ -195,6 +195,22 @@ class Generic(ToolFormat):
             call = {"anyOf": [call, answer]}
         return f"start: {_json(call)}\n"
 
+    _RESPONSE = re.compile(r'\s*\{\s*"response"\s*:\s*"')
+    _STRING = re.compile(r'(?:[^"\\]|\\.)*')
+
+    def partial_content(self, held):
+        m = self._RESPONSE.match(held)
+        if m is None:
+            return None
+        body = held[m.end():]
+        body = body[:self._STRING.match(body).end()]        # to the closing quote, if it came
+        for cut in range(len(body), max(len(body) - 12, 0) - 1, -1):   # an escape may be cut short
+            try:
+                return json.loads('"' + body[:cut] + '"')
+            except ValueError:
+                continue
+        return ""
+
     def parse(self, text, tools=None):
         obj = _loads(text.strip())
         if isinstance(obj, dict):
