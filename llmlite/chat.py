@@ -332,8 +332,8 @@ class Chat:
     def render(self, add_generation_prompt: bool = True) -> str:
         if self.raw:
             return self.transcript
-        if self.tools is not None and add_generation_prompt:
-            return self.tools.render(self.template, self.conversation(), self.tool_format)
+        if self.tools is not None:
+            return self.tools.render(self.template, self.conversation(), self.tool_format, add_generation_prompt)
         return self.template.render(self.conversation(), add_generation_prompt=add_generation_prompt)
 
     @property

@@ -110,14 +110,15 @@ class ToolSet:
 
     # ---- the prompt -------------------------------------------------------------------------
 
-    def render(self, template, messages: list, fmt: Optional[ToolFormat] = None) -> str:
+    def render(self, template, messages: list, fmt: Optional[ToolFormat] = None,
+               add_generation_prompt: bool = True) -> str:
         """the prompt for a conversation with these tools, through the model's template"""
         fmt = fmt or format_for(template.source)
         msgs = prepare_messages(messages, fmt)
         if fmt.native:
-            return template.render(msgs, add_generation_prompt=True, tools=[t.openai() for t in self.tools])
+            return template.render(msgs, add_generation_prompt=add_generation_prompt, tools=[t.openai() for t in self.tools])
         if self.choice == "none":           # no call to make: the instructions would only mislead
-            return template.render(msgs, add_generation_prompt=True)
+            return template.render(msgs, add_generation_prompt=add_generation_prompt)
         system = fmt.system_text(self.tools)
         if msgs and msgs[0]["role"] == "system":
             msgs[0] = {"role": "system", "content": msgs[0]["content"] + "\n\n" + system}
@@ -127,7 +128,7 @@ class ToolSet:
             msgs[0] = {**msgs[0], "content": system + "\n\n" + msgs[0]["content"]}
         else:
             msgs.insert(0, {"role": "system", "content": system})
-        return template.render(msgs, add_generation_prompt=True)
+        return template.render(msgs, add_generation_prompt=add_generation_prompt)
 
     def grammar(self, fmt: ToolFormat, tokenizer=None) -> Optional[str]:
         """the Lark grammar for the reply (None: unconstrained); tokenizer: the model's
