@@ -365,6 +365,12 @@ static const int8_t q4r4_scp[64] = {
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), \
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h))
 
+/* the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^14: in
+ * [0, 32767] for |Dl| <= 4*31*128 (an int16 with no borrow from the high word); the
+ * sum then holds B * sc_2k per low word, taken off once per super-block */
+#define R4_B_LOG2 14
+#define R4_B (1 << R4_B_LOG2)
+
 /* k4_scales of 4 rows at once: H holds row r's 16-byte head (d, dmin, the 12 scale
  * bytes a0 a1 a2 as dwords 1..3) in 128-bit lane r; lane r of the result: its 8
  * scales, then its 8 mins (dwords sc_lo, sc_hi, m_lo, m_hi) */
@@ -391,6 +397,8 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     const long long BS = Q5 ? (long long)sizeof(block_q5_K) : (long long)sizeof(block_q4_K);
     const __m512i c16 = _mm512_set1_epi8(16);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
+    /* the low words' bias B (Q4_K: bias4 << 12) */
+    const __m512i bias = _mm512_set1_epi32(R4_B), bias4 = _mm512_set1_epi32(R4_B >> 12);
     const __m512i mt = _mm512_loadu_si512(q4r4_mt), ddx = _mm512_loadu_si512(q4r4_dd);
     const __m512i mins_c = _mm512_loadu_si512(q4r4_mins), scp_c = _mm512_loadu_si512(q4r4_scp);
     /* vpermt2d of I, M (lane k: rows 0..3): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] */
@@ -429,20 +437,26 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         for (int r = 0; r < 4; r++) {
             const uint8_t *qs = Q5 ? ((const block_q5_K *)b[r])->qs : ((const block_q4_K *)b[r])->qs;
             const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
-            __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0, p1;
             if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; l0 holds sub-blocks 0 | 2, h0 1 | 3, l1 4 | 6, h1 5 | 7 */
+                __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+                __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
                 const __m512i qh = bcast32(((const block_q5_K *)b[r])->qh);
                 l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qh, BYTES2(0x01, 0x04)), l0, c16);
                 h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qh, BYTES2(0x02, 0x08)), h0, c16);
                 l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, BYTES2(0x10, 0x40)), l1, c16);
                 h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, BYTES2(0x20, 0x80)), h1, c16);
+                p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l0, xl0),
+                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h0, xh0), 16));
+                p1 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l1, xl1),
+                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h1, xh1), 16));
+            } else {   /* the high nibbles in place (16 h): (16 Dh + 4) << 12 = Dh << 16 + B, then + Dl */
+                p0 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q0), xh0), 12),
+                                         _mm512_and_si512(q0, m4), xl0);
+                p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
+                                         _mm512_and_si512(q1, m4), xl1);
             }
-            const __m512i z = _mm512_setzero_si512();
-            const __m512i p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(z, l0, xl0),
-                                                       _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h0, xh0), 16));
-            const __m512i p1 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(z, l1, xl1),
-                                                       _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h1, xh1), 16));
             const __m512i a = _mm512_dpwssd_epi32(z, p0, _mm512_permutexvar_epi32(sel[r][0], scp));
             const __m512i c = _mm512_dpwssd_epi32(z, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
             /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k
@@ -453,7 +467,9 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
         const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
-        const __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+        /* less the bias: 8 low words of B in each I_k, times sc_2k */
+        const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1)),
+                                           _mm512_slli_epi32(_mm512_permutexvar_epi32(mt, _mm512_and_si512(scp, _mm512_set1_epi32(0xffff))), R4_B_LOG2 + 3));
         /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
         const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_shuffle_epi8(S, mins_c);

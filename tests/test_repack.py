@@ -74,6 +74,33 @@ def test_matmul_on_the_copy_has_the_bits_of_the_weight(wtype, gemv, threads):
         _lib.set_threads(before)
 
 
+@pytest.mark.parametrize("wtype,gemv", [(Q4_K, False), (Q5_K, False), (Q4_K, True)])
+def test_one_column_on_the_copy_at_the_extremes(wtype, gemv):
+    """the 4-row kernel's integer steps at their ranges' ends (csrc/tiles_avx512.c keeps
+    the 4-code sums as int16 words): blocks of random bytes and of all ones (codes 15 or
+    31, scales and mins 63) against activations that quantize to +-127, to mixed signs
+    and to random values; the bits of the scalar table"""
+    if not takes_copies():
+        pytest.skip(f"the {_lib.isa()} table takes no copies")
+    rows, k = 8, 512
+    bb = _lib.row_bytes(wtype, k) // (k // 256)
+    rng = np.random.default_rng(3)
+    half = np.array([0x2C00, 0x1C00], np.uint16).view(np.uint8)   # d = 2^-4, dmin = 2^-8
+    for fill in ("random", "ones"):
+        W = (rng.integers(0, 256, (rows * k // 256, bb)) if fill == "random"
+             else np.full((rows * k // 256, bb), 255)).astype(np.uint8)
+        W[:, :4] = half
+        W = W.reshape(rows, -1)
+        W4 = _lib.repack_x4(wtype, W, rows, k)
+        for X in (np.ones((1, k)), -np.ones((1, k)), np.where(np.arange(k) % 3 == 0, 1.0, -1.0)[None, :],
+                  rng.standard_normal((1, k))):
+            X = X.astype(np.float32)
+            with using_isa("scalar"):
+                want = gemv_plain(W, rows, k, X) if gemv else _lib.matmul(wtype, W, rows, k, X)
+            got = _lib.matmul_x4(wtype, W4, rows, k, X, gemv=gemv)
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (fill, X[0, :3])
+
+
 def _logits(path, monkeypatch, repack: bool, isa_name: str | None = None):
     """a batch of 7 positions, then 3 steps of one (all logits), and the copy's bytes"""
     from llmlite.gguf import open_gguf
