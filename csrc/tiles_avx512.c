@@ -458,11 +458,14 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                                          _mm512_and_si512(q1, m4), xl1);
             }
             const __m512i a = _mm512_dpwssd_epi32(z, p0, _mm512_permutexvar_epi32(sel[r][0], scp));
-            const __m512i c = _mm512_dpwssd_epi32(z, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
             /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k
-             * (the gemv order sums them all: any lanes) */
-            R[r] = GEMV ? _mm512_add_epi32(a, c)
-                        : _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+             * (the gemv order sums them all: any lanes, one chain) */
+            if (GEMV) {
+                R[r] = _mm512_dpwssd_epi32(a, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
+            } else {
+                const __m512i c = _mm512_dpwssd_epi32(z, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
+                R[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+            }
         }
         /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
         const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
