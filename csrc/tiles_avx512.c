@@ -79,16 +79,21 @@ INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
     T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
 }
-INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+/* the qs dword that dword D of the stored codes is: the decode copy (X4 1) holds the
+ * 16-byte pieces of qs in the order QS_X4 (repack.c) */
+static const int qs_x4_piece[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+INL int qs_dword(int D, const int X4) { return X4 ? 4 * qs_x4_piece[D / 4] + D % 4 : D; }
+
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f);
-    for (int h = 0; h < 2; h++) {   /* qs dwords 16h..16h+15: groups of k = 2h, 2h+1 */
+    for (int h = 0; h < 2; h++) {   /* stored qs dwords 16h..16h+15 */
         __m512i v[16];
         tr16(p + 16 + 64 * h, ro, v);
         for (int g = 0; g < 16; g++) {
-            const int k = 2 * h + g / 8;
-            T->q[t][2 * k][g % 8] = _mm512_and_si512(v[g], nib);
-            T->q[t][2 * k + 1][g % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
+            const int o = qs_dword(16 * h + g, X4), k = o / 8;   /* qs dword o: group o % 8 of k */
+            T->q[t][2 * k][o % 8] = _mm512_and_si512(v[g], nib);
+            T->q[t][2 * k + 1][o % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
         }
     }
 }
@@ -187,7 +192,7 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
             for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
                 const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
                 for (int t = 0; t < nib; t++)                                                   \
-                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro); \
+                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro, X4); \
                 const block_q8_K *y[4];                                                         \
                 for (int c = 0; c < ncp; c += 4) {                                              \
                     const int m = ncp - c < 4 ? ncp - c : 4;                                    \
@@ -216,7 +221,8 @@ typedef struct {
     __m512 dw[R16_IBC];
 } q6k_r16;
 
-INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
+    (void)X4;   /* Q6_K's copy keeps the blocks' own layout */
     /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
     for (int i = 0; i < 4; i++) {
@@ -277,21 +283,21 @@ R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
 /* Q5_K: Q4_K's codes plus 16 where bit 2k (low nibbles) / 2k+1 (high) of qh[l] is
  * set; then, per super-block, I = sum_j sc_j q.x and M = sum_j m_j bsums, and the
  * tiled step acc = fma(fma(-dmin, M, I*dw), dx, acc) as dot_q5_K_k */
-INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     __m512i qh[16];   /* qh at 16..47: dwords 0..7 (8..15 are quants, unused) */
     tr16(p + 16, ro, qh);
-    for (int h = 0; h < 2; h++) {   /* qs at 48: dwords 16h..16h+15, groups of k = 2h, 2h+1 */
+    for (int h = 0; h < 2; h++) {   /* qs at 48: stored dwords 16h..16h+15 */
         __m512i v[16];
         tr16(p + 48 + 64 * h, ro, v);
         for (int g = 0; g < 16; g++) {
-            const int k = 2 * h + g / 8;
-            const __m512i hb = qh[g % 8];
+            const int o = qs_dword(16 * h + g, X4), k = o / 8;   /* qs dword o: group o % 8 of k */
+            const __m512i hb = qh[o % 8];
             const __m512i b0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k), one), 4);
             const __m512i b1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k + 1), one), 4);
-            T->q[t][2 * k][g % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
-            T->q[t][2 * k + 1][g % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
+            T->q[t][2 * k][o % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
+            T->q[t][2 * k + 1][o % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
         }
     }
 }
@@ -337,10 +343,15 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
  * the column's quants go as [x0..31 | x64..95] (low) and [x32..63 | x96..127]
  * (high). vpdpbusd (one op per 64 codes) gives per dword the sum of 4 products
  * (|.| <= 4*31*128, an int16), so the low and the high nibbles' dwords go as the two
- * words of one dword (shift and blend: no shuffle, Zen 4's scarce port) and one
- * vpdpwssd against the words (sc_2k, sc_2k+1) scales and sums them: per 256-bit half
- * the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact, as before. Per row
- * the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx],
+ * words of one dword (Q4_K: the high nibbles' products summed in place, 16 Dh, then
+ * shifted up, the low ones' added by the next vpdpbusd over the bias R4_B; Q5_K: a
+ * shift and a blend) and one vpdpwssd against the words (sc_2k, sc_2k+1) scales and
+ * sums them: per 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from
+ * qs[64..127]), exact. The decode copy (X4) holds qs in the order of repack.c's
+ * QS_X4, so that lane k of both loads is sub-blocks 2k, 2k+1: the quants go as the
+ * 128-bit lanes of their 64-byte rows transposed, and each row takes one scale vector
+ * and no lane shuffle (2 vpermd, 2 vshufi64x2 and an add fewer a row). Per row the
+ * float steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx],
  * [acc, accm]) in k order, here the rows' acc in lanes 0..3 and their accm in 4..7
  * of a ymm. */
 #ifndef R4_PF
@@ -386,7 +397,8 @@ INL __m512i q4k_head_x4(__m512i H) {
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
 /* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
- * (4 ib + r) blocks): one sequential stream, nothing to prefetch.
+ * (4 ib + r) blocks, qs in the order QS_X4): one sequential stream, nothing to
+ * prefetch (a software prefetch ahead of it lost, streamed from memory).
  * Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
  * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc) */
 INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4,
@@ -406,6 +418,15 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     const __m512i im_hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
     const __m512i sel[4][2] = {{SCP_SEL(0, 0), SCP_SEL(0, 1)}, {SCP_SEL(1, 0), SCP_SEL(1, 1)},
                                {SCP_SEL(2, 0), SCP_SEL(2, 1)}, {SCP_SEL(3, 0), SCP_SEL(3, 1)}};
+    /* the decode copy: row r's (sc_2k, sc_2k+1) in every dword of lane k */
+    const __m512i lane_k = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i sel4[4] = {lane_k, _mm512_add_epi32(lane_k, _mm512_set1_epi32(4)),
+                             _mm512_add_epi32(lane_k, _mm512_set1_epi32(8)), _mm512_add_epi32(lane_k, _mm512_set1_epi32(12))};
+    /* Q5_K, the decode copy: bit 2k (2k+1) of qh in the bytes of lane k */
+    const __m512i q5lo = _mm512_set_epi32(0x40404040, 0x40404040, 0x40404040, 0x40404040, 0x10101010, 0x10101010,
+                                          0x10101010, 0x10101010, 0x04040404, 0x04040404, 0x04040404, 0x04040404,
+                                          0x01010101, 0x01010101, 0x01010101, 0x01010101);
+    const __m512i q5hi = _mm512_add_epi8(q5lo, q5lo);
     __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
     for (long long ib = 0; ib < nb; ib++) {
         /* the rows' four interleaved streams defeat the hardware prefetcher on weights
@@ -418,14 +439,25 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         const char *b[4];
         for (int r = 0; r < 4; r++) b[r] = X4 ? w0 + (ib * LLM_R4 + r) * BS : w0 + r * ws + ib * BS;
         const int8_t *q8 = y[ib].qs;
-        const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
-        const __m512i xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
-        const __m512i xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
-        const __m512i xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        __m512i xl0, xh0, xl1, xh1;
+        if (X4) {   /* lane k: 16-byte pieces 4k (xl0), 4k+2 (xh0), 4k+1 (xl1), 4k+3 (xh1) of the quants */
+            const __m512i X0 = ld64(q8), X1 = ld64(q8 + 64), X2 = ld64(q8 + 128), X3 = ld64(q8 + 192);
+            const __m512i t0 = _mm512_shuffle_i64x2(X0, X1, 0x88), t1 = _mm512_shuffle_i64x2(X2, X3, 0x88);
+            const __m512i t2 = _mm512_shuffle_i64x2(X0, X1, 0xDD), t3 = _mm512_shuffle_i64x2(X2, X3, 0xDD);
+            xl0 = _mm512_shuffle_i64x2(t0, t1, 0x88);
+            xh0 = _mm512_shuffle_i64x2(t0, t1, 0xDD);
+            xl1 = _mm512_shuffle_i64x2(t2, t3, 0x88);
+            xh1 = _mm512_shuffle_i64x2(t2, t3, 0xDD);
+        } else {   /* [x0..31 | x64..95], [x32..63 | x96..127], then the same 128 on */
+            xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
+            xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
+            xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
+            xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        }
         /* Q4_K and Q5_K share the head: d, dmin (offset 0) and the scales (offset 4) */
         __m512i H = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b[0]));
         H = _mm512_inserti32x4(H, _mm_loadu_si128((const __m128i *)b[1]), 1);
@@ -439,14 +471,17 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
             const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
             const __m512i z = _mm512_setzero_si512();
             __m512i p0, p1;
-            if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; l0 holds sub-blocks 0 | 2, h0 1 | 3, l1 4 | 6, h1 5 | 7 */
+            if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; lane k of l0, l1 holds sub-block 2k (l 0..15
+                         * in q0, 16..31 in q1: the decode copy's order), of h0, h1 2k+1 */
                 __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
                 __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
-                const __m512i qh = bcast32(((const block_q5_K *)b[r])->qh);
-                l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qh, BYTES2(0x01, 0x04)), l0, c16);
-                h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qh, BYTES2(0x02, 0x08)), h0, c16);
-                l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, BYTES2(0x10, 0x40)), l1, c16);
-                h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, BYTES2(0x20, 0x80)), h1, c16);
+                const uint8_t *qhp = ((const block_q5_K *)b[r])->qh;
+                const __m512i qa = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qhp));
+                const __m512i qb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(qhp + 16)));
+                l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qa, q5lo), l0, c16);
+                h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qa, q5hi), h0, c16);
+                l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qb, q5lo), l1, c16);
+                h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qb, q5hi), h1, c16);
                 p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l0, xl0),
                                              _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h0, xh0), 16));
                 p1 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l1, xl1),
@@ -456,6 +491,11 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                                          _mm512_and_si512(q0, m4), xl0);
                 p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
                                          _mm512_and_si512(q1, m4), xl1);
+            }
+            if (X4) {   /* lane k of p0, p1: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k */
+                const __m512i sc = _mm512_permutexvar_epi32(sel4[r], scp);
+                R[r] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(z, p0, sc), p1, sc);
+                continue;
             }
             const __m512i a = _mm512_dpwssd_epi32(z, p0, _mm512_permutexvar_epi32(sel[r][0], scp));
             /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k

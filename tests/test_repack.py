@@ -26,13 +26,18 @@ def takes_copies() -> bool:
     return _lib.matmul_x4(Q4_K, _lib.repack_x4(Q4_K, W, 4, 256), 4, 256, np.ones((1, 256), np.float32)) is not None
 
 
-def test_copy_layout_interleaves_groups_of_four_rows():
-    """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a group"""
-    rows, k, bb = 12, 768, 210
-    W = weights(Q6_K, rows, k, 1)
+@pytest.mark.parametrize("wtype,bb,qs", [(Q6_K, 210, None), (Q4_K, 144, 16), (Q5_K, 176, 48)])
+def test_copy_layout_interleaves_groups_of_four_rows(wtype, bb, qs):
+    """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a
+    group; Q4_K's and Q5_K's qs (at qs) in 16-byte pieces 0 2 4 6 1 3 5 7"""
+    rows, k = 12, 768
+    W = weights(wtype, rows, k, 1)
     nb = k // 256
-    got = _lib.repack_x4(Q6_K, W, rows, k).reshape(rows // 4, nb, 4, bb)
-    want = W.reshape(rows // 4, 4, nb, bb).transpose(0, 2, 1, 3)
+    got = _lib.repack_x4(wtype, W, rows, k).reshape(rows // 4, nb, 4, bb)
+    want = W.reshape(rows // 4, 4, nb, bb).transpose(0, 2, 1, 3).copy()
+    if qs is not None:
+        pieces = want[..., qs:qs + 128].reshape(rows // 4, nb, 4, 8, 16)
+        want[..., qs:qs + 128] = pieces[:, :, :, [0, 2, 4, 6, 1, 3, 5, 7]].reshape(rows // 4, nb, 4, 128)
     assert np.array_equal(got, want)
 
 
