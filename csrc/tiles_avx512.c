@@ -394,6 +394,32 @@ INL __m512i q4k_head_x4(__m512i H) {
                                        _mm512_and_si512(_mm512_srli_epi32(A, 2), _mm512_set1_epi32(0x30303030)));
     return _mm512_mask_blend_epi32(0xAAAA, lo, hi);
 }
+/* a super-block's float steps on its exact I, M (lane k: rows 0..3), the rows' [dw],
+ * [dmin] (dsep) and the column's dx */
+INL __m256 q4r4_step(__m256 acc, __m512i I, __m512i M, __m256 dsep, float dx, const int GEMV, const int Q5,
+                     __m512i im_lo, __m512i im_hi) {
+    /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
+    const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(dx));
+    if (GEMV || Q5) {
+        /* [I_k, M_k] per k, then the sum over k (exact): [I, M] of rows 0..3 */
+        const __m512i t = _mm512_add_epi32(_mm512_permutex2var_epi32(I, im_lo, M), _mm512_permutex2var_epi32(I, im_hi, M));
+        const __m256i IM = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+        if (Q5) {   /* rows' acc in lanes 0..3: r = fnmadd(M, dmin, I*dw), acc = fma(r, dx, acc) (tiled_step_m) */
+            const __m256 f = _mm256_cvtepi32_ps(IM);
+            const __m128 r = _mm_fnmadd_ps(_mm256_extractf128_ps(f, 1), _mm256_extractf128_ps(dsep, 1),
+                                           _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(dsep)));
+            return _mm256_castps128_ps256(_mm_fmadd_ps(r, _mm_set1_ps(dx), _mm256_castps256_ps128(acc)));
+        }
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(IM), d, acc);
+    }
+    /* [I_k, M_k] of rows 0..3 for k = 0..3, in k order */
+    const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
+    const __m512 t01 = _mm512_permutex2var_ps(fI, im_lo, fM), t23 = _mm512_permutex2var_ps(fI, im_hi, fM);
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t01), d, acc);
+    acc = _mm256_fmadd_ps(_mm512_extractf32x8_ps(t01, 1), d, acc);
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t23), d, acc);
+    return _mm256_fmadd_ps(_mm512_extractf32x8_ps(t23, 1), d, acc);
+}
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
 /* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
@@ -428,6 +454,8 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                                           0x01010101, 0x01010101, 0x01010101, 0x01010101);
     const __m512i q5hi = _mm512_add_epi8(q5lo, q5lo);
     __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
+    __m512i pI = _mm512_setzero_si512(), pM = pI;   /* the super-block before's sums */
+    __m256 pdsep = _mm256_setzero_ps();
     for (long long ib = 0; ib < nb; ib++) {
         /* the rows' four interleaved streams defeat the hardware prefetcher on weights
          * streamed from memory (half the one-row kernel's speed): the groups ahead are
@@ -517,31 +545,17 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_shuffle_epi8(S, mins_c);
         const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
-        /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
+        /* [dw_r], [dmin_r] */
         const __m256 dsep = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(ddx, H)));
-        const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
-        if (GEMV || Q5) {
-            /* [I_k, M_k] per k, then the sum over k (exact): [I, M] of rows 0..3 */
-            const __m512i t = _mm512_add_epi32(_mm512_permutex2var_epi32(I, im_lo, M), _mm512_permutex2var_epi32(I, im_hi, M));
-            const __m256i IM = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
-            if (Q5) {   /* rows' acc in lanes 0..3: r = fnmadd(M, dmin, I*dw), acc = fma(r, dx, acc) (tiled_step_m) */
-                const __m256 f = _mm256_cvtepi32_ps(IM);
-                const __m128 r = _mm_fnmadd_ps(_mm256_extractf128_ps(f, 1), _mm256_extractf128_ps(dsep, 1),
-                                               _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(dsep)));
-                acc = _mm256_castps128_ps256(_mm_fmadd_ps(r, _mm_set1_ps(y[ib].d), _mm256_castps256_ps128(acc)));
-            } else {
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(IM), d, acc);
-            }
-            continue;
-        }
-        /* [I_k, M_k] of rows 0..3 for k = 0..3, in k order */
-        const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
-        const __m512 t01 = _mm512_permutex2var_ps(fI, im_lo, fM), t23 = _mm512_permutex2var_ps(fI, im_hi, fM);
-        acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t01), d, acc);
-        acc = _mm256_fmadd_ps(_mm512_extractf32x8_ps(t01, 1), d, acc);
-        acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t23), d, acc);
-        acc = _mm256_fmadd_ps(_mm512_extractf32x8_ps(t23, 1), d, acc);
+        /* the float steps of the super-block before this one: in program order after this
+         * one's integer work, when their inputs are long ready (the ops waiting on them
+         * otherwise fill the scheduler); the same steps in the same order */
+        if (ib > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[ib - 1].d, GEMV, Q5, im_lo, im_hi);
+        pI = I;
+        pM = M;
+        pdsep = dsep;
     }
+    if (nb > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[nb - 1].d, GEMV, Q5, im_lo, im_hi);
     if (Q5) _mm_storeu_ps(s, _mm256_castps256_ps128(acc));
     else _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }
