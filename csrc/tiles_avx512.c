@@ -439,15 +439,11 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     const __m512i bias = _mm512_set1_epi32(R4_B), bias4 = _mm512_set1_epi32(R4_B >> 12);
     const __m512i mt = _mm512_loadu_si512(q4r4_mt), ddx = _mm512_loadu_si512(q4r4_dd);
     const __m512i mins_c = _mm512_loadu_si512(q4r4_mins), scp_c = _mm512_loadu_si512(q4r4_scp);
-    /* vpermt2d of I, M (lane k: rows 0..3): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] */
-    const __m512i im_lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-    const __m512i im_hi = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    /* vpermt2d of I (at 4k + r), M (at 4r + k): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] (rows 0..3 each) */
+    const __m512i im_lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 20, 24, 28, 4, 5, 6, 7, 17, 21, 25, 29);
+    const __m512i im_hi = _mm512_setr_epi32(8, 9, 10, 11, 18, 22, 26, 30, 12, 13, 14, 15, 19, 23, 27, 31);
     const __m512i sel[4][2] = {{SCP_SEL(0, 0), SCP_SEL(0, 1)}, {SCP_SEL(1, 0), SCP_SEL(1, 1)},
                                {SCP_SEL(2, 0), SCP_SEL(2, 1)}, {SCP_SEL(3, 0), SCP_SEL(3, 1)}};
-    /* the decode copy: row r's (sc_2k, sc_2k+1) in every dword of lane k */
-    const __m512i lane_k = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    const __m512i sel4[4] = {lane_k, _mm512_add_epi32(lane_k, _mm512_set1_epi32(4)),
-                             _mm512_add_epi32(lane_k, _mm512_set1_epi32(8)), _mm512_add_epi32(lane_k, _mm512_set1_epi32(12))};
     /* Q5_K, the decode copy: bit 2k (2k+1) of qh in the bytes of lane k */
     const __m512i q5lo = _mm512_set_epi32(0x40404040, 0x40404040, 0x40404040, 0x40404040, 0x10101010, 0x10101010,
                                           0x10101010, 0x10101010, 0x04040404, 0x04040404, 0x04040404, 0x04040404,
@@ -493,6 +489,7 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         H = _mm512_inserti32x4(H, _mm_loadu_si128((const __m128i *)b[3]), 3);
         const __m512i S = q4k_head_x4(H);
         const __m512i scp = _mm512_shuffle_epi8(S, scp_c);   /* dword 4r + k: row r's (sc_2k, sc_2k+1) */
+        const __m512i scpt = _mm512_permutexvar_epi32(mt, scp);   /* the same at 4k + r */
         __m512i R[4];
         for (int r = 0; r < 4; r++) {
             const uint8_t *qs = Q5 ? ((const block_q5_K *)b[r])->qs : ((const block_q4_K *)b[r])->qs;
@@ -520,8 +517,10 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                 p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
                                          _mm512_and_si512(q1, m4), xl1);
             }
-            if (X4) {   /* lane k of p0, p1: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k */
-                const __m512i sc = _mm512_permutexvar_epi32(sel4[r], scp);
+            if (X4) {   /* lane k of p0, p1: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k; row r's
+                         * (sc_2k, sc_2k+1) in every dword of lane k (vpshufd: cheaper than a vpermd) */
+                const __m512i sc = r == 0 ? _mm512_shuffle_epi32(scpt, 0x00) : r == 1 ? _mm512_shuffle_epi32(scpt, 0x55)
+                                 : r == 2 ? _mm512_shuffle_epi32(scpt, 0xAA) : _mm512_shuffle_epi32(scpt, 0xFF);
                 R[r] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(z, p0, sc), p1, sc);
                 continue;
             }
@@ -540,11 +539,11 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
         /* less the bias: 8 low words of B in each I_k, times sc_2k */
         const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1)),
-                                           _mm512_slli_epi32(_mm512_permutexvar_epi32(mt, _mm512_and_si512(scp, _mm512_set1_epi32(0xffff))), R4_B_LOG2 + 3));
-        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
+                                           _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + 3));
+        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r */
         const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_shuffle_epi8(S, mins_c);
-        const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
+        const __m512i M = _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp));   /* at 4r + k */
         /* [dw_r], [dmin_r] */
         const __m256 dsep = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(ddx, H)));
         /* the float steps of the super-block before this one: in program order after this
