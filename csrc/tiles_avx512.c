@@ -376,14 +376,14 @@ static const int8_t q4r4_scp[64] = {
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), \
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h))
 
-/* the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^14, for
- * |Dl| <= 4*31*128 (Q5_K) or 2*4*15*128 (Q4_K over the decode copy, both loads in
- * one sum): in [512, 32767], an int16 with no borrow from the high word; the sum then
- * holds B * sc_2k per low word (2^R4_BW_LOG2 of them in each I_k), taken off once per
- * super-block */
+/* Q4_K: the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^14,
+ * for |Dl| <= 4*15*128 (the file's layout) or 2*4*15*128 (the decode copy, both loads
+ * in one sum): in [1024, 32767], an int16 with no borrow from the high word that the
+ * add of the shifted Dh would take otherwise; the sum then holds B * sc_2k per low
+ * word (2^R4_BW_LOG2 of them in each I_k), taken off once per super-block */
 #define R4_B_LOG2 14
 #define R4_B (1 << R4_B_LOG2)
-#define R4_BW_LOG2(X4, Q5) ((X4) && !(Q5) ? 2 : 3)
+#define R4_BW_LOG2(X4) ((X4) ? 2 : 3)
 
 /* k4_scales of 4 rows at once: H holds row r's 16-byte head (d, dmin, the 12 scale
  * bytes a0 a1 a2 as dwords 1..3) in 128-bit lane r; lane r of the result: its 8
@@ -438,8 +438,8 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     const long long BS = Q5 ? (long long)sizeof(block_q5_K) : (long long)sizeof(block_q4_K);
     const __m512i c16 = _mm512_set1_epi8(16);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    /* the low words' bias B (Q4_K: bias4 << 12) */
-    const __m512i bias = _mm512_set1_epi32(R4_B), bias4 = _mm512_set1_epi32(R4_B >> 12);
+    /* Q4_K: the low words' bias B as bias4 << 12 */
+    const __m512i bias4 = _mm512_set1_epi32(R4_B >> 12);
     const __m512i mt = _mm512_loadu_si512(q4r4_mt), ddx = _mm512_loadu_si512(q4r4_dd);
     const __m512i mins_c = _mm512_loadu_si512(q4r4_mins), scp_c = _mm512_loadu_si512(q4r4_scp);
     /* vpermt2d of I (at 4k + r), M (at 4r + k): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] (rows 0..3 each) */
@@ -510,10 +510,11 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                 h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qa, q5hi), h0, c16);
                 l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qb, q5lo), l1, c16);
                 h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qb, q5hi), h1, c16);
-                p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l0, xl0),
-                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h0, xh0), 16));
-                p1 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(bias, l1, xl1),
-                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(z, h1, xh1), 16));
+                /* lane k of both loads: sub-blocks 2k, 2k+1, so one sum each (|.| <= 2*4*31*128, an
+                 * int16: the low word of a blend, no bias) */
+                p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, l0, xl0), l1, xl1),
+                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, h0, xh0), h1, xh1), 16));
+                p1 = z;
             } else if (X4) {   /* lane k of q0, q1: the same sub-blocks 2k, 2k+1, so one chain for both:
                                 * the high nibbles in place (16 h), (16 Dh + B / 2^12) << 12 = Dh << 16 + B,
                                 * then + Dl (Dh, Dl: the two loads' sums, |.| <= 2*4*15*128) */
@@ -532,7 +533,7 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                          * (sc_2k, sc_2k+1) in every dword of lane k (vpshufd: cheaper than a vpermd) */
                 const __m512i sc = r == 0 ? _mm512_shuffle_epi32(scpt, 0x00) : r == 1 ? _mm512_shuffle_epi32(scpt, 0x55)
                                  : r == 2 ? _mm512_shuffle_epi32(scpt, 0xAA) : _mm512_shuffle_epi32(scpt, 0xFF);
-                R[r] = Q5 ? _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(z, p0, sc), p1, sc) : _mm512_dpwssd_epi32(z, p0, sc);
+                R[r] = _mm512_dpwssd_epi32(z, p0, sc);
                 continue;
             }
             const __m512i a = _mm512_dpwssd_epi32(z, p0, _mm512_permutexvar_epi32(sel[r][0], scp));
@@ -548,9 +549,9 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
         const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
-        /* less the bias: 2^R4_BW_LOG2 low words of B in each I_k, times sc_2k */
-        const __m512i I = _mm512_sub_epi32(_mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1)),
-                                           _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + R4_BW_LOG2(X4, Q5)));
+        __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+        /* Q4_K: less the bias, 2^R4_BW_LOG2 low words of B in each I_k, times sc_2k */
+        if (!Q5) I = _mm512_sub_epi32(I, _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + R4_BW_LOG2(X4)));
         /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r */
         const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_shuffle_epi8(S, mins_c);
