@@ -341,19 +341,19 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 /* Q4_K: per row two zmm of codes (qs[0..63], qs[64..127]); the low nibbles of
  * qs[0..63] are sub-blocks 0 (bytes 0..31) and 2 (32..63), the high 1 and 3, so
  * the column's quants go as [x0..31 | x64..95] (low) and [x32..63 | x96..127]
- * (high). vpdpbusd (one op per 64 codes) gives per dword the sum of 4 products
- * (|.| <= 4*31*128, an int16), so the low and the high nibbles' dwords go as the two
- * words of one dword (Q4_K: the high nibbles' products summed in place, 16 Dh, then
- * shifted up, the low ones' added by the next vpdpbusd over a bias R4_B; Q5_K: a
- * shift and a blend) and one vpdpwssd against the words (sc_2k, sc_2k+1) scales and
- * sums them: per 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from
- * qs[64..127]), exact. The decode copy (X4) holds qs in the order of repack.c's
- * QS_X4, so that lane k of both loads is sub-blocks 2k, 2k+1: the quants go as the
- * 128-bit lanes of their 64-byte rows transposed, and each row takes one scale vector
- * and no lane shuffle (2 vpermd, 2 vshufi64x2 and an add fewer a row). Per row the
- * float steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx],
- * [acc, accm]) in k order, here the rows' acc in lanes 0..3 and their accm in 4..7
- * of a ymm. */
+ * (high). vpdpbusd (one op per 64 codes) gives per dword the sum of 4 products, so
+ * the low and the high nibbles' sums go as the two words of one dword (an int16 each:
+ * Q4_K, the high nibbles' products summed in place, 16 Dh, then shifted up and the
+ * low ones' added by the next vpdpbusd over a bias R4_B; Q5_K, a shift and a blend)
+ * and one vpdpwssd against the words (sc_2k, sc_2k+1) scales and sums them: per
+ * 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact. The
+ * decode copy (X4) holds qs in the order of repack.c's QS_X4, so that lane k of both
+ * loads is sub-blocks 2k, 2k+1: the quants go as the 128-bit lanes of their 64-byte
+ * rows transposed (once per super-block for the 4 rows), both loads go into one sum
+ * per nibble, and each row takes one shift, one vpdpwssd and one scale vector, no
+ * lane shuffle. Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
+ * M_k], [dw*dx, dmin*dx], [acc, accm]) in k order, here the rows' acc in lanes 0..3
+ * and their accm in 4..7 of a ymm. */
 #ifndef R4_PF
 #define R4_PF 1
 #endif
