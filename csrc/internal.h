@@ -229,6 +229,10 @@ typedef struct llm_kernel_table {
      * there where the table has all four of its kernels (repack.c) */
     llm_vec_dot_r16_fn vec_dot_r16x4[T_COUNT];
     llm_vec_dot_r16_fn q4_K_gemv_r16x4;
+    /* llm_quantize_act to Q8_K (n a multiple of 256) with this table's instructions,
+     * the same bits; NULL: the portable one (matmul's activations: it runs on one
+     * thread for one column, while the others wait) */
+    void (*quant_q8_K)(const float *x, void *dst, long long n);
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */
