@@ -349,9 +349,9 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
  * 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact. The
  * decode copy (X4) holds qs in the order of repack.c's QS_X4, so that lane k of both
  * loads is sub-blocks 2k, 2k+1: the quants go as the 128-bit lanes of their 64-byte
- * rows transposed (once per super-block for the 4 rows), both loads go into one sum
- * per nibble, and each row takes one shift, one vpdpwssd and one scale vector, no
- * lane shuffle. Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
+ * rows transposed (once per super-block for the 4 rows), the two loads' words add up
+ * (Q4_K) or go into one sum per nibble (Q5_K), and each row takes one vpdpwssd and one
+ * scale vector, no lane shuffle. Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
  * M_k], [dw*dx, dmin*dx], [acc, accm]) in k order, here the rows' acc in lanes 0..3
  * and their accm in 4..7 of a ymm. */
 #ifndef R4_PF
@@ -376,14 +376,13 @@ static const int8_t q4r4_scp[64] = {
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), \
                                        4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h))
 
-/* Q4_K: the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^14,
- * for |Dl| <= 4*15*128 (the file's layout) or 2*4*15*128 (the decode copy, both loads
- * in one sum): in [1024, 32767], an int16 with no borrow from the high word that the
- * add of the shifted Dh would take otherwise; the sum then holds B * sc_2k per low
- * word (2^R4_BW_LOG2 of them in each I_k), taken off once per super-block */
-#define R4_B_LOG2 14
+/* Q4_K: the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^13, for
+ * |Dl| <= 4*15*128: in [512, 15812], an int16 with no borrow from the high word that
+ * the add of the shifted Dh would take otherwise (two of them add up below 2^15); the
+ * sum then holds B * sc_2k for each of the 8 low words of B in I_k (4 dwords of the
+ * two loads' p), taken off once per super-block */
+#define R4_B_LOG2 13
 #define R4_B (1 << R4_B_LOG2)
-#define R4_BW_LOG2(X4) ((X4) ? 2 : 3)
 
 /* k4_scales of 4 rows at once: H holds row r's 16-byte head (d, dmin, the 12 scale
  * bytes a0 a1 a2 as dwords 1..3) in 128-bit lane r; lane r of the result: its 8
@@ -515,21 +514,18 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                 p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, l0, xl0), l1, xl1),
                                              _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, h0, xh0), h1, xh1), 16));
                 p1 = z;
-            } else if (X4) {   /* lane k of q0, q1: the same sub-blocks 2k, 2k+1, so one chain for both:
-                                * the high nibbles in place (16 h), (16 Dh + B / 2^12) << 12 = Dh << 16 + B,
-                                * then + Dl (Dh, Dl: the two loads' sums, |.| <= 2*4*15*128) */
-                const __m512i t = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q0), xh0),
-                                                      _mm512_andnot_si512(m4, q1), xh1);
-                p0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_slli_epi32(t, 12), _mm512_and_si512(q0, m4), xl0),
-                                         _mm512_and_si512(q1, m4), xl1);
-                p1 = z;
-            } else {   /* the same for each load (Dh, Dl: |.| <= 4*15*128) */
+            } else {   /* the high nibbles in place (16 h): (16 Dh + B / 2^12) << 12 = Dh << 16 + B, then + Dl */
                 p0 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q0), xh0), 12),
                                          _mm512_and_si512(q0, m4), xl0);
                 p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
                                          _mm512_and_si512(q1, m4), xl1);
+                /* the decode copy: lane k of both, the same sub-blocks, so p0 + p1 (the low words'
+                 * sums in [2^10, 2^15 - 1144], no carry; the high ones' |.| <= 2*4*15*128): one
+                 * vpdpwssd. (One chain of 4 vpdpbusd for both loads ran 6% faster on weights in
+                 * cache, 3-5% slower streamed from memory, which decode is.) */
+                if (X4) p0 = _mm512_add_epi32(p0, p1);
             }
-            if (X4) {   /* lane k of p0 (and p1): sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k; row r's
+            if (X4) {   /* lane k of p0: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k; row r's
                          * (sc_2k, sc_2k+1) in every dword of lane k (vpshufd: cheaper than a vpermd) */
                 const __m512i sc = r == 0 ? _mm512_shuffle_epi32(scpt, 0x00) : r == 1 ? _mm512_shuffle_epi32(scpt, 0x55)
                                  : r == 2 ? _mm512_shuffle_epi32(scpt, 0xAA) : _mm512_shuffle_epi32(scpt, 0xFF);
@@ -550,8 +546,8 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
         const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
         __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
-        /* Q4_K: less the bias, 2^R4_BW_LOG2 low words of B in each I_k, times sc_2k */
-        if (!Q5) I = _mm512_sub_epi32(I, _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + R4_BW_LOG2(X4)));
+        /* Q4_K: less the bias, 8 low words of B in each I_k, times sc_2k */
+        if (!Q5) I = _mm512_sub_epi32(I, _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + 3));
         /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r */
         const __m128i bp = bsums_pairs(y[ib].bsums);
         const __m512i mw = _mm512_shuffle_epi8(S, mins_c);
