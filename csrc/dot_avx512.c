@@ -612,7 +612,53 @@ INL void dot_q3_K_k(long long n, float *s, long long ss, const void *vw, const v
 NC_FUNCS(dot_q3_K)
 
 
+/* quants.c's qa_q8_K (quantize_row_q8_K_ref) in vectors, the same bits: amax the
+ * largest |x| (vmaxps keeps the running max where x is NaN, as its > does), max the
+ * first x of that |x|, then per element the same float steps (iscale * x, nearest_int's
+ * + 1.5 * 2^23), min 127 and the int8 cast (vpmovdb truncates) */
+static void quant_q8_K(const float *x, void *dst, long long n) {
+    uint8_t *b = dst;
+    const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (long long i = 0; i < n / 256; i++, x += 256, b += 292) {
+        __m512 am = _mm512_setzero_ps();
+        for (int j = 0; j < 16; j++) am = _mm512_max_ps(_mm512_and_ps(_mm512_loadu_ps(x + 16 * j), absm), am);
+        const float amax = _mm512_reduce_max_ps(am);
+        int8_t qs[256];
+        int16_t bsums[16];
+        float d = 0.f;
+        if (amax == 0.f) {
+            memset(qs, 0, sizeof qs);
+            memset(bsums, 0, sizeof bsums);
+        } else {
+            float max = 0.f;
+            for (int j = 0; j < 16; j++) {
+                const __mmask16 m = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(x + 16 * j), absm),
+                                                       _mm512_set1_ps(amax), _CMP_EQ_OQ);
+                if (m) {
+                    max = x[16 * j + __builtin_ctz(m)];
+                    break;
+                }
+            }
+            const float iscale = -127.f / max;
+            for (int j = 0; j < 16; j++) {
+                const __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(iscale), _mm512_loadu_ps(x + 16 * j)),
+                                               _mm512_set1_ps(12582912.f));
+                __m512i v = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32(0x007fffff)),
+                                             _mm512_set1_epi32(0x00400000));
+                const __m128i q = _mm512_cvtepi32_epi8(_mm512_min_epi32(v, _mm512_set1_epi32(127)));
+                _mm_storeu_si128((__m128i *)(qs + 16 * j), q);
+                bsums[j] = (int16_t)_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(q));
+            }
+            d = 1.f / iscale;
+        }
+        memcpy(b, &d, 4);
+        memcpy(b + 4, qs, 256);
+        memcpy(b + 260, bsums, 32);
+    }
+}
+
 void llm_kernels_avx512(llm_kernel_table *t) {
+    t->quant_q8_K = quant_q8_K;
     t->vec_dot[T_F32] = dot_f32;
     t->vec_dot[T_F16] = dot_f16;
     t->vec_dot[T_BF16] = dot_bf16;

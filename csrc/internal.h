@@ -219,7 +219,8 @@ typedef struct llm_kernel_table {
      * NULL where a table has none. */
     void (*vec_dot_r4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
     /* vec_dot_r4 on the decode copy (llm_repack_x4): the LLM_R4 rows' blocks
-     * interleaved from w, block ib of row r at block 4 ib + r (w_stride unused);
+     * interleaved from w, block ib of row r at block 4 ib + r (Q4_K, Q5_K: each
+     * block's qs in repack.c's QS_X4 order; w_stride unused);
      * the same bits. NULL where a table has none (matmul then takes the weights'
      * own layout), and q4_K_gemv_r4 so */
     void (*vec_dot_x4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
@@ -229,6 +230,10 @@ typedef struct llm_kernel_table {
      * there where the table has all four of its kernels (repack.c) */
     llm_vec_dot_r16_fn vec_dot_r16x4[T_COUNT];
     llm_vec_dot_r16_fn q4_K_gemv_r16x4;
+    /* llm_quantize_act to Q8_K (n a multiple of 256) with this table's instructions,
+     * the same bits; NULL: the portable one (matmul's activations: it runs on one
+     * thread for one column, while the others wait) */
+    void (*quant_q8_K)(const float *x, void *dst, long long n);
 } llm_kernel_table;
 
 /* attn_kernels.c: fills the attention entries for isa 0 scalar, 1 avx2, 2 avx512 */

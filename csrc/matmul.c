@@ -31,12 +31,19 @@ typedef struct {
     char *Xw;                    /* non-NULL: also the wide layout (vec_dot_ncw) */
 } quant_job;
 
+/* llm_quantize_act, through the table's Q8_K quantizer where it has one */
+static void quant_act(int at, const float *x, void *dst, long long k) {
+    const llm_kernel_table *kt = llm_kernels();
+    if (at == T_Q8_K && kt->quant_q8_K) kt->quant_q8_K(x, dst, k);
+    else llm_quantize_act(at, x, dst, k);
+}
+
 static void quant_task(int ith, int nth, void *p) {
     (void)ith; (void)nth;
     quant_job *j = p;
     for (long long c; (c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed)) < j->ncols;) {
         char *xq = (char *)j->Xq + c * j->xq_stride;
-        llm_quantize_act(j->at, j->X + c * j->k, xq, j->k);
+        quant_act(j->at, j->X + c * j->k, xq, j->k);
         if (!j->Xw) continue;
         const long long nb = j->k / QK;
         char *w = j->Xw + c * LLM_WIDE_BYTES(j->at, j->k);
@@ -429,7 +436,7 @@ int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long 
             j.sub[i].Xq = j.sub[same].Xq;
             continue;
         }
-        llm_quantize_act(at, X[i], Xq, k);
+        quant_act(at, X[i], Xq, k);
         j.sub[i].Xq = Xq;
         Xq += xb[i];
     }

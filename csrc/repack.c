@@ -1,7 +1,8 @@
 /* The decode copy of a weight (llm_tensor.x4): its rows in groups of LLM_R4 with
  * the groups' blocks interleaved, block ib of row 4g + r at block 4 (g nb + ib) + r
  * (nb blocks a row), so a 4-row decode kernel (vec_dot_x4) reads one sequential
- * stream. A group of 4 rows spans the bytes it spans in the file, so an expert's
+ * stream (Q4_K, Q5_K: each block's qs in another order of its 16-byte pieces,
+ * QS_X4). A group of 4 rows spans the bytes it spans in the file, so an expert's
  * slice of a 3-D tensor has the same offset in both. The copy serves one column
  * (decode, and a prompt's last position through the head); batches keep the file's
  * layout, and its bits are those of vec_dot either way.
@@ -9,6 +10,7 @@
  * Measured (csrc/README, kernel table): the 4 rows' own streams lost to vec_dot on
  * weights streamed from memory, and prefetching them did not help; interleaved they
  * win. llama.cpp makes the same kind of copy at load (its CPU_REPACK buffer). */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +52,24 @@ typedef struct {
     long long groups;
     size_t bb;       /* bytes of a block */
     long long nb;    /* blocks of a row */
+    size_t qs;       /* Q4_K, Q5_K: the offset of qs in a block (its pieces reordered), else 0 */
 } x4_job;
+
+/* Q4_K and Q5_K: the 8 16-byte pieces of qs stored in the order 0 2 4 6 1 3 5 7, so
+ * that each of the two 64-byte loads of the 4-row kernel (tiles_avx512.c) holds in
+ * 128-bit lane k the codes of sub-blocks 2k, 2k+1 (piece c holds those of c / 2):
+ * per row one scale vector and no lane shuffle (the 16-row tiles read the copy
+ * through the same order, qs_x4_piece) */
+static const int QS_X4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+static void x4_block(char *d, const char *s, const x4_job *j) {
+    if (!j->qs) {
+        memcpy(d, s, j->bb);
+        return;
+    }
+    memcpy(d, s, j->qs);
+    for (int i = 0; i < 8; i++) memcpy(d + j->qs + 16 * i, s + j->qs + 16 * QS_X4[i], 16);
+}
 
 static void x4_task(int ith, int nth, void *p) {
     const x4_job *j = p;
@@ -59,7 +78,7 @@ static void x4_task(int ith, int nth, void *p) {
         const char *s = j->src + (size_t)g * LLM_R4 * rb;
         char *d = j->dst + (size_t)g * LLM_R4 * rb;
         for (long long ib = 0; ib < j->nb; ib++)
-            for (int r = 0; r < LLM_R4; r++, d += j->bb) memcpy(d, s + r * rb + (size_t)ib * j->bb, j->bb);
+            for (int r = 0; r < LLM_R4; r++, d += j->bb) x4_block(d, s + r * rb + (size_t)ib * j->bb, j);
     }
 }
 
@@ -68,7 +87,8 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
     if (!llm_type_supported(type) || llm_type_block_elems(type) != QKK || rows < 0 || rows % LLM_R4 || k <= 0 ||
         k % QKK)
         return -1;
-    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK};
+    const size_t qs = type == T_Q4_K ? offsetof(block_q4_K, qs) : type == T_Q5_K ? offsetof(block_q5_K, qs) : 0;
+    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK, qs};
     llm_parallel_all(x4_task, &j);   /* static shares */
     return 0;
 }

@@ -79,16 +79,21 @@ INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
     T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
 }
-INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+/* the qs dword that dword D of the stored codes is: the decode copy (X4 1) holds the
+ * 16-byte pieces of qs in the order QS_X4 (repack.c) */
+static const int qs_x4_piece[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+INL int qs_dword(int D, const int X4) { return X4 ? 4 * qs_x4_piece[D / 4] + D % 4 : D; }
+
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f);
-    for (int h = 0; h < 2; h++) {   /* qs dwords 16h..16h+15: groups of k = 2h, 2h+1 */
+    for (int h = 0; h < 2; h++) {   /* stored qs dwords 16h..16h+15 */
         __m512i v[16];
         tr16(p + 16 + 64 * h, ro, v);
         for (int g = 0; g < 16; g++) {
-            const int k = 2 * h + g / 8;
-            T->q[t][2 * k][g % 8] = _mm512_and_si512(v[g], nib);
-            T->q[t][2 * k + 1][g % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
+            const int o = qs_dword(16 * h + g, X4), k = o / 8;   /* qs dword o: group o % 8 of k */
+            T->q[t][2 * k][o % 8] = _mm512_and_si512(v[g], nib);
+            T->q[t][2 * k + 1][o % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
         }
     }
 }
@@ -187,7 +192,7 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
             for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
                 const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
                 for (int t = 0; t < nib; t++)                                                   \
-                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro); \
+                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro, X4); \
                 const block_q8_K *y[4];                                                         \
                 for (int c = 0; c < ncp; c += 4) {                                              \
                     const int m = ncp - c < 4 ? ncp - c : 4;                                    \
@@ -216,7 +221,8 @@ typedef struct {
     __m512 dw[R16_IBC];
 } q6k_r16;
 
-INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
+    (void)X4;   /* Q6_K's copy keeps the blocks' own layout */
     /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
     for (int i = 0; i < 4; i++) {
@@ -277,21 +283,21 @@ R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
 /* Q5_K: Q4_K's codes plus 16 where bit 2k (low nibbles) / 2k+1 (high) of qh[l] is
  * set; then, per super-block, I = sum_j sc_j q.x and M = sum_j m_j bsums, and the
  * tiled step acc = fma(fma(-dmin, M, I*dw), dx, acc) as dot_q5_K_k */
-INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro) {
+INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     __m512i qh[16];   /* qh at 16..47: dwords 0..7 (8..15 are quants, unused) */
     tr16(p + 16, ro, qh);
-    for (int h = 0; h < 2; h++) {   /* qs at 48: dwords 16h..16h+15, groups of k = 2h, 2h+1 */
+    for (int h = 0; h < 2; h++) {   /* qs at 48: stored dwords 16h..16h+15 */
         __m512i v[16];
         tr16(p + 48 + 64 * h, ro, v);
         for (int g = 0; g < 16; g++) {
-            const int k = 2 * h + g / 8;
-            const __m512i hb = qh[g % 8];
+            const int o = qs_dword(16 * h + g, X4), k = o / 8;   /* qs dword o: group o % 8 of k */
+            const __m512i hb = qh[o % 8];
             const __m512i b0 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k), one), 4);
             const __m512i b1 = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hb, 2 * k + 1), one), 4);
-            T->q[t][2 * k][g % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
-            T->q[t][2 * k + 1][g % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
+            T->q[t][2 * k][o % 8] = _mm512_or_si512(_mm512_and_si512(v[g], nib), b0);
+            T->q[t][2 * k + 1][o % 8] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib), b1);
         }
     }
 }
@@ -335,18 +341,92 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
 /* Q4_K: per row two zmm of codes (qs[0..63], qs[64..127]); the low nibbles of
  * qs[0..63] are sub-blocks 0 (bytes 0..31) and 2 (32..63), the high 1 and 3, so
  * the column's quants go as [x0..31 | x64..95] (low) and [x32..63 | x96..127]
- * (high); vpmaddubsw then vpdpwssd with each half's scale word gives per 256-bit
- * half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]). Per row the float
- * steps are dot_q4_K_k's: [acc, accm] = fma([I_k, M_k], [dw*dx, dmin*dx], [acc, accm])
- * in k order, here the rows' acc in lanes 0..3 and their accm in 4..7 of a ymm. */
+ * (high). vpdpbusd (one op per 64 codes) gives per dword the sum of 4 products, so
+ * the low and the high nibbles' sums go as the two words of one dword (an int16 each:
+ * Q4_K, the high nibbles' products summed in place, 16 Dh, then shifted up and the
+ * low ones' added by the next vpdpbusd over a bias R4_B; Q5_K, a shift and a blend)
+ * and one vpdpwssd against the words (sc_2k, sc_2k+1) scales and sums them: per
+ * 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact. The
+ * decode copy (X4) holds qs in the order of repack.c's QS_X4, so that lane k of both
+ * loads is sub-blocks 2k, 2k+1: the quants go as the 128-bit lanes of their 64-byte
+ * rows transposed (once per super-block for the 4 rows), the two loads' words add up
+ * (Q4_K) or go into one sum per nibble (Q5_K), and each row takes one vpdpwssd and one
+ * scale vector, no lane shuffle. Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
+ * M_k], [dw*dx, dmin*dx], [acc, accm]) in k order, here the rows' acc in lanes 0..3
+ * and their accm in 4..7 of a ymm. */
 #ifndef R4_PF
 #define R4_PF 1
 #endif
 static const int32_t q4r4_mt[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
+/* vpermw: the 4 rows' d (words 0..3), then their dmin (4..7), from their heads */
+static const int16_t q4r4_dd[32] = {0, 8, 16, 24, 1, 9, 17, 25};
+/* vpshufb per 128-bit lane (row r), from its 8 scales then 8 mins (q4k_head_x4):
+ * the mins as words; the scale pairs (sc_2k, sc_2k+1) as the words of dword k */
+#define Z (-128)
+static const int8_t q4r4_mins[64] = {
+    8, Z, 9, Z, 10, Z, 11, Z, 12, Z, 13, Z, 14, Z, 15, Z, 8, Z, 9, Z, 10, Z, 11, Z, 12, Z, 13, Z, 14, Z, 15, Z,
+    8, Z, 9, Z, 10, Z, 11, Z, 12, Z, 13, Z, 14, Z, 15, Z, 8, Z, 9, Z, 10, Z, 11, Z, 12, Z, 13, Z, 14, Z, 15, Z};
+static const int8_t q4r4_scp[64] = {
+    0, Z, 1, Z, 2, Z, 3, Z, 4, Z, 5, Z, 6, Z, 7, Z, 0, Z, 1, Z, 2, Z, 3, Z, 4, Z, 5, Z, 6, Z, 7, Z,
+    0, Z, 1, Z, 2, Z, 3, Z, 4, Z, 5, Z, 6, Z, 7, Z, 0, Z, 1, Z, 2, Z, 3, Z, 4, Z, 5, Z, 6, Z, 7, Z};
+#undef Z
+/* vpermd: row r's scale pairs of k = 2h (dwords 0..7) and 2h+1 (8..15), at 4r + k */
+#define SCP_SEL(r, h) _mm512_set_epi32(4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, \
+                                       4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, 4 * (r) + 2 * (h) + 1, \
+                                       4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), \
+                                       4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h), 4 * (r) + 2 * (h))
+
+/* Q4_K: the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^13, for
+ * |Dl| <= 4*15*128: in [512, 15812], an int16 with no borrow from the high word that
+ * the add of the shifted Dh would take otherwise (two of them add up below 2^15); the
+ * sum then holds B * sc_2k for each of the 8 low words of B in I_k (4 dwords of the
+ * two loads' p), taken off once per super-block */
+#define R4_B_LOG2 13
+#define R4_B (1 << R4_B_LOG2)
+
+/* k4_scales of 4 rows at once: H holds row r's 16-byte head (d, dmin, the 12 scale
+ * bytes a0 a1 a2 as dwords 1..3) in 128-bit lane r; lane r of the result: its 8
+ * scales, then its 8 mins (dwords sc_lo, sc_hi, m_lo, m_hi) */
+INL __m512i q4k_head_x4(__m512i H) {
+    const __m512i A = _mm512_shuffle_epi32(H, 0xA5);   /* a0 a0 a1 a1 */
+    const __m512i B = _mm512_shuffle_epi32(H, 0xFF);   /* a2 a2 a2 a2 */
+    const __m512i lo = _mm512_and_si512(A, _mm512_set1_epi32(0x3f3f3f3f));
+    /* sc_hi = (a2 & 0x0f) | (a0 >> 6) << 4 and m_hi = (a2 >> 4 & 0x0f) | (a1 >> 6) << 4, per byte */
+    const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(B, _mm512_set4_epi32(4, 0, 0, 0)), _mm512_set1_epi32(0x0f0f0f0f)),
+                                       _mm512_and_si512(_mm512_srli_epi32(A, 2), _mm512_set1_epi32(0x30303030)));
+    return _mm512_mask_blend_epi32(0xAAAA, lo, hi);
+}
+/* a super-block's float steps on its exact I, M (lane k: rows 0..3), the rows' [dw],
+ * [dmin] (dsep) and the column's dx */
+INL __m256 q4r4_step(__m256 acc, __m512i I, __m512i M, __m256 dsep, float dx, const int GEMV, const int Q5,
+                     __m512i im_lo, __m512i im_hi) {
+    /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
+    const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(dx));
+    if (GEMV || Q5) {
+        /* [I_k, M_k] per k, then the sum over k (exact): [I, M] of rows 0..3 */
+        const __m512i t = _mm512_add_epi32(_mm512_permutex2var_epi32(I, im_lo, M), _mm512_permutex2var_epi32(I, im_hi, M));
+        const __m256i IM = _mm256_add_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1));
+        if (Q5) {   /* rows' acc in lanes 0..3: r = fnmadd(M, dmin, I*dw), acc = fma(r, dx, acc) (tiled_step_m) */
+            const __m256 f = _mm256_cvtepi32_ps(IM);
+            const __m128 r = _mm_fnmadd_ps(_mm256_extractf128_ps(f, 1), _mm256_extractf128_ps(dsep, 1),
+                                           _mm_mul_ps(_mm256_castps256_ps128(f), _mm256_castps256_ps128(dsep)));
+            return _mm256_castps128_ps256(_mm_fmadd_ps(r, _mm_set1_ps(dx), _mm256_castps256_ps128(acc)));
+        }
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(IM), d, acc);
+    }
+    /* [I_k, M_k] of rows 0..3 for k = 0..3, in k order */
+    const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
+    const __m512 t01 = _mm512_permutex2var_ps(fI, im_lo, fM), t23 = _mm512_permutex2var_ps(fI, im_hi, fM);
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t01), d, acc);
+    acc = _mm256_fmadd_ps(_mm512_extractf32x8_ps(t01, 1), d, acc);
+    acc = _mm256_fmadd_ps(_mm512_castps512_ps256(t23), d, acc);
+    return _mm256_fmadd_ps(_mm512_extractf32x8_ps(t23, 1), d, acc);
+}
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
 /* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
- * (4 ib + r) blocks): one sequential stream, nothing to prefetch.
+ * (4 ib + r) blocks, qs in the order QS_X4): one sequential stream, nothing to
+ * prefetch (a software prefetch ahead of it lost, streamed from memory).
  * Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
  * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc) */
 INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4,
@@ -357,9 +437,23 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     const long long BS = Q5 ? (long long)sizeof(block_q5_K) : (long long)sizeof(block_q4_K);
     const __m512i c16 = _mm512_set1_epi8(16);
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const __m512i s_lo0 = WSEL4(0, 0, 2, 2), s_hi0 = WSEL4(1, 1, 3, 3), s_lo1 = WSEL4(4, 4, 6, 6), s_hi1 = WSEL4(5, 5, 7, 7);
-    const __m512i mt = _mm512_loadu_si512(q4r4_mt);
+    /* Q4_K: the low words' bias B as bias4 << 12 */
+    const __m512i bias4 = _mm512_set1_epi32(R4_B >> 12);
+    const __m512i mt = _mm512_loadu_si512(q4r4_mt), ddx = _mm512_loadu_si512(q4r4_dd);
+    const __m512i mins_c = _mm512_loadu_si512(q4r4_mins), scp_c = _mm512_loadu_si512(q4r4_scp);
+    /* vpermt2d of I (at 4k + r), M (at 4r + k): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] (rows 0..3 each) */
+    const __m512i im_lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 20, 24, 28, 4, 5, 6, 7, 17, 21, 25, 29);
+    const __m512i im_hi = _mm512_setr_epi32(8, 9, 10, 11, 18, 22, 26, 30, 12, 13, 14, 15, 19, 23, 27, 31);
+    const __m512i sel[4][2] = {{SCP_SEL(0, 0), SCP_SEL(0, 1)}, {SCP_SEL(1, 0), SCP_SEL(1, 1)},
+                               {SCP_SEL(2, 0), SCP_SEL(2, 1)}, {SCP_SEL(3, 0), SCP_SEL(3, 1)}};
+    /* Q5_K, the decode copy: bit 2k (2k+1) of qh in the bytes of lane k */
+    const __m512i q5lo = _mm512_set_epi32(0x40404040, 0x40404040, 0x40404040, 0x40404040, 0x10101010, 0x10101010,
+                                          0x10101010, 0x10101010, 0x04040404, 0x04040404, 0x04040404, 0x04040404,
+                                          0x01010101, 0x01010101, 0x01010101, 0x01010101);
+    const __m512i q5hi = _mm512_add_epi8(q5lo, q5lo);
     __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
+    __m512i pI = _mm512_setzero_si512(), pM = pI;   /* the super-block before's sums */
+    __m256 pdsep = _mm256_setzero_ps();
     for (long long ib = 0; ib < nb; ib++) {
         /* the rows' four interleaved streams defeat the hardware prefetcher on weights
          * streamed from memory (half the one-row kernel's speed): the groups ahead are
@@ -368,77 +462,107 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
             const char *pf = w0 + R4_PF * LLM_R4 * ws + ib * (LLM_R4 * BS);
             for (int l = 0; l < (int)(LLM_R4 * BS); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
         }
+        const char *b[4];
+        for (int r = 0; r < 4; r++) b[r] = X4 ? w0 + (ib * LLM_R4 + r) * BS : w0 + r * ws + ib * BS;
         const int8_t *q8 = y[ib].qs;
-        const __m512i xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
-        const __m512i xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
-        const __m512i xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
-        const __m512i xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
-                                               _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        __m512i xl0, xh0, xl1, xh1;
+        if (X4) {   /* lane k: 16-byte pieces 4k (xl0), 4k+2 (xh0), 4k+1 (xl1), 4k+3 (xh1) of the quants */
+            const __m512i X0 = ld64(q8), X1 = ld64(q8 + 64), X2 = ld64(q8 + 128), X3 = ld64(q8 + 192);
+            const __m512i t0 = _mm512_shuffle_i64x2(X0, X1, 0x88), t1 = _mm512_shuffle_i64x2(X2, X3, 0x88);
+            const __m512i t2 = _mm512_shuffle_i64x2(X0, X1, 0xDD), t3 = _mm512_shuffle_i64x2(X2, X3, 0xDD);
+            xl0 = _mm512_shuffle_i64x2(t0, t1, 0x88);
+            xh0 = _mm512_shuffle_i64x2(t0, t1, 0xDD);
+            xl1 = _mm512_shuffle_i64x2(t2, t3, 0x88);
+            xh1 = _mm512_shuffle_i64x2(t2, t3, 0xDD);
+        } else {   /* [x0..31 | x64..95], [x32..63 | x96..127], then the same 128 on */
+            xl0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q8)),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 64)), 1);
+            xh0 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 32))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 96)), 1);
+            xl1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 128))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 192)), 1);
+            xh1 = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q8 + 160))),
+                                     _mm256_loadu_si256((const __m256i *)(q8 + 224)), 1);
+        }
+        /* Q4_K and Q5_K share the head: d, dmin (offset 0) and the scales (offset 4) */
+        __m512i H = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b[0]));
+        H = _mm512_inserti32x4(H, _mm_loadu_si128((const __m128i *)b[1]), 1);
+        H = _mm512_inserti32x4(H, _mm_loadu_si128((const __m128i *)b[2]), 2);
+        H = _mm512_inserti32x4(H, _mm_loadu_si128((const __m128i *)b[3]), 3);
+        const __m512i S = q4k_head_x4(H);
+        const __m512i scp = _mm512_shuffle_epi8(S, scp_c);   /* dword 4r + k: row r's (sc_2k, sc_2k+1) */
+        const __m512i scpt = _mm512_permutexvar_epi32(mt, scp);   /* the same at 4k + r */
         __m512i R[4];
-        __m128i mins[4];
-        uint32_t dd[4];
         for (int r = 0; r < 4; r++) {
-            /* Q4_K and Q5_K share d, dmin (offset 0) and the scales (offset 4) */
-            const block_q4_K *b = (const block_q4_K *)(X4 ? w0 + (ib * LLM_R4 + r) * BS : w0 + r * ws + ib * BS);
-            const uint8_t *qs = Q5 ? ((const block_q5_K *)b)->qs : b->qs;
-            const __m128i scm = k4_scales(b->scales);
-            const __m512i sc = bcast_words(_mm_cvtepu8_epi16(scm));
-            mins[r] = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm));
-            dd[r] = ld32(&b->d);
+            const uint8_t *qs = Q5 ? ((const block_q5_K *)b[r])->qs : ((const block_q4_K *)b[r])->qs;
             const __m512i q0 = _mm512_loadu_si512(qs), q1 = _mm512_loadu_si512(qs + 64);
-            __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
-            __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
-            if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; l0 holds sub-blocks 0 | 2, h0 1 | 3, l1 4 | 6, h1 5 | 7 */
-                const __m512i qh = bcast32(((const block_q5_K *)b)->qh);
-                l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qh, BYTES2(0x01, 0x04)), l0, c16);
-                h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qh, BYTES2(0x02, 0x08)), h0, c16);
-                l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qh, BYTES2(0x10, 0x40)), l1, c16);
-                h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qh, BYTES2(0x20, 0x80)), h1, c16);
+            const __m512i z = _mm512_setzero_si512();
+            __m512i p0, p1;
+            if (Q5) {   /* sub-block j's fifth bit: bit j of qh[l]; lane k of l0, l1 holds sub-block 2k (l 0..15
+                         * in q0, 16..31 in q1: the decode copy's order), of h0, h1 2k+1 */
+                __m512i l0 = _mm512_and_si512(q0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4);
+                __m512i l1 = _mm512_and_si512(q1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4);
+                const uint8_t *qhp = ((const block_q5_K *)b[r])->qh;
+                const __m512i qa = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qhp));
+                const __m512i qb = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(qhp + 16)));
+                l0 = _mm512_mask_add_epi8(l0, _mm512_test_epi8_mask(qa, q5lo), l0, c16);
+                h0 = _mm512_mask_add_epi8(h0, _mm512_test_epi8_mask(qa, q5hi), h0, c16);
+                l1 = _mm512_mask_add_epi8(l1, _mm512_test_epi8_mask(qb, q5lo), l1, c16);
+                h1 = _mm512_mask_add_epi8(h1, _mm512_test_epi8_mask(qb, q5hi), h1, c16);
+                /* lane k of both loads: sub-blocks 2k, 2k+1, so one sum each (|.| <= 2*4*31*128, an
+                 * int16: the low word of a blend, no bias) */
+                p0 = _mm512_mask_blend_epi16(0xAAAAAAAA, _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, l0, xl0), l1, xl1),
+                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, h0, xh0), h1, xh1), 16));
+                p1 = z;
+            } else {   /* the high nibbles in place (16 h): (16 Dh + B / 2^12) << 12 = Dh << 16 + B, then + Dl */
+                p0 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q0), xh0), 12),
+                                         _mm512_and_si512(q0, m4), xl0);
+                p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
+                                         _mm512_and_si512(q1, m4), xl1);
+                /* the decode copy: lane k of both, the same sub-blocks, so p0 + p1 (the low words'
+                 * sums in [2^10, 2^15 - 1144], no carry; the high ones' |.| <= 2*4*15*128): one
+                 * vpdpwssd. (One chain of 4 vpdpbusd for both loads ran 6% faster on weights in
+                 * cache, 3-5% slower streamed from memory, which decode is.) */
+                if (X4) p0 = _mm512_add_epi32(p0, p1);
             }
-            __m512i a = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, xl0), _mm512_shuffle_epi8(sc, s_lo0));
-            __m512i c = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l1, xl1), _mm512_shuffle_epi8(sc, s_lo1));
-            a = _mm512_dpwssd_epi32(a, _mm512_maddubs_epi16(h0, xh0), _mm512_shuffle_epi8(sc, s_hi0));
-            c = _mm512_dpwssd_epi32(c, _mm512_maddubs_epi16(h1, xh1), _mm512_shuffle_epi8(sc, s_hi1));
-            /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k */
-            R[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+            if (X4) {   /* lane k of p0: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k; row r's
+                         * (sc_2k, sc_2k+1) in every dword of lane k (vpshufd: cheaper than a vpermd) */
+                const __m512i sc = r == 0 ? _mm512_shuffle_epi32(scpt, 0x00) : r == 1 ? _mm512_shuffle_epi32(scpt, 0x55)
+                                 : r == 2 ? _mm512_shuffle_epi32(scpt, 0xAA) : _mm512_shuffle_epi32(scpt, 0xFF);
+                R[r] = _mm512_dpwssd_epi32(z, p0, sc);
+                continue;
+            }
+            const __m512i a = _mm512_dpwssd_epi32(z, p0, _mm512_permutexvar_epi32(sel[r][0], scp));
+            /* 128-bit lanes of a: k0 k0 k1 k1, of c: k2 k2 k3 k3 -> lane k: 4 int32 of I_k
+             * (the gemv order sums them all: any lanes, one chain) */
+            if (GEMV) {
+                R[r] = _mm512_dpwssd_epi32(a, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
+            } else {
+                const __m512i c = _mm512_dpwssd_epi32(z, p1, _mm512_permutexvar_epi32(sel[r][1], scp));
+                R[r] = _mm512_add_epi32(_mm512_shuffle_i64x2(a, c, 0x88), _mm512_shuffle_i64x2(a, c, 0xDD));
+            }
         }
         /* per 128-bit lane k: the 4 rows' sums of their 4 int32 (exact) -> I_k of rows 0..3 */
         const __m512i u0 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[0], R[1]), _mm512_unpackhi_epi32(R[0], R[1]));
         const __m512i u1 = _mm512_add_epi32(_mm512_unpacklo_epi32(R[2], R[3]), _mm512_unpackhi_epi32(R[2], R[3]));
-        const __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
-        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r, then k-major */
+        __m512i I = _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1));
+        /* Q4_K: less the bias, 8 low words of B in each I_k, times sc_2k */
+        if (!Q5) I = _mm512_sub_epi32(I, _mm512_slli_epi32(_mm512_and_si512(scpt, _mm512_set1_epi32(0xffff)), R4_B_LOG2 + 3));
+        /* M_k = m_2k (b_4k + b_4k+1) + m_2k+1 (b_4k+2 + b_4k+3): row r's in lane r */
         const __m128i bp = bsums_pairs(y[ib].bsums);
-        const __m512i mw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(mins[1], mins[0])), _mm256_set_m128i(mins[3], mins[2]), 1);
-        const __m512i M = _mm512_permutexvar_epi32(mt, _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp)));
-        const __m512 fI = _mm512_cvtepi32_ps(I), fM = _mm512_cvtepi32_ps(M);
-        /* [dw_r*dx], [dmin_r*dx] as dot_q4_K_k's d = [dw, dmin] * dx */
-        const __m256 dm = _mm256_cvtph_ps(_mm_setr_epi32((int)dd[0], (int)dd[1], (int)dd[2], (int)dd[3]));  /* dw0 dmin0 dw1 ... */
-        const __m256 dsep = _mm256_permutevar8x32_ps(dm, _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7));
-        const __m256 d = _mm256_mul_ps(dsep, _mm256_set1_ps(y[ib].d));
-        if (GEMV || Q5) {
-            const __m128i Is = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(I, 0), _mm512_extracti32x4_epi32(I, 1)),
-                                             _mm_add_epi32(_mm512_extracti32x4_epi32(I, 2), _mm512_extracti32x4_epi32(I, 3)));
-            const __m128i Ms = _mm_add_epi32(_mm_add_epi32(_mm512_extracti32x4_epi32(M, 0), _mm512_extracti32x4_epi32(M, 1)),
-                                             _mm_add_epi32(_mm512_extracti32x4_epi32(M, 2), _mm512_extracti32x4_epi32(M, 3)));
-            if (Q5) {   /* rows' acc in lanes 0..3: r = fnmadd(M, dmin, I*dw), acc = fma(r, dx, acc) (tiled_step_m) */
-                const __m128 r = _mm_fnmadd_ps(_mm_cvtepi32_ps(Ms), _mm256_extractf128_ps(dsep, 1),
-                                               _mm_mul_ps(_mm_cvtepi32_ps(Is), _mm256_castps256_ps128(dsep)));
-                acc = _mm256_castps128_ps256(_mm_fmadd_ps(r, _mm_set1_ps(y[ib].d), _mm256_castps256_ps128(acc)));
-            } else {
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_set_m128i(Ms, Is)), d, acc);
-            }
-            continue;
-        }
-        /* k = 0..3 written out: the lane index is an immediate, which a loop gives
-         * only where the compiler unrolls it (not at -O2) */
-#define R4_STEP(k) acc = _mm256_fmadd_ps(_mm256_insertf128_ps(_mm256_castps128_ps256(_mm512_extractf32x4_ps(fI, k)), \
-                                                          _mm512_extractf32x4_ps(fM, k), 1), d, acc)
-        R4_STEP(0); R4_STEP(1); R4_STEP(2); R4_STEP(3);
-#undef R4_STEP
+        const __m512i mw = _mm512_shuffle_epi8(S, mins_c);
+        const __m512i M = _mm512_madd_epi16(mw, _mm512_broadcast_i32x4(bp));   /* at 4r + k */
+        /* [dw_r], [dmin_r] */
+        const __m256 dsep = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutexvar_epi16(ddx, H)));
+        /* the float steps of the super-block before this one: in program order after this
+         * one's integer work, when their inputs are long ready (the ops waiting on them
+         * otherwise fill the scheduler); the same steps in the same order */
+        if (ib > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[ib - 1].d, GEMV, Q5, im_lo, im_hi);
+        pI = I;
+        pM = M;
+        pdsep = dsep;
     }
+    if (nb > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[nb - 1].d, GEMV, Q5, im_lo, im_hi);
     if (Q5) _mm_storeu_ps(s, _mm256_castps256_ps128(acc));
     else _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }

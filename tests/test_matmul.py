@@ -425,3 +425,25 @@ def test_real_model_rows(model, request):
         for name_isa in isas():
             with using_isa(name_isa):
                 assert_close(L.matmul(t, raw, rows, k, X), ref, bound, f"{name} {name_isa}")
+
+
+@pytest.mark.parametrize("isa", isas())
+@pytest.mark.parametrize("ncols", [1, 3])
+def test_q8_K_activations_as_quantize_act(isa, ncols):
+    """matmul's Q8_K activations (the table's quantizer where it has one: AVX-512) have
+    quantize_act's bits: ties of |x| in a block (the first one sets the scale), a
+    block of zeros, -0, one large value, denormals, values rounding half way"""
+    k, rows = 1536, 8
+    rng = np.random.default_rng(11)
+    W = L.quantize_rows(int(Q.Q4_K), rng.standard_normal((rows, k)).astype(np.float32))
+    X = rng.standard_normal((ncols, k)).astype(np.float32)
+    X[0, 10], X[0, 200] = -3.5, 3.5           # a tie of |x|: the first one's sign
+    X[0, 256:512] = 0.0                       # an all-zero block
+    X[0, 512:768] *= 1e-40                    # denormals
+    X[0, 600] = -0.0
+    X[0, 768:1024] = np.arange(256) - 127.5   # iscale * x half way
+    X[0, 1024 + 17] = 1e30
+    with using_isa(isa):
+        got = L.matmul(int(Q.Q4_K), W, rows, k, X)
+        want = L.matmul_q(int(Q.Q4_K), W, rows, k, L.quantize_act(int(Q.Q4_K), X))
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))

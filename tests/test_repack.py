@@ -26,13 +26,18 @@ def takes_copies() -> bool:
     return _lib.matmul_x4(Q4_K, _lib.repack_x4(Q4_K, W, 4, 256), 4, 256, np.ones((1, 256), np.float32)) is not None
 
 
-def test_copy_layout_interleaves_groups_of_four_rows():
-    """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a group"""
-    rows, k, bb = 12, 768, 210
-    W = weights(Q6_K, rows, k, 1)
+@pytest.mark.parametrize("wtype,bb,qs", [(Q6_K, 210, None), (Q4_K, 144, 16), (Q5_K, 176, 48)])
+def test_copy_layout_interleaves_groups_of_four_rows(wtype, bb, qs):
+    """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a
+    group; Q4_K's and Q5_K's qs (at qs) in 16-byte pieces 0 2 4 6 1 3 5 7"""
+    rows, k = 12, 768
+    W = weights(wtype, rows, k, 1)
     nb = k // 256
-    got = _lib.repack_x4(Q6_K, W, rows, k).reshape(rows // 4, nb, 4, bb)
-    want = W.reshape(rows // 4, 4, nb, bb).transpose(0, 2, 1, 3)
+    got = _lib.repack_x4(wtype, W, rows, k).reshape(rows // 4, nb, 4, bb)
+    want = W.reshape(rows // 4, 4, nb, bb).transpose(0, 2, 1, 3).copy()
+    if qs is not None:
+        pieces = want[..., qs:qs + 128].reshape(rows // 4, nb, 4, 8, 16)
+        want[..., qs:qs + 128] = pieces[:, :, :, [0, 2, 4, 6, 1, 3, 5, 7]].reshape(rows // 4, nb, 4, 128)
     assert np.array_equal(got, want)
 
 
@@ -72,6 +77,33 @@ def test_matmul_on_the_copy_has_the_bits_of_the_weight(wtype, gemv, threads):
                 assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (rows, k, nc)
     finally:
         _lib.set_threads(before)
+
+
+@pytest.mark.parametrize("wtype,gemv", [(Q4_K, False), (Q5_K, False), (Q4_K, True)])
+def test_one_column_on_the_copy_at_the_extremes(wtype, gemv):
+    """the 4-row kernel's integer steps at their ranges' ends (csrc/tiles_avx512.c keeps
+    the 4-code sums as int16 words): blocks of random bytes and of all ones (codes 15 or
+    31, scales and mins 63) against activations that quantize to +-127, to mixed signs
+    and to random values; the bits of the scalar table"""
+    if not takes_copies():
+        pytest.skip(f"the {_lib.isa()} table takes no copies")
+    rows, k = 8, 512
+    bb = _lib.row_bytes(wtype, k) // (k // 256)
+    rng = np.random.default_rng(3)
+    half = np.array([0x2C00, 0x1C00], np.uint16).view(np.uint8)   # d = 2^-4, dmin = 2^-8
+    for fill in ("random", "ones"):
+        W = (rng.integers(0, 256, (rows * k // 256, bb)) if fill == "random"
+             else np.full((rows * k // 256, bb), 255)).astype(np.uint8)
+        W[:, :4] = half
+        W = W.reshape(rows, -1)
+        W4 = _lib.repack_x4(wtype, W, rows, k)
+        for X in (np.ones((1, k)), -np.ones((1, k)), np.where(np.arange(k) % 3 == 0, 1.0, -1.0)[None, :],
+                  rng.standard_normal((1, k))):
+            X = X.astype(np.float32)
+            with using_isa("scalar"):
+                want = gemv_plain(W, rows, k, X) if gemv else _lib.matmul(wtype, W, rows, k, X)
+            got = _lib.matmul_x4(wtype, W4, rows, k, X, gemv=gemv)
+            assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (fill, X[0, :3])
 
 
 def _logits(path, monkeypatch, repack: bool, isa_name: str | None = None):
