@@ -8,7 +8,7 @@ The same path serves the OpenAI API (`tools`, `tool_choice`, `tool` messages), O
     ts = ToolSet.from_openai(tools, tool_choice)       # ToolError names what is wrong
     text = ts.render(template, messages)               # the prompt
     grammar = ts.grammar(fmt, tokenizer)               # None: unconstrained
-    for kind, x in ts.stream(fmt, pieces): ...          # ("content", text) | ("calls", [Call])
+    for kind, x in ts.stream(fmt, pieces, stop): ...    # ("content", text) | ("calls", [Call]) | ("stop", None)
 
 With tool_choice "auto" (the default) a call is constrained once it starts: free text
 costs the grammar ~0.01 ms a token. "required" (or one named tool) makes the whole
