@@ -200,52 +200,58 @@ def flash_floor(logits, refs: dict, name: str, k: int):
     return top1, dlp
 
 
-def oracle_fixtures(module, refs_path):
-    """The module-scoped fixtures of a test file over a tiny-models module (moe_models,
-    gemma4_models, ...) and its llama.cpp references file: refs (the file, read whole),
-    built (name -> the rebuilt GGUF's path, checked to be the file llama.cpp ran) and
-    model ((name, Weights) for each model in turn: n_ctx 512, n_batch 64, flash
-    attention off). A test file takes them with `refs, built, model = oracle_fixtures(...)`."""
+def _refs_and_models(module, refs_path, models_name: str):
+    """the two fixtures every tiny-models test file starts from: refs (the references
+    file, read whole) and, named models_name, name -> each rebuilt GGUF's path (checked
+    to be the file llama.cpp ran)"""
     import pytest
-
-    from llmlite.gguf import open_gguf
-    from llmlite.model import Weights
 
     @pytest.fixture(scope="module", name="refs")
     def refs_():
         return load_npz(refs_path)
 
-    @pytest.fixture(scope="module", name="built")
-    def built_(tmp_path_factory, refs):
+    @pytest.fixture(scope="module", name=models_name)
+    def models_(tmp_path_factory, refs):
         return rebuilt_models(module, refs, tmp_path_factory.mktemp(module.__name__))
+
+    return refs_, models_
+
+
+def _open_weights(path):
+    """a test's Weights over path (n_ctx 512, n_batch 64, flash attention off), closed after"""
+    from llmlite.gguf import open_gguf
+    from llmlite.model import Weights
+
+    g = open_gguf(path)
+    yield Weights(g, 512, n_batch=64, flash_attn=False)
+    g.close()
+
+
+def oracle_fixtures(module, refs_path):
+    """The module-scoped fixtures of a test file over a tiny-models module (moe_models,
+    gemma4_models, ...) and its llama.cpp references file: refs, built (name -> path)
+    and model ((name, Weights) for each model in turn, as _open_weights makes them). A
+    test file takes them with `refs, built, model = oracle_fixtures(...)`."""
+    import pytest
+
+    refs_, built_ = _refs_and_models(module, refs_path, "built")
 
     @pytest.fixture(scope="module", name="model", params=list(module.MODELS))
     def model_(request, built):
-        g = open_gguf(built[request.param])
-        yield request.param, Weights(g, 512, n_batch=64, flash_attn=False)
-        g.close()
+        for w in _open_weights(built[request.param]):
+            yield request.param, w
 
     return refs_, built_, model_
 
 
 def one_model_fixtures(module, refs_path, name: str):
     """The module-scoped fixtures of a test file about one model of a tiny-models module
-    (qwen35_models, smollm3_models, ...): refs (the references file, read whole), paths
-    (every model of the module rebuilt, each checked to be the file llama.cpp ran), path
-    (name's) and w (its Weights: n_ctx 512, n_batch 64, flash attention off). A test file
-    takes them with `refs, paths, path, w = one_model_fixtures(...)`."""
+    (qwen35_models, smollm3_models, ...): refs, paths (every model of the module rebuilt),
+    path (name's) and w (its Weights, as _open_weights makes them). A test file takes
+    them with `refs, paths, path, w = one_model_fixtures(...)`."""
     import pytest
 
-    from llmlite.gguf import open_gguf
-    from llmlite.model import Weights
-
-    @pytest.fixture(scope="module", name="refs")
-    def refs_():
-        return load_npz(refs_path)
-
-    @pytest.fixture(scope="module", name="paths")
-    def paths_(tmp_path_factory, refs):
-        return rebuilt_models(module, refs, tmp_path_factory.mktemp(module.__name__))
+    refs_, paths_ = _refs_and_models(module, refs_path, "paths")
 
     @pytest.fixture(scope="module", name="path")
     def path_(paths):
@@ -253,9 +259,7 @@ def one_model_fixtures(module, refs_path, name: str):
 
     @pytest.fixture(scope="module", name="w")
     def w_(path):
-        g = open_gguf(path)
-        yield Weights(g, 512, n_batch=64, flash_attn=False)
-        g.close()
+        yield from _open_weights(path)
 
     return refs_, paths_, path_, w_
 
