@@ -97,16 +97,20 @@ NARROW = Shape(512, 1536, 8, 2)          # floor-bound: 3.2 MB a layer, ~1 us of
 WIDE = Shape(4096, 14336, 32, 8)         # bandwidth-bound: 232 MB a layer, gate + up 125 MB in one launch
 
 
-def write_model(path: Path, shape: Shape, n_layer: int) -> Path:
-    """a llama GGUF of n_layer layers of shape: Q8_0 matrices of zero codes and unit
-    scales (the kernels read every byte whatever the values), F32 norms of ones"""
+def write_model(path: Path, shape: Shape, n_layer: int, wtype: int | None = None, head_type: int | None = None) -> Path:
+    """a llama GGUF of n_layer layers of shape: matrices of type wtype (default Q8_0)
+    holding zero codes, Q8_0's with unit scales (the kernels read every byte whatever
+    the values), F32 norms of ones; the head tied to the embeddings, or an output.weight
+    of head_type. For timing and tracing, not for its tokens."""
     import numpy as np
 
+    from llmlite.gguf.constants import GGML_TYPES
     from llmlite.gguf.constants import GGMLType as Q
     from llmlite.gguf.constants import ValueType as V
     from llmlite.gguf.writer import TensorOut, encode, write_gguf
 
     d, hd = shape.n_embd, shape.n_embd // shape.n_head
+    wtype = int(Q.Q8_0) if wtype is None else wtype
     kvs = [("general.architecture", encode(V.STRING, "llama"))]
     for k, v in (("block_count", n_layer), ("context_length", 4096), ("embedding_length", d),
                  ("feed_forward_length", shape.n_ff), ("attention.head_count", shape.n_head),
@@ -119,19 +123,27 @@ def write_model(path: Path, shape: Shape, n_layer: int) -> Path:
         tensors.append(TensorOut(name, (n,), int(Q.F32), 4 * n))
         data.append(lambda n=n: np.ones(n, np.float32))
 
-    def q8(name, k, rows):
-        nbytes = rows * k // 32 * 34
-        tensors.append(TensorOut(name, (k, rows), int(Q.Q8_0), nbytes))
+    def matrix(name, k, rows, t=wtype):
+        _, per, size = GGML_TYPES[t]
+        nbytes = rows * k // per * size
+        tensors.append(TensorOut(name, (k, rows), t, nbytes))
 
         def blocks(nbytes=nbytes):
+            if t != int(Q.Q8_0):
+                return np.zeros(nbytes, np.uint8)
             b = np.zeros(nbytes // 34 * 17, np.uint16).reshape(-1, 17)
             b[:, 0] = 0x3C00                                 # d = 1.0 (F16), codes 0
             return b.reshape(-1).view(np.uint8)
         data.append(blocks)
 
-    tensors.append(TensorOut("token_embd.weight", (d, shape.n_vocab), int(Q.F32), 4 * d * shape.n_vocab))
-    data.append(lambda: np.random.default_rng(1).standard_normal(d * shape.n_vocab).astype(np.float32) * 0.1)
+    if d * shape.n_vocab <= 1 << 20:
+        tensors.append(TensorOut("token_embd.weight", (d, shape.n_vocab), int(Q.F32), 4 * d * shape.n_vocab))
+        data.append(lambda: np.random.default_rng(1).standard_normal(d * shape.n_vocab).astype(np.float32) * 0.1)
+    else:
+        matrix("token_embd.weight", d, shape.n_vocab, int(Q.Q8_0))
     f32("output_norm.weight", d)
+    if head_type is not None:
+        matrix("output.weight", d, shape.n_vocab, head_type)
     for il in range(n_layer):
         p = f"blk.{il}."
         f32(p + "attn_norm.weight", d)
@@ -139,7 +151,7 @@ def write_model(path: Path, shape: Shape, n_layer: int) -> Path:
         for name, k, rows in (("attn_q", d, d), ("attn_k", d, shape.n_head_kv * hd), ("attn_v", d, shape.n_head_kv * hd),
                               ("attn_output", d, d), ("ffn_gate", d, shape.n_ff), ("ffn_up", d, shape.n_ff),
                               ("ffn_down", shape.n_ff, d)):
-            q8(p + name + ".weight", k, rows)
+            matrix(p + name + ".weight", k, rows)
     write_gguf(path, kvs, tensors, lambda i: data[i]())
     return path
 
