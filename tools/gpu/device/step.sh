@@ -90,8 +90,38 @@ variants() { # full-offload tg128 without the decode graph, without the fused la
     echo "-- LLMLITE_CUDA_ACTQ=1"; LLMLITE_CUDA_ACTQ=1 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
 }
 
+speed() {    # the plan's constants timed on this GPU, cached in $LLMLITE_CACHE for the cliff's plans
+    python3 -c "from llmlite.device_costs import device_speed; print(device_speed('cuda').describe())" |
+        tee "$W/speed.txt"
+}
+llamacpp_build() {   # llama.cpp's CUDA build (tools/gpu/device/llamacpp.py): llama-bench only, sm_90
+    local d=$W/llamacpp cm=cmake
+    if ! command -v cmake >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --target "$W/cmake" "$W/models/$(model_file cmake-wheel)" ||
+            return 1
+        cm=$W/cmake/cmake/data/bin/cmake
+    fi
+    [ -d "$d/llama.cpp" ] || { mkdir -p "$d" && tar xJf "$W/models/$(model_file llamacpp-src)" -C "$d"; } || return 1
+    # shellcheck disable=SC2046
+    "$cm" -S "$d/llama.cpp" -B "$d/build" $(python3 tools/gpu/device/llamacpp.py cmake-args) > "$d/configure.log" 2>&1 ||
+        { tail -20 "$d/configure.log"; return 1; }
+    "$cm" --build "$d/build" --target llama-bench -j "$(nproc)" 2>&1 | tail -3
+    [ -x "$d/build/bin/llama-bench" ]
+}
+llamacpp_bench() {   # llama-bench -ngl 99 -p 512 -n 128, then the table against our cliff's 100% row
+    "$W/llamacpp/build/bin/llama-bench" -m "$W/models/$1" -ngl 99 -p 512 -n 128 -o json > "$W/llamacpp-$2.json" ||
+        return 1
+    cp "$W/llamacpp-$2.json" "$OUT/"
+    [ -f "$W/bench-$2.json" ] && python3 tools/gpu/device/llamacpp.py table "$W/llamacpp-$2.json" "$W/bench-$2.json"
+    return 0
+}
+lookup() {   # prompt lookup's decode speed-up with every layer on the GPU (the same tokens, checked)
+    python3 benchmarks/lookup_bench.py "$W/models/$1" -ngl all -n 128 --workloads .gpu/c1/lookup-workloads.jsonl |
+        tee "$W/lookup-$2.txt"
+}
+
 export W OUT
-export -f setup real_check cliff sanitize variants
+export -f setup real_check cliff sanitize variants speed llamacpp_build llamacpp_bench lookup model_file
 main() {
 echo "== call $N, $(date -u +%FT%TZ), $(hostname); slices here: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
 if [ ! -d .gpu/c1 ]; then
@@ -102,6 +132,7 @@ fi
 job setup 120 -- setup
 [ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; return 1; }
 models
+job speed 60 -- speed
 job gpu_check 380 -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh check
 for name in smollm2-135m gemma3-270m; do
     f=$(model_file $name) || continue
@@ -110,13 +141,22 @@ for name in smollm2-135m gemma3-270m; do
     job "cliff-$name" 300 -- cliff "$f" "$name"
     job "sanitize-$name" 300 optional -- sanitize "$f" "$name"
     job "variants-$name" 180 optional -- variants "$f"
+    src=$(model_file llamacpp-src 2>/dev/null) && ready "$src" && job llamacpp_build 330 optional -- llamacpp_build
+    [ -x "$W/llamacpp/build/bin/llama-bench" ] && job "llamacpp-$name" 150 optional -- llamacpp_bench "$f" "$name"
+    job "lookup-$name" 180 optional -- lookup "$f" "$name"
 done
 job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
 job races 300 optional -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races
 
 echo "== summary after call $N ($(el) s)"
 for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done
+[ -f "$W/speed.txt" ] && echo "  the plan's constants: $(cat "$W/speed.txt")"
 for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 tools/gpu/device/cliff_table.py "$f"; done
+for f in "$W"/llamacpp-*.json; do
+    n=${f##*/llamacpp-}; n=${n%.json}
+    [ -f "$W/bench-$n.json" ] && python3 tools/gpu/device/llamacpp.py table "$f" "$W/bench-$n.json"
+done
+for f in "$W"/lookup-*.txt; do [ -f "$f" ] && grep -h "overall" "$f"; done
 }
 
 main 2>&1 | tee "$LOG"          # the pipeline ends when tee has written everything
