@@ -285,13 +285,19 @@ def attribute(model: Path, ctx: int, n_ctx: int, text: str):
 
 # ---- the report ----------------------------------------------------------------------
 
-def report(model_name: str, full_layers: int, c, launches, ptx: dict | None, sms: int) -> dict:
+def report(model_name: str, full_layers: int, c, launches, ptx: dict | None, sms: int,
+           rule: list[int] | None = None) -> dict:
+    """rule: each layer's launches by the plan's rule (offload.layer_launches) over the
+    whole model, when its layers' types differ from the traced ones'"""
     groups = defaultdict(list)
     for L in launches:
         groups[L.layer if not isinstance(L.layer, int) else min(L.layer, 1)].append(L)
     per = {k: len(v) for k, v in groups.items()}
     step_launches = per.get("step", 0) + per.get(0, 0) + (full_layers - 1) * per.get(1, per.get(0, 0)) \
         + per.get("head", 0)
+    by_rule = None
+    if rule:    # the traced first layer's extra launches, then every layer as its types say
+        by_rule = per.get("step", 0) + per.get(0, 0) - rule[0] + sum(rule) + per.get("head", 0)
     kernels = {}
     for L in launches:
         key = kernel_key(L.name)
@@ -313,7 +319,8 @@ def report(model_name: str, full_layers: int, c, launches, ptx: dict | None, sms
     return {"model": model_name, "n_layer": full_layers, "launches_traced": len(launches),
             "launches_per_layer": per.get(1, per.get(0, 0)), "launches_first_layer": per.get(0, 0),
             "launches_step_own": per.get("step", 0), "launches_head": per.get("head", 0),
-            "launches_per_step": step_launches, "launches": rows,
+            "launches_per_step": step_launches, "launches_per_step_by_types": by_rule, "rule": rule,
+            "launches": rows,
             "kernels": {k: {**v, "grids": sorted(v["grids"])} for k, v in kernels.items()}}
 
 
@@ -322,6 +329,10 @@ def print_report(r: dict, sms: int) -> None:
     print(f"{r['model']}: one decode step, {r['n_layer']} layers: {r['launches_per_step']} launches "
           f"(the step's own {r['launches_step_own']} + first layer {r['launches_first_layer']} + "
           f"{r['n_layer'] - 1} x {r['launches_per_layer']} + head {r['launches_head']})")
+    rule = r.get("rule")
+    if rule and len(set(rule)) > 1:
+        print(f"  the layers' types differ: by the plan's rule per layer ({' '.join(map(str, rule))}), "
+              f"{r['launches_per_step_by_types']} launches")
     print(f"{'layer':>5}  {'kernel':<44} {'grid':>14} {'block':>9} {'blocks':>6} {'waves':>6}  "
           f"{'weights MB':>10} {'KV KB':>7} {'act KB':>7}  tensors")
     for x in r["launches"]:
@@ -373,6 +384,7 @@ def main() -> int:
         model = write_model(work / "shape.gguf", Shape(s["n_embd"], s["n_ff"], s["n_head"], s["n_head_kv"], s["n_vocab"]),
                             min(a.layers, full), int(GGMLType[s["wtype"]]), int(GGMLType[s["head_type"]]))
         name = f"{a.shape} shape ({s['wtype']}, head {s['head_type']})"
+        rule = None
     else:
         src = Path(a.model)
         if not src.is_file():
@@ -383,11 +395,16 @@ def main() -> int:
             full = ModelConfig.of(g).n_layer
         model = cut_model(src, min(a.layers, full), work / "cut.gguf")
         name = src.name
+        from llmlite.offload import layer_launches
+
+        with open_gguf(src) as g:
+            types = {n: t.type for n, t in g.tensors.items()}
+        rule = [layer_launches(types, il) for il in range(full)]
     lib = Path(a.emu_lib) if a.emu_lib else emulated_lib(ROOT / "build" / "kernel-report")
     text = trace_step(model, a.ctx, a.n_ctx, lib, work)
     c, launches = attribute(model, a.ctx, a.n_ctx, text)
     ptx = None if a.no_ptxas else parse_ptxas(Path(a.ptxas_log).read_text()) if a.ptxas_log else ptxas_info(work)
-    r = report(name, full, c, launches, ptx, a.sms)
+    r = report(name, full, c, launches, ptx, a.sms, rule)
     if a.json:
         print(json.dumps(r, default=list))
     else:
