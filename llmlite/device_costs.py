@@ -271,8 +271,7 @@ def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float 
     ck = cpu_key(threads)
     cpu = cache.get(ck)
     if cpu is None and measure:
-        cpu = measure_cpu()
-        _write_cache(ck, {**cpu, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        cpu = _measured(measure_cpu, ck, notes)
     if cpu is None:
         cpu, measured = {"cpu_layer_us": DEFAULT_CPU_LAYER_US}, False
         notes.append("CPU defaults")
@@ -282,8 +281,7 @@ def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float 
         gk = gpu_key(name, cuda_lib_path())
         gpu = cache.get(gk)
         if gpu is None and measure:
-            gpu = measure_gpu("cuda")
-            _write_cache(gk, {**gpu, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            gpu = _measured(lambda: measure_gpu("cuda"), gk, notes)
         what = name
     else:
         what = "no GPU here" if backend == "cuda" else "the CPU stand-in"
@@ -294,6 +292,18 @@ def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float 
         ("; ".join(notes) + ("" if "CPU defaults" in notes else f"; CPU measured, {threads} threads"))
     return Speed(cpu_gbs=gbs, cpu_layer_us=float(cpu["cpu_layer_us"]),
                  **{k: float(gpu[k]) for k in DEFAULT_GPU}, source=src, measured=measured)
+
+
+def _measured(fn, key: str, notes: list) -> dict | None:
+    """fn()'s figures, cached under key; None (and a note) where the timing failed: a
+    plan must not stop the run it is for"""
+    try:
+        got = fn()
+    except Exception as e:      # e.g. the device out of memory for the wide model
+        notes.append(f"the timing failed ({type(e).__name__}: {e})")
+        return None
+    _write_cache(key, {**got, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    return got
 
 
 def _cuda_name() -> str:

@@ -119,3 +119,16 @@ def test_without_a_gpu_the_gpu_side_is_the_defaults(tmp_path, monkeypatch):
     assert "GPU defaults" in sp.source and "CPU measured" in sp.source
     assert D.device_speed("cuda", cpu_gbs=10.0, threads=4, measure=False).cpu_layer_us == 42.0   # cached
     assert D.device_speed("cuda", cpu_gbs=10.0, threads=5, measure=False).cpu_layer_us == D.DEFAULT_CPU_LAYER_US
+
+
+def test_a_failed_timing_falls_back_to_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
+
+    def fails():
+        raise MemoryError("no room")
+
+    monkeypatch.setattr(D, "measure_cpu", fails)
+    sp = D.device_speed("cpu", cpu_gbs=10.0, threads=4)
+    assert sp.cpu_layer_us == D.DEFAULT_CPU_LAYER_US and not sp.measured
+    assert "the timing failed (MemoryError: no room)" in sp.source
+    assert not (tmp_path / "devices.json").exists()          # nothing cached: tried again next time
