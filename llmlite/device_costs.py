@@ -267,9 +267,11 @@ def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float 
     threads = threads or int(lib.llm_get_threads())
     gbs = cpu_gbs if cpu_gbs is not None else cpu_bandwidth_gbs(threads)
     cache = _read_cache()
-    notes, measured = [], True
+    notes, measured, t0 = [], True, time.perf_counter()
     ck = cpu_key(threads)
     cpu = cache.get(ck)
+    timed = (ck not in cache or backend == "cuda" and load_cuda()[0]
+             and gpu_key(device_name or _cuda_name(), cuda_lib_path()) not in cache) and measure
     if cpu is None and measure:
         cpu = _measured(measure_cpu, ck, notes)
     if cpu is None:
@@ -290,6 +292,8 @@ def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float 
         notes.append(f"GPU defaults, issue 24's H200 figures ({what})")
     src = ("measured on " + what + f", {threads} CPU threads") if measured else \
         ("; ".join(notes) + ("" if "CPU defaults" in notes else f"; CPU measured, {threads} threads"))
+    if timed:
+        src += f" (timed now, {time.perf_counter() - t0:.1f} s, once for this device: {_cache_file()})"
     return Speed(cpu_gbs=gbs, cpu_layer_us=float(cpu["cpu_layer_us"]),
                  **{k: float(gpu[k]) for k in DEFAULT_GPU}, source=src, measured=measured)
 
