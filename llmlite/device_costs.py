@@ -258,13 +258,15 @@ def gpu_key(name: str, lib_path: Path) -> str:
 def device_speed(backend: str = "cuda", *, measure: bool = True, cpu_gbs: float | None = None,
                  threads: int | None = None, device_name: str | None = None) -> Speed:
     """The Speed of this machine for a plan on backend: each side's figures from the
-    cache, else measured now (measure=True) and cached, else the defaults. backend
+    cache, else measured now (measure=True, unless LLMLITE_SPEED_TIMING=0) and cached,
+    else the defaults. backend
     "cpu" (the stand-in) and a CUDA backend without a usable device: the GPU side from
     the defaults. device_name: the GPU's name (None: asked of the loaded backend)."""
     from llmlite._lib import lib
     from llmlite.offload import cpu_bandwidth_gbs, cuda_lib_path, load_cuda
 
     threads = threads or int(lib.llm_get_threads())
+    measure = measure and settings.env_flag("LLMLITE_SPEED_TIMING", True)
     gbs = cpu_gbs if cpu_gbs is not None else cpu_bandwidth_gbs(threads)
     cache = _read_cache()
     notes, measured, t0 = [], True, time.perf_counter()

@@ -92,7 +92,8 @@ def test_measured_once_per_device_and_cached(emulated_cuda_lib, tmp_path):
     step of the measurement through the real span code), the next ones read
     devices.json, keyed by the device's name, the driver, the library's build and the
     CPU thread count"""
-    r = run_python(MEASURE, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_CACHE": tmp_path})
+    r = run_python(MEASURE, env={"LLMLITE_CUDA_LIB": emulated_cuda_lib, "LLMLITE_CACHE": tmp_path,
+                                 "LLMLITE_SPEED_TIMING": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.splitlines()[-1])
     a, b, c = out["a"], out["b"], out["c"]
@@ -110,6 +111,7 @@ def test_measured_once_per_device_and_cached(emulated_cuda_lib, tmp_path):
 
 
 def test_without_a_gpu_the_gpu_side_is_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLITE_SPEED_TIMING", "1")
     monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
     monkeypatch.setattr(D, "measure_cpu", lambda: {"cpu_layer_us": 42.0})
     import llmlite.offload as O
@@ -123,6 +125,7 @@ def test_without_a_gpu_the_gpu_side_is_the_defaults(tmp_path, monkeypatch):
 
 
 def test_a_failed_timing_falls_back_to_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLITE_SPEED_TIMING", "1")
     monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
 
     def fails():
@@ -133,3 +136,14 @@ def test_a_failed_timing_falls_back_to_the_defaults(tmp_path, monkeypatch):
     assert sp.cpu_layer_us == D.DEFAULT_CPU_LAYER_US and not sp.measured
     assert "the timing failed (MemoryError: no room)" in sp.source
     assert not (tmp_path / "devices.json").exists()          # nothing cached: tried again next time
+
+
+def test_timing_off_keeps_the_cache_and_the_defaults(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMLITE_CACHE", str(tmp_path))
+    monkeypatch.setenv("LLMLITE_SPEED_TIMING", "0")
+
+    def never():
+        raise AssertionError("timed")
+
+    monkeypatch.setattr(D, "measure_cpu", never)
+    assert D.device_speed("cpu", cpu_gbs=10.0, threads=4).cpu_layer_us == D.DEFAULT_CPU_LAYER_US
