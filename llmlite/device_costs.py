@@ -21,8 +21,10 @@ between a 2-layer and an 8-layer model of a narrow shape (floor-bound: its bytes
 ~1 us on a GPU), the per-step cost its intercept, the bandwidth one wide layer's bytes
 over its time. The narrow models' weights stay in the caches (8 layers are 26 MB: a
 GPU's L2, a server's L3): the slope is the floor alone, the bandwidth term is measured
-apart (the wide layer on the GPU, bench's probe on the CPU). Cached in cache_root()/devices.json under the device's name, its driver,
-the backend library's build id (a hash of the file) and the CPU thread count."""
+apart (the wide layer on the GPU, bench's probe on the CPU). Cached in
+cache_root()/devices.json under the device's name, its driver, the backend library's
+build id (a hash of the file) and the CPU thread count; LLMLITE_SPEED_TIMING=0 times
+nothing."""
 from __future__ import annotations
 
 import hashlib
@@ -32,14 +34,14 @@ import socket
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass  # noqa: F401 (asdict: for the callers)
 from pathlib import Path
 
 from llmlite import settings
 
 # launches of a decode layer whose Q/K/V share a type and whose gate/up share one
-# (csrc/cuda/README.md's launches-per-layer table); +1 for a V of another type, +2 for
-# gate and up of different types. The head: output norm, matmul, logits copy.
+# (csrc/cuda/README.md's launches-per-layer table; offload.layer_launches adds those of
+# other layers). The head: output norm, matmul, logits copy.
 BASE_LAUNCHES, HEAD_LAUNCHES = 6, 3
 
 
@@ -71,9 +73,9 @@ DEFAULT_GPU = dict(gpu_gbs=1200.0, gpu_launch_us=47.0 / 6, gpu_step_us=20.0)
 DEFAULT_CPU_LAYER_US = 85.0
 
 
-def default_speed(cpu_gbs: float, device: str = "") -> Speed:
+def default_speed(cpu_gbs: float) -> Speed:
     return Speed(cpu_gbs=cpu_gbs, cpu_layer_us=DEFAULT_CPU_LAYER_US, **DEFAULT_GPU,
-                 source=f"defaults (issue 24's H200 figures{'; not measured on ' + device if device else ''})")
+                 source="defaults (issue 24's H200 figures)")
 
 
 # ---- the measurement ----------------------------------------------------------------

@@ -65,8 +65,7 @@ def kernel_key(name: str) -> str:
             cut = i
             break
     head = name[:cut].strip()
-    if head.startswith("void "):
-        head = head[5:]
+    head = head.removeprefix("void ")
     return head
 
 
@@ -372,8 +371,8 @@ def main() -> int:
     if bool(a.model) == bool(a.shape):
         ap.error("a model or --shape")
     work = Path(tempfile.mkdtemp(prefix="kernel-report-"))
-    from llmlite.gguf import open_gguf
     from llmlite.config import ModelConfig
+    from llmlite.gguf import open_gguf
 
     if a.shape:
         from llmlite.device_costs import Shape, write_model
