@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import run_python
 
 from llmlite import device_costs as D
 from llmlite.offload import model_costs, plan_split
+
+from helpers import run_python
 
 # `llmlite bench SmolLM2-135M-Instruct.Q4_1 -ngl 0,25%,50%,75%,100%` on the H200 machine
 # (16 CPU threads): tg128 t/s at 0, 7, 15, 22 and 30 of the 30 layers on the GPU
