@@ -194,3 +194,4 @@ def test_step_script_has_the_issue_24_jobs():
                 "job span_bench ", "job races "):
         assert job in s, job
     assert "llamacpp.py table" in s and 'grep -h "overall"' in s and "speed.txt" in s
+    assert "span_bench.txt" in s and "ERROR SUMMARY" in s

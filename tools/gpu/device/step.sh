@@ -119,9 +119,17 @@ lookup() {   # prompt lookup's decode speed-up with every layer on the GPU (the 
     python3 benchmarks/lookup_bench.py "$W/models/$1" -ngl all -n 128 --workloads .gpu/c1/lookup-workloads.jsonl |
         tee "$W/lookup-$2.txt"
 }
+span_bench() {   # span_check's timed shapes (SmolLM2's, the llama-1B one): prefill and decode ms/token
+    set -o pipefail
+    build/cuda/span_check build/cuda/libllmlite_cuda.so bench | tee "$W/span_bench.txt"
+}
+races() {        # compute-sanitizer racecheck and synccheck on span_check quick
+    set -o pipefail
+    env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races | tee "$W/races.txt"
+}
 
 export W OUT
-export -f setup real_check cliff sanitize variants speed llamacpp_build llamacpp_bench lookup model_file
+export -f setup real_check cliff sanitize variants speed llamacpp_build llamacpp_bench lookup model_file span_bench races
 main() {
 echo "== call $N, $(date -u +%FT%TZ), $(hostname); slices here: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
 if [ ! -d .gpu/c1 ]; then
@@ -145,8 +153,8 @@ for name in smollm2-135m gemma3-270m; do
     [ -x "$W/llamacpp/build/bin/llama-bench" ] && job "llamacpp-$name" 150 optional -- llamacpp_bench "$f" "$name"
     job "lookup-$name" 180 optional -- lookup "$f" "$name"
 done
-job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
-job races 300 optional -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races
+job span_bench 120 optional -- span_bench
+job races 300 optional -- races
 
 echo "== summary after call $N ($(el) s)"
 for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done
@@ -157,6 +165,8 @@ for f in "$W"/llamacpp-*.json; do
     [ -f "$W/bench-$n.json" ] && python3 tools/gpu/device/llamacpp.py table "$f" "$W/bench-$n.json"
 done
 for f in "$W"/lookup-*.txt; do [ -f "$f" ] && grep -h "overall" "$f"; done
+[ -f "$W/span_bench.txt" ] && grep -hE "shape: [0-9]+ layers|prefill 512|decode at pos" "$W/span_bench.txt"
+[ -f "$W/races.txt" ] && grep -hE "ERROR SUMMARY|compute-sanitizer .*: exit" "$W/races.txt"
 }
 
 main 2>&1 | tee "$LOG"          # the pipeline ends when tee has written everything
