@@ -190,8 +190,8 @@ def test_step_script_has_the_issue_24_jobs():
     """the side-by-side, prompt lookup on the GPU, the plan's constants, span_check bench
     and the race checks: each a job whose result the summary prints"""
     s = (KIT / "step.sh").read_text()
-    for job in ("job speed ", "job llamacpp_build ", 'job "llamacpp-$name"', 'job "lookup-$name"',
+    for job in ("job speed ", "llamacpp_start\n", 'job "llamacpp-$name"', 'job "lookup-$name"',
                 "job span_bench ", "job races "):
         assert job in s, job
     assert "llamacpp.py table" in s and 'grep -h "overall"' in s and "speed.txt" in s
-    assert "span_bench.txt" in s and "ERROR SUMMARY" in s
+    assert "span_bench.txt" in s and "ERROR SUMMARY" in s and "llamacpp_wait 180" in s

@@ -6,13 +6,13 @@ go over in slices).
   python3 tools/gpu/device/pack.py [--models smollm2-135m gemma3-270m]
 
 c1 holds MANIFEST.json, the wheels the device's Python 3.12 lacks (cffi, pycparser),
-the perplexity corpus, prompt lookup's workloads, the prebuilt extension
-(llmlite/_llmlite.abi3.so) and CUDA build (build/cuda: `sh tools/gpu/gpu_check.sh
-quick` makes it), and the first bytes of the stream; c2.. the next bytes. The stream:
-the files back to back, the first model, then llama.cpp's trimmed sources
-(llamacpp.py, ~1.7 MiB) and a cmake wheel (for a machine without cmake), then the other
-models: the side-by-side with llama.cpp's CUDA build can start once the first model is
-there (--no-llamacpp leaves the two out).
+the perplexity corpus, prompt lookup's workloads, llama.cpp's trimmed sources
+(llamacpp.py, ~1.7 MiB: step.sh builds them in the background from call 1), the
+prebuilt extension (llmlite/_llmlite.abi3.so) and CUDA build (build/cuda: `sh
+tools/gpu/gpu_check.sh quick` makes it), and the first bytes of the stream; c2.. the
+next bytes. The stream: the files back to back, the first model, a cmake wheel (27 MiB,
+for a machine without cmake), the other models (--no-llamacpp leaves the sources and
+the wheel out).
 Then call k of the device tool carries [".gpu/ck"] and runs
 `bash tools/gpu/device/step.sh`: see csrc/cuda/README.md."""
 from __future__ import annotations
@@ -100,9 +100,9 @@ def write_slices(models: list[dict], paths: list[Path], calls: list[dict], out: 
                         w.write(f.read(hi - lo))
 
 
-def llamacpp_files(out: Path) -> dict[str, Path]:
+def llamacpp_files(out: Path) -> tuple[Path, Path]:
     """llama.cpp's trimmed sources (built from the llama-cpp-python sdist under /work/ref)
-    and a cmake wheel for the device's Python, into out: stream name -> file"""
+    and a cmake wheel for the device's Python, into out"""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import llamacpp
 
@@ -115,7 +115,7 @@ def llamacpp_files(out: Path) -> dict[str, Path]:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                     "--python-version", PY, "--implementation", "cp", "--platform", "manylinux2014_x86_64",
                     "--platform", "manylinux_2_17_x86_64", "-d", str(whl), "cmake<4"], check=True)
-    return {"llamacpp-src": tar, "cmake-wheel": next(whl.glob("cmake-*.whl"))}
+    return tar, next(whl.glob("cmake-*.whl"))
 
 
 def main() -> int:
@@ -146,10 +146,11 @@ def main() -> int:
 
     paths = [Path(ensure_model(name)) for name in a.models]
     names = list(a.models)
-    if not a.no_llamacpp:
-        extra = llamacpp_files(out)
-        paths[1:1] = list(extra.values())
-        names[1:1] = list(extra)
+    if not a.no_llamacpp:        # the sources in c1 (the build starts at once), the wheel after the first model
+        tar, whl = llamacpp_files(out)
+        shutil.copy(tar, c1 / "llamacpp.tar.xz")
+        paths.insert(1, whl)
+        names.insert(1, "cmake-wheel")
     models = describe(paths, names)
     base = tree_bytes() + SLACK
     c1_bytes = sum(f.stat().st_size for f in c1.rglob("*") if f.is_file()) + 4096
