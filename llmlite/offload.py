@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmlite import settings
 from llmlite.config import ModelConfig, layer_of
-from llmlite.device_costs import Speed
+from llmlite.device_costs import BASE_LAUNCHES, HEAD_LAUNCHES, Speed
 
 MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
@@ -56,8 +56,8 @@ class ModelCosts:
     # what a decode token reads of layer i's weights: all of them, except the experts of a
     # mixture of experts, of which it reads the n_expert_used it is routed to (empty: all)
     layer_read: list[int] = field(default_factory=list)
-    # a decode layer's launches on the GPU (device_costs.BASE_LAUNCHES, more where its
-    # V or its gate/up matrices have types of their own; empty: the base everywhere)
+    # a decode layer's launches on the GPU (layer_launches: more where Q/K/V or gate/up
+    # are of several types; empty: device_costs.BASE_LAUNCHES everywhere)
     layer_launches: list[int] = field(default_factory=list)
 
 
@@ -218,8 +218,6 @@ def layer_launches(types: dict, il: int) -> int:
     enq_layer): the base counts one launch for Q/K/V, which fuse when they share a type
     (one more for each further type among them), and one for gate + up + activation,
     which fuse when the two share a type (three launches when they do not)"""
-    from llmlite.device_costs import BASE_LAUNCHES
-
     qkv = {types[k] for k in (f"blk.{il}.attn_{m}.weight" for m in "qkv") if k in types}
     gate, up = types.get(f"blk.{il}.ffn_gate.weight"), types.get(f"blk.{il}.ffn_up.weight")
     return BASE_LAUNCHES + max(len(qkv) - 1, 0) + (2 if gate is not None and up is not None and gate != up else 0)
@@ -314,8 +312,6 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, sp: Speed) -> tuple[Side, Si
     a layer's bytes are its weights (a mixture of experts: the experts a token reads) +
     the KV its attention reads at kv_fill tokens (min(kv_fill, window) on
     sliding-window layers)."""
-    from llmlite.device_costs import BASE_LAUNCHES, HEAD_LAUNCHES
-
     n = c.n_layer
     head_gpu = n_gpu == n
     sides = []
