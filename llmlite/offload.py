@@ -17,7 +17,7 @@ from pathlib import Path
 
 from llmlite import settings
 from llmlite.config import ModelConfig, layer_of
-from llmlite.device_costs import BASE_LAUNCHES, HEAD_LAUNCHES, Speed
+from llmlite.device_costs import BASE_LAUNCHES, HEAD_LAUNCHES, Speed, default_speed, device_speed
 
 MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
@@ -361,8 +361,6 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
     vram_free - margin (0 without a GPU, vram_free None); an int: as asked, capped at
     n_layer; "all": n_layer. speed: the estimate's constants (None: the defaults with
     the placeholder CPU bandwidth, device_costs.default_speed); kv_fill: tokens in the cache."""
-    from llmlite.device_costs import default_speed
-
     sp = speed or default_speed(DEFAULT_CPU_GBS)
     n = costs.n_layer
     budget = None if vram_free is None else vram_free - margin
@@ -510,8 +508,6 @@ def choose_layers(g, n_ctx: int, n_batch: int, gpu_layers, backend: str = "cuda"
         if not ok:
             quiet = gpu_layers == "auto" and not cuda_lib_path().is_file()
             return 0, None, "" if quiet else f"{why}: running on the CPU"
-    from llmlite.device_costs import device_speed
-
     costs = model_costs(g, n_ctx, n_batch, backend)
     if backend == "cpu":                   # the stand-in: the same memory, no launches
         gbs = cpu_bandwidth_gbs()
