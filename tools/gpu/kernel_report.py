@@ -19,7 +19,8 @@ Bytes: what a launch is handed, from the shapes: the weight tensors its argument
 at (each as the span's copy of it, all its bytes: a matmul reads its matrix once), the
 K/V cache of a layer it points into (the positions in the cache, of every KV head, K and V apart,
 so the Q/K stage, which writes one position, shows the cache it is handed, not its
-write), and the activations: one token's row of each scratch buffer it points into
+write; the cache is found where span_layout.h puts it, K then V at the end of the
+span's buffer allocation, each [layer][kv head][n_ctx][head_dim] F16), and the activations: one token's row of each scratch buffer it points into
 (a buffer's extent: to the next buffer a launch points at, over n_batch rows).
 
 Occupancy: `nvcc -Xptxas -v` over csrc/cuda/*.cu (the Makefile's flags), each kernel's
