@@ -72,7 +72,6 @@
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
-#define ATTN_MAX_BLOCKS 64          /* blocks per (head, token) in attention */
 #define IN_HEADER LLMCUDA_IN_HEADER /* bytes before x in the input buffers: the position (int) */
 #define PINNED_LOGIT_ROWS 16
 #define RES_FUSE_MAX 8              /* up to this many tokens: residual + norm fused into the matmul */
@@ -536,13 +535,12 @@ static int ffn_glu(span *s, const dtensor *L, int n) {
 }
 
 /* attention launch geometry: chunks = partial slots per (token, head); tokens per launch */
-typedef struct { int pstride, nblk, group; } attn_plan;
+typedef struct { int pstride, group; } attn_plan;
 
 static attn_plan plan_attention(const span *s, int n, int pos, int graph) {
     attn_plan a;
     a.pstride = graph ? s->max_chunks : (pos + n + ATTN_CHUNK - 1) / ATTN_CHUNK;
     if (a.pstride > s->max_chunks) a.pstride = s->max_chunks;
-    a.nblk = a.pstride < ATTN_MAX_BLOCKS ? a.pstride : ATTN_MAX_BLOCKS;
     long long g = s->part_slots / ((long long)s->c.n_head * a.pstride);
     a.group = (int)(g < 1 ? 1 : g > n ? n : g);
     return a;
@@ -596,7 +594,7 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     at.n_head = c->n_head; at.n_head_kv = c->n_head_kv; at.hd = hd; at.n_ctx = s->n_ctx;
     at.window = swa ? c->sliding_window : 0;
     at.scale = c->attn_scale;
-    at.pstride = ap->pstride; at.nblk = ap->nblk;
+    at.pstride = ap->pstride;
     for (int t0 = 0; t0 < n; t0 += ap->group) CK(cu_attention(&at, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
 
     if (mm_residual_step(s, &L[LLM_T_ATTN_OUT], s->att, (const float *)L[LLM_T_POST_ATTN_NORM].d,
