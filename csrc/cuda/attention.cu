@@ -24,13 +24,14 @@
  * The work split (which thread does which query, how many queries share a block, the
  * sub-tile size) changes only who computes each of those chains, not the chains. */
 #include <math.h>
-#include "ops.cuh"
+#include "qk_stage.cuh"
 
 #define AT_THREADS 128
 #define AT_MAX_Q 16                          /* queries (heads x tokens) a block holds */
 #define AT_Q_FLOATS 2048                     /* their Q rows: queries x head_dim <= this */
 #define AT_TILE_HALVES (128 * 72)            /* a K or V sub-tile: KT rows of head_dim + 8 halves */
 #define AT_ACC (AT_Q_FLOATS / 2 / AT_THREADS) /* output pairs per thread: (query, i) pairs over 128 threads */
+static_assert(AT_THREADS == QK_THREADS, "the decode form runs qk_stage.cuh's rows: the norm's tree is the block's");
 
 __device__ __forceinline__ int attn_lo(const attn_params &p, int pos) {
     return p.window > 0 && pos - p.window + 1 > 0 ? pos - p.window + 1 : 0;
@@ -42,10 +43,12 @@ __device__ __forceinline__ float key_dot(const float *qs, const __half *k, int h
     float s0 = 0.0f, s1 = 0.0f;
     if ((hd & 7) == 0) {
         const uint4 *kr = (const uint4 *)k;
+        const float4 *q4 = (const float4 *)qs;                  /* 16-byte aligned: qs and hd % 8 == 0 */
         for (int c = 0; c < hd / 8; c++) {
             const uint4 v = kr[c];
-            const float *qc = qs + 8 * c;
+            const float4 qa = q4[2 * c], qb = q4[2 * c + 1];
             const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+            const float qc[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
 UNROLL
             for (int j = 0; j < 4; j++) {
                 __half2 h;
@@ -122,44 +125,49 @@ template <> struct at_piece<16> { typedef uint4 T; };
 template <> struct at_piece<4> { typedef uint32_t T; };
 #define AT_NPER(W) (AT_TILE_HALVES * 2 / (W) / AT_THREADS)
 
+/* f(r, row, piece) for each piece a thread moves: register r holds piece
+ * threadIdx.x + r*AT_THREADS of the rows, ppr pieces a row */
+template <int W, class F> __device__ __forceinline__ void tile_pieces(int ppr, int nrows, F f) {
+    const int total = nrows * ppr;
+UNROLL
+    for (int r = 0; r < AT_NPER(W); r++) {
+        const int i = threadIdx.x + r * AT_THREADS;
+        if (i < total) {
+            const int row = i / ppr;
+            f(r, row, i - row * ppr);
+        }
+    }
+}
+
+/* rows k0..k0+nrows-1 of X (rows of hd halves) into the registers */
 template <int W>
 __device__ __forceinline__ void tile_load(typename at_piece<W>::T (&reg)[AT_NPER(W)], const __half *X, int hd,
                                           int k0, int nrows) {
     typedef typename at_piece<W>::T T;
-    const int ppr = hd * 2 / W, total = nrows * ppr;
-UNROLL
-    for (int r = 0; r < AT_NPER(W); r++) {
-        const int i = threadIdx.x + r * AT_THREADS;
-        if (i < total) {
-            const int row = i / ppr;
-            reg[r] = ((const T *)(X + (size_t)(k0 + row) * hd))[i - row * ppr];
-        }
-    }
+    tile_pieces<W>(hd * 2 / W, nrows, [&](int r, int row, int pc) { reg[r] = ((const T *)(X + (size_t)(k0 + row) * hd))[pc]; });
 }
 
+/* and from the registers into rows row0.. of the shared tile S (stride rs halves) */
 template <int W>
 __device__ __forceinline__ void tile_store(const typename at_piece<W>::T (&reg)[AT_NPER(W)], __half *S, int rs, int hd,
                                            int row0, int nrows) {
     typedef typename at_piece<W>::T T;
-    const int ppr = hd * 2 / W, total = nrows * ppr;
-UNROLL
-    for (int r = 0; r < AT_NPER(W); r++) {
-        const int i = threadIdx.x + r * AT_THREADS;
-        if (i < total) {
-            const int row = i / ppr;
-            ((T *)(S + (size_t)(row0 + row) * rs))[i - row * ppr] = reg[r];
-        }
-    }
+    tile_pieces<W>(hd * 2 / W, nrows, [&](int r, int row, int pc) { ((T *)(S + (size_t)(row0 + row) * rs))[pc] = reg[r]; });
 }
 
+/* fold (decode, one token; attn_folds): the block computes its Q rows from the raw
+ * Q/K/V (qk_stage.cuh, the bits of qk_kernel), and the block of the last chunk also
+ * the token's K and V rows, which it writes into the cache before it reads the chunk */
 template <int W>
-__global__ void __launch_bounds__(AT_THREADS, 4) attn_kernel(attn_params p, attn_geom g, int t0, int n) {
+__global__ void __launch_bounds__(AT_THREADS, 4) attn_kernel(attn_params p, attn_geom g, int t0, int n, qk_params qp,
+                                                            int fold) {
     typedef typename at_piece<W>::T T;
-    __shared__ float qs[AT_Q_FLOATS];
+    __shared__ float4 qs_raw[AT_Q_FLOATS / 4];            /* float4: key_dot's 16-byte reads */
     __shared__ float sc[AT_MAX_Q][ATTN_CHUNK];          /* scores, then p */
     __shared__ uint4 tile_raw[AT_TILE_HALVES / 8];
     __shared__ int qlo[AT_MAX_Q], qhi[AT_MAX_Q];         /* a query's keys in this chunk (chunk-relative) */
     __half *tile = (__half *)tile_raw;
+    float *qs = (float *)qs_raw;
     const int hd = p.hd, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const at_block b = block_queries(p, g, n, blockIdx.y, blockIdx.z);
     const int pos_first = *p.pos0 + t0 + b.tl0, pos_last = pos_first + b.tt - 1;
@@ -167,9 +175,20 @@ __global__ void __launch_bounds__(AT_THREADS, 4) attn_kernel(attn_params p, attn
     const int c = c_first + blockIdx.x, cb = c * ATTN_CHUNK;
     if (c > c_last) return;                              /* the whole block, before any barrier */
 
-    for (int j = threadIdx.x; j < b.nq * hd; j += AT_THREADS) {
-        const int q = j / hd, i = j - q * hd;
-        qs[j] = round_f16(p.q[((size_t)(t0 + b.tl0 + q / b.gh) * p.n_head + b.h0 + q % b.gh) * hd + i]);
+    if (fold) {                                          /* b.nq == b.gh: one token */
+        __shared__ double sh[32];
+        const int with_kv = c == c_last;                 /* uniform over the block */
+        for (int r = 0; r < b.gh; r++) qk_load(qp, 1, b.h0 + r, t0, qs + r * hd);
+        if (with_kv) qk_load(qp, 0, b.kvh, t0, qs + b.gh * hd);
+        qk_finish(qp, qs, b.gh + with_kv, b.gh, pos_first, sh);
+        if (with_kv) qk_store_kv(qp, b.kvh, t0, pos_first, qs + b.gh * hd);
+        for (int j = threadIdx.x; j < b.nq * hd; j += AT_THREADS) qs[j] = round_f16(q_final(qp, qs[j]));
+        __syncthreads();                                 /* the new K/V row in the cache before the loads */
+    } else {
+        for (int j = threadIdx.x; j < b.nq * hd; j += AT_THREADS) {
+            const int q = j / hd, i = j - q * hd;
+            qs[j] = round_f16(p.q[((size_t)(t0 + b.tl0 + q / b.gh) * p.n_head + b.h0 + q % b.gh) * hd + i]);
+        }
     }
     if ((int)threadIdx.x < b.nq) {
         const int pos = pos_first + (int)threadIdx.x / b.gh;
@@ -297,8 +316,17 @@ static attn_geom attn_geometry(int n_head, int n_head_kv, int hd, int n) {
     return g;
 }
 
-cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st) {
+int cu_attention_folds(const attn_params *p, int n) {
     const attn_geom g = attn_geometry(p->n_head, p->n_head_kv, p->hd, n);
+    return n == 1 && g.nsplit == 1 && (g.gh + 1) * p->hd <= AT_Q_FLOATS;   /* the K row beside the Q rows */
+}
+
+cudaError_t cu_attention(const attn_params *p, const qk_params *qk, int t0, int n, cudaStream_t st) {
+    const attn_geom g = attn_geometry(p->n_head, p->n_head_kv, p->hd, n);
+    qk_params qp;
+    memset(&qp, 0, sizeof qp);
+    const int fold = qk && cu_attention_folds(p, n);
+    if (fold) qp = *qk;
     /* chunks of a block's tile: at most pstride (the slots cover every token's chunks),
      * and on sliding-window layers at most those of window + tt - 1 keys */
     int nx = p->pstride;
@@ -307,8 +335,8 @@ cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st) {
         if (w < nx) nx = w;
     }
     const dim3 grid(nx, p->n_head_kv * g.nsplit, (n + g.tt - 1) / g.tt);
-    if (p->hd % 8 == 0) attn_kernel<16><<<grid, AT_THREADS, 0, st>>>(*p, g, t0, n);
-    else attn_kernel<4><<<grid, AT_THREADS, 0, st>>>(*p, g, t0, n);
+    if (p->hd % 8 == 0) attn_kernel<16><<<grid, AT_THREADS, 0, st>>>(*p, g, t0, n, qp, fold);
+    else attn_kernel<4><<<grid, AT_THREADS, 0, st>>>(*p, g, t0, n, qp, fold);
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || p->count) return e;
     attn_combine_kernel<<<dim3(grid.y, grid.z), AT_THREADS, 0, st>>>(*p, g, t0, n);

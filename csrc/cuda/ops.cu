@@ -16,11 +16,11 @@
 #include <math.h>
 #include "ops.cuh"
 #include "rowops.cuh"
+#include "qk_stage.cuh"
 
 /* as residual_row's block: the same double-sum tree, so a span starting at layer l
  * normalises l's input with the bits that layer l-1's residual would have given */
 #define NORM_THREADS RES_THREADS
-#define QK_THREADS 128
 #define AT_MAX_HD 512                 /* LLM_MAX_HEAD_DIM */
 
 /* ---- norms ---- */
@@ -56,49 +56,15 @@ cudaError_t cu_residual(float *x, const float *o, const float *post, const float
 __global__ void __launch_bounds__(QK_THREADS) qk_kernel(qk_params p) {
     __shared__ float buf[AT_MAX_HD];
     __shared__ double sh[32];
-    const int hd = p.hd, t = blockIdx.y;
+    const int t = blockIdx.y, pos = *p.pos0 + t;
     const int is_q = (int)blockIdx.x < p.n_head, h = is_q ? blockIdx.x : blockIdx.x - p.n_head;
-    const int pos = *p.pos0 + t;
-    const float *src = is_q ? p.q_in + (size_t)t * p.q_stride + (size_t)h * hd
-                            : p.k_in + (size_t)t * p.kv_stride + (size_t)h * hd;
-    const float *bias = is_q ? p.bq : p.bk, *nw = is_q ? p.qn : p.kn;
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float v = src[i];
-        if (bias) v = v + bias[(size_t)h * hd + i];
-        buf[i] = v;
-    }
-    if (nw) {                                                /* each thread: its own elements */
-        const float sc = row_inv_rms(buf, hd, p.eps, sh);
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) buf[i] = mul_rn(buf[i], sc) * nw[i];
-    }
-    __syncthreads();
-    if (p.n_rot > 0) {
-        const int half = p.n_rot / 2;
-        for (int i = threadIdx.x; i < half; i += blockDim.x) {   /* one thread per rotated pair */
-            float theta = (float)pos;
-            for (int j = 0; j < i; j++) theta = mul_rn(theta, p.theta_scale);
-            float a = theta / (p.freq ? p.freq[i] : 1.0f);
-            a = mul_rn(p.rope_scale, a);
-            const float c = cosf(a), s = sinf(a);
-            const int i0 = p.neox ? i : 2 * i, i1 = p.neox ? i + half : 2 * i + 1;
-            const float x0 = buf[i0], x1 = buf[i1];
-            buf[i0] = fmaf(x0, c, -mul_rn(x1, s));
-            buf[i1] = fmaf(x0, s, mul_rn(x1, c));
-        }
-        __syncthreads();
-    }
+    qk_load(p, is_q, h, t, buf);
+    qk_finish(p, buf, 1, is_q, pos, sh);
     if (is_q) {
-        float *out = p.q_out + (size_t)t * p.n_head * hd + (size_t)h * hd;
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) out[i] = p.q_prescale != 1.0f ? buf[i] * p.q_prescale : buf[i];
+        float *out = p.q_out + (size_t)t * p.n_head * p.hd + (size_t)h * p.hd;
+        for (int i = threadIdx.x; i < p.hd; i += blockDim.x) out[i] = q_final(p, buf[i]);
     } else {
-        const size_t off = ((size_t)h * p.n_ctx + pos) * hd;
-        const float *vs = p.v_in + (size_t)t * p.kv_stride + (size_t)h * hd;
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-            float v = vs[i];
-            if (p.bv) v = v + p.bv[(size_t)h * hd + i];
-            p.kc[off + i] = __float2half_rn(buf[i]);
-            p.vc[off + i] = __float2half_rn(v);
-        }
+        qk_store_kv(p, h, t, pos, buf);
     }
 }
 

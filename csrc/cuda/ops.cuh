@@ -52,8 +52,14 @@ typedef struct {
     float scale;
     int pstride;                       /* partial slots per (token, head) > any token's last chunk */
 } attn_params;
-/* attention of tokens t0..t0+n-1 (the partials of token t0+i in slot i) */
-cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st);
+/* attention of tokens t0..t0+n-1 (the partials of token t0+i in slot i). qk (NULL:
+ * none; else the Q/K stage of these tokens, not yet run): where cu_attention_folds,
+ * the attention does that stage itself (decode: one launch less, the same bits);
+ * otherwise the caller runs cu_qk_stage first and passes NULL */
+cudaError_t cu_attention(const attn_params *p, const qk_params *qk, int t0, int n, cudaStream_t st);
+/* 1 where the attention of n tokens can take their Q/K stage (one token, the query
+ * heads of a KV head in one block, their Q rows and the K row in its shared memory) */
+int cu_attention_folds(const attn_params *p, int n);
 
 /* out row t = act(g row t) * (u row t), rows of ff at stride `stride` in g and u, out
  * rows of ff (out may be g when stride == ff). gelu: GELU-tanh (llama.cpp's F16 table

@@ -31,15 +31,16 @@
  * A layer's launches (enq_layer), n tokens:
  *   1  Q/K/V matmuls: one launch for the matrices of one weight type (cu_matmul_set);
  *      a fused attn_qkv is one matrix anyway
- *   1  Q/K stage (bias, q/k norm, RoPE, KV cache write)
- *   1  attention; its last block per (token, head) merges the partials
+ *   1  Q/K stage (bias, q/k norm, RoPE, KV cache write); none in fused decode, where
+ *      the attention computes it (cu_attention_folds)
+ *   1  attention; its last block per (token tile, KV head) merges the partials
  *   1  attn_out matmul; for n <= RES_FUSE_MAX its last block does the residual (+ post
  *      norm) and ffn_norm (cu_matmul_residual), else + 1 residual launch
  *   1  gate + up + gated activation (cu_matmul_glu) where gate and up share a type
  *      (always for a fused ffn_up), else 3: gate, up, activation
  *   1  ffn_down matmul with the residual and the next layer's attn_norm, as attn_out
- * = 6 per layer for SmolLM2-135M (Q4_1 throughout) in decode, 8 for n > RES_FUSE_MAX;
- * Gemma 3 files with a Q8_0 attn_v beside Q5_0 attn_q/attn_k: 7 on those layers (+2
+ * = 5 per layer for SmolLM2-135M (Q4_1 throughout) in decode, 9 for n > RES_FUSE_MAX;
+ * Gemma 3 files with a Q8_0 attn_v beside Q5_0 attn_q/attn_k: 6 on those layers (+2
  * where ffn_gate and ffn_up differ in type). Before the fusions it was 13 per layer
  * (Q, K, V, qk, attention, combine, attn_out, residual, gate, up, activation, down,
  * residual) for both. Per step add the input copy, the first layer's attn_norm, and
@@ -584,7 +585,6 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     qp.theta_scale = c->n_rot > 0 ? powf(swa ? c->rope_base_swa : c->rope_base, -2.0f / (float)c->n_rot) : 1.0f;
     qp.rope_scale = swa ? c->rope_scale_swa : c->rope_scale;
     qp.q_prescale = c->q_prescale;
-    CK(cu_qk_stage(&qp, n, s->st));
 
     attn_params at;
     memset(&at, 0, sizeof at);
@@ -595,7 +595,11 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     at.window = swa ? c->sliding_window : 0;
     at.scale = c->attn_scale;
     at.pstride = ap->pstride;
-    for (int t0 = 0; t0 < n; t0 += ap->group) CK(cu_attention(&at, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
+    /* decode, fused: the attention computes the Q/K stage itself (one launch less) */
+    const int fold = s->fuse && cu_attention_folds(&at, n);
+    if (!fold) CK(cu_qk_stage(&qp, n, s->st));
+    for (int t0 = 0; t0 < n; t0 += ap->group)
+        CK(cu_attention(&at, fold ? &qp : NULL, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
 
     if (mm_residual_step(s, &L[LLM_T_ATTN_OUT], s->att, (const float *)L[LLM_T_POST_ATTN_NORM].d,
                          (const float *)L[LLM_T_FFN_NORM].d, n))

@@ -314,6 +314,13 @@ static llm_config base_cfg(void) {
     return c;
 }
 
+/* head_dim 36: rows not 16-byte aligned (the attention's 4-byte path) */
+static llm_config hd36_cfg(void) {
+    llm_config c = base_cfg();
+    c.head_dim = 36; c.n_rot = 36; c.n_embd = 160; c.attn_scale = 1.0f / 6.0f;
+    return c;
+}
+
 typedef struct { const char *name; llm_config c; shape_opts o; } arch_case;
 
 static int n_arch_cases(arch_case *a) {
@@ -593,8 +600,7 @@ static void checks_attn(model *m) {
         if (a == 2) check_long(m);
         free_model(m);
     }
-    llm_config c = base_cfg();
-    c.head_dim = 36; c.n_rot = 36; c.n_embd = 160; c.attn_scale = 1.0f / 6.0f;
+    llm_config c = hd36_cfg();
     const shape_opts o = {0};
     build(m, &c, T_F16, T_Q8_0, &o, 300);
     check_model("head_dim 36 (F16)", m, 1);
@@ -661,8 +667,7 @@ static void checks_all(model *m, int quick) {
         free_model(m);
     }
     {   /* head_dim 36: the attention's unaligned-row path; F16 weights (k = 144) */
-        llm_config c = base_cfg();
-        c.head_dim = 36; c.n_rot = 36; c.n_embd = 160; c.attn_scale = 1.0f / 6.0f;
+        const llm_config c = hd36_cfg();
         const shape_opts o = {0};
         build(m, &c, T_F16, T_Q8_0, &o, 300);
         check_model("head_dim 36 (F16)", m, 1);
