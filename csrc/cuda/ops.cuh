@@ -32,27 +32,34 @@ typedef struct {
 /* ST_QK of forward.c for n tokens: one block per (head, token) */
 cudaError_t cu_qk_stage(const qk_params *p, int n, cudaStream_t st);
 
-/* attention keys are cut into chunks of ATTN_CHUNK positions counted from the first
- * visible key; each chunk gives a partial (max, sum, unnormalised output) and the
- * combine merges a token's partials in chunk order, so a token's result does not
- * depend on the batch it is in nor on the grid size. One launch: the last block of a
- * (token, head) to finish does the combine (count: a counter per partial row) */
+/* attention (attention.cu): keys are cut into absolute chunks of ATTN_CHUNK positions
+ * (chunk c: keys c*ATTN_CHUNK..); each chunk a query sees gives a partial (max, sum,
+ * unnormalised output) and the merge takes a query's partials in chunk order, so a
+ * token's result does not depend on the batch it is in nor on the grid. A block takes
+ * one chunk of one KV head for the query heads of that KV head and, in a batch, a tile
+ * of tokens (K/V rows read once for all of them); one launch: the last block of a
+ * (token tile, KV head) to finish does the merge (count: a counter per such block row) */
 #define ATTN_CHUNK LLMCUDA_ATTN_CHUNK    /* 128, span_layout.h: the planner sizes the partials by it */
 typedef struct {
     const float *q;                    /* [n][n_head*hd] */
     const __half *kc, *vc;             /* this layer's caches */
     float *out;                        /* [n][n_head*hd] */
-    float *part;                       /* partials: [n][n_head][pstride][hd + 2] */
-    unsigned *count;                   /* [n][n_head] blocks done, 0 between launches */
+    float *part;                       /* partials: [n][n_head][pstride][hd + 2], slot = chunk */
+    unsigned *count;                   /* [n][n_head] (at least) blocks done, 0 between launches */
     const int *pos0;
     int n_head, n_head_kv, hd, n_ctx;
     int window;                        /* > 0: sliding window (keys p-window+1..p) */
     float scale;
-    int pstride;                       /* partial slots per (token, head) >= any token's chunk count */
-    int nblk;                          /* blocks per (head, token): each takes chunks b, b+nblk, ... */
+    int pstride;                       /* partial slots per (token, head) > any token's last chunk */
 } attn_params;
-/* attention of tokens t0..t0+n-1 (the partials of token t0+i in slot i) */
-cudaError_t cu_attention(const attn_params *p, int t0, int n, cudaStream_t st);
+/* attention of tokens t0..t0+n-1 (the partials of token t0+i in slot i). qk (NULL:
+ * none; else the Q/K stage of these tokens, not yet run): where cu_attention_folds,
+ * the attention does that stage itself (decode: one launch less, the same bits);
+ * otherwise the caller runs cu_qk_stage first and passes NULL */
+cudaError_t cu_attention(const attn_params *p, const qk_params *qk, int t0, int n, cudaStream_t st);
+/* 1 where the attention of n tokens can take their Q/K stage (one token, the query
+ * heads of a KV head in one block, their Q rows and the K row in its shared memory) */
+int cu_attention_folds(const attn_params *p, int n);
 
 /* out row t = act(g row t) * (u row t), rows of ff at stride `stride` in g and u, out
  * rows of ff (out may be g when stride == ff). gelu: GELU-tanh (llama.cpp's F16 table

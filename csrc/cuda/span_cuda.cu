@@ -31,15 +31,16 @@
  * A layer's launches (enq_layer), n tokens:
  *   1  Q/K/V matmuls: one launch for the matrices of one weight type (cu_matmul_set);
  *      a fused attn_qkv is one matrix anyway
- *   1  Q/K stage (bias, q/k norm, RoPE, KV cache write)
- *   1  attention; its last block per (token, head) merges the partials
+ *   1  Q/K stage (bias, q/k norm, RoPE, KV cache write); none in fused decode, where
+ *      the attention computes it (cu_attention_folds)
+ *   1  attention; its last block per (token tile, KV head) merges the partials
  *   1  attn_out matmul; for n <= RES_FUSE_MAX its last block does the residual (+ post
  *      norm) and ffn_norm (cu_matmul_residual), else + 1 residual launch
  *   1  gate + up + gated activation (cu_matmul_glu) where gate and up share a type
  *      (always for a fused ffn_up), else 3: gate, up, activation
  *   1  ffn_down matmul with the residual and the next layer's attn_norm, as attn_out
- * = 6 per layer for SmolLM2-135M (Q4_1 throughout) in decode, 8 for n > RES_FUSE_MAX;
- * Gemma 3 files with a Q8_0 attn_v beside Q5_0 attn_q/attn_k: 7 on those layers (+2
+ * = 5 per layer for SmolLM2-135M (Q4_1 throughout) in decode, 9 for n > RES_FUSE_MAX;
+ * Gemma 3 files with a Q8_0 attn_v beside Q5_0 attn_q/attn_k: 6 on those layers (+2
  * where ffn_gate and ffn_up differ in type). Before the fusions it was 13 per layer
  * (Q, K, V, qk, attention, combine, attn_out, residual, gate, up, activation, down,
  * residual) for both. Per step add the input copy, the first layer's attn_norm, and
@@ -72,7 +73,6 @@
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
-#define ATTN_MAX_BLOCKS 64          /* blocks per (head, token) in attention */
 #define IN_HEADER LLMCUDA_IN_HEADER /* bytes before x in the input buffers: the position (int) */
 #define PINNED_LOGIT_ROWS 16
 #define RES_FUSE_MAX 8              /* up to this many tokens: residual + norm fused into the matmul */
@@ -536,13 +536,12 @@ static int ffn_glu(span *s, const dtensor *L, int n) {
 }
 
 /* attention launch geometry: chunks = partial slots per (token, head); tokens per launch */
-typedef struct { int pstride, nblk, group; } attn_plan;
+typedef struct { int pstride, group; } attn_plan;
 
 static attn_plan plan_attention(const span *s, int n, int pos, int graph) {
     attn_plan a;
     a.pstride = graph ? s->max_chunks : (pos + n + ATTN_CHUNK - 1) / ATTN_CHUNK;
     if (a.pstride > s->max_chunks) a.pstride = s->max_chunks;
-    a.nblk = a.pstride < ATTN_MAX_BLOCKS ? a.pstride : ATTN_MAX_BLOCKS;
     long long g = s->part_slots / ((long long)s->c.n_head * a.pstride);
     a.group = (int)(g < 1 ? 1 : g > n ? n : g);
     return a;
@@ -586,7 +585,6 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     qp.theta_scale = c->n_rot > 0 ? powf(swa ? c->rope_base_swa : c->rope_base, -2.0f / (float)c->n_rot) : 1.0f;
     qp.rope_scale = swa ? c->rope_scale_swa : c->rope_scale;
     qp.q_prescale = c->q_prescale;
-    CK(cu_qk_stage(&qp, n, s->st));
 
     attn_params at;
     memset(&at, 0, sizeof at);
@@ -596,8 +594,12 @@ static int enq_layer(span *s, int il, int n, const attn_plan *ap) {
     at.n_head = c->n_head; at.n_head_kv = c->n_head_kv; at.hd = hd; at.n_ctx = s->n_ctx;
     at.window = swa ? c->sliding_window : 0;
     at.scale = c->attn_scale;
-    at.pstride = ap->pstride; at.nblk = ap->nblk;
-    for (int t0 = 0; t0 < n; t0 += ap->group) CK(cu_attention(&at, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
+    at.pstride = ap->pstride;
+    /* decode, fused: the attention computes the Q/K stage itself (one launch less) */
+    const int fold = s->fuse && cu_attention_folds(&at, n);
+    if (!fold) CK(cu_qk_stage(&qp, n, s->st));
+    for (int t0 = 0; t0 < n; t0 += ap->group)
+        CK(cu_attention(&at, fold ? &qp : NULL, t0, n - t0 < ap->group ? n - t0 : ap->group, s->st));
 
     if (mm_residual_step(s, &L[LLM_T_ATTN_OUT], s->att, (const float *)L[LLM_T_POST_ATTN_NORM].d,
                          (const float *)L[LLM_T_FFN_NORM].d, n))

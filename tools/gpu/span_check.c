@@ -20,6 +20,9 @@
  *           "quick": a few of the checks (for compute-sanitizer); "all": check + bench
  *   types   (argument "types [NAME,NAME...]") the exact check of each weight type (of
  *           those named) alone
+ *   attn    (argument "attn") the checks that set the attention's work split apart:
+ *           every arch shape, head_dim 36, 16 query heads of 256 over one KV head,
+ *           invariance, unfused and long (a narrow run while working on attention.cu)
  *   stress  (argument "stress") unfused + invariance repeated $STRESS_ROUNDS times (20):
  *           a race in the fused launches' last-block pattern would show as a difference
  *
@@ -311,6 +314,13 @@ static llm_config base_cfg(void) {
     return c;
 }
 
+/* head_dim 36: rows not 16-byte aligned (the attention's 4-byte path) */
+static llm_config hd36_cfg(void) {
+    llm_config c = base_cfg();
+    c.head_dim = 36; c.n_rot = 36; c.n_embd = 160; c.attn_scale = 1.0f / 6.0f;
+    return c;
+}
+
 typedef struct { const char *name; llm_config c; shape_opts o; } arch_case;
 
 static int n_arch_cases(arch_case *a) {
@@ -574,6 +584,38 @@ static void checks_stress(model *m, int rounds) {
     }
 }
 
+/* attention's shapes: GQA groups of 1..16 (16 heads of 256: more than a block holds,
+ * split), head_dim 32..256 and 36 (unaligned rows), sliding windows, chunk edges */
+static void checks_attn(model *m) {
+    arch_case ac[8];
+    const int na = n_arch_cases(ac);
+    printf("attention:\n");
+    for (int a = 0; a < na; a++) {
+        build(m, &ac[a].c, T_Q8_0, T_Q8_0, &ac[a].o, 700 + a);
+        check_model(ac[a].name, m, 1);
+        if (a == 1 || a == 2) {
+            check_invariance(m);
+            check_unfused(ac[a].name, m);
+        }
+        if (a == 2) check_long(m);
+        free_model(m);
+    }
+    llm_config c = hd36_cfg();
+    const shape_opts o = {0};
+    build(m, &c, T_F16, T_Q8_0, &o, 300);
+    check_model("head_dim 36 (F16)", m, 1);
+    check_invariance(m);
+    free_model(m);
+    c = base_cfg();
+    c.n_head = 16; c.n_head_kv = 1; c.head_dim = 256; c.n_rot = 256; c.attn_scale = 1.0f / 16.0f;
+    c.sliding_window = 100; c.swa_pattern = 2;
+    build(m, &c, T_Q8_0, T_Q8_0, &o, 310);
+    check_model("16 heads of 256 over 1, SWA 100", m, 1);
+    check_invariance(m);
+    check_unfused("16 heads over 1", m);
+    free_model(m);
+}
+
 /* is type t's name in the comma-separated list? */
 static int listed(const char *list, int t) {
     const char *name = tname(t);
@@ -625,8 +667,7 @@ static void checks_all(model *m, int quick) {
         free_model(m);
     }
     {   /* head_dim 36: the attention's unaligned-row path; F16 weights (k = 144) */
-        llm_config c = base_cfg();
-        c.head_dim = 36; c.n_rot = 36; c.n_embd = 160; c.attn_scale = 1.0f / 6.0f;
+        const llm_config c = hd36_cfg();
         const shape_opts o = {0};
         build(m, &c, T_F16, T_Q8_0, &o, 300);
         check_model("head_dim 36 (F16)", m, 1);
@@ -691,6 +732,7 @@ checks:;
     const int quick = !strcmp(what, "quick");
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
     if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(what, "attn")) checks_attn(m);
     if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {
         printf("timings:\n");
