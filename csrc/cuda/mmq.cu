@@ -16,9 +16,11 @@
  * the same bits (batch invariance, DESIGN.md #3), and the fused forms (Q/K/V set, gate
  * + up + activation, + residual) the same as the separate launches.
  *
- * X's Q8_1 copy: a launch of at most 8 columns whose copy fits MQ_XSMEM (decode,
- * verify) quantizes its columns in each block's shared memory (no launch of its own;
- * 8 lanes per block of 32); a larger one (prefill) quantizes X once into the caller's
+ * X's Q8_1 copy: a launch of at most 16 columns whose copy fits MQ_XSMEM (decode,
+ * verify: NT = 1 or 2, every column in one pass) quantizes its columns in each block's
+ * shared memory (no launch of its own; 8 lanes per block of 32); a larger one
+ * (prefill, or a long row: SmolLM2's fit up to 16 columns, Llama-1B's ffn_down's
+ * 8192 one column) quantizes X once into the caller's
  * scratch (q8_1_kernel) and reads it from there, NT = MQ_NT_BATCH n-tiles (32 columns)
  * per block, so a weight tile is unpacked once for 32 columns. Both compute the same
  * codes (q8_1_quant). */
@@ -41,11 +43,12 @@ enum { EP_SET, EP_RES, EP_GLU };
  * runs it (first and step multiples of 4, the same over a warp). The codes are the
  * CPU's Q8_0/Q8_1 (csrc/quants.c, ops.cu's act_q8_kernel): amax over the bit patterns,
  * q = rne(x * 127/amax), d = amax/127 rounded to F16; s = d * sum(q) */
-__device__ __forceinline__ void q8_1_quant(const float *X, long long nblocks, uint8_t *q, float2 *ds, long long first,
-                                           long long step) {
+template <class I>          /* the index type: int in a block's own copy, long long in the global one */
+__device__ __forceinline__ void q8_1_quant(const float *X, I nblocks, uint8_t *q, float2 *ds, I first, I step) {
     const int lane = threadIdx.x & 31, l8 = lane & 7;
-    for (long long b0 = first; b0 < nblocks; b0 += step) {
-        const long long i = b0 + (lane >> 3);
+#pragma unroll 4
+    for (I b0 = first; b0 < nblocks; b0 += step) {              /* unrolled: the loads go out together */
+        const I i = b0 + (lane >> 3);
         const bool ok = i < nblocks;
         const float4 v = __ldg((const float4 *)(X + (ok ? i : b0) * 32 + 4 * l8));
         unsigned a = max(max(__float_as_uint(v.x) & 0x7fffffffu, __float_as_uint(v.y) & 0x7fffffffu),
@@ -78,7 +81,7 @@ UNROLL
 __global__ void __launch_bounds__(128) q8_1_kernel(const float *__restrict__ X, long long nblocks, uint8_t *q,
                                                    float2 *ds) {
     const long long warp = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    q8_1_quant(X, nblocks, q, ds, warp * 4, (long long)gridDim.x * (blockDim.x >> 5) * 4);
+    q8_1_quant<long long>(X, nblocks, q, ds, warp * 4, (long long)gridDim.x * (blockDim.x >> 5) * 4);
 }
 
 /* one group's contribution to an output element (every kernel instance the same ops) */
@@ -146,7 +149,7 @@ mmq_kernel(const uint8_t *__restrict__ W0, const uint8_t *__restrict__ W1, const
     if (SX) {                                      /* this block's columns, quantized here */
         uint8_t *q = (uint8_t *)xs;
         float2 *ds = (float2 *)(q + (size_t)nc * k);
-        q8_1_quant(X + (size_t)c0 * k, (long long)nc * nxb, q, ds, warp * 4, MQ_WARPS * 4);
+        q8_1_quant<int>(X + (size_t)c0 * k, nc * nxb, q, ds, warp * 4, MQ_WARPS * 4);
         __syncthreads();
         xq = q; xds = ds;
     } else {
@@ -176,7 +179,8 @@ mmq_kernel(const uint8_t *__restrict__ W0, const uint8_t *__restrict__ W1, const
 #pragma unroll
     for (int i = 0; i < NA * NT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
     const int ng = nblk * M::NG;
-    for (int gi = warp; gi < ng; gi += MQ_WARPS) {
+#pragma unroll(NT == 1 && EP != EP_GLU ? 4 : 2)
+    for (int gi = warp; gi < ng; gi += MQ_WARPS) {             /* unrolled: the next groups' loads overlap */
         const int b = gi / M::NG, j = gi % M::NG;
         uint32_t A[4];
         float s[4];
@@ -227,8 +231,8 @@ static cudaError_t mq_launch(const mm_set &m, int tiles, int k, const float *X, 
     return cudaGetLastError();
 }
 
-/* a launch of at most 8 columns whose copy fits a block's shared memory */
-static int x_in_smem(int k, int ncols) { return ncols <= 8 && (long long)ncols * k * 5 / 4 <= MQ_XSMEM; }
+/* a launch of at most 16 columns (decode, verify) whose copy fits a block's shared memory */
+static int x_in_smem(int k, int ncols) { return ncols <= 16 && (long long)ncols * k * 5 / 4 <= MQ_XSMEM; }
 
 template <class M, int EP>
 static cudaError_t mq_run(const mm_set &m, int k, const float *X, int ncols, int gelu, const mm_residual &r, void *q8,
@@ -237,7 +241,9 @@ static cudaError_t mq_run(const mm_set &m, int k, const float *X, int ncols, int
     long long tiles = 0;
     for (int i = 0; i < (EP == EP_GLU ? 1 : MM_MAX); i++) tiles += (m.rows[i] + MQ_ROWS - 1) / MQ_ROWS;
     if (tiles <= 0 || tiles > 0x7fffffffLL) return cudaErrorInvalidValue;
-    if (x_in_smem(k, ncols)) return mq_launch<M, 1, true, EP>(m, (int)tiles, k, X, NULL, ncols, gelu, r, st);
+    if (x_in_smem(k, ncols))                       /* one n-tile, or two: all the columns in one pass */
+        return ncols <= 8 ? mq_launch<M, 1, true, EP>(m, (int)tiles, k, X, NULL, ncols, gelu, r, st)
+                          : mq_launch<M, 2, true, EP>(m, (int)tiles, k, X, NULL, ncols, gelu, r, st);
     if (!q8 || (ncols + MQ_NT_BATCH * 8 - 1) / (MQ_NT_BATCH * 8) > 65535) return cudaErrorInvalidValue;
     const long long nblocks = (long long)ncols * (k / 32), grid = (nblocks + 15) / 16;
     uint8_t *q = (uint8_t *)q8;

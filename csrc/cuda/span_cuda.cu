@@ -43,12 +43,15 @@
  * where ffn_gate and ffn_up differ in type). Before the fusions it was 13 per layer
  * (Q, K, V, qk, attention, combine, attn_out, residual, gate, up, activation, down,
  * residual) for both. Per step add the input copy, the first layer's attn_norm, and
- * with the head its norm, matmul (softcap) and the logits copy. LLMLITE_CUDA_FUSE=0
+ * with the head its norm, matmul (softcap) and the logits copy. The integer kernels
+ * (mmq.cu) add one launch per matmul input (X's Q8_1 copy into xq) for batches of more
+ * than 16 tokens or rows too long for a block's shared copy, none in decode. LLMLITE_CUDA_FUSE=0
  * enqueues the 13 separate launches (same bits: span_check compares them).
  *
  * Batch invariance: every kernel computes a token's values with the same operations
  * in the same order whatever the batch size (matmul: one column's fma chain and warp
- * reduction do not depend on how many columns share the pass; attention: fixed
+ * reduction do not depend on how many columns share the pass, and the integer
+ * kernels' group order and k split depend on k alone; attention: fixed
  * 128-key chunks merged in order; the fused and the separate forms share their
  * per-row device code, rowops.cuh), so the logits of a position are bit-identical
  * whether it ran alone (decode, graph or not) or inside a batch, as on the CPU.

@@ -1,6 +1,7 @@
 /* Matmul-level check of the integer kernels (csrc/cuda/mmq.cu), not part of the library:
  * for each type with integer kernels, random rows quantized by the CPU, random
- * activations, cu_matmul at 1, 2, 8, 9 and 40 columns against a double-precision
+ * activations, cu_matmul at 1 to 40 columns (k 512 and 4096: both places of X's Q8_1
+ * copy, mmq.cu) against a double-precision
  * reference (the CPU-dequantized weights times the Q8_1 activations, q * d, that the
  * kernels multiply), and the structure, bit for bit: every column of every batch equals
  * the one-column run of that column (batch invariance), the Q/K/V set and gate + up +
@@ -50,8 +51,8 @@ static void ok(int cond, const char *what, const char *name, int n) {
     if (!cond) { printf("  %-5s %-44s ncols %2d  FAIL\n", name, what, n); fails++; }
 }
 
-static void check_type(int type, const char *name) {
-    const int k = 512, rows = 40, ff = 40, ncs[] = {1, 2, 8, 9, 40}, NMAX = 40;
+static void check_type(int type, const char *name, int k) {
+    const int rows = 40, ncs[] = {1, 2, 8, 9, 16, 17, 40}, NMAX = 40;
     const long long rb = llm_row_bytes(type, k);
     /* three matrices (a set: rows, 16, 24 rows), each quantized from random floats */
     const int mr[3] = {rows, 16, 24};
@@ -123,9 +124,8 @@ static void check_type(int type, const char *name) {
             ok(!memcmp(a.data(), b.data(), a.size() * 4), gelu ? "gate + up + GELU = separate" : "gate + up + SiLU = separate", name, n);
         }
     }
-    (void)ff;
-    printf("  %-5s max error %.2e of sum |w x|; batches of 1, 2, 8, 9, 40 columns, set, glu  %s\n", name, worst,
-           fails ? "" : "ok");
+    printf("  %-5s k %4d: max error %.2e of sum |w x|; batches of 1, 2, 8, 9, 16, 17, 40 columns, set, glu  %s\n",
+           name, k, worst, fails ? "" : "ok");
     for (int i = 0; i < 3; i++) cudaFree(W[i]);
     cudaFree(X); cudaFree(Y); cudaFree(Y1); cudaFree(Y2); cudaFree(Y3); cudaFree(q8);
 }
@@ -137,7 +137,8 @@ int main() {
                                               {CT_Q8_0, "Q8_0"}, {CT_Q4_K, "Q4_K"}, {CT_Q5_K, "Q5_K"}, {CT_Q6_K, "Q6_K"}};
     for (auto &t : T) {
         if (!cu_mmq_type(t.t)) { printf("  %s: no integer kernel\n", t.n); fails++; continue; }
-        check_type(t.t, t.n);
+        check_type(t.t, t.n, 512);       /* X's Q8_1 copy in shared memory up to 16 columns */
+        check_type(t.t, t.n, 4096);      /* in global memory from 4 columns (a long row) */
     }
     printf(fails ? "mmq_check: %d FAILED\n" : "mmq_check: all passed\n", fails);
     return fails != 0;
