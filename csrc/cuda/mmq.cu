@@ -4,7 +4,7 @@
  *
  * A block is MQ_WARPS warps and MQ_ROWS = 16 rows (one mma tile), and NT n-tiles of 8
  * columns. The k groups of a row are split over the warps by k alone: warp w takes
- * groups w, w + MQ_WARPS, ... (a group: 32 weights, 16 for Q6_K), and for each it
+ * groups w, w + MQ_WARPS, ... (a group: 32 weights, 16 for Q3_K, Q6_K), and for each it
  * unpacks the group of its 16 rows into the A fragment once, then per n-tile loads the
  * Q8_1 codes of 8 columns (B), one mma gives the exact int32 sums, and each output
  * element takes  acc = fma(a*d_x, isum, acc)  (then  acc = fma(b, s_x, acc)  for the

@@ -1,6 +1,6 @@
 /* The weights of the integer matmul kernels (mmq.cu) as int8 codes and per-group
- * scales: one group is G consecutive weights of a row (G = 32, or 16 for Q6_K, whose
- * scales cover 16), w = a*q + b with q an int8 code and a, b floats of the group
+ * scales: one group is G consecutive weights of a row (G = 32, or 16 for Q3_K and
+ * Q6_K, whose scales cover 16), w = a*q + b with q an int8 code and a, b floats of the group
  * (b only where OFS: the types with a min, Q4_1, Q5_1, Q4_K, Q5_K; the others'
  * offsets, such as Q4_0's -8, are subtracted from the codes in integers).
  *
@@ -120,7 +120,24 @@ struct MQ6_K {
     }
 };
 
+/* Q3_K: group j = elements 16j..16j+15, a = d*(sc6 - 32) (quant_units.cuh's UQ3_K),
+ * codes (2 low bits | hmask bit << 2) - 4 */
+struct MQ3_K {
+    typedef UQ3_K U;
+    static constexpr int G = 16, NG = 16;
+    static constexpr bool OFS = false;
+    static HD void load(const uint8_t *b, int j, int t, uint32_t *q, float *a, float *) {
+        const uint8_t *ps = b + 96;
+        const int lo = (int)((j < 8 ? ld_u8(ps + j) : ld_u8(ps + j - 8) >> 4) & 15u);
+        const int hi = (int)((ld_u8(ps + 8 + (j & 3)) >> (2 * (j >> 2))) & 3u);
+        *a = h2f((uint16_t)ld_u16(b + 108)) * (float)((lo | (hi << 4)) - 32);
+        const uint32_t ql = ld_u32_a2(b + 32 + 32 * (j / 8) + 16 * (j & 1) + 4 * t);
+        const uint32_t hm = ld_u32_a2(b + 16 * (j & 1) + 4 * t);
+        q[0] = bytes_sub(((ql >> (2 * ((j % 8) / 2))) & 0x03030303u) | (((hm >> (j / 2)) & 0x01010101u) << 2), 4);
+    }
+};
+
 /* the types with integer kernels */
-#define LLMCUDA_FOR_EACH_MQ(X) X(MQ4_0) X(MQ4_1) X(MQ5_0) X(MQ5_1) X(MQ8_0) X(MQ4_K) X(MQ5_K) X(MQ6_K)
+#define LLMCUDA_FOR_EACH_MQ(X) X(MQ4_0) X(MQ4_1) X(MQ5_0) X(MQ5_1) X(MQ8_0) X(MQ3_K) X(MQ4_K) X(MQ5_K) X(MQ6_K)
 
 #endif

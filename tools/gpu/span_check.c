@@ -298,14 +298,15 @@ static int run_seq(const model *m, void **gs, int ngs, void **cs, int ncs, const
 
 /* the tolerance of a comparison with the CPU on the dequantized F32 weights: 5e-3 (float
  * rounding), or 5e-2 where a matrix of the model has a type whose CUDA kernels quantize
- * the activations to Q8_1 (csrc/cuda/mmq.cuh: Q4_0..Q8_0, Q4_K, Q5_K, Q6_K; their error
+ * the activations to Q8_1 (csrc/cuda/mmq.cuh: Q4_0..Q8_0, Q3_K..Q6_K; their error
  * against a double reference of the same Q8_1 product is tools/gpu/mmq_check's, < 1e-5
  * of sum |w x|): the rounding of the activations moves these random models' logits by
  * 2-3% of the largest (the CPU's own Q8 run is as far from its F32 run) */
 static double f32_tol(const model *m) {
     for (int i = 0; i < m->nw; i++)
         switch (m->w[i].type) {
-        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: case T_Q4_K: case T_Q5_K: case T_Q6_K:
+        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: case T_Q3_K: case T_Q4_K: case T_Q5_K:
+        case T_Q6_K:
             return 5e-2;
         default: break;
         }
@@ -602,41 +603,24 @@ static int listed(const char *list, int t) {
     return 0;
 }
 
-/* the exact check of a llama model whose matrices are all of one type, for each type;
- * quick: two old types and the newest (their kernels the least run); only: the types of
- * this list of names (argument "types NAME,NAME...") */
-static void checks_types(model *m, int quick, const char *only) {
+/* the exact (or native) check of a llama model whose matrices are all of one type, for
+ * each type; quick: two old types and the newest (their kernels the least run); only:
+ * the types of this list of names (argument "types NAME,NAME...", "native NAME,...") */
+static void checks_types(model *m, int quick, const char *only, int exact) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
                          T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0,
                          T_IQ4_NL, T_IQ4_XS, T_IQ2_XXS, T_IQ2_XS, T_IQ2_S, T_IQ3_XXS, T_IQ3_S, T_IQ1_S, T_IQ1_M};
     const int quick_from = 17;      /* the i-quants */
     arch_case ac[8];
     n_arch_cases(ac);
-    printf("exact (CPU span on the dequantized weights as F32):\n");
+    printf(exact ? "exact (CPU span on the dequantized weights as F32):\n" : "native (both on the quantized weights):\n");
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K && (int)i < quick_from) continue;
         if (only && !listed(only, types[i])) continue;
         char label[64];
         snprintf(label, sizeof label, "llama, %s", tname(types[i]));
         build(m, &ac[0].c, types[i], types[i], &ac[0].o, 11 + i);
-        check_model(label, m, 1);
-        free_model(m);
-    }
-}
-
-/* the native check of a llama model whose matrices are all of one type, for each type
- * of the list (argument "native NAME,NAME..."): the agreement with the CPU's quantized run */
-static void checks_native(model *m, const char *only) {
-    const int types[] = {T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0, T_Q4_K, T_Q5_K, T_Q6_K};
-    arch_case ac[8];
-    n_arch_cases(ac);
-    printf("native (both on the quantized weights):\n");
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
-        if (only && !listed(only, types[i])) continue;
-        char label[64];
-        snprintf(label, sizeof label, "llama, %s", tname(types[i]));
-        build(m, &ac[0].c, types[i], types[i], &ac[0].o, 11 + i);
-        check_model(label, m, 0);
+        check_model(label, m, exact);
         free_model(m);
     }
 }
@@ -644,7 +628,7 @@ static void checks_native(model *m, const char *only) {
 static void checks_all(model *m, int quick) {
     arch_case ac[8];
     const int na = n_arch_cases(ac);
-    checks_types(m, quick, NULL);
+    checks_types(m, quick, NULL, 1);
     for (int a = 0; a < na; a++) {
         if (quick && a != 2) continue;
         build(m, &ac[a].c, T_Q4_K, T_Q6_K, &ac[a].o, 100 + a);
@@ -726,8 +710,9 @@ checks:;
 
     const int quick = !strcmp(what, "quick");
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
-    if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL);
-    if (!strcmp(what, "native")) checks_native(m, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL, 1);
+    if (!strcmp(what, "native"))     /* default: the integer kernels' types */
+        checks_types(m, 0, argc > 3 ? argv[3] : "Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q3_K,Q4_K,Q5_K,Q6_K", 0);
     if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {
         printf("timings:\n");
