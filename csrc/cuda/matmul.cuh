@@ -1,7 +1,7 @@
 /* Weight matmul on the device: Y[c*rows + r] = dot(W row r, X column c), r < rows,
  * c < ncols, with W in its GGUF block layout and X, Y float32 column after column (X
  * column c at X + c*k). The same layout as csrc's llm_matmul. Q4_0, Q4_1, Q5_0, Q5_1,
- * Q8_0, Q3_K, Q4_K, Q5_K, Q6_K weights take the integer kernels (mmq.cuh: X quantized to
+ * Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K weights take the integer kernels (mmq.cuh: X quantized to
  * Q8_1), every other type the float ones (matmul.cu: weights decoded to float). */
 #ifndef LLMCUDA_MATMUL_CUH
 #define LLMCUDA_MATMUL_CUH

@@ -4,12 +4,13 @@
  *
  * A block is MQ_WARPS warps and MQ_ROWS = 16 rows (one mma tile), and NT n-tiles of 8
  * columns. The k groups of a row are split over the warps by k alone: warp w takes
- * groups w, w + MQ_WARPS, ... (a group: 32 weights, 16 for Q3_K, Q6_K), and for each it
+ * groups w, w + MQ_WARPS, ... (a group: 32 weights, 16 for Q2_K, Q3_K, Q6_K), and for each it
  * unpacks the group of its 16 rows into the A fragment once, then per n-tile loads the
  * Q8_1 codes of 8 columns (B), one mma gives the exact int32 sums, and each output
  * element takes  acc = fma(a*d_x, isum, acc)  (then  acc = fma(b, s_x, acc)  for the
  * types with a min), a the group's scale and b its offset (w = a*q + b), d_x and s_x the
- * activation block's scale and scaled code sum. The warps' partials are summed in warp
+ * activation block's scale and scaled code sum (Q2_K: d_x times the 16-group's own code
+ * sum, from a second mma with A all ones). The warps' partials are summed in warp
  * order (((p0 + p1) + p2) + p3) by warp 0, which writes Y. So each output element's
  * float operations and their order depend on k only, never on the number of columns,
  * the n-tile, the grid or which block finishes first: decode, verify and prefill give
@@ -124,7 +125,14 @@ UNROLL
             mma_s8_k16(A2, B[0], c);
         }
         const float2 z = make_float2(0.f, 0.f);
-        const float2 x0 = ca < nc ? xds[(size_t)ca * nxb + xb] : z, x1 = ca + 1 < nc ? xds[(size_t)(ca + 1) * nxb + xb] : z;
+        float2 x0 = ca < nc ? xds[(size_t)ca * nxb + xb] : z, x1 = ca + 1 < nc ? xds[(size_t)(ca + 1) * nxb + xb] : z;
+        if (M::G == 16 && M::OFS) {                /* Q2_K: the 16-group's own code sums, d * sum */
+            const uint32_t ones[2] = {0x01010101u, 0x01010101u};
+            int cs[4];
+            mma_s8_k16(ones, B[0], cs);            /* every row: the sums of columns 2t, 2t+1 */
+            x0.y = __fmul_rn(x0.x, (float)cs[0]);
+            x1.y = __fmul_rn(x1.x, (float)cs[1]);
+        }
         acc[nt][0] = mq_term<M::OFS>(acc[nt][0], s[0], s[2], x0, c[0]);
         acc[nt][1] = mq_term<M::OFS>(acc[nt][1], s[0], s[2], x1, c[1]);
         acc[nt][2] = mq_term<M::OFS>(acc[nt][2], s[1], s[3], x0, c[2]);

@@ -1,4 +1,4 @@
-/* Integer matmul (mmq.cu) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K weights:
+/* Integer matmul (mmq.cu) for Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K weights:
  * the activations quantized to Q8_1 (blocks of 32: d = amax/127 rounded to F16, the
  * CPU's Q8_0 codes, s = d * sum of codes), int8 tensor-core products per group of the
  * weights' scales. matmul.cu's entry points (matmul.cuh) send these types here. */

@@ -1,7 +1,7 @@
 /* The weights of the integer matmul kernels (mmq.cu) as int8 codes and per-group
- * scales: one group is G consecutive weights of a row (G = 32, or 16 for Q3_K and
- * Q6_K, whose scales cover 16), w = a*q + b with q an int8 code and a, b floats of the group
- * (b only where OFS: the types with a min, Q4_1, Q5_1, Q4_K, Q5_K; the others'
+ * scales: one group is G consecutive weights of a row (G = 32, or 16 for Q2_K, Q3_K
+ * and Q6_K, whose scales cover 16), w = a*q + b with q an int8 code and a, b floats of the group
+ * (b only where OFS: the types with a min, Q4_1, Q5_1, Q2_K, Q4_K, Q5_K; the others'
  * offsets, such as Q4_0's -8, are subtracted from the codes in integers).
  *
  * load(blk, j, t, q, &a, &b): group j of the block at blk, for the thread t (0..3) of
@@ -120,6 +120,21 @@ struct MQ6_K {
     }
 };
 
+/* Q2_K: group j = elements 16j..16j+15, a = d*(sc&15), b = -dmin*(sc>>4) (UQ2_K's),
+ * 2-bit codes. Its offset multiplies the group's own 16 activations: mmq.cu takes their
+ * code sum from a second mma (A all ones), Q8_1's s covering 32 */
+struct MQ2_K {
+    typedef UQ2_K U;
+    static constexpr int G = 16, NG = 16;
+    static constexpr bool OFS = true;
+    static HD void load(const uint8_t *b, int j, int t, uint32_t *q, float *a, float *m) {
+        const uint32_t sc = ld_u8(b + j);
+        *a = h2f((uint16_t)ld_u16(b + 80)) * (float)(sc & 15u);
+        *m = -(h2f((uint16_t)ld_u16(b + 82)) * (float)(sc >> 4));
+        q[0] = (ld_u32(b + 16 + 32 * (j / 8) + 16 * (j & 1) + 4 * t) >> (2 * ((j % 8) / 2))) & 0x03030303u;
+    }
+};
+
 /* Q3_K: group j = elements 16j..16j+15, a = d*(sc6 - 32) (quant_units.cuh's UQ3_K),
  * codes (2 low bits | hmask bit << 2) - 4 */
 struct MQ3_K {
@@ -138,6 +153,7 @@ struct MQ3_K {
 };
 
 /* the types with integer kernels */
-#define LLMCUDA_FOR_EACH_MQ(X) X(MQ4_0) X(MQ4_1) X(MQ5_0) X(MQ5_1) X(MQ8_0) X(MQ3_K) X(MQ4_K) X(MQ5_K) X(MQ6_K)
+#define LLMCUDA_FOR_EACH_MQ(X) \
+    X(MQ4_0) X(MQ4_1) X(MQ5_0) X(MQ5_1) X(MQ8_0) X(MQ2_K) X(MQ3_K) X(MQ4_K) X(MQ5_K) X(MQ6_K)
 
 #endif

@@ -134,7 +134,7 @@ int main() {
     cudaStreamSynchronize(0);
     printf("mmq_check: the integer matmul kernels against a double reference and themselves\n");
     const struct { int t; const char *n; } T[] = {{CT_Q4_0, "Q4_0"}, {CT_Q4_1, "Q4_1"}, {CT_Q5_0, "Q5_0"}, {CT_Q5_1, "Q5_1"},
-                                              {CT_Q8_0, "Q8_0"}, {CT_Q3_K, "Q3_K"}, {CT_Q4_K, "Q4_K"}, {CT_Q5_K, "Q5_K"}, {CT_Q6_K, "Q6_K"}};
+                                              {CT_Q8_0, "Q8_0"}, {CT_Q2_K, "Q2_K"}, {CT_Q3_K, "Q3_K"}, {CT_Q4_K, "Q4_K"}, {CT_Q5_K, "Q5_K"}, {CT_Q6_K, "Q6_K"}};
     for (auto &t : T) {
         if (!cu_mmq_type(t.t)) { printf("  %s: no integer kernel\n", t.n); fails++; continue; }
         check_type(t.t, t.n, 512);       /* X's Q8_1 copy in shared memory up to 16 columns */

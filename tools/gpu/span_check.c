@@ -298,15 +298,15 @@ static int run_seq(const model *m, void **gs, int ngs, void **cs, int ncs, const
 
 /* the tolerance of a comparison with the CPU on the dequantized F32 weights: 5e-3 (float
  * rounding), or 5e-2 where a matrix of the model has a type whose CUDA kernels quantize
- * the activations to Q8_1 (csrc/cuda/mmq.cuh: Q4_0..Q8_0, Q3_K..Q6_K; their error
+ * the activations to Q8_1 (csrc/cuda/mmq.cuh: Q4_0..Q8_0, Q2_K..Q6_K; their error
  * against a double reference of the same Q8_1 product is tools/gpu/mmq_check's, < 1e-5
  * of sum |w x|): the rounding of the activations moves these random models' logits by
  * 2-3% of the largest (the CPU's own Q8 run is as far from its F32 run) */
 static double f32_tol(const model *m) {
     for (int i = 0; i < m->nw; i++)
         switch (m->w[i].type) {
-        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: case T_Q3_K: case T_Q4_K: case T_Q5_K:
-        case T_Q6_K:
+        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: case T_Q2_K: case T_Q3_K: case T_Q4_K:
+        case T_Q5_K: case T_Q6_K:
             return 5e-2;
         default: break;
         }
@@ -712,7 +712,7 @@ checks:;
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
     if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL, 1);
     if (!strcmp(what, "native"))     /* default: the integer kernels' types */
-        checks_types(m, 0, argc > 3 ? argv[3] : "Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q3_K,Q4_K,Q5_K,Q6_K", 0);
+        checks_types(m, 0, argc > 3 ? argv[3] : "Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K", 0);
     if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {
         printf("timings:\n");
