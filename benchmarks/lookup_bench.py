@@ -5,7 +5,7 @@ kept outside the repository, ../shared when the variable is unset): for each wor
 greedy decoding with and without lookup (same model, same process), checks that the
 tokens are identical and prints the decode speed-up and acceptance.
 
-Usage: python benchmarks/lookup_bench.py [MODEL ...] [-n 256] [-t 2] [--draft-max 8] [--llamacpp] [--json]
+Usage: python benchmarks/lookup_bench.py [MODEL ...] [-n 256] [-t 2] [--draft-max 8] [-ngl all] [--llamacpp] [--json]
 SmolLM2 gets its chat template; a model without one (gemma3-270m) is prompted raw.
 --llamacpp also runs llama-cpp-python (its venv, see compare_llamacpp.py) on each workload,
 plain and with LlamaPromptLookupDecoding(num_pred_tokens=10), and prints the ratios.
@@ -72,6 +72,7 @@ def main() -> int:
     ap.add_argument("-n", "--n-gen", type=int, default=256)
     ap.add_argument("-t", "--threads", type=int, default=None)
     ap.add_argument("--draft-max", type=int, default=8)
+    ap.add_argument("-ngl", "--gpu-layers", default="0", help="layers on the GPU (the device kit: all)")
     shared = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
     ap.add_argument("--workloads", default=str(shared / "bench" / "lookup-workloads.jsonl"))
     ap.add_argument("--llamacpp", action="store_true")
@@ -92,7 +93,8 @@ def main() -> int:
         wl = [json.loads(line) for line in open(a.workloads)]
     out = []
     for name in a.models:
-        m = llmlite.load(name, n_ctx=4096, threads=a.threads)
+        ngl = a.gpu_layers if a.gpu_layers in ("auto", "all") else int(a.gpu_layers)
+        m = llmlite.load(name, n_ctx=4096, threads=a.threads, gpu_layers=ngl)
         tpl = template_for(m)
         totals = {False: 0.0, True: 0.0}
         for i, w in enumerate(wl):

@@ -53,6 +53,7 @@ typedef struct {
     size_t bb;       /* bytes of a block */
     long long nb;    /* blocks of a row */
     size_t qs;       /* Q4_K, Q5_K: the offset of qs in a block (its pieces reordered), else 0 */
+    int populate;    /* map each thread's share of both sides in one call first (x4_make) */
 } x4_job;
 
 /* Q4_K and Q5_K: the 8 16-byte pieces of qs stored in the order 0 2 4 6 1 3 5 7, so
@@ -71,9 +72,27 @@ static void x4_block(char *d, const char *s, const x4_job *j) {
     for (int i = 0; i < 8; i++) memcpy(d + j->qs + 16 * i, s + j->qs + 16 * QS_X4[i], 16);
 }
 
+/* the pages of [p, p+n) mapped in one call (MADV_POPULATE_*: Linux 5.14) instead of one
+ * fault per 4 KiB page during the copy; an older kernel refuses it, and the copy then
+ * faults them in as before */
+static void populate(const void *p, size_t n, int write) {
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t pg = 4096, a = (uintptr_t)p & ~(pg - 1);
+    madvise((void *)a, (uintptr_t)p + n - a, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#else
+    (void)p; (void)n; (void)write;
+#endif
+}
+
 static void x4_task(int ith, int nth, void *p) {
     const x4_job *j = p;
     const size_t rb = j->bb * (size_t)j->nb;
+    if (j->populate) {
+        const long long g0 = j->groups * ith / nth, g1 = j->groups * (ith + 1) / nth;
+        const size_t off = (size_t)g0 * LLM_R4 * rb, n = (size_t)(g1 - g0) * LLM_R4 * rb;
+        populate(j->src + off, n, 0);
+        populate(j->dst + off, n, 1);
+    }
     for (long long g = j->groups * ith / nth; g < j->groups * (ith + 1) / nth; g++) {
         const char *s = j->src + (size_t)g * LLM_R4 * rb;
         char *d = j->dst + (size_t)g * LLM_R4 * rb;
@@ -82,15 +101,19 @@ static void x4_task(int ith, int nth, void *p) {
     }
 }
 
-int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k) {
+static int repack_x4(int type, const void *w, void *out, long long rows, long long k, int pop) {
     /* the super-block types only (256 elements a block) */
     if (!llm_type_supported(type) || llm_type_block_elems(type) != QKK || rows < 0 || rows % LLM_R4 || k <= 0 ||
         k % QKK)
         return -1;
     const size_t qs = type == T_Q4_K ? offsetof(block_q4_K, qs) : type == T_Q5_K ? offsetof(block_q5_K, qs) : 0;
-    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK, qs};
+    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK, qs, pop};
     llm_parallel_all(x4_task, &j);   /* static shares */
     return 0;
+}
+
+int llm_repack_x4(int type, const void *w, void *out, long long rows, long long k) {
+    return repack_x4(type, w, out, rows, k, 0);
 }
 
 /* t's copy: 0, or -1 when out of memory (t keeps no copy). In 4 KiB pages: asked for
@@ -111,7 +134,7 @@ static int x4_make(llm_tensor *t, int drop) {
     for (long long g = 0; g < t->ne1 / LLM_R4; g += per) {
         const long long ng = g + per <= t->ne1 / LLM_R4 ? per : t->ne1 / LLM_R4 - g;
         const size_t off = (size_t)g * group;
-        if (llm_repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0)) {
+        if (repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0, 1)) {
             free(d);
             return -1;
         }

@@ -1,5 +1,7 @@
 """The CPU/GPU layer split plan: what `-ngl auto|N` would place where, and
-the decode speed to expect from each side's memory bandwidth (the bandwidth cliff).
+the decode speed to expect of each side (the bandwidth cliff): each layer the larger of
+its floor (the GPU's launches, the CPU's per-layer cost) and its bytes over the side's
+bandwidth, with constants measured once per device (llmlite/device_costs.py).
 
 Pure Python over the GGUF tensor table: nothing is loaded, so `llmlite info MODEL
 --plan [-c N] [--vram GB]` can answer "what if" for any VRAM size. The last layers go
@@ -15,15 +17,10 @@ from pathlib import Path
 
 from llmlite import settings
 from llmlite.config import ModelConfig, layer_of
+from llmlite.device_costs import BASE_LAUNCHES, HEAD_LAUNCHES, Speed, default_speed, device_speed
 
 MiB, GiB = 1 << 20, 1 << 30
 DEFAULT_MARGIN = 512 * MiB
-# H100 SXM: 3.35 TB/s HBM3 peak; a streaming read achieves about 80% of it
-H100_GBS = 3350.0 * 0.8
-# a GPU layer costs at least its kernel launches, whatever the bytes: six dependent
-# kernels in decode (csrc/cuda/README.md) at ~2.5 us each even replayed from a CUDA
-# graph (an estimate until the CUDA backend is timed on a GPU)
-GPU_LAYER_US = 15.0
 DEFAULT_CPU_GBS = 20.0   # a placeholder: pass cpu_bandwidth_gbs() (the machine's probe) instead
 
 
@@ -59,6 +56,9 @@ class ModelCosts:
     # what a decode token reads of layer i's weights: all of them, except the experts of a
     # mixture of experts, of which it reads the n_expert_used it is routed to (empty: all)
     layer_read: list[int] = field(default_factory=list)
+    # a decode layer's launches on the GPU (layer_launches: more where Q/K/V or gate/up
+    # are of several types; empty: device_costs.BASE_LAUNCHES everywhere)
+    layer_launches: list[int] = field(default_factory=list)
 
 
 def span_weight_bytes(nbytes: int) -> int:
@@ -190,6 +190,7 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         elif name not in ("token_embd.weight", "output.weight", "output_norm.weight"):
             other += t.nbytes
             other_pad += pad(t)
+    types = {name: t.type for name, t in T.items()}
     out = T.get("output.weight")
     norm = T["output_norm.weight"].nbytes if "output_norm.weight" in T else 0
     # a layer's K/V per position: the widest (gemma4's full layers; its shared layers read it too)
@@ -204,12 +205,22 @@ def model_costs(gguf, n_ctx: int, n_batch: int = 256, backend: str = "cuda") -> 
         # the CPU model's own figure for its config (gemma4's two head sizes, widest FFN, per-layer inputs)
         scratch_bytes=int(lib.llm_scratch_bytes(cfg.to_c(n_vocab), n_ctx, n_batch)),
         logits_bytes=4 * n_vocab * n_batch, file_tensor_bytes=sum(t.nbytes for t in T.values()),
-        layer_read=layer_read,
+        layer_read=layer_read, layer_launches=[layer_launches(types, il) for il in range(n)],
         **{k: span_compute_bytes(backend, n_batch, n_ctx, cfg.n_embd, cfg.n_head, cfg.n_head_kv, cfg.head_dim,
                                  cfg.n_ff, n_vocab, head, cfg)
            for k, head in (("span_compute", False), ("span_compute_head", True))},
         backend=backend, span_compute_estimated=span_table(backend)[1], layer_pad=layer_pad, other_pad=other_pad,
         head_pad=pad(out if out is not None else embd) + pad(T.get("output_norm.weight")))
+
+
+def layer_launches(types: dict, il: int) -> int:
+    """layer il's decode launches on the CUDA span (csrc/cuda/README.md's table, span_cuda.cu
+    enq_layer): the base counts one launch for Q/K/V, which fuse when they share a type
+    (one more for each further type among them), and one for gate + up + activation,
+    which fuse when the two share a type (three launches when they do not)"""
+    qkv = {types[k] for k in (f"blk.{il}.attn_{m}.weight" for m in "qkv") if k in types}
+    gate, up = types.get(f"blk.{il}.ffn_gate.weight"), types.get(f"blk.{il}.ffn_up.weight")
+    return BASE_LAUNCHES + max(len(qkv) - 1, 0) + (2 if gate is not None and up is not None and gate != up else 0)
 
 
 def _ple_read(T, n_vocab: int) -> int:
@@ -227,7 +238,7 @@ def host_context_bytes(costs: ModelCosts, n_gpu: int = 0) -> int:
     """What the CPU model allocates for its context with the last n_gpu layers offloaded
     (llm_model_new_span): the KV cache of the layers it keeps and its compute buffers.
     Anonymous memory, unlike the weights, which are paged in from the file."""
-    return _split(costs, n_gpu, 0, DEFAULT_CPU_GBS, DEFAULT_CPU_GBS)[0].kv + costs.scratch_bytes
+    return _split(costs, n_gpu, 0, Speed())[0].kv + costs.scratch_bytes
 
 
 def ram_total() -> int | None:
@@ -283,23 +294,24 @@ class Plan:
     margin: int
     fits: bool
     tokens_per_s: float
-    cpu_gbs: float
-    gpu_gbs: float
+    speed: Speed
     kv_fill: int
     cliff: list[tuple[int, int, float, bool]] = field(default_factory=list)  # (%, layers, t/s, fits)
     notes: list[str] = field(default_factory=list)
     device: str = "GPU"        # what the offloaded side is called ("CPU stand-in" in tests)
-    gpu_layer_us: float = GPU_LAYER_US
 
 
-def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: float,
-           gpu_layer_us: float = GPU_LAYER_US) -> tuple[Side, Side, float]:
-    """The two sides with the last n_gpu layers on the GPU, and the expected decode t/s:
-    1 / (cpu_bytes_per_token / cpu_bw + gpu_bytes_per_token / gpu_bw + n_gpu * gpu_layer_us),
-    where a side's
-    bytes per token are its weights (layers, head, the embedding row) + the KV its
-    attention reads at kv_fill tokens (min(kv_fill, window) on sliding-window layers).
-    The hidden state crossing PCIe (n_embd floats) is left out."""
+def _split(c: ModelCosts, n_gpu: int, kv_fill: int, sp: Speed) -> tuple[Side, Side, float]:
+    """The two sides with the last n_gpu layers on the GPU, and the expected decode t/s,
+    1 / (the CPU part + the GPU part), where (device_costs.py; sp: its constants)
+      a CPU layer costs max(sp.cpu_layer_us, bytes / sp.cpu_gbs), the head and the
+        embedding row bytes / sp.cpu_gbs;
+      a GPU layer max(launches * sp.gpu_launch_us, bytes / sp.gpu_gbs), the head
+        max(HEAD_LAUNCHES * sp.gpu_launch_us, bytes / sp.gpu_gbs), and a step with any
+        GPU layer sp.gpu_step_us more (the hidden state across, the result back);
+    a layer's bytes are its weights (a mixture of experts: the experts a token reads) +
+    the KV its attention reads at kv_fill tokens (min(kv_fill, window) on
+    sliding-window layers)."""
     n = c.n_layer
     head_gpu = n_gpu == n
     sides = []
@@ -309,7 +321,6 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
             sides.append(s)
             continue
         held = sum(c.layer_weights[i] for i in rng)
-        read = sum((c.layer_read or c.layer_weights)[i] for i in rng)   # what a token reads; the device holds more
         s.weights = held + (sum(c.layer_pad[i] for i in rng) if on_gpu and c.layer_pad else 0)
         s.kv = sum(c.layer_kv[i] for i in rng)
         s.extra = c.other_bytes + (c.other_pad if on_gpu else c.embd_bytes)
@@ -320,12 +331,23 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
             s.compute = c.span_compute_head if has_head else c.span_compute
         else:
             s.compute = c.scratch_bytes + (c.logits_bytes if has_head else 0)
-        kv_read = sum(min(kv_fill, c.windows[i] or kv_fill) for i in rng) * c.kv_pos_bytes
-        s.bytes_per_token = (read + (c.head_bytes if has_head else 0) + kv_read
-                             + (0 if on_gpu else c.embd_row_bytes))
-        s.ms_per_token = 1e3 * s.bytes_per_token / ((gpu_gbs if on_gpu else cpu_gbs) * 1e9)
+        gbs = (sp.gpu_gbs if on_gpu else sp.cpu_gbs) * 1e3     # bytes per us
+        us = 0.0
+        for i in rng:
+            read = (c.layer_read or c.layer_weights)[i] + min(kv_fill, c.windows[i] or kv_fill) * c.kv_pos_bytes
+            s.bytes_per_token += read
+            floor = ((c.layer_launches[i] if c.layer_launches else BASE_LAUNCHES) * sp.gpu_launch_us if on_gpu
+                     else sp.cpu_layer_us)
+            us += max(floor, read / gbs)
+        if has_head:
+            s.bytes_per_token += c.head_bytes
+            us += max(HEAD_LAUNCHES * sp.gpu_launch_us, c.head_bytes / gbs) if on_gpu else c.head_bytes / gbs
         if on_gpu:
-            s.ms_per_token += len(rng) * gpu_layer_us / 1e3
+            us += sp.gpu_step_us
+        else:
+            s.bytes_per_token += c.embd_row_bytes
+            us += c.embd_row_bytes / gbs
+        s.ms_per_token = us / 1e3
         sides.append(s)
     cpu, gpu = sides
     ms = cpu.ms_per_token + gpu.ms_per_token
@@ -333,17 +355,18 @@ def _split(c: ModelCosts, n_gpu: int, kv_fill: int, cpu_gbs: float, gpu_gbs: flo
 
 
 def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_MARGIN, gpu_layers="auto", *,
-               cpu_gbs: float = DEFAULT_CPU_GBS, gpu_gbs: float = H100_GBS, kv_fill: int = 0,
-               gpu_layer_us: float = GPU_LAYER_US, device: str = "GPU") -> Plan:
+               speed: Speed | None = None, kv_fill: int = 0, device: str = "GPU") -> Plan:
     """Place the layers. gpu_layers "auto": the largest N whose last N layers' weights + KV +
     the span's compute buffers (+ the head and logits when N == n_layer) fit in
     vram_free - margin (0 without a GPU, vram_free None); an int: as asked, capped at
-    n_layer; "all": n_layer. Bandwidths in GB/s (1e9 B/s); kv_fill: tokens in the cache."""
+    n_layer; "all": n_layer. speed: the estimate's constants (None: the defaults with
+    the placeholder CPU bandwidth, device_costs.default_speed); kv_fill: tokens in the cache."""
+    sp = speed or default_speed(DEFAULT_CPU_GBS)
     n = costs.n_layer
     budget = None if vram_free is None else vram_free - margin
 
     def gpu_need(k: int) -> int:
-        return _split(costs, k, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[1].total
+        return _split(costs, k, kv_fill, sp)[1].total
 
     def fits(k: int) -> bool:
         return k == 0 or (budget is not None and gpu_need(k) <= budget)
@@ -364,12 +387,16 @@ def plan_split(costs: ModelCosts, vram_free: int | None, margin: int = DEFAULT_M
         if not fits(k):
             why = "more than the free VRAM less the margin" if budget is not None else "but no GPU was found"
             notes.append(f"{k} layers need {size_text(gpu_need(k))} on the GPU, {why}")
-    cpu, gpu, tps = _split(costs, k, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)
-    cliff = [(pct, n * pct // 100, _split(costs, n * pct // 100, kv_fill, cpu_gbs, gpu_gbs, gpu_layer_us)[2],
+    cpu, gpu, tps = _split(costs, k, kv_fill, sp)
+    cliff = [(pct, n * pct // 100, _split(costs, n * pct // 100, kv_fill, sp)[2],
               fits(n * pct // 100))
              for pct in (0, 25, 50, 75, 100)]
-    return Plan(n, k, k == n, cpu, gpu, vram_free, margin, fits(k), tps, cpu_gbs, gpu_gbs, kv_fill, cliff, notes,
-                device, gpu_layer_us)
+    return Plan(n, k, k == n, cpu, gpu, vram_free, margin, fits(k), tps, sp, kv_fill, cliff, notes, device)
+
+
+def expected_tps(costs: ModelCosts, n_gpu: int, speed: Speed, kv_fill: int = 0) -> float:
+    """the decode t/s the estimate gives with the last n_gpu layers on the GPU"""
+    return _split(costs, min(max(n_gpu, 0), costs.n_layer), kv_fill, speed)[2]
 
 
 def size_text(x: int) -> str:
@@ -396,12 +423,9 @@ def format_plan(p: Plan) -> str:
                      else " (no GPU found)")
         lines.append(line)
     fill = f"KV read at {p.kv_fill} tokens" if p.kv_fill else "empty KV cache"
-    launches = f" + {p.gpu_layer_us:.0f} us launches per layer" if p.gpu_layer_us else ""
-    if dev == "GPU" and p.gpu_gbs == H100_GBS:
-        launches += ", an H100's bandwidth assumed: --gpu-gbs for another card"
-    lines.append(f"  expected decode: ~{p.tokens_per_s:.0f} t/s (CPU part {p.cpu.ms_per_token:.2f} "
-                 f"ms/token reading at {p.cpu_gbs:.0f} GB/s, {dev} part {p.gpu.ms_per_token:.2f} ms/token at "
-                 f"{p.gpu_gbs:.0f} GB/s{launches}; {fill})")
+    lines.append(f"  expected decode: ~{p.tokens_per_s:.0f} t/s (CPU part {p.cpu.ms_per_token:.2f} ms/token, "
+                 f"{dev} part {p.gpu.ms_per_token:.2f} ms/token; {fill})")
+    lines.append(f"  speed constants: {p.speed.describe()}")
     label = f"layers on {dev}"
     lines.append(f"  {label} " + "".join(f"{f'{pct}% ({k})':>12}" for pct, k, _, _ in p.cliff))
     lines.append(f"  {'decode t/s':{len(label)}} " + "".join(f"{f'{t:.0f}' + ('' if ok else '*'):>12}"
@@ -485,12 +509,12 @@ def choose_layers(g, n_ctx: int, n_batch: int, gpu_layers, backend: str = "cuda"
             quiet = gpu_layers == "auto" and not cuda_lib_path().is_file()
             return 0, None, "" if quiet else f"{why}: running on the CPU"
     costs = model_costs(g, n_ctx, n_batch, backend)
-    cpu_gbs = cpu_bandwidth_gbs()
     if backend == "cpu":                   # the stand-in: the same memory, no launches
-        p = plan_split(costs, vram_free(backend), margin, gpu_layers, cpu_gbs=cpu_gbs, gpu_gbs=cpu_gbs, gpu_layer_us=0,
-                       device=device_name(backend))
+        gbs = cpu_bandwidth_gbs()
+        sp = Speed(cpu_gbs=gbs, gpu_gbs=gbs, source="the CPU stand-in: the CPU's bandwidth on both sides")
+        p = plan_split(costs, vram_free(backend), margin, gpu_layers, speed=sp, device=device_name(backend))
     else:
-        p = plan_split(costs, vram_free(backend), margin, gpu_layers, cpu_gbs=cpu_gbs)
+        p = plan_split(costs, vram_free(backend), margin, gpu_layers, speed=device_speed(backend))
     return p.n_gpu, p, ""
 
 

@@ -21,7 +21,7 @@ class Var:
 
 ENV = [
     Var("LLMLITE_CACHE", "~/.cache/llmlite", "llmlite's cache: models/ (the PyPI-provided models), the chat "
-        "history, the measured bandwidth, when each model was last run"),
+        "history, the measured bandwidth and speed constants (devices.json), when each model was last run"),
     Var("LLMLITE_CONFIG", "$XDG_CONFIG_HOME/llmlite or ~/.config/llmlite", "the folder of the user's models.toml"),
     Var("LLMLITE_MODELS_TOML", "the package's models.toml", "the shipped alias list to use instead"),
     Var("LLMLITE_PLAIN", "0", "1: replies as plain text, never rendered Markdown (as --plain)"),
@@ -32,6 +32,8 @@ ENV = [
         "device the tests use)"),
     Var("LLMLITE_STANDIN_VRAM_MB", "the free RAM", "the free memory the cpu stand-in device reports"),
     Var("LLMLITE_DEVICE_FALLBACK", "1", "0: a device that fails a step raises instead of handing over to the CPU"),
+    Var("LLMLITE_SPEED_TIMING", "1", "0: the plan's speed constants are not timed on this machine (the cached ones, "
+        "else the defaults: issue 24's H200 figures)"),
     Var("LLMLITE_CUDA_LIB", "libllmlite_cuda.so beside the package", "the CUDA backend library to load"),
     Var("LLMLITE_CUDA_GRAPH", "1", "0: decode steps launched one by one instead of replayed from a CUDA graph",
         "CUDA"),

@@ -11,6 +11,10 @@ from helpers import ROOT
 from isa import ISAS, isas, using_isa
 
 SHARED = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+# the plan's speed constants are not timed in the tests (the processes they start too):
+# a model loaded with -ngl on the emulated CUDA backend would time it on its large
+# model (llmlite/device_costs.py); tests/test_device_costs.py turns it on where it checks it
+os.environ.setdefault("LLMLITE_SPEED_TIMING", "0")
 NO_SHARED = "needs the shared reference data: set LLMLITE_SHARED"
 # a test that takes one of these fixtures (directly or through another) gets the marker
 FIXTURE_MARKERS = {"shared_dir": "shared", "emulated_cuda_lib": "gpu"}

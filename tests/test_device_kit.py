@@ -122,3 +122,76 @@ def test_step_script_says_cold_machine_and_numbers_its_calls(tmp_path):
     assert "setup failed: stopping" in (out / "call2.log").read_text()
     assert not (work / "done" / "setup").exists()                # so the next call tries again
     assert sorted(p.name for p in (work / "logs").iterdir()) == ["call1.log", "call2.log"]
+
+
+llamacpp, cliff_table = _load("llamacpp"), _load("cliff_table")
+
+
+def test_llamacpp_tarball_keeps_the_library_cuda_and_llama_bench_only(tmp_path):
+    """the trimmed llama.cpp sources: ggml with its CPU and CUDA backends, no docs, models,
+    other backends or tools but llama-bench, tools/ and vendor/ CMakeLists rewritten"""
+    import tarfile
+
+    src = tmp_path / "llama.cpp"
+    files = ["CMakeLists.txt", "src/llama.cpp", "common/common.cpp", "ggml/CMakeLists.txt", "ggml/src/ggml.c",
+             "ggml/src/CMakeLists.txt", "ggml/src/ggml-cuda/mmq.cu", "ggml/src/ggml-cpu/ggml-cpu.c",
+             "ggml/src/ggml-vulkan/v.cpp", "ggml/src/ggml-metal/m.m", "docs/build.md", "models/ggml-vocab.gguf",
+             "tools/CMakeLists.txt", "tools/server/server.cpp", "tools/llama-bench/llama-bench.cpp",
+             "vendor/CMakeLists.txt", "vendor/miniaudio/miniaudio.h", "vendor/nlohmann/json.hpp", "examples/a.cpp"]
+    for f in files:
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        (src / f).write_text(f"// {f}\n")
+    out = tmp_path / "l.tar.xz"
+    assert llamacpp.make_tarball(src, out) == out.stat().st_size
+    with tarfile.open(out) as t:
+        names = {m.name[len("llama.cpp/"):] for m in t.getmembers()}
+        tools = t.extractfile("llama.cpp/tools/CMakeLists.txt").read().decode()
+        vendor = t.extractfile("llama.cpp/vendor/CMakeLists.txt").read().decode()
+    assert names == {"CMakeLists.txt", "src/llama.cpp", "common/common.cpp", "ggml/CMakeLists.txt", "ggml/src/ggml.c",
+                     "ggml/src/CMakeLists.txt", "ggml/src/ggml-cuda/mmq.cu", "ggml/src/ggml-cpu/ggml-cpu.c",
+                     "tools/CMakeLists.txt", "tools/llama-bench/llama-bench.cpp", "vendor/CMakeLists.txt",
+                     "vendor/nlohmann/json.hpp"}
+    assert "add_subdirectory(llama-bench)" in tools and "server" not in tools and "miniaudio" not in vendor
+    assert "-DGGML_CUDA=ON" in llamacpp.CMAKE_ARGS and "-DCMAKE_CUDA_ARCHITECTURES=90" in llamacpp.CMAKE_ARGS
+
+
+def _bench_json(path, tg_full=700.0):
+    sp = {"gpu_launch_us": 7.8, "gpu_gbs": 1200.0, "gpu_step_us": 20.0, "cpu_layer_us": 85.0, "cpu_gbs": 100.0,
+          "source": "measured on NVIDIA H200, 16 CPU threads", "measured": True}
+    tests = []
+    for ngl, pp, tg, est in ((0, 3186.0, 351.0, 351.0), (30, 20021.0, tg_full, 687.0)):
+        for test, tps in (("pp512", pp), ("tg128", tg)):
+            tests.append({"test": test, "tps_mean": tps, "tps_sd": 1.0, "split": ngl // 30, "ngl": ngl, "n_layer": 30,
+                          "plan_tps": est, "plan_speed": sp, "plan_device_bytes": 0, "span_bytes": 0,
+                          "device_free_drop": None, "notes": []})
+    path.write_text(json.dumps({"name": "llama 135M Q4_1", "n_layer": 30, "threads": 16, "tests": tests}))
+    return path
+
+
+def test_cliff_table_sets_the_plan_against_the_measured_tg(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["cliff_table.py", str(_bench_json(tmp_path / "b.json"))])
+    assert cliff_table.main() == 0
+    out = capsys.readouterr().out
+    assert "| plan tg t/s | plan vs tg |" in out
+    assert "| 0/30 (0%) | 3186.0 ± 1.0 | 351.0 ± 1.0 | 351 | +0% |" in out
+    assert "| 30/30 (100%) | 20021.0 ± 1.0 | 700.0 ± 1.0 | 687 | -2% |" in out
+    assert "plan constants (measured): measured on NVIDIA H200" in out
+
+
+def test_side_by_side_with_llama_bench(tmp_path):
+    lb = tmp_path / "lb.json"
+    lb.write_text(json.dumps([{"n_prompt": 512, "n_gen": 0, "avg_ts": 48000.0},
+                              {"n_prompt": 0, "n_gen": 128, "avg_ts": 955.0}]))
+    t = llamacpp.table(lb, _bench_json(tmp_path / "b.json", tg_full=743.0))
+    assert "| pp512 | 20021 | 48000 | 0.42x |" in t and "| tg128 | 743 | 955 | 0.78x |" in t
+
+
+def test_step_script_has_the_issue_24_jobs():
+    """the side-by-side, prompt lookup on the GPU, the plan's constants, span_check bench
+    and the race checks: each a job whose result the summary prints"""
+    s = (KIT / "step.sh").read_text()
+    for job in ("job speed ", "llamacpp_start\n", 'job "llamacpp-$name"', 'job "lookup-$name"',
+                "job span_bench ", "job races "):
+        assert job in s, job
+    assert "llamacpp.py table" in s and 'grep -h "overall"' in s and "speed.txt" in s
+    assert "span_bench.txt" in s and "ERROR SUMMARY" in s and "llamacpp_wait 180" in s

@@ -6,6 +6,7 @@ import gguf
 import numpy as np
 import pytest
 
+from llmlite.device_costs import Speed
 from llmlite.gguf import open_gguf
 from llmlite.offload import MiB, format_plan, model_costs, plan_split, vram_free
 
@@ -216,28 +217,50 @@ def test_explicit_n_and_all(cuda_library, files):
 @pytest.mark.parametrize("n", [0, 2, 4])
 def test_decode_estimate(files, n):
     c = model_costs(files["untied"], 128, 8)
-    p = plan_split(c, 10**12, 0, gpu_layers=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=0)
+    assert c.layer_launches == [7] * 4          # Q (F16) apart from K and V (Q8_0): two launches
     kv = 50 * KV_POS
     cpu = sum(LAYER[:4 - n]) + (4 - n) * kv + 68 + (OUTPUT + NORM if n < 4 else 0)
     gpu = sum(LAYER[4 - n:]) + n * kv + (OUTPUT + NORM if n == 4 else 0)
+    # no floors: each side's bytes over its bandwidth
+    p = plan_split(c, 10**12, 0, gpu_layers=n, speed=Speed(cpu_gbs=10, gpu_gbs=1000), kv_fill=50)
     assert (p.cpu.bytes_per_token, p.gpu.bytes_per_token) == (cpu, gpu)
     assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9), rel=1e-12)
-    # with a launch floor of 30 us per GPU layer
-    p = plan_split(c, 10**12, 0, gpu_layers=n, cpu_gbs=10, gpu_gbs=1000, kv_fill=50, gpu_layer_us=30)
-    assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9 + n * 30e-6), rel=1e-12)
+    # floors above the bytes: the GPU's launches (6 a layer at 30 us, the head 3) and a
+    # step cost; the CPU's per-layer floor below its layers' bytes (71 us at 1 GB/s)
+    sp = Speed(cpu_gbs=1, cpu_layer_us=50, gpu_gbs=1000, gpu_launch_us=30, gpu_step_us=7)
+    p = plan_split(c, 10**12, 0, gpu_layers=n, speed=sp, kv_fill=50)
+    want_gpu = (n * 7 * 30 + (3 * 30 if n == 4 else 0) + 7) * 1e-6 if n else 0
+    assert p.tokens_per_s == pytest.approx(1 / (cpu / 1e9 + want_gpu), rel=1e-12)
+    # a CPU floor above the bytes takes their place
+    sp = Speed(cpu_gbs=1000, cpu_layer_us=500)
+    p = plan_split(c, 10**12, 0, gpu_layers=n, speed=sp, kv_fill=50)
+    head = (OUTPUT + NORM if n < 4 else 0) + 68
+    assert p.cpu.ms_per_token == pytest.approx((4 - n) * 0.5 + head / 1e9, rel=1e-12)
+
+
+def test_layer_launches_follow_the_types():
+    """Q/K/V in two types is one launch more, in three two more; gate and up of
+    different types two more"""
+    from llmlite.offload import layer_launches
+
+    t = {f"blk.0.{m}.weight": 8 for m in ("attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up")}
+    assert layer_launches(t, 0) == 6 and layer_launches(t, 1) == 6
+    assert layer_launches({**t, "blk.0.attn_v.weight": 12}, 0) == 7
+    assert layer_launches({**t, "blk.0.attn_v.weight": 12, "blk.0.attn_k.weight": 13}, 0) == 8
+    assert layer_launches({**t, "blk.0.ffn_up.weight": 12}, 0) == 8
 
 
 def test_decode_sliding_window_reads_the_window(files):
     # gemma3 with pattern 2: layers 0 and 2 read at most 8 positions, 1 and 3 all 20
     c = model_costs(files["swa"], 128, 8)
     assert c.windows == [8, 0, 8, 0] and c.layer_kv == [128 * KV_POS] * 4   # the cache is full-size anyway
-    p = plan_split(c, None, cpu_gbs=5, kv_fill=20)
+    p = plan_split(c, None, speed=Speed(cpu_gbs=5), kv_fill=20)
     assert p.cpu.bytes_per_token == sum(LAYER) + (8 + 20 + 8 + 20) * KV_POS + 68 + EMBD + NORM
 
 
 def test_cliff_and_format(cuda_library, files):
     c = model_costs(files["untied"], 128, 8)
-    p = plan_split(c, _need(2) + 1000, 1000, cpu_gbs=10, gpu_gbs=1000, gpu_layer_us=0)
+    p = plan_split(c, _need(2) + 1000, 1000, speed=Speed(cpu_gbs=10, gpu_gbs=1000))
     assert [(pct, k, ok) for pct, k, _, ok in p.cliff] == [
         (0, 0, True), (25, 1, True), (50, 2, True), (75, 3, False), (100, 4, False)]
     tps = [t for _, _, t, _ in p.cliff]

@@ -90,6 +90,7 @@ def bench(
                         "size_label": md.get("general.size_label"), "threads": m.threads,
                         "repacked": m.weights.repacked_bytes}   # the first split's copies (repack.c)
             split = _bench_split(m, k, n_layer)
+            split.update(_bench_estimate(m, n_gen))
             try:
                 pp, tg = B.run_model_bench(m, n_prompt, n_gen, reps)
             except LlmliteError as e:             # the other splits go on
@@ -157,8 +158,11 @@ def bench(
             seen.add(s["split"])
             if "error" in s:
                 con.print(f"-ngl {s['ngl']}: {s['error']}", highlight=False)
-            elif s["ngl"]:
-                con.print(_device_memory_line(s), highlight=False)
+            else:
+                if s["ngl"]:
+                    con.print(_device_memory_line(s), highlight=False)
+                tg = next((r.mean for r, s2 in rows if r and s2["split"] == s["split"] and r.test.startswith("tg")), None)
+                con.print(_estimate_line(s, tg), highlight=False)
     if verdict_of:
         con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {verdict_of[0] * bpt / 1e9:.1f} GB/s "
                   f"of a probed {probe:.1f} GB/s read bandwidth (4 KiB pages, {info['threads']} threads)",
@@ -188,6 +192,31 @@ def _bench_split(m, k: int, n_layer: int) -> dict:
                              and m.offload_plan is not None and m.offload_plan.vram_free else None),
         "notes": list(m.offload_notes),
     }
+
+
+def _bench_estimate(m, n_gen: int) -> dict:
+    """the plan's decode estimate for this split (at the middle of the tg test's
+    context) and the constants it used: the split's plan's, else this machine's
+    (device_costs.device_speed: measured once per device, else the defaults)"""
+    from dataclasses import asdict
+
+    from llmlite import offload
+    from llmlite.device_costs import device_speed
+
+    n_gpu = m.weights.n_gpu
+    plan = m.offload_plan if m.offload_plan is not None and m.offload_plan.n_gpu == n_gpu else None
+    backend = m.weights.backend if n_gpu else "cuda"
+    speed = plan.speed if plan else device_speed(backend)
+    costs = offload.model_costs(m.gguf, m.weights.n_ctx, m.weights.n_batch, backend)
+    return {"plan_tps": offload.expected_tps(costs, n_gpu, speed, n_gen // 2), "plan_speed": asdict(speed)}
+
+
+def _estimate_line(s: dict, tg: float | None) -> str:
+    """-ngl N: the plan's decode estimate against the measured tg, and its constants"""
+    est, sp = s.get("plan_tps"), s.get("plan_speed") or {}
+    vs = f" (measured {tg:.0f}: {est / tg - 1:+.0%})" if tg and est else ""
+    return (f"-ngl {s['ngl']}/{s['n_layer']}: the plan expected ~{est:.0f} t/s decode{vs}; constants "
+            f"{'measured' if sp.get('measured') else 'not measured'}: {sp.get('source', '?')}")
 
 
 def _device_memory_line(s: dict) -> str:

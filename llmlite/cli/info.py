@@ -134,7 +134,7 @@ def info(
                                          help="With --plan: free GPU memory to plan for (default: this GPU's)."),
     vram_margin: int = typer.Option(512, "--vram-margin", metavar="MiB", help="With --plan: memory left free."),
     gpu_gbs: Optional[float] = typer.Option(None, "--gpu-gbs", metavar="GB/s",
-                                            help="With --plan: the GPU's memory bandwidth (default: an H100's)."),
+                                            help="With --plan: the GPU's memory bandwidth (default: measured once per GPU, else issue 24's H200 figures)."),
     gpu_layers: str = opt_ngl(help="With --plan: layers to put on the GPU (auto, all, or a number)."),
 ) -> None:
     """Describe a GGUF model: architecture, sizes, tokenizer, tensor types, memory.
@@ -196,8 +196,14 @@ def _info_plan(path, ctx_size, vram, margin_mib: int, gpu_layers: str, json_out:
     free = int(vram * (1 << 30)) if vram is not None else offload.vram_free()
     if gpu_gbs is not None and not gpu_gbs > 0:
         raise UserError(f"--gpu-gbs must be > 0 (got {gpu_gbs})")
-    p = offload.plan_split(costs, free, margin_mib << 20, n, cpu_gbs=offload.cpu_bandwidth_gbs(),
-                           gpu_gbs=gpu_gbs or offload.H100_GBS)
+    from dataclasses import replace
+
+    from llmlite.device_costs import device_speed
+
+    speed = device_speed("cuda")
+    if gpu_gbs:
+        speed = replace(speed, gpu_gbs=gpu_gbs, source=speed.source + f"; --gpu-gbs {gpu_gbs:g}")
+    p = offload.plan_split(costs, free, margin_mib << 20, n, speed=speed)
     if json_out:
         import json
 

@@ -6,9 +6,13 @@ go over in slices).
   python3 tools/gpu/device/pack.py [--models smollm2-135m gemma3-270m]
 
 c1 holds MANIFEST.json, the wheels the device's Python 3.12 lacks (cffi, pycparser),
-the perplexity corpus, the prebuilt extension (llmlite/_llmlite.abi3.so) and CUDA
-build (build/cuda: `sh tools/gpu/gpu_check.sh quick` makes it), and the first
-bytes of the model stream (the models' GGUF files back to back); c2.. the next bytes.
+the perplexity corpus, prompt lookup's workloads, llama.cpp's trimmed sources
+(llamacpp.py, ~1.7 MiB: step.sh builds them in the background from call 1), the
+prebuilt extension (llmlite/_llmlite.abi3.so) and CUDA build (build/cuda: `sh
+tools/gpu/gpu_check.sh quick` makes it), and the first bytes of the stream; c2.. the
+next bytes. The stream: the files back to back, the first model, a cmake wheel (27 MiB,
+for a machine without cmake), the other models (--no-llamacpp leaves the sources and
+the wheel out).
 Then call k of the device tool carries [".gpu/ck"] and runs
 `bash tools/gpu/device/step.sh`: see csrc/cuda/README.md."""
 from __future__ import annotations
@@ -97,10 +101,29 @@ def write_slices(models: list[dict], paths: list[Path], calls: list[dict], out: 
                         w.write(f.read(hi - lo))
 
 
+def llamacpp_files(out: Path) -> tuple[Path, Path]:
+    """llama.cpp's trimmed sources (built from the llama-cpp-python sdist under /work/ref)
+    and a cmake wheel for the device's Python, into out"""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import llamacpp
+
+    src = llamacpp.find_source()
+    if src is None:
+        sys.exit("no llama-cpp-python sdist unpacked under /work/ref: pass --no-llamacpp")
+    tar = out / "llamacpp.tar.xz"
+    llamacpp.make_tarball(src, tar)
+    whl = out / "cmake-wheel"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", PY, "--implementation", "cp", "--platform", "manylinux2014_x86_64",
+                    "--platform", "manylinux_2_17_x86_64", "-d", str(whl), "cmake<4"], check=True)
+    return tar, next(whl.glob("cmake-*.whl"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"])
     ap.add_argument("--out", default=str(ROOT / ".gpu"))
+    ap.add_argument("--no-llamacpp", action="store_true", help="no llama.cpp sources or cmake wheel in the stream")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from llmlite.registry import ensure_model
@@ -114,14 +137,22 @@ def main() -> int:
                     "--python-version", PY, "--implementation", "cp", "--platform", "manylinux_2_28_x86_64",
                     "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
                     "-d", str(c1 / "whl"), "cffi", "pycparser"], check=True)
-    shutil.copy(Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared")) / "data" / "wikitext2_test.txt", c1)
+    shared = Path(os.environ.get("LLMLITE_SHARED", ROOT.parent / "shared"))
+    shutil.copy(shared / "data" / "wikitext2_test.txt", c1)
+    shutil.copy(shared / "bench" / "lookup-workloads.jsonl", c1)
     for b in binaries:                         # as their paths in the repository
         dst = c1 / "prebuilt" / b.relative_to(ROOT)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(b, dst)
 
     paths = [Path(ensure_model(name)) for name in a.models]
-    models = describe(paths, a.models)
+    names = list(a.models)
+    if not a.no_llamacpp:        # the sources in c1 (the build starts at once), the wheel after the first model
+        tar, whl = llamacpp_files(out)
+        shutil.copy(tar, c1 / "llamacpp.tar.xz")
+        paths.insert(1, whl)
+        names.insert(1, "cmake-wheel")
+    models = describe(paths, names)
     base = tree_bytes() + SLACK
     c1_bytes = sum(f.stat().st_size for f in c1.rglob("*") if f.is_file()) + 4096
     calls = slice_plan(sum(m["size"] for m in models), LIMIT - base, c1_bytes)

@@ -68,6 +68,7 @@ model_file() { python3 -c "import json; print(next(m['file'] for m in json.load(
 
 real_check() { python3 tools/gpu/real_check.py "$W/models/$1" --corpus .gpu/c1/wikitext2_test.txt --chunks 8; }
 cliff() {    # tg128/pp512 at 0-100% of the layers, device memory against the plan
+    llamacpp_wait 180
     python3 -m llmlite bench "$W/models/$1" -ngl 0,25%,50%,75%,100% -r 3 --json > "$W/bench-$2.json" || return 1
     cp "$W/bench-$2.json" "$OUT/"
     python3 tools/gpu/device/cliff_table.py "$W/bench-$2.json"
@@ -90,8 +91,74 @@ variants() { # full-offload tg128 without the decode graph, without the fused la
     echo "-- LLMLITE_CUDA_ACTQ=1"; LLMLITE_CUDA_ACTQ=1 python3 -m llmlite bench "$W/models/$1" -ngl all -p 0 -n 128 -r 3
 }
 
+speed() {    # the plan's constants timed on this GPU, cached in $LLMLITE_CACHE for the cliff's plans
+    python3 -c "from llmlite.device_costs import device_speed; print(device_speed('cuda').describe())" |
+        tee "$W/speed.txt"
+}
+cmake_bin() {   # the machine's cmake, else the one of the wheel in the stream (installed once); none: 1
+    command -v cmake && return 0
+    [ -x "$W/cmake/cmake/data/bin/cmake" ] || {
+        local whl
+        whl=$(model_file cmake-wheel 2>/dev/null) && [ -f "$W/models/$whl" ] &&
+            python3 -m pip install -q --no-index --no-deps --target "$W/cmake" "$W/models/$whl" >/dev/null 2>&1
+    } || return 1
+    echo "$W/cmake/cmake/data/bin/cmake"
+}
+llamacpp_build() {   # llama.cpp's CUDA build (tools/gpu/device/llamacpp.py): llama-bench only, sm_90
+    local d=$W/llamacpp cm=$1
+    [ -d "$d/llama.cpp" ] || { mkdir -p "$d" && tar xJf .gpu/c1/llamacpp.tar.xz -C "$d"; } || return 1
+    # shellcheck disable=SC2046
+    "$cm" -S "$d/llama.cpp" -B "$d/build" $(python3 tools/gpu/device/llamacpp.py cmake-args) > "$d/configure.log" 2>&1 ||
+        { tail -20 "$d/configure.log"; return 1; }
+    "$cm" --build "$d/build" --target llama-bench -j "$(nproc)" 2>&1 | tail -3
+    [ -x "$d/build/bin/llama-bench" ]
+}
+# The llama.cpp build (~5 minutes on 16 cores) runs in the background from the first call
+# that has its sources (c1) and a cmake, beside the GPU jobs: CPU work that would take a
+# call of its own. Its own session (setsid), so a call's end does not stop it; a build
+# found neither running nor done is started again (cmake resumes what it had built),
+# twice at most.
+llamacpp_start() {
+    [ -f .gpu/c1/llamacpp.tar.xz ] || return 0
+    [ -x "$W/llamacpp/build/bin/llama-bench" ] && return 0
+    local pid cm
+    pid=$(cat "$W/llamacpp.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null && return 0
+    [ "$(grep -c '^exit [1-9]' "$W/llamacpp-build.log" 2>/dev/null)" -ge 2 ] && return 0   # failed twice: its log says why
+    if ! cm=$(cmake_bin); then echo "== llama.cpp: no cmake here yet (its wheel comes after SmolLM2)"; return 0; fi
+    echo "== llama.cpp build started in the background ($W/llamacpp-build.log)"
+    setsid nohup nice -n 10 bash -c 'llamacpp_build "$1"; echo "exit $?"' _ "$cm" >> "$W/llamacpp-build.log" 2>&1 &
+    echo $! > "$W/llamacpp.pid"
+}
+llamacpp_wait() {   # before a CPU timing: let the background build finish (at most $1 s)
+    local pid t=0
+    pid=$(cat "$W/llamacpp.pid" 2>/dev/null) || return 0
+    while kill -0 "$pid" 2>/dev/null && [ $t -lt "$1" ]; do sleep 5; t=$((t + 5)); done
+    kill -0 "$pid" 2>/dev/null && echo "note: the llama.cpp build is still running: the CPU timings share the machine"
+    return 0
+}
+llamacpp_bench() {   # llama-bench -ngl 99 -p 512 -n 128, then the table against our cliff's 100% row
+    "$W/llamacpp/build/bin/llama-bench" -m "$W/models/$1" -ngl 99 -p 512 -n 128 -o json > "$W/llamacpp-$2.json" ||
+        return 1
+    cp "$W/llamacpp-$2.json" "$OUT/"
+    [ -f "$W/bench-$2.json" ] && python3 tools/gpu/device/llamacpp.py table "$W/llamacpp-$2.json" "$W/bench-$2.json"
+    return 0
+}
+lookup() {   # prompt lookup's decode speed-up with every layer on the GPU (the same tokens, checked)
+    python3 benchmarks/lookup_bench.py "$W/models/$1" -ngl all -n 128 --workloads .gpu/c1/lookup-workloads.jsonl |
+        tee "$W/lookup-$2.txt"
+}
+span_bench() {   # span_check's timed shapes (SmolLM2's, the llama-1B one): prefill and decode ms/token
+    set -o pipefail
+    build/cuda/span_check build/cuda/libllmlite_cuda.so bench | tee "$W/span_bench.txt"
+}
+races() {        # compute-sanitizer racecheck and synccheck on span_check quick
+    set -o pipefail
+    env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races | tee "$W/races.txt"
+}
+
 export W OUT
-export -f setup real_check cliff sanitize variants
+export -f setup real_check cliff sanitize variants speed llamacpp_build llamacpp_bench llamacpp_wait lookup model_file \
+    span_bench races
 main() {
 echo "== call $N, $(date -u +%FT%TZ), $(hostname); slices here: $(ls -d .gpu/c* 2>/dev/null | tr '\n' ' ')"
 if [ ! -d .gpu/c1 ]; then
@@ -102,6 +169,8 @@ fi
 job setup 120 -- setup
 [ -e "$W/done/setup" ] && [ "$(cat "$W/done/setup")" = 0 ] || { echo "setup failed: stopping"; rm -f "$W/done/setup"; return 1; }
 models
+llamacpp_start
+job speed 60 -- speed
 job gpu_check 380 -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh check
 for name in smollm2-135m gemma3-270m; do
     f=$(model_file $name) || continue
@@ -110,13 +179,26 @@ for name in smollm2-135m gemma3-270m; do
     job "cliff-$name" 300 -- cliff "$f" "$name"
     job "sanitize-$name" 300 optional -- sanitize "$f" "$name"
     job "variants-$name" 180 optional -- variants "$f"
+    llamacpp_start
+    [ -x "$W/llamacpp/build/bin/llama-bench" ] && job "llamacpp-$name" 150 optional -- llamacpp_bench "$f" "$name"
+    job "lookup-$name" 180 optional -- lookup "$f" "$name"
 done
-job span_bench 120 optional -- build/cuda/span_check build/cuda/libllmlite_cuda.so bench
-job races 300 optional -- env GPU_CHECK_BUILD=0 sh tools/gpu/gpu_check.sh races
+job span_bench 120 optional -- span_bench
+job races 300 optional -- races
 
 echo "== summary after call $N ($(el) s)"
 for f in "$W"/done/*; do case $f in *.timedout) ;; *) echo "  $(basename "$f"): exit $(cat "$f")" ;; esac; done
+[ -f "$W/speed.txt" ] && echo "  the plan's constants: $(cat "$W/speed.txt")"
 for f in "$W"/bench-*.json; do [ -f "$f" ] && python3 tools/gpu/device/cliff_table.py "$f"; done
+[ -f "$W/llamacpp-build.log" ] && echo "  llama.cpp build: $(if [ -x "$W/llamacpp/build/bin/llama-bench" ]; then
+    echo built; else tail -1 "$W/llamacpp-build.log"; fi)"
+for f in "$W"/llamacpp-*.json; do
+    n=${f##*/llamacpp-}; n=${n%.json}
+    [ -f "$W/bench-$n.json" ] && python3 tools/gpu/device/llamacpp.py table "$f" "$W/bench-$n.json"
+done
+for f in "$W"/lookup-*.txt; do [ -f "$f" ] && grep -h "overall" "$f"; done
+[ -f "$W/span_bench.txt" ] && grep -hE "shape: [0-9]+ layers|prefill 512|decode at pos" "$W/span_bench.txt"
+[ -f "$W/races.txt" ] && grep -hE "ERROR SUMMARY|compute-sanitizer .*: exit" "$W/races.txt"
 }
 
 main 2>&1 | tee "$LOG"          # the pipeline ends when tee has written everything

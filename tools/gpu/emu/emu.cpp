@@ -16,7 +16,15 @@
  * Faults: EMU_FAIL_LAUNCH=k makes the k-th grid launched (from 1) fault as an illegal
  * address does on a GPU: it does not run, and from then on every call returns the
  * error (a sticky error: the context is lost). With EMU_FAIL_KIND=soft it fails as a
- * bad launch configuration does instead: that launch only, reported once. */
+ * bad launch configuration does instead: that launch only, reported once.
+ *
+ * Trace: EMU_TRACE=file appends, while it is set (read at each call, so a caller can
+ * trace one decode step), a line per device allocation ("alloc ID BYTES"), per copy into
+ * one ("copy ID OFFSET BYTES") and per grid run ("launch NAME grid X,Y,Z block X,Y,Z smem
+ * N ptrs ID+OFFSET,..."): the kernel's demangled name, and every 8-byte word of its
+ * arguments (structs of pointers included) that points into a device allocation. */
+#include <cxxabi.h>
+#include <dlfcn.h>
 #include <map>
 #include <sanitizer/common_interface_defs.h>
 #include <utility>
@@ -243,6 +251,59 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
 }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { STICKY; *f = 8ull << 30; *t = 16ull << 30; return cudaSuccess; }
 
+/* ---- the trace (EMU_TRACE) ---- */
+
+static std::map<uintptr_t, std::pair<size_t, long long>> traced;   /* base -> (bytes, id) of each allocation */
+static long long n_allocs;
+
+bool emu_tracing(void) { return getenv("EMU_TRACE") != nullptr; }
+
+static FILE *trace_file() {
+    const char *path = getenv("EMU_TRACE");
+    return path ? fopen(path, "a") : nullptr;
+}
+
+/* the allocation p points into: its id and p's offset (false: none) */
+static bool in_alloc(uintptr_t p, long long *id, size_t *off) {
+    auto it = traced.upper_bound(p);
+    if (it == traced.begin()) return false;
+    --it;
+    if (p >= it->first + it->second.first) return false;
+    *id = it->second.second;
+    *off = p - it->first;
+    return true;
+}
+
+void emu_trace_launch(const void *k, dim3 g, dim3 b, size_t smem, const void *const *args, const size_t *sizes, int n) {
+    FILE *f = trace_file();
+    if (!f) return;
+    Dl_info di;
+    const char *sym = dladdr(k, &di) && di.dli_sname ? di.dli_sname : "?";
+    int st = 0;
+    char *dem = abi::__cxa_demangle(sym, nullptr, nullptr, &st);
+    fprintf(f, "launch %s\tgrid %u,%u,%u\tblock %u,%u,%u\tsmem %zu\tptrs", st == 0 && dem ? dem : sym, g.x, g.y, g.z,
+            b.x, b.y, b.z, smem);
+    free(dem);
+    char sep = ' ';
+    for (int i = 0; i < n; i++)
+        for (size_t w = 0; w + 8 <= sizes[i]; w += 8) {
+            uintptr_t v;
+            memcpy(&v, (const char *)args[i] + w, 8);
+            long long id;
+            size_t off;
+            if (in_alloc(v, &id, &off)) { fprintf(f, "%c%lld+%zu", sep, id, off); sep = ','; }
+        }
+    fputc('\n', f);
+    fclose(f);
+}
+
+static void trace_copy(const void *dst, size_t n) {
+    long long id;
+    size_t off;
+    if (!in_alloc((uintptr_t)dst, &id, &off)) return;
+    if (FILE *f = trace_file()) { fprintf(f, "copy %lld %zu %zu\n", id, off, n); fclose(f); }
+}
+
 static size_t alloc_limit() { const char *s = getenv("EMU_ALLOC_LIMIT"); return s ? strtoull(s, nullptr, 10) : 0; }
 static size_t allocated;
 static std::map<void *, size_t> alloc_sizes;
@@ -256,6 +317,8 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     memset(*p, 0xff, n);
     allocated += n;
     alloc_sizes[*p] = n;
+    traced[(uintptr_t)*p] = {n, ++n_allocs};
+    if (FILE *f = trace_file()) { fprintf(f, "alloc %lld %zu\n", n_allocs, n); fclose(f); }
     return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
@@ -264,6 +327,7 @@ cudaError_t cudaFree(void *p) {
     if (it == alloc_sizes.end()) fail("cudaFree of a pointer that cudaMalloc did not return");
     allocated -= it->second;
     alloc_sizes.erase(it);
+    traced.erase((uintptr_t)p);
     free(p);
     return sticky_err;
 }
@@ -286,10 +350,15 @@ void emu_enqueue(cudaStream_t s, std::function<void()> op) {
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind, cudaStream_t s) {
     STICKY;
+    trace_copy(dst, n);
     emu_enqueue(s, [=]() { memcpy(dst, src, n); });
     return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) { memcpy(dst, src, n); return cudaSuccess; }
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind) {
+    trace_copy(dst, n);
+    memcpy(dst, src, n);
+    return cudaSuccess;
+}
 cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
     STICKY;
     emu_enqueue(s, [=]() { memset(p, v, n); });

@@ -135,9 +135,20 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
 /* a launch: run now, or record it while s is capturing */
 void emu_enqueue(cudaStream_t s, std::function<void()> op);
 void emu_run_grid(dim3 g, dim3 b, const std::function<void()> &body);
+/* EMU_TRACE=file (read at each launch): a line per grid run, the kernel's name and the
+ * device memory its arguments point into (emu.cpp; tools/gpu/kernel_report.py reads it) */
+bool emu_tracing(void);
+void emu_trace_launch(const void *k, dim3 g, dim3 b, size_t smem, const void *const *args, const size_t *sizes, int n);
 template <class... KA, class... A>
-static inline void emu_launch(dim3 g, dim3 b, size_t, cudaStream_t s, void (*k)(KA...), A... a) {
-    emu_enqueue(s, [=]() { emu_run_grid(g, b, [=]() { k(a...); }); });
+static inline void emu_launch(dim3 g, dim3 b, size_t smem, cudaStream_t s, void (*k)(KA...), A... a) {
+    emu_enqueue(s, [=]() {
+        if (emu_tracing()) {
+            const void *const args[] = {&a..., nullptr};
+            const size_t sizes[] = {sizeof(a)..., 0};
+            emu_trace_launch((const void *)k, g, b, smem, args, sizes, (int)sizeof...(A));
+        }
+        emu_run_grid(g, b, [=]() { k(a...); });
+    });
 }
 
 #endif

@@ -1,0 +1,59 @@
+"""Decode's read bandwidth against the machine's probe, in paired rounds.
+
+`llmlite bench` probes the read bandwidth once, after its runs. On a machine whose
+memory bandwidth is shared with other tenants the probe moves by 1.5x within minutes,
+so a probe taken at another moment than the decode says little about the decode. Here
+each round probes right before and right after its decode (tg of -n tokens from an
+empty cache) and compares the decode with the mean of its two probes; the median
+round is the figure (issue 19: decode >= 90% of the probed read bandwidth).
+
+    python3 benchmarks/decode_vs_probe.py MODEL.gguf [-n 64] [-r 5] [-t 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from llmlite import bench as B
+from llmlite.model import Model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("-n", type=int, default=64, help="tokens decoded a round")
+    ap.add_argument("-r", type=int, default=5, help="rounds")
+    ap.add_argument("-t", type=int, default=2, help="threads")
+    a = ap.parse_args()
+    m = Model(a.model, n_ctx=max(a.n, 16), threads=a.t)
+    toks = np.random.default_rng(0).integers(0, m.n_vocab, a.n).tolist()
+    bpt = B.decode_bytes_per_token(m, a.n // 2)
+
+    def decode_gbs() -> float:
+        m.reset()
+        t0 = time.perf_counter()
+        for t in toks:
+            m.step(t)
+        return a.n * bpt / (time.perf_counter() - t0) / 1e9
+
+    def probe() -> float:
+        return B.probe_bandwidth(a.t, huge_pages=False)
+
+    decode_gbs()                                  # warm-up: the copies' pages, the caches
+    ratios = []
+    print(f"{a.model}: {bpt / 1e6:.1f} MB a token, {a.t} threads, tg{a.n}")
+    for r in range(a.r):
+        p0 = probe()
+        d = decode_gbs()
+        p1 = probe()
+        ratios.append(d / ((p0 + p1) / 2))
+        print(f"round {r + 1}: probe {p0:.1f} / {p1:.1f} GB/s, decode {d:.1f} GB/s: {ratios[-1]:.0%}")
+    print(f"median decode / probe: {statistics.median(ratios):.0%} "
+          f"(min {min(ratios):.0%}, max {max(ratios):.0%})")
+
+
+if __name__ == "__main__":
+    main()
