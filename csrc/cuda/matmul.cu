@@ -27,7 +27,8 @@
  * rounding, not bit for bit; every column's result is independent of ncols. */
 #include "matmul.cuh"
 #include "quant_units.cuh"
-#include "rowops.cuh"
+#include "mm_epilogue.cuh"
+#include "mmq.cuh"
 
 #define MM_WARPS 4
 static_assert(MM_WARPS * 32 == RES_THREADS, "the residual epilogue runs residual_row on one matmul block");
@@ -57,17 +58,6 @@ __device__ __forceinline__ void row_dot(const uint8_t *__restrict__ wr, int nblk
             }
         }
     }
-}
-
-/* last block done (mm_kernel<RES>): every block adds 1 to *r.count after its rows of
- * o; the one that sees gridDim.x*gridDim.y - 1 sets it back to 0 and runs the residual
- * of the ncols tokens, one after another, with residual_row as residual_kernel does */
-__device__ __forceinline__ void residual_epilogue(const mm_residual &r, const float *o, int d, int ncols) {
-    __shared__ double sh[32];
-    __shared__ int last;
-    if (!last_block(r.count, gridDim.x * gridDim.y, &last)) return;
-    for (int t = 0; t < ncols; t++)
-        residual_row(r.x + (size_t)t * d, o + (size_t)t * d, r.post, r.norm, r.xn + (size_t)t * d, d, r.eps, sh);
 }
 
 template <class T, int NC, bool RES>
@@ -166,13 +156,14 @@ int cu_matmul_ok(int type, long long k) {
 }
 
 static cudaError_t matmul(int type, const mm_set *m, int k, const float *X, int ncols, const mm_residual &r,
-                          cudaStream_t st) {
+                          void *q8, cudaStream_t st) {
     long long total = 0;
     for (int i = 0; i < MM_MAX; i++) {
         if (m->rows[i] < 0 || (m->rows[i] > 0 && (!m->W[i] || !m->Y[i]))) return cudaErrorInvalidValue;
         total += m->rows[i];
     }
     if (total <= 0 || total > 0x7fffffffLL || ncols <= 0 || (ncols + 7) / 8 > 65535) return cudaErrorInvalidValue;
+    if (cu_mmq_type(type)) return cu_mmq(type, m, k, X, ncols, r.count ? &r : NULL, 0, 0, q8, st);
     switch (type) {
 #define UNIT_CASE(T) case T::type: return r.count ? launch<T, true>(*m, k, X, ncols, r, st) \
                                                    : launch<T, false>(*m, k, X, ncols, r, st);
@@ -182,28 +173,33 @@ static cudaError_t matmul(int type, const mm_set *m, int k, const float *X, int 
     }
 }
 
-cudaError_t cu_matmul_set(int type, const mm_set *m, int k, const float *X, int ncols, cudaStream_t st) {
-    return matmul(type, m, k, X, ncols, mm_residual{}, st);
+cudaError_t cu_matmul_set(int type, const mm_set *m, int k, const float *X, int ncols, void *q8, cudaStream_t st) {
+    return matmul(type, m, k, X, ncols, mm_residual{}, q8, st);
 }
 
-cudaError_t cu_matmul(int type, const void *W, int rows, int k, const float *X, int ncols, float *Y,
+cudaError_t cu_matmul(int type, const void *W, int rows, int k, const float *X, int ncols, float *Y, void *q8,
                       cudaStream_t st) {
     mm_set m = {};
     m.W[0] = W; m.Y[0] = Y; m.rows[0] = rows;
-    return matmul(type, &m, k, X, ncols, mm_residual{}, st);
+    return matmul(type, &m, k, X, ncols, mm_residual{}, q8, st);
 }
 
 cudaError_t cu_matmul_residual(int type, const void *W, int rows, int k, const float *X, int ncols, float *Y,
-                               const mm_residual *r, cudaStream_t st) {
+                               const mm_residual *r, void *q8, cudaStream_t st) {
     if (!r || !r->count || !r->x || (r->norm && !r->xn)) return cudaErrorInvalidValue;
     mm_set m = {};
     m.W[0] = W; m.Y[0] = Y; m.rows[0] = rows;
-    return matmul(type, &m, k, X, ncols, *r, st);
+    return matmul(type, &m, k, X, ncols, *r, q8, st);
 }
 
 cudaError_t cu_matmul_glu(int type, const void *Wg, const void *Wu, int ff, int k, const float *X, int ncols, int gelu,
-                          float *out, cudaStream_t st) {
+                          float *out, void *q8, cudaStream_t st) {
     if (ff <= 0 || ncols <= 0 || (ncols + 7) / 8 > 65535) return cudaErrorInvalidValue;
+    if (cu_mmq_type(type)) {
+        mm_set m = {};
+        m.W[0] = Wg; m.W[1] = Wu; m.Y[0] = out; m.rows[0] = ff;
+        return cu_mmq(type, &m, k, X, ncols, NULL, 1, gelu, q8, st);
+    }
     switch (type) {
 #define UNIT_CASE(T) case T::type: return launch_glu<T>(Wg, Wu, ff, k, X, ncols, gelu, out, st);
         LLMCUDA_FOR_EACH_UNIT(UNIT_CASE)

@@ -44,12 +44,15 @@
  * where ffn_gate and ffn_up differ in type). Before the fusions it was 13 per layer
  * (Q, K, V, qk, attention, combine, attn_out, residual, gate, up, activation, down,
  * residual) for both. Per step add the input copy, the first layer's attn_norm, and
- * with the head its norm, matmul (softcap) and the logits copy. LLMLITE_CUDA_FUSE=0
+ * with the head its norm, matmul (softcap) and the logits copy. The integer kernels
+ * (mmq.cu) add one launch per matmul input (X's Q8_1 copy into xq) for batches of more
+ * than 16 tokens or rows too long for a block's shared copy, none in decode. LLMLITE_CUDA_FUSE=0
  * enqueues the 13 separate launches (same bits: span_check compares them).
  *
  * Batch invariance: every kernel computes a token's values with the same operations
  * in the same order whatever the batch size (matmul: one column's fma chain and warp
- * reduction do not depend on how many columns share the pass; attention: fixed
+ * reduction do not depend on how many columns share the pass, and the integer
+ * kernels' group order and k split depend on k alone; attention: fixed
  * 128-key chunks merged in order; the fused and the separate forms share their
  * per-row device code, rowops.cuh), so the logits of a position are bit-identical
  * whether it ran alone (decode, graph or not) or inside a batch, as on the CPU.
@@ -68,6 +71,7 @@
 #include "span.h"
 #include "common.cuh"
 #include "matmul.cuh"
+#include "mmq.cuh"
 #include "ops.cuh"
 #include "span_layout.h"
 
@@ -293,7 +297,7 @@ static void *span_create(const llm_config *cfg, int n_ctx, int n_batch, int l0, 
     s->xn = (float *)(A + L.off[CS_XN]); s->q = (float *)(A + L.off[CS_Q]); s->att = (float *)(A + L.off[CS_ATT]);
     s->k = (float *)(A + L.off[CS_K]); s->v = (float *)(A + L.off[CS_V]); s->tmp = (float *)(A + L.off[CS_TMP]);
     s->gate = (float *)(A + L.off[CS_GATE]); s->up = (float *)(A + L.off[CS_UP]);
-    s->xq = L.bytes[CS_XQ] ? (float *)(A + L.off[CS_XQ]) : NULL;
+    s->xq = (float *)(A + L.off[CS_XQ]);
     s->part = (float *)(A + L.off[CS_PART]); s->counts = (unsigned *)(A + L.off[CS_COUNTS]);
     s->logits = L.bytes[CS_LOGITS] ? (float *)(A + L.off[CS_LOGITS]) : NULL;
     s->x = (float *)(s->d_in + IN_HEADER);
@@ -456,18 +460,19 @@ static int check_ready(span *s) {
 #define CK(call) do { const cudaError_t ck_e = (call); if (ck_e != cudaSuccess) { note(s, #call, ck_e); return -1; } } while (0)
 
 /* the rows a matmul with weights of `type` multiplies: x itself (the default: exact F32
- * activations), or with LLMLITE_CUDA_ACTQ=1 x as the CPU's dot products see it
+ * activations for the float kernels; the integer kernels' own Q8_1 copy, mmq.cuh), or
+ * with LLMLITE_CUDA_ACTQ=1 and a float kernel, x as the CPU's dot products see it
  * (cu_act_as_cpu, into s->xq; not for F32 weights) */
 static cudaError_t act_in(span *s, int type, const float *x, int n, int k, const float **xin) {
     cudaError_t e = cudaSuccess;
-    *xin = s->actq && cu_act_as_cpu(s->xq, x, n, k, type, s->st, &e) ? s->xq : x;
+    *xin = s->actq && !cu_mmq_type(type) && cu_act_as_cpu(s->xq, x, n, k, type, s->st, &e) ? s->xq : x;
     return e;
 }
 
 static cudaError_t mm(span *s, const dtensor *w, const float *x, int n, float *y) {
     const float *xin;
     const cudaError_t e = act_in(s, w->type, x, n, (int)w->ne0, &xin);
-    return e != cudaSuccess ? e : cu_matmul(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, y, s->st);
+    return e != cudaSuccess ? e : cu_matmul(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, y, s->xq, s->st);
 }
 
 /* y[i] = w[i] x for cnt matrices that read x (same row length): one launch per weight
@@ -486,11 +491,16 @@ static int mm_group(span *s, const dtensor *const *w, float *const *y, int cnt, 
                 m++;
                 done[j] = 1;
             }
+        if (cu_mmq_type(w[i]->type)) {             /* x itself; its Q8_1 copy may take xq: convert again */
+            fam = -1;
+            CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, x, n, s->xq, s->st));
+            continue;
+        }
         if (act_family(w[i]->type) != fam) {       /* the input as this type's CPU dot sees it, once */
             CK(act_in(s, w[i]->type, x, n, (int)w[i]->ne0, &xin));
             fam = act_family(w[i]->type);
         }
-        CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, xin, n, s->st));
+        CK(cu_matmul_set(w[i]->type, &set, (int)w[i]->ne0, xin, n, s->xq, s->st));
     }
     return 0;
 }
@@ -504,7 +514,7 @@ static int mm_residual_step(span *s, const dtensor *w, const float *in, const fl
         r.x = s->x; r.xn = s->xn; r.post = post; r.norm = norm; r.eps = s->c.rms_eps; r.count = s->res_count;
         const float *xin;
         CK(act_in(s, w->type, in, n, (int)w->ne0, &xin));
-        CK(cu_matmul_residual(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, s->tmp, &r, s->st));
+        CK(cu_matmul_residual(w->type, w->d, (int)w->ne1, (int)w->ne0, xin, n, s->tmp, &r, s->xq, s->st));
     } else {
         CK(mm(s, w, in, n, s->tmp));
         CK(cu_residual(s->x, s->tmp, post, norm, s->xn, n, s->c.n_embd, s->c.rms_eps, s->st));
@@ -522,7 +532,7 @@ static int ffn_glu(span *s, const dtensor *L, int n) {
         const char *u = (const char *)U->d + (G->d ? 0 : (size_t)row_bytes(U->type, U->ne0) * ff);
         const float *xin;
         CK(act_in(s, W->type, s->xn, n, (int)W->ne0, &xin));
-        CK(cu_matmul_glu(W->type, W->d, u, ff, (int)W->ne0, xin, n, gelu, s->gate, s->st));
+        CK(cu_matmul_glu(W->type, W->d, u, ff, (int)W->ne0, xin, n, gelu, s->gate, s->xq, s->st));
     } else if (!G->d) {                      /* a fused ffn_up, LLMLITE_CUDA_FUSE=0: the matmul, then the activation */
         CK(mm(s, U, s->xn, n, s->tmp));
         CK(cu_gated_act(s->gate, s->tmp, s->tmp + ff, 2 * ff, n, ff, gelu, s->st));

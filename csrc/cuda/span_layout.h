@@ -12,8 +12,10 @@
  *             attn_out / ffn_down results (and 2 n_ff, a fused ffn_up's rows, when the
  *             fused launches are off: LLMLITE_CUDA_FUSE=0)
  *   gate, up  n_batch x n_ff
- *   xq        (LLMLITE_CUDA_ACTQ=1 only) n_batch x max(n_embd, q_dim, n_ff): a matmul's
- *             input as the CPU's dot products see it (ops.cuh cu_act_as_cpu)
+ *   xq        n_batch x max(n_embd, q_dim, n_ff) x 5/4 bytes: the Q8_1 copy of a batch's
+ *             matmul input for the integer kernels (mmq.cuh); x 4 bytes with
+ *             LLMLITE_CUDA_ACTQ=1, which also keeps there a float matmul's input as the
+ *             CPU's dot products see it (ops.cuh cu_act_as_cpu)
  *   part      attention partials: part_slots x (head_dim + 2) floats, part_slots =
  *             n_head x clamp(n_batch x chunks(n_ctx), chunks(n_ctx), PART_SLOTS_PER_HEAD)
  *   counts    the "last block done" counters: n_batch x n_head for attention, 1 for
@@ -60,7 +62,7 @@ static inline int cuda_span_fuse_env(void) {
 }
 
 /* the buffers of a span of n_layers layers (0: all but the KV cache); fuse: the fused
- * launches are on (the default); actq: LLMLITE_CUDA_ACTQ=1's xq buffer */
+ * launches are on (the default); actq: LLMLITE_CUDA_ACTQ=1's larger xq buffer */
 static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_batch, int n_layers, int head,
                                        int fuse, int actq, cuda_span_layout *L) {
     const size_t B = (size_t)n_batch, F = sizeof(float);
@@ -93,7 +95,7 @@ static inline void cuda_span_layout_of(const llm_config *c, int n_ctx, int n_bat
     size_t maxk = (size_t)c->n_embd;
     if ((size_t)L->qd > maxk) maxk = (size_t)L->qd;
     if ((size_t)c->n_ff > maxk) maxk = (size_t)c->n_ff;
-    b[CS_XQ] = actq ? B * maxk * F : 0;
+    b[CS_XQ] = actq ? B * maxk * F : B * maxk + (B * maxk + 3) / 4;
     b[CS_PART] = (size_t)L->part_slots * (c->head_dim + 2) * F;
     b[CS_COUNTS] = ((size_t)B * c->n_head + 1) * sizeof(unsigned);
     b[CS_LOGITS] = (size_t)L->logit_rows * c->n_vocab * F;

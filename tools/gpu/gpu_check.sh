@@ -5,6 +5,7 @@
 # build step is skipped there when the binaries exist, or with GPU_CHECK_BUILD=0), then runs, in order:
 #   probe          the library loads, its two symbols, device_info
 #   dequant_check  the device decoders' host twins vs the CPU dequantizers (no GPU needed)
+#   mmq_check      the integer matmul kernels vs a double reference, batch invariance
 #   span_check     CUDA span vs CPU span on random models (see span_check.c); default "all"
 #   compute-sanitizer memcheck on "span_check quick", when the tool is installed
 #   races: compute-sanitizer racecheck (shared memory) and synccheck (barriers) on
@@ -28,6 +29,8 @@ elif command -v nvcc >/dev/null 2>&1; then
     done
     nvcc $(make -s print-nvcc-flags) -Icsrc/cuda -o $B/dequant_check tools/gpu/dequant_check.cu $B/cpu/*.o \
         -lpthread -ldl -lm
+    nvcc $(make -s print-nvcc-flags) -Icsrc/cuda -o $B/mmq_check tools/gpu/mmq_check.cu csrc/cuda/mmq.cu \
+        csrc/cuda/matmul.cu csrc/cuda/ops.cu $B/cpu/*.o -lpthread -ldl -lm
     gcc -O2 -std=gnu11 -Icsrc -o $B/span_check tools/gpu/span_check.c $B/cpu/*.o -ldl -lm -pthread
     gcc -O2 -Icsrc -o $B/probe tools/gpu/probe_main.c -ldl
     echo "exported: $(nm -D --defined-only $B/libllmlite_cuda.so | awk '{print $3}' | tr '\n' ' ')"
@@ -51,8 +54,13 @@ echo "== probe"
 $B/probe $B/libllmlite_cuda.so
 echo "== dequant_check"
 $B/dequant_check | tail -1
-echo "== span_check $WHAT"
 rc=0
+echo "== mmq_check"
+if [ -x $B/mmq_check ]; then
+    $B/mmq_check > $B/mmq_check.log 2>&1 || rc=$?
+    tail -10 $B/mmq_check.log
+fi
+echo "== span_check $WHAT"
 $B/span_check $B/libllmlite_cuda.so "$WHAT" || rc=$?
 if [ "$WHAT" = check ] || [ "$WHAT" = all ]; then
     echo "== span_check stress"

@@ -3,12 +3,15 @@
  * CPU span (span_cpu.c) with the same inputs, logits compared row by row.
  *
  *   exact   the CPU span gets the dequantized weights as F32 (a plain float dot), the
- *           CUDA span the quantized bytes (exact F32 activations, the default): checks
- *           the device decoders, the forward pass and the attention to float tolerance
- *           (rel err < 5e-3, same top-1)
+ *           CUDA span the quantized bytes (exact F32 activations for the float kernels'
+ *           types, Q8_1 for the integer kernels', f32_tol): checks the device decoders,
+ *           the forward pass and the attention to float tolerance (rel err < 5e-3, or
+ *           5e-2 with Q8_1 activations; same top-1 but for near-ties)
  *   native  both get the quantized weights, and the CUDA span quantizes the activations
- *           as the CPU does (LLMLITE_CUDA_ACTQ=1): the agreement is reported (a rounding
- *           flip anywhere moves the rest, so no tolerance)
+ *           as the CPU does (LLMLITE_CUDA_ACTQ=1 for the float kernels; the integer
+ *           kernels' Q8_1 codes are the CPU's Q8_0/Q8_1 ones): the agreement is reported
+ *           (a rounding flip anywhere moves the rest, so no tolerance); argument
+ *           "native [NAME,NAME...]": of a llama model of each integer-kernel type
  *   invariance  the CUDA logits of a position computed alone (decode, with and without
  *           CUDA graphs) equal those computed inside a batch, bit for bit
  *   unfused the logits with the fused launches equal those with LLMLITE_CUDA_FUSE=0
@@ -296,6 +299,23 @@ static int run_seq(const model *m, void **gs, int ngs, void **cs, int ncs, const
     return rc;
 }
 
+/* the tolerance of a comparison with the CPU on the dequantized F32 weights: 5e-3 (float
+ * rounding), or 5e-2 where a matrix of the model has a type whose CUDA kernels quantize
+ * the activations to Q8_1 (csrc/cuda/mmq.cuh: Q4_0..Q8_0, Q2_K..Q6_K; their error
+ * against a double reference of the same Q8_1 product is tools/gpu/mmq_check's, < 1e-5
+ * of sum |w x|): the rounding of the activations moves these random models' logits by
+ * 2-3% of the largest (the CPU's own Q8 run is as far from its F32 run) */
+static double f32_tol(const model *m) {
+    for (int i = 0; i < m->nw; i++)
+        switch (m->w[i].type) {
+        case T_Q4_0: case T_Q4_1: case T_Q5_0: case T_Q5_1: case T_Q8_0: case T_Q2_K: case T_Q3_K: case T_Q4_K:
+        case T_Q5_K: case T_Q6_K:
+            return 5e-2;
+        default: break;
+        }
+    return 5e-3;
+}
+
 static void report(const char *name, const stats *st, double tol, int need_top1) {
     const int ok = st->rows > 0 && st->max_rel <= tol && (!need_top1 || st->top1 + st->ties == st->rows);
     printf("  %-34s rows %4lld  max rel err %.2e  top-1 %lld/%lld (+%lld near-ties)  %s\n", name, st->rows,
@@ -359,7 +379,7 @@ static void check_model(const char *label, const model *m, int exact) {
     if (g && c) {
         stats st = {0};
         if (run_seq(m, &g, 1, &c, 1, SEQ, NSEQ, &st, NULL)) failures++;
-        else report(label, &st, exact ? 5e-3 : 1e9, exact);
+        else report(label, &st, exact ? f32_tol(m) : 1e9, exact);
     }
     if (g) CUDA->free(g);
     if (c) CPU->free(c);
@@ -429,7 +449,7 @@ static void check_split(const model *m) {
     if (g[0] && g[1] && c) {
         stats st = {0};
         if (run_seq(m, g, 2, &c, 1, SEQ, NSEQ, &st, NULL)) failures++;
-        else report("split [0,2) + [2,3) vs one CPU span", &st, 5e-3, 1);
+        else report("split [0,2) + [2,3) vs one CPU span", &st, f32_tol(m), 1);
         /* what the planner counts (the table's compute_bytes + weights + KV) is what each span took */
         const int lo[2] = {0, 2}, hi[2] = {2, m->c.n_layer};
         for (int k = 0; k < 2; k++) {
@@ -460,7 +480,7 @@ static void check_long(const model *m) {
         for (int i = 0; i < 20; i++) s[k++] = (step){1, 1};
         stats st = {0};
         if (run_seq(m, &g, 1, &c, 1, s, k, &st, NULL)) failures++;
-        else report("long: 1020 positions, n_batch 256", &st, 5e-3, 1);
+        else report("long: 1020 positions, n_batch 256", &st, f32_tol(m), 1);
     }
     if (g) CUDA->free(g);
     if (c) CPU->free(c);
@@ -625,24 +645,24 @@ static int listed(const char *list, int t) {
     return 0;
 }
 
-/* the exact check of a llama model whose matrices are all of one type, for each type;
- * quick: two old types and the newest (their kernels the least run); only: the types of
- * this list of names (argument "types NAME,NAME...") */
-static void checks_types(model *m, int quick, const char *only) {
+/* the exact (or native) check of a llama model whose matrices are all of one type, for
+ * each type; quick: two old types and the newest (their kernels the least run); only:
+ * the types of this list of names (argument "types NAME,NAME...", "native NAME,...") */
+static void checks_types(model *m, int quick, const char *only, int exact) {
     const int types[] = {T_F32, T_F16, T_BF16, T_Q4_0, T_Q4_1, T_Q5_0, T_Q5_1, T_Q8_0,
                          T_Q2_K, T_Q3_K, T_Q4_K, T_Q5_K, T_Q6_K, T_MXFP4, T_NVFP4, T_TQ1_0, T_TQ2_0,
                          T_IQ4_NL, T_IQ4_XS, T_IQ2_XXS, T_IQ2_XS, T_IQ2_S, T_IQ3_XXS, T_IQ3_S, T_IQ1_S, T_IQ1_M};
     const int quick_from = 17;      /* the i-quants */
     arch_case ac[8];
     n_arch_cases(ac);
-    printf("exact (CPU span on the dequantized weights as F32):\n");
+    printf(exact ? "exact (CPU span on the dequantized weights as F32):\n" : "native (both on the quantized weights):\n");
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (quick && types[i] != T_Q4_0 && types[i] != T_Q6_K && (int)i < quick_from) continue;
         if (only && !listed(only, types[i])) continue;
         char label[64];
         snprintf(label, sizeof label, "llama, %s", tname(types[i]));
         build(m, &ac[0].c, types[i], types[i], &ac[0].o, 11 + i);
-        check_model(label, m, 1);
+        check_model(label, m, exact);
         free_model(m);
     }
 }
@@ -650,7 +670,7 @@ static void checks_types(model *m, int quick, const char *only) {
 static void checks_all(model *m, int quick) {
     arch_case ac[8];
     const int na = n_arch_cases(ac);
-    checks_types(m, quick, NULL);
+    checks_types(m, quick, NULL, 1);
     for (int a = 0; a < na; a++) {
         if (quick && a != 2) continue;
         build(m, &ac[a].c, T_Q4_K, T_Q6_K, &ac[a].o, 100 + a);
@@ -731,7 +751,9 @@ checks:;
 
     const int quick = !strcmp(what, "quick");
     if (quick || !strcmp(what, "check") || !strcmp(what, "all")) checks_all(m, quick);
-    if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL);
+    if (!strcmp(what, "types")) checks_types(m, 0, argc > 3 ? argv[3] : NULL, 1);
+    if (!strcmp(what, "native"))     /* default: the integer kernels' types */
+        checks_types(m, 0, argc > 3 ? argv[3] : "Q4_0,Q4_1,Q5_0,Q5_1,Q8_0,Q2_K,Q3_K,Q4_K,Q5_K,Q6_K", 0);
     if (!strcmp(what, "attn")) checks_attn(m);
     if (!strcmp(what, "stress")) checks_stress(m, getenv("STRESS_ROUNDS") ? atoi(getenv("STRESS_ROUNDS")) : 20);
     if (!strcmp(what, "bench") || !strcmp(what, "all")) {

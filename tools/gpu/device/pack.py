@@ -51,8 +51,9 @@ def check_builds() -> list[Path]:
     if not ext.is_file() or ext.stat().st_mtime < newest(ext_srcs):
         sys.exit(f"{ext.relative_to(ROOT)} is missing or older than csrc/: run `make install` first")
     cuda = ROOT / "build" / "cuda"
-    need = [cuda / n for n in ("libllmlite_cuda.so", "span_check", "probe", "dequant_check")]
+    need = [cuda / n for n in ("libllmlite_cuda.so", "span_check", "probe", "dequant_check", "mmq_check")]
     srcs = list((ROOT / "csrc" / "cuda").glob("*.cu*")) + list((ROOT / "tools" / "gpu").glob("*.c"))
+    srcs += list((ROOT / "tools" / "gpu").glob("*.cu"))
     srcs += ext_srcs
     if not all(p.is_file() for p in need) or min(p.stat().st_mtime for p in need) < newest(srcs):
         sys.exit("build/cuda is missing or older than its sources: run `sh tools/gpu/gpu_check.sh quick` first")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the CUDA backend's sources for the CPU emulation (no GPU, no nvcc needed) with
-# AddressSanitizer and UndefinedBehaviorSanitizer, and runs dequant_check and span_check against it:
+# AddressSanitizer and UndefinedBehaviorSanitizer, and runs dequant_check, mmq_check and span_check against it:
 #   sh tools/gpu/emu/emu_build.sh [quick|check|all]     (default quick)
 #   sh tools/gpu/emu/emu_build.sh types [NAME,NAME...]  span_check's exact check of those
 #                                        weight types only (all types without a list)
@@ -42,10 +42,15 @@ gcc -O1 -g $SAN -std=gnu11 -Icsrc -o $E/span_check tools/gpu/span_check.c $E/cpu
 gcc -O1 -g $SAN -Icsrc -o $E/probe tools/gpu/probe_main.c -ldl
 g++ -std=c++17 -O1 -g $SAN -ffp-contract=off -Wno-unknown-pragmas -Itools/gpu/emu/include -Icsrc -Icsrc/cuda \
     -o $E/dequant_check -x c++ tools/gpu/dequant_check.cu -x none $E/cpu/*.o -ldl -lm -pthread
+g++ -std=c++17 -O1 -g $SAN -ffp-contract=off -Wno-unknown-pragmas -Itools/gpu/emu/include -Icsrc -I$E/src \
+    -o $E/mmq_check -x c++ tools/gpu/mmq_check.cu $E/src/*.cu tools/gpu/emu/emu.cpp -x none $E/cpu/*.o -ldl -lm -pthread
 export ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0
 echo "== dequant_check (the decoders on the host, under the sanitizers: a misaligned load fails)"
 $E/dequant_check > $E/dequant_check.log || { grep -v ": ok" $E/dequant_check.log; exit 1; }
 tail -1 $E/dequant_check.log
+echo "== mmq_check (the integer matmul kernels, emulated)"
+$E/mmq_check > $E/mmq_check.log || { cat $E/mmq_check.log; exit 1; }
+tail -1 $E/mmq_check.log
 echo "== probe (emulated device, then none)"
 $E/probe $E/libllmlite_cuda.so
 EMU_NO_DEVICE=1 $E/probe $E/libllmlite_cuda.so

@@ -18,6 +18,7 @@
 
 #define __CUDACC__ 1
 #define __CUDA_ARCH__ 900
+#define LLMCUDA_EMU 1   /* the backend's real-GPU-only code (inline PTX) takes its portable body */
 #define CUDART_VERSION 13000
 #define __global__
 #define __device__
