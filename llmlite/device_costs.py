@@ -41,8 +41,9 @@ from llmlite import settings
 
 # launches of a decode layer whose Q/K/V share a type and whose gate/up share one
 # (csrc/cuda/README.md's launches-per-layer table; offload.layer_launches adds those of
-# other layers). The head: output norm, matmul, logits copy.
-BASE_LAUNCHES, HEAD_LAUNCHES = 6, 3
+# other layers): 5 since the decode attention takes the Q/K stage (6 before). The head:
+# output norm, matmul, logits copy.
+BASE_LAUNCHES, HEAD_LAUNCHES = 5, 3
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,8 @@ class Speed:
 
 
 # The defaults where no measurement exists: issue 24's H200 figures (SmolLM2-135M Q4_1,
-# graphs on): a decode layer ~47 us for 6 launches (the 743 t/s side-by-side run: 1.4 ms
+# graphs on, the kernels before issue 24's: 6 launches a layer): a decode layer ~47 us,
+# 47/6 us a launch (the 743 t/s side-by-side run: 1.4 ms
 # a step over 30 layers; ncu's per-kernel times, at its locked clocks, sum to 58.7 us),
 # the Q8_0 head's 30 MB in 25 us (ncu) as the matmuls' bandwidth, ~20 us a step for the
 # two PCIe copies and the sync (an estimate). Any other NVIDIA GPU gets the same figures

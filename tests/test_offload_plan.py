@@ -217,7 +217,7 @@ def test_explicit_n_and_all(cuda_library, files):
 @pytest.mark.parametrize("n", [0, 2, 4])
 def test_decode_estimate(files, n):
     c = model_costs(files["untied"], 128, 8)
-    assert c.layer_launches == [7] * 4          # Q (F16) apart from K and V (Q8_0): two launches
+    assert c.layer_launches == [6] * 4          # Q (F16) apart from K and V (Q8_0): two launches
     kv = 50 * KV_POS
     cpu = sum(LAYER[:4 - n]) + (4 - n) * kv + 68 + (OUTPUT + NORM if n < 4 else 0)
     gpu = sum(LAYER[4 - n:]) + n * kv + (OUTPUT + NORM if n == 4 else 0)
@@ -225,11 +225,11 @@ def test_decode_estimate(files, n):
     p = plan_split(c, 10**12, 0, gpu_layers=n, speed=Speed(cpu_gbs=10, gpu_gbs=1000), kv_fill=50)
     assert (p.cpu.bytes_per_token, p.gpu.bytes_per_token) == (cpu, gpu)
     assert p.tokens_per_s == pytest.approx(1 / (cpu / 10e9 + gpu / 1000e9), rel=1e-12)
-    # floors above the bytes: the GPU's launches (6 a layer at 30 us, the head 3) and a
+    # floors above the bytes: the GPU's launches (5 a layer at 30 us, 6 here, the head 3) and a
     # step cost; the CPU's per-layer floor below its layers' bytes (71 us at 1 GB/s)
     sp = Speed(cpu_gbs=1, cpu_layer_us=50, gpu_gbs=1000, gpu_launch_us=30, gpu_step_us=7)
     p = plan_split(c, 10**12, 0, gpu_layers=n, speed=sp, kv_fill=50)
-    want_gpu = (n * 7 * 30 + (3 * 30 if n == 4 else 0) + 7) * 1e-6 if n else 0
+    want_gpu = (n * 6 * 30 + (3 * 30 if n == 4 else 0) + 7) * 1e-6 if n else 0
     assert p.tokens_per_s == pytest.approx(1 / (cpu / 1e9 + want_gpu), rel=1e-12)
     # a CPU floor above the bytes takes their place
     sp = Speed(cpu_gbs=1000, cpu_layer_us=500)
@@ -244,10 +244,10 @@ def test_layer_launches_follow_the_types():
     from llmlite.offload import layer_launches
 
     t = {f"blk.0.{m}.weight": 8 for m in ("attn_q", "attn_k", "attn_v", "ffn_gate", "ffn_up")}
-    assert layer_launches(t, 0) == 6 and layer_launches(t, 1) == 6
-    assert layer_launches({**t, "blk.0.attn_v.weight": 12}, 0) == 7
-    assert layer_launches({**t, "blk.0.attn_v.weight": 12, "blk.0.attn_k.weight": 13}, 0) == 8
-    assert layer_launches({**t, "blk.0.ffn_up.weight": 12}, 0) == 8
+    assert layer_launches(t, 0) == 5 and layer_launches(t, 1) == 5
+    assert layer_launches({**t, "blk.0.attn_v.weight": 12}, 0) == 6
+    assert layer_launches({**t, "blk.0.attn_v.weight": 12, "blk.0.attn_k.weight": 13}, 0) == 7
+    assert layer_launches({**t, "blk.0.ffn_up.weight": 12}, 0) == 7
 
 
 def test_decode_sliding_window_reads_the_window(files):
