@@ -139,7 +139,10 @@ UNROLL
     }
 }
 
-/* rows k0..k0+nrows-1 of X (rows of hd halves) into the registers */
+/* rows k0..k0+nrows-1 of X (rows of hd halves) into the registers. Plain loads, on
+ * purpose: in the folded decode this block wrote the token's K/V row into the cache just
+ * before (qk_store_kv); an __ldg or a __restrict__ K/V pointer (the read-only cache)
+ * could return the stale row on a GPU, which the emulator would not show */
 template <int W>
 __device__ __forceinline__ void tile_load(typename at_piece<W>::T (&reg)[AT_NPER(W)], const __half *X, int hd,
                                           int k0, int nrows) {
