@@ -87,13 +87,13 @@ static void populate(const void *p, size_t n, int write) {
 static void x4_task(int ith, int nth, void *p) {
     const x4_job *j = p;
     const size_t rb = j->bb * (size_t)j->nb;
+    const long long g0 = j->groups * ith / nth, g1 = j->groups * (ith + 1) / nth;   /* this thread's share */
     if (j->populate) {
-        const long long g0 = j->groups * ith / nth, g1 = j->groups * (ith + 1) / nth;
         const size_t off = (size_t)g0 * LLM_R4 * rb, n = (size_t)(g1 - g0) * LLM_R4 * rb;
         populate(j->src + off, n, 0);
         populate(j->dst + off, n, 1);
     }
-    for (long long g = j->groups * ith / nth; g < j->groups * (ith + 1) / nth; g++) {
+    for (long long g = g0; g < g1; g++) {
         const char *s = j->src + (size_t)g * LLM_R4 * rb;
         char *d = j->dst + (size_t)g * LLM_R4 * rb;
         for (long long ib = 0; ib < j->nb; ib++)
