@@ -5,7 +5,9 @@ memory bandwidth is shared with other tenants the probe moves by 1.5x within min
 so a probe taken at another moment than the decode says little about the decode. Here
 each round probes right before and right after its decode (tg of -n tokens from an
 empty cache) and compares the decode with the mean of its two probes; the median
-round is the figure (issue 19: decode >= 90% of the probed read bandwidth).
+round is the figure (issue 19: decode >= 90% of the probed read bandwidth). The probe
+reads pages of the size the decode copies have once csrc/huge_pages.c has moved them
+(2 MiB; 4 KiB with LLMLITE_HUGE_PAGES=0), and the rounds start after that.
 
     python3 benchmarks/decode_vs_probe.py MODEL.gguf [-n 64] [-r 5] [-t 2]
 """
@@ -18,6 +20,7 @@ import time
 import numpy as np
 
 from llmlite import bench as B
+from llmlite._lib import lib
 from llmlite.model import Model
 
 
@@ -39,12 +42,19 @@ def main() -> None:
             m.step(t)
         return a.n * bpt / (time.perf_counter() - t0) / 1e9
 
+    w = m.weights
+    t0 = time.perf_counter()
+    while lib.llm_model_huge_busy(w.ptr) and time.perf_counter() - t0 < 120:
+        time.sleep(0.1)                           # the copies into 2 MiB pages
+    huge = 2 * w.huge_page_bytes >= w.repacked_bytes > 0
+
     def probe() -> float:
-        return B.probe_bandwidth(a.t, huge_pages=False)
+        return B.probe_bandwidth(a.t, huge_pages=huge)
 
     decode_gbs()                                  # warm-up: the copies' pages, the caches
     ratios = []
-    print(f"{a.model}: {bpt / 1e6:.1f} MB a token, {a.t} threads, tg{a.n}")
+    print(f"{a.model}: {bpt / 1e6:.1f} MB a token, {a.t} threads, tg{a.n}, {w.huge_page_bytes / 1e6:.0f} of "
+          f"{w.repacked_bytes / 1e6:.0f} MB of copies in 2 MiB pages: the probe in {'2 MiB' if huge else '4 KiB'} pages")
     for r in range(a.r):
         p0 = probe()
         d = decode_gbs()

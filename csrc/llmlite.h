@@ -226,8 +226,8 @@ long long llm_model_kv_bytes(const llm_model *m);   /* this model's own cache (i
  * faster with its rows interleaved in groups of 4 (csrc/repack.c), read instead of
  * the file from then on (the logits' bits are unchanged). drop 1: the file's pages
  * of what is copied are let go (the weights must be a file mapping). Returns the
- * bytes copied, or -1 when out of memory (the weights copied so far keep their
- * copies). llm_model_repack_bytes: what the copies hold. */
+ * bytes copied, or -1 when out of memory (none copied; the copies are made once, a
+ * second call copies nothing). llm_model_repack_bytes: what the copies hold. */
 long long llm_model_repack(llm_model *m, int drop);
 /* llm_matmul for Q4_K weights in llama.cpp's repacked-gemv order (the table's
  * q4_K_gemv; moe.c's Q4_K experts), the same bits for a column whatever ncols */
@@ -248,6 +248,13 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
                   float *Y);
 long long llm_model_repack_bytes(const llm_model *m);
+/* huge_pages.c: a thread that moves the copies into 2 MiB pages (MADV_COLLAPSE) while
+ * the model runs: 0, or -1 where none was started (no copies, or not Linux);
+ * llm_model_huge_bytes: the copies' bytes in 2 MiB pages so far; llm_model_huge_busy:
+ * 1 while that thread is still at work */
+int llm_model_huge_start(llm_model *m);
+long long llm_model_huge_bytes(const llm_model *m);
+int llm_model_huge_busy(const llm_model *m);
 /* qwen35: the tokens the gated delta-net layers' recurrent state holds (-1: none kept):
  * a forward pass must start at 0 (the state zeroed) or there */
 int llm_dn_pos(const llm_model *m);

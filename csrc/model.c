@@ -185,8 +185,7 @@ int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void
         if (layer >= m->c.n_layer || slot < 0 || slot >= LLM_T_LAYER_COUNT) return -1;
         at = &m->layers[(long long)layer * LLM_T_LAYER_COUNT + slot];
     }
-    free((void *)at->x4);   /* the copy of the weight it replaces */
-    *at = t;
+    *at = t;   /* the copy of the weight it replaces, if any, stays in the arena (repack.c) */
     return 0;
 }
 

@@ -53,6 +53,9 @@ struct llm_model {
     llm_moe_scratch moe;         /* the expert FFN's buffers (all NULL for a dense model) */
     struct llm_dn *dn;           /* delta_net.c's recurrent state and buffers (NULL: no such layers) */
     int n_threads_alloc;
+    char *x4_arena;              /* the decode copies (repack.c), from a 2 MiB boundary */
+    size_t x4_arena_bytes;
+    struct llm_huge *huge;       /* huge_pages.c's thread, or NULL */
 };
 
 static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
@@ -122,6 +125,9 @@ static inline int llm_layer_recurrent(const llm_model *m, int il) {
 /* repack.c: the copies' memory, freed with the model; 1 where w has a copy that this
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */
 void llm_model_repack_free(llm_model *m);
+#define LLM_HUGE_PAGE (2u << 20)
+/* huge_pages.c: its thread stopped and joined (a no-op without one) */
+void llm_huge_stop(llm_model *m);
 int llm_x4_ok(const llm_tensor *w, int gemv);
 
 #endif

@@ -116,17 +116,16 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
     return repack_x4(type, w, out, rows, k, 0);
 }
 
-/* t's copy: 0, or -1 when out of memory (t keeps no copy). In 4 KiB pages: asked for
- * transparent huge pages, decode was ~3% faster, but the kernel's compaction on a
- * fault stalled the load for over a second from time to time. An expert tensor is
- * copied whole at load too: copied at each expert's first use instead (so that
- * resident memory followed the experts routed to), the first reply's 128 tokens ran
- * at 82-85 t/s against 94-107 on the MoE shape, the page faults and copies landing in
- * the decode; a model whose copies do not fit in memory gets none (model.py) */
-static int x4_make(llm_tensor *t, int drop) {
-    const size_t n = x4_size(t), cap = (n + 4095) / 4096 * 4096;
-    char *d = aligned_alloc(4096, cap);
-    if (!d) return -1;
+/* t's copy into d (x4_size(t) bytes of the model's arena). In 4 KiB pages: asked for
+ * transparent huge pages here, the load took 2 s more a GB on this machine (a virtual
+ * machine whose host backs each fresh 2 MiB block on its first touch), so huge_pages.c
+ * moves the copies into them after the load instead. An expert tensor is copied whole
+ * at load too: copied at each expert's first use instead (so that resident memory
+ * followed the experts routed to), the first reply's 128 tokens ran at 82-85 t/s
+ * against 94-107 on the MoE shape, the page faults and copies landing in the decode; a
+ * model whose copies do not fit in memory gets none (model.py) */
+static void x4_make(llm_tensor *t, char *d, int drop) {
+    const size_t n = x4_size(t);
     /* in slices of about 16 MiB, each slice's file pages let go once copied, so the
      * process never holds a large weight (a tied 250k-token head) twice */
     const size_t group = n / (size_t)(t->ne1 / LLM_R4);
@@ -134,14 +133,10 @@ static int x4_make(llm_tensor *t, int drop) {
     for (long long g = 0; g < t->ne1 / LLM_R4; g += per) {
         const long long ng = g + per <= t->ne1 / LLM_R4 ? per : t->ne1 / LLM_R4 - g;
         const size_t off = (size_t)g * group;
-        if (repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0, 1)) {
-            free(d);
-            return -1;
-        }
+        repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0, 1);   /* x4_wanted's type */
         if (drop) drop_pages((const char *)t->data + off, (size_t)ng * group);
     }
     t->x4 = d;
-    return 0;
 }
 
 /* the matmul weights each layer this model runs on the CPU holds, and the head; every
@@ -180,16 +175,41 @@ static llm_tensor *x4_next(llm_model *m, int i, int *n_expert) {
     return NULL;
 }
 
+/* the copies' bytes, each copy starting on a page */
+static size_t arena_bytes(llm_model *m) {
+    size_t total = 0;
+    llm_tensor *t;
+    int ne;
+    for (int i = 0; (t = x4_next(m, i, &ne)); i++)
+        if (x4_wanted(t) && !(ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4)))   /* an expert's slice holds whole groups */
+            total += (x4_size(t) + 4095) / 4096 * 4096;
+    return total;
+}
+
+/* One arena holds every copy, starting on a 2 MiB boundary, so that huge_pages.c can
+ * move all of it into 2 MiB pages (copies allocated one by one left a 1.3 MB weight
+ * and the last part of every other in 4 KiB pages). */
 long long llm_model_repack(llm_model *m, int drop) {
+    if (m->x4_arena) return 0;   /* made once */
+    const size_t n = arena_bytes(m), huge = LLM_HUGE_PAGE;
+    if (!n) return 0;
+    char *raw = mmap(NULL, n + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return -1;
+    char *a = (char *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (a > raw) munmap(raw, (size_t)(a - raw));
+    if (raw + huge > a) munmap(a + n, (size_t)(raw + huge - a));
+    m->x4_arena = a;
+    m->x4_arena_bytes = n;
     long long bytes = 0;
+    size_t off = 0;
     llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next(m, i, &ne)); i++) {
-        /* an expert's slice holds whole groups */
         if (!x4_wanted(t) || (ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4))) continue;
         /* a tied head's pages too: the embedding lookup still reads the file, but only
          * the rows of the tokens a prompt has, which fault back in one page each */
-        if (x4_make(t, drop)) return -1;
+        x4_make(t, a + off, drop);
+        off += (x4_size(t) + 4095) / 4096 * 4096;
         bytes += (long long)x4_size(t);
     }
     return bytes;
@@ -205,10 +225,11 @@ long long llm_model_repack_bytes(const llm_model *m) {
 }
 
 void llm_model_repack_free(llm_model *m) {
+    llm_huge_stop(m);   /* before its pages go */
     llm_tensor *t;
     int ne;
-    for (int i = 0; m->layers && (t = x4_next(m, i, &ne)); i++) {
-        free((void *)t->x4);
-        t->x4 = NULL;
-    }
+    for (int i = 0; m->layers && (t = x4_next(m, i, &ne)); i++) t->x4 = NULL;
+    if (m->x4_arena) munmap(m->x4_arena, m->x4_arena_bytes);
+    m->x4_arena = NULL;
+    m->x4_arena_bytes = 0;
 }

@@ -597,6 +597,7 @@ INL __m512i ld2x256(const uint8_t *a, const uint8_t *b) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
                               _mm256_loadu_si256((const __m256i *)b), 1);
 }
+#define Q6X4_PF 8192
 static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
     (void)ws;
     const block_q8_K *y = va;
@@ -608,6 +609,14 @@ static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, con
     __m128 acc = _mm_setzero_ps();
     for (long long ib = 0; ib < nb; ib++) {
         const block_q6_K *w = w0 + ib * LLM_R4;   /* rows 0..3 of super-block ib */
+        /* the 4 blocks' pieces are read out of order (scales, qh, then ql by row pair),
+         * which the hardware prefetcher does not keep far enough ahead of: the group
+         * Q6X4_PF bytes on is fetched into L2. Streamed from memory (one thread) 52-61%
+         * -> 77-89% of a plain read of the same copies; tg64 of the 1.5 B shape 37.4
+         * -> 38.9 t/s (2 threads, 4 alternated runs); Q4_K's in-order stream lost 4-9%
+         * with the same prefetch, so it has none */
+        for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q6_K)); l += 64)
+            _mm_prefetch((const char *)w + Q6X4_PF + l, _MM_HINT_T1);
         const __m512i yb = bcast32(y[ib].bsums);
         __m512i sumi[2], sc16[2];
         for (int p = 0; p < 2; p++) {

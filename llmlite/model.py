@@ -180,6 +180,8 @@ class Weights:
             if self.repacked_bytes < 0:
                 raise LlmliteError("out of memory while making the decode copies of the weights "
                                    "(LLMLITE_REPACK=0 runs without them)")
+            if self.repacked_bytes and settings.env_flag("LLMLITE_HUGE_PAGES", True):
+                lib.llm_model_huge_start(m)   # into 2 MiB pages while the model runs (csrc/huge_pages.c)
 
     def _watch_mapping(self, g) -> None:
         """While these weights live, a read of the file's mapping that faults (the file
@@ -221,6 +223,11 @@ class Weights:
     @property
     def kv_bytes(self) -> int:
         return int(lib.llm_model_kv_bytes(self.ptr))
+
+    @property
+    def huge_page_bytes(self) -> int:
+        """the copies' bytes moved into 2 MiB pages so far (csrc/huge_pages.c)"""
+        return int(lib.llm_model_huge_bytes(self.ptr))
 
     @property
     def span_bytes(self) -> int:
