@@ -366,7 +366,7 @@ static void output_norm(llm_model *m, int first, int n, float *dst) {
     TRACE("result_norm", -1, dst, (size_t)n * d);
 }
 
-int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
+static int forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
     const llm_config *c = &m->c;
     if (llm_dn_begin(m, pos, n)) return -1;       /* a recurrent state holds one position only */
     for (int il = m->l0; il < m->l1; il++) layer_forward(m, il, n, pos);
@@ -389,6 +389,15 @@ int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_ou
         for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] = tanhf(logits[i] * inv) * cap;
     }
     return 0;
+}
+
+/* counted in and out: huge_pages.c lets a copy's old pages go only after every pass
+ * that may have read its old address has ended */
+int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
+    __atomic_fetch_add(&m->fwd_in, 1, __ATOMIC_SEQ_CST);
+    const int rc = forward_from_x(m, n, pos, logits, first_out, n_out);
+    __atomic_fetch_add(&m->fwd_out, 1, __ATOMIC_SEQ_CST);
+    return rc;
 }
 
 static int forward_chunk(llm_model *m, const int *tokens, int n, int pos, float *logits, int first_out, int n_out) {

@@ -248,8 +248,8 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
 int llm_matmul_x4(int wtype, int gemv, const void *W4, long long rows, long long k, const float *X, long long ncols,
                   float *Y);
 long long llm_model_repack_bytes(const llm_model *m);
-/* huge_pages.c: a thread that moves the copies into 2 MiB pages (MADV_COLLAPSE) while
- * the model runs: 0, or -1 where none was started (no copies, or not Linux);
+/* huge_pages.c: a thread that moves the copies into 2 MiB pages in the model's pauses:
+ * 0, or -1 where none was started (no copies, huge pages off, or not Linux);
  * llm_model_huge_bytes: the copies' bytes in 2 MiB pages so far; llm_model_huge_busy:
  * 1 while that thread is still at work */
 int llm_model_huge_start(llm_model *m);

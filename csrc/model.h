@@ -56,6 +56,7 @@ struct llm_model {
     char *x4_arena;              /* the decode copies (repack.c), from a 2 MiB boundary */
     size_t x4_arena_bytes;
     struct llm_huge *huge;       /* huge_pages.c's thread, or NULL */
+    unsigned long fwd_in, fwd_out; /* llm_forward_from_x's entries and exits (__atomic; huge_pages.c waits on them) */
 };
 
 static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
@@ -126,8 +127,12 @@ static inline int llm_layer_recurrent(const llm_model *m, int il) {
  * table's kernels read (gemv: in llama.cpp's repacked-gemv order) */
 void llm_model_repack_free(llm_model *m);
 #define LLM_HUGE_PAGE (2u << 20)
-/* huge_pages.c: its thread stopped and joined (a no-op without one) */
-void llm_huge_stop(llm_model *m);
+typedef struct llm_huge llm_huge;
+/* huge_pages.c: its thread stopped and joined; returns the arena of 2 MiB pages it
+ * made (x4_arena_bytes, some copies may point into it), or NULL without one */
+char *llm_huge_stop(llm_model *m);
+/* repack.c: the i-th weight that may have a copy (NULL past the last) */
+const llm_tensor *llm_x4_tensor(llm_model *m, int i);
 int llm_x4_ok(const llm_tensor *w, int gemv);
 
 #endif

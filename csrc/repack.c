@@ -175,14 +175,18 @@ static llm_tensor *x4_next(llm_model *m, int i, int *n_expert) {
     return NULL;
 }
 
+/* whether x4_next's t (of ne experts) gets a copy: an expert's slice holds whole groups */
+static int x4_gets(const llm_tensor *t, int ne) {
+    return x4_wanted(t) && !(ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4));
+}
+
 /* the copies' bytes, each copy starting on a page */
 static size_t arena_bytes(llm_model *m) {
     size_t total = 0;
     llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next(m, i, &ne)); i++)
-        if (x4_wanted(t) && !(ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4)))   /* an expert's slice holds whole groups */
-            total += (x4_size(t) + 4095) / 4096 * 4096;
+        if (x4_gets(t, ne)) total += (x4_size(t) + 4095) / 4096 * 4096;
     return total;
 }
 
@@ -205,7 +209,7 @@ long long llm_model_repack(llm_model *m, int drop) {
     llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next(m, i, &ne)); i++) {
-        if (!x4_wanted(t) || (ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4))) continue;
+        if (!x4_gets(t, ne)) continue;
         /* a tied head's pages too: the embedding lookup still reads the file, but only
          * the rows of the tokens a prompt has, which fault back in one page each */
         x4_make(t, a + off, drop);
@@ -224,12 +228,18 @@ long long llm_model_repack_bytes(const llm_model *m) {
     return bytes;
 }
 
+const llm_tensor *llm_x4_tensor(llm_model *m, int i) {
+    int ne;
+    return m->layers ? x4_next(m, i, &ne) : NULL;
+}
+
 void llm_model_repack_free(llm_model *m) {
-    llm_huge_stop(m);   /* before its pages go */
+    char *huge = llm_huge_stop(m);   /* before any pages go */
     llm_tensor *t;
     int ne;
     for (int i = 0; m->layers && (t = x4_next(m, i, &ne)); i++) t->x4 = NULL;
     if (m->x4_arena) munmap(m->x4_arena, m->x4_arena_bytes);
+    if (huge) munmap(huge, m->x4_arena_bytes);
     m->x4_arena = NULL;
     m->x4_arena_bytes = 0;
 }

@@ -31,6 +31,7 @@ class BenchResult:
     test: str            # "pp512" / "tg128"
     n_tokens: int
     runs: list[float]    # tokens/s per run
+    settle_s: float = 0.0   # tg: the wait for the copies' move into 2 MiB pages before it (Model.settle)
 
     @property
     def mean(self) -> float:
@@ -81,7 +82,9 @@ def _runs(model, reps: int, n: int, work) -> list[float]:
 
 def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3, seed: int = 0):
     """llama-bench's pp and tg tests on a loaded model: random tokens, from an empty cache,
-    one warm-up run each. Returns (pp BenchResult | None, tg BenchResult | None)."""
+    one warm-up run each; tg once the decode copies are in 2 MiB pages (Model.settle: a
+    session's decode after its first pause). Returns (pp BenchResult | None, tg
+    BenchResult | None)."""
     rng = np.random.default_rng(seed)
     pp = tg = None
     for flag, n in (("-p", n_prompt), ("-n", n_gen)):
@@ -97,7 +100,8 @@ def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3,
             for t in gen:
                 model.step(t)          # the decode loop's own call: logits into a reused buffer
 
-        tg = BenchResult(f"tg{n_gen}", n_gen, _runs(model, reps, n_gen, decode))
+        settle_s = model.settle() if hasattr(model, "settle") else 0.0
+        tg = BenchResult(f"tg{n_gen}", n_gen, _runs(model, reps, n_gen, decode), settle_s)
     model.reset()
     return pp, tg
 

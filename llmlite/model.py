@@ -538,6 +538,22 @@ class Model:
         self.n_ctx = self.weights.n_ctx
         self.tokens = []
 
+    def settle(self, limit_s: float = 300.0) -> float:
+        """Wait until the decode copies are in 2 MiB pages (csrc/huge_pages.c moves them
+        in the model's pauses after its first forward pass; one step is run first if
+        none has been, then the cache is emptied). Returns the seconds waited."""
+        import time
+
+        t0 = time.perf_counter()
+        if not lib.llm_model_huge_busy(self.weights.ptr):
+            return 0.0
+        if not self.tokens:
+            self.step(0)
+            self.reset()
+        while lib.llm_model_huge_busy(self.weights.ptr) and time.perf_counter() - t0 < limit_s:
+            time.sleep(0.02)
+        return time.perf_counter() - t0
+
     def close(self) -> None:
         self.weights = None
         self.gguf.close()

@@ -108,7 +108,7 @@ def bench(
                 # the probe reads pages of the size most of the copies decode read had
                 # (csrc/huge_pages.c moves them into 2 MiB pages after the load)
                 verdict_of = (tg.mean, B.decode_bytes_per_token(m, n_gen // 2),
-                              2 * m.weights.huge_page_bytes >= m.weights.repacked_bytes > 0)
+                              2 * m.weights.huge_page_bytes >= m.weights.repacked_bytes > 0, tg.settle_s)
         finally:
             m.close()                             # before the next split plans against the free memory
     def peak_rss() -> int:          # the process's high-water mark so far (ru_maxrss: KiB on Linux)
@@ -124,7 +124,7 @@ def bench(
                                        FILE_TYPE_NAMES.get(ftype, "")) if x)
     verdict, bpt, probe = "", 0, None
     if verdict_of:
-        tg_mean, bpt, huge = verdict_of
+        tg_mean, bpt, huge, _ = verdict_of
         probe = B.probe_bandwidth(info["threads"], huge_pages=huge)
         pp0 = next((r.mean for r, s in rows if r and s["ngl"] == 0 and r.test.startswith("pp")), None)
         verdict = B.bottleneck_verdict(tg_mean, bpt, probe, pp0, info["threads"], cores)
@@ -137,6 +137,7 @@ def bench(
             "peak_rss": peak_rss(), "peak_rss_tests": tests_rss, "repacked_bytes": info["repacked"],
             "bytes_per_token": bpt, "achieved_gbs": verdict_of[0] * bpt / 1e9 if verdict_of
             else None, "probe_gbs": probe, "probe_huge_pages": bool(verdict_of and verdict_of[2]),
+            "tg_settle_s": verdict_of[3] if verdict_of else None,
             "verdict": verdict, "file_type": ftype}))
         return
     from rich.console import Console
@@ -170,7 +171,8 @@ def bench(
     if verdict_of:
         con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {verdict_of[0] * bpt / 1e9:.1f} GB/s "
                   f"of a probed {probe:.1f} GB/s read bandwidth ({'2 MiB' if verdict_of[2] else '4 KiB'} pages, "
-                  f"as most of the copies had; {info['threads']} threads)",
+                  f"as most of the copies had; {info['threads']} threads; decode timed once they were moved "
+                  f"there, {verdict_of[3]:.1f} s after the prompt test)",
                   highlight=False)
         con.print(f"verdict: {verdict}", highlight=False)
     elif n_gen:
