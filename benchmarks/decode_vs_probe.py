@@ -20,7 +20,6 @@ import time
 import numpy as np
 
 from llmlite import bench as B
-from llmlite._lib import lib
 from llmlite.model import Model
 
 
@@ -43,9 +42,7 @@ def main() -> None:
         return a.n * bpt / (time.perf_counter() - t0) / 1e9
 
     w = m.weights
-    t0 = time.perf_counter()
-    while lib.llm_model_huge_busy(w.ptr) and time.perf_counter() - t0 < 120:
-        time.sleep(0.1)                           # the copies into 2 MiB pages
+    m.settle()                                    # the copies into 2 MiB pages (a step first)
     huge = 2 * w.huge_page_bytes >= w.repacked_bytes > 0
 
     def probe() -> float:

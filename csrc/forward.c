@@ -16,7 +16,7 @@ static int is_swa(const llm_model *m, int il) { return llm_layer_swa(m, il); }
 
 /* the weight's interleaved copy is read where it has one (repack.c) */
 void llm_mm(const llm_tensor *w, const float *x, int n, float *y) {
-    if (llm_x4_ok(w, 0) && llm_matmul_x4(w->type, 0, w->x4, w->ne1, w->ne0, x, n, y) == 0) return;
+    if (llm_x4_ok(w, 0) && llm_matmul_x4(w->type, 0, llm_x4_of(w), w->ne1, w->ne0, x, n, y) == 0) return;
     llm_matmul(w->type, w->data, w->ne1, w->ne0, x, n, y);
 }
 #define mm llm_mm
@@ -35,7 +35,7 @@ void llm_mm_multi(const llm_tensor *const *w, int nw, const float *x, int n, flo
         }
         types[i] = w[i]->type; rows[i] = w[i]->ne1; xs[i] = x;
         const int x4 = llm_x4_ok(w[i], 0);
-        data[i] = x4 ? w[i]->x4 : w[i]->data;
+        data[i] = x4 ? llm_x4_of(w[i]) : w[i]->data;
         how[i] = x4 ? LLM_MV_X4 : 0;
     }
     if (n == 1) llm_matvec_group(nw, types, data, rows, w[0]->ne0, xs, y, how);   /* one column: one pool pass */

@@ -33,6 +33,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -97,8 +98,14 @@ static int move_one(llm_huge *h, const llm_tensor *t, size_t *mapped, unsigned l
      * fwd_in read in wait_quiet sees the new address */
     __atomic_store_n(&((llm_tensor *)t)->x4, (const void *)(h->p + off), __ATOMIC_SEQ_CST);
     wait_quiet(h);
-    if (atomic_load(&h->stop)) return -1;   /* the model is being freed: both arenas go */
-    madvise((void *)old, (size + 4095) / 4096 * 4096, MADV_DONTNEED);   /* a copy starts on a page */
+    /* the old pages let go 2 MiB at a time in pauses too (each call flushes the other
+     * cores' TLBs and holds the mmap lock) */
+    const size_t pages = (size + 4095) / 4096 * 4096;   /* a copy starts on a page */
+    for (size_t a = 0; a < pages; a += LLM_HUGE_PAGE) {
+        if (n_in(h) != *quiet || n_out(h) != *quiet) *quiet = wait_idle(h);
+        if (atomic_load(&h->stop)) return -1;   /* the model is being freed: both arenas go */
+        madvise((void *)(old + a), pages - a < LLM_HUGE_PAGE ? pages - a : LLM_HUGE_PAGE, MADV_DONTNEED);
+    }
     atomic_fetch_add(&h->done, (long long)size);
     return 0;
 }
@@ -118,8 +125,18 @@ static void *move_all(void *arg) {
     return NULL;
 }
 
+/* transparent huge pages not off (MADV_HUGEPAGE succeeds whatever the setting) */
+static int thp_on(void) {
+    char buf[128] = {0};
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return 0;
+    const size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    return n > 0 && !strstr(buf, "[never]");
+}
+
 int llm_model_huge_start(llm_model *m) {
-    if (m->huge || !m->x4_arena || m->x4_arena_bytes < LLM_HUGE_PAGE) return -1;
+    if (m->huge || !m->x4_arena || m->x4_arena_bytes < LLM_HUGE_PAGE || !thp_on()) return -1;
     llm_huge *h = calloc(1, sizeof *h);
     if (!h) return -1;
     h->n = m->x4_arena_bytes;
@@ -128,10 +145,10 @@ int llm_model_huge_start(llm_model *m) {
         free(h);
         return -1;
     }
-    h->p = (char *)(((uintptr_t)raw + LLM_HUGE_PAGE - 1) & ~(uintptr_t)(LLM_HUGE_PAGE - 1));
+    h->p = (char *)(((uintptr_t)raw + LLM_HUGE_PAGE - 1) & ~(uintptr_t)(LLM_HUGE_PAGE - 1));   /* n: whole 2 MiB pages */
     if (h->p > raw) munmap(raw, (size_t)(h->p - raw));
     munmap(h->p + h->n, (size_t)(raw + LLM_HUGE_PAGE - h->p));
-    if (madvise(h->p, h->n, MADV_HUGEPAGE)) {   /* transparent huge pages off, or none in this kernel */
+    if (madvise(h->p, h->n, MADV_HUGEPAGE)) {   /* a kernel without them */
         munmap(h->p, h->n);
         free(h);
         return -1;
@@ -166,7 +183,7 @@ long long llm_model_huge_bytes(const llm_model *m) {
 }
 
 int llm_model_huge_busy(const llm_model *m) {
-    return m->huge && !atomic_load(&m->huge->finished);
+    return m->huge && m->huge->pid == getpid() && !atomic_load(&m->huge->finished);
 }
 
 #else   /* the copies stay in the pages they have */

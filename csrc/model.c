@@ -177,6 +177,7 @@ long long llm_model_kv_bytes(const llm_model *m) {
 int llm_model_set_tensor(llm_model *m, int layer, int slot, int type, const void *data,
                          long long ne0, long long ne1) {
     if (!data || ne0 <= 0 || ne1 <= 0 || llm_row_bytes(type, ne0) < 0 || !llm_type_supported(type)) return -1;
+    if (m->huge) return -1;   /* huge_pages.c is repointing the copies */
     llm_tensor t = {type, data, ne0, ne1, NULL}, *at;
     if (layer < 0) {
         if (slot < 0 || slot >= LLM_G_COUNT) return -1;

@@ -59,6 +59,9 @@ struct llm_model {
     unsigned long fwd_in, fwd_out; /* llm_forward_from_x's entries and exits (__atomic; huge_pages.c waits on them) */
 };
 
+/* a weight's copy, read once per matmul (huge_pages.c may repoint it between passes) */
+static inline const void *llm_x4_of(const llm_tensor *t) { return __atomic_load_n(&t->x4, __ATOMIC_ACQUIRE); }
+
 static inline const llm_tensor *LT(const llm_model *m, int il, int slot) {
     return &m->layers[(long long)il * LLM_T_LAYER_COUNT + slot];
 }

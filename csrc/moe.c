@@ -118,7 +118,8 @@ static llm_tensor expert_slice(const llm_tensor *t, int e, int n_expert) {
     const long long rows = t->ne1 / n_expert;
     const size_t off = (size_t)e * rows * llm_row_bytes(t->type, t->ne0);
     /* the copy's groups of 4 rows lie within an expert when its rows are whole groups */
-    const void *x4 = t->x4 && rows % LLM_R4 == 0 ? (const char *)t->x4 + off : NULL;
+    const char *tx = llm_x4_of(t);
+    const void *x4 = tx && rows % LLM_R4 == 0 ? tx + off : NULL;
     llm_tensor v = {t->type, (const char *)t->data + off, t->ne0, rows, x4};
     return v;
 }
@@ -211,7 +212,7 @@ static int gemv_order(const llm_tensor *w) { return w->type == T_Q4_K && w->ne1 
 
 static void expert_mm(const llm_tensor *w, const float *x, int n, float *y) {
     if (!gemv_order(w)) llm_mm(w, x, n, y);
-    else if (!llm_x4_ok(w, 1) || llm_matmul_x4(w->type, 1, w->x4, w->ne1, w->ne0, x, n, y))
+    else if (!llm_x4_ok(w, 1) || llm_matmul_x4(w->type, 1, llm_x4_of(w), w->ne1, w->ne0, x, n, y))
         llm_matmul_q4_K_gemv(w->data, w->ne1, w->ne0, x, n, y);
 }
 
@@ -252,7 +253,7 @@ static int group_experts(llm_model *m, const llm_tensor *L, int R, int down) {
         }
         for (int h = 0; h < nw; h++, nj++) {
             gv[nj] = expert_how(&w[h]);
-            type[nj] = w[h].type; W[nj] = (gv[nj] & LLM_MV_X4) ? w[h].x4 : w[h].data; rows[nj] = w[h].ne1;
+            type[nj] = w[h].type; W[nj] = (gv[nj] & LLM_MV_X4) ? llm_x4_of(&w[h]) : w[h].data; rows[nj] = w[h].ne1;
             X[nj] = x[h]; Y[nj] = y[h];
         }
     }

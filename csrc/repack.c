@@ -133,7 +133,8 @@ static void x4_make(llm_tensor *t, char *d, int drop) {
     for (long long g = 0; g < t->ne1 / LLM_R4; g += per) {
         const long long ng = g + per <= t->ne1 / LLM_R4 ? per : t->ne1 / LLM_R4 - g;
         const size_t off = (size_t)g * group;
-        repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0, 1);   /* x4_wanted's type */
+        if (repack_x4(t->type, (const char *)t->data + off, d + off, ng * LLM_R4, t->ne0, 1))
+            return;   /* not a layout x4_wanted lets through: no copy, the file is read */
         if (drop) drop_pages((const char *)t->data + off, (size_t)ng * group);
     }
     t->x4 = d;
@@ -180,14 +181,14 @@ static int x4_gets(const llm_tensor *t, int ne) {
     return x4_wanted(t) && !(ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4));
 }
 
-/* the copies' bytes, each copy starting on a page */
+/* the arena's bytes: the copies', each starting on a page */
 static size_t arena_bytes(llm_model *m) {
     size_t total = 0;
     llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next(m, i, &ne)); i++)
         if (x4_gets(t, ne)) total += (x4_size(t) + 4095) / 4096 * 4096;
-    return total;
+    return (total + LLM_HUGE_PAGE - 1) / LLM_HUGE_PAGE * LLM_HUGE_PAGE;   /* whole 2 MiB pages (the tail unused) */
 }
 
 /* One arena holds every copy, starting on a 2 MiB boundary, so that huge_pages.c can

@@ -29,7 +29,7 @@ ENV = [
     Var("LLMLITE_REPACK", "1", "0: no interleaved copies of the weights (csrc/repack.c; made only where they fit "
         "in the memory available): slower decode"),
     Var("LLMLITE_HUGE_PAGES", "1", "0: the copies stay in 4 KiB pages (csrc/huge_pages.c moves them into 2 MiB "
-        "pages in the background after the load): slower decode"),
+        "pages in the model's pauses after the load): slower decode"),
     Var("LLMLITE_OFFLOAD_BACKEND", "cuda", "the device backend -ngl offloads to: cuda, or cpu (the stand-in "
         "device the tests use)"),
     Var("LLMLITE_STANDIN_VRAM_MB", "the free RAM", "the free memory the cpu stand-in device reports"),

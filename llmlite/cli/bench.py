@@ -170,9 +170,9 @@ def bench(
                 con.print(_estimate_line(s, tg), highlight=False)
     if verdict_of:
         con.print(f"decode moves {bpt / 1e6:.1f} MB per token: {verdict_of[0] * bpt / 1e9:.1f} GB/s "
-                  f"of a probed {probe:.1f} GB/s read bandwidth ({'2 MiB' if verdict_of[2] else '4 KiB'} pages, "
-                  f"as most of the copies had; {info['threads']} threads; decode timed once they were moved "
-                  f"there, {verdict_of[3]:.1f} s after the prompt test)",
+                  f"of a probed {probe:.1f} GB/s read bandwidth ({info['threads']} threads, "
+                  + (f"2 MiB pages as the copies had: decode timed once they were moved there, a "
+                     f"{verdict_of[3]:.1f} s wait)" if verdict_of[2] else "4 KiB pages)"),
                   highlight=False)
         con.print(f"verdict: {verdict}", highlight=False)
     elif n_gen:
