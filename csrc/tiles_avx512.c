@@ -612,8 +612,8 @@ static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, con
         /* the 4 blocks' pieces are read out of order (scales, qh, then ql by row pair),
          * which the hardware prefetcher does not keep far enough ahead of: the group
          * Q6X4_PF bytes on is fetched into L2. Streamed from memory (one thread) 52-61%
-         * -> 77-89% of a plain read of the same copies; tg64 of the 1.5 B shape 37.4
-         * -> 38.9 t/s (2 threads, 4 alternated runs); Q4_K's in-order stream lost 4-9%
+         * -> 77-89% of a plain read of the same copies; tg64 of the 1.5 B shape 37.4-38.4
+         * -> 38.9-40.1 t/s (2 threads, 4 alternated runs each); Q4_K's in-order stream lost 4-9%
          * with the same prefetch, so it has none */
         for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q6_K)); l += 64)
             _mm_prefetch((const char *)w + Q6X4_PF + l, _MM_HINT_T1);
