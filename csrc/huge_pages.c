@@ -79,7 +79,7 @@ static unsigned long wait_idle(llm_huge *h) {
 /* one copy into the new arena, 2 MiB at a time, each piece in a pause */
 static int move_one(llm_huge *h, const llm_tensor *t, size_t *mapped, unsigned long *quiet) {
     const char *old = t->x4;
-    const size_t off = (size_t)(old - h->old), size = (size_t)llm_row_bytes(t->type, t->ne0) * (size_t)t->ne1;
+    const size_t off = (size_t)(old - h->old), size = llm_x4_size(t);
     for (size_t a = off; a < off + size;) {
         if (n_in(h) != *quiet || n_out(h) != *quiet) *quiet = wait_idle(h);
         if (atomic_load(&h->stop)) return -1;

@@ -134,8 +134,9 @@ typedef struct llm_huge llm_huge;
 /* huge_pages.c: its thread stopped and joined; returns the arena of 2 MiB pages it
  * made (x4_arena_bytes, some copies may point into it), or NULL without one */
 char *llm_huge_stop(llm_model *m);
-/* repack.c: the i-th weight that may have a copy (NULL past the last) */
+/* repack.c: the i-th weight that may have a copy (NULL past the last); a copy's bytes */
 const llm_tensor *llm_x4_tensor(llm_model *m, int i);
+size_t llm_x4_size(const llm_tensor *t);
 int llm_x4_ok(const llm_tensor *w, int gemv);
 
 #endif

@@ -17,9 +17,12 @@
 #include <sys/mman.h>
 #include "model.h"
 
-static size_t x4_size(const llm_tensor *t) {
+size_t llm_x4_size(const llm_tensor *t) {
     return (size_t)llm_row_bytes(t->type, t->ne0) * (size_t)t->ne1;
 }
+
+/* its place in the arena: each copy starts on a page */
+static size_t x4_slot(const llm_tensor *t) { return (llm_x4_size(t) + 4095) / 4096 * 4096; }
 
 /* 1: this table has the kernels that read w's copy (one column and row tiles; gemv:
  * in llama.cpp's repacked-gemv order) */
@@ -116,7 +119,7 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
     return repack_x4(type, w, out, rows, k, 0);
 }
 
-/* t's copy into d (x4_size(t) bytes of the model's arena). In 4 KiB pages: asked for
+/* t's copy into d (llm_x4_size(t) bytes of the model's arena). In 4 KiB pages: asked for
  * transparent huge pages here, the load took 2 s more a GB on this machine (a virtual
  * machine whose host backs each fresh 2 MiB block on its first touch), so huge_pages.c
  * moves the copies into them after the load instead. An expert tensor is copied whole
@@ -125,7 +128,7 @@ int llm_repack_x4(int type, const void *w, void *out, long long rows, long long 
  * against 94-107 on the MoE shape, the page faults and copies landing in the decode; a
  * model whose copies do not fit in memory gets none (model.py) */
 static void x4_make(llm_tensor *t, char *d, int drop) {
-    const size_t n = x4_size(t);
+    const size_t n = llm_x4_size(t);
     /* in slices of about 16 MiB, each slice's file pages let go once copied, so the
      * process never holds a large weight (a tied 250k-token head) twice */
     const size_t group = n / (size_t)(t->ne1 / LLM_R4);
@@ -181,13 +184,13 @@ static int x4_gets(const llm_tensor *t, int ne) {
     return x4_wanted(t) && !(ne > 0 && (t->ne1 % ne || (t->ne1 / ne) % LLM_R4));
 }
 
-/* the arena's bytes: the copies', each starting on a page */
+/* the arena's bytes: the copies' slots */
 static size_t arena_bytes(llm_model *m) {
     size_t total = 0;
     llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next(m, i, &ne)); i++)
-        if (x4_gets(t, ne)) total += (x4_size(t) + 4095) / 4096 * 4096;
+        if (x4_gets(t, ne)) total += x4_slot(t);
     return (total + LLM_HUGE_PAGE - 1) / LLM_HUGE_PAGE * LLM_HUGE_PAGE;   /* whole 2 MiB pages (the tail unused) */
 }
 
@@ -214,8 +217,8 @@ long long llm_model_repack(llm_model *m, int drop) {
         /* a tied head's pages too: the embedding lookup still reads the file, but only
          * the rows of the tokens a prompt has, which fault back in one page each */
         x4_make(t, a + off, drop);
-        off += (x4_size(t) + 4095) / 4096 * 4096;
-        bytes += (long long)x4_size(t);
+        off += x4_slot(t);
+        bytes += (long long)llm_x4_size(t);
     }
     return bytes;
 }
@@ -225,7 +228,7 @@ long long llm_model_repack_bytes(const llm_model *m) {
     const llm_tensor *t;
     int ne;
     for (int i = 0; (t = x4_next((llm_model *)m, i, &ne)); i++)
-        if (t->x4) bytes += (long long)x4_size(t);
+        if (t->x4) bytes += (long long)llm_x4_size(t);
     return bytes;
 }
 

@@ -100,7 +100,7 @@ def run_model_bench(model, n_prompt: int = 512, n_gen: int = 128, reps: int = 3,
             for t in gen:
                 model.step(t)          # the decode loop's own call: logits into a reused buffer
 
-        settle_s = model.settle() if hasattr(model, "settle") else 0.0
+        settle_s = model.settle()
         tg = BenchResult(f"tg{n_gen}", n_gen, _runs(model, reps, n_gen, decode), settle_s)
     model.reset()
     return pp, tg
