@@ -38,6 +38,12 @@ typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_
 typedef struct { f16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K; /* 176 */
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; f16_t d; } block_q6_K; /* 210 */
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 292 */
+/* a Q8_K block as the 4-row kernel of Q4_K's decode copy reads it (q8_K_x4 makes it in
+ * place, so it fits in one): the quants' dwords in the order 16k + j at 4j + k (j 0..15,
+ * k 0..3: 16-byte chunk j holds dword j of each 64 quants), bp the 8 sub-blocks' bsums
+ * (b_2s + b_2s+1, as bsums_pairs), d */
+typedef struct { int8_t qs[256]; int16_t bp[8]; float d; } block_q8_K_x4; /* 276 */
+_Static_assert(sizeof(block_q8_K_x4) <= sizeof(block_q8_K), "q8_K_x4 rewrites Q8_K blocks in place");
 typedef struct { uint8_t e; uint8_t qs[16]; } block_mxfp4;             /* 17: E8M0 exponent, E2M1 codes */
 typedef struct { uint8_t d[4]; uint8_t qs[32]; } block_nvfp4;           /* 36: UE4M3 scales, E2M1 codes */
 typedef struct { uint8_t qs[48]; uint8_t qh[4]; f16_t d; } block_tq1_0;  /* 54: 5 trits a byte, then 4 */
@@ -219,12 +225,16 @@ typedef struct llm_kernel_table {
      * NULL where a table has none. */
     void (*vec_dot_r4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
     /* vec_dot_r4 on the decode copy (llm_repack_x4): the LLM_R4 rows' blocks
-     * interleaved from w, block ib of row r at block 4 ib + r (Q4_K, Q5_K: each
-     * block's qs in repack.c's QS_X4 order; w_stride unused);
-     * the same bits. NULL where a table has none (matmul then takes the weights'
-     * own layout), and q4_K_gemv_r4 so */
+     * interleaved from w, block ib of row r at block 4 ib + r (Q5_K: each block's qs
+     * in repack.c's QS_X4 order; Q4_K: the 4 blocks as one group, repack.c's
+     * q4_K_group, against block_q8_K_x4 activations); w_stride unused; the same
+     * bits. NULL where a table has none (matmul then takes the weights' own layout),
+     * and q4_K_gemv_r4 so */
     void (*vec_dot_x4[T_COUNT])(long long n, float *s, const void *w, long long w_stride, const void *a);
     void (*q4_K_gemv_x4)(long long n, float *s, const void *w, long long w_stride, const void *a);
+    /* n / 256 Q8_K blocks at xq rewritten in place as block_q8_K_x4 (block i at i * 276
+     * bytes): the activations of vec_dot_x4[T_Q4_K] and q4_K_gemv_x4 (set with them) */
+    void (*q8_K_x4)(long long n, void *xq);
     /* vec_dot_r16 on the decode copy (nr a multiple of LLM_R4, w_stride the rows'
      * bytes), for any nc; and q4_K_gemv_r16 so. A weight with a copy is read only
      * there where the table has all four of its kernels (repack.c) */

@@ -111,6 +111,7 @@ typedef struct {
     tile_sched *sched;           /* several columns: the row tiles still to take */
     llm_vec_dot_r16_fn dot_r16;  /* a whole row tile against every column at once, or NULL */
     void (*dot_r4)(long long, float *, const void *, long long, const void *);  /* one column: LLM_R4 rows at once, or NULL */
+    void (*xprep)(long long, void *);   /* dot_r4's activations from the quantized ones, in place (kt->q8_K_x4), or NULL */
 } mm_job;
 
 /* one row tile (ROW_TILE rows) against every column */
@@ -286,6 +287,7 @@ static int run_job(mm_job *j, int at, const float *X) {
     quant_job q = {0, at, X, Xq, k, ncols, (long long)j->xq_stride, NULL};
     if (ncols == 1) quant_task(0, 1, &q);
     else llm_parallel(quant_task, &q);
+    if (j->xprep) j->xprep(k, Xq);   /* one column (mm_job_x4) */
     tile_sched ts;
     sched_init(&ts, (j->rows + ROW_TILE - 1) / ROW_TILE);
     j->Xq = Xq;
@@ -318,6 +320,9 @@ static int mm_job_x4(mm_job *j, int wtype, int gemv, const void *W4, long long r
     j->dot_nc2 = NULL;
     j->dot_r4 = ncols == 1 ? x4 : NULL;
     j->dot_r16 = ncols == 1 ? NULL : r16;
+    /* Q4_K's one-column kernel on the copy reads its activations rewritten (tiles_avx512.c) */
+    j->xprep = ncols == 1 && wtype == T_Q4_K ? kt->q8_K_x4 : NULL;
+    if (j->dot_r4 && wtype == T_Q4_K && !j->xprep) return -1;
     return 0;
 }
 
@@ -431,12 +436,15 @@ int llm_matvec_group(int nj, const int *wtype, const void *const *W, const long 
         const int at = (gemv[i] & LLM_MV_GEMV) ? T_Q8_K : llm_type_act_type(wtype[i]);
         int same = -1;
         for (int p = 0; p < i && same < 0; p++)
-            if (X[p] == X[i] && ((gemv[p] & LLM_MV_GEMV) ? T_Q8_K : llm_type_act_type(wtype[p])) == at) same = p;
+            if (X[p] == X[i] && ((gemv[p] & LLM_MV_GEMV) ? T_Q8_K : llm_type_act_type(wtype[p])) == at &&
+                j.sub[p].xprep == j.sub[i].xprep)
+                same = p;
         if (same >= 0) {
             j.sub[i].Xq = j.sub[same].Xq;
             continue;
         }
         quant_act(at, X[i], Xq, k);
+        if (j.sub[i].xprep) j.sub[i].xprep(k, Xq);
         j.sub[i].Xq = Xq;
         Xq += xb[i];
     }

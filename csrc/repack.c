@@ -1,11 +1,12 @@
 /* The decode copy of a weight (llm_tensor.x4): its rows in groups of LLM_R4 with
  * the groups' blocks interleaved, block ib of row 4g + r at block 4 (g nb + ib) + r
  * (nb blocks a row), so a 4-row decode kernel (vec_dot_x4) reads one sequential
- * stream (Q4_K, Q5_K: each block's qs in another order of its 16-byte pieces,
- * QS_X4). A group of 4 rows spans the bytes it spans in the file, so an expert's
- * slice of a 3-D tensor has the same offset in both. The copy serves one column
- * (decode, and a prompt's last position through the head); batches keep the file's
- * layout, and its bits are those of vec_dot either way.
+ * stream (Q5_K: each block's qs in another order of its 16-byte pieces, QS_X4;
+ * Q4_K: the 4 blocks of a super-block as one group of the same size, q4_K_group). A
+ * group of 4 rows spans the bytes it spans in the file, so an expert's slice of a 3-D
+ * tensor has the same offset in both. The copy serves one column (decode, and a
+ * prompt's last position through the head); batches keep the file's layout, and its
+ * bits are those of vec_dot either way.
  *
  * Measured (csrc/README, kernel table): the 4 rows' own streams lost to vec_dot on
  * weights streamed from memory, and prefetching them did not help; interleaved they
@@ -55,15 +56,16 @@ typedef struct {
     long long groups;
     size_t bb;       /* bytes of a block */
     long long nb;    /* blocks of a row */
-    size_t qs;       /* Q4_K, Q5_K: the offset of qs in a block (its pieces reordered), else 0 */
+    size_t qs;       /* Q5_K: the offset of qs in a block (its pieces reordered), else 0 */
+    int q4k;         /* Q4_K: q4_K_group */
     int populate;    /* map each thread's share of both sides in one call first (x4_make) */
 } x4_job;
 
-/* Q4_K and Q5_K: the 8 16-byte pieces of qs stored in the order 0 2 4 6 1 3 5 7, so
- * that each of the two 64-byte loads of the 4-row kernel (tiles_avx512.c) holds in
- * 128-bit lane k the codes of sub-blocks 2k, 2k+1 (piece c holds those of c / 2):
- * per row one scale vector and no lane shuffle (the 16-row tiles read the copy
- * through the same order, qs_x4_piece) */
+/* Q5_K: the 8 16-byte pieces of qs stored in the order 0 2 4 6 1 3 5 7, so that each
+ * of the two 64-byte loads of the 4-row kernel (tiles_avx512.c) holds in 128-bit lane
+ * k the codes of sub-blocks 2k, 2k+1 (piece c holds those of c / 2): per row one
+ * scale vector and no lane shuffle (the 16-row tiles read the copy through the same
+ * order, qs_x4_piece) */
 static const int QS_X4[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 
 static void x4_block(char *d, const char *s, const x4_job *j) {
@@ -87,6 +89,35 @@ static void populate(const void *p, size_t n, int write) {
 #endif
 }
 
+/* Q4_K: the super-block's 4 blocks (row r's at s + r rb) as one group of 576 bytes,
+ * laid out for its 4-row kernel (tiles_avx512.c), which then needs no lane shuffle of
+ * weights, scales or sums:
+ *   0: d of rows 0..3, then dmin of rows 0..3 (f16: one vcvtph2ps);
+ *  16: A[8r + s] = sc | (m >> 4) << 6, sub-block s of row r (6-bit scale sc, min m);
+ *  48: the mins' low 4 bits, m of index i = 8r + s in byte i % 16, nibble i / 16;
+ *  64: qs in 8 chunks of 64 bytes: chunk j holds in dword 4r + k row r's qs dword
+ *      8k + j (the codes of sub-blocks 2k (low nibbles) and 2k+1 (high), 4 each), so
+ *      one load holds the same 4 positions of every (row, pair of sub-blocks) */
+static void q4_K_group(char *o, const char *s, size_t rb) {
+    uint8_t sc[32], m[32];
+    for (int r = 0; r < LLM_R4; r++) {
+        const block_q4_K *b = (const block_q4_K *)(s + r * rb);
+        memcpy(o + 2 * r, &b->d, 2);
+        memcpy(o + 8 + 2 * r, &b->dmin, 2);
+        const uint8_t *q = b->scales;   /* llama.cpp's get_scale_min_k4 */
+        for (int j = 0; j < 4; j++) {
+            sc[8 * r + j] = q[j] & 63;
+            m[8 * r + j] = q[j + 4] & 63;
+            sc[8 * r + 4 + j] = (uint8_t)((q[j + 8] & 0xF) | (q[j] >> 6) << 4);
+            m[8 * r + 4 + j] = (uint8_t)((q[j + 8] >> 4) | (q[j + 4] >> 6) << 4);
+        }
+        for (int j = 0; j < 8; j++)
+            for (int k = 0; k < 4; k++) memcpy(o + 64 + 64 * j + 16 * r + 4 * k, b->qs + 32 * k + 4 * j, 4);
+    }
+    for (int i = 0; i < 32; i++) o[16 + i] = (char)(sc[i] | (m[i] >> 4) << 6);
+    for (int i = 0; i < 16; i++) o[48 + i] = (char)((m[i] & 15) | (m[i + 16] & 15) << 4);
+}
+
 static void x4_task(int ith, int nth, void *p) {
     const x4_job *j = p;
     const size_t rb = j->bb * (size_t)j->nb;
@@ -99,8 +130,14 @@ static void x4_task(int ith, int nth, void *p) {
     for (long long g = g0; g < g1; g++) {
         const char *s = j->src + (size_t)g * LLM_R4 * rb;
         char *d = j->dst + (size_t)g * LLM_R4 * rb;
-        for (long long ib = 0; ib < j->nb; ib++)
+        for (long long ib = 0; ib < j->nb; ib++) {
+            if (j->q4k) {
+                q4_K_group(d, s + (size_t)ib * j->bb, rb);
+                d += LLM_R4 * j->bb;
+                continue;
+            }
             for (int r = 0; r < LLM_R4; r++, d += j->bb) x4_block(d, s + r * rb + (size_t)ib * j->bb, j);
+        }
     }
 }
 
@@ -109,8 +146,8 @@ static int repack_x4(int type, const void *w, void *out, long long rows, long lo
     if (!llm_type_supported(type) || llm_type_block_elems(type) != QKK || rows < 0 || rows % LLM_R4 || k <= 0 ||
         k % QKK)
         return -1;
-    const size_t qs = type == T_Q4_K ? offsetof(block_q4_K, qs) : type == T_Q5_K ? offsetof(block_q5_K, qs) : 0;
-    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK, qs, pop};
+    const size_t qs = type == T_Q5_K ? offsetof(block_q5_K, qs) : 0;
+    x4_job j = {w, out, rows / LLM_R4, (size_t)llm_type_block_bytes(type), k / QKK, qs, type == T_Q4_K, pop};
     llm_parallel_all(x4_task, &j);   /* static shares */
     return 0;
 }

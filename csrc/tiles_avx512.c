@@ -79,21 +79,72 @@ INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
     T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
 }
-/* the qs dword that dword D of the stored codes is: the decode copy (X4 1) holds the
- * 16-byte pieces of qs in the order QS_X4 (repack.c) */
+/* the qs dword that dword D of the stored codes is: Q5_K's decode copy (X4 1) holds
+ * the 16-byte pieces of qs in the order QS_X4 (repack.c) */
 static const int qs_x4_piece[8] = {0, 2, 4, 6, 1, 3, 5, 7};
 INL int qs_dword(int D, const int X4) { return X4 ? 4 * qs_x4_piece[D / 4] + D % 4 : D; }
 
-INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
+INL void q4k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int32_t *rq,
+                     const int X4) {
+    (void)rq; (void)X4;   /* the file's layout (the copy: q4k_x4_r16_dec) */
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f);
     for (int h = 0; h < 2; h++) {   /* stored qs dwords 16h..16h+15 */
         __m512i v[16];
         tr16(p + 16 + 64 * h, ro, v);
         for (int g = 0; g < 16; g++) {
-            const int o = qs_dword(16 * h + g, X4), k = o / 8;   /* qs dword o: group o % 8 of k */
+            const int o = 16 * h + g, k = o / 8;   /* qs dword o: group o % 8 of k */
             T->q[t][2 * k][o % 8] = _mm512_and_si512(v[g], nib);
             T->q[t][2 * k + 1][o % 8] = _mm512_and_si512(_mm512_srli_epi32(v[g], 4), nib);
+        }
+    }
+}
+
+/* Q4_K's decode copy (repack.c's q4_K_group: a super-block's 4 rows as one group): lane
+ * r's group at p + ro[r] - 144 rq[r], its row rq[r]. The head gathered per lane; the
+ * codes as 8 loads a group, chunk g of group G holding row r's qs dword 8k + g in
+ * dword 4r + k, so that (k, g) of the 16 rows is dword 4r + k of the 4 groups' loads */
+INL void q4k_x4_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int32_t *rq,
+                        const int X4) {
+    (void)X4;
+    const __m512i q = _mm512_loadu_si512(rq);
+    const __m512i base = _mm512_sub_epi32(ix, _mm512_mullo_epi32(q, _mm512_set1_epi32((int)sizeof(block_q4_K))));
+    const __m512i id = _mm512_add_epi32(base, _mm512_slli_epi32(q, 1));   /* d at 2 rq, dmin at 8 + 2 rq */
+    T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gat(id, p)));
+    T->dm[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(gat(id, p + 8)));
+    /* A at 16 + 8 rq: bytes sc | (m >> 4) << 6 of sub-blocks 0..3 (a0), 4..7 (a1); the
+     * mins' low 4 bits at 48 + 8 (rq & 1), nibble rq >> 1 */
+    const __m512i ia = _mm512_add_epi32(base, _mm512_slli_epi32(q, 3));
+    const __m512i a0 = gat(ia, p + 16), a1 = gat(ia, p + 20);
+    const __m512i ib = _mm512_add_epi32(base, _mm512_slli_epi32(_mm512_and_si512(q, _mm512_set1_epi32(1)), 3));
+    const __m512i sh = _mm512_slli_epi32(_mm512_srli_epi32(q, 1), 2);
+    const __m512i m6 = _mm512_set1_epi32(0x3f3f3f3f), m4 = _mm512_set1_epi32(0x0f0f0f0f), hi2 = _mm512_set1_epi32((int)0xc0c0c0c0);
+    const __m512i s0 = _mm512_and_si512(a0, m6), s1 = _mm512_and_si512(a1, m6);
+    const __m512i n0 = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(gat(ib, p + 48), sh), m4),
+                                       _mm512_srli_epi32(_mm512_and_si512(a0, hi2), 2));
+    const __m512i n1 = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(gat(ib, p + 52), sh), m4),
+                                       _mm512_srli_epi32(_mm512_and_si512(a1, hi2), 2));
+    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(s0, j); T->sc[t][4 + j] = byte_of(s1, j); }
+    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
+    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(n0, lo8), _mm512_and_si512(_mm512_slli_epi32(n0, 8), b2));
+    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(n0, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(n0, 8), b2));
+    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(n1, lo8), _mm512_and_si512(_mm512_slli_epi32(n1, 8), b2));
+    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(n1, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(n1, 8), b2));
+    const char *g0[4];
+    for (int G = 0; G < 4; G++) g0[G] = p + ro[4 * G] - (long long)sizeof(block_q4_K) * rq[4 * G] + 64;
+    /* dwords 0..7: k (rows 0..3 of the first load, then of the second), 8..15: k + 2 */
+    const __m512i ka = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 2, 6, 10, 14, 18, 22, 26, 30);
+    const __m512i kb = _mm512_add_epi32(ka, _mm512_set1_epi32(1));
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 8; g++) {
+        const __m512i L0 = ld64(g0[0] + 64 * g), L1 = ld64(g0[1] + 64 * g), L2 = ld64(g0[2] + 64 * g), L3 = ld64(g0[3] + 64 * g);
+        const __m512i u0 = _mm512_permutex2var_epi32(L0, ka, L1), v0 = _mm512_permutex2var_epi32(L2, ka, L3);
+        const __m512i u1 = _mm512_permutex2var_epi32(L0, kb, L1), v1 = _mm512_permutex2var_epi32(L2, kb, L3);
+        const __m512i Q[4] = {_mm512_shuffle_i64x2(u0, v0, 0x44), _mm512_shuffle_i64x2(u1, v1, 0x44),
+                              _mm512_shuffle_i64x2(u0, v0, 0xEE), _mm512_shuffle_i64x2(u1, v1, 0xEE)};
+        for (int k = 0; k < 4; k++) {
+            T->q[t][2 * k][g] = _mm512_and_si512(Q[k], nib);
+            T->q[t][2 * k + 1][g] = _mm512_and_si512(_mm512_srli_epi32(Q[k], 4), nib);
         }
     }
 }
@@ -176,11 +227,12 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
                      const void *av, long long as, int nc) {                                    \
         const long long nb = n / QKK;                                                           \
         long long ro[R16];                                                                      \
-        int32_t ro32[R16];                                                                      \
+        int32_t ro32[R16], rq[R16];   /* X4: rq, the row's place in its group */                \
         for (int r = 0; r < R16; r++) {                                                         \
             const int rr = r < nr ? r : nr - 1;                                                 \
             ro[r] = X4 ? rr / LLM_R4 * LLM_R4 * ws + rr % LLM_R4 * (long long)sizeof(BT) : rr * ws; \
             ro32[r] = (int32_t)ro[r];                                                           \
+            rq[r] = rr % LLM_R4;                                                                \
         }                                                                                       \
         const __m512i ix = _mm512_loadu_si512(ro32);                                            \
         const __mmask16 keep = (__mmask16)((1u << nr) - 1);                                     \
@@ -192,7 +244,7 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
             for (long long ib0 = 0; ib0 < nb; ib0 += R16_IBC) {                                 \
                 const int nib = nb - ib0 < R16_IBC ? (int)(nb - ib0) : R16_IBC;                 \
                 for (int t = 0; t < nib; t++)                                                   \
-                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro, X4); \
+                    DEC(&T, t, (const char *)((const BT *)w + (X4 ? LLM_R4 : 1) * (ib0 + t)), ix, ro, rq, X4); \
                 const block_q8_K *y[4];                                                         \
                 for (int c = 0; c < ncp; c += 4) {                                              \
                     const int m = ncp - c < 4 ? ncp - c : 4;                                    \
@@ -210,8 +262,10 @@ INL void q4k_gemv_r16_cols(const q4k_r16 *T, int nib, const block_q8_K *const *y
     }
 #define FIN_SUB(a, m) _mm512_sub_ps(a, m)
 #define FIN_ACC(a, m) (a)
-R16_FUNCS(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB)
-R16_FUNCS(dot_q4_K_gemv_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_gemv_r16_cols, FIN_SUB)
+R16_BODY(dot_q4_K_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_r16_cols, FIN_SUB, 0)
+R16_BODY(dot_q4_K_r16_x4, q4k_r16, block_q4_K, q4k_x4_r16_dec, q4k_r16_cols, FIN_SUB, 1)
+R16_BODY(dot_q4_K_gemv_r16, q4k_r16, block_q4_K, q4k_r16_dec, q4k_gemv_r16_cols, FIN_SUB, 0)
+R16_BODY(dot_q4_K_gemv_r16_x4, q4k_r16, block_q4_K, q4k_x4_r16_dec, q4k_gemv_r16_cols, FIN_SUB, 1)
 
 /* Q6_K: codes q = 0..63 (unsigned), I = sum_j sc_j q.x - 32 sum_j sc_j bsums_j
  * (16-element sub-blocks j), then acc = fma(I*dw, dx, acc) as dot_q6_K_k */
@@ -221,8 +275,9 @@ typedef struct {
     __m512 dw[R16_IBC];
 } q6k_r16;
 
-INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
-    (void)X4;   /* Q6_K's copy keeps the blocks' own layout */
+INL void q6k_r16_dec(q6k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int32_t *rq,
+                     const int X4) {
+    (void)rq; (void)X4;   /* Q6_K's copy keeps the blocks' own layout */
     /* d is the high word of the dword at 206 (a dword at 208 would read past the block) */
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(gat(ix, p + 206), 16)));
     for (int i = 0; i < 4; i++) {
@@ -283,7 +338,9 @@ R16_FUNCS(dot_q6_K_r16, q6k_r16, block_q6_K, q6k_r16_dec, q6k_r16_cols, FIN_ACC)
 /* Q5_K: Q4_K's codes plus 16 where bit 2k (low nibbles) / 2k+1 (high) of qh[l] is
  * set; then, per super-block, I = sum_j sc_j q.x and M = sum_j m_j bsums, and the
  * tiled step acc = fma(fma(-dmin, M, I*dw), dx, acc) as dot_q5_K_k */
-INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int X4) {
+INL void q5k_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long long *ro, const int32_t *rq,
+                     const int X4) {
+    (void)rq;
     k4_r16_head(T, t, p, ix);
     const __m512i nib = _mm512_set1_epi8(0x0f), one = _mm512_set1_epi8(1);
     __m512i qh[16];   /* qh at 16..47: dwords 0..7 (8..15 are quants, unused) */
@@ -346,12 +403,12 @@ R16_FUNCS(dot_q5_K_r16, q4k_r16, block_q5_K, q5k_r16_dec, q5k_r16_cols, FIN_ACC)
  * Q4_K, the high nibbles' products summed in place, 16 Dh, then shifted up and the
  * low ones' added by the next vpdpbusd over a bias R4_B; Q5_K, a shift and a blend)
  * and one vpdpwssd against the words (sc_2k, sc_2k+1) scales and sums them: per
- * 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact. The
+ * 256-bit half the lanes of I_k (k = 0, 1; then 2, 3 from qs[64..127]), exact. Q5_K's
  * decode copy (X4) holds qs in the order of repack.c's QS_X4, so that lane k of both
  * loads is sub-blocks 2k, 2k+1: the quants go as the 128-bit lanes of their 64-byte
- * rows transposed (once per super-block for the 4 rows), the two loads' words add up
- * (Q4_K) or go into one sum per nibble (Q5_K), and each row takes one vpdpwssd and one
- * scale vector, no lane shuffle. Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
+ * rows transposed (once per super-block for the 4 rows), the two loads' words go into
+ * one sum per nibble, and each row takes one vpdpwssd and one scale vector, no lane
+ * shuffle (Q4_K's copy has a layout of its own: q4_K_x4_body). Per row the float steps are dot_q4_K_k's: [acc, accm] = fma([I_k,
  * M_k], [dw*dx, dmin*dx], [acc, accm]) in k order, here the rows' acc in lanes 0..3
  * and their accm in 4..7 of a ymm. */
 #ifndef R4_PF
@@ -425,8 +482,8 @@ INL __m256 q4r4_step(__m256 acc, __m512i I, __m512i M, __m256 dsep, float dx, co
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
 /* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
- * (4 ib + r) blocks, qs in the order QS_X4): one sequential stream, nothing to
- * prefetch (a software prefetch ahead of it lost, streamed from memory).
+ * (4 ib + r) blocks, qs in the order QS_X4; Q5 only): one sequential stream, nothing
+ * to prefetch (a software prefetch ahead of it lost, streamed from memory).
  * Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
  * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc) */
 INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4,
@@ -519,11 +576,6 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
                                          _mm512_and_si512(q0, m4), xl0);
                 p1 = _mm512_dpbusd_epi32(_mm512_slli_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, q1), xh1), 12),
                                          _mm512_and_si512(q1, m4), xl1);
-                /* the decode copy: lane k of both, the same sub-blocks, so p0 + p1 (the low words'
-                 * sums in [2^10, 2^15 - 1144], no carry; the high ones' |.| <= 2*4*15*128): one
-                 * vpdpwssd. (One chain of 4 vpdpbusd for both loads ran 6% faster on weights in
-                 * cache, 3-5% slower streamed from memory, which decode is.) */
-                if (X4) p0 = _mm512_add_epi32(p0, p1);
             }
             if (X4) {   /* lane k of p0: sub-blocks 2k, 2k+1 -> lane k: 4 int32 of I_k; row r's
                          * (sc_2k, sc_2k+1) in every dword of lane k (vpshufd: cheaper than a vpermd) */
@@ -572,11 +624,113 @@ static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, con
 static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
     q4_K_r4_body(n, s, vw, ws, va, 1, 0, 0);
 }
+
+/* Q4_K on its decode copy (repack.c's q4_K_group: per super-block the 4 rows' d and
+ * dmin, their scales and mins as bytes, then 8 chunks of codes, chunk j holding in
+ * dword 4r + k row r's codes at positions 4j..4j+3 of sub-blocks 2k (low nibbles) and
+ * 2k+1 (high)), against activations in block_q8_K_x4 (q8_K_x4: 16-byte chunk j holds
+ * dword j of each 64 quants), so that every lane of every step is one (row r, pair k)
+ * and nothing is shuffled per super-block but the head's bytes to words:
+ * - per two chunks, the high nibbles (16 h) against their quants broadcast per 128-bit
+ *   lane, both summed in place over a bias (4 << 12 = 2^14 >= 2*4*15*128), shifted up
+ *   12, and the low ones' products added by the next two vpdpbusd: dword 4r + k holds
+ *   Dh << 16 + Dl + 2^14 (low word in [1024, 31744]: no borrow);
+ * - one vpdpwssd against the words (sc_2k, sc_2k+1) of dword 4r + k scales and sums
+ *   the four such: I_k of row r at 4r + k, less the biases 2^16 sc_2k; M_k there from
+ *   the mins as words against the bsum pairs;
+ * then q4r4_step: dot_q4_K_k's float steps (GEMV 0), or the repacked gemv's (1).
+ * Against the kernel on the former copy (the rows' blocks interleaved, qs in QS_X4
+ * order: the quants shuffled per group of rows, the 4 rows' sums transposed, the
+ * head 20 ops instead of 8), benchmarks/decode_kernels.py on the 1.5 B shape, one
+ * thread: 1536 x 8960 in cache 65.5 -> 96.0 GB/s, 8960 x 1536 64.6 -> 81.0; the first
+ * 60 tensors from memory 26.5 -> 34.7 (2 threads 38.1 -> 43.8).
+ * Q4X4_PF: the group that many bytes on fetched into L2. Now that the kernel keeps
+ * ahead of the stream, it pays (the former one lost 4-9% with it): tg of the 1.5 B
+ * shape, 2 threads, 4 alternated runs of 2 x 256 tokens, 64.5-67.0 t/s without,
+ * 67.9-70.2 at 4 KB, 62.3-70.9 at 8 KB (the former copy 57.7-62.3) */
+#ifndef Q4X4_PF
+#define Q4X4_PF 4096
+#endif
+INL __m512i bc128(const void *p) { return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p)); }
+INL void q4_K_x4_body(long long n, float *s, const void *vw, const void *va, const int GEMV) {
+    const block_q8_K_x4 *y = va;
+    const char *w0 = vw;
+    const long long nb = n / QKK;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), bias4 = _mm512_set1_epi32(4);
+    const __m512i m6w = _mm512_set1_epi16(0x3f), m4w = _mm512_set1_epi16(0x0f), m30w = _mm512_set1_epi16(0x30);
+    /* the mins' low bits: words 0..15 (rows 0, 1) in the low nibbles, 16..31 the high */
+    const __m512i nsh = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    /* vpermt2d of I, M (both at 4r + k): [I_0 M_0 I_1 M_1], [I_2 M_2 I_3 M_3] (rows 0..3 each) */
+    const __m512i im_lo = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i im_hi = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    __m256 acc = _mm256_setzero_ps();   /* acc of rows 0..3, then their accm */
+    __m512i pI = _mm512_setzero_si512(), pM = pI;   /* the super-block before's sums */
+    __m256 pdsep = _mm256_setzero_ps();
+    for (long long ib = 0; ib < nb; ib++) {
+        const char *g = w0 + ib * LLM_R4 * (long long)sizeof(block_q4_K);
+        const block_q8_K_x4 *x = y + ib;
+#if Q4X4_PF
+        for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(g + Q4X4_PF + l, _MM_HINT_T1);
+#endif
+        const __m256 dsep = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));   /* [dw_r], [dmin_r] */
+        const __m512i A = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(g + 16)));
+        const __m512i sc = _mm512_and_si512(A, m6w);   /* dword 4r + k: (sc_2k, sc_2k+1) of row r */
+        const __m512i B = _mm512_cvtepu8_epi16(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(g + 48))));
+        const __m512i mlo = _mm512_and_si512(_mm512_srlv_epi16(B, nsh), m4w);
+        const __m512i mw = _mm512_ternarylogic_epi32(_mm512_srli_epi16(A, 2), m30w, mlo, 0xEA);   /* (a & b) | c */
+        const __m512i M = _mm512_madd_epi16(mw, bc128(x->bp));
+        __m512i R = _mm512_setzero_si512();
+        for (int p = 0; p < 4; p++) {   /* chunks 2p, 2p+1 */
+            const __m512i qa = ld64(g + 64 + 128 * p), qb = ld64(g + 128 + 128 * p);
+            __m512i t = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(bias4, _mm512_andnot_si512(m4, qa), bc128(x->qs + 128 + 32 * p)),
+                                            _mm512_andnot_si512(m4, qb), bc128(x->qs + 144 + 32 * p));
+            t = _mm512_slli_epi32(t, 12);
+            t = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(t, _mm512_and_si512(qa, m4), bc128(x->qs + 32 * p)),
+                                    _mm512_and_si512(qb, m4), bc128(x->qs + 16 + 32 * p));
+            R = _mm512_dpwssd_epi32(R, t, sc);
+        }
+        const __m512i I = _mm512_sub_epi32(R, _mm512_slli_epi32(sc, 16));
+        /* the float steps one super-block behind, as q4_K_r4_body */
+        if (ib > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[ib - 1].d, GEMV, 0, im_lo, im_hi);
+        pI = I;
+        pM = M;
+        pdsep = dsep;
+    }
+    if (nb > 0) acc = q4r4_step(acc, pI, pM, pdsep, y[nb - 1].d, GEMV, 0, im_lo, im_hi);
+    _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
+}
 static void dot_q4_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0, 1, 0);
+    (void)ws;
+    q4_K_x4_body(n, s, vw, va, 0);
 }
 static void dot_q4_K_gemv_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 1, 1, 0);
+    (void)ws;
+    q4_K_x4_body(n, s, vw, va, 1);
+}
+/* block_q8_K -> block_q8_K_x4 in place (276 <= 292 bytes: block i is read whole
+ * before its new bytes, which end before block i + 1 starts) */
+static void q8_K_x4(long long n, void *xq) {
+    for (long long ib = 0; ib < n / QKK; ib++) {
+        const block_q8_K *x = (const block_q8_K *)xq + ib;
+        const __m512i X0 = ld64(x->qs), X1 = ld64(x->qs + 64), X2 = ld64(x->qs + 128), X3 = ld64(x->qs + 192);
+        const __m128i bp = bsums_pairs(x->bsums);
+        const float d = x->d;
+        /* per 128-bit lane m, the 4x4 transposition of dwords 4m..4m+3 of X0..X3: u_i
+         * lane m is chunk 4m + i; then chunk 4m + i to lane i of output m */
+        const __m512i t0 = _mm512_unpacklo_epi32(X0, X1), t1 = _mm512_unpackhi_epi32(X0, X1);
+        const __m512i t2 = _mm512_unpacklo_epi32(X2, X3), t3 = _mm512_unpackhi_epi32(X2, X3);
+        const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+        const __m512i v0 = _mm512_shuffle_i64x2(u0, u1, 0x44), v1 = _mm512_shuffle_i64x2(u0, u1, 0xEE);
+        const __m512i v2 = _mm512_shuffle_i64x2(u2, u3, 0x44), v3 = _mm512_shuffle_i64x2(u2, u3, 0xEE);
+        block_q8_K_x4 *o = (block_q8_K_x4 *)xq + ib;
+        _mm512_storeu_si512(o->qs, _mm512_shuffle_i64x2(v0, v2, 0x88));
+        _mm512_storeu_si512(o->qs + 64, _mm512_shuffle_i64x2(v0, v2, 0xDD));
+        _mm512_storeu_si512(o->qs + 128, _mm512_shuffle_i64x2(v1, v3, 0x88));
+        _mm512_storeu_si512(o->qs + 192, _mm512_shuffle_i64x2(v1, v3, 0xDD));
+        _mm_storeu_si128((__m128i *)o->bp, bp);
+        o->d = d;
+    }
 }
 static void dot_q5_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
     q4_K_r4_body(n, s, vw, ws, va, 0, 1, 1);
@@ -672,6 +826,7 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     t->vec_dot_x4[T_Q4_K] = dot_q4_K_x4;
     t->vec_dot_x4[T_Q6_K] = dot_q6_K_x4;
     t->q4_K_gemv_x4 = dot_q4_K_gemv_x4;
+    t->q8_K_x4 = q8_K_x4;
     t->vec_dot_r16x4[T_Q4_K] = dot_q4_K_r16_x4;
     t->vec_dot_r16x4[T_Q6_K] = dot_q6_K_r16_x4;
     t->vec_dot_x4[T_Q5_K] = dot_q5_K_x4;

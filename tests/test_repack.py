@@ -26,10 +26,10 @@ def takes_copies() -> bool:
     return _lib.matmul_x4(Q4_K, _lib.repack_x4(Q4_K, W, 4, 256), 4, 256, np.ones((1, 256), np.float32)) is not None
 
 
-@pytest.mark.parametrize("wtype,bb,qs", [(Q6_K, 210, None), (Q4_K, 144, 16), (Q5_K, 176, 48)])
+@pytest.mark.parametrize("wtype,bb,qs", [(Q6_K, 210, None), (Q5_K, 176, 48)])
 def test_copy_layout_interleaves_groups_of_four_rows(wtype, bb, qs):
     """block ib of row 4g + r lands at block 4 (g nb + ib) + r: one sequential stream a
-    group; Q4_K's and Q5_K's qs (at qs) in 16-byte pieces 0 2 4 6 1 3 5 7"""
+    group; Q5_K's qs (at qs) in 16-byte pieces 0 2 4 6 1 3 5 7"""
     rows, k = 12, 768
     W = weights(wtype, rows, k, 1)
     nb = k // 256
@@ -39,6 +39,31 @@ def test_copy_layout_interleaves_groups_of_four_rows(wtype, bb, qs):
         pieces = want[..., qs:qs + 128].reshape(rows // 4, nb, 4, 8, 16)
         want[..., qs:qs + 128] = pieces[:, :, :, [0, 2, 4, 6, 1, 3, 5, 7]].reshape(rows // 4, nb, 4, 128)
     assert np.array_equal(got, want)
+
+
+def q4_K_group(b: np.ndarray) -> np.ndarray:
+    """the 4 blocks b (4 x 144 bytes, rows 0..3 of a super-block) as repack.c's q4_K_group"""
+    q = b[:, 4:16].astype(np.int64)
+    sc = np.concatenate([q[:, 0:4] & 63, (q[:, 8:12] & 15) | (q[:, 0:4] >> 6) << 4], axis=1).ravel()
+    m = np.concatenate([q[:, 4:8] & 63, (q[:, 8:12] >> 4) | (q[:, 4:8] >> 6) << 4], axis=1).ravel()
+    qs = b[:, 16:].reshape(4, 32, 4)                        # row r, qs dword 8k + j, its bytes
+    chunks = qs.reshape(4, 4, 8, 4).transpose(2, 0, 1, 3)   # chunk j, dword 4r + k
+    return np.concatenate([b[:, 0:2].ravel(), b[:, 2:4].ravel(), sc | (m >> 4) << 6,
+                           (m[:16] & 15) | (m[16:] & 15) << 4, chunks.ravel()]).astype(np.uint8)
+
+
+def test_q4_K_copy_holds_each_super_block_of_four_rows_as_one_group():
+    """Q4_K: super-block ib of rows 4g..4g+3 as one group of 576 bytes at the place of
+    their 4 blocks: the rows' d, dmin, scales and mins unpacked to bytes, and the codes
+    in chunks of the same 4 positions of every (row, sub-block pair)"""
+    rows, k = 12, 768
+    W = weights(Q4_K, rows, k, 1)
+    nb = k // 256
+    got = _lib.repack_x4(Q4_K, W, rows, k).reshape(rows // 4, nb, 4 * 144)
+    blocks = W.reshape(rows // 4, 4, nb, 144)
+    for g in range(rows // 4):
+        for ib in range(nb):
+            assert np.array_equal(got[g, ib], q4_K_group(blocks[g, :, ib])), (g, ib)
 
 
 @pytest.mark.parametrize("rows,k,wtype", [(6, 256, Q4_K), (8, 128, Q6_K), (8, 256, int(Q.F32)), (8, 256, int(Q.Q8_0))])
