@@ -209,7 +209,7 @@ static int mm_job_q(mm_job *j, int wtype, const void *W, long long rows, long lo
     const llm_kernel_table *kt = llm_kernels();
     if (!kt->vec_dot[wtype]) return -1;
     mm_job r = {kt->vec_dot[wtype], kt->vec_dot_nc[wtype], ncols >= 8 ? kt->vec_dot_nc2[wtype] : NULL,   /* 2-row kernel: prefill-sized batches */
-                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL, ncols == 1 ? kt->vec_dot_r4[wtype] : NULL};
+                W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL, ncols == 1 ? kt->vec_dot_r4[wtype] : NULL, NULL};
     /* the 16-row tile kernel: prefill-sized batches (its row offsets are int32) */
     if (ncols >= kt->r16_min[wtype] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)
         r.dot_r16 = kt->vec_dot_r16[wtype];
@@ -259,7 +259,7 @@ int llm_matmul(int wtype, const void *W, long long rows, long long k,
     const llm_kernel_table *kt = llm_kernels();
     mm_job j = {kt->vec_dot[wtype], ncw, ncols >= kt->ncw2_min[wtype] ? kt->vec_dot_ncw2[wtype] : NULL, W, rows, k, ncols,
                 (size_t)llm_row_bytes(wtype, k),
-                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL, NULL};
+                (size_t)LLM_WIDE_BYTES(at, k), q.Xw, Y, &ts, NULL, NULL, NULL};
     llm_parallel(mm_task, &j);
     return 0;
 }
@@ -271,7 +271,7 @@ static int mm_job_gemv(mm_job *j, const void *W, long long rows, long long k, co
     const long long xb = llm_row_bytes(T_Q8_K, k), wb = llm_row_bytes(T_Q4_K, k);
     if (xb < 0 || wb < 0 || rows < 0 || ncols < 0 || !kt->q4_K_gemv) return -1;
     mm_job r = {kt->q4_K_gemv, kt->q4_K_gemv_nc, NULL, W, rows, k, ncols, (size_t)wb, (size_t)xb, Xq, Y, NULL, NULL,
-                ncols == 1 ? kt->q4_K_gemv_r4 : NULL};
+                ncols == 1 ? kt->q4_K_gemv_r4 : NULL, NULL};
     if (ncols >= kt->r16_min[T_Q4_K] && ncols <= INT_MAX && wb <= INT32_MAX / ROW_TILE)   /* as mm_job_q */
         r.dot_r16 = kt->q4_K_gemv_r16;
     *j = r;
@@ -303,7 +303,8 @@ int llm_matmul_q4_K_gemv(const void *W, long long rows, long long k, const float
 }
 
 /* the job of a weight's decode copy W4 (repack.c: its rows' blocks interleaved by
- * 4) over ncols columns, gemv 1: in llama.cpp's repacked-gemv order (as mm_job_gemv):
+ * 4; Q4_K's as groups of 4 rows, and its one-column kernel's activations rewritten:
+ * xprep) over ncols columns, gemv 1: in llama.cpp's repacked-gemv order (as mm_job_gemv):
  * the 4-row kernel for one column, the row tiles for more; -1 where this table lacks
  * either (the caller then takes the file's layout) */
 static int mm_job_x4(mm_job *j, int wtype, int gemv, const void *W4, long long rows, long long k, const void *Xq,
@@ -404,6 +405,7 @@ int llm_matmul_multi(int nw, const int *wtype, const void *const *W, const long 
         s->sched = NULL;
         s->dot_r16 = NULL;
         s->dot_r4 = NULL;
+        s->xprep = NULL;
     }
     mm_multi_run(&j);
     return 0;

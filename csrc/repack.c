@@ -30,6 +30,7 @@ static size_t x4_slot(const llm_tensor *t) { return (llm_x4_size(t) + 4095) / 40
 static int x4_kernels(int type, int gemv) {
     const llm_kernel_table *kt = llm_kernels();
     if (type < 0 || type >= T_COUNT) return 0;
+    if (type == T_Q4_K && !kt->q8_K_x4) return 0;   /* its one-column kernels' activations */
     if (gemv) return type == T_Q4_K && kt->q4_K_gemv_x4 && kt->q4_K_gemv_r16x4;
     return kt->vec_dot_x4[type] && kt->vec_dot_r16x4[type];
 }

@@ -435,9 +435,9 @@ static const int8_t q4r4_scp[64] = {
 
 /* Q4_K: the low word of each dword that vpdpwssd scales goes as Dl + B, B = 2^13, for
  * |Dl| <= 4*15*128: in [512, 15812], an int16 with no borrow from the high word that
- * the add of the shifted Dh would take otherwise (two of them add up below 2^15); the
- * sum then holds B * sc_2k for each of the 8 low words of B in I_k (4 dwords of the
- * two loads' p), taken off once per super-block */
+ * the add of the shifted Dh would take otherwise; the sum then holds B * sc_2k for
+ * each of the 8 low words of B in I_k (4 dwords of the two loads' p), taken off once
+ * per super-block */
 #define R4_B_LOG2 13
 #define R4_B (1 << R4_B_LOG2)
 
@@ -481,13 +481,15 @@ INL __m256 q4r4_step(__m256 acc, __m512i I, __m512i M, __m256 dsep, float dx, co
 }
 /* GEMV 1: the repacked gemv's order (q4_K_gemv): the four I_k, M_k of a super-block
  * summed (exact) before one float step */
-/* X4 1: the rows' blocks interleaved (llm_repack_x4: block ib of row r at
- * (4 ib + r) blocks, qs in the order QS_X4; Q5 only): one sequential stream, nothing
- * to prefetch (a software prefetch ahead of it lost, streamed from memory).
- * Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
- * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc) */
-INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV, const int X4,
+/* Q5 1: Q5_K blocks (the same d, dmin and scales, the fifth bits in qh, then qs),
+ * in dot_q5_K_k's order: per super-block acc = fma(fma(-dmin, M, I*dw), dx, acc),
+ * and only on its decode copy (X4: the rows' blocks interleaved, llm_repack_x4: block
+ * ib of row r at (4 ib + r) blocks, qs in the order QS_X4): one sequential stream,
+ * nothing to prefetch (a software prefetch ahead of it lost, streamed from memory).
+ * Q5 0: Q4_K on the file's layout (its copy: q4_K_x4_body) */
+INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const void *va, const int GEMV,
                       const int Q5) {
+    const int X4 = Q5;
     const block_q8_K *y = va;
     const char *w0 = vw;
     const long long nb = n / QKK;
@@ -619,10 +621,10 @@ INL void q4_K_r4_body(long long n, float *s, const void *vw, long long ws, const
     else _mm_storeu_ps(s, _mm_sub_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)));
 }
 static void dot_q4_K_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0, 0, 0);
+    q4_K_r4_body(n, s, vw, ws, va, 0, 0);
 }
 static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 1, 0, 0);
+    q4_K_r4_body(n, s, vw, ws, va, 1, 0);
 }
 
 /* Q4_K on its decode copy (repack.c's q4_K_group: per super-block the 4 rows' d and
@@ -733,7 +735,7 @@ static void q8_K_x4(long long n, void *xq) {
     }
 }
 static void dot_q5_K_x4(long long n, float *s, const void *vw, long long ws, const void *va) {
-    q4_K_r4_body(n, s, vw, ws, va, 0, 1, 1);
+    q4_K_r4_body(n, s, vw, ws, va, 0, 1);
 }
 
 /* Q6_K, 4 rows interleaved (vec_dot_x4 only: on the rows' own layout the 4 streams
@@ -767,8 +769,8 @@ static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, con
          * which the hardware prefetcher does not keep far enough ahead of: the group
          * Q6X4_PF bytes on is fetched into L2. Streamed from memory (one thread) 52-61%
          * -> 77-89% of a plain read of the same copies; tg64 of the 1.5 B shape 37.4-38.4
-         * -> 38.9-40.1 t/s (2 threads, 4 alternated runs each); Q4_K's in-order stream lost 4-9%
-         * with the same prefetch, so it has none */
+         * -> 38.9-40.1 t/s (2 threads, 4 alternated runs each; Q4_K's kernel on its former
+         * copy lost 4-9% with the same prefetch, its present one gains: Q4X4_PF) */
         for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q6_K)); l += 64)
             _mm_prefetch((const char *)w + Q6X4_PF + l, _MM_HINT_T1);
         const __m512i yb = bcast32(y[ib].bsums);
