@@ -60,8 +60,18 @@ typedef struct {
     __m512 dw[R16_IBC], dm[R16_IBC];
 } q4k_r16;
 
-/* row r's super-block at p + r*ws (lanes of ix) into slot t */
-/* Q4_K / Q5_K: d, dmin, the 6-bit scales and mins of row r's super-block at p + r*ws */
+/* slot t's scales and mins from their bytes: sub-block j's scale in byte j of sc_lo
+ * (j < 4) or byte j - 4 of sc_hi, its min so in m_lo, m_hi */
+INL void k4_r16_scales(q4k_r16 *T, int t, __m512i sc_lo, __m512i sc_hi, __m512i m_lo, __m512i m_hi) {
+    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(sc_lo, j); T->sc[t][4 + j] = byte_of(sc_hi, j); }
+    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
+    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(m_lo, lo8), _mm512_and_si512(_mm512_slli_epi32(m_lo, 8), b2));
+    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_lo, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), b2));
+    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
+    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
+}
+/* Q4_K / Q5_K: d, dmin, the 6-bit scales and mins of row r's super-block at p + r*ws
+ * (lanes of ix) into slot t */
 INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     const __m512i dd = gat(ix, p);
     T->dw[t] = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
@@ -72,12 +82,7 @@ INL void k4_r16_head(q4k_r16 *T, int t, const char *p, __m512i ix) {
     const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(a2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a0, 6), m2), 4));
     const __m512i m_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(a2, 4), m4),
                                          _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(a1, 6), m2), 4));
-    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(sc_lo, j); T->sc[t][4 + j] = byte_of(sc_hi, j); }
-    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
-    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(m_lo, lo8), _mm512_and_si512(_mm512_slli_epi32(m_lo, 8), b2));
-    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_lo, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_lo, 8), b2));
-    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(m_hi, lo8), _mm512_and_si512(_mm512_slli_epi32(m_hi, 8), b2));
-    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(m_hi, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(m_hi, 8), b2));
+    k4_r16_scales(T, t, sc_lo, sc_hi, m_lo, m_hi);
 }
 /* the qs dword that dword D of the stored codes is: Q5_K's decode copy (X4 1) holds
  * the 16-byte pieces of qs in the order QS_X4 (repack.c) */
@@ -124,12 +129,7 @@ INL void q4k_x4_r16_dec(q4k_r16 *T, int t, const char *p, __m512i ix, const long
                                        _mm512_srli_epi32(_mm512_and_si512(a0, hi2), 2));
     const __m512i n1 = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi32(gat(ib, p + 52), sh), m4),
                                        _mm512_srli_epi32(_mm512_and_si512(a1, hi2), 2));
-    for (int j = 0; j < 4; j++) { T->sc[t][j] = byte_of(s0, j); T->sc[t][4 + j] = byte_of(s1, j); }
-    const __m512i lo8 = _mm512_set1_epi32(0xff), b2 = _mm512_set1_epi32(0xff0000);
-    T->mw[t][0] = _mm512_or_si512(_mm512_and_si512(n0, lo8), _mm512_and_si512(_mm512_slli_epi32(n0, 8), b2));
-    T->mw[t][1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(n0, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(n0, 8), b2));
-    T->mw[t][2] = _mm512_or_si512(_mm512_and_si512(n1, lo8), _mm512_and_si512(_mm512_slli_epi32(n1, 8), b2));
-    T->mw[t][3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(n1, 16), lo8), _mm512_and_si512(_mm512_srli_epi32(n1, 8), b2));
+    k4_r16_scales(T, t, s0, s1, n0, n1);
     const char *g0[4];
     for (int G = 0; G < 4; G++) g0[G] = p + ro[4 * G] - (long long)sizeof(block_q4_K) * rq[4 * G] + 64;
     /* dwords 0..7: k (rows 0..3 of the first load, then of the second), 8..15: k + 2 */
