@@ -235,6 +235,9 @@ typedef struct llm_kernel_table {
     /* n / 256 Q8_K blocks at xq rewritten in place as block_q8_K_x4 (block i at i * 276
      * bytes): the activations of vec_dot_x4[T_Q4_K] and q4_K_gemv_x4 (set with them) */
     void (*q8_K_x4)(long long n, void *xq);
+    /* repack.c's q4_K_group (the copy's group of 4 Q4_K blocks, row r's at s + r rb)
+     * with this table's instructions, the same bytes; NULL: repack.c's */
+    void (*q4_K_group)(char *o, const char *s, size_t rb);
     /* vec_dot_r16 on the decode copy (nr a multiple of LLM_R4, w_stride the rows'
      * bytes), for any nc; and q4_K_gemv_r16 so. A weight with a copy is read only
      * there where the table has all four of its kernels (repack.c) */

@@ -709,6 +709,39 @@ static void dot_q4_K_gemv_x4(long long n, float *s, const void *vw, long long ws
     (void)ws;
     q4_K_x4_body(n, s, vw, va, 1);
 }
+/* repack.c's q4_K_group, the same bytes: the 4 heads as q4k_head_x4 reads them, each
+ * row's 32 qs dwords into (chunk j, k) order, then chunk j from the 4 rows' lane j */
+static void q4_K_group(char *o, const char *s, size_t rb) {
+    __m512i H = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)s));
+    for (int r = 1; r < LLM_R4; r++) H = _mm512_mask_broadcast_i32x4(H, (__mmask16)(0xF << 4 * r), _mm_loadu_si128((const __m128i *)(s + r * rb)));
+    _mm_storeu_si128((__m128i *)o, _mm512_castsi512_si128(_mm512_permutexvar_epi16(_mm512_loadu_si512(q4r4_dd), H)));
+    const __m512i S = q4k_head_x4(H);   /* lane r: its 8 scales, then its 8 mins */
+    const __m512i M = _mm512_bsrli_epi128(S, 8);
+    const __m512i A = _mm512_or_si512(S, _mm512_and_si512(_mm512_slli_epi16(M, 2), _mm512_set1_epi8((char)0xC0)));
+    const __m512i q0 = _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6);   /* the low qword of each lane */
+    _mm256_storeu_si256((__m256i *)(o + 16), _mm512_castsi512_si256(_mm512_permutexvar_epi64(q0, A)));
+    const __m256i m = _mm256_and_si256(_mm512_castsi512_si256(_mm512_permutexvar_epi64(q0, M)), _mm256_set1_epi8(0x0f));
+    _mm_storeu_si128((__m128i *)(o + 48), _mm_or_si128(_mm256_castsi256_si128(m), _mm_slli_epi16(_mm256_extracti128_si256(m, 1), 4)));
+    /* dword 4j + k of P[r][h] (j < 4; 4 + j) <- row r's qs dword 8k + j */
+    const __m512i i0 = _mm512_setr_epi32(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+    const __m512i i1 = _mm512_add_epi32(i0, _mm512_set1_epi32(4));
+    __m512i P[LLM_R4][2];
+    for (int r = 0; r < LLM_R4; r++) {
+        const char *q = s + r * rb + offsetof(block_q4_K, qs);
+        const __m512i Q0 = ld64(q), Q1 = ld64(q + 64);
+        P[r][0] = _mm512_permutex2var_epi32(Q0, i0, Q1);
+        P[r][1] = _mm512_permutex2var_epi32(Q0, i1, Q1);
+    }
+    for (int h = 0; h < 2; h++) {   /* chunk 4h + l: lane l of P[0..3][h] */
+        const __m512i t0 = _mm512_shuffle_i64x2(P[0][h], P[1][h], 0x44), t1 = _mm512_shuffle_i64x2(P[2][h], P[3][h], 0x44);
+        const __m512i t2 = _mm512_shuffle_i64x2(P[0][h], P[1][h], 0xEE), t3 = _mm512_shuffle_i64x2(P[2][h], P[3][h], 0xEE);
+        char *c = o + 64 + 256 * h;
+        _mm512_storeu_si512(c, _mm512_shuffle_i64x2(t0, t1, 0x88));
+        _mm512_storeu_si512(c + 64, _mm512_shuffle_i64x2(t0, t1, 0xDD));
+        _mm512_storeu_si512(c + 128, _mm512_shuffle_i64x2(t2, t3, 0x88));
+        _mm512_storeu_si512(c + 192, _mm512_shuffle_i64x2(t2, t3, 0xDD));
+    }
+}
 /* block_q8_K -> block_q8_K_x4 in place (276 <= 292 bytes: block i is read whole
  * before its new bytes, which end before block i + 1 starts) */
 static void q8_K_x4(long long n, void *xq) {
@@ -829,6 +862,7 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     t->vec_dot_x4[T_Q6_K] = dot_q6_K_x4;
     t->q4_K_gemv_x4 = dot_q4_K_gemv_x4;
     t->q8_K_x4 = q8_K_x4;
+    t->q4_K_group = q4_K_group;
     t->vec_dot_r16x4[T_Q4_K] = dot_q4_K_r16_x4;
     t->vec_dot_r16x4[T_Q6_K] = dot_q6_K_r16_x4;
     t->vec_dot_x4[T_Q5_K] = dot_q5_K_x4;

@@ -52,14 +52,17 @@ def q4_K_group(b: np.ndarray) -> np.ndarray:
                            (m[:16] & 15) | (m[16:] & 15) << 4, chunks.ravel()]).astype(np.uint8)
 
 
-def test_q4_K_copy_holds_each_super_block_of_four_rows_as_one_group():
+@pytest.mark.parametrize("isa_name", isas())
+def test_q4_K_copy_holds_each_super_block_of_four_rows_as_one_group(isa_name):
     """Q4_K: super-block ib of rows 4g..4g+3 as one group of 576 bytes at the place of
     their 4 blocks: the rows' d, dmin, scales and mins unpacked to bytes, and the codes
-    in chunks of the same 4 positions of every (row, sub-block pair)"""
+    in chunks of the same 4 positions of every (row, sub-block pair); repack.c's writer
+    and the AVX-512 table's the same bytes (random blocks: every bit of the scales)"""
     rows, k = 12, 768
-    W = weights(Q4_K, rows, k, 1)
+    W = np.random.default_rng(5).integers(0, 256, (rows, k // 256 * 144)).astype(np.uint8)
     nb = k // 256
-    got = _lib.repack_x4(Q4_K, W, rows, k).reshape(rows // 4, nb, 4 * 144)
+    with using_isa(isa_name):
+        got = _lib.repack_x4(Q4_K, W, rows, k).reshape(rows // 4, nb, 4 * 144)
     blocks = W.reshape(rows // 4, 4, nb, 144)
     for g in range(rows // 4):
         for ib in range(nb):
