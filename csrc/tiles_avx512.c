@@ -711,7 +711,7 @@ static void dot_q4_K_gemv_x4(long long n, float *s, const void *vw, long long ws
 }
 /* repack.c's q4_K_group, the same bytes: the 4 heads as q4k_head_x4 reads them, each
  * row's 32 qs dwords into (chunk j, k) order, then chunk j from the 4 rows' lane j */
-static void q4_K_group(char *o, const char *s, size_t rb) {
+static void q4_K_group_avx512(char *o, const char *s, size_t rb) {
     __m512i H = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)s));
     for (int r = 1; r < LLM_R4; r++) H = _mm512_mask_broadcast_i32x4(H, (__mmask16)(0xF << 4 * r), _mm_loadu_si128((const __m128i *)(s + r * rb)));
     _mm_storeu_si128((__m128i *)o, _mm512_castsi512_si128(_mm512_permutexvar_epi16(_mm512_loadu_si512(q4r4_dd), H)));
@@ -862,7 +862,7 @@ void llm_kernels_avx512_tiles(llm_kernel_table *t) {
     t->vec_dot_x4[T_Q6_K] = dot_q6_K_x4;
     t->q4_K_gemv_x4 = dot_q4_K_gemv_x4;
     t->q8_K_x4 = q8_K_x4;
-    t->q4_K_group = q4_K_group;
+    t->q4_K_group = q4_K_group_avx512;
     t->vec_dot_r16x4[T_Q4_K] = dot_q4_K_r16_x4;
     t->vec_dot_r16x4[T_Q6_K] = dot_q6_K_r16_x4;
     t->vec_dot_x4[T_Q5_K] = dot_q5_K_x4;
