@@ -653,6 +653,15 @@ static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws
 #ifndef Q4X4_PF
 #define Q4X4_PF 4096
 #endif
+/* o[i] lane l = v[l] lane i: the 4 x 4 transposition of 4 registers' 128-bit lanes */
+INL void lanes_t4(const __m512i v[4], __m512i o[4]) {
+    const __m512i t0 = _mm512_shuffle_i64x2(v[0], v[1], 0x44), t1 = _mm512_shuffle_i64x2(v[2], v[3], 0x44);
+    const __m512i t2 = _mm512_shuffle_i64x2(v[0], v[1], 0xEE), t3 = _mm512_shuffle_i64x2(v[2], v[3], 0xEE);
+    o[0] = _mm512_shuffle_i64x2(t0, t1, 0x88);
+    o[1] = _mm512_shuffle_i64x2(t0, t1, 0xDD);
+    o[2] = _mm512_shuffle_i64x2(t2, t3, 0x88);
+    o[3] = _mm512_shuffle_i64x2(t2, t3, 0xDD);
+}
 INL __m512i bc128(const void *p) { return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p)); }
 INL void q4_K_x4_body(long long n, float *s, const void *vw, const void *va, const int GEMV) {
     const block_q8_K_x4 *y = va;
@@ -733,13 +742,10 @@ static void q4_K_group_avx512(char *o, const char *s, size_t rb) {
         P[r][1] = _mm512_permutex2var_epi32(Q0, i1, Q1);
     }
     for (int h = 0; h < 2; h++) {   /* chunk 4h + l: lane l of P[0..3][h] */
-        const __m512i t0 = _mm512_shuffle_i64x2(P[0][h], P[1][h], 0x44), t1 = _mm512_shuffle_i64x2(P[2][h], P[3][h], 0x44);
-        const __m512i t2 = _mm512_shuffle_i64x2(P[0][h], P[1][h], 0xEE), t3 = _mm512_shuffle_i64x2(P[2][h], P[3][h], 0xEE);
-        char *c = o + 64 + 256 * h;
-        _mm512_storeu_si512(c, _mm512_shuffle_i64x2(t0, t1, 0x88));
-        _mm512_storeu_si512(c + 64, _mm512_shuffle_i64x2(t0, t1, 0xDD));
-        _mm512_storeu_si512(c + 128, _mm512_shuffle_i64x2(t2, t3, 0x88));
-        _mm512_storeu_si512(c + 192, _mm512_shuffle_i64x2(t2, t3, 0xDD));
+        const __m512i v[4] = {P[0][h], P[1][h], P[2][h], P[3][h]};
+        __m512i c[4];
+        lanes_t4(v, c);
+        for (int l = 0; l < 4; l++) _mm512_storeu_si512(o + 64 + 256 * h + 64 * l, c[l]);
     }
 }
 /* block_q8_K -> block_q8_K_x4 in place (276 <= 292 bytes: block i is read whole
@@ -754,15 +760,12 @@ static void q8_K_x4(long long n, void *xq) {
          * lane m is chunk 4m + i; then chunk 4m + i to lane i of output m */
         const __m512i t0 = _mm512_unpacklo_epi32(X0, X1), t1 = _mm512_unpackhi_epi32(X0, X1);
         const __m512i t2 = _mm512_unpacklo_epi32(X2, X3), t3 = _mm512_unpackhi_epi32(X2, X3);
-        const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
-        const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
-        const __m512i v0 = _mm512_shuffle_i64x2(u0, u1, 0x44), v1 = _mm512_shuffle_i64x2(u0, u1, 0xEE);
-        const __m512i v2 = _mm512_shuffle_i64x2(u2, u3, 0x44), v3 = _mm512_shuffle_i64x2(u2, u3, 0xEE);
+        const __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                              _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+        __m512i c[4];
+        lanes_t4(u, c);
         block_q8_K_x4 *o = (block_q8_K_x4 *)xq + ib;
-        _mm512_storeu_si512(o->qs, _mm512_shuffle_i64x2(v0, v2, 0x88));
-        _mm512_storeu_si512(o->qs + 64, _mm512_shuffle_i64x2(v0, v2, 0xDD));
-        _mm512_storeu_si512(o->qs + 128, _mm512_shuffle_i64x2(v1, v3, 0x88));
-        _mm512_storeu_si512(o->qs + 192, _mm512_shuffle_i64x2(v1, v3, 0xDD));
+        for (int m = 0; m < 4; m++) _mm512_storeu_si512(o->qs + 64 * m, c[m]);
         _mm_storeu_si128((__m128i *)o->bp, bp);
         o->d = d;
     }
