@@ -14,6 +14,37 @@ void llm_trace(const char *name, int il, const float *data, long long n) { if (t
 
 static int is_swa(const llm_model *m, int il) { return llm_layer_swa(m, il); }
 
+/* llm_pass_times: off unless a benchmark asks */
+static int pass_on;
+static double pass_sec[LLM_PASS_KINDS], pass_bytes[LLM_PASS_KINDS], pass_fwd, pass_tokens;
+void llm_pass_times(int on, double *out) {
+    if (out) {
+        for (int i = 0; i < LLM_PASS_KINDS; i++) {
+            out[i] = pass_sec[i];
+            out[LLM_PASS_KINDS + i] = pass_bytes[i];
+            pass_sec[i] = pass_bytes[i] = 0.0;
+        }
+        out[2 * LLM_PASS_KINDS] = pass_fwd;
+        out[2 * LLM_PASS_KINDS + 1] = pass_tokens;
+        pass_fwd = pass_tokens = 0.0;
+    }
+    pass_on = on;
+}
+static double weight_bytes(const llm_tensor *const *w, int nw) {
+    double b = 0.0;
+    for (int i = 0; i < nw; i++)
+        if (w[i]->data) b += (double)llm_row_bytes(w[i]->type, w[i]->ne0) * (double)w[i]->ne1;
+    return b;
+}
+/* stmt, a pass of the given kind over the nw weights w, timed when counting */
+#define PASS(kind, w, nw, stmt) do {                                            \
+        if (!pass_on) { stmt; break; }                                          \
+        const double t0_ = llm_now();                                           \
+        stmt;                                                                   \
+        pass_sec[kind] += llm_now() - t0_;                                      \
+        pass_bytes[kind] += weight_bytes(w, nw);                                \
+    } while (0)
+
 /* the weight's interleaved copy is read where it has one (repack.c) */
 void llm_mm(const llm_tensor *w, const float *x, int n, float *y) {
     if (llm_x4_ok(w, 0) && llm_matmul_x4(w->type, 0, llm_x4_of(w), w->ne1, w->ne0, x, n, y) == 0) return;
@@ -266,10 +297,12 @@ static void attention(llm_model *m, int il, int n, int pos) {
     float *xn = m->xn;
 
     if (!llm_layer_own_kv(m, il)) {      /* gemma4: K/V already in an earlier layer's cache */
-        mm(&L[LLM_T_ATTN_Q], xn, n, m->q);
+        const llm_tensor *wq = &L[LLM_T_ATTN_Q];
+        PASS(LLM_PASS_QKV, &wq, 1, mm(wq, xn, n, m->q));
     } else if (L[LLM_T_ATTN_QKV].data) {
         const int w = qd + 2 * kvd;
-        mm(&L[LLM_T_ATTN_QKV], xn, n, m->tmp);
+        const llm_tensor *wqkv = &L[LLM_T_ATTN_QKV];
+        PASS(LLM_PASS_QKV, &wqkv, 1, mm(wqkv, xn, n, m->tmp));
         for (int t = 0; t < n; t++) {
             const float *r = m->tmp + (size_t)t * w;
             memcpy(m->q + (size_t)t * qd, r, qd * 4);
@@ -280,7 +313,7 @@ static void attention(llm_model *m, int il, int n, int pos) {
         const llm_tensor *w3[3] = {&L[LLM_T_ATTN_Q], &L[LLM_T_ATTN_K], &L[LLM_T_ATTN_V]};
         float *y3[3] = {c->attn_q_gate ? m->tmp : m->q, m->k, m->v};
         const int has_v = L[LLM_T_ATTN_V].data != NULL;
-        mm_multi(w3, has_v ? 3 : 2, xn, n, y3);
+        PASS(LLM_PASS_QKV, w3, has_v ? 3 : 2, mm_multi(w3, has_v ? 3 : 2, xn, n, y3));
         if (!has_v) memcpy(m->v, m->k, (size_t)n * kvd * sizeof(float));   /* gemma4's K-as-V layers */
         if (c->attn_q_gate) per_token(m, il, n, pos, ST_Q_SPLIT);
     }
@@ -303,7 +336,8 @@ static void attention(llm_model *m, int il, int n, int pos) {
         per_token(m, il, n, pos, ST_ATTN_GATE);
         TRACE("attn_gated", il, m->att, (size_t)n * qd);
     }
-    mm(&L[LLM_T_ATTN_OUT], m->att, n, m->tmp);
+    const llm_tensor *wo = &L[LLM_T_ATTN_OUT];
+    PASS(LLM_PASS_ATTN_OUT, &wo, 1, mm(wo, m->att, n, m->tmp));
     add_bias(m->tmp, &L[LLM_T_ATTN_OUT_B], n, c->n_embd);
     TRACE("attn_out", il, m->tmp, (size_t)n * c->n_embd);
 }
@@ -341,9 +375,10 @@ static void dense_ffn(llm_model *m, int il, int n, int pos) {
     if (L[LLM_T_FFN_GATE].data) {
         const llm_tensor *w2[2] = {&L[LLM_T_FFN_GATE], &L[LLM_T_FFN_UP]};
         float *y2[2] = {m->gate, m->up};
-        mm_multi(w2, 2, xn, n, y2);
+        PASS(LLM_PASS_FFN_UP, w2, 2, mm_multi(w2, 2, xn, n, y2));
     } else { /* fused gate+up: rows gate then up */
-        mm(&L[LLM_T_FFN_UP], xn, n, m->tmp);
+        const llm_tensor *wu = &L[LLM_T_FFN_UP];
+        PASS(LLM_PASS_FFN_UP, &wu, 1, mm(wu, xn, n, m->tmp));
         for (int t = 0; t < n; t++) {
             memcpy(m->gate + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n, ff_n * 4);
             memcpy(m->up + (size_t)t * ff_n, m->tmp + (size_t)t * 2 * ff_n + ff_n, ff_n * 4);
@@ -353,7 +388,8 @@ static void dense_ffn(llm_model *m, int il, int n, int pos) {
     TRACE("ffn_up", il, m->up, (size_t)n * ff_n);
     per_token(m, il, n, pos, ST_ACT);
     TRACE("ffn_act", il, m->gate, (size_t)n * ff_n);
-    mm(&L[LLM_T_FFN_DOWN], m->gate, n, m->tmp);
+    const llm_tensor *wd = &L[LLM_T_FFN_DOWN];
+    PASS(LLM_PASS_FFN_DOWN, &wd, 1, mm(wd, m->gate, n, m->tmp));
 }
 
 /* rows first..first+n-1 of the hidden state after the last layer, through the output
@@ -380,7 +416,7 @@ static int forward_from_x(llm_model *m, int n, int pos, float *logits, int first
     if (n_out <= 0 || !m->head) return 0;
     output_norm(m, first_out, n_out, m->xn);
     const llm_tensor *O = m->g[LLM_G_OUTPUT].data ? &m->g[LLM_G_OUTPUT] : &m->g[LLM_G_TOKEN_EMBD];
-    mm(O, m->xn, n_out, logits);
+    PASS(LLM_PASS_HEAD, &O, 1, mm(O, m->xn, n_out, logits));
     if (c->logit_mul != 0.0f && c->logit_mul != 1.0f)    /* granite: ggml_scale by 1 / logit_scale */
         for (size_t i = 0; i < (size_t)n_out * c->n_vocab; i++) logits[i] *= c->logit_mul;
     if (c->logit_softcap > 0.0f) {
@@ -395,7 +431,12 @@ static int forward_from_x(llm_model *m, int n, int pos, float *logits, int first
  * that may have read its old address has ended */
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
     __atomic_fetch_add(&m->fwd_in, 1, __ATOMIC_SEQ_CST);
+    const double t0 = pass_on ? llm_now() : 0.0;
     const int rc = forward_from_x(m, n, pos, logits, first_out, n_out);
+    if (pass_on) {
+        pass_fwd += llm_now() - t0;
+        pass_tokens += n;
+    }
     __atomic_fetch_add(&m->fwd_out, 1, __ATOMIC_SEQ_CST);
     return rc;
 }

@@ -318,6 +318,13 @@ int llm_cuda_info(long long *free_bytes, long long *total_bytes, char *name, int
 /* debugging: called after each stage of the forward pass with that stage's whole batch (NULL: off) */
 typedef void (*llm_trace_fn)(const char *name, int layer, const float *data, long long n);
 void llm_set_trace(llm_trace_fn fn);
+/* benchmarks (decode_passes.py): the forward passes' seconds by kind (the attention's
+ * q/k/v pass, its output, the FFN's gate/up pass, its down pass, the head) and the
+ * weight bytes each read, summed over the calls since the last read, one model at a
+ * time. on 1 counts (a flag tested per pass), 0 stops; out (or NULL) gets seconds[5],
+ * bytes[5], then the forward calls' seconds and their tokens, and the sums restart */
+enum { LLM_PASS_QKV, LLM_PASS_ATTN_OUT, LLM_PASS_FFN_UP, LLM_PASS_FFN_DOWN, LLM_PASS_HEAD, LLM_PASS_KINDS };
+void llm_pass_times(int on, double *out);
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode);
 
 /* ---- tokenizer merge loops (bpe.c) ---- */
