@@ -431,9 +431,10 @@ static int forward_from_x(llm_model *m, int n, int pos, float *logits, int first
  * that may have read its old address has ended */
 int llm_forward_from_x(llm_model *m, int n, int pos, float *logits, int first_out, int n_out) {
     __atomic_fetch_add(&m->fwd_in, 1, __ATOMIC_SEQ_CST);
-    const double t0 = pass_on ? llm_now() : 0.0;
+    const int timed = pass_on;   /* read once: the flag may change meanwhile */
+    const double t0 = timed ? llm_now() : 0.0;
     const int rc = forward_from_x(m, n, pos, logits, first_out, n_out);
-    if (pass_on) {
+    if (timed) {
         pass_fwd += llm_now() - t0;
         pass_tokens += n;
     }
