@@ -12,30 +12,14 @@ does, so that each round's figures are read against the memory's state of the mo
 """
 from __future__ import annotations
 
-import argparse
-
-import numpy as np
-
-from llmlite import bench as B
+import decode_rounds
 from llmlite._lib import ffi, lib
-from llmlite.model import Model
 
 KINDS = ("q/k/v", "attn output", "ffn gate/up", "ffn down", "head")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("-n", type=int, default=128, help="tokens decoded a round")
-    ap.add_argument("-r", type=int, default=3, help="rounds")
-    ap.add_argument("-t", type=int, default=2, help="threads")
-    a = ap.parse_args()
-    m = Model(a.model, n_ctx=max(a.n, 16), threads=a.t)
-    toks = np.random.default_rng(0).integers(0, m.n_vocab, a.n).tolist()
-    w = m.weights
-    m.step(toks[0])
-    m.settle()                                    # the copies into 2 MiB pages
-    huge = 2 * w.huge_page_bytes >= w.repacked_bytes > 0
+    a, m, toks, probe, _ = decode_rounds.setup(__doc__, 128, 3)
     nk = lib.LLM_PASS_KINDS
     out = ffi.new("double[]", 2 * nk + 2)
 
@@ -49,17 +33,17 @@ def main() -> None:
 
     decode()                                      # warm-up
     for r in range(a.r):
-        p0 = B.probe_bandwidth(a.t, huge_pages=huge)
+        p0 = probe()
         v = decode()
-        p1 = B.probe_bandwidth(a.t, huge_pages=huge)
-        probe = (p0 + p1) / 2
+        p1 = probe()
+        pm = (p0 + p1) / 2
         sec, nbytes, fwd, ntok = v[:nk], v[nk:2 * nk], v[2 * nk], v[2 * nk + 1]
         print(f"round {r + 1}: probe {p0:.1f} / {p1:.1f} GB/s, {ntok / fwd:.1f} t/s "
               f"({fwd / ntok * 1e3:.2f} ms a token in the forward calls)")
         for name, s, b in zip(KINDS, sec, nbytes):
             if s > 0:
                 print(f"  {name:12s} {s / ntok * 1e3:7.3f} ms  {b / ntok / 1e6:8.1f} MB  "
-                      f"{b / s / 1e9:6.1f} GB/s  {b / s / 1e9 / probe:4.0%} of the probe")
+                      f"{b / s / 1e9:6.1f} GB/s  {b / s / 1e9 / pm:4.0%} of the probe")
         rest = fwd - sum(sec)
         print(f"  {'between':12s} {rest / ntok * 1e3:7.3f} ms  ({rest / fwd:.1%} of the forward calls)")
 

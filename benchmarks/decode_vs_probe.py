@@ -19,25 +19,16 @@ round's probe and the rest, since decode's share of the probe differs between th
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-import numpy as np
-
+import decode_rounds
 from llmlite import bench as B
-from llmlite.model import Model
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
-    ap.add_argument("-n", type=int, default=64, help="tokens decoded a round")
-    ap.add_argument("-r", type=int, default=5, help="rounds")
-    ap.add_argument("-t", type=int, default=2, help="threads")
-    a = ap.parse_args()
-    m = Model(a.model, n_ctx=max(a.n, 16), threads=a.t)
-    toks = np.random.default_rng(0).integers(0, m.n_vocab, a.n).tolist()
+    a, m, toks, probe, huge = decode_rounds.setup(__doc__, 64, 5)
+    w = m.weights
     bpt = B.decode_bytes_per_token(m, a.n // 2)
 
     def decode_gbs() -> float:
@@ -46,13 +37,6 @@ def main() -> None:
         for t in toks:
             m.step(t)
         return a.n * bpt / (time.perf_counter() - t0) / 1e9
-
-    w = m.weights
-    m.settle()                                    # the copies into 2 MiB pages (a step first)
-    huge = 2 * w.huge_page_bytes >= w.repacked_bytes > 0
-
-    def probe() -> float:
-        return B.probe_bandwidth(a.t, huge_pages=huge)
 
     decode_gbs()                                  # warm-up: the copies' pages, the caches
     ratios, probes, moved = [], [], []
