@@ -15,7 +15,8 @@ from __future__ import annotations
 import decode_rounds
 from llmlite._lib import ffi, lib
 
-KINDS = ("q/k/v", "attn output", "ffn gate/up", "ffn down", "head")
+KINDS = {lib.LLM_PASS_QKV: "q/k/v", lib.LLM_PASS_ATTN_OUT: "attn output", lib.LLM_PASS_FFN_UP: "ffn gate/up",
+         lib.LLM_PASS_FFN_DOWN: "ffn down", lib.LLM_PASS_HEAD: "head"}
 
 
 def main() -> None:
@@ -40,7 +41,8 @@ def main() -> None:
         sec, nbytes, fwd, ntok = v[:nk], v[nk:2 * nk], v[2 * nk], v[2 * nk + 1]
         print(f"round {r + 1}: probe {p0:.1f} / {p1:.1f} GB/s, {ntok / fwd:.1f} t/s "
               f"({fwd / ntok * 1e3:.2f} ms a token in the forward calls)")
-        for name, s, b in zip(KINDS, sec, nbytes):
+        for k in sorted(KINDS):
+            name, s, b = KINDS[k], sec[k], nbytes[k]
             if s > 0:
                 print(f"  {name:12s} {s / ntok * 1e3:7.3f} ms  {b / ntok / 1e6:8.1f} MB  "
                       f"{b / s / 1e9:6.1f} GB/s  {b / s / 1e9 / pm:4.0%} of the probe")

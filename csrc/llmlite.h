@@ -321,8 +321,9 @@ void llm_set_trace(llm_trace_fn fn);
 /* benchmarks (decode_passes.py): the forward passes' seconds by kind (the attention's
  * q/k/v pass, its output, the FFN's gate/up pass, its down pass, the head) and the
  * weight bytes each read, summed over the calls since the last read, one model at a
- * time. on 1 counts (a flag tested per pass), 0 stops; out (or NULL) gets seconds[5],
- * bytes[5], then the forward calls' seconds and their tokens, and the sums restart */
+ * time. on 1 counts (a flag tested per pass), 0 stops; out (or NULL) gets the seconds,
+ * then the bytes, of each kind (index LLM_PASS_*), then the forward calls' seconds and
+ * their tokens, and the sums restart */
 enum { LLM_PASS_QKV, LLM_PASS_ATTN_OUT, LLM_PASS_FFN_UP, LLM_PASS_FFN_DOWN, LLM_PASS_HEAD, LLM_PASS_KINDS };
 void llm_pass_times(int on, double *out);
 int llm_forward(llm_model *m, const int *tokens, int n, int pos, float *logits, int logits_mode);

@@ -21,8 +21,12 @@ def test_each_kind_of_pass_counts_its_weights_once_a_token(smollm2_path):
         return sum(t.nbytes for n, t in g.tensors.items() if n.endswith(suffixes))
 
     head = "output.weight" if "output.weight" in g.tensors else "token_embd.weight"
-    want = [nbytes("attn_q.weight", "attn_k.weight", "attn_v.weight"), nbytes("attn_output.weight"),
-            nbytes("ffn_gate.weight", "ffn_up.weight"), nbytes("ffn_down.weight"), g.tensors[head].nbytes]
+    want = [0] * NK
+    want[lib.LLM_PASS_QKV] = nbytes("attn_q.weight", "attn_k.weight", "attn_v.weight")
+    want[lib.LLM_PASS_ATTN_OUT] = nbytes("attn_output.weight")
+    want[lib.LLM_PASS_FFN_UP] = nbytes("ffn_gate.weight", "ffn_up.weight")
+    want[lib.LLM_PASS_FFN_DOWN] = nbytes("ffn_down.weight")
+    want[lib.LLM_PASS_HEAD] = g.tensors[head].nbytes
     assert all(w > 0 for w in want)
     m = Model(smollm2_path, n_ctx=64, threads=1)
     try:
