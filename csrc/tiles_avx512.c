@@ -646,13 +646,22 @@ static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws
  * head 20 ops instead of 8), benchmarks/decode_kernels.py on the 1.5 B shape, one
  * thread: 1536 x 8960 in cache 65.5 -> 96.0 GB/s, 8960 x 1536 64.6 -> 81.0; the first
  * 60 tensors from memory 26.5 -> 34.7 (2 threads 38.1 -> 43.8).
- * Q4X4_PF: the group that many bytes on fetched into L2. Now that the kernel keeps
+ * Q4X4_PF: the group that many bytes on is prefetched. Now that the kernel keeps
  * ahead of the stream, it pays (the former one lost 4-9% with it): tg of the 1.5 B
  * shape, 2 threads, 4 alternated runs of 2 x 256 tokens, 64.5-67.0 t/s without,
  * 67.9-70.2 at 4 KB, 62.3-70.9 at 8 KB (the former copy 57.7-62.3) */
 #ifndef Q4X4_PF
 #define Q4X4_PF 4096
 #endif
+/* X4_PF_HINT: how Q4_K's and Q6_K's 4-row kernels prefetch their copies' groups ahead.
+ * Non-temporal: the weights are read once a token, and fetched into L2 (T1) they
+ * pushed out what every pass reuses (the column's activations, 10 KB of them at
+ * 8960 wide). tg128 of the 1.5 B shape, 2 threads, 5 builds alternated over 6-10
+ * rounds: with the memory at ~52 GB/s 49.2 -> 51.3 t/s (T1 -> NTA), at ~89 GB/s
+ * 70 -> 75 (71.4-76.0 against 68.1-71.5); the streamed Q6_K kernel alone at 8960
+ * wide 65-70% -> 74-79% of the probe (fast memory). NTA with Q6X4_PF at 6 KB read
+ * 52.2 t/s in the slow state but 72 in the fast one; at 4 KB 68.7-74.0 */
+#define X4_PF_HINT _MM_HINT_NTA
 /* o[i] lane l = v[l] lane i: the 4 x 4 transposition of 4 registers' 128-bit lanes */
 INL void lanes_t4(const __m512i v[4], __m512i o[4]) {
     const __m512i t0 = _mm512_shuffle_i64x2(v[0], v[1], 0x44), t1 = _mm512_shuffle_i64x2(v[2], v[3], 0x44);
@@ -681,7 +690,7 @@ INL void q4_K_x4_body(long long n, float *s, const void *vw, const void *va, con
         const char *g = w0 + ib * LLM_R4 * (long long)sizeof(block_q4_K);
         const block_q8_K_x4 *x = y + ib;
 #if Q4X4_PF
-        for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(g + Q4X4_PF + l, _MM_HINT_T1);
+        for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q4_K)); l += 64) _mm_prefetch(g + Q4X4_PF + l, X4_PF_HINT);
 #endif
         const __m256 dsep = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g));   /* [dw_r], [dmin_r] */
         const __m512i A = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(g + 16)));
@@ -803,12 +812,12 @@ static void dot_q6_K_x4(long long n, float *s, const void *vw, long long ws, con
         const block_q6_K *w = w0 + ib * LLM_R4;   /* rows 0..3 of super-block ib */
         /* the 4 blocks' pieces are read out of order (scales, qh, then ql by row pair),
          * which the hardware prefetcher does not keep far enough ahead of: the group
-         * Q6X4_PF bytes on is fetched into L2. Streamed from memory (one thread) 52-61%
+         * Q6X4_PF bytes on is prefetched (X4_PF_HINT). Streamed from memory (one thread) 52-61%
          * -> 77-89% of a plain read of the same copies; tg64 of the 1.5 B shape 37.4-38.4
          * -> 38.9-40.1 t/s (2 threads, 4 alternated runs each; Q4_K's kernel on its former
          * copy lost 4-9% with the same prefetch, its present one gains: Q4X4_PF) */
         for (int l = 0; l < (int)(LLM_R4 * sizeof(block_q6_K)); l += 64)
-            _mm_prefetch((const char *)w + Q6X4_PF + l, _MM_HINT_T1);
+            _mm_prefetch((const char *)w + Q6X4_PF + l, X4_PF_HINT);
         const __m512i yb = bcast32(y[ib].bsums);
         __m512i sumi[2], sc16[2];
         for (int p = 0; p < 2; p++) {
