@@ -654,13 +654,14 @@ static void dot_q4_K_gemv_r4(long long n, float *s, const void *vw, long long ws
 #define Q4X4_PF 4096
 #endif
 /* X4_PF_HINT: how Q4_K's and Q6_K's 4-row kernels prefetch their copies' groups ahead.
- * Non-temporal: the weights are read once a token, and fetched into L2 (T1) they
- * pushed out what every pass reuses (the column's activations, 10 KB of them at
- * 8960 wide). tg128 of the 1.5 B shape, 2 threads, 5 builds alternated over 6-10
- * rounds: with the memory at ~52 GB/s 49.2 -> 51.3 t/s (T1 -> NTA), at ~89 GB/s
- * 70 -> 75 (71.4-76.0 against 68.1-71.5); the streamed Q6_K kernel alone at 8960
- * wide 65-70% -> 74-79% of the probe (fast memory). NTA with Q6X4_PF at 6 KB read
- * 52.2 t/s in the slow state but 72 in the fast one; at 4 KB 68.7-74.0 */
+ * Non-temporal: the weights are read once a token; fetched into L2 (T1) they probably
+ * pushed out what every pass reuses (the column's activations: 10 KB at 8960 wide,
+ * and the kernels streamed 5-7 points less of the probe there than at 1536). tg128
+ * of the 1.5 B shape, 2 threads, 5 builds alternated over 6-10 rounds: with the
+ * memory at ~52 GB/s 49.2 -> 51.3 t/s (T1 -> NTA), at ~89 GB/s 70 -> 75 (71.4-76.0
+ * against 68.1-71.5); the streamed Q6_K kernel alone at 8960 wide 64-70% -> 71-74%
+ * of the probe (fast memory). NTA with Q6X4_PF at 6 KB read 52.2 t/s in the slow
+ * state but 72 in the fast one; at 4 KB 68.7-74.0 */
 #define X4_PF_HINT _MM_HINT_NTA
 /* o[i] lane l = v[l] lane i: the 4 x 4 transposition of 4 registers' 128-bit lanes */
 INL void lanes_t4(const __m512i v[4], __m512i o[4]) {
