@@ -80,6 +80,8 @@ def test_ten_turns_and_regen_on_a_recurrent_model(qwen35_chat, closing):  # noqa
     print(f"time to first token: turn 1 {1000 * ttft[1]:.1f} ms ({ran[1]} tokens run), turn 10 "
           f"{1000 * ttft[10]:.1f} ms ({ran[10]} of {p}): x{ttft[10] / ttft[1]:.2f}")
     # turn 10 runs its new message only, as turn 1 did: the history is not run again
-    # (it was, with one saved copy of the state: x10)
-    assert ttft[10] <= 1.5 * ttft[1], (ttft, ran)
+    # (it was, with one saved copy of the state: x10). The tokens run are checked
+    # exactly above; the times are milliseconds, and on a shared 2-core VM turn 10 took
+    # 3.3 ms or, now and then, 8-10 ms against turn 1's 4.3 (the same at d3be6cf)
+    assert ttft[10] <= 4 * ttft[1], (ttft, ran)
     assert finish(c) == 0
